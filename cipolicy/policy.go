@@ -1,0 +1,260 @@
+// Package cipolicy is the code integrity policy engine: the policy model,
+// loading it from the project's YAML format, linting it, and judging a
+// [Subject] (the facts about one piece of code) with [Set.Evaluate].
+//
+// The semantics follow Windows App Control (WDAC) code integrity policies:
+//
+//   - Rules allow or deny. A deny rule that matches always wins; otherwise any
+//     matching allow rule admits the subject; a subject that matches nothing is
+//     blocked. A subject that could not be read or parsed is blocked.
+//   - Hash rules match the flat SHA256 of a file, or for PE files the
+//     Authenticode image hash (SHA256 or SHA1).
+//   - A rule may be limited to path globs (matched against the subject's
+//     slash-separated path relative to the validated root, with ** for any
+//     number of directories) and to scenarios.
+//   - A policy enforces or only audits. Several policies combine as WDAC
+//     does: every base policy must allow a subject, and a supplemental policy
+//     adds allow rules to its base.
+//
+// # Security
+//
+// The package trusts nothing it is given: policy files are parsed with size
+// and depth caps and strict decoding (unknown fields, malformed hashes and
+// duplicate rule ids are errors). It does not open files, parse binaries or
+// verify signatures: a Subject's digests and signatures are facts established
+// by the caller (package csv, package signing), and Evaluate trusts them.
+package cipolicy
+
+import (
+	"encoding/hex"
+	"fmt"
+	"strings"
+)
+
+// Action is what a rule does when it matches.
+type Action string
+
+// Actions.
+const (
+	Allow Action = "allow"
+	Deny  Action = "deny"
+)
+
+// Mode says whether a policy's blocks are enforced.
+type Mode string
+
+// Modes.
+const (
+	// Enforce blocks what the policy does not allow.
+	Enforce Mode = "enforce"
+	// Audit reports what would be blocked and blocks nothing.
+	Audit Mode = "audit"
+)
+
+// PolicyType distinguishes base and supplemental policies.
+type PolicyType string
+
+// Policy types.
+const (
+	Base         PolicyType = "base"
+	Supplemental PolicyType = "supplemental"
+)
+
+// Scenario is the context code runs in. The names follow WDAC's signing
+// scenarios (user mode 12, kernel mode 131) plus boot, for boot components
+// judged by the attestation verifier.
+type Scenario string
+
+// Scenarios.
+const (
+	ScenarioUser   Scenario = "user"
+	ScenarioKernel Scenario = "kernel"
+	ScenarioBoot   Scenario = "boot"
+	// ScenarioBuild, in a rule's scope only, stands for user and kernel: the
+	// scenarios of a build's output.
+	ScenarioBuild Scenario = "build"
+)
+
+// ParseScenario parses a scenario name.
+func ParseScenario(s string) (Scenario, error) {
+	switch sc := Scenario(s); sc {
+	case ScenarioUser, ScenarioKernel, ScenarioBoot:
+		return sc, nil
+	}
+	return "", fmt.Errorf("cipolicy: unknown scenario %q (want user, kernel or boot)", s)
+}
+
+// Format is an executable format a rule can apply to.
+type Format string
+
+// Formats.
+const (
+	FormatPE  Format = "pe"
+	FormatELF Format = "elf"
+)
+
+// HashAlgorithm names the digest a hash rule compares.
+type HashAlgorithm string
+
+// Hash algorithms.
+const (
+	// SHA256 is the SHA-256 of the whole file, any format.
+	SHA256 HashAlgorithm = "sha256"
+	// AuthenticodeSHA256 is the SHA-256 Authenticode image hash (PE only).
+	AuthenticodeSHA256 HashAlgorithm = "authenticode_sha256"
+	// AuthenticodeSHA1 is the SHA-1 Authenticode image hash (PE only).
+	AuthenticodeSHA1 HashAlgorithm = "authenticode_sha1"
+)
+
+// HashAlgorithms lists every hash algorithm, in a fixed order.
+var HashAlgorithms = []HashAlgorithm{SHA256, AuthenticodeSHA256, AuthenticodeSHA1}
+
+// Size returns the digest length in bytes.
+func (a HashAlgorithm) Size() int {
+	switch a {
+	case SHA256, AuthenticodeSHA256:
+		return 32
+	case AuthenticodeSHA1:
+		return 20
+	}
+	return 0
+}
+
+// ParseFormat parses a format name.
+func ParseFormat(s string) (Format, error) {
+	switch f := Format(s); f {
+	case FormatPE, FormatELF:
+		return f, nil
+	}
+	return "", fmt.Errorf("cipolicy: unknown format %q (want pe or elf)", s)
+}
+
+// AppliesTo reports whether subjects of format f carry this digest.
+func (a HashAlgorithm) AppliesTo(f Format) bool {
+	switch a {
+	case SHA256:
+		return true
+	case AuthenticodeSHA256, AuthenticodeSHA1:
+		return f == FormatPE
+	}
+	return false
+}
+
+func (a HashAlgorithm) bit() DigestSet {
+	for i, b := range HashAlgorithms {
+		if b == a {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+// Label is a human-readable name of the algorithm.
+func (a HashAlgorithm) Label() string {
+	switch a {
+	case SHA256:
+		return "SHA256"
+	case AuthenticodeSHA256:
+		return "Authenticode SHA256"
+	case AuthenticodeSHA1:
+		return "Authenticode SHA1"
+	}
+	return string(a)
+}
+
+// DigestSet is a set of hash algorithms: the digests a subject needs.
+type DigestSet uint8
+
+// Has reports whether a is in the set.
+func (s DigestSet) Has(a HashAlgorithm) bool { return s&a.bit() != 0 }
+
+// With returns the set with a added.
+func (s DigestSet) With(a HashAlgorithm) DigestSet { return s | a.bit() }
+
+// AllDigests is the set of every algorithm.
+func AllDigests() DigestSet {
+	var s DigestSet
+	for _, a := range HashAlgorithms {
+		s = s.With(a)
+	}
+	return s
+}
+
+// String lists the set's algorithms.
+func (s DigestSet) String() string {
+	var names []string
+	for _, a := range HashAlgorithms {
+		if s.Has(a) {
+			names = append(names, string(a))
+		}
+	}
+	return "{" + strings.Join(names, ",") + "}"
+}
+
+// HashMatch is the matcher of a hash rule.
+type HashMatch struct {
+	Algorithm HashAlgorithm
+	Value     []byte
+}
+
+// String returns "algorithm:hex".
+func (h HashMatch) String() string { return string(h.Algorithm) + ":" + hex.EncodeToString(h.Value) }
+
+// Rule is one allow or deny rule. Exactly one matcher (Hash, ...) is set.
+type Rule struct {
+	ID        string
+	Action    Action
+	Hash      *HashMatch
+	Paths     []string   // path globs; empty means any path
+	Scenarios []Scenario // empty means any scenario
+	// Formats limits the rule to files of these formats; empty means every
+	// format the matcher applies to. A sha256 rule written for an ELF file
+	// says formats [elf], so that PE files need not pay for a flat SHA256.
+	Formats     []Format
+	Description string
+	// Line is where the rule starts in its policy file (0 if unknown).
+	Line int
+	// Comment is written above the rule as a YAML comment (not read back).
+	Comment string
+}
+
+// Kind names the rule's matcher.
+func (r *Rule) Kind() string {
+	switch {
+	case r.Hash != nil:
+		return "hash"
+	}
+	return "unknown"
+}
+
+// Policy is one code integrity policy.
+type Policy struct {
+	// ID identifies the policy; supplemental policies name their base by it.
+	ID      string
+	Name    string
+	Version string
+	// Description is free text for people.
+	Description string
+	Type        PolicyType
+	// BaseID is the ID of the base policy a supplemental policy extends.
+	BaseID string
+	Mode   Mode
+	Rules  []Rule
+	// Source is where the policy was loaded from (a file name).
+	Source string
+	// SHA256 is the SHA-256 of the policy file's bytes, for reports.
+	SHA256 [32]byte
+	// Format is the file format the policy was read from ("yaml").
+	Format string
+}
+
+// Ref identifies a policy in reports: its name, or its ID if it has none.
+func (p *Policy) Ref() string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return p.ID
+}
+
+// SHA256Hex returns the policy file's SHA-256 in hex.
+func (p *Policy) SHA256Hex() string { return hex.EncodeToString(p.SHA256[:]) }

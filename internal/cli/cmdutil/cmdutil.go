@@ -1,0 +1,153 @@
+// Package cmdutil holds what every csv subcommand shares: the I/O streams,
+// the Factory that lazily provides policies, the error types that decide the
+// exit code, and file helpers.
+package cmdutil
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/internal/limits"
+)
+
+// IOStreams are the command's standard streams.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+	// ErrTTY is true when ErrOut is a terminal (progress is shown then).
+	ErrTTY bool
+}
+
+// System returns the process's streams.
+func System() *IOStreams {
+	return &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, ErrTTY: term.IsTerminal(int(os.Stderr.Fd()))}
+}
+
+// Factory gives commands what they need.
+type Factory struct {
+	IO      *IOStreams
+	Version string
+}
+
+// Exit codes: the contract CI jobs script against.
+const (
+	ExitOK      = 0 // nothing blocked (or audit mode)
+	ExitBlocked = 1 // at least one file blocked in enforce mode (or another finding the command documents)
+	ExitError   = 2 // usage, policy or configuration error: nothing was judged
+)
+
+// FlagError is a usage error: the message is printed with a hint to --help.
+type FlagError struct{ Err error }
+
+func (e *FlagError) Error() string { return e.Err.Error() }
+func (e *FlagError) Unwrap() error { return e.Err }
+
+// FlagErrorf returns a *FlagError.
+func FlagErrorf(format string, args ...any) error {
+	return &FlagError{Err: fmt.Errorf(format, args...)}
+}
+
+// ErrFailed says the command found what makes it exit 1 (blocked files, a
+// malformed binary for inspect, lint errors) and has already reported it.
+var ErrFailed = errors.New("findings reported")
+
+// ExitCode maps an error returned by a command to the process exit code.
+func ExitCode(err error) int {
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, ErrFailed):
+		return ExitBlocked
+	}
+	return ExitError
+}
+
+// ExactArgsAtLeast is cobra.MinimumNArgs with a usage error naming what is
+// missing.
+func ExactArgsAtLeast(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < n {
+			return FlagErrorf("%s: missing %s", cmd.CommandPath(), what)
+		}
+		return nil
+	}
+}
+
+// ReadFileCapped reads a file, refusing files larger than max bytes.
+func ReadFileCapped(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	if st.Size() > max {
+		return nil, fmt.Errorf("%s: %d bytes, over the limit of %d", path, st.Size(), max)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s: over the limit of %d bytes", path, max)
+	}
+	return b, nil
+}
+
+// LoadPolicies reads and parses policy files. All files are read and every
+// problem is returned, joined.
+func LoadPolicies(paths []string) ([]*cipolicy.Policy, error) {
+	var ps []*cipolicy.Policy
+	var errs []error
+	for _, path := range paths {
+		data, err := ReadFileCapped(path, limits.MaxPolicyFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("policy %w", err))
+			continue
+		}
+		p, err := cipolicy.Parse(data, path)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ps = append(ps, p)
+	}
+	return ps, errors.Join(errs...)
+}
+
+// WriteFileAtomic writes data to path through a temporary file in the same
+// directory, so that a reader never sees a half-written report.
+func WriteFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,166 @@
+// Package inspect implements "csv inspect".
+package inspect
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/MakeNowJust/heredoc/v2"
+	"github.com/spf13/cobra"
+
+	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/csv"
+	"github.com/codesignval/csv/internal/cli/cmdutil"
+	"github.com/codesignval/csv/internal/limits"
+)
+
+// Options are the flags and arguments of csv inspect.
+type Options struct {
+	IO     *cmdutil.IOStreams
+	Format string
+	Files  []string
+}
+
+// NewCmdInspect returns the inspect command.
+func NewCmdInspect(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	opts := &Options{IO: f.IO}
+	cmd := &cobra.Command{
+		Use:   "inspect [--format text|json] FILE...",
+		Short: "Show what csv sees in a file: format, digests, certificate table",
+		Long: heredoc.Doc(`
+			Print each file's format, size, SHA256 and, for PE files, the Authenticode SHA256 and SHA1
+			image hashes and the entries of the certificate table: the facts policy rules match.
+
+			Exit status: 0 all files inspected; 1 a file is a malformed PE or ELF file; 2 a file
+			could not be read, or a usage error.
+		`),
+		Args: cmdutil.ExactArgsAtLeast(1, "FILE to inspect"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Files = args
+			if opts.Format != "text" && opts.Format != "json" {
+				return cmdutil.FlagErrorf("inspect: --format %q: want text or json", opts.Format)
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return Run(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVarP(&opts.Format, "format", "f", "text", "output format: text or json")
+	return cmd
+}
+
+// FileDoc is the JSON form of one inspected file.
+type FileDoc struct {
+	Path               string       `json:"path"`
+	Format             csv.Format   `json:"format"`
+	Size               int64        `json:"size"`
+	SHA256             string       `json:"sha256,omitempty"`
+	AuthenticodeSHA256 string       `json:"authenticode_sha256,omitempty"`
+	AuthenticodeSHA1   string       `json:"authenticode_sha1,omitempty"`
+	Signed             bool         `json:"signed"`
+	PE                 *csv.PEInfo  `json:"pe,omitempty"`
+	ELF                *csv.ELFInfo `json:"elf,omitempty"`
+	Error              string       `json:"error,omitempty"`
+}
+
+// Run inspects the files and prints what it found.
+func Run(ctx context.Context, o *Options) error {
+	buf := make([]byte, limits.ReadBuffer)
+	var docs []FileDoc
+	malformed, unreadable := false, false
+	for _, path := range o.Files {
+		in := csv.InspectFile(ctx, path, buf)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d := FileDoc{Path: path, Format: in.Format, Size: in.Size, Signed: in.Signed(), PE: in.PE, ELF: in.ELF}
+		for _, a := range cipolicy.HashAlgorithms {
+			v := in.Digests.Get(a)
+			if v == nil {
+				continue
+			}
+			switch a {
+			case cipolicy.SHA256:
+				d.SHA256 = hex.EncodeToString(v)
+			case cipolicy.AuthenticodeSHA256:
+				d.AuthenticodeSHA256 = hex.EncodeToString(v)
+			case cipolicy.AuthenticodeSHA1:
+				d.AuthenticodeSHA1 = hex.EncodeToString(v)
+			}
+		}
+		if in.Err != nil {
+			d.Error = in.Err.Error()
+			var mb *csv.MalformedBinaryError
+			if errors.As(in.Err, &mb) {
+				malformed = true
+			} else {
+				unreadable = true
+			}
+		}
+		docs = append(docs, d)
+	}
+	if o.Format == "json" {
+		enc := json.NewEncoder(o.IO.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(docs); err != nil {
+			return err
+		}
+	} else {
+		for i := range docs {
+			writeText(o.IO.Out, &docs[i])
+		}
+	}
+	switch {
+	case unreadable:
+		return errors.New("some files could not be read")
+	case malformed:
+		return cmdutil.ErrFailed
+	}
+	return nil
+}
+
+func writeText(w io.Writer, d *FileDoc) {
+	fmt.Fprintf(w, "%s\n", d.Path)
+	row := func(k, v string) { fmt.Fprintf(w, "  %-21s %s\n", k+":", v) }
+	format := string(d.Format)
+	switch {
+	case d.PE != nil:
+		kind := "PE32"
+		if d.PE.PE32Plus {
+			kind = "PE32+"
+		}
+		format = fmt.Sprintf("%s (machine %#04x, subsystem %d, %d sections)", kind, d.PE.Machine, d.PE.Subsystem, d.PE.Sections)
+	case d.ELF != nil:
+		format = fmt.Sprintf("ELF%d (machine %d, type %d)", d.ELF.Class, d.ELF.Machine, d.ELF.Type)
+	}
+	row("format", format)
+	row("size", fmt.Sprint(d.Size))
+	if d.SHA256 != "" {
+		row("sha256", d.SHA256)
+	}
+	if d.AuthenticodeSHA256 != "" {
+		row("authenticode sha256", d.AuthenticodeSHA256)
+	}
+	if d.AuthenticodeSHA1 != "" {
+		row("authenticode sha1", d.AuthenticodeSHA1)
+	}
+	if d.PE != nil {
+		if d.PE.CertTableSize == 0 {
+			row("certificate table", "none (unsigned)")
+		} else {
+			row("certificate table", fmt.Sprintf("offset %#x, %d bytes, %d entries", d.PE.CertTableOff, d.PE.CertTableSize, len(d.PE.CertEntries)))
+			for i, c := range d.PE.CertEntries {
+				fmt.Fprintf(w, "    entry %d: offset %#x, %d bytes, revision %#04x, %s\n", i, c.Offset, c.Length, c.Revision, c.Type)
+			}
+		}
+	}
+	if d.Error != "" {
+		row("error", strings.TrimPrefix(d.Error, d.Path+": "))
+	}
+}

@@ -1,0 +1,217 @@
+// Package validate implements "csv validate".
+package validate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/MakeNowJust/heredoc/v2"
+	"github.com/spf13/cobra"
+
+	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/csv"
+	"github.com/codesignval/csv/csv/report"
+	"github.com/codesignval/csv/internal/cli/cmdutil"
+)
+
+// Options are the flags and arguments of csv validate.
+type Options struct {
+	IO      *cmdutil.IOStreams
+	Version string
+
+	PolicyFiles     []string
+	Mode            string
+	Scenario        string
+	Format          string
+	Output          string
+	Jobs            int
+	Include         []string
+	Exclude         []string
+	FollowSymlinks  bool
+	FailIfNoTargets bool
+	Verbose         bool
+	SARIFPasses     bool
+	AllDigests      bool
+	Quiet           bool
+	Paths           []string
+}
+
+// NewCmdValidate returns the validate command. runF, if not nil, replaces
+// the run function (for tests of flag parsing).
+func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	opts := &Options{IO: f.IO, Version: f.Version}
+	cmd := &cobra.Command{
+		Use:   "validate --policy FILE... [flags] PATH...",
+		Short: "Check every PE and ELF binary under PATH against a code integrity policy",
+		Long: heredoc.Doc(`
+			Walk each PATH (files or directories, recursively, in a deterministic order) and judge
+			every PE and ELF binary, recognised by content, with the code integrity policy: a deny
+			rule that matches blocks it; otherwise a matching allow rule admits it; a binary that
+			matches nothing, or cannot be read or parsed, is blocked.
+
+			Several --policy files combine as Windows does: every base policy must allow a binary,
+			and supplemental policies add allow rules to their base.
+
+			Exit status:
+			  0  nothing blocked (or the policy only audits)
+			  1  at least one binary blocked in enforce mode, or no binaries found
+			     with --fail-if-no-targets
+			  2  usage, policy or configuration error: nothing was judged
+		`),
+		Example: heredoc.Doc(`
+			# fail the job if anything in out/ would be blocked
+			$ csv validate --policy policy.yaml out/
+
+			# SARIF for code scanning, audit only
+			$ csv validate --policy policy.yaml --mode audit --format sarif --output csv.sarif out/
+		`),
+		Args: cmdutil.ExactArgsAtLeast(1, "PATH to validate"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Paths = args
+			if err := opts.check(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return Run(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVarP(&opts.PolicyFiles, "policy", "p", nil, "policy `FILE` (YAML or WDAC SiPolicy XML); repeat for several")
+	fl.StringVar(&opts.Mode, "mode", "", "override the policies' mode: `enforce` or audit")
+	fl.StringVar(&opts.Scenario, "scenario", "user", "scenario the binaries run in: `user` or kernel")
+	fl.StringVarP(&opts.Format, "format", "f", "text", "report format: text, json, sarif or junit")
+	fl.StringVarP(&opts.Output, "output", "o", "", "write the report to `FILE` instead of standard output")
+	fl.IntVarP(&opts.Jobs, "jobs", "j", 0, "files inspected at once (default: number of CPUs)")
+	fl.StringArrayVar(&opts.Include, "include", nil, "judge only files matching this path `GLOB` (** matches directories); repeatable")
+	fl.StringArrayVar(&opts.Exclude, "exclude", nil, "skip files and directories matching this path `GLOB`; repeatable")
+	fl.BoolVar(&opts.FollowSymlinks, "follow-symlinks", false, "follow symbolic links (never out of the given paths)")
+	fl.BoolVar(&opts.FailIfNoTargets, "fail-if-no-targets", false, "exit 1 if no PE or ELF binary is found")
+	fl.BoolVarP(&opts.Verbose, "verbose", "v", false, "text report: list every file, not only blocked ones")
+	fl.BoolVar(&opts.SARIFPasses, "sarif-passes", false, "SARIF report: add a CodeSign.MatchingPolicy result for every allowed file")
+	fl.BoolVar(&opts.AllDigests, "all-digests", false, "compute every digest for the report, not only those the policy compares")
+	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress or summary on standard error")
+	return cmd
+}
+
+func (o *Options) check() error {
+	if len(o.PolicyFiles) == 0 {
+		return cmdutil.FlagErrorf("validate: --policy is required")
+	}
+	switch o.Mode {
+	case "", string(cipolicy.Enforce), string(cipolicy.Audit):
+	default:
+		return cmdutil.FlagErrorf("validate: --mode %q: want enforce or audit", o.Mode)
+	}
+	switch o.Scenario {
+	case string(cipolicy.ScenarioUser), string(cipolicy.ScenarioKernel):
+	default:
+		return cmdutil.FlagErrorf("validate: --scenario %q: want user or kernel", o.Scenario)
+	}
+	if !report.IsFormat(o.Format) {
+		return cmdutil.FlagErrorf("validate: --format %q: want %s", o.Format, strings.Join(report.Formats, ", "))
+	}
+	if o.Jobs < 0 {
+		return cmdutil.FlagErrorf("validate: --jobs %d: want a positive number", o.Jobs)
+	}
+	if o.SARIFPasses && o.Format != "sarif" {
+		return cmdutil.FlagErrorf("validate: --sarif-passes needs --format sarif")
+	}
+	return nil
+}
+
+// Run validates and writes the report.
+func Run(ctx context.Context, o *Options) error {
+	policies, err := cmdutil.LoadPolicies(o.PolicyFiles)
+	if err != nil {
+		return err
+	}
+	set, err := cipolicy.NewSet(cipolicy.SetOptions{Mode: cipolicy.Mode(o.Mode)}, policies...)
+	if err != nil {
+		return err
+	}
+	vopts := csv.Options{
+		Jobs: o.Jobs, Scenario: cipolicy.Scenario(o.Scenario), Include: o.Include, Exclude: o.Exclude,
+		FollowSymlinks: o.FollowSymlinks, AllDigests: o.AllDigests,
+	}
+	var prog *progress
+	if o.IO.ErrTTY && !o.Quiet {
+		prog = &progress{io: o.IO}
+		vopts.Progress = prog.update
+	}
+	v, err := csv.NewValidator(set, vopts)
+	if err != nil {
+		return cmdutil.FlagErrorf("validate: %v", err)
+	}
+	rep, err := v.Validate(ctx, o.Paths...)
+	prog.clear()
+	if err != nil {
+		var ie *csv.InterruptedError
+		if errors.As(err, &ie) {
+			return fmt.Errorf("%w (no report written)", err)
+		}
+		return err
+	}
+	noTargets := o.FailIfNoTargets && rep.Summary.Files == 0
+	ropts := report.Options{Verbose: o.Verbose, SARIFPasses: o.SARIFPasses, ToolVersion: o.Version, FailedNoTargets: noTargets}
+	r, err := report.New(o.Format, ropts)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := r.Render(&buf, rep); err != nil {
+		return fmt.Errorf("writing the %s report: %w", o.Format, err)
+	}
+	if o.Output != "" {
+		if err := cmdutil.WriteFileAtomic(o.Output, buf.Bytes()); err != nil {
+			return fmt.Errorf("writing the report: %w", err)
+		}
+		if !o.Quiet {
+			// The report went to a file: say the outcome in the log.
+			fmt.Fprintf(o.IO.ErrOut, "%s\n%s\ncsv: %s report written to %s\n",
+				report.SummaryLine(rep), report.VerdictLine(rep, ropts), o.Format, o.Output)
+		}
+	} else if _, err := o.IO.Out.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("writing the report: %w", err)
+	}
+	if rep.Failed() || noTargets {
+		return cmdutil.ErrFailed
+	}
+	return nil
+}
+
+// progress prints "judged N/M files" on a terminal, at most ten times a
+// second.
+type progress struct {
+	io    *cmdutil.IOStreams
+	mu    sync.Mutex
+	last  time.Time
+	shown bool
+}
+
+func (p *progress) update(done, total int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if now := time.Now(); now.Sub(p.last) >= 100*time.Millisecond || done == total {
+		p.last = now
+		p.shown = true
+		fmt.Fprintf(p.io.ErrOut, "\rcsv: judged %d/%d files", done, total)
+	}
+}
+
+func (p *progress) clear() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.shown {
+		fmt.Fprint(p.io.ErrOut, "\r\033[K")
+	}
+}

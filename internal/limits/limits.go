@@ -1,0 +1,48 @@
+// Package limits holds the caps that every parser of untrusted bytes in csv
+// applies. They live in one place so that a reviewer can see, and a test can
+// assert, how much memory and work a hostile file can cost.
+//
+// A value over a cap is never truncated silently: the parser reports an error
+// that names the cap, and the file is blocked.
+package limits
+
+const (
+	// ReadBuffer is the size of the buffer each validation worker streams a
+	// file through. Memory per worker is this buffer, whatever the file size.
+	ReadBuffer = 256 << 10
+
+	// MaxBinarySize is the largest file the validator will judge. Larger files
+	// are blocked as unsupported rather than read for minutes.
+	MaxBinarySize = 64 << 30
+
+	// MaxPESections caps the COFF section count (the PE/COFF specification
+	// allows up to 96 for images; Windows accepts more, we accept up to this).
+	MaxPESections = 4096
+
+	// MaxPEHeaderOffset caps e_lfanew: the NT headers must start within this
+	// many bytes of the start of the file.
+	MaxPEHeaderOffset = 64 << 20
+
+	// MaxCertTable caps the PE attribute certificate table. Real tables are
+	// tens of kilobytes; nested and dual signatures reach a few hundred.
+	MaxCertTable = 16 << 20
+
+	// MaxCertEntries caps the number of WIN_CERTIFICATE entries in one table.
+	MaxCertEntries = 64
+
+	// MaxELFProgramHeaders and MaxELFSections cap the ELF header tables that
+	// are read to check that the file is complete.
+	MaxELFProgramHeaders = 1 << 16
+	MaxELFSections       = 1 << 20
+
+	// MaxPolicyFile caps a policy file (YAML or SiPolicy XML). Microsoft's
+	// recommended block list is about 120 KB; generated hash policies for very
+	// large builds reach a few megabytes.
+	MaxPolicyFile = 64 << 20
+
+	// MaxPolicyRules caps the number of rules in one policy.
+	MaxPolicyRules = 1 << 20
+
+	// MaxPolicyDepth caps the nesting depth of a policy document.
+	MaxPolicyDepth = 32
+)
