@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
+
+	"github.com/codesignval/csv/signing"
 )
 
 // Digests holds the digests established for a subject. A nil field was not
@@ -64,6 +67,13 @@ type Subject struct {
 	// Signed says the file carries a signature (a PE certificate table, an
 	// appended ELF signature), whether or not it verifies.
 	Signed bool
+	// Signatures are the file's signatures as package signing verified
+	// them; only Verified ones can match a signer rule. Nil when the caller
+	// did not verify signatures (Needs says when it must).
+	Signatures []*signing.Signature
+	// Attributes are the PE version resource's strings, nil if the file has
+	// none or they were not read (Needs says when they must be).
+	Attributes *FileAttributes
 	// Problem, if set, is why the subject could not be inspected (unreadable,
 	// truncated, malformed). Such a subject is always blocked.
 	Problem error
@@ -85,6 +95,10 @@ type ReasonKind string
 const (
 	// KindAllowedByHash: an allow hash rule matched.
 	KindAllowedByHash ReasonKind = "allowed-by-hash"
+	// KindAllowedBySigner: an allow signer rule matched a verified signature.
+	KindAllowedBySigner ReasonKind = "allowed-by-signer"
+	// KindAllowedByFile: an allow file attribute rule matched.
+	KindAllowedByFile ReasonKind = "allowed-by-file-attributes"
 	// KindDenied: a deny rule matched.
 	KindDenied ReasonKind = "denied"
 	// KindUnsigned: no rule allows the subject and it carries no signature.
@@ -106,7 +120,10 @@ type Decision struct {
 	// ("" when no rule matched).
 	Policy string
 	Rule   string
-	Reason string
+	// Signature is the index (into Subject.Signatures) of the signature a
+	// signer rule matched, or -1.
+	Signature int
+	Reason    string
 }
 
 // Allowed reports whether the subject may run.
@@ -116,33 +133,42 @@ func (d Decision) Allowed() bool { return d.Verdict == Allowed }
 // enforced.
 func (d Decision) Fails() bool { return d.Verdict == Blocked && d.Enforced }
 
-// SetOptions configure a Set. The zero value is the policies' own settings.
+// SetOptions configure a Set. The zero value is the policies' own settings,
+// judged at the current time.
 type SetOptions struct {
 	// Mode, if set, overrides every policy's mode.
 	Mode Mode
+	// Now returns the time signer rules check certificate validity at
+	// (default time.Now).
+	Now func() time.Time
+	// TrustedRoots are root certificates the operator supplies (--certs):
+	// the only certificates WDAC well-known root references can match.
+	TrustedRoots []*signing.Certificate
 }
 
 // Set is one or more policies that judge together, as Windows combines
 // several active policies: every base policy must allow a subject, and each
 // supplemental policy adds its allow rules to its base.
 type Set struct {
-	groups []*group
-	opts   SetOptions
+	groups   []*group
+	opts     SetOptions
+	policies []*Policy
+	trusted  map[[32]byte]bool
 }
 
+func (s *Set) isTrusted(c *signing.Certificate) bool { return s.trusted[c.SHA256] }
+
 type group struct {
-	base  *Policy
-	mode  Mode
-	deny  []*compiledRule
-	allow []*compiledRule
-	// hash indexes rules by (algorithm, digest) for O(1) matching.
-	denyHash  map[hashKey][]*compiledRule
-	allowHash map[hashKey][]*compiledRule
-	// needs holds, per format, the digests that unscoped hash rules
-	// compare: every subject of that format needs them.
-	needs map[Format]DigestSet
-	// scoped holds the hash rules limited to paths or scenarios, whose
-	// digests only subjects in scope need.
+	base *Policy
+	mode Mode
+	// hash indexes hash rules by (algorithm, digest) for O(1) matching;
+	// others holds every other rule, scanned in order.
+	denyHash, allowHash     map[hashKey][]*compiledRule
+	denyOthers, allowOthers []*compiledRule
+	// needs holds, per format, what unscoped rules need of every subject of
+	// that format; scoped holds the rules (and exceptions) limited to paths
+	// or scenarios, whose needs only subjects in scope have.
+	needs  map[Format]Needs
 	scoped []*compiledRule
 }
 
@@ -155,6 +181,7 @@ type compiledRule struct {
 	*Rule
 	policy *Policy
 	order  int
+	except []*compiledRule
 }
 
 // ErrPolicySet is wrapped by errors about how policies combine.
@@ -166,16 +193,22 @@ func NewSet(opts SetOptions, policies ...*Policy) (*Set, error) {
 	if opts.Mode != "" && opts.Mode != Enforce && opts.Mode != Audit {
 		return nil, fmt.Errorf("%w: unknown mode %q", ErrPolicySet, opts.Mode)
 	}
-	s := &Set{opts: opts}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Set{opts: opts, policies: policies, trusted: map[[32]byte]bool{}}
+	for _, c := range opts.TrustedRoots {
+		s.trusted[c.SHA256] = true
+	}
 	byID := map[string]*group{}
 	for _, p := range policies {
 		if p.Type == Supplemental {
 			continue
 		}
-		if _, dup := byID[p.ID]; dup && p.ID != "" {
+		if _, dup := byID[p.ID]; dup {
 			return nil, fmt.Errorf("%w: two base policies have the id %q (%s)", ErrPolicySet, p.ID, p.Source)
 		}
-		g := &group{base: p, mode: p.Mode, needs: map[Format]DigestSet{},
+		g := &group{base: p, mode: p.Mode, needs: map[Format]Needs{},
 			denyHash: map[hashKey][]*compiledRule{}, allowHash: map[hashKey][]*compiledRule{}}
 		if opts.Mode != "" {
 			g.mode = opts.Mode
@@ -199,11 +232,15 @@ func NewSet(opts SetOptions, policies ...*Policy) (*Set, error) {
 		for i := range p.Rules {
 			r := &p.Rules[i]
 			if p.Type == Supplemental && r.Action == Deny {
-				// WDAC ignores deny rules in supplemental policies; the
+				// Windows ignores deny rules in supplemental policies; the
 				// loaders refuse them, so this is a programming error.
 				return nil, fmt.Errorf("%w: supplemental policy %q has deny rule %q", ErrPolicySet, p.Ref(), r.ID)
 			}
-			g.add(&compiledRule{Rule: r, policy: p, order: order})
+			cr := &compiledRule{Rule: r, policy: p, order: order}
+			for j := range r.Except {
+				cr.except = append(cr.except, &compiledRule{Rule: &r.Except[j], policy: p, order: order})
+			}
+			g.add(cr)
 			order++
 		}
 	}
@@ -211,39 +248,76 @@ func NewSet(opts SetOptions, policies ...*Policy) (*Set, error) {
 }
 
 func (g *group) add(r *compiledRule) {
-	if r.Action == Deny {
-		g.deny = append(g.deny, r)
-	} else {
-		g.allow = append(g.allow, r)
-	}
-	if r.Hash != nil {
+	if r.Hash != nil && r.Unsupported == "" {
 		k := hashKey{r.Hash.Algorithm, string(r.Hash.Value)}
 		if r.Action == Deny {
 			g.denyHash[k] = append(g.denyHash[k], r)
 		} else {
 			g.allowHash[k] = append(g.allowHash[k], r)
 		}
+	} else if r.Action == Deny {
+		g.denyOthers = append(g.denyOthers, r)
+	} else {
+		g.allowOthers = append(g.allowOthers, r)
 	}
-	if r.Hash != nil {
-		if len(r.Paths) > 0 || len(r.Scenarios) > 0 {
-			g.scoped = append(g.scoped, r)
-			return
+	for _, x := range append([]*compiledRule{r}, r.except...) {
+		if len(x.Paths) > 0 || len(x.Scenarios) > 0 || len(r.Paths) > 0 || len(r.Scenarios) > 0 {
+			g.scoped = append(g.scoped, x)
+			continue
 		}
 		for _, f := range []Format{FormatPE, FormatELF} {
-			if r.appliesTo(f) {
-				g.needs[f] = g.needs[f].With(r.Hash.Algorithm)
+			if x.appliesTo(f) {
+				g.needs[f] = g.needs[f].union(x.needs())
 			}
 		}
 	}
 }
 
-// Policies returns the base policies of the set, in order.
-func (s *Set) Policies() []*Policy {
-	ps := make([]*Policy, len(s.groups))
-	for i, g := range s.groups {
-		ps[i] = g.base
+// Needs says what facts judging a subject requires.
+type Needs struct {
+	Digests DigestSet
+	// Signatures: verify the subject's signatures.
+	Signatures bool
+	// Attributes: read the PE version resource.
+	Attributes bool
+}
+
+func (n Needs) union(m Needs) Needs {
+	return Needs{n.Digests | m.Digests, n.Signatures || m.Signatures, n.Attributes || m.Attributes}
+}
+
+// IsZero reports whether nothing is needed.
+func (n Needs) IsZero() bool { return n == Needs{} }
+
+// AllNeeds is every fact.
+func AllNeeds() Needs { return Needs{Digests: AllDigests(), Signatures: true, Attributes: true} }
+
+// needs is what matching this rule requires of a subject.
+func (r *compiledRule) needs() Needs {
+	var n Needs
+	switch {
+	case r.Unsupported != "":
+	case r.Hash != nil:
+		n.Digests = n.Digests.With(r.Hash.Algorithm)
+	case r.Signer != nil:
+		n.Signatures = true
+		n.Attributes = len(r.Signer.Files) > 0
+	case r.File != nil:
+		n.Attributes = true
 	}
-	return ps
+	return n
+}
+
+// Policies returns the policies of the set (base and supplemental), in order.
+func (s *Set) Policies() []*Policy { return slices.Clone(s.policies) }
+
+// Certificates returns every certificate the policies name in full.
+func (s *Set) Certificates() []*signing.Certificate {
+	var out []*signing.Certificate
+	for _, p := range s.policies {
+		out = append(out, p.Certificates()...)
+	}
+	return signing.Dedup(out)
 }
 
 // Mode returns the effective mode: enforce if any base policy enforces.
@@ -256,29 +330,33 @@ func (s *Set) Mode() Mode {
 	return Audit
 }
 
-// Needs returns the digests that judging a subject with this path, format
-// and scenario requires: exactly those some applicable hash rule compares.
-// Computing fewer would make rules miss; computing more is wasted work.
-func (s *Set) Needs(path string, f Format, sc Scenario) DigestSet {
-	var d DigestSet
+// Needs returns what judging a subject with this path, format and scenario
+// requires: exactly the digests some applicable hash rule compares, whether
+// some signer rule applies, whether some rule reads file attributes.
+// Computing less would make rules miss; computing more is wasted work.
+func (s *Set) Needs(path string, f Format, sc Scenario) Needs {
+	var n Needs
 	if f != FormatPE && f != FormatELF {
-		return 0
+		return n
 	}
 	for _, g := range s.groups {
-		d |= g.needs[f]
+		n = n.union(g.needs[f])
 		for _, r := range g.scoped {
-			if r.appliesTo(f) && !d.Has(r.Hash.Algorithm) && r.inScope(path, sc) {
-				d = d.With(r.Hash.Algorithm)
+			if r.appliesTo(f) && r.inScope(path, sc) {
+				n = n.union(r.needs())
 			}
 		}
 	}
-	return d
+	return n
 }
 
 // appliesTo reports whether the rule can match subjects of format f: its
-// matcher's digest exists for f, and its formats scope admits f.
+// matcher's facts exist for f, and its formats scope admits f.
 func (r *compiledRule) appliesTo(f Format) bool {
 	if r.Hash != nil && !r.Hash.Algorithm.AppliesTo(f) {
+		return false
+	}
+	if r.File != nil && f != FormatPE {
 		return false
 	}
 	return len(r.Formats) == 0 || slices.Contains(r.Formats, f)
@@ -315,70 +393,137 @@ func (r *compiledRule) inScope(path string, sc Scenario) bool {
 	return true
 }
 
-// errMissingDigest is a programming error: a rule needed a digest that the
-// caller did not compute. The subject is blocked rather than let a deny rule
-// miss.
-var errMissingDigest = errors.New("digest not computed")
+// errMissingFacts is a programming error: a rule needed a digest (or
+// signatures) that the caller did not establish. The subject is blocked
+// rather than let a deny rule miss.
+var errMissingFacts = errors.New("not computed")
 
-// match returns the first rule (in policy order) of the index that matches
-// s. It fails closed: if a rule in scope compares a digest that the caller did
-// not compute, it returns an error rather than a miss.
-func (g *group) match(s *Subject, idx map[hashKey][]*compiledRule) (*compiledRule, error) {
-	have := s.Digests.set()
-	if missing := g.needs[s.Format] &^ have; missing != 0 {
-		return nil, fmt.Errorf("%w: the policy compares %s digests, %s were computed for %s", errMissingDigest, g.needs[s.Format], have, s.Path)
-	}
+// checkFacts fails closed when a subject lacks facts that the rules in scope
+// need.
+func (g *group) checkFacts(s *Subject) error {
+	need := g.needs[s.Format]
 	for _, r := range g.scoped {
-		if r.appliesTo(s.Format) && !have.Has(r.Hash.Algorithm) && r.inScope(s.Path, s.Scenario) {
-			return nil, fmt.Errorf("%w: rule %q compares the %s, which was not computed for %s", errMissingDigest, r.ID, r.Hash.Algorithm.Label(), s.Path)
+		if r.appliesTo(s.Format) && r.inScope(s.Path, s.Scenario) {
+			need = need.union(r.needs())
 		}
 	}
-	var best *compiledRule
-	for _, a := range HashAlgorithms {
-		v := s.Digests.Get(a)
-		if v == nil || !a.AppliesTo(s.Format) {
-			continue
+	have := s.Digests.set()
+	if missing := need.Digests &^ have; missing != 0 {
+		return fmt.Errorf("internal error: the policy compares %s digests, but only %s were %w for %s", need.Digests, have, errMissingFacts, s.Path)
+	}
+	if need.Signatures && s.Signed && s.Signatures == nil {
+		return fmt.Errorf("internal error: the policy has signer rules, but signatures were %w for %s", errMissingFacts, s.Path)
+	}
+	return nil
+}
+
+// match is one rule matching a subject.
+type match struct {
+	rule   *compiledRule
+	signer *signerOutcome
+}
+
+// matches reports whether r matches s, ignoring exceptions.
+func (r *compiledRule) matches(s *Subject, now time.Time, trusted func(*signing.Certificate) bool) (*match, string) {
+	if r.Unsupported != "" || !r.appliesTo(s.Format) || !r.inScope(s.Path, s.Scenario) {
+		return nil, ""
+	}
+	switch {
+	case r.Hash != nil:
+		if v := s.Digests.Get(r.Hash.Algorithm); v != nil && string(v) == string(r.Hash.Value) {
+			return &match{rule: r}, ""
 		}
-		for _, r := range idx[hashKey{a, string(v)}] { // ascending order
-			if r.appliesTo(s.Format) && r.inScope(s.Path, s.Scenario) {
-				if best == nil || r.order < best.order {
-					best = r
-				}
-				break
+	case r.File != nil:
+		if r.File.Matches(s.Attributes) {
+			return &match{rule: r}, ""
+		}
+	case r.Signer != nil:
+		o, why := matchSigner(r, s, now, trusted)
+		if o != nil {
+			return &match{rule: r, signer: o}, ""
+		}
+		return nil, why
+	}
+	return nil, ""
+}
+
+// excepted reports whether one of an allow rule's exceptions matches s.
+func (r *compiledRule) excepted(s *Subject, now time.Time, trusted func(*signing.Certificate) bool) *compiledRule {
+	for _, x := range r.except {
+		if m, _ := x.matches(s, now, trusted); m != nil {
+			return x
+		}
+	}
+	return nil
+}
+
+// find returns the first rule (in policy order) of an action that matches
+// s, and for a miss the most telling reason a signer rule did not match.
+func (g *group) find(s *Subject, action Action, now time.Time, trusted func(*signing.Certificate) bool) (*match, []string) {
+	idx, others := g.allowHash, g.allowOthers
+	if action == Deny {
+		idx, others = g.denyHash, g.denyOthers
+	}
+	var best *match
+	var notes []string
+	consider := func(r *compiledRule) {
+		if best != nil && r.order > best.rule.order {
+			return
+		}
+		m, why := r.matches(s, now, trusted)
+		if m == nil {
+			if why != "" {
+				notes = append(notes, fmt.Sprintf("rule %q: %s", r.ID, why))
+			}
+			return
+		}
+		if x := r.excepted(s, now, trusted); x != nil {
+			notes = append(notes, fmt.Sprintf("rule %q does not apply: exception %s matches", r.ID, x.Describe()))
+			return
+		}
+		best = m
+	}
+	for _, a := range HashAlgorithms {
+		if v := s.Digests.Get(a); v != nil {
+			for _, r := range idx[hashKey{a, string(v)}] {
+				consider(r)
 			}
 		}
 	}
-	return best, nil
+	for _, r := range others {
+		consider(r)
+	}
+	return best, notes
 }
 
 // Evaluate judges a subject. Checks, in order, for each base policy (with its
 // supplemental policies):
 //
 //  1. A subject with a Problem is blocked (malformed).
-//  2. A matching deny rule blocks it.
-//  3. A matching allow rule allows it; the first in policy order is reported.
-//  4. Otherwise it is blocked (unsigned, or signed but not allowed).
+//  2. A subject missing facts a rule in scope needs is blocked (fail closed).
+//  3. A matching deny rule blocks it.
+//  4. A matching allow rule allows it, unless one of the rule's exceptions
+//     matches; the first in policy order is reported.
+//  5. Otherwise it is blocked (unsigned, or signed but not allowed).
 //
 // The subject is allowed only if every base policy allows it. When several
 // block it, the report names an enforcing one over an auditing one, and a
 // deny over a missing allow.
 func (s *Set) Evaluate(sub Subject) Decision {
-	var decisions []Decision
-	for _, g := range s.groups {
-		decisions = append(decisions, g.evaluate(&sub))
-	}
+	now := s.opts.Now()
 	var pick *Decision
-	for i := range decisions {
-		d := &decisions[i]
-		if d.Verdict == Allowed {
-			continue
+	var first Decision
+	for i, g := range s.groups {
+		d := g.evaluate(&sub, now, s.isTrusted)
+		if i == 0 {
+			first = d
 		}
-		if pick == nil || better(d, pick) {
-			pick = d
+		if d.Verdict == Blocked && (pick == nil || better(&d, pick)) {
+			pick = &d
 		}
 	}
 	if pick == nil {
-		return decisions[0]
+		return first
 	}
 	return *pick
 }
@@ -399,56 +544,99 @@ func better(a, b *Decision) bool {
 	return rank(a.Kind) > rank(b.Kind)
 }
 
-func (g *group) evaluate(s *Subject) Decision {
-	d := Decision{Policy: g.base.Ref(), Enforced: g.mode == Enforce}
+func (g *group) evaluate(s *Subject, now time.Time, trusted func(*signing.Certificate) bool) Decision {
+	d := Decision{Policy: g.base.Ref(), Enforced: g.mode == Enforce, Signature: -1, Verdict: Blocked}
 	if s.Problem != nil {
-		d.Verdict, d.Kind, d.Reason = Blocked, KindMalformed, s.Problem.Error()
+		d.Kind, d.Reason = KindMalformed, s.Problem.Error()
 		return d
 	}
-	deny, err := g.match(s, g.denyHash)
-	if err == nil && deny == nil {
-		var allow *compiledRule
-		allow, err = g.match(s, g.allowHash)
-		if err == nil && allow != nil {
-			d.Verdict, d.Kind, d.Rule = Allowed, KindAllowedByHash, allow.ID
-			d.Policy = allow.policy.Ref()
-			d.Reason = fmt.Sprintf("%s %x is allowed by rule %q", allow.Hash.Algorithm.Label(), allow.Hash.Value, allow.ID)
-			return d
-		}
-	}
-	d.Verdict = Blocked
-	switch {
-	case err != nil:
+	if err := g.checkFacts(s); err != nil {
 		d.Kind, d.Reason = KindMalformed, err.Error()
-	case deny != nil:
-		d.Kind, d.Rule = KindDenied, deny.ID
-		d.Policy = deny.policy.Ref()
-		d.Reason = fmt.Sprintf("%s %x is denied by rule %q", deny.Hash.Algorithm.Label(), deny.Hash.Value, deny.ID)
-		if deny.Description != "" {
-			d.Reason += " (" + deny.Description + ")"
-		}
-	default:
-		d.Kind = KindNotAllowed
-		if !s.Signed {
-			d.Kind = KindUnsigned
-		}
-		d.Reason = "no rule allows it: " + describe(s)
+		return d
 	}
+	if m, _ := g.find(s, Deny, now, trusted); m != nil {
+		d.Kind, d.Rule, d.Policy = KindDenied, m.rule.ID, m.rule.policy.Ref()
+		d.Reason = "denied by rule " + strconvQuote(m.rule.ID) + ": " + explain(m, s)
+		if m.rule.Description != "" {
+			d.Reason += " (" + m.rule.Description + ")"
+		}
+		if m.signer != nil {
+			d.Signature = m.signer.sig
+		}
+		return d
+	}
+	m, notes := g.find(s, Allow, now, trusted)
+	if m != nil {
+		d.Verdict, d.Rule, d.Policy = Allowed, m.rule.ID, m.rule.policy.Ref()
+		switch {
+		case m.signer != nil:
+			d.Kind, d.Signature = KindAllowedBySigner, m.signer.sig
+		case m.rule.File != nil:
+			d.Kind = KindAllowedByFile
+		default:
+			d.Kind = KindAllowedByHash
+		}
+		d.Reason = "allowed by rule " + strconvQuote(m.rule.ID) + ": " + explain(m, s)
+		return d
+	}
+	d.Kind = KindNotAllowed
+	if !s.Signed {
+		d.Kind = KindUnsigned
+	}
+	d.Reason = "no rule allows it: " + describe(s, notes)
 	return d
 }
 
-// describe lists the subject's facts that rules could have matched.
-func describe(s *Subject) string {
+func strconvQuote(s string) string { return fmt.Sprintf("%q", s) }
+
+// explain says what a match matched.
+func explain(m *match, s *Subject) string {
+	r := m.rule
+	if m.signer == nil {
+		return r.Describe()
+	}
+	sig := s.Signatures[m.signer.sig]
+	leaf := m.signer.chain[0]
+	where := fmt.Sprintf("signature %d", m.signer.sig)
+	if sig.Nested() {
+		where += " (nested)"
+	}
+	return fmt.Sprintf("%s (%s, %s) by %q chains to %q (TBS %X) at level %s",
+		where, sig.SignatureAlgorithm, sig.DigestAlgorithm, leaf.CommonName(), m.signer.cert.CommonName(), m.signer.cert.TBSHash, r.Signer.Level)
+}
+
+// describe lists the subject's facts that rules could have matched, and why
+// signer rules did not.
+func describe(s *Subject, notes []string) string {
 	var parts []string
-	if s.Signed {
-		parts = append(parts, "signed, but no signer rule admits it")
-	} else {
+	switch {
+	case !s.Signed:
 		parts = append(parts, "not signed")
+	case s.Signatures != nil:
+		verified := 0
+		for _, sig := range s.Signatures {
+			if sig.Verified {
+				verified++
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%d signatures (%d verified), none by a signer a rule allows", len(s.Signatures), verified))
+		for i, sig := range s.Signatures {
+			if !sig.Verified && sig.Problem != nil {
+				parts = append(parts, fmt.Sprintf("signature %d does not verify: %v", i, sig.Problem))
+			}
+		}
+	default:
+		parts = append(parts, "signed, but the policy has no signer rules")
 	}
 	for _, a := range HashAlgorithms {
 		if v := s.Digests.Get(a); v != nil {
 			parts = append(parts, fmt.Sprintf("%s %x", a.Label(), v))
 		}
 	}
-	return strings.Join(parts, ", ")
+	const maxNotes = 3
+	if len(notes) > maxNotes {
+		notes = append(notes[:maxNotes:maxNotes], fmt.Sprintf("and %d more", len(notes)-maxNotes))
+	}
+	parts = append(parts, notes...)
+	return strings.Join(parts, "; ")
 }

@@ -144,7 +144,7 @@ func TestNeedsIsExact(t *testing.T) {
 		{"docs/readme", Format("other"), ScenarioUser, 0},
 	}
 	for _, tt := range tests {
-		got := s.Needs(tt.path, tt.f, tt.sc)
+		got := s.Needs(tt.path, tt.f, tt.sc).Digests
 		if got != tt.want {
 			t.Errorf("Needs(%s, %s, %s) = %v, want %v", tt.path, tt.f, tt.sc, got, tt.want)
 		}

@@ -29,6 +29,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+
+	"github.com/codesignval/csv/signing"
 )
 
 // Action is what a rule does when it matches.
@@ -200,11 +202,21 @@ type HashMatch struct {
 // String returns "algorithm:hex".
 func (h HashMatch) String() string { return string(h.Algorithm) + ":" + hex.EncodeToString(h.Value) }
 
-// Rule is one allow or deny rule. Exactly one matcher (Hash, ...) is set.
+// Rule is one allow or deny rule. Exactly one matcher (Hash, Signer, File)
+// is set, or Unsupported says why the rule cannot be judged.
 type Rule struct {
-	ID        string
-	Action    Action
-	Hash      *HashMatch
+	ID     string
+	Action Action
+	Hash   *HashMatch
+	Signer *SignerMatch
+	File   *FileAttrMatch
+	// Unsupported, if set, says why the rule cannot be judged from a file
+	// (a WDAC FilePath rule, say). Such a rule never matches; lint lists it.
+	Unsupported string
+	// Except lists matchers that exempt a subject from an allow rule (WDAC
+	// ExceptDenyRule): the allow does not apply to a subject one matches.
+	// Each has one matcher and no action.
+	Except    []Rule
 	Paths     []string   // path globs; empty means any path
 	Scenarios []Scenario // empty means any scenario
 	// Formats limits the rule to files of these formats; empty means every
@@ -221,10 +233,35 @@ type Rule struct {
 // Kind names the rule's matcher.
 func (r *Rule) Kind() string {
 	switch {
+	case r.Unsupported != "":
+		return "unsupported"
 	case r.Hash != nil:
 		return "hash"
+	case r.Signer != nil:
+		return "signer"
+	case r.File != nil:
+		return "file"
 	}
 	return "unknown"
+}
+
+// Describe says what the rule matches, for messages.
+func (r *Rule) Describe() string {
+	switch {
+	case r.Unsupported != "":
+		return "unsupported rule: " + r.Unsupported
+	case r.Hash != nil:
+		return r.Hash.Algorithm.Label() + " " + hex.EncodeToString(r.Hash.Value)
+	case r.Signer != nil:
+		s := fmt.Sprintf("signer %s at level %s", r.Signer.Cert.String(), r.Signer.Level)
+		if r.Signer.Publisher != "" {
+			s += fmt.Sprintf(", publisher %q", r.Signer.Publisher)
+		}
+		return s
+	case r.File != nil:
+		return "file " + r.File.String()
+	}
+	return "nothing"
 }
 
 // Policy is one code integrity policy.
@@ -244,8 +281,38 @@ type Policy struct {
 	Source string
 	// SHA256 is the SHA-256 of the policy file's bytes, for reports.
 	SHA256 [32]byte
-	// Format is the file format the policy was read from ("yaml").
+	// Format is the file format the policy was read from: "yaml" or
+	// "sipolicy" (WDAC XML).
 	Format string
+	// WDACCompatible makes signer rules judge as Windows does: ECDSA
+	// signatures never match, and certificate expiry is ignored unless the
+	// signing certificate carries the Lifetime Signing EKU. Policies read
+	// from SiPolicy XML always are.
+	WDACCompatible bool
+	// TimestampAuthorities are the timestamp authorities whose verified
+	// timestamps set the time at which signer rules check certificate
+	// validity (otherwise it is checked now).
+	TimestampAuthorities []CertRef
+	// Options are WDAC policy options (informational, except
+	// "Enabled:Audit Mode", which sets Mode).
+	Options []string
+}
+
+// Certificates returns the certificates the policy's signer rules name in
+// full, which signature verification may use to complete chains.
+func (p *Policy) Certificates() []*signing.Certificate {
+	var out []*signing.Certificate
+	for i := range p.Rules {
+		if s := p.Rules[i].Signer; s != nil && s.Cert.Certificate != nil {
+			out = append(out, s.Cert.Certificate)
+		}
+	}
+	for _, r := range p.TimestampAuthorities {
+		if r.Certificate != nil {
+			out = append(out, r.Certificate)
+		}
+	}
+	return out
 }
 
 // Ref identifies a policy in reports: its name, or its ID if it has none.

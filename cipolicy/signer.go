@@ -1,0 +1,324 @@
+package cipolicy
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/codesignval/csv/signing"
+)
+
+// CertLevel says where in a signature's chain a signer rule's certificate
+// must be.
+type CertLevel string
+
+// Certificate levels.
+const (
+	// LevelLeaf: the signing certificate itself.
+	LevelLeaf CertLevel = "leaf"
+	// LevelIssuer: the signing certificate's issuing CA (WDAC's PCA level).
+	LevelIssuer CertLevel = "issuer"
+	// LevelRoot: the top of the chain.
+	LevelRoot CertLevel = "root"
+	// LevelAny: anywhere in the chain (WDAC CertRoot semantics).
+	LevelAny CertLevel = "any"
+)
+
+// CertRef identifies a certificate: by the hash of its TBSCertificate (as
+// WDAC's CertRoot values do), or by the certificate itself.
+type CertRef struct {
+	// TBSHash is compared with signing.Certificate.TBSHash, the hash with
+	// the certificate's own signature digest; its length tells the digest.
+	TBSHash []byte
+	// Certificate, if set, matches a chain certificate with the same
+	// TBSCertificate (the same certificate, whatever re-encoding of its
+	// signature). TBSHash is then that certificate's.
+	Certificate *signing.Certificate
+	// WellKnown is a WDAC well-known root ID (such as "06", Microsoft
+	// Product Root 2010) and WellKnownName that root's subject common name.
+	// It matches only a self-signed certificate with that name that the
+	// operator supplied as trusted (SetOptions.TrustedRoots): a certificate
+	// carried by the signature itself proves nothing.
+	WellKnown     string
+	WellKnownName string
+}
+
+// Matches reports whether c is the referenced certificate. trusted says
+// whether the operator supplied c (only well-known references need it).
+func (r *CertRef) Matches(c *signing.Certificate, trusted func(*signing.Certificate) bool) bool {
+	switch {
+	case r.Certificate != nil:
+		return bytes.Equal(r.Certificate.RawTBS, c.RawTBS)
+	case r.WellKnown != "":
+		return r.WellKnownName != "" && c.CommonName() == r.WellKnownName && trusted != nil && trusted(c) && c.SelfSigned()
+	}
+	return len(r.TBSHash) > 0 && bytes.Equal(r.TBSHash, c.TBSHash)
+}
+
+// String describes the reference.
+func (r *CertRef) String() string {
+	switch {
+	case r.Certificate != nil:
+		return fmt.Sprintf("%q (TBS %X)", r.Certificate.CommonName(), r.Certificate.TBSHash)
+	case r.WellKnown != "":
+		return fmt.Sprintf("well-known root %s (%q)", r.WellKnown, r.WellKnownName)
+	}
+	return fmt.Sprintf("TBS %X", r.TBSHash)
+}
+
+// SignerMatch is the matcher of a signer rule: a verified signature whose
+// chain holds the certificate at the level, and whose leaf satisfies every
+// constraint that is set.
+type SignerMatch struct {
+	Cert  CertRef
+	Level CertLevel
+	// Publisher is the leaf's subject common name (WDAC CertPublisher).
+	Publisher string
+	// IssuerName is the leaf's issuer common name (WDAC CertIssuer).
+	IssuerName string
+	// EKUs are OIDs the leaf must list (WDAC CertEKU).
+	EKUs []string
+	// OEMID is WDAC's CertOemID. It cannot be judged from a file, so a rule
+	// that sets it never matches (lint says so).
+	OEMID string
+	// Files, if set, limits the signer to files with one of these
+	// attributes (WDAC FileAttribRef).
+	Files []FileAttrMatch
+}
+
+// Version is a four-part file version, as Windows version resources and
+// WDAC rules write it.
+type Version [4]uint16
+
+// ParseVersion reads "a.b.c.d" (missing parts are 0).
+func ParseVersion(s string) (Version, error) {
+	var v Version
+	parts := strings.Split(s, ".")
+	if len(parts) == 0 || len(parts) > 4 {
+		return v, fmt.Errorf("version %q: want up to four dot-separated numbers", s)
+	}
+	for i, p := range parts {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil {
+			return v, fmt.Errorf("version %q: %q is not a number from 0 to 65535", s, p)
+		}
+		v[i] = uint16(n)
+	}
+	return v, nil
+}
+
+func (v Version) String() string { return fmt.Sprintf("%d.%d.%d.%d", v[0], v[1], v[2], v[3]) }
+
+// Compare returns -1, 0 or 1.
+func (v Version) Compare(w Version) int { return slices.Compare(v[:], w[:]) }
+
+// FileNameField names the version resource string a FileAttrMatch compares.
+type FileNameField string
+
+// File name fields (WDAC's SpecificFileNameLevel).
+const (
+	OriginalFileName FileNameField = "original_file_name"
+	InternalName     FileNameField = "internal_name"
+	FileDescription  FileNameField = "file_description"
+	ProductName      FileNameField = "product_name"
+)
+
+// FileAttrMatch matches a PE file by its version resource (WDAC FileAttrib,
+// and Allow or Deny rules with FileName): the name field equals Name (case
+// insensitively) and the file version lies within the bounds that are set.
+type FileAttrMatch struct {
+	Field      FileNameField // default OriginalFileName
+	Name       string
+	MinVersion *Version
+	MaxVersion *Version
+}
+
+// FileAttributes are the strings and version of a PE file's version
+// resource.
+type FileAttributes struct {
+	OriginalFileName string
+	InternalName     string
+	FileDescription  string
+	ProductName      string
+	FileVersion      *Version
+}
+
+// Matches reports whether a file's attributes match.
+func (m *FileAttrMatch) Matches(a *FileAttributes) bool {
+	if a == nil {
+		return false
+	}
+	var got string
+	switch m.Field {
+	case "", OriginalFileName:
+		got = a.OriginalFileName
+	case InternalName:
+		got = a.InternalName
+	case FileDescription:
+		got = a.FileDescription
+	case ProductName:
+		got = a.ProductName
+	}
+	if m.Name != "" && !strings.EqualFold(got, m.Name) {
+		return false
+	}
+	if m.MinVersion != nil || m.MaxVersion != nil {
+		if a.FileVersion == nil {
+			return false
+		}
+		if m.MinVersion != nil && a.FileVersion.Compare(*m.MinVersion) < 0 {
+			return false
+		}
+		if m.MaxVersion != nil && a.FileVersion.Compare(*m.MaxVersion) > 0 {
+			return false
+		}
+	}
+	return m.Name != "" || m.MinVersion != nil || m.MaxVersion != nil
+}
+
+func (m *FileAttrMatch) String() string {
+	f := m.Field
+	if f == "" {
+		f = OriginalFileName
+	}
+	s := fmt.Sprintf("%s %q", f, m.Name)
+	if m.MinVersion != nil {
+		s += " version >= " + m.MinVersion.String()
+	}
+	if m.MaxVersion != nil {
+		s += " version <= " + m.MaxVersion.String()
+	}
+	return s
+}
+
+// signerOutcome is what matching one signer rule against a subject found.
+type signerOutcome struct {
+	sig   int // index into Subject.Signatures
+	chain []*signing.Certificate
+	cert  *signing.Certificate // the certificate the rule names
+}
+
+// matchSigner returns the first verified signature and chain of s that
+// satisfy the rule, or why none does.
+func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signing.Certificate) bool) (*signerOutcome, string) {
+	m := r.Signer
+	wdac := r.policy.WDACCompatible
+	if m.OEMID != "" {
+		return nil, "rule sets an OEM ID, which cannot be judged from a file"
+	}
+	if len(m.Files) > 0 && !slices.ContainsFunc(m.Files, func(f FileAttrMatch) bool { return f.Matches(s.Attributes) }) {
+		return nil, "file attributes do not match"
+	}
+	why := ""
+	for i, sig := range s.Signatures {
+		if !sig.Verified {
+			continue
+		}
+		if wdac && sig.SignatureAlgorithm == "ECDSA" {
+			why = "ECDSA signatures never match a signer rule under WDAC compatibility (as on Windows)"
+			continue
+		}
+		for _, chain := range sig.Chains {
+			cert := certAtLevel(m, chain, trusted)
+			if cert == nil {
+				continue
+			}
+			leaf := chain[0]
+			switch {
+			case m.Publisher != "" && leaf.CommonName() != m.Publisher:
+				why = fmt.Sprintf("publisher %q is not %q", leaf.CommonName(), m.Publisher)
+				continue
+			case m.IssuerName != "" && leaf.Issuer.CommonName != m.IssuerName:
+				why = fmt.Sprintf("issuer %q is not %q", leaf.Issuer.CommonName, m.IssuerName)
+				continue
+			}
+			if missing := missingEKU(leaf, m.EKUs); missing != "" {
+				why = fmt.Sprintf("signing certificate lacks EKU %s", missing)
+				continue
+			}
+			if bad := validity(r.policy, sig, chain, now); bad != "" {
+				why = bad
+				continue
+			}
+			return &signerOutcome{sig: i, chain: chain, cert: cert}, ""
+		}
+	}
+	return nil, why
+}
+
+func certAtLevel(m *SignerMatch, chain []*signing.Certificate, trusted func(*signing.Certificate) bool) *signing.Certificate {
+	switch m.Level {
+	case LevelLeaf:
+		if m.Cert.Matches(chain[0], trusted) {
+			return chain[0]
+		}
+	case LevelIssuer:
+		if len(chain) > 1 && m.Cert.Matches(chain[1], trusted) {
+			return chain[1]
+		}
+	case LevelRoot:
+		if top := chain[len(chain)-1]; len(chain) > 1 && m.Cert.Matches(top, trusted) {
+			return top
+		}
+	default:
+		for _, c := range chain {
+			if m.Cert.Matches(c, trusted) {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+func missingEKU(leaf *signing.Certificate, ekus []string) string {
+	for _, e := range ekus {
+		if !leaf.HasEKU(e) {
+			return e
+		}
+	}
+	return ""
+}
+
+// validity checks the certificates' validity periods:
+//
+//   - Under WDAC compatibility, as Windows does: expiry is ignored, except
+//     that a leaf with the Lifetime Signing EKU must be valid now.
+//   - Otherwise every certificate of the chain must be valid at the signing
+//     time: the time of a verified timestamp from a timestamp authority the
+//     policy trusts, or else now.
+func validity(p *Policy, sig *signing.Signature, chain []*signing.Certificate, now time.Time) string {
+	lifetime := chain[0].HasEKU(signing.OIDLifetimeSigning.String())
+	if p.WDACCompatible {
+		if lifetime && (now.Before(chain[0].NotBefore) || now.After(chain[0].NotAfter)) {
+			return fmt.Sprintf("signing certificate %q carries the Lifetime Signing EKU and is not valid now", chain[0].CommonName())
+		}
+		return ""
+	}
+	at, what := now, "now"
+	if ts := sig.Timestamp; ts != nil && ts.Verified && !lifetime && trustedTimestamp(p, ts) {
+		at, what = ts.Time, "at the timestamp, "+ts.Time.UTC().Format(time.RFC3339)
+	}
+	for _, c := range chain {
+		if at.Before(c.NotBefore) || at.After(c.NotAfter) {
+			return fmt.Sprintf("certificate %q (valid %s to %s) is not valid %s",
+				c.CommonName(), c.NotBefore.UTC().Format(time.DateOnly), c.NotAfter.UTC().Format(time.DateOnly), what)
+		}
+	}
+	return ""
+}
+
+func trustedTimestamp(p *Policy, ts *signing.Timestamp) bool {
+	for _, chain := range ts.Chains {
+		for _, c := range chain {
+			for i := range p.TimestampAuthorities {
+				if p.TimestampAuthorities[i].Matches(c, nil) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,488 @@
+// Package signing is everything about signatures: the facts a verified (or
+// unverified) signature establishes ([Signature], [Certificate]), certificate
+// parsing that copes with real-world certificates, chain building, and key
+// loading. The formats live in sub-packages: signing/authenticode (PE),
+// signing/modsig (ELF appended signatures).
+//
+// The package knows nothing of policies: it says which certificates signed
+// what, and whether the cryptography holds; package cipolicy decides whether
+// that is allowed.
+//
+// # Security
+//
+// Certificates come from untrusted files. They are parsed with Go's
+// crypto/x509 where it accepts them; where it refuses a real certificate
+// (negative serial numbers, duplicate extensions, unhandled critical
+// extensions are common in firmware and old CAs) the certificate is still
+// identified by its raw bytes and the hash of its TBSCertificate, and its
+// signature can still be checked with the issuer's key: the signature check
+// is never skipped. Sizes are capped by internal/limits.
+package signing
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha1" //nolint:gosec // SHA1 TBS hashes are what WDAC writes for SHA1-signed certificates.
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// Certificate is what csv knows of one X.509 certificate. Parsed is nil when
+// Go's crypto/x509 refuses the certificate; every other field is still set
+// from the raw DER (except where noted).
+type Certificate struct {
+	Raw []byte
+	// RawTBS is the DER TBSCertificate, RawSubject and RawIssuer the DER
+	// names, RawSPKI the SubjectPublicKeyInfo.
+	RawTBS, RawSubject, RawIssuer, RawSPKI []byte
+	// SignatureAlgorithm is the OID of the algorithm the issuer signed
+	// this certificate with; Signature is that signature.
+	SignatureAlgorithm asn1.ObjectIdentifier
+	Signature          []byte
+	// TBSHash is the hash of RawTBS with the digest of the certificate's own
+	// signature algorithm (SHA1, SHA256, SHA384 or SHA512): the value WDAC
+	// writes as a signer's CertRoot. TBSHashAlgorithm names the digest.
+	TBSHash          []byte
+	TBSHashAlgorithm crypto.Hash
+	// SHA256 is the certificate's fingerprint.
+	SHA256 [32]byte
+	// SerialNumber may be negative (Go's x509 refuses those).
+	SerialNumber *big.Int
+	Subject      pkix.Name
+	Issuer       pkix.Name
+	NotBefore    time.Time
+	NotAfter     time.Time
+	// SubjectKeyID is the subject key identifier extension, if any.
+	SubjectKeyID []byte
+	// EKUs are the extended key usage OIDs, dotted; nil if the extension is
+	// absent (which means any usage).
+	EKUs []string
+	// IsCA is the basic constraints CA flag.
+	IsCA bool
+	// PublicKey is the subject's public key (nil if of an unknown type).
+	PublicKey crypto.PublicKey
+	// Parsed is Go's parse of the certificate, nil if it refused it;
+	// ParseError says why.
+	Parsed     *x509.Certificate
+	ParseError error
+}
+
+// Common OIDs.
+var (
+	OIDCodeSigning     = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 3}
+	OIDLifetimeSigning = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 10, 3, 13}
+	oidEKU             = asn1.ObjectIdentifier{2, 5, 29, 37}
+	oidSKID            = asn1.ObjectIdentifier{2, 5, 29, 14}
+	oidBasicCons       = asn1.ObjectIdentifier{2, 5, 29, 19}
+)
+
+// ErrCertificate is wrapped by errors about certificates that cannot be read
+// even leniently.
+var ErrCertificate = errors.New("signing: malformed certificate")
+
+// ParseCertificate reads one DER certificate. It fails only if the outer
+// structure cannot be read at all; a certificate Go's x509 refuses is
+// returned with Parsed nil and ParseError set.
+func ParseCertificate(der []byte) (*Certificate, error) {
+	c := &Certificate{Raw: der, SHA256: sha256.Sum256(der)}
+	in := cryptobyte.String(der)
+	var cert cryptobyte.String
+	var sigAlg cryptobyte.String
+	var sig asn1.BitString
+	if !in.ReadASN1(&cert, cbasn1.SEQUENCE) || !in.Empty() {
+		return nil, fmt.Errorf("%w: not a DER SEQUENCE", ErrCertificate)
+	}
+	var rawTBS cryptobyte.String
+	if !cert.ReadASN1Element(&rawTBS, cbasn1.SEQUENCE) ||
+		!cert.ReadASN1(&sigAlg, cbasn1.SEQUENCE) ||
+		!readBitString(&cert, &sig) {
+		return nil, fmt.Errorf("%w: truncated certificate", ErrCertificate)
+	}
+	c.RawTBS = rawTBS
+	c.Signature = sig.RightAlign()
+	if !sigAlg.ReadASN1ObjectIdentifier(&c.SignatureAlgorithm) {
+		return nil, fmt.Errorf("%w: no signature algorithm", ErrCertificate)
+	}
+	h, ok := tbsHashAlgorithm(c.SignatureAlgorithm)
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown signature algorithm %v", ErrCertificate, c.SignatureAlgorithm)
+	}
+	c.TBSHashAlgorithm = h
+	hh := h.New()
+	hh.Write(c.RawTBS)
+	c.TBSHash = hh.Sum(nil)
+	if err := c.parseTBS(rawTBS); err != nil {
+		return nil, err
+	}
+	c.Parsed, c.ParseError = x509.ParseCertificate(der)
+	if c.Parsed != nil {
+		// Prefer Go's view where it has one.
+		c.PublicKey = c.Parsed.PublicKey
+		c.Subject, c.Issuer = c.Parsed.Subject, c.Parsed.Issuer
+	}
+	return c, nil
+}
+
+func readBitString(s *cryptobyte.String, out *asn1.BitString) bool {
+	var b cryptobyte.String
+	if !s.ReadASN1(&b, cbasn1.BIT_STRING) || len(b) == 0 || b[0] > 7 || (len(b) == 1 && b[0] != 0) {
+		return false
+	}
+	padding := int(b[0])
+	out.Bytes = b[1:]
+	out.BitLength = len(out.Bytes)*8 - padding
+	return true
+}
+
+// parseTBS reads the fields csv needs from a TBSCertificate, leniently: a
+// negative serial number, a duplicate extension or an unknown critical
+// extension does not stop it.
+func (c *Certificate) parseTBS(rawTBS []byte) error {
+	tbs := cryptobyte.String(rawTBS)
+	var body cryptobyte.String
+	if !tbs.ReadASN1(&body, cbasn1.SEQUENCE) {
+		return fmt.Errorf("%w: bad TBSCertificate", ErrCertificate)
+	}
+	// version [0] EXPLICIT INTEGER DEFAULT v1
+	if body.PeekASN1Tag(cbasn1.Tag(0).Constructed().ContextSpecific()) {
+		var v cryptobyte.String
+		if !body.ReadASN1(&v, cbasn1.Tag(0).Constructed().ContextSpecific()) {
+			return fmt.Errorf("%w: bad version", ErrCertificate)
+		}
+	}
+	var serial cryptobyte.String
+	if !body.ReadASN1(&serial, cbasn1.INTEGER) || len(serial) == 0 {
+		return fmt.Errorf("%w: bad serial number", ErrCertificate)
+	}
+	c.SerialNumber = new(big.Int).SetBytes(serial)
+	if serial[0]&0x80 != 0 { // two's complement negative
+		c.SerialNumber.Sub(c.SerialNumber, new(big.Int).Lsh(big.NewInt(1), uint(len(serial))*8))
+	}
+	var alg, issuer, validity, subject, spki cryptobyte.String
+	if !body.ReadASN1(&alg, cbasn1.SEQUENCE) ||
+		!body.ReadASN1Element(&issuer, cbasn1.SEQUENCE) ||
+		!body.ReadASN1(&validity, cbasn1.SEQUENCE) ||
+		!body.ReadASN1Element(&subject, cbasn1.SEQUENCE) ||
+		!body.ReadASN1Element(&spki, cbasn1.SEQUENCE) {
+		return fmt.Errorf("%w: truncated TBSCertificate", ErrCertificate)
+	}
+	c.RawIssuer, c.RawSubject, c.RawSPKI = issuer, subject, spki
+	c.Subject, c.Issuer = parseName(subject), parseName(issuer)
+	c.NotBefore, c.NotAfter = readTime(&validity), readTime(&validity)
+	if pub, err := x509.ParsePKIXPublicKey(spki); err == nil {
+		c.PublicKey = pub
+	}
+	// issuerUniqueID [1], subjectUniqueID [2]: skip.
+	for _, tag := range []cbasn1.Tag{cbasn1.Tag(1).ContextSpecific(), cbasn1.Tag(2).ContextSpecific()} {
+		if body.PeekASN1Tag(tag) {
+			var skip cryptobyte.String
+			body.ReadASN1(&skip, tag)
+		}
+	}
+	extTag := cbasn1.Tag(3).Constructed().ContextSpecific()
+	if !body.PeekASN1Tag(extTag) {
+		return nil
+	}
+	var exts, seq cryptobyte.String
+	if !body.ReadASN1(&exts, extTag) || !exts.ReadASN1(&seq, cbasn1.SEQUENCE) {
+		return nil // extensions unreadable: identified by TBS hash and raw bytes still
+	}
+	seen := map[string]bool{}
+	for !seq.Empty() {
+		var ext, value cryptobyte.String
+		var oid asn1.ObjectIdentifier
+		if !seq.ReadASN1(&ext, cbasn1.SEQUENCE) || !ext.ReadASN1ObjectIdentifier(&oid) {
+			return nil
+		}
+		if ext.PeekASN1Tag(cbasn1.BOOLEAN) {
+			var crit bool
+			ext.ReadASN1Boolean(&crit)
+		}
+		if !ext.ReadASN1(&value, cbasn1.OCTET_STRING) {
+			return nil
+		}
+		key := oid.String()
+		if seen[key] {
+			continue // a duplicate extension: the first one counts
+		}
+		seen[key] = true
+		switch {
+		case oid.Equal(oidEKU):
+			var list cryptobyte.String
+			c.EKUs = []string{}
+			if value.ReadASN1(&list, cbasn1.SEQUENCE) {
+				for !list.Empty() {
+					var e asn1.ObjectIdentifier
+					if !list.ReadASN1ObjectIdentifier(&e) {
+						break
+					}
+					c.EKUs = append(c.EKUs, e.String())
+				}
+			}
+		case oid.Equal(oidSKID):
+			var id cryptobyte.String
+			if value.ReadASN1(&id, cbasn1.OCTET_STRING) {
+				c.SubjectKeyID = id
+			}
+		case oid.Equal(oidBasicCons):
+			var bc cryptobyte.String
+			if value.ReadASN1(&bc, cbasn1.SEQUENCE) && bc.PeekASN1Tag(cbasn1.BOOLEAN) {
+				bc.ReadASN1Boolean(&c.IsCA)
+			}
+		}
+	}
+	return nil
+}
+
+func readTime(s *cryptobyte.String) time.Time {
+	var t time.Time
+	switch {
+	case s.PeekASN1Tag(cbasn1.UTCTime):
+		s.ReadASN1UTCTime(&t)
+	case s.PeekASN1Tag(cbasn1.GeneralizedTime):
+		s.ReadASN1GeneralizedTime(&t)
+	}
+	return t
+}
+
+func parseName(der []byte) pkix.Name {
+	var rdn pkix.RDNSequence
+	var n pkix.Name
+	if rest, err := asn1.Unmarshal(der, &rdn); err == nil && len(rest) == 0 {
+		n.FillFromRDNSequence(&rdn)
+	}
+	return n
+}
+
+// Signature algorithm OIDs and their digests (for TBS hashes and signature
+// checks).
+var sigAlgs = []struct {
+	oid  asn1.ObjectIdentifier
+	hash crypto.Hash
+	kind string // RSA, RSA-PSS, ECDSA, Ed25519
+}{
+	{asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 5}, crypto.SHA1, "RSA"},
+	{asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 4}, crypto.MD5, "RSA"},
+	{asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 11}, crypto.SHA256, "RSA"},
+	{asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 12}, crypto.SHA384, "RSA"},
+	{asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 13}, crypto.SHA512, "RSA"},
+	{asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 10}, 0, "RSA-PSS"}, // hash from the parameters
+	{asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 1}, crypto.SHA1, "ECDSA"},
+	{asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}, crypto.SHA256, "ECDSA"},
+	{asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}, crypto.SHA384, "ECDSA"},
+	{asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 4}, crypto.SHA512, "ECDSA"},
+	{asn1.ObjectIdentifier{1, 3, 101, 112}, 0, "Ed25519"},
+}
+
+// tbsHashAlgorithm is the digest WDAC hashes a certificate's TBS with: that
+// of the certificate's signature algorithm. RSA-PSS and Ed25519 certificates
+// get SHA256.
+func tbsHashAlgorithm(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
+	for _, a := range sigAlgs {
+		if a.oid.Equal(oid) {
+			switch {
+			case a.hash == crypto.MD5:
+				return crypto.SHA1, true // hashes of MD5-signed certs are not written; identify with SHA1
+			case a.hash == 0:
+				return crypto.SHA256, true
+			}
+			return a.hash, true
+		}
+	}
+	return 0, false
+}
+
+var _ = sha1.New // keep the import: crypto.SHA1 must be linked in
+
+// CommonName returns the subject's CN.
+func (c *Certificate) CommonName() string { return c.Subject.CommonName }
+
+// TBSHashHex is TBSHash in upper-case hex, as WDAC writes CertRoot values.
+func (c *Certificate) TBSHashHex() string { return strings.ToUpper(hex.EncodeToString(c.TBSHash)) }
+
+// HasEKU reports whether the certificate allows the usage oid: it lists it,
+// or has no EKU extension at all.
+func (c *Certificate) HasEKU(oid string) bool {
+	if c.EKUs == nil {
+		return false
+	}
+	for _, e := range c.EKUs {
+		if e == oid {
+			return true
+		}
+	}
+	return false
+}
+
+// PublicKeyAlgorithm names the key type: RSA, ECDSA, Ed25519 or unknown.
+func (c *Certificate) PublicKeyAlgorithm() string {
+	switch c.PublicKey.(type) {
+	case *rsa.PublicKey:
+		return "RSA"
+	case *ecdsa.PublicKey:
+		return "ECDSA"
+	case ed25519.PublicKey:
+		return "Ed25519"
+	}
+	return "unknown"
+}
+
+// SelfSigned reports whether the certificate names itself as issuer and its
+// signature verifies with its own key.
+func (c *Certificate) SelfSigned() bool {
+	return bytes.Equal(c.RawSubject, c.RawIssuer) && c.CheckSignedBy(c) == nil
+}
+
+// IssuedBy reports whether parent's subject is c's issuer (by DER bytes).
+func (c *Certificate) IssuedBy(parent *Certificate) bool {
+	return bytes.Equal(c.RawIssuer, parent.RawSubject)
+}
+
+// ErrSignature is wrapped by signature check failures.
+var ErrSignature = errors.New("signature does not verify")
+
+// CheckSignedBy checks c's signature with parent's public key. It works on
+// the raw TBS bytes, so it also checks certificates Go's x509 refuses.
+func (c *Certificate) CheckSignedBy(parent *Certificate) error {
+	if parent.PublicKey == nil {
+		return fmt.Errorf("%w: issuer %q has a public key of an unsupported type", ErrSignature, parent.Subject.CommonName)
+	}
+	return CheckSignature(parent.PublicKey, c.SignatureAlgorithm, nil, c.RawTBS, c.Signature)
+}
+
+// CheckSignature verifies sig over data with pub, for a signature algorithm
+// given by OID (and, for RSA-PSS, its DER parameters; digest-only OIDs such
+// as the PKCS#7 digestEncryptionAlgorithm rsaEncryption need hash set).
+func CheckSignature(pub crypto.PublicKey, alg asn1.ObjectIdentifier, pssParams []byte, data, sig []byte) error {
+	for _, a := range sigAlgs {
+		if !a.oid.Equal(alg) {
+			continue
+		}
+		h := a.hash
+		if a.kind == "RSA-PSS" {
+			var err error
+			if h, err = pssHash(pssParams); err != nil {
+				return err
+			}
+		}
+		return checkWith(pub, a.kind, h, data, sig)
+	}
+	return fmt.Errorf("%w: unsupported signature algorithm %v", ErrSignature, alg)
+}
+
+// CheckDigestSignature verifies sig over data with pub, for a key kind
+// (RSA, RSA-PSS, ECDSA, Ed25519) and digest.
+func CheckDigestSignature(pub crypto.PublicKey, kind string, h crypto.Hash, data, sig []byte) error {
+	return checkWith(pub, kind, h, data, sig)
+}
+
+func checkWith(pub crypto.PublicKey, kind string, h crypto.Hash, data, sig []byte) error {
+	var digest []byte
+	if kind != "Ed25519" {
+		if h == 0 || !h.Available() {
+			return fmt.Errorf("%w: digest %v not available", ErrSignature, h)
+		}
+		hh := h.New()
+		hh.Write(data)
+		digest = hh.Sum(nil)
+	}
+	var ok bool
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		switch kind {
+		case "RSA":
+			ok = rsa.VerifyPKCS1v15(k, h, digest, sig) == nil
+		case "RSA-PSS":
+			ok = rsa.VerifyPSS(k, h, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}) == nil
+		default:
+			return fmt.Errorf("%w: an RSA key cannot check a %s signature", ErrSignature, kind)
+		}
+	case *ecdsa.PublicKey:
+		if kind != "ECDSA" {
+			return fmt.Errorf("%w: an ECDSA key cannot check a %s signature", ErrSignature, kind)
+		}
+		ok = ecdsa.VerifyASN1(k, digest, sig)
+	case ed25519.PublicKey:
+		if kind != "Ed25519" {
+			return fmt.Errorf("%w: an Ed25519 key cannot check a %s signature", ErrSignature, kind)
+		}
+		ok = ed25519.Verify(k, data, sig)
+	default:
+		return fmt.Errorf("%w: unsupported public key type %T", ErrSignature, pub)
+	}
+	if !ok {
+		return ErrSignature
+	}
+	return nil
+}
+
+// pssHash reads the hash algorithm of RSASSA-PSS-params (SHA1 if absent).
+func pssHash(params []byte) (crypto.Hash, error) {
+	s := cryptobyte.String(params)
+	var seq cryptobyte.String
+	if len(params) == 0 {
+		return crypto.SHA1, nil
+	}
+	if !s.ReadASN1(&seq, cbasn1.SEQUENCE) {
+		return 0, fmt.Errorf("%w: bad RSA-PSS parameters", ErrSignature)
+	}
+	tag0 := cbasn1.Tag(0).Constructed().ContextSpecific()
+	if !seq.PeekASN1Tag(tag0) {
+		return crypto.SHA1, nil
+	}
+	var hashAlg, algSeq cryptobyte.String
+	var oid asn1.ObjectIdentifier
+	if !seq.ReadASN1(&hashAlg, tag0) || !hashAlg.ReadASN1(&algSeq, cbasn1.SEQUENCE) || !algSeq.ReadASN1ObjectIdentifier(&oid) {
+		return 0, fmt.Errorf("%w: bad RSA-PSS hash algorithm", ErrSignature)
+	}
+	if h, ok := HashForOID(oid); ok {
+		return h, nil
+	}
+	return 0, fmt.Errorf("%w: unsupported RSA-PSS hash %v", ErrSignature, oid)
+}
+
+// Digest algorithm OIDs.
+var digestOIDs = []struct {
+	oid  asn1.ObjectIdentifier
+	hash crypto.Hash
+}{
+	{asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}, crypto.SHA1},
+	{asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}, crypto.SHA256},
+	{asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 2}, crypto.SHA384},
+	{asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 3}, crypto.SHA512},
+	{asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 5}, crypto.MD5},
+}
+
+// HashForOID maps a digest algorithm OID to its hash.
+func HashForOID(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
+	for _, d := range digestOIDs {
+		if d.oid.Equal(oid) {
+			return d.hash, true
+		}
+	}
+	return 0, false
+}
+
+// OIDForHash maps a hash to its digest algorithm OID.
+func OIDForHash(h crypto.Hash) (asn1.ObjectIdentifier, bool) {
+	for _, d := range digestOIDs {
+		if d.hash == h {
+			return d.oid, true
+		}
+	}
+	return nil, false
+}

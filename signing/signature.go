@@ -1,0 +1,122 @@
+package signing
+
+import (
+	"crypto"
+	"time"
+)
+
+// Signature is what one signature on a file establishes. Verifiers in the
+// format sub-packages fill it in; cipolicy matches signer rules against it.
+// Only a Verified signature may admit a file.
+type Signature struct {
+	// Format is the signature format: "authenticode" or "modsig".
+	Format string
+	// Index is the WIN_CERTIFICATE entry (PE) the signature is in, and
+	// Path its position among nested signatures: [] for the entry's own
+	// signature, [0] for the first signature nested in it, and so on.
+	Index int
+	Path  []int
+	// DigestAlgorithm is the hash the signature is over; Digest is the
+	// file digest the signature carries (Authenticode: the image hash), if
+	// the format carries one.
+	DigestAlgorithm crypto.Hash
+	Digest          []byte
+	// SignatureAlgorithm is RSA, RSA-PSS, ECDSA or Ed25519.
+	SignatureAlgorithm string
+	// Chains are the certificate chains from the signer up, built from the
+	// signature's certificates and the extra ones supplied: each starts with
+	// the signer's certificate, and every link's signature verifies with the
+	// next certificate's key. Several chains exist when an issuer is
+	// cross-signed. Empty if the signer's certificate was not found.
+	Chains [][]*Certificate
+	// Certificates are all the certificates the signature carries.
+	Certificates []*Certificate
+	// Timestamp is the countersignature's time, if there is one.
+	Timestamp *Timestamp
+	// Verified is true when the file's digest matches the signed digest,
+	// the signed attributes are consistent and the signer's signature
+	// verifies with the key of Chains[0][0]. Problem says why not.
+	Verified bool
+	Problem  error
+}
+
+// Signer returns the signing certificate, or nil.
+func (s *Signature) Signer() *Certificate {
+	if len(s.Chains) == 0 || len(s.Chains[0]) == 0 {
+		return nil
+	}
+	return s.Chains[0][0]
+}
+
+// Nested reports whether the signature is nested inside another.
+func (s *Signature) Nested() bool { return len(s.Path) > 0 }
+
+// Timestamp is a verified (or not) countersignature: RFC 3161 or the legacy
+// Authenticode countersignature.
+type Timestamp struct {
+	Kind     string // "rfc3161" or "authenticode"
+	Time     time.Time
+	Chains   [][]*Certificate
+	Verified bool
+	Problem  error
+}
+
+const (
+	maxChainDepth = 10
+	maxChains     = 8
+)
+
+// BuildChains returns the chains from leaf up through candidates: at each
+// step, every candidate whose subject is the current certificate's issuer
+// and whose key verifies its signature extends the chain. A chain ends at a
+// self-signed certificate or where no issuer is found. At most 8 chains of
+// depth 10 are returned; candidates may include leaf itself.
+func BuildChains(leaf *Certificate, candidates []*Certificate) [][]*Certificate {
+	var out [][]*Certificate
+	var walk func(chain []*Certificate)
+	walk = func(chain []*Certificate) {
+		if len(out) >= maxChains {
+			return
+		}
+		cur := chain[len(chain)-1]
+		if len(chain) >= maxChainDepth || cur.SelfSigned() {
+			out = append(out, chain)
+			return
+		}
+		extended := false
+		for _, c := range candidates {
+			if !cur.IssuedBy(c) || inChain(chain, c) || cur.CheckSignedBy(c) != nil {
+				continue
+			}
+			extended = true
+			walk(append(chain[:len(chain):len(chain)], c))
+		}
+		if !extended {
+			out = append(out, chain)
+		}
+	}
+	walk([]*Certificate{leaf})
+	return out
+}
+
+func inChain(chain []*Certificate, c *Certificate) bool {
+	for _, x := range chain {
+		if x.SHA256 == c.SHA256 {
+			return true
+		}
+	}
+	return false
+}
+
+// Dedup returns certs without repeats (by fingerprint), in order.
+func Dedup(certs []*Certificate) []*Certificate {
+	seen := map[[32]byte]bool{}
+	var out []*Certificate
+	for _, c := range certs {
+		if c != nil && !seen[c.SHA256] {
+			seen[c.SHA256] = true
+			out = append(out, c)
+		}
+	}
+	return out
+}
