@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -81,10 +82,15 @@ func ExactArgsAtLeast(n int, what string) cobra.PositionalArgs {
 	}
 }
 
-// ReadFileCapped reads a file, refusing files larger than max bytes.
+// ReadFileCapped reads a file, refusing files larger than max bytes. Errors
+// do not repeat the path: callers say what the file was for.
 func ReadFileCapped(path string, max int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, pe.Err
+		}
 		return nil, err
 	}
 	defer f.Close()
@@ -93,17 +99,17 @@ func ReadFileCapped(path string, max int64) ([]byte, error) {
 		return nil, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
+		return nil, errors.New("not a regular file")
 	}
 	if st.Size() > max {
-		return nil, fmt.Errorf("%s: %d bytes, over the limit of %d", path, st.Size(), max)
+		return nil, fmt.Errorf("%d bytes, over the limit of %d", st.Size(), max)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
 	if int64(len(b)) > max {
-		return nil, fmt.Errorf("%s: over the limit of %d bytes", path, max)
+		return nil, fmt.Errorf("over the limit of %d bytes", max)
 	}
 	return b, nil
 }
@@ -116,7 +122,7 @@ func LoadPolicies(paths []string) ([]*cipolicy.Policy, error) {
 	for _, path := range paths {
 		data, err := ReadFileCapped(path, limits.MaxPolicyFile)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("policy %w", err))
+			errs = append(errs, fmt.Errorf("cannot read policy %s: %w", path, err))
 			continue
 		}
 		p, err := cipolicy.Parse(data, path)

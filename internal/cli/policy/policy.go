@@ -172,7 +172,7 @@ func RunLint(o *LintOptions) error {
 	for _, path := range o.Files {
 		data, err := cmdutil.ReadFileCapped(path, limits.MaxPolicyFile)
 		if err != nil {
-			return fmt.Errorf("policy %w", err)
+			return fmt.Errorf("cannot read policy %s: %w", path, err)
 		}
 		p, err := cipolicy.Parse(data, path)
 		var le *cipolicy.LoadError
