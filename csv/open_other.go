@@ -1,0 +1,11 @@
+//go:build !unix
+
+package csv
+
+import "os"
+
+// openRegular opens path for reading. On systems without O_NONBLOCK and
+// O_NOFOLLOW the caller's check that the opened file is regular is the guard.
+func openRegular(path string, _ bool) (*os.File, error) {
+	return os.Open(path)
+}

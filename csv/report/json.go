@@ -1,0 +1,141 @@
+package report
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"time"
+
+	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/csv"
+)
+
+// MediaType identifies the JSON report's schema; it changes only when a
+// field is removed or changes meaning.
+const MediaType = "application/vnd.codesignval.csv.report.v1+json"
+
+// JSON is the machine-readable report. Field names are stable; see the
+// README for the schema.
+type JSON struct{ opts Options }
+
+// Document is the JSON report.
+type Document struct {
+	MediaType string        `json:"mediaType"`
+	Tool      Tool          `json:"tool"`
+	Policy    PolicyDoc     `json:"policy"`
+	Policies  []PolicyDoc   `json:"policies"`
+	Mode      cipolicy.Mode `json:"mode"`
+	Scenario  string        `json:"scenario"`
+	Roots     []string      `json:"roots"`
+	Started   time.Time     `json:"started"`
+	Duration  float64       `json:"duration_seconds"`
+	Passed    bool          `json:"passed"`
+	Summary   csv.Summary   `json:"summary"`
+	Results   []ResultDoc   `json:"results"`
+	Skipped   []SkippedDoc  `json:"skipped"`
+	NoTargets bool          `json:"no_targets_failure,omitempty"`
+}
+
+// Tool names the program that wrote the report.
+type Tool struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// PolicyDoc identifies a policy.
+type PolicyDoc struct {
+	Name    string        `json:"name"`
+	ID      string        `json:"id"`
+	Version string        `json:"version"`
+	SHA256  string        `json:"sha256"`
+	Mode    cipolicy.Mode `json:"mode"`
+	Type    string        `json:"type"`
+	Format  string        `json:"format"`
+	Source  string        `json:"source"`
+}
+
+// ResultDoc is one judged binary.
+type ResultDoc struct {
+	Root               string           `json:"root"`
+	Path               string           `json:"path"`
+	Format             csv.Format       `json:"format"`
+	Size               int64            `json:"size"`
+	SHA256             string           `json:"sha256,omitempty"`
+	AuthenticodeSHA256 string           `json:"authenticode_sha256,omitempty"`
+	AuthenticodeSHA1   string           `json:"authenticode_sha1,omitempty"`
+	Signed             bool             `json:"signed"`
+	PE                 *csv.PEInfo      `json:"pe,omitempty"`
+	ELF                *csv.ELFInfo     `json:"elf,omitempty"`
+	Verdict            cipolicy.Verdict `json:"verdict"`
+	Enforced           bool             `json:"enforced"`
+	Kind               string           `json:"kind"`
+	Policy             string           `json:"policy"`
+	Rule               string           `json:"rule"`
+	Reason             string           `json:"reason"`
+}
+
+// SkippedDoc is a file that was not judged.
+type SkippedDoc struct {
+	Root   string `json:"root"`
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+func policyDoc(p *cipolicy.Policy) PolicyDoc {
+	return PolicyDoc{Name: p.Name, ID: p.ID, Version: p.Version, SHA256: p.SHA256Hex(), Mode: p.Mode,
+		Type: string(p.Type), Format: p.Format, Source: p.Source}
+}
+
+func hexOrEmpty(b []byte) string {
+	if b == nil {
+		return ""
+	}
+	return hex.EncodeToString(b)
+}
+
+// NewDocument builds the JSON document for a report.
+func NewDocument(r *csv.Report, opts Options) *Document {
+	d := &Document{
+		MediaType: MediaType,
+		Tool:      Tool{Name: "csv", Version: opts.ToolVersion},
+		Mode:      r.Mode,
+		Scenario:  string(r.Scenario),
+		Roots:     r.Roots,
+		Started:   r.Started.UTC(),
+		Duration:  r.Duration.Seconds(),
+		Passed:    !r.Failed() && !opts.FailedNoTargets,
+		Summary:   r.Summary,
+		Results:   []ResultDoc{},
+		Skipped:   []SkippedDoc{},
+		NoTargets: opts.FailedNoTargets,
+	}
+	for _, p := range r.Policies {
+		d.Policies = append(d.Policies, policyDoc(p))
+	}
+	if len(d.Policies) > 0 {
+		d.Policy = d.Policies[0]
+	}
+	for i := range r.Results {
+		res := &r.Results[i]
+		d.Results = append(d.Results, ResultDoc{
+			Root: res.Root, Path: res.Path, Format: res.Format, Size: res.Size,
+			SHA256:             hexOrEmpty(res.Digests.SHA256),
+			AuthenticodeSHA256: hexOrEmpty(res.Digests.AuthenticodeSHA256),
+			AuthenticodeSHA1:   hexOrEmpty(res.Digests.AuthenticodeSHA1),
+			Signed:             res.Signed, PE: res.PE, ELF: res.ELF,
+			Verdict: res.Decision.Verdict, Enforced: res.Decision.Enforced, Kind: string(res.Decision.Kind),
+			Policy: res.Decision.Policy, Rule: res.Decision.Rule, Reason: reasonText(res),
+		})
+	}
+	for _, s := range r.Skipped {
+		d.Skipped = append(d.Skipped, SkippedDoc{Root: s.Root, Path: s.Path, Reason: s.Reason})
+	}
+	return d
+}
+
+// Render implements Renderer.
+func (j *JSON) Render(w io.Writer, r *csv.Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(NewDocument(r, j.opts))
+}

@@ -1,0 +1,112 @@
+package report
+
+import (
+	"encoding/xml"
+	"fmt"
+	"io"
+
+	"github.com/codesignval/csv/csv"
+)
+
+// JUnit is a JUnit XML report, as Jenkins and GitLab read it: one test case
+// per judged file, a failure for each blocked one. In audit mode a file that
+// would be blocked is a skipped test case whose message says so, which CI
+// UIs show without failing the build.
+type JUnit struct{ opts Options }
+
+type junitSuites struct {
+	XMLName  xml.Name     `xml:"testsuites"`
+	Name     string       `xml:"name,attr"`
+	Tests    int          `xml:"tests,attr"`
+	Failures int          `xml:"failures,attr"`
+	Errors   int          `xml:"errors,attr"`
+	Skipped  int          `xml:"skipped,attr"`
+	Time     string       `xml:"time,attr"`
+	Suites   []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name       string          `xml:"name,attr"`
+	Tests      int             `xml:"tests,attr"`
+	Failures   int             `xml:"failures,attr"`
+	Errors     int             `xml:"errors,attr"`
+	Skipped    int             `xml:"skipped,attr"`
+	Time       string          `xml:"time,attr"`
+	Timestamp  string          `xml:"timestamp,attr"`
+	Properties []junitProperty `xml:"properties>property"`
+	Cases      []junitCase     `xml:"testcase"`
+}
+
+type junitProperty struct {
+	Name  string `xml:"name,attr"`
+	Value string `xml:"value,attr"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	Classname string        `xml:"classname,attr"`
+	Time      string        `xml:"time,attr"`
+	Failure   *junitMessage `xml:"failure,omitempty"`
+	Error     *junitMessage `xml:"error,omitempty"`
+	Skipped   *junitMessage `xml:"skipped,omitempty"`
+	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+type junitMessage struct {
+	Message string `xml:"message,attr"`
+	Type    string `xml:"type,attr,omitempty"`
+	Text    string `xml:",chardata"`
+}
+
+// Render implements Renderer.
+func (j *JUnit) Render(w io.Writer, r *csv.Report) error {
+	secs := fmt.Sprintf("%.3f", r.Duration.Seconds())
+	suite := junitSuite{Name: "csv validate", Time: secs, Timestamp: r.Started.UTC().Format("2006-01-02T15:04:05")}
+	for _, p := range r.Policies {
+		suite.Properties = append(suite.Properties,
+			junitProperty{"policy", p.Ref()}, junitProperty{"policy.version", p.Version},
+			junitProperty{"policy.sha256", p.SHA256Hex()}, junitProperty{"policy.mode", string(p.Mode)})
+	}
+	suite.Properties = append(suite.Properties, junitProperty{"mode", string(r.Mode)}, junitProperty{"scenario", string(r.Scenario)})
+	for i := range r.Results {
+		res := &r.Results[i]
+		d := res.Decision
+		c := junitCase{Name: res.DisplayPath(), Classname: "csv." + string(res.Format), Time: "0"}
+		detail := fmt.Sprintf("policy: %s\nrule: %s\nkind: %s\nreason: %s\n", d.Policy, orNone(d.Rule), d.Kind, reasonText(res))
+		switch {
+		case d.Allowed():
+			c.SystemOut = detail
+		case d.Enforced:
+			c.Failure = &junitMessage{Message: "blocked: " + reasonText(res), Type: string(d.Kind), Text: detail}
+			suite.Failures++
+		default:
+			c.Skipped = &junitMessage{Message: "audit mode: would be blocked: " + reasonText(res), Text: detail}
+			suite.Skipped++
+		}
+		suite.Cases = append(suite.Cases, c)
+	}
+	if j.opts.FailedNoTargets {
+		suite.Cases = append(suite.Cases, junitCase{Name: "binaries found", Classname: "csv.run", Time: "0",
+			Failure: &junitMessage{Message: "no PE or ELF binaries found (--fail-if-no-targets)", Type: "no-targets"}})
+		suite.Failures++
+	}
+	suite.Tests = len(suite.Cases)
+	doc := junitSuites{Name: "csv", Tests: suite.Tests, Failures: suite.Failures, Skipped: suite.Skipped, Time: secs, Suites: []junitSuite{suite}}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}

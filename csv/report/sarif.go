@@ -1,0 +1,211 @@
+package report
+
+import (
+	"encoding/json"
+	"io"
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/csv"
+)
+
+// SARIF is a SARIF 2.1.0 log with one run: one rule per reason kind and one
+// result per blocked file (and per allowed file with Options.SARIFPasses).
+// Where Microsoft's CodeSign Validation build task has a rule id for the same
+// finding, the same id is used, so pipelines written for that task read this
+// report unchanged.
+type SARIF struct{ opts Options }
+
+// SARIF rule ids.
+const (
+	RuleMissingSigningCert = "CodeSign.MissingSigningCert" // unsigned and not allowed (CodeSign Validation's id)
+	RuleMatchingPolicy     = "CodeSign.MatchingPolicy"     // allowed (CodeSign Validation's id)
+	RuleNotAllowed         = "CSV.NotAllowed"              // signed, but no rule allows it
+	RuleDenied             = "CSV.Denied"                  // a deny rule matched
+	RuleMalformed          = "CSV.Malformed"               // unreadable, truncated or malformed
+)
+
+type sarifRuleDef struct {
+	id, name, short, full string
+	level                 string
+}
+
+var sarifRules = []sarifRuleDef{
+	{RuleMissingSigningCert, "MissingSigningCert", "Binary is not signed and no rule allows it",
+		"The file carries no signature, and no hash rule of the code integrity policy allows it: a host enforcing the policy would not run it. Sign it with a certificate the policy trusts, or add a hash rule.", "error"},
+	{RuleNotAllowed, "NotAllowedByPolicy", "Binary is signed, but no rule allows it",
+		"The file is signed, but by no signer the policy allows, and no hash rule allows it: a host enforcing the policy would not run it.", "error"},
+	{RuleDenied, "DeniedByPolicy", "A deny rule matches the binary",
+		"A deny rule of the code integrity policy matches the file. Deny rules always win: a host enforcing the policy would not run it.", "error"},
+	{RuleMalformed, "MalformedBinary", "Binary could not be read or parsed",
+		"The file claims to be PE or ELF but is truncated, malformed or unreadable, so it cannot be judged. It is blocked (fail closed).", "error"},
+	{RuleMatchingPolicy, "MatchingPolicy", "Binary is allowed by the policy",
+		"A rule of the code integrity policy allows the file.", "none"},
+}
+
+func sarifRuleID(k cipolicy.ReasonKind) string {
+	switch k {
+	case cipolicy.KindUnsigned:
+		return RuleMissingSigningCert
+	case cipolicy.KindNotAllowed:
+		return RuleNotAllowed
+	case cipolicy.KindDenied:
+		return RuleDenied
+	case cipolicy.KindMalformed:
+		return RuleMalformed
+	}
+	return RuleMatchingPolicy
+}
+
+type sarifLog struct {
+	Schema  string     `json:"$schema"`
+	Version string     `json:"version"`
+	Runs    []sarifRun `json:"runs"`
+}
+
+type sarifRun struct {
+	Tool        sarifTool         `json:"tool"`
+	Invocations []sarifInvocation `json:"invocations"`
+	Results     []sarifResult     `json:"results"`
+	Properties  map[string]any    `json:"properties,omitempty"`
+}
+
+type sarifTool struct {
+	Driver sarifDriver `json:"driver"`
+}
+
+type sarifDriver struct {
+	Name           string      `json:"name"`
+	InformationURI string      `json:"informationUri"`
+	Version        string      `json:"version,omitempty"`
+	Rules          []sarifRule `json:"rules"`
+}
+
+type sarifText struct {
+	Text string `json:"text"`
+}
+
+type sarifRule struct {
+	ID                   string         `json:"id"`
+	Name                 string         `json:"name"`
+	ShortDescription     sarifText      `json:"shortDescription"`
+	FullDescription      sarifText      `json:"fullDescription"`
+	Help                 sarifText      `json:"help"`
+	DefaultConfiguration map[string]any `json:"defaultConfiguration"`
+	Properties           map[string]any `json:"properties,omitempty"`
+}
+
+type sarifInvocation struct {
+	ExecutionSuccessful bool                `json:"executionSuccessful"`
+	StartTimeUTC        string              `json:"startTimeUtc,omitempty"`
+	EndTimeUTC          string              `json:"endTimeUtc,omitempty"`
+	Notifications       []sarifNotification `json:"toolExecutionNotifications,omitempty"`
+}
+
+type sarifNotification struct {
+	Level   string    `json:"level"`
+	Message sarifText `json:"message"`
+}
+
+type sarifResult struct {
+	RuleID     string          `json:"ruleId"`
+	RuleIndex  int             `json:"ruleIndex"`
+	Kind       string          `json:"kind"`
+	Level      string          `json:"level"`
+	Message    sarifText       `json:"message"`
+	Locations  []sarifLocation `json:"locations"`
+	Properties map[string]any  `json:"properties,omitempty"`
+}
+
+type sarifLocation struct {
+	PhysicalLocation sarifPhysical `json:"physicalLocation"`
+}
+
+type sarifPhysical struct {
+	ArtifactLocation sarifArtifact `json:"artifactLocation"`
+}
+
+type sarifArtifact struct {
+	URI string `json:"uri"`
+}
+
+// artifactURI turns a slash-separated display path into a URI reference:
+// relative paths stay relative (GitHub resolves them against the
+// repository), absolute ones become file URIs.
+func artifactURI(p string) string {
+	p = path.Clean(p)
+	u := url.URL{Path: p}
+	if strings.HasPrefix(p, "/") {
+		u.Scheme = "file"
+		return u.String()
+	}
+	return u.EscapedPath()
+}
+
+// Render implements Renderer.
+func (s *SARIF) Render(w io.Writer, r *csv.Report) error {
+	run := sarifRun{
+		Tool: sarifTool{Driver: sarifDriver{Name: "csv", InformationURI: "https://github.com/codesignval/csv",
+			Version: s.opts.ToolVersion}},
+		Results: []sarifResult{},
+	}
+	index := map[string]int{}
+	for i, d := range sarifRules {
+		index[d.id] = i
+		run.Tool.Driver.Rules = append(run.Tool.Driver.Rules, sarifRule{
+			ID: d.id, Name: d.name, ShortDescription: sarifText{d.short}, FullDescription: sarifText{d.full},
+			Help:                 sarifText{d.full},
+			DefaultConfiguration: map[string]any{"level": d.level},
+			Properties:           map[string]any{"tags": []string{"security", "code-signing"}},
+		})
+	}
+	inv := sarifInvocation{ExecutionSuccessful: true,
+		StartTimeUTC: r.Started.UTC().Format("2006-01-02T15:04:05.000Z"),
+		EndTimeUTC:   r.Started.Add(r.Duration).UTC().Format("2006-01-02T15:04:05.000Z")}
+	if s.opts.FailedNoTargets {
+		inv.Notifications = append(inv.Notifications, sarifNotification{Level: "error",
+			Message: sarifText{"no PE or ELF binaries found under " + strings.Join(r.Roots, ", ") + " (--fail-if-no-targets)"}})
+	}
+	run.Invocations = []sarifInvocation{inv}
+	var policies []map[string]any
+	for _, p := range r.Policies {
+		policies = append(policies, map[string]any{"name": p.Name, "id": p.ID, "version": p.Version, "sha256": p.SHA256Hex(), "mode": p.Mode})
+	}
+	run.Properties = map[string]any{"policies": policies, "mode": r.Mode, "scenario": r.Scenario, "summary": r.Summary}
+
+	for i := range r.Results {
+		res := &r.Results[i]
+		d := res.Decision
+		if d.Allowed() && !s.opts.SARIFPasses {
+			continue
+		}
+		id := sarifRuleID(d.Kind)
+		out := sarifResult{RuleID: id, RuleIndex: index[id], Kind: "fail", Level: "error"}
+		msg := res.DisplayPath() + ": " + reasonText(res)
+		switch {
+		case d.Allowed():
+			out.Kind, out.Level = "pass", "none"
+		case !d.Enforced:
+			out.Level = "warning"
+			msg += " (audit mode: would be blocked under enforcement)"
+		}
+		out.Message = sarifText{msg}
+		out.Locations = []sarifLocation{{PhysicalLocation: sarifPhysical{ArtifactLocation: sarifArtifact{URI: artifactURI(res.DisplayPath())}}}}
+		props := map[string]any{"verdict": d.Verdict, "enforced": d.Enforced, "policy": d.Policy, "format": res.Format}
+		if d.Rule != "" {
+			props["policyRule"] = d.Rule
+		}
+		for _, a := range cipolicy.HashAlgorithms {
+			if v := res.Digests.Get(a); v != nil {
+				props[string(a)] = hexOrEmpty(v)
+			}
+		}
+		out.Properties = props
+		run.Results = append(run.Results, out)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(sarifLog{Schema: "https://json.schemastore.org/sarif-2.1.0.json", Version: "2.1.0", Runs: []sarifRun{run}})
+}

@@ -1,0 +1,100 @@
+package report
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/csv"
+)
+
+// Text is the human-readable report: a summary line, then every blocked file
+// with the rule and the reason, then a one-line verdict.
+type Text struct{ opts Options }
+
+// Render implements Renderer.
+func (t *Text) Render(w io.Writer, r *csv.Report) error {
+	b := bufio.NewWriter(w)
+	fmt.Fprintln(b, SummaryLine(r))
+	for i := range r.Results {
+		res := &r.Results[i]
+		if res.Decision.Allowed() && !t.opts.Verbose {
+			continue
+		}
+		fmt.Fprintf(b, "%-11s %s: %s\n", label(res.Decision), res.DisplayPath(), decisionText(res, len(r.Policies) > 1))
+	}
+	if t.opts.Verbose {
+		for i := range r.Skipped {
+			s := &r.Skipped[i]
+			fmt.Fprintf(b, "%-11s %s: %s\n", "SKIPPED", s.DisplayPath(), s.Reason)
+		}
+	}
+	fmt.Fprintln(b, VerdictLine(r, t.opts))
+	return b.Flush()
+}
+
+// SummaryLine is the first line of the text report: the policies and the
+// counts.
+func SummaryLine(r *csv.Report) string {
+	return fmt.Sprintf("csv: %s: %d binaries judged: %d allowed, %d blocked; %d files skipped, %d excluded",
+		policyLine(r), r.Summary.Files, r.Summary.Allowed, r.Summary.Blocked, r.Summary.Skipped, r.Summary.Excluded)
+}
+
+func label(d cipolicy.Decision) string {
+	switch {
+	case d.Allowed():
+		return "ALLOWED"
+	case d.Enforced:
+		return "BLOCKED"
+	}
+	return "WOULD BLOCK"
+}
+
+func decisionText(r *csv.Result, manyPolicies bool) string {
+	d := r.Decision
+	parts := []string{reasonText(r)}
+	if manyPolicies {
+		parts = append(parts, fmt.Sprintf("[policy %q]", d.Policy))
+	}
+	if !d.Allowed() && !d.Enforced {
+		parts = append(parts, "(audit mode: not enforced)")
+	}
+	return strings.Join(parts, " ")
+}
+
+func policyLine(r *csv.Report) string {
+	var ps []string
+	for _, p := range r.Policies {
+		v := ""
+		if p.Version != "" {
+			v = " " + p.Version
+		}
+		ps = append(ps, fmt.Sprintf("policy %q%s (%s, sha256 %.12s)", p.Ref(), v, p.Mode, p.SHA256Hex()))
+	}
+	s := strings.Join(ps, ", ")
+	if len(r.Policies) > 1 || (len(r.Policies) == 1 && r.Policies[0].Mode != r.Mode) {
+		s += fmt.Sprintf(", effective mode %s", r.Mode)
+	}
+	return s
+}
+
+// VerdictLine is the last line of the text report: passed or failed, and why.
+func VerdictLine(r *csv.Report, opts Options) string {
+	switch {
+	case opts.FailedNoTargets:
+		return "result: FAILED: no PE or ELF binaries found (--fail-if-no-targets)"
+	case r.Failed():
+		n := 0
+		for i := range r.Results {
+			if r.Results[i].Decision.Fails() {
+				n++
+			}
+		}
+		return fmt.Sprintf("result: FAILED: %d of %d binaries blocked", n, r.Summary.Files)
+	case r.Summary.Blocked > 0:
+		return fmt.Sprintf("result: PASSED in audit mode: %d of %d binaries would be blocked under enforcement", r.Summary.Blocked, r.Summary.Files)
+	}
+	return fmt.Sprintf("result: PASSED: all %d binaries allowed", r.Summary.Files)
+}

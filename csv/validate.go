@@ -1,0 +1,303 @@
+// Package csv is the validator pipeline: it discovers the files under the
+// paths it is given, inspects each PE and ELF binary in one read (format,
+// digests, signatures), judges it with a code integrity policy
+// ([cipolicy.Set]) and collects the results in a deterministic order for the
+// reports in package csv/report.
+//
+// The name is the project's; where this package and the standard library's
+// encoding/csv meet in one file, alias the standard one.
+//
+// # Security
+//
+// Every file under the roots is untrusted. Files are opened without blocking
+// and without following a symbolic link unless asked (a FIFO or a swapped
+// link cannot hang or redirect the run), read through a fixed buffer, and
+// parsed by bounds-checked parsers under a recover: a file that is
+// unreadable, truncated or malformed becomes a blocked result that says what
+// and where, never a crash and never a pass. Symbolic links are followed
+// only when asked and never out of the roots.
+package csv
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/bmatcuk/doublestar/v4"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/internal/limits"
+)
+
+// Options configure a Validator. The zero value validates with one worker
+// per CPU, in the user scenario, computing only the digests the policy needs.
+type Options struct {
+	// Jobs is the number of files inspected at once (default GOMAXPROCS).
+	Jobs int
+	// Scenario is the scenario the binaries run in (default user).
+	Scenario cipolicy.Scenario
+	// Include and Exclude are path globs (** for any number of
+	// directories) matched against paths relative to each root. With
+	// Include set, only files matching one are judged; files and
+	// directories matching an Exclude glob are not.
+	Include, Exclude []string
+	// FollowSymlinks follows symbolic links within the roots.
+	FollowSymlinks bool
+	// AllDigests computes every digest for the report, not only those the
+	// policy compares.
+	AllDigests bool
+	// Progress, if set, is called after each file with the count of files
+	// done and the total. It is called from several goroutines.
+	Progress func(done, total int)
+	// Now returns the current time (default time.Now); reports carry it.
+	Now func() time.Time
+}
+
+// Validator judges build output with a policy set.
+type Validator struct {
+	set  *cipolicy.Set
+	opts Options
+}
+
+// ErrOptions is wrapped by errors about invalid Options.
+var ErrOptions = errors.New("csv: invalid options")
+
+// NewValidator returns a Validator that judges with set.
+func NewValidator(set *cipolicy.Set, opts Options) (*Validator, error) {
+	if set == nil {
+		return nil, fmt.Errorf("%w: no policy", ErrOptions)
+	}
+	if opts.Jobs <= 0 {
+		opts.Jobs = runtime.GOMAXPROCS(0)
+	}
+	if opts.Scenario == "" {
+		opts.Scenario = cipolicy.ScenarioUser
+	}
+	if _, err := cipolicy.ParseScenario(string(opts.Scenario)); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrOptions, err)
+	}
+	for _, g := range append(slices.Clone(opts.Include), opts.Exclude...) {
+		if !doublestar.ValidatePattern(g) {
+			return nil, fmt.Errorf("%w: invalid glob %q", ErrOptions, g)
+		}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Validator{set: set, opts: opts}, nil
+}
+
+// Result is the judgement of one binary.
+type Result struct {
+	// Root is the PATH argument the file was found under, as given; Path
+	// is slash-separated and relative to it (a file argument's base name).
+	Root     string
+	Path     string
+	Format   Format
+	Size     int64
+	Digests  cipolicy.Digests
+	Signed   bool
+	PE       *PEInfo
+	ELF      *ELFInfo
+	Decision cipolicy.Decision
+	// Err is why the file could not be inspected, if it could not.
+	Err error
+	// fileRoot is set when Root names the file itself.
+	fileRoot bool
+}
+
+// DisplayPath is the path to show a user, slash-separated: the root joined
+// with the relative path, or the root itself when it names the file.
+func (r *Result) DisplayPath() string { return displayPath(r.Root, r.Path, r.fileRoot) }
+
+func displayPath(root, rel string, fileRoot bool) string {
+	root = filepath.ToSlash(root)
+	if fileRoot {
+		return root
+	}
+	return path.Join(root, rel)
+}
+
+// Summary counts a run's outcome.
+type Summary struct {
+	// Files is the number of binaries judged.
+	Files   int `json:"files"`
+	Allowed int `json:"allowed"`
+	Blocked int `json:"blocked"`
+	// Skipped counts files that are not PE or ELF and entries that are not
+	// regular files or are unfollowed symbolic links.
+	Skipped int `json:"skipped"`
+	// Excluded counts files left out by --include and --exclude.
+	Excluded int `json:"excluded"`
+}
+
+// Report is the outcome of a validation run.
+type Report struct {
+	Policies []*cipolicy.Policy
+	Mode     cipolicy.Mode
+	Scenario cipolicy.Scenario
+	Roots    []string
+	Started  time.Time
+	Duration time.Duration
+	Summary  Summary
+	Results  []Result
+	Skipped  []SkippedFile
+}
+
+// Failed reports whether the run should fail the CI job: at least one
+// binary blocked by an enforcing policy.
+func (r *Report) Failed() bool {
+	for i := range r.Results {
+		if r.Results[i].Decision.Fails() {
+			return true
+		}
+	}
+	return false
+}
+
+// InterruptedError is returned when the context is cancelled during a run.
+type InterruptedError struct {
+	Done, Total int
+	Err         error
+}
+
+func (e *InterruptedError) Error() string {
+	return fmt.Sprintf("interrupted after %d of %d files: validation incomplete", e.Done, e.Total)
+}
+
+func (e *InterruptedError) Unwrap() error { return e.Err }
+
+// Validate judges every PE and ELF file under roots. Judged binaries come out
+// in discovery order (roots as given, lexical within directories), however
+// the workers are scheduled. A blocked file is a result, not an error: errors
+// are for roots that cannot be walked and for cancellation.
+func (v *Validator) Validate(ctx context.Context, roots ...string) (*Report, error) {
+	rep := &Report{Policies: v.set.Policies(), Mode: v.set.Mode(), Scenario: v.opts.Scenario,
+		Roots: roots, Started: v.opts.Now()}
+	needs := func(rel string, f cipolicy.Format) cipolicy.Needs {
+		switch {
+		case f != cipolicy.FormatPE && f != cipolicy.FormatELF:
+			return cipolicy.Needs{} // not judged, so not hashed
+		case v.opts.AllDigests:
+			return cipolicy.AllNeeds()
+		}
+		return v.set.Needs(rel, f, v.opts.Scenario)
+	}
+	sc, err := scan(ctx, &v.opts, roots, needs)
+	if err != nil {
+		return nil, err
+	}
+	rep.Summary.Excluded = sc.excluded
+	for i := range sc.entries {
+		e := &sc.entries[i]
+		in := sc.inspections[i]
+		switch {
+		case e.skipped != nil:
+			rep.Skipped = append(rep.Skipped, *e.skipped)
+			continue
+		case in != nil && in.Format == FormatOther && in.Err == nil:
+			rep.Skipped = append(rep.Skipped, SkippedFile{Root: roots[e.root], Path: e.rel, Reason: "not a PE or ELF file", fileRoot: e.fileRoot})
+			continue
+		}
+		r := Result{Root: roots[e.root], Path: e.rel, Format: e.format, Err: e.problem, fileRoot: e.fileRoot}
+		if in != nil {
+			r.Format, r.Size, r.Digests, r.Signed, r.PE, r.ELF, r.Err = in.Format, in.Size, in.Digests, in.Signed(), in.PE, in.ELF, in.Err
+		}
+		sub := cipolicy.Subject{Path: e.rel, Format: cipolicy.Format(r.Format), Scenario: v.opts.Scenario,
+			Digests: r.Digests, Signed: r.Signed}
+		if r.Err != nil {
+			sub.Problem = pathless{r.Err}
+		}
+		r.Decision = v.set.Evaluate(sub)
+		rep.Results = append(rep.Results, r)
+	}
+	rep.Summary.Skipped = len(rep.Skipped)
+	for i := range rep.Results {
+		rep.Summary.Files++
+		if rep.Results[i].Decision.Allowed() {
+			rep.Summary.Allowed++
+		} else {
+			rep.Summary.Blocked++
+		}
+	}
+	rep.Duration = v.opts.Now().Sub(rep.Started)
+	return rep, nil
+}
+
+// scanned is the outcome of a scan: the walker's entries and, for each entry
+// that was inspected, its inspection (nil for skipped and blocked entries).
+type scanned struct {
+	*walker
+	inspections []*Inspection
+}
+
+// scan discovers the files under roots and inspects each regular file in
+// parallel, computing the digests needs asks for. Workers take the largest
+// files first; each owns a fixed read buffer and writes only its entries'
+// slots, so the outcome does not depend on scheduling.
+func scan(ctx context.Context, opts *Options, roots []string, needs func(rel string, f cipolicy.Format) cipolicy.Needs) (*scanned, error) {
+	if len(roots) == 0 {
+		return nil, fmt.Errorf("%w: no paths to validate", ErrOptions)
+	}
+	w, err := discover(ctx, roots, opts.Include, opts.Exclude, opts.FollowSymlinks)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &InterruptedError{Err: ctx.Err()}
+		}
+		return nil, err
+	}
+	entries := w.entries
+	ins := make([]*Inspection, len(entries))
+	var todo []int
+	for i, e := range entries {
+		if e.skipped == nil && e.problem == nil {
+			todo = append(todo, i)
+		}
+	}
+	// Largest files first: a big file started last would leave the other
+	// workers idle at the end of the run.
+	slices.SortStableFunc(todo, func(a, b int) int { return cmp.Compare(entries[b].size, entries[a].size) })
+
+	jobs := opts.Jobs
+	if jobs <= 0 {
+		jobs = runtime.GOMAXPROCS(0)
+	}
+	var next, done atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	for range min(jobs, max(len(todo), 1)) {
+		g.Go(func() error {
+			buf := make([]byte, limits.ReadBuffer)
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(todo) {
+					return nil
+				}
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				e := &entries[todo[k]]
+				in := inspect(gctx, e.abs, e.follow, buf, func(f cipolicy.Format) cipolicy.Needs { return needs(e.rel, f) })
+				if in.Err != nil && gctx.Err() != nil {
+					return gctx.Err()
+				}
+				ins[todo[k]] = in
+				d := done.Add(1)
+				if opts.Progress != nil {
+					opts.Progress(int(d), len(todo))
+				}
+			}
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, &InterruptedError{Done: int(done.Load()), Total: len(todo), Err: err}
+	}
+	return &scanned{walker: w, inspections: ins}, nil
+}

@@ -1,0 +1,440 @@
+package csv
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/internal/testbin"
+)
+
+// tree writes files (path -> content) under a new temporary directory.
+func tree(t *testing.T, files map[string][]byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	for p, b := range files {
+		full := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// policyFor returns a set whose single policy has the given YAML rules.
+func policyFor(t *testing.T, rules ...string) *cipolicy.Set {
+	t.Helper()
+	src := "format: csv-policy/v1\nname: test\nversion: '1'\nrules:\n"
+	if len(rules) == 0 {
+		src += "  []\n"
+	}
+	for _, r := range rules {
+		src += "  - " + r + "\n"
+	}
+	p, err := cipolicy.Parse([]byte(src), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := cipolicy.NewSet(cipolicy.SetOptions{}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func validate(t *testing.T, set *cipolicy.Set, opts Options, roots ...string) *Report {
+	t.Helper()
+	v, err := NewValidator(set, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := v.Validate(context.Background(), roots...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func paths(rep *Report) (judged, skipped []string) {
+	for _, r := range rep.Results {
+		judged = append(judged, r.Path)
+	}
+	for _, s := range rep.Skipped {
+		skipped = append(skipped, s.Path)
+	}
+	return
+}
+
+func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+
+var (
+	peImg  = testbin.PE(testbin.PEOptions{})
+	pe32   = testbin.PE(testbin.PEOptions{PE32: true})
+	elfImg = testbin.ELF(testbin.ELFOptions{})
+)
+
+func TestDiscoveryByContentInOrder(t *testing.T) {
+	dir := tree(t, map[string][]byte{
+		"b/plugin.node":   peImg,                          // a PE with an unusual extension
+		"a/tool":          elfImg,                         // an ELF without extension
+		"a/readme.txt":    []byte("MZ but not a PE\n"),    // MZ text
+		"a/notes.exe":     []byte("just text, named exe"), // extension lies
+		"c/lib32.dll":     pe32,
+		"c/sub/empty.bin": {},
+	})
+	rep := validate(t, policyFor(t), Options{}, dir)
+	judged, skipped := paths(rep)
+	if want := []string{"a/tool", "b/plugin.node", "c/lib32.dll"}; !slices.Equal(judged, want) {
+		t.Errorf("judged %v, want %v", judged, want)
+	}
+	if want := []string{"a/notes.exe", "a/readme.txt", "c/sub/empty.bin"}; !slices.Equal(skipped, want) {
+		t.Errorf("skipped %v, want %v", skipped, want)
+	}
+	if s := rep.Summary; s.Files != 3 || s.Blocked != 3 || s.Skipped != 3 {
+		t.Errorf("summary %+v", s)
+	}
+	formats := map[string]Format{}
+	for _, r := range rep.Results {
+		formats[r.Path] = r.Format
+	}
+	if formats["b/plugin.node"] != FormatPE || formats["a/tool"] != FormatELF {
+		t.Errorf("formats %v", formats)
+	}
+}
+
+func TestFileArgumentsAndSeveralRoots(t *testing.T) {
+	dir := tree(t, map[string][]byte{"x/app.exe": peImg, "y/app": elfImg})
+	rep := validate(t, policyFor(t), Options{}, filepath.Join(dir, "x", "app.exe"), filepath.Join(dir, "y"))
+	if len(rep.Results) != 2 {
+		t.Fatalf("%d results", len(rep.Results))
+	}
+	if r := rep.Results[0]; r.Path != "app.exe" || r.DisplayPath() != filepath.ToSlash(filepath.Join(dir, "x", "app.exe")) {
+		t.Errorf("file argument: path %q display %q", r.Path, r.DisplayPath())
+	}
+	if r := rep.Results[1]; r.Path != "app" || r.Root != filepath.Join(dir, "y") || r.DisplayPath() != filepath.ToSlash(filepath.Join(dir, "y", "app")) {
+		t.Errorf("directory root: path %q root %q display %q", r.Path, r.Root, r.DisplayPath())
+	}
+}
+
+func TestMissingRootIsAnError(t *testing.T) {
+	v, _ := NewValidator(policyFor(t), Options{})
+	_, err := v.Validate(context.Background(), filepath.Join(t.TempDir(), "nope"))
+	if !errors.Is(err, ErrRoot) || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestHashRulesDecide(t *testing.T) {
+	bad := append(slices.Clone(peImg[:0x280]), make([]byte, 0)...) // truncated inside .text
+	dir := tree(t, map[string][]byte{"ok.exe": peImg, "ok": elfImg, "denied": pe32, "other": testbin.ELF(testbin.ELFOptions{Class32: true}), "trunc.exe": bad})
+	set := policyFor(t,
+		fmt.Sprintf("{id: pe, action: allow, authenticode_sha256: %s}", authHex(t, peImg)),
+		fmt.Sprintf("{id: elf, action: allow, sha256: %s}", sha(elfImg)),
+		fmt.Sprintf("{id: pe32, action: allow, sha256: %s}", sha(pe32)),
+		fmt.Sprintf("{id: no-pe32, action: deny, authenticode_sha256: %s}", authHex(t, pe32)),
+	)
+	rep := validate(t, set, Options{}, dir)
+	got := map[string]string{}
+	for _, r := range rep.Results {
+		got[r.Path] = fmt.Sprintf("%s/%s/%s", r.Decision.Verdict, r.Decision.Kind, r.Decision.Rule)
+	}
+	want := map[string]string{
+		"ok.exe":    "allowed/allowed-by-hash/pe",
+		"ok":        "allowed/allowed-by-hash/elf",
+		"denied":    "blocked/denied/no-pe32",
+		"other":     "blocked/unsigned/",
+		"trunc.exe": "blocked/malformed/",
+	}
+	for p, w := range want {
+		if got[p] != w {
+			t.Errorf("%s: %s, want %s", p, got[p], w)
+		}
+	}
+	if !rep.Failed() {
+		t.Error("report not failed")
+	}
+	for _, r := range rep.Results {
+		if r.Path == "trunc.exe" {
+			var mb *MalformedBinaryError
+			if !errors.As(r.Err, &mb) || mb.Offset != 0x200 || !strings.Contains(r.Decision.Reason, "offset 0x200") || !strings.Contains(r.Decision.Reason, "truncated") {
+				t.Errorf("truncated PE: err %v, reason %q", r.Err, r.Decision.Reason)
+			}
+		}
+	}
+}
+
+func authHex(t *testing.T, img []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "x.exe")
+	if err := os.WriteFile(p, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in := InspectFile(context.Background(), p, nil)
+	if in.Err != nil {
+		t.Fatal(in.Err)
+	}
+	return hex.EncodeToString(in.Digests.AuthenticodeSHA256)
+}
+
+// TestOnlyNeededDigests checks that a policy of Authenticode SHA256 rules
+// costs one hash per PE: no flat SHA256, no SHA1; and ELF files get none.
+func TestOnlyNeededDigests(t *testing.T) {
+	dir := tree(t, map[string][]byte{"a.exe": peImg, "b": elfImg})
+	set := policyFor(t, fmt.Sprintf("{id: pe, action: allow, authenticode_sha256: %s}", authHex(t, peImg)))
+	rep := validate(t, set, Options{}, dir)
+	for _, r := range rep.Results {
+		d := r.Digests
+		switch r.Format {
+		case FormatPE:
+			if d.AuthenticodeSHA256 == nil || d.SHA256 != nil || d.AuthenticodeSHA1 != nil {
+				t.Errorf("PE digests: %+v", d)
+			}
+		case FormatELF:
+			if d.SHA256 != nil || d.AuthenticodeSHA256 != nil {
+				t.Errorf("ELF digests: %+v", d)
+			}
+		}
+	}
+	rep = validate(t, set, Options{AllDigests: true}, dir)
+	for _, r := range rep.Results {
+		if r.Digests.SHA256 == nil || (r.Format == FormatPE && r.Digests.AuthenticodeSHA1 == nil) {
+			t.Errorf("--all-digests: %s: %+v", r.Path, r.Digests)
+		}
+	}
+}
+
+func TestIncludeExclude(t *testing.T) {
+	dir := tree(t, map[string][]byte{"bin/a.exe": peImg, "bin/b": elfImg, "vendor/x/c.exe": peImg, "test/d.exe": peImg})
+	rep := validate(t, policyFor(t), Options{Exclude: []string{"vendor/**"}, Include: []string{"**/*.exe"}}, dir)
+	judged, _ := paths(rep)
+	if want := []string{"bin/a.exe", "test/d.exe"}; !slices.Equal(judged, want) {
+		t.Errorf("judged %v, want %v", judged, want)
+	}
+	if rep.Summary.Excluded != 2 { // vendor (pruned as a directory) and bin/b
+		t.Errorf("excluded %d", rep.Summary.Excluded)
+	}
+	if _, err := NewValidator(policyFor(t), Options{Include: []string{"["}}); !errors.Is(err, ErrOptions) {
+		t.Errorf("bad glob: %v", err)
+	}
+}
+
+// TestFIFOIsSkippedWithoutHanging puts a named pipe with no writer in the
+// tree: opening it would block forever.
+func TestFIFOIsSkippedWithoutHanging(t *testing.T) {
+	dir := tree(t, map[string][]byte{"a.exe": peImg})
+	if err := syscall.Mkfifo(filepath.Join(dir, "pipe"), 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	done := make(chan *Report, 1)
+	go func() { done <- validate(t, policyFor(t), Options{}, dir) }()
+	select {
+	case rep := <-done:
+		if len(rep.Skipped) != 1 || rep.Skipped[0].Path != "pipe" || !strings.Contains(rep.Skipped[0].Reason, "named pipe") {
+			t.Errorf("skipped %+v", rep.Skipped)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("validation hangs on a FIFO")
+	}
+	// A FIFO given directly as a file argument is refused, not opened.
+	v, _ := NewValidator(policyFor(t), Options{})
+	if _, err := v.Validate(context.Background(), filepath.Join(dir, "pipe")); !errors.Is(err, ErrRoot) {
+		t.Errorf("FIFO root: %v", err)
+	}
+}
+
+// TestOpenRefusesNonRegular checks the guard against a file swapped for a
+// FIFO between discovery and opening.
+func TestOpenRefusesNonRegular(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "pipe")
+	if err := syscall.Mkfifo(p, 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	in := inspect(context.Background(), p, false, make([]byte, 8192), AllFacts)
+	var ue *UnreadableError
+	if !errors.As(in.Err, &ue) || !strings.Contains(in.Err.Error(), "not a regular file") {
+		t.Errorf("err = %v", in.Err)
+	}
+}
+
+func TestSymlinks(t *testing.T) {
+	outside := tree(t, map[string][]byte{"evil.exe": pe32})
+	dir := tree(t, map[string][]byte{"bin/a.exe": peImg, "lib/b": elfImg})
+	links := map[string]string{
+		"bin/link.exe": "a.exe",                            // to a file inside
+		"bin/loop":     "..",                               // a loop
+		"bin/libdir":   "../lib",                           // to a directory inside
+		"bin/out.exe":  filepath.Join(outside, "evil.exe"), // out of the roots
+		"bin/dangling": "nowhere",                          // to nothing
+	}
+	for l, target := range links {
+		if err := os.Symlink(target, filepath.Join(dir, filepath.FromSlash(l))); err != nil {
+			t.Skipf("symlink: %v", err)
+		}
+	}
+	// Not followed by default: every link is skipped.
+	rep := validate(t, policyFor(t), Options{}, dir)
+	judged, skipped := paths(rep)
+	if want := []string{"bin/a.exe", "lib/b"}; !slices.Equal(judged, want) {
+		t.Errorf("default: judged %v", judged)
+	}
+	if len(skipped) != len(links) {
+		t.Errorf("default: skipped %v", skipped)
+	}
+
+	// Followed: inside links are judged, the loop ends, the outside link is
+	// blocked (it cannot be judged), the dangling one is skipped.
+	done := make(chan *Report, 1)
+	go func() { done <- validate(t, policyFor(t), Options{FollowSymlinks: true}, dir) }()
+	select {
+	case rep = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("symlink loop: validation does not end")
+	}
+	judged, skipped = paths(rep)
+	want := []string{"bin/a.exe", "bin/libdir/b", "bin/link.exe", "bin/out.exe", "lib/b"}
+	if !slices.Equal(judged, want) {
+		t.Errorf("follow: judged %v, want %v", judged, want)
+	}
+	if !slices.Equal(skipped, []string{"bin/dangling"}) {
+		t.Errorf("follow: skipped %v", skipped)
+	}
+	for _, r := range rep.Results {
+		if r.Path == "bin/out.exe" && (r.Decision.Verdict != cipolicy.Blocked || !strings.Contains(r.Decision.Reason, "outside the validated paths")) {
+			t.Errorf("outside link: %+v", r.Decision)
+		}
+	}
+}
+
+func TestUnreadableIsBlocked(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("running as root: permissions do not stop reads")
+	}
+	dir := tree(t, map[string][]byte{"a.exe": peImg, "sub/b.exe": peImg})
+	os.Chmod(filepath.Join(dir, "a.exe"), 0)
+	os.Chmod(filepath.Join(dir, "sub"), 0)
+	t.Cleanup(func() { os.Chmod(filepath.Join(dir, "sub"), 0o755) })
+	rep := validate(t, policyFor(t), Options{}, dir)
+	if len(rep.Results) != 2 {
+		t.Fatalf("results %+v", rep.Results)
+	}
+	for _, r := range rep.Results {
+		if r.Decision.Kind != cipolicy.KindMalformed || !strings.Contains(r.Decision.Reason, "permission denied") {
+			t.Errorf("%s: %+v", r.Path, r.Decision)
+		}
+	}
+}
+
+// TestDeterministicWhateverTheJobs checks that results come out in
+// discovery order with any number of workers.
+func TestDeterministicWhateverTheJobs(t *testing.T) {
+	files := map[string][]byte{}
+	for i := range 60 {
+		img := testbin.PE(testbin.PEOptions{Overlay: make([]byte, (i*7919)%5000)})
+		if i%3 == 0 {
+			img = testbin.ELF(testbin.ELFOptions{Extra: make([]byte, i)})
+		}
+		files[fmt.Sprintf("d%d/f%02d", i%4, i)] = img
+	}
+	dir := tree(t, files)
+	var first []string
+	for _, jobs := range []int{1, 2, 7, 32} {
+		rep := validate(t, policyFor(t), Options{Jobs: jobs, AllDigests: true}, dir)
+		var got []string
+		for _, r := range rep.Results {
+			got = append(got, r.Path+":"+hex.EncodeToString(r.Digests.SHA256))
+		}
+		if first == nil {
+			first = got
+			if !slices.IsSorted(got) {
+				t.Errorf("not in lexical order: %v", got)
+			}
+		} else if !slices.Equal(got, first) {
+			t.Errorf("jobs=%d: results differ", jobs)
+		}
+	}
+}
+
+// TestMemoryDoesNotGrowWithFileSize validates a 256 MiB (sparse) PE and
+// checks that the run allocates a small fraction of that.
+func TestMemoryDoesNotGrowWithFileSize(t *testing.T) {
+	if testing.Short() {
+		t.Skip("reads 256 MiB")
+	}
+	p := filepath.Join(t.TempDir(), "big.exe")
+	if err := os.WriteFile(p, peImg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const size = 256 << 20
+	if err := os.Truncate(p, size); err != nil { // zero overlay
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	rep := validate(t, policyFor(t), Options{AllDigests: true, Jobs: 2}, p)
+	runtime.ReadMemStats(&after)
+	if rep.Results[0].Size != size || rep.Results[0].Err != nil {
+		t.Fatalf("result %+v", rep.Results[0])
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
+		t.Errorf("validating a %d MiB file allocated %d KiB", size>>20, alloc>>10)
+	}
+}
+
+func TestCancellation(t *testing.T) {
+	files := map[string][]byte{}
+	for i := range 50 {
+		files[fmt.Sprintf("f%02d.exe", i)] = peImg
+	}
+	dir := tree(t, files)
+	ctx, cancel := context.WithCancel(context.Background())
+	v, _ := NewValidator(policyFor(t), Options{Jobs: 1, Progress: func(done, total int) {
+		if done == 5 {
+			cancel()
+		}
+	}})
+	_, err := v.Validate(ctx, dir)
+	var ie *InterruptedError
+	if !errors.As(err, &ie) || !errors.Is(err, context.Canceled) || ie.Done >= 50 || ie.Total != 50 {
+		t.Errorf("err = %v (%+v)", err, ie)
+	}
+}
+
+// TestPanicBecomesFinding checks the recover around a file's inspection.
+func TestPanicBecomesFinding(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "a.exe")
+	os.WriteFile(p, peImg, 0o644)
+	in := inspect(context.Background(), p, false, make([]byte, 8192), func(cipolicy.Format) cipolicy.Needs { panic("boom") })
+	var mb *MalformedBinaryError
+	if !errors.As(in.Err, &mb) || !strings.Contains(mb.Reason, "boom") || mb.Format != FormatPE {
+		t.Errorf("err = %v", in.Err)
+	}
+}
+
+func TestFileChangingSizeIsUnreadable(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "a.exe")
+	os.WriteFile(p, peImg, 0o644)
+	f, _ := os.Open(p)
+	defer f.Close()
+	buf := make([]byte, 512)
+	n, _ := f.Read(buf)
+	// The file was 0x400 bytes at stat time; pretend it is larger now.
+	err := stream(context.Background(), f, buf, n, int64(len(peImg))+100, nil)
+	if !errors.Is(err, errChanged) {
+		t.Errorf("err = %v", err)
+	}
+}
