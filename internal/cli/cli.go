@@ -71,7 +71,7 @@ func Run(ctx context.Context, io *cmdutil.IOStreams, args []string) int {
 	switch {
 	case err == nil, errors.Is(err, cmdutil.ErrFailed):
 	case ctx.Err() != nil:
-		fmt.Fprintf(io.ErrOut, "csv: interrupted: %v\n", err)
+		fmt.Fprintf(io.ErrOut, "csv: %v\n", err)
 	default:
 		msg := err.Error()
 		// Several errors (every problem of a policy file) print one per line.
