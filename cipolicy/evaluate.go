@@ -437,6 +437,8 @@ func (r *compiledRule) matches(s *Subject, now time.Time, trusted func(*signing.
 		if r.File.Matches(s.Attributes) {
 			return &match{rule: r}, ""
 		}
+	case r.All:
+		return &match{rule: r}, ""
 	case r.Signer != nil:
 		o, why := matchSigner(r, s, now, trusted)
 		if o != nil {
@@ -571,7 +573,7 @@ func (g *group) evaluate(s *Subject, now time.Time, trusted func(*signing.Certif
 		switch {
 		case m.signer != nil:
 			d.Kind, d.Signature = KindAllowedBySigner, m.signer.sig
-		case m.rule.File != nil:
+		case m.rule.File != nil || m.rule.All:
 			d.Kind = KindAllowedByFile
 		default:
 			d.Kind = KindAllowedByHash

@@ -75,6 +75,8 @@ func TestEvaluate(t *testing.T) {
 		{"two bases: audit base alone blocks", []*Policy{pol(t, "name: a\nmode: audit"), pol(t, "name: b", allowELF)}, SetOptions{}, elf("x", h2), Blocked, KindUnsigned, "", false},
 		{"formats scope admits ELF", []*Policy{pol(t, "name: p", fmt.Sprintf("{id: e, action: allow, sha256: %s, formats: [elf]}", hx(h2)))}, SetOptions{}, elf("x", h2), Allowed, KindAllowedByHash, "e", true},
 		{"formats scope excludes PE", []*Policy{pol(t, "name: p", fmt.Sprintf("{id: e, action: allow, sha256: %s, formats: [elf]}", hx(h3)))}, SetOptions{}, pe("a.exe"), Blocked, KindUnsigned, "", true},
+		{"all matches every file", []*Policy{pol(t, "name: p", "{id: any, action: allow, all: true}")}, SetOptions{}, elf("x", h2), Allowed, KindAllowedByFile, "any", true},
+		{"deny beats all", []*Policy{pol(t, "name: p", "{id: any, action: allow, all: true}", allowA, denySHA1)}, SetOptions{}, pe("a.exe"), Blocked, KindDenied, "deny-sha1", true},
 		{"supplemental adds an allow", []*Policy{pol(t, "name: base\nid: base-1"), pol(t, "name: sup\ntype: supplemental\nbase: base-1", allowELF)}, SetOptions{}, elf("x", h2), Allowed, KindAllowedByHash, "allow-elf", true},
 		{"supplemental does not lift a deny", []*Policy{pol(t, "name: base", fmt.Sprintf("{id: d, action: deny, sha256: %s}", hx(h2))), pol(t, "name: sup\ntype: supplemental\nbase: base", allowELF)}, SetOptions{}, elf("x", h2), Blocked, KindDenied, "d", true},
 	}

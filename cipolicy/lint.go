@@ -2,6 +2,7 @@ package cipolicy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -135,6 +136,9 @@ func lintPolicy(p *Policy) []Finding {
 	if allows == 0 && p.Type != Supplemental {
 		add(SeverityWarning, nil, "policy allows nothing: every binary will be blocked")
 	}
+	if p.Format == "sipolicy" {
+		out = append(out, lintWDAC(p)...)
+	}
 	return out
 }
 
@@ -155,4 +159,160 @@ func neverMatchingGlob(pat string) string {
 		}
 	}
 	return ""
+}
+
+// wdacOptionEffects says, for each WDAC option that changes what Windows
+// allows and that csv does not apply, what it means.
+var wdacOptionEffects = map[string]string{
+	"enabled:revoked expired as unsigned":              "Windows treats files signed with revoked certificates, or with expired certificates that carry the Lifetime Signing EKU, as unsigned; csv checks no revocation (it does refuse a Lifetime Signing leaf that is not valid now)",
+	"required:whql":                                    "Windows requires every kernel driver to be WHQL-signed; csv applies only the policy's own signer rules",
+	"enabled:intelligent security graph authorization": "Windows also allows files that Microsoft's Intelligent Security Graph rates as good; csv cannot consult the ISG and blocks what no rule allows",
+	"enabled:managed installer":                        "Windows also allows files a managed installer installed; csv cannot know how a file was installed and blocks what no rule allows",
+	"enabled:invalidate eas on reboot":                 "Windows periodically re-checks files the ISG allowed; csv does not use the ISG",
+	"disabled:flight signing":                          "Windows does not trust flight-signed code; csv treats allow rules for the flight root (well-known 0E) as unsupported",
+	"required:ev signers":                              "Microsoft documents this option as not supported; csv ignores it",
+	"enabled:developer mode dynamic code trust":        "Windows trusts UWP apps debugged in Visual Studio when Developer Mode is on; csv does not",
+	"disabled:runtime filepath rule protection":        "it changes how Windows applies FilePath rules, which csv cannot judge anyway",
+}
+
+// wdacKnownOptions are the options cipolicy.xsd and Microsoft's
+// documentation define (lower case).
+var wdacKnownOptions = []string{
+	"enabled:umci", "enabled:boot menu protection", "enabled:intelligent security graph authorization",
+	"enabled:invalidate eas on reboot", "enabled:windows lockdown trial mode", "required:whql",
+	"enabled:developer mode dynamic code trust", "enabled:allow supplemental policies",
+	"disabled:runtime filepath rule protection", "enabled:revoked expired as unsigned", "enabled:audit mode",
+	"disabled:flight signing", "enabled:inherit default policy", "enabled:unsigned system integrity policy",
+	"enabled:dynamic code security", "required:ev signers", "enabled:boot audit on failure",
+	"enabled:advanced boot options menu", "disabled:script enforcement", "required:enforce store applications",
+	"enabled:secure setting policy", "enabled:managed installer", "enabled:update policy no reboot",
+	"enabled:conditional windows lockdown policy", "allowed:debug policy augmented",
+}
+
+// lintWDAC adds what matters about a policy read from SiPolicy XML: rules
+// csv cannot judge, signers that need roots supplied, options csv does not
+// apply, and what the loader dropped. It says at most one thing per rule and
+// groups what would otherwise fill screens (the block list's page hashes).
+func lintWDAC(p *Policy) []Finding {
+	var out []Finding
+	add := func(line int, rule, format string, args ...any) {
+		out = append(out, Finding{Severity: SeverityWarning, Source: p.Source, Line: line, Rule: rule, Message: fmt.Sprintf(format, args...)})
+	}
+	var pageHashes []*Rule
+	unsupported := map[string][]*Rule{} // by kind of reason
+	var kinds []string
+	wellKnown := map[string][]*Rule{}
+	var roots []string
+	var typo []*Rule
+	const typoVersion = "65355.65355.65355.65355"
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		switch {
+		case strings.HasPrefix(r.Unsupported, "page hash"):
+			pageHashes = append(pageHashes, r)
+		case r.Unsupported != "":
+			k := unsupportedKind(r.Unsupported)
+			if unsupported[k] == nil {
+				kinds = append(kinds, k)
+			}
+			unsupported[k] = append(unsupported[k], r)
+		case r.Signer != nil && r.Signer.OEMID != "":
+			add(r.Line, r.ID, "signer rule sets CertOemID %q, which cannot be judged from a file: it never matches", r.Signer.OEMID)
+		case r.Signer != nil && r.Signer.Cert.WellKnown != "":
+			id := r.Signer.Cert.WellKnown
+			if wellKnown[id] == nil {
+				roots = append(roots, id)
+			}
+			wellKnown[id] = append(wellKnown[id], r)
+		case r.Action == Deny && slices.ContainsFunc(r.Except, func(x Rule) bool { return x.Unsupported != "" }):
+			x := r.Except[slices.IndexFunc(r.Except, func(x Rule) bool { return x.Unsupported != "" })]
+			add(r.Line, r.ID, "its exception %s cannot be judged (%s): the deny applies even to files Windows exempts", x.ID, x.Unsupported)
+		case r.File != nil && r.Action == Deny && (versionIs(r.File.MinVersion, typoVersion) || versionIs(r.File.MaxVersion, typoVersion)):
+			typo = append(typo, r)
+		}
+	}
+	if len(pageHashes) > 0 {
+		add(pageHashes[0].Line, "", "%s not evaluated: csv computes whole-image Authenticode hashes, not page hashes (the whole-image hash rules of the same files are evaluated): %s",
+			plural(len(pageHashes), "page-hash rule is", "page-hash rules are"), ruleIDs(pageHashes))
+	}
+	for _, k := range kinds {
+		rs := unsupported[k]
+		if len(rs) <= 5 {
+			for _, r := range rs {
+				add(r.Line, r.ID, "cannot be judged offline: %s — it never matches%s", r.Unsupported, consequence(r))
+			}
+			continue
+		}
+		add(rs[0].Line, "", "%d rules cannot be judged offline (%s, for instance: %s) — they never match: %s", len(rs), k, rs[0].Unsupported, ruleIDs(rs))
+	}
+	for _, id := range roots {
+		rs := wellKnown[id]
+		doc, _, _ := wellKnownRoot(id)
+		add(rs[0].Line, "", "%s to well-known root %s (%s, certificate %q): judging needs that root certificate supplied with --certs, and without it no such rule matches: %s",
+			plural(len(rs), "signer rule chains", "signer rules chain"), id, doc, rs[0].Signer.Cert.WellKnownName, ruleIDs(rs))
+	}
+	if len(typo) > 0 {
+		add(typo[0].Line, "", "%d deny rules stop at version %s (65535.65535.65535.65535 was probably meant): as on Windows, files with a higher version are not denied: %s",
+			len(typo), typoVersion, ruleIDs(typo))
+	}
+	umci := false
+	for _, o := range p.Options {
+		lo := strings.ToLower(strings.TrimSpace(o))
+		if lo == "enabled:umci" {
+			umci = true
+		}
+		if effect, ok := wdacOptionEffects[lo]; ok {
+			add(0, "", "option %q: %s", o, effect)
+		} else if !slices.Contains(wdacKnownOptions, lo) {
+			add(0, "", "unknown option %q: csv does not know what it changes", o)
+		}
+	}
+	if !umci && p.Type != Supplemental {
+		add(0, "", "option \"Enabled:UMCI\" is not set: Windows enforces this policy for kernel-mode code only and lets all user-mode code run; csv still judges user-mode files by the user-mode rules")
+	}
+	for _, n := range p.Notes {
+		add(n.Line, n.Rule, "%s", n.Message)
+	}
+	return out
+}
+
+// plural returns "1 one" or "n many".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+func versionIs(v *Version, s string) bool { return v != nil && v.String() == s }
+
+// unsupportedKind groups unsupported reasons: the text before the first
+// parenthesis or colon.
+func unsupportedKind(reason string) string {
+	if i := strings.IndexAny(reason, "(:"); i > 0 {
+		return strings.TrimSpace(reason[:i])
+	}
+	return reason
+}
+
+func consequence(r *Rule) string {
+	switch r.Action {
+	case Allow:
+		return " (csv blocks what only this rule would allow)"
+	case Deny:
+		return " (csv does not block what only this rule would deny)"
+	}
+	return ""
+}
+
+func ruleIDs(rs []*Rule) string {
+	const show = 8
+	ids := make([]string, 0, show)
+	for i, r := range rs {
+		if i == show {
+			return strings.Join(ids, ", ") + fmt.Sprintf(" and %d more", len(rs)-show)
+		}
+		ids = append(ids, r.ID)
+	}
+	return strings.Join(ids, ", ")
 }

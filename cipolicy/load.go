@@ -50,6 +50,20 @@ func (e *LoadError) Is(target error) bool { return target == ErrInvalidPolicy }
 // project's YAML format or WDAC SiPolicy XML. source names the data in messages (a file
 // name). The returned policy's SHA256 is that of data.
 func Parse(data []byte, source string) (*Policy, error) {
+	return ParseWith(data, source, ParseOptions{})
+}
+
+// ParseOptions configure ParseWith. The zero value reads nothing but data.
+type ParseOptions struct {
+	// ReadFile reads a file a policy refers to (a certificate_file), by the
+	// name written in the policy. The caller decides where names resolve
+	// (the CLI: relative to the policy file) and caps sizes; nil refuses
+	// such references.
+	ReadFile func(name string) ([]byte, error)
+}
+
+// ParseWith is Parse with options.
+func ParseWith(data []byte, source string, opts ParseOptions) (*Policy, error) {
 	if len(data) > limits.MaxPolicyFile {
 		return nil, &LoadError{Source: source, Problems: []Problem{{Message: fmt.Sprintf("policy is %d bytes, over the limit of %d", len(data), limits.MaxPolicyFile)}}}
 	}
@@ -59,7 +73,7 @@ func Parse(data []byte, source string) (*Policy, error) {
 	case "xml":
 		p, err = parseXML(data, source)
 	default:
-		p, err = parseYAML(data, source)
+		p, err = parseYAML(data, source, opts)
 	}
 	if err != nil {
 		return nil, err
@@ -78,9 +92,4 @@ func sniff(data []byte) string {
 		return "xml"
 	}
 	return "yaml"
-}
-
-// parseXML reads WDAC SiPolicy XML.
-func parseXML(_ []byte, source string) (*Policy, error) {
-	return nil, &LoadError{Source: source, Problems: []Problem{{Message: "this looks like XML: WDAC SiPolicy XML policies are not supported yet"}}}
 }

@@ -210,12 +210,16 @@ type Rule struct {
 	Hash   *HashMatch
 	Signer *SignerMatch
 	File   *FileAttrMatch
+	// All matches every file in the rule's scope (WDAC's FileName="*"
+	// rules, which pair a deny list with "allow everything else").
+	All bool
 	// Unsupported, if set, says why the rule cannot be judged from a file
 	// (a WDAC FilePath rule, say). Such a rule never matches; lint lists it.
 	Unsupported string
-	// Except lists matchers that exempt a subject from an allow rule (WDAC
-	// ExceptDenyRule): the allow does not apply to a subject one matches.
-	// Each has one matcher and no action.
+	// Except lists matchers that exempt a subject from the rule (WDAC
+	// ExceptDenyRule on an allowed signer, ExceptAllowRule on a denied one):
+	// the rule does not apply to a subject one matches. Each has one matcher
+	// and no action. The YAML format writes them on allow rules only.
 	Except    []Rule
 	Paths     []string   // path globs; empty means any path
 	Scenarios []Scenario // empty means any scenario
@@ -241,6 +245,8 @@ func (r *Rule) Kind() string {
 		return "signer"
 	case r.File != nil:
 		return "file"
+	case r.All:
+		return "all"
 	}
 	return "unknown"
 }
@@ -260,6 +266,8 @@ func (r *Rule) Describe() string {
 		return s
 	case r.File != nil:
 		return "file " + r.File.String()
+	case r.All:
+		return "every file"
 	}
 	return "nothing"
 }
@@ -296,6 +304,17 @@ type Policy struct {
 	// Options are WDAC policy options (informational, except
 	// "Enabled:Audit Mode", which sets Mode).
 	Options []string
+	// Notes are what a loader read but does not judge (a WDAC deny rule in
+	// a supplemental policy, which Windows ignores; signers no scenario
+	// uses), for lint.
+	Notes []Note
+}
+
+// Note is something a loader read and set aside, with where it was.
+type Note struct {
+	Line    int
+	Rule    string
+	Message string
 }
 
 // Certificates returns the certificates the policy's signer rules name in

@@ -2,6 +2,8 @@ package cipolicy
 
 import (
 	"bytes"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -321,4 +323,18 @@ func trustedTimestamp(p *Policy, ts *signing.Timestamp) bool {
 		}
 	}
 	return false
+}
+
+// parseCertificate reads one certificate, PEM or DER.
+func parseCertificate(data []byte) (*signing.Certificate, error) {
+	if blk, rest := pem.Decode(data); blk != nil {
+		if blk.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("PEM block %q is not a CERTIFICATE", blk.Type)
+		}
+		if more, _ := pem.Decode(rest); more != nil {
+			return nil, errors.New("holds several PEM blocks: a rule names one certificate")
+		}
+		data = blk.Bytes
+	}
+	return signing.ParseCertificate(data)
 }

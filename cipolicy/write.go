@@ -3,6 +3,8 @@ package cipolicy
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -37,17 +39,28 @@ func MarshalYAML(p *Policy) ([]byte, error) {
 		mode = Enforce
 	}
 	add(root, "mode", str(string(mode)))
+	if p.WDACCompatible {
+		add(root, "wdac_compatible", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true"})
+	}
+	if len(p.TimestampAuthorities) > 0 {
+		tas := &yaml.Node{Kind: yaml.SequenceNode}
+		for i := range p.TimestampAuthorities {
+			m := &yaml.Node{Kind: yaml.MappingNode}
+			if err := writeCertRef(m, &p.TimestampAuthorities[i]); err != nil {
+				return nil, err
+			}
+			tas.Content = append(tas.Content, m)
+		}
+		add(root, "timestamp_authorities", tas)
+	}
 	rules := &yaml.Node{Kind: yaml.SequenceNode}
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		m := &yaml.Node{Kind: yaml.MappingNode, HeadComment: comment(r.Comment)}
 		add(m, "id", str(r.ID))
 		add(m, "action", str(string(r.Action)))
-		switch {
-		case r.Hash != nil:
-			add(m, string(r.Hash.Algorithm), str(hex.EncodeToString(r.Hash.Value)))
-		default:
-			return nil, fmt.Errorf("cipolicy: rule %q has no matcher the YAML format can write", r.ID)
+		if err := writeMatcher(m, r); err != nil {
+			return nil, err
 		}
 		if len(r.Paths) > 0 {
 			add(m, "paths", strs(r.Paths))
@@ -69,6 +82,17 @@ func MarshalYAML(p *Policy) ([]byte, error) {
 		if r.Description != "" {
 			add(m, "description", str(r.Description))
 		}
+		if len(r.Except) > 0 {
+			xs := &yaml.Node{Kind: yaml.SequenceNode}
+			for j := range r.Except {
+				x := &yaml.Node{Kind: yaml.MappingNode}
+				if err := writeMatcher(x, &r.Except[j]); err != nil {
+					return nil, err
+				}
+				xs.Content = append(xs.Content, x)
+			}
+			add(m, "except", xs)
+		}
 		rules.Content = append(rules.Content, m)
 	}
 	if len(rules.Content) == 0 {
@@ -85,6 +109,89 @@ func MarshalYAML(p *Policy) ([]byte, error) {
 		return nil, fmt.Errorf("cipolicy: writing YAML: %w", err)
 	}
 	return b.Bytes(), nil
+}
+
+// writeMatcher writes a rule's matcher fields into mapping m.
+func writeMatcher(m *yaml.Node, r *Rule) error {
+	add := func(k string, v *yaml.Node) { m.Content = append(m.Content, str(k), v) }
+	switch {
+	case r.Unsupported != "":
+		return fmt.Errorf("cipolicy: rule %q cannot be written as YAML: %s", r.ID, r.Unsupported)
+	case r.Hash != nil:
+		add(string(r.Hash.Algorithm), str(hex.EncodeToString(r.Hash.Value)))
+	case r.Signer != nil:
+		s := &yaml.Node{Kind: yaml.MappingNode}
+		if r.Signer.Cert.WellKnown != "" {
+			return fmt.Errorf("cipolicy: rule %q names a WDAC well-known root, which the YAML format cannot write", r.ID)
+		}
+		if err := writeCertRef(s, &r.Signer.Cert); err != nil {
+			return err
+		}
+		sadd := func(k string, v *yaml.Node) { s.Content = append(s.Content, str(k), v) }
+		if r.Signer.Level != "" && r.Signer.Level != LevelAny {
+			sadd("level", str(string(r.Signer.Level)))
+		}
+		if r.Signer.Publisher != "" {
+			sadd("publisher", str(r.Signer.Publisher))
+		}
+		if r.Signer.IssuerName != "" {
+			sadd("issuer", str(r.Signer.IssuerName))
+		}
+		if len(r.Signer.EKUs) > 0 {
+			sadd("ekus", strs(r.Signer.EKUs))
+		}
+		if r.Signer.OEMID != "" {
+			return fmt.Errorf("cipolicy: rule %q has a WDAC OEM ID, which the YAML format cannot write", r.ID)
+		}
+		if len(r.Signer.Files) > 0 {
+			fs := &yaml.Node{Kind: yaml.SequenceNode}
+			for i := range r.Signer.Files {
+				fs.Content = append(fs.Content, fileAttrNode(&r.Signer.Files[i]))
+			}
+			sadd("files", fs)
+		}
+		add("signer", s)
+	case r.File != nil:
+		add("file", fileAttrNode(r.File))
+	case r.All:
+		add("all", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true"})
+	default:
+		return fmt.Errorf("cipolicy: rule %q has no matcher", r.ID)
+	}
+	return nil
+}
+
+func writeCertRef(m *yaml.Node, c *CertRef) error {
+	add := func(k string, v *yaml.Node) { m.Content = append(m.Content, str(k), v) }
+	switch {
+	case c.Certificate != nil:
+		n := str(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate.Raw})))
+		n.Style = yaml.LiteralStyle
+		add("certificate", n)
+	case len(c.TBSHash) > 0:
+		add("tbs", str(strings.ToUpper(hex.EncodeToString(c.TBSHash))))
+	default:
+		return errors.New("cipolicy: a certificate reference names nothing")
+	}
+	return nil
+}
+
+func fileAttrNode(f *FileAttrMatch) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.MappingNode, Style: yaml.FlowStyle}
+	add := func(k, v string) { n.Content = append(n.Content, str(k), str(v)) }
+	if f.Name != "" {
+		add("name", f.Name)
+	}
+	if f.Field != "" && f.Field != OriginalFileName {
+		add("field", string(f.Field))
+	}
+	if f.MinVersion != nil {
+		add("min_version", f.MinVersion.String())
+	}
+	if f.MaxVersion != nil {
+		add("max_version", f.MaxVersion.String())
+	}
+	return n
 }
 
 func str(s string) *yaml.Node {

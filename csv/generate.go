@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/signing"
 )
 
 // Level is what a generated rule trusts, as New-CIPolicy's -Level.
@@ -18,24 +20,46 @@ const (
 	// LevelHash allows each binary by its hash: the Authenticode SHA256 for
 	// PE files (which survives signing), the SHA256 for ELF files.
 	LevelHash Level = "hash"
+	// LevelLeaf trusts each signing (leaf) certificate.
+	LevelLeaf Level = "leaf"
+	// LevelPCA trusts the highest certificate below the root of each
+	// signature's chain (the top of the chain if it does not reach a root),
+	// as WDAC's PcaCertificate level.
+	LevelPCA Level = "pca"
+	// LevelRoot trusts the root of each signature's chain.
+	LevelRoot Level = "root"
+	// LevelPublisher trusts the PCA certificate together with the signing
+	// certificate's common name, as WDAC's Publisher level.
+	LevelPublisher Level = "publisher"
 )
+
+// Levels lists the levels in a fixed order.
+var Levels = []Level{LevelHash, LevelLeaf, LevelPCA, LevelRoot, LevelPublisher}
 
 // GenerateOptions configure GeneratePolicy.
 type GenerateOptions struct {
 	Options
-	Level   Level
-	Name    string
-	ID      string
-	Version string
-	Mode    cipolicy.Mode
+	// Level is what rules trust. Fallback, tried in order, is used for the
+	// binaries Level cannot cover (unsigned files, signatures that do not
+	// verify, chains that do not reach a root).
+	Level    Level
+	Fallback []Level
+	Name     string
+	ID       string
+	Version  string
+	Mode     cipolicy.Mode
+	// Certificates complete signature chains (intermediates and roots that
+	// the signatures do not carry).
+	Certificates []*signing.Certificate
 }
 
 // Generated is a policy made from a known-good build, with the files that
 // could not be covered.
 type Generated struct {
 	Policy *cipolicy.Policy
-	// Problems lists binaries that no rule could be written for (they are
-	// malformed or unreadable, so validate will block them).
+	// Problems lists binaries that no rule could be written for: malformed
+	// or unreadable ones, and those no level could cover (validate will
+	// block them). Err says why.
 	Problems []Result
 	// Files is the number of binaries covered.
 	Files int
@@ -44,25 +68,40 @@ type Generated struct {
 var unsafeID = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
 // GeneratePolicy writes a policy that allows exactly the binaries under
-// roots, like Windows' New-CIPolicy -ScanPath: one rule per distinct digest,
-// with a comment naming the files it came from.
+// roots, like Windows' New-CIPolicy -ScanPath -Level -Fallback: one rule per
+// distinct hash or signer, with a comment naming the files it came from.
 func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) (*Generated, error) {
-	if opts.Level != LevelHash {
-		return nil, fmt.Errorf("%w: unsupported level %q", ErrOptions, opts.Level)
+	levels := append([]Level{opts.Level}, opts.Fallback...)
+	for _, l := range levels {
+		if !slices.Contains(Levels, l) {
+			return nil, fmt.Errorf("%w: unsupported level %q", ErrOptions, l)
+		}
 	}
 	if opts.Name == "" {
 		return nil, fmt.Errorf("%w: a policy needs a name", ErrOptions)
 	}
-	needs := func(_ string, f cipolicy.Format) cipolicy.Needs {
-		switch f {
-		case cipolicy.FormatPE:
-			return cipolicy.Needs{Digests: cipolicy.DigestSet(0).With(cipolicy.AuthenticodeSHA256)}
-		case cipolicy.FormatELF:
-			return cipolicy.Needs{Digests: cipolicy.DigestSet(0).With(cipolicy.SHA256)}
+	wantHash, wantSigner := false, false
+	for _, l := range levels {
+		if l == LevelHash {
+			wantHash = true
+		} else {
+			wantSigner = true
 		}
-		return cipolicy.Needs{}
 	}
-	sc, err := scan(ctx, &opts.Options, roots, needs)
+	needs := func(_ string, f cipolicy.Format) cipolicy.Needs {
+		var n cipolicy.Needs
+		switch {
+		case f == cipolicy.FormatPE && wantHash:
+			n.Digests = cipolicy.DigestSet(0).With(cipolicy.AuthenticodeSHA256)
+		case f == cipolicy.FormatELF && wantHash:
+			n.Digests = cipolicy.DigestSet(0).With(cipolicy.SHA256)
+		}
+		n.Signatures = wantSigner && (f == cipolicy.FormatPE || f == cipolicy.FormatELF)
+		return n
+	}
+	o := opts.Options
+	o.Certificates = append(slices.Clone(o.Certificates), opts.Certificates...)
+	sc, err := scan(ctx, &o, roots, needs)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +118,7 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 		rule  int
 		files []string
 	}
-	byHash := map[string]*group{}
+	byKey := map[string]*group{}
 	var order []*group
 	ids := map[string]bool{}
 	for i := range sc.entries {
@@ -89,34 +128,45 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 			continue
 		}
 		display := displayPath(roots[e.root], e.rel, e.fileRoot)
-		if e.problem != nil || in.Err != nil {
-			r := Result{Root: roots[e.root], Path: e.rel, Format: e.format, Err: e.problem, fileRoot: e.fileRoot}
-			if in != nil {
-				r.Format, r.Err = in.Format, in.Err
+		res := Result{Root: roots[e.root], Path: e.rel, Format: e.format, Err: e.problem, fileRoot: e.fileRoot}
+		if in != nil {
+			res.Format, res.Err = in.Format, in.Err
+		}
+		if res.Err != nil {
+			g.Problems = append(g.Problems, res)
+			continue
+		}
+		var rule *cipolicy.Rule
+		var key string
+		var why []string
+		for _, l := range levels {
+			rule, key, err = ruleFor(l, in)
+			if err == nil {
+				break
 			}
-			g.Problems = append(g.Problems, r)
+			why = append(why, fmt.Sprintf("level %s: %v", l, err))
+		}
+		if rule == nil {
+			res.Err = fmt.Errorf("no rule written: %s", strings.Join(why, "; "))
+			g.Problems = append(g.Problems, res)
 			continue
 		}
 		g.Files++
-		alg := cipolicy.SHA256
-		if in.Format == FormatPE {
-			alg = cipolicy.AuthenticodeSHA256
-		}
-		v := in.Digests.Get(alg)
-		key := string(alg) + string(v)
-		if grp, ok := byHash[key]; ok {
+		if grp, ok := byKey[key]; ok {
 			grp.files = append(grp.files, display)
 			continue
 		}
-		id := uniqueID(ids, strings.Trim(unsafeID.ReplaceAllString(e.rel, "-"), "-"))
-		rule := cipolicy.Rule{ID: id, Action: cipolicy.Allow, Hash: &cipolicy.HashMatch{Algorithm: alg, Value: v}}
-		if in.Format == FormatELF {
-			// Without the scope, every PE would also need a flat SHA256.
-			rule.Formats = []cipolicy.Format{cipolicy.FormatELF}
+		base := e.rel
+		if rule.Signer != nil {
+			base = rule.Signer.Cert.Certificate.CommonName()
+			if rule.Signer.Publisher != "" {
+				base += "-" + rule.Signer.Publisher
+			}
 		}
-		p.Rules = append(p.Rules, rule)
+		rule.ID = uniqueID(ids, strings.Trim(unsafeID.ReplaceAllString(base, "-"), "-"))
+		p.Rules = append(p.Rules, *rule)
 		grp := &group{rule: len(p.Rules) - 1, files: []string{display}}
-		byHash[key] = grp
+		byKey[key] = grp
 		order = append(order, grp)
 	}
 	const maxListed = 10
@@ -134,11 +184,65 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 	return g, nil
 }
 
+// ruleFor makes the allow rule of one level for an inspected file, and the
+// key under which files share it.
+func ruleFor(l Level, in *Inspection) (*cipolicy.Rule, string, error) {
+	if l == LevelHash {
+		alg := cipolicy.SHA256
+		if in.Format == FormatPE {
+			alg = cipolicy.AuthenticodeSHA256
+		}
+		v := in.Digests.Get(alg)
+		r := &cipolicy.Rule{Action: cipolicy.Allow, Hash: &cipolicy.HashMatch{Algorithm: alg, Value: v}}
+		if in.Format == FormatELF {
+			// Without the scope, every PE would also need a flat SHA256.
+			r.Formats = []cipolicy.Format{cipolicy.FormatELF}
+		}
+		return r, string(alg) + string(v), nil
+	}
+	var chain []*signing.Certificate
+	for _, s := range in.Signatures {
+		if s.Verified && len(s.Chains) > 0 {
+			chain = s.Chains[0]
+			break
+		}
+	}
+	if chain == nil {
+		if len(in.Signatures) == 0 {
+			return nil, "", fmt.Errorf("not signed")
+		}
+		return nil, "", fmt.Errorf("no signature verifies")
+	}
+	top := chain[len(chain)-1]
+	rooted := len(chain) > 1 && top.SelfSigned()
+	m := &cipolicy.SignerMatch{Level: cipolicy.LevelAny}
+	var c *signing.Certificate
+	switch l {
+	case LevelLeaf:
+		c, m.Level = chain[0], cipolicy.LevelLeaf
+	case LevelRoot:
+		if !rooted {
+			return nil, "", fmt.Errorf("the chain from %q does not reach a root certificate (supply it with --certs)", chain[0].CommonName())
+		}
+		c, m.Level = top, cipolicy.LevelRoot
+	case LevelPCA, LevelPublisher:
+		c = top
+		if rooted {
+			c = chain[len(chain)-2]
+		}
+		if l == LevelPublisher {
+			m.Publisher = chain[0].CommonName()
+		}
+	}
+	m.Cert = cipolicy.CertRef{Certificate: c, TBSHash: c.TBSHash}
+	return &cipolicy.Rule{Action: cipolicy.Allow, Signer: m}, string(l) + string(c.TBSHash) + "\x00" + m.Publisher, nil
+}
+
 func uniqueID(seen map[string]bool, base string) string {
 	if base == "" {
 		base = "file"
 	}
-	if len(base) > 0 && !isAlnum(base[0]) {
+	if !isAlnum(base[0]) {
 		base = "f" + base
 	}
 	id := base

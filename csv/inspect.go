@@ -2,7 +2,7 @@ package csv
 
 import (
 	"context"
-	"crypto/sha1" //nolint:gosec // Authenticode SHA1 is what old WDAC hash rules list.
+	"crypto"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -16,7 +16,9 @@ import (
 	"github.com/codesignval/csv/internal/binfmt/elf"
 	"github.com/codesignval/csv/internal/binfmt/pe"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
+	"github.com/codesignval/csv/signing/modsig"
 )
 
 // Format is a file's executable format: "pe", "elf" or "other".
@@ -104,9 +106,6 @@ type PEInfo struct {
 	CertTableOff  int64       `json:"cert_table_offset,omitempty"`
 	CertTableSize int64       `json:"cert_table_size,omitempty"`
 	CertEntries   []CertEntry `json:"cert_entries,omitempty"`
-	// CertTable holds the raw table for signature verification (not
-	// reported).
-	CertTable []byte `json:"-"`
 }
 
 // ELFInfo is what inspection learns of an ELF file's header.
@@ -114,6 +113,9 @@ type ELFInfo struct {
 	Class   int    `json:"class"` // 32 or 64
 	Machine uint16 `json:"machine"`
 	Type    uint16 `json:"type"`
+	// SignedLength is the number of bytes an appended signature covers (0
+	// when the file has none).
+	SignedLength int64 `json:"signed_length,omitempty"`
 }
 
 // Inspection is the facts about one file, established in one read.
@@ -123,13 +125,19 @@ type Inspection struct {
 	Digests cipolicy.Digests
 	PE      *PEInfo
 	ELF     *ELFInfo
+	// Signatures are the file's signatures, verified, when asked for (nil
+	// otherwise); Attributes its PE version resource, when asked for.
+	Signatures []*signing.Signature
+	Attributes *cipolicy.FileAttributes
 	// Err is a *MalformedBinaryError or *UnreadableError when the file
 	// could not be fully inspected; Format is then what it claimed to be.
 	Err error
 }
 
 // Signed reports whether the file carries a signature.
-func (in *Inspection) Signed() bool { return in.PE != nil && in.PE.CertTableSize > 0 }
+func (in *Inspection) Signed() bool {
+	return (in.PE != nil && in.PE.CertTableSize > 0) || (in.ELF != nil && in.ELF.SignedLength > 0)
+}
 
 // NeedsFunc says which digests to compute for a file of a format.
 type NeedsFunc func(cipolicy.Format) cipolicy.Needs
@@ -140,20 +148,39 @@ func AllFacts(cipolicy.Format) cipolicy.Needs { return cipolicy.AllNeeds() }
 // sniffSize is how much of a file is read to tell its format.
 const sniffSize = 4096
 
-// InspectFile inspects the file at path, computing every digest. buf, if
-// not nil, is the read buffer to use (at least 4 KiB).
-func InspectFile(ctx context.Context, path string, buf []byte) *Inspection {
+// InspectOptions configure InspectFile. The zero value computes every
+// digest and verifies signatures with the certificates they carry.
+type InspectOptions struct {
+	// Certificates complete signature chains and identify the signers of
+	// ELF appended signatures, which carry no certificates.
+	Certificates []*signing.Certificate
+}
+
+// InspectFile inspects the file at path, computing every digest and
+// verifying every signature. buf, if not nil, is the read buffer to use (at
+// least 4 KiB).
+func InspectFile(ctx context.Context, path string, buf []byte, opts InspectOptions) *Inspection {
 	if len(buf) < sniffSize {
 		buf = make([]byte, limits.ReadBuffer)
 	}
-	return inspect(ctx, path, true, buf, AllFacts)
+	cfg := &inspectConfig{needs: AllFacts, certs: opts.Certificates, cache: authenticode.NewCertCache(), follow: true}
+	return inspect(ctx, path, buf, cfg)
+}
+
+// inspectConfig is what one inspection needs besides the file.
+type inspectConfig struct {
+	needs  NeedsFunc
+	certs  []*signing.Certificate
+	cache  *authenticode.CertCache
+	follow bool
 }
 
 // inspect reads the file at path once: its first block tells the format and
-// holds the headers, and the whole file then streams through buf into the
-// digests that needs asks for. A panic in a parser becomes a
-// MalformedBinaryError.
-func inspect(ctx context.Context, path string, follow bool, buf []byte, needs NeedsFunc) (in *Inspection) {
+// holds the headers; a PE certificate table or ELF signature trailer, small
+// and at the end, is read next, so that the digests its signatures need are
+// known; then the whole file streams through buf into every digest needed.
+// A panic in a parser becomes a MalformedBinaryError.
+func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (in *Inspection) {
 	in = &Inspection{Format: FormatOther}
 	defer func() {
 		if r := recover(); r != nil {
@@ -161,7 +188,7 @@ func inspect(ctx context.Context, path string, follow bool, buf []byte, needs Ne
 				Reason: fmt.Sprintf("internal error while parsing (please report it): %v", r)}
 		}
 	}()
-	f, err := openRegular(path, follow)
+	f, err := openRegular(path, cfg.follow)
 	if err != nil {
 		in.Err = &UnreadableError{Path: path, Err: err}
 		return in
@@ -184,58 +211,30 @@ func inspect(ctx context.Context, path string, follow bool, buf []byte, needs Ne
 	}
 	head := buf[:n]
 	ra := binfmt.PrefixReader{Prefix: head, R: f}
-	type sum struct {
-		alg cipolicy.HashAlgorithm
-		h   hash.Hash
-	}
-	var sums []sum
-	var writers []io.Writer
-	var digester *authenticode.Digester
 	var need cipolicy.Needs
-	add := func(a cipolicy.HashAlgorithm, h hash.Hash) hash.Hash {
-		sums = append(sums, sum{a, h})
-		return h
-	}
+	var d digests
+	var finish func() error // verifies signatures once the digests are known
 	switch binfmt.Sniff(head) {
 	case binfmt.PE:
 		if !pe.IsPE(ra, in.Size) {
 			return in // an MZ file without a PE signature is not a PE
 		}
 		in.Format = FormatPE
-		pf, err := pe.Parse(ra, in.Size)
-		if err != nil {
+		need = cfg.needs(cipolicy.FormatPE)
+		if finish, err = in.preparePE(ra, &d, need, cfg); err != nil {
 			in.Err = binaryError(path, FormatPE, err)
 			return in
 		}
-		in.PE = &PEInfo{PE32Plus: pf.PE32Plus, Machine: pf.Machine, Subsystem: pf.Subsystem,
-			Sections: len(pf.Sections), CertTableOff: pf.CertTable.Off, CertTableSize: pf.CertTable.Len}
-		need = needs(cipolicy.FormatPE)
-		var ah []hash.Hash
-		if need.Digests.Has(cipolicy.AuthenticodeSHA256) {
-			ah = append(ah, add(cipolicy.AuthenticodeSHA256, sha256.New()))
-		}
-		if need.Digests.Has(cipolicy.AuthenticodeSHA1) {
-			ah = append(ah, add(cipolicy.AuthenticodeSHA1, sha1.New()))
-		}
-		digester = authenticode.NewDigester(pf, ah...)
-		digester.CaptureCertTable()
-		writers = append(writers, digester)
 	case binfmt.ELF:
 		in.Format = FormatELF
-		ef, err := elf.Parse(ra, in.Size)
-		if err != nil {
+		need = cfg.needs(cipolicy.FormatELF)
+		if finish, err = in.prepareELF(ra, &d, need, cfg); err != nil {
 			in.Err = binaryError(path, FormatELF, err)
 			return in
 		}
-		class := 32
-		if ef.Is64() {
-			class = 64
-		}
-		in.ELF = &ELFInfo{Class: class, Machine: ef.Machine, Type: ef.Type}
-		need = needs(cipolicy.FormatELF)
 	default:
 		// Not a binary: judged by nothing, hashed only if asked (inspect).
-		if need = needs(cipolicy.Format(FormatOther)); !need.Digests.Has(cipolicy.SHA256) {
+		if need = cfg.needs(cipolicy.Format(FormatOther)); !need.Digests.Has(cipolicy.SHA256) {
 			return in
 		}
 	}
@@ -244,43 +243,221 @@ func inspect(ctx context.Context, path string, follow bool, buf []byte, needs Ne
 			Reason: fmt.Sprintf("file is %d bytes, over the limit of %d", in.Size, limits.MaxBinarySize)}
 		return in
 	}
-	var flat hash.Hash
 	if need.Digests.Has(cipolicy.SHA256) {
-		flat = add(cipolicy.SHA256, sha256.New())
-		writers = append(writers, flat)
+		d.flat(sha256.New())
 	}
-	if len(writers) == 0 {
-		return in // nothing to compute: the headers were all the policy needed
-	}
-	if err := stream(ctx, f, buf, n, in.Size, writers); err != nil {
-		if ctx.Err() != nil {
-			in.Err = ctx.Err()
-		} else {
-			in.Err = &UnreadableError{Path: path, Err: err}
+	if len(d.writers) > 0 {
+		if err := stream(ctx, f, buf, n, in.Size, d.writers); err != nil {
+			if ctx.Err() != nil {
+				in.Err = ctx.Err()
+			} else {
+				in.Err = &UnreadableError{Path: path, Err: err}
+			}
+			return in
 		}
-		return in
-	}
-	if digester != nil {
-		if err := digester.Close(); err != nil {
+		if err := d.close(); err != nil {
 			in.Err = &UnreadableError{Path: path, Err: err}
 			return in
 		}
-		if tbl := digester.CertTable(); tbl != nil {
-			in.PE.CertTable = tbl
-			certs, err := pe.ParseCertificateTable(tbl, in.PE.CertTableOff)
-			if err != nil {
-				in.Err = binaryError(path, FormatPE, err)
-				return in
-			}
-			for _, c := range certs {
-				in.PE.CertEntries = append(in.PE.CertEntries, CertEntry{Offset: c.Offset, Length: c.Length, Revision: c.Revision, Type: pe.TypeName(c.Type)})
+	}
+	for _, s := range d.sums {
+		in.Digests.Set(s.alg, s.h.Sum(nil))
+	}
+	if finish != nil {
+		if err := finish(); err != nil {
+			in.Err = binaryError(path, in.Format, err)
+		}
+	}
+	return in
+}
+
+// digests collects the hashes one pass over a file feeds.
+type digests struct {
+	writers []io.Writer
+	sums    []struct {
+		alg cipolicy.HashAlgorithm
+		h   hash.Hash
+	}
+	closers []func() error
+}
+
+func (d *digests) flat(h hash.Hash) {
+	d.writers = append(d.writers, h)
+	d.sums = append(d.sums, struct {
+		alg cipolicy.HashAlgorithm
+		h   hash.Hash
+	}{cipolicy.SHA256, h})
+}
+
+func (d *digests) close() error {
+	for _, c := range d.closers {
+		if err := c(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// authenticodeHashes maps the image hashes to policy digest names.
+var authenticodeHashes = map[crypto.Hash]cipolicy.HashAlgorithm{
+	crypto.SHA256: cipolicy.AuthenticodeSHA256,
+	crypto.SHA1:   cipolicy.AuthenticodeSHA1,
+}
+
+// preparePE parses the headers and the certificate table and sets up the
+// Authenticode digests the policy and the signatures need.
+func (in *Inspection) preparePE(ra io.ReaderAt, d *digests, need cipolicy.Needs, cfg *inspectConfig) (func() error, error) {
+	pf, err := pe.Parse(ra, in.Size)
+	if err != nil {
+		return nil, err
+	}
+	in.PE = &PEInfo{PE32Plus: pf.PE32Plus, Machine: pf.Machine, Subsystem: pf.Subsystem,
+		Sections: len(pf.Sections), CertTableOff: pf.CertTable.Off, CertTableSize: pf.CertTable.Len}
+	hashes := map[crypto.Hash]hash.Hash{}
+	for h, a := range authenticodeHashes {
+		if need.Digests.Has(a) {
+			hashes[h] = h.New()
+		}
+	}
+	var table []byte
+	if pf.Signed() {
+		table = make([]byte, pf.CertTable.Len) // capped by pe.Parse
+		if err := binfmt.ReadFull(ra, in.Size, binfmt.PE, pf.CertTable.Off, table, "certificate table"); err != nil {
+			return nil, err
+		}
+		certs, err := pe.ParseCertificateTable(table, pf.CertTable.Off)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range certs {
+			in.PE.CertEntries = append(in.PE.CertEntries, CertEntry{Offset: c.Offset, Length: c.Length, Revision: c.Revision, Type: pe.TypeName(c.Type)})
+		}
+		if need.Signatures {
+			for _, h := range authenticode.DigestAlgorithms(table) {
+				if hashes[h] == nil && h.Available() {
+					hashes[h] = h.New()
+				}
 			}
 		}
 	}
-	for _, s := range sums {
-		in.Digests.Set(s.alg, s.h.Sum(nil))
+	if need.Attributes {
+		vi, err := pe.ReadVersionInfo(ra, pf)
+		if err != nil {
+			return nil, err
+		}
+		in.Attributes = fileAttributes(vi)
 	}
-	return in
+	if len(hashes) == 0 {
+		if need.Signatures && table != nil {
+			return func() error { return in.verifyPE(table, nil, cfg) }, nil
+		}
+		return nil, nil
+	}
+	list := make([]hash.Hash, 0, len(hashes))
+	for _, h := range hashes {
+		list = append(list, h)
+	}
+	dg := authenticode.NewDigester(pf, list...)
+	d.writers = append(d.writers, dg)
+	d.closers = append(d.closers, dg.Close)
+	for h, a := range authenticodeHashes {
+		if hh := hashes[h]; hh != nil {
+			d.sums = append(d.sums, struct {
+				alg cipolicy.HashAlgorithm
+				h   hash.Hash
+			}{a, hh})
+		}
+	}
+	if !need.Signatures || table == nil {
+		return nil, nil
+	}
+	return func() error {
+		sums := make(map[crypto.Hash][]byte, len(hashes))
+		for h, hh := range hashes {
+			sums[h] = hh.Sum(nil)
+		}
+		return in.verifyPE(table, sums, cfg)
+	}, nil
+}
+
+func (in *Inspection) verifyPE(table []byte, sums map[crypto.Hash][]byte, cfg *inspectConfig) error {
+	sigs, err := authenticode.Verify(table, in.PE.CertTableOff, sums, authenticode.VerifyOptions{Certificates: cfg.certs, Cache: cfg.cache})
+	if err != nil {
+		return err
+	}
+	if sigs == nil {
+		sigs = []*signing.Signature{}
+	}
+	in.Signatures = sigs
+	return nil
+}
+
+// prepareELF checks the headers, finds an appended signature and sets up
+// the digest of the signed prefix when signatures are needed.
+func (in *Inspection) prepareELF(ra io.ReaderAt, d *digests, need cipolicy.Needs, cfg *inspectConfig) (func() error, error) {
+	ef, err := elf.Parse(ra, in.Size)
+	if err != nil {
+		return nil, err
+	}
+	class := 32
+	if ef.Is64() {
+		class = 64
+	}
+	in.ELF = &ELFInfo{Class: class, Machine: ef.Machine, Type: ef.Type}
+	// Always look for a signature: a signed file must not be reported as
+	// unsigned because the policy has no signer rules.
+	app, err := modsig.Find(ra, in.Size)
+	if err != nil {
+		return nil, err
+	}
+	if app != nil {
+		in.ELF.SignedLength = app.SignedLen
+	}
+	if !need.Signatures {
+		return nil, nil
+	}
+	if app == nil {
+		in.Signatures = []*signing.Signature{}
+		return nil, nil
+	}
+	h := app.DigestAlgorithm.New()
+	d.writers = append(d.writers, &prefixWriter{w: h, n: app.SignedLen})
+	return func() error {
+		in.Signatures = []*signing.Signature{app.Verify(h.Sum(nil), cfg.certs)}
+		return nil
+	}, nil
+}
+
+// prefixWriter passes on the first n bytes written to it.
+type prefixWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	if p.n > 0 {
+		k := int(min(int64(len(b)), p.n))
+		p.w.Write(b[:k])
+		p.n -= int64(k)
+	}
+	return len(b), nil
+}
+
+func fileAttributes(vi *pe.VersionInfo) *cipolicy.FileAttributes {
+	if vi == nil {
+		return nil
+	}
+	a := &cipolicy.FileAttributes{
+		OriginalFileName: vi.Strings["OriginalFilename"],
+		InternalName:     vi.Strings["InternalName"],
+		FileDescription:  vi.Strings["FileDescription"],
+		ProductName:      vi.Strings["ProductName"],
+	}
+	if vi.HasFixed {
+		v := cipolicy.Version(vi.FileVersion)
+		a.FileVersion = &v
+	}
+	return a
 }
 
 // stream feeds the file's bytes to every writer: first buf[:n], already

@@ -35,6 +35,8 @@ import (
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/signing"
+	"github.com/codesignval/csv/signing/authenticode"
 )
 
 // Options configure a Validator. The zero value validates with one worker
@@ -51,9 +53,14 @@ type Options struct {
 	Include, Exclude []string
 	// FollowSymlinks follows symbolic links within the roots.
 	FollowSymlinks bool
-	// AllDigests computes every digest for the report, not only those the
-	// policy compares.
+	// AllDigests computes every digest and verifies every signature for the
+	// report, not only what the policy needs.
 	AllDigests bool
+	// Certificates complete signature chains: intermediates and roots the
+	// operator supplies (--certs); the policy's own certificates are added.
+	// ELF appended signatures carry no certificates, so their signers can
+	// only be found here.
+	Certificates []*signing.Certificate
 	// Progress, if set, is called after each file with the count of files
 	// done and the total. It is called from several goroutines.
 	Progress func(done, total int)
@@ -99,15 +106,19 @@ func NewValidator(set *cipolicy.Set, opts Options) (*Validator, error) {
 type Result struct {
 	// Root is the PATH argument the file was found under, as given; Path
 	// is slash-separated and relative to it (a file argument's base name).
-	Root     string
-	Path     string
-	Format   Format
-	Size     int64
-	Digests  cipolicy.Digests
-	Signed   bool
-	PE       *PEInfo
-	ELF      *ELFInfo
-	Decision cipolicy.Decision
+	Root    string
+	Path    string
+	Format  Format
+	Size    int64
+	Digests cipolicy.Digests
+	Signed  bool
+	// Signatures are the verified signatures (nil when the policy has no
+	// signer rules and AllDigests is off).
+	Signatures []*signing.Signature
+	Attributes *cipolicy.FileAttributes
+	PE         *PEInfo
+	ELF        *ELFInfo
+	Decision   cipolicy.Decision
 	// Err is why the file could not be inspected, if it could not.
 	Err error
 	// fileRoot is set when Root names the file itself.
@@ -191,7 +202,9 @@ func (v *Validator) Validate(ctx context.Context, roots ...string) (*Report, err
 		}
 		return v.set.Needs(rel, f, v.opts.Scenario)
 	}
-	sc, err := scan(ctx, &v.opts, roots, needs)
+	opts := v.opts
+	opts.Certificates = signing.Dedup(append(slices.Clone(opts.Certificates), v.set.Certificates()...))
+	sc, err := scan(ctx, &opts, roots, needs)
 	if err != nil {
 		return nil, err
 	}
@@ -210,9 +223,10 @@ func (v *Validator) Validate(ctx context.Context, roots ...string) (*Report, err
 		r := Result{Root: roots[e.root], Path: e.rel, Format: e.format, Err: e.problem, fileRoot: e.fileRoot}
 		if in != nil {
 			r.Format, r.Size, r.Digests, r.Signed, r.PE, r.ELF, r.Err = in.Format, in.Size, in.Digests, in.Signed(), in.PE, in.ELF, in.Err
+			r.Signatures, r.Attributes = in.Signatures, in.Attributes
 		}
 		sub := cipolicy.Subject{Path: e.rel, Format: cipolicy.Format(r.Format), Scenario: v.opts.Scenario,
-			Digests: r.Digests, Signed: r.Signed}
+			Digests: r.Digests, Signed: r.Signed, Signatures: r.Signatures, Attributes: r.Attributes}
 		if r.Err != nil {
 			sub.Problem = pathless{r.Err}
 		}
@@ -271,6 +285,7 @@ func scan(ctx context.Context, opts *Options, roots []string, needs func(rel str
 		jobs = runtime.GOMAXPROCS(0)
 	}
 	var next, done atomic.Int64
+	cache := authenticode.NewCertCache() // every file of a build carries the same chains
 	g, gctx := errgroup.WithContext(ctx)
 	for range min(jobs, max(len(todo), 1)) {
 		g.Go(func() error {
@@ -284,7 +299,9 @@ func scan(ctx context.Context, opts *Options, roots []string, needs func(rel str
 					return err
 				}
 				e := &entries[todo[k]]
-				in := inspect(gctx, e.abs, e.follow, buf, func(f cipolicy.Format) cipolicy.Needs { return needs(e.rel, f) })
+				cfg := &inspectConfig{needs: func(f cipolicy.Format) cipolicy.Needs { return needs(e.rel, f) },
+					certs: opts.Certificates, cache: cache, follow: e.follow}
+				in := inspect(gctx, e.abs, buf, cfg)
 				if in.Err != nil && gctx.Err() != nil {
 					return gctx.Err()
 				}

@@ -183,7 +183,7 @@ func authHex(t *testing.T, img []byte) string {
 	if err := os.WriteFile(p, img, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	in := InspectFile(context.Background(), p, nil)
+	in := InspectFile(context.Background(), p, nil, InspectOptions{})
 	if in.Err != nil {
 		t.Fatal(in.Err)
 	}
@@ -263,7 +263,7 @@ func TestOpenRefusesNonRegular(t *testing.T) {
 	if err := syscall.Mkfifo(p, 0o644); err != nil {
 		t.Skipf("mkfifo: %v", err)
 	}
-	in := inspect(context.Background(), p, false, make([]byte, 8192), AllFacts)
+	in := inspect(context.Background(), p, make([]byte, 8192), &inspectConfig{needs: AllFacts})
 	var ue *UnreadableError
 	if !errors.As(in.Err, &ue) || !strings.Contains(in.Err.Error(), "not a regular file") {
 		t.Errorf("err = %v", in.Err)
@@ -418,7 +418,7 @@ func TestCancellation(t *testing.T) {
 func TestPanicBecomesFinding(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "a.exe")
 	os.WriteFile(p, peImg, 0o644)
-	in := inspect(context.Background(), p, false, make([]byte, 8192), func(cipolicy.Format) cipolicy.Needs { panic("boom") })
+	in := inspect(context.Background(), p, make([]byte, 8192), &inspectConfig{needs: func(cipolicy.Format) cipolicy.Needs { panic("boom") }})
 	var mb *MalformedBinaryError
 	if !errors.As(in.Err, &mb) || !strings.Contains(mb.Reason, "boom") || mb.Format != FormatPE {
 		t.Errorf("err = %v", in.Err)

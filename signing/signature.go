@@ -64,15 +64,21 @@ type Timestamp struct {
 const (
 	maxChainDepth = 10
 	maxChains     = 8
+	// maxSignatureChecks bounds the signature checks one BuildChains call
+	// makes: hostile certificates that all share a name would otherwise make
+	// the search cost seconds of public-key operations.
+	maxSignatureChecks = 64
 )
 
 // BuildChains returns the chains from leaf up through candidates: at each
 // step, every candidate whose subject is the current certificate's issuer
 // and whose key verifies its signature extends the chain. A chain ends at a
 // self-signed certificate or where no issuer is found. At most 8 chains of
-// depth 10 are returned; candidates may include leaf itself.
+// depth 10 are returned, after at most 64 signature checks; candidates may
+// include leaf itself.
 func BuildChains(leaf *Certificate, candidates []*Certificate) [][]*Certificate {
 	var out [][]*Certificate
+	checks := 0
 	var walk func(chain []*Certificate)
 	walk = func(chain []*Certificate) {
 		if len(out) >= maxChains {
@@ -85,7 +91,10 @@ func BuildChains(leaf *Certificate, candidates []*Certificate) [][]*Certificate 
 		}
 		extended := false
 		for _, c := range candidates {
-			if !cur.IssuedBy(c) || inChain(chain, c) || cur.CheckSignedBy(c) != nil {
+			if !cur.IssuedBy(c) || inChain(chain, c) {
+				continue
+			}
+			if checks++; checks > maxSignatureChecks || cur.CheckSignedBy(c) != nil {
 				continue
 			}
 			extended = true

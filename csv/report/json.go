@@ -64,6 +64,7 @@ type ResultDoc struct {
 	AuthenticodeSHA256 string           `json:"authenticode_sha256,omitempty"`
 	AuthenticodeSHA1   string           `json:"authenticode_sha1,omitempty"`
 	Signed             bool             `json:"signed"`
+	Signatures         []SignatureDoc   `json:"signatures,omitempty"`
 	PE                 *csv.PEInfo      `json:"pe,omitempty"`
 	ELF                *csv.ELFInfo     `json:"elf,omitempty"`
 	Verdict            cipolicy.Verdict `json:"verdict"`
@@ -71,7 +72,10 @@ type ResultDoc struct {
 	Kind               string           `json:"kind"`
 	Policy             string           `json:"policy"`
 	Rule               string           `json:"rule"`
-	Reason             string           `json:"reason"`
+	// Signature is the index in Signatures of the signature a signer rule
+	// matched, or -1.
+	Signature int    `json:"signature"`
+	Reason    string `json:"reason"`
 }
 
 // SkippedDoc is a file that was not judged.
@@ -124,8 +128,11 @@ func NewDocument(r *csv.Report, opts Options) *Document {
 			AuthenticodeSHA1:   hexOrEmpty(res.Digests.AuthenticodeSHA1),
 			Signed:             res.Signed, PE: res.PE, ELF: res.ELF,
 			Verdict: res.Decision.Verdict, Enforced: res.Decision.Enforced, Kind: string(res.Decision.Kind),
-			Policy: res.Decision.Policy, Rule: res.Decision.Rule, Reason: reasonText(res),
+			Policy: res.Decision.Policy, Rule: res.Decision.Rule, Signature: res.Decision.Signature, Reason: reasonText(res),
 		})
+		if res.Signatures != nil {
+			d.Results[len(d.Results)-1].Signatures = SignatureDocs(res.Signatures)
+		}
 	}
 	for _, s := range r.Skipped {
 		d.Skipped = append(d.Skipped, SkippedDoc{Root: s.Root, Path: s.Path, Reason: s.Reason})

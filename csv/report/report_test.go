@@ -39,8 +39,8 @@ func run(t *testing.T, mode cipolicy.Mode) *csv.Report {
 		os.MkdirAll(filepath.Dir(full), 0o755)
 		os.WriteFile(full, b, 0o644)
 	}
-	in := csv.InspectFile(context.Background(), filepath.Join(dir, "bin/ok"), nil)
-	den := csv.InspectFile(context.Background(), filepath.Join(dir, "bin/denied"), nil)
+	in := csv.InspectFile(context.Background(), filepath.Join(dir, "bin/ok"), nil, csv.InspectOptions{})
+	den := csv.InspectFile(context.Background(), filepath.Join(dir, "bin/denied"), nil, csv.InspectOptions{})
 	src := fmt.Sprintf("format: csv-policy/v1\nname: report-test\nversion: '7'\nmode: %s\nrules:\n"+
 		"  - {id: ok, action: allow, sha256: %x}\n  - {id: no, action: deny, sha256: %x}\n", mode, in.Digests.SHA256, den.Digests.SHA256)
 	p, err := cipolicy.Parse([]byte(src), "policy.yaml")

@@ -1,8 +1,13 @@
 package cli_test
 
 import (
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +19,10 @@ import (
 
 	"github.com/codesignval/csv/internal/cli"
 	"github.com/codesignval/csv/internal/testbin"
+	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
+	"github.com/codesignval/csv/signing"
+	"github.com/codesignval/csv/signing/modsig"
 )
 
 func TestMain(m *testing.M) {
@@ -34,10 +42,13 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"status": cmdStatus,
-			"mkpe":   cmdMkPE,
-			"mkelf":  cmdMkELF,
-			"mkfifo": cmdMkfifo,
+			"status":  cmdStatus,
+			"mkpe":    cmdMkPE,
+			"mkelf":   cmdMkELF,
+			"mkfifo":  cmdMkfifo,
+			"mkpki":   cmdMkPKI,
+			"signelf": cmdSignELF,
+			"mkwdac":  cmdMkWDAC,
 		},
 		RequireExplicitExec: true,
 	})
@@ -113,6 +124,149 @@ func writeFixture(ts *testscript.TestScript, name string, data []byte, truncate 
 		ts.Fatalf("%v", err)
 	}
 }
+
+// mkpki DIR: write a test PKI: root.pem, inter.pem, chain.pem (leaf and
+// intermediate), leaf.pem and leaf.key ("Build Signing"), ec.key and
+// ec-chain.pem (an ECDSA leaf), rogue.key and rogue.pem (self-signed, same
+// name as the leaf).
+func cmdMkPKI(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: mkpki DIR")
+	}
+	t := tsT{ts}
+	ca := testca.New(t)
+	dir := ts.MkAbs(args[0])
+	os.MkdirAll(dir, 0o755)
+	leaf := ca.Leaf(t, testca.LeafOptions{CommonName: "Build Signing"})
+	ec := ca.Leaf(t, testca.LeafOptions{CommonName: "EC Signing", KeyType: testca.ECDSAP256})
+	rogue := ca.Leaf(t, testca.LeafOptions{CommonName: "Build Signing", SelfSigned: true})
+	files := map[string][]byte{
+		"root.pem":     testca.PEM(ca.Root.Cert),
+		"inter.pem":    testca.PEM(ca.Intermediate.Cert),
+		"chain.pem":    testca.PEM(leaf.Cert, ca.Intermediate.Cert),
+		"leaf.pem":     testca.PEM(leaf.Cert),
+		"leaf.key":     testca.KeyPEM(t, leaf.Key),
+		"ec-chain.pem": testca.PEM(ec.Cert, ca.Intermediate.Cert),
+		"ec.key":       testca.KeyPEM(t, ec.Key),
+		"rogue.pem":    testca.PEM(rogue.Cert),
+		"rogue.key":    testca.KeyPEM(t, rogue.Key),
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			ts.Fatalf("%v", err)
+		}
+	}
+}
+
+// signelf CERT KEY FILE: append a kernel-format signature.
+func cmdSignELF(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 || neg {
+		ts.Fatalf("usage: signelf CERT KEY FILE")
+	}
+	cert, key := loadPair(ts, ts.MkAbs(args[0]), ts.MkAbs(args[1]))
+	p := ts.MkAbs(args[2])
+	data, err := os.ReadFile(p)
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	d := sha256.Sum256(data)
+	trailer, err := modsig.Sign(d[:], cert, key, modsig.SignOptions{})
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	os.WriteFile(p, append(data, trailer...), 0o755)
+}
+
+func loadPair(ts *testscript.TestScript, certPath, keyPath string) (*x509.Certificate, crypto.Signer) {
+	cb, err := os.ReadFile(certPath)
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	kb, err := os.ReadFile(keyPath)
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	cblk, _ := pem.Decode(cb)
+	kblk, _ := pem.Decode(kb)
+	if cblk == nil || kblk == nil {
+		ts.Fatalf("not PEM")
+	}
+	cert, err := x509.ParseCertificate(cblk.Bytes)
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(kblk.Bytes)
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	return cert, k.(crypto.Signer)
+}
+
+// mkwdac OUT CERT [audit]: write a WDAC SiPolicy XML base policy allowing,
+// in the user-mode scenario, files whose chain holds CERT (by TBS hash).
+func cmdMkWDAC(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 || neg {
+		ts.Fatalf("usage: mkwdac OUT CERT [audit]")
+	}
+	cb, err := os.ReadFile(ts.MkAbs(args[1]))
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	blk, _ := pem.Decode(cb)
+	c, err := signing.ParseCertificate(blk.Bytes)
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	opts := "<Rule><Option>Enabled:UMCI</Option></Rule>"
+	if len(args) > 2 && args[2] == "audit" {
+		opts += "<Rule><Option>Enabled:Audit Mode</Option></Rule>"
+	}
+	xml := fmt.Sprintf(`<?xml version="1.0" encoding="utf-8"?>
+<SiPolicy xmlns="urn:schemas-microsoft-com:sipolicy" PolicyType="Base Policy">
+  <VersionEx>10.0.0.1</VersionEx>
+  <PlatformID>{2E07F7E4-194C-4D20-B7C9-6F44A6C5A234}</PlatformID>
+  <PolicyID>{11111111-2222-3333-4444-555555555555}</PolicyID>
+  <BasePolicyID>{11111111-2222-3333-4444-555555555555}</BasePolicyID>
+  <Rules>%s</Rules>
+  <EKUs />
+  <FileRules />
+  <Signers>
+    <Signer ID="ID_SIGNER_BUILD" Name="Test Issuing CA">
+      <CertRoot Type="TBS" Value="%s" />
+    </Signer>
+  </Signers>
+  <SigningScenarios>
+    <SigningScenario Value="131" ID="ID_SIGNINGSCENARIO_DRIVERS" FriendlyName="Kernel">
+      <ProductSigners />
+    </SigningScenario>
+    <SigningScenario Value="12" ID="ID_SIGNINGSCENARIO_UMCI" FriendlyName="User">
+      <ProductSigners>
+        <AllowedSigners>
+          <AllowedSigner SignerId="ID_SIGNER_BUILD" />
+        </AllowedSigners>
+      </ProductSigners>
+    </SigningScenario>
+  </SigningScenarios>
+  <UpdatePolicySigners />
+  <CiSigners />
+  <HvciOptions>0</HvciOptions>
+  <Settings>
+    <Setting Provider="PolicyInfo" Key="Information" ValueName="Name">
+      <Value><String>Build signers</String></Value>
+    </Setting>
+  </Settings>
+</SiPolicy>
+`, opts, c.TBSHashHex())
+	if err := os.WriteFile(ts.MkAbs(args[0]), []byte(xml), 0o644); err != nil {
+		ts.Fatalf("%v", err)
+	}
+}
+
+// tsT adapts a TestScript to testing.TB's helpers that testca uses.
+type tsT struct{ ts *testscript.TestScript }
+
+func (t tsT) Helper()                           {}
+func (t tsT) Fatalf(format string, args ...any) { t.ts.Fatalf(format, args...) }
 
 // mkfifo FILE: make a named pipe.
 func cmdMkfifo(ts *testscript.TestScript, neg bool, args []string) {

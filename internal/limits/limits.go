@@ -45,4 +45,8 @@ const (
 
 	// MaxPolicyDepth caps the nesting depth of a policy document.
 	MaxPolicyDepth = 32
+
+	// MaxCertFile caps a certificate file (--certs, certificate_file): a
+	// bundle of a few hundred certificates.
+	MaxCertFile = 4 << 20
 )

@@ -17,9 +17,15 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"testing"
 	"time"
 )
+
+// TB is the part of testing.TB the helpers use, so that test harnesses
+// (testscript commands) can use them too.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
 
 // KeyType selects a key algorithm.
 type KeyType int
@@ -56,7 +62,7 @@ var (
 
 // key returns the n-th cached key of type kt: RSA key generation is slow, and
 // tests need distinct keys, not fresh ones per run.
-func key(t testing.TB, kt KeyType, n int) crypto.Signer {
+func key(t TB, kt KeyType, n int) crypto.Signer {
 	t.Helper()
 	keyCacheMu.Lock()
 	defer keyCacheMu.Unlock()
@@ -81,7 +87,7 @@ func key(t testing.TB, kt KeyType, n int) crypto.Signer {
 
 var keyIndex = map[KeyType]int{}
 
-func nextKey(t testing.TB, kt KeyType) crypto.Signer {
+func nextKey(t TB, kt KeyType) crypto.Signer {
 	t.Helper()
 	keyCacheMu.Lock()
 	n := keyIndex[kt]
@@ -92,7 +98,7 @@ func nextKey(t testing.TB, kt KeyType) crypto.Signer {
 
 // New returns a root CA "Test Root CA" and an intermediate "Test Issuing CA",
 // both RSA.
-func New(t testing.TB) *CA {
+func New(t TB) *CA {
 	t.Helper()
 	ca := &CA{serial: 1}
 	rootKey := nextKey(t, RSA2048)
@@ -137,7 +143,7 @@ type LeafOptions struct {
 type asn1OID = []int
 
 // Leaf issues a leaf certificate from the intermediate CA.
-func (ca *CA) Leaf(t testing.TB, o LeafOptions) *Cert {
+func (ca *CA) Leaf(t TB, o LeafOptions) *Cert {
 	t.Helper()
 	if o.CommonName == "" {
 		o.CommonName = "Test Code Signing"
@@ -169,7 +175,7 @@ func (ca *CA) Leaf(t testing.TB, o LeafOptions) *Cert {
 	return ca.sign(t, tmpl, ca.Intermediate, k)
 }
 
-func (ca *CA) sign(t testing.TB, tmpl *x509.Certificate, parent *Cert, k crypto.Signer) *Cert {
+func (ca *CA) sign(t TB, tmpl *x509.Certificate, parent *Cert, k crypto.Signer) *Cert {
 	t.Helper()
 	ca.mu.Lock()
 	ca.serial++
@@ -202,7 +208,7 @@ func PEM(certs ...*x509.Certificate) []byte {
 }
 
 // KeyPEM encodes a private key as PKCS#8 PEM.
-func KeyPEM(t testing.TB, k crypto.Signer) []byte {
+func KeyPEM(t TB, k crypto.Signer) []byte {
 	t.Helper()
 	der, err := x509.MarshalPKCS8PrivateKey(k)
 	if err != nil {
@@ -219,7 +225,7 @@ type Files struct {
 }
 
 // WriteFiles writes the leaf's key, its chain and the root to dir.
-func (ca *CA) WriteFiles(t testing.TB, dir string, leaf *Cert) Files {
+func (ca *CA) WriteFiles(t TB, dir string, leaf *Cert) Files {
 	t.Helper()
 	f := Files{Key: filepath.Join(dir, "leaf.key"), Chain: filepath.Join(dir, "chain.pem"), Root: filepath.Join(dir, "root.pem")}
 	chain := []*x509.Certificate{leaf.Cert}
@@ -228,7 +234,7 @@ func (ca *CA) WriteFiles(t testing.TB, dir string, leaf *Cert) Files {
 	}
 	for path, data := range map[string][]byte{f.Key: KeyPEM(t, leaf.Key), f.Chain: PEM(chain...), f.Root: PEM(ca.Root.Cert)} {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
-			t.Fatal(err)
+			t.Fatalf("testca: %v", err)
 		}
 	}
 	return f

@@ -1,5 +1,18 @@
-// Package authenticode implements the Windows Authenticode image hash of PE
-// files: the digest that a PE signature signs and that WDAC hash rules list.
+// Package authenticode implements Windows Authenticode for PE files: the
+// image hash (the digest a PE signature signs and WDAC hash rules list,
+// [Digester]) and the verification of the signatures in a PE certificate
+// table ([Verify]): every WIN_CERTIFICATE entry, nested signatures at any
+// depth (bounded), RFC 3161 and legacy timestamps.
+//
+// Verify trusts nothing in the table: it parses the PKCS#7 with a thin
+// cryptobyte layer (pkcs7.go says why not a library), checks that each
+// signature's digest is the file's, that its signed attributes are
+// consistent and that the signer's signature verifies, and builds chains
+// from the signature's certificates and the ones the caller supplies. It
+// does not decide trust: which chain is acceptable is the policy's business
+// (package cipolicy).
+//
+// # The image hash
 //
 // The image hash covers the whole file except three ranges: the optional
 // header's CheckSum field, the certificate table data directory entry, and
@@ -12,7 +25,9 @@
 //
 // # Security
 //
-// The layout comes from internal/binfmt/pe, which refuses files whose
+// Every signature's problems are reported on that signature; Verify fails
+// only when the table cannot be split into entries. The layout comes from
+// internal/binfmt/pe, which refuses files whose
 // certificate table is not at the end of the file or overlaps the image, so
 // no bytes of a file that passes can be outside the digest except the three
 // ranges above.
@@ -28,17 +43,14 @@ import (
 )
 
 // Digester computes Authenticode image hashes of one PE file while its bytes
-// are written to it in order, from offset 0 to the end of the file. It can also
-// keep a copy of the certificate table as it passes, so that the file is read
-// only once. A Digester is not safe for concurrent use.
+// are written to it in order, from offset 0 to the end of the file. A
+// Digester is not safe for concurrent use.
 type Digester struct {
 	f       *pe.File
 	include [3]pe.Range // hashed ranges, ascending
 	pad     int64       // zero bytes hashed after the last range
 	hashes  []hash.Hash
 	pos     int64
-	capture bool
-	cert    []byte
 }
 
 // NewDigester returns a Digester that feeds the image bytes of f to each of
@@ -58,13 +70,6 @@ func NewDigester(f *pe.File, hashes ...hash.Hash) *Digester {
 	return d
 }
 
-// CaptureCertTable makes the Digester keep a copy of the certificate table
-// (at most limits.MaxCertTable bytes, as pe.Parse enforces), returned by
-// CertTable after Close.
-func (d *Digester) CaptureCertTable() {
-	d.capture = d.f.Signed()
-}
-
 // Write hashes the part of p that the image hash covers. p holds the file's
 // bytes from the current position on.
 func (d *Digester) Write(p []byte) (int, error) {
@@ -80,16 +85,6 @@ func (d *Digester) Write(p []byte) (int, error) {
 		b := p[lo-start : hi-start]
 		for _, h := range d.hashes {
 			h.Write(b)
-		}
-	}
-	if d.capture {
-		ct := d.f.CertTable
-		lo, hi := max(start, ct.Off), min(end, ct.End())
-		if lo < hi {
-			if d.cert == nil {
-				d.cert = make([]byte, 0, ct.Len)
-			}
-			d.cert = append(d.cert, p[lo-start:hi-start]...)
 		}
 	}
 	d.pos = end
@@ -109,9 +104,6 @@ func (d *Digester) Close() error {
 	}
 	return nil
 }
-
-// CertTable returns the certificate table captured while hashing, or nil.
-func (d *Digester) CertTable() []byte { return d.cert }
 
 // Digest computes the Authenticode image hash of the PE file f, read from r,
 // with hash function h. It is the simple one-shot form of [Digester].

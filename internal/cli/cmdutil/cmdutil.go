@@ -4,6 +4,8 @@
 package cmdutil
 
 import (
+	"bytes"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/signing"
 )
 
 // IOStreams are the command's standard streams.
@@ -125,7 +128,7 @@ func LoadPolicies(paths []string) ([]*cipolicy.Policy, error) {
 			errs = append(errs, fmt.Errorf("cannot read policy %s: %w", path, err))
 			continue
 		}
-		p, err := cipolicy.Parse(data, path)
+		p, err := cipolicy.ParseWith(data, path, cipolicy.ParseOptions{ReadFile: policyFileReader(path)})
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -133,6 +136,54 @@ func LoadPolicies(paths []string) ([]*cipolicy.Policy, error) {
 		ps = append(ps, p)
 	}
 	return ps, errors.Join(errs...)
+}
+
+// policyFileReader reads the files a policy refers to (certificate_file),
+// relative to the policy's directory, capped.
+func policyFileReader(policyPath string) func(string) ([]byte, error) {
+	dir := filepath.Dir(policyPath)
+	return func(name string) ([]byte, error) {
+		if !filepath.IsAbs(name) {
+			name = filepath.Join(dir, filepath.FromSlash(name))
+		}
+		return ReadFileCapped(name, limits.MaxCertFile)
+	}
+}
+
+// LoadCertificates reads a certificate file: PEM with any number of
+// CERTIFICATE blocks, or one DER certificate.
+func LoadCertificates(path string) ([]*signing.Certificate, error) {
+	data, err := ReadFileCapped(path, limits.MaxCertFile)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read certificates %s: %w", path, err)
+	}
+	var out []*signing.Certificate
+	if !bytes.Contains(data, []byte("-----BEGIN")) {
+		c, err := signing.ParseCertificate(data)
+		if err != nil {
+			return nil, fmt.Errorf("certificates %s: %w", path, err)
+		}
+		return []*signing.Certificate{c}, nil
+	}
+	for n := 1; ; n++ {
+		var blk *pem.Block
+		blk, data = pem.Decode(data)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := signing.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificates %s: PEM block %d: %w", path, n, err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("certificates %s: no CERTIFICATE in the file", path)
+	}
+	return out, nil
 }
 
 // WriteFileAtomic writes data to path through a temporary file in the same

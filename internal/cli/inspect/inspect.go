@@ -15,15 +15,18 @@ import (
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
+	"github.com/codesignval/csv/csv/report"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/signing"
 )
 
 // Options are the flags and arguments of csv inspect.
 type Options struct {
-	IO     *cmdutil.IOStreams
-	Format string
-	Files  []string
+	IO        *cmdutil.IOStreams
+	Format    string
+	CertFiles []string
+	Files     []string
 }
 
 // NewCmdInspect returns the inspect command.
@@ -31,10 +34,14 @@ func NewCmdInspect(f *cmdutil.Factory, runF func(context.Context, *Options) erro
 	opts := &Options{IO: f.IO}
 	cmd := &cobra.Command{
 		Use:   "inspect [--format text|json] FILE...",
-		Short: "Show what csv sees in a file: format, digests, certificate table",
+		Short: "Show what csv sees in a file: format, digests, signatures and their chains",
 		Long: heredoc.Doc(`
 			Print each file's format, size, SHA256 and, for PE files, the Authenticode SHA256 and SHA1
-			image hashes and the entries of the certificate table: the facts policy rules match.
+			image hashes, the entries of the certificate table and the version resource; then every
+			signature (PE Authenticode, outer and nested; ELF appended signatures): its digest and
+			signature algorithms, whether it verifies and why not, the signer, each chain with every
+			certificate's TBS hash (as WDAC writes CertRoot values) and SHA256 fingerprint, and the
+			timestamp. These are the facts policy rules match.
 
 			Exit status: 0 all files inspected; 1 a file is a malformed PE or ELF file; 2 a file
 			could not be read, or a usage error.
@@ -52,34 +59,48 @@ func NewCmdInspect(f *cmdutil.Factory, runF func(context.Context, *Options) erro
 		},
 	}
 	cmd.Flags().StringVarP(&opts.Format, "format", "f", "text", "output format: text or json")
+	cmd.Flags().StringArrayVar(&opts.CertFiles, "certs", nil, "certificates `FILE` (PEM or DER) completing chains and identifying ELF signers; repeatable")
 	return cmd
 }
 
 // FileDoc is the JSON form of one inspected file.
 type FileDoc struct {
-	Path               string       `json:"path"`
-	Format             csv.Format   `json:"format"`
-	Size               int64        `json:"size"`
-	SHA256             string       `json:"sha256,omitempty"`
-	AuthenticodeSHA256 string       `json:"authenticode_sha256,omitempty"`
-	AuthenticodeSHA1   string       `json:"authenticode_sha1,omitempty"`
-	Signed             bool         `json:"signed"`
-	PE                 *csv.PEInfo  `json:"pe,omitempty"`
-	ELF                *csv.ELFInfo `json:"elf,omitempty"`
-	Error              string       `json:"error,omitempty"`
+	Path               string                   `json:"path"`
+	Format             csv.Format               `json:"format"`
+	Size               int64                    `json:"size"`
+	SHA256             string                   `json:"sha256,omitempty"`
+	AuthenticodeSHA256 string                   `json:"authenticode_sha256,omitempty"`
+	AuthenticodeSHA1   string                   `json:"authenticode_sha1,omitempty"`
+	Signed             bool                     `json:"signed"`
+	Signatures         []report.SignatureDoc    `json:"signatures"`
+	Attributes         *cipolicy.FileAttributes `json:"version_info,omitempty"`
+	PE                 *csv.PEInfo              `json:"pe,omitempty"`
+	ELF                *csv.ELFInfo             `json:"elf,omitempty"`
+	Error              string                   `json:"error,omitempty"`
 }
 
 // Run inspects the files and prints what it found.
 func Run(ctx context.Context, o *Options) error {
 	buf := make([]byte, limits.ReadBuffer)
+	var certs []*signing.Certificate
+	for _, f := range o.CertFiles {
+		cs, err := cmdutil.LoadCertificates(f)
+		if err != nil {
+			return err
+		}
+		certs = append(certs, cs...)
+	}
 	var docs []FileDoc
+	var sigs [][]*signing.Signature
 	malformed, unreadable := false, false
 	for _, path := range o.Files {
-		in := csv.InspectFile(ctx, path, buf)
+		in := csv.InspectFile(ctx, path, buf, csv.InspectOptions{Certificates: certs})
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		d := FileDoc{Path: path, Format: in.Format, Size: in.Size, Signed: in.Signed(), PE: in.PE, ELF: in.ELF}
+		d := FileDoc{Path: path, Format: in.Format, Size: in.Size, Signed: in.Signed(), PE: in.PE, ELF: in.ELF,
+			Signatures: report.SignatureDocs(in.Signatures), Attributes: in.Attributes}
+		sigs = append(sigs, in.Signatures)
 		for _, a := range cipolicy.HashAlgorithms {
 			v := in.Digests.Get(a)
 			if v == nil {
@@ -113,7 +134,7 @@ func Run(ctx context.Context, o *Options) error {
 		}
 	} else {
 		for i := range docs {
-			writeText(o.IO.Out, &docs[i])
+			writeText(o.IO.Out, &docs[i], sigs[i])
 		}
 	}
 	switch {
@@ -125,7 +146,7 @@ func Run(ctx context.Context, o *Options) error {
 	return nil
 }
 
-func writeText(w io.Writer, d *FileDoc) {
+func writeText(w io.Writer, d *FileDoc, sigs []*signing.Signature) {
 	fmt.Fprintf(w, "%s\n", d.Path)
 	row := func(k, v string) { fmt.Fprintf(w, "  %-21s %s\n", k+":", v) }
 	format := string(d.Format)
@@ -160,7 +181,18 @@ func writeText(w io.Writer, d *FileDoc) {
 			}
 		}
 	}
+	if a := d.Attributes; a != nil {
+		v := ""
+		if a.FileVersion != nil {
+			v = ", file version " + a.FileVersion.String()
+		}
+		row("version info", fmt.Sprintf("original file name %q, internal name %q, product %q%s", a.OriginalFileName, a.InternalName, a.ProductName, v))
+	}
+	if d.ELF != nil && d.ELF.SignedLength > 0 {
+		row("appended signature", fmt.Sprintf("covers the first %d bytes", d.ELF.SignedLength))
+	}
 	if d.Error != "" {
 		row("error", strings.TrimPrefix(d.Error, d.Path+": "))
 	}
+	report.WriteSignatures(w, "  ", sigs)
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/MakeNowJust/heredoc/v2"
 	"github.com/spf13/cobra"
@@ -14,6 +16,7 @@ import (
 	"github.com/codesignval/csv/csv"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/signing"
 )
 
 // NewCmdPolicy returns the policy command group.
@@ -28,43 +31,55 @@ func NewCmdPolicy(f *cmdutil.Factory) *cobra.Command {
 
 // NewOptions are the flags and arguments of csv policy new.
 type NewOptions struct {
-	IO      *cmdutil.IOStreams
-	Level   string
-	Name    string
-	ID      string
-	Version string
-	Mode    string
-	Output  string
-	Jobs    int
-	Include []string
-	Exclude []string
-	Follow  bool
-	Paths   []string
+	IO       *cmdutil.IOStreams
+	Level    string
+	Fallback []string
+	Certs    []string
+	Name     string
+	ID       string
+	Version  string
+	Mode     string
+	Output   string
+	Jobs     int
+	Include  []string
+	Exclude  []string
+	Follow   bool
+	Paths    []string
 }
 
 // NewCmdNew returns "csv policy new".
 func NewCmdNew(f *cmdutil.Factory, runF func(context.Context, *NewOptions) error) *cobra.Command {
 	opts := &NewOptions{IO: f.IO}
 	cmd := &cobra.Command{
-		Use:   "new --level hash [flags] PATH...",
+		Use:   "new --level hash|leaf|pca|root|publisher [--fallback LEVEL]... [flags] PATH...",
 		Short: "Write a policy that allows exactly the binaries of a known-good build",
 		Long: heredoc.Doc(`
 			Scan PATH like validate does and write a policy (YAML, to standard output or --output) that
 			allows exactly the PE and ELF binaries found, like Windows' New-CIPolicy -ScanPath.
 
-			--level hash writes one rule per distinct binary: the Authenticode SHA256 of PE files
-			(which still matches after the file is signed) and the SHA256 of ELF files. Each rule is
-			commented with the files it came from.
+			--level says what rules trust, as New-CIPolicy's -Level:
+			  hash       one rule per distinct binary: the Authenticode SHA256 of PE files (which
+			             still matches after the file is signed), the SHA256 of ELF files
+			  leaf       the signing certificate of each verified signature
+			  pca        the highest certificate below the root of the chain (the top of the
+			             chain if it does not reach a root): a signer rule, as WDAC's PcaCertificate
+			  root       the root certificate of the chain (supply roots with --certs)
+			  publisher  the PCA certificate and the signing certificate's common name
+			Binaries the level cannot cover (unsigned, signatures that do not verify) get a rule of
+			the first --fallback level that can, like -Fallback. Each rule is commented with the files
+			it came from.
 
 			Exit status: 0 the policy covers every binary found; 1 the policy was written but some
-			binaries are malformed or unreadable and no rule could admit them; 2 usage error.
+			binaries could not be covered (malformed, unreadable, or no level applies); 2 usage error.
 		`),
 		Example: "  $ csv policy new --level hash --name my-app --version 1.0.0 --output policy.yaml out/",
 		Args:    cmdutil.ExactArgsAtLeast(1, "PATH to scan"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Paths = args
-			if opts.Level != string(csv.LevelHash) {
-				return cmdutil.FlagErrorf("policy new: --level %q: want hash", opts.Level)
+			for _, l := range append([]string{opts.Level}, opts.Fallback...) {
+				if !slices.Contains(csv.Levels, csv.Level(l)) {
+					return cmdutil.FlagErrorf("policy new: level %q: want hash, leaf, pca, root or publisher", l)
+				}
 			}
 			switch cipolicy.Mode(opts.Mode) {
 			case cipolicy.Enforce, cipolicy.Audit:
@@ -78,7 +93,9 @@ func NewCmdNew(f *cmdutil.Factory, runF func(context.Context, *NewOptions) error
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&opts.Level, "level", "", "what rules trust: `hash`")
+	fl.StringVar(&opts.Level, "level", "", "what rules trust: `hash`, leaf, pca, root or publisher")
+	fl.StringSliceVar(&opts.Fallback, "fallback", nil, "`LEVEL`s for binaries --level cannot cover, in order (comma-separated or repeated)")
+	fl.StringArrayVar(&opts.Certs, "certs", nil, "certificates `FILE` (PEM or DER) completing chains; repeatable")
 	fl.StringVar(&opts.Name, "name", "generated", "policy name")
 	fl.StringVar(&opts.ID, "id", "", "policy id (default: the name)")
 	fl.StringVar(&opts.Version, "version", "1.0.0", "policy version")
@@ -94,9 +111,22 @@ func NewCmdNew(f *cmdutil.Factory, runF func(context.Context, *NewOptions) error
 
 // RunNew scans and writes the policy.
 func RunNew(ctx context.Context, o *NewOptions) error {
+	var certs []*signing.Certificate
+	for _, f := range o.Certs {
+		cs, err := cmdutil.LoadCertificates(f)
+		if err != nil {
+			return err
+		}
+		certs = append(certs, cs...)
+	}
+	var fallback []csv.Level
+	for _, l := range o.Fallback {
+		fallback = append(fallback, csv.Level(l))
+	}
 	g, err := csv.GeneratePolicy(ctx, csv.GenerateOptions{
 		Options: csv.Options{Jobs: o.Jobs, Include: o.Include, Exclude: o.Exclude, FollowSymlinks: o.Follow},
-		Level:   csv.Level(o.Level), Name: o.Name, ID: o.ID, Version: o.Version, Mode: cipolicy.Mode(o.Mode),
+		Level:   csv.Level(o.Level), Fallback: fallback, Name: o.Name, ID: o.ID, Version: o.Version,
+		Mode: cipolicy.Mode(o.Mode), Certificates: certs,
 	}, o.Paths...)
 	if err != nil {
 		return err
@@ -105,7 +135,11 @@ func RunNew(ctx context.Context, o *NewOptions) error {
 	if err != nil {
 		return err
 	}
-	header := fmt.Sprintf("# Generated by csv policy new --level %s from %d binaries.\n", o.Level, g.Files)
+	lv := o.Level
+	if len(o.Fallback) > 0 {
+		lv += " --fallback " + strings.Join(o.Fallback, ",")
+	}
+	header := fmt.Sprintf("# Generated by csv policy new --level %s from %d binaries.\n", lv, g.Files)
 	data = append([]byte(header), data...)
 	if o.Output != "" {
 		if err := cmdutil.WriteFileAtomic(o.Output, data); err != nil {

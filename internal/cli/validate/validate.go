@@ -17,6 +17,7 @@ import (
 	"github.com/codesignval/csv/csv"
 	"github.com/codesignval/csv/csv/report"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
+	"github.com/codesignval/csv/signing"
 )
 
 // Options are the flags and arguments of csv validate.
@@ -38,6 +39,7 @@ type Options struct {
 	SARIFPasses     bool
 	AllDigests      bool
 	Quiet           bool
+	CertFiles       []string
 	Paths           []string
 }
 
@@ -97,6 +99,7 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 	fl.BoolVar(&opts.SARIFPasses, "sarif-passes", false, "SARIF report: add a CodeSign.MatchingPolicy result for every allowed file")
 	fl.BoolVar(&opts.AllDigests, "all-digests", false, "compute every digest for the report, not only those the policy compares")
 	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress or summary on standard error")
+	fl.StringArrayVar(&opts.CertFiles, "certs", nil, "certificates `FILE` (PEM or DER) completing chains: intermediates, roots, ELF signers; roots here are trusted for WDAC well-known root rules; repeatable")
 	return cmd
 }
 
@@ -132,13 +135,21 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
-	set, err := cipolicy.NewSet(cipolicy.SetOptions{Mode: cipolicy.Mode(o.Mode)}, policies...)
+	var certs []*signing.Certificate
+	for _, f := range o.CertFiles {
+		cs, err := cmdutil.LoadCertificates(f)
+		if err != nil {
+			return err
+		}
+		certs = append(certs, cs...)
+	}
+	set, err := cipolicy.NewSet(cipolicy.SetOptions{Mode: cipolicy.Mode(o.Mode), TrustedRoots: certs}, policies...)
 	if err != nil {
 		return err
 	}
 	vopts := csv.Options{
 		Jobs: o.Jobs, Scenario: cipolicy.Scenario(o.Scenario), Include: o.Include, Exclude: o.Exclude,
-		FollowSymlinks: o.FollowSymlinks, AllDigests: o.AllDigests,
+		FollowSymlinks: o.FollowSymlinks, AllDigests: o.AllDigests, Certificates: certs,
 	}
 	var prog *progress
 	if o.IO.ErrTTY && !o.Quiet {

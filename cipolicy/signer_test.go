@@ -1,0 +1,335 @@
+package cipolicy
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/codesignval/csv/internal/testca"
+	"github.com/codesignval/csv/signing"
+)
+
+// pki is a test PKI as the facts package signing establishes them.
+type pki struct {
+	ca                           *testca.CA
+	root, inter, leaf, ecdsaLeaf *signing.Certificate
+	expired, lifetime, rogue     *signing.Certificate
+	tsa                          *signing.Certificate
+}
+
+func cert(t *testing.T, c *x509.Certificate) *signing.Certificate {
+	t.Helper()
+	sc, err := signing.ParseCertificate(c.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+func newPKI(t *testing.T) *pki {
+	t.Helper()
+	ca := testca.New(t)
+	p := &pki{ca: ca, root: cert(t, ca.Root.Cert), inter: cert(t, ca.Intermediate.Cert)}
+	p.leaf = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "Build Signing"}).Cert)
+	p.ecdsaLeaf = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "ECDSA Signing", KeyType: testca.ECDSAP256}).Cert)
+	// Valid for six months a year ago, inside the CA's validity.
+	p.expired = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "Old Signing",
+		NotBefore: testca.Epoch.AddDate(-1, 0, 0), NotAfter: testca.Epoch.AddDate(0, -6, 0)}).Cert)
+	p.lifetime = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "Lifetime Signing",
+		NotBefore: testca.Epoch.AddDate(-3, 0, 0), NotAfter: testca.Epoch.AddDate(-1, 0, 0),
+		UnknownEKUs: [][]int{{1, 3, 6, 1, 4, 1, 311, 10, 3, 13}}}).Cert)
+	p.rogue = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "Build Signing", SelfSigned: true}).Cert)
+	p.tsa = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "Test TSA", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping}}).Cert)
+	return p
+}
+
+// sig makes a verified signature whose chain runs from leaf through the CA.
+func (p *pki) sig(leaf *signing.Certificate, alg string) *signing.Signature {
+	chain := []*signing.Certificate{leaf}
+	if leaf.IssuedBy(p.inter) {
+		chain = append(chain, p.inter, p.root)
+	}
+	return &signing.Signature{Format: "authenticode", Verified: true, SignatureAlgorithm: alg, Chains: [][]*signing.Certificate{chain}}
+}
+
+func signedPE(sigs ...*signing.Signature) Subject {
+	return Subject{Path: "bin/app.exe", Format: FormatPE, Scenario: ScenarioUser, Signed: len(sigs) > 0, Signatures: sigs,
+		Digests: Digests{AuthenticodeSHA256: h1}}
+}
+
+func signerRule(id, action, body string) string {
+	return fmt.Sprintf("{id: %s, action: %s, signer: {%s}}", id, action, body)
+}
+
+func tbs(c *signing.Certificate) string { return c.TBSHashHex() }
+
+func TestSignerRules(t *testing.T) {
+	p := newPKI(t)
+	now := func() time.Time { return testca.Epoch }
+	expiredWithTimestamp := func(trusted bool) *signing.Signature {
+		s := p.sig(p.expired, "RSA")
+		tsa := p.tsa
+		if !trusted {
+			tsa = p.rogue
+		}
+		s.Timestamp = &signing.Timestamp{Kind: "rfc3161", Verified: true, Time: testca.Epoch.AddDate(0, -9, 0),
+			Chains: [][]*signing.Certificate{{tsa, p.inter, p.root}}}
+		return s
+	}
+	if !trustedTSAIsMatchedByChain(p) {
+		t.Fatal("test PKI: the TSA is not issued by the intermediate")
+	}
+	unverified := p.sig(p.leaf, "RSA")
+	unverified.Verified = false
+	unverified.Problem = errors.New("image digest mismatch")
+
+	tests := []struct {
+		name    string
+		header  string
+		rules   []string
+		sub     Subject
+		verdict Verdict
+		kind    ReasonKind
+		rule    string
+		sig     int
+		reason  string // substring of the reason
+	}{
+		{"issuer level", "", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter)+", level: issuer")},
+			signedPE(p.sig(p.leaf, "RSA")), Allowed, KindAllowedBySigner, "pca", 0, `chains to "Test Issuing CA"`},
+		{"leaf level does not match the issuer", "", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter)+", level: leaf")},
+			signedPE(p.sig(p.leaf, "RSA")), Blocked, KindNotAllowed, "", -1, "none by a signer a rule allows"},
+		{"root level", "", []string{signerRule("root", "allow", "tbs: "+tbs(p.root)+", level: root")},
+			signedPE(p.sig(p.leaf, "RSA")), Allowed, KindAllowedBySigner, "root", 0, ""},
+		{"any level", "", []string{signerRule("any", "allow", "tbs: "+tbs(p.root))},
+			signedPE(p.sig(p.leaf, "RSA")), Allowed, KindAllowedBySigner, "any", 0, ""},
+		{"rogue self-signed with the same name", "", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(p.sig(p.rogue, "RSA")), Blocked, KindNotAllowed, "", -1, ""},
+		{"unverified signature never matches", "", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(unverified), Blocked, KindNotAllowed, "", -1, "signature 0 does not verify: image digest mismatch"},
+		{"publisher", "", []string{signerRule("pub", "allow", "tbs: "+tbs(p.inter)+", publisher: Build Signing")},
+			signedPE(p.sig(p.leaf, "RSA")), Allowed, KindAllowedBySigner, "pub", 0, ""},
+		{"wrong publisher", "", []string{signerRule("pub", "allow", "tbs: "+tbs(p.inter)+", publisher: Someone Else")},
+			signedPE(p.sig(p.leaf, "RSA")), Blocked, KindNotAllowed, "", -1, `publisher "Build Signing" is not "Someone Else"`},
+		{"issuer name", "", []string{signerRule("iss", "allow", "tbs: "+tbs(p.root)+", issuer: Test Issuing CA")},
+			signedPE(p.sig(p.leaf, "RSA")), Allowed, KindAllowedBySigner, "iss", 0, ""},
+		{"required EKU present", "", []string{signerRule("eku", "allow", "tbs: "+tbs(p.inter)+", ekus: [1.3.6.1.5.5.7.3.3]")},
+			signedPE(p.sig(p.leaf, "RSA")), Allowed, KindAllowedBySigner, "eku", 0, ""},
+		{"required EKU missing", "", []string{signerRule("eku", "allow", "tbs: "+tbs(p.inter)+", ekus: [1.3.6.1.4.1.311.10.3.6]")},
+			signedPE(p.sig(p.leaf, "RSA")), Blocked, KindNotAllowed, "", -1, "lacks EKU 1.3.6.1.4.1.311.10.3.6"},
+		{"ECDSA matches by default", "", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(p.sig(p.ecdsaLeaf, "ECDSA")), Allowed, KindAllowedBySigner, "pca", 0, ""},
+		{"ECDSA never matches under WDAC", "wdac_compatible: true", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(p.sig(p.ecdsaLeaf, "ECDSA")), Blocked, KindNotAllowed, "", -1, "ECDSA signatures never match"},
+		{"expired is refused by default", "", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(p.sig(p.expired, "RSA")), Blocked, KindNotAllowed, "", -1, `"Old Signing" (valid 2025-06-01 to 2025-12-01) is not valid now`},
+		{"expired, timestamped by a trusted TSA", "timestamp_authorities: [{tbs: " + tbs(p.tsa) + "}]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(expiredWithTimestamp(true)), Allowed, KindAllowedBySigner, "pca", 0, ""},
+		{"expired, timestamped by an untrusted TSA", "timestamp_authorities: [{tbs: " + tbs(p.tsa) + "}]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(expiredWithTimestamp(false)), Blocked, KindNotAllowed, "", -1, "is not valid now"},
+		{"expired is accepted under WDAC", "wdac_compatible: true", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(p.sig(p.expired, "RSA")), Allowed, KindAllowedBySigner, "pca", 0, ""},
+		{"expired lifetime-signing is refused under WDAC", "wdac_compatible: true", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(p.sig(p.lifetime, "RSA")), Blocked, KindNotAllowed, "", -1, "Lifetime Signing EKU"},
+		{"deny signer wins over allow hash", "", []string{
+			fmt.Sprintf("{id: h, action: allow, authenticode_sha256: %s}", hx(h1)),
+			signerRule("leaked", "deny", "tbs: "+tbs(p.leaf)+", level: leaf")},
+			signedPE(p.sig(p.leaf, "RSA")), Blocked, KindDenied, "leaked", 0, "denied by rule \"leaked\": signature 0"},
+		{"any good signature of several admits", "", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(p.sig(p.rogue, "RSA"), p.sig(p.leaf, "RSA")), Allowed, KindAllowedBySigner, "pca", 1, "signature 1"},
+		{"a deny on any signature blocks", "", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter)), signerRule("rogue", "deny", "tbs: "+tbs(p.rogue))},
+			signedPE(p.sig(p.leaf, "RSA"), p.sig(p.rogue, "RSA")), Blocked, KindDenied, "rogue", 1, ""},
+		{"exception lifts the allow", "", []string{"{id: ms, action: allow, signer: {tbs: " + tbs(p.inter) + "}, except: [{file: {name: CDB.exe}}]}"},
+			func() Subject {
+				s := signedPE(p.sig(p.leaf, "RSA"))
+				s.Attributes = &FileAttributes{OriginalFileName: "cdb.EXE"}
+				return s
+			}(),
+			Blocked, KindNotAllowed, "", -1, `rule "ms" does not apply: exception file original_file_name "CDB.exe" matches`},
+		{"exception does not match other files", "", []string{"{id: ms, action: allow, signer: {tbs: " + tbs(p.inter) + "}, except: [{file: {name: CDB.exe}}]}"},
+			func() Subject {
+				s := signedPE(p.sig(p.leaf, "RSA"))
+				s.Attributes = &FileAttributes{OriginalFileName: "app.exe"}
+				return s
+			}(),
+			Allowed, KindAllowedBySigner, "ms", 0, ""},
+		{"signer limited to files", "", []string{signerRule("only-tool", "allow", "tbs: "+tbs(p.inter)+", files: [{name: tool.exe, min_version: 2.0}]")},
+			func() Subject {
+				s := signedPE(p.sig(p.leaf, "RSA"))
+				s.Attributes = &FileAttributes{OriginalFileName: "tool.exe", FileVersion: &Version{1, 9, 0, 0}}
+				return s
+			}(), Blocked, KindNotAllowed, "", -1, "file attributes do not match"},
+		{"file attribute allow rule", "", []string{"{id: f, action: allow, file: {name: tool.exe, min_version: 2.0, max_version: 3.0}}"},
+			func() Subject {
+				s := signedPE()
+				s.Attributes = &FileAttributes{OriginalFileName: "TOOL.EXE", FileVersion: &Version{2, 5, 0, 0}}
+				return s
+			}(), Allowed, KindAllowedByFile, "f", -1, `file original_file_name "tool.exe" version >= 2.0.0.0 version <= 3.0.0.0`},
+		{"signed but the caller did not verify: fail closed", "", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			func() Subject { s := signedPE(); s.Signed = true; return s }(), Blocked, KindMalformed, "", -1, "signatures were not computed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			header := "name: p\nversion: '1'"
+			if tt.header != "" {
+				header += "\n" + tt.header
+			}
+			pol := pol(t, header, tt.rules...)
+			s, err := NewSet(SetOptions{Now: now}, pol)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := s.Evaluate(tt.sub)
+			if d.Verdict != tt.verdict || d.Kind != tt.kind || d.Rule != tt.rule || d.Signature != tt.sig || !strings.Contains(d.Reason, tt.reason) {
+				t.Errorf("got %s/%s rule %q sig %d: %s\nwant %s/%s rule %q sig %d, reason containing %q",
+					d.Verdict, d.Kind, d.Rule, d.Signature, d.Reason, tt.verdict, tt.kind, tt.rule, tt.sig, tt.reason)
+			}
+		})
+	}
+}
+
+func trustedTSAIsMatchedByChain(p *pki) bool { return p.tsa.IssuedBy(p.inter) }
+
+func TestWellKnownRootNeedsTrustedCertificate(t *testing.T) {
+	p := newPKI(t)
+	policy := &Policy{ID: "w", Name: "w", Type: Base, Mode: Enforce, WDACCompatible: true, Rules: []Rule{{
+		ID: "wk", Action: Allow, Signer: &SignerMatch{Level: LevelAny,
+			Cert: CertRef{WellKnown: "99", WellKnownName: "Test Root CA"}}}}}
+	sub := signedPE(p.sig(p.leaf, "RSA"))
+	for _, tc := range []struct {
+		trusted []*signing.Certificate
+		want    Verdict
+	}{{nil, Blocked}, {[]*signing.Certificate{p.inter}, Blocked}, {[]*signing.Certificate{p.root}, Allowed}} {
+		s, err := NewSet(SetOptions{TrustedRoots: tc.trusted}, policy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := s.Evaluate(sub); d.Verdict != tc.want {
+			t.Errorf("trusted %d certs: %s (%s), want %s", len(tc.trusted), d.Verdict, d.Reason, tc.want)
+		}
+	}
+}
+
+func TestSignerNeeds(t *testing.T) {
+	p := newPKI(t)
+	s, _ := NewSet(SetOptions{}, pol(t, "name: p", signerRule("pca", "allow", "tbs: "+tbs(p.inter)),
+		"{id: f, action: allow, file: {name: a.exe}, paths: ['tools/**']}"))
+	if n := s.Needs("bin/a.exe", FormatPE, ScenarioUser); !n.Signatures || n.Attributes || n.Digests != 0 {
+		t.Errorf("bin/a.exe: %+v", n)
+	}
+	if n := s.Needs("tools/a.exe", FormatPE, ScenarioUser); !n.Signatures || !n.Attributes {
+		t.Errorf("tools/a.exe: %+v", n)
+	}
+	if n := s.Needs("tools/a", FormatELF, ScenarioUser); !n.Signatures || n.Attributes {
+		t.Errorf("tools/a (ELF): %+v", n)
+	}
+}
+
+func TestSignerYAML(t *testing.T) {
+	p := newPKI(t)
+	dir := t.TempDir()
+	pemFile := filepath.Join(dir, "pca.pem")
+	os.WriteFile(pemFile, testca.PEM(p.ca.Intermediate.Cert), 0o644)
+	inline := strings.ReplaceAll(string(testca.PEM(p.ca.Root.Cert)), "\n", "\n        ")
+	src := `format: csv-policy/v1
+name: signers
+version: "1"
+wdac_compatible: true
+timestamp_authorities:
+  - tbs: ` + tbs(p.tsa) + `
+rules:
+  - id: by-file
+    action: allow
+    signer:
+      certificate_file: pca.pem
+      level: issuer
+      publisher: Build Signing
+      ekus: [1.3.6.1.5.5.7.3.3]
+  - id: by-pem
+    action: allow
+    signer:
+      certificate: |
+        ` + inline + `
+      level: root
+      files: [{name: tool.exe, field: internal_name, min_version: "1.2"}]
+    except:
+      - authenticode_sha256: ` + hx(h2) + `
+  - id: by-tbs
+    action: deny
+    signer: {tbs: ` + tbs(p.rogue) + `, level: leaf}
+`
+	readFile := func(name string) ([]byte, error) { return os.ReadFile(filepath.Join(dir, name)) }
+	pol, err := ParseWith([]byte(src), "signers.yaml", ParseOptions{ReadFile: readFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r0, r1, r2 := pol.Rules[0].Signer, pol.Rules[1].Signer, pol.Rules[2].Signer
+	if r0.Cert.Certificate == nil || r0.Cert.Certificate.SHA256 != p.inter.SHA256 || r0.Level != LevelIssuer || r0.Publisher != "Build Signing" {
+		t.Errorf("by-file: %+v", r0)
+	}
+	if r1.Cert.Certificate == nil || r1.Cert.Certificate.SHA256 != p.root.SHA256 || r1.Level != LevelRoot ||
+		len(r1.Files) != 1 || r1.Files[0].Field != InternalName || *r1.Files[0].MinVersion != (Version{1, 2, 0, 0}) {
+		t.Errorf("by-pem: %+v", r1)
+	}
+	if len(pol.Rules[1].Except) != 1 || pol.Rules[1].Except[0].Hash == nil {
+		t.Errorf("by-pem except: %+v", pol.Rules[1].Except)
+	}
+	if r2.Cert.Certificate != nil || r2.Cert.TBSHashHex() != tbs(p.rogue) || r2.Level != LevelLeaf {
+		t.Errorf("by-tbs: %+v", r2)
+	}
+	if !pol.WDACCompatible || len(pol.TimestampAuthorities) != 1 {
+		t.Errorf("policy options: wdac %v tsas %d", pol.WDACCompatible, len(pol.TimestampAuthorities))
+	}
+	if got := len(pol.Certificates()); got != 2 {
+		t.Errorf("%d certificates named in full, want 2", got)
+	}
+	// Round trip (certificate_file becomes an inline certificate).
+	out, err := MarshalYAML(pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Parse(out, "again.yaml")
+	if err != nil {
+		t.Fatalf("reading back: %v\n%s", err, out)
+	}
+	for i := range pol.Rules {
+		a, b := pol.Rules[i], again.Rules[i]
+		if a.Signer.Cert.TBSHashHex() != b.Signer.Cert.TBSHashHex() || a.Signer.Level != b.Signer.Level ||
+			!reflect.DeepEqual(a.Signer.Files, b.Signer.Files) || len(a.Except) != len(b.Except) {
+			t.Errorf("rule %d: %+v became %+v", i, a.Signer, b.Signer)
+		}
+	}
+	// Without a file reader, certificate_file is refused with the line.
+	if _, err := Parse([]byte(src), "signers.yaml"); err == nil || !strings.Contains(err.Error(), "signers.yaml:11:") || !strings.Contains(err.Error(), "without access to other files") {
+		t.Errorf("no reader: %v", err)
+	}
+}
+
+func (r CertRef) TBSHashHex() string { return strings.ToUpper(fmt.Sprintf("%x", r.TBSHash)) }
+
+func TestSignerYAMLErrors(t *testing.T) {
+	head := "format: csv-policy/v1\nname: x\nrules:\n"
+	tests := []struct{ rule, want string }{
+		{"  - {id: a, action: allow, signer: {level: leaf}}", "name the certificate with one of certificate, certificate_file, tbs"},
+		{"  - {id: a, action: allow, signer: {tbs: 00, level: leaf}}", "want the hex SHA1, SHA256, SHA384 or SHA512"},
+		{"  - {id: a, action: allow, signer: {tbs: " + strings.Repeat("ab", 32) + ", level: middle}}", `unknown level "middle"`},
+		{"  - {id: a, action: allow, signer: {tbs: " + strings.Repeat("ab", 32) + ", ekus: [codeSigning]}}", `EKU "codeSigning" is not a dotted OID`},
+		{"  - {id: a, action: allow, signer: {tbs: " + strings.Repeat("ab", 32) + ", certificate: x}}", "names the certificate twice"},
+		{"  - {id: a, action: allow, signer: {certificate: not a cert}}", "malformed certificate"},
+		{"  - {id: a, action: allow, file: {field: internal_name}}", "set a name or a version bound"},
+		{"  - {id: a, action: allow, file: {name: x, min_version: 1.x}}", `"x" is not a number`},
+		{"  - {id: a, action: deny, sha256: " + strings.Repeat("ab", 32) + ", except: [{file: {name: x}}]}", "only allow rules have exceptions"},
+		{"  - {id: a, action: allow, sha256: " + strings.Repeat("ab", 32) + ", except: [{}]}", "exception 1: says nothing to match"},
+	}
+	for _, tt := range tests {
+		_, err := Parse([]byte(head+tt.rule+"\n"), "x.yaml")
+		if !errors.Is(err, ErrInvalidPolicy) || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "x.yaml:4:") {
+			t.Errorf("%s: err = %v, want %q at line 4", tt.rule, err, tt.want)
+		}
+	}
+}

@@ -1,0 +1,1399 @@
+package cipolicy
+
+// Reading WDAC (App Control for Business) SiPolicy XML into the policy model.
+//
+// The schema is Microsoft's cipolicy.xsd (namespace
+// urn:schemas-microsoft-com:sipolicy). Decoding is strict: an element or
+// attribute the schema does not define is an error, as are references to IDs
+// that do not exist and IDs defined twice. It is lenient only where real
+// policies need it: cardinalities the tools themselves do not respect (a
+// Signer without CertEKU, a policy without PlatformID), option spellings, and
+// the case of CertRoot types.
+//
+// Every rule is mapped so that it never matches more than Windows would: what
+// cannot be judged from a file (FilePath, packaged-app, AppIDs and page-hash
+// rules, OEM IDs, signing-time bounds, well-known roots csv cannot name)
+// becomes a rule with Unsupported set, which never matches and which lint
+// lists.
+
+import (
+	"bytes"
+	"encoding/asn1"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/codesignval/csv/internal/limits"
+)
+
+// siPolicyNS is the namespace of SiPolicy documents.
+const siPolicyNS = "urn:schemas-microsoft-com:sipolicy"
+
+// Signing scenario values (SigningScenario Value=...).
+const (
+	scenarioValueKernel = 131
+	scenarioValueUser   = 12
+)
+
+// maxXMLProblems caps how many problems one load reports.
+const maxXMLProblems = 50
+
+// wellKnownRoot names the root certificate behind a WDAC well-known root ID
+// (CertRoot Type="Wellknown" Value="NN").
+//
+// Source: Microsoft, "Understanding App Control event tags", section
+// "Microsoft Root CAs trusted by Windows"
+// (https://learn.microsoft.com/windows/security/application-security/application-control/app-control-for-business/operations/event-tag-explanations),
+// which maps each ID to a root name and that root's public key. The names
+// there are Microsoft's internal names (they match ci.dll's
+// MINCRYPT_KNOWN_ROOT_ID enumerators: MincryptKnownRootMicrosoftProductRoot2010
+// and so on), not always the certificate's subject, so the subject common
+// names below were established separately:
+//
+//   - 06 and 0F were checked against real certificates (the Secure Boot db
+//     and KEK certificates in ../shared/testdata/eventlogs): "Microsoft
+//     Windows Production PCA 2011", which WDAC's own policies allow through
+//     root 06 with the Windows EKU, is issued by "Microsoft Root Certificate
+//     Authority 2010"; the key Microsoft lists for 0F is that of
+//     "Microsoft Corporation Third Party Marketplace Root" (see
+//     TestWellKnownRootsAgainstRealCertificates). Note that Microsoft's table
+//     lists the same key for 06 and 0A, which cannot both be right; the key
+//     of Microsoft Root Certificate Authority 2010 is neither.
+//   - 03, 04, 05, 07, 08: the long-standing Microsoft roots these names
+//     denote (Authenticode root 1997, "Microsoft Root Authority" 1997,
+//     "Microsoft Root Certificate Authority" 2001, ... 2011, "Microsoft Code
+//     Verification Root" 2006); their key sizes agree with Microsoft's table.
+//   - 09, 0A, 0C, 0D, 0E: names from the comments of the reverse-engineered
+//     ci.h (System Informer's phnt; Ido Moshe's CiDllDemo) and from signtool
+//     usage (/r "Microsoft Testing Root Certificate Authority 2010").
+//   - 15, 16: Microsoft's table names them by their subject.
+//
+// IDs the table does not list (0B, 10 to 13), and 00 to 02 and 14, which are
+// not one certificate (none, unknown, any self-signed root, the whole trusted
+// root store), are not mapped: such signer rules are unsupported.
+//
+// A well-known reference matches only a self-signed certificate with that
+// common name that the operator supplied as trusted (see CertRef.Matches), so
+// a wrong name here can only make a rule miss, never match more.
+func wellKnownRoot(id string) (docName, commonName string, ok bool) {
+	switch id {
+	case "03":
+		return "Microsoft Authenticode(tm) Root Authority", "Microsoft Authenticode(tm) Root Authority", true
+	case "04":
+		return "Microsoft Product Root 1997", "Microsoft Root Authority", true
+	case "05":
+		return "Microsoft Product Root 2001", "Microsoft Root Certificate Authority", true
+	case "06":
+		return "Microsoft Product Root 2010", "Microsoft Root Certificate Authority 2010", true
+	case "07":
+		return "Microsoft Standard Root 2011", "Microsoft Root Certificate Authority 2011", true
+	case "08":
+		return "Microsoft Code Verification Root 2006", "Microsoft Code Verification Root", true
+	case "09":
+		return "Microsoft Test Root 1999", "Microsoft Test Root Authority", true
+	case "0A":
+		return "Microsoft Test Root 2010", "Microsoft Testing Root Certificate Authority 2010", true
+	case "0C":
+		return "Microsoft DMDRoot 2005", "Microsoft Digital Media Authority 2005", true
+	case "0D":
+		return "Microsoft DMD Preview Root 2005", "Microsoft Digital Media Authority 2005 for preview releases", true
+	case "0E":
+		return "Microsoft Flight Root 2014", "Microsoft Development Root Certificate Authority 2014", true
+	case "0F":
+		return "Microsoft Third Party Marketplace Root", "Microsoft Corporation Third Party Marketplace Root", true
+	case "15":
+		return "Microsoft OEM Root Certificate Authority 2017", "Microsoft OEM Root Certificate Authority 2017", true
+	case "16":
+		return "Microsoft Identity Verification Root Certificate Authority 2020", "Microsoft Identity Verification Root Certificate Authority 2020", true
+	}
+	return "", "", false
+}
+
+// wellKnownUnmappable says why a well-known ID names no single certificate.
+func wellKnownUnmappable(id string) string {
+	switch id {
+	case "00":
+		return "well-known root 00 (None) names no certificate"
+	case "01":
+		return "well-known root 01 (Unknown) names no certificate"
+	case "02":
+		return "well-known root 02 (Self-Signed) stands for any self-signed root"
+	case "14":
+		return "well-known root 14 (Microsoft Trusted Root Store) stands for every root Windows trusts"
+	}
+	return fmt.Sprintf("well-known root %s is not in Microsoft's table of well-known roots", id)
+}
+
+// xnode is one element of a parsed document.
+type xnode struct {
+	name     string
+	attrs    []xml.Attr
+	children []*xnode
+	text     []byte
+	line     int
+}
+
+// xmlDecoder collects problems with their lines.
+type xmlDecoder struct {
+	problems []Problem
+	seen     map[Problem]bool
+	dropped  int
+}
+
+// errorf records a problem once, however often a definition is read.
+func (d *xmlDecoder) errorf(line int, format string, args ...any) {
+	pr := Problem{Line: line, Message: fmt.Sprintf(format, args...)}
+	if d.seen[pr] {
+		return
+	}
+	if d.seen == nil {
+		d.seen = map[Problem]bool{}
+	}
+	d.seen[pr] = true
+	if len(d.problems) >= maxXMLProblems {
+		d.dropped++
+		return
+	}
+	d.problems = append(d.problems, pr)
+}
+
+func (d *xmlDecoder) err(source string) *LoadError {
+	if len(d.problems) == 0 {
+		return nil
+	}
+	ps := slices.Clone(d.problems)
+	slices.SortStableFunc(ps, func(a, b Problem) int { return a.Line - b.Line })
+	if d.dropped > 0 {
+		ps = append(ps, Problem{Message: fmt.Sprintf("and %d more problems", d.dropped)})
+	}
+	return &LoadError{Source: source, Problems: ps}
+}
+
+// parseTree reads the document into a tree, with the caps of
+// internal/limits on nesting depth and element count.
+func parseTree(data []byte, source string) (*xnode, *LoadError) {
+	fail := func(line int, format string, args ...any) (*xnode, *LoadError) {
+		return nil, &LoadError{Source: source, Problems: []Problem{{Line: line, Message: fmt.Sprintf(format, args...)}}}
+	}
+	dec := xml.NewDecoder(bytes.NewReader(data))
+	dec.Strict = true
+	var root *xnode
+	var stack []*xnode
+	elements := 0
+	for {
+		line, _ := dec.InputPos()
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			var se *xml.SyntaxError
+			if errors.As(err, &se) {
+				return fail(se.Line, "XML syntax: %s", se.Msg)
+			}
+			return fail(line, "XML: %s", strings.TrimPrefix(err.Error(), "xml: "))
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if len(stack) == 0 && root != nil {
+				return fail(line, "a second root element <%s>: a policy file holds one SiPolicy element", t.Name.Local)
+			}
+			if t.Name.Space != siPolicyNS || (len(stack) == 0 && t.Name.Local != "SiPolicy") {
+				if len(stack) == 0 {
+					return fail(line, "not a WDAC SiPolicy document: the root element is <%s> in namespace %q (want <SiPolicy> in %q)",
+						t.Name.Local, t.Name.Space, siPolicyNS)
+				}
+				return fail(line, "element <%s> is in namespace %q, not the SiPolicy namespace %q", t.Name.Local, t.Name.Space, siPolicyNS)
+			}
+			if len(stack) >= limits.MaxPolicyDepth {
+				return fail(line, "elements nested deeper than %d levels", limits.MaxPolicyDepth)
+			}
+			elements++
+			if elements > limits.MaxPolicyRules {
+				return fail(line, "more than %d elements", limits.MaxPolicyRules)
+			}
+			n := &xnode{name: t.Name.Local, attrs: t.Attr, line: line}
+			if len(stack) == 0 {
+				root = n
+			} else {
+				p := stack[len(stack)-1]
+				p.children = append(p.children, n)
+			}
+			stack = append(stack, n)
+		case xml.EndElement:
+			if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
+			}
+		case xml.CharData:
+			if len(stack) > 0 {
+				top := stack[len(stack)-1]
+				top.text = append(top.text, t...)
+			} else if len(bytes.TrimSpace(bytes.TrimPrefix(t, []byte("\ufeff")))) > 0 {
+				return fail(line, "text outside the SiPolicy element")
+			}
+		case xml.Directive:
+			return fail(line, "<!%s...> declarations (DOCTYPE, entities) are not allowed in a policy", firstWord(t))
+		}
+	}
+	if root == nil {
+		return fail(0, "empty document: no SiPolicy element")
+	}
+	return root, nil
+}
+
+func firstWord(b []byte) string {
+	s := string(b)
+	if i := strings.IndexAny(s, " \t\r\n["); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 20 {
+		s = s[:20]
+	}
+	return s
+}
+
+// attrs returns the element's attributes by name, reporting unknown and
+// repeated ones. Namespace declarations and xsi: attributes are ignored.
+func (d *xmlDecoder) attrs(n *xnode, allowed ...string) map[string]string {
+	out := map[string]string{}
+	for _, a := range n.attrs {
+		switch {
+		case a.Name.Space == "" && a.Name.Local == "xmlns", a.Name.Space == "xmlns",
+			a.Name.Space == "http://www.w3.org/2001/XMLSchema-instance", a.Name.Space == "http://www.w3.org/XML/1998/namespace":
+			continue
+		case a.Name.Space != "":
+			d.errorf(n.line, "<%s>: unknown attribute %s:%s", n.name, a.Name.Space, a.Name.Local)
+			continue
+		case !slices.Contains(allowed, a.Name.Local):
+			if len(allowed) == 0 {
+				d.errorf(n.line, "<%s>: unknown attribute %q (it takes none)", n.name, a.Name.Local)
+			} else {
+				d.errorf(n.line, "<%s>: unknown attribute %q (known: %s)", n.name, a.Name.Local, strings.Join(allowed, ", "))
+			}
+			continue
+		}
+		if _, dup := out[a.Name.Local]; dup {
+			d.errorf(n.line, "<%s>: attribute %q repeated", n.name, a.Name.Local)
+			continue
+		}
+		out[a.Name.Local] = a.Value
+	}
+	return out
+}
+
+// require reports a missing required attribute.
+func (d *xmlDecoder) require(n *xnode, a map[string]string, names ...string) bool {
+	ok := true
+	for _, name := range names {
+		if strings.TrimSpace(a[name]) == "" {
+			d.errorf(n.line, "<%s>: missing attribute %q", n.name, name)
+			ok = false
+		}
+	}
+	return ok
+}
+
+// children calls the handler registered for each child element and reports
+// unknown children, text where the schema allows none, and (for names in
+// once) repeated children.
+func (d *xmlDecoder) children(n *xnode, once bool, handlers map[string]func(*xnode)) {
+	if len(bytes.TrimSpace(n.text)) > 0 {
+		d.errorf(n.line, "<%s>: unexpected text %q", n.name, truncate(strings.TrimSpace(string(n.text)), 40))
+	}
+	seen := map[string]int{}
+	for _, c := range n.children {
+		h, ok := handlers[c.name]
+		if !ok {
+			known := make([]string, 0, len(handlers))
+			for k := range handlers {
+				known = append(known, k)
+			}
+			sort.Strings(known)
+			if len(known) == 0 {
+				d.errorf(c.line, "unknown element <%s> in <%s> (it holds no elements)", c.name, n.name)
+			} else {
+				d.errorf(c.line, "unknown element <%s> in <%s> (known: %s)", c.name, n.name, strings.Join(known, ", "))
+			}
+			continue
+		}
+		if prev, dup := seen[c.name]; dup && once {
+			d.errorf(c.line, "<%s> repeated in <%s> (first at line %d)", c.name, n.name, prev)
+			continue
+		}
+		seen[c.name] = c.line
+		h(c)
+	}
+}
+
+// text returns a leaf element's text, reporting child elements.
+func (d *xmlDecoder) text(n *xnode) string {
+	for _, c := range n.children {
+		d.errorf(c.line, "unknown element <%s> in <%s> (it holds text only)", c.name, n.name)
+	}
+	return strings.TrimSpace(string(n.text))
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// Definitions read from the document.
+
+type xRef struct {
+	id   string
+	line int
+}
+
+type xFileRule struct {
+	id    string
+	kind  string // Allow, Deny or FileAttrib
+	line  int
+	attrs map[string]string
+}
+
+type xSigner struct {
+	id, name      string
+	line          int
+	rootType      string
+	rootValue     string
+	rootLine      int
+	hasRoot       bool
+	ekus          []xRef
+	issuer        *string
+	publisher     *string
+	oemID         *string
+	fileAttribs   []xRef
+	signTimeAfter string
+}
+
+type xSignerRef struct {
+	signer  xRef
+	excepts []xRef
+}
+
+type xSignerSet struct {
+	allowed []xSignerRef
+	denied  []xSignerRef
+	files   []xRef
+	order   []string // "allowed", "denied", "files" in document order
+}
+
+type xScenario struct {
+	id          string
+	line        int
+	scenario    Scenario
+	product     xSignerSet
+	test        []string // TestSigners, TestSigningSigners if present and not empty
+	testSets    []xSignerSet
+	minHashAlgo string
+}
+
+// siDoc is a decoded SiPolicy document, before it becomes a Policy.
+type siDoc struct {
+	xmlDecoder
+	source       string
+	friendlyName string
+	policyType   string
+	typeLine     int
+	versionEx    string
+	policyID     string
+	basePolicyID string
+	policyTypeID string
+	settingName  string
+	options      []string
+	ekus         map[string]string // ID -> dotted OID
+	ekuLines     map[string]int
+	files        map[string]*xFileRule
+	signers      map[string]*xSigner
+	ids          map[string]int // file rule and signer IDs -> line
+	scenarios    []*xScenario
+	otherSigners map[string][]xRef // UpdatePolicySigners, CiSigners, SupplementalPolicySigners
+	notes        []Note
+}
+
+var guidPattern = regexp.MustCompile(`^\{[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}\}$`)
+
+// decodeSiPolicy reads the document's definitions and checks its structure.
+func decodeSiPolicy(data []byte, source string) (*siDoc, *LoadError) {
+	root, lerr := parseTree(data, source)
+	if lerr != nil {
+		return nil, lerr
+	}
+	doc := &siDoc{source: source, ekus: map[string]string{}, ekuLines: map[string]int{},
+		files: map[string]*xFileRule{}, signers: map[string]*xSigner{}, ids: map[string]int{},
+		otherSigners: map[string][]xRef{}}
+	a := doc.attrs(root, "FriendlyName", "PolicyType")
+	doc.friendlyName = strings.TrimSpace(a["FriendlyName"])
+	doc.policyType = a["PolicyType"]
+	doc.typeLine = root.line
+	guid := func(out *string) func(*xnode) {
+		return func(n *xnode) {
+			doc.attrs(n)
+			s := strings.ToUpper(doc.text(n))
+			if !guidPattern.MatchString(s) {
+				doc.errorf(n.line, "<%s> %q is not a GUID in braces, such as {2E07F7E4-194C-4D20-B7C9-6F44A6C5A234}", n.name, truncate(s, 60))
+				return
+			}
+			*out = s
+		}
+	}
+	var platformID string
+	doc.children(root, true, map[string]func(*xnode){
+		"VersionEx": func(n *xnode) {
+			doc.attrs(n)
+			doc.versionEx = doc.text(n)
+			if _, err := ParseVersion(doc.versionEx); err != nil || strings.Count(doc.versionEx, ".") != 3 {
+				doc.errorf(n.line, "<VersionEx> %q: want four dot-separated numbers from 0 to 65535", truncate(doc.versionEx, 60))
+			}
+		},
+		"PolicyTypeID": guid(&doc.policyTypeID),
+		"PlatformID":   guid(&platformID),
+		"PolicyID":     guid(&doc.policyID),
+		"BasePolicyID": guid(&doc.basePolicyID),
+		"Rules":        doc.rules,
+		"EKUs":         doc.ekuList,
+		"FileRules":    doc.fileRules,
+		"Signers":      doc.signerList,
+		"SigningScenarios": func(n *xnode) {
+			doc.attrs(n)
+			doc.children(n, false, map[string]func(*xnode){"SigningScenario": doc.scenario})
+		},
+		"UpdatePolicySigners":       doc.signerRefs("UpdatePolicySigner"),
+		"CiSigners":                 doc.signerRefs("CiSigner"),
+		"SupplementalPolicySigners": doc.signerRefs("SupplementalPolicySigner"),
+		"HvciOptions": func(n *xnode) {
+			doc.attrs(n)
+			if _, err := strconv.ParseUint(doc.text(n), 10, 32); err != nil {
+				doc.errorf(n.line, "<HvciOptions> %q is not a number", truncate(doc.text(n), 40))
+			}
+		},
+		"Settings": doc.settings,
+		"Macros": func(n *xnode) {
+			doc.attrs(n)
+			doc.children(n, false, map[string]func(*xnode){"Macro": func(m *xnode) {
+				ma := doc.attrs(m, "Id", "Value")
+				doc.require(m, ma, "Id")
+				doc.children(m, false, nil)
+			}})
+		},
+	})
+	return doc, doc.err(source)
+}
+
+func (doc *siDoc) rules(n *xnode) {
+	doc.attrs(n)
+	doc.children(n, false, map[string]func(*xnode){"Rule": func(r *xnode) {
+		doc.attrs(r)
+		count := 0
+		doc.children(r, true, map[string]func(*xnode){"Option": func(o *xnode) {
+			doc.attrs(o)
+			opt := doc.text(o)
+			count++
+			if opt == "" {
+				doc.errorf(o.line, "empty <Option>")
+				return
+			}
+			doc.options = append(doc.options, opt)
+		}})
+		if count == 0 {
+			doc.errorf(r.line, "<Rule> without an <Option>")
+		}
+	}})
+}
+
+func (doc *siDoc) ekuList(n *xnode) {
+	doc.attrs(n)
+	doc.children(n, false, map[string]func(*xnode){"EKU": func(e *xnode) {
+		a := doc.attrs(e, "ID", "Value", "FriendlyName")
+		doc.children(e, false, nil)
+		if !doc.require(e, a, "ID", "Value") {
+			return
+		}
+		id := a["ID"]
+		if prev, dup := doc.ekuLines[id]; dup {
+			doc.errorf(e.line, "duplicate EKU ID %s (first at line %d)", id, prev)
+			return
+		}
+		doc.ekuLines[id] = e.line
+		oid, err := decodeEKU(a["Value"])
+		if err != nil {
+			doc.errorf(e.line, "EKU %s: Value %q: %v", id, truncate(a["Value"], 80), err)
+			return
+		}
+		doc.ekus[id] = oid
+	}})
+}
+
+// decodeEKU reads a CertEKU value: the byte 01, the length of the OID's DER
+// contents, then those contents (010A2B0601040182370A0306 is
+// 1.3.6.1.4.1.311.10.3.6).
+func decodeEKU(s string) (string, error) {
+	b, err := hex.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return "", errors.New("not hexadecimal")
+	}
+	if len(b) < 3 || b[0] != 0x01 {
+		return "", errors.New("want 01, a length and the OID's DER contents")
+	}
+	if int(b[1]) != len(b)-2 {
+		return "", fmt.Errorf("length byte says %d bytes of OID, %d follow", b[1], len(b)-2)
+	}
+	der := append([]byte{0x06, b[1]}, b[2:]...)
+	var oid asn1.ObjectIdentifier
+	rest, err := asn1.Unmarshal(der, &oid)
+	if err != nil || len(rest) > 0 {
+		return "", errors.New("not a valid object identifier")
+	}
+	return oid.String(), nil
+}
+
+// fileRuleAttrs are the attributes of Allow, Deny and FileAttrib.
+var fileRuleAttrs = []string{"ID", "FriendlyName", "FileName", "InternalName", "FileDescription", "ProductName",
+	"PackageFamilyName", "PackageVersion", "MinimumFileVersion", "MaximumFileVersion", "Hash", "AppIDs", "FilePath"}
+
+func (doc *siDoc) defineID(id string, line int, what string) bool {
+	if prev, dup := doc.ids[id]; dup {
+		doc.errorf(line, "duplicate ID %s (first at line %d): %s", id, prev, what)
+		return false
+	}
+	doc.ids[id] = line
+	return true
+}
+
+func (doc *siDoc) fileRules(n *xnode) {
+	doc.attrs(n)
+	def := func(kind string) func(*xnode) {
+		return func(f *xnode) {
+			a := doc.attrs(f, fileRuleAttrs...)
+			doc.children(f, false, nil)
+			if !doc.require(f, a, "ID") || !doc.defineID(a["ID"], f.line, "file rules and signers share one ID space") {
+				return
+			}
+			doc.files[a["ID"]] = &xFileRule{id: a["ID"], kind: kind, line: f.line, attrs: a}
+		}
+	}
+	doc.children(n, false, map[string]func(*xnode){"Allow": def("Allow"), "Deny": def("Deny"), "FileAttrib": def("FileAttrib")})
+}
+
+func (doc *siDoc) signerList(n *xnode) {
+	doc.attrs(n)
+	doc.children(n, false, map[string]func(*xnode){"Signer": func(sn *xnode) {
+		a := doc.attrs(sn, "ID", "Name", "SignTimeAfter")
+		s := &xSigner{id: a["ID"], name: a["Name"], line: sn.line, signTimeAfter: a["SignTimeAfter"]}
+		value := func(out **string) func(*xnode) {
+			return func(c *xnode) {
+				ca := doc.attrs(c, "Value")
+				doc.children(c, false, nil)
+				if _, ok := ca["Value"]; !ok {
+					doc.errorf(c.line, "<%s>: missing attribute \"Value\"", c.name)
+					return
+				}
+				v := ca["Value"]
+				*out = &v
+			}
+		}
+		doc.children(sn, false, map[string]func(*xnode){
+			"CertRoot": func(c *xnode) {
+				ca := doc.attrs(c, "Type", "Value")
+				doc.children(c, false, nil)
+				if s.hasRoot {
+					doc.errorf(c.line, "signer %s has several <CertRoot>", s.id)
+					return
+				}
+				if doc.require(c, ca, "Type", "Value") {
+					s.hasRoot, s.rootType, s.rootValue, s.rootLine = true, ca["Type"], strings.TrimSpace(ca["Value"]), c.line
+				}
+			},
+			"CertEKU": func(c *xnode) {
+				ca := doc.attrs(c, "ID")
+				doc.children(c, false, nil)
+				if doc.require(c, ca, "ID") {
+					s.ekus = append(s.ekus, xRef{ca["ID"], c.line})
+				}
+			},
+			"CertIssuer":    value(&s.issuer),
+			"CertPublisher": value(&s.publisher),
+			"CertOemID":     value(&s.oemID),
+			"FileAttribRef": func(c *xnode) {
+				ca := doc.attrs(c, "RuleID")
+				doc.children(c, false, nil)
+				if doc.require(c, ca, "RuleID") {
+					s.fileAttribs = append(s.fileAttribs, xRef{ca["RuleID"], c.line})
+				}
+			},
+		})
+		if !doc.require(sn, a, "ID") || !doc.defineID(s.id, sn.line, "file rules and signers share one ID space") {
+			return
+		}
+		if !s.hasRoot {
+			doc.errorf(sn.line, "signer %s has no <CertRoot>", s.id)
+		}
+		doc.signers[s.id] = s
+	}})
+}
+
+func (doc *siDoc) signerRefs(child string) func(*xnode) {
+	return func(n *xnode) {
+		doc.attrs(n)
+		doc.children(n, false, map[string]func(*xnode){child: func(c *xnode) {
+			a := doc.attrs(c, "SignerId")
+			doc.children(c, false, nil)
+			if doc.require(c, a, "SignerId") {
+				doc.otherSigners[n.name] = append(doc.otherSigners[n.name], xRef{a["SignerId"], c.line})
+			}
+		}})
+	}
+}
+
+func (doc *siDoc) settings(n *xnode) {
+	doc.attrs(n)
+	doc.children(n, false, map[string]func(*xnode){"Setting": func(s *xnode) {
+		a := doc.attrs(s, "Provider", "Key", "ValueName")
+		doc.require(s, a, "Provider", "Key", "ValueName")
+		var str *string
+		doc.children(s, true, map[string]func(*xnode){"Value": func(v *xnode) {
+			doc.attrs(v)
+			count := 0
+			leaf := func(c *xnode) {
+				doc.attrs(c)
+				t := doc.text(c)
+				count++
+				if c.name == "String" {
+					str = &t
+				}
+			}
+			doc.children(v, true, map[string]func(*xnode){"Boolean": leaf, "DWord": leaf, "Binary": leaf, "String": leaf})
+			if count != 1 {
+				doc.errorf(v.line, "<Value> holds %d values (want one of Boolean, DWord, Binary, String)", count)
+			}
+		}})
+		if a["Provider"] == "PolicyInfo" && a["Key"] == "Information" && a["ValueName"] == "Name" && str != nil {
+			doc.settingName = *str
+		}
+	}})
+}
+
+func (doc *siDoc) scenario(n *xnode) {
+	a := doc.attrs(n, "ID", "FriendlyName", "Value", "InheritedScenarios", "MinimumHashAlgorithm")
+	sc := &xScenario{id: a["ID"], line: n.line, minHashAlgo: a["MinimumHashAlgorithm"]}
+	doc.require(n, a, "ID", "Value")
+	switch v, err := strconv.ParseUint(strings.TrimSpace(a["Value"]), 10, 8); {
+	case a["Value"] == "":
+	case err != nil:
+		doc.errorf(n.line, "signing scenario %s: Value %q is not a number from 0 to 255", sc.id, truncate(a["Value"], 20))
+	case v == scenarioValueKernel:
+		sc.scenario = ScenarioKernel
+	case v == scenarioValueUser:
+		sc.scenario = ScenarioUser
+	default:
+		doc.errorf(n.line, "signing scenario %s: unknown Value %d (want 131, kernel mode, or 12, user mode)", sc.id, v)
+	}
+	if a["InheritedScenarios"] != "" {
+		doc.errorf(n.line, "signing scenario %s: InheritedScenarios is not supported (csv would not apply the inherited rules)", sc.id)
+	}
+	for _, prev := range doc.scenarios {
+		if sc.scenario != "" && prev.scenario == sc.scenario {
+			doc.errorf(n.line, "a second %s-mode signing scenario (the first is at line %d)", sc.scenario, prev.line)
+		}
+	}
+	seenProduct := false
+	doc.children(n, true, map[string]func(*xnode){
+		"ProductSigners": func(c *xnode) {
+			seenProduct = true
+			sc.product = doc.signerSet(c)
+		},
+		"TestSigners":        func(c *xnode) { doc.testSigners(sc, c) },
+		"TestSigningSigners": func(c *xnode) { doc.testSigners(sc, c) },
+	})
+	if !seenProduct {
+		doc.errorf(n.line, "signing scenario %s has no <ProductSigners>", sc.id)
+	}
+	doc.scenarios = append(doc.scenarios, sc)
+}
+
+func (doc *siDoc) testSigners(sc *xScenario, n *xnode) {
+	set := doc.signerSet(n)
+	if len(set.allowed)+len(set.denied)+len(set.files) > 0 {
+		sc.test = append(sc.test, n.name)
+		sc.testSets = append(sc.testSets, set)
+	}
+}
+
+func (doc *siDoc) signerSet(n *xnode) xSignerSet {
+	doc.attrs(n)
+	var set xSignerSet
+	signers := func(child, except, exceptAttr string, out *[]xSignerRef) func(*xnode) {
+		return func(list *xnode) {
+			doc.attrs(list, "Workaround")
+			doc.children(list, false, map[string]func(*xnode){child: func(c *xnode) {
+				ca := doc.attrs(c, "SignerId")
+				ref := xSignerRef{signer: xRef{ca["SignerId"], c.line}}
+				doc.children(c, false, map[string]func(*xnode){except: func(e *xnode) {
+					ea := doc.attrs(e, exceptAttr)
+					doc.children(e, false, nil)
+					if doc.require(e, ea, exceptAttr) {
+						ref.excepts = append(ref.excepts, xRef{ea[exceptAttr], e.line})
+					}
+				}})
+				if doc.require(c, ca, "SignerId") {
+					*out = append(*out, ref)
+				}
+			}})
+		}
+	}
+	doc.children(n, true, map[string]func(*xnode){
+		"AllowedSigners": func(c *xnode) {
+			set.order = append(set.order, "allowed")
+			signers("AllowedSigner", "ExceptDenyRule", "DenyRuleID", &set.allowed)(c)
+		},
+		"DeniedSigners": func(c *xnode) {
+			set.order = append(set.order, "denied")
+			signers("DeniedSigner", "ExceptAllowRule", "AllowRuleID", &set.denied)(c)
+		},
+		"FileRulesRef": func(c *xnode) {
+			set.order = append(set.order, "files")
+			doc.attrs(c, "Workaround")
+			doc.children(c, false, map[string]func(*xnode){"FileRuleRef": func(r *xnode) {
+				ra := doc.attrs(r, "RuleID")
+				doc.children(r, false, nil)
+				if doc.require(r, ra, "RuleID") {
+					set.files = append(set.files, xRef{ra["RuleID"], r.line})
+				}
+			}})
+		},
+	})
+	return set
+}
+
+// parseXML reads WDAC SiPolicy XML.
+func parseXML(data []byte, source string) (*Policy, error) {
+	doc, lerr := decodeSiPolicy(data, source)
+	if lerr != nil {
+		return nil, lerr
+	}
+	p := doc.policy()
+	if lerr := doc.err(source); lerr != nil {
+		return nil, lerr
+	}
+	return p, nil
+}
+
+// policy builds the Policy from a decoded document, reporting references to
+// IDs that do not exist.
+func (doc *siDoc) policy() *Policy {
+	p := &Policy{Format: "sipolicy", WDACCompatible: true, Version: doc.versionEx, Options: doc.options, Mode: Enforce}
+	for _, o := range doc.options {
+		if strings.EqualFold(o, "Enabled:Audit Mode") {
+			p.Mode = Audit
+		}
+	}
+
+	// Identity. Multiple-policy-format files carry PolicyID and
+	// BasePolicyID; single-policy-format files (such as Microsoft's
+	// recommended block list) carry only PolicyTypeID.
+	p.ID = doc.policyID
+	if p.ID == "" {
+		p.ID = doc.policyTypeID
+	}
+	if p.ID == "" {
+		doc.errorf(doc.typeLine, "no <PolicyID> (or <PolicyTypeID>): a policy needs an ID")
+	}
+	switch doc.policyType {
+	case "Base Policy":
+		p.Type = Base
+		if doc.basePolicyID != "" && doc.basePolicyID != p.ID {
+			doc.errorf(doc.typeLine, "a base policy's BasePolicyID (%s) must equal its PolicyID (%s); a policy that extends another is a \"Supplemental Policy\"", doc.basePolicyID, p.ID)
+		}
+	case "Supplemental Policy":
+		p.Type = Supplemental
+		switch {
+		case doc.basePolicyID == "":
+			doc.errorf(doc.typeLine, "a supplemental policy must name its base in <BasePolicyID>")
+		case doc.basePolicyID == p.ID:
+			doc.errorf(doc.typeLine, "a supplemental policy's BasePolicyID must be its base's PolicyID, not its own")
+		}
+		p.BaseID = doc.basePolicyID
+	case "":
+		// Before the PolicyType attribute existed, a supplemental policy was
+		// one whose BasePolicyID differs from its PolicyID.
+		p.Type = Base
+		if doc.basePolicyID != "" && doc.basePolicyID != p.ID {
+			p.Type, p.BaseID = Supplemental, doc.basePolicyID
+		}
+	default:
+		doc.errorf(doc.typeLine, "unknown PolicyType %q (want \"Base Policy\" or \"Supplemental Policy\")", doc.policyType)
+	}
+	p.Name = doc.settingName
+	if p.Name == "" {
+		p.Name = doc.friendlyName
+	}
+	if p.Name == "" {
+		p.Name = p.ID
+	}
+
+	flightDisabled := slices.ContainsFunc(doc.options, func(o string) bool { return strings.EqualFold(o, "Disabled:Flight Signing") })
+
+	// Check every definition, whether or not a scenario uses it: a
+	// malformed value is an error wherever it is.
+	defs := make([]string, 0, len(doc.ids))
+	for id := range doc.ids {
+		defs = append(defs, id)
+	}
+	sort.Slice(defs, func(i, j int) bool { return doc.ids[defs[i]] < doc.ids[defs[j]] })
+	for _, id := range defs {
+		if f := doc.files[id]; f != nil {
+			doc.fileMatcher(f, f.kind == "Deny")
+		} else if s := doc.signers[id]; s != nil {
+			doc.signerMatcher(s, false, flightDisabled)
+		}
+	}
+	type emitted struct {
+		rule Rule
+		base string
+		sc   Scenario
+	}
+	type emitKey struct {
+		base   string
+		sc     Scenario
+		action Action
+	}
+	var out []emitted
+	firstRef := map[emitKey]int{}
+	referenced := map[string]bool{}
+	emit := func(base string, sc Scenario, refLine int, r Rule) {
+		k := emitKey{base, sc, r.Action}
+		if prev, dup := firstRef[k]; dup {
+			doc.errorf(refLine, "%s is listed twice in the %s-mode scenario (first at line %d)", base, sc, prev)
+			return
+		}
+		firstRef[k] = refLine
+		out = append(out, emitted{rule: r, base: base, sc: sc})
+	}
+	dropped := 0
+	var droppedIDs []string
+	drop := func(line int, id, what string) {
+		dropped++
+		if dropped <= 5 {
+			doc.notes = append(doc.notes, Note{Line: line, Rule: id, Message: what + " in a supplemental policy: Windows ignores deny rules in supplemental policies, so csv dropped it"})
+		} else {
+			droppedIDs = append(droppedIDs, id)
+		}
+	}
+
+	for _, sc := range doc.scenarios {
+		if sc.scenario == "" {
+			continue
+		}
+		set := sc.product
+		for _, part := range set.order {
+			switch part {
+			case "allowed", "denied":
+				deny := part == "denied"
+				refs := set.allowed
+				if deny {
+					refs = set.denied
+				}
+				for _, ref := range refs {
+					s := doc.signers[ref.signer.id]
+					if s == nil {
+						doc.errorf(ref.signer.line, "unknown signer %s referenced by %s", ref.signer.id, signerElem(deny))
+						continue
+					}
+					referenced[s.id] = true
+					// Signer rules judge PE Authenticode and ELF appended
+					// signatures alike; a signer limited to FileAttribs
+					// can only match PE files, which have them.
+					r := Rule{ID: s.id, Action: Allow, Scenarios: []Scenario{sc.scenario},
+						Description: s.name, Line: s.line}
+					if deny {
+						r.Action = Deny
+					}
+					m, why := doc.signerMatcher(s, deny, flightDisabled)
+					r.Signer, r.Unsupported = m, why
+					r.Except = doc.exceptions(ref, deny, referenced)
+					if !deny {
+						for _, x := range r.Except {
+							if x.Unsupported != "" && r.Unsupported == "" {
+								r.Unsupported = fmt.Sprintf("its exception %s cannot be judged (%s), so the allow cannot be limited as Windows limits it", x.ID, x.Unsupported)
+							}
+						}
+					}
+					if deny && p.Type == Supplemental {
+						drop(s.line, s.id, "denied signer")
+						continue
+					}
+					emit(s.id, sc.scenario, ref.signer.line, r)
+				}
+			case "files":
+				for _, ref := range set.files {
+					f := doc.files[ref.id]
+					if f == nil {
+						doc.errorf(ref.line, "unknown file rule %s referenced by FileRuleRef", ref.id)
+						continue
+					}
+					referenced[f.id] = true
+					if f.kind == "FileAttrib" {
+						doc.errorf(ref.line, "FileRuleRef references %s, a FileAttrib: FileAttrib rules are used through a signer's FileAttribRef", f.id)
+						continue
+					}
+					deny := f.kind == "Deny"
+					if deny && p.Type == Supplemental {
+						drop(f.line, f.id, "deny rule")
+						continue
+					}
+					r := Rule{ID: f.id, Action: Allow, Scenarios: []Scenario{sc.scenario}, Formats: []Format{FormatPE},
+						Description: f.attrs["FriendlyName"], Line: f.line}
+					if deny {
+						r.Action = Deny
+					}
+					m := doc.fileMatcher(f, deny)
+					r.Hash, r.File, r.All, r.Unsupported = m.hash, m.file, m.all, m.unsupported
+					emit(f.id, sc.scenario, ref.line, r)
+				}
+			}
+		}
+		// Test signers apply only on machines with test signing enabled;
+		// their references must still be valid.
+		if len(sc.test) > 0 {
+			doc.notes = append(doc.notes, Note{Line: sc.line, Message: fmt.Sprintf(
+				"signing scenario %s: %s apply only on machines with test signing enabled; csv does not judge them", sc.id, strings.Join(sc.test, " and "))})
+		}
+		if sc.minHashAlgo != "" {
+			doc.notes = append(doc.notes, Note{Line: sc.line, Message: fmt.Sprintf(
+				"signing scenario %s: MinimumHashAlgorithm %s is not applied by csv", sc.id, sc.minHashAlgo)})
+		}
+	}
+	if len(droppedIDs) > 0 {
+		doc.notes = append(doc.notes, Note{Message: fmt.Sprintf(
+			"%d more deny rules dropped (Windows ignores deny rules in supplemental policies): %s", len(droppedIDs), listIDs(droppedIDs, 10))})
+	}
+
+	// Signers used only to sign policies, or as CI signers.
+	for _, kind := range []string{"UpdatePolicySigners", "CiSigners", "SupplementalPolicySigners"} {
+		refs := doc.otherSigners[kind]
+		for _, ref := range refs {
+			if doc.signers[ref.id] == nil {
+				doc.errorf(ref.line, "unknown signer %s referenced by %s", ref.id, strings.TrimSuffix(kind, "s"))
+				continue
+			}
+			referenced[ref.id] = true
+		}
+		if len(refs) > 0 {
+			doc.notes = append(doc.notes, Note{Line: refs[0].line, Message: fmt.Sprintf(
+				"%s are not code rules; csv does not judge files with them: %s", otherSignersMeaning(kind), listIDs(refIDs(refs), 5))})
+		}
+	}
+	for _, sc := range doc.scenarios {
+		doc.checkTestRefs(sc, referenced)
+	}
+
+	// Unreferenced definitions: Windows ignores them.
+	var unusedSigners, unusedFiles []string
+	for id := range doc.ids {
+		if referenced[id] {
+			continue
+		}
+		if doc.signers[id] != nil {
+			unusedSigners = append(unusedSigners, id)
+		} else if f := doc.files[id]; f != nil && f.kind != "FileAttrib" {
+			unusedFiles = append(unusedFiles, id)
+		}
+	}
+	for _, u := range []struct {
+		ids  []string
+		what string
+	}{{unusedSigners, "signer"}, {unusedFiles, "file rule"}} {
+		if len(u.ids) == 0 {
+			continue
+		}
+		sort.Slice(u.ids, func(i, j int) bool { return doc.ids[u.ids[i]] < doc.ids[u.ids[j]] })
+		if len(u.ids) == 1 {
+			doc.notes = append(doc.notes, Note{Line: doc.ids[u.ids[0]], Rule: u.ids[0], Message: fmt.Sprintf("%s is referenced by no signing scenario: Windows ignores it, and so does csv", u.what)})
+			continue
+		}
+		doc.notes = append(doc.notes, Note{Line: doc.ids[u.ids[0]], Message: fmt.Sprintf(
+			"%d %ss are referenced by no signing scenario: Windows ignores them, and so does csv: %s", len(u.ids), u.what, listIDs(u.ids, 10))})
+	}
+
+	// Rule IDs: the definition's ID, qualified by scenario (and action)
+	// where one definition yields several rules.
+	count := map[string]int{}
+	scenarios := map[string]map[Scenario]int{}
+	for _, e := range out {
+		count[e.base]++
+		if scenarios[e.base] == nil {
+			scenarios[e.base] = map[Scenario]int{}
+		}
+		scenarios[e.base][e.sc]++
+	}
+	ids := map[string]bool{}
+	for _, e := range out {
+		r := e.rule
+		switch {
+		case count[e.base] == 1:
+		case scenarios[e.base][e.sc] == 1:
+			r.ID = e.base + ":" + string(e.sc)
+		default:
+			r.ID = e.base + ":" + string(e.sc) + ":" + string(r.Action)
+		}
+		if ids[r.ID] {
+			doc.errorf(r.Line, "rule ID %s would not be unique: rename the definition", r.ID)
+			continue
+		}
+		ids[r.ID] = true
+		p.Rules = append(p.Rules, r)
+	}
+	if len(p.Rules) > limits.MaxPolicyRules {
+		doc.errorf(0, "%d rules exceed the limit of %d", len(p.Rules), limits.MaxPolicyRules)
+	}
+	slices.SortStableFunc(doc.notes, func(a, b Note) int { return a.Line - b.Line })
+	p.Notes = doc.notes
+	return p
+}
+
+// checkTestRefs validates the references of TestSigners and
+// TestSigningSigners, which are otherwise ignored.
+func (doc *siDoc) checkTestRefs(sc *xScenario, referenced map[string]bool) {
+	for _, set := range sc.testSets {
+		for _, refs := range [][]xSignerRef{set.allowed, set.denied} {
+			for _, ref := range refs {
+				if doc.signers[ref.signer.id] == nil {
+					doc.errorf(ref.signer.line, "unknown signer %s referenced in %s", ref.signer.id, sc.id)
+				}
+				referenced[ref.signer.id] = true
+				for _, x := range ref.excepts {
+					if doc.files[x.id] == nil {
+						doc.errorf(x.line, "unknown file rule %s referenced in %s", x.id, sc.id)
+					}
+					referenced[x.id] = true
+				}
+			}
+		}
+		for _, ref := range set.files {
+			if doc.files[ref.id] == nil {
+				doc.errorf(ref.line, "unknown file rule %s referenced in %s", ref.id, sc.id)
+			}
+			referenced[ref.id] = true
+		}
+	}
+}
+
+func signerElem(deny bool) string {
+	if deny {
+		return "DeniedSigner"
+	}
+	return "AllowedSigner"
+}
+
+func otherSignersMeaning(kind string) string {
+	switch kind {
+	case "UpdatePolicySigners":
+		return "UpdatePolicySigners (who may sign updates of this policy)"
+	case "SupplementalPolicySigners":
+		return "SupplementalPolicySigners (who may sign its supplemental policies)"
+	}
+	return "CiSigners (signers Windows trusts for enterprise signing levels)"
+}
+
+func refIDs(refs []xRef) []string {
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = r.id
+	}
+	return out
+}
+
+func listIDs(ids []string, n int) string {
+	if len(ids) <= n {
+		return strings.Join(ids, ", ")
+	}
+	return strings.Join(ids[:n], ", ") + fmt.Sprintf(" and %d more", len(ids)-n)
+}
+
+// exceptions resolves an AllowedSigner's ExceptDenyRule references (deny
+// file rules) or a DeniedSigner's ExceptAllowRule references (allow file
+// rules).
+func (doc *siDoc) exceptions(ref xSignerRef, deny bool, referenced map[string]bool) []Rule {
+	var out []Rule
+	want, elem := "Deny", "ExceptDenyRule"
+	if deny {
+		want, elem = "Allow", "ExceptAllowRule"
+	}
+	for _, x := range ref.excepts {
+		f := doc.files[x.id]
+		switch {
+		case f == nil:
+			doc.errorf(x.line, "unknown file rule %s referenced by %s", x.id, elem)
+			continue
+		case f.kind != want:
+			doc.errorf(x.line, "%s references %s, which is %s rule (want %s)", elem, x.id, article(f.kind), article(want))
+			continue
+		}
+		referenced[f.id] = true
+		// An ExceptDenyRule is a deny rule: its versions read as deny
+		// rules' do.
+		m := doc.fileMatcher(f, !deny)
+		out = append(out, Rule{ID: f.id, Hash: m.hash, File: m.file, All: m.all, Unsupported: m.unsupported,
+			Formats: []Format{FormatPE}, Description: f.attrs["FriendlyName"], Line: f.line})
+	}
+	return out
+}
+
+func article(kind string) string {
+	if kind == "Allow" {
+		return "an Allow"
+	}
+	return "a " + kind
+}
+
+// matcher is what a file rule matches.
+type matcher struct {
+	hash        *HashMatch
+	file        *FileAttrMatch
+	all         bool // FileName="*" without versions: every file
+	unsupported string
+}
+
+// versionBounds returns the inclusive version bounds of a file rule, as
+// Windows reads them. Microsoft, "Understand App Control for Business policy
+// rules and file rules" (note under Table 2,
+// https://learn.microsoft.com/windows/security/application-security/application-control/app-control-for-business/design/select-types-of-rules-to-create):
+//
+//   - both MinimumFileVersion and MaximumFileVersion: allow and deny rules
+//     match versions from the minimum to the maximum;
+//   - MinimumFileVersion only: allow rules match that version and above,
+//     deny rules that version and BELOW;
+//   - MaximumFileVersion only: allow rules match that version and below,
+//     deny rules that version and ABOVE.
+//
+// So MinimumFileVersion="65535.65535.65535.65535" on a deny rule (as in
+// WinSiPolicy.xml) denies every version.
+func versionBounds(minV, maxV *Version, deny bool) (lo, hi *Version) {
+	switch {
+	case !deny, minV != nil && maxV != nil:
+		return minV, maxV
+	case minV != nil:
+		return nil, minV
+	case maxV != nil:
+		return maxV, nil
+	}
+	return nil, nil
+}
+
+// pageHash reports whether a hash rule holds a page hash. The XML carries no
+// algorithm label: SHA1 and SHA256 page hashes have the lengths of SHA1 and
+// SHA256 image hashes. The only signal in real files is the FriendlyName
+// New-CIPolicy writes ("<file> Hash Page Sha1", "<file> Hash Page Sha256";
+// whole-image hashes are "<file> Hash Sha1", "<file> Hash Sha256"). A page
+// hash whose FriendlyName was edited is read as an image hash, which is
+// harmless: no file's image hash equals it, so the rule never matches, as an
+// unsupported rule does not.
+func pageHash(friendlyName, id string) bool {
+	n := strings.ToLower(friendlyName)
+	return strings.Contains(n, "hash page") || strings.Contains(n, "page hash") || strings.HasSuffix(strings.ToUpper(id), "_PAGE")
+}
+
+// fileMatcher maps a file rule (Allow, Deny or FileAttrib) to a matcher.
+// deny says whether it is read as a deny rule (a Deny rule, an
+// ExceptDenyRule, or a FileAttrib of a denied signer), which changes what
+// its versions mean.
+func (doc *siDoc) fileMatcher(f *xFileRule, deny bool) matcher {
+	a := f.attrs
+	var unsup []string
+	if v := a["FilePath"]; v != "" {
+		unsup = append(unsup, fmt.Sprintf("FilePath rule (%q): it matches by where the file lies on the Windows machine, which csv does not know", v))
+	}
+	if a["PackageFamilyName"] != "" || a["PackageVersion"] != "" {
+		unsup = append(unsup, fmt.Sprintf("packaged app rule (PackageFamilyName %q): it matches the package a file was installed from", a["PackageFamilyName"]))
+	}
+	if v := a["AppIDs"]; v != "" {
+		unsup = append(unsup, fmt.Sprintf("AppIDs %q: AppID tags are not judged", v))
+	}
+	var names []string
+	for _, k := range []string{"FileName", "InternalName", "FileDescription", "ProductName"} {
+		if _, ok := a[k]; ok {
+			names = append(names, k)
+		}
+	}
+	var minV, maxV *Version
+	for _, k := range []string{"MinimumFileVersion", "MaximumFileVersion"} {
+		s, ok := a[k]
+		if !ok {
+			continue
+		}
+		v, err := ParseVersion(strings.TrimSpace(s))
+		if err != nil {
+			doc.errorf(f.line, "rule %s: %s %q: want up to four dot-separated numbers from 0 to 65535", f.id, k, truncate(s, 40))
+			continue
+		}
+		if k == "MinimumFileVersion" {
+			minV = &v
+		} else {
+			maxV = &v
+		}
+	}
+	if hs, ok := a["Hash"]; ok {
+		b, err := hex.DecodeString(strings.TrimSpace(hs))
+		if err != nil || len(b) == 0 {
+			doc.errorf(f.line, "rule %s: Hash %q is not hexadecimal", f.id, truncate(hs, 80))
+			return matcher{unsupported: "malformed hash"}
+		}
+		switch {
+		case len(unsup) > 0:
+		case len(names) > 0 || minV != nil || maxV != nil:
+			unsup = append(unsup, "Hash together with file name or version attributes: csv cannot judge both at once")
+		case pageHash(a["FriendlyName"], f.id):
+			unsup = append(unsup, fmt.Sprintf("page hash (%d-byte hash of the image's first page, FriendlyName %q), not a whole-image Authenticode hash: csv does not compute page hashes", len(b), a["FriendlyName"]))
+		case len(b) == 20:
+			return matcher{hash: &HashMatch{Algorithm: AuthenticodeSHA1, Value: b}}
+		case len(b) == 32:
+			return matcher{hash: &HashMatch{Algorithm: AuthenticodeSHA256, Value: b}}
+		default:
+			unsup = append(unsup, fmt.Sprintf("%d-byte hash: App Control hash rules are SHA1 (20 bytes) or SHA256 (32 bytes) Authenticode hashes", len(b)))
+		}
+	}
+	if len(unsup) > 0 {
+		return matcher{unsupported: unsup[0]}
+	}
+	if len(names) > 1 {
+		return matcher{unsupported: fmt.Sprintf("several name attributes (%s): csv judges one", strings.Join(names, ", "))}
+	}
+	m := &FileAttrMatch{}
+	if len(names) == 1 {
+		switch names[0] {
+		case "FileName":
+			m.Field = OriginalFileName
+		case "InternalName":
+			m.Field = InternalName
+		case "FileDescription":
+			m.Field = FileDescription
+		case "ProductName":
+			m.Field = ProductName
+		}
+		m.Name = strings.TrimSpace(a[names[0]])
+		switch {
+		case m.Name == "*":
+			// Any name (SignedVersion-level FileAttrib, allow-all rules).
+			m.Name = ""
+		case m.Name == "":
+			doc.errorf(f.line, "rule %s: empty %s", f.id, names[0])
+			return matcher{unsupported: "empty name"}
+		case strings.ContainsAny(m.Name, "*?"):
+			return matcher{unsupported: fmt.Sprintf("wildcard in %s %q: csv compares names exactly", names[0], m.Name)}
+		}
+	}
+	m.MinVersion, m.MaxVersion = versionBounds(minV, maxV, deny)
+	if m.Name == "" && m.MinVersion == nil && m.MaxVersion == nil {
+		if len(names) == 1 {
+			return matcher{all: true} // an allow-all (or deny-all) rule
+		}
+		doc.errorf(f.line, "rule %s says nothing to match: set Hash, FileName (or another name attribute) or a version", f.id)
+		return matcher{unsupported: "nothing to match"}
+	}
+	return matcher{file: m}
+}
+
+// signerMatcher maps a signer to a signer matcher, or says why it cannot be
+// judged.
+func (doc *siDoc) signerMatcher(s *xSigner, deny, flightDisabled bool) (*SignerMatch, string) {
+	m := &SignerMatch{Level: LevelAny}
+	var unsup string
+	anyFile := false
+	switch {
+	case !s.hasRoot:
+		return nil, "no CertRoot"
+	case strings.EqualFold(s.rootType, "TBS"):
+		b, err := hex.DecodeString(s.rootValue)
+		switch {
+		case err != nil:
+			doc.errorf(s.rootLine, "signer %s: CertRoot Value %q is not hexadecimal", s.id, truncate(s.rootValue, 80))
+			return nil, "malformed CertRoot"
+		case len(b) == 16:
+			unsup = "CertRoot is an MD5 TBS hash (16 bytes): certificates signed with MD5 are not supported"
+		case len(b) == 20 || len(b) == 32 || len(b) == 48 || len(b) == 64:
+			m.Cert.TBSHash = b
+		default:
+			doc.errorf(s.rootLine, "signer %s: CertRoot TBS value has %d bytes (want 20, 32, 48 or 64: a SHA1, SHA256, SHA384 or SHA512 TBS hash)", s.id, len(b))
+			return nil, "malformed CertRoot"
+		}
+	case strings.EqualFold(s.rootType, "Wellknown"):
+		b, err := hex.DecodeString(s.rootValue)
+		if err != nil || len(b) != 1 {
+			doc.errorf(s.rootLine, "signer %s: well-known CertRoot Value %q is not one hexadecimal byte", s.id, truncate(s.rootValue, 20))
+			return nil, "malformed CertRoot"
+		}
+		id := fmt.Sprintf("%02X", b[0])
+		_, cn, ok := wellKnownRoot(id)
+		switch {
+		case !ok:
+			unsup = wellKnownUnmappable(id)
+		case id == "0E" && flightDisabled && !deny:
+			unsup = "the policy sets Disabled:Flight Signing, so Windows does not trust the flight root (well-known root 0E)"
+		}
+		m.Cert.WellKnown, m.Cert.WellKnownName = id, cn
+	default:
+		doc.errorf(s.rootLine, "signer %s: unknown CertRoot Type %q (want TBS or Wellknown)", s.id, s.rootType)
+		return nil, "malformed CertRoot"
+	}
+	for _, e := range s.ekus {
+		oid, ok := doc.ekus[e.id]
+		if !ok {
+			if _, defined := doc.ekuLines[e.id]; !defined {
+				doc.errorf(e.line, "unknown EKU %s referenced by signer %s", e.id, s.id)
+			}
+			continue
+		}
+		m.EKUs = append(m.EKUs, oid)
+	}
+	if len(m.EKUs) > 1 && unsup == "" {
+		unsup = fmt.Sprintf("several CertEKU (%s): csv does not know whether Windows requires all or any of them", strings.Join(m.EKUs, ", "))
+	}
+	if s.publisher != nil {
+		m.Publisher = *s.publisher
+	}
+	if s.issuer != nil {
+		m.IssuerName = *s.issuer
+	}
+	if s.oemID != nil {
+		m.OEMID = *s.oemID
+	}
+	if s.signTimeAfter != "" && unsup == "" {
+		unsup = fmt.Sprintf("SignTimeAfter %s: csv does not judge signing times", s.signTimeAfter)
+	}
+	for _, ref := range s.fileAttribs {
+		f := doc.files[ref.id]
+		switch {
+		case f == nil:
+			doc.errorf(ref.line, "unknown FileAttrib %s referenced by signer %s", ref.id, s.id)
+			continue
+		case f.kind != "FileAttrib":
+			doc.errorf(ref.line, "FileAttribRef of signer %s references %s, which is %s rule (want a FileAttrib)", s.id, ref.id, article(f.kind))
+			continue
+		}
+		fm := doc.fileMatcher(f, deny)
+		switch {
+		case fm.unsupported != "" && unsup == "":
+			unsup = fmt.Sprintf("its FileAttrib %s cannot be judged: %s", f.id, fm.unsupported)
+		case fm.hash != nil && unsup == "":
+			unsup = fmt.Sprintf("its FileAttrib %s holds a Hash: csv cannot judge a signer and a hash at once", f.id)
+		case fm.all:
+			anyFile = true
+		case fm.file != nil:
+			m.Files = append(m.Files, *fm.file)
+		}
+	}
+	if anyFile {
+		m.Files = nil // one referenced FileAttrib admits every file
+	}
+	return m, unsup
+}

@@ -1,0 +1,240 @@
+package csv
+
+import (
+	"bufio"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/internal/testbin"
+	"github.com/codesignval/csv/internal/testca"
+	"github.com/codesignval/csv/internal/testenv"
+	"github.com/codesignval/csv/signing"
+	"github.com/codesignval/csv/signing/modsig"
+)
+
+// signPE signs in with osslsigncode into out.
+func signPE(t *testing.T, ossl string, f testca.Files, in, out string, extra ...string) {
+	t.Helper()
+	args := append([]string{"sign", "-certs", f.Chain, "-key", f.Key, "-h", "sha256", "-in", in, "-out", out}, extra...)
+	if b, err := exec.Command(ossl, args...).CombinedOutput(); err != nil {
+		t.Fatalf("osslsigncode %v: %v\n%s", args, err, b)
+	}
+}
+
+// signELF appends a kernel-format signature to the file at path.
+func signELF(t *testing.T, path string, leaf *testca.Cert) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := sha256.Sum256(data)
+	trailer, err := modsig.Sign(d[:], leaf.Cert, leaf.Key, modsig.SignOptions{Hash: crypto.SHA256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, append(data, trailer...), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sigCert(t *testing.T, c *x509.Certificate) *signing.Certificate {
+	t.Helper()
+	sc, err := signing.ParseCertificate(c.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+// TestSignerRulesEndToEnd signs binaries with independent tools and judges
+// them with signer rules through the whole pipeline.
+func TestSignerRulesEndToEnd(t *testing.T) {
+	ossl := testenv.Tool(t, "osslsigncode")
+	ca := testca.New(t)
+	leaf := ca.Leaf(t, testca.LeafOptions{CommonName: "Build Signing"})
+	ecLeaf := ca.Leaf(t, testca.LeafOptions{CommonName: "EC Signing", KeyType: testca.ECDSAP256})
+	rogue := ca.Leaf(t, testca.LeafOptions{CommonName: "Build Signing", SelfSigned: true})
+	keys := t.TempDir()
+	fLeaf := ca.WriteFiles(t, filepath.Join(mkdir(t, keys, "leaf")), leaf)
+	fEC := ca.WriteFiles(t, filepath.Join(mkdir(t, keys, "ec")), ecLeaf)
+	fRogue := ca.WriteFiles(t, filepath.Join(mkdir(t, keys, "rogue")), rogue)
+
+	dir := t.TempDir()
+	raw := filepath.Join(keys, "app.exe")
+	os.WriteFile(raw, testbin.PE(testbin.PEOptions{Overlay: []byte("xyz")}), 0o644)
+	signPE(t, ossl, fLeaf, raw, filepath.Join(dir, "signed.exe"))
+	signPE(t, ossl, fEC, raw, filepath.Join(dir, "ecdsa.exe"))
+	signPE(t, ossl, fRogue, raw, filepath.Join(dir, "rogue.exe"))
+	signPE(t, ossl, fRogue, raw, filepath.Join(keys, "rogue-outer.exe"))
+	signPE(t, ossl, fLeaf, filepath.Join(keys, "rogue-outer.exe"), filepath.Join(dir, "nested.exe"), "-nest")
+	tampered, _ := os.ReadFile(filepath.Join(dir, "signed.exe"))
+	tampered[0x210] ^= 1 // in .text
+	os.WriteFile(filepath.Join(dir, "tampered.exe"), tampered, 0o644)
+	os.WriteFile(filepath.Join(dir, "unsigned.exe"), testbin.PE(testbin.PEOptions{}), 0o644)
+	os.WriteFile(filepath.Join(dir, "module.ko"), testbin.ELF(testbin.ELFOptions{}), 0o644)
+	signELF(t, filepath.Join(dir, "module.ko"), leaf)
+	os.WriteFile(filepath.Join(dir, "other.ko"), testbin.ELF(testbin.ELFOptions{Class32: true}), 0o644)
+	signELF(t, filepath.Join(dir, "other.ko"), rogue)
+
+	inter := sigCert(t, ca.Intermediate.Cert)
+	src := fmt.Sprintf(`format: csv-policy/v1
+name: signers
+version: "1"
+rules:
+  - id: build-pca
+    action: allow
+    signer: {tbs: %s, level: issuer, ekus: [1.3.6.1.5.5.7.3.3]}
+`, inter.TBSHashHex())
+	p, err := cipolicy.Parse([]byte(src), "signers.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(p *cipolicy.Policy, certs ...*signing.Certificate) map[string]Result {
+		set, err := cipolicy.NewSet(cipolicy.SetOptions{}, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep := validate(t, set, Options{Certificates: certs}, dir)
+		out := map[string]Result{}
+		for _, r := range rep.Results {
+			out[r.Path] = r
+		}
+		return out
+	}
+	// The ELF signature carries no certificates: its signer comes from
+	// --certs (here the leaf and its issuer), and the chain from there up.
+	chain := []*signing.Certificate{sigCert(t, leaf.Cert), inter}
+	got := run(p, chain...)
+	want := map[string]string{
+		"signed.exe":   "allowed/allowed-by-signer/0",
+		"ecdsa.exe":    "allowed/allowed-by-signer/0",
+		"nested.exe":   "allowed/allowed-by-signer/1", // the nested signature admits it
+		"rogue.exe":    "blocked/not-allowed/-1",
+		"tampered.exe": "blocked/not-allowed/-1",
+		"unsigned.exe": "blocked/unsigned/-1",
+		"module.ko":    "allowed/allowed-by-signer/0",
+		"other.ko":     "blocked/not-allowed/-1",
+	}
+	for path, w := range want {
+		r, ok := got[path]
+		if !ok {
+			t.Errorf("%s: not judged", path)
+			continue
+		}
+		d := r.Decision
+		if s := fmt.Sprintf("%s/%s/%d", d.Verdict, d.Kind, d.Signature); s != w {
+			t.Errorf("%s: %s (%s), want %s", path, s, d.Reason, w)
+		}
+	}
+	if r := got["tampered.exe"]; !strings.Contains(r.Decision.Reason, "image digest mismatch") {
+		t.Errorf("tampered: reason %q does not say the digest differs", r.Decision.Reason)
+	}
+	if r := run(p)["module.ko"]; r.Decision.Verdict != cipolicy.Blocked || !strings.Contains(r.Decision.Reason, "does not verify") {
+		t.Errorf("ELF without its signer supplied: %q", r.Decision.Reason)
+	}
+	if r := got["other.ko"]; !strings.Contains(r.Decision.Reason, "does not verify") {
+		t.Errorf("ELF by an unknown signer: %q", r.Decision.Reason)
+	}
+	if r := got["nested.exe"]; len(r.Signatures) != 2 || !r.Signatures[1].Nested() {
+		t.Errorf("nested: %d signatures", len(r.Signatures))
+	}
+
+	// Under WDAC compatibility ECDSA never matches, as on Windows.
+	p.WDACCompatible = true
+	if r := run(p, chain...)["ecdsa.exe"]; r.Decision.Verdict != cipolicy.Blocked {
+		t.Errorf("ECDSA under WDAC compatibility: %s", r.Decision.Reason)
+	}
+	p.WDACCompatible = false
+
+	// A deny rule for the leaked leaf blocks what the PCA rule admits.
+	p.Rules = append(p.Rules, cipolicy.Rule{ID: "leaked", Action: cipolicy.Deny,
+		Signer: &cipolicy.SignerMatch{Level: cipolicy.LevelLeaf, Cert: cipolicy.CertRef{TBSHash: sigCert(t, leaf.Cert).TBSHash}}})
+	got = run(p, chain...)
+	for _, path := range []string{"signed.exe", "module.ko", "nested.exe"} {
+		if d := got[path].Decision; d.Kind != cipolicy.KindDenied || d.Rule != "leaked" {
+			t.Errorf("%s with the leaf denied: %s/%s", path, d.Verdict, d.Kind)
+		}
+	}
+	if d := got["ecdsa.exe"].Decision; d.Verdict != cipolicy.Allowed {
+		t.Errorf("ecdsa.exe (another leaf) with the leaf denied: %s", d.Reason)
+	}
+}
+
+func mkdir(t *testing.T, parts ...string) string {
+	t.Helper()
+	p := filepath.Join(parts...)
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestCorpusSignersMatchOsslsigncode judges the corpus of make-corpus.sh with
+// a signer rule for its build PCA and compares with the signer osslsigncode
+// found for each file (expected.tsv): build-signed files are allowed, rogue
+// and unsigned ones blocked.
+func TestCorpusSignersMatchOsslsigncode(t *testing.T) {
+	testenv.Tool(t, "osslsigncode")
+	dir := corpus(t)
+	src := `format: csv-policy/v1
+name: corpus-signers
+version: "1"
+rules:
+  - id: build-pca
+    action: allow
+    signer:
+      certificate_file: keys/inter.pem
+      level: issuer
+      ekus: [1.3.6.1.5.5.7.3.3]
+`
+	p, err := cipolicy.ParseWith([]byte(src), "corpus.yaml", cipolicy.ParseOptions{ReadFile: func(n string) ([]byte, error) {
+		return os.ReadFile(filepath.Join(dir, n))
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, _ := cipolicy.NewSet(cipolicy.SetOptions{}, p)
+	rep := validate(t, set, Options{}, filepath.Join(dir, "build"))
+	got := map[string]*Result{}
+	for i := range rep.Results {
+		got[rep.Results[i].Path] = &rep.Results[i]
+	}
+	f, err := os.Open(filepath.Join(dir, "expected.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	counts := map[string]int{}
+	for sc.Scan() {
+		cols := strings.Split(sc.Text(), "\t")
+		if len(cols) != 4 || cols[1] != "pe" {
+			continue
+		}
+		r := got[cols[0]]
+		if r == nil {
+			t.Errorf("%s: not judged", cols[0])
+			continue
+		}
+		counts[cols[3]]++
+		wantAllowed := cols[3] == "build"
+		if r.Decision.Allowed() != wantAllowed {
+			t.Errorf("%s (signer %s per osslsigncode): %s", cols[0], cols[3], r.Decision.Reason)
+		}
+		if cols[3] != "none" && (len(r.Signatures) != 1 || !r.Signatures[0].Verified) {
+			t.Errorf("%s: signatures %+v", cols[0], r.Signatures)
+		}
+	}
+	if counts["build"] == 0 || counts["rogue"] == 0 || counts["none"] == 0 {
+		t.Fatalf("corpus lacks a kind of PE: %v", counts)
+	}
+}

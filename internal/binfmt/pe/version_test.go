@@ -1,0 +1,452 @@
+package pe
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/codesignval/csv/internal/binfmt"
+	"github.com/codesignval/csv/internal/testbin"
+	"github.com/codesignval/csv/internal/testenv"
+)
+
+// Fixtures: a VS_VERSIONINFO built from blocks, placed in a resource tree in
+// the .data section of a testbin PE, with data directory 2 patched to point
+// at it.
+
+func utf16z(s string) []byte {
+	u := append(utf16.Encode([]rune(s)), 0)
+	b := make([]byte, 2*len(u))
+	for i, c := range u {
+		binary.LittleEndian.PutUint16(b[2*i:], c)
+	}
+	return b
+}
+
+func pad4(b []byte) []byte {
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+// verBlock builds a block: wLength, wValueLength, wType, szKey, padding,
+// value, padding, children (each 32-bit aligned).
+func verBlock(key string, text bool, value []byte, valueLen int, children ...[]byte) []byte {
+	b := make([]byte, 6)
+	b = append(b, utf16z(key)...)
+	b = pad4(b)
+	b = append(b, value...)
+	for _, c := range children {
+		b = pad4(b)
+		b = append(b, c...)
+	}
+	binary.LittleEndian.PutUint16(b[0:], uint16(len(b)))
+	binary.LittleEndian.PutUint16(b[2:], uint16(valueLen))
+	if text {
+		binary.LittleEndian.PutUint16(b[4:], 1)
+	}
+	return b
+}
+
+func verString(name, value string) []byte {
+	v := utf16z(value)
+	return verBlock(name, true, v, len(v)/2)
+}
+
+func fixedInfo(fv, pv [4]uint16) []byte {
+	b := make([]byte, 52)
+	le := binary.LittleEndian
+	le.PutUint32(b[0:], fixedSignature)
+	le.PutUint32(b[4:], 0x00010000)
+	le.PutUint32(b[8:], uint32(fv[0])<<16|uint32(fv[1]))
+	le.PutUint32(b[12:], uint32(fv[2])<<16|uint32(fv[3]))
+	le.PutUint32(b[16:], uint32(pv[0])<<16|uint32(pv[1]))
+	le.PutUint32(b[20:], uint32(pv[2])<<16|uint32(pv[3]))
+	le.PutUint32(b[24:], 0x3f)
+	le.PutUint32(b[32:], 0x00040004) // VOS_NT_WINDOWS32
+	le.PutUint32(b[36:], 1)          // VFT_APP
+	return b
+}
+
+type table struct {
+	lang    string // "040904b0"
+	strings [][2]string
+}
+
+func versionInfo(fixed []byte, tables ...table) []byte {
+	var sfi [][]byte
+	for _, t := range tables {
+		var ss [][]byte
+		for _, s := range t.strings {
+			ss = append(ss, verString(s[0], s[1]))
+		}
+		sfi = append(sfi, verBlock(t.lang, true, nil, 0, ss...))
+	}
+	children := [][]byte{verBlock("StringFileInfo", true, nil, 0, sfi...),
+		verBlock("VarFileInfo", true, nil, 0, verBlock("Translation", false, []byte{0x09, 0x04, 0xb0, 0x04}, 4))}
+	return verBlock("VS_VERSION_INFO", false, fixed, len(fixed), children...)
+}
+
+const dataRVA = 0x2000 // where testbin puts .data with the default code
+
+type langData struct {
+	lang uint16
+	data []byte
+}
+
+// rsrc builds a resource table at RVA dataRVA: one type (typeID), one name
+// (ID 1), the given languages.
+func rsrc(typeID uint32, langs ...langData) []byte {
+	le := binary.LittleEndian
+	dir := func(entries ...[2]uint32) []byte {
+		b := make([]byte, 16+8*len(entries))
+		le.PutUint16(b[14:], uint16(len(entries)))
+		for i, e := range entries {
+			le.PutUint32(b[16+8*i:], e[0])
+			le.PutUint32(b[20+8*i:], e[1])
+		}
+		return b
+	}
+	b := dir([2]uint32{typeID, 0x80000000 | 24})         // root at 0
+	b = append(b, dir([2]uint32{1, 0x80000000 | 48})...) // type at 24
+	dataEntries := 48 + 16 + 8*len(langs)
+	var les [][2]uint32
+	for i, l := range langs {
+		les = append(les, [2]uint32{uint32(l.lang), uint32(dataEntries + 16*i)})
+	}
+	b = append(b, dir(les...)...) // name at 48
+	blobs := pad4(make([]byte, 0))
+	blobAt := dataEntries + 16*len(langs)
+	for _, l := range langs {
+		de := make([]byte, 16)
+		le.PutUint32(de[0:], uint32(dataRVA+blobAt+len(blobs)))
+		le.PutUint32(de[4:], uint32(len(l.data)))
+		b = append(b, de...)
+		blobs = pad4(append(blobs, l.data...))
+	}
+	return append(b, blobs...)
+}
+
+// withResources returns a PE whose data directory 2 points at res in .data.
+func withResources(t testing.TB, pe32 bool, res []byte) []byte {
+	t.Helper()
+	img := testbin.PE(testbin.PEOptions{PE32: pe32, Data: res})
+	f, err := Parse(bytes.NewReader(img), int64(len(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Sections) != 2 || f.Sections[1].VirtualAddress != dataRVA {
+		t.Fatalf("unexpected layout: %+v", f.Sections)
+	}
+	off := f.CertDirOffset - 2*dirEntrySize
+	binary.LittleEndian.PutUint32(img[off:], dataRVA)
+	binary.LittleEndian.PutUint32(img[off+4:], uint32(len(res)))
+	return img
+}
+
+func readVI(b []byte) (*VersionInfo, error) {
+	f, err := Parse(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return nil, err
+	}
+	return ReadVersionInfo(bytes.NewReader(b), f)
+}
+
+var (
+	toolStrings = [][2]string{
+		{"CompanyName", "Contoso"}, {"FileDescription", "Contoso build tool"}, {"FileVersion", "1.2.3.4"},
+		{"InternalName", "tool"}, {"OriginalFilename", "tool.exe"}, {"ProductName", "Contoso Tools"}, {"ProductVersion", "1.2"},
+	}
+	toolMap = map[string]string{
+		"CompanyName": "Contoso", "FileDescription": "Contoso build tool", "FileVersion": "1.2.3.4",
+		"InternalName": "tool", "OriginalFilename": "tool.exe", "ProductName": "Contoso Tools", "ProductVersion": "1.2",
+	}
+	toolFixed = fixedInfo([4]uint16{1, 2, 3, 4}, [4]uint16{1, 2, 0, 0})
+)
+
+// fixtures are the well-formed test images, shared by the tests, the peer
+// comparison and the fuzz seeds.
+func fixtures(t testing.TB) map[string][]byte {
+	vi := versionInfo(toolFixed, table{"040904b0", toolStrings})
+	// wValueLength in bytes rather than code units, as some compilers write.
+	byteLen := verBlock("VS_VERSION_INFO", false, toolFixed, 52, verBlock("StringFileInfo", true, nil, 0,
+		verBlock("040904b0", true, nil, 0, func() []byte {
+			v := utf16z("bytes.exe")
+			return verBlock("OriginalFilename", true, v, len(v))
+		}())))
+	return map[string][]byte{
+		"pe32plus":        withResources(t, false, rsrc(rtVersion, langData{0x409, vi})),
+		"pe32":            withResources(t, true, rsrc(rtVersion, langData{0x409, vi})),
+		"german first":    withResources(t, false, rsrc(rtVersion, langData{0x407, versionInfo(fixedInfo([4]uint16{9, 9, 9, 9}, [4]uint16{}), table{"040704b0", [][2]string{{"OriginalFilename", "werkzeug.exe"}}})}, langData{0x409, vi})),
+		"tables":          withResources(t, false, rsrc(rtVersion, langData{0, versionInfo(toolFixed, table{"040704b0", [][2]string{{"OriginalFilename", "werkzeug.exe"}}}, table{"040904b0", toolStrings})})),
+		"no fixed info":   withResources(t, false, rsrc(rtVersion, langData{0x409, versionInfo(nil, table{"040904b0", [][2]string{{"OriginalFilename", "nofixed.exe"}}})})),
+		"byte lengths":    withResources(t, false, rsrc(rtVersion, langData{0x409, byteLen})),
+		"unicode":         withResources(t, false, rsrc(rtVersion, langData{0x409, versionInfo(toolFixed, table{"040904b0", [][2]string{{"OriginalFilename", "wörk-工具.exe"}, {"Comments", "\U0001F600"}}})})),
+		"manifest only":   withResources(t, false, rsrc(24, langData{0x409, []byte("<assembly/>")})),
+		"no resources":    testbin.PE(testbin.PEOptions{}),
+		"strings missing": withResources(t, false, rsrc(rtVersion, langData{0x409, verBlock("VS_VERSION_INFO", false, toolFixed, 52)})),
+	}
+}
+
+func TestReadVersionInfo(t *testing.T) {
+	fx := fixtures(t)
+	tests := []struct {
+		name string
+		want *VersionInfo
+	}{
+		{"pe32plus", &VersionInfo{Strings: toolMap, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
+		{"pe32", &VersionInfo{Strings: toolMap, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
+		{"german first", &VersionInfo{Strings: toolMap, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
+		{"tables", &VersionInfo{Strings: toolMap, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
+		{"no fixed info", &VersionInfo{Strings: map[string]string{"OriginalFilename": "nofixed.exe"}}},
+		{"byte lengths", &VersionInfo{Strings: map[string]string{"OriginalFilename": "bytes.exe"}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
+		{"unicode", &VersionInfo{Strings: map[string]string{"OriginalFilename": "wörk-工具.exe", "Comments": "\U0001F600"}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
+		{"strings missing", &VersionInfo{Strings: map[string]string{}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
+		{"manifest only", nil},
+		{"no resources", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readVI(fx[tt.name])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestReadVersionInfoMalformed(t *testing.T) {
+	good := rsrc(rtVersion, langData{0x409, versionInfo(toolFixed, table{"040904b0", toolStrings})})
+	le := binary.LittleEndian
+	// Offsets in good: root dir 0, type dir 24, name dir 48, data entry 72,
+	// version data 88.
+	const viAt = 88
+	patch := func(res []byte, at int, v uint32) []byte {
+		b := bytes.Clone(res)
+		le.PutUint32(b[at:], v)
+		return b
+	}
+	patch16 := func(res []byte, at int, v uint16) []byte {
+		b := bytes.Clone(res)
+		le.PutUint16(b[at:], v)
+		return b
+	}
+	tests := []struct {
+		name string
+		img  []byte
+		want string
+	}{
+		{"table RVA in no section", func() []byte {
+			img := withResources(t, false, good)
+			f, _ := Parse(bytes.NewReader(img), int64(len(img)))
+			le.PutUint32(img[f.CertDirOffset-16:], 0x900000)
+			return img
+		}(), "lies in no section"},
+		{"too many entries", withResources(t, false, patch16(good, 14, 5000)), "over the limit"},
+		{"entries past the section", withResources(t, false, patch16(good, 24+14, 400)), "outside the resource section"},
+		{"subdirectory outside the section", withResources(t, false, patch(good, 20, 0x80000000|0x7000)), "points to offset 0x7000, outside the resource section"},
+		{"data where a directory belongs", withResources(t, false, patch(good, 20, 24)), "points to data where a subdirectory belongs"},
+		{"directory where data belongs", withResources(t, false, patch(good, 48+20, 0x80000000|48)), "nested deeper than 3 levels"},
+		{"data entry too small", withResources(t, false, patch(good, 72+4, 4)), "too small"},
+		{"data RVA past the raw data", withResources(t, false, patch(good, 72, dataRVA+0x1f0)), "extends past the raw data"},
+		{"not VS_VERSION_INFO", withResources(t, false, patch16(good, viAt+6, 'X')), "not VS_VERSION_INFO"},
+		{"bad fixed signature", withResources(t, false, patch(good, viAt+40, 0x12345678)), "signature 0x12345678"},
+		{"fixed info too short", withResources(t, false, patch16(good, viAt+2, 20)), "VS_FIXEDFILEINFO is 20 bytes"},
+		{"block longer than the resource", withResources(t, false, patch16(good, viAt, 0xfff0)), "does not fit"},
+		{"child longer than its parent", withResources(t, false, patch16(good, viAt+92, 0x7000)), "does not fit"},
+		{"unterminated key", withResources(t, false, func() []byte {
+			b := bytes.Clone(good)
+			le.PutUint16(b[viAt:], 12) // key "VS" and no NUL within 12 bytes
+			return b
+		}()), "not terminated"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vi, err := readVI(tt.img)
+			var me *binfmt.MalformedError
+			if vi != nil || !errors.As(err, &me) {
+				t.Fatalf("got %+v, %v; want a MalformedError", vi, err)
+			}
+			if me.Offset <= 0 || me.Offset >= int64(len(tt.img)) {
+				t.Errorf("offset %#x outside the file", me.Offset)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not mention %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestReadVersionInfoRealFiles: the shared third-party PE files carry no
+// version resource (the pegoat files have a resource table with other
+// resources), so each yields nil without error.
+func TestReadVersionInfoRealFiles(t *testing.T) {
+	dir := testenv.Shared(t, "testdata/pe")
+	files, _ := filepath.Glob(filepath.Join(dir, "*", "*"))
+	n := 0
+	for _, name := range files {
+		if strings.HasSuffix(name, ".pem") || strings.HasSuffix(name, ".md") {
+			continue
+		}
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := Parse(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		vi, err := ReadVersionInfo(bytes.NewReader(data), f)
+		if vi != nil || err != nil {
+			t.Errorf("%s: %+v, %v; want no version resource", filepath.Base(name), vi, err)
+		}
+		n++
+	}
+	if n < 6 {
+		t.Errorf("only %d PE files checked", n)
+	}
+}
+
+// peerScript prints, as JSON, what pefile reads from each file's version
+// resource: the en-US (else first) string table and the fixed file version.
+const peerScript = `
+import json, sys, pefile
+out = {}
+for name in sys.argv[1:]:
+    p = pefile.PE(name, fast_load=True)
+    p.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY['IMAGE_DIRECTORY_ENTRY_RESOURCE']])
+    if not hasattr(p, 'VS_VERSIONINFO'):
+        out[name] = None
+        continue
+    tables = [st for fi in getattr(p, 'FileInfo', []) for e in fi if getattr(e, 'Key', b'') == b'StringFileInfo' for st in e.StringTable]
+    strings = {}
+    if tables:
+        t = next((st for st in tables if st.LangID.lower().startswith(b'0409')), tables[0])
+        strings = {k.decode(): v.decode() for k, v in t.entries.items()}
+    fv = None
+    if hasattr(p, 'VS_FIXEDFILEINFO'):
+        f = p.VS_FIXEDFILEINFO[0]
+        fv = [f.FileVersionMS >> 16, f.FileVersionMS & 0xffff, f.FileVersionLS >> 16, f.FileVersionLS & 0xffff]
+    out[name] = {"strings": strings, "fixed": fv}
+print(json.dumps(out))
+`
+
+// TestReadVersionInfoPeer compares the fixtures with pefile (Debian's
+// python3-pefile), an independent parser. It skips where pefile is absent.
+func TestReadVersionInfoPeer(t *testing.T) {
+	python := ""
+	for _, p := range []string{"python3", "/usr/bin/python3"} {
+		if exec.Command(p, "-c", "import pefile").Run() == nil {
+			python = p
+			break
+		}
+	}
+	if python == "" {
+		t.Skip("python3 with pefile is not installed (apt-get install python3-pefile)")
+	}
+	dir := t.TempDir()
+	fx := fixtures(t)
+	var names []string
+	for name, img := range fx {
+		switch name {
+		case "german first":
+			continue // pefile keeps every language's resource; which one it reports is its own choice
+		case "no fixed info":
+			// pefile reads no StringFileInfo without a VS_FIXEDFILEINFO;
+			// Microsoft documents wValueLength 0 as "no Value member".
+			continue
+		}
+		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".exe")
+		if err := os.WriteFile(p, img, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, p)
+	}
+	out, err := exec.Command(python, append([]string{"-c", peerScript}, names...)...).Output()
+	if err != nil {
+		t.Fatalf("pefile: %v", err)
+	}
+	var peer map[string]*struct {
+		Strings map[string]string
+		Fixed   *[4]uint16
+	}
+	if err := json.Unmarshal(out, &peer); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range names {
+		data, _ := os.ReadFile(p)
+		vi, err := readVI(data)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		want := peer[p]
+		switch {
+		case vi == nil || want == nil:
+			if (vi == nil) != (want == nil) {
+				t.Errorf("%s: ours %+v, pefile %+v", filepath.Base(p), vi, want)
+			}
+			continue
+		case !reflect.DeepEqual(bmpOnly(vi.Strings), bmpOnly(want.Strings)):
+			t.Errorf("%s: strings %v, pefile %v", filepath.Base(p), vi.Strings, want.Strings)
+		case vi.HasFixed != (want.Fixed != nil) || (want.Fixed != nil && vi.FileVersion != *want.Fixed):
+			t.Errorf("%s: fixed %v %v, pefile %v", filepath.Base(p), vi.HasFixed, vi.FileVersion, want.Fixed)
+		}
+	}
+}
+
+// bmpOnly drops entries with characters outside the Basic Multilingual
+// Plane, which pefile writes as escaped surrogates ("\\ud83d\\ude00").
+func bmpOnly(m map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		if !strings.ContainsFunc(v, func(r rune) bool { return r > 0xffff }) && !strings.Contains(v, `\u`) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func FuzzReadVersionInfo(f *testing.F) {
+	for _, img := range fixtures(f) {
+		f.Add(img)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		pf, err := Parse(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return
+		}
+		vi, err := ReadVersionInfo(bytes.NewReader(b), pf)
+		if err != nil {
+			var me *binfmt.MalformedError
+			if vi != nil || !errors.As(err, &me) {
+				t.Fatalf("ReadVersionInfo = %+v, %v", vi, err)
+			}
+			return
+		}
+		if vi == nil {
+			return
+		}
+		if vi.Strings == nil {
+			t.Fatal("nil Strings")
+		}
+		for k, v := range vi.Strings {
+			if !utf8.ValidString(k) || !utf8.ValidString(v) {
+				t.Fatalf("invalid UTF-8: %q = %q", k, v)
+			}
+		}
+	})
+}

@@ -1,0 +1,153 @@
+package authenticode_test
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/codesignval/csv/internal/binfmt/pe"
+	"github.com/codesignval/csv/internal/testca"
+	"github.com/codesignval/csv/internal/testenv"
+	"github.com/codesignval/csv/signing"
+	"github.com/codesignval/csv/signing/authenticode"
+)
+
+// FuzzVerify feeds certificate tables (or signatures, wrapped in a table) to
+// Verify and DigestAlgorithms. Seeds:
+// the tables of the real signed files in ../shared/testdata/pe and of Debian's
+// shim and GRUB where present, and of PE files freshly signed with
+// osslsigncode (plain, ECDSA, nested, RFC 3161 and legacy timestamps) where it
+// is installed. Invariants: no panic (a recovered one is ErrInternal, which
+// fails too); Verify fails only when pe.ParseCertificateTable does, and then
+// returns nothing; every signature has Format "authenticode"; Verified
+// implies no Problem and a chain; with no digests nothing is Verified; with
+// the digests the signatures carry, the same signatures are found, and every
+// verified one's algorithm is among DigestAlgorithms.
+//
+// Run it with a bounded minimization, or the engine spends its time
+// minimizing each new multi-kilobyte input instead of fuzzing:
+//
+//	go test -run='^$' -fuzz=FuzzVerify -fuzztime=60s -fuzzminimizetime=200x ./signing/authenticode
+func FuzzVerify(f *testing.F) {
+	// Each seed goes in twice: as a whole table (raw), and as the PKCS#7
+	// of each entry, which the harness wraps in a well-formed table, so
+	// that mutations reach the signature instead of breaking dwLength.
+	for _, table := range fuzzSeeds(f) {
+		f.Add(table, true)
+		if entries, err := pe.ParseCertificateTable(table, 0); err == nil {
+			for _, e := range entries {
+				f.Add(bytes.Clone(e.Data), false)
+			}
+		}
+	}
+	f.Add([]byte{0x30, 0x03, 0x06, 0x01, 0x00}, false)
+	f.Add(makeTable(tableEntry{revision: pe.CertRevision2_0, typ: pe.CertTypeX509, data: []byte{1, 2, 3}}), true)
+	cache := authenticode.NewCertCache()
+	f.Fuzz(func(t *testing.T, data []byte, raw bool) {
+		table := data
+		if !raw {
+			table = makeTable(pkcs7Entry(data))
+		}
+		_, splitErr := pe.ParseCertificateTable(table, 0)
+		opts := authenticode.VerifyOptions{Cache: cache}
+		sigs, err := authenticode.Verify(table, 0, nil, opts)
+		if (err != nil) != (splitErr != nil) {
+			t.Fatalf("Verify error %v, ParseCertificateTable error %v", err, splitErr)
+		}
+		algs := authenticode.DigestAlgorithms(table)
+		if err != nil {
+			if sigs != nil || algs != nil {
+				t.Fatalf("Verify failed (%v) but returned %d signatures; DigestAlgorithms %v", err, len(sigs), algs)
+			}
+			return
+		}
+		fuzzInvariants(t, sigs)
+		digests := map[crypto.Hash][]byte{}
+		for _, s := range sigs {
+			if s.Verified {
+				t.Fatalf("signature %d %v verified without digests", s.Index, s.Path)
+			}
+			if _, ok := digests[s.DigestAlgorithm]; !ok && s.Digest != nil {
+				digests[s.DigestAlgorithm] = s.Digest
+			}
+		}
+		sigs2, err := authenticode.Verify(table, 0, digests, opts)
+		if err != nil || len(sigs2) != len(sigs) {
+			t.Fatalf("with digests: %d signatures, error %v; without: %d", len(sigs2), err, len(sigs))
+		}
+		fuzzInvariants(t, sigs2)
+		for i, s := range sigs2 {
+			if s.Index != sigs[i].Index || !slices.Equal(s.Path, sigs[i].Path) {
+				t.Fatalf("signature %d: %d %v with digests, %d %v without", i, s.Index, s.Path, sigs[i].Index, sigs[i].Path)
+			}
+			if s.Verified && !slices.Contains(algs, s.DigestAlgorithm) {
+				t.Fatalf("signature %d %v verified over %v, which DigestAlgorithms (%v) misses", s.Index, s.Path, s.DigestAlgorithm, algs)
+			}
+		}
+	})
+}
+
+func fuzzInvariants(t *testing.T, sigs []*signing.Signature) {
+	t.Helper()
+	checkInvariants(t, sigs)
+	for _, s := range sigs {
+		if errors.Is(s.Problem, authenticode.ErrInternal) {
+			t.Fatalf("recovered panic: %v", s.Problem)
+		}
+		if ts := s.Timestamp; ts != nil && errors.Is(ts.Problem, authenticode.ErrInternal) {
+			t.Fatalf("recovered panic in a timestamp: %v", ts.Problem)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+// fuzzSeeds returns the certificate tables of real and freshly signed files.
+func fuzzSeeds(f *testing.F) [][]byte {
+	var tables [][]byte
+	add := func(data []byte) {
+		pf, err := pe.Parse(bytes.NewReader(data), int64(len(data)))
+		if err == nil && pf.Signed() {
+			tables = append(tables, bytes.Clone(data[pf.CertTable.Off:pf.CertTable.End()]))
+		}
+	}
+	dir := filepath.Join(testenv.RepoRoot(f), "..", "shared", "testdata", "pe")
+	if env := os.Getenv("CSV_SHARED"); env != "" {
+		dir = filepath.Join(env, "testdata", "pe")
+	}
+	paths, _ := filepath.Glob(filepath.Join(dir, "*", "*"))
+	efi := os.Getenv("CSV_DEBIAN_EFI")
+	if efi == "" {
+		efi = "/tmp/csv-debian-efi"
+	}
+	paths = append(paths, filepath.Join(efi, debianShim), filepath.Join(efi, debianGrub))
+	for _, p := range paths {
+		if data, err := os.ReadFile(p); err == nil {
+			add(data)
+		}
+	}
+	if _, err := exec.LookPath("osslsigncode"); err != nil {
+		f.Logf("osslsigncode is not installed: no freshly signed seeds")
+		return tables
+	}
+	p := newPKI(f)
+	rsaS := p.signer(f, testca.LeafOptions{})
+	ecS := p.signer(f, testca.LeafOptions{KeyType: testca.ECDSAP256})
+	tsa := p.tsa(f)
+	in := peFile(2048)
+	plain := osslSign(f, in, rsaS, "-h", "sha256")
+	add(plain)
+	add(osslSign(f, in, ecS, "-h", "sha1"))
+	add(osslSign(f, plain, ecS, "-nest", "-h", "sha384"))
+	add(osslSign(f, in, rsaS, "-h", "sha256", "-TSA-certs", tsa.files.Chain, "-TSA-key", tsa.files.Key, "-TSA-time", strconv.FormatInt(testca.Epoch.Unix(), 10)))
+	add(osslSign(f, in, rsaS, "-h", "sha512", "-t", legacyTSA(f, tsa, []*x509.Certificate{tsa.leaf.Cert}, testca.Epoch)))
+	return tables
+}
