@@ -238,3 +238,66 @@ rules:
 		t.Fatalf("corpus lacks a kind of PE: %v", counts)
 	}
 }
+
+// debianEFI returns the unpacked Debian shim and GRUB (scripts/
+// fetch-debian-efi.sh), or skips.
+func debianEFI(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("CSV_DEBIAN_EFI")
+	if dir == "" {
+		dir = "/tmp/csv-debian-efi"
+	}
+	if _, err := os.Stat(filepath.Join(dir, "usr/lib/shim/shimx64.efi.signed")); err != nil {
+		if os.Getenv("CSV_REQUIRE_PEERS") == "1" {
+			t.Fatalf("Debian's signed shim is not in %s (run scripts/fetch-debian-efi.sh %s)", dir, dir)
+		}
+		t.Skipf("Debian's signed shim is not in %s (run scripts/fetch-debian-efi.sh %s)", dir, dir)
+	}
+	return dir
+}
+
+// TestRealShimExpiredSigner judges Debian's shim, signed by Microsoft under
+// the UEFI CA 2011 with a leaf that expired on 2026-06-26, with a signer
+// rule for that CA: strict validity blocks it; a trusted timestamp from
+// when the leaf was valid admits it; WDAC compatibility (expiry ignored, as
+// on Windows) admits it.
+func TestRealShimExpiredSigner(t *testing.T) {
+	dir := debianEFI(t)
+	ca2011 := testenv.Shared(t, "testdata/eventlogs/go-tpm-tools/secure-boot/MicCorUEFCA2011_2011-06-27.crt")
+	shim := filepath.Join(dir, "usr/lib/shim/shimx64.efi.signed")
+	in := InspectFile(t.Context(), shim, nil, InspectOptions{})
+	if in.Err != nil || len(in.Signatures) != 2 || in.Signatures[0].Timestamp == nil {
+		t.Fatalf("shim: %v, %d signatures", in.Err, len(in.Signatures))
+	}
+	// The Microsoft time-stamp authority that countersigned signature 0.
+	tsa := in.Signatures[0].Timestamp.Chains[0][len(in.Signatures[0].Timestamp.Chains[0])-1]
+	policy := func(header string) *cipolicy.Set {
+		src := "format: csv-policy/v1\nname: shim\nversion: '1'\n" + header + `
+rules:
+  - id: uefi-ca-2011
+    action: allow
+    signer: {certificate_file: ca2011.crt, level: issuer}
+`
+		p, err := cipolicy.ParseWith([]byte(src), "shim.yaml", cipolicy.ParseOptions{ReadFile: func(string) ([]byte, error) { return os.ReadFile(ca2011) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := cipolicy.NewSet(cipolicy.SetOptions{}, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	judge := func(s *cipolicy.Set) cipolicy.Decision {
+		return validate(t, s, Options{}, shim).Results[0].Decision
+	}
+	if d := judge(policy("")); d.Allowed() || !strings.Contains(d.Reason, `"Microsoft Windows UEFI Driver Publisher"`) || !strings.Contains(d.Reason, "is not valid now") {
+		t.Errorf("strict: %s: %s", d.Verdict, d.Reason)
+	}
+	if d := judge(policy("timestamp_authorities: [{tbs: " + tsa.TBSHashHex() + "}]")); !d.Allowed() || d.Signature != 0 {
+		t.Errorf("with Microsoft's TSA trusted: %s: %s", d.Verdict, d.Reason)
+	}
+	if d := judge(policy("wdac_compatible: true")); !d.Allowed() {
+		t.Errorf("WDAC compatibility: %s: %s", d.Verdict, d.Reason)
+	}
+}
