@@ -30,7 +30,7 @@ func signPE(t *testing.T, ossl string, f testca.Files, in, out string, extra ...
 }
 
 // signELF appends a kernel-format signature to the file at path.
-func signELF(t *testing.T, path string, leaf *testca.Cert) {
+func appendModSig(t *testing.T, path string, leaf *testca.Cert) {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -81,9 +81,9 @@ func TestSignerRulesEndToEnd(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "tampered.exe"), tampered, 0o644)
 	os.WriteFile(filepath.Join(dir, "unsigned.exe"), testbin.PE(testbin.PEOptions{}), 0o644)
 	os.WriteFile(filepath.Join(dir, "module.ko"), testbin.ELF(testbin.ELFOptions{}), 0o644)
-	signELF(t, filepath.Join(dir, "module.ko"), leaf)
+	appendModSig(t, filepath.Join(dir, "module.ko"), leaf)
 	os.WriteFile(filepath.Join(dir, "other.ko"), testbin.ELF(testbin.ELFOptions{Class32: true}), 0o644)
-	signELF(t, filepath.Join(dir, "other.ko"), rogue)
+	appendModSig(t, filepath.Join(dir, "other.ko"), rogue)
 
 	inter := sigCert(t, ca.Intermediate.Cert)
 	src := fmt.Sprintf(`format: csv-policy/v1

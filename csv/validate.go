@@ -61,6 +61,10 @@ type Options struct {
 	// ELF appended signatures carry no certificates, so their signers can
 	// only be found here.
 	Certificates []*signing.Certificate
+	// SignCheck also computes the digests signing compares (Authenticode
+	// SHA256 of PE files, SHA256 of ELF files), so that Sign can refuse a
+	// file that changed after it was validated (Report.Digests).
+	SignCheck bool
 	// Progress, if set, is called after each file with the count of files
 	// done and the total. It is called from several goroutines.
 	Progress func(done, total int)
@@ -174,6 +178,16 @@ func (r *Report) Failed() bool {
 	return false
 }
 
+// Digests maps each judged binary's DisplayPath to its digests, for
+// SignOptions.Expect.
+func (r *Report) Digests() map[string]cipolicy.Digests {
+	m := make(map[string]cipolicy.Digests, len(r.Results))
+	for i := range r.Results {
+		m[r.Results[i].DisplayPath()] = r.Results[i].Digests
+	}
+	return m
+}
+
 // InterruptedError is returned when the context is cancelled during a run.
 type InterruptedError struct {
 	Done, Total int
@@ -200,7 +214,15 @@ func (v *Validator) Validate(ctx context.Context, roots ...string) (*Report, err
 		case v.opts.AllDigests:
 			return cipolicy.AllNeeds()
 		}
-		return v.set.Needs(rel, f, v.opts.Scenario)
+		n := v.set.Needs(rel, f, v.opts.Scenario)
+		if v.opts.SignCheck {
+			if f == cipolicy.FormatPE {
+				n.Digests = n.Digests.With(cipolicy.AuthenticodeSHA256)
+			} else {
+				n.Digests = n.Digests.With(cipolicy.SHA256)
+			}
+		}
+		return n
 	}
 	opts := v.opts
 	opts.Certificates = signing.Dedup(append(slices.Clone(opts.Certificates), v.set.Certificates()...))
@@ -317,4 +339,27 @@ func scan(ctx context.Context, opts *Options, roots []string, needs func(rel str
 		return nil, &InterruptedError{Done: int(done.Load()), Total: len(todo), Err: err}
 	}
 	return &scanned{walker: w, inspections: ins}, nil
+}
+
+// Binaries lists the PE and ELF files under roots, as validation discovers
+// them, without judging them (and without hashing: only the headers are
+// read). Files that cannot be read or parsed are listed with Err set.
+func Binaries(ctx context.Context, opts Options, roots ...string) ([]Result, error) {
+	sc, err := scan(ctx, &opts, roots, func(string, cipolicy.Format) cipolicy.Needs { return cipolicy.Needs{} })
+	if err != nil {
+		return nil, err
+	}
+	var out []Result
+	for i := range sc.entries {
+		e := &sc.entries[i]
+		in := sc.inspections[i]
+		switch {
+		case e.skipped != nil:
+		case e.problem != nil:
+			out = append(out, Result{Root: roots[e.root], Path: e.rel, Format: e.format, Err: e.problem, fileRoot: e.fileRoot})
+		case in.Format != FormatOther || in.Err != nil:
+			out = append(out, Result{Root: roots[e.root], Path: e.rel, Format: in.Format, Size: in.Size, Err: in.Err, fileRoot: e.fileRoot})
+		}
+	}
+	return out, nil
 }

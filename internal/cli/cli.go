@@ -17,7 +17,9 @@ import (
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/cli/inspect"
 	"github.com/codesignval/csv/internal/cli/policy"
+	"github.com/codesignval/csv/internal/cli/sign"
 	"github.com/codesignval/csv/internal/cli/validate"
+	"github.com/codesignval/csv/internal/cli/verifymanifest"
 	"github.com/codesignval/csv/internal/cli/version"
 )
 
@@ -28,8 +30,8 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 		Short: "Code signing validation for build pipelines",
 		Long: heredoc.Doc(`
 			csv checks that every PE and ELF binary of a build satisfies a code integrity policy
-			(allow and deny rules by hash, in the project's YAML format), and fails the CI job
-			when anything would be blocked on a host.
+			(signer and hash rules, in csv's YAML format or WDAC SiPolicy XML), fails the CI job
+			when anything would be blocked on a host, and signs builds that pass.
 
 			Exit status: 0 nothing blocked; 1 something blocked (or another finding the command
 			documents); 2 usage, policy or configuration error.
@@ -47,6 +49,8 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 		validate.NewCmdValidate(f, nil),
 		inspect.NewCmdInspect(f, nil),
 		policy.NewCmdPolicy(f),
+		sign.NewCmdSign(f, nil),
+		verifymanifest.NewCmdVerifyManifest(f, nil),
 		version.NewCmdVersion(f),
 	)
 	return cmd

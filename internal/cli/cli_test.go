@@ -128,7 +128,8 @@ func writeFixture(ts *testscript.TestScript, name string, data []byte, truncate 
 // mkpki DIR: write a test PKI: root.pem, inter.pem, chain.pem (leaf and
 // intermediate), leaf.pem and leaf.key ("Build Signing"), ec.key and
 // ec-chain.pem (an ECDSA leaf), rogue.key and rogue.pem (self-signed, same
-// name as the leaf).
+// name as the leaf), noeku.key and noeku-chain.pem (a TLS server
+// certificate), expired.key and expired-chain.pem.
 func cmdMkPKI(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 || neg {
 		ts.Fatalf("usage: mkpki DIR")
@@ -140,16 +141,23 @@ func cmdMkPKI(ts *testscript.TestScript, neg bool, args []string) {
 	leaf := ca.Leaf(t, testca.LeafOptions{CommonName: "Build Signing"})
 	ec := ca.Leaf(t, testca.LeafOptions{CommonName: "EC Signing", KeyType: testca.ECDSAP256})
 	rogue := ca.Leaf(t, testca.LeafOptions{CommonName: "Build Signing", SelfSigned: true})
+	noEKU := ca.Leaf(t, testca.LeafOptions{CommonName: "Web Server", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	expired := ca.Leaf(t, testca.LeafOptions{CommonName: "Old Signing",
+		NotBefore: testca.Epoch.AddDate(-1, 0, 0), NotAfter: testca.Epoch.AddDate(0, -6, 0)})
 	files := map[string][]byte{
-		"root.pem":     testca.PEM(ca.Root.Cert),
-		"inter.pem":    testca.PEM(ca.Intermediate.Cert),
-		"chain.pem":    testca.PEM(leaf.Cert, ca.Intermediate.Cert),
-		"leaf.pem":     testca.PEM(leaf.Cert),
-		"leaf.key":     testca.KeyPEM(t, leaf.Key),
-		"ec-chain.pem": testca.PEM(ec.Cert, ca.Intermediate.Cert),
-		"ec.key":       testca.KeyPEM(t, ec.Key),
-		"rogue.pem":    testca.PEM(rogue.Cert),
-		"rogue.key":    testca.KeyPEM(t, rogue.Key),
+		"noeku-chain.pem":   testca.PEM(noEKU.Cert, ca.Intermediate.Cert),
+		"noeku.key":         testca.KeyPEM(t, noEKU.Key),
+		"expired-chain.pem": testca.PEM(expired.Cert, ca.Intermediate.Cert),
+		"expired.key":       testca.KeyPEM(t, expired.Key),
+		"root.pem":          testca.PEM(ca.Root.Cert),
+		"inter.pem":         testca.PEM(ca.Intermediate.Cert),
+		"chain.pem":         testca.PEM(leaf.Cert, ca.Intermediate.Cert),
+		"leaf.pem":          testca.PEM(leaf.Cert),
+		"leaf.key":          testca.KeyPEM(t, leaf.Key),
+		"ec-chain.pem":      testca.PEM(ec.Cert, ca.Intermediate.Cert),
+		"ec.key":            testca.KeyPEM(t, ec.Key),
+		"rogue.pem":         testca.PEM(rogue.Cert),
+		"rogue.key":         testca.KeyPEM(t, rogue.Key),
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {

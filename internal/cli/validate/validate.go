@@ -17,6 +17,7 @@ import (
 	"github.com/codesignval/csv/csv"
 	"github.com/codesignval/csv/csv/report"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
+	"github.com/codesignval/csv/internal/cli/sign"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -40,6 +41,8 @@ type Options struct {
 	AllDigests      bool
 	Quiet           bool
 	CertFiles       []string
+	Sign            bool
+	SignFlags       sign.Flags
 	Paths           []string
 }
 
@@ -59,10 +62,13 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 			Several --policy files combine as Windows does: every base policy must allow a binary,
 			and supplemental policies add allow rules to their base.
 
+			With --sign, a build where every binary passes is then signed (see csv sign --help);
+			a build with any blocked file is not signed at all.
+
 			Exit status:
-			  0  nothing blocked (or the policy only audits)
+			  0  nothing blocked (or the policy only audits); with --sign: signed
 			  1  at least one binary blocked in enforce mode, or no binaries found
-			     with --fail-if-no-targets
+			     with --fail-if-no-targets; with --sign: anything blocked, so nothing signed
 			  2  usage, policy or configuration error: nothing was judged
 		`),
 		Example: heredoc.Doc(`
@@ -99,6 +105,8 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 	fl.BoolVar(&opts.SARIFPasses, "sarif-passes", false, "SARIF report: add a CodeSign.MatchingPolicy result for every allowed file")
 	fl.BoolVar(&opts.AllDigests, "all-digests", false, "compute every digest for the report, not only those the policy compares")
 	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress or summary on standard error")
+	fl.BoolVar(&opts.Sign, "sign", false, "if every binary passes, sign them (see csv sign); nothing is signed otherwise")
+	opts.SignFlags.Register(fl, " (with --sign)")
 	fl.StringArrayVar(&opts.CertFiles, "certs", nil, "certificates `FILE` (PEM or DER) completing chains: intermediates, roots, ELF signers; roots here are trusted for WDAC well-known root rules; repeatable")
 	return cmd
 }
@@ -126,6 +134,13 @@ func (o *Options) check() error {
 	if o.SARIFPasses && o.Format != "sarif" {
 		return cmdutil.FlagErrorf("validate: --sarif-passes needs --format sarif")
 	}
+	if o.Sign {
+		if err := o.SignFlags.Check("validate --sign"); err != nil {
+			return err
+		}
+	} else if o.SignFlags != (sign.Flags{}) {
+		return cmdutil.FlagErrorf("validate: signing flags (--key, --cert, --out, --bundle, --manifest, ...) need --sign")
+	}
 	return nil
 }
 
@@ -149,7 +164,7 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	vopts := csv.Options{
 		Jobs: o.Jobs, Scenario: cipolicy.Scenario(o.Scenario), Include: o.Include, Exclude: o.Exclude,
-		FollowSymlinks: o.FollowSymlinks, AllDigests: o.AllDigests, Certificates: certs,
+		FollowSymlinks: o.FollowSymlinks, AllDigests: o.AllDigests, Certificates: certs, SignCheck: o.Sign,
 	}
 	var prog *progress
 	if o.IO.ErrTTY && !o.Quiet {
@@ -192,7 +207,17 @@ func Run(ctx context.Context, o *Options) error {
 		return fmt.Errorf("writing the report: %w", err)
 	}
 	if rep.Failed() || noTargets {
+		if o.Sign {
+			fmt.Fprintln(o.IO.ErrOut, "csv: not signing: the build does not pass")
+		}
 		return cmdutil.ErrFailed
+	}
+	if o.Sign {
+		if rep.Summary.Blocked > 0 {
+			fmt.Fprintf(o.IO.ErrOut, "csv: not signing: %d binaries would be blocked under enforcement\n", rep.Summary.Blocked)
+			return cmdutil.ErrFailed
+		}
+		return o.SignFlags.Sign(ctx, o.IO, o.Version, rep, vopts, o.Quiet, o.Paths)
 	}
 	return nil
 }

@@ -1,0 +1,465 @@
+package csv
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/internal/binfmt"
+	"github.com/codesignval/csv/internal/binfmt/elf"
+	"github.com/codesignval/csv/internal/binfmt/pe"
+	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/signing/authenticode"
+	"github.com/codesignval/csv/signing/bundle"
+	"github.com/codesignval/csv/signing/modsig"
+)
+
+// SignOptions configure Sign.
+type SignOptions struct {
+	// Jobs, Include, Exclude and FollowSymlinks select and pace the files
+	// as for validation.
+	Jobs           int
+	Include        []string
+	Exclude        []string
+	FollowSymlinks bool
+	// Key signs; Chain is the build certificate chain, leaf first. The
+	// caller has checked that they match (signing.CheckSigningChain).
+	Key   crypto.Signer
+	Chain []*x509.Certificate
+	// Out, if set, receives the signed tree: signing DIR into OUT writes
+	// OUT/<path under DIR>. Otherwise files are signed in place.
+	Out string
+	// Bundle writes a Sigstore bundle FILE.sigstore.json next to every
+	// signed binary, and every other file under the roots too.
+	Bundle bool
+	// PE configures Authenticode signatures.
+	PE authenticode.SignOptions
+	// Expect, if set, maps each binary's path (Result.DisplayPath) to the
+	// digests validation saw: a file whose digest differs when it is read
+	// for signing changed after it was validated, and nothing is signed.
+	Expect map[string]cipolicy.Digests
+	// Progress, if set, is called after each file.
+	Progress func(done, total int)
+	// Manifest, if set, is where the signed build manifest goes; Sign
+	// calls MakeManifest with the signed binaries (in discovery order) once
+	// all are signed, and writes its result with them, in the same
+	// all-or-nothing commit.
+	Manifest     string
+	MakeManifest func(signed []Signed) ([]byte, error)
+}
+
+// Signed is one file Sign wrote.
+type Signed struct {
+	Root, Path string // as in Result
+	Format     Format
+	Output     string // where the signed file is
+	// SHA256 is the digest of the signed file.
+	SHA256 []byte
+	// Bundle is the path of the Sigstore bundle, if one was written.
+	Bundle   string
+	Warnings []string
+	fileRoot bool
+}
+
+// DisplayPath is the path to show a user (see Result.DisplayPath).
+func (s *Signed) DisplayPath() string { return displayPath(s.Root, s.Path, s.fileRoot) }
+
+// SignReport is what Sign did.
+type SignReport struct {
+	Signed  []Signed
+	Skipped []SkippedFile
+}
+
+// SignError is the first failure that stopped a signing run, with the file.
+type SignError struct {
+	Path string
+	Err  error
+}
+
+func (e *SignError) Error() string { return "signing " + e.Path + ": " + e.Err.Error() }
+func (e *SignError) Unwrap() error { return e.Err }
+
+// ErrChanged is wrapped when a file changed between validation and signing.
+var ErrChanged = errors.New("the file changed after it was validated")
+
+// tempMarker is in the name of every temporary file Sign writes, next to
+// its destination: ".NAME.csv-sign-RANDOM". A file with this name left by a
+// killed run is never a signed output, and validate blocks it (it is
+// usually a truncated binary).
+const tempMarker = ".csv-sign-"
+
+// Sign signs every PE and ELF binary under roots with the build key:
+// Authenticode for PE files, a kernel-module appended signature for ELF
+// files, and with opts.Bundle a Sigstore bundle for every file. Files are
+// signed in parallel, each read once through a fixed buffer.
+//
+// Signing is all or nothing: every signed file is written to a temporary
+// file in its destination directory and synced; only when all succeeded are
+// they renamed into place. On any error, or when ctx is cancelled, the
+// temporary files are removed and the originals are untouched. A process
+// killed in the middle leaves each destination either as it was or fully
+// signed (renames are atomic), and possibly ".csv-sign-" temporary files.
+func Sign(ctx context.Context, opts SignOptions, roots ...string) (*SignReport, error) {
+	if opts.Key == nil || len(opts.Chain) == 0 {
+		return nil, fmt.Errorf("%w: signing needs a key and a certificate chain", ErrOptions)
+	}
+	w, err := discover(ctx, roots, opts.Include, append(slices.Clone(opts.Exclude), "**/."+"*"+tempMarker+"*"), opts.FollowSymlinks)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &InterruptedError{Err: ctx.Err()}
+		}
+		return nil, err
+	}
+	rep := &SignReport{}
+	var todo []*entry
+	for i := range w.entries {
+		e := &w.entries[i]
+		switch {
+		case e.skipped != nil:
+			rep.Skipped = append(rep.Skipped, *e.skipped)
+		case e.problem != nil:
+			return nil, &SignError{Path: displayPath(roots[e.root], e.rel, e.fileRoot), Err: e.problem}
+		default:
+			todo = append(todo, e)
+		}
+	}
+	jobs := opts.Jobs
+	if jobs <= 0 {
+		jobs = runtime.GOMAXPROCS(0)
+	}
+	results := make([]*pending, len(todo))
+	var next, done atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	for range min(jobs, max(len(todo), 1)) {
+		g.Go(func() error {
+			buf := make([]byte, limits.ReadBuffer)
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(todo) || gctx.Err() != nil {
+					return gctx.Err()
+				}
+				e := todo[k]
+				p, err := signOne(gctx, &opts, roots, e, buf)
+				results[k] = p // cleaned up below, even when err != nil
+				if err != nil {
+					return &SignError{Path: displayPath(roots[e.root], e.rel, e.fileRoot), Err: err}
+				}
+				if opts.Progress != nil {
+					opts.Progress(int(done.Add(1)), len(todo))
+				}
+			}
+		})
+	}
+	err = g.Wait()
+	if err == nil && opts.Manifest != "" {
+		var p *pending
+		p, err = stageManifest(&opts, results)
+		results = append(results, p)
+	}
+	if err == nil {
+		err = commit(results)
+	}
+	if err != nil {
+		for _, p := range results {
+			p.discard()
+		}
+		if ctx.Err() != nil {
+			return nil, &InterruptedError{Done: int(done.Load()), Total: len(todo), Err: ctx.Err()}
+		}
+		return nil, err
+	}
+	for _, p := range results {
+		if p != nil && p.signed != nil {
+			rep.Signed = append(rep.Signed, *p.signed)
+		}
+	}
+	return rep, nil
+}
+
+// stageManifest writes the manifest of the signed binaries to a temporary
+// file next to opts.Manifest.
+func stageManifest(opts *SignOptions, results []*pending) (*pending, error) {
+	var signed []Signed
+	for _, p := range results {
+		if p != nil && p.signed != nil && p.signed.Format != FormatOther {
+			signed = append(signed, *p.signed)
+		}
+	}
+	data, err := opts.MakeManifest(signed)
+	if err != nil {
+		return nil, fmt.Errorf("making the manifest: %w", err)
+	}
+	f, err := createTemp(opts.Manifest, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	p := &pending{temps: []string{f.Name()}, dests: []string{opts.Manifest}}
+	_, werr := f.Write(data)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		return p, fmt.Errorf("writing the manifest: %w", err)
+	}
+	return p, nil
+}
+
+// pending is one file's signed output, written but not yet in place.
+type pending struct {
+	temps  []string // temporary files, renamed in order onto dests
+	dests  []string
+	signed *Signed
+}
+
+// discard removes the temporary files.
+func (p *pending) discard() {
+	if p == nil {
+		return
+	}
+	for _, t := range p.temps {
+		os.Remove(t)
+	}
+}
+
+// beforeRename, if set (by tests), is called before each rename.
+var beforeRename func()
+
+// commit renames every temporary file into place, then syncs the
+// directories, so that a crash after Sign returns cannot lose a signed file.
+func commit(ps []*pending) error {
+	dirs := map[string]bool{}
+	for _, p := range ps {
+		if p == nil {
+			continue
+		}
+		for i, t := range p.temps {
+			if beforeRename != nil {
+				beforeRename()
+			}
+			if err := os.Rename(t, p.dests[i]); err != nil {
+				return fmt.Errorf("renaming %s into place: %w", p.dests[i], err)
+			}
+			p.temps[i] = "" // renamed: nothing to discard
+			dirs[filepath.Dir(p.dests[i])] = true
+		}
+	}
+	for d := range dirs {
+		if f, err := os.Open(d); err == nil {
+			f.Sync()
+			f.Close()
+		}
+	}
+	return nil
+}
+
+// createTemp makes the temporary file for dest, in dest's directory.
+func createTemp(dest string, mode os.FileMode) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return nil, err
+	}
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	name := filepath.Join(filepath.Dir(dest), "."+filepath.Base(dest)+tempMarker+hex.EncodeToString(rnd[:]))
+	return os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, mode.Perm())
+}
+
+// destination returns where the signed copy of e goes.
+func destination(opts *SignOptions, roots []string, e *entry) string {
+	if opts.Out == "" {
+		return e.abs
+	}
+	return filepath.Join(opts.Out, filepath.FromSlash(e.rel))
+}
+
+// signOne signs one file into temporary files. It returns the pending
+// output even on error, so the caller can remove it.
+func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, buf []byte) (p *pending, err error) {
+	p = &pending{}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error while signing (please report it): %v", r)
+		}
+	}()
+	f, err := openRegular(e.abs, e.follow)
+	if err != nil {
+		return p, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return p, err
+	}
+	if !st.Mode().IsRegular() {
+		return p, fmt.Errorf("not a regular file (%s)", st.Mode().Type())
+	}
+	size := st.Size()
+	n, err := io.ReadFull(f, buf[:min(int64(sniffSize), size)])
+	if err != nil {
+		return p, fileChanged(err)
+	}
+	head := buf[:n]
+	ra := binfmt.PrefixReader{Prefix: head, R: f}
+	format := FormatOther
+	switch binfmt.Sniff(head) {
+	case binfmt.PE:
+		if pe.IsPE(ra, size) {
+			format = FormatPE
+		}
+	case binfmt.ELF:
+		format = FormatELF
+	}
+	display := displayPath(roots[e.root], e.rel, e.fileRoot)
+	if format == FormatOther && !opts.Bundle {
+		return nil, nil // not a binary: left alone
+	}
+	dest := destination(opts, roots, e)
+	s := &Signed{Root: roots[e.root], Path: e.rel, Format: format, Output: dest, fileRoot: e.fileRoot}
+	out, err := createTemp(dest, st.Mode())
+	if err != nil {
+		return p, err
+	}
+	p.temps, p.dests = append(p.temps, out.Name()), append(p.dests, dest)
+	defer func() {
+		if cerr := out.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	// The signed output's SHA-256, for bundles, manifests and reports.
+	var outSum []byte
+	switch format {
+	case FormatPE:
+		res, err := authenticode.Sign(ctx, ra, size, out, opts.Key, opts.Chain, opts.PE)
+		if err != nil {
+			return p, err
+		}
+		s.Warnings = res.Warnings
+		if want, ok := opts.Expect[display]; ok && want.AuthenticodeSHA256 != nil && !bytes.Equal(want.AuthenticodeSHA256, res.Digest) {
+			return p, fmt.Errorf("%w: Authenticode SHA256 %x when validated, %x now", ErrChanged, want.AuthenticodeSHA256, res.Digest)
+		}
+		// Header fields were patched after the stream: hash what is on
+		// disk (from the page cache).
+		if outSum, err = hashFile(out, buf); err != nil {
+			return p, err
+		}
+	case FormatELF:
+		outSum, err = signELF(ctx, f, ra, size, buf, n, out, opts, display)
+		if err != nil {
+			return p, err
+		}
+	default:
+		if outSum, err = copyHashing(ctx, f, buf, n, size, out); err != nil {
+			return p, err
+		}
+	}
+	if err := out.Sync(); err != nil {
+		return p, err
+	}
+	s.SHA256 = outSum
+	if opts.Bundle {
+		b, err := bundle.New(outSum, opts.Key, opts.Chain)
+		if err != nil {
+			return p, fmt.Errorf("making the Sigstore bundle: %w", err)
+		}
+		bdest := dest + ".sigstore.json"
+		bf, err := createTemp(bdest, 0o644)
+		if err != nil {
+			return p, err
+		}
+		p.temps, p.dests = append(p.temps, bf.Name()), append(p.dests, bdest)
+		_, werr := bf.Write(b)
+		serr := bf.Sync()
+		if cerr := bf.Close(); werr == nil && serr == nil {
+			werr = cerr
+		}
+		if werr != nil || serr != nil {
+			return p, errors.Join(werr, serr)
+		}
+		s.Bundle = bdest
+	}
+	p.signed = s
+	return p, nil
+}
+
+// signELF copies an ELF file to out while hashing what the signature covers
+// (a signature it already carries is replaced), then appends the signature.
+// It returns the SHA-256 of the output.
+func signELF(ctx context.Context, f *os.File, ra io.ReaderAt, size int64, buf []byte, n int, out *os.File, opts *SignOptions, display string) ([]byte, error) {
+	if _, err := elf.Parse(ra, size); err != nil {
+		return nil, err
+	}
+	app, err := modsig.Find(ra, size)
+	if err != nil {
+		return nil, fmt.Errorf("its appended signature: %w", err)
+	}
+	content := size
+	if app != nil {
+		if opts.PE.Append {
+			return nil, errors.New("an ELF file carries one appended signature: it cannot take a second (sign without --append to replace it)")
+		}
+		content = app.SignedLen // replace the old signature
+	}
+	h := crypto.SHA256
+	digest := h.New()
+	flat := sha256.New()
+	// Copy [0, content) to out, hashing it for the signature and the
+	// output digest; the rest (an old signature) is dropped.
+	w := io.MultiWriter(&prefixWriter{w: digest, n: content}, &prefixWriter{w: flat, n: content}, &prefixWriter{w: out, n: content})
+	if err := stream(ctx, f, buf, n, size, []io.Writer{w}); err != nil {
+		return nil, err
+	}
+	sum := digest.Sum(nil)
+	if want, ok := opts.Expect[display]; ok && want.SHA256 != nil && app == nil && !bytes.Equal(want.SHA256, sum) {
+		return nil, fmt.Errorf("%w: SHA256 %x when validated, %x now", ErrChanged, want.SHA256, sum)
+	}
+	trailer, err := modsig.Sign(sum, opts.Chain[0], opts.Key, modsig.SignOptions{Hash: h})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := out.Write(trailer); err != nil {
+		return nil, err
+	}
+	flat.Write(trailer)
+	return flat.Sum(nil), nil
+}
+
+// copyHashing copies the file to out, returning its SHA-256.
+func copyHashing(ctx context.Context, f *os.File, buf []byte, n int, size int64, out io.Writer) ([]byte, error) {
+	h := sha256.New()
+	if err := stream(ctx, f, buf, n, size, []io.Writer{h, out}); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}
+
+// hashFile returns the SHA-256 of an open file's content.
+func hashFile(f *os.File, buf []byte) ([]byte, error) {
+	h := sha256.New()
+	if _, err := io.CopyBuffer(h, io.NewSectionReader(f, 0, 1<<62), buf); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}
+
+// SignedPaths lists the signed files' display paths, sorted.
+func (r *SignReport) SignedPaths() []string {
+	var out []string
+	for i := range r.Signed {
+		out = append(out, r.Signed[i].DisplayPath())
+	}
+	slices.Sort(out)
+	return out
+}

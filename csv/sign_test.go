@@ -1,0 +1,470 @@
+package csv
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/internal/binfmt/pe"
+	"github.com/codesignval/csv/internal/testbin"
+	"github.com/codesignval/csv/internal/testca"
+	"github.com/codesignval/csv/signing"
+	"github.com/codesignval/csv/signing/authenticode"
+	"github.com/codesignval/csv/signing/bundle"
+	"github.com/codesignval/csv/signing/modsig"
+)
+
+// buildTree writes a small build: PE32+, PE32, a PE with overlay, ELF
+// programs, a text file.
+func buildTree(t *testing.T) string {
+	t.Helper()
+	return tree(t, map[string][]byte{
+		"win/app.exe":      testbin.PE(testbin.PEOptions{}),
+		"win/lib32.dll":    testbin.PE(testbin.PEOptions{PE32: true, Data: []byte("data")}),
+		"win/setup.exe":    testbin.PE(testbin.PEOptions{Overlay: bytes.Repeat([]byte("payload"), 999)}),
+		"linux/tool":       testbin.ELF(testbin.ELFOptions{}),
+		"linux/lib/tool32": testbin.ELF(testbin.ELFOptions{Class32: true}),
+		"docs/README.txt":  []byte("not a binary\n"),
+	})
+}
+
+type signer struct {
+	ca    *testca.CA
+	leaf  *testca.Cert
+	chain []*x509.Certificate
+	files testca.Files
+}
+
+func newSigner(t *testing.T) *signer {
+	t.Helper()
+	ca := testca.New(t)
+	leaf := ca.Leaf(t, testca.LeafOptions{CommonName: "Build Signing"})
+	s := &signer{ca: ca, leaf: leaf, chain: []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert}}
+	s.files = ca.WriteFiles(t, t.TempDir(), leaf)
+	return s
+}
+
+func (s *signer) opts() SignOptions {
+	return SignOptions{Key: s.leaf.Key, Chain: s.chain}
+}
+
+// snapshot records every file's content under dir.
+func snapshot(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	m := map[string][]byte{}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			b, _ := os.ReadFile(p)
+			rel, _ := filepath.Rel(dir, p)
+			m[filepath.ToSlash(rel)] = b
+		}
+		return nil
+	})
+	return m
+}
+
+// pcaPolicy allows what the test CA's issuing CA signed.
+func (s *signer) pcaPolicy(t *testing.T) *cipolicy.Set {
+	t.Helper()
+	inter := sigCert(t, s.ca.Intermediate.Cert)
+	return policyFor(t, fmt.Sprintf("{id: build, action: allow, signer: {tbs: %s, level: issuer}}", inter.TBSHashHex()))
+}
+
+// TestSignClosedLoop: what Sign produces, validate admits with a signer rule
+// for the build certificate's issuing CA; one flipped byte is blocked; the
+// peers' own verifiers accept every signature.
+func TestSignClosedLoop(t *testing.T) {
+	s := newSigner(t)
+	dir := buildTree(t)
+	before := snapshot(t, dir)
+	opts := s.opts()
+	opts.Bundle = true
+	rep, err := Sign(t.Context(), opts, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Signed) != 6 { // 5 binaries and the text file (bundle only)
+		t.Fatalf("signed %v", rep.SignedPaths())
+	}
+	after := snapshot(t, dir)
+	if !bytes.Equal(after["docs/README.txt"], before["docs/README.txt"]) {
+		t.Error("a file that is not a binary was changed")
+	}
+	for name := range after {
+		if strings.Contains(name, tempMarker) {
+			t.Errorf("temporary file left: %s", name)
+		}
+	}
+	// Validate with the signer rule: every binary is allowed by signature.
+	certs := []*signing.Certificate{sigCert(t, s.leaf.Cert), sigCert(t, s.ca.Intermediate.Cert)}
+	vrep := validate(t, s.pcaPolicy(t), Options{Certificates: certs}, dir)
+	if vrep.Summary.Files != 5 || vrep.Summary.Allowed != 5 {
+		for _, r := range vrep.Results {
+			t.Logf("%s: %s", r.Path, r.Decision.Reason)
+		}
+		t.Fatalf("summary %+v", vrep.Summary)
+	}
+	for _, r := range vrep.Results {
+		if r.Decision.Kind != cipolicy.KindAllowedBySigner {
+			t.Errorf("%s: %s", r.Path, r.Decision.Reason)
+		}
+	}
+	// Each signed file's bundle verifies against the test root.
+	for _, sg := range rep.Signed {
+		data, _ := os.ReadFile(sg.Bundle)
+		out, _ := os.ReadFile(sg.Output)
+		sum := sha256.Sum256(out)
+		if !bytes.Equal(sum[:], sg.SHA256) {
+			t.Errorf("%s: reported SHA256 is not the signed file's", sg.Path)
+		}
+		if err := bundle.Verify(data, sum[:], []*x509.Certificate{s.ca.Root.Cert}, testca.Epoch); err != nil {
+			t.Errorf("%s: bundle: %v", sg.Path, err)
+		}
+	}
+	// osslsigncode accepts every signed PE.
+	if ossl := osslPath(); ossl != "" {
+		for _, name := range []string{"win/app.exe", "win/lib32.dll", "win/setup.exe"} {
+			if out, err := exec.Command(ossl, "verify", "-CAfile", s.files.Root, "-in", filepath.Join(dir, name)).CombinedOutput(); err != nil {
+				t.Errorf("osslsigncode verify %s: %v\n%s", name, err, out)
+			}
+		}
+	}
+	// openssl cms accepts every ELF signature.
+	if openssl := opensslPath(); openssl != "" {
+		for _, name := range []string{"linux/tool", "linux/lib/tool32"} {
+			checkModsigWithOpenSSL(t, openssl, filepath.Join(dir, name), s)
+		}
+	}
+	// One flipped byte in one file is blocked.
+	p := filepath.Join(dir, "win/setup.exe")
+	b, _ := os.ReadFile(p)
+	b[0x500] ^= 0x40
+	os.WriteFile(p, b, 0o644)
+	p = filepath.Join(dir, "linux/tool")
+	b, _ = os.ReadFile(p)
+	b[0x80] ^= 1
+	os.WriteFile(p, b, 0o755)
+	vrep = validate(t, s.pcaPolicy(t), Options{Certificates: certs}, dir)
+	blocked := map[string]bool{}
+	for _, r := range vrep.Results {
+		if !r.Decision.Allowed() {
+			blocked[r.Path] = true
+		}
+	}
+	if len(blocked) != 2 || !blocked["win/setup.exe"] || !blocked["linux/tool"] {
+		t.Errorf("after flipping a byte, blocked: %v", blocked)
+	}
+}
+
+func osslPath() string {
+	p, _ := exec.LookPath("osslsigncode")
+	return p
+}
+
+func opensslPath() string {
+	p, _ := exec.LookPath("openssl")
+	return p
+}
+
+// checkModsigWithOpenSSL verifies an ELF file's appended signature with
+// openssl cms, the detached signature over the signed prefix.
+func checkModsigWithOpenSSL(t *testing.T, openssl, path string, s *signer) {
+	t.Helper()
+	data, _ := os.ReadFile(path)
+	app, err := modsig.Find(bytes.NewReader(data), int64(len(data)))
+	if err != nil || app == nil {
+		t.Fatalf("%s: no appended signature: %v", path, err)
+	}
+	tmp := t.TempDir()
+	sig, content, cas, leaf := filepath.Join(tmp, "sig.p7"), filepath.Join(tmp, "content"), filepath.Join(tmp, "cas.pem"), filepath.Join(tmp, "leaf.pem")
+	os.WriteFile(sig, app.PKCS7, 0o644)
+	os.WriteFile(content, data[:app.SignedLen], 0o644)
+	os.WriteFile(cas, testca.PEM(s.ca.Intermediate.Cert, s.ca.Root.Cert), 0o644)
+	os.WriteFile(leaf, testca.PEM(s.leaf.Cert), 0o644)
+	out, err := exec.Command(openssl, "cms", "-verify", "-binary", "-inform", "DER", "-in", sig, "-content", content,
+		"-certfile", leaf, "-CAfile", cas, "-purpose", "any", "-attime", fmt.Sprint(testca.Epoch.Unix()), "-out", os.DevNull).CombinedOutput()
+	if err != nil {
+		t.Errorf("openssl cms -verify %s: %v\n%s", path, err, out)
+	}
+}
+
+func TestSignIntoOutKeepsOriginals(t *testing.T) {
+	s := newSigner(t)
+	dir := buildTree(t)
+	before := snapshot(t, dir)
+	out := filepath.Join(t.TempDir(), "signed")
+	opts := s.opts()
+	opts.Out = out
+	rep, err := Sign(t.Context(), opts, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after := snapshot(t, dir); len(after) != len(before) {
+		t.Fatalf("the source tree changed: %d files, was %d", len(after), len(before))
+	} else {
+		for k, v := range before {
+			if !bytes.Equal(after[k], v) {
+				t.Errorf("%s changed in the source tree", k)
+			}
+		}
+	}
+	got := snapshot(t, out)
+	for _, name := range []string{"win/app.exe", "win/lib32.dll", "win/setup.exe", "linux/tool", "linux/lib/tool32"} {
+		if len(got[name]) <= len(before[name]) {
+			t.Errorf("OUT/%s: %d bytes, the original has %d", name, len(got[name]), len(before[name]))
+		}
+	}
+	if _, ok := got["docs/README.txt"]; ok {
+		t.Error("a file that is not a binary was copied without --bundle")
+	}
+	if len(rep.Signed) != 5 {
+		t.Errorf("signed %v", rep.SignedPaths())
+	}
+}
+
+// TestSignAllOrNothing: one file that cannot be signed (a PE whose
+// certificate table is malformed) stops the run, and no file changes.
+func TestSignAllOrNothing(t *testing.T) {
+	s := newSigner(t)
+	dir := buildTree(t)
+	bad := testbin.PE(testbin.PEOptions{})
+	bad = append(bad, make([]byte, 16)...)
+	// Point the certificate table directory entry past the end of the file.
+	pf := int64(0x40 + 24 + 112 + 32)
+	copy(bad[pf:], []byte{0x00, 0x04, 0, 0, 0x00, 0x10, 0, 0})
+	os.WriteFile(filepath.Join(dir, "win/zzz-bad.exe"), bad, 0o644)
+	before := snapshot(t, dir)
+	_, err := Sign(t.Context(), s.opts(), dir)
+	var se *SignError
+	if !errors.As(err, &se) || !strings.HasSuffix(se.Path, "win/zzz-bad.exe") || !strings.Contains(err.Error(), "certificate table") {
+		t.Fatalf("err = %v", err)
+	}
+	after := snapshot(t, dir)
+	if len(after) != len(before) {
+		t.Errorf("%d files after a failed run, %d before (temporary files left?)", len(after), len(before))
+	}
+	for k, v := range before {
+		if !bytes.Equal(after[k], v) {
+			t.Errorf("%s changed although the run failed", k)
+		}
+	}
+}
+
+func TestSignCancelled(t *testing.T) {
+	s := newSigner(t)
+	files := map[string][]byte{}
+	for i := range 40 {
+		files[fmt.Sprintf("f%02d.exe", i)] = testbin.PE(testbin.PEOptions{Overlay: make([]byte, 64<<10)})
+	}
+	dir := tree(t, files)
+	before := snapshot(t, dir)
+	ctx, cancel := context.WithCancel(t.Context())
+	opts := s.opts()
+	opts.Jobs = 1
+	opts.Progress = func(done, total int) {
+		if done == 10 {
+			cancel()
+		}
+	}
+	_, err := Sign(ctx, opts, dir)
+	var ie *InterruptedError
+	if !errors.As(err, &ie) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	after := snapshot(t, dir)
+	if len(after) != len(before) {
+		t.Errorf("%d files after cancelling, %d before", len(after), len(before))
+	}
+	for k, v := range before {
+		if !bytes.Equal(after[k], v) {
+			t.Errorf("%s changed although the run was cancelled", k)
+		}
+	}
+}
+
+// TestSignRefusesChangedFiles: with the digests validation saw, a file that
+// changed since is not signed, and neither is anything else.
+func TestSignRefusesChangedFiles(t *testing.T) {
+	s := newSigner(t)
+	dir := buildTree(t)
+	set := policyFor(t, "{id: any, action: allow, all: true}")
+	v, _ := NewValidator(set, Options{SignCheck: true})
+	rep, err := v.Validate(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := s.opts()
+	opts.Expect = rep.Digests()
+	// Swap a binary after validation.
+	os.WriteFile(filepath.Join(dir, "win/app.exe"), testbin.PE(testbin.PEOptions{Code: []byte{0xcc, 0xc3}}), 0o644)
+	os.WriteFile(filepath.Join(dir, "linux/tool"), testbin.ELF(testbin.ELFOptions{Extra: []byte("evil")}), 0o755)
+	before := snapshot(t, dir)
+	_, err = Sign(t.Context(), opts, dir)
+	if !errors.Is(err, ErrChanged) {
+		t.Fatalf("err = %v, want ErrChanged", err)
+	}
+	for k, v := range snapshot(t, dir) {
+		if !bytes.Equal(before[k], v) {
+			t.Errorf("%s changed", k)
+		}
+	}
+	// Unchanged files sign with the same expectations.
+	os.WriteFile(filepath.Join(dir, "win/app.exe"), testbin.PE(testbin.PEOptions{}), 0o644)
+	os.WriteFile(filepath.Join(dir, "linux/tool"), testbin.ELF(testbin.ELFOptions{}), 0o755)
+	if _, err := Sign(t.Context(), opts, dir); err != nil {
+		t.Fatalf("unchanged tree: %v", err)
+	}
+}
+
+// TestSignReplacesSignatures: signing a signed tree again replaces the
+// signatures (PE and ELF); the files do not grow.
+func TestSignReplacesSignatures(t *testing.T) {
+	s := newSigner(t)
+	dir := buildTree(t)
+	if _, err := Sign(t.Context(), s.opts(), dir); err != nil {
+		t.Fatal(err)
+	}
+	once := snapshot(t, dir)
+	if _, err := Sign(t.Context(), s.opts(), dir); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range snapshot(t, dir) {
+		if !bytes.Equal(once[k], v) {
+			t.Errorf("%s: signing again gave different bytes (%d, was %d)", k, len(v), len(once[k]))
+		}
+	}
+	opts := s.opts()
+	opts.PE.Append = true
+	if _, err := Sign(t.Context(), opts, filepath.Join(dir, "linux")); err == nil || !strings.Contains(err.Error(), "cannot take a second") {
+		t.Errorf("--append on a signed ELF: %v", err)
+	}
+}
+
+// TestSignKilled kills a signing process with SIGKILL in the middle of a
+// large build: afterwards every file is either the original or fully signed
+// and valid, never torn.
+func TestSignKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("signs a large tree")
+	}
+	s := newSigner(t)
+	files := map[string][]byte{}
+	for i := range 60 {
+		files[fmt.Sprintf("d%d/f%02d.exe", i%3, i)] = testbin.PE(testbin.PEOptions{Overlay: bytes.Repeat([]byte{byte(i)}, 3<<20)})
+	}
+	dir := tree(t, files)
+	originals := snapshot(t, dir)
+	keyFile := filepath.Join(t.TempDir(), "key.pem")
+	os.WriteFile(keyFile, testca.KeyPEM(t, s.leaf.Key), 0o600)
+	chainFile := filepath.Join(t.TempDir(), "chain.pem")
+	os.WriteFile(chainFile, testca.PEM(s.chain...), 0o644)
+
+	// Kill while files are being signed, and while the signed files are
+	// being renamed into place (the helper slows that phase down and says
+	// when it starts).
+	for attempt, phase := range []string{"signing", "renaming"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestSignHelperProcess$")
+		cmd.Env = append(os.Environ(), "CSV_SIGN_HELPER=1", "CSV_SIGN_DIR="+dir, "CSV_SIGN_KEY="+keyFile, "CSV_SIGN_CHAIN="+chainFile)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if phase == "signing" {
+			time.Sleep(300 * time.Millisecond)
+		} else {
+			line := make([]byte, len("renaming\n"))
+			if _, err := io.ReadFull(stdout, line); err != nil || string(line) != "renaming\n" {
+				t.Fatalf("helper: %q, %v", line, err)
+			}
+			time.Sleep(150 * time.Millisecond) // a few renames done
+		}
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		signed, original := 0, 0
+		for name, data := range snapshot(t, dir) {
+			if strings.Contains(name, tempMarker) {
+				continue // an abandoned temporary file: never a destination
+			}
+			orig := originals[name]
+			if bytes.Equal(data, orig) {
+				original++
+				continue
+			}
+			// Otherwise it must be the original, fully signed and valid: its
+			// one signature verifies and signs the original's image digest.
+			p := filepath.Join(dir, name)
+			in := InspectFile(t.Context(), p, nil, InspectOptions{})
+			if in.Err != nil || len(in.Signatures) != 1 || !in.Signatures[0].Verified || !bytes.Equal(in.Signatures[0].Digest, imageDigest(t, orig)) {
+				t.Fatalf("attempt %d: %s is torn: err %v, %d signatures", attempt, name, in.Err, len(in.Signatures))
+			}
+			signed++
+		}
+		t.Logf("killed while %s: %d files signed, %d original", phase, signed, original)
+		if phase == "renaming" && (signed == 0 || original == 0) {
+			t.Errorf("killed while renaming, yet %d signed and %d original: the test did not hit the phase", signed, original)
+		}
+		// Abandoned temporaries are blocked by validate, never mistaken for
+		// signed files: clean them for the next attempt.
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && strings.Contains(d.Name(), tempMarker) {
+				os.Remove(p)
+			}
+			return nil
+		})
+	}
+}
+
+// imageDigest is the Authenticode SHA256 of a PE image in memory.
+func imageDigest(t *testing.T, img []byte) []byte {
+	t.Helper()
+	pf, err := pe.Parse(bytes.NewReader(img), int64(len(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := authenticode.Digest(bytes.NewReader(img), pf, crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestSignHelperProcess is the process TestSignKilled kills.
+func TestSignHelperProcess(t *testing.T) {
+	if os.Getenv("CSV_SIGN_HELPER") != "1" {
+		t.Skip("helper process for TestSignKilled")
+	}
+	key, err := signing.LoadSigner(context.Background(), os.Getenv("CSV_SIGN_KEY"), signing.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := signing.LoadChain(os.Getenv("CSV_SIGN_CHAIN"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	beforeRename = func() {
+		once.Do(func() { fmt.Print("renaming\n") })
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := Sign(context.Background(), SignOptions{Key: key, Chain: chain, Jobs: 2}, os.Getenv("CSV_SIGN_DIR")); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,288 @@
+// Package sign implements "csv sign" and the signing step of
+// "csv validate --sign", which share their flags and their run.
+package sign
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/MakeNowJust/heredoc/v2"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/csv"
+	"github.com/codesignval/csv/internal/cli/cmdutil"
+	"github.com/codesignval/csv/signing"
+	"github.com/codesignval/csv/signing/authenticode"
+	"github.com/codesignval/csv/signing/manifest"
+)
+
+// Flags are the signing flags.
+type Flags struct {
+	Key          string
+	Cert         string
+	Out          string
+	Bundle       bool
+	Manifest     string
+	Append       bool
+	TimestampURL string
+	Description  string
+	URL          string
+	ResourceURI  string
+}
+
+// Register adds the signing flags to fs. prefix is prepended to the
+// description of --key, for validate's "with --sign" wording.
+func (f *Flags) Register(fs *pflag.FlagSet, when string) {
+	fs.StringVar(&f.Key, "key", "", "signing key `REF`"+when+": a PEM file (password in $CSV_KEY_PASSWORD), awskms://, gcpkms://, azurekms://, hashivault:// or a pkcs11: URI")
+	fs.StringVar(&f.Cert, "cert", "", "build certificate chain `FILE` (PEM, leaf first)"+when)
+	fs.StringVar(&f.Out, "out", "", "write the signed tree to `DIR` (DIR/<path under PATH>) instead of signing in place")
+	fs.BoolVar(&f.Bundle, "bundle", false, "also write a Sigstore bundle FILE.sigstore.json for every signed file, and for every other file under PATH")
+	fs.StringVar(&f.Manifest, "manifest", "", "write the signed build manifest (in-toto statement, SLSA verification summary, in a Sigstore bundle) to `FILE`")
+	fs.BoolVar(&f.Append, "append", false, "PE: keep existing signatures and add ours nested, instead of replacing them")
+	fs.StringVar(&f.TimestampURL, "timestamp-url", "", "PE: countersign with this RFC 3161 time-stamp authority `URL`")
+	fs.StringVar(&f.Description, "description", "", "PE: program description in the signature (SpcSpOpusInfo)")
+	fs.StringVar(&f.URL, "url", "", "PE: more-information URL in the signature (SpcSpOpusInfo)")
+	fs.StringVar(&f.ResourceURI, "resource-uri", "", "manifest: the build it speaks of (a CI run URL; default: the paths signed)")
+}
+
+// Check validates the flags.
+func (f *Flags) Check(cmd string) error {
+	switch {
+	case f.Key == "":
+		return cmdutil.FlagErrorf("%s: --key is required to sign", cmd)
+	case f.Cert == "":
+		return cmdutil.FlagErrorf("%s: --cert is required to sign", cmd)
+	}
+	return nil
+}
+
+// Options are the flags and arguments of csv sign.
+type Options struct {
+	IO      *cmdutil.IOStreams
+	Version string
+	Flags
+	PolicyFiles []string
+	CertFiles   []string
+	Jobs        int
+	Include     []string
+	Exclude     []string
+	Follow      bool
+	Quiet       bool
+	Paths       []string
+}
+
+// NewCmdSign returns the sign command.
+func NewCmdSign(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	opts := &Options{IO: f.IO, Version: f.Version}
+	cmd := &cobra.Command{
+		Use:   "sign --key REF --cert CHAIN [--out DIR] [--bundle] [--manifest FILE --policy FILE...] PATH...",
+		Short: "Sign every PE and ELF binary under PATH with the build certificate",
+		Long: heredoc.Doc(`
+			Sign every PE binary with an embedded Authenticode signature (SHA-256, the chain embedded,
+			the checksum updated) and every ELF binary with an appended signature in the Linux kernel
+			module format; with --bundle also write a detached Sigstore bundle for every file; with
+			--manifest write one signed statement for the whole build.
+
+			Signing is all or nothing: every file is signed to a temporary file beside its destination
+			and renamed into place only when all are signed; on any error, or Ctrl-C, nothing changes.
+
+			With --policy the build is validated first, and nothing is signed unless every binary
+			passes; --manifest needs --policy, since the manifest states that verification.
+
+			Exit status: 0 signed; 1 not signed because the build does not pass the policy; 2 any
+			other error (nothing was signed).
+		`),
+		Example: heredoc.Doc(`
+			$ CSV_KEY_PASSWORD=... csv sign --key build.key --cert build-chain.pem out/
+			$ csv sign --key awskms:///alias/build --cert chain.pem --policy policy.yaml \
+			    --manifest out.manifest.sigstore.json --bundle out/
+		`),
+		Args: cmdutil.ExactArgsAtLeast(1, "PATH to sign"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Paths = args
+			if err := opts.Flags.Check("sign"); err != nil {
+				return err
+			}
+			if opts.Manifest != "" && len(opts.PolicyFiles) == 0 {
+				return cmdutil.FlagErrorf("sign: --manifest needs --policy: the manifest states that the build passed it")
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return Run(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	opts.Flags.Register(fl, "")
+	fl.StringArrayVarP(&opts.PolicyFiles, "policy", "p", nil, "validate against this policy `FILE` first; repeatable")
+	fl.StringArrayVar(&opts.CertFiles, "certs", nil, "certificates `FILE` completing chains for --policy; repeatable")
+	fl.IntVarP(&opts.Jobs, "jobs", "j", 0, "files signed at once (default: number of CPUs)")
+	fl.StringArrayVar(&opts.Include, "include", nil, "sign only files matching this path `GLOB`; repeatable")
+	fl.StringArrayVar(&opts.Exclude, "exclude", nil, "skip files and directories matching this path `GLOB`; repeatable")
+	fl.BoolVar(&opts.Follow, "follow-symlinks", false, "follow symbolic links (never out of the given paths)")
+	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no summary on standard error")
+	return cmd
+}
+
+// Run signs (after validating, with --policy).
+func Run(ctx context.Context, o *Options) error {
+	var rep *csv.Report
+	if len(o.PolicyFiles) > 0 {
+		policies, err := cmdutil.LoadPolicies(o.PolicyFiles)
+		if err != nil {
+			return err
+		}
+		var certs []*signing.Certificate
+		for _, f := range o.CertFiles {
+			cs, err := cmdutil.LoadCertificates(f)
+			if err != nil {
+				return err
+			}
+			certs = append(certs, cs...)
+		}
+		set, err := cipolicy.NewSet(cipolicy.SetOptions{TrustedRoots: certs}, policies...)
+		if err != nil {
+			return err
+		}
+		v, err := csv.NewValidator(set, csv.Options{Jobs: o.Jobs, Include: o.Include, Exclude: o.Exclude,
+			FollowSymlinks: o.Follow, Certificates: certs, SignCheck: true})
+		if err != nil {
+			return cmdutil.FlagErrorf("sign: %v", err)
+		}
+		if rep, err = v.Validate(ctx, o.Paths...); err != nil {
+			return err
+		}
+		if rep.Summary.Blocked > 0 {
+			fmt.Fprintf(o.IO.ErrOut, "csv: not signing: %d of %d binaries do not pass the policy (run csv validate to see which)\n", rep.Summary.Blocked, rep.Summary.Files)
+			return cmdutil.ErrFailed
+		}
+	}
+	return o.Flags.Sign(ctx, o.IO, o.Version, rep, csv.Options{Jobs: o.Jobs, Include: o.Include, Exclude: o.Exclude, FollowSymlinks: o.Follow}, o.Quiet, o.Paths)
+}
+
+// Sign signs the roots. rep, if not nil, is the validation that passed:
+// signing then refuses files that changed since, and the manifest states
+// the policy.
+func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string, rep *csv.Report, sel csv.Options, quiet bool, roots []string) error {
+	key, err := signing.LoadSigner(ctx, f.Key, signing.LoadOptions{})
+	if err != nil {
+		return fmt.Errorf("signing key %s: %w", f.Key, err)
+	}
+	if c, ok := key.(interface{ Close() error }); ok {
+		defer c.Close()
+	}
+	chain, err := signing.LoadChain(f.Cert)
+	if err != nil {
+		return fmt.Errorf("certificate chain %s: %w", f.Cert, err)
+	}
+	if err := signing.CheckSigningChain(key, chain, time.Now()); err != nil {
+		return fmt.Errorf("cannot sign with %s and %s: %w", f.Key, f.Cert, err)
+	}
+	opts := csv.SignOptions{Jobs: sel.Jobs, Include: sel.Include, Exclude: sel.Exclude, FollowSymlinks: sel.FollowSymlinks,
+		Key: key, Chain: chain, Out: f.Out, Bundle: f.Bundle,
+		PE: authenticode.SignOptions{Append: f.Append, TimestampURL: f.TimestampURL, Description: f.Description, URL: f.URL}}
+	if rep != nil {
+		opts.Expect = rep.Digests()
+	}
+	if f.Manifest != "" {
+		if rep == nil {
+			return cmdutil.FlagErrorf("--manifest needs a validation (--policy)")
+		}
+		opts.Manifest = f.Manifest
+		opts.MakeManifest = func(signed []csv.Signed) ([]byte, error) {
+			return f.manifest(signed, rep, version, key, chain, roots)
+		}
+	}
+	res, err := csv.Sign(ctx, opts, roots...)
+	if err != nil {
+		return err
+	}
+	warned := map[string]bool{}
+	pe, elf := 0, 0
+	for _, s := range res.Signed {
+		switch s.Format {
+		case csv.FormatPE:
+			pe++
+		case csv.FormatELF:
+			elf++
+		}
+		for _, w := range s.Warnings {
+			if !warned[w] {
+				warned[w] = true
+				fmt.Fprintf(ios.ErrOut, "csv: warning: %s\n", w)
+			}
+		}
+	}
+	if !quiet {
+		where := "in place"
+		if f.Out != "" {
+			where = "into " + f.Out
+		}
+		fmt.Fprintf(ios.ErrOut, "csv: signed %d binaries (%d PE, %d ELF) %s with %q", pe+elf, pe, elf, where, chain[0].Subject.CommonName)
+		if f.Bundle {
+			fmt.Fprintf(ios.ErrOut, "; %d Sigstore bundles", len(res.Signed))
+		}
+		if f.Manifest != "" {
+			fmt.Fprintf(ios.ErrOut, "; manifest %s", f.Manifest)
+		}
+		fmt.Fprintln(ios.ErrOut)
+	}
+	return nil
+}
+
+// manifest makes the signed statement of the build: every signed binary by
+// its path relative to the signed tree (with one directory PATH: relative
+// to it, or to --out; otherwise the path as shown in reports, which must
+// then be relative), and the SLSA verification summary of the policy that
+// passed.
+func (f *Flags) manifest(signed []csv.Signed, rep *csv.Report, version string, key crypto.Signer, chain []*x509.Certificate, roots []string) ([]byte, error) {
+	oneDir := len(roots) == 1
+	if oneDir {
+		if st, err := os.Stat(roots[0]); err != nil || !st.IsDir() {
+			oneDir = false
+		}
+	}
+	var subjects []manifest.Subject
+	for _, s := range signed {
+		name := s.Path
+		if !oneDir {
+			name = path.Clean(s.DisplayPath())
+		}
+		if !fs.ValidPath(name) {
+			return nil, fmt.Errorf("cannot name %s in a manifest: sign one directory, or give paths relative to the current directory", s.DisplayPath())
+		}
+		subjects = append(subjects, manifest.SHA256Subject(name, s.SHA256))
+	}
+	var base *cipolicy.Policy
+	var others []manifest.ResourceDescriptor
+	for _, p := range rep.Policies {
+		if base == nil && p.Type != cipolicy.Supplemental {
+			base = p
+			continue
+		}
+		others = append(others, manifest.ResourceDescriptor{Name: p.Ref(), Digest: manifest.DigestSet{"sha256": p.SHA256Hex()}})
+	}
+	resource := f.ResourceURI
+	if resource == "" {
+		resource = strings.Join(roots, " ")
+	}
+	pred := manifest.Predicate{
+		Verifier:           manifest.Verifier{ID: manifest.VerifierID, Version: map[string]string{"csv": version}},
+		TimeVerified:       rep.Started,
+		ResourceURI:        resource,
+		Policy:             manifest.ResourceDescriptor{Name: base.Ref(), Digest: manifest.DigestSet{"sha256": base.SHA256Hex()}},
+		InputAttestations:  others,
+		VerificationResult: manifest.Passed,
+		VerifiedLevels:     []string{manifest.PolicyLevel(base.Ref())},
+	}
+	return manifest.New(subjects, pred, key, chain)
+}

@@ -1,0 +1,128 @@
+// Package verifymanifest implements "csv verify-manifest".
+package verifymanifest
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"time"
+
+	"github.com/MakeNowJust/heredoc/v2"
+	"github.com/spf13/cobra"
+
+	"github.com/codesignval/csv/csv"
+	"github.com/codesignval/csv/internal/cli/cmdutil"
+	"github.com/codesignval/csv/signing/bundle"
+	"github.com/codesignval/csv/signing/manifest"
+)
+
+// Options are the flags and arguments of csv verify-manifest.
+type Options struct {
+	IO        *cmdutil.IOStreams
+	Manifest  string
+	CertFiles []string
+	Extra     bool
+	Dir       string
+}
+
+// NewCmdVerifyManifest returns the verify-manifest command.
+func NewCmdVerifyManifest(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	opts := &Options{IO: f.IO}
+	cmd := &cobra.Command{
+		Use:   "verify-manifest --manifest FILE --certs ROOTS [--extra] [DIR]",
+		Short: "Check a signed build manifest and every file it lists",
+		Long: heredoc.Doc(`
+			Verify the signed build manifest that csv sign --manifest wrote (a Sigstore bundle holding a
+			DSSE-signed in-toto statement with a SLSA verification summary): its signature, with a
+			certificate chain to one of the root certificates in --certs; then the SHA-256 of every file
+			it lists, relative to DIR (default: the current directory). With --extra, PE and ELF files
+			under DIR that the manifest does not list are reported too.
+
+			Exit status: 0 the manifest verifies and every file matches; 1 a file is missing, changed
+			(or extra, with --extra); 2 the manifest does not verify, or a usage error.
+		`),
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Dir = "."
+			if len(args) == 1 {
+				opts.Dir = args[0]
+			}
+			if opts.Manifest == "" {
+				return cmdutil.FlagErrorf("verify-manifest: --manifest is required")
+			}
+			if len(opts.CertFiles) == 0 {
+				return cmdutil.FlagErrorf("verify-manifest: --certs is required: the root certificates the signer must chain to")
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return Run(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVarP(&opts.Manifest, "manifest", "m", "", "the manifest `FILE`")
+	cmd.Flags().StringArrayVar(&opts.CertFiles, "certs", nil, "root certificates `FILE` (PEM or DER) the signer must chain to; repeatable")
+	cmd.Flags().BoolVar(&opts.Extra, "extra", false, "also report PE and ELF files under DIR that the manifest does not list")
+	return cmd
+}
+
+// Run verifies the manifest and the files.
+func Run(ctx context.Context, o *Options) error {
+	var roots []*x509.Certificate
+	for _, f := range o.CertFiles {
+		cs, err := cmdutil.LoadCertificates(f)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if c.Parsed == nil {
+				return fmt.Errorf("certificates %s: %q cannot serve as a root: %v", f, c.CommonName(), c.ParseError)
+			}
+			roots = append(roots, c.Parsed)
+		}
+	}
+	data, err := cmdutil.ReadFileCapped(o.Manifest, bundle.MaxDSSESize)
+	if err != nil {
+		return fmt.Errorf("cannot read manifest %s: %w", o.Manifest, err)
+	}
+	st, err := manifest.Verify(data, roots, time.Now())
+	if err != nil {
+		return fmt.Errorf("manifest %s: %w", o.Manifest, err)
+	}
+	p := st.Predicate
+	fmt.Fprintf(o.IO.Out, "csv: manifest %s: %s, policy %q (sha256 %.12s), %d files, verified %s by %s\n",
+		o.Manifest, p.VerificationResult, p.Policy.Name, p.Policy.Digest["sha256"], len(st.Subject),
+		p.TimeVerified.UTC().Format(time.RFC3339), verifierOf(p))
+	bad := manifest.CheckFiles(st, o.Dir, nil)
+	if o.Extra {
+		bins, err := csv.Binaries(ctx, csv.Options{}, o.Dir)
+		if err != nil {
+			return err
+		}
+		var present []string
+		for _, b := range bins {
+			present = append(present, b.Path)
+		}
+		bad = append(bad, manifest.ExtraFiles(st, present)...)
+	}
+	for _, m := range bad {
+		fmt.Fprintln(o.IO.Out, m)
+	}
+	if len(bad) > 0 {
+		fmt.Fprintf(o.IO.Out, "result: FAILED: %d of %d files do not match the manifest\n", len(bad), len(st.Subject))
+		return cmdutil.ErrFailed
+	}
+	if p.VerificationResult != manifest.Passed {
+		fmt.Fprintf(o.IO.Out, "result: FAILED: the manifest records a build that did not pass\n")
+		return cmdutil.ErrFailed
+	}
+	fmt.Fprintf(o.IO.Out, "result: PASSED: all %d files match\n", len(st.Subject))
+	return nil
+}
+
+func verifierOf(p manifest.Predicate) string {
+	v := p.Verifier.ID
+	if ver := p.Verifier.Version["csv"]; ver != "" {
+		v += " " + ver
+	}
+	return v
+}

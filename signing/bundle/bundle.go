@@ -1,0 +1,491 @@
+// Package bundle writes and verifies Sigstore bundles signed with a build
+// certificate: a detached FILE.sigstore.json beside any artifact
+// ([New], [Verify]), and the DSSE-envelope bundle that carries the signed
+// build manifest ([NewDSSE], [VerifyDSSE], used by signing/manifest).
+//
+// # Format
+//
+// A bundle is the Sigstore bundle JSON (protobuf-specs
+// dev.sigstore.bundle.v1.Bundle) with media type
+// application/vnd.dev.sigstore.bundle+json;version=0.2 ([MediaType]), the
+// signing certificate chain as verificationMaterial.x509CertificateChain
+// (leaf first, the self-signed root left out as the spec requires), no
+// transparency log entry and no timestamp. Version 0.2 because it is the
+// newest version that carries a chain and that both cosign v2.6 and
+// sigstore-go accept: v0.3 allows a single certificate only, and
+// sigstore-go v1.1.4 (cosign v2.6.5's) refuses a v0.3 chain outright;
+// sigstore-go v1.3.0 accepts one only with bundle.AllowCertificateChain().
+//
+// An artifact bundle's content is a messageSignature: the artifact's
+// SHA-256 digest and a signature over that digest, RSA PKCS#1 v1.5 with
+// SHA-256 or ECDSA P-256 with SHA-256 (an ASN.1 signature). Other keys are
+// refused by [New]: sigstore verifiers check P-384 and P-521 signatures
+// against SHA-384 and SHA-512 digests, and Ed25519 cannot sign a digest.
+//
+// # Verifying with cosign or sigstore-go
+//
+// The bundles verify offline with cosign and sigstore-go given a trusted
+// root that holds the CA chain (see [TrustedRoot]), with the transparency
+// log requirement waived and the certificate checked at the current time:
+//
+//	cosign verify-blob --bundle app.exe.sigstore.json --trusted-root trusted_root.json \
+//	    --insecure-ignore-tlog --insecure-ignore-sct \
+//	    --certificate-identity-regexp '.*' --certificate-oidc-issuer-regexp '.*' app.exe
+//
+// and, in Go, verify.NewVerifier(trustedRoot, verify.WithCurrentTime()) with
+// verify.NewPolicy(verify.WithArtifactDigest("sha256", d),
+// verify.WithoutIdentitiesUnsafe()). Both need the leaf certificate to
+// carry a URI or e-mail subject alternative name (sigstore-go summarizes the
+// signer by its SAN and fails without one); [Verify] does not. Both take the
+// intermediates from the trusted root, not from a v0.2 bundle's chain.
+//
+// # Security
+//
+// Bundles are untrusted input: [Verify] and [VerifyDSSE] cap their size,
+// decode them strictly (unknown fields, trailing data and duplicate fields
+// are errors), cap the chain at 10 certificates, and then check, in order,
+// the media type, the content type, the chain to one of the caller's roots
+// at the caller's time with the code signing EKU, the digest, and the
+// signature. Transparency log entries and timestamps, if a bundle has any,
+// are ignored: trust comes from the roots alone, and the time is the
+// caller's. The bundle's certificates are only intermediates for path
+// building; a root inside the bundle is never trusted.
+package bundle
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	_ "crypto/sha512" // SHA-384 and SHA-512 for DSSE signatures by P-384 and P-521 keys
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	prototrustroot "github.com/sigstore/protobuf-specs/gen/pb-go/trustroot/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// MediaType is the media type of the bundles New and NewDSSE write.
+const MediaType = "application/vnd.dev.sigstore.bundle+json;version=0.2"
+
+// TrustedRootMediaType is the media type of TrustedRoot's output.
+const TrustedRootMediaType = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
+
+// Caps on untrusted bundles.
+const (
+	// MaxSize caps an artifact bundle: a chain of a few certificates and
+	// one signature take a few kilobytes.
+	MaxSize = 1 << 20
+	// MaxDSSESize caps a DSSE bundle, whose payload (a build manifest)
+	// grows with the number of files.
+	MaxDSSESize = 64 << 20
+	// MaxChain caps the certificates in a bundle's chain.
+	MaxChain = 10
+)
+
+// accepted are the bundle media types Verify reads.
+var accepted = map[string]bool{
+	"application/vnd.dev.sigstore.bundle+json;version=0.1": true,
+	"application/vnd.dev.sigstore.bundle+json;version=0.2": true,
+	"application/vnd.dev.sigstore.bundle+json;version=0.3": true,
+	"application/vnd.dev.sigstore.bundle.v0.3+json":        true,
+}
+
+// Errors. Test for them with errors.Is.
+var (
+	// ErrMalformed: the bundle is not a well-formed Sigstore bundle of the
+	// expected kind, or is over a cap.
+	ErrMalformed = errors.New("bundle: malformed")
+	// ErrUntrusted: the certificate chain does not verify to the roots at
+	// the time given, or the leaf lacks the code signing EKU.
+	ErrUntrusted = errors.New("bundle: certificate not trusted")
+	// ErrDigest: the bundle is for another artifact.
+	ErrDigest = errors.New("bundle: digest does not match the artifact")
+	// ErrSignature: the signature does not verify with the leaf's key.
+	ErrSignature = errors.New("bundle: signature does not verify")
+	// ErrKey: the signing key cannot make a bundle (type, or not the
+	// leaf's).
+	ErrKey = errors.New("bundle: unsupported signing key")
+)
+
+// New returns the JSON of a bundle signing an artifact's SHA-256 digest
+// with signer, carrying chain (leaf first; a self-signed root at the end is
+// left out). The signer's key must be the leaf's, RSA or ECDSA P-256.
+func New(digest []byte, signer crypto.Signer, chain []*x509.Certificate) ([]byte, error) {
+	if len(digest) != sha256.Size {
+		return nil, fmt.Errorf("bundle: digest of %d bytes is not SHA-256", len(digest))
+	}
+	if err := checkSigner(signer, chain); err != nil {
+		return nil, err
+	}
+	switch k := signer.Public().(type) {
+	case *rsa.PublicKey:
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("%w: ECDSA %s: sigstore verifiers expect SHA-384/512 digests with P-384/521 keys, and the bundle carries SHA-256 (use P-256 or RSA)", ErrKey, k.Curve.Params().Name)
+		}
+	default:
+		return nil, fmt.Errorf("%w: %T cannot sign a SHA-256 digest for sigstore verifiers (use RSA or ECDSA P-256)", ErrKey, k)
+	}
+	sig, err := signer.Sign(rand.Reader, digest, crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: signing: %w", err)
+	}
+	b := &protobundle.Bundle{
+		MediaType:            MediaType,
+		VerificationMaterial: material(chain),
+		Content: &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
+			MessageDigest: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: bytes.Clone(digest)},
+			Signature:     sig,
+		}},
+	}
+	return marshal(b)
+}
+
+// Verify checks bundleJSON against an artifact's SHA-256 digest, offline,
+// in this order: size and strict decoding; media type (v0.1 to v0.3);
+// content is a messageSignature; the chain (x509CertificateChain, or a
+// single certificate) verifies to one of roots at now with the code signing
+// EKU, and the leaf lists that EKU itself; the bundle's digest, if it has
+// one, is SHA-256 and equals digest; the signature over digest verifies
+// with the leaf's key (RSA PKCS#1 v1.5 or ECDSA).
+func Verify(bundleJSON []byte, digest []byte, roots []*x509.Certificate, now time.Time) error {
+	if len(digest) != sha256.Size {
+		return fmt.Errorf("bundle: digest of %d bytes is not SHA-256", len(digest))
+	}
+	b, err := parse(bundleJSON, MaxSize)
+	if err != nil {
+		return err
+	}
+	ms := b.GetMessageSignature()
+	if ms == nil {
+		return fmt.Errorf("%w: content is not a messageSignature", ErrMalformed)
+	}
+	chain, err := verifyChain(b, roots, now)
+	if err != nil {
+		return err
+	}
+	if md := ms.GetMessageDigest(); md != nil {
+		if md.GetAlgorithm() != protocommon.HashAlgorithm_SHA2_256 {
+			return fmt.Errorf("%w: message digest algorithm %v", ErrMalformed, md.GetAlgorithm())
+		}
+		if !bytes.Equal(md.GetDigest(), digest) {
+			return ErrDigest
+		}
+	}
+	if err := checkDigestSignature(chain[0].PublicKey, crypto.SHA256, digest, ms.GetSignature()); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Envelope is a verified DSSE envelope: its payload, and the chain that
+// signed it, from the leaf to the trusted root.
+type Envelope struct {
+	PayloadType string
+	Payload     []byte
+	Chain       []*x509.Certificate
+}
+
+// PAE is the DSSE v1 pre-authentication encoding of a payload.
+func PAE(payloadType string, payload []byte) []byte {
+	var b bytes.Buffer
+	b.WriteString("DSSEv1 ")
+	b.WriteString(strconv.Itoa(len(payloadType)))
+	b.WriteByte(' ')
+	b.WriteString(payloadType)
+	b.WriteByte(' ')
+	b.WriteString(strconv.Itoa(len(payload)))
+	b.WriteByte(' ')
+	b.Write(payload)
+	return b.Bytes()
+}
+
+// dsseHash is the hash a DSSE signature by pub is made with: what sigstore
+// verifiers expect by default (SHA-256 for RSA and P-256, SHA-384 for
+// P-384, SHA-512 for P-521, none for Ed25519).
+func dsseHash(pub crypto.PublicKey) (crypto.Hash, error) {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return crypto.SHA256, nil
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256():
+			return crypto.SHA256, nil
+		case elliptic.P384():
+			return crypto.SHA384, nil
+		case elliptic.P521():
+			return crypto.SHA512, nil
+		}
+		return 0, fmt.Errorf("%w: ECDSA %s", ErrKey, k.Curve.Params().Name)
+	case ed25519.PublicKey:
+		return 0, nil
+	}
+	return 0, fmt.Errorf("%w: %T", ErrKey, pub)
+}
+
+// NewDSSE returns the JSON of a bundle whose content is a DSSE envelope of
+// payload, signed (over PAE(payloadType, payload)) by signer, carrying chain
+// as New does. RSA, ECDSA P-256/384/521 and Ed25519 keys are accepted.
+func NewDSSE(payloadType string, payload []byte, signer crypto.Signer, chain []*x509.Certificate) ([]byte, error) {
+	if payloadType == "" {
+		return nil, errors.New("bundle: empty DSSE payload type")
+	}
+	if err := checkSigner(signer, chain); err != nil {
+		return nil, err
+	}
+	h, err := dsseHash(signer.Public())
+	if err != nil {
+		return nil, err
+	}
+	sig, err := signer.Sign(rand.Reader, hashed(h, PAE(payloadType, payload)), h)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: signing: %w", err)
+	}
+	b := &protobundle.Bundle{
+		MediaType:            MediaType,
+		VerificationMaterial: material(chain),
+		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &protodsse.Envelope{
+			Payload:     payload,
+			PayloadType: payloadType,
+			Signatures:  []*protodsse.Signature{{Sig: sig}},
+		}},
+	}
+	return marshal(b)
+}
+
+// VerifyDSSE checks a DSSE bundle offline, in this order: size (MaxDSSESize)
+// and strict decoding; media type; content is a DSSE envelope with exactly
+// one signature (as Sigstore requires) and the payload type wanted; the
+// chain verifies to one of roots at now with the code signing EKU; the
+// signature over PAE(payloadType, payload) verifies with the leaf's key,
+// with the hash sigstore verifiers use for that key. It returns the
+// verified envelope.
+func VerifyDSSE(bundleJSON []byte, payloadType string, roots []*x509.Certificate, now time.Time) (*Envelope, error) {
+	b, err := parse(bundleJSON, MaxDSSESize)
+	if err != nil {
+		return nil, err
+	}
+	env := b.GetDsseEnvelope()
+	if env == nil {
+		return nil, fmt.Errorf("%w: content is not a DSSE envelope", ErrMalformed)
+	}
+	if len(env.GetSignatures()) != 1 {
+		return nil, fmt.Errorf("%w: DSSE envelope with %d signatures (want 1)", ErrMalformed, len(env.GetSignatures()))
+	}
+	if env.GetPayloadType() != payloadType {
+		return nil, fmt.Errorf("%w: DSSE payload type %q (want %q)", ErrMalformed, env.GetPayloadType(), payloadType)
+	}
+	chain, err := verifyChain(b, roots, now)
+	if err != nil {
+		return nil, err
+	}
+	h, err := dsseHash(chain[0].PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSignature, err)
+	}
+	if err := checkDigestSignature(chain[0].PublicKey, h, hashed(h, PAE(env.GetPayloadType(), env.GetPayload())), env.GetSignatures()[0].GetSig()); err != nil {
+		return nil, err
+	}
+	return &Envelope{PayloadType: env.GetPayloadType(), Payload: env.GetPayload(), Chain: chain}, nil
+}
+
+// TrustedRoot returns a Sigstore trusted root (JSON) with one certificate
+// authority: the CA certificates of chain, in issuing order (leaf
+// certificates, those that are not CAs, are left out). It has no
+// transparency log, CT log or timestamp authority. Give it to
+// cosign verify-blob --trusted-root, or to sigstore-go's
+// root.NewTrustedRootFromJSON, to verify bundles signed under that CA. The
+// CA is valid for the intersection of its certificates' validity.
+func TrustedRoot(chain []*x509.Certificate) ([]byte, error) {
+	var ca []*x509.Certificate
+	for _, c := range chain {
+		if c.IsCA {
+			ca = append(ca, c)
+		}
+	}
+	if len(ca) == 0 {
+		return nil, errors.New("bundle: no CA certificate for the trusted root")
+	}
+	start, end := ca[0].NotBefore, ca[0].NotAfter
+	certs := make([]*protocommon.X509Certificate, len(ca))
+	for i, c := range ca {
+		certs[i] = &protocommon.X509Certificate{RawBytes: c.Raw}
+		if c.NotBefore.After(start) {
+			start = c.NotBefore
+		}
+		if c.NotAfter.Before(end) {
+			end = c.NotAfter
+		}
+	}
+	subject := ca[len(ca)-1].Subject
+	org := ""
+	if len(subject.Organization) > 0 {
+		org = subject.Organization[0]
+	}
+	tr := &prototrustroot.TrustedRoot{
+		MediaType: TrustedRootMediaType,
+		CertificateAuthorities: []*prototrustroot.CertificateAuthority{{
+			Subject:   &protocommon.DistinguishedName{Organization: org, CommonName: subject.CommonName},
+			CertChain: &protocommon.X509CertificateChain{Certificates: certs},
+			ValidFor:  &protocommon.TimeRange{Start: timestamppb.New(start), End: timestamppb.New(end)},
+		}},
+	}
+	out, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(tr)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: encoding the trusted root: %w", err)
+	}
+	return out, nil
+}
+
+func checkSigner(signer crypto.Signer, chain []*x509.Certificate) error {
+	if signer == nil {
+		return fmt.Errorf("%w: no signer", ErrKey)
+	}
+	if len(chain) == 0 || chain[0] == nil {
+		return errors.New("bundle: no signing certificate")
+	}
+	if len(chain) > MaxChain {
+		return fmt.Errorf("bundle: chain of %d certificates (at most %d)", len(chain), MaxChain)
+	}
+	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(chain[0].PublicKey) {
+		return fmt.Errorf("%w: the signer's key is not the certificate %q's", ErrKey, chain[0].Subject.CommonName)
+	}
+	return nil
+}
+
+// material is the chain without self-signed certificates (roots).
+func material(chain []*x509.Certificate) *protobundle.VerificationMaterial {
+	certs := []*protocommon.X509Certificate{{RawBytes: chain[0].Raw}}
+	for _, c := range chain[1:] {
+		if bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil {
+			continue
+		}
+		certs = append(certs, &protocommon.X509Certificate{RawBytes: c.Raw})
+	}
+	return &protobundle.VerificationMaterial{
+		Content: &protobundle.VerificationMaterial_X509CertificateChain{
+			X509CertificateChain: &protocommon.X509CertificateChain{Certificates: certs},
+		},
+	}
+}
+
+func marshal(b *protobundle.Bundle) ([]byte, error) {
+	out, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: encoding: %w", err)
+	}
+	return append(out, '\n'), nil
+}
+
+// parse decodes a bundle strictly and checks its media type.
+func parse(data []byte, max int) (*protobundle.Bundle, error) {
+	if len(data) > max {
+		return nil, fmt.Errorf("%w: %d bytes, over the %d-byte cap", ErrMalformed, len(data), max)
+	}
+	var b protobundle.Bundle
+	if err := (protojson.UnmarshalOptions{}).Unmarshal(data, &b); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if !accepted[b.GetMediaType()] {
+		return nil, fmt.Errorf("%w: media type %q", ErrMalformed, b.GetMediaType())
+	}
+	return &b, nil
+}
+
+// verifyChain returns the verified chain, leaf to root.
+func verifyChain(b *protobundle.Bundle, roots []*x509.Certificate, now time.Time) ([]*x509.Certificate, error) {
+	if len(roots) == 0 {
+		return nil, fmt.Errorf("%w: no trusted roots given", ErrUntrusted)
+	}
+	vm := b.GetVerificationMaterial()
+	var raw [][]byte
+	switch {
+	case vm.GetX509CertificateChain() != nil:
+		for _, c := range vm.GetX509CertificateChain().GetCertificates() {
+			raw = append(raw, c.GetRawBytes())
+		}
+	case vm.GetCertificate() != nil:
+		raw = append(raw, vm.GetCertificate().GetRawBytes())
+	default:
+		return nil, fmt.Errorf("%w: no certificate in the verification material", ErrMalformed)
+	}
+	if len(raw) == 0 || len(raw) > MaxChain {
+		return nil, fmt.Errorf("%w: %d certificates in the chain (1 to %d)", ErrMalformed, len(raw), MaxChain)
+	}
+	certs := make([]*x509.Certificate, len(raw))
+	for i, der := range raw {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, fmt.Errorf("%w: certificate #%d: %w", ErrMalformed, i+1, err)
+		}
+		certs[i] = c
+	}
+	leaf := certs[0]
+	hasCS := false
+	for _, u := range leaf.ExtKeyUsage {
+		hasCS = hasCS || u == x509.ExtKeyUsageCodeSigning
+	}
+	if !hasCS {
+		return nil, fmt.Errorf("%w: certificate %q lacks the code signing EKU", ErrUntrusted, leaf.Subject.CommonName)
+	}
+	rootPool, inter := x509.NewCertPool(), x509.NewCertPool()
+	for _, r := range roots {
+		rootPool.AddCert(r)
+	}
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	chains, err := leaf.Verify(x509.VerifyOptions{
+		Roots:         rootPool,
+		Intermediates: inter,
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: certificate %q: %w", ErrUntrusted, leaf.Subject.CommonName, err)
+	}
+	return chains[0], nil
+}
+
+// checkDigestSignature verifies sig with pub over digest, a digest of h, or
+// over the message itself when h is 0 (Ed25519).
+func checkDigestSignature(pub crypto.PublicKey, h crypto.Hash, digest, sig []byte) error {
+	ok := false
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		ok = h != 0 && rsa.VerifyPKCS1v15(k, h, digest, sig) == nil
+	case *ecdsa.PublicKey:
+		ok = h != 0 && ecdsa.VerifyASN1(k, digest, sig)
+	case ed25519.PublicKey:
+		ok = h == 0 && ed25519.Verify(k, digest, sig)
+	default:
+		return fmt.Errorf("%w: public key type %T", ErrSignature, pub)
+	}
+	if !ok {
+		return ErrSignature
+	}
+	return nil
+}
+
+// hashed returns msg hashed with h, or msg itself if h is 0.
+func hashed(h crypto.Hash, msg []byte) []byte {
+	if h == 0 {
+		return msg
+	}
+	hh := h.New()
+	hh.Write(msg)
+	return hh.Sum(nil)
+}

@@ -1,0 +1,751 @@
+package signing
+
+// This file loads signing keys: a PEM private key file, a cloud KMS key or a
+// PKCS#11 token key as a crypto.Signer (LoadSigner), and checks that it goes
+// with the certificate chain it is meant to sign with (CheckSigningChain).
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/des" //nolint:gosec // DES-EDE3-CBC is one of the PBES2 ciphers openssl writes; decryption only.
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/pbkdf2"
+	"crypto/rsa"
+	"crypto/sha1" //nolint:gosec // hmacWithSHA1 is the PBKDF2 default PRF in PKCS#8 files.
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
+	"github.com/sigstore/sigstore/pkg/signature/kms"
+	"github.com/sigstore/sigstore/pkg/signature/options"
+	"golang.org/x/crypto/scrypt"
+
+	"github.com/codesignval/csv/internal/limits"
+
+	// The KMS providers register their schemes with kms.Get.
+	_ "github.com/sigstore/sigstore/pkg/signature/kms/aws"
+	_ "github.com/sigstore/sigstore/pkg/signature/kms/azure"
+	_ "github.com/sigstore/sigstore/pkg/signature/kms/gcp"
+	_ "github.com/sigstore/sigstore/pkg/signature/kms/hashivault"
+)
+
+// Errors of [LoadSigner], [LoadChain] and [CheckSigningChain]. Test for them
+// with errors.Is.
+var (
+	// ErrWrongPassword: the password (or PKCS#11 PIN) does not open the key.
+	ErrWrongPassword = errors.New("signing: wrong password")
+	// ErrNoPassword: the key is encrypted and no password was given.
+	ErrNoPassword = errors.New("signing: no password")
+	// ErrUnsupportedKey: the key's type, size or curve is not supported.
+	ErrUnsupportedKey = errors.New("signing: unsupported key")
+	// ErrUnknownScheme: the key reference has a scheme csv does not know.
+	ErrUnknownScheme = errors.New("signing: unknown key reference scheme")
+	// ErrNotInBuild: the key reference needs support this binary was
+	// built without (PKCS#11 without cgo).
+	ErrNotInBuild = errors.New("signing: not supported in this build")
+	// ErrKeyFile: the key file is unreadable, too large or malformed.
+	ErrKeyFile = errors.New("signing: bad key file")
+	// ErrChainFile: the certificate chain file is unreadable, too large or
+	// malformed.
+	ErrChainFile = errors.New("signing: bad certificate chain file")
+	// ErrPKCS11: the PKCS#11 URI, module or token failed.
+	ErrPKCS11 = errors.New("signing: pkcs11")
+	// ErrKMS: the KMS provider failed (credentials, network, key).
+	ErrKMS = errors.New("signing: kms")
+)
+
+// Errors of [CheckSigningChain], each carried by a [ChainError].
+var (
+	ErrKeyMismatch      = errors.New("key does not match the certificate")
+	ErrNoCodeSigningEKU = errors.New("certificate lacks the code signing EKU")
+	ErrKeyUsage         = errors.New("certificate does not allow digital signatures")
+	ErrExpired          = errors.New("certificate expired")
+	ErrNotYetValid      = errors.New("certificate not yet valid")
+	ErrChainLink        = errors.New("certificate chain link does not verify")
+	ErrEmptyChain       = errors.New("empty certificate chain")
+)
+
+// ChainError says which check of [CheckSigningChain] failed, and on which
+// certificate. Err is one of ErrKeyMismatch, ErrNoCodeSigningEKU,
+// ErrKeyUsage, ErrExpired, ErrNotYetValid, ErrChainLink, ErrEmptyChain.
+type ChainError struct {
+	// Cert is the certificate the check failed on (nil for ErrEmptyChain).
+	Cert *x509.Certificate
+	Err  error
+	msg  string
+}
+
+func (e *ChainError) Error() string { return "signing: " + e.msg }
+
+// Unwrap returns the sentinel.
+func (e *ChainError) Unwrap() error { return e.Err }
+
+// DefaultPasswordEnv and DefaultPINEnv are the environment variables
+// LoadSigner reads by default.
+const (
+	DefaultPasswordEnv = "CSV_KEY_PASSWORD"
+	DefaultPINEnv      = "CSV_PKCS11_PIN"
+)
+
+// LoadOptions configure [LoadSigner]. The zero value is ready to use.
+type LoadOptions struct {
+	// PasswordEnv names the environment variable holding the password of an
+	// encrypted PEM key (never a flag). Default "CSV_KEY_PASSWORD". A
+	// variable that is set but empty is an empty password.
+	PasswordEnv string
+	// PINEnv names the environment variable holding the PIN of a PKCS#11
+	// token when the URI has neither pin-value nor pin-source. Default
+	// "CSV_PKCS11_PIN".
+	PINEnv string
+}
+
+// Caps on key material.
+const (
+	maxKeyFile = 1 << 20
+	// maxPBKDF2Iterations bounds the work an encrypted PKCS#8 key may ask
+	// for (openssl writes 2048; OWASP suggests 600000 for SHA-256).
+	maxPBKDF2Iterations = 10_000_000
+	// maxScryptMemory bounds 128*N*r, the memory scrypt needs.
+	maxScryptMemory = 256 << 20
+	maxScryptP      = 16
+	maxChainCerts   = 16
+	minRSABits      = 2048
+)
+
+// kmsSchemes are the KMS key reference prefixes LoadSigner hands to
+// sigstore's KMS providers.
+var kmsSchemes = []string{"awskms://", "gcpkms://", "azurekms://", "hashivault://", "openbao://"}
+
+// LoadSigner returns the signer for a key reference:
+//
+//   - a PEM private key file: PKCS#8, PKCS#1 (RSA) or SEC1 (EC); RSA,
+//     ECDSA, or Ed25519 (PKCS#8). Encrypted keys are opened with the
+//     password from the environment variable opts.PasswordEnv: encrypted
+//     PKCS#8 ("ENCRYPTED PRIVATE KEY", PBES2 with PBKDF2 or scrypt, AES-CBC
+//     or 3DES-CBC: what openssl writes), legacy PEM encryption
+//     ("Proc-Type: 4,ENCRYPTED", openssl -traditional), and the scrypt +
+//     secretbox format of sigstore and cosign ("ENCRYPTED SIGSTORE PRIVATE
+//     KEY", "ENCRYPTED COSIGN PRIVATE KEY", cosign generate-key-pair);
+//   - a KMS reference, through sigstore's KMS providers: awskms://,
+//     gcpkms://, azurekms://, hashivault:// (and openbao://). The
+//     provider's credentials come from its usual environment. ctx is kept
+//     for the signer's later calls: cancelling it makes signing fail;
+//   - a PKCS#11 URI (RFC 7512) naming a private key on a token, for an HSM:
+//     pkcs11:token=T;object=O?module-path=/usr/lib/x.so&pin-source=file:/p
+//     (see "PKCS#11" below). The returned signer then also implements
+//     io.Closer, which ends its session.
+//
+// The returned crypto.Signer's Public() is the key's public key. Signers
+// other than file keys sign digests only (opts.HashFunc() must not be 0) and
+// check each signature they get from the KMS or token against the public
+// key before returning it.
+//
+// # PKCS#11
+//
+// Path attributes: token, manufacturer, model, serial, slot-id (to pick the
+// token), object (the key's CKA_LABEL), id (its CKA_ID, percent-encoded)
+// and type=private; object or id is required. Query attributes:
+// module-path (required), and pin-value or pin-source (a file: URI or a
+// path); without either, the PIN comes from the environment variable
+// opts.PINEnv if it is set. Unknown or repeated attributes are refused.
+// RSA (PKCS#1 v1.5 and PSS) and ECDSA P-256/384/521 keys sign on the token;
+// an EC key needs its public key object beside it (softhsm2-util --import
+// and pkcs11-tool --keypairgen make one).
+//
+// The token is driven through github.com/miekg/pkcs11, the maintained cgo
+// binding that crypto11 and cosign's pkcs11key are built on, with a small
+// crypto.Signer of our own; crypto11 itself was not taken (its module path
+// moved twice in 2026, and csv needs none of its key management). Loading a
+// PKCS#11 module needs cgo: in a build without cgo (CGO_ENABLED=0)
+// pkcs11: references fail with ErrNotInBuild. Modules are loaded once per
+// path and stay loaded for the life of the process.
+//
+// # Security
+//
+// Key references come from the operator (a flag or a config file), never
+// from the files being signed: a PKCS#11 reference names a shared library
+// that is loaded into the process, and a KMS reference makes network calls
+// with the ambient cloud credentials. Only the schemes above reach
+// sigstore's KMS code, so its plugin fallback (running a
+// sigstore-kms-NAME program from PATH) is never used. Key files are read
+// with a 1 MiB cap and strict PEM handling, and the key-derivation
+// parameters of an encrypted key are capped (PBKDF2: 10 million iterations;
+// scrypt: 256 MiB, p <= 16), so that a hostile key file cannot cost minutes
+// or gigabytes. Passwords come from the environment, never from a flag (a
+// flag shows in process listings and CI logs); a PKCS#11 PIN may come from
+// the URI (pin-value: it then shows wherever the URI does), a file
+// (pin-source) or the environment. Errors never include a PIN.
+//
+// RSA keys shorter than 2048 bits, ECDSA keys on curves other than P-256,
+// P-384 and P-521, and other key types (DSA, X25519) are refused.
+func LoadSigner(ctx context.Context, ref string, opts LoadOptions) (crypto.Signer, error) {
+	if opts.PasswordEnv == "" {
+		opts.PasswordEnv = DefaultPasswordEnv
+	}
+	if opts.PINEnv == "" {
+		opts.PINEnv = DefaultPINEnv
+	}
+	switch {
+	case ref == "":
+		return nil, fmt.Errorf("%w: empty key reference", ErrKeyFile)
+	case strings.HasPrefix(ref, "pkcs11:"):
+		u, err := parsePKCS11URI(ref)
+		if err != nil {
+			return nil, err
+		}
+		pin, err := u.pin(opts.PINEnv)
+		if err != nil {
+			return nil, err
+		}
+		return loadPKCS11(u, pin)
+	case strings.Contains(ref, "://"):
+		scheme := ref[:strings.Index(ref, "://")+3]
+		for _, s := range kmsSchemes {
+			if s == scheme {
+				return loadKMS(ctx, ref)
+			}
+		}
+		return nil, fmt.Errorf("%w %q (want a file path, pkcs11:, or one of %s)", ErrUnknownScheme, scheme, strings.Join(kmsSchemes, ", "))
+	}
+	return loadKeyFile(ref, opts.PasswordEnv)
+}
+
+// loadKeyFile reads a PEM private key file.
+func loadKeyFile(path, passwordEnv string) (crypto.Signer, error) {
+	data, err := readCapped(path, maxKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrKeyFile, err)
+	}
+	password := func() ([]byte, error) {
+		pw, ok := os.LookupEnv(passwordEnv)
+		if !ok {
+			return nil, fmt.Errorf("%w: %s is encrypted: set %s to its password", ErrNoPassword, path, passwordEnv)
+		}
+		return []byte(pw), nil
+	}
+	k, err := ParsePrivateKeyPEM(data, password)
+	if err != nil {
+		return nil, fmt.Errorf("%w (%s)", err, path)
+	}
+	return k, nil
+}
+
+// readCapped reads a regular file of at most max bytes. It checks the type
+// before opening: opening a FIFO would block.
+func readCapped(path string, max int64) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if st.Size() > max {
+		return nil, fmt.Errorf("%s is %d bytes, over the %d-byte cap", path, st.Size(), max)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("%s is over the %d-byte cap", path, max)
+	}
+	return data, nil
+}
+
+// ParsePrivateKeyPEM parses a PEM private key (see [LoadSigner] for the
+// formats). password is called only if the key is encrypted; it may return
+// an error (such as one wrapping ErrNoPassword). Blocks other than keys
+// ("EC PARAMETERS", "CERTIFICATE") are skipped; more than one key is an
+// error.
+func ParsePrivateKeyPEM(data []byte, password func() ([]byte, error)) (crypto.Signer, error) {
+	var keyBlock *pem.Block
+	var others []string
+	rest := data
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if !strings.Contains(b.Type, "PRIVATE KEY") {
+			others = append(others, b.Type)
+			continue
+		}
+		if keyBlock != nil {
+			return nil, fmt.Errorf("%w: more than one private key", ErrKeyFile)
+		}
+		keyBlock = b
+	}
+	if keyBlock == nil {
+		if len(others) > 0 {
+			return nil, fmt.Errorf("%w: no private key (found %s)", ErrKeyFile, strings.Join(others, ", "))
+		}
+		return nil, fmt.Errorf("%w: not a PEM file", ErrKeyFile)
+	}
+	key, err := decodeKeyBlock(keyBlock, password)
+	if err != nil {
+		return nil, err
+	}
+	return checkKey(key)
+}
+
+func decodeKeyBlock(b *pem.Block, password func() ([]byte, error)) (any, error) {
+	switch b.Type {
+	case "PRIVATE KEY":
+		k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%w: PKCS#8: %w", ErrKeyFile, err)
+		}
+		return k, nil
+	case "RSA PRIVATE KEY", "EC PRIVATE KEY":
+		der := b.Bytes
+		encrypted := x509.IsEncryptedPEMBlock(b) //nolint:staticcheck // legacy PEM encryption is still written by openssl -traditional.
+		if encrypted {
+			pw, err := password()
+			if err != nil {
+				return nil, err
+			}
+			der, err = x509.DecryptPEMBlock(b, pw) //nolint:staticcheck // see above; a wrong password is detected by the padding and the parse.
+			if errors.Is(err, x509.IncorrectPasswordError) {
+				return nil, ErrWrongPassword
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%w: legacy PEM encryption: %w", ErrKeyFile, err)
+			}
+		}
+		var k any
+		var err error
+		if b.Type == "RSA PRIVATE KEY" {
+			k, err = x509.ParsePKCS1PrivateKey(der)
+		} else {
+			k, err = x509.ParseECPrivateKey(der)
+		}
+		if err != nil {
+			if encrypted {
+				return nil, ErrWrongPassword // CBC padding can pass by chance; the DER then does not
+			}
+			return nil, fmt.Errorf("%w: %s: %w", ErrKeyFile, b.Type, err)
+		}
+		return k, nil
+	case "ENCRYPTED PRIVATE KEY":
+		pw, err := password()
+		if err != nil {
+			return nil, err
+		}
+		der, err := decryptPKCS8(b.Bytes, pw)
+		if err != nil {
+			return nil, err
+		}
+		k, err := x509.ParsePKCS8PrivateKey(der)
+		if err != nil {
+			return nil, ErrWrongPassword
+		}
+		return k, nil
+	case "ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY":
+		pw, err := password()
+		if err != nil {
+			return nil, err
+		}
+		der, err := encrypted.Decrypt(b.Bytes, pw)
+		if err != nil {
+			// secretbox is authenticated: failing to open is a wrong
+			// password (or a tampered file); the library has no sentinel.
+			if err.Error() == "encrypted: decryption failed" {
+				return nil, ErrWrongPassword
+			}
+			return nil, fmt.Errorf("%w: %s: %w", ErrKeyFile, b.Type, err)
+		}
+		k, err := x509.ParsePKCS8PrivateKey(der)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrKeyFile, b.Type, err)
+		}
+		return k, nil
+	case "OPENSSH PRIVATE KEY", "DSA PRIVATE KEY":
+		return nil, fmt.Errorf("%w: %s (convert it to PKCS#8 with openssl or ssh-keygen -m PKCS8)", ErrUnsupportedKey, b.Type)
+	}
+	return nil, fmt.Errorf("%w: PEM type %q", ErrUnsupportedKey, b.Type)
+}
+
+// checkKey accepts RSA of 2048 bits or more, ECDSA on P-256/384/521 and
+// Ed25519.
+func checkKey(k any) (crypto.Signer, error) {
+	switch k := k.(type) {
+	case *rsa.PrivateKey:
+		if k.N.BitLen() < minRSABits {
+			return nil, fmt.Errorf("%w: RSA key of %d bits (at least %d)", ErrUnsupportedKey, k.N.BitLen(), minRSABits)
+		}
+		return k, nil
+	case *ecdsa.PrivateKey:
+		switch k.Curve {
+		case elliptic.P256(), elliptic.P384(), elliptic.P521():
+			return k, nil
+		}
+		return nil, fmt.Errorf("%w: ECDSA curve %s", ErrUnsupportedKey, k.Curve.Params().Name)
+	case ed25519.PrivateKey:
+		return k, nil
+	}
+	return nil, fmt.Errorf("%w: key type %T", ErrUnsupportedKey, k)
+}
+
+// PKCS#8 encryption (RFC 8018 PBES2, RFC 7914 scrypt).
+var (
+	oidPBES2      = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 13}
+	oidPBKDF2     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 12}
+	oidScrypt     = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11591, 4, 11}
+	oidHMACSHA1   = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 7}
+	oidHMACSHA224 = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 8}
+	oidHMACSHA256 = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 9}
+	oidHMACSHA384 = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 10}
+	oidHMACSHA512 = asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 11}
+	oidAES128CBC  = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 2}
+	oidAES192CBC  = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 22}
+	oidAES256CBC  = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 42}
+	oidDESEDE3CBC = asn1.ObjectIdentifier{1, 2, 840, 113549, 3, 7}
+)
+
+type encryptedPrivateKeyInfo struct {
+	Algorithm     pkix.AlgorithmIdentifier
+	EncryptedData []byte
+}
+
+type pbes2Params struct {
+	KeyDerivationFunc pkix.AlgorithmIdentifier
+	EncryptionScheme  pkix.AlgorithmIdentifier
+}
+
+type pbkdf2Params struct {
+	Salt       []byte
+	Iterations int
+	KeyLength  int                      `asn1:"optional"`
+	PRF        pkix.AlgorithmIdentifier `asn1:"optional"`
+}
+
+type scryptParams struct {
+	Salt      []byte
+	N         int
+	R         int
+	P         int
+	KeyLength int `asn1:"optional"`
+}
+
+func unmarshalStrict(der []byte, v any) error {
+	rest, err := asn1.Unmarshal(der, v)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return errors.New("trailing data")
+	}
+	return nil
+}
+
+// decryptPKCS8 decrypts an EncryptedPrivateKeyInfo (PBES2 only: PBES1's
+// DES and RC2 schemes are refused).
+func decryptPKCS8(der, password []byte) ([]byte, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: encrypted PKCS#8: %s", ErrKeyFile, fmt.Sprintf(format, args...))
+	}
+	var info encryptedPrivateKeyInfo
+	if err := unmarshalStrict(der, &info); err != nil {
+		return nil, bad("%v", err)
+	}
+	if !info.Algorithm.Algorithm.Equal(oidPBES2) {
+		return nil, fmt.Errorf("%w: encrypted PKCS#8 with scheme %v (only PBES2 is supported)", ErrUnsupportedKey, info.Algorithm.Algorithm)
+	}
+	var params pbes2Params
+	if err := unmarshalStrict(info.Algorithm.Parameters.FullBytes, &params); err != nil {
+		return nil, bad("PBES2 parameters: %v", err)
+	}
+
+	// The cipher first: it fixes the key length.
+	var keyLen int
+	var newCipher func(key []byte) (cipher.Block, error)
+	switch alg := params.EncryptionScheme.Algorithm; {
+	case alg.Equal(oidAES128CBC):
+		keyLen, newCipher = 16, aes.NewCipher
+	case alg.Equal(oidAES192CBC):
+		keyLen, newCipher = 24, aes.NewCipher
+	case alg.Equal(oidAES256CBC):
+		keyLen, newCipher = 32, aes.NewCipher
+	case alg.Equal(oidDESEDE3CBC):
+		keyLen, newCipher = 24, des.NewTripleDESCipher
+	default:
+		return nil, fmt.Errorf("%w: encrypted PKCS#8 cipher %v", ErrUnsupportedKey, alg)
+	}
+	var iv []byte
+	if err := unmarshalStrict(params.EncryptionScheme.Parameters.FullBytes, &iv); err != nil {
+		return nil, bad("IV: %v", err)
+	}
+
+	var key []byte
+	switch kdf := params.KeyDerivationFunc; {
+	case kdf.Algorithm.Equal(oidPBKDF2):
+		var p pbkdf2Params
+		if err := unmarshalStrict(kdf.Parameters.FullBytes, &p); err != nil {
+			return nil, bad("PBKDF2 parameters: %v", err)
+		}
+		if p.Iterations < 1 || p.Iterations > maxPBKDF2Iterations {
+			return nil, bad("PBKDF2 iteration count %d (at most %d)", p.Iterations, maxPBKDF2Iterations)
+		}
+		if p.KeyLength != 0 && p.KeyLength != keyLen {
+			return nil, bad("PBKDF2 key length %d for a %d-byte cipher key", p.KeyLength, keyLen)
+		}
+		var h func() hash.Hash
+		switch prf := p.PRF.Algorithm; {
+		case len(prf) == 0 || prf.Equal(oidHMACSHA1):
+			h = sha1.New
+		case prf.Equal(oidHMACSHA224):
+			h = sha256.New224
+		case prf.Equal(oidHMACSHA256):
+			h = sha256.New
+		case prf.Equal(oidHMACSHA384):
+			h = sha512.New384
+		case prf.Equal(oidHMACSHA512):
+			h = sha512.New
+		default:
+			return nil, fmt.Errorf("%w: PBKDF2 PRF %v", ErrUnsupportedKey, prf)
+		}
+		var err error
+		if key, err = pbkdf2.Key(h, string(password), p.Salt, p.Iterations, keyLen); err != nil {
+			return nil, bad("PBKDF2: %v", err)
+		}
+	case kdf.Algorithm.Equal(oidScrypt):
+		var p scryptParams
+		if err := unmarshalStrict(kdf.Parameters.FullBytes, &p); err != nil {
+			return nil, bad("scrypt parameters: %v", err)
+		}
+		if p.N < 2 || p.N&(p.N-1) != 0 || p.R < 1 || p.P < 1 || p.P > maxScryptP ||
+			int64(p.N)*int64(p.R) > maxScryptMemory/128 {
+			return nil, bad("scrypt parameters N=%d r=%d p=%d over the caps", p.N, p.R, p.P)
+		}
+		if p.KeyLength != 0 && p.KeyLength != keyLen {
+			return nil, bad("scrypt key length %d for a %d-byte cipher key", p.KeyLength, keyLen)
+		}
+		var err error
+		if key, err = scrypt.Key(password, p.Salt, p.N, p.R, p.P, keyLen); err != nil {
+			return nil, bad("scrypt: %v", err)
+		}
+	default:
+		return nil, fmt.Errorf("%w: encrypted PKCS#8 key derivation %v", ErrUnsupportedKey, kdf.Algorithm)
+	}
+
+	block, err := newCipher(key)
+	if err != nil {
+		return nil, bad("%v", err)
+	}
+	bs := block.BlockSize()
+	if len(iv) != bs {
+		return nil, bad("IV of %d bytes for a %d-byte block", len(iv), bs)
+	}
+	data := info.EncryptedData
+	if len(data) == 0 || len(data)%bs != 0 {
+		return nil, bad("ciphertext of %d bytes is not a multiple of the block size", len(data))
+	}
+	out := make([]byte, len(data))
+	cipher.NewCBCDecrypter(block, iv).CryptBlocks(out, data)
+	// PKCS#7 padding: a wrong password almost always breaks it.
+	n := int(out[len(out)-1])
+	if n == 0 || n > bs || !bytes.Equal(out[len(out)-n:], bytes.Repeat([]byte{byte(n)}, n)) {
+		return nil, ErrWrongPassword
+	}
+	return out[:len(out)-n], nil
+}
+
+// kmsSigner adapts a sigstore KMS signer: it caches the public key and
+// checks each signature against it.
+type kmsSigner struct {
+	inner crypto.Signer
+	pub   crypto.PublicKey
+	ref   string
+}
+
+func loadKMS(ctx context.Context, ref string) (crypto.Signer, error) {
+	sv, err := kms.Get(ctx, ref, crypto.SHA256)
+	if err != nil {
+		var nf *kms.ProviderNotFoundError
+		if errors.As(err, &nf) {
+			return nil, fmt.Errorf("%w: %s: no provider in this build", ErrNotInBuild, ref)
+		}
+		return nil, fmt.Errorf("%w: %s: %w", ErrKMS, ref, err)
+	}
+	pub, err := sv.PublicKey(options.WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: fetching the public key: %w", ErrKMS, ref, err)
+	}
+	if pub == nil {
+		return nil, fmt.Errorf("%w: %s: the provider returned no public key", ErrKMS, ref)
+	}
+	cs, _, err := sv.CryptoSigner(ctx, func(error) {})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrKMS, ref, err)
+	}
+	return &kmsSigner{inner: cs, pub: pub, ref: ref}, nil
+}
+
+func (k *kmsSigner) Public() crypto.PublicKey { return k.pub }
+
+func (k *kmsSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if _, ok := opts.(*rsa.PSSOptions); ok {
+		return nil, fmt.Errorf("%w: %s: RSA-PSS is not supported through KMS providers", ErrUnsupportedKey, k.ref)
+	}
+	if opts == nil || opts.HashFunc() == 0 {
+		return nil, fmt.Errorf("%w: %s: KMS signers sign digests only", ErrUnsupportedKey, k.ref)
+	}
+	sig, err := k.inner.Sign(rand, digest, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: signing: %w", ErrKMS, k.ref, err)
+	}
+	if err := verifyDigestSignature(k.pub, digest, opts, sig); err != nil {
+		return nil, fmt.Errorf("%w: %s: the signature returned does not verify with the key's public key: %w", ErrKMS, k.ref, err)
+	}
+	return sig, nil
+}
+
+// verifyDigestSignature checks sig as crypto.Signer.Sign would have made it.
+func verifyDigestSignature(pub crypto.PublicKey, digest []byte, opts crypto.SignerOpts, sig []byte) error {
+	switch p := pub.(type) {
+	case *rsa.PublicKey:
+		if pss, ok := opts.(*rsa.PSSOptions); ok {
+			return rsa.VerifyPSS(p, pss.Hash, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto, Hash: pss.Hash})
+		}
+		return rsa.VerifyPKCS1v15(p, opts.HashFunc(), digest, sig)
+	case *ecdsa.PublicKey:
+		if !ecdsa.VerifyASN1(p, digest, sig) {
+			return ErrSignature
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: public key type %T", ErrUnsupportedKey, pub)
+}
+
+// LoadChain reads a PEM certificate chain file, leaf first. Text outside
+// PEM blocks is ignored; any PEM block other than CERTIFICATE (a private key
+// pasted in by mistake, say) is an error, and so is a file of more than 16
+// certificates or over the certificate-file cap.
+func LoadChain(path string) ([]*x509.Certificate, error) {
+	data, err := readCapped(path, limits.MaxCertFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrChainFile, err)
+	}
+	certs, err := ParseChainPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w (%s)", err, path)
+	}
+	return certs, nil
+}
+
+// ParseChainPEM parses PEM certificates, in order (see [LoadChain]).
+func ParseChainPEM(data []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	rest := data
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("%w: unexpected PEM block %q (a chain file holds only certificates)", ErrChainFile, b.Type)
+		}
+		if len(certs) == maxChainCerts {
+			return nil, fmt.Errorf("%w: more than %d certificates", ErrChainFile, maxChainCerts)
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%w: certificate #%d: %w", ErrChainFile, len(certs)+1, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%w: no PEM certificates", ErrChainFile)
+	}
+	return certs, nil
+}
+
+// certName names a certificate in messages: its CN, else its subject.
+func certName(c *x509.Certificate) string {
+	if c.Subject.CommonName != "" {
+		return c.Subject.CommonName
+	}
+	return c.Subject.String()
+}
+
+// CheckSigningChain checks that key may sign with chain (leaf first), in
+// this order:
+//
+//  1. the chain is not empty;
+//  2. key's public key is the leaf's;
+//  3. the leaf carries the code signing EKU (1.3.6.1.5.5.7.3.3) and, if it
+//     has a key usage extension, allows digital signatures;
+//  4. every certificate is within its validity at now;
+//  5. each certificate's signature verifies with the next one's key, whose
+//     subject is its issuer and which is a CA.
+//
+// The first failure is returned as a *[ChainError] naming the certificate
+// (for example `certificate "Build Signing" expired on 2025-06-01`). The
+// chain's top need not be a root: trust is the verifier's business.
+func CheckSigningChain(key crypto.Signer, chain []*x509.Certificate, now time.Time) error {
+	if len(chain) == 0 || chain[0] == nil {
+		return &ChainError{Err: ErrEmptyChain, msg: "empty certificate chain"}
+	}
+	leaf := chain[0]
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(leaf.PublicKey) {
+		return &ChainError{Cert: leaf, Err: ErrKeyMismatch, msg: fmt.Sprintf("key does not match the certificate %q", certName(leaf))}
+	}
+	hasCS := false
+	for _, u := range leaf.ExtKeyUsage {
+		if u == x509.ExtKeyUsageCodeSigning {
+			hasCS = true
+		}
+	}
+	if !hasCS {
+		return &ChainError{Cert: leaf, Err: ErrNoCodeSigningEKU, msg: fmt.Sprintf("certificate %q lacks the code signing EKU", certName(leaf))}
+	}
+	if leaf.KeyUsage != 0 && leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		return &ChainError{Cert: leaf, Err: ErrKeyUsage, msg: fmt.Sprintf("certificate %q does not allow digital signatures (key usage)", certName(leaf))}
+	}
+	for _, c := range chain {
+		if c == nil {
+			return &ChainError{Err: ErrEmptyChain, msg: "nil certificate in chain"}
+		}
+		if now.After(c.NotAfter) {
+			return &ChainError{Cert: c, Err: ErrExpired, msg: fmt.Sprintf("certificate %q expired on %s", certName(c), c.NotAfter.UTC().Format(time.DateOnly))}
+		}
+		if now.Before(c.NotBefore) {
+			return &ChainError{Cert: c, Err: ErrNotYetValid, msg: fmt.Sprintf("certificate %q is not valid before %s", certName(c), c.NotBefore.UTC().Format(time.DateOnly))}
+		}
+	}
+	for i := 0; i+1 < len(chain); i++ {
+		c, parent := chain[i], chain[i+1]
+		if !bytes.Equal(c.RawIssuer, parent.RawSubject) {
+			return &ChainError{Cert: c, Err: ErrChainLink, msg: fmt.Sprintf("certificate %q is issued by %q, not by the next certificate %q", certName(c), c.Issuer.String(), certName(parent))}
+		}
+		if err := c.CheckSignatureFrom(parent); err != nil {
+			return &ChainError{Cert: c, Err: ErrChainLink, msg: fmt.Sprintf("certificate %q does not verify with %q: %v", certName(c), certName(parent), err)}
+		}
+	}
+	return nil
+}

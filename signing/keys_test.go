@@ -1,0 +1,661 @@
+package signing_test
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdh"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+
+	"github.com/codesignval/csv/internal/testca"
+	"github.com/codesignval/csv/signing"
+)
+
+// writeFile writes data to a new file in t's temp dir.
+func writeFile(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// checkSigns signs a digest with s and verifies it with want's public key.
+func checkSigns(t *testing.T, s crypto.Signer, want crypto.PublicKey) {
+	t.Helper()
+	if pub, ok := s.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(want) {
+		t.Fatalf("Public() = %T, not the key's public key", s.Public())
+	}
+	msg := []byte("csv signing test")
+	digest := sha256.Sum256(msg)
+	switch p := want.(type) {
+	case *rsa.PublicKey:
+		sig, err := s.Sign(rand.Reader, digest[:], crypto.SHA256)
+		if err != nil {
+			t.Fatalf("Sign: %v", err)
+		}
+		if err := rsa.VerifyPKCS1v15(p, crypto.SHA256, digest[:], sig); err != nil {
+			t.Fatalf("PKCS#1 v1.5 signature does not verify: %v", err)
+		}
+		sig, err = s.Sign(rand.Reader, digest[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypto.SHA256})
+		if err != nil {
+			t.Fatalf("Sign (PSS): %v", err)
+		}
+		if err := rsa.VerifyPSS(p, crypto.SHA256, digest[:], sig, nil); err != nil {
+			t.Fatalf("PSS signature does not verify: %v", err)
+		}
+	case *ecdsa.PublicKey:
+		sig, err := s.Sign(rand.Reader, digest[:], crypto.SHA256)
+		if err != nil {
+			t.Fatalf("Sign: %v", err)
+		}
+		if !ecdsa.VerifyASN1(p, digest[:], sig) {
+			t.Fatal("ECDSA signature does not verify")
+		}
+	case ed25519.PublicKey:
+		sig, err := s.Sign(rand.Reader, msg, crypto.Hash(0))
+		if err != nil {
+			t.Fatalf("Sign: %v", err)
+		}
+		if !ed25519.Verify(p, msg, sig) {
+			t.Fatal("Ed25519 signature does not verify")
+		}
+	default:
+		t.Fatalf("unexpected key type %T", want)
+	}
+}
+
+func pemBlock(typ string, der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+}
+
+func TestLoadSignerPEM(t *testing.T) {
+	rsaKey := testca.New(t).Leaf(t, testca.LeafOptions{}).Key.(*rsa.PrivateKey)
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	sec1, _ := x509.MarshalECPrivateKey(ecKey)
+	ecParams, _ := asn1.Marshal(asn1.ObjectIdentifier{1, 3, 132, 0, 34})
+	cert := testca.New(t).Leaf(t, testca.LeafOptions{KeyType: testca.ECDSAP256})
+	tests := []struct {
+		name string
+		pem  []byte
+		pub  crypto.PublicKey
+	}{
+		{"PKCS#8 RSA", testca.KeyPEM(t, rsaKey), &rsaKey.PublicKey},
+		{"PKCS#8 ECDSA", testca.KeyPEM(t, ecKey), &ecKey.PublicKey},
+		{"PKCS#8 Ed25519", testca.KeyPEM(t, edKey), edKey.Public()},
+		{"PKCS#1 RSA", pemBlock("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsaKey)), &rsaKey.PublicKey},
+		{"SEC1 EC with EC PARAMETERS first (openssl ecparam -genkey)", append(pemBlock("EC PARAMETERS", ecParams), pemBlock("EC PRIVATE KEY", sec1)...), &ecKey.PublicKey},
+		{"key and certificate in one file", append(testca.PEM(cert.Cert), testca.KeyPEM(t, cert.Key)...), cert.Cert.PublicKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := signing.LoadSigner(context.Background(), writeFile(t, "key.pem", tt.pem), signing.LoadOptions{})
+			if err != nil {
+				t.Fatalf("LoadSigner: %v", err)
+			}
+			checkSigns(t, s, tt.pub)
+		})
+	}
+}
+
+// encryptLegacy writes a "Proc-Type: 4,ENCRYPTED" PEM block.
+func encryptLegacy(t *testing.T, typ string, der []byte, pw string) []byte {
+	t.Helper()
+	b, err := x509.EncryptPEMBlock(rand.Reader, typ, der, []byte(pw), x509.PEMCipherAES256) //nolint:staticcheck // the format under test
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(b)
+}
+
+func TestLoadSignerEncrypted(t *testing.T) {
+	rsaKey := testca.New(t).Leaf(t, testca.LeafOptions{}).Key.(*rsa.PrivateKey)
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	sec1, _ := x509.MarshalECPrivateKey(ecKey)
+	const pw = "correct horse"
+	sigstoreDER, err := cryptoutils.MarshalPrivateKeyToEncryptedDER(ecKey, cryptoutils.StaticPasswordFunc([]byte(pw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type keyFile struct {
+		name string
+		pem  []byte
+		pub  crypto.PublicKey
+	}
+	files := []keyFile{
+		{"legacy PEM RSA", encryptLegacy(t, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rsaKey), pw), &rsaKey.PublicKey},
+		{"legacy PEM EC", encryptLegacy(t, "EC PRIVATE KEY", sec1, pw), &ecKey.PublicKey},
+		{"sigstore scrypt+secretbox", pemBlock("ENCRYPTED SIGSTORE PRIVATE KEY", sigstoreDER), &ecKey.PublicKey},
+	}
+	// Encrypted PKCS#8 as openssl writes it, with each KDF and cipher.
+	if openssl, err := exec.LookPath("openssl"); err == nil {
+		plain := writeFile(t, "plain.pem", testca.KeyPEM(t, ecKey))
+		for _, args := range [][]string{
+			{"-v2", "aes-256-cbc"},
+			{"-v2", "aes-128-cbc", "-v2prf", "hmacWithSHA512"},
+			{"-v2", "aes-192-cbc", "-v2prf", "hmacWithSHA1"},
+			{"-v2", "des3"},
+			{"-scrypt"},
+		} {
+			cmd := exec.Command(openssl, append([]string{"pkcs8", "-topk8", "-in", plain, "-passout", "env:PW"}, args...)...)
+			cmd.Env = append(os.Environ(), "PW="+pw)
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("openssl pkcs8 %v: %v", args, err)
+			}
+			files = append(files, keyFile{"openssl PKCS#8 " + strings.Join(args, " "), out, &ecKey.PublicKey})
+		}
+		cmd := exec.Command(openssl, "rsa", "-traditional", "-aes256", "-passout", "env:PW")
+		cmd.Env = append(os.Environ(), "PW="+pw)
+		cmd.Stdin = strings.NewReader(string(testca.KeyPEM(t, rsaKey)))
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("openssl rsa -traditional: %v", err)
+		}
+		files = append(files, keyFile{"openssl legacy PEM RSA", out, &rsaKey.PublicKey})
+	} else {
+		t.Log("openssl not found: encrypted PKCS#8 cases skipped")
+	}
+	t.Run("cosign scrypt+secretbox (old PEM type)", func(t *testing.T) {
+		t.Setenv("CSV_KEY_PASSWORD", pw)
+		s, err := signing.LoadSigner(context.Background(), writeFile(t, "key.pem", pemBlock("ENCRYPTED COSIGN PRIVATE KEY", sigstoreDER)), signing.LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkSigns(t, s, &ecKey.PublicKey)
+	})
+	for i, f := range files {
+		t.Run(f.name, func(t *testing.T) {
+			path := writeFile(t, "key.pem", f.pem)
+			t.Setenv("CSV_KEY_PASSWORD", pw)
+			s, err := signing.LoadSigner(context.Background(), path, signing.LoadOptions{})
+			if err != nil {
+				t.Fatalf("LoadSigner: %v", err)
+			}
+			checkSigns(t, s, f.pub)
+
+			t.Setenv("CSV_KEY_PASSWORD", "wrong horse")
+			_, err = signing.LoadSigner(context.Background(), path, signing.LoadOptions{})
+			if !errors.Is(err, signing.ErrWrongPassword) {
+				t.Fatalf("wrong password: got %v, want ErrWrongPassword", err)
+			}
+			if !strings.Contains(err.Error(), "wrong password") {
+				t.Errorf("wrong password message %q does not say so", err)
+			}
+
+			os.Unsetenv("CSV_KEY_PASSWORD")
+			_, err = signing.LoadSigner(context.Background(), path, signing.LoadOptions{})
+			if !errors.Is(err, signing.ErrNoPassword) || !strings.Contains(err.Error(), "CSV_KEY_PASSWORD") {
+				t.Fatalf("no password: got %v, want ErrNoPassword naming CSV_KEY_PASSWORD", err)
+			}
+
+			if i == 0 { // once: each scrypt derivation costs a second under -race
+				t.Setenv("MY_KEY_PW", pw)
+				if _, err := signing.LoadSigner(context.Background(), path, signing.LoadOptions{PasswordEnv: "MY_KEY_PW"}); err != nil {
+					t.Fatalf("PasswordEnv MY_KEY_PW: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// TestLoadSignerCosignKey reads a key written by cosign generate-key-pair.
+func TestLoadSignerCosignKey(t *testing.T) {
+	cosign := cosignPath(t)
+	dir := t.TempDir()
+	cmd := exec.Command(cosign, "generate-key-pair")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "COSIGN_PASSWORD=cosign pw")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cosign generate-key-pair: %v\n%s", err, out)
+	}
+	pubPEM, err := os.ReadFile(filepath.Join(dir, "cosign.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := cryptoutils.UnmarshalPEMToPublicKey(pubPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CSV_KEY_PASSWORD", "cosign pw")
+	s, err := signing.LoadSigner(context.Background(), filepath.Join(dir, "cosign.key"), signing.LoadOptions{})
+	if err != nil {
+		t.Fatalf("LoadSigner(cosign.key): %v", err)
+	}
+	checkSigns(t, s, pub)
+	t.Setenv("CSV_KEY_PASSWORD", "not it")
+	if _, err := signing.LoadSigner(context.Background(), filepath.Join(dir, "cosign.key"), signing.LoadOptions{}); !errors.Is(err, signing.ErrWrongPassword) {
+		t.Fatalf("wrong password: got %v", err)
+	}
+}
+
+func TestLoadSignerErrors(t *testing.T) {
+	small, _ := rsa.GenerateKey(rand.Reader, 1024)
+	p224, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	x25519, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	ec := testca.New(t).Leaf(t, testca.LeafOptions{KeyType: testca.ECDSAP256})
+	x25519DER, _ := x509.MarshalPKCS8PrivateKey(x25519)
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.pem")
+	if err := os.WriteFile(big, make([]byte, 2<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		ref     string
+		wantErr error
+	}{
+		{"missing file", filepath.Join(dir, "nope.pem"), fs.ErrNotExist},
+		{"missing file is a key file error", filepath.Join(dir, "nope.pem"), signing.ErrKeyFile},
+		{"directory", dir, signing.ErrKeyFile},
+		{"over the size cap", big, signing.ErrKeyFile},
+		{"not PEM", writeFile(t, "k.pem", []byte("hello")), signing.ErrKeyFile},
+		{"certificate only", writeFile(t, "k.pem", testca.PEM(ec.Cert)), signing.ErrKeyFile},
+		{"two keys", writeFile(t, "k.pem", append(testca.KeyPEM(t, ec.Key), testca.KeyPEM(t, ec.Key)...)), signing.ErrKeyFile},
+		{"corrupt PKCS#8", writeFile(t, "k.pem", pemBlock("PRIVATE KEY", []byte{0x30, 0x03, 0x02, 0x01, 0x00})), signing.ErrKeyFile},
+		{"RSA 1024", writeFile(t, "k.pem", testca.KeyPEM(t, small)), signing.ErrUnsupportedKey},
+		{"ECDSA P-224", writeFile(t, "k.pem", testca.KeyPEM(t, p224)), signing.ErrUnsupportedKey},
+		{"X25519", writeFile(t, "k.pem", pemBlock("PRIVATE KEY", x25519DER)), signing.ErrUnsupportedKey},
+		{"OpenSSH", writeFile(t, "k.pem", pemBlock("OPENSSH PRIVATE KEY", []byte("x"))), signing.ErrUnsupportedKey},
+		{"unknown scheme", "s3://bucket/key", signing.ErrUnknownScheme},
+		{"file:// is not a scheme csv knows", "file:///tmp/key.pem", signing.ErrUnknownScheme},
+		{"empty reference", "", signing.ErrKeyFile},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := signing.LoadSigner(context.Background(), tt.ref, signing.LoadOptions{})
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("got %v, want %v", err, tt.wantErr)
+			}
+			if !strings.HasPrefix(err.Error(), "signing: ") {
+				t.Errorf("error %q lacks the package prefix", err)
+			}
+		})
+	}
+}
+
+// TestEncryptedPKCS8Caps feeds hand-made EncryptedPrivateKeyInfo structures
+// whose key derivation would cost too much.
+func TestEncryptedPKCS8Caps(t *testing.T) {
+	type algID struct {
+		Algorithm  asn1.ObjectIdentifier
+		Parameters asn1.RawValue `asn1:"optional"`
+	}
+	raw := func(v any) asn1.RawValue {
+		der, err := asn1.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return asn1.RawValue{FullBytes: der}
+	}
+	build := func(kdf algID) []byte {
+		iv := make([]byte, 16)
+		scheme := algID{asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 42}, raw(iv)}
+		pbes2 := struct{ KDF, Scheme algID }{kdf, scheme}
+		info := struct {
+			Alg  algID
+			Data []byte
+		}{algID{asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 13}, raw(pbes2)}, make([]byte, 32)}
+		der, err := asn1.Marshal(info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pemBlock("ENCRYPTED PRIVATE KEY", der)
+	}
+	pbkdf2 := func(iter int) algID {
+		return algID{asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 12}, raw(struct {
+			Salt []byte
+			Iter int
+		}{[]byte("salt"), iter})}
+	}
+	scrypt := func(n, r, p int) algID {
+		return algID{asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11591, 4, 11}, raw(struct {
+			Salt    []byte
+			N, R, P int
+		}{[]byte("salt"), n, r, p})}
+	}
+	pw := func() ([]byte, error) { return []byte("pw"), nil }
+	for name, data := range map[string][]byte{
+		"PBKDF2 2^31-1 iterations":  build(pbkdf2(1<<31 - 1)),
+		"PBKDF2 0 iterations":       build(pbkdf2(0)),
+		"scrypt N=2^24":             build(scrypt(1<<24, 8, 1)),
+		"scrypt p=1000":             build(scrypt(1<<10, 8, 1000)),
+		"scrypt N not a power of 2": build(scrypt(1000, 8, 1)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			_, err := signing.ParsePrivateKeyPEM(data, pw)
+			if !errors.Is(err, signing.ErrKeyFile) {
+				t.Fatalf("got %v, want ErrKeyFile", err)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("refusing took %v", d)
+			}
+		})
+	}
+	// Within the caps, a wrong key gives bad padding: "wrong password".
+	if _, err := signing.ParsePrivateKeyPEM(build(pbkdf2(1000)), pw); !errors.Is(err, signing.ErrWrongPassword) {
+		t.Fatalf("garbage ciphertext: got %v, want ErrWrongPassword", err)
+	}
+}
+
+func FuzzParsePrivateKeyPEM(f *testing.F) {
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(ec)
+	f.Add(pemBlock("PRIVATE KEY", der))
+	f.Add(pemBlock("ENCRYPTED PRIVATE KEY", der))
+	f.Add(pemBlock("ENCRYPTED SIGSTORE PRIVATE KEY", []byte(`{"kdf":{"name":"scrypt"}}`)))
+	f.Add([]byte("-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00000000000000000000000000000000\n\nAAAA\n-----END EC PRIVATE KEY-----\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		k, err := signing.ParsePrivateKeyPEM(data, func() ([]byte, error) { return []byte("pw"), nil })
+		if (k == nil) == (err == nil) {
+			t.Fatalf("key %v and error %v", k, err)
+		}
+	})
+}
+
+func TestCheckSigningChain(t *testing.T) {
+	ca := testca.New(t)
+	other := testca.New(t)
+	leaf := ca.Leaf(t, testca.LeafOptions{CommonName: "Build Signing"})
+	chain := []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert, ca.Root.Cert}
+	noEKU := ca.Leaf(t, testca.LeafOptions{CommonName: "TLS Server", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	expired := ca.Leaf(t, testca.LeafOptions{CommonName: "Old Signing", NotBefore: testca.Epoch.AddDate(-3, 0, 0), NotAfter: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)})
+	future := ca.Leaf(t, testca.LeafOptions{CommonName: "Future Signing", NotBefore: testca.Epoch.AddDate(1, 0, 0)})
+	otherKey := ca.Leaf(t, testca.LeafOptions{CommonName: "Other"})
+	tests := []struct {
+		name    string
+		key     crypto.Signer
+		chain   []*x509.Certificate
+		wantErr error
+		wantMsg string
+	}{
+		{"leaf, intermediate, root", leaf.Key, chain, nil, ""},
+		{"leaf and intermediate", leaf.Key, chain[:2], nil, ""},
+		{"leaf alone", leaf.Key, chain[:1], nil, ""},
+		{"empty chain", leaf.Key, nil, signing.ErrEmptyChain, "signing: empty certificate chain"},
+		{"key does not match", otherKey.Key, chain, signing.ErrKeyMismatch, `signing: key does not match the certificate "Build Signing"`},
+		{"no code signing EKU", noEKU.Key, []*x509.Certificate{noEKU.Cert, ca.Intermediate.Cert}, signing.ErrNoCodeSigningEKU, `signing: certificate "TLS Server" lacks the code signing EKU`},
+		{"expired", expired.Key, []*x509.Certificate{expired.Cert, ca.Intermediate.Cert}, signing.ErrExpired, `signing: certificate "Old Signing" expired on 2025-06-01`},
+		{"not yet valid", future.Key, []*x509.Certificate{future.Cert, ca.Intermediate.Cert}, signing.ErrNotYetValid, `signing: certificate "Future Signing" is not valid before 2027-06-01`},
+		{"wrong intermediate", leaf.Key, []*x509.Certificate{leaf.Cert, other.Intermediate.Cert}, signing.ErrChainLink, ""},
+		{"out of order", leaf.Key, []*x509.Certificate{leaf.Cert, ca.Root.Cert, ca.Intermediate.Cert}, signing.ErrChainLink, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := signing.CheckSigningChain(tt.key, tt.chain, testca.Epoch)
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
+				t.Fatalf("got %v, want %v", err, tt.wantErr)
+			}
+			if tt.wantMsg != "" && err.Error() != tt.wantMsg {
+				t.Errorf("message %q, want %q", err, tt.wantMsg)
+			}
+			var ce *signing.ChainError
+			if err != nil && !errors.As(err, &ce) {
+				t.Errorf("%v is not a *ChainError", err)
+			}
+		})
+	}
+}
+
+func TestLoadChain(t *testing.T) {
+	ca := testca.New(t)
+	leaf := ca.Leaf(t, testca.LeafOptions{})
+	good := append([]byte("subject=CN = Test Code Signing\n"), testca.PEM(leaf.Cert, ca.Intermediate.Cert)...)
+	certs, err := signing.LoadChain(writeFile(t, "chain.pem", good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(certs) != 2 || !certs[0].Equal(leaf.Cert) || !certs[1].Equal(ca.Intermediate.Cert) {
+		t.Fatalf("LoadChain returned %d certificates, not leaf then intermediate", len(certs))
+	}
+	var many []*x509.Certificate
+	for range 17 {
+		many = append(many, leaf.Cert)
+	}
+	for name, data := range map[string][]byte{
+		"with a private key": append(testca.PEM(leaf.Cert), testca.KeyPEM(t, leaf.Key)...),
+		"no certificates":    []byte("nothing here"),
+		"17 certificates":    testca.PEM(many...),
+		"garbage DER":        pemBlock("CERTIFICATE", []byte{1, 2, 3}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := signing.LoadChain(writeFile(t, "chain.pem", data)); !errors.Is(err, signing.ErrChainFile) {
+				t.Fatalf("got %v, want ErrChainFile", err)
+			}
+		})
+	}
+	if _, err := signing.LoadChain(filepath.Join(t.TempDir(), "none.pem")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing file: got %v", err)
+	}
+}
+
+// TestKMSSchemesRegistered checks that each KMS scheme reaches its sigstore
+// provider: a reference the provider cannot parse gets the provider's own
+// error, offline.
+func TestKMSSchemesRegistered(t *testing.T) {
+	for _, tt := range []struct{ ref, providerSays string }{
+		{"awskms://not a key", "awskms://"},
+		{"gcpkms://not-a-key", "gcpkms://"},
+		{"azurekms://not a key", "azurekms://"},
+		{"hashivault://not a key!", "hashivault://"},
+		{"openbao://not a key!", "hashivault://"},
+	} {
+		t.Run(tt.ref, func(t *testing.T) {
+			_, err := signing.LoadSigner(context.Background(), tt.ref, signing.LoadOptions{})
+			if !errors.Is(err, signing.ErrKMS) {
+				t.Fatalf("got %v, want a KMS provider error", err)
+			}
+			if !strings.Contains(err.Error(), "kms specification should be in the format "+tt.providerSays) {
+				t.Errorf("error %q is not the provider's reference-format error", err)
+			}
+		})
+	}
+}
+
+// TestGCPKMSNoCredentials: a valid gcpkms reference without credentials
+// fails in the provider, before any network call.
+func TestGCPKMSNoCredentials(t *testing.T) {
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", filepath.Join(t.TempDir(), "missing.json"))
+	_, err := signing.LoadSigner(context.Background(), "gcpkms://projects/p/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1", signing.LoadOptions{})
+	if !errors.Is(err, signing.ErrKMS) || !strings.Contains(err.Error(), "missing.json") {
+		t.Fatalf("got %v, want the provider's credentials error", err)
+	}
+}
+
+// fakeAWSKMS serves DescribeKey, GetPublicKey and Sign (AWS JSON 1.1) for
+// one ECDSA P-256 key, over TLS on loopback.
+func fakeAWSKMS(t *testing.T, key *ecdsa.PrivateKey) *httptest.Server {
+	t.Helper()
+	spki, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const keyID = "1234abcd-12ab-34cd-56ef-1234567890ab"
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var out any
+		switch r.Header.Get("X-Amz-Target") {
+		case "TrentService.DescribeKey":
+			out = map[string]any{"KeyMetadata": map[string]any{
+				"KeyId": keyID, "KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY",
+				"SigningAlgorithms": []string{"ECDSA_SHA_256"}, "Enabled": true, "KeyState": "Enabled",
+			}}
+		case "TrentService.GetPublicKey":
+			out = map[string]any{"KeyId": keyID, "PublicKey": base64.StdEncoding.EncodeToString(spki),
+				"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY", "SigningAlgorithms": []string{"ECDSA_SHA_256"}}
+		case "TrentService.Sign":
+			var in struct{ Message []byte }
+			if err := json.Unmarshal(body, &in); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			sig, err := ecdsa.SignASN1(rand.Reader, key, in.Message)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			out = map[string]any{"KeyId": keyID, "Signature": sig, "SigningAlgorithm": "ECDSA_SHA_256"}
+		default:
+			http.Error(w, "unexpected "+r.Header.Get("X-Amz-Target"), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		_ = json.NewEncoder(w).Encode(out)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func awsTestEnv(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDCSVTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "csv-test-secret")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_MAX_ATTEMPTS", "1")
+}
+
+// TestAWSKMSFake signs through the aws provider against a fake KMS on
+// loopback (awskms://HOST:PORT/KEY sets the endpoint; AWS_CA_BUNDLE trusts
+// the fake's certificate).
+func TestAWSKMSFake(t *testing.T) {
+	awsTestEnv(t)
+	key := testca.New(t).Leaf(t, testca.LeafOptions{KeyType: testca.ECDSAP256})
+	srv := fakeAWSKMS(t, key.Key.(*ecdsa.PrivateKey))
+	t.Setenv("AWS_CA_BUNDLE", writeFile(t, "ca.pem", testca.PEM(srv.Certificate())))
+	ref := "awskms://" + srv.Listener.Addr().String() + "/1234abcd-12ab-34cd-56ef-1234567890ab"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := signing.LoadSigner(ctx, ref, signing.LoadOptions{})
+	if err != nil {
+		t.Fatalf("LoadSigner(%s): %v", ref, err)
+	}
+	checkSigns(t, s, key.Cert.PublicKey)
+	if err := signing.CheckSigningChain(s, []*x509.Certificate{key.Cert}, testca.Epoch); err != nil {
+		t.Fatalf("CheckSigningChain with the KMS signer: %v", err)
+	}
+}
+
+// TestAWSKMSUnreachable: with the endpoint on a closed loopback port the
+// error is the provider's, after one attempt.
+func TestAWSKMSUnreachable(t *testing.T) {
+	awsTestEnv(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = signing.LoadSigner(ctx, "awskms://"+addr+"/alias/csv-build", signing.LoadOptions{})
+	if !errors.Is(err, signing.ErrKMS) || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("got %v, want the provider's connection error", err)
+	}
+}
+
+// fakeVault serves the Vault transit engine's keys and sign endpoints for
+// one ECDSA P-256 key.
+func fakeVault(t *testing.T, key *ecdsa.PrivateKey) *httptest.Server {
+	t.Helper()
+	pubPEM, err := cryptoutils.MarshalPublicKeyToPEM(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Vault-Token") != "csv-test-token" {
+			http.Error(w, `{"errors":["permission denied"]}`, http.StatusForbidden)
+			return
+		}
+		var out any
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/v1/transit/keys/csv-build":
+			out = map[string]any{"data": map[string]any{
+				"latest_version": 1,
+				"keys":           map[string]any{"1": map[string]any{"public_key": string(pubPEM), "name": "P-256"}},
+			}}
+		case (r.Method == http.MethodPut || r.Method == http.MethodPost) && r.URL.Path == "/v1/transit/sign/csv-build/sha2-256":
+			var in struct {
+				Input     string `json:"input"`
+				Prehashed bool   `json:"prehashed"`
+			}
+			if err := json.NewDecoder(r.Body).Decode(&in); err != nil || !in.Prehashed {
+				http.Error(w, `{"errors":["bad request"]}`, http.StatusBadRequest)
+				return
+			}
+			digest, _ := base64.StdEncoding.DecodeString(in.Input)
+			sig, err := ecdsa.SignASN1(rand.Reader, key, digest)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			out = map[string]any{"data": map[string]any{"signature": "vault:v1:" + base64.StdEncoding.EncodeToString(sig)}}
+		default:
+			http.Error(w, `{"errors":["no handler"]}`, http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestHashivaultFake(t *testing.T) {
+	key := testca.New(t).Leaf(t, testca.LeafOptions{KeyType: testca.ECDSAP256})
+	srv := fakeVault(t, key.Key.(*ecdsa.PrivateKey))
+	t.Setenv("VAULT_ADDR", srv.URL)
+	t.Setenv("VAULT_TOKEN", "csv-test-token")
+	s, err := signing.LoadSigner(context.Background(), "hashivault://csv-build", signing.LoadOptions{})
+	if err != nil {
+		t.Fatalf("LoadSigner: %v", err)
+	}
+	checkSigns(t, s, key.Cert.PublicKey)
+	if _, err := s.Sign(rand.Reader, make([]byte, 32), &rsa.PSSOptions{Hash: crypto.SHA256}); !errors.Is(err, signing.ErrUnsupportedKey) {
+		t.Errorf("PSS through KMS: got %v, want ErrUnsupportedKey", err)
+	}
+
+	t.Setenv("VAULT_TOKEN", "wrong-token")
+	if _, err := signing.LoadSigner(context.Background(), "hashivault://csv-build", signing.LoadOptions{}); !errors.Is(err, signing.ErrKMS) || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("wrong token: got %v, want the provider's permission error", err)
+	}
+}
+
+// cosignPath returns cosign's path, or skips: cosign is an optional peer
+// (go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5 takes minutes
+// and 140 MB), so it does not fail under CSV_REQUIRE_PEERS=1.
+func cosignPath(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("cosign")
+	if err != nil {
+		t.Skip("cosign is not installed (optional: go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5)")
+	}
+	return p
+}

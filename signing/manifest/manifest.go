@@ -1,0 +1,452 @@
+// Package manifest writes and verifies the signed build manifest: one
+// statement, signed with the build certificate, that lists every binary of
+// a build with its SHA-256 and says what csv concluded about the build.
+//
+// # Format
+//
+// The statement is an in-toto Statement v1 (https://in-toto.io/Statement/v1)
+// whose subjects are the binaries ({"name": "bin/app.exe", "digest":
+// {"sha256": "<hex>"}}, names being slash-separated paths relative to the
+// build root) and whose predicate is a SLSA Verification Summary
+// Attestation (https://slsa.dev/verification_summary/v1): the verifier
+// (id https://github.com/codesignval/csv and csv's version), when it ran,
+// the build it looked at (resourceUri), the policy it applied (its URI or
+// name and SHA-256), PASSED or FAILED, and the levels verified. csv's level
+// is "CSV_POLICY_<NAME>" ([PolicyLevel]): the VSA lets verifiers define
+// their own levels, except under the SLSA_ prefix, and a failed
+// verification lists "FAILED".
+//
+// The statement is the payload of a DSSE envelope (payloadType
+// application/vnd.in-toto+json, signature over the DSSE PAE), and the
+// envelope is the content of a Sigstore bundle with the certificate chain
+// as verification material, written by [bundle.NewDSSE]. DSSE has no place
+// for certificates, so a wrapper is needed: a Sigstore bundle is the
+// wrapper other tools read (sigstore-go, cosign verify-blob-attestation
+// --new-bundle-format), where a home-made JSON wrapper would be read by csv
+// alone. The bundle's limits (v0.2 media type, SAN needed by sigstore-go)
+// are described in package bundle. sigstore-go also refuses statements of
+// more than 1024 subjects; [Verify] accepts up to [MaxSubjects].
+//
+// # Security
+//
+// A manifest is untrusted until [Verify] returns: it checks the bundle (see
+// [bundle.VerifyDSSE]: size cap, strict decoding, chain to the caller's
+// roots at the caller's time, signature), then decodes the statement
+// strictly (unknown fields, duplicate keys and trailing data are errors)
+// and checks its type, predicate type, subject names and digests. Subject
+// names must be local slash paths (io/fs.ValidPath: no "..", no leading
+// "/"; and no backslash), so [CheckFiles] never reads outside the root it
+// is given, on Windows either (it also checks filepath.IsLocal there).
+package manifest
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/codesignval/csv/signing/bundle"
+)
+
+// Type URIs and media types.
+const (
+	StatementType = "https://in-toto.io/Statement/v1"
+	PayloadType   = "application/vnd.in-toto+json"
+	PredicateType = "https://slsa.dev/verification_summary/v1"
+	// VerifierID is the VSA verifier id of csv.
+	VerifierID = "https://github.com/codesignval/csv"
+)
+
+// MaxSubjects caps the subjects of a statement.
+const MaxSubjects = 1 << 20
+
+// maxJSONDepth caps the nesting of a statement (real ones are 4 deep).
+const maxJSONDepth = 32
+
+// Errors. Test for them with errors.Is; bundle errors (bundle.ErrSignature,
+// bundle.ErrUntrusted, bundle.ErrMalformed) come through Verify as they are.
+var (
+	// ErrInvalid: the statement or predicate given to New is incomplete or
+	// malformed.
+	ErrInvalid = errors.New("manifest: invalid statement")
+	// ErrMalformed: a verified envelope holds something other than a
+	// well-formed statement of the expected types.
+	ErrMalformed = errors.New("manifest: malformed statement")
+)
+
+// DigestSet maps digest algorithm names ("sha256") to lower-case hex.
+type DigestSet map[string]string
+
+// Subject is one file of the build.
+type Subject struct {
+	// Name is the file's slash-separated path relative to the build root.
+	Name   string    `json:"name"`
+	Digest DigestSet `json:"digest"`
+}
+
+// SHA256Subject returns the subject for a file and its SHA-256.
+func SHA256Subject(name string, sum []byte) Subject {
+	return Subject{Name: name, Digest: DigestSet{"sha256": hex.EncodeToString(sum)}}
+}
+
+// ResourceDescriptor is the part of an in-toto ResourceDescriptor the VSA
+// uses for the policy and input attestations.
+type ResourceDescriptor struct {
+	URI    string    `json:"uri,omitempty"`
+	Name   string    `json:"name,omitempty"`
+	Digest DigestSet `json:"digest,omitempty"`
+}
+
+// Verifier identifies the tool that verified.
+type Verifier struct {
+	ID      string            `json:"id"`
+	Version map[string]string `json:"version,omitempty"`
+}
+
+// Result is a VSA verification result.
+type Result string
+
+// Results.
+const (
+	Passed Result = "PASSED"
+	Failed Result = "FAILED"
+)
+
+func (r Result) String() string { return string(r) }
+
+// Predicate is a SLSA Verification Summary Attestation v1.
+type Predicate struct {
+	// Verifier.ID defaults to VerifierID; set Version to {"csv": VERSION}.
+	Verifier Verifier `json:"verifier"`
+	// TimeVerified is required (no clock is read here); New writes it in
+	// UTC, to the second.
+	TimeVerified time.Time `json:"timeVerified"`
+	// ResourceURI names the build: a CI run URL, or a path.
+	ResourceURI string `json:"resourceUri"`
+	// Policy names the policy (URI or Name) and gives its file's SHA-256.
+	Policy             ResourceDescriptor   `json:"policy"`
+	InputAttestations  []ResourceDescriptor `json:"inputAttestations,omitempty"`
+	VerificationResult Result               `json:"verificationResult"`
+	// VerifiedLevels: for a PASSED result at least one level, such as
+	// PolicyLevel(name); for FAILED, New writes ["FAILED"].
+	VerifiedLevels   []string          `json:"verifiedLevels"`
+	DependencyLevels map[string]uint64 `json:"dependencyLevels,omitempty"`
+	SlsaVersion      string            `json:"slsaVersion,omitempty"`
+}
+
+// Statement is an in-toto Statement v1 with a VSA predicate.
+type Statement struct {
+	Type          string    `json:"_type"`
+	Subject       []Subject `json:"subject"`
+	PredicateType string    `json:"predicateType"`
+	Predicate     Predicate `json:"predicate"`
+}
+
+// PolicyLevel is the VSA level csv writes for a policy that passed:
+// "CSV_POLICY_" and the policy name in upper case, with every character
+// other than A-Z and 0-9 turned into "_" ("release-x64" gives
+// "CSV_POLICY_RELEASE_X64").
+func PolicyLevel(name string) string {
+	b := []byte(strings.ToUpper(name))
+	for i, c := range b {
+		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			b[i] = '_'
+		}
+	}
+	return "CSV_POLICY_" + string(b)
+}
+
+// New returns a Sigstore bundle (JSON) holding the DSSE-signed statement of
+// subjects and pred. Subjects are sorted by name; each needs a valid name
+// (unique, io/fs.ValidPath) and a hex SHA-256. The predicate needs
+// TimeVerified, ResourceURI, a policy URI or name with a SHA-256, and a
+// result of PASSED (with levels) or FAILED. signer's key must be chain[0]'s.
+func New(subjects []Subject, pred Predicate, signer crypto.Signer, chain []*x509.Certificate) ([]byte, error) {
+	st := Statement{
+		Type:          StatementType,
+		Subject:       slices.Clone(subjects),
+		PredicateType: PredicateType,
+		Predicate:     pred,
+	}
+	slices.SortFunc(st.Subject, func(a, b Subject) int { return strings.Compare(a.Name, b.Name) })
+	p := &st.Predicate
+	if p.Verifier.ID == "" {
+		p.Verifier.ID = VerifierID
+	}
+	p.TimeVerified = p.TimeVerified.UTC().Truncate(time.Second)
+	if p.VerificationResult == Failed && len(p.VerifiedLevels) == 0 {
+		p.VerifiedLevels = []string{string(Failed)}
+	}
+	if err := st.check(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	payload, err := json.Marshal(&st)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: encoding: %w", err)
+	}
+	out, err := bundle.NewDSSE(PayloadType, payload, signer, chain)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	return out, nil
+}
+
+// Verify checks a manifest bundle offline (see [bundle.VerifyDSSE] for the
+// bundle checks, in order), then decodes its statement strictly and checks
+// its type, predicate type, subjects (at most MaxSubjects, valid unique
+// names, a hex SHA-256 each) and predicate. It returns the statement; the
+// caller decides what a FAILED result means, and checks files with
+// [CheckFiles].
+func Verify(data []byte, roots []*x509.Certificate, now time.Time) (*Statement, error) {
+	env, err := bundle.VerifyDSSE(data, PayloadType, roots, now)
+	if err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	if err := checkJSON(env.Payload); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	var st Statement
+	dec := json.NewDecoder(bytes.NewReader(env.Payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: trailing data after the statement", ErrMalformed)
+	}
+	if err := st.check(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return &st, nil
+}
+
+// check validates a statement (New's input, Verify's output).
+func (st *Statement) check() error {
+	if st.Type != StatementType {
+		return fmt.Errorf("_type %q (want %s)", st.Type, StatementType)
+	}
+	if st.PredicateType != PredicateType {
+		return fmt.Errorf("predicateType %q (want %s)", st.PredicateType, PredicateType)
+	}
+	if len(st.Subject) == 0 {
+		return errors.New("no subjects")
+	}
+	if len(st.Subject) > MaxSubjects {
+		return fmt.Errorf("%d subjects (at most %d)", len(st.Subject), MaxSubjects)
+	}
+	seen := make(map[string]bool, len(st.Subject))
+	for i, s := range st.Subject {
+		if !validName(s.Name) {
+			return fmt.Errorf("subject #%d: name %q is not a relative slash path", i+1, s.Name)
+		}
+		if seen[s.Name] {
+			return fmt.Errorf("subject %q listed twice", s.Name)
+		}
+		seen[s.Name] = true
+		if _, err := sha256Of(s); err != nil {
+			return fmt.Errorf("subject %q: %w", s.Name, err)
+		}
+	}
+	p := &st.Predicate
+	switch {
+	case p.Verifier.ID == "":
+		return errors.New("predicate: no verifier id")
+	case p.TimeVerified.IsZero():
+		return errors.New("predicate: no timeVerified")
+	case p.ResourceURI == "":
+		return errors.New("predicate: no resourceUri")
+	case p.Policy.URI == "" && p.Policy.Name == "":
+		return errors.New("predicate: policy has neither uri nor name")
+	}
+	if d, err := hex.DecodeString(p.Policy.Digest["sha256"]); err != nil || len(d) != sha256.Size {
+		return errors.New("predicate: policy digest has no valid sha256")
+	}
+	switch p.VerificationResult {
+	case Passed:
+		if len(p.VerifiedLevels) == 0 || slices.Contains(p.VerifiedLevels, string(Failed)) {
+			return errors.New("predicate: a PASSED result needs verifiedLevels, and not FAILED")
+		}
+	case Failed:
+		if !slices.Equal(p.VerifiedLevels, []string{string(Failed)}) {
+			return errors.New(`predicate: a FAILED result has verifiedLevels ["FAILED"]`)
+		}
+	default:
+		return fmt.Errorf("predicate: verificationResult %q (PASSED or FAILED)", p.VerificationResult)
+	}
+	return nil
+}
+
+// validName accepts local slash paths: io/fs.ValidPath (no "..", "." or
+// empty elements, no leading or trailing "/"), no backslash (a separator on
+// Windows) and no NUL.
+func validName(name string) bool {
+	return fs.ValidPath(name) && name != "." && !strings.ContainsAny(name, "\\\x00")
+}
+
+// sha256Of returns a subject's SHA-256.
+func sha256Of(s Subject) ([]byte, error) {
+	h, ok := s.Digest["sha256"]
+	if !ok {
+		return nil, errors.New("no sha256 digest")
+	}
+	d, err := hex.DecodeString(h)
+	if err != nil || len(d) != sha256.Size || h != strings.ToLower(h) {
+		return nil, fmt.Errorf("sha256 %q is not 64 lower-case hex digits", h)
+	}
+	return d, nil
+}
+
+// checkJSON rejects duplicate object keys (encoding/json keeps the last
+// one silently, another parser may keep the first) and nesting deeper than
+// maxJSONDepth.
+func checkJSON(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var walk func(depth int) error
+	walk = func(depth int) error {
+		if depth > maxJSONDepth {
+			return fmt.Errorf("nested deeper than %d", maxJSONDepth)
+		}
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'):
+			keys := map[string]bool{}
+			for dec.More() {
+				k, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				key := k.(string)
+				if keys[key] {
+					return fmt.Errorf("duplicate key %q", key)
+				}
+				keys[key] = true
+				if err := walk(depth + 1); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+			return err
+		case json.Delim('['):
+			for dec.More() {
+				if err := walk(depth + 1); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+			return err
+		}
+		return nil
+	}
+	return walk(0)
+}
+
+// MismatchKind says how a file differs from the manifest.
+type MismatchKind string
+
+// Mismatch kinds.
+const (
+	// Missing: listed, but not there.
+	Missing MismatchKind = "missing"
+	// Changed: there, with another SHA-256.
+	Changed MismatchKind = "changed"
+	// Unreadable: there, but hashing it failed.
+	Unreadable MismatchKind = "unreadable"
+	// Extra: there, but not listed.
+	Extra MismatchKind = "extra"
+)
+
+// Mismatch is one file that does not match the manifest.
+type Mismatch struct {
+	// Name is the slash path relative to the root.
+	Name string
+	Kind MismatchKind
+	// Want is the manifest's SHA-256 and Got the file's (hex), where known.
+	Want, Got string
+	// Err is the hashing error (Missing, Unreadable).
+	Err error
+}
+
+func (m Mismatch) String() string {
+	switch m.Kind {
+	case Changed:
+		return fmt.Sprintf("%s: changed (sha256 %s, manifest %s)", m.Name, m.Got, m.Want)
+	case Unreadable:
+		return fmt.Sprintf("%s: unreadable: %v", m.Name, m.Err)
+	}
+	return fmt.Sprintf("%s: %s", m.Name, m.Kind)
+}
+
+// FileSHA256 returns the SHA-256 of a file, streamed.
+func FileSHA256(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}
+
+// CheckFiles hashes every subject of st under root, with hash (nil:
+// FileSHA256), and returns the files that do not match, in subject order: a
+// hash error wrapping fs.ErrNotExist is Missing, another error Unreadable, a
+// different digest Changed. st should come from Verify. Files under root
+// that the manifest does not list are reported by [ExtraFiles].
+func CheckFiles(st *Statement, root string, hash func(path string) ([]byte, error)) []Mismatch {
+	if hash == nil {
+		hash = FileSHA256
+	}
+	var out []Mismatch
+	for _, s := range st.Subject {
+		want, err := sha256Of(s)
+		if err != nil || !validName(s.Name) || !filepath.IsLocal(filepath.FromSlash(s.Name)) {
+			// Verify rules these out; a hand-made Statement may not.
+			out = append(out, Mismatch{Name: s.Name, Kind: Unreadable, Err: fmt.Errorf("%w: bad subject", ErrMalformed)})
+			continue
+		}
+		got, err := hash(filepath.Join(root, filepath.FromSlash(s.Name)))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			out = append(out, Mismatch{Name: s.Name, Kind: Missing, Want: hex.EncodeToString(want), Err: err})
+		case err != nil:
+			out = append(out, Mismatch{Name: s.Name, Kind: Unreadable, Want: hex.EncodeToString(want), Err: err})
+		case !bytes.Equal(got, want):
+			out = append(out, Mismatch{Name: s.Name, Kind: Changed, Want: hex.EncodeToString(want), Got: hex.EncodeToString(got)})
+		}
+	}
+	return out
+}
+
+// ExtraFiles returns, as Extra mismatches, the names in present (slash paths
+// relative to the root: the binaries found there now) that st does not
+// list, in the order given.
+func ExtraFiles(st *Statement, present []string) []Mismatch {
+	listed := make(map[string]bool, len(st.Subject))
+	for _, s := range st.Subject {
+		listed[s.Name] = true
+	}
+	var out []Mismatch
+	for _, name := range present {
+		if !listed[name] {
+			out = append(out, Mismatch{Name: name, Kind: Extra})
+		}
+	}
+	return out
+}

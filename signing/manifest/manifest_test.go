@@ -1,0 +1,523 @@
+package manifest_test
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"math/big"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/verify"
+
+	"github.com/codesignval/csv/internal/testca"
+	"github.com/codesignval/csv/signing/bundle"
+	"github.com/codesignval/csv/signing/manifest"
+)
+
+var policySum = sha256.Sum256([]byte("policy: release"))
+
+func predicate(result manifest.Result) manifest.Predicate {
+	p := manifest.Predicate{
+		Verifier:           manifest.Verifier{Version: map[string]string{"csv": "v0.9.0-test"}},
+		TimeVerified:       testca.Epoch.Add(1500 * time.Millisecond),
+		ResourceURI:        "https://ci.example/builds/42",
+		Policy:             manifest.ResourceDescriptor{Name: "release", Digest: manifest.DigestSet{"sha256": hexOf(policySum[:])}},
+		VerificationResult: result,
+	}
+	if result == manifest.Passed {
+		p.VerifiedLevels = []string{manifest.PolicyLevel("release")}
+	}
+	return p
+}
+
+func hexOf(b []byte) string { return manifest.SHA256Subject("x", b).Digest["sha256"] }
+
+// buildTree writes files under a temp root and returns it with their
+// subjects.
+func buildTree(t *testing.T, files map[string]string) (string, []manifest.Subject) {
+	t.Helper()
+	root := t.TempDir()
+	var subjects []manifest.Subject
+	for name, content := range files {
+		p := filepath.Join(root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256([]byte(content))
+		subjects = append(subjects, manifest.SHA256Subject(name, sum[:]))
+	}
+	return root, subjects
+}
+
+var tree = map[string]string{
+	"bin/app.exe":        "MZ app",
+	"bin/helper.dll":     "MZ helper",
+	"lib/modules/csv.ko": "\x7fELF module",
+}
+
+func TestRoundTrip(t *testing.T) {
+	ca := testca.New(t)
+	leaf := ca.Leaf(t, testca.LeafOptions{KeyType: testca.ECDSAP256})
+	chain := []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert}
+	root, subjects := buildTree(t, tree)
+	for _, result := range []manifest.Result{manifest.Passed, manifest.Failed} {
+		t.Run(result.String(), func(t *testing.T) {
+			data, err := manifest.New(subjects, predicate(result), leaf.Key, chain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := manifest.Verify(data, []*x509.Certificate{ca.Root.Cert}, testca.Epoch)
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if len(st.Subject) != 3 || st.Subject[0].Name != "bin/app.exe" || st.Subject[2].Name != "lib/modules/csv.ko" {
+				t.Fatalf("subjects not sorted by name: %+v", st.Subject)
+			}
+			p := st.Predicate
+			if p.Verifier.ID != manifest.VerifierID || p.Verifier.Version["csv"] != "v0.9.0-test" ||
+				!p.TimeVerified.Equal(testca.Epoch.Add(time.Second)) || p.VerificationResult != result ||
+				p.Policy.Digest["sha256"] != hexOf(policySum[:]) {
+				t.Fatalf("predicate %+v", p)
+			}
+			want := []string{"CSV_POLICY_RELEASE"}
+			if result == manifest.Failed {
+				want = []string{"FAILED"}
+			}
+			if !reflect.DeepEqual(p.VerifiedLevels, want) {
+				t.Fatalf("verifiedLevels %v, want %v", p.VerifiedLevels, want)
+			}
+			if m := manifest.CheckFiles(st, root, nil); len(m) != 0 {
+				t.Fatalf("unchanged tree: %v", m)
+			}
+		})
+	}
+}
+
+// TestWireFormat checks the JSON other tools read: a Sigstore bundle with a
+// DSSE envelope of an in-toto statement with a VSA predicate.
+func TestWireFormat(t *testing.T) {
+	ca := testca.New(t)
+	leaf := ca.Leaf(t, testca.LeafOptions{})
+	_, subjects := buildTree(t, tree)
+	data, err := manifest.New(subjects, predicate(manifest.Passed), leaf.Key, []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b struct {
+		MediaType    string `json:"mediaType"`
+		DSSEEnvelope struct {
+			Payload     []byte `json:"payload"`
+			PayloadType string `json:"payloadType"`
+			Signatures  []struct {
+				Sig []byte `json:"sig"`
+			} `json:"signatures"`
+		} `json:"dsseEnvelope"`
+	}
+	if err := json.Unmarshal(data, &b); err != nil {
+		t.Fatal(err)
+	}
+	if b.MediaType != bundle.MediaType || b.DSSEEnvelope.PayloadType != "application/vnd.in-toto+json" || len(b.DSSEEnvelope.Signatures) != 1 {
+		t.Fatalf("bundle:\n%s", data)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(b.DSSEEnvelope.Payload, &st); err != nil {
+		t.Fatal(err)
+	}
+	pred := st["predicate"].(map[string]any)
+	subj := st["subject"].([]any)[0].(map[string]any)
+	if st["_type"] != "https://in-toto.io/Statement/v1" || st["predicateType"] != "https://slsa.dev/verification_summary/v1" ||
+		subj["name"] != "bin/app.exe" || subj["digest"].(map[string]any)["sha256"] != hexOf(func() []byte { s := sha256.Sum256([]byte("MZ app")); return s[:] }()) ||
+		pred["timeVerified"] != "2026-06-01T12:00:01Z" || pred["verificationResult"] != "PASSED" ||
+		pred["resourceUri"] != "https://ci.example/builds/42" || pred["verifier"].(map[string]any)["id"] != "https://github.com/codesignval/csv" {
+		t.Fatalf("statement:\n%s", b.DSSEEnvelope.Payload)
+	}
+}
+
+func TestCheckFiles(t *testing.T) {
+	ca := testca.New(t)
+	leaf := ca.Leaf(t, testca.LeafOptions{KeyType: testca.ECDSAP256})
+	root, subjects := buildTree(t, tree)
+	data, err := manifest.New(subjects, predicate(manifest.Passed), leaf.Key, []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := manifest.Verify(data, []*x509.Certificate{ca.Root.Cert}, testca.Epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One byte changed, one file removed, one file added.
+	if err := os.WriteFile(filepath.Join(root, "bin", "app.exe"), []byte("MZ apq"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(root, "bin", "helper.dll")); err != nil {
+		t.Fatal(err)
+	}
+	got := manifest.CheckFiles(st, root, nil)
+	if len(got) != 2 || got[0].Name != "bin/app.exe" || got[0].Kind != manifest.Changed ||
+		got[1].Name != "bin/helper.dll" || got[1].Kind != manifest.Missing || !errors.Is(got[1].Err, fs.ErrNotExist) {
+		t.Fatalf("CheckFiles = %v", got)
+	}
+	if !strings.Contains(got[0].String(), "changed") {
+		t.Errorf("String() = %q", got[0])
+	}
+	extra := manifest.ExtraFiles(st, []string{"bin/app.exe", "bin/new.exe", "lib/modules/csv.ko"})
+	if len(extra) != 1 || extra[0].Name != "bin/new.exe" || extra[0].Kind != manifest.Extra {
+		t.Fatalf("ExtraFiles = %v", extra)
+	}
+	// A hash function that fails: unreadable, not missing.
+	boom := errors.New("boom")
+	got = manifest.CheckFiles(st, root, func(string) ([]byte, error) { return nil, boom })
+	if len(got) != 3 || got[0].Kind != manifest.Unreadable || !errors.Is(got[0].Err, boom) {
+		t.Fatalf("CheckFiles with a failing hash = %v", got)
+	}
+}
+
+// tamper re-encodes the bundle after f edits its decoded JSON.
+func tamper(t *testing.T, data []byte, f func(b map[string]any, env map[string]any)) []byte {
+	t.Helper()
+	var b map[string]any
+	if err := json.Unmarshal(data, &b); err != nil {
+		t.Fatal(err)
+	}
+	f(b, b["dsseEnvelope"].(map[string]any))
+	out, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestVerifyFails(t *testing.T) {
+	ca, other := testca.New(t), testca.New(t)
+	leaf := ca.Leaf(t, testca.LeafOptions{KeyType: testca.ECDSAP256})
+	otherLeaf := other.Leaf(t, testca.LeafOptions{KeyType: testca.ECDSAP256})
+	chain := []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert}
+	_, subjects := buildTree(t, tree)
+	good, err := manifest.New(subjects, predicate(manifest.Passed), leaf.Key, chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := []*x509.Certificate{ca.Root.Cert}
+	payload := func(env map[string]any) []byte {
+		p, err := base64.StdEncoding.DecodeString(env["payload"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// resign replaces the payload and signs it with key, as an attacker
+	// holding some key would.
+	resign := func(key crypto.Signer, edit func([]byte) []byte) []byte {
+		return tamper(t, good, func(_ map[string]any, env map[string]any) {
+			p := edit(payload(env))
+			env["payload"] = p
+			d := sha256.Sum256(bundle.PAE(manifest.PayloadType, p))
+			sig, err := key.Sign(rand.Reader, d[:], crypto.SHA256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			env["signatures"] = []any{map[string]any{"sig": sig}}
+		})
+	}
+	otherSigned, err := manifest.New(subjects, predicate(manifest.Passed), otherLeaf.Key, []*x509.Certificate{otherLeaf.Cert, other.Intermediate.Cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		data    []byte
+		wantErr error
+	}{
+		{"payload changed (a digest)", tamper(t, good, func(_, env map[string]any) {
+			app, evil := sha256.Sum256([]byte("MZ app")), sha256.Sum256([]byte("MZ evil"))
+			p := bytes.Replace(payload(env), []byte(hexOf(app[:])), []byte(hexOf(evil[:])), 1)
+			if bytes.Equal(p, payload(env)) {
+				t.Fatal("digest not found in the payload")
+			}
+			env["payload"] = p
+		}), bundle.ErrSignature},
+		{"payload changed (result)", tamper(t, good, func(_, env map[string]any) {
+			env["payload"] = bytes.Replace(payload(env), []byte("PASSED"), []byte("FAILED"), 1)
+		}), bundle.ErrSignature},
+		{"payload type changed", tamper(t, good, func(_, env map[string]any) { env["payloadType"] = "application/json" }), bundle.ErrMalformed},
+		{"two signatures", tamper(t, good, func(_, env map[string]any) {
+			sigs := env["signatures"].([]any)
+			env["signatures"] = append(sigs, sigs[0])
+		}), bundle.ErrMalformed},
+		{"signed by another key, same chain", resign(otherLeaf.Key, func(p []byte) []byte { return p }), bundle.ErrSignature},
+		{"signed by another CA's certificate", otherSigned, bundle.ErrUntrusted},
+		{"chain swapped for another CA's", tamper(t, good, func(b, _ map[string]any) {
+			var ob map[string]any
+			_ = json.Unmarshal(otherSigned, &ob)
+			b["verificationMaterial"] = ob["verificationMaterial"]
+		}), bundle.ErrUntrusted},
+		// A statement the right key signed but that is not a VSA manifest.
+		{"duplicate key in the statement", resign(leaf.Key, func(p []byte) []byte {
+			return bytes.Replace(p, []byte(`{"_type":`), []byte(`{"_type":"x","_type":`), 1)
+		}), manifest.ErrMalformed},
+		{"unknown field in the statement", resign(leaf.Key, func(p []byte) []byte {
+			return bytes.Replace(p, []byte(`{"_type":`), []byte(`{"extra":1,"_type":`), 1)
+		}), manifest.ErrMalformed},
+		{"wrong predicate type", resign(leaf.Key, func(p []byte) []byte {
+			return bytes.Replace(p, []byte("verification_summary/v1"), []byte("provenance/v1"), 1)
+		}), manifest.ErrMalformed},
+		{"path escaping the root", resign(leaf.Key, func(p []byte) []byte {
+			return bytes.Replace(p, []byte(`"bin/app.exe"`), []byte(`"../../etc/passwd"`), 1)
+		}), manifest.ErrMalformed},
+		{"trailing data", resign(leaf.Key, func(p []byte) []byte { return append(p, []byte(" {}")...) }), manifest.ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, err := manifest.Verify(tt.data, roots, testca.Epoch)
+			if !errors.Is(err, tt.wantErr) || st != nil {
+				t.Fatalf("got %v, %v; want %v", st, err, tt.wantErr)
+			}
+			if !strings.HasPrefix(err.Error(), "manifest: ") {
+				t.Errorf("error %q lacks the package prefix", err)
+			}
+		})
+	}
+}
+
+func TestNewRefuses(t *testing.T) {
+	ca := testca.New(t)
+	leaf := ca.Leaf(t, testca.LeafOptions{KeyType: testca.ECDSAP256})
+	otherKey := ca.Leaf(t, testca.LeafOptions{KeyType: testca.ECDSAP256}).Key
+	chain := []*x509.Certificate{leaf.Cert}
+	_, good := buildTree(t, tree)
+	sum := sha256.Sum256(nil)
+	sub := func(name string) []manifest.Subject { return []manifest.Subject{manifest.SHA256Subject(name, sum[:])} }
+	pred := func(f func(*manifest.Predicate)) manifest.Predicate {
+		p := predicate(manifest.Passed)
+		f(&p)
+		return p
+	}
+	for _, tt := range []struct {
+		name     string
+		subjects []manifest.Subject
+		pred     manifest.Predicate
+	}{
+		{"no subjects", nil, predicate(manifest.Passed)},
+		{"absolute path", sub("/bin/app.exe"), predicate(manifest.Passed)},
+		{"dot-dot", sub("bin/../../app.exe"), predicate(manifest.Passed)},
+		{"backslashes are not slash paths", sub(`bin\app.exe`), predicate(manifest.Passed)},
+		{"duplicate", append(sub("a"), sub("a")...), predicate(manifest.Passed)},
+		{"no sha256", []manifest.Subject{{Name: "a", Digest: manifest.DigestSet{"sha1": "00"}}}, predicate(manifest.Passed)},
+		{"upper-case hex", []manifest.Subject{{Name: "a", Digest: manifest.DigestSet{"sha256": strings.Repeat("AB", 32)}}}, predicate(manifest.Passed)},
+		{"no time", good, pred(func(p *manifest.Predicate) { p.TimeVerified = time.Time{} })},
+		{"no resource", good, pred(func(p *manifest.Predicate) { p.ResourceURI = "" })},
+		{"no policy digest", good, pred(func(p *manifest.Predicate) { p.Policy.Digest = nil })},
+		{"unknown result", good, pred(func(p *manifest.Predicate) { p.VerificationResult = "OK" })},
+		{"passed without levels", good, pred(func(p *manifest.Predicate) { p.VerifiedLevels = nil })},
+		{"failed with a level", good, pred(func(p *manifest.Predicate) {
+			p.VerificationResult = manifest.Failed
+			p.VerifiedLevels = []string{"CSV_POLICY_X"}
+		})},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := manifest.New(tt.subjects, tt.pred, leaf.Key, chain); !errors.Is(err, manifest.ErrInvalid) {
+				t.Fatalf("got %v, want ErrInvalid", err)
+			}
+		})
+	}
+	if _, err := manifest.New(good, predicate(manifest.Passed), otherKey, chain); !errors.Is(err, bundle.ErrKey) {
+		t.Fatalf("key of another certificate: got %v, want bundle.ErrKey", err)
+	}
+}
+
+func TestPolicyLevel(t *testing.T) {
+	for in, want := range map[string]string{"release": "CSV_POLICY_RELEASE", "release-x64 v2": "CSV_POLICY_RELEASE_X64_V2", "": "CSV_POLICY_"} {
+		if got := manifest.PolicyLevel(in); got != want {
+			t.Errorf("PolicyLevel(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// sanLeaf issues a code signing certificate with a URI SAN (sigstore-go
+// needs one) for key, valid around the real current time.
+func sanLeaf(t *testing.T, ca *testca.CA, key crypto.Signer) *x509.Certificate {
+	t.Helper()
+	u, _ := url.Parse("https://github.com/codesignval/csv/.ci/build-signing")
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "Build Signing With SAN"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().AddDate(1, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+		BasicConstraintsValid: true,
+		URIs:                  []*url.URL{u},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Intermediate.Cert, key.Public(), ca.Intermediate.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestSigstoreGoVerifiesDSSE: sigstore-go v1.3.0 verifies the manifest's
+// DSSE envelope and matches an artifact digest against its subjects, for
+// each key type csv signs with (the hash per key must be the one sigstore
+// expects: SHA-384 for P-384, none for Ed25519).
+func TestSigstoreGoVerifiesDSSE(t *testing.T) {
+	ca, other := testca.New(t), testca.New(t)
+	_, subjects := buildTree(t, tree)
+	appSum := sha256.Sum256([]byte("MZ app"))
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	keys := map[string]crypto.Signer{
+		"RSA":         ca.Leaf(t, testca.LeafOptions{}).Key,
+		"ECDSA P-256": ca.Leaf(t, testca.LeafOptions{KeyType: testca.ECDSAP256}).Key,
+		"ECDSA P-384": p384,
+		"Ed25519":     ed,
+	}
+	verifier := func(ca *testca.CA) *verify.Verifier {
+		trJSON, err := bundle.TrustedRoot([]*x509.Certificate{ca.Intermediate.Cert, ca.Root.Cert})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := root.NewTrustedRootFromJSON(trJSON)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := verify.NewVerifier(tr, verify.WithCurrentTime())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for name, key := range keys {
+		t.Run(name, func(t *testing.T) {
+			leaf := sanLeaf(t, ca, key)
+			data, err := manifest.New(subjects, predicate(manifest.Passed), key, []*x509.Certificate{leaf, ca.Intermediate.Cert})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b sgbundle.Bundle
+			if err := b.UnmarshalJSON(data); err != nil {
+				t.Fatalf("sigstore-go does not load the bundle: %v", err)
+			}
+			policy := func(d []byte) verify.PolicyBuilder {
+				return verify.NewPolicy(verify.WithArtifactDigest("sha256", d), verify.WithoutIdentitiesUnsafe())
+			}
+			res, err := verifier(ca).Verify(&b, policy(appSum[:]))
+			if err != nil {
+				t.Fatalf("sigstore-go rejects the manifest: %v", err)
+			}
+			if res.Statement == nil || res.Statement.GetPredicateType() != manifest.PredicateType || len(res.Statement.GetSubject()) != 3 {
+				t.Fatalf("sigstore-go's statement: %v", res.Statement)
+			}
+			notListed := sha256.Sum256([]byte("not in the build"))
+			if _, err := verifier(ca).Verify(&b, policy(notListed[:])); err == nil {
+				t.Fatal("sigstore-go matched a digest the manifest does not list")
+			}
+			if _, err := verifier(other).Verify(&b, policy(appSum[:])); err == nil {
+				t.Fatal("sigstore-go accepts the manifest under another root")
+			}
+			if _, err := manifest.Verify(data, []*x509.Certificate{ca.Root.Cert}, time.Now()); err != nil {
+				t.Fatalf("our Verify: %v", err)
+			}
+		})
+	}
+}
+
+// TestCosignVerifiesAttestation runs cosign verify-blob-attestation on the
+// manifest for one of its files, offline.
+func TestCosignVerifiesAttestation(t *testing.T) {
+	cosign := cosignPath(t)
+	ca := testca.New(t)
+	key := ca.Leaf(t, testca.LeafOptions{KeyType: testca.ECDSAP256}).Key
+	leaf := sanLeaf(t, ca, key)
+	root, subjects := buildTree(t, tree)
+	data, err := manifest.New(subjects, predicate(manifest.Passed), key, []*x509.Certificate{leaf, ca.Intermediate.Cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	manifestPath := filepath.Join(dir, "csv-manifest.sigstore.json")
+	trPath := filepath.Join(dir, "trusted_root.json")
+	tr, err := bundle.TrustedRoot([]*x509.Certificate{ca.Intermediate.Cert, ca.Root.Cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, d := range map[string][]byte{manifestPath: data, trPath: tr} {
+		if err := os.WriteFile(p, d, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(file string) ([]byte, error) {
+		cmd := exec.Command(cosign, "verify-blob-attestation",
+			"--bundle", manifestPath, "--new-bundle-format", "--trusted-root", trPath,
+			"--type", manifest.PredicateType,
+			"--insecure-ignore-tlog", "--insecure-ignore-sct",
+			"--certificate-identity-regexp", ".*", "--certificate-oidc-issuer-regexp", ".*",
+			file)
+		cmd.Env = append(os.Environ(), "HOME="+dir, "TUF_ROOT="+filepath.Join(dir, "tuf"))
+		return cmd.CombinedOutput()
+	}
+	if out, err := run(filepath.Join(root, "bin", "app.exe")); err != nil {
+		t.Fatalf("cosign verify-blob-attestation: %v\n%s", err, out)
+	}
+	stray := filepath.Join(dir, "stray.exe")
+	if err := os.WriteFile(stray, []byte("MZ not in the build"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(stray); err == nil {
+		t.Fatalf("cosign accepts a file the manifest does not list:\n%s", out)
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	ca := testca.New(f)
+	leaf := ca.Leaf(f, testca.LeafOptions{KeyType: testca.ECDSAP256})
+	good, err := manifest.New([]manifest.Subject{manifest.SHA256Subject("a", make([]byte, 32))}, predicate(manifest.Passed), leaf.Key, []*x509.Certificate{leaf.Cert})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	roots := []*x509.Certificate{ca.Root.Cert}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		st, err := manifest.Verify(data, roots, testca.Epoch)
+		if (st == nil) == (err == nil) {
+			t.Fatalf("statement %v and error %v", st, err)
+		}
+	})
+}
+
+// cosignPath returns cosign's path, or skips: cosign is an optional peer
+// (go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5 takes minutes
+// and 140 MB), so it does not fail under CSV_REQUIRE_PEERS=1.
+func cosignPath(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("cosign")
+	if err != nil {
+		t.Skip("cosign is not installed (optional: go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5)")
+	}
+	return p
+}
