@@ -241,7 +241,7 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 				why = fmt.Sprintf("signing certificate lacks EKU %s", missing)
 				continue
 			}
-			if bad := validity(r.policy, sig, chain, now); bad != "" {
+			if bad := validity(r.policy, s, sig, chain, now); bad != "" {
 				why = bad
 				continue
 			}
@@ -286,12 +286,17 @@ func missingEKU(leaf *signing.Certificate, ekus []string) string {
 
 // validity checks the certificates' validity periods:
 //
+//   - For boot components, not at all: UEFI firmware ignores certificate
+//     dates, so a verifier judging what it booted must too.
 //   - Under WDAC compatibility, as Windows does: expiry is ignored, except
 //     that a leaf with the Lifetime Signing EKU must be valid now.
 //   - Otherwise every certificate of the chain must be valid at the signing
 //     time: the time of a verified timestamp from a timestamp authority the
 //     policy trusts, or else now.
-func validity(p *Policy, sig *signing.Signature, chain []*signing.Certificate, now time.Time) string {
+func validity(p *Policy, s *Subject, sig *signing.Signature, chain []*signing.Certificate, now time.Time) string {
+	if s.Scenario == ScenarioBoot {
+		return ""
+	}
 	lifetime := chain[0].HasEKU(signing.OIDLifetimeSigning.String())
 	if p.WDACCompatible {
 		if lifetime && (now.Before(chain[0].NotBefore) || now.After(chain[0].NotAfter)) {

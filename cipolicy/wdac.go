@@ -683,6 +683,17 @@ func (doc *siDoc) settings(n *xnode) {
 	}})
 }
 
+// ruleScenarios are the scenarios a rule of a WDAC signing scenario applies
+// to: the kernel-mode scenario (131) also judges boot components (UEFI
+// applications and drivers, which the attestation verifier judges), the
+// code Windows' own boot path trusts by the same rules.
+func ruleScenarios(sc Scenario) []Scenario {
+	if sc == ScenarioKernel {
+		return []Scenario{ScenarioKernel, ScenarioBoot}
+	}
+	return []Scenario{sc}
+}
+
 func (doc *siDoc) scenario(n *xnode) {
 	a := doc.attrs(n, "ID", "FriendlyName", "Value", "InheritedScenarios", "MinimumHashAlgorithm")
 	sc := &xScenario{id: a["ID"], line: n.line, minHashAlgo: a["MinimumHashAlgorithm"]}
@@ -913,7 +924,7 @@ func (doc *siDoc) policy() *Policy {
 					// Signer rules judge PE Authenticode and ELF appended
 					// signatures alike; a signer limited to FileAttribs
 					// can only match PE files, which have them.
-					r := Rule{ID: s.id, Action: Allow, Scenarios: []Scenario{sc.scenario},
+					r := Rule{ID: s.id, Action: Allow, Scenarios: ruleScenarios(sc.scenario),
 						Description: s.name, Line: s.line}
 					if deny {
 						r.Action = Deny
@@ -951,7 +962,7 @@ func (doc *siDoc) policy() *Policy {
 						drop(f.line, f.id, "deny rule")
 						continue
 					}
-					r := Rule{ID: f.id, Action: Allow, Scenarios: []Scenario{sc.scenario}, Formats: []Format{FormatPE},
+					r := Rule{ID: f.id, Action: Allow, Scenarios: ruleScenarios(sc.scenario), Formats: []Format{FormatPE},
 						Description: f.attrs["FriendlyName"], Line: f.line}
 					if deny {
 						r.Action = Deny

@@ -295,7 +295,7 @@ func TestParseXMLMapping(t *testing.T) {
 	check("ID_DENY_BOTH", Rule{Action: Deny, File: &FileAttrMatch{Field: OriginalFileName, Name: "mid.exe", MinVersion: ver(t, "1.0.0.0"), MaxVersion: ver(t, "2.0.0.0")}})
 	check("ID_SIGNER_PCA:user", Rule{Action: Allow, Signer: &SignerMatch{Cert: CertRef{TBSHash: mustHex(t, pca2011TBS)}, Level: LevelAny,
 		Publisher: "Microsoft Windows", IssuerName: "Microsoft Windows Production PCA 2011", EKUs: []string{oidWindows}}})
-	check("ID_SIGNER_PCA:kernel", Rule{Action: Allow, Scenarios: []Scenario{ScenarioKernel}, Signer: &SignerMatch{Cert: CertRef{TBSHash: mustHex(t, pca2011TBS)}, Level: LevelAny,
+	check("ID_SIGNER_PCA:kernel", Rule{Action: Allow, Scenarios: []Scenario{ScenarioKernel, ScenarioBoot}, Signer: &SignerMatch{Cert: CertRef{TBSHash: mustHex(t, pca2011TBS)}, Level: LevelAny,
 		Publisher: "Microsoft Windows", IssuerName: "Microsoft Windows Production PCA 2011", EKUs: []string{oidWindows}}})
 	check("ID_SIGNER_ROOT", Rule{Action: Allow, Signer: &SignerMatch{Cert: CertRef{WellKnown: "06", WellKnownName: "Microsoft Root Certificate Authority 2010"}, Level: LevelAny}})
 	// The same signer allowed and denied in one scenario: the allow reads
@@ -636,8 +636,8 @@ func ruleCounts(p *Policy) map[string]int {
 	out := map[string]int{}
 	for _, r := range p.Rules {
 		sc := "any"
-		if len(r.Scenarios) == 1 {
-			sc = string(r.Scenarios[0])
+		if len(r.Scenarios) > 0 {
+			sc = string(r.Scenarios[0]) // kernel rules also cover boot
 		}
 		out[fmt.Sprintf("%s %s %s", sc, r.Action, r.Kind())]++
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/MakeNowJust/heredoc/v2"
 	"github.com/spf13/cobra"
 
+	"github.com/codesignval/csv/internal/cli/attest"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/cli/inspect"
 	"github.com/codesignval/csv/internal/cli/policy"
@@ -47,6 +48,7 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 	})
 	cmd.AddCommand(
 		validate.NewCmdValidate(f, nil),
+		attest.NewCmdAttest(f),
 		inspect.NewCmdInspect(f, nil),
 		policy.NewCmdPolicy(f),
 		sign.NewCmdSign(f, nil),

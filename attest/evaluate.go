@@ -1,0 +1,590 @@
+package attest
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/codesignval/csv/attest/eventlog"
+	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/signing"
+)
+
+// ResultMediaType is the media type of a JSON Result.
+const ResultMediaType = "application/vnd.codesignval.csv.attestation-result+json;version=1"
+
+// Verdicts.
+const (
+	VerdictTrusted    = "trusted"
+	VerdictNotTrusted = "not trusted"
+)
+
+// Result is the outcome of an attestation: the verdict, every check with
+// why it passed or failed, the claims established from verified evidence,
+// and the workarounds used.
+type Result struct {
+	MediaType string `json:"media_type"`
+	Verdict   string `json:"verdict"`
+	Trusted   bool   `json:"trusted"`
+	// Policy is the attestation policy and CIPolicies the code integrity
+	// policies that judged.
+	Policy     *PolicyRef  `json:"policy,omitempty"`
+	CIPolicies []PolicyRef `json:"ci_policies,omitempty"`
+	Checks     []Check     `json:"checks"`
+	// Claims is nil when the evidence did not verify.
+	Claims      *Claims          `json:"claims"`
+	Workarounds []WorkaroundUsed `json:"workarounds"`
+}
+
+// PolicyRef identifies a policy in a result.
+type PolicyRef struct {
+	Name   string `json:"name"`
+	Source string `json:"source"`
+	SHA256 string `json:"sha256"`
+}
+
+// WorkaroundUsed is one workaround in a result.
+type WorkaroundUsed struct {
+	Name        eventlog.Workaround `json:"name"`
+	Description string              `json:"description"`
+	Bank        string              `json:"bank,omitempty"`
+	PCR         *int                `json:"pcr,omitempty"`
+	Events      []int               `json:"events,omitempty"`
+	Detail      string              `json:"detail,omitempty"`
+}
+
+// Claims are what the verified evidence establishes, named in the spirit
+// of Microsoft Azure Attestation's claims. A claim about Windows is null
+// for a host whose log shows no Windows boot.
+type Claims struct {
+	SecureBootEnabled       bool     `json:"secureBootEnabled"`
+	BootDebuggingDisabled   bool     `json:"bootDebuggingDisabled"`
+	KernelDebuggingDisabled *bool    `json:"kernelDebuggingDisabled"`
+	CodeIntegrityEnabled    *bool    `json:"codeIntegrityEnabled"`
+	TestSigningDisabled     *bool    `json:"testSigningDisabled"`
+	DMAProtectionDisabled   bool     `json:"dmaProtectionDisabled"`
+	KernelCmdlines          []string `json:"kernelCommandLines"`
+	// PCRs are the quoted PCR values (JSON: bank -> PCR index -> hex).
+	PCRs PCRClaims `json:"pcrs"`
+	// UnloggedPCRs are quoted PCRs whose measurements the log does not show.
+	UnloggedPCRs   []string         `json:"unloggedPcrs,omitempty"`
+	BootComponents []ComponentClaim `json:"bootComponents"`
+	// Boot is the full boot state the claims come from.
+	Boot *BootState `json:"-"`
+}
+
+// ComponentClaim is a boot component and the code integrity policy's
+// verdict on it.
+type ComponentClaim struct {
+	ID                 string `json:"id"`
+	Name               string `json:"name"`
+	Type               string `json:"type"`
+	PCR                int    `json:"pcr"`
+	AuthenticodeSHA256 string `json:"authenticodeSha256,omitempty"`
+	AuthenticodeSHA1   string `json:"authenticodeSha1,omitempty"`
+	// Authorities are the Secure Boot authorities that may have admitted
+	// it (see Evaluate).
+	Authorities []string `json:"authorities"`
+	Verdict     string   `json:"verdict"`
+	Policy      string   `json:"policy,omitempty"`
+	Rule        string   `json:"rule,omitempty"`
+	Reason      string   `json:"reason"`
+}
+
+func newResult(checks []Check, workarounds []eventlog.Applied, p *Policy) *Result {
+	r := &Result{MediaType: ResultMediaType, Checks: checks, Workarounds: []WorkaroundUsed{}}
+	if p != nil {
+		r.Policy = &PolicyRef{Name: p.Name, Source: p.Source, SHA256: hex.EncodeToString(p.SHA256[:])}
+	}
+	for _, a := range workarounds {
+		w := WorkaroundUsed{Name: a.Workaround, Description: a.Workaround.Description(), Events: a.Events, Detail: a.Detail}
+		if a.PCR >= 0 {
+			pcr := a.PCR
+			w.PCR = &pcr
+		}
+		if a.Alg != 0 {
+			w.Bank = a.Alg.String()
+		}
+		r.Workarounds = append(r.Workarounds, w)
+	}
+	r.finish()
+	return r
+}
+
+func (r *Result) finish() {
+	r.Trusted = true
+	for _, c := range r.Checks {
+		if !c.Passed {
+			r.Trusted = false
+		}
+	}
+	r.Verdict = VerdictTrusted
+	if !r.Trusted {
+		r.Verdict = VerdictNotTrusted
+	}
+}
+
+// NotVerifiedResult is the Result of evidence that failed verification:
+// not trusted, with Verify's checks and no claims.
+func NotVerifiedResult(err *VerificationError, p *Policy) *Result {
+	return newResult(append([]Check(nil), err.Checks...), err.Workarounds, p)
+}
+
+// ErrNoCIPolicy is returned by Evaluate when the policy judges boot
+// components and no code integrity policy was given.
+var ErrNoCIPolicy = errors.New("attest: the attestation policy judges boot components, but no code integrity policy was given")
+
+// Evaluate judges verified evidence with an attestation policy and, for
+// the boot components, a code integrity policy set (nil if the policy
+// ignores boot components). Checks, after Verify's, in order:
+//
+//  1. policy.secure-boot: Secure Boot is enabled, PCR 7 read strictly
+//     (only the PCR 7 event types the specification allows, each variable
+//     once and before the separator, every digest matching its data).
+//  2. policy.pk, policy.kek: the variable holds exactly the given
+//     certificates (compared by their DER bytes: dates are ignored).
+//  3. policy.db: db holds every certificate of contains and none of
+//     not_contains.
+//  4. policy.dbx: dbx holds every hash and certificate of each revocation
+//     set.
+//  5. policy.debugging: PCRs 7, 12 and 13 are covered and show no UEFI
+//     debug mode and no Windows boot, kernel or hypervisor debugging.
+//  6. policy.code-integrity: Windows reported code integrity on and test
+//     signing off (for "windows", only where PCRs 12-13 show a Windows
+//     boot; they must be covered to show there was none).
+//  7. policy.boot-components: PCRs 2 and 4 are covered, and the code
+//     integrity policy allows every boot application and driver, each a
+//     cipolicy.Subject of scenario boot carrying its Authenticode digests
+//     and the Secure Boot authority that admitted it.
+//
+// Which authority admitted which component is not proven: events of
+// different PCRs can be reordered without changing any PCR. A component is
+// therefore judged once with each authority that could have admitted it
+// (every certificate authority of the boot; a hash authority only for the
+// image with that hash), and allowed only if every judgement allows it.
+// It returns ErrNoCIPolicy when boot components must be judged and ci is
+// nil.
+func Evaluate(v *Verified, p *Policy, ci *cipolicy.Set) (res *Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			res, err = nil, fmt.Errorf("attest: internal error while evaluating: %v", r)
+		}
+	}()
+	if p == nil {
+		return nil, errors.New("attest: no attestation policy given")
+	}
+	if p.BootComponents == JudgeCIPolicy && ci == nil {
+		return nil, ErrNoCIPolicy
+	}
+	bs := v.BootState()
+	checks := v.Checks()
+	add := func(name string, ok bool, detail string) {
+		checks = append(checks, Check{Name: name, Passed: ok, Detail: detail})
+	}
+	// 1. Secure Boot.
+	switch {
+	case p.SecureBoot == Any:
+		add("policy.secure-boot", true, fmt.Sprintf("not required (enabled: %v)", bs.SecureBoot.Enabled))
+	case bs.SecureBoot.Problem != "":
+		add("policy.secure-boot", false, "Secure Boot state unknown: "+bs.SecureBoot.Problem)
+	case !bs.SecureBoot.Enabled:
+		add("policy.secure-boot", false, "Secure Boot is disabled (the SecureBoot variable is 0)")
+	default:
+		add("policy.secure-boot", true, "Secure Boot is enabled")
+	}
+	// 2-4. The databases.
+	if p.PK != nil {
+		ok, d := exactly(bs.PK, p.PK, "PK")
+		add("policy.pk", ok, d)
+	}
+	if p.KEK != nil {
+		ok, d := exactly(bs.KEK, p.KEK, "KEK")
+		add("policy.kek", ok, d)
+	}
+	if p.DBContains != nil || p.DBNotContains != nil {
+		ok, d := dbCheck(bs.DB, p.DBContains, p.DBNotContains)
+		add("policy.db", ok, d)
+	}
+	if p.DBXIncludes != nil {
+		ok, d := dbxCheck(bs.DBX, p.DBXIncludes)
+		add("policy.dbx", ok, d)
+	}
+	// 5. Debugging.
+	if p.Debugging == Forbidden {
+		ok, d := debugCheck(v, bs)
+		add("policy.debugging", ok, d)
+	}
+	// 6. Code integrity.
+	if p.CodeIntegrity != Ignore {
+		ok, d := ciCheck(v, bs, p.CodeIntegrity)
+		add("policy.code-integrity", ok, d)
+	}
+	// 7. Boot components.
+	var comps []ComponentClaim
+	if p.BootComponents == JudgeCIPolicy {
+		var ok bool
+		var d string
+		comps, ok, d = judgeComponents(v, bs, ci)
+		add("policy.boot-components", ok, d)
+	} else {
+		for _, c := range bs.Components {
+			comps = append(comps, componentClaim(c, nil, "not judged"))
+		}
+	}
+	r := newResult(checks, v.Workarounds(), p)
+	if ci != nil {
+		for _, cp := range ci.Policies() {
+			r.CIPolicies = append(r.CIPolicies, PolicyRef{Name: cp.Ref(), Source: cp.Source, SHA256: cp.SHA256Hex()})
+		}
+	}
+	r.Claims = claims(v, bs, comps)
+	r.finish()
+	return r, nil
+}
+
+func exactly(db *SignatureDB, refs []CertRef, name string) (bool, string) {
+	if db == nil {
+		return false, name + " was not measured (or PCR 7 could not be read strictly)"
+	}
+	var missing, extra []string
+	for i := range refs {
+		if !db.hasRef(&refs[i]) {
+			missing = append(missing, refs[i].String())
+		}
+	}
+	for i, fp := range db.CertSHA256 {
+		if !slices.ContainsFunc(refs, func(r CertRef) bool { return r.SHA256 == fp }) {
+			extra = append(extra, fmt.Sprintf("%q (SHA-256 %x)", db.name(i), fp))
+		}
+	}
+	if n := len(db.SHA256) + len(db.Others); n > 0 {
+		extra = append(extra, fmt.Sprintf("%d non-certificate entries", n))
+	}
+	switch {
+	case len(missing) > 0 && len(extra) > 0:
+		return false, fmt.Sprintf("%s lacks %s and holds %s", name, strings.Join(missing, ", "), strings.Join(extra, ", "))
+	case len(missing) > 0:
+		return false, fmt.Sprintf("%s lacks %s", name, strings.Join(missing, ", "))
+	case len(extra) > 0:
+		return false, fmt.Sprintf("%s holds %s, which the policy does not list", name, strings.Join(extra, ", "))
+	}
+	return true, fmt.Sprintf("%s holds exactly the %d certificates given", name, len(refs))
+}
+
+func (db *SignatureDB) hasRef(r *CertRef) bool { return db.hasSHA256Cert(r.SHA256) }
+
+func dbCheck(db *SignatureDB, contains, notContains []CertRef) (bool, string) {
+	if db == nil {
+		return false, "db was not measured (or PCR 7 could not be read strictly)"
+	}
+	var bad []string
+	for i := range contains {
+		if !db.hasRef(&contains[i]) {
+			bad = append(bad, "lacks "+contains[i].String())
+		}
+	}
+	for i := range notContains {
+		if db.hasRef(&notContains[i]) {
+			bad = append(bad, "holds "+notContains[i].String())
+		}
+	}
+	if len(bad) > 0 {
+		return false, "db " + strings.Join(bad, "; ")
+	}
+	return true, fmt.Sprintf("db holds the %d certificates required and none of the %d forbidden", len(contains), len(notContains))
+}
+
+func dbxCheck(dbx *SignatureDB, sets []Revocation) (bool, string) {
+	if dbx == nil {
+		return false, "dbx was not measured (or PCR 7 could not be read strictly)"
+	}
+	var bad []string
+	total := 0
+	for _, s := range sets {
+		missing := 0
+		var first []byte
+		for _, h := range s.SHA256 {
+			if !dbx.HasSHA256(h) {
+				if missing == 0 {
+					first = h
+				}
+				missing++
+			}
+		}
+		mc := 0
+		for _, fp := range s.CertSHA256 {
+			if !dbx.hasSHA256Cert(fp) {
+				mc++
+			}
+		}
+		total += len(s.SHA256) + len(s.CertSHA256)
+		if missing+mc > 0 {
+			msg := fmt.Sprintf("%s: %d of %d hashes and %d of %d certificates missing", s.Name, missing, len(s.SHA256), mc, len(s.CertSHA256))
+			if first != nil {
+				msg += fmt.Sprintf(" (first missing hash %x)", first)
+			}
+			bad = append(bad, msg)
+		}
+	}
+	if len(bad) > 0 {
+		return false, fmt.Sprintf("dbx (%d hashes, %d certificates) lacks revocations: %s", len(dbx.SHA256), len(dbx.CertSHA256), strings.Join(bad, "; "))
+	}
+	return true, fmt.Sprintf("dbx holds all %d revocations required", total)
+}
+
+func uncovered(v *Verified, pcrs ...int) []int {
+	var out []int
+	for _, p := range pcrs {
+		covered := false
+		for _, a := range v.log.Algs {
+			if v.matched.Verified(a, p) {
+				covered = true
+			}
+		}
+		if !covered {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func debugCheck(v *Verified, bs *BootState) (bool, string) {
+	if u := uncovered(v, 7, 12, 13); len(u) > 0 {
+		return false, fmt.Sprintf("PCRs %s are not covered by a quote (or hold measurements the log does not show): debugging cannot be ruled out", pcrList(u))
+	}
+	if bs.SecureBoot.Problem != "" {
+		return false, "PCR 7 could not be read strictly: " + bs.SecureBoot.Problem
+	}
+	if bs.WindowsProblem != "" {
+		return false, "the Windows boot configuration could not be read: " + bs.WindowsProblem
+	}
+	var on []string
+	if bs.UEFIDebugMode {
+		on = append(on, "UEFI debug mode")
+	}
+	if w := bs.Windows; w != nil {
+		for _, f := range []struct {
+			on   bool
+			name string
+		}{{w.BootDebugging, "Windows boot debugging"}, {w.KernelDebugging, "Windows kernel debugging"}, {w.HypervisorDebugging, "Windows hypervisor debugging"}} {
+			if f.on {
+				on = append(on, f.name)
+			}
+		}
+	}
+	if len(on) > 0 {
+		return false, strings.Join(on, ", ") + " enabled"
+	}
+	if bs.Windows != nil {
+		return true, "no UEFI debug mode; Windows boot, kernel and hypervisor debugging off"
+	}
+	return true, "no UEFI debug mode; no Windows boot"
+}
+
+func ciCheck(v *Verified, bs *BootState, req string) (bool, string) {
+	if bs.WindowsProblem != "" {
+		return false, "the Windows boot configuration could not be read: " + bs.WindowsProblem
+	}
+	if bs.Windows == nil {
+		if req == Required {
+			return false, "no Windows boot configuration (WBCL) measured: code integrity unknown"
+		}
+		if u := uncovered(v, 12, 13); len(u) > 0 {
+			return false, fmt.Sprintf("PCRs %s are not covered by a quote: cannot tell whether Windows booted", pcrList(u))
+		}
+		return true, "not a Windows boot (PCRs 12-13 hold no WBCL event)"
+	}
+	w := bs.Windows
+	switch {
+	case w.CodeIntegrity != On:
+		return false, fmt.Sprintf("Windows code integrity is %s", w.CodeIntegrity)
+	case w.TestSigning:
+		return false, "Windows test signing is on"
+	}
+	return true, "Windows code integrity on, test signing off"
+}
+
+// judgeComponents builds a cipolicy.Subject per component and judges it.
+func judgeComponents(v *Verified, bs *BootState, ci *cipolicy.Set) ([]ComponentClaim, bool, string) {
+	var out []ComponentClaim
+	if u := uncovered(v, 2, 4); len(u) > 0 {
+		for _, c := range bs.Components {
+			out = append(out, componentClaim(c, nil, "not judged"))
+		}
+		return out, false, fmt.Sprintf("PCRs %s are not covered by a quote (or hold measurements the log does not show): the boot components are unknown", pcrList(u))
+	}
+	// Without a strict PCR 7 the authorities are unknown (BootState has
+	// none): components are then judged unsigned, by hash rules only.
+	auths := bs.DistinctAuthorities()
+	blocked, judged := 0, 0
+	var firstBad string
+	for _, c := range bs.Components {
+		d, used := judgeComponent(c, auths, ci)
+		cc := componentClaim(c, used, "")
+		cc.Verdict, cc.Policy, cc.Rule, cc.Reason = string(d.Verdict), d.Policy, d.Rule, d.Reason
+		if d.Verdict == cipolicy.Blocked && !d.Enforced {
+			cc.Verdict = "blocked (audit)"
+		}
+		judged++
+		if d.Fails() {
+			blocked++
+			if firstBad == "" {
+				firstBad = fmt.Sprintf("%s (%s): %s", c.ID, c.Name, d.Reason)
+			}
+		}
+		out = append(out, cc)
+	}
+	if blocked > 0 {
+		return out, false, fmt.Sprintf("%d of %d boot components blocked by the code integrity policy; first: %s", blocked, judged, firstBad)
+	}
+	return out, true, fmt.Sprintf("the code integrity policy allows all %d boot components", judged)
+}
+
+// judgeComponent judges a component once per authority that could have
+// admitted it, and returns the decision that counts: the first blocking
+// one (an enforced one before an audited one), else the first allowing
+// one.
+func judgeComponent(c Component, auths []Authority, ci *cipolicy.Set) (cipolicy.Decision, []Authority) {
+	var cands []Authority
+	for _, a := range auths {
+		if a.CertDER != nil || (a.SHA256 != nil && string(a.SHA256) == string(c.AuthenticodeSHA256)) {
+			cands = append(cands, a)
+		}
+	}
+	base := cipolicy.Subject{Path: c.ID, Format: cipolicy.FormatPE, Scenario: cipolicy.ScenarioBoot}
+	base.Digests.AuthenticodeSHA256 = c.AuthenticodeSHA256
+	base.Digests.AuthenticodeSHA1 = c.AuthenticodeSHA1
+	need := ci.Needs(c.ID, cipolicy.FormatPE, cipolicy.ScenarioBoot)
+	switch {
+	case need.Digests.Has(cipolicy.SHA256):
+		base.Problem = errors.New("the code integrity policy compares flat file SHA-256 digests, which a boot log does not carry (scope such rules to formats or scenarios other than boot)")
+	case need.Digests.Has(cipolicy.AuthenticodeSHA256) && c.AuthenticodeSHA256 == nil:
+		base.Problem = fmt.Errorf("the policy compares Authenticode SHA-256 digests, but no verified SHA256 bank covers PCR %d", c.PCR)
+	case need.Digests.Has(cipolicy.AuthenticodeSHA1) && c.AuthenticodeSHA1 == nil:
+		base.Problem = fmt.Errorf("the policy compares Authenticode SHA-1 digests, but no verified SHA1 bank covers PCR %d", c.PCR)
+	case need.Attributes:
+		base.Problem = errors.New("the code integrity policy reads file attributes (version resources), which a boot log does not carry")
+	}
+	if len(cands) == 0 {
+		return ci.Evaluate(base), nil
+	}
+	if !need.Signatures {
+		// No signer rule applies: every authority gives the same
+		// judgement, of a signed subject by its hashes.
+		base.Signed = slices.ContainsFunc(cands, func(a Authority) bool { return a.CertDER != nil })
+		return ci.Evaluate(base), cands
+	}
+	var allow, block *cipolicy.Decision
+	for _, a := range cands {
+		s := base
+		if c := a.Certificate(); c != nil {
+			s.Signed = true
+			s.Signatures = []*signing.Signature{{
+				Format: "uefi", Verified: true, SignatureAlgorithm: sigAlg(c),
+				Chains: [][]*signing.Certificate{{c}}, Certificates: []*signing.Certificate{c},
+			}}
+		} else if a.CertDER != nil {
+			s.Problem = fmt.Errorf("the certificate of authority %s (event %d) cannot be read", a.Name(), a.Event)
+		}
+		d := ci.Evaluate(s)
+		switch {
+		case d.Verdict == cipolicy.Allowed:
+			if allow == nil {
+				allow = &d
+			}
+		case block == nil || (d.Enforced && !block.Enforced):
+			dd := d
+			if len(cands) > 1 {
+				dd.Reason = fmt.Sprintf("with authority %s: %s", a.Name(), d.Reason)
+			}
+			block = &dd
+		}
+	}
+	if block != nil {
+		return *block, cands
+	}
+	return *allow, cands
+}
+
+func sigAlg(c *signing.Certificate) string {
+	if k := c.PublicKeyAlgorithm(); k != "unknown" {
+		return k
+	}
+	return "RSA"
+}
+
+func componentClaim(c Component, auths []Authority, verdict string) ComponentClaim {
+	cc := ComponentClaim{ID: c.ID, Name: c.Name, Type: c.Type.String(), PCR: c.PCR, Verdict: verdict, Authorities: []string{}}
+	if c.AuthenticodeSHA256 != nil {
+		cc.AuthenticodeSHA256 = hex.EncodeToString(c.AuthenticodeSHA256)
+	}
+	if c.AuthenticodeSHA1 != nil {
+		cc.AuthenticodeSHA1 = hex.EncodeToString(c.AuthenticodeSHA1)
+	}
+	for _, a := range auths {
+		cc.Authorities = append(cc.Authorities, a.Name())
+	}
+	return cc
+}
+
+func claims(v *Verified, bs *BootState, comps []ComponentClaim) *Claims {
+	cl := &Claims{
+		SecureBootEnabled:     bs.SecureBoot.Enabled,
+		BootDebuggingDisabled: len(uncovered(v, 7)) == 0 && bs.SecureBoot.Problem == "" && !bs.UEFIDebugMode && (bs.Windows == nil || !bs.Windows.BootDebugging),
+		DMAProtectionDisabled: bs.DMAProtectionDisabled,
+		KernelCmdlines:        bs.KernelCmdlines,
+		PCRs:                  PCRClaims{v.QuotedPCRs()},
+		BootComponents:        comps,
+		Boot:                  bs,
+	}
+	if cl.BootComponents == nil {
+		cl.BootComponents = []ComponentClaim{}
+	}
+	if w := bs.Windows; w != nil {
+		f := func(b bool) *bool { return &b }
+		cl.KernelDebuggingDisabled = f(!w.KernelDebugging)
+		cl.CodeIntegrityEnabled = f(w.CodeIntegrity == On)
+		cl.TestSigningDisabled = f(!w.TestSigning)
+	}
+	for _, u := range v.Unlogged() {
+		cl.UnloggedPCRs = append(cl.UnloggedPCRs, u.String())
+	}
+	return cl
+}
+
+// PCRClaims are quoted PCR values. They are written as JSON (bank -> PCR
+// index -> hex) only when a report is.
+type PCRClaims struct{ pcrs eventlog.PCRs }
+
+// Banks returns the banks, weakest first.
+func (p PCRClaims) Banks() []eventlog.HashAlg {
+	var out []eventlog.HashAlg
+	for _, a := range []eventlog.HashAlg{eventlog.SHA1, eventlog.SHA256, eventlog.SHA384, eventlog.SHA512, eventlog.SM3256} {
+		if p.pcrs[a] != nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Get returns a PCR's quoted value, or nil.
+func (p PCRClaims) Get(a eventlog.HashAlg, pcr int) []byte { return p.pcrs.Get(a, pcr) }
+
+// MarshalJSON writes bank -> PCR index -> hex.
+func (p PCRClaims) MarshalJSON() ([]byte, error) {
+	m := map[string]map[string]string{}
+	for _, a := range p.Banks() {
+		vals := map[string]string{}
+		for i, v := range p.pcrs[a] {
+			if v != nil {
+				vals[strconv.Itoa(i)] = hex.EncodeToString(v)
+			}
+		}
+		m[a.String()] = vals
+	}
+	return json.Marshal(m)
+}

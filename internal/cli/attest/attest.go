@@ -1,0 +1,385 @@
+// Package attest implements "csv attest": verify a host's measured boot
+// (TCG event log, TPM2 quote) against an attestation policy, and inspect an
+// event log.
+package attest
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/MakeNowJust/heredoc/v2"
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/codesignval/csv/attest"
+	"github.com/codesignval/csv/attest/eventlog"
+	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/internal/cli/cmdutil"
+	"github.com/codesignval/csv/signing"
+)
+
+// File size caps of the command's inputs.
+const (
+	maxEventLogFile = 16 << 20 // an event log (real ones: tens of KB)
+	maxQuoteFile    = 64 << 10 // a TPMS_ATTEST or TPMT_SIGNATURE
+	maxAKFile       = 64 << 10
+	maxPCRsFile     = 1 << 20
+	maxPolicyFile   = 4 << 20
+	maxDBXFile      = 4 << 20 // a dbx update (real ones: 15 KB)
+)
+
+// NewCmdAttest returns the attest command and its subcommands.
+func NewCmdAttest(f *cmdutil.Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "attest <command>",
+		Short: "Verify a host's measured boot, or inspect a TCG event log",
+		Long: heredoc.Doc(`
+			Verify a host's measured boot: replay its TCG event log, verify its TPM2 quote with
+			its attestation key, and judge the boot state (Secure Boot, its keys, debugging, code
+			integrity, the boot components) with an attestation policy whose boot components are
+			judged by a code integrity policy, as validate judges a build.
+		`),
+	}
+	cmd.AddCommand(NewCmdVerify(f, nil), NewCmdInspect(f, nil))
+	return cmd
+}
+
+// VerifyOptions are the flags of csv attest verify.
+type VerifyOptions struct {
+	IO *cmdutil.IOStreams
+
+	EventLog         string
+	Quotes           []string
+	Signatures       []string
+	AK               string
+	AKRoots          []string
+	AKIntermediates  []string
+	Nonce            string
+	PCRs             string
+	Policy           string
+	CIPolicies       []string
+	CertFiles        []string
+	Format           string
+	AllowSHA1        bool
+	AllowEmptyNonce  bool
+	nonceGiven       bool
+	ciPolicyRequired bool
+}
+
+// NewCmdVerify returns the verify command. runF, if not nil, replaces the
+// run function (for tests of flag parsing).
+func NewCmdVerify(f *cmdutil.Factory, runF func(*VerifyOptions) error) *cobra.Command {
+	o := &VerifyOptions{IO: f.IO}
+	cmd := &cobra.Command{
+		Use:   "verify --eventlog FILE --quote FILE --signature FILE --ak FILE --nonce HEX --policy FILE [flags]",
+		Short: "Verify a host's event log and TPM2 quote and judge its boot",
+		Long: heredoc.Doc(`
+			Replay the TCG event log, verify the TPM2 quote (TPMS_ATTEST, --quote) and its signature
+			(TPMT_SIGNATURE, --signature) with the attestation key (--ak: a TPMT_PUBLIC, a PEM public
+			key, or an AK certificate that must chain to --ak-roots), check that the quote carries
+			the nonce and that the replayed log reproduces the quoted PCR digest, then judge the
+			boot state with the attestation policy (--policy) and the boot components with the
+			code integrity policy (--ci-policy).
+
+			Repeat --quote and --signature, in pairs, for quotes of several banks. --pcrs gives the
+			PCR values read with the quote (YAML or JSON: bank, then PCR index, then hex): needed
+			when the quote covers PCRs the log does not extend (PCR 10, measured by IMA).
+
+			Exit status:
+			  0  trusted: every check passed
+			  1  not trusted: a check failed (the report says which and why)
+			  2  unusable input: a file that cannot be read or parsed, a usage error
+		`),
+		Example: heredoc.Doc(`
+			$ csv attest verify --eventlog binary_bios_measurements --quote quote.bin \
+			    --signature quote.sig --ak ak.pub --nonce 9c1f... --policy attest.yaml \
+			    --ci-policy boot-ci.yaml
+		`),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.nonceGiven = cmd.Flags().Changed("nonce")
+			if err := o.check(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(o)
+			}
+			return runVerify(o)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.EventLog, "eventlog", "", "the TCG event log `FILE` (binary_bios_measurements)")
+	fl.StringArrayVar(&o.Quotes, "quote", nil, "a TPMS_ATTEST quote `FILE`; repeat with --signature for several")
+	fl.StringArrayVar(&o.Signatures, "signature", nil, "the quote's TPMT_SIGNATURE `FILE`")
+	fl.StringVar(&o.AK, "ak", "", "the attestation key `FILE`: TPMT_PUBLIC, PEM public key, or AK certificate")
+	fl.StringArrayVar(&o.AKRoots, "ak-roots", nil, "trusted CA certificates `FILE` an AK certificate must chain to; repeatable")
+	fl.StringArrayVar(&o.AKIntermediates, "ak-intermediates", nil, "intermediate CA certificates `FILE` for the AK certificate; repeatable")
+	fl.StringVar(&o.Nonce, "nonce", "", "the nonce the quote must carry, in `HEX`")
+	fl.StringVar(&o.PCRs, "pcrs", "", "PCR values read with the quote, `FILE` (YAML or JSON)")
+	fl.StringVar(&o.Policy, "policy", "", "the attestation policy `FILE`")
+	fl.StringArrayVar(&o.CIPolicies, "ci-policy", nil, "code integrity policy `FILE` (YAML or WDAC XML) judging the boot components; repeatable")
+	fl.StringArrayVar(&o.CertFiles, "certs", nil, "root certificates `FILE` the code integrity policy's WDAC well-known root rules may match; repeatable")
+	fl.StringVarP(&o.Format, "format", "f", "text", "report format: text or json")
+	fl.BoolVar(&o.AllowSHA1, "allow-sha1-unsafe", false, "accept SHA-1 quotes and SHA1 PCR banks (TPMs and Windows that only have SHA1)")
+	fl.BoolVar(&o.AllowEmptyNonce, "allow-empty-nonce-unsafe", false, "accept an empty --nonce (a replayable quote)")
+	return cmd
+}
+
+func (o *VerifyOptions) check() error {
+	for _, f := range []struct{ name, val string }{{"eventlog", o.EventLog}, {"ak", o.AK}, {"policy", o.Policy}} {
+		if f.val == "" {
+			return cmdutil.FlagErrorf("attest verify: --%s is required", f.name)
+		}
+	}
+	switch {
+	case len(o.Quotes) == 0:
+		return cmdutil.FlagErrorf("attest verify: --quote is required")
+	case len(o.Quotes) != len(o.Signatures):
+		return cmdutil.FlagErrorf("attest verify: %d --quote and %d --signature: give them in pairs", len(o.Quotes), len(o.Signatures))
+	case !o.nonceGiven:
+		return cmdutil.FlagErrorf("attest verify: --nonce is required (the nonce the verifier asked the host to quote)")
+	case o.Format != "text" && o.Format != "json":
+		return cmdutil.FlagErrorf("attest verify: --format %q: want text or json", o.Format)
+	}
+	if _, err := hex.DecodeString(o.Nonce); err != nil {
+		return cmdutil.FlagErrorf("attest verify: --nonce %q is not hexadecimal", o.Nonce)
+	}
+	return nil
+}
+
+func readFile(what, path string, max int64) ([]byte, error) {
+	b, err := cmdutil.ReadFileCapped(path, max)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s %s: %w", what, path, err)
+	}
+	return b, nil
+}
+
+func runVerify(o *VerifyOptions) error {
+	ev := &attest.Evidence{}
+	var err error
+	if ev.EventLog, err = readFile("event log", o.EventLog, maxEventLogFile); err != nil {
+		return err
+	}
+	for i := range o.Quotes {
+		q, err := readFile("quote", o.Quotes[i], maxQuoteFile)
+		if err != nil {
+			return err
+		}
+		s, err := readFile("signature", o.Signatures[i], maxQuoteFile)
+		if err != nil {
+			return err
+		}
+		ev.Quotes = append(ev.Quotes, attest.Quote{Attest: q, Signature: s})
+	}
+	if o.PCRs != "" {
+		b, err := readFile("PCR values", o.PCRs, maxPCRsFile)
+		if err != nil {
+			return err
+		}
+		if ev.PCRs, err = ParsePCRs(b); err != nil {
+			return fmt.Errorf("PCR values %s: %w", o.PCRs, err)
+		}
+	}
+	akData, err := readFile("attestation key", o.AK, maxAKFile)
+	if err != nil {
+		return err
+	}
+	ak, err := attest.ParseAK(akData)
+	if err != nil {
+		return fmt.Errorf("attestation key %s: %w", o.AK, err)
+	}
+	vopts := attest.VerifyOptions{AK: ak, AllowSHA1Unsafe: o.AllowSHA1, AllowEmptyNonceUnsafe: o.AllowEmptyNonce}
+	vopts.Nonce, _ = hex.DecodeString(o.Nonce)
+	if vopts.Roots, err = loadCerts(o.AKRoots); err != nil {
+		return err
+	}
+	if vopts.Intermediates, err = loadCerts(o.AKIntermediates); err != nil {
+		return err
+	}
+	pdata, err := readFile("attestation policy", o.Policy, maxPolicyFile)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(o.Policy)
+	policy, err := attest.ParsePolicy(pdata, o.Policy, attest.PolicyOptions{ReadFile: func(name string) ([]byte, error) {
+		if !filepath.IsAbs(name) {
+			name = filepath.Join(dir, filepath.FromSlash(name))
+		}
+		return cmdutil.ReadFileCapped(name, maxDBXFile)
+	}})
+	if err != nil {
+		return err
+	}
+	var set *cipolicy.Set
+	switch {
+	case len(o.CIPolicies) > 0:
+		ps, err := cmdutil.LoadPolicies(o.CIPolicies)
+		if err != nil {
+			return err
+		}
+		roots, err := loadCerts(o.CertFiles)
+		if err != nil {
+			return err
+		}
+		if set, err = cipolicy.NewSet(cipolicy.SetOptions{TrustedRoots: roots}, ps...); err != nil {
+			return err
+		}
+	case policy.BootComponents == attest.JudgeCIPolicy:
+		return cmdutil.FlagErrorf("attest verify: the attestation policy %s judges boot components (boot_components: %s): give --ci-policy", o.Policy, attest.JudgeCIPolicy)
+	}
+	var res *attest.Result
+	v, err := attest.Verify(ev, vopts)
+	var ve *attest.VerificationError
+	switch {
+	case errors.As(err, &ve):
+		res = attest.NotVerifiedResult(ve, policy)
+	case err != nil:
+		return err
+	default:
+		if res, err = attest.Evaluate(v, policy, set); err != nil {
+			return err
+		}
+	}
+	if err := render(o.IO.Out, o.Format, res); err != nil {
+		return fmt.Errorf("writing the report: %w", err)
+	}
+	if !res.Trusted {
+		return cmdutil.ErrFailed
+	}
+	return nil
+}
+
+func loadCerts(files []string) ([]*signing.Certificate, error) {
+	var out []*signing.Certificate
+	for _, f := range files {
+		cs, err := cmdutil.LoadCertificates(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cs...)
+	}
+	return out, nil
+}
+
+// ParsePCRs reads PCR values: a mapping of bank names (sha1, sha256, ...)
+// to mappings of PCR indexes to hex values (optionally 0x-prefixed), in
+// YAML or JSON (tpm2_pcrread's output is such YAML).
+func ParsePCRs(b []byte) (eventlog.PCRs, error) {
+	var m map[string]map[int]string
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("want a mapping of banks to PCR indexes to hex values: %v", err)
+	}
+	out := eventlog.PCRs{}
+	for bank, vals := range m {
+		alg, err := eventlog.ParseHashAlg(strings.ToLower(bank))
+		if err != nil {
+			return nil, err
+		}
+		for i, h := range vals {
+			if i < 0 || i >= eventlog.NumPCRs {
+				return nil, fmt.Errorf("%s PCR %d does not exist", bank, i)
+			}
+			v, err := hex.DecodeString(strings.TrimPrefix(strings.TrimPrefix(h, "0x"), "0X"))
+			if err != nil || len(v) != alg.Size() {
+				return nil, fmt.Errorf("%s PCR %d: %q is not %d bytes of hex", bank, i, h, alg.Size())
+			}
+			out.Set(alg, i, v)
+		}
+	}
+	return out, nil
+}
+
+func render(w io.Writer, format string, r *attest.Result) error {
+	if format == "json" {
+		b, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(append(b, '\n'))
+		return err
+	}
+	var b strings.Builder
+	verdict := "TRUSTED"
+	if !r.Trusted {
+		verdict = "NOT TRUSTED"
+	}
+	fmt.Fprintf(&b, "attestation: %s\n", verdict)
+	if r.Policy != nil {
+		fmt.Fprintf(&b, "policy: %s (%s, sha256 %s)\n", r.Policy.Name, r.Policy.Source, r.Policy.SHA256)
+	}
+	for _, p := range r.CIPolicies {
+		fmt.Fprintf(&b, "code integrity policy: %s (%s, sha256 %s)\n", p.Name, p.Source, p.SHA256)
+	}
+	b.WriteString("checks:\n")
+	for _, c := range r.Checks {
+		fmt.Fprintf(&b, "  %s\n", c)
+	}
+	if c := r.Claims; c != nil {
+		b.WriteString("claims:\n")
+		fmt.Fprintf(&b, "  secureBootEnabled: %v\n  bootDebuggingDisabled: %v\n", c.SecureBootEnabled, c.BootDebuggingDisabled)
+		for _, f := range []struct {
+			name string
+			v    *bool
+		}{{"kernelDebuggingDisabled", c.KernelDebuggingDisabled}, {"codeIntegrityEnabled", c.CodeIntegrityEnabled}, {"testSigningDisabled", c.TestSigningDisabled}} {
+			s := "n/a (no Windows boot)"
+			if f.v != nil {
+				s = strconv.FormatBool(*f.v)
+			}
+			fmt.Fprintf(&b, "  %s: %s\n", f.name, s)
+		}
+		for _, k := range c.KernelCmdlines {
+			fmt.Fprintf(&b, "  kernel command line: %s\n", k)
+		}
+		b.WriteString("  boot components:\n")
+		for _, bc := range c.BootComponents {
+			fmt.Fprintf(&b, "    %-8s %s %q authenticode sha256 %s\n", bc.Verdict, bc.ID, bc.Name, orDash(bc.AuthenticodeSHA256))
+			if bc.Reason != "" {
+				fmt.Fprintf(&b, "             %s\n", bc.Reason)
+			}
+		}
+		for _, bank := range c.PCRs.Banks() {
+			fmt.Fprintf(&b, "  pcrs %s:\n", bank)
+			for i := 0; i < eventlog.NumPCRs; i++ {
+				if v := c.PCRs.Get(bank, i); v != nil {
+					fmt.Fprintf(&b, "    %2d: %x\n", i, v)
+				}
+			}
+		}
+		for _, u := range c.UnloggedPCRs {
+			fmt.Fprintf(&b, "  not in the log: %s\n", u)
+		}
+	}
+	if len(r.Workarounds) > 0 {
+		b.WriteString("workarounds:\n")
+		for _, w := range r.Workarounds {
+			where := ""
+			if w.PCR != nil {
+				where = fmt.Sprintf(" (%sPCR %d)", bankPrefix(w.Bank), *w.PCR)
+			}
+			fmt.Fprintf(&b, "  %s%s: %s\n", w.Name, where, w.Description)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func bankPrefix(bank string) string {
+	if bank == "" {
+		return ""
+	}
+	return bank + " "
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,187 @@
+package attest
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/spf13/cobra"
+
+	"github.com/codesignval/csv/attest/attesttest"
+	"github.com/codesignval/csv/attest/eventlog"
+	"github.com/codesignval/csv/internal/cli/cmdutil"
+)
+
+// runCSV runs a csv root holding the attest command, mapping errors to
+// exit codes as cli.Run does.
+func runCSV() int {
+	f := &cmdutil.Factory{IO: cmdutil.System()}
+	root := &cobra.Command{Use: "csv", SilenceErrors: true, SilenceUsage: true}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &cmdutil.FlagError{Err: err} })
+	root.AddCommand(NewCmdAttest(f))
+	err := root.Execute()
+	if err != nil && !errors.Is(err, cmdutil.ErrFailed) {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(os.Stderr, "csv: %s\n", line)
+		}
+	}
+	return cmdutil.ExitCode(err)
+}
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){"csv": func() { os.Exit(runCSV()) }})
+}
+
+func pcrsYAML(p eventlog.PCRs) []byte {
+	var b bytes.Buffer
+	for _, a := range []eventlog.HashAlg{eventlog.SHA1, eventlog.SHA256, eventlog.SHA384} {
+		if p[a] == nil {
+			continue
+		}
+		fmt.Fprintf(&b, "%s:\n", a)
+		for i, v := range p[a] {
+			if v != nil {
+				fmt.Fprintf(&b, "  %d: 0x%x\n", i, v)
+			}
+		}
+	}
+	return b.Bytes()
+}
+
+// fixtures writes the real attestations as the raw files the command
+// takes: fx/gce.* (GCE COS 85, nonce 9009) and fx/win.* (Windows GCP).
+func fixtures(t *testing.T) map[string][]byte {
+	files := map[string][]byte{}
+	gce := attesttest.FindAttestation(t, "go-tpm-tools/attestations/gce-cos-85-nonce9009.derived.json")
+	files["gce.log"], files["gce-ak.tpmt"], files["gce-ak.der"] = gce.Log, gce.AKPublic, gce.AKCert
+	all := eventlog.PCRs{}
+	for i, q := range gce.Quotes {
+		files[fmt.Sprintf("gce-%s.quote", q.Bank)], files[fmt.Sprintf("gce-%s.sig", q.Bank)] = q.Attest, q.Signature
+		all[q.Bank] = q.PCRs[q.Bank]
+		_ = i
+	}
+	files["gce-pcrs.yaml"] = pcrsYAML(all)
+	for i, r := range gce.Roots {
+		files["root"+strconv.Itoa(i)+".der"] = attesttest.PEMOrDER(r)
+	}
+	for i, r := range gce.Intermediates {
+		files["int"+strconv.Itoa(i)+".der"] = attesttest.PEMOrDER(r)
+	}
+	win := attesttest.FindAttestation(t, "go-attestation/windows_gcp_shielded_vm.json")
+	files["win.log"], files["win-ak.tpmt"] = win.Log, win.AKPublic
+	files["win.quote"], files["win.sig"] = win.Quotes[0].Attest, win.Quotes[0].Signature
+	files["win-pcrs.yaml"] = pcrsYAML(win.Quotes[0].PCRs)
+	files["truncated.log"] = gce.Log[:len(gce.Log)/2]
+	return files
+}
+
+// TestScripts runs the end-to-end scenarios in testdata/script.
+func TestScripts(t *testing.T) {
+	files := fixtures(t)
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/script",
+		Setup: func(e *testscript.Env) error {
+			dir := filepath.Join(e.WorkDir, "fx")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			for name, b := range files {
+				if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		Cmds:                map[string]func(ts *testscript.TestScript, neg bool, args []string){"status": cmdStatus},
+		RequireExplicitExec: true,
+	})
+}
+
+// status N cmd args...: run cmd and require exit status N exactly (as in
+// internal/cli's scripts).
+func cmdStatus(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: status N command [args...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("status: %v", err)
+	}
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		got = ee.ExitCode()
+	case err != nil:
+		ts.Fatalf("status: %v", err)
+	}
+	if got != want {
+		ts.Fatalf("%s exited %d, want %d", args[1], got, want)
+	}
+}
+
+func TestVerifyFlags(t *testing.T) {
+	base := "--eventlog l --quote q --signature s --ak a --policy p --nonce 00ff"
+	tests := []struct {
+		name    string
+		args    string
+		want    func(*VerifyOptions) bool
+		wantErr string
+	}{
+		{"minimal", base, func(o *VerifyOptions) bool {
+			return o.EventLog == "l" && slices.Equal(o.Quotes, []string{"q"}) && o.Nonce == "00ff" && o.Format == "text"
+		}, ""},
+		{"several quotes", base + " --quote q2 --signature s2 --ci-policy c --ci-policy d -f json --pcrs p.yaml --allow-sha1-unsafe", func(o *VerifyOptions) bool {
+			return slices.Equal(o.Quotes, []string{"q", "q2"}) && slices.Equal(o.CIPolicies, []string{"c", "d"}) && o.Format == "json" && o.AllowSHA1 && o.PCRs == "p.yaml"
+		}, ""},
+		{"empty nonce given", strings.Replace(base, "--nonce 00ff", "--nonce=", 1), func(o *VerifyOptions) bool { return o.Nonce == "" }, ""},
+		{"no nonce", strings.Replace(base, "--nonce 00ff", "", 1), nil, "--nonce is required"},
+		{"bad nonce", strings.Replace(base, "00ff", "xyz", 1), nil, "is not hexadecimal"},
+		{"unpaired", base + " --quote q2", nil, "give them in pairs"},
+		{"no policy", strings.Replace(base, "--policy p", "", 1), nil, "--policy is required"},
+		{"bad format", base + " -f sarif", nil, "want text or json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &cmdutil.Factory{IO: &cmdutil.IOStreams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}}
+			var got *VerifyOptions
+			cmd := NewCmdVerify(f, func(o *VerifyOptions) error { got = o; return nil })
+			cmd.SetArgs(strings.Fields(tt.args))
+			cmd.SetOut(&bytes.Buffer{})
+			cmd.SetErr(&bytes.Buffer{})
+			err := cmd.Execute()
+			if tt.wantErr != "" {
+				var fe *cmdutil.FlagError
+				if !errors.As(err, &fe) || got != nil || !strings.Contains(err.Error(), tt.wantErr) || cmdutil.ExitCode(err) != cmdutil.ExitError {
+					t.Fatalf("err = %v", err)
+				}
+				return
+			}
+			if err != nil || got == nil || !tt.want(got) {
+				t.Fatalf("err = %v, %+v", err, got)
+			}
+		})
+	}
+}
+
+func TestParsePCRs(t *testing.T) {
+	p, err := ParsePCRs([]byte("sha256:\n  0 : 0x" + strings.Repeat("ab", 32) + "\n  7: " + strings.Repeat("cd", 32) + "\n"))
+	if err != nil || hex.EncodeToString(p.Get(eventlog.SHA256, 7)) != strings.Repeat("cd", 32) || p.Get(eventlog.SHA256, 0)[0] != 0xab {
+		t.Fatalf("%v %v", p, err)
+	}
+	for _, bad := range []string{"sha256:\n  0: 0x00\n", "md5:\n  0: 00\n", "sha1:\n  24: " + strings.Repeat("00", 20) + "\n", "[1, 2]"} {
+		if _, err := ParsePCRs([]byte(bad)); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
