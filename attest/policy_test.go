@@ -556,15 +556,25 @@ func TestDBXUpdateFiles(t *testing.T) {
 	}
 }
 
-// TestREADMEExamples: the policies README-section.md shows parse, their
-// files read from the shared Secure Boot certificates and dbx updates.
+// TestREADMEExamples: the policies the README's attestation section shows
+// parse, their files read from the shared Secure Boot certificates and dbx
+// updates.
 func TestREADMEExamples(t *testing.T) {
-	b, err := os.ReadFile("README-section.md")
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	section := string(b)
+	start := strings.Index(section, "## Host attestation")
+	if start < 0 {
+		t.Fatal("README.md has no host attestation section")
+	}
+	section = section[start+1:]
+	if end := strings.Index(section, "\n## "); end >= 0 {
+		section = section[:end]
+	}
 	var blocks []string
-	for _, part := range strings.Split(string(b), "```yaml\n")[1:] {
+	for _, part := range strings.Split(section, "```yaml\n")[1:] {
 		blocks = append(blocks, part[:strings.Index(part, "```")])
 	}
 	if len(blocks) != 2 {
