@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -31,8 +32,9 @@ import (
 
 // SignOptions configure Sign.
 type SignOptions struct {
-	// Jobs, Include, Exclude and FollowSymlinks select and pace the files
-	// as for validation.
+	// Jobs (default twice GOMAXPROCS: signing waits on disk syncs),
+	// Include, Exclude and FollowSymlinks select and pace the files as for
+	// validation.
 	Jobs           int
 	Include        []string
 	Exclude        []string
@@ -140,7 +142,8 @@ func Sign(ctx context.Context, opts SignOptions, roots ...string) (*SignReport, 
 	}
 	jobs := opts.Jobs
 	if jobs <= 0 {
-		jobs = runtime.GOMAXPROCS(0)
+		// Signing waits on each file's sync: twice the CPUs keeps them busy.
+		jobs = 2 * runtime.GOMAXPROCS(0)
 	}
 	results := make([]*pending, len(todo))
 	var next, done atomic.Int64
@@ -210,7 +213,10 @@ func stageManifest(opts *SignOptions, results []*pending) (*pending, error) {
 	}
 	p := &pending{temps: []string{f.Name()}, dests: []string{opts.Manifest}}
 	_, werr := f.Write(data)
-	serr := f.Sync()
+	var serr error
+	if !batchSync {
+		serr = f.Sync()
+	}
 	cerr := f.Close()
 	if err := errors.Join(werr, serr, cerr); err != nil {
 		return p, fmt.Errorf("writing the manifest: %w", err)
@@ -238,9 +244,28 @@ func (p *pending) discard() {
 // beforeRename, if set (by tests), is called before each rename.
 var beforeRename func()
 
-// commit renames every temporary file into place, then syncs the
-// directories, so that a crash after Sign returns cannot lose a signed file.
+// commit makes the temporary files durable, renames each into place, then
+// syncs the directories, so that a crash after Sign returns cannot lose a
+// signed file and a crash before leaves every destination as it was.
 func commit(ps []*pending) error {
+	if batchSync {
+		// One syncfs per file system instead of one fsync per file: the
+		// kernel writes all the signed files out in one batch.
+		synced := map[string]bool{}
+		for _, p := range ps {
+			if p == nil {
+				continue
+			}
+			for _, t := range p.temps {
+				if d := filepath.Dir(t); !synced[d] {
+					synced[d] = true
+					if err := syncFS(d); err != nil {
+						return fmt.Errorf("syncing %s: %w", d, err)
+					}
+				}
+			}
+		}
+	}
 	dirs := map[string]bool{}
 	for _, p := range ps {
 		if p == nil {
@@ -338,7 +363,9 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 			err = cerr
 		}
 	}()
-	// The signed output's SHA-256, for bundles, manifests and reports.
+	// The signed output's SHA-256, for bundles and the manifest (and the
+	// report when it is computed anyway).
+	needSum := opts.Bundle || opts.Manifest != ""
 	var outSum []byte
 	switch format {
 	case FormatPE:
@@ -351,9 +378,11 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 			return p, fmt.Errorf("%w: Authenticode SHA256 %x when validated, %x now", ErrChanged, want.AuthenticodeSHA256, res.Digest)
 		}
 		// Header fields were patched after the stream: hash what is on
-		// disk (from the page cache).
-		if outSum, err = hashFile(out, buf); err != nil {
-			return p, err
+		// disk (from the page cache), only if something needs it.
+		if needSum {
+			if outSum, err = hashFile(out, buf); err != nil {
+				return p, err
+			}
 		}
 	case FormatELF:
 		outSum, err = signELF(ctx, f, ra, size, buf, n, out, opts, display)
@@ -365,8 +394,10 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 			return p, err
 		}
 	}
-	if err := out.Sync(); err != nil {
-		return p, err
+	if !batchSync {
+		if err := out.Sync(); err != nil {
+			return p, err
+		}
 	}
 	s.SHA256 = outSum
 	if opts.Bundle {
@@ -381,7 +412,10 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 		}
 		p.temps, p.dests = append(p.temps, bf.Name()), append(p.dests, bdest)
 		_, werr := bf.Write(b)
-		serr := bf.Sync()
+		var serr error
+		if !batchSync {
+			serr = bf.Sync()
+		}
 		if cerr := bf.Close(); werr == nil && serr == nil {
 			werr = cerr
 		}
@@ -414,11 +448,16 @@ func signELF(ctx context.Context, f *os.File, ra io.ReaderAt, size int64, buf []
 	}
 	h := crypto.SHA256
 	digest := h.New()
-	flat := sha256.New()
-	// Copy [0, content) to out, hashing it for the signature and the
-	// output digest; the rest (an old signature) is dropped.
-	w := io.MultiWriter(&prefixWriter{w: digest, n: content}, &prefixWriter{w: flat, n: content}, &prefixWriter{w: out, n: content})
+	// Copy [0, content) to out, hashing it for the signature; the rest (an
+	// old signature) is dropped.
+	w := io.MultiWriter(&prefixWriter{w: digest, n: content}, &prefixWriter{w: out, n: content})
 	if err := stream(ctx, f, buf, n, size, []io.Writer{w}); err != nil {
+		return nil, err
+	}
+	// The output's digest continues from the content's: the signature is
+	// a suffix.
+	flat, err := digest.(hash.Cloner).Clone()
+	if err != nil {
 		return nil, err
 	}
 	sum := digest.Sum(nil)
