@@ -91,6 +91,11 @@ func (s *signer) pcaPolicy(t *testing.T) *cipolicy.Set {
 func TestSignClosedLoop(t *testing.T) {
 	s := newSigner(t)
 	dir := buildTree(t)
+	goBuilt := false
+	if !testing.Short() {
+		// A real Windows program, cross-compiled by Go.
+		goBuilt = goWindowsPE(t, filepath.Join(dir, "win", "hello.exe"))
+	}
 	before := snapshot(t, dir)
 	opts := s.opts()
 	opts.Bundle = true
@@ -98,7 +103,11 @@ func TestSignClosedLoop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Signed) != 6 { // 5 binaries and the text file (bundle only)
+	binaries := 5
+	if goBuilt {
+		binaries++
+	}
+	if len(rep.Signed) != binaries+1 { // the binaries, and the text file (bundle only)
 		t.Fatalf("signed %v", rep.SignedPaths())
 	}
 	after := snapshot(t, dir)
@@ -113,7 +122,7 @@ func TestSignClosedLoop(t *testing.T) {
 	// Validate with the signer rule: every binary is allowed by signature.
 	certs := []*signing.Certificate{sigCert(t, s.leaf.Cert), sigCert(t, s.ca.Intermediate.Cert)}
 	vrep := validate(t, s.pcaPolicy(t), Options{Certificates: certs}, dir)
-	if vrep.Summary.Files != 5 || vrep.Summary.Allowed != 5 {
+	if vrep.Summary.Files != binaries || vrep.Summary.Allowed != binaries {
 		for _, r := range vrep.Results {
 			t.Logf("%s: %s", r.Path, r.Decision.Reason)
 		}
@@ -138,7 +147,11 @@ func TestSignClosedLoop(t *testing.T) {
 	}
 	// osslsigncode accepts every signed PE.
 	if ossl := osslPath(); ossl != "" {
-		for _, name := range []string{"win/app.exe", "win/lib32.dll", "win/setup.exe"} {
+		names := []string{"win/app.exe", "win/lib32.dll", "win/setup.exe"}
+		if goBuilt {
+			names = append(names, "win/hello.exe")
+		}
+		for _, name := range names {
 			if out, err := exec.Command(ossl, "verify", "-CAfile", s.files.Root, "-in", filepath.Join(dir, name)).CombinedOutput(); err != nil {
 				t.Errorf("osslsigncode verify %s: %v\n%s", name, err, out)
 			}
@@ -169,6 +182,26 @@ func TestSignClosedLoop(t *testing.T) {
 	if len(blocked) != 2 || !blocked["win/setup.exe"] || !blocked["linux/tool"] {
 		t.Errorf("after flipping a byte, blocked: %v", blocked)
 	}
+}
+
+// goWindowsPE cross-compiles a small Go program for windows/amd64 into out,
+// or returns false when Go cannot here.
+func goWindowsPE(t *testing.T, out string) bool {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		return false
+	}
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "go.mod"), []byte("module hello\n\ngo 1.21\n"), 0o644)
+	os.WriteFile(filepath.Join(src, "main.go"), []byte("package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n"), 0o644)
+	cmd := exec.Command(goTool, "build", "-trimpath", "-o", out, ".")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "GOOS=windows", "GOARCH=amd64", "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build for windows: %v\n%s", err, b)
+	}
+	return true
 }
 
 func osslPath() string {
