@@ -4,17 +4,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"io"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/internal/yamlstrict"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -114,144 +111,49 @@ func ParsePolicy(data []byte, source string, opts PolicyOptions) (p *Policy, err
 	if len(data) > maxPolicySize {
 		return nil, fail(0, fmt.Sprintf("policy is %d bytes, over the limit of %d", len(data), maxPolicySize))
 	}
-	var doc yaml.Node
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fail(0, "empty policy")
-		}
-		return nil, fail(yamlLine(err), "YAML syntax: "+strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, fail(extra.Line, "a policy file holds one YAML document; found another")
-	}
 	d := &policyDecoder{opts: opts}
-	root := &doc
-	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
-		root = root.Content[0]
-	}
-	d.checkTree(root, 0)
+	root := d.Parse(data, "policy", maxPolicyDepth)
 	p = &Policy{Source: source, SHA256: sha256.Sum256(data), SecureBoot: Required, Debugging: Forbidden,
 		CodeIntegrity: RequiredWindows, BootComponents: JudgeCIPolicy}
-	if len(d.problems) == 0 {
+	if root != nil {
 		d.policy(root, p)
 	}
-	if len(d.problems) > 0 {
-		slices.SortStableFunc(d.problems, func(a, b cipolicy.Problem) int { return a.Line - b.Line })
-		return nil, &cipolicy.LoadError{Source: source, Problems: d.problems}
+	if len(d.Problems) > 0 {
+		e := &cipolicy.LoadError{Source: source}
+		for _, pr := range d.Sorted() {
+			e.Problems = append(e.Problems, cipolicy.Problem{Line: pr.Line, Message: pr.Message})
+		}
+		return nil, e
 	}
 	return p, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`line (\d+)`)
-
-func yamlLine(err error) int {
-	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		return n
-	}
-	return 0
-}
-
 type policyDecoder struct {
-	problems []cipolicy.Problem
-	opts     PolicyOptions
-}
-
-func (d *policyDecoder) errorf(n *yaml.Node, format string, args ...any) {
-	line := 0
-	if n != nil {
-		line = n.Line
-	}
-	d.problems = append(d.problems, cipolicy.Problem{Line: line, Message: fmt.Sprintf(format, args...)})
+	yamlstrict.Decoder
+	opts PolicyOptions
 }
 
 const maxPolicyDepth = 16
 
-func (d *policyDecoder) checkTree(n *yaml.Node, depth int) {
-	switch {
-	case depth > maxPolicyDepth:
-		d.errorf(n, "nested deeper than %d levels", maxPolicyDepth)
-	case n.Kind == yaml.AliasNode:
-		d.errorf(n, "YAML aliases are not allowed in a policy")
-	default:
-		for _, c := range n.Content {
-			d.checkTree(c, depth+1)
-		}
-	}
-}
-
-// fields walks a mapping, calling each key's handler; unknown and repeated
-// keys are problems.
-func (d *policyDecoder) fields(n *yaml.Node, what string, handlers map[string]func(*yaml.Node)) map[string]*yaml.Node {
-	seen := map[string]*yaml.Node{}
-	if n.Kind != yaml.MappingNode {
-		d.errorf(n, "%s must be a mapping", what)
-		return seen
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if prev, dup := seen[k.Value]; dup {
-			d.errorf(k, "%s: field %q repeated (first at line %d)", what, k.Value, prev.Line)
-			continue
-		}
-		seen[k.Value] = k
-		h, ok := handlers[k.Value]
-		if !ok {
-			var known []string
-			for name := range handlers {
-				known = append(known, name)
-			}
-			slices.Sort(known)
-			d.errorf(k, "unknown field %q in %s (known fields: %s)", k.Value, what, strings.Join(known, ", "))
-			continue
-		}
-		h(v)
-	}
-	return seen
-}
-
-func (d *policyDecoder) str(n *yaml.Node, what string, out *string) {
-	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		d.errorf(n, "%s must be a string", what)
-		return
-	}
-	*out = n.Value
-}
-
-func (d *policyDecoder) enum(n *yaml.Node, what string, out *string, values ...string) {
-	var s string
-	d.str(n, what, &s)
-	if s == "" {
-		return
-	}
-	if !slices.Contains(values, s) {
-		d.errorf(n, "%s: unknown value %q (want %s)", what, s, strings.Join(values, ", "))
-		return
-	}
-	*out = s
-}
-
 func (d *policyDecoder) policy(n *yaml.Node, p *Policy) {
 	var format string
-	seen := d.fields(n, "policy", map[string]func(*yaml.Node){
-		"format":          func(v *yaml.Node) { d.str(v, "format", &format) },
-		"name":            func(v *yaml.Node) { d.str(v, "name", &p.Name) },
-		"secure_boot":     func(v *yaml.Node) { d.enum(v, "secure_boot", &p.SecureBoot, Required, Any) },
+	seen := d.Fields(n, "policy", map[string]func(*yaml.Node){
+		"format":          func(v *yaml.Node) { d.Str(v, "format", &format) },
+		"name":            func(v *yaml.Node) { d.Str(v, "name", &p.Name) },
+		"secure_boot":     func(v *yaml.Node) { d.Enum(v, "secure_boot", &p.SecureBoot, Required, Any) },
 		"pk":              func(v *yaml.Node) { p.PK = d.certList(v, "pk") },
 		"kek":             func(v *yaml.Node) { p.KEK = d.certList(v, "kek") },
-		"debugging":       func(v *yaml.Node) { d.enum(v, "debugging", &p.Debugging, Forbidden, Allowed) },
-		"code_integrity":  func(v *yaml.Node) { d.enum(v, "code_integrity", &p.CodeIntegrity, RequiredWindows, Required, Ignore) },
-		"boot_components": func(v *yaml.Node) { d.enum(v, "boot_components", &p.BootComponents, JudgeCIPolicy, Ignore) },
+		"debugging":       func(v *yaml.Node) { d.Enum(v, "debugging", &p.Debugging, Forbidden, Allowed) },
+		"code_integrity":  func(v *yaml.Node) { d.Enum(v, "code_integrity", &p.CodeIntegrity, RequiredWindows, Required, Ignore) },
+		"boot_components": func(v *yaml.Node) { d.Enum(v, "boot_components", &p.BootComponents, JudgeCIPolicy, Ignore) },
 		"db": func(v *yaml.Node) {
-			d.fields(v, "db", map[string]func(*yaml.Node){
+			d.Fields(v, "db", map[string]func(*yaml.Node){
 				"contains":     func(v *yaml.Node) { p.DBContains = d.certList(v, "db: contains") },
 				"not_contains": func(v *yaml.Node) { p.DBNotContains = d.certList(v, "db: not_contains") },
 			})
 		},
 		"dbx": func(v *yaml.Node) {
-			d.fields(v, "dbx", map[string]func(*yaml.Node){
+			d.Fields(v, "dbx", map[string]func(*yaml.Node){
 				"includes": func(v *yaml.Node) { p.DBXIncludes = d.revocations(v) },
 			})
 		},
@@ -261,19 +163,19 @@ func (d *policyDecoder) policy(n *yaml.Node, p *Policy) {
 	}
 	switch {
 	case seen["format"] == nil:
-		d.errorf(n, "missing field \"format\" (want %q)", PolicyFormatV1)
+		d.Errorf(n, "missing field \"format\" (want %q)", PolicyFormatV1)
 	case format != PolicyFormatV1:
-		d.errorf(seen["format"], "unsupported format %q (want %q)", format, PolicyFormatV1)
+		d.Errorf(seen["format"], "unsupported format %q (want %q)", format, PolicyFormatV1)
 	}
 	if p.Name == "" {
-		d.errorf(n, "missing field \"name\"")
+		d.Errorf(n, "missing field \"name\"")
 	}
 }
 
 // certList reads a list of certificate references.
 func (d *policyDecoder) certList(n *yaml.Node, what string) []CertRef {
 	if n.Kind != yaml.SequenceNode {
-		d.errorf(n, "%s must be a list of certificates", what)
+		d.Errorf(n, "%s must be a list of certificates", what)
 		return nil
 	}
 	out := []CertRef{}
@@ -288,7 +190,7 @@ func (d *policyDecoder) certList(n *yaml.Node, what string) []CertRef {
 // revocations reads dbx: includes.
 func (d *policyDecoder) revocations(n *yaml.Node) []Revocation {
 	if n.Kind != yaml.SequenceNode {
-		d.errorf(n, "dbx: includes must be a list")
+		d.Errorf(n, "dbx: includes must be a list")
 		return nil
 	}
 	var out []Revocation
@@ -303,7 +205,7 @@ func (d *policyDecoder) revocations(n *yaml.Node) []Revocation {
 // certRef reads one entry: certificate, certificate_file or sha256 (and,
 // for dbx, dbx_file). It returns a CertRef, or a Revocation when dbx.
 func (d *policyDecoder) certRef(n *yaml.Node, what string, dbx bool) (any, bool) {
-	before := len(d.problems)
+	before := len(d.Problems)
 	var cert *signing.Certificate
 	var name string
 	var hash []byte
@@ -314,24 +216,24 @@ func (d *policyDecoder) certRef(n *yaml.Node, what string, dbx bool) (any, bool)
 		}
 		c, err := signing.ParseCertificate(data)
 		if err != nil {
-			d.errorf(v, "%s: %s: %v", what, from, err)
+			d.Errorf(v, "%s: %s: %v", what, from, err)
 			return
 		}
 		cert, name = c, from
 	}
 	readFile := func(v *yaml.Node, key string) []byte {
 		var f string
-		d.str(v, key, &f)
+		d.Str(v, key, &f)
 		if f == "" {
 			return nil
 		}
 		if d.opts.ReadFile == nil {
-			d.errorf(v, "%s: %s %q: this policy was loaded without access to other files", what, key, f)
+			d.Errorf(v, "%s: %s %q: this policy was loaded without access to other files", what, key, f)
 			return nil
 		}
 		b, err := d.opts.ReadFile(f)
 		if err != nil {
-			d.errorf(v, "%s: %s %q: %v", what, key, f, err)
+			d.Errorf(v, "%s: %s %q: %v", what, key, f, err)
 			return nil
 		}
 		name = f
@@ -340,7 +242,7 @@ func (d *policyDecoder) certRef(n *yaml.Node, what string, dbx bool) (any, bool)
 	handlers := map[string]func(*yaml.Node){
 		"certificate": func(v *yaml.Node) {
 			var s string
-			d.str(v, "certificate", &s)
+			d.Str(v, "certificate", &s)
 			if s != "" {
 				setCert(v, []byte(s), "certificate")
 			}
@@ -352,10 +254,10 @@ func (d *policyDecoder) certRef(n *yaml.Node, what string, dbx bool) (any, bool)
 		},
 		"sha256": func(v *yaml.Node) {
 			var s string
-			d.str(v, "sha256", &s)
+			d.Str(v, "sha256", &s)
 			b, err := hex.DecodeString(s)
 			if err != nil || len(b) != 32 {
-				d.errorf(v, "%s: sha256 %q: want 64 hex digits", what, s)
+				d.Errorf(v, "%s: sha256 %q: want 64 hex digits", what, s)
 				return
 			}
 			hash, name = b, "sha256 "+s
@@ -366,14 +268,14 @@ func (d *policyDecoder) certRef(n *yaml.Node, what string, dbx bool) (any, bool)
 			if b := readFile(v, "dbx_file"); b != nil {
 				db, err := ParseSignatureDatabase(b)
 				if err != nil {
-					d.errorf(v, "%s: dbx_file %q: %v", what, name, err)
+					d.Errorf(v, "%s: dbx_file %q: %v", what, name, err)
 					return
 				}
 				set = db
 			}
 		}
 	}
-	seen := d.fields(n, what, handlers)
+	seen := d.Fields(n, what, handlers)
 	if n.Kind != yaml.MappingNode {
 		return nil, false
 	}
@@ -383,9 +285,9 @@ func (d *policyDecoder) certRef(n *yaml.Node, what string, dbx bool) (any, bool)
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		d.errorf(n, "%s: give exactly one of %s", what, strings.Join(keys, ", "))
+		d.Errorf(n, "%s: give exactly one of %s", what, strings.Join(keys, ", "))
 	}
-	if len(d.problems) > before {
+	if len(d.Problems) > before {
 		return nil, false
 	}
 	if dbx {
@@ -394,7 +296,7 @@ func (d *policyDecoder) certRef(n *yaml.Node, what string, dbx bool) (any, bool)
 		case set != nil:
 			r.SHA256, r.CertSHA256 = set.SHA256, set.CertSHA256
 			if len(set.Others) > 0 {
-				d.errorf(n, "%s: dbx_file %q holds %d entries that are neither SHA-256 hashes nor certificates", what, name, len(set.Others))
+				d.Errorf(n, "%s: dbx_file %q holds %d entries that are neither SHA-256 hashes nor certificates", what, name, len(set.Others))
 			}
 		case cert != nil:
 			r.CertSHA256 = [][32]byte{cert.SHA256}

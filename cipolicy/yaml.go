@@ -4,199 +4,79 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
-	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/bmatcuk/doublestar/v4"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/yamlstrict"
 )
 
 // FormatV1 is the value of the "format" field of a version 1 YAML policy.
 const FormatV1 = "csv-policy/v1"
 
-var (
-	idPattern      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@/+-]*$`)
-	yamlLineNumber = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-)
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@/+-]*$`)
 
-// yamlDecoder walks a yaml.Node tree and collects every problem with its
-// line, instead of stopping at the first.
+// yamlDecoder reads the YAML policy format; yamlstrict records every
+// problem with its line.
 type yamlDecoder struct {
-	problems []Problem
-	opts     ParseOptions
-}
-
-func (d *yamlDecoder) errorf(n *yaml.Node, format string, args ...any) {
-	line := 0
-	if n != nil {
-		line = n.Line
-	}
-	d.problems = append(d.problems, Problem{Line: line, Message: fmt.Sprintf(format, args...)})
+	yamlstrict.Decoder
+	opts ParseOptions
 }
 
 func parseYAML(data []byte, source string, opts ParseOptions) (*Policy, error) {
 	d := &yamlDecoder{opts: opts}
-	var doc yaml.Node
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, &LoadError{Source: source, Problems: []Problem{{Message: "empty policy"}}}
-		}
-		return nil, &LoadError{Source: source, Problems: []Problem{yamlProblem(err)}}
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		line := extra.Line
-		if err != nil {
-			p := yamlProblem(err)
-			line = p.Line
-		}
-		return nil, &LoadError{Source: source, Problems: []Problem{{Line: line, Message: "a policy file holds one YAML document; found another"}}}
-	}
-	d.checkTree(&doc, 0)
-	if len(d.problems) > 0 {
-		return nil, &LoadError{Source: source, Problems: d.problems}
-	}
-	root := &doc
-	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
-		root = root.Content[0]
-	}
+	root := d.Parse(data, "policy", limits.MaxPolicyDepth)
 	p := &Policy{Format: "yaml", Type: Base, Mode: Enforce}
-	d.policy(root, p)
-	if len(d.problems) > 0 {
-		slices.SortStableFunc(d.problems, func(a, b Problem) int { return a.Line - b.Line })
-		return nil, &LoadError{Source: source, Problems: d.problems}
+	if root != nil {
+		d.policy(root, p)
+	}
+	if len(d.Problems) > 0 {
+		return nil, loadError(source, d.Sorted())
 	}
 	return p, nil
 }
 
-func yamlProblem(err error) Problem {
-	msg := err.Error()
-	if m := yamlLineNumber.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return Problem{Line: line, Message: "YAML syntax: " + m[2]}
+// loadError turns yamlstrict problems into a LoadError.
+func loadError(source string, ps []yamlstrict.Problem) *LoadError {
+	e := &LoadError{Source: source, Problems: make([]Problem, len(ps))}
+	for i, p := range ps {
+		e.Problems[i] = Problem{Line: p.Line, Message: p.Message}
 	}
-	return Problem{Message: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")}
-}
-
-// checkTree refuses aliases (a policy has no use for them, and they are how
-// YAML bombs are built) and documents nested deeper than any policy needs.
-func (d *yamlDecoder) checkTree(n *yaml.Node, depth int) {
-	if depth > limits.MaxPolicyDepth {
-		d.errorf(n, "nested deeper than %d levels", limits.MaxPolicyDepth)
-		return
-	}
-	if n.Kind == yaml.AliasNode {
-		d.errorf(n, "YAML aliases are not allowed in a policy")
-		return
-	}
-	for _, c := range n.Content {
-		d.checkTree(c, depth+1)
-		if len(d.problems) > 20 {
-			return
-		}
-	}
-}
-
-// fields walks a mapping node, calling the handler registered for each key
-// and reporting unknown and repeated keys.
-func (d *yamlDecoder) fields(n *yaml.Node, what string, handlers map[string]func(*yaml.Node)) map[string]*yaml.Node {
-	seen := map[string]*yaml.Node{}
-	if n.Kind != yaml.MappingNode {
-		d.errorf(n, "%s must be a mapping", what)
-		return seen
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			d.errorf(k, "%s: keys must be strings", what)
-			continue
-		}
-		if prev, dup := seen[k.Value]; dup {
-			d.errorf(k, "%s: field %q repeated (first at line %d)", what, k.Value, prev.Line)
-			continue
-		}
-		seen[k.Value] = k
-		h, ok := handlers[k.Value]
-		if !ok {
-			known := make([]string, 0, len(handlers))
-			for name := range handlers {
-				known = append(known, name)
-			}
-			slices.Sort(known)
-			d.errorf(k, "unknown field %q in %s (known fields: %s)", k.Value, what, strings.Join(known, ", "))
-			continue
-		}
-		h(v)
-	}
-	return seen
-}
-
-func (d *yamlDecoder) str(n *yaml.Node, what string, out *string) {
-	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		d.errorf(n, "%s must be a string", what)
-		return
-	}
-	*out = n.Value
-}
-
-func (d *yamlDecoder) strList(n *yaml.Node, what string) []string {
-	switch n.Kind {
-	case yaml.ScalarNode:
-		if n.Tag == "!!null" {
-			d.errorf(n, "%s must be a string or a list of strings", what)
-			return nil
-		}
-		return []string{n.Value}
-	case yaml.SequenceNode:
-		out := make([]string, 0, len(n.Content))
-		for _, c := range n.Content {
-			if c.Kind != yaml.ScalarNode || c.Tag == "!!null" {
-				d.errorf(c, "%s: each entry must be a string", what)
-				continue
-			}
-			out = append(out, c.Value)
-		}
-		return out
-	}
-	d.errorf(n, "%s must be a string or a list of strings", what)
-	return nil
+	return e
 }
 
 func (d *yamlDecoder) policy(n *yaml.Node, p *Policy) {
 	var format, typ, mode string
 	var rulesNode *yaml.Node
-	seen := d.fields(n, "policy", map[string]func(*yaml.Node){
-		"format":      func(v *yaml.Node) { d.str(v, "format", &format) },
-		"id":          func(v *yaml.Node) { d.str(v, "id", &p.ID) },
-		"name":        func(v *yaml.Node) { d.str(v, "name", &p.Name) },
-		"version":     func(v *yaml.Node) { d.str(v, "version", &p.Version) },
-		"description": func(v *yaml.Node) { d.str(v, "description", &p.Description) },
-		"type":        func(v *yaml.Node) { d.str(v, "type", &typ) },
-		"base":        func(v *yaml.Node) { d.str(v, "base", &p.BaseID) },
-		"mode":        func(v *yaml.Node) { d.str(v, "mode", &mode) },
+	seen := d.Fields(n, "policy", map[string]func(*yaml.Node){
+		"format":      func(v *yaml.Node) { d.Str(v, "format", &format) },
+		"id":          func(v *yaml.Node) { d.Str(v, "id", &p.ID) },
+		"name":        func(v *yaml.Node) { d.Str(v, "name", &p.Name) },
+		"version":     func(v *yaml.Node) { d.Str(v, "version", &p.Version) },
+		"description": func(v *yaml.Node) { d.Str(v, "description", &p.Description) },
+		"type":        func(v *yaml.Node) { d.Str(v, "type", &typ) },
+		"base":        func(v *yaml.Node) { d.Str(v, "base", &p.BaseID) },
+		"mode":        func(v *yaml.Node) { d.Str(v, "mode", &mode) },
 		"rules":       func(v *yaml.Node) { rulesNode = v },
 		"wdac_compatible": func(v *yaml.Node) {
 			if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" {
-				d.errorf(v, "wdac_compatible must be true or false")
+				d.Errorf(v, "wdac_compatible must be true or false")
 				return
 			}
 			p.WDACCompatible = v.Value == "true"
 		},
 		"timestamp_authorities": func(v *yaml.Node) {
 			if v.Kind != yaml.SequenceNode {
-				d.errorf(v, "timestamp_authorities must be a list of certificates")
+				d.Errorf(v, "timestamp_authorities must be a list of certificates")
 				return
 			}
 			for i, tn := range v.Content {
 				what := fmt.Sprintf("timestamp authority %d", i+1)
 				var ref CertRef
-				seen := d.fields(tn, what, d.certRefHandlers(&ref, what))
+				seen := d.Fields(tn, what, d.certRefHandlers(&ref, what))
 				if tn.Kind == yaml.MappingNode {
 					d.checkCertRef(tn, seen, what)
 				}
@@ -209,31 +89,31 @@ func (d *yamlDecoder) policy(n *yaml.Node, p *Policy) {
 	}
 	switch {
 	case seen["format"] == nil:
-		d.errorf(n, "missing field \"format\" (want %q)", FormatV1)
+		d.Errorf(n, "missing field \"format\" (want %q)", FormatV1)
 	case format != FormatV1:
-		d.errorf(seen["format"], "unsupported format %q (want %q)", format, FormatV1)
+		d.Errorf(seen["format"], "unsupported format %q (want %q)", format, FormatV1)
 	}
 	if p.Name == "" {
-		d.errorf(n, "missing field \"name\"")
+		d.Errorf(n, "missing field \"name\"")
 	}
 	if p.ID == "" {
 		p.ID = p.Name
 	} else if !idPattern.MatchString(p.ID) {
-		d.errorf(seen["id"], "policy id %q: use letters, digits and . _ : @ / + -", p.ID)
+		d.Errorf(seen["id"], "policy id %q: use letters, digits and . _ : @ / + -", p.ID)
 	}
 	switch PolicyType(typ) {
 	case "", Base:
 		p.Type = Base
 		if p.BaseID != "" {
-			d.errorf(seen["base"], "a base policy has no \"base\" (set type: supplemental)")
+			d.Errorf(seen["base"], "a base policy has no \"base\" (set type: supplemental)")
 		}
 	case Supplemental:
 		p.Type = Supplemental
 		if p.BaseID == "" {
-			d.errorf(n, "a supplemental policy must name its base policy's id in \"base\"")
+			d.Errorf(n, "a supplemental policy must name its base policy's id in \"base\"")
 		}
 	default:
-		d.errorf(seen["type"], "unknown policy type %q (want base or supplemental)", typ)
+		d.Errorf(seen["type"], "unknown policy type %q (want base or supplemental)", typ)
 	}
 	switch Mode(mode) {
 	case "", Enforce:
@@ -241,20 +121,20 @@ func (d *yamlDecoder) policy(n *yaml.Node, p *Policy) {
 	case Audit:
 		p.Mode = Audit
 	default:
-		d.errorf(seen["mode"], "unknown mode %q (want enforce or audit)", mode)
+		d.Errorf(seen["mode"], "unknown mode %q (want enforce or audit)", mode)
 	}
 	if rulesNode == nil {
-		d.errorf(n, "missing field \"rules\" (an empty list allows nothing)")
+		d.Errorf(n, "missing field \"rules\" (an empty list allows nothing)")
 		return
 	}
 	if rulesNode.Kind != yaml.SequenceNode {
 		if rulesNode.Tag != "!!null" {
-			d.errorf(rulesNode, "rules must be a list")
+			d.Errorf(rulesNode, "rules must be a list")
 		}
 		return
 	}
 	if len(rulesNode.Content) > limits.MaxPolicyRules {
-		d.errorf(rulesNode, "%d rules exceed the limit of %d", len(rulesNode.Content), limits.MaxPolicyRules)
+		d.Errorf(rulesNode, "%d rules exceed the limit of %d", len(rulesNode.Content), limits.MaxPolicyRules)
 		return
 	}
 	p.Rules = make([]Rule, 0, len(rulesNode.Content))
@@ -263,7 +143,7 @@ func (d *yamlDecoder) policy(n *yaml.Node, p *Policy) {
 		r, ok := d.rule(rn, i, p.Type)
 		if r.ID != "" {
 			if prev, dup := ids[r.ID]; dup {
-				d.errorf(rn, "duplicate rule id %q (first at line %d)", r.ID, prev)
+				d.Errorf(rn, "duplicate rule id %q (first at line %d)", r.ID, prev)
 				continue
 			}
 			ids[r.ID] = rn.Line
@@ -285,13 +165,13 @@ func (d *yamlDecoder) matcherHandlers(r *Rule, what string, handlers map[string]
 		alg := HashAlgorithm(name)
 		handlers[name] = func(v *yaml.Node) {
 			var s string
-			d.str(v, name, &s)
+			d.Str(v, name, &s)
 			if s == "" {
 				return
 			}
 			b, err := parseHex(s, alg.Size())
 			if err != nil {
-				d.errorf(v, "%s: %s value %q: %v", what, name, s, err)
+				d.Errorf(v, "%s: %s value %q: %v", what, name, s, err)
 				return
 			}
 			r.Hash = &HashMatch{Algorithm: alg, Value: b}
@@ -301,7 +181,7 @@ func (d *yamlDecoder) matcherHandlers(r *Rule, what string, handlers map[string]
 	handlers["file"] = func(v *yaml.Node) { r.File = d.fileAttr(v, what+": file") }
 	handlers["all"] = func(v *yaml.Node) {
 		if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" || v.Value != "true" {
-			d.errorf(v, "%s: all must be true (it matches every file in the rule's scope)", what)
+			d.Errorf(v, "%s: all must be true (it matches every file in the rule's scope)", what)
 			return
 		}
 		r.All = true
@@ -318,16 +198,16 @@ func (d *yamlDecoder) checkMatchers(n *yaml.Node, seen map[string]*yaml.Node, wh
 	}
 	switch len(matchers) {
 	case 0:
-		d.errorf(n, "%s: says nothing to match: set one of %s", what, strings.Join(matcherFields, ", "))
+		d.Errorf(n, "%s: says nothing to match: set one of %s", what, strings.Join(matcherFields, ", "))
 	case 1:
 	default:
-		d.errorf(seen[matchers[1]], "%s: has several matchers (%s): a rule matches one thing; write one rule each",
+		d.Errorf(seen[matchers[1]], "%s: has several matchers (%s): a rule matches one thing; write one rule each",
 			what, strings.Join(matchers, ", "))
 	}
 }
 
 func (d *yamlDecoder) rule(n *yaml.Node, i int, pt PolicyType) (Rule, bool) {
-	before := len(d.problems)
+	before := len(d.Problems)
 	r := Rule{Line: n.Line}
 	what := fmt.Sprintf("rule %d", i+1)
 	if n.Kind == yaml.MappingNode {
@@ -341,42 +221,42 @@ func (d *yamlDecoder) rule(n *yaml.Node, i int, pt PolicyType) (Rule, bool) {
 	var scenarios, formats []string
 	var exceptNode *yaml.Node
 	handlers := map[string]func(*yaml.Node){
-		"id":          func(v *yaml.Node) { d.str(v, "rule id", &r.ID) },
-		"action":      func(v *yaml.Node) { d.str(v, "action", &action) },
-		"description": func(v *yaml.Node) { d.str(v, "description", &r.Description) },
-		"paths":       func(v *yaml.Node) { r.Paths = d.strList(v, "paths") },
-		"scenarios":   func(v *yaml.Node) { scenarios = d.strList(v, "scenarios") },
-		"formats":     func(v *yaml.Node) { formats = d.strList(v, "formats") },
+		"id":          func(v *yaml.Node) { d.Str(v, "rule id", &r.ID) },
+		"action":      func(v *yaml.Node) { d.Str(v, "action", &action) },
+		"description": func(v *yaml.Node) { d.Str(v, "description", &r.Description) },
+		"paths":       func(v *yaml.Node) { r.Paths = d.StrList(v, "paths") },
+		"scenarios":   func(v *yaml.Node) { scenarios = d.StrList(v, "scenarios") },
+		"formats":     func(v *yaml.Node) { formats = d.StrList(v, "formats") },
 		"except":      func(v *yaml.Node) { exceptNode = v },
 	}
 	d.matcherHandlers(&r, what, handlers)
-	seen := d.fields(n, what, handlers)
+	seen := d.Fields(n, what, handlers)
 	if n.Kind != yaml.MappingNode {
 		return r, false
 	}
 	switch {
 	case seen["id"] == nil:
-		d.errorf(n, "%s: missing field \"id\"", what)
+		d.Errorf(n, "%s: missing field \"id\"", what)
 	case !idPattern.MatchString(r.ID):
-		d.errorf(seen["id"], "%s: rule id %q: use letters, digits and . _ : @ / + -", what, r.ID)
+		d.Errorf(seen["id"], "%s: rule id %q: use letters, digits and . _ : @ / + -", what, r.ID)
 	}
 	switch Action(action) {
 	case Allow, Deny:
 		r.Action = Action(action)
 		if pt == Supplemental && r.Action == Deny {
-			d.errorf(seen["action"], "%s: a supplemental policy can only allow (Windows ignores deny rules in supplemental policies)", what)
+			d.Errorf(seen["action"], "%s: a supplemental policy can only allow (Windows ignores deny rules in supplemental policies)", what)
 		}
 	case "":
 		if seen["action"] == nil {
-			d.errorf(n, "%s: missing field \"action\" (allow or deny)", what)
+			d.Errorf(n, "%s: missing field \"action\" (allow or deny)", what)
 		}
 	default:
-		d.errorf(seen["action"], "%s: unknown action %q (want allow or deny)", what, action)
+		d.Errorf(seen["action"], "%s: unknown action %q (want allow or deny)", what, action)
 	}
 	d.checkMatchers(n, seen, what)
 	for _, pat := range r.Paths {
 		if !doublestar.ValidatePattern(pat) {
-			d.errorf(seen["paths"], "%s: invalid path glob %q", what, pat)
+			d.Errorf(seen["paths"], "%s: invalid path glob %q", what, pat)
 		}
 	}
 	for _, s := range scenarios {
@@ -385,30 +265,30 @@ func (d *yamlDecoder) rule(n *yaml.Node, i int, pt PolicyType) (Rule, bool) {
 		case ScenarioUser, ScenarioKernel, ScenarioBoot, ScenarioBuild:
 			r.Scenarios = append(r.Scenarios, sc)
 		default:
-			d.errorf(seen["scenarios"], "%s: unknown scenario %q (want user, kernel, boot or build)", what, s)
+			d.Errorf(seen["scenarios"], "%s: unknown scenario %q (want user, kernel, boot or build)", what, s)
 		}
 	}
 	for _, s := range formats {
 		f, err := ParseFormat(s)
 		if err != nil {
-			d.errorf(seen["formats"], "%s: unknown format %q (want pe or elf)", what, s)
+			d.Errorf(seen["formats"], "%s: unknown format %q (want pe or elf)", what, s)
 			continue
 		}
 		r.Formats = append(r.Formats, f)
 	}
 	if exceptNode != nil {
 		if r.Action == Deny {
-			d.errorf(exceptNode, "%s: only allow rules have exceptions", what)
+			d.Errorf(exceptNode, "%s: only allow rules have exceptions", what)
 		}
 		if exceptNode.Kind != yaml.SequenceNode {
-			d.errorf(exceptNode, "%s: except must be a list of matchers", what)
+			d.Errorf(exceptNode, "%s: except must be a list of matchers", what)
 		} else {
 			for j, xn := range exceptNode.Content {
 				r.Except = append(r.Except, d.exception(xn, fmt.Sprintf("%s: exception %d", what, j+1)))
 			}
 		}
 	}
-	return r, len(d.problems) == before
+	return r, len(d.Problems) == before
 }
 
 // exception reads one entry of a rule's except list: one matcher, and
@@ -416,11 +296,11 @@ func (d *yamlDecoder) rule(n *yaml.Node, i int, pt PolicyType) (Rule, bool) {
 func (d *yamlDecoder) exception(n *yaml.Node, what string) Rule {
 	x := Rule{Line: n.Line}
 	handlers := map[string]func(*yaml.Node){
-		"id":          func(v *yaml.Node) { d.str(v, "id", &x.ID) },
-		"description": func(v *yaml.Node) { d.str(v, "description", &x.Description) },
+		"id":          func(v *yaml.Node) { d.Str(v, "id", &x.ID) },
+		"description": func(v *yaml.Node) { d.Str(v, "description", &x.Description) },
 	}
 	d.matcherHandlers(&x, what, handlers)
-	seen := d.fields(n, what, handlers)
+	seen := d.Fields(n, what, handlers)
 	if n.Kind == yaml.MappingNode {
 		d.checkMatchers(n, seen, what)
 	}
@@ -437,13 +317,13 @@ func (d *yamlDecoder) signer(n *yaml.Node, what string) *SignerMatch {
 	var level string
 	ref := d.certRefHandlers(&m.Cert, what)
 	handlers := map[string]func(*yaml.Node){
-		"level":     func(v *yaml.Node) { d.str(v, "level", &level) },
-		"publisher": func(v *yaml.Node) { d.str(v, "publisher", &m.Publisher) },
-		"issuer":    func(v *yaml.Node) { d.str(v, "issuer", &m.IssuerName) },
-		"ekus":      func(v *yaml.Node) { m.EKUs = d.strList(v, "ekus") },
+		"level":     func(v *yaml.Node) { d.Str(v, "level", &level) },
+		"publisher": func(v *yaml.Node) { d.Str(v, "publisher", &m.Publisher) },
+		"issuer":    func(v *yaml.Node) { d.Str(v, "issuer", &m.IssuerName) },
+		"ekus":      func(v *yaml.Node) { m.EKUs = d.StrList(v, "ekus") },
 		"files": func(v *yaml.Node) {
 			if v.Kind != yaml.SequenceNode {
-				d.errorf(v, "%s: files must be a list", what)
+				d.Errorf(v, "%s: files must be a list", what)
 				return
 			}
 			for i, fn := range v.Content {
@@ -456,7 +336,7 @@ func (d *yamlDecoder) signer(n *yaml.Node, what string) *SignerMatch {
 	for k, h := range ref {
 		handlers[k] = h
 	}
-	seen := d.fields(n, what, handlers)
+	seen := d.Fields(n, what, handlers)
 	if n.Kind != yaml.MappingNode {
 		return m
 	}
@@ -466,11 +346,11 @@ func (d *yamlDecoder) signer(n *yaml.Node, what string) *SignerMatch {
 	case LevelLeaf, LevelIssuer, LevelRoot, LevelAny:
 		m.Level = CertLevel(level)
 	default:
-		d.errorf(seen["level"], "%s: unknown level %q (want leaf, issuer, root or any)", what, level)
+		d.Errorf(seen["level"], "%s: unknown level %q (want leaf, issuer, root or any)", what, level)
 	}
 	for _, e := range m.EKUs {
 		if !oidPattern.MatchString(e) {
-			d.errorf(seen["ekus"], "%s: EKU %q is not a dotted OID", what, e)
+			d.Errorf(seen["ekus"], "%s: EKU %q is not a dotted OID", what, e)
 		}
 	}
 	return m
@@ -487,7 +367,7 @@ func (d *yamlDecoder) certRefHandlers(ref *CertRef, what string) map[string]func
 	setCert := func(v *yaml.Node, data []byte, from string) {
 		c, err := parseCertificate(data)
 		if err != nil {
-			d.errorf(v, "%s: %s: %v", what, from, err)
+			d.Errorf(v, "%s: %s: %v", what, from, err)
 			return
 		}
 		ref.Certificate, ref.TBSHash = c, c.TBSHash
@@ -495,37 +375,37 @@ func (d *yamlDecoder) certRefHandlers(ref *CertRef, what string) map[string]func
 	return map[string]func(*yaml.Node){
 		"certificate": func(v *yaml.Node) {
 			var s string
-			d.str(v, "certificate", &s)
+			d.Str(v, "certificate", &s)
 			if s != "" {
 				setCert(v, []byte(s), "certificate")
 			}
 		},
 		"certificate_file": func(v *yaml.Node) {
 			var name string
-			d.str(v, "certificate_file", &name)
+			d.Str(v, "certificate_file", &name)
 			if name == "" {
 				return
 			}
 			if d.opts.ReadFile == nil {
-				d.errorf(v, "%s: certificate_file %q: this policy was loaded without access to other files", what, name)
+				d.Errorf(v, "%s: certificate_file %q: this policy was loaded without access to other files", what, name)
 				return
 			}
 			data, err := d.opts.ReadFile(name)
 			if err != nil {
-				d.errorf(v, "%s: certificate_file %q: %v", what, name, err)
+				d.Errorf(v, "%s: certificate_file %q: %v", what, name, err)
 				return
 			}
 			setCert(v, data, fmt.Sprintf("certificate_file %q", name))
 		},
 		"tbs": func(v *yaml.Node) {
 			var s string
-			d.str(v, "tbs", &s)
+			d.Str(v, "tbs", &s)
 			b, err := hex.DecodeString(s)
 			switch {
 			case err != nil:
-				d.errorf(v, "%s: tbs %q: not hexadecimal", what, s)
+				d.Errorf(v, "%s: tbs %q: not hexadecimal", what, s)
 			case len(b) != 20 && len(b) != 32 && len(b) != 48 && len(b) != 64:
-				d.errorf(v, "%s: tbs %q: want the hex SHA1, SHA256, SHA384 or SHA512 of a TBSCertificate (40, 64, 96 or 128 digits)", what, s)
+				d.Errorf(v, "%s: tbs %q: want the hex SHA1, SHA256, SHA384 or SHA512 of a TBSCertificate (40, 64, 96 or 128 digits)", what, s)
 			default:
 				ref.TBSHash = b
 			}
@@ -542,10 +422,10 @@ func (d *yamlDecoder) checkCertRef(n *yaml.Node, seen map[string]*yaml.Node, wha
 	}
 	switch len(given) {
 	case 0:
-		d.errorf(n, "%s: name the certificate with one of %s", what, strings.Join(certRefFields, ", "))
+		d.Errorf(n, "%s: name the certificate with one of %s", what, strings.Join(certRefFields, ", "))
 	case 1:
 	default:
-		d.errorf(seen[given[1]], "%s: names the certificate twice (%s): use one", what, strings.Join(given, ", "))
+		d.Errorf(seen[given[1]], "%s: names the certificate twice (%s): use one", what, strings.Join(given, ", "))
 	}
 }
 
@@ -553,11 +433,11 @@ func (d *yamlDecoder) checkCertRef(n *yaml.Node, seen map[string]*yaml.Node, wha
 func (d *yamlDecoder) fileAttr(n *yaml.Node, what string) *FileAttrMatch {
 	m := &FileAttrMatch{Field: OriginalFileName}
 	var field, minV, maxV string
-	seen := d.fields(n, what, map[string]func(*yaml.Node){
-		"name":        func(v *yaml.Node) { d.str(v, "name", &m.Name) },
-		"field":       func(v *yaml.Node) { d.str(v, "field", &field) },
-		"min_version": func(v *yaml.Node) { d.str(v, "min_version", &minV) },
-		"max_version": func(v *yaml.Node) { d.str(v, "max_version", &maxV) },
+	seen := d.Fields(n, what, map[string]func(*yaml.Node){
+		"name":        func(v *yaml.Node) { d.Str(v, "name", &m.Name) },
+		"field":       func(v *yaml.Node) { d.Str(v, "field", &field) },
+		"min_version": func(v *yaml.Node) { d.Str(v, "min_version", &minV) },
+		"max_version": func(v *yaml.Node) { d.Str(v, "max_version", &maxV) },
 	})
 	if n.Kind != yaml.MappingNode {
 		return nil
@@ -567,7 +447,7 @@ func (d *yamlDecoder) fileAttr(n *yaml.Node, what string) *FileAttrMatch {
 	case OriginalFileName, InternalName, FileDescription, ProductName:
 		m.Field = FileNameField(field)
 	default:
-		d.errorf(seen["field"], "%s: unknown field %q (want original_file_name, internal_name, file_description or product_name)", what, field)
+		d.Errorf(seen["field"], "%s: unknown field %q (want original_file_name, internal_name, file_description or product_name)", what, field)
 	}
 	for _, b := range []struct {
 		s   string
@@ -579,13 +459,13 @@ func (d *yamlDecoder) fileAttr(n *yaml.Node, what string) *FileAttrMatch {
 		}
 		v, err := ParseVersion(b.s)
 		if err != nil {
-			d.errorf(seen[b.key], "%s: %v", what, err)
+			d.Errorf(seen[b.key], "%s: %v", what, err)
 			continue
 		}
 		*b.out = &v
 	}
 	if m.Name == "" && m.MinVersion == nil && m.MaxVersion == nil {
-		d.errorf(n, "%s: set a name or a version bound", what)
+		d.Errorf(n, "%s: set a name or a version bound", what)
 	}
 	return m
 }

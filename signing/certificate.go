@@ -385,9 +385,23 @@ func CheckSignature(pub crypto.PublicKey, alg asn1.ObjectIdentifier, pssParams [
 }
 
 // CheckDigestSignature verifies sig over data with pub, for a key kind
-// (RSA, RSA-PSS, ECDSA, Ed25519) and digest.
+// (RSA, RSA-PSS, ECDSA, Ed25519) and digest: it hashes data with h first
+// (Ed25519 signs data itself).
 func CheckDigestSignature(pub crypto.PublicKey, kind string, h crypto.Hash, data, sig []byte) error {
 	return checkWith(pub, kind, h, data, sig)
+}
+
+// CheckPrecomputed verifies sig over digest, a hash with h computed by the
+// caller (for data only a streaming pass saw), for an RSA, RSA-PSS or ECDSA
+// key.
+func CheckPrecomputed(pub crypto.PublicKey, kind string, h crypto.Hash, digest, sig []byte) error {
+	if kind == "Ed25519" {
+		return fmt.Errorf("%w: Ed25519 signs messages, not digests", ErrSignature)
+	}
+	if h == 0 || !h.Available() || len(digest) != h.Size() {
+		return fmt.Errorf("%w: a %d-byte digest is not %v", ErrSignature, len(digest), h)
+	}
+	return checkDigest(pub, kind, h, nil, digest, sig)
 }
 
 func checkWith(pub crypto.PublicKey, kind string, h crypto.Hash, data, sig []byte) error {
@@ -400,6 +414,12 @@ func checkWith(pub crypto.PublicKey, kind string, h crypto.Hash, data, sig []byt
 		hh.Write(data)
 		digest = hh.Sum(nil)
 	}
+	return checkDigest(pub, kind, h, data, digest, sig)
+}
+
+// checkDigest verifies sig: over digest for RSA and ECDSA, over data for
+// Ed25519.
+func checkDigest(pub crypto.PublicKey, kind string, h crypto.Hash, data, digest, sig []byte) error {
 	var ok bool
 	switch k := pub.(type) {
 	case *rsa.PublicKey:

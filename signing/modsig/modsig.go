@@ -55,8 +55,6 @@ package modsig
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	_ "crypto/sha1" // SHA-1 module signatures exist (old kernels); policy judges them
 	_ "crypto/sha256"
 	_ "crypto/sha512"
@@ -620,7 +618,7 @@ func (a *Appended) Verify(digest []byte, candidates []*signing.Certificate) (s *
 	}
 	var firstErr error
 	for _, c := range matching {
-		err := verifyDigest(c.PublicKey, kind, a.DigestAlgorithm, signed, a.signature)
+		err := signing.CheckPrecomputed(c.PublicKey, kind, a.DigestAlgorithm, signed, a.signature)
 		if err == nil {
 			s.Chains = signing.BuildChains(c, pool)
 			s.Digest = append([]byte(nil), digest...)
@@ -628,7 +626,7 @@ func (a *Appended) Verify(digest []byte, candidates []*signing.Certificate) (s *
 			return s
 		}
 		if firstErr == nil {
-			firstErr = fmt.Errorf("%w (%s, key of %q)", err, a.signer(), c.Subject.String())
+			firstErr = fmt.Errorf("modsig: %w (%s, key of %q)", err, a.signer(), c.Subject.String())
 		}
 	}
 	s.Problem = firstErr
@@ -687,31 +685,3 @@ func (a *Appended) checkAttributes(digest []byte) error {
 	return nil
 }
 
-// verifyDigest checks sig over an already computed digest. (signing's
-// CheckDigestSignature hashes its data itself, and the content here is the
-// file prefix, which only the caller's streaming pass sees.)
-func verifyDigest(pub crypto.PublicKey, kind string, h crypto.Hash, digest, sig []byte) error {
-	var ok bool
-	switch k := pub.(type) {
-	case *rsa.PublicKey:
-		switch kind {
-		case "RSA":
-			ok = rsa.VerifyPKCS1v15(k, h, digest, sig) == nil
-		case "RSA-PSS":
-			ok = rsa.VerifyPSS(k, h, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}) == nil
-		default:
-			return fmt.Errorf("%w: an RSA key cannot check an %s signature", ErrUnsupported, kind)
-		}
-	case *ecdsa.PublicKey:
-		if kind != "ECDSA" {
-			return fmt.Errorf("%w: an ECDSA key cannot check an %s signature", ErrUnsupported, kind)
-		}
-		ok = ecdsa.VerifyASN1(k, digest, sig)
-	default:
-		return fmt.Errorf("%w: signer key of type %T", ErrUnsupported, pub)
-	}
-	if !ok {
-		return fmt.Errorf("modsig: %w", signing.ErrSignature)
-	}
-	return nil
-}

@@ -113,7 +113,7 @@ func Sign(digest []byte, cert *x509.Certificate, signer crypto.Signer, opts Sign
 	if err != nil {
 		return nil, fmt.Errorf("modsig: signing: %w", err)
 	}
-	if err := verifyDigest(cert.PublicKey, kind, h, toSign, sig); err != nil {
+	if err := signing.CheckPrecomputed(cert.PublicKey, kind, h, toSign, sig); err != nil {
 		return nil, fmt.Errorf("modsig: the signer made a signature that does not verify: %w", err)
 	}
 

@@ -150,6 +150,20 @@ func policyFileReader(policyPath string) func(string) ([]byte, error) {
 	}
 }
 
+// LoadCertificateFiles reads every certificate of several files (the
+// repeatable --certs flag), in order.
+func LoadCertificateFiles(paths []string) ([]*signing.Certificate, error) {
+	var out []*signing.Certificate
+	for _, p := range paths {
+		cs, err := LoadCertificates(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cs...)
+	}
+	return out, nil
+}
+
 // LoadCertificates reads a certificate file: PEM with any number of
 // CERTIFICATE blocks, or one DER certificate.
 func LoadCertificates(path string) ([]*signing.Certificate, error) {

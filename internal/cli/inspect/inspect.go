@@ -82,13 +82,9 @@ type FileDoc struct {
 // Run inspects the files and prints what it found.
 func Run(ctx context.Context, o *Options) error {
 	buf := make([]byte, limits.ReadBuffer)
-	var certs []*signing.Certificate
-	for _, f := range o.CertFiles {
-		cs, err := cmdutil.LoadCertificates(f)
-		if err != nil {
-			return err
-		}
-		certs = append(certs, cs...)
+	certs, err := cmdutil.LoadCertificateFiles(o.CertFiles)
+	if err != nil {
+		return err
 	}
 	var docs []FileDoc
 	var sigs [][]*signing.Signature

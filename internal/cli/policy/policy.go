@@ -16,7 +16,6 @@ import (
 	"github.com/codesignval/csv/csv"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/limits"
-	"github.com/codesignval/csv/signing"
 )
 
 // NewCmdPolicy returns the policy command group.
@@ -111,13 +110,9 @@ func NewCmdNew(f *cmdutil.Factory, runF func(context.Context, *NewOptions) error
 
 // RunNew scans and writes the policy.
 func RunNew(ctx context.Context, o *NewOptions) error {
-	var certs []*signing.Certificate
-	for _, f := range o.Certs {
-		cs, err := cmdutil.LoadCertificates(f)
-		if err != nil {
-			return err
-		}
-		certs = append(certs, cs...)
+	certs, err := cmdutil.LoadCertificateFiles(o.Certs)
+	if err != nil {
+		return err
 	}
 	var fallback []csv.Level
 	for _, l := range o.Fallback {

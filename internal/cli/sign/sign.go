@@ -141,13 +141,9 @@ func Run(ctx context.Context, o *Options) error {
 		if err != nil {
 			return err
 		}
-		var certs []*signing.Certificate
-		for _, f := range o.CertFiles {
-			cs, err := cmdutil.LoadCertificates(f)
-			if err != nil {
-				return err
-			}
-			certs = append(certs, cs...)
+		certs, err := cmdutil.LoadCertificateFiles(o.CertFiles)
+		if err != nil {
+			return err
 		}
 		set, err := cipolicy.NewSet(cipolicy.SetOptions{TrustedRoots: certs}, policies...)
 		if err != nil {

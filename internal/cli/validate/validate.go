@@ -18,7 +18,6 @@ import (
 	"github.com/codesignval/csv/csv/report"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/cli/sign"
-	"github.com/codesignval/csv/signing"
 )
 
 // Options are the flags and arguments of csv validate.
@@ -150,13 +149,9 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
-	var certs []*signing.Certificate
-	for _, f := range o.CertFiles {
-		cs, err := cmdutil.LoadCertificates(f)
-		if err != nil {
-			return err
-		}
-		certs = append(certs, cs...)
+	certs, err := cmdutil.LoadCertificateFiles(o.CertFiles)
+	if err != nil {
+		return err
 	}
 	set, err := cipolicy.NewSet(cipolicy.SetOptions{Mode: cipolicy.Mode(o.Mode), TrustedRoots: certs}, policies...)
 	if err != nil {
