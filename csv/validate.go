@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"path"
 	"path/filepath"
 	"runtime"
@@ -61,6 +62,9 @@ type Options struct {
 	// ELF appended signatures carry no certificates, so their signers can
 	// only be found here.
 	Certificates []*signing.Certificate
+	// Shard, if set, judges only this shard's share of the files, so that a
+	// build can be split across CI jobs (see Shard).
+	Shard *Shard
 	// SignCheck also computes the digests signing compares (Authenticode
 	// SHA256 of PE files, SHA256 of ELF files), so that Sign can refuse a
 	// file that changed after it was validated (Report.Digests).
@@ -156,6 +160,8 @@ type Summary struct {
 
 // Report is the outcome of a validation run.
 type Report struct {
+	// Shard is the share of the files this report judged (nil: all).
+	Shard    *Shard
 	Policies []*cipolicy.Policy
 	Mode     cipolicy.Mode
 	Scenario cipolicy.Scenario
@@ -206,7 +212,7 @@ func (e *InterruptedError) Unwrap() error { return e.Err }
 // are for roots that cannot be walked and for cancellation.
 func (v *Validator) Validate(ctx context.Context, roots ...string) (*Report, error) {
 	rep := &Report{Policies: v.set.Policies(), Mode: v.set.Mode(), Scenario: v.opts.Scenario,
-		Roots: roots, Started: v.opts.Now()}
+		Roots: roots, Started: v.opts.Now(), Shard: v.opts.Shard}
 	needs := func(rel string, f cipolicy.Format) cipolicy.Needs {
 		switch {
 		case f != cipolicy.FormatPE && f != cipolicy.FormatELF:
@@ -268,6 +274,37 @@ func (v *Validator) Validate(ctx context.Context, roots ...string) (*Report, err
 	return rep, nil
 }
 
+// Shard is one of Count shares of a build's files (Index from 1): every
+// file, skipped and blocked entries included, falls in exactly one share,
+// by a hash of its root and path, the same on every machine. The JSON
+// reports of all shards combine with csv report merge.
+type Shard struct {
+	Index, Count int
+}
+
+// ParseShard reads "i/n".
+func ParseShard(s string) (*Shard, error) {
+	var sh Shard
+	if _, err := fmt.Sscanf(s, "%d/%d", &sh.Index, &sh.Count); err != nil || fmt.Sprintf("%d/%d", sh.Index, sh.Count) != s {
+		return nil, fmt.Errorf("%w: shard %q: want i/n, such as 2/4", ErrOptions, s)
+	}
+	if sh.Count < 1 || sh.Index < 1 || sh.Index > sh.Count {
+		return nil, fmt.Errorf("%w: shard %q: want 1 <= i <= n", ErrOptions, s)
+	}
+	return &sh, nil
+}
+
+func (s *Shard) String() string { return fmt.Sprintf("%d/%d", s.Index, s.Count) }
+
+// holds reports whether the file at root/rel is in this shard.
+func (s *Shard) holds(root, rel string) bool {
+	h := fnv.New64a()
+	h.Write([]byte(filepath.ToSlash(root)))
+	h.Write([]byte{0})
+	h.Write([]byte(rel))
+	return int(h.Sum64()%uint64(s.Count)) == s.Index-1
+}
+
 // scanned is the outcome of a scan: the walker's entries and, for each entry
 // that was inspected, its inspection (nil for skipped and blocked entries).
 type scanned struct {
@@ -289,6 +326,9 @@ func scan(ctx context.Context, opts *Options, roots []string, needs func(rel str
 			return nil, &InterruptedError{Err: ctx.Err()}
 		}
 		return nil, err
+	}
+	if opts.Shard != nil {
+		w.entries = slices.DeleteFunc(w.entries, func(e entry) bool { return !opts.Shard.holds(roots[e.root], e.rel) })
 	}
 	entries := w.entries
 	ins := make([]*Inspection, len(entries))

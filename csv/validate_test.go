@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -436,5 +437,46 @@ func TestFileChangingSizeIsUnreadable(t *testing.T) {
 	err := stream(context.Background(), f, buf, n, int64(len(peImg))+100, nil)
 	if !errors.Is(err, errChanged) {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestShardsPartitionTheBuild: the shards of a run judge every file exactly
+// once between them, with the verdicts of a single run.
+func TestShardsPartitionTheBuild(t *testing.T) {
+	files := map[string][]byte{"notes.txt": []byte("text")}
+	for i := range 40 {
+		files[fmt.Sprintf("d%d/f%02d.exe", i%5, i)] = testbin.PE(testbin.PEOptions{Overlay: []byte{byte(i)}})
+	}
+	dir := tree(t, files)
+	set := policyFor(t, fmt.Sprintf("{id: one, action: allow, authenticode_sha256: %s}", authHex(t, files["d0/f00.exe"])))
+	whole := map[string]string{}
+	for _, r := range validate(t, set, Options{}, dir).Results {
+		whole[r.Path] = string(r.Decision.Verdict)
+	}
+	seen := map[string]string{}
+	skipped := 0
+	for i := 1; i <= 4; i++ {
+		rep := validate(t, set, Options{Shard: &Shard{Index: i, Count: 4}}, dir)
+		if rep.Shard == nil || rep.Shard.Index != i {
+			t.Fatalf("shard %d: report says %v", i, rep.Shard)
+		}
+		if len(rep.Results) == 0 {
+			t.Errorf("shard %d/4 is empty: the hash does not spread files", i)
+		}
+		for _, r := range rep.Results {
+			if _, dup := seen[r.Path]; dup {
+				t.Errorf("%s judged by two shards", r.Path)
+			}
+			seen[r.Path] = string(r.Decision.Verdict)
+		}
+		skipped += len(rep.Skipped)
+	}
+	if !reflect.DeepEqual(seen, whole) || skipped != 1 {
+		t.Errorf("shards judged %d files (%d skipped), a single run %d", len(seen), skipped, len(whole))
+	}
+	for _, bad := range []string{"0/4", "5/4", "1/0", "a/b", "1/2/3", "01/4"} {
+		if _, err := ParseShard(bad); !errors.Is(err, ErrOptions) {
+			t.Errorf("ParseShard(%q) = %v", bad, err)
+		}
 	}
 }

@@ -34,6 +34,16 @@ type Document struct {
 	Results   []ResultDoc   `json:"results"`
 	Skipped   []SkippedDoc  `json:"skipped"`
 	NoTargets bool          `json:"no_targets_failure,omitempty"`
+	// Shard is the share of the files judged (csv validate --shard); a
+	// merged report lists every shard it combines.
+	Shard  *ShardDoc  `json:"shard,omitempty"`
+	Shards []ShardDoc `json:"merged_shards,omitempty"`
+}
+
+// ShardDoc is a shard, i of n.
+type ShardDoc struct {
+	Index int `json:"index"`
+	Count int `json:"count"`
 }
 
 // Tool names the program that wrote the report.
@@ -112,6 +122,9 @@ func NewDocument(r *csv.Report, opts Options) *Document {
 		Results:   []ResultDoc{},
 		Skipped:   []SkippedDoc{},
 		NoTargets: opts.FailedNoTargets,
+	}
+	if r.Shard != nil {
+		d.Shard = &ShardDoc{Index: r.Shard.Index, Count: r.Shard.Count}
 	}
 	for _, p := range r.Policies {
 		d.Policies = append(d.Policies, policyDoc(p))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -292,5 +293,53 @@ func TestJUnit(t *testing.T) {
 func TestUnknownFormat(t *testing.T) {
 	if _, err := report.New("html", report.Options{}); err == nil {
 		t.Error("no error")
+	}
+}
+
+func TestMerge(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 30 {
+		p := filepath.Join(dir, fmt.Sprintf("f%02d.exe", i))
+		os.WriteFile(p, testbin.PE(testbin.PEOptions{Overlay: []byte{byte(i)}}), 0o644)
+	}
+	src := "format: csv-policy/v1\nname: merge\nversion: '1'\nrules:\n  - {id: all, action: allow, all: true}\n"
+	p, _ := cipolicy.Parse([]byte(src), "m.yaml")
+	set, _ := cipolicy.NewSet(cipolicy.SetOptions{}, p)
+	doc := func(shard *csv.Shard) *report.Document {
+		v, _ := csv.NewValidator(set, csv.Options{Shard: shard})
+		rep, err := v.Validate(context.Background(), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return report.NewDocument(rep, report.Options{})
+	}
+	whole := doc(nil)
+	parts := []*report.Document{doc(&csv.Shard{Index: 3, Count: 3}), doc(&csv.Shard{Index: 1, Count: 3}), doc(&csv.Shard{Index: 2, Count: 3})}
+	merged, err := report.Merge(parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if merged.Summary != whole.Summary || !merged.Passed || len(merged.Shards) != 3 {
+		t.Errorf("merged summary %+v (passed %v), whole %+v", merged.Summary, merged.Passed, whole.Summary)
+	}
+	for i := range whole.Results {
+		if merged.Results[i].Path != whole.Results[i].Path || merged.Results[i].Verdict != whole.Results[i].Verdict {
+			t.Fatalf("result %d: %s, whole run %s", i, merged.Results[i].Path, whole.Results[i].Path)
+		}
+	}
+	if _, err := report.Merge(parts[:2]); !errors.Is(err, report.ErrMerge) || !strings.Contains(err.Error(), "shards 2/3 are missing") {
+		t.Errorf("missing shard: %v", err)
+	}
+	if _, err := report.Merge([]*report.Document{parts[0], parts[0], parts[1]}); !errors.Is(err, report.ErrMerge) {
+		t.Errorf("repeated shard: %v", err)
+	}
+	other := *parts[2]
+	other.Policies = append([]report.PolicyDoc(nil), other.Policies...)
+	other.Policies[0].SHA256 = strings.Repeat("0", 64)
+	if _, err := report.Merge([]*report.Document{parts[0], parts[1], &other}); !errors.Is(err, report.ErrMerge) {
+		t.Errorf("other policy: %v", err)
+	}
+	if _, err := report.Merge([]*report.Document{whole}); !errors.Is(err, report.ErrMerge) {
+		t.Errorf("not a shard: %v", err)
 	}
 }

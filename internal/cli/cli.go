@@ -18,6 +18,7 @@ import (
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/cli/inspect"
 	"github.com/codesignval/csv/internal/cli/policy"
+	"github.com/codesignval/csv/internal/cli/reportcmd"
 	"github.com/codesignval/csv/internal/cli/sign"
 	"github.com/codesignval/csv/internal/cli/validate"
 	"github.com/codesignval/csv/internal/cli/verifymanifest"
@@ -51,6 +52,7 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 		attest.NewCmdAttest(f),
 		inspect.NewCmdInspect(f, nil),
 		policy.NewCmdPolicy(f),
+		reportcmd.NewCmdReport(f),
 		sign.NewCmdSign(f, nil),
 		verifymanifest.NewCmdVerifyManifest(f, nil),
 		version.NewCmdVersion(f),

@@ -40,6 +40,7 @@ type Options struct {
 	AllDigests      bool
 	Quiet           bool
 	CertFiles       []string
+	Shard           string
 	Sign            bool
 	SignFlags       sign.Flags
 	Paths           []string
@@ -104,6 +105,7 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 	fl.BoolVar(&opts.SARIFPasses, "sarif-passes", false, "SARIF report: add a CodeSign.MatchingPolicy result for every allowed file")
 	fl.BoolVar(&opts.AllDigests, "all-digests", false, "compute every digest for the report, not only those the policy compares")
 	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress or summary on standard error")
+	fl.StringVar(&opts.Shard, "shard", "", "judge only shard `i/n` of the files (split a build across CI jobs; combine the JSON reports with csv report merge)")
 	fl.BoolVar(&opts.Sign, "sign", false, "if every binary passes, sign them (see csv sign); nothing is signed otherwise")
 	opts.SignFlags.Register(fl, " (with --sign)")
 	fl.StringArrayVar(&opts.CertFiles, "certs", nil, "certificates `FILE` (PEM or DER) completing chains: intermediates, roots, ELF signers; roots here are trusted for WDAC well-known root rules; repeatable")
@@ -133,6 +135,14 @@ func (o *Options) check() error {
 	if o.SARIFPasses && o.Format != "sarif" {
 		return cmdutil.FlagErrorf("validate: --sarif-passes needs --format sarif")
 	}
+	if o.Shard != "" {
+		if _, err := csv.ParseShard(o.Shard); err != nil {
+			return cmdutil.FlagErrorf("validate: --shard: %v", err)
+		}
+		if o.Sign {
+			return cmdutil.FlagErrorf("validate: --sign signs a whole build: it cannot be used with --shard")
+		}
+	}
 	if o.Sign {
 		if err := o.SignFlags.Check("validate --sign"); err != nil {
 			return err
@@ -160,6 +170,9 @@ func Run(ctx context.Context, o *Options) error {
 	vopts := csv.Options{
 		Jobs: o.Jobs, Scenario: cipolicy.Scenario(o.Scenario), Include: o.Include, Exclude: o.Exclude,
 		FollowSymlinks: o.FollowSymlinks, AllDigests: o.AllDigests, Certificates: certs, SignCheck: o.Sign,
+	}
+	if o.Shard != "" {
+		vopts.Shard, _ = csv.ParseShard(o.Shard) // checked above
 	}
 	var prog *progress
 	if o.IO.ErrTTY && !o.Quiet {
