@@ -317,6 +317,20 @@ type Note struct {
 	Message string
 }
 
+// Inert returns the rules that never match because nothing in a file can
+// judge them (Unsupported rules, signers with a WDAC OEM ID): a SiPolicy
+// deny rule of that kind blocks nothing here.
+func (p *Policy) Inert() []*Rule {
+	var out []*Rule
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		if r.Unsupported != "" || (r.Signer != nil && r.Signer.OEMID != "") {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // Certificates returns the certificates the policy's signer rules name in
 // full, which signature verification may use to complete chains.
 func (p *Policy) Certificates() []*signing.Certificate {

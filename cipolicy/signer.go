@@ -214,12 +214,16 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 	if len(m.Files) > 0 && !slices.ContainsFunc(m.Files, func(f FileAttrMatch) bool { return f.Matches(s.Attributes) }) {
 		return nil, "file attributes do not match"
 	}
+	// A deny rule matches more, never less: certificate dates, the ECDSA
+	// exclusion and the code signing usage only ever restrict what an
+	// allow rule admits (an expired or misused leaked key still signed).
+	deny := r.Action == Deny
 	why := ""
 	for i, sig := range s.Signatures {
 		if !sig.Verified {
 			continue
 		}
-		if wdac && sig.SignatureAlgorithm == "ECDSA" {
+		if wdac && !deny && sig.SignatureAlgorithm == "ECDSA" {
 			why = "ECDSA signatures never match a signer rule under WDAC compatibility (as on Windows)"
 			continue
 		}
@@ -239,6 +243,14 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 			}
 			if missing := missingEKU(leaf, m.EKUs); missing != "" {
 				why = fmt.Sprintf("signing certificate lacks EKU %s", missing)
+				continue
+			}
+			if deny {
+				return &signerOutcome{sig: i, chain: chain, cert: cert}, ""
+			}
+			if s.Scenario != ScenarioBoot && !codeSigningLeaf(leaf) {
+				// Firmware checks no usage; Windows and OpenSSL do.
+				why = fmt.Sprintf("signing certificate %q is not for code signing (its EKUs: %s)", leaf.CommonName(), strings.Join(leaf.EKUs, ", "))
 				continue
 			}
 			if bad := validity(r.policy, s, sig, chain, now); bad != "" {
@@ -275,6 +287,12 @@ func certAtLevel(m *SignerMatch, chain []*signing.Certificate, trusted func(*sig
 	return nil
 }
 
+// codeSigningLeaf reports whether a signing certificate may sign code: it
+// has no EKU extension, or lists code signing or any usage.
+func codeSigningLeaf(leaf *signing.Certificate) bool {
+	return leaf.EKUs == nil || leaf.HasEKU(signing.OIDCodeSigning.String()) || leaf.HasEKU(signing.OIDAnyEKU.String())
+}
+
 func missingEKU(leaf *signing.Certificate, ekus []string) string {
 	for _, e := range ekus {
 		if !leaf.HasEKU(e) {
@@ -305,7 +323,7 @@ func validity(p *Policy, s *Subject, sig *signing.Signature, chain []*signing.Ce
 		return ""
 	}
 	at, what := now, "now"
-	if ts := sig.Timestamp; ts != nil && ts.Verified && !lifetime && trustedTimestamp(p, ts) {
+	if ts := sig.Timestamp; ts != nil && ts.Verified && !lifetime && trustedTimestamp(p, ts) && !ts.Time.After(now) {
 		at, what = ts.Time, "at the timestamp, "+ts.Time.UTC().Format(time.RFC3339)
 	}
 	for _, c := range chain {
@@ -317,14 +335,29 @@ func validity(p *Policy, s *Subject, sig *signing.Signature, chain []*signing.Ce
 	return ""
 }
 
+// trustedTimestamp reports whether a verified timestamp comes from a
+// timestamp authority the policy trusts: one of its chains (built with CA
+// checks) starts at a certificate for timestamping (id-kp-timeStamping),
+// holds one of the policy's timestamp authorities, and every certificate of
+// it was valid at the time it states.
 func trustedTimestamp(p *Policy, ts *signing.Timestamp) bool {
 	for _, chain := range ts.Chains {
+		if len(chain) == 0 || !chain[0].HasEKU(signing.OIDTimeStamping.String()) {
+			continue
+		}
+		valid, listed := true, false
 		for _, c := range chain {
+			if ts.Time.Before(c.NotBefore) || ts.Time.After(c.NotAfter) {
+				valid = false
+			}
 			for i := range p.TimestampAuthorities {
 				if p.TimestampAuthorities[i].Matches(c, nil) {
-					return true
+					listed = true
 				}
 			}
+		}
+		if valid && listed {
+			return true
 		}
 	}
 	return false

@@ -20,7 +20,7 @@ type pki struct {
 	ca                           *testca.CA
 	root, inter, leaf, ecdsaLeaf *signing.Certificate
 	expired, lifetime, rogue     *signing.Certificate
-	tsa                          *signing.Certificate
+	tsa, tls, noEKU              *signing.Certificate
 }
 
 func cert(t *testing.T, c *x509.Certificate) *signing.Certificate {
@@ -46,6 +46,8 @@ func newPKI(t *testing.T) *pki {
 		UnknownEKUs: [][]int{{1, 3, 6, 1, 4, 1, 311, 10, 3, 13}}}).Cert)
 	p.rogue = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "Build Signing", SelfSigned: true}).Cert)
 	p.tsa = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "Test TSA", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping}}).Cert)
+	p.tls = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "www.example.com", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}).Cert)
+	p.noEKU = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "No EKU", EKUs: []x509.ExtKeyUsage{}}).Cert)
 	return p
 }
 
@@ -72,6 +74,21 @@ func tbs(c *signing.Certificate) string { return c.TBSHashHex() }
 func TestSignerRules(t *testing.T) {
 	p := newPKI(t)
 	now := func() time.Time { return testca.Epoch }
+	// The expired signer countersigns itself with a time inside its old
+	// validity: its chain holds a trusted authority (the root), but it is no
+	// timestamping certificate.
+	selfTimestamped := func() *signing.Signature {
+		s := p.sig(p.expired, "RSA")
+		s.Timestamp = &signing.Timestamp{Kind: "rfc3161", Verified: true, Time: testca.Epoch.AddDate(0, -9, 0),
+			Chains: [][]*signing.Certificate{{p.expired, p.inter, p.root}}}
+		return s
+	}
+	futureTimestamp := func() *signing.Signature {
+		s := p.sig(p.leaf, "RSA")
+		s.Timestamp = &signing.Timestamp{Kind: "rfc3161", Verified: true, Time: testca.Epoch.AddDate(1, 0, 0),
+			Chains: [][]*signing.Certificate{{p.tsa, p.inter, p.root}}}
+		return s
+	}
 	expiredWithTimestamp := func(trusted bool) *signing.Signature {
 		s := p.sig(p.expired, "RSA")
 		tsa := p.tsa
@@ -132,6 +149,10 @@ func TestSignerRules(t *testing.T) {
 			signedPE(expiredWithTimestamp(true)), Allowed, KindAllowedBySigner, "pca", 0, ""},
 		{"expired, timestamped by an untrusted TSA", "timestamp_authorities: [{tbs: " + tbs(p.tsa) + "}]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
 			signedPE(expiredWithTimestamp(false)), Blocked, KindNotAllowed, "", -1, "is not valid now"},
+		{"a self-made timestamp does not backdate", "timestamp_authorities: [{tbs: " + tbs(p.root) + "}]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(selfTimestamped()), Blocked, KindNotAllowed, "", -1, "is not valid now"},
+		{"a timestamp from the future is not used", "timestamp_authorities: [{tbs: " + tbs(p.tsa) + "}]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(futureTimestamp()), Allowed, KindAllowedBySigner, "pca", 0, ""},
 		{"expired is accepted under WDAC", "wdac_compatible: true", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
 			signedPE(p.sig(p.expired, "RSA")), Allowed, KindAllowedBySigner, "pca", 0, ""},
 		{"expired lifetime-signing is refused under WDAC", "wdac_compatible: true", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
@@ -140,6 +161,16 @@ func TestSignerRules(t *testing.T) {
 			fmt.Sprintf("{id: h, action: allow, authenticode_sha256: %s}", hx(h1)),
 			signerRule("leaked", "deny", "tbs: "+tbs(p.leaf)+", level: leaf")},
 			signedPE(p.sig(p.leaf, "RSA")), Blocked, KindDenied, "leaked", 0, "denied by rule \"leaked\": signature 0"},
+		{"deny matches an expired leaked certificate", "", []string{"{id: all, action: allow, all: true}", signerRule("leaked", "deny", "tbs: "+tbs(p.expired)+", level: leaf")},
+			signedPE(p.sig(p.expired, "RSA")), Blocked, KindDenied, "leaked", 0, ""},
+		{"deny matches ECDSA under WDAC", "wdac_compatible: true", []string{"{id: all, action: allow, all: true}", signerRule("leaked", "deny", "tbs: "+tbs(p.ecdsaLeaf)+", level: leaf")},
+			signedPE(p.sig(p.ecdsaLeaf, "ECDSA")), Blocked, KindDenied, "leaked", 0, ""},
+		{"a TLS certificate does not sign code", "", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(p.sig(p.tls, "RSA")), Blocked, KindNotAllowed, "", -1, `"www.example.com" is not for code signing`},
+		{"a certificate without EKUs signs code", "", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(p.sig(p.noEKU, "RSA")), Allowed, KindAllowedBySigner, "pca", 0, ""},
+		{"firmware checks no usage", "", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			func() Subject { s := signedPE(p.sig(p.tls, "RSA")); s.Scenario = ScenarioBoot; return s }(), Allowed, KindAllowedBySigner, "pca", 0, ""},
 		{"any good signature of several admits", "", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
 			signedPE(p.sig(p.rogue, "RSA"), p.sig(p.leaf, "RSA")), Allowed, KindAllowedBySigner, "pca", 1, "signature 1"},
 		{"a deny on any signature blocks", "", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter)), signerRule("rogue", "deny", "tbs: "+tbs(p.rogue))},

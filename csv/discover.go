@@ -183,6 +183,13 @@ func (w *walker) walkDir(root int, dir, real, rel string) error {
 			}
 		case t&fs.ModeSymlink != 0:
 			if !w.follow {
+				// Not followed: its target, if within the roots, is judged
+				// where it lies. A link out of the roots would let a
+				// packager that follows links ship what nobody judged.
+				if target, err := resolve(p); err == nil && !w.inRoots(target) {
+					w.block(root, r, &UnreadableError{Path: p, Err: fmt.Errorf("symbolic link to %s, outside the validated paths: not judged", target)})
+					continue
+				}
 				w.skip(root, r, reasonSymlink)
 				continue
 			}
@@ -207,8 +214,17 @@ func (w *walker) walkDir(root int, dir, real, rel string) error {
 	return nil
 }
 
-func (w *walker) followLink(root int, p, r string) error {
+// resolve returns the absolute path a symbolic link leads to.
+func resolve(p string) (string, error) {
 	target, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Abs(target)
+}
+
+func (w *walker) followLink(root int, p, r string) error {
+	target, err := resolve(p)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			w.skip(root, r, reasonDangling)

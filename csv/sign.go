@@ -52,8 +52,9 @@ type SignOptions struct {
 	// PE configures Authenticode signatures.
 	PE authenticode.SignOptions
 	// Expect, if set, maps each binary's path (Result.DisplayPath) to the
-	// digests validation saw: a file whose digest differs when it is read
-	// for signing changed after it was validated, and nothing is signed.
+	// digests validation saw (Options.SignCheck): a binary validation did
+	// not see, or whose digest differs when it is read for signing, changed
+	// after it was validated, and nothing is signed.
 	Expect map[string]cipolicy.Digests
 	// Progress, if set, is called after each file.
 	Progress func(done, total int)
@@ -351,6 +352,13 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 	if format == FormatOther && !opts.Bundle {
 		return nil, nil // not a binary: left alone
 	}
+	var want cipolicy.Digests
+	if opts.Expect != nil && format != FormatOther {
+		var ok bool
+		if want, ok = opts.Expect[display]; !ok || want.SHA256 == nil {
+			return p, fmt.Errorf("%w: validation did not judge it", ErrChanged)
+		}
+	}
 	dest := destination(opts, roots, e)
 	s := &Signed{Root: roots[e.root], Path: e.rel, Format: format, Output: dest, fileRoot: e.fileRoot}
 	out, err := createTemp(dest, st.Mode())
@@ -374,8 +382,19 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 			return p, err
 		}
 		s.Warnings = res.Warnings
-		if want, ok := opts.Expect[display]; ok && want.AuthenticodeSHA256 != nil && !bytes.Equal(want.AuthenticodeSHA256, res.Digest) {
-			return p, fmt.Errorf("%w: Authenticode SHA256 %x when validated, %x now", ErrChanged, want.AuthenticodeSHA256, res.Digest)
+		if opts.Expect != nil {
+			if !bytes.Equal(want.AuthenticodeSHA256, res.Digest) {
+				return p, fmt.Errorf("%w: Authenticode SHA256 %x when validated, %x now", ErrChanged, want.AuthenticodeSHA256, res.Digest)
+			}
+			// Appending keeps the signatures the file had: they must be
+			// the ones validated too.
+			if opts.PE.Append {
+				if sum, err := hashFile(f, buf); err != nil {
+					return p, err
+				} else if !bytes.Equal(want.SHA256, sum) {
+					return p, fmt.Errorf("%w: SHA256 %x when validated, %x now", ErrChanged, want.SHA256, sum)
+				}
+			}
 		}
 		// Header fields were patched after the stream: hash what is on
 		// disk (from the page cache), only if something needs it.
@@ -385,7 +404,7 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 			}
 		}
 	case FormatELF:
-		outSum, err = signELF(ctx, f, ra, size, buf, n, out, opts, display)
+		outSum, err = signELF(ctx, f, ra, size, buf, n, out, opts, want.SHA256)
 		if err != nil {
 			return p, err
 		}
@@ -431,7 +450,7 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 // signELF copies an ELF file to out while hashing what the signature covers
 // (a signature it already carries is replaced), then appends the signature.
 // It returns the SHA-256 of the output.
-func signELF(ctx context.Context, f *os.File, ra io.ReaderAt, size int64, buf []byte, n int, out *os.File, opts *SignOptions, display string) ([]byte, error) {
+func signELF(ctx context.Context, f *os.File, ra io.ReaderAt, size int64, buf []byte, n int, out *os.File, opts *SignOptions, want []byte) ([]byte, error) {
 	if _, err := elf.Parse(ra, size); err != nil {
 		return nil, err
 	}
@@ -449,10 +468,21 @@ func signELF(ctx context.Context, f *os.File, ra io.ReaderAt, size int64, buf []
 	h := crypto.SHA256
 	digest := h.New()
 	// Copy [0, content) to out, hashing it for the signature; the rest (an
-	// old signature) is dropped.
-	w := io.MultiWriter(&prefixWriter{w: digest, n: content}, &prefixWriter{w: out, n: content})
-	if err := stream(ctx, f, buf, n, size, []io.Writer{w}); err != nil {
+	// old signature) is dropped. With an expectation, the whole input is
+	// hashed too, old signature included.
+	writers := []io.Writer{io.MultiWriter(&prefixWriter{w: digest, n: content}, &prefixWriter{w: out, n: content})}
+	var whole hash.Hash
+	if want != nil {
+		whole = sha256.New()
+		writers = append(writers, whole)
+	}
+	if err := stream(ctx, f, buf, n, size, writers); err != nil {
 		return nil, err
+	}
+	if whole != nil {
+		if got := whole.Sum(nil); !bytes.Equal(want, got) {
+			return nil, fmt.Errorf("%w: SHA256 %x when validated, %x now", ErrChanged, want, got)
+		}
 	}
 	// The output's digest continues from the content's: the signature is
 	// a suffix.
@@ -461,9 +491,6 @@ func signELF(ctx context.Context, f *os.File, ra io.ReaderAt, size int64, buf []
 		return nil, err
 	}
 	sum := digest.Sum(nil)
-	if want, ok := opts.Expect[display]; ok && want.SHA256 != nil && app == nil && !bytes.Equal(want.SHA256, sum) {
-		return nil, fmt.Errorf("%w: SHA256 %x when validated, %x now", ErrChanged, want.SHA256, sum)
-	}
 	trailer, err := modsig.Sign(sum, opts.Chain[0], opts.Key, modsig.SignOptions{Hash: h})
 	if err != nil {
 		return nil, err

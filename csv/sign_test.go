@@ -362,6 +362,30 @@ func TestSignRefusesChangedFiles(t *testing.T) {
 	if _, err := Sign(t.Context(), opts, dir); err != nil {
 		t.Fatalf("unchanged tree: %v", err)
 	}
+
+	// A binary validation never saw is refused.
+	dir = buildTree(t)
+	rep, _ = v.Validate(t.Context(), dir)
+	opts.Expect = rep.Digests()
+	os.WriteFile(filepath.Join(dir, "linux/added"), testbin.ELF(testbin.ELFOptions{Extra: []byte("new")}), 0o755)
+	if _, err := Sign(t.Context(), opts, dir); !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), "validation did not judge it") {
+		t.Errorf("a binary added after validation: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "linux/added"))
+
+	// A signed ELF module swapped for other code with a valid signature of
+	// its own is refused (the signature is replaced, but the whole file,
+	// old signature included, must be what was validated).
+	mod := filepath.Join(dir, "linux/mod.ko")
+	os.WriteFile(mod, testbin.ELF(testbin.ELFOptions{}), 0o755)
+	appendModSig(t, mod, s.leaf)
+	rep, _ = v.Validate(t.Context(), dir)
+	opts.Expect = rep.Digests()
+	os.WriteFile(mod, testbin.ELF(testbin.ELFOptions{Extra: []byte("other code")}), 0o755)
+	appendModSig(t, mod, s.leaf)
+	if _, err := Sign(t.Context(), opts, dir); !errors.Is(err, ErrChanged) {
+		t.Errorf("a signed module swapped after validation: %v", err)
+	}
 }
 
 // TestSignReplacesSignatures: signing a signed tree again replaces the

@@ -65,8 +65,8 @@ type Options struct {
 	// Shard, if set, judges only this shard's share of the files, so that a
 	// build can be split across CI jobs (see Shard).
 	Shard *Shard
-	// SignCheck also computes the digests signing compares (Authenticode
-	// SHA256 of PE files, SHA256 of ELF files), so that Sign can refuse a
+	// SignCheck also computes the digests signing compares (SHA256 of every
+	// binary, Authenticode SHA256 of PE files), so that Sign can refuse a
 	// file that changed after it was validated (Report.Digests).
 	SignCheck bool
 	// Progress, if set, is called after each file with the count of files
@@ -222,10 +222,9 @@ func (v *Validator) Validate(ctx context.Context, roots ...string) (*Report, err
 		}
 		n := v.set.Needs(rel, f, v.opts.Scenario)
 		if v.opts.SignCheck {
+			n.Digests = n.Digests.With(cipolicy.SHA256)
 			if f == cipolicy.FormatPE {
 				n.Digests = n.Digests.With(cipolicy.AuthenticodeSHA256)
-			} else {
-				n.Digests = n.Digests.With(cipolicy.SHA256)
 			}
 		}
 		return n

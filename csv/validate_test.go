@@ -3,6 +3,7 @@ package csv
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -286,14 +287,20 @@ func TestSymlinks(t *testing.T) {
 			t.Skipf("symlink: %v", err)
 		}
 	}
-	// Not followed by default: every link is skipped.
+	// Not followed by default: links are skipped, but the one out of the
+	// roots is blocked (a packager following links would ship it unjudged).
 	rep := validate(t, policyFor(t), Options{}, dir)
 	judged, skipped := paths(rep)
-	if want := []string{"bin/a.exe", "lib/b"}; !slices.Equal(judged, want) {
+	if want := []string{"bin/a.exe", "bin/out.exe", "lib/b"}; !slices.Equal(judged, want) {
 		t.Errorf("default: judged %v", judged)
 	}
-	if len(skipped) != len(links) {
+	if len(skipped) != len(links)-1 {
 		t.Errorf("default: skipped %v", skipped)
+	}
+	for _, r := range rep.Results {
+		if r.Path == "bin/out.exe" && !strings.Contains(r.Decision.Reason, "outside the validated paths") {
+			t.Errorf("default: out-of-tree link: %s", r.Decision.Reason)
+		}
 	}
 
 	// Followed: inside links are judged, the loop ends, the outside link is
@@ -478,5 +485,27 @@ func TestShardsPartitionTheBuild(t *testing.T) {
 		if _, err := ParseShard(bad); !errors.Is(err, ErrOptions) {
 			t.Errorf("ParseShard(%q) = %v", bad, err)
 		}
+	}
+}
+
+// TestFarPEHeaderIsBlocked: a PE whose NT headers lie past the cap on
+// e_lfanew is blocked as malformed, not skipped as "not a PE".
+func TestFarPEHeaderIsBlocked(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "far.exe")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const lfanew = 64<<20 + 8
+	dos := make([]byte, 64)
+	copy(dos, "MZ")
+	binary.LittleEndian.PutUint32(dos[0x3c:], lfanew)
+	f.Write(dos)
+	f.WriteAt([]byte("PE\x00\x00"), lfanew) // sparse in between
+	f.WriteAt(make([]byte, 256), lfanew+4)
+	f.Close()
+	rep := validate(t, policyFor(t, "{id: all, action: allow, all: true}"), Options{}, p)
+	if len(rep.Results) != 1 || rep.Results[0].Decision.Kind != cipolicy.KindMalformed || !strings.Contains(rep.Results[0].Decision.Reason, "e_lfanew") {
+		t.Fatalf("results %+v, skipped %+v", rep.Results, rep.Skipped)
 	}
 }

@@ -50,9 +50,11 @@ type Certificate struct {
 	// names, RawSPKI the SubjectPublicKeyInfo.
 	RawTBS, RawSubject, RawIssuer, RawSPKI []byte
 	// SignatureAlgorithm is the OID of the algorithm the issuer signed
-	// this certificate with; Signature is that signature.
-	SignatureAlgorithm asn1.ObjectIdentifier
-	Signature          []byte
+	// this certificate with (SignatureAlgorithmParams its DER parameters,
+	// which RSA-PSS needs); Signature is that signature.
+	SignatureAlgorithm       asn1.ObjectIdentifier
+	SignatureAlgorithmParams []byte
+	Signature                []byte
 	// TBSHash is the hash of RawTBS with the digest of the certificate's own
 	// signature algorithm (SHA1, SHA256, SHA384 or SHA512): the value WDAC
 	// writes as a signer's CertRoot. TBSHashAlgorithm names the digest.
@@ -71,8 +73,19 @@ type Certificate struct {
 	// EKUs are the extended key usage OIDs, dotted; nil if the extension is
 	// absent (which means any usage).
 	EKUs []string
-	// IsCA is the basic constraints CA flag.
-	IsCA bool
+	// IsCA is the basic constraints CA flag; HasBasicConstraints says the
+	// extension is present, and MaxPathLen is its path length constraint
+	// (-1: none).
+	IsCA                bool
+	HasBasicConstraints bool
+	MaxPathLen          int
+	// KeyUsage is the key usage extension's bits (bit 0 is
+	// digitalSignature, bit 5 keyCertSign); HasKeyUsage says it is present.
+	KeyUsage    x509.KeyUsage
+	HasKeyUsage bool
+	// HasExtensions is false for a v1 certificate (or one with no
+	// extensions).
+	HasExtensions bool
 	// PublicKey is the subject's public key (nil if of an unknown type).
 	PublicKey crypto.PublicKey
 	// Parsed is Go's parse of the certificate, nil if it refused it;
@@ -88,7 +101,38 @@ var (
 	oidEKU             = asn1.ObjectIdentifier{2, 5, 29, 37}
 	oidSKID            = asn1.ObjectIdentifier{2, 5, 29, 14}
 	oidBasicCons       = asn1.ObjectIdentifier{2, 5, 29, 19}
+	oidKeyUsage        = asn1.ObjectIdentifier{2, 5, 29, 15}
+	// OIDAnyEKU is anyExtendedKeyUsage.
+	OIDAnyEKU = asn1.ObjectIdentifier{2, 5, 29, 37, 0}
+	// OIDTimeStamping is id-kp-timeStamping.
+	OIDTimeStamping = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 8}
 )
+
+// maxRSABits caps the RSA keys csv checks signatures with: a larger key
+// costs seconds per check (hostile chains would exploit it) and no real CA
+// uses one.
+const maxRSABits = 8192
+
+func usableKey(pub crypto.PublicKey) bool {
+	if k, ok := pub.(*rsa.PublicKey); ok {
+		return k.N.BitLen() <= maxRSABits
+	}
+	return true
+}
+
+// CanIssue reports whether the certificate may sign other certificates: a
+// CA by its basic constraints (or, leniently, a self-signed certificate with
+// no extensions at all, as old v1 roots are), whose key usage, if present,
+// allows certificate signing.
+func (c *Certificate) CanIssue() bool {
+	switch {
+	case c.HasKeyUsage && c.KeyUsage&x509.KeyUsageCertSign == 0:
+		return false
+	case c.HasBasicConstraints:
+		return c.IsCA
+	}
+	return !c.HasExtensions && c.SelfSigned()
+}
 
 // ErrCertificate is wrapped by errors about certificates that cannot be read
 // even leniently.
@@ -117,6 +161,10 @@ func ParseCertificate(der []byte) (*Certificate, error) {
 	if !sigAlg.ReadASN1ObjectIdentifier(&c.SignatureAlgorithm) {
 		return nil, fmt.Errorf("%w: no signature algorithm", ErrCertificate)
 	}
+	if !sigAlg.Empty() {
+		c.SignatureAlgorithmParams = append([]byte(nil), sigAlg...)
+	}
+	c.MaxPathLen = -1
 	h, ok := tbsHashAlgorithm(c.SignatureAlgorithm)
 	if !ok {
 		return nil, fmt.Errorf("%w: unknown signature algorithm %v", ErrCertificate, c.SignatureAlgorithm)
@@ -183,7 +231,7 @@ func (c *Certificate) parseTBS(rawTBS []byte) error {
 	c.RawIssuer, c.RawSubject, c.RawSPKI = issuer, subject, spki
 	c.Subject, c.Issuer = parseName(subject), parseName(issuer)
 	c.NotBefore, c.NotAfter = readTime(&validity), readTime(&validity)
-	if pub, err := x509.ParsePKIXPublicKey(spki); err == nil {
+	if pub, err := x509.ParsePKIXPublicKey(spki); err == nil && usableKey(pub) {
 		c.PublicKey = pub
 	}
 	// issuerUniqueID [1], subjectUniqueID [2]: skip.
@@ -202,6 +250,7 @@ func (c *Certificate) parseTBS(rawTBS []byte) error {
 		return nil // extensions unreadable: identified by TBS hash and raw bytes still
 	}
 	seen := map[string]bool{}
+	c.HasExtensions = !seq.Empty()
 	for !seq.Empty() {
 		var ext, value cryptobyte.String
 		var oid asn1.ObjectIdentifier
@@ -240,8 +289,26 @@ func (c *Certificate) parseTBS(rawTBS []byte) error {
 			}
 		case oid.Equal(oidBasicCons):
 			var bc cryptobyte.String
-			if value.ReadASN1(&bc, cbasn1.SEQUENCE) && bc.PeekASN1Tag(cbasn1.BOOLEAN) {
+			if !value.ReadASN1(&bc, cbasn1.SEQUENCE) {
+				break
+			}
+			c.HasBasicConstraints = true
+			if bc.PeekASN1Tag(cbasn1.BOOLEAN) {
 				bc.ReadASN1Boolean(&c.IsCA)
+			}
+			var pl int64
+			if bc.PeekASN1Tag(cbasn1.INTEGER) && bc.ReadASN1Int64WithTag(&pl, cbasn1.INTEGER) && pl >= 0 && pl < 1<<20 {
+				c.MaxPathLen = int(pl)
+			}
+		case oid.Equal(oidKeyUsage):
+			var bits asn1.BitString
+			if readBitString(&value, &bits) {
+				c.HasKeyUsage = true
+				for i := 0; i < 9; i++ {
+					if bits.At(i) != 0 {
+						c.KeyUsage |= 1 << uint(i)
+					}
+				}
 			}
 		}
 	}
@@ -314,8 +381,8 @@ func (c *Certificate) CommonName() string { return c.Subject.CommonName }
 // TBSHashHex is TBSHash in upper-case hex, as WDAC writes CertRoot values.
 func (c *Certificate) TBSHashHex() string { return strings.ToUpper(hex.EncodeToString(c.TBSHash)) }
 
-// HasEKU reports whether the certificate allows the usage oid: it lists it,
-// or has no EKU extension at all.
+// HasEKU reports whether the certificate's EKU extension lists oid (false
+// when it has no EKU extension).
 func (c *Certificate) HasEKU(oid string) bool {
 	if c.EKUs == nil {
 		return false
@@ -361,7 +428,7 @@ func (c *Certificate) CheckSignedBy(parent *Certificate) error {
 	if parent.PublicKey == nil {
 		return fmt.Errorf("%w: issuer %q has a public key of an unsupported type", ErrSignature, parent.Subject.CommonName)
 	}
-	return CheckSignature(parent.PublicKey, c.SignatureAlgorithm, nil, c.RawTBS, c.Signature)
+	return CheckSignature(parent.PublicKey, c.SignatureAlgorithm, c.SignatureAlgorithmParams, c.RawTBS, c.Signature)
 }
 
 // CheckSignature verifies sig over data with pub, for a signature algorithm
@@ -373,6 +440,9 @@ func CheckSignature(pub crypto.PublicKey, alg asn1.ObjectIdentifier, pssParams [
 			continue
 		}
 		h := a.hash
+		if h == crypto.MD5 {
+			return fmt.Errorf("%w: MD5 signatures are not accepted", ErrSignature)
+		}
 		if a.kind == "RSA-PSS" {
 			var err error
 			if h, err = pssHash(pssParams); err != nil {

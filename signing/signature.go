@@ -1,6 +1,7 @@
 package signing
 
 import (
+	"bytes"
 	"crypto"
 	"time"
 )
@@ -71,8 +72,9 @@ const (
 )
 
 // BuildChains returns the chains from leaf up through candidates: at each
-// step, every candidate whose subject is the current certificate's issuer
-// and whose key verifies its signature extends the chain. A chain ends at a
+// step, every candidate that is a CA (Certificate.CanIssue; its path length
+// constraint respected), whose subject is the current certificate's issuer
+// and whose key verifies its signature, extends the chain. A chain ends at a
 // self-signed certificate or where no issuer is found. At most 8 chains of
 // depth 10 are returned, after at most 64 signature checks; candidates may
 // include leaf itself.
@@ -85,13 +87,20 @@ func BuildChains(leaf *Certificate, candidates []*Certificate) [][]*Certificate 
 			return
 		}
 		cur := chain[len(chain)-1]
-		if len(chain) >= maxChainDepth || cur.SelfSigned() {
+		selfSigned := false
+		if bytes.Equal(cur.RawSubject, cur.RawIssuer) {
+			checks++
+			selfSigned = checks <= maxSignatureChecks && cur.CheckSignedBy(cur) == nil
+		}
+		if len(chain) >= maxChainDepth || selfSigned {
 			out = append(out, chain)
 			return
 		}
 		extended := false
 		for _, c := range candidates {
-			if !cur.IssuedBy(c) || inChain(chain, c) {
+			// The issuer must be a CA whose path length allows the CAs
+			// already below it (chain[1:]).
+			if !cur.IssuedBy(c) || inChain(chain, c) || !c.CanIssue() || (c.MaxPathLen >= 0 && len(chain)-1 > c.MaxPathLen) {
 				continue
 			}
 			if checks++; checks > maxSignatureChecks || cur.CheckSignedBy(c) != nil {

@@ -343,3 +343,21 @@ func TestMerge(t *testing.T) {
 		t.Errorf("not a shard: %v", err)
 	}
 }
+
+// TestTextEscapesControlCharacters: a file name cannot forge report lines.
+func TestTextEscapesControlCharacters(t *testing.T) {
+	dir := t.TempDir()
+	name := "evil.exe\nresult: PASSED: all 9 binaries allowed"
+	os.WriteFile(filepath.Join(dir, name), testbin.PE(testbin.PEOptions{}), 0o644)
+	p, _ := cipolicy.Parse([]byte("format: csv-policy/v1\nname: x\nrules: []\n"), "x.yaml")
+	set, _ := cipolicy.NewSet(cipolicy.SetOptions{}, p)
+	v, _ := csv.NewValidator(set, csv.Options{})
+	rep, err := v.Validate(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(render(t, "text", report.Options{}, rep))
+	if strings.Contains(out, "\nresult: PASSED") || !strings.Contains(out, `evil.exe\x0aresult: PASSED`) {
+		t.Errorf("report:\n%s", out)
+	}
+}

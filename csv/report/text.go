@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
@@ -23,12 +24,12 @@ func (t *Text) Render(w io.Writer, r *csv.Report) error {
 		if res.Decision.Allowed() && !t.opts.Verbose {
 			continue
 		}
-		fmt.Fprintf(b, "%-11s %s: %s\n", label(res.Decision), res.DisplayPath(), decisionText(res, len(r.Policies) > 1))
+		fmt.Fprintf(b, "%-11s %s: %s\n", label(res.Decision), printable(res.DisplayPath()), printable(decisionText(res, len(r.Policies) > 1)))
 	}
 	if t.opts.Verbose {
 		for i := range r.Skipped {
 			s := &r.Skipped[i]
-			fmt.Fprintf(b, "%-11s %s: %s\n", "SKIPPED", s.DisplayPath(), s.Reason)
+			fmt.Fprintf(b, "%-11s %s: %s\n", "SKIPPED", printable(s.DisplayPath()), printable(s.Reason))
 		}
 	}
 	fmt.Fprintln(b, VerdictLine(r, t.opts))
@@ -40,6 +41,23 @@ func (t *Text) Render(w io.Writer, r *csv.Report) error {
 func SummaryLine(r *csv.Report) string {
 	return fmt.Sprintf("csv: %s: %d binaries judged: %d allowed, %d blocked; %d files skipped, %d excluded",
 		policyLine(r), r.Summary.Files, r.Summary.Allowed, r.Summary.Blocked, r.Summary.Skipped, r.Summary.Excluded)
+}
+
+// printable escapes control characters, so that a file name cannot break a
+// report line (and forge a "result: PASSED" of its own).
+func printable(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, c := range s {
+		if unicode.IsControl(c) {
+			fmt.Fprintf(&b, "\\x%02x", c)
+		} else {
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
 }
 
 func label(d cipolicy.Decision) string {

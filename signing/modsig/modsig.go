@@ -684,4 +684,3 @@ func (a *Appended) checkAttributes(digest []byte) error {
 	}
 	return nil
 }
-

@@ -83,7 +83,9 @@ func (f *File) Signed() bool { return f.CertTable.Len > 0 }
 
 // IsPE reports whether a file that starts with "MZ" carries a PE signature
 // where its DOS header points, which is what makes Windows treat it as a PE
-// image. It reads at most 8 bytes beyond what is in r's prefix.
+// image, wherever that is: a header past the cap Parse enforces makes a
+// malformed PE (blocked), not a file that is no PE (skipped). It reads at
+// most 8 bytes beyond what is in r's prefix.
 func IsPE(r io.ReaderAt, size int64) bool {
 	var dos [dosHeaderSize]byte
 	if size < dosHeaderSize {
@@ -93,7 +95,7 @@ func IsPE(r io.ReaderAt, size int64) bool {
 		return false
 	}
 	lfanew := int64(binary.LittleEndian.Uint32(dos[lfanewOffset:]))
-	if lfanew > limits.MaxPEHeaderOffset || lfanew+4 > size {
+	if lfanew+4 > size {
 		return false
 	}
 	var sig [4]byte

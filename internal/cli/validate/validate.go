@@ -159,6 +159,20 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
+	if !o.Quiet {
+		for _, p := range policies {
+			if inert := p.Inert(); len(inert) > 0 {
+				deny := 0
+				for _, r := range inert {
+					if r.Action == cipolicy.Deny {
+						deny++
+					}
+				}
+				fmt.Fprintf(o.IO.ErrOut, "csv: warning: policy %q: %d rules (%d of them deny rules) cannot be judged from a file and never match: run csv policy lint %s\n",
+					p.Ref(), len(inert), deny, p.Source)
+			}
+		}
+	}
 	certs, err := cmdutil.LoadCertificateFiles(o.CertFiles)
 	if err != nil {
 		return err
