@@ -35,7 +35,10 @@ type BootState struct {
 	// Authorities are the EV_EFI_VARIABLE_AUTHORITY events: the db entry
 	// (or shim's own certificate, or a MOK) that admitted a boot component.
 	Authorities []Authority `json:"authorities"`
-	// Components are the boot applications and drivers measured.
+	// Components are the boot applications and drivers measured: every
+	// event of PCRs 2 and 4 whose digest is not that of a separator or of
+	// a known action, whatever type it claims (see Component), and events
+	// of other PCRs that claim an image load type.
 	Components []Component `json:"components"`
 	// UEFIDebugMode: the firmware measured "UEFI Debug Mode" into PCR 7.
 	UEFIDebugMode bool `json:"uefi_debug_mode"`
@@ -43,8 +46,12 @@ type BootState struct {
 	// Disabled" into PCR 7.
 	DMAProtectionDisabled bool `json:"dma_protection_disabled"`
 	// Windows is Windows' boot configuration (WBCL, PCRs 12-14); nil when
-	// the log holds no WBCL event. WindowsProblem says why it could not be
-	// read.
+	// the boot is not Windows' (PCRs 12 and 13 not extended, PCR 14 holding
+	// no WBCL event) or the WBCL could not be read: WindowsProblem then
+	// says why. Every event a quote covers in PCRs 12 and 13 (and in PCR 14
+	// of a Windows boot) must be a WBCL tagged event whose digest matches
+	// its data or a WBCL separator; an event of another type there is not
+	// ignored (its type is the host's claim), it is a problem.
 	Windows        *WindowsState `json:"windows,omitempty"`
 	WindowsProblem string        `json:"windows_problem,omitempty"`
 	// KernelCmdlines are the kernel command lines the boot loader measured
@@ -123,13 +130,17 @@ type Component struct {
 	Event int                `json:"event"`
 	PCR   int                `json:"pcr"`
 	Type  eventlog.EventType `json:"-"`
-	// ID names the component by what the quote proves: its PCR, its type
-	// and its position among the components of that type in that PCR
-	// ("pcr4/EV_EFI_BOOT_SERVICES_APPLICATION/2"). It is the path a code
-	// integrity policy's path rules match.
+	// ID names the component: its PCR, its type and its position among the
+	// components of that PCR ("pcr4/EV_EFI_BOOT_SERVICES_APPLICATION/2").
+	// It is the path a code integrity policy's path rules match. The PCR
+	// and the position are proven (which events of PCRs 2 and 4 are
+	// components depends on their digests alone); the type is the host's
+	// claim, so Evaluate judges a component under every image load type
+	// its ID could carry (see Evaluate).
 	ID string `json:"id"`
 	// Name is the file path of the image's device path, as the log gives
-	// it: nothing binds it, so it is for people only.
+	// it: nothing binds it, so it is for people only. For an event that
+	// does not claim an image load type, it says so.
 	Name string `json:"name"`
 	// AuthenticodeSHA256 and AuthenticodeSHA1 are the event's digests in
 	// the covering SHA256 and SHA1 banks (the image's Authenticode hash);
@@ -140,6 +151,9 @@ type Component struct {
 	// authority event logged before the component, -1 if none. The order
 	// of events of different PCRs is not proven: see Evaluate.
 	LogOrderAuthority int `json:"log_order_authority"`
+
+	// position is the component's position among those of its PCR, from 1.
+	position int
 }
 
 // view says which events of a log may be read: those a verified quote
@@ -207,6 +221,68 @@ func strongest(banks []eventlog.HashAlg, e *eventlog.Event) (eventlog.HashAlg, [
 	return best, e.Digest(best)
 }
 
+// measures reports whether the event measured data: its digest in every
+// bank that vouches for it is the hash of data. It reads neither the
+// event's type nor its data, which are the host's claims: a host can
+// relabel an event and rewrite the data its digest does not bind without
+// changing any PCR, but it cannot make an image's digest the hash of a
+// fixed string.
+func measures(banks []eventlog.HashAlg, e *eventlog.Event, data []byte) bool {
+	if len(banks) == 0 {
+		return false
+	}
+	for _, a := range banks {
+		if !bytes.Equal(e.Digest(a), fixedDigest(a, data)) {
+			return false
+		}
+	}
+	return true
+}
+
+var (
+	separatorData = []byte{0, 0, 0, 0}
+	wbclSeparator = []byte("WBCL")
+	// bootPCRFixed are the fixed measurements firmware makes in PCRs 2 and
+	// 4 besides images: the separator, and the boot manager's actions
+	// around the applications it calls (PC Client Platform Firmware
+	// Profile, EV_EFI_ACTION and EV_OMIT_BOOT_DEVICE_EVENTS).
+	bootPCRFixed = [][]byte{separatorData, []byte("Calling EFI Application from Boot Option"),
+		[]byte("Returning from EFI Application from Boot Option"), []byte("BOOT ATTEMPTS OMITTED")}
+	// grubPrefixes are the prefixes GRUB gives its PCR 8 events; the
+	// digest is that of what follows. cmdlinePrefixes are those of kernel
+	// command lines.
+	grubPrefixes    = []string{"grub_cmd: ", "kernel_cmdline: ", "module_cmdline: ", "grub_kernel_cmdline ", "grub_cmd "}
+	cmdlinePrefixes = []string{"kernel_cmdline: ", "grub_kernel_cmdline "}
+
+	fixedDigests = func() map[eventlog.HashAlg]map[string][]byte {
+		m := map[eventlog.HashAlg]map[string][]byte{}
+		for _, a := range []eventlog.HashAlg{eventlog.SHA1, eventlog.SHA256, eventlog.SHA384, eventlog.SHA512} {
+			m[a] = map[string][]byte{}
+			for _, d := range append(slices.Clone(bootPCRFixed), wbclSeparator) {
+				m[a][string(d)] = a.Sum(d)
+			}
+		}
+		return m
+	}()
+)
+
+// fixedDigest returns a.Sum(data), precomputed for the fixed measurements.
+func fixedDigest(a eventlog.HashAlg, data []byte) []byte {
+	if d, ok := fixedDigests[a][string(data)]; ok {
+		return d
+	}
+	return a.Sum(data)
+}
+
+// isImageLoad reports whether an event claims to load an image.
+func isImageLoad(t eventlog.EventType) bool {
+	return t == eventlog.EvEFIBootServicesApplication || t == eventlog.EvEFIBootServicesDriver || t == eventlog.EvEFIRuntimeServicesDriver
+}
+
+// imageLoadTypes are the types a component's ID may carry: Evaluate
+// judges a component under each, the type being the host's claim.
+var imageLoadTypes = []eventlog.EventType{eventlog.EvEFIBootServicesApplication, eventlog.EvEFIBootServicesDriver, eventlog.EvEFIRuntimeServicesDriver}
+
 // secureBootVars are the PCR 7 variables in the order the PC Client
 // Platform Firmware Profile mandates, with their vendor GUIDs.
 var secureBootVars = []struct {
@@ -238,12 +314,23 @@ func extractBootState(v *view) *BootState {
 		varOrder   int
 		dataOnly   []int
 		shimByte   []int
-		ordinals   = map[string]int{}
+		positions  = map[int]int{}
 		winSeen    = map[string]bool{}
-		sipaCount  int
-		certs      = map[string]*lazyCert{}
-		lastAuth   = -1
-		sbFail     = func(format string, args ...any) {
+		// windows: an event a quote covers extends PCR 12 or 13, or PCR 14
+		// holds a WBCL event; pcr14Other are PCR 14's other events (shim's
+		// MOK measurements on a Linux boot).
+		windows     bool
+		pcr14Other  []string
+		pcr8Unknown []int
+		winFail     = func(format string, args ...any) {
+			if bs.WindowsProblem == "" {
+				bs.WindowsProblem = fmt.Sprintf(format, args...)
+			}
+		}
+		sipaCount int
+		certs     = map[string]*lazyCert{}
+		lastAuth  = -1
+		sbFail    = func(format string, args ...any) {
 			if sbProblem == "" {
 				sbProblem = fmt.Sprintf(format, args...)
 			}
@@ -338,47 +425,73 @@ func extractBootState(v *view) *BootState {
 			default:
 				sbFail("event %d: unexpected %s in PCR 7", e.Index, e.Type)
 			}
-		case pcr == 8 && e.Type == eventlog.EvIPL:
-			for _, prefix := range []string{"kernel_cmdline: ", "grub_kernel_cmdline "} {
-				if !bytes.HasPrefix(e.Data, []byte(prefix)) {
+		case pcr == 2 || pcr == 4:
+			// Every measurement but the fixed ones is code to judge,
+			// whatever type the event claims: an image relabelled
+			// EV_EFI_ACTION is still an image, and an action relabelled
+			// as an image load is still an action.
+			if !slices.ContainsFunc(bootPCRFixed, func(d []byte) bool { return measures(banks, e, d) }) {
+				bs.addComponent(e, banks, positions, lastAuth, note)
+				lastAuth = -1
+			}
+		case pcr >= 12 && pcr <= 14:
+			if pcr != 14 {
+				windows = true
+			}
+			switch {
+			case measures(banks, e, wbclSeparator):
+				windows = true
+			case e.Type == eventlog.EvEventTag && binds(banks, e, e.Data):
+				windows = true
+				if bs.WindowsProblem != "" {
 					continue
 				}
-				cmd := bytes.TrimRight(e.Data[len(prefix):], "\x00")
-				if binds(banks, e, cmd) {
-					bs.KernelCmdlines = append(bs.KernelCmdlines, string(cmd))
-				} else {
-					note("event %d: kernel command line does not match its digest: not used", e.Index)
+				if bs.Windows == nil {
+					bs.Windows = newWindowsState()
+				}
+				if err := bs.Windows.read(e.Data, 0, &sipaCount, winSeen); err != nil {
+					winFail("event %d: %v", e.Index, err)
+					continue
+				}
+				bs.Windows.Events++
+			case pcr == 14:
+				pcr14Other = append(pcr14Other, fmt.Sprintf("event %d (%s)", e.Index, e.Type))
+			case e.Type == eventlog.EvEventTag:
+				winFail("event %d: WBCL tagged event in PCR %d does not match its digest", e.Index, pcr)
+			default:
+				winFail("event %d in PCR %d is %s, not a WBCL event (a tagged event whose digest matches its data, or a WBCL separator): what was measured there cannot be read", e.Index, pcr, e.Type)
+			}
+		default:
+			if pcr == 8 {
+				// Kernel command lines, whatever type the event claims.
+				// The prefix is not bound: an event whose data does not
+				// account for its digest may hide one.
+				accounted := binds(banks, e, e.Data) || binds(banks, e, bytes.TrimRight(e.Data, "\x00"))
+				for _, prefix := range grubPrefixes {
+					if !bytes.HasPrefix(e.Data, []byte(prefix)) {
+						continue
+					}
+					// GRUB hashes what follows the prefix, with its NUL
+					// (RHEL) or without.
+					rest := e.Data[len(prefix):]
+					cmd := bytes.TrimRight(rest, "\x00")
+					if !binds(banks, e, cmd) && !binds(banks, e, rest) {
+						continue
+					}
+					accounted = true
+					if slices.Contains(cmdlinePrefixes, prefix) {
+						bs.KernelCmdlines = append(bs.KernelCmdlines, string(cmd))
+					}
+					break
+				}
+				if !accounted {
+					pcr8Unknown = append(pcr8Unknown, e.Index)
 				}
 			}
-		case (pcr >= 12 && pcr <= 14) && e.Type == eventlog.EvEventTag:
-			if bs.WindowsProblem != "" {
-				continue
+			if isImageLoad(e.Type) {
+				bs.addComponent(e, banks, positions, lastAuth, note)
+				lastAuth = -1
 			}
-			if bs.Windows == nil {
-				bs.Windows = newWindowsState()
-			}
-			if !binds(banks, e, e.Data) {
-				bs.WindowsProblem = fmt.Sprintf("event %d: WBCL tagged event does not match its digest", e.Index)
-				continue
-			}
-			if err := bs.Windows.read(e.Data, 0, &sipaCount, winSeen); err != nil {
-				bs.WindowsProblem = fmt.Sprintf("event %d: %v", e.Index, err)
-				continue
-			}
-			bs.Windows.Events++
-		case e.Type == eventlog.EvEFIBootServicesApplication || e.Type == eventlog.EvEFIBootServicesDriver || e.Type == eventlog.EvEFIRuntimeServicesDriver:
-			key := fmt.Sprintf("pcr%d/%s", pcr, e.Type)
-			ordinals[key]++
-			c := Component{Event: e.Index, PCR: pcr, Type: e.Type, ID: fmt.Sprintf("%s/%d", key, ordinals[key]),
-				AuthenticodeSHA256: digestIn(banks, e, eventlog.SHA256), AuthenticodeSHA1: digestIn(banks, e, eventlog.SHA1),
-				LogOrderAuthority: lastAuth}
-			name, err := imageName(e.Data)
-			if err != nil {
-				note("event %d: image load event: %v", e.Index, err)
-			}
-			c.Name = name
-			bs.Components = append(bs.Components, c)
-			lastAuth = -1
 		}
 	}
 	switch {
@@ -409,10 +522,45 @@ func extractBootState(v *view) *BootState {
 		bs.Workarounds = append(bs.Workarounds, eventlog.Applied{Workaround: eventlog.WorkaroundShimAuthorityByte, PCR: 7, Events: shimByte,
 			Detail: "authority events with shim's stray trailing byte"})
 	}
-	if bs.Windows != nil && bs.WindowsProblem != "" {
+	if windows {
+		// The boot is Windows': what Windows measured must be read in
+		// full. (A boot that does not extend PCRs 12 and 13 is not
+		// Windows'; its PCR 14 is shim's.)
+		switch {
+		case len(pcr14Other) > 0:
+			winFail("%s in PCR 14 is not a WBCL event, although PCRs 12-14 hold Windows' boot configuration log: what was measured there cannot be read", pcr14Other[0])
+		case bs.Windows == nil:
+			winFail("PCRs 12-14 are extended but hold no WBCL tagged event whose digest matches its data: whether and how Windows booted cannot be told")
+		}
+	}
+	if bs.WindowsProblem != "" {
 		bs.Windows = nil
 	}
+	if len(pcr8Unknown) > 0 {
+		note("PCR 8: %d events (first: event %d) whose data does not account for their digest: the kernel command lines listed may not be all", len(pcr8Unknown), pcr8Unknown[0])
+	}
 	return bs
+}
+
+// addComponent adds the event as a boot component, numbered among the
+// components of its PCR.
+func (bs *BootState) addComponent(e *eventlog.Event, banks []eventlog.HashAlg, positions map[int]int, lastAuth int, note func(string, ...any)) {
+	pcr := int(e.PCR)
+	positions[pcr]++
+	c := Component{Event: e.Index, PCR: pcr, Type: e.Type, ID: fmt.Sprintf("pcr%d/%s/%d", pcr, e.Type, positions[pcr]),
+		AuthenticodeSHA256: digestIn(banks, e, eventlog.SHA256), AuthenticodeSHA1: digestIn(banks, e, eventlog.SHA1),
+		LogOrderAuthority: lastAuth, position: positions[pcr]}
+	if isImageLoad(e.Type) {
+		name, err := imageName(e.Data)
+		if err != nil {
+			note("event %d: image load event: %v", e.Index, err)
+		}
+		c.Name = name
+	} else {
+		c.Name = fmt.Sprintf("an %s event, judged as an image: its digest is not a separator's or a known action's", e.Type)
+		note("event %d: %s in PCR %d measured neither a separator nor a known action: judged as a boot component", e.Index, e.Type, pcr)
+	}
+	bs.Components = append(bs.Components, c)
 }
 
 func digestIn(banks []eventlog.HashAlg, e *eventlog.Event, a eventlog.HashAlg) []byte {

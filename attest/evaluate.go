@@ -59,15 +59,22 @@ type WorkaroundUsed struct {
 
 // Claims are what the verified evidence establishes, named in the spirit
 // of Microsoft Azure Attestation's claims. A claim about Windows is null
-// for a host whose log shows no Windows boot.
+// for a host whose log shows no Windows boot, and for one whose Windows
+// boot configuration cannot be read (see BootState.WindowsProblem). A
+// claim that cannot be established takes its unsafe value.
 type Claims struct {
-	SecureBootEnabled       bool     `json:"secureBootEnabled"`
-	BootDebuggingDisabled   bool     `json:"bootDebuggingDisabled"`
-	KernelDebuggingDisabled *bool    `json:"kernelDebuggingDisabled"`
-	CodeIntegrityEnabled    *bool    `json:"codeIntegrityEnabled"`
-	TestSigningDisabled     *bool    `json:"testSigningDisabled"`
-	DMAProtectionDisabled   bool     `json:"dmaProtectionDisabled"`
-	KernelCmdlines          []string `json:"kernelCommandLines"`
+	SecureBootEnabled bool `json:"secureBootEnabled"`
+	// BootDebuggingDisabled is true only when PCRs 7, 12 and 13 are quoted
+	// and read and show no UEFI debug mode and no Windows boot debugging.
+	BootDebuggingDisabled   bool  `json:"bootDebuggingDisabled"`
+	KernelDebuggingDisabled *bool `json:"kernelDebuggingDisabled"`
+	CodeIntegrityEnabled    *bool `json:"codeIntegrityEnabled"`
+	TestSigningDisabled     *bool `json:"testSigningDisabled"`
+	// DMAProtectionDisabled is true when the firmware measured "DMA
+	// Protection Disabled" into PCR 7, and when PCR 7 is not quoted or
+	// cannot be read strictly (it might say so).
+	DMAProtectionDisabled bool     `json:"dmaProtectionDisabled"`
+	KernelCmdlines        []string `json:"kernelCommandLines"`
 	// PCRs are the quoted PCR values (JSON: bank -> PCR index -> hex).
 	PCRs PCRClaims `json:"pcrs"`
 	// UnloggedPCRs are quoted PCRs whose measurements the log does not show.
@@ -152,20 +159,28 @@ var ErrNoCIPolicy = errors.New("attest: the attestation policy judges boot compo
 //  4. policy.dbx: dbx holds every hash and certificate of each revocation
 //     set.
 //  5. policy.debugging: PCRs 7, 12 and 13 are covered and show no UEFI
-//     debug mode and no Windows boot, kernel or hypervisor debugging.
+//     debug mode and no Windows boot, kernel or hypervisor debugging (a
+//     WBCL that cannot be read in full fails).
 //  6. policy.code-integrity: Windows reported code integrity on and test
-//     signing off (for "windows", only where PCRs 12-13 show a Windows
-//     boot; they must be covered to show there was none).
+//     signing off (for "windows", only for a Windows boot: a host is not
+//     Windows only if PCRs 12 and 13 are covered and not extended at all;
+//     extended, they must hold a WBCL that can be read in full).
 //  7. policy.boot-components: PCRs 2 and 4 are covered, and the code
-//     integrity policy allows every boot application and driver, each a
-//     cipolicy.Subject of scenario boot carrying its Authenticode digests
-//     and the Secure Boot authority that admitted it.
+//     integrity policy allows every boot component (see
+//     BootState.Components: every measurement of PCRs 2 and 4 but
+//     separators and known actions, whatever type the event claims), each
+//     a cipolicy.Subject of scenario boot carrying its Authenticode
+//     digests and the Secure Boot authority that admitted it.
 //
 // Which authority admitted which component is not proven: events of
 // different PCRs can be reordered without changing any PCR. A component is
 // therefore judged once with each authority that could have admitted it
 // (every certificate authority of the boot; a hash authority only for the
 // image with that hash), and allowed only if every judgement allows it.
+// Likewise the event type in a component's ID is the host's claim: when
+// the code integrity policy has path-scoped rules, a component is judged
+// under the ID of each image load type (and the one it claims) and
+// allowed only if every judgement allows it.
 // It returns ErrNoCIPolicy when boot components must be judged and ci is
 // nil.
 func Evaluate(v *Verified, p *Policy, ci *cipolicy.Set) (res *Result, err error) {
@@ -396,7 +411,7 @@ func ciCheck(v *Verified, bs *BootState, req string) (bool, string) {
 		if u := uncovered(v, 12, 13); len(u) > 0 {
 			return false, fmt.Sprintf("PCRs %s are not covered by a quote: cannot tell whether Windows booted", pcrList(u))
 		}
-		return true, "not a Windows boot (PCRs 12-13 hold no WBCL event)"
+		return true, "not a Windows boot (PCRs 12-13 are not extended)"
 	}
 	w := bs.Windows
 	switch {
@@ -420,10 +435,11 @@ func judgeComponents(v *Verified, bs *BootState, ci *cipolicy.Set) ([]ComponentC
 	// Without a strict PCR 7 the authorities are unknown (BootState has
 	// none): components are then judged unsigned, by hash rules only.
 	auths := bs.DistinctAuthorities()
+	scoped := pathScoped(ci)
 	blocked, judged := 0, 0
 	var firstBad string
 	for _, c := range bs.Components {
-		d, used := judgeComponent(c, auths, ci)
+		d, used := judgeComponent(c, auths, ci, scoped)
 		cc := componentClaim(c, used, "")
 		cc.Verdict, cc.Policy, cc.Rule, cc.Reason = string(d.Verdict), d.Policy, d.Rule, d.Reason
 		if d.Verdict == cipolicy.Blocked && !d.Enforced {
@@ -444,21 +460,66 @@ func judgeComponents(v *Verified, bs *BootState, ci *cipolicy.Set) ([]ComponentC
 	return out, true, fmt.Sprintf("the code integrity policy allows all %d boot components", judged)
 }
 
-// judgeComponent judges a component once per authority that could have
-// admitted it, and returns the decision that counts: the first blocking
-// one (an enforced one before an audited one), else the first allowing
-// one.
-func judgeComponent(c Component, auths []Authority, ci *cipolicy.Set) (cipolicy.Decision, []Authority) {
+// pathScoped reports whether a rule (or an exception) of the set is scoped
+// to paths.
+func pathScoped(ci *cipolicy.Set) bool {
+	for _, p := range ci.Policies() {
+		for i := range p.Rules {
+			r := &p.Rules[i]
+			if len(r.Paths) > 0 || slices.ContainsFunc(r.Except, func(x cipolicy.Rule) bool { return len(x.Paths) > 0 }) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// judgeComponent judges a component under its ID and, when the policy
+// has path-scoped rules, under the ID of every image load type it could
+// have been logged with (the type is the host's claim), and returns the
+// decision that counts: the first blocking one (an enforced one before an
+// audited one), else the one under its own ID.
+func judgeComponent(c Component, auths []Authority, ci *cipolicy.Set, scoped bool) (cipolicy.Decision, []Authority) {
+	d, used := judgeAs(c, c.ID, auths, ci)
+	if !scoped || c.position == 0 {
+		return d, used
+	}
+	var block *cipolicy.Decision
+	if d.Verdict != cipolicy.Allowed {
+		block = &d
+	}
+	for _, t := range imageLoadTypes {
+		id := fmt.Sprintf("pcr%d/%s/%d", c.PCR, t, c.position)
+		if id == c.ID {
+			continue
+		}
+		dd, _ := judgeAs(c, id, auths, ci)
+		if dd.Verdict != cipolicy.Allowed && (block == nil || (dd.Enforced && !block.Enforced)) {
+			dd.Reason = fmt.Sprintf("judged as %s (the event type is the host's claim): %s", id, dd.Reason)
+			block = &dd
+		}
+	}
+	if block != nil {
+		return *block, used
+	}
+	return d, used
+}
+
+// judgeAs judges a component under an ID once per authority that could
+// have admitted it, and returns the decision that counts: the first
+// blocking one (an enforced one before an audited one), else the first
+// allowing one.
+func judgeAs(c Component, id string, auths []Authority, ci *cipolicy.Set) (cipolicy.Decision, []Authority) {
 	var cands []Authority
 	for _, a := range auths {
 		if a.CertDER != nil || (a.SHA256 != nil && string(a.SHA256) == string(c.AuthenticodeSHA256)) {
 			cands = append(cands, a)
 		}
 	}
-	base := cipolicy.Subject{Path: c.ID, Format: cipolicy.FormatPE, Scenario: cipolicy.ScenarioBoot}
+	base := cipolicy.Subject{Path: id, Format: cipolicy.FormatPE, Scenario: cipolicy.ScenarioBoot}
 	base.Digests.AuthenticodeSHA256 = c.AuthenticodeSHA256
 	base.Digests.AuthenticodeSHA1 = c.AuthenticodeSHA1
-	need := ci.Needs(c.ID, cipolicy.FormatPE, cipolicy.ScenarioBoot)
+	need := ci.Needs(id, cipolicy.FormatPE, cipolicy.ScenarioBoot)
 	switch {
 	case need.Digests.Has(cipolicy.SHA256):
 		base.Problem = errors.New("the code integrity policy compares flat file SHA-256 digests, which a boot log does not carry (scope such rules to formats or scenarios other than boot)")
@@ -532,10 +593,14 @@ func componentClaim(c Component, auths []Authority, verdict string) ComponentCla
 }
 
 func claims(v *Verified, bs *BootState, comps []ComponentClaim) *Claims {
+	// What PCR 7 (and, for debugging, PCRs 12-13) cannot tell counts as
+	// the unsafe value.
+	pcr7Read := len(uncovered(v, 7)) == 0 && bs.SecureBoot.Problem == ""
 	cl := &Claims{
-		SecureBootEnabled:     bs.SecureBoot.Enabled,
-		BootDebuggingDisabled: len(uncovered(v, 7)) == 0 && bs.SecureBoot.Problem == "" && !bs.UEFIDebugMode && (bs.Windows == nil || !bs.Windows.BootDebugging),
-		DMAProtectionDisabled: bs.DMAProtectionDisabled,
+		SecureBootEnabled: bs.SecureBoot.Enabled,
+		BootDebuggingDisabled: pcr7Read && len(uncovered(v, 12, 13)) == 0 && bs.WindowsProblem == "" && !bs.UEFIDebugMode &&
+			(bs.Windows == nil || !bs.Windows.BootDebugging),
+		DMAProtectionDisabled: bs.DMAProtectionDisabled || !pcr7Read,
 		KernelCmdlines:        bs.KernelCmdlines,
 		PCRs:                  PCRClaims{v.QuotedPCRs()},
 		BootComponents:        comps,

@@ -86,6 +86,9 @@ type bootSpec struct {
 	windows      [][]byte // SIPA events of one WBCL tagged event, if any
 	pcr7Extra    func(w *eventlog.Writer)
 	skipVariable string
+	// after writes more events after the boot applications (and the
+	// Windows events), before ExitBootServices.
+	after func(w *eventlog.Writer)
 }
 
 // bootLog writes a boot's log (SHA256 bank) and quotes every PCR with a
@@ -130,6 +133,9 @@ func bootLog(t *testing.T, s bootSpec) (*Evidence, VerifyOptions) {
 		}
 		w.Append(12, eventlog.EvEventTag, sipa(0x40010001, data))
 		w.Append(12, eventlog.EvSeparator, []byte("WBCL"))
+	}
+	if s.after != nil {
+		s.after(w)
 	}
 	w.Append(5, eventlog.EvEFIAction, []byte("Exit Boot Services Invocation"))
 	all := make([]int, 24)

@@ -21,9 +21,17 @@
 // and the nonce it chose. Only events of PCRs that a verified quote covers
 // and that the log replays to are used for any decision; of those, only
 // events whose data the digest binds (variables, actions, separators,
-// tagged events) are read for their data. Boot components are identified by
-// their Authenticode digest (the event's digest) and by their position in
-// PCR 2 or 4, never by the device path the log gives, which nothing binds.
+// tagged events) are read for their data. An event's type is bound by
+// nothing either: a host can relabel any event (but EV_NO_ACTION, which
+// the replay skips) without changing a PCR. So no decision rests on an
+// event being absent because no event of some type was found: every event
+// of PCRs 2 and 4 is a boot component unless its digest is that of a
+// separator or a known action, whatever its type; every event of PCRs 12
+// and 13 (and 14, for Windows) must be a readable WBCL event; PCR 7 admits
+// only the types the specification allows, each read strictly. Boot
+// components are identified by their Authenticode digest (the event's
+// digest) and by their position in PCR 2 or 4, never by the device path
+// the log gives, which nothing binds.
 // Every parser is capped, bounds-checked, and recovers from panics into
 // errors. Whatever cannot be established is a failed check, with the reason.
 // SHA-1 quotes and banks, and quotes without a nonce, are refused unless
