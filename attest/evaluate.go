@@ -621,8 +621,7 @@ func claims(v *Verified, bs *BootState, comps []ComponentClaim) *Claims {
 	return cl
 }
 
-// PCRClaims are quoted PCR values. They are written as JSON (bank -> PCR
-// index -> hex) only when a report is.
+// PCRClaims are quoted PCR values, as JSON bank -> PCR index -> hex.
 type PCRClaims struct{ pcrs eventlog.PCRs }
 
 // Banks returns the banks, weakest first.
@@ -652,4 +651,37 @@ func (p PCRClaims) MarshalJSON() ([]byte, error) {
 		m[a.String()] = vals
 	}
 	return json.Marshal(m)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes, so that a client decoding a
+// result (the attestation service's response) keeps the PCR values. Bank
+// names, indexes and value lengths are checked.
+func (p *PCRClaims) UnmarshalJSON(b []byte) error {
+	var m map[string]map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("pcrs: %w", err)
+	}
+	out := eventlog.PCRs{}
+	for bank, vals := range m {
+		a, err := eventlog.ParseHashAlg(bank)
+		if err != nil {
+			return fmt.Errorf("pcrs: %w", err)
+		}
+		if out[a] == nil {
+			out[a] = new(eventlog.Bank)
+		}
+		for k, h := range vals {
+			i, err := strconv.Atoi(k)
+			if err != nil || i < 0 || i >= eventlog.NumPCRs || strconv.Itoa(i) != k {
+				return fmt.Errorf("pcrs: %s PCR %q does not exist", bank, k)
+			}
+			v, err := hex.DecodeString(h)
+			if err != nil || len(v) != a.Size() {
+				return fmt.Errorf("pcrs: %s PCR %d: %q is not %d bytes of hex", bank, i, h, a.Size())
+			}
+			out.Set(a, i, v)
+		}
+	}
+	p.pcrs = out
+	return nil
 }

@@ -38,15 +38,18 @@ const (
 func NewCmdAttest(f *cmdutil.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "attest <command>",
-		Short: "Verify a host's measured boot, or inspect a TCG event log",
+		Short: "Verify a host's measured boot, serve attestations, or attest this host",
 		Long: heredoc.Doc(`
 			Verify a host's measured boot: replay its TCG event log, verify its TPM2 quote with
 			its attestation key, and judge the boot state (Secure Boot, its keys, debugging, code
 			integrity, the boot components) with an attestation policy whose boot components are
 			judged by a code integrity policy, as validate judges a build.
+
+			serve runs that verification as an HTTPS service that issues each trusted host a
+			credential sealed to its TPM; request is the host side, attesting with the local TPM.
 		`),
 	}
-	cmd.AddCommand(NewCmdVerify(f, nil), NewCmdInspect(f, nil))
+	cmd.AddCommand(NewCmdVerify(f, nil), NewCmdInspect(f, nil), NewCmdServe(f, nil), NewCmdRequest(f, nil))
 	return cmd
 }
 
@@ -329,6 +332,9 @@ func render(w io.Writer, format string, r *attest.Result) error {
 			v    *bool
 		}{{"kernelDebuggingDisabled", c.KernelDebuggingDisabled}, {"codeIntegrityEnabled", c.CodeIntegrityEnabled}, {"testSigningDisabled", c.TestSigningDisabled}} {
 			s := "n/a (no Windows boot)"
+			if c.Boot != nil && c.Boot.WindowsProblem != "" {
+				s = "unknown (the Windows boot configuration could not be read)"
+			}
 			if f.v != nil {
 				s = strconv.FormatBool(*f.v)
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/spf13/cobra"
 
+	"github.com/codesignval/csv/attest"
 	"github.com/codesignval/csv/attest/attesttest"
 	"github.com/codesignval/csv/attest/eventlog"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
@@ -182,6 +183,27 @@ func TestParsePCRs(t *testing.T) {
 	for _, bad := range []string{"sha256:\n  0: 0x00\n", "md5:\n  0: 00\n", "sha1:\n  24: " + strings.Repeat("00", 20) + "\n", "[1, 2]"} {
 		if _, err := ParsePCRs([]byte(bad)); err == nil {
 			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+// A Windows claim that is null because the WBCL could not be read must not
+// read as "no Windows boot" in the text report.
+func TestRenderUnreadableWindowsClaims(t *testing.T) {
+	for _, tc := range []struct {
+		problem, want, notWant string
+	}{
+		{"", "n/a (no Windows boot)", "could not be read"},
+		{"PCR 12 event 3 is not a tagged event", "unknown (the Windows boot configuration could not be read)", "no Windows boot"},
+	} {
+		r := &attest.Result{Claims: &attest.Claims{Boot: &attest.BootState{WindowsProblem: tc.problem}}}
+		var b strings.Builder
+		if err := render(&b, "text", r); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		if strings.Count(out, tc.want) != 3 || strings.Contains(out, tc.notWant) {
+			t.Errorf("problem %q: want %q for the three Windows claims, got:\n%s", tc.problem, tc.want, out)
 		}
 	}
 }

@@ -1,0 +1,212 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/codesignval/csv/attest/service"
+)
+
+// maxResponse caps a response body from the service.
+const maxResponse = 8 << 20
+
+// DefaultEventLog is where Linux exposes the firmware's event log.
+const DefaultEventLog = "/sys/kernel/security/tpm0/binary_bios_measurements"
+
+// Client attests a host to a service.
+type Client struct {
+	// Attester holds the TPM's keys.
+	Attester *Attester
+	// URL is the service's base URL ("https://attest.example.com").
+	URL string
+	// HTTP is the HTTP client (default http.DefaultClient).
+	HTTP *http.Client
+	// EventLog is the host's raw TCG event log.
+	EventLog []byte
+}
+
+// ErrRefused is matched by a *RefusedError.
+var ErrRefused = errors.New("client: attestation refused")
+
+// RefusedError is the service's refusal: the host is not trusted.
+type RefusedError struct {
+	Response *service.AttestResponse
+}
+
+func (e *RefusedError) Error() string {
+	var failed []string
+	if e.Response.Result != nil {
+		for _, c := range e.Response.Result.Checks {
+			if !c.Passed {
+				failed = append(failed, c.Name+": "+c.Detail)
+			}
+		}
+	}
+	if e.Response.Error != "" {
+		failed = append(failed, e.Response.Error)
+	}
+	return "client: attestation refused: " + strings.Join(failed, "; ")
+}
+
+// Is makes errors.Is(err, ErrRefused) true.
+func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
+
+// HTTPError is an answer the client cannot use: a request the service did
+// not judge (malformed, busy, an internal error).
+type HTTPError struct {
+	Status  int
+	Message string
+	// RetryAfter is the Retry-After header, if any.
+	RetryAfter string
+}
+
+func (e *HTTPError) Error() string {
+	s := fmt.Sprintf("client: the service answered %d %s", e.Status, http.StatusText(e.Status))
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	if e.RetryAfter != "" {
+		s += " (retry after " + e.RetryAfter + "s)"
+	}
+	return s
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return http.DefaultClient
+}
+
+// post sends a JSON body; out receives a 200 answer (and, for okStatus, the
+// other statuses listed). It returns the status and the body.
+func (c *Client) post(ctx context.Context, path string, in, out any, okStatus ...int) (int, []byte, error) {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.URL, "/")+path, bytes.NewReader(b))
+	if err != nil {
+		return 0, nil, fmt.Errorf("client: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.httpClient().Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("client: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	if err != nil {
+		return 0, nil, fmt.Errorf("client: reading the answer: %w", err)
+	}
+	if len(body) > maxResponse {
+		return 0, nil, fmt.Errorf("client: the answer is over %d bytes", maxResponse)
+	}
+	ok := resp.StatusCode == http.StatusOK
+	for _, s := range okStatus {
+		ok = ok || resp.StatusCode == s
+	}
+	if !ok {
+		var e struct {
+			Error string `json:"error"`
+		}
+		json.Unmarshal(body, &e)
+		return resp.StatusCode, body, &HTTPError{Status: resp.StatusCode, Message: e.Error, RetryAfter: resp.Header.Get("Retry-After")}
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return resp.StatusCode, body, fmt.Errorf("client: the answer (%d) is not JSON: %w", resp.StatusCode, err)
+	}
+	return resp.StatusCode, body, nil
+}
+
+// Nonce asks the service for a nonce bound to this host's AK and EK.
+func (c *Client) Nonce(ctx context.Context) (*service.NonceResponse, error) {
+	ek, err := c.Attester.EKKeySHA256()
+	if err != nil {
+		return nil, err
+	}
+	var n service.NonceResponse
+	req := service.NonceRequest{AKName: hex.EncodeToString(c.Attester.AKName()), EKKeySHA256: hex.EncodeToString(ek[:])}
+	if _, _, err := c.post(ctx, service.PathNonce, req, &n); err != nil {
+		return nil, err
+	}
+	if len(n.PCRSelections) == 0 {
+		return nil, errors.New("client: the service asks for no PCRs")
+	}
+	return &n, nil
+}
+
+// Evidence quotes what the nonce response asks for and returns the
+// submission.
+func (c *Client) Evidence(n *service.NonceResponse) (*service.AttestRequest, error) {
+	nonce, err := service.DecodeNonce(n.Nonce)
+	if err != nil {
+		return nil, err
+	}
+	quotes, pcrs, err := c.Attester.Quote(n.PCRSelections, nonce)
+	if err != nil {
+		return nil, err
+	}
+	return &service.AttestRequest{
+		Nonce: n.Nonce, EventLog: c.EventLog, Quotes: quotes, PCRs: service.PCRsToJSON(pcrs),
+		AKPublic: c.Attester.AKPublic(), EKPublic: c.Attester.EKPublic(), EKCertificate: c.Attester.EKCertificate(),
+	}, nil
+}
+
+// Submit sends evidence. It returns the service's decision: a trusted one,
+// or a *RefusedError carrying the refusal; an *HTTPError for a request
+// the service did not judge.
+func (c *Client) Submit(ctx context.Context, req *service.AttestRequest) (*service.AttestResponse, error) {
+	var r service.AttestResponse
+	status, body, err := c.post(ctx, service.PathAttest, req, &r, http.StatusForbidden)
+	if err != nil {
+		return nil, err
+	}
+	r.Raw = body
+	if status != http.StatusOK || !r.Trusted || r.Credential == nil {
+		return &r, &RefusedError{Response: &r}
+	}
+	return &r, nil
+}
+
+// Outcome is a successful attestation.
+type Outcome struct {
+	Response *service.AttestResponse
+	// Payload is the credential's decrypted payload: a DER certificate
+	// (Credential.Format x509) or a compact JWS (token).
+	Payload []byte
+}
+
+// Attest runs the whole exchange: nonce, quotes, submission, and on
+// success TPM2_ActivateCredential and the payload's decryption. A refusal
+// is a *RefusedError (errors.Is ErrRefused).
+func (c *Client) Attest(ctx context.Context) (*Outcome, error) {
+	if len(c.EventLog) == 0 {
+		return nil, errors.New("client: no event log")
+	}
+	n, err := c.Nonce(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req, err := c.Evidence(n)
+	if err != nil {
+		return nil, err
+	}
+	r, err := c.Submit(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	payload, err := c.Attester.Open(r.Credential)
+	if err != nil {
+		return &Outcome{Response: r}, err
+	}
+	return &Outcome{Response: r, Payload: payload}, nil
+}

@@ -1,0 +1,78 @@
+//go:build !windows
+
+package client
+
+import (
+	"errors"
+	"io/fs"
+	"net"
+	"os"
+	"syscall"
+
+	"github.com/google/go-tpm/tpm2/transport"
+	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
+	"github.com/google/go-tpm/tpm2/transport/linuxudstpm"
+)
+
+// Open opens the TPM at path: a character device through go-tpm's
+// linuxtpm, a Unix socket (swtpm) through linuxudstpm. It sends one
+// command (TPM2_GetCapability) to check that a TPM 2.0 answers. Errors are
+// *OpenError, matching ErrNoTPM, ErrPermission, ErrNotListening or
+// ErrNotTPM.
+func Open(path string) (transport.TPMCloser, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			hint := "is the TPM driver loaded (tpm_tis, tpm_crb)? does this VM have a vTPM?"
+			if path != DefaultDevice {
+				hint = "check the path"
+			}
+			return nil, &OpenError{Path: path, Err: ErrNoTPM, Hint: hint}
+		}
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, &OpenError{Path: path, Err: ErrPermission, Cause: unwrapPath(err)}
+		}
+		return nil, &OpenError{Path: path, Err: ErrNotTPM, Cause: err}
+	}
+	var t transport.TPMCloser
+	switch {
+	case st.Mode()&fs.ModeSocket != 0:
+		// linuxudstpm dials per command: dial once now so that a dead
+		// simulator is reported here, clearly.
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fs.ErrNotExist) {
+				return nil, &OpenError{Path: path, Err: ErrNotListening, Hint: "is swtpm running?", Cause: unwrapNet(err)}
+			}
+			if errors.Is(err, fs.ErrPermission) {
+				return nil, &OpenError{Path: path, Err: ErrPermission, Cause: unwrapNet(err)}
+			}
+			return nil, &OpenError{Path: path, Err: ErrNotListening, Cause: err}
+		}
+		c.Close()
+		if t, err = linuxudstpm.Open(path); err != nil {
+			return nil, &OpenError{Path: path, Err: ErrNotTPM, Cause: err}
+		}
+	case st.Mode()&fs.ModeDevice != 0:
+		if t, err = linuxtpm.Open(path); err != nil {
+			if errors.Is(err, fs.ErrPermission) {
+				return nil, &OpenError{Path: path, Err: ErrPermission, Cause: unwrapPath(err),
+					Hint: "run as root, or as a member of the group owning the device (tss on most distributions)"}
+			}
+			if errors.Is(err, syscall.EBUSY) {
+				return nil, &OpenError{Path: path, Err: ErrNotTPM, Cause: err, Hint: "another process holds /dev/tpm0: use /dev/tpmrm0"}
+			}
+			return nil, &OpenError{Path: path, Err: ErrNotTPM, Cause: err}
+		}
+	default:
+		return nil, &OpenError{Path: path, Err: ErrNotTPM, Hint: "neither a character device nor a socket"}
+	}
+	if err := probe(t); err != nil {
+		t.Close()
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, &OpenError{Path: path, Err: ErrNotListening, Hint: "is swtpm running?", Cause: err}
+		}
+		return nil, &OpenError{Path: path, Err: ErrNotTPM, Cause: err}
+	}
+	return t, nil
+}

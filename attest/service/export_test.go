@@ -1,0 +1,13 @@
+package service
+
+import "io"
+
+// SetTestHook sets a function each verification runs while it holds its
+// slot.
+func (s *Server) SetTestHook(f func()) { s.testHook = f }
+
+// SetRand replaces the randomness credentials are made with.
+func (s *Server) SetRand(r io.Reader) { s.rand = r }
+
+// UsedNonces returns the number of nonces in the used-nonce cache.
+func (s *Server) UsedNonces() int { return s.nonces.used.len() }

@@ -1,0 +1,232 @@
+package service
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Nonces are self-authenticating, so that any replica holding the nonce
+// key can check one it did not mint, without shared state:
+//
+//	nonce = version (1) | issued, Unix milliseconds (6) | random (9) | MAC (16)
+//	MAC   = HMAC-SHA256(key, "csv-attest-nonce\x00" | version | issued | random | binding), first 16 bytes
+//	binding = SHA-256("csv-attest-nonce-binding/v1\x00" | len(AK name) (2) | AK name | EK key SHA-256)
+//
+// 32 bytes: a quote's qualifying data is a TPM2B_DATA, which holds
+// sizeof(TPMT_HA) bytes, 34 on a TPM whose largest hash is SHA-256. The
+// binding is not in the nonce: the service recomputes it from the AK and
+// EK of the evidence, so a nonce minted for one host does not verify for
+// evidence naming another AK or EK. The random part is the nonce's id in
+// logs and in the used-nonce cache (72 bits: a collision among a million
+// live nonces has odds of about one in ten billion, and would only refuse
+// a host, which then asks again).
+
+const (
+	nonceVersion  = 1
+	nonceTimeLen  = 6
+	nonceRandLen  = 9
+	nonceMACLen   = 16
+	nonceLen      = 1 + nonceTimeLen + nonceRandLen + nonceMACLen
+	nonceRandOff  = 1 + nonceTimeLen
+	minNonceKey   = 32
+	nonceMACLabel = "csv-attest-nonce\x00"
+	bindingLabel  = "csv-attest-nonce-binding/v1\x00"
+	// maxClockSkew is how far in the future a nonce's issue time may be:
+	// replicas' clocks differ a little.
+	maxClockSkew = 5 * time.Second
+)
+
+// Errors about nonces. A *NonceError wraps one of them.
+var (
+	// ErrNonceInvalid: not a nonce this service minted, or minted for
+	// another AK or EK.
+	ErrNonceInvalid = errors.New("service: invalid nonce")
+	// ErrNonceExpired: minted too long ago.
+	ErrNonceExpired = errors.New("service: nonce expired")
+	// ErrNonceReplayed: already used (on this replica).
+	ErrNonceReplayed = errors.New("service: nonce already used")
+	// ErrReplayCacheFull: the used-nonce cache is full; nothing is judged
+	// until older entries expire (fail closed).
+	ErrReplayCacheFull = errors.New("service: used-nonce cache full")
+)
+
+// NonceError is a refused nonce, with why.
+type NonceError struct {
+	Err    error
+	Detail string
+}
+
+func (e *NonceError) Error() string { return e.Err.Error() + ": " + e.Detail }
+func (e *NonceError) Unwrap() error { return e.Err }
+
+// nonces mints and checks nonces.
+type nonces struct {
+	keys [][]byte // keys[0] mints; all verify (key rotation)
+	ttl  time.Duration
+	used *usedNonces
+}
+
+// binding is what a nonce is bound to.
+func binding(akName []byte, ekKey [32]byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(bindingLabel))
+	var n [2]byte
+	binary.BigEndian.PutUint16(n[:], uint16(len(akName)))
+	h.Write(n[:])
+	h.Write(akName)
+	h.Write(ekKey[:])
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+func nonceMAC(key, body []byte, bind [32]byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(nonceMACLabel))
+	m.Write(body)
+	m.Write(bind[:])
+	return m.Sum(nil)[:nonceMACLen]
+}
+
+// mint returns a nonce bound to bind, and its id.
+func (n *nonces) mint(now time.Time, bind [32]byte) (raw []byte, id string, err error) {
+	raw = make([]byte, 0, nonceLen)
+	raw = append(raw, nonceVersion)
+	var ms [8]byte
+	binary.BigEndian.PutUint64(ms[:], uint64(now.UnixMilli()))
+	raw = append(raw, ms[8-nonceTimeLen:]...)
+	var r [nonceRandLen]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return nil, "", fmt.Errorf("service: reading random bytes: %w", err)
+	}
+	raw = append(raw, r[:]...)
+	raw = append(raw, nonceMAC(n.keys[0], raw, bind)...)
+	return raw, hex.EncodeToString(r[:]), nil
+}
+
+// encodeNonce and decodeNonce are the nonce's text form.
+func encodeNonce(raw []byte) string { return base64.RawURLEncoding.EncodeToString(raw) }
+
+func decodeNonce(s string) ([]byte, error) {
+	if len(s) > maxNonceLen {
+		return nil, &NonceError{ErrNonceInvalid, fmt.Sprintf("%d characters", len(s))}
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, &NonceError{ErrNonceInvalid, "not base64url"}
+	}
+	if len(raw) != nonceLen || raw[0] != nonceVersion {
+		return nil, &NonceError{ErrNonceInvalid, "not a version 1 nonce"}
+	}
+	return raw, nil
+}
+
+// DecodeNonce returns the bytes NonceResponse.Nonce stands for: what a
+// host puts in its quotes' qualifying data.
+func DecodeNonce(s string) ([]byte, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(raw) == 0 || len(raw) > 64 {
+		return nil, errors.New("service: the nonce is not 1 to 64 bytes of base64url")
+	}
+	return raw, nil
+}
+
+// nonceID returns the id of a decoded nonce (trusted only after check).
+func nonceID(raw []byte) string {
+	if len(raw) != nonceLen {
+		return ""
+	}
+	return hex.EncodeToString(raw[nonceRandOff : nonceRandOff+nonceRandLen])
+}
+
+// check verifies a decoded nonce's MAC against bind and its age, and then
+// marks it used: a nonce is single-use whatever the outcome of the
+// evidence it came with.
+func (n *nonces) check(raw []byte, bind [32]byte, now time.Time) error {
+	body, mac := raw[:nonceLen-nonceMACLen], raw[nonceLen-nonceMACLen:]
+	ok := false
+	for _, k := range n.keys {
+		if hmac.Equal(nonceMAC(k, body, bind), mac) {
+			ok = true
+		}
+	}
+	if !ok {
+		return &NonceError{ErrNonceInvalid, "its MAC does not verify: this service did not mint it, or minted it for another AK or EK"}
+	}
+	var ms [8]byte
+	copy(ms[8-nonceTimeLen:], raw[1:1+nonceTimeLen])
+	issued := time.UnixMilli(int64(binary.BigEndian.Uint64(ms[:])))
+	switch {
+	case issued.After(now.Add(maxClockSkew)):
+		return &NonceError{ErrNonceInvalid, fmt.Sprintf("issued in the future (%s)", issued.UTC().Format(time.RFC3339))}
+	case !now.Before(issued.Add(n.ttl)):
+		return &NonceError{ErrNonceExpired, fmt.Sprintf("issued %s, valid for %s", issued.UTC().Format(time.RFC3339), n.ttl)}
+	}
+	var id [nonceRandLen]byte
+	copy(id[:], raw[nonceRandOff:])
+	return n.used.use(id, now)
+}
+
+// usedNonces remembers the nonces used on this replica for at least as long
+// as they are valid, in two generations: every ttl+maxClockSkew the current
+// generation becomes the previous one and the previous one is dropped. An
+// entry is therefore kept between one and two periods, and a nonce is valid
+// for at most one. The total is capped: when full, nonces are refused
+// (ErrReplayCacheFull) rather than forgotten.
+type usedNonces struct {
+	mu        sync.Mutex
+	cur, prev map[[nonceRandLen]byte]struct{}
+	rotated   time.Time
+	lastUse   time.Time // of the current generation's newest entry
+	period    time.Duration
+	max       int
+}
+
+func newUsedNonces(ttl time.Duration, max int, now time.Time) *usedNonces {
+	return &usedNonces{
+		cur: map[[nonceRandLen]byte]struct{}{}, prev: map[[nonceRandLen]byte]struct{}{},
+		rotated: now, period: ttl + maxClockSkew, max: max,
+	}
+}
+
+func (u *usedNonces) use(id [nonceRandLen]byte, now time.Time) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if now.Sub(u.rotated) >= u.period {
+		if now.Sub(u.lastUse) >= u.period {
+			// Every entry of the current generation has expired too.
+			u.prev = make(map[[nonceRandLen]byte]struct{})
+		} else {
+			u.prev = u.cur
+		}
+		u.cur = make(map[[nonceRandLen]byte]struct{}, len(u.prev))
+		u.rotated = now
+	}
+	if _, ok := u.cur[id]; ok {
+		return &NonceError{ErrNonceReplayed, "a submission with this nonce was already judged: fetch a new nonce"}
+	}
+	if _, ok := u.prev[id]; ok {
+		return &NonceError{ErrNonceReplayed, "a submission with this nonce was already judged: fetch a new nonce"}
+	}
+	if len(u.cur)+len(u.prev) >= u.max {
+		return &NonceError{ErrReplayCacheFull, fmt.Sprintf("%d nonces used in the last %s", u.max, 2*u.period)}
+	}
+	u.cur[id] = struct{}{}
+	u.lastUse = now
+	return nil
+}
+
+// len returns the number of remembered nonces.
+func (u *usedNonces) len() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.cur) + len(u.prev)
+}
