@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"unicode/utf16"
 
 	"github.com/google/go-tpm/tpm2"
 
@@ -33,40 +32,16 @@ func secureBootCert(t testing.TB, name string) *signing.Certificate {
 	return c
 }
 
-func varData(guid GUID, name string, data []byte) []byte {
-	u := utf16.Encode([]rune(name))
-	b := append([]byte(nil), guid[:]...)
-	b = binary.LittleEndian.AppendUint64(b, uint64(len(u)))
-	b = binary.LittleEndian.AppendUint64(b, uint64(len(data)))
-	for _, c := range u {
-		b = binary.LittleEndian.AppendUint16(b, c)
-	}
-	return append(b, data...)
-}
+func varData(g GUID, name string, data []byte) []byte { return attesttest.VariableData(g, name, data) }
 
-// sigList builds one EFI_SIGNATURE_LIST of entries of one type and size.
-func sigList(typ GUID, entries ...[]byte) []byte {
-	if len(entries) == 0 {
-		return nil
-	}
-	size := 16 + len(entries[0])
-	b := append([]byte(nil), typ[:]...)
-	b = binary.LittleEndian.AppendUint32(b, uint32(28+size*len(entries)))
-	b = binary.LittleEndian.AppendUint32(b, 0)
-	b = binary.LittleEndian.AppendUint32(b, uint32(size))
-	for _, e := range entries {
-		b = append(b, make([]byte, 16)...) // owner
-		b = append(b, e...)
-	}
-	return b
-}
+func sigList(typ GUID, entries ...[]byte) []byte { return attesttest.SignatureList(typ, entries...) }
 
 func certLists(cs ...*signing.Certificate) []byte {
-	var b []byte
+	var ders [][]byte
 	for _, c := range cs {
-		b = append(b, sigList(guidCertX509, c.Raw)...)
+		ders = append(ders, c.Raw)
 	}
-	return b
+	return attesttest.CertLists(ders...)
 }
 
 func sipa(typ uint32, data []byte) []byte {

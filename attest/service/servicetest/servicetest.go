@@ -37,6 +37,7 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 
+	"github.com/codesignval/csv/attest/attesttest"
 	"github.com/codesignval/csv/attest/eventlog"
 	"github.com/codesignval/csv/attest/service"
 )
@@ -431,62 +432,18 @@ func (h *Host) CertifyEK(ca *x509.Certificate, caKey crypto.Signer, now time.Tim
 	return x509.ParseCertificate(der)
 }
 
-// GUIDs of UEFI variables and signature lists.
-var (
-	guidGlobalVariable = guid(0x8be4df61, 0x93ca, 0x11d2, 0xaa0d, 0x00e098032b8c)
-	guidImageSecurity  = guid(0xd719b2cb, 0x3d3a, 0x4596, 0xa3bc, 0xdad00e67656f)
-	guidCertX509       = guid(0xa5c059a1, 0x94e4, 0x4aa7, 0x87b5, 0xab155c2bf072)
-	guidCertSHA256     = guid(0xc1c41626, 0x504c, 0x4092, 0xaca9, 0x41f936934328)
-)
-
-func guid(a uint32, b, c, d uint16, e uint64) [16]byte {
-	var g [16]byte
-	binary.LittleEndian.PutUint32(g[0:], a)
-	binary.LittleEndian.PutUint16(g[4:], b)
-	binary.LittleEndian.PutUint16(g[6:], c)
-	binary.BigEndian.PutUint16(g[8:], d)
-	for i := 0; i < 6; i++ {
-		g[10+i] = byte(e >> (40 - 8*i))
-	}
-	return g
-}
-
 // VariableData is a UEFI_VARIABLE_DATA: what firmware measures for a
 // variable.
 func VariableData(vendor [16]byte, name string, data []byte) []byte {
-	u := utf16.Encode([]rune(name))
-	b := append([]byte(nil), vendor[:]...)
-	b = binary.LittleEndian.AppendUint64(b, uint64(len(u)))
-	b = binary.LittleEndian.AppendUint64(b, uint64(len(data)))
-	for _, c := range u {
-		b = binary.LittleEndian.AppendUint16(b, c)
-	}
-	return append(b, data...)
-}
-
-// SignatureList is one EFI_SIGNATURE_LIST of entries of one type and size.
-func signatureList(typ [16]byte, entries ...[]byte) []byte {
-	if len(entries) == 0 {
-		return nil
-	}
-	size := 16 + len(entries[0])
-	b := append([]byte(nil), typ[:]...)
-	b = binary.LittleEndian.AppendUint32(b, uint32(28+size*len(entries)))
-	b = binary.LittleEndian.AppendUint32(b, 0)
-	b = binary.LittleEndian.AppendUint32(b, uint32(size))
-	for _, e := range entries {
-		b = append(b, make([]byte, 16)...) // owner
-		b = append(b, e...)
-	}
-	return b
+	return attesttest.VariableData(vendor, name, data)
 }
 
 func certLists(cs ...*x509.Certificate) []byte {
-	var b []byte
+	var ders [][]byte
 	for _, c := range cs {
-		b = append(b, signatureList(guidCertX509, c.Raw)...)
+		ders = append(ders, c.Raw)
 	}
-	return b
+	return attesttest.CertLists(ders...)
 }
 
 // App is a boot application: its Authenticode digests.
@@ -535,27 +492,27 @@ func SecureBootLog(o BootOptions) (*eventlog.Writer, error) {
 	}
 	var dbx []byte
 	if len(o.DBX) > 0 {
-		dbx = signatureList(guidCertSHA256, o.DBX...)
+		dbx = attesttest.SignatureList(attesttest.GUIDCertSHA256, o.DBX...)
 	}
 	for _, v := range []struct {
 		vendor [16]byte
 		name   string
 		data   []byte
 	}{
-		{guidGlobalVariable, "SecureBoot", []byte{sb}}, {guidGlobalVariable, "PK", certLists(o.PK...)},
-		{guidGlobalVariable, "KEK", certLists(o.KEK...)}, {guidImageSecurity, "db", certLists(o.DB...)},
-		{guidImageSecurity, "dbx", dbx},
+		{attesttest.GUIDGlobalVariable, "SecureBoot", []byte{sb}}, {attesttest.GUIDGlobalVariable, "PK", certLists(o.PK...)},
+		{attesttest.GUIDGlobalVariable, "KEK", certLists(o.KEK...)}, {attesttest.GUIDImageSecurity, "db", certLists(o.DB...)},
+		{attesttest.GUIDImageSecurity, "dbx", dbx},
 	} {
 		w.Append(7, eventlog.EvEFIVariableDriverConfig, VariableData(v.vendor, v.name, v.data))
 	}
-	w.Append(1, eventlog.EvEFIVariableBoot, VariableData(guidGlobalVariable, "BootOrder", []byte{1, 0}))
+	w.Append(1, eventlog.EvEFIVariableBoot, VariableData(attesttest.GUIDGlobalVariable, "BootOrder", []byte{1, 0}))
 	for p := uint32(0); p < 8; p++ {
 		w.Append(p, eventlog.EvSeparator, []byte{0, 0, 0, 0})
 	}
 	w.Append(4, eventlog.EvEFIAction, []byte("Calling EFI Application from Boot Option"))
 	for i, app := range o.Apps {
 		if len(o.DB) > 0 && i == 0 {
-			w.Append(7, eventlog.EvEFIVariableAuthority, VariableData(guidImageSecurity, "db", append(make([]byte, 16), o.DB[0].Raw...)))
+			w.Append(7, eventlog.EvEFIVariableAuthority, VariableData(attesttest.GUIDImageSecurity, "db", append(make([]byte, 16), o.DB[0].Raw...)))
 		}
 		var ds []eventlog.Digest
 		for _, b := range banks {
