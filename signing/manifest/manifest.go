@@ -151,6 +151,10 @@ type Statement struct {
 	Subject       []Subject `json:"subject"`
 	PredicateType string    `json:"predicateType"`
 	Predicate     Predicate `json:"predicate"`
+
+	// Chain is the verified certificate chain, leaf (the signer) first:
+	// set by Verify, never encoded.
+	Chain []*x509.Certificate `json:"-"`
 }
 
 // PolicyLevel is the VSA level csv writes for a policy that passed:
@@ -205,7 +209,8 @@ func New(subjects []Subject, pred Predicate, signer crypto.Signer, chain []*x509
 // Verify checks a manifest bundle offline (see [bundle.VerifyDSSE] for the
 // bundle checks, in order), then decodes its statement strictly and checks
 // its type, predicate type, subjects (at most MaxSubjects, valid unique
-// names, a hex SHA-256 each) and predicate. It returns the statement; the
+// names, a hex SHA-256 each) and predicate. It returns the statement, with
+// the verified chain (check the signer's identity with [MatchSigner]); the
 // caller decides what a FAILED result means, and checks files with
 // [CheckFiles].
 func Verify(data []byte, roots []*x509.Certificate, now time.Time) (*Statement, error) {
@@ -228,6 +233,7 @@ func Verify(data []byte, roots []*x509.Certificate, now time.Time) (*Statement, 
 	if err := st.check(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
+	st.Chain = env.Chain
 	return &st, nil
 }
 
@@ -449,4 +455,43 @@ func ExtraFiles(st *Statement, present []string) []Mismatch {
 		}
 	}
 	return out
+}
+
+// ErrSigner: the manifest verifies, but its signer is none of the
+// identities the caller pinned.
+var ErrSigner = errors.New("manifest: signed by another signer")
+
+// MatchSigner checks that leaf, the manifest's verified signer certificate,
+// is one of ids: each is "sha256:" and the certificate's SHA-256
+// fingerprint in hex, or a name equal to the certificate's subject common
+// name or to one of its DNS, email or URI subject alternative names. A chain
+// to a trusted root says the signer is someone the CA vouched for; this says
+// which one (a corporate CA issues many certificates). With no ids, any
+// signer matches.
+func MatchSigner(leaf *x509.Certificate, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if leaf == nil {
+		return fmt.Errorf("%w: no signer certificate", ErrSigner)
+	}
+	fp := sha256.Sum256(leaf.Raw)
+	names := []string{leaf.Subject.CommonName}
+	names = append(names, leaf.DNSNames...)
+	names = append(names, leaf.EmailAddresses...)
+	for _, u := range leaf.URIs {
+		names = append(names, u.String())
+	}
+	for _, id := range ids {
+		if h, ok := strings.CutPrefix(id, "sha256:"); ok {
+			if strings.EqualFold(h, hex.EncodeToString(fp[:])) {
+				return nil
+			}
+			continue
+		}
+		if id != "" && slices.Contains(names, id) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %q (sha256:%x) is none of %q", ErrSigner, leaf.Subject.CommonName, fp, ids)
 }

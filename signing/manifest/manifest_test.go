@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -520,4 +521,44 @@ func cosignPath(t *testing.T) string {
 		t.Skip("cosign is not installed (optional: go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5)")
 	}
 	return p
+}
+
+// TestMatchSigner: a pinned identity matches the signer by common name,
+// alternative name or fingerprint, and nothing else; the chain Verify
+// returns starts with the signer.
+func TestMatchSigner(t *testing.T) {
+	u, _ := url.Parse("https://ci.example.com/release")
+	leaf := &x509.Certificate{Raw: []byte("a certificate"), Subject: pkix.Name{CommonName: "Build Signing", Organization: []string{"Example"}},
+		DNSNames: []string{"build.example.com"}, EmailAddresses: []string{"release@example.com"}, URIs: []*url.URL{u}}
+	fp := sha256.Sum256(leaf.Raw)
+	hexFP := strings.ToUpper(hex.EncodeToString(fp[:]))
+	for _, ids := range [][]string{nil, {"Build Signing"}, {"build.example.com"}, {"release@example.com"},
+		{"https://ci.example.com/release"}, {"sha256:" + hexFP}, {"nobody", "Build Signing"}} {
+		if err := manifest.MatchSigner(leaf, ids); err != nil {
+			t.Errorf("%q: %v", ids, err)
+		}
+	}
+	for _, ids := range [][]string{{"build signing"}, {"Example"}, {""}, {"sha256:"}, {"sha256:" + hexFP[:62]},
+		{"Build Signing "}, {"https://ci.example.com"}} {
+		if err := manifest.MatchSigner(leaf, ids); !errors.Is(err, manifest.ErrSigner) {
+			t.Errorf("%q: %v, want ErrSigner", ids, err)
+		}
+	}
+	if err := manifest.MatchSigner(nil, []string{"x"}); !errors.Is(err, manifest.ErrSigner) {
+		t.Errorf("no certificate: %v", err)
+	}
+
+	ca := testca.New(t)
+	l := ca.Leaf(t, testca.LeafOptions{CommonName: "Build Signing"})
+	data, err := manifest.New([]manifest.Subject{manifest.SHA256Subject("a.exe", make([]byte, 32))}, predicate(manifest.Passed), l.Key, []*x509.Certificate{l.Cert, ca.Intermediate.Cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := manifest.Verify(data, []*x509.Certificate{ca.Root.Cert}, testca.Epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Chain) != 3 || !st.Chain[0].Equal(l.Cert) || !st.Chain[2].Equal(ca.Root.Cert) {
+		t.Fatalf("chain %v", st.Chain)
+	}
 }

@@ -3,6 +3,7 @@ package verifymanifest
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
 	"time"
@@ -21,6 +22,7 @@ type Options struct {
 	IO        *cmdutil.IOStreams
 	Manifest  string
 	CertFiles []string
+	Signers   []string
 	Extra     bool
 	Dir       string
 }
@@ -29,14 +31,16 @@ type Options struct {
 func NewCmdVerifyManifest(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{IO: f.IO}
 	cmd := &cobra.Command{
-		Use:   "verify-manifest --manifest FILE --certs ROOTS [--extra] [DIR]",
+		Use:   "verify-manifest --manifest FILE --certs ROOTS [--signer ID] [--extra] [DIR]",
 		Short: "Check a signed build manifest and every file it lists",
 		Long: heredoc.Doc(`
 			Verify the signed build manifest that csv sign --manifest wrote (a Sigstore bundle holding a
 			DSSE-signed in-toto statement with a SLSA verification summary): its signature, with a
-			certificate chain to one of the root certificates in --certs; then the SHA-256 of every file
-			it lists, relative to DIR (default: the current directory). With --extra, PE and ELF files
-			under DIR that the manifest does not list are reported too.
+			certificate chain to one of the root certificates in --certs; the signer certificate is one of
+			--signer's when given (its subject common name, a DNS, email or URI alternative name, or
+			sha256:FINGERPRINT: pin it, since a CA issues many certificates); then the SHA-256 of every
+			file it lists, relative to DIR (default: the current directory). With --extra, PE and ELF
+			files under DIR that the manifest does not list are reported too.
 
 			Exit status: 0 the manifest verifies and every file matches; 1 a file is missing, changed
 			(or extra, with --extra); 2 the manifest does not verify, or a usage error.
@@ -61,6 +65,7 @@ func NewCmdVerifyManifest(f *cmdutil.Factory, runF func(context.Context, *Option
 	}
 	cmd.Flags().StringVarP(&opts.Manifest, "manifest", "m", "", "the manifest `FILE`")
 	cmd.Flags().StringArrayVar(&opts.CertFiles, "certs", nil, "root certificates `FILE` (PEM or DER) the signer must chain to; repeatable")
+	cmd.Flags().StringArrayVar(&opts.Signers, "signer", nil, "the signer certificate must be `ID`: its common name, a DNS, email or URI alternative name, or sha256:FINGERPRINT; repeatable (any of them)")
 	cmd.Flags().BoolVar(&opts.Extra, "extra", false, "also report PE and ELF files under DIR that the manifest does not list")
 	return cmd
 }
@@ -88,10 +93,16 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return fmt.Errorf("manifest %s: %w", o.Manifest, err)
 	}
+	if err := manifest.MatchSigner(st.Chain[0], o.Signers); err != nil {
+		return fmt.Errorf("manifest %s: %w", o.Manifest, err)
+	}
 	p := st.Predicate
 	fmt.Fprintf(o.IO.Out, "csv: manifest %s: %s, policy %q (sha256 %.12s), %d files, verified %s by %s\n",
 		o.Manifest, p.VerificationResult, p.Policy.Name, p.Policy.Digest["sha256"], len(st.Subject),
 		p.TimeVerified.UTC().Format(time.RFC3339), verifierOf(p))
+	leaf := st.Chain[0]
+	fp := sha256.Sum256(leaf.Raw)
+	fmt.Fprintf(o.IO.Out, "csv: signed by %q (sha256:%x), chain to %q\n", leaf.Subject.CommonName, fp, st.Chain[len(st.Chain)-1].Subject.CommonName)
 	bad := manifest.CheckFiles(st, o.Dir, nil)
 	if o.Extra {
 		bins, err := csv.Binaries(ctx, csv.Options{}, o.Dir)
