@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/codesignval/csv/attest/service"
@@ -26,7 +27,9 @@ type Client struct {
 	Attester *Attester
 	// URL is the service's base URL ("https://attest.example.com").
 	URL string
-	// HTTP is the HTTP client (default http.DefaultClient).
+	// HTTP is the HTTP client (default http.DefaultClient). Whatever its
+	// CheckRedirect, the client never follows a redirect: it would send
+	// the evidence again, to wherever the answer points (ErrRedirected).
 	HTTP *http.Client
 	// EventLog is the host's raw TCG event log.
 	EventLog []byte
@@ -78,11 +81,28 @@ func (e *HTTPError) Error() string {
 	return s
 }
 
-func (c *Client) httpClient() *http.Client {
-	if c.HTTP != nil {
-		return c.HTTP
+// ErrRedirected is wrapped by the error of a request the service
+// answered with a redirect, which the client does not follow.
+var ErrRedirected = errors.New("client: the service redirected")
+
+// refuseRedirect is the client's CheckRedirect.
+func refuseRedirect(req *http.Request, via []*http.Request) error {
+	from := ""
+	if len(via) > 0 {
+		from = " " + via[len(via)-1].URL.Redacted()
 	}
-	return http.DefaultClient
+	return fmt.Errorf("%w%s to %s: not following it (it would send the request again there); give the service's final URL",
+		ErrRedirected, from, req.URL.Redacted())
+}
+
+// httpClient returns the HTTP client, refusing redirects.
+func (c *Client) httpClient() *http.Client {
+	hc := http.Client{}
+	if c.HTTP != nil {
+		hc = *c.HTTP
+	}
+	hc.CheckRedirect = refuseRedirect
+	return &hc
 }
 
 // post sends a JSON body; out receives a 200 answer (and, for okStatus, the
@@ -100,6 +120,10 @@ func (c *Client) post(ctx context.Context, path string, in, out any, okStatus ..
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.Is(err, ErrRedirected) && errors.As(err, &ue) {
+			return 0, nil, ue.Err // says where from and to
+		}
 		return 0, nil, fmt.Errorf("client: %w", err)
 	}
 	defer resp.Body.Close()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/codesignval/csv/attest/client"
@@ -129,5 +130,34 @@ func TestSubmitAnswers(t *testing.T) {
 				t.Fatalf("err = %v", err)
 			}
 		})
+	}
+}
+
+// TestNoRedirects: the client does not follow a redirect (it would post
+// the evidence again, wherever the answer points), whatever the HTTP
+// client's own CheckRedirect says, and the error says where it led.
+func TestNoRedirects(t *testing.T) {
+	var hits atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Write([]byte(`{"verdict":"trusted","trusted":true}`))
+	}))
+	defer elsewhere.Close()
+	for _, status := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect, http.StatusFound} {
+		svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, elsewhere.URL+r.URL.Path, status)
+		}))
+		for _, hc := range []*http.Client{nil, {CheckRedirect: func(*http.Request, []*http.Request) error { return nil }}} {
+			c := &client.Client{URL: svc.URL, HTTP: hc}
+			_, err := c.Submit(context.Background(), &service.AttestRequest{Nonce: "n"})
+			if !errors.Is(err, client.ErrRedirected) || !strings.Contains(err.Error(), "redirected") ||
+				!strings.Contains(err.Error(), elsewhere.URL+"/v1/attest") {
+				t.Errorf("%d: err = %v", status, err)
+			}
+		}
+		svc.Close()
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the evidence was sent %d times where the redirect pointed", n)
 	}
 }

@@ -144,7 +144,25 @@ func sigAlgFor(k crypto.PublicKey) (sigAlg, error) {
 	return sigAlg{}, fmt.Errorf("service: unsupported CA key %T (want ECDSA P-256/384/521, RSA of 2048 bits or more, or Ed25519)", k)
 }
 
-func newIssuer(ca *x509.Certificate, key crypto.Signer, format CredentialFormat, lifetime time.Duration, name string, claimsOID asn1.ObjectIdentifier) (*issuer, error) {
+// ErrCAExpired is wrapped by the errors about a credential CA certificate
+// that is not valid now: expired, or not yet valid.
+var ErrCAExpired = errors.New("service: the credential CA certificate is not valid now")
+
+// checkCAValidity refuses a CA certificate outside its validity at now:
+// it would issue credentials that are already invalid.
+func checkCAValidity(ca *x509.Certificate, now time.Time) error {
+	switch {
+	case now.Before(ca.NotBefore):
+		return fmt.Errorf("%w: %q is valid from %s to %s, not yet at %s", ErrCAExpired, ca.Subject.String(),
+			ca.NotBefore.UTC().Format(time.RFC3339), ca.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	case now.After(ca.NotAfter):
+		return fmt.Errorf("%w: %q is valid from %s to %s: it expired before %s", ErrCAExpired, ca.Subject.String(),
+			ca.NotBefore.UTC().Format(time.RFC3339), ca.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+func newIssuer(ca *x509.Certificate, key crypto.Signer, format CredentialFormat, lifetime time.Duration, name string, claimsOID asn1.ObjectIdentifier, now time.Time) (*issuer, error) {
 	if format == "" {
 		format = FormatToken
 	}
@@ -157,6 +175,9 @@ func newIssuer(ca *x509.Certificate, key crypto.Signer, format CredentialFormat,
 		return nil, fmt.Errorf("service: unknown credential format %q (want token or x509)", format)
 	case lifetime <= 0:
 		return nil, errors.New("service: the credential lifetime must be positive")
+	}
+	if err := checkCAValidity(ca, now); err != nil {
+		return nil, err
 	}
 	if format == FormatX509 {
 		if !ca.IsCA || ca.KeyUsage != 0 && ca.KeyUsage&x509.KeyUsageCertSign == 0 {
@@ -202,6 +223,9 @@ type issued struct {
 
 // issue makes the payload for a trusted host.
 func (is *issuer) issue(now time.Time, id *identity, nonceID string, res *attest.Result, rawClaims json.RawMessage) (*issued, error) {
+	if err := checkCAValidity(is.ca, now); err != nil {
+		return nil, err
+	}
 	notAfter := now.Add(is.lifetime)
 	if notAfter.After(is.ca.NotAfter) {
 		notAfter = is.ca.NotAfter

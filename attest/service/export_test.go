@@ -11,3 +11,13 @@ func (s *Server) SetRand(r io.Reader) { s.rand = r }
 
 // UsedNonces returns the number of nonces in the used-nonce cache.
 func (s *Server) UsedNonces() int { return s.nonces.used.len() }
+
+// BodyBudgetFree reports whether n more body bytes would fit in the
+// budget of bodies in flight now.
+func (s *Server) BodyBudgetFree(n int64) bool {
+	if !s.bodies.TryAcquire(n) {
+		return false
+	}
+	s.bodies.Release(n)
+	return true
+}

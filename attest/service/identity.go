@@ -302,7 +302,34 @@ type ekTrust struct {
 	anyUnsafe            bool
 }
 
-var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+var (
+	oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
+	// oidEKCertificate is tcg-kp-EKCertificate (TCG EK Credential Profile
+	// 3.2.16), the extended key usage of EK certificates.
+	oidEKCertificate = asn1.ObjectIdentifier{2, 23, 133, 8, 1}
+)
+
+// checkEKCertificateUse refuses a certificate that is not an EK
+// certificate, whatever it chains to: a CA certificate; one whose key
+// usage, when present, allows neither keyEncipherment (RSA EKs) nor
+// keyAgreement (ECC EKs); one whose extended key usage, when present,
+// lacks tcg-kp-EKCertificate. (swtpm_setup --create-ek-cert and TPM
+// manufacturers write CA:FALSE, keyEncipherment or keyAgreement, and
+// tcg-kp-EKCertificate.)
+func checkEKCertificateUse(c *x509.Certificate) error {
+	if c.IsCA {
+		return errors.New("the EK certificate is a CA certificate (basicConstraints CA:TRUE)")
+	}
+	if c.KeyUsage != 0 && c.KeyUsage&(x509.KeyUsageKeyEncipherment|x509.KeyUsageKeyAgreement) == 0 {
+		return errors.New("the EK certificate's key usage allows neither keyEncipherment nor keyAgreement")
+	}
+	if len(c.ExtKeyUsage) > 0 || len(c.UnknownExtKeyUsage) > 0 {
+		if !slices.ContainsFunc(c.UnknownExtKeyUsage, oidEKCertificate.Equal) {
+			return fmt.Errorf("the EK certificate's extended key usage lacks tcg-kp-EKCertificate (%s)", oidEKCertificate)
+		}
+	}
+	return nil
+}
 
 // check returns a description of why the EK is trusted, or an error.
 func (t *ekTrust) check(id *identity, now time.Time) (string, error) {
@@ -310,6 +337,8 @@ func (t *ekTrust) check(id *identity, now time.Time) (string, error) {
 	if id.ekCert != nil {
 		if t.nroots == 0 {
 			why = append(why, "an EK certificate was given, but no EK roots are configured")
+		} else if err := checkEKCertificateUse(id.ekCert); err != nil {
+			why = append(why, err.Error())
 		} else {
 			c := *id.ekCert
 			// EK certificates carry the TPM's manufacturer, model and

@@ -17,11 +17,16 @@ import (
 
 // decision is what the decision log records of one submission.
 type decision struct {
-	remote     string
-	status     int
-	outcome    string // trusted, not_trusted, bad_request, busy, error
-	reason     string
-	nonceID    string
+	remote  string
+	status  int
+	outcome string // trusted, not_trusted, bad_request, busy, error
+	reason  string
+	nonceID string // once its MAC verified
+	// nonceIDClaimed is the id of the nonce submitted, before its MAC is
+	// checked: logged only when it did not verify.
+	nonceIDClaimed string
+	// retryAfter, if not zero, is the Retry-After of a busy answer.
+	retryAfter time.Duration
 	akName     string
 	ekKey      string
 	ekCert     string
@@ -46,6 +51,9 @@ func (s *Server) logDecision(ctx context.Context, d *decision, took time.Duratio
 		slog.String("ek_key_sha256", d.ekKey),
 		slog.String("remote_addr", d.remote),
 		slog.Float64("duration_ms", float64(took.Microseconds())/1000),
+	}
+	if d.nonceID == "" && d.nonceIDClaimed != "" {
+		attrs = append(attrs, slog.String("nonce_id_claimed", d.nonceIDClaimed))
 	}
 	if d.ekCert != "" {
 		attrs = append(attrs, slog.String("ek_certificate", d.ekCert))
@@ -147,28 +155,49 @@ func (s *Server) judge(req *AttestRequest, d *decision) (*AttestResponse, int) {
 		return bad(badRequest("%v", err))
 	}
 
-	// The service's checks: nonce, EK, AK certificate.
+	// The service's checks: the nonce's MAC and age, the EK, and only then
+	// the nonce marked used, so that submissions with an untrusted EK
+	// never reach the used-nonce cache; then the AK certificate.
 	var checks []attest.Check
 	raw, err := decodeNonce(req.Nonce)
 	if err == nil {
-		d.nonceID = nonceID(raw)
-		err = s.nonces.check(raw, binding(id.akName, id.ekKeySum), now)
+		d.nonceIDClaimed = nonceID(raw)
+		err = s.nonces.verify(raw, binding(id.akName, id.ekKeySum), now)
 	}
-	if errors.Is(err, ErrReplayCacheFull) {
-		d.outcome, d.reason = "busy", err.Error()
-		return &AttestResponse{MediaType: ResponseMediaType, NonceID: d.nonceID, Verdict: attest.VerdictNotTrusted,
-			Error: "busy: " + err.Error() + "; retry later"}, http.StatusServiceUnavailable
+	if err == nil || errors.Is(err, ErrNonceExpired) { // its MAC verified: this service minted it
+		d.nonceID = d.nonceIDClaimed
 	}
 	if err != nil {
-		return refuse(append(checks, attest.Check{Name: "nonce", Detail: strings.TrimPrefix(err.Error(), "service: ")}))
+		return refuse([]attest.Check{{Name: "nonce", Detail: strings.TrimPrefix(err.Error(), "service: ")}})
 	}
-	checks = append(checks, attest.Check{Name: "nonce", Passed: true,
-		Detail: fmt.Sprintf("minted for this AK and EK within the last %s; first use on this replica", s.cfg.NonceTTL)})
+	nonceCheck := attest.Check{Name: "nonce", Passed: true, Detail: fmt.Sprintf("minted for this AK and EK within the last %s", s.cfg.NonceTTL)}
 	why, err := s.ek.check(id, now)
 	if err != nil {
-		return refuse(append(checks, attest.Check{Name: "ek", Detail: err.Error()}))
+		return refuse([]attest.Check{nonceCheck, {Name: "ek", Detail: err.Error()}})
 	}
-	checks = append(checks, attest.Check{Name: "ek", Passed: true, Detail: why})
+	ekCheck := attest.Check{Name: "ek", Passed: true, Detail: why}
+	if err := s.nonces.use(raw, id.ekKeySum, now); err != nil {
+		var ne *NonceError
+		errors.As(err, &ne)
+		status := 0
+		switch {
+		case errors.Is(err, ErrEKQuota):
+			status = http.StatusTooManyRequests
+		case errors.Is(err, ErrReplayCacheFull):
+			status = http.StatusServiceUnavailable
+		}
+		if status != 0 {
+			d.outcome, d.reason = "busy", err.Error()
+			if ne != nil {
+				d.retryAfter = ne.retryAfter
+			}
+			return &AttestResponse{MediaType: ResponseMediaType, NonceID: d.nonceID, Verdict: attest.VerdictNotTrusted,
+				Error: "busy: " + err.Error() + "; retry later"}, status
+		}
+		return refuse([]attest.Check{ekCheck, {Name: "nonce", Detail: strings.TrimPrefix(err.Error(), "service: ")}})
+	}
+	nonceCheck.Detail += "; first use on this replica"
+	checks = append(checks, nonceCheck, ekCheck)
 	vopts := attest.VerifyOptions{AK: id.ak, Nonce: raw, Roots: s.cfg.AKRoots, Intermediates: s.cfg.AKIntermediates,
 		Now: s.cfg.Now, AllowSHA1Unsafe: s.cfg.AllowSHA1Unsafe}
 	if id.akCert != nil {

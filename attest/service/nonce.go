@@ -56,12 +56,19 @@ var (
 	// ErrReplayCacheFull: the used-nonce cache is full; nothing is judged
 	// until older entries expire (fail closed).
 	ErrReplayCacheFull = errors.New("service: used-nonce cache full")
+	// ErrEKQuota: this EK has used its share of the used-nonce cache
+	// (Config.MaxUsedNoncesPerEK); its submissions are refused until its
+	// older entries expire. Other EKs are not affected.
+	ErrEKQuota = errors.New("service: too many nonces used by this EK")
 )
 
 // NonceError is a refused nonce, with why.
 type NonceError struct {
 	Err    error
 	Detail string
+	// retryAfter is, for ErrReplayCacheFull and ErrEKQuota, when room
+	// frees up.
+	retryAfter time.Duration
 }
 
 func (e *NonceError) Error() string { return e.Err.Error() + ": " + e.Detail }
@@ -117,14 +124,14 @@ func encodeNonce(raw []byte) string { return base64.RawURLEncoding.EncodeToStrin
 
 func decodeNonce(s string) ([]byte, error) {
 	if len(s) > maxNonceLen {
-		return nil, &NonceError{ErrNonceInvalid, fmt.Sprintf("%d characters", len(s))}
+		return nil, &NonceError{Err: ErrNonceInvalid, Detail: fmt.Sprintf("%d characters", len(s))}
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return nil, &NonceError{ErrNonceInvalid, "not base64url"}
+		return nil, &NonceError{Err: ErrNonceInvalid, Detail: "not base64url"}
 	}
 	if len(raw) != nonceLen || raw[0] != nonceVersion {
-		return nil, &NonceError{ErrNonceInvalid, "not a version 1 nonce"}
+		return nil, &NonceError{Err: ErrNonceInvalid, Detail: "not a version 1 nonce"}
 	}
 	return raw, nil
 }
@@ -139,7 +146,7 @@ func DecodeNonce(s string) ([]byte, error) {
 	return raw, nil
 }
 
-// nonceID returns the id of a decoded nonce (trusted only after check).
+// nonceID returns the id of a decoded nonce (trusted only after verify).
 func nonceID(raw []byte) string {
 	if len(raw) != nonceLen {
 		return ""
@@ -147,10 +154,9 @@ func nonceID(raw []byte) string {
 	return hex.EncodeToString(raw[nonceRandOff : nonceRandOff+nonceRandLen])
 }
 
-// check verifies a decoded nonce's MAC against bind and its age, and then
-// marks it used: a nonce is single-use whatever the outcome of the
-// evidence it came with.
-func (n *nonces) check(raw []byte, bind [32]byte, now time.Time) error {
+// verify checks a decoded nonce's MAC against bind and its age. It keeps
+// no state: use marks the nonce used, once the EK is trusted.
+func (n *nonces) verify(raw []byte, bind [32]byte, now time.Time) error {
 	body, mac := raw[:nonceLen-nonceMACLen], raw[nonceLen-nonceMACLen:]
 	ok := false
 	for _, k := range n.keys {
@@ -159,20 +165,28 @@ func (n *nonces) check(raw []byte, bind [32]byte, now time.Time) error {
 		}
 	}
 	if !ok {
-		return &NonceError{ErrNonceInvalid, "its MAC does not verify: this service did not mint it, or minted it for another AK or EK"}
+		return &NonceError{Err: ErrNonceInvalid, Detail: "its MAC does not verify: this service did not mint it, or minted it for another AK or EK"}
 	}
 	var ms [8]byte
 	copy(ms[8-nonceTimeLen:], raw[1:1+nonceTimeLen])
 	issued := time.UnixMilli(int64(binary.BigEndian.Uint64(ms[:])))
 	switch {
 	case issued.After(now.Add(maxClockSkew)):
-		return &NonceError{ErrNonceInvalid, fmt.Sprintf("issued in the future (%s)", issued.UTC().Format(time.RFC3339))}
+		return &NonceError{Err: ErrNonceInvalid, Detail: fmt.Sprintf("issued in the future (%s)", issued.UTC().Format(time.RFC3339))}
 	case !now.Before(issued.Add(n.ttl)):
-		return &NonceError{ErrNonceExpired, fmt.Sprintf("issued %s, valid for %s", issued.UTC().Format(time.RFC3339), n.ttl)}
+		return &NonceError{Err: ErrNonceExpired, Detail: fmt.Sprintf("issued %s, valid for %s", issued.UTC().Format(time.RFC3339), n.ttl)}
 	}
+	return nil
+}
+
+// use marks a verified nonce used by the EK ekKey: a nonce is single-use
+// whatever the outcome of the evidence it came with. Only nonces of
+// trusted EKs reach it, so a stranger cannot fill the cache; an EK over
+// its quota is refused (ErrEKQuota) and no other.
+func (n *nonces) use(raw []byte, ekKey [32]byte, now time.Time) error {
 	var id [nonceRandLen]byte
 	copy(id[:], raw[nonceRandOff:])
-	return n.used.use(id, now)
+	return n.used.use(id, ekKey, now)
 }
 
 // usedNonces remembers the nonces used on this replica for at least as long
@@ -180,46 +194,66 @@ func (n *nonces) check(raw []byte, bind [32]byte, now time.Time) error {
 // generation becomes the previous one and the previous one is dropped. An
 // entry is therefore kept between one and two periods, and a nonce is valid
 // for at most one. The total is capped: when full, nonces are refused
-// (ErrReplayCacheFull) rather than forgotten.
+// (ErrReplayCacheFull) rather than forgotten. So is each EK's share, counted
+// per generation and rotated with them: an EK with maxPerEK live entries
+// is refused (ErrEKQuota) until its older entries expire.
 type usedNonces struct {
-	mu        sync.Mutex
-	cur, prev map[[nonceRandLen]byte]struct{}
-	rotated   time.Time
-	lastUse   time.Time // of the current generation's newest entry
-	period    time.Duration
-	max       int
+	mu            sync.Mutex
+	cur, prev     map[[nonceRandLen]byte]struct{}
+	curEK, prevEK map[[32]byte]int // live entries per EK key SHA-256
+	rotated       time.Time
+	lastUse       time.Time // of the current generation's newest entry
+	period        time.Duration
+	max, maxPerEK int
 }
 
-func newUsedNonces(ttl time.Duration, max int, now time.Time) *usedNonces {
+func newUsedNonces(ttl time.Duration, max, maxPerEK int, now time.Time) *usedNonces {
 	return &usedNonces{
 		cur: map[[nonceRandLen]byte]struct{}{}, prev: map[[nonceRandLen]byte]struct{}{},
-		rotated: now, period: ttl + maxClockSkew, max: max,
+		curEK: map[[32]byte]int{}, prevEK: map[[32]byte]int{},
+		rotated: now, period: ttl + maxClockSkew, max: max, maxPerEK: maxPerEK,
 	}
 }
 
-func (u *usedNonces) use(id [nonceRandLen]byte, now time.Time) error {
+func (u *usedNonces) use(id [nonceRandLen]byte, ek [32]byte, now time.Time) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if now.Sub(u.rotated) >= u.period {
 		if now.Sub(u.lastUse) >= u.period {
 			// Every entry of the current generation has expired too.
-			u.prev = make(map[[nonceRandLen]byte]struct{})
+			u.prev, u.prevEK = make(map[[nonceRandLen]byte]struct{}), make(map[[32]byte]int)
 		} else {
-			u.prev = u.cur
+			u.prev, u.prevEK = u.cur, u.curEK
 		}
 		u.cur = make(map[[nonceRandLen]byte]struct{}, len(u.prev))
+		u.curEK = make(map[[32]byte]int, len(u.prevEK))
 		u.rotated = now
 	}
 	if _, ok := u.cur[id]; ok {
-		return &NonceError{ErrNonceReplayed, "a submission with this nonce was already judged: fetch a new nonce"}
+		return &NonceError{Err: ErrNonceReplayed, Detail: "a submission with this nonce was already judged: fetch a new nonce"}
 	}
 	if _, ok := u.prev[id]; ok {
-		return &NonceError{ErrNonceReplayed, "a submission with this nonce was already judged: fetch a new nonce"}
+		return &NonceError{Err: ErrNonceReplayed, Detail: "a submission with this nonce was already judged: fetch a new nonce"}
+	}
+	// The previous generation's entries go at the next rotation, the
+	// current one's at the one after.
+	wait := func(inPrev int) time.Duration {
+		d := u.rotated.Add(u.period).Sub(now)
+		if inPrev == 0 {
+			d += u.period
+		}
+		return max(d, time.Second)
+	}
+	if n := u.curEK[ek] + u.prevEK[ek]; n >= u.maxPerEK {
+		return &NonceError{Err: ErrEKQuota, Detail: fmt.Sprintf("this EK used %d nonces in the last %s (at most %d)", n, 2*u.period, u.maxPerEK),
+			retryAfter: wait(u.prevEK[ek])}
 	}
 	if len(u.cur)+len(u.prev) >= u.max {
-		return &NonceError{ErrReplayCacheFull, fmt.Sprintf("%d nonces used in the last %s", u.max, 2*u.period)}
+		return &NonceError{Err: ErrReplayCacheFull, Detail: fmt.Sprintf("%d nonces used in the last %s", u.max, 2*u.period),
+			retryAfter: wait(len(u.prev))}
 	}
 	u.cur[id] = struct{}{}
+	u.curEK[ek]++
 	u.lastUse = now
 	return nil
 }

@@ -21,6 +21,7 @@ func TestReload(t *testing.T) {
 	var current atomic.Value
 	current.Store([2]string{b.policy, b.ciPolicy})
 	e := newEnv(t, func(c *service.Config) {
+		c.MaxUsedNoncesPerEK = 100 // one host attests some 45 times
 		c.LoadPolicy = func() (*service.Policy, error) {
 			p := current.Load().([2]string)
 			return loadPolicy(p[0], p[1])()

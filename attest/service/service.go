@@ -21,11 +21,16 @@
 // # Security
 //
 // Everything in a request is untrusted. Bodies are capped
-// (Config.MaxBodyBytes) and decoded strictly (unknown fields, trailing
-// data and oversized fields are refused); each request's work is
-// recovered from panics. The service trusts its configuration: the
-// policies, the EK roots and allowlist, the AK roots, the nonce keys and
-// the CA key. It fails closed: no credential unless every check passed.
+// (Config.MaxBodyBytes), and so are the bodies in flight together
+// (Config.MaxBodyBytesInFlight, reserved before a body is read), and
+// decoded strictly (unknown fields, trailing data and oversized fields
+// are refused); each request's work is recovered from panics. A nonce is
+// marked used only once its MAC and age verified and its EK is trusted,
+// and each EK has a quota of used nonces (Config.MaxUsedNoncesPerEK), so
+// strangers cannot fill the used-nonce cache and no one EK can fill it
+// for the others. The service trusts its configuration: the policies, the
+// EK roots and allowlist, the AK roots, the nonce keys and the CA key. It
+// fails closed: no credential unless every check passed.
 //
 // What the credential proves rests on the EK: MakeCredential protects the
 // secret with the EK's public key and binds it to the AK's Name, and a TPM
@@ -57,6 +62,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net"
 	"net/http"
@@ -66,6 +72,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 
 	"github.com/codesignval/csv/attest"
 	"github.com/codesignval/csv/attest/eventlog"
@@ -157,11 +165,34 @@ type Config struct {
 	// some tens of megabytes). When full, submissions are refused with 503
 	// until entries expire (fail closed: a nonce is never forgotten while
 	// valid): size it above twice the peak attestations per NonceTTL.
+	// Only submissions whose EK is trusted are entered (the nonce's MAC,
+	// its age and the EK are checked first), so a stranger cannot fill it.
 	MaxUsedNonces int
+	// MaxUsedNoncesPerEK caps each EK's share of that cache (default 64):
+	// an EK with that many nonces used in the last one to two NonceTTLs
+	// (plus clock skew) is refused with 429 and Retry-After, and no other
+	// EK is. EKs are public (an EK certificate is no secret), so whoever
+	// knows a trusted EK can use up that EK's share, but no other's. Load
+	// generators that attest thousands of times a second with a few EKs
+	// need it raised.
+	MaxUsedNoncesPerEK int
 
 	// MaxBodyBytes caps a request body (default 4 MiB: real event logs
-	// are tens of kilobytes; Windows' can reach a few hundred).
+	// are tens of kilobytes; Windows' can reach a few hundred). Nonce
+	// requests are capped at 4 KiB.
 	MaxBodyBytes int64
+	// MaxBodyBytesInFlight caps the attestation request bodies being read
+	// or judged at once, in bytes (default 16 × MaxBodyBytes; at least
+	// MaxBodyBytes). A request reserves its declared Content-Length (or
+	// MaxBodyBytes when it declares none) before its body is read, waits
+	// up to QueueTimeout for room, then gets 503 with Retry-After, and
+	// gives it back when it is answered. Buffers start at 64 KiB at most
+	// and grow as bytes arrive (never past the declared length), so slow
+	// clients declaring large bodies hold reservations, not memory. With
+	// the defaults at most 64 MiB of bodies are held at once, whatever
+	// the clients send; what is decoded from them (less than the bodies)
+	// comes on top.
+	MaxBodyBytesInFlight int64
 	// MaxConcurrentVerifications caps the verifications in progress
 	// (default 4 per CPU). A request that finds no slot within QueueTimeout
 	// (default 1s; negative: do not wait) gets 503 with Retry-After.
@@ -192,6 +223,7 @@ type Server struct {
 	ek       *ekTrust
 	eks      *ekCache
 	sem      chan struct{}
+	bodies   *semaphore.Weighted
 	log      *slog.Logger
 	draining atomic.Bool
 	handler  http.Handler
@@ -228,8 +260,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxUsedNonces == 0 {
 		cfg.MaxUsedNonces = 1 << 20
 	}
+	if cfg.MaxUsedNoncesPerEK == 0 {
+		cfg.MaxUsedNoncesPerEK = 64
+	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 4 << 20
+	}
+	if cfg.MaxBodyBytesInFlight == 0 && cfg.MaxBodyBytes > 0 {
+		cfg.MaxBodyBytesInFlight = 16 * cfg.MaxBodyBytes
 	}
 	if cfg.MaxConcurrentVerifications == 0 {
 		cfg.MaxConcurrentVerifications = 4 * runtime.GOMAXPROCS(0)
@@ -238,12 +276,17 @@ func New(cfg Config) (*Server, error) {
 		cfg.PCRs = DefaultPCRs()
 	}
 	switch {
-	case cfg.NonceTTL < 0 || cfg.MaxUsedNonces < 0 || cfg.MaxBodyBytes < 0 || cfg.MaxConcurrentVerifications < 0:
+	case cfg.NonceTTL < 0 || cfg.MaxUsedNonces < 0 || cfg.MaxUsedNoncesPerEK < 0 || cfg.MaxBodyBytes < 0 ||
+		cfg.MaxBodyBytesInFlight < 0 || cfg.MaxConcurrentVerifications < 0:
 		return nil, errors.New("service: negative limit in Config")
+	case cfg.MaxBodyBytesInFlight < cfg.MaxBodyBytes:
+		return nil, fmt.Errorf("service: MaxBodyBytesInFlight (%d) is below MaxBodyBytes (%d): a body of the largest size could never be read",
+			cfg.MaxBodyBytesInFlight, cfg.MaxBodyBytes)
 	case len(cfg.EKRoots) == 0 && len(cfg.EKAllowlist) == 0 && !cfg.TrustAnyEKUnsafe:
 		return nil, errors.New("service: no way to trust an EK: give EK roots (TPM manufacturers' CAs), an EK allowlist, or TrustAnyEKUnsafe")
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, rand: rand.Reader, sem: make(chan struct{}, cfg.MaxConcurrentVerifications), eks: newEKCache(1 << 14)}
+	s := &Server{cfg: cfg, log: cfg.Logger, rand: rand.Reader, sem: make(chan struct{}, cfg.MaxConcurrentVerifications), eks: newEKCache(1 << 14),
+		bodies: semaphore.NewWeighted(cfg.MaxBodyBytesInFlight)}
 	var err error
 	if s.sels, s.algs, err = parseSelections(cfg.PCRs); err != nil {
 		return nil, err
@@ -266,8 +309,8 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("service: nonce key %d is %d bytes (at least %d)", i+1, len(k), minNonceKey)
 		}
 	}
-	s.nonces = &nonces{keys: keys, ttl: cfg.NonceTTL, used: newUsedNonces(cfg.NonceTTL, cfg.MaxUsedNonces, cfg.Now())}
-	if s.issuer, err = newIssuer(cfg.CA, cfg.CAKey, cfg.CredentialFormat, cfg.CredentialLifetime, cfg.TokenIssuer, cfg.ClaimsOID); err != nil {
+	s.nonces = &nonces{keys: keys, ttl: cfg.NonceTTL, used: newUsedNonces(cfg.NonceTTL, cfg.MaxUsedNonces, cfg.MaxUsedNoncesPerEK, cfg.Now())}
+	if s.issuer, err = newIssuer(cfg.CA, cfg.CAKey, cfg.CredentialFormat, cfg.CredentialLifetime, cfg.TokenIssuer, cfg.ClaimsOID, cfg.Now()); err != nil {
 		return nil, err
 	}
 	s.ek = &ekTrust{roots: x509.NewCertPool(), intermediates: x509.NewCertPool(), nroots: len(cfg.EKRoots),
@@ -433,36 +476,87 @@ type requestError struct {
 
 func (e *requestError) Error() string { return e.msg }
 
-// readBody checks a request's method and type and reads its body, capped.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *requestError) {
+// Body limits.
+const (
+	// maxNonceBody caps a nonce request's body: an AK Name and an EK
+	// digest in hex take a few hundred bytes.
+	maxNonceBody = 4 << 10
+	// initialBodyBuffer is the most a body's buffer starts at, whatever
+	// Content-Length says: it grows as bytes arrive.
+	initialBodyBuffer = 64 << 10
+)
+
+// checkPost checks a request's method and type, and its declared length
+// against limit.
+func checkPost(w http.ResponseWriter, r *http.Request, limit int64) *requestError {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
-		return nil, &requestError{http.StatusMethodNotAllowed, "use POST"}
+		return &requestError{http.StatusMethodNotAllowed, "use POST"}
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			return nil, &requestError{http.StatusUnsupportedMediaType, "the body must be application/json"}
+			return &requestError{http.StatusUnsupportedMediaType, "the body must be application/json"}
 		}
 	}
-	if r.ContentLength > s.cfg.MaxBodyBytes {
-		return nil, &requestError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes, over the limit of %d", r.ContentLength, s.cfg.MaxBodyBytes)}
+	if r.ContentLength > limit {
+		return &requestError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes, over the limit of %d", r.ContentLength, limit)}
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, max(min(r.ContentLength, s.cfg.MaxBodyBytes), 512)+1))
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	return nil
+}
+
+// readBody reads a request's body, at most limit bytes, into a buffer
+// that grows as bytes arrive (see readGrowing).
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *requestError) {
+	hint := limit
+	if r.ContentLength >= 0 {
+		hint = min(r.ContentLength, limit)
+	}
+	b, err := readGrowing(http.MaxBytesReader(w, r.Body, limit), hint)
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return nil, &requestError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body over the limit of %d bytes", s.cfg.MaxBodyBytes)}
+		return nil, &requestError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body over the limit of %d bytes", limit)}
 	case err != nil:
 		return nil, &requestError{http.StatusBadRequest, "reading the body: " + err.Error()}
 	}
-	return buf.Bytes(), nil
+	return b, nil
+}
+
+// readGrowing reads r to its end. The buffer starts at initialBodyBuffer
+// bytes at most and doubles as it fills, up to hint+1 bytes (hint is what
+// the client declared, or the cap): a client that declares a large body
+// and sends little costs little. r must stop by itself (MaxBytesReader).
+func readGrowing(r io.Reader, hint int64) ([]byte, error) {
+	want := int(min(max(hint, 0), math.MaxInt32)) + 1 // +1: room to see the end
+	buf := make([]byte, 0, min(want, initialBodyBuffer))
+	for {
+		if len(buf) == cap(buf) {
+			n := min(2*cap(buf), want)
+			if n <= cap(buf) { // more than declared: the reader will stop it
+				n = cap(buf) + 512
+			}
+			nb := make([]byte, len(buf), n) // exactly n: append would round up
+			copy(nb, buf)
+			buf = nb
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 // decode reads a small JSON body strictly into v (the nonce request; the
 // attestation request has its own decoder, decodeAttestRequest).
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) *requestError {
-	body, e := s.readBody(w, r)
+	if e := checkPost(w, r, maxNonceBody); e != nil {
+		return e
+	}
+	body, e := readBody(w, r, maxNonceBody)
 	if e != nil {
 		return e
 	}
@@ -485,9 +579,10 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) *requestE
 	return &requestError{http.StatusBadRequest, "malformed JSON: " + err.Error()}
 }
 
-// decodeAttest reads an attestation request.
+// decodeAttest reads an attestation request (its body bytes reserved by
+// reserveBody).
 func (s *Server) decodeAttest(w http.ResponseWriter, r *http.Request) (*AttestRequest, *requestError) {
-	body, e := s.readBody(w, r)
+	body, e := readBody(w, r, s.cfg.MaxBodyBytes)
 	if e != nil {
 		return nil, e
 	}
@@ -525,6 +620,29 @@ func (s *Server) handleNonce(w http.ResponseWriter, r *http.Request) {
 		ExpiresAt: now.Add(s.cfg.NonceTTL).UTC(), PCRSelections: s.sels})
 }
 
+// reserveBody reserves room for the body of r in the budget of body bytes
+// in flight (Config.MaxBodyBytesInFlight), waiting up to QueueTimeout:
+// its declared length, or MaxBodyBytes when it declares none. It returns
+// how much it reserved (give it back with s.bodies.Release), or false.
+func (s *Server) reserveBody(r *http.Request) (int64, bool) {
+	n := s.cfg.MaxBodyBytes
+	if r.ContentLength >= 0 {
+		n = min(r.ContentLength, n)
+	}
+	if s.bodies.TryAcquire(n) {
+		return n, true
+	}
+	if s.cfg.QueueTimeout < 0 {
+		return 0, false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueueTimeout)
+	defer cancel()
+	if s.bodies.Acquire(ctx, n) != nil {
+		return 0, false
+	}
+	return n, true
+}
+
 // acquire takes a verification slot, waiting up to QueueTimeout.
 func (s *Server) acquire(ctx context.Context) bool {
 	select {
@@ -552,17 +670,33 @@ func (s *Server) handleAttest(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	d := &decision{remote: r.RemoteAddr}
 	defer func() { s.logDecision(r.Context(), d, time.Since(start)) }()
-	req, e := s.decodeAttest(w, r)
+	busy := func(reason, msg string) {
+		d.status, d.outcome, d.reason = http.StatusServiceUnavailable, "busy", reason
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, AttestResponse{MediaType: ResponseMediaType, Verdict: attest.VerdictNotTrusted,
+			Error: "busy: " + msg + ", retry later"})
+	}
+	e := checkPost(w, r, s.cfg.MaxBodyBytes)
+	if e == nil {
+		// Room for the body before a byte of it is read.
+		n, ok := s.reserveBody(r)
+		if !ok {
+			busy("no room for the body: request bodies in flight at their limit", "too many request bodies in flight")
+			return
+		}
+		defer s.bodies.Release(n)
+	}
+	var req *AttestRequest
+	if e == nil {
+		req, e = s.decodeAttest(w, r)
+	}
 	if e != nil {
 		d.status, d.outcome, d.reason = e.status, "bad_request", e.msg
 		writeJSON(w, e.status, AttestResponse{MediaType: ResponseMediaType, Verdict: attest.VerdictNotTrusted, Error: e.msg})
 		return
 	}
 	if !s.acquire(r.Context()) {
-		d.status, d.outcome, d.reason = http.StatusServiceUnavailable, "busy", "no verification slot free"
-		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusServiceUnavailable, AttestResponse{MediaType: ResponseMediaType, Verdict: attest.VerdictNotTrusted,
-			Error: "busy: too many verifications in progress, retry later"})
+		busy("no verification slot free", "too many verifications in progress")
 		return
 	}
 	defer s.release()
@@ -571,8 +705,8 @@ func (s *Server) handleAttest(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, status := s.judge(req, d)
 	d.status = status
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.NonceTTL/time.Second)))
+	if d.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((d.retryAfter+time.Second-1)/time.Second)))
 	}
 	b, err := resp.encode()
 	if err != nil {

@@ -302,6 +302,10 @@ func (w *workload) loadPolicy() (*service.Policy, error) {
 
 var claimsOID = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}
 
+// maxUsedNoncesPerEK is the per-EK share of the used-nonce cache the load
+// needs: as many as the whole cache holds by default.
+const maxUsedNoncesPerEK = 1 << 20
+
 // serve starts the service in this process on loopback.
 func (w *workload) serve(hosts []*servicetest.Host, o options) (string, *x509.Certificate, func(), error) {
 	ca, caKey, err := servicetest.NewCA("attestload CA", time.Now())
@@ -312,8 +316,11 @@ func (w *workload) serve(hosts []*servicetest.Host, o options) (string, *x509.Ce
 		LoadPolicy: w.loadPolicy,
 		CA:         ca, CAKey: caKey, CredentialFormat: service.CredentialFormat(o.format), ClaimsOID: claimsOID,
 		// The decision log is written in full, to nowhere. Every limit
-		// is the service's default.
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		// is the service's default but one: a few hosts attesting
+		// thousands of times a second use far more nonces each than a
+		// real host's share of the used-nonce cache (64 in a TTL).
+		MaxUsedNoncesPerEK: maxUsedNoncesPerEK,
+		Logger:             slog.New(slog.NewJSONHandler(io.Discard, nil)),
 	}
 	for _, h := range hosts {
 		cfg.EKAllowlist = append(cfg.EKAllowlist, h.EKKeySHA256())
@@ -640,6 +647,7 @@ ek:
   trust_any_unsafe: true   # the load's hosts are software, made at each run
 nonce:
   key_files: [nonce.key]
+  max_used_per_ek: ` + fmt.Sprint(maxUsedNoncesPerEK) + `   # a few hosts, thousands of attestations/s each
 credential:
   format: ` + format + `
   claims_oid: 1.3.6.1.4.1.99999.1

@@ -404,9 +404,20 @@ func NewCA(name string, now time.Time) (*x509.Certificate, crypto.Signer, error)
 }
 
 // CertifyEK issues an EK certificate for h's EK from ca, as a TPM
-// manufacturer would (with the critical subjectAltName of TPM attributes
-// Go leaves unhandled).
+// manufacturer (or swtpm_setup --create-ek-cert) would: with the critical
+// subjectAltName of TPM attributes Go leaves unhandled, keyEncipherment,
+// and the extended key usage tcg-kp-EKCertificate.
 func (h *Host) CertifyEK(ca *x509.Certificate, caKey crypto.Signer, now time.Time) (*x509.Certificate, error) {
+	return h.CertifyEKWith(ca, caKey, now, nil)
+}
+
+// OIDEKCertificate is tcg-kp-EKCertificate, the extended key usage of EK
+// certificates.
+var OIDEKCertificate = asn1.ObjectIdentifier{2, 23, 133, 8, 1}
+
+// CertifyEKWith is CertifyEK with the certificate template changed by
+// edit (if not nil) before it is signed.
+func (h *Host) CertifyEKWith(ca *x509.Certificate, caKey crypto.Signer, now time.Time, edit func(*x509.Certificate)) (*x509.Certificate, error) {
 	dn, err := asn1.Marshal(pkix.Name{ExtraNames: []pkix.AttributeTypeAndValue{
 		{Type: asn1.ObjectIdentifier{2, 23, 133, 2, 1}, Value: "id:00001014"},
 		{Type: asn1.ObjectIdentifier{2, 23, 133, 2, 2}, Value: "servicetest"},
@@ -422,8 +433,13 @@ func (h *Host) CertifyEK(ca *x509.Certificate, caKey crypto.Signer, now time.Tim
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{},
 		NotBefore: now.AddDate(-1, 0, 0), NotAfter: now.AddDate(10, 0, 0),
-		KeyUsage:        x509.KeyUsageKeyEncipherment,
-		ExtraExtensions: []pkix.Extension{{Id: []int{2, 5, 29, 17}, Critical: true, Value: san}},
+		KeyUsage:              x509.KeyUsageKeyEncipherment,
+		UnknownExtKeyUsage:    []asn1.ObjectIdentifier{OIDEKCertificate},
+		BasicConstraintsValid: true,
+		ExtraExtensions:       []pkix.Extension{{Id: []int{2, 5, 29, 17}, Critical: true, Value: san}},
+	}
+	if edit != nil {
+		edit(tmpl)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, h.EKPublicKey(), caKey)
 	if err != nil {

@@ -15,8 +15,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/MakeNowJust/heredoc/v2"
@@ -61,6 +63,12 @@ func NewCmdRequest(f *cmdutil.Factory, runF func(context.Context, *RequestOption
 			and, when the service trusts the host, activate the credential with the TPM
 			(TPM2_ActivateCredential: only this TPM can) and write its payload to --output: a PEM AK
 			certificate or a token. The service's report (every check, the claims) goes to stdout.
+
+			The credential is written first, durably (a temporary file in the same directory, mode
+			0600, synced, renamed over --output, the directory synced) and then the report: if the
+			report cannot be written after that, csv warns, names the credential's path and exits 0.
+			A service that answers with a redirect is not followed (the evidence would go wherever
+			it points): give its final URL.
 
 			--tpm takes the TPM device (/dev/tpmrm0, the kernel's resource manager) or the Unix
 			socket of a TPM simulator (swtpm socket --server type=unixio,path=...).
@@ -184,6 +192,13 @@ func runRequest(ctx context.Context, o *RequestOptions) error {
 	if err != nil {
 		return err
 	}
+	return deliver(o, out)
+}
+
+// deliver writes a trusted host's credential to --output and then the
+// report: once the credential is written, failing to write the report is
+// a warning naming the credential, not a failure that would hide it.
+func deliver(o *RequestOptions, out *client.Outcome) error {
 	payload := out.Payload
 	cred := out.Response.Credential
 	if cred.Format == service.FormatX509 {
@@ -195,7 +210,7 @@ func runRequest(ctx context.Context, o *RequestOptions) error {
 		return fmt.Errorf("writing the credential: %w", err)
 	}
 	if err := report(o.IO.Out, o.Format, out.Response); err != nil {
-		return fmt.Errorf("writing the report: %w", err)
+		fmt.Fprintf(o.IO.ErrOut, "csv: warning: writing the report: %v (the credential was written to %s)\n", err, o.Output)
 	}
 	fmt.Fprintf(o.IO.ErrOut, "csv: trusted: credential (%s, expires %s) written to %s\n", cred.Format,
 		cred.ExpiresAt.UTC().Format(time.RFC3339), o.Output)
@@ -205,6 +220,9 @@ func runRequest(ctx context.Context, o *RequestOptions) error {
 // report writes the service's result as csv attest verify does: JSON as
 // the service wrote it, or text.
 func report(w io.Writer, format string, r *service.AttestResponse) error {
+	if r.Result == nil {
+		return errors.New("the service's answer holds no result")
+	}
 	var raw struct {
 		Result json.RawMessage `json:"result"`
 	}
@@ -253,8 +271,14 @@ func report(w io.Writer, format string, r *service.AttestResponse) error {
 }
 
 // writePrivate writes a file only its owner reads (the temporary file
-// os.CreateTemp makes is 0600), atomically.
+// os.CreateTemp makes is 0600), atomically and durably: the data is synced
+// before the rename, and the directory after it.
 func writePrivate(path string, data []byte) error {
+	return writeDurable(path, data, (*os.File).Sync, syncDir)
+}
+
+// writeDurable is writePrivate with its syncs given (tests record them).
+func writeDurable(path string, data []byte, syncFile func(*os.File) error, syncDir func(string) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
@@ -264,8 +288,40 @@ func writePrivate(path string, data []byte) error {
 		tmp.Close()
 		return err
 	}
+	if err := syncFile(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("syncing %s: %w", tmp.Name(), err)
+	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("%s is written, but syncing its directory failed (a crash could lose it): %w", path, err)
+	}
+	return nil
+}
+
+// syncDir syncs a directory, so that a rename in it survives a crash,
+// where the system can: not on Windows (FlushFileBuffers needs a handle
+// open for writing, which a directory's is not), nor on file systems that
+// do not sync directories (EINVAL).
+func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if errors.Is(err, syscall.EINVAL) || errors.Is(err, errors.ErrUnsupported) {
+		return nil
+	}
+	return err
 }

@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/codesignval/csv/attest"
 	"github.com/codesignval/csv/attest/client"
+	"github.com/codesignval/csv/attest/service"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 )
 
@@ -102,5 +107,104 @@ func TestRequestErrors(t *testing.T) {
 				t.Error("a credential was written")
 			}
 		})
+	}
+}
+
+// TestWritePrivate: the credential is written to a temporary file, synced
+// before it is renamed over the target and the directory synced after;
+// a failed sync leaves the target as it was and no temporary file.
+func TestWritePrivate(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cred")
+	os.WriteFile(path, []byte("old"), 0o600)
+	var steps []string
+	syncFile := func(f *os.File) error {
+		b, _ := os.ReadFile(f.Name())
+		cur, _ := os.ReadFile(path)
+		steps = append(steps, fmt.Sprintf("sync file %q, target %q", b, cur))
+		return f.Sync()
+	}
+	syncDir := func(d string) error {
+		cur, _ := os.ReadFile(path)
+		steps = append(steps, fmt.Sprintf("sync dir %s, target %q", filepath.Base(d), cur))
+		return nil
+	}
+	if err := writeDurable(path, []byte("new"), syncFile, syncDir); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`sync file "new", target "old"`, `sync dir ` + filepath.Base(dir) + `, target "new"`}
+	if strings.Join(steps, "; ") != strings.Join(want, "; ") {
+		t.Fatalf("steps %q, want %q", steps, want)
+	}
+	if fi, err := os.Stat(path); err != nil || (runtime.GOOS != "windows" && fi.Mode().Perm() != 0o600) {
+		t.Fatalf("%v %v", fi.Mode(), err)
+	}
+
+	boom := errors.New("disk on fire")
+	err := writeDurable(path, []byte("newer"), func(*os.File) error { return boom }, func(string) error { return nil })
+	if !errors.Is(err, boom) {
+		t.Fatalf("failed sync: %v", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "new" {
+		t.Errorf("target %q after a failed sync", b)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("%d files left in the directory", len(ents))
+	}
+	// The real thing.
+	if err := writePrivate(path, []byte("newest")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "newest" {
+		t.Errorf("target %q", b)
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("stdout closed") }
+
+// TestDeliver: the credential is written before the report; when the
+// report cannot be written after it, that is a warning naming the
+// credential (exit 0), not an error that would hide a written credential.
+// A credential that cannot be written is an error (exit 2).
+func TestDeliver(t *testing.T) {
+	dir := t.TempDir()
+	out := &client.Outcome{Payload: []byte("header.claims.signature"), Response: &service.AttestResponse{
+		Verdict: "trusted", Trusted: true, Result: &attest.Result{Verdict: "trusted", Trusted: true},
+		Credential: &service.Credential{Format: service.FormatToken, ExpiresAt: time.Date(2026, 6, 1, 13, 0, 0, 0, time.UTC)}}}
+	for _, tc := range []struct {
+		name   string
+		stdout io.Writer
+		result bool
+		warn   bool
+	}{
+		{"report written", &bytes.Buffer{}, true, false},
+		{"stdout fails", failingWriter{}, true, true},
+		{"no result to report", &bytes.Buffer{}, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
+			stderr := &bytes.Buffer{}
+			o := &RequestOptions{IO: &cmdutil.IOStreams{Out: tc.stdout, ErrOut: stderr}, Output: path, Format: "text"}
+			resp := *out.Response
+			if !tc.result {
+				resp.Result = nil
+			}
+			if err := deliver(o, &client.Outcome{Payload: out.Payload, Response: &resp}); err != nil {
+				t.Fatalf("deliver: %v", err)
+			}
+			if b, err := os.ReadFile(path); err != nil || string(b) != "header.claims.signature\n" {
+				t.Fatalf("credential %q %v", b, err)
+			}
+			warned := strings.Contains(stderr.String(), "csv: warning: writing the report") && strings.Contains(stderr.String(), "credential was written to "+path)
+			if warned != tc.warn || !strings.Contains(stderr.String(), "csv: trusted: credential (token, expires 2026-06-01T13:00:00Z) written to "+path) {
+				t.Errorf("stderr %q", stderr)
+			}
+		})
+	}
+	o := &RequestOptions{IO: &cmdutil.IOStreams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}, Output: filepath.Join(dir, "nope", "cred"), Format: "text"}
+	if err := deliver(o, out); err == nil || !strings.Contains(err.Error(), "writing the credential") || cmdutil.ExitCode(err) != cmdutil.ExitError {
+		t.Fatalf("unwritable credential: %v", err)
 	}
 }

@@ -80,9 +80,10 @@ type ServeConfig struct {
 		TrustAnyUnsafe bool     `yaml:"trust_any_unsafe"`
 	} `yaml:"ek"`
 	Nonce struct {
-		KeyFiles []string `yaml:"key_files"`
-		TTL      duration `yaml:"ttl"`
-		MaxUsed  int      `yaml:"max_used"`
+		KeyFiles     []string `yaml:"key_files"`
+		TTL          duration `yaml:"ttl"`
+		MaxUsed      int      `yaml:"max_used"`
+		MaxUsedPerEK int      `yaml:"max_used_per_ek"`
 	} `yaml:"nonce"`
 	Credential struct {
 		Format        string   `yaml:"format"`
@@ -94,6 +95,7 @@ type ServeConfig struct {
 	} `yaml:"credential"`
 	Limits struct {
 		MaxBodyBytes               int64    `yaml:"max_body_bytes"`
+		MaxBodyBytesInFlight       int64    `yaml:"max_body_bytes_in_flight"`
 		MaxConcurrentVerifications int      `yaml:"max_concurrent_verifications"`
 		QueueTimeout               duration `yaml:"queue_timeout"`
 		ReadHeaderTimeout          duration `yaml:"read_header_timeout"`
@@ -124,6 +126,8 @@ type ServeOptions struct {
 
 	// ready, if set, receives the listening address (tests).
 	ready func(addr string)
+	// starting, if set, runs before the configuration is read (tests).
+	starting func()
 }
 
 // NewCmdServe returns the serve command. runF, if not nil, replaces the run
@@ -144,7 +148,9 @@ func NewCmdServe(f *cmdutil.Factory, runF func(context.Context, *ServeOptions) e
 
 			The configuration file (YAML, see the README) holds everything; the flags override it.
 			Each decision is logged to standard error as one JSON line. SIGHUP reloads the policies
-			(a policy that does not load is refused and the old one stays); SIGTERM or SIGINT shut
+			and the TLS key pair (what does not load is refused and the old one stays); the EK roots
+			and allowlist, the AK roots, the nonce keys and the credential CA are read at start only:
+			revoking an EK (removing it from the allowlist) takes a restart. SIGTERM or SIGINT shut
 			down gracefully, letting requests in progress finish.
 
 			Exit status: 0 after a graceful shutdown; 2 for a configuration error.
@@ -397,6 +403,11 @@ func serviceConfig(c *ServeConfig, logger *slog.Logger) (service.Config, error) 
 		return sc, err
 	}
 	sc.CA = cas[0]
+	if now := time.Now(); now.Before(sc.CA.NotBefore) || now.After(sc.CA.NotAfter) {
+		return sc, fmt.Errorf("credential CA %s: the certificate %q is valid from %s to %s, not now (%s): it would issue invalid credentials",
+			c.Credential.CACertificate, sc.CA.Subject.String(), sc.CA.NotBefore.UTC().Format(time.RFC3339),
+			sc.CA.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
 	kb, err := readFile("CA key", c.Credential.CAKey, maxKeyFile)
 	if err != nil {
 		return sc, err
@@ -416,10 +427,10 @@ func serviceConfig(c *ServeConfig, logger *slog.Logger) (service.Config, error) 
 		}
 		sc.NonceKeys = append(sc.NonceKeys, bytes.TrimSpace(k))
 	}
-	sc.NonceTTL, sc.MaxUsedNonces = time.Duration(c.Nonce.TTL), c.Nonce.MaxUsed
+	sc.NonceTTL, sc.MaxUsedNonces, sc.MaxUsedNoncesPerEK = time.Duration(c.Nonce.TTL), c.Nonce.MaxUsed, c.Nonce.MaxUsedPerEK
 	sc.CredentialLifetime = time.Duration(c.Credential.Lifetime)
 	l := c.Limits
-	sc.MaxBodyBytes, sc.MaxConcurrentVerifications = l.MaxBodyBytes, l.MaxConcurrentVerifications
+	sc.MaxBodyBytes, sc.MaxBodyBytesInFlight, sc.MaxConcurrentVerifications = l.MaxBodyBytes, l.MaxBodyBytesInFlight, l.MaxConcurrentVerifications
 	sc.QueueTimeout, sc.ReadHeaderTimeout, sc.ReadTimeout = time.Duration(l.QueueTimeout), time.Duration(l.ReadHeaderTimeout), time.Duration(l.ReadTimeout)
 	sc.WriteTimeout, sc.IdleTimeout, sc.ShutdownTimeout = time.Duration(l.WriteTimeout), time.Duration(l.IdleTimeout), time.Duration(l.ShutdownTimeout)
 	return sc, nil
@@ -449,6 +460,14 @@ func (p *tlsKeyPair) load() error {
 const serveGCPercent = 400
 
 func runServe(ctx context.Context, o *ServeOptions) error {
+	// SIGHUP's default action ends the process: catch it before the slow
+	// part of starting (a reload asked for meanwhile happens once serving).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	if o.starting != nil {
+		o.starting()
+	}
 	c, _, err := loadServeConfig(o)
 	if err != nil {
 		return err
@@ -475,9 +494,6 @@ func runServe(ctx context.Context, o *ServeOptions) error {
 	if err != nil {
 		return err
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("attest serve: %w", err)

@@ -92,6 +92,13 @@ limits:
 // run's error.
 func startServe(t *testing.T, f *serveFixture) (string, *lockedBuffer, func() error) {
 	t.Helper()
+	return startServeWith(t, f, nil)
+}
+
+// startServeWith is startServe with the options changed by edit (if not
+// nil).
+func startServeWith(t *testing.T, f *serveFixture, edit func(*ServeOptions)) (string, *lockedBuffer, func() error) {
+	t.Helper()
 	logs := &lockedBuffer{}
 	io := &cmdutil.IOStreams{Out: &bytes.Buffer{}, ErrOut: logs}
 	var opts *ServeOptions
@@ -102,6 +109,9 @@ func startServe(t *testing.T, f *serveFixture) (string, *lockedBuffer, func() er
 	}
 	addr := make(chan string, 1)
 	opts.ready = func(a string) { addr <- a }
+	if edit != nil {
+		edit(opts)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- runServe(ctx, opts) }()
@@ -454,7 +464,55 @@ func TestServeREADMEConfig(t *testing.T) {
 	}
 	if c.Listen != ":8443" || c.Policy != filepath.Join(dir, "attest.yaml") || c.Nonce.KeyFiles[0] != "/run/secrets/nonce/key" ||
 		time.Duration(c.Nonce.TTL) != 2*time.Minute || c.Credential.Format != "token" || c.Limits.MaxBodyBytes != 4194304 ||
+		c.Nonce.MaxUsedPerEK != 64 || c.Limits.MaxBodyBytesInFlight != 0 ||
 		len(c.PCRs["sha256"]) != 13 {
 		t.Fatalf("%+v", c)
+	}
+}
+
+// TestServeConfigLimits: the body budget and the per-EK nonce quota are
+// read from the configuration file.
+func TestServeConfigLimits(t *testing.T) {
+	f := newServeFixture(t, "  max_body_bytes_in_flight: 1048576\n")
+	cfg, _ := os.ReadFile(f.config)
+	os.WriteFile(f.config, bytes.Replace(cfg, []byte("  ttl: 1m\n"), []byte("  ttl: 1m\n  max_used_per_ek: 7\n"), 1), 0o600)
+	c, _, err := loadServeConfig(&ServeOptions{ConfigFile: f.config, Listen: ":1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := serviceConfig(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.MaxBodyBytesInFlight != 1<<20 || sc.MaxUsedNoncesPerEK != 7 {
+		t.Fatalf("MaxBodyBytesInFlight %d, MaxUsedNoncesPerEK %d", sc.MaxBodyBytesInFlight, sc.MaxUsedNoncesPerEK)
+	}
+}
+
+// TestServeCAValidity: a credential CA certificate that expired, or is
+// not valid yet, is a configuration error naming the file and its
+// validity, before anything listens.
+func TestServeCAValidity(t *testing.T) {
+	for name, at := range map[string]time.Time{
+		"expired":       time.Now().AddDate(-12, 0, 0), // valid from 13 to 2 years ago
+		"not yet valid": time.Now().AddDate(2, 0, 0),   // valid from a year from now
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newServeFixture(t, "")
+			ca, key, err := servicetest.NewCA("Stale CA", at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			caPath := filepath.Join(f.dir, "ca.pem")
+			os.WriteFile(caPath, testca.PEM(ca), 0o600)
+			os.WriteFile(filepath.Join(f.dir, "ca.key"), testca.KeyPEM(t, key), 0o600)
+			listened := false
+			err = runServe(context.Background(), &ServeOptions{IO: &cmdutil.IOStreams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}},
+				ConfigFile: f.config, Listen: ":8443", ready: func(string) { listened = true }})
+			if err == nil || !strings.Contains(err.Error(), "credential CA "+caPath) || !strings.Contains(err.Error(), "valid from "+ca.NotBefore.UTC().Format(time.RFC3339)) ||
+				cmdutil.ExitCode(err) != cmdutil.ExitError || listened {
+				t.Fatalf("err = %v", err)
+			}
+		})
 	}
 }
