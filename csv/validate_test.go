@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -238,7 +237,7 @@ func TestIncludeExclude(t *testing.T) {
 // tree: opening it would block forever.
 func TestFIFOIsSkippedWithoutHanging(t *testing.T) {
 	dir := tree(t, map[string][]byte{"a.exe": peImg})
-	if err := syscall.Mkfifo(filepath.Join(dir, "pipe"), 0o644); err != nil {
+	if err := mkfifo(filepath.Join(dir, "pipe")); err != nil {
 		t.Skipf("mkfifo: %v", err)
 	}
 	done := make(chan *Report, 1)
@@ -262,7 +261,7 @@ func TestFIFOIsSkippedWithoutHanging(t *testing.T) {
 // FIFO between discovery and opening.
 func TestOpenRefusesNonRegular(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "pipe")
-	if err := syscall.Mkfifo(p, 0o644); err != nil {
+	if err := mkfifo(p); err != nil {
 		t.Skipf("mkfifo: %v", err)
 	}
 	in := inspect(context.Background(), p, make([]byte, 8192), &inspectConfig{needs: AllFacts})

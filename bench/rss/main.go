@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command rss runs a command and reports its wall time and peak resident set
 // size, for the csv benchmark (GNU time is not always installed).
 //

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -281,7 +280,7 @@ func cmdMkfifo(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 || neg {
 		ts.Fatalf("usage: mkfifo FILE")
 	}
-	if err := syscall.Mkfifo(ts.MkAbs(args[0]), 0o644); err != nil {
+	if err := mkfifo(ts.MkAbs(args[0])); err != nil {
 		ts.Fatalf("mkfifo: %v", err)
 	}
 }

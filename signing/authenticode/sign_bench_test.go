@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,15 +27,6 @@ var benchKeys = []struct {
 	name string
 	kt   testca.KeyType
 }{{"rsa2048", testca.RSA2048}, {"rsa3072", testca.RSA3072}}
-
-// cpuTime is the CPU time (user and system) this process has used.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // report adds files/s (wall clock) and cpu-ms/file: on a shared machine the
 // CPU time per file is the steadier figure, and 2 cores / cpu-ms/file is
