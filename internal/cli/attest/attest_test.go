@@ -133,12 +133,7 @@ func cmdStatus(ts *testscript.TestScript, neg bool, args []string) {
 
 func TestVerifyFlags(t *testing.T) {
 	base := "--eventlog l --quote q --signature s --ak a --policy p --nonce 00ff"
-	tests := []struct {
-		name    string
-		args    string
-		want    func(*VerifyOptions) bool
-		wantErr string
-	}{
+	tests := []flagCase[VerifyOptions]{
 		{"minimal", base, func(o *VerifyOptions) bool {
 			return o.EventLog == "l" && slices.Equal(o.Quotes, []string{"q"}) && o.Nonce == "00ff" && o.Format == "text"
 		}, ""},
@@ -152,27 +147,9 @@ func TestVerifyFlags(t *testing.T) {
 		{"no policy", strings.Replace(base, "--policy p", "", 1), nil, "--policy is required"},
 		{"bad format", base + " -f sarif", nil, "want text or json"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := &cmdutil.Factory{IO: &cmdutil.IOStreams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}}
-			var got *VerifyOptions
-			cmd := NewCmdVerify(f, func(o *VerifyOptions) error { got = o; return nil })
-			cmd.SetArgs(strings.Fields(tt.args))
-			cmd.SetOut(&bytes.Buffer{})
-			cmd.SetErr(&bytes.Buffer{})
-			err := cmd.Execute()
-			if tt.wantErr != "" {
-				var fe *cmdutil.FlagError
-				if !errors.As(err, &fe) || got != nil || !strings.Contains(err.Error(), tt.wantErr) || cmdutil.ExitCode(err) != cmdutil.ExitError {
-					t.Fatalf("err = %v", err)
-				}
-				return
-			}
-			if err != nil || got == nil || !tt.want(got) {
-				t.Fatalf("err = %v, %+v", err, got)
-			}
-		})
-	}
+	checkFlags(t, tests, func(f *cmdutil.Factory, run func(*VerifyOptions)) *cobra.Command {
+		return NewCmdVerify(f, func(o *VerifyOptions) error { run(o); return nil })
+	})
 }
 
 func TestParsePCRs(t *testing.T) {
@@ -205,5 +182,41 @@ func TestRenderUnreadableWindowsClaims(t *testing.T) {
 		if strings.Count(out, tc.want) != 3 || strings.Contains(out, tc.notWant) {
 			t.Errorf("problem %q: want %q for the three Windows claims, got:\n%s", tc.problem, tc.want, out)
 		}
+	}
+}
+
+// flagCase is a command line and what it must parse to (want), or the
+// usage error it must give (wantErr).
+type flagCase[T any] struct {
+	name    string
+	args    string
+	want    func(*T) bool
+	wantErr string
+}
+
+// checkFlags runs each case through the command newCmd makes, which calls
+// run with the parsed options instead of running.
+func checkFlags[T any](t *testing.T, tests []flagCase[T], newCmd func(f *cmdutil.Factory, run func(*T)) *cobra.Command) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &cmdutil.Factory{IO: &cmdutil.IOStreams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}}
+			var got *T
+			cmd := newCmd(f, func(o *T) { got = o })
+			cmd.SetArgs(strings.Fields(tt.args))
+			cmd.SetOut(&bytes.Buffer{})
+			cmd.SetErr(&bytes.Buffer{})
+			err := cmd.Execute()
+			if tt.wantErr != "" {
+				var fe *cmdutil.FlagError
+				if !errors.As(err, &fe) || got != nil || !strings.Contains(err.Error(), tt.wantErr) || cmdutil.ExitCode(err) != cmdutil.ExitError {
+					t.Fatalf("err = %v", err)
+				}
+				return
+			}
+			if err != nil || got == nil || !tt.want(got) {
+				t.Fatalf("err = %v, %+v", err, got)
+			}
+		})
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/codesignval/csv/attest"
 	"github.com/codesignval/csv/attest/client"
 	"github.com/codesignval/csv/attest/service"
@@ -22,12 +24,7 @@ import (
 
 func TestRequestFlags(t *testing.T) {
 	base := "--server https://attest.example.com --output cred"
-	tests := []struct {
-		name    string
-		args    string
-		want    func(*RequestOptions) bool
-		wantErr string
-	}{
+	tests := []flagCase[RequestOptions]{
 		{"defaults", base, func(o *RequestOptions) bool {
 			return o.TPM == client.DefaultDevice && o.EventLog == client.DefaultEventLog && o.EK == "auto" && o.AKType == "ecc" &&
 				o.akHandle == 0 && o.Timeout == time.Minute && o.Format == "text"
@@ -46,27 +43,9 @@ func TestRequestFlags(t *testing.T) {
 		{"bad AK", base + " --ak-type ecc384", nil, "--ak-type"},
 		{"bad format", base + " -f sarif", nil, "--format"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := &cmdutil.Factory{IO: &cmdutil.IOStreams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}}
-			var got *RequestOptions
-			cmd := NewCmdRequest(f, func(_ context.Context, o *RequestOptions) error { got = o; return nil })
-			cmd.SetArgs(strings.Fields(tt.args))
-			cmd.SetOut(&bytes.Buffer{})
-			cmd.SetErr(&bytes.Buffer{})
-			err := cmd.Execute()
-			if tt.wantErr != "" {
-				var fe *cmdutil.FlagError
-				if !errors.As(err, &fe) || got != nil || !strings.Contains(err.Error(), tt.wantErr) || cmdutil.ExitCode(err) != cmdutil.ExitError {
-					t.Fatalf("err = %v", err)
-				}
-				return
-			}
-			if err != nil || got == nil || !tt.want(got) {
-				t.Fatalf("err = %v, %+v", err, got)
-			}
-		})
-	}
+	checkFlags(t, tests, func(f *cmdutil.Factory, run func(*RequestOptions)) *cobra.Command {
+		return NewCmdRequest(f, func(_ context.Context, o *RequestOptions) error { run(o); return nil })
+	})
 }
 
 // TestRequestErrors: without a TPM, a readable event log or a listening
