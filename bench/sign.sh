@@ -9,10 +9,11 @@
 #   osslsigncode osslsigncode sign, one process per file: one at a time (the
 #                loop a user would script), and two at a time (xargs -P2)
 # Prints files per second and the ratios; target: csv >= 5x osslsigncode.
-# csv's per-file CPU is mostly the RSA signature (Go's constant-time RSA-3072
-# costs about 4.5 ms here, OpenSSL's less), the Authenticode hash and the
-# kernel's copies; the sync each file needs is why csv signs with twice as
-# many workers as CPUs.
+# csv's per-file CPU is mostly the Authenticode hash, the kernel's copy into
+# the signed file and the RSA signature (Go's constant-time RSA-3072 costs
+# about 2.5 ms here, OpenSSL's less); csv also makes the signed files durable
+# (writeback started per file, one syncfs before the renames), which
+# osslsigncode does not.
 #
 # CORPUS_DIR defaults to ${TMPDIR:-/tmp}/csv-bench-corpus (bench/run.sh
 # builds it). RUNS=3 by default.

@@ -417,6 +417,8 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 		if err := out.Sync(); err != nil {
 			return p, err
 		}
+	} else {
+		startWriteback(out)
 	}
 	s.SHA256 = outSum
 	if opts.Bundle {
