@@ -1,4 +1,5 @@
-// Package policy implements "csv policy new" and "csv policy lint".
+// Package policy implements "csv policy new", "csv policy lint" and "csv
+// policy diff".
 package policy
 
 import (
@@ -24,7 +25,7 @@ func NewCmdPolicy(f *cmdutil.Factory) *cobra.Command {
 		Use:   "policy <command>",
 		Short: "Write and check code integrity policies",
 	}
-	cmd.AddCommand(NewCmdNew(f, nil), NewCmdLint(f, nil))
+	cmd.AddCommand(NewCmdNew(f, nil), NewCmdLint(f, nil), NewCmdDiff(f, nil))
 	return cmd
 }
 

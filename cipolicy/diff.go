@@ -1,0 +1,283 @@
+package cipolicy
+
+import (
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// PolicyDiff is what changed from one policy to another in what they
+// judge: settings that affect verdicts, and rules added or removed. Rules
+// are compared by what they match, where and with which action, never by
+// their ids, lines or comments: renumbering a policy, converting it from
+// WDAC XML to YAML or reordering its rules changes nothing.
+type PolicyDiff struct {
+	Old      DiffSide      `json:"old"`
+	New      DiffSide      `json:"new"`
+	Settings []FieldChange `json:"settings"`
+	Rules    []RuleChange  `json:"rules"`
+}
+
+// DiffSide names one of the two policies.
+type DiffSide struct {
+	Source  string `json:"source"`
+	Name    string `json:"name,omitempty"`
+	Version string `json:"version,omitempty"`
+	SHA256  string `json:"sha256"`
+}
+
+// FieldChange is a policy setting that differs.
+type FieldChange struct {
+	Field string `json:"field"`
+	Old   string `json:"old"`
+	New   string `json:"new"`
+	// Loosens: the new policy blocks less because of it (enforce to audit).
+	Loosens bool `json:"loosens"`
+}
+
+// RuleChange is a rule one policy has and the other does not.
+type RuleChange struct {
+	Change string `json:"change"` // "added" or "removed"
+	Action Action `json:"action"`
+	// Rule says what the rule matches and where it applies.
+	Rule   string `json:"rule"`
+	ID     string `json:"id,omitempty"`
+	Source string `json:"source"`
+	Line   int    `json:"line,omitempty"`
+	// Loosens: an allow rule added or a deny rule removed.
+	Loosens bool `json:"loosens"`
+}
+
+// Empty reports whether the policies judge alike.
+func (d *PolicyDiff) Empty() bool { return len(d.Settings) == 0 && len(d.Rules) == 0 }
+
+// Loosens reports whether any change could admit a file the old policy
+// blocked.
+func (d *PolicyDiff) Loosens() bool {
+	for _, f := range d.Settings {
+		if f.Loosens {
+			return true
+		}
+	}
+	for _, r := range d.Rules {
+		if r.Loosens {
+			return true
+		}
+	}
+	return false
+}
+
+// Diff compares two policies. Removed rules come first, in the old
+// policy's order, then added ones in the new policy's order; a rule that
+// appears several times in a policy counts once.
+func Diff(old, new *Policy) *PolicyDiff {
+	d := &PolicyDiff{Old: side(old), New: side(new), Settings: []FieldChange{}, Rules: []RuleChange{}}
+	field := func(name, o, n string, loosens bool) {
+		if o != n {
+			d.Settings = append(d.Settings, FieldChange{Field: name, Old: o, New: n, Loosens: loosens})
+		}
+	}
+	field("id", old.ID, new.ID, false)
+	field("name", old.Name, new.Name, false)
+	field("version", old.Version, new.Version, false)
+	field("type", string(old.Type), string(new.Type), false)
+	field("base_id", old.BaseID, new.BaseID, false)
+	field("mode", string(mode(old)), string(mode(new)), mode(old) == Enforce && mode(new) != Enforce)
+	field("wdac_compatible", strconv.FormatBool(old.WDACCompatible), strconv.FormatBool(new.WDACCompatible), false)
+	field("timestamp_authorities", certRefKeys(old.TimestampAuthorities), certRefKeys(new.TimestampAuthorities), false)
+	field("options", sortedJoin(old.Options), sortedJoin(new.Options), false)
+
+	d.Rules = only(d.Rules, old, ruleKeys(new), "removed", Deny)
+	d.Rules = only(d.Rules, new, ruleKeys(old), "added", Allow)
+	return d
+}
+
+// only appends p's rules that other lacks, each once, as changes that
+// loosen the policy when their action is loosening.
+func only(out []RuleChange, p *Policy, other map[string]bool, what string, loosening Action) []RuleChange {
+	seen := map[string]bool{}
+	for i := range p.Rules {
+		r := &p.Rules[i]
+		if k := ruleKey(r); !other[k] && !seen[k] {
+			seen[k] = true
+			out = append(out, RuleChange{Change: what, Action: r.Action, Rule: ruleText(r), ID: r.ID, Source: p.Source,
+				Line: r.Line, Loosens: r.Action == loosening})
+		}
+	}
+	return out
+}
+
+func side(p *Policy) DiffSide {
+	return DiffSide{Source: p.Source, Name: p.Name, Version: p.Version, SHA256: hex.EncodeToString(p.SHA256[:])}
+}
+
+func mode(p *Policy) Mode {
+	if p.Mode == "" {
+		return Enforce
+	}
+	return p.Mode
+}
+
+func ruleKeys(p *Policy) map[string]bool {
+	m := make(map[string]bool, len(p.Rules))
+	for i := range p.Rules {
+		m[ruleKey(&p.Rules[i])] = true
+	}
+	return m
+}
+
+// ruleKey is everything about a rule that affects a verdict, canonical
+// (sets sorted, case folded where matching folds it).
+func ruleKey(r *Rule) string {
+	var b strings.Builder
+	b.WriteString(string(r.Action))
+	b.WriteByte(' ')
+	b.WriteString(matcherKey(r))
+	if len(r.Except) > 0 {
+		var ex []string
+		for i := range r.Except {
+			ex = append(ex, matcherKey(&r.Except[i]))
+		}
+		slices.Sort(ex)
+		ex = slices.Compact(ex)
+		fmt.Fprintf(&b, " except [%s]", strings.Join(ex, "; "))
+	}
+	b.WriteString(scopeText(r))
+	return b.String()
+}
+
+func matcherKey(r *Rule) string {
+	switch {
+	case r.Unsupported != "":
+		return "unsupported " + r.Unsupported
+	case r.Hash != nil:
+		return r.Hash.String()
+	case r.Signer != nil:
+		s := r.Signer
+		k := fmt.Sprintf("signer %s level %s", certRefKey(&s.Cert), s.Level)
+		if s.Publisher != "" {
+			k += fmt.Sprintf(" publisher %q", s.Publisher)
+		}
+		if s.IssuerName != "" {
+			k += fmt.Sprintf(" issuer %q", s.IssuerName)
+		}
+		if len(s.EKUs) > 0 {
+			k += " ekus [" + sortedJoin(s.EKUs) + "]"
+		}
+		if s.OEMID != "" {
+			k += fmt.Sprintf(" oem_id %q", s.OEMID)
+		}
+		if len(s.Files) > 0 {
+			var fs []string
+			for i := range s.Files {
+				fs = append(fs, fileKey(&s.Files[i]))
+			}
+			k += " files [" + sortedJoin(fs) + "]"
+		}
+		return k
+	case r.File != nil:
+		return "file " + fileKey(r.File)
+	case r.All:
+		return "all"
+	}
+	return "nothing"
+}
+
+// certRefKey identifies a certificate reference by what it matches: a
+// certificate and its TBS hash match the same certificates.
+func certRefKey(c *CertRef) string {
+	if c.WellKnown != "" {
+		return "well-known:" + c.WellKnown
+	}
+	tbs := c.TBSHash
+	if c.Certificate != nil {
+		tbs = c.Certificate.TBSHash
+	}
+	return "tbs:" + strings.ToUpper(hex.EncodeToString(tbs))
+}
+
+func certRefKeys(cs []CertRef) string {
+	var ks []string
+	for i := range cs {
+		ks = append(ks, certRefKey(&cs[i]))
+	}
+	return sortedJoin(ks)
+}
+
+func fileKey(f *FileAttrMatch) string {
+	field := f.Field
+	if field == "" {
+		field = OriginalFileName
+	}
+	k := fmt.Sprintf("%s=%q", field, strings.ToLower(f.Name))
+	if f.MinVersion != nil {
+		k += " >=" + f.MinVersion.String()
+	}
+	if f.MaxVersion != nil {
+		k += " <=" + f.MaxVersion.String()
+	}
+	return k
+}
+
+func scopeText(r *Rule) string {
+	var b strings.Builder
+	if len(r.Paths) > 0 {
+		b.WriteString(" paths [" + sortedJoin(r.Paths) + "]")
+	}
+	if len(r.Scenarios) > 0 {
+		var ss []string
+		for _, s := range r.Scenarios {
+			ss = append(ss, string(s))
+		}
+		b.WriteString(" scenarios [" + sortedJoin(ss) + "]")
+	}
+	if len(r.Formats) > 0 {
+		var fs []string
+		for _, f := range r.Formats {
+			fs = append(fs, string(f))
+		}
+		b.WriteString(" formats [" + sortedJoin(fs) + "]")
+	}
+	return b.String()
+}
+
+// ruleText is a rule for people: what Describe says, the signer's other
+// constraints, the exceptions and the scope.
+func ruleText(r *Rule) string {
+	s := r.Describe()
+	if r.Signer != nil {
+		if r.Signer.IssuerName != "" {
+			s += fmt.Sprintf(", issuer %q", r.Signer.IssuerName)
+		}
+		if len(r.Signer.EKUs) > 0 {
+			s += ", EKUs " + sortedJoin(r.Signer.EKUs)
+		}
+		if r.Signer.OEMID != "" {
+			s += fmt.Sprintf(", OEM ID %q", r.Signer.OEMID)
+		}
+		for i := range r.Signer.Files {
+			s += ", file " + r.Signer.Files[i].String()
+		}
+	}
+	for i := range r.Except {
+		s += ", except " + r.Except[i].Describe()
+	}
+	if scope := scopeText(r); scope != "" {
+		s += "," + scope
+	}
+	return s
+}
+
+// sortedJoin lists a set: sorted, without duplicates, each element quoted
+// (so that no two sets list alike).
+func sortedJoin(ss []string) string {
+	ss = slices.Clone(ss)
+	slices.Sort(ss)
+	ss = slices.Compact(ss)
+	for i, s := range ss {
+		ss[i] = strconv.Quote(s)
+	}
+	return strings.Join(ss, ", ")
+}
