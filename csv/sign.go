@@ -64,6 +64,9 @@ type SignOptions struct {
 	// all-or-nothing commit.
 	Manifest     string
 	MakeManifest func(signed []Signed) ([]byte, error)
+
+	// syncer is Sign's: the file systems its temporary files are on.
+	syncer *fsSyncer
 }
 
 // Signed is one file Sign wrote.
@@ -128,6 +131,8 @@ func Sign(ctx context.Context, opts SignOptions, roots ...string) (*SignReport, 
 		}
 		return nil, err
 	}
+	opts.syncer = &fsSyncer{}
+	defer opts.syncer.close()
 	rep := &SignReport{}
 	var todo []*entry
 	for i := range w.entries {
@@ -176,7 +181,7 @@ func Sign(ctx context.Context, opts SignOptions, roots ...string) (*SignReport, 
 		results = append(results, p)
 	}
 	if err == nil {
-		err = commit(results)
+		err = commit(results, opts.syncer)
 	}
 	if err != nil {
 		for _, p := range results {
@@ -208,7 +213,7 @@ func stageManifest(opts *SignOptions, results []*pending) (*pending, error) {
 	if err != nil {
 		return nil, fmt.Errorf("making the manifest: %w", err)
 	}
-	f, err := createTemp(opts.Manifest, 0o644)
+	f, err := createTemp(opts.syncer, opts.Manifest, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -248,23 +253,12 @@ var beforeRename func()
 // commit makes the temporary files durable, renames each into place, then
 // syncs the directories, so that a crash after Sign returns cannot lose a
 // signed file and a crash before leaves every destination as it was.
-func commit(ps []*pending) error {
+func commit(ps []*pending, fss *fsSyncer) error {
 	if batchSync {
 		// One syncfs per file system instead of one fsync per file: the
 		// kernel writes all the signed files out in one batch.
-		synced := map[string]bool{}
-		for _, p := range ps {
-			if p == nil {
-				continue
-			}
-			for _, t := range p.temps {
-				if d := filepath.Dir(t); !synced[d] {
-					synced[d] = true
-					if err := syncFS(d); err != nil {
-						return fmt.Errorf("syncing %s: %w", d, err)
-					}
-				}
-			}
+		if err := fss.sync(); err != nil {
+			return err
 		}
 	}
 	dirs := map[string]bool{}
@@ -292,9 +286,13 @@ func commit(ps []*pending) error {
 	return nil
 }
 
-// createTemp makes the temporary file for dest, in dest's directory.
-func createTemp(dest string, mode os.FileMode) (*os.File, error) {
+// createTemp makes the temporary file for dest, in dest's directory, whose
+// file system fss watches first.
+func createTemp(fss *fsSyncer, dest string, mode os.FileMode) (*os.File, error) {
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return nil, err
+	}
+	if err := fss.watch(filepath.Dir(dest)); err != nil {
 		return nil, err
 	}
 	var rnd [6]byte
@@ -361,7 +359,7 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 	}
 	dest := destination(opts, roots, e)
 	s := &Signed{Root: roots[e.root], Path: e.rel, Format: format, Output: dest, fileRoot: e.fileRoot}
-	out, err := createTemp(dest, st.Mode())
+	out, err := createTemp(opts.syncer, dest, st.Mode())
 	if err != nil {
 		return p, err
 	}
@@ -427,7 +425,7 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 			return p, fmt.Errorf("making the Sigstore bundle: %w", err)
 		}
 		bdest := dest + ".sigstore.json"
-		bf, err := createTemp(bdest, 0o644)
+		bf, err := createTemp(opts.syncer, bdest, 0o644)
 		if err != nil {
 			return p, err
 		}

@@ -3,7 +3,9 @@
 package csv
 
 import (
+	"fmt"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,12 +22,58 @@ func startWriteback(f *os.File) {
 	_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 }
 
-// syncFS flushes the file system holding dir to stable storage.
-func syncFS(dir string) error {
+// fsSyncer holds one open directory per file system Sign writes to,
+// opened before the first temporary file there. syncfs reports a writeback
+// error to each file descriptor opened before it happened (Linux 5.8 on),
+// so one opened early sees an error even when another process's syncfs
+// saw it first.
+type fsSyncer struct {
+	mu  sync.Mutex
+	fds map[uint64]*os.File
+}
+
+// watch notes the file system of dir, before anything is written there.
+func (s *fsSyncer) watch(dir string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: dir, Err: err}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dev := uint64(st.Dev)
+	if s.fds[dev] != nil {
+		return nil
+	}
 	f, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	return unix.Syncfs(int(f.Fd()))
+	if s.fds == nil {
+		s.fds = map[uint64]*os.File{}
+	}
+	s.fds[dev] = f
+	return nil
+}
+
+// sync flushes every watched file system to stable storage: one syncfs
+// each.
+func (s *fsSyncer) sync() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range s.fds {
+		if err := unix.Syncfs(int(f.Fd())); err != nil {
+			return fmt.Errorf("syncing the file system of %s: %w", f.Name(), err)
+		}
+	}
+	return nil
+}
+
+// close closes the directories.
+func (s *fsSyncer) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range s.fds {
+		f.Close()
+	}
+	s.fds = nil
 }

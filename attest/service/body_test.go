@@ -2,6 +2,7 @@ package service
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"testing"
 )
@@ -43,13 +44,37 @@ func TestReadGrowing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := bytes.Repeat([]byte{'x'}, tc.body)
-			got, err := readGrowing(&trickle{b: body, n: tc.trickle}, tc.hint)
+			var held int64
+			got, err := readGrowing(&trickle{b: body, n: tc.trickle}, tc.hint, func(n int64) bool { held += n; return true })
 			if err != nil || !bytes.Equal(got, body) {
 				t.Fatalf("read %d bytes, err %v", len(got), err)
+			}
+			if held != int64(cap(got)) {
+				t.Errorf("reserved %d bytes for a buffer of %d", held, cap(got))
 			}
 			if cap(got) > tc.maxCap {
 				t.Errorf("buffer of %d bytes for a body of %d (declared %d), want at most %d", cap(got), tc.body, tc.hint, tc.maxCap)
 			}
 		})
+	}
+}
+
+// TestReadGrowingBudget: a growth the budget has no room for stops the
+// read; nothing past what was reserved is allocated.
+func TestReadGrowingBudget(t *testing.T) {
+	body := bytes.Repeat([]byte{'x'}, 300<<10)
+	var held int64
+	got, err := readGrowing(&trickle{b: body, n: 1 << 20}, 4<<20, func(n int64) bool {
+		if held+n > 200<<10 {
+			return false
+		}
+		held += n
+		return true
+	})
+	if !errors.Is(err, errNoBodyBudget) || got != nil || held > 200<<10 {
+		t.Fatalf("err %v, %d bytes, %d held", err, len(got), held)
+	}
+	if _, err := readGrowing(&trickle{b: body, n: 1}, 4<<20, func(int64) bool { return false }); !errors.Is(err, errNoBodyBudget) {
+		t.Fatalf("no room at all: %v", err)
 	}
 }

@@ -249,6 +249,12 @@ func (s *Server) judge(req *AttestRequest, d *decision) (*AttestResponse, int) {
 	if err == nil {
 		cred, err = seal(s.rand, id, s.issuer.format, iss.payload, iss.notAfter)
 	}
+	if errors.Is(err, ErrCAExpired) {
+		// This replica cannot issue until its CA is renewed; another may.
+		d.outcome, d.reason, d.retryAfter = "error", err.Error(), time.Minute
+		return &AttestResponse{MediaType: ResponseMediaType, NonceID: d.nonceID, Verdict: attest.VerdictNotTrusted,
+			Error: "the service's credential CA is not valid now: retry later"}, http.StatusServiceUnavailable
+	}
 	if err != nil {
 		d.outcome, d.reason = "error", err.Error()
 		return &AttestResponse{MediaType: ResponseMediaType, NonceID: d.nonceID, Verdict: attest.VerdictNotTrusted,

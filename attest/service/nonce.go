@@ -254,7 +254,12 @@ func (u *usedNonces) use(id [nonceRandLen]byte, ek [32]byte, now time.Time) erro
 	}
 	u.cur[id] = struct{}{}
 	u.curEK[ek]++
-	u.lastUse = now
+	if now.After(u.lastUse) {
+		// Never backwards: a slower request may come with an older time,
+		// and the rotation must not take the current generation for
+		// expired while it holds a newer entry.
+		u.lastUse = now
+	}
 	return nil
 }
 

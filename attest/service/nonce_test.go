@@ -166,3 +166,23 @@ func TestUsedNoncesPerEK(t *testing.T) {
 		t.Errorf("after two rotations: %v", err)
 	}
 }
+
+// TestUsedNoncesOutOfOrder: a request that read the clock earlier and uses
+// its nonce later must not make the rotation forget newer entries.
+func TestUsedNoncesOutOfOrder(t *testing.T) {
+	t0 := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	ttl := time.Minute
+	period := ttl + maxClockSkew
+	u := newUsedNonces(ttl, 100, 100, t0)
+	ek := [32]byte{1}
+	if err := u.use([nonceRandLen]byte{1}, ek, t0.Add(10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.use([nonceRandLen]byte{2}, ek, t0.Add(5*time.Second)); err != nil { // a slower request
+		t.Fatal(err)
+	}
+	// Rotation time; nonce 1 (used at 10 s) is still to be remembered.
+	if err := u.use([nonceRandLen]byte{1}, ek, t0.Add(period+6*time.Second)); !errors.Is(err, ErrNonceReplayed) {
+		t.Fatalf("replay after an out-of-order use: %v", err)
+	}
+}

@@ -116,6 +116,33 @@ func TestBodyBudget(t *testing.T) {
 	waitFor(t, "the chunked request to fill the budget", func() bool { return !e.srv.BodyBudgetFree(1) })
 }
 
+// TestBodyBudgetIdleClients: clients that declare the largest body and
+// send nothing hold only their first buffer's worth (64 KiB) of the budget,
+// not what they declared: the number that would once fill the budget (its
+// size over the body cap) leaves room for real hosts.
+func TestBodyBudgetIdleClients(t *testing.T) {
+	const maxBody, first = 4 << 20, 64 << 10
+	e := newEnv(t, func(c *service.Config) {
+		c.MaxBodyBytes, c.MaxBodyBytesInFlight, c.QueueTimeout = maxBody, 16*maxBody, 100*time.Millisecond
+	})
+	addr := strings.TrimPrefix(e.ts.URL, "http://")
+	for i := 0; i < 16; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", service.PathAttest, maxBody)
+	}
+	waitFor(t, "16 first buffers reserved", func() bool { return !e.srv.BodyBudgetFree(16*maxBody - 16*first + 1) })
+	if !e.srv.BodyBudgetFree(16*maxBody - 16*first) {
+		t.Fatal("the idle clients hold more than their first buffers")
+	}
+	if r, st := e.attest(t, e.evidence(t, e.hosts[0])); st != http.StatusOK || r.Credential == nil {
+		t.Fatalf("with idle clients: %d %v %q", st, failed(r), r.Error)
+	}
+}
+
 // TestBodyBudgetQueue: a request that finds the budget full waits up to
 // QueueTimeout for room, and is served when room frees up.
 func TestBodyBudgetQueue(t *testing.T) {
@@ -347,8 +374,8 @@ func TestCAValidity(t *testing.T) {
 	e := newEnv(t)
 	e.clock.Advance(e.ca.NotAfter.Sub(epoch) + time.Hour)
 	r, st := e.attest(t, e.evidence(t, e.hosts[0]))
-	if st != http.StatusInternalServerError || r.Credential != nil || r.Trusted {
-		t.Fatalf("expired CA: %d trusted %v credential %v", st, r.Trusted, r.Credential != nil)
+	if st != http.StatusServiceUnavailable || r.Credential != nil || r.Trusted || !strings.Contains(r.Error, "CA is not valid now") {
+		t.Fatalf("expired CA: %d trusted %v credential %v %q", st, r.Trusted, r.Credential != nil, r.Error)
 	}
 	d := e.log.decisions(t)
 	if last := d[len(d)-1]; last["decision"] != "error" || last["level"] != "ERROR" || !strings.Contains(fmt.Sprint(last["reason"]), "not valid now") {

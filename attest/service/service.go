@@ -22,7 +22,7 @@
 //
 // Everything in a request is untrusted. Bodies are capped
 // (Config.MaxBodyBytes), and so are the bodies in flight together
-// (Config.MaxBodyBytesInFlight, reserved before a body is read), and
+// (Config.MaxBodyBytesInFlight, reserved as a body's buffer grows), and
 // decoded strictly (unknown fields, trailing data and oversized fields
 // are refused); each request's work is recovered from panics. A nonce is
 // marked used only once its MAC and age verified and its EK is trusted,
@@ -183,15 +183,15 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxBodyBytesInFlight caps the attestation request bodies being read
 	// or judged at once, in bytes (default 16 × MaxBodyBytes; at least
-	// MaxBodyBytes). A request reserves its declared Content-Length (or
-	// MaxBodyBytes when it declares none) before its body is read, waits
-	// up to QueueTimeout for room, then gets 503 with Retry-After, and
-	// gives it back when it is answered. Buffers start at 64 KiB at most
-	// and grow as bytes arrive (never past the declared length), so slow
-	// clients declaring large bodies hold reservations, not memory. With
-	// the defaults at most 64 MiB of bodies are held at once, whatever
-	// the clients send; what is decoded from them (less than the bodies)
-	// comes on top.
+	// MaxBodyBytes). A request's buffer starts at 64 KiB at most and
+	// doubles as bytes arrive (never past the declared length); each
+	// allocation is reserved first, waiting up to QueueTimeout for room
+	// (then 503 with Retry-After), and all is given back when the request
+	// is answered. A client that declares a large body and sends little
+	// holds little: idle clients need a thousand connections, not sixteen,
+	// to fill the default budget. With the defaults at most 64 MiB of
+	// bodies are held at once, whatever the clients send; what is decoded
+	// from them (less than the bodies) comes on top.
 	MaxBodyBytesInFlight int64
 	// MaxConcurrentVerifications caps the verifications in progress
 	// (default 4 per CPU). A request that finds no slot within QueueTimeout
@@ -505,35 +505,51 @@ func checkPost(w http.ResponseWriter, r *http.Request, limit int64) *requestErro
 }
 
 // readBody reads a request's body, at most limit bytes, into a buffer
-// that grows as bytes arrive (see readGrowing).
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *requestError) {
+// that grows as bytes arrive (see readGrowing), each growth reserved first
+// with reserve (nil: no budget).
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, reserve func(int64) bool) ([]byte, *requestError) {
 	hint := limit
 	if r.ContentLength >= 0 {
 		hint = min(r.ContentLength, limit)
 	}
-	b, err := readGrowing(http.MaxBytesReader(w, r.Body, limit), hint)
+	b, err := readGrowing(http.MaxBytesReader(w, r.Body, limit), hint, reserve)
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
 		return nil, &requestError{http.StatusRequestEntityTooLarge, fmt.Sprintf("body over the limit of %d bytes", limit)}
+	case errors.Is(err, errNoBodyBudget):
+		return nil, &requestError{http.StatusServiceUnavailable, "busy: too many request bodies in flight, retry later"}
 	case err != nil:
 		return nil, &requestError{http.StatusBadRequest, "reading the body: " + err.Error()}
 	}
 	return b, nil
 }
 
+// errNoBodyBudget: the budget of body bytes in flight has no room for a
+// body's next bytes.
+var errNoBodyBudget = errors.New("service: no room in the budget of request bodies in flight")
+
 // readGrowing reads r to its end. The buffer starts at initialBodyBuffer
 // bytes at most and doubles as it fills, up to hint+1 bytes (hint is what
 // the client declared, or the cap): a client that declares a large body
-// and sends little costs little. r must stop by itself (MaxBytesReader).
-func readGrowing(r io.Reader, hint int64) ([]byte, error) {
+// and sends little costs little, and holds little of the budget, since
+// every allocation's size is first reserved with reserve (when not nil;
+// on false, errNoBodyBudget). r must stop by itself (MaxBytesReader).
+func readGrowing(r io.Reader, hint int64, reserve func(int64) bool) ([]byte, error) {
 	want := int(min(max(hint, 0), math.MaxInt32)) + 1 // +1: room to see the end
-	buf := make([]byte, 0, min(want, initialBodyBuffer))
+	first := min(want, initialBodyBuffer)
+	if reserve != nil && !reserve(int64(first)) {
+		return nil, errNoBodyBudget
+	}
+	buf := make([]byte, 0, first)
 	for {
 		if len(buf) == cap(buf) {
 			n := min(2*cap(buf), want)
 			if n <= cap(buf) { // more than declared: the reader will stop it
 				n = cap(buf) + 512
+			}
+			if reserve != nil && !reserve(int64(n-cap(buf))) {
+				return nil, errNoBodyBudget
 			}
 			nb := make([]byte, len(buf), n) // exactly n: append would round up
 			copy(nb, buf)
@@ -556,7 +572,7 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) *requestE
 	if e := checkPost(w, r, maxNonceBody); e != nil {
 		return e
 	}
-	body, e := readBody(w, r, maxNonceBody)
+	body, e := readBody(w, r, maxNonceBody, nil)
 	if e != nil {
 		return e
 	}
@@ -579,10 +595,10 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) *requestE
 	return &requestError{http.StatusBadRequest, "malformed JSON: " + err.Error()}
 }
 
-// decodeAttest reads an attestation request (its body bytes reserved by
-// reserveBody).
-func (s *Server) decodeAttest(w http.ResponseWriter, r *http.Request) (*AttestRequest, *requestError) {
-	body, e := readBody(w, r, s.cfg.MaxBodyBytes)
+// decodeAttest reads an attestation request, its buffer's bytes reserved
+// with reserve.
+func (s *Server) decodeAttest(w http.ResponseWriter, r *http.Request, reserve func(int64) bool) (*AttestRequest, *requestError) {
+	body, e := readBody(w, r, s.cfg.MaxBodyBytes, reserve)
 	if e != nil {
 		return nil, e
 	}
@@ -620,27 +636,36 @@ func (s *Server) handleNonce(w http.ResponseWriter, r *http.Request) {
 		ExpiresAt: now.Add(s.cfg.NonceTTL).UTC(), PCRSelections: s.sels})
 }
 
-// reserveBody reserves room for the body of r in the budget of body bytes
-// in flight (Config.MaxBodyBytesInFlight), waiting up to QueueTimeout:
-// its declared length, or MaxBodyBytes when it declares none. It returns
-// how much it reserved (give it back with s.bodies.Release), or false.
-func (s *Server) reserveBody(r *http.Request) (int64, bool) {
-	n := s.cfg.MaxBodyBytes
-	if r.ContentLength >= 0 {
-		n = min(r.ContentLength, n)
+// bodyReservation is what one request holds of the budget of body bytes
+// in flight (Config.MaxBodyBytesInFlight): its buffer's size, reserved as
+// the buffer grows with the bytes that arrive, so that a client that
+// declares a large body and sends little holds little.
+type bodyReservation struct {
+	s    *Server
+	ctx  context.Context
+	held int64
+}
+
+// reserve takes n more bytes of the budget, waiting up to QueueTimeout.
+func (b *bodyReservation) reserve(n int64) bool {
+	ok := b.s.bodies.TryAcquire(n)
+	if !ok && b.s.cfg.QueueTimeout >= 0 {
+		ctx, cancel := context.WithTimeout(b.ctx, b.s.cfg.QueueTimeout)
+		ok = b.s.bodies.Acquire(ctx, n) == nil
+		cancel()
 	}
-	if s.bodies.TryAcquire(n) {
-		return n, true
+	if ok {
+		b.held += n
 	}
-	if s.cfg.QueueTimeout < 0 {
-		return 0, false
+	return ok
+}
+
+// release gives everything back.
+func (b *bodyReservation) release() {
+	if b.held > 0 {
+		b.s.bodies.Release(b.held)
+		b.held = 0
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueueTimeout)
-	defer cancel()
-	if s.bodies.Acquire(ctx, n) != nil {
-		return 0, false
-	}
-	return n, true
 }
 
 // acquire takes a verification slot, waiting up to QueueTimeout.
@@ -677,18 +702,16 @@ func (s *Server) handleAttest(w http.ResponseWriter, r *http.Request) {
 			Error: "busy: " + msg + ", retry later"})
 	}
 	e := checkPost(w, r, s.cfg.MaxBodyBytes)
-	if e == nil {
-		// Room for the body before a byte of it is read.
-		n, ok := s.reserveBody(r)
-		if !ok {
-			busy("no room for the body: request bodies in flight at their limit", "too many request bodies in flight")
-			return
-		}
-		defer s.bodies.Release(n)
-	}
 	var req *AttestRequest
 	if e == nil {
-		req, e = s.decodeAttest(w, r)
+		// Room for each part of the body before it is read.
+		budget := &bodyReservation{s: s, ctx: r.Context()}
+		defer budget.release()
+		req, e = s.decodeAttest(w, r, budget.reserve)
+	}
+	if e != nil && e.status == http.StatusServiceUnavailable {
+		busy("no room for the body: request bodies in flight at their limit", "too many request bodies in flight")
+		return
 	}
 	if e != nil {
 		d.status, d.outcome, d.reason = e.status, "bad_request", e.msg

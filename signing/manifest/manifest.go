@@ -461,13 +461,38 @@ func ExtraFiles(st *Statement, present []string) []Mismatch {
 // identities the caller pinned.
 var ErrSigner = errors.New("manifest: signed by another signer")
 
+// The kinds of signer identity MatchSigner takes: a name of one type, or
+// the certificate's fingerprint. Each names its type, so that a pinned
+// email address is not met by a certificate whose free-form common name
+// happens to read the same.
+var signerKinds = []string{"cn", "dns", "email", "uri", "sha256"}
+
+// CheckSignerID reports whether id is a signer identity MatchSigner takes:
+// "cn:NAME" (the subject common name), "dns:NAME", "email:ADDRESS",
+// "uri:URI" (subject alternative names), or "sha256:" and the
+// certificate's 64-hex-digit SHA-256 fingerprint. The kind is case
+// insensitive; the value is compared exactly (the fingerprint's hex in any
+// case).
+func CheckSignerID(id string) error {
+	kind, val, ok := strings.Cut(id, ":")
+	kind = strings.ToLower(kind)
+	switch {
+	case !ok || !slices.Contains(signerKinds, kind):
+		return fmt.Errorf("signer %q: want cn:NAME, dns:NAME, email:ADDRESS, uri:URI or sha256:FINGERPRINT", id)
+	case val == "":
+		return fmt.Errorf("signer %q: empty %s", id, kind)
+	case kind == "sha256":
+		if b, err := hex.DecodeString(val); err != nil || len(b) != sha256.Size {
+			return fmt.Errorf("signer %q: a SHA-256 fingerprint is 64 hex digits", id)
+		}
+	}
+	return nil
+}
+
 // MatchSigner checks that leaf, the manifest's verified signer certificate,
-// is one of ids: each is "sha256:" and the certificate's SHA-256
-// fingerprint in hex, or a name equal to the certificate's subject common
-// name or to one of its DNS, email or URI subject alternative names. A chain
-// to a trusted root says the signer is someone the CA vouched for; this says
-// which one (a corporate CA issues many certificates). With no ids, any
-// signer matches.
+// is one of ids (see [CheckSignerID]). A chain to a trusted root says the
+// signer is someone the CA vouched for; this says which one (a corporate CA
+// issues many certificates). With no ids, any signer matches.
 func MatchSigner(leaf *x509.Certificate, ids []string) error {
 	if len(ids) == 0 {
 		return nil
@@ -476,20 +501,29 @@ func MatchSigner(leaf *x509.Certificate, ids []string) error {
 		return fmt.Errorf("%w: no signer certificate", ErrSigner)
 	}
 	fp := sha256.Sum256(leaf.Raw)
-	names := []string{leaf.Subject.CommonName}
-	names = append(names, leaf.DNSNames...)
-	names = append(names, leaf.EmailAddresses...)
-	for _, u := range leaf.URIs {
-		names = append(names, u.String())
-	}
 	for _, id := range ids {
-		if h, ok := strings.CutPrefix(id, "sha256:"); ok {
-			if strings.EqualFold(h, hex.EncodeToString(fp[:])) {
+		if err := CheckSignerID(id); err != nil {
+			return fmt.Errorf("%w: %w", ErrSigner, err)
+		}
+		kind, val, _ := strings.Cut(id, ":")
+		var names []string
+		switch strings.ToLower(kind) {
+		case "sha256":
+			if strings.EqualFold(val, hex.EncodeToString(fp[:])) {
 				return nil
 			}
-			continue
+		case "cn":
+			names = []string{leaf.Subject.CommonName}
+		case "dns":
+			names = leaf.DNSNames
+		case "email":
+			names = leaf.EmailAddresses
+		case "uri":
+			for _, u := range leaf.URIs {
+				names = append(names, u.String())
+			}
 		}
-		if id != "" && slices.Contains(names, id) {
+		if slices.Contains(names, val) {
 			return nil
 		}
 	}

@@ -532,17 +532,25 @@ func TestMatchSigner(t *testing.T) {
 		DNSNames: []string{"build.example.com"}, EmailAddresses: []string{"release@example.com"}, URIs: []*url.URL{u}}
 	fp := sha256.Sum256(leaf.Raw)
 	hexFP := strings.ToUpper(hex.EncodeToString(fp[:]))
-	for _, ids := range [][]string{nil, {"Build Signing"}, {"build.example.com"}, {"release@example.com"},
-		{"https://ci.example.com/release"}, {"sha256:" + hexFP}, {"nobody", "Build Signing"}} {
+	for _, ids := range [][]string{nil, {"cn:Build Signing"}, {"dns:build.example.com"}, {"email:release@example.com"},
+		{"uri:https://ci.example.com/release"}, {"sha256:" + hexFP}, {"SHA256:" + strings.ToLower(hexFP)}, {"cn:nobody", "CN:Build Signing"}} {
 		if err := manifest.MatchSigner(leaf, ids); err != nil {
 			t.Errorf("%q: %v", ids, err)
 		}
 	}
-	for _, ids := range [][]string{{"build signing"}, {"Example"}, {""}, {"sha256:"}, {"sha256:" + hexFP[:62]},
-		{"Build Signing "}, {"https://ci.example.com"}} {
+	for _, ids := range [][]string{{"cn:build signing"}, {"cn:Example"}, {"cn:Build Signing "}, {"uri:https://ci.example.com"},
+		// a name of the wrong type: the pin says which
+		{"email:Build Signing"}, {"cn:release@example.com"}, {"dns:release@example.com"}, {"cn:build.example.com"},
+		// not pins at all
+		{"Build Signing"}, {""}, {"cn:"}, {"sha256:"}, {"sha256:" + hexFP[:62]}, {"sha256:" + hexFP + "00"}, {"spiffe:x"}} {
 		if err := manifest.MatchSigner(leaf, ids); !errors.Is(err, manifest.ErrSigner) {
 			t.Errorf("%q: %v, want ErrSigner", ids, err)
 		}
+	}
+	// A certificate whose CN reads like a pin matches only as a CN.
+	odd := &x509.Certificate{Raw: []byte("another"), Subject: pkix.Name{CommonName: "sha256:" + hexFP}}
+	if err := manifest.MatchSigner(odd, []string{"sha256:" + hexFP}); !errors.Is(err, manifest.ErrSigner) {
+		t.Errorf("CN spelled as a fingerprint matched the fingerprint pin: %v", err)
 	}
 	if err := manifest.MatchSigner(nil, []string{"x"}); !errors.Is(err, manifest.ErrSigner) {
 		t.Errorf("no certificate: %v", err)

@@ -31,16 +31,16 @@ type Options struct {
 func NewCmdVerifyManifest(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{IO: f.IO}
 	cmd := &cobra.Command{
-		Use:   "verify-manifest --manifest FILE --certs ROOTS [--signer ID] [--extra] [DIR]",
+		Use:   "verify-manifest --manifest FILE --certs ROOTS [--signer KIND:ID]... [--extra] [DIR]",
 		Short: "Check a signed build manifest and every file it lists",
 		Long: heredoc.Doc(`
 			Verify the signed build manifest that csv sign --manifest wrote (a Sigstore bundle holding a
 			DSSE-signed in-toto statement with a SLSA verification summary): its signature, with a
 			certificate chain to one of the root certificates in --certs; the signer certificate is one of
-			--signer's when given (its subject common name, a DNS, email or URI alternative name, or
-			sha256:FINGERPRINT: pin it, since a CA issues many certificates); then the SHA-256 of every
-			file it lists, relative to DIR (default: the current directory). With --extra, PE and ELF
-			files under DIR that the manifest does not list are reported too.
+			--signer's when given (cn:NAME its subject common name, dns:NAME, email:ADDRESS or uri:URI an
+			alternative name, or sha256:FINGERPRINT: pin it, since a CA issues many certificates); then
+			the SHA-256 of every file it lists, relative to DIR (default: the current directory). With
+			--extra, PE and ELF files under DIR that the manifest does not list are reported too.
 
 			Exit status: 0 the manifest verifies and every file matches; 1 a file is missing, changed
 			(or extra, with --extra); 2 the manifest does not verify, or a usage error.
@@ -54,6 +54,11 @@ func NewCmdVerifyManifest(f *cmdutil.Factory, runF func(context.Context, *Option
 			if opts.Manifest == "" {
 				return cmdutil.FlagErrorf("verify-manifest: --manifest is required")
 			}
+			for _, id := range opts.Signers {
+				if err := manifest.CheckSignerID(id); err != nil {
+					return cmdutil.FlagErrorf("verify-manifest: --%v", err)
+				}
+			}
 			if len(opts.CertFiles) == 0 {
 				return cmdutil.FlagErrorf("verify-manifest: --certs is required: the root certificates the signer must chain to")
 			}
@@ -65,7 +70,7 @@ func NewCmdVerifyManifest(f *cmdutil.Factory, runF func(context.Context, *Option
 	}
 	cmd.Flags().StringVarP(&opts.Manifest, "manifest", "m", "", "the manifest `FILE`")
 	cmd.Flags().StringArrayVar(&opts.CertFiles, "certs", nil, "root certificates `FILE` (PEM or DER) the signer must chain to; repeatable")
-	cmd.Flags().StringArrayVar(&opts.Signers, "signer", nil, "the signer certificate must be `ID`: its common name, a DNS, email or URI alternative name, or sha256:FINGERPRINT; repeatable (any of them)")
+	cmd.Flags().StringArrayVar(&opts.Signers, "signer", nil, "the signer certificate must be `ID`: cn:NAME, dns:NAME, email:ADDRESS, uri:URI or sha256:FINGERPRINT; repeatable (any of them)")
 	cmd.Flags().BoolVar(&opts.Extra, "extra", false, "also report PE and ELF files under DIR that the manifest does not list")
 	return cmd
 }
