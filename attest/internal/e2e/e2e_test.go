@@ -267,6 +267,15 @@ func (l *lab) boot(t *testing.T, tp *swtpmtest.TPM) {
 }
 
 // host opens a TPM and loads its keys.
+// twoHosts boots both TPMs with the fleet's log and returns a client on
+// each (RSA EKs).
+func (l *lab) twoHosts(t *testing.T) (ca, cb *client.Client) {
+	t.Helper()
+	l.boot(t, l.a)
+	l.boot(t, l.b)
+	return l.host(t, l.a, client.Options{EK: client.RSA}, l.fleet.log), l.host(t, l.b, client.Options{EK: client.RSA}, l.fleet.log)
+}
+
 func (l *lab) host(t *testing.T, tp *swtpmtest.TPM, o client.Options, log []byte) *client.Client {
 	t.Helper()
 	c, err := client.Open(tp.Socket)
@@ -498,10 +507,7 @@ func TestSwtpm(t *testing.T) {
 	t.Run("another TPM's AK", func(t *testing.T) {
 		// Host b quotes with its own AK but presents a's AK (with a nonce
 		// bound to a's AK and b's EK, so that the nonce is not what fails).
-		l.boot(t, l.a)
-		l.boot(t, l.b)
-		ca := l.host(t, l.a, client.Options{EK: client.RSA}, l.fleet.log)
-		cb := l.host(t, l.b, client.Options{EK: client.RSA}, l.fleet.log)
+		ca, cb := l.twoHosts(t)
 		ekB, _ := cb.Attester.EKKeySHA256()
 		n := l.nonceFor(t, ca.Attester.AKName(), ekB)
 		req, err := cb.Evidence(n)
@@ -514,10 +520,7 @@ func TestSwtpm(t *testing.T) {
 	})
 
 	t.Run("a credential for one TPM does not activate on another", func(t *testing.T) {
-		l.boot(t, l.a)
-		l.boot(t, l.b)
-		ca := l.host(t, l.a, client.Options{EK: client.RSA}, l.fleet.log)
-		cb := l.host(t, l.b, client.Options{EK: client.RSA}, l.fleet.log)
+		ca, cb := l.twoHosts(t)
 		n, err := ca.Nonce(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -546,10 +549,7 @@ func TestSwtpm(t *testing.T) {
 	t.Run("a man in the middle who swaps in another trusted EK gets nothing usable", func(t *testing.T) {
 		// b's evidence, submitted with a's (trusted) EK: the service cannot
 		// tell and issues, but b lacks a's EK and a lacks b's AK.
-		l.boot(t, l.a)
-		l.boot(t, l.b)
-		ca := l.host(t, l.a, client.Options{EK: client.RSA}, l.fleet.log)
-		cb := l.host(t, l.b, client.Options{EK: client.RSA}, l.fleet.log)
+		ca, cb := l.twoHosts(t)
 		ekA, _ := ca.Attester.EKKeySHA256()
 		n := l.nonceFor(t, cb.Attester.AKName(), ekA)
 		req, err := cb.Evidence(n)
