@@ -89,18 +89,24 @@ func Diff(old, new *Policy) *PolicyDiff {
 	field("timestamp_authorities", certRefKeys(old.TimestampAuthorities), certRefKeys(new.TimestampAuthorities), false)
 	field("options", sortedJoin(old.Options), sortedJoin(new.Options), false)
 
-	d.Rules = only(d.Rules, old, ruleKeys(new), "removed", Deny)
-	d.Rules = only(d.Rules, new, ruleKeys(old), "added", Allow)
+	oldKeys, newKeys := ruleKeys(old), ruleKeys(new)
+	d.Rules = only(d.Rules, old, oldKeys, newKeys, "removed", Deny)
+	d.Rules = only(d.Rules, new, newKeys, oldKeys, "added", Allow)
 	return d
 }
 
-// only appends p's rules that other lacks, each once, as changes that
-// loosen the policy when their action is loosening.
-func only(out []RuleChange, p *Policy, other map[string]bool, what string, loosening Action) []RuleChange {
+// only appends p's rules (keys: their ruleKeys, in order) that other
+// lacks, each once, as changes that loosen the policy when their action
+// is loosening.
+func only(out []RuleChange, p *Policy, keys []string, other []string, what string, loosening Action) []RuleChange {
+	in := make(map[string]bool, len(other))
+	for _, k := range other {
+		in[k] = true
+	}
 	seen := map[string]bool{}
-	for i := range p.Rules {
+	for i, k := range keys {
 		r := &p.Rules[i]
-		if k := ruleKey(r); !other[k] && !seen[k] {
+		if !in[k] && !seen[k] {
 			seen[k] = true
 			out = append(out, RuleChange{Change: what, Action: r.Action, Rule: ruleText(r), ID: r.ID, Source: p.Source,
 				Line: r.Line, Loosens: r.Action == loosening})
@@ -120,12 +126,13 @@ func mode(p *Policy) Mode {
 	return p.Mode
 }
 
-func ruleKeys(p *Policy) map[string]bool {
-	m := make(map[string]bool, len(p.Rules))
+// ruleKeys returns the key of each of p's rules, computed once.
+func ruleKeys(p *Policy) []string {
+	keys := make([]string, len(p.Rules))
 	for i := range p.Rules {
-		m[ruleKey(&p.Rules[i])] = true
+		keys[i] = ruleKey(&p.Rules[i])
 	}
-	return m
+	return keys
 }
 
 // ruleKey is everything about a rule that affects a verdict, canonical
