@@ -73,9 +73,13 @@ func TestReload(t *testing.T) {
 		t.Errorf("%d refusals logged, want 4", refused)
 	}
 
-	// Reloads while requests run: every request is judged by one policy
-	// or the other, none fails for another reason.
+	// Reloads while requests run: every request is judged by a policy
+	// that was loaded whole, none fails for another reason. The good
+	// policy is in use before the requests start (v2 refuses them).
 	current.Store([2]string{b.policy, b.ciPolicy})
+	if err := e.srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	wg.Add(1)
@@ -105,10 +109,10 @@ func TestReload(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				if _, st := e.attest(t, req); st == http.StatusOK {
+				if r, st := e.attest(t, req); st == http.StatusOK {
 					okCount.Add(1)
 				} else {
-					t.Errorf("during reloads: %d", st)
+					t.Errorf("during reloads: %d %v %q", st, failed(r), r.Error)
 				}
 			}
 		}()
