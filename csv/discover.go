@@ -201,6 +201,10 @@ func (w *walker) walkDir(root int, dir, real, rel string) error {
 				w.excluded++
 				continue
 			}
+			if isSignLeftover(name) {
+				w.block(root, r, &UnreadableError{Path: p, Err: errSignLeftover})
+				continue
+			}
 			info, err := e.Info()
 			if err != nil {
 				w.block(root, r, &UnreadableError{Path: p, Err: err})

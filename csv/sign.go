@@ -12,11 +12,14 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync/atomic"
+	"syscall"
 
 	"golang.org/x/sync/errgroup"
 
@@ -108,6 +111,22 @@ var ErrChanged = errors.New("the file changed after it was validated")
 // killed run is never a signed output, and validate blocks it (it is
 // usually a truncated binary).
 const tempMarker = ".csv-sign-"
+
+// errSignLeftover is why validate blocks a file named like Sign's
+// temporary files and backups: never something to ship, and often a torn
+// binary.
+var errSignLeftover = errors.New("a temporary file or backup left by a csv sign that did not finish (never a signed output): remove it")
+
+// isSignLeftover reports whether a file name is one Sign gives its
+// temporary files and backups: ".NAME.csv-sign-" and 12 hex digits.
+func isSignLeftover(name string) bool {
+	i := strings.LastIndex(name, tempMarker)
+	if !strings.HasPrefix(name, ".") || i < 1 || len(name)-i-len(tempMarker) != 12 {
+		return false
+	}
+	_, err := hex.DecodeString(name[i+len(tempMarker):])
+	return err == nil
+}
 
 // Sign signs every PE and ELF binary under roots with the build key:
 // Authenticode for PE files, a kernel-module appended signature for ELF
@@ -247,13 +266,43 @@ func (p *pending) discard() {
 	}
 }
 
-// beforeRename, if set (by tests), is called before each rename.
-var beforeRename func()
+// Test hooks: beforeRename, if set, is called before each rename onto dest
+// and may fail it; syncDir syncs a directory after the renames.
+var (
+	beforeRename func(dest string) error
+	syncDir      = defaultSyncDir
+	linkFile     = os.Link
+)
+
+func defaultSyncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// placed is a destination commit has renamed a signed file onto.
+type placed struct {
+	dest   string
+	backup string // a hard link to what dest was; "" if there was nothing
+	kept   bool   // dest existed but could not be linked: it cannot be put back
+}
 
 // commit makes the temporary files durable, renames each into place, then
 // syncs the directories, so that a crash after Sign returns cannot lose a
 // signed file and a crash before leaves every destination as it was.
-func commit(ps []*pending, fss *fsSyncer) error {
+//
+// It is all or nothing on error too: before a rename replaces an existing
+// destination, the destination is hard-linked to a backup name beside it
+// (".NAME.csv-sign-RANDOM", like the temporary files), and if a later
+// rename or a directory sync fails, every destination already replaced is
+// put back from its backup (or removed, if it did not exist before). The
+// backups are removed once all files are in place and synced. A file system
+// without hard links cannot keep a backup: such a destination is replaced
+// all the same, and named in the error if it cannot be put back.
+func commit(ps []*pending, fss *fsSyncer) (err error) {
 	if batchSync {
 		// One syncfs per file system instead of one fsync per file: the
 		// kernel writes all the signed files out in one batch.
@@ -261,29 +310,109 @@ func commit(ps []*pending, fss *fsSyncer) error {
 			return err
 		}
 	}
+	var done []placed
+	defer func() {
+		if err == nil {
+			for _, d := range done {
+				if d.backup != "" {
+					os.Remove(d.backup)
+				}
+			}
+			return
+		}
+		if left := rollback(done); len(left) > 0 {
+			err = fmt.Errorf("%w; putting the originals back failed, these are left signed: %s", err, strings.Join(left, ", "))
+		}
+	}()
 	dirs := map[string]bool{}
 	for _, p := range ps {
 		if p == nil {
 			continue
 		}
 		for i, t := range p.temps {
-			if beforeRename != nil {
-				beforeRename()
+			dest := p.dests[i]
+			d, err := backup(dest)
+			if err != nil {
+				return err
 			}
-			if err := os.Rename(t, p.dests[i]); err != nil {
-				return fmt.Errorf("renaming %s into place: %w", p.dests[i], err)
+			if beforeRename != nil {
+				err = beforeRename(dest)
+			}
+			if err == nil {
+				err = os.Rename(t, dest)
+			}
+			if err != nil {
+				if d.backup != "" {
+					os.Remove(d.backup)
+				}
+				return fmt.Errorf("renaming %s into place: %w", dest, err)
 			}
 			p.temps[i] = "" // renamed: nothing to discard
-			dirs[filepath.Dir(p.dests[i])] = true
+			done = append(done, d)
+			dirs[filepath.Dir(dest)] = true
 		}
 	}
-	for d := range dirs {
-		if f, err := os.Open(d); err == nil {
-			f.Sync()
-			f.Close()
+	for dir := range dirs {
+		if err := syncDir(dir); err != nil {
+			return fmt.Errorf("syncing directory %s after renaming the signed files into it: %w", dir, err)
 		}
 	}
 	return nil
+}
+
+// backup hard-links dest, if it exists, to a new name beside it.
+func backup(dest string) (placed, error) {
+	d := placed{dest: dest}
+	if _, err := os.Lstat(dest); errors.Is(err, fs.ErrNotExist) {
+		return d, nil
+	} else if err != nil {
+		return d, fmt.Errorf("before replacing %s: %w", dest, err)
+	}
+	for range 3 {
+		name := tempName(dest)
+		err := linkFile(dest, name)
+		switch {
+		case err == nil:
+			d.backup = name
+			return d, nil
+		case errors.Is(err, fs.ErrExist):
+			continue // a name taken by chance: draw another
+		case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EMLINK), errors.Is(err, errors.ErrUnsupported), errors.Is(err, syscall.EOPNOTSUPP):
+			// No hard links here (or too many): replace without a backup.
+			d.kept = true
+			return d, nil
+		default:
+			return d, fmt.Errorf("keeping the original of %s until all files are in place: %w", dest, err)
+		}
+	}
+	return d, fmt.Errorf("keeping the original of %s until all files are in place: no free backup name", dest)
+}
+
+// rollback puts back the destinations commit replaced, last first, and
+// returns those it could not put back.
+func rollback(done []placed) (left []string) {
+	for _, d := range slices.Backward(done) {
+		var err error
+		switch {
+		case d.kept:
+			err = errors.New("no backup")
+		case d.backup != "":
+			err = os.Rename(d.backup, d.dest)
+		default:
+			err = os.Remove(d.dest)
+		}
+		if err != nil {
+			left = append(left, d.dest)
+		}
+	}
+	dirs := map[string]bool{}
+	for _, d := range done {
+		dirs[filepath.Dir(d.dest)] = true
+	}
+	for dir := range dirs {
+		syncDir(dir) // best effort: the error reported is the one that caused this
+	}
+	return left
 }
 
 // createTemp makes the temporary file for dest, in dest's directory, whose
@@ -295,10 +424,14 @@ func createTemp(fss *fsSyncer, dest string, mode os.FileMode) (*os.File, error) 
 	if err := fss.watch(filepath.Dir(dest)); err != nil {
 		return nil, err
 	}
+	return os.OpenFile(tempName(dest), os.O_RDWR|os.O_CREATE|os.O_EXCL, mode.Perm())
+}
+
+// tempName draws a name for a temporary file or backup beside dest.
+func tempName(dest string) string {
 	var rnd [6]byte
 	rand.Read(rnd[:])
-	name := filepath.Join(filepath.Dir(dest), "."+filepath.Base(dest)+tempMarker+hex.EncodeToString(rnd[:]))
-	return os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, mode.Perm())
+	return filepath.Join(filepath.Dir(dest), "."+filepath.Base(dest)+tempMarker+hex.EncodeToString(rnd[:]))
 }
 
 // destination returns where the signed copy of e goes.

@@ -298,6 +298,111 @@ func TestSignAllOrNothing(t *testing.T) {
 	}
 }
 
+// TestSignCommitFailure: a rename that fails after others succeeded, or a
+// directory sync that fails after all of them, puts every destination back
+// as it was (in place, and under --out, where one destination existed
+// before and the others did not), and leaves no temporary file or backup.
+func TestSignCommitFailure(t *testing.T) {
+	s := newSigner(t)
+	errInjected := errors.New("injected failure")
+	for _, tc := range []struct {
+		name   string
+		out    bool
+		rename int // fail the n-th rename (1-based); 0: fail the directory sync
+	}{
+		{"in place, rename", false, 4},
+		{"in place, directory sync", false, 0},
+		{"out, rename", true, 3},
+		{"out, directory sync", true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := buildTree(t)
+			before := snapshot(t, dir)
+			opts := s.opts()
+			target := dir
+			if tc.out {
+				opts.Out = t.TempDir()
+				target = opts.Out
+				// A destination that exists before the run must come back.
+				os.MkdirAll(filepath.Join(opts.Out, "win"), 0o755)
+				os.WriteFile(filepath.Join(opts.Out, "win/app.exe"), []byte("an earlier output"), 0o644)
+			}
+			targetBefore := snapshot(t, target)
+			renames := 0
+			beforeRename = func(string) error {
+				if renames++; renames == tc.rename {
+					return errInjected
+				}
+				return nil
+			}
+			if tc.rename == 0 {
+				syncDir = func(string) error { return errInjected }
+			}
+			t.Cleanup(func() {
+				beforeRename = nil
+				syncDir = defaultSyncDir
+			})
+			_, err := Sign(t.Context(), opts, dir)
+			if !errors.Is(err, errInjected) || strings.Contains(err.Error(), "left signed") {
+				t.Fatalf("err = %v", err)
+			}
+			if tc.rename != 0 && renames != tc.rename {
+				t.Fatalf("%d renames, the failure was to be the %d-th", renames, tc.rename)
+			}
+			if tc.rename == 0 && renames != 5 {
+				t.Fatalf("%d renames before the directory sync failed, want all 5", renames)
+			}
+			for what, want := range map[string]map[string][]byte{dir: before, target: targetBefore} {
+				got := snapshot(t, what)
+				for k, v := range want {
+					if !bytes.Equal(got[k], v) {
+						t.Errorf("%s: %s was not put back", what, k)
+					}
+				}
+				for k := range got {
+					if _, ok := want[k]; !ok {
+						t.Errorf("%s: %s is left over", what, k)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestSignCommitFailureWithoutHardLinks: where no backup can be linked,
+// a failed commit names the destinations it could not put back.
+func TestSignCommitFailureWithoutHardLinks(t *testing.T) {
+	s := newSigner(t)
+	dir := buildTree(t)
+	before := snapshot(t, dir)
+	linkFile = func(string, string) error { return &os.LinkError{Op: "link", Err: syscall.EPERM} }
+	renames := 0
+	beforeRename = func(string) error {
+		if renames++; renames == 3 {
+			return errors.New("injected failure")
+		}
+		return nil
+	}
+	t.Cleanup(func() { linkFile, beforeRename = os.Link, nil })
+	_, err := Sign(t.Context(), s.opts(), dir)
+	if err == nil || !strings.Contains(err.Error(), "left signed") {
+		t.Fatalf("err = %v", err)
+	}
+	after := snapshot(t, dir)
+	changed := 0
+	for k, v := range before {
+		if !bytes.Equal(after[k], v) {
+			changed++
+			if !strings.Contains(err.Error(), filepath.FromSlash(k)) {
+				t.Errorf("%s changed, and the error does not name it: %v", k, err)
+			}
+		}
+	}
+	if changed != 2 || len(after) != len(before) {
+		t.Errorf("%d files changed (want the 2 renamed before the failure), %d files (want %d)", changed, len(after), len(before))
+	}
+}
+
 func TestSignCancelled(t *testing.T) {
 	s := newSigner(t)
 	files := map[string][]byte{}
@@ -478,8 +583,20 @@ func TestSignKilled(t *testing.T) {
 		if phase == "renaming" && (signed == 0 || original == 0) {
 			t.Errorf("killed while renaming, yet %d signed and %d original: the test did not hit the phase", signed, original)
 		}
-		// Abandoned temporaries are blocked by validate, never mistaken for
-		// signed files: clean them for the next attempt.
+		// Abandoned temporaries are blocked by validate as such, never
+		// mistaken for signed files: clean them for the next attempt.
+		leftovers := 0
+		for _, r := range validate(t, policyFor(t), Options{}, dir).Results {
+			if strings.Contains(r.Path, tempMarker) {
+				leftovers++
+				if !strings.Contains(r.Decision.Reason, "left by a csv sign") {
+					t.Errorf("attempt %d: validate judged %s as %+v", attempt, r.Path, r.Decision)
+				}
+			}
+		}
+		if phase == "renaming" && leftovers == 0 {
+			t.Error("killed while renaming, yet no temporary file or backup is left")
+		}
 		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 			if err == nil && strings.Contains(d.Name(), tempMarker) {
 				os.Remove(p)
@@ -517,9 +634,10 @@ func TestSignHelperProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	var once sync.Once
-	beforeRename = func() {
+	beforeRename = func(string) error {
 		once.Do(func() { fmt.Print("renaming\n") })
 		time.Sleep(20 * time.Millisecond)
+		return nil
 	}
 	if _, err := Sign(context.Background(), SignOptions{Key: key, Chain: chain, Jobs: 2}, os.Getenv("CSV_SIGN_DIR")); err != nil {
 		t.Fatal(err)

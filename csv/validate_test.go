@@ -326,6 +326,36 @@ func TestSymlinks(t *testing.T) {
 	}
 }
 
+// TestSignLeftoversAreBlocked: a temporary file or backup a killed csv sign
+// left is blocked, even when its content is an allowed binary; names that
+// only look alike are judged as usual.
+func TestSignLeftoversAreBlocked(t *testing.T) {
+	dir := tree(t, map[string][]byte{
+		"ok.exe":                          peImg,
+		".ok.exe.csv-sign-0123456789ab":   peImg,
+		"sub/.tool.csv-sign-a1b2c3d4e5f6": elfImg,
+		".ok.exe.csv-sign-notrandom":      peImg,
+		"ok.exe.csv-sign-0123456789ab":    peImg,
+	})
+	set := policyFor(t,
+		fmt.Sprintf("{id: pe, action: allow, authenticode_sha256: %s}", authHex(t, peImg)),
+		fmt.Sprintf("{id: elf, action: allow, sha256: %s}", sha(elfImg)))
+	rep := validate(t, set, Options{}, dir)
+	blocked := map[string]bool{".ok.exe.csv-sign-0123456789ab": true, "sub/.tool.csv-sign-a1b2c3d4e5f6": true}
+	if len(rep.Results) != 5 {
+		t.Fatalf("%d results, want 5", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		if blocked[r.Path] {
+			if r.Decision.Allowed() || r.Decision.Kind != cipolicy.KindMalformed || !strings.Contains(r.Decision.Reason, "left by a csv sign") {
+				t.Errorf("%s: %+v, want blocked as a leftover", r.Path, r.Decision)
+			}
+		} else if !r.Decision.Allowed() {
+			t.Errorf("%s: %+v, want allowed", r.Path, r.Decision)
+		}
+	}
+}
+
 func TestUnreadableIsBlocked(t *testing.T) {
 	if os.Geteuid() == 0 {
 		t.Skip("running as root: permissions do not stop reads")
