@@ -46,6 +46,7 @@ func TestScripts(t *testing.T) {
 			"mkelf":   cmdMkELF,
 			"mkfifo":  cmdMkfifo,
 			"mkpki":   cmdMkPKI,
+			"tsa":     cmdTSA,
 			"signelf": cmdSignELF,
 			"mkwdac":  cmdMkWDAC,
 		},
@@ -274,6 +275,39 @@ type tsT struct{ ts *testscript.TestScript }
 
 func (t tsT) Helper()                           {}
 func (t tsT) Fatalf(format string, args ...any) { t.ts.Fatalf(format, args...) }
+func (t tsT) Errorf(format string, args ...any) { t.ts.Logf(format, args...) }
+func (t tsT) Cleanup(f func())                  { t.ts.Defer(f) }
+func (t tsT) TempDir() string {
+	d, err := os.MkdirTemp(t.ts.Getenv("WORK"), "tmp")
+	if err != nil {
+		t.ts.Fatalf("%v", err)
+	}
+	return d
+}
+
+// tsa DIR: start an RFC 3161 time-stamping authority (OpenSSL's responder
+// with a TSA certificate of a PKI of its own) for the rest of the script;
+// its URL is $TSA_URL, its root DIR/tsa-root.pem.
+func cmdTSA(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 || neg {
+		ts.Fatalf("usage: tsa DIR")
+	}
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		ts.Fatalf("tsa: openssl is not installed")
+	}
+	t := tsT{ts}
+	ca := testca.New(t)
+	cert := ca.TSA(t)
+	dir := ts.MkAbs(args[0])
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		ts.Fatalf("%v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tsa-root.pem"), testca.PEM(ca.Root.Cert), 0o644); err != nil {
+		ts.Fatalf("%v", err)
+	}
+	ts.Setenv("TSA_URL", testca.OpenSSLTSA(t, openssl, cert, cert.Cert, ca.Intermediate.Cert))
+}
 
 // mkfifo FILE: make a named pipe.
 func cmdMkfifo(ts *testscript.TestScript, neg bool, args []string) {

@@ -151,3 +151,39 @@ func fuzzSeeds(f *testing.F) [][]byte {
 	add(osslSign(f, in, rsaS, "-h", "sha512", "-t", legacyTSA(f, tsa, []*x509.Certificate{tsa.leaf.Cert}, testca.Epoch)))
 	return tables
 }
+
+// FuzzVerifyTimestampResponse feeds TimeStampResp bytes and a signature to
+// VerifyTimestampResponse. Seeds: a response of the local test TSA over a
+// signature, and that response with the signature changed. Invariants: no
+// panic (a recovered one is ErrInternal, which fails too); an error wraps
+// ErrTimestamp; a response that verifies has a time and a TSA certificate,
+// and does not verify over any other signature (the imprint binds it).
+func FuzzVerifyTimestampResponse(f *testing.F) {
+	p := newPKI(f)
+	tsaSigner := p.tsa(f)
+	tsa := newRFC3161TSA(f, tsaSigner, []*x509.Certificate{tsaSigner.leaf.Cert, p.ca.Intermediate.Cert}, testca.Epoch)
+	sig := []byte("the signature bytes a timestamp vouches for")
+	resp, _, err := authenticode.RequestTimestamp(f.Context(), tsa.URL, nil, sig)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(resp, sig)
+	f.Add(resp, []byte("another signature"))
+	f.Add([]byte{0x30, 0x03, 0x02, 0x01, 0x00}, sig)
+	f.Fuzz(func(t *testing.T, resp, sig []byte) {
+		tok, err := authenticode.VerifyTimestampResponse(resp, sig)
+		if err != nil {
+			if errors.Is(err, authenticode.ErrInternal) || !errors.Is(err, authenticode.ErrTimestamp) {
+				t.Fatalf("err = %v", err)
+			}
+			return
+		}
+		if tok.Time.IsZero() || tok.Signer == nil {
+			t.Fatalf("verified token %+v", tok)
+		}
+		other := append([]byte{0}, sig...)
+		if _, err := authenticode.VerifyTimestampResponse(resp, other); err == nil {
+			t.Fatal("the token verifies over another signature too")
+		}
+	})
+}

@@ -10,12 +10,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/base64"
 	"errors"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -69,7 +67,11 @@ var signerSeq struct {
 
 func (p *pki) signer(t testing.TB, o testca.LeafOptions) *signer {
 	t.Helper()
-	leaf := p.ca.Leaf(t, o)
+	return p.signerFor(t, p.ca.Leaf(t, o))
+}
+
+func (p *pki) signerFor(t testing.TB, leaf *testca.Cert) *signer {
+	t.Helper()
 	signerSeq.Lock()
 	signerSeq.n++
 	dir := filepath.Join(p.dir, "signer"+strconv.Itoa(signerSeq.n))
@@ -80,39 +82,12 @@ func (p *pki) signer(t testing.TB, o testca.LeafOptions) *signer {
 	return &signer{leaf: leaf, files: p.ca.WriteFiles(t, dir, leaf), cert: mustCert(t, leaf.Cert.Raw)}
 }
 
-// tsa mints a time-stamping leaf with a critical timeStamping EKU (OpenSSL
-// insists on critical, which x509.ExtKeyUsage does not write) and writes
-// its key and chain (TSA, intermediate) for osslsigncode's built-in TSA.
+// tsa mints a time-stamping leaf (testca's TSA: critical timeStamping
+// EKU) and writes its key and chain (TSA, intermediate) for osslsigncode's
+// built-in TSA.
 func (p *pki) tsa(t testing.TB) *signer {
 	t.Helper()
-	s := p.signer(t, testca.LeafOptions{CommonName: "Test TSA", EKUs: []x509.ExtKeyUsage{}})
-	eku, err := asn1.Marshal([]asn1.ObjectIdentifier{{1, 3, 6, 1, 5, 5, 7, 3, 8}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{Organization: []string{"csv tests"}, CommonName: "Test TSA"},
-		NotBefore:             testca.Epoch.AddDate(-1, 0, 0),
-		NotAfter:              testca.Epoch.AddDate(5, 0, 0),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		ExtraExtensions:       []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 37}, Critical: true, Value: eku}},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca.Intermediate.Cert, s.leaf.Key.Public(), p.ca.Intermediate.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.leaf = &testca.Cert{Cert: c, Key: s.leaf.Key}
-	s.cert = mustCert(t, der)
-	if err := os.WriteFile(s.files.Chain, testca.PEM(c, p.ca.Intermediate.Cert), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return p.signerFor(t, p.ca.TSA(t))
 }
 
 func mustCert(t testing.TB, der []byte) *signing.Certificate {

@@ -766,20 +766,39 @@ func elements(s cryptobyte.String) ([]cryptobyte.String, bool) {
 	return out, true
 }
 
-// timestamp asks the RFC 3161 TSA at s.opts.TimestampURL to countersign sig
-// (a SHA-256 message imprint, certReq, a random nonce) and returns the
-// TimeStampToken (a ContentInfo) after checking that it verifies as Verify
-// will check it, and that it answers this request (the nonce).
+// timestamp countersigns sig through the TSA at s.opts.TimestampURL and
+// returns the TimeStampToken to embed.
 func (s *signer) timestamp(ctx context.Context, sig []byte) ([]byte, error) {
-	u, _ := url.Parse(s.opts.TimestampURL) // checked in newSigner
+	_, token, err := RequestTimestamp(ctx, s.opts.TimestampURL, s.opts.HTTPClient, sig)
+	if err != nil {
+		return nil, fmt.Errorf("authenticode: sign: %w", err)
+	}
+	return token, nil
+}
+
+// RequestTimestamp asks the RFC 3161 time-stamping authority at tsaURL
+// (http or https) to countersign signature: a TimeStampReq with the SHA-256
+// of signature as message imprint, a random nonce and certReq. It checks
+// the answer before returning it: granted, a token that verifies (signed by
+// a certificate it carries, over this imprint) and that answers this
+// request (the nonce). It returns the DER TimeStampResp (what a Sigstore
+// bundle carries) and the TimeStampToken in it (what Authenticode embeds).
+// It does not decide whether the TSA is trusted: verifiers do, with their
+// own roots. client nil means a client with a 30 s timeout. Errors wrap
+// [ErrTimestamp] and name the TSA (its URL without credentials).
+func RequestTimestamp(ctx context.Context, tsaURL string, client *http.Client, signature []byte) (resp, token []byte, err error) {
+	u, err := url.Parse(tsaURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, nil, fmt.Errorf("%w: the timestamp URL %q is not an http or https URL", ErrTimestamp, tsaURL)
+	}
 	where := u.Redacted()
 	fail := func(format string, args ...any) error {
-		return fmt.Errorf("authenticode: sign: %w from %s: %s", ErrTimestamp, where, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w from %s: %s", ErrTimestamp, where, fmt.Sprintf(format, args...))
 	}
-	imprint := sha256.Sum256(sig)
+	imprint := sha256.Sum256(signature)
 	nonce, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 63))
 	if err != nil {
-		return nil, fail("making a nonce: %v", err)
+		return nil, nil, fail("making a nonce: %v", err)
 	}
 	sha256OID, _ := signing.OIDForHash(crypto.SHA256)
 	req, err := build(func(b *cryptobyte.Builder) {
@@ -797,56 +816,102 @@ func (s *signer) timestamp(ctx context.Context, sig []byte) ([]byte, error) {
 		})
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, s.opts.TimestampURL, bytes.NewReader(req))
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, tsaURL, bytes.NewReader(req))
 	if err != nil {
-		return nil, fail("%v", err)
+		return nil, nil, fail("%v", err)
 	}
 	hreq.Header.Set("Content-Type", "application/timestamp-query")
 	hreq.Header.Set("Accept", "application/timestamp-reply")
-	client := s.opts.HTTPClient
 	if client == nil {
 		client = &http.Client{Timeout: 30 * time.Second}
 	}
-	resp, err := client.Do(hreq)
+	hresp, err := client.Do(hreq)
 	if err != nil {
-		return nil, fmt.Errorf("authenticode: sign: %w: %w", ErrTimestamp, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrTimestamp, err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxTimestampResponse+1))
+	defer hresp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(hresp.Body, maxTimestampResponse+1))
 	switch {
 	case err != nil:
-		return nil, fail("reading the answer: %v", err)
-	case resp.StatusCode != http.StatusOK:
-		return nil, fail("HTTP %s", resp.Status)
+		return nil, nil, fail("reading the answer: %v", err)
+	case hresp.StatusCode != http.StatusOK:
+		return nil, nil, fail("HTTP %s", hresp.Status)
 	case len(body) > maxTimestampResponse:
-		return nil, fail("the answer is over %d bytes", maxTimestampResponse)
+		return nil, nil, fail("the answer is over %d bytes", maxTimestampResponse)
 	}
-	token, err := parseTimestampResponse(body)
+	token, err = parseTimestampResponse(body)
 	if err != nil {
-		return nil, fail("%v", err)
+		return nil, nil, fail("%v", err)
 	}
-	// Check it as Verify will: a token over these signature octets,
-	// signed by a certificate it carries.
-	certs := make([]*signing.Certificate, 0, len(s.chain))
-	for _, c := range s.chain {
-		if sc, err := signing.ParseCertificate(c.Raw); err == nil {
-			certs = append(certs, sc)
-		}
-	}
-	var ts signing.Timestamp
-	if err := (&verifier{}).rfc3161(&ts, attribute{oid: oidRFC3161Timestamp, values: token}, sig, certs); err != nil {
-		return nil, fail("the token does not verify: %v", err)
+	if _, err := verifyToken(token, signature); err != nil {
+		return nil, nil, fail("the token does not verify: %v", err)
 	}
 	got, err := tokenNonce(token)
 	if err != nil {
-		return nil, fail("%v", err)
+		return nil, nil, fail("%v", err)
 	}
 	if got == nil || got.Cmp(nonce) != 0 {
-		return nil, fail("the token's nonce %v is not the request's %v (a replayed or misdirected answer)", got, nonce)
+		return nil, nil, fail("the token's nonce %v is not the request's %v (a replayed or misdirected answer)", got, nonce)
 	}
-	return token, nil
+	return body, token, nil
+}
+
+// TimestampToken is an RFC 3161 token that verified over a signature.
+type TimestampToken struct {
+	// Time is the token's genTime.
+	Time time.Time
+	// Signer is the TSA certificate whose signature over the token
+	// verified; Certificates are all the certificates the token carries,
+	// for building its chain. Neither is trusted yet.
+	Signer       *x509.Certificate
+	Certificates []*x509.Certificate
+}
+
+// VerifyTimestampResponse checks a DER TimeStampResp that a TSA gave for
+// signature (as [RequestTimestamp] returns and Sigstore bundles carry):
+// status granted, a TimeStampToken whose TSTInfo's message imprint is the
+// hash of signature, signed (with the signed attributes RFC 5652 requires)
+// by a certificate the token carries. Whether that TSA is trusted is the
+// caller's to decide, with the returned certificates, at the returned time.
+// resp is untrusted: malformed input is an error wrapping [ErrMalformed]
+// or [ErrTimestamp], never a panic.
+func VerifyTimestampResponse(resp, signature []byte) (tok *TimestampToken, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			tok, err = nil, fmt.Errorf("%w: %w: %v (please report this)", ErrTimestamp, ErrInternal, r)
+		}
+	}()
+	if len(resp) > maxTimestampResponse {
+		return nil, fmt.Errorf("%w: the response is over %d bytes", ErrTimestamp, maxTimestampResponse)
+	}
+	token, err := parseTimestampResponse(resp)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTimestamp, err)
+	}
+	return verifyToken(token, signature)
+}
+
+// verifyToken verifies a TimeStampToken over signature (see
+// [VerifyTimestampResponse]).
+func verifyToken(token, signature []byte) (*TimestampToken, error) {
+	var ts signing.Timestamp
+	v := &verifier{}
+	signer, certs, err := v.rfc3161Signer(&ts, attribute{oid: oidRFC3161Timestamp, values: token}, signature, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTimestamp, err)
+	}
+	tok := &TimestampToken{Time: ts.Time}
+	if tok.Signer, err = x509.ParseCertificate(signer.Raw); err != nil {
+		return nil, fmt.Errorf("%w: the TSA certificate: %w", ErrTimestamp, err)
+	}
+	for _, c := range certs {
+		if xc, err := x509.ParseCertificate(c.Raw); err == nil {
+			tok.Certificates = append(tok.Certificates, xc)
+		}
+	}
+	return tok, nil
 }
 
 // parseTimestampResponse reads TimeStampResp ::= SEQUENCE { status

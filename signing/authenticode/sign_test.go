@@ -15,8 +15,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -577,7 +575,7 @@ func TestSignTimestamp(t *testing.T) {
 	t.Run("openssl-ts-responder", func(t *testing.T) {
 		// OpenSSL's RFC 3161 responder (openssl ts -reply) as the TSA: an
 		// independent reading of our request. It stamps the current time.
-		url := opensslTSA(t, tsaSigner, p)
+		url := testca.OpenSSLTSA(t, testenv.Tool(t, "openssl"), tsaSigner.leaf, tsaSigner.leaf.Cert, p.ca.Intermediate.Cert)
 		before := time.Now().Add(-2 * time.Second)
 		out, res := signPE(t, in, s.leaf.Key, p.chainOf(s), authenticode.SignOptions{TimestampURL: url})
 		after := time.Now().Add(2 * time.Second)
@@ -608,64 +606,6 @@ func TestSignTimestamp(t *testing.T) {
 			}
 		})
 	}
-}
-
-// opensslTSA serves RFC 3161 requests with `openssl ts -reply` and the
-// test TSA's key, or skips where openssl is absent.
-func opensslTSA(t *testing.T, tsa *signer, p *pki) string {
-	t.Helper()
-	openssl := testenv.Tool(t, "openssl")
-	dir := t.TempDir()
-	cnf := filepath.Join(dir, "tsa.cnf")
-	conf := fmt.Sprintf(`[ tsa ]
-default_tsa = tsa1
-[ tsa1 ]
-serial = %s/serial
-crypto_device = builtin
-signer_cert = %s
-certs = %s
-signer_key = %s
-signer_digest = sha256
-default_policy = 1.3.6.1.4.1.99999.2
-digests = sha256, sha384, sha512
-accuracy = secs:1
-ess_cert_id_alg = sha256
-`, dir, tsa.files.Chain, tsa.files.Chain, tsa.files.Key)
-	if err := os.WriteFile(cnf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "serial"), []byte("01\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		q, rsp := filepath.Join(dir, "q.tsq"), filepath.Join(dir, "r.tsr")
-		if err := os.WriteFile(q, body, 0o600); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		if msg, err := exec.Command(openssl, "ts", "-reply", "-config", cnf, "-queryfile", q, "-out", rsp).CombinedOutput(); err != nil {
-			t.Errorf("openssl ts -reply: %v\n%s", err, msg)
-			http.Error(w, "openssl failed", http.StatusInternalServerError)
-			return
-		}
-		data, err := os.ReadFile(rsp)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/timestamp-reply")
-		w.Write(data)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL
 }
 
 // TestSignRefusals: Sign refuses, before writing anything, a key that is

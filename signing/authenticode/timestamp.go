@@ -56,34 +56,46 @@ func (v *verifier) timestamp(index int, path []int, si *signerInfo, outerCerts [
 // the hash of sigOctets, signed by a certificate the token (or the outer
 // SignedData) carries.
 func (v *verifier) rfc3161(ts *signing.Timestamp, a attribute, sigOctets []byte, outerCerts []*signing.Certificate) error {
+	signer, certs, err := v.rfc3161Signer(ts, a, sigOctets, outerCerts)
+	if signer != nil {
+		ts.Chains = v.opts.Cache.buildChains(signer, v.candidates(certs, outerCerts))
+	}
+	return err
+}
+
+// rfc3161Signer verifies the token as rfc3161 does, and returns the
+// certificate that signed it and the certificates it carries (once found,
+// even when a later check fails); it sets ts.Time, not ts.Chains.
+func (v *verifier) rfc3161Signer(ts *signing.Timestamp, a attribute, sigOctets []byte, outerCerts []*signing.Certificate) (*signing.Certificate, []*signing.Certificate, error) {
+	fail := func(err error) (*signing.Certificate, []*signing.Certificate, error) { return nil, nil, err }
 	der, ok := a.single()
 	if !ok {
-		return errDER("the RFC 3161 timestamp attribute does not hold exactly one value")
+		return fail(errDER("the RFC 3161 timestamp attribute does not hold exactly one value"))
 	}
 	ct, content, err := parseContentInfo(der)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	if !bytes.Equal(ct, oidSignedData) {
-		return fmt.Errorf("%w: token ContentInfo type is %s, want signedData", ErrMalformed, oidString(ct))
+		return fail(fmt.Errorf("%w: token ContentInfo type is %s, want signedData", ErrMalformed, oidString(ct)))
 	}
 	sd, err := parseSignedData(content)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	if !bytes.Equal(sd.contentType, oidTSTInfo) || !sd.octetString {
-		return fmt.Errorf("%w: token content type is %s, want an id-ct-TSTInfo (1.2.840.113549.1.9.16.1.4) OCTET STRING", ErrMalformed, oidString(sd.contentType))
+		return fail(fmt.Errorf("%w: token content type is %s, want an id-ct-TSTInfo (1.2.840.113549.1.9.16.1.4) OCTET STRING", ErrMalformed, oidString(sd.contentType)))
 	}
 	tst, err := parseTSTInfo(sd.content)
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	if ts.Time, err = readTime(tst.genTime, cbasn1.GeneralizedTime); err != nil {
-		return fmt.Errorf("%w: genTime: %w", ErrMalformed, err)
+		return fail(fmt.Errorf("%w: genTime: %w", ErrMalformed, err))
 	}
 	certs, certErr := v.certificates(sd.certs)
 	if len(sd.signers) != 1 {
-		return fmt.Errorf("%w: %d SignerInfos in the token, want one", ErrMalformed, len(sd.signers))
+		return fail(fmt.Errorf("%w: %d SignerInfos in the token, want one", ErrMalformed, len(sd.signers)))
 	}
 	si := &sd.signers[0]
 	signer := findSigner(si, certs)
@@ -91,9 +103,14 @@ func (v *verifier) rfc3161(ts *signing.Timestamp, a attribute, sigOctets []byte,
 		signer = findSigner(si, outerCerts)
 	}
 	if signer == nil {
-		return signerNotFound(si, len(sd.certs)+len(outerCerts), certErr)
+		return fail(signerNotFound(si, len(sd.certs)+len(outerCerts), certErr))
 	}
-	ts.Chains = v.opts.Cache.buildChains(signer, v.candidates(certs, outerCerts))
+	return signer, certs, checkToken(si, signer, tst, sd, sigOctets)
+}
+
+// checkToken checks a token's message imprint against sigOctets and its
+// signer's signature.
+func checkToken(si *signerInfo, signer *signing.Certificate, tst *tstInfo, sd *signedData, sigOctets []byte) error {
 	h, err := hashForOID(tst.imprintAlg.oid)
 	if err != nil {
 		return fmt.Errorf("message imprint: %w", err)

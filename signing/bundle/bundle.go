@@ -10,7 +10,8 @@
 // application/vnd.dev.sigstore.bundle+json;version=0.2 ([MediaType]), the
 // signing certificate chain as verificationMaterial.x509CertificateChain
 // (leaf first, the self-signed root left out as the spec requires), no
-// transparency log entry and no timestamp. Version 0.2 because it is the
+// transparency log entry, and for a DSSE bundle made with a [Timestamper]
+// an RFC 3161 timestamp over the signature. Version 0.2 because it is the
 // newest version that carries a chain and that both cosign v2.6 and
 // sigstore-go accept: v0.3 allows a single certificate only, and
 // sigstore-go v1.1.4 (cosign v2.6.5's) refuses a v0.3 chain outright;
@@ -46,9 +47,10 @@
 // are errors), cap the chain at 10 certificates, and then check, in order,
 // the media type, the content type, the chain to one of the caller's roots
 // at the caller's time with the code signing EKU, the digest, and the
-// signature. Transparency log entries and timestamps, if a bundle has any,
-// are ignored: trust comes from the roots alone, and the time is the
-// caller's. The bundle's certificates are only intermediates for path
+// signature. Transparency log entries, if a bundle has any, are ignored,
+// and so are timestamps unless the caller gives VerifyDSSE a way to trust
+// them (VerifyOptions.VerifyTimestamp): trust comes from the caller's roots
+// alone, and the time is the caller's or a timestamp's it trusts. The bundle's certificates are only intermediates for path
 // building; a root inside the bundle is never trusted.
 package bundle
 
@@ -117,6 +119,9 @@ var (
 	// ErrKey: the signing key cannot make a bundle (type, or not the
 	// leaf's).
 	ErrKey = errors.New("bundle: unsupported signing key")
+	// ErrTimestamp: an RFC 3161 timestamp the bundle carries does not
+	// verify, or its TSA is not trusted.
+	ErrTimestamp = errors.New("bundle: timestamp does not verify")
 )
 
 // New returns the JSON of a bundle signing an artifact's SHA-256 digest
@@ -196,6 +201,28 @@ type Envelope struct {
 	PayloadType string
 	Payload     []byte
 	Chain       []*x509.Certificate
+	// At is the time the chain was verified at: the trusted timestamp's,
+	// if Timestamped, else VerifyOptions.Now.
+	At          time.Time
+	Timestamped bool
+	// Timestamps is how many RFC 3161 timestamps the bundle carries,
+	// verified or (without VerifyOptions.VerifyTimestamp) not.
+	Timestamps int
+}
+
+// VerifyOptions say what VerifyDSSE trusts.
+type VerifyOptions struct {
+	// Roots are the trusted roots of the signer's chain.
+	Roots []*x509.Certificate
+	// Now is the time to check the chain at, without a trusted timestamp.
+	Now time.Time
+	// VerifyTimestamp, if set, checks an RFC 3161 TimeStampResp the bundle
+	// carries over the DSSE signature, including that its TSA is trusted,
+	// and returns the time it vouches for. Then every timestamp the bundle
+	// carries must pass, and the chain is checked at the first one's time
+	// instead of Now: a signature made while the certificate was valid
+	// stays valid after it expires. Unset, timestamps are not read.
+	VerifyTimestamp func(resp, signature []byte) (time.Time, error)
 }
 
 // PAE is the DSSE v1 pre-authentication encoding of a payload.
@@ -235,10 +262,21 @@ func dsseHash(pub crypto.PublicKey) (crypto.Hash, error) {
 	return 0, fmt.Errorf("%w: %T", ErrKey, pub)
 }
 
+// A Timestamper countersigns a signature: it returns a DER RFC 3161
+// TimeStampResp over it (authenticode.RequestTimestamp makes one).
+type Timestamper func(signature []byte) (timeStampResp []byte, err error)
+
+// MaxTimestamps caps the RFC 3161 timestamps a bundle may carry.
+const MaxTimestamps = 4
+
 // NewDSSE returns the JSON of a bundle whose content is a DSSE envelope of
 // payload, signed (over PAE(payloadType, payload)) by signer, carrying chain
-// as New does. RSA, ECDSA P-256/384/521 and Ed25519 keys are accepted.
-func NewDSSE(payloadType string, payload []byte, signer crypto.Signer, chain []*x509.Certificate) ([]byte, error) {
+// as New does. RSA, ECDSA P-256/384/521 and Ed25519 keys are accepted. With
+// ts, the signature is countersigned and the TimeStampResp goes in
+// verificationMaterial.timestampVerificationData.rfc3161Timestamps, where
+// Sigstore verifiers look for it (its message imprint is over the
+// signature bytes, as they expect).
+func NewDSSE(payloadType string, payload []byte, signer crypto.Signer, chain []*x509.Certificate, ts Timestamper) ([]byte, error) {
 	if payloadType == "" {
 		return nil, errors.New("bundle: empty DSSE payload type")
 	}
@@ -253,9 +291,19 @@ func NewDSSE(payloadType string, payload []byte, signer crypto.Signer, chain []*
 	if err != nil {
 		return nil, fmt.Errorf("bundle: signing: %w", err)
 	}
+	vm := material(chain)
+	if ts != nil {
+		resp, err := ts(sig)
+		if err != nil {
+			return nil, fmt.Errorf("bundle: timestamping the signature: %w", err)
+		}
+		vm.TimestampVerificationData = &protobundle.TimestampVerificationData{
+			Rfc3161Timestamps: []*protocommon.RFC3161SignedTimestamp{{SignedTimestamp: resp}},
+		}
+	}
 	b := &protobundle.Bundle{
 		MediaType:            MediaType,
-		VerificationMaterial: material(chain),
+		VerificationMaterial: vm,
 		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &protodsse.Envelope{
 			Payload:     payload,
 			PayloadType: payloadType,
@@ -267,12 +315,13 @@ func NewDSSE(payloadType string, payload []byte, signer crypto.Signer, chain []*
 
 // VerifyDSSE checks a DSSE bundle offline, in this order: size (MaxDSSESize)
 // and strict decoding; media type; content is a DSSE envelope with exactly
-// one signature (as Sigstore requires) and the payload type wanted; the
-// chain verifies to one of roots at now with the code signing EKU; the
-// signature over PAE(payloadType, payload) verifies with the leaf's key,
-// with the hash sigstore verifiers use for that key. It returns the
-// verified envelope.
-func VerifyDSSE(bundleJSON []byte, payloadType string, roots []*x509.Certificate, now time.Time) (*Envelope, error) {
+// one signature (as Sigstore requires) and the payload type wanted; with
+// opts.VerifyTimestamp, every RFC 3161 timestamp (at most MaxTimestamps);
+// the chain verifies to one of opts.Roots, at the timestamp's time or
+// opts.Now, with the code signing EKU; the signature over PAE(payloadType,
+// payload) verifies with the leaf's key, with the hash sigstore verifiers
+// use for that key. It returns the verified envelope.
+func VerifyDSSE(bundleJSON []byte, payloadType string, opts VerifyOptions) (*Envelope, error) {
 	b, err := parse(bundleJSON, MaxDSSESize)
 	if err != nil {
 		return nil, err
@@ -287,7 +336,25 @@ func VerifyDSSE(bundleJSON []byte, payloadType string, roots []*x509.Certificate
 	if env.GetPayloadType() != payloadType {
 		return nil, fmt.Errorf("%w: DSSE payload type %q (want %q)", ErrMalformed, env.GetPayloadType(), payloadType)
 	}
-	chain, err := verifyChain(b, roots, now)
+	sig := env.GetSignatures()[0].GetSig()
+	out := &Envelope{PayloadType: env.GetPayloadType(), Payload: env.GetPayload(), At: opts.Now}
+	stamps := b.GetVerificationMaterial().GetTimestampVerificationData().GetRfc3161Timestamps()
+	out.Timestamps = len(stamps)
+	if len(stamps) > MaxTimestamps {
+		return nil, fmt.Errorf("%w: %d RFC 3161 timestamps (at most %d)", ErrMalformed, len(stamps), MaxTimestamps)
+	}
+	if opts.VerifyTimestamp != nil {
+		for i, st := range stamps {
+			t, err := opts.VerifyTimestamp(st.GetSignedTimestamp(), sig)
+			if err != nil {
+				return nil, fmt.Errorf("%w: RFC 3161 timestamp #%d: %w", ErrTimestamp, i+1, err)
+			}
+			if i == 0 {
+				out.At, out.Timestamped = t, true
+			}
+		}
+	}
+	chain, err := verifyChain(b, opts.Roots, out.At)
 	if err != nil {
 		return nil, err
 	}
@@ -295,10 +362,11 @@ func VerifyDSSE(bundleJSON []byte, payloadType string, roots []*x509.Certificate
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSignature, err)
 	}
-	if err := checkDigestSignature(chain[0].PublicKey, h, hashed(h, PAE(env.GetPayloadType(), env.GetPayload())), env.GetSignatures()[0].GetSig()); err != nil {
+	if err := checkDigestSignature(chain[0].PublicKey, h, hashed(h, PAE(env.GetPayloadType(), env.GetPayload())), sig); err != nil {
 		return nil, err
 	}
-	return &Envelope{PayloadType: env.GetPayloadType(), Payload: env.GetPayload(), Chain: chain}, nil
+	out.Chain = chain
+	return out, nil
 }
 
 // TrustedRoot returns a Sigstore trusted root (JSON) with one certificate

@@ -126,7 +126,7 @@ func TestVerifyFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dsse, err := bundle.NewDSSE("text/plain", []byte("x"), leaf.Key, []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert})
+	dsse, err := bundle.NewDSSE("text/plain", []byte("x"), leaf.Key, []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

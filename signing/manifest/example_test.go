@@ -49,7 +49,7 @@ func Example() {
 		log.Fatal(err)
 	}
 
-	st, err := manifest.Verify(data, []*x509.Certificate{ca.Root.Cert}, testca.Epoch)
+	st, err := manifest.Verify(data, manifest.VerifyOptions{Roots: []*x509.Certificate{ca.Root.Cert}, Now: testca.Epoch})
 	if err != nil {
 		log.Fatal(err)
 	}

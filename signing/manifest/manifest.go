@@ -31,7 +31,9 @@
 //
 // A manifest is untrusted until [Verify] returns: it checks the bundle (see
 // [bundle.VerifyDSSE]: size cap, strict decoding, chain to the caller's
-// roots at the caller's time, signature), then decodes the statement
+// roots at the caller's time or, with TSA roots, at the time of an RFC 3161
+// timestamp that verifies over the signature by a TSA chaining to one of
+// them, signature), then decodes the statement
 // strictly (unknown fields, duplicate keys and trailing data are errors)
 // and checks its type, predicate type, subject names and digests. Subject
 // names must be local slash paths (io/fs.ValidPath: no "..", no leading
@@ -56,6 +58,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/codesignval/csv/signing/authenticode"
 	"github.com/codesignval/csv/signing/bundle"
 )
 
@@ -155,6 +158,50 @@ type Statement struct {
 	// Chain is the verified certificate chain, leaf (the signer) first:
 	// set by Verify, never encoded.
 	Chain []*x509.Certificate `json:"-"`
+	// Signed says when the signature was made, as far as Verify knows:
+	// set by Verify, never encoded.
+	Signed SignedTime `json:"-"`
+}
+
+// SignedTime is what Verify learned of when a manifest was signed.
+type SignedTime struct {
+	// Timestamped: a trusted RFC 3161 timestamp vouches that the signature
+	// existed At, and the chain was checked then. Otherwise the chain was
+	// checked at VerifyOptions.Now.
+	Timestamped bool
+	At          time.Time
+	// TSA is the certificate of the time-stamping authority, when
+	// Timestamped.
+	TSA *x509.Certificate
+	// Timestamps is how many timestamps the manifest carries (verified or,
+	// without VerifyOptions.TSARoots, not).
+	Timestamps int
+}
+
+// Option configures New.
+type Option func(*newOptions)
+
+type newOptions struct{ ts bundle.Timestamper }
+
+// WithTimestamp countersigns the manifest's signature with ts (an RFC 3161
+// TSA), so that it verifies after the signing certificate expires.
+func WithTimestamp(ts bundle.Timestamper) Option {
+	return func(o *newOptions) { o.ts = ts }
+}
+
+// VerifyOptions say what Verify trusts.
+type VerifyOptions struct {
+	// Roots are the trusted roots of the signer's chain.
+	Roots []*x509.Certificate
+	// TSARoots are the trusted roots of time-stamping authorities. With
+	// them, every RFC 3161 timestamp the manifest carries must verify over
+	// its signature, by a TSA certificate with the timeStamping EKU that
+	// chains to one of them (at the timestamp's time), and the signer's
+	// chain is checked at the first timestamp's time. Without them,
+	// timestamps are not read and the chain is checked at Now.
+	TSARoots []*x509.Certificate
+	// Now is the time to check the chain at without a trusted timestamp.
+	Now time.Time
 }
 
 // PolicyLevel is the VSA level csv writes for a policy that passed:
@@ -176,7 +223,11 @@ func PolicyLevel(name string) string {
 // (unique, io/fs.ValidPath) and a hex SHA-256. The predicate needs
 // TimeVerified, ResourceURI, a policy URI or name with a SHA-256, and a
 // result of PASSED (with levels) or FAILED. signer's key must be chain[0]'s.
-func New(subjects []Subject, pred Predicate, signer crypto.Signer, chain []*x509.Certificate) ([]byte, error) {
+func New(subjects []Subject, pred Predicate, signer crypto.Signer, chain []*x509.Certificate, opts ...Option) ([]byte, error) {
+	var o newOptions
+	for _, f := range opts {
+		f(&o)
+	}
 	st := Statement{
 		Type:          StatementType,
 		Subject:       slices.Clone(subjects),
@@ -199,7 +250,7 @@ func New(subjects []Subject, pred Predicate, signer crypto.Signer, chain []*x509
 	if err != nil {
 		return nil, fmt.Errorf("manifest: encoding: %w", err)
 	}
-	out, err := bundle.NewDSSE(PayloadType, payload, signer, chain)
+	out, err := bundle.NewDSSE(PayloadType, payload, signer, chain, o.ts)
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
@@ -210,14 +261,32 @@ func New(subjects []Subject, pred Predicate, signer crypto.Signer, chain []*x509
 // bundle checks, in order), then decodes its statement strictly and checks
 // its type, predicate type, subjects (at most MaxSubjects, valid unique
 // names, a hex SHA-256 each) and predicate. It returns the statement, with
-// the verified chain (check the signer's identity with [MatchSigner]); the
-// caller decides what a FAILED result means, and checks files with
-// [CheckFiles].
-func Verify(data []byte, roots []*x509.Certificate, now time.Time) (*Statement, error) {
-	env, err := bundle.VerifyDSSE(data, PayloadType, roots, now)
+// the verified chain (check the signer's identity with [MatchSigner]) and
+// when it was signed; the caller decides what a FAILED result means, and
+// checks files with [CheckFiles].
+func Verify(data []byte, opts VerifyOptions) (*Statement, error) {
+	var signed SignedTime
+	bopts := bundle.VerifyOptions{Roots: opts.Roots, Now: opts.Now}
+	if len(opts.TSARoots) > 0 {
+		bopts.VerifyTimestamp = func(resp, sig []byte) (time.Time, error) {
+			tok, err := authenticode.VerifyTimestampResponse(resp, sig)
+			if err != nil {
+				return time.Time{}, err
+			}
+			if err := trustTSA(tok, opts.TSARoots); err != nil {
+				return time.Time{}, err
+			}
+			if signed.TSA == nil {
+				signed.TSA = tok.Signer
+			}
+			return tok.Time, nil
+		}
+	}
+	env, err := bundle.VerifyDSSE(data, PayloadType, bopts)
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
+	signed.Timestamped, signed.At, signed.Timestamps = env.Timestamped, env.At, env.Timestamps
 	if err := checkJSON(env.Payload); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
@@ -233,8 +302,30 @@ func Verify(data []byte, roots []*x509.Certificate, now time.Time) (*Statement, 
 	if err := st.check(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	st.Chain = env.Chain
+	st.Chain, st.Signed = env.Chain, signed
 	return &st, nil
+}
+
+// trustTSA checks that a token's TSA certificate carries the timeStamping
+// EKU and chains to one of roots, at the token's time.
+func trustTSA(tok *authenticode.TimestampToken, roots []*x509.Certificate) error {
+	pool, inter := x509.NewCertPool(), x509.NewCertPool()
+	for _, r := range roots {
+		pool.AddCert(r)
+	}
+	for _, c := range tok.Certificates {
+		inter.AddCert(c)
+	}
+	_, err := tok.Signer.Verify(x509.VerifyOptions{
+		Roots:         pool,
+		Intermediates: inter,
+		CurrentTime:   tok.Time,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping},
+	})
+	if err != nil {
+		return fmt.Errorf("the TSA %q is not trusted: %w", tok.Signer.Subject.CommonName, err)
+	}
+	return nil
 }
 
 // check validates a statement (New's input, Verify's output).

@@ -30,6 +30,8 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/verify"
 
 	"github.com/codesignval/csv/internal/testca"
+	"github.com/codesignval/csv/internal/testenv"
+	"github.com/codesignval/csv/signing/authenticode"
 	"github.com/codesignval/csv/signing/bundle"
 	"github.com/codesignval/csv/signing/manifest"
 )
@@ -89,7 +91,7 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, err := manifest.Verify(data, []*x509.Certificate{ca.Root.Cert}, testca.Epoch)
+			st, err := manifest.Verify(data, manifest.VerifyOptions{Roots: []*x509.Certificate{ca.Root.Cert}, Now: testca.Epoch})
 			if err != nil {
 				t.Fatalf("Verify: %v", err)
 			}
@@ -164,7 +166,7 @@ func TestCheckFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := manifest.Verify(data, []*x509.Certificate{ca.Root.Cert}, testca.Epoch)
+	st, err := manifest.Verify(data, manifest.VerifyOptions{Roots: []*x509.Certificate{ca.Root.Cert}, Now: testca.Epoch})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +293,7 @@ func TestVerifyFails(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st, err := manifest.Verify(tt.data, roots, testca.Epoch)
+			st, err := manifest.Verify(tt.data, manifest.VerifyOptions{Roots: roots, Now: testca.Epoch})
 			if !errors.Is(err, tt.wantErr) || st != nil {
 				t.Fatalf("got %v, %v; want %v", st, err, tt.wantErr)
 			}
@@ -441,7 +443,7 @@ func TestSigstoreGoVerifiesDSSE(t *testing.T) {
 			if _, err := verifier(other).Verify(&b, policy(appSum[:])); err == nil {
 				t.Fatal("sigstore-go accepts the manifest under another root")
 			}
-			if _, err := manifest.Verify(data, []*x509.Certificate{ca.Root.Cert}, time.Now()); err != nil {
+			if _, err := manifest.Verify(data, manifest.VerifyOptions{Roots: []*x509.Certificate{ca.Root.Cert}, Now: time.Now()}); err != nil {
 				t.Fatalf("our Verify: %v", err)
 			}
 		})
@@ -504,7 +506,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add(good)
 	roots := []*x509.Certificate{ca.Root.Cert}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		st, err := manifest.Verify(data, roots, testca.Epoch)
+		st, err := manifest.Verify(data, manifest.VerifyOptions{Roots: roots, Now: testca.Epoch})
 		if (st == nil) == (err == nil) {
 			t.Fatalf("statement %v and error %v", st, err)
 		}
@@ -562,11 +564,139 @@ func TestMatchSigner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := manifest.Verify(data, []*x509.Certificate{ca.Root.Cert}, testca.Epoch)
+	st, err := manifest.Verify(data, manifest.VerifyOptions{Roots: []*x509.Certificate{ca.Root.Cert}, Now: testca.Epoch})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(st.Chain) != 3 || !st.Chain[0].Equal(l.Cert) || !st.Chain[2].Equal(ca.Root.Cert) {
 		t.Fatalf("chain %v", st.Chain)
 	}
+}
+
+// TestTimestampedManifest: a manifest countersigned by an RFC 3161 TSA
+// (OpenSSL's responder, stamping the current time) verifies after its
+// signing certificate has expired, given the TSA's root, and says when it
+// was signed and by which TSA; without TSA roots it is checked at the time
+// given and fails then. A TSA root that is not the TSA's, or a timestamp
+// over another signature, fails closed. openssl ts -verify accepts the
+// timestamp as embedded, and sigstore-go verifies the bundle with a signed
+// timestamp required.
+func TestTimestampedManifest(t *testing.T) {
+	openssl := testenv.Tool(t, "openssl")
+	ca, other := testca.New(t), testca.New(t)
+	tsa := ca.TSA(t)
+	tsaURL := testca.OpenSSLTSA(t, openssl, tsa, tsa.Cert, ca.Intermediate.Cert)
+	key := ca.Leaf(t, testca.LeafOptions{}).Key
+	leaf := sanLeaf(t, ca, key)
+	chain := []*x509.Certificate{leaf, ca.Intermediate.Cert}
+	_, subjects := buildTree(t, tree)
+	stamp := manifest.WithTimestamp(func(sig []byte) ([]byte, error) {
+		resp, _, err := authenticode.RequestTimestamp(t.Context(), tsaURL, nil, sig)
+		return resp, err
+	})
+	before := time.Now().Add(-2 * time.Second)
+	data, err := manifest.New(subjects, predicate(manifest.Passed), key, chain, stamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := time.Now().Add(2 * time.Second)
+	roots := []*x509.Certificate{ca.Root.Cert}
+	expired := leaf.NotAfter.AddDate(1, 0, 0)
+
+	st, err := manifest.Verify(data, manifest.VerifyOptions{Roots: roots, TSARoots: roots, Now: expired})
+	if err != nil {
+		t.Fatalf("with the TSA's root, after the certificate expired: %v", err)
+	}
+	if s := st.Signed; !s.Timestamped || s.At.Before(before) || s.At.After(after) || s.TSA == nil || !s.TSA.Equal(tsa.Cert) || s.Timestamps != 1 {
+		t.Errorf("signed %+v, want timestamped by the TSA between %v and %v", s, before, after)
+	}
+	if _, err := manifest.Verify(data, manifest.VerifyOptions{Roots: roots, Now: expired}); !errors.Is(err, bundle.ErrUntrusted) {
+		t.Errorf("without TSA roots, after the certificate expired: %v, want ErrUntrusted", err)
+	}
+	if st, err := manifest.Verify(data, manifest.VerifyOptions{Roots: roots, Now: time.Now()}); err != nil || st.Signed.Timestamped || st.Signed.Timestamps != 1 {
+		t.Errorf("without TSA roots, now: %v, signed %+v (want checked now, one timestamp not read)", err, st.Signed)
+	}
+	if _, err := manifest.Verify(data, manifest.VerifyOptions{Roots: roots, TSARoots: []*x509.Certificate{other.Root.Cert}, Now: time.Now()}); !errors.Is(err, bundle.ErrTimestamp) || !strings.Contains(err.Error(), "Test TSA") {
+		t.Errorf("with another TSA root: %v, want ErrTimestamp naming the TSA", err)
+	}
+
+	// A timestamp taken for another manifest's signature, spliced in.
+	otherData, err := manifest.New(subjects[:1], predicate(manifest.Passed), key, chain, stamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spliced := spliceTimestamps(t, data, otherData)
+	if _, err := manifest.Verify(spliced, manifest.VerifyOptions{Roots: roots, TSARoots: roots, Now: time.Now()}); !errors.Is(err, bundle.ErrTimestamp) || !strings.Contains(err.Error(), "imprint") {
+		t.Errorf("a timestamp over another signature: %v, want ErrTimestamp (message imprint)", err)
+	}
+
+	// OpenSSL verifies the TimeStampResp as embedded, over the DSSE
+	// signature.
+	var raw struct {
+		VerificationMaterial struct {
+			TimestampVerificationData struct {
+				Rfc3161Timestamps []struct{ SignedTimestamp []byte }
+			}
+		}
+		DsseEnvelope struct{ Signatures []struct{ Sig []byte } }
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tsr := write("ts.tsr", raw.VerificationMaterial.TimestampVerificationData.Rfc3161Timestamps[0].SignedTimestamp)
+	sig := write("sig.bin", raw.DsseEnvelope.Signatures[0].Sig)
+	cmd := exec.Command(openssl, "ts", "-verify", "-in", tsr, "-data", sig,
+		"-CAfile", write("root.pem", testca.PEM(ca.Root.Cert)), "-untrusted", write("inter.pem", testca.PEM(tsa.Cert, ca.Intermediate.Cert)))
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Verification: OK") {
+		t.Errorf("openssl ts -verify: %v\n%s", err, out)
+	}
+
+	// sigstore-go, with the TSA in its trusted root and one signed
+	// timestamp required.
+	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01,
+		[]root.CertificateAuthority{&root.FulcioCertificateAuthority{Root: ca.Root.Cert, Intermediates: []*x509.Certificate{ca.Intermediate.Cert}}},
+		nil,
+		[]root.TimestampingAuthority{&root.SigstoreTimestampingAuthority{Root: ca.Root.Cert, Intermediates: []*x509.Certificate{ca.Intermediate.Cert}, Leaf: tsa.Cert}},
+		nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := verify.NewVerifier(tr, verify.WithSignedTimestamps(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b sgbundle.Bundle
+	if err := b.UnmarshalJSON(data); err != nil {
+		t.Fatal(err)
+	}
+	appSum := sha256.Sum256([]byte("MZ app"))
+	if _, err := v.Verify(&b, verify.NewPolicy(verify.WithArtifactDigest("sha256", appSum[:]), verify.WithoutIdentitiesUnsafe())); err != nil {
+		t.Errorf("sigstore-go rejects the timestamped manifest: %v", err)
+	}
+}
+
+// spliceTimestamps returns dst with the timestamps of src.
+func spliceTimestamps(t *testing.T, dst, src []byte) []byte {
+	t.Helper()
+	var d, s map[string]any
+	if err := json.Unmarshal(dst, &d); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(src, &s); err != nil {
+		t.Fatal(err)
+	}
+	d["verificationMaterial"].(map[string]any)["timestampVerificationData"] = s["verificationMaterial"].(map[string]any)["timestampVerificationData"]
+	out, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -48,7 +48,7 @@ func (f *Flags) Register(fs *pflag.FlagSet, when string) {
 	fs.BoolVar(&f.Bundle, "bundle", false, "also write a Sigstore bundle FILE.sigstore.json for every signed file, and for every other file under PATH")
 	fs.StringVar(&f.Manifest, "manifest", "", "write the signed build manifest (in-toto statement, SLSA verification summary, in a Sigstore bundle) to `FILE`")
 	fs.BoolVar(&f.Append, "append", false, "PE: keep existing signatures and add ours nested, instead of replacing them")
-	fs.StringVar(&f.TimestampURL, "timestamp-url", "", "PE: countersign with this RFC 3161 time-stamp authority `URL`")
+	fs.StringVar(&f.TimestampURL, "timestamp-url", "", "countersign the PE signatures and the manifest with this RFC 3161 time-stamp authority `URL`")
 	fs.StringVar(&f.Description, "description", "", "PE: program description in the signature (SpcSpOpusInfo)")
 	fs.StringVar(&f.URL, "url", "", "PE: more-information URL in the signature (SpcSpOpusInfo)")
 	fs.StringVar(&f.ResourceURI, "resource-uri", "", "manifest: the build it speaks of (a CI run URL; default: the paths signed)")
@@ -195,7 +195,7 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 		}
 		opts.Manifest = f.Manifest
 		opts.MakeManifest = func(signed []csv.Signed) ([]byte, error) {
-			return f.manifest(signed, rep, version, key, chain, roots)
+			return f.manifest(ctx, signed, rep, version, key, chain, roots)
 		}
 	}
 	res, err := csv.Sign(ctx, opts, roots...)
@@ -240,7 +240,7 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 // to it, or to --out; otherwise the path as shown in reports, which must
 // then be relative), and the SLSA verification summary of the policy that
 // passed.
-func (f *Flags) manifest(signed []csv.Signed, rep *csv.Report, version string, key crypto.Signer, chain []*x509.Certificate, roots []string) ([]byte, error) {
+func (f *Flags) manifest(ctx context.Context, signed []csv.Signed, rep *csv.Report, version string, key crypto.Signer, chain []*x509.Certificate, roots []string) ([]byte, error) {
 	oneDir := len(roots) == 1
 	if oneDir {
 		if st, err := os.Stat(roots[0]); err != nil || !st.IsDir() {
@@ -280,5 +280,12 @@ func (f *Flags) manifest(signed []csv.Signed, rep *csv.Report, version string, k
 		VerificationResult: manifest.Passed,
 		VerifiedLevels:     []string{manifest.PolicyLevel(base.Ref())},
 	}
-	return manifest.New(subjects, pred, key, chain)
+	var opts []manifest.Option
+	if f.TimestampURL != "" {
+		opts = append(opts, manifest.WithTimestamp(func(sig []byte) ([]byte, error) {
+			resp, _, err := authenticode.RequestTimestamp(ctx, f.TimestampURL, nil, sig)
+			return resp, err
+		}))
+	}
+	return manifest.New(subjects, pred, key, chain, opts...)
 }

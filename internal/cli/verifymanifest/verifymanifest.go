@@ -22,6 +22,7 @@ type Options struct {
 	IO        *cmdutil.IOStreams
 	Manifest  string
 	CertFiles []string
+	TSAFiles  []string
 	Signers   []string
 	Extra     bool
 	Dir       string
@@ -41,6 +42,12 @@ func NewCmdVerifyManifest(f *cmdutil.Factory, runF func(context.Context, *Option
 			alternative name, or sha256:FINGERPRINT: pin it, since a CA issues many certificates); then
 			the SHA-256 of every file it lists, relative to DIR (default: the current directory). With
 			--extra, PE and ELF files under DIR that the manifest does not list are reported too.
+
+			The chain is checked at the current time, unless --tsa-certs gives the roots of trusted
+			time-stamping authorities: then the RFC 3161 timestamp that csv sign --timestamp-url put in
+			the manifest must verify, by a TSA chaining to one of them, and the chain is checked at the
+			time it vouches for, so a manifest signed while its certificate was valid still verifies
+			after the certificate expires.
 
 			Exit status: 0 the manifest verifies and every file matches; 1 a file is missing, changed
 			(or extra, with --extra); 2 the manifest does not verify, or a usage error.
@@ -70,31 +77,45 @@ func NewCmdVerifyManifest(f *cmdutil.Factory, runF func(context.Context, *Option
 	}
 	cmd.Flags().StringVarP(&opts.Manifest, "manifest", "m", "", "the manifest `FILE`")
 	cmd.Flags().StringArrayVar(&opts.CertFiles, "certs", nil, "root certificates `FILE` (PEM or DER) the signer must chain to; repeatable")
+	cmd.Flags().StringArrayVar(&opts.TSAFiles, "tsa-certs", nil, "root certificates `FILE` (PEM or DER) of trusted time-stamping authorities: check the manifest's timestamp and the chain at its time; repeatable")
 	cmd.Flags().StringArrayVar(&opts.Signers, "signer", nil, "the signer certificate must be `ID`: cn:NAME, dns:NAME, email:ADDRESS, uri:URI or sha256:FINGERPRINT; repeatable (any of them)")
 	cmd.Flags().BoolVar(&opts.Extra, "extra", false, "also report PE and ELF files under DIR that the manifest does not list")
 	return cmd
 }
 
-// Run verifies the manifest and the files.
-func Run(ctx context.Context, o *Options) error {
+// loadRoots reads root certificates from files.
+func loadRoots(files []string) ([]*x509.Certificate, error) {
 	var roots []*x509.Certificate
-	for _, f := range o.CertFiles {
+	for _, f := range files {
 		cs, err := cmdutil.LoadCertificates(f)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, c := range cs {
 			if c.Parsed == nil {
-				return fmt.Errorf("certificates %s: %q cannot serve as a root: %v", f, c.CommonName(), c.ParseError)
+				return nil, fmt.Errorf("certificates %s: %q cannot serve as a root: %v", f, c.CommonName(), c.ParseError)
 			}
 			roots = append(roots, c.Parsed)
 		}
+	}
+	return roots, nil
+}
+
+// Run verifies the manifest and the files.
+func Run(ctx context.Context, o *Options) error {
+	roots, err := loadRoots(o.CertFiles)
+	if err != nil {
+		return err
+	}
+	tsaRoots, err := loadRoots(o.TSAFiles)
+	if err != nil {
+		return err
 	}
 	data, err := cmdutil.ReadFileCapped(o.Manifest, bundle.MaxDSSESize)
 	if err != nil {
 		return fmt.Errorf("cannot read manifest %s: %w", o.Manifest, err)
 	}
-	st, err := manifest.Verify(data, roots, time.Now())
+	st, err := manifest.Verify(data, manifest.VerifyOptions{Roots: roots, TSARoots: tsaRoots, Now: time.Now()})
 	if err != nil {
 		return fmt.Errorf("manifest %s: %w", o.Manifest, err)
 	}
@@ -108,6 +129,12 @@ func Run(ctx context.Context, o *Options) error {
 	leaf := st.Chain[0]
 	fp := sha256.Sum256(leaf.Raw)
 	fmt.Fprintf(o.IO.Out, "csv: signed by %q (sha256:%x), chain to %q\n", leaf.Subject.CommonName, fp, st.Chain[len(st.Chain)-1].Subject.CommonName)
+	switch s := st.Signed; {
+	case s.Timestamped:
+		fmt.Fprintf(o.IO.Out, "csv: signed at %s (RFC 3161 timestamp by %q); the chain was checked at that time\n", s.At.UTC().Format(time.RFC3339), s.TSA.Subject.CommonName)
+	case s.Timestamps > 0:
+		fmt.Fprintf(o.IO.Out, "csv: the manifest carries a timestamp, not checked (give --tsa-certs); the chain was checked now\n")
+	}
 	bad := manifest.CheckFiles(st, o.Dir, nil)
 	if o.Extra {
 		bins, err := csv.Binaries(ctx, csv.Options{}, o.Dir)
