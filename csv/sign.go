@@ -50,8 +50,10 @@ type SignOptions struct {
 	// OUT/<path under DIR>. Otherwise files are signed in place.
 	Out string
 	// Bundle writes a Sigstore bundle FILE.sigstore.json next to every
-	// signed binary, and every other file under the roots too.
-	Bundle bool
+	// signed binary, and every other file under the roots too;
+	// BundleTimestamp, if set, countersigns each bundle's signature.
+	Bundle          bool
+	BundleTimestamp bundle.Timestamper
 	// PE configures Authenticode signatures.
 	PE authenticode.SignOptions
 	// Expect, if set, maps each binary's path (Result.DisplayPath) to the
@@ -553,7 +555,7 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 	}
 	s.SHA256 = outSum
 	if opts.Bundle {
-		b, err := bundle.New(outSum, opts.Key, opts.Chain)
+		b, err := bundle.New(outSum, opts.Key, opts.Chain, opts.BundleTimestamp)
 		if err != nil {
 			return p, fmt.Errorf("making the Sigstore bundle: %w", err)
 		}

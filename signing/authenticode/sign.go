@@ -869,6 +869,29 @@ type TimestampToken struct {
 	Certificates []*x509.Certificate
 }
 
+// VerifyTSA checks that the token's TSA certificate carries the
+// timeStamping EKU and chains to one of roots (with the token's
+// certificates as intermediates), at the token's time.
+func (t *TimestampToken) VerifyTSA(roots []*x509.Certificate) error {
+	pool, inter := x509.NewCertPool(), x509.NewCertPool()
+	for _, r := range roots {
+		pool.AddCert(r)
+	}
+	for _, c := range t.Certificates {
+		inter.AddCert(c)
+	}
+	_, err := t.Signer.Verify(x509.VerifyOptions{
+		Roots:         pool,
+		Intermediates: inter,
+		CurrentTime:   t.Time,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping},
+	})
+	if err != nil {
+		return fmt.Errorf("the TSA %q is not trusted: %w", t.Signer.Subject.CommonName, err)
+	}
+	return nil
+}
+
 // VerifyTimestampResponse checks a DER TimeStampResp that a TSA gave for
 // signature (as [RequestTimestamp] returns and Sigstore bundles carry):
 // status granted, a TimeStampToken whose TSTInfo's message imprint is the

@@ -127,7 +127,8 @@ var (
 // New returns the JSON of a bundle signing an artifact's SHA-256 digest
 // with signer, carrying chain (leaf first; a self-signed root at the end is
 // left out). The signer's key must be the leaf's, RSA or ECDSA P-256.
-func New(digest []byte, signer crypto.Signer, chain []*x509.Certificate) ([]byte, error) {
+// With ts, the signature is countersigned as NewDSSE does.
+func New(digest []byte, signer crypto.Signer, chain []*x509.Certificate, ts Timestamper) ([]byte, error) {
 	if len(digest) != sha256.Size {
 		return nil, fmt.Errorf("bundle: digest of %d bytes is not SHA-256", len(digest))
 	}
@@ -147,9 +148,13 @@ func New(digest []byte, signer crypto.Signer, chain []*x509.Certificate) ([]byte
 	if err != nil {
 		return nil, fmt.Errorf("bundle: signing: %w", err)
 	}
+	vm, err := stamped(material(chain), sig, ts)
+	if err != nil {
+		return nil, err
+	}
 	b := &protobundle.Bundle{
 		MediaType:            MediaType,
-		VerificationMaterial: material(chain),
+		VerificationMaterial: vm,
 		Content: &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
 			MessageDigest: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: bytes.Clone(digest)},
 			Signature:     sig,
@@ -160,12 +165,14 @@ func New(digest []byte, signer crypto.Signer, chain []*x509.Certificate) ([]byte
 
 // Verify checks bundleJSON against an artifact's SHA-256 digest, offline,
 // in this order: size and strict decoding; media type (v0.1 to v0.3);
-// content is a messageSignature; the chain (x509CertificateChain, or a
-// single certificate) verifies to one of roots at now with the code signing
-// EKU, and the leaf lists that EKU itself; the bundle's digest, if it has
-// one, is SHA-256 and equals digest; the signature over digest verifies
-// with the leaf's key (RSA PKCS#1 v1.5 or ECDSA).
-func Verify(bundleJSON []byte, digest []byte, roots []*x509.Certificate, now time.Time) error {
+// content is a messageSignature; with opts.VerifyTimestamp, every RFC 3161
+// timestamp, as VerifyDSSE checks them; the chain (x509CertificateChain, or
+// a single certificate) verifies to one of opts.Roots, at the timestamp's
+// time or opts.Now, with the code signing EKU, and the leaf lists that EKU
+// itself; the bundle's digest, if it has one, is SHA-256 and equals digest;
+// the signature over digest verifies with the leaf's key (RSA PKCS#1 v1.5
+// or ECDSA).
+func Verify(bundleJSON []byte, digest []byte, opts VerifyOptions) error {
 	if len(digest) != sha256.Size {
 		return fmt.Errorf("bundle: digest of %d bytes is not SHA-256", len(digest))
 	}
@@ -177,7 +184,11 @@ func Verify(bundleJSON []byte, digest []byte, roots []*x509.Certificate, now tim
 	if ms == nil {
 		return fmt.Errorf("%w: content is not a messageSignature", ErrMalformed)
 	}
-	chain, err := verifyChain(b, roots, now)
+	at, _, _, err := signedAt(b, ms.GetSignature(), opts)
+	if err != nil {
+		return err
+	}
+	chain, err := verifyChain(b, opts.Roots, at)
 	if err != nil {
 		return err
 	}
@@ -291,15 +302,9 @@ func NewDSSE(payloadType string, payload []byte, signer crypto.Signer, chain []*
 	if err != nil {
 		return nil, fmt.Errorf("bundle: signing: %w", err)
 	}
-	vm := material(chain)
-	if ts != nil {
-		resp, err := ts(sig)
-		if err != nil {
-			return nil, fmt.Errorf("bundle: timestamping the signature: %w", err)
-		}
-		vm.TimestampVerificationData = &protobundle.TimestampVerificationData{
-			Rfc3161Timestamps: []*protocommon.RFC3161SignedTimestamp{{SignedTimestamp: resp}},
-		}
+	vm, err := stamped(material(chain), sig, ts)
+	if err != nil {
+		return nil, err
 	}
 	b := &protobundle.Bundle{
 		MediaType:            MediaType,
@@ -337,22 +342,9 @@ func VerifyDSSE(bundleJSON []byte, payloadType string, opts VerifyOptions) (*Env
 		return nil, fmt.Errorf("%w: DSSE payload type %q (want %q)", ErrMalformed, env.GetPayloadType(), payloadType)
 	}
 	sig := env.GetSignatures()[0].GetSig()
-	out := &Envelope{PayloadType: env.GetPayloadType(), Payload: env.GetPayload(), At: opts.Now}
-	stamps := b.GetVerificationMaterial().GetTimestampVerificationData().GetRfc3161Timestamps()
-	out.Timestamps = len(stamps)
-	if len(stamps) > MaxTimestamps {
-		return nil, fmt.Errorf("%w: %d RFC 3161 timestamps (at most %d)", ErrMalformed, len(stamps), MaxTimestamps)
-	}
-	if opts.VerifyTimestamp != nil {
-		for i, st := range stamps {
-			t, err := opts.VerifyTimestamp(st.GetSignedTimestamp(), sig)
-			if err != nil {
-				return nil, fmt.Errorf("%w: RFC 3161 timestamp #%d: %w", ErrTimestamp, i+1, err)
-			}
-			if i == 0 {
-				out.At, out.Timestamped = t, true
-			}
-		}
+	out := &Envelope{PayloadType: env.GetPayloadType(), Payload: env.GetPayload()}
+	if out.At, out.Timestamped, out.Timestamps, err = signedAt(b, sig, opts); err != nil {
+		return nil, err
 	}
 	chain, err := verifyChain(b, opts.Roots, out.At)
 	if err != nil {
@@ -432,6 +424,46 @@ func checkSigner(signer crypto.Signer, chain []*x509.Certificate) error {
 		return fmt.Errorf("%w: the signer's key is not the certificate %q's", ErrKey, chain[0].Subject.CommonName)
 	}
 	return nil
+}
+
+// stamped adds to vm a timestamp of sig by ts, if ts is set.
+func stamped(vm *protobundle.VerificationMaterial, sig []byte, ts Timestamper) (*protobundle.VerificationMaterial, error) {
+	if ts == nil {
+		return vm, nil
+	}
+	resp, err := ts(sig)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: timestamping the signature: %w", err)
+	}
+	vm.TimestampVerificationData = &protobundle.TimestampVerificationData{
+		Rfc3161Timestamps: []*protocommon.RFC3161SignedTimestamp{{SignedTimestamp: resp}},
+	}
+	return vm, nil
+}
+
+// signedAt returns the time to check b's chain at: with
+// opts.VerifyTimestamp, the first timestamp's, once every timestamp over
+// sig verified; else opts.Now. It also returns whether the time is a
+// timestamp's, and how many timestamps b carries.
+func signedAt(b *protobundle.Bundle, sig []byte, opts VerifyOptions) (time.Time, bool, int, error) {
+	stamps := b.GetVerificationMaterial().GetTimestampVerificationData().GetRfc3161Timestamps()
+	if len(stamps) > MaxTimestamps {
+		return time.Time{}, false, len(stamps), fmt.Errorf("%w: %d RFC 3161 timestamps (at most %d)", ErrMalformed, len(stamps), MaxTimestamps)
+	}
+	if opts.VerifyTimestamp == nil || len(stamps) == 0 {
+		return opts.Now, false, len(stamps), nil
+	}
+	var at time.Time
+	for i, st := range stamps {
+		t, err := opts.VerifyTimestamp(st.GetSignedTimestamp(), sig)
+		if err != nil {
+			return time.Time{}, false, len(stamps), fmt.Errorf("%w: RFC 3161 timestamp #%d: %w", ErrTimestamp, i+1, err)
+		}
+		if i == 0 {
+			at = t
+		}
+	}
+	return at, true, len(stamps), nil
 }
 
 // material is the chain without self-signed certificates (roots).

@@ -26,6 +26,8 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/verify"
 
 	"github.com/codesignval/csv/internal/testca"
+	"github.com/codesignval/csv/internal/testenv"
+	"github.com/codesignval/csv/signing/authenticode"
 	"github.com/codesignval/csv/signing/bundle"
 )
 
@@ -78,11 +80,11 @@ func TestRoundTrip(t *testing.T) {
 			leaf := ca.Leaf(t, testca.LeafOptions{KeyType: kt.kt})
 			chain := []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert, ca.Root.Cert}
 			d := digestOf("artifact")
-			data, err := bundle.New(d, leaf.Key, chain)
+			data, err := bundle.New(d, leaf.Key, chain, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := bundle.Verify(data, d, []*x509.Certificate{ca.Root.Cert}, testca.Epoch); err != nil {
+			if err := bundle.Verify(data, d, bundle.VerifyOptions{Roots: []*x509.Certificate{ca.Root.Cert}, Now: testca.Epoch}); err != nil {
 				t.Fatalf("Verify: %v", err)
 			}
 			// The JSON as sigstore clients expect it: v0.2, leaf and
@@ -118,11 +120,11 @@ func TestVerifyFails(t *testing.T) {
 	leaf := ca.Leaf(t, testca.LeafOptions{KeyType: testca.ECDSAP256})
 	noEKU := ca.Leaf(t, testca.LeafOptions{KeyType: testca.ECDSAP256, EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
 	d := digestOf("artifact")
-	good, err := bundle.New(d, leaf.Key, []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert})
+	good, err := bundle.New(d, leaf.Key, []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	noEKUBundle, err := bundle.New(d, noEKU.Key, []*x509.Certificate{noEKU.Cert, ca.Intermediate.Cert})
+	noEKUBundle, err := bundle.New(d, noEKU.Key, []*x509.Certificate{noEKU.Cert, ca.Intermediate.Cert}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +183,7 @@ func TestVerifyFails(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := bundle.Verify(tt.bundle, tt.digest, tt.roots, tt.now)
+			err := bundle.Verify(tt.bundle, tt.digest, bundle.VerifyOptions{Roots: tt.roots, Now: tt.now})
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("got %v, want %v", err, tt.wantErr)
 			}
@@ -200,15 +202,15 @@ func TestNewRefuses(t *testing.T) {
 	for name, key := range map[string]crypto.Signer{"P-384": p384, "Ed25519": ed} {
 		t.Run(name, func(t *testing.T) {
 			c := sanLeaf(t, ca, key)
-			if _, err := bundle.New(digestOf("a"), key, []*x509.Certificate{c.Cert}); !errors.Is(err, bundle.ErrKey) {
+			if _, err := bundle.New(digestOf("a"), key, []*x509.Certificate{c.Cert}, nil); !errors.Is(err, bundle.ErrKey) {
 				t.Fatalf("got %v, want ErrKey", err)
 			}
 		})
 	}
-	if _, err := bundle.New(digestOf("a"), p384, []*x509.Certificate{leaf.Cert}); !errors.Is(err, bundle.ErrKey) {
+	if _, err := bundle.New(digestOf("a"), p384, []*x509.Certificate{leaf.Cert}, nil); !errors.Is(err, bundle.ErrKey) {
 		t.Fatalf("key of another certificate: got %v, want ErrKey", err)
 	}
-	if _, err := bundle.New([]byte("short"), leaf.Key, []*x509.Certificate{leaf.Cert}); err == nil {
+	if _, err := bundle.New([]byte("short"), leaf.Key, []*x509.Certificate{leaf.Cert}, nil); err == nil {
 		t.Fatal("accepted a digest that is not SHA-256")
 	}
 }
@@ -236,7 +238,7 @@ func TestSigstoreGoVerifies(t *testing.T) {
 	d := sha256.Sum256(artifact)
 	for _, kt := range []testca.KeyType{testca.RSA2048, testca.ECDSAP256} {
 		leaf := sanLeaf(t, ca, ca.Leaf(t, testca.LeafOptions{KeyType: kt}).Key)
-		data, err := bundle.New(d[:], leaf.Key, []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert, ca.Root.Cert})
+		data, err := bundle.New(d[:], leaf.Key, []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert, ca.Root.Cert}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -273,7 +275,7 @@ func TestSigstoreGoVerifies(t *testing.T) {
 			t.Fatal("sigstore-go accepts the bundle under another root")
 		}
 		// And ours agrees.
-		if err := bundle.Verify(data, d[:], []*x509.Certificate{ca.Root.Cert}, time.Now()); err != nil {
+		if err := bundle.Verify(data, d[:], bundle.VerifyOptions{Roots: []*x509.Certificate{ca.Root.Cert}, Now: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -286,11 +288,11 @@ func TestSigstoreGoNeedsSAN(t *testing.T) {
 	ca := testca.New(t)
 	leaf := ca.Leaf(t, testca.LeafOptions{KeyType: testca.ECDSAP256, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)})
 	d := digestOf("artifact")
-	data, err := bundle.New(d, leaf.Key, []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert})
+	data, err := bundle.New(d, leaf.Key, []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bundle.Verify(data, d, []*x509.Certificate{ca.Root.Cert}, time.Now()); err != nil {
+	if err := bundle.Verify(data, d, bundle.VerifyOptions{Roots: []*x509.Certificate{ca.Root.Cert}, Now: time.Now()}); err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
 	var b sgbundle.Bundle
@@ -328,7 +330,7 @@ func TestCosignVerifies(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := sha256.Sum256([]byte("MZ a build output"))
-	data, err := bundle.New(d[:], leaf.Key, []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert})
+	data, err := bundle.New(d[:], leaf.Key, []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,7 +367,7 @@ func FuzzVerify(f *testing.F) {
 	ca := testca.New(f)
 	leaf := ca.Leaf(f, testca.LeafOptions{KeyType: testca.ECDSAP256})
 	d := digestOf("artifact")
-	good, err := bundle.New(d, leaf.Key, []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert})
+	good, err := bundle.New(d, leaf.Key, []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert}, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -373,7 +375,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add([]byte(`{"mediaType":"application/vnd.dev.sigstore.bundle+json;version=0.2"}`))
 	roots := []*x509.Certificate{ca.Root.Cert}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		err := bundle.Verify(data, d, roots, testca.Epoch)
+		err := bundle.Verify(data, d, bundle.VerifyOptions{Roots: roots, Now: testca.Epoch})
 		if err == nil && !bytes.Equal(data, good) {
 			// Another encoding of the same bundle may verify; it must
 			// still be for this digest and this CA.
@@ -395,4 +397,75 @@ func cosignPath(t *testing.T) string {
 		t.Skip("cosign is not installed (optional: go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5)")
 	}
 	return p
+}
+
+// TestTimestampedBundle: with a Timestamper (here OpenSSL's RFC 3161
+// responder, of a PKI of its own), an artifact bundle carries a timestamp
+// over its signature that sigstore-go verifies when its trusted root holds
+// that TSA (and not when it holds another); our Verify, given a way to
+// trust the TSA, checks the chain at the timestamp's time, so the bundle
+// verifies after the certificate expires, and fails closed on a TSA it is
+// not told to trust.
+func TestTimestampedBundle(t *testing.T) {
+	openssl := testenv.Tool(t, "openssl")
+	ca, tsaCA, other := testca.New(t), testca.New(t), testca.New(t)
+	tsa := tsaCA.TSA(t)
+	tsaURL := testca.OpenSSLTSA(t, openssl, tsa, tsa.Cert, tsaCA.Intermediate.Cert)
+	leaf := sanLeaf(t, ca, nil)
+	artifact := []byte("a build output")
+	d := sha256.Sum256(artifact)
+	data, err := bundle.New(d[:], leaf.Key, []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert}, func(sig []byte) ([]byte, error) {
+		resp, _, err := authenticode.RequestTimestamp(t.Context(), tsaURL, nil, sig)
+		return resp, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trustTSA := func(roots ...*x509.Certificate) func(resp, sig []byte) (time.Time, error) {
+		return func(resp, sig []byte) (time.Time, error) {
+			tok, err := authenticode.VerifyTimestampResponse(resp, sig)
+			if err != nil {
+				return time.Time{}, err
+			}
+			return tok.Time, tok.VerifyTSA(roots)
+		}
+	}
+	roots := []*x509.Certificate{ca.Root.Cert}
+	expired := leaf.Cert.NotAfter.AddDate(1, 0, 0)
+	if err := bundle.Verify(data, d[:], bundle.VerifyOptions{Roots: roots, Now: expired, VerifyTimestamp: trustTSA(tsaCA.Root.Cert)}); err != nil {
+		t.Errorf("with the TSA trusted, after the certificate expired: %v", err)
+	}
+	if err := bundle.Verify(data, d[:], bundle.VerifyOptions{Roots: roots, Now: expired}); !errors.Is(err, bundle.ErrUntrusted) {
+		t.Errorf("without timestamps, after the certificate expired: %v, want ErrUntrusted", err)
+	}
+	if err := bundle.Verify(data, d[:], bundle.VerifyOptions{Roots: roots, Now: time.Now(), VerifyTimestamp: trustTSA(other.Root.Cert)}); !errors.Is(err, bundle.ErrTimestamp) {
+		t.Errorf("with another TSA trusted: %v, want ErrTimestamp", err)
+	}
+
+	sigstoreGo := func(tsaOf *testca.CA, leaf *x509.Certificate) error {
+		tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01,
+			[]root.CertificateAuthority{&root.FulcioCertificateAuthority{Root: ca.Root.Cert, Intermediates: []*x509.Certificate{ca.Intermediate.Cert}}},
+			nil,
+			[]root.TimestampingAuthority{&root.SigstoreTimestampingAuthority{Root: tsaOf.Root.Cert, Intermediates: []*x509.Certificate{tsaOf.Intermediate.Cert}, Leaf: leaf}},
+			nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := verify.NewVerifier(tr, verify.WithSignedTimestamps(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b sgbundle.Bundle
+		if err := b.UnmarshalJSON(data); err != nil {
+			t.Fatal(err)
+		}
+		_, err = v.Verify(&b, verify.NewPolicy(verify.WithArtifact(bytes.NewReader(artifact)), verify.WithoutIdentitiesUnsafe()))
+		return err
+	}
+	if err := sigstoreGo(tsaCA, tsa.Cert); err != nil {
+		t.Errorf("sigstore-go rejects the timestamped bundle: %v", err)
+	}
+	if err := sigstoreGo(other, other.TSA(t).Cert); err == nil {
+		t.Error("sigstore-go accepts the timestamp with another TSA in its trusted root")
+	}
 }

@@ -23,16 +23,16 @@ func Example() {
 	leaf := ca.Leaf(exampleTB{}, testca.LeafOptions{KeyType: testca.ECDSAP256})
 	digest := sha256.Sum256([]byte("MZ... app.exe"))
 
-	data, err := bundle.New(digest[:], leaf.Key, []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert, ca.Root.Cert})
+	data, err := bundle.New(digest[:], leaf.Key, []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert, ca.Root.Cert}, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
 	// data goes to app.exe.sigstore.json.
 
 	roots := []*x509.Certificate{ca.Root.Cert}
-	fmt.Println("verified:", bundle.Verify(data, digest[:], roots, testca.Epoch) == nil)
+	fmt.Println("verified:", bundle.Verify(data, digest[:], bundle.VerifyOptions{Roots: roots, Now: testca.Epoch}) == nil)
 	other := sha256.Sum256([]byte("MZ... another app.exe"))
-	fmt.Println(bundle.Verify(data, other[:], roots, testca.Epoch))
+	fmt.Println(bundle.Verify(data, other[:], bundle.VerifyOptions{Roots: roots, Now: testca.Epoch}))
 	// Output:
 	// verified: true
 	// bundle: digest does not match the artifact

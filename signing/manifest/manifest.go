@@ -273,7 +273,7 @@ func Verify(data []byte, opts VerifyOptions) (*Statement, error) {
 			if err != nil {
 				return time.Time{}, err
 			}
-			if err := trustTSA(tok, opts.TSARoots); err != nil {
+			if err := tok.VerifyTSA(opts.TSARoots); err != nil {
 				return time.Time{}, err
 			}
 			if signed.TSA == nil {
@@ -306,27 +306,6 @@ func Verify(data []byte, opts VerifyOptions) (*Statement, error) {
 	return &st, nil
 }
 
-// trustTSA checks that a token's TSA certificate carries the timeStamping
-// EKU and chains to one of roots, at the token's time.
-func trustTSA(tok *authenticode.TimestampToken, roots []*x509.Certificate) error {
-	pool, inter := x509.NewCertPool(), x509.NewCertPool()
-	for _, r := range roots {
-		pool.AddCert(r)
-	}
-	for _, c := range tok.Certificates {
-		inter.AddCert(c)
-	}
-	_, err := tok.Signer.Verify(x509.VerifyOptions{
-		Roots:         pool,
-		Intermediates: inter,
-		CurrentTime:   tok.Time,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping},
-	})
-	if err != nil {
-		return fmt.Errorf("the TSA %q is not trusted: %w", tok.Signer.Subject.CommonName, err)
-	}
-	return nil
-}
 
 // check validates a statement (New's input, Verify's output).
 func (st *Statement) check() error {

@@ -22,6 +22,7 @@ import (
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
+	"github.com/codesignval/csv/signing/bundle"
 	"github.com/codesignval/csv/signing/manifest"
 )
 
@@ -48,7 +49,7 @@ func (f *Flags) Register(fs *pflag.FlagSet, when string) {
 	fs.BoolVar(&f.Bundle, "bundle", false, "also write a Sigstore bundle FILE.sigstore.json for every signed file, and for every other file under PATH")
 	fs.StringVar(&f.Manifest, "manifest", "", "write the signed build manifest (in-toto statement, SLSA verification summary, in a Sigstore bundle) to `FILE`")
 	fs.BoolVar(&f.Append, "append", false, "PE: keep existing signatures and add ours nested, instead of replacing them")
-	fs.StringVar(&f.TimestampURL, "timestamp-url", "", "countersign the PE signatures and the manifest with this RFC 3161 time-stamp authority `URL`")
+	fs.StringVar(&f.TimestampURL, "timestamp-url", "", "countersign the PE signatures, the Sigstore bundles and the manifest with this RFC 3161 time-stamp authority `URL`")
 	fs.StringVar(&f.Description, "description", "", "PE: program description in the signature (SpcSpOpusInfo)")
 	fs.StringVar(&f.URL, "url", "", "PE: more-information URL in the signature (SpcSpOpusInfo)")
 	fs.StringVar(&f.ResourceURI, "resource-uri", "", "manifest: the build it speaks of (a CI run URL; default: the paths signed)")
@@ -184,7 +185,7 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 		return fmt.Errorf("cannot sign with %s and %s: %w", f.Key, f.Cert, err)
 	}
 	opts := csv.SignOptions{Jobs: sel.Jobs, Include: sel.Include, Exclude: sel.Exclude, FollowSymlinks: sel.FollowSymlinks,
-		Key: key, Chain: chain, Out: f.Out, Bundle: f.Bundle,
+		Key: key, Chain: chain, Out: f.Out, Bundle: f.Bundle, BundleTimestamp: f.timestamper(ctx),
 		PE: authenticode.SignOptions{Append: f.Append, TimestampURL: f.TimestampURL, Description: f.Description, URL: f.URL}}
 	if rep != nil {
 		opts.Expect = rep.Digests()
@@ -281,11 +282,20 @@ func (f *Flags) manifest(ctx context.Context, signed []csv.Signed, rep *csv.Repo
 		VerifiedLevels:     []string{manifest.PolicyLevel(base.Ref())},
 	}
 	var opts []manifest.Option
-	if f.TimestampURL != "" {
-		opts = append(opts, manifest.WithTimestamp(func(sig []byte) ([]byte, error) {
-			resp, _, err := authenticode.RequestTimestamp(ctx, f.TimestampURL, nil, sig)
-			return resp, err
-		}))
+	if ts := f.timestamper(ctx); ts != nil {
+		opts = append(opts, manifest.WithTimestamp(ts))
 	}
 	return manifest.New(subjects, pred, key, chain, opts...)
+}
+
+// timestamper countersigns bundle and manifest signatures through
+// --timestamp-url (nil without it).
+func (f *Flags) timestamper(ctx context.Context) bundle.Timestamper {
+	if f.TimestampURL == "" {
+		return nil
+	}
+	return func(sig []byte) ([]byte, error) {
+		resp, _, err := authenticode.RequestTimestamp(ctx, f.TimestampURL, nil, sig)
+		return resp, err
+	}
 }
