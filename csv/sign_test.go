@@ -141,7 +141,7 @@ func TestSignClosedLoop(t *testing.T) {
 		if !bytes.Equal(sum[:], sg.SHA256) {
 			t.Errorf("%s: reported SHA256 is not the signed file's", sg.Path)
 		}
-		if err := bundle.Verify(data, sum[:], []*x509.Certificate{s.ca.Root.Cert}, testca.Epoch); err != nil {
+		if err := bundle.Verify(data, sum[:], bundle.VerifyOptions{Roots: []*x509.Certificate{s.ca.Root.Cert}, Now: testca.Epoch}); err != nil {
 			t.Errorf("%s: bundle: %v", sg.Path, err)
 		}
 	}

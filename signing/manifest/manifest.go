@@ -306,7 +306,6 @@ func Verify(data []byte, opts VerifyOptions) (*Statement, error) {
 	return &st, nil
 }
 
-
 // check validates a statement (New's input, Verify's output).
 func (st *Statement) check() error {
 	if st.Type != StatementType {
