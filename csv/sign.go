@@ -482,15 +482,20 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 		format = FormatELF
 	}
 	display := displayPath(roots[e.root], e.rel, e.fileRoot)
-	if format == FormatOther && !opts.Bundle {
-		return nil, nil // not a binary: left alone
-	}
 	var want cipolicy.Digests
-	if opts.Expect != nil && format != FormatOther {
-		var ok bool
-		if want, ok = opts.Expect[display]; !ok || want.SHA256 == nil {
+	if opts.Expect != nil {
+		var judged bool
+		want, judged = opts.Expect[display]
+		switch {
+		case format == FormatOther && judged:
+			// A binary swapped for something else is not left out quietly.
+			return p, fmt.Errorf("%w: it was a binary when validated, and is no longer a PE or ELF file", ErrChanged)
+		case format != FormatOther && (!judged || want.SHA256 == nil):
 			return p, fmt.Errorf("%w: validation did not judge it", ErrChanged)
 		}
+	}
+	if format == FormatOther && !opts.Bundle {
+		return nil, nil // not a binary: left alone
 	}
 	dest := destination(opts, roots, e)
 	s := &Signed{Root: roots[e.root], Path: e.rel, Format: format, Output: dest, fileRoot: e.fileRoot}

@@ -478,6 +478,19 @@ func TestSignRefusesChangedFiles(t *testing.T) {
 	}
 	os.Remove(filepath.Join(dir, "linux/added"))
 
+	// A binary swapped for a file that is no binary is refused too, with
+	// or without bundles (not left out of the signing, quietly).
+	for _, bundles := range []bool{false, true} {
+		dir = buildTree(t)
+		rep, _ = v.Validate(t.Context(), dir)
+		opts.Expect, opts.Bundle = rep.Digests(), bundles
+		os.WriteFile(filepath.Join(dir, "win/app.exe"), []byte("#!/bin/sh\necho not a binary\n"), 0o755)
+		if _, err := Sign(t.Context(), opts, dir); !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), "no longer a PE or ELF") {
+			t.Errorf("bundles %v: a binary swapped for a script: %v", bundles, err)
+		}
+	}
+	opts.Bundle = false
+
 	// A signed ELF module swapped for other code with a valid signature of
 	// its own is refused (the signature is replaced, but the whole file,
 	// old signature included, must be what was validated).

@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -858,6 +859,9 @@ func RequestTimestamp(ctx context.Context, tsaURL string, client *http.Client, s
 	return body, token, nil
 }
 
+// oidExtKeyUsage is the extended key usage extension.
+var oidExtKeyUsage = asn1.ObjectIdentifier{2, 5, 29, 37}
+
 // TimestampToken is an RFC 3161 token that verified over a signature.
 type TimestampToken struct {
 	// Time is the token's genTime.
@@ -869,10 +873,21 @@ type TimestampToken struct {
 	Certificates []*x509.Certificate
 }
 
-// VerifyTSA checks that the token's TSA certificate carries the
-// timeStamping EKU and chains to one of roots (with the token's
+// VerifyTSA checks that the token's TSA certificate is a time-stamping
+// certificate as RFC 3161 (2.3) requires, with the timeStamping EKU alone
+// in a critical extension (crypto/x509 would let a certificate without any
+// EKU pass), and that it chains to one of roots (with the token's
 // certificates as intermediates), at the token's time.
 func (t *TimestampToken) VerifyTSA(roots []*x509.Certificate) error {
+	critical := false
+	for _, e := range t.Signer.Extensions {
+		if e.Id.Equal(oidExtKeyUsage) {
+			critical = e.Critical
+		}
+	}
+	if !critical || len(t.Signer.ExtKeyUsage) != 1 || t.Signer.ExtKeyUsage[0] != x509.ExtKeyUsageTimeStamping || len(t.Signer.UnknownExtKeyUsage) != 0 {
+		return fmt.Errorf("the TSA certificate %q is not a time-stamping certificate (RFC 3161 wants the timeStamping extended key usage alone, in a critical extension)", t.Signer.Subject.CommonName)
+	}
 	pool, inter := x509.NewCertPool(), x509.NewCertPool()
 	for _, r := range roots {
 		pool.AddCert(r)

@@ -608,6 +608,48 @@ func TestSignTimestamp(t *testing.T) {
 	}
 }
 
+// TestVerifyTSA: a token's TSA is trusted only with a time-stamping
+// certificate (the timeStamping EKU alone, critical) chaining to a root
+// given; a certificate without any EKU, or with the EKU not critical, is
+// refused even under the right root.
+func TestVerifyTSA(t *testing.T) {
+	p := newPKI(t)
+	other := newPKI(t)
+	sig := []byte("signature")
+	token := func(tsa *signer) *authenticode.TimestampToken {
+		t.Helper()
+		srv := newRFC3161TSA(t, tsa, []*x509.Certificate{tsa.leaf.Cert, p.ca.Intermediate.Cert}, testca.Epoch)
+		resp, _, err := authenticode.RequestTimestamp(t.Context(), srv.URL, nil, sig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := authenticode.VerifyTimestampResponse(resp, sig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !tok.Time.Equal(testca.Epoch) || !tok.Signer.Equal(tsa.leaf.Cert) {
+			t.Fatalf("token %+v", tok)
+		}
+		return tok
+	}
+	roots := []*x509.Certificate{p.ca.Root.Cert}
+	if err := token(p.tsa(t)).VerifyTSA(roots); err != nil {
+		t.Errorf("a proper TSA: %v", err)
+	}
+	if err := token(p.tsa(t)).VerifyTSA([]*x509.Certificate{other.ca.Root.Cert}); err == nil || !strings.Contains(err.Error(), "not trusted") {
+		t.Errorf("a TSA under another root: %v", err)
+	}
+	for name, o := range map[string]testca.LeafOptions{
+		"no EKU":               {CommonName: "No EKU", EKUs: []x509.ExtKeyUsage{}},
+		"EKU not critical":     {CommonName: "Soft TSA", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping}},
+		"code signing EKU too": {CommonName: "Both", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping, x509.ExtKeyUsageCodeSigning}},
+	} {
+		if err := token(p.signer(t, o)).VerifyTSA(roots); err == nil || !strings.Contains(err.Error(), "not a time-stamping certificate") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
 // TestSignRefusals: Sign refuses, before writing anything, a key that is
 // not the leaf's, a leaf without the code signing EKU, an empty or broken
 // chain, key types and digests Authenticode does not use, inputs that are

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"math/big"
@@ -164,9 +165,14 @@ func TestVerifyFails(t *testing.T) {
 			ms(m)["messageDigest"].(map[string]any)["digest"] = other256
 		}), other256, roots, testca.Epoch, bundle.ErrSignature},
 		{"signature altered", edit(func(m map[string]any) {
-			sig := []byte(ms(m)["signature"].(string))
-			sig[10] ^= 1
-			ms(m)["signature"] = string(sig)
+			// Flip a bit of the signature itself (flipping one of its
+			// base64 text could make the JSON invalid instead).
+			sig, err := base64.StdEncoding.DecodeString(ms(m)["signature"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sig[len(sig)/2] ^= 1
+			ms(m)["signature"] = base64.StdEncoding.EncodeToString(sig)
 		}), d, roots, testca.Epoch, bundle.ErrSignature},
 		{"signature of another key", edit(func(m map[string]any) {
 			k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
