@@ -24,6 +24,7 @@ type entry struct {
 	problem  error        // set for entries that are blocked without inspection
 	format   Format       // for problem entries
 	skipped  *SkippedFile // set for entries that are reported as skipped
+	dest     string       // where Sign writes its signed copy (set by plan)
 }
 
 // SkippedFile is a file the validator did not judge, and why.

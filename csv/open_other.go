@@ -9,3 +9,9 @@ import "os"
 func openRegular(path string, _ bool) (*os.File, error) {
 	return os.Open(path)
 }
+
+// keepMetadata gives a signed copy the original's permissions (on Windows,
+// the read-only attribute).
+func keepMetadata(f *os.File, st os.FileInfo, _ bool) error {
+	return f.Chmod(st.Mode() & os.ModePerm)
+}

@@ -19,3 +19,16 @@ func openRegular(path string, follow bool) (*os.File, error) {
 	}
 	return os.OpenFile(path, flags, 0)
 }
+
+// keepMetadata gives a signed copy the original's permissions, setuid,
+// setgid and sticky bits included (the umask is not applied), and, in
+// place when running as root, its owner and group (set first: chown clears
+// the setuid bit).
+func keepMetadata(f *os.File, st os.FileInfo, inPlace bool) error {
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && inPlace && os.Geteuid() == 0 {
+		if err := f.Chown(int(sys.Uid), int(sys.Gid)); err != nil {
+			return err
+		}
+	}
+	return f.Chmod(st.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky))
+}

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -70,8 +71,36 @@ type SignOptions struct {
 	Manifest     string
 	MakeManifest func(signed []Signed) ([]byte, error)
 
-	// syncer is Sign's: the file systems its temporary files are on.
+	// syncer is Sign's: the file systems its temporary files are on;
+	// claims, the destinations already taken; dirs, the directories made.
 	syncer *fsSyncer
+	claims *claims
+	dirs   *madeDirs
+}
+
+// claims records which file each destination is written from: two files
+// must never be written to one destination (the last would win).
+type claims struct {
+	mu sync.Mutex
+	by map[string]string
+}
+
+// claim takes dest for what (a display path), or says who has it.
+func (c *claims) claim(dest, what string) error {
+	key := dest
+	if a, err := filepath.Abs(dest); err == nil {
+		key = a
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.by == nil {
+		c.by = map[string]string{}
+	}
+	if other, ok := c.by[key]; ok {
+		return fmt.Errorf("%w: %s and %s would both be written to %s", ErrOptions, other, what, dest)
+	}
+	c.by[key] = what
+	return nil
 }
 
 // Signed is one file Sign wrote.
@@ -152,7 +181,7 @@ func Sign(ctx context.Context, opts SignOptions, roots ...string) (*SignReport, 
 		}
 		return nil, err
 	}
-	opts.syncer = &fsSyncer{}
+	opts.syncer, opts.claims = &fsSyncer{}, &claims{}
 	defer opts.syncer.close()
 	rep := &SignReport{}
 	var todo []*entry
@@ -167,6 +196,10 @@ func Sign(ctx context.Context, opts SignOptions, roots ...string) (*SignReport, 
 			todo = append(todo, e)
 		}
 	}
+	if todo, err = plan(&opts, roots, todo, rep); err != nil {
+		return nil, err
+	}
+	opts.dirs = &madeDirs{}
 	jobs := opts.Jobs
 	if jobs <= 0 {
 		// Signing waits on each file's sync: twice the CPUs keeps them busy.
@@ -208,6 +241,7 @@ func Sign(ctx context.Context, opts SignOptions, roots ...string) (*SignReport, 
 		for _, p := range results {
 			p.discard()
 		}
+		opts.dirs.removeAll()
 		if ctx.Err() != nil {
 			return nil, &InterruptedError{Done: int(done.Load()), Total: len(todo), Err: ctx.Err()}
 		}
@@ -234,7 +268,10 @@ func stageManifest(opts *SignOptions, results []*pending) (*pending, error) {
 	if err != nil {
 		return nil, fmt.Errorf("making the manifest: %w", err)
 	}
-	f, err := createTemp(opts.syncer, opts.Manifest, 0o644)
+	if err := opts.claims.claim(opts.Manifest, "the manifest"); err != nil {
+		return nil, err
+	}
+	f, err := createTemp(opts, opts.Manifest, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -417,16 +454,55 @@ func rollback(done []placed) (left []string) {
 	return left
 }
 
-// createTemp makes the temporary file for dest, in dest's directory, whose
-// file system fss watches first.
-func createTemp(fss *fsSyncer, dest string, mode os.FileMode) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+// createTemp makes the temporary file for dest, in dest's directory (made
+// if need be, and noted to be removed if the run fails), whose file system
+// opts.syncer watches first.
+func createTemp(opts *SignOptions, dest string, mode os.FileMode) (*os.File, error) {
+	if err := opts.dirs.mkdirAll(filepath.Dir(dest)); err != nil {
 		return nil, err
 	}
-	if err := fss.watch(filepath.Dir(dest)); err != nil {
+	if err := opts.syncer.watch(filepath.Dir(dest)); err != nil {
 		return nil, err
 	}
 	return os.OpenFile(tempName(dest), os.O_RDWR|os.O_CREATE|os.O_EXCL, mode.Perm())
+}
+
+// madeDirs are the directories a run made, for a failed run to remove.
+type madeDirs struct {
+	mu   sync.Mutex
+	made []string
+}
+
+// mkdirAll makes dir and its missing parents, noting each one made.
+func (m *madeDirs) mkdirAll(dir string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	m.made = append(m.made, missing...) // deepest first within each call
+	return nil
+}
+
+// removeAll removes the directories made, deepest first, if they are empty.
+func (m *madeDirs) removeAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	slices.SortFunc(m.made, func(a, b string) int { return len(b) - len(a) })
+	for _, d := range m.made {
+		os.Remove(d) // fails, harmlessly, if something else is in it
+	}
+	m.made = nil
 }
 
 // tempName draws a name for a temporary file or backup beside dest.
@@ -436,12 +512,89 @@ func tempName(dest string) string {
 	return filepath.Join(filepath.Dir(dest), "."+filepath.Base(dest)+tempMarker+hex.EncodeToString(rnd[:]))
 }
 
-// destination returns where the signed copy of e goes.
-func destination(opts *SignOptions, roots []string, e *entry) string {
-	if opts.Out == "" {
-		return e.abs
+// destination returns where the signed copy of e goes: into the --out tree,
+// or in place (for a symbolic link followed, in place of its target: the
+// link stays a link).
+func destination(opts *SignOptions, e *entry) string {
+	if opts.Out != "" {
+		return filepath.Join(opts.Out, filepath.FromSlash(e.rel))
 	}
-	return filepath.Join(opts.Out, filepath.FromSlash(e.rel))
+	if e.follow {
+		if t, err := filepath.EvalSymlinks(e.abs); err == nil {
+			return t
+		}
+	}
+	return e.abs
+}
+
+// plan sets each file's destination and leaves out what must not be
+// signed: under a root, the --out tree and the manifest (an earlier run's
+// outputs) and, with bundles, Sigstore bundles; in place, a file reached
+// twice (overlapping roots, links followed to one target) is signed once.
+// It refuses an --out destination that is a file being signed: writing it
+// would replace an original. Two files written to one destination are
+// refused as they are written (claims).
+func plan(opts *SignOptions, roots []string, todo []*entry, rep *SignReport) ([]*entry, error) {
+	abs := func(p string) string {
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return filepath.Clean(p)
+	}
+	var out, man string
+	if opts.Out != "" {
+		out = abs(opts.Out)
+	}
+	if opts.Manifest != "" {
+		man = abs(opts.Manifest)
+	}
+	sources := map[string]bool{}
+	seen := map[string]bool{}
+	kept := todo[:0]
+	for _, e := range todo {
+		a := abs(e.abs)
+		reason := ""
+		switch {
+		case out != "" && within(a, out) && !within(abs(roots[e.root]), out):
+			reason = "in the --out tree: an earlier output, not signed again"
+		case a == man:
+			reason = "the manifest: written anew"
+		case opts.Bundle && strings.HasSuffix(a, ".sigstore.json"):
+			reason = "a Sigstore bundle: not bundled again"
+		}
+		if reason != "" {
+			rep.Skipped = append(rep.Skipped, SkippedFile{Root: roots[e.root], Path: e.rel, Reason: reason, fileRoot: e.fileRoot})
+			continue
+		}
+		e.dest = destination(opts, e)
+		if out == "" {
+			if seen[abs(e.dest)] {
+				continue // the same file, reached again
+			}
+			seen[abs(e.dest)] = true
+		}
+		sources[a] = true
+		if e.follow {
+			if t, err := filepath.EvalSymlinks(e.abs); err == nil {
+				sources[abs(t)] = true
+			}
+		}
+		kept = append(kept, e)
+	}
+	if out != "" {
+		for _, e := range kept {
+			if d := abs(e.dest); sources[d] {
+				return nil, fmt.Errorf("%w: signing %s into %s would replace %s, which is being signed: choose an --out directory outside the paths signed",
+					ErrOptions, displayPath(roots[e.root], e.rel, e.fileRoot), opts.Out, e.dest)
+			}
+		}
+	}
+	return kept, nil
+}
+
+// within reports whether path p is dir or lies under it (both absolute).
+func within(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, string(filepath.Separator))+string(filepath.Separator))
 }
 
 // signOne signs one file into temporary files. It returns the pending
@@ -497,25 +650,46 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 	if format == FormatOther && !opts.Bundle {
 		return nil, nil // not a binary: left alone
 	}
-	dest := destination(opts, roots, e)
-	s := &Signed{Root: roots[e.root], Path: e.rel, Format: format, Output: dest, fileRoot: e.fileRoot}
-	out, err := createTemp(opts.syncer, dest, st.Mode())
-	if err != nil {
-		return p, err
+	dest := e.dest
+	if dest == "" {
+		dest = destination(opts, e)
 	}
-	p.temps, p.dests = append(p.temps, out.Name()), append(p.dests, dest)
-	defer func() {
-		if cerr := out.Close(); err == nil && cerr != nil {
-			err = cerr
+	s := &Signed{Root: roots[e.root], Path: e.rel, Format: format, Output: dest, fileRoot: e.fileRoot}
+	// A file that is no binary, in place, stays as it is: only its bundle
+	// is written.
+	var out *os.File
+	if format != FormatOther || opts.Out != "" {
+		if err := opts.claims.claim(dest, display); err != nil {
+			return p, err
 		}
-	}()
+		if out, err = createTemp(opts, dest, st.Mode()); err != nil {
+			return p, err
+		}
+		p.temps, p.dests = append(p.temps, out.Name()), append(p.dests, dest)
+		defer func() {
+			if cerr := out.Close(); err == nil && cerr != nil {
+				err = cerr
+			}
+		}()
+		if err := keepMetadata(out, st, opts.Out == ""); err != nil {
+			return p, fmt.Errorf("keeping the file's mode: %w", err)
+		}
+	}
 	// The signed output's SHA-256, for bundles and the manifest (and the
 	// report when it is computed anyway).
 	needSum := opts.Bundle || opts.Manifest != ""
 	var outSum []byte
 	switch format {
 	case FormatPE:
-		res, err := authenticode.Sign(ctx, ra, size, out, opts.Key, opts.Chain, opts.PE)
+		// Appending keeps the signatures the file had: they must be the
+		// ones validated, in the very bytes read for signing.
+		peOpts := opts.PE
+		var whole hash.Hash
+		if opts.Expect != nil && peOpts.Append {
+			whole = sha256.New()
+			peOpts.Tee = whole
+		}
+		res, err := authenticode.Sign(ctx, ra, size, out, opts.Key, opts.Chain, peOpts)
 		if err != nil {
 			return p, err
 		}
@@ -524,12 +698,8 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 			if !bytes.Equal(want.AuthenticodeSHA256, res.Digest) {
 				return p, fmt.Errorf("%w: Authenticode SHA256 %x when validated, %x now", ErrChanged, want.AuthenticodeSHA256, res.Digest)
 			}
-			// Appending keeps the signatures the file had: they must be
-			// the ones validated too.
-			if opts.PE.Append {
-				if sum, err := hashFile(f, buf); err != nil {
-					return p, err
-				} else if !bytes.Equal(want.SHA256, sum) {
+			if whole != nil {
+				if sum := whole.Sum(nil); !bytes.Equal(want.SHA256, sum) {
 					return p, fmt.Errorf("%w: SHA256 %x when validated, %x now", ErrChanged, want.SHA256, sum)
 				}
 			}
@@ -547,15 +717,21 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 			return p, err
 		}
 	default:
-		if outSum, err = copyHashing(ctx, f, buf, n, size, out); err != nil {
+		var w io.Writer = io.Discard
+		if out != nil {
+			w = out
+		}
+		if outSum, err = copyHashing(ctx, f, buf, n, size, w); err != nil {
 			return p, err
 		}
 	}
-	if !batchSync {
+	switch {
+	case out == nil:
+	case !batchSync:
 		if err := out.Sync(); err != nil {
 			return p, err
 		}
-	} else {
+	default:
 		startWriteback(out)
 	}
 	s.SHA256 = outSum
@@ -565,7 +741,10 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 			return p, fmt.Errorf("making the Sigstore bundle: %w", err)
 		}
 		bdest := dest + ".sigstore.json"
-		bf, err := createTemp(opts.syncer, bdest, 0o644)
+		if err := opts.claims.claim(bdest, display+"'s bundle"); err != nil {
+			return p, err
+		}
+		bf, err := createTemp(opts, bdest, 0o644)
 		if err != nil {
 			return p, err
 		}

@@ -10,9 +10,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -491,6 +495,38 @@ func TestSignRefusesChangedFiles(t *testing.T) {
 	}
 	opts.Bundle = false
 
+	// With Append, the signatures a PE has are kept: they must be the ones
+	// validated (checked on the bytes read for signing). Another signature
+	// over the same image, swapped in after validation, is refused.
+	other := s.ca.Leaf(t, testca.LeafOptions{CommonName: "Other Signing"})
+	otherOpts := SignOptions{Key: other.Key, Chain: []*x509.Certificate{other.Cert, s.ca.Intermediate.Cert}}
+	for _, swap := range []bool{false, true} {
+		dir = buildTree(t)
+		if _, err := Sign(t.Context(), s.opts(), filepath.Join(dir, "win")); err != nil {
+			t.Fatal(err)
+		}
+		rep, _ = v.Validate(t.Context(), dir)
+		opts.Expect = rep.Digests()
+		opts.PE.Append = true
+		if swap {
+			if _, err := Sign(t.Context(), otherOpts, filepath.Join(dir, "win", "app.exe")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := Sign(t.Context(), opts, dir)
+		switch {
+		case swap && (!errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), "SHA256")):
+			t.Errorf("--append, another signature swapped in: %v, want ErrChanged", err)
+		case !swap && err != nil:
+			t.Errorf("--append, as validated: %v", err)
+		case !swap:
+			if in := InspectFile(t.Context(), filepath.Join(dir, "win", "app.exe"), nil, InspectOptions{}); in.Err != nil || len(in.Signatures) != 2 {
+				t.Errorf("--append: %v, %d signatures, want 2", in.Err, len(in.Signatures))
+			}
+		}
+	}
+	opts.PE.Append = false
+
 	// A signed ELF module swapped for other code with a valid signature of
 	// its own is refused (the signature is replaced, but the whole file,
 	// old signature included, must be what was validated).
@@ -654,5 +690,189 @@ func TestSignHelperProcess(t *testing.T) {
 	}
 	if _, err := Sign(context.Background(), SignOptions{Key: key, Chain: chain, Jobs: 2}, os.Getenv("CSV_SIGN_DIR")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSignDestinations: what Sign writes never lands on a file it reads, or
+// twice on one path. An --out tree inside the signed tree (an earlier run's
+// output) is left out; an --out layout that would replace a file being
+// signed is refused, as are two files written to one destination, with
+// nothing written; overlapping roots sign each file once; in place, an
+// earlier run's bundles are not bundled again, and neither is the
+// manifest.
+func TestSignDestinations(t *testing.T) {
+	s := newSigner(t)
+
+	t.Run("out inside the tree", func(t *testing.T) {
+		dir := buildTree(t)
+		out := filepath.Join(dir, "signed")
+		opts := s.opts()
+		opts.Out = out
+		for run := range 2 { // the second run finds the first's output under dir
+			before := snapshot(t, dir)
+			rep, err := Sign(t.Context(), opts, dir)
+			if err != nil {
+				t.Fatalf("run %d: %v", run, err)
+			}
+			if len(rep.Signed) != 5 {
+				t.Errorf("run %d: signed %v", run, rep.SignedPaths())
+			}
+			for k, v := range before {
+				if !strings.HasPrefix(k, "signed/") && !bytes.Equal(snapshot(t, dir)[k], v) {
+					t.Errorf("run %d: original %s changed", run, k)
+				}
+			}
+		}
+		if _, err := os.Stat(filepath.Join(out, "signed")); err == nil {
+			t.Error("the second run signed the first run's output into OUT/signed")
+		}
+	})
+
+	t.Run("out layout replacing a source", func(t *testing.T) {
+		out := tree(t, map[string][]byte{
+			"sub/x.exe":     testbin.PE(testbin.PEOptions{}),
+			"sub/sub/x.exe": testbin.PE(testbin.PEOptions{Code: []byte{0x90, 0xc3}}),
+		})
+		before := snapshot(t, out)
+		opts := s.opts()
+		opts.Out = out
+		_, err := Sign(t.Context(), opts, filepath.Join(out, "sub"))
+		if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), "which is being signed") {
+			t.Fatalf("err = %v", err)
+		}
+		if after := snapshot(t, out); !reflect.DeepEqual(after, before) {
+			t.Error("files changed")
+		}
+	})
+
+	t.Run("two files, one destination", func(t *testing.T) {
+		a := tree(t, map[string][]byte{"app.exe": testbin.PE(testbin.PEOptions{})})
+		b := tree(t, map[string][]byte{"app.exe": testbin.PE(testbin.PEOptions{Code: []byte{0x90, 0xc3}})})
+		opts := s.opts()
+		opts.Out = t.TempDir()
+		_, err := Sign(t.Context(), opts, filepath.Join(a, "app.exe"), filepath.Join(b, "app.exe"))
+		if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), "would both be written to") {
+			t.Fatalf("err = %v", err)
+		}
+		if got := snapshot(t, opts.Out); len(got) != 0 {
+			t.Errorf("files written: %v", slices.Collect(maps.Keys(got)))
+		}
+	})
+
+	t.Run("a failed run leaves no directory it made", func(t *testing.T) {
+		dir := buildTree(t)
+		os.WriteFile(filepath.Join(dir, "win/zzz-bad.exe"), testbin.PE(testbin.PEOptions{})[:700], 0o644)
+		parent := t.TempDir()
+		opts := s.opts()
+		opts.Out = filepath.Join(parent, "new", "out")
+		if _, err := Sign(t.Context(), opts, dir); err == nil {
+			t.Fatal("signed a truncated PE")
+		}
+		if ents, _ := os.ReadDir(parent); len(ents) != 0 {
+			t.Errorf("left in the parent of --out: %v", ents)
+		}
+	})
+
+	t.Run("overlapping roots in place", func(t *testing.T) {
+		dir := buildTree(t)
+		rep, err := Sign(t.Context(), s.opts(), dir, filepath.Join(dir, "win"), filepath.Join(dir, "win", "app.exe"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Signed) != 5 {
+			t.Errorf("signed %v, want each of the 5 binaries once", rep.SignedPaths())
+		}
+	})
+
+	t.Run("bundles and manifest in place", func(t *testing.T) {
+		dir := buildTree(t)
+		readme := filepath.Join(dir, "docs/README.txt")
+		st0, err := os.Stat(readme)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := s.opts()
+		opts.Bundle = true
+		opts.Manifest = filepath.Join(dir, "build.manifest.json")
+		opts.MakeManifest = func(signed []Signed) ([]byte, error) { return []byte(fmt.Sprintf("%d files\n", len(signed))), nil }
+		for run := range 2 {
+			rep, err := Sign(t.Context(), opts, dir)
+			if err != nil {
+				t.Fatalf("run %d: %v", run, err)
+			}
+			if len(rep.Signed) != 6 { // 5 binaries and the README
+				t.Errorf("run %d: signed %v", run, rep.SignedPaths())
+			}
+		}
+		for name := range snapshot(t, dir) {
+			if strings.HasSuffix(name, ".sigstore.json.sigstore.json") || name == "build.manifest.json.sigstore.json" {
+				t.Errorf("%s: an output was bundled", name)
+			}
+		}
+		// The README is not rewritten to get its bundle.
+		if st1, err := os.Stat(readme); err != nil || !os.SameFile(st0, st1) {
+			t.Errorf("docs/README.txt was replaced (%v)", err)
+		}
+		if _, err := os.Stat(readme + ".sigstore.json"); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// TestSignKeepsMetadata: a signed file keeps its permission bits, setuid,
+// setgid and sticky included, in place and in an --out tree; signing in
+// place through a symbolic link signs its target and leaves the link.
+func TestSignKeepsMetadata(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Unix permissions")
+	}
+	s := newSigner(t)
+	modes := map[string]fs.FileMode{"win/app.exe": 0o750 | fs.ModeSetuid, "linux/tool": 0o711 | fs.ModeSetgid, "win/lib32.dll": 0o600}
+	for _, out := range []bool{false, true} {
+		dir := buildTree(t)
+		for name, m := range modes {
+			if err := os.Chmod(filepath.Join(dir, name), m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		opts := s.opts()
+		where := dir
+		if out {
+			opts.Out = t.TempDir()
+			where = opts.Out
+		}
+		if _, err := Sign(t.Context(), opts, dir); err != nil {
+			t.Fatal(err)
+		}
+		for name, m := range modes {
+			st, err := os.Stat(filepath.Join(where, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := st.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky); got != m {
+				t.Errorf("out %v: %s has mode %v, want %v", out, name, got, m)
+			}
+		}
+	}
+
+	dir := buildTree(t)
+	link := filepath.Join(dir, "linux/tool-link")
+	if err := os.Symlink("tool", link); err != nil {
+		t.Fatal(err)
+	}
+	opts := s.opts()
+	opts.FollowSymlinks = true
+	rep, err := Sign(t.Context(), opts, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&fs.ModeSymlink == 0 {
+		t.Errorf("the link is no longer a link: %v", err)
+	}
+	if len(rep.Signed) != 5 {
+		t.Errorf("signed %v, want the link's target once", rep.SignedPaths())
+	}
+	if in := InspectFile(t.Context(), filepath.Join(dir, "linux/tool"), nil, InspectOptions{}); in.Err != nil || len(in.Signatures) != 1 {
+		t.Errorf("the target: %v, %d signatures", in.Err, len(in.Signatures))
 	}
 }

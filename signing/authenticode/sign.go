@@ -62,6 +62,12 @@ type SignOptions struct {
 	// (SPC_NESTED_SIGNATURE) in the first one. On an unsigned file it signs
 	// as usual, with a warning.
 	Append bool
+	// Tee, if set, receives the input's bytes exactly as Sign read them,
+	// in file order: the image, then the certificate table it had (the
+	// whole file: pe.Parse refuses bytes after the table). With Append,
+	// hashing them checks the signatures kept against an earlier reading,
+	// with no second read for the file to change in between.
+	Tee io.Writer
 	// TimestampURL is the RFC 3161 time-stamping authority to countersign
 	// with (optional).
 	TimestampURL string
@@ -202,6 +208,11 @@ func Sign(ctx context.Context, in io.ReaderAt, size int64, out Output, key crypt
 	if err != nil {
 		return nil, err
 	}
+	if opts.Tee != nil {
+		if _, err := opts.Tee.Write(table); err != nil {
+			return nil, fmt.Errorf("authenticode: sign: %w", err)
+		}
+	}
 	if _, err := out.Write(zeros[:pad]); err != nil {
 		return nil, fmt.Errorf("authenticode: sign: writing the output: %w", err)
 	}
@@ -338,6 +349,11 @@ func (s *signer) stream(ctx context.Context, in io.ReaderAt, f *pe.File, end int
 				err = io.ErrUnexpectedEOF
 			}
 			return nil, ck, fmt.Errorf("authenticode: sign: reading the image at offset %#x: %w", pos+int64(n), err)
+		}
+		if s.opts.Tee != nil {
+			if _, err := s.opts.Tee.Write(chunk); err != nil {
+				return nil, ck, fmt.Errorf("authenticode: sign: %w", err)
+			}
 		}
 		zeroRange(chunk, pos, f.CheckSumOffset, 4)
 		zeroRange(chunk, pos, f.CertDirOffset, 8)

@@ -1,6 +1,7 @@
 package manifest_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
@@ -58,7 +59,7 @@ func Example() {
 	if err := os.WriteFile(filepath.Join(dir, "helper.dll"), []byte("MZ patched"), 0o600); err != nil {
 		log.Fatal(err)
 	}
-	for _, m := range manifest.CheckFiles(st, dir, nil) {
+	for _, m := range manifest.CheckFiles(context.Background(), st, dir) {
 		fmt.Println(m.Name, m.Kind)
 	}
 	// Output:

@@ -43,6 +43,7 @@ package manifest
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
@@ -56,6 +57,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/codesignval/csv/signing/authenticode"
@@ -465,30 +467,53 @@ func (m Mismatch) String() string {
 	return fmt.Sprintf("%s: %s", m.Name, m.Kind)
 }
 
-// FileSHA256 returns the SHA-256 of a file, streamed.
-func FileSHA256(path string) ([]byte, error) {
-	f, err := os.Open(path)
+// fileSHA256 returns the SHA-256 of the regular file name under r,
+// streamed, checking ctx between chunks. r refuses a path that leaves the
+// root, symbolic links included; the file is opened without blocking, so a
+// FIFO in its place is refused, not waited on.
+func fileSHA256(ctx context.Context, r *os.Root, name string) ([]byte, error) {
+	f, err := r.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	st, err := f.Stat()
+	if err != nil {
 		return nil, err
 	}
-	return h.Sum(nil), nil
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", st.Mode().Type())
+	}
+	h := sha256.New()
+	buf := make([]byte, 256<<10)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		n, err := f.Read(buf)
+		h.Write(buf[:n])
+		if errors.Is(err, io.EOF) {
+			return h.Sum(nil), nil
+		} else if err != nil {
+			return nil, err
+		}
+	}
 }
 
-// CheckFiles hashes every subject of st under root, with hash (nil:
-// FileSHA256), and returns the files that do not match, in subject order: a
-// hash error wrapping fs.ErrNotExist is Missing, another error Unreadable, a
-// different digest Changed. st should come from Verify. Files under root
-// that the manifest does not list are reported by [ExtraFiles].
-func CheckFiles(st *Statement, root string, hash func(path string) ([]byte, error)) []Mismatch {
-	if hash == nil {
-		hash = FileSHA256
-	}
+// CheckFiles hashes every subject of st under root and returns the files
+// that do not match, in subject order: a file that does not exist is
+// Missing; one that cannot be read, is not a regular file (a FIFO, a
+// directory), or lies outside root (through a symbolic link) is
+// Unreadable; a different digest is Changed. st should come from Verify.
+// Files under root that the manifest does not list are reported by
+// [ExtraFiles]. When ctx is done, the files left are Unreadable with its
+// error.
+func CheckFiles(ctx context.Context, st *Statement, root string) []Mismatch {
 	var out []Mismatch
+	r, rootErr := os.OpenRoot(root)
+	if rootErr == nil {
+		defer r.Close()
+	}
 	for _, s := range st.Subject {
 		want, err := sha256Of(s)
 		if err != nil || !validName(s.Name) || !filepath.IsLocal(filepath.FromSlash(s.Name)) {
@@ -496,7 +521,10 @@ func CheckFiles(st *Statement, root string, hash func(path string) ([]byte, erro
 			out = append(out, Mismatch{Name: s.Name, Kind: Unreadable, Err: fmt.Errorf("%w: bad subject", ErrMalformed)})
 			continue
 		}
-		got, err := hash(filepath.Join(root, filepath.FromSlash(s.Name)))
+		var got []byte
+		if err = rootErr; err == nil {
+			got, err = fileSHA256(ctx, r, filepath.FromSlash(s.Name))
+		}
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			out = append(out, Mismatch{Name: s.Name, Kind: Missing, Want: hex.EncodeToString(want), Err: err})

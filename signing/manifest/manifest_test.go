@@ -2,6 +2,7 @@ package manifest_test
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -111,7 +112,7 @@ func TestRoundTrip(t *testing.T) {
 			if !reflect.DeepEqual(p.VerifiedLevels, want) {
 				t.Fatalf("verifiedLevels %v, want %v", p.VerifiedLevels, want)
 			}
-			if m := manifest.CheckFiles(st, root, nil); len(m) != 0 {
+			if m := manifest.CheckFiles(t.Context(), st, root); len(m) != 0 {
 				t.Fatalf("unchanged tree: %v", m)
 			}
 		})
@@ -177,7 +178,7 @@ func TestCheckFiles(t *testing.T) {
 	if err := os.Remove(filepath.Join(root, "bin", "helper.dll")); err != nil {
 		t.Fatal(err)
 	}
-	got := manifest.CheckFiles(st, root, nil)
+	got := manifest.CheckFiles(t.Context(), st, root)
 	if len(got) != 2 || got[0].Name != "bin/app.exe" || got[0].Kind != manifest.Changed ||
 		got[1].Name != "bin/helper.dll" || got[1].Kind != manifest.Missing || !errors.Is(got[1].Err, fs.ErrNotExist) {
 		t.Fatalf("CheckFiles = %v", got)
@@ -189,11 +190,46 @@ func TestCheckFiles(t *testing.T) {
 	if len(extra) != 1 || extra[0].Name != "bin/new.exe" || extra[0].Kind != manifest.Extra {
 		t.Fatalf("ExtraFiles = %v", extra)
 	}
-	// A hash function that fails: unreadable, not missing.
-	boom := errors.New("boom")
-	got = manifest.CheckFiles(st, root, func(string) ([]byte, error) { return nil, boom })
-	if len(got) != 3 || got[0].Kind != manifest.Unreadable || !errors.Is(got[0].Err, boom) {
-		t.Fatalf("CheckFiles with a failing hash = %v", got)
+	// Unreadable, not missing nor changed: a FIFO in a file's place
+	// (refused without waiting for a writer), a directory, a symbolic link
+	// out of the root; a link within the root is followed. A cancelled
+	// context stops the run.
+	outside := filepath.Join(t.TempDir(), "app.exe")
+	os.WriteFile(outside, []byte("MZ app"), 0o600)
+	os.Remove(filepath.Join(root, "bin", "app.exe"))
+	if err := os.Symlink(outside, filepath.Join(root, "bin", "app.exe")); err != nil {
+		t.Skipf("no symbolic links here: %v", err)
+	}
+	os.Mkdir(filepath.Join(root, "bin", "helper.dll"), 0o755)
+	os.Remove(filepath.Join(root, "lib", "modules", "csv.ko"))
+	if err := mkfifo(filepath.Join(root, "lib", "modules", "csv.ko")); err != nil {
+		t.Skipf("no FIFOs here: %v", err)
+	}
+	done := make(chan []manifest.Mismatch)
+	go func() { done <- manifest.CheckFiles(t.Context(), st, root) }()
+	select {
+	case got = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("CheckFiles hangs on a FIFO")
+	}
+	if len(got) != 3 {
+		t.Fatalf("CheckFiles = %v", got)
+	}
+	for _, m := range got {
+		if m.Kind != manifest.Unreadable {
+			t.Errorf("%s: %v, want unreadable", m.Name, m)
+		}
+	}
+	os.Remove(filepath.Join(root, "bin", "app.exe"))
+	os.WriteFile(filepath.Join(root, "bin", "real.exe"), []byte("MZ app"), 0o600)
+	os.Symlink("real.exe", filepath.Join(root, "bin", "app.exe"))
+	if got := manifest.CheckFiles(t.Context(), st, root); len(got) != 2 || got[0].Name != "bin/helper.dll" {
+		t.Errorf("a link within the root: %v", got)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if got := manifest.CheckFiles(ctx, st, root); len(got) != 3 || !errors.Is(got[0].Err, context.Canceled) {
+		t.Errorf("cancelled: %v", got)
 	}
 }
 

@@ -250,8 +250,10 @@ func (f *Flags) manifest(ctx context.Context, signed []csv.Signed, rep *csv.Repo
 	}
 	var subjects []manifest.Subject
 	for _, s := range signed {
+		// Under --out, files lie at OUT/<path under their root>: name them
+		// so, whatever the roots.
 		name := s.Path
-		if !oneDir {
+		if !oneDir && f.Out == "" {
 			name = path.Clean(s.DisplayPath())
 		}
 		if !fs.ValidPath(name) {

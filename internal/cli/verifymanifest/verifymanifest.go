@@ -135,7 +135,7 @@ func Run(ctx context.Context, o *Options) error {
 	case s.Timestamps > 0:
 		fmt.Fprintf(o.IO.Out, "csv: the manifest carries a timestamp, not checked (give --tsa-certs); the chain was checked now\n")
 	}
-	bad := manifest.CheckFiles(st, o.Dir, nil)
+	bad := manifest.CheckFiles(ctx, st, o.Dir)
 	if o.Extra {
 		bins, err := csv.Binaries(ctx, csv.Options{}, o.Dir)
 		if err != nil {
