@@ -364,11 +364,12 @@ func VerifyDSSE(bundleJSON []byte, payloadType string, opts VerifyOptions) (*Env
 // TrustedRoot returns a Sigstore trusted root (JSON) with one certificate
 // authority: the CA certificates of chain, in issuing order (leaf
 // certificates, those that are not CAs, are left out). It has no
-// transparency log, CT log or timestamp authority. Give it to
-// cosign verify-blob --trusted-root, or to sigstore-go's
-// root.NewTrustedRootFromJSON, to verify bundles signed under that CA. The
-// CA is valid for the intersection of its certificates' validity.
-func TrustedRoot(chain []*x509.Certificate) ([]byte, error) {
+// transparency log or CT log, and one time-stamping authority per tsaChain
+// (the TSA's certificate first, up to its root), for timestamped bundles.
+// Give it to cosign verify-blob --trusted-root, or to sigstore-go's
+// root.NewTrustedRootFromJSON, to verify bundles signed under that CA. Each
+// authority is valid for the intersection of its certificates' validity.
+func TrustedRoot(chain []*x509.Certificate, tsaChains ...[]*x509.Certificate) ([]byte, error) {
 	var ca []*x509.Certificate
 	for _, c := range chain {
 		if c.IsCA {
@@ -378,10 +379,30 @@ func TrustedRoot(chain []*x509.Certificate) ([]byte, error) {
 	if len(ca) == 0 {
 		return nil, errors.New("bundle: no CA certificate for the trusted root")
 	}
-	start, end := ca[0].NotBefore, ca[0].NotAfter
-	certs := make([]*protocommon.X509Certificate, len(ca))
-	for i, c := range ca {
-		certs[i] = &protocommon.X509Certificate{RawBytes: c.Raw}
+	tr := &prototrustroot.TrustedRoot{
+		MediaType:              TrustedRootMediaType,
+		CertificateAuthorities: []*prototrustroot.CertificateAuthority{authority(ca)},
+	}
+	for i, tc := range tsaChains {
+		if len(tc) == 0 || tc[0].IsCA {
+			return nil, fmt.Errorf("bundle: time-stamping authority #%d: the chain must start with the TSA's certificate", i+1)
+		}
+		tr.TimestampAuthorities = append(tr.TimestampAuthorities, authority(tc))
+	}
+	out, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(tr)
+	if err != nil {
+		return nil, fmt.Errorf("bundle: encoding the trusted root: %w", err)
+	}
+	return out, nil
+}
+
+// authority is a trusted root's authority of certs (in issuing order),
+// named after the last, valid for the intersection of their validity.
+func authority(certs []*x509.Certificate) *prototrustroot.CertificateAuthority {
+	start, end := certs[0].NotBefore, certs[0].NotAfter
+	raw := make([]*protocommon.X509Certificate, len(certs))
+	for i, c := range certs {
+		raw[i] = &protocommon.X509Certificate{RawBytes: c.Raw}
 		if c.NotBefore.After(start) {
 			start = c.NotBefore
 		}
@@ -389,24 +410,16 @@ func TrustedRoot(chain []*x509.Certificate) ([]byte, error) {
 			end = c.NotAfter
 		}
 	}
-	subject := ca[len(ca)-1].Subject
+	subject := certs[len(certs)-1].Subject
 	org := ""
 	if len(subject.Organization) > 0 {
 		org = subject.Organization[0]
 	}
-	tr := &prototrustroot.TrustedRoot{
-		MediaType: TrustedRootMediaType,
-		CertificateAuthorities: []*prototrustroot.CertificateAuthority{{
-			Subject:   &protocommon.DistinguishedName{Organization: org, CommonName: subject.CommonName},
-			CertChain: &protocommon.X509CertificateChain{Certificates: certs},
-			ValidFor:  &protocommon.TimeRange{Start: timestamppb.New(start), End: timestamppb.New(end)},
-		}},
+	return &prototrustroot.CertificateAuthority{
+		Subject:   &protocommon.DistinguishedName{Organization: org, CommonName: subject.CommonName},
+		CertChain: &protocommon.X509CertificateChain{Certificates: raw},
+		ValidFor:  &protocommon.TimeRange{Start: timestamppb.New(start), End: timestamppb.New(end)},
 	}
-	out, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(tr)
-	if err != nil {
-		return nil, fmt.Errorf("bundle: encoding the trusted root: %w", err)
-	}
-	return out, nil
 }
 
 func checkSigner(signer crypto.Signer, chain []*x509.Certificate) error {

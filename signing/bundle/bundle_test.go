@@ -26,6 +26,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 
+	"github.com/codesignval/csv/internal/sgtest"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
 	"github.com/codesignval/csv/signing/authenticode"
@@ -448,24 +449,13 @@ func TestTimestampedBundle(t *testing.T) {
 		t.Errorf("with another TSA trusted: %v, want ErrTimestamp", err)
 	}
 
+	// TrustedRoot writes the TSA into the trusted root sigstore-go reads.
 	sigstoreGo := func(tsaOf *testca.CA, leaf *x509.Certificate) error {
-		tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01,
-			[]root.CertificateAuthority{&root.FulcioCertificateAuthority{Root: ca.Root.Cert, Intermediates: []*x509.Certificate{ca.Intermediate.Cert}}},
-			nil,
-			[]root.TimestampingAuthority{&root.SigstoreTimestampingAuthority{Root: tsaOf.Root.Cert, Intermediates: []*x509.Certificate{tsaOf.Intermediate.Cert}, Leaf: leaf}},
-			nil)
+		trJSON, err := bundle.TrustedRoot([]*x509.Certificate{ca.Intermediate.Cert, ca.Root.Cert}, []*x509.Certificate{leaf, tsaOf.Intermediate.Cert, tsaOf.Root.Cert})
 		if err != nil {
 			t.Fatal(err)
 		}
-		v, err := verify.NewVerifier(tr, verify.WithSignedTimestamps(1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var b sgbundle.Bundle
-		if err := b.UnmarshalJSON(data); err != nil {
-			t.Fatal(err)
-		}
-		_, err = v.Verify(&b, verify.NewPolicy(verify.WithArtifact(bytes.NewReader(artifact)), verify.WithoutIdentitiesUnsafe()))
+		_, err = sgtest.Verify(t, trJSON, data, verify.NewPolicy(verify.WithArtifact(bytes.NewReader(artifact)), verify.WithoutIdentitiesUnsafe()), verify.WithSignedTimestamps(1))
 		return err
 	}
 	if err := sigstoreGo(tsaCA, tsa.Cert); err != nil {

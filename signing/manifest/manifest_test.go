@@ -30,6 +30,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 
+	"github.com/codesignval/csv/internal/sgtest"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
 	"github.com/codesignval/csv/signing/authenticode"
@@ -697,24 +698,12 @@ func TestTimestampedManifest(t *testing.T) {
 
 	// sigstore-go, with the TSA in its trusted root and one signed
 	// timestamp required.
-	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01,
-		[]root.CertificateAuthority{&root.FulcioCertificateAuthority{Root: ca.Root.Cert, Intermediates: []*x509.Certificate{ca.Intermediate.Cert}}},
-		nil,
-		[]root.TimestampingAuthority{&root.SigstoreTimestampingAuthority{Root: ca.Root.Cert, Intermediates: []*x509.Certificate{ca.Intermediate.Cert}, Leaf: tsa.Cert}},
-		nil)
+	trJSON, err := bundle.TrustedRoot([]*x509.Certificate{ca.Intermediate.Cert, ca.Root.Cert}, []*x509.Certificate{tsa.Cert, ca.Intermediate.Cert, ca.Root.Cert})
 	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := verify.NewVerifier(tr, verify.WithSignedTimestamps(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b sgbundle.Bundle
-	if err := b.UnmarshalJSON(data); err != nil {
 		t.Fatal(err)
 	}
 	appSum := sha256.Sum256([]byte("MZ app"))
-	if _, err := v.Verify(&b, verify.NewPolicy(verify.WithArtifactDigest("sha256", appSum[:]), verify.WithoutIdentitiesUnsafe())); err != nil {
+	if _, err := sgtest.Verify(t, trJSON, data, verify.NewPolicy(verify.WithArtifactDigest("sha256", appSum[:]), verify.WithoutIdentitiesUnsafe()), verify.WithSignedTimestamps(1)); err != nil {
 		t.Errorf("sigstore-go rejects the timestamped manifest: %v", err)
 	}
 }
