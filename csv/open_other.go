@@ -11,7 +11,7 @@ func openRegular(path string, _ bool) (*os.File, error) {
 }
 
 // keepMetadata gives a signed copy the original's permissions (on Windows,
-// the read-only attribute).
+// the read-only attribute). Call it once the copy is written.
 func keepMetadata(f *os.File, st os.FileInfo, _ bool) error {
 	return f.Chmod(st.Mode() & os.ModePerm)
 }

@@ -20,15 +20,32 @@ func openRegular(path string, follow bool) (*os.File, error) {
 	return os.OpenFile(path, flags, 0)
 }
 
-// keepMetadata gives a signed copy the original's permissions, setuid,
-// setgid and sticky bits included (the umask is not applied), and, in
-// place when running as root, its owner and group (set first: chown clears
-// the setuid bit).
+// keepMetadata gives a signed copy the original's permissions and sticky
+// bit (the umask is not applied) and, in place when running as root, its
+// owner and group. The setuid and setgid bits are kept only where the copy
+// has the original's owner (group): a setuid program copied into --out by
+// root must not become setuid root. Call it once the copy is written.
 func keepMetadata(f *os.File, st os.FileInfo, inPlace bool) error {
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok && inPlace && os.Geteuid() == 0 {
-		if err := f.Chown(int(sys.Uid), int(sys.Gid)); err != nil {
+	mode := st.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky)
+	orig, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return f.Chmod(mode &^ (os.ModeSetuid | os.ModeSetgid))
+	}
+	if inPlace && os.Geteuid() == 0 {
+		if err := f.Chown(int(orig.Uid), int(orig.Gid)); err != nil { // clears setuid: chmod comes after
 			return err
 		}
 	}
-	return f.Chmod(st.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky))
+	cst, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	copied, ok := cst.Sys().(*syscall.Stat_t)
+	if !ok || copied.Uid != orig.Uid {
+		mode &^= os.ModeSetuid
+	}
+	if !ok || copied.Gid != orig.Gid {
+		mode &^= os.ModeSetgid
+	}
+	return f.Chmod(mode)
 }

@@ -20,7 +20,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"golang.org/x/sync/errgroup"
 
@@ -87,10 +86,7 @@ type claims struct {
 
 // claim takes dest for what (a display path), or says who has it.
 func (c *claims) claim(dest, what string) error {
-	key := dest
-	if a, err := filepath.Abs(dest); err == nil {
-		key = a
-	}
+	key := pathKey(dest, false)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.by == nil {
@@ -416,8 +412,8 @@ func backup(dest string) (placed, error) {
 			return d, nil
 		case errors.Is(err, fs.ErrExist):
 			continue // a name taken by chance: draw another
-		case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.EMLINK), errors.Is(err, errors.ErrUnsupported), errors.Is(err, syscall.EOPNOTSUPP):
-			// No hard links here (or too many): replace without a backup.
+		case noHardLink(err):
+			// No hard link here: replace without a backup.
 			d.kept = true
 			return d, nil
 		default:
@@ -425,6 +421,19 @@ func backup(dest string) (placed, error) {
 		}
 	}
 	return d, fmt.Errorf("keeping the original of %s until all files are in place: no free backup name", dest)
+}
+
+// noHardLink reports whether a link error means no link can be made here.
+func noHardLink(err error) bool {
+	if errors.Is(err, errors.ErrUnsupported) {
+		return true
+	}
+	for _, e := range noLinkErrnos {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // rollback puts back the destinations commit replaced, last first, and
@@ -535,31 +544,25 @@ func destination(opts *SignOptions, e *entry) string {
 // would replace an original. Two files written to one destination are
 // refused as they are written (claims).
 func plan(opts *SignOptions, roots []string, todo []*entry, rep *SignReport) ([]*entry, error) {
-	abs := func(p string) string {
-		if a, err := filepath.Abs(p); err == nil {
-			return a
-		}
-		return filepath.Clean(p)
-	}
 	var out, man string
 	if opts.Out != "" {
-		out = abs(opts.Out)
+		out = pathKey(opts.Out, true)
 	}
 	if opts.Manifest != "" {
-		man = abs(opts.Manifest)
+		man = pathKey(opts.Manifest, false)
 	}
 	sources := map[string]bool{}
 	seen := map[string]bool{}
 	kept := todo[:0]
 	for _, e := range todo {
-		a := abs(e.abs)
+		src := pathKey(e.abs, e.follow)
 		reason := ""
 		switch {
-		case out != "" && within(a, out) && !within(abs(roots[e.root]), out):
+		case out != "" && within(src, out) && !within(pathKey(roots[e.root], true), out):
 			reason = "in the --out tree: an earlier output, not signed again"
-		case a == man:
+		case src == man:
 			reason = "the manifest: written anew"
-		case opts.Bundle && strings.HasSuffix(a, ".sigstore.json"):
+		case opts.Bundle && strings.HasSuffix(e.abs, ".sigstore.json"):
 			reason = "a Sigstore bundle: not bundled again"
 		}
 		if reason != "" {
@@ -568,28 +571,64 @@ func plan(opts *SignOptions, roots []string, todo []*entry, rep *SignReport) ([]
 		}
 		e.dest = destination(opts, e)
 		if out == "" {
-			if seen[abs(e.dest)] {
+			if seen[src] {
 				continue // the same file, reached again
 			}
-			seen[abs(e.dest)] = true
+			seen[src] = true
 		}
-		sources[a] = true
-		if e.follow {
-			if t, err := filepath.EvalSymlinks(e.abs); err == nil {
-				sources[abs(t)] = true
-			}
-		}
+		sources[src] = true
 		kept = append(kept, e)
 	}
 	if out != "" {
 		for _, e := range kept {
-			if d := abs(e.dest); sources[d] {
+			if sources[pathKey(e.dest, false)] {
 				return nil, fmt.Errorf("%w: signing %s into %s would replace %s, which is being signed: choose an --out directory outside the paths signed",
 					ErrOptions, displayPath(roots[e.root], e.rel, e.fileRoot), opts.Out, e.dest)
 			}
 		}
 	}
 	return kept, nil
+}
+
+// pathKey identifies the file p names, however it is spelled: the absolute
+// path with the symbolic links of its directories resolved (and of p
+// itself with followLast; a rename replaces a link, not its target), in
+// lower case where file names usually ignore case (Windows, macOS).
+func pathKey(p string, followLast bool) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		a = filepath.Clean(p)
+	}
+	r := ""
+	if followLast {
+		if x, err := filepath.EvalSymlinks(a); err == nil {
+			r = x
+		}
+	}
+	if r == "" {
+		r = filepath.Join(resolveDir(filepath.Dir(a)), filepath.Base(a))
+	}
+	if runtime.GOOS == "windows" || runtime.GOOS == "darwin" {
+		r = strings.ToLower(r)
+	}
+	return r
+}
+
+// resolveDir resolves the symbolic links of dir, or of its longest
+// existing ancestor (an --out tree may not exist yet).
+func resolveDir(dir string) string {
+	rest := ""
+	for d := dir; ; {
+		if r, err := filepath.EvalSymlinks(d); err == nil {
+			return filepath.Join(r, rest)
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return dir
+		}
+		rest = filepath.Join(filepath.Base(d), rest)
+		d = parent
+	}
 }
 
 // within reports whether path p is dir or lies under it (both absolute).
@@ -606,7 +645,14 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 			err = fmt.Errorf("internal error while signing (please report it): %v", r)
 		}
 	}()
-	f, err := openRegular(e.abs, e.follow)
+	// In place, a followed link is read where it led when planned, and
+	// signed there: the file read is the file replaced, even if the link
+	// is changed in between.
+	src, follow := e.abs, e.follow
+	if opts.Out == "" && e.follow && e.dest != "" {
+		src, follow = e.dest, false
+	}
+	f, err := openRegular(src, follow)
 	if err != nil {
 		return p, err
 	}
@@ -671,9 +717,6 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 				err = cerr
 			}
 		}()
-		if err := keepMetadata(out, st, opts.Out == ""); err != nil {
-			return p, fmt.Errorf("keeping the file's mode: %w", err)
-		}
 	}
 	// The signed output's SHA-256, for bundles and the manifest (and the
 	// report when it is computed anyway).
@@ -723,6 +766,12 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 		}
 		if outSum, err = copyHashing(ctx, f, buf, n, size, w); err != nil {
 			return p, err
+		}
+	}
+	if out != nil {
+		// The mode (setuid included) once the content is all there.
+		if err := keepMetadata(out, st, opts.Out == ""); err != nil {
+			return p, fmt.Errorf("keeping the file's mode: %w", err)
 		}
 	}
 	switch {

@@ -745,6 +745,40 @@ func TestSignDestinations(t *testing.T) {
 		}
 	})
 
+	t.Run("paths spelled through symbolic links", func(t *testing.T) {
+		// --out names the real directory; the root, the same directory
+		// through a link: the layout would still replace a source.
+		real := tree(t, map[string][]byte{
+			"sub/x.exe":     testbin.PE(testbin.PEOptions{}),
+			"sub/sub/x.exe": testbin.PE(testbin.PEOptions{Code: []byte{0x90, 0xc3}}),
+		})
+		via := filepath.Join(t.TempDir(), "via")
+		if err := os.Symlink(real, via); err != nil {
+			t.Skipf("no symbolic links: %v", err)
+		}
+		before := snapshot(t, real)
+		opts := s.opts()
+		opts.Out = real
+		if _, err := Sign(t.Context(), opts, filepath.Join(via, "sub")); !errors.Is(err, ErrOptions) {
+			t.Errorf("--out through another spelling: %v", err)
+		}
+		if !reflect.DeepEqual(snapshot(t, real), before) {
+			t.Error("files changed")
+		}
+		// In place, through a linked root, a link to a file by its real
+		// path: the file is signed once.
+		os.Symlink(filepath.Join(real, "sub", "x.exe"), filepath.Join(real, "sub", "a-link.exe"))
+		opts = s.opts()
+		opts.FollowSymlinks = true
+		rep, err := Sign(t.Context(), opts, filepath.Join(via, "sub"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Signed) != 2 {
+			t.Errorf("signed %v, want x.exe and sub/x.exe once each", rep.SignedPaths())
+		}
+	})
+
 	t.Run("two files, one destination", func(t *testing.T) {
 		a := tree(t, map[string][]byte{"app.exe": testbin.PE(testbin.PEOptions{})})
 		b := tree(t, map[string][]byte{"app.exe": testbin.PE(testbin.PEOptions{Code: []byte{0x90, 0xc3}})})
@@ -852,6 +886,33 @@ func TestSignKeepsMetadata(t *testing.T) {
 			if got := st.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky); got != m {
 				t.Errorf("out %v: %s has mode %v, want %v", out, name, got, m)
 			}
+		}
+	}
+
+	// A setuid program of another owner, copied into --out by root, is not
+	// setuid root: the bit goes with the owner.
+	if os.Geteuid() == 0 {
+		dir := buildTree(t)
+		app := filepath.Join(dir, "win/app.exe")
+		if err := os.Chown(app, 1000, 1000); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(app, 0o755|fs.ModeSetuid|fs.ModeSetgid)
+		opts := s.opts()
+		opts.Out = t.TempDir()
+		if _, err := Sign(t.Context(), opts, dir); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := os.Stat(filepath.Join(opts.Out, "win/app.exe")); err != nil || st.Mode()&(fs.ModeSetuid|fs.ModeSetgid) != 0 || st.Mode().Perm() != 0o755 {
+			t.Errorf("another owner's setuid program copied by root: %v, %v", st.Mode(), err)
+		}
+		// In place, root keeps the owner, and so the bits.
+		if _, err := Sign(t.Context(), s.opts(), dir); err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(app)
+		if err != nil || st.Mode()&(fs.ModeSetuid|fs.ModeSetgid) != fs.ModeSetuid|fs.ModeSetgid || ownerOf(st) != 1000 {
+			t.Errorf("in place as root: %v, %+v, %v", st.Mode(), st.Sys(), err)
 		}
 	}
 

@@ -25,7 +25,7 @@
 //	go run ./bench/refsign KEY IN OUT
 //
 // KEY is an unencrypted PEM private key (PKCS#8, PKCS#1 or SEC1). OUT must
-// not exist. It prints one line: bytes, files, signatures.
+// not exist; IN's tree is mirrored there. It prints one line: bytes, files, signatures.
 package main
 
 import (
@@ -121,7 +121,15 @@ func run(keyFile, in, out string) error {
 		return err
 	}
 	for k, t := range temps {
-		if err := os.Rename(t, filepath.Join(out, filepath.Base(files[k]))); err != nil {
+		rel, err := filepath.Rel(in, files[k])
+		if err != nil {
+			return err
+		}
+		dest := filepath.Join(out, rel)
+		if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+			return err
+		}
+		if err := os.Rename(t, dest); err != nil {
 			return err
 		}
 	}

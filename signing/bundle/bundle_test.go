@@ -449,6 +449,40 @@ func TestTimestampedBundle(t *testing.T) {
 		t.Errorf("with another TSA trusted: %v, want ErrTimestamp", err)
 	}
 
+	// Every timestamp must verify, not just the first; and there may be at
+	// most MaxTimestamps.
+	other256 := sha256.Sum256([]byte("another artifact"))
+	otherData, err := bundle.New(other256[:], leaf.Key, []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert}, func(sig []byte) ([]byte, error) {
+		resp, _, err := authenticode.RequestTimestamp(t.Context(), tsaURL, nil, sig)
+		return resp, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamps := func(data []byte) []any {
+		var m map[string]any
+		json.Unmarshal(data, &m)
+		return m["verificationMaterial"].(map[string]any)["timestampVerificationData"].(map[string]any)["rfc3161Timestamps"].([]any)
+	}
+	withStamps := func(list ...any) []byte {
+		var m map[string]any
+		json.Unmarshal(data, &m)
+		m["verificationMaterial"].(map[string]any)["timestampVerificationData"].(map[string]any)["rfc3161Timestamps"] = list
+		out, _ := json.Marshal(m)
+		return out
+	}
+	good, bad := stamps(data)[0], stamps(otherData)[0]
+	trusted := bundle.VerifyOptions{Roots: roots, Now: time.Now(), VerifyTimestamp: trustTSA(tsaCA.Root.Cert)}
+	if err := bundle.Verify(withStamps(good, good), d[:], trusted); err != nil {
+		t.Errorf("two good timestamps: %v", err)
+	}
+	if err := bundle.Verify(withStamps(good, bad), d[:], trusted); !errors.Is(err, bundle.ErrTimestamp) || !strings.Contains(err.Error(), "#2") {
+		t.Errorf("a second timestamp over another signature: %v, want ErrTimestamp #2", err)
+	}
+	if err := bundle.Verify(withStamps(good, good, good, good, good), d[:], trusted); !errors.Is(err, bundle.ErrMalformed) {
+		t.Errorf("five timestamps: %v, want ErrMalformed", err)
+	}
+
 	// TrustedRoot writes the TSA into the trusted root sigstore-go reads.
 	sigstoreGo := func(tsaOf *testca.CA, leaf *x509.Certificate) error {
 		trJSON, err := bundle.TrustedRoot([]*x509.Certificate{ca.Intermediate.Cert, ca.Root.Cert}, []*x509.Certificate{leaf, tsaOf.Intermediate.Cert, tsaOf.Root.Cert})

@@ -500,10 +500,29 @@ func fileSHA256(ctx context.Context, r *os.Root, name string) ([]byte, error) {
 	}
 }
 
+// resolveWithin resolves the symbolic links of name under root and returns
+// the path it names relative to root, if it lies under root.
+func resolveWithin(root, name string) (string, bool) {
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return "", false
+	}
+	target, err := filepath.EvalSymlinks(filepath.Join(root, name))
+	if err != nil {
+		return "", false
+	}
+	rel, err := filepath.Rel(realRoot, target)
+	if err != nil || !filepath.IsLocal(rel) {
+		return "", false
+	}
+	return rel, true
+}
+
 // CheckFiles hashes every subject of st under root and returns the files
 // that do not match, in subject order: a file that does not exist is
 // Missing; one that cannot be read, is not a regular file (a FIFO, a
-// directory), or lies outside root (through a symbolic link) is
+// directory), or lies outside root (through a symbolic link; a link that
+// stays under root is followed, absolute or not) is
 // Unreadable; a different digest is Changed. st should come from Verify.
 // Files under root that the manifest does not list are reported by
 // [ExtraFiles]. When ctx is done, the files left are Unreadable with its
@@ -524,6 +543,14 @@ func CheckFiles(ctx context.Context, st *Statement, root string) []Mismatch {
 		var got []byte
 		if err = rootErr; err == nil {
 			got, err = fileSHA256(ctx, r, filepath.FromSlash(s.Name))
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				// os.Root refuses an absolute link even into the root (a
+				// link csv sign followed): resolve it, and if it stays
+				// under the root, open what it names through the root.
+				if rel, ok := resolveWithin(root, filepath.FromSlash(s.Name)); ok {
+					got, err = fileSHA256(ctx, r, rel)
+				}
+			}
 		}
 		switch {
 		case errors.Is(err, fs.ErrNotExist):

@@ -227,6 +227,11 @@ func TestCheckFiles(t *testing.T) {
 	if got := manifest.CheckFiles(t.Context(), st, root); len(got) != 2 || got[0].Name != "bin/helper.dll" {
 		t.Errorf("a link within the root: %v", got)
 	}
+	os.Remove(filepath.Join(root, "bin", "app.exe"))
+	os.Symlink(filepath.Join(root, "bin", "real.exe"), filepath.Join(root, "bin", "app.exe"))
+	if got := manifest.CheckFiles(t.Context(), st, root); len(got) != 2 || got[0].Name != "bin/helper.dll" {
+		t.Errorf("an absolute link within the root: %v", got)
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if got := manifest.CheckFiles(ctx, st, root); len(got) != 3 || !errors.Is(got[0].Err, context.Canceled) {
