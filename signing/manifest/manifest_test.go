@@ -538,6 +538,10 @@ func TestCosignVerifiesAttestation(t *testing.T) {
 	}
 }
 
+// FuzzVerify feeds bundles to Verify, without and with TSA roots. Seeds: a
+// manifest, and a timestamped one where openssl is installed. Invariants:
+// no panic; a statement or an error, never both nor neither; a timestamped
+// result has a time and a TSA.
 func FuzzVerify(f *testing.F) {
 	ca := testca.New(f)
 	leaf := ca.Leaf(f, testca.LeafOptions{KeyType: testca.ECDSAP256})
@@ -546,11 +550,33 @@ func FuzzVerify(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(good)
+	// A timestamped manifest, where OpenSSL can play the TSA: with TSA
+	// roots given, the fuzzer reaches the RFC 3161 parser and checks.
+	if openssl, err := exec.LookPath("openssl"); err == nil {
+		tsa := ca.TSA(f)
+		url := testca.OpenSSLTSA(f, openssl, tsa, tsa.Cert, ca.Intermediate.Cert)
+		stamped, err := manifest.New([]manifest.Subject{manifest.SHA256Subject("a", make([]byte, 32))}, predicate(manifest.Passed), leaf.Key,
+			[]*x509.Certificate{leaf.Cert, ca.Intermediate.Cert}, manifest.WithTimestamp(func(sig []byte) ([]byte, error) {
+				resp, _, err := authenticode.RequestTimestamp(f.Context(), url, nil, sig)
+				return resp, err
+			}))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(stamped)
+	}
 	roots := []*x509.Certificate{ca.Root.Cert}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		st, err := manifest.Verify(data, manifest.VerifyOptions{Roots: roots, Now: testca.Epoch})
 		if (st == nil) == (err == nil) {
 			t.Fatalf("statement %v and error %v", st, err)
+		}
+		st, err = manifest.Verify(data, manifest.VerifyOptions{Roots: roots, TSARoots: roots, Now: testca.Epoch})
+		if (st == nil) == (err == nil) {
+			t.Fatalf("with TSA roots: statement %v and error %v", st, err)
+		}
+		if st != nil && st.Signed.Timestamped && (st.Signed.At.IsZero() || st.Signed.TSA == nil) {
+			t.Fatalf("timestamped without a time or TSA: %+v", st.Signed)
 		}
 	})
 }
