@@ -171,7 +171,8 @@ func (s *Server) judge(req *AttestRequest, d *decision) (*AttestResponse, int) {
 		return refuse([]attest.Check{{Name: "nonce", Detail: strings.TrimPrefix(err.Error(), "service: ")}})
 	}
 	nonceCheck := attest.Check{Name: "nonce", Passed: true, Detail: fmt.Sprintf("minted for this AK and EK within the last %s", s.cfg.NonceTTL)}
-	why, err := s.ek.check(id, now)
+	trust := s.trust.Load() // one for the whole request
+	why, err := trust.ek.check(id, now)
 	if err != nil {
 		return refuse([]attest.Check{nonceCheck, {Name: "ek", Detail: err.Error()}})
 	}
@@ -198,7 +199,7 @@ func (s *Server) judge(req *AttestRequest, d *decision) (*AttestResponse, int) {
 	}
 	nonceCheck.Detail += "; first use on this replica"
 	checks = append(checks, nonceCheck, ekCheck)
-	vopts := attest.VerifyOptions{AK: id.ak, Nonce: raw, Roots: s.cfg.AKRoots, Intermediates: s.cfg.AKIntermediates,
+	vopts := attest.VerifyOptions{AK: id.ak, Nonce: raw, Roots: trust.akRoots, Intermediates: trust.akIntermediates,
 		Now: s.cfg.Now, AllowSHA1Unsafe: s.cfg.AllowSHA1Unsafe}
 	if id.akCert != nil {
 		if err := checkAKCertificate(id); err != nil {

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -122,5 +123,42 @@ func TestReload(t *testing.T) {
 	wg.Wait()
 	if okCount.Load() != 40 {
 		t.Errorf("%d of 40 trusted", okCount.Load())
+	}
+}
+
+// TestReloadTrust: an EK taken off the allowlist by ReloadTrust is refused
+// from the next request on, the others stay trusted; a Trust with no way
+// to trust an EK is refused and the one in use stays.
+func TestReloadTrust(t *testing.T) {
+	e := newEnv(t, func(c *service.Config) { c.MaxUsedNoncesPerEK = 100 })
+	attest := func(i int) (*service.AttestResponse, int) { return e.attest(t, e.evidence(t, e.hosts[i])) }
+	if _, st := attest(0); st != http.StatusOK {
+		t.Fatalf("host 0 before: %d", st)
+	}
+	revoked := service.Trust{EKAllowlist: [][32]byte{e.hosts[1].EKKeySHA256(), e.hosts[2].EKKeySHA256()}}
+	if err := e.srv.ReloadTrust(revoked); err != nil {
+		t.Fatal(err)
+	}
+	if r, st := attest(0); st != http.StatusForbidden || len(failed(r)) == 0 || failed(r)[0] != "ek" {
+		t.Fatalf("host 0 off the allowlist: %d %v", st, failed(r))
+	}
+	if _, st := attest(1); st != http.StatusOK {
+		t.Fatalf("host 1, still on the allowlist: %d", st)
+	}
+	if err := e.srv.ReloadTrust(service.Trust{}); err == nil || !strings.Contains(err.Error(), "no way to trust an EK") {
+		t.Fatalf("an empty trust: %v", err)
+	}
+	if _, st := attest(1); st != http.StatusOK {
+		t.Fatalf("host 1 after a refused reload: %d", st)
+	}
+	if r, st := attest(0); st != http.StatusForbidden {
+		t.Fatalf("host 0 after a refused reload: %d %v", st, failed(r))
+	}
+	msgs := map[string]bool{}
+	for _, l := range e.log.Lines(t) {
+		msgs[fmt.Sprint(l["msg"])] = true
+	}
+	if !msgs["trust reloaded"] || !msgs["trust reload refused: the trust in use stays"] {
+		t.Errorf("log messages: %v", msgs)
 	}
 }

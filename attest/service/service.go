@@ -69,6 +69,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -220,7 +221,7 @@ type Server struct {
 	policy   atomic.Pointer[Policy]
 	nonces   *nonces
 	issuer   *issuer
-	ek       *ekTrust
+	trust    atomic.Pointer[trustState]
 	eks      *ekCache
 	sem      chan struct{}
 	bodies   *semaphore.Weighted
@@ -282,12 +283,15 @@ func New(cfg Config) (*Server, error) {
 	case cfg.MaxBodyBytesInFlight < cfg.MaxBodyBytes:
 		return nil, fmt.Errorf("service: MaxBodyBytesInFlight (%d) is below MaxBodyBytes (%d): a body of the largest size could never be read",
 			cfg.MaxBodyBytesInFlight, cfg.MaxBodyBytes)
-	case len(cfg.EKRoots) == 0 && len(cfg.EKAllowlist) == 0 && !cfg.TrustAnyEKUnsafe:
-		return nil, errors.New("service: no way to trust an EK: give EK roots (TPM manufacturers' CAs), an EK allowlist, or TrustAnyEKUnsafe")
+	}
+	ts, err := newTrustState(Trust{AKRoots: cfg.AKRoots, AKIntermediates: cfg.AKIntermediates, EKRoots: cfg.EKRoots,
+		EKIntermediates: cfg.EKIntermediates, EKAllowlist: cfg.EKAllowlist, TrustAnyEKUnsafe: cfg.TrustAnyEKUnsafe})
+	if err != nil {
+		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, rand: rand.Reader, sem: make(chan struct{}, cfg.MaxConcurrentVerifications), eks: newEKCache(1 << 14),
 		bodies: semaphore.NewWeighted(cfg.MaxBodyBytesInFlight)}
-	var err error
+	s.trust.Store(ts)
 	if s.sels, s.algs, err = parseSelections(cfg.PCRs); err != nil {
 		return nil, err
 	}
@@ -312,17 +316,6 @@ func New(cfg Config) (*Server, error) {
 	s.nonces = &nonces{keys: keys, ttl: cfg.NonceTTL, used: newUsedNonces(cfg.NonceTTL, cfg.MaxUsedNonces, cfg.MaxUsedNoncesPerEK, cfg.Now())}
 	if s.issuer, err = newIssuer(cfg.CA, cfg.CAKey, cfg.CredentialFormat, cfg.CredentialLifetime, cfg.TokenIssuer, cfg.ClaimsOID, cfg.Now()); err != nil {
 		return nil, err
-	}
-	s.ek = &ekTrust{roots: x509.NewCertPool(), intermediates: x509.NewCertPool(), nroots: len(cfg.EKRoots),
-		allow: map[[32]byte]bool{}, anyUnsafe: cfg.TrustAnyEKUnsafe}
-	for _, c := range cfg.EKRoots {
-		s.ek.roots.AddCert(c)
-	}
-	for _, c := range cfg.EKIntermediates {
-		s.ek.intermediates.AddCert(c)
-	}
-	for _, k := range cfg.EKAllowlist {
-		s.ek.allow[k] = true
 	}
 	p, err := cfg.LoadPolicy()
 	if err != nil {
@@ -365,6 +358,56 @@ func (s *Server) Reload() error {
 	s.policy.Store(p)
 	s.log.Info("policy reloaded", slog.String("policy", p.Attestation.Name),
 		slog.String("policy_sha256", hex.EncodeToString(p.Attestation.SHA256[:])), slog.Int("ci_policies", ciCount(p)))
+	return nil
+}
+
+// Trust is what the service trusts EKs and AKs with (see the Config fields
+// of the same names).
+type Trust struct {
+	AKRoots, AKIntermediates []*signing.Certificate
+	EKRoots, EKIntermediates []*x509.Certificate
+	EKAllowlist              [][32]byte
+	TrustAnyEKUnsafe         bool
+}
+
+// trustState is a Trust ready for requests.
+type trustState struct {
+	ek                       *ekTrust
+	akRoots, akIntermediates []*signing.Certificate
+	eks, ekRoots, akRootsN   int
+}
+
+func newTrustState(t Trust) (*trustState, error) {
+	if len(t.EKRoots) == 0 && len(t.EKAllowlist) == 0 && !t.TrustAnyEKUnsafe {
+		return nil, errors.New("service: no way to trust an EK: give EK roots (TPM manufacturers' CAs), an EK allowlist, or TrustAnyEKUnsafe")
+	}
+	ek := &ekTrust{roots: x509.NewCertPool(), intermediates: x509.NewCertPool(), nroots: len(t.EKRoots),
+		allow: map[[32]byte]bool{}, anyUnsafe: t.TrustAnyEKUnsafe}
+	for _, c := range t.EKRoots {
+		ek.roots.AddCert(c)
+	}
+	for _, c := range t.EKIntermediates {
+		ek.intermediates.AddCert(c)
+	}
+	for _, k := range t.EKAllowlist {
+		ek.allow[k] = true
+	}
+	return &trustState{ek: ek, akRoots: slices.Clone(t.AKRoots), akIntermediates: slices.Clone(t.AKIntermediates),
+		eks: len(ek.allow), ekRoots: len(t.EKRoots), akRootsN: len(t.AKRoots)}, nil
+}
+
+// ReloadTrust replaces the EK roots and allowlist and the AK roots (an EK
+// taken off the allowlist is refused from then on: no restart needed); the
+// requests in progress finish with what they started with. A Trust that
+// leaves no way to trust an EK is refused, and the one in use stays.
+func (s *Server) ReloadTrust(t Trust) error {
+	ts, err := newTrustState(t)
+	if err != nil {
+		s.log.Error("trust reload refused: the trust in use stays", slog.String("error", err.Error()))
+		return err
+	}
+	s.trust.Store(ts)
+	s.log.Info("trust reloaded", slog.Int("ek_roots", ts.ekRoots), slog.Int("ek_allowlist", ts.eks), slog.Int("ak_roots", ts.akRootsN))
 	return nil
 }
 

@@ -110,13 +110,29 @@ credential:
 		t.Fatalf("token %q, stderr %q", tok, stderr)
 	}
 
-	// SIGHUP with a code integrity policy that no longer allows the boot
-	// application: the same host is refused (exit 1) and gets nothing.
+	// SIGHUP with EK roots that no longer include the TPM's manufacturer
+	// (its EK revoked, no restart): the same host is refused (exit 1).
+	put("ek-roots.pem", testca.PEM(testca.New(t).Root.Cert))
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, serveLog, regexp.MustCompile(`"msg":"trust reloaded"`), served)
+	code, stdout, stderr = request(filepath.Join(t.TempDir(), "revoked.token"))
+	if code != 1 || !strings.Contains(stderr, "attestation refused") || !regexp.MustCompile(`"name":\s*"ek",\s*"passed":\s*false`).MatchString(stdout) {
+		t.Fatalf("EK roots reloaded without the TPM's: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+
+	// SIGHUP with the EK roots back, and a code integrity policy that no
+	// longer allows the boot application: the same host is refused (exit
+	// 1), now by the policy, and gets nothing.
+	put("ek-roots.pem", testca.PEM(roots...))
 	put("boot-ci.yaml", []byte("format: csv-policy/v1\nname: e2e-boot-v2\nrules:\n  - {id: other, action: allow, authenticode_sha256: "+strings.Repeat("00", 32)+", scenarios: [boot]}\n"))
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, serveLog, regexp.MustCompile(`"msg":"policy reloaded"`), served)
+	// The policy reloads first, then the trust: wait for the second trust
+	// reload.
+	waitFor(t, serveLog, regexp.MustCompile(`(?s)"msg":"trust reloaded".*"msg":"trust reloaded"`), served)
 	out2 := filepath.Join(t.TempDir(), "refused.token")
 	code, stdout, stderr = request(out2)
 	if code != 1 || !strings.Contains(stdout, `"policy.boot-components"`) || !strings.Contains(stderr, "attestation refused") {

@@ -147,11 +147,11 @@ func NewCmdServe(f *cmdutil.Factory, runF func(context.Context, *ServeOptions) e
 			and AK, which only that TPM can recover. GET /healthz answers while it serves.
 
 			The configuration file (YAML, see the README) holds everything; the flags override it.
-			Each decision is logged to standard error as one JSON line. SIGHUP reloads the policies
-			and the TLS key pair (what does not load is refused and the old one stays); the EK roots
-			and allowlist, the AK roots, the nonce keys and the credential CA are read at start only:
-			revoking an EK (removing it from the allowlist) takes a restart. SIGTERM or SIGINT shut
-			down gracefully, letting requests in progress finish.
+			Each decision is logged to standard error as one JSON line. SIGHUP reloads the policies,
+			the EK roots and allowlist, the AK roots and the TLS key pair (what does not load is
+			refused and the old one stays): to revoke an EK, take it off the allowlist and send
+			SIGHUP. The nonce keys and the credential CA are read at start only. SIGTERM or SIGINT
+			shut down gracefully, letting requests in progress finish.
 
 			Exit status: 0 after a graceful shutdown; 2 for a configuration error.
 		`),
@@ -367,6 +367,31 @@ func parseOID(s string) (asn1.ObjectIdentifier, error) {
 	return oid, nil
 }
 
+// loadTrust reads the EK and AK roots and the EK allowlist the
+// configuration names (at start, and again on SIGHUP).
+func loadTrust(c *ServeConfig) (service.Trust, error) {
+	t := service.Trust{TrustAnyEKUnsafe: c.EK.TrustAnyUnsafe}
+	var err error
+	if t.AKRoots, err = loadCerts(c.AK.Roots); err != nil {
+		return t, err
+	}
+	if t.AKIntermediates, err = loadCerts(c.AK.Intermediates); err != nil {
+		return t, err
+	}
+	if t.EKRoots, err = loadX509(c.EK.Roots); err != nil {
+		return t, err
+	}
+	if t.EKIntermediates, err = loadX509(c.EK.Intermediates); err != nil {
+		return t, err
+	}
+	if c.EK.Allowlist != "" {
+		if t.EKAllowlist, err = readAllowlist(c.EK.Allowlist); err != nil {
+			return t, err
+		}
+	}
+	return t, nil
+}
+
 // serviceConfig turns the file into a service.Config.
 func serviceConfig(c *ServeConfig, logger *slog.Logger) (service.Config, error) {
 	sc := service.Config{
@@ -380,24 +405,11 @@ func serviceConfig(c *ServeConfig, logger *slog.Logger) (service.Config, error) 
 	for bank, pcrs := range c.PCRs {
 		sc.PCRs = append(sc.PCRs, service.PCRSelection{Bank: bank, PCRs: pcrs})
 	}
-	var err error
-	if sc.AKRoots, err = loadCerts(c.AK.Roots); err != nil {
+	tr, err := loadTrust(c)
+	if err != nil {
 		return sc, err
 	}
-	if sc.AKIntermediates, err = loadCerts(c.AK.Intermediates); err != nil {
-		return sc, err
-	}
-	if sc.EKRoots, err = loadX509(c.EK.Roots); err != nil {
-		return sc, err
-	}
-	if sc.EKIntermediates, err = loadX509(c.EK.Intermediates); err != nil {
-		return sc, err
-	}
-	if c.EK.Allowlist != "" {
-		if sc.EKAllowlist, err = readAllowlist(c.EK.Allowlist); err != nil {
-			return sc, err
-		}
-	}
+	sc.AKRoots, sc.AKIntermediates, sc.EKRoots, sc.EKIntermediates, sc.EKAllowlist = tr.AKRoots, tr.AKIntermediates, tr.EKRoots, tr.EKIntermediates, tr.EKAllowlist
 	cas, err := loadX509([]string{c.Credential.CACertificate})
 	if err != nil {
 		return sc, err
@@ -507,16 +519,22 @@ func runServe(ctx context.Context, o *ServeOptions) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				reload(srv, kp, logger)
+				reload(srv, c, kp, logger)
 			}
 		}
 	}()
 	return srv.Serve(ctx, ln)
 }
 
-// reload reloads the policies and the TLS key pair (each kept on error).
-func reload(srv *service.Server, kp *tlsKeyPair, logger *slog.Logger) {
+// reload reloads the policies, the EK and AK roots and EK allowlist, and
+// the TLS key pair (each kept on error).
+func reload(srv *service.Server, c *ServeConfig, kp *tlsKeyPair, logger *slog.Logger) {
 	srv.Reload() // logs its outcome
+	if t, err := loadTrust(c); err != nil {
+		logger.Error("trust reload refused: the trust in use stays", slog.String("error", err.Error()))
+	} else {
+		srv.ReloadTrust(t) // logs its outcome
+	}
 	if kp != nil {
 		if err := kp.load(); err != nil {
 			logger.Error("TLS key pair reload refused: the one in use stays", slog.String("error", err.Error()))
