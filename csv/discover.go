@@ -8,7 +8,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 
 	"github.com/bmatcuk/doublestar/v4"
 )
@@ -142,7 +141,7 @@ func (w *walker) block(root int, rel string, err error) {
 // resolved roots.
 func (w *walker) inRoots(p string) bool {
 	for _, r := range w.resolved {
-		if p == r || strings.HasPrefix(p, strings.TrimSuffix(r, string(filepath.Separator))+string(filepath.Separator)) {
+		if within(p, r) {
 			return true
 		}
 	}

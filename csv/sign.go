@@ -649,7 +649,7 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 	// signed there: the file read is the file replaced, even if the link
 	// is changed in between.
 	src, follow := e.abs, e.follow
-	if opts.Out == "" && e.follow && e.dest != "" {
+	if opts.Out == "" && e.follow {
 		src, follow = e.dest, false
 	}
 	f, err := openRegular(src, follow)
@@ -696,10 +696,7 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 	if format == FormatOther && !opts.Bundle {
 		return nil, nil // not a binary: left alone
 	}
-	dest := e.dest
-	if dest == "" {
-		dest = destination(opts, e)
-	}
+	dest := e.dest // set by plan
 	s := &Signed{Root: roots[e.root], Path: e.rel, Format: format, Output: dest, fileRoot: e.fileRoot}
 	// A file that is no binary, in place, stays as it is: only its bundle
 	// is written.

@@ -30,6 +30,7 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
+	"github.com/codesignval/csv/internal/sgtest"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/signing"
 )
@@ -226,7 +227,7 @@ func TestLoadSignerEncrypted(t *testing.T) {
 
 // TestLoadSignerCosignKey reads a key written by cosign generate-key-pair.
 func TestLoadSignerCosignKey(t *testing.T) {
-	cosign := cosignPath(t)
+	cosign := sgtest.Cosign(t)
 	dir := t.TempDir()
 	cmd := exec.Command(cosign, "generate-key-pair")
 	cmd.Dir = dir
@@ -646,16 +647,4 @@ func TestHashivaultFake(t *testing.T) {
 	if _, err := signing.LoadSigner(context.Background(), "hashivault://csv-build", signing.LoadOptions{}); !errors.Is(err, signing.ErrKMS) || !strings.Contains(err.Error(), "permission denied") {
 		t.Fatalf("wrong token: got %v, want the provider's permission error", err)
 	}
-}
-
-// cosignPath returns cosign's path, or skips: cosign is an optional peer
-// (go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5 takes minutes
-// and 140 MB), so it does not fail under CSV_REQUIRE_PEERS=1.
-func cosignPath(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("cosign")
-	if err != nil {
-		t.Skip("cosign is not installed (optional: go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5)")
-	}
-	return p
 }

@@ -3,6 +3,7 @@
 package sgtest
 
 import (
+	"os/exec"
 	"testing"
 
 	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
@@ -30,4 +31,16 @@ func Verify(t testing.TB, trustedRootJSON, bundleJSON []byte, policy verify.Poli
 		t.Fatalf("sigstore-go does not load the bundle: %v", err)
 	}
 	return v.Verify(&b, policy)
+}
+
+// Cosign returns cosign's path, or skips: cosign is an optional peer (go
+// install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5 takes minutes and
+// 140 MB), so it does not fail under CSV_REQUIRE_PEERS=1.
+func Cosign(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("cosign")
+	if err != nil {
+		t.Skip("cosign is not installed (optional: go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5)")
+	}
+	return p
 }

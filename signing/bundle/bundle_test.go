@@ -328,7 +328,7 @@ func TestSigstoreGoNeedsSAN(t *testing.T) {
 // skips when cosign is not installed
 // (go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5).
 func TestCosignVerifies(t *testing.T) {
-	cosign := cosignPath(t)
+	cosign := sgtest.Cosign(t)
 	ca, other := testca.New(t), testca.New(t)
 	leaf := sanLeaf(t, ca, nil)
 	dir := t.TempDir()
@@ -392,18 +392,6 @@ func FuzzVerify(f *testing.F) {
 			}
 		}
 	})
-}
-
-// cosignPath returns cosign's path, or skips: cosign is an optional peer
-// (go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5 takes minutes
-// and 140 MB), so it does not fail under CSV_REQUIRE_PEERS=1.
-func cosignPath(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("cosign")
-	if err != nil {
-		t.Skip("cosign is not installed (optional: go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5)")
-	}
-	return p
 }
 
 // TestTimestampedBundle: with a Timestamper (here OpenSSL's RFC 3161

@@ -471,7 +471,7 @@ func (m Mismatch) String() string {
 // streamed, checking ctx between chunks. r refuses a path that leaves the
 // root, symbolic links included; the file is opened without blocking, so a
 // FIFO in its place is refused, not waited on.
-func fileSHA256(ctx context.Context, r *os.Root, name string) ([]byte, error) {
+func fileSHA256(ctx context.Context, r *os.Root, name string, buf []byte) ([]byte, error) {
 	f, err := r.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
@@ -485,7 +485,6 @@ func fileSHA256(ctx context.Context, r *os.Root, name string) ([]byte, error) {
 		return nil, fmt.Errorf("not a regular file (%s)", st.Mode().Type())
 	}
 	h := sha256.New()
-	buf := make([]byte, 256<<10)
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -529,6 +528,7 @@ func resolveWithin(root, name string) (string, bool) {
 // error.
 func CheckFiles(ctx context.Context, st *Statement, root string) []Mismatch {
 	var out []Mismatch
+	buf := make([]byte, 256<<10) // one for all the files
 	r, rootErr := os.OpenRoot(root)
 	if rootErr == nil {
 		defer r.Close()
@@ -542,13 +542,13 @@ func CheckFiles(ctx context.Context, st *Statement, root string) []Mismatch {
 		}
 		var got []byte
 		if err = rootErr; err == nil {
-			got, err = fileSHA256(ctx, r, filepath.FromSlash(s.Name))
+			got, err = fileSHA256(ctx, r, filepath.FromSlash(s.Name), buf)
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
 				// os.Root refuses an absolute link even into the root (a
 				// link csv sign followed): resolve it, and if it stays
 				// under the root, open what it names through the root.
 				if rel, ok := resolveWithin(root, filepath.FromSlash(s.Name)); ok {
-					got, err = fileSHA256(ctx, r, rel)
+					got, err = fileSHA256(ctx, r, rel, buf)
 				}
 			}
 		}

@@ -495,7 +495,7 @@ func TestSigstoreGoVerifiesDSSE(t *testing.T) {
 // TestCosignVerifiesAttestation runs cosign verify-blob-attestation on the
 // manifest for one of its files, offline.
 func TestCosignVerifiesAttestation(t *testing.T) {
-	cosign := cosignPath(t)
+	cosign := sgtest.Cosign(t)
 	ca := testca.New(t)
 	key := ca.Leaf(t, testca.LeafOptions{KeyType: testca.ECDSAP256}).Key
 	leaf := sanLeaf(t, ca, key)
@@ -579,18 +579,6 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("timestamped without a time or TSA: %+v", st.Signed)
 		}
 	})
-}
-
-// cosignPath returns cosign's path, or skips: cosign is an optional peer
-// (go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5 takes minutes
-// and 140 MB), so it does not fail under CSV_REQUIRE_PEERS=1.
-func cosignPath(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("cosign")
-	if err != nil {
-		t.Skip("cosign is not installed (optional: go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5)")
-	}
-	return p
 }
 
 // TestMatchSigner: a pinned identity matches the signer by common name,
