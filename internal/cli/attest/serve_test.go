@@ -439,19 +439,19 @@ func TestParseOID(t *testing.T) {
 	}
 }
 
-// TestServeREADMEConfig: the configuration the README shows decodes under
+// TestServeREADMEConfig: the configuration docs/attest.md shows decodes under
 // the strict decoder and means what its comments say.
 func TestServeREADMEConfig(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "README.md"))
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "attest.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(b)
-	i := strings.Index(s, "#### Configuration\n\n```yaml\n")
+	i := strings.Index(s, "### Configuration\n\n```yaml\n")
 	if i < 0 {
-		t.Fatal("README.md has no service configuration example")
+		t.Fatal("docs/attest.md has no service configuration example")
 	}
-	s = s[i+len("#### Configuration\n\n```yaml\n"):]
+	s = s[i+len("### Configuration\n\n```yaml\n"):]
 	s = s[:strings.Index(s, "```")]
 	dir := t.TempDir()
 	p := filepath.Join(dir, "attest-serve.yaml")
