@@ -182,6 +182,11 @@ type compiledRule struct {
 	policy *Policy
 	order  int
 	except []*compiledRule
+	// broad: the rule matches at least as much as Windows would (deny
+	// rules, and the exceptions of allow rules, which take files away from
+	// an allow); otherwise at most as much (allow rules, and the exceptions
+	// of deny rules).
+	broad bool
 }
 
 // ErrPolicySet is wrapped by errors about how policies combine.
@@ -236,9 +241,9 @@ func NewSet(opts SetOptions, policies ...*Policy) (*Set, error) {
 				// loaders refuse them, so this is a programming error.
 				return nil, fmt.Errorf("%w: supplemental policy %q has deny rule %q", ErrPolicySet, p.Ref(), r.ID)
 			}
-			cr := &compiledRule{Rule: r, policy: p, order: order}
+			cr := &compiledRule{Rule: r, policy: p, order: order, broad: r.Action == Deny}
 			for j := range r.Except {
-				cr.except = append(cr.except, &compiledRule{Rule: &r.Except[j], policy: p, order: order})
+				cr.except = append(cr.except, &compiledRule{Rule: &r.Except[j], policy: p, order: order, broad: r.Action != Deny})
 			}
 			g.add(cr)
 			order++
@@ -421,6 +426,9 @@ func (g *group) checkFacts(s *Subject) error {
 type match struct {
 	rule   *compiledRule
 	signer *signerOutcome
+	// note says how a file attribute rule matched, when the readings of
+	// the file's version resources made the difference.
+	note string
 }
 
 // matches reports whether r matches s, ignoring exceptions.
@@ -434,9 +442,11 @@ func (r *compiledRule) matches(s *Subject, now time.Time, trusted func(*signing.
 			return &match{rule: r}, ""
 		}
 	case r.File != nil:
-		if r.File.Matches(s.Attributes) {
-			return &match{rule: r}, ""
+		ok, why := r.File.Match(s.Attributes, r.broad)
+		if ok {
+			return &match{rule: r, note: why}, ""
 		}
+		return nil, why
 	case r.All:
 		return &match{rule: r}, ""
 	case r.Signer != nil:
@@ -595,6 +605,9 @@ func strconvQuote(s string) string { return fmt.Sprintf("%q", s) }
 func explain(m *match, s *Subject) string {
 	r := m.rule
 	if m.signer == nil {
+		if m.note != "" {
+			return r.Describe() + " (" + m.note + ")"
+		}
 		return r.Describe()
 	}
 	sig := s.Signatures[m.signer.sig]
