@@ -207,7 +207,7 @@ func NewSet(opts SetOptions, policies ...*Policy) (*Set, error) {
 	}
 	byID := map[string]*group{}
 	for _, p := range policies {
-		if p.Type == Supplemental {
+		if p.Type == Supplemental || p.Type == AppIDTagging {
 			continue
 		}
 		if _, dup := byID[p.ID]; dup {
@@ -222,10 +222,13 @@ func NewSet(opts SetOptions, policies ...*Policy) (*Set, error) {
 		s.groups = append(s.groups, g)
 	}
 	if len(s.groups) == 0 {
-		return nil, fmt.Errorf("%w: no base policy (only supplemental policies were given)", ErrPolicySet)
+		return nil, fmt.Errorf("%w: no base policy (only supplemental or AppID tagging policies were given)", ErrPolicySet)
 	}
 	order := 0
 	for _, p := range policies {
+		if p.Type == AppIDTagging {
+			continue // tags authorize nothing
+		}
 		g := byID[p.ID]
 		if p.Type == Supplemental {
 			g = byID[p.BaseID]

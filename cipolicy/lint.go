@@ -156,7 +156,7 @@ func lintPolicy(p *Policy) []Finding {
 	if flatForAll > 0 && len(p.Rules) > flatForAll {
 		add(SeverityWarning, nil, "%d sha256 rules have no formats scope, so every PE file needs a flat SHA256 besides its Authenticode hash: add formats: [elf] (or [pe]) where you can", flatForAll)
 	}
-	if allows == 0 && p.Type != Supplemental {
+	if allows == 0 && p.Type == Base {
 		add(SeverityWarning, nil, "policy allows nothing: every binary will be blocked")
 	}
 	if p.Format == "sipolicy" {
@@ -320,7 +320,7 @@ func lintWDAC(p *Policy) []Finding {
 			add(0, "", "unknown option %q: csv does not know what it changes", o)
 		}
 	}
-	if !umci && p.Type != Supplemental {
+	if !umci && p.Type == Base {
 		add(0, "", "option \"Enabled:UMCI\" is not set: Windows enforces this policy for kernel-mode code only and lets all user-mode code run; csv still judges user-mode files by the user-mode rules")
 	}
 	for _, n := range p.Notes {

@@ -60,6 +60,10 @@ type PolicyType string
 const (
 	Base         PolicyType = "base"
 	Supplemental PolicyType = "supplemental"
+	// AppIDTagging is a WDAC AppID tagging policy: it tags processes for
+	// other features and allows or blocks nothing, so a Set judges nothing
+	// with it.
+	AppIDTagging PolicyType = "appid-tagging"
 )
 
 // Scenario is the context code runs in. The names follow WDAC's signing

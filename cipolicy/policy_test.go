@@ -2,6 +2,7 @@ package cipolicy
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"reflect"
@@ -159,6 +160,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("format: csv-policy/v1\nname: s\ntype: supplemental\nbase: b\nrules: []\n"))
 	f.Add([]byte("<SiPolicy/>"))
 	f.Add([]byte("{format: csv-policy/v1, name: x, rules: [{id: a, action: deny, sha256: " + strings.Repeat("ab", 32) + "}]}"))
+	f.Add(toUTF16("format: csv-policy/v1\nname: u\nrules: []\n", binary.LittleEndian))
+	f.Add(toUTF16("format: csv-policy/v1\nname: u\nrules: []\n", binary.BigEndian)[1:])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := Parse(b, "fuzz.yaml")
 		if err != nil {

@@ -554,8 +554,8 @@ func TestParseXMLErrors(t *testing.T) {
 </FileRules>`), `<Deny ID="ID_ALLOW_A"`, "duplicate ID ID_ALLOW_A (first at line"},
 		{"duplicate across rules and signers", sipDoc(`<FileRules><Allow ID="ID_SIGNER_S" FileName="a.exe" /></FileRules>
 ` + signer), `<Signers>`, "duplicate ID ID_SIGNER_S"},
-		{"listed twice", sipDoc(signer + scenarios(`<AllowedSigners><AllowedSigner SignerId="ID_SIGNER_S" />
-          <AllowedSigner SignerId="ID_SIGNER_S" /></AllowedSigners>`, "")), `<AllowedSigner SignerId="ID_SIGNER_S" /></AllowedSigners>`, "ID_SIGNER_S is listed twice in the user-mode scenario"},
+		{"listed twice with other exceptions", sipDoc(`<FileRules><Deny ID="ID_DENY_X" FileName="x.exe" /></FileRules>` + signer + scenarios(`<AllowedSigners><AllowedSigner SignerId="ID_SIGNER_S"><ExceptDenyRule DenyRuleID="ID_DENY_X" /></AllowedSigner>
+          <AllowedSigner SignerId="ID_SIGNER_S" /></AllowedSigners>`, "")), `<AllowedSigner SignerId="ID_SIGNER_S" /></AllowedSigners>`, "ID_SIGNER_S is listed twice in the user-mode scenario with different exceptions"},
 		{"not SiPolicy", `<?xml version="1.0"?>
 <project><name>x</name></project>`, "<project>", "not a WDAC SiPolicy document: the root element is <project>"},
 		{"SiPolicy without namespace", "<SiPolicy>\n<VersionEx>1.0.0.0</VersionEx></SiPolicy>", "<SiPolicy>", "not a WDAC SiPolicy document"},
@@ -739,7 +739,7 @@ func TestSharedWinSiPolicyPCA2011Signer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, lerr := decodeSiPolicy(data, "WinSiPolicy.xml")
+	doc, lerr := decodeSiPolicy(data, "WinSiPolicy.xml", false)
 	if lerr != nil {
 		t.Fatal(lerr)
 	}
@@ -985,6 +985,9 @@ func FuzzParseXML(f *testing.F) {
 		`PolicyType="Base Policy"`, `PolicyType="Supplemental Policy"`, 1)))
 	f.Add([]byte(`<SiPolicy xmlns="urn:schemas-microsoft-com:sipolicy"><PolicyTypeID>{A244370E-44C9-4C06-B551-F6016E563076}</PolicyTypeID></SiPolicy>`))
 	f.Add([]byte("<SiPolicy/>"))
+	for _, seed := range publishedSeeds() {
+		f.Add(seed)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := Parse(b, "fuzz.xml")
 		if err != nil {
@@ -1008,8 +1011,11 @@ func FuzzParseXML(f *testing.F) {
 		}
 		Lint(p)
 		policies := []*Policy{p}
-		if p.Type == Supplemental {
+		switch p.Type {
+		case Supplemental:
 			policies = []*Policy{{ID: p.BaseID, Name: "base", Type: Base, Mode: Enforce}, p}
+		case AppIDTagging:
+			policies = []*Policy{{ID: "base", Name: "base", Type: Base, Mode: Enforce}, p}
 		}
 		s, err := NewSet(SetOptions{}, policies...)
 		if err != nil {

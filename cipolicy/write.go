@@ -15,6 +15,9 @@ import (
 // written as YAML comments above each rule. Parse reads the output back into
 // an equal policy (except for comments).
 func MarshalYAML(p *Policy) ([]byte, error) {
+	if p.Type == AppIDTagging {
+		return nil, fmt.Errorf("cipolicy: policy %q is an AppID tagging policy, which the YAML format cannot write", p.Ref())
+	}
 	root := &yaml.Node{Kind: yaml.MappingNode}
 	add := func(m *yaml.Node, k string, v *yaml.Node) {
 		m.Content = append(m.Content, str(k), v)
