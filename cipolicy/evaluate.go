@@ -222,7 +222,10 @@ func NewSet(opts SetOptions, policies ...*Policy) (*Set, error) {
 		s.groups = append(s.groups, g)
 	}
 	if len(s.groups) == 0 {
-		return nil, fmt.Errorf("%w: no base policy (only supplemental or AppID tagging policies were given)", ErrPolicySet)
+		if slices.ContainsFunc(policies, func(p *Policy) bool { return p.Type == AppIDTagging }) {
+			return nil, fmt.Errorf("%w: no base policy (only supplemental policies and AppID tagging policies, which judge nothing, were given)", ErrPolicySet)
+		}
+		return nil, fmt.Errorf("%w: no base policy (only supplemental policies were given)", ErrPolicySet)
 	}
 	order := 0
 	for _, p := range policies {
@@ -442,6 +445,9 @@ func (r *compiledRule) matches(s *Subject, now time.Time, trusted func(*signing.
 	switch {
 	case r.Hash != nil:
 		if v := s.Digests.Get(r.Hash.Algorithm); v != nil && string(v) == string(r.Hash.Value) {
+			if d := r.Hash.Algorithm.Digest(); !r.broad && !slices.Contains(r.policy.AcceptedDigests(), d) {
+				return nil, fmt.Sprintf("its %s digest matches, but the policy accepts digest algorithms %s", r.Hash.Algorithm, joinNames(r.policy.AcceptedDigests()))
+			}
 			return &match{rule: r}, ""
 		}
 	case r.File != nil:

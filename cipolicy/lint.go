@@ -84,6 +84,16 @@ func lintPolicy(p *Policy) []Finding {
 	if p.Mode == Audit {
 		add(SeverityWarning, nil, "policy is in audit mode: it reports what it would block and blocks nothing")
 	}
+	if slices.Contains(p.DigestAlgorithms, DigestSHA1) {
+		add(SeverityWarning, nil, "digest_algorithms accepts sha1: signatures over SHA-1 digests can be forged with chosen-prefix collisions")
+	}
+	if p.WDACCompatible {
+		for _, k := range p.KeyTypes {
+			if k != KeyRSA {
+				add(SeverityWarning, nil, "key_types lists %s, but under wdac_compatible only RSA signatures match (as on Windows)", k)
+			}
+		}
+	}
 	allows, flatForAll := 0, 0
 	type seenRule struct {
 		r      *Rule
@@ -124,6 +134,9 @@ func lintPolicy(p *Policy) []Finding {
 		}
 		if r.Hash == nil {
 			continue
+		}
+		if d := r.Hash.Algorithm.Digest(); r.Action == Allow && !slices.Contains(p.AcceptedDigests(), d) {
+			add(SeverityWarning, r, "can never allow anything: it compares %s digests, and digest_algorithms accepts %s", d, joinNames(p.AcceptedDigests()))
 		}
 		for _, f := range r.Formats {
 			if !r.Hash.Algorithm.AppliesTo(f) {

@@ -338,7 +338,6 @@ type signerOutcome struct {
 // satisfy the rule, or why none does.
 func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signing.Certificate) bool) (*signerOutcome, string) {
 	m := r.Signer
-	wdac := r.policy.WDACCompatible
 	if m.OEMID != "" {
 		return nil, "rule sets an OEM ID, which cannot be judged from a file"
 	}
@@ -367,9 +366,13 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 		if !sig.Verified {
 			continue
 		}
-		if wdac && !deny && sig.SignatureAlgorithm == "ECDSA" {
-			why = "ECDSA signatures never match a signer rule under WDAC compatibility (as on Windows)"
-			continue
+		if !deny {
+			// Key types and digests the hosts do not accept (WDAC
+			// compatibility: RSA only).
+			if bad := r.policy.refusesSignature(sig, s.Scenario); bad != "" {
+				why = bad
+				continue
+			}
 		}
 		for _, chain := range sig.Chains {
 			cert := certAtLevel(m, chain, trusted)
@@ -467,8 +470,12 @@ func validity(p *Policy, s *Subject, sig *signing.Signature, chain []*signing.Ce
 		return ""
 	}
 	at, what := now, "now"
-	if ts := sig.Timestamp; ts != nil && ts.Verified && !lifetime && trustedTimestamp(p, ts) && !ts.Time.After(now) {
-		at, what = ts.Time, "at the timestamp, "+ts.Time.UTC().Format(time.RFC3339)
+	if ts := sig.Timestamp; ts != nil {
+		if why := timestampUnused(p, ts, lifetime, now); why == "" {
+			at, what = ts.Time, "at the timestamp, "+ts.Time.UTC().Format(time.RFC3339)
+		} else {
+			what = "now (the signature's timestamp was ignored: " + why + ")"
+		}
 	}
 	for _, c := range chain {
 		if at.Before(c.NotBefore) || at.After(c.NotAfter) {
@@ -477,6 +484,47 @@ func validity(p *Policy, s *Subject, sig *signing.Signature, chain []*signing.Ce
 		}
 	}
 	return ""
+}
+
+// timestampUnused says why a signature's timestamp does not set the time
+// its chain is judged at, or "" when it does.
+func timestampUnused(p *Policy, ts *signing.Timestamp, lifetime bool, now time.Time) string {
+	switch {
+	case !ts.Verified && ts.Problem != nil:
+		return fmt.Sprintf("it does not verify: %v", ts.Problem)
+	case !ts.Verified:
+		return "it does not verify"
+	case lifetime:
+		return "the signing certificate carries the Lifetime Signing EKU, so its signatures expire with it"
+	case ts.Time.After(now):
+		return fmt.Sprintf("it states a time in the future, %s", ts.Time.UTC().Format(time.RFC3339))
+	case len(p.TimestampAuthorities) == 0:
+		return "the policy names no timestamp_authorities"
+	case trustedTimestamp(p, ts):
+		return ""
+	}
+	// Say what is wrong with the chain that came closest.
+	why := "its TSA is not among the policy's timestamp_authorities"
+	for _, chain := range ts.Chains {
+		if len(chain) == 0 {
+			continue
+		}
+		listed := slices.ContainsFunc(chain, func(c *signing.Certificate) bool {
+			return slices.ContainsFunc(p.TimestampAuthorities, func(r CertRef) bool { return r.Matches(c, nil) })
+		})
+		if !listed {
+			continue
+		}
+		if !chain[0].HasEKU(signing.OIDTimeStamping.String()) {
+			return fmt.Sprintf("its signer %q is not a timestamping certificate (no timeStamping EKU)", chain[0].CommonName())
+		}
+		for _, c := range chain {
+			if ts.Time.Before(c.NotBefore) || ts.Time.After(c.NotAfter) {
+				why = fmt.Sprintf("certificate %q of its TSA was not valid at the time it states, %s", c.CommonName(), ts.Time.UTC().Format(time.RFC3339))
+			}
+		}
+	}
+	return why
 }
 
 // trustedTimestamp reports whether a verified timestamp comes from a

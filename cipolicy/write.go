@@ -45,6 +45,12 @@ func MarshalYAML(p *Policy) ([]byte, error) {
 	if p.WDACCompatible {
 		add(root, "wdac_compatible", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true"})
 	}
+	if len(p.DigestAlgorithms) > 0 {
+		add(root, "digest_algorithms", strs(names(p.DigestAlgorithms)))
+	}
+	if len(p.KeyTypes) > 0 {
+		add(root, "key_types", strs(names(p.KeyTypes)))
+	}
 	if len(p.TimestampAuthorities) > 0 {
 		tas := &yaml.Node{Kind: yaml.SequenceNode}
 		for i := range p.TimestampAuthorities {
@@ -195,6 +201,14 @@ func fileAttrNode(f *FileAttrMatch) *yaml.Node {
 		add("max_version", f.MaxVersion.String())
 	}
 	return n
+}
+
+func names[T ~string](xs []T) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = string(x)
+	}
+	return out
 }
 
 func str(s string) *yaml.Node {
