@@ -239,6 +239,12 @@ func NewSet(opts SetOptions, policies ...*Policy) (*Set, error) {
 				return nil, fmt.Errorf("%w: supplemental policy %q (%s) extends base policy %q, which is not among the policies given",
 					ErrPolicySet, p.Ref(), p.Source, p.BaseID)
 			}
+			if !supplementalsAllowed(g.base) {
+				// Windows applies no supplemental policy to such a base:
+				// its allow rules must not admit anything here either.
+				return nil, fmt.Errorf("%w: supplemental policy %q (%s) extends base policy %q (%s), which does not set option %q: Windows does not apply it",
+					ErrPolicySet, p.Ref(), p.Source, g.base.Ref(), g.base.Source, OptionAllowSupplemental)
+			}
 		}
 		for i := range p.Rules {
 			r := &p.Rules[i]

@@ -488,6 +488,19 @@ func joinNames[T ~string](xs []T) string {
 	return strings.Join(ss, ", ")
 }
 
+// WDAC options csv acts on.
+const (
+	OptionAuditMode         = "Enabled:Audit Mode"
+	OptionUMCI              = "Enabled:UMCI"
+	OptionAllowSupplemental = "Enabled:Allow Supplemental Policies"
+)
+
+// HasOption reports whether the policy sets a WDAC option (compared as
+// Windows compares them: case and surrounding space aside).
+func (p *Policy) HasOption(name string) bool {
+	return slices.ContainsFunc(p.Options, func(o string) bool { return strings.EqualFold(strings.TrimSpace(o), name) })
+}
+
 // Certificates returns the certificates the policy's signer rules name in
 // full, which signature verification may use to complete chains.
 func (p *Policy) Certificates() []*signing.Certificate {

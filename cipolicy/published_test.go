@@ -171,7 +171,7 @@ func TestParsePublishedShapes(t *testing.T) {
 	})
 	t.Run("PolicyID without braces", func(t *testing.T) {
 		bare := strings.Trim(testPolicyID, "{}")
-		p := mustParseXML(t, strings.ReplaceAll(sipDoc(""), testPolicyID, strings.ToLower(bare)))
+		p := mustParseXML(t, strings.ReplaceAll(allowSupplementals(sipDoc("")), testPolicyID, strings.ToLower(bare)))
 		if p.ID != testPolicyID {
 			t.Errorf("ID %q, want %q", p.ID, testPolicyID)
 		}

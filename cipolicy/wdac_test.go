@@ -434,10 +434,18 @@ func TestParseXMLEvaluate(t *testing.T) {
 	}
 }
 
+// allowSupplementals adds the option that lets supplemental policies
+// extend a base policy made by sipDoc.
+func allowSupplementals(doc string) string {
+	return strings.Replace(doc, `<Rule><Option>Enabled:UMCI</Option></Rule>`,
+		`<Rule><Option>Enabled:UMCI</Option></Rule><Rule><Option>Enabled:Allow Supplemental Policies</Option></Rule>`, 1)
+}
+
 func TestParseXMLSupplemental(t *testing.T) {
-	base := mustParseXML(t, sipDoc(`
-  <FileRules><Deny ID="ID_DENY_X" FriendlyName="x Hash Sha256" Hash="`+hx(h3)+`" /></FileRules>
-`+scenarios(`<FileRulesRef><FileRuleRef RuleID="ID_DENY_X" /></FileRulesRef>`, ``)))
+	baseDoc := sipDoc(`
+  <FileRules><Deny ID="ID_DENY_X" FriendlyName="x Hash Sha256" Hash="` + hx(h3) + `" /></FileRules>
+` + scenarios(`<FileRulesRef><FileRuleRef RuleID="ID_DENY_X" /></FileRulesRef>`, ``))
+	base := mustParseXML(t, allowSupplementals(baseDoc))
 	suppDoc := `<?xml version="1.0" encoding="utf-8"?>
 <SiPolicy xmlns="urn:schemas-microsoft-com:sipolicy" PolicyType="Supplemental Policy">
   <VersionEx>1.0.0.1</VersionEx>
@@ -474,6 +482,11 @@ func TestParseXMLSupplemental(t *testing.T) {
 	}
 	if len(supp.Rules) != 2 {
 		t.Errorf("%d rules, want 2", len(supp.Rules))
+	}
+	// Without Enabled:Allow Supplemental Policies Windows applies no
+	// supplemental policy to the base: csv refuses the set.
+	if _, err := NewSet(SetOptions{}, mustParseXML(t, baseDoc), supp); !errors.Is(err, ErrPolicySet) || !strings.Contains(err.Error(), "Windows does not apply it") {
+		t.Errorf("a base without Enabled:Allow Supplemental Policies: %v", err)
 	}
 	s, err := NewSet(SetOptions{}, base, supp)
 	if err != nil {
