@@ -307,14 +307,35 @@ func ruleKey(r *Rule) string {
 	if len(r.Except) > 0 {
 		var ex []string
 		for i := range r.Except {
-			ex = append(ex, matcherKey(&r.Except[i]))
+			// An exception's own scope limits what it takes away.
+			ex = append(ex, matcherKey(&r.Except[i])+scopeKey(&r.Except[i]))
 		}
 		slices.Sort(ex)
 		ex = slices.Compact(ex)
 		fmt.Fprintf(&b, " except [%s]", strings.Join(ex, "; "))
 	}
-	b.WriteString(scopeText(r))
+	b.WriteString(scopeKey(r))
 	return b.String()
+}
+
+// scopeKey is scopeText with the formats a rule can match in place of the
+// formats it lists: a file rule scoped to [pe] and one with no formats
+// match the same files (version resources are PE only).
+func scopeKey(r *Rule) string {
+	cr := &compiledRule{Rule: r}
+	var fs []string
+	for _, f := range []Format{FormatPE, FormatELF} {
+		if cr.appliesTo(f) {
+			fs = append(fs, string(f))
+		}
+	}
+	rr := *r
+	rr.Formats = nil
+	k := scopeText(&rr)
+	if len(fs) < 2 {
+		k += " formats [" + sortedJoin(fs) + "]"
+	}
+	return k
 }
 
 func matcherKey(r *Rule) string {
