@@ -172,3 +172,25 @@ func TestDiffYAMLRoundTrip(t *testing.T) {
 		t.Fatalf("%+v\n%s", d, y)
 	}
 }
+
+// TestDiffScopesByWhatRulesCanMatch: a formats scope a matcher implies
+// anyway (version resources and Authenticode digests are PE only) changes
+// nothing; one that widens what a rule matches does.
+func TestDiffScopesByWhatRulesCanMatch(t *testing.T) {
+	p := func(rule string) *Policy {
+		return mustParse(t, "format: csv-policy/v1\nname: p\nrules:\n  - "+rule+"\n")
+	}
+	same := [][2]string{
+		{"{id: a, action: allow, file: {name: a.exe}}", "{id: a, action: allow, file: {name: a.exe}, formats: [pe]}"},
+		{"{id: a, action: allow, authenticode_sha256: " + hx(h1) + "}", "{id: a, action: allow, authenticode_sha256: " + hx(h1) + ", formats: [pe, elf]}"},
+	}
+	for _, c := range same {
+		if d := Diff(p(c[0]), p(c[1])); !d.Empty() {
+			t.Errorf("%s vs %s: %+v", c[0], c[1], d)
+		}
+	}
+	widened := Diff(p("{id: a, action: allow, sha256: "+hx(h1)+", formats: [elf]}"), p("{id: a, action: allow, sha256: "+hx(h1)+"}"))
+	if !widened.Loosens() {
+		t.Errorf("a sha256 rule widened to PE files does not loosen: %+v", widened)
+	}
+}

@@ -182,6 +182,11 @@ type compiledRule struct {
 	policy *Policy
 	order  int
 	except []*compiledRule
+	// broad: the rule matches at least as much as Windows would (deny
+	// rules, and the exceptions of allow rules, which take files away from
+	// an allow); otherwise at most as much (allow rules, and the exceptions
+	// of deny rules).
+	broad bool
 }
 
 // ErrPolicySet is wrapped by errors about how policies combine.
@@ -202,7 +207,7 @@ func NewSet(opts SetOptions, policies ...*Policy) (*Set, error) {
 	}
 	byID := map[string]*group{}
 	for _, p := range policies {
-		if p.Type == Supplemental {
+		if p.Type == Supplemental || p.Type == AppIDTagging {
 			continue
 		}
 		if _, dup := byID[p.ID]; dup {
@@ -217,16 +222,28 @@ func NewSet(opts SetOptions, policies ...*Policy) (*Set, error) {
 		s.groups = append(s.groups, g)
 	}
 	if len(s.groups) == 0 {
+		if slices.ContainsFunc(policies, func(p *Policy) bool { return p.Type == AppIDTagging }) {
+			return nil, fmt.Errorf("%w: no base policy (only supplemental policies and AppID tagging policies, which judge nothing, were given)", ErrPolicySet)
+		}
 		return nil, fmt.Errorf("%w: no base policy (only supplemental policies were given)", ErrPolicySet)
 	}
 	order := 0
 	for _, p := range policies {
+		if p.Type == AppIDTagging {
+			continue // tags authorize nothing
+		}
 		g := byID[p.ID]
 		if p.Type == Supplemental {
 			g = byID[p.BaseID]
 			if g == nil {
 				return nil, fmt.Errorf("%w: supplemental policy %q (%s) extends base policy %q, which is not among the policies given",
 					ErrPolicySet, p.Ref(), p.Source, p.BaseID)
+			}
+			if !supplementalsAllowed(g.base) {
+				// Windows applies no supplemental policy to such a base:
+				// its allow rules must not admit anything here either.
+				return nil, fmt.Errorf("%w: supplemental policy %q (%s) extends base policy %q (%s), which does not set option %q: Windows does not apply it",
+					ErrPolicySet, p.Ref(), p.Source, g.base.Ref(), g.base.Source, OptionAllowSupplemental)
 			}
 		}
 		for i := range p.Rules {
@@ -236,9 +253,9 @@ func NewSet(opts SetOptions, policies ...*Policy) (*Set, error) {
 				// loaders refuse them, so this is a programming error.
 				return nil, fmt.Errorf("%w: supplemental policy %q has deny rule %q", ErrPolicySet, p.Ref(), r.ID)
 			}
-			cr := &compiledRule{Rule: r, policy: p, order: order}
+			cr := &compiledRule{Rule: r, policy: p, order: order, broad: r.Action == Deny}
 			for j := range r.Except {
-				cr.except = append(cr.except, &compiledRule{Rule: &r.Except[j], policy: p, order: order})
+				cr.except = append(cr.except, &compiledRule{Rule: &r.Except[j], policy: p, order: order, broad: r.Action != Deny})
 			}
 			g.add(cr)
 			order++
@@ -421,6 +438,9 @@ func (g *group) checkFacts(s *Subject) error {
 type match struct {
 	rule   *compiledRule
 	signer *signerOutcome
+	// note says how a file attribute rule matched, when the readings of
+	// the file's version resources made the difference.
+	note string
 }
 
 // matches reports whether r matches s, ignoring exceptions.
@@ -431,12 +451,17 @@ func (r *compiledRule) matches(s *Subject, now time.Time, trusted func(*signing.
 	switch {
 	case r.Hash != nil:
 		if v := s.Digests.Get(r.Hash.Algorithm); v != nil && string(v) == string(r.Hash.Value) {
+			if d := r.Hash.Algorithm.Digest(); !r.broad && !slices.Contains(r.policy.AcceptedDigests(), d) {
+				return nil, fmt.Sprintf("its %s digest matches, but the policy accepts digest algorithms %s", r.Hash.Algorithm, joinNames(r.policy.AcceptedDigests()))
+			}
 			return &match{rule: r}, ""
 		}
 	case r.File != nil:
-		if r.File.Matches(s.Attributes) {
-			return &match{rule: r}, ""
+		ok, why := r.File.Match(s.Attributes, r.broad)
+		if ok {
+			return &match{rule: r, note: why}, ""
 		}
+		return nil, why
 	case r.All:
 		return &match{rule: r}, ""
 	case r.Signer != nil:
@@ -595,6 +620,9 @@ func strconvQuote(s string) string { return fmt.Sprintf("%q", s) }
 func explain(m *match, s *Subject) string {
 	r := m.rule
 	if m.signer == nil {
+		if m.note != "" {
+			return r.Describe() + " (" + m.note + ")"
+		}
 		return r.Describe()
 	}
 	sig := s.Signatures[m.signer.sig]

@@ -231,3 +231,48 @@ func TestLint(t *testing.T) {
 		t.Errorf("supplemental without its base: %v", fs)
 	}
 }
+
+// TestFileAttributeBreadth: what takes files away from an allow (deny
+// rules, an allow rule's exceptions) matches any reading of a file's
+// version resources; what admits them (allow rules, the files of an allow
+// signer) must hold for every reading.
+func TestFileAttributeBreadth(t *testing.T) {
+	v := func(a, b, c, d uint16) *Version { return &Version{a, b, c, d} }
+	// en-US says tool.exe 1.2.3.4; another table says cdb.exe.
+	twoTables := NewFileAttributes([]FileAttributes{
+		{OriginalFileName: "tool.exe", FileVersion: v(1, 2, 3, 4)},
+		{OriginalFileName: "cdb.exe", FileVersion: v(1, 2, 3, 4)},
+		{OriginalFileName: "tool.exe", FileVersion: v(1, 2, 3, 4)}, // a duplicate reading is dropped
+	})
+	if len(twoTables.Alternatives) != 1 {
+		t.Fatalf("alternatives %+v, want one", twoTables.Alternatives)
+	}
+	sub := Subject{Path: "x.exe", Format: FormatPE, Scenario: ScenarioUser, Attributes: twoTables}
+	tests := []struct {
+		name    string
+		rules   []string
+		verdict Verdict
+		why     string
+	}{
+		{"exception of an allow rule matches any reading",
+			[]string{"{id: all, action: allow, all: true, except: [{file: {name: cdb.exe}}]}"}, Blocked, "exception"},
+		{"allow by name holds for every reading",
+			[]string{"{id: tool, action: allow, file: {name: tool.exe}}"}, Blocked, "disagree"},
+		{"deny by name matches any reading",
+			[]string{"{id: no-cdb, action: deny, file: {name: cdb.exe}}", "{id: all, action: allow, all: true}"}, Blocked, "another reading"},
+		{"a rule every reading satisfies",
+			[]string{"{id: v, action: allow, file: {min_version: 1.0.0.0, max_version: 2.0.0.0}}"}, Allowed, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			set, err := NewSet(SetOptions{}, pol(t, "name: p", tt.rules...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := set.Evaluate(sub)
+			if d.Verdict != tt.verdict || !strings.Contains(d.Reason, tt.why) {
+				t.Errorf("%s: %s; want %s mentioning %q", d.Verdict, d.Reason, tt.verdict, tt.why)
+			}
+		})
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/bmatcuk/doublestar/v4"
 )
 
 // Severity ranks a lint finding.
@@ -82,6 +84,16 @@ func lintPolicy(p *Policy) []Finding {
 	if p.Mode == Audit {
 		add(SeverityWarning, nil, "policy is in audit mode: it reports what it would block and blocks nothing")
 	}
+	if slices.Contains(p.DigestAlgorithms, DigestSHA1) {
+		add(SeverityWarning, nil, "digest_algorithms accepts sha1: signatures over SHA-1 digests can be forged with chosen-prefix collisions")
+	}
+	if p.WDACCompatible {
+		for _, k := range p.KeyTypes {
+			if k != KeyRSA {
+				add(SeverityWarning, nil, "key_types lists %s, but under wdac_compatible only RSA signatures match (as on Windows)", k)
+			}
+		}
+	}
 	allows, flatForAll := 0, 0
 	type seenRule struct {
 		r      *Rule
@@ -94,13 +106,37 @@ func lintPolicy(p *Policy) []Finding {
 		if r.Action == Allow {
 			allows++
 		}
+		everyPath := false
 		for _, pat := range r.Paths {
 			if why := neverMatchingGlob(pat); why != "" {
 				add(SeverityWarning, r, "path glob %q can never match: %s", pat, why)
+			} else if globMatchesEverything(pat) {
+				everyPath = true
+				add(SeverityWarning, r, "path glob %q matches every path: it does not limit the rule", pat)
+			}
+		}
+		unscoped := (len(r.Paths) == 0 || everyPath) && len(r.Scenarios) == 0
+		switch what := matchesEverything(r); {
+		case what == "":
+		case r.File != nil && r.Action == Allow:
+			add(SeverityWarning, r, "allows %s, whatever its name: a file rule without a name matches by version alone (set name, or use all: true if every file is meant)", what)
+		case r.File != nil:
+			add(SeverityWarning, r, "denies %s, whatever its name: a file rule without a name matches by version alone", what)
+		case r.Action == Allow && unscoped:
+			add(SeverityWarning, r, "allows %s: only deny rules block anything", what)
+		}
+		for i := range r.Except {
+			if what := matchesEverything(&r.Except[i]); what != "" && r.Except[i].File == nil {
+				add(SeverityWarning, r, "its exception %s matches %s: the rule can never allow anything", r.Except[i].ID, what)
+			} else if what != "" {
+				add(SeverityWarning, r, "its exception %s matches %s, whatever its name: the rule allows only files outside those versions", r.Except[i].ID, what)
 			}
 		}
 		if r.Hash == nil {
 			continue
+		}
+		if d := r.Hash.Algorithm.Digest(); r.Action == Allow && !slices.Contains(p.AcceptedDigests(), d) {
+			add(SeverityWarning, r, "can never allow anything: it compares %s digests, and digest_algorithms accepts %s", d, joinNames(p.AcceptedDigests()))
 		}
 		for _, f := range r.Formats {
 			if !r.Hash.Algorithm.AppliesTo(f) {
@@ -133,13 +169,43 @@ func lintPolicy(p *Policy) []Finding {
 	if flatForAll > 0 && len(p.Rules) > flatForAll {
 		add(SeverityWarning, nil, "%d sha256 rules have no formats scope, so every PE file needs a flat SHA256 besides its Authenticode hash: add formats: [elf] (or [pe]) where you can", flatForAll)
 	}
-	if allows == 0 && p.Type != Supplemental {
+	if allows == 0 && p.Type == Base {
 		add(SeverityWarning, nil, "policy allows nothing: every binary will be blocked")
 	}
 	if p.Format == "sipolicy" {
 		out = append(out, lintWDAC(p)...)
 	}
 	return out
+}
+
+// matchesEverything says what a rule's matcher matches when it matches
+// every file, or every PE file in a version range, whatever its name (a
+// YAML file matcher with only version bounds, WDAC's FileName="*" with a
+// version); "" otherwise.
+func matchesEverything(r *Rule) string {
+	switch {
+	case r.Unsupported != "":
+		return ""
+	case r.All:
+		return "every file in its scope"
+	case r.File != nil && r.File.Name == "":
+		if r.File.MinVersion == nil && r.File.MaxVersion == nil {
+			return "every PE file"
+		}
+		return "every PE file with " + r.File.bounds()
+	}
+	return ""
+}
+
+// globMatchesEverything reports whether a path glob matches every relative
+// path ("**", "**/*"), by trying paths of every shape.
+func globMatchesEverything(pat string) bool {
+	for _, p := range []string{"a", "a.exe", ".a", "a/b", "a/b/c.exe", "a/.b/c", "x y/z"} {
+		if ok, _ := doublestar.Match(pat, p); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // neverMatchingGlob says why a path glob cannot match a subject path
@@ -267,7 +333,7 @@ func lintWDAC(p *Policy) []Finding {
 			add(0, "", "unknown option %q: csv does not know what it changes", o)
 		}
 	}
-	if !umci && p.Type != Supplemental {
+	if !umci && p.Type == Base {
 		add(0, "", "option \"Enabled:UMCI\" is not set: Windows enforces this policy for kernel-mode code only and lets all user-mode code run; csv still judges user-mode files by the user-mode rules")
 	}
 	for _, n := range p.Notes {

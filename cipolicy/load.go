@@ -3,9 +3,12 @@ package cipolicy
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
+	utf16pkg "unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/codesignval/csv/internal/limits"
 )
@@ -67,13 +70,16 @@ func ParseWith(data []byte, source string, opts ParseOptions) (*Policy, error) {
 	if len(data) > limits.MaxPolicyFile {
 		return nil, &LoadError{Source: source, Problems: []Problem{{Message: fmt.Sprintf("policy is %d bytes, over the limit of %d", len(data), limits.MaxPolicyFile)}}}
 	}
+	text, utf16, err := decodeText(data)
+	if err != nil {
+		return nil, &LoadError{Source: source, Problems: []Problem{{Message: err.Error()}}}
+	}
 	var p *Policy
-	var err error
-	switch sniff(data) {
+	switch sniff(text) {
 	case "xml":
-		p, err = parseXML(data, source)
+		p, err = parseXML(text, source, utf16)
 	default:
-		p, err = parseYAML(data, source, opts)
+		p, err = parseYAML(text, source, opts)
 	}
 	if err != nil {
 		return nil, err
@@ -92,4 +98,48 @@ func sniff(data []byte) string {
 		return "xml"
 	}
 	return "yaml"
+}
+
+// decodeText returns a policy file's text as UTF-8. A file that starts with
+// a UTF-16 byte order mark (Windows PowerShell 5.1 writes XML so) is
+// transcoded; one that looks like UTF-16 without a mark, or is UTF-32, is
+// refused with what is wrong, rather than read as bytes that happen to
+// parse. utf16 says the file was UTF-16.
+func decodeText(data []byte) (text []byte, utf16 bool, err error) {
+	var order binary.ByteOrder
+	switch {
+	case bytes.HasPrefix(data, []byte{0xff, 0xfe, 0, 0}), bytes.HasPrefix(data, []byte{0, 0, 0xfe, 0xff}):
+		return nil, false, errors.New("policy is UTF-32: save it as UTF-8 (or UTF-16 with a byte order mark)")
+	case bytes.HasPrefix(data, []byte{0xff, 0xfe}):
+		order = binary.LittleEndian
+	case bytes.HasPrefix(data, []byte{0xfe, 0xff}):
+		order = binary.BigEndian
+	default:
+		// "<" or a letter with a NUL beside it: UTF-16 without a mark.
+		if len(data) >= 4 && ((data[0] == 0 && data[1] != 0 && data[2] == 0) || (data[0] != 0 && data[1] == 0 && data[3] == 0)) {
+			return nil, false, errors.New("policy looks like UTF-16 without a byte order mark: save it as UTF-8, or as UTF-16 with a byte order mark")
+		}
+		return data, false, nil
+	}
+	body := data[2:]
+	if len(body)%2 != 0 {
+		return nil, false, fmt.Errorf("policy is UTF-16 (byte order mark) but has an odd number of bytes (%d)", len(data))
+	}
+	units := make([]uint16, len(body)/2)
+	for i := range units {
+		units[i] = order.Uint16(body[2*i:])
+	}
+	out := make([]byte, 0, len(body))
+	for i := 0; i < len(units); i++ {
+		c := rune(units[i])
+		switch {
+		case utf16pkg.IsSurrogate(c) && c < 0xdc00 && i+1 < len(units) && units[i+1] >= 0xdc00 && units[i+1] < 0xe000:
+			c = utf16pkg.DecodeRune(c, rune(units[i+1]))
+			i++
+		case utf16pkg.IsSurrogate(c):
+			return nil, false, fmt.Errorf("policy is not valid UTF-16: unpaired surrogate %#04x at byte offset %d", c, 2+2*i)
+		}
+		out = utf8.AppendRune(out, c)
+	}
+	return out, true, nil
 }

@@ -26,8 +26,10 @@
 package cipolicy
 
 import (
+	"crypto"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/codesignval/csv/signing"
@@ -60,6 +62,10 @@ type PolicyType string
 const (
 	Base         PolicyType = "base"
 	Supplemental PolicyType = "supplemental"
+	// AppIDTagging is a WDAC AppID tagging policy: it tags processes for
+	// other features and allows or blocks nothing, so a Set judges nothing
+	// with it.
+	AppIDTagging PolicyType = "appid-tagging"
 )
 
 // Scenario is the context code runs in. The names follow WDAC's signing
@@ -297,6 +303,16 @@ type Policy struct {
 	// signing certificate carries the Lifetime Signing EKU. Policies read
 	// from SiPolicy XML always are.
 	WDACCompatible bool
+	// DigestAlgorithms, if set, are the digest algorithms the hosts accept:
+	// a signature over another digest never matches an allow signer rule,
+	// and an allow hash rule comparing another digest never matches (deny
+	// rules match whatever the algorithm). Empty accepts any.
+	DigestAlgorithms []DigestAlgorithm
+	// KeyTypes, if set, are the signing key types the hosts accept: a
+	// signature by another never matches an allow signer rule. Empty
+	// accepts any, except that under WDACCompatible only RSA signatures
+	// match (see AcceptedKeyTypes).
+	KeyTypes []KeyType
 	// TimestampAuthorities are the timestamp authorities whose verified
 	// timestamps set the time at which signer rules check certificate
 	// validity (otherwise it is checked now).
@@ -329,6 +345,160 @@ func (p *Policy) Inert() []*Rule {
 		}
 	}
 	return out
+}
+
+// DigestAlgorithm names a digest algorithm a host may accept.
+type DigestAlgorithm string
+
+// Digest algorithms.
+const (
+	DigestSHA1   DigestAlgorithm = "sha1"
+	DigestSHA256 DigestAlgorithm = "sha256"
+	DigestSHA384 DigestAlgorithm = "sha384"
+	DigestSHA512 DigestAlgorithm = "sha512"
+)
+
+// DigestAlgorithms lists every digest algorithm, in a fixed order.
+var DigestAlgorithms = []DigestAlgorithm{DigestSHA1, DigestSHA256, DigestSHA384, DigestSHA512}
+
+// digestOf names the algorithm of a crypto.Hash ("" if it has no name
+// here, which no restriction accepts).
+func digestOf(h crypto.Hash) DigestAlgorithm {
+	switch h {
+	case crypto.SHA1:
+		return DigestSHA1
+	case crypto.SHA256:
+		return DigestSHA256
+	case crypto.SHA384:
+		return DigestSHA384
+	case crypto.SHA512:
+		return DigestSHA512
+	}
+	return ""
+}
+
+// Digest returns the digest algorithm a hash rule's digest is computed
+// with.
+func (a HashAlgorithm) Digest() DigestAlgorithm {
+	if a == AuthenticodeSHA1 {
+		return DigestSHA1
+	}
+	return DigestSHA256
+}
+
+// KeyType names a signing key type a host may accept.
+type KeyType string
+
+// Key types.
+const (
+	KeyRSA     KeyType = "rsa"
+	KeyECDSA   KeyType = "ecdsa"
+	KeyEd25519 KeyType = "ed25519"
+)
+
+// KeyTypes lists every key type, in a fixed order.
+var KeyTypes = []KeyType{KeyRSA, KeyECDSA, KeyEd25519}
+
+// keyTypeOf names the key type of a signature algorithm as package signing
+// reports it ("RSA", "RSA-PSS", "ECDSA", "Ed25519"); "" if unknown.
+func keyTypeOf(alg string) KeyType {
+	switch alg {
+	case "RSA", "RSA-PSS":
+		return KeyRSA
+	case "ECDSA":
+		return KeyECDSA
+	case "Ed25519":
+		return KeyEd25519
+	}
+	return ""
+}
+
+// AcceptedDigests returns the digest algorithms the policy accepts, in the
+// fixed order: DigestAlgorithms, or every one.
+func (p *Policy) AcceptedDigests() []DigestAlgorithm {
+	if len(p.DigestAlgorithms) == 0 {
+		return DigestAlgorithms
+	}
+	var out []DigestAlgorithm
+	for _, d := range DigestAlgorithms {
+		if slices.Contains(p.DigestAlgorithms, d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// AcceptedKeyTypes returns the key types whose signatures can match the
+// policy's allow signer rules, in the fixed order: KeyTypes (or every
+// one), and under WDACCompatible RSA only, as Windows' signer rules take
+// no ECDSA signatures (and Authenticode on Windows has no Ed25519).
+func (p *Policy) AcceptedKeyTypes() []KeyType {
+	var out []KeyType
+	for _, k := range KeyTypes {
+		if (len(p.KeyTypes) == 0 || slices.Contains(p.KeyTypes, k)) && (!p.WDACCompatible || k == KeyRSA) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// refusesSignature says why a verified signature cannot match the
+// policy's allow signer rules (its key type or digest algorithm is not
+// accepted), or "". Boot components carry no digest algorithm of their
+// own (the measurement's bank says it): only their key type is judged.
+func (p *Policy) refusesSignature(sig *signing.Signature, sc Scenario) string {
+	kt := keyTypeOf(sig.SignatureAlgorithm)
+	if !slices.Contains(p.AcceptedKeyTypes(), kt) {
+		switch {
+		case p.WDACCompatible && kt == KeyECDSA:
+			return "ECDSA signatures never match a signer rule under WDAC compatibility (as on Windows)"
+		case p.WDACCompatible && kt != KeyRSA:
+			return fmt.Sprintf("%s signatures never match a signer rule under WDAC compatibility (Windows' signer rules take RSA signatures)", signatureLabel(sig.SignatureAlgorithm))
+		}
+		return fmt.Sprintf("%s signature: the policy accepts key types %s", signatureLabel(sig.SignatureAlgorithm), joinNames(p.AcceptedKeyTypes()))
+	}
+	if len(p.DigestAlgorithms) == 0 || (sig.DigestAlgorithm == 0 && sc == ScenarioBoot) {
+		return ""
+	}
+	if d := digestOf(sig.DigestAlgorithm); !slices.Contains(p.DigestAlgorithms, d) {
+		name := string(d)
+		if d == "" {
+			name = "unknown (" + sig.DigestAlgorithm.String() + ")"
+		}
+		return fmt.Sprintf("signature over a %s digest: the policy accepts digest algorithms %s", name, joinNames(p.AcceptedDigests()))
+	}
+	return ""
+}
+
+func signatureLabel(alg string) string {
+	if alg == "" {
+		return "unknown-algorithm"
+	}
+	return alg
+}
+
+func joinNames[T ~string](xs []T) string {
+	if len(xs) == 0 {
+		return "none"
+	}
+	ss := make([]string, len(xs))
+	for i, x := range xs {
+		ss[i] = string(x)
+	}
+	return strings.Join(ss, ", ")
+}
+
+// WDAC options csv acts on.
+const (
+	OptionAuditMode         = "Enabled:Audit Mode"
+	OptionUMCI              = "Enabled:UMCI"
+	OptionAllowSupplemental = "Enabled:Allow Supplemental Policies"
+)
+
+// HasOption reports whether the policy sets a WDAC option (compared as
+// Windows compares them: case and surrounding space aside).
+func (p *Policy) HasOption(name string) bool {
+	return slices.ContainsFunc(p.Options, func(o string) bool { return strings.EqualFold(strings.TrimSpace(o), name) })
 }
 
 // Certificates returns the certificates the policy's signer rules name in

@@ -2,6 +2,7 @@ package cipolicy
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"reflect"
@@ -159,6 +160,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("format: csv-policy/v1\nname: s\ntype: supplemental\nbase: b\nrules: []\n"))
 	f.Add([]byte("<SiPolicy/>"))
 	f.Add([]byte("{format: csv-policy/v1, name: x, rules: [{id: a, action: deny, sha256: " + strings.Repeat("ab", 32) + "}]}"))
+	f.Add(toUTF16("format: csv-policy/v1\nname: u\nrules: []\n", binary.LittleEndian))
+	f.Add(toUTF16("format: csv-policy/v1\nname: u\nrules: []\n", binary.BigEndian)[1:])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := Parse(b, "fuzz.yaml")
 		if err != nil {
@@ -188,4 +191,45 @@ func FuzzParse(f *testing.F) {
 				Digests: Digests{SHA256: h1, AuthenticodeSHA256: h2, AuthenticodeSHA1: s1}})
 		}
 	})
+}
+
+// TestAcceptSettings: digest_algorithms and key_types load strictly, write
+// back, and say what a host accepts.
+func TestAcceptSettings(t *testing.T) {
+	p := mustParse(t, "format: csv-policy/v1\nname: a\nwdac_compatible: true\ndigest_algorithms: [sha384, sha256]\nkey_types: [rsa, ecdsa]\nrules: []\n")
+	if !reflect.DeepEqual(p.AcceptedDigests(), []DigestAlgorithm{DigestSHA256, DigestSHA384}) {
+		t.Errorf("digests %v", p.AcceptedDigests())
+	}
+	if !reflect.DeepEqual(p.AcceptedKeyTypes(), []KeyType{KeyRSA}) {
+		t.Errorf("key types under WDAC compatibility %v, want rsa only", p.AcceptedKeyTypes())
+	}
+	if !lintSays(p, SeverityWarning, "key_types lists ecdsa, but under wdac_compatible only RSA") {
+		t.Errorf("lint: %v", Lint(p))
+	}
+	out, err := MarshalYAML(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := mustParse(t, string(out))
+	if !reflect.DeepEqual(q.DigestAlgorithms, p.DigestAlgorithms) || !reflect.DeepEqual(q.KeyTypes, p.KeyTypes) {
+		t.Errorf("round trip: %s", out)
+	}
+	if d := mustParse(t, "format: csv-policy/v1\nname: a\nrules: []\n"); len(d.AcceptedDigests()) != 4 || len(d.AcceptedKeyTypes()) != 3 {
+		t.Errorf("defaults accept %v and %v, want everything", d.AcceptedDigests(), d.AcceptedKeyTypes())
+	}
+	sha1 := mustParse(t, "format: csv-policy/v1\nname: a\ndigest_algorithms: [sha1, sha256]\nrules: []\n")
+	if !lintSays(sha1, SeverityWarning, "accepts sha1") {
+		t.Errorf("lint: %v", Lint(sha1))
+	}
+	for src, want := range map[string]string{
+		"digest_algorithms: [md5]": `digest_algorithms: unknown value "md5" (want sha1, sha256, sha384, sha512)`,
+		"digest_algorithms: []":    "digest_algorithms is empty, which accepts nothing",
+		"key_types: [rsa, rsa]":    `key_types: "rsa" listed twice`,
+		"key_types: [dsa]":         `key_types: unknown value "dsa" (want rsa, ecdsa, ed25519)`,
+	} {
+		_, err := Parse([]byte("format: csv-policy/v1\nname: a\n"+src+"\nrules: []\n"), "p.yaml")
+		if !errors.Is(err, ErrInvalidPolicy) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want an error mentioning %q", src, err, want)
+		}
+	}
 }

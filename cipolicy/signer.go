@@ -145,40 +145,171 @@ type FileAttributes struct {
 	InternalName     string
 	FileDescription  string
 	ProductName      string
-	FileVersion      *Version
+	// FileVersion is VS_FIXEDFILEINFO's file version; nil when the resource
+	// has none, and the version is then unknown.
+	FileVersion *Version
+	// Alternatives are the other readings of the file's version resources
+	// that differ from this one: other string tables, languages or resource
+	// names, and keys written twice or in other letter case. Which one
+	// Windows reads is not established, so a deny rule matches if any
+	// reading matches, and an allow rule only if every one does.
+	Alternatives []FileAttributes `json:",omitempty"`
 }
 
-// Matches reports whether a file's attributes match.
-func (m *FileAttrMatch) Matches(a *FileAttributes) bool {
+// NewFileAttributes returns a file's attributes from every reading of its
+// version resources, the preferred one first: the others that differ from
+// it become its Alternatives. It returns nil for no readings.
+func NewFileAttributes(readings []FileAttributes) *FileAttributes {
+	if len(readings) == 0 {
+		return nil
+	}
+	a := readings[0]
+	a.Alternatives = nil
+	seen := []FileAttributes{a}
+	for _, r := range readings[1:] {
+		r.Alternatives = nil
+		if !slices.ContainsFunc(seen, func(s FileAttributes) bool { return sameReading(&s, &r) }) {
+			seen = append(seen, r)
+			a.Alternatives = append(a.Alternatives, r)
+		}
+	}
+	return &a
+}
+
+func sameReading(a, b *FileAttributes) bool {
+	sameV := (a.FileVersion == nil) == (b.FileVersion == nil) && (a.FileVersion == nil || *a.FileVersion == *b.FileVersion)
+	return sameV && a.OriginalFileName == b.OriginalFileName && a.InternalName == b.InternalName &&
+		a.FileDescription == b.FileDescription && a.ProductName == b.ProductName
+}
+
+// readings returns a's readings: itself, then its Alternatives. A nil a (no
+// version resource) is one reading with no strings and an unknown version.
+func (a *FileAttributes) readings() []*FileAttributes {
 	if a == nil {
-		return false
+		return []*FileAttributes{{}}
 	}
-	var got string
-	switch m.Field {
-	case "", OriginalFileName:
-		got = a.OriginalFileName
+	out := []*FileAttributes{a}
+	for i := range a.Alternatives {
+		out = append(out, &a.Alternatives[i])
+	}
+	return out
+}
+
+func (a *FileAttributes) field(f FileNameField) string {
+	switch f {
 	case InternalName:
-		got = a.InternalName
+		return a.InternalName
 	case FileDescription:
-		got = a.FileDescription
+		return a.FileDescription
 	case ProductName:
-		got = a.ProductName
+		return a.ProductName
 	}
-	if m.Name != "" && !strings.EqualFold(got, m.Name) {
-		return false
+	return a.OriginalFileName
+}
+
+// Matches reports whether a file's attributes match as an allow rule's
+// must: every reading of the file's version resources matches, with a
+// known version where the rule bounds it.
+func (m *FileAttrMatch) Matches(a *FileAttributes) bool {
+	ok, _ := m.Match(a, false)
+	return ok
+}
+
+// Match reports whether a file's attributes match, and says why when the
+// readings of the file's version resources made the difference. A deny
+// rule (deny true, and exceptions to allow rules) must match at least as
+// much as Windows, so it matches when any reading matches, an unknown
+// version (no VS_FIXEDFILEINFO) counting as within any bound. An allow
+// rule must match at most as much, so it matches only when every reading
+// matches with a known version.
+func (m *FileAttrMatch) Match(a *FileAttributes, deny bool) (bool, string) {
+	if m.Name == "" && m.MinVersion == nil && m.MaxVersion == nil {
+		return false, ""
 	}
-	if m.MinVersion != nil || m.MaxVersion != nil {
-		if a.FileVersion == nil {
-			return false
+	rs := a.readings()
+	matched, unknown := -1, false
+	for i, r := range rs {
+		ok, unk := m.matchReading(r)
+		if ok && (deny || !unk) {
+			if matched < 0 {
+				matched, unknown = i, unk
+			}
+			continue
 		}
-		if m.MinVersion != nil && a.FileVersion.Compare(*m.MinVersion) < 0 {
-			return false
-		}
-		if m.MaxVersion != nil && a.FileVersion.Compare(*m.MaxVersion) > 0 {
-			return false
+		if !deny {
+			switch {
+			case ok && unk:
+				return false, fmt.Sprintf("the file has no VS_FIXEDFILEINFO, so its version is unknown and cannot be shown to lie within %s", m.bounds())
+			case i > 0 || matched >= 0:
+				return false, fmt.Sprintf("the file's version resources disagree: %s; an allow rule must hold for every reading, since which one Windows reads is not established", describeReadings(rs, m.Field))
+			}
+			return false, ""
 		}
 	}
-	return m.Name != "" || m.MinVersion != nil || m.MaxVersion != nil
+	switch {
+	case matched < 0:
+		return false, ""
+	case unknown:
+		return true, fmt.Sprintf("the file has no VS_FIXEDFILEINFO: its version is unknown, so a deny rule bounded by %s applies", m.bounds())
+	case matched > 0:
+		return true, fmt.Sprintf("by another reading of the file's version resources (%s)", describeReadings(rs, m.Field))
+	}
+	return true, ""
+}
+
+// matchReading reports whether one reading matches, and whether only
+// because its version is unknown.
+func (m *FileAttrMatch) matchReading(r *FileAttributes) (ok, unknown bool) {
+	if m.Name != "" && !strings.EqualFold(r.field(m.Field), m.Name) {
+		return false, false
+	}
+	if m.MinVersion == nil && m.MaxVersion == nil {
+		return true, false
+	}
+	if r.FileVersion == nil {
+		return true, true
+	}
+	if m.MinVersion != nil && r.FileVersion.Compare(*m.MinVersion) < 0 {
+		return false, false
+	}
+	if m.MaxVersion != nil && r.FileVersion.Compare(*m.MaxVersion) > 0 {
+		return false, false
+	}
+	return true, false
+}
+
+func (m *FileAttrMatch) bounds() string {
+	switch {
+	case m.MinVersion != nil && m.MaxVersion != nil:
+		return "versions " + m.MinVersion.String() + " to " + m.MaxVersion.String()
+	case m.MinVersion != nil:
+		return "version >= " + m.MinVersion.String()
+	case m.MaxVersion != nil:
+		return "version <= " + m.MaxVersion.String()
+	}
+	return "no version"
+}
+
+// describeReadings lists what each reading says of a field, and its
+// version, quoted (the strings come from the file).
+func describeReadings(rs []*FileAttributes, f FileNameField) string {
+	if f == "" {
+		f = OriginalFileName
+	}
+	const show = 4
+	var parts []string
+	for i, r := range rs {
+		if i == show {
+			parts = append(parts, fmt.Sprintf("and %d more", len(rs)-show))
+			break
+		}
+		v := "no version"
+		if r.FileVersion != nil {
+			v = "version " + r.FileVersion.String()
+		}
+		parts = append(parts, fmt.Sprintf("%s %q, %s", f, r.field(f), v))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func (m *FileAttrMatch) String() string {
@@ -207,12 +338,24 @@ type signerOutcome struct {
 // satisfy the rule, or why none does.
 func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signing.Certificate) bool) (*signerOutcome, string) {
 	m := r.Signer
-	wdac := r.policy.WDACCompatible
 	if m.OEMID != "" {
 		return nil, "rule sets an OEM ID, which cannot be judged from a file"
 	}
-	if len(m.Files) > 0 && !slices.ContainsFunc(m.Files, func(f FileAttrMatch) bool { return f.Matches(s.Attributes) }) {
-		return nil, "file attributes do not match"
+	if len(m.Files) > 0 {
+		ok, why := false, "file attributes do not match"
+		for i := range m.Files {
+			o, w := m.Files[i].Match(s.Attributes, r.broad)
+			if o {
+				ok = true
+				break
+			}
+			if w != "" {
+				why = "file attributes do not match: " + w
+			}
+		}
+		if !ok {
+			return nil, why
+		}
 	}
 	// A deny rule matches more, never less: certificate dates, the ECDSA
 	// exclusion and the code signing usage only ever restrict what an
@@ -223,9 +366,13 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 		if !sig.Verified {
 			continue
 		}
-		if wdac && !deny && sig.SignatureAlgorithm == "ECDSA" {
-			why = "ECDSA signatures never match a signer rule under WDAC compatibility (as on Windows)"
-			continue
+		if !deny {
+			// Key types and digests the hosts do not accept (WDAC
+			// compatibility: RSA only).
+			if bad := r.policy.refusesSignature(sig, s.Scenario); bad != "" {
+				why = bad
+				continue
+			}
 		}
 		for _, chain := range sig.Chains {
 			cert := certAtLevel(m, chain, trusted)
@@ -323,8 +470,12 @@ func validity(p *Policy, s *Subject, sig *signing.Signature, chain []*signing.Ce
 		return ""
 	}
 	at, what := now, "now"
-	if ts := sig.Timestamp; ts != nil && ts.Verified && !lifetime && trustedTimestamp(p, ts) && !ts.Time.After(now) {
-		at, what = ts.Time, "at the timestamp, "+ts.Time.UTC().Format(time.RFC3339)
+	if ts := sig.Timestamp; ts != nil {
+		if why := timestampUnused(p, ts, lifetime, now); why == "" {
+			at, what = ts.Time, "at the timestamp, "+ts.Time.UTC().Format(time.RFC3339)
+		} else {
+			what = "now (the signature's timestamp was ignored: " + why + ")"
+		}
 	}
 	for _, c := range chain {
 		if at.Before(c.NotBefore) || at.After(c.NotAfter) {
@@ -333,6 +484,47 @@ func validity(p *Policy, s *Subject, sig *signing.Signature, chain []*signing.Ce
 		}
 	}
 	return ""
+}
+
+// timestampUnused says why a signature's timestamp does not set the time
+// its chain is judged at, or "" when it does.
+func timestampUnused(p *Policy, ts *signing.Timestamp, lifetime bool, now time.Time) string {
+	switch {
+	case !ts.Verified && ts.Problem != nil:
+		return fmt.Sprintf("it does not verify: %v", ts.Problem)
+	case !ts.Verified:
+		return "it does not verify"
+	case lifetime:
+		return "the signing certificate carries the Lifetime Signing EKU, so its signatures expire with it"
+	case ts.Time.After(now):
+		return fmt.Sprintf("it states a time in the future, %s", ts.Time.UTC().Format(time.RFC3339))
+	case len(p.TimestampAuthorities) == 0:
+		return "the policy names no timestamp_authorities"
+	case trustedTimestamp(p, ts):
+		return ""
+	}
+	// Say what is wrong with the chain that came closest.
+	why := "its TSA is not among the policy's timestamp_authorities"
+	for _, chain := range ts.Chains {
+		if len(chain) == 0 {
+			continue
+		}
+		listed := slices.ContainsFunc(chain, func(c *signing.Certificate) bool {
+			return slices.ContainsFunc(p.TimestampAuthorities, func(r CertRef) bool { return r.Matches(c, nil) })
+		})
+		if !listed {
+			continue
+		}
+		if !chain[0].HasEKU(signing.OIDTimeStamping.String()) {
+			return fmt.Sprintf("its signer %q is not a timestamping certificate (no timeStamping EKU)", chain[0].CommonName())
+		}
+		for _, c := range chain {
+			if ts.Time.Before(c.NotBefore) || ts.Time.After(c.NotAfter) {
+				why = fmt.Sprintf("certificate %q of its TSA was not valid at the time it states, %s", c.CommonName(), ts.Time.UTC().Format(time.RFC3339))
+			}
+		}
+	}
+	return why
 }
 
 // trustedTimestamp reports whether a verified timestamp comes from a

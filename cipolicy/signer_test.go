@@ -1,6 +1,7 @@
 package cipolicy
 
 import (
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -148,11 +149,36 @@ func TestSignerRules(t *testing.T) {
 		{"expired, timestamped by a trusted TSA", "timestamp_authorities: [{tbs: " + tbs(p.tsa) + "}]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
 			signedPE(expiredWithTimestamp(true)), Allowed, KindAllowedBySigner, "pca", 0, ""},
 		{"expired, timestamped by an untrusted TSA", "timestamp_authorities: [{tbs: " + tbs(p.tsa) + "}]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
-			signedPE(expiredWithTimestamp(false)), Blocked, KindNotAllowed, "", -1, "is not valid now"},
+			signedPE(expiredWithTimestamp(false)), Blocked, KindNotAllowed, "", -1, "is not valid now (the signature's timestamp was ignored: its TSA is not among the policy's timestamp_authorities)"},
+		{"expired, timestamped, no TSAs in the policy", "", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(expiredWithTimestamp(true)), Blocked, KindNotAllowed, "", -1, "timestamp was ignored: the policy names no timestamp_authorities"},
+		{"expired, timestamp does not verify", "timestamp_authorities: [{tbs: " + tbs(p.tsa) + "}]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			func() Subject {
+				s := expiredWithTimestamp(true)
+				s.Timestamp.Verified, s.Timestamp.Problem = false, errors.New("imprint mismatch")
+				return signedPE(s)
+			}(), Blocked, KindNotAllowed, "", -1, "timestamp was ignored: it does not verify: imprint mismatch"},
 		{"a self-made timestamp does not backdate", "timestamp_authorities: [{tbs: " + tbs(p.root) + "}]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
-			signedPE(selfTimestamped()), Blocked, KindNotAllowed, "", -1, "is not valid now"},
+			signedPE(selfTimestamped()), Blocked, KindNotAllowed, "", -1, `timestamp was ignored: its signer "Old Signing" is not a timestamping certificate`},
 		{"a timestamp from the future is not used", "timestamp_authorities: [{tbs: " + tbs(p.tsa) + "}]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
 			signedPE(futureTimestamp()), Allowed, KindAllowedBySigner, "pca", 0, ""},
+		{"key_types refuses ECDSA", "key_types: [rsa]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(p.sig(p.ecdsaLeaf, "ECDSA")), Blocked, KindNotAllowed, "", -1, "ECDSA signature: the policy accepts key types rsa"},
+		{"key_types admits what it lists", "key_types: [ecdsa]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(p.sig(p.ecdsaLeaf, "ECDSA")), Allowed, KindAllowedBySigner, "pca", 0, ""},
+		{"Ed25519 never matches under WDAC", "wdac_compatible: true", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(p.sig(p.leaf, "Ed25519")), Blocked, KindNotAllowed, "", -1, "Ed25519 signatures never match a signer rule under WDAC compatibility"},
+		{"digest_algorithms refuses a SHA-1 signature", "digest_algorithms: [sha256, sha384]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(func() *signing.Signature { s := p.sig(p.leaf, "RSA"); s.DigestAlgorithm = crypto.SHA1; return s }()), Blocked, KindNotAllowed, "", -1,
+			"signature over a sha1 digest: the policy accepts digest algorithms sha256, sha384"},
+		{"digest_algorithms admits what it lists", "digest_algorithms: [sha256]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(func() *signing.Signature { s := p.sig(p.leaf, "RSA"); s.DigestAlgorithm = crypto.SHA256; return s }()), Allowed, KindAllowedBySigner, "pca", 0, ""},
+		{"a deny matches a refused key type", "key_types: [rsa]", []string{"{id: all, action: allow, all: true}", signerRule("leaked", "deny", "tbs: "+tbs(p.ecdsaLeaf)+", level: leaf")},
+			signedPE(p.sig(p.ecdsaLeaf, "ECDSA")), Blocked, KindDenied, "leaked", 0, ""},
+		{"digest_algorithms refuses a SHA-1 hash rule", "digest_algorithms: [sha256]", []string{fmt.Sprintf("{id: h, action: allow, authenticode_sha1: %s}", hx(s1))},
+			func() Subject { s := signedPE(); s.Digests.AuthenticodeSHA1 = s1; return s }(), Blocked, KindUnsigned, "", -1, "its authenticode_sha1 digest matches, but the policy accepts digest algorithms sha256"},
+		{"a SHA-1 hash deny still denies", "digest_algorithms: [sha256]", []string{"{id: all, action: allow, all: true}", fmt.Sprintf("{id: h, action: deny, authenticode_sha1: %s}", hx(s1))},
+			func() Subject { s := signedPE(); s.Digests.AuthenticodeSHA1 = s1; return s }(), Blocked, KindDenied, "h", -1, ""},
 		{"expired is accepted under WDAC", "wdac_compatible: true", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
 			signedPE(p.sig(p.expired, "RSA")), Allowed, KindAllowedBySigner, "pca", 0, ""},
 		{"expired lifetime-signing is refused under WDAC", "wdac_compatible: true", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},

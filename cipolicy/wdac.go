@@ -178,12 +178,23 @@ func (d *xmlDecoder) err(source string) *LoadError {
 
 // parseTree reads the document into a tree, with the caps of
 // internal/limits on nesting depth and element count.
-func parseTree(data []byte, source string) (*xnode, *LoadError) {
+func parseTree(data []byte, source string, utf16 bool) (*xnode, *LoadError) {
 	fail := func(line int, format string, args ...any) (*xnode, *LoadError) {
 		return nil, &LoadError{Source: source, Problems: []Problem{{Line: line, Message: fmt.Sprintf(format, args...)}}}
 	}
 	dec := xml.NewDecoder(bytes.NewReader(data))
 	dec.Strict = true
+	// The text is UTF-8 by now (Parse transcoded UTF-16 with a byte order
+	// mark): a declared encoding must say what the file was.
+	dec.CharsetReader = func(label string, in io.Reader) (io.Reader, error) {
+		switch l := strings.ToLower(label); {
+		case utf16 && (l == "utf-16" || l == "utf-16le" || l == "utf-16be" || l == "unicode"):
+			return in, nil
+		case utf16:
+			return nil, fmt.Errorf("the file is UTF-16 (byte order mark) but declares encoding %q", truncate(label, 20))
+		}
+		return nil, fmt.Errorf("encoding %q is not supported: save the policy as UTF-8 (or UTF-16 with a byte order mark)", truncate(label, 20))
+	}
 	var root *xnode
 	var stack []*xnode
 	elements := 0
@@ -396,6 +407,7 @@ type xScenario struct {
 	test        []string // TestSigners, TestSigningSigners if present and not empty
 	testSets    []xSignerSet
 	minHashAlgo string
+	tags        []string // AppID tags, key="value"
 }
 
 // siDoc is a decoded SiPolicy document, before it becomes a Policy.
@@ -421,11 +433,14 @@ type siDoc struct {
 	notes        []Note
 }
 
-var guidPattern = regexp.MustCompile(`^\{[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}\}$`)
+var (
+	guidPattern     = regexp.MustCompile(`^\{[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}\}$`)
+	bareGUIDPattern = regexp.MustCompile(`^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$`)
+)
 
 // decodeSiPolicy reads the document's definitions and checks its structure.
-func decodeSiPolicy(data []byte, source string) (*siDoc, *LoadError) {
-	root, lerr := parseTree(data, source)
+func decodeSiPolicy(data []byte, source string, utf16 bool) (*siDoc, *LoadError) {
+	root, lerr := parseTree(data, source, utf16)
 	if lerr != nil {
 		return nil, lerr
 	}
@@ -440,6 +455,15 @@ func decodeSiPolicy(data []byte, source string) (*siDoc, *LoadError) {
 		return func(n *xnode) {
 			doc.attrs(n)
 			s := strings.ToUpper(doc.text(n))
+			if bareGUIDPattern.MatchString(s) {
+				// cipolicy.xsd's GuidType wants braces and Microsoft's tools
+				// write them, but read the element as a string (the WDAC
+				// Wizard's xsd-generated SiPolicy class) and parse it as a
+				// GUID, braces or not: the same GUID, with a warning.
+				doc.notes = append(doc.notes, Note{Line: n.line, Message: fmt.Sprintf(
+					"<%s> %s has no braces: cipolicy.xsd requires {%s}, as Microsoft's tools write it; csv reads it as that GUID", n.name, s, s)})
+				s = "{" + s + "}"
+			}
 			if !guidPattern.MatchString(s) {
 				doc.errorf(n.line, "<%s> %q is not a GUID in braces, such as {2E07F7E4-194C-4D20-B7C9-6F44A6C5A234}", n.name, truncate(s, 60))
 				return
@@ -725,11 +749,33 @@ func (doc *siDoc) scenario(n *xnode) {
 		},
 		"TestSigners":        func(c *xnode) { doc.testSigners(sc, c) },
 		"TestSigningSigners": func(c *xnode) { doc.testSigners(sc, c) },
+		"AppIDTags":          func(c *xnode) { doc.appIDTags(sc, c) },
 	})
 	if !seenProduct {
 		doc.errorf(n.line, "signing scenario %s has no <ProductSigners>", sc.id)
 	}
 	doc.scenarios = append(doc.scenarios, sc)
+}
+
+// appIDTags reads a scenario's AppIDTags (the current schema: an
+// EnforceDLL attribute, AppIDTag elements with a Key and a Value). Tags
+// label the processes the scenario's rules match, for other features to
+// act on; they allow and block nothing.
+func (doc *siDoc) appIDTags(sc *xScenario, n *xnode) {
+	a := doc.attrs(n, "EnforceDLL")
+	if v, ok := a["EnforceDLL"]; ok && v != "true" && v != "false" && v != "1" && v != "0" {
+		doc.errorf(n.line, "<AppIDTags>: EnforceDLL %q is not a boolean", truncate(v, 20))
+	}
+	doc.children(n, false, map[string]func(*xnode){"AppIDTag": func(t *xnode) {
+		ta := doc.attrs(t, "Key", "Value")
+		doc.children(t, false, nil)
+		if doc.require(t, ta, "Key") {
+			sc.tags = append(sc.tags, fmt.Sprintf("%s=%s", strconv.Quote(ta["Key"]), strconv.Quote(ta["Value"])))
+		}
+	}})
+	if len(sc.tags) == 0 {
+		doc.errorf(n.line, "<AppIDTags> without an <AppIDTag>")
+	}
 }
 
 func (doc *siDoc) testSigners(sc *xScenario, n *xnode) {
@@ -787,8 +833,8 @@ func (doc *siDoc) signerSet(n *xnode) xSignerSet {
 }
 
 // parseXML reads WDAC SiPolicy XML.
-func parseXML(data []byte, source string) (*Policy, error) {
-	doc, lerr := decodeSiPolicy(data, source)
+func parseXML(data []byte, source string, utf16 bool) (*Policy, error) {
+	doc, lerr := decodeSiPolicy(data, source, utf16)
 	if lerr != nil {
 		return nil, lerr
 	}
@@ -841,8 +887,15 @@ func (doc *siDoc) policy() *Policy {
 		if doc.basePolicyID != "" && doc.basePolicyID != p.ID {
 			p.Type, p.BaseID = Supplemental, doc.basePolicyID
 		}
+	case "AppID Tagging Policy":
+		// Tags processes for other features; allows and blocks nothing.
+		p.Type = AppIDTagging
+		if doc.basePolicyID != "" && doc.basePolicyID != p.ID {
+			doc.errorf(doc.typeLine, "an AppID tagging policy's BasePolicyID (%s) must equal its PolicyID (%s)", doc.basePolicyID, p.ID)
+		}
+		doc.notes = append(doc.notes, Note{Line: doc.typeLine, Message: "an AppID tagging policy tags processes and allows or blocks nothing: validate judges nothing with it (give it beside the base policies it accompanies)"})
 	default:
-		doc.errorf(doc.typeLine, "unknown PolicyType %q (want \"Base Policy\" or \"Supplemental Policy\")", doc.policyType)
+		doc.errorf(doc.typeLine, "unknown PolicyType %q (want \"Base Policy\", \"Supplemental Policy\" or \"AppID Tagging Policy\")", doc.policyType)
 	}
 	p.Name = doc.settingName
 	if p.Name == "" {
@@ -879,15 +932,26 @@ func (doc *siDoc) policy() *Policy {
 		action Action
 	}
 	var out []emitted
-	firstRef := map[emitKey]int{}
+	type firstEmit struct {
+		line int
+		key  string
+	}
+	firstRef := map[emitKey]firstEmit{}
 	referenced := map[string]bool{}
 	emit := func(base string, sc Scenario, refLine int, r Rule) {
 		k := emitKey{base, sc, r.Action}
 		if prev, dup := firstRef[k]; dup {
-			doc.errorf(refLine, "%s is listed twice in the %s-mode scenario (first at line %d)", base, sc, prev)
+			if prev.key == ruleKey(&r) {
+				// The same rule twice (Microsoft's own policies list some
+				// FileRuleRef twice): the repeat changes nothing.
+				doc.notes = append(doc.notes, Note{Line: refLine, Rule: base, Message: fmt.Sprintf(
+					"listed twice in the %s-mode scenario (first at line %d): the repeat changes nothing and is ignored", sc, prev.line)})
+				return
+			}
+			doc.errorf(refLine, "%s is listed twice in the %s-mode scenario with different exceptions (first at line %d): csv cannot tell which Windows applies", base, sc, prev.line)
 			return
 		}
-		firstRef[k] = refLine
+		firstRef[k] = firstEmit{refLine, ruleKey(&r)}
 		out = append(out, emitted{rule: r, base: base, sc: sc})
 	}
 	dropped := 0
@@ -982,6 +1046,11 @@ func (doc *siDoc) policy() *Policy {
 		if sc.minHashAlgo != "" {
 			doc.notes = append(doc.notes, Note{Line: sc.line, Message: fmt.Sprintf(
 				"signing scenario %s: MinimumHashAlgorithm %s is not applied by csv", sc.id, sc.minHashAlgo)})
+		}
+		if len(sc.tags) > 0 {
+			doc.notes = append(doc.notes, Note{Line: sc.line, Message: fmt.Sprintf(
+				"signing scenario %s: AppID tags %s label the processes its rules match and authorize nothing: csv does not judge with them",
+				sc.id, listIDs(sc.tags, 10))})
 		}
 	}
 	if len(droppedIDs) > 0 {

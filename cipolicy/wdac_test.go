@@ -434,10 +434,18 @@ func TestParseXMLEvaluate(t *testing.T) {
 	}
 }
 
+// allowSupplementals adds the option that lets supplemental policies
+// extend a base policy made by sipDoc.
+func allowSupplementals(doc string) string {
+	return strings.Replace(doc, `<Rule><Option>Enabled:UMCI</Option></Rule>`,
+		`<Rule><Option>Enabled:UMCI</Option></Rule><Rule><Option>Enabled:Allow Supplemental Policies</Option></Rule>`, 1)
+}
+
 func TestParseXMLSupplemental(t *testing.T) {
-	base := mustParseXML(t, sipDoc(`
-  <FileRules><Deny ID="ID_DENY_X" FriendlyName="x Hash Sha256" Hash="`+hx(h3)+`" /></FileRules>
-`+scenarios(`<FileRulesRef><FileRuleRef RuleID="ID_DENY_X" /></FileRulesRef>`, ``)))
+	baseDoc := sipDoc(`
+  <FileRules><Deny ID="ID_DENY_X" FriendlyName="x Hash Sha256" Hash="` + hx(h3) + `" /></FileRules>
+` + scenarios(`<FileRulesRef><FileRuleRef RuleID="ID_DENY_X" /></FileRulesRef>`, ``))
+	base := mustParseXML(t, allowSupplementals(baseDoc))
 	suppDoc := `<?xml version="1.0" encoding="utf-8"?>
 <SiPolicy xmlns="urn:schemas-microsoft-com:sipolicy" PolicyType="Supplemental Policy">
   <VersionEx>1.0.0.1</VersionEx>
@@ -474,6 +482,11 @@ func TestParseXMLSupplemental(t *testing.T) {
 	}
 	if len(supp.Rules) != 2 {
 		t.Errorf("%d rules, want 2", len(supp.Rules))
+	}
+	// Without Enabled:Allow Supplemental Policies Windows applies no
+	// supplemental policy to the base: csv refuses the set.
+	if _, err := NewSet(SetOptions{}, mustParseXML(t, baseDoc), supp); !errors.Is(err, ErrPolicySet) || !strings.Contains(err.Error(), "Windows does not apply it") {
+		t.Errorf("a base without Enabled:Allow Supplemental Policies: %v", err)
 	}
 	s, err := NewSet(SetOptions{}, base, supp)
 	if err != nil {
@@ -554,8 +567,8 @@ func TestParseXMLErrors(t *testing.T) {
 </FileRules>`), `<Deny ID="ID_ALLOW_A"`, "duplicate ID ID_ALLOW_A (first at line"},
 		{"duplicate across rules and signers", sipDoc(`<FileRules><Allow ID="ID_SIGNER_S" FileName="a.exe" /></FileRules>
 ` + signer), `<Signers>`, "duplicate ID ID_SIGNER_S"},
-		{"listed twice", sipDoc(signer + scenarios(`<AllowedSigners><AllowedSigner SignerId="ID_SIGNER_S" />
-          <AllowedSigner SignerId="ID_SIGNER_S" /></AllowedSigners>`, "")), `<AllowedSigner SignerId="ID_SIGNER_S" /></AllowedSigners>`, "ID_SIGNER_S is listed twice in the user-mode scenario"},
+		{"listed twice with other exceptions", sipDoc(`<FileRules><Deny ID="ID_DENY_X" FileName="x.exe" /></FileRules>` + signer + scenarios(`<AllowedSigners><AllowedSigner SignerId="ID_SIGNER_S"><ExceptDenyRule DenyRuleID="ID_DENY_X" /></AllowedSigner>
+          <AllowedSigner SignerId="ID_SIGNER_S" /></AllowedSigners>`, "")), `<AllowedSigner SignerId="ID_SIGNER_S" /></AllowedSigners>`, "ID_SIGNER_S is listed twice in the user-mode scenario with different exceptions"},
 		{"not SiPolicy", `<?xml version="1.0"?>
 <project><name>x</name></project>`, "<project>", "not a WDAC SiPolicy document: the root element is <project>"},
 		{"SiPolicy without namespace", "<SiPolicy>\n<VersionEx>1.0.0.0</VersionEx></SiPolicy>", "<SiPolicy>", "not a WDAC SiPolicy document"},
@@ -739,7 +752,7 @@ func TestSharedWinSiPolicyPCA2011Signer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, lerr := decodeSiPolicy(data, "WinSiPolicy.xml")
+	doc, lerr := decodeSiPolicy(data, "WinSiPolicy.xml", false)
 	if lerr != nil {
 		t.Fatal(lerr)
 	}
@@ -985,6 +998,9 @@ func FuzzParseXML(f *testing.F) {
 		`PolicyType="Base Policy"`, `PolicyType="Supplemental Policy"`, 1)))
 	f.Add([]byte(`<SiPolicy xmlns="urn:schemas-microsoft-com:sipolicy"><PolicyTypeID>{A244370E-44C9-4C06-B551-F6016E563076}</PolicyTypeID></SiPolicy>`))
 	f.Add([]byte("<SiPolicy/>"))
+	for _, seed := range publishedSeeds() {
+		f.Add(seed)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := Parse(b, "fuzz.xml")
 		if err != nil {
@@ -1008,8 +1024,11 @@ func FuzzParseXML(f *testing.F) {
 		}
 		Lint(p)
 		policies := []*Policy{p}
-		if p.Type == Supplemental {
+		switch p.Type {
+		case Supplemental:
 			policies = []*Policy{{ID: p.BaseID, Name: "base", Type: Base, Mode: Enforce}, p}
+		case AppIDTagging:
+			policies = []*Policy{{ID: "base", Name: "base", Type: Base, Mode: Enforce}, p}
 		}
 		s, err := NewSet(SetOptions{}, policies...)
 		if err != nil {

@@ -15,6 +15,9 @@ import (
 // written as YAML comments above each rule. Parse reads the output back into
 // an equal policy (except for comments).
 func MarshalYAML(p *Policy) ([]byte, error) {
+	if p.Type == AppIDTagging {
+		return nil, fmt.Errorf("cipolicy: policy %q is an AppID tagging policy, which the YAML format cannot write", p.Ref())
+	}
 	root := &yaml.Node{Kind: yaml.MappingNode}
 	add := func(m *yaml.Node, k string, v *yaml.Node) {
 		m.Content = append(m.Content, str(k), v)
@@ -41,6 +44,12 @@ func MarshalYAML(p *Policy) ([]byte, error) {
 	add(root, "mode", str(string(mode)))
 	if p.WDACCompatible {
 		add(root, "wdac_compatible", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true"})
+	}
+	if len(p.DigestAlgorithms) > 0 {
+		add(root, "digest_algorithms", strs(names(p.DigestAlgorithms)))
+	}
+	if len(p.KeyTypes) > 0 {
+		add(root, "key_types", strs(names(p.KeyTypes)))
 	}
 	if len(p.TimestampAuthorities) > 0 {
 		tas := &yaml.Node{Kind: yaml.SequenceNode}
@@ -192,6 +201,14 @@ func fileAttrNode(f *FileAttrMatch) *yaml.Node {
 		add("max_version", f.MaxVersion.String())
 	}
 	return n
+}
+
+func names[T ~string](xs []T) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = string(x)
+	}
+	return out
 }
 
 func str(s string) *yaml.Node {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/bmatcuk/doublestar/v4"
@@ -50,6 +51,8 @@ func loadError(source string, ps []yamlstrict.Problem) *LoadError {
 
 func (d *yamlDecoder) policy(n *yaml.Node, p *Policy) {
 	var format, typ, mode string
+	var digests, keyTypes []string
+	var digestsNode, keyTypesNode *yaml.Node
 	var rulesNode *yaml.Node
 	seen := d.Fields(n, "policy", map[string]func(*yaml.Node){
 		"format":      func(v *yaml.Node) { d.Str(v, "format", &format) },
@@ -68,6 +71,8 @@ func (d *yamlDecoder) policy(n *yaml.Node, p *Policy) {
 			}
 			p.WDACCompatible = v.Value == "true"
 		},
+		"digest_algorithms": func(v *yaml.Node) { digestsNode, digests = v, d.StrList(v, "digest_algorithms") },
+		"key_types":         func(v *yaml.Node) { keyTypesNode, keyTypes = v, d.StrList(v, "key_types") },
 		"timestamp_authorities": func(v *yaml.Node) {
 			if v.Kind != yaml.SequenceNode {
 				d.Errorf(v, "timestamp_authorities must be a list of certificates")
@@ -96,6 +101,8 @@ func (d *yamlDecoder) policy(n *yaml.Node, p *Policy) {
 	if p.Name == "" {
 		d.Errorf(n, "missing field \"name\"")
 	}
+	p.DigestAlgorithms = acceptList(d, digestsNode, "digest_algorithms", digests, DigestAlgorithms)
+	p.KeyTypes = acceptList(d, keyTypesNode, "key_types", keyTypes, KeyTypes)
 	if p.ID == "" {
 		p.ID = p.Name
 	} else if !idPattern.MatchString(p.ID) {
@@ -152,6 +159,32 @@ func (d *yamlDecoder) policy(n *yaml.Node, p *Policy) {
 			p.Rules = append(p.Rules, r)
 		}
 	}
+}
+
+// acceptList reads a list of accepted names (digest_algorithms,
+// key_types): known names, at least one (an empty list would accept
+// nothing; leaving the field out accepts everything), each once.
+func acceptList[T ~string](d *yamlDecoder, n *yaml.Node, field string, names []string, known []T) []T {
+	if n == nil {
+		return nil
+	}
+	if n.Kind == yaml.SequenceNode && len(n.Content) == 0 {
+		d.Errorf(n, "%s is empty, which accepts nothing: leave the field out to accept any", field)
+		return nil
+	}
+	var out []T
+	for _, name := range names {
+		t := T(name)
+		switch {
+		case !slices.Contains(known, t):
+			d.Errorf(n, "%s: unknown value %q (want %s)", field, name, joinNames(known))
+		case slices.Contains(out, t):
+			d.Errorf(n, "%s: %q listed twice", field, name)
+		default:
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // matcherFields are the rule fields that say what a rule matches; a rule has

@@ -345,7 +345,9 @@ func (in *Inspection) preparePE(ra io.ReaderAt, d *digests, need cipolicy.Needs,
 		if err != nil {
 			return nil, err
 		}
-		in.Attributes = fileAttributes(vi)
+		if in.Attributes, err = fileAttributes(vi); err != nil {
+			return nil, err
+		}
 	}
 	if len(hashes) == 0 {
 		if need.Signatures && table != nil {
@@ -443,21 +445,30 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func fileAttributes(vi *pe.VersionInfo) *cipolicy.FileAttributes {
+func fileAttributes(vi *pe.VersionInfo) (*cipolicy.FileAttributes, error) {
 	if vi == nil {
-		return nil
+		return nil, nil
 	}
-	a := &cipolicy.FileAttributes{
-		OriginalFileName: vi.Strings["OriginalFilename"],
-		InternalName:     vi.Strings["InternalName"],
-		FileDescription:  vi.Strings["FileDescription"],
-		ProductName:      vi.Strings["ProductName"],
+	// Every reading of the version resources (tables, languages, repeated
+	// keys): a deny rule must see what any of them says.
+	rs, ok := vi.Readings("OriginalFilename", "InternalName", "FileDescription", "ProductName")
+	if !ok {
+		return nil, binfmt.Errorf(binfmt.PE, -1, "the version resources read %d ways or more (string tables, languages, repeated keys): too many to judge", len(rs))
 	}
-	if vi.HasFixed {
-		v := cipolicy.Version(vi.FileVersion)
-		a.FileVersion = &v
+	as := make([]cipolicy.FileAttributes, len(rs))
+	for i, r := range rs {
+		as[i] = cipolicy.FileAttributes{
+			OriginalFileName: r.Strings["OriginalFilename"],
+			InternalName:     r.Strings["InternalName"],
+			FileDescription:  r.Strings["FileDescription"],
+			ProductName:      r.Strings["ProductName"],
+		}
+		if r.HasFixed {
+			v := cipolicy.Version(r.FileVersion)
+			as[i].FileVersion = &v
+		}
 	}
-	return a
+	return cipolicy.NewFileAttributes(as), nil
 }
 
 // stream feeds the file's bytes to every writer: first buf[:n], already

@@ -3,6 +3,8 @@ package pe
 import (
 	"encoding/binary"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"unicode/utf16"
 
@@ -28,8 +30,13 @@ const (
 	// maxVersionInfo caps the version resource data read (VS_VERSIONINFO's
 	// wLength cannot exceed it).
 	maxVersionInfo = 1 << 16
-	// maxVersionStrings caps the strings kept from one string table.
+	// maxVersionStrings caps the strings of one string table.
 	maxVersionStrings = 1024
+	// maxVersionTables caps the string tables of one version resource.
+	maxVersionTables = 64
+	// maxVersionResources caps the version resources (names times
+	// languages) of one file.
+	maxVersionResources = 32
 	// maxVersionKey caps a block key's length in UTF-16 code units.
 	maxVersionKey = 256
 
@@ -48,28 +55,142 @@ const (
 type VersionInfo struct {
 	// Strings are the StringFileInfo entries (OriginalFilename,
 	// InternalName, FileDescription, ProductName, FileVersion, ...) of the
-	// en-US string table if there is one, else of the first. Never nil.
+	// en-US string table if there is one, else of the first; of a key
+	// written twice, the first. Never nil.
 	Strings map[string]string
 	// FileVersion and ProductVersion come from VS_FIXEDFILEINFO, when
 	// HasFixed says it is present.
 	FileVersion, ProductVersion [4]uint16
 	HasFixed                    bool
+	// Tables are every string table of this resource, in file order, with
+	// every string (repeated keys and all).
+	Tables []StringTable
+	// Others are the file's other version resources (other languages, or
+	// other resource names), read the same way, in directory order. Which
+	// one Windows reads is not established: see [VersionInfo.Readings].
+	Others []*VersionInfo
 }
 
-// ReadVersionInfo reads the version resource of the PE file f (parsed from
-// r by Parse). It walks the resource directory to the first RT_VERSION
-// resource (first name; language en-US, else neutral, else the first) and
-// parses its VS_VERSIONINFO. It
-// returns (nil, nil) when the file has no version resource, and a
-// *binfmt.MalformedError naming the offset when the resource table or the
-// version resource is broken.
+// StringTable is one StringTable block of a StringFileInfo: its key (a
+// language and code page, "040904b0") and its strings in file order.
+type StringTable struct {
+	Key     string
+	Entries []StringEntry
+}
+
+// StringEntry is one String block: a key and its value.
+type StringEntry struct {
+	Key, Value string
+}
+
+// Reading is one way to read a file's version resource: the strings of one
+// string table, with the fixed file version of the resource that holds it.
+type Reading struct {
+	// Table is the string table's key ("" when the resource has none).
+	Table string
+	// Strings holds the keys Readings was asked for that the reading has.
+	Strings map[string]string
+	// FileVersion is VS_FIXEDFILEINFO's file version, when HasFixed.
+	FileVersion [4]uint16
+	HasFixed    bool
+}
+
+// maxReadings caps what Readings returns: a real file has one or two.
+const maxReadings = 256
+
+// Readings returns every reading of the file's version resources for the
+// given string keys, the preferred one ([VersionInfo.Strings] and
+// FileVersion) first, then one per other string table, other resource, and
+// other spelling of a key: a key written twice in a table, or with other
+// letter case, yields a reading with that value. Which table, resource and
+// spelling Windows reads has not been established, so a policy must judge
+// all of them: a deny rule applies if it matches any reading, an allow rule
+// only if it matches every one. It returns ok false, with the readings so
+// far, when there are more than maxReadings (the file is then best refused).
+func (vi *VersionInfo) Readings(keys ...string) (out []Reading, ok bool) {
+	for i, r := range append([]*VersionInfo{vi}, vi.Others...) {
+		tables := r.Tables
+		if len(tables) == 0 {
+			tables = []StringTable{{}}
+		} else if j := preferredTable(tables); j > 0 && i == 0 {
+			tables = append([]StringTable{tables[j]}, append(slices.Clone(tables[:j]), tables[j+1:]...)...)
+		}
+		for _, t := range tables {
+			base := Reading{Table: t.Key, Strings: map[string]string{}, FileVersion: r.FileVersion, HasFixed: r.HasFixed}
+			// The canonical spelling, first occurrence.
+			for _, k := range keys {
+				for _, e := range t.Entries {
+					if e.Key == k {
+						base.Strings[k] = e.Value
+						break
+					}
+				}
+			}
+			out = append(out, base)
+			// Every other occurrence (a repeat, another letter case) of a
+			// key asked for, in place of the canonical one.
+			for _, k := range keys {
+				first := true
+				for _, e := range t.Entries {
+					if !strings.EqualFold(e.Key, k) {
+						continue
+					}
+					if e.Key == k && first {
+						first = false
+						continue
+					}
+					if len(out) == maxReadings {
+						return out, false
+					}
+					v := base
+					v.Strings = maps.Clone(base.Strings)
+					v.Strings[k] = e.Value
+					out = append(out, v)
+				}
+			}
+			if len(out) > maxReadings {
+				return out[:maxReadings], false
+			}
+		}
+	}
+	return out, true
+}
+
+// preferredTable returns the index of the en-US table, else 0.
+func preferredTable(tables []StringTable) int {
+	for i, t := range tables {
+		if strings.HasPrefix(strings.ToLower(t.Key), langEnUS) {
+			return i
+		}
+	}
+	return 0
+}
+
+// versionData is one RT_VERSION data entry found by the walk.
+type versionData struct {
+	name, lang int // indexes of the name and language directory entries
+	langID     uint32
+	named      bool
+	entry      uint32 // the data entry's offset from the table start
+}
+
+// ReadVersionInfo reads the version resources of the PE file f (parsed from
+// r by Parse). It walks the resource directory to every RT_VERSION
+// resource (every name, every language) and parses each VS_VERSIONINFO. The
+// preferred one (first name; language en-US, else neutral, else the first,
+// so that the choice does not depend on a machine's locale) is returned,
+// with the others in Others. It returns (nil, nil) when the file has no
+// version resource, and a *binfmt.MalformedError naming the offset when the
+// resource table or any version resource is broken: a resource csv cannot
+// read could be the one Windows reads.
 //
 // # Security
 //
 // Every offset and length is checked against the section that holds it and
-// the file size; at most maxResourceRead bytes are read, directories of more
-// than maxResourceEntries entries are refused, and the walk descends exactly
-// three levels, so loops in the directory cannot recur.
+// the file size; at most maxResourceRead bytes are read in all, directories
+// of more than maxResourceEntries entries and files with more than
+// maxVersionResources version resources are refused, and the walk descends
+// exactly three levels, so loops in the directory cannot recur.
 func ReadVersionInfo(r io.ReaderAt, f *File) (*VersionInfo, error) {
 	v := &versionReader{r: r, f: f}
 	// The data directories start 4 entries before the certificate table's.
@@ -89,37 +210,68 @@ func ReadVersionInfo(r io.ReaderAt, f *File) (*VersionInfo, error) {
 	}
 	v.rsrc, v.rsrcEnd = base, int64(sec.PointerToRawData)+int64(sec.SizeOfRawData)
 
-	// Level 1: type RT_VERSION; level 2: the first name; level 3: the first
-	// language, which leads to a data entry.
-	typeDir, ok, err := v.entry(0, func(id uint32, named bool) bool { return !named && id == rtVersion }, true)
-	if err != nil || !ok {
+	// Level 1: type RT_VERSION (every such entry); level 2: every name;
+	// level 3: every language, each leading to a data entry.
+	types, err := v.entries(0, true, func(id uint32, named bool) bool { return !named && id == rtVersion })
+	if err != nil {
 		return nil, err
 	}
-	nameDir, ok, err := v.entry(typeDir, func(uint32, bool) bool { return true }, true)
-	if err != nil || !ok {
-		return nil, err
-	}
-	// Several languages: take en-US, else language-neutral, else the
-	// first, so that the choice does not depend on a machine's locale.
-	var dataEntry uint32
-	for _, want := range []func(uint32, bool) bool{
-		func(id uint32, named bool) bool { return !named && id == langIDEnUS },
-		func(id uint32, named bool) bool { return !named && id == 0 },
-		func(uint32, bool) bool { return true },
-	} {
-		dataEntry, ok, err = v.entry(nameDir, want, false)
+	var found []versionData
+	for _, t := range types {
+		names, err := v.entries(t.target, true, nil)
 		if err != nil {
 			return nil, err
 		}
-		if ok {
+		for ni, n := range names {
+			langs, err := v.entries(n.target, false, nil)
+			if err != nil {
+				return nil, err
+			}
+			for li, l := range langs {
+				if len(found) == maxVersionResources {
+					return nil, binfmt.Errorf(binfmt.PE, l.at, "more than %d version resources", maxVersionResources)
+				}
+				found = append(found, versionData{name: ni, lang: li, langID: l.id, named: l.named, entry: l.target})
+			}
+		}
+	}
+	if len(found) == 0 {
+		return nil, nil
+	}
+	// The preferred resource, among the first name's languages: en-US,
+	// else language-neutral, else the first.
+	pick := 0
+	for _, want := range []func(d versionData) bool{
+		func(d versionData) bool { return !d.named && d.langID == langIDEnUS },
+		func(d versionData) bool { return !d.named && d.langID == 0 },
+	} {
+		if i := slices.IndexFunc(found, func(d versionData) bool { return d.name == 0 && want(d) }); i >= 0 {
+			pick = i
 			break
 		}
 	}
-	if !ok {
-		return nil, nil
+	var first *VersionInfo
+	var others []*VersionInfo
+	for i, d := range found {
+		vi, err := v.versionResource(d.entry)
+		if err != nil {
+			return nil, err
+		}
+		if i == pick {
+			first = vi
+		} else {
+			others = append(others, vi)
+		}
 	}
+	first.Others = others
+	return first, nil
+}
+
+// versionResource reads and parses the VS_VERSIONINFO of the data entry at
+// entry (from the table start).
+func (v *versionReader) versionResource(entry uint32) (*VersionInfo, error) {
 	var de [resourceDataSize]byte
-	deOff := v.rsrc + int64(dataEntry)
+	deOff := v.rsrc + int64(entry)
 	if err := v.readRsrc(deOff, de[:], "resource data entry"); err != nil {
 		return nil, err
 	}
@@ -181,52 +333,60 @@ func (v *versionReader) rvaToOffset(rva, n uint32, at int64, what string) (int64
 	return 0, Section{}, binfmt.Errorf(binfmt.PE, at, "%s at RVA %#x lies in no section", what, rva)
 }
 
-// entry reads the resource directory at dirOff (relative to the table
-// start) and returns the offset of the first entry pick accepts: a
-// subdirectory if sub, else a data entry. ok is false when no entry is
-// accepted.
-func (v *versionReader) entry(dirOff uint32, pick func(id uint32, named bool) bool, sub bool) (uint32, bool, error) {
+// dirEntry is one entry of a resource directory.
+type dirEntry struct {
+	id     uint32 // the ID, or the name's offset when named
+	named  bool
+	target uint32 // a subdirectory's or data entry's offset from the table start
+	at     int64  // where the entry is, for messages
+}
+
+// entries reads the resource directory at dirOff (relative to the table
+// start) and returns the entries pick accepts (every entry if pick is nil),
+// each of which must be a subdirectory if sub, else a data entry.
+func (v *versionReader) entries(dirOff uint32, sub bool, pick func(id uint32, named bool) bool) ([]dirEntry, error) {
 	at := v.rsrc + int64(dirOff)
 	var hdr [resourceDirSize]byte
 	if err := v.readRsrc(at, hdr[:], "resource directory"); err != nil {
-		return 0, false, err
+		return nil, err
 	}
 	named := int(binary.LittleEndian.Uint16(hdr[12:]))
 	ids := int(binary.LittleEndian.Uint16(hdr[14:]))
 	count := named + ids
 	if count > maxResourceEntries {
-		return 0, false, binfmt.Errorf(binfmt.PE, at, "resource directory has %d entries, over the limit of %d", count, maxResourceEntries)
+		return nil, binfmt.Errorf(binfmt.PE, at, "resource directory has %d entries, over the limit of %d", count, maxResourceEntries)
 	}
 	if count == 0 {
-		return 0, false, nil
+		return nil, nil
 	}
-	entries := make([]byte, count*resourceEntrySize)
-	if err := v.readRsrc(at+resourceDirSize, entries, "resource directory entries"); err != nil {
-		return 0, false, err
+	raw := make([]byte, count*resourceEntrySize)
+	if err := v.readRsrc(at+resourceDirSize, raw, "resource directory entries"); err != nil {
+		return nil, err
 	}
+	var out []dirEntry
 	for i := range count {
-		e := entries[i*resourceEntrySize:]
+		e := raw[i*resourceEntrySize:]
 		name := binary.LittleEndian.Uint32(e[0:])
 		target := binary.LittleEndian.Uint32(e[4:])
 		isNamed := name&0x80000000 != 0
-		if !pick(name&0x7fffffff, isNamed) {
+		if pick != nil && !pick(name&0x7fffffff, isNamed) {
 			continue
 		}
 		eAt := at + resourceDirSize + int64(i*resourceEntrySize)
 		isDir := target&0x80000000 != 0
 		switch {
 		case sub && !isDir:
-			return 0, false, binfmt.Errorf(binfmt.PE, eAt, "resource directory entry points to data where a subdirectory belongs")
+			return nil, binfmt.Errorf(binfmt.PE, eAt, "resource directory entry points to data where a subdirectory belongs")
 		case !sub && isDir:
-			return 0, false, binfmt.Errorf(binfmt.PE, eAt, "resource directory nested deeper than 3 levels")
+			return nil, binfmt.Errorf(binfmt.PE, eAt, "resource directory nested deeper than 3 levels")
 		}
 		target &= 0x7fffffff
 		if v.rsrc+int64(target) >= v.rsrcEnd {
-			return 0, false, binfmt.Errorf(binfmt.PE, eAt, "resource directory entry points to offset %#x, outside the resource section", target)
+			return nil, binfmt.Errorf(binfmt.PE, eAt, "resource directory entry points to offset %#x, outside the resource section", target)
 		}
-		return target, true, nil
+		out = append(out, dirEntry{id: name & 0x7fffffff, named: isNamed, target: target, at: eAt})
 	}
-	return 0, false, nil
+	return out, nil
 }
 
 // block is one VS_VERSIONINFO-style structure: wLength, wValueLength,
@@ -342,6 +502,9 @@ func parseVersionInfo(data []byte, base int64) (*VersionInfo, error) {
 			return nil // VarFileInfo
 		}
 		return eachChild(data, c, base, func(t block) error {
+			if len(tables) == maxVersionTables {
+				return binfmt.Errorf(binfmt.PE, base+int64(t.childOff), "more than %d string tables in a version resource", maxVersionTables)
+			}
 			tables = append(tables, t)
 			return nil
 		})
@@ -349,30 +512,29 @@ func parseVersionInfo(data []byte, base int64) (*VersionInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(tables) == 0 {
-		return vi, nil
-	}
-	table := tables[0]
 	for _, t := range tables {
-		if strings.HasPrefix(strings.ToLower(t.key), langEnUS) {
-			table = t
-			break
+		st := StringTable{Key: t.key}
+		err = eachChild(data, t, base, func(s block) error {
+			if len(st.Entries) >= maxVersionStrings {
+				return binfmt.Errorf(binfmt.PE, base+int64(s.childOff), "more than %d strings in a version string table", maxVersionStrings)
+			}
+			// wValueLength counts bytes in some files and code units in
+			// others, and is 0 in some: read to the block's end and stop at
+			// the NUL, as Windows' VerQueryValue callers see it.
+			st.Entries = append(st.Entries, StringEntry{Key: s.key, Value: utf16String(s.rest)})
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
+		vi.Tables = append(vi.Tables, st)
 	}
-	err = eachChild(data, table, base, func(s block) error {
-		if len(vi.Strings) >= maxVersionStrings {
-			return binfmt.Errorf(binfmt.PE, base+int64(s.childOff), "more than %d strings in a version string table", maxVersionStrings)
+	if len(vi.Tables) > 0 {
+		for _, e := range vi.Tables[preferredTable(vi.Tables)].Entries {
+			if _, dup := vi.Strings[e.Key]; !dup {
+				vi.Strings[e.Key] = e.Value
+			}
 		}
-		// wValueLength counts bytes in some files and code units in
-		// others, and is 0 in some: read to the block's end and stop at the
-		// NUL, as Windows' VerQueryValue callers see it.
-		if _, dup := vi.Strings[s.key]; !dup {
-			vi.Strings[s.key] = utf16String(s.rest)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	return vi, nil
 }

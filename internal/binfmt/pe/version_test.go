@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf16"
@@ -106,7 +108,13 @@ type langData struct {
 
 // rsrc builds a resource table at RVA dataRVA: one type (typeID), one name
 // (ID 1), the given languages.
-func rsrc(typeID uint32, langs ...langData) []byte {
+func rsrc(typeID uint32, langs ...langData) []byte { return rsrcNames(typeID, langs) }
+
+// rsrcNames builds a resource table at RVA dataRVA: one type (typeID), one
+// name (IDs 1, 2, ...) per element of names, each with its languages. With
+// one name the layout is: root directory at 0, type directory at 24, name
+// directory at 48, data entries from 64+8*len(langs).
+func rsrcNames(typeID uint32, names ...[]langData) []byte {
 	le := binary.LittleEndian
 	dir := func(entries ...[2]uint32) []byte {
 		b := make([]byte, 16+8*len(entries))
@@ -117,22 +125,35 @@ func rsrc(typeID uint32, langs ...langData) []byte {
 		}
 		return b
 	}
-	b := dir([2]uint32{typeID, 0x80000000 | 24})         // root at 0
-	b = append(b, dir([2]uint32{1, 0x80000000 | 48})...) // type at 24
-	dataEntries := 48 + 16 + 8*len(langs)
-	var les [][2]uint32
-	for i, l := range langs {
-		les = append(les, [2]uint32{uint32(l.lang), uint32(dataEntries + 16*i)})
+	b := dir([2]uint32{typeID, 0x80000000 | 24}) // root at 0
+	nameAt := 24 + 16 + 8*len(names)
+	var nes [][2]uint32
+	at := nameAt
+	for i, langs := range names {
+		nes = append(nes, [2]uint32{uint32(i + 1), 0x80000000 | uint32(at)})
+		at += 16 + 8*len(langs)
 	}
-	b = append(b, dir(les...)...) // name at 48
-	blobs := pad4(make([]byte, 0))
-	blobAt := dataEntries + 16*len(langs)
-	for _, l := range langs {
-		de := make([]byte, 16)
-		le.PutUint32(de[0:], uint32(dataRVA+blobAt+len(blobs)))
-		le.PutUint32(de[4:], uint32(len(l.data)))
-		b = append(b, de...)
-		blobs = pad4(append(blobs, l.data...))
+	b = append(b, dir(nes...)...) // type at 24
+	dataEntries := at
+	n := 0
+	for _, langs := range names {
+		var les [][2]uint32
+		for _, l := range langs {
+			les = append(les, [2]uint32{uint32(l.lang), uint32(dataEntries + 16*n)})
+			n++
+		}
+		b = append(b, dir(les...)...)
+	}
+	blobs := []byte{}
+	blobAt := dataEntries + 16*n
+	for _, langs := range names {
+		for _, l := range langs {
+			de := make([]byte, 16)
+			le.PutUint32(de[0:], uint32(dataRVA+blobAt+len(blobs)))
+			le.PutUint32(de[4:], uint32(len(l.data)))
+			b = append(b, de...)
+			blobs = pad4(append(blobs, l.data...))
+		}
 	}
 	return append(b, blobs...)
 }
@@ -195,8 +216,21 @@ func fixtures(t testing.TB) map[string][]byte {
 		"manifest only":   withResources(t, false, rsrc(24, langData{0x409, []byte("<assembly/>")})),
 		"no resources":    testbin.PE(testbin.PEOptions{}),
 		"strings missing": withResources(t, false, rsrc(rtVersion, langData{0x409, verBlock("VS_VERSION_INFO", false, toolFixed, 52)})),
+		// Shapes where readers may disagree (see Readings): a second
+		// language, a second string table, a second name, a key written
+		// twice or in other letter case.
+		"languages disagree": withResources(t, false, rsrc(rtVersion, langData{0x409, vi}, langData{0x407, cdbInfo})),
+		"tables disagree": withResources(t, false, rsrc(rtVersion, langData{0x409, versionInfo(toolFixed,
+			table{"040904b0", toolStrings}, table{"040704b0", [][2]string{{"OriginalFilename", "cdb.exe"}}})})),
+		"two names":    withResources(t, false, rsrcNames(rtVersion, []langData{{0x409, vi}}, []langData{{0x409, cdbInfo}})),
+		"repeated key": withResources(t, false, rsrc(rtVersion, langData{0x409, versionInfo(toolFixed, table{"040904b0", [][2]string{{"OriginalFilename", "tool.exe"}, {"OriginalFilename", "cdb.exe"}}})})),
+		"key case":     withResources(t, false, rsrc(rtVersion, langData{0x409, versionInfo(toolFixed, table{"040904b0", [][2]string{{"ORIGINALFILENAME", "cdb.exe"}}})})),
 	}
 }
+
+// cdbInfo is a version resource that names another file, with another
+// version.
+var cdbInfo = versionInfo(fixedInfo([4]uint16{9, 9, 9, 9}, [4]uint16{9, 9, 0, 0}), table{"040704b0", [][2]string{{"OriginalFilename", "cdb.exe"}}})
 
 func TestReadVersionInfo(t *testing.T) {
 	fx := fixtures(t)
@@ -214,6 +248,11 @@ func TestReadVersionInfo(t *testing.T) {
 		{"strings missing", &VersionInfo{Strings: map[string]string{}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
 		{"manifest only", nil},
 		{"no resources", nil},
+		{"languages disagree", &VersionInfo{Strings: toolMap, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
+		{"tables disagree", &VersionInfo{Strings: toolMap, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
+		{"two names", &VersionInfo{Strings: toolMap, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
+		{"repeated key", &VersionInfo{Strings: map[string]string{"OriginalFilename": "tool.exe"}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
+		{"key case", &VersionInfo{Strings: map[string]string{"ORIGINALFILENAME": "cdb.exe"}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -221,10 +260,103 @@ func TestReadVersionInfo(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if got != nil {
+				// The preferred reading only: TestReadVersionInfoAll
+				// checks every table and resource.
+				g := *got
+				g.Tables, g.Others = nil, nil
+				got = &g
+			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %+v\nwant %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestReadVersionInfoReadings: every string table, resource and spelling
+// of a key is a reading, the preferred one first; a deny rule must consider
+// them all, since which one Windows reads is not established.
+func TestReadVersionInfoReadings(t *testing.T) {
+	fx := fixtures(t)
+	type rd struct {
+		name  string
+		fixed string
+	}
+	tests := []struct {
+		name string
+		want []rd
+	}{
+		{"pe32plus", []rd{{"tool.exe", "1.2.3.4"}}},
+		{"no fixed info", []rd{{"nofixed.exe", "none"}}},
+		{"strings missing", []rd{{"", "1.2.3.4"}}},
+		{"german first", []rd{{"tool.exe", "1.2.3.4"}, {"werkzeug.exe", "9.9.9.9"}}},
+		{"tables", []rd{{"tool.exe", "1.2.3.4"}, {"werkzeug.exe", "1.2.3.4"}}},
+		{"languages disagree", []rd{{"tool.exe", "1.2.3.4"}, {"cdb.exe", "9.9.9.9"}}},
+		{"tables disagree", []rd{{"tool.exe", "1.2.3.4"}, {"cdb.exe", "1.2.3.4"}}},
+		{"two names", []rd{{"tool.exe", "1.2.3.4"}, {"cdb.exe", "9.9.9.9"}}},
+		{"repeated key", []rd{{"tool.exe", "1.2.3.4"}, {"cdb.exe", "1.2.3.4"}}},
+		{"key case", []rd{{"", "1.2.3.4"}, {"cdb.exe", "1.2.3.4"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vi, err := readVI(fx[tt.name])
+			if err != nil || vi == nil {
+				t.Fatalf("%+v, %v", vi, err)
+			}
+			rs, ok := vi.Readings("OriginalFilename")
+			if !ok {
+				t.Fatal("too many readings")
+			}
+			var got []rd
+			for _, r := range rs {
+				f := "none"
+				if r.HasFixed {
+					f = fmt.Sprintf("%d.%d.%d.%d", r.FileVersion[0], r.FileVersion[1], r.FileVersion[2], r.FileVersion[3])
+				}
+				got = append(got, rd{r.Strings["OriginalFilename"], f})
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("readings %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestReadVersionInfoCaps: more version resources, string tables or
+// readings than the caps allow are refused, not truncated.
+func TestReadVersionInfoCaps(t *testing.T) {
+	small := versionInfo(toolFixed, table{"040904b0", [][2]string{{"OriginalFilename", "a.exe"}}})
+	var langs []langData
+	for i := range maxVersionResources + 1 {
+		langs = append(langs, langData{uint16(0x400 + i), small})
+	}
+	var tables []table
+	for range maxVersionTables + 1 {
+		tables = append(tables, table{"040904b0", [][2]string{{"OriginalFilename", "a.exe"}}})
+	}
+	for name, img := range map[string][]byte{
+		"resources": withResources(t, false, rsrc(rtVersion, langs...)),
+		"tables":    withResources(t, false, rsrc(rtVersion, langData{0x409, versionInfo(toolFixed, tables...)})),
+	} {
+		t.Run(name, func(t *testing.T) {
+			vi, err := readVI(img)
+			var me *binfmt.MalformedError
+			if vi != nil || !errors.As(err, &me) || !strings.Contains(err.Error(), "more than") {
+				t.Fatalf("got %+v, %v; want a MalformedError over a cap", vi, err)
+			}
+		})
+	}
+	var dups [][2]string
+	for range maxReadings + 1 {
+		dups = append(dups, [2]string{"OriginalFilename", "x.exe"})
+	}
+	vi, err := readVI(withResources(t, false, rsrc(rtVersion, langData{0x409, versionInfo(toolFixed, table{"040904b0", dups})})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs, ok := vi.Readings("OriginalFilename"); ok || len(rs) != maxReadings {
+		t.Errorf("%d readings, ok %v; want %d and not ok", len(rs), ok, maxReadings)
 	}
 }
 
@@ -341,7 +473,9 @@ for name in sys.argv[1:]:
     if hasattr(p, 'VS_FIXEDFILEINFO'):
         f = p.VS_FIXEDFILEINFO[0]
         fv = [f.FileVersionMS >> 16, f.FileVersionMS & 0xffff, f.FileVersionLS >> 16, f.FileVersionLS & 0xffff]
-    out[name] = {"strings": strings, "fixed": fv}
+    every = [[st.LangID.decode(), {k.decode(): v.decode() for k, v in st.entries.items()}]
+             for fi in getattr(p, 'FileInfo', []) for e in fi if getattr(e, 'Key', b'') == b'StringFileInfo' for st in e.StringTable]
+    out[name] = {"strings": strings, "fixed": fv, "all": every}
 print(json.dumps(out))
 `
 
@@ -361,14 +495,21 @@ func TestReadVersionInfoPeer(t *testing.T) {
 	dir := t.TempDir()
 	fx := fixtures(t)
 	var names []string
+	skip := map[string]bool{}
 	for name, img := range fx {
 		switch name {
-		case "german first":
-			continue // pefile keeps every language's resource; which one it reports is its own choice
+		case "german first", "languages disagree":
+			// pefile keeps every language's resource; which one it reports
+			// is its own choice.
+			skip[name] = true
 		case "no fixed info":
 			// pefile reads no StringFileInfo without a VS_FIXEDFILEINFO;
 			// Microsoft documents wValueLength 0 as "no Value member".
 			continue
+		case "repeated key":
+			// pefile keeps the last of a repeated key, we the first (both
+			// are readings: another reader, another choice).
+			skip[name] = true
 		}
 		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".exe")
 		if err := os.WriteFile(p, img, 0o644); err != nil {
@@ -383,6 +524,7 @@ func TestReadVersionInfoPeer(t *testing.T) {
 	var peer map[string]*struct {
 		Strings map[string]string
 		Fixed   *[4]uint16
+		All     [][2]json.RawMessage
 	}
 	if err := json.Unmarshal(out, &peer); err != nil {
 		t.Fatal(err)
@@ -394,6 +536,25 @@ func TestReadVersionInfoPeer(t *testing.T) {
 			t.Fatalf("%s: %v", p, err)
 		}
 		want := peer[p]
+		// Every string pefile reads, in any table of any resource, is one
+		// we read too: a deny rule sees at least what another reader sees.
+		if want != nil {
+			for _, tbl := range want.All {
+				var key string
+				var entries map[string]string
+				if json.Unmarshal(tbl[0], &key) != nil || json.Unmarshal(tbl[1], &entries) != nil {
+					t.Fatalf("pefile output %s", tbl)
+				}
+				for k, v := range bmpOnly(entries) {
+					if !hasEntry(vi, key, k, v) {
+						t.Errorf("%s: pefile reads %s = %q in table %s; we do not", filepath.Base(p), k, v, key)
+					}
+				}
+			}
+		}
+		if skip[strings.ReplaceAll(strings.TrimSuffix(filepath.Base(p), ".exe"), "_", " ")] {
+			continue
+		}
 		switch {
 		case vi == nil || want == nil:
 			if (vi == nil) != (want == nil) {
@@ -406,6 +567,22 @@ func TestReadVersionInfoPeer(t *testing.T) {
 			t.Errorf("%s: fixed %v %v, pefile %v", filepath.Base(p), vi.HasFixed, vi.FileVersion, want.Fixed)
 		}
 	}
+}
+
+// hasEntry reports whether some string table with that key, of any of vi's
+// resources, holds the entry.
+func hasEntry(vi *VersionInfo, table, k, v string) bool {
+	if vi == nil {
+		return false
+	}
+	for _, r := range append([]*VersionInfo{vi}, vi.Others...) {
+		for _, t := range r.Tables {
+			if t.Key == table && slices.Contains(t.Entries, StringEntry{k, v}) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // bmpOnly drops entries with characters outside the Basic Multilingual
@@ -446,6 +623,17 @@ func FuzzReadVersionInfo(f *testing.F) {
 		for k, v := range vi.Strings {
 			if !utf8.ValidString(k) || !utf8.ValidString(v) {
 				t.Fatalf("invalid UTF-8: %q = %q", k, v)
+			}
+		}
+		rs, ok := vi.Readings("OriginalFilename", "FileDescription")
+		if len(rs) == 0 || len(rs) > maxReadings || (ok && len(rs) == maxReadings+1) {
+			t.Fatalf("%d readings (ok %v)", len(rs), ok)
+		}
+		for _, r := range rs {
+			for _, v := range r.Strings {
+				if !utf8.ValidString(v) {
+					t.Fatalf("invalid UTF-8 in a reading: %q", v)
+				}
 			}
 		}
 	})

@@ -128,7 +128,7 @@ func LoadPolicies(paths []string) ([]*cipolicy.Policy, error) {
 			errs = append(errs, fmt.Errorf("cannot read policy %s: %w", path, err))
 			continue
 		}
-		p, err := cipolicy.ParseWith(data, path, cipolicy.ParseOptions{ReadFile: policyFileReader(path)})
+		p, err := cipolicy.ParseWith(data, path, cipolicy.ParseOptions{ReadFile: PolicyFileReader(path)})
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -138,9 +138,10 @@ func LoadPolicies(paths []string) ([]*cipolicy.Policy, error) {
 	return ps, errors.Join(errs...)
 }
 
-// policyFileReader reads the files a policy refers to (certificate_file),
-// relative to the policy's directory, capped.
-func policyFileReader(policyPath string) func(string) ([]byte, error) {
+// PolicyFileReader reads the files a policy refers to (certificate_file),
+// relative to the policy's directory, capped: what validate reads, for
+// every command that loads a policy.
+func PolicyFileReader(policyPath string) func(string) ([]byte, error) {
 	dir := filepath.Dir(policyPath)
 	return func(name string) ([]byte, error) {
 		if !filepath.IsAbs(name) {

@@ -4,6 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/MakeNowJust/heredoc/v2"
 	"github.com/spf13/cobra"
@@ -28,12 +32,15 @@ func NewCmdDiff(f *cmdutil.Factory, runF func(*DiffOptions) error) *cobra.Comman
 		Short: "Show what a policy change changes in what is allowed and denied",
 		Long: heredoc.Doc(`
 			Compare two policies (YAML or WDAC SiPolicy XML, in any combination) by what they judge:
-			the settings that affect verdicts (mode, type, base, WDAC compatibility, timestamp
-			authorities, options; name, id and version too), and the rules one has and the other does
+			the settings that affect verdicts (mode, type, base, id, WDAC compatibility, timestamp
+			authorities, digests, key types, options; name and version too), and the rules one has and the other does
 			not. Rules are compared by action, matcher and scope, never by id, order or comment, so
 			renumbering or reordering a policy shows no difference. Each change says whether it
-			loosens the policy: an allow rule added, a deny rule removed, enforce turned to audit.
-			A rule whose scope changed shows as removed and added.
+			loosens the policy, and why: whether it can admit a file the old policy blocked (an
+			allow rule added, a deny rule removed, enforce turned to audit, WDAC compatibility,
+			timestamp authorities, digests, key types, certificates that complete chains, type,
+			base, a base's id, supplemental policies allowed, user-mode enforcement, WDAC options),
+			or csv cannot tell that it cannot. A rule whose scope changed shows as removed and added.
 
 			Exit status: 0 the policies judge alike (with --fail-if-loosened: nothing loosens);
 			1 they differ (nothing else is wrong with them); 2 a policy does not load, or a usage error.
@@ -83,6 +90,27 @@ func RunDiff(o *DiffOptions) error {
 	return cmdutil.ErrFailed
 }
 
+// printable escapes what a terminal or CI log would act on (control
+// characters, invalid UTF-8, line breaks) in text that may come from a
+// policy file.
+func printable(s string) string {
+	var b strings.Builder
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, "\\x%02x", s[0])
+		case unicode.IsControl(r) || r == '\u2028' || r == '\u2029':
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+		s = s[n:]
+	}
+	return b.String()
+}
+
 func plural(n int, what string) string {
 	if n == 1 {
 		return "1 " + what
@@ -104,6 +132,9 @@ func writeDiff(w io.Writer, d *cipolicy.PolicyDiff) {
 	}
 	for _, f := range d.Settings {
 		fmt.Fprintf(w, "~ %s: %q -> %q%s\n", f.Field, f.Old, f.New, loosens(f.Loosens))
+		if f.Why != "" {
+			fmt.Fprintf(w, "    %s\n", printable(f.Why))
+		}
 	}
 	added, removed := 0, 0
 	for _, r := range d.Rules {

@@ -204,7 +204,9 @@ func RunLint(o *LintOptions) error {
 		if err != nil {
 			return fmt.Errorf("cannot read policy %s: %w", path, err)
 		}
-		p, err := cipolicy.Parse(data, path)
+		// Read what validate reads: certificate_file relative to the
+		// policy, opened the same way.
+		p, err := cipolicy.ParseWith(data, path, cipolicy.ParseOptions{ReadFile: cmdutil.PolicyFileReader(path)})
 		var le *cipolicy.LoadError
 		switch {
 		case errors.As(err, &le):

@@ -264,7 +264,7 @@ func (f *Flags) manifest(ctx context.Context, signed []csv.Signed, rep *csv.Repo
 	var base *cipolicy.Policy
 	var others []manifest.ResourceDescriptor
 	for _, p := range rep.Policies {
-		if base == nil && p.Type != cipolicy.Supplemental {
+		if base == nil && p.Type == cipolicy.Base {
 			base = p
 			continue
 		}
