@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -44,7 +45,7 @@ func BenchmarkAttest(b *testing.B) {
 	nonce := []byte("setup")
 	q, _ := h.Quote(eventlog.SHA256, service.DefaultPCRs()[0].PCRs, pcrs, nonce)
 	ak, _ := attest.ParseAK(h.AKPublic())
-	v, err := attest.Verify(&attest.Evidence{EventLog: a.Log, Quotes: []attest.Quote{{Attest: q.Attest, Signature: q.Signature}}}, attest.VerifyOptions{AK: ak, Nonce: nonce})
+	v, err := attest.Verify(context.Background(), &attest.Evidence{EventLog: a.Log, Quotes: []attest.Quote{{Attest: q.Attest, Signature: q.Signature}}}, attest.VerifyOptions{AK: ak, Nonce: nonce})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -212,7 +212,7 @@ func (s *Server) judge(req *AttestRequest, d *decision) (*AttestResponse, int) {
 	}
 
 	// The evidence and the policy.
-	v, err := attest.Verify(ev, vopts)
+	v, err := attest.Verify(context.Background(), ev, vopts)
 	var ve *attest.VerificationError
 	switch {
 	case errors.As(err, &ve):
@@ -226,7 +226,7 @@ func (s *Server) judge(req *AttestRequest, d *decision) (*AttestResponse, int) {
 		return &AttestResponse{MediaType: ResponseMediaType, NonceID: d.nonceID, Verdict: attest.VerdictNotTrusted, Error: "internal error"},
 			http.StatusInternalServerError
 	}
-	res, err := attest.Evaluate(v, pol.Attestation, pol.CI)
+	res, err := attest.Evaluate(context.Background(), v, pol.Attestation, pol.CI)
 	if err != nil {
 		d.outcome, d.reason = "error", err.Error()
 		return &AttestResponse{MediaType: ResponseMediaType, NonceID: d.nonceID, Verdict: attest.VerdictNotTrusted, Error: "internal error"},
