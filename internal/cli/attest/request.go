@@ -179,6 +179,14 @@ func runRequest(ctx context.Context, o *RequestOptions) error {
 	defer a.Close()
 	c := &client.Client{Attester: a, URL: o.Server, HTTP: hc, EventLog: log}
 	out, err := c.Attest(ctx)
+	return outcome(o, out, err)
+}
+
+// outcome reports what the exchange came to: a refusal (the service's
+// report, then why on stderr; exit 1), a trusted host's credential
+// (deliver), or an error (exit 2: among them an answer that contradicts
+// itself, which the client never takes for a verdict).
+func outcome(o *RequestOptions, out *client.Outcome, err error) error {
 	var re *client.RefusedError
 	if errors.As(err, &re) {
 		if re.Response.Result != nil {
