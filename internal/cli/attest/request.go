@@ -76,7 +76,8 @@ func NewCmdRequest(f *cmdutil.Factory, runF func(context.Context, *RequestOption
 			Exit status:
 			  0  trusted: the credential was written
 			  1  not trusted: the service refused (the report says which check failed and why)
-			  2  could not attest: no TPM, no permission, the service unreachable or busy, a usage error
+			  2  could not attest: no TPM, no permission, the service unreachable or busy, an answer that
+			     contradicts itself (a 200 without a credential, a 403 that says trusted), a usage error
 		`),
 		Example: heredoc.Doc(`
 			$ sudo csv attest request --server https://attest.example.com --output /run/host.token
