@@ -158,8 +158,8 @@ func FuzzJudgeComponents(f *testing.F) {
 		w.AppendDigests(2, eventlog.EvEFIBootServicesDriver, nil, eventlog.Digest{Alg: eventlog.SHA256, Value: apps[0]})
 		return w.Bytes()
 	}
-	f.Add(seed(append(ders(certs[0], resigned(f, certs[0]), certs[1], certs[2], certs[3], long), unreadableCert("Broken"), apps[3]), apps))
-	f.Add(seed(append(ders(certs[4]), apps[1], apps[1]), apps))
+	f.Add(seed(append(ders(certs[0], resigned(f, certs[0]), certs[1], certs[3]), unreadableCert("Broken"), apps[3]), apps))
+	f.Add(seed(append(ders(certs[2], long), apps[1], apps[1]), apps))
 	enforce := fmt.Sprintf(`format: csv-policy/v1
 name: enforced
 rules:
