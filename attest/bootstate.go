@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -117,12 +118,29 @@ func (a *Authority) Certificate() *signing.Certificate {
 	return a.cert.get()
 }
 
-// Name describes the authority.
+// Name describes the authority. The variable and subject names are the
+// host's and are cut to maxNameBytes each: a name is repeated for every
+// boot component the authority could have admitted.
 func (a *Authority) Name() string {
 	if a.CertDER != nil {
-		return fmt.Sprintf("%s certificate %q", a.Source, a.Subject)
+		return fmt.Sprintf("%s certificate %q", shorten(a.Source), shorten(a.Subject))
 	}
-	return fmt.Sprintf("%s hash %x", a.Source, a.SHA256)
+	return fmt.Sprintf("%s hash %x", shorten(a.Source), a.SHA256)
+}
+
+// maxNameBytes caps a name from the log in a message.
+const maxNameBytes = 128
+
+// shorten cuts s to maxNameBytes, at a character boundary, and says so.
+func shorten(s string) string {
+	if len(s) <= maxNameBytes {
+		return s
+	}
+	i := maxNameBytes
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", s[:i], len(s))
 }
 
 // Component is one boot application or driver.

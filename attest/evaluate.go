@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/codesignval/csv/attest/eventlog"
 	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -181,9 +183,16 @@ var ErrNoCIPolicy = errors.New("attest: the attestation policy judges boot compo
 // the code integrity policy has path-scoped rules, a component is judged
 // under the ID of each image load type (and the one it claims) and
 // allowed only if every judgement allows it.
+// Judging is linear in the log: a component is judged once per kind of
+// certificate authority (authorities the code integrity policy judges
+// alike, see cipolicy.Set.SingleCertificateKey, are judged once), and a
+// boot with more than limits.MaxBootComponents components or
+// limits.MaxBootAuthorities distinct authorities is not judged (the check
+// fails, saying so).
+//
 // It returns ErrNoCIPolicy when boot components must be judged and ci is
-// nil.
-func Evaluate(v *Verified, p *Policy, ci *cipolicy.Set) (res *Result, err error) {
+// nil, and ctx's error (wrapped) when ctx is done before it finishes.
+func Evaluate(ctx context.Context, v *Verified, p *Policy, ci *cipolicy.Set) (res *Result, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			res, err = nil, fmt.Errorf("attest: internal error while evaluating: %v", r)
@@ -243,7 +252,9 @@ func Evaluate(v *Verified, p *Policy, ci *cipolicy.Set) (res *Result, err error)
 	if p.BootComponents == JudgeCIPolicy {
 		var ok bool
 		var d string
-		comps, ok, d = judgeComponents(v, bs, ci)
+		if comps, ok, d, err = judgeComponents(ctx, v, bs, ci); err != nil {
+			return nil, fmt.Errorf("attest: evaluation stopped: %w", err)
+		}
 		add("policy.boot-components", ok, d)
 	} else {
 		for _, c := range bs.Components {
@@ -317,13 +328,23 @@ func dbxCheck(dbx *SignatureDB, sets []Revocation) (bool, string) {
 	if dbx == nil {
 		return false, "dbx was not measured (or PCR 7 could not be read strictly)"
 	}
+	// The host's dbx (up to 16,384 entries) is indexed once: looking each
+	// revocation up in it would cost the policy's size times the host's.
+	hashes := make(map[string]bool, len(dbx.SHA256))
+	for _, h := range dbx.SHA256 {
+		hashes[string(h)] = true
+	}
+	certs := make(map[[32]byte]bool, len(dbx.CertSHA256))
+	for _, fp := range dbx.CertSHA256 {
+		certs[fp] = true
+	}
 	var bad []string
 	total := 0
 	for _, s := range sets {
 		missing := 0
 		var first []byte
 		for _, h := range s.SHA256 {
-			if !dbx.HasSHA256(h) {
+			if !hashes[string(h)] {
 				if missing == 0 {
 					first = h
 				}
@@ -332,7 +353,7 @@ func dbxCheck(dbx *SignatureDB, sets []Revocation) (bool, string) {
 		}
 		mc := 0
 		for _, fp := range s.CertSHA256 {
-			if !dbx.hasSHA256Cert(fp) {
+			if !certs[fp] {
 				mc++
 			}
 		}
@@ -424,23 +445,43 @@ func ciCheck(v *Verified, bs *BootState, req string) (bool, string) {
 }
 
 // judgeComponents builds a cipolicy.Subject per component and judges it.
-func judgeComponents(v *Verified, bs *BootState, ci *cipolicy.Set) ([]ComponentClaim, bool, string) {
-	var out []ComponentClaim
-	if u := uncovered(v, 2, 4); len(u) > 0 {
+// The work is linear in the log: each component is judged once per kind
+// of certificate authority (see cipolicy.Set.SingleCertificateKey), not
+// once per authority, and a boot over limits.MaxBootComponents or
+// limits.MaxBootAuthorities is not judged. It stops when ctx is done.
+func judgeComponents(ctx context.Context, v *Verified, bs *BootState, ci *cipolicy.Set) ([]ComponentClaim, bool, string, error) {
+	notJudged := func() []ComponentClaim {
+		out := make([]ComponentClaim, 0, len(bs.Components))
 		for _, c := range bs.Components {
 			out = append(out, componentClaim(c, nil, "not judged"))
 		}
-		return out, false, fmt.Sprintf("PCRs %s are not covered by a quote (or hold measurements the log does not show): the boot components are unknown", pcrList(u))
+		return out
+	}
+	if u := uncovered(v, 2, 4); len(u) > 0 {
+		return notJudged(), false, fmt.Sprintf("PCRs %s are not covered by a quote (or hold measurements the log does not show): the boot components are unknown", pcrList(u)), nil
 	}
 	// Without a strict PCR 7 the authorities are unknown (BootState has
 	// none): components are then judged unsigned, by hash rules only.
 	auths := bs.DistinctAuthorities()
-	scoped := pathScoped(ci)
+	switch {
+	case len(bs.Components) > limits.MaxBootComponents:
+		return notJudged(), false, fmt.Sprintf("the log holds %d boot components, over the limit of %d: not judged (a real boot has a few tens)",
+			len(bs.Components), limits.MaxBootComponents), nil
+	case len(auths) > limits.MaxBootAuthorities:
+		return notJudged(), false, fmt.Sprintf("PCR 7 names %d distinct Secure Boot authorities, over the limit of %d: the boot components were not judged (a real boot has a few)",
+			len(auths), limits.MaxBootAuthorities), nil
+	}
+	j := newComponentJudge(auths, ci)
 	blocked, judged := 0, 0
 	var firstBad string
+	out := make([]ComponentClaim, 0, len(bs.Components))
 	for _, c := range bs.Components {
-		d, used := judgeComponent(c, auths, ci, scoped)
-		cc := componentClaim(c, used, "")
+		if err := ctx.Err(); err != nil {
+			return nil, false, "", err
+		}
+		d := j.judge(c)
+		cc := componentClaim(c, nil, "")
+		cc.Authorities = j.names(c)
 		cc.Verdict, cc.Policy, cc.Rule, cc.Reason = string(d.Verdict), d.Policy, d.Rule, d.Reason
 		if d.Verdict == cipolicy.Blocked && !d.Enforced {
 			cc.Verdict = "blocked (audit)"
@@ -455,9 +496,9 @@ func judgeComponents(v *Verified, bs *BootState, ci *cipolicy.Set) ([]ComponentC
 		out = append(out, cc)
 	}
 	if blocked > 0 {
-		return out, false, fmt.Sprintf("%d of %d boot components blocked by the code integrity policy; first: %s", blocked, judged, firstBad)
+		return out, false, fmt.Sprintf("%d of %d boot components blocked by the code integrity policy; first: %s", blocked, judged, firstBad), nil
 	}
-	return out, true, fmt.Sprintf("the code integrity policy allows all %d boot components", judged)
+	return out, true, fmt.Sprintf("the code integrity policy allows all %d boot components", judged), nil
 }
 
 // pathScoped reports whether a rule (or an exception) of the set is scoped
@@ -474,48 +515,147 @@ func pathScoped(ci *cipolicy.Set) bool {
 	return false
 }
 
-// judgeComponent judges a component under its ID and, when the policy
-// has path-scoped rules, under the ID of every image load type it could
-// have been logged with (the type is the host's claim), and returns the
+// componentJudge judges boot components with the authorities of a boot.
+// A component is judged with every certificate authority, and with the
+// hash authority for its digest, if any (see Evaluate). Certificate
+// authorities with the same cipolicy.Set.SingleCertificateKey are judged
+// alike, so only the first of each key is judged: the decision that
+// counts is the same, and names the same authority, as judging them all.
+type componentJudge struct {
+	ci     *cipolicy.Set
+	scoped bool
+	auths  []Authority
+	// certNames are the names of the certificate authorities, in order;
+	// nCerts their number.
+	certNames []string
+	nCerts    int
+	// judged are the indexes (in auths) of the certificate authorities
+	// to judge with: the first of each key. Made when a signer rule first
+	// needs them (the certificates are parsed then).
+	judged []int
+	keyed  bool
+	// hashes indexes the hash authorities by their SHA-256.
+	hashes map[string]int
+}
+
+func newComponentJudge(auths []Authority, ci *cipolicy.Set) *componentJudge {
+	j := &componentJudge{ci: ci, scoped: pathScoped(ci), auths: auths, certNames: []string{}, hashes: map[string]int{}}
+	for i := range auths {
+		a := &auths[i]
+		if a.CertDER == nil {
+			if a.SHA256 != nil {
+				j.hashes[string(a.SHA256)] = i
+			}
+			continue
+		}
+		j.certNames = append(j.certNames, a.Name())
+		j.nCerts++
+	}
+	return j
+}
+
+// certificateAuthorities returns the indexes of the certificate
+// authorities to judge with: the first of each key (unreadable
+// certificates are all judged alike: blocked, as malformed).
+func (j *componentJudge) certificateAuthorities() []int {
+	if j.keyed {
+		return j.judged
+	}
+	j.keyed = true
+	type class struct {
+		unreadable bool
+		key        string
+	}
+	seen := map[class]bool{}
+	for i := range j.auths {
+		a := &j.auths[i]
+		if a.CertDER == nil {
+			continue
+		}
+		var k class
+		if c := a.Certificate(); c != nil {
+			k.key = j.ci.SingleCertificateKey(c)
+		} else {
+			k.unreadable = true
+		}
+		if !seen[k] {
+			seen[k] = true
+			j.judged = append(j.judged, i)
+		}
+	}
+	return j.judged
+}
+
+// hashAuthority returns the index of the hash authority of c's digest,
+// or -1.
+func (j *componentJudge) hashAuthority(c *Component) int {
+	if c.AuthenticodeSHA256 == nil {
+		return -1
+	}
+	if i, ok := j.hashes[string(c.AuthenticodeSHA256)]; ok {
+		return i
+	}
+	return -1
+}
+
+// names returns the names of the authorities that could have admitted c,
+// in order.
+func (j *componentJudge) names(c Component) []string {
+	h := j.hashAuthority(&c)
+	if h < 0 {
+		return slices.Clone(j.certNames)
+	}
+	out := make([]string, 0, j.nCerts+1)
+	for i := range j.auths {
+		if a := &j.auths[i]; a.CertDER != nil || i == h {
+			out = append(out, a.Name())
+		}
+	}
+	return out
+}
+
+// judge judges a component under its ID and, when the policy has
+// path-scoped rules, under the ID of every image load type it could have
+// been logged with (the type is the host's claim), and returns the
 // decision that counts: the first blocking one (an enforced one before an
-// audited one), else the one under its own ID.
-func judgeComponent(c Component, auths []Authority, ci *cipolicy.Set, scoped bool) (cipolicy.Decision, []Authority) {
-	d, used := judgeAs(c, c.ID, auths, ci)
-	if !scoped || c.position == 0 {
-		return d, used
+// audited one), else the one under its own ID. It stops at the first
+// enforced block.
+func (j *componentJudge) judge(c Component) cipolicy.Decision {
+	d := j.judgeAs(&c, c.ID)
+	if !j.scoped || c.position == 0 {
+		return d
 	}
 	var block *cipolicy.Decision
 	if d.Verdict != cipolicy.Allowed {
 		block = &d
 	}
 	for _, t := range imageLoadTypes {
+		if block != nil && block.Enforced {
+			break // nothing can take its place
+		}
 		id := fmt.Sprintf("pcr%d/%s/%d", c.PCR, t, c.position)
 		if id == c.ID {
 			continue
 		}
-		dd, _ := judgeAs(c, id, auths, ci)
+		dd := j.judgeAs(&c, id)
 		if dd.Verdict != cipolicy.Allowed && (block == nil || (dd.Enforced && !block.Enforced)) {
 			dd.Reason = fmt.Sprintf("judged as %s (the event type is the host's claim): %s", id, dd.Reason)
 			block = &dd
 		}
 	}
 	if block != nil {
-		return *block, used
+		return *block
 	}
-	return d, used
+	return d
 }
 
 // judgeAs judges a component under an ID once per authority that could
-// have admitted it, and returns the decision that counts: the first
-// blocking one (an enforced one before an audited one), else the first
-// allowing one.
-func judgeAs(c Component, id string, auths []Authority, ci *cipolicy.Set) (cipolicy.Decision, []Authority) {
-	var cands []Authority
-	for _, a := range auths {
-		if a.CertDER != nil || (a.SHA256 != nil && string(a.SHA256) == string(c.AuthenticodeSHA256)) {
-			cands = append(cands, a)
-		}
-	}
+// have admitted it (one per key of the certificate authorities, and the
+// hash authority of its digest), and returns the decision that counts:
+// the first blocking one (an enforced one before an audited one), else the
+// first allowing one. It stops at the first enforced block.
+func (j *componentJudge) judgeAs(c *Component, id string) cipolicy.Decision {
+	ci := j.ci
 	base := cipolicy.Subject{Path: id, Format: cipolicy.FormatPE, Scenario: cipolicy.ScenarioBoot}
 	base.Digests.AuthenticodeSHA256 = c.AuthenticodeSHA256
 	base.Digests.AuthenticodeSHA1 = c.AuthenticodeSHA1
@@ -530,17 +670,22 @@ func judgeAs(c Component, id string, auths []Authority, ci *cipolicy.Set) (cipol
 	case need.Attributes:
 		base.Problem = errors.New("the code integrity policy reads file attributes (version resources), which a boot log does not carry")
 	}
-	if len(cands) == 0 {
-		return ci.Evaluate(base), nil
+	h := j.hashAuthority(c)
+	cands := j.nCerts
+	if h >= 0 {
+		cands++
+	}
+	if cands == 0 {
+		return ci.Evaluate(base)
 	}
 	if !need.Signatures {
 		// No signer rule applies: every authority gives the same
 		// judgement, of a signed subject by its hashes.
-		base.Signed = slices.ContainsFunc(cands, func(a Authority) bool { return a.CertDER != nil })
-		return ci.Evaluate(base), cands
+		base.Signed = j.nCerts > 0
+		return ci.Evaluate(base)
 	}
 	var allow, block *cipolicy.Decision
-	for _, a := range cands {
+	judge := func(a *Authority) {
 		s := base
 		if c := a.Certificate(); c != nil {
 			s.Signed = true
@@ -559,16 +704,35 @@ func judgeAs(c Component, id string, auths []Authority, ci *cipolicy.Set) (cipol
 			}
 		case block == nil || (d.Enforced && !block.Enforced):
 			dd := d
-			if len(cands) > 1 {
+			if cands > 1 {
 				dd.Reason = fmt.Sprintf("with authority %s: %s", a.Name(), d.Reason)
 			}
 			block = &dd
 		}
 	}
-	if block != nil {
-		return *block, cands
+	// In the authorities' order (the hash authority among the
+	// certificate authorities judged), until an enforced block: nothing
+	// can take its place.
+	for _, i := range j.certificateAuthorities() {
+		if block != nil && block.Enforced {
+			break
+		}
+		if h >= 0 && h < i {
+			judge(&j.auths[h])
+			h = -1
+			if block != nil && block.Enforced {
+				break
+			}
+		}
+		judge(&j.auths[i])
 	}
-	return *allow, cands
+	if h >= 0 && (block == nil || !block.Enforced) {
+		judge(&j.auths[h])
+	}
+	if block != nil {
+		return *block
+	}
+	return *allow
 }
 
 func sigAlg(c *signing.Certificate) string {

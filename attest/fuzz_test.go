@@ -2,12 +2,17 @@ package attest
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-tpm/tpm2"
 
+	"github.com/codesignval/csv/attest/eventlog"
 	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/internal/limits"
 )
 
 // FuzzParseSIPA: ParseSIPA and the Windows state reader never panic;
@@ -119,6 +124,108 @@ func FuzzDecodePublic(f *testing.F) {
 		u, err := tpm2.Unmarshal[tpm2.TPMTPublic](b)
 		if err != nil || !bytes.Equal(tpm2.Marshal(u), b) {
 			t.Fatalf("go-tpm reads %x differently: %v", b, err)
+		}
+	})
+}
+
+// FuzzJudgeComponents: on any log, the boot state's components are judged
+// without a panic, each once, as judging them with every authority would
+// (everyAuthority: copies of a certificate, unreadable ones, hash
+// authorities, long names, relabelled images), and the check passes
+// exactly when none is blocked; past a cap none is judged.
+func FuzzJudgeComponents(f *testing.F) {
+	// Small seeds: every input the fuzzer finds new is minimised, which
+	// costs a judgement per byte tried. TestBootCaps has the large shapes.
+	certs := mintCerts(f, 5, func(i int) string { return fmt.Sprintf("Fuzz %d", i) })
+	long := mintCerts(f, 1, func(int) string { return strings.Repeat("x", 300) })[0]
+	apps := componentDigests(5)
+	seed := func(auths [][]byte, apps [][]byte) []byte {
+		w, _ := eventlog.NewWriter(eventlog.FormatCryptoAgile, eventlog.SHA256)
+		// Secure Boot off: PCR 7 reads strictly without PK, KEK and db, and
+		// its authorities count.
+		w.Append(7, eventlog.EvEFIVariableDriverConfig, varData(guidGlobalVariable, "SecureBoot", []byte{0}))
+		authorityEvents(auths...)(w)
+		for p := uint32(0); p < 8; p++ {
+			w.Append(p, eventlog.EvSeparator, []byte{0, 0, 0, 0})
+		}
+		for i, d := range apps {
+			typ := eventlog.EvEFIBootServicesApplication
+			if i == 2 {
+				typ = eventlog.EvEFIAction // an image relabelled
+			}
+			w.AppendDigests(4, typ, make([]byte, 32), eventlog.Digest{Alg: eventlog.SHA256, Value: d})
+		}
+		w.AppendDigests(2, eventlog.EvEFIBootServicesDriver, nil, eventlog.Digest{Alg: eventlog.SHA256, Value: apps[0]})
+		return w.Bytes()
+	}
+	f.Add(seed(append(ders(certs[0], resigned(f, certs[0]), certs[1], certs[3]), unreadableCert("Broken"), apps[3]), apps))
+	f.Add(seed(append(ders(certs[2], long), apps[1], apps[1]), apps))
+	enforce := fmt.Sprintf(`format: csv-policy/v1
+name: enforced
+rules:
+  - {id: signer, action: allow, signer: {certificate: %q, level: any}, except: [{authenticode_sha256: %s}]}
+  - {id: denied, action: deny, signer: {tbs: %x}}
+  - {id: app0, action: allow, authenticode_sha256: %s, paths: ["pcr4/EV_EFI_BOOT_SERVICES_APPLICATION/*", "pcr2/**"]}
+  - {id: app1, action: allow, authenticode_sha256: %s, except: [{signer: {certificate: %q}}]}
+`, pemOf(certs[0]), hexs(apps[4]), certs[1].TBSHash, hexs(apps[0]), hexs(apps[1]), pemOf(certs[2]))
+	audit := fmt.Sprintf("format: csv-policy/v1\nname: audited\nmode: audit\nrules:\n  - {id: audited, action: allow, signer: {certificate: %q}}\n", pemOf(certs[3]))
+	var sets []*cipolicy.Set
+	for _, srcs := range [][]string{{enforce}, {enforce, audit}} {
+		var ps []*cipolicy.Policy
+		for _, src := range srcs {
+			p, err := cipolicy.Parse([]byte(src), "ci.yaml")
+			if err != nil {
+				f.Fatal(err)
+			}
+			ps = append(ps, p)
+		}
+		s, err := cipolicy.NewSet(cipolicy.SetOptions{}, ps...)
+		if err != nil {
+			f.Fatal(err)
+		}
+		sets = append(sets, s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		l, err := eventlog.Parse(data)
+		if err != nil {
+			return
+		}
+		r := l.Replay()
+		m, _ := r.Match(r.Strict())
+		v := &Verified{log: l, replay: r, matched: m}
+		bs := extractBootState(&view{log: l, matched: m})
+		v.boot = bs
+		auths := bs.DistinctAuthorities()
+		for _, set := range sets {
+			comps, ok, detail, err := judgeComponents(context.Background(), v, bs, set)
+			if err != nil || len(comps) != len(bs.Components) {
+				t.Fatalf("%d claims of %d components, err %v", len(comps), len(bs.Components), err)
+			}
+			over := len(bs.Components) > limits.MaxBootComponents || len(auths) > limits.MaxBootAuthorities
+			blocked := false
+			for i, c := range comps {
+				if over || len(uncovered(v, 2, 4)) > 0 {
+					if c.Verdict != "not judged" {
+						t.Fatalf("%s judged: %s", c.ID, detail)
+					}
+					continue
+				}
+				blocked = blocked || c.Verdict == string(cipolicy.Blocked)
+				if len(comps) > 64 {
+					continue // the reference is slow
+				}
+				want := everyAuthority(bs.Components[i], auths, set, pathScoped(set))
+				verdict := string(want.Verdict)
+				if want.Verdict == cipolicy.Blocked && !want.Enforced {
+					verdict = "blocked (audit)"
+				}
+				if c.Verdict != verdict || c.Rule != want.Rule || c.Reason != want.Reason {
+					t.Fatalf("%s: %s %s %q, every authority: %s %s %q", c.ID, c.Verdict, c.Rule, c.Reason, verdict, want.Rule, want.Reason)
+				}
+			}
+			if !over && len(uncovered(v, 2, 4)) == 0 && ok == blocked {
+				t.Fatalf("check %v with a component blocked: %v (%s)", ok, blocked, detail)
+			}
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/pem"
 	"errors"
@@ -248,7 +249,7 @@ rules:
 				tt.spec(&s)
 			}
 			ev, opts := bootLog(t, s)
-			v, err := Verify(ev, opts)
+			v, err := Verify(context.Background(), ev, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -259,7 +260,7 @@ rules:
 			if tt.ci != "" {
 				csrc = tt.ci
 			}
-			r, err := Evaluate(v, mustPolicy(t, psrc, files), mustSet(t, csrc))
+			r, err := Evaluate(context.Background(), v, mustPolicy(t, psrc, files), mustSet(t, csrc))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -296,7 +297,7 @@ func TestAuthorityAmbiguity(t *testing.T) {
 	s := bootSpec{secureBoot: 1, pk: []*signing.Certificate{pca}, kek: []*signing.Certificate{pca}, db: []*signing.Certificate{uefiCA, pca},
 		apps: [][]byte{app1}, authority: pca}
 	ev, opts := bootLog(t, s)
-	v, err := Verify(ev, opts)
+	v, err := Verify(context.Background(), ev, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +309,7 @@ rules:
     signer: {certificate: "` + strings.ReplaceAll(string(pemOf(pca)), "\n", `\n`) + `", level: any}
 `
 	p := mustPolicy(t, "format: csv-attest-policy/v1\nname: x\n", nil)
-	r, err := Evaluate(v, p, mustSet(t, onlyPCA))
+	r, err := Evaluate(context.Background(), v, p, mustSet(t, onlyPCA))
 	if err != nil || !checkOf(r, "policy.boot-components").Passed {
 		t.Fatalf("one authority: %v %v", err, r.Checks)
 	}
@@ -316,11 +317,11 @@ rules:
 	// with the PCA, but nothing proves it; both are judged with both.
 	s.apps, s.authority = [][]byte{app1, app2}, nil
 	ev, opts = bootLogTwoAuthorities(t, s, pca, uefiCA)
-	v, err = Verify(ev, opts)
+	v, err = Verify(context.Background(), ev, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, _ = Evaluate(v, p, mustSet(t, onlyPCA))
+	r, _ = Evaluate(context.Background(), v, p, mustSet(t, onlyPCA))
 	c := checkOf(r, "policy.boot-components")
 	if c.Passed || !strings.Contains(c.Detail, "2 of 2 boot components blocked") {
 		t.Fatalf("%v", c)
@@ -369,7 +370,7 @@ func bootLogTwoAuthorities(t *testing.T, s bootSpec, a1, a2 *signing.Certificate
 // policy allowing its db key.
 func TestEvaluateRealGCE(t *testing.T) {
 	a := attesttest.FindAttestation(t, "go-tpm-tools/attestations/gce-cos-85-nonce9009.derived.json")
-	v, err := Verify(evidenceOf(a, true), optsOf(t, a))
+	v, err := Verify(context.Background(), evidenceOf(a, true), optsOf(t, a))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +399,7 @@ rules:
     signer: {certificate: "`+strings.ReplaceAll(string(pemOf(dbKey)), "\n", `\n`)+`", level: leaf}
     scenarios: [boot]
 `)
-	r, err := Evaluate(v, p, ci)
+	r, err := Evaluate(context.Background(), v, p, ci)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,11 +432,11 @@ rules:
 	if len(p2.DBXIncludes[0].SHA256) == 0 {
 		t.Fatal("no hashes read from the dbx update")
 	}
-	r, _ = Evaluate(v, p2, ci)
+	r, _ = Evaluate(context.Background(), v, p2, ci)
 	if c := checkOf(r, "policy.dbx"); c.Passed || !strings.Contains(c.Detail, "u.bin: ") || r.Trusted {
 		t.Fatalf("%v", c)
 	}
-	if _, err := Evaluate(v, p, nil); !errors.Is(err, ErrNoCIPolicy) {
+	if _, err := Evaluate(context.Background(), v, p, nil); !errors.Is(err, ErrNoCIPolicy) {
 		t.Fatalf("no CI policy: %v", err)
 	}
 }
@@ -446,7 +447,7 @@ rules:
 // db).
 func TestEvaluateRealWindows(t *testing.T) {
 	a := attesttest.FindAttestation(t, "go-attestation/windows_gcp_shielded_vm.json")
-	v, err := Verify(evidenceOf(a, true), optsOf(t, a))
+	v, err := Verify(context.Background(), evidenceOf(a, true), optsOf(t, a))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +475,7 @@ func TestEvaluateRealWindows(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := Evaluate(v, p, set)
+		r, err := Evaluate(context.Background(), v, p, set)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package attest
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"slices"
 	"strings"
@@ -76,7 +77,7 @@ func judgeReal(t *testing.T, name string, mutate func([]eventlog.Event) []eventl
 	if mutate != nil {
 		ev.EventLog = rewriteLog(t, ev.EventLog, mutate)
 	}
-	v, err := Verify(ev, optsOf(t, a))
+	v, err := Verify(context.Background(), ev, optsOf(t, a))
 	if err != nil {
 		t.Fatalf("the relabelled evidence must still verify: %v", err)
 	}
@@ -84,7 +85,7 @@ func judgeReal(t *testing.T, name string, mutate func([]eventlog.Event) []eventl
 	if ci != "" {
 		set = mustSet(t, ci)
 	}
-	r, err := Evaluate(v, mustPolicy(t, policy, nil), set)
+	r, err := Evaluate(context.Background(), v, mustPolicy(t, policy, nil), set)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -496,11 +497,11 @@ func TestRelabelSynthetic(t *testing.T) {
 				tt.spec(&s)
 			}
 			ev, opts := bootLog(t, s)
-			v, err := Verify(ev, opts)
+			v, err := Verify(context.Background(), ev, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := Evaluate(v, mustPolicy(t, strictPolicy, nil), mustSet(t, ci))
+			r, err := Evaluate(context.Background(), v, mustPolicy(t, strictPolicy, nil), mustSet(t, ci))
 			if err != nil {
 				t.Fatal(err)
 			}

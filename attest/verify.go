@@ -40,6 +40,7 @@
 package attest
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
@@ -232,7 +233,11 @@ func coveringBanks(l *eventlog.Log, m *eventlog.Matched, e *eventlog.Event) []ev
 // ErrInvalidEvidence; missing options are errors too. A failed check is a
 // *VerificationError listing every check. Otherwise Verify extracts the
 // boot state from the covered events and returns the Verified.
-func Verify(ev *Evidence, opts VerifyOptions) (v *Verified, err error) {
+//
+// Every step is linear in the evidence (the log is capped by
+// package eventlog, the quotes by the caller). Verify checks ctx between
+// the steps and returns its error (wrapped) once it is done.
+func Verify(ctx context.Context, ev *Evidence, opts VerifyOptions) (v *Verified, err error) {
 	defer func() {
 		// Every parser is bounds-checked; this turns a bug into a refusal,
 		// not a crash of the verifier.
@@ -252,9 +257,21 @@ func Verify(ev *Evidence, opts VerifyOptions) (v *Verified, err error) {
 	if opts.Now != nil {
 		now = opts.Now
 	}
+	stopped := func() error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("attest: verification stopped: %w", err)
+		}
+		return nil
+	}
+	if err := stopped(); err != nil {
+		return nil, err
+	}
 	log, perr := eventlog.Parse(ev.EventLog)
 	if err = perr; err != nil {
 		return nil, fmt.Errorf("%w: event log: %w", ErrInvalidEvidence, err)
+	}
+	if err := stopped(); err != nil {
+		return nil, err
 	}
 	parsed := make([]*parsedQuote, len(ev.Quotes))
 	for i, q := range ev.Quotes {
@@ -263,6 +280,9 @@ func Verify(ev *Evidence, opts VerifyOptions) (v *Verified, err error) {
 		}
 	}
 	v = &Verified{log: log, replay: log.Replay()}
+	if err := stopped(); err != nil {
+		return nil, err
+	}
 	add := func(name string, err error, ok string) bool {
 		c := Check{Name: name, Passed: err == nil, Detail: ok}
 		if err != nil {
@@ -313,6 +333,9 @@ func Verify(ev *Evidence, opts VerifyOptions) (v *Verified, err error) {
 		add(name+".pcrs", err, detail)
 	}
 	// 3. The replay of every quoted PCR.
+	if err := stopped(); err != nil {
+		return nil, err
+	}
 	m, err := v.replay.Match(want)
 	v.matched, v.quoted = m, want
 	v.workaround = m.Applied
@@ -326,8 +349,14 @@ func Verify(ev *Evidence, opts VerifyOptions) (v *Verified, err error) {
 			return nil, &VerificationError{Checks: v.checks, Workarounds: v.workaround}
 		}
 	}
+	if err := stopped(); err != nil {
+		return nil, err
+	}
 	v.boot = extractBootState(&view{log: log, matched: m})
 	v.workaround = append(v.workaround, v.boot.Workarounds...)
+	if err := stopped(); err != nil {
+		return nil, err
+	}
 	return v, nil
 }
 

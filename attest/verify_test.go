@@ -2,6 +2,7 @@ package attest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -34,7 +35,7 @@ func TestRealQuotes(t *testing.T) {
 	for _, a := range attesttest.Attestations(t) {
 		t.Run(a.Name, func(t *testing.T) {
 			opts := optsOf(t, a)
-			v, err := Verify(evidenceOf(a, true), opts)
+			v, err := Verify(context.Background(), evidenceOf(a, true), opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -72,14 +73,14 @@ func TestRealQuotes(t *testing.T) {
 			// A wrong nonce: every quote's nonce check fails.
 			bad := opts
 			bad.Nonce = []byte{1, 2, 3, 4, 5, 6, 7, 8}
-			_, err = Verify(evidenceOf(a, true), bad)
+			_, err = Verify(context.Background(), evidenceOf(a, true), bad)
 			if f := failed(err); len(f) != len(a.Quotes) || !strings.HasSuffix(f[0], ".nonce") || !errors.Is(err, ErrNotVerified) {
 				t.Fatalf("wrong nonce: %v", err)
 			}
 			// Another AK: no signature verifies.
 			other := opts
 			other.AK = newRSAAK(t, tpm2.TPMAlgRSASSA).ak(t)
-			_, err = Verify(evidenceOf(a, true), other)
+			_, err = Verify(context.Background(), evidenceOf(a, true), other)
 			if f := failed(err); len(f) != len(a.Quotes) || !strings.HasSuffix(f[0], ".signature") {
 				t.Fatalf("other AK: %v", err)
 			}
@@ -93,17 +94,17 @@ func TestQuoteOptionsFailClosed(t *testing.T) {
 	win := attesttest.FindAttestation(t, "go-attestation/windows_gcp_shielded_vm.json")
 	opts := optsOf(t, win)
 	opts.AllowSHA1Unsafe = false
-	_, err := Verify(evidenceOf(win, true), opts)
+	_, err := Verify(context.Background(), evidenceOf(win, true), opts)
 	var ve *VerificationError
 	if !errors.As(err, &ve) || !strings.Contains(err.Error(), "signed with SHA-1, which is refused") {
 		t.Fatalf("SHA-1: %v", err)
 	}
 	opts = optsOf(t, win)
 	opts.AllowEmptyNonceUnsafe = false
-	if _, err := Verify(evidenceOf(win, true), opts); err == nil || errors.As(err, &ve) || !strings.Contains(err.Error(), "no nonce given") {
+	if _, err := Verify(context.Background(), evidenceOf(win, true), opts); err == nil || errors.As(err, &ve) || !strings.Contains(err.Error(), "no nonce given") {
 		t.Fatalf("empty nonce: %v", err)
 	}
-	if _, err := Verify(evidenceOf(win, true), VerifyOptions{Nonce: []byte{1}}); err == nil {
+	if _, err := Verify(context.Background(), evidenceOf(win, true), VerifyOptions{Nonce: []byte{1}}); err == nil {
 		t.Fatal("no AK")
 	}
 
@@ -114,7 +115,7 @@ func TestQuoteOptionsFailClosed(t *testing.T) {
 	}
 	now := func() time.Time { return time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC) }
 	base := VerifyOptions{AK: akc, Nonce: gce.Nonce, Roots: certs(t, gce.Roots), Intermediates: certs(t, gce.Intermediates), Now: now}
-	v, err := Verify(evidenceOf(gce, true), base)
+	v, err := Verify(context.Background(), evidenceOf(gce, true), base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,18 +136,21 @@ func TestQuoteOptionsFailClosed(t *testing.T) {
 	} {
 		o := base
 		mod(&o)
-		if f := failed(func() error { _, err := Verify(evidenceOf(gce, true), o); return err }()); !slices.Equal(f, []string{"ak"}) {
+		if f := failed(func() error { _, err := Verify(context.Background(), evidenceOf(gce, true), o); return err }()); !slices.Equal(f, []string{"ak"}) {
 			t.Errorf("%s: failed %v", name, f)
 		}
 	}
 	// Without the PCR values read from the TPM, the quotes cover PCR 10,
 	// which the kernel's IMA measured into a log of its own: the replay
 	// alone cannot give the quoted digest.
-	if f := failed(func() error { _, err := Verify(evidenceOf(gce, false), optsOf(t, gce)); return err }()); len(f) != 3 || !strings.HasSuffix(f[0], ".pcrs") {
+	if f := failed(func() error {
+		_, err := Verify(context.Background(), evidenceOf(gce, false), optsOf(t, gce))
+		return err
+	}()); len(f) != 3 || !strings.HasSuffix(f[0], ".pcrs") {
 		t.Fatalf("without PCRs: %v", f)
 	}
 	// The Windows quote covers only PCRs the log accounts for.
-	if _, err := Verify(evidenceOf(win, false), optsOf(t, win)); err != nil {
+	if _, err := Verify(context.Background(), evidenceOf(win, false), optsOf(t, win)); err != nil {
 		t.Fatalf("Windows without PCRs: %v", err)
 	}
 }
@@ -272,7 +276,7 @@ func TestTamperedEvidence(t *testing.T) {
 			if tt.opts != nil {
 				tt.opts(&opts)
 			}
-			v, err := Verify(ev, opts)
+			v, err := Verify(context.Background(), ev, opts)
 			switch {
 			case tt.invalid:
 				if !errors.Is(err, ErrInvalidEvidence) || v != nil {
@@ -354,7 +358,7 @@ func TestSyntheticQuotes(t *testing.T) {
 			if tt.opts != nil {
 				tt.opts(&opts)
 			}
-			v, err := Verify(&Evidence{EventLog: log, Quotes: []Quote{q}}, opts)
+			v, err := Verify(context.Background(), &Evidence{EventLog: log, Quotes: []Quote{q}}, opts)
 			switch {
 			case tt.invalid:
 				if !errors.Is(err, ErrInvalidEvidence) {

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/codesignval/csv/attest"
 	"github.com/codesignval/csv/attest/service"
 )
 
@@ -55,7 +56,42 @@ func (e *RefusedError) Error() string {
 	if e.Response.Error != "" {
 		failed = append(failed, e.Response.Error)
 	}
+	if len(failed) == 0 {
+		return "client: attestation refused (403 Forbidden), and the service gave no reason: its answer names no failed check and no error"
+	}
 	return "client: attestation refused: " + strings.Join(failed, "; ")
+}
+
+// ErrInvalidAnswer is wrapped by the error of an answer that contradicts
+// itself: a 200 that is not a trusted verdict with a credential, or a 403
+// whose verdict or result says trusted. Nothing in it is believed: the
+// host is not trusted, and no credential was received.
+var ErrInvalidAnswer = errors.New("client: the service's answer contradicts itself")
+
+// checkAnswer returns an error wrapping ErrInvalidAnswer for an answer
+// whose status, verdict, result and credential disagree.
+func checkAnswer(status int, r *service.AttestResponse) error {
+	resultTrusted := r.Result != nil && (r.Result.Trusted || r.Result.Verdict == attest.VerdictTrusted)
+	var wrong []string
+	if status == http.StatusOK {
+		if !r.Trusted || r.Verdict != attest.VerdictTrusted {
+			wrong = append(wrong, fmt.Sprintf("its verdict is %q (trusted: %v)", r.Verdict, r.Trusted))
+		}
+		if r.Result != nil && !resultTrusted {
+			wrong = append(wrong, fmt.Sprintf("its result's verdict is %q", r.Result.Verdict))
+		}
+		if r.Credential == nil {
+			wrong = append(wrong, "it holds no credential")
+		}
+		if len(wrong) > 0 {
+			return fmt.Errorf("%w: 200 OK, but %s: no credential was received", ErrInvalidAnswer, strings.Join(wrong, ", "))
+		}
+		return nil
+	}
+	if r.Trusted || r.Verdict == attest.VerdictTrusted || resultTrusted {
+		return fmt.Errorf("%w: %d %s, but its verdict or result says trusted: the host is not trusted", ErrInvalidAnswer, status, http.StatusText(status))
+	}
+	return nil
 }
 
 // Is makes errors.Is(err, ErrRefused) true.
@@ -185,9 +221,12 @@ func (c *Client) Evidence(n *service.NonceResponse) (*service.AttestRequest, err
 	}, nil
 }
 
-// Submit sends evidence. It returns the service's decision: a trusted one,
-// or a *RefusedError carrying the refusal; an *HTTPError for a request
-// the service did not judge.
+// Submit sends evidence. It returns the service's decision: a trusted one
+// (200, verdict trusted, a credential), or a *RefusedError carrying the
+// refusal (403, not trusted); an *HTTPError for a request the service did
+// not judge; an error wrapping ErrInvalidAnswer for an answer that
+// contradicts itself (a 200 without a credential, a 403 that says
+// trusted).
 func (c *Client) Submit(ctx context.Context, req *service.AttestRequest) (*service.AttestResponse, error) {
 	var r service.AttestResponse
 	status, body, err := c.post(ctx, service.PathAttest, req, &r, http.StatusForbidden)
@@ -195,7 +234,10 @@ func (c *Client) Submit(ctx context.Context, req *service.AttestRequest) (*servi
 		return nil, err
 	}
 	r.Raw = body
-	if status != http.StatusOK || !r.Trusted || r.Credential == nil {
+	if err := checkAnswer(status, &r); err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
 		return &r, &RefusedError{Response: &r}
 	}
 	return &r, nil

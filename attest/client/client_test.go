@@ -89,20 +89,39 @@ func TestOpenErrors(t *testing.T) {
 }
 
 // TestSubmitAnswers: the client tells a refusal (403, with the checks)
-// from a request the service did not judge (busy, malformed, internal).
+// from a request the service did not judge (busy, malformed, internal) and
+// from an answer that contradicts itself (a 200 without a credential or
+// that is not trusted, a 403 that says trusted), which is never a trusted
+// outcome. A refusal always says why, or that the service did not.
 func TestSubmitAnswers(t *testing.T) {
+	const cred = `"credential":{"format":"token","id_object":"AA==","encrypted_secret":"AA==","ciphertext":"AA=="}`
 	for _, tc := range []struct {
-		name    string
-		status  int
-		body    string
-		refused bool
-		retry   string
+		name   string
+		status int
+		body   string
+		want   string // refused, invalid, trusted or http
+		msg    string
+		retry  string
 	}{
-		{"refused", 403, `{"verdict":"not trusted","result":{"checks":[{"name":"nonce","passed":false,"detail":"already used"}]}}`, true, ""},
-		{"trusted without credential", 200, `{"verdict":"trusted","trusted":true}`, true, ""},
-		{"busy", 503, `{"error":"busy"}`, false, "1"},
-		{"bad request", 400, `{"error":"ak_public is required"}`, false, ""},
-		{"not JSON", 500, `oops`, false, ""},
+		{"refused", 403, `{"verdict":"not trusted","result":{"checks":[{"name":"nonce","passed":false,"detail":"already used"}]}}`, "refused",
+			"client: attestation refused: nonce: already used", ""},
+		{"refused without a reason", 403, `{"verdict":"not trusted"}`, "refused",
+			"client: attestation refused (403 Forbidden), and the service gave no reason: its answer names no failed check and no error", ""},
+		{"refused with an error only", 403, `{"verdict":"not trusted","error":"no"}`, "refused", "client: attestation refused: no", ""},
+		{"trusted", 200, `{"verdict":"trusted","trusted":true,"result":{"verdict":"trusted","trusted":true},` + cred + `}`, "trusted", "", ""},
+		{"trusted without credential", 200, `{"verdict":"trusted","trusted":true}`, "invalid",
+			"client: the service's answer contradicts itself: 200 OK, but it holds no credential: no credential was received", ""},
+		{"200 not trusted", 200, `{"verdict":"not trusted","result":{"verdict":"not trusted"},` + cred + `}`, "invalid",
+			`200 OK, but its verdict is "not trusted" (trusted: false), its result's verdict is "not trusted"`, ""},
+		{"200 whose result is not trusted", 200, `{"verdict":"trusted","trusted":true,"result":{"verdict":"not trusted"},` + cred + `}`, "invalid",
+			`200 OK, but its result's verdict is "not trusted"`, ""},
+		{"403 that says trusted", 403, `{"verdict":"trusted","trusted":true,"result":{"verdict":"trusted","trusted":true}}`, "invalid",
+			"403 Forbidden, but its verdict or result says trusted: the host is not trusted", ""},
+		{"403 whose result says trusted", 403, `{"verdict":"not trusted","result":{"verdict":"trusted","trusted":true}}`, "invalid",
+			"403 Forbidden, but its verdict or result says trusted", ""},
+		{"busy", 503, `{"error":"busy"}`, "http", "", "1"},
+		{"bad request", 400, `{"error":"ak_public is required"}`, "http", "", ""},
+		{"not JSON", 500, `oops`, "http", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -118,16 +137,28 @@ func TestSubmitAnswers(t *testing.T) {
 			defer ts.Close()
 			c := &client.Client{URL: ts.URL + "/"}
 			r, err := c.Submit(context.Background(), &service.AttestRequest{})
-			if tc.refused {
-				var re *client.RefusedError
-				if !errors.As(err, &re) || !errors.Is(err, client.ErrRefused) || r == nil {
+			if tc.msg != "" && (err == nil || !strings.Contains(err.Error(), tc.msg)) {
+				t.Errorf("err = %v, want %q", err, tc.msg)
+			}
+			var re *client.RefusedError
+			var he *client.HTTPError
+			switch tc.want {
+			case "refused":
+				if !errors.As(err, &re) || !errors.Is(err, client.ErrRefused) || errors.Is(err, client.ErrInvalidAnswer) || r == nil || r.Trusted {
 					t.Fatalf("err = %v", err)
 				}
-				return
-			}
-			var he *client.HTTPError
-			if !errors.As(err, &he) || he.Status != tc.status || he.RetryAfter != tc.retry || errors.Is(err, client.ErrRefused) {
-				t.Fatalf("err = %v", err)
+			case "invalid":
+				if !errors.Is(err, client.ErrInvalidAnswer) || errors.Is(err, client.ErrRefused) || errors.As(err, &he) || r != nil {
+					t.Fatalf("err = %v, answer %+v", err, r)
+				}
+			case "trusted":
+				if err != nil || r == nil || !r.Trusted || r.Credential == nil {
+					t.Fatalf("err = %v", err)
+				}
+			default:
+				if !errors.As(err, &he) || he.Status != tc.status || he.RetryAfter != tc.retry || errors.Is(err, client.ErrRefused) {
+					t.Fatalf("err = %v", err)
+				}
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/codesignval/csv/attest/eventlog"
 	"github.com/codesignval/csv/attest/service"
 	"github.com/codesignval/csv/attest/service/servicetest"
+	"github.com/codesignval/csv/internal/limits"
 )
 
 // BenchmarkAttest measures the service's handler alone (no network) on a
@@ -44,7 +46,7 @@ func BenchmarkAttest(b *testing.B) {
 	nonce := []byte("setup")
 	q, _ := h.Quote(eventlog.SHA256, service.DefaultPCRs()[0].PCRs, pcrs, nonce)
 	ak, _ := attest.ParseAK(h.AKPublic())
-	v, err := attest.Verify(&attest.Evidence{EventLog: a.Log, Quotes: []attest.Quote{{Attest: q.Attest, Signature: q.Signature}}}, attest.VerifyOptions{AK: ak, Nonce: nonce})
+	v, err := attest.Verify(context.Background(), &attest.Evidence{EventLog: a.Log, Quotes: []attest.Quote{{Attest: q.Attest, Signature: q.Signature}}}, attest.VerifyOptions{AK: ak, Nonce: nonce})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -88,5 +90,53 @@ func BenchmarkAttest(b *testing.B) {
 		if w.Code != http.StatusOK {
 			b.Fatalf("%d %s", w.Code, w.Body)
 		}
+	}
+}
+
+// BenchmarkAttestFlood measures the service's handler on submissions
+// built to cost the most (see flood):
+//
+//   - 6000x600: the issue's, 6,000 components and 600 authorities (about
+//     1 MB of body): refused by the caps on components and authorities.
+//   - 4MiB-flood: as many components and authorities as the default body
+//     cap holds, ten components per authority: refused by the caps.
+//   - 4MiB-at-caps: the most an attacker alone can ask for at the default
+//     body cap: limits.MaxBootComponents components and
+//     limits.MaxBootAuthorities distinct authorities of its own, under a
+//     path-scoped rule (each component judged under each image load type),
+//     the rest of the body filled with the same authorities' events over
+//     again: judged not trusted.
+//   - 4MiB-at-caps-named: the same, but the code integrity policy names
+//     every authority one by one, so that none is judged like another and
+//     every judgement allows: the most judging work the caps allow (judged
+//     trusted, the credential made). A real policy names a few.
+func BenchmarkAttestFlood(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		fo   floodOptions
+	}{
+		{"6000x600", floodOptions{components: 6000, authorities: 600}},
+		{"4MiB-flood", floodOptions{components: 24000, authorities: 2400}},
+		{"4MiB-at-caps", floodOptions{components: limits.MaxBootComponents, authorities: limits.MaxBootAuthorities - 1, bodyBytes: 4 << 20}},
+		{"4MiB-at-caps-named", floodOptions{components: limits.MaxBootComponents, authorities: limits.MaxBootAuthorities - 1, named: true, bodyBytes: 4 << 20}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			f := newFlood(b, tc.fo)
+			size := len(f.body(b))
+			if size > 4<<20 {
+				b.Fatalf("the body is %d bytes, over the default cap", size)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				body := f.body(b)
+				b.StartTimer()
+				w := f.post(service.PathAttest, body)
+				if w.Code != http.StatusForbidden && w.Code != http.StatusOK {
+					b.Fatalf("%d %.300s", w.Code, w.Body)
+				}
+			}
+			b.ReportMetric(float64(size), "body-bytes")
+		})
 	}
 }

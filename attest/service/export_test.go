@@ -1,10 +1,13 @@
 package service
 
-import "io"
+import (
+	"context"
+	"io"
+)
 
 // SetTestHook sets a function each verification runs while it holds its
-// slot.
-func (s *Server) SetTestHook(f func()) { s.testHook = f }
+// slot, with the verification's context.
+func (s *Server) SetTestHook(f func(context.Context)) { s.testHook = f }
 
 // SetRand replaces the randomness credentials are made with.
 func (s *Server) SetRand(r io.Reader) { s.rand = r }

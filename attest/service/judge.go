@@ -19,7 +19,7 @@ import (
 type decision struct {
 	remote  string
 	status  int
-	outcome string // trusted, not_trusted, bad_request, busy, error
+	outcome string // trusted, not_trusted, bad_request, busy, timeout, canceled, error
 	reason  string
 	nonceID string // once its MAC verified
 	// nonceIDClaimed is the id of the nonce submitted, before its MAC is
@@ -107,7 +107,9 @@ func finish(r *attest.Result) *attest.Result {
 }
 
 // judge decides one submission. It returns the response and its status.
-func (s *Server) judge(req *AttestRequest, d *decision) (*AttestResponse, int) {
+// It stops when ctx is done (the client went away, or the verification's
+// time is up): 503, no credential.
+func (s *Server) judge(ctx context.Context, req *AttestRequest, d *decision) (*AttestResponse, int) {
 	pol := s.policy.Load()
 	d.policy = pol.Attestation.Name + " sha256:" + hex.EncodeToString(pol.Attestation.SHA256[:])
 	now := s.cfg.Now()
@@ -126,6 +128,17 @@ func (s *Server) judge(req *AttestRequest, d *decision) (*AttestResponse, int) {
 		return notTrusted(d.nonceID, res), http.StatusForbidden
 	}
 	refuse := func(checks []attest.Check) (*AttestResponse, int) { return refuseResult(newResult(pol, checks)) }
+	stopped := func(err error) (*AttestResponse, int) {
+		msg := fmt.Sprintf("the verification did not finish within the service's limit of %s: the evidence is too large to judge, or the service is overloaded",
+			s.cfg.VerificationTimeout)
+		d.outcome, d.reason = "timeout", err.Error()
+		if errors.Is(err, context.Canceled) {
+			msg = "the request was canceled"
+			d.outcome, d.reason = "canceled", "the client went away: "+err.Error()
+		}
+		return &AttestResponse{MediaType: ResponseMediaType, NonceID: d.nonceID, Verdict: attest.VerdictNotTrusted, Error: msg},
+			http.StatusServiceUnavailable
+	}
 
 	// The request's form.
 	id, err := parseIdentity(req, s.cfg.AllowSHA1Unsafe, s.eks)
@@ -212,9 +225,11 @@ func (s *Server) judge(req *AttestRequest, d *decision) (*AttestResponse, int) {
 	}
 
 	// The evidence and the policy.
-	v, err := attest.Verify(ev, vopts)
+	v, err := attest.Verify(ctx, ev, vopts)
 	var ve *attest.VerificationError
 	switch {
+	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
+		return stopped(err)
 	case errors.As(err, &ve):
 		res := attest.NotVerifiedResult(ve, pol.Attestation)
 		res.Checks = append(checks, res.Checks...)
@@ -226,7 +241,10 @@ func (s *Server) judge(req *AttestRequest, d *decision) (*AttestResponse, int) {
 		return &AttestResponse{MediaType: ResponseMediaType, NonceID: d.nonceID, Verdict: attest.VerdictNotTrusted, Error: "internal error"},
 			http.StatusInternalServerError
 	}
-	res, err := attest.Evaluate(v, pol.Attestation, pol.CI)
+	res, err := attest.Evaluate(ctx, v, pol.Attestation, pol.CI)
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return stopped(err)
+	}
 	if err != nil {
 		d.outcome, d.reason = "error", err.Error()
 		return &AttestResponse{MediaType: ResponseMediaType, NonceID: d.nonceID, Verdict: attest.VerdictNotTrusted, Error: "internal error"},
@@ -239,6 +257,9 @@ func (s *Server) judge(req *AttestRequest, d *decision) (*AttestResponse, int) {
 		return refuseResult(res)
 	}
 
+	if err := ctx.Err(); err != nil {
+		return stopped(err)
+	}
 	// Trusted: the credential. The claims are encoded once, for it and
 	// for the response.
 	rawClaims, err := json.Marshal(res.Claims)

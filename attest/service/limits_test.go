@@ -139,7 +139,7 @@ func TestBusy(t *testing.T) {
 	entered := make(chan struct{}, 4)
 	var block atomic.Bool
 	block.Store(true)
-	e.srv.SetTestHook(func() {
+	e.srv.SetTestHook(func(context.Context) {
 		if block.Load() {
 			entered <- struct{}{}
 			<-release
@@ -198,7 +198,7 @@ func TestBusy(t *testing.T) {
 func TestPanic(t *testing.T) {
 	e := newEnv(t)
 	var once sync.Once
-	e.srv.SetTestHook(func() { once.Do(func() { panic("boom") }) })
+	e.srv.SetTestHook(func(context.Context) { once.Do(func() { panic("boom") }) })
 	r, st := e.attest(t, e.evidence(t, e.hosts[0]))
 	if st != http.StatusInternalServerError || r.Credential != nil {
 		t.Fatalf("status %d", st)
@@ -326,7 +326,7 @@ func TestGracefulShutdown(t *testing.T) {
 	release := make(chan struct{})
 	entered := make(chan struct{})
 	var once sync.Once
-	e.srv.SetTestHook(func() {
+	e.srv.SetTestHook(func(context.Context) {
 		once.Do(func() {
 			close(entered)
 			<-release

@@ -199,6 +199,12 @@ type Config struct {
 	// (default 1s; negative: do not wait) gets 503 with Retry-After.
 	MaxConcurrentVerifications int
 	QueueTimeout               time.Duration
+	// VerificationTimeout caps how long one submission may be judged, from
+	// the moment it has its verification slot (default 10s; a real
+	// submission takes about a millisecond). Past it, or once the client
+	// has gone, the verification stops: 503, no credential, and the
+	// decision log says "timeout" or "canceled".
+	VerificationTimeout time.Duration
 	// HTTP server timeouts, used by Serve (defaults: 5s, 30s, 30s, 120s),
 	// and how long Serve waits for requests in flight when shutting down
 	// (default 20s).
@@ -230,8 +236,9 @@ type Server struct {
 	handler  http.Handler
 	rand     io.Reader
 	// testHook, if set, runs in each verification, while it holds its
-	// slot (tests use it to fill the slots).
-	testHook func()
+	// slot, with the verification's context (tests use it to fill the
+	// slots, and to let a deadline pass or a client go).
+	testHook func(context.Context)
 }
 
 // New checks the configuration, loads the policy and returns a Server.
@@ -253,6 +260,7 @@ func New(cfg Config) (*Server, error) {
 	defDur(&cfg.NonceTTL, 2*time.Minute)
 	defDur(&cfg.CredentialLifetime, time.Hour)
 	defDur(&cfg.QueueTimeout, time.Second)
+	defDur(&cfg.VerificationTimeout, 10*time.Second)
 	defDur(&cfg.ReadHeaderTimeout, 5*time.Second)
 	defDur(&cfg.ReadTimeout, 30*time.Second)
 	defDur(&cfg.WriteTimeout, 30*time.Second)
@@ -278,7 +286,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	switch {
 	case cfg.NonceTTL < 0 || cfg.MaxUsedNonces < 0 || cfg.MaxUsedNoncesPerEK < 0 || cfg.MaxBodyBytes < 0 ||
-		cfg.MaxBodyBytesInFlight < 0 || cfg.MaxConcurrentVerifications < 0:
+		cfg.MaxBodyBytesInFlight < 0 || cfg.MaxConcurrentVerifications < 0 || cfg.VerificationTimeout < 0:
 		return nil, errors.New("service: negative limit in Config")
 	case cfg.MaxBodyBytesInFlight < cfg.MaxBodyBytes:
 		return nil, fmt.Errorf("service: MaxBodyBytesInFlight (%d) is below MaxBodyBytes (%d): a body of the largest size could never be read",
@@ -766,10 +774,13 @@ func (s *Server) handleAttest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.release()
+	// The verification stops when the client goes away or its time is up.
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.VerificationTimeout)
+	defer cancel()
 	if s.testHook != nil {
-		s.testHook()
+		s.testHook(ctx)
 	}
-	resp, status := s.judge(req, d)
+	resp, status := s.judge(ctx, req, d)
 	d.status = status
 	if d.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int((d.retryAfter+time.Second-1)/time.Second)))

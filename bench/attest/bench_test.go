@@ -5,6 +5,7 @@
 package bench
 
 import (
+	"context"
 	"crypto"
 	"encoding/hex"
 	"fmt"
@@ -63,7 +64,7 @@ func workloads(b *testing.B) []workload {
 			b.Fatal(err)
 		}
 		w.opts = attest.VerifyOptions{AK: ak, Nonce: a.Nonce, AllowSHA1Unsafe: true, AllowEmptyNonceUnsafe: len(a.Nonce) == 0}
-		v, err := attest.Verify(w.ev, w.opts)
+		v, err := attest.Verify(context.Background(), w.ev, w.opts)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -100,7 +101,7 @@ func workloads(b *testing.B) []workload {
 		if w.policy, err = attest.ParsePolicy([]byte("format: csv-attest-policy/v1\nname: bench\n"), "bench.yaml", attest.PolicyOptions{}); err != nil {
 			b.Fatal(err)
 		}
-		r, err := attest.Evaluate(v, w.policy, w.set)
+		r, err := attest.Evaluate(context.Background(), v, w.policy, w.set)
 		if err != nil || !r.Trusted {
 			b.Fatalf("%s: not trusted: %v %v", w.name, err, r.Checks)
 		}
@@ -130,11 +131,11 @@ func benchCSV(b *testing.B, w workload, set *cipolicy.Set) {
 		}
 		opts := w.opts
 		opts.AK = ak
-		v, err := attest.Verify(w.ev, opts)
+		v, err := attest.Verify(context.Background(), w.ev, opts)
 		if err != nil {
 			b.Fatal(err)
 		}
-		r, err := attest.Evaluate(v, w.policy, set)
+		r, err := attest.Evaluate(context.Background(), v, w.policy, set)
 		if err != nil || !r.Trusted {
 			b.Fatal("not trusted")
 		}

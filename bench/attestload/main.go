@@ -268,7 +268,7 @@ func newWorkload(log []byte) (*workload, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := attest.Verify(&attest.Evidence{EventLog: log, Quotes: []attest.Quote{{Attest: q.Attest, Signature: q.Signature}}},
+	v, err := attest.Verify(context.Background(), &attest.Evidence{EventLog: log, Quotes: []attest.Quote{{Attest: q.Attest, Signature: q.Signature}}},
 		attest.VerifyOptions{AK: ak, Nonce: nonce})
 	if err != nil {
 		return nil, err
@@ -393,11 +393,11 @@ func (w *workload) reference(iters int) (time.Duration, error) {
 		if err != nil {
 			return 0, err
 		}
-		v, err := attest.Verify(ev, attest.VerifyOptions{AK: ak, Nonce: nonce})
+		v, err := attest.Verify(context.Background(), ev, attest.VerifyOptions{AK: ak, Nonce: nonce})
 		if err != nil {
 			return 0, err
 		}
-		r, err := attest.Evaluate(v, p.Attestation, p.CI)
+		r, err := attest.Evaluate(context.Background(), v, p.Attestation, p.CI)
 		if err != nil || !r.Trusted {
 			return 0, fmt.Errorf("reference: not trusted: %v", err)
 		}

@@ -49,4 +49,16 @@ const (
 	// MaxCertFile caps a certificate file (--certs, certificate_file): a
 	// bundle of a few hundred certificates.
 	MaxCertFile = 4 << 20
+
+	// MaxBootComponents caps the boot components (images and drivers
+	// measured into PCRs 2 and 4) of one attested boot that a code
+	// integrity policy judges, and MaxBootAuthorities the distinct Secure
+	// Boot authorities (EV_EFI_VARIABLE_AUTHORITY certificates and hashes
+	// in PCR 7) each is judged with. Real boots have a few tens of
+	// components (38 in the largest log of the test data) and at most a few
+	// authorities (3). A boot over either is not judged: the
+	// boot-components check fails, saying which cap. The caps bound the
+	// claims too, which list each component's authorities.
+	MaxBootComponents  = 1024
+	MaxBootAuthorities = 32
 )

@@ -481,6 +481,10 @@ type BootOptions struct {
 	// Apps are the boot applications loaded from disk (PCR 4), each
 	// admitted by DB[0] (an EV_EFI_VARIABLE_AUTHORITY event in PCR 7).
 	Apps []App
+	// Authorities are more EV_EFI_VARIABLE_AUTHORITY events (db entries
+	// holding these DER certificates), logged after DB[0]'s, before the
+	// first app: what a host that claims many authorities sends.
+	Authorities [][]byte
 }
 
 // SecureBootLog writes the event log of a UEFI Secure Boot as firmware
@@ -529,6 +533,11 @@ func SecureBootLog(o BootOptions) (*eventlog.Writer, error) {
 	for i, app := range o.Apps {
 		if len(o.DB) > 0 && i == 0 {
 			w.Append(7, eventlog.EvEFIVariableAuthority, VariableData(attesttest.GUIDImageSecurity, "db", append(make([]byte, 16), o.DB[0].Raw...)))
+		}
+		if i == 0 {
+			for _, der := range o.Authorities {
+				w.Append(7, eventlog.EvEFIVariableAuthority, VariableData(attesttest.GUIDImageSecurity, "db", append(make([]byte, 16), der...)))
+			}
 		}
 		var ds []eventlog.Digest
 		for _, b := range banks {

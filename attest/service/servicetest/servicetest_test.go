@@ -2,6 +2,7 @@ package servicetest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"testing"
 
@@ -42,7 +43,7 @@ func TestQuoteEncoding(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = attest.Verify(&attest.Evidence{EventLog: mustLog(t), Quotes: []attest.Quote{{Attest: q.Attest, Signature: q.Signature}}},
+		_, err = attest.Verify(context.Background(), &attest.Evidence{EventLog: mustLog(t), Quotes: []attest.Quote{{Attest: q.Attest, Signature: q.Signature}}},
 			attest.VerifyOptions{AK: a, Nonce: []byte("nonce")})
 		var ve *attest.VerificationError
 		if err != nil && !errors.As(err, &ve) {

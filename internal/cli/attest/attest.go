@@ -4,6 +4,7 @@
 package attest
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -113,7 +114,7 @@ func NewCmdVerify(f *cmdutil.Factory, runF func(*VerifyOptions) error) *cobra.Co
 			if runF != nil {
 				return runF(o)
 			}
-			return runVerify(o)
+			return runVerify(cmd.Context(), o)
 		},
 	}
 	fl := cmd.Flags()
@@ -164,7 +165,7 @@ func readFile(what, path string, max int64) ([]byte, error) {
 	return b, nil
 }
 
-func runVerify(o *VerifyOptions) error {
+func runVerify(ctx context.Context, o *VerifyOptions) error {
 	ev := &attest.Evidence{}
 	var err error
 	if ev.EventLog, err = readFile("event log", o.EventLog, maxEventLogFile); err != nil {
@@ -238,7 +239,7 @@ func runVerify(o *VerifyOptions) error {
 		return cmdutil.FlagErrorf("attest verify: the attestation policy %s judges boot components (boot_components: %s): give --ci-policy", o.Policy, attest.JudgeCIPolicy)
 	}
 	var res *attest.Result
-	v, err := attest.Verify(ev, vopts)
+	v, err := attest.Verify(ctx, ev, vopts)
 	var ve *attest.VerificationError
 	switch {
 	case errors.As(err, &ve):
@@ -246,7 +247,7 @@ func runVerify(o *VerifyOptions) error {
 	case err != nil:
 		return err
 	default:
-		if res, err = attest.Evaluate(v, policy, set); err != nil {
+		if res, err = attest.Evaluate(ctx, v, policy, set); err != nil {
 			return err
 		}
 	}

@@ -2,6 +2,7 @@ package attest
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -218,5 +219,32 @@ func checkFlags[T any](t *testing.T, tests []flagCase[T], newCmd func(f *cmdutil
 				t.Fatalf("err = %v, %+v", err, got)
 			}
 		})
+	}
+}
+
+// TestVerifyStops: attest verify stops when its context is done (Ctrl-C,
+// SIGTERM: the root command's context) and says so, exit 2, no report.
+func TestVerifyStops(t *testing.T) {
+	dir := t.TempDir()
+	for name, b := range fixtures(t) {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	policy := filepath.Join(dir, "attest.yaml")
+	os.WriteFile(policy, []byte("format: csv-attest-policy/v1\nname: t\nboot_components: ignore\n"), 0o600)
+	stdout := &bytes.Buffer{}
+	o := &VerifyOptions{IO: &cmdutil.IOStreams{Out: stdout, ErrOut: &bytes.Buffer{}}, EventLog: filepath.Join(dir, "gce.log"),
+		Quotes: []string{filepath.Join(dir, "gce-sha256.quote")}, Signatures: []string{filepath.Join(dir, "gce-sha256.sig")},
+		AK: filepath.Join(dir, "gce-ak.tpmt"), Nonce: "9009", Policy: policy, Format: "text"}
+	if err := runVerify(context.Background(), o); err != nil && !errors.Is(err, cmdutil.ErrFailed) {
+		t.Fatalf("not stopped: %v", err)
+	}
+	stdout.Reset()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := runVerify(ctx, o)
+	if !errors.Is(err, context.Canceled) || cmdutil.ExitCode(err) != cmdutil.ExitError || stdout.Len() != 0 {
+		t.Fatalf("err = %v, exit %d, stdout %q", err, cmdutil.ExitCode(err), stdout)
 	}
 }

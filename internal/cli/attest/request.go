@@ -76,7 +76,8 @@ func NewCmdRequest(f *cmdutil.Factory, runF func(context.Context, *RequestOption
 			Exit status:
 			  0  trusted: the credential was written
 			  1  not trusted: the service refused (the report says which check failed and why)
-			  2  could not attest: no TPM, no permission, the service unreachable or busy, a usage error
+			  2  could not attest: no TPM, no permission, the service unreachable or busy, an answer that
+			     contradicts itself (a 200 without a credential, a 403 that says trusted), a usage error
 		`),
 		Example: heredoc.Doc(`
 			$ sudo csv attest request --server https://attest.example.com --output /run/host.token
@@ -179,6 +180,14 @@ func runRequest(ctx context.Context, o *RequestOptions) error {
 	defer a.Close()
 	c := &client.Client{Attester: a, URL: o.Server, HTTP: hc, EventLog: log}
 	out, err := c.Attest(ctx)
+	return outcome(o, out, err)
+}
+
+// outcome reports what the exchange came to: a refusal (the service's
+// report, then why on stderr; exit 1), a trusted host's credential
+// (deliver), or an error (exit 2: among them an answer that contradicts
+// itself, which the client never takes for a verdict).
+func outcome(o *RequestOptions, out *client.Outcome, err error) error {
 	var re *client.RefusedError
 	if errors.As(err, &re) {
 		if re.Response.Result != nil {

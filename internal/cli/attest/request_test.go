@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -185,5 +187,58 @@ func TestDeliver(t *testing.T) {
 	o := &RequestOptions{IO: &cmdutil.IOStreams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}, Output: filepath.Join(dir, "nope", "cred"), Format: "text"}
 	if err := deliver(o, out); err == nil || !strings.Contains(err.Error(), "writing the credential") || cmdutil.ExitCode(err) != cmdutil.ExitError {
 		t.Fatalf("unwritable credential: %v", err)
+	}
+}
+
+// TestRequestAnswers: what request prints for each answer the service can
+// give: never "attestation: TRUSTED" without a credential (a 200 without
+// one contradicts itself: exit 2, no report), and a refusal always says
+// why, or that the service gave no reason (exit 1).
+func TestRequestAnswers(t *testing.T) {
+	refusedReport := `{"verdict":"not trusted","result":{"verdict":"not trusted","checks":[{"name":"nonce","passed":false,"detail":"already used"}]}}`
+	for _, tc := range []struct {
+		name           string
+		status         int
+		body           string
+		code           int
+		stdout, stderr string // what they must hold ("" for stdout: empty)
+	}{
+		{"trusted without credential", 200, `{"verdict":"trusted","trusted":true,"result":{"verdict":"trusted","trusted":true,"checks":[{"name":"ek","passed":true,"detail":"ok"}]}}`,
+			cmdutil.ExitError, "", "200 OK, but it holds no credential: no credential was received"},
+		{"refused without a reason", 403, `{"verdict":"not trusted"}`, cmdutil.ExitBlocked, "",
+			"csv: client: attestation refused (403 Forbidden), and the service gave no reason"},
+		{"refused with a result but no failed check", 403, `{"verdict":"not trusted","result":{"verdict":"not trusted","checks":[]}}`, cmdutil.ExitBlocked,
+			"attestation: NOT TRUSTED", "the service gave no reason"},
+		{"refused", 403, refusedReport, cmdutil.ExitBlocked, "FAIL nonce: already used", "csv: client: attestation refused: nonce: already used"},
+		{"403 that says trusted", 403, `{"verdict":"trusted","trusted":true,"result":{"verdict":"trusted","trusted":true}}`, cmdutil.ExitError, "",
+			"403 Forbidden, but its verdict or result says trusted: the host is not trusted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(tc.status)
+				w.Write([]byte(tc.body))
+			}))
+			defer ts.Close()
+			stdout, stderr := &bytes.Buffer{}, &bytes.Buffer{}
+			o := &RequestOptions{IO: &cmdutil.IOStreams{Out: stdout, ErrOut: stderr}, Output: filepath.Join(t.TempDir(), "cred"), Format: "text"}
+			c := &client.Client{URL: ts.URL}
+			_, err := c.Submit(context.Background(), &service.AttestRequest{})
+			err = outcome(o, nil, err)
+			if err != nil && !errors.Is(err, cmdutil.ErrFailed) {
+				fmt.Fprintf(stderr, "csv: %v\n", err) // as cli.Main prints it
+			}
+			if code := cmdutil.ExitCode(err); code != tc.code {
+				t.Errorf("exit %d, want %d", code, tc.code)
+			}
+			if strings.Contains(stdout.String(), "attestation: TRUSTED") || (tc.stdout == "") != (stdout.Len() == 0) || !strings.Contains(stdout.String(), tc.stdout) {
+				t.Errorf("stdout %q, want %q", stdout, tc.stdout)
+			}
+			if !strings.Contains(stderr.String(), tc.stderr) || strings.HasSuffix(strings.TrimSpace(stderr.String()), ":") {
+				t.Errorf("stderr %q, want %q", stderr, tc.stderr)
+			}
+			if _, err := os.Stat(o.Output); err == nil {
+				t.Error("a credential was written")
+			}
+		})
 	}
 }

@@ -98,6 +98,7 @@ type ServeConfig struct {
 		MaxBodyBytesInFlight       int64    `yaml:"max_body_bytes_in_flight"`
 		MaxConcurrentVerifications int      `yaml:"max_concurrent_verifications"`
 		QueueTimeout               duration `yaml:"queue_timeout"`
+		VerificationTimeout        duration `yaml:"verification_timeout"`
 		ReadHeaderTimeout          duration `yaml:"read_header_timeout"`
 		ReadTimeout                duration `yaml:"read_timeout"`
 		WriteTimeout               duration `yaml:"write_timeout"`
@@ -445,6 +446,7 @@ func serviceConfig(c *ServeConfig, logger *slog.Logger) (service.Config, error) 
 	sc.MaxBodyBytes, sc.MaxBodyBytesInFlight, sc.MaxConcurrentVerifications = l.MaxBodyBytes, l.MaxBodyBytesInFlight, l.MaxConcurrentVerifications
 	sc.QueueTimeout, sc.ReadHeaderTimeout, sc.ReadTimeout = time.Duration(l.QueueTimeout), time.Duration(l.ReadHeaderTimeout), time.Duration(l.ReadTimeout)
 	sc.WriteTimeout, sc.IdleTimeout, sc.ShutdownTimeout = time.Duration(l.WriteTimeout), time.Duration(l.IdleTimeout), time.Duration(l.ShutdownTimeout)
+	sc.VerificationTimeout = time.Duration(l.VerificationTimeout)
 	return sc, nil
 }
 

@@ -464,16 +464,16 @@ func TestServeREADMEConfig(t *testing.T) {
 	}
 	if c.Listen != ":8443" || c.Policy != filepath.Join(dir, "attest.yaml") || c.Nonce.KeyFiles[0] != "/run/secrets/nonce/key" ||
 		time.Duration(c.Nonce.TTL) != 2*time.Minute || c.Credential.Format != "token" || c.Limits.MaxBodyBytes != 4194304 ||
-		c.Nonce.MaxUsedPerEK != 64 || c.Limits.MaxBodyBytesInFlight != 0 ||
+		c.Nonce.MaxUsedPerEK != 64 || c.Limits.MaxBodyBytesInFlight != 0 || time.Duration(c.Limits.VerificationTimeout) != 10*time.Second ||
 		len(c.PCRs["sha256"]) != 13 {
 		t.Fatalf("%+v", c)
 	}
 }
 
-// TestServeConfigLimits: the body budget and the per-EK nonce quota are
-// read from the configuration file.
+// TestServeConfigLimits: the body budget, the per-EK nonce quota and the
+// verification deadline are read from the configuration file.
 func TestServeConfigLimits(t *testing.T) {
-	f := newServeFixture(t, "  max_body_bytes_in_flight: 1048576\n")
+	f := newServeFixture(t, "  max_body_bytes_in_flight: 1048576\n  verification_timeout: 3s\n")
 	cfg, _ := os.ReadFile(f.config)
 	os.WriteFile(f.config, bytes.Replace(cfg, []byte("  ttl: 1m\n"), []byte("  ttl: 1m\n  max_used_per_ek: 7\n"), 1), 0o600)
 	c, _, err := loadServeConfig(&ServeOptions{ConfigFile: f.config, Listen: ":1"})
@@ -484,8 +484,8 @@ func TestServeConfigLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sc.MaxBodyBytesInFlight != 1<<20 || sc.MaxUsedNoncesPerEK != 7 {
-		t.Fatalf("MaxBodyBytesInFlight %d, MaxUsedNoncesPerEK %d", sc.MaxBodyBytesInFlight, sc.MaxUsedNoncesPerEK)
+	if sc.MaxBodyBytesInFlight != 1<<20 || sc.MaxUsedNoncesPerEK != 7 || sc.VerificationTimeout != 3*time.Second {
+		t.Fatalf("MaxBodyBytesInFlight %d, MaxUsedNoncesPerEK %d, VerificationTimeout %s", sc.MaxBodyBytesInFlight, sc.MaxUsedNoncesPerEK, sc.VerificationTimeout)
 	}
 }
 
