@@ -170,7 +170,7 @@ func Sign(ctx context.Context, opts SignOptions, roots ...string) (*SignReport, 
 	if opts.Key == nil || len(opts.Chain) == 0 {
 		return nil, fmt.Errorf("%w: signing needs a key and a certificate chain", ErrOptions)
 	}
-	w, err := discover(ctx, roots, opts.Include, append(slices.Clone(opts.Exclude), "**/."+"*"+tempMarker+"*"), opts.FollowSymlinks)
+	w, err := discover(ctx, roots, opts.Include, append(slices.Clone(opts.Exclude), "**/."+"*"+tempMarker+"*"), opts.FollowSymlinks, nil)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, &InterruptedError{Err: ctx.Err()}

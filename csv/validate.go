@@ -74,6 +74,9 @@ type Options struct {
 	Progress func(done, total int)
 	// Now returns the current time (default time.Now); reports carry it.
 	Now func() time.Time
+
+	// scopes are the path globs of the policy's rules (set by Validate).
+	scopes []string
 }
 
 // Validator judges build output with a policy set.
@@ -231,6 +234,7 @@ func (v *Validator) Validate(ctx context.Context, roots ...string) (*Report, err
 	}
 	opts := v.opts
 	opts.Certificates = signing.Dedup(append(slices.Clone(opts.Certificates), v.set.Certificates()...))
+	opts.scopes = pathScopes(v.set)
 	sc, err := scan(ctx, &opts, roots, needs)
 	if err != nil {
 		return nil, err
@@ -271,6 +275,23 @@ func (v *Validator) Validate(ctx context.Context, roots ...string) (*Report, err
 	}
 	rep.Duration = v.opts.Now().Sub(rep.Started)
 	return rep, nil
+}
+
+// pathScopes lists the path globs of the set's rules and their exceptions:
+// a file is judged alike at two paths that every one matches alike.
+func pathScopes(set *cipolicy.Set) []string {
+	var out []string
+	for _, p := range set.Policies() {
+		for i := range p.Rules {
+			r := &p.Rules[i]
+			out = append(out, r.Paths...)
+			for j := range r.Except {
+				out = append(out, r.Except[j].Paths...)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // Shard is one of Count shares of a build's files (Index from 1): every
@@ -319,7 +340,7 @@ func scan(ctx context.Context, opts *Options, roots []string, needs func(rel str
 	if len(roots) == 0 {
 		return nil, fmt.Errorf("%w: no paths to validate", ErrOptions)
 	}
-	w, err := discover(ctx, roots, opts.Include, opts.Exclude, opts.FollowSymlinks)
+	w, err := discover(ctx, roots, opts.Include, opts.Exclude, opts.FollowSymlinks, opts.scopes)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, &InterruptedError{Err: ctx.Err()}

@@ -50,3 +50,11 @@ const (
 	// bundle of a few hundred certificates.
 	MaxCertFile = 4 << 20
 )
+
+// MaxLinkedEntries caps the directory entries the validator lists through
+// symbolic links to directories, beyond the walk of the tree itself (files
+// reached through a link that the filters or the policy's path scopes judge
+// differently from where they lie). Links that lead into each other can
+// reach a number of paths exponential in their count; past the cap, the
+// link is blocked.
+const MaxLinkedEntries = 1 << 20
