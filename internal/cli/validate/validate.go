@@ -207,7 +207,8 @@ func Run(ctx context.Context, o *Options) error {
 		return err
 	}
 	noTargets := o.FailIfNoTargets && rep.Summary.Files == 0
-	ropts := report.Options{Verbose: o.Verbose, SARIFPasses: o.SARIFPasses, ToolVersion: o.Version, FailedNoTargets: noTargets}
+	ropts := report.Options{Verbose: o.Verbose, SARIFPasses: o.SARIFPasses, ToolVersion: o.Version, FailedNoTargets: noTargets,
+		FailIfNoTargets: o.FailIfNoTargets, ModeOverride: cipolicy.Mode(o.Mode)}
 	r, err := report.New(o.Format, ropts)
 	if err != nil {
 		return err
