@@ -58,3 +58,12 @@ const (
 // reach a number of paths exponential in their count; past the cap, the
 // link is blocked.
 const MaxLinkedEntries = 1 << 20
+
+// MaxJournalSize, MaxJournalLine and MaxJournalRecords cap a signing
+// journal read to recover a killed csv sign (csv/journal.go): a run writes
+// about two records of a few hundred bytes per file it signs.
+const (
+	MaxJournalSize    = 1 << 30
+	MaxJournalLine    = 64 << 10
+	MaxJournalRecords = 1 << 22
+)
