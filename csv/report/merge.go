@@ -72,14 +72,20 @@ func Merge(docs []*Document) (*Document, error) {
 		}
 		seen[d.Shard.Index] = i + 1
 	}
-	var missing []string
-	for i := 1; i <= count; i++ {
-		if seen[i] == 0 {
-			missing = append(missing, fmt.Sprintf("%d/%d", i, count))
+	if len(seen) != count {
+		// Name the first few: the count comes from the reports, and may be
+		// huge.
+		var missing []string
+		for i := 1; i <= count && len(missing) < 10; i++ {
+			if seen[i] == 0 {
+				missing = append(missing, fmt.Sprintf("%d/%d", i, count))
+			}
 		}
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("%w: shards %s are missing", ErrMerge, strings.Join(missing, ", "))
+		more := ""
+		if n := count - len(seen); n > len(missing) {
+			more = fmt.Sprintf(" and %d more", n-len(missing))
+		}
+		return nil, fmt.Errorf("%w: shards %s%s are missing", ErrMerge, strings.Join(missing, ", "), more)
 	}
 
 	run := *first.Run

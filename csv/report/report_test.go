@@ -531,6 +531,12 @@ func TestMergeOneCutOfOneBuild(t *testing.T) {
 		"a missing shard": func(d []*report.Document) []*report.Document {
 			return d[:2]
 		},
+		"a huge count": func(d []*report.Document) []*report.Document {
+			for _, x := range d {
+				x.Shard.Count = 1 << 62
+			}
+			return d
+		},
 		"a count of zero": func(d []*report.Document) []*report.Document {
 			for _, x := range d {
 				x.Shard.Count = 0
@@ -571,4 +577,55 @@ func TestMergeOneCutOfOneBuild(t *testing.T) {
 	if merged.Passed || merged.Summary.Blocked != 1 || merged.Summary.Excluded != 0 {
 		t.Errorf("merged: passed %v, summary %+v", merged.Passed, merged.Summary)
 	}
+}
+
+// FuzzMerge: merging hostile shard reports (any JSON that decodes as a
+// report) never panics, and a merge that succeeds fails the build whenever
+// a result is blocked and enforced, whatever the reports say.
+func FuzzMerge(f *testing.F) {
+	dir := f.TempDir()
+	for i := range 6 {
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d.exe", i)), testbin.PE(testbin.PEOptions{Overlay: []byte{byte(i)}}), 0o644)
+	}
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("text"), 0o644)
+	p, _ := cipolicy.Parse([]byte("format: csv-policy/v1\nname: m\nversion: '1'\nrules:\n  - {id: some, action: allow, all: true, paths: ['f[0-2]*']}\n"), "m.yaml")
+	set, _ := cipolicy.NewSet(cipolicy.SetOptions{}, p)
+	var docs [][]byte
+	for i := 1; i <= 2; i++ {
+		v, _ := csv.NewValidator(set, csv.Options{Shard: &csv.Shard{Index: i, Count: 2}})
+		rep, err := v.Validate(context.Background(), dir)
+		if err != nil {
+			f.Fatal(err)
+		}
+		b, _ := json.Marshal(report.NewDocument(rep, report.Options{ToolVersion: "v1"}))
+		docs = append(docs, b)
+	}
+	f.Add(docs[0], docs[1])
+	f.Add(docs[1], docs[0])
+	f.Add(docs[0], docs[0])
+	f.Add(bytes.Replace(docs[0], []byte(`"passed": false`), []byte(`"passed": true`), 1), docs[1])
+	f.Add(bytes.Replace(docs[0], []byte(`"count":2`), []byte(`"count":0`), 1), docs[1])
+	f.Add(bytes.Replace(docs[0], []byte(`"index":1`), []byte(`"index":3`), 1), docs[1])
+	f.Add([]byte(`{}`), []byte(`{"shard":{"index":1,"count":1},"run":{}}`))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		var da, db report.Document
+		if json.Unmarshal(a, &da) != nil || json.Unmarshal(b, &db) != nil {
+			return
+		}
+		m, err := report.Merge([]*report.Document{&da, &db})
+		if err != nil {
+			if !errors.Is(err, report.ErrMerge) {
+				t.Fatalf("error %v is not ErrMerge", err)
+			}
+			return
+		}
+		for _, r := range m.Results {
+			if r.Verdict != cipolicy.Allowed && r.Enforced && m.Passed {
+				t.Fatalf("%s is blocked and enforced, and the merge passes", r.Path)
+			}
+		}
+		if m.Summary.Files != len(m.Results) || m.Summary.Allowed+m.Summary.Blocked != m.Summary.Files {
+			t.Fatalf("summary %+v of %d results", m.Summary, len(m.Results))
+		}
+	})
 }
