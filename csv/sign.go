@@ -71,10 +71,12 @@ type SignOptions struct {
 	MakeManifest func(signed []Signed) ([]byte, error)
 
 	// syncer is Sign's: the file systems its temporary files are on;
-	// claims, the destinations already taken; dirs, the directories made.
-	syncer *fsSyncer
-	claims *claims
-	dirs   *madeDirs
+	// claims, the destinations already taken; dirs, the directories made;
+	// journal, the run's journal.
+	syncer  *fsSyncer
+	claims  *claims
+	dirs    *madeDirs
+	journal *journal
 }
 
 // claims records which file each destination is written from: two files
@@ -119,6 +121,13 @@ func (s *Signed) DisplayPath() string { return displayPath(s.Root, s.Path, s.fil
 type SignReport struct {
 	Signed  []Signed
 	Skipped []SkippedFile
+	// Recovery is what Sign did first with earlier runs that were killed
+	// (RecoverSign).
+	Recovery *Recovery
+	// Leftovers are files named like Sign's temporary files, backups or
+	// journals that no journal accounts for (or of a run still going):
+	// left alone, and blocked by validate.
+	Leftovers []string
 }
 
 // SignError is the first failure that stopped a signing run, with the file.
@@ -140,13 +149,20 @@ var ErrChanged = errors.New("the file changed after it was validated")
 const tempMarker = ".csv-sign-"
 
 // errSignLeftover is why validate blocks a file named like Sign's
-// temporary files and backups: never something to ship, and often a torn
-// binary.
-var errSignLeftover = errors.New("a temporary file or backup left by a csv sign that did not finish (never a signed output): remove it")
+// temporary files, backups and journals: never something to ship, often a
+// torn binary, and the sign of a tree a killed run may have left half
+// signed.
+var errSignLeftover = errors.New("a temporary file, backup or journal left by a csv sign that did not finish (never a signed output): " +
+	"run the same csv sign again, which undoes or finishes that run from its journal; " +
+	"if this file remains after that, no journal accounts for it: once no csv sign is running, remove it by hand")
 
 // isSignLeftover reports whether a file name is one Sign gives its
-// temporary files and backups: ".NAME.csv-sign-" and 12 hex digits.
+// temporary files and backups (".NAME.csv-sign-" and 12 hex digits) or its
+// journals (".csv-sign-journal-" and 12 hex digits).
 func isSignLeftover(name string) bool {
+	if isJournalName(name) {
+		return true
+	}
 	i := strings.LastIndex(name, tempMarker)
 	if !strings.HasPrefix(name, ".") || i < 1 || len(name)-i-len(tempMarker) != 12 {
 		return false
@@ -165,12 +181,23 @@ func isSignLeftover(name string) bool {
 // they renamed into place. On any error, or when ctx is cancelled, the
 // temporary files are removed and the originals are untouched. A process
 // killed in the middle leaves each destination either as it was or fully
-// signed (renames are atomic), and possibly ".csv-sign-" temporary files.
+// signed (renames are atomic), possibly ".csv-sign-" temporary files and
+// backups, and its journal: the next Sign of the same roots (RecoverSign,
+// which Sign calls first) puts the tree back as it was before the killed
+// run, or where that cannot be, as that run would have left it, and
+// removes what the journal proves is its own.
 func Sign(ctx context.Context, opts SignOptions, roots ...string) (*SignReport, error) {
 	if opts.Key == nil || len(opts.Chain) == 0 {
 		return nil, fmt.Errorf("%w: signing needs a key and a certificate chain", ErrOptions)
 	}
-	w, err := discover(ctx, roots, opts.Include, append(slices.Clone(opts.Exclude), "**/."+"*"+tempMarker+"*"), opts.FollowSymlinks)
+	if len(roots) == 0 {
+		return nil, fmt.Errorf("%w: no paths to sign", ErrOptions)
+	}
+	recovered, err := RecoverSign(ctx, opts, roots...)
+	if err != nil {
+		return nil, err
+	}
+	w, err := discover(ctx, roots, opts.Include, opts.Exclude, opts.FollowSymlinks, nil)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, &InterruptedError{Err: ctx.Err()}
@@ -179,13 +206,16 @@ func Sign(ctx context.Context, opts SignOptions, roots ...string) (*SignReport, 
 	}
 	opts.syncer, opts.claims = &fsSyncer{}, &claims{}
 	defer opts.syncer.close()
-	rep := &SignReport{}
+	rep := &SignReport{Recovery: recovered}
 	var todo []*entry
 	for i := range w.entries {
 		e := &w.entries[i]
 		switch {
 		case e.skipped != nil:
 			rep.Skipped = append(rep.Skipped, *e.skipped)
+		case errors.Is(e.problem, errSignLeftover):
+			// Not signed, and not removed: no journal accounts for it.
+			rep.Leftovers = append(rep.Leftovers, displayPath(roots[e.root], e.rel, e.fileRoot))
 		case e.problem != nil:
 			return nil, &SignError{Path: displayPath(roots[e.root], e.rel, e.fileRoot), Err: e.problem}
 		default:
@@ -196,6 +226,10 @@ func Sign(ctx context.Context, opts SignOptions, roots ...string) (*SignReport, 
 		return nil, err
 	}
 	opts.dirs = &madeDirs{}
+	if opts.journal, err = openJournal(journalDir(&opts, roots), opts.dirs); err != nil {
+		opts.dirs.removeAll()
+		return nil, err
+	}
 	jobs := opts.Jobs
 	if jobs <= 0 {
 		// Signing waits on each file's sync: twice the CPUs keeps them busy.
@@ -231,18 +265,20 @@ func Sign(ctx context.Context, opts SignOptions, roots ...string) (*SignReport, 
 		results = append(results, p)
 	}
 	if err == nil {
-		err = commit(results, opts.syncer)
+		err = commit(results, opts.syncer, opts.journal)
 	}
 	if err != nil {
 		for _, p := range results {
 			p.discard()
 		}
+		opts.journal.close(true)
 		opts.dirs.removeAll()
 		if ctx.Err() != nil {
 			return nil, &InterruptedError{Done: int(done.Load()), Total: len(todo), Err: ctx.Err()}
 		}
 		return nil, err
 	}
+	opts.journal.close(true)
 	for _, p := range results {
 		if p != nil && p.signed != nil {
 			rep.Signed = append(rep.Signed, *p.signed)
@@ -302,9 +338,12 @@ func (p *pending) discard() {
 }
 
 // Test hooks: beforeRename, if set, is called before each rename onto dest
-// and may fail it; syncDir syncs a directory after the renames.
+// (its backup made) and may fail it; atStage, if set, is called once the
+// commit is journaled ("committed") and once every file is in place and
+// journaled done ("done"); syncDir syncs a directory after the renames.
 var (
 	beforeRename func(dest string) error
+	atStage      func(stage string)
 	syncDir      = defaultSyncDir
 	linkFile     = os.Link
 )
@@ -337,13 +376,31 @@ type placed struct {
 // backups are removed once all files are in place and synced. A file system
 // without hard links cannot keep a backup: such a destination is replaced
 // all the same, and named in the error if it cannot be put back.
-func commit(ps []*pending, fss *fsSyncer) (err error) {
+//
+// Before the first rename, the journal records every temporary file,
+// destination and backup name with their identities, durably, so that a
+// run killed in the middle can be undone (or finished) by the next.
+func commit(ps []*pending, fss *fsSyncer, j *journal) (err error) {
 	if batchSync {
 		// One syncfs per file system instead of one fsync per file: the
 		// kernel writes all the signed files out in one batch.
 		if err := fss.sync(); err != nil {
 			return err
 		}
+	}
+	places, err := journalPlaces(ps)
+	if err != nil {
+		return err
+	}
+	if err := j.commit(slices.Clone(places)); err != nil {
+		return err
+	}
+	if atStage != nil {
+		atStage("committed")
+	}
+	backups := map[string]string{}
+	for _, r := range places {
+		backups[r.Dest] = r.Backup
 	}
 	var done []placed
 	defer func() {
@@ -366,7 +423,7 @@ func commit(ps []*pending, fss *fsSyncer) (err error) {
 		}
 		for i, t := range p.temps {
 			dest := p.dests[i]
-			d, err := backup(dest)
+			d, err := backup(dest, backups[dest])
 			if err != nil {
 				return err
 			}
@@ -392,35 +449,63 @@ func commit(ps []*pending, fss *fsSyncer) (err error) {
 			return fmt.Errorf("syncing directory %s after renaming the signed files into it: %w", dir, err)
 		}
 	}
+	j.done() // best effort: without it, a kill from here on is undone rather than finished
+	if atStage != nil {
+		atStage("done")
+	}
 	return nil
 }
 
-// backup hard-links dest, if it exists, to a new name beside it.
-func backup(dest string) (placed, error) {
+// journalPlaces lists, for the journal, every temporary file to rename
+// with its identity, its destination's identity before (nil if there is
+// none), and the backup name the destination will be linked to.
+func journalPlaces(ps []*pending) ([]record, error) {
+	var places []record
+	for _, p := range ps {
+		if p == nil {
+			continue
+		}
+		for i, t := range p.temps {
+			dest := p.dests[i]
+			fi, err := os.Lstat(t)
+			if err != nil {
+				return nil, err
+			}
+			tid := identityOf(fi)
+			r := record{Kind: recPlace, Temp: t, Dest: dest, Backup: tempName(dest), TempID: &tid}
+			switch dfi, err := os.Lstat(dest); {
+			case err == nil:
+				did := identityOf(dfi)
+				r.DestID = &did
+			case !errors.Is(err, fs.ErrNotExist):
+				return nil, fmt.Errorf("before replacing %s: %w", dest, err)
+			}
+			places = append(places, r)
+		}
+	}
+	return places, nil
+}
+
+// backup hard-links dest, if it exists, to name beside it (the name the
+// journal recorded).
+func backup(dest, name string) (placed, error) {
 	d := placed{dest: dest}
 	if _, err := os.Lstat(dest); errors.Is(err, fs.ErrNotExist) {
 		return d, nil
 	} else if err != nil {
 		return d, fmt.Errorf("before replacing %s: %w", dest, err)
 	}
-	for range 3 {
-		name := tempName(dest)
-		err := linkFile(dest, name)
-		switch {
-		case err == nil:
-			d.backup = name
-			return d, nil
-		case errors.Is(err, fs.ErrExist):
-			continue // a name taken by chance: draw another
-		case noHardLink(err):
-			// No hard link here: replace without a backup.
-			d.kept = true
-			return d, nil
-		default:
-			return d, fmt.Errorf("keeping the original of %s until all files are in place: %w", dest, err)
-		}
+	switch err := linkFile(dest, name); {
+	case err == nil:
+		d.backup = name
+		return d, nil
+	case noHardLink(err):
+		// No hard link here: replace without a backup.
+		d.kept = true
+		return d, nil
+	default:
+		return d, fmt.Errorf("keeping the original of %s until all files are in place: %w", dest, err)
 	}
-	return d, fmt.Errorf("keeping the original of %s until all files are in place: no free backup name", dest)
 }
 
 // noHardLink reports whether a link error means no link can be made here.
@@ -473,7 +558,13 @@ func createTemp(opts *SignOptions, dest string, mode os.FileMode) (*os.File, err
 	if err := opts.syncer.watch(filepath.Dir(dest)); err != nil {
 		return nil, err
 	}
-	return os.OpenFile(tempName(dest), os.O_RDWR|os.O_CREATE|os.O_EXCL, mode.Perm())
+	// Journaled before it is made, exclusively: a file of this random name
+	// is then this run's.
+	name := tempName(dest)
+	if err := opts.journal.temp(name, dest); err != nil {
+		return nil, err
+	}
+	return os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, mode.Perm())
 }
 
 // madeDirs are the directories a run made, for a failed run to remove.

@@ -632,8 +632,8 @@ func TestSignKilled(t *testing.T) {
 		if phase == "renaming" && (signed == 0 || original == 0) {
 			t.Errorf("killed while renaming, yet %d signed and %d original: the test did not hit the phase", signed, original)
 		}
-		// Abandoned temporaries are blocked by validate as such, never
-		// mistaken for signed files: clean them for the next attempt.
+		// Abandoned temporaries and the journal are blocked by validate as
+		// such, never mistaken for signed files.
 		leftovers := 0
 		for _, r := range validate(t, policyFor(t), Options{}, dir).Results {
 			if strings.Contains(r.Path, tempMarker) {
@@ -646,12 +646,15 @@ func TestSignKilled(t *testing.T) {
 		if phase == "renaming" && leftovers == 0 {
 			t.Error("killed while renaming, yet no temporary file or backup is left")
 		}
-		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && strings.Contains(d.Name(), tempMarker) {
-				os.Remove(p)
-			}
-			return nil
-		})
+		// The next run puts the tree back as it was (from the backups), and
+		// leaves nothing of the killed run.
+		rec, err := RecoverSign(t.Context(), SignOptions{}, dir)
+		if err != nil || len(rec.Runs) > 1 || (leftovers > 0 && len(rec.Runs) != 1) {
+			t.Fatalf("attempt %d: recovery: %+v, %v", attempt, rec, err)
+		}
+		if after := snapshot(t, dir); !reflect.DeepEqual(after, originals) {
+			t.Errorf("attempt %d: after recovery (%+v), the tree is not as before the killed run", attempt, rec.Runs[0])
+		}
 	}
 }
 
@@ -682,13 +685,48 @@ func TestSignHelperProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var once sync.Once
-	beforeRename = func(string) error {
-		once.Do(func() { fmt.Print("renaming\n") })
-		time.Sleep(20 * time.Millisecond)
-		return nil
+	opts := SignOptions{Key: key, Chain: chain, Jobs: 2, Out: os.Getenv("CSV_SIGN_OUT")}
+	// Stop for good where the test kills: say so on stdout, then wait.
+	pause := func(stage string) {
+		fmt.Print(stage + "\n")
+		time.Sleep(time.Hour)
 	}
-	if _, err := Sign(context.Background(), SignOptions{Key: key, Chain: chain, Jobs: 2}, os.Getenv("CSV_SIGN_DIR")); err != nil {
+	var once sync.Once
+	switch stage := os.Getenv("CSV_SIGN_STAGE"); stage {
+	case "":
+		// TestSignKilled: slow renames, killed at some point among them.
+		beforeRename = func(string) error {
+			once.Do(func() { fmt.Print("renaming\n") })
+			time.Sleep(20 * time.Millisecond)
+			return nil
+		}
+	case "signing":
+		opts.Jobs = 1
+		opts.Progress = func(done, total int) {
+			if done == total/2 {
+				pause(stage)
+			}
+		}
+	case "committed", "done":
+		atStage = func(s string) {
+			if s == stage {
+				pause(stage)
+			}
+		}
+	case "renaming":
+		// The third destination's backup is made, its rename not done.
+		n := 0
+		beforeRename = func(string) error {
+			if n++; n == 3 {
+				pause(stage)
+			}
+			return nil
+		}
+	}
+	if os.Getenv("CSV_SIGN_NOLINK") == "1" {
+		linkFile = func(string, string) error { return &os.LinkError{Op: "link", Err: syscall.EPERM} }
+	}
+	if _, err := Sign(context.Background(), opts, os.Getenv("CSV_SIGN_DIR")); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"os"
 	"path"
 	"path/filepath"
 	"runtime"
@@ -74,6 +75,9 @@ type Options struct {
 	Progress func(done, total int)
 	// Now returns the current time (default time.Now); reports carry it.
 	Now func() time.Time
+
+	// scopes are the path globs of the policy's rules (set by Validate).
+	scopes []string
 }
 
 // Validator judges build output with a policy set.
@@ -165,12 +169,21 @@ type Report struct {
 	Policies []*cipolicy.Policy
 	Mode     cipolicy.Mode
 	Scenario cipolicy.Scenario
-	Roots    []string
-	Started  time.Time
-	Duration time.Duration
-	Summary  Summary
-	Results  []Result
-	Skipped  []SkippedFile
+	// Roots are the PATH arguments as given; NormalizedRoots the same
+	// paths as the build sees them, whatever their spelling and wherever
+	// the workspace lies (see NormalizeRoot).
+	Roots           []string
+	NormalizedRoots []string
+	// Include, Exclude, FollowSymlinks and Certificates are the options
+	// that selected the files and completed their chains (Options).
+	Include, Exclude []string
+	FollowSymlinks   bool
+	Certificates     []*signing.Certificate
+	Started          time.Time
+	Duration         time.Duration
+	Summary          Summary
+	Results          []Result
+	Skipped          []SkippedFile
 }
 
 // Failed reports whether the run should fail the CI job: at least one
@@ -212,7 +225,11 @@ func (e *InterruptedError) Unwrap() error { return e.Err }
 // are for roots that cannot be walked and for cancellation.
 func (v *Validator) Validate(ctx context.Context, roots ...string) (*Report, error) {
 	rep := &Report{Policies: v.set.Policies(), Mode: v.set.Mode(), Scenario: v.opts.Scenario,
-		Roots: roots, Started: v.opts.Now(), Shard: v.opts.Shard}
+		Roots: roots, Started: v.opts.Now(), Shard: v.opts.Shard,
+		Include: v.opts.Include, Exclude: v.opts.Exclude, FollowSymlinks: v.opts.FollowSymlinks, Certificates: v.opts.Certificates}
+	for _, r := range roots {
+		rep.NormalizedRoots = append(rep.NormalizedRoots, NormalizeRoot(r))
+	}
 	needs := func(rel string, f cipolicy.Format) cipolicy.Needs {
 		switch {
 		case f != cipolicy.FormatPE && f != cipolicy.FormatELF:
@@ -231,6 +248,7 @@ func (v *Validator) Validate(ctx context.Context, roots ...string) (*Report, err
 	}
 	opts := v.opts
 	opts.Certificates = signing.Dedup(append(slices.Clone(opts.Certificates), v.set.Certificates()...))
+	opts.scopes = pathScopes(v.set)
 	sc, err := scan(ctx, &opts, roots, needs)
 	if err != nil {
 		return nil, err
@@ -273,10 +291,46 @@ func (v *Validator) Validate(ctx context.Context, roots ...string) (*Report, err
 	return rep, nil
 }
 
+// pathScopes lists the path globs of the set's rules and their exceptions:
+// a file is judged alike at two paths that every one matches alike.
+func pathScopes(set *cipolicy.Set) []string {
+	var out []string
+	for _, p := range set.Policies() {
+		for i := range p.Rules {
+			r := &p.Rules[i]
+			out = append(out, r.Paths...)
+			for j := range r.Except {
+				out = append(out, r.Except[j].Paths...)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// NormalizeRoot returns a PATH argument as the build sees it: cleaned,
+// slash-separated, and relative to the working directory when it lies
+// under it (build/, ./build and /ws1/build from /ws1 are all "build"; so is
+// /ws2/build from /ws2), absolute otherwise. Shards of one build merge
+// only if their roots normalise alike.
+func NormalizeRoot(root string) string {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return filepath.ToSlash(filepath.Clean(root))
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, abs); err == nil && (rel == "." || filepath.IsLocal(rel)) {
+			return filepath.ToSlash(rel)
+		}
+	}
+	return filepath.ToSlash(abs)
+}
+
 // Shard is one of Count shares of a build's files (Index from 1): every
 // file, skipped and blocked entries included, falls in exactly one share,
-// by a hash of its root and path, the same on every machine. The JSON
-// reports of all shards combine with csv report merge.
+// by a hash of its path relative to its root (ShardOf), so that the share
+// does not depend on how the root is spelled or where the workspace lies.
+// The JSON reports of all shards combine with csv report merge.
 type Shard struct {
 	Index, Count int
 }
@@ -295,13 +349,20 @@ func ParseShard(s string) (*Shard, error) {
 
 func (s *Shard) String() string { return fmt.Sprintf("%d/%d", s.Index, s.Count) }
 
-// holds reports whether the file at root/rel is in this shard.
-func (s *Shard) holds(root, rel string) bool {
+// holds reports whether the file at rel (relative to its root) is in this
+// shard.
+func (s *Shard) holds(rel string) bool { return ShardOf(rel, s.Count) == s.Index }
+
+// ShardOf returns the shard (1 to count) that judges the file at rel, the
+// slash-separated path relative to its root that reports show: an FNV-1a
+// hash of it, the same on every machine.
+func ShardOf(rel string, count int) int {
+	if count < 1 {
+		return 0
+	}
 	h := fnv.New64a()
-	h.Write([]byte(filepath.ToSlash(root)))
-	h.Write([]byte{0})
 	h.Write([]byte(rel))
-	return int(h.Sum64()%uint64(s.Count)) == s.Index-1
+	return int(h.Sum64()%uint64(count)) + 1
 }
 
 // scanned is the outcome of a scan: the walker's entries and, for each entry
@@ -319,7 +380,7 @@ func scan(ctx context.Context, opts *Options, roots []string, needs func(rel str
 	if len(roots) == 0 {
 		return nil, fmt.Errorf("%w: no paths to validate", ErrOptions)
 	}
-	w, err := discover(ctx, roots, opts.Include, opts.Exclude, opts.FollowSymlinks)
+	w, err := discover(ctx, roots, opts.Include, opts.Exclude, opts.FollowSymlinks, opts.scopes)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, &InterruptedError{Err: ctx.Err()}
@@ -327,7 +388,7 @@ func scan(ctx context.Context, opts *Options, roots []string, needs func(rel str
 		return nil, err
 	}
 	if opts.Shard != nil {
-		w.entries = slices.DeleteFunc(w.entries, func(e entry) bool { return !opts.Shard.holds(roots[e.root], e.rel) })
+		w.entries = slices.DeleteFunc(w.entries, func(e entry) bool { return !opts.Shard.holds(e.rel) })
 	}
 	entries := w.entries
 	ins := make([]*Inspection, len(entries))

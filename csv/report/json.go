@@ -4,10 +4,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
+	"github.com/codesignval/csv/signing"
 )
 
 // MediaType identifies the JSON report's schema; it changes only when a
@@ -34,10 +36,34 @@ type Document struct {
 	Results   []ResultDoc   `json:"results"`
 	Skipped   []SkippedDoc  `json:"skipped"`
 	NoTargets bool          `json:"no_targets_failure,omitempty"`
+	// Run is everything that decided which files were judged and how,
+	// besides the policies and the tool: csv report merge refuses shards
+	// whose runs differ in any of it. Reports of csv before it have none.
+	Run *RunDoc `json:"run,omitempty"`
 	// Shard is the share of the files judged (csv validate --shard); a
 	// merged report lists every shard it combines.
 	Shard  *ShardDoc  `json:"shard,omitempty"`
 	Shards []ShardDoc `json:"merged_shards,omitempty"`
+}
+
+// RunDoc is a run's selection and judging options.
+type RunDoc struct {
+	// Roots are the PATH arguments as the build sees them
+	// (csv.NormalizeRoot); the top-level roots are as given.
+	Roots          []string `json:"roots"`
+	Include        []string `json:"include"`
+	Exclude        []string `json:"exclude"`
+	FollowSymlinks bool     `json:"follow_symlinks"`
+	Scenario       string   `json:"scenario"`
+	// ModeOverride is --mode ("" when the policies' own modes apply).
+	ModeOverride cipolicy.Mode `json:"mode_override"`
+	// Certificates are the SHA-256 fingerprints of the --certs
+	// certificates, and PolicyCertificates those of the certificates the
+	// policies name in full (certificate_file), sorted: the policies'
+	// SHA-256 covers the policy files, not the certificate files.
+	Certificates       []string `json:"certificates"`
+	PolicyCertificates []string `json:"policy_certificates"`
+	FailIfNoTargets    bool     `json:"fail_if_no_targets"`
 }
 
 // ShardDoc is a shard, i of n.
@@ -100,6 +126,24 @@ func policyDoc(p *cipolicy.Policy) PolicyDoc {
 		Type: string(p.Type), Format: p.Format, Source: p.Source}
 }
 
+// fingerprints are the certificates' SHA-256, hex, sorted, without
+// repeats.
+func fingerprints(certs []*signing.Certificate) []string {
+	out := []string{}
+	for _, c := range certs {
+		out = append(out, hex.EncodeToString(c.SHA256[:]))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
 func hexOrEmpty(b []byte) string {
 	if b == nil {
 		return ""
@@ -126,9 +170,15 @@ func NewDocument(r *csv.Report, opts Options) *Document {
 	if r.Shard != nil {
 		d.Shard = &ShardDoc{Index: r.Shard.Index, Count: r.Shard.Count}
 	}
+	d.Run = &RunDoc{Roots: nonNil(r.NormalizedRoots), Include: nonNil(r.Include), Exclude: nonNil(r.Exclude),
+		FollowSymlinks: r.FollowSymlinks, Scenario: string(r.Scenario), ModeOverride: opts.ModeOverride,
+		Certificates: fingerprints(r.Certificates), PolicyCertificates: []string{}, FailIfNoTargets: opts.FailIfNoTargets}
+	var named []*signing.Certificate
 	for _, p := range r.Policies {
 		d.Policies = append(d.Policies, policyDoc(p))
+		named = append(named, p.Certificates()...)
 	}
+	d.Run.PolicyCertificates = fingerprints(named)
 	if len(d.Policies) > 0 {
 		d.Policy = d.Policies[0]
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
 )
 
@@ -32,6 +33,11 @@ type Options struct {
 	// FailedNoTargets records that the run failed because it found no
 	// binaries (--fail-if-no-targets).
 	FailedNoTargets bool
+	// FailIfNoTargets and ModeOverride record the run's --fail-if-no-targets
+	// and --mode in the JSON report's run metadata, so that csv report
+	// merge can tell whether shards ran alike.
+	FailIfNoTargets bool
+	ModeOverride    cipolicy.Mode
 }
 
 // Formats lists the report formats.

@@ -18,7 +18,9 @@ import (
 	"github.com/codesignval/csv/csv"
 	"github.com/codesignval/csv/csv/report"
 	"github.com/codesignval/csv/internal/testbin"
+	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
+	"github.com/codesignval/csv/signing"
 )
 
 // run validates a tree with one allowed, one unsigned, one denied and one
@@ -360,4 +362,270 @@ func TestTextEscapesControlCharacters(t *testing.T) {
 	if strings.Contains(out, "\nresult: PASSED") || !strings.Contains(out, `evil.exe\x0aresult: PASSED`) {
 		t.Errorf("report:\n%s", out)
 	}
+}
+
+// shardRun validates dir/build from the working directory wd, with the
+// root spelled as given, and returns the JSON document of the run.
+func shardRun(t *testing.T, wd, root string, set *cipolicy.Set, opts csv.Options, ropts report.Options) *report.Document {
+	t.Helper()
+	old, _ := os.Getwd()
+	t.Cleanup(func() { os.Chdir(old) })
+	if err := os.Chdir(wd); err != nil {
+		t.Fatal(err)
+	}
+	v, err := csv.NewValidator(set, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := v.Validate(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chdir(old)
+	if ropts.ToolVersion == "" {
+		ropts.ToolVersion = "v1.2.3"
+	}
+	// Through JSON, as csv report merge reads it.
+	d := report.NewDocument(rep, ropts)
+	raw, _ := json.Marshal(d)
+	var back report.Document
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&back); err != nil {
+		t.Fatal(err)
+	}
+	return &back
+}
+
+// TestMergeOneCutOfOneBuild: the shards of a build merge into the report of
+// the whole build however each job spelled the root (build/, ./build, an
+// absolute path, another workspace directory); runs that could have judged
+// other files or judged them otherwise are refused; shard indexes must be
+// in range and given once; the verdict and summary are recomputed from the
+// results, never taken from the reports.
+func TestMergeOneCutOfOneBuild(t *testing.T) {
+	ws1, ws2 := t.TempDir(), t.TempDir()
+	var blocked string
+	for i := range 16 {
+		img := testbin.PE(testbin.PEOptions{Overlay: []byte{byte(i)}})
+		name := fmt.Sprintf("build/d%d/f%02d.exe", i%4, i)
+		if i == 11 {
+			img = testbin.PE(testbin.PEOptions{PE32: true})
+			blocked = name
+		}
+		for _, ws := range []string{ws1, ws2} {
+			os.MkdirAll(filepath.Join(ws, filepath.Dir(name)), 0o755)
+			os.WriteFile(filepath.Join(ws, name), img, 0o644)
+		}
+	}
+	src := "format: csv-policy/v1\nname: merge\nversion: '1'\nrules:\n  - {id: pe, action: allow, formats: [pe], paths: ['d*/f0*', 'd*/f1[02-9]*'], all: true}\n"
+	p, err := cipolicy.Parse([]byte(src), "m.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, _ := cipolicy.NewSet(cipolicy.SetOptions{}, p)
+	whole := shardRun(t, ws1, "build", set, csv.Options{}, report.Options{})
+	if whole.Passed || whole.Summary.Files != 16 || whole.Summary.Blocked != 1 {
+		t.Fatalf("whole run: %+v", whole.Summary)
+	}
+	shard := func(ws, root string, i, n int, opts csv.Options, ropts report.Options) *report.Document {
+		opts.Shard = &csv.Shard{Index: i, Count: n}
+		return shardRun(t, ws, root, set, opts, ropts)
+	}
+	abs1 := filepath.Join(ws1, "build")
+	spellings := [][]string{
+		{"build/", "build", "build"},
+		{"./build", "build/", abs1},
+		{abs1 + "/", "build", "./build/"},
+	}
+	for _, sp := range spellings {
+		var docs []*report.Document
+		for i, root := range sp {
+			ws := ws1
+			if i == 1 {
+				ws = ws2 // another runner, another workspace directory
+			}
+			if root == abs1 || root == abs1+"/" {
+				ws = ws1
+			}
+			docs = append(docs, shard(ws, root, i+1, len(sp), csv.Options{}, report.Options{}))
+		}
+		merged, err := report.Merge(docs)
+		if err != nil {
+			t.Fatalf("roots %q: %v", sp, err)
+		}
+		if merged.Summary != whole.Summary || merged.Passed || len(merged.Results) != 16 {
+			t.Errorf("roots %q: merged %+v (passed %v), whole %+v", sp, merged.Summary, merged.Passed, whole.Summary)
+		}
+		found := false
+		for _, r := range merged.Results {
+			found = found || ("build/"+r.Path == blocked && r.Verdict == cipolicy.Blocked)
+		}
+		if !found {
+			t.Errorf("roots %q: %s is not blocked in the merged report", sp, blocked)
+		}
+	}
+
+	good := func() []*report.Document {
+		return []*report.Document{shard(ws1, "build", 1, 3, csv.Options{}, report.Options{}),
+			shard(ws1, "build", 2, 3, csv.Options{}, report.Options{}), shard(ws1, "build", 3, 3, csv.Options{}, report.Options{})}
+	}
+	if _, err := report.Merge(good()); err != nil {
+		t.Fatal(err)
+	}
+	other, _ := cipolicy.Parse([]byte(strings.Replace(src, "version: '1'", "version: '2'", 1)), "m.yaml")
+	otherSet, _ := cipolicy.NewSet(cipolicy.SetOptions{}, other)
+	sc, err := signing.ParseCertificate(testca.New(t).Root.Cert.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := map[string]func(d []*report.Document) []*report.Document{
+		"an extra --exclude": func(d []*report.Document) []*report.Document {
+			d[1] = shard(ws1, "build", 2, 3, csv.Options{Exclude: []string{"d1/**"}}, report.Options{})
+			return d
+		},
+		"another --include": func(d []*report.Document) []*report.Document {
+			d[2] = shard(ws1, "build", 3, 3, csv.Options{Include: []string{"**"}}, report.Options{})
+			return d
+		},
+		"--follow-symlinks": func(d []*report.Document) []*report.Document {
+			d[0] = shard(ws1, "build", 1, 3, csv.Options{FollowSymlinks: true}, report.Options{})
+			return d
+		},
+		"another scenario": func(d []*report.Document) []*report.Document {
+			d[0] = shard(ws1, "build", 1, 3, csv.Options{Scenario: cipolicy.ScenarioKernel}, report.Options{})
+			return d
+		},
+		"a mode override": func(d []*report.Document) []*report.Document {
+			d[0] = shard(ws1, "build", 1, 3, csv.Options{}, report.Options{ModeOverride: cipolicy.Enforce})
+			return d
+		},
+		"--certs": func(d []*report.Document) []*report.Document {
+			d[0] = shard(ws1, "build", 1, 3, csv.Options{Certificates: []*signing.Certificate{sc}}, report.Options{})
+			return d
+		},
+		"another tool version": func(d []*report.Document) []*report.Document {
+			d[0] = shard(ws1, "build", 1, 3, csv.Options{}, report.Options{ToolVersion: "v1.2.4"})
+			return d
+		},
+		"--fail-if-no-targets": func(d []*report.Document) []*report.Document {
+			d[0] = shard(ws1, "build", 1, 3, csv.Options{}, report.Options{FailIfNoTargets: true})
+			return d
+		},
+		"another policy": func(d []*report.Document) []*report.Document {
+			o := csv.Options{Shard: &csv.Shard{Index: 2, Count: 3}}
+			d[1] = shardRun(t, ws1, "build", otherSet, o, report.Options{})
+			return d
+		},
+		"another root": func(d []*report.Document) []*report.Document {
+			d[1] = shard(ws1, "build/d1", 2, 3, csv.Options{}, report.Options{})
+			return d
+		},
+		"an index out of range": func(d []*report.Document) []*report.Document {
+			d[2].Shard.Index = 4
+			return d
+		},
+		"an index given twice": func(d []*report.Document) []*report.Document {
+			return append(d, d[0])
+		},
+		"a missing shard": func(d []*report.Document) []*report.Document {
+			return d[:2]
+		},
+		"a huge count": func(d []*report.Document) []*report.Document {
+			for _, x := range d {
+				x.Shard.Count = 1 << 62
+			}
+			return d
+		},
+		"a count of zero": func(d []*report.Document) []*report.Document {
+			for _, x := range d {
+				x.Shard.Count = 0
+			}
+			return d
+		},
+		"results of another cut": func(d []*report.Document) []*report.Document {
+			d[0].Results, d[1].Results = d[1].Results, d[0].Results
+			d[0].Summary, d[1].Summary = d[1].Summary, d[0].Summary
+			return d
+		},
+		"a summary that does not count the results": func(d []*report.Document) []*report.Document {
+			d[0].Results = d[0].Results[:len(d[0].Results)-1]
+			return d
+		},
+		"no run metadata (an older csv)": func(d []*report.Document) []*report.Document {
+			d[1].Run = nil
+			return d
+		},
+	}
+	for name, change := range refused {
+		_, err := report.Merge(change(good()))
+		if !errors.Is(err, report.ErrMerge) {
+			t.Errorf("%s: merged (err %v)", name, err)
+		}
+		t.Logf("%s: %v", name, err)
+	}
+
+	// "passed" and the summary are recomputed, not believed.
+	docs := good()
+	for _, d := range docs {
+		d.Passed = true
+	}
+	merged, err := report.Merge(docs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if merged.Passed || merged.Summary.Blocked != 1 || merged.Summary.Excluded != 0 {
+		t.Errorf("merged: passed %v, summary %+v", merged.Passed, merged.Summary)
+	}
+}
+
+// FuzzMerge: merging hostile shard reports (any JSON that decodes as a
+// report) never panics, and a merge that succeeds fails the build whenever
+// a result is blocked and enforced, whatever the reports say.
+func FuzzMerge(f *testing.F) {
+	dir := f.TempDir()
+	for i := range 6 {
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d.exe", i)), testbin.PE(testbin.PEOptions{Overlay: []byte{byte(i)}}), 0o644)
+	}
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("text"), 0o644)
+	p, _ := cipolicy.Parse([]byte("format: csv-policy/v1\nname: m\nversion: '1'\nrules:\n  - {id: some, action: allow, all: true, paths: ['f[0-2]*']}\n"), "m.yaml")
+	set, _ := cipolicy.NewSet(cipolicy.SetOptions{}, p)
+	var docs [][]byte
+	for i := 1; i <= 2; i++ {
+		v, _ := csv.NewValidator(set, csv.Options{Shard: &csv.Shard{Index: i, Count: 2}})
+		rep, err := v.Validate(context.Background(), dir)
+		if err != nil {
+			f.Fatal(err)
+		}
+		b, _ := json.Marshal(report.NewDocument(rep, report.Options{ToolVersion: "v1"}))
+		docs = append(docs, b)
+	}
+	f.Add(docs[0], docs[1])
+	f.Add(docs[1], docs[0])
+	f.Add(docs[0], docs[0])
+	f.Add(bytes.Replace(docs[0], []byte(`"passed": false`), []byte(`"passed": true`), 1), docs[1])
+	f.Add(bytes.Replace(docs[0], []byte(`"count":2`), []byte(`"count":0`), 1), docs[1])
+	f.Add(bytes.Replace(docs[0], []byte(`"index":1`), []byte(`"index":3`), 1), docs[1])
+	f.Add([]byte(`{}`), []byte(`{"shard":{"index":1,"count":1},"run":{}}`))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		var da, db report.Document
+		if json.Unmarshal(a, &da) != nil || json.Unmarshal(b, &db) != nil {
+			return
+		}
+		m, err := report.Merge([]*report.Document{&da, &db})
+		if err != nil {
+			if !errors.Is(err, report.ErrMerge) {
+				t.Fatalf("error %v is not ErrMerge", err)
+			}
+			return
+		}
+		for _, r := range m.Results {
+			if r.Verdict != cipolicy.Allowed && r.Enforced && m.Passed {
+				t.Fatalf("%s is blocked and enforced, and the merge passes", r.Path)
+			}
+		}
+		if m.Summary.Files != len(m.Results) || m.Summary.Allowed+m.Summary.Blocked != m.Summary.Files {
+			t.Fatalf("summary %+v of %d results", m.Summary, len(m.Results))
+		}
+	})
 }

@@ -62,3 +62,20 @@ const (
 	MaxBootComponents  = 1024
 	MaxBootAuthorities = 32
 )
+
+// MaxLinkedEntries caps the directory entries the validator lists through
+// symbolic links to directories, beyond the walk of the tree itself (files
+// reached through a link that the filters or the policy's path scopes judge
+// differently from where they lie). Links that lead into each other can
+// reach a number of paths exponential in their count; past the cap, the
+// link is blocked.
+const MaxLinkedEntries = 1 << 20
+
+// MaxJournalSize, MaxJournalLine and MaxJournalRecords cap a signing
+// journal read to recover a killed csv sign (csv/journal.go): a run writes
+// about two records of a few hundred bytes per file it signs.
+const (
+	MaxJournalSize    = 1 << 30
+	MaxJournalLine    = 64 << 10
+	MaxJournalRecords = 1 << 22
+)

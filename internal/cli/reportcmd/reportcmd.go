@@ -39,9 +39,14 @@ func NewCmdMerge(f *cmdutil.Factory, runF func(context.Context, *MergeOptions) e
 		Short: "Combine the JSON reports of the shards of one validation",
 		Long: heredoc.Doc(`
 			Combine the JSON reports of csv validate --shard i/n runs (one per CI job) into the JSON
-			report of the whole build, and print its summary and verdict on standard error.
-			Reports of different policies, modes or scenarios are refused, and so is an incomplete
-			set of shards: a missing shard must not look like a pass.
+			report of the whole build, and print its summary and verdict on standard error. The
+			verdict and summary are recomputed from the results.
+
+			The shards must be of one build, run alike: reports of another csv version, other
+			policies, mode, --mode, scenario, roots (as the build sees them: build/, ./build and
+			$PWD/build are one root), --include, --exclude, --follow-symlinks, --certs or
+			--fail-if-no-targets are refused, and so is a set of shards with an index out of range,
+			given twice or missing: a shard that never ran must not look like a pass.
 
 			Exit status: 0 the build passes; 1 a binary is blocked in enforce mode; 2 the reports
 			cannot be read or combined.
@@ -96,8 +101,12 @@ func RunMerge(o *MergeOptions) error {
 	s := merged.Summary
 	fmt.Fprintf(o.IO.ErrOut, "csv: %d shards of policy %q: %d binaries judged: %d allowed, %d blocked; %d files skipped, %d excluded\n",
 		len(merged.Shards), merged.Policy.Name, s.Files, s.Allowed, s.Blocked, s.Skipped, s.Excluded)
-	if !merged.Passed {
-		fmt.Fprintln(o.IO.ErrOut, "result: FAILED")
+	switch {
+	case merged.NoTargets:
+		fmt.Fprintln(o.IO.ErrOut, "result: FAILED: no binaries found (--fail-if-no-targets)")
+		return cmdutil.ErrFailed
+	case !merged.Passed:
+		fmt.Fprintf(o.IO.ErrOut, "result: FAILED: %d of %d binaries blocked\n", s.Blocked, s.Files)
 		return cmdutil.ErrFailed
 	}
 	fmt.Fprintln(o.IO.ErrOut, "result: PASSED")

@@ -95,6 +95,9 @@ func NewCmdSign(f *cmdutil.Factory, runF func(context.Context, *Options) error) 
 
 			Signing is all or nothing: every file is signed to a temporary file beside its destination
 			and renamed into place only when all are signed; on any error, or Ctrl-C, nothing changes.
+			A run that is killed (kill -9, a machine that stops) leaves a journal: run the same
+			csv sign again, and it first puts the files back as they were before the killed run (or,
+			where that cannot be, finishes it) and removes what the journal proves is csv's.
 
 			With --policy the build is validated first, and nothing is signed unless every binary
 			passes; --manifest needs --policy, since the manifest states that verification.
@@ -136,6 +139,11 @@ func NewCmdSign(f *cmdutil.Factory, runF func(context.Context, *Options) error) 
 
 // Run signs (after validating, with --policy).
 func Run(ctx context.Context, o *Options) error {
+	// What an earlier run that was killed left is finished or undone
+	// first, so that the tree validated is the tree signed.
+	if err := o.Flags.Recover(ctx, o.IO, o.Paths); err != nil {
+		return err
+	}
 	var rep *csv.Report
 	if len(o.PolicyFiles) > 0 {
 		policies, err := cmdutil.LoadPolicies(o.PolicyFiles)
@@ -200,8 +208,14 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 		}
 	}
 	res, err := csv.Sign(ctx, opts, roots...)
+	if res != nil && res.Recovery != nil {
+		printRecovery(ios, res.Recovery)
+	}
 	if err != nil {
 		return err
+	}
+	for _, l := range res.Leftovers {
+		fmt.Fprintf(ios.ErrOut, "csv: warning: %q is named like the temporary files, backups and journals of csv sign, and no journal accounts for it: left alone, and validate blocks it; if no csv sign is running, remove it by hand\n", l)
 	}
 	warned := map[string]bool{}
 	pe, elf := 0, 0
@@ -234,6 +248,38 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 		fmt.Fprintln(ios.ErrOut)
 	}
 	return nil
+}
+
+// Recover finishes or undoes what an earlier csv sign of roots (into the
+// same --out) left when it was killed (csv.RecoverSign), and says what it
+// did: call it before validating the tree to sign.
+func (f *Flags) Recover(ctx context.Context, ios *cmdutil.IOStreams, roots []string) error {
+	rec, err := csv.RecoverSign(ctx, csv.SignOptions{Out: f.Out, Manifest: f.Manifest}, roots...)
+	if rec != nil {
+		printRecovery(ios, rec)
+	}
+	return err
+}
+
+// printRecovery says what a recovery did, one line per earlier run.
+func printRecovery(ios *cmdutil.IOStreams, rec *csv.Recovery) {
+	for _, r := range rec.Runs {
+		run := fmt.Sprintf("csv: an earlier csv sign (process %d, started %s) did not finish", r.PID, r.Started.Local().Format(time.DateTime))
+		switch r.Outcome {
+		case csv.Cleaned:
+			fmt.Fprintf(ios.ErrOut, "%s: it was stopped while signing, before it replaced any file; removed its %d temporary files\n", run, r.Removed)
+		case csv.Restored:
+			fmt.Fprintf(ios.ErrOut, "%s: it was stopped while putting the signed files in place; put back the %d files it had replaced and removed its %d temporary files and backups: the files are as before that run\n", run, r.Moved, r.Removed)
+		case csv.Finished:
+			fmt.Fprintf(ios.ErrOut, "%s: finished it: put its %d remaining signed files in place and removed its %d backups: the files are as that run would have left them\n", run, r.Moved, r.Removed)
+		}
+	}
+	for _, j := range rec.Running {
+		fmt.Fprintf(ios.ErrOut, "csv: warning: another csv sign is running here (its journal %q is locked): its files are left alone\n", j)
+	}
+	for _, why := range rec.Ignored {
+		fmt.Fprintf(ios.ErrOut, "csv: warning: %s: left alone, and validate blocks it; if no csv sign is running, remove it by hand\n", why)
+	}
 }
 
 // manifest makes the signed statement of the build: every signed binary by

@@ -177,6 +177,13 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
+	if o.Sign {
+		// What an earlier csv sign that was killed left is finished or
+		// undone first, so that the tree validated is the tree signed.
+		if err := o.SignFlags.Recover(ctx, o.IO, o.Paths); err != nil {
+			return err
+		}
+	}
 	set, err := cipolicy.NewSet(cipolicy.SetOptions{Mode: cipolicy.Mode(o.Mode), TrustedRoots: certs}, policies...)
 	if err != nil {
 		return err
@@ -207,7 +214,8 @@ func Run(ctx context.Context, o *Options) error {
 		return err
 	}
 	noTargets := o.FailIfNoTargets && rep.Summary.Files == 0
-	ropts := report.Options{Verbose: o.Verbose, SARIFPasses: o.SARIFPasses, ToolVersion: o.Version, FailedNoTargets: noTargets}
+	ropts := report.Options{Verbose: o.Verbose, SARIFPasses: o.SARIFPasses, ToolVersion: o.Version, FailedNoTargets: noTargets,
+		FailIfNoTargets: o.FailIfNoTargets, ModeOverride: cipolicy.Mode(o.Mode)}
 	r, err := report.New(o.Format, ropts)
 	if err != nil {
 		return err
