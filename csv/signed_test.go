@@ -2,9 +2,12 @@ package csv
 
 import (
 	"bufio"
+	"bytes"
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/internal/binfmt/pe"
 	"github.com/codesignval/csv/internal/testbin"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
@@ -299,5 +303,83 @@ rules:
 	}
 	if d := judge(policy("wdac_compatible: true")); !d.Allowed() {
 		t.Errorf("WDAC compatibility: %s: %s", d.Verdict, d.Reason)
+	}
+}
+
+// appendEntry returns the signed PE data with a WIN_CERTIFICATE entry
+// (revision 2.0, type typ, holding payload, padded to 8 bytes) added to its
+// certificate table.
+func appendEntry(t *testing.T, data []byte, typ uint16, payload []byte) []byte {
+	t.Helper()
+	pf, err := pe.Parse(bytes.NewReader(data), int64(len(data)))
+	if err != nil || !pf.Signed() {
+		t.Fatalf("not a signed PE: %v", err)
+	}
+	entry := make([]byte, 8, 8+len(payload)+7)
+	binary.LittleEndian.PutUint32(entry, uint32(8+len(payload)))
+	binary.LittleEndian.PutUint16(entry[4:], pe.CertRevision2_0)
+	binary.LittleEndian.PutUint16(entry[6:], typ)
+	entry = append(entry, payload...)
+	entry = append(entry, make([]byte, -len(entry)&7)...)
+	out := append(bytes.Clone(data), entry...)
+	binary.LittleEndian.PutUint32(out[pf.CertDirOffset+4:], uint32(pf.CertTable.Len)+uint32(len(entry)))
+	return out
+}
+
+// TestCertificateTableSmuggling judges a correctly signed PE whose
+// certificate table carries a second entry of 4 KB of junk, or an X509
+// entry whose payload starts with "MZ" (the CVE-2013-3900 class: an
+// installer that reads data from its own certificate table runs it): the
+// file is malformed whatever the policy, even one whose signer or hash rule
+// admits the signed file; osslsigncode refuses both files too.
+func TestCertificateTableSmuggling(t *testing.T) {
+	ossl := testenv.Tool(t, "osslsigncode")
+	ca := testca.New(t)
+	leaf := ca.Leaf(t, testca.LeafOptions{CommonName: "Build Signing"})
+	keys := t.TempDir()
+	files := ca.WriteFiles(t, keys, leaf)
+	raw := filepath.Join(keys, "app.exe")
+	os.WriteFile(raw, testbin.PE(testbin.PEOptions{Overlay: []byte("xyz")}), 0o644)
+	dir := t.TempDir()
+	signPE(t, ossl, files, raw, filepath.Join(dir, "signed.exe"))
+	signed, err := os.ReadFile(filepath.Join(dir, "signed.exe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	junk := bytes.Repeat([]byte("junk"), 1024)
+	smuggled := map[string][]byte{
+		"junk-entry.exe": appendEntry(t, signed, pe.CertTypePKCSSignedData, junk),
+		"x509-mz.exe":    appendEntry(t, signed, pe.CertTypeX509, append([]byte("MZ\x90\x00"), junk...)),
+	}
+	for name, data := range smuggled {
+		os.WriteFile(filepath.Join(dir, name), data, 0o644)
+		path := filepath.Join(dir, name)
+		if out, err := exec.Command(ossl, "verify", "-CAfile", files.Root, "-in", path).CombinedOutput(); err == nil {
+			t.Errorf("osslsigncode accepts %s:\n%s", name, out)
+		}
+	}
+	inter := sigCert(t, ca.Intermediate.Cert)
+	policies := map[string]*cipolicy.Set{
+		"signer": policyFor(t, fmt.Sprintf("{id: pca, action: allow, signer: {tbs: %s, level: issuer}}", inter.TBSHashHex())),
+		"hash":   policyFor(t, fmt.Sprintf("{id: app, action: allow, authenticode_sha256: %s}", authHex(t, signed))),
+	}
+	for name, set := range policies {
+		got := map[string]Result{}
+		for _, r := range validate(t, set, Options{}, dir).Results {
+			got[r.Path] = r
+		}
+		if d := got["signed.exe"].Decision; !d.Allowed() {
+			t.Fatalf("%s policy: the signed file is not allowed: %s", name, d.Reason)
+		}
+		for path, want := range map[string]string{
+			"junk-entry.exe": "malformed PE at offset ",
+			"x509-mz.exe":    "WIN_CERTIFICATE 1: revision 0x0200, type X509",
+		} {
+			r := got[path]
+			var mb *MalformedBinaryError
+			if d := r.Decision; d.Allowed() || d.Kind != cipolicy.KindMalformed || !errors.As(r.Err, &mb) || !strings.Contains(d.Reason, want) {
+				t.Errorf("%s policy, %s: %s/%s %q (error %v); want blocked as malformed saying %q", name, path, d.Verdict, d.Kind, d.Reason, r.Err, want)
+			}
+		}
 	}
 }

@@ -238,6 +238,11 @@ func Sign(ctx context.Context, in io.ReaderAt, size int64, out Output, key crypt
 	if len(newTable) > limits.MaxCertTable {
 		return nil, fmt.Errorf("authenticode: sign: the new certificate table is %d bytes, over the %d-byte limit", len(newTable), limits.MaxCertTable)
 	}
+	// Never write a table Verify would refuse (with Append, one that nests
+	// more than the caps allow).
+	if err := CheckTable(newTable, tableOff, nil); err != nil {
+		return nil, fmt.Errorf("authenticode: sign: the new certificate table would be malformed: %w", err)
+	}
 	if _, err := out.Write(newTable); err != nil {
 		return nil, fmt.Errorf("authenticode: sign: writing the certificate table: %w", err)
 	}
@@ -952,7 +957,7 @@ func VerifyTimestampResponse(resp, signature []byte) (tok *TimestampToken, err e
 func verifyToken(token, signature []byte) (*TimestampToken, error) {
 	var ts signing.Timestamp
 	v := &verifier{}
-	signer, certs, err := v.rfc3161Signer(&ts, attribute{oid: oidRFC3161Timestamp, values: token}, signature, nil)
+	signer, certs, err := v.rfc3161Signer(&ts, token, signature, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTimestamp, err)
 	}

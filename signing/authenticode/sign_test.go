@@ -465,6 +465,32 @@ func TestSignAppend(t *testing.T) {
 		}
 	})
 
+	t.Run("past-the-unsigned-attributes-cap", func(t *testing.T) {
+		// Each append nests one more signature in the first one's
+		// unsigned attributes: Sign refuses the one that would take them
+		// past limits.MaxUnsignedAttributes, which Verify would refuse.
+		out, _ := signPE(t, in, a.leaf.Key, p.chainOf(a), authenticode.SignOptions{})
+		for n := 1; ; n++ {
+			next, _, err := trySign(t, out, b.leaf.Key, p.chainOf(b), authenticode.SignOptions{Append: true})
+			if err != nil {
+				if !errors.Is(err, authenticode.ErrLimit) || !strings.Contains(err.Error(), "bytes of unsigned attributes") {
+					t.Fatalf("append %d: %v, want the unsigned attributes cap", n, err)
+				}
+				if n < 10 {
+					t.Errorf("refused after %d appends: the cap bites too early (real files nest one or two)", n)
+				}
+				break
+			}
+			out = next
+			if n > authenticode.MaxSignatures {
+				t.Fatal("no cap reached")
+			}
+		}
+		if sigs := verify(t, parseSignedPE(t, out), roots); !sigs[len(sigs)-1].Verified {
+			t.Errorf("the last file Sign wrote does not verify: %v", sigs[len(sigs)-1].Problem)
+		}
+	})
+
 	t.Run("unsigned", func(t *testing.T) {
 		out, res := signPE(t, in, b.leaf.Key, p.chainOf(b), authenticode.SignOptions{Append: true})
 		s := checkSigned(t, in, out, res, crypto.SHA256)
@@ -693,6 +719,7 @@ func TestSignRefusals(t *testing.T) {
 	stray := append(bytes.Clone(sp.table), 1, 2, 3, 4)
 	x509Entry := makeTable(tableEntry{revision: pe.CertRevision2_0, typ: pe.CertTypeX509, data: s.leaf.Cert.Raw})
 	garbage := makeTable(pkcs7Entry([]byte{0x30, 0x03, 0x02, 0x01, 0x01}))
+	junkSecond := append(bytes.Clone(sp.table), makeTable(pkcs7Entry(bytes.Repeat([]byte("junk"), 1024)))...)
 
 	malformed := func(err error) bool {
 		var me *binfmt.MalformedError
@@ -728,7 +755,8 @@ func TestSignRefusals(t *testing.T) {
 		{"entry-length-past-the-table", withTable(badLength, uint32(len(badLength))), s.leaf.Key, chain, authenticode.SignOptions{}, malformed, "exceeds"},
 		{"entry-length-past-the-table-append", withTable(badLength, uint32(len(badLength))), s.leaf.Key, chain, authenticode.SignOptions{Append: true}, malformed, "exceeds"},
 		{"stray-bytes-after-the-entries", withTable(stray, uint32(len(stray))), s.leaf.Key, chain, authenticode.SignOptions{}, malformed, "stray bytes"},
-		{"append-to-x509-entry", withTable(x509Entry, uint32(len(x509Entry))), s.leaf.Key, chain, authenticode.SignOptions{Append: true}, is(authenticode.ErrUnsupportedEntry), "append"},
+		{"append-to-x509-entry", withTable(x509Entry, uint32(len(x509Entry))), s.leaf.Key, chain, authenticode.SignOptions{Append: true}, malformed, "type X509"},
+		{"second-entry-of-junk", withTable(junkSecond, uint32(len(junkSecond))), s.leaf.Key, chain, authenticode.SignOptions{}, malformed, "WIN_CERTIFICATE 1: bCertificate is not a DER SEQUENCE"},
 		{"append-to-garbage", withTable(garbage, uint32(len(garbage))), s.leaf.Key, chain, authenticode.SignOptions{Append: true}, is(authenticode.ErrMalformed), "append"},
 	}
 	for _, tt := range tests {
