@@ -516,6 +516,10 @@ func binaryError(path string, f Format, err error) error {
 	if errors.As(err, &me) {
 		return &MalformedBinaryError{Path: path, Format: f, Offset: me.Offset, Reason: me.Reason}
 	}
+	var fe *modsig.FormatError
+	if errors.As(err, &fe) {
+		return &MalformedBinaryError{Path: path, Format: f, Offset: fe.Offset, Reason: "appended signature: " + fe.Reason}
+	}
 	var te *authenticode.TableError
 	if errors.As(err, &te) {
 		return &MalformedBinaryError{Path: path, Format: f, Offset: te.Offset,

@@ -383,3 +383,19 @@ func TestCertificateTableSmuggling(t *testing.T) {
 		}
 	}
 }
+
+// TestMalformedModuleSignatureIsMalformed judges an ELF file whose appended
+// signature does not parse: a malformed ELF (with the offset), not a file
+// that could not be read.
+func TestMalformedModuleSignatureIsMalformed(t *testing.T) {
+	junk := bytes.Repeat([]byte("junk"), 64)
+	trailer := append([]byte{0, 0, 2, 0, 0, 0, 0, 0}, binary.BigEndian.AppendUint32(nil, uint32(len(junk)))...)
+	data := append(append(testbin.ELF(testbin.ELFOptions{}), junk...), append(trailer, modsig.Magic...)...)
+	dir := tree(t, map[string][]byte{"module.ko": data})
+	r := validate(t, policyFor(t), Options{}, dir).Results[0]
+	var mb *MalformedBinaryError
+	if !errors.As(r.Err, &mb) || mb.Format != FormatELF || mb.Offset != int64(len(data)-len(junk)-len(trailer)-len(modsig.Magic)) ||
+		!strings.Contains(mb.Reason, "appended signature: PKCS#7 does not parse") || r.Decision.Kind != cipolicy.KindMalformed {
+		t.Errorf("%s: error %v (%T), decision %s/%s", r.Path, r.Err, r.Err, r.Decision.Verdict, r.Decision.Kind)
+	}
+}
