@@ -433,7 +433,8 @@ func (c *Certificate) CheckSignedBy(parent *Certificate) error {
 
 // CheckSignature verifies sig over data with pub, for a signature algorithm
 // given by OID (and, for RSA-PSS, its DER parameters; digest-only OIDs such
-// as the PKCS#7 digestEncryptionAlgorithm rsaEncryption need hash set).
+// as the PKCS#7 digestEncryptionAlgorithm rsaEncryption need hash set). A
+// signature over MD5 is refused, whichever way the algorithm names it.
 func CheckSignature(pub crypto.PublicKey, alg asn1.ObjectIdentifier, pssParams []byte, data, sig []byte) error {
 	for _, a := range sigAlgs {
 		if !a.oid.Equal(alg) {
@@ -488,8 +489,13 @@ func checkWith(pub crypto.PublicKey, kind string, h crypto.Hash, data, sig []byt
 }
 
 // checkDigest verifies sig: over digest for RSA and ECDSA, over data for
-// Ed25519.
+// Ed25519. Every signature check goes through it, so that MD5 is refused
+// in one place, whatever algorithm (md5WithRSAEncryption, RSA-PSS
+// parameters, a SignerInfo digest) named it.
 func checkDigest(pub crypto.PublicKey, kind string, h crypto.Hash, data, digest, sig []byte) error {
+	if h == crypto.MD5 {
+		return fmt.Errorf("%w: MD5 signatures are not accepted (%s)", ErrSignature, kind)
+	}
 	var ok bool
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
