@@ -337,12 +337,13 @@ func validity(p *Policy, s *Subject, sig *signing.Signature, chain []*signing.Ce
 
 // trustedTimestamp reports whether a verified timestamp comes from a
 // timestamp authority the policy trusts: one of its chains (built with CA
-// checks) starts at a certificate for timestamping (id-kp-timeStamping),
-// holds one of the policy's timestamp authorities, and every certificate of
-// it was valid at the time it states.
+// checks) starts at a time-stamping certificate (the timeStamping EKU
+// alone, critical: signing.Certificate.CheckTimestamping, the rule every
+// timestamp path uses), holds one of the policy's timestamp authorities,
+// and every certificate of it was valid at the time it states.
 func trustedTimestamp(p *Policy, ts *signing.Timestamp) bool {
 	for _, chain := range ts.Chains {
-		if len(chain) == 0 || !chain[0].HasEKU(signing.OIDTimeStamping.String()) {
+		if len(chain) == 0 || chain[0].CheckTimestamping() != nil {
 			continue
 		}
 		valid, listed := true, false

@@ -21,6 +21,9 @@ type pki struct {
 	root, inter, leaf, ecdsaLeaf *signing.Certificate
 	expired, lifetime, rogue     *signing.Certificate
 	tsa, tls, noEKU              *signing.Certificate
+	// softTSA and codeTSA are not TSAs as RFC 3161 wants: the
+	// timeStamping EKU not critical, or beside codeSigning.
+	softTSA, codeTSA *signing.Certificate
 }
 
 func cert(t *testing.T, c *x509.Certificate) *signing.Certificate {
@@ -45,7 +48,9 @@ func newPKI(t *testing.T) *pki {
 		NotBefore: testca.Epoch.AddDate(-3, 0, 0), NotAfter: testca.Epoch.AddDate(-1, 0, 0),
 		UnknownEKUs: [][]int{{1, 3, 6, 1, 4, 1, 311, 10, 3, 13}}}).Cert)
 	p.rogue = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "Build Signing", SelfSigned: true}).Cert)
-	p.tsa = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "Test TSA", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping}}).Cert)
+	p.tsa = cert(t, ca.TSA(t).Cert)
+	p.softTSA = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "Soft TSA", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping}}).Cert)
+	p.codeTSA = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "Code TSA", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping, x509.ExtKeyUsageCodeSigning}}).Cert)
 	p.tls = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "www.example.com", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}).Cert)
 	p.noEKU = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "No EKU", EKUs: []x509.ExtKeyUsage{}}).Cert)
 	return p
@@ -89,15 +94,17 @@ func TestSignerRules(t *testing.T) {
 			Chains: [][]*signing.Certificate{{p.tsa, p.inter, p.root}}}
 		return s
 	}
-	expiredWithTimestamp := func(trusted bool) *signing.Signature {
+	expiredStampedBy := func(tsa *signing.Certificate) *signing.Signature {
 		s := p.sig(p.expired, "RSA")
-		tsa := p.tsa
-		if !trusted {
-			tsa = p.rogue
-		}
 		s.Timestamp = &signing.Timestamp{Kind: "rfc3161", Verified: true, Time: testca.Epoch.AddDate(0, -9, 0),
 			Chains: [][]*signing.Certificate{{tsa, p.inter, p.root}}}
 		return s
+	}
+	expiredWithTimestamp := func(trusted bool) *signing.Signature {
+		if !trusted {
+			return expiredStampedBy(p.rogue)
+		}
+		return expiredStampedBy(p.tsa)
 	}
 	if !trustedTSAIsMatchedByChain(p) {
 		t.Fatal("test PKI: the TSA is not issued by the intermediate")
@@ -149,6 +156,16 @@ func TestSignerRules(t *testing.T) {
 			signedPE(expiredWithTimestamp(true)), Allowed, KindAllowedBySigner, "pca", 0, ""},
 		{"expired, timestamped by an untrusted TSA", "timestamp_authorities: [{tbs: " + tbs(p.tsa) + "}]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
 			signedPE(expiredWithTimestamp(false)), Blocked, KindNotAllowed, "", -1, "is not valid now"},
+		// One rule for every timestamp (signing.Certificate.CheckTimestamping):
+		// a TSA certificate whose timeStamping EKU is not critical, or sits
+		// beside codeSigning, vouches for no time, even when the policy
+		// lists its issuer.
+		{"a TSA whose EKU is not critical is not trusted", "timestamp_authorities: [{tbs: " + tbs(p.inter) + "}]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(expiredStampedBy(p.softTSA)), Blocked, KindNotAllowed, "", -1, "is not valid now"},
+		{"a TSA that may also sign code is not trusted", "timestamp_authorities: [{tbs: " + tbs(p.inter) + "}]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(expiredStampedBy(p.codeTSA)), Blocked, KindNotAllowed, "", -1, "is not valid now"},
+		{"a proper TSA under the listed issuer is trusted", "timestamp_authorities: [{tbs: " + tbs(p.inter) + "}]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(expiredStampedBy(p.tsa)), Allowed, KindAllowedBySigner, "pca", 0, ""},
 		{"a self-made timestamp does not backdate", "timestamp_authorities: [{tbs: " + tbs(p.root) + "}]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
 			signedPE(selfTimestamped()), Blocked, KindNotAllowed, "", -1, "is not valid now"},
 		{"a timestamp from the future is not used", "timestamp_authorities: [{tbs: " + tbs(p.tsa) + "}]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},

@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -24,6 +25,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/codesignval/csv/internal/binfmt"
 	"github.com/codesignval/csv/internal/binfmt/pe"
@@ -665,15 +669,52 @@ func TestVerifyTSA(t *testing.T) {
 	if err := token(p.tsa(t)).VerifyTSA([]*x509.Certificate{other.ca.Root.Cert}); err == nil || !strings.Contains(err.Error(), "not trusted") {
 		t.Errorf("a TSA under another root: %v", err)
 	}
-	for name, o := range map[string]testca.LeafOptions{
-		"no EKU":               {CommonName: "No EKU", EKUs: []x509.ExtKeyUsage{}},
-		"EKU not critical":     {CommonName: "Soft TSA", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping}},
-		"code signing EKU too": {CommonName: "Both", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping, x509.ExtKeyUsageCodeSigning}},
-	} {
-		if err := token(p.signer(t, o)).VerifyTSA(roots); err == nil || !strings.Contains(err.Error(), "not a time-stamping certificate") {
-			t.Errorf("%s: %v", name, err)
+	// A certificate that is not a TSA's (RFC 3161: the timeStamping EKU
+	// alone, critical) cannot answer at all: the one rule
+	// (signing.Certificate.CheckTimestamping) refuses its tokens wherever
+	// they are read, before any question of trust.
+	for name, o := range badTSAs {
+		tsa := p.signer(t, o)
+		srv := newRFC3161TSA(t, tsa, []*x509.Certificate{tsa.leaf.Cert, p.ca.Intermediate.Cert}, testca.Epoch)
+		if _, _, err := authenticode.RequestTimestamp(t.Context(), srv.URL, nil, sig); !errors.Is(err, signing.ErrNotTimestamping) {
+			t.Errorf("%s: RequestTimestamp: %v, want ErrNotTimestamping", name, err)
+		}
+		resp, err := srv.respond(timestampRequest(t, sig), tsaOK, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := authenticode.VerifyTimestampResponse(resp, sig); !errors.Is(err, signing.ErrNotTimestamping) || !errors.Is(err, authenticode.ErrTimestamp) {
+			t.Errorf("%s: VerifyTimestampResponse: %v, want ErrTimestamp and ErrNotTimestamping", name, err)
 		}
 	}
+}
+
+// badTSAs are certificates that are not a TSA's as RFC 3161 (2.3) wants:
+// the timeStamping EKU alone, in a critical extension.
+var badTSAs = map[string]testca.LeafOptions{
+	"no EKU":               {CommonName: "No EKU", EKUs: []x509.ExtKeyUsage{}},
+	"EKU not critical":     {CommonName: "Soft TSA", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping}},
+	"code signing EKU too": {CommonName: "Both", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping, x509.ExtKeyUsageCodeSigning}},
+}
+
+// timestampRequest is a DER TimeStampReq for the SHA-256 of data, asking
+// for the TSA's certificates.
+func timestampRequest(t testing.TB, data []byte) []byte {
+	t.Helper()
+	h := sha256.Sum256(data)
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1Int64(1)
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1ObjectIdentifier(asnSHA256)
+				b.AddASN1NULL()
+			})
+			b.AddASN1OctetString(h[:])
+		})
+		b.AddASN1Boolean(true)
+	})
+	return b.BytesOrPanic()
 }
 
 // TestSignRefusals: Sign refuses, before writing anything, a key that is

@@ -91,6 +91,9 @@ func (v *verifier) timestamp(index int, path []int, si *signerInfo, outerCerts [
 	case st.counter != nil:
 		ts.Kind = TimestampAuthenticode
 		err = v.counterSignature(ts, st.counter, si.signature, outerCerts)
+		if err == nil && len(ts.Chains) > 0 {
+			err = ts.Chains[0][0].CheckTimestamping()
+		}
 	default:
 		return nil
 	}
@@ -159,8 +162,9 @@ func (v *verifier) rfc3161Signer(ts *signing.Timestamp, der, sigOctets []byte, o
 
 // tokenSigner finds the certificate that signed tok among its certificates
 // (certs) and outerCerts, and checks the token's message imprint against
-// sigOctets and its signature. It returns the signer once found, even when
-// a later check fails.
+// sigOctets, its signature, and that the signer is a time-stamping
+// certificate (signing.Certificate.CheckTimestamping). It returns the signer
+// once found, even when a later check fails.
 func tokenSigner(tok *token, certs []*signing.Certificate, sigOctets []byte, outerCerts []*signing.Certificate) (*signing.Certificate, error) {
 	si := &tok.sd.signers[0]
 	signer := findSigner(si, certs)
@@ -170,7 +174,10 @@ func tokenSigner(tok *token, certs []*signing.Certificate, sigOctets []byte, out
 	if signer == nil {
 		return nil, signerNotFound(si, len(certs)+len(outerCerts), nil)
 	}
-	return signer, checkToken(si, signer, tok.tst, tok.sd, sigOctets)
+	if err := checkToken(si, signer, tok.tst, tok.sd, sigOctets); err != nil {
+		return signer, err
+	}
+	return signer, signer.CheckTimestamping()
 }
 
 // checkToken checks a token's message imprint against sigOctets and its

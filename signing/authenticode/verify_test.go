@@ -1542,3 +1542,51 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// TestVerifyTimestampAuthorityEKU timestamps signatures with certificates
+// that are not TSAs as RFC 3161 wants (the timeStamping EKU alone,
+// critical): an RFC 3161 token made by the test TSA and embedded by hand
+// (OpenSSL's responder, and so osslsigncode's, refuses such certificates),
+// and a legacy countersignature through osslsigncode -t. The timestamp is
+// not verified, and says why; the signature itself still is. A proper TSA
+// passes both ways.
+func TestVerifyTimestampAuthorityEKU(t *testing.T) {
+	p := newPKI(t)
+	s := p.signer(t, testca.LeafOptions{})
+	good := parseSignedPE(t, osslSign(t, peFile(4096), s, "-h", "sha256"))
+	der := good.pkcs7(t)
+	sigOctets := at(t, der, signerInfoPath(siSignature)...).contents(der)
+	tsas := map[string]*signer{"proper TSA": p.tsa(t)}
+	for name, o := range badTSAs {
+		tsas[name] = p.signer(t, o)
+	}
+	for name, tsa := range tsas {
+		chain := []*x509.Certificate{tsa.leaf.Cert, p.ca.Intermediate.Cert}
+		srv := newRFC3161TSA(t, tsa, chain, testca.Epoch)
+		resp, err := srv.respond(timestampRequest(t, sigOctets), tsaOK, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		token := at(t, resp, 1).bytes(resp)
+		files := map[string]*signedPE{
+			"rfc3161":      good.withSignature(t, withUnsigned(t, der, attr(t, asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 3, 3, 1}, token))),
+			"authenticode": parseSignedPE(t, osslSign(t, peFile(4096), s, "-h", "sha256", "-t", legacyTSA(t, tsa, chain, testca.Epoch))),
+		}
+		for kind, f := range files {
+			sigs := verify(t, f, authenticode.VerifyOptions{Certificates: []*signing.Certificate{p.root}})
+			ts := sigs[0].Timestamp
+			if !sigs[0].Verified || ts == nil || ts.Kind != kind {
+				t.Fatalf("%s, %s: signature verified %v (%v), timestamp %+v", name, kind, sigs[0].Verified, sigs[0].Problem, ts)
+			}
+			if name == "proper TSA" {
+				if !ts.Verified {
+					t.Errorf("%s, %s: %v", name, kind, ts.Problem)
+				}
+				continue
+			}
+			if ts.Verified || !errors.Is(ts.Problem, signing.ErrNotTimestamping) || !errors.Is(ts.Problem, authenticode.ErrTimestamp) {
+				t.Errorf("%s, %s: timestamp verified %v, problem %v; want ErrNotTimestamping", name, kind, ts.Verified, ts.Problem)
+			}
+		}
+	}
+}
