@@ -218,7 +218,7 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 	// exclusion and the code signing usage only ever restrict what an
 	// allow rule admits (an expired or misused leaked key still signed).
 	deny := r.Action == Deny
-	why := ""
+	why, ignoredWhy := "", ""
 	for i, sig := range s.Signatures {
 		if !sig.Verified {
 			continue
@@ -248,6 +248,11 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 			if deny {
 				return &signerOutcome{sig: i, chain: chain, cert: cert}, ""
 			}
+			if host, ignored := ignoredIn(s.Scenario, sig); ignored != "" {
+				// Allow rules match at most what the host counts.
+				ignoredWhy = fmt.Sprintf("signature %d by %q matches, but does not count in scenario %s (%s): %s", i, leaf.CommonName(), s.Scenario, host, ignored)
+				break
+			}
 			if s.Scenario != ScenarioBoot && !codeSigningLeaf(leaf) {
 				// Firmware checks no usage; Windows and OpenSSL do.
 				why = fmt.Sprintf("signing certificate %q is not for code signing (its EKUs: %s)", leaf.CommonName(), strings.Join(leaf.EKUs, ", "))
@@ -260,7 +265,32 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 			return &signerOutcome{sig: i, chain: chain, cert: cert}, ""
 		}
 	}
+	if ignoredWhy != "" {
+		// The most telling reason: a trusted signature that sits where
+		// the host does not look.
+		return nil, ignoredWhy
+	}
 	return nil, why
+}
+
+// ignoredIn returns a host whose view of signatures scenario sc judges by,
+// and why it does not count sig ("" if every such host counts it): Windows
+// for user and kernel, UEFI firmware for boot, and both for any other
+// scenario (fail closed: a signature either host ignores does not count).
+func ignoredIn(sc Scenario, sig *signing.Signature) (signing.Host, string) {
+	hosts := []signing.Host{signing.HostWindows, signing.HostUEFI}
+	switch sc {
+	case ScenarioUser, ScenarioKernel:
+		hosts = hosts[:1]
+	case ScenarioBoot:
+		hosts = hosts[1:]
+	}
+	for _, h := range hosts {
+		if why := sig.IgnoredBy[h]; why != "" {
+			return h, why
+		}
+	}
+	return "", ""
 }
 
 func certAtLevel(m *SignerMatch, chain []*signing.Certificate, trusted func(*signing.Certificate) bool) *signing.Certificate {

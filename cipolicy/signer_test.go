@@ -243,6 +243,70 @@ func TestSignerRules(t *testing.T) {
 
 func trustedTSAIsMatchedByChain(p *pki) bool { return p.tsa.IssuedBy(p.inter) }
 
+// TestSignaturesTheHostCounts judges files whose trusted signature sits
+// where the host of the scenario does not look (signing.Signature.IgnoredBy,
+// which signing/authenticode sets from the table's layout): an allow rule
+// matches at most what the host counts, and says which signature it had to
+// ignore and why; a deny rule matches every signature.
+func TestSignaturesTheHostCounts(t *testing.T) {
+	p := newPKI(t)
+	at := func(index int, path []int, leaf *signing.Certificate) *signing.Signature {
+		s := p.sig(leaf, "RSA")
+		s.Index, s.Path = index, path
+		// As signing/authenticode records it.
+		if index > 0 {
+			s.Ignore(signing.HostWindows, "Windows judges only the first WIN_CERTIFICATE entry")
+		}
+		if len(path) > 0 {
+			s.Ignore(signing.HostUEFI, "UEFI firmware never reads nested signatures")
+		}
+		return s
+	}
+	// The first entry signed by a rogue, the second by the build signer;
+	// the build signer nested in the rogue's signature.
+	second := []*signing.Signature{at(0, []int{}, p.rogue), at(1, []int{}, p.leaf)}
+	nested := []*signing.Signature{at(0, []int{}, p.rogue), at(0, []int{0}, p.leaf)}
+	allow := signerRule("pca", "allow", "tbs: "+tbs(p.inter))
+	deny := signerRule("leaked", "deny", "tbs: "+tbs(p.leaf)+", level: leaf")
+	sub := func(sc Scenario, sigs []*signing.Signature) Subject {
+		s := signedPE(sigs...)
+		s.Scenario = sc
+		return s
+	}
+	tests := []struct {
+		name    string
+		rules   []string
+		sub     Subject
+		verdict Verdict
+		kind    ReasonKind
+		sig     int
+		reason  string
+	}{
+		{"second entry, user", []string{allow}, sub(ScenarioUser, second), Blocked, KindNotAllowed, -1,
+			`signature 1 by "Build Signing" matches, but does not count in scenario user (windows): Windows judges only the first WIN_CERTIFICATE entry`},
+		{"second entry, kernel", []string{allow}, sub(ScenarioKernel, second), Blocked, KindNotAllowed, -1, "does not count in scenario kernel (windows)"},
+		{"second entry, boot", []string{allow}, sub(ScenarioBoot, second), Allowed, KindAllowedBySigner, 1, ""},
+		{"nested, user", []string{allow}, sub(ScenarioUser, nested), Allowed, KindAllowedBySigner, 1, ""},
+		{"nested, boot", []string{allow}, sub(ScenarioBoot, nested), Blocked, KindNotAllowed, -1,
+			"does not count in scenario boot (uefi): UEFI firmware never reads nested signatures"},
+		{"unknown scenario counts what every host counts", []string{allow}, sub("", second), Blocked, KindNotAllowed, -1, "does not count"},
+		{"deny matches the second entry, user", []string{allow, deny}, sub(ScenarioUser, second), Blocked, KindDenied, 1, ""},
+		{"deny matches the nested signature, boot", []string{allow, deny}, sub(ScenarioBoot, nested), Blocked, KindDenied, 1, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := NewSet(SetOptions{Now: func() time.Time { return testca.Epoch }}, pol(t, "name: p\nversion: '1'", tt.rules...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := s.Evaluate(tt.sub)
+			if d.Verdict != tt.verdict || d.Kind != tt.kind || d.Signature != tt.sig || !strings.Contains(d.Reason, tt.reason) {
+				t.Errorf("got %s/%s sig %d: %s\nwant %s/%s sig %d, reason containing %q", d.Verdict, d.Kind, d.Signature, d.Reason, tt.verdict, tt.kind, tt.sig, tt.reason)
+			}
+		})
+	}
+}
+
 func TestWellKnownRootNeedsTrustedCertificate(t *testing.T) {
 	p := newPKI(t)
 	policy := &Policy{ID: "w", Name: "w", Type: Base, Mode: Enforce, WDACCompatible: true, Rules: []Rule{{

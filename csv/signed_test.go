@@ -15,6 +15,9 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/binfmt/pe"
 	"github.com/codesignval/csv/internal/testbin"
@@ -397,5 +400,105 @@ func TestMalformedModuleSignatureIsMalformed(t *testing.T) {
 	if !errors.As(r.Err, &mb) || mb.Format != FormatELF || mb.Offset != int64(len(data)-len(junk)-len(trailer)-len(modsig.Magic)) ||
 		!strings.Contains(mb.Reason, "appended signature: PKCS#7 does not parse") || r.Decision.Kind != cipolicy.KindMalformed {
 		t.Errorf("%s: error %v (%T), decision %s/%s", r.Path, r.Err, r.Err, r.Decision.Verdict, r.Decision.Kind)
+	}
+}
+
+// firstEntryDER returns the DER of the first signature in a signed PE's
+// certificate table, without its padding.
+func firstEntryDER(t *testing.T, data []byte) []byte {
+	t.Helper()
+	pf, err := pe.Parse(bytes.NewReader(data), int64(len(data)))
+	if err != nil || !pf.Signed() {
+		t.Fatalf("not a signed PE: %v", err)
+	}
+	entries, err := pe.ParseCertificateTable(data[pf.CertTable.Off:pf.CertTable.End()], pf.CertTable.Off)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cryptobyte.String(entries[0].Data)
+	var der cryptobyte.String
+	if !s.ReadASN1Element(&der, cbasn1.SEQUENCE) {
+		t.Fatal("the first entry is not DER")
+	}
+	return bytes.Clone(der)
+}
+
+// TestOnlyTheEntryTheHostReadsCounts judges a file whose first
+// WIN_CERTIFICATE entry is signed by a rogue and whose second is signed by
+// the trusted build signer, over the same image. Windows judges the first
+// entry only (with the signatures nested in it): in the user and kernel
+// scenarios the file is blocked, and the reason says which trusted
+// signature was not counted and why. UEFI firmware counts every entry: in
+// the boot scenario the second admits it. A deny rule for the build signer
+// matches the second entry in every scenario.
+func TestOnlyTheEntryTheHostReadsCounts(t *testing.T) {
+	ossl := testenv.Tool(t, "osslsigncode")
+	ca := testca.New(t)
+	leaf := ca.Leaf(t, testca.LeafOptions{CommonName: "Build Signing"})
+	rogue := ca.Leaf(t, testca.LeafOptions{CommonName: "Build Signing", SelfSigned: true})
+	keys := t.TempDir()
+	fLeaf := ca.WriteFiles(t, mkdir(t, keys, "leaf"), leaf)
+	fRogue := ca.WriteFiles(t, mkdir(t, keys, "rogue"), rogue)
+	raw := filepath.Join(keys, "app.exe")
+	os.WriteFile(raw, testbin.PE(testbin.PEOptions{Overlay: []byte("xyz")}), 0o644)
+	signPE(t, ossl, fRogue, raw, filepath.Join(keys, "rogue.exe"))
+	signPE(t, ossl, fLeaf, raw, filepath.Join(keys, "build.exe"))
+	rogueSigned, _ := os.ReadFile(filepath.Join(keys, "rogue.exe"))
+	buildSigned, _ := os.ReadFile(filepath.Join(keys, "build.exe"))
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "two.exe"), appendEntry(t, rogueSigned, pe.CertTypePKCSSignedData, firstEntryDER(t, buildSigned)), 0o644)
+
+	inter := sigCert(t, ca.Intermediate.Cert)
+	allow := fmt.Sprintf("{id: pca, action: allow, signer: {tbs: %s, level: issuer}}", inter.TBSHashHex())
+	deny := fmt.Sprintf("{id: leaked, action: deny, signer: {tbs: %s, level: leaf}}", sigCert(t, leaf.Cert).TBSHashHex())
+	for _, tc := range []struct {
+		scenario cipolicy.Scenario
+		rules    []string
+		want     string // verdict/kind/signature
+		reason   string
+	}{
+		{cipolicy.ScenarioUser, []string{allow}, "blocked/not-allowed/-1",
+			`signature 1 by "Build Signing" matches, but does not count in scenario user (windows): Windows judges only the first WIN_CERTIFICATE entry`},
+		{cipolicy.ScenarioKernel, []string{allow}, "blocked/not-allowed/-1", "does not count in scenario kernel (windows)"},
+		{cipolicy.ScenarioBoot, []string{allow}, "allowed/allowed-by-signer/1", ""},
+		{cipolicy.ScenarioUser, []string{allow, deny}, "blocked/denied/1", `denied by rule "leaked"`},
+		{cipolicy.ScenarioBoot, []string{allow, deny}, "blocked/denied/1", `denied by rule "leaked"`},
+	} {
+		r := validate(t, policyFor(t, tc.rules...), Options{Scenario: tc.scenario}, dir).Results[0]
+		d := r.Decision
+		if got := fmt.Sprintf("%s/%s/%d", d.Verdict, d.Kind, d.Signature); got != tc.want || !strings.Contains(d.Reason, tc.reason) || len(r.Signatures) != 2 {
+			t.Errorf("%s, %d rules: %s %q (%d signatures); want %s saying %q", tc.scenario, len(tc.rules), got, d.Reason, len(r.Signatures), tc.want, tc.reason)
+		}
+	}
+}
+
+// TestRealShimSecondEntry judges Debian's shim, whose second entry is
+// Microsoft's UEFI CA 2023 signature, with a rule for that CA only: firmware
+// counts it (boot), Windows does not (user).
+func TestRealShimSecondEntry(t *testing.T) {
+	dir := debianEFI(t)
+	shim := filepath.Join(dir, "usr/lib/shim/shimx64.efi.signed")
+	in := InspectFile(t.Context(), shim, nil, InspectOptions{})
+	if in.Err != nil || len(in.Signatures) != 2 || len(in.Signatures[1].Chains) == 0 || len(in.Signatures[1].Chains[0]) < 2 {
+		t.Fatalf("shim: %v, %d signatures", in.Err, len(in.Signatures))
+	}
+	ca2023 := in.Signatures[1].Chains[0][1]
+	if ca2023.CommonName() != "Microsoft UEFI CA 2023" {
+		t.Fatalf("the second entry's issuer is %q", ca2023.CommonName())
+	}
+	src := fmt.Sprintf("format: csv-policy/v1\nname: shim\nversion: '1'\nwdac_compatible: true\nrules:\n  - {id: uefi-ca-2023, action: allow, signer: {tbs: %s, level: issuer}}\n", ca2023.TBSHashHex())
+	p, err := cipolicy.Parse([]byte(src), "shim.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := cipolicy.NewSet(cipolicy.SetOptions{}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := validate(t, set, Options{Scenario: cipolicy.ScenarioBoot}, shim).Results[0].Decision; !d.Allowed() || d.Signature != 1 {
+		t.Errorf("boot: %s: %s", d.Verdict, d.Reason)
+	}
+	if d := validate(t, set, Options{Scenario: cipolicy.ScenarioUser}, shim).Results[0].Decision; d.Allowed() || !strings.Contains(d.Reason, "does not count in scenario user (windows)") {
+		t.Errorf("user: %s: %s", d.Verdict, d.Reason)
 	}
 }

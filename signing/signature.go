@@ -39,6 +39,39 @@ type Signature struct {
 	// verifies with the key of Chains[0][0]. Problem says why not.
 	Verified bool
 	Problem  error
+	// IgnoredBy says which hosts would not count this signature although
+	// it may verify, and why: a host reads only some of a file's
+	// signatures (Windows: the first WIN_CERTIFICATE entry and the
+	// signatures nested in it; UEFI firmware: each entry's own signature,
+	// never a nested one), or refuses something csv verifies. A signature
+	// a host ignores cannot admit a file in that host's scenarios; deny
+	// rules still match it. Nil when every host counts it.
+	IgnoredBy map[Host]string
+}
+
+// Host is a verifier that decides whether code runs: what a policy's
+// scenarios stand for when csv judges a file as the host will.
+type Host string
+
+// Hosts.
+const (
+	// HostWindows is Windows' WinVerifyTrust and code integrity (App
+	// Control): scenarios user and kernel.
+	HostWindows Host = "windows"
+	// HostUEFI is UEFI Secure Boot: the firmware's image verification
+	// (EDK2 DxeImageVerificationLib) and shim, which verifies as EDK2
+	// does: scenario boot.
+	HostUEFI Host = "uefi"
+)
+
+// Ignore records that host would not count the signature, and why.
+func (s *Signature) Ignore(host Host, why string) {
+	if s.IgnoredBy == nil {
+		s.IgnoredBy = map[Host]string{}
+	}
+	if _, ok := s.IgnoredBy[host]; !ok {
+		s.IgnoredBy[host] = why
+	}
 }
 
 // Signer returns the signing certificate, or nil.

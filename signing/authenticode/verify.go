@@ -286,6 +286,12 @@ func parseAuthenticode(der []byte) (*signedData, error) {
 //     result; a bad timestamp does not affect Verified.
 //  9. Nested signatures are verified by the same steps, Path = parent's Path
 //     plus their position.
+//  10. IgnoredBy records which hosts would not count the signature, from
+//     where it sits: Windows reads only the first entry (WinVerifyTrust
+//     takes certificate 0 of the table) and the signatures nested in it,
+//     one level deep (deeper ones: not established, so not counted); UEFI
+//     firmware (EDK2 DxeImageVerificationLib) and shim check every entry's
+//     own signature and never a nested one. Deny rules match them all.
 //
 // # Security
 //
@@ -378,6 +384,7 @@ func (v *verifier) entry(i int, e pe.Certificate) {
 func (v *verifier) signature(e pe.Certificate, index int, path []int, der []byte, depth int) {
 	sig := &signing.Signature{Format: Format, Index: index, Path: path}
 	v.out = append(v.out, sig)
+	countedBy(sig)
 	fail := func(err error) {
 		if sig.Problem == nil {
 			sig.Problem = &SignatureError{Index: index, Path: path, Err: err}
@@ -489,6 +496,30 @@ func (v *verifier) signature(e pe.Certificate, index int, path []int, der []byte
 		if !ok {
 			malformed(errDER("bad SPC_NESTED_SIGNATURE attribute values"))
 		}
+	}
+}
+
+// Why hosts do not count a signature, by where it sits in the table.
+const (
+	whyWindowsEntry = "Windows judges only the first WIN_CERTIFICATE entry and the signatures nested in it " +
+		"(WinVerifyTrust reads certificate 0 of the table, ImageGetCertificateData index 0)"
+	whyWindowsDepth = "Windows reads the signatures nested in the first one, one level deep (its secondary signatures); " +
+		"csv cannot establish that it reads deeper ones, so it does not count them"
+	whyUEFINested = "UEFI firmware (EDK2 DxeImageVerificationLib) and shim check each WIN_CERTIFICATE entry's own signature " +
+		"against db and dbx, never the signatures nested in it"
+)
+
+// countedBy records which hosts do not count sig, from where it sits: see
+// the reasons above. Deny rules still match every signature.
+func countedBy(sig *signing.Signature) {
+	if sig.Index > 0 {
+		sig.Ignore(signing.HostWindows, whyWindowsEntry)
+	}
+	if len(sig.Path) > 1 {
+		sig.Ignore(signing.HostWindows, whyWindowsDepth)
+	}
+	if len(sig.Path) > 0 {
+		sig.Ignore(signing.HostUEFI, whyUEFINested)
 	}
 }
 

@@ -1590,3 +1590,47 @@ func TestVerifyTimestampAuthorityEKU(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyWhichHostsCount checks what Verify records of where each
+// signature sits: Windows counts the first entry and the signatures nested
+// one level in it; UEFI firmware counts every entry's own signature and no
+// nested one. Debian's shim, where present, is the real two-entry case.
+func TestVerifyWhichHostsCount(t *testing.T) {
+	p := newPKI(t)
+	f := parseSignedPE(t, osslSign(t, peFile(4096), p.signer(t, testca.LeafOptions{}), "-h", "sha256"))
+	base := f.pkcs7(t)
+	deep := nest(t, base, nest(t, base, base)) // paths [], [0], [0 0]
+	sigs := verify(t, f.withTable(t, makeTable(pkcs7Entry(deep), pkcs7Entry(base))), authenticode.VerifyOptions{})
+	want := []struct {
+		index         int
+		path          []int
+		windows, uefi string // substrings of why the host ignores it; "" counts
+	}{
+		{0, []int{}, "", ""},
+		{0, []int{0}, "", "never the signatures nested in it"},
+		{0, []int{0, 0}, "cannot establish that it reads deeper ones", "never the signatures nested in it"},
+		{1, []int{}, "Windows judges only the first WIN_CERTIFICATE entry", ""},
+	}
+	if len(sigs) != len(want) {
+		t.Fatalf("%d signatures, want %d", len(sigs), len(want))
+	}
+	for i, w := range want {
+		s := sigs[i]
+		if s.Index != w.index || !slices.Equal(s.Path, w.path) || !s.Verified {
+			t.Fatalf("signature %d: %d %v verified %v", i, s.Index, s.Path, s.Verified)
+		}
+		for host, sub := range map[signing.Host]string{signing.HostWindows: w.windows, signing.HostUEFI: w.uefi} {
+			got := s.IgnoredBy[host]
+			if (sub == "") != (got == "") || !strings.Contains(got, sub) {
+				t.Errorf("signature %d %v, %s: ignored %q, want %q", w.index, w.path, host, got, sub)
+			}
+		}
+	}
+
+	t.Run("shim", func(t *testing.T) {
+		sigs := verify(t, readSignedPE(t, debianEFI(t, debianShim)), authenticode.VerifyOptions{})
+		if len(sigs) != 2 || sigs[0].IgnoredBy != nil || sigs[1].IgnoredBy[signing.HostWindows] == "" || sigs[1].IgnoredBy[signing.HostUEFI] != "" {
+			t.Errorf("shim: ignored by %v and %v; want the 2023 signature (entry 1) ignored by Windows only", sigs[0].IgnoredBy, sigs[1].IgnoredBy)
+		}
+	})
+}
