@@ -256,9 +256,8 @@ func parseAuthenticode(der []byte) (*signedData, error) {
 //     and readable certificates; legacy: a SignerInfo); nested signatures
 //     pass these checks too, at most [MaxNestingDepth] deep and
 //     [MaxSignatures] in the table.
-//  3. The SpcIndirectDataContent's data type is SPC_PE_IMAGE_DATAOBJ and
-//     its digest algorithm one Authenticode uses ([ErrMalformed],
-//     [ErrUnsupportedAlgorithm]). The signer's certificate is among the
+//  3. The SpcIndirectDataContent's digest algorithm is one Authenticode
+//     uses ([ErrUnsupportedAlgorithm]). The signer's certificate is among the
 //     embedded certificates, by issuer and serial number (raw issuer DER,
 //     negative serials included) or subject key identifier
 //     ([ErrSignerNotFound]).
@@ -291,7 +290,11 @@ func parseAuthenticode(der []byte) (*signedData, error) {
 //     takes certificate 0 of the table) and the signatures nested in it,
 //     one level deep (deeper ones: not established, so not counted); UEFI
 //     firmware (EDK2 DxeImageVerificationLib) and shim check every entry's
-//     own signature and never a nested one. Deny rules match them all.
+//     own signature and never a nested one. A data type other than
+//     SPC_PE_IMAGE_DATAOBJ does not affect Verified (EDK2's
+//     AuthenticodeVerify, which firmware and shim run, never reads it) but
+//     makes Windows ignore the signature: csv cannot establish that Windows
+//     accepts it. Deny rules match them all.
 //
 // # Security
 //
@@ -430,7 +433,11 @@ func (v *verifier) signature(e pe.Certificate, index int, path []int, der []byte
 	sig.DigestAlgorithm = imageHash
 	sig.SignatureAlgorithm = signatureKind(si.sigAlg.oid)
 	if !bytes.Equal(idc.dataType, oidSpcPEImageData) {
-		fail(fmt.Errorf("%w: SpcIndirectDataContent data type is %s, want SPC_PE_IMAGE_DATAOBJ (1.3.6.1.4.1.311.2.1.15)", ErrMalformed, oidString(idc.dataType)))
+		// Firmware does not look at the data type; csv cannot establish
+		// that Windows accepts anything but SPC_PE_IMAGE_DATAOBJ.
+		sig.Ignore(signing.HostWindows, fmt.Sprintf("its SpcIndirectDataContent data type is %s, not SPC_PE_IMAGE_DATAOBJ (1.3.6.1.4.1.311.2.1.15): "+
+			"csv cannot establish that Windows accepts it (UEFI firmware and shim do: EDK2's AuthenticodeVerify checks the content type and the image digest, never the data type)",
+			dataTypeName(idc.dataType)))
 	}
 	if hashErr != nil {
 		fail(fmt.Errorf("image digest: %w", hashErr))
@@ -508,6 +515,23 @@ const (
 	whyUEFINested = "UEFI firmware (EDK2 DxeImageVerificationLib) and shim check each WIN_CERTIFICATE entry's own signature " +
 		"against db and dbx, never the signatures nested in it"
 )
+
+// dataTypeName renders an SpcIndirectDataContent data type OID element, with
+// its name where it is a known SPC OID (signers have been seen to write a
+// statement type where the data type belongs).
+func dataTypeName(oid []byte) string {
+	names := map[string]string{
+		"1.3.6.1.4.1.311.2.1.21": "SPC_INDIVIDUAL_SP_KEY_PURPOSE_OBJID",
+		"1.3.6.1.4.1.311.2.1.22": "SPC_COMMERCIAL_SP_KEY_PURPOSE_OBJID",
+		"1.3.6.1.4.1.311.2.1.25": "SPC_CAB_DATA_OBJID",
+		"1.3.6.1.4.1.311.2.1.30": "SPC_SIPINFO_OBJID",
+	}
+	s := oidString(oid)
+	if n, ok := names[s]; ok {
+		return s + " (" + n + ")"
+	}
+	return s
+}
 
 // countedBy records which hosts do not count sig, from where it sits: see
 // the reasons above. Deny rules still match every signature.

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/hex"
@@ -24,6 +25,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/binfmt"
 	"github.com/codesignval/csv/internal/binfmt/pe"
 	"github.com/codesignval/csv/internal/testbin"
@@ -470,15 +472,6 @@ func TestVerifyTampered(t *testing.T) {
 			},
 			want:   authenticode.ErrSignerNotFound,
 			detail: `issuer "CN=Test Issuing CA,O=csv tests", serial `,
-		},
-		{
-			name: "not PE image data",
-			file: func(t *testing.T) *signedPE {
-				// The data type OID inside SpcIndirectDataContent (the message digest then fails too, later).
-				return good.withSignature(t, flip(t, 9, 1, 0, 2, 1, 0, 0, 0))
-			},
-			want:   authenticode.ErrMalformed,
-			detail: "want SPC_PE_IMAGE_DATAOBJ",
 		},
 	}
 	for _, tt := range tests {
@@ -1633,4 +1626,84 @@ func TestVerifyWhichHostsCount(t *testing.T) {
 			t.Errorf("shim: ignored by %v and %v; want the 2023 signature (entry 1) ignored by Windows only", sigs[0].IgnoredBy, sigs[1].IgnoredBy)
 		}
 	})
+}
+
+// withDataType returns der (an osslsigncode RSA SHA-256 signature) with the
+// SpcIndirectDataContent's data type replaced by oid and re-signed by key,
+// as a signer that writes another data type over the right digest would:
+// the messageDigest attribute and the signature are those of the new
+// content.
+func withDataType(t testing.TB, der []byte, oid asn1.ObjectIdentifier, key *rsa.PrivateKey) []byte {
+	t.Helper()
+	// SignedData → encapContentInfo → [0] → SpcIndirectDataContent → data → type
+	der = replace(t, der, mustMarshal(t, oid), 1, 0, 2, 1, 0, 0, 0)
+	content := at(t, der, 1, 0, 2, 1, 0).contents(der)
+	md := sha256.Sum256(content)
+	attrs := signerInfoPath(siSignedAttrs)
+	for i := range children(t, der, at(t, der, attrs...)) {
+		if bytes.Equal(at(t, der, append(attrs, i, 0)...).bytes(der), mustMarshal(t, asnMessageDigest)) {
+			der = replace(t, der, encode(cbasn1.OCTET_STRING, md[:]), append(attrs, i, 1, 0)...)
+		}
+	}
+	return resign(t, der, algorithm(t, asnRSAEncryption, []byte{5, 0}), func(d []byte) []byte {
+		h := sha256.Sum256(d)
+		sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, h[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sig
+	})
+}
+
+// TestVerifyOtherDataType checks a signature whose SpcIndirectDataContent
+// data type is 1.3.6.1.4.1.311.2.1.21 (SPC_INDIVIDUAL_SP_KEY_PURPOSE_OBJID,
+// a statement type where SPC_PE_IMAGE_DATAOBJ belongs, as a Linux
+// distribution's signed EFI application carries) over the right image
+// digest: it verifies, as osslsigncode and EDK2's AuthenticodeVerify (the
+// firmware's and shim's) accept it, and Windows does not count it, which
+// csv cannot establish it accepts. A policy then admits it in the boot
+// scenario and blocks it in the user scenario, saying why. The signature
+// must still verify in every other respect: over another image, it does
+// not.
+func TestVerifyOtherDataType(t *testing.T) {
+	p := newPKI(t)
+	s := p.signer(t, testca.LeafOptions{})
+	good := parseSignedPE(t, osslSign(t, peFile(4096), s, "-h", "sha256"))
+	f := good.withSignature(t, withDataType(t, good.pkcs7(t), asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 2, 1, 21}, s.leaf.Key.(*rsa.PrivateKey)))
+	sigs := verify(t, f, authenticode.VerifyOptions{Certificates: []*signing.Certificate{p.root}})
+	if len(sigs) != 1 || !sigs[0].Verified {
+		t.Fatalf("signatures: %+v", sigs)
+	}
+	const why = "its SpcIndirectDataContent data type is 1.3.6.1.4.1.311.2.1.21 (SPC_INDIVIDUAL_SP_KEY_PURPOSE_OBJID), not SPC_PE_IMAGE_DATAOBJ (1.3.6.1.4.1.311.2.1.15): csv cannot establish that Windows accepts it"
+	if got := sigs[0].IgnoredBy[signing.HostWindows]; !strings.HasPrefix(got, why) || sigs[0].IgnoredBy[signing.HostUEFI] != "" {
+		t.Errorf("ignored by %v, want Windows only: %q", sigs[0].IgnoredBy, why)
+	}
+	if ok, out := osslVerifies(t, f.data, p.rootPEM); !ok {
+		t.Errorf("osslsigncode refuses it:\n%s", out)
+	}
+
+	// The policy: boot (firmware) admits it, user (Windows) does not.
+	pol, err := cipolicy.Parse([]byte("format: csv-policy/v1\nname: p\nversion: '1'\nrules:\n  - {id: pca, action: allow, signer: {tbs: "+p.inter.TBSHashHex()+", level: issuer}}\n"), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := cipolicy.NewSet(cipolicy.SetOptions{Now: func() time.Time { return testca.Epoch }}, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for sc, want := range map[cipolicy.Scenario]bool{cipolicy.ScenarioBoot: true, cipolicy.ScenarioUser: false, cipolicy.ScenarioKernel: false} {
+		d := set.Evaluate(cipolicy.Subject{Path: "app.efi", Format: cipolicy.FormatPE, Scenario: sc, Signed: true, Signatures: sigs})
+		if d.Allowed() != want || (!want && !strings.Contains(d.Reason, "(windows): "+why)) {
+			t.Errorf("scenario %s: %s: %s", sc, d.Verdict, d.Reason)
+		}
+	}
+
+	// Over another image, the digest does not match: not verified.
+	other := parseSignedPE(t, osslSign(t, peFile(5000), s, "-h", "sha256")).withSignature(t, withDataType(t, good.pkcs7(t), asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 2, 1, 21}, s.leaf.Key.(*rsa.PrivateKey)))
+	if sigs := verify(t, other, authenticode.VerifyOptions{}); sigs[0].Verified || !errors.Is(sigs[0].Problem, authenticode.ErrDigestMismatch) {
+		t.Errorf("over another image: verified %v (%v)", sigs[0].Verified, sigs[0].Problem)
+	}
+	if ok, _ := osslVerifies(t, other.data, p.rootPEM); ok {
+		t.Error("osslsigncode accepts it over another image")
+	}
 }
