@@ -227,11 +227,13 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 			why = "ECDSA signatures never match a signer rule under WDAC compatibility (as on Windows)"
 			continue
 		}
+		reached := false
 		for _, chain := range sig.Chains {
 			cert := certAtLevel(m, chain, trusted)
 			if cert == nil {
 				continue
 			}
+			reached = true
 			leaf := chain[0]
 			switch {
 			case m.Publisher != "" && leaf.CommonName() != m.Publisher:
@@ -264,6 +266,11 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 			}
 			return &signerOutcome{sig: i, chain: chain, cert: cert}, ""
 		}
+		if !reached && why == "" {
+			// Say why no chain got as far as the rule's certificate, when
+			// something stopped it short of a root (a non-CA issuer).
+			why = chainGap(m, i, sig)
+		}
 	}
 	if ignoredWhy != "" {
 		// The most telling reason: a trusted signature that sits where
@@ -291,6 +298,22 @@ func ignoredIn(sc Scenario, sig *signing.Signature) (signing.Host, string) {
 		}
 	}
 	return "", ""
+}
+
+// chainGap says why the chains of signature i end short of a root, from
+// the certificates it carries and the one the rule names ("" when they end
+// at roots).
+func chainGap(m *SignerMatch, i int, sig *signing.Signature) string {
+	candidates := sig.Certificates
+	if m.Cert.Certificate != nil {
+		candidates = append(candidates[:len(candidates):len(candidates)], m.Cert.Certificate)
+	}
+	for _, chain := range sig.Chains {
+		if gap := signing.ChainEnd(chain, candidates); gap != "" {
+			return fmt.Sprintf("signature %d: %s", i, gap)
+		}
+	}
+	return ""
 }
 
 func certAtLevel(m *SignerMatch, chain []*signing.Certificate, trusted func(*signing.Certificate) bool) *signing.Certificate {

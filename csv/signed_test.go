@@ -4,11 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -500,5 +504,59 @@ func TestRealShimSecondEntry(t *testing.T) {
 	}
 	if d := validate(t, set, Options{Scenario: cipolicy.ScenarioUser}, shim).Results[0].Decision; d.Allowed() || !strings.Contains(d.Reason, "does not count in scenario user (windows)") {
 		t.Errorf("user: %s: %s", d.Verdict, d.Reason)
+	}
+}
+
+// TestNonCAIntermediateSaysWhy judges a file signed by a leaf whose issuer
+// is not a CA (basic constraints cA false), under a root a rule trusts: no
+// chain may go through such an issuer, so the file is blocked, and the
+// reason says where the chain stops and why, instead of only that no rule
+// allows it.
+func TestNonCAIntermediateSaysWhy(t *testing.T) {
+	ossl := testenv.Tool(t, "osslsigncode")
+	ca := testca.New(t)
+	key := func() *rsa.PrivateKey {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	issue := func(tmpl *x509.Certificate, parent *x509.Certificate, parentKey crypto.Signer, k *rsa.PrivateKey) *x509.Certificate {
+		tmpl.NotBefore, tmpl.NotAfter = testca.Epoch.AddDate(-1, 0, 0), testca.Epoch.AddDate(1, 0, 0)
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &k.PublicKey, parentKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	interKey, leafKey := key(), key()
+	inter := issue(&x509.Certificate{SerialNumber: big.NewInt(77), Subject: pkix.Name{CommonName: "Not A CA"},
+		BasicConstraintsValid: true, IsCA: false, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign}, ca.Root.Cert, ca.Root.Key, interKey)
+	leaf := issue(&x509.Certificate{SerialNumber: big.NewInt(78), Subject: pkix.Name{CommonName: "Build Signing"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}}, inter, interKey, leafKey)
+	keys := t.TempDir()
+	files := testca.Files{Key: filepath.Join(keys, "leaf.key"), Chain: filepath.Join(keys, "chain.pem")}
+	os.WriteFile(files.Key, testca.KeyPEM(t, leafKey), 0o600)
+	os.WriteFile(files.Chain, testca.PEM(leaf, inter), 0o600)
+	raw := filepath.Join(keys, "app.exe")
+	os.WriteFile(raw, testbin.PE(testbin.PEOptions{Overlay: []byte("xyz")}), 0o644)
+	dir := t.TempDir()
+	signPE(t, ossl, files, raw, filepath.Join(dir, "app.exe"))
+
+	root := sigCert(t, ca.Root.Cert)
+	for _, rule := range []string{
+		fmt.Sprintf("{id: root, action: allow, signer: {tbs: %s, level: root}}", root.TBSHashHex()),
+		fmt.Sprintf("{id: pca, action: allow, signer: {tbs: %s, level: issuer}}", sigCert(t, inter).TBSHashHex()),
+	} {
+		d := validate(t, policyFor(t, rule), Options{Certificates: []*signing.Certificate{root}}, dir).Results[0].Decision
+		const why = `signature 0: the chain stops at "Build Signing": its issuer "Not A CA" cannot issue certificates: its basic constraints say it is not a CA`
+		if d.Allowed() || !strings.Contains(d.Reason, why) {
+			t.Errorf("%s: %s: %s; want the reason %q", rule, d.Verdict, d.Reason, why)
+		}
 	}
 }

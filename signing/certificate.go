@@ -126,14 +126,24 @@ func usableKey(pub crypto.PublicKey) bool {
 // CA by its basic constraints (or, leniently, a self-signed certificate with
 // no extensions at all, as old v1 roots are), whose key usage, if present,
 // allows certificate signing.
-func (c *Certificate) CanIssue() bool {
+func (c *Certificate) CanIssue() bool { return c.IssueProblem() == "" }
+
+// IssueProblem says why the certificate may not sign other certificates,
+// for messages ("" when CanIssue).
+func (c *Certificate) IssueProblem() string {
 	switch {
 	case c.HasKeyUsage && c.KeyUsage&x509.KeyUsageCertSign == 0:
-		return false
+		return "its key usage does not allow certificate signing"
+	case c.HasBasicConstraints && !c.IsCA:
+		return "its basic constraints say it is not a CA"
 	case c.HasBasicConstraints:
-		return c.IsCA
+		return ""
+	case c.HasExtensions:
+		return "it has no basic constraints extension, which a CA must have"
+	case !c.SelfSigned():
+		return "it is a v1 certificate (no extensions) that is not self-signed: only a v1 root counts as a CA"
 	}
-	return !c.HasExtensions && c.SelfSigned()
+	return ""
 }
 
 // ErrCertificate is wrapped by errors about certificates that cannot be read

@@ -3,6 +3,8 @@ package signing
 import (
 	"bytes"
 	"crypto"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -148,6 +150,41 @@ func BuildChains(leaf *Certificate, candidates []*Certificate) [][]*Certificate 
 	}
 	walk([]*Certificate{leaf})
 	return out
+}
+
+// ChainEnd says why chain (as BuildChains returns it, through candidates)
+// ends where it does, for messages: "" when its last certificate is
+// self-signed or the chain is as deep as BuildChains goes; otherwise what
+// stopped it: no candidate is named as the last certificate's issuer, or
+// each that is cannot issue certificates (not a CA, by its basic
+// constraints or key usage), forbids the CAs below it by its path length,
+// or does not verify the signature.
+func ChainEnd(chain []*Certificate, candidates []*Certificate) string {
+	if len(chain) == 0 || len(chain) >= maxChainDepth {
+		return ""
+	}
+	top := chain[len(chain)-1]
+	if bytes.Equal(top.RawSubject, top.RawIssuer) && top.CheckSignedBy(top) == nil {
+		return ""
+	}
+	var whys []string
+	for _, c := range Dedup(candidates) {
+		if !top.IssuedBy(c) || inChain(chain, c) {
+			continue
+		}
+		switch {
+		case !c.CanIssue():
+			whys = append(whys, fmt.Sprintf("its issuer %q cannot issue certificates: %s", c.CommonName(), c.IssueProblem()))
+		case c.MaxPathLen >= 0 && len(chain)-1 > c.MaxPathLen:
+			whys = append(whys, fmt.Sprintf("its issuer %q allows %d CA certificates below it (path length constraint), the chain has %d", c.CommonName(), c.MaxPathLen, len(chain)-1))
+		case top.CheckSignedBy(c) != nil:
+			whys = append(whys, fmt.Sprintf("the key of %q, named as its issuer, does not verify its signature", c.CommonName()))
+		}
+	}
+	if len(whys) == 0 {
+		return fmt.Sprintf("the chain stops at %q: its issuer %q is not among the certificates supplied", top.CommonName(), top.Issuer.String())
+	}
+	return fmt.Sprintf("the chain stops at %q: %s", top.CommonName(), strings.Join(whys, "; "))
 }
 
 func inChain(chain []*Certificate, c *Certificate) bool {
