@@ -147,8 +147,13 @@ func (c *Certificate) IssueProblem() string {
 }
 
 // ErrCertificate is wrapped by errors about certificates that cannot be read
-// even leniently.
-var ErrCertificate = errors.New("signing: malformed certificate")
+// even leniently. ErrUnknownSignatureAlgorithm is wrapped too when the
+// certificate is well-formed but signed with an algorithm csv does not know
+// (MD2, DSA, GOST): it cannot be identified by a TBS hash or checked.
+var (
+	ErrCertificate               = errors.New("signing: malformed certificate")
+	ErrUnknownSignatureAlgorithm = errors.New("unknown signature algorithm")
+)
 
 // ParseCertificate reads one DER certificate. It fails only if the outer
 // structure cannot be read at all; a certificate Go's x509 refuses is
@@ -168,6 +173,9 @@ func ParseCertificate(der []byte) (*Certificate, error) {
 		!readBitString(&cert, &sig) {
 		return nil, fmt.Errorf("%w: truncated certificate", ErrCertificate)
 	}
+	if !cert.Empty() {
+		return nil, fmt.Errorf("%w: %d bytes after the signature", ErrCertificate, len(cert))
+	}
 	c.RawTBS = rawTBS
 	c.Signature = sig.RightAlign()
 	if !sigAlg.ReadASN1ObjectIdentifier(&c.SignatureAlgorithm) {
@@ -179,7 +187,10 @@ func ParseCertificate(der []byte) (*Certificate, error) {
 	c.MaxPathLen = -1
 	h, ok := tbsHashAlgorithm(c.SignatureAlgorithm)
 	if !ok {
-		return nil, fmt.Errorf("%w: unknown signature algorithm %v", ErrCertificate, c.SignatureAlgorithm)
+		if err := c.parseTBS(rawTBS); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w %v", ErrCertificate, ErrUnknownSignatureAlgorithm, c.SignatureAlgorithm)
 	}
 	c.TBSHashAlgorithm = h
 	hh := h.New()

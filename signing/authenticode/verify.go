@@ -562,22 +562,23 @@ func (v *verifier) candidates(certs ...[]*signing.Certificate) []*signing.Certif
 }
 
 // certificates parses the embedded certificates (through the cache). A
-// certificate that cannot be read even leniently is left out; the first
-// such error is returned for messages.
+// well-formed certificate signed with an algorithm csv does not know (old
+// chains carry MD2 roots) is left out: it can neither identify nor check
+// anything. Any other certificate that cannot be read even leniently makes
+// the signature malformed: its bytes would be covered by nothing.
 func (v *verifier) certificates(ders [][]byte) ([]*signing.Certificate, error) {
 	out := make([]*signing.Certificate, 0, len(ders))
-	var first error
-	for _, der := range ders {
+	for i, der := range ders {
 		c, err := v.opts.Cache.parse(der)
-		if err != nil {
-			if first == nil {
-				first = err
-			}
+		if errors.Is(err, signing.ErrUnknownSignatureAlgorithm) {
 			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %w", i, err)
 		}
 		out = append(out, c)
 	}
-	return out, first
+	return out, nil
 }
 
 // findSigner returns the certificate the SignerInfo names.

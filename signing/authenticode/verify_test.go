@@ -649,6 +649,15 @@ func TestVerifyMalformedTables(t *testing.T) {
 			says: "an embedded certificate cannot be read",
 		},
 		{
+			name: "a certificate with data after its signature",
+			file: func(t *testing.T) *signedPE {
+				root := p.ca.Root.Cert.Raw
+				return good.withSignature(t, insertChild(t, der, insertChild(t, root, encode(cbasn1.OCTET_STRING, junk[:256])), pathCerts...))
+			},
+			want: authenticode.ErrMalformed,
+			says: "an embedded certificate cannot be read: certificate 2: signing: malformed certificate: 260 bytes after the signature",
+		},
+		{
 			name: "an other-format certificate in the certificate set",
 			file: func(t *testing.T) *signedPE {
 				other := encode(cbasn1.Tag(3).Constructed().ContextSpecific(), append(mustMarshal(t, unknownOID), junk[:64]...))
@@ -775,11 +784,18 @@ func TestVerifyMalformedTables(t *testing.T) {
 			}
 		})
 	}
-	// The good files themselves pass.
-	for _, f := range []*signedPE{good, stamped} {
+	// The good files themselves pass, and so does one that carries a
+	// certificate signed with an algorithm csv does not know (old chains
+	// carry MD2-signed roots): well-formed, left out of chain building.
+	md2Root := replace(t, p.ca.Root.Cert.Raw, algorithm(t, asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 2}, []byte{5, 0}), 1)
+	withMD2 := good.withSignature(t, insertChild(t, der, md2Root, pathCerts...))
+	for _, f := range []*signedPE{good, stamped, withMD2} {
 		if err := authenticode.CheckTable(f.table, f.pf.CertTable.Off, nil); err != nil {
 			t.Errorf("CheckTable of a good signature: %v", err)
 		}
+	}
+	if sigs := verify(t, withMD2, authenticode.VerifyOptions{}); !sigs[0].Verified || len(sigs[0].Certificates) != 2 {
+		t.Errorf("with an MD2-signed certificate: verified %v (%v), %d certificates", sigs[0].Verified, sigs[0].Problem, len(sigs[0].Certificates))
 	}
 }
 
