@@ -361,7 +361,7 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 	// exclusion and the code signing usage only ever restrict what an
 	// allow rule admits (an expired or misused leaked key still signed).
 	deny := r.Action == Deny
-	why := ""
+	why, ignoredWhy := "", ""
 	for i, sig := range s.Signatures {
 		if !sig.Verified {
 			continue
@@ -374,11 +374,13 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 				continue
 			}
 		}
+		reached := false
 		for _, chain := range sig.Chains {
 			cert := certAtLevel(m, chain, trusted)
 			if cert == nil {
 				continue
 			}
+			reached = true
 			leaf := chain[0]
 			switch {
 			case m.Publisher != "" && leaf.CommonName() != m.Publisher:
@@ -395,6 +397,11 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 			if deny {
 				return &signerOutcome{sig: i, chain: chain, cert: cert}, ""
 			}
+			if host, ignored := ignoredIn(s.Scenario, sig); ignored != "" {
+				// Allow rules match at most what the host counts.
+				ignoredWhy = fmt.Sprintf("signature %d by %q matches, but does not count in scenario %s (%s): %s", i, leaf.CommonName(), s.Scenario, host, ignored)
+				break
+			}
 			if s.Scenario != ScenarioBoot && !codeSigningLeaf(leaf) {
 				// Firmware checks no usage; Windows and OpenSSL do.
 				why = fmt.Sprintf("signing certificate %q is not for code signing (its EKUs: %s)", leaf.CommonName(), strings.Join(leaf.EKUs, ", "))
@@ -406,8 +413,54 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 			}
 			return &signerOutcome{sig: i, chain: chain, cert: cert}, ""
 		}
+		if !reached && why == "" {
+			// Say why no chain got as far as the rule's certificate, when
+			// something stopped it short of a root (a non-CA issuer).
+			why = chainGap(m, i, sig)
+		}
+	}
+	if ignoredWhy != "" {
+		// The most telling reason: a trusted signature that sits where
+		// the host does not look.
+		return nil, ignoredWhy
 	}
 	return nil, why
+}
+
+// ignoredIn returns a host whose view of signatures scenario sc judges by,
+// and why it does not count sig ("" if every such host counts it): Windows
+// for user and kernel, UEFI firmware for boot, and both for any other
+// scenario (fail closed: a signature either host ignores does not count).
+func ignoredIn(sc Scenario, sig *signing.Signature) (signing.Host, string) {
+	hosts := []signing.Host{signing.HostWindows, signing.HostUEFI}
+	switch sc {
+	case ScenarioUser, ScenarioKernel:
+		hosts = hosts[:1]
+	case ScenarioBoot:
+		hosts = hosts[1:]
+	}
+	for _, h := range hosts {
+		if why := sig.IgnoredBy[h]; why != "" {
+			return h, why
+		}
+	}
+	return "", ""
+}
+
+// chainGap says why the chains of signature i end short of a root, from
+// the certificates it carries and the one the rule names ("" when they end
+// at roots).
+func chainGap(m *SignerMatch, i int, sig *signing.Signature) string {
+	candidates := sig.Certificates
+	if m.Cert.Certificate != nil {
+		candidates = append(candidates[:len(candidates):len(candidates)], m.Cert.Certificate)
+	}
+	for _, chain := range sig.Chains {
+		if gap := signing.ChainEnd(chain, candidates); gap != "" {
+			return fmt.Sprintf("signature %d: %s", i, gap)
+		}
+	}
+	return ""
 }
 
 func certAtLevel(m *SignerMatch, chain []*signing.Certificate, trusted func(*signing.Certificate) bool) *signing.Certificate {
@@ -529,12 +582,13 @@ func timestampUnused(p *Policy, ts *signing.Timestamp, lifetime bool, now time.T
 
 // trustedTimestamp reports whether a verified timestamp comes from a
 // timestamp authority the policy trusts: one of its chains (built with CA
-// checks) starts at a certificate for timestamping (id-kp-timeStamping),
-// holds one of the policy's timestamp authorities, and every certificate of
-// it was valid at the time it states.
+// checks) starts at a time-stamping certificate (the timeStamping EKU
+// alone, critical: signing.Certificate.CheckTimestamping, the rule every
+// timestamp path uses), holds one of the policy's timestamp authorities,
+// and every certificate of it was valid at the time it states.
 func trustedTimestamp(p *Policy, ts *signing.Timestamp) bool {
 	for _, chain := range ts.Chains {
-		if len(chain) == 0 || !chain[0].HasEKU(signing.OIDTimeStamping.String()) {
+		if len(chain) == 0 || chain[0].CheckTimestamping() != nil {
 			continue
 		}
 		valid, listed := true, false

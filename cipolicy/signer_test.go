@@ -22,6 +22,9 @@ type pki struct {
 	root, inter, leaf, ecdsaLeaf *signing.Certificate
 	expired, lifetime, rogue     *signing.Certificate
 	tsa, tls, noEKU              *signing.Certificate
+	// softTSA and codeTSA are not TSAs as RFC 3161 wants: the
+	// timeStamping EKU not critical, or beside codeSigning.
+	softTSA, codeTSA *signing.Certificate
 }
 
 func cert(t *testing.T, c *x509.Certificate) *signing.Certificate {
@@ -46,7 +49,9 @@ func newPKI(t *testing.T) *pki {
 		NotBefore: testca.Epoch.AddDate(-3, 0, 0), NotAfter: testca.Epoch.AddDate(-1, 0, 0),
 		UnknownEKUs: [][]int{{1, 3, 6, 1, 4, 1, 311, 10, 3, 13}}}).Cert)
 	p.rogue = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "Build Signing", SelfSigned: true}).Cert)
-	p.tsa = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "Test TSA", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping}}).Cert)
+	p.tsa = cert(t, ca.TSA(t).Cert)
+	p.softTSA = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "Soft TSA", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping}}).Cert)
+	p.codeTSA = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "Code TSA", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping, x509.ExtKeyUsageCodeSigning}}).Cert)
 	p.tls = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "www.example.com", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}).Cert)
 	p.noEKU = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "No EKU", EKUs: []x509.ExtKeyUsage{}}).Cert)
 	return p
@@ -90,15 +95,17 @@ func TestSignerRules(t *testing.T) {
 			Chains: [][]*signing.Certificate{{p.tsa, p.inter, p.root}}}
 		return s
 	}
-	expiredWithTimestamp := func(trusted bool) *signing.Signature {
+	expiredStampedBy := func(tsa *signing.Certificate) *signing.Signature {
 		s := p.sig(p.expired, "RSA")
-		tsa := p.tsa
-		if !trusted {
-			tsa = p.rogue
-		}
 		s.Timestamp = &signing.Timestamp{Kind: "rfc3161", Verified: true, Time: testca.Epoch.AddDate(0, -9, 0),
 			Chains: [][]*signing.Certificate{{tsa, p.inter, p.root}}}
 		return s
+	}
+	expiredWithTimestamp := func(trusted bool) *signing.Signature {
+		if !trusted {
+			return expiredStampedBy(p.rogue)
+		}
+		return expiredStampedBy(p.tsa)
 	}
 	if !trustedTSAIsMatchedByChain(p) {
 		t.Fatal("test PKI: the TSA is not issued by the intermediate")
@@ -158,6 +165,16 @@ func TestSignerRules(t *testing.T) {
 				s.Timestamp.Verified, s.Timestamp.Problem = false, errors.New("imprint mismatch")
 				return signedPE(s)
 			}(), Blocked, KindNotAllowed, "", -1, "timestamp was ignored: it does not verify: imprint mismatch"},
+		// One rule for every timestamp (signing.Certificate.CheckTimestamping):
+		// a TSA certificate whose timeStamping EKU is not critical, or sits
+		// beside codeSigning, vouches for no time, even when the policy
+		// lists its issuer.
+		{"a TSA whose EKU is not critical is not trusted", "timestamp_authorities: [{tbs: " + tbs(p.inter) + "}]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(expiredStampedBy(p.softTSA)), Blocked, KindNotAllowed, "", -1, "is not valid now"},
+		{"a TSA that may also sign code is not trusted", "timestamp_authorities: [{tbs: " + tbs(p.inter) + "}]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(expiredStampedBy(p.codeTSA)), Blocked, KindNotAllowed, "", -1, "is not valid now"},
+		{"a proper TSA under the listed issuer is trusted", "timestamp_authorities: [{tbs: " + tbs(p.inter) + "}]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(expiredStampedBy(p.tsa)), Allowed, KindAllowedBySigner, "pca", 0, ""},
 		{"a self-made timestamp does not backdate", "timestamp_authorities: [{tbs: " + tbs(p.root) + "}]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
 			signedPE(selfTimestamped()), Blocked, KindNotAllowed, "", -1, `timestamp was ignored: its signer "Old Signing" is not a timestamping certificate`},
 		{"a timestamp from the future is not used", "timestamp_authorities: [{tbs: " + tbs(p.tsa) + "}]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
@@ -251,6 +268,70 @@ func TestSignerRules(t *testing.T) {
 }
 
 func trustedTSAIsMatchedByChain(p *pki) bool { return p.tsa.IssuedBy(p.inter) }
+
+// TestSignaturesTheHostCounts judges files whose trusted signature sits
+// where the host of the scenario does not look (signing.Signature.IgnoredBy,
+// which signing/authenticode sets from the table's layout): an allow rule
+// matches at most what the host counts, and says which signature it had to
+// ignore and why; a deny rule matches every signature.
+func TestSignaturesTheHostCounts(t *testing.T) {
+	p := newPKI(t)
+	at := func(index int, path []int, leaf *signing.Certificate) *signing.Signature {
+		s := p.sig(leaf, "RSA")
+		s.Index, s.Path = index, path
+		// As signing/authenticode records it.
+		if index > 0 {
+			s.Ignore(signing.HostWindows, "Windows judges only the first WIN_CERTIFICATE entry")
+		}
+		if len(path) > 0 {
+			s.Ignore(signing.HostUEFI, "UEFI firmware never reads nested signatures")
+		}
+		return s
+	}
+	// The first entry signed by a rogue, the second by the build signer;
+	// the build signer nested in the rogue's signature.
+	second := []*signing.Signature{at(0, []int{}, p.rogue), at(1, []int{}, p.leaf)}
+	nested := []*signing.Signature{at(0, []int{}, p.rogue), at(0, []int{0}, p.leaf)}
+	allow := signerRule("pca", "allow", "tbs: "+tbs(p.inter))
+	deny := signerRule("leaked", "deny", "tbs: "+tbs(p.leaf)+", level: leaf")
+	sub := func(sc Scenario, sigs []*signing.Signature) Subject {
+		s := signedPE(sigs...)
+		s.Scenario = sc
+		return s
+	}
+	tests := []struct {
+		name    string
+		rules   []string
+		sub     Subject
+		verdict Verdict
+		kind    ReasonKind
+		sig     int
+		reason  string
+	}{
+		{"second entry, user", []string{allow}, sub(ScenarioUser, second), Blocked, KindNotAllowed, -1,
+			`signature 1 by "Build Signing" matches, but does not count in scenario user (windows): Windows judges only the first WIN_CERTIFICATE entry`},
+		{"second entry, kernel", []string{allow}, sub(ScenarioKernel, second), Blocked, KindNotAllowed, -1, "does not count in scenario kernel (windows)"},
+		{"second entry, boot", []string{allow}, sub(ScenarioBoot, second), Allowed, KindAllowedBySigner, 1, ""},
+		{"nested, user", []string{allow}, sub(ScenarioUser, nested), Allowed, KindAllowedBySigner, 1, ""},
+		{"nested, boot", []string{allow}, sub(ScenarioBoot, nested), Blocked, KindNotAllowed, -1,
+			"does not count in scenario boot (uefi): UEFI firmware never reads nested signatures"},
+		{"unknown scenario counts what every host counts", []string{allow}, sub("", second), Blocked, KindNotAllowed, -1, "does not count"},
+		{"deny matches the second entry, user", []string{allow, deny}, sub(ScenarioUser, second), Blocked, KindDenied, 1, ""},
+		{"deny matches the nested signature, boot", []string{allow, deny}, sub(ScenarioBoot, nested), Blocked, KindDenied, 1, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := NewSet(SetOptions{Now: func() time.Time { return testca.Epoch }}, pol(t, "name: p\nversion: '1'", tt.rules...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := s.Evaluate(tt.sub)
+			if d.Verdict != tt.verdict || d.Kind != tt.kind || d.Signature != tt.sig || !strings.Contains(d.Reason, tt.reason) {
+				t.Errorf("got %s/%s sig %d: %s\nwant %s/%s sig %d, reason containing %q", d.Verdict, d.Kind, d.Signature, d.Reason, tt.verdict, tt.kind, tt.sig, tt.reason)
+			}
+		})
+	}
+}
 
 func TestWellKnownRootNeedsTrustedCertificate(t *testing.T) {
 	p := newPKI(t)

@@ -332,7 +332,14 @@ func (in *Inspection) preparePE(ra io.ReaderAt, d *digests, need cipolicy.Needs,
 		for _, c := range certs {
 			in.PE.CertEntries = append(in.PE.CertEntries, CertEntry{Offset: c.Offset, Length: c.Length, Revision: c.Revision, Type: pe.TypeName(c.Type)})
 		}
-		if need.Signatures {
+		if !need.Signatures {
+			// Whatever the policy matches, a table that carries anything
+			// but Authenticode signatures makes the file malformed
+			// (Verify checks the same when the signatures are needed).
+			if err := authenticode.CheckTable(table, pf.CertTable.Off, cfg.cache); err != nil {
+				return nil, err
+			}
+		} else {
 			for _, h := range authenticode.DigestAlgorithms(table) {
 				if hashes[h] == nil && h.Available() {
 					hashes[h] = h.New()
@@ -519,6 +526,15 @@ func binaryError(path string, f Format, err error) error {
 	var me *binfmt.MalformedError
 	if errors.As(err, &me) {
 		return &MalformedBinaryError{Path: path, Format: f, Offset: me.Offset, Reason: me.Reason}
+	}
+	var fe *modsig.FormatError
+	if errors.As(err, &fe) {
+		return &MalformedBinaryError{Path: path, Format: f, Offset: fe.Offset, Reason: "appended signature: " + fe.Reason}
+	}
+	var te *authenticode.TableError
+	if errors.As(err, &te) {
+		return &MalformedBinaryError{Path: path, Format: f, Offset: te.Offset,
+			Reason: fmt.Sprintf("certificate table entry %d: %s", te.Index, te.Reason())}
 	}
 	return &UnreadableError{Path: path, Err: err}
 }

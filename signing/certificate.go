@@ -71,8 +71,10 @@ type Certificate struct {
 	// SubjectKeyID is the subject key identifier extension, if any.
 	SubjectKeyID []byte
 	// EKUs are the extended key usage OIDs, dotted; nil if the extension is
-	// absent (which means any usage).
-	EKUs []string
+	// absent (which means any usage). EKUCritical says the extension is
+	// marked critical.
+	EKUs        []string
+	EKUCritical bool
 	// IsCA is the basic constraints CA flag; HasBasicConstraints says the
 	// extension is present, and MaxPathLen is its path length constraint
 	// (-1: none).
@@ -124,19 +126,34 @@ func usableKey(pub crypto.PublicKey) bool {
 // CA by its basic constraints (or, leniently, a self-signed certificate with
 // no extensions at all, as old v1 roots are), whose key usage, if present,
 // allows certificate signing.
-func (c *Certificate) CanIssue() bool {
+func (c *Certificate) CanIssue() bool { return c.IssueProblem() == "" }
+
+// IssueProblem says why the certificate may not sign other certificates,
+// for messages ("" when CanIssue).
+func (c *Certificate) IssueProblem() string {
 	switch {
 	case c.HasKeyUsage && c.KeyUsage&x509.KeyUsageCertSign == 0:
-		return false
+		return "its key usage does not allow certificate signing"
+	case c.HasBasicConstraints && !c.IsCA:
+		return "its basic constraints say it is not a CA"
 	case c.HasBasicConstraints:
-		return c.IsCA
+		return ""
+	case c.HasExtensions:
+		return "it has no basic constraints extension, which a CA must have"
+	case !c.SelfSigned():
+		return "it is a v1 certificate (no extensions) that is not self-signed: only a v1 root counts as a CA"
 	}
-	return !c.HasExtensions && c.SelfSigned()
+	return ""
 }
 
 // ErrCertificate is wrapped by errors about certificates that cannot be read
-// even leniently.
-var ErrCertificate = errors.New("signing: malformed certificate")
+// even leniently. ErrUnknownSignatureAlgorithm is wrapped too when the
+// certificate is well-formed but signed with an algorithm csv does not know
+// (MD2, DSA, GOST): it cannot be identified by a TBS hash or checked.
+var (
+	ErrCertificate               = errors.New("signing: malformed certificate")
+	ErrUnknownSignatureAlgorithm = errors.New("unknown signature algorithm")
+)
 
 // ParseCertificate reads one DER certificate. It fails only if the outer
 // structure cannot be read at all; a certificate Go's x509 refuses is
@@ -156,6 +173,9 @@ func ParseCertificate(der []byte) (*Certificate, error) {
 		!readBitString(&cert, &sig) {
 		return nil, fmt.Errorf("%w: truncated certificate", ErrCertificate)
 	}
+	if !cert.Empty() {
+		return nil, fmt.Errorf("%w: %d bytes after the signature", ErrCertificate, len(cert))
+	}
 	c.RawTBS = rawTBS
 	c.Signature = sig.RightAlign()
 	if !sigAlg.ReadASN1ObjectIdentifier(&c.SignatureAlgorithm) {
@@ -167,7 +187,10 @@ func ParseCertificate(der []byte) (*Certificate, error) {
 	c.MaxPathLen = -1
 	h, ok := tbsHashAlgorithm(c.SignatureAlgorithm)
 	if !ok {
-		return nil, fmt.Errorf("%w: unknown signature algorithm %v", ErrCertificate, c.SignatureAlgorithm)
+		if err := c.parseTBS(rawTBS); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w %v", ErrCertificate, ErrUnknownSignatureAlgorithm, c.SignatureAlgorithm)
 	}
 	c.TBSHashAlgorithm = h
 	hh := h.New()
@@ -257,8 +280,8 @@ func (c *Certificate) parseTBS(rawTBS []byte) error {
 		if !seq.ReadASN1(&ext, cbasn1.SEQUENCE) || !ext.ReadASN1ObjectIdentifier(&oid) {
 			return nil
 		}
+		var crit bool
 		if ext.PeekASN1Tag(cbasn1.BOOLEAN) {
-			var crit bool
 			ext.ReadASN1Boolean(&crit)
 		}
 		if !ext.ReadASN1(&value, cbasn1.OCTET_STRING) {
@@ -272,7 +295,7 @@ func (c *Certificate) parseTBS(rawTBS []byte) error {
 		switch {
 		case oid.Equal(oidEKU):
 			var list cryptobyte.String
-			c.EKUs = []string{}
+			c.EKUs, c.EKUCritical = []string{}, crit
 			if value.ReadASN1(&list, cbasn1.SEQUENCE) {
 				for !list.Empty() {
 					var e asn1.ObjectIdentifier
@@ -395,6 +418,31 @@ func (c *Certificate) HasEKU(oid string) bool {
 	return false
 }
 
+// ErrNotTimestamping is wrapped by CheckTimestamping's errors.
+var ErrNotTimestamping = errors.New("signing: not a time-stamping certificate")
+
+// CheckTimestamping checks that c may sign time-stamp tokens, as RFC 3161
+// (2.3) requires of a TSA's certificate: its extended key usage extension
+// is marked critical and lists id-kp-timeStamping and nothing else. A
+// certificate without the extension (which crypto/x509's chain check lets
+// pass for any usage), with the extension not critical, or listing
+// timeStamping beside another usage (codeSigning: a code-signing key that
+// could also vouch for the time its signatures were made) is refused. This
+// is the one rule for every timestamp csv accepts: Authenticode timestamps
+// (RFC 3161 and legacy countersignatures), the time-stamp responses of
+// signed manifests and bundles, and the policy's timestamp authorities.
+func (c *Certificate) CheckTimestamping() error {
+	switch {
+	case c.EKUs == nil:
+		return fmt.Errorf("%w: %q has no extended key usage extension (RFC 3161 wants timeStamping alone, critical)", ErrNotTimestamping, c.CommonName())
+	case len(c.EKUs) != 1 || c.EKUs[0] != OIDTimeStamping.String():
+		return fmt.Errorf("%w: %q has the extended key usages %s (RFC 3161 wants timeStamping alone)", ErrNotTimestamping, c.CommonName(), strings.Join(c.EKUs, ", "))
+	case !c.EKUCritical:
+		return fmt.Errorf("%w: the extended key usage extension of %q is not critical (RFC 3161 wants it critical)", ErrNotTimestamping, c.CommonName())
+	}
+	return nil
+}
+
 // PublicKeyAlgorithm names the key type: RSA, ECDSA, Ed25519 or unknown.
 func (c *Certificate) PublicKeyAlgorithm() string {
 	switch c.PublicKey.(type) {
@@ -433,7 +481,8 @@ func (c *Certificate) CheckSignedBy(parent *Certificate) error {
 
 // CheckSignature verifies sig over data with pub, for a signature algorithm
 // given by OID (and, for RSA-PSS, its DER parameters; digest-only OIDs such
-// as the PKCS#7 digestEncryptionAlgorithm rsaEncryption need hash set).
+// as the PKCS#7 digestEncryptionAlgorithm rsaEncryption need hash set). A
+// signature over MD5 is refused, whichever way the algorithm names it.
 func CheckSignature(pub crypto.PublicKey, alg asn1.ObjectIdentifier, pssParams []byte, data, sig []byte) error {
 	for _, a := range sigAlgs {
 		if !a.oid.Equal(alg) {
@@ -488,8 +537,13 @@ func checkWith(pub crypto.PublicKey, kind string, h crypto.Hash, data, sig []byt
 }
 
 // checkDigest verifies sig: over digest for RSA and ECDSA, over data for
-// Ed25519.
+// Ed25519. Every signature check goes through it, so that MD5 is refused
+// in one place, whatever algorithm (md5WithRSAEncryption, RSA-PSS
+// parameters, a SignerInfo digest) named it.
 func checkDigest(pub crypto.PublicKey, kind string, h crypto.Hash, data, digest, sig []byte) error {
+	if h == crypto.MD5 {
+		return fmt.Errorf("%w: MD5 signatures are not accepted (%s)", ErrSignature, kind)
+	}
 	var ok bool
 	switch k := pub.(type) {
 	case *rsa.PublicKey:

@@ -12,6 +12,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 )
@@ -216,4 +217,43 @@ func signTBS(t *testing.T, tbsDER []byte, key crypto.Signer) []byte {
 		t.Fatal(err)
 	}
 	return der
+}
+
+// TestChainEnd checks what ChainEnd says of where BuildChains stopped.
+func TestChainEnd(t *testing.T) {
+	root := mint(t, mintOpts{name: "Root", isCA: true, pathLen: -1, keyUsage: x509.KeyUsageCertSign}, nil)
+	notCA := mint(t, mintOpts{name: "Not A CA", pathLen: -1, keyUsage: x509.KeyUsageCertSign}, root)
+	noCertSign := mint(t, mintOpts{name: "No CertSign", isCA: true, pathLen: -1, keyUsage: x509.KeyUsageDigitalSignature}, root)
+	noBC := mint(t, mintOpts{name: "No BC", noBC: true, pathLen: -1}, root)
+	pathZero := mint(t, mintOpts{name: "Path Zero", isCA: true, pathLen: 0, keyUsage: x509.KeyUsageCertSign}, root)
+	sub := mint(t, mintOpts{name: "Sub CA", isCA: true, pathLen: -1, keyUsage: x509.KeyUsageCertSign}, pathZero)
+	tests := []struct {
+		name       string
+		leaf       *minted
+		candidates []*Certificate
+		want       string
+	}{
+		{"complete", mint(t, mintOpts{name: "Leaf", pathLen: -1}, root), []*Certificate{root.cert}, ""},
+		{"self-signed", root, nil, ""},
+		{"issuer not supplied", mint(t, mintOpts{name: "Leaf", pathLen: -1}, root), nil, `the chain stops at "Leaf": its issuer "CN=Root" is not among the certificates supplied`},
+		{"issuer not a CA", mint(t, mintOpts{name: "Leaf", pathLen: -1}, notCA), []*Certificate{notCA.cert, root.cert},
+			`the chain stops at "Leaf": its issuer "Not A CA" cannot issue certificates: its basic constraints say it is not a CA`},
+		{"issuer without keyCertSign", mint(t, mintOpts{name: "Leaf", pathLen: -1}, noCertSign), []*Certificate{noCertSign.cert},
+			`"No CertSign" cannot issue certificates: its key usage does not allow certificate signing`},
+		{"issuer without basic constraints", mint(t, mintOpts{name: "Leaf", pathLen: -1}, noBC), []*Certificate{noBC.cert},
+			`"No BC" cannot issue certificates: it has no basic constraints extension`},
+		{"path length", mint(t, mintOpts{name: "Leaf", pathLen: -1}, sub), []*Certificate{sub.cert, pathZero.cert, root.cert},
+			`the chain stops at "Sub CA": its issuer "Path Zero" allows 0 CA certificates below it (path length constraint), the chain has 1`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			chains := BuildChains(tt.leaf.cert, tt.candidates)
+			if len(chains) != 1 {
+				t.Fatalf("%d chains", len(chains))
+			}
+			if got := ChainEnd(chains[0], tt.candidates); !strings.Contains(got, tt.want) || (tt.want == "") != (got == "") {
+				t.Errorf("ChainEnd = %q, want %q", got, tt.want)
+			}
+		})
+	}
 }

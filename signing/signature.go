@@ -3,6 +3,8 @@ package signing
 import (
 	"bytes"
 	"crypto"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -39,6 +41,39 @@ type Signature struct {
 	// verifies with the key of Chains[0][0]. Problem says why not.
 	Verified bool
 	Problem  error
+	// IgnoredBy says which hosts would not count this signature although
+	// it may verify, and why: a host reads only some of a file's
+	// signatures (Windows: the first WIN_CERTIFICATE entry and the
+	// signatures nested in it; UEFI firmware: each entry's own signature,
+	// never a nested one), or refuses something csv verifies. A signature
+	// a host ignores cannot admit a file in that host's scenarios; deny
+	// rules still match it. Nil when every host counts it.
+	IgnoredBy map[Host]string
+}
+
+// Host is a verifier that decides whether code runs: what a policy's
+// scenarios stand for when csv judges a file as the host will.
+type Host string
+
+// Hosts.
+const (
+	// HostWindows is Windows' WinVerifyTrust and code integrity (App
+	// Control): scenarios user and kernel.
+	HostWindows Host = "windows"
+	// HostUEFI is UEFI Secure Boot: the firmware's image verification
+	// (EDK2 DxeImageVerificationLib) and shim, which verifies as EDK2
+	// does: scenario boot.
+	HostUEFI Host = "uefi"
+)
+
+// Ignore records that host would not count the signature, and why.
+func (s *Signature) Ignore(host Host, why string) {
+	if s.IgnoredBy == nil {
+		s.IgnoredBy = map[Host]string{}
+	}
+	if _, ok := s.IgnoredBy[host]; !ok {
+		s.IgnoredBy[host] = why
+	}
 }
 
 // Signer returns the signing certificate, or nil.
@@ -115,6 +150,41 @@ func BuildChains(leaf *Certificate, candidates []*Certificate) [][]*Certificate 
 	}
 	walk([]*Certificate{leaf})
 	return out
+}
+
+// ChainEnd says why chain (as BuildChains returns it, through candidates)
+// ends where it does, for messages: "" when its last certificate is
+// self-signed or the chain is as deep as BuildChains goes; otherwise what
+// stopped it: no candidate is named as the last certificate's issuer, or
+// each that is cannot issue certificates (not a CA, by its basic
+// constraints or key usage), forbids the CAs below it by its path length,
+// or does not verify the signature.
+func ChainEnd(chain []*Certificate, candidates []*Certificate) string {
+	if len(chain) == 0 || len(chain) >= maxChainDepth {
+		return ""
+	}
+	top := chain[len(chain)-1]
+	if bytes.Equal(top.RawSubject, top.RawIssuer) && top.CheckSignedBy(top) == nil {
+		return ""
+	}
+	var whys []string
+	for _, c := range Dedup(candidates) {
+		if !top.IssuedBy(c) || inChain(chain, c) {
+			continue
+		}
+		switch {
+		case !c.CanIssue():
+			whys = append(whys, fmt.Sprintf("its issuer %q cannot issue certificates: %s", c.CommonName(), c.IssueProblem()))
+		case c.MaxPathLen >= 0 && len(chain)-1 > c.MaxPathLen:
+			whys = append(whys, fmt.Sprintf("its issuer %q allows %d CA certificates below it (path length constraint), the chain has %d", c.CommonName(), c.MaxPathLen, len(chain)-1))
+		case top.CheckSignedBy(c) != nil:
+			whys = append(whys, fmt.Sprintf("the key of %q, named as its issuer, does not verify its signature", c.CommonName()))
+		}
+	}
+	if len(whys) == 0 {
+		return fmt.Sprintf("the chain stops at %q: its issuer %q is not among the certificates supplied", top.CommonName(), top.Issuer.String())
+	}
+	return fmt.Sprintf("the chain stops at %q: %s", top.CommonName(), strings.Join(whys, "; "))
 }
 
 func inChain(chain []*Certificate, c *Certificate) bool {

@@ -30,6 +30,23 @@ const (
 	// MaxCertEntries caps the number of WIN_CERTIFICATE entries in one table.
 	MaxCertEntries = 64
 
+	// MaxUnsignedAttributes caps the encoded unsigned attributes of one
+	// SignerInfo (a signature's timestamp and the signatures nested in it),
+	// which no signature covers. Debian's shim carries 6 KB per signature
+	// (an RFC 3161 token with a three-certificate TSA chain); a nested
+	// signature with its own timestamp adds about 10 KB.
+	MaxUnsignedAttributes = 64 << 10
+
+	// MaxUnknownUnsignedAttributes caps, in all, the encoded unsigned
+	// attributes of one SignerInfo that csv does not read (anything but
+	// nested signatures and timestamps in Authenticode; every unsigned
+	// attribute of a kernel module signature, which the kernel ignores).
+	// Verifiers ignore them, so they can carry data no signature covers:
+	// a short tag fits; a payload does not, nor the 1 KiB placeholder that
+	// osslsigncode -addUnauthenticatedBlob writes (1041 bytes encoded) to
+	// be filled with data after signing.
+	MaxUnknownUnsignedAttributes = 1 << 10
+
 	// MaxELFProgramHeaders and MaxELFSections cap the ELF header tables that
 	// are read to check that the file is complete.
 	MaxELFProgramHeaders = 1 << 16

@@ -25,8 +25,9 @@
 //
 // # Security
 //
-// Every signature's problems are reported on that signature; Verify fails
-// only when the table cannot be split into entries. The layout comes from
+// Every signature's problems are reported on that signature; Verify (and
+// CheckTable, its structural half) fails only when the table holds anything
+// but well-formed Authenticode signatures. The layout comes from
 // internal/binfmt/pe, which refuses files whose
 // certificate table is not at the end of the file or overlaps the image, so
 // no bytes of a file that passes can be outside the digest except the three

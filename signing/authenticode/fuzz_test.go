@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"os"
 	"os/exec"
@@ -11,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/codesignval/csv/internal/binfmt/pe"
 	"github.com/codesignval/csv/internal/testca"
@@ -24,12 +27,16 @@ import (
 // the tables of the real signed files in ../shared/testdata/pe and of Debian's
 // shim and GRUB where present, and of PE files freshly signed with
 // osslsigncode (plain, ECDSA, nested, RFC 3161 and legacy timestamps) where it
-// is installed. Invariants: no panic (a recovered one is ErrInternal, which
-// fails too); Verify fails only when pe.ParseCertificateTable does, and then
-// returns nothing; every signature has Format "authenticode"; Verified
-// implies no Problem and a chain; with no digests nothing is Verified; with
-// the digests the signatures carry, the same signatures are found, and every
-// verified one's algorithm is among DigestAlgorithms.
+// is installed, plus the hostile shapes Verify refuses (a second entry of
+// junk, an X509 entry, data in an unknown unsigned attribute or in the
+// certificate set). Invariants: no panic (a recovered one is ErrInternal,
+// which fails too); Verify fails exactly when CheckTable does (with the same
+// error), always when pe.ParseCertificateTable does, and then returns
+// nothing; every signature has Format "authenticode"; Verified implies no
+// Problem and a chain; with no digests nothing is Verified; with the digests
+// the signatures carry, the same signatures are found, and every verified
+// one's algorithm is among DigestAlgorithms (which finds nothing in a table
+// that cannot be split).
 //
 // Run it with a bounded minimization, or the engine spends its time
 // minimizing each new multi-kilobyte input instead of fuzzing:
@@ -49,6 +56,9 @@ func FuzzVerify(f *testing.F) {
 	}
 	f.Add([]byte{0x30, 0x03, 0x06, 0x01, 0x00}, false)
 	f.Add(makeTable(tableEntry{revision: pe.CertRevision2_0, typ: pe.CertTypeX509, data: []byte{1, 2, 3}}), true)
+	for _, seed := range hostileSeeds(f) {
+		f.Add(seed.data, seed.raw)
+	}
 	cache := authenticode.NewCertCache()
 	f.Fuzz(func(t *testing.T, data []byte, raw bool) {
 		table := data
@@ -56,14 +66,18 @@ func FuzzVerify(f *testing.F) {
 			table = makeTable(pkcs7Entry(data))
 		}
 		_, splitErr := pe.ParseCertificateTable(table, 0)
+		checkErr := authenticode.CheckTable(table, 0, cache)
 		opts := authenticode.VerifyOptions{Cache: cache}
 		sigs, err := authenticode.Verify(table, 0, nil, opts)
-		if (err != nil) != (splitErr != nil) {
-			t.Fatalf("Verify error %v, ParseCertificateTable error %v", err, splitErr)
+		if (err != nil) != (checkErr != nil) || (err != nil && err.Error() != checkErr.Error()) || (splitErr != nil && err == nil) {
+			t.Fatalf("Verify error %v, CheckTable error %v, ParseCertificateTable error %v", err, checkErr, splitErr)
+		}
+		if errors.Is(err, authenticode.ErrInternal) {
+			t.Fatalf("recovered panic: %v", err)
 		}
 		algs := authenticode.DigestAlgorithms(table)
 		if err != nil {
-			if sigs != nil || algs != nil {
+			if sigs != nil || (splitErr != nil && algs != nil) {
 				t.Fatalf("Verify failed (%v) but returned %d signatures; DigestAlgorithms %v", err, len(sigs), algs)
 			}
 			return
@@ -107,6 +121,32 @@ func fuzzInvariants(t *testing.T, sigs []*signing.Signature) {
 	}
 	if t.Failed() {
 		t.FailNow()
+	}
+}
+
+type fuzzSeed struct {
+	data []byte
+	raw  bool
+}
+
+// hostileSeeds returns the shapes Verify must refuse, built from a signature
+// osslsigncode makes (none when it is not installed).
+func hostileSeeds(f *testing.F) []fuzzSeed {
+	if _, err := exec.LookPath("osslsigncode"); err != nil {
+		return nil
+	}
+	p := newPKI(f)
+	good := parseSignedPE(f, osslSign(f, peFile(1024), p.signer(f, testca.LeafOptions{}), "-h", "sha256"))
+	der := good.pkcs7(f)
+	junk := bytes.Repeat([]byte("junk"), 256)
+	notCert := encode(cbasn1.SEQUENCE, encode(cbasn1.OCTET_STRING, junk))
+	return []fuzzSeed{
+		{append(bytes.Clone(good.table), makeTable(pkcs7Entry(junk))...), true},
+		{append(bytes.Clone(good.table), makeTable(tableEntry{revision: pe.CertRevision2_0, typ: pe.CertTypeX509, data: append([]byte("MZ"), junk...)})...), true},
+		{append(bytes.Clone(der), 'M', 'Z'), false},
+		{withUnsigned(f, der, attr(f, asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 7}, encode(cbasn1.OCTET_STRING, junk))), false},
+		{insertChild(f, der, notCert, pathCerts...), false},
+		{withSignedDataField(f, der, encode(cbasn1.Tag(1).Constructed().ContextSpecific(), notCert), 4), false},
 	}
 }
 

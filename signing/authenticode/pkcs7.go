@@ -15,23 +15,34 @@ package authenticode
 import (
 	"bytes"
 	"crypto"
+	"crypto/x509"
 	"encoding/asn1"
 	"encoding/hex"
 	"fmt"
+	"slices"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
 )
 
 // Caps on what one signature may hold. Real Authenticode signatures carry a
 // handful of certificates and attributes; these bound the work and memory a
-// hostile table can cost beyond its size.
+// hostile table can cost beyond its size, and how much of it no signature
+// vouches for (the caps on unsigned attributes are in internal/limits).
 const (
-	maxCertificates = 32 // per SignedData (chain building checks signatures among them)
-	maxSignerInfos  = 16 // per SignedData (Authenticode wants exactly one)
-	maxAttributes   = 64 // per signed or unsigned attribute set
+	maxCertificates     = 32 // per SignedData (chain building checks signatures among them)
+	maxCRLs             = 8  // per SignedData (real signatures carry none)
+	maxDigestAlgorithms = 8  // per SignedData's digestAlgorithms SET
+	maxSignerInfos      = 16 // per SignedData (Authenticode wants exactly one)
+	maxAttributes       = 64 // per signed or unsigned attribute set
+	// maxSignatureOctets caps a SignerInfo's signature: an RSA signature
+	// with the largest key csv checks (8192 bits) is 1024 bytes.
+	maxSignatureOctets = 1024
+	// maxPSSParams caps RSASSA-PSS-params (real ones are under 70 bytes).
+	maxPSSParams = 256
 )
 
 // OIDs, as complete DER elements (tag, length and contents), so that they
@@ -136,6 +147,30 @@ func readAlgorithm(s *cryptobyte.String, alg *algorithmIdentifier) bool {
 	return true
 }
 
+// checkParams checks the parameters of an AlgorithmIdentifier that no
+// signature covers (the SignedData's digestAlgorithms, a SignerInfo's
+// digest and signature algorithms): absent or NULL, an elliptic curve OID
+// for id-ecPublicKey, one small SEQUENCE for RSA-PSS. Anything else could
+// carry data nobody signed.
+func checkParams(alg algorithmIdentifier, what string) error {
+	p := cryptobyte.String(alg.params)
+	var elem cryptobyte.String
+	var tag cbasn1.Tag
+	switch {
+	case len(p) == 0:
+		return nil
+	case !p.ReadAnyASN1Element(&elem, &tag) || !p.Empty():
+		return errDER(what + " parameters are not one DER element")
+	case tag == cbasn1.NULL && len(elem) == 2:
+		return nil
+	case tag == cbasn1.OBJECT_IDENTIFIER && bytes.Equal(alg.oid, oidECPublicKey):
+		return nil
+	case tag == cbasn1.SEQUENCE && bytes.Equal(alg.oid, oidRSAPSS) && len(elem) <= maxPSSParams:
+		return nil
+	}
+	return errDER(fmt.Sprintf("%s %s has %d bytes of parameters that are not NULL", what, oidString(alg.oid), len(alg.params)))
+}
+
 // parseContentInfo reads ContentInfo ::= SEQUENCE { contentType OID,
 // content [0] EXPLICIT ANY } at the start of der, which may hold nothing but
 // zeros after it, and returns the content type and the content element.
@@ -159,6 +194,18 @@ func parseContentInfo(der []byte) (contentType, content []byte, err error) {
 		return nil, nil, errDER("ContentInfo content is not one [0] EXPLICIT element")
 	}
 	return ct, inner, nil
+}
+
+// isSignedStructure reports whether elem, a DER element with the given
+// (possibly IMPLICIT) tag, is SEQUENCE { SEQUENCE, AlgorithmIdentifier,
+// BIT STRING }, the shape of every signed X.509 structure (certificates,
+// attribute certificates, CRLs).
+func isSignedStructure(elem cryptobyte.String, tag cbasn1.Tag) bool {
+	var body, info, alg cryptobyte.String
+	var sig asn1.BitString
+	return elem.ReadASN1(&body, tag) && elem.Empty() &&
+		body.ReadASN1(&info, cbasn1.SEQUENCE) && body.ReadASN1(&alg, cbasn1.SEQUENCE) &&
+		body.ReadASN1BitString(&sig) && body.Empty()
 }
 
 // signedData is the part of a PKCS#7 / CMS SignedData that verification uses.
@@ -197,6 +244,18 @@ func parseSignedData(der []byte) (*signedData, error) {
 	if !body.ReadASN1(&digestAlgs, cbasn1.SET) {
 		return nil, errDER("SignedData has no digestAlgorithms SET")
 	}
+	for n := 0; !digestAlgs.Empty(); n++ {
+		var alg algorithmIdentifier
+		if n == maxDigestAlgorithms {
+			return nil, fmt.Errorf("%w: more than %d digestAlgorithms", ErrLimit, maxDigestAlgorithms)
+		}
+		if !readAlgorithm(&digestAlgs, &alg) {
+			return nil, errDER("bad AlgorithmIdentifier in digestAlgorithms")
+		}
+		if err := checkParams(alg, "digestAlgorithms"); err != nil {
+			return nil, err
+		}
+	}
 	if !body.ReadASN1(&eci, cbasn1.SEQUENCE) {
 		return nil, errDER("SignedData has no encapContentInfo")
 	}
@@ -232,26 +291,51 @@ func parseSignedData(der []byte) (*signedData, error) {
 		if !body.ReadASN1(&certs, certsTag) {
 			return nil, errDER("bad certificates field")
 		}
-		for !certs.Empty() {
+		for n := 0; !certs.Empty(); n++ {
 			var c cryptobyte.String
 			var tag cbasn1.Tag
 			if !certs.ReadAnyASN1Element(&c, &tag) {
 				return nil, errDER("bad certificate in the certificates field")
 			}
-			if tag != cbasn1.SEQUENCE {
-				continue // an attribute or other certificate: not used
-			}
-			if len(sd.certs) == maxCertificates {
+			if n == maxCertificates {
 				return nil, fmt.Errorf("%w: more than %d certificates", ErrLimit, maxCertificates)
 			}
-			sd.certs = append(sd.certs, c)
+			switch tag {
+			case cbasn1.SEQUENCE:
+				sd.certs = append(sd.certs, c)
+			case cbasn1.Tag(1).Constructed().ContextSpecific(), cbasn1.Tag(2).Constructed().ContextSpecific():
+				// An attribute certificate (v1AttrCert, v2AttrCert):
+				// Microsoft's time-stamp tokens carry one. Nothing reads
+				// it, but it must be one.
+				if !isSignedStructure(c, tag) {
+					return nil, errDER(fmt.Sprintf("certificate %d of the certificates field is not a well-formed attribute certificate", n))
+				}
+			default:
+				// An extended (PKCS#6) or other certificate: nothing
+				// reads it, nobody signed it.
+				return nil, errDER(fmt.Sprintf("certificate %d of the certificates field is neither a certificate nor an attribute certificate (tag %#x)", n, uint8(tag)))
+			}
 		}
 	}
 	crlsTag := cbasn1.Tag(1).Constructed().ContextSpecific()
 	if body.PeekASN1Tag(crlsTag) {
-		var skip cryptobyte.String
-		if !body.ReadASN1(&skip, crlsTag) {
+		var crls cryptobyte.String
+		if !body.ReadASN1(&crls, crlsTag) {
 			return nil, errDER("bad crls field")
+		}
+		// Nothing checks a CRL here, but what is there must be one: a
+		// well-formed CertificateList, few of them.
+		for n := 0; !crls.Empty(); n++ {
+			var crl cryptobyte.String
+			if n == maxCRLs {
+				return nil, fmt.Errorf("%w: more than %d CRLs", ErrLimit, maxCRLs)
+			}
+			if !crls.ReadASN1Element(&crl, cbasn1.SEQUENCE) {
+				return nil, errDER(fmt.Sprintf("CRL %d of the crls field is not a DER SEQUENCE", n))
+			}
+			if _, err := x509.ParseRevocationList(crl); err != nil {
+				return nil, errDER(fmt.Sprintf("CRL %d of the crls field is not a CertificateList: %v", n, err))
+			}
 		}
 	}
 	var infos cryptobyte.String
@@ -324,6 +408,27 @@ func readAttributes(s cryptobyte.String, what string) ([]attribute, error) {
 	return out, nil
 }
 
+// knownUnsigned are the unsigned attributes Verify reads (and so checks
+// the structure of): nested signatures and the two kinds of timestamp.
+var knownUnsigned = [][]byte{oidNestedSignature, oidRFC3161Timestamp, oidCounterSignature}
+
+// checkUnknownAttributes caps the unsigned attributes Verify does not read:
+// Windows ignores them, which makes them a place to carry data that no
+// signature covers (installers "personalised" after signing do that).
+// Their encoded size is at most limits.MaxUnknownUnsignedAttributes in all.
+func checkUnknownAttributes(attrs []attribute) error {
+	n := 0
+	for _, a := range attrs {
+		if !slices.ContainsFunc(knownUnsigned, func(k []byte) bool { return bytes.Equal(k, a.oid) }) {
+			n += len(a.oid) + len(a.values)
+		}
+	}
+	if n > limits.MaxUnknownUnsignedAttributes {
+		return fmt.Errorf("%w: %d bytes of unsigned attributes csv does not read (at most %d: no signature covers them)", ErrLimit, n, limits.MaxUnknownUnsignedAttributes)
+	}
+	return nil
+}
+
 func findAttribute(attrs []attribute, oid []byte) (attribute, bool) {
 	for _, a := range attrs {
 		if bytes.Equal(a.oid, oid) {
@@ -382,6 +487,9 @@ func parseSignerInfo(der []byte) (*signerInfo, error) {
 	if !readAlgorithm(&body, &si.digestAlg) {
 		return nil, errDER("SignerInfo has no digestAlgorithm")
 	}
+	if err := checkParams(si.digestAlg, "SignerInfo digestAlgorithm"); err != nil {
+		return nil, err
+	}
 	signedTag := cbasn1.Tag(0).Constructed().ContextSpecific()
 	if body.PeekASN1Tag(signedTag) {
 		var raw, attrs cryptobyte.String
@@ -401,8 +509,14 @@ func parseSignerInfo(der []byte) (*signerInfo, error) {
 	if !readAlgorithm(&body, &si.sigAlg) {
 		return nil, errDER("SignerInfo has no signature algorithm")
 	}
+	if err := checkParams(si.sigAlg, "SignerInfo signatureAlgorithm"); err != nil {
+		return nil, err
+	}
 	if !body.ReadASN1(&sig, cbasn1.OCTET_STRING) {
 		return nil, errDER("SignerInfo has no signature")
+	}
+	if len(sig) > maxSignatureOctets {
+		return nil, fmt.Errorf("%w: a %d-byte signature (at most %d)", ErrLimit, len(sig), maxSignatureOctets)
 	}
 	si.signature = sig
 	unsignedTag := cbasn1.Tag(1).Constructed().ContextSpecific()
@@ -411,8 +525,14 @@ func parseSignerInfo(der []byte) (*signerInfo, error) {
 		if !body.ReadASN1(&attrs, unsignedTag) {
 			return nil, errDER("bad unsigned attributes")
 		}
+		if len(attrs) > limits.MaxUnsignedAttributes {
+			return nil, fmt.Errorf("%w: %d bytes of unsigned attributes (at most %d)", ErrLimit, len(attrs), limits.MaxUnsignedAttributes)
+		}
 		var err error
 		if si.unsignedAttrs, err = readAttributes(attrs, "unsigned attributes"); err != nil {
+			return nil, err
+		}
+		if err := checkUnknownAttributes(si.unsignedAttrs); err != nil {
 			return nil, err
 		}
 	}

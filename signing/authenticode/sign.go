@@ -9,7 +9,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -237,6 +236,11 @@ func Sign(ctx context.Context, in io.ReaderAt, size int64, out Output, key crypt
 	}
 	if len(newTable) > limits.MaxCertTable {
 		return nil, fmt.Errorf("authenticode: sign: the new certificate table is %d bytes, over the %d-byte limit", len(newTable), limits.MaxCertTable)
+	}
+	// Never write a table Verify would refuse (with Append, one that nests
+	// more than the caps allow).
+	if err := CheckTable(newTable, tableOff, nil); err != nil {
+		return nil, fmt.Errorf("authenticode: sign: the new certificate table would be malformed: %w", err)
 	}
 	if _, err := out.Write(newTable); err != nil {
 		return nil, fmt.Errorf("authenticode: sign: writing the certificate table: %w", err)
@@ -863,7 +867,7 @@ func RequestTimestamp(ctx context.Context, tsaURL string, client *http.Client, s
 		return nil, nil, fail("%v", err)
 	}
 	if _, err := verifyToken(token, signature); err != nil {
-		return nil, nil, fail("the token does not verify: %v", err)
+		return nil, nil, fmt.Errorf("%w from %s: the token does not verify: %w", ErrTimestamp, where, err)
 	}
 	got, err := tokenNonce(token)
 	if err != nil {
@@ -874,9 +878,6 @@ func RequestTimestamp(ctx context.Context, tsaURL string, client *http.Client, s
 	}
 	return body, token, nil
 }
-
-// oidExtKeyUsage is the extended key usage extension.
-var oidExtKeyUsage = asn1.ObjectIdentifier{2, 5, 29, 37}
 
 // TimestampToken is an RFC 3161 token that verified over a signature.
 type TimestampToken struct {
@@ -891,18 +892,17 @@ type TimestampToken struct {
 
 // VerifyTSA checks that the token's TSA certificate is a time-stamping
 // certificate as RFC 3161 (2.3) requires, with the timeStamping EKU alone
-// in a critical extension (crypto/x509 would let a certificate without any
-// EKU pass), and that it chains to one of roots (with the token's
+// in a critical extension (signing.Certificate.CheckTimestamping, the rule
+// every timestamp path uses; crypto/x509 would let a certificate without
+// any EKU pass), and that it chains to one of roots (with the token's
 // certificates as intermediates), at the token's time.
 func (t *TimestampToken) VerifyTSA(roots []*x509.Certificate) error {
-	critical := false
-	for _, e := range t.Signer.Extensions {
-		if e.Id.Equal(oidExtKeyUsage) {
-			critical = e.Critical
-		}
+	c, err := signing.ParseCertificate(t.Signer.Raw)
+	if err != nil {
+		return fmt.Errorf("the TSA certificate %q: %w", t.Signer.Subject.CommonName, err)
 	}
-	if !critical || len(t.Signer.ExtKeyUsage) != 1 || t.Signer.ExtKeyUsage[0] != x509.ExtKeyUsageTimeStamping || len(t.Signer.UnknownExtKeyUsage) != 0 {
-		return fmt.Errorf("the TSA certificate %q is not a time-stamping certificate (RFC 3161 wants the timeStamping extended key usage alone, in a critical extension)", t.Signer.Subject.CommonName)
+	if err := c.CheckTimestamping(); err != nil {
+		return fmt.Errorf("the TSA certificate %q is not a time-stamping certificate: %w", t.Signer.Subject.CommonName, err)
 	}
 	pool, inter := x509.NewCertPool(), x509.NewCertPool()
 	for _, r := range roots {
@@ -911,7 +911,7 @@ func (t *TimestampToken) VerifyTSA(roots []*x509.Certificate) error {
 	for _, c := range t.Certificates {
 		inter.AddCert(c)
 	}
-	_, err := t.Signer.Verify(x509.VerifyOptions{
+	_, err = t.Signer.Verify(x509.VerifyOptions{
 		Roots:         pool,
 		Intermediates: inter,
 		CurrentTime:   t.Time,
@@ -952,7 +952,7 @@ func VerifyTimestampResponse(resp, signature []byte) (tok *TimestampToken, err e
 func verifyToken(token, signature []byte) (*TimestampToken, error) {
 	var ts signing.Timestamp
 	v := &verifier{}
-	signer, certs, err := v.rfc3161Signer(&ts, attribute{oid: oidRFC3161Timestamp, values: token}, signature, nil)
+	signer, certs, err := v.rfc3161Signer(&ts, token, signature, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrTimestamp, err)
 	}

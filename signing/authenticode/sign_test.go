@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -24,6 +25,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/codesignval/csv/internal/binfmt"
 	"github.com/codesignval/csv/internal/binfmt/pe"
@@ -465,6 +469,32 @@ func TestSignAppend(t *testing.T) {
 		}
 	})
 
+	t.Run("past-the-unsigned-attributes-cap", func(t *testing.T) {
+		// Each append nests one more signature in the first one's
+		// unsigned attributes: Sign refuses the one that would take them
+		// past limits.MaxUnsignedAttributes, which Verify would refuse.
+		out, _ := signPE(t, in, a.leaf.Key, p.chainOf(a), authenticode.SignOptions{})
+		for n := 1; ; n++ {
+			next, _, err := trySign(t, out, b.leaf.Key, p.chainOf(b), authenticode.SignOptions{Append: true})
+			if err != nil {
+				if !errors.Is(err, authenticode.ErrLimit) || !strings.Contains(err.Error(), "bytes of unsigned attributes") {
+					t.Fatalf("append %d: %v, want the unsigned attributes cap", n, err)
+				}
+				if n < 10 {
+					t.Errorf("refused after %d appends: the cap bites too early (real files nest one or two)", n)
+				}
+				break
+			}
+			out = next
+			if n > authenticode.MaxSignatures {
+				t.Fatal("no cap reached")
+			}
+		}
+		if sigs := verify(t, parseSignedPE(t, out), roots); !sigs[len(sigs)-1].Verified {
+			t.Errorf("the last file Sign wrote does not verify: %v", sigs[len(sigs)-1].Problem)
+		}
+	})
+
 	t.Run("unsigned", func(t *testing.T) {
 		out, res := signPE(t, in, b.leaf.Key, p.chainOf(b), authenticode.SignOptions{Append: true})
 		s := checkSigned(t, in, out, res, crypto.SHA256)
@@ -639,15 +669,52 @@ func TestVerifyTSA(t *testing.T) {
 	if err := token(p.tsa(t)).VerifyTSA([]*x509.Certificate{other.ca.Root.Cert}); err == nil || !strings.Contains(err.Error(), "not trusted") {
 		t.Errorf("a TSA under another root: %v", err)
 	}
-	for name, o := range map[string]testca.LeafOptions{
-		"no EKU":               {CommonName: "No EKU", EKUs: []x509.ExtKeyUsage{}},
-		"EKU not critical":     {CommonName: "Soft TSA", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping}},
-		"code signing EKU too": {CommonName: "Both", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping, x509.ExtKeyUsageCodeSigning}},
-	} {
-		if err := token(p.signer(t, o)).VerifyTSA(roots); err == nil || !strings.Contains(err.Error(), "not a time-stamping certificate") {
-			t.Errorf("%s: %v", name, err)
+	// A certificate that is not a TSA's (RFC 3161: the timeStamping EKU
+	// alone, critical) cannot answer at all: the one rule
+	// (signing.Certificate.CheckTimestamping) refuses its tokens wherever
+	// they are read, before any question of trust.
+	for name, o := range badTSAs {
+		tsa := p.signer(t, o)
+		srv := newRFC3161TSA(t, tsa, []*x509.Certificate{tsa.leaf.Cert, p.ca.Intermediate.Cert}, testca.Epoch)
+		if _, _, err := authenticode.RequestTimestamp(t.Context(), srv.URL, nil, sig); !errors.Is(err, signing.ErrNotTimestamping) {
+			t.Errorf("%s: RequestTimestamp: %v, want ErrNotTimestamping", name, err)
+		}
+		resp, err := srv.respond(timestampRequest(t, sig), tsaOK, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := authenticode.VerifyTimestampResponse(resp, sig); !errors.Is(err, signing.ErrNotTimestamping) || !errors.Is(err, authenticode.ErrTimestamp) {
+			t.Errorf("%s: VerifyTimestampResponse: %v, want ErrTimestamp and ErrNotTimestamping", name, err)
 		}
 	}
+}
+
+// badTSAs are certificates that are not a TSA's as RFC 3161 (2.3) wants:
+// the timeStamping EKU alone, in a critical extension.
+var badTSAs = map[string]testca.LeafOptions{
+	"no EKU":               {CommonName: "No EKU", EKUs: []x509.ExtKeyUsage{}},
+	"EKU not critical":     {CommonName: "Soft TSA", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping}},
+	"code signing EKU too": {CommonName: "Both", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping, x509.ExtKeyUsageCodeSigning}},
+}
+
+// timestampRequest is a DER TimeStampReq for the SHA-256 of data, asking
+// for the TSA's certificates.
+func timestampRequest(t testing.TB, data []byte) []byte {
+	t.Helper()
+	h := sha256.Sum256(data)
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1Int64(1)
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1ObjectIdentifier(asnSHA256)
+				b.AddASN1NULL()
+			})
+			b.AddASN1OctetString(h[:])
+		})
+		b.AddASN1Boolean(true)
+	})
+	return b.BytesOrPanic()
 }
 
 // TestSignRefusals: Sign refuses, before writing anything, a key that is
@@ -693,6 +760,7 @@ func TestSignRefusals(t *testing.T) {
 	stray := append(bytes.Clone(sp.table), 1, 2, 3, 4)
 	x509Entry := makeTable(tableEntry{revision: pe.CertRevision2_0, typ: pe.CertTypeX509, data: s.leaf.Cert.Raw})
 	garbage := makeTable(pkcs7Entry([]byte{0x30, 0x03, 0x02, 0x01, 0x01}))
+	junkSecond := append(bytes.Clone(sp.table), makeTable(pkcs7Entry(bytes.Repeat([]byte("junk"), 1024)))...)
 
 	malformed := func(err error) bool {
 		var me *binfmt.MalformedError
@@ -728,7 +796,8 @@ func TestSignRefusals(t *testing.T) {
 		{"entry-length-past-the-table", withTable(badLength, uint32(len(badLength))), s.leaf.Key, chain, authenticode.SignOptions{}, malformed, "exceeds"},
 		{"entry-length-past-the-table-append", withTable(badLength, uint32(len(badLength))), s.leaf.Key, chain, authenticode.SignOptions{Append: true}, malformed, "exceeds"},
 		{"stray-bytes-after-the-entries", withTable(stray, uint32(len(stray))), s.leaf.Key, chain, authenticode.SignOptions{}, malformed, "stray bytes"},
-		{"append-to-x509-entry", withTable(x509Entry, uint32(len(x509Entry))), s.leaf.Key, chain, authenticode.SignOptions{Append: true}, is(authenticode.ErrUnsupportedEntry), "append"},
+		{"append-to-x509-entry", withTable(x509Entry, uint32(len(x509Entry))), s.leaf.Key, chain, authenticode.SignOptions{Append: true}, malformed, "type X509"},
+		{"second-entry-of-junk", withTable(junkSecond, uint32(len(junkSecond))), s.leaf.Key, chain, authenticode.SignOptions{}, malformed, "WIN_CERTIFICATE 1: bCertificate is not a DER SEQUENCE"},
 		{"append-to-garbage", withTable(garbage, uint32(len(garbage))), s.leaf.Key, chain, authenticode.SignOptions{Append: true}, is(authenticode.ErrMalformed), "append"},
 	}
 	for _, tt := range tests {

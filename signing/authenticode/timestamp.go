@@ -17,30 +17,83 @@ const (
 	TimestampAuthenticode = "authenticode"
 )
 
-// timestamp verifies the timestamp in si's unsigned attributes, if any: an
-// RFC 3161 token (preferred when both kinds are present) or a legacy
-// Authenticode countersignature. outerCerts are the certificates of the
-// SignedData si belongs to.
-func (v *verifier) timestamp(index int, path []int, si *signerInfo, outerCerts []*signing.Certificate) *signing.Timestamp {
-	var rfc, legacy *attribute
-	for i := range si.unsignedAttrs {
-		a := &si.unsignedAttrs[i]
+// stamps are the timestamps a SignerInfo carries, parsed: an RFC 3161
+// token (with its certificates) and a legacy countersignature, either nil.
+type stamps struct {
+	token      *token
+	tokenCerts []*signing.Certificate
+	counter    *signerInfo
+}
+
+// parseTimestamps reads the structure of the timestamps in si's unsigned
+// attributes: at most one attribute of each kind, holding one value, that
+// parses as a TimeStampToken (with certificates that can be read) or as a
+// SignerInfo. What fails here makes the table malformed: these bytes are
+// covered by no signature unless they are a timestamp.
+func (v *verifier) parseTimestamps(si *signerInfo) (stamps, error) {
+	var st stamps
+	var rfc, legacy []byte
+	for _, a := range si.unsignedAttrs {
+		var dst *[]byte
 		switch {
-		case rfc == nil && bytes.Equal(a.oid, oidRFC3161Timestamp):
-			rfc = a
-		case legacy == nil && bytes.Equal(a.oid, oidCounterSignature):
-			legacy = a
+		case bytes.Equal(a.oid, oidRFC3161Timestamp):
+			dst = &rfc
+		case bytes.Equal(a.oid, oidCounterSignature):
+			dst = &legacy
+		default:
+			continue
 		}
+		if *dst != nil {
+			return st, errDER(fmt.Sprintf("more than one %s unsigned attribute", oidString(a.oid)))
+		}
+		val, ok := a.single()
+		if !ok {
+			return st, errDER(fmt.Sprintf("the %s unsigned attribute does not hold exactly one value", oidString(a.oid)))
+		}
+		*dst = val
 	}
+	if rfc != nil {
+		tok, err := parseToken(rfc)
+		if err != nil {
+			return st, fmt.Errorf("the RFC 3161 timestamp: %w", err)
+		}
+		certs, err := v.certificates(tok.sd.certs)
+		if err != nil {
+			return st, fmt.Errorf("the RFC 3161 timestamp: %w: a certificate cannot be read: %w", ErrMalformed, err)
+		}
+		st.token, st.tokenCerts = tok, certs
+	}
+	if legacy != nil {
+		si, err := parseSignerInfo(legacy)
+		if err != nil {
+			return st, fmt.Errorf("the countersignature: %w", err)
+		}
+		st.counter = si
+	}
+	return st, nil
+}
+
+// timestamp verifies the timestamp st holds, if any: the RFC 3161 token
+// (preferred when both kinds are present) or else the legacy Authenticode
+// countersignature, over si's signature. outerCerts are the certificates of
+// the SignedData si belongs to.
+func (v *verifier) timestamp(index int, path []int, si *signerInfo, outerCerts []*signing.Certificate, st stamps) *signing.Timestamp {
 	ts := &signing.Timestamp{}
 	var err error
 	switch {
-	case rfc != nil:
-		ts.Kind = TimestampRFC3161
-		err = v.rfc3161(ts, *rfc, si.signature, outerCerts)
-	case legacy != nil:
+	case st.token != nil:
+		ts.Kind, ts.Time = TimestampRFC3161, st.token.time
+		var signer *signing.Certificate
+		signer, err = tokenSigner(st.token, st.tokenCerts, si.signature, outerCerts)
+		if signer != nil {
+			ts.Chains = v.opts.Cache.buildChains(signer, v.candidates(st.tokenCerts, outerCerts))
+		}
+	case st.counter != nil:
 		ts.Kind = TimestampAuthenticode
-		err = v.counterSignature(ts, *legacy, si.signature, outerCerts)
+		err = v.counterSignature(ts, st.counter, si.signature, outerCerts)
+		if err == nil && len(ts.Chains) > 0 {
+			err = ts.Chains[0][0].CheckTimestamping()
+		}
 	default:
 		return nil
 	}
@@ -51,61 +104,80 @@ func (v *verifier) timestamp(index int, path []int, si *signerInfo, outerCerts [
 	return ts
 }
 
-// rfc3161 verifies an RFC 3161 TimeStampToken over the signature octets
-// sigOctets: the token is a SignedData of a TSTInfo whose messageImprint is
-// the hash of sigOctets, signed by a certificate the token (or the outer
-// SignedData) carries.
-func (v *verifier) rfc3161(ts *signing.Timestamp, a attribute, sigOctets []byte, outerCerts []*signing.Certificate) error {
-	signer, certs, err := v.rfc3161Signer(ts, a, sigOctets, outerCerts)
-	if signer != nil {
-		ts.Chains = v.opts.Cache.buildChains(signer, v.candidates(certs, outerCerts))
-	}
-	return err
+// token is the structure of an RFC 3161 TimeStampToken.
+type token struct {
+	sd   *signedData
+	tst  *tstInfo
+	time time.Time
 }
 
-// rfc3161Signer verifies the token as rfc3161 does, and returns the
-// certificate that signed it and the certificates it carries (once found,
-// even when a later check fails); it sets ts.Time, not ts.Chains.
-func (v *verifier) rfc3161Signer(ts *signing.Timestamp, a attribute, sigOctets []byte, outerCerts []*signing.Certificate) (*signing.Certificate, []*signing.Certificate, error) {
-	fail := func(err error) (*signing.Certificate, []*signing.Certificate, error) { return nil, nil, err }
-	der, ok := a.single()
-	if !ok {
-		return fail(errDER("the RFC 3161 timestamp attribute does not hold exactly one value"))
-	}
+// parseToken reads a TimeStampToken: a ContentInfo holding a SignedData of
+// an id-ct-TSTInfo OCTET STRING, with one SignerInfo.
+func parseToken(der []byte) (*token, error) {
 	ct, content, err := parseContentInfo(der)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	if !bytes.Equal(ct, oidSignedData) {
-		return fail(fmt.Errorf("%w: token ContentInfo type is %s, want signedData", ErrMalformed, oidString(ct)))
+		return nil, fmt.Errorf("%w: token ContentInfo type is %s, want signedData", ErrMalformed, oidString(ct))
 	}
 	sd, err := parseSignedData(content)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	if !bytes.Equal(sd.contentType, oidTSTInfo) || !sd.octetString {
-		return fail(fmt.Errorf("%w: token content type is %s, want an id-ct-TSTInfo (1.2.840.113549.1.9.16.1.4) OCTET STRING", ErrMalformed, oidString(sd.contentType)))
+		return nil, fmt.Errorf("%w: token content type is %s, want an id-ct-TSTInfo (1.2.840.113549.1.9.16.1.4) OCTET STRING", ErrMalformed, oidString(sd.contentType))
+	}
+	if len(sd.signers) != 1 {
+		return nil, fmt.Errorf("%w: %d SignerInfos in the token, want one", ErrMalformed, len(sd.signers))
 	}
 	tst, err := parseTSTInfo(sd.content)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
-	if ts.Time, err = readTime(tst.genTime, cbasn1.GeneralizedTime); err != nil {
-		return fail(fmt.Errorf("%w: genTime: %w", ErrMalformed, err))
+	t, err := readTime(tst.genTime, cbasn1.GeneralizedTime)
+	if err != nil {
+		return nil, fmt.Errorf("%w: genTime: %w", ErrMalformed, err)
 	}
-	certs, certErr := v.certificates(sd.certs)
-	if len(sd.signers) != 1 {
-		return fail(fmt.Errorf("%w: %d SignerInfos in the token, want one", ErrMalformed, len(sd.signers)))
+	return &token{sd: sd, tst: tst, time: t}, nil
+}
+
+// rfc3161Signer verifies the TimeStampToken der over the signature octets
+// sigOctets, and returns the certificate that signed it and the
+// certificates it carries (once found, even when a later check fails); it
+// sets ts.Time, not ts.Chains.
+func (v *verifier) rfc3161Signer(ts *signing.Timestamp, der, sigOctets []byte, outerCerts []*signing.Certificate) (*signing.Certificate, []*signing.Certificate, error) {
+	tok, err := parseToken(der)
+	if err != nil {
+		return nil, nil, err
 	}
-	si := &sd.signers[0]
+	ts.Time = tok.time
+	certs, err := v.certificates(tok.sd.certs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: a certificate of the token cannot be read: %w", ErrMalformed, err)
+	}
+	signer, err := tokenSigner(tok, certs, sigOctets, outerCerts)
+	return signer, certs, err
+}
+
+// tokenSigner finds the certificate that signed tok among its certificates
+// (certs) and outerCerts, and checks the token's message imprint against
+// sigOctets, its signature, and that the signer is a time-stamping
+// certificate (signing.Certificate.CheckTimestamping). It returns the signer
+// once found, even when a later check fails.
+func tokenSigner(tok *token, certs []*signing.Certificate, sigOctets []byte, outerCerts []*signing.Certificate) (*signing.Certificate, error) {
+	si := &tok.sd.signers[0]
 	signer := findSigner(si, certs)
 	if signer == nil {
 		signer = findSigner(si, outerCerts)
 	}
 	if signer == nil {
-		return fail(signerNotFound(si, len(sd.certs)+len(outerCerts), certErr))
+		return nil, signerNotFound(si, len(certs)+len(outerCerts), nil)
 	}
-	return signer, certs, checkToken(si, signer, tst, sd, sigOctets)
+	if err := checkToken(si, signer, tok.tst, tok.sd, sigOctets); err != nil {
+		return signer, err
+	}
+	return signer, signer.CheckTimestamping()
 }
 
 // checkToken checks a token's message imprint against sigOctets and its
@@ -129,15 +201,7 @@ func checkToken(si *signerInfo, signer *signing.Certificate, tst *tstInfo, sd *s
 // counterSignature verifies a legacy Authenticode countersignature: a
 // SignerInfo whose messageDigest is the hash of sigOctets, with a
 // signingTime, signed by one of the outer SignedData's certificates.
-func (v *verifier) counterSignature(ts *signing.Timestamp, a attribute, sigOctets []byte, outerCerts []*signing.Certificate) error {
-	der, ok := a.single()
-	if !ok {
-		return errDER("the countersignature attribute does not hold exactly one value")
-	}
-	si, err := parseSignerInfo(der)
-	if err != nil {
-		return err
-	}
+func (v *verifier) counterSignature(ts *signing.Timestamp, si *signerInfo, sigOctets []byte, outerCerts []*signing.Certificate) error {
 	st, ok := findAttribute(si.signedAttrs, oidSigningTime)
 	if !ok {
 		return fmt.Errorf("%w: countersignature has no signingTime", ErrSignedAttributes)
@@ -152,6 +216,7 @@ func (v *verifier) counterSignature(ts *signing.Timestamp, a attribute, sigOctet
 	if !s.ReadAnyASN1(&t, &tag) || !s.Empty() {
 		return fmt.Errorf("%w: bad signingTime", ErrSignedAttributes)
 	}
+	var err error
 	if ts.Time, err = readTime(t, tag); err != nil {
 		return fmt.Errorf("%w: signingTime: %w", ErrSignedAttributes, err)
 	}

@@ -71,6 +71,31 @@ func (e *SignatureError) Error() string {
 
 func (e *SignatureError) Unwrap() error { return e.Err }
 
+// TableError is the error [Verify] and [CheckTable] return when the
+// certificate table holds something other than well-formed Authenticode
+// signatures: the whole file is then malformed, whatever its signatures say.
+// Offset is the file offset of the WIN_CERTIFICATE entry, Index its position
+// and Path the nesting path of the signature at fault ([] for the entry's
+// own); Err wraps [ErrMalformed] or [ErrLimit] and says what is wrong.
+type TableError struct {
+	Offset int64
+	Index  int
+	Path   []int
+	Err    error
+}
+
+func (e *TableError) Error() string {
+	return fmt.Sprintf("authenticode: WIN_CERTIFICATE %d at offset %#x: %s", e.Index, e.Offset, e.Reason())
+}
+
+// Reason is the error without the package prefix and the offset: which
+// signature and what is wrong with it.
+func (e *TableError) Reason() string {
+	return signatureName(e.Index, e.Path) + ": " + e.Err.Error()
+}
+
+func (e *TableError) Unwrap() error { return e.Err }
+
 // signatureName is "signature 0" for an entry's own signature and "nested
 // signature 0.1.0" for one nested in it (the entry index, then the path).
 func signatureName(index int, path []int) string {
@@ -200,22 +225,40 @@ func parseAuthenticode(der []byte) (*signedData, error) {
 // hashes by algorithm, as [Digester] computes them). It returns one
 // *signing.Signature per signature found (outer ones first in table order,
 // each followed by its nested ones depth-first), Format "authenticode",
-// Index = entry index, Path = nesting path. It returns an error only when the
-// table itself cannot be split into entries (pe.ParseCertificateTable
-// fails): the caller then treats the file as malformed. A signature that
-// fails any check is returned with Verified=false and Problem (a
-// *SignatureError) saying exactly what failed; it never makes Verify return
-// an error.
+// Index = entry index, Path = nesting path.
 //
-// The checks, in order (Problem names the first that fails):
+// It returns an error, and no signatures, when the table holds anything
+// but well-formed Authenticode signatures (checks 1 and 2): the caller then
+// treats the file as malformed, whatever any signature says, because bytes
+// that no signature covers would otherwise ride along (the CVE-2013-3900
+// class). A signature that fails any later check is returned with
+// Verified=false and Problem (a *SignatureError) saying exactly what
+// failed; it never makes Verify return an error.
 //
-//  1. The entry is revision 2.0 and type WIN_CERT_TYPE_PKCS_SIGNED_DATA
-//     ([ErrUnsupportedEntry]).
-//  2. The ContentInfo is signedData; the SignedData parses; its content type
-//     is SPC_INDIRECT_DATA_OBJID; the SpcIndirectDataContent parses and its
-//     data type is SPC_PE_IMAGE_DATAOBJ ([ErrMalformed]).
-//  3. There is exactly one SignerInfo, and the signer's certificate is among
-//     the embedded certificates, by issuer and serial number (raw issuer DER,
+// The checks, in order (the error or Problem names the first that fails):
+//
+//  1. pe.ParseCertificateTable splits the table: every entry is revision
+//     2.0, type WIN_CERT_TYPE_PKCS_SIGNED_DATA, one DER SEQUENCE and at most
+//     the zero padding to the next 8-byte boundary (a *binfmt.MalformedError).
+//  2. Structure (a *[TableError] wrapping [ErrMalformed] or [ErrLimit]): the
+//     ContentInfo is signedData; the SignedData parses, its
+//     digestAlgorithms are AlgorithmIdentifiers without parameters, its
+//     certificates are all certificates (parsed leniently, at most 32), its
+//     CRLs (at most 8) are well-formed CertificateLists; its content type is
+//     SPC_INDIRECT_DATA_OBJID and the SpcIndirectDataContent parses; there
+//     is exactly one SignerInfo, whose unsigned algorithm parameters are
+//     NULL (or RSA-PSS parameters), whose signature is at most 1024 bytes,
+//     and whose unsigned attributes are at most limits.MaxUnsignedAttributes
+//     bytes, of which those Verify does not read (anything but timestamps
+//     and nested signatures) at most limits.MaxUnknownUnsignedAttributes;
+//     a timestamp attribute appears at most once per kind, holds one value
+//     and parses (RFC 3161: a SignedData of a TSTInfo with one SignerInfo
+//     and readable certificates; legacy: a SignerInfo); nested signatures
+//     pass these checks too, at most [MaxNestingDepth] deep and
+//     [MaxSignatures] in the table.
+//  3. The SpcIndirectDataContent's digest algorithm is one Authenticode
+//     uses ([ErrUnsupportedAlgorithm]). The signer's certificate is among the
+//     embedded certificates, by issuer and serial number (raw issuer DER,
 //     negative serials included) or subject key identifier
 //     ([ErrSignerNotFound]).
 //  4. The image digest in the SpcIndirectDataContent equals
@@ -233,40 +276,74 @@ func parseAuthenticode(der []byte) (*signedData, error) {
 //     opts.Certificates with signing.BuildChains. Verified means checks 1-6
 //     hold: whether a chain reaches a trusted certificate is the policy's
 //     decision, made on Chains.
-//  8. Timestamps in the unsigned attributes are verified: an RFC 3161 token
-//     (1.3.6.1.4.1.311.3.3.1; its TSTInfo's messageImprint must be the hash
-//     of the signature octets, its own SignerInfo must verify) or else a
-//     legacy Authenticode countersignature (1.2.840.113549.1.9.6; its
+//  8. The timestamp in the unsigned attributes is verified: an RFC 3161
+//     token (1.3.6.1.4.1.311.3.3.1; its TSTInfo's messageImprint must be the
+//     hash of the signature octets, its own SignerInfo must verify) or else
+//     a legacy Authenticode countersignature (1.2.840.113549.1.9.6; its
 //     messageDigest must be the hash of the signature octets, and its
 //     signature must verify). Signature.Timestamp holds the time, chains and
 //     result; a bad timestamp does not affect Verified.
 //  9. Nested signatures are verified by the same steps, Path = parent's Path
-//     plus their position. At most [MaxSignatures] signatures per table and
-//     [MaxNestingDepth] levels are examined; a signature holding more is not
-//     Verified ([ErrLimit]).
+//     plus their position.
+//  10. IgnoredBy records which hosts would not count the signature, from
+//     where it sits: Windows reads only the first entry (WinVerifyTrust
+//     takes certificate 0 of the table) and the signatures nested in it,
+//     one level deep (deeper ones: not established, so not counted); UEFI
+//     firmware (EDK2 DxeImageVerificationLib) and shim check every entry's
+//     own signature and never a nested one. A data type other than
+//     SPC_PE_IMAGE_DATAOBJ does not affect Verified (EDK2's
+//     AuthenticodeVerify, which firmware and shim run, never reads it) but
+//     makes Windows ignore the signature: csv cannot establish that Windows
+//     accepts it. Deny rules match them all.
 //
 // # Security
 //
 // table is untrusted. It is parsed as strict DER with cryptobyte, never
 // allocating from a length field, within caps on certificates, attributes,
-// signatures and depth; a panic while examining an entry is recovered and
-// reported as that entry's Problem ([ErrInternal]). Certificates are parsed
-// leniently by signing.ParseCertificate, so a certificate Go's crypto/x509
-// refuses is still matched and its signature still checked. Verify does not
-// judge trust, validity periods or key usages: that is the policy's job,
-// on Chains. The returned values do not alias table; with a Cache they share
+// signatures and depth; every byte of it belongs to a structure Verify
+// reads or to a capped unknown unsigned attribute. A panic while examining
+// an entry is recovered and reported as that entry's Problem
+// ([ErrInternal]). Certificates are parsed leniently by
+// signing.ParseCertificate, so a certificate Go's crypto/x509 refuses is
+// still matched and its signature still checked. Verify does not judge
+// trust, validity periods or key usages: that is the policy's job, on
+// Chains. The returned values do not alias table; with a Cache they share
 // *signing.Certificate values with other calls, so treat them as read-only.
 func Verify(table []byte, tableOff int64, digests map[crypto.Hash][]byte, opts VerifyOptions) ([]*signing.Signature, error) {
+	v, err := walkTable(table, tableOff, &verifier{digests: digests, opts: opts})
+	if err != nil {
+		return nil, err
+	}
+	return v.out, nil
+}
+
+// CheckTable checks that a PE attribute certificate table holds nothing but
+// well-formed Authenticode signatures, without any cryptography: what
+// [Verify] checks before it verifies anything, and fails for with the same
+// errors (a *binfmt.MalformedError from pe.ParseCertificateTable, or a
+// *[TableError]). A caller that does not need the signatures (a policy of
+// hash rules) still refuses a table that smuggles data. cache, if not nil,
+// is shared with Verify.
+func CheckTable(table []byte, tableOff int64, cache *CertCache) error {
+	_, err := walkTable(table, tableOff, &verifier{opts: VerifyOptions{Cache: cache}, structureOnly: true})
+	return err
+}
+
+// walkTable runs v over every entry of the table.
+func walkTable(table []byte, tableOff int64, v *verifier) (*verifier, error) {
 	entries, err := pe.ParseCertificateTable(table, tableOff)
 	if err != nil {
 		return nil, err
 	}
-	v := &verifier{digests: digests, opts: opts, budget: MaxSignatures - len(entries)}
+	v.budget = MaxSignatures - len(entries)
 	v.out = make([]*signing.Signature, 0, len(entries))
 	for i, e := range entries {
 		v.entry(i, e)
+		if v.malformed != nil {
+			return nil, v.malformed
+		}
 	}
-	return v.out, nil
+	return v, nil
 }
 
 type verifier struct {
@@ -274,99 +351,131 @@ type verifier struct {
 	opts    VerifyOptions
 	budget  int // nested signatures that may still be examined
 	out     []*signing.Signature
+	// structureOnly skips every cryptographic check (CheckTable).
+	structureOnly bool
+	// malformed is the first structural problem: it makes the table, and
+	// so the file, malformed.
+	malformed *TableError
 }
 
 // entry verifies one WIN_CERTIFICATE entry and its nested signatures,
-// turning a panic into the entry's Problem.
+// turning a panic into the entry's Problem (and, when only the structure is
+// checked, into the table's error: nothing else would report it).
 func (v *verifier) entry(i int, e pe.Certificate) {
 	start := len(v.out)
 	defer func() {
 		if r := recover(); r != nil {
+			err := fmt.Errorf("%w while examining the WIN_CERTIFICATE at offset %#x: %v (please report this)", ErrInternal, e.Offset, r)
 			v.out = append(v.out[:start], &signing.Signature{Format: Format, Index: i, Path: []int{},
-				Problem: &SignatureError{Index: i, Err: fmt.Errorf("%w while examining the WIN_CERTIFICATE at offset %#x: %v (please report this)", ErrInternal, e.Offset, r)}})
+				Problem: &SignatureError{Index: i, Err: err}})
+			if v.structureOnly && v.malformed == nil {
+				v.malformed = &TableError{Offset: e.Offset, Index: i, Path: []int{}, Err: err}
+			}
 		}
 	}()
 	if e.Revision != pe.CertRevision2_0 || e.Type != pe.CertTypePKCSSignedData {
-		v.out = append(v.out, &signing.Signature{Format: Format, Index: i, Path: []int{},
-			Problem: &SignatureError{Index: i, Err: fmt.Errorf("%w at offset %#x: revision %#04x, type %s (want revision 2.0, PKCS_SIGNED_DATA)",
-				ErrUnsupportedEntry, e.Offset, e.Revision, pe.TypeName(e.Type))}})
+		// pe.ParseCertificateTable refuses these already.
+		v.malformed = &TableError{Offset: e.Offset, Index: i, Path: []int{}, Err: fmt.Errorf("%w: revision %#04x, type %s (want revision 2.0, PKCS_SIGNED_DATA)",
+			ErrUnsupportedEntry, e.Revision, pe.TypeName(e.Type))}
 		return
 	}
-	v.signature(i, []int{}, e.Data, 0)
+	v.signature(e, i, []int{}, e.Data, 0)
 }
 
-// signature verifies one Authenticode ContentInfo and, recursively, the
-// signatures nested in it.
-func (v *verifier) signature(index int, path []int, der []byte, depth int) {
+// signature verifies one Authenticode ContentInfo (in entry e) and,
+// recursively, the signatures nested in it.
+func (v *verifier) signature(e pe.Certificate, index int, path []int, der []byte, depth int) {
 	sig := &signing.Signature{Format: Format, Index: index, Path: path}
 	v.out = append(v.out, sig)
+	countedBy(sig)
 	fail := func(err error) {
 		if sig.Problem == nil {
 			sig.Problem = &SignatureError{Index: index, Path: path, Err: err}
 		}
 	}
+	malformed := func(err error) {
+		if v.malformed == nil {
+			v.malformed = &TableError{Offset: e.Offset, Index: index, Path: path, Err: err}
+		}
+	}
 	defer func() { sig.Verified = sig.Problem == nil }()
 
-	// 2. Structure.
+	// 2. Structure: the Authenticode SignedData, its certificates, one
+	// SignerInfo, and the unsigned attributes Verify reads.
 	sd, err := parseAuthenticode(der)
 	if err != nil {
-		fail(err)
+		malformed(err)
 		return
 	}
-	certs, certErr := v.certificates(sd.certs)
+	certs, err := v.certificates(sd.certs)
+	if err != nil {
+		malformed(fmt.Errorf("%w: an embedded certificate cannot be read: %w", ErrMalformed, err))
+		return
+	}
 	sig.Certificates = certs
 	idc, err := parseSpcIndirectData(sd.content)
 	if err != nil {
-		fail(err)
+		malformed(err)
+		return
+	}
+	if len(sd.signers) != 1 {
+		malformed(fmt.Errorf("%w: %d SignerInfos (Authenticode requires exactly one)", ErrMalformed, len(sd.signers)))
+		return
+	}
+	si := &sd.signers[0]
+	stamps, err := v.parseTimestamps(si)
+	if err != nil {
+		malformed(err)
 		return
 	}
 	sig.Digest = bytes.Clone(idc.digest)
 	imageHash, hashErr := hashForOID(idc.digestAlg.oid)
 	sig.DigestAlgorithm = imageHash
+	sig.SignatureAlgorithm = signatureKind(si.sigAlg.oid)
 	if !bytes.Equal(idc.dataType, oidSpcPEImageData) {
-		fail(fmt.Errorf("%w: SpcIndirectDataContent data type is %s, want SPC_PE_IMAGE_DATAOBJ (1.3.6.1.4.1.311.2.1.15)", ErrMalformed, oidString(idc.dataType)))
+		// Firmware does not look at the data type; csv cannot establish
+		// that Windows accepts anything but SPC_PE_IMAGE_DATAOBJ.
+		sig.Ignore(signing.HostWindows, fmt.Sprintf("its SpcIndirectDataContent data type is %s, not SPC_PE_IMAGE_DATAOBJ (1.3.6.1.4.1.311.2.1.15): "+
+			"csv cannot establish that Windows accepts it (UEFI firmware and shim do: EDK2's AuthenticodeVerify checks the content type and the image digest, never the data type)",
+			dataTypeName(idc.dataType)))
 	}
 	if hashErr != nil {
 		fail(fmt.Errorf("image digest: %w", hashErr))
 	}
 
-	// 3. One signer, and its certificate.
-	if len(sd.signers) != 1 {
-		fail(fmt.Errorf("%w: %d SignerInfos (Authenticode requires exactly one)", ErrMalformed, len(sd.signers)))
-		return
-	}
-	si := &sd.signers[0]
-	sig.SignatureAlgorithm = signatureKind(si.sigAlg.oid)
-	signer := findSigner(si, certs)
-	if signer != nil {
-		sig.Chains = v.opts.Cache.buildChains(signer, v.candidates(certs))
-	} else {
-		fail(signerNotFound(si, len(sd.certs), certErr))
-	}
-
-	// 4. Image digest.
-	if hashErr == nil {
-		switch want, ok := v.digests[imageHash]; {
-		case !ok:
-			fail(fmt.Errorf("%w: the signature is over the %s image hash, which the caller did not compute", ErrDigestNotComputed, hashName(imageHash)))
-		case len(want) != imageHash.Size():
-			fail(fmt.Errorf("%w: the caller's %s image hash has %d bytes", ErrDigestNotComputed, hashName(imageHash), len(want)))
-		case !bytes.Equal(want, idc.digest):
-			fail(fmt.Errorf("%w: signed %s %x, file has %x", ErrDigestMismatch, hashName(imageHash), idc.digest, want))
+	if !v.structureOnly {
+		// 3. The signer's certificate.
+		signer := findSigner(si, certs)
+		if signer != nil {
+			sig.Chains = v.opts.Cache.buildChains(signer, v.candidates(certs))
+		} else {
+			fail(signerNotFound(si, len(sd.certs), nil))
 		}
-	}
 
-	// 5. and 6. Signed attributes and the signer's signature.
-	if err := checkSignedAttributes(si, oidSpcIndirectData, sd.digested); err != nil {
-		fail(err)
-	} else if signer != nil {
-		if err := checkSignerSignature(si, signer); err != nil {
+		// 4. Image digest.
+		if hashErr == nil {
+			switch want, ok := v.digests[imageHash]; {
+			case !ok:
+				fail(fmt.Errorf("%w: the signature is over the %s image hash, which the caller did not compute", ErrDigestNotComputed, hashName(imageHash)))
+			case len(want) != imageHash.Size():
+				fail(fmt.Errorf("%w: the caller's %s image hash has %d bytes", ErrDigestNotComputed, hashName(imageHash), len(want)))
+			case !bytes.Equal(want, idc.digest):
+				fail(fmt.Errorf("%w: signed %s %x, file has %x", ErrDigestMismatch, hashName(imageHash), idc.digest, want))
+			}
+		}
+
+		// 5. and 6. Signed attributes and the signer's signature.
+		if err := checkSignedAttributes(si, oidSpcIndirectData, sd.digested); err != nil {
 			fail(err)
+		} else if signer != nil {
+			if err := checkSignerSignature(si, signer); err != nil {
+				fail(err)
+			}
 		}
-	}
 
-	// 8. Timestamps.
-	sig.Timestamp = v.timestamp(index, path, si, certs)
+		// 8. Timestamps.
+		sig.Timestamp = v.timestamp(index, path, si, certs, stamps)
+	}
 
 	// 9. Nested signatures.
 	n := 0
@@ -377,10 +486,10 @@ func (v *verifier) signature(index int, path []int, der []byte, depth int) {
 		ok := a.each(func(val []byte) bool {
 			switch {
 			case depth == MaxNestingDepth:
-				fail(fmt.Errorf("%w: nested signatures deeper than %d levels are not examined", ErrLimit, MaxNestingDepth))
+				malformed(fmt.Errorf("%w: nested signatures deeper than %d levels", ErrLimit, MaxNestingDepth))
 				return false
 			case v.budget <= 0:
-				fail(fmt.Errorf("%w: nested signature %d not examined: more than %d signatures in the table", ErrLimit, n, MaxSignatures))
+				malformed(fmt.Errorf("%w: nested signature %d: more than %d signatures in the table", ErrLimit, n, MaxSignatures))
 				return false
 			}
 			v.budget--
@@ -388,12 +497,53 @@ func (v *verifier) signature(index int, path []int, der []byte, depth int) {
 			copy(child, path)
 			child[len(path)] = n
 			n++
-			v.signature(index, child, val, depth+1)
-			return true
+			v.signature(e, index, child, val, depth+1)
+			return v.malformed == nil
 		})
 		if !ok {
-			fail(errDER("bad SPC_NESTED_SIGNATURE attribute values"))
+			malformed(errDER("bad SPC_NESTED_SIGNATURE attribute values"))
 		}
+	}
+}
+
+// Why hosts do not count a signature, by where it sits in the table.
+const (
+	whyWindowsEntry = "Windows judges only the first WIN_CERTIFICATE entry and the signatures nested in it " +
+		"(WinVerifyTrust reads certificate 0 of the table, ImageGetCertificateData index 0)"
+	whyWindowsDepth = "Windows reads the signatures nested in the first one, one level deep (its secondary signatures); " +
+		"csv cannot establish that it reads deeper ones, so it does not count them"
+	whyUEFINested = "UEFI firmware (EDK2 DxeImageVerificationLib) and shim check each WIN_CERTIFICATE entry's own signature " +
+		"against db and dbx, never the signatures nested in it"
+)
+
+// dataTypeName renders an SpcIndirectDataContent data type OID element, with
+// its name where it is a known SPC OID (signers have been seen to write a
+// statement type where the data type belongs).
+func dataTypeName(oid []byte) string {
+	names := map[string]string{
+		"1.3.6.1.4.1.311.2.1.21": "SPC_INDIVIDUAL_SP_KEY_PURPOSE_OBJID",
+		"1.3.6.1.4.1.311.2.1.22": "SPC_COMMERCIAL_SP_KEY_PURPOSE_OBJID",
+		"1.3.6.1.4.1.311.2.1.25": "SPC_CAB_DATA_OBJID",
+		"1.3.6.1.4.1.311.2.1.30": "SPC_SIPINFO_OBJID",
+	}
+	s := oidString(oid)
+	if n, ok := names[s]; ok {
+		return s + " (" + n + ")"
+	}
+	return s
+}
+
+// countedBy records which hosts do not count sig, from where it sits: see
+// the reasons above. Deny rules still match every signature.
+func countedBy(sig *signing.Signature) {
+	if sig.Index > 0 {
+		sig.Ignore(signing.HostWindows, whyWindowsEntry)
+	}
+	if len(sig.Path) > 1 {
+		sig.Ignore(signing.HostWindows, whyWindowsDepth)
+	}
+	if len(sig.Path) > 0 {
+		sig.Ignore(signing.HostUEFI, whyUEFINested)
 	}
 }
 
@@ -412,22 +562,23 @@ func (v *verifier) candidates(certs ...[]*signing.Certificate) []*signing.Certif
 }
 
 // certificates parses the embedded certificates (through the cache). A
-// certificate that cannot be read even leniently is left out; the first
-// such error is returned for messages.
+// well-formed certificate signed with an algorithm csv does not know (old
+// chains carry MD2 roots) is left out: it can neither identify nor check
+// anything. Any other certificate that cannot be read even leniently makes
+// the signature malformed: its bytes would be covered by nothing.
 func (v *verifier) certificates(ders [][]byte) ([]*signing.Certificate, error) {
 	out := make([]*signing.Certificate, 0, len(ders))
-	var first error
-	for _, der := range ders {
+	for i, der := range ders {
 		c, err := v.opts.Cache.parse(der)
-		if err != nil {
-			if first == nil {
-				first = err
-			}
+		if errors.Is(err, signing.ErrUnknownSignatureAlgorithm) {
 			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %w", i, err)
 		}
 		out = append(out, c)
 	}
-	return out, first
+	return out, nil
 }
 
 // findSigner returns the certificate the SignerInfo names.

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/hex"
@@ -24,6 +25,8 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/internal/binfmt"
 	"github.com/codesignval/csv/internal/binfmt/pe"
 	"github.com/codesignval/csv/internal/testbin"
 	"github.com/codesignval/csv/internal/testca"
@@ -463,52 +466,12 @@ func TestVerifyTampered(t *testing.T) {
 			detail: "no contentType attribute",
 		},
 		{
-			name:   "truncated PKCS#7",
-			file:   func(t *testing.T) *signedPE { return good.withSignature(t, der[:len(der)/2]) },
-			want:   authenticode.ErrMalformed,
-			detail: "ContentInfo is not a DER SEQUENCE",
-		},
-		{
-			name: "two SignerInfos",
-			file: func(t *testing.T) *signedPE {
-				si := at(t, der, pathSignerInfo...).bytes(der)
-				return good.withSignature(t, insertChild(t, der, si, 1, 0, -1))
-			},
-			want:   authenticode.ErrMalformed,
-			detail: "2 SignerInfos",
-		},
-		{
 			name: "signer certificate removed",
 			file: func(t *testing.T) *signedPE {
 				return good.withSignature(t, replace(t, der, encode(cbasn1.Tag(0).Constructed().ContextSpecific(), p.ca.Intermediate.Cert.Raw), pathCerts...))
 			},
 			want:   authenticode.ErrSignerNotFound,
 			detail: `issuer "CN=Test Issuing CA,O=csv tests", serial `,
-		},
-		{
-			name: "X509 entry",
-			file: func(t *testing.T) *signedPE {
-				return good.withTable(t, makeTable(tableEntry{revision: pe.CertRevision2_0, typ: pe.CertTypeX509, data: s.leaf.Cert.Raw}))
-			},
-			want:   authenticode.ErrUnsupportedEntry,
-			detail: "type X509",
-		},
-		{
-			name: "revision 1.0 entry",
-			file: func(t *testing.T) *signedPE {
-				return good.withTable(t, makeTable(tableEntry{revision: pe.CertRevision1_0, typ: pe.CertTypePKCSSignedData, data: der}))
-			},
-			want:   authenticode.ErrUnsupportedEntry,
-			detail: "revision 0x0100",
-		},
-		{
-			name: "not PE image data",
-			file: func(t *testing.T) *signedPE {
-				// The data type OID inside SpcIndirectDataContent (the message digest then fails too, later).
-				return good.withSignature(t, flip(t, 9, 1, 0, 2, 1, 0, 0, 0))
-			},
-			want:   authenticode.ErrMalformed,
-			detail: "want SPC_PE_IMAGE_DATAOBJ",
 		},
 	}
 	for _, tt := range tests {
@@ -551,6 +514,289 @@ func TestVerifyTampered(t *testing.T) {
 			t.Errorf("Verify = %v, %v; want an error and no signatures", sigs, err)
 		}
 	})
+}
+
+// withUnsigned returns der (an osslsigncode signature without unsigned
+// attributes) with attrs as its SignerInfo's unsigned attributes.
+func withUnsigned(t testing.TB, der []byte, attrs ...[]byte) []byte {
+	t.Helper()
+	return insertChild(t, der, encode(cbasn1.Tag(1).Constructed().ContextSpecific(), bytes.Join(attrs, nil)), pathSignerInfo...)
+}
+
+// attr is a DER Attribute with one value.
+func attr(t testing.TB, oid asn1.ObjectIdentifier, value []byte) []byte {
+	t.Helper()
+	return encode(cbasn1.SEQUENCE, append(mustMarshal(t, oid), encode(cbasn1.SET, value)...))
+}
+
+// withSignedDataField returns der with field (a whole DER element) placed
+// among the SignedData's fields before the one at position before.
+func withSignedDataField(t testing.TB, der, field []byte, before int) []byte {
+	t.Helper()
+	sd := at(t, der, 1, 0)
+	var contents []byte
+	for i, c := range children(t, der, sd) {
+		if i == before {
+			contents = append(contents, field...)
+		}
+		contents = append(contents, c.bytes(der)...)
+	}
+	return replace(t, der, encode(sd.tag, contents), 1, 0)
+}
+
+// TestVerifyMalformedTables checks that a certificate table holding
+// anything but well-formed Authenticode signatures makes Verify (and
+// CheckTable) fail, so that the file is malformed whatever its signatures
+// say: data no signature covers must not ride along (the CVE-2013-3900
+// class). Each hostile table is built from a good signature, next to which
+// or in which it smuggles data; osslsigncode is the oracle where OpenSSL
+// reads the structure (it refuses a table of several entries outright, and
+// PKCS#7 that does not parse), and where csv is stricter than OpenSSL (caps
+// on what OpenSSL accepts as well-formed), the case says so.
+func TestVerifyMalformedTables(t *testing.T) {
+	p := newPKI(t)
+	s := p.signer(t, testca.LeafOptions{})
+	tsa := p.tsa(t)
+	good := parseSignedPE(t, osslSign(t, peFile(4096), s, "-h", "sha256"))
+	stamped := parseSignedPE(t, osslSign(t, peFile(4096), s, "-h", "sha256",
+		"-TSA-certs", tsa.files.Chain, "-TSA-key", tsa.files.Key, "-TSA-time", strconv.FormatInt(testca.Epoch.Unix(), 10)))
+	der, stampedDER := good.pkcs7(t), stamped.pkcs7(t)
+	junk := bytes.Repeat([]byte("junk"), 1024)
+	mz := append([]byte("MZ\x90\x00"), junk[:4092]...)
+	notCert := encode(cbasn1.SEQUENCE, encode(cbasn1.OCTET_STRING, junk))
+	unknownOID := asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 7}
+
+	type oracle int
+	const (
+		osslRefuses oracle = iota
+		osslAccepts        // OpenSSL reads it as well-formed: csv's cap is stricter
+	)
+	tests := []struct {
+		name   string
+		file   func(t *testing.T) *signedPE
+		want   error // errors.Is target; nil: a *binfmt.MalformedError from splitting the table
+		says   string
+		oracle oracle
+	}{
+		{
+			name: "second entry of 4 KB junk",
+			file: func(t *testing.T) *signedPE {
+				return good.withTable(t, append(bytes.Clone(good.table), makeTable(pkcs7Entry(junk))...))
+			},
+			says: "WIN_CERTIFICATE 1: bCertificate is not a DER SEQUENCE",
+		},
+		{
+			name: "second entry of type X509 starting with MZ",
+			file: func(t *testing.T) *signedPE {
+				return good.withTable(t, append(bytes.Clone(good.table), makeTable(tableEntry{revision: pe.CertRevision2_0, typ: pe.CertTypeX509, data: mz})...))
+			},
+			says: "WIN_CERTIFICATE 1: revision 0x0200, type X509",
+		},
+		{
+			name: "the only entry of type X509",
+			file: func(t *testing.T) *signedPE {
+				return good.withTable(t, makeTable(tableEntry{revision: pe.CertRevision2_0, typ: pe.CertTypeX509, data: s.leaf.Cert.Raw}))
+			},
+			says: "type X509",
+		},
+		{
+			name: "revision 1.0 entry",
+			file: func(t *testing.T) *signedPE {
+				return good.withTable(t, makeTable(tableEntry{revision: pe.CertRevision1_0, typ: pe.CertTypePKCSSignedData, data: der}))
+			},
+			says: "revision 0x0100",
+		},
+		{
+			name: "truncated PKCS#7",
+			file: func(t *testing.T) *signedPE { return good.withSignature(t, der[:len(der)/2]) },
+			says: "bCertificate is not a DER SEQUENCE",
+		},
+		{
+			name:   "data after the signature inside the entry",
+			file:   func(t *testing.T) *signedPE { return good.withSignature(t, append(bytes.Clone(der), mz...)) },
+			says:   "bytes after the signature are not zero padding",
+			oracle: osslAccepts, // d2i_PKCS7 stops at the end of the DER: osslsigncode misses this CVE-2013-3900 shape
+		},
+		{
+			name: "16 bytes of zero padding",
+			file: func(t *testing.T) *signedPE {
+				return good.withTable(t, makeTable(pkcs7Entry(append(bytes.Clone(der), make([]byte, 16+(-len(der)&7))...))))
+			},
+			says:   "past the 8-byte boundary",
+			oracle: osslAccepts, // d2i_PKCS7 stops at the end of the DER
+		},
+		{
+			name: "second entry that is DER but not a signature",
+			file: func(t *testing.T) *signedPE {
+				return good.withTable(t, append(bytes.Clone(good.table), makeTable(pkcs7Entry(notCert))...))
+			},
+			want: authenticode.ErrMalformed,
+			says: "signature 1: malformed signature: ContentInfo has no content type",
+		},
+		{
+			name: "two SignerInfos",
+			file: func(t *testing.T) *signedPE {
+				si := at(t, der, pathSignerInfo...).bytes(der)
+				return good.withSignature(t, insertChild(t, der, si, 1, 0, -1))
+			},
+			want: authenticode.ErrMalformed,
+			says: "2 SignerInfos",
+		},
+		{
+			name: "junk in the certificate set",
+			file: func(t *testing.T) *signedPE { return good.withSignature(t, insertChild(t, der, notCert, pathCerts...)) },
+			want: authenticode.ErrMalformed,
+			says: "an embedded certificate cannot be read",
+		},
+		{
+			name: "a certificate with data after its signature",
+			file: func(t *testing.T) *signedPE {
+				root := p.ca.Root.Cert.Raw
+				return good.withSignature(t, insertChild(t, der, insertChild(t, root, encode(cbasn1.OCTET_STRING, junk[:256])), pathCerts...))
+			},
+			want: authenticode.ErrMalformed,
+			says: "an embedded certificate cannot be read: certificate 2: signing: malformed certificate: 260 bytes after the signature",
+		},
+		{
+			name: "an other-format certificate in the certificate set",
+			file: func(t *testing.T) *signedPE {
+				other := encode(cbasn1.Tag(3).Constructed().ContextSpecific(), append(mustMarshal(t, unknownOID), junk[:64]...))
+				return good.withSignature(t, insertChild(t, der, other, pathCerts...))
+			},
+			want: authenticode.ErrMalformed,
+			says: "neither a certificate nor an attribute certificate",
+		},
+		{
+			name: "junk CRL",
+			file: func(t *testing.T) *signedPE {
+				crls := encode(cbasn1.Tag(1).Constructed().ContextSpecific(), notCert)
+				return good.withSignature(t, withSignedDataField(t, der, crls, 4))
+			},
+			want: authenticode.ErrMalformed,
+			says: "CRL 0 of the crls field is not a CertificateList",
+		},
+		{
+			name: "3 KB unknown unsigned attribute",
+			file: func(t *testing.T) *signedPE {
+				return good.withSignature(t, withUnsigned(t, der, attr(t, unknownOID, encode(cbasn1.OCTET_STRING, junk[:3072]))))
+			},
+			want:   authenticode.ErrLimit,
+			says:   "bytes of unsigned attributes csv does not read",
+			oracle: osslAccepts,
+		},
+		{
+			// A 1 KiB placeholder meant to be filled with data after
+			// signing ("personalised" installers): what the cap is for.
+			name: "osslsigncode -addUnauthenticatedBlob",
+			file: func(t *testing.T) *signedPE {
+				return parseSignedPE(t, osslSign(t, peFile(4096), s, "-h", "sha256", "-addUnauthenticatedBlob"))
+			},
+			want:   authenticode.ErrLimit,
+			says:   "1041 bytes of unsigned attributes csv does not read (at most 1024",
+			oracle: osslAccepts,
+		},
+		{
+			name: "unsigned attribute that is not an Attribute",
+			file: func(t *testing.T) *signedPE {
+				return good.withSignature(t, withUnsigned(t, der, encode(cbasn1.OCTET_STRING, junk[:64])))
+			},
+			want: authenticode.ErrMalformed,
+			says: "bad attribute in the unsigned attributes",
+		},
+		{
+			name: "two RFC 3161 timestamps",
+			file: func(t *testing.T) *signedPE {
+				ts := at(t, stampedDER, signerInfoPath(siUnsigned, 0)...).bytes(stampedDER)
+				return stamped.withSignature(t, insertChild(t, stampedDER, ts, signerInfoPath(siUnsigned)...))
+			},
+			want:   authenticode.ErrMalformed,
+			says:   "more than one 1.3.6.1.4.1.311.3.3.1 unsigned attribute",
+			oracle: osslAccepts,
+		},
+		{
+			name: "RFC 3161 timestamp that is not a token",
+			file: func(t *testing.T) *signedPE {
+				return good.withSignature(t, withUnsigned(t, der, attr(t, asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 3, 3, 1}, notCert)))
+			},
+			want:   authenticode.ErrMalformed,
+			says:   "the RFC 3161 timestamp: malformed signature",
+			oracle: osslAccepts, // osslsigncode reports a broken timestamp, and passes
+		},
+		{
+			name: "nested signature that is not a signature",
+			file: func(t *testing.T) *signedPE {
+				return good.withSignature(t, withUnsigned(t, der, attr(t, asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 2, 4, 1}, notCert)))
+			},
+			want:   authenticode.ErrMalformed,
+			says:   "nested signature 0.0: malformed signature",
+			oracle: osslAccepts, // osslsigncode skips a nested signature it cannot read
+		},
+		{
+			name: "digest algorithm with parameters",
+			file: func(t *testing.T) *signedPE {
+				alg := algorithm(t, asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}, encode(cbasn1.OCTET_STRING, junk[:512]))
+				return good.withSignature(t, replace(t, der, encode(cbasn1.SET, alg), 1, 0, 1))
+			},
+			want:   authenticode.ErrMalformed,
+			says:   "digestAlgorithms 2.16.840.1.101.3.4.2.1 has 516 bytes of parameters",
+			oracle: osslAccepts,
+		},
+		{
+			name: "4 KB signature octets",
+			file: func(t *testing.T) *signedPE {
+				return good.withSignature(t, replace(t, der, encode(cbasn1.OCTET_STRING, junk), signerInfoPath(siSignature)...))
+			},
+			want: authenticode.ErrLimit,
+			says: "a 4096-byte signature",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := tt.file(t)
+			sigs, err := authenticode.Verify(f.table, f.pf.CertTable.Off, digestsFor(t, good), authenticode.VerifyOptions{})
+			checkErr := authenticode.CheckTable(f.table, f.pf.CertTable.Off, nil)
+			if sigs != nil || err == nil {
+				t.Fatalf("Verify = %d signatures, %v; want no signatures and an error", len(sigs), err)
+			}
+			if checkErr == nil || checkErr.Error() != err.Error() {
+				t.Errorf("CheckTable = %v, Verify = %v; want the same error", checkErr, err)
+			}
+			if tt.want == nil {
+				var me *binfmt.MalformedError
+				if !errors.As(err, &me) {
+					t.Errorf("error %v is not a *binfmt.MalformedError", err)
+				}
+			} else {
+				var te *authenticode.TableError
+				if !errors.As(err, &te) || !errors.Is(err, tt.want) || te.Offset < f.pf.CertTable.Off {
+					t.Errorf("error %v is not a *TableError wrapping %v at an entry's offset", err, tt.want)
+				}
+			}
+			if !strings.Contains(err.Error(), tt.says) {
+				t.Errorf("error %q does not say %q", err, tt.says)
+			}
+			ok, out := osslVerifies(t, f.data, p.rootPEM)
+			switch {
+			case tt.oracle == osslRefuses && ok:
+				t.Errorf("osslsigncode accepts it:\n%s", out)
+			case tt.oracle == osslAccepts && !ok:
+				t.Logf("osslsigncode refuses it too: the case could say so:\n%s", out)
+			}
+		})
+	}
+	// The good files themselves pass, and so does one that carries a
+	// certificate signed with an algorithm csv does not know (old chains
+	// carry MD2-signed roots): well-formed, left out of chain building.
+	md2Root := replace(t, p.ca.Root.Cert.Raw, algorithm(t, asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 2}, []byte{5, 0}), 1)
+	withMD2 := good.withSignature(t, insertChild(t, der, md2Root, pathCerts...))
+	for _, f := range []*signedPE{good, stamped, withMD2} {
+		if err := authenticode.CheckTable(f.table, f.pf.CertTable.Off, nil); err != nil {
+			t.Errorf("CheckTable of a good signature: %v", err)
+		}
+	}
+	if sigs := verify(t, withMD2, authenticode.VerifyOptions{}); !sigs[0].Verified || len(sigs[0].Certificates) != 2 {
+		t.Errorf("with an MD2-signed certificate: verified %v (%v), %d certificates", sigs[0].Verified, sigs[0].Problem, len(sigs[0].Certificates))
+	}
 }
 
 // TestVerifyRogueSigner checks that a signature by a self-signed key outside
@@ -847,52 +1093,67 @@ func nest(t testing.TB, outer []byte, inner ...[]byte) []byte {
 }
 
 // TestVerifyLimits nests signatures deeper and wider than the caps and
-// checks that Verify examines up to the caps and reports the excess on the
-// signature that holds it.
+// checks that Verify examines up to the caps and refuses the table past
+// them: signatures it does not examine are bytes nothing vouches for.
 func TestVerifyLimits(t *testing.T) {
 	p := newPKI(t)
 	f := parseSignedPE(t, osslSign(t, peFile(4096), p.signer(t, testca.LeafOptions{}), "-h", "sha256"))
 	base := f.pkcs7(t)
+	limited := func(t *testing.T, table []byte, says string) {
+		t.Helper()
+		sigs, err := authenticode.Verify(table, f.pf.CertTable.Off, digestsFor(t, f), authenticode.VerifyOptions{})
+		var te *authenticode.TableError
+		if sigs != nil || !errors.As(err, &te) || !errors.Is(err, authenticode.ErrLimit) || !strings.Contains(err.Error(), says) {
+			t.Errorf("Verify = %d signatures, %v; want a *TableError wrapping ErrLimit saying %q", len(sigs), err, says)
+		}
+	}
 
 	t.Run("depth", func(t *testing.T) {
 		der := base
-		for range authenticode.MaxNestingDepth + 2 {
+		for range authenticode.MaxNestingDepth {
 			der = nest(t, base, der)
 		}
+		// At the cap: every signature is examined.
 		sigs := verify(t, f.withSignature(t, der), authenticode.VerifyOptions{})
 		if len(sigs) != authenticode.MaxNestingDepth+1 {
 			t.Fatalf("%d signatures, want %d", len(sigs), authenticode.MaxNestingDepth+1)
 		}
 		for i, sig := range sigs {
-			if len(sig.Path) != i || (i > 0 && sig.Path[i-1] != 0) {
-				t.Errorf("signature %d: Path %v", i, sig.Path)
-			}
-			last := i == authenticode.MaxNestingDepth
-			if sig.Verified == last || last != errors.Is(sig.Problem, authenticode.ErrLimit) {
-				t.Errorf("signature %d (depth %d): Verified %v, Problem %v", i, len(sig.Path), sig.Verified, sig.Problem)
+			if len(sig.Path) != i || (i > 0 && sig.Path[i-1] != 0) || !sig.Verified {
+				t.Errorf("signature %d: Path %v, Verified %v (%v)", i, sig.Path, sig.Verified, sig.Problem)
 			}
 		}
+		// One level more: refused.
+		limited(t, makeTable(pkcs7Entry(nest(t, base, der))), "nested signatures deeper than 8 levels")
 	})
 	t.Run("count", func(t *testing.T) {
-		inner := make([][]byte, authenticode.MaxSignatures+6)
+		// Entries of 20 nested signatures each, within the unsigned
+		// attributes cap: the table's signatures past MaxSignatures are
+		// refused.
+		inner := make([][]byte, 20)
 		for i := range inner {
 			inner[i] = base
 		}
-		sigs := verify(t, f.withSignature(t, nest(t, base, inner...)), authenticode.VerifyOptions{})
-		if len(sigs) != authenticode.MaxSignatures {
-			t.Fatalf("%d signatures, want %d", len(sigs), authenticode.MaxSignatures)
+		wide := nest(t, base, inner...)
+		var entries []tableEntry
+		for range 3 {
+			entries = append(entries, pkcs7Entry(wide))
 		}
-		if sigs[0].Verified || !errors.Is(sigs[0].Problem, authenticode.ErrLimit) {
-			t.Errorf("outer signature: Verified %v, Problem %v; want ErrLimit", sigs[0].Verified, sigs[0].Problem)
+		sigs := verify(t, f.withTable(t, makeTable(entries...)), authenticode.VerifyOptions{})
+		if len(sigs) != 63 {
+			t.Fatalf("%d signatures, want 63", len(sigs))
 		}
-		for i, sig := range sigs[1:] {
-			if !sig.Verified || !slices.Equal(sig.Path, []int{i}) {
-				t.Errorf("nested %d: Path %v Verified %v %v", i, sig.Path, sig.Verified, sig.Problem)
-			}
-		}
-		if got := authenticode.DigestAlgorithms(f.withSignature(t, nest(t, base, inner...)).table); !slices.Equal(got, []crypto.Hash{crypto.SHA256}) {
+		limited(t, makeTable(append(entries, pkcs7Entry(base), pkcs7Entry(base))...), "more than 64 signatures in the table")
+		if got := authenticode.DigestAlgorithms(makeTable(append(entries, pkcs7Entry(wide))...)); !slices.Equal(got, []crypto.Hash{crypto.SHA256}) {
 			t.Errorf("DigestAlgorithms = %v", got)
 		}
+	})
+	t.Run("unsigned attributes", func(t *testing.T) {
+		inner := make([][]byte, 40)
+		for i := range inner {
+			inner[i] = base
+		}
+		limited(t, makeTable(pkcs7Entry(nest(t, base, inner...))), "bytes of unsigned attributes (at most 65536)")
 	})
 }
 
@@ -1288,5 +1549,177 @@ func BenchmarkVerify(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestVerifyTimestampAuthorityEKU timestamps signatures with certificates
+// that are not TSAs as RFC 3161 wants (the timeStamping EKU alone,
+// critical): an RFC 3161 token made by the test TSA and embedded by hand
+// (OpenSSL's responder, and so osslsigncode's, refuses such certificates),
+// and a legacy countersignature through osslsigncode -t. The timestamp is
+// not verified, and says why; the signature itself still is. A proper TSA
+// passes both ways.
+func TestVerifyTimestampAuthorityEKU(t *testing.T) {
+	p := newPKI(t)
+	s := p.signer(t, testca.LeafOptions{})
+	good := parseSignedPE(t, osslSign(t, peFile(4096), s, "-h", "sha256"))
+	der := good.pkcs7(t)
+	sigOctets := at(t, der, signerInfoPath(siSignature)...).contents(der)
+	tsas := map[string]*signer{"proper TSA": p.tsa(t)}
+	for name, o := range badTSAs {
+		tsas[name] = p.signer(t, o)
+	}
+	for name, tsa := range tsas {
+		chain := []*x509.Certificate{tsa.leaf.Cert, p.ca.Intermediate.Cert}
+		srv := newRFC3161TSA(t, tsa, chain, testca.Epoch)
+		resp, err := srv.respond(timestampRequest(t, sigOctets), tsaOK, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		token := at(t, resp, 1).bytes(resp)
+		files := map[string]*signedPE{
+			"rfc3161":      good.withSignature(t, withUnsigned(t, der, attr(t, asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 3, 3, 1}, token))),
+			"authenticode": parseSignedPE(t, osslSign(t, peFile(4096), s, "-h", "sha256", "-t", legacyTSA(t, tsa, chain, testca.Epoch))),
+		}
+		for kind, f := range files {
+			sigs := verify(t, f, authenticode.VerifyOptions{Certificates: []*signing.Certificate{p.root}})
+			ts := sigs[0].Timestamp
+			if !sigs[0].Verified || ts == nil || ts.Kind != kind {
+				t.Fatalf("%s, %s: signature verified %v (%v), timestamp %+v", name, kind, sigs[0].Verified, sigs[0].Problem, ts)
+			}
+			if name == "proper TSA" {
+				if !ts.Verified {
+					t.Errorf("%s, %s: %v", name, kind, ts.Problem)
+				}
+				continue
+			}
+			if ts.Verified || !errors.Is(ts.Problem, signing.ErrNotTimestamping) || !errors.Is(ts.Problem, authenticode.ErrTimestamp) {
+				t.Errorf("%s, %s: timestamp verified %v, problem %v; want ErrNotTimestamping", name, kind, ts.Verified, ts.Problem)
+			}
+		}
+	}
+}
+
+// TestVerifyWhichHostsCount checks what Verify records of where each
+// signature sits: Windows counts the first entry and the signatures nested
+// one level in it; UEFI firmware counts every entry's own signature and no
+// nested one. Debian's shim, where present, is the real two-entry case.
+func TestVerifyWhichHostsCount(t *testing.T) {
+	p := newPKI(t)
+	f := parseSignedPE(t, osslSign(t, peFile(4096), p.signer(t, testca.LeafOptions{}), "-h", "sha256"))
+	base := f.pkcs7(t)
+	deep := nest(t, base, nest(t, base, base)) // paths [], [0], [0 0]
+	sigs := verify(t, f.withTable(t, makeTable(pkcs7Entry(deep), pkcs7Entry(base))), authenticode.VerifyOptions{})
+	want := []struct {
+		index         int
+		path          []int
+		windows, uefi string // substrings of why the host ignores it; "" counts
+	}{
+		{0, []int{}, "", ""},
+		{0, []int{0}, "", "never the signatures nested in it"},
+		{0, []int{0, 0}, "cannot establish that it reads deeper ones", "never the signatures nested in it"},
+		{1, []int{}, "Windows judges only the first WIN_CERTIFICATE entry", ""},
+	}
+	if len(sigs) != len(want) {
+		t.Fatalf("%d signatures, want %d", len(sigs), len(want))
+	}
+	for i, w := range want {
+		s := sigs[i]
+		if s.Index != w.index || !slices.Equal(s.Path, w.path) || !s.Verified {
+			t.Fatalf("signature %d: %d %v verified %v", i, s.Index, s.Path, s.Verified)
+		}
+		for host, sub := range map[signing.Host]string{signing.HostWindows: w.windows, signing.HostUEFI: w.uefi} {
+			got := s.IgnoredBy[host]
+			if (sub == "") != (got == "") || !strings.Contains(got, sub) {
+				t.Errorf("signature %d %v, %s: ignored %q, want %q", w.index, w.path, host, got, sub)
+			}
+		}
+	}
+
+	t.Run("shim", func(t *testing.T) {
+		sigs := verify(t, readSignedPE(t, debianEFI(t, debianShim)), authenticode.VerifyOptions{})
+		if len(sigs) != 2 || sigs[0].IgnoredBy != nil || sigs[1].IgnoredBy[signing.HostWindows] == "" || sigs[1].IgnoredBy[signing.HostUEFI] != "" {
+			t.Errorf("shim: ignored by %v and %v; want the 2023 signature (entry 1) ignored by Windows only", sigs[0].IgnoredBy, sigs[1].IgnoredBy)
+		}
+	})
+}
+
+// withDataType returns der (an osslsigncode RSA SHA-256 signature) with the
+// SpcIndirectDataContent's data type replaced by oid and re-signed by key,
+// as a signer that writes another data type over the right digest would:
+// the messageDigest attribute and the signature are those of the new
+// content.
+func withDataType(t testing.TB, der []byte, oid asn1.ObjectIdentifier, key *rsa.PrivateKey) []byte {
+	t.Helper()
+	// SignedData → encapContentInfo → [0] → SpcIndirectDataContent → data → type
+	der = replace(t, der, mustMarshal(t, oid), 1, 0, 2, 1, 0, 0, 0)
+	content := at(t, der, 1, 0, 2, 1, 0).contents(der)
+	md := sha256.Sum256(content)
+	attrs := signerInfoPath(siSignedAttrs)
+	for i := range children(t, der, at(t, der, attrs...)) {
+		if bytes.Equal(at(t, der, append(attrs, i, 0)...).bytes(der), mustMarshal(t, asnMessageDigest)) {
+			der = replace(t, der, encode(cbasn1.OCTET_STRING, md[:]), append(attrs, i, 1, 0)...)
+		}
+	}
+	return resign(t, der, algorithm(t, asnRSAEncryption, []byte{5, 0}), func(d []byte) []byte {
+		h := sha256.Sum256(d)
+		sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, h[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sig
+	})
+}
+
+// TestVerifyOtherDataType checks a signature whose SpcIndirectDataContent
+// data type is 1.3.6.1.4.1.311.2.1.21 (SPC_INDIVIDUAL_SP_KEY_PURPOSE_OBJID,
+// a statement type where SPC_PE_IMAGE_DATAOBJ belongs, as a Linux
+// distribution's signed EFI application carries) over the right image
+// digest: it verifies, as osslsigncode and EDK2's AuthenticodeVerify (the
+// firmware's and shim's) accept it, and Windows does not count it, which
+// csv cannot establish it accepts. A policy then admits it in the boot
+// scenario and blocks it in the user scenario, saying why. The signature
+// must still verify in every other respect: over another image, it does
+// not.
+func TestVerifyOtherDataType(t *testing.T) {
+	p := newPKI(t)
+	s := p.signer(t, testca.LeafOptions{})
+	good := parseSignedPE(t, osslSign(t, peFile(4096), s, "-h", "sha256"))
+	f := good.withSignature(t, withDataType(t, good.pkcs7(t), asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 2, 1, 21}, s.leaf.Key.(*rsa.PrivateKey)))
+	sigs := verify(t, f, authenticode.VerifyOptions{Certificates: []*signing.Certificate{p.root}})
+	if len(sigs) != 1 || !sigs[0].Verified {
+		t.Fatalf("signatures: %+v", sigs)
+	}
+	const why = "its SpcIndirectDataContent data type is 1.3.6.1.4.1.311.2.1.21 (SPC_INDIVIDUAL_SP_KEY_PURPOSE_OBJID), not SPC_PE_IMAGE_DATAOBJ (1.3.6.1.4.1.311.2.1.15): csv cannot establish that Windows accepts it"
+	if got := sigs[0].IgnoredBy[signing.HostWindows]; !strings.HasPrefix(got, why) || sigs[0].IgnoredBy[signing.HostUEFI] != "" {
+		t.Errorf("ignored by %v, want Windows only: %q", sigs[0].IgnoredBy, why)
+	}
+	if ok, out := osslVerifies(t, f.data, p.rootPEM); !ok {
+		t.Errorf("osslsigncode refuses it:\n%s", out)
+	}
+
+	// The policy: boot (firmware) admits it, user (Windows) does not.
+	pol, err := cipolicy.Parse([]byte("format: csv-policy/v1\nname: p\nversion: '1'\nrules:\n  - {id: pca, action: allow, signer: {tbs: "+p.inter.TBSHashHex()+", level: issuer}}\n"), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := cipolicy.NewSet(cipolicy.SetOptions{Now: func() time.Time { return testca.Epoch }}, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for sc, want := range map[cipolicy.Scenario]bool{cipolicy.ScenarioBoot: true, cipolicy.ScenarioUser: false, cipolicy.ScenarioKernel: false} {
+		d := set.Evaluate(cipolicy.Subject{Path: "app.efi", Format: cipolicy.FormatPE, Scenario: sc, Signed: true, Signatures: sigs})
+		if d.Allowed() != want || (!want && !strings.Contains(d.Reason, "(windows): "+why)) {
+			t.Errorf("scenario %s: %s: %s", sc, d.Verdict, d.Reason)
+		}
+	}
+
+	// Over another image, the digest does not match: not verified.
+	other := parseSignedPE(t, osslSign(t, peFile(5000), s, "-h", "sha256")).withSignature(t, withDataType(t, good.pkcs7(t), asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 2, 1, 21}, s.leaf.Key.(*rsa.PrivateKey)))
+	if sigs := verify(t, other, authenticode.VerifyOptions{}); sigs[0].Verified || !errors.Is(sigs[0].Problem, authenticode.ErrDigestMismatch) {
+		t.Errorf("over another image: verified %v (%v)", sigs[0].Verified, sigs[0].Problem)
+	}
+	if ok, _ := osslVerifies(t, other.data, p.rootPEM); ok {
+		t.Error("osslsigncode accepts it over another image")
 	}
 }

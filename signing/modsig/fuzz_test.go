@@ -6,11 +6,16 @@ import (
 	"errors"
 	"testing"
 
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
 	"github.com/codesignval/csv/internal/testbin"
 	"github.com/codesignval/csv/signing"
 )
 
 // FuzzFind feeds arbitrary files to Find, and what it finds to Verify.
+// Seeds: modules signed every way Sign can, and the shapes Find must refuse
+// (data in an unsigned attribute, the certificate set, the CRLs).
 // Invariants: no panic (Find and Verify recover, so a recovered panic is
 // reported as a failure here), an error comes with a nil result, a result
 // has 0 < SignedLen <= size and a non-empty PKCS7 that ends where the
@@ -43,6 +48,21 @@ func FuzzFind(f *testing.F) {
 			leaf = p.rsaKeyID
 		}
 		f.Add(signModule(f, s.file, leaf, s.opts))
+	}
+	// Data no signature covers, where Find must refuse it: an unsigned
+	// attribute, junk in the certificate set and in the CRLs.
+	signed := signModule(f, module, p.rsa, SignOptions{})
+	junk := element(cbasn1.SEQUENCE, element(cbasn1.OCTET_STRING, bytes.Repeat([]byte("junk"), 64)))
+	f.Add(rewriteSignerInfos(f, signed, func(sis []byte) []byte {
+		s := cryptobyte.String(sis)
+		var si cryptobyte.String
+		s.ReadASN1(&si, cbasn1.SEQUENCE)
+		return element(cbasn1.SEQUENCE, si, element(tagImplicit1, element(cbasn1.SEQUENCE, []byte{6, 1, 0x2a}, element(cbasn1.SET, junk))))
+	}))
+	for _, field := range [][]byte{element(tagExplicit0, junk), element(tagImplicit1, junk)} {
+		f.Add(rewriteSignedData(f, signed, func(fs [][]byte) [][]byte {
+			return append(fs[:len(fs)-1:len(fs)-1], field, fs[len(fs)-1])
+		}))
 	}
 	candidates := certs(f, p.rsa.Cert, p.ec.Cert, p.rsaKeyID.Cert, p.ecKeyID.Cert, p.ca.Intermediate.Cert, p.ca.Root.Cert)
 

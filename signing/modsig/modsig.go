@@ -34,6 +34,14 @@
 // parent. A panic in Find or Verify is recovered and reported as an error or
 // a Problem.
 //
+// What no signature covers and nothing reads must not carry data either:
+// Find refuses a signature whose certificate set holds anything but X.509
+// certificates, whose CRLs are not well-formed CertificateLists (at most
+// 8), whose digestAlgorithms or SignerInfo algorithms have parameters other
+// than NULL (or RSA-PSS parameters), or whose unsigned attributes (sign-file
+// writes none, the kernel reads none) are malformed or over
+// limits.MaxUnknownUnsignedAttributes bytes.
+//
 // Verify trusts nothing in the signature itself: the signer certificate
 // comes from the candidates the caller supplies (certificates embedded in
 // the PKCS#7, which sign-file never adds, only extend that pool), and a
@@ -58,6 +66,7 @@ import (
 	_ "crypto/sha1" // SHA-1 module signatures exist (old kernels); policy judges them
 	_ "crypto/sha256"
 	_ "crypto/sha512"
+	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/binary"
@@ -66,6 +75,7 @@ import (
 	"io"
 	"math/big"
 
+	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -87,6 +97,12 @@ const (
 	maxCertificates = 32
 	// maxSignedAttributes caps the signed attributes of the SignerInfo.
 	maxSignedAttributes = 64
+	// maxCRLs and maxDigestAlgorithms cap the SignedData's crls (sign-file
+	// writes none) and digestAlgorithms (it writes one).
+	maxCRLs             = 8
+	maxDigestAlgorithms = 8
+	// maxPSSParams caps RSASSA-PSS-params (real ones are under 70 bytes).
+	maxPSSParams = 256
 )
 
 var (
@@ -308,6 +324,17 @@ func (a *Appended) parse() error {
 	if !sd.ReadASN1Integer(&version) || !sd.ReadASN1(&digestAlgs, cbasn1.SET) {
 		return d.errf(at, "SignedData does not parse: bad version or digestAlgorithms")
 	}
+	for n := 0; !digestAlgs.Empty(); n++ {
+		at := digestAlgs
+		var alg cryptobyte.String
+		var oid asn1.ObjectIdentifier
+		if n == maxDigestAlgorithms {
+			return d.errf(at, "more than %d digestAlgorithms", maxDigestAlgorithms)
+		}
+		if !digestAlgs.ReadASN1(&alg, cbasn1.SEQUENCE) || !alg.ReadASN1ObjectIdentifier(&oid) || !nullParams(alg) {
+			return d.errf(at, "digestAlgorithms entry %d is not an AlgorithmIdentifier with NULL or no parameters", n)
+		}
+	}
 	at = sd
 	var etype asn1.ObjectIdentifier
 	if !sd.ReadASN1(&encap, cbasn1.SEQUENCE) || !encap.ReadASN1ObjectIdentifier(&etype) {
@@ -326,12 +353,10 @@ func (a *Appended) parse() error {
 			return d.errf(at, "SignedData does not parse: bad certificates")
 		}
 		for !set.Empty() {
-			if !set.PeekASN1Tag(cbasn1.SEQUENCE) { // attribute and other certificates: ignored
-				var skip cryptobyte.String
-				if !set.ReadAnyASN1Element(&skip, nil) {
-					return d.errf(set, "SignedData does not parse: bad certificate choice")
-				}
-				continue
+			if !set.PeekASN1Tag(cbasn1.SEQUENCE) {
+				// An extended, attribute or other certificate: the
+				// kernel reads none, nobody signed it.
+				return d.errf(set, "embedded certificate #%d is not an X.509 certificate (tag %#x)", len(a.certs), set[0])
 			}
 			if len(a.certs) == maxCertificates {
 				return d.errf(set, "more than %d embedded certificates", maxCertificates)
@@ -348,11 +373,26 @@ func (a *Appended) parse() error {
 			a.certs = append(a.certs, c)
 		}
 	}
-	if sd.PeekASN1Tag(tagImplicit1) { // crls: ignored
-		var skip cryptobyte.String
+	if sd.PeekASN1Tag(tagImplicit1) {
+		// Nothing checks a CRL here (the kernel ignores them), but what is
+		// there must be one: a well-formed CertificateList, few of them.
+		var crls cryptobyte.String
 		at = sd
-		if !sd.ReadASN1(&skip, tagImplicit1) {
+		if !sd.ReadASN1(&crls, tagImplicit1) {
 			return d.errf(at, "SignedData does not parse: bad crls")
+		}
+		for n := 0; !crls.Empty(); n++ {
+			at := crls
+			var crl cryptobyte.String
+			if n == maxCRLs {
+				return d.errf(at, "more than %d CRLs", maxCRLs)
+			}
+			if !crls.ReadASN1Element(&crl, cbasn1.SEQUENCE) {
+				return d.errf(at, "CRL #%d is not a DER SEQUENCE", n)
+			}
+			if _, err := x509.ParseRevocationList(crl); err != nil {
+				return d.errf(at, "CRL #%d is not a CertificateList: %v", n, err)
+			}
 		}
 	}
 	var sis, si cryptobyte.String
@@ -405,8 +445,8 @@ func (a *Appended) parseSignerInfo(d der, si cryptobyte.String) error {
 	at = si
 	var alg cryptobyte.String
 	var oid asn1.ObjectIdentifier
-	if !si.ReadASN1(&alg, cbasn1.SEQUENCE) || !alg.ReadASN1ObjectIdentifier(&oid) {
-		return d.errf(at, "SignerInfo does not parse: bad digestAlgorithm")
+	if !si.ReadASN1(&alg, cbasn1.SEQUENCE) || !alg.ReadASN1ObjectIdentifier(&oid) || !nullParams(alg) {
+		return d.errf(at, "SignerInfo does not parse: bad digestAlgorithm (parameters must be NULL or absent)")
 	}
 	h, ok := signing.HashForOID(oid)
 	if !ok || h == crypto.MD5 || !h.Available() {
@@ -453,6 +493,9 @@ func (a *Appended) parseSignerInfo(d der, si cryptobyte.String) error {
 	if !si.ReadASN1(&alg, cbasn1.SEQUENCE) || !alg.ReadASN1ObjectIdentifier(&a.sigAlg) {
 		return d.errf(at, "SignerInfo does not parse: bad signatureAlgorithm")
 	}
+	if !nullParams(alg) && !(a.sigAlg.Equal(oidRSAPSS) && pssParamsShape(alg)) {
+		return d.errf(at, "signatureAlgorithm %v has %d bytes of parameters that are neither NULL nor RSA-PSS parameters", a.sigAlg, len(alg))
+	}
 	a.sigParams = alg
 	at = si
 	var sig cryptobyte.String
@@ -460,14 +503,53 @@ func (a *Appended) parseSignerInfo(d der, si cryptobyte.String) error {
 		return d.errf(at, "SignerInfo does not parse: bad signature")
 	}
 	a.signature = sig
-	if si.PeekASN1Tag(tagImplicit1) { // unsignedAttrs: ignored
-		var skip cryptobyte.String
-		si.ReadASN1(&skip, tagImplicit1)
+	if si.PeekASN1Tag(tagImplicit1) {
+		// Unsigned attributes: sign-file writes none and the kernel reads
+		// none, so no signature covers them. Well-formed and small, or
+		// refused.
+		at = si
+		var attrs cryptobyte.String
+		if !si.ReadASN1(&attrs, tagImplicit1) {
+			return d.errf(at, "SignerInfo does not parse: bad unsigned attributes")
+		}
+		if len(attrs) > limits.MaxUnknownUnsignedAttributes {
+			return d.errf(at, "%d bytes of unsigned attributes (at most %d: nothing reads them, no signature covers them)", len(attrs), limits.MaxUnknownUnsignedAttributes)
+		}
+		for n := 0; !attrs.Empty(); n++ {
+			at := attrs
+			var attr, vals cryptobyte.String
+			var aoid asn1.ObjectIdentifier
+			if !attrs.ReadASN1(&attr, cbasn1.SEQUENCE) || !attr.ReadASN1ObjectIdentifier(&aoid) ||
+				!attr.ReadASN1(&vals, cbasn1.SET) || !attr.Empty() {
+				return d.errf(at, "unsigned attribute #%d does not parse", n)
+			}
+			for !vals.Empty() {
+				var v cryptobyte.String
+				if !vals.ReadAnyASN1Element(&v, nil) {
+					return d.errf(at, "unsigned attribute #%d: bad value", n)
+				}
+			}
+		}
 	}
 	if !si.Empty() {
 		return d.errf(si, "SignerInfo does not parse: trailing data")
 	}
 	return nil
+}
+
+// nullParams reports whether what is left of an AlgorithmIdentifier after
+// its OID is nothing or a NULL: parameters a digest algorithm or an RSA or
+// ECDSA signature algorithm never needs, and that no signature covers.
+func nullParams(rest cryptobyte.String) bool {
+	return len(rest) == 0 || (len(rest) == 2 && rest[0] == 0x05 && rest[1] == 0)
+}
+
+// pssParamsShape reports whether what is left of an RSA-PSS
+// AlgorithmIdentifier after its OID is one small SEQUENCE
+// (RSASSA-PSS-params; pssHash reads it).
+func pssParamsShape(rest cryptobyte.String) bool {
+	var seq cryptobyte.String
+	return len(rest) <= maxPSSParams && rest.ReadASN1Element(&seq, cbasn1.SEQUENCE) && rest.Empty()
 }
 
 // signer describes the SignerInfo's signer identifier for messages.

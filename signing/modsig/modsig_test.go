@@ -330,7 +330,7 @@ func TestVerifyProblems(t *testing.T) {
 
 // rewrite re-encodes the SignedData of p7, letting edit change its
 // signerInfos SET, and returns a file with the new blob appended.
-func rewriteSignerInfos(t *testing.T, file []byte, edit func(sis []byte) []byte) []byte {
+func rewriteSignerInfos(t testing.TB, file []byte, edit func(sis []byte) []byte) []byte {
 	t.Helper()
 	a := find(t, file)
 	in := cryptobyte.String(a.PKCS7)

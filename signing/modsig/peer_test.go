@@ -3,6 +3,8 @@ package modsig
 import (
 	"bytes"
 	"crypto"
+	"encoding/asn1"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +15,7 @@ import (
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
 	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // The peers: openssl cms (on the machine) and the kernel's own sign-file
@@ -291,4 +294,122 @@ func blankSignature(t *testing.T, file []byte) []byte {
 		return b.BytesOrPanic()
 	})
 	return find(t, out).PKCS7
+}
+
+// rewriteSignedData re-encodes the SignedData of file's signature with its
+// fields (version, digestAlgorithms, encapContentInfo, [certificates],
+// [crls], signerInfos, each a whole DER element) changed by edit, and
+// returns the file with the new blob appended.
+func rewriteSignedData(t testing.TB, file []byte, edit func(fields [][]byte) [][]byte) []byte {
+	t.Helper()
+	a := find(t, file)
+	in := cryptobyte.String(a.PKCS7)
+	var ci, wrap, sd, oid cryptobyte.String
+	if !in.ReadASN1(&ci, cbasn1.SEQUENCE) || !ci.ReadASN1Element(&oid, cbasn1.OBJECT_IDENTIFIER) ||
+		!ci.ReadASN1(&wrap, tagExplicit0) || !wrap.ReadASN1(&sd, cbasn1.SEQUENCE) {
+		t.Fatal("cannot take the PKCS#7 apart")
+	}
+	var fields [][]byte
+	for !sd.Empty() {
+		var f cryptobyte.String
+		if !sd.ReadAnyASN1Element(&f, nil) {
+			t.Fatal("cannot take the SignedData apart")
+		}
+		fields = append(fields, f)
+	}
+	b := cryptobyte.NewBuilder(nil)
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(oid)
+		b.AddASN1(tagExplicit0, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				for _, f := range edit(fields) {
+					b.AddBytes(f)
+				}
+			})
+		})
+	})
+	return appendTrailer(file[:a.SignedLen], b.BytesOrPanic(), pkeyIDPKCS7)
+}
+
+// element encodes a DER element.
+func element(tag cbasn1.Tag, contents ...[]byte) []byte {
+	b := cryptobyte.NewBuilder(nil)
+	b.AddASN1(tag, func(b *cryptobyte.Builder) {
+		for _, c := range contents {
+			b.AddBytes(c)
+		}
+	})
+	return b.BytesOrPanic()
+}
+
+// TestFindRefusesUnverifiedPayloads puts data that no signature covers in
+// the places a module signature has for it (unsigned attributes, the
+// certificate set, the CRLs, algorithm parameters) and checks that Find
+// refuses each: sign-file writes none of them and the kernel reads none.
+// openssl cms -verify is the oracle: it refuses what does not parse; what
+// it accepts as well-formed, csv refuses by its caps (the case says so).
+func TestFindRefusesUnverifiedPayloads(t *testing.T) {
+	openssl := testenv.Tool(t, "openssl")
+	p := testPKI(t)
+	signed := signModule(t, module, p.rsa, SignOptions{})
+	junk := bytes.Repeat([]byte("junk"), 768)
+	notCert := element(cbasn1.SEQUENCE, element(cbasn1.OCTET_STRING, junk[:256]))
+	unknownOID, err := asn1.Marshal(asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// withUnsigned gives the SignerInfo unsigned attributes.
+	withUnsigned := func(attrs ...[]byte) []byte {
+		return rewriteSignerInfos(t, signed, func(sis []byte) []byte {
+			s := cryptobyte.String(sis)
+			var si cryptobyte.String
+			if !s.ReadASN1(&si, cbasn1.SEQUENCE) {
+				t.Fatal("no SignerInfo")
+			}
+			return element(cbasn1.SEQUENCE, si, element(tagImplicit1, attrs...))
+		})
+	}
+	// before inserts field before the signerInfos.
+	before := func(field []byte) []byte {
+		return rewriteSignedData(t, signed, func(f [][]byte) [][]byte {
+			return append(f[:len(f)-1:len(f)-1], field, f[len(f)-1])
+		})
+	}
+	tests := []struct {
+		name       string
+		file       []byte
+		says       string
+		opensslOKs bool // openssl reads it as well-formed
+	}{
+		{"3 KB unsigned attribute", withUnsigned(element(cbasn1.SEQUENCE, unknownOID, element(cbasn1.SET, element(cbasn1.OCTET_STRING, junk)))),
+			"3095 bytes of unsigned attributes (at most 1024", true},
+		{"unsigned attribute that is not an Attribute", withUnsigned(element(cbasn1.OCTET_STRING, junk[:64])), "unsigned attribute #0 does not parse", false},
+		{"junk in the certificate set", before(element(tagExplicit0, notCert)), "embedded certificate #0", false},
+		{"attribute certificate in the certificate set", before(element(tagExplicit0, element(cbasn1.Tag(1).Constructed().ContextSpecific(), junk[:64]))), "is not an X.509 certificate", true},
+		{"junk CRL", before(element(tagImplicit1, notCert)), "CRL #0 is not a CertificateList", false},
+		{"digest algorithm with parameters", rewriteSignedData(t, signed, func(f [][]byte) [][]byte {
+			f[1] = element(cbasn1.SET, element(cbasn1.SEQUENCE, []byte{0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01}, element(cbasn1.OCTET_STRING, junk[:512])))
+			return f
+		}), "digestAlgorithms entry 0 is not an AlgorithmIdentifier with NULL or no parameters", true},
+	}
+	dir := t.TempDir()
+	leaf := writeFile(t, dir, "leaf.pem", testca.PEM(p.rsa.Cert))
+	cas := writeFile(t, dir, "cas.pem", testca.PEM(p.ca.Intermediate.Cert, p.ca.Root.Cert))
+	if out, err := opensslVerify(t, openssl, dir, find(t, signed).PKCS7, module, leaf, cas); err != nil {
+		t.Fatalf("openssl refuses the untouched signature: %v\n%s", err, out)
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := Find(bytes.NewReader(tc.file), int64(len(tc.file)))
+			var fe *FormatError
+			if a != nil || !errors.As(err, &fe) || !strings.Contains(fe.Reason, tc.says) {
+				t.Errorf("Find = %v, %v; want a *FormatError saying %q", a, err, tc.says)
+			}
+			p7 := tc.file[len(module) : len(tc.file)-trailerLen]
+			out, err := opensslVerify(t, openssl, dir, p7, module, leaf, cas)
+			if ok := err == nil; ok != tc.opensslOKs {
+				t.Errorf("openssl cms -verify accepts it: %v, want %v:\n%s", ok, tc.opensslOKs, out)
+			}
+		})
+	}
 }

@@ -13,14 +13,18 @@
 // and the caps in internal/limits before use; errors are
 // *binfmt.MalformedError values naming the offset. A file whose certificate
 // table is not at the end of the file, overlaps the image, or whose lengths do
-// not add up is malformed: data outside what a signature covers must not ride
-// along unnoticed.
+// not add up is malformed, and so is a table entry that holds anything but
+// one DER signature and its zero padding: data outside what a signature
+// covers must not ride along unnoticed.
 package pe
 
 import (
 	"encoding/binary"
 	"fmt"
 	"io"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/codesignval/csv/internal/binfmt"
 	"github.com/codesignval/csv/internal/limits"
@@ -285,8 +289,24 @@ func TypeName(t uint16) string {
 
 // ParseCertificateTable splits the attribute certificate table (table holds
 // its bytes; off is its file offset, for messages) into WIN_CERTIFICATE
-// entries. Each entry starts 8-byte aligned; the entries and their padding
-// must fill the table exactly.
+// entries, and checks that each is what an Authenticode signature is stored
+// as: revision 2.0, type WIN_CERT_TYPE_PKCS_SIGNED_DATA, and a bCertificate
+// holding one DER SEQUENCE (the PKCS#7 ContentInfo, with minimal DER
+// lengths) followed by nothing but the zero padding that brings the entry to
+// the next 8-byte boundary: at most 7 bytes, inside dwLength or after it.
+// The entries and their padding must fill the table exactly.
+//
+// # Security
+//
+// A table holding anything else (an X509 or PKCS1_SIGN entry, a revision
+// 1.0 entry, data after the signature, padding past the 8-byte boundary or
+// not zero) is malformed: no signature vouches for those bytes, and
+// installers that read data from their own certificate table (the
+// CVE-2013-3900 class) would run what an attacker put there. Windows with
+// EnableCertPaddingCheck likewise treats a file with extraneous data in a
+// WIN_CERTIFICATE as unsigned; the PE/COFF specification pads each entry
+// with zeros to an 8-byte boundary and no further. Whether the DER inside
+// is an Authenticode signature is checked by signing/authenticode.
 func ParseCertificateTable(table []byte, off int64) ([]Certificate, error) {
 	var certs []Certificate
 	pos := 0
@@ -315,7 +335,14 @@ func ParseCertificateTable(table []byte, off int64) ([]Certificate, error) {
 		if int64(length) > int64(rest) {
 			return nil, binfmt.Errorf(binfmt.PE, at, "WIN_CERTIFICATE %d: dwLength %d exceeds the %d bytes left in the certificate table", len(certs), length, rest)
 		}
+		if c.Revision != CertRevision2_0 || c.Type != CertTypePKCSSignedData {
+			return nil, binfmt.Errorf(binfmt.PE, at, "WIN_CERTIFICATE %d: revision %#04x, type %s: an Authenticode signature is revision 2.0, PKCS_SIGNED_DATA, and nothing else may ride in the certificate table",
+				len(certs), c.Revision, TypeName(c.Type))
+		}
 		c.Data = table[pos+certEntryHeader : pos+int(length)]
+		if err := checkSignatureFraming(c.Data, at+certEntryHeader, len(certs)); err != nil {
+			return nil, err
+		}
 		certs = append(certs, c)
 		next := pos + int(length)
 		pos = (next + 7) &^ 7
@@ -334,6 +361,25 @@ func ParseCertificateTable(table []byte, off int64) ([]Certificate, error) {
 		return nil, binfmt.Errorf(binfmt.PE, off, "certificate table holds no entries")
 	}
 	return certs, nil
+}
+
+// checkSignatureFraming checks that data (the bCertificate of entry i, at
+// file offset at, which is 8-byte aligned less the 8-byte header) is one DER
+// SEQUENCE followed by at most the zero padding to the next 8-byte boundary.
+func checkSignatureFraming(data []byte, at int64, i int) error {
+	s := cryptobyte.String(data)
+	var elem cryptobyte.String
+	if !s.ReadASN1Element(&elem, cbasn1.SEQUENCE) {
+		return binfmt.Errorf(binfmt.PE, at, "WIN_CERTIFICATE %d: bCertificate is not a DER SEQUENCE (a PKCS#7 ContentInfo)", i)
+	}
+	end := at + int64(len(elem))
+	switch pad := -(certEntryHeader + len(elem)) & 7; {
+	case !allZero(s):
+		return binfmt.Errorf(binfmt.PE, end, "WIN_CERTIFICATE %d: %d bytes after the signature are not zero padding", i, len(s))
+	case len(s) > pad:
+		return binfmt.Errorf(binfmt.PE, end, "WIN_CERTIFICATE %d: %d bytes of padding after the signature, past the 8-byte boundary (at most %d)", i, len(s), pad)
+	}
+	return nil
 }
 
 func allZero(b []byte) bool {

@@ -18,15 +18,24 @@ const lfanew = 0x40 // testbin's e_lfanew
 
 func parse(b []byte) (*File, error) { return Parse(bytes.NewReader(b), int64(len(b))) }
 
+// derSequence is a DER SEQUENCE of n bytes in all (2 <= n < 130): the
+// shape of a signature, for tables that only need to be split.
+func derSequence(n int) []byte {
+	b := make([]byte, n)
+	b[0], b[1] = 0x30, byte(n-2)
+	return b
+}
+
 // withCertTable appends a certificate table (one entry of n bytes of
-// payload) at the 8-aligned end of img and points the directory at it.
+// payload, a DER SEQUENCE) at the 8-aligned end of img and points the
+// directory at it.
 func withCertTable(img []byte, payload int) []byte {
 	out := bytes.Clone(img)
 	for len(out)%8 != 0 {
 		out = append(out, 0)
 	}
 	off := len(out)
-	entry := make([]byte, 8+payload)
+	entry := append(make([]byte, 8), derSequence(payload)...)
 	binary.LittleEndian.PutUint32(entry, uint32(len(entry)))
 	binary.LittleEndian.PutUint16(entry[4:], CertRevision2_0)
 	binary.LittleEndian.PutUint16(entry[6:], CertTypePKCSSignedData)
@@ -171,42 +180,73 @@ func TestParseMalformed(t *testing.T) {
 }
 
 func TestParseCertificateTable(t *testing.T) {
-	entry := func(n int, typ uint16) []byte {
-		e := make([]byte, 8+n)
-		binary.LittleEndian.PutUint32(e, uint32(8+n))
-		binary.LittleEndian.PutUint16(e[4:], CertRevision2_0)
+	// entry is a WIN_CERTIFICATE holding data, dwLength counting it all.
+	entry := func(rev, typ uint16, data []byte) []byte {
+		e := make([]byte, 8, 8+len(data))
+		binary.LittleEndian.PutUint32(e, uint32(8+len(data)))
+		binary.LittleEndian.PutUint16(e[4:], rev)
 		binary.LittleEndian.PutUint16(e[6:], typ)
-		for i := 8; i < len(e); i++ {
-			e[i] = 0x30
-		}
-		return e
+		return append(e, data...)
 	}
+	sig := func(data []byte) []byte { return entry(CertRevision2_0, CertTypePKCSSignedData, data) }
 	pad := func(b []byte) []byte {
 		for len(b)%8 != 0 {
 			b = append(b, 0)
 		}
 		return b
 	}
-	two := append(pad(entry(13, CertTypePKCSSignedData)), pad(entry(20, CertTypePKCSSignedData))...)
+	two := append(pad(sig(derSequence(13))), pad(sig(derSequence(20)))...)
 	certs, err := ParseCertificateTable(two, 0x1000)
 	if err != nil || len(certs) != 2 || certs[1].Offset != 0x1000+24 || len(certs[0].Data) != 13 {
 		t.Fatalf("two entries: %+v, %v", certs, err)
 	}
-	unpaddedLast := entry(13, CertTypePKCSSignedData)
-	if certs, err := ParseCertificateTable(unpaddedLast, 0); err != nil || len(certs) != 1 {
-		t.Errorf("entry without trailing padding: %v", err)
+	good := map[string][]byte{
+		"entry without trailing padding": sig(derSequence(13)),
+		"padding inside dwLength":        sig(append(derSequence(13), 0, 0, 0)),
+		"padding split around dwLength":  pad(sig(append(derSequence(13), 0))),
+		"long-form DER length":           sig(append([]byte{0x30, 0x81, 0x80}, make([]byte, 0x80)...)),
 	}
-	bad := map[string][]byte{
-		"empty":              {},
-		"dwLength too small": {4, 0, 0, 0, 0, 2, 2, 0},
-		"dwLength too large": append(entry(8, 2)[:0:0], append([]byte{0xff, 0, 0, 0, 0, 2, 2, 0}, make([]byte, 8)...)...),
-		"non-zero padding":   append(entry(13, 2), 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
-		"stray bytes":        append(pad(entry(13, 2)), 1, 2, 3),
-	}
-	for name, b := range bad {
-		if _, err := ParseCertificateTable(b, 0); err == nil {
-			t.Errorf("%s: no error", name)
+	for name, b := range good {
+		if _, err := ParseCertificateTable(b, 0); err != nil {
+			t.Errorf("%s: %v", name, err)
 		}
+	}
+	mz := append([]byte("MZ"), make([]byte, 4094)...)
+	junk := bytes.Repeat([]byte{0x5a}, 4096)
+	bad := []struct {
+		name  string
+		table []byte
+		at    int64 // offset the error names
+		says  string
+	}{
+		{"empty", []byte{}, 0, "no entries"},
+		{"dwLength too small", []byte{4, 0, 0, 0, 0, 2, 2, 0}, 0, "smaller than its header"},
+		{"dwLength too large", append([]byte{0xff, 0, 0, 0, 0, 2, 2, 0}, make([]byte, 8)...), 0, "exceeds"},
+		{"non-zero padding after dwLength", append(sig(derSequence(13)), 1, 1, 1), 21, "non-zero padding"},
+		{"stray bytes", append(pad(sig(derSequence(13))), 1, 2, 3), 24, "stray bytes"},
+		// Nothing but Authenticode signatures: the CVE-2013-3900 class.
+		{"X509 entry starting with MZ", append(pad(sig(derSequence(13))), entry(CertRevision2_0, CertTypeX509, mz)...), 24, "type X509"},
+		{"PKCS1_SIGN entry", entry(CertRevision2_0, CertTypePKCS1Sign, derSequence(16)), 0, "type PKCS1_SIGN"},
+		{"revision 1.0", entry(CertRevision1_0, CertTypePKCSSignedData, derSequence(16)), 0, "revision 0x0100"},
+		{"second entry of junk", append(pad(sig(derSequence(13))), sig(junk)...), 32, "not a DER SEQUENCE"},
+		{"not DER", sig([]byte{0x30, 0x80, 0, 0}), 8, "not a DER SEQUENCE"},
+		{"non-minimal DER length", sig(append([]byte{0x30, 0x81, 0x10}, make([]byte, 0x10)...)), 8, "not a DER SEQUENCE"},
+		{"data after the signature", sig(append(derSequence(13), 'M', 'Z')), 21, "2 bytes after the signature are not zero padding"},
+		{"second DER element", sig(append(derSequence(16), derSequence(16)...)), 24, "16 bytes after the signature"},
+		{"8 bytes of zero padding", sig(append(derSequence(16), make([]byte, 8)...)), 24, "past the 8-byte boundary (at most 0)"},
+		{"zero padding past the boundary", sig(append(derSequence(13), make([]byte, 4)...)), 21, "4 bytes of padding after the signature, past the 8-byte boundary (at most 3)"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseCertificateTable(tt.table, 0)
+			var me *binfmt.MalformedError
+			if !errors.As(err, &me) {
+				t.Fatalf("error %v, want a *binfmt.MalformedError", err)
+			}
+			if me.Offset != tt.at || !strings.Contains(me.Reason, tt.says) {
+				t.Errorf("error at %#x %q, want at %#x saying %q", me.Offset, me.Reason, tt.at, tt.says)
+			}
+		})
 	}
 }
 
@@ -247,6 +287,21 @@ func FuzzParse(f *testing.F) {
 	f.Add(testbin.PE(testbin.PEOptions{}))
 	f.Add(testbin.PE(testbin.PEOptions{PE32: true, Data: []byte("x"), Overlay: []byte("y")}))
 	f.Add(withCertTable(testbin.PE(testbin.PEOptions{}), 40))
+	// A signed image with an X509 second entry and with junk after the
+	// signature: what ParseCertificateTable must refuse.
+	signed := withCertTable(testbin.PE(testbin.PEOptions{}), 40)
+	withTable := func(extra []byte) []byte {
+		b := append(bytes.Clone(signed), extra...)
+		pf, err := parse(signed)
+		if err != nil {
+			f.Fatal(err)
+		}
+		binary.LittleEndian.PutUint32(b[pf.CertDirOffset+4:], uint32(pf.CertTable.Len)+uint32(len(extra)))
+		return b
+	}
+	x509 := append([]byte{24, 0, 0, 0, 0, 2, 1, 0, 'M', 'Z'}, make([]byte, 14)...)
+	f.Add(withTable(x509))
+	f.Add(withTable(append([]byte{16, 0, 0, 0, 0, 2, 2, 0}, 'j', 'u', 'n', 'k', 0, 0, 0, 0)))
 	if dir := filepath.Join(testenv.RepoRoot(f), "..", "shared", "testdata", "pe"); true {
 		files, _ := filepath.Glob(filepath.Join(dir, "*", "*.e*"))
 		for _, p := range files {
@@ -285,6 +340,9 @@ func FuzzParse(f *testing.F) {
 				for _, c := range certs {
 					if c.Offset < pf.CertTable.Off || c.Offset+int64(c.Length) > size {
 						t.Fatalf("entry %+v outside the table", c)
+					}
+					if c.Revision != CertRevision2_0 || c.Type != CertTypePKCSSignedData || len(c.Data) < 2 || c.Data[0] != 0x30 {
+						t.Fatalf("entry %+v accepted: not a PKCS#7 signature", c)
 					}
 				}
 			}
