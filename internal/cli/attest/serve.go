@@ -30,6 +30,7 @@ import (
 	"github.com/codesignval/csv/attest/service"
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
+	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -455,7 +456,16 @@ type tlsKeyPair struct {
 }
 
 func (p *tlsKeyPair) load() error {
-	c, err := tls.LoadX509KeyPair(p.cert, p.key)
+	// Read as every file csv opens by name (a FIFO is refused, not waited on).
+	certPEM, err := cmdutil.ReadFileCapped(p.cert, limits.MaxCertFile)
+	if err != nil {
+		return fmt.Errorf("TLS certificate %s: %w", p.cert, err)
+	}
+	keyPEM, err := cmdutil.ReadFileCapped(p.key, limits.MaxCertFile)
+	if err != nil {
+		return fmt.Errorf("TLS key %s: %w", p.key, err)
+	}
+	c, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return fmt.Errorf("TLS certificate %s and key %s: %w", p.cert, p.key, err)
 	}

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -18,6 +17,7 @@ import (
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/safefile"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -85,36 +85,13 @@ func ExactArgsAtLeast(n int, what string) cobra.PositionalArgs {
 	}
 }
 
-// ReadFileCapped reads a file, refusing files larger than max bytes. Errors
-// do not repeat the path: callers say what the file was for.
+// ReadFileCapped reads a regular file, refusing files larger than max
+// bytes, and anything else (a FIFO, a device, a directory) without waiting
+// on it: see internal/safefile, which every file csv opens by name goes
+// through. Errors do not repeat the path: callers say what the file was
+// for.
 func ReadFileCapped(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			return nil, pe.Err
-		}
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
-	}
-	if st.Size() > max {
-		return nil, fmt.Errorf("%d bytes, over the limit of %d", st.Size(), max)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("over the limit of %d bytes", max)
-	}
-	return b, nil
+	return safefile.ReadFile(path, max)
 }
 
 // LoadPolicies reads and parses policy files. All files are read and every
