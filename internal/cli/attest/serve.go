@@ -482,6 +482,9 @@ func (p *tlsKeyPair) load() error {
 const serveGCPercent = 400
 
 func runServe(ctx context.Context, o *ServeOptions) error {
+	// Once ctx is done the service finishes requests for its shutdown
+	// timeout, and no longer: csv's interrupt deadline must not cut it.
+	cmdutil.NoInterruptDeadline(ctx)
 	// SIGHUP's default action ends the process: catch it before the slow
 	// part of starting (a reload asked for meanwhile happens once serving).
 	hup := make(chan os.Signal, 1)

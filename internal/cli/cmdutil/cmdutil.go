@@ -5,12 +5,15 @@ package cmdutil
 
 import (
 	"bytes"
+	"context"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -72,6 +75,33 @@ func ExitCode(err error) int {
 		return ExitBlocked
 	}
 	return ExitError
+}
+
+// InterruptGrace is how long a command has to end after Ctrl-C or SIGTERM
+// before csv exits anyway (see cli.Main): long enough to remove temporary
+// files and put back what signing replaced, short enough that a wait no
+// context can end (a TPM or a file system that does not answer) does not
+// keep csv running after it was told to stop.
+const InterruptGrace = 5 * time.Second
+
+type graceKey struct{}
+
+// WithInterruptGrace returns ctx carrying the grace period cli.Main waits
+// after a signal (InterruptGrace, unless a command changes it), and the
+// variable that holds it: nanoseconds, or a negative value for no limit.
+func WithInterruptGrace(ctx context.Context) (context.Context, *atomic.Int64) {
+	g := new(atomic.Int64)
+	g.Store(int64(InterruptGrace))
+	return context.WithValue(ctx, graceKey{}, g), g
+}
+
+// NoInterruptDeadline tells cli.Main that the command ends in a bounded time
+// of its own once ctx is done (attest serve finishes the requests in
+// progress for its shutdown timeout), so that csv does not exit before.
+func NoInterruptDeadline(ctx context.Context) {
+	if g, ok := ctx.Value(graceKey{}).(*atomic.Int64); ok {
+		g.Store(-1)
+	}
 }
 
 // ExactArgsAtLeast is cobra.MinimumNArgs with a usage error naming what is
