@@ -26,6 +26,7 @@ import (
 	"github.com/codesignval/csv/internal/cli/validate"
 	"github.com/codesignval/csv/internal/cli/verifymanifest"
 	"github.com/codesignval/csv/internal/cli/version"
+	"github.com/codesignval/csv/internal/textsafe"
 )
 
 // NewCmdRoot returns the root command.
@@ -129,11 +130,13 @@ func Run(ctx context.Context, io *cmdutil.IOStreams, args []string) int {
 	switch {
 	case err == nil, errors.Is(err, cmdutil.ErrFailed):
 	case ctx.Err() != nil:
-		fmt.Fprintf(io.ErrOut, "csv: %v\n", err)
+		textsafe.Linef(io.ErrOut, "csv: %v", err)
 	default:
 		msg := err.Error()
-		// Several errors (every problem of a policy file) print one per line.
-		for _, line := range strings.Split(msg, "\n") {
+		// Several errors (every problem of a policy file) print one per
+		// line, each escaped: errors quote file names, subjects and policy
+		// text, which must not reach the terminal or the CI runner raw.
+		for _, line := range textsafe.Lines(msg) {
 			fmt.Fprintf(io.ErrOut, "csv: %s\n", line)
 		}
 		var fe *cmdutil.FlagError

@@ -42,6 +42,8 @@
 package textsafe
 
 import (
+	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"unicode"
@@ -98,6 +100,13 @@ func Quote(s string) string {
 		b.WriteByte(q[i])
 	}
 	return b.String()
+}
+
+// Linef writes one line to w: the text format and args make, escaped as a
+// whole (so that nothing an argument holds can end the line or start
+// another), and a newline. format must not hold a newline of its own.
+func Linef(w io.Writer, format string, args ...any) {
+	io.WriteString(w, Escape(fmt.Sprintf(format, args...))+"\n")
 }
 
 // Lines splits s at "\n" and escapes each line: for text that is several

@@ -85,6 +85,15 @@ func TestQuote(t *testing.T) {
 	}
 }
 
+func TestLinef(t *testing.T) {
+	var b strings.Builder
+	textsafe.Linef(&b, "%s: %s", "bin/x\nresult: PASSED", "ok")
+	textsafe.Linef(&b, "%s", "::error::x")
+	if want := "bin/x\\x0aresult: PASSED: ok\n\\x3a:error::x\n"; b.String() != want {
+		t.Errorf("Linef wrote %q, want %q", b.String(), want)
+	}
+}
+
 func TestLines(t *testing.T) {
 	got := textsafe.Lines("first: \x1b[31m\nsecond ##[error]x")
 	want := []string{`first: \x1b[31m`, `second #\x23[error]x`}

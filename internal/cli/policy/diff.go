@@ -10,6 +10,7 @@ import (
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
+	"github.com/codesignval/csv/internal/textsafe"
 )
 
 // DiffOptions are the flags and arguments of csv policy diff.
@@ -92,7 +93,7 @@ func plural(n int, what string) string {
 
 func writeDiff(w io.Writer, d *cipolicy.PolicyDiff) {
 	side := func(mark string, s cipolicy.DiffSide) {
-		fmt.Fprintf(w, "%s %s: %q %s (sha256 %.12s)\n", mark, s.Source, s.Name, s.Version, s.SHA256)
+		textsafe.Linef(w, "%s %s: %s %s (sha256 %.12s)", mark, s.Source, textsafe.Quote(s.Name), s.Version, s.SHA256)
 	}
 	side("---", d.Old)
 	side("+++", d.New)
@@ -103,7 +104,7 @@ func writeDiff(w io.Writer, d *cipolicy.PolicyDiff) {
 		return ""
 	}
 	for _, f := range d.Settings {
-		fmt.Fprintf(w, "~ %s: %q -> %q%s\n", f.Field, f.Old, f.New, loosens(f.Loosens))
+		textsafe.Linef(w, "~ %s: %s -> %s%s", f.Field, textsafe.Quote(f.Old), textsafe.Quote(f.New), loosens(f.Loosens))
 	}
 	added, removed := 0, 0
 	for _, r := range d.Rules {
@@ -120,9 +121,9 @@ func writeDiff(w io.Writer, d *cipolicy.PolicyDiff) {
 		}
 		id := ""
 		if r.ID != "" {
-			id = fmt.Sprintf("%q, ", r.ID)
+			id = textsafe.Quote(r.ID) + ", "
 		}
-		fmt.Fprintf(w, "%s %s %s  [%s%s]%s\n", mark, r.Action, r.Rule, id, where, loosens(r.Loosens))
+		textsafe.Linef(w, "%s %s %s  [%s%s]%s", mark, r.Action, r.Rule, id, where, loosens(r.Loosens))
 	}
 	switch {
 	case d.Empty():

@@ -20,6 +20,7 @@ import (
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
+	"github.com/codesignval/csv/internal/textsafe"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
 	"github.com/codesignval/csv/signing/bundle"
@@ -215,7 +216,7 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 		for _, w := range s.Warnings {
 			if !warned[w] {
 				warned[w] = true
-				fmt.Fprintf(ios.ErrOut, "csv: warning: %s\n", w)
+				textsafe.Linef(ios.ErrOut, "csv: warning: %s", w)
 			}
 		}
 	}
@@ -224,14 +225,14 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 		if f.Out != "" {
 			where = "into " + f.Out
 		}
-		fmt.Fprintf(ios.ErrOut, "csv: signed %d binaries (%d PE, %d ELF) %s with %q", pe+elf, pe, elf, where, chain[0].Subject.CommonName)
+		line := fmt.Sprintf("csv: signed %d binaries (%d PE, %d ELF) %s with %s", pe+elf, pe, elf, where, textsafe.Quote(chain[0].Subject.CommonName))
 		if f.Bundle {
-			fmt.Fprintf(ios.ErrOut, "; %d Sigstore bundles", len(res.Signed))
+			line += fmt.Sprintf("; %d Sigstore bundles", len(res.Signed))
 		}
 		if f.Manifest != "" {
-			fmt.Fprintf(ios.ErrOut, "; manifest %s", f.Manifest)
+			line += "; manifest " + f.Manifest
 		}
-		fmt.Fprintln(ios.ErrOut)
+		textsafe.Linef(ios.ErrOut, "%s", line)
 	}
 	return nil
 }
