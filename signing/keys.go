@@ -190,8 +190,9 @@ var kmsSchemes = []string{"awskms://", "gcpkms://", "azurekms://", "hashivault:/
 // scrypt: 256 MiB, p <= 16), so that a hostile key file cannot cost minutes
 // or gigabytes. Passwords come from the environment, never from a flag (a
 // flag shows in process listings and CI logs); a PKCS#11 PIN may come from
-// the URI (pin-value: it then shows wherever the URI does), a file
-// (pin-source) or the environment. Errors never include a PIN.
+// the URI (pin-value: it then shows in process listings; print the URI only
+// through [RedactKeyRef], as csv does), a file (pin-source) or the
+// environment. Errors never include a PIN.
 //
 // RSA keys shorter than 2048 bits, ECDSA keys on curves other than P-256,
 // P-384 and P-521, and other key types (DSA, X25519) are refused.
