@@ -198,9 +198,10 @@ type VerifyOptions struct {
 	// TSARoots are the trusted roots of time-stamping authorities. With
 	// them, every RFC 3161 timestamp the manifest carries must verify over
 	// its signature, by a TSA certificate with the timeStamping EKU that
-	// chains to one of them (at the timestamp's time), and the signer's
-	// chain is checked at the first timestamp's time. Without them,
-	// timestamps are not read and the chain is checked at Now.
+	// chains to one of them (at the timestamp's time), and state a time no
+	// later than Now; the signer's chain is checked at the first
+	// timestamp's time. Without them, timestamps are not read and the
+	// chain is checked at Now.
 	TSARoots []*x509.Certificate
 	// Now is the time to check the chain at without a trusted timestamp.
 	Now time.Time

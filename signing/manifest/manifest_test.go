@@ -571,12 +571,16 @@ func FuzzVerify(f *testing.F) {
 		if (st == nil) == (err == nil) {
 			t.Fatalf("statement %v and error %v", st, err)
 		}
-		st, err = manifest.Verify(data, manifest.VerifyOptions{Roots: roots, TSARoots: roots, Now: testca.Epoch})
-		if (st == nil) == (err == nil) {
-			t.Fatalf("with TSA roots: statement %v and error %v", st, err)
-		}
-		if st != nil && st.Signed.Timestamped && (st.Signed.At.IsZero() || st.Signed.TSA == nil) {
-			t.Fatalf("timestamped without a time or TSA: %+v", st.Signed)
+		// At Epoch the timestamped seed's time (the day it was made) is in
+		// the future, which is refused; five years later it is not.
+		for _, now := range []time.Time{testca.Epoch, testca.Epoch.AddDate(5, 0, 0)} {
+			st, err = manifest.Verify(data, manifest.VerifyOptions{Roots: roots, TSARoots: roots, Now: now})
+			if (st == nil) == (err == nil) {
+				t.Fatalf("with TSA roots: statement %v and error %v", st, err)
+			}
+			if st != nil && st.Signed.Timestamped && (st.Signed.At.IsZero() || st.Signed.TSA == nil || st.Signed.At.After(now)) {
+				t.Fatalf("timestamped without a time or TSA, or in the future: %+v", st.Signed)
+			}
 		}
 	})
 }
@@ -674,6 +678,12 @@ func TestTimestampedManifest(t *testing.T) {
 	}
 	if _, err := manifest.Verify(data, manifest.VerifyOptions{Roots: roots, TSARoots: []*x509.Certificate{other.Root.Cert}, Now: time.Now()}); !errors.Is(err, bundle.ErrTimestamp) || !strings.Contains(err.Error(), "Test TSA") {
 		t.Errorf("with another TSA root: %v, want ErrTimestamp naming the TSA", err)
+	}
+
+	// A timestamp after the verifier's time (as from a TSA whose clock is
+	// an hour ahead) proves nothing: refused, not used to check the chain.
+	if _, err := manifest.Verify(data, manifest.VerifyOptions{Roots: roots, TSARoots: roots, Now: before.Add(-time.Hour)}); !errors.Is(err, bundle.ErrTimestamp) || !strings.Contains(err.Error(), "after the verification time") {
+		t.Errorf("a timestamp an hour after the verification time: %v, want ErrTimestamp", err)
 	}
 
 	// A timestamp taken for another manifest's signature, spliced in.
