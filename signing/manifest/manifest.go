@@ -55,10 +55,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/codesignval/csv/signing/authenticode"
 	"github.com/codesignval/csv/signing/bundle"
@@ -386,8 +388,14 @@ func sha256Of(s Subject) ([]byte, error) {
 }
 
 // checkJSON rejects duplicate object keys (encoding/json keeps the last
-// one silently, another parser may keep the first) and nesting deeper than
-// maxJSONDepth.
+// one silently, another parser may keep the first), keys that differ only
+// in case, and keys that spell a statement field in another case, and
+// nesting deeper than maxJSONDepth. encoding/json matches a key to a field
+// case-insensitively (with Unicode simple folding: "ſubject" and
+// "SUBJECT" are both the subject), so a statement holding "subject" and
+// "SUBJECT" would be read by csv from one and by a case-sensitive verifier
+// from the other; and a lone "Subject" is a subject to csv and nothing to
+// such a verifier. Every key is compared as encoding/json folds it.
 func checkJSON(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var walk func(depth int) error
@@ -401,17 +409,24 @@ func checkJSON(data []byte) error {
 		}
 		switch tok {
 		case json.Delim('{'):
-			keys := map[string]bool{}
+			keys := map[string]string{} // folded key -> key as written
 			for dec.More() {
 				k, err := dec.Token()
 				if err != nil {
 					return err
 				}
 				key := k.(string)
-				if keys[key] {
-					return fmt.Errorf("duplicate key %q", key)
+				f := foldKey(key)
+				if prev, ok := keys[f]; ok {
+					if prev == key {
+						return fmt.Errorf("duplicate key %q", key)
+					}
+					return fmt.Errorf("keys %q and %q differ only in case (encoding/json reads them as one)", prev, key)
 				}
-				keys[key] = true
+				if field, ok := statementFields[f]; ok && field != key {
+					return fmt.Errorf("key %q is %q in another case", key, field)
+				}
+				keys[f] = key
 				if err := walk(depth + 1); err != nil {
 					return err
 				}
@@ -431,6 +446,43 @@ func checkJSON(data []byte) error {
 	}
 	return walk(0)
 }
+
+// foldKey folds a key as encoding/json does when it matches a key to a
+// field: each rune to upper case of its lower case.
+func foldKey(k string) string {
+	return strings.Map(func(r rune) rune { return unicode.ToUpper(unicode.ToLower(r)) }, k)
+}
+
+// statementFields are the JSON names of the statement's fields (of every
+// struct it holds), by their folded form.
+var statementFields = func() map[string]string {
+	m := map[string]string{}
+	var add func(t reflect.Type)
+	add = func(t reflect.Type) {
+		switch t.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+			add(t.Elem())
+		case reflect.Struct:
+			if t == reflect.TypeFor[time.Time]() {
+				return
+			}
+			for i := range t.NumField() {
+				f := t.Field(i)
+				name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+				if name == "-" || !f.IsExported() {
+					continue
+				}
+				if name == "" {
+					name = f.Name
+				}
+				m[foldKey(name)] = name
+				add(f.Type)
+			}
+		}
+	}
+	add(reflect.TypeFor[Statement]())
+	return m
+}()
 
 // MismatchKind says how a file differs from the manifest.
 type MismatchKind string

@@ -322,6 +322,24 @@ func TestVerifyFails(t *testing.T) {
 		{"duplicate key in the statement", resign(leaf.Key, func(p []byte) []byte {
 			return bytes.Replace(p, []byte(`{"_type":`), []byte(`{"_type":"x","_type":`), 1)
 		}), manifest.ErrMalformed},
+		// encoding/json matches keys to fields case-insensitively: a
+		// second subject list under "SUBJECT" (read by csv, the last one)
+		// beside "subject" (read by a case-sensitive verifier), a subject
+		// list under "ſubject" (U+017F folds to s) alone, a second digest.
+		{"case-variant duplicate key", resign(leaf.Key, func(p []byte) []byte {
+			evil := sha256.Sum256([]byte("MZ evil"))
+			return bytes.Replace(p, []byte(`"subject":`), []byte(`"subject":[{"name":"bin/evil.exe","digest":{"sha256":"`+hexOf(evil[:])+`"}}],"SUBJECT":`), 1)
+		}), manifest.ErrMalformed},
+		{"field name in another case", resign(leaf.Key, func(p []byte) []byte {
+			return bytes.Replace(p, []byte(`"subject":`), []byte(`"\u017fubject":`), 1)
+		}), manifest.ErrMalformed},
+		{"long s in a duplicate field name", resign(leaf.Key, func(p []byte) []byte {
+			return bytes.Replace(p, []byte(`"verificationResult":"PASSED"`), []byte(`"verificationResult":"FAILED","verificationRe\u017fult":"PASSED"`), 1)
+		}), manifest.ErrMalformed},
+		{"case-variant digest", resign(leaf.Key, func(p []byte) []byte {
+			evil := sha256.Sum256([]byte("MZ evil"))
+			return bytes.Replace(p, []byte(`"digest":{`), []byte(`"digest":{"SHA256":"`+hexOf(evil[:])+`",`), 1)
+		}), manifest.ErrMalformed},
 		{"unknown field in the statement", resign(leaf.Key, func(p []byte) []byte {
 			return bytes.Replace(p, []byte(`{"_type":`), []byte(`{"extra":1,"_type":`), 1)
 		}), manifest.ErrMalformed},
@@ -539,9 +557,11 @@ func TestCosignVerifiesAttestation(t *testing.T) {
 }
 
 // FuzzVerify feeds bundles to Verify, without and with TSA roots. Seeds: a
-// manifest, and a timestamped one where openssl is installed. Invariants:
-// no panic; a statement or an error, never both nor neither; a timestamped
-// result has a time and a TSA.
+// manifest, statements with keys encoding/json folds together, and a
+// timestamped one where openssl is installed (verified before and after
+// its time). Invariants: no panic; a statement or an error, never both nor
+// neither; a timestamped result has a time, not after the verification
+// time, and a TSA.
 func FuzzVerify(f *testing.F) {
 	ca := testca.New(f)
 	leaf := ca.Leaf(f, testca.LeafOptions{KeyType: testca.ECDSAP256})
@@ -550,6 +570,28 @@ func FuzzVerify(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(good)
+	// Statements signed by the right key with keys encoding/json folds
+	// together: a case-variant duplicate, a field in another case.
+	var gb struct {
+		DSSEEnvelope struct {
+			Payload []byte `json:"payload"`
+		} `json:"dsseEnvelope"`
+	}
+	if err := json.Unmarshal(good, &gb); err != nil {
+		f.Fatal(err)
+	}
+	for _, edit := range [][2]string{
+		{`"subject":`, `"subject":[],"SUBJECT":`},
+		{`"subject":`, `"\u017fubject":`},
+		{`"verificationResult":"PASSED"`, `"verificationResult":"FAILED","verificationRe\u017fult":"PASSED"`},
+	} {
+		p := bytes.Replace(gb.DSSEEnvelope.Payload, []byte(edit[0]), []byte(edit[1]), 1)
+		seed, err := bundle.NewDSSE(manifest.PayloadType, p, leaf.Key, []*x509.Certificate{leaf.Cert}, nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(seed)
+	}
 	// A timestamped manifest, where OpenSSL can play the TSA: with TSA
 	// roots given, the fuzzer reaches the RFC 3161 parser and checks.
 	if openssl, err := exec.LookPath("openssl"); err == nil {
