@@ -47,6 +47,7 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -678,6 +679,7 @@ func MatchSigner(leaf *x509.Certificate, ids []string) error {
 		return fmt.Errorf("%w: no signer certificate", ErrSigner)
 	}
 	fp := sha256.Sum256(leaf.Raw)
+	cns := commonNames(leaf)
 	for _, id := range ids {
 		if err := CheckSignerID(id); err != nil {
 			return fmt.Errorf("%w: %w", ErrSigner, err)
@@ -690,7 +692,13 @@ func MatchSigner(leaf *x509.Certificate, ids []string) error {
 				return nil
 			}
 		case "cn":
-			names = []string{leaf.Subject.CommonName}
+			// crypto/x509 keeps the last of several CNs: a subject
+			// "CN=Evil, CN=Build Signing" would meet cn:Build Signing.
+			// A cn: pin names one common name, so the subject must hold
+			// exactly one.
+			if len(cns) == 1 {
+				names = cns
+			}
 		case "dns":
 			names = leaf.DNSNames
 		case "email":
@@ -704,5 +712,29 @@ func MatchSigner(leaf *x509.Certificate, ids []string) error {
 			return nil
 		}
 	}
+	if len(cns) > 1 {
+		return fmt.Errorf("%w: the signer certificate (sha256:%x) has %d common names %q: a cn: pin cannot tell which one is meant (pin its sha256 fingerprint); it is none of %q",
+			ErrSigner, fp, len(cns), cns, ids)
+	}
 	return fmt.Errorf("%w: %q (sha256:%x) is none of %q", ErrSigner, leaf.Subject.CommonName, fp, ids)
+}
+
+// oidCommonName is id-at-commonName.
+var oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
+
+// commonNames returns every common name of a certificate's subject, in
+// order (crypto/x509's Subject.CommonName is only the last).
+func commonNames(c *x509.Certificate) []string {
+	var out []string
+	for _, a := range c.Subject.Names {
+		if a.Type.Equal(oidCommonName) {
+			v, _ := a.Value.(string)
+			out = append(out, v)
+		}
+	}
+	if len(out) == 0 && c.Subject.CommonName != "" {
+		// A certificate built in memory, not parsed: Names is empty.
+		out = append(out, c.Subject.CommonName)
+	}
+	return out
 }

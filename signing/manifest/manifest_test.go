@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -658,6 +659,41 @@ func TestMatchSigner(t *testing.T) {
 	}
 	if err := manifest.MatchSigner(nil, []string{"x"}); !errors.Is(err, manifest.ErrSigner) {
 		t.Errorf("no certificate: %v", err)
+	}
+	// A subject with two common names: crypto/x509 keeps the last as
+	// CommonName, so "CN=Evil, CN=Build Signing" read as "Build Signing".
+	// A cn: pin is ambiguous there, whichever name it gives; other pins
+	// still match.
+	{
+		ca := testca.New(t)
+		oidCN := asn1.ObjectIdentifier{2, 5, 4, 3}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(99),
+			Subject: pkix.Name{Organization: []string{"csv tests"},
+				ExtraNames: []pkix.AttributeTypeAndValue{{Type: oidCN, Value: "Evil"}, {Type: oidCN, Value: "Build Signing"}}},
+			NotBefore: testca.Epoch.AddDate(-1, 0, 0), NotAfter: testca.Epoch.AddDate(1, 0, 0),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+			DNSNames: []string{"build.example.com"},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Intermediate.Cert, ca.Intermediate.Key.Public(), ca.Intermediate.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		two, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if two.Subject.CommonName != "Build Signing" {
+			t.Fatalf("CommonName %q: crypto/x509 no longer keeps the last CN", two.Subject.CommonName)
+		}
+		for _, ids := range [][]string{{"cn:Build Signing"}, {"cn:Evil"}} {
+			if err := manifest.MatchSigner(two, ids); !errors.Is(err, manifest.ErrSigner) || !strings.Contains(err.Error(), "2 common names") {
+				t.Errorf("two CNs, %q: %v, want ErrSigner naming both", ids, err)
+			}
+		}
+		if err := manifest.MatchSigner(two, []string{"cn:Build Signing", "dns:build.example.com"}); err != nil {
+			t.Errorf("two CNs, a DNS pin: %v", err)
+		}
 	}
 
 	ca := testca.New(t)
