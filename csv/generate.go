@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/internal/textsafe"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -258,12 +259,12 @@ func isAlnum(c byte) bool {
 }
 
 // quoteIfOdd quotes a file name that holds characters a comment line cannot
-// show plainly.
+// show plainly: a newline would end the comment and write YAML of its own,
+// and what internal/textsafe escapes (control and format characters, CI
+// log commands) would reach whoever prints the policy.
 func quoteIfOdd(s string) string {
-	for _, c := range s {
-		if c < 0x20 || c == 0x7f {
-			return strconv.Quote(s)
-		}
+	if textsafe.Escape(s) != s {
+		return textsafe.Quote(s)
 	}
 	return s
 }

@@ -2,12 +2,17 @@
 
 package csv
 
-import "os"
+import (
+	"os"
 
-// openRegular opens path for reading. On systems without O_NONBLOCK and
-// O_NOFOLLOW the caller's check that the opened file is regular is the guard.
-func openRegular(path string, _ bool) (*os.File, error) {
-	return os.Open(path)
+	"github.com/codesignval/csv/internal/safefile"
+)
+
+// openRegular opens path for reading through internal/safefile: anything
+// but a regular file is refused (without O_NOFOLLOW, a link is followed).
+func openRegular(path string, follow bool) (*os.File, error) {
+	f, _, err := safefile.Open(path, safefile.Options{NoFollow: !follow})
+	return f, err
 }
 
 // keepMetadata gives a signed copy the original's permissions (on Windows,

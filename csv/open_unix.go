@@ -5,19 +5,18 @@ package csv
 import (
 	"os"
 	"syscall"
+
+	"github.com/codesignval/csv/internal/safefile"
 )
 
 // openRegular opens path for reading without blocking (a FIFO swapped in
 // after discovery must not hang the run) and, unless follow is set, without
 // following a symbolic link in its last element (a regular file swapped for a
-// link after discovery must not lead outside the tree). The caller checks
-// that what it opened is a regular file.
+// link after discovery must not lead outside the tree), through
+// internal/safefile: anything but a regular file is refused.
 func openRegular(path string, follow bool) (*os.File, error) {
-	flags := os.O_RDONLY | syscall.O_NONBLOCK | syscall.O_CLOEXEC
-	if !follow {
-		flags |= syscall.O_NOFOLLOW
-	}
-	return os.OpenFile(path, flags, 0)
+	f, _, err := safefile.Open(path, safefile.Options{NoFollow: !follow})
+	return f, err
 }
 
 // keepMetadata gives a signed copy the original's permissions and sticky

@@ -37,6 +37,7 @@ import (
 	"golang.org/x/crypto/scrypt"
 
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/safefile"
 
 	// The KMS providers register their schemes with kms.Get.
 	_ "github.com/sigstore/sigstore/pkg/signature/kms/aws"
@@ -189,8 +190,9 @@ var kmsSchemes = []string{"awskms://", "gcpkms://", "azurekms://", "hashivault:/
 // scrypt: 256 MiB, p <= 16), so that a hostile key file cannot cost minutes
 // or gigabytes. Passwords come from the environment, never from a flag (a
 // flag shows in process listings and CI logs); a PKCS#11 PIN may come from
-// the URI (pin-value: it then shows wherever the URI does), a file
-// (pin-source) or the environment. Errors never include a PIN.
+// the URI (pin-value: it then shows in process listings; print the URI only
+// through [RedactKeyRef], as csv does), a file (pin-source) or the
+// environment. Errors never include a PIN.
 //
 // RSA keys shorter than 2048 bits, ECDSA keys on curves other than P-256,
 // P-384 and P-521, and other key types (DSA, X25519) are refused.
@@ -246,30 +248,12 @@ func loadKeyFile(path, passwordEnv string) (crypto.Signer, error) {
 	return k, nil
 }
 
-// readCapped reads a regular file of at most max bytes. It checks the type
-// before opening: opening a FIFO would block.
+// readCapped reads a regular file of at most max bytes, without waiting on
+// a FIFO or reading a device (internal/safefile).
 func readCapped(path string, max int64) ([]byte, error) {
-	st, err := os.Stat(path)
+	data, err := safefile.ReadFile(path, max)
 	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	if st.Size() > max {
-		return nil, fmt.Errorf("%s is %d bytes, over the %d-byte cap", path, st.Size(), max)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%s is over the %d-byte cap", path, max)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return data, nil
 }

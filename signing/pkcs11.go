@@ -75,6 +75,10 @@ func parsePKCS11URI(ref string) (*pkcs11URI, error) {
 			seen[name] = true
 			value, err := url.PathUnescape(raw)
 			if err != nil {
+				if strings.Contains(strings.ToLower(name), "pin") {
+					// The error quotes the bad escape: a piece of the PIN.
+					return bad("attribute %q: malformed percent-encoding", name)
+				}
 				return bad("attribute %q: %v", name, err)
 			}
 			if err := set(name, value); err != nil {
@@ -196,4 +200,47 @@ func (u *pkcs11URI) describe() string {
 		parts = append(parts, "id="+url.PathEscape(string(u.id)))
 	}
 	return "pkcs11:" + strings.Join(parts, ";")
+}
+
+// redacted stands for a secret RedactKeyRef took out.
+const redacted = "REDACTED"
+
+// RedactKeyRef returns a key reference fit for messages and logs: in a
+// pkcs11: URI, the value of every attribute that may hold a PIN (pin-value,
+// and any misspelling of it: every name holding "pin" but pin-source) and
+// every attribute that is not name=value (a mistyped PIN) become
+// "REDACTED". Other references are returned as they are (key file paths
+// and KMS URIs hold no secret). Print a key reference only through it.
+func RedactKeyRef(ref string) string {
+	rest, ok := strings.CutPrefix(ref, "pkcs11:")
+	if !ok {
+		return ref
+	}
+	path, query, hasQuery := strings.Cut(rest, "?")
+	redact := func(s, sep string) string {
+		if s == "" {
+			return s
+		}
+		attrs := strings.Split(s, sep)
+		for i, a := range attrs {
+			name, _, ok := strings.Cut(a, "=")
+			if !ok {
+				attrs[i] = redacted
+				continue
+			}
+			n := strings.ToLower(name)
+			if u, err := url.PathUnescape(n); err == nil {
+				n = u
+			}
+			if strings.Contains(n, "pin") && n != "pin-source" {
+				attrs[i] = name + "=" + redacted
+			}
+		}
+		return strings.Join(attrs, sep)
+	}
+	out := "pkcs11:" + redact(path, ";")
+	if hasQuery {
+		out += "?" + redact(query, "&")
+	}
+	return out
 }

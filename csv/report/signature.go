@@ -114,7 +114,8 @@ func SignatureDocs(sigs []*signing.Signature) []SignatureDoc {
 	return out
 }
 
-// WriteSignatures writes signatures for people, indented by indent.
+// WriteSignatures writes signatures for people, indented by indent, with
+// every string the signature carries escaped (printable).
 func WriteSignatures(w io.Writer, indent string, sigs []*signing.Signature) {
 	if len(sigs) == 0 {
 		return
@@ -128,20 +129,20 @@ func WriteSignatures(w io.Writer, indent string, sigs []*signing.Signature) {
 		}
 		status := "verified"
 		if !s.Verified {
-			status = "NOT VERIFIED: " + s.Problem
+			status = "NOT VERIFIED: " + printable(s.Problem)
 		}
-		fmt.Fprintf(w, "%s%s: %s, %s %s: %s\n", indent, where, s.Format, s.SignatureAlgorithm, s.DigestAlgorithm, status)
+		fmt.Fprintf(w, "%s%s: %s, %s %s: %s\n", indent, where, printable(string(s.Format)), printable(s.SignatureAlgorithm), printable(s.DigestAlgorithm), status)
 		if s.Signer != nil {
-			fmt.Fprintf(w, "%s  signer:  %s\n%s  issuer:  %s\n", indent, s.Signer.Subject, indent, s.Signer.Issuer)
+			fmt.Fprintf(w, "%s  signer:  %s\n%s  issuer:  %s\n", indent, printable(s.Signer.Subject), indent, printable(s.Signer.Issuer))
 		}
 		for j, chain := range s.Chains {
 			fmt.Fprintf(w, "%s  chain %d:\n", indent, j)
 			for k, c := range chain {
-				fmt.Fprintf(w, "%s    %d %s\n%s      TBS %s %s  SHA256 %s\n%s      valid %s to %s\n", indent, k, c.Subject,
+				fmt.Fprintf(w, "%s    %d %s\n%s      TBS %s %s  SHA256 %s\n%s      valid %s to %s\n", indent, k, printable(c.Subject),
 					indent, strings.TrimPrefix(c.TBSHashAlgorithm, "SHA-"), c.TBSHash, c.SHA256,
 					indent, c.NotBefore.Format(time.DateOnly), c.NotAfter.Format(time.DateOnly))
 				if c.ParseError != "" {
-					fmt.Fprintf(w, "%s      (Go's x509 refuses it: %s; matched by its bytes)\n", indent, c.ParseError)
+					fmt.Fprintf(w, "%s      (Go's x509 refuses it: %s; matched by its bytes)\n", indent, printable(c.ParseError))
 				}
 			}
 		}
@@ -150,13 +151,13 @@ func WriteSignatures(w io.Writer, indent string, sigs []*signing.Signature) {
 			// trusts its TSA: say so, not "verified".
 			status := "token verified, TSA not judged (it counts only where a policy's timestamp_authorities trust it)"
 			if !ts.Verified {
-				status = "NOT VERIFIED: " + ts.Problem
+				status = "NOT VERIFIED: " + printable(ts.Problem)
 			}
 			by := ""
 			if ts.Signer != nil {
-				by = " by " + ts.Signer.Subject
+				by = " by " + printable(ts.Signer.Subject)
 			}
-			fmt.Fprintf(w, "%s  timestamp (%s): %s%s: %s\n", indent, ts.Kind, ts.Time.Format(time.RFC3339), by, status)
+			fmt.Fprintf(w, "%s  timestamp (%s): %s%s: %s\n", indent, printable(ts.Kind), ts.Time.Format(time.RFC3339), by, status)
 		}
 	}
 }

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"unicode"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
+	"github.com/codesignval/csv/internal/textsafe"
 )
 
 // Text is the human-readable report: a summary line, then every blocked file
@@ -43,22 +43,11 @@ func SummaryLine(r *csv.Report) string {
 		policyLine(r), r.Summary.Files, r.Summary.Allowed, r.Summary.Blocked, r.Summary.Skipped, r.Summary.Excluded)
 }
 
-// printable escapes control characters, so that a file name cannot break a
-// report line (and forge a "result: PASSED" of its own).
-func printable(s string) string {
-	if !strings.ContainsFunc(s, unicode.IsControl) {
-		return s
-	}
-	var b strings.Builder
-	for _, c := range s {
-		if unicode.IsControl(c) {
-			fmt.Fprintf(&b, "\\x%02x", c)
-		} else {
-			b.WriteRune(c)
-		}
-	}
-	return b.String()
-}
+// printable escapes what an untrusted string could use to break a report
+// line, reorder it on screen or speak to the CI runner (a file name that
+// forges a "result: PASSED" of its own, or starts a workflow command): see
+// internal/textsafe, which every text output uses.
+func printable(s string) string { return textsafe.Escape(s) }
 
 func label(d cipolicy.Decision) string {
 	switch {
@@ -74,7 +63,7 @@ func decisionText(r *csv.Result, manyPolicies bool) string {
 	d := r.Decision
 	parts := []string{reasonText(r)}
 	if manyPolicies {
-		parts = append(parts, fmt.Sprintf("[policy %q]", d.Policy))
+		parts = append(parts, fmt.Sprintf("[policy %s]", textsafe.Quote(d.Policy)))
 	}
 	if !d.Allowed() && !d.Enforced {
 		parts = append(parts, "(audit mode: not enforced)")
@@ -89,7 +78,7 @@ func policyLine(r *csv.Report) string {
 		if p.Version != "" {
 			v = " " + p.Version
 		}
-		ps = append(ps, fmt.Sprintf("policy %q%s (%s, sha256 %.12s)", p.Ref(), v, p.Mode, p.SHA256Hex()))
+		ps = append(ps, fmt.Sprintf("policy %s%s (%s, sha256 %.12s)", textsafe.Quote(p.Ref()), printable(v), p.Mode, p.SHA256Hex()))
 	}
 	s := strings.Join(ps, ", ")
 	if len(r.Policies) > 1 || (len(r.Policies) == 1 && r.Policies[0].Mode != r.Mode) {

@@ -6,10 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/MakeNowJust/heredoc/v2"
 	"github.com/spf13/cobra"
@@ -23,6 +26,7 @@ import (
 	"github.com/codesignval/csv/internal/cli/validate"
 	"github.com/codesignval/csv/internal/cli/verifymanifest"
 	"github.com/codesignval/csv/internal/cli/version"
+	"github.com/codesignval/csv/internal/textsafe"
 )
 
 // NewCmdRoot returns the root command.
@@ -62,10 +66,57 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 
 // Main runs csv with the process's arguments and streams and returns the
 // exit code.
+//
+// The first Ctrl-C or SIGTERM cancels the command's context: every wait
+// csv can end (network calls, the walk of a tree, signing) ends, and the
+// command cleans up and returns. The signal then gets its default action
+// back, so that a second one ends csv at once; and if the command has not
+// returned cmdutil.InterruptGrace after the first, csv says so and exits
+// with status 2, so that a wait nothing can interrupt (a TPM that does not
+// answer, a file system that hangs) does not outlive the signal.
 func Main() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, grace := cmdutil.WithInterruptGrace(context.Background())
+	ctx, stop := notifyContext(ctx, grace, os.Stderr, os.Exit)
 	defer stop()
 	return Run(ctx, cmdutil.System(), os.Args[1:])
+}
+
+// notifyContext returns a context cancelled by the first SIGINT or SIGTERM
+// (see Main), and the function that releases it. grace is read when the
+// signal comes: nanoseconds, negative for no limit; exit ends the process.
+func notifyContext(parent context.Context, grace *atomic.Int64, errOut io.Writer, exit func(int)) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(parent)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		var sig os.Signal
+		select {
+		case sig = <-sigs:
+		case <-done:
+			return
+		}
+		// A second signal takes its default action: the process ends.
+		signal.Stop(sigs)
+		cancel()
+		g := time.Duration(grace.Load())
+		if g < 0 {
+			return
+		}
+		t := time.NewTimer(g)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			fmt.Fprintf(errOut, "csv: %v: still waiting %v after the signal (on a device or file system that does not answer?): exiting\n", sig, g)
+			exit(cmdutil.ExitError)
+		case <-done:
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
 }
 
 // Run runs csv with the given streams and arguments and returns the exit
@@ -79,11 +130,13 @@ func Run(ctx context.Context, io *cmdutil.IOStreams, args []string) int {
 	switch {
 	case err == nil, errors.Is(err, cmdutil.ErrFailed):
 	case ctx.Err() != nil:
-		fmt.Fprintf(io.ErrOut, "csv: %v\n", err)
+		textsafe.Linef(io.ErrOut, "csv: %v", err)
 	default:
 		msg := err.Error()
-		// Several errors (every problem of a policy file) print one per line.
-		for _, line := range strings.Split(msg, "\n") {
+		// Several errors (every problem of a policy file) print one per
+		// line, each escaped: errors quote file names, subjects and policy
+		// text, which must not reach the terminal or the CI runner raw.
+		for _, line := range textsafe.Lines(msg) {
 			fmt.Fprintf(io.ErrOut, "csv: %s\n", line)
 		}
 		var fe *cmdutil.FlagError

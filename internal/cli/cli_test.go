@@ -24,7 +24,14 @@ import (
 	"github.com/codesignval/csv/signing/modsig"
 )
 
+// runMainEnv, set to 1, makes the test binary run csv (cli.Main) with its
+// arguments: for tests that signal a csv process.
+const runMainEnv = "CSV_TEST_RUN_MAIN"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		os.Exit(cli.Main())
+	}
 	testscript.Main(m, map[string]func(){
 		"csv": func() { os.Exit(cli.Main()) },
 	})

@@ -225,14 +225,16 @@ type Envelope struct {
 type VerifyOptions struct {
 	// Roots are the trusted roots of the signer's chain.
 	Roots []*x509.Certificate
-	// Now is the time to check the chain at, without a trusted timestamp.
+	// Now is the time to check the chain at, without a trusted timestamp;
+	// with VerifyTimestamp, also the time no timestamp may be after.
 	Now time.Time
 	// VerifyTimestamp, if set, checks an RFC 3161 TimeStampResp the bundle
 	// carries over the DSSE signature, including that its TSA is trusted,
 	// and returns the time it vouches for. Then every timestamp the bundle
-	// carries must pass, and the chain is checked at the first one's time
-	// instead of Now: a signature made while the certificate was valid
-	// stays valid after it expires. Unset, timestamps are not read.
+	// carries must pass, and state a time no later than Now, and the chain
+	// is checked at the first one's time instead of Now: a signature made
+	// while the certificate was valid stays valid after it expires. Unset,
+	// timestamps are not read.
 	VerifyTimestamp func(resp, signature []byte) (time.Time, error)
 }
 
@@ -471,6 +473,14 @@ func signedAt(b *protobundle.Bundle, sig []byte, opts VerifyOptions) (time.Time,
 		t, err := opts.VerifyTimestamp(st.GetSignedTimestamp(), sig)
 		if err != nil {
 			return time.Time{}, false, len(stamps), fmt.Errorf("%w: RFC 3161 timestamp #%d: %w", ErrTimestamp, i+1, err)
+		}
+		// A time after the verifier's is no evidence of when the signature
+		// was made (a TSA with a wrong clock, or one that would let a
+		// not-yet-valid certificate pass): refused, as validate does not
+		// trust one either.
+		if t.After(opts.Now) {
+			return time.Time{}, false, len(stamps), fmt.Errorf("%w: RFC 3161 timestamp #%d: %s is after the verification time %s",
+				ErrTimestamp, i+1, t.UTC().Format(time.RFC3339), opts.Now.UTC().Format(time.RFC3339))
 		}
 		if i == 0 {
 			at = t

@@ -436,6 +436,10 @@ func TestTimestampedBundle(t *testing.T) {
 	if err := bundle.Verify(data, d[:], bundle.VerifyOptions{Roots: roots, Now: time.Now(), VerifyTimestamp: trustTSA(other.Root.Cert)}); !errors.Is(err, bundle.ErrTimestamp) {
 		t.Errorf("with another TSA trusted: %v, want ErrTimestamp", err)
 	}
+	// A timestamp an hour after the verification time is refused.
+	if err := bundle.Verify(data, d[:], bundle.VerifyOptions{Roots: roots, Now: time.Now().Add(-time.Hour), VerifyTimestamp: trustTSA(tsaCA.Root.Cert)}); !errors.Is(err, bundle.ErrTimestamp) {
+		t.Errorf("a timestamp after the verification time: %v, want ErrTimestamp", err)
+	}
 
 	// Every timestamp must verify, not just the first; and there may be at
 	// most MaxTimestamps.

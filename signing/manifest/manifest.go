@@ -47,6 +47,7 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -55,10 +56,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/codesignval/csv/signing/authenticode"
 	"github.com/codesignval/csv/signing/bundle"
@@ -198,9 +201,10 @@ type VerifyOptions struct {
 	// TSARoots are the trusted roots of time-stamping authorities. With
 	// them, every RFC 3161 timestamp the manifest carries must verify over
 	// its signature, by a TSA certificate with the timeStamping EKU that
-	// chains to one of them (at the timestamp's time), and the signer's
-	// chain is checked at the first timestamp's time. Without them,
-	// timestamps are not read and the chain is checked at Now.
+	// chains to one of them (at the timestamp's time), and state a time no
+	// later than Now; the signer's chain is checked at the first
+	// timestamp's time. Without them, timestamps are not read and the
+	// chain is checked at Now.
 	TSARoots []*x509.Certificate
 	// Now is the time to check the chain at without a trusted timestamp.
 	Now time.Time
@@ -385,8 +389,14 @@ func sha256Of(s Subject) ([]byte, error) {
 }
 
 // checkJSON rejects duplicate object keys (encoding/json keeps the last
-// one silently, another parser may keep the first) and nesting deeper than
-// maxJSONDepth.
+// one silently, another parser may keep the first), keys that differ only
+// in case, and keys that spell a statement field in another case, and
+// nesting deeper than maxJSONDepth. encoding/json matches a key to a field
+// case-insensitively (with Unicode simple folding: "ſubject" and
+// "SUBJECT" are both the subject), so a statement holding "subject" and
+// "SUBJECT" would be read by csv from one and by a case-sensitive verifier
+// from the other; and a lone "Subject" is a subject to csv and nothing to
+// such a verifier. Every key is compared as encoding/json folds it.
 func checkJSON(data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var walk func(depth int) error
@@ -400,17 +410,24 @@ func checkJSON(data []byte) error {
 		}
 		switch tok {
 		case json.Delim('{'):
-			keys := map[string]bool{}
+			keys := map[string]string{} // folded key -> key as written
 			for dec.More() {
 				k, err := dec.Token()
 				if err != nil {
 					return err
 				}
 				key := k.(string)
-				if keys[key] {
-					return fmt.Errorf("duplicate key %q", key)
+				f := foldKey(key)
+				if prev, ok := keys[f]; ok {
+					if prev == key {
+						return fmt.Errorf("duplicate key %q", key)
+					}
+					return fmt.Errorf("keys %q and %q differ only in case (encoding/json reads them as one)", prev, key)
 				}
-				keys[key] = true
+				if field, ok := statementFields[f]; ok && field != key {
+					return fmt.Errorf("key %q is %q in another case", key, field)
+				}
+				keys[f] = key
 				if err := walk(depth + 1); err != nil {
 					return err
 				}
@@ -430,6 +447,43 @@ func checkJSON(data []byte) error {
 	}
 	return walk(0)
 }
+
+// foldKey folds a key as encoding/json does when it matches a key to a
+// field: each rune to upper case of its lower case.
+func foldKey(k string) string {
+	return strings.Map(func(r rune) rune { return unicode.ToUpper(unicode.ToLower(r)) }, k)
+}
+
+// statementFields are the JSON names of the statement's fields (of every
+// struct it holds), by their folded form.
+var statementFields = func() map[string]string {
+	m := map[string]string{}
+	var add func(t reflect.Type)
+	add = func(t reflect.Type) {
+		switch t.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map:
+			add(t.Elem())
+		case reflect.Struct:
+			if t == reflect.TypeFor[time.Time]() {
+				return
+			}
+			for i := range t.NumField() {
+				f := t.Field(i)
+				name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+				if name == "-" || !f.IsExported() {
+					continue
+				}
+				if name == "" {
+					name = f.Name
+				}
+				m[foldKey(name)] = name
+				add(f.Type)
+			}
+		}
+	}
+	add(reflect.TypeFor[Statement]())
+	return m
+}()
 
 // MismatchKind says how a file differs from the manifest.
 type MismatchKind string
@@ -625,6 +679,7 @@ func MatchSigner(leaf *x509.Certificate, ids []string) error {
 		return fmt.Errorf("%w: no signer certificate", ErrSigner)
 	}
 	fp := sha256.Sum256(leaf.Raw)
+	cns := commonNames(leaf)
 	for _, id := range ids {
 		if err := CheckSignerID(id); err != nil {
 			return fmt.Errorf("%w: %w", ErrSigner, err)
@@ -637,7 +692,13 @@ func MatchSigner(leaf *x509.Certificate, ids []string) error {
 				return nil
 			}
 		case "cn":
-			names = []string{leaf.Subject.CommonName}
+			// crypto/x509 keeps the last of several CNs: a subject
+			// "CN=Evil, CN=Build Signing" would meet cn:Build Signing.
+			// A cn: pin names one common name, so the subject must hold
+			// exactly one.
+			if len(cns) == 1 {
+				names = cns
+			}
 		case "dns":
 			names = leaf.DNSNames
 		case "email":
@@ -651,5 +712,29 @@ func MatchSigner(leaf *x509.Certificate, ids []string) error {
 			return nil
 		}
 	}
+	if len(cns) > 1 {
+		return fmt.Errorf("%w: the signer certificate (sha256:%x) has %d common names %q: a cn: pin cannot tell which one is meant (pin its sha256 fingerprint); it is none of %q",
+			ErrSigner, fp, len(cns), cns, ids)
+	}
 	return fmt.Errorf("%w: %q (sha256:%x) is none of %q", ErrSigner, leaf.Subject.CommonName, fp, ids)
+}
+
+// oidCommonName is id-at-commonName.
+var oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
+
+// commonNames returns every common name of a certificate's subject, in
+// order (crypto/x509's Subject.CommonName is only the last).
+func commonNames(c *x509.Certificate) []string {
+	var out []string
+	for _, a := range c.Subject.Names {
+		if a.Type.Equal(oidCommonName) {
+			v, _ := a.Value.(string)
+			out = append(out, v)
+		}
+	}
+	if len(out) == 0 && c.Subject.CommonName != "" {
+		// A certificate built in memory, not parsed: Names is empty.
+		out = append(out, c.Subject.CommonName)
+	}
+	return out
 }

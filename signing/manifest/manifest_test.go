@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -322,6 +323,24 @@ func TestVerifyFails(t *testing.T) {
 		{"duplicate key in the statement", resign(leaf.Key, func(p []byte) []byte {
 			return bytes.Replace(p, []byte(`{"_type":`), []byte(`{"_type":"x","_type":`), 1)
 		}), manifest.ErrMalformed},
+		// encoding/json matches keys to fields case-insensitively: a
+		// second subject list under "SUBJECT" (read by csv, the last one)
+		// beside "subject" (read by a case-sensitive verifier), a subject
+		// list under "ſubject" (U+017F folds to s) alone, a second digest.
+		{"case-variant duplicate key", resign(leaf.Key, func(p []byte) []byte {
+			evil := sha256.Sum256([]byte("MZ evil"))
+			return bytes.Replace(p, []byte(`"subject":`), []byte(`"subject":[{"name":"bin/evil.exe","digest":{"sha256":"`+hexOf(evil[:])+`"}}],"SUBJECT":`), 1)
+		}), manifest.ErrMalformed},
+		{"field name in another case", resign(leaf.Key, func(p []byte) []byte {
+			return bytes.Replace(p, []byte(`"subject":`), []byte(`"\u017fubject":`), 1)
+		}), manifest.ErrMalformed},
+		{"long s in a duplicate field name", resign(leaf.Key, func(p []byte) []byte {
+			return bytes.Replace(p, []byte(`"verificationResult":"PASSED"`), []byte(`"verificationResult":"FAILED","verificationRe\u017fult":"PASSED"`), 1)
+		}), manifest.ErrMalformed},
+		{"case-variant digest", resign(leaf.Key, func(p []byte) []byte {
+			evil := sha256.Sum256([]byte("MZ evil"))
+			return bytes.Replace(p, []byte(`"digest":{`), []byte(`"digest":{"SHA256":"`+hexOf(evil[:])+`",`), 1)
+		}), manifest.ErrMalformed},
 		{"unknown field in the statement", resign(leaf.Key, func(p []byte) []byte {
 			return bytes.Replace(p, []byte(`{"_type":`), []byte(`{"extra":1,"_type":`), 1)
 		}), manifest.ErrMalformed},
@@ -539,9 +558,11 @@ func TestCosignVerifiesAttestation(t *testing.T) {
 }
 
 // FuzzVerify feeds bundles to Verify, without and with TSA roots. Seeds: a
-// manifest, and a timestamped one where openssl is installed. Invariants:
-// no panic; a statement or an error, never both nor neither; a timestamped
-// result has a time and a TSA.
+// manifest, statements with keys encoding/json folds together, and a
+// timestamped one where openssl is installed (verified before and after
+// its time). Invariants: no panic; a statement or an error, never both nor
+// neither; a timestamped result has a time, not after the verification
+// time, and a TSA.
 func FuzzVerify(f *testing.F) {
 	ca := testca.New(f)
 	leaf := ca.Leaf(f, testca.LeafOptions{KeyType: testca.ECDSAP256})
@@ -550,6 +571,28 @@ func FuzzVerify(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(good)
+	// Statements signed by the right key with keys encoding/json folds
+	// together: a case-variant duplicate, a field in another case.
+	var gb struct {
+		DSSEEnvelope struct {
+			Payload []byte `json:"payload"`
+		} `json:"dsseEnvelope"`
+	}
+	if err := json.Unmarshal(good, &gb); err != nil {
+		f.Fatal(err)
+	}
+	for _, edit := range [][2]string{
+		{`"subject":`, `"subject":[],"SUBJECT":`},
+		{`"subject":`, `"\u017fubject":`},
+		{`"verificationResult":"PASSED"`, `"verificationResult":"FAILED","verificationRe\u017fult":"PASSED"`},
+	} {
+		p := bytes.Replace(gb.DSSEEnvelope.Payload, []byte(edit[0]), []byte(edit[1]), 1)
+		seed, err := bundle.NewDSSE(manifest.PayloadType, p, leaf.Key, []*x509.Certificate{leaf.Cert}, nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(seed)
+	}
 	// A timestamped manifest, where OpenSSL can play the TSA: with TSA
 	// roots given, the fuzzer reaches the RFC 3161 parser and checks.
 	if openssl, err := exec.LookPath("openssl"); err == nil {
@@ -571,12 +614,16 @@ func FuzzVerify(f *testing.F) {
 		if (st == nil) == (err == nil) {
 			t.Fatalf("statement %v and error %v", st, err)
 		}
-		st, err = manifest.Verify(data, manifest.VerifyOptions{Roots: roots, TSARoots: roots, Now: testca.Epoch})
-		if (st == nil) == (err == nil) {
-			t.Fatalf("with TSA roots: statement %v and error %v", st, err)
-		}
-		if st != nil && st.Signed.Timestamped && (st.Signed.At.IsZero() || st.Signed.TSA == nil) {
-			t.Fatalf("timestamped without a time or TSA: %+v", st.Signed)
+		// At Epoch the timestamped seed's time (the day it was made) is in
+		// the future, which is refused; five years later it is not.
+		for _, now := range []time.Time{testca.Epoch, testca.Epoch.AddDate(5, 0, 0)} {
+			st, err = manifest.Verify(data, manifest.VerifyOptions{Roots: roots, TSARoots: roots, Now: now})
+			if (st == nil) == (err == nil) {
+				t.Fatalf("with TSA roots: statement %v and error %v", st, err)
+			}
+			if st != nil && st.Signed.Timestamped && (st.Signed.At.IsZero() || st.Signed.TSA == nil || st.Signed.At.After(now)) {
+				t.Fatalf("timestamped without a time or TSA, or in the future: %+v", st.Signed)
+			}
 		}
 	})
 }
@@ -612,6 +659,41 @@ func TestMatchSigner(t *testing.T) {
 	}
 	if err := manifest.MatchSigner(nil, []string{"x"}); !errors.Is(err, manifest.ErrSigner) {
 		t.Errorf("no certificate: %v", err)
+	}
+	// A subject with two common names: crypto/x509 keeps the last as
+	// CommonName, so "CN=Evil, CN=Build Signing" read as "Build Signing".
+	// A cn: pin is ambiguous there, whichever name it gives; other pins
+	// still match.
+	{
+		ca := testca.New(t)
+		oidCN := asn1.ObjectIdentifier{2, 5, 4, 3}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(99),
+			Subject: pkix.Name{Organization: []string{"csv tests"},
+				ExtraNames: []pkix.AttributeTypeAndValue{{Type: oidCN, Value: "Evil"}, {Type: oidCN, Value: "Build Signing"}}},
+			NotBefore: testca.Epoch.AddDate(-1, 0, 0), NotAfter: testca.Epoch.AddDate(1, 0, 0),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+			DNSNames: []string{"build.example.com"},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Intermediate.Cert, ca.Intermediate.Key.Public(), ca.Intermediate.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		two, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if two.Subject.CommonName != "Build Signing" {
+			t.Fatalf("CommonName %q: crypto/x509 no longer keeps the last CN", two.Subject.CommonName)
+		}
+		for _, ids := range [][]string{{"cn:Build Signing"}, {"cn:Evil"}} {
+			if err := manifest.MatchSigner(two, ids); !errors.Is(err, manifest.ErrSigner) || !strings.Contains(err.Error(), "2 common names") {
+				t.Errorf("two CNs, %q: %v, want ErrSigner naming both", ids, err)
+			}
+		}
+		if err := manifest.MatchSigner(two, []string{"cn:Build Signing", "dns:build.example.com"}); err != nil {
+			t.Errorf("two CNs, a DNS pin: %v", err)
+		}
 	}
 
 	ca := testca.New(t)
@@ -674,6 +756,12 @@ func TestTimestampedManifest(t *testing.T) {
 	}
 	if _, err := manifest.Verify(data, manifest.VerifyOptions{Roots: roots, TSARoots: []*x509.Certificate{other.Root.Cert}, Now: time.Now()}); !errors.Is(err, bundle.ErrTimestamp) || !strings.Contains(err.Error(), "Test TSA") {
 		t.Errorf("with another TSA root: %v, want ErrTimestamp naming the TSA", err)
+	}
+
+	// A timestamp after the verifier's time (as from a TSA whose clock is
+	// an hour ahead) proves nothing: refused, not used to check the chain.
+	if _, err := manifest.Verify(data, manifest.VerifyOptions{Roots: roots, TSARoots: roots, Now: before.Add(-time.Hour)}); !errors.Is(err, bundle.ErrTimestamp) || !strings.Contains(err.Error(), "after the verification time") {
+		t.Errorf("a timestamp an hour after the verification time: %v, want ErrTimestamp", err)
 	}
 
 	// A timestamp taken for another manifest's signature, spliced in.

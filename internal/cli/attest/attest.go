@@ -22,6 +22,7 @@ import (
 	"github.com/codesignval/csv/attest/eventlog"
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
+	"github.com/codesignval/csv/internal/textsafe"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -314,20 +315,21 @@ func render(w io.Writer, format string, r *attest.Result) error {
 	if !r.Trusted {
 		verdict = "NOT TRUSTED"
 	}
-	fmt.Fprintf(&b, "attestation: %s\n", verdict)
+	textsafe.Linef(&b, "attestation: %s", verdict)
 	if r.Policy != nil {
-		fmt.Fprintf(&b, "policy: %s (%s, sha256 %s)\n", r.Policy.Name, r.Policy.Source, r.Policy.SHA256)
+		textsafe.Linef(&b, "policy: %s (%s, sha256 %s)", r.Policy.Name, r.Policy.Source, r.Policy.SHA256)
 	}
 	for _, p := range r.CIPolicies {
-		fmt.Fprintf(&b, "code integrity policy: %s (%s, sha256 %s)\n", p.Name, p.Source, p.SHA256)
+		textsafe.Linef(&b, "code integrity policy: %s (%s, sha256 %s)", p.Name, p.Source, p.SHA256)
 	}
 	b.WriteString("checks:\n")
 	for _, c := range r.Checks {
-		fmt.Fprintf(&b, "  %s\n", c)
+		textsafe.Linef(&b, "  %s", c)
 	}
 	if c := r.Claims; c != nil {
 		b.WriteString("claims:\n")
-		fmt.Fprintf(&b, "  secureBootEnabled: %v\n  bootDebuggingDisabled: %v\n", c.SecureBootEnabled, c.BootDebuggingDisabled)
+		textsafe.Linef(&b, "  secureBootEnabled: %v", c.SecureBootEnabled)
+		textsafe.Linef(&b, "  bootDebuggingDisabled: %v", c.BootDebuggingDisabled)
 		for _, f := range []struct {
 			name string
 			v    *bool
@@ -339,28 +341,28 @@ func render(w io.Writer, format string, r *attest.Result) error {
 			if f.v != nil {
 				s = strconv.FormatBool(*f.v)
 			}
-			fmt.Fprintf(&b, "  %s: %s\n", f.name, s)
+			textsafe.Linef(&b, "  %s: %s", f.name, s)
 		}
 		for _, k := range c.KernelCmdlines {
-			fmt.Fprintf(&b, "  kernel command line: %s\n", k)
+			textsafe.Linef(&b, "  kernel command line: %s", k)
 		}
 		b.WriteString("  boot components:\n")
 		for _, bc := range c.BootComponents {
-			fmt.Fprintf(&b, "    %-8s %s %q authenticode sha256 %s\n", bc.Verdict, bc.ID, bc.Name, orDash(bc.AuthenticodeSHA256))
+			textsafe.Linef(&b, "    %-8s %s %q authenticode sha256 %s", bc.Verdict, bc.ID, bc.Name, orDash(bc.AuthenticodeSHA256))
 			if bc.Reason != "" {
-				fmt.Fprintf(&b, "             %s\n", bc.Reason)
+				textsafe.Linef(&b, "             %s", bc.Reason)
 			}
 		}
 		for _, bank := range c.PCRs.Banks() {
-			fmt.Fprintf(&b, "  pcrs %s:\n", bank)
+			textsafe.Linef(&b, "  pcrs %s:", bank)
 			for i := 0; i < eventlog.NumPCRs; i++ {
 				if v := c.PCRs.Get(bank, i); v != nil {
-					fmt.Fprintf(&b, "    %2d: %x\n", i, v)
+					textsafe.Linef(&b, "    %2d: %x", i, v)
 				}
 			}
 		}
 		for _, u := range c.UnloggedPCRs {
-			fmt.Fprintf(&b, "  not in the log: %s\n", u)
+			textsafe.Linef(&b, "  not in the log: %s", u)
 		}
 	}
 	if len(r.Workarounds) > 0 {
@@ -370,7 +372,7 @@ func render(w io.Writer, format string, r *attest.Result) error {
 			if w.PCR != nil {
 				where = fmt.Sprintf(" (%sPCR %d)", bankPrefix(w.Bank), *w.PCR)
 			}
-			fmt.Fprintf(&b, "  %s%s: %s\n", w.Name, where, w.Description)
+			textsafe.Linef(&b, "  %s%s: %s", w.Name, where, w.Description)
 		}
 	}
 	_, err := io.WriteString(w, b.String())

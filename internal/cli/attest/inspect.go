@@ -15,6 +15,7 @@ import (
 	"github.com/codesignval/csv/attest"
 	"github.com/codesignval/csv/attest/eventlog"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
+	"github.com/codesignval/csv/internal/textsafe"
 )
 
 // InspectOptions are the flags of csv attest inspect.
@@ -148,68 +149,68 @@ func printable(b []byte) string {
 
 func writeInspection(w io.Writer, in *jsonInspection) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "event log: %s format, banks %s, %d events (UNVERIFIED: no quote)\n", in.Format, strings.Join(in.Banks, ", "), len(in.Events))
+	textsafe.Linef(&b, "event log: %s format, banks %s, %d events (UNVERIFIED: no quote)", in.Format, strings.Join(in.Banks, ", "), len(in.Events))
 	b.WriteString("events:\n")
 	for _, e := range in.Events {
 		data := e.Data
 		if len(data) > 72 {
 			data = data[:72] + "..."
 		}
-		fmt.Fprintf(&b, "  %4d  @%-6d PCR %-2d %-34s %5d bytes  %s\n", e.Index, e.Offset, e.PCR, e.Type, e.Size, strings.ReplaceAll(data, "\n", `\n`))
+		textsafe.Linef(&b, "  %4d  @%-6d PCR %-2d %-34s %5d bytes  %s", e.Index, e.Offset, e.PCR, e.Type, e.Size, strings.ReplaceAll(data, "\n", `\n`))
 	}
 	for _, bank := range in.Banks {
-		fmt.Fprintf(&b, "pcrs %s (replayed, unverified):\n", bank)
+		textsafe.Linef(&b, "pcrs %s (replayed, unverified):", bank)
 		for p := 0; p < eventlog.NumPCRs; p++ {
 			k := strconv.Itoa(p)
 			if v, ok := in.PCRs[bank][k]; ok {
-				fmt.Fprintf(&b, "  %2d: %s\n", p, v)
+				textsafe.Linef(&b, "  %2d: %s", p, v)
 			} else {
-				fmt.Fprintf(&b, "  %2d: cannot be replayed: %s\n", p, in.PCRProblems[bank][k])
+				textsafe.Linef(&b, "  %2d: cannot be replayed: %s", p, in.PCRProblems[bank][k])
 			}
 		}
 	}
 	bs := in.Boot
 	b.WriteString("boot state (UNVERIFIED):\n")
-	fmt.Fprintf(&b, "  secure boot: %v", bs.SecureBoot.Enabled)
 	if bs.SecureBoot.Problem != "" {
-		fmt.Fprintf(&b, " (%s)", bs.SecureBoot.Problem)
+		textsafe.Linef(&b, "  secure boot: %v (%s)", bs.SecureBoot.Enabled, bs.SecureBoot.Problem)
+	} else {
+		textsafe.Linef(&b, "  secure boot: %v", bs.SecureBoot.Enabled)
 	}
-	b.WriteString("\n")
 	for _, v := range []struct {
 		name string
 		db   *attest.SignatureDB
 	}{{"PK", bs.PK}, {"KEK", bs.KEK}, {"db", bs.DB}, {"dbx", bs.DBX}} {
 		if v.db == nil {
-			fmt.Fprintf(&b, "  %s: not measured\n", v.name)
+			textsafe.Linef(&b, "  %s: not measured", v.name)
 			continue
 		}
 		var names []string
 		for _, c := range v.db.Summary() {
 			names = append(names, strconv.Quote(c.Subject))
 		}
-		fmt.Fprintf(&b, "  %s: %d certificates [%s], %d hashes (data sha256 %x)\n", v.name, len(v.db.CertDER), strings.Join(names, ", "), len(v.db.SHA256), v.db.DataSHA256)
+		textsafe.Linef(&b, "  %s: %d certificates [%s], %d hashes (data sha256 %x)", v.name, len(v.db.CertDER), strings.Join(names, ", "), len(v.db.SHA256), v.db.DataSHA256)
 	}
 	for _, a := range bs.Authorities {
-		fmt.Fprintf(&b, "  authority (event %d): %s\n", a.Event, a.Name())
+		textsafe.Linef(&b, "  authority (event %d): %s", a.Event, a.Name())
 	}
 	for _, c := range bs.Components {
-		fmt.Fprintf(&b, "  component %s %q authenticode sha256 %s\n", c.ID, c.Name, orDash(hex.EncodeToString(c.AuthenticodeSHA256)))
+		textsafe.Linef(&b, "  component %s %q authenticode sha256 %s", c.ID, c.Name, orDash(hex.EncodeToString(c.AuthenticodeSHA256)))
 	}
-	fmt.Fprintf(&b, "  UEFI debug mode: %v\n", bs.UEFIDebugMode)
+	textsafe.Linef(&b, "  UEFI debug mode: %v", bs.UEFIDebugMode)
 	if w := bs.Windows; w != nil {
-		fmt.Fprintf(&b, "  windows: boot debugging %v, kernel debugging %v, code integrity %s, test signing %v, boot count %d, %d modules\n",
+		textsafe.Linef(&b, "  windows: boot debugging %v, kernel debugging %v, code integrity %s, test signing %v, boot count %d, %d modules",
 			w.BootDebugging, w.KernelDebugging, w.CodeIntegrity, w.TestSigning, w.BootCount, len(w.LoadedModules))
 	} else if bs.WindowsProblem != "" {
-		fmt.Fprintf(&b, "  windows: %s\n", bs.WindowsProblem)
+		textsafe.Linef(&b, "  windows: %s", bs.WindowsProblem)
 	}
 	for _, k := range bs.KernelCmdlines {
-		fmt.Fprintf(&b, "  kernel command line: %s\n", k)
+		textsafe.Linef(&b, "  kernel command line: %s", k)
 	}
 	for _, n := range bs.Notes {
-		fmt.Fprintf(&b, "  note: %s\n", n)
+		textsafe.Linef(&b, "  note: %s", n)
 	}
 	for _, w := range in.Workarounds {
-		fmt.Fprintf(&b, "workaround: %s\n", w)
+		textsafe.Linef(&b, "workaround: %s", w)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -28,6 +28,7 @@ import (
 	"github.com/codesignval/csv/attest/client"
 	"github.com/codesignval/csv/attest/service"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
+	"github.com/codesignval/csv/internal/textsafe"
 )
 
 // RequestOptions are the flags of csv attest request.
@@ -195,7 +196,7 @@ func outcome(o *RequestOptions, out *client.Outcome, err error) error {
 				return fmt.Errorf("writing the report: %w", rerr)
 			}
 		}
-		fmt.Fprintf(o.IO.ErrOut, "csv: %v\n", err)
+		textsafe.Linef(o.IO.ErrOut, "csv: %v", err) // the service's words: escaped
 		return cmdutil.ErrFailed
 	}
 	if err != nil {
@@ -219,9 +220,9 @@ func deliver(o *RequestOptions, out *client.Outcome) error {
 		return fmt.Errorf("writing the credential: %w", err)
 	}
 	if err := report(o.IO.Out, o.Format, out.Response); err != nil {
-		fmt.Fprintf(o.IO.ErrOut, "csv: warning: writing the report: %v (the credential was written to %s)\n", err, o.Output)
+		textsafe.Linef(o.IO.ErrOut, "csv: warning: writing the report: %v (the credential was written to %s)", err, o.Output)
 	}
-	fmt.Fprintf(o.IO.ErrOut, "csv: trusted: credential (%s, expires %s) written to %s\n", cred.Format,
+	textsafe.Linef(o.IO.ErrOut, "csv: trusted: credential (%s, expires %s) written to %s", cred.Format,
 		cred.ExpiresAt.UTC().Format(time.RFC3339), o.Output)
 	return nil
 }
@@ -264,7 +265,7 @@ func report(w io.Writer, format string, r *service.AttestResponse) error {
 	}
 	sort.Strings(banks)
 	for _, bank := range banks {
-		fmt.Fprintf(w, "  pcrs %s:\n", bank)
+		textsafe.Linef(w, "  pcrs %s:", bank)
 		idx := make([]int, 0, len(pcrs.Result.Claims.PCRs[bank]))
 		for k := range pcrs.Result.Claims.PCRs[bank] {
 			if i, err := strconv.Atoi(k); err == nil {
@@ -273,7 +274,7 @@ func report(w io.Writer, format string, r *service.AttestResponse) error {
 		}
 		sort.Ints(idx)
 		for _, i := range idx {
-			fmt.Fprintf(w, "    %2d: %s\n", i, pcrs.Result.Claims.PCRs[bank][strconv.Itoa(i)])
+			textsafe.Linef(w, "    %2d: %s", i, pcrs.Result.Claims.PCRs[bank][strconv.Itoa(i)])
 		}
 	}
 	return nil

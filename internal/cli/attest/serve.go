@@ -30,6 +30,7 @@ import (
 	"github.com/codesignval/csv/attest/service"
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
+	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -457,7 +458,16 @@ type tlsKeyPair struct {
 }
 
 func (p *tlsKeyPair) load() error {
-	c, err := tls.LoadX509KeyPair(p.cert, p.key)
+	// Read as every file csv opens by name (a FIFO is refused, not waited on).
+	certPEM, err := cmdutil.ReadFileCapped(p.cert, limits.MaxCertFile)
+	if err != nil {
+		return fmt.Errorf("TLS certificate %s: %w", p.cert, err)
+	}
+	keyPEM, err := cmdutil.ReadFileCapped(p.key, limits.MaxCertFile)
+	if err != nil {
+		return fmt.Errorf("TLS key %s: %w", p.key, err)
+	}
+	c, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return fmt.Errorf("TLS certificate %s and key %s: %w", p.cert, p.key, err)
 	}
@@ -474,6 +484,9 @@ func (p *tlsKeyPair) load() error {
 const serveGCPercent = 400
 
 func runServe(ctx context.Context, o *ServeOptions) error {
+	// Once ctx is done the service finishes requests for its shutdown
+	// timeout, and no longer: csv's interrupt deadline must not cut it.
+	cmdutil.NoInterruptDeadline(ctx)
 	// SIGHUP's default action ends the process: catch it before the slow
 	// part of starting (a reload asked for meanwhile happens once serving).
 	hup := make(chan os.Signal, 1)

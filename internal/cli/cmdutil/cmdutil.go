@@ -5,19 +5,22 @@ package cmdutil
 
 import (
 	"bytes"
+	"context"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
+	"sync/atomic"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/safefile"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -74,6 +77,33 @@ func ExitCode(err error) int {
 	return ExitError
 }
 
+// InterruptGrace is how long a command has to end after Ctrl-C or SIGTERM
+// before csv exits anyway (see cli.Main): long enough to remove temporary
+// files and put back what signing replaced, short enough that a wait no
+// context can end (a TPM or a file system that does not answer) does not
+// keep csv running after it was told to stop.
+const InterruptGrace = 5 * time.Second
+
+type graceKey struct{}
+
+// WithInterruptGrace returns ctx carrying the grace period cli.Main waits
+// after a signal (InterruptGrace, unless a command changes it), and the
+// variable that holds it: nanoseconds, or a negative value for no limit.
+func WithInterruptGrace(ctx context.Context) (context.Context, *atomic.Int64) {
+	g := new(atomic.Int64)
+	g.Store(int64(InterruptGrace))
+	return context.WithValue(ctx, graceKey{}, g), g
+}
+
+// NoInterruptDeadline tells cli.Main that the command ends in a bounded time
+// of its own once ctx is done (attest serve finishes the requests in
+// progress for its shutdown timeout), so that csv does not exit before.
+func NoInterruptDeadline(ctx context.Context) {
+	if g, ok := ctx.Value(graceKey{}).(*atomic.Int64); ok {
+		g.Store(-1)
+	}
+}
+
 // ExactArgsAtLeast is cobra.MinimumNArgs with a usage error naming what is
 // missing.
 func ExactArgsAtLeast(n int, what string) cobra.PositionalArgs {
@@ -85,36 +115,13 @@ func ExactArgsAtLeast(n int, what string) cobra.PositionalArgs {
 	}
 }
 
-// ReadFileCapped reads a file, refusing files larger than max bytes. Errors
-// do not repeat the path: callers say what the file was for.
+// ReadFileCapped reads a regular file, refusing files larger than max
+// bytes, and anything else (a FIFO, a device, a directory) without waiting
+// on it: see internal/safefile, which every file csv opens by name goes
+// through. Errors do not repeat the path: callers say what the file was
+// for.
 func ReadFileCapped(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			return nil, pe.Err
-		}
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
-	}
-	if st.Size() > max {
-		return nil, fmt.Errorf("%d bytes, over the limit of %d", st.Size(), max)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("over the limit of %d bytes", max)
-	}
-	return b, nil
+	return safefile.ReadFile(path, max)
 }
 
 // LoadPolicies reads and parses policy files. All files are read and every

@@ -18,6 +18,7 @@ import (
 	"github.com/codesignval/csv/csv/report"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/textsafe"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -142,9 +143,13 @@ func Run(ctx context.Context, o *Options) error {
 	return nil
 }
 
+// writeText writes what inspect found for people. Every string the file
+// holds (its name, version strings, signers, errors that quote it) is
+// escaped (internal/textsafe): a name or a subject cannot end a line, drive
+// the terminal or speak to the CI runner.
 func writeText(w io.Writer, d *FileDoc, sigs []*signing.Signature) {
-	fmt.Fprintf(w, "%s\n", d.Path)
-	row := func(k, v string) { fmt.Fprintf(w, "  %-21s %s\n", k+":", v) }
+	fmt.Fprintf(w, "%s\n", textsafe.Escape(d.Path))
+	row := func(k, v string) { fmt.Fprintf(w, "  %-21s %s\n", k+":", textsafe.Escape(v)) }
 	format := string(d.Format)
 	switch {
 	case d.PE != nil:
@@ -173,7 +178,7 @@ func writeText(w io.Writer, d *FileDoc, sigs []*signing.Signature) {
 		} else {
 			row("certificate table", fmt.Sprintf("offset %#x, %d bytes, %d entries", d.PE.CertTableOff, d.PE.CertTableSize, len(d.PE.CertEntries)))
 			for i, c := range d.PE.CertEntries {
-				fmt.Fprintf(w, "    entry %d: offset %#x, %d bytes, revision %#04x, %s\n", i, c.Offset, c.Length, c.Revision, c.Type)
+				fmt.Fprintf(w, "    entry %d: offset %#x, %d bytes, revision %#04x, %s\n", i, c.Offset, c.Length, c.Revision, textsafe.Escape(c.Type))
 			}
 		}
 	}
@@ -182,7 +187,8 @@ func writeText(w io.Writer, d *FileDoc, sigs []*signing.Signature) {
 		if a.FileVersion != nil {
 			v = ", file version " + a.FileVersion.String()
 		}
-		row("version info", fmt.Sprintf("original file name %q, internal name %q, product %q%s", a.OriginalFileName, a.InternalName, a.ProductName, v))
+		row("version info", fmt.Sprintf("original file name %s, internal name %s, product %s%s",
+			textsafe.Quote(a.OriginalFileName), textsafe.Quote(a.InternalName), textsafe.Quote(a.ProductName), v))
 	}
 	if d.ELF != nil && d.ELF.SignedLength > 0 {
 		row("appended signature", fmt.Sprintf("covers the first %d bytes", d.ELF.SignedLength))

@@ -4,16 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/MakeNowJust/heredoc/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
+	"github.com/codesignval/csv/internal/textsafe"
 )
 
 // DiffOptions are the flags and arguments of csv policy diff.
@@ -90,27 +87,6 @@ func RunDiff(o *DiffOptions) error {
 	return cmdutil.ErrFailed
 }
 
-// printable escapes what a terminal or CI log would act on (control
-// characters, invalid UTF-8, line breaks) in text that may come from a
-// policy file.
-func printable(s string) string {
-	var b strings.Builder
-	for len(s) > 0 {
-		r, n := utf8.DecodeRuneInString(s)
-		switch {
-		case r == utf8.RuneError && n == 1:
-			fmt.Fprintf(&b, "\\x%02x", s[0])
-		case unicode.IsControl(r) || r == '\u2028' || r == '\u2029':
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-		default:
-			b.WriteRune(r)
-		}
-		s = s[n:]
-	}
-	return b.String()
-}
-
 func plural(n int, what string) string {
 	if n == 1 {
 		return "1 " + what
@@ -120,7 +96,7 @@ func plural(n int, what string) string {
 
 func writeDiff(w io.Writer, d *cipolicy.PolicyDiff) {
 	side := func(mark string, s cipolicy.DiffSide) {
-		fmt.Fprintf(w, "%s %s: %q %s (sha256 %.12s)\n", mark, s.Source, s.Name, s.Version, s.SHA256)
+		textsafe.Linef(w, "%s %s: %s %s (sha256 %.12s)", mark, s.Source, textsafe.Quote(s.Name), s.Version, s.SHA256)
 	}
 	side("---", d.Old)
 	side("+++", d.New)
@@ -131,9 +107,9 @@ func writeDiff(w io.Writer, d *cipolicy.PolicyDiff) {
 		return ""
 	}
 	for _, f := range d.Settings {
-		fmt.Fprintf(w, "~ %s: %q -> %q%s\n", f.Field, f.Old, f.New, loosens(f.Loosens))
+		textsafe.Linef(w, "~ %s: %s -> %s%s", f.Field, textsafe.Quote(f.Old), textsafe.Quote(f.New), loosens(f.Loosens))
 		if f.Why != "" {
-			fmt.Fprintf(w, "    %s\n", printable(f.Why))
+			textsafe.Linef(w, "    %s", f.Why)
 		}
 	}
 	added, removed := 0, 0
@@ -151,9 +127,9 @@ func writeDiff(w io.Writer, d *cipolicy.PolicyDiff) {
 		}
 		id := ""
 		if r.ID != "" {
-			id = fmt.Sprintf("%q, ", r.ID)
+			id = textsafe.Quote(r.ID) + ", "
 		}
-		fmt.Fprintf(w, "%s %s %s  [%s%s]%s\n", mark, r.Action, r.Rule, id, where, loosens(r.Loosens))
+		textsafe.Linef(w, "%s %s %s  [%s%s]%s", mark, r.Action, r.Rule, id, where, loosens(r.Loosens))
 	}
 	switch {
 	case d.Empty():

@@ -17,6 +17,7 @@ import (
 	"github.com/codesignval/csv/csv"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/textsafe"
 )
 
 // NewCmdPolicy returns the policy command group.
@@ -141,13 +142,15 @@ func RunNew(ctx context.Context, o *NewOptions) error {
 		if err := cmdutil.WriteFileAtomic(o.Output, data); err != nil {
 			return fmt.Errorf("writing the policy: %w", err)
 		}
-		fmt.Fprintf(o.IO.ErrOut, "csv: wrote %s: %d rules for %d binaries\n", o.Output, len(g.Policy.Rules), g.Files)
+		textsafe.Linef(o.IO.ErrOut, "csv: wrote %s: %d rules for %d binaries", o.Output, len(g.Policy.Rules), g.Files)
 	} else if _, err := o.IO.Out.Write(data); err != nil {
 		return err
 	}
 	for i := range g.Problems {
 		r := &g.Problems[i]
-		fmt.Fprintf(o.IO.ErrOut, "csv: warning: %s: no rule written: %s\n", r.DisplayPath(), csv.Message(r.Err))
+		// The path and the reason (which may quote a subject) come from the
+		// tree: escaped, so a file name cannot forge a line or a CI command.
+		textsafe.Linef(o.IO.ErrOut, "csv: warning: %s: no rule written: %s", r.DisplayPath(), csv.Message(r.Err))
 	}
 	if len(g.Problems) > 0 {
 		fmt.Fprintf(o.IO.ErrOut, "csv: %d binaries are not covered by the policy and will be blocked\n", len(g.Problems))
@@ -237,7 +240,7 @@ func RunLint(o *LintOptions) error {
 		}
 	} else {
 		for _, f := range findings {
-			fmt.Fprintln(o.IO.Out, f)
+			textsafe.Linef(o.IO.Out, "%s", f)
 		}
 		fmt.Fprintf(o.IO.Out, "%d files: %d errors, %d warnings\n", len(o.Files), errs, warns)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/codesignval/csv/csv/report"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
+	"github.com/codesignval/csv/internal/textsafe"
 )
 
 // maxReport caps a JSON report read for merging.
@@ -99,8 +100,8 @@ func RunMerge(o *MergeOptions) error {
 		return err
 	}
 	s := merged.Summary
-	fmt.Fprintf(o.IO.ErrOut, "csv: %d shards of policy %q: %d binaries judged: %d allowed, %d blocked; %d files skipped, %d excluded\n",
-		len(merged.Shards), merged.Policy.Name, s.Files, s.Allowed, s.Blocked, s.Skipped, s.Excluded)
+	fmt.Fprintf(o.IO.ErrOut, "csv: %d shards of policy %s: %d binaries judged: %d allowed, %d blocked; %d files skipped, %d excluded\n",
+		len(merged.Shards), textsafe.Quote(merged.Policy.Name), s.Files, s.Allowed, s.Blocked, s.Skipped, s.Excluded)
 	switch {
 	case merged.NoTargets:
 		fmt.Fprintln(o.IO.ErrOut, "result: FAILED: no binaries found (--fail-if-no-targets)")

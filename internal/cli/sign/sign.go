@@ -20,6 +20,7 @@ import (
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
+	"github.com/codesignval/csv/internal/textsafe"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
 	"github.com/codesignval/csv/signing/bundle"
@@ -180,7 +181,8 @@ func Run(ctx context.Context, o *Options) error {
 func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string, rep *csv.Report, sel csv.Options, quiet bool, roots []string) error {
 	key, err := signing.LoadSigner(ctx, f.Key, signing.LoadOptions{})
 	if err != nil {
-		return fmt.Errorf("signing key %s: %w", f.Key, err)
+		// Never the reference itself: a pkcs11: URI may carry the PIN.
+		return fmt.Errorf("signing key %s: %w", signing.RedactKeyRef(f.Key), err)
 	}
 	if c, ok := key.(interface{ Close() error }); ok {
 		defer c.Close()
@@ -190,7 +192,7 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 		return fmt.Errorf("certificate chain %s: %w", f.Cert, err)
 	}
 	if err := signing.CheckSigningChain(key, chain, time.Now()); err != nil {
-		return fmt.Errorf("cannot sign with %s and %s: %w", f.Key, f.Cert, err)
+		return fmt.Errorf("cannot sign with %s and %s: %w", signing.RedactKeyRef(f.Key), f.Cert, err)
 	}
 	opts := csv.SignOptions{Jobs: sel.Jobs, Include: sel.Include, Exclude: sel.Exclude, FollowSymlinks: sel.FollowSymlinks,
 		Key: key, Chain: chain, Out: f.Out, Bundle: f.Bundle, BundleTimestamp: f.timestamper(ctx),
@@ -229,7 +231,7 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 		for _, w := range s.Warnings {
 			if !warned[w] {
 				warned[w] = true
-				fmt.Fprintf(ios.ErrOut, "csv: warning: %s\n", w)
+				textsafe.Linef(ios.ErrOut, "csv: warning: %s", w)
 			}
 		}
 	}
@@ -238,14 +240,14 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 		if f.Out != "" {
 			where = "into " + f.Out
 		}
-		fmt.Fprintf(ios.ErrOut, "csv: signed %d binaries (%d PE, %d ELF) %s with %q", pe+elf, pe, elf, where, chain[0].Subject.CommonName)
+		line := fmt.Sprintf("csv: signed %d binaries (%d PE, %d ELF) %s with %s", pe+elf, pe, elf, where, textsafe.Quote(chain[0].Subject.CommonName))
 		if f.Bundle {
-			fmt.Fprintf(ios.ErrOut, "; %d Sigstore bundles", len(res.Signed))
+			line += fmt.Sprintf("; %d Sigstore bundles", len(res.Signed))
 		}
 		if f.Manifest != "" {
-			fmt.Fprintf(ios.ErrOut, "; manifest %s", f.Manifest)
+			line += "; manifest " + f.Manifest
 		}
-		fmt.Fprintln(ios.ErrOut)
+		textsafe.Linef(ios.ErrOut, "%s", line)
 	}
 	return nil
 }

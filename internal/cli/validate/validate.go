@@ -18,6 +18,7 @@ import (
 	"github.com/codesignval/csv/csv/report"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/cli/sign"
+	"github.com/codesignval/csv/internal/textsafe"
 )
 
 // Options are the flags and arguments of csv validate.
@@ -168,8 +169,8 @@ func Run(ctx context.Context, o *Options) error {
 						deny++
 					}
 				}
-				fmt.Fprintf(o.IO.ErrOut, "csv: warning: policy %q: %d rules (%d of them deny rules) cannot be judged from a file and never match: run csv policy lint %s\n",
-					p.Ref(), len(inert), deny, p.Source)
+				textsafe.Linef(o.IO.ErrOut, "csv: warning: policy %s: %d rules (%d of them deny rules) cannot be judged from a file and never match: run csv policy lint %s",
+					textsafe.Quote(p.Ref()), len(inert), deny, p.Source)
 			}
 		}
 	}
@@ -230,8 +231,8 @@ func Run(ctx context.Context, o *Options) error {
 		}
 		if !o.Quiet {
 			// The report went to a file: say the outcome in the log.
-			fmt.Fprintf(o.IO.ErrOut, "%s\n%s\ncsv: %s report written to %s\n",
-				report.SummaryLine(rep), report.VerdictLine(rep, ropts), o.Format, o.Output)
+			fmt.Fprintf(o.IO.ErrOut, "%s\n%s\n", report.SummaryLine(rep), report.VerdictLine(rep, ropts))
+			textsafe.Linef(o.IO.ErrOut, "csv: %s report written to %s", o.Format, o.Output)
 		}
 	} else if _, err := o.IO.Out.Write(buf.Bytes()); err != nil {
 		return fmt.Errorf("writing the report: %w", err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/codesignval/csv/csv"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
+	"github.com/codesignval/csv/internal/textsafe"
 	"github.com/codesignval/csv/signing/bundle"
 	"github.com/codesignval/csv/signing/manifest"
 )
@@ -122,16 +123,19 @@ func Run(ctx context.Context, o *Options) error {
 	if err := manifest.MatchSigner(st.Chain[0], o.Signers); err != nil {
 		return fmt.Errorf("manifest %s: %w", o.Manifest, err)
 	}
+	// Every string below comes from the manifest or a certificate: each
+	// line is escaped as a whole (textsafe.Linef), and names are quoted, so
+	// that a subject named "x\nresult: PASSED" cannot forge a line.
 	p := st.Predicate
-	fmt.Fprintf(o.IO.Out, "csv: manifest %s: %s, policy %q (sha256 %.12s), %d files, verified %s by %s\n",
-		o.Manifest, p.VerificationResult, p.Policy.Name, p.Policy.Digest["sha256"], len(st.Subject),
+	textsafe.Linef(o.IO.Out, "csv: manifest %s: %s, policy %s (sha256 %.12s), %d files, verified %s by %s",
+		o.Manifest, p.VerificationResult, textsafe.Quote(p.Policy.Name), p.Policy.Digest["sha256"], len(st.Subject),
 		p.TimeVerified.UTC().Format(time.RFC3339), verifierOf(p))
 	leaf := st.Chain[0]
 	fp := sha256.Sum256(leaf.Raw)
-	fmt.Fprintf(o.IO.Out, "csv: signed by %q (sha256:%x), chain to %q\n", leaf.Subject.CommonName, fp, st.Chain[len(st.Chain)-1].Subject.CommonName)
+	textsafe.Linef(o.IO.Out, "csv: signed by %s (sha256:%x), chain to %s", textsafe.Quote(leaf.Subject.CommonName), fp, textsafe.Quote(st.Chain[len(st.Chain)-1].Subject.CommonName))
 	switch s := st.Signed; {
 	case s.Timestamped:
-		fmt.Fprintf(o.IO.Out, "csv: signed at %s (RFC 3161 timestamp by %q); the chain was checked at that time\n", s.At.UTC().Format(time.RFC3339), s.TSA.Subject.CommonName)
+		textsafe.Linef(o.IO.Out, "csv: signed at %s (RFC 3161 timestamp by %s); the chain was checked at that time", s.At.UTC().Format(time.RFC3339), textsafe.Quote(s.TSA.Subject.CommonName))
 	case s.Timestamps > 0:
 		fmt.Fprintf(o.IO.Out, "csv: the manifest carries a timestamp, not checked (give --tsa-certs); the chain was checked now\n")
 	}
@@ -148,7 +152,7 @@ func Run(ctx context.Context, o *Options) error {
 		bad = append(bad, manifest.ExtraFiles(st, present)...)
 	}
 	for _, m := range bad {
-		fmt.Fprintln(o.IO.Out, m)
+		textsafe.Linef(o.IO.Out, "%s", m)
 	}
 	if len(bad) > 0 {
 		fmt.Fprintf(o.IO.Out, "result: FAILED: %d of %d files do not match the manifest\n", len(bad), len(st.Subject))
