@@ -242,6 +242,9 @@ func TestChainEnd(t *testing.T) {
 			`"No CertSign" cannot issue certificates: its key usage does not allow certificate signing`},
 		{"issuer without basic constraints", mint(t, mintOpts{name: "Leaf", pathLen: -1}, noBC), []*Certificate{noBC.cert},
 			`"No BC" cannot issue certificates: it has no basic constraints extension`},
+		{"issuer's key does not verify", mint(t, mintOpts{name: "Leaf", pathLen: -1}, root),
+			[]*Certificate{mint(t, mintOpts{name: "Root", isCA: true, pathLen: -1, keyUsage: x509.KeyUsageCertSign}, nil).cert},
+			`the chain stops at "Leaf": the key of "Root", named as its issuer, does not verify its signature`},
 		{"path length", mint(t, mintOpts{name: "Leaf", pathLen: -1}, sub), []*Certificate{sub.cert, pathZero.cert, root.cert},
 			`the chain stops at "Sub CA": its issuer "Path Zero" allows 0 CA certificates below it (path length constraint), the chain has 1`},
 	}
