@@ -498,7 +498,10 @@ func parseVersionInfo(data []byte, base int64) (*VersionInfo, error) {
 	}
 	var tables []block
 	err = eachChild(data, root, base, func(c block) error {
-		if c.key != "StringFileInfo" {
+		// VerQueryValue finds a block by its key case-insensitively (Wine's
+		// and ReactOS's VersionInfo32_FindChild compare with wcsnicmp), so
+		// a block keyed "STRINGFILEINFO" holds string tables Windows reads.
+		if !strings.EqualFold(c.key, "StringFileInfo") {
 			return nil // VarFileInfo
 		}
 		return eachChild(data, c, base, func(t block) error {

@@ -225,6 +225,11 @@ func fixtures(t testing.TB) map[string][]byte {
 		"two names":    withResources(t, false, rsrcNames(rtVersion, []langData{{0x409, vi}}, []langData{{0x409, cdbInfo}})),
 		"repeated key": withResources(t, false, rsrc(rtVersion, langData{0x409, versionInfo(toolFixed, table{"040904b0", [][2]string{{"OriginalFilename", "tool.exe"}, {"OriginalFilename", "cdb.exe"}}})})),
 		"key case":     withResources(t, false, rsrc(rtVersion, langData{0x409, versionInfo(toolFixed, table{"040904b0", [][2]string{{"ORIGINALFILENAME", "cdb.exe"}}})})),
+		// The StringFileInfo block in other letter case, beside a proper
+		// one: VerQueryValue finds blocks case-insensitively.
+		"block case": withResources(t, false, rsrc(rtVersion, langData{0x409, verBlock("VS_VERSION_INFO", false, toolFixed, 52,
+			verBlock("StringFileInfo", true, nil, 0, verBlock("040904b0", true, nil, 0, verString("OriginalFilename", "tool.exe"))),
+			verBlock("stringFILEinfo", true, nil, 0, verBlock("040904b0", true, nil, 0, verString("OriginalFilename", "cdb.exe"))))})),
 	}
 }
 
@@ -253,6 +258,7 @@ func TestReadVersionInfo(t *testing.T) {
 		{"two names", &VersionInfo{Strings: toolMap, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
 		{"repeated key", &VersionInfo{Strings: map[string]string{"OriginalFilename": "tool.exe"}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
 		{"key case", &VersionInfo{Strings: map[string]string{"ORIGINALFILENAME": "cdb.exe"}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
+		{"block case", &VersionInfo{Strings: map[string]string{"OriginalFilename": "tool.exe"}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -297,6 +303,7 @@ func TestReadVersionInfoReadings(t *testing.T) {
 		{"two names", []rd{{"tool.exe", "1.2.3.4"}, {"cdb.exe", "9.9.9.9"}}},
 		{"repeated key", []rd{{"tool.exe", "1.2.3.4"}, {"cdb.exe", "1.2.3.4"}}},
 		{"key case", []rd{{"", "1.2.3.4"}, {"cdb.exe", "1.2.3.4"}}},
+		{"block case", []rd{{"tool.exe", "1.2.3.4"}, {"cdb.exe", "1.2.3.4"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -506,6 +513,10 @@ func TestReadVersionInfoPeer(t *testing.T) {
 			// pefile reads no StringFileInfo without a VS_FIXEDFILEINFO;
 			// Microsoft documents wValueLength 0 as "no Value member".
 			continue
+		case "block case":
+			// pefile reads a StringFileInfo block only by its exact key;
+			// VerQueryValue ignores case.
+			skip[name] = true
 		case "repeated key":
 			// pefile keeps the last of a repeated key, we the first (both
 			// are readings: another reader, another choice).
