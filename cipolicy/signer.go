@@ -229,7 +229,7 @@ func (m *FileAttrMatch) Match(a *FileAttributes, deny bool) (bool, string) {
 	rs := a.readings()
 	matched, unknown := -1, false
 	for i, r := range rs {
-		ok, unk := m.matchReading(r)
+		ok, unk := m.matchReading(r, deny)
 		if ok && (deny || !unk) {
 			if matched < 0 {
 				matched, unknown = i, unk
@@ -259,8 +259,8 @@ func (m *FileAttrMatch) Match(a *FileAttributes, deny bool) (bool, string) {
 
 // matchReading reports whether one reading matches, and whether only
 // because its version is unknown.
-func (m *FileAttrMatch) matchReading(r *FileAttributes) (ok, unknown bool) {
-	if m.Name != "" && !strings.EqualFold(r.field(m.Field), m.Name) {
+func (m *FileAttrMatch) matchReading(r *FileAttributes, deny bool) (ok, unknown bool) {
+	if m.Name != "" && !sameName(r.field(m.Field), m.Name, deny) {
 		return false, false
 	}
 	if m.MinVersion == nil && m.MaxVersion == nil {
@@ -276,6 +276,34 @@ func (m *FileAttrMatch) matchReading(r *FileAttributes) (ok, unknown bool) {
 		return false, false
 	}
 	return true, false
+}
+
+// sameName compares a file's name with a rule's, ignoring case. How
+// Windows folds case here is not established: by its upper-case table
+// (RtlUpcaseUnicodeChar, which maps U+0131 "ı" to "I", where Unicode case
+// folding does not), or by ASCII letters alone (a C-locale _wcsicmp). So a
+// deny rule (deny true) matches names equal under any of Unicode simple
+// case folding, simple upper case and simple lower case, and an allow rule
+// only names equal but for the case of ASCII letters, which every one of
+// them folds: "\u212Aernel.exe" (with a Kelvin sign) is not "kernel.exe" to
+// an allow rule, and "evıl.exe" is "evil.exe" to a deny rule.
+func sameName(name, rule string, deny bool) bool {
+	if deny {
+		return strings.EqualFold(name, rule) || strings.ToUpper(name) == strings.ToUpper(rule) || strings.ToLower(name) == strings.ToLower(rule)
+	}
+	return asciiLower(name) == asciiLower(rule)
+}
+
+// asciiLower lower-cases the ASCII letters of s and leaves every other
+// byte as it is (invalid UTF-8 included).
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func (m *FileAttrMatch) bounds() string {
