@@ -132,7 +132,7 @@ func (vi *VersionInfo) Readings(keys ...string) (out []Reading, ok bool) {
 			for _, k := range keys {
 				first := true
 				for _, e := range t.Entries {
-					if !strings.EqualFold(e.Key, k) {
+					if !sameKey(e.Key, k) {
 						continue
 					}
 					if e.Key == k && first {
@@ -154,6 +154,22 @@ func (vi *VersionInfo) Readings(keys ...string) (out []Reading, ok bool) {
 		}
 	}
 	return out, true
+}
+
+// sameKey reports whether a key in the file may be the key k to a reader
+// that ignores case: VerQueryValue compares keys with wcsnicmp, and
+// whether that folds by Unicode case folding or by an upper-case table
+// (which makes "ı" an "I": "OrıgınalFilename") is not established, so
+// keys equal under either, or under simple lower case, are the same.
+func sameKey(key, k string) bool {
+	if strings.EqualFold(key, k) {
+		return true
+	}
+	ascii := func(s string) bool { return !strings.ContainsFunc(s, func(r rune) bool { return r >= 0x80 }) }
+	if ascii(key) && ascii(k) {
+		return false
+	}
+	return strings.ToUpper(key) == strings.ToUpper(k) || strings.ToLower(key) == strings.ToLower(k)
 }
 
 // preferredTable returns the index of the en-US table, else 0.
@@ -498,10 +514,10 @@ func parseVersionInfo(data []byte, base int64) (*VersionInfo, error) {
 	}
 	var tables []block
 	err = eachChild(data, root, base, func(c block) error {
-		// VerQueryValue finds a block by its key case-insensitively (Wine's
-		// and ReactOS's VersionInfo32_FindChild compare with wcsnicmp), so
-		// a block keyed "STRINGFILEINFO" holds string tables Windows reads.
-		if !strings.EqualFold(c.key, "StringFileInfo") {
+		// VerQueryValue finds a block by its key ignoring case (Wine's and
+		// ReactOS's VersionInfo32_FindChild compare with wcsnicmp), so a
+		// block keyed "STRINGFILEINFO" holds string tables Windows reads.
+		if !sameKey(c.key, "StringFileInfo") {
 			return nil // VarFileInfo
 		}
 		return eachChild(data, c, base, func(t block) error {

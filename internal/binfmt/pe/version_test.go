@@ -230,6 +230,9 @@ func fixtures(t testing.TB) map[string][]byte {
 		"block case": withResources(t, false, rsrc(rtVersion, langData{0x409, verBlock("VS_VERSION_INFO", false, toolFixed, 52,
 			verBlock("StringFileInfo", true, nil, 0, verBlock("040904b0", true, nil, 0, verString("OriginalFilename", "tool.exe"))),
 			verBlock("stringFILEinfo", true, nil, 0, verBlock("040904b0", true, nil, 0, verString("OriginalFilename", "cdb.exe"))))})),
+		// Keys with a dotless i, which an upper-case table folds to I.
+		"dotless i": withResources(t, false, rsrc(rtVersion, langData{0x409, verBlock("VS_VERSION_INFO", false, toolFixed, 52,
+			verBlock("StringFıleInfo", true, nil, 0, verBlock("040904b0", true, nil, 0, verString("OrıgınalFılename", "cdb.exe"))))})),
 	}
 }
 
@@ -258,6 +261,7 @@ func TestReadVersionInfo(t *testing.T) {
 		{"two names", &VersionInfo{Strings: toolMap, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
 		{"repeated key", &VersionInfo{Strings: map[string]string{"OriginalFilename": "tool.exe"}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
 		{"key case", &VersionInfo{Strings: map[string]string{"ORIGINALFILENAME": "cdb.exe"}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
+		{"dotless i", &VersionInfo{Strings: map[string]string{"OrıgınalFılename": "cdb.exe"}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
 		{"block case", &VersionInfo{Strings: map[string]string{"OriginalFilename": "tool.exe"}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
 	}
 	for _, tt := range tests {
@@ -304,6 +308,7 @@ func TestReadVersionInfoReadings(t *testing.T) {
 		{"repeated key", []rd{{"tool.exe", "1.2.3.4"}, {"cdb.exe", "1.2.3.4"}}},
 		{"key case", []rd{{"", "1.2.3.4"}, {"cdb.exe", "1.2.3.4"}}},
 		{"block case", []rd{{"tool.exe", "1.2.3.4"}, {"cdb.exe", "1.2.3.4"}}},
+		{"dotless i", []rd{{"", "1.2.3.4"}, {"cdb.exe", "1.2.3.4"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -513,7 +518,7 @@ func TestReadVersionInfoPeer(t *testing.T) {
 			// pefile reads no StringFileInfo without a VS_FIXEDFILEINFO;
 			// Microsoft documents wValueLength 0 as "no Value member".
 			continue
-		case "block case":
+		case "block case", "dotless i":
 			// pefile reads a StringFileInfo block only by its exact key;
 			// VerQueryValue ignores case.
 			skip[name] = true
