@@ -388,7 +388,10 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 	// A deny rule matches more, never less: certificate dates, the ECDSA
 	// exclusion and the code signing usage only ever restrict what an
 	// allow rule admits (an expired or misused leaked key still signed).
-	deny := r.Action == Deny
+	// So does an allow rule's exception, which takes files away from the
+	// allow (r.broad): a leaked signer excepted from an allow is excepted
+	// wherever its signature sits and whatever its dates.
+	deny := r.broad
 	why, ignoredWhy := "", ""
 	for i, sig := range s.Signatures {
 		if !sig.Verified {

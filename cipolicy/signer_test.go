@@ -333,6 +333,58 @@ func TestSignaturesTheHostCounts(t *testing.T) {
 	}
 }
 
+// TestSignerExceptionsMatchAsDenyRules: an allow rule's exception takes
+// files away from it, so, like a deny rule, a signer exception matches
+// every signature of the file, whether or not the host counts it, and
+// whatever its dates, key type or usage: an exception for a leaked key
+// applies to a file that also carries it beside an allowed signature.
+func TestSignerExceptionsMatchAsDenyRules(t *testing.T) {
+	p := newPKI(t)
+	leaked := cert(t, p.ca.Leaf(t, testca.LeafOptions{CommonName: "Leaked Signing"}).Cert)
+	at := func(index int, path []int, leaf *signing.Certificate, alg string) *signing.Signature {
+		s := p.sig(leaf, alg)
+		s.Index, s.Path = index, path
+		if index > 0 {
+			s.Ignore(signing.HostWindows, "Windows judges only the first WIN_CERTIFICATE entry")
+		}
+		return s
+	}
+	except := func(c *signing.Certificate) string {
+		return "{id: pca, action: allow, signer: {tbs: " + tbs(p.inter) + "}, except: [{signer: {tbs: " + tbs(c) + ", level: leaf}}]}"
+	}
+	tests := []struct {
+		name   string
+		header string
+		leaked *signing.Certificate
+		sigs   []*signing.Signature
+	}{
+		{"in the second entry, which Windows does not count", "", leaked,
+			[]*signing.Signature{at(0, []int{}, p.leaf, "RSA"), at(1, []int{}, leaked, "RSA")}},
+		{"expired, nested", "", p.expired,
+			[]*signing.Signature{at(0, []int{}, p.leaf, "RSA"), at(0, []int{0}, p.expired, "RSA")}},
+		{"ECDSA under wdac_compatible, nested", "wdac_compatible: true", p.ecdsaLeaf,
+			[]*signing.Signature{at(0, []int{}, p.leaf, "RSA"), at(0, []int{0}, p.ecdsaLeaf, "ECDSA")}},
+		{"no code signing EKU, nested", "", p.tls,
+			[]*signing.Signature{at(0, []int{}, p.leaf, "RSA"), at(0, []int{0}, p.tls, "RSA")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := NewSet(SetOptions{Now: func() time.Time { return testca.Epoch }}, pol(t, "name: p\nversion: '1'\n"+tt.header, except(tt.leaked)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The control: without the leaked signature the file is allowed.
+			if d := s.Evaluate(signedPE(tt.sigs[0])); !d.Allowed() {
+				t.Fatalf("control: %s: %s", d.Verdict, d.Reason)
+			}
+			d := s.Evaluate(signedPE(tt.sigs...))
+			if d.Allowed() || !strings.Contains(d.Reason, "exception") {
+				t.Errorf("%s: %s, want blocked by the exception", d.Verdict, d.Reason)
+			}
+		})
+	}
+}
+
 func TestWellKnownRootNeedsTrustedCertificate(t *testing.T) {
 	p := newPKI(t)
 	policy := &Policy{ID: "w", Name: "w", Type: Base, Mode: Enforce, WDACCompatible: true, Rules: []Rule{{
