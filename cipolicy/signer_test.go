@@ -190,6 +190,22 @@ func TestSignerRules(t *testing.T) {
 			"signature over a sha1 digest: the policy accepts digest algorithms sha256, sha384"},
 		{"digest_algorithms admits what it lists", "digest_algorithms: [sha256]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
 			signedPE(func() *signing.Signature { s := p.sig(p.leaf, "RSA"); s.DigestAlgorithm = crypto.SHA256; return s }()), Allowed, KindAllowedBySigner, "pca", 0, ""},
+		// A SHA-256 image hash whose signer signs through SHA-1
+		// (sha1WithRSAEncryption, or a SHA-1 SignerInfo digest): a SHA-1
+		// collision forges it all the same.
+		{"digest_algorithms refuses a signer digesting with SHA-1", "digest_algorithms: [sha256]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(func() *signing.Signature {
+				s := p.sig(p.leaf, "RSA")
+				s.DigestAlgorithm, s.SignerDigests = crypto.SHA256, []crypto.Hash{crypto.SHA1}
+				return s
+			}()), Blocked, KindNotAllowed, "", -1,
+			"signature over a sha256 digest, whose signer digests with sha1: the policy accepts digest algorithms sha256"},
+		{"digest_algorithms admits a signer digest it lists", "digest_algorithms: [sha256, sha384]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(func() *signing.Signature {
+				s := p.sig(p.leaf, "RSA")
+				s.DigestAlgorithm, s.SignerDigests = crypto.SHA256, []crypto.Hash{crypto.SHA384}
+				return s
+			}()), Allowed, KindAllowedBySigner, "pca", 0, ""},
 		{"a deny matches a refused key type", "key_types: [rsa]", []string{"{id: all, action: allow, all: true}", signerRule("leaked", "deny", "tbs: "+tbs(p.ecdsaLeaf)+", level: leaf")},
 			signedPE(p.sig(p.ecdsaLeaf, "ECDSA")), Blocked, KindDenied, "leaked", 0, ""},
 		{"digest_algorithms refuses a SHA-1 hash rule", "digest_algorithms: [sha256]", []string{fmt.Sprintf("{id: h, action: allow, authenticode_sha1: %s}", hx(s1))},
