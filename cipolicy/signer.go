@@ -2,6 +2,8 @@ package cipolicy
 
 import (
 	"bytes"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -413,13 +415,17 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 			}
 			reached = true
 			leaf := chain[0]
-			switch {
-			case m.Publisher != "" && leaf.CommonName() != m.Publisher:
-				why = fmt.Sprintf("publisher %q is not %q", leaf.CommonName(), m.Publisher)
-				continue
-			case m.IssuerName != "" && leaf.Issuer.CommonName != m.IssuerName:
-				why = fmt.Sprintf("issuer %q is not %q", leaf.Issuer.CommonName, m.IssuerName)
-				continue
+			if m.Publisher != "" {
+				if bad := nameMismatch("publisher", commonNames(leaf.Subject), m.Publisher, deny); bad != "" {
+					why = bad
+					continue
+				}
+			}
+			if m.IssuerName != "" {
+				if bad := nameMismatch("issuer", commonNames(leaf.Issuer), m.IssuerName, deny); bad != "" {
+					why = bad
+					continue
+				}
 			}
 			if missing := missingEKU(leaf, m.EKUs); missing != "" {
 				why = fmt.Sprintf("signing certificate lacks EKU %s", missing)
@@ -456,6 +462,59 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 		return nil, ignoredWhy
 	}
 	return nil, why
+}
+
+// oidCommonName is id-at-commonName.
+var oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
+
+// commonNames returns every common name of a distinguished name, in order
+// (pkix.Name's CommonName is only the last).
+func commonNames(n pkix.Name) []string {
+	var out []string
+	for _, a := range n.Names {
+		if a.Type.Equal(oidCommonName) {
+			s, _ := a.Value.(string)
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 && n.CommonName != "" {
+		out = append(out, n.CommonName) // a name built in memory
+	}
+	return out
+}
+
+// nameMismatch says why a certificate's common names (of its subject or
+// issuer) do not satisfy a publisher or issuer constraint, or "". Which
+// common name Windows reads when there are several (crypto/x509 keeps the
+// last, CertGetNameString may take the first), and whether it ignores
+// case, is not established: a deny rule (deny true) matches if any common
+// name equals want ignoring case (as file names compare for deny rules),
+// an allow rule only a certificate with one common name, exactly want.
+func nameMismatch(what string, cns []string, want string, deny bool) string {
+	if deny {
+		if slices.ContainsFunc(cns, func(cn string) bool { return sameName(cn, want, true) }) {
+			return ""
+		}
+		return fmt.Sprintf("%s %s is not %q", what, quoteNames(cns), want)
+	}
+	switch {
+	case len(cns) > 1:
+		return fmt.Sprintf("%s has %d common names %s: which one Windows reads is not established, so an allow rule's %s %q cannot match it", what, len(cns), quoteNames(cns), what, want)
+	case len(cns) == 1 && cns[0] == want:
+		return ""
+	}
+	return fmt.Sprintf("%s %s is not %q", what, quoteNames(cns), want)
+}
+
+func quoteNames(cns []string) string {
+	if len(cns) == 0 {
+		return `""`
+	}
+	q := make([]string, len(cns))
+	for i, cn := range cns {
+		q[i] = strconv.Quote(cn)
+	}
+	return strings.Join(q, ", ")
 }
 
 // ignoredIn returns a host whose view of signatures scenario sc judges by,

@@ -79,6 +79,7 @@ func tbs(c *signing.Certificate) string { return c.TBSHashHex() }
 
 func TestSignerRules(t *testing.T) {
 	p := newPKI(t)
+	twoCNs := cert(t, p.ca.Leaf(t, testca.LeafOptions{CommonNames: []string{"Evil", "Build Signing"}}).Cert)
 	now := func() time.Time { return testca.Epoch }
 	// The expired signer countersigns itself with a time inside its old
 	// validity: its chain holds a trusted authority (the root), but it is no
@@ -141,6 +142,16 @@ func TestSignerRules(t *testing.T) {
 			signedPE(p.sig(p.leaf, "RSA")), Allowed, KindAllowedBySigner, "pub", 0, ""},
 		{"wrong publisher", "", []string{signerRule("pub", "allow", "tbs: "+tbs(p.inter)+", publisher: Someone Else")},
 			signedPE(p.sig(p.leaf, "RSA")), Blocked, KindNotAllowed, "", -1, `publisher "Build Signing" is not "Someone Else"`},
+		// "CN=Evil, CN=Build Signing": crypto/x509 reads the last common
+		// name, Windows may read the first.
+		{"an allow publisher on a subject with two common names", "", []string{signerRule("pub", "allow", "tbs: "+tbs(p.inter)+", publisher: Build Signing")},
+			signedPE(p.sig(twoCNs, "RSA")), Blocked, KindNotAllowed, "", -1, `publisher has 2 common names "Evil", "Build Signing"`},
+		{"a deny publisher names any common name", "", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter)), signerRule("evil", "deny", "tbs: "+tbs(p.inter)+", publisher: Evil")},
+			signedPE(p.sig(twoCNs, "RSA")), Blocked, KindDenied, "evil", 0, ""},
+		{"a deny publisher ignores case", "", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter)), signerRule("build", "deny", "tbs: "+tbs(p.inter)+", publisher: BUILD SIGNING")},
+			signedPE(p.sig(p.leaf, "RSA")), Blocked, KindDenied, "build", 0, ""},
+		{"an allow publisher does not", "", []string{signerRule("pub", "allow", "tbs: "+tbs(p.inter)+", publisher: BUILD SIGNING")},
+			signedPE(p.sig(p.leaf, "RSA")), Blocked, KindNotAllowed, "", -1, `publisher "Build Signing" is not "BUILD SIGNING"`},
 		{"issuer name", "", []string{signerRule("iss", "allow", "tbs: "+tbs(p.root)+", issuer: Test Issuing CA")},
 			signedPE(p.sig(p.leaf, "RSA")), Allowed, KindAllowedBySigner, "iss", 0, ""},
 		{"required EKU present", "", []string{signerRule("eku", "allow", "tbs: "+tbs(p.inter)+", ekus: [1.3.6.1.5.5.7.3.3]")},
