@@ -27,6 +27,12 @@ const (
 	maxResourceEntries = 4096
 	// maxResourceRead caps the bytes one ReadVersionInfo call reads.
 	maxResourceRead = 1 << 20
+	// maxResourceDirs caps the resource directories one ReadVersionInfo
+	// call reads: each is a read of the file (outside the first few
+	// kilobytes, a system call), and directories can share entries, so
+	// that a 32 KiB tree of empty ones costs tens of thousands. A real
+	// file reads three (root, RT_VERSION, its name).
+	maxResourceDirs = 64
 	// maxVersionInfo caps the version resource data read (VS_VERSIONINFO's
 	// wLength cannot exceed it).
 	maxVersionInfo = 1 << 16
@@ -203,8 +209,10 @@ type versionData struct {
 // # Security
 //
 // Every offset and length is checked against the section that holds it and
-// the file size; at most maxResourceRead bytes are read in all, directories
-// of more than maxResourceEntries entries and files with more than
+// the file size; at most maxResourceRead bytes are read in all, in at most
+// maxResourceDirs directories (a walk through more is refused, so that
+// shared subdirectories cannot multiply the reads); directories of more
+// than maxResourceEntries entries and files with more than
 // maxVersionResources version resources are refused, and the walk descends
 // exactly three levels, so loops in the directory cannot recur.
 func ReadVersionInfo(r io.ReaderAt, f *File) (*VersionInfo, error) {
@@ -312,6 +320,7 @@ type versionReader struct {
 	r             io.ReaderAt
 	f             *File
 	total         int64 // bytes read so far
+	dirs          int   // directories read so far
 	rsrc, rsrcEnd int64 // the resource section's raw data, from the table start
 }
 
@@ -362,6 +371,10 @@ type dirEntry struct {
 // each of which must be a subdirectory if sub, else a data entry.
 func (v *versionReader) entries(dirOff uint32, sub bool, pick func(id uint32, named bool) bool) ([]dirEntry, error) {
 	at := v.rsrc + int64(dirOff)
+	if v.dirs == maxResourceDirs {
+		return nil, binfmt.Errorf(binfmt.PE, at, "more than %d resource directories on the way to the version resources", maxResourceDirs)
+	}
+	v.dirs++
 	var hdr [resourceDirSize]byte
 	if err := v.readRsrc(at, hdr[:], "resource directory"); err != nil {
 		return nil, err

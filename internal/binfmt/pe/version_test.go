@@ -372,6 +372,63 @@ func TestReadVersionInfoCaps(t *testing.T) {
 	}
 }
 
+// sharedDirs is a resource table of n RT_VERSION type entries that all
+// lead to one name directory, whose two names lead to one empty language
+// directory: 32 KiB that a walk without a cap on directories reads in
+// 16,000 reads (in csv validate, as many system calls: 50 ms per file).
+func sharedDirs(n int) []byte {
+	le := binary.LittleEndian
+	root := make([]byte, 16+8*n)
+	le.PutUint16(root[14:], uint16(n))
+	names := len(root)
+	for i := range n {
+		le.PutUint32(root[16+8*i:], rtVersion)
+		le.PutUint32(root[20+8*i:], 0x80000000|uint32(names))
+	}
+	nd := make([]byte, 16+16)
+	le.PutUint16(nd[14:], 2)
+	for i := range 2 {
+		le.PutUint32(nd[16+8*i:], uint32(i+1))
+		le.PutUint32(nd[20+8*i:], 0x80000000|uint32(names+len(nd)))
+	}
+	return append(append(root, nd...), make([]byte, 16)...)
+}
+
+// countingReader counts ReadAt calls.
+type countingReader struct {
+	r *bytes.Reader
+	n int
+}
+
+func (c *countingReader) ReadAt(b []byte, off int64) (int, error) {
+	c.n++
+	return c.r.ReadAt(b, off)
+}
+
+// TestReadVersionInfoSharedDirectories: directories that share
+// subdirectories cannot multiply the reads: the walk reads at most
+// maxResourceDirs directories and refuses the file past them.
+func TestReadVersionInfoSharedDirectories(t *testing.T) {
+	img := withResources(t, false, sharedDirs(4000))
+	f, err := Parse(bytes.NewReader(img), int64(len(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := &countingReader{r: bytes.NewReader(img)}
+	vi, err := ReadVersionInfo(cr, f)
+	var me *binfmt.MalformedError
+	if vi != nil || !errors.As(err, &me) || !strings.Contains(err.Error(), "resource directories") {
+		t.Errorf("got %+v, %v; want a MalformedError over the directory cap", vi, err)
+	}
+	if cr.n > 3*maxResourceDirs {
+		t.Errorf("%d reads for a %d-byte file", cr.n, len(img))
+	}
+	// A few shared directories are read, and lead to nothing.
+	if vi, err := readVI(withResources(t, false, sharedDirs(3))); vi != nil || err != nil {
+		t.Errorf("three types sharing their names: %+v, %v", vi, err)
+	}
+}
+
 func TestReadVersionInfoMalformed(t *testing.T) {
 	good := rsrc(rtVersion, langData{0x409, versionInfo(toolFixed, table{"040904b0", toolStrings})})
 	le := binary.LittleEndian
@@ -617,6 +674,7 @@ func FuzzReadVersionInfo(f *testing.F) {
 	for _, img := range fixtures(f) {
 		f.Add(img)
 	}
+	f.Add(withResources(f, false, sharedDirs(100)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		pf, err := Parse(bytes.NewReader(b), int64(len(b)))
 		if err != nil {
