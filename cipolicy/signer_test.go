@@ -550,3 +550,23 @@ func TestSignerYAMLErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestReasonNamesKnownDigestsOnly: a boot component's signature carries
+// no digest algorithm (the measurement's bank has it), and the reason
+// says nothing of one rather than "unknown hash value 0".
+func TestReasonNamesKnownDigestsOnly(t *testing.T) {
+	p := newPKI(t)
+	s, err := NewSet(SetOptions{Now: func() time.Time { return testca.Epoch }}, pol(t, "name: p", signerRule("pca", "allow", "tbs: "+tbs(p.inter))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot := signedPE(p.sig(p.leaf, "RSA"))
+	boot.Scenario = ScenarioBoot
+	withDigest := p.sig(p.leaf, "RSA")
+	withDigest.DigestAlgorithm = crypto.SHA256
+	for sub, want := range map[*Subject]string{&boot: `signature 0 (RSA) by "Build Signing"`, func() *Subject { s := signedPE(withDigest); return &s }(): `signature 0 (RSA, SHA-256) by "Build Signing"`} {
+		if d := s.Evaluate(*sub); !d.Allowed() || !strings.Contains(d.Reason, want) {
+			t.Errorf("%s: %q, want it to contain %q", d.Verdict, d.Reason, want)
+		}
+	}
+}
