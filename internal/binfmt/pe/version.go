@@ -87,6 +87,12 @@ type StringTable struct {
 // StringEntry is one String block: a key and its value.
 type StringEntry struct {
 	Key, Value string
+	// Counted is the value as long as its wValueLength says, when that
+	// is shorter than Value (which runs to the NUL): VerQueryValue
+	// returns that length with the value, and a reader that takes it
+	// reads Counted. Empty otherwise, and for wValueLength 0, which
+	// compilers write for strings of any length.
+	Counted string
 }
 
 // Reading is one way to read a file's version resource: the strings of one
@@ -108,7 +114,8 @@ const maxReadings = 256
 // given string keys, the preferred one ([VersionInfo.Strings] and
 // FileVersion) first, then one per other string table, other resource, and
 // other spelling of a key: a key written twice in a table, or with other
-// letter case, yields a reading with that value. Which table, resource and
+// letter case, yields a reading with that value, and so does a value its
+// wValueLength cuts short (StringEntry.Counted). Which table, resource and
 // spelling Windows reads has not been established, so a policy must judge
 // all of them: a deny rule applies if it matches any reading, an allow rule
 // only if it matches every one. It returns ok false, with the readings so
@@ -134,24 +141,32 @@ func (vi *VersionInfo) Readings(keys ...string) (out []Reading, ok bool) {
 			}
 			out = append(out, base)
 			// Every other occurrence (a repeat, another letter case) of a
-			// key asked for, in place of the canonical one.
+			// key asked for, and every value cut short by its length, in
+			// place of the canonical one.
 			for _, k := range keys {
 				first := true
 				for _, e := range t.Entries {
 					if !sameKey(e.Key, k) {
 						continue
 					}
+					var vals []string
 					if e.Key == k && first {
-						first = false
-						continue
+						first = false // base holds e.Value
+					} else {
+						vals = append(vals, e.Value)
 					}
-					if len(out) == maxReadings {
-						return out, false
+					if e.Counted != "" {
+						vals = append(vals, e.Counted)
 					}
-					v := base
-					v.Strings = maps.Clone(base.Strings)
-					v.Strings[k] = e.Value
-					out = append(out, v)
+					for _, val := range vals {
+						if len(out) == maxReadings {
+							return out, false
+						}
+						v := base
+						v.Strings = maps.Clone(base.Strings)
+						v.Strings[k] = val
+						out = append(out, v)
+					}
 				}
 			}
 			if len(out) > maxReadings {
@@ -552,8 +567,17 @@ func parseVersionInfo(data []byte, base int64) (*VersionInfo, error) {
 			}
 			// wValueLength counts bytes in some files and code units in
 			// others, and is 0 in some: read to the block's end and stop at
-			// the NUL, as Windows' VerQueryValue callers see it.
-			st.Entries = append(st.Entries, StringEntry{Key: s.key, Value: utf16String(s.rest)})
+			// the NUL, as Windows' VerQueryValue callers see it. A reader
+			// may also take the length VerQueryValue returns: counted as
+			// code units (the longer reading of the two), a value it cuts
+			// short is another reading.
+			e := StringEntry{Key: s.key, Value: utf16String(s.rest)}
+			if n := 2 * s.valueLen; n > 0 && n < len(s.rest) {
+				if c := utf16String(s.rest[:n]); len(c) < len(e.Value) {
+					e.Counted = c
+				}
+			}
+			st.Entries = append(st.Entries, e)
 			return nil
 		})
 		if err != nil {

@@ -230,6 +230,10 @@ func fixtures(t testing.TB) map[string][]byte {
 		"block case": withResources(t, false, rsrc(rtVersion, langData{0x409, verBlock("VS_VERSION_INFO", false, toolFixed, 52,
 			verBlock("StringFileInfo", true, nil, 0, verBlock("040904b0", true, nil, 0, verString("OriginalFilename", "tool.exe"))),
 			verBlock("stringFILEinfo", true, nil, 0, verBlock("040904b0", true, nil, 0, verString("OriginalFilename", "cdb.exe"))))})),
+		// OriginalFilename "cdb.exe.txt" whose wValueLength says 7: a
+		// reader that takes the length VerQueryValue returns reads cdb.exe.
+		"counted": withResources(t, false, rsrc(rtVersion, langData{0x409, verBlock("VS_VERSION_INFO", false, toolFixed, 52,
+			verBlock("StringFileInfo", true, nil, 0, verBlock("040904b0", true, nil, 0, verBlock("OriginalFilename", true, utf16z("cdb.exe.txt"), 7))))})),
 		// Keys with a dotless i, which an upper-case table folds to I.
 		"dotless i": withResources(t, false, rsrc(rtVersion, langData{0x409, verBlock("VS_VERSION_INFO", false, toolFixed, 52,
 			verBlock("StringFıleInfo", true, nil, 0, verBlock("040904b0", true, nil, 0, verString("OrıgınalFılename", "cdb.exe"))))})),
@@ -261,6 +265,7 @@ func TestReadVersionInfo(t *testing.T) {
 		{"two names", &VersionInfo{Strings: toolMap, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
 		{"repeated key", &VersionInfo{Strings: map[string]string{"OriginalFilename": "tool.exe"}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
 		{"key case", &VersionInfo{Strings: map[string]string{"ORIGINALFILENAME": "cdb.exe"}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
+		{"counted", &VersionInfo{Strings: map[string]string{"OriginalFilename": "cdb.exe.txt"}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
 		{"dotless i", &VersionInfo{Strings: map[string]string{"OrıgınalFılename": "cdb.exe"}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
 		{"block case", &VersionInfo{Strings: map[string]string{"OriginalFilename": "tool.exe"}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
 	}
@@ -309,6 +314,7 @@ func TestReadVersionInfoReadings(t *testing.T) {
 		{"key case", []rd{{"", "1.2.3.4"}, {"cdb.exe", "1.2.3.4"}}},
 		{"block case", []rd{{"tool.exe", "1.2.3.4"}, {"cdb.exe", "1.2.3.4"}}},
 		{"dotless i", []rd{{"", "1.2.3.4"}, {"cdb.exe", "1.2.3.4"}}},
+		{"counted", []rd{{"cdb.exe.txt", "1.2.3.4"}, {"cdb.exe", "1.2.3.4"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -575,6 +581,10 @@ func TestReadVersionInfoPeer(t *testing.T) {
 			// pefile reads no StringFileInfo without a VS_FIXEDFILEINFO;
 			// Microsoft documents wValueLength 0 as "no Value member".
 			continue
+		case "counted":
+			// pefile reads the value as long as wValueLength says (a
+			// reading we have too: hasEntry), and reports that one.
+			skip[name] = true
 		case "block case", "dotless i":
 			// pefile reads a StringFileInfo block only by its exact key;
 			// VerQueryValue ignores case.
@@ -650,7 +660,7 @@ func hasEntry(vi *VersionInfo, table, k, v string) bool {
 	}
 	for _, r := range append([]*VersionInfo{vi}, vi.Others...) {
 		for _, t := range r.Tables {
-			if t.Key == table && slices.Contains(t.Entries, StringEntry{k, v}) {
+			if t.Key == table && slices.ContainsFunc(t.Entries, func(e StringEntry) bool { return e.Key == k && (e.Value == v || e.Counted == v) }) {
 				return true
 			}
 		}
