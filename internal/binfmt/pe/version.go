@@ -251,7 +251,14 @@ func ReadVersionInfo(r io.ReaderAt, f *File) (*VersionInfo, error) {
 
 	// Level 1: type RT_VERSION (every such entry); level 2: every name;
 	// level 3: every language, each leading to a data entry.
-	types, err := v.entries(0, true, func(id uint32, named bool) bool { return !named && id == rtVersion })
+	// Windows finds a resource by ID among the entries after the named
+	// ones, comparing the low 16 bits (IMAGE_RESOURCE_DIRECTORY_ENTRY.Id,
+	// a WORD: Wine's and ReactOS's find_entry_by_id): an entry there whose
+	// other bits are set, even the name flag, is RT_VERSION to it. An entry
+	// among the named ones without the name flag is read too.
+	types, err := v.entries(0, true, func(name uint32, inIDs bool) bool {
+		return uint16(name) == rtVersion && (inIDs || name&0x80000000 == 0)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -382,9 +389,11 @@ type dirEntry struct {
 }
 
 // entries reads the resource directory at dirOff (relative to the table
-// start) and returns the entries pick accepts (every entry if pick is nil),
+// start) and returns the entries pick accepts (every entry if pick is nil;
+// pick gets the entry's Name field whole, and whether the entry lies among
+// the directory's ID entries, after the named ones),
 // each of which must be a subdirectory if sub, else a data entry.
-func (v *versionReader) entries(dirOff uint32, sub bool, pick func(id uint32, named bool) bool) ([]dirEntry, error) {
+func (v *versionReader) entries(dirOff uint32, sub bool, pick func(name uint32, inIDs bool) bool) ([]dirEntry, error) {
 	at := v.rsrc + int64(dirOff)
 	if v.dirs == maxResourceDirs {
 		return nil, binfmt.Errorf(binfmt.PE, at, "more than %d resource directories on the way to the version resources", maxResourceDirs)
@@ -413,7 +422,7 @@ func (v *versionReader) entries(dirOff uint32, sub bool, pick func(id uint32, na
 		name := binary.LittleEndian.Uint32(e[0:])
 		target := binary.LittleEndian.Uint32(e[4:])
 		isNamed := name&0x80000000 != 0
-		if pick != nil && !pick(name&0x7fffffff, isNamed) {
+		if pick != nil && !pick(name, i >= named) {
 			continue
 		}
 		eAt := at + resourceDirSize + int64(i*resourceEntrySize)
@@ -441,6 +450,7 @@ type block struct {
 	rest     []byte // from the value's start to the block's end
 	children []byte
 	childOff int  // offset of children within the data
+	pos      int  // offset of the block within the data
 	valueLen int  // wValueLength as stored
 	text     bool // wType 1
 }
@@ -448,7 +458,7 @@ type block struct {
 // parseBlock reads the block at data[pos:]. Offsets in errors are file
 // offsets (base + position).
 func parseBlock(data []byte, pos int, base int64) (block, int, error) {
-	var b block
+	b := block{pos: pos}
 	errorf := func(at int, format string, args ...any) (block, int, error) {
 		return block{}, 0, binfmt.Errorf(binfmt.PE, base+int64(at), format, args...)
 	}
@@ -499,7 +509,13 @@ func eachChild(data []byte, b block, base int64, fn func(block) error) error {
 	pos, end := b.childOff, b.childOff+len(b.children)
 	for pos+6 <= end {
 		if binary.LittleEndian.Uint16(data[pos:]) == 0 {
-			break // padding after the last child
+			// Padding after the last child. VerQueryValue stops at a
+			// block of length 0 (Wine's and ReactOS's FindChild), other
+			// readers skip it and read on: what follows must be padding.
+			if slices.ContainsFunc(data[pos:end], func(c byte) bool { return c != 0 }) {
+				return binfmt.Errorf(binfmt.PE, base+int64(pos), "a version block of length 0 followed by data: readers disagree on what follows it")
+			}
+			break
 		}
 		c, next, err := parseBlock(data[:end], pos, base)
 		if err != nil {
@@ -513,12 +529,29 @@ func eachChild(data []byte, b block, base int64, fn func(block) error) error {
 	return nil
 }
 
+// noValue checks that a StringFileInfo or StringTable block has no value,
+// as the format has it: VerQueryValue finds its children after a value as
+// long as wValueLength says, other readers (pefile) right after the key, and
+// they would read different strings.
+func noValue(b block, base int64) error {
+	if b.valueLen != 0 {
+		return binfmt.Errorf(binfmt.PE, base+int64(b.pos), "version block %q has a value (wValueLength %d), which it never has: readers disagree where its children start",
+			truncate(b.key, 40), b.valueLen)
+	}
+	return nil
+}
+
 // parseVersionInfo parses a VS_VERSIONINFO resource read from file offset
 // base.
 func parseVersionInfo(data []byte, base int64) (*VersionInfo, error) {
-	root, _, err := parseBlock(data, 0, base)
+	root, end, err := parseBlock(data, 0, base)
 	if err != nil {
 		return nil, err
+	}
+	if slices.ContainsFunc(data[end:], func(c byte) bool { return c != 0 }) {
+		// VerQueryValue reads within VS_VERSION_INFO's wLength, other
+		// readers (pefile) read on to the resource's end.
+		return nil, binfmt.Errorf(binfmt.PE, base+int64(end), "data after VS_VERSION_INFO (%d bytes) within the version resource (%d): readers disagree on what it holds", end, len(data))
 	}
 	if root.key != "VS_VERSION_INFO" {
 		return nil, binfmt.Errorf(binfmt.PE, base, "version resource key is %q, not VS_VERSION_INFO", truncate(root.key, 40))
@@ -527,6 +560,13 @@ func parseVersionInfo(data []byte, base int64) (*VersionInfo, error) {
 	if root.valueLen > 0 {
 		if len(root.value) < fixedFileInfoSize || root.valueLen < fixedFileInfoSize {
 			return nil, binfmt.Errorf(binfmt.PE, base, "VS_FIXEDFILEINFO is %d bytes (want %d)", min(len(root.value), root.valueLen), fixedFileInfoSize)
+		}
+		if root.valueLen != fixedFileInfoSize || root.text {
+			// VerQueryValue finds the children after the value as long as
+			// wValueLength (and wType) say, other readers after the 52
+			// bytes of a VS_FIXEDFILEINFO: they would read other strings.
+			return nil, binfmt.Errorf(binfmt.PE, base, "VS_VERSION_INFO's value is %d %s, not the %d bytes of a VS_FIXEDFILEINFO: readers disagree where its children start",
+				root.valueLen, map[bool]string{false: "bytes", true: "characters"}[root.text], fixedFileInfoSize)
 		}
 		ffi := root.value
 		if sig := binary.LittleEndian.Uint32(ffi); sig != fixedSignature {
@@ -548,7 +588,13 @@ func parseVersionInfo(data []byte, base int64) (*VersionInfo, error) {
 		if !sameKey(c.key, "StringFileInfo") {
 			return nil // VarFileInfo
 		}
+		if err := noValue(c, base); err != nil {
+			return err
+		}
 		return eachChild(data, c, base, func(t block) error {
+			if err := noValue(t, base); err != nil {
+				return err
+			}
 			if len(tables) == maxVersionTables {
 				return binfmt.Errorf(binfmt.PE, base+int64(t.childOff), "more than %d string tables in a version resource", maxVersionTables)
 			}

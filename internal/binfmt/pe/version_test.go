@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -230,6 +232,11 @@ func fixtures(t testing.TB) map[string][]byte {
 		"block case": withResources(t, false, rsrc(rtVersion, langData{0x409, verBlock("VS_VERSION_INFO", false, toolFixed, 52,
 			verBlock("StringFileInfo", true, nil, 0, verBlock("040904b0", true, nil, 0, verString("OriginalFilename", "tool.exe"))),
 			verBlock("stringFILEinfo", true, nil, 0, verBlock("040904b0", true, nil, 0, verString("OriginalFilename", "cdb.exe"))))})),
+		// The RT_VERSION type entry with bits above its 16-bit ID set, or
+		// the name flag set on an entry among the ID entries: Windows
+		// compares the WORD Id of the entries after the named ones.
+		"type id high bits": withResources(t, false, patchRoot(rsrc(rtVersion, langData{0x409, cdbInfo}), 0x00040000|rtVersion)),
+		"type id name flag": withResources(t, false, patchRoot(rsrc(rtVersion, langData{0x409, cdbInfo}), 0x80000000|rtVersion)),
 		// OriginalFilename "cdb.exe.txt" whose wValueLength says 7: a
 		// reader that takes the length VerQueryValue returns reads cdb.exe.
 		"counted": withResources(t, false, rsrc(rtVersion, langData{0x409, verBlock("VS_VERSION_INFO", false, toolFixed, 52,
@@ -238,6 +245,12 @@ func fixtures(t testing.TB) map[string][]byte {
 		"dotless i": withResources(t, false, rsrc(rtVersion, langData{0x409, verBlock("VS_VERSION_INFO", false, toolFixed, 52,
 			verBlock("StringFıleInfo", true, nil, 0, verBlock("040904b0", true, nil, 0, verString("OrıgınalFılename", "cdb.exe"))))})),
 	}
+}
+
+// patchRoot sets the Name field of the root directory's first entry.
+func patchRoot(res []byte, name uint32) []byte {
+	binary.LittleEndian.PutUint32(res[16:], name)
+	return res
 }
 
 // cdbInfo is a version resource that names another file, with another
@@ -315,6 +328,8 @@ func TestReadVersionInfoReadings(t *testing.T) {
 		{"block case", []rd{{"tool.exe", "1.2.3.4"}, {"cdb.exe", "1.2.3.4"}}},
 		{"dotless i", []rd{{"", "1.2.3.4"}, {"cdb.exe", "1.2.3.4"}}},
 		{"counted", []rd{{"cdb.exe.txt", "1.2.3.4"}, {"cdb.exe", "1.2.3.4"}}},
+		{"type id high bits", []rd{{"cdb.exe", "9.9.9.9"}}},
+		{"type id name flag", []rd{{"cdb.exe", "9.9.9.9"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -435,6 +450,18 @@ func TestReadVersionInfoSharedDirectories(t *testing.T) {
 	}
 }
 
+// TestReadVersionInfoNamedType: a named resource type (an entry among the
+// named ones, the name flag set) is not RT_VERSION whatever the low bits of
+// its name offset, as Windows searches IDs after the named entries only.
+func TestReadVersionInfoNamedType(t *testing.T) {
+	res := patchRoot(rsrc(rtVersion, langData{0x409, cdbInfo}), 0x80000000|rtVersion)
+	binary.LittleEndian.PutUint16(res[12:], 1) // one named entry, no ID entry
+	binary.LittleEndian.PutUint16(res[14:], 0)
+	if vi, err := readVI(withResources(t, false, res)); vi != nil || err != nil {
+		t.Errorf("a named type: %+v, %v; want no version resource", vi, err)
+	}
+}
+
 func TestReadVersionInfoMalformed(t *testing.T) {
 	good := rsrc(rtVersion, langData{0x409, versionInfo(toolFixed, table{"040904b0", toolStrings})})
 	le := binary.LittleEndian
@@ -474,6 +501,15 @@ func TestReadVersionInfoMalformed(t *testing.T) {
 		{"fixed info too short", withResources(t, false, patch16(good, viAt+2, 20)), "VS_FIXEDFILEINFO is 20 bytes"},
 		{"block longer than the resource", withResources(t, false, patch16(good, viAt, 0xfff0)), "does not fit"},
 		{"child longer than its parent", withResources(t, false, patch16(good, viAt+92, 0x7000)), "does not fit"},
+		// Layouts where readers disagree on which strings the resource
+		// holds (VerQueryValue as Wine and ReactOS write it, pefile): the
+		// file is refused rather than read one way.
+		{"root value longer than VS_FIXEDFILEINFO", withResources(t, false, patch16(good, viAt+2, 60)), "not the 52 bytes of a VS_FIXEDFILEINFO"},
+		{"root value counted as text", withResources(t, false, patch16(good, viAt+4, 1)), "52 characters"},
+		{"StringFileInfo with a value", withResources(t, false, patch16(good, viAt+92+2, 5)), `"StringFileInfo" has a value`},
+		{"StringTable with a value", withResources(t, false, patch16(good, viAt+128+2, 5)), `"040904b0" has a value`},
+		{"a block of length 0 before others", withResources(t, false, patch16(good, viAt+328, 0)), "length 0 followed by data"},
+		{"data after VS_VERSION_INFO", withResources(t, false, patch16(good, viAt, 92)), "data after VS_VERSION_INFO"},
 		{"unterminated key", withResources(t, false, func() []byte {
 			b := bytes.Clone(good)
 			le.PutUint16(b[viAt:], 12) // key "VS" and no NUL within 12 bytes
@@ -685,6 +721,13 @@ func FuzzReadVersionInfo(f *testing.F) {
 		f.Add(img)
 	}
 	f.Add(withResources(f, false, sharedDirs(100)))
+	// Layouts readers disagree on (TestReadVersionInfoMalformed).
+	good := rsrc(rtVersion, langData{0x409, versionInfo(toolFixed, table{"040904b0", toolStrings})})
+	for _, p := range [][2]int{{88 + 2, 60}, {88 + 4, 1}, {88 + 92 + 2, 5}, {88 + 128 + 2, 5}, {88 + 328, 0}, {88, 92}} {
+		b := bytes.Clone(good)
+		binary.LittleEndian.PutUint16(b[p[0]:], uint16(p[1]))
+		f.Add(withResources(f, false, b))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		pf, err := Parse(bytes.NewReader(b), int64(len(b)))
 		if err != nil {
@@ -722,3 +765,95 @@ func FuzzReadVersionInfo(f *testing.F) {
 		}
 	})
 }
+
+// TestReadVersionInfoMutantsAgainstPefile mutates the fixtures' version
+// resources at random (a fixed seed) and checks that every name pefile
+// reads from a mutant is one of our readings, or that we refuse the file:
+// a layout two readers read differently must not hide a name from a deny
+// rule. It found the type IDs Windows compares by their low 16 bits, and
+// the layouts TestReadVersionInfoMalformed refuses. One difference is left
+// on purpose: pefile reads a string whose wValueLength is 0 as empty,
+// which no name rule compares. It skips where pefile is absent.
+func TestReadVersionInfoMutantsAgainstPefile(t *testing.T) {
+	if exec.Command("/usr/bin/python3", "-c", "import pefile").Run() != nil {
+		t.Skip("/usr/bin/python3 with pefile is not installed (apt-get install python3-pefile)")
+	}
+	fx := fixtures(t)
+	bases := slices.Sorted(maps.Keys(fx))
+	rng := rand.New(rand.NewPCG(1, 2))
+	dir := t.TempDir()
+	imgs := map[string][]byte{}
+	var names []string
+	for i := range 1500 {
+		b := bytes.Clone(fx[bases[rng.IntN(len(bases))]])
+		for range 1 + rng.IntN(8) {
+			off := len(b) - 1 - rng.IntN(min(len(b)-1, 1200)) // the resource sits at the end
+			switch rng.IntN(3) {
+			case 0:
+				b[off] = byte(rng.IntN(256))
+			case 1:
+				b[off] ^= 1 << rng.IntN(8)
+			default:
+				b[off] = 0
+			}
+		}
+		p := filepath.Join(dir, fmt.Sprintf("m%04d.exe", i))
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, p)
+		imgs[p] = b
+	}
+	out, err := exec.Command("/usr/bin/python3", append([]string{"-c", mutantScript}, names...)...).Output()
+	if err != nil {
+		t.Fatalf("pefile: %v", err)
+	}
+	var peer map[string][][2]json.RawMessage
+	if err := json.Unmarshal(out, &peer); err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"OriginalFilename", "InternalName", "FileDescription", "ProductName"}
+	bad := 0
+	for _, p := range names {
+		vi, err := readVI(imgs[p])
+		if err != nil {
+			continue // refused: blocked whatever it says
+		}
+		for _, tbl := range peer[p] {
+			var entries map[string]string
+			if json.Unmarshal(tbl[1], &entries) != nil {
+				t.Fatalf("pefile output %s", tbl)
+			}
+			for k, v := range bmpOnly(entries) {
+				if !slices.Contains(keys, k) || v == "" {
+					continue
+				}
+				var rs []Reading
+				if vi != nil {
+					rs, _ = vi.Readings(k)
+				}
+				if !slices.ContainsFunc(rs, func(r Reading) bool { return r.Strings[k] == v }) {
+					if bad++; bad <= 10 {
+						t.Errorf("%s: pefile reads %s = %q, which is none of our readings", filepath.Base(p), k, v)
+					}
+				}
+			}
+		}
+	}
+}
+
+// mutantScript prints, as JSON, every string table pefile reads from each
+// file (null for a file it cannot read).
+const mutantScript = `
+import json, sys, pefile
+out = {}
+for name in sys.argv[1:]:
+    try:
+        p = pefile.PE(name, fast_load=True)
+        p.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY['IMAGE_DIRECTORY_ENTRY_RESOURCE']])
+        out[name] = [[st.LangID.decode('latin1'), {k.decode('utf-8', 'replace'): v.decode('utf-8', 'replace') for k, v in st.entries.items()}]
+                     for fi in getattr(p, 'FileInfo', []) for e in fi if getattr(e, 'Key', b'') == b'StringFileInfo' for st in e.StringTable]
+    except Exception:
+        out[name] = None
+print(json.dumps(out))
+`
