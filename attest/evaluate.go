@@ -2,6 +2,7 @@ package attest
 
 import (
 	"context"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/codesignval/csv/attest/eventlog"
 	"github.com/codesignval/csv/cipolicy"
@@ -735,11 +739,24 @@ func (j *componentJudge) judgeAs(c *Component, id string) cipolicy.Decision {
 	return *allow
 }
 
+// sigAlg is the key type of a boot component's signature: that of the
+// authority's key. A key csv does not parse (an RSA encoding Go's x509
+// refuses, RSA over 8192 bits) is RSA when its SubjectPublicKeyInfo says
+// rsaEncryption; any other (DSA, an elliptic curve Go does not know) is
+// "unknown", which no key type a policy accepts matches: judging it as RSA
+// would let it meet a policy that accepts RSA keys only.
 func sigAlg(c *signing.Certificate) string {
 	if k := c.PublicKeyAlgorithm(); k != "unknown" {
 		return k
 	}
-	return "RSA"
+	spki := cryptobyte.String(c.RawSPKI)
+	var body, alg cryptobyte.String
+	var oid asn1.ObjectIdentifier
+	if spki.ReadASN1(&body, cbasn1.SEQUENCE) && body.ReadASN1(&alg, cbasn1.SEQUENCE) && alg.ReadASN1ObjectIdentifier(&oid) &&
+		oid.Equal(asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}) {
+		return "RSA"
+	}
+	return "unknown"
 }
 
 func componentClaim(c Component, auths []Authority, verdict string) ComponentClaim {

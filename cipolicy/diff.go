@@ -401,7 +401,10 @@ func fileKey(f *FileAttrMatch) string {
 	if field == "" {
 		field = OriginalFileName
 	}
-	k := fmt.Sprintf("%s=%q", field, strings.ToLower(f.Name))
+	// Names equal but for ASCII letter case match alike (sameName); other
+	// case differences change what an allow rule matches. strings.ToLower
+	// would merge "İ" and "I", which no comparison of sameName does.
+	k := fmt.Sprintf("%s=%q", field, asciiLower(f.Name))
 	if f.MinVersion != nil {
 		k += " >=" + f.MinVersion.String()
 	}

@@ -631,8 +631,14 @@ func explain(m *match, s *Subject) string {
 	if sig.Nested() {
 		where += " (nested)"
 	}
-	return fmt.Sprintf("%s (%s, %s) by %q chains to %q (TBS %X) at level %s",
-		where, sig.SignatureAlgorithm, sig.DigestAlgorithm, leaf.CommonName(), m.signer.cert.CommonName(), m.signer.cert.TBSHash, r.Signer.Level)
+	alg := sig.SignatureAlgorithm
+	if sig.DigestAlgorithm != 0 {
+		// A boot component's signature carries none (crypto.Hash(0)
+		// prints "unknown hash value 0").
+		alg += ", " + sig.DigestAlgorithm.String()
+	}
+	return fmt.Sprintf("%s (%s) by %q chains to %q (TBS %X) at level %s",
+		where, alg, leaf.CommonName(), m.signer.cert.CommonName(), m.signer.cert.TBSHash, r.Signer.Level)
 }
 
 // describe lists the subject's facts that rules could have matched, and why

@@ -276,3 +276,42 @@ func TestFileAttributeBreadth(t *testing.T) {
 		})
 	}
 }
+
+// TestFileNameCase: how Windows folds case in a file name rule is not
+// established (its upper-case table maps "ı" to "I", which Unicode case
+// folding does not; a C-locale comparison folds ASCII letters alone), so a
+// deny rule matches a name equal under any of those, and an allow rule
+// only a name equal but for ASCII letter case.
+func TestFileNameCase(t *testing.T) {
+	tests := []struct {
+		name, file string
+		action     Action
+		want       bool
+	}{
+		{"ascii case, deny", "EVIL.exe", Deny, true},
+		{"ascii case, allow", "KERNEL.EXE", Allow, true},
+		// RtlUpcaseUnicodeChar("ı") is "I": Windows may deny it.
+		{"dotless i, deny", "evıl.exe", Deny, true},
+		{"capital dotted I, deny", "İNSTALLER.exe", Deny, true},
+		{"long s, deny", "ſetup.exe", Deny, true},
+		// Unicode folding makes the Kelvin sign a k; an upper-case table
+		// (or an ASCII comparison) does not: Windows may block it.
+		{"kelvin sign, allow", "\u212Aernel.exe", Allow, false},
+		{"long s, allow", "ſetup.exe", Allow, false},
+		{"capital dotted I, allow", "İnstaller.exe", Allow, false},
+		{"another name, deny", "evil2.exe", Deny, false},
+	}
+	rules := map[Action]map[string]string{
+		Deny:  {"EVIL.exe": "evil.exe", "evıl.exe": "evil.exe", "İNSTALLER.exe": "installer.exe", "ſetup.exe": "setup.exe", "evil2.exe": "evil.exe"},
+		Allow: {"KERNEL.EXE": "kernel.exe", "kernel.exe": "kernel.exe", "\u212Aernel.exe": "kernel.exe", "ſetup.exe": "setup.exe", "İnstaller.exe": "installer.exe"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := &FileAttrMatch{Name: rules[tt.action][tt.file]}
+			got, _ := m.Match(&FileAttributes{OriginalFileName: tt.file}, tt.action == Deny)
+			if got != tt.want {
+				t.Errorf("%s rule %q on %q: %v, want %v", tt.action, m.Name, tt.file, got, tt.want)
+			}
+		})
+	}
+}

@@ -79,6 +79,10 @@ func TestFileAttributeRulesMatchAsWindows(t *testing.T) {
 		// OriginalFilename written twice; in other letter case.
 		"repeated.exe": testbin.VersionPE([]testbin.VersionResource{en(v4(1, 2, 3, 4), append(tool[:1:1], [2]string{"OriginalFilename", "cdb.exe"}))}),
 		"case.exe":     testbin.VersionPE([]testbin.VersionResource{en(v4(1, 2, 3, 4), append(tool[:1:1], [2]string{"ORIGINALFILENAME", "cdb.exe"}))}),
+		// The StringFileInfo block's key in other letter case:
+		// VerQueryValue finds "\\StringFileInfo\\..." in it all the same.
+		"block-case.exe": testbin.VersionPE([]testbin.VersionResource{{Lang: 0x409, FileVersion: v4(1, 2, 3, 4), StringFileInfoKey: "STRINGFILEINFO",
+			Tables: []testbin.VersionTable{{Key: "040904b0", Strings: cdb}}}}),
 	}
 	dir := t.TempDir()
 	for name, img := range files {
@@ -129,7 +133,7 @@ rules:
   - {id: tool, action: allow, file: {name: tool.exe, min_version: 1.0.0.0}}
 `)
 
-	denied := []string{"cdb-nofixed.exe", "two-languages.exe", "two-tables.exe", "two-names.exe", "repeated.exe", "case.exe"}
+	denied := []string{"cdb-nofixed.exe", "two-languages.exe", "two-tables.exe", "two-names.exe", "repeated.exe", "case.exe", "block-case.exe"}
 	for _, p := range []*cipolicy.Policy{yamlDeny, wdacDeny} {
 		t.Run("deny "+p.Source, func(t *testing.T) {
 			got := validateTree(t, dir, p)

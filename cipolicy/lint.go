@@ -115,7 +115,7 @@ func lintPolicy(p *Policy) []Finding {
 				add(SeverityWarning, r, "path glob %q matches every path: it does not limit the rule", pat)
 			}
 		}
-		unscoped := (len(r.Paths) == 0 || everyPath) && len(r.Scenarios) == 0
+		unscoped := (len(r.Paths) == 0 || everyPath) && everyScenario(r.Scenarios)
 		switch what := matchesEverything(r); {
 		case what == "":
 		case r.File != nil && r.Action == Allow:
@@ -195,6 +195,20 @@ func matchesEverything(r *Rule) string {
 		return "every PE file with " + r.File.bounds()
 	}
 	return ""
+}
+
+// everyScenario reports whether a scenarios scope admits every scenario
+// (none listed, or user, kernel and boot, "build" standing for the first
+// two): it does not limit the rule.
+func everyScenario(ss []Scenario) bool {
+	for _, sc := range []Scenario{ScenarioUser, ScenarioKernel, ScenarioBoot} {
+		if len(ss) > 0 && !slices.ContainsFunc(ss, func(s Scenario) bool {
+			return s == sc || (s == ScenarioBuild && sc != ScenarioBoot)
+		}) {
+			return false
+		}
+	}
+	return true
 }
 
 // globMatchesEverything reports whether a path glob matches every relative

@@ -460,14 +460,32 @@ func (p *Policy) refusesSignature(sig *signing.Signature, sc Scenario) string {
 	if len(p.DigestAlgorithms) == 0 || (sig.DigestAlgorithm == 0 && sc == ScenarioBoot) {
 		return ""
 	}
-	if d := digestOf(sig.DigestAlgorithm); !slices.Contains(p.DigestAlgorithms, d) {
-		name := string(d)
-		if d == "" {
-			name = "unknown (" + sig.DigestAlgorithm.String() + ")"
+	refused := func(h crypto.Hash) string {
+		if slices.Contains(p.DigestAlgorithms, digestOf(h)) {
+			return ""
 		}
+		return refusedName(h)
+	}
+	if name := refused(sig.DigestAlgorithm); name != "" {
 		return fmt.Sprintf("signature over a %s digest: the policy accepts digest algorithms %s", name, joinNames(p.AcceptedDigests()))
 	}
+	// The signer's own digests (of the content, of the signed
+	// attributes): a collision in one forges the signature too.
+	for _, h := range sig.SignerDigests {
+		if name := refused(h); name != "" {
+			return fmt.Sprintf("signature over a %s digest, whose signer digests with %s: the policy accepts digest algorithms %s",
+				refusedName(sig.DigestAlgorithm), name, joinNames(p.AcceptedDigests()))
+		}
+	}
 	return ""
+}
+
+// refusedName names a digest algorithm for messages.
+func refusedName(h crypto.Hash) string {
+	if d := digestOf(h); d != "" {
+		return string(d)
+	}
+	return "unknown (" + h.String() + ")"
 }
 
 func signatureLabel(alg string) string {

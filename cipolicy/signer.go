@@ -2,6 +2,8 @@ package cipolicy
 
 import (
 	"bytes"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -229,7 +231,7 @@ func (m *FileAttrMatch) Match(a *FileAttributes, deny bool) (bool, string) {
 	rs := a.readings()
 	matched, unknown := -1, false
 	for i, r := range rs {
-		ok, unk := m.matchReading(r)
+		ok, unk := m.matchReading(r, deny)
 		if ok && (deny || !unk) {
 			if matched < 0 {
 				matched, unknown = i, unk
@@ -259,8 +261,8 @@ func (m *FileAttrMatch) Match(a *FileAttributes, deny bool) (bool, string) {
 
 // matchReading reports whether one reading matches, and whether only
 // because its version is unknown.
-func (m *FileAttrMatch) matchReading(r *FileAttributes) (ok, unknown bool) {
-	if m.Name != "" && !strings.EqualFold(r.field(m.Field), m.Name) {
+func (m *FileAttrMatch) matchReading(r *FileAttributes, deny bool) (ok, unknown bool) {
+	if m.Name != "" && !sameName(r.field(m.Field), m.Name, deny) {
 		return false, false
 	}
 	if m.MinVersion == nil && m.MaxVersion == nil {
@@ -276,6 +278,34 @@ func (m *FileAttrMatch) matchReading(r *FileAttributes) (ok, unknown bool) {
 		return false, false
 	}
 	return true, false
+}
+
+// sameName compares a file's name with a rule's, ignoring case. How
+// Windows folds case here is not established: by its upper-case table
+// (RtlUpcaseUnicodeChar, which maps U+0131 "ı" to "I", where Unicode case
+// folding does not), or by ASCII letters alone (a C-locale _wcsicmp). So a
+// deny rule (deny true) matches names equal under any of Unicode simple
+// case folding, simple upper case and simple lower case, and an allow rule
+// only names equal but for the case of ASCII letters, which every one of
+// them folds: "\u212Aernel.exe" (with a Kelvin sign) is not "kernel.exe" to
+// an allow rule, and "evıl.exe" is "evil.exe" to a deny rule.
+func sameName(name, rule string, deny bool) bool {
+	if deny {
+		return strings.EqualFold(name, rule) || strings.ToUpper(name) == strings.ToUpper(rule) || strings.ToLower(name) == strings.ToLower(rule)
+	}
+	return asciiLower(name) == asciiLower(rule)
+}
+
+// asciiLower lower-cases the ASCII letters of s and leaves every other
+// byte as it is (invalid UTF-8 included).
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func (m *FileAttrMatch) bounds() string {
@@ -360,7 +390,10 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 	// A deny rule matches more, never less: certificate dates, the ECDSA
 	// exclusion and the code signing usage only ever restrict what an
 	// allow rule admits (an expired or misused leaked key still signed).
-	deny := r.Action == Deny
+	// So does an allow rule's exception, which takes files away from the
+	// allow (r.broad): a leaked signer excepted from an allow is excepted
+	// wherever its signature sits and whatever its dates.
+	deny := r.broad
 	why, ignoredWhy := "", ""
 	for i, sig := range s.Signatures {
 		if !sig.Verified {
@@ -382,13 +415,17 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 			}
 			reached = true
 			leaf := chain[0]
-			switch {
-			case m.Publisher != "" && leaf.CommonName() != m.Publisher:
-				why = fmt.Sprintf("publisher %q is not %q", leaf.CommonName(), m.Publisher)
-				continue
-			case m.IssuerName != "" && leaf.Issuer.CommonName != m.IssuerName:
-				why = fmt.Sprintf("issuer %q is not %q", leaf.Issuer.CommonName, m.IssuerName)
-				continue
+			if m.Publisher != "" {
+				if bad := nameMismatch("publisher", commonNames(leaf.Subject), m.Publisher, deny); bad != "" {
+					why = bad
+					continue
+				}
+			}
+			if m.IssuerName != "" {
+				if bad := nameMismatch("issuer", commonNames(leaf.Issuer), m.IssuerName, deny); bad != "" {
+					why = bad
+					continue
+				}
 			}
 			if missing := missingEKU(leaf, m.EKUs); missing != "" {
 				why = fmt.Sprintf("signing certificate lacks EKU %s", missing)
@@ -425,6 +462,59 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 		return nil, ignoredWhy
 	}
 	return nil, why
+}
+
+// oidCommonName is id-at-commonName.
+var oidCommonName = asn1.ObjectIdentifier{2, 5, 4, 3}
+
+// commonNames returns every common name of a distinguished name, in order
+// (pkix.Name's CommonName is only the last).
+func commonNames(n pkix.Name) []string {
+	var out []string
+	for _, a := range n.Names {
+		if a.Type.Equal(oidCommonName) {
+			s, _ := a.Value.(string)
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 && n.CommonName != "" {
+		out = append(out, n.CommonName) // a name built in memory
+	}
+	return out
+}
+
+// nameMismatch says why a certificate's common names (of its subject or
+// issuer) do not satisfy a publisher or issuer constraint, or "". Which
+// common name Windows reads when there are several (crypto/x509 keeps the
+// last, CertGetNameString may take the first), and whether it ignores
+// case, is not established: a deny rule (deny true) matches if any common
+// name equals want ignoring case (as file names compare for deny rules),
+// an allow rule only a certificate with one common name, exactly want.
+func nameMismatch(what string, cns []string, want string, deny bool) string {
+	if deny {
+		if slices.ContainsFunc(cns, func(cn string) bool { return sameName(cn, want, true) }) {
+			return ""
+		}
+		return fmt.Sprintf("%s %s is not %q", what, quoteNames(cns), want)
+	}
+	switch {
+	case len(cns) > 1:
+		return fmt.Sprintf("%s has %d common names %s: which one Windows reads is not established, so an allow rule's %s %q cannot match it", what, len(cns), quoteNames(cns), what, want)
+	case len(cns) == 1 && cns[0] == want:
+		return ""
+	}
+	return fmt.Sprintf("%s %s is not %q", what, quoteNames(cns), want)
+}
+
+func quoteNames(cns []string) string {
+	if len(cns) == 0 {
+		return `""`
+	}
+	q := make([]string, len(cns))
+	for i, cn := range cns {
+		q[i] = strconv.Quote(cn)
+	}
+	return strings.Join(q, ", ")
 }
 
 // ignoredIn returns a host whose view of signatures scenario sc judges by,

@@ -79,6 +79,7 @@ func tbs(c *signing.Certificate) string { return c.TBSHashHex() }
 
 func TestSignerRules(t *testing.T) {
 	p := newPKI(t)
+	twoCNs := cert(t, p.ca.Leaf(t, testca.LeafOptions{CommonNames: []string{"Evil", "Build Signing"}}).Cert)
 	now := func() time.Time { return testca.Epoch }
 	// The expired signer countersigns itself with a time inside its old
 	// validity: its chain holds a trusted authority (the root), but it is no
@@ -141,6 +142,16 @@ func TestSignerRules(t *testing.T) {
 			signedPE(p.sig(p.leaf, "RSA")), Allowed, KindAllowedBySigner, "pub", 0, ""},
 		{"wrong publisher", "", []string{signerRule("pub", "allow", "tbs: "+tbs(p.inter)+", publisher: Someone Else")},
 			signedPE(p.sig(p.leaf, "RSA")), Blocked, KindNotAllowed, "", -1, `publisher "Build Signing" is not "Someone Else"`},
+		// "CN=Evil, CN=Build Signing": crypto/x509 reads the last common
+		// name, Windows may read the first.
+		{"an allow publisher on a subject with two common names", "", []string{signerRule("pub", "allow", "tbs: "+tbs(p.inter)+", publisher: Build Signing")},
+			signedPE(p.sig(twoCNs, "RSA")), Blocked, KindNotAllowed, "", -1, `publisher has 2 common names "Evil", "Build Signing"`},
+		{"a deny publisher names any common name", "", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter)), signerRule("evil", "deny", "tbs: "+tbs(p.inter)+", publisher: Evil")},
+			signedPE(p.sig(twoCNs, "RSA")), Blocked, KindDenied, "evil", 0, ""},
+		{"a deny publisher ignores case", "", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter)), signerRule("build", "deny", "tbs: "+tbs(p.inter)+", publisher: BUILD SIGNING")},
+			signedPE(p.sig(p.leaf, "RSA")), Blocked, KindDenied, "build", 0, ""},
+		{"an allow publisher does not", "", []string{signerRule("pub", "allow", "tbs: "+tbs(p.inter)+", publisher: BUILD SIGNING")},
+			signedPE(p.sig(p.leaf, "RSA")), Blocked, KindNotAllowed, "", -1, `publisher "Build Signing" is not "BUILD SIGNING"`},
 		{"issuer name", "", []string{signerRule("iss", "allow", "tbs: "+tbs(p.root)+", issuer: Test Issuing CA")},
 			signedPE(p.sig(p.leaf, "RSA")), Allowed, KindAllowedBySigner, "iss", 0, ""},
 		{"required EKU present", "", []string{signerRule("eku", "allow", "tbs: "+tbs(p.inter)+", ekus: [1.3.6.1.5.5.7.3.3]")},
@@ -190,6 +201,22 @@ func TestSignerRules(t *testing.T) {
 			"signature over a sha1 digest: the policy accepts digest algorithms sha256, sha384"},
 		{"digest_algorithms admits what it lists", "digest_algorithms: [sha256]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
 			signedPE(func() *signing.Signature { s := p.sig(p.leaf, "RSA"); s.DigestAlgorithm = crypto.SHA256; return s }()), Allowed, KindAllowedBySigner, "pca", 0, ""},
+		// A SHA-256 image hash whose signer signs through SHA-1
+		// (sha1WithRSAEncryption, or a SHA-1 SignerInfo digest): a SHA-1
+		// collision forges it all the same.
+		{"digest_algorithms refuses a signer digesting with SHA-1", "digest_algorithms: [sha256]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(func() *signing.Signature {
+				s := p.sig(p.leaf, "RSA")
+				s.DigestAlgorithm, s.SignerDigests = crypto.SHA256, []crypto.Hash{crypto.SHA1}
+				return s
+			}()), Blocked, KindNotAllowed, "", -1,
+			"signature over a sha256 digest, whose signer digests with sha1: the policy accepts digest algorithms sha256"},
+		{"digest_algorithms admits a signer digest it lists", "digest_algorithms: [sha256, sha384]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
+			signedPE(func() *signing.Signature {
+				s := p.sig(p.leaf, "RSA")
+				s.DigestAlgorithm, s.SignerDigests = crypto.SHA256, []crypto.Hash{crypto.SHA384}
+				return s
+			}()), Allowed, KindAllowedBySigner, "pca", 0, ""},
 		{"a deny matches a refused key type", "key_types: [rsa]", []string{"{id: all, action: allow, all: true}", signerRule("leaked", "deny", "tbs: "+tbs(p.ecdsaLeaf)+", level: leaf")},
 			signedPE(p.sig(p.ecdsaLeaf, "ECDSA")), Blocked, KindDenied, "leaked", 0, ""},
 		{"digest_algorithms refuses a SHA-1 hash rule", "digest_algorithms: [sha256]", []string{fmt.Sprintf("{id: h, action: allow, authenticode_sha1: %s}", hx(s1))},
@@ -333,6 +360,58 @@ func TestSignaturesTheHostCounts(t *testing.T) {
 	}
 }
 
+// TestSignerExceptionsMatchAsDenyRules: an allow rule's exception takes
+// files away from it, so, like a deny rule, a signer exception matches
+// every signature of the file, whether or not the host counts it, and
+// whatever its dates, key type or usage: an exception for a leaked key
+// applies to a file that also carries it beside an allowed signature.
+func TestSignerExceptionsMatchAsDenyRules(t *testing.T) {
+	p := newPKI(t)
+	leaked := cert(t, p.ca.Leaf(t, testca.LeafOptions{CommonName: "Leaked Signing"}).Cert)
+	at := func(index int, path []int, leaf *signing.Certificate, alg string) *signing.Signature {
+		s := p.sig(leaf, alg)
+		s.Index, s.Path = index, path
+		if index > 0 {
+			s.Ignore(signing.HostWindows, "Windows judges only the first WIN_CERTIFICATE entry")
+		}
+		return s
+	}
+	except := func(c *signing.Certificate) string {
+		return "{id: pca, action: allow, signer: {tbs: " + tbs(p.inter) + "}, except: [{signer: {tbs: " + tbs(c) + ", level: leaf}}]}"
+	}
+	tests := []struct {
+		name   string
+		header string
+		leaked *signing.Certificate
+		sigs   []*signing.Signature
+	}{
+		{"in the second entry, which Windows does not count", "", leaked,
+			[]*signing.Signature{at(0, []int{}, p.leaf, "RSA"), at(1, []int{}, leaked, "RSA")}},
+		{"expired, nested", "", p.expired,
+			[]*signing.Signature{at(0, []int{}, p.leaf, "RSA"), at(0, []int{0}, p.expired, "RSA")}},
+		{"ECDSA under wdac_compatible, nested", "wdac_compatible: true", p.ecdsaLeaf,
+			[]*signing.Signature{at(0, []int{}, p.leaf, "RSA"), at(0, []int{0}, p.ecdsaLeaf, "ECDSA")}},
+		{"no code signing EKU, nested", "", p.tls,
+			[]*signing.Signature{at(0, []int{}, p.leaf, "RSA"), at(0, []int{0}, p.tls, "RSA")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := NewSet(SetOptions{Now: func() time.Time { return testca.Epoch }}, pol(t, "name: p\nversion: '1'\n"+tt.header, except(tt.leaked)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The control: without the leaked signature the file is allowed.
+			if d := s.Evaluate(signedPE(tt.sigs[0])); !d.Allowed() {
+				t.Fatalf("control: %s: %s", d.Verdict, d.Reason)
+			}
+			d := s.Evaluate(signedPE(tt.sigs...))
+			if d.Allowed() || !strings.Contains(d.Reason, "exception") {
+				t.Errorf("%s: %s, want blocked by the exception", d.Verdict, d.Reason)
+			}
+		})
+	}
+}
+
 func TestWellKnownRootNeedsTrustedCertificate(t *testing.T) {
 	p := newPKI(t)
 	policy := &Policy{ID: "w", Name: "w", Type: Base, Mode: Enforce, WDACCompatible: true, Rules: []Rule{{
@@ -468,6 +547,26 @@ func TestSignerYAMLErrors(t *testing.T) {
 		_, err := Parse([]byte(head+tt.rule+"\n"), "x.yaml")
 		if !errors.Is(err, ErrInvalidPolicy) || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "x.yaml:4:") {
 			t.Errorf("%s: err = %v, want %q at line 4", tt.rule, err, tt.want)
+		}
+	}
+}
+
+// TestReasonNamesKnownDigestsOnly: a boot component's signature carries
+// no digest algorithm (the measurement's bank has it), and the reason
+// says nothing of one rather than "unknown hash value 0".
+func TestReasonNamesKnownDigestsOnly(t *testing.T) {
+	p := newPKI(t)
+	s, err := NewSet(SetOptions{Now: func() time.Time { return testca.Epoch }}, pol(t, "name: p", signerRule("pca", "allow", "tbs: "+tbs(p.inter))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot := signedPE(p.sig(p.leaf, "RSA"))
+	boot.Scenario = ScenarioBoot
+	withDigest := p.sig(p.leaf, "RSA")
+	withDigest.DigestAlgorithm = crypto.SHA256
+	for sub, want := range map[*Subject]string{&boot: `signature 0 (RSA) by "Build Signing"`, func() *Subject { s := signedPE(withDigest); return &s }(): `signature 0 (RSA, SHA-256) by "Build Signing"`} {
+		if d := s.Evaluate(*sub); !d.Allowed() || !strings.Contains(d.Reason, want) {
+			t.Errorf("%s: %q, want it to contain %q", d.Verdict, d.Reason, want)
 		}
 	}
 }

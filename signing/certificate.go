@@ -503,6 +503,25 @@ func CheckSignature(pub crypto.PublicKey, alg asn1.ObjectIdentifier, pssParams [
 	return fmt.Errorf("%w: unsupported signature algorithm %v", ErrSignature, alg)
 }
 
+// SignatureHash returns the hash a signature algorithm given by OID signs
+// through (for RSA-PSS, the one its DER parameters name): 0 for Ed25519 and
+// for an algorithm csv does not know or whose parameters it cannot read.
+// Key-only OIDs (rsaEncryption, id-ecPublicKey) are not signature
+// algorithms here: their hash is the caller's.
+func SignatureHash(alg asn1.ObjectIdentifier, pssParams []byte) crypto.Hash {
+	for _, a := range sigAlgs {
+		if !a.oid.Equal(alg) {
+			continue
+		}
+		if a.kind == "RSA-PSS" {
+			h, _ := pssHash(pssParams)
+			return h
+		}
+		return a.hash
+	}
+	return 0
+}
+
 // CheckDigestSignature verifies sig over data with pub, for a key kind
 // (RSA, RSA-PSS, ECDSA, Ed25519) and digest: it hashes data with h first
 // (Ed25519 signs data itself).

@@ -24,6 +24,13 @@ type Signature struct {
 	// the format carries one.
 	DigestAlgorithm crypto.Hash
 	Digest          []byte
+	// SignerDigests are the other hashes the signature stands on, where
+	// they differ from DigestAlgorithm (Authenticode: the SignerInfo's
+	// digest algorithm, which digests the content into the signed
+	// attributes, and the hash the signature algorithm names, which
+	// digests the signed attributes): a collision in any of them forges
+	// the signature as well as one in DigestAlgorithm would.
+	SignerDigests []crypto.Hash
 	// SignatureAlgorithm is RSA, RSA-PSS, ECDSA or Ed25519.
 	SignatureAlgorithm string
 	// Chains are the certificate chains from the signer up, built from the

@@ -16,6 +16,9 @@ type VersionResource struct {
 	FileVersion *[4]uint16
 	// Tables are the StringFileInfo's string tables.
 	Tables []VersionTable
+	// StringFileInfoKey, if set, spells the StringFileInfo block's key
+	// (readers find it case-insensitively: "STRINGFILEINFO").
+	StringFileInfoKey string
 }
 
 // VersionTable is one StringTable: its key ("040904b0") and its strings,
@@ -108,8 +111,12 @@ func versionInfo(r VersionResource) []byte {
 		}
 		tables = append(tables, verBlock(t.Key, true, nil, 0, ss...))
 	}
+	sfi := r.StringFileInfoKey
+	if sfi == "" {
+		sfi = "StringFileInfo"
+	}
 	return verBlock("VS_VERSION_INFO", false, fixed, len(fixed),
-		verBlock("StringFileInfo", true, nil, 0, tables...),
+		verBlock(sfi, true, nil, 0, tables...),
 		verBlock("VarFileInfo", true, nil, 0, verBlock("Translation", false, []byte{0x09, 0x04, 0xb0, 0x04}, 4)))
 }
 

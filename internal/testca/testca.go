@@ -12,6 +12,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"math/big"
 	"os"
@@ -138,6 +139,9 @@ type LeafOptions struct {
 	NotAfter    time.Time
 	// SelfSigned makes a certificate outside this CA (a rogue signer).
 	SelfSigned bool
+	// CommonNames, if set, are the subject's common names, in order, in
+	// place of CommonName (a subject with several: "CN=Evil, CN=Build").
+	CommonNames []string
 }
 
 type asn1OID = []int
@@ -167,6 +171,10 @@ func (ca *CA) Leaf(t TB, o LeafOptions) *Cert {
 	}
 	for _, oid := range o.UnknownEKUs {
 		tmpl.UnknownExtKeyUsage = append(tmpl.UnknownExtKeyUsage, oid)
+	}
+	for _, cn := range o.CommonNames {
+		// ExtraNames replace the CommonName field.
+		tmpl.Subject.ExtraNames = append(tmpl.Subject.ExtraNames, pkix.AttributeTypeAndValue{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: cn})
 	}
 	k := nextKey(t, o.KeyType)
 	if o.SelfSigned {

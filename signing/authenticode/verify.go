@@ -432,6 +432,7 @@ func (v *verifier) signature(e pe.Certificate, index int, path []int, der []byte
 	imageHash, hashErr := hashForOID(idc.digestAlg.oid)
 	sig.DigestAlgorithm = imageHash
 	sig.SignatureAlgorithm = signatureKind(si.sigAlg.oid)
+	sig.SignerDigests = signerDigests(si, imageHash)
 	if !bytes.Equal(idc.dataType, oidSpcPEImageData) {
 		// Firmware does not look at the data type; csv cannot establish
 		// that Windows accepts anything but SPC_PE_IMAGE_DATAOBJ.
@@ -730,6 +731,30 @@ func checkSignerSignature(si *signerInfo, cert *signing.Certificate) error {
 		return fmt.Errorf("signature by %q (%s) over the signed attributes: %w", cert.CommonName(), signatureKind(si.sigAlg.oid), err)
 	}
 	return nil
+}
+
+// signerDigests returns the hashes a SignerInfo's signature goes through
+// besides the image hash: its digest algorithm (content into the
+// messageDigest attribute) and the hash its signature algorithm names
+// (signed attributes), each once and where it is not image.
+func signerDigests(si *signerInfo, image crypto.Hash) []crypto.Hash {
+	var out []crypto.Hash
+	add := func(h crypto.Hash) {
+		if h != 0 && h != image && !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	if h, err := hashForOID(si.digestAlg.oid); err == nil {
+		add(h)
+	}
+	if oid, ok := decodeOID(si.sigAlg.oid); ok {
+		var params []byte
+		if bytes.Equal(si.sigAlg.oid, oidRSAPSS) {
+			params = si.sigAlg.params
+		}
+		add(signing.SignatureHash(oid, params))
+	}
+	return out
 }
 
 // signatureKind names a SignerInfo signature algorithm as

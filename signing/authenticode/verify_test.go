@@ -1062,6 +1062,66 @@ func TestVerifySignatureEncodings(t *testing.T) {
 	}
 }
 
+// TestVerifySignerDigests: the hashes a signer signs through besides the
+// image hash (the SignerInfo's digest algorithm, the hash its signature
+// algorithm names) are recorded, so that a policy refusing SHA-1 refuses a
+// SHA-256 image hash whose signer digests with SHA-1.
+func TestVerifySignerDigests(t *testing.T) {
+	p := newPKI(t)
+	s := p.signer(t, testca.LeafOptions{})
+	f := parseSignedPE(t, osslSign(t, peFile(4096), s, "-h", "sha256"))
+	key := s.leaf.Key.(*rsa.PrivateKey)
+	sum := func(h crypto.Hash, data []byte) []byte {
+		hh := h.New()
+		hh.Write(data)
+		return hh.Sum(nil)
+	}
+	signWith := func(h crypto.Hash) func([]byte) []byte {
+		return func(d []byte) []byte {
+			sig, err := rsa.SignPKCS1v15(rand.Reader, key, h, sum(h, d))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return sig
+		}
+	}
+	null := []byte{5, 0}
+	tests := []struct {
+		name string
+		der  func(der []byte) []byte
+		want []crypto.Hash
+	}{
+		{"osslsigncode -h sha256", func(der []byte) []byte { return der }, nil},
+		{"sha1WithRSAEncryption over the signed attributes", func(der []byte) []byte {
+			return resign(t, der, algorithm(t, asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 5}, null), signWith(crypto.SHA1))
+		}, []crypto.Hash{crypto.SHA1}},
+		{"a SHA-1 SignerInfo digest", func(der []byte) []byte {
+			// The messageDigest attribute becomes the SHA-1 of the
+			// content, and rsaEncryption signs with the SignerInfo's digest.
+			content := at(t, der, 1, 0, 2, 1, 0).contents(der)
+			attrs := signerInfoPath(siSignedAttrs)
+			for i := range children(t, der, at(t, der, attrs...)) {
+				if bytes.Equal(at(t, der, append(attrs, i, 0)...).bytes(der), mustMarshal(t, asnMessageDigest)) {
+					der = replace(t, der, encode(cbasn1.OCTET_STRING, sum(crypto.SHA1, content)), append(attrs, i, 1, 0)...)
+				}
+			}
+			der = replace(t, der, algorithm(t, asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}, null), signerInfoPath(siDigestAlg)...)
+			return resign(t, der, algorithm(t, asnRSAEncryption, null), signWith(crypto.SHA1))
+		}, []crypto.Hash{crypto.SHA1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sigs := verify(t, f.withSignature(t, tt.der(f.pkcs7(t))), authenticode.VerifyOptions{Certificates: []*signing.Certificate{p.root}})
+			if len(sigs) != 1 || !sigs[0].Verified {
+				t.Fatalf("signatures %+v", sigs)
+			}
+			if sigs[0].DigestAlgorithm != crypto.SHA256 || !slices.Equal(sigs[0].SignerDigests, tt.want) {
+				t.Errorf("DigestAlgorithm %v, SignerDigests %v; want SHA-256, %v", sigs[0].DigestAlgorithm, sigs[0].SignerDigests, tt.want)
+			}
+		})
+	}
+}
+
 // replaceCert replaces the embedded certificate old with cert.
 func replaceCert(t testing.TB, der, old, cert []byte) []byte {
 	t.Helper()

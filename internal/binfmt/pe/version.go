@@ -27,6 +27,12 @@ const (
 	maxResourceEntries = 4096
 	// maxResourceRead caps the bytes one ReadVersionInfo call reads.
 	maxResourceRead = 1 << 20
+	// maxResourceDirs caps the resource directories one ReadVersionInfo
+	// call reads: each is a read of the file (outside the first few
+	// kilobytes, a system call), and directories can share entries, so
+	// that a 32 KiB tree of empty ones costs tens of thousands. A real
+	// file reads three (root, RT_VERSION, its name).
+	maxResourceDirs = 64
 	// maxVersionInfo caps the version resource data read (VS_VERSIONINFO's
 	// wLength cannot exceed it).
 	maxVersionInfo = 1 << 16
@@ -81,6 +87,12 @@ type StringTable struct {
 // StringEntry is one String block: a key and its value.
 type StringEntry struct {
 	Key, Value string
+	// Counted is the value as long as its wValueLength says, when that
+	// is shorter than Value (which runs to the NUL): VerQueryValue
+	// returns that length with the value, and a reader that takes it
+	// reads Counted. Empty otherwise, and for wValueLength 0, which
+	// compilers write for strings of any length.
+	Counted string
 }
 
 // Reading is one way to read a file's version resource: the strings of one
@@ -102,7 +114,8 @@ const maxReadings = 256
 // given string keys, the preferred one ([VersionInfo.Strings] and
 // FileVersion) first, then one per other string table, other resource, and
 // other spelling of a key: a key written twice in a table, or with other
-// letter case, yields a reading with that value. Which table, resource and
+// letter case, yields a reading with that value, and so does a value its
+// wValueLength cuts short (StringEntry.Counted). Which table, resource and
 // spelling Windows reads has not been established, so a policy must judge
 // all of them: a deny rule applies if it matches any reading, an allow rule
 // only if it matches every one. It returns ok false, with the readings so
@@ -128,24 +141,32 @@ func (vi *VersionInfo) Readings(keys ...string) (out []Reading, ok bool) {
 			}
 			out = append(out, base)
 			// Every other occurrence (a repeat, another letter case) of a
-			// key asked for, in place of the canonical one.
+			// key asked for, and every value cut short by its length, in
+			// place of the canonical one.
 			for _, k := range keys {
 				first := true
 				for _, e := range t.Entries {
-					if !strings.EqualFold(e.Key, k) {
+					if !sameKey(e.Key, k) {
 						continue
 					}
+					var vals []string
 					if e.Key == k && first {
-						first = false
-						continue
+						first = false // base holds e.Value
+					} else {
+						vals = append(vals, e.Value)
 					}
-					if len(out) == maxReadings {
-						return out, false
+					if e.Counted != "" {
+						vals = append(vals, e.Counted)
 					}
-					v := base
-					v.Strings = maps.Clone(base.Strings)
-					v.Strings[k] = e.Value
-					out = append(out, v)
+					for _, val := range vals {
+						if len(out) == maxReadings {
+							return out, false
+						}
+						v := base
+						v.Strings = maps.Clone(base.Strings)
+						v.Strings[k] = val
+						out = append(out, v)
+					}
 				}
 			}
 			if len(out) > maxReadings {
@@ -154,6 +175,22 @@ func (vi *VersionInfo) Readings(keys ...string) (out []Reading, ok bool) {
 		}
 	}
 	return out, true
+}
+
+// sameKey reports whether a key in the file may be the key k to a reader
+// that ignores case: VerQueryValue compares keys with wcsnicmp, and
+// whether that folds by Unicode case folding or by an upper-case table
+// (which makes "ı" an "I": "OrıgınalFilename") is not established, so
+// keys equal under either, or under simple lower case, are the same.
+func sameKey(key, k string) bool {
+	if strings.EqualFold(key, k) {
+		return true
+	}
+	ascii := func(s string) bool { return !strings.ContainsFunc(s, func(r rune) bool { return r >= 0x80 }) }
+	if ascii(key) && ascii(k) {
+		return false
+	}
+	return strings.ToUpper(key) == strings.ToUpper(k) || strings.ToLower(key) == strings.ToLower(k)
 }
 
 // preferredTable returns the index of the en-US table, else 0.
@@ -187,8 +224,10 @@ type versionData struct {
 // # Security
 //
 // Every offset and length is checked against the section that holds it and
-// the file size; at most maxResourceRead bytes are read in all, directories
-// of more than maxResourceEntries entries and files with more than
+// the file size; at most maxResourceRead bytes are read in all, in at most
+// maxResourceDirs directories (a walk through more is refused, so that
+// shared subdirectories cannot multiply the reads); directories of more
+// than maxResourceEntries entries and files with more than
 // maxVersionResources version resources are refused, and the walk descends
 // exactly three levels, so loops in the directory cannot recur.
 func ReadVersionInfo(r io.ReaderAt, f *File) (*VersionInfo, error) {
@@ -212,7 +251,14 @@ func ReadVersionInfo(r io.ReaderAt, f *File) (*VersionInfo, error) {
 
 	// Level 1: type RT_VERSION (every such entry); level 2: every name;
 	// level 3: every language, each leading to a data entry.
-	types, err := v.entries(0, true, func(id uint32, named bool) bool { return !named && id == rtVersion })
+	// Windows finds a resource by ID among the entries after the named
+	// ones, comparing the low 16 bits (IMAGE_RESOURCE_DIRECTORY_ENTRY.Id,
+	// a WORD: Wine's and ReactOS's find_entry_by_id): an entry there whose
+	// other bits are set, even the name flag, is RT_VERSION to it. An entry
+	// among the named ones without the name flag is read too.
+	types, err := v.entries(0, true, func(name uint32, inIDs bool) bool {
+		return uint16(name) == rtVersion && (inIDs || name&0x80000000 == 0)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -296,6 +342,7 @@ type versionReader struct {
 	r             io.ReaderAt
 	f             *File
 	total         int64 // bytes read so far
+	dirs          int   // directories read so far
 	rsrc, rsrcEnd int64 // the resource section's raw data, from the table start
 }
 
@@ -342,10 +389,16 @@ type dirEntry struct {
 }
 
 // entries reads the resource directory at dirOff (relative to the table
-// start) and returns the entries pick accepts (every entry if pick is nil),
+// start) and returns the entries pick accepts (every entry if pick is nil;
+// pick gets the entry's Name field whole, and whether the entry lies among
+// the directory's ID entries, after the named ones),
 // each of which must be a subdirectory if sub, else a data entry.
-func (v *versionReader) entries(dirOff uint32, sub bool, pick func(id uint32, named bool) bool) ([]dirEntry, error) {
+func (v *versionReader) entries(dirOff uint32, sub bool, pick func(name uint32, inIDs bool) bool) ([]dirEntry, error) {
 	at := v.rsrc + int64(dirOff)
+	if v.dirs == maxResourceDirs {
+		return nil, binfmt.Errorf(binfmt.PE, at, "more than %d resource directories on the way to the version resources", maxResourceDirs)
+	}
+	v.dirs++
 	var hdr [resourceDirSize]byte
 	if err := v.readRsrc(at, hdr[:], "resource directory"); err != nil {
 		return nil, err
@@ -369,7 +422,7 @@ func (v *versionReader) entries(dirOff uint32, sub bool, pick func(id uint32, na
 		name := binary.LittleEndian.Uint32(e[0:])
 		target := binary.LittleEndian.Uint32(e[4:])
 		isNamed := name&0x80000000 != 0
-		if pick != nil && !pick(name&0x7fffffff, isNamed) {
+		if pick != nil && !pick(name, i >= named) {
 			continue
 		}
 		eAt := at + resourceDirSize + int64(i*resourceEntrySize)
@@ -397,6 +450,7 @@ type block struct {
 	rest     []byte // from the value's start to the block's end
 	children []byte
 	childOff int  // offset of children within the data
+	pos      int  // offset of the block within the data
 	valueLen int  // wValueLength as stored
 	text     bool // wType 1
 }
@@ -404,7 +458,7 @@ type block struct {
 // parseBlock reads the block at data[pos:]. Offsets in errors are file
 // offsets (base + position).
 func parseBlock(data []byte, pos int, base int64) (block, int, error) {
-	var b block
+	b := block{pos: pos}
 	errorf := func(at int, format string, args ...any) (block, int, error) {
 		return block{}, 0, binfmt.Errorf(binfmt.PE, base+int64(at), format, args...)
 	}
@@ -455,7 +509,13 @@ func eachChild(data []byte, b block, base int64, fn func(block) error) error {
 	pos, end := b.childOff, b.childOff+len(b.children)
 	for pos+6 <= end {
 		if binary.LittleEndian.Uint16(data[pos:]) == 0 {
-			break // padding after the last child
+			// Padding after the last child. VerQueryValue stops at a
+			// block of length 0 (Wine's and ReactOS's FindChild), other
+			// readers skip it and read on: what follows must be padding.
+			if slices.ContainsFunc(data[pos:end], func(c byte) bool { return c != 0 }) {
+				return binfmt.Errorf(binfmt.PE, base+int64(pos), "a version block of length 0 followed by data: readers disagree on what follows it")
+			}
+			break
 		}
 		c, next, err := parseBlock(data[:end], pos, base)
 		if err != nil {
@@ -469,12 +529,29 @@ func eachChild(data []byte, b block, base int64, fn func(block) error) error {
 	return nil
 }
 
+// noValue checks that a StringFileInfo or StringTable block has no value,
+// as the format has it: VerQueryValue finds its children after a value as
+// long as wValueLength says, other readers (pefile) right after the key, and
+// they would read different strings.
+func noValue(b block, base int64) error {
+	if b.valueLen != 0 {
+		return binfmt.Errorf(binfmt.PE, base+int64(b.pos), "version block %q has a value (wValueLength %d), which it never has: readers disagree where its children start",
+			truncate(b.key, 40), b.valueLen)
+	}
+	return nil
+}
+
 // parseVersionInfo parses a VS_VERSIONINFO resource read from file offset
 // base.
 func parseVersionInfo(data []byte, base int64) (*VersionInfo, error) {
-	root, _, err := parseBlock(data, 0, base)
+	root, end, err := parseBlock(data, 0, base)
 	if err != nil {
 		return nil, err
+	}
+	if slices.ContainsFunc(data[end:], func(c byte) bool { return c != 0 }) {
+		// VerQueryValue reads within VS_VERSION_INFO's wLength, other
+		// readers (pefile) read on to the resource's end.
+		return nil, binfmt.Errorf(binfmt.PE, base+int64(end), "data after VS_VERSION_INFO (%d bytes) within the version resource (%d): readers disagree on what it holds", end, len(data))
 	}
 	if root.key != "VS_VERSION_INFO" {
 		return nil, binfmt.Errorf(binfmt.PE, base, "version resource key is %q, not VS_VERSION_INFO", truncate(root.key, 40))
@@ -483,6 +560,13 @@ func parseVersionInfo(data []byte, base int64) (*VersionInfo, error) {
 	if root.valueLen > 0 {
 		if len(root.value) < fixedFileInfoSize || root.valueLen < fixedFileInfoSize {
 			return nil, binfmt.Errorf(binfmt.PE, base, "VS_FIXEDFILEINFO is %d bytes (want %d)", min(len(root.value), root.valueLen), fixedFileInfoSize)
+		}
+		if root.valueLen != fixedFileInfoSize || root.text {
+			// VerQueryValue finds the children after the value as long as
+			// wValueLength (and wType) say, other readers after the 52
+			// bytes of a VS_FIXEDFILEINFO: they would read other strings.
+			return nil, binfmt.Errorf(binfmt.PE, base, "VS_VERSION_INFO's value is %d %s, not the %d bytes of a VS_FIXEDFILEINFO: readers disagree where its children start",
+				root.valueLen, map[bool]string{false: "bytes", true: "characters"}[root.text], fixedFileInfoSize)
 		}
 		ffi := root.value
 		if sig := binary.LittleEndian.Uint32(ffi); sig != fixedSignature {
@@ -498,10 +582,19 @@ func parseVersionInfo(data []byte, base int64) (*VersionInfo, error) {
 	}
 	var tables []block
 	err = eachChild(data, root, base, func(c block) error {
-		if c.key != "StringFileInfo" {
+		// VerQueryValue finds a block by its key ignoring case (Wine's and
+		// ReactOS's VersionInfo32_FindChild compare with wcsnicmp), so a
+		// block keyed "STRINGFILEINFO" holds string tables Windows reads.
+		if !sameKey(c.key, "StringFileInfo") {
 			return nil // VarFileInfo
 		}
+		if err := noValue(c, base); err != nil {
+			return err
+		}
 		return eachChild(data, c, base, func(t block) error {
+			if err := noValue(t, base); err != nil {
+				return err
+			}
 			if len(tables) == maxVersionTables {
 				return binfmt.Errorf(binfmt.PE, base+int64(t.childOff), "more than %d string tables in a version resource", maxVersionTables)
 			}
@@ -520,8 +613,17 @@ func parseVersionInfo(data []byte, base int64) (*VersionInfo, error) {
 			}
 			// wValueLength counts bytes in some files and code units in
 			// others, and is 0 in some: read to the block's end and stop at
-			// the NUL, as Windows' VerQueryValue callers see it.
-			st.Entries = append(st.Entries, StringEntry{Key: s.key, Value: utf16String(s.rest)})
+			// the NUL, as Windows' VerQueryValue callers see it. A reader
+			// may also take the length VerQueryValue returns: counted as
+			// code units (the longer reading of the two), a value it cuts
+			// short is another reading.
+			e := StringEntry{Key: s.key, Value: utf16String(s.rest)}
+			if n := 2 * s.valueLen; n > 0 && n < len(s.rest) {
+				if c := utf16String(s.rest[:n]); len(c) < len(e.Value) {
+					e.Counted = c
+				}
+			}
+			st.Entries = append(st.Entries, e)
 			return nil
 		})
 		if err != nil {

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -225,7 +227,30 @@ func fixtures(t testing.TB) map[string][]byte {
 		"two names":    withResources(t, false, rsrcNames(rtVersion, []langData{{0x409, vi}}, []langData{{0x409, cdbInfo}})),
 		"repeated key": withResources(t, false, rsrc(rtVersion, langData{0x409, versionInfo(toolFixed, table{"040904b0", [][2]string{{"OriginalFilename", "tool.exe"}, {"OriginalFilename", "cdb.exe"}}})})),
 		"key case":     withResources(t, false, rsrc(rtVersion, langData{0x409, versionInfo(toolFixed, table{"040904b0", [][2]string{{"ORIGINALFILENAME", "cdb.exe"}}})})),
+		// The StringFileInfo block in other letter case, beside a proper
+		// one: VerQueryValue finds blocks case-insensitively.
+		"block case": withResources(t, false, rsrc(rtVersion, langData{0x409, verBlock("VS_VERSION_INFO", false, toolFixed, 52,
+			verBlock("StringFileInfo", true, nil, 0, verBlock("040904b0", true, nil, 0, verString("OriginalFilename", "tool.exe"))),
+			verBlock("stringFILEinfo", true, nil, 0, verBlock("040904b0", true, nil, 0, verString("OriginalFilename", "cdb.exe"))))})),
+		// The RT_VERSION type entry with bits above its 16-bit ID set, or
+		// the name flag set on an entry among the ID entries: Windows
+		// compares the WORD Id of the entries after the named ones.
+		"type id high bits": withResources(t, false, patchRoot(rsrc(rtVersion, langData{0x409, cdbInfo}), 0x00040000|rtVersion)),
+		"type id name flag": withResources(t, false, patchRoot(rsrc(rtVersion, langData{0x409, cdbInfo}), 0x80000000|rtVersion)),
+		// OriginalFilename "cdb.exe.txt" whose wValueLength says 7: a
+		// reader that takes the length VerQueryValue returns reads cdb.exe.
+		"counted": withResources(t, false, rsrc(rtVersion, langData{0x409, verBlock("VS_VERSION_INFO", false, toolFixed, 52,
+			verBlock("StringFileInfo", true, nil, 0, verBlock("040904b0", true, nil, 0, verBlock("OriginalFilename", true, utf16z("cdb.exe.txt"), 7))))})),
+		// Keys with a dotless i, which an upper-case table folds to I.
+		"dotless i": withResources(t, false, rsrc(rtVersion, langData{0x409, verBlock("VS_VERSION_INFO", false, toolFixed, 52,
+			verBlock("StringFıleInfo", true, nil, 0, verBlock("040904b0", true, nil, 0, verString("OrıgınalFılename", "cdb.exe"))))})),
 	}
+}
+
+// patchRoot sets the Name field of the root directory's first entry.
+func patchRoot(res []byte, name uint32) []byte {
+	binary.LittleEndian.PutUint32(res[16:], name)
+	return res
 }
 
 // cdbInfo is a version resource that names another file, with another
@@ -253,6 +278,9 @@ func TestReadVersionInfo(t *testing.T) {
 		{"two names", &VersionInfo{Strings: toolMap, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
 		{"repeated key", &VersionInfo{Strings: map[string]string{"OriginalFilename": "tool.exe"}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
 		{"key case", &VersionInfo{Strings: map[string]string{"ORIGINALFILENAME": "cdb.exe"}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
+		{"counted", &VersionInfo{Strings: map[string]string{"OriginalFilename": "cdb.exe.txt"}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
+		{"dotless i", &VersionInfo{Strings: map[string]string{"OrıgınalFılename": "cdb.exe"}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
+		{"block case", &VersionInfo{Strings: map[string]string{"OriginalFilename": "tool.exe"}, FileVersion: [4]uint16{1, 2, 3, 4}, ProductVersion: [4]uint16{1, 2, 0, 0}, HasFixed: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -297,6 +325,11 @@ func TestReadVersionInfoReadings(t *testing.T) {
 		{"two names", []rd{{"tool.exe", "1.2.3.4"}, {"cdb.exe", "9.9.9.9"}}},
 		{"repeated key", []rd{{"tool.exe", "1.2.3.4"}, {"cdb.exe", "1.2.3.4"}}},
 		{"key case", []rd{{"", "1.2.3.4"}, {"cdb.exe", "1.2.3.4"}}},
+		{"block case", []rd{{"tool.exe", "1.2.3.4"}, {"cdb.exe", "1.2.3.4"}}},
+		{"dotless i", []rd{{"", "1.2.3.4"}, {"cdb.exe", "1.2.3.4"}}},
+		{"counted", []rd{{"cdb.exe.txt", "1.2.3.4"}, {"cdb.exe", "1.2.3.4"}}},
+		{"type id high bits", []rd{{"cdb.exe", "9.9.9.9"}}},
+		{"type id name flag", []rd{{"cdb.exe", "9.9.9.9"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -360,6 +393,75 @@ func TestReadVersionInfoCaps(t *testing.T) {
 	}
 }
 
+// sharedDirs is a resource table of n RT_VERSION type entries that all
+// lead to one name directory, whose two names lead to one empty language
+// directory: 32 KiB that a walk without a cap on directories reads in
+// 16,000 reads (in csv validate, as many system calls: 50 ms per file).
+func sharedDirs(n int) []byte {
+	le := binary.LittleEndian
+	root := make([]byte, 16+8*n)
+	le.PutUint16(root[14:], uint16(n))
+	names := len(root)
+	for i := range n {
+		le.PutUint32(root[16+8*i:], rtVersion)
+		le.PutUint32(root[20+8*i:], 0x80000000|uint32(names))
+	}
+	nd := make([]byte, 16+16)
+	le.PutUint16(nd[14:], 2)
+	for i := range 2 {
+		le.PutUint32(nd[16+8*i:], uint32(i+1))
+		le.PutUint32(nd[20+8*i:], 0x80000000|uint32(names+len(nd)))
+	}
+	return append(append(root, nd...), make([]byte, 16)...)
+}
+
+// countingReader counts ReadAt calls.
+type countingReader struct {
+	r *bytes.Reader
+	n int
+}
+
+func (c *countingReader) ReadAt(b []byte, off int64) (int, error) {
+	c.n++
+	return c.r.ReadAt(b, off)
+}
+
+// TestReadVersionInfoSharedDirectories: directories that share
+// subdirectories cannot multiply the reads: the walk reads at most
+// maxResourceDirs directories and refuses the file past them.
+func TestReadVersionInfoSharedDirectories(t *testing.T) {
+	img := withResources(t, false, sharedDirs(4000))
+	f, err := Parse(bytes.NewReader(img), int64(len(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := &countingReader{r: bytes.NewReader(img)}
+	vi, err := ReadVersionInfo(cr, f)
+	var me *binfmt.MalformedError
+	if vi != nil || !errors.As(err, &me) || !strings.Contains(err.Error(), "resource directories") {
+		t.Errorf("got %+v, %v; want a MalformedError over the directory cap", vi, err)
+	}
+	if cr.n > 3*maxResourceDirs {
+		t.Errorf("%d reads for a %d-byte file", cr.n, len(img))
+	}
+	// A few shared directories are read, and lead to nothing.
+	if vi, err := readVI(withResources(t, false, sharedDirs(3))); vi != nil || err != nil {
+		t.Errorf("three types sharing their names: %+v, %v", vi, err)
+	}
+}
+
+// TestReadVersionInfoNamedType: a named resource type (an entry among the
+// named ones, the name flag set) is not RT_VERSION whatever the low bits of
+// its name offset, as Windows searches IDs after the named entries only.
+func TestReadVersionInfoNamedType(t *testing.T) {
+	res := patchRoot(rsrc(rtVersion, langData{0x409, cdbInfo}), 0x80000000|rtVersion)
+	binary.LittleEndian.PutUint16(res[12:], 1) // one named entry, no ID entry
+	binary.LittleEndian.PutUint16(res[14:], 0)
+	if vi, err := readVI(withResources(t, false, res)); vi != nil || err != nil {
+		t.Errorf("a named type: %+v, %v; want no version resource", vi, err)
+	}
+}
+
 func TestReadVersionInfoMalformed(t *testing.T) {
 	good := rsrc(rtVersion, langData{0x409, versionInfo(toolFixed, table{"040904b0", toolStrings})})
 	le := binary.LittleEndian
@@ -399,6 +501,15 @@ func TestReadVersionInfoMalformed(t *testing.T) {
 		{"fixed info too short", withResources(t, false, patch16(good, viAt+2, 20)), "VS_FIXEDFILEINFO is 20 bytes"},
 		{"block longer than the resource", withResources(t, false, patch16(good, viAt, 0xfff0)), "does not fit"},
 		{"child longer than its parent", withResources(t, false, patch16(good, viAt+92, 0x7000)), "does not fit"},
+		// Layouts where readers disagree on which strings the resource
+		// holds (VerQueryValue as Wine and ReactOS write it, pefile): the
+		// file is refused rather than read one way.
+		{"root value longer than VS_FIXEDFILEINFO", withResources(t, false, patch16(good, viAt+2, 60)), "not the 52 bytes of a VS_FIXEDFILEINFO"},
+		{"root value counted as text", withResources(t, false, patch16(good, viAt+4, 1)), "52 characters"},
+		{"StringFileInfo with a value", withResources(t, false, patch16(good, viAt+92+2, 5)), `"StringFileInfo" has a value`},
+		{"StringTable with a value", withResources(t, false, patch16(good, viAt+128+2, 5)), `"040904b0" has a value`},
+		{"a block of length 0 before others", withResources(t, false, patch16(good, viAt+328, 0)), "length 0 followed by data"},
+		{"data after VS_VERSION_INFO", withResources(t, false, patch16(good, viAt, 92)), "data after VS_VERSION_INFO"},
 		{"unterminated key", withResources(t, false, func() []byte {
 			b := bytes.Clone(good)
 			le.PutUint16(b[viAt:], 12) // key "VS" and no NUL within 12 bytes
@@ -506,6 +617,14 @@ func TestReadVersionInfoPeer(t *testing.T) {
 			// pefile reads no StringFileInfo without a VS_FIXEDFILEINFO;
 			// Microsoft documents wValueLength 0 as "no Value member".
 			continue
+		case "counted":
+			// pefile reads the value as long as wValueLength says (a
+			// reading we have too: hasEntry), and reports that one.
+			skip[name] = true
+		case "block case", "dotless i":
+			// pefile reads a StringFileInfo block only by its exact key;
+			// VerQueryValue ignores case.
+			skip[name] = true
 		case "repeated key":
 			// pefile keeps the last of a repeated key, we the first (both
 			// are readings: another reader, another choice).
@@ -577,7 +696,7 @@ func hasEntry(vi *VersionInfo, table, k, v string) bool {
 	}
 	for _, r := range append([]*VersionInfo{vi}, vi.Others...) {
 		for _, t := range r.Tables {
-			if t.Key == table && slices.Contains(t.Entries, StringEntry{k, v}) {
+			if t.Key == table && slices.ContainsFunc(t.Entries, func(e StringEntry) bool { return e.Key == k && (e.Value == v || e.Counted == v) }) {
 				return true
 			}
 		}
@@ -600,6 +719,14 @@ func bmpOnly(m map[string]string) map[string]string {
 func FuzzReadVersionInfo(f *testing.F) {
 	for _, img := range fixtures(f) {
 		f.Add(img)
+	}
+	f.Add(withResources(f, false, sharedDirs(100)))
+	// Layouts readers disagree on (TestReadVersionInfoMalformed).
+	good := rsrc(rtVersion, langData{0x409, versionInfo(toolFixed, table{"040904b0", toolStrings})})
+	for _, p := range [][2]int{{88 + 2, 60}, {88 + 4, 1}, {88 + 92 + 2, 5}, {88 + 128 + 2, 5}, {88 + 328, 0}, {88, 92}} {
+		b := bytes.Clone(good)
+		binary.LittleEndian.PutUint16(b[p[0]:], uint16(p[1]))
+		f.Add(withResources(f, false, b))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		pf, err := Parse(bytes.NewReader(b), int64(len(b)))
@@ -638,3 +765,95 @@ func FuzzReadVersionInfo(f *testing.F) {
 		}
 	})
 }
+
+// TestReadVersionInfoMutantsAgainstPefile mutates the fixtures' version
+// resources at random (a fixed seed) and checks that every name pefile
+// reads from a mutant is one of our readings, or that we refuse the file:
+// a layout two readers read differently must not hide a name from a deny
+// rule. It found the type IDs Windows compares by their low 16 bits, and
+// the layouts TestReadVersionInfoMalformed refuses. One difference is left
+// on purpose: pefile reads a string whose wValueLength is 0 as empty,
+// which no name rule compares. It skips where pefile is absent.
+func TestReadVersionInfoMutantsAgainstPefile(t *testing.T) {
+	if exec.Command("/usr/bin/python3", "-c", "import pefile").Run() != nil {
+		t.Skip("/usr/bin/python3 with pefile is not installed (apt-get install python3-pefile)")
+	}
+	fx := fixtures(t)
+	bases := slices.Sorted(maps.Keys(fx))
+	rng := rand.New(rand.NewPCG(1, 2))
+	dir := t.TempDir()
+	imgs := map[string][]byte{}
+	var names []string
+	for i := range 1500 {
+		b := bytes.Clone(fx[bases[rng.IntN(len(bases))]])
+		for range 1 + rng.IntN(8) {
+			off := len(b) - 1 - rng.IntN(min(len(b)-1, 1200)) // the resource sits at the end
+			switch rng.IntN(3) {
+			case 0:
+				b[off] = byte(rng.IntN(256))
+			case 1:
+				b[off] ^= 1 << rng.IntN(8)
+			default:
+				b[off] = 0
+			}
+		}
+		p := filepath.Join(dir, fmt.Sprintf("m%04d.exe", i))
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, p)
+		imgs[p] = b
+	}
+	out, err := exec.Command("/usr/bin/python3", append([]string{"-c", mutantScript}, names...)...).Output()
+	if err != nil {
+		t.Fatalf("pefile: %v", err)
+	}
+	var peer map[string][][2]json.RawMessage
+	if err := json.Unmarshal(out, &peer); err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"OriginalFilename", "InternalName", "FileDescription", "ProductName"}
+	bad := 0
+	for _, p := range names {
+		vi, err := readVI(imgs[p])
+		if err != nil {
+			continue // refused: blocked whatever it says
+		}
+		for _, tbl := range peer[p] {
+			var entries map[string]string
+			if json.Unmarshal(tbl[1], &entries) != nil {
+				t.Fatalf("pefile output %s", tbl)
+			}
+			for k, v := range bmpOnly(entries) {
+				if !slices.Contains(keys, k) || v == "" {
+					continue
+				}
+				var rs []Reading
+				if vi != nil {
+					rs, _ = vi.Readings(k)
+				}
+				if !slices.ContainsFunc(rs, func(r Reading) bool { return r.Strings[k] == v }) {
+					if bad++; bad <= 10 {
+						t.Errorf("%s: pefile reads %s = %q, which is none of our readings", filepath.Base(p), k, v)
+					}
+				}
+			}
+		}
+	}
+}
+
+// mutantScript prints, as JSON, every string table pefile reads from each
+// file (null for a file it cannot read).
+const mutantScript = `
+import json, sys, pefile
+out = {}
+for name in sys.argv[1:]:
+    try:
+        p = pefile.PE(name, fast_load=True)
+        p.parse_data_directories(directories=[pefile.DIRECTORY_ENTRY['IMAGE_DIRECTORY_ENTRY_RESOURCE']])
+        out[name] = [[st.LangID.decode('latin1'), {k.decode('utf-8', 'replace'): v.decode('utf-8', 'replace') for k, v in st.entries.items()}]
+                     for fi in getattr(p, 'FileInfo', []) for e in fi if getattr(e, 'Key', b'') == b'StringFileInfo' for st in e.StringTable]
+    except Exception:
+        out[name] = None
+print(json.dumps(out))
+`

@@ -186,6 +186,14 @@ func TestDiffLoosensAsValidateJudges(t *testing.T) {
 			old:   []string{"old.yaml"}, new: []string{"new.yaml"}, wantOld: "FAILED",
 		},
 		{
+			// strings.ToLower makes "İ" an "i"; no name comparison does.
+			name: "an allow rule's name respelled in another case",
+			tree: map[string][]byte{"installer.exe": testbin.VersionPE([]testbin.VersionResource{{Lang: 0x409,
+				Tables: []testbin.VersionTable{{Key: "040904b0", Strings: [][2]string{{"OriginalFilename", "installer.exe"}}}}}})},
+			files: map[string]string{"old.yaml": yaml("", "{id: i, action: allow, file: {name: İnstaller.exe}}"), "new.yaml": yaml("", "{id: i, action: allow, file: {name: installer.exe}}")},
+			old:   []string{"old.yaml"}, new: []string{"new.yaml"}, wantOld: "FAILED",
+		},
+		{
 			name:  "digest_algorithms widened",
 			tree:  map[string][]byte{"unsigned.exe": unsigned},
 			files: map[string]string{"old.yaml": yaml("digest_algorithms: [sha256]\n", "{id: h, action: allow, authenticode_sha1: "+authenticodeSHA1(t, unsigned)+"}"), "new.yaml": yaml("digest_algorithms: [sha1, sha256]\n", "{id: h, action: allow, authenticode_sha1: "+authenticodeSHA1(t, unsigned)+"}")},

@@ -115,6 +115,8 @@ func TestLintMatchEverything(t *testing.T) {
 		{"wdac star with version", wdac(`<Allow ID="ID_R" FriendlyName="r" FileName="*" MinimumFileVersion="1.0.0.0" />`), "allows every PE file with version >= 1.0.0.0, whatever its name"},
 		{"yaml all", yaml("{id: r, action: allow, all: true}"), "allows every file in its scope: only deny rules block anything"},
 		{"yaml all under every path", yaml(`{id: r, action: allow, all: true, paths: ["**"]}`), `path glob "**" matches every path`},
+		{"yaml all in every scenario", yaml(`{id: r, action: allow, all: true, scenarios: [build, boot]}`), "allows every file in its scope: only deny rules block anything"},
+		{"yaml all in every scenario, listed", yaml(`{id: r, action: allow, all: true, scenarios: [boot, kernel, user]}`), "allows every file in its scope: only deny rules block anything"},
 		{"yaml glob every path", yaml(`{id: r, action: allow, sha256: 1111111111111111111111111111111111111111111111111111111111111111, paths: ["**/*"]}`), `path glob "**/*" matches every path`},
 		{"yaml exception of everything", yaml(`{id: r, action: allow, sha256: 1111111111111111111111111111111111111111111111111111111111111111, except: [{all: true}]}`), "can never allow anything"},
 	}
