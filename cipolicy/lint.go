@@ -278,7 +278,7 @@ func lintWDAC(p *Policy) []Finding {
 	add := func(line int, rule, format string, args ...any) {
 		out = append(out, Finding{Severity: SeverityWarning, Source: p.Source, Line: line, Rule: rule, Message: fmt.Sprintf(format, args...)})
 	}
-	var pageHashes []*Rule
+	var pageHashes, pageDenies []*Rule
 	unsupported := map[string][]*Rule{} // by kind of reason
 	var kinds []string
 	wellKnown := map[string][]*Rule{}
@@ -290,6 +290,8 @@ func lintWDAC(p *Policy) []Finding {
 		switch {
 		case strings.HasPrefix(r.Unsupported, "page hash"):
 			pageHashes = append(pageHashes, r)
+		case r.Hash != nil && r.Action == Deny && pageHash(r.Description, r.ID):
+			pageDenies = append(pageDenies, r)
 		case r.Unsupported != "":
 			k := unsupportedKind(r.Unsupported)
 			if unsupported[k] == nil {
@@ -314,6 +316,10 @@ func lintWDAC(p *Policy) []Finding {
 	if len(pageHashes) > 0 {
 		add(pageHashes[0].Line, "", "%s not evaluated: csv computes whole-image Authenticode hashes, not page hashes (the whole-image hash rules of the same files are evaluated): %s",
 			plural(len(pageHashes), "page-hash rule is", "page-hash rules are"), ruleIDs(pageHashes))
+	}
+	if len(pageDenies) > 0 {
+		add(pageDenies[0].Line, "", "%s compared with whole-image Authenticode hashes only: csv does not compute page hashes, and Windows reads no FriendlyName (a value that is a file's image hash denies it): %s",
+			plural(len(pageDenies), "deny page-hash rule is", "deny page-hash rules are"), ruleIDs(pageDenies))
 	}
 	for _, k := range kinds {
 		rs := unsupported[k]

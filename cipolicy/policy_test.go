@@ -15,6 +15,7 @@ var (
 	h1 = bytes.Repeat([]byte{0x11}, 32)
 	h2 = bytes.Repeat([]byte{0x22}, 32)
 	h3 = bytes.Repeat([]byte{0x33}, 32)
+	h4 = bytes.Repeat([]byte{0x44}, 32)
 	s1 = bytes.Repeat([]byte{0x44}, 20)
 )
 

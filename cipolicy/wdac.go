@@ -1332,7 +1332,11 @@ func (doc *siDoc) fileMatcher(f *xFileRule, deny bool) matcher {
 		case len(unsup) > 0:
 		case len(names) > 0 || minV != nil || maxV != nil:
 			unsup = append(unsup, "Hash together with file name or version attributes: csv cannot judge both at once")
-		case pageHash(a["FriendlyName"], f.id):
+		case pageHash(a["FriendlyName"], f.id) && !deny:
+			// Windows reads no FriendlyName: a deny "page hash" rule
+			// whose value is a file's whole-image hash denies that file
+			// too, so a deny is compared as an Authenticode hash below
+			// (an allow is left unjudged, which blocks more).
 			unsup = append(unsup, fmt.Sprintf("page hash (%d-byte hash of the image's first page, FriendlyName %q), not a whole-image Authenticode hash: csv does not compute page hashes", len(b), a["FriendlyName"]))
 		case len(b) == 20:
 			return matcher{hash: &HashMatch{Algorithm: AuthenticodeSHA1, Value: b}}

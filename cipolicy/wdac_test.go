@@ -359,6 +359,7 @@ func TestParseXMLEvaluate(t *testing.T) {
     <Allow ID="ID_ALLOW_H" FriendlyName="a.exe Hash Sha256" Hash="` + hx(h2) + `" />
     <Allow ID="ID_ALLOW_EXEMPT" FriendlyName="exempt.exe Hash Sha256" Hash="` + hx(h3) + `" />
     <Deny ID="ID_DENY_CMD" FriendlyName="cmd.exe" FileName="cmd.Exe" MinimumFileVersion="65535.65535.65535.65535" />
+    <Deny ID="ID_DENY_PAGE" FriendlyName="evil.exe Hash Page Sha256" Hash="` + hx(h4) + `" />
     <FileAttrib ID="ID_FILEATTRIB_TOOL" FileName="tool.exe" MinimumFileVersion="3.0.0.0" />
   </FileRules>
   <Signers>
@@ -382,7 +383,7 @@ func TestParseXMLEvaluate(t *testing.T) {
         <DeniedSigners>
           <DeniedSigner SignerId="ID_SIGNER_BAD"><ExceptAllowRule AllowRuleID="ID_ALLOW_EXEMPT" /></DeniedSigner>
         </DeniedSigners>
-        <FileRulesRef><FileRuleRef RuleID="ID_ALLOW_H" /></FileRulesRef>`, `
+        <FileRulesRef><FileRuleRef RuleID="ID_ALLOW_H" /><FileRuleRef RuleID="ID_DENY_PAGE" /></FileRulesRef>`, `
         <AllowedSigners><AllowedSigner SignerId="ID_SIGNER_PCA" /></AllowedSigners>`))
 	p := mustParseXML(t, doc)
 	s, err := NewSet(SetOptions{}, p)
@@ -414,6 +415,9 @@ func TestParseXMLEvaluate(t *testing.T) {
 		{"ExceptAllowRule exempts from the deny", withDigest(peSubject(ScenarioUser, attrs("tool.exe", "4.0.0.0"), signedBy(badLeaf, bad)), h3), Allowed, KindAllowedBySigner, "ID_SIGNER_TOOL"},
 		{"FileAttribRef version too low", withDigest(peSubject(ScenarioUser, attrs("tool.exe", "2.9.0.0"), signedBy(badLeaf, bad)), h3), Blocked, KindNotAllowed, ""},
 		{"FileAttribRef other name", withDigest(peSubject(ScenarioUser, attrs("other.exe", "4.0.0.0"), signedBy(badLeaf, bad)), h3), Blocked, KindNotAllowed, ""},
+		// Windows reads no FriendlyName: a deny named "Hash Page" whose
+		// value is the whole-image hash still denies the file.
+		{"a deny named as a page hash matches the image hash", withDigest(peSubject(ScenarioUser, nil, signedBy(leaf, pca)), h4), Blocked, KindDenied, "ID_DENY_PAGE"},
 		{"ELF files are not judged by WDAC rules", Subject{Path: "x", Format: FormatELF, Scenario: ScenarioUser, Digests: Digests{SHA256: h2}}, Blocked, KindUnsigned, ""},
 	}
 	for _, tt := range tests {
@@ -685,8 +689,8 @@ func TestSharedWDACPolicies(t *testing.T) {
 		"Empty_Supplemental.xml": {id: "{B5C8D1E7-A920-4E0C-BD86-783BB59C145E}", name: "SupplementalTemplate", typ: Supplemental, base: "{E0ABDA1F-CCF0-468E-8855-3E0F08B02D6A}",
 			mode: Enforce, version: "10.0.0.0", counts: map[string]int{}},
 		"Recommended_UserMode_Blocklist.xml": {id: "{A244370E-44C9-4C06-B551-F6016E563076}", name: "Microsoft Windows Recommended User Mode BlockList", typ: Base, mode: Enforce, version: "10.1.0.2",
-			counts: map[string]int{"kernel deny file": 1, "user deny file": 47, "user deny hash": 610, "user deny unsupported": 4},
-			lint: []string{"4 page-hash rules are not evaluated", "policy allows nothing",
+			counts: map[string]int{"kernel deny file": 1, "user deny file": 47, "user deny hash": 614},
+			lint: []string{"4 deny page-hash rules are compared with whole-image Authenticode hashes only", "policy allows nothing",
 				"39 deny rules stop at version 65355.65355.65355.65355"}},
 		"WinSiPolicy.xml": {id: "{5951A96A-E0B5-4D3D-8FB8-3E5B61030784}", name: "Windows10S_Lockdown_Policy_Supplementable", typ: Base, mode: Audit, version: "10.0.25200.0",
 			counts: map[string]int{"kernel allow signer": 12, "user allow signer": 20},
@@ -777,7 +781,9 @@ func TestSharedWinSiPolicyPCA2011Signer(t *testing.T) {
 func TestSharedBlocklistHashes(t *testing.T) {
 	p := loadShared(t, "Recommended_UserMode_Blocklist.xml")
 	for _, id := range []string{"ID_DENY_HVCISCAN_AMD_3", "ID_DENY_HVCISCAN_AMD_4", "ID_DENY_HVCISCAN_ARM_3", "ID_DENY_HVCISCAN_ARM_4"} {
-		if r := ruleByID(t, p, id); !strings.HasPrefix(r.Unsupported, "page hash") || r.Hash != nil || r.Action != Deny {
+		// Windows reads no FriendlyName: a deny "page hash" is compared
+		// with the image hash as well.
+		if r := ruleByID(t, p, id); r.Unsupported != "" || r.Hash == nil || r.Action != Deny {
 			t.Errorf("%s: %+v", id, r)
 		}
 	}
