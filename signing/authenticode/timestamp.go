@@ -64,7 +64,8 @@ func (v *verifier) parseTimestamps(si *signerInfo) (stamps, error) {
 		st.token, st.tokenCerts = tok, certs
 	}
 	if legacy != nil {
-		si, err := parseSignerInfo(legacy)
+		// Nothing reads a countersignature's unsigned attributes.
+		si, err := parseSignerInfo(legacy, nil)
 		if err != nil {
 			return st, fmt.Errorf("the countersignature: %w", err)
 		}
@@ -121,7 +122,9 @@ func parseToken(der []byte) (*token, error) {
 	if !bytes.Equal(ct, oidSignedData) {
 		return nil, fmt.Errorf("%w: token ContentInfo type is %s, want signedData", ErrMalformed, oidString(ct))
 	}
-	sd, err := parseSignedData(content)
+	// Nothing reads the unsigned attributes of the token's SignerInfo:
+	// they are capped as unknown ones.
+	sd, err := parseSignedData(content, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -203,7 +203,7 @@ func parseAuthenticode(der []byte) (*signedData, error) {
 	if !bytes.Equal(ct, oidSignedData) {
 		return nil, fmt.Errorf("%w: ContentInfo type is %s, want signedData (1.2.840.113549.1.7.2)", ErrMalformed, oidString(ct))
 	}
-	sd, err := parseSignedData(content)
+	sd, err := parseSignedData(content, knownUnsigned)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +253,9 @@ func parseAuthenticode(der []byte) (*signedData, error) {
 //     and nested signatures) at most limits.MaxUnknownUnsignedAttributes;
 //     a timestamp attribute appears at most once per kind, holds one value
 //     and parses (RFC 3161: a SignedData of a TSTInfo with one SignerInfo
-//     and readable certificates; legacy: a SignerInfo); nested signatures
+//     and readable certificates; legacy: a SignerInfo), with at most
+//     limits.MaxUnknownUnsignedAttributes of unsigned attributes in its
+//     SignerInfo, whatever their type (Verify reads none); nested signatures
 //     pass these checks too, at most [MaxNestingDepth] deep and
 //     [MaxSignatures] in the table.
 //  3. The SpcIndirectDataContent's digest algorithm is one Authenticode

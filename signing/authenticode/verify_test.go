@@ -560,8 +560,13 @@ func TestVerifyMalformedTables(t *testing.T) {
 	good := parseSignedPE(t, osslSign(t, peFile(4096), s, "-h", "sha256"))
 	stamped := parseSignedPE(t, osslSign(t, peFile(4096), s, "-h", "sha256",
 		"-TSA-certs", tsa.files.Chain, "-TSA-key", tsa.files.Key, "-TSA-time", strconv.FormatInt(testca.Epoch.Unix(), 10)))
-	der, stampedDER := good.pkcs7(t), stamped.pkcs7(t)
+	legacy := parseSignedPE(t, osslSign(t, peFile(4096), s, "-h", "sha256", "-t", legacyTSA(t, tsa, []*x509.Certificate{tsa.leaf.Cert}, testca.Epoch)))
+	der, stampedDER, legacyDER := good.pkcs7(t), stamped.pkcs7(t), legacy.pkcs7(t)
 	junk := bytes.Repeat([]byte("junk"), 1024)
+	// 3 KB under the SPC_NESTED_SIGNATURE type, which Verify reads in an
+	// Authenticode SignerInfo and nowhere else.
+	nestedJunk := encode(cbasn1.Tag(1).Constructed().ContextSpecific(),
+		attr(t, asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 2, 4, 1}, encode(cbasn1.OCTET_STRING, junk[:3072])))
 	mz := append([]byte("MZ\x90\x00"), junk[:4092]...)
 	notCert := encode(cbasn1.SEQUENCE, encode(cbasn1.OCTET_STRING, junk))
 	unknownOID := asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 7}
@@ -696,6 +701,26 @@ func TestVerifyMalformedTables(t *testing.T) {
 			oracle: osslAccepts,
 		},
 		{
+			// Nothing reads a time-stamp token's unsigned attributes,
+			// whatever their type.
+			name: "3 KB in the RFC 3161 token's unsigned attributes",
+			file: func(t *testing.T) *signedPE {
+				return stamped.withSignature(t, insertChild(t, stampedDER, nestedJunk, signerInfoPath(siUnsigned, 0, 1, 0, 1, 0, -1, 0)...))
+			},
+			want:   authenticode.ErrLimit,
+			says:   "the RFC 3161 timestamp: limit exceeded: 3088 bytes of unsigned attributes csv does not read",
+			oracle: osslAccepts,
+		},
+		{
+			name: "3 KB in the countersignature's unsigned attributes",
+			file: func(t *testing.T) *signedPE {
+				return legacy.withSignature(t, insertChild(t, legacyDER, nestedJunk, signerInfoPath(siUnsigned, 0, 1, 0)...))
+			},
+			want:   authenticode.ErrLimit,
+			says:   "the countersignature: limit exceeded: 3088 bytes of unsigned attributes csv does not read",
+			oracle: osslAccepts,
+		},
+		{
 			name: "unsigned attribute that is not an Attribute",
 			file: func(t *testing.T) *signedPE {
 				return good.withSignature(t, withUnsigned(t, der, encode(cbasn1.OCTET_STRING, junk[:64])))
@@ -789,7 +814,7 @@ func TestVerifyMalformedTables(t *testing.T) {
 	// carry MD2-signed roots): well-formed, left out of chain building.
 	md2Root := replace(t, p.ca.Root.Cert.Raw, algorithm(t, asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 2}, []byte{5, 0}), 1)
 	withMD2 := good.withSignature(t, insertChild(t, der, md2Root, pathCerts...))
-	for _, f := range []*signedPE{good, stamped, withMD2} {
+	for _, f := range []*signedPE{good, stamped, legacy, withMD2} {
 		if err := authenticode.CheckTable(f.table, f.pf.CertTable.Off, nil); err != nil {
 			t.Errorf("CheckTable of a good signature: %v", err)
 		}
