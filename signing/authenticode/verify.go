@@ -290,7 +290,9 @@ func parseAuthenticode(der []byte) (*signedData, error) {
 //  10. IgnoredBy records which hosts would not count the signature, from
 //     where it sits: Windows reads only the first entry (WinVerifyTrust
 //     takes certificate 0 of the table) and the signatures nested in it,
-//     one level deep (deeper ones: not established, so not counted); UEFI
+//     one level deep (deeper ones, and those nested in a first signature
+//     that does not verify or that Windows does not count: not
+//     established, so not counted); UEFI
 //     firmware (EDK2 DxeImageVerificationLib) and shim check every entry's
 //     own signature and never a nested one. A data type other than
 //     SPC_PE_IMAGE_DATAOBJ does not affect Verified (EDK2's
@@ -381,15 +383,19 @@ func (v *verifier) entry(i int, e pe.Certificate) {
 			ErrUnsupportedEntry, e.Revision, pe.TypeName(e.Type))}
 		return
 	}
-	v.signature(e, i, []int{}, e.Data, 0)
+	v.signature(e, i, []int{}, e.Data, 0, "")
 }
 
 // signature verifies one Authenticode ContentInfo (in entry e) and,
-// recursively, the signatures nested in it.
-func (v *verifier) signature(e pe.Certificate, index int, path []int, der []byte, depth int) {
+// recursively, the signatures nested in it. underWhy, if not "", is why
+// Windows would not read it where it is nested (see nestedUnder).
+func (v *verifier) signature(e pe.Certificate, index int, path []int, der []byte, depth int, underWhy string) {
 	sig := &signing.Signature{Format: Format, Index: index, Path: path}
 	v.out = append(v.out, sig)
 	countedBy(sig)
+	if underWhy != "" {
+		sig.Ignore(signing.HostWindows, underWhy)
+	}
 	fail := func(err error) {
 		if sig.Problem == nil {
 			sig.Problem = &SignatureError{Index: index, Path: path, Err: err}
@@ -481,6 +487,10 @@ func (v *verifier) signature(e pe.Certificate, index int, path []int, der []byte
 
 	// 9. Nested signatures.
 	n := 0
+	childWhy := ""
+	if !v.structureOnly {
+		childWhy = nestedUnder(sig)
+	}
 	for _, a := range si.unsignedAttrs {
 		if !bytes.Equal(a.oid, oidNestedSignature) {
 			continue
@@ -499,7 +509,7 @@ func (v *verifier) signature(e pe.Certificate, index int, path []int, der []byte
 			copy(child, path)
 			child[len(path)] = n
 			n++
-			v.signature(e, index, child, val, depth+1)
+			v.signature(e, index, child, val, depth+1, childWhy)
 			return v.malformed == nil
 		})
 		if !ok {
@@ -517,6 +527,27 @@ const (
 	whyUEFINested = "UEFI firmware (EDK2 DxeImageVerificationLib) and shim check each WIN_CERTIFICATE entry's own signature " +
 		"against db and dbx, never the signatures nested in it"
 )
+
+// nestedUnder says why Windows would not count the signatures nested in
+// parent, whose checks are done, because of parent itself: Windows judges
+// the primary signature and the secondary ones nested in it, and csv cannot
+// establish that it reads the secondary signatures of a primary signature
+// that does not verify or that Windows does not count (its data type): a
+// signature that verifies nested in one that does not (over another image,
+// or by a key that did not sign it) would otherwise admit a file Windows
+// may refuse. "" when parent is not the reason.
+func nestedUnder(parent *signing.Signature) string {
+	var se *SignatureError
+	switch {
+	case parent.Problem != nil && errors.As(parent.Problem, &se):
+		return fmt.Sprintf("the signature it is nested in does not verify (%v), and csv cannot establish that Windows reads the signatures nested in a primary signature that fails", se.Err)
+	case parent.Problem != nil:
+		return fmt.Sprintf("the signature it is nested in does not verify (%v), and csv cannot establish that Windows reads the signatures nested in a primary signature that fails", parent.Problem)
+	case parent.IgnoredBy[signing.HostWindows] != "":
+		return "Windows does not count the signature it is nested in, and csv cannot establish that it reads the signatures nested in one it does not count: " + parent.IgnoredBy[signing.HostWindows]
+	}
+	return ""
+}
 
 // dataTypeName renders an SpcIndirectDataContent data type OID element, with
 // its name where it is a known SPC OID (signers have been seen to write a

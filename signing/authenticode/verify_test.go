@@ -1669,6 +1669,57 @@ func TestVerifyWhichHostsCount(t *testing.T) {
 	})
 }
 
+// TestVerifyNestedUnderAFailedPrimary nests the trusted build signer's
+// signature of a file in a primary signature Windows does not accept: one
+// over another image (any signature can be lifted from another file), or
+// one whose data type csv cannot establish Windows accepts. Windows judges
+// the primary signature first, and csv cannot establish that it reads the
+// secondary signatures of a primary that fails: the nested one must not
+// count for Windows (before, it admitted the file in the user scenario),
+// and the reason says so; under a primary that verifies, it counts.
+func TestVerifyNestedUnderAFailedPrimary(t *testing.T) {
+	p := newPKI(t)
+	s := p.signer(t, testca.LeafOptions{})
+	rogue := p.signer(t, testca.LeafOptions{CommonName: "Rogue", SelfSigned: true})
+	good := parseSignedPE(t, osslSign(t, peFile(4096), s, "-h", "sha256"))
+	build := good.pkcs7(t)
+	rogueHere := parseSignedPE(t, osslSign(t, peFile(4096), rogue, "-h", "sha256")).pkcs7(t)
+	rogueElsewhere := parseSignedPE(t, osslSign(t, peFile(5000), rogue, "-h", "sha256")).pkcs7(t)
+	rogueDataType := withDataType(t, rogueHere, asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 2, 1, 21}, rogue.leaf.Key.(*rsa.PrivateKey))
+
+	pol, err := cipolicy.Parse([]byte("format: csv-policy/v1\nname: p\nversion: '1'\nrules:\n  - {id: pca, action: allow, signer: {tbs: "+p.inter.TBSHashHex()+", level: issuer}}\n"), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := cipolicy.NewSet(cipolicy.SetOptions{Now: func() time.Time { return testca.Epoch }}, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		primary []byte
+		why     string // why Windows ignores the nested signature; "" counts
+	}{
+		{"primary over another image", rogueElsewhere, "the signature it is nested in does not verify (image digest mismatch"},
+		{"primary of another data type", rogueDataType, "Windows does not count the signature it is nested in, and csv cannot establish that it reads the signatures nested in one it does not count: its SpcIndirectDataContent data type is 1.3.6.1.4.1.311.2.1.21"},
+		{"primary that verifies", rogueHere, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sigs := verify(t, good.withSignature(t, nest(t, tc.primary, build)), authenticode.VerifyOptions{Certificates: []*signing.Certificate{p.root}})
+			if len(sigs) != 2 || !sigs[1].Verified || sigs[1].IgnoredBy[signing.HostUEFI] == "" {
+				t.Fatalf("signatures: %+v", sigs)
+			}
+			if got := sigs[1].IgnoredBy[signing.HostWindows]; (tc.why == "") != (got == "") || !strings.HasPrefix(got, tc.why) {
+				t.Errorf("the nested signature: ignored by Windows %q, want %q", got, tc.why)
+			}
+			d := set.Evaluate(cipolicy.Subject{Path: "app.exe", Format: cipolicy.FormatPE, Scenario: cipolicy.ScenarioUser, Signed: true, Signatures: sigs})
+			if d.Allowed() != (tc.why == "") || (tc.why != "" && !strings.Contains(d.Reason, "does not count in scenario user (windows): "+tc.why)) {
+				t.Errorf("user scenario: %s: %s", d.Verdict, d.Reason)
+			}
+		})
+	}
+}
+
 // withDataType returns der (an osslsigncode RSA SHA-256 signature) with the
 // SpcIndirectDataContent's data type replaced by oid and re-signed by key,
 // as a signer that writes another data type over the right digest would:
