@@ -87,7 +87,7 @@ func (v *verifier) timestamp(index int, path []int, si *signerInfo, outerCerts [
 		var signer *signing.Certificate
 		signer, err = tokenSigner(st.token, st.tokenCerts, si.signature, outerCerts)
 		if signer != nil {
-			ts.Chains = v.opts.Cache.buildChains(signer, v.candidates(st.tokenCerts, outerCerts))
+			ts.Chains = v.buildChains(signer, v.candidates(st.tokenCerts, outerCerts))
 		}
 	case st.counter != nil:
 		ts.Kind = TimestampAuthenticode
@@ -227,7 +227,7 @@ func (v *verifier) counterSignature(ts *signing.Timestamp, si *signerInfo, sigOc
 	if signer == nil {
 		return signerNotFound(si, len(outerCerts), nil)
 	}
-	ts.Chains = v.opts.Cache.buildChains(signer, v.candidates(outerCerts))
+	ts.Chains = v.buildChains(signer, v.candidates(outerCerts))
 	// A countersignature's content type is not checked: RFC 2985 says it
 	// must be absent, Authenticode timestamps carry pkcs7-data.
 	if err := checkSignedAttributes(si, nil, sigOctets); err != nil {

@@ -55,6 +55,11 @@ var (
 	// ErrInternal: verification panicked (a bug; the signature is not
 	// verified).
 	ErrInternal = errors.New("internal error")
+	// ErrTooManyChainChecks (wrapping ErrLimit): building the chains of the
+	// table's signatures and timestamps takes more than [MaxChainChecks]
+	// certificate signature checks. Only Verify returns it: CheckTable
+	// builds no chains.
+	ErrTooManyChainChecks = fmt.Errorf("%w: building the chains of the table's signatures and timestamps takes more than %d certificate signature checks", ErrLimit, MaxChainChecks)
 )
 
 // SignatureError is the Problem of a signature or of its timestamp: which
@@ -119,6 +124,14 @@ const (
 	MaxSignatures = 64
 	// MaxNestingDepth caps how deep nested signatures are followed.
 	MaxNestingDepth = 8
+	// MaxChainChecks caps the certificate signature checks that building
+	// the chains of one table's signatures and timestamps takes, in all.
+	// Each chain search stops at 64 checks, but a table holds 64
+	// signatures with a timestamp each: certificates that share an issuer's
+	// name with keys that cost milliseconds to check (RSA-8192 with a large
+	// exponent, P-521) made 128 searches of 64 checks cost 6 to 10 s for a
+	// 3 MB file. Real tables take a few checks per signature.
+	MaxChainChecks = 128
 )
 
 // Format is the signing.Signature Format of Authenticode signatures.
@@ -275,7 +288,10 @@ func parseAuthenticode(der []byte) (*signedData, error) {
 //     verifies with the signer certificate's key: RSA PKCS#1 v1.5, RSA-PSS,
 //     ECDSA or Ed25519 (wraps signing.ErrSignature).
 //  7. Chains are built from the signer through the embedded certificates and
-//     opts.Certificates with signing.BuildChains. Verified means checks 1-6
+//     opts.Certificates with signing.BuildChains, within [MaxChainChecks]
+//     signature checks for the whole table (timestamps' chains included),
+//     or the table is malformed ([ErrTooManyChainChecks], which CheckTable
+//     cannot tell: it builds no chains). Verified means checks 1-6
 //     hold: whether a chain reaches a trusted certificate is the policy's
 //     decision, made on Chains.
 //  8. The timestamp in the unsigned attributes is verified: an RFC 3161
@@ -327,7 +343,9 @@ func Verify(table []byte, tableOff int64, digests map[crypto.Hash][]byte, opts V
 // errors (a *binfmt.MalformedError from pe.ParseCertificateTable, or a
 // *[TableError]). A caller that does not need the signatures (a policy of
 // hash rules) still refuses a table that smuggles data. cache, if not nil,
-// is shared with Verify.
+// is shared with Verify. Verify may still refuse a table CheckTable
+// accepts, with [ErrTooManyChainChecks]: that is a cap on the work of
+// verifying, which CheckTable does not do.
 func CheckTable(table []byte, tableOff int64, cache *CertCache) error {
 	_, err := walkTable(table, tableOff, &verifier{opts: VerifyOptions{Cache: cache}, structureOnly: true})
 	return err
@@ -340,6 +358,7 @@ func walkTable(table []byte, tableOff int64, v *verifier) (*verifier, error) {
 		return nil, err
 	}
 	v.budget = MaxSignatures - len(entries)
+	v.chainChecks = MaxChainChecks
 	v.out = make([]*signing.Signature, 0, len(entries))
 	for i, e := range entries {
 		v.entry(i, e)
@@ -354,7 +373,10 @@ type verifier struct {
 	digests map[crypto.Hash][]byte
 	opts    VerifyOptions
 	budget  int // nested signatures that may still be examined
-	out     []*signing.Signature
+	// chainChecks are the certificate signature checks chain building may
+	// still make (below zero: the table is over MaxChainChecks).
+	chainChecks int
+	out         []*signing.Signature
 	// structureOnly skips every cryptographic check (CheckTable).
 	structureOnly bool
 	// malformed is the first structural problem: it makes the table, and
@@ -455,7 +477,7 @@ func (v *verifier) signature(e pe.Certificate, index int, path []int, der []byte
 		// 3. The signer's certificate.
 		signer := findSigner(si, certs)
 		if signer != nil {
-			sig.Chains = v.opts.Cache.buildChains(signer, v.candidates(certs))
+			sig.Chains = v.buildChains(signer, v.candidates(certs))
 		} else {
 			fail(signerNotFound(si, len(sd.certs), nil))
 		}
@@ -483,6 +505,13 @@ func (v *verifier) signature(e pe.Certificate, index int, path []int, der []byte
 
 		// 8. Timestamps.
 		sig.Timestamp = v.timestamp(index, path, si, certs, stamps)
+
+		if v.chainChecks < 0 {
+			// What was built is not what an unbounded search builds: a
+			// chain to a denied CA may be missing, so nothing is judged.
+			malformed(ErrTooManyChainChecks)
+			return
+		}
 	}
 
 	// 9. Nested signatures.
@@ -795,7 +824,7 @@ func signatureKind(oid []byte) string {
 type CertCache struct {
 	mu     sync.RWMutex
 	m      map[[32]byte]cachedCert
-	chains map[[32]byte][][]*signing.Certificate
+	chains map[[32]byte]chainSet
 }
 
 type cachedCert struct {
@@ -843,11 +872,33 @@ func (c *CertCache) parse(der []byte) (*signing.Certificate, error) {
 	return e.cert, e.err
 }
 
-// buildChains returns signing.BuildChains(leaf, candidates), from the cache
-// if it is there. The chains are shared: callers must not modify them.
-func (c *CertCache) buildChains(leaf *signing.Certificate, candidates []*signing.Certificate) [][]*signing.Certificate {
+// buildChains builds the chains from leaf through candidates (through the
+// cache) and counts the signature checks that took against the table's
+// MaxChainChecks, cached or not, so that whether a table is over the cap
+// does not depend on what the cache holds. Past the cap it builds nothing
+// more: the table is then malformed.
+func (v *verifier) buildChains(leaf *signing.Certificate, candidates []*signing.Certificate) [][]*signing.Certificate {
+	if v.chainChecks < 0 {
+		return [][]*signing.Certificate{{leaf}}
+	}
+	chains, n := v.opts.Cache.buildChains(leaf, candidates)
+	v.chainChecks -= n
+	return chains
+}
+
+// chainSet is what the cache keeps of a chain search: the chains and the
+// signature checks it made.
+type chainSet struct {
+	chains [][]*signing.Certificate
+	checks int
+}
+
+// buildChains returns signing.BuildChainsCounted(leaf, candidates), from
+// the cache if it is there. The chains are shared: callers must not modify
+// them.
+func (c *CertCache) buildChains(leaf *signing.Certificate, candidates []*signing.Certificate) ([][]*signing.Certificate, int) {
 	if c == nil {
-		return signing.BuildChains(leaf, candidates)
+		return signing.BuildChainsCounted(leaf, candidates)
 	}
 	h := sha256.New()
 	h.Write(leaf.SHA256[:])
@@ -857,19 +908,19 @@ func (c *CertCache) buildChains(leaf *signing.Certificate, candidates []*signing
 	var key [32]byte
 	h.Sum(key[:0])
 	c.mu.RLock()
-	chains, ok := c.chains[key]
+	set, ok := c.chains[key]
 	c.mu.RUnlock()
 	if ok {
-		return slices.Clone(chains)
+		return slices.Clone(set.chains), set.checks
 	}
-	chains = signing.BuildChains(leaf, candidates)
+	set.chains, set.checks = signing.BuildChainsCounted(leaf, candidates)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if prev, ok := c.chains[key]; ok {
-		return slices.Clone(prev)
+		return slices.Clone(prev.chains), prev.checks
 	}
 	if c.chains == nil {
-		c.chains = make(map[[32]byte][][]*signing.Certificate)
+		c.chains = make(map[[32]byte]chainSet)
 	}
 	if len(c.chains) >= certCacheSize {
 		for k := range c.chains {
@@ -877,6 +928,6 @@ func (c *CertCache) buildChains(leaf *signing.Certificate, candidates []*signing
 			break
 		}
 	}
-	c.chains[key] = chains
-	return slices.Clone(chains)
+	c.chains[key] = set
+	return slices.Clone(set.chains), set.checks
 }

@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -1180,6 +1183,69 @@ func TestVerifyLimits(t *testing.T) {
 		}
 		limited(t, makeTable(pkcs7Entry(nest(t, base, inner...))), "bytes of unsigned attributes (at most 65536)")
 	})
+}
+
+// TestVerifyChainChecks builds the table that makes chain building cost the
+// most: each entry's certificate set holds 31 CA certificates that share
+// the name of the signer's issuer, none of whose keys signed it, so that
+// each search makes 31 signature checks (with RSA-8192 keys and a large
+// exponent, or P-521, each costs milliseconds: 64 such entries took 6 to 9 s,
+// 10 s with timestamps). Four entries are within MaxChainChecks; a fifth
+// makes the table malformed with ErrTooManyChainChecks, with or without a
+// cache that already holds the chains (whether a table is over the cap must
+// not depend on what was verified before), while CheckTable, which builds
+// no chains, accepts it.
+func TestVerifyChainChecks(t *testing.T) {
+	p := newPKI(t)
+	good := parseSignedPE(t, osslSign(t, peFile(4096), p.signer(t, testca.LeafOptions{}), "-h", "sha256"))
+	base := good.pkcs7(t)
+	key := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	x := pkix.Name{CommonName: "Shared Issuer Name"}
+	mint := func(serial int64, subject pkix.Name, ca bool, pub *ecdsa.PublicKey, by *ecdsa.PrivateKey) []byte {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: subject, NotBefore: testca.Epoch.AddDate(-1, 0, 0), NotAfter: testca.Epoch.AddDate(1, 0, 0),
+			IsCA: ca, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, &x509.Certificate{Subject: x}, pub, by)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	stranger := key()
+	var cas []byte
+	for i := range 31 {
+		cas = append(cas, mint(int64(100+i), x, true, &key().PublicKey, stranger)...)
+	}
+	entry := func(i int) tableEntry {
+		leaf := mustCert(t, mint(int64(1000+i), pkix.Name{CommonName: "Signer " + strconv.Itoa(i)}, false, &key().PublicKey, stranger))
+		der := replace(t, base, encode(cbasn1.Tag(0).Constructed().ContextSpecific(), append(bytes.Clone(leaf.Raw), cas...)), pathCerts...)
+		sid := encode(cbasn1.SEQUENCE, append(bytes.Clone(leaf.RawIssuer), mustMarshal(t, leaf.SerialNumber)...))
+		return pkcs7Entry(replace(t, der, sid, signerInfoPath(siSID)...))
+	}
+	var entries []tableEntry
+	for i := range 5 {
+		entries = append(entries, entry(i))
+	}
+	within, over := good.withTable(t, makeTable(entries[:4]...)), good.withTable(t, makeTable(entries...))
+	cache := authenticode.NewCertCache()
+	for _, opts := range []authenticode.VerifyOptions{{}, {Cache: cache}, {Cache: cache}} {
+		if sigs, err := authenticode.Verify(within.table, within.pf.CertTable.Off, digestsFor(t, within), opts); err != nil || len(sigs) != 4 {
+			t.Fatalf("4 entries: %d signatures, %v", len(sigs), err)
+		}
+		sigs, err := authenticode.Verify(over.table, over.pf.CertTable.Off, digestsFor(t, over), opts)
+		var te *authenticode.TableError
+		if sigs != nil || !errors.As(err, &te) || !errors.Is(err, authenticode.ErrTooManyChainChecks) || !errors.Is(err, authenticode.ErrLimit) || te.Index != 4 {
+			t.Errorf("5 entries: %d signatures, %v; want a *TableError at entry 4 wrapping ErrTooManyChainChecks", len(sigs), err)
+		}
+	}
+	if err := authenticode.CheckTable(over.table, over.pf.CertTable.Off, cache); err != nil {
+		t.Errorf("CheckTable: %v", err)
+	}
 }
 
 // TestCertCache verifies files concurrently with one cache (and with the zero
