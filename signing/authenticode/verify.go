@@ -321,7 +321,11 @@ func parseAuthenticode(der []byte) (*signedData, error) {
 // table is untrusted. It is parsed as strict DER with cryptobyte, never
 // allocating from a length field, within caps on certificates, attributes,
 // signatures and depth; every byte of it belongs to a structure Verify
-// reads or to a capped unknown unsigned attribute. A panic while examining
+// reads or to a capped unknown unsigned attribute, but well-formed
+// structures that anyone may add (a certificate or attribute certificate in
+// a certificate set, a signature of their own in another entry or nested,
+// verifying or not) can carry any bytes in their extensions, names,
+// attributes, signed attributes or content. A panic while examining
 // an entry is recovered and reported as that entry's Problem
 // ([ErrInternal]). Certificates are parsed leniently by
 // signing.ParseCertificate, so a certificate Go's crypto/x509 refuses is
