@@ -206,7 +206,7 @@ func LoadSigner(ctx context.Context, ref string, opts LoadOptions) (crypto.Signe
 	switch {
 	case ref == "":
 		return nil, fmt.Errorf("%w: empty key reference", ErrKeyFile)
-	case strings.HasPrefix(ref, "pkcs11:"):
+	case hasPKCS11Scheme(ref):
 		u, err := parsePKCS11URI(ref)
 		if err != nil {
 			return nil, err
@@ -226,6 +226,12 @@ func LoadSigner(ctx context.Context, ref string, opts LoadOptions) (crypto.Signe
 		return nil, fmt.Errorf("%w %q (want a file path, pkcs11:, or one of %s)", ErrUnknownScheme, scheme, strings.Join(kmsSchemes, ", "))
 	}
 	return loadKeyFile(ref, opts.PasswordEnv)
+}
+
+// hasPKCS11Scheme reports whether ref is a pkcs11: URI, in any letter case.
+func hasPKCS11Scheme(ref string) bool {
+	_, ok := cutPKCS11Scheme(ref)
+	return ok
 }
 
 // loadKeyFile reads a PEM private key file.

@@ -48,11 +48,23 @@ type pkcs11URI struct {
 
 const maxPINFile = 4 << 10
 
+// cutPKCS11Scheme returns what follows the pkcs11: scheme of ref and
+// whether ref has it, in any letter case: URI schemes are case-insensitive
+// (RFC 3986, 3.1), so "PKCS11:" is a PKCS#11 URI too, and one taken for a
+// key file path would have its PIN printed with the path.
+func cutPKCS11Scheme(ref string) (string, bool) {
+	const scheme = "pkcs11:"
+	if len(ref) < len(scheme) || !strings.EqualFold(ref[:len(scheme)], scheme) {
+		return ref, false
+	}
+	return ref[len(scheme):], true
+}
+
 func parsePKCS11URI(ref string) (*pkcs11URI, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: bad URI: %s", ErrPKCS11, fmt.Sprintf(format, args...))
 	}
-	rest, ok := strings.CutPrefix(ref, "pkcs11:")
+	rest, ok := cutPKCS11Scheme(ref)
 	if !ok {
 		return nil, bad("does not start with pkcs11:")
 	}
@@ -209,10 +221,10 @@ const redacted = "REDACTED"
 // pkcs11: URI, the value of every attribute that may hold a PIN (pin-value,
 // and any misspelling of it: every name holding "pin" but pin-source) and
 // every attribute that is not name=value (a mistyped PIN) become
-// "REDACTED". Other references are returned as they are (key file paths
+// "REDACTED"; the scheme is matched in any letter case. Other references are returned as they are (key file paths
 // and KMS URIs hold no secret). Print a key reference only through it.
 func RedactKeyRef(ref string) string {
-	rest, ok := strings.CutPrefix(ref, "pkcs11:")
+	rest, ok := cutPKCS11Scheme(ref)
 	if !ok {
 		return ref
 	}

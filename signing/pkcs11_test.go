@@ -55,6 +55,9 @@ func TestRedactKeyRef(t *testing.T) {
 		{"pkcs11:object=key?module-path=/m.so&pin=SECRET", "pkcs11:object=key?module-path=/m.so&pin=REDACTED"},
 		{"pkcs11:object=key?module-path=/m.so&pin-valueSECRET", "pkcs11:object=key?module-path=/m.so&REDACTED"},
 		{"pkcs11:object=key?module-path=/m.so&pin-value=SE=CRET", "pkcs11:object=key?module-path=/m.so&pin-value=REDACTED"},
+		// URI schemes are case-insensitive (RFC 3986).
+		{"PKCS11:object=key?module-path=/m.so&pin-value=SECRET", "pkcs11:object=key?module-path=/m.so&pin-value=REDACTED"},
+		{"Pkcs11:token=csv;pin-value=SECRET", "pkcs11:token=csv;pin-value=REDACTED"},
 	} {
 		if got := signing.RedactKeyRef(tt.ref); got != tt.want {
 			t.Errorf("RedactKeyRef(%q) = %q, want %q", tt.ref, got, tt.want)

@@ -121,6 +121,14 @@ const (
 // depth 10 are returned, after at most 64 signature checks; candidates may
 // include leaf itself.
 func BuildChains(leaf *Certificate, candidates []*Certificate) [][]*Certificate {
+	chains, _ := BuildChainsCounted(leaf, candidates)
+	return chains
+}
+
+// BuildChainsCounted is BuildChains, and also returns how many signature
+// checks it made (at most 64): a caller that builds chains for many
+// signatures of one untrusted input bounds their total with it.
+func BuildChainsCounted(leaf *Certificate, candidates []*Certificate) ([][]*Certificate, int) {
 	var out [][]*Certificate
 	checks := 0
 	var walk func(chain []*Certificate)
@@ -156,7 +164,7 @@ func BuildChains(leaf *Certificate, candidates []*Certificate) [][]*Certificate 
 		}
 	}
 	walk([]*Certificate{leaf})
-	return out
+	return out, min(checks, maxSignatureChecks)
 }
 
 // ChainEnd says why chain (as BuildChains returns it, through candidates)

@@ -42,6 +42,9 @@ func TestKeyRefPINRedacted(t *testing.T) {
 		"pkcs11:token=csv;pin-value=" + pin + ";object=key?module-path=/m.so",
 		// A mistyped attribute.
 		"pkcs11:token=csv;object=key?module-path=/m.so&pin-value" + pin,
+		// The scheme in upper case (URI schemes are case-insensitive):
+		// taken for a key file path, it was printed whole.
+		"PKCS11:token=csv;object=key?module-path=/m.so&pin-value=" + pin,
 	} {
 		for _, args := range [][]string{
 			{"sign", "--key", ref, "--cert", files.Chain, tree},

@@ -39,8 +39,9 @@ const (
 
 	// MaxUnknownUnsignedAttributes caps, in all, the encoded unsigned
 	// attributes of one SignerInfo that csv does not read (anything but
-	// nested signatures and timestamps in Authenticode; every unsigned
-	// attribute of a kernel module signature, which the kernel ignores).
+	// nested signatures and timestamps in an Authenticode signer; every
+	// unsigned attribute of a timestamp's signer, and of a kernel module
+	// signature, which the kernel ignores).
 	// Verifiers ignore them, so they can carry data no signature covers:
 	// a short tag fits; a payload does not, nor the 1 KiB placeholder that
 	// osslsigncode -addUnauthenticatedBlob writes (1041 bytes encoded) to

@@ -229,8 +229,10 @@ type signedData struct {
 	signers []signerInfo
 }
 
-// parseSignedData reads SignedData from the content element of a ContentInfo.
-func parseSignedData(der []byte) (*signedData, error) {
+// parseSignedData reads SignedData from the content element of a
+// ContentInfo. read are the unsigned attributes the caller reads in its
+// SignerInfos (see parseSignerInfo).
+func parseSignedData(der []byte, read [][]byte) (*signedData, error) {
 	s := cryptobyte.String(der)
 	var body cryptobyte.String
 	if !s.ReadASN1(&body, cbasn1.SEQUENCE) || !s.Empty() {
@@ -350,7 +352,7 @@ func parseSignedData(der []byte) (*signedData, error) {
 		if !infos.ReadASN1Element(&elem, cbasn1.SEQUENCE) {
 			return nil, errDER("bad SignerInfo")
 		}
-		si, err := parseSignerInfo(elem)
+		si, err := parseSignerInfo(elem, read)
 		if err != nil {
 			return nil, err
 		}
@@ -409,17 +411,20 @@ func readAttributes(s cryptobyte.String, what string) ([]attribute, error) {
 }
 
 // knownUnsigned are the unsigned attributes Verify reads (and so checks
-// the structure of): nested signatures and the two kinds of timestamp.
+// the structure of) in an Authenticode SignerInfo: nested signatures and
+// the two kinds of timestamp. In the SignerInfo of a timestamp (an RFC 3161
+// token's or a legacy countersignature) it reads none.
 var knownUnsigned = [][]byte{oidNestedSignature, oidRFC3161Timestamp, oidCounterSignature}
 
-// checkUnknownAttributes caps the unsigned attributes Verify does not read:
-// Windows ignores them, which makes them a place to carry data that no
-// signature covers (installers "personalised" after signing do that).
-// Their encoded size is at most limits.MaxUnknownUnsignedAttributes in all.
-func checkUnknownAttributes(attrs []attribute) error {
+// checkUnknownAttributes caps the unsigned attributes Verify does not read
+// (those whose type is not in read): Windows ignores them, which makes them
+// a place to carry data that no signature covers (installers "personalised"
+// after signing do that). Their encoded size is at most
+// limits.MaxUnknownUnsignedAttributes in all.
+func checkUnknownAttributes(attrs []attribute, read [][]byte) error {
 	n := 0
 	for _, a := range attrs {
-		if !slices.ContainsFunc(knownUnsigned, func(k []byte) bool { return bytes.Equal(k, a.oid) }) {
+		if !slices.ContainsFunc(read, func(k []byte) bool { return bytes.Equal(k, a.oid) }) {
 			n += len(a.oid) + len(a.values)
 		}
 	}
@@ -454,8 +459,10 @@ type signerInfo struct {
 	unsignedAttrs  []attribute
 }
 
-// parseSignerInfo reads a SignerInfo element.
-func parseSignerInfo(der []byte) (*signerInfo, error) {
+// parseSignerInfo reads a SignerInfo element. read are the unsigned
+// attributes the caller reads (knownUnsigned for an Authenticode signature,
+// nil for a timestamp's SignerInfo): the others are capped.
+func parseSignerInfo(der []byte, read [][]byte) (*signerInfo, error) {
 	s := cryptobyte.String(der)
 	var body cryptobyte.String
 	if !s.ReadASN1(&body, cbasn1.SEQUENCE) || !s.Empty() {
@@ -532,7 +539,7 @@ func parseSignerInfo(der []byte) (*signerInfo, error) {
 		if si.unsignedAttrs, err = readAttributes(attrs, "unsigned attributes"); err != nil {
 			return nil, err
 		}
-		if err := checkUnknownAttributes(si.unsignedAttrs); err != nil {
+		if err := checkUnknownAttributes(si.unsignedAttrs, read); err != nil {
 			return nil, err
 		}
 	}

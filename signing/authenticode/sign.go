@@ -1008,7 +1008,7 @@ func tokenNonce(token []byte) (*big.Int, error) {
 	if err != nil {
 		return nil, err
 	}
-	sd, err := parseSignedData(content)
+	sd, err := parseSignedData(content, nil)
 	if err != nil {
 		return nil, err
 	}

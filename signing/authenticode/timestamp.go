@@ -64,7 +64,8 @@ func (v *verifier) parseTimestamps(si *signerInfo) (stamps, error) {
 		st.token, st.tokenCerts = tok, certs
 	}
 	if legacy != nil {
-		si, err := parseSignerInfo(legacy)
+		// Nothing reads a countersignature's unsigned attributes.
+		si, err := parseSignerInfo(legacy, nil)
 		if err != nil {
 			return st, fmt.Errorf("the countersignature: %w", err)
 		}
@@ -86,7 +87,7 @@ func (v *verifier) timestamp(index int, path []int, si *signerInfo, outerCerts [
 		var signer *signing.Certificate
 		signer, err = tokenSigner(st.token, st.tokenCerts, si.signature, outerCerts)
 		if signer != nil {
-			ts.Chains = v.opts.Cache.buildChains(signer, v.candidates(st.tokenCerts, outerCerts))
+			ts.Chains = v.buildChains(signer, v.candidates(st.tokenCerts, outerCerts))
 		}
 	case st.counter != nil:
 		ts.Kind = TimestampAuthenticode
@@ -121,7 +122,9 @@ func parseToken(der []byte) (*token, error) {
 	if !bytes.Equal(ct, oidSignedData) {
 		return nil, fmt.Errorf("%w: token ContentInfo type is %s, want signedData", ErrMalformed, oidString(ct))
 	}
-	sd, err := parseSignedData(content)
+	// Nothing reads the unsigned attributes of the token's SignerInfo:
+	// they are capped as unknown ones.
+	sd, err := parseSignedData(content, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +227,7 @@ func (v *verifier) counterSignature(ts *signing.Timestamp, si *signerInfo, sigOc
 	if signer == nil {
 		return signerNotFound(si, len(outerCerts), nil)
 	}
-	ts.Chains = v.opts.Cache.buildChains(signer, v.candidates(outerCerts))
+	ts.Chains = v.buildChains(signer, v.candidates(outerCerts))
 	// A countersignature's content type is not checked: RFC 2985 says it
 	// must be absent, Authenticode timestamps carry pkcs7-data.
 	if err := checkSignedAttributes(si, nil, sigOctets); err != nil {

@@ -55,6 +55,11 @@ var (
 	// ErrInternal: verification panicked (a bug; the signature is not
 	// verified).
 	ErrInternal = errors.New("internal error")
+	// ErrTooManyChainChecks (wrapping ErrLimit): building the chains of the
+	// table's signatures and timestamps takes more than [MaxChainChecks]
+	// certificate signature checks. Only Verify returns it: CheckTable
+	// builds no chains.
+	ErrTooManyChainChecks = fmt.Errorf("%w: building the chains of the table's signatures and timestamps takes more than %d certificate signature checks", ErrLimit, MaxChainChecks)
 )
 
 // SignatureError is the Problem of a signature or of its timestamp: which
@@ -119,6 +124,14 @@ const (
 	MaxSignatures = 64
 	// MaxNestingDepth caps how deep nested signatures are followed.
 	MaxNestingDepth = 8
+	// MaxChainChecks caps the certificate signature checks that building
+	// the chains of one table's signatures and timestamps takes, in all.
+	// Each chain search stops at 64 checks, but a table holds 64
+	// signatures with a timestamp each: certificates that share an issuer's
+	// name with keys that cost milliseconds to check (RSA-8192 with a large
+	// exponent, P-521) made 128 searches of 64 checks cost 6 to 10 s for a
+	// 3 MB file. Real tables take a few checks per signature.
+	MaxChainChecks = 128
 )
 
 // Format is the signing.Signature Format of Authenticode signatures.
@@ -203,7 +216,7 @@ func parseAuthenticode(der []byte) (*signedData, error) {
 	if !bytes.Equal(ct, oidSignedData) {
 		return nil, fmt.Errorf("%w: ContentInfo type is %s, want signedData (1.2.840.113549.1.7.2)", ErrMalformed, oidString(ct))
 	}
-	sd, err := parseSignedData(content)
+	sd, err := parseSignedData(content, knownUnsigned)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +266,9 @@ func parseAuthenticode(der []byte) (*signedData, error) {
 //     and nested signatures) at most limits.MaxUnknownUnsignedAttributes;
 //     a timestamp attribute appears at most once per kind, holds one value
 //     and parses (RFC 3161: a SignedData of a TSTInfo with one SignerInfo
-//     and readable certificates; legacy: a SignerInfo); nested signatures
+//     and readable certificates; legacy: a SignerInfo), with at most
+//     limits.MaxUnknownUnsignedAttributes of unsigned attributes in its
+//     SignerInfo, whatever their type (Verify reads none); nested signatures
 //     pass these checks too, at most [MaxNestingDepth] deep and
 //     [MaxSignatures] in the table.
 //  3. The SpcIndirectDataContent's digest algorithm is one Authenticode
@@ -273,7 +288,10 @@ func parseAuthenticode(der []byte) (*signedData, error) {
 //     verifies with the signer certificate's key: RSA PKCS#1 v1.5, RSA-PSS,
 //     ECDSA or Ed25519 (wraps signing.ErrSignature).
 //  7. Chains are built from the signer through the embedded certificates and
-//     opts.Certificates with signing.BuildChains. Verified means checks 1-6
+//     opts.Certificates with signing.BuildChains, within [MaxChainChecks]
+//     signature checks for the whole table (timestamps' chains included),
+//     or the table is malformed ([ErrTooManyChainChecks], which CheckTable
+//     cannot tell: it builds no chains). Verified means checks 1-6
 //     hold: whether a chain reaches a trusted certificate is the policy's
 //     decision, made on Chains.
 //  8. The timestamp in the unsigned attributes is verified: an RFC 3161
@@ -288,7 +306,9 @@ func parseAuthenticode(der []byte) (*signedData, error) {
 //  10. IgnoredBy records which hosts would not count the signature, from
 //     where it sits: Windows reads only the first entry (WinVerifyTrust
 //     takes certificate 0 of the table) and the signatures nested in it,
-//     one level deep (deeper ones: not established, so not counted); UEFI
+//     one level deep (deeper ones, and those nested in a first signature
+//     that does not verify or that Windows does not count: not
+//     established, so not counted); UEFI
 //     firmware (EDK2 DxeImageVerificationLib) and shim check every entry's
 //     own signature and never a nested one. A data type other than
 //     SPC_PE_IMAGE_DATAOBJ does not affect Verified (EDK2's
@@ -301,7 +321,11 @@ func parseAuthenticode(der []byte) (*signedData, error) {
 // table is untrusted. It is parsed as strict DER with cryptobyte, never
 // allocating from a length field, within caps on certificates, attributes,
 // signatures and depth; every byte of it belongs to a structure Verify
-// reads or to a capped unknown unsigned attribute. A panic while examining
+// reads or to a capped unknown unsigned attribute, but well-formed
+// structures that anyone may add (a certificate or attribute certificate in
+// a certificate set, a signature of their own in another entry or nested,
+// verifying or not) can carry any bytes in their extensions, names,
+// attributes, signed attributes or content. A panic while examining
 // an entry is recovered and reported as that entry's Problem
 // ([ErrInternal]). Certificates are parsed leniently by
 // signing.ParseCertificate, so a certificate Go's crypto/x509 refuses is
@@ -323,7 +347,9 @@ func Verify(table []byte, tableOff int64, digests map[crypto.Hash][]byte, opts V
 // errors (a *binfmt.MalformedError from pe.ParseCertificateTable, or a
 // *[TableError]). A caller that does not need the signatures (a policy of
 // hash rules) still refuses a table that smuggles data. cache, if not nil,
-// is shared with Verify.
+// is shared with Verify. Verify may still refuse a table CheckTable
+// accepts, with [ErrTooManyChainChecks]: that is a cap on the work of
+// verifying, which CheckTable does not do.
 func CheckTable(table []byte, tableOff int64, cache *CertCache) error {
 	_, err := walkTable(table, tableOff, &verifier{opts: VerifyOptions{Cache: cache}, structureOnly: true})
 	return err
@@ -336,6 +362,7 @@ func walkTable(table []byte, tableOff int64, v *verifier) (*verifier, error) {
 		return nil, err
 	}
 	v.budget = MaxSignatures - len(entries)
+	v.chainChecks = MaxChainChecks
 	v.out = make([]*signing.Signature, 0, len(entries))
 	for i, e := range entries {
 		v.entry(i, e)
@@ -350,7 +377,10 @@ type verifier struct {
 	digests map[crypto.Hash][]byte
 	opts    VerifyOptions
 	budget  int // nested signatures that may still be examined
-	out     []*signing.Signature
+	// chainChecks are the certificate signature checks chain building may
+	// still make (below zero: the table is over MaxChainChecks).
+	chainChecks int
+	out         []*signing.Signature
 	// structureOnly skips every cryptographic check (CheckTable).
 	structureOnly bool
 	// malformed is the first structural problem: it makes the table, and
@@ -379,15 +409,19 @@ func (v *verifier) entry(i int, e pe.Certificate) {
 			ErrUnsupportedEntry, e.Revision, pe.TypeName(e.Type))}
 		return
 	}
-	v.signature(e, i, []int{}, e.Data, 0)
+	v.signature(e, i, []int{}, e.Data, 0, "")
 }
 
 // signature verifies one Authenticode ContentInfo (in entry e) and,
-// recursively, the signatures nested in it.
-func (v *verifier) signature(e pe.Certificate, index int, path []int, der []byte, depth int) {
+// recursively, the signatures nested in it. underWhy, if not "", is why
+// Windows would not read it where it is nested (see nestedUnder).
+func (v *verifier) signature(e pe.Certificate, index int, path []int, der []byte, depth int, underWhy string) {
 	sig := &signing.Signature{Format: Format, Index: index, Path: path}
 	v.out = append(v.out, sig)
 	countedBy(sig)
+	if underWhy != "" {
+		sig.Ignore(signing.HostWindows, underWhy)
+	}
 	fail := func(err error) {
 		if sig.Problem == nil {
 			sig.Problem = &SignatureError{Index: index, Path: path, Err: err}
@@ -448,7 +482,7 @@ func (v *verifier) signature(e pe.Certificate, index int, path []int, der []byte
 		// 3. The signer's certificate.
 		signer := findSigner(si, certs)
 		if signer != nil {
-			sig.Chains = v.opts.Cache.buildChains(signer, v.candidates(certs))
+			sig.Chains = v.buildChains(signer, v.candidates(certs))
 		} else {
 			fail(signerNotFound(si, len(sd.certs), nil))
 		}
@@ -476,10 +510,21 @@ func (v *verifier) signature(e pe.Certificate, index int, path []int, der []byte
 
 		// 8. Timestamps.
 		sig.Timestamp = v.timestamp(index, path, si, certs, stamps)
+
+		if v.chainChecks < 0 {
+			// What was built is not what an unbounded search builds: a
+			// chain to a denied CA may be missing, so nothing is judged.
+			malformed(ErrTooManyChainChecks)
+			return
+		}
 	}
 
 	// 9. Nested signatures.
 	n := 0
+	childWhy := ""
+	if !v.structureOnly {
+		childWhy = nestedUnder(sig)
+	}
 	for _, a := range si.unsignedAttrs {
 		if !bytes.Equal(a.oid, oidNestedSignature) {
 			continue
@@ -498,7 +543,7 @@ func (v *verifier) signature(e pe.Certificate, index int, path []int, der []byte
 			copy(child, path)
 			child[len(path)] = n
 			n++
-			v.signature(e, index, child, val, depth+1)
+			v.signature(e, index, child, val, depth+1, childWhy)
 			return v.malformed == nil
 		})
 		if !ok {
@@ -516,6 +561,27 @@ const (
 	whyUEFINested = "UEFI firmware (EDK2 DxeImageVerificationLib) and shim check each WIN_CERTIFICATE entry's own signature " +
 		"against db and dbx, never the signatures nested in it"
 )
+
+// nestedUnder says why Windows would not count the signatures nested in
+// parent, whose checks are done, because of parent itself: Windows judges
+// the primary signature and the secondary ones nested in it, and csv cannot
+// establish that it reads the secondary signatures of a primary signature
+// that does not verify or that Windows does not count (its data type): a
+// signature that verifies nested in one that does not (over another image,
+// or by a key that did not sign it) would otherwise admit a file Windows
+// may refuse. "" when parent is not the reason.
+func nestedUnder(parent *signing.Signature) string {
+	var se *SignatureError
+	switch {
+	case parent.Problem != nil && errors.As(parent.Problem, &se):
+		return fmt.Sprintf("the signature it is nested in does not verify (%v), and csv cannot establish that Windows reads the signatures nested in a primary signature that fails", se.Err)
+	case parent.Problem != nil:
+		return fmt.Sprintf("the signature it is nested in does not verify (%v), and csv cannot establish that Windows reads the signatures nested in a primary signature that fails", parent.Problem)
+	case parent.IgnoredBy[signing.HostWindows] != "":
+		return "Windows does not count the signature it is nested in, and csv cannot establish that it reads the signatures nested in one it does not count: " + parent.IgnoredBy[signing.HostWindows]
+	}
+	return ""
+}
 
 // dataTypeName renders an SpcIndirectDataContent data type OID element, with
 // its name where it is a known SPC OID (signers have been seen to write a
@@ -787,7 +853,7 @@ func signatureKind(oid []byte) string {
 type CertCache struct {
 	mu     sync.RWMutex
 	m      map[[32]byte]cachedCert
-	chains map[[32]byte][][]*signing.Certificate
+	chains map[[32]byte]chainSet
 }
 
 type cachedCert struct {
@@ -835,11 +901,33 @@ func (c *CertCache) parse(der []byte) (*signing.Certificate, error) {
 	return e.cert, e.err
 }
 
-// buildChains returns signing.BuildChains(leaf, candidates), from the cache
-// if it is there. The chains are shared: callers must not modify them.
-func (c *CertCache) buildChains(leaf *signing.Certificate, candidates []*signing.Certificate) [][]*signing.Certificate {
+// buildChains builds the chains from leaf through candidates (through the
+// cache) and counts the signature checks that took against the table's
+// MaxChainChecks, cached or not, so that whether a table is over the cap
+// does not depend on what the cache holds. Past the cap it builds nothing
+// more: the table is then malformed.
+func (v *verifier) buildChains(leaf *signing.Certificate, candidates []*signing.Certificate) [][]*signing.Certificate {
+	if v.chainChecks < 0 {
+		return [][]*signing.Certificate{{leaf}}
+	}
+	chains, n := v.opts.Cache.buildChains(leaf, candidates)
+	v.chainChecks -= n
+	return chains
+}
+
+// chainSet is what the cache keeps of a chain search: the chains and the
+// signature checks it made.
+type chainSet struct {
+	chains [][]*signing.Certificate
+	checks int
+}
+
+// buildChains returns signing.BuildChainsCounted(leaf, candidates), from
+// the cache if it is there. The chains are shared: callers must not modify
+// them.
+func (c *CertCache) buildChains(leaf *signing.Certificate, candidates []*signing.Certificate) ([][]*signing.Certificate, int) {
 	if c == nil {
-		return signing.BuildChains(leaf, candidates)
+		return signing.BuildChainsCounted(leaf, candidates)
 	}
 	h := sha256.New()
 	h.Write(leaf.SHA256[:])
@@ -849,19 +937,19 @@ func (c *CertCache) buildChains(leaf *signing.Certificate, candidates []*signing
 	var key [32]byte
 	h.Sum(key[:0])
 	c.mu.RLock()
-	chains, ok := c.chains[key]
+	set, ok := c.chains[key]
 	c.mu.RUnlock()
 	if ok {
-		return slices.Clone(chains)
+		return slices.Clone(set.chains), set.checks
 	}
-	chains = signing.BuildChains(leaf, candidates)
+	set.chains, set.checks = signing.BuildChainsCounted(leaf, candidates)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if prev, ok := c.chains[key]; ok {
-		return slices.Clone(prev)
+		return slices.Clone(prev.chains), prev.checks
 	}
 	if c.chains == nil {
-		c.chains = make(map[[32]byte][][]*signing.Certificate)
+		c.chains = make(map[[32]byte]chainSet)
 	}
 	if len(c.chains) >= certCacheSize {
 		for k := range c.chains {
@@ -869,6 +957,6 @@ func (c *CertCache) buildChains(leaf *signing.Certificate, candidates []*signing
 			break
 		}
 	}
-	c.chains[key] = chains
-	return slices.Clone(chains)
+	c.chains[key] = set
+	return slices.Clone(set.chains), set.checks
 }

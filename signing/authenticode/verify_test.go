@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -560,8 +563,13 @@ func TestVerifyMalformedTables(t *testing.T) {
 	good := parseSignedPE(t, osslSign(t, peFile(4096), s, "-h", "sha256"))
 	stamped := parseSignedPE(t, osslSign(t, peFile(4096), s, "-h", "sha256",
 		"-TSA-certs", tsa.files.Chain, "-TSA-key", tsa.files.Key, "-TSA-time", strconv.FormatInt(testca.Epoch.Unix(), 10)))
-	der, stampedDER := good.pkcs7(t), stamped.pkcs7(t)
+	legacy := parseSignedPE(t, osslSign(t, peFile(4096), s, "-h", "sha256", "-t", legacyTSA(t, tsa, []*x509.Certificate{tsa.leaf.Cert}, testca.Epoch)))
+	der, stampedDER, legacyDER := good.pkcs7(t), stamped.pkcs7(t), legacy.pkcs7(t)
 	junk := bytes.Repeat([]byte("junk"), 1024)
+	// 3 KB under the SPC_NESTED_SIGNATURE type, which Verify reads in an
+	// Authenticode SignerInfo and nowhere else.
+	nestedJunk := encode(cbasn1.Tag(1).Constructed().ContextSpecific(),
+		attr(t, asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 2, 4, 1}, encode(cbasn1.OCTET_STRING, junk[:3072])))
 	mz := append([]byte("MZ\x90\x00"), junk[:4092]...)
 	notCert := encode(cbasn1.SEQUENCE, encode(cbasn1.OCTET_STRING, junk))
 	unknownOID := asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 7}
@@ -696,6 +704,26 @@ func TestVerifyMalformedTables(t *testing.T) {
 			oracle: osslAccepts,
 		},
 		{
+			// Nothing reads a time-stamp token's unsigned attributes,
+			// whatever their type.
+			name: "3 KB in the RFC 3161 token's unsigned attributes",
+			file: func(t *testing.T) *signedPE {
+				return stamped.withSignature(t, insertChild(t, stampedDER, nestedJunk, signerInfoPath(siUnsigned, 0, 1, 0, 1, 0, -1, 0)...))
+			},
+			want:   authenticode.ErrLimit,
+			says:   "the RFC 3161 timestamp: limit exceeded: 3088 bytes of unsigned attributes csv does not read",
+			oracle: osslAccepts,
+		},
+		{
+			name: "3 KB in the countersignature's unsigned attributes",
+			file: func(t *testing.T) *signedPE {
+				return legacy.withSignature(t, insertChild(t, legacyDER, nestedJunk, signerInfoPath(siUnsigned, 0, 1, 0)...))
+			},
+			want:   authenticode.ErrLimit,
+			says:   "the countersignature: limit exceeded: 3088 bytes of unsigned attributes csv does not read",
+			oracle: osslAccepts,
+		},
+		{
 			name: "unsigned attribute that is not an Attribute",
 			file: func(t *testing.T) *signedPE {
 				return good.withSignature(t, withUnsigned(t, der, encode(cbasn1.OCTET_STRING, junk[:64])))
@@ -789,7 +817,7 @@ func TestVerifyMalformedTables(t *testing.T) {
 	// carry MD2-signed roots): well-formed, left out of chain building.
 	md2Root := replace(t, p.ca.Root.Cert.Raw, algorithm(t, asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 2}, []byte{5, 0}), 1)
 	withMD2 := good.withSignature(t, insertChild(t, der, md2Root, pathCerts...))
-	for _, f := range []*signedPE{good, stamped, withMD2} {
+	for _, f := range []*signedPE{good, stamped, legacy, withMD2} {
 		if err := authenticode.CheckTable(f.table, f.pf.CertTable.Off, nil); err != nil {
 			t.Errorf("CheckTable of a good signature: %v", err)
 		}
@@ -1215,6 +1243,69 @@ func TestVerifyLimits(t *testing.T) {
 		}
 		limited(t, makeTable(pkcs7Entry(nest(t, base, inner...))), "bytes of unsigned attributes (at most 65536)")
 	})
+}
+
+// TestVerifyChainChecks builds the table that makes chain building cost the
+// most: each entry's certificate set holds 31 CA certificates that share
+// the name of the signer's issuer, none of whose keys signed it, so that
+// each search makes 31 signature checks (with RSA-8192 keys and a large
+// exponent, or P-521, each costs milliseconds: 64 such entries took 6 to 9 s,
+// 10 s with timestamps). Four entries are within MaxChainChecks; a fifth
+// makes the table malformed with ErrTooManyChainChecks, with or without a
+// cache that already holds the chains (whether a table is over the cap must
+// not depend on what was verified before), while CheckTable, which builds
+// no chains, accepts it.
+func TestVerifyChainChecks(t *testing.T) {
+	p := newPKI(t)
+	good := parseSignedPE(t, osslSign(t, peFile(4096), p.signer(t, testca.LeafOptions{}), "-h", "sha256"))
+	base := good.pkcs7(t)
+	key := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	x := pkix.Name{CommonName: "Shared Issuer Name"}
+	mint := func(serial int64, subject pkix.Name, ca bool, pub *ecdsa.PublicKey, by *ecdsa.PrivateKey) []byte {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: subject, NotBefore: testca.Epoch.AddDate(-1, 0, 0), NotAfter: testca.Epoch.AddDate(1, 0, 0),
+			IsCA: ca, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, &x509.Certificate{Subject: x}, pub, by)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	stranger := key()
+	var cas []byte
+	for i := range 31 {
+		cas = append(cas, mint(int64(100+i), x, true, &key().PublicKey, stranger)...)
+	}
+	entry := func(i int) tableEntry {
+		leaf := mustCert(t, mint(int64(1000+i), pkix.Name{CommonName: "Signer " + strconv.Itoa(i)}, false, &key().PublicKey, stranger))
+		der := replace(t, base, encode(cbasn1.Tag(0).Constructed().ContextSpecific(), append(bytes.Clone(leaf.Raw), cas...)), pathCerts...)
+		sid := encode(cbasn1.SEQUENCE, append(bytes.Clone(leaf.RawIssuer), mustMarshal(t, leaf.SerialNumber)...))
+		return pkcs7Entry(replace(t, der, sid, signerInfoPath(siSID)...))
+	}
+	var entries []tableEntry
+	for i := range 5 {
+		entries = append(entries, entry(i))
+	}
+	within, over := good.withTable(t, makeTable(entries[:4]...)), good.withTable(t, makeTable(entries...))
+	cache := authenticode.NewCertCache()
+	for _, opts := range []authenticode.VerifyOptions{{}, {Cache: cache}, {Cache: cache}} {
+		if sigs, err := authenticode.Verify(within.table, within.pf.CertTable.Off, digestsFor(t, within), opts); err != nil || len(sigs) != 4 {
+			t.Fatalf("4 entries: %d signatures, %v", len(sigs), err)
+		}
+		sigs, err := authenticode.Verify(over.table, over.pf.CertTable.Off, digestsFor(t, over), opts)
+		var te *authenticode.TableError
+		if sigs != nil || !errors.As(err, &te) || !errors.Is(err, authenticode.ErrTooManyChainChecks) || !errors.Is(err, authenticode.ErrLimit) || te.Index != 4 {
+			t.Errorf("5 entries: %d signatures, %v; want a *TableError at entry 4 wrapping ErrTooManyChainChecks", len(sigs), err)
+		}
+	}
+	if err := authenticode.CheckTable(over.table, over.pf.CertTable.Off, cache); err != nil {
+		t.Errorf("CheckTable: %v", err)
+	}
 }
 
 // TestCertCache verifies files concurrently with one cache (and with the zero
@@ -1702,6 +1793,57 @@ func TestVerifyWhichHostsCount(t *testing.T) {
 			t.Errorf("shim: ignored by %v and %v; want the 2023 signature (entry 1) ignored by Windows only", sigs[0].IgnoredBy, sigs[1].IgnoredBy)
 		}
 	})
+}
+
+// TestVerifyNestedUnderAFailedPrimary nests the trusted build signer's
+// signature of a file in a primary signature Windows does not accept: one
+// over another image (any signature can be lifted from another file), or
+// one whose data type csv cannot establish Windows accepts. Windows judges
+// the primary signature first, and csv cannot establish that it reads the
+// secondary signatures of a primary that fails: the nested one must not
+// count for Windows (before, it admitted the file in the user scenario),
+// and the reason says so; under a primary that verifies, it counts.
+func TestVerifyNestedUnderAFailedPrimary(t *testing.T) {
+	p := newPKI(t)
+	s := p.signer(t, testca.LeafOptions{})
+	rogue := p.signer(t, testca.LeafOptions{CommonName: "Rogue", SelfSigned: true})
+	good := parseSignedPE(t, osslSign(t, peFile(4096), s, "-h", "sha256"))
+	build := good.pkcs7(t)
+	rogueHere := parseSignedPE(t, osslSign(t, peFile(4096), rogue, "-h", "sha256")).pkcs7(t)
+	rogueElsewhere := parseSignedPE(t, osslSign(t, peFile(5000), rogue, "-h", "sha256")).pkcs7(t)
+	rogueDataType := withDataType(t, rogueHere, asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 2, 1, 21}, rogue.leaf.Key.(*rsa.PrivateKey))
+
+	pol, err := cipolicy.Parse([]byte("format: csv-policy/v1\nname: p\nversion: '1'\nrules:\n  - {id: pca, action: allow, signer: {tbs: "+p.inter.TBSHashHex()+", level: issuer}}\n"), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := cipolicy.NewSet(cipolicy.SetOptions{Now: func() time.Time { return testca.Epoch }}, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		primary []byte
+		why     string // why Windows ignores the nested signature; "" counts
+	}{
+		{"primary over another image", rogueElsewhere, "the signature it is nested in does not verify (image digest mismatch"},
+		{"primary of another data type", rogueDataType, "Windows does not count the signature it is nested in, and csv cannot establish that it reads the signatures nested in one it does not count: its SpcIndirectDataContent data type is 1.3.6.1.4.1.311.2.1.21"},
+		{"primary that verifies", rogueHere, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sigs := verify(t, good.withSignature(t, nest(t, tc.primary, build)), authenticode.VerifyOptions{Certificates: []*signing.Certificate{p.root}})
+			if len(sigs) != 2 || !sigs[1].Verified || sigs[1].IgnoredBy[signing.HostUEFI] == "" {
+				t.Fatalf("signatures: %+v", sigs)
+			}
+			if got := sigs[1].IgnoredBy[signing.HostWindows]; (tc.why == "") != (got == "") || !strings.HasPrefix(got, tc.why) {
+				t.Errorf("the nested signature: ignored by Windows %q, want %q", got, tc.why)
+			}
+			d := set.Evaluate(cipolicy.Subject{Path: "app.exe", Format: cipolicy.FormatPE, Scenario: cipolicy.ScenarioUser, Signed: true, Signatures: sigs})
+			if d.Allowed() != (tc.why == "") || (tc.why != "" && !strings.Contains(d.Reason, "does not count in scenario user (windows): "+tc.why)) {
+				t.Errorf("user scenario: %s: %s", d.Verdict, d.Reason)
+			}
+		})
+	}
 }
 
 // withDataType returns der (an osslsigncode RSA SHA-256 signature) with the
