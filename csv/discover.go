@@ -103,6 +103,9 @@ type walker struct {
 	// limits.MaxLinkedEntries; pending counts the links postponed.
 	linked  int
 	pending int
+	// walked identifies the entries listed, before a shard's cut (set by
+	// scan).
+	walked Listing
 }
 
 // ErrRoot is wrapped by errors about a PATH argument that cannot be walked.

@@ -64,6 +64,18 @@ type RunDoc struct {
 	Certificates       []string `json:"certificates"`
 	PolicyCertificates []string `json:"policy_certificates"`
 	FailIfNoTargets    bool     `json:"fail_if_no_targets"`
+	// Walked identifies every path the run's walk listed, before its
+	// shard's cut (csv.Report.Walked): shards that walked other trees
+	// (another checkout, a file added or removed between two jobs) could
+	// each leave a file to the other.
+	Walked *ListingDoc `json:"walked,omitempty"`
+}
+
+// ListingDoc is a csv.Listing: the number of paths and the SHA-256 that
+// identifies them, hex.
+type ListingDoc struct {
+	Entries int    `json:"entries"`
+	SHA256  string `json:"sha256"`
 }
 
 // ShardDoc is a shard, i of n.
@@ -172,7 +184,8 @@ func NewDocument(r *csv.Report, opts Options) *Document {
 	}
 	d.Run = &RunDoc{Roots: nonNil(r.NormalizedRoots), Include: nonNil(r.Include), Exclude: nonNil(r.Exclude),
 		FollowSymlinks: r.FollowSymlinks, Scenario: string(r.Scenario), ModeOverride: opts.ModeOverride,
-		Certificates: fingerprints(r.Certificates), PolicyCertificates: []string{}, FailIfNoTargets: opts.FailIfNoTargets}
+		Certificates: fingerprints(r.Certificates), PolicyCertificates: []string{}, FailIfNoTargets: opts.FailIfNoTargets,
+		Walked: &ListingDoc{Entries: r.Walked.Entries, SHA256: hex.EncodeToString(r.Walked.SHA256)}}
 	var named []*signing.Certificate
 	for _, p := range r.Policies {
 		d.Policies = append(d.Policies, policyDoc(p))
