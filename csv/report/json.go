@@ -9,6 +9,7 @@ import (
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
+	"github.com/codesignval/csv/internal/textsafe"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -217,8 +218,11 @@ func NewDocument(r *csv.Report, opts Options) *Document {
 }
 
 // Render implements Renderer.
+// Like every JSON csv writes, it holds no CI log command and no character
+// that is not graphic unescaped (textsafe.InertJSON): it may be printed to
+// a CI job's log.
 func (j *JSON) Render(w io.Writer, r *csv.Report) error {
-	enc := json.NewEncoder(w)
+	enc := json.NewEncoder(textsafe.JSONWriter(w))
 	enc.SetIndent("", "  ")
 	return enc.Encode(NewDocument(r, j.opts))
 }

@@ -103,9 +103,15 @@ func TestHostileText(t *testing.T) {
 		run(t, check{shown: escapedNL}, 1, "validate", "--policy", bad, at("build"))
 		run(t, check{shown: escapedNL}, 1, "validate", "--policy", bad, "-v", "--output", at("report.txt"), at("build"))
 		run(t, check{}, 1, "validate", "--policy", bad, "--format", "json", "--shard", "1/1", "--output", at("shard.json"), at("build"))
+		// The data formats, printed to standard output as a CI job would:
+		// escaped as each format escapes.
+		for _, f := range []string{"json", "sarif", "junit"} {
+			run(t, check{}, 1, "validate", "--policy", bad, "--format", f, at("build"))
+		}
 	})
 	t.Run("report merge", func(t *testing.T) {
 		run(t, check{shown: quotedNL}, 1, "report", "merge", "--output", at("merged.json"), at("shard.json"))
+		run(t, check{shown: quotedNL}, 1, "report", "merge", at("shard.json"))
 	})
 	t.Run("policy lint", func(t *testing.T) {
 		run(t, check{shown: escapedNL}, 1, "policy", "lint", "--strict", bad)
@@ -120,6 +126,12 @@ func TestHostileText(t *testing.T) {
 		run(t, check{shown: quotedNL}, 0, "sign", "--key", keys.Key, "--cert", keys.Chain, "--policy", at("policy.yaml"),
 			"--manifest", at("build.manifest.json"), at("build"))
 		run(t, check{shown: escapedNL}, 0, "inspect", "--certs", keys.Chain, at("build/"+name))
+		run(t, check{}, 0, "inspect", "--format", "json", "--certs", keys.Chain, at("build/"+name))
+		// A publisher rule names the signer's common name: the policy,
+		// printed, holds it double-quoted and escaped, and reads back.
+		run(t, check{}, 0, "policy", "new", "--level", "publisher", "--name", "p", "--certs", keys.Chain, at("build"))
+		run(t, check{}, 0, "policy", "new", "--level", "publisher", "--name", "p", "--certs", keys.Chain, "--output", at("publisher.yaml"), at("build"))
+		run(t, check{passed: true}, 0, "validate", "--policy", at("publisher.yaml"), "--certs", keys.Chain, at("build"))
 		run(t, check{shown: quotedNL, passed: true}, 0, "verify-manifest", "--manifest", at("build.manifest.json"), "--certs", keys.Root, at("build"))
 		write("build/"+name, testbin.PE(testbin.PEOptions{Code: []byte{0xb8, 1, 0, 0, 0, 0xc3}}))
 		run(t, check{shown: escapedNL}, 1, "verify-manifest", "--manifest", at("build.manifest.json"), "--certs", keys.Root, at("build"))
