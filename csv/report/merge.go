@@ -29,7 +29,8 @@ var ErrMerge = errors.New("report: cannot merge")
 //   - shard counts that differ, an index out of 1..n or given twice, a
 //     missing shard;
 //   - a report that lists a file of another shard (a cut made otherwise:
-//     another csv), the same file twice, a result of a root it does not
+//     another csv), the same file twice, shards that together list fewer
+//     paths than their walks found, a result of a root it does not
 //     have, a verdict it does not know, or a summary that does not count
 //     its own results (a truncated or edited report).
 //
@@ -144,6 +145,12 @@ func Merge(docs []*Document) (*Document, error) {
 			s.Root = first.Roots[k.root]
 			out.Skipped = append(out.Skipped, s)
 		}
+	}
+	// Every path the walks listed is a result or a skipped file of exactly
+	// one shard: a shard that left one out (cut by another function, or
+	// edited) would leave it judged by none.
+	if n := first.Run.Walked.Entries; len(judged) != n {
+		return nil, fmt.Errorf("%w: the shards list %d of the %d paths their walks found: a shard left some out (another csv, or an edited report)", ErrMerge, len(judged), n)
 	}
 	slices.SortFunc(out.Shards, func(a, b ShardDoc) int { return cmp.Compare(a.Index, b.Index) })
 	// The order a single run gives: roots as given, then path.

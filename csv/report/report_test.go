@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -549,6 +550,22 @@ func TestMergeOneCutOfOneBuild(t *testing.T) {
 		"results of another cut": func(d []*report.Document) []*report.Document {
 			d[0].Results, d[1].Results = d[1].Results, d[0].Results
 			d[0].Summary, d[1].Summary = d[1].Summary, d[0].Summary
+			return d
+		},
+		// A shard that leaves a file out, its summary counting what it
+		// lists: the shards list fewer paths than they walked.
+		"a file left out": func(d []*report.Document) []*report.Document {
+			for _, x := range d {
+				for i, r := range x.Results {
+					if "build/"+r.Path == blocked {
+						x.Results = slices.Delete(x.Results, i, i+1)
+						x.Summary.Files--
+						x.Summary.Blocked--
+						return d
+					}
+				}
+			}
+			t.Fatal("no shard judged the blocked file")
 			return d
 		},
 		"a summary that does not count the results": func(d []*report.Document) []*report.Document {
