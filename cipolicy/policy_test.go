@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 var (
@@ -153,6 +154,31 @@ func TestMarshalRoundTrip(t *testing.T) {
 	p.Source, q.Source, p.SHA256, q.SHA256 = "", "", [32]byte{}, [32]byte{}
 	if !reflect.DeepEqual(p, q) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", q, p)
+	}
+}
+
+// TestMarshalInert: a policy printed to a CI job's log holds no CI log
+// command and no character that is not graphic (a publisher or file name
+// comes from a binary, a name from the user), and reads back the same.
+func TestMarshalInert(t *testing.T) {
+	p := mustParse(t, example)
+	p.Name = "##[add-mask]FAILED"
+	p.Rules[0].Description = "x ##vso[task.complete result=Succeeded] \u202egnp \U000e0041"
+	p.Rules[0].Comment = "a/##[error]b.exe"
+	out, err := MarshalYAML(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := strings.ToLower(string(out)); strings.Contains(s, "##[") || strings.Contains(s, "##vso[") ||
+		strings.ContainsFunc(s, func(r rune) bool { return r >= 0x80 && !unicode.IsGraphic(r) }) {
+		t.Errorf("not inert:\n%s", out)
+	}
+	q, err := Parse(out, "out.yaml")
+	if err != nil {
+		t.Fatalf("reading back: %v\n%s", err, out)
+	}
+	if q.Name != p.Name || q.Rules[0].Description != p.Rules[0].Description {
+		t.Errorf("read back %q, %q:\n%s", q.Name, q.Rules[0].Description, out)
 	}
 }
 

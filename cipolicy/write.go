@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/codesignval/csv/internal/textsafe"
 )
 
 // MarshalYAML writes p in the project's YAML format. Rule comments are
@@ -117,7 +119,9 @@ func MarshalYAML(p *Policy) ([]byte, error) {
 	if err := enc.Close(); err != nil {
 		return nil, fmt.Errorf("cipolicy: writing YAML: %w", err)
 	}
-	return b.Bytes(), nil
+	// Printed to standard output, the policy reaches a CI job's log: no CI
+	// log command and no character that is not graphic is written as it is.
+	return textsafe.InertYAML(b.Bytes()), nil
 }
 
 // writeMatcher writes a rule's matcher fields into mapping m.
@@ -212,7 +216,14 @@ func names[T ~string](xs []T) []string {
 }
 
 func str(s string) *yaml.Node {
-	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+	if textsafe.YAMLQuote(s) {
+		// A name from a file or a certificate that holds a CI log command
+		// or a character that is not graphic: written double-quoted, where
+		// the escapes of textsafe.InertYAML read back as the name.
+		n.Style = yaml.DoubleQuotedStyle
+	}
+	return n
 }
 
 func strs(ss []string) *yaml.Node {

@@ -48,6 +48,10 @@ type pendingLink struct {
 	dir    bool   // the target is a directory
 }
 
+// globMatch matches a path against --include, --exclude and the policy's
+// path globs (a variable for tests, which count the matches).
+var globMatch = doublestar.Match
+
 // maxLinked is limits.MaxLinkedEntries (a variable for tests).
 var maxLinked = limits.MaxLinkedEntries
 
@@ -90,12 +94,18 @@ type walker struct {
 	// alike when every one matches both or neither (nil: any two paths).
 	scopes []string
 	// judged maps the resolved path of each file inspected or blocked to
-	// the paths it is judged at (built by settleLinks).
-	judged map[string][]string
+	// the scope classes of the paths it is judged at (built by
+	// settleLinks): a set per file, so that a link is settled in time
+	// linear in the scopes however many paths its target is judged at
+	// (with --follow-symlinks, one per link followed to it).
+	judged map[string]map[string]bool
 	// linked counts the directory entries listed through links, against
 	// limits.MaxLinkedEntries; pending counts the links postponed.
 	linked  int
 	pending int
+	// walked identifies the entries listed, before a shard's cut (set by
+	// scan).
+	walked Listing
 }
 
 // ErrRoot is wrapped by errors about a PATH argument that cannot be walked.
@@ -156,7 +166,7 @@ func unwrapPath(err error) error {
 
 func (w *walker) isExcluded(rel string) bool {
 	for _, p := range w.exclude {
-		if ok, _ := doublestar.Match(p, rel); ok {
+		if ok, _ := globMatch(p, rel); ok {
 			return true
 		}
 	}
@@ -168,7 +178,7 @@ func (w *walker) isIncluded(rel string) bool {
 		return true
 	}
 	for _, p := range w.include {
-		if ok, _ := doublestar.Match(p, rel); ok {
+		if ok, _ := globMatch(p, rel); ok {
 			return true
 		}
 	}
@@ -366,10 +376,15 @@ func (w *walker) settleLinks() error {
 	}
 	// Only files judged where the walk found them count: a file judged
 	// through one link does not spare another link to it.
-	w.judged = map[string][]string{}
+	w.judged = map[string]map[string]bool{}
 	for i := range w.entries {
 		if e := &w.entries[i]; e.real != "" {
-			w.judged[e.real] = append(w.judged[e.real], e.rel)
+			c := w.judged[e.real]
+			if c == nil {
+				c = map[string]bool{}
+				w.judged[e.real] = c
+			}
+			c[w.class(e.rel)] = true
 		}
 	}
 	all := w.entries
@@ -497,26 +512,23 @@ func (w *walker) shadow(root int, dir, real, rel string, stack []string) error {
 // isJudged reports whether the file whose resolved path is real is judged
 // where the walk found it, at a path the policy treats as it treats rel.
 func (w *walker) isJudged(real, rel string) bool {
-	for _, at := range w.judged[real] {
-		if w.alike(at, rel) {
-			return true
-		}
-	}
-	return false
+	return w.judged[real][w.class(rel)]
 }
 
-// alike reports whether the policy judges a file at path a as at path b:
-// every path glob of its rules matches both or neither.
-func (w *walker) alike(a, b string) bool {
-	if a == b {
-		return true
+// class is the policy's view of path rel: which of its rules' path globs
+// match it, one byte each. The policy judges a file alike at two paths of
+// one class: every glob matches both or neither ("" for all paths when
+// there are no globs).
+func (w *walker) class(rel string) string {
+	if len(w.scopes) == 0 {
+		return ""
 	}
-	for _, g := range w.scopes {
-		ma, _ := doublestar.Match(g, a)
-		mb, _ := doublestar.Match(g, b)
-		if ma != mb {
-			return false
+	b := make([]byte, len(w.scopes))
+	for i, g := range w.scopes {
+		b[i] = '0'
+		if m, _ := globMatch(g, rel); m {
+			b[i] = '1'
 		}
 	}
-	return true
+	return string(b)
 }

@@ -56,13 +56,17 @@ import (
 //     remaining temporary file into place;
 //   - with a done record: removes the backups.
 //
-// Paths in a journal are relative to its directory. A file is touched only
-// if it has the identity the journal recorded (a temporary file's name was
+// Paths in a journal are relative to its directory. A journal counts only
+// if this user owns it (on Unix): anyone who can write the tree can write
+// one, and the identities it records are of files anyone can stat, so a
+// journal another user wrote proves nothing. A file is touched only if it
+// has the identity the journal recorded (a temporary file's name was
 // journaled before the file was made exclusively; a backup is a hard link
-// to the original, whose identity was journaled), lies under the run's
-// paths or --out directory, and is named as csv names its temporary files
-// beside their destination; a destination is replaced only if it is still
-// what the journal says. Anything else stops the recovery before it
+// to the original, whose identity was journaled), is one Sign of the same
+// paths writes (under a directory PATH or --out, a file PATH, the
+// manifest: not any file beside those), and is named as csv names its
+// temporary files beside their destination; a destination is replaced only
+// if it is still what the journal says. Anything else stops the recovery before it
 // changes anything (RecoveryError), and leftovers no journal accounts for
 // stay, blocked by validate, for the user to remove.
 
@@ -427,7 +431,7 @@ func RecoverSign(ctx context.Context, opts SignOptions, roots ...string) (*Recov
 	if err != nil {
 		return nil, err
 	}
-	allowed := recoveryScope(&opts, roots)
+	allowed := newRecoveryScope(&opts, roots)
 	rec := &Recovery{}
 	for _, e := range ents {
 		if err := ctx.Err(); err != nil {
@@ -443,28 +447,45 @@ func RecoverSign(ctx context.Context, opts SignOptions, roots ...string) (*Recov
 	return rec, nil
 }
 
-// recoveryScope lists the directories a recovery may touch files in: the
-// roots (a file root's directory), the --out directory and the manifest's
-// directory, as pathKey resolves them.
-func recoveryScope(opts *SignOptions, roots []string) []string {
-	var out []string
+// recoveryScope is what a recovery may touch: the files Sign of the same
+// roots and options writes, as pathKey resolves them.
+type recoveryScope struct {
+	// dirs are the directory roots and the --out directory: any file under
+	// them.
+	dirs []string
+	// files are the file roots (where a link leads: in place, its target is
+	// signed) and the manifest: these files only, not their directories,
+	// which may hold anything (the manifest is often written beside the
+	// tree, in the workspace).
+	files []string
+}
+
+// newRecoveryScope is the scope of a Sign of roots with opts.
+func newRecoveryScope(opts *SignOptions, roots []string) *recoveryScope {
+	s := &recoveryScope{}
 	for _, r := range roots {
 		if fi, err := os.Stat(r); err == nil && !fi.IsDir() {
-			r = filepath.Dir(r)
+			s.files = append(s.files, pathKey(r, true))
+			continue
 		}
-		out = append(out, pathKey(r, true))
+		s.dirs = append(s.dirs, pathKey(r, true))
 	}
 	if opts.Out != "" {
-		out = append(out, pathKey(opts.Out, true))
+		s.dirs = append(s.dirs, pathKey(opts.Out, true))
 	}
 	if opts.Manifest != "" {
-		out = append(out, pathKey(filepath.Dir(opts.Manifest), true))
+		s.files = append(s.files, pathKey(opts.Manifest, false))
 	}
-	return out
+	return s
+}
+
+// holds reports whether the file whose pathKey is k is in the scope.
+func (s *recoveryScope) holds(k string) bool {
+	return slices.Contains(s.files, k) || slices.ContainsFunc(s.dirs, func(d string) bool { return within(k, d) })
 }
 
 // recoverJournal acts on one journal.
-func recoverJournal(dir, name string, allowed []string, rec *Recovery) error {
+func recoverJournal(dir, name string, allowed *recoveryScope, rec *Recovery) error {
 	p := filepath.Join(dir, name)
 	f, err := openRegular(p, false)
 	if err != nil {
@@ -485,6 +506,12 @@ func recoverJournal(dir, name string, allowed []string, rec *Recovery) error {
 	pst, err2 := os.Lstat(p)
 	if err1 != nil || err2 != nil || !os.SameFile(fst, pst) || !fst.Mode().IsRegular() {
 		return nil // finished by another run meanwhile
+	}
+	// Whoever can write the tree can write a journal: only one this user
+	// wrote proves anything (its identities are of files anyone can stat).
+	if err := journalOwner(fst); err != nil {
+		rec.Ignored = append(rec.Ignored, fmt.Sprintf("journal %q: %v", p, err))
+		return nil
 	}
 	if fst.Size() > limits.MaxJournalSize {
 		rec.Ignored = append(rec.Ignored, fmt.Sprintf("journal %q: larger than %d bytes (limits.MaxJournalSize)", p, int64(limits.MaxJournalSize)))
@@ -557,7 +584,7 @@ const (
 )
 
 // planRecovery checks every file a journal names and decides what to do.
-func planRecovery(dir string, recs []record, allowed []string) (*recoveryPlan, error) {
+func planRecovery(dir string, recs []record, allowed *recoveryScope) (*recoveryPlan, error) {
 	pl := &recoveryPlan{dirs: map[string]bool{}}
 	abs := func(rel string) string {
 		if filepath.IsAbs(rel) {
@@ -571,8 +598,7 @@ func planRecovery(dir string, recs []record, allowed []string) (*recoveryPlan, e
 		if filepath.Dir(p) != filepath.Dir(dest) || !isTempNameFor(filepath.Base(p), filepath.Base(dest)) {
 			return fmt.Errorf("%w: its %s %q is not named as csv names them beside %q", errJournal, kind, p, dest)
 		}
-		k := pathKey(dest, false)
-		if !slices.ContainsFunc(allowed, func(a string) bool { return within(k, a) }) {
+		if !allowed.holds(pathKey(dest, false)) {
 			return fmt.Errorf("%w for these paths: it names %q, outside them", errJournal, dest)
 		}
 		return nil

@@ -2,6 +2,7 @@ package csv
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -245,6 +246,80 @@ func TestRecoveryTouchesOnlyWhatIsProvablyCsvs(t *testing.T) {
 		}
 	})
 
+	// A journal is unauthenticated: whoever can write the tree can write
+	// one, with the identity of any file they can stat. One naming a file
+	// beside the manifest (in the workspace, out of the tree), or one
+	// another user wrote, must not make csv remove that file: as "a
+	// destination that did not exist before the run" it would.
+	t.Run("a forged journal", func(t *testing.T) {
+		forge := func(t *testing.T, dir, dest string) string {
+			t.Helper()
+			fi, err := os.Lstat(dest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := identityOf(fi)
+			rel := func(p string) string {
+				r, err := filepath.Rel(dir, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r
+			}
+			b := filepath.Base(dest)
+			recs := []record{
+				{Kind: recRun, Version: journalVersion, PID: 1},
+				{Kind: recPlace, Temp: rel(filepath.Join(filepath.Dir(dest), "."+b+tempMarker+"aaaaaaaaaaaa")), Dest: rel(dest),
+					Backup: rel(filepath.Join(filepath.Dir(dest), "."+b+tempMarker+"bbbbbbbbbbbb")), TempID: &id},
+				{Kind: recCommit, N: 1},
+			}
+			var data []byte
+			for _, r := range recs {
+				line, _ := json.Marshal(r)
+				data = append(append(data, line...), '\n')
+			}
+			p := filepath.Join(dir, journalPrefix+"0123456789ab")
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		t.Run("beside the manifest", func(t *testing.T) {
+			ws := t.TempDir()
+			dir := filepath.Join(ws, "build")
+			os.Mkdir(dir, 0o755)
+			os.WriteFile(filepath.Join(dir, "a.exe"), peImg, 0o644)
+			victim := filepath.Join(ws, "important.txt")
+			os.WriteFile(victim, []byte("not csv's"), 0o644)
+			forge(t, dir, victim)
+			rec, err := RecoverSign(t.Context(), SignOptions{Manifest: filepath.Join(ws, "build.manifest.json")}, dir)
+			if err != nil || len(rec.Runs) != 0 || len(rec.Ignored) != 1 || !strings.Contains(rec.Ignored[0], "outside") {
+				t.Errorf("recovery: %+v, %v", rec, err)
+			}
+			if _, err := os.Stat(victim); err != nil {
+				t.Errorf("the file beside the manifest was removed: %v", err)
+			}
+		})
+		t.Run("another user's", func(t *testing.T) {
+			if os.Geteuid() != 0 {
+				t.Skip("making a file another user owns needs root")
+			}
+			dir := killedTree(t)
+			victim := filepath.Join(dir, "d1", "f01.exe")
+			j := forge(t, dir, victim)
+			if err := os.Chown(j, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+			rec, err := RecoverSign(t.Context(), SignOptions{}, dir)
+			if err != nil || len(rec.Runs) != 0 || len(rec.Ignored) != 1 || !strings.Contains(rec.Ignored[0], "owned by user 65534") {
+				t.Errorf("recovery: %+v, %v", rec, err)
+			}
+			if _, err := os.Stat(victim); err != nil {
+				t.Errorf("a file another user's journal names was removed: %v", err)
+			}
+		})
+	})
+
 	t.Run("a run still going", func(t *testing.T) {
 		dir := killedTree(t)
 		j, err := openJournal(dir, &madeDirs{})
@@ -336,6 +411,6 @@ func FuzzJournal(f *testing.F) {
 		}
 		// Planning a recovery from it never panics either.
 		dir := t.TempDir()
-		planRecovery(dir, recs, []string{pathKey(dir, true)})
+		planRecovery(dir, recs, &recoveryScope{dirs: []string{pathKey(dir, true)}})
 	})
 }

@@ -4,6 +4,7 @@ package csv
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"syscall"
 )
@@ -24,4 +25,17 @@ func lockFile(f *os.File) error {
 		return errLocked
 	}
 	return err
+}
+
+// journalOwner refuses a journal that another user owns: this user's csv
+// sign wrote it, or it proves nothing.
+func journalOwner(fi os.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return errors.New("its owner cannot be read: not known to be this user's")
+	}
+	if uid := os.Geteuid(); int64(st.Uid) != int64(uid) {
+		return fmt.Errorf("owned by user %d, not by this user (%d): not written by this user's csv sign", st.Uid, uid)
+	}
+	return nil
 }

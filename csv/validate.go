@@ -21,6 +21,7 @@ package csv
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -29,6 +30,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -184,6 +186,31 @@ type Report struct {
 	Summary          Summary
 	Results          []Result
 	Skipped          []SkippedFile
+	// Walked is every path the walk listed under the roots, before a shard
+	// took its share: the shards of one build must have walked the same
+	// tree, or a file in one shard's share may have been absent where that
+	// shard ran.
+	Walked Listing
+}
+
+// Listing identifies the paths a walk listed (files judged, skipped and
+// blocked, in the walk's order), by their number and a SHA-256 of their
+// roots' positions and paths.
+type Listing struct {
+	Entries int
+	SHA256  []byte
+}
+
+// listing is the Listing of a walk's entries.
+func listing(entries []entry) Listing {
+	h := sha256.New()
+	var b []byte
+	for i := range entries {
+		b = strconv.AppendInt(b[:0], int64(entries[i].root), 10)
+		b = append(append(append(b, 0), entries[i].rel...), 0)
+		h.Write(b)
+	}
+	return Listing{Entries: len(entries), SHA256: h.Sum(nil)}
 }
 
 // Failed reports whether the run should fail the CI job: at least one
@@ -254,6 +281,7 @@ func (v *Validator) Validate(ctx context.Context, roots ...string) (*Report, err
 		return nil, err
 	}
 	rep.Summary.Excluded = sc.excluded
+	rep.Walked = sc.walked
 	for i := range sc.entries {
 		e := &sc.entries[i]
 		in := sc.inspections[i]
@@ -387,6 +415,7 @@ func scan(ctx context.Context, opts *Options, roots []string, needs func(rel str
 		}
 		return nil, err
 	}
+	w.walked = listing(w.entries)
 	if opts.Shard != nil {
 		w.entries = slices.DeleteFunc(w.entries, func(e entry) bool { return !opts.Shard.holds(e.rel) })
 	}

@@ -196,7 +196,11 @@ var kmsSchemes = []string{"awskms://", "gcpkms://", "azurekms://", "hashivault:/
 //
 // RSA keys shorter than 2048 bits, ECDSA keys on curves other than P-256,
 // P-384 and P-521, and other key types (DSA, X25519) are refused.
-func LoadSigner(ctx context.Context, ref string, opts LoadOptions) (crypto.Signer, error) {
+func LoadSigner(ctx context.Context, ref string, opts LoadOptions) (_ crypto.Signer, err error) {
+	// Errors quote what they could not open (a key file, a module path), and
+	// a PIN typed after the wrong separator, or in a URI not read as one
+	// ("PKCS11:..."), is part of it.
+	defer func() { err = scrubKeyRefSecrets(err, ref) }()
 	if opts.PasswordEnv == "" {
 		opts.PasswordEnv = DefaultPasswordEnv
 	}

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -218,41 +219,100 @@ func (u *pkcs11URI) describe() string {
 const redacted = "REDACTED"
 
 // RedactKeyRef returns a key reference fit for messages and logs: in a
-// pkcs11: URI, the value of every attribute that may hold a PIN (pin-value,
-// and any misspelling of it: every name holding "pin" but pin-source) and
-// every attribute that is not name=value (a mistyped PIN) become
-// "REDACTED"; the scheme is matched in any letter case. Other references are returned as they are (key file paths
-// and KMS URIs hold no secret). Print a key reference only through it.
+// pkcs11: URI (the scheme in any case, anywhere in ref: a reference typed
+// "PKCS11:..." or " pkcs11:..." is read as a key file's name, and shown),
+// the value of every attribute that may hold a PIN (pin-value, and any
+// misspelling of it: every name holding "pin" but pin-source) and every
+// attribute that is not name=value (a mistyped PIN) become "REDACTED".
+// Attributes are told apart at every ";", "&" and "?", whichever part of
+// the URI they are in, so that a PIN after the wrong separator
+// ("?module-path=/m.so;pin-value=1234") is not taken for part of another
+// attribute's value. Other references are returned as they are (key file
+// paths and KMS URIs hold no secret). Print a key reference only through
+// it.
 func RedactKeyRef(ref string) string {
-	rest, ok := cutPKCS11Scheme(ref)
-	if !ok {
-		return ref
-	}
-	path, query, hasQuery := strings.Cut(rest, "?")
-	redact := func(s, sep string) string {
-		if s == "" {
-			return s
-		}
-		attrs := strings.Split(s, sep)
-		for i, a := range attrs {
-			name, _, ok := strings.Cut(a, "=")
-			if !ok {
-				attrs[i] = redacted
-				continue
-			}
-			n := strings.ToLower(name)
-			if u, err := url.PathUnescape(n); err == nil {
-				n = u
-			}
-			if strings.Contains(n, "pin") && n != "pin-source" {
-				attrs[i] = name + "=" + redacted
-			}
-		}
-		return strings.Join(attrs, sep)
-	}
-	out := "pkcs11:" + redact(path, ";")
-	if hasQuery {
-		out += "?" + redact(query, "&")
-	}
+	out, _ := redactKeyRef(ref)
 	return out
+}
+
+// redactKeyRef is RedactKeyRef, and the secrets it took out (as written,
+// and percent-decoded), for scrubbing messages that quote them.
+func redactKeyRef(ref string) (string, []string) {
+	i := strings.Index(strings.ToLower(ref), "pkcs11:")
+	if i < 0 {
+		return ref, nil
+	}
+	i += len("pkcs11:")
+	var b strings.Builder
+	b.WriteString(ref[:i])
+	var secrets []string
+	secret := func(s string) {
+		if s == "" {
+			return
+		}
+		secrets = append(secrets, s)
+		if u, err := url.PathUnescape(s); err == nil && u != s && u != "" {
+			secrets = append(secrets, u)
+		}
+	}
+	for rest := ref[i:]; ; {
+		j := strings.IndexAny(rest, ";&?")
+		a := rest
+		if j >= 0 {
+			a = rest[:j]
+		}
+		name, value, ok := strings.Cut(a, "=")
+		n := strings.ToLower(name)
+		if u, err := url.PathUnescape(n); err == nil {
+			n = u
+		}
+		switch {
+		case a == "":
+		case !ok:
+			b.WriteString(redacted)
+			secret(a)
+		case strings.Contains(n, "pin") && n != "pin-source":
+			b.WriteString(name + "=" + redacted)
+			secret(value)
+		default:
+			b.WriteString(a)
+		}
+		if j < 0 {
+			break
+		}
+		b.WriteByte(rest[j])
+		rest = rest[j+1:]
+	}
+	return b.String(), secrets
+}
+
+// redactError is an error whose message had the secrets of a key
+// reference scrubbed from it (see LoadSigner).
+type redactError struct {
+	msg string
+	err error
+}
+
+func (e *redactError) Error() string { return e.msg }
+func (e *redactError) Unwrap() error { return e.err }
+
+// scrubKeyRefSecrets returns err with every secret RedactKeyRef takes out
+// of ref replaced by "REDACTED" in its message: the errors of loading a
+// key quote the names it tried (a key file, a module path, a token), and a
+// PIN typed after the wrong separator is part of one of them.
+func scrubKeyRefSecrets(err error, ref string) error {
+	_, secrets := redactKeyRef(ref)
+	if err == nil || len(secrets) == 0 {
+		return err
+	}
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	pairs := make([]string, 0, 2*len(secrets))
+	for _, s := range secrets {
+		pairs = append(pairs, s, redacted)
+	}
+	msg := strings.NewReplacer(pairs...).Replace(err.Error())
+	if msg == err.Error() {
+		return err
+	}
+	return &redactError{msg: msg, err: err}
 }

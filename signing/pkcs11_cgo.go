@@ -19,6 +19,8 @@ import (
 	"github.com/miekg/pkcs11"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/codesignval/csv/internal/safefile"
 )
 
 // PKCS#11 modules are loaded and initialized once per path and stay loaded
@@ -35,8 +37,12 @@ func pkcs11Module(path string) (*pkcs11.Ctx, error) {
 	if p, ok := pkcs11Modules[path]; ok {
 		return p, nil
 	}
-	if _, err := os.Stat(path); err != nil {
+	// dlopen(3) opens the module plainly: a FIFO there would be waited on.
+	switch fi, err := os.Stat(path); {
+	case err != nil:
 		return nil, fmt.Errorf("%w: module: %w", ErrPKCS11, err)
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("%w: module %s: %w (%s)", ErrPKCS11, path, safefile.ErrNotRegular, safefile.Kind(fi.Mode()))
 	}
 	p := pkcs11.New(path)
 	if p == nil {

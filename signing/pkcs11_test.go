@@ -40,6 +40,30 @@ func TestPKCS11URIErrors(t *testing.T) {
 	}
 }
 
+// TestLoadSignerErrorsHoldNoPIN: a PIN after the wrong separator is part
+// of another attribute's value (a module path that cannot be opened), a
+// URI whose scheme is in capitals is a PKCS#11 URI (schemes are
+// case-insensitive), and one after a space is read as a key file's name:
+// the errors, which quote them, hold no PIN either.
+func TestLoadSignerErrorsHoldNoPIN(t *testing.T) {
+	for _, tt := range []struct {
+		ref  string
+		want error
+	}{
+		{"pkcs11:object=key?module-path=/absent/m.so;pin-value=SECRET-PIN-42", signing.ErrPKCS11},
+		{"PKCS11:object=key?module-path=/m.so&pin-value=SECRET-PIN-42", signing.ErrPKCS11},
+		{" pkcs11:object=key?module-path=/m.so&pin-value=SECRET-PIN-42", signing.ErrKeyFile},
+	} {
+		_, err := signing.LoadSigner(context.Background(), tt.ref, signing.LoadOptions{})
+		if !errors.Is(err, tt.want) {
+			t.Errorf("%q: got %v, want %v", tt.ref, err, tt.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "SECRET-PIN-4") {
+			t.Errorf("%q: error %q shows the PIN", tt.ref, err)
+		}
+	}
+}
+
 // TestRedactKeyRef: a key reference shown in a message never holds a PIN,
 // however the URI is written; everything else of it is kept.
 func TestRedactKeyRef(t *testing.T) {
@@ -55,9 +79,15 @@ func TestRedactKeyRef(t *testing.T) {
 		{"pkcs11:object=key?module-path=/m.so&pin=SECRET", "pkcs11:object=key?module-path=/m.so&pin=REDACTED"},
 		{"pkcs11:object=key?module-path=/m.so&pin-valueSECRET", "pkcs11:object=key?module-path=/m.so&REDACTED"},
 		{"pkcs11:object=key?module-path=/m.so&pin-value=SE=CRET", "pkcs11:object=key?module-path=/m.so&pin-value=REDACTED"},
-		// URI schemes are case-insensitive (RFC 3986).
-		{"PKCS11:object=key?module-path=/m.so&pin-value=SECRET", "pkcs11:object=key?module-path=/m.so&pin-value=REDACTED"},
-		{"Pkcs11:token=csv;pin-value=SECRET", "pkcs11:token=csv;pin-value=REDACTED"},
+		// The wrong separator: the PIN is not part of module-path's value.
+		{"pkcs11:object=key?module-path=/m.so;pin-value=SECRET", "pkcs11:object=key?module-path=/m.so;pin-value=REDACTED"},
+		{"pkcs11:token=csv&pin-value=SECRET;object=key", "pkcs11:token=csv&pin-value=REDACTED;object=key"},
+		{"pkcs11:object=key?module-path=/m.so&pin-value=SEC?RET", "pkcs11:object=key?module-path=/m.so&pin-value=REDACTED?REDACTED"},
+		// The scheme in another case (URI schemes are case-insensitive,
+		// RFC 3986), or after a space.
+		{"PKCS11:object=key?pin-value=SECRET", "PKCS11:object=key?pin-value=REDACTED"},
+		{" pkcs11:object=key?pin-value=SECRET", " pkcs11:object=key?pin-value=REDACTED"},
+		{"Pkcs11:token=csv;pin-value=SECRET", "Pkcs11:token=csv;pin-value=REDACTED"},
 	} {
 		if got := signing.RedactKeyRef(tt.ref); got != tt.want {
 			t.Errorf("RedactKeyRef(%q) = %q, want %q", tt.ref, got, tt.want)

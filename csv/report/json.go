@@ -9,6 +9,7 @@ import (
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
+	"github.com/codesignval/csv/internal/textsafe"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -64,6 +65,18 @@ type RunDoc struct {
 	Certificates       []string `json:"certificates"`
 	PolicyCertificates []string `json:"policy_certificates"`
 	FailIfNoTargets    bool     `json:"fail_if_no_targets"`
+	// Walked identifies every path the run's walk listed, before its
+	// shard's cut (csv.Report.Walked): shards that walked other trees
+	// (another checkout, a file added or removed between two jobs) could
+	// each leave a file to the other.
+	Walked *ListingDoc `json:"walked,omitempty"`
+}
+
+// ListingDoc is a csv.Listing: the number of paths and the SHA-256 that
+// identifies them, hex.
+type ListingDoc struct {
+	Entries int    `json:"entries"`
+	SHA256  string `json:"sha256"`
 }
 
 // ShardDoc is a shard, i of n.
@@ -172,7 +185,8 @@ func NewDocument(r *csv.Report, opts Options) *Document {
 	}
 	d.Run = &RunDoc{Roots: nonNil(r.NormalizedRoots), Include: nonNil(r.Include), Exclude: nonNil(r.Exclude),
 		FollowSymlinks: r.FollowSymlinks, Scenario: string(r.Scenario), ModeOverride: opts.ModeOverride,
-		Certificates: fingerprints(r.Certificates), PolicyCertificates: []string{}, FailIfNoTargets: opts.FailIfNoTargets}
+		Certificates: fingerprints(r.Certificates), PolicyCertificates: []string{}, FailIfNoTargets: opts.FailIfNoTargets,
+		Walked: &ListingDoc{Entries: r.Walked.Entries, SHA256: hex.EncodeToString(r.Walked.SHA256)}}
 	var named []*signing.Certificate
 	for _, p := range r.Policies {
 		d.Policies = append(d.Policies, policyDoc(p))
@@ -204,8 +218,11 @@ func NewDocument(r *csv.Report, opts Options) *Document {
 }
 
 // Render implements Renderer.
+// Like every JSON csv writes, it holds no CI log command and no character
+// that is not graphic unescaped (textsafe.InertJSON): it may be printed to
+// a CI job's log.
 func (j *JSON) Render(w io.Writer, r *csv.Report) error {
-	enc := json.NewEncoder(w)
+	enc := json.NewEncoder(textsafe.JSONWriter(w))
 	enc.SetIndent("", "  ")
 	return enc.Encode(NewDocument(r, j.opts))
 }

@@ -1,11 +1,13 @@
 package report
 
 import (
+	"bytes"
 	"encoding/xml"
 	"fmt"
 	"io"
 
 	"github.com/codesignval/csv/csv"
+	"github.com/codesignval/csv/internal/textsafe"
 )
 
 // JUnit is a JUnit XML report, as Jenkins and GitLab read it: one test case
@@ -95,12 +97,16 @@ func (j *JUnit) Render(w io.Writer, r *csv.Report) error {
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return err
 	}
-	enc := xml.NewEncoder(w)
+	var b bytes.Buffer
+	enc := xml.NewEncoder(&b)
 	enc.Indent("", "  ")
 	if err := enc.Encode(doc); err != nil {
 		return err
 	}
-	_, err := io.WriteString(w, "\n")
+	b.WriteByte('\n')
+	// No CI log command or character that is not graphic unescaped: it may
+	// be printed to a CI job's log.
+	_, err := w.Write(textsafe.InertXML(b.Bytes()))
 	return err
 }
 

@@ -22,12 +22,15 @@ var ErrMerge = errors.New("report: cannot merge")
 //   - runs that could have judged other files or judged them otherwise:
 //     another tool version, other policies (by SHA-256, in order), mode,
 //     mode override, scenario, roots as the build sees them, --include,
-//     --exclude, --follow-symlinks, --certs, the policies' certificates or
-//     --fail-if-no-targets;
+//     --exclude, --follow-symlinks, --certs, the policies' certificates,
+//     --fail-if-no-targets, or another tree (the paths each walk listed
+//     before its shard's cut: a file that one job found in another's
+//     share, and that job did not, was judged by neither);
 //   - shard counts that differ, an index out of 1..n or given twice, a
 //     missing shard;
 //   - a report that lists a file of another shard (a cut made otherwise:
-//     another csv), the same file twice, a result of a root it does not
+//     another csv), the same file twice, shards that together list fewer
+//     paths than their walks found, a result of a root it does not
 //     have, a verdict it does not know, or a summary that does not count
 //     its own results (a truncated or edited report).
 //
@@ -46,7 +49,7 @@ func Merge(docs []*Document) (*Document, error) {
 			return nil, fmt.Errorf("%w: report %d is %q, not %q", ErrMerge, i+1, d.MediaType, MediaType)
 		case d.Shard == nil:
 			return nil, fmt.Errorf("%w: report %d is not a shard (csv validate --shard i/n)", ErrMerge, i+1)
-		case d.Run == nil:
+		case d.Run == nil || d.Run.Walked == nil:
 			return nil, fmt.Errorf("%w: report %d has no run metadata (written by an older csv): run every shard with this csv", ErrMerge, i+1)
 		case d.Shard.Count < 1 || d.Shard.Index < 1 || d.Shard.Index > d.Shard.Count:
 			return nil, fmt.Errorf("%w: report %d is shard %d/%d: want 1 <= i <= n", ErrMerge, i+1, d.Shard.Index, d.Shard.Count)
@@ -143,6 +146,12 @@ func Merge(docs []*Document) (*Document, error) {
 			out.Skipped = append(out.Skipped, s)
 		}
 	}
+	// Every path the walks listed is a result or a skipped file of exactly
+	// one shard: a shard that left one out (cut by another function, or
+	// edited) would leave it judged by none.
+	if n := first.Run.Walked.Entries; len(judged) != n {
+		return nil, fmt.Errorf("%w: the shards list %d of the %d paths their walks found: a shard left some out (another csv, or an edited report)", ErrMerge, len(judged), n)
+	}
 	slices.SortFunc(out.Shards, func(a, b ShardDoc) int { return cmp.Compare(a.Index, b.Index) })
 	// The order a single run gives: roots as given, then path.
 	rootIndex := func(root string) int { return slices.Index(first.Roots, root) }
@@ -222,6 +231,7 @@ func differs(a, b *Document) []string {
 		{"--certs", ra.Certificates, rb.Certificates},
 		{"the policies' certificates", ra.PolicyCertificates, rb.PolicyCertificates},
 		{"--fail-if-no-targets", ra.FailIfNoTargets, rb.FailIfNoTargets},
+		{"a tree of", walked(ra.Walked), walked(rb.Walked)},
 	} {
 		if !same(c.x, c.y) {
 			f := "%s %v"
@@ -236,6 +246,11 @@ func differs(a, b *Document) []string {
 		return []string{fmt.Sprintf("roots %q (normalised %q)", a.Roots, ra.Roots), fmt.Sprintf("roots %q (normalised %q)", b.Roots, rb.Roots)}
 	}
 	return nil
+}
+
+// walked describes a walk's listing for differs.
+func walked(l *ListingDoc) string {
+	return fmt.Sprintf("%d paths (listing sha256 %.12s)", l.Entries, l.SHA256)
 }
 
 // same compares two settings; string lists compare by element (an empty

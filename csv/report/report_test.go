@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -404,16 +405,19 @@ func shardRun(t *testing.T, wd, root string, set *cipolicy.Set, opts csv.Options
 // in range and given once; the verdict and summary are recomputed from the
 // results, never taken from the reports.
 func TestMergeOneCutOfOneBuild(t *testing.T) {
-	ws1, ws2 := t.TempDir(), t.TempDir()
+	// ws3 is another checkout, without the blocked file.
+	ws1, ws2, ws3 := t.TempDir(), t.TempDir(), t.TempDir()
 	var blocked string
 	for i := range 16 {
 		img := testbin.PE(testbin.PEOptions{Overlay: []byte{byte(i)}})
 		name := fmt.Sprintf("build/d%d/f%02d.exe", i%4, i)
+		wss := []string{ws1, ws2, ws3}
 		if i == 11 {
 			img = testbin.PE(testbin.PEOptions{PE32: true})
 			blocked = name
+			wss = wss[:2]
 		}
-		for _, ws := range []string{ws1, ws2} {
+		for _, ws := range wss {
 			os.MkdirAll(filepath.Join(ws, filepath.Dir(name)), 0o755)
 			os.WriteFile(filepath.Join(ws, name), img, 0o644)
 		}
@@ -548,8 +552,31 @@ func TestMergeOneCutOfOneBuild(t *testing.T) {
 			d[0].Summary, d[1].Summary = d[1].Summary, d[0].Summary
 			return d
 		},
+		// A shard that leaves a file out, its summary counting what it
+		// lists: the shards list fewer paths than they walked.
+		"a file left out": func(d []*report.Document) []*report.Document {
+			for _, x := range d {
+				for i, r := range x.Results {
+					if "build/"+r.Path == blocked {
+						x.Results = slices.Delete(x.Results, i, i+1)
+						x.Summary.Files--
+						x.Summary.Blocked--
+						return d
+					}
+				}
+			}
+			t.Fatal("no shard judged the blocked file")
+			return d
+		},
 		"a summary that does not count the results": func(d []*report.Document) []*report.Document {
 			d[0].Results = d[0].Results[:len(d[0].Results)-1]
+			return d
+		},
+		// The blocked file's shard ran where it was not: every shard
+		// passes, and the file was judged by none.
+		"another tree": func(d []*report.Document) []*report.Document {
+			i := csv.ShardOf(strings.TrimPrefix(blocked, "build/"), 3)
+			d[i-1] = shard(ws3, "build", i, 3, csv.Options{}, report.Options{})
 			return d
 		},
 		"no run metadata (an older csv)": func(d []*report.Document) []*report.Document {
@@ -606,6 +633,7 @@ func FuzzMerge(f *testing.F) {
 	f.Add(bytes.Replace(docs[0], []byte(`"passed": false`), []byte(`"passed": true`), 1), docs[1])
 	f.Add(bytes.Replace(docs[0], []byte(`"count":2`), []byte(`"count":0`), 1), docs[1])
 	f.Add(bytes.Replace(docs[0], []byte(`"index":1`), []byte(`"index":3`), 1), docs[1])
+	f.Add(docs[0], bytes.Replace(docs[1], []byte(`"entries":`), []byte(`"entries":1`), 1)) // another tree
 	f.Add([]byte(`{}`), []byte(`{"shard":{"index":1,"count":1},"run":{}}`))
 	f.Fuzz(func(t *testing.T, a, b []byte) {
 		var da, db report.Document

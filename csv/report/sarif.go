@@ -9,6 +9,7 @@ import (
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
+	"github.com/codesignval/csv/internal/textsafe"
 )
 
 // SARIF is a SARIF 2.1.0 log with one run: one rule per reason kind and one
@@ -205,7 +206,7 @@ func (s *SARIF) Render(w io.Writer, r *csv.Report) error {
 		out.Properties = props
 		run.Results = append(run.Results, out)
 	}
-	enc := json.NewEncoder(w)
+	enc := json.NewEncoder(textsafe.JSONWriter(w))
 	enc.SetIndent("", "  ")
 	return enc.Encode(sarifLog{Schema: "https://json.schemastore.org/sarif-2.1.0.json", Version: "2.1.0", Runs: []sarifRun{run}})
 }

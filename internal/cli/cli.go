@@ -17,6 +17,8 @@ import (
 	"github.com/MakeNowJust/heredoc/v2"
 	"github.com/spf13/cobra"
 
+	"github.com/codesignval/csv/cipolicy"
+
 	"github.com/codesignval/csv/internal/cli/attest"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/cli/inspect"
@@ -132,17 +134,59 @@ func Run(ctx context.Context, io *cmdutil.IOStreams, args []string) int {
 	case ctx.Err() != nil:
 		textsafe.Linef(io.ErrOut, "csv: %v", err)
 	default:
-		msg := err.Error()
-		// Several errors (every problem of a policy file) print one per
-		// line, each escaped: errors quote file names, subjects and policy
-		// text, which must not reach the terminal or the CI runner raw.
-		for _, line := range textsafe.Lines(msg) {
+		for _, line := range errorLines(err) {
 			fmt.Fprintf(io.ErrOut, "csv: %s\n", line)
 		}
 		var fe *cmdutil.FlagError
-		if errors.As(err, &fe) || strings.HasPrefix(msg, "unknown command") {
+		if errors.As(err, &fe) || strings.HasPrefix(err.Error(), "unknown command") {
 			fmt.Fprintln(io.ErrOut, "csv: run 'csv --help' or 'csv <command> --help' for usage")
 		}
 	}
 	return code
+}
+
+// errorLines splits an error into the lines csv prints: the errors an
+// errors.Join holds one per line, the problems of a policy file
+// (cipolicy.LoadError, however wrapped) one per line, and any other error
+// on one line. Each line is escaped whole (internal/textsafe): errors quote
+// file names, subjects and policy text, and a newline that an untrusted
+// string brought into a message (a file in the tree named
+// "x\nsigned 3 binaries ...", a path a journal names) is written \x0a
+// instead of starting a line of its own, as splitting every message at
+// its newlines did.
+func errorLines(err error) []string {
+	msg := err.Error()
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs := j.Unwrap()
+		parts := make([]string, len(errs))
+		for i, e := range errs {
+			parts[i] = e.Error()
+		}
+		if len(errs) > 0 && strings.Join(parts, "\n") == msg {
+			var lines []string
+			for _, e := range errs {
+				lines = append(lines, errorLines(e)...)
+			}
+			return lines
+		}
+	}
+	var le *cipolicy.LoadError
+	if errors.As(err, &le) && len(le.Problems) > 1 {
+		if prefix, ok := strings.CutSuffix(msg, le.Error()); ok {
+			lines := make([]string, len(le.Problems))
+			for i, p := range le.Problems {
+				l := le.Source
+				if p.Line > 0 {
+					l += fmt.Sprintf(":%d", p.Line)
+				}
+				lines[i] = l + ": " + p.Message
+			}
+			lines[0] = prefix + lines[0]
+			for i := range lines {
+				lines[i] = textsafe.Escape(lines[i])
+			}
+			return lines
+		}
+	}
+	return []string{textsafe.Escape(msg)}
 }

@@ -54,22 +54,26 @@ func TestFIFOs(t *testing.T) {
 	tests := []struct {
 		name string
 		args []string
+		want string // in stderr; "not a regular file (named pipe)" if empty
 	}{
-		{"validate --policy", []string{"validate", "--policy", fifo, tree}},
-		{"validate --certs", []string{"validate", "--policy", policy, "--certs", fifo, tree}},
-		{"certificate_file", []string{"validate", "--policy", certRef, tree}},
-		{"policy lint", []string{"policy", "lint", fifo}},
-		{"policy new --certs", []string{"policy", "new", "--level", "hash", "--certs", fifo, tree}},
-		{"inspect --certs", []string{"inspect", "--certs", fifo, policy}},
-		{"sign --key", []string{"sign", "--key", fifo, "--cert", files.Chain, tree}},
-		{"sign --cert", []string{"sign", "--key", files.Key, "--cert", fifo, tree}},
-		{"verify-manifest --manifest", []string{"verify-manifest", "--manifest", fifo, "--certs", root, tree}},
-		{"verify-manifest --tsa-certs", []string{"verify-manifest", "--manifest", policy, "--certs", root, "--tsa-certs", fifo, tree}},
-		{"report merge", []string{"report", "merge", fifo}},
+		{"validate --policy", []string{"validate", "--policy", fifo, tree}, ""},
+		{"validate --certs", []string{"validate", "--policy", policy, "--certs", fifo, tree}, ""},
+		{"certificate_file", []string{"validate", "--policy", certRef, tree}, ""},
+		{"policy lint", []string{"policy", "lint", fifo}, ""},
+		{"policy new --certs", []string{"policy", "new", "--level", "hash", "--certs", fifo, tree}, ""},
+		{"inspect --certs", []string{"inspect", "--certs", fifo, policy}, ""},
+		{"sign --key", []string{"sign", "--key", fifo, "--cert", files.Chain, tree}, ""},
+		{"sign --cert", []string{"sign", "--key", files.Key, "--cert", fifo, tree}, ""},
+		// The directory of the journals of earlier runs.
+		{"sign --out", []string{"sign", "--key", files.Key, "--cert", files.Chain, "--out", fifo, tree}, "not a directory"},
+		{"validate --sign --out", []string{"validate", "--policy", policy, "--sign", "--key", files.Key, "--cert", files.Chain, "--out", fifo, tree}, "not a directory"},
+		{"verify-manifest --manifest", []string{"verify-manifest", "--manifest", fifo, "--certs", root, tree}, ""},
+		{"verify-manifest --tsa-certs", []string{"verify-manifest", "--manifest", policy, "--certs", root, "--tsa-certs", fifo, tree}, ""},
+		{"report merge", []string{"report", "merge", fifo}, ""},
 		{"attest verify --eventlog", []string{"attest", "verify", "--eventlog", fifo, "--ak", root, "--policy", policy,
-			"--quote", policy, "--signature", policy, "--nonce", "00"}},
+			"--quote", policy, "--signature", policy, "--nonce", "00"}, ""},
 		{"attest verify --policy", []string{"attest", "verify", "--eventlog", policy, "--ak", root, "--policy", fifo,
-			"--quote", policy, "--signature", policy, "--nonce", "00"}},
+			"--quote", policy, "--signature", policy, "--nonce", "00"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,7 +93,11 @@ func TestFIFOs(t *testing.T) {
 				<-done
 				t.Fatalf("csv %s waited on a named pipe", strings.Join(tt.args, " "))
 			}
-			if code != cmdutil.ExitError || !strings.Contains(errOut.String(), "not a regular file (named pipe)") {
+			want := tt.want
+			if want == "" {
+				want = "not a regular file (named pipe)"
+			}
+			if code != cmdutil.ExitError || !strings.Contains(errOut.String(), want) {
 				t.Errorf("exit %d, stderr:\n%s\nwant 2 and the named pipe refused", code, errOut.String())
 			}
 		})

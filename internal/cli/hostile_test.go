@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -68,7 +69,7 @@ func TestHostileText(t *testing.T) {
 	}
 	escapedNL := `x\x0aresult: PASSED`
 	quotedNL := `x\nresult: PASSED`
-	run := func(t *testing.T, c check, want int, args ...string) {
+	run := func(t *testing.T, c check, want int, args ...string) (stderr string) {
 		t.Helper()
 		var out, errOut bytes.Buffer
 		code := cli.Run(context.Background(), &cmdutil.IOStreams{Out: &out, ErrOut: &errOut}, args)
@@ -82,6 +83,7 @@ func TestHostileText(t *testing.T) {
 		if c.shown != "" && !strings.Contains(all, c.shown) {
 			t.Errorf("csv %q: output does not show %q:\n%s", args, c.shown, all)
 		}
+		return errOut.String()
 	}
 
 	// policy new: the policy (YAML comments) on stdout, warnings on stderr.
@@ -101,9 +103,15 @@ func TestHostileText(t *testing.T) {
 		run(t, check{shown: escapedNL}, 1, "validate", "--policy", bad, at("build"))
 		run(t, check{shown: escapedNL}, 1, "validate", "--policy", bad, "-v", "--output", at("report.txt"), at("build"))
 		run(t, check{}, 1, "validate", "--policy", bad, "--format", "json", "--shard", "1/1", "--output", at("shard.json"), at("build"))
+		// The data formats, printed to standard output as a CI job would:
+		// escaped as each format escapes.
+		for _, f := range []string{"json", "sarif", "junit"} {
+			run(t, check{}, 1, "validate", "--policy", bad, "--format", f, at("build"))
+		}
 	})
 	t.Run("report merge", func(t *testing.T) {
 		run(t, check{shown: quotedNL}, 1, "report", "merge", "--output", at("merged.json"), at("shard.json"))
+		run(t, check{shown: quotedNL}, 1, "report", "merge", at("shard.json"))
 	})
 	t.Run("policy lint", func(t *testing.T) {
 		run(t, check{shown: escapedNL}, 1, "policy", "lint", "--strict", bad)
@@ -118,9 +126,32 @@ func TestHostileText(t *testing.T) {
 		run(t, check{shown: quotedNL}, 0, "sign", "--key", keys.Key, "--cert", keys.Chain, "--policy", at("policy.yaml"),
 			"--manifest", at("build.manifest.json"), at("build"))
 		run(t, check{shown: escapedNL}, 0, "inspect", "--certs", keys.Chain, at("build/"+name))
+		run(t, check{}, 0, "inspect", "--format", "json", "--certs", keys.Chain, at("build/"+name))
+		// A publisher rule names the signer's common name: the policy,
+		// printed, holds it double-quoted and escaped, and reads back.
+		run(t, check{}, 0, "policy", "new", "--level", "publisher", "--name", "p", "--certs", keys.Chain, at("build"))
+		run(t, check{}, 0, "policy", "new", "--level", "publisher", "--name", "p", "--certs", keys.Chain, "--output", at("publisher.yaml"), at("build"))
+		run(t, check{passed: true}, 0, "validate", "--policy", at("publisher.yaml"), "--certs", keys.Chain, at("build"))
 		run(t, check{shown: quotedNL, passed: true}, 0, "verify-manifest", "--manifest", at("build.manifest.json"), "--certs", keys.Root, at("build"))
 		write("build/"+name, testbin.PE(testbin.PEOptions{Code: []byte{0xb8, 1, 0, 0, 0, 0xc3}}))
 		run(t, check{shown: escapedNL}, 1, "verify-manifest", "--manifest", at("build.manifest.json"), "--certs", keys.Root, at("build"))
+	})
+	// What a tree can plant for csv sign: a file named like its leftovers,
+	// a journal whose content is hostile (its errors quote it), and a
+	// binary it cannot sign (its error names it): warnings and errors are
+	// escaped, each on its line.
+	t.Run("sign leftovers, journals and errors", func(t *testing.T) {
+		write("planted/.x"+hostile+".exe.csv-sign-0123456789ab", []byte("left"))
+		field, _ := json.Marshal(hostile)
+		write("planted/.csv-sign-journal-0123456789ab", []byte(`{"kind":"run","v":1,`+string(field)+`:1}`+"\n"))
+		write("planted/ok.exe", testbin.PE(testbin.PEOptions{}))
+		run(t, check{shown: `x\nresult: PASSED`}, 0, "sign", "--key", keys.Key, "--cert", keys.Chain, at("planted"))
+		write("unsignable/"+hostile+".exe", broken[:300])
+		// One error, one line: the name's newlines do not start lines of
+		// their own (each prefixed "csv: ", they forged csv's messages).
+		if errOut := run(t, check{shown: escapedNL}, 2, "sign", "--key", keys.Key, "--cert", keys.Chain, at("unsignable")); strings.Count(errOut, "\n") != 1 {
+			t.Errorf("one error printed as several lines:\n%s", errOut)
+		}
 	})
 	t.Run("errors", func(t *testing.T) {
 		run(t, check{shown: `\x1b]0;owned\x07`}, 2, "validate", "--policy", at(hostile+".yaml"), at("build"))

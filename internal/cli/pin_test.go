@@ -42,9 +42,14 @@ func TestKeyRefPINRedacted(t *testing.T) {
 		"pkcs11:token=csv;pin-value=" + pin + ";object=key?module-path=/m.so",
 		// A mistyped attribute.
 		"pkcs11:token=csv;object=key?module-path=/m.so&pin-value" + pin,
-		// The scheme in upper case (URI schemes are case-insensitive):
-		// taken for a key file path, it was printed whole.
+		// The query's attributes separated as the path's, and the other
+		// way round: the PIN is then part of another attribute's value.
+		"pkcs11:token=csv;object=key?module-path=" + filepath.Join(dir, "absent.so") + ";pin-value=" + pin,
+		"pkcs11:token=csv&pin-value=" + pin + ";object=key?module-path=" + filepath.Join(dir, "absent.so"),
+		// The scheme in capitals (URI schemes are case-insensitive), or
+		// after a space (a variable's value): read as a key file's name.
 		"PKCS11:token=csv;object=key?module-path=/m.so&pin-value=" + pin,
+		" pkcs11:token=csv;object=key?module-path=/m.so&pin-value=" + pin,
 	} {
 		for _, args := range [][]string{
 			{"sign", "--key", ref, "--cert", files.Chain, tree},

@@ -5,7 +5,9 @@
 // itself (file paths, certificate subjects and issuers, version strings,
 // policy names, ids and descriptions, rule ids, reasons that embed any of
 // those, server answers) through [Escape], or through [Quote] where it
-// quotes. JSON, SARIF and JUnit need none of this: their encoders escape.
+// quotes. The data formats (JSON, SARIF, JUnit, YAML policies) go through
+// [InertJSON], [InertXML] and [InertYAML], which escape the same with the
+// format's own escapes: their encoders escape control characters only.
 //
 // # Security
 //
@@ -42,11 +44,13 @@
 package textsafe
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -190,4 +194,134 @@ func writeRune(b *strings.Builder, r rune) {
 			b.WriteByte(hexDigits[r>>uint(s)&0xf])
 		}
 	}
+}
+
+// The data formats csv writes (JSON reports, SARIF, JUnit XML, policies in
+// YAML) are text too, and often printed to standard output, where a CI
+// runner reads them: their encoders escape control characters, not the
+// CI log commands, nor the bidirectional and other characters that are
+// not graphic. InertJSON, InertXML and InertYAML write those with escapes
+// of the format, so that the document reads back the same.
+
+// InertJSON returns the JSON text b with "##[" and "##vso[" written
+// "#\u0023[" and "#\u0023vso[", and every non-ASCII character that is not
+// graphic as a \u escape (a pair of them above U+FFFF). "#" and non-ASCII
+// characters appear in JSON only within strings, where these escapes
+// decode to what they replace; a line of JSON never starts with "::".
+func InertJSON(b []byte) []byte {
+	return inert(b, `\u0023`, func(out []byte, r rune) []byte {
+		if r > 0xffff {
+			r1, r2 := utf16.EncodeRune(r)
+			return appendU(appendU(out, r1), r2)
+		}
+		return appendU(out, r)
+	})
+}
+
+// InertXML returns the XML text b (as encoding/xml writes it: no comments,
+// CDATA or processing instructions with untrusted text) with "##[" and
+// "##vso[" written "#&#35;[" and "#&#35;vso[", and every non-ASCII
+// character that is not graphic as a character reference; encoding/xml
+// writes a newline in text as "&#xA;", so no line starts with "::".
+func InertXML(b []byte) []byte {
+	return inert(b, "&#35;", func(out []byte, r rune) []byte {
+		return fmt.Appendf(out, "&#x%X;", r)
+	})
+}
+
+// InertYAML returns the YAML text b with "##[" and "##vso[" written
+// "#\x23[" and "#\x23vso[", and every non-ASCII character that is not
+// graphic as a \u or \U escape. These escapes decode only in double-quoted
+// scalars (in a comment they are read as they are, which a comment may
+// be): the writer must double-quote every scalar for which YAMLQuote is
+// true.
+func InertYAML(b []byte) []byte {
+	return inert(b, `\x23`, func(out []byte, r rune) []byte {
+		if r > 0xffff {
+			return fmt.Appendf(out, `\U%08x`, r)
+		}
+		return fmt.Appendf(out, `\u%04x`, r)
+	})
+}
+
+// YAMLQuote reports whether InertYAML would change s: a YAML writer must
+// then write s double-quoted.
+func YAMLQuote(s string) bool {
+	return ciCommand(s) || strings.ContainsFunc(s, func(r rune) bool { return r >= utf8.RuneSelf && !unicode.IsGraphic(r) })
+}
+
+// ciCommand reports whether s holds "##[" or "##vso[".
+func ciCommand(s string) bool {
+	for i := strings.Index(s, "##"); i >= 0; {
+		if ciPrefix(s[i:]) {
+			return true
+		}
+		j := strings.Index(s[i+1:], "##")
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+// inert copies b, writing the second "#" of a CI log command as hash and
+// each non-ASCII character that is not graphic with esc. Invalid UTF-8 is
+// copied (the encoders write none).
+func inert(b []byte, hash string, esc func([]byte, rune) []byte) []byte {
+	if !needsInert(b) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+64)
+	for i := 0; i < len(b); {
+		c := b[i]
+		if c == '#' && ciPrefix(string(b[i:min(len(b), i+6)])) {
+			out = append(append(out, '#'), hash...)
+			i += 2
+			continue
+		}
+		if c < utf8.RuneSelf {
+			out = append(out, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(b[i:])
+		if (r != utf8.RuneError || n > 1) && !unicode.IsGraphic(r) {
+			out = esc(out, r)
+		} else {
+			out = append(out, b[i:i+n]...)
+		}
+		i += n
+	}
+	return out
+}
+
+func needsInert(b []byte) bool {
+	if bytes.Contains(b, []byte("##")) {
+		return true
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] >= utf8.RuneSelf {
+			return true
+		}
+	}
+	return false
+}
+
+func appendU(out []byte, r rune) []byte {
+	return fmt.Appendf(out, `\u%04x`, r)
+}
+
+// JSONWriter returns a writer that writes to w what is written to it with
+// InertJSON applied. Each Write must hold whole JSON values, as
+// json.Encoder's Encode writes them.
+func JSONWriter(w io.Writer) io.Writer { return jsonWriter{w} }
+
+type jsonWriter struct{ w io.Writer }
+
+func (j jsonWriter) Write(p []byte) (int, error) {
+	if _, err := j.w.Write(InertJSON(p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

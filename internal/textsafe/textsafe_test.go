@@ -1,11 +1,15 @@
 package textsafe_test
 
 import (
+	"encoding/json"
+	"encoding/xml"
 	"strconv"
 	"strings"
 	"testing"
 	"unicode"
 	"unicode/utf8"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/codesignval/csv/internal/textsafe"
 )
@@ -137,6 +141,70 @@ func FuzzEscape(f *testing.F) {
 		}
 		if back, err := strconv.Unquote(q); err != nil || (utf8.ValidString(s) && back != s) {
 			t.Fatalf("Quote(%q) = %s reads back as %q (%v)", s, q, back, err)
+		}
+	})
+}
+
+// FuzzInert: a string written by the JSON, XML and YAML encoders csv uses,
+// then made inert, holds no CI log command and no non-ASCII character
+// that is not graphic, and reads back as what the encoder alone wrote.
+func FuzzInert(f *testing.F) {
+	for _, s := range []string{"bin/app.exe", "x\nresult: PASSED", "##[add-mask]FAILED", "a ##vso[task.complete]", "##VSO[x]",
+		"\u202egnp.exe", "a\U000E0041b", "\u2028::error::x", "###[x", "#", "##", "CN=\\##[x", "a\xffb##[", "\x1b]0;t\x07"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		inertOK := func(format string, b []byte) {
+			t.Helper()
+			out := string(b)
+			if strings.Contains(out, "##[") || strings.Contains(strings.ToLower(out), "##vso[") {
+				t.Fatalf("%s of %q: %s holds a CI log command", format, s, out)
+			}
+			for _, r := range out {
+				if r >= utf8.RuneSelf && !unicode.IsGraphic(r) {
+					t.Fatalf("%s of %q: %s holds %U", format, s, out, r)
+				}
+			}
+		}
+
+		j, _ := json.Marshal(map[string]string{"k": s})
+		ij := textsafe.InertJSON(j)
+		inertOK("JSON", ij)
+		var a, b map[string]string
+		if err := json.Unmarshal(ij, &b); err != nil || json.Unmarshal(j, &a) != nil || a["k"] != b["k"] {
+			t.Fatalf("JSON %s reads back as %q, not %q (%v)", ij, b["k"], a["k"], err)
+		}
+
+		type doc struct {
+			A string `xml:"a,attr"`
+			T string `xml:",chardata"`
+		}
+		x, err := xml.Marshal(doc{A: s, T: s})
+		if err == nil {
+			ix := textsafe.InertXML(x)
+			inertOK("XML", ix)
+			var xa, xb doc
+			if err := xml.Unmarshal(ix, &xb); err != nil || xml.Unmarshal(x, &xa) != nil || xa != xb {
+				t.Fatalf("XML %s reads back as %+v, not %+v (%v)", ix, xb, xa, err)
+			}
+		}
+
+		if !utf8.ValidString(s) {
+			return // yaml.v3 refuses it
+		}
+		n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+		if textsafe.YAMLQuote(s) {
+			n.Style = yaml.DoubleQuotedStyle
+		}
+		y, err := yaml.Marshal(&yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{{Kind: yaml.ScalarNode, Value: "k"}, n}})
+		if err != nil {
+			return
+		}
+		iy := textsafe.InertYAML(y)
+		inertOK("YAML", iy)
+		var ya, yb map[string]string
+		if err := yaml.Unmarshal(iy, &yb); err != nil || yaml.Unmarshal(y, &ya) != nil || ya["k"] != yb["k"] {
+			t.Fatalf("YAML %s reads back as %q, not %q (%v)", iy, yb["k"], ya["k"], err)
 		}
 	})
 }

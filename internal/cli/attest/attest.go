@@ -307,7 +307,7 @@ func render(w io.Writer, format string, r *attest.Result) error {
 		if err != nil {
 			return err
 		}
-		_, err = w.Write(append(b, '\n'))
+		_, err = w.Write(append(textsafe.InertJSON(b), '\n'))
 		return err
 	}
 	var b strings.Builder

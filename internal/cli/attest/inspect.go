@@ -128,7 +128,7 @@ func runInspect(o *InspectOptions) error {
 		if err != nil {
 			return err
 		}
-		_, err = o.IO.Out.Write(append(b, '\n'))
+		_, err = o.IO.Out.Write(append(textsafe.InertJSON(b), '\n'))
 		return err
 	}
 	return writeInspection(o.IO.Out, &out)

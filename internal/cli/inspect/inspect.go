@@ -124,7 +124,7 @@ func Run(ctx context.Context, o *Options) error {
 		docs = append(docs, d)
 	}
 	if o.Format == "json" {
-		enc := json.NewEncoder(o.IO.Out)
+		enc := json.NewEncoder(textsafe.JSONWriter(o.IO.Out))
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(docs); err != nil {
 			return err

@@ -68,7 +68,7 @@ func RunDiff(o *DiffOptions) error {
 	}
 	d := cipolicy.Diff(ps[0], ps[1])
 	if o.Format == "json" {
-		enc := json.NewEncoder(o.IO.Out)
+		enc := json.NewEncoder(textsafe.JSONWriter(o.IO.Out))
 		enc.SetIndent("", "  ")
 		out := struct {
 			Identical bool `json:"identical"`

@@ -230,7 +230,7 @@ func RunLint(o *LintOptions) error {
 		}
 	}
 	if o.Format == "json" {
-		enc := json.NewEncoder(o.IO.Out)
+		enc := json.NewEncoder(textsafe.JSONWriter(o.IO.Out))
 		enc.SetIndent("", "  ")
 		if findings == nil {
 			findings = []cipolicy.Finding{}

@@ -87,7 +87,7 @@ func RunMerge(o *MergeOptions) error {
 		return err
 	}
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+	enc := json.NewEncoder(textsafe.JSONWriter(&buf))
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(merged); err != nil {
 		return err

@@ -39,6 +39,11 @@ type Flags struct {
 	Description  string
 	URL          string
 	ResourceURI  string
+
+	// warned holds the warnings printed about earlier runs' journals and
+	// leftovers: Recover and Sign both look, and say each once (a pointer:
+	// Flags compare).
+	warned *map[string]bool
 }
 
 // Register adds the signing flags to fs. prefix is prepended to the
@@ -211,13 +216,13 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 	}
 	res, err := csv.Sign(ctx, opts, roots...)
 	if res != nil && res.Recovery != nil {
-		printRecovery(ios, res.Recovery)
+		f.printRecovery(ios, res.Recovery)
 	}
 	if err != nil {
 		return err
 	}
 	for _, l := range res.Leftovers {
-		fmt.Fprintf(ios.ErrOut, "csv: warning: %q is named like the temporary files, backups and journals of csv sign, and no journal accounts for it: left alone, and validate blocks it; if no csv sign is running, remove it by hand\n", l)
+		f.warn(ios, fmt.Sprintf("%q is named like the temporary files, backups and journals of csv sign, and no journal accounts for it: left alone, and validate blocks it; if no csv sign is running, remove it by hand", l))
 	}
 	warned := map[string]bool{}
 	pe, elf := 0, 0
@@ -258,30 +263,44 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 func (f *Flags) Recover(ctx context.Context, ios *cmdutil.IOStreams, roots []string) error {
 	rec, err := csv.RecoverSign(ctx, csv.SignOptions{Out: f.Out, Manifest: f.Manifest}, roots...)
 	if rec != nil {
-		printRecovery(ios, rec)
+		f.printRecovery(ios, rec)
 	}
 	return err
 }
 
-// printRecovery says what a recovery did, one line per earlier run.
-func printRecovery(ios *cmdutil.IOStreams, rec *csv.Recovery) {
+// printRecovery says what a recovery did, one line per earlier run, and
+// warns of the journals it left alone. Journal names, paths and the errors
+// of a journal csv did not write are the tree's: every line is escaped.
+func (f *Flags) printRecovery(ios *cmdutil.IOStreams, rec *csv.Recovery) {
 	for _, r := range rec.Runs {
 		run := fmt.Sprintf("csv: an earlier csv sign (process %d, started %s) did not finish", r.PID, r.Started.Local().Format(time.DateTime))
 		switch r.Outcome {
 		case csv.Cleaned:
-			fmt.Fprintf(ios.ErrOut, "%s: it was stopped while signing, before it replaced any file; removed its %d temporary files\n", run, r.Removed)
+			textsafe.Linef(ios.ErrOut, "%s: it was stopped while signing, before it replaced any file; removed its %d temporary files", run, r.Removed)
 		case csv.Restored:
-			fmt.Fprintf(ios.ErrOut, "%s: it was stopped while putting the signed files in place; put back the %d files it had replaced and removed its %d temporary files and backups: the files are as before that run\n", run, r.Moved, r.Removed)
+			textsafe.Linef(ios.ErrOut, "%s: it was stopped while putting the signed files in place; put back the %d files it had replaced and removed its %d temporary files and backups: the files are as before that run", run, r.Moved, r.Removed)
 		case csv.Finished:
-			fmt.Fprintf(ios.ErrOut, "%s: finished it: put its %d remaining signed files in place and removed its %d backups: the files are as that run would have left them\n", run, r.Moved, r.Removed)
+			textsafe.Linef(ios.ErrOut, "%s: finished it: put its %d remaining signed files in place and removed its %d backups: the files are as that run would have left them", run, r.Moved, r.Removed)
 		}
 	}
 	for _, j := range rec.Running {
-		fmt.Fprintf(ios.ErrOut, "csv: warning: another csv sign is running here (its journal %q is locked): its files are left alone\n", j)
+		f.warn(ios, fmt.Sprintf("another csv sign is running here (its journal %q is locked): its files are left alone", j))
 	}
 	for _, why := range rec.Ignored {
-		fmt.Fprintf(ios.ErrOut, "csv: warning: %s: left alone, and validate blocks it; if no csv sign is running, remove it by hand\n", why)
+		f.warn(ios, why+": left alone, and validate blocks it; if no csv sign is running, remove it by hand")
 	}
+}
+
+// warn prints a warning, escaped, unless it was printed already.
+func (f *Flags) warn(ios *cmdutil.IOStreams, msg string) {
+	if f.warned == nil {
+		f.warned = &map[string]bool{}
+	}
+	if (*f.warned)[msg] {
+		return
+	}
+	(*f.warned)[msg] = true
+	textsafe.Linef(ios.ErrOut, "csv: warning: %s", msg)
 }
 
 // manifest makes the signed statement of the build: every signed binary by
