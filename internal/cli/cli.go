@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -157,7 +158,9 @@ func Run(ctx context.Context, io *cmdutil.IOStreams, args []string) int {
 func errorLines(err error) []string {
 	msg := err.Error()
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs := j.Unwrap()
+		// Not every Unwrap() []error is an errors.Join: some hold nil
+		// entries, or print otherwise.
+		errs := slices.DeleteFunc(slices.Clone(j.Unwrap()), func(e error) bool { return e == nil })
 		parts := make([]string, len(errs))
 		for i, e := range errs {
 			parts[i] = e.Error()

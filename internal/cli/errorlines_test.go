@@ -1,0 +1,34 @@
+package cli
+
+import (
+	"errors"
+	"slices"
+	"testing"
+)
+
+// twoCauses is an error whose Unwrap() []error may hold nil, as
+// attest/client.OpenError's does when there is no second cause.
+type twoCauses struct{ a, b error }
+
+func (e *twoCauses) Error() string   { return "open: " + e.a.Error() }
+func (e *twoCauses) Unwrap() []error { return []error{e.a, e.b} }
+
+// TestErrorLines: errors.Join prints one line per error, any other error
+// (even one unwrapping to several, some nil) one escaped line.
+func TestErrorLines(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		err  error
+		want []string
+	}{
+		{"joined", errors.Join(errors.New("a"), errors.New("b\nc")), []string{"a", `b\x0ac`}},
+		{"nil cause", &twoCauses{a: errors.New("no TPM")}, []string{"open: no TPM"}},
+		{"plain", errors.New("x\nresult: PASSED"), []string{`x\x0aresult: PASSED`}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := errorLines(tt.err); !slices.Equal(got, tt.want) {
+				t.Errorf("errorLines = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
