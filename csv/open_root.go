@@ -27,9 +27,11 @@ import (
 // directory of the manifest. Paths are resolved then, and every path the
 // run uses afterwards is one of those directories joined with a name
 // relative to it: the deepest of them that holds it serves the operation,
-// with the name relative to itself. os.Root resolves the name one element
-// at a time with openat and refuses ".." and any symbolic link that leads
-// out of it, whatever is swapped in meanwhile: a directory of the tree
+// with the name relative to itself (while signing, through a root on the
+// file's directory, opened once from that top: see dirRoots). os.Root
+// resolves the name one element at a time with openat and refuses ".."
+// and any symbolic link that leads out of it, whatever is swapped in
+// meanwhile: a directory of the tree
 // replaced by a link to elsewhere after planning makes the operation fail,
 // it does not read, write, rename, link or remove a file out there.
 //
@@ -74,6 +76,18 @@ type signTree struct {
 	known map[string]bool
 	// ancestors are the roots opened to make a top that did not exist.
 	ancestors []*os.Root
+	// dirRoots, set by Sign once the recovery is done and before its
+	// workers start, makes root serve each path through a root opened on
+	// its directory, once (dirs, by absolute path), instead of walking
+	// every element from the top anew: signing one file takes some ten
+	// operations in its directory, and each walk from the top costs an
+	// openat and a close per element. A directory root is opened by
+	// walking from the top, so it is a directory that was inside the tree
+	// then; like a top, it keeps referring to that directory wherever it
+	// is moved, and nothing swapped in for it or under its name is
+	// followed. A recovery walks from the top for every operation.
+	dirRoots bool
+	dirs     map[string]*os.Root
 }
 
 // treeTop is one directory of the tree, opened as an os.Root.
@@ -96,7 +110,7 @@ var errSwapped = errors.New("swapped for a symbolic link or another file since i
 
 // newSignTree opens the tree of a signing run of roots with opts.
 func newSignTree(opts *SignOptions, roots []string) (*signTree, error) {
-	t := &signTree{known: map[string]bool{}}
+	t := &signTree{known: map[string]bool{}, dirs: map[string]*os.Root{}}
 	for _, r := range roots {
 		abs, err := filepath.Abs(r)
 		if err == nil {
@@ -196,6 +210,15 @@ func (t *signTree) close() {
 		r.Close()
 	}
 	t.ancestors = nil
+	t.closeDirs()
+}
+
+// closeDirs closes the directory roots. Called with t.mu held.
+func (t *signTree) closeDirs() {
+	for _, r := range t.dirs {
+		r.Close()
+	}
+	clear(t.dirs)
 }
 
 // caseFolding: file names usually ignore case here.
@@ -229,11 +252,36 @@ func (t *signTree) locate(p string) (*treeTop, string, error) {
 	return best, rel, nil
 }
 
-// root returns the os.Root of p's top and p relative to it; with mayMake,
-// a top that does not exist yet is made first.
+// root returns the os.Root that serves p and p relative to it: p's top,
+// or, once dirRoots is on, a root on p's directory (see dirRoots); with
+// mayMake, a top that does not exist yet is made first.
 func (t *signTree) root(p string, mayMake bool) (*os.Root, string, error) {
-	_, r, rel, err := t.rootOf(p, mayMake)
-	return r, rel, err
+	tp, r, rel, err := t.rootOf(p, mayMake)
+	if err != nil || !t.dirRoots {
+		return r, rel, err
+	}
+	dir := filepath.Dir(rel)
+	if dir == "." {
+		return r, rel, nil
+	}
+	key := filepath.Join(tp.path, dir)
+	t.mu.Lock()
+	dr := t.dirs[key]
+	t.mu.Unlock()
+	if dr == nil {
+		if dr, err = openRootIn(r, dir); err != nil {
+			return nil, "", fullPath(err, key, "")
+		}
+		t.mu.Lock()
+		if old := t.dirs[key]; old != nil {
+			dr.Close()
+			dr = old
+		} else {
+			t.dirs[key] = dr
+		}
+		t.mu.Unlock()
+	}
+	return dr, filepath.Base(rel), nil
 }
 
 // rootOf is root, with the top.
@@ -350,6 +398,7 @@ func (t *signTree) mkdirAll(p string) error {
 func (t *signTree) removeMade() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.closeDirs() // Windows removes no directory that is open
 	for _, m := range slices.Backward(t.made) {
 		if m.top != nil && m.top.root != nil {
 			m.top.root.Close() // Windows removes no directory that is open

@@ -135,6 +135,51 @@ func TestSignSwappedDirectory(t *testing.T) {
 	}
 }
 
+// TestSignSwappedDirectoryWhileWriting: a directory swapped for a symbolic
+// link to a directory out of the tree once csv sign has written the signed
+// copies into it, just before the first rename there, still leads nowhere
+// out of the tree: the files out there (named as the signed files) stay as
+// they were. Signing fails with the directory it opened (see dirRoots),
+// moved aside now, put back as it was (its sync reaches it by name), or
+// goes on there.
+func TestSignSwappedDirectoryWhileWriting(t *testing.T) {
+	canSymlink(t)
+	s := newSigner(t)
+	dir := buildTree(t)
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	win := filepath.Join(real, "win")
+	outside := copyTree(t, filepath.Join(dir, "win"))
+	outsideBefore := snapshot(t, outside)
+	originals := snapshot(t, filepath.Join(dir, "win"))
+	moved := ""
+	beforeRename = func(dest string) error {
+		if moved == "" && filepath.Dir(dest) == win {
+			moved = swapForLink(t, win, outside)
+		}
+		return nil
+	}
+	t.Cleanup(func() { beforeRename = nil })
+	_, err = Sign(t.Context(), s.opts(), dir)
+	if moved == "" {
+		t.Fatalf("no rename into %s: %v", win, err)
+	}
+	checkUntouched(t, "out of the tree", outside, outsideBefore)
+	t.Logf("the run: %v", err)
+	got := snapshotFiles(t, moved)
+	if err != nil {
+		checkUntouched(t, "the directory opened", moved, originals)
+		return
+	}
+	for name, data := range originals {
+		if string(got[name]) == string(data) {
+			t.Errorf("the run succeeded, but %s in the directory it opened is not signed", name)
+		}
+	}
+}
+
 // TestSignSwappedFile: into --out, a file PATH swapped after planning for a
 // symbolic link to a file out of the tree, or a symbolic link in the tree
 // (followed) pointed there, is refused (errSwapped): the file out there is
@@ -261,9 +306,10 @@ func TestSignTreeResolvesOnce(t *testing.T) {
 // BenchmarkSignTreeFileOps measures the file operations csv sign does for
 // one file in place (open the source, create the temporary file, the
 // lstats of the journal and the backup, the hard link, the rename, the
-// backup's removal), six directories deep: through the run's tree (an
-// os.Root, which walks each name with openat) and, for comparison, by path
-// as csv did before.
+// backup's removal), six directories deep: through the run's tree walking
+// from the top (an os.Root walks each name with openat, as a recovery
+// does), through a root on the file's directory (dirRoots, as signing
+// does) and, for comparison, by path as csv did before.
 func BenchmarkSignTreeFileOps(b *testing.B) {
 	dir := b.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "a", "b", "c", "d", "e", "f"), 0o755); err != nil {
@@ -279,7 +325,7 @@ func BenchmarkSignTreeFileOps(b *testing.B) {
 	if err := os.WriteFile(src, peImg, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	b.Run("tree", func(b *testing.B) {
+	treeOps := func(b *testing.B) {
 		for b.Loop() {
 			f, _, err := tr.openRegular(src)
 			if err != nil {
@@ -301,7 +347,10 @@ func BenchmarkSignTreeFileOps(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-	})
+	}
+	b.Run("tree", treeOps)
+	tr.dirRoots = true
+	b.Run("tree, directory roots", treeOps)
 	b.Run("path", func(b *testing.B) {
 		for b.Loop() {
 			f, err := openRegular(src, false)

@@ -218,6 +218,7 @@ func Sign(ctx context.Context, opts SignOptions, roots ...string) (*SignReport, 
 			return nil, fmt.Errorf("%w %s: it changed while csv sign started (now %s)", ErrRoot, r, w.resolved[i])
 		}
 	}
+	t.dirRoots = true
 	opts.syncer, opts.claims = &fsSyncer{}, &claims{}
 	defer opts.syncer.close()
 	rep := &SignReport{Recovery: recovered}
