@@ -227,39 +227,42 @@ func (r *record) check(first bool) error {
 type journal struct {
 	mu   sync.Mutex
 	f    *os.File
-	dir  string // absolute
+	tree *signTree
+	dir  string // absolute, symbolic links resolved
 	path string
 }
 
-// journalDir is where a signing run of roots keeps its journal.
-func journalDir(opts *SignOptions, roots []string) string {
-	if opts.Out != "" {
-		return opts.Out
+// journalDir is where a signing run keeps its journal: --out, or the first
+// PATH if it is a directory, or the directory of the file it names (""
+// if it does not exist).
+func (t *signTree) journalDir() string {
+	if t.out != nil {
+		return t.out.path
 	}
-	if fi, err := os.Stat(roots[0]); err == nil && fi.IsDir() {
-		return roots[0]
+	if len(t.roots) == 0 || t.roots[0] == nil {
+		return ""
 	}
-	return filepath.Dir(roots[0])
+	return t.roots[0].path
 }
 
-// openJournal creates and locks a new journal in dir (made if need be,
-// noted in dirs to be removed if the run fails).
-func openJournal(dir string, dirs *madeDirs) (*journal, error) {
-	if err := dirs.mkdirAll(dir); err != nil {
-		return nil, fmt.Errorf("making the directory of the signing journal: %w", err)
+// openJournal creates and locks a new journal in dir, a directory of the
+// tree t (made if need be, and then removed with the tree's other
+// directories made if the run fails).
+func openJournal(t *signTree, dir string) (*journal, error) {
+	if dir == "" {
+		return nil, errors.New("no directory for the signing journal")
 	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, err
+	if err := t.mkdirAll(dir); err != nil {
+		return nil, fmt.Errorf("making the directory of the signing journal: %w", err)
 	}
 	var rnd [6]byte
 	rand.Read(rnd[:])
-	p := filepath.Join(abs, journalPrefix+hex.EncodeToString(rnd[:]))
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o644)
+	p := filepath.Join(dir, journalPrefix+hex.EncodeToString(rnd[:]))
+	f, err := t.openFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("creating the signing journal: %w", err)
 	}
-	j := &journal{f: f, dir: abs, path: p}
+	j := &journal{f: f, tree: t, dir: dir, path: p}
 	if err := lockFile(f); err != nil {
 		j.close(true)
 		return nil, fmt.Errorf("locking the signing journal %s: %w", p, err)
@@ -324,7 +327,7 @@ func (j *journal) commit(places []record) error {
 	if err := j.f.Sync(); err != nil {
 		return fmt.Errorf("syncing the signing journal %s: %w", j.path, err)
 	}
-	if err := defaultSyncDir(j.dir); err != nil {
+	if err := j.tree.syncDir(j.dir); err != nil {
 		return fmt.Errorf("syncing the directory of the signing journal %s: %w", j.path, err)
 	}
 	return nil
@@ -345,7 +348,7 @@ func (j *journal) close(remove bool) {
 	}
 	j.f.Close() // releases the lock
 	if remove {
-		os.Remove(j.path)
+		j.tree.remove(j.path)
 	}
 }
 
@@ -419,19 +422,28 @@ func RecoverSign(ctx context.Context, opts SignOptions, roots ...string) (*Recov
 	if len(roots) == 0 {
 		return nil, fmt.Errorf("%w: no paths to sign", ErrOptions)
 	}
-	dir := journalDir(&opts, roots)
-	ents, err := os.ReadDir(dir)
+	t, err := newSignTree(&opts, roots)
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	return recoverSign(ctx, t)
+}
+
+// recoverSign is RecoverSign in a signing run's tree: every file it reads,
+// renames or removes, it reaches through t.
+func recoverSign(ctx context.Context, t *signTree) (*Recovery, error) {
+	dir := t.journalDir()
+	if dir == "" {
+		return &Recovery{}, nil
+	}
+	ents, err := t.readDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Recovery{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("looking for the journals of earlier signing runs: %w", err)
 	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, err
-	}
-	allowed := newRecoveryScope(&opts, roots)
 	rec := &Recovery{}
 	for _, e := range ents {
 		if err := ctx.Err(); err != nil {
@@ -440,7 +452,7 @@ func RecoverSign(ctx context.Context, opts SignOptions, roots ...string) (*Recov
 		if !isJournalName(e.Name()) {
 			continue
 		}
-		if err := recoverJournal(abs, e.Name(), allowed, rec); err != nil {
+		if err := recoverJournal(t, dir, e.Name(), rec); err != nil {
 			return rec, err
 		}
 	}
@@ -448,7 +460,8 @@ func RecoverSign(ctx context.Context, opts SignOptions, roots ...string) (*Recov
 }
 
 // recoveryScope is what a recovery may touch: the files Sign of the same
-// roots and options writes, as pathKey resolves them.
+// roots and options writes, as paths in its tree (symbolic links resolved
+// when the tree was opened, case folded as foldPath does).
 type recoveryScope struct {
 	// dirs are the directory roots and the --out directory: any file under
 	// them.
@@ -460,34 +473,18 @@ type recoveryScope struct {
 	files []string
 }
 
-// newRecoveryScope is the scope of a Sign of roots with opts.
-func newRecoveryScope(opts *SignOptions, roots []string) *recoveryScope {
-	s := &recoveryScope{}
-	for _, r := range roots {
-		if fi, err := os.Stat(r); err == nil && !fi.IsDir() {
-			s.files = append(s.files, pathKey(r, true))
-			continue
-		}
-		s.dirs = append(s.dirs, pathKey(r, true))
-	}
-	if opts.Out != "" {
-		s.dirs = append(s.dirs, pathKey(opts.Out, true))
-	}
-	if opts.Manifest != "" {
-		s.files = append(s.files, pathKey(opts.Manifest, false))
-	}
-	return s
-}
-
-// holds reports whether the file whose pathKey is k is in the scope.
-func (s *recoveryScope) holds(k string) bool {
+// holds reports whether the file at the path p (absolute, clean) is in the
+// scope. It compares paths as written: the tree's roots refuse any link
+// that leads out of them when the file is reached.
+func (s *recoveryScope) holds(p string) bool {
+	k := foldPath(p)
 	return slices.Contains(s.files, k) || slices.ContainsFunc(s.dirs, func(d string) bool { return within(k, d) })
 }
 
 // recoverJournal acts on one journal.
-func recoverJournal(dir, name string, allowed *recoveryScope, rec *Recovery) error {
+func recoverJournal(t *signTree, dir, name string, rec *Recovery) error {
 	p := filepath.Join(dir, name)
-	f, err := openRegular(p, false)
+	f, _, err := t.openRegular(p)
 	if err != nil {
 		rec.Ignored = append(rec.Ignored, fmt.Sprintf("journal %q: %v", p, err))
 		return nil
@@ -503,7 +500,7 @@ func recoverJournal(dir, name string, allowed *recoveryScope, rec *Recovery) err
 	}
 	// Locked: still the journal at p (not one removed and recreated)?
 	fst, err1 := f.Stat()
-	pst, err2 := os.Lstat(p)
+	pst, err2 := t.lstat(p)
 	if err1 != nil || err2 != nil || !os.SameFile(fst, pst) || !fst.Mode().IsRegular() {
 		return nil // finished by another run meanwhile
 	}
@@ -522,7 +519,7 @@ func recoverJournal(dir, name string, allowed *recoveryScope, rec *Recovery) err
 		rec.Ignored = append(rec.Ignored, fmt.Sprintf("journal %q: %v", p, err))
 		return nil
 	}
-	plan, err := planRecovery(dir, recs, allowed)
+	plan, err := planRecovery(t, dir, recs)
 	if err != nil {
 		rec.Ignored = append(rec.Ignored, fmt.Sprintf("journal %q: %v", p, err))
 		return nil
@@ -530,14 +527,17 @@ func recoverJournal(dir, name string, allowed *recoveryScope, rec *Recovery) err
 	if len(plan.conflicts) > 0 {
 		return &RecoveryError{Journal: p, Conflicts: plan.conflicts}
 	}
+	if atStage != nil {
+		atStage("recovering")
+	}
 	run := RecoveredRun{Journal: p, PID: recs[0].PID, Started: recs[0].Started, Outcome: plan.outcome}
-	if err := plan.apply(&run); err != nil {
+	if err := plan.apply(t, &run); err != nil {
 		return fmt.Errorf("%w (journal %q): recovering it failed, and is left as it is: %w", ErrUnfinishedSign, p, err)
 	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := t.remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("removing the journal %q: %w", p, err)
 	}
-	syncDir(dir) // best effort: the journal gone only says the job is done
+	syncDir(t, dir) // best effort: the journal gone only says the job is done
 	rec.Runs = append(rec.Runs, run)
 	return nil
 }
@@ -552,21 +552,22 @@ type recoveryPlan struct {
 	conflicts []string
 }
 
-// apply carries the plan out: renames, directory syncs, then removals.
-func (pl *recoveryPlan) apply(run *RecoveredRun) error {
+// apply carries the plan out, in the tree t: renames, directory syncs,
+// then removals.
+func (pl *recoveryPlan) apply(t *signTree, run *RecoveredRun) error {
 	for _, r := range pl.renames {
-		if err := os.Rename(r[0], r[1]); err != nil {
+		if err := t.rename(r[0], r[1]); err != nil {
 			return err
 		}
 		run.Moved++
 	}
 	for d := range pl.dirs {
-		if err := syncDir(d); err != nil {
+		if err := syncDir(t, d); err != nil {
 			return fmt.Errorf("syncing directory %s: %w", d, err)
 		}
 	}
 	for _, p := range pl.removes {
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := t.remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 		run.Removed++
@@ -583,8 +584,9 @@ const (
 	stateAsBefore                    // the temporary file is gone, the destination as before
 )
 
-// planRecovery checks every file a journal names and decides what to do.
-func planRecovery(dir string, recs []record, allowed *recoveryScope) (*recoveryPlan, error) {
+// planRecovery checks every file a journal in the directory dir of the
+// tree t names, through t, and decides what to do.
+func planRecovery(t *signTree, dir string, recs []record) (*recoveryPlan, error) {
 	pl := &recoveryPlan{dirs: map[string]bool{}}
 	abs := func(rel string) string {
 		if filepath.IsAbs(rel) {
@@ -598,7 +600,7 @@ func planRecovery(dir string, recs []record, allowed *recoveryScope) (*recoveryP
 		if filepath.Dir(p) != filepath.Dir(dest) || !isTempNameFor(filepath.Base(p), filepath.Base(dest)) {
 			return fmt.Errorf("%w: its %s %q is not named as csv names them beside %q", errJournal, kind, p, dest)
 		}
-		if !allowed.holds(pathKey(dest, false)) {
+		if !t.scope.holds(dest) {
 			return fmt.Errorf("%w for these paths: it names %q, outside them", errJournal, dest)
 		}
 		return nil
@@ -645,9 +647,9 @@ func planRecovery(dir string, recs []record, allowed *recoveryScope) (*recoveryP
 		// it journaled before making them exclusively are its own.
 		pl.outcome = Cleaned
 		for _, r := range temps {
-			t := abs(r.Temp)
-			if fi, err := os.Lstat(t); err == nil && fi.Mode().IsRegular() {
-				pl.removes = append(pl.removes, t)
+			p := abs(r.Temp)
+			if fi, err := t.lstat(p); err == nil && fi.Mode().IsRegular() {
+				pl.removes = append(pl.removes, p)
 			}
 		}
 		return pl, nil
@@ -656,9 +658,13 @@ func planRecovery(dir string, recs []record, allowed *recoveryScope) (*recoveryP
 	states := make([]entryState, len(places))
 	restorable := true
 	for i, r := range places {
-		t, d, b := abs(r.Temp), abs(r.Dest), abs(r.Backup)
-		tid, tok := lstatID(t)
-		did, dok := lstatID(d)
+		tp, d, b := abs(r.Temp), abs(r.Dest), abs(r.Backup)
+		tid, tok, terr := lstatID(t, tp)
+		did, dok, derr := lstatID(t, d)
+		if err := errors.Join(terr, derr); err != nil {
+			pl.conflicts = append(pl.conflicts, fmt.Sprintf("%q or its signed copy cannot be checked: %v", d, err))
+			continue
+		}
 		before := func() bool { // the destination is as it was before the run
 			if r.DestID == nil {
 				return !dok
@@ -671,14 +677,14 @@ func planRecovery(dir string, recs []record, allowed *recoveryScope) (*recoveryP
 		case !tok && dok && did.same(*r.TempID):
 			states[i] = statePlaced
 			if r.DestID != nil {
-				if bid, ok := lstatID(b); !ok || !bid.same(*r.DestID) {
+				if bid, ok, _ := lstatID(t, b); !ok || !bid.same(*r.DestID) {
 					restorable = false // no backup (no hard links here): cannot be put back
 				}
 			}
 		case !tok && before():
 			states[i] = stateAsBefore // put back already (or never replaced, its temporary file gone)
 		default:
-			pl.conflicts = append(pl.conflicts, conflict(t, d, tok, dok))
+			pl.conflicts = append(pl.conflicts, conflict(tp, d, tok, dok))
 		}
 	}
 	if len(pl.conflicts) > 0 {
@@ -701,13 +707,13 @@ func planRecovery(dir string, recs []record, allowed *recoveryScope) (*recoveryP
 		pl.outcome = Restored
 	}
 	for i, r := range places {
-		t, d, b := abs(r.Temp), abs(r.Dest), abs(r.Backup)
+		tp, d, b := abs(r.Temp), abs(r.Dest), abs(r.Backup)
 		switch {
 		case states[i] == stateNotPlaced && finish:
-			pl.renames = append(pl.renames, [2]string{t, d})
+			pl.renames = append(pl.renames, [2]string{tp, d})
 			pl.dirs[filepath.Dir(d)] = true
 		case states[i] == stateNotPlaced:
-			pl.removes = append(pl.removes, t)
+			pl.removes = append(pl.removes, tp)
 		case states[i] == statePlaced && !finish && r.DestID != nil:
 			pl.renames = append(pl.renames, [2]string{b, d})
 			pl.dirs[filepath.Dir(d)] = true
@@ -718,7 +724,7 @@ func planRecovery(dir string, recs []record, allowed *recoveryScope) (*recoveryP
 		}
 		if r.DestID != nil {
 			// A backup is the run's if it is the original's hard link.
-			if bid, ok := lstatID(b); ok && bid.same(*r.DestID) {
+			if bid, ok, _ := lstatID(t, b); ok && bid.same(*r.DestID) {
 				pl.removes = append(pl.removes, b)
 			}
 		}
@@ -740,14 +746,21 @@ func conflict(t, d string, tok, dok bool) string {
 	return fmt.Sprintf("%q is neither as it was nor the signed file", d)
 }
 
-// lstatID is the identity of the file at p, if it is a regular file or a
-// symbolic link (an --out destination may be one: a rename replaces it).
-func lstatID(p string) (fileID, bool) {
-	fi, err := os.Lstat(p)
-	if err != nil || !(fi.Mode().IsRegular() || fi.Mode()&fs.ModeSymlink != 0) {
-		return fileID{}, false
+// lstatID is the identity of the file at p in the tree t, if it is a
+// regular file or a symbolic link (an --out destination may be one: a
+// rename replaces it); an error if p cannot be reached but may be there (a
+// directory on the way swapped for a link out of the tree).
+func lstatID(t *signTree, p string) (fileID, bool, error) {
+	fi, err := t.lstat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fileID{}, false, nil
+	case err != nil:
+		return fileID{}, false, err
+	case !(fi.Mode().IsRegular() || fi.Mode()&fs.ModeSymlink != 0):
+		return fileID{}, false, nil
 	}
-	return identityOf(fi), true
+	return identityOf(fi), true, nil
 }
 
 // isTempNameFor reports whether name is one Sign gives a temporary file or

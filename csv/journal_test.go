@@ -322,7 +322,12 @@ func TestRecoveryTouchesOnlyWhatIsProvablyCsvs(t *testing.T) {
 
 	t.Run("a run still going", func(t *testing.T) {
 		dir := killedTree(t)
-		j, err := openJournal(dir, &madeDirs{})
+		tr, err := newSignTree(&SignOptions{}, []string{dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.close()
+		j, err := openJournal(tr, tr.journalDir())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -378,6 +383,75 @@ func TestRecoveryTouchesOnlyWhatIsProvablyCsvs(t *testing.T) {
 	})
 }
 
+// TestRecoverySwappedDirectory: the directories a killed run's journal
+// names, swapped for symbolic links to copies of them out of the tree
+// (temporary files and backups included) once the recovery has checked
+// them, make the recovery fail with nothing changed out there or in the
+// tree; planted before the re-run, they stop it too. With the directories
+// put back, the next recovery undoes the killed run.
+func TestRecoverySwappedDirectory(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("SIGKILL")
+	}
+	canSymlink(t)
+	s := newSigner(t)
+	for _, when := range []string{"after the recovery checked them", "before the re-run"} {
+		t.Run(when, func(t *testing.T) {
+			dir := killedTree(t)
+			originals := snapshot(t, dir)
+			killSign(t, s, dir, "", "renaming", false)
+			outside := copyTree(t, dir)
+			outsideBefore := snapshot(t, outside)
+			var treeBefore map[string][]byte
+			moved := map[string]string{}
+			swap := func() {
+				for _, d := range []string{"d0", "d1", "d2"} {
+					moved[d] = swapForLink(t, filepath.Join(dir, d), filepath.Join(outside, d))
+				}
+				treeBefore = snapshot(t, dir)
+			}
+			if when == "before the re-run" {
+				swap()
+			} else {
+				atStage = func(stage string) {
+					if stage == "recovering" && len(moved) == 0 {
+						swap()
+					}
+				}
+				t.Cleanup(func() { atStage = nil })
+			}
+			rec, err := RecoverSign(t.Context(), s.opts(), dir)
+			atStage = nil
+			if len(moved) == 0 {
+				t.Fatalf("the recovery did not reach its changes: %+v, %v", rec, err)
+			}
+			if err == nil && (rec == nil || len(rec.Ignored) == 0) || rec != nil && len(rec.Runs) > 0 {
+				t.Errorf("recovery through links out of the tree: %+v, %v", rec, err)
+			}
+			t.Log(err)
+			checkUntouched(t, "out of the tree", outside, outsideBefore)
+			checkUntouched(t, "the tree", dir, treeBefore)
+
+			// Put back, the killed run is undone.
+			for d, m := range moved {
+				if err := os.Remove(filepath.Join(dir, d)); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(m, filepath.Join(dir, d)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rec, err = RecoverSign(t.Context(), s.opts(), dir)
+			if err != nil || len(rec.Runs) != 1 || rec.Runs[0].Outcome != Restored {
+				t.Fatalf("recovery with the directories back: %+v, %v", rec, err)
+			}
+			if !reflect.DeepEqual(snapshot(t, dir), originals) {
+				t.Error("the tree is not as before the killed run")
+			}
+		})
+	}
+}
+
 // FuzzJournal: parsing a journal, whatever its bytes, never panics, and
 // returns records that pass their checks, or an error.
 func FuzzJournal(f *testing.F) {
@@ -410,7 +484,11 @@ func FuzzJournal(f *testing.F) {
 			}
 		}
 		// Planning a recovery from it never panics either.
-		dir := t.TempDir()
-		planRecovery(dir, recs, &recoveryScope{dirs: []string{pathKey(dir, true)}})
+		tr, err := newSignTree(&SignOptions{}, []string{t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.close()
+		planRecovery(tr, tr.journalDir(), recs)
 	})
 }

@@ -19,6 +19,42 @@ func openRegular(path string, follow bool) (*os.File, error) {
 	return f, err
 }
 
+// openNonblock is in the flags of signTree.openRegular: opening a FIFO
+// swapped in after discovery returns at once, and is refused as what it is.
+const openNonblock = syscall.O_NONBLOCK
+
+// openDirFlag is in the flags of signTree.openDir: a FIFO (or anything but
+// a directory) swapped in for a directory is refused at once, not waited on.
+const openDirFlag = syscall.O_DIRECTORY
+
+// openRoot opens the directory at path as an os.Root. The trailing slash
+// makes open(2) refuse anything but a directory at once: os.OpenRoot opens
+// without O_DIRECTORY, and would wait on a FIFO named as --out.
+func openRoot(path string) (*os.Root, error) {
+	return os.OpenRoot(path + "/")
+}
+
+// openRootIn opens the directory name inside r as an os.Root; see
+// openRoot.
+func openRootIn(r *os.Root, name string) (*os.Root, error) {
+	return r.OpenRoot(name + "/")
+}
+
+// openBlocking clears O_NONBLOCK on a regular file signTree.openRegular
+// opened (not through f.Fd, which would take the file out of Go's poller
+// for good).
+func openBlocking(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = syscall.SetNonblock(int(fd), false) }); err != nil {
+		return err
+	}
+	return serr
+}
+
 // keepMetadata gives a signed copy the original's permissions and sticky
 // bit (the umask is not applied) and, in place when running as root, its
 // owner and group. The setuid and setgid bits are kept only where the copy

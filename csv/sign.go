@@ -70,12 +70,12 @@ type SignOptions struct {
 	Manifest     string
 	MakeManifest func(signed []Signed) ([]byte, error)
 
-	// syncer is Sign's: the file systems its temporary files are on;
-	// claims, the destinations already taken; dirs, the directories made;
-	// journal, the run's journal.
+	// tree is Sign's: every file operation goes through it; syncer, the
+	// file systems its temporary files are on; claims, the destinations
+	// already taken; journal, the run's journal.
+	tree    *signTree
 	syncer  *fsSyncer
 	claims  *claims
-	dirs    *madeDirs
 	journal *journal
 }
 
@@ -86,9 +86,10 @@ type claims struct {
 	by map[string]string
 }
 
-// claim takes dest for what (a display path), or says who has it.
+// claim takes dest (a path planned, symbolic links resolved) for what (a
+// display path), or says who has it.
 func (c *claims) claim(dest, what string) error {
-	key := pathKey(dest, false)
+	key := foldPath(dest)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.by == nil {
@@ -193,7 +194,15 @@ func Sign(ctx context.Context, opts SignOptions, roots ...string) (*SignReport, 
 	if len(roots) == 0 {
 		return nil, fmt.Errorf("%w: no paths to sign", ErrOptions)
 	}
-	recovered, err := RecoverSign(ctx, opts, roots...)
+	// Every file operation from here on goes through the tree, opened now:
+	// nothing swapped in later leads out of it.
+	t, err := newSignTree(&opts, roots)
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	opts.tree = t
+	recovered, err := recoverSign(ctx, t)
 	if err != nil {
 		return nil, err
 	}
@@ -204,6 +213,12 @@ func Sign(ctx context.Context, opts SignOptions, roots ...string) (*SignReport, 
 		}
 		return nil, err
 	}
+	for i, r := range roots {
+		if t.roots[i] == nil || t.resolved[i] != w.resolved[i] {
+			return nil, fmt.Errorf("%w %s: it changed while csv sign started (now %s)", ErrRoot, r, w.resolved[i])
+		}
+	}
+	t.dirRoots = true
 	opts.syncer, opts.claims = &fsSyncer{}, &claims{}
 	defer opts.syncer.close()
 	rep := &SignReport{Recovery: recovered}
@@ -225,10 +240,12 @@ func Sign(ctx context.Context, opts SignOptions, roots ...string) (*SignReport, 
 	if todo, err = plan(&opts, roots, todo, rep); err != nil {
 		return nil, err
 	}
-	opts.dirs = &madeDirs{}
-	if opts.journal, err = openJournal(journalDir(&opts, roots), opts.dirs); err != nil {
-		opts.dirs.removeAll()
+	if opts.journal, err = openJournal(t, t.journalDir()); err != nil {
+		t.removeMade()
 		return nil, err
+	}
+	if atStage != nil {
+		atStage("planned")
 	}
 	jobs := opts.Jobs
 	if jobs <= 0 {
@@ -265,14 +282,14 @@ func Sign(ctx context.Context, opts SignOptions, roots ...string) (*SignReport, 
 		results = append(results, p)
 	}
 	if err == nil {
-		err = commit(results, opts.syncer, opts.journal)
+		err = commit(results, t, opts.syncer, opts.journal)
 	}
 	if err != nil {
 		for _, p := range results {
-			p.discard()
+			p.discard(t)
 		}
 		opts.journal.close(true)
-		opts.dirs.removeAll()
+		t.removeMade()
 		if ctx.Err() != nil {
 			return nil, &InterruptedError{Done: int(done.Load()), Total: len(todo), Err: ctx.Err()}
 		}
@@ -300,14 +317,15 @@ func stageManifest(opts *SignOptions, results []*pending) (*pending, error) {
 	if err != nil {
 		return nil, fmt.Errorf("making the manifest: %w", err)
 	}
-	if err := opts.claims.claim(opts.Manifest, "the manifest"); err != nil {
+	dest := opts.tree.manifest
+	if err := opts.claims.claim(dest, "the manifest"); err != nil {
 		return nil, err
 	}
-	f, err := createTemp(opts, opts.Manifest, 0o644)
+	f, name, err := createTemp(opts, dest, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	p := &pending{temps: []string{f.Name()}, dests: []string{opts.Manifest}}
+	p := &pending{temps: []string{name}, dests: []string{dest}}
 	_, werr := f.Write(data)
 	var serr error
 	if !batchSync {
@@ -323,39 +341,35 @@ func stageManifest(opts *SignOptions, results []*pending) (*pending, error) {
 // pending is one file's signed output, written but not yet in place.
 type pending struct {
 	temps  []string // temporary files, renamed in order onto dests
-	dests  []string
+	dests  []string // (paths in the tree, symbolic links resolved)
 	signed *Signed
 }
 
 // discard removes the temporary files.
-func (p *pending) discard() {
+func (p *pending) discard(t *signTree) {
 	if p == nil {
 		return
 	}
-	for _, t := range p.temps {
-		os.Remove(t)
+	for _, name := range p.temps {
+		if name != "" {
+			t.remove(name)
+		}
 	}
 }
 
 // Test hooks: beforeRename, if set, is called before each rename onto dest
 // (its backup made) and may fail it; atStage, if set, is called once the
-// commit is journaled ("committed") and once every file is in place and
-// journaled done ("done"); syncDir syncs a directory after the renames.
+// run is planned and its journal made, before any file is read for signing
+// ("planned"), once the commit is journaled ("committed"), once every file
+// is in place and journaled done ("done"), and by a recovery once it has
+// checked a journal's files, before it changes any ("recovering"); syncDir
+// syncs a directory after the renames; linkFile makes a backup.
 var (
 	beforeRename func(dest string) error
 	atStage      func(stage string)
-	syncDir      = defaultSyncDir
-	linkFile     = os.Link
+	syncDir      = (*signTree).syncDir
+	linkFile     = (*os.Root).Link
 )
-
-func defaultSyncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
-}
 
 // placed is a destination commit has renamed a signed file onto.
 type placed struct {
@@ -380,7 +394,7 @@ type placed struct {
 // Before the first rename, the journal records every temporary file,
 // destination and backup name with their identities, durably, so that a
 // run killed in the middle can be undone (or finished) by the next.
-func commit(ps []*pending, fss *fsSyncer, j *journal) (err error) {
+func commit(ps []*pending, t *signTree, fss *fsSyncer, j *journal) (err error) {
 	if batchSync {
 		// One syncfs per file system instead of one fsync per file: the
 		// kernel writes all the signed files out in one batch.
@@ -388,7 +402,7 @@ func commit(ps []*pending, fss *fsSyncer, j *journal) (err error) {
 			return err
 		}
 	}
-	places, err := journalPlaces(ps)
+	places, err := journalPlaces(t, ps)
 	if err != nil {
 		return err
 	}
@@ -407,12 +421,12 @@ func commit(ps []*pending, fss *fsSyncer, j *journal) (err error) {
 		if err == nil {
 			for _, d := range done {
 				if d.backup != "" {
-					os.Remove(d.backup)
+					t.remove(d.backup)
 				}
 			}
 			return
 		}
-		if left := rollback(done); len(left) > 0 {
+		if left := rollback(t, done); len(left) > 0 {
 			err = fmt.Errorf("%w; putting the originals back failed, these are left signed: %s", err, strings.Join(left, ", "))
 		}
 	}()
@@ -421,9 +435,9 @@ func commit(ps []*pending, fss *fsSyncer, j *journal) (err error) {
 		if p == nil {
 			continue
 		}
-		for i, t := range p.temps {
+		for i, temp := range p.temps {
 			dest := p.dests[i]
-			d, err := backup(dest, backups[dest])
+			d, err := backup(t, dest, backups[dest])
 			if err != nil {
 				return err
 			}
@@ -431,11 +445,11 @@ func commit(ps []*pending, fss *fsSyncer, j *journal) (err error) {
 				err = beforeRename(dest)
 			}
 			if err == nil {
-				err = os.Rename(t, dest)
+				err = t.rename(temp, dest)
 			}
 			if err != nil {
 				if d.backup != "" {
-					os.Remove(d.backup)
+					t.remove(d.backup)
 				}
 				return fmt.Errorf("renaming %s into place: %w", dest, err)
 			}
@@ -445,7 +459,7 @@ func commit(ps []*pending, fss *fsSyncer, j *journal) (err error) {
 		}
 	}
 	for dir := range dirs {
-		if err := syncDir(dir); err != nil {
+		if err := syncDir(t, dir); err != nil {
 			return fmt.Errorf("syncing directory %s after renaming the signed files into it: %w", dir, err)
 		}
 	}
@@ -459,21 +473,21 @@ func commit(ps []*pending, fss *fsSyncer, j *journal) (err error) {
 // journalPlaces lists, for the journal, every temporary file to rename
 // with its identity, its destination's identity before (nil if there is
 // none), and the backup name the destination will be linked to.
-func journalPlaces(ps []*pending) ([]record, error) {
+func journalPlaces(t *signTree, ps []*pending) ([]record, error) {
 	var places []record
 	for _, p := range ps {
 		if p == nil {
 			continue
 		}
-		for i, t := range p.temps {
+		for i, temp := range p.temps {
 			dest := p.dests[i]
-			fi, err := os.Lstat(t)
+			fi, err := t.lstat(temp)
 			if err != nil {
 				return nil, err
 			}
 			tid := identityOf(fi)
-			r := record{Kind: recPlace, Temp: t, Dest: dest, Backup: tempName(dest), TempID: &tid}
-			switch dfi, err := os.Lstat(dest); {
+			r := record{Kind: recPlace, Temp: temp, Dest: dest, Backup: tempName(dest), TempID: &tid}
+			switch dfi, err := t.lstat(dest); {
 			case err == nil:
 				did := identityOf(dfi)
 				r.DestID = &did
@@ -488,14 +502,14 @@ func journalPlaces(ps []*pending) ([]record, error) {
 
 // backup hard-links dest, if it exists, to name beside it (the name the
 // journal recorded).
-func backup(dest, name string) (placed, error) {
+func backup(t *signTree, dest, name string) (placed, error) {
 	d := placed{dest: dest}
-	if _, err := os.Lstat(dest); errors.Is(err, fs.ErrNotExist) {
+	if _, err := t.lstat(dest); errors.Is(err, fs.ErrNotExist) {
 		return d, nil
 	} else if err != nil {
 		return d, fmt.Errorf("before replacing %s: %w", dest, err)
 	}
-	switch err := linkFile(dest, name); {
+	switch err := t.link(dest, name); {
 	case err == nil:
 		d.backup = name
 		return d, nil
@@ -523,16 +537,16 @@ func noHardLink(err error) bool {
 
 // rollback puts back the destinations commit replaced, last first, and
 // returns those it could not put back.
-func rollback(done []placed) (left []string) {
+func rollback(t *signTree, done []placed) (left []string) {
 	for _, d := range slices.Backward(done) {
 		var err error
 		switch {
 		case d.kept:
 			err = errors.New("no backup")
 		case d.backup != "":
-			err = os.Rename(d.backup, d.dest)
+			err = t.rename(d.backup, d.dest)
 		default:
-			err = os.Remove(d.dest)
+			err = t.remove(d.dest)
 		}
 		if err != nil {
 			left = append(left, d.dest)
@@ -543,66 +557,30 @@ func rollback(done []placed) (left []string) {
 		dirs[filepath.Dir(d.dest)] = true
 	}
 	for dir := range dirs {
-		syncDir(dir) // best effort: the error reported is the one that caused this
+		syncDir(t, dir) // best effort: the error reported is the one that caused this
 	}
 	return left
 }
 
 // createTemp makes the temporary file for dest, in dest's directory (made
 // if need be, and noted to be removed if the run fails), whose file system
-// opts.syncer watches first.
-func createTemp(opts *SignOptions, dest string, mode os.FileMode) (*os.File, error) {
-	if err := opts.dirs.mkdirAll(filepath.Dir(dest)); err != nil {
-		return nil, err
+// opts.syncer watches first. It returns the file and its name.
+func createTemp(opts *SignOptions, dest string, mode os.FileMode) (*os.File, string, error) {
+	t, dir := opts.tree, filepath.Dir(dest)
+	if err := t.mkdirAll(dir); err != nil {
+		return nil, "", err
 	}
-	if err := opts.syncer.watch(filepath.Dir(dest)); err != nil {
-		return nil, err
+	if err := opts.syncer.watch(t, dir); err != nil {
+		return nil, "", err
 	}
 	// Journaled before it is made, exclusively: a file of this random name
 	// is then this run's.
 	name := tempName(dest)
 	if err := opts.journal.temp(name, dest); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, mode.Perm())
-}
-
-// madeDirs are the directories a run made, for a failed run to remove.
-type madeDirs struct {
-	mu   sync.Mutex
-	made []string
-}
-
-// mkdirAll makes dir and its missing parents, noting each one made.
-func (m *madeDirs) mkdirAll(dir string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var missing []string
-	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
-		if _, err := os.Lstat(d); err == nil {
-			break
-		}
-		missing = append(missing, d)
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	m.made = append(m.made, missing...) // deepest first within each call
-	return nil
-}
-
-// removeAll removes the directories made, deepest first, if they are empty.
-func (m *madeDirs) removeAll() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	slices.SortFunc(m.made, func(a, b string) int { return len(b) - len(a) })
-	for _, d := range m.made {
-		os.Remove(d) // fails, harmlessly, if something else is in it
-	}
-	m.made = nil
+	f, err := t.openFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, mode.Perm())
+	return f, name, err
 }
 
 // tempName draws a name for a temporary file or backup beside dest.
@@ -612,17 +590,27 @@ func tempName(dest string) string {
 	return filepath.Join(filepath.Dir(dest), "."+filepath.Base(dest)+tempMarker+hex.EncodeToString(rnd[:]))
 }
 
-// destination returns where the signed copy of e goes: into the --out tree,
-// or in place (for a symbolic link followed, in place of its target: the
-// link stays a link).
+// destination returns where the signed copy of e goes, as a path in the
+// run's tree (symbolic links resolved): into the --out tree, or in place,
+// where discovery found the file (e.real; for a symbolic link followed, or
+// a file under a directory link, in place of its target: the link stays a
+// link).
 func destination(opts *SignOptions, e *entry) string {
 	if opts.Out != "" {
-		return filepath.Join(opts.Out, filepath.FromSlash(e.rel))
+		return filepath.Join(opts.tree.out.path, filepath.FromSlash(e.rel))
 	}
-	if e.follow {
-		if t, err := filepath.EvalSymlinks(e.abs); err == nil {
-			return t
-		}
+	return e.real
+}
+
+// outputName is where the signed copy of e goes, as Signed.Output says it:
+// under --out as given, or in place at the path found (at the target of a
+// link followed to a file).
+func outputName(opts *SignOptions, e *entry) string {
+	switch {
+	case opts.Out != "":
+		return filepath.Join(opts.Out, filepath.FromSlash(e.rel))
+	case e.follow:
+		return e.real
 	}
 	return e.abs
 }
@@ -633,23 +621,29 @@ func destination(opts *SignOptions, e *entry) string {
 // twice (overlapping roots, links followed to one target) is signed once.
 // It refuses an --out destination that is a file being signed: writing it
 // would replace an original. Two files written to one destination are
-// refused as they are written (claims).
+// refused as they are written (claims). Files are compared as the paths
+// discovery resolved them to (e.real) and the tree's roots were resolved
+// to, once: what is planned is what the run then reads and writes.
 func plan(opts *SignOptions, roots []string, todo []*entry, rep *SignReport) ([]*entry, error) {
+	t := opts.tree
 	var out, man string
 	if opts.Out != "" {
-		out = pathKey(opts.Out, true)
+		out = foldPath(t.out.path)
 	}
 	if opts.Manifest != "" {
-		man = pathKey(opts.Manifest, false)
+		man = foldPath(t.manifest)
 	}
 	sources := map[string]bool{}
 	seen := map[string]bool{}
 	kept := todo[:0]
 	for _, e := range todo {
-		src := pathKey(e.abs, e.follow)
+		if e.real == "" {
+			return nil, &SignError{Path: displayPath(roots[e.root], e.rel, e.fileRoot), Err: errors.New("internal error: a file to sign without its resolved path (please report it)")}
+		}
+		src := foldPath(e.real)
 		reason := ""
 		switch {
-		case out != "" && within(src, out) && !within(pathKey(roots[e.root], true), out):
+		case out != "" && within(src, out) && !within(foldPath(t.resolved[e.root]), out):
 			reason = "in the --out tree: an earlier output, not signed again"
 		case src == man:
 			reason = "the manifest: written anew"
@@ -672,37 +666,13 @@ func plan(opts *SignOptions, roots []string, todo []*entry, rep *SignReport) ([]
 	}
 	if out != "" {
 		for _, e := range kept {
-			if sources[pathKey(e.dest, false)] {
+			if sources[foldPath(e.dest)] {
 				return nil, fmt.Errorf("%w: signing %s into %s would replace %s, which is being signed: choose an --out directory outside the paths signed",
-					ErrOptions, displayPath(roots[e.root], e.rel, e.fileRoot), opts.Out, e.dest)
+					ErrOptions, displayPath(roots[e.root], e.rel, e.fileRoot), opts.Out, outputName(opts, e))
 			}
 		}
 	}
 	return kept, nil
-}
-
-// pathKey identifies the file p names, however it is spelled: the absolute
-// path with the symbolic links of its directories resolved (and of p
-// itself with followLast; a rename replaces a link, not its target), in
-// lower case where file names usually ignore case (Windows, macOS).
-func pathKey(p string, followLast bool) string {
-	a, err := filepath.Abs(p)
-	if err != nil {
-		a = filepath.Clean(p)
-	}
-	r := ""
-	if followLast {
-		if x, err := filepath.EvalSymlinks(a); err == nil {
-			r = x
-		}
-	}
-	if r == "" {
-		r = filepath.Join(resolveDir(filepath.Dir(a)), filepath.Base(a))
-	}
-	if runtime.GOOS == "windows" || runtime.GOOS == "darwin" {
-		r = strings.ToLower(r)
-	}
-	return r
 }
 
 // resolveDir resolves the symbolic links of dir, or of its longest
@@ -736,24 +706,16 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 			err = fmt.Errorf("internal error while signing (please report it): %v", r)
 		}
 	}()
-	// In place, a followed link is read where it led when planned, and
-	// signed there: the file read is the file replaced, even if the link
-	// is changed in between.
-	src, follow := e.abs, e.follow
-	if opts.Out == "" && e.follow {
-		src, follow = e.dest, false
-	}
-	f, err := openRegular(src, follow)
+	// The file is read where discovery found it, every link resolved (and
+	// in place, signed there): the file read is the file replaced, and a
+	// link on the way is checked to lead there still.
+	f, st, err := opts.tree.openRegular(e.real)
 	if err != nil {
 		return p, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
+	if err := opts.tree.recheckLink(e, st); err != nil {
 		return p, err
-	}
-	if !st.Mode().IsRegular() {
-		return p, fmt.Errorf("not a regular file (%s)", st.Mode().Type())
 	}
 	size := st.Size()
 	n, err := io.ReadFull(f, buf[:min(int64(sniffSize), size)])
@@ -788,7 +750,7 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 		return nil, nil // not a binary: left alone
 	}
 	dest := e.dest // set by plan
-	s := &Signed{Root: roots[e.root], Path: e.rel, Format: format, Output: dest, fileRoot: e.fileRoot}
+	s := &Signed{Root: roots[e.root], Path: e.rel, Format: format, Output: outputName(opts, e), fileRoot: e.fileRoot}
 	// A file that is no binary, in place, stays as it is: only its bundle
 	// is written.
 	var out *os.File
@@ -796,10 +758,11 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 		if err := opts.claims.claim(dest, display); err != nil {
 			return p, err
 		}
-		if out, err = createTemp(opts, dest, st.Mode()); err != nil {
+		var name string
+		if out, name, err = createTemp(opts, dest, st.Mode()); err != nil {
 			return p, err
 		}
-		p.temps, p.dests = append(p.temps, out.Name()), append(p.dests, dest)
+		p.temps, p.dests = append(p.temps, name), append(p.dests, dest)
 		defer func() {
 			if cerr := out.Close(); err == nil && cerr != nil {
 				err = cerr
@@ -881,11 +844,11 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 		if err := opts.claims.claim(bdest, display+"'s bundle"); err != nil {
 			return p, err
 		}
-		bf, err := createTemp(opts, bdest, 0o644)
+		bf, bname, err := createTemp(opts, bdest, 0o644)
 		if err != nil {
 			return p, err
 		}
-		p.temps, p.dests = append(p.temps, bf.Name()), append(p.dests, bdest)
+		p.temps, p.dests = append(p.temps, bname), append(p.dests, bdest)
 		_, werr := bf.Write(b)
 		var serr error
 		if !batchSync {
@@ -897,7 +860,7 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 		if werr != nil || serr != nil {
 			return p, errors.Join(werr, serr)
 		}
-		s.Bundle = bdest
+		s.Bundle = s.Output + ".sigstore.json"
 	}
 	p.signed = s
 	return p, nil

@@ -340,11 +340,11 @@ func TestSignCommitFailure(t *testing.T) {
 				return nil
 			}
 			if tc.rename == 0 {
-				syncDir = func(string) error { return errInjected }
+				syncDir = func(*signTree, string) error { return errInjected }
 			}
 			t.Cleanup(func() {
 				beforeRename = nil
-				syncDir = defaultSyncDir
+				syncDir = (*signTree).syncDir
 			})
 			_, err := Sign(t.Context(), opts, dir)
 			if !errors.Is(err, errInjected) || strings.Contains(err.Error(), "left signed") {
@@ -379,7 +379,7 @@ func TestSignCommitFailureWithoutHardLinks(t *testing.T) {
 	s := newSigner(t)
 	dir := buildTree(t)
 	before := snapshot(t, dir)
-	linkFile = func(string, string) error { return &os.LinkError{Op: "link", Err: syscall.EPERM} }
+	linkFile = func(*os.Root, string, string) error { return &os.LinkError{Op: "link", Err: syscall.EPERM} }
 	renames := 0
 	beforeRename = func(string) error {
 		if renames++; renames == 3 {
@@ -387,7 +387,7 @@ func TestSignCommitFailureWithoutHardLinks(t *testing.T) {
 		}
 		return nil
 	}
-	t.Cleanup(func() { linkFile, beforeRename = os.Link, nil })
+	t.Cleanup(func() { linkFile, beforeRename = (*os.Root).Link, nil })
 	_, err := Sign(t.Context(), s.opts(), dir)
 	if err == nil || !strings.Contains(err.Error(), "left signed") {
 		t.Fatalf("err = %v", err)
@@ -724,7 +724,7 @@ func TestSignHelperProcess(t *testing.T) {
 		}
 	}
 	if os.Getenv("CSV_SIGN_NOLINK") == "1" {
-		linkFile = func(string, string) error { return &os.LinkError{Op: "link", Err: syscall.EPERM} }
+		linkFile = func(*os.Root, string, string) error { return &os.LinkError{Op: "link", Err: syscall.EPERM} }
 	}
 	if _, err := Sign(context.Background(), opts, os.Getenv("CSV_SIGN_DIR")); err != nil {
 		t.Fatal(err)

@@ -23,33 +23,41 @@ func startWriteback(f *os.File) {
 }
 
 // fsSyncer holds one open directory per file system Sign writes to,
-// opened before the first temporary file there. syncfs reports a writeback
-// error to each file descriptor opened before it happened (Linux 5.8 on),
-// so one opened early sees an error even when another process's syncfs
-// saw it first.
+// opened (through the run's tree) before the first temporary file there.
+// syncfs reports a writeback error to each file descriptor opened before it
+// happened (Linux 5.8 on), so one opened early sees an error even when
+// another process's syncfs saw it first.
 type fsSyncer struct {
-	mu  sync.Mutex
-	fds map[uint64]*os.File
+	mu   sync.Mutex
+	fds  map[uint64]*os.File
+	dirs map[string]bool // the directories watched already
 }
 
-// watch notes the file system of dir, before anything is written there.
-func (s *fsSyncer) watch(dir string) error {
-	var st unix.Stat_t
-	if err := unix.Stat(dir, &st); err != nil {
-		return &os.PathError{Op: "stat", Path: dir, Err: err}
-	}
+// watch notes the file system of the directory at dir, before anything is
+// written there.
+func (s *fsSyncer) watch(t *signTree, dir string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	dev := uint64(st.Dev)
-	if s.fds[dev] != nil {
+	if s.dirs[dir] {
 		return nil
 	}
-	f, err := os.Open(dir)
+	f, err := t.openDir(dir)
 	if err != nil {
 		return err
 	}
-	if s.fds == nil {
-		s.fds = map[uint64]*os.File{}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return &os.PathError{Op: "fstat", Path: dir, Err: err}
+	}
+	if s.dirs == nil {
+		s.dirs, s.fds = map[string]bool{}, map[uint64]*os.File{}
+	}
+	s.dirs[dir] = true
+	dev := uint64(st.Dev) //nolint:unconvert // not uint64 everywhere
+	if s.fds[dev] != nil {
+		f.Close()
+		return nil
 	}
 	s.fds[dev] = f
 	return nil
@@ -75,5 +83,5 @@ func (s *fsSyncer) close() {
 	for _, f := range s.fds {
 		f.Close()
 	}
-	s.fds = nil
+	s.fds, s.dirs = nil, nil
 }

@@ -12,6 +12,6 @@ func startWriteback(*os.File) {}
 // fsSyncer does nothing where each file is fsynced.
 type fsSyncer struct{}
 
-func (*fsSyncer) watch(string) error { return nil }
-func (*fsSyncer) sync() error        { return nil }
-func (*fsSyncer) close()             {}
+func (*fsSyncer) watch(*signTree, string) error { return nil }
+func (*fsSyncer) sync() error                   { return nil }
+func (*fsSyncer) close()                        {}
