@@ -36,7 +36,6 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature/options"
 	"golang.org/x/crypto/scrypt"
 
-	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/internal/safefile"
 
 	// The KMS providers register their schemes with kms.Get.
@@ -62,9 +61,6 @@ var (
 	ErrNotInBuild = errors.New("signing: not supported in this build")
 	// ErrKeyFile: the key file is unreadable, too large or malformed.
 	ErrKeyFile = errors.New("signing: bad key file")
-	// ErrChainFile: the certificate chain file is unreadable, too large or
-	// malformed.
-	ErrChainFile = errors.New("signing: bad certificate chain file")
 	// ErrPKCS11: the PKCS#11 URI, module or token failed.
 	ErrPKCS11 = errors.New("signing: pkcs11")
 	// ErrKMS: the KMS provider failed (credentials, network, key).
@@ -125,7 +121,6 @@ const (
 	// maxScryptMemory bounds 128*N*r, the memory scrypt needs.
 	maxScryptMemory = 256 << 20
 	maxScryptP      = 16
-	maxChainCerts   = 16
 	minRSABits      = 2048
 )
 
@@ -632,50 +627,6 @@ func verifyDigestSignature(pub crypto.PublicKey, digest []byte, opts crypto.Sign
 		return nil
 	}
 	return fmt.Errorf("%w: public key type %T", ErrUnsupportedKey, pub)
-}
-
-// LoadChain reads a PEM certificate chain file, leaf first. Text outside
-// PEM blocks is ignored; any PEM block other than CERTIFICATE (a private key
-// pasted in by mistake, say) is an error, and so is a file of more than 16
-// certificates or over the certificate-file cap.
-func LoadChain(path string) ([]*x509.Certificate, error) {
-	data, err := readCapped(path, limits.MaxCertFile)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrChainFile, err)
-	}
-	certs, err := ParseChainPEM(data)
-	if err != nil {
-		return nil, fmt.Errorf("%w (%s)", err, path)
-	}
-	return certs, nil
-}
-
-// ParseChainPEM parses PEM certificates, in order (see [LoadChain]).
-func ParseChainPEM(data []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	rest := data
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("%w: unexpected PEM block %q (a chain file holds only certificates)", ErrChainFile, b.Type)
-		}
-		if len(certs) == maxChainCerts {
-			return nil, fmt.Errorf("%w: more than %d certificates", ErrChainFile, maxChainCerts)
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%w: certificate #%d: %w", ErrChainFile, len(certs)+1, err)
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("%w: no PEM certificates", ErrChainFile)
-	}
-	return certs, nil
 }
 
 // certName names a certificate in messages: its CN, else its subject.

@@ -424,38 +424,6 @@ func TestCheckSigningChain(t *testing.T) {
 	}
 }
 
-func TestLoadChain(t *testing.T) {
-	ca := testca.New(t)
-	leaf := ca.Leaf(t, testca.LeafOptions{})
-	good := append([]byte("subject=CN = Test Code Signing\n"), testca.PEM(leaf.Cert, ca.Intermediate.Cert)...)
-	certs, err := signing.LoadChain(writeFile(t, "chain.pem", good))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(certs) != 2 || !certs[0].Equal(leaf.Cert) || !certs[1].Equal(ca.Intermediate.Cert) {
-		t.Fatalf("LoadChain returned %d certificates, not leaf then intermediate", len(certs))
-	}
-	var many []*x509.Certificate
-	for range 17 {
-		many = append(many, leaf.Cert)
-	}
-	for name, data := range map[string][]byte{
-		"with a private key": append(testca.PEM(leaf.Cert), testca.KeyPEM(t, leaf.Key)...),
-		"no certificates":    []byte("nothing here"),
-		"17 certificates":    testca.PEM(many...),
-		"garbage DER":        pemBlock("CERTIFICATE", []byte{1, 2, 3}),
-	} {
-		t.Run(name, func(t *testing.T) {
-			if _, err := signing.LoadChain(writeFile(t, "chain.pem", data)); !errors.Is(err, signing.ErrChainFile) {
-				t.Fatalf("got %v, want ErrChainFile", err)
-			}
-		})
-	}
-	if _, err := signing.LoadChain(filepath.Join(t.TempDir(), "none.pem")); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("missing file: got %v", err)
-	}
-}
-
 // TestKMSSchemesRegistered checks that each KMS scheme reaches its sigstore
 // provider: a reference the provider cannot parse gets the provider's own
 // error, offline.
