@@ -30,7 +30,7 @@ import (
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/limits"
-	"github.com/codesignval/csv/signing"
+	"github.com/codesignval/csv/signing/keys"
 )
 
 // File size caps of serve's inputs.
@@ -402,7 +402,7 @@ func serviceConfig(c *ServeConfig, logger *slog.Logger) (service.Config, error) 
 	if err != nil {
 		return sc, err
 	}
-	if sc.CAKey, err = signing.ParsePrivateKeyPEM(kb, nil); err != nil {
+	if sc.CAKey, err = keys.ParsePrivateKeyPEM(kb, nil); err != nil {
 		return sc, fmt.Errorf("CA key %s: %w", c.Credential.CAKey, err)
 	}
 	if c.Credential.ClaimsOID != "" {
