@@ -329,27 +329,13 @@ func (f *Flags) manifest(ctx context.Context, signed []csv.Signed, rep *csv.Repo
 		}
 		subjects = append(subjects, manifest.SHA256Subject(name, s.SHA256))
 	}
-	var base *cipolicy.Policy
-	var others []manifest.ResourceDescriptor
-	for _, p := range rep.Policies {
-		if base == nil && p.Type == cipolicy.Base {
-			base = p
-			continue
-		}
-		others = append(others, manifest.ResourceDescriptor{Name: p.Ref(), Digest: manifest.DigestSet{"sha256": p.SHA256Hex()}})
-	}
 	resource := f.ResourceURI
 	if resource == "" {
 		resource = strings.Join(roots, " ")
 	}
-	pred := manifest.Predicate{
-		Verifier:           manifest.Verifier{ID: manifest.VerifierID, Version: map[string]string{"csv": version}},
-		TimeVerified:       rep.Started,
-		ResourceURI:        resource,
-		Policy:             manifest.ResourceDescriptor{Name: base.Ref(), Digest: manifest.DigestSet{"sha256": base.SHA256Hex()}},
-		InputAttestations:  others,
-		VerificationResult: manifest.Passed,
-		VerifiedLevels:     []string{manifest.PolicyLevel(base.Ref())},
+	pred, err := manifest.PassedSummary(manifest.Validation{Version: version, Started: rep.Started, ResourceURI: resource, Policies: rep.Policies})
+	if err != nil {
+		return nil, err
 	}
 	var opts []manifest.Option
 	if ts := f.timestamper(ctx); ts != nil {
