@@ -17,13 +17,13 @@ import (
 
 // Errors of [CheckSigningChain], each carried by a [ChainError].
 var (
-	ErrKeyMismatch      = errors.New("key does not match the certificate")
-	ErrNoCodeSigningEKU = errors.New("certificate lacks the code signing EKU")
-	ErrKeyUsage         = errors.New("certificate does not allow digital signatures")
-	ErrExpired          = errors.New("certificate expired")
-	ErrNotYetValid      = errors.New("certificate not yet valid")
-	ErrChainLink        = errors.New("certificate chain link does not verify")
-	ErrEmptyChain       = errors.New("empty certificate chain")
+	ErrKeyMismatch      = errors.New("signing: key does not match the certificate")
+	ErrNoCodeSigningEKU = errors.New("signing: certificate lacks the code signing EKU")
+	ErrKeyUsage         = errors.New("signing: certificate does not allow digital signatures")
+	ErrExpired          = errors.New("signing: certificate expired")
+	ErrNotYetValid      = errors.New("signing: certificate not yet valid")
+	ErrChainLink        = errors.New("signing: certificate chain link does not verify")
+	ErrEmptyChain       = errors.New("signing: empty certificate chain")
 )
 
 // ChainError says which check of [CheckSigningChain] failed, and on which
