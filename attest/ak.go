@@ -65,7 +65,7 @@ func ParseAK(data []byte) (ak *AK, err error) {
 		}
 		switch blk.Type {
 		case "CERTIFICATE":
-			return akFromCertificate(blk.Bytes)
+			return akFromCertificate(data)
 		case "PUBLIC KEY":
 			pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
 			if err != nil {
@@ -85,7 +85,7 @@ func ParseAK(data []byte) (ak *AK, err error) {
 		if pub, err := x509.ParsePKIXPublicKey(data); err == nil {
 			return akFromKey(pub)
 		}
-		if c, err := signing.ParseCertificate(data); err == nil {
+		if c, err := signing.ParseOneCertificate(data); err == nil {
 			return akFromCertificateParsed(c)
 		}
 	}
@@ -160,8 +160,10 @@ func bitLen(k *rsa.PublicKey) int {
 	return k.N.BitLen()
 }
 
-func akFromCertificate(der []byte) (*AK, error) {
-	c, err := signing.ParseCertificate(der)
+// akFromCertificate reads an AK certificate file (PEM or DER) by the rule
+// of signing.ParseCertificates.
+func akFromCertificate(data []byte) (*AK, error) {
+	c, err := signing.ParseOneCertificate(data)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidAK, err)
 	}

@@ -3,7 +3,6 @@ package attest
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"slices"
 	"strings"
@@ -211,10 +210,7 @@ func (d *policyDecoder) certRef(n *yaml.Node, what string, dbx bool) (any, bool)
 	var hash []byte
 	var set *SignatureDB
 	setCert := func(v *yaml.Node, data []byte, from string) {
-		if blk, _ := pem.Decode(data); blk != nil {
-			data = blk.Bytes
-		}
-		c, err := signing.ParseCertificate(data)
+		c, err := signing.ParseOneCertificate(data)
 		if err != nil {
 			d.Errorf(v, "%s: %s: %v", what, from, err)
 			return

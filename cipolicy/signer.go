@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -697,18 +695,4 @@ func trustedTimestamp(p *Policy, ts *signing.Timestamp) bool {
 		}
 	}
 	return false
-}
-
-// parseCertificate reads one certificate, PEM or DER.
-func parseCertificate(data []byte) (*signing.Certificate, error) {
-	if blk, rest := pem.Decode(data); blk != nil {
-		if blk.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("PEM block %q is not a CERTIFICATE", blk.Type)
-		}
-		if more, _ := pem.Decode(rest); more != nil {
-			return nil, errors.New("holds several PEM blocks: a rule names one certificate")
-		}
-		data = blk.Bytes
-	}
-	return signing.ParseCertificate(data)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/internal/yamlstrict"
+	"github.com/codesignval/csv/signing"
 )
 
 // FormatV1 is the value of the "format" field of a version 1 YAML policy.
@@ -398,7 +399,7 @@ var certRefFields = []string{"certificate", "certificate_file", "tbs"}
 // ref.
 func (d *yamlDecoder) certRefHandlers(ref *CertRef, what string) map[string]func(*yaml.Node) {
 	setCert := func(v *yaml.Node, data []byte, from string) {
-		c, err := parseCertificate(data)
+		c, err := signing.ParseOneCertificate(data)
 		if err != nil {
 			d.Errorf(v, "%s: %s: %v", what, from, err)
 			return

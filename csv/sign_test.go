@@ -30,6 +30,7 @@ import (
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
 	"github.com/codesignval/csv/signing/bundle"
+	"github.com/codesignval/csv/signing/keys"
 	"github.com/codesignval/csv/signing/modsig"
 )
 
@@ -677,7 +678,7 @@ func TestSignHelperProcess(t *testing.T) {
 	if os.Getenv("CSV_SIGN_HELPER") != "1" {
 		t.Skip("helper process for TestSignKilled")
 	}
-	key, err := signing.LoadSigner(context.Background(), os.Getenv("CSV_SIGN_KEY"), signing.LoadOptions{})
+	key, err := keys.LoadSigner(context.Background(), os.Getenv("CSV_SIGN_KEY"), keys.LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

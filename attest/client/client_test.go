@@ -14,6 +14,7 @@ import (
 
 	"github.com/codesignval/csv/attest/client"
 	"github.com/codesignval/csv/attest/service"
+	"github.com/codesignval/csv/internal/testenv"
 )
 
 // TestOpenErrors: what goes wrong opening a TPM is said clearly and can be
@@ -22,15 +23,8 @@ func TestOpenErrors(t *testing.T) {
 	dir := t.TempDir()
 	regular := filepath.Join(dir, "file")
 	os.WriteFile(regular, []byte("not a TPM"), 0o600)
-	// A socket nothing listens on: bound, then the listener closed
-	// without removing the file.
-	dead := filepath.Join(dir, "dead.sock")
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: dead, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.SetUnlinkOnClose(false)
-	ln.Close()
+	// A socket nothing listens on.
+	dead := testenv.DeadSocket(t, dir)
 	// A socket that accepts and answers garbage.
 	liar := filepath.Join(dir, "liar.sock")
 	l2, err := net.Listen("unix", liar)

@@ -63,7 +63,13 @@ func (e *OpenError) Error() string {
 	return s
 }
 
-func (e *OpenError) Unwrap() []error { return []error{e.Err, e.Cause} }
+// Unwrap returns Err and Cause, if any.
+func (e *OpenError) Unwrap() []error {
+	if e.Cause == nil {
+		return []error{e.Err}
+	}
+	return []error{e.Err, e.Cause}
+}
 
 func unwrapPath(err error) error {
 	var pe *fs.PathError

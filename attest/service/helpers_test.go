@@ -24,6 +24,7 @@ import (
 	"github.com/codesignval/csv/attest/service"
 	"github.com/codesignval/csv/attest/service/servicetest"
 	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/internal/testenv"
 )
 
 // epoch is the tests' fixed time.
@@ -48,24 +49,13 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 // syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
+type syncBuffer struct{ testenv.SyncBuffer }
 
 // Lines returns the JSON log lines.
 func (s *syncBuffer) Lines(t *testing.T) []map[string]any {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(s.String()), "\n") {
 		if l == "" {
 			continue
 		}

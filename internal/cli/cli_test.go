@@ -5,13 +5,11 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -20,6 +18,7 @@ import (
 	"github.com/codesignval/csv/internal/testbin"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
+	"github.com/codesignval/csv/internal/testenv/scriptcmd"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/modsig"
 )
@@ -48,7 +47,7 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"status":  cmdStatus,
+			"status":  scriptcmd.Status,
 			"mkpe":    cmdMkPE,
 			"mkelf":   cmdMkELF,
 			"mkfifo":  cmdMkfifo,
@@ -59,30 +58,6 @@ func TestScripts(t *testing.T) {
 		},
 		RequireExplicitExec: true,
 	})
-}
-
-// status N cmd args...: run cmd and require exit status N exactly; its
-// stdout and stderr are then checked with the usual stdout/stderr commands.
-func cmdStatus(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) < 2 {
-		ts.Fatalf("usage: status N command [args...]")
-	}
-	want, err := strconv.Atoi(args[0])
-	if err != nil {
-		ts.Fatalf("status: %v", err)
-	}
-	err = ts.Exec(args[1], args[2:]...)
-	got := 0
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		got = ee.ExitCode()
-	case err != nil:
-		ts.Fatalf("status: %v", err)
-	}
-	if got != want {
-		ts.Fatalf("%s exited %d, want %d", args[1], got, want)
-	}
 }
 
 // mkpe [-pe32] [-overlay N] [-truncate N] [-code HEX-BYTE] FILE: write a

@@ -15,6 +15,7 @@ import (
 	"encoding/asn1"
 	"encoding/pem"
 	"math/big"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -204,6 +205,40 @@ func (ca *CA) sign(t TB, tmpl *x509.Certificate, parent *Cert, k crypto.Signer) 
 		t.Fatalf("testca: parsing certificate: %v", err)
 	}
 	return &Cert{Cert: c, Key: k}
+}
+
+// SANURI is the URI subject alternative name of [CA.SANLeaf]'s
+// certificates.
+const SANURI = "https://github.com/codesignval/csv/.ci/build-signing"
+
+// SANLeaf issues, from ca's intermediate, a code signing certificate "Build
+// Signing With SAN" for key (a new ECDSA P-256 key if nil) with the URI
+// subject alternative name SANURI, which sigstore-go and cosign need, valid
+// from an hour before the real current time (which they verify at) to a
+// year after it.
+func (ca *CA) SANLeaf(t TB, key crypto.Signer) *Cert {
+	t.Helper()
+	if key == nil {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatalf("testca: generating key: %v", err)
+		}
+		key = k
+	}
+	u, err := url.Parse(SANURI)
+	if err != nil {
+		t.Fatalf("testca: %v", err)
+	}
+	tmpl := &x509.Certificate{
+		Subject:               pkix.Name{Organization: []string{"csv tests"}, CommonName: "Build Signing With SAN"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().AddDate(1, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+		BasicConstraintsValid: true,
+		URIs:                  []*url.URL{u},
+	}
+	return ca.sign(t, tmpl, ca.Intermediate, key)
 }
 
 // PEM encodes certificates as PEM.

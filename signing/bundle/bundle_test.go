@@ -9,12 +9,9 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"math/big"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,40 +29,6 @@ import (
 	"github.com/codesignval/csv/signing/authenticode"
 	"github.com/codesignval/csv/signing/bundle"
 )
-
-// sanLeaf issues, from ca's intermediate, a code signing certificate with a
-// URI subject alternative name (which sigstore-go and cosign need), valid
-// around the real current time (which they verify at).
-func sanLeaf(t *testing.T, ca *testca.CA, key crypto.Signer) *testca.Cert {
-	t.Helper()
-	if key == nil {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		key = k
-	}
-	u, _ := url.Parse("https://github.com/codesignval/csv/.ci/build-signing")
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{Organization: []string{"csv tests"}, CommonName: "Build Signing With SAN"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().AddDate(1, 0, 0),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
-		BasicConstraintsValid: true,
-		URIs:                  []*url.URL{u},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Intermediate.Cert, key.Public(), ca.Intermediate.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testca.Cert{Cert: c, Key: key}
-}
 
 func digestOf(s string) []byte {
 	d := sha256.Sum256([]byte(s))
@@ -208,7 +171,7 @@ func TestNewRefuses(t *testing.T) {
 	leaf := ca.Leaf(t, testca.LeafOptions{})
 	for name, key := range map[string]crypto.Signer{"P-384": p384, "Ed25519": ed} {
 		t.Run(name, func(t *testing.T) {
-			c := sanLeaf(t, ca, key)
+			c := ca.SANLeaf(t, key)
 			if _, err := bundle.New(digestOf("a"), key, []*x509.Certificate{c.Cert}, nil); !errors.Is(err, bundle.ErrKey) {
 				t.Fatalf("got %v, want ErrKey", err)
 			}
@@ -244,7 +207,7 @@ func TestSigstoreGoVerifies(t *testing.T) {
 	artifact := []byte("a build output")
 	d := sha256.Sum256(artifact)
 	for _, kt := range []testca.KeyType{testca.RSA2048, testca.ECDSAP256} {
-		leaf := sanLeaf(t, ca, ca.Leaf(t, testca.LeafOptions{KeyType: kt}).Key)
+		leaf := ca.SANLeaf(t, ca.Leaf(t, testca.LeafOptions{KeyType: kt}).Key)
 		data, err := bundle.New(d[:], leaf.Key, []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert, ca.Root.Cert}, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -330,7 +293,7 @@ func TestSigstoreGoNeedsSAN(t *testing.T) {
 func TestCosignVerifies(t *testing.T) {
 	cosign := sgtest.Cosign(t)
 	ca, other := testca.New(t), testca.New(t)
-	leaf := sanLeaf(t, ca, nil)
+	leaf := ca.SANLeaf(t, nil)
 	dir := t.TempDir()
 	artifact := filepath.Join(dir, "app.exe")
 	if err := os.WriteFile(artifact, []byte("MZ a build output"), 0o600); err != nil {
@@ -406,7 +369,7 @@ func TestTimestampedBundle(t *testing.T) {
 	ca, tsaCA, other := testca.New(t), testca.New(t), testca.New(t)
 	tsa := tsaCA.TSA(t)
 	tsaURL := testca.OpenSSLTSA(t, openssl, tsa, tsa.Cert, tsaCA.Intermediate.Cert)
-	leaf := sanLeaf(t, ca, nil)
+	leaf := ca.SANLeaf(t, nil)
 	artifact := []byte("a build output")
 	d := sha256.Sum256(artifact)
 	data, err := bundle.New(d[:], leaf.Key, []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert}, func(sig []byte) ([]byte, error) {

@@ -419,32 +419,6 @@ func TestPolicyLevel(t *testing.T) {
 	}
 }
 
-// sanLeaf issues a code signing certificate with a URI SAN (sigstore-go
-// needs one) for key, valid around the real current time.
-func sanLeaf(t *testing.T, ca *testca.CA, key crypto.Signer) *x509.Certificate {
-	t.Helper()
-	u, _ := url.Parse("https://github.com/codesignval/csv/.ci/build-signing")
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "Build Signing With SAN"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().AddDate(1, 0, 0),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
-		BasicConstraintsValid: true,
-		URIs:                  []*url.URL{u},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Intermediate.Cert, key.Public(), ca.Intermediate.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // TestSigstoreGoVerifiesDSSE: sigstore-go v1.3.0 verifies the manifest's
 // DSSE envelope and matches an artifact digest against its subjects, for
 // each key type csv signs with (the hash per key must be the one sigstore
@@ -478,7 +452,7 @@ func TestSigstoreGoVerifiesDSSE(t *testing.T) {
 	}
 	for name, key := range keys {
 		t.Run(name, func(t *testing.T) {
-			leaf := sanLeaf(t, ca, key)
+			leaf := ca.SANLeaf(t, key).Cert
 			data, err := manifest.New(subjects, predicate(manifest.Passed), key, []*x509.Certificate{leaf, ca.Intermediate.Cert})
 			if err != nil {
 				t.Fatal(err)
@@ -517,7 +491,7 @@ func TestCosignVerifiesAttestation(t *testing.T) {
 	cosign := sgtest.Cosign(t)
 	ca := testca.New(t)
 	key := ca.Leaf(t, testca.LeafOptions{KeyType: testca.ECDSAP256}).Key
-	leaf := sanLeaf(t, ca, key)
+	leaf := ca.SANLeaf(t, key).Cert
 	root, subjects := buildTree(t, tree)
 	data, err := manifest.New(subjects, predicate(manifest.Passed), key, []*x509.Certificate{leaf, ca.Intermediate.Cert})
 	if err != nil {
@@ -725,7 +699,7 @@ func TestTimestampedManifest(t *testing.T) {
 	tsa := ca.TSA(t)
 	tsaURL := testca.OpenSSLTSA(t, openssl, tsa, tsa.Cert, ca.Intermediate.Cert)
 	key := ca.Leaf(t, testca.LeafOptions{}).Key
-	leaf := sanLeaf(t, ca, key)
+	leaf := ca.SANLeaf(t, key).Cert
 	chain := []*x509.Certificate{leaf, ca.Intermediate.Cert}
 	_, subjects := buildTree(t, tree)
 	stamp := manifest.WithTimestamp(func(sig []byte) ([]byte, error) {

@@ -21,6 +21,7 @@ import (
 	"github.com/codesignval/csv/internal/cli"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/testca"
+	"github.com/codesignval/csv/internal/testenv"
 )
 
 // TestCLI runs csv attest serve and csv attest request as a fleet would:
@@ -70,7 +71,7 @@ credential:
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	serveLog := &syncBuffer{}
+	serveLog := &testenv.SyncBuffer{}
 	served := make(chan int, 1)
 	go func() {
 		served <- cli.Run(ctx, &cmdutil.IOStreams{Out: &bytes.Buffer{}, ErrOut: serveLog}, []string{"attest", "serve", "--config", config})
@@ -167,7 +168,7 @@ credential:
 }
 
 // waitFor waits for a log line matching re and returns its first group.
-func waitFor(t *testing.T, log *syncBuffer, re *regexp.Regexp, exited chan int) string {
+func waitFor(t *testing.T, log *testenv.SyncBuffer, re *regexp.Regexp, exited chan int) string {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {

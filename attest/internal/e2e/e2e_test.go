@@ -29,7 +29,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -45,6 +44,7 @@ import (
 	"github.com/codesignval/csv/internal/binfmt/pe"
 	"github.com/codesignval/csv/internal/testbin"
 	"github.com/codesignval/csv/internal/testca"
+	"github.com/codesignval/csv/internal/testenv"
 	"github.com/codesignval/csv/signing/authenticode"
 )
 
@@ -169,24 +169,6 @@ func tlsFor(t *testing.T, ca *x509.Certificate, caKey crypto.Signer) tls.Certifi
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}
 }
 
-// syncBuffer is a goroutine-safe writer.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // lab is two swtpm TPMs, the fleet's boot, and a service over HTTPS on
 // loopback that trusts EKs certified by the swtpm local CA or on the
 // allowlist.
@@ -198,14 +180,14 @@ type lab struct {
 	url      string
 	http     *http.Client
 	ca       *x509.Certificate
-	log      *syncBuffer
+	log      *testenv.SyncBuffer
 	eccA     [32]byte // TPM a's ECC P-256 EK (allowlisted)
 	tlsCAPEM []byte
 }
 
 func newLab(t *testing.T) *lab {
 	t.Helper()
-	l := &lab{tpms: swtpmtest.NewLab(t), fleet: newFleet(t), log: &syncBuffer{}}
+	l := &lab{tpms: swtpmtest.NewLab(t), fleet: newFleet(t), log: &testenv.SyncBuffer{}}
 	l.a = l.tpms.New(t, "a")
 	l.b = l.tpms.New(t, "b")
 	roots, inter := l.tpms.EKRoots(t)

@@ -23,7 +23,6 @@ import (
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/textsafe"
-	"github.com/codesignval/csv/signing"
 )
 
 // File size caps of the command's inputs.
@@ -202,10 +201,10 @@ func runVerify(ctx context.Context, o *VerifyOptions) error {
 	}
 	vopts := attest.VerifyOptions{AK: ak, AllowSHA1Unsafe: o.AllowSHA1, AllowEmptyNonceUnsafe: o.AllowEmptyNonce}
 	vopts.Nonce, _ = hex.DecodeString(o.Nonce)
-	if vopts.Roots, err = loadCerts(o.AKRoots); err != nil {
+	if vopts.Roots, err = cmdutil.LoadCertificateFiles(o.AKRoots); err != nil {
 		return err
 	}
-	if vopts.Intermediates, err = loadCerts(o.AKIntermediates); err != nil {
+	if vopts.Intermediates, err = cmdutil.LoadCertificateFiles(o.AKIntermediates); err != nil {
 		return err
 	}
 	pdata, err := readFile("attestation policy", o.Policy, maxPolicyFile)
@@ -229,7 +228,7 @@ func runVerify(ctx context.Context, o *VerifyOptions) error {
 		if err != nil {
 			return err
 		}
-		roots, err := loadCerts(o.CertFiles)
+		roots, err := cmdutil.LoadCertificateFiles(o.CertFiles)
 		if err != nil {
 			return err
 		}
@@ -259,18 +258,6 @@ func runVerify(ctx context.Context, o *VerifyOptions) error {
 		return cmdutil.ErrFailed
 	}
 	return nil
-}
-
-func loadCerts(files []string) ([]*signing.Certificate, error) {
-	var out []*signing.Certificate
-	for _, f := range files {
-		cs, err := cmdutil.LoadCertificates(f)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, cs...)
-	}
-	return out, nil
 }
 
 // ParsePCRs reads PCR values: a mapping of bank names (sha1, sha256, ...)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 	"github.com/codesignval/csv/attest/attesttest"
 	"github.com/codesignval/csv/attest/eventlog"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
+	"github.com/codesignval/csv/internal/testenv/scriptcmd"
 )
 
 // runCSV runs a csv root holding the attest command, mapping errors to
@@ -103,33 +103,9 @@ func TestScripts(t *testing.T) {
 			}
 			return nil
 		},
-		Cmds:                map[string]func(ts *testscript.TestScript, neg bool, args []string){"status": cmdStatus},
+		Cmds:                map[string]func(ts *testscript.TestScript, neg bool, args []string){"status": scriptcmd.Status},
 		RequireExplicitExec: true,
 	})
-}
-
-// status N cmd args...: run cmd and require exit status N exactly (as in
-// internal/cli's scripts).
-func cmdStatus(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) < 2 {
-		ts.Fatalf("usage: status N command [args...]")
-	}
-	want, err := strconv.Atoi(args[0])
-	if err != nil {
-		ts.Fatalf("status: %v", err)
-	}
-	err = ts.Exec(args[1], args[2:]...)
-	got := 0
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		got = ee.ExitCode()
-	case err != nil:
-		ts.Fatalf("status: %v", err)
-	}
-	if got != want {
-		ts.Fatalf("%s exited %d, want %d", args[1], got, want)
-	}
 }
 
 func TestVerifyFlags(t *testing.T) {

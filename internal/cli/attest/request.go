@@ -155,7 +155,7 @@ func runRequest(ctx context.Context, o *RequestOptions) error {
 	}
 	hc := &http.Client{Timeout: o.Timeout}
 	if o.CAFile != "" {
-		certs, err := loadX509([]string{o.CAFile})
+		certs, err := cmdutil.LoadX509CertificateFiles([]string{o.CAFile})
 		if err != nil {
 			return err
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,6 +21,7 @@ import (
 	"github.com/codesignval/csv/attest/client"
 	"github.com/codesignval/csv/attest/service"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
+	"github.com/codesignval/csv/internal/testenv"
 )
 
 func TestRequestFlags(t *testing.T) {
@@ -57,13 +57,7 @@ func TestRequestErrors(t *testing.T) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "log")
 	os.WriteFile(log, []byte("log"), 0o600)
-	dead := filepath.Join(dir, "dead.sock")
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: dead, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.SetUnlinkOnClose(false)
-	ln.Close()
+	dead := testenv.DeadSocket(t, dir)
 	out := filepath.Join(dir, "cred")
 	for _, tc := range []struct {
 		name, tpm, log string

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/asn1"
 	"encoding/hex"
 	"errors"
@@ -31,7 +30,7 @@ import (
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/limits"
-	"github.com/codesignval/csv/signing"
+	"github.com/codesignval/csv/signing/keys"
 )
 
 // File size caps of serve's inputs.
@@ -296,7 +295,7 @@ func policyLoader(policyPath string, ciPaths, certFiles []string) func() (*servi
 			if err != nil {
 				return nil, err
 			}
-			roots, err := loadCerts(certFiles)
+			roots, err := cmdutil.LoadCertificateFiles(certFiles)
 			if err != nil {
 				return nil, err
 			}
@@ -306,29 +305,6 @@ func policyLoader(policyPath string, ciPaths, certFiles []string) func() (*servi
 		}
 		return out, nil
 	}
-}
-
-func loadX509(files []string) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	for _, f := range files {
-		b, err := readFile("certificates", f, maxKeyFile)
-		if err != nil {
-			return nil, err
-		}
-		var cs []*x509.Certificate
-		if bytes.Contains(b, []byte("-----BEGIN")) {
-			cs, err = signing.ParseChainPEM(b)
-		} else {
-			var c *x509.Certificate
-			c, err = x509.ParseCertificate(b)
-			cs = []*x509.Certificate{c}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("certificates %s: %w", f, err)
-		}
-		out = append(out, cs...)
-	}
-	return out, nil
 }
 
 // readAllowlist reads an EK allowlist: one hex SHA-256 a line; blank lines
@@ -374,16 +350,16 @@ func parseOID(s string) (asn1.ObjectIdentifier, error) {
 func loadTrust(c *ServeConfig) (service.Trust, error) {
 	t := service.Trust{TrustAnyEKUnsafe: c.EK.TrustAnyUnsafe}
 	var err error
-	if t.AKRoots, err = loadCerts(c.AK.Roots); err != nil {
+	if t.AKRoots, err = cmdutil.LoadCertificateFiles(c.AK.Roots); err != nil {
 		return t, err
 	}
-	if t.AKIntermediates, err = loadCerts(c.AK.Intermediates); err != nil {
+	if t.AKIntermediates, err = cmdutil.LoadCertificateFiles(c.AK.Intermediates); err != nil {
 		return t, err
 	}
-	if t.EKRoots, err = loadX509(c.EK.Roots); err != nil {
+	if t.EKRoots, err = cmdutil.LoadX509CertificateFiles(c.EK.Roots); err != nil {
 		return t, err
 	}
-	if t.EKIntermediates, err = loadX509(c.EK.Intermediates); err != nil {
+	if t.EKIntermediates, err = cmdutil.LoadX509CertificateFiles(c.EK.Intermediates); err != nil {
 		return t, err
 	}
 	if c.EK.Allowlist != "" {
@@ -412,7 +388,7 @@ func serviceConfig(c *ServeConfig, logger *slog.Logger) (service.Config, error) 
 		return sc, err
 	}
 	sc.AKRoots, sc.AKIntermediates, sc.EKRoots, sc.EKIntermediates, sc.EKAllowlist = tr.AKRoots, tr.AKIntermediates, tr.EKRoots, tr.EKIntermediates, tr.EKAllowlist
-	cas, err := loadX509([]string{c.Credential.CACertificate})
+	cas, err := cmdutil.LoadX509CertificateFiles([]string{c.Credential.CACertificate})
 	if err != nil {
 		return sc, err
 	}
@@ -426,7 +402,7 @@ func serviceConfig(c *ServeConfig, logger *slog.Logger) (service.Config, error) 
 	if err != nil {
 		return sc, err
 	}
-	if sc.CAKey, err = signing.ParsePrivateKeyPEM(kb, nil); err != nil {
+	if sc.CAKey, err = keys.ParsePrivateKeyPEM(kb, nil); err != nil {
 		return sc, fmt.Errorf("CA key %s: %w", c.Credential.CAKey, err)
 	}
 	if c.Credential.ClaimsOID != "" {

@@ -27,6 +27,7 @@ import (
 	"github.com/codesignval/csv/attest/service/servicetest"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/testca"
+	"github.com/codesignval/csv/internal/testenv"
 )
 
 // serveFixture writes what serve needs: a synthetic boot's policies, a
@@ -90,16 +91,16 @@ limits:
 // startServe runs serve's run function with the fixture's configuration
 // and returns the base URL, its log, and a stop function returning the
 // run's error.
-func startServe(t *testing.T, f *serveFixture) (string, *lockedBuffer, func() error) {
+func startServe(t *testing.T, f *serveFixture) (string, *testenv.SyncBuffer, func() error) {
 	t.Helper()
 	return startServeWith(t, f, nil)
 }
 
 // startServeWith is startServe with the options changed by edit (if not
 // nil).
-func startServeWith(t *testing.T, f *serveFixture, edit func(*ServeOptions)) (string, *lockedBuffer, func() error) {
+func startServeWith(t *testing.T, f *serveFixture, edit func(*ServeOptions)) (string, *testenv.SyncBuffer, func() error) {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &testenv.SyncBuffer{}
 	io := &cmdutil.IOStreams{Out: &bytes.Buffer{}, ErrOut: logs}
 	var opts *ServeOptions
 	cmd := NewCmdServe(&cmdutil.Factory{IO: io}, func(_ context.Context, o *ServeOptions) error { opts = o; return nil })
@@ -150,23 +151,6 @@ func startServeWith(t *testing.T, f *serveFixture, edit func(*ServeOptions)) (st
 		time.Sleep(10 * time.Millisecond)
 	}
 	return url, logs, stop
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // attestOnce attests a software host to url and returns the status.
@@ -289,7 +273,7 @@ func TestServeTLS(t *testing.T) {
 	cfg = bytes.Replace(cfg, []byte("plaintext_unsafe: true\n"), []byte("tls: {certificate: tls.pem, key: tls.key}\n"), 1)
 	os.WriteFile(f.config, cfg, 0o600)
 
-	logs := &lockedBuffer{}
+	logs := &testenv.SyncBuffer{}
 	var opts *ServeOptions
 	cmd := NewCmdServe(&cmdutil.Factory{IO: &cmdutil.IOStreams{Out: &bytes.Buffer{}, ErrOut: logs}}, func(_ context.Context, o *ServeOptions) error { opts = o; return nil })
 	cmd.SetArgs([]string{"--config", f.config})

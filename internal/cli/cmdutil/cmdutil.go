@@ -4,9 +4,8 @@
 package cmdutil
 
 import (
-	"bytes"
 	"context"
-	"encoding/pem"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -172,40 +171,39 @@ func LoadCertificateFiles(paths []string) ([]*signing.Certificate, error) {
 	return out, nil
 }
 
-// LoadCertificates reads a certificate file: PEM with any number of
-// CERTIFICATE blocks, or one DER certificate.
+// LoadX509CertificateFiles reads every certificate of several files, as
+// LoadCertificateFiles does, for the APIs that take Go's *x509.Certificate
+// (crypto/x509 chain checks, TLS): a certificate Go's crypto/x509 refuses is
+// an error naming its file.
+func LoadX509CertificateFiles(paths []string) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for _, p := range paths {
+		cs, err := LoadCertificates(p)
+		if err != nil {
+			return nil, err
+		}
+		xs, err := signing.X509Certificates(cs)
+		if err != nil {
+			return nil, fmt.Errorf("certificates %s: %w", p, err)
+		}
+		out = append(out, xs...)
+	}
+	return out, nil
+}
+
+// LoadCertificates reads a certificate file by the one rule of
+// signing.ParseCertificates: PEM CERTIFICATE blocks, or one DER
+// certificate.
 func LoadCertificates(path string) ([]*signing.Certificate, error) {
 	data, err := ReadFileCapped(path, limits.MaxCertFile)
 	if err != nil {
 		return nil, fmt.Errorf("cannot read certificates %s: %w", path, err)
 	}
-	var out []*signing.Certificate
-	if !bytes.Contains(data, []byte("-----BEGIN")) {
-		c, err := signing.ParseCertificate(data)
-		if err != nil {
-			return nil, fmt.Errorf("certificates %s: %w", path, err)
-		}
-		return []*signing.Certificate{c}, nil
+	certs, err := signing.ParseCertificates(data)
+	if err != nil {
+		return nil, fmt.Errorf("certificates %s: %w", path, err)
 	}
-	for n := 1; ; n++ {
-		var blk *pem.Block
-		blk, data = pem.Decode(data)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := signing.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("certificates %s: PEM block %d: %w", path, n, err)
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("certificates %s: no CERTIFICATE in the file", path)
-	}
-	return out, nil
+	return certs, nil
 }
 
 // WriteFileAtomic writes data to path through a temporary file in the same

@@ -24,6 +24,7 @@ import (
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
 	"github.com/codesignval/csv/signing/bundle"
+	"github.com/codesignval/csv/signing/keys"
 	"github.com/codesignval/csv/signing/manifest"
 )
 
@@ -184,10 +185,10 @@ func Run(ctx context.Context, o *Options) error {
 // signing then refuses files that changed since, and the manifest states
 // the policy.
 func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string, rep *csv.Report, sel csv.Options, quiet bool, roots []string) error {
-	key, err := signing.LoadSigner(ctx, f.Key, signing.LoadOptions{})
+	key, err := keys.LoadSigner(ctx, f.Key, keys.LoadOptions{})
 	if err != nil {
 		// Never the reference itself: a pkcs11: URI may carry the PIN.
-		return fmt.Errorf("signing key %s: %w", signing.RedactKeyRef(f.Key), err)
+		return fmt.Errorf("signing key %s: %w", keys.RedactKeyRef(f.Key), err)
 	}
 	if c, ok := key.(interface{ Close() error }); ok {
 		defer c.Close()
@@ -197,7 +198,7 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 		return fmt.Errorf("certificate chain %s: %w", f.Cert, err)
 	}
 	if err := signing.CheckSigningChain(key, chain, time.Now()); err != nil {
-		return fmt.Errorf("cannot sign with %s and %s: %w", signing.RedactKeyRef(f.Key), f.Cert, err)
+		return fmt.Errorf("cannot sign with %s and %s: %w", keys.RedactKeyRef(f.Key), f.Cert, err)
 	}
 	opts := csv.SignOptions{Jobs: sel.Jobs, Include: sel.Include, Exclude: sel.Exclude, FollowSymlinks: sel.FollowSymlinks,
 		Key: key, Chain: chain, Out: f.Out, Bundle: f.Bundle, BundleTimestamp: f.timestamper(ctx),
@@ -328,27 +329,13 @@ func (f *Flags) manifest(ctx context.Context, signed []csv.Signed, rep *csv.Repo
 		}
 		subjects = append(subjects, manifest.SHA256Subject(name, s.SHA256))
 	}
-	var base *cipolicy.Policy
-	var others []manifest.ResourceDescriptor
-	for _, p := range rep.Policies {
-		if base == nil && p.Type == cipolicy.Base {
-			base = p
-			continue
-		}
-		others = append(others, manifest.ResourceDescriptor{Name: p.Ref(), Digest: manifest.DigestSet{"sha256": p.SHA256Hex()}})
-	}
 	resource := f.ResourceURI
 	if resource == "" {
 		resource = strings.Join(roots, " ")
 	}
-	pred := manifest.Predicate{
-		Verifier:           manifest.Verifier{ID: manifest.VerifierID, Version: map[string]string{"csv": version}},
-		TimeVerified:       rep.Started,
-		ResourceURI:        resource,
-		Policy:             manifest.ResourceDescriptor{Name: base.Ref(), Digest: manifest.DigestSet{"sha256": base.SHA256Hex()}},
-		InputAttestations:  others,
-		VerificationResult: manifest.Passed,
-		VerifiedLevels:     []string{manifest.PolicyLevel(base.Ref())},
+	pred, err := manifest.PassedSummary(manifest.Validation{Version: version, Started: rep.Started, ResourceURI: resource, Policies: rep.Policies})
+	if err != nil {
+		return nil, err
 	}
 	var opts []manifest.Option
 	if ts := f.timestamper(ctx); ts != nil {

@@ -4,7 +4,6 @@ package verifymanifest
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/x509"
 	"fmt"
 	"time"
 
@@ -84,31 +83,13 @@ func NewCmdVerifyManifest(f *cmdutil.Factory, runF func(context.Context, *Option
 	return cmd
 }
 
-// loadRoots reads root certificates from files.
-func loadRoots(files []string) ([]*x509.Certificate, error) {
-	var roots []*x509.Certificate
-	for _, f := range files {
-		cs, err := cmdutil.LoadCertificates(f)
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range cs {
-			if c.Parsed == nil {
-				return nil, fmt.Errorf("certificates %s: %q cannot serve as a root: %v", f, c.CommonName(), c.ParseError)
-			}
-			roots = append(roots, c.Parsed)
-		}
-	}
-	return roots, nil
-}
-
 // Run verifies the manifest and the files.
 func Run(ctx context.Context, o *Options) error {
-	roots, err := loadRoots(o.CertFiles)
+	roots, err := cmdutil.LoadX509CertificateFiles(o.CertFiles)
 	if err != nil {
 		return err
 	}
-	tsaRoots, err := loadRoots(o.TSAFiles)
+	tsaRoots, err := cmdutil.LoadX509CertificateFiles(o.TSAFiles)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package signing_test
+package keys_test
 
 import (
 	"context"
@@ -33,6 +33,7 @@ import (
 	"github.com/codesignval/csv/internal/sgtest"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/signing"
+	"github.com/codesignval/csv/signing/keys"
 )
 
 // writeFile writes data to a new file in t's temp dir.
@@ -115,7 +116,7 @@ func TestLoadSignerPEM(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := signing.LoadSigner(context.Background(), writeFile(t, "key.pem", tt.pem), signing.LoadOptions{})
+			s, err := keys.LoadSigner(context.Background(), writeFile(t, "key.pem", tt.pem), keys.LoadOptions{})
 			if err != nil {
 				t.Fatalf("LoadSigner: %v", err)
 			}
@@ -184,7 +185,7 @@ func TestLoadSignerEncrypted(t *testing.T) {
 	}
 	t.Run("cosign scrypt+secretbox (old PEM type)", func(t *testing.T) {
 		t.Setenv("CSV_KEY_PASSWORD", pw)
-		s, err := signing.LoadSigner(context.Background(), writeFile(t, "key.pem", pemBlock("ENCRYPTED COSIGN PRIVATE KEY", sigstoreDER)), signing.LoadOptions{})
+		s, err := keys.LoadSigner(context.Background(), writeFile(t, "key.pem", pemBlock("ENCRYPTED COSIGN PRIVATE KEY", sigstoreDER)), keys.LoadOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -194,15 +195,15 @@ func TestLoadSignerEncrypted(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			path := writeFile(t, "key.pem", f.pem)
 			t.Setenv("CSV_KEY_PASSWORD", pw)
-			s, err := signing.LoadSigner(context.Background(), path, signing.LoadOptions{})
+			s, err := keys.LoadSigner(context.Background(), path, keys.LoadOptions{})
 			if err != nil {
 				t.Fatalf("LoadSigner: %v", err)
 			}
 			checkSigns(t, s, f.pub)
 
 			t.Setenv("CSV_KEY_PASSWORD", "wrong horse")
-			_, err = signing.LoadSigner(context.Background(), path, signing.LoadOptions{})
-			if !errors.Is(err, signing.ErrWrongPassword) {
+			_, err = keys.LoadSigner(context.Background(), path, keys.LoadOptions{})
+			if !errors.Is(err, keys.ErrWrongPassword) {
 				t.Fatalf("wrong password: got %v, want ErrWrongPassword", err)
 			}
 			if !strings.Contains(err.Error(), "wrong password") {
@@ -210,14 +211,14 @@ func TestLoadSignerEncrypted(t *testing.T) {
 			}
 
 			os.Unsetenv("CSV_KEY_PASSWORD")
-			_, err = signing.LoadSigner(context.Background(), path, signing.LoadOptions{})
-			if !errors.Is(err, signing.ErrNoPassword) || !strings.Contains(err.Error(), "CSV_KEY_PASSWORD") {
+			_, err = keys.LoadSigner(context.Background(), path, keys.LoadOptions{})
+			if !errors.Is(err, keys.ErrNoPassword) || !strings.Contains(err.Error(), "CSV_KEY_PASSWORD") {
 				t.Fatalf("no password: got %v, want ErrNoPassword naming CSV_KEY_PASSWORD", err)
 			}
 
 			if i == 0 { // once: each scrypt derivation costs a second under -race
 				t.Setenv("MY_KEY_PW", pw)
-				if _, err := signing.LoadSigner(context.Background(), path, signing.LoadOptions{PasswordEnv: "MY_KEY_PW"}); err != nil {
+				if _, err := keys.LoadSigner(context.Background(), path, keys.LoadOptions{PasswordEnv: "MY_KEY_PW"}); err != nil {
 					t.Fatalf("PasswordEnv MY_KEY_PW: %v", err)
 				}
 			}
@@ -244,13 +245,13 @@ func TestLoadSignerCosignKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("CSV_KEY_PASSWORD", "cosign pw")
-	s, err := signing.LoadSigner(context.Background(), filepath.Join(dir, "cosign.key"), signing.LoadOptions{})
+	s, err := keys.LoadSigner(context.Background(), filepath.Join(dir, "cosign.key"), keys.LoadOptions{})
 	if err != nil {
 		t.Fatalf("LoadSigner(cosign.key): %v", err)
 	}
 	checkSigns(t, s, pub)
 	t.Setenv("CSV_KEY_PASSWORD", "not it")
-	if _, err := signing.LoadSigner(context.Background(), filepath.Join(dir, "cosign.key"), signing.LoadOptions{}); !errors.Is(err, signing.ErrWrongPassword) {
+	if _, err := keys.LoadSigner(context.Background(), filepath.Join(dir, "cosign.key"), keys.LoadOptions{}); !errors.Is(err, keys.ErrWrongPassword) {
 		t.Fatalf("wrong password: got %v", err)
 	}
 }
@@ -272,28 +273,28 @@ func TestLoadSignerErrors(t *testing.T) {
 		wantErr error
 	}{
 		{"missing file", filepath.Join(dir, "nope.pem"), fs.ErrNotExist},
-		{"missing file is a key file error", filepath.Join(dir, "nope.pem"), signing.ErrKeyFile},
-		{"directory", dir, signing.ErrKeyFile},
-		{"over the size cap", big, signing.ErrKeyFile},
-		{"not PEM", writeFile(t, "k.pem", []byte("hello")), signing.ErrKeyFile},
-		{"certificate only", writeFile(t, "k.pem", testca.PEM(ec.Cert)), signing.ErrKeyFile},
-		{"two keys", writeFile(t, "k.pem", append(testca.KeyPEM(t, ec.Key), testca.KeyPEM(t, ec.Key)...)), signing.ErrKeyFile},
-		{"corrupt PKCS#8", writeFile(t, "k.pem", pemBlock("PRIVATE KEY", []byte{0x30, 0x03, 0x02, 0x01, 0x00})), signing.ErrKeyFile},
-		{"RSA 1024", writeFile(t, "k.pem", testca.KeyPEM(t, small)), signing.ErrUnsupportedKey},
-		{"ECDSA P-224", writeFile(t, "k.pem", testca.KeyPEM(t, p224)), signing.ErrUnsupportedKey},
-		{"X25519", writeFile(t, "k.pem", pemBlock("PRIVATE KEY", x25519DER)), signing.ErrUnsupportedKey},
-		{"OpenSSH", writeFile(t, "k.pem", pemBlock("OPENSSH PRIVATE KEY", []byte("x"))), signing.ErrUnsupportedKey},
-		{"unknown scheme", "s3://bucket/key", signing.ErrUnknownScheme},
-		{"file:// is not a scheme csv knows", "file:///tmp/key.pem", signing.ErrUnknownScheme},
-		{"empty reference", "", signing.ErrKeyFile},
+		{"missing file is a key file error", filepath.Join(dir, "nope.pem"), keys.ErrKeyFile},
+		{"directory", dir, keys.ErrKeyFile},
+		{"over the size cap", big, keys.ErrKeyFile},
+		{"not PEM", writeFile(t, "k.pem", []byte("hello")), keys.ErrKeyFile},
+		{"certificate only", writeFile(t, "k.pem", testca.PEM(ec.Cert)), keys.ErrKeyFile},
+		{"two keys", writeFile(t, "k.pem", append(testca.KeyPEM(t, ec.Key), testca.KeyPEM(t, ec.Key)...)), keys.ErrKeyFile},
+		{"corrupt PKCS#8", writeFile(t, "k.pem", pemBlock("PRIVATE KEY", []byte{0x30, 0x03, 0x02, 0x01, 0x00})), keys.ErrKeyFile},
+		{"RSA 1024", writeFile(t, "k.pem", testca.KeyPEM(t, small)), keys.ErrUnsupportedKey},
+		{"ECDSA P-224", writeFile(t, "k.pem", testca.KeyPEM(t, p224)), keys.ErrUnsupportedKey},
+		{"X25519", writeFile(t, "k.pem", pemBlock("PRIVATE KEY", x25519DER)), keys.ErrUnsupportedKey},
+		{"OpenSSH", writeFile(t, "k.pem", pemBlock("OPENSSH PRIVATE KEY", []byte("x"))), keys.ErrUnsupportedKey},
+		{"unknown scheme", "s3://bucket/key", keys.ErrUnknownScheme},
+		{"file:// is not a scheme csv knows", "file:///tmp/key.pem", keys.ErrUnknownScheme},
+		{"empty reference", "", keys.ErrKeyFile},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := signing.LoadSigner(context.Background(), tt.ref, signing.LoadOptions{})
+			_, err := keys.LoadSigner(context.Background(), tt.ref, keys.LoadOptions{})
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("got %v, want %v", err, tt.wantErr)
 			}
-			if !strings.HasPrefix(err.Error(), "signing: ") {
+			if !strings.HasPrefix(err.Error(), "keys: ") {
 				t.Errorf("error %q lacks the package prefix", err)
 			}
 		})
@@ -350,8 +351,8 @@ func TestEncryptedPKCS8Caps(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			start := time.Now()
-			_, err := signing.ParsePrivateKeyPEM(data, pw)
-			if !errors.Is(err, signing.ErrKeyFile) {
+			_, err := keys.ParsePrivateKeyPEM(data, pw)
+			if !errors.Is(err, keys.ErrKeyFile) {
 				t.Fatalf("got %v, want ErrKeyFile", err)
 			}
 			if d := time.Since(start); d > time.Second {
@@ -360,7 +361,7 @@ func TestEncryptedPKCS8Caps(t *testing.T) {
 		})
 	}
 	// Within the caps, a wrong key gives bad padding: "wrong password".
-	if _, err := signing.ParsePrivateKeyPEM(build(pbkdf2(1000)), pw); !errors.Is(err, signing.ErrWrongPassword) {
+	if _, err := keys.ParsePrivateKeyPEM(build(pbkdf2(1000)), pw); !errors.Is(err, keys.ErrWrongPassword) {
 		t.Fatalf("garbage ciphertext: got %v, want ErrWrongPassword", err)
 	}
 }
@@ -373,87 +374,11 @@ func FuzzParsePrivateKeyPEM(f *testing.F) {
 	f.Add(pemBlock("ENCRYPTED SIGSTORE PRIVATE KEY", []byte(`{"kdf":{"name":"scrypt"}}`)))
 	f.Add([]byte("-----BEGIN EC PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-256-CBC,00000000000000000000000000000000\n\nAAAA\n-----END EC PRIVATE KEY-----\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		k, err := signing.ParsePrivateKeyPEM(data, func() ([]byte, error) { return []byte("pw"), nil })
+		k, err := keys.ParsePrivateKeyPEM(data, func() ([]byte, error) { return []byte("pw"), nil })
 		if (k == nil) == (err == nil) {
 			t.Fatalf("key %v and error %v", k, err)
 		}
 	})
-}
-
-func TestCheckSigningChain(t *testing.T) {
-	ca := testca.New(t)
-	other := testca.New(t)
-	leaf := ca.Leaf(t, testca.LeafOptions{CommonName: "Build Signing"})
-	chain := []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert, ca.Root.Cert}
-	noEKU := ca.Leaf(t, testca.LeafOptions{CommonName: "TLS Server", EKUs: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
-	expired := ca.Leaf(t, testca.LeafOptions{CommonName: "Old Signing", NotBefore: testca.Epoch.AddDate(-3, 0, 0), NotAfter: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)})
-	future := ca.Leaf(t, testca.LeafOptions{CommonName: "Future Signing", NotBefore: testca.Epoch.AddDate(1, 0, 0)})
-	otherKey := ca.Leaf(t, testca.LeafOptions{CommonName: "Other"})
-	tests := []struct {
-		name    string
-		key     crypto.Signer
-		chain   []*x509.Certificate
-		wantErr error
-		wantMsg string
-	}{
-		{"leaf, intermediate, root", leaf.Key, chain, nil, ""},
-		{"leaf and intermediate", leaf.Key, chain[:2], nil, ""},
-		{"leaf alone", leaf.Key, chain[:1], nil, ""},
-		{"empty chain", leaf.Key, nil, signing.ErrEmptyChain, "signing: empty certificate chain"},
-		{"key does not match", otherKey.Key, chain, signing.ErrKeyMismatch, `signing: key does not match the certificate "Build Signing"`},
-		{"no code signing EKU", noEKU.Key, []*x509.Certificate{noEKU.Cert, ca.Intermediate.Cert}, signing.ErrNoCodeSigningEKU, `signing: certificate "TLS Server" lacks the code signing EKU`},
-		{"expired", expired.Key, []*x509.Certificate{expired.Cert, ca.Intermediate.Cert}, signing.ErrExpired, `signing: certificate "Old Signing" expired on 2025-06-01`},
-		{"not yet valid", future.Key, []*x509.Certificate{future.Cert, ca.Intermediate.Cert}, signing.ErrNotYetValid, `signing: certificate "Future Signing" is not valid before 2027-06-01`},
-		{"wrong intermediate", leaf.Key, []*x509.Certificate{leaf.Cert, other.Intermediate.Cert}, signing.ErrChainLink, ""},
-		{"out of order", leaf.Key, []*x509.Certificate{leaf.Cert, ca.Root.Cert, ca.Intermediate.Cert}, signing.ErrChainLink, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := signing.CheckSigningChain(tt.key, tt.chain, testca.Epoch)
-			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
-				t.Fatalf("got %v, want %v", err, tt.wantErr)
-			}
-			if tt.wantMsg != "" && err.Error() != tt.wantMsg {
-				t.Errorf("message %q, want %q", err, tt.wantMsg)
-			}
-			var ce *signing.ChainError
-			if err != nil && !errors.As(err, &ce) {
-				t.Errorf("%v is not a *ChainError", err)
-			}
-		})
-	}
-}
-
-func TestLoadChain(t *testing.T) {
-	ca := testca.New(t)
-	leaf := ca.Leaf(t, testca.LeafOptions{})
-	good := append([]byte("subject=CN = Test Code Signing\n"), testca.PEM(leaf.Cert, ca.Intermediate.Cert)...)
-	certs, err := signing.LoadChain(writeFile(t, "chain.pem", good))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(certs) != 2 || !certs[0].Equal(leaf.Cert) || !certs[1].Equal(ca.Intermediate.Cert) {
-		t.Fatalf("LoadChain returned %d certificates, not leaf then intermediate", len(certs))
-	}
-	var many []*x509.Certificate
-	for range 17 {
-		many = append(many, leaf.Cert)
-	}
-	for name, data := range map[string][]byte{
-		"with a private key": append(testca.PEM(leaf.Cert), testca.KeyPEM(t, leaf.Key)...),
-		"no certificates":    []byte("nothing here"),
-		"17 certificates":    testca.PEM(many...),
-		"garbage DER":        pemBlock("CERTIFICATE", []byte{1, 2, 3}),
-	} {
-		t.Run(name, func(t *testing.T) {
-			if _, err := signing.LoadChain(writeFile(t, "chain.pem", data)); !errors.Is(err, signing.ErrChainFile) {
-				t.Fatalf("got %v, want ErrChainFile", err)
-			}
-		})
-	}
-	if _, err := signing.LoadChain(filepath.Join(t.TempDir(), "none.pem")); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("missing file: got %v", err)
-	}
 }
 
 // TestKMSSchemesRegistered checks that each KMS scheme reaches its sigstore
@@ -468,8 +393,8 @@ func TestKMSSchemesRegistered(t *testing.T) {
 		{"openbao://not a key!", "hashivault://"},
 	} {
 		t.Run(tt.ref, func(t *testing.T) {
-			_, err := signing.LoadSigner(context.Background(), tt.ref, signing.LoadOptions{})
-			if !errors.Is(err, signing.ErrKMS) {
+			_, err := keys.LoadSigner(context.Background(), tt.ref, keys.LoadOptions{})
+			if !errors.Is(err, keys.ErrKMS) {
 				t.Fatalf("got %v, want a KMS provider error", err)
 			}
 			if !strings.Contains(err.Error(), "kms specification should be in the format "+tt.providerSays) {
@@ -483,8 +408,8 @@ func TestKMSSchemesRegistered(t *testing.T) {
 // fails in the provider, before any network call.
 func TestGCPKMSNoCredentials(t *testing.T) {
 	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", filepath.Join(t.TempDir(), "missing.json"))
-	_, err := signing.LoadSigner(context.Background(), "gcpkms://projects/p/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1", signing.LoadOptions{})
-	if !errors.Is(err, signing.ErrKMS) || !strings.Contains(err.Error(), "missing.json") {
+	_, err := keys.LoadSigner(context.Background(), "gcpkms://projects/p/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1", keys.LoadOptions{})
+	if !errors.Is(err, keys.ErrKMS) || !strings.Contains(err.Error(), "missing.json") {
 		t.Fatalf("got %v, want the provider's credentials error", err)
 	}
 }
@@ -554,7 +479,7 @@ func TestAWSKMSFake(t *testing.T) {
 	ref := "awskms://" + srv.Listener.Addr().String() + "/1234abcd-12ab-34cd-56ef-1234567890ab"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := signing.LoadSigner(ctx, ref, signing.LoadOptions{})
+	s, err := keys.LoadSigner(ctx, ref, keys.LoadOptions{})
 	if err != nil {
 		t.Fatalf("LoadSigner(%s): %v", ref, err)
 	}
@@ -576,8 +501,8 @@ func TestAWSKMSUnreachable(t *testing.T) {
 	l.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err = signing.LoadSigner(ctx, "awskms://"+addr+"/alias/csv-build", signing.LoadOptions{})
-	if !errors.Is(err, signing.ErrKMS) || !strings.Contains(err.Error(), "connection refused") {
+	_, err = keys.LoadSigner(ctx, "awskms://"+addr+"/alias/csv-build", keys.LoadOptions{})
+	if !errors.Is(err, keys.ErrKMS) || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("got %v, want the provider's connection error", err)
 	}
 }
@@ -634,17 +559,17 @@ func TestHashivaultFake(t *testing.T) {
 	srv := fakeVault(t, key.Key.(*ecdsa.PrivateKey))
 	t.Setenv("VAULT_ADDR", srv.URL)
 	t.Setenv("VAULT_TOKEN", "csv-test-token")
-	s, err := signing.LoadSigner(context.Background(), "hashivault://csv-build", signing.LoadOptions{})
+	s, err := keys.LoadSigner(context.Background(), "hashivault://csv-build", keys.LoadOptions{})
 	if err != nil {
 		t.Fatalf("LoadSigner: %v", err)
 	}
 	checkSigns(t, s, key.Cert.PublicKey)
-	if _, err := s.Sign(rand.Reader, make([]byte, 32), &rsa.PSSOptions{Hash: crypto.SHA256}); !errors.Is(err, signing.ErrUnsupportedKey) {
+	if _, err := s.Sign(rand.Reader, make([]byte, 32), &rsa.PSSOptions{Hash: crypto.SHA256}); !errors.Is(err, keys.ErrUnsupportedKey) {
 		t.Errorf("PSS through KMS: got %v, want ErrUnsupportedKey", err)
 	}
 
 	t.Setenv("VAULT_TOKEN", "wrong-token")
-	if _, err := signing.LoadSigner(context.Background(), "hashivault://csv-build", signing.LoadOptions{}); !errors.Is(err, signing.ErrKMS) || !strings.Contains(err.Error(), "permission denied") {
+	if _, err := keys.LoadSigner(context.Background(), "hashivault://csv-build", keys.LoadOptions{}); !errors.Is(err, keys.ErrKMS) || !strings.Contains(err.Error(), "permission denied") {
 		t.Fatalf("wrong token: got %v, want the provider's permission error", err)
 	}
 }

@@ -1,6 +1,6 @@
 //go:build cgo
 
-package signing
+package keys
 
 import (
 	"crypto"

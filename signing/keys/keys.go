@@ -1,8 +1,24 @@
-package signing
-
-// This file loads signing keys: a PEM private key file, a cloud KMS key or a
-// PKCS#11 token key as a crypto.Signer (LoadSigner), and checks that it goes
-// with the certificate chain it is meant to sign with (CheckSigningChain).
+// Package keys loads signing keys: a PEM private key file (plain or
+// encrypted), a key in a cloud KMS, or a key on a PKCS#11 token, each as a
+// crypto.Signer ([LoadSigner]).
+//
+// It is the only package of csv that links the cloud KMS SDKs (through
+// sigstore's KMS providers for AWS, Google Cloud, Azure and HashiCorp
+// Vault / OpenBao) and the PKCS#11 binding: packages that verify (signing,
+// cipolicy, csv, attest) and packages that sign with a crypto.Signer they
+// are given (signing/authenticode, signing/modsig, signing/bundle,
+// signing/manifest, csv's signing pipeline) do not import it. The command
+// line loads keys here and hands the signer on; checking that a key goes
+// with its certificate chain is [signing.CheckSigningChain].
+//
+// # Security
+//
+// Key references come from the operator (a flag or a config file), never
+// from the files being signed: a PKCS#11 reference names a shared library
+// that is loaded into the process, and a KMS reference makes network calls
+// with the ambient cloud credentials. See [LoadSigner] for the caps on key
+// files and key derivation, and for where passwords and PINs may come from.
+package keys
 
 import (
 	"bytes"
@@ -26,76 +42,37 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"io"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
-	"github.com/sigstore/sigstore/pkg/signature/kms"
-	"github.com/sigstore/sigstore/pkg/signature/options"
 	"golang.org/x/crypto/scrypt"
 
-	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/internal/safefile"
-
-	// The KMS providers register their schemes with kms.Get.
-	_ "github.com/sigstore/sigstore/pkg/signature/kms/aws"
-	_ "github.com/sigstore/sigstore/pkg/signature/kms/azure"
-	_ "github.com/sigstore/sigstore/pkg/signature/kms/gcp"
-	_ "github.com/sigstore/sigstore/pkg/signature/kms/hashivault"
+	"github.com/codesignval/csv/signing"
 )
 
-// Errors of [LoadSigner], [LoadChain] and [CheckSigningChain]. Test for them
-// with errors.Is.
+// Errors of [LoadSigner] and [ParsePrivateKeyPEM]. Test for them with
+// errors.Is.
 var (
 	// ErrWrongPassword: the password (or PKCS#11 PIN) does not open the key.
-	ErrWrongPassword = errors.New("signing: wrong password")
+	ErrWrongPassword = errors.New("keys: wrong password")
 	// ErrNoPassword: the key is encrypted and no password was given.
-	ErrNoPassword = errors.New("signing: no password")
+	ErrNoPassword = errors.New("keys: no password")
 	// ErrUnsupportedKey: the key's type, size or curve is not supported.
-	ErrUnsupportedKey = errors.New("signing: unsupported key")
+	ErrUnsupportedKey = errors.New("keys: unsupported key")
 	// ErrUnknownScheme: the key reference has a scheme csv does not know.
-	ErrUnknownScheme = errors.New("signing: unknown key reference scheme")
+	ErrUnknownScheme = errors.New("keys: unknown key reference scheme")
 	// ErrNotInBuild: the key reference needs support this binary was
 	// built without (PKCS#11 without cgo).
-	ErrNotInBuild = errors.New("signing: not supported in this build")
+	ErrNotInBuild = errors.New("keys: not supported in this build")
 	// ErrKeyFile: the key file is unreadable, too large or malformed.
-	ErrKeyFile = errors.New("signing: bad key file")
-	// ErrChainFile: the certificate chain file is unreadable, too large or
-	// malformed.
-	ErrChainFile = errors.New("signing: bad certificate chain file")
+	ErrKeyFile = errors.New("keys: bad key file")
 	// ErrPKCS11: the PKCS#11 URI, module or token failed.
-	ErrPKCS11 = errors.New("signing: pkcs11")
+	ErrPKCS11 = errors.New("keys: pkcs11")
 	// ErrKMS: the KMS provider failed (credentials, network, key).
-	ErrKMS = errors.New("signing: kms")
+	ErrKMS = errors.New("keys: kms")
 )
-
-// Errors of [CheckSigningChain], each carried by a [ChainError].
-var (
-	ErrKeyMismatch      = errors.New("key does not match the certificate")
-	ErrNoCodeSigningEKU = errors.New("certificate lacks the code signing EKU")
-	ErrKeyUsage         = errors.New("certificate does not allow digital signatures")
-	ErrExpired          = errors.New("certificate expired")
-	ErrNotYetValid      = errors.New("certificate not yet valid")
-	ErrChainLink        = errors.New("certificate chain link does not verify")
-	ErrEmptyChain       = errors.New("empty certificate chain")
-)
-
-// ChainError says which check of [CheckSigningChain] failed, and on which
-// certificate. Err is one of ErrKeyMismatch, ErrNoCodeSigningEKU,
-// ErrKeyUsage, ErrExpired, ErrNotYetValid, ErrChainLink, ErrEmptyChain.
-type ChainError struct {
-	// Cert is the certificate the check failed on (nil for ErrEmptyChain).
-	Cert *x509.Certificate
-	Err  error
-	msg  string
-}
-
-func (e *ChainError) Error() string { return "signing: " + e.msg }
-
-// Unwrap returns the sentinel.
-func (e *ChainError) Unwrap() error { return e.Err }
 
 // DefaultPasswordEnv and DefaultPINEnv are the environment variables
 // LoadSigner reads by default.
@@ -125,13 +102,8 @@ const (
 	// maxScryptMemory bounds 128*N*r, the memory scrypt needs.
 	maxScryptMemory = 256 << 20
 	maxScryptP      = 16
-	maxChainCerts   = 16
 	minRSABits      = 2048
 )
-
-// kmsSchemes are the KMS key reference prefixes LoadSigner hands to
-// sigstore's KMS providers.
-var kmsSchemes = []string{"awskms://", "gcpkms://", "azurekms://", "hashivault://", "openbao://"}
 
 // LoadSigner returns the signer for a key reference:
 //
@@ -567,56 +539,6 @@ func decryptPKCS8(der, password []byte) ([]byte, error) {
 	return out[:len(out)-n], nil
 }
 
-// kmsSigner adapts a sigstore KMS signer: it caches the public key and
-// checks each signature against it.
-type kmsSigner struct {
-	inner crypto.Signer
-	pub   crypto.PublicKey
-	ref   string
-}
-
-func loadKMS(ctx context.Context, ref string) (crypto.Signer, error) {
-	sv, err := kms.Get(ctx, ref, crypto.SHA256)
-	if err != nil {
-		var nf *kms.ProviderNotFoundError
-		if errors.As(err, &nf) {
-			return nil, fmt.Errorf("%w: %s: no provider in this build", ErrNotInBuild, ref)
-		}
-		return nil, fmt.Errorf("%w: %s: %w", ErrKMS, ref, err)
-	}
-	pub, err := sv.PublicKey(options.WithContext(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: fetching the public key: %w", ErrKMS, ref, err)
-	}
-	if pub == nil {
-		return nil, fmt.Errorf("%w: %s: the provider returned no public key", ErrKMS, ref)
-	}
-	cs, _, err := sv.CryptoSigner(ctx, func(error) {})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrKMS, ref, err)
-	}
-	return &kmsSigner{inner: cs, pub: pub, ref: ref}, nil
-}
-
-func (k *kmsSigner) Public() crypto.PublicKey { return k.pub }
-
-func (k *kmsSigner) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	if _, ok := opts.(*rsa.PSSOptions); ok {
-		return nil, fmt.Errorf("%w: %s: RSA-PSS is not supported through KMS providers", ErrUnsupportedKey, k.ref)
-	}
-	if opts == nil || opts.HashFunc() == 0 {
-		return nil, fmt.Errorf("%w: %s: KMS signers sign digests only", ErrUnsupportedKey, k.ref)
-	}
-	sig, err := k.inner.Sign(rand, digest, opts)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: signing: %w", ErrKMS, k.ref, err)
-	}
-	if err := verifyDigestSignature(k.pub, digest, opts, sig); err != nil {
-		return nil, fmt.Errorf("%w: %s: the signature returned does not verify with the key's public key: %w", ErrKMS, k.ref, err)
-	}
-	return sig, nil
-}
-
 // verifyDigestSignature checks sig as crypto.Signer.Sign would have made it.
 func verifyDigestSignature(pub crypto.PublicKey, digest []byte, opts crypto.SignerOpts, sig []byte) error {
 	switch p := pub.(type) {
@@ -627,119 +549,9 @@ func verifyDigestSignature(pub crypto.PublicKey, digest []byte, opts crypto.Sign
 		return rsa.VerifyPKCS1v15(p, opts.HashFunc(), digest, sig)
 	case *ecdsa.PublicKey:
 		if !ecdsa.VerifyASN1(p, digest, sig) {
-			return ErrSignature
+			return signing.ErrSignature
 		}
 		return nil
 	}
 	return fmt.Errorf("%w: public key type %T", ErrUnsupportedKey, pub)
-}
-
-// LoadChain reads a PEM certificate chain file, leaf first. Text outside
-// PEM blocks is ignored; any PEM block other than CERTIFICATE (a private key
-// pasted in by mistake, say) is an error, and so is a file of more than 16
-// certificates or over the certificate-file cap.
-func LoadChain(path string) ([]*x509.Certificate, error) {
-	data, err := readCapped(path, limits.MaxCertFile)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrChainFile, err)
-	}
-	certs, err := ParseChainPEM(data)
-	if err != nil {
-		return nil, fmt.Errorf("%w (%s)", err, path)
-	}
-	return certs, nil
-}
-
-// ParseChainPEM parses PEM certificates, in order (see [LoadChain]).
-func ParseChainPEM(data []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	rest := data
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("%w: unexpected PEM block %q (a chain file holds only certificates)", ErrChainFile, b.Type)
-		}
-		if len(certs) == maxChainCerts {
-			return nil, fmt.Errorf("%w: more than %d certificates", ErrChainFile, maxChainCerts)
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%w: certificate #%d: %w", ErrChainFile, len(certs)+1, err)
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("%w: no PEM certificates", ErrChainFile)
-	}
-	return certs, nil
-}
-
-// certName names a certificate in messages: its CN, else its subject.
-func certName(c *x509.Certificate) string {
-	if c.Subject.CommonName != "" {
-		return c.Subject.CommonName
-	}
-	return c.Subject.String()
-}
-
-// CheckSigningChain checks that key may sign with chain (leaf first), in
-// this order:
-//
-//  1. the chain is not empty;
-//  2. key's public key is the leaf's;
-//  3. the leaf carries the code signing EKU (1.3.6.1.5.5.7.3.3) and, if it
-//     has a key usage extension, allows digital signatures;
-//  4. every certificate is within its validity at now;
-//  5. each certificate's signature verifies with the next one's key, whose
-//     subject is its issuer and which is a CA.
-//
-// The first failure is returned as a *[ChainError] naming the certificate
-// (for example `certificate "Build Signing" expired on 2025-06-01`). The
-// chain's top need not be a root: trust is the verifier's business.
-func CheckSigningChain(key crypto.Signer, chain []*x509.Certificate, now time.Time) error {
-	if len(chain) == 0 || chain[0] == nil {
-		return &ChainError{Err: ErrEmptyChain, msg: "empty certificate chain"}
-	}
-	leaf := chain[0]
-	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(leaf.PublicKey) {
-		return &ChainError{Cert: leaf, Err: ErrKeyMismatch, msg: fmt.Sprintf("key does not match the certificate %q", certName(leaf))}
-	}
-	hasCS := false
-	for _, u := range leaf.ExtKeyUsage {
-		if u == x509.ExtKeyUsageCodeSigning {
-			hasCS = true
-		}
-	}
-	if !hasCS {
-		return &ChainError{Cert: leaf, Err: ErrNoCodeSigningEKU, msg: fmt.Sprintf("certificate %q lacks the code signing EKU", certName(leaf))}
-	}
-	if leaf.KeyUsage != 0 && leaf.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
-		return &ChainError{Cert: leaf, Err: ErrKeyUsage, msg: fmt.Sprintf("certificate %q does not allow digital signatures (key usage)", certName(leaf))}
-	}
-	for _, c := range chain {
-		if c == nil {
-			return &ChainError{Err: ErrEmptyChain, msg: "nil certificate in chain"}
-		}
-		if now.After(c.NotAfter) {
-			return &ChainError{Cert: c, Err: ErrExpired, msg: fmt.Sprintf("certificate %q expired on %s", certName(c), c.NotAfter.UTC().Format(time.DateOnly))}
-		}
-		if now.Before(c.NotBefore) {
-			return &ChainError{Cert: c, Err: ErrNotYetValid, msg: fmt.Sprintf("certificate %q is not valid before %s", certName(c), c.NotBefore.UTC().Format(time.DateOnly))}
-		}
-	}
-	for i := 0; i+1 < len(chain); i++ {
-		c, parent := chain[i], chain[i+1]
-		if !bytes.Equal(c.RawIssuer, parent.RawSubject) {
-			return &ChainError{Cert: c, Err: ErrChainLink, msg: fmt.Sprintf("certificate %q is issued by %q, not by the next certificate %q", certName(c), c.Issuer.String(), certName(parent))}
-		}
-		if err := c.CheckSignatureFrom(parent); err != nil {
-			return &ChainError{Cert: c, Err: ErrChainLink, msg: fmt.Sprintf("certificate %q does not verify with %q: %v", certName(c), certName(parent), err)}
-		}
-	}
-	return nil
 }

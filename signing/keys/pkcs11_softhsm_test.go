@@ -1,6 +1,6 @@
 //go:build cgo
 
-package signing_test
+package keys_test
 
 import (
 	"context"
@@ -23,6 +23,7 @@ import (
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
 	"github.com/codesignval/csv/signing"
+	"github.com/codesignval/csv/signing/keys"
 )
 
 // softHSMModule returns the SoftHSM2 PKCS#11 library, or skips (fails under
@@ -108,7 +109,7 @@ func TestPKCS11SoftHSM(t *testing.T) {
 	}
 	load := func(t *testing.T, ref string) (crypto.Signer, error) {
 		t.Helper()
-		s, err := signing.LoadSigner(context.Background(), ref, signing.LoadOptions{})
+		s, err := keys.LoadSigner(context.Background(), ref, keys.LoadOptions{})
 		if err == nil {
 			t.Cleanup(func() { _ = s.(io.Closer).Close() })
 		}
@@ -119,7 +120,7 @@ func TestPKCS11SoftHSM(t *testing.T) {
 	// answers CKR_USER_ALREADY_LOGGED_IN whatever the PIN.
 	t.Run("wrong PIN", func(t *testing.T) {
 		_, err := load(t, uri("token=csv-test;object=rsa-key", "&pin-value=9999"))
-		if !errors.Is(err, signing.ErrWrongPassword) {
+		if !errors.Is(err, keys.ErrWrongPassword) {
 			t.Fatalf("got %v, want ErrWrongPassword", err)
 		}
 		if strings.Contains(err.Error(), "9999") {
@@ -127,7 +128,7 @@ func TestPKCS11SoftHSM(t *testing.T) {
 		}
 	})
 	t.Run("no PIN", func(t *testing.T) {
-		if _, err := load(t, uri("token=csv-test;object=rsa-key", "")); !errors.Is(err, signing.ErrNoPassword) {
+		if _, err := load(t, uri("token=csv-test;object=rsa-key", "")); !errors.Is(err, keys.ErrNoPassword) {
 			t.Fatalf("got %v, want ErrNoPassword", err)
 		}
 	})
@@ -172,7 +173,7 @@ func TestPKCS11SoftHSM(t *testing.T) {
 		if _, err := s.Sign(rand.Reader, d[:32], crypto.SHA256); err != nil {
 			t.Fatalf("SHA-256 digest with a P-384 key: %v", err)
 		}
-		if _, err := s.Sign(rand.Reader, d[:20], crypto.SHA1); !errors.Is(err, signing.ErrUnsupportedKey) {
+		if _, err := s.Sign(rand.Reader, d[:20], crypto.SHA1); !errors.Is(err, keys.ErrUnsupportedKey) {
 			t.Fatalf("SHA-1: got %v, want ErrUnsupportedKey", err)
 		}
 	})
@@ -212,7 +213,7 @@ func TestPKCS11SoftHSM(t *testing.T) {
 		if err := s.(io.Closer).Close(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Sign(rand.Reader, make([]byte, 32), crypto.SHA256); !errors.Is(err, signing.ErrPKCS11) {
+		if _, err := s.Sign(rand.Reader, make([]byte, 32), crypto.SHA256); !errors.Is(err, keys.ErrPKCS11) {
 			t.Fatalf("Sign after Close: got %v", err)
 		}
 	})
@@ -220,10 +221,10 @@ func TestPKCS11SoftHSM(t *testing.T) {
 		name, ref string
 		wantErr   error
 	}{
-		{"no such object", uri("token=csv-test;object=nope", "&pin-value="+pin), signing.ErrPKCS11},
-		{"no such token", uri("token=other;object=rsa-key", "&pin-value="+pin), signing.ErrPKCS11},
+		{"no such object", uri("token=csv-test;object=nope", "&pin-value="+pin), keys.ErrPKCS11},
+		{"no such token", uri("token=other;object=rsa-key", "&pin-value="+pin), keys.ErrPKCS11},
 		{"no such module", "pkcs11:object=rsa-key?module-path=" + filepath.Join(dir, "nope.so") + "&pin-value=" + pin, fs.ErrNotExist},
-		{"not a PKCS#11 module", "pkcs11:object=rsa-key?module-path=" + conf + "&pin-value=" + pin, signing.ErrPKCS11},
+		{"not a PKCS#11 module", "pkcs11:object=rsa-key?module-path=" + conf + "&pin-value=" + pin, keys.ErrPKCS11},
 		{"unreadable pin-source", uri("token=csv-test;object=rsa-key", "&pin-source="+filepath.Join(dir, "nope")), fs.ErrNotExist},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package signing
+package keys
 
 // PKCS#11 key references (RFC 7512 URIs), for keys held in an HSM or a
 // smart card.

@@ -1,6 +1,6 @@
 //go:build cgo && unix
 
-package signing_test
+package keys_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/codesignval/csv/internal/safefile"
-	"github.com/codesignval/csv/signing"
+	"github.com/codesignval/csv/signing/keys"
 )
 
 // TestPKCS11ModuleFIFO: a module-path that leads to a named pipe is
@@ -25,12 +25,12 @@ func TestPKCS11ModuleFIFO(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := signing.LoadSigner(context.Background(), "pkcs11:object=key?module-path="+fifo+"&pin-value=1234", signing.LoadOptions{})
+		_, err := keys.LoadSigner(context.Background(), "pkcs11:object=key?module-path="+fifo+"&pin-value=1234", keys.LoadOptions{})
 		done <- err
 	}()
 	select {
 	case err := <-done:
-		if !errors.Is(err, signing.ErrPKCS11) || !errors.Is(err, safefile.ErrNotRegular) {
+		if !errors.Is(err, keys.ErrPKCS11) || !errors.Is(err, safefile.ErrNotRegular) {
 			t.Errorf("got %v, want ErrPKCS11 and ErrNotRegular", err)
 		}
 	case <-time.After(10 * time.Second):
