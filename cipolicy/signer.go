@@ -396,7 +396,7 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 	deny := r.broad
 	why, ignoredWhy := "", ""
 	for i, sig := range s.Signatures {
-		if !sig.Verified {
+		if !sig.Verified() {
 			continue
 		}
 		if !deny {
@@ -633,9 +633,9 @@ func validity(p *Policy, s *Subject, sig *signing.Signature, chain []*signing.Ce
 // its chain is judged at, or "" when it does.
 func timestampUnused(p *Policy, ts *signing.Timestamp, lifetime bool, now time.Time) string {
 	switch {
-	case !ts.Verified && ts.Problem != nil:
+	case !ts.Verified() && ts.Problem != nil:
 		return fmt.Sprintf("it does not verify: %v", ts.Problem)
-	case !ts.Verified:
+	case !ts.Verified():
 		return "it does not verify"
 	case lifetime:
 		return "the signing certificate carries the Lifetime Signing EKU, so its signatures expire with it"

@@ -623,7 +623,7 @@ func TestSignKilled(t *testing.T) {
 			// one signature verifies and signs the original's image digest.
 			p := filepath.Join(dir, name)
 			in := InspectFile(t.Context(), p, nil, InspectOptions{})
-			if in.Err != nil || len(in.Signatures) != 1 || !in.Signatures[0].Verified || !bytes.Equal(in.Signatures[0].Digest, imageDigest(t, orig)) {
+			if in.Err != nil || len(in.Signatures) != 1 || !in.Signatures[0].Verified() || !bytes.Equal(in.Signatures[0].Digest, imageDigest(t, orig)) {
 				t.Fatalf("attempt %d: %s is torn: err %v, %d signatures", attempt, name, in.Err, len(in.Signatures))
 			}
 			signed++

@@ -89,7 +89,7 @@ func FuzzVerify(f *testing.F) {
 		fuzzInvariants(t, sigs)
 		digests := map[crypto.Hash][]byte{}
 		for _, s := range sigs {
-			if s.Verified {
+			if s.Verified() {
 				t.Fatalf("signature %d %v verified without digests", s.Index, s.Path)
 			}
 			if _, ok := digests[s.DigestAlgorithm]; !ok && s.Digest != nil {
@@ -105,7 +105,7 @@ func FuzzVerify(f *testing.F) {
 			if s.Index != sigs[i].Index || !slices.Equal(s.Path, sigs[i].Path) {
 				t.Fatalf("signature %d: %d %v with digests, %d %v without", i, s.Index, s.Path, sigs[i].Index, sigs[i].Path)
 			}
-			if s.Verified && !slices.Contains(algs, s.DigestAlgorithm) {
+			if s.Verified() && !slices.Contains(algs, s.DigestAlgorithm) {
 				t.Fatalf("signature %d %v verified over %v, which DigestAlgorithms (%v) misses", s.Index, s.Path, s.DigestAlgorithm, algs)
 			}
 		}

@@ -210,8 +210,8 @@ func checkPeerSigning(t *testing.T, p *pki, s *signer, in []byte, h crypto.Hash,
 		t.Fatalf("%d signatures, want 1", len(sigs))
 	}
 	sig := sigs[0]
-	if !sig.Verified || sig.DigestAlgorithm != h || !bytes.Equal(sig.Digest, res.Digest) || sig.SignatureAlgorithm != "RSA" || sig.Timestamp != nil {
-		t.Errorf("signature: verified %v (%v), %v %x (want %v %x), %s, timestamp %v", sig.Verified, sig.Problem, sig.DigestAlgorithm, sig.Digest, h, res.Digest, sig.SignatureAlgorithm, sig.Timestamp)
+	if !sig.Verified() || sig.DigestAlgorithm != h || !bytes.Equal(sig.Digest, res.Digest) || sig.SignatureAlgorithm != "RSA" || sig.Timestamp != nil {
+		t.Errorf("signature: verified %v (%v), %v %x (want %v %x), %s, timestamp %v", sig.Verified(), sig.Problem, sig.DigestAlgorithm, sig.Digest, h, res.Digest, sig.SignatureAlgorithm, sig.Timestamp)
 	}
 	wantChain(t, "signer", sig.Chains, s.cert, p.inter, p.root)
 	return osslAccepts(t, signed, p.rootPEM)
@@ -326,7 +326,7 @@ func TestSignReplace(t *testing.T) {
 			t.Errorf("%d WIN_CERTIFICATE entries, want 1", n)
 		}
 		sigs := verify(t, signed, authenticode.VerifyOptions{})
-		if len(sigs) != 1 || !sigs[0].Verified || sigs[0].Signer().CommonName() != "Our Signer" {
+		if len(sigs) != 1 || !sigs[0].Verified() || sigs[0].Signer().CommonName() != "Our Signer" {
 			t.Fatalf("signatures after replacing: %d, first %+v", len(sigs), sigs[0])
 		}
 		osslAccepts(t, signed, p.rootPEM)
@@ -390,8 +390,8 @@ func TestSignAppend(t *testing.T) {
 			t.Fatalf("%d signatures, want %d", len(sigs), len(want))
 		}
 		for i, w := range want {
-			if !sigs[i].Verified || !slices.Equal(sigs[i].Path, w.path) || sigs[i].DigestAlgorithm != w.hash {
-				t.Errorf("signature %d: path %v, %v, verified %v (%v); want path %v, %v", i, sigs[i].Path, sigs[i].DigestAlgorithm, sigs[i].Verified, sigs[i].Problem, w.path, w.hash)
+			if !sigs[i].Verified() || !slices.Equal(sigs[i].Path, w.path) || sigs[i].DigestAlgorithm != w.hash {
+				t.Errorf("signature %d: path %v, %v, verified %v (%v); want path %v, %v", i, sigs[i].Path, sigs[i].DigestAlgorithm, sigs[i].Verified(), sigs[i].Problem, w.path, w.hash)
 			}
 			wantChain(t, fmt.Sprintf("signature %d", i), sigs[i].Chains, w.who.cert, p.inter, p.root)
 		}
@@ -423,14 +423,14 @@ func TestSignAppend(t *testing.T) {
 			t.Fatalf("%d signatures, want 3", len(sigs))
 		}
 		for i, who := range []*signer{a, c, b} {
-			if !sigs[i].Verified || !slices.Equal(sigs[i].Path, [][]int{{}, {0}, {1}}[i]) || sigs[i].Signer() != nil && sigs[i].Signer().CommonName() != who.cert.CommonName() {
-				t.Errorf("signature %d: path %v, verified %v (%v), signer %v", i, sigs[i].Path, sigs[i].Verified, sigs[i].Problem, sigs[i].Signer())
+			if !sigs[i].Verified() || !slices.Equal(sigs[i].Path, [][]int{{}, {0}, {1}}[i]) || sigs[i].Signer() != nil && sigs[i].Signer().CommonName() != who.cert.CommonName() {
+				t.Errorf("signature %d: path %v, verified %v (%v), signer %v", i, sigs[i].Path, sigs[i].Verified(), sigs[i].Problem, sigs[i].Signer())
 			}
 		}
 		if got := nestedValues(t, s); !slices.Equal(got, []int{2}) {
 			t.Errorf("SPC_NESTED_SIGNATURE attributes holding %v values, want one holding 2 (ours appended to osslsigncode's)", got)
 		}
-		if ts := sigs[0].Timestamp; ts == nil || !ts.Verified {
+		if ts := sigs[0].Timestamp; ts == nil || !ts.Verified() {
 			t.Errorf("the outer signature's timestamp: %+v", ts)
 		}
 		out2 := osslAccepts(t, s, p.rootPEM, "-TSA-CAfile", p.rootPEM)
@@ -461,11 +461,11 @@ func TestSignAppend(t *testing.T) {
 		if len(sigs) != 3 || len(before) != 2 {
 			t.Fatalf("%d signatures (%d before), want 3", len(sigs), len(before))
 		}
-		if sigs[0].Verified != before[0].Verified || sigs[2].Verified != before[1].Verified || sigs[2].Index != 1 {
+		if sigs[0].Verified() != before[0].Verified() || sigs[2].Verified() != before[1].Verified() || sigs[2].Index != 1 {
 			t.Errorf("the existing signatures' results changed: %v %v, before %v %v", sigs[0].Problem, sigs[2].Problem, before[0].Problem, before[1].Problem)
 		}
-		if sigs[1].Index != 0 || !slices.Equal(sigs[1].Path, []int{0}) || !sigs[1].Verified || sigs[1].Signer().CommonName() != "Signer B" {
-			t.Errorf("our nested signature: index %d path %v verified %v (%v)", sigs[1].Index, sigs[1].Path, sigs[1].Verified, sigs[1].Problem)
+		if sigs[1].Index != 0 || !slices.Equal(sigs[1].Path, []int{0}) || !sigs[1].Verified() || sigs[1].Signer().CommonName() != "Signer B" {
+			t.Errorf("our nested signature: index %d path %v verified %v (%v)", sigs[1].Index, sigs[1].Path, sigs[1].Verified(), sigs[1].Problem)
 		}
 	})
 
@@ -490,7 +490,7 @@ func TestSignAppend(t *testing.T) {
 				t.Fatal("no cap reached")
 			}
 		}
-		if sigs := verify(t, parseSignedPE(t, out), roots); !sigs[len(sigs)-1].Verified {
+		if sigs := verify(t, parseSignedPE(t, out), roots); !sigs[len(sigs)-1].Verified() {
 			t.Errorf("the last file Sign wrote does not verify: %v", sigs[len(sigs)-1].Problem)
 		}
 	})
@@ -501,7 +501,7 @@ func TestSignAppend(t *testing.T) {
 		if !slices.Contains(res.Warnings, authenticode.WarningAppendUnsigned) {
 			t.Errorf("warnings %q, want %q", res.Warnings, authenticode.WarningAppendUnsigned)
 		}
-		if sigs := verify(t, s, authenticode.VerifyOptions{}); len(sigs) != 1 || !sigs[0].Verified {
+		if sigs := verify(t, s, authenticode.VerifyOptions{}); len(sigs) != 1 || !sigs[0].Verified() {
 			t.Errorf("signatures: %+v", sigs)
 		}
 	})
@@ -538,7 +538,7 @@ func TestSignECDSA(t *testing.T) {
 			}
 			signed := checkSigned(t, in, out, res, h)
 			sigs := verify(t, signed, authenticode.VerifyOptions{})
-			if len(sigs) != 1 || !sigs[0].Verified || sigs[0].SignatureAlgorithm != "ECDSA" || sigs[0].DigestAlgorithm != h {
+			if len(sigs) != 1 || !sigs[0].Verified() || sigs[0].SignatureAlgorithm != "ECDSA" || sigs[0].DigestAlgorithm != h {
 				t.Fatalf("signature: %+v", sigs[0])
 			}
 			wantOID := map[crypto.Hash]asn1.ObjectIdentifier{crypto.SHA256: {1, 2, 840, 10045, 4, 3, 2}, crypto.SHA384: {1, 2, 840, 10045, 4, 3, 3}}[h]
@@ -569,7 +569,7 @@ func TestSignTimestamp(t *testing.T) {
 	checkTS := func(t *testing.T, sig *signing.Signature) {
 		t.Helper()
 		ts := sig.Timestamp
-		if ts == nil || ts.Kind != authenticode.TimestampRFC3161 || !ts.Verified || !ts.Time.Equal(when) {
+		if ts == nil || ts.Kind != authenticode.TimestampRFC3161 || !ts.Verified() || !ts.Time.Equal(when) {
 			t.Fatalf("timestamp %+v, want a verified RFC 3161 timestamp at %v", ts, when)
 		}
 		wantChain(t, "timestamp", ts.Chains, tsaSigner.cert, p.inter, p.root)
@@ -579,7 +579,7 @@ func TestSignTimestamp(t *testing.T) {
 	out, res := signPE(t, in, s.leaf.Key, p.chainOf(s), opts)
 	signed := checkSigned(t, in, out, res, crypto.SHA256)
 	sigs := verify(t, signed, authenticode.VerifyOptions{Certificates: []*signing.Certificate{p.root}})
-	if len(sigs) != 1 || !sigs[0].Verified {
+	if len(sigs) != 1 || !sigs[0].Verified() {
 		t.Fatalf("signatures %+v", sigs)
 	}
 	checkTS(t, sigs[0])
@@ -592,7 +592,7 @@ func TestSignTimestamp(t *testing.T) {
 		out2, res2 := signPE(t, out, other.leaf.Key, p.chainOf(other), authenticode.SignOptions{Append: true, TimestampURL: tsa.URL})
 		signed := checkSigned(t, out, out2, res2, crypto.SHA256)
 		sigs := verify(t, signed, authenticode.VerifyOptions{Certificates: []*signing.Certificate{p.root}})
-		if len(sigs) != 2 || !sigs[0].Verified || !sigs[1].Verified {
+		if len(sigs) != 2 || !sigs[0].Verified() || !sigs[1].Verified() {
 			t.Fatalf("signatures %+v", sigs)
 		}
 		checkTS(t, sigs[0])
@@ -611,11 +611,11 @@ func TestSignTimestamp(t *testing.T) {
 		after := time.Now().Add(2 * time.Second)
 		signed := checkSigned(t, in, out, res, crypto.SHA256)
 		sigs := verify(t, signed, authenticode.VerifyOptions{Certificates: []*signing.Certificate{p.root}})
-		if len(sigs) != 1 || !sigs[0].Verified {
+		if len(sigs) != 1 || !sigs[0].Verified() {
 			t.Fatalf("signatures %+v", sigs)
 		}
 		ts := sigs[0].Timestamp
-		if ts == nil || ts.Kind != authenticode.TimestampRFC3161 || !ts.Verified || ts.Time.Before(before) || ts.Time.After(after) {
+		if ts == nil || ts.Kind != authenticode.TimestampRFC3161 || !ts.Verified() || ts.Time.Before(before) || ts.Time.After(after) {
 			t.Fatalf("timestamp %+v, want a verified RFC 3161 timestamp between %v and %v", ts, before, after)
 		}
 		wantChain(t, "timestamp", ts.Chains, tsaSigner.cert, p.inter, p.root)

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/codesignval/csv/internal/sigstate"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -101,7 +102,9 @@ func (v *verifier) timestamp(index int, path []int, si *signerInfo, outerCerts [
 	if err != nil {
 		ts.Problem = &SignatureError{Index: index, Path: path, Err: fmt.Errorf("%w (%s): %w", ErrTimestamp, ts.Kind, err)}
 	}
-	ts.Verified = ts.Problem == nil
+	if ts.Problem == nil {
+		sigstate.Verified(ts)
+	}
 	return ts
 }
 

@@ -21,6 +21,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/codesignval/csv/internal/binfmt/pe"
+	"github.com/codesignval/csv/internal/sigstate"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -432,7 +433,11 @@ func (v *verifier) signature(e pe.Certificate, index int, path []int, der []byte
 			v.malformed = &TableError{Offset: e.Offset, Index: index, Path: path, Err: err}
 		}
 	}
-	defer func() { sig.Verified = sig.Problem == nil }()
+	defer func() {
+		if sig.Problem == nil && v.malformed == nil && !v.structureOnly {
+			sigstate.Verified(sig)
+		}
+	}()
 
 	// 2. Structure: the Authenticode SignedData, its certificates, one
 	// SignerInfo, and the unsigned attributes Verify reads.

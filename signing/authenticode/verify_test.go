@@ -72,13 +72,13 @@ func checkInvariants(t testing.TB, sigs []*signing.Signature) {
 		if s.Format != "authenticode" {
 			t.Errorf("signature %d %v: Format %q", s.Index, s.Path, s.Format)
 		}
-		if s.Verified && (s.Problem != nil || len(s.Chains) == 0 || len(s.Chains[0]) == 0) {
+		if s.Verified() && (s.Problem != nil || len(s.Chains) == 0 || len(s.Chains[0]) == 0) {
 			t.Errorf("signature %d %v: Verified with Problem %v and %d chains", s.Index, s.Path, s.Problem, len(s.Chains))
 		}
-		if !s.Verified && s.Problem == nil {
+		if !s.Verified() && s.Problem == nil {
 			t.Errorf("signature %d %v: not Verified and no Problem", s.Index, s.Path)
 		}
-		if ts := s.Timestamp; ts != nil && ts.Verified && (ts.Problem != nil || len(ts.Chains) == 0) {
+		if ts := s.Timestamp; ts != nil && ts.Verified() && (ts.Problem != nil || len(ts.Chains) == 0) {
 			t.Errorf("signature %d %v: timestamp Verified with Problem %v", s.Index, s.Path, ts.Problem)
 		}
 	}
@@ -149,7 +149,7 @@ func TestVerifyOsslsigncodeSignatures(t *testing.T) {
 				t.Fatalf("%d signatures, want 1", len(sigs))
 			}
 			sig := sigs[0]
-			if !sig.Verified {
+			if !sig.Verified() {
 				t.Fatalf("not verified: %v", sig.Problem)
 			}
 			if sig.Index != 0 || len(sig.Path) != 0 || sig.Nested() {
@@ -170,7 +170,7 @@ func TestVerifyOsslsigncodeSignatures(t *testing.T) {
 			}
 			// Without the root, the chain stops at the embedded issuing CA.
 			sigs = verify(t, s, authenticode.VerifyOptions{})
-			if !sigs[0].Verified {
+			if !sigs[0].Verified() {
 				t.Errorf("not verified without the root: %v", sigs[0].Problem)
 			}
 			wantChain(t, "without the root", sigs[0].Chains, tt.signer.cert, p.inter)
@@ -217,7 +217,7 @@ func TestVerifyNested(t *testing.T) {
 		if sig.Index != 0 || !slices.Equal(sig.Path, w.path) || sig.DigestAlgorithm != w.hash || sig.SignatureAlgorithm != w.alg {
 			t.Errorf("signature %d: Index %d Path %v %v %s, want 0 %v %v %s", i, sig.Index, sig.Path, sig.DigestAlgorithm, sig.SignatureAlgorithm, w.path, w.hash, w.alg)
 		}
-		if !sig.Verified {
+		if !sig.Verified() {
 			t.Errorf("signature %d %v: %v", i, sig.Path, sig.Problem)
 		}
 		wantChain(t, fmt.Sprintf("signature %d", i), sig.Chains, w.signer.cert, p.inter, p.root)
@@ -228,12 +228,12 @@ func TestVerifyNested(t *testing.T) {
 
 	// Only the outer signature's digest computed: the nested ones fail closed.
 	sigs = verifyWith(t, s, map[crypto.Hash][]byte{crypto.SHA256: s.digest(t, crypto.SHA256)}, authenticode.VerifyOptions{})
-	if !sigs[0].Verified {
+	if !sigs[0].Verified() {
 		t.Errorf("outer signature: %v", sigs[0].Problem)
 	}
 	for _, sig := range sigs[1:] {
-		if sig.Verified || !errors.Is(sig.Problem, authenticode.ErrDigestNotComputed) {
-			t.Errorf("nested signature %v without its digest: Verified %v, Problem %v", sig.Path, sig.Verified, sig.Problem)
+		if sig.Verified() || !errors.Is(sig.Problem, authenticode.ErrDigestNotComputed) {
+			t.Errorf("nested signature %v without its digest: Verified %v, Problem %v", sig.Path, sig.Verified(), sig.Problem)
 		}
 	}
 	if p := sigs[1].Problem.Error(); !strings.HasPrefix(p, "authenticode: nested signature 0.0: ") {
@@ -301,15 +301,15 @@ func TestVerifyTimestamps(t *testing.T) {
 			file := parseSignedPE(t, osslSign(t, peFile(4096), s, append([]string{"-h", "sha256"}, tt.args...)...))
 			opts := authenticode.VerifyOptions{Certificates: []*signing.Certificate{p.root}}
 			sigs := verify(t, file, opts)
-			if len(sigs) != 1 || !sigs[0].Verified {
+			if len(sigs) != 1 || !sigs[0].Verified() {
 				t.Fatalf("signature not verified: %+v", sigs)
 			}
 			ts := sigs[0].Timestamp
 			if ts == nil {
 				t.Fatal("no timestamp found")
 			}
-			if ts.Kind != tt.kind || !ts.Time.Equal(when) || !ts.Verified {
-				t.Errorf("timestamp %s at %v verified=%v (%v), want %s at %v verified", ts.Kind, ts.Time, ts.Verified, ts.Problem, tt.kind, when)
+			if ts.Kind != tt.kind || !ts.Time.Equal(when) || !ts.Verified() {
+				t.Errorf("timestamp %s at %v verified=%v (%v), want %s at %v verified", ts.Kind, ts.Time, ts.Verified(), ts.Problem, tt.kind, when)
 			}
 			wantChain(t, "timestamp", ts.Chains, tsa.cert, p.inter, p.root)
 			// osslsigncode reports a timestamp's failure but does not fail on
@@ -321,11 +321,11 @@ func TestVerifyTimestamps(t *testing.T) {
 
 			bad := file.withSignature(t, tt.tamper(t, file.pkcs7(t)))
 			sigs = verify(t, bad, opts)
-			if !sigs[0].Verified {
+			if !sigs[0].Verified() {
 				t.Errorf("a bad timestamp failed the signature: %v", sigs[0].Problem)
 			}
 			ts = sigs[0].Timestamp
-			if ts == nil || ts.Verified || !errors.Is(ts.Problem, authenticode.ErrTimestamp) || !errors.Is(ts.Problem, signing.ErrSignature) {
+			if ts == nil || ts.Verified() || !errors.Is(ts.Problem, authenticode.ErrTimestamp) || !errors.Is(ts.Problem, signing.ErrSignature) {
 				t.Errorf("tampered timestamp: %+v, want not verified with ErrTimestamp and signing.ErrSignature", ts)
 			}
 			if _, out := osslVerifies(t, bad.data, p.rootPEM, "-TSA-CAfile", p.rootPEM); !strings.Contains(out, tsFailed) {
@@ -339,8 +339,8 @@ func TestVerifyTimestamps(t *testing.T) {
 			replay := file.withSignature(t, replace(t, der, at(t, other, unsigned...).bytes(other), unsigned...))
 			sigs = verify(t, replay, opts)
 			ts = sigs[0].Timestamp
-			if !sigs[0].Verified || ts == nil || ts.Verified || !errors.Is(ts.Problem, tt.replayed) {
-				t.Errorf("replayed timestamp: signature verified %v, timestamp %+v; want %v", sigs[0].Verified, ts, tt.replayed)
+			if !sigs[0].Verified() || ts == nil || ts.Verified() || !errors.Is(ts.Problem, tt.replayed) {
+				t.Errorf("replayed timestamp: signature verified %v, timestamp %+v; want %v", sigs[0].Verified(), ts, tt.replayed)
 			}
 			if _, out := osslVerifies(t, replay.data, p.rootPEM, "-TSA-CAfile", p.rootPEM); !strings.Contains(out, tsFailed) {
 				t.Errorf("osslsigncode verify accepts the replayed timestamp:\n%s", out)
@@ -368,10 +368,10 @@ func TestVerifyTimestampFractionalTime(t *testing.T) {
 	if want := testca.Epoch.Add(125 * time.Millisecond); ts == nil || !ts.Time.Equal(want) {
 		t.Fatalf("timestamp %+v, want time %v", ts, want)
 	}
-	if ts.Verified || !errors.Is(ts.Problem, authenticode.ErrSignedAttributes) {
-		t.Errorf("rewritten TSTInfo: Verified %v, Problem %v; want the messageDigest mismatch", ts.Verified, ts.Problem)
+	if ts.Verified() || !errors.Is(ts.Problem, authenticode.ErrSignedAttributes) {
+		t.Errorf("rewritten TSTInfo: Verified %v, Problem %v; want the messageDigest mismatch", ts.Verified(), ts.Problem)
 	}
-	if !sigs[0].Verified {
+	if !sigs[0].Verified() {
 		t.Errorf("signature: %v", sigs[0].Problem)
 	}
 }
@@ -485,8 +485,8 @@ func TestVerifyTampered(t *testing.T) {
 				t.Fatalf("%d signatures, want 1", len(sigs))
 			}
 			sig := sigs[0]
-			if sig.Verified || !errors.Is(sig.Problem, tt.want) {
-				t.Errorf("Verified %v, Problem %v; want not verified with %v", sig.Verified, sig.Problem, tt.want)
+			if sig.Verified() || !errors.Is(sig.Problem, tt.want) {
+				t.Errorf("Verified %v, Problem %v; want not verified with %v", sig.Verified(), sig.Problem, tt.want)
 			}
 			var se *authenticode.SignatureError
 			if !errors.As(sig.Problem, &se) || se.Index != 0 {
@@ -504,8 +504,8 @@ func TestVerifyTampered(t *testing.T) {
 	t.Run("digest not computed", func(t *testing.T) {
 		for _, digests := range []map[crypto.Hash][]byte{nil, {crypto.SHA1: good.digest(t, crypto.SHA1)}, {crypto.SHA256: {}}} {
 			sigs := verifyWith(t, good, digests, authenticode.VerifyOptions{})
-			if sigs[0].Verified || !errors.Is(sigs[0].Problem, authenticode.ErrDigestNotComputed) {
-				t.Errorf("digests %v: Verified %v, Problem %v", digests, sigs[0].Verified, sigs[0].Problem)
+			if sigs[0].Verified() || !errors.Is(sigs[0].Problem, authenticode.ErrDigestNotComputed) {
+				t.Errorf("digests %v: Verified %v, Problem %v", digests, sigs[0].Verified(), sigs[0].Problem)
 			}
 		}
 	})
@@ -822,8 +822,8 @@ func TestVerifyMalformedTables(t *testing.T) {
 			t.Errorf("CheckTable of a good signature: %v", err)
 		}
 	}
-	if sigs := verify(t, withMD2, authenticode.VerifyOptions{}); !sigs[0].Verified || len(sigs[0].Certificates) != 2 {
-		t.Errorf("with an MD2-signed certificate: verified %v (%v), %d certificates", sigs[0].Verified, sigs[0].Problem, len(sigs[0].Certificates))
+	if sigs := verify(t, withMD2, authenticode.VerifyOptions{}); !sigs[0].Verified() || len(sigs[0].Certificates) != 2 {
+		t.Errorf("with an MD2-signed certificate: verified %v (%v), %d certificates", sigs[0].Verified(), sigs[0].Problem, len(sigs[0].Certificates))
 	}
 }
 
@@ -835,7 +835,7 @@ func TestVerifyRogueSigner(t *testing.T) {
 	rogue := p.signer(t, testca.LeafOptions{CommonName: "Rogue", SelfSigned: true})
 	f := parseSignedPE(t, osslSign(t, peFile(4096), rogue, "-h", "sha256"))
 	sigs := verify(t, f, authenticode.VerifyOptions{Certificates: []*signing.Certificate{p.root, p.inter}})
-	if len(sigs) != 1 || !sigs[0].Verified {
+	if len(sigs) != 1 || !sigs[0].Verified() {
 		t.Fatalf("rogue signature: %+v", sigs)
 	}
 	wantChain(t, "rogue", sigs[0].Chains, rogue.cert)
@@ -1070,7 +1070,7 @@ func TestVerifySignatureEncodings(t *testing.T) {
 				t.Errorf("SignatureAlgorithm %q, want %q", sig.SignatureAlgorithm, tt.wantAlg)
 			}
 			if tt.want == nil {
-				if !sig.Verified {
+				if !sig.Verified() {
 					t.Fatalf("not verified: %v", sig.Problem)
 				}
 				if tt.wantLeaf != nil {
@@ -1083,8 +1083,8 @@ func TestVerifySignatureEncodings(t *testing.T) {
 				}
 				return
 			}
-			if sig.Verified || !errors.Is(sig.Problem, tt.want) {
-				t.Errorf("Verified %v, Problem %v; want %v", sig.Verified, sig.Problem, tt.want)
+			if sig.Verified() || !errors.Is(sig.Problem, tt.want) {
+				t.Errorf("Verified %v, Problem %v; want %v", sig.Verified(), sig.Problem, tt.want)
 			}
 		})
 	}
@@ -1140,7 +1140,7 @@ func TestVerifySignerDigests(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sigs := verify(t, f.withSignature(t, tt.der(f.pkcs7(t))), authenticode.VerifyOptions{Certificates: []*signing.Certificate{p.root}})
-			if len(sigs) != 1 || !sigs[0].Verified {
+			if len(sigs) != 1 || !sigs[0].Verified() {
 				t.Fatalf("signatures %+v", sigs)
 			}
 			if sigs[0].DigestAlgorithm != crypto.SHA256 || !slices.Equal(sigs[0].SignerDigests, tt.want) {
@@ -1207,8 +1207,8 @@ func TestVerifyLimits(t *testing.T) {
 			t.Fatalf("%d signatures, want %d", len(sigs), authenticode.MaxNestingDepth+1)
 		}
 		for i, sig := range sigs {
-			if len(sig.Path) != i || (i > 0 && sig.Path[i-1] != 0) || !sig.Verified {
-				t.Errorf("signature %d: Path %v, Verified %v (%v)", i, sig.Path, sig.Verified, sig.Problem)
+			if len(sig.Path) != i || (i > 0 && sig.Path[i-1] != 0) || !sig.Verified() {
+				t.Errorf("signature %d: Path %v, Verified %v (%v)", i, sig.Path, sig.Verified(), sig.Problem)
 			}
 		}
 		// One level more: refused.
@@ -1335,7 +1335,7 @@ func TestCertCache(t *testing.T) {
 			if errs[i] != nil {
 				t.Fatal(errs[i])
 			}
-			if len(sigs) != 1 || !sigs[0].Verified {
+			if len(sigs) != 1 || !sigs[0].Verified() {
 				t.Fatalf("result %d: %+v", i, sigs)
 			}
 			wantChain(t, "cached", sigs[0].Chains, s.cert, p.inter, p.root)
@@ -1364,7 +1364,7 @@ func TestCertCache(t *testing.T) {
 	}
 	table := bytes.Clone(files[0].table)
 	sigs, err := authenticode.Verify(table, 0, digestsFor(t, files[0]), authenticode.VerifyOptions{})
-	if err != nil || !sigs[0].Verified {
+	if err != nil || !sigs[0].Verified() {
 		t.Fatal(err, sigs)
 	}
 	clear(table)
@@ -1455,7 +1455,7 @@ func TestVerifySharedFiles(t *testing.T) {
 			}
 			for i, w := range want.sigs {
 				sig := sigs[i]
-				if !sig.Verified {
+				if !sig.Verified() {
 					t.Errorf("signature %d: %v", i, sig.Problem)
 					continue
 				}
@@ -1533,14 +1533,14 @@ func TestVerifyDebianShim(t *testing.T) {
 	}
 	for i, wantCA := range []string{"Microsoft Corporation UEFI CA 2011", "Microsoft UEFI CA 2023"} {
 		sig := sigs[i]
-		if !sig.Verified || sig.Index != i {
+		if !sig.Verified() || sig.Index != i {
 			t.Errorf("signature %d (Index %d): %v", i, sig.Index, sig.Problem)
 			continue
 		}
 		if len(sig.Chains) != 1 || len(sig.Chains[0]) != 2 || sig.Chains[0][1].CommonName() != wantCA {
 			t.Errorf("signature %d: chain %v, want the signer and %q", i, fingerprints(sig.Chains[0]), wantCA)
 		}
-		if ts := sig.Timestamp; ts == nil || ts.Kind != "rfc3161" || !ts.Verified || ts.Time.Before(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		if ts := sig.Timestamp; ts == nil || ts.Kind != "rfc3161" || !ts.Verified() || ts.Time.Before(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)) {
 			t.Errorf("signature %d: timestamp %+v, want a verified RFC 3161 timestamp", i, ts)
 		}
 	}
@@ -1559,7 +1559,7 @@ func TestVerifyDebianGrub(t *testing.T) {
 	shim := mustRead(t, debianEFI(t, debianShim))
 	ca := findCertificate(t, shim, "Debian Secure Boot CA")
 	sigs := verify(t, f, authenticode.VerifyOptions{Certificates: []*signing.Certificate{ca}})
-	if len(sigs) != 1 || !sigs[0].Verified {
+	if len(sigs) != 1 || !sigs[0].Verified() {
 		t.Fatalf("grub: %+v", sigs)
 	}
 	sig := sigs[0]
@@ -1593,7 +1593,7 @@ func TestVerifyDebianGrub(t *testing.T) {
 	bad := bytes.Clone(f.data)
 	bad[f.pf.Sections[0].PointerToRawData+64] ^= 1
 	bf := parseSignedPE(t, bad)
-	if sigs := verify(t, bf, authenticode.VerifyOptions{}); sigs[0].Verified || !errors.Is(sigs[0].Problem, authenticode.ErrDigestMismatch) {
+	if sigs := verify(t, bf, authenticode.VerifyOptions{}); sigs[0].Verified() || !errors.Is(sigs[0].Problem, authenticode.ErrDigestMismatch) {
 		t.Errorf("tampered grub: %+v", sigs[0])
 	}
 	if ok, _ := osslVerifies(t, bad, caFile); ok {
@@ -1694,7 +1694,7 @@ func BenchmarkVerify(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
 					sigs, err := authenticode.Verify(f.table, f.pf.CertTable.Off, digests, opts)
-					if err != nil || !sigs[0].Verified {
+					if err != nil || !sigs[0].Verified() {
 						b.Fatal(err, sigs[0].Problem)
 					}
 				}
@@ -1735,17 +1735,17 @@ func TestVerifyTimestampAuthorityEKU(t *testing.T) {
 		for kind, f := range files {
 			sigs := verify(t, f, authenticode.VerifyOptions{Certificates: []*signing.Certificate{p.root}})
 			ts := sigs[0].Timestamp
-			if !sigs[0].Verified || ts == nil || ts.Kind != kind {
-				t.Fatalf("%s, %s: signature verified %v (%v), timestamp %+v", name, kind, sigs[0].Verified, sigs[0].Problem, ts)
+			if !sigs[0].Verified() || ts == nil || ts.Kind != kind {
+				t.Fatalf("%s, %s: signature verified %v (%v), timestamp %+v", name, kind, sigs[0].Verified(), sigs[0].Problem, ts)
 			}
 			if name == "proper TSA" {
-				if !ts.Verified {
+				if !ts.Verified() {
 					t.Errorf("%s, %s: %v", name, kind, ts.Problem)
 				}
 				continue
 			}
-			if ts.Verified || !errors.Is(ts.Problem, signing.ErrNotTimestamping) || !errors.Is(ts.Problem, authenticode.ErrTimestamp) {
-				t.Errorf("%s, %s: timestamp verified %v, problem %v; want ErrNotTimestamping", name, kind, ts.Verified, ts.Problem)
+			if ts.Verified() || !errors.Is(ts.Problem, signing.ErrNotTimestamping) || !errors.Is(ts.Problem, authenticode.ErrTimestamp) {
+				t.Errorf("%s, %s: timestamp verified %v, problem %v; want ErrNotTimestamping", name, kind, ts.Verified(), ts.Problem)
 			}
 		}
 	}
@@ -1776,8 +1776,8 @@ func TestVerifyWhichHostsCount(t *testing.T) {
 	}
 	for i, w := range want {
 		s := sigs[i]
-		if s.Index != w.index || !slices.Equal(s.Path, w.path) || !s.Verified {
-			t.Fatalf("signature %d: %d %v verified %v", i, s.Index, s.Path, s.Verified)
+		if s.Index != w.index || !slices.Equal(s.Path, w.path) || !s.Verified() {
+			t.Fatalf("signature %d: %d %v verified %v", i, s.Index, s.Path, s.Verified())
 		}
 		for host, sub := range map[signing.Host]string{signing.HostWindows: w.windows, signing.HostUEFI: w.uefi} {
 			got := s.IgnoredBy[host]
@@ -1832,7 +1832,7 @@ func TestVerifyNestedUnderAFailedPrimary(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sigs := verify(t, good.withSignature(t, nest(t, tc.primary, build)), authenticode.VerifyOptions{Certificates: []*signing.Certificate{p.root}})
-			if len(sigs) != 2 || !sigs[1].Verified || sigs[1].IgnoredBy[signing.HostUEFI] == "" {
+			if len(sigs) != 2 || !sigs[1].Verified() || sigs[1].IgnoredBy[signing.HostUEFI] == "" {
 				t.Fatalf("signatures: %+v", sigs)
 			}
 			if got := sigs[1].IgnoredBy[signing.HostWindows]; (tc.why == "") != (got == "") || !strings.HasPrefix(got, tc.why) {
@@ -1889,7 +1889,7 @@ func TestVerifyOtherDataType(t *testing.T) {
 	good := parseSignedPE(t, osslSign(t, peFile(4096), s, "-h", "sha256"))
 	f := good.withSignature(t, withDataType(t, good.pkcs7(t), asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 2, 1, 21}, s.leaf.Key.(*rsa.PrivateKey)))
 	sigs := verify(t, f, authenticode.VerifyOptions{Certificates: []*signing.Certificate{p.root}})
-	if len(sigs) != 1 || !sigs[0].Verified {
+	if len(sigs) != 1 || !sigs[0].Verified() {
 		t.Fatalf("signatures: %+v", sigs)
 	}
 	const why = "its SpcIndirectDataContent data type is 1.3.6.1.4.1.311.2.1.21 (SPC_INDIVIDUAL_SP_KEY_PURPOSE_OBJID), not SPC_PE_IMAGE_DATAOBJ (1.3.6.1.4.1.311.2.1.15): csv cannot establish that Windows accepts it"
@@ -1918,8 +1918,8 @@ func TestVerifyOtherDataType(t *testing.T) {
 
 	// Over another image, the digest does not match: not verified.
 	other := parseSignedPE(t, osslSign(t, peFile(5000), s, "-h", "sha256")).withSignature(t, withDataType(t, good.pkcs7(t), asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 2, 1, 21}, s.leaf.Key.(*rsa.PrivateKey)))
-	if sigs := verify(t, other, authenticode.VerifyOptions{}); sigs[0].Verified || !errors.Is(sigs[0].Problem, authenticode.ErrDigestMismatch) {
-		t.Errorf("over another image: verified %v (%v)", sigs[0].Verified, sigs[0].Problem)
+	if sigs := verify(t, other, authenticode.VerifyOptions{}); sigs[0].Verified() || !errors.Is(sigs[0].Problem, authenticode.ErrDigestMismatch) {
+		t.Errorf("over another image: verified %v (%v)", sigs[0].Verified(), sigs[0].Problem)
 	}
 	if ok, _ := osslVerifies(t, other.data, p.rootPEM); ok {
 		t.Error("osslsigncode accepts it over another image")

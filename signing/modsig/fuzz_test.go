@@ -99,10 +99,10 @@ func FuzzFind(f *testing.F) {
 		if errors.Is(s.Problem, errPanic) {
 			t.Fatalf("Verify panicked: %v", s.Problem)
 		}
-		if s.Verified != (s.Problem == nil) {
-			t.Fatalf("Verified = %v with Problem %v", s.Verified, s.Problem)
+		if s.Verified() != (s.Problem == nil) {
+			t.Fatalf("Verified = %v with Problem %v", s.Verified(), s.Problem)
 		}
-		if s.Verified && !isCandidate(s.Signer(), append(candidates, s.Certificates...)) {
+		if s.Verified() && !isCandidate(s.Signer(), append(candidates, s.Certificates...)) {
 			t.Fatal("verified with a signer that is neither a candidate nor embedded")
 		}
 	})

@@ -76,6 +76,7 @@ import (
 	"math/big"
 
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/sigstate"
 	"github.com/codesignval/csv/signing"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -652,7 +653,6 @@ func (a *Appended) Verify(digest []byte, candidates []*signing.Certificate) (s *
 	s = &signing.Signature{Format: "modsig", Index: 0, DigestAlgorithm: a.DigestAlgorithm, Certificates: a.certs}
 	defer func() {
 		if p := recover(); p != nil {
-			s.Verified = false
 			s.Problem = fmt.Errorf("%w: panic in Verify: %v", errPanic, p)
 		}
 	}()
@@ -704,7 +704,7 @@ func (a *Appended) Verify(digest []byte, candidates []*signing.Certificate) (s *
 		if err == nil {
 			s.Chains = signing.BuildChains(c, pool)
 			s.Digest = append([]byte(nil), digest...)
-			s.Verified = true
+			sigstate.Verified(s)
 			return s
 		}
 		if firstErr == nil {

@@ -194,8 +194,8 @@ func TestRoundTrip(t *testing.T) {
 					wantChain += " > Test Root CA"
 				}
 				s := a.Verify(digest, cands)
-				if !s.Verified || s.Problem != nil {
-					t.Fatalf("Verify: Verified=%v Problem=%v", s.Verified, s.Problem)
+				if !s.Verified() || s.Problem != nil {
+					t.Fatalf("Verify: Verified=%v Problem=%v", s.Verified(), s.Problem)
 				}
 				if s.Format != "modsig" || s.Index != 0 || s.DigestAlgorithm != wantHash || s.SignatureAlgorithm != tc.wantAlg {
 					t.Errorf("Signature = {%q %d %v %q}, want {modsig 0 %v %q}", s.Format, s.Index, s.DigestAlgorithm, s.SignatureAlgorithm, wantHash, tc.wantAlg)
@@ -305,7 +305,7 @@ func TestVerifyProblems(t *testing.T) {
 				d = tc.digest(a, tc.file)
 			}
 			s := a.Verify(d, tc.candidates)
-			if s.Verified {
+			if s.Verified() {
 				t.Fatal("Verified = true")
 			}
 			if !errors.Is(s.Problem, tc.wantErr) {
@@ -323,8 +323,8 @@ func TestVerifyProblems(t *testing.T) {
 	// Several certificates match the identifier: the one whose key
 	// verifies is the signer, whatever the order.
 	s := find(t, rsaSigned).Verify(sum(crypto.SHA256, module), certs(t, rogue.Cert, p.rsa.Cert))
-	if !s.Verified || s.Signer().CommonName() != "Module Signer RSA" {
-		t.Errorf("impostor before the signer: Verified=%v Problem=%v", s.Verified, s.Problem)
+	if !s.Verified() || s.Signer().CommonName() != "Module Signer RSA" {
+		t.Errorf("impostor before the signer: Verified=%v Problem=%v", s.Verified(), s.Problem)
 	}
 }
 
@@ -558,8 +558,8 @@ func TestSignTwice(t *testing.T) {
 	once := signModule(t, module, p.rsa, SignOptions{})
 	twice := signModule(t, once, p.ec, SignOptions{})
 	a, s := verify(t, twice, certs(t, p.rsa.Cert, p.ec.Cert))
-	if a.SignedLen != int64(len(once)) || !s.Verified || s.Signer().CommonName() != "Module Signer ECDSA" {
-		t.Errorf("SignedLen = %d (want %d), Verified = %v, signer %v", a.SignedLen, len(once), s.Verified, s.Signer())
+	if a.SignedLen != int64(len(once)) || !s.Verified() || s.Signer().CommonName() != "Module Signer ECDSA" {
+		t.Errorf("SignedLen = %d (want %d), Verified = %v, signer %v", a.SignedLen, len(once), s.Verified(), s.Signer())
 	}
 	// Stripping to SignedLen recovers the singly signed file.
 	inner := find(t, twice[:a.SignedLen])
@@ -598,8 +598,8 @@ func TestSignedAttributesChecks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			file := signWithAttributes(t, module, p.rsa, tc.attrs)
 			_, s := verify(t, file, certs(t, p.rsa.Cert))
-			if s.Verified != (tc.want == nil) || !errors.Is(s.Problem, tc.want) {
-				t.Errorf("Verified = %v, Problem = %v; want %v", s.Verified, s.Problem, tc.want)
+			if s.Verified() != (tc.want == nil) || !errors.Is(s.Problem, tc.want) {
+				t.Errorf("Verified = %v, Problem = %v; want %v", s.Verified(), s.Problem, tc.want)
 			}
 		})
 	}
@@ -651,7 +651,7 @@ func TestECDSADigestMismatchInAlgorithm(t *testing.T) {
 	a := find(t, signed)
 	a.sigAlg = oidECDSAWithSHA384
 	s := a.Verify(sum(crypto.SHA256, module), certs(t, p.ec.Cert))
-	if s.Verified || !errors.Is(s.Problem, ErrUnsupported) {
-		t.Errorf("Verified = %v, Problem = %v; want ErrUnsupported", s.Verified, s.Problem)
+	if s.Verified() || !errors.Is(s.Problem, ErrUnsupported) {
+		t.Errorf("Verified = %v, Problem = %v; want ErrUnsupported", s.Verified(), s.Problem)
 	}
 }

@@ -151,15 +151,15 @@ func TestVerifyOpenSSLSignatures(t *testing.T) {
 				cands = certs(t, p.ca.Intermediate.Cert) // the leaf comes from the PKCS#7
 			}
 			s := a.Verify(sum(tc.hash, module), cands)
-			if !s.Verified || s.SignatureAlgorithm != tc.algorithm || len(s.Certificates) != tc.embedded {
-				t.Fatalf("Verify: Verified=%v Problem=%v algorithm %q certificates %d", s.Verified, s.Problem, s.SignatureAlgorithm, len(s.Certificates))
+			if !s.Verified() || s.SignatureAlgorithm != tc.algorithm || len(s.Certificates) != tc.embedded {
+				t.Fatalf("Verify: Verified=%v Problem=%v algorithm %q certificates %d", s.Verified(), s.Problem, s.SignatureAlgorithm, len(s.Certificates))
 			}
 			if got := chainNames(s.Chains[0]); got != tc.leaf.Cert.Subject.CommonName+" > Test Issuing CA" {
 				t.Errorf("chain %q", got)
 			}
 			bad := append([]byte(nil), module...)
 			bad[3] ^= 1
-			if s := a.Verify(sum(tc.hash, bad), cands); s.Verified {
+			if s := a.Verify(sum(tc.hash, bad), cands); s.Verified() {
 				t.Error("a changed module verified")
 			}
 		})
@@ -255,8 +255,8 @@ func TestSignFileECDSA(t *testing.T) {
 			}
 			theirs := runSignFile(t, tool, leaf, tc.hash, tc.keyID)
 			_, s := verify(t, theirs, certs(t, leaf.Cert, p.ca.Intermediate.Cert, p.ca.Root.Cert))
-			if !s.Verified || s.SignatureAlgorithm != "ECDSA" || s.DigestAlgorithm != tc.h {
-				t.Fatalf("Verify(sign-file's signature): Verified=%v Problem=%v", s.Verified, s.Problem)
+			if !s.Verified() || s.SignatureAlgorithm != "ECDSA" || s.DigestAlgorithm != tc.h {
+				t.Fatalf("Verify(sign-file's signature): Verified=%v Problem=%v", s.Verified(), s.Problem)
 			}
 			ours := signModule(t, module, leaf, SignOptions{Hash: tc.h, UseKeyID: tc.keyID})
 			if a, b := blankSignature(t, theirs), blankSignature(t, ours); !bytes.Equal(a, b) {
