@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/codesignval/csv/signing"
+	"github.com/codesignval/csv/signing/timestamp"
 )
 
 // CertLevel says where in a signature's chain a signer rule's certificate
@@ -673,12 +674,12 @@ func timestampUnused(p *Policy, ts *signing.Timestamp, lifetime bool, now time.T
 // trustedTimestamp reports whether a verified timestamp comes from a
 // timestamp authority the policy trusts: one of its chains (built with CA
 // checks) starts at a time-stamping certificate (the timeStamping EKU
-// alone, critical: signing.Certificate.CheckTimestamping, the rule every
+// alone, critical: timestamp.CheckCertificate, the rule every
 // timestamp path uses), holds one of the policy's timestamp authorities,
 // and every certificate of it was valid at the time it states.
 func trustedTimestamp(p *Policy, ts *signing.Timestamp) bool {
 	for _, chain := range ts.Chains {
-		if len(chain) == 0 || chain[0].CheckTimestamping() != nil {
+		if len(chain) == 0 || timestamp.CheckCertificate(chain[0]) != nil {
 			continue
 		}
 		valid, listed := true, false

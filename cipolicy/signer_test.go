@@ -182,7 +182,7 @@ func TestSignerRules(t *testing.T) {
 				s.Timestamp = &signing.Timestamp{Kind: s.Timestamp.Kind, Time: s.Timestamp.Time, Chains: s.Timestamp.Chains, Problem: errors.New("imprint mismatch")}
 				return signedPE(s)
 			}(), Blocked, KindNotAllowed, "", -1, "timestamp was ignored: it does not verify: imprint mismatch"},
-		// One rule for every timestamp (signing.Certificate.CheckTimestamping):
+		// One rule for every timestamp (timestamp.CheckCertificate):
 		// a TSA certificate whose timeStamping EKU is not critical, or sits
 		// beside codeSigning, vouches for no time, even when the policy
 		// lists its issuer.

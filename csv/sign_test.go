@@ -24,11 +24,10 @@ import (
 	"time"
 
 	"github.com/codesignval/csv/cipolicy"
-	"github.com/codesignval/csv/internal/binfmt/pe"
 	"github.com/codesignval/csv/internal/testbin"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/signing"
-	"github.com/codesignval/csv/signing/authenticode"
+	authpe "github.com/codesignval/csv/signing/authenticode/pe"
 	"github.com/codesignval/csv/signing/bundle"
 	"github.com/codesignval/csv/signing/modsig"
 )
@@ -661,11 +660,11 @@ func TestSignKilled(t *testing.T) {
 // imageDigest is the Authenticode SHA256 of a PE image in memory.
 func imageDigest(t *testing.T, img []byte) []byte {
 	t.Helper()
-	pf, err := pe.Parse(bytes.NewReader(img), int64(len(img)))
+	im, err := authpe.Parse(bytes.NewReader(img), int64(len(img)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := authenticode.Digest(bytes.NewReader(img), pf, crypto.SHA256)
+	d, err := im.Digest(bytes.NewReader(img), crypto.SHA256)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -399,31 +399,6 @@ func (c *Certificate) HasEKU(oid string) bool {
 	return false
 }
 
-// ErrNotTimestamping is wrapped by CheckTimestamping's errors.
-var ErrNotTimestamping = errors.New("signing: not a time-stamping certificate")
-
-// CheckTimestamping checks that c may sign time-stamp tokens, as RFC 3161
-// (2.3) requires of a TSA's certificate: its extended key usage extension
-// is marked critical and lists id-kp-timeStamping and nothing else. A
-// certificate without the extension (which crypto/x509's chain check lets
-// pass for any usage), with the extension not critical, or listing
-// timeStamping beside another usage (codeSigning: a code-signing key that
-// could also vouch for the time its signatures were made) is refused. This
-// is the one rule for every timestamp csv accepts: Authenticode timestamps
-// (RFC 3161 and legacy countersignatures), the time-stamp responses of
-// signed manifests and bundles, and the policy's timestamp authorities.
-func (c *Certificate) CheckTimestamping() error {
-	switch {
-	case c.EKUs == nil:
-		return fmt.Errorf("%w: %q has no extended key usage extension (RFC 3161 wants timeStamping alone, critical)", ErrNotTimestamping, c.CommonName())
-	case len(c.EKUs) != 1 || c.EKUs[0] != OIDTimeStamping.String():
-		return fmt.Errorf("%w: %q has the extended key usages %s (RFC 3161 wants timeStamping alone)", ErrNotTimestamping, c.CommonName(), strings.Join(c.EKUs, ", "))
-	case !c.EKUCritical:
-		return fmt.Errorf("%w: the extended key usage extension of %q is not critical (RFC 3161 wants it critical)", ErrNotTimestamping, c.CommonName())
-	}
-	return nil
-}
-
 // PublicKeyAlgorithm names the key type: RSA, ECDSA, Ed25519 or unknown.
 func (c *Certificate) PublicKeyAlgorithm() string {
 	switch c.PublicKey.(type) {

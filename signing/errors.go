@@ -39,6 +39,9 @@ var (
 	// ErrTimestamp: a timestamp (an RFC 3161 token or a legacy
 	// countersignature) does not verify.
 	ErrTimestamp = errors.New("signing: timestamp does not verify")
+	// ErrNotTimestamping: a certificate that signed a timestamp is not a
+	// time-stamping certificate (timestamp.CheckCertificate, the one rule).
+	ErrNotTimestamping = errors.New("signing: not a time-stamping certificate")
 	// ErrSigner: a key and certificate chain cannot make the signature
 	// asked for (no chain, a key that is not the leaf's, a leaf without the
 	// usage the format needs).
@@ -75,3 +78,20 @@ func (e *MalformedError) Unwrap() error { return e.Err }
 
 // Is reports that a MalformedError is [ErrMalformed].
 func (e *MalformedError) Is(target error) bool { return target == ErrMalformed }
+
+// Errorf formats an error that is kind (errors.Is), one of the sentinels
+// above, without repeating kind's own message: the message says what
+// happened in the words of the code that found it ("image digest
+// mismatch: signed sha256 ...", under the caller's package prefix). %w in
+// format wraps as fmt.Errorf does.
+func Errorf(kind error, format string, args ...any) error {
+	return &kindError{kind: kind, err: fmt.Errorf(format, args...)}
+}
+
+type kindError struct {
+	kind error
+	err  error
+}
+
+func (e *kindError) Error() string   { return e.err.Error() }
+func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }

@@ -1,4 +1,4 @@
-package authenticode_test
+package pe_test
 
 import (
 	"bytes"
@@ -30,12 +30,13 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/codesignval/csv/internal/binfmt"
-	"github.com/codesignval/csv/internal/binfmt/pe"
+	binpe "github.com/codesignval/csv/internal/binfmt/pe"
 	"github.com/codesignval/csv/internal/testbin"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
+	"github.com/codesignval/csv/signing/authenticode/pe"
 )
 
 // goBuilt cross-compiles a small Go program for Windows once per test
@@ -106,10 +107,10 @@ func sharedUnsigned(t *testing.T) map[string][]byte {
 		if err != nil {
 			return err
 		}
-		if !pe.IsPE(bytes.NewReader(data), int64(len(data))) {
+		if !binpe.IsPE(bytes.NewReader(data), int64(len(data))) {
 			return nil
 		}
-		f, err := pe.Parse(bytes.NewReader(data), int64(len(data)))
+		f, err := binpe.Parse(bytes.NewReader(data), int64(len(data)))
 		if err == nil && !f.Signed() {
 			rel, _ := filepath.Rel(dir, path)
 			out[rel] = data
@@ -671,7 +672,7 @@ func TestVerifyTSA(t *testing.T) {
 	}
 	// A certificate that is not a TSA's (RFC 3161: the timeStamping EKU
 	// alone, critical) cannot answer at all: the one rule
-	// (signing.Certificate.CheckTimestamping) refuses its tokens wherever
+	// (timestamp.CheckCertificate) refuses its tokens wherever
 	// they are read, before any question of trust.
 	for name, o := range badTSAs {
 		tsa := p.signer(t, o)
@@ -758,7 +759,7 @@ func TestSignRefusals(t *testing.T) {
 	badLength := bytes.Clone(sp.table)
 	binary.LittleEndian.PutUint32(badLength, uint32(len(badLength)+8)) // dwLength past the table
 	stray := append(bytes.Clone(sp.table), 1, 2, 3, 4)
-	x509Entry := makeTable(tableEntry{revision: pe.CertRevision2_0, typ: pe.CertTypeX509, data: s.leaf.Cert.Raw})
+	x509Entry := makeTable(tableEntry{revision: binpe.CertRevision2_0, typ: binpe.CertTypeX509, data: s.leaf.Cert.Raw})
 	garbage := makeTable(pkcs7Entry([]byte{0x30, 0x03, 0x02, 0x01, 0x01}))
 	junkSecond := append(bytes.Clone(sp.table), makeTable(pkcs7Entry(bytes.Repeat([]byte("junk"), 1024)))...)
 
@@ -803,7 +804,7 @@ func TestSignRefusals(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out discard
-			res, err := authenticode.Sign(context.Background(), bytes.NewReader(tt.in), int64(len(tt.in)), &out, tt.key, tt.chain, tt.opts)
+			res, err := pe.Sign(context.Background(), bytes.NewReader(tt.in), int64(len(tt.in)), &out, tt.key, tt.chain, tt.opts)
 			if err == nil || res != nil || !tt.wantErr(err) {
 				t.Fatalf("Sign = %v, %v", res, err)
 			}
@@ -893,7 +894,7 @@ func TestSignStops(t *testing.T) {
 	defer cancel()
 	cr := &cancelReader{r: bytes.NewReader(in), cancel: cancel}
 	var out discard
-	_, err := authenticode.Sign(ctx, cr, int64(len(in)), &out, s.leaf.Key, p.chainOf(s), authenticode.SignOptions{})
+	_, err := pe.Sign(ctx, cr, int64(len(in)), &out, s.leaf.Key, p.chainOf(s), authenticode.SignOptions{})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
@@ -902,7 +903,7 @@ func TestSignStops(t *testing.T) {
 	}
 
 	short := testbin.PE(testbin.PEOptions{})
-	_, err = authenticode.Sign(context.Background(), bytes.NewReader(short), int64(len(short))+100, &discard{}, s.leaf.Key, p.chainOf(s), authenticode.SignOptions{})
+	_, err = pe.Sign(context.Background(), bytes.NewReader(short), int64(len(short))+100, &discard{}, s.leaf.Key, p.chainOf(s), authenticode.SignOptions{})
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("short input: err = %v, want io.ErrUnexpectedEOF", err)
 	}
@@ -935,7 +936,7 @@ func TestSignMemoryDoesNotGrowWithFileSize(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	res, err := authenticode.Sign(context.Background(), f, size, &out, s.leaf.Key, chain, authenticode.SignOptions{})
+	res, err := pe.Sign(context.Background(), f, size, &out, s.leaf.Key, chain, authenticode.SignOptions{})
 	runtime.ReadMemStats(&after)
 	if err != nil {
 		t.Fatal(err)
@@ -949,8 +950,8 @@ func TestSignMemoryDoesNotGrowWithFileSize(t *testing.T) {
 		t.Errorf("signing a %d MiB file allocated %d KiB, want under 1 MiB", size>>20, alloc>>10)
 	}
 	// The patched header: the directory entry points at the table right
-	// after the image, and the table ends the file (pe.Parse checks it).
-	pf, err := pe.Parse(sparseReader{prefix: out.head[:], size: res.Size}, res.Size)
+	// after the image, and the table ends the file (binpe.Parse checks it).
+	pf, err := binpe.Parse(sparseReader{prefix: out.head[:], size: res.Size}, res.Size)
 	if err != nil {
 		t.Fatal(err)
 	}
