@@ -75,6 +75,43 @@ func (o OID) ObjectIdentifier() (asn1.ObjectIdentifier, bool) {
 	return oid, s.ReadASN1ObjectIdentifier(&oid) && s.Empty()
 }
 
+// knownOIDs holds the decoded form of the algorithm OIDs that signatures
+// name, so that looking one up in package signing's table (which takes an
+// asn1.ObjectIdentifier) does not decode, and allocate, every time. It
+// widens nothing: an OID missing here is decoded as before, and the table
+// decides what is accepted. The slices are shared: read them only.
+var knownOIDs = func() map[string]asn1.ObjectIdentifier {
+	m := map[string]asn1.ObjectIdentifier{}
+	for _, arcs := range [][]int{
+		{1, 3, 14, 3, 2, 26},             // sha1
+		{2, 16, 840, 1, 101, 3, 4, 2, 1}, // sha256
+		{2, 16, 840, 1, 101, 3, 4, 2, 2}, // sha384
+		{2, 16, 840, 1, 101, 3, 4, 2, 3}, // sha512
+		{1, 2, 840, 113549, 1, 1, 1},     // rsaEncryption
+		{1, 2, 840, 113549, 1, 1, 5},     // sha1WithRSAEncryption
+		{1, 2, 840, 113549, 1, 1, 10},    // RSASSA-PSS
+		{1, 2, 840, 113549, 1, 1, 11},    // sha256WithRSAEncryption
+		{1, 2, 840, 113549, 1, 1, 12},    // sha384WithRSAEncryption
+		{1, 2, 840, 113549, 1, 1, 13},    // sha512WithRSAEncryption
+		{1, 2, 840, 10045, 2, 1},         // id-ecPublicKey
+		{1, 2, 840, 10045, 4, 3, 2},      // ecdsa-with-SHA256
+		{1, 2, 840, 10045, 4, 3, 3},      // ecdsa-with-SHA384
+		{1, 2, 840, 10045, 4, 3, 4},      // ecdsa-with-SHA512
+	} {
+		m[string(NewOID(arcs...))] = arcs
+	}
+	return m
+}()
+
+// decode is ObjectIdentifier, without allocating for the OIDs of
+// knownOIDs; the result must not be modified.
+func (o OID) decode() (asn1.ObjectIdentifier, bool) {
+	if oid, ok := knownOIDs[string(o)]; ok {
+		return oid, true
+	}
+	return o.ObjectIdentifier()
+}
+
 // String renders o dotted, or in hex if it is not a valid OID element.
 func (o OID) String() string {
 	if oid, ok := o.ObjectIdentifier(); ok {

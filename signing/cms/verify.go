@@ -83,7 +83,7 @@ func (si *SignerInfo) DigestHash() (crypto.Hash, error) {
 // DigestHash returns the hash a digest algorithm OID names, as
 // signing.DigestAlgorithm accepts it.
 func DigestHash(oid OID) (crypto.Hash, error) {
-	o, ok := oid.ObjectIdentifier()
+	o, ok := oid.decode()
 	if !ok {
 		return 0, signing.Errorf(signing.ErrUnsupportedAlgorithm, "cms: unsupported algorithm: digest algorithm %s", oid)
 	}
@@ -94,7 +94,7 @@ func DigestHash(oid OID) (crypto.Hash, error) {
 // key kind and the hash the signature is made through (the digest
 // algorithm's for a key-only OID such as rsaEncryption).
 func (si *SignerInfo) Scheme() (kind string, h crypto.Hash, err error) {
-	oid, ok := si.SignatureAlgorithm.OID.ObjectIdentifier()
+	oid, ok := si.SignatureAlgorithm.OID.decode()
 	if !ok {
 		return "", 0, signing.Errorf(signing.ErrUnsupportedAlgorithm, "cms: unsupported algorithm: bad signature algorithm OID")
 	}
@@ -113,7 +113,7 @@ func (si *SignerInfo) pssParams() []byte {
 // signing.Signature.SignatureAlgorithm does: RSA, RSA-PSS, ECDSA, Ed25519,
 // or "unknown (OID)".
 func (si *SignerInfo) SignatureKind() string {
-	oid, ok := si.SignatureAlgorithm.OID.ObjectIdentifier()
+	oid, ok := si.SignatureAlgorithm.OID.decode()
 	if !ok {
 		return "unknown"
 	}
@@ -139,7 +139,7 @@ func (si *SignerInfo) SignerDigests(content crypto.Hash) []crypto.Hash {
 	if h, err := si.DigestHash(); err == nil {
 		add(h)
 	}
-	if oid, ok := si.SignatureAlgorithm.OID.ObjectIdentifier(); ok {
+	if oid, ok := si.SignatureAlgorithm.OID.decode(); ok {
 		add(signing.SignatureHash(oid, si.pssParams()))
 	}
 	return out

@@ -44,6 +44,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"strconv"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -239,10 +240,22 @@ func ParseTable(table []byte, off int64) (*Table, error) {
 	}
 	t := &Table{table: table, off: off, entries: entries, stored: make([]authenticode.Stored, len(entries))}
 	for i, e := range entries {
-		t.stored[i] = authenticode.Stored{Name: fmt.Sprintf("certificate table entry %d", i), Offset: e.Offset,
+		t.stored[i] = authenticode.Stored{Name: entryName(i), Offset: e.Offset,
 			DER: e.Data, DEROffset: e.Offset + 8, ZeroPadding: true}
 	}
 	return t, nil
+}
+
+// entryNames are the names of the first entries, which nearly every table
+// stops at, so that naming them does not allocate per file.
+var entryNames = [...]string{"certificate table entry 0", "certificate table entry 1", "certificate table entry 2", "certificate table entry 3"}
+
+// entryName names WIN_CERTIFICATE entry i for messages.
+func entryName(i int) string {
+	if i < len(entryNames) {
+		return entryNames[i]
+	}
+	return "certificate table entry " + strconv.Itoa(i)
 }
 
 // Format is "PE".
