@@ -17,6 +17,7 @@ import (
 	"github.com/codesignval/csv/attest/eventlog"
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/verifiedby"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -693,10 +694,7 @@ func (j *componentJudge) judgeAs(c *Component, id string) cipolicy.Decision {
 		s := base
 		if c := a.Certificate(); c != nil {
 			s.Signed = true
-			s.Signatures = []*signing.Signature{{
-				Format: "uefi", Verified: true, SignatureAlgorithm: sigAlg(c),
-				Chains: [][]*signing.Certificate{{c}}, Certificates: []*signing.Certificate{c},
-			}}
+			s.Signatures = []*signing.Signature{verifiedby.Firmware(c, sigAlg(c))}
 		} else if a.CertDER != nil {
 			s.Problem = fmt.Errorf("the certificate of authority %s (event %d) cannot be read", a.Name(), a.Event)
 		}

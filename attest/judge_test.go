@@ -24,6 +24,7 @@ import (
 	"github.com/codesignval/csv/attest/eventlog"
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/verifiedby"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -144,8 +145,7 @@ func everyAuthority(c Component, auths []Authority, ci *cipolicy.Set, scoped boo
 			s := base
 			if cert := a.Certificate(); cert != nil {
 				s.Signed = true
-				s.Signatures = []*signing.Signature{{Format: "uefi", Verified: true, SignatureAlgorithm: sigAlg(cert),
-					Chains: [][]*signing.Certificate{{cert}}, Certificates: []*signing.Certificate{cert}}}
+				s.Signatures = []*signing.Signature{verifiedby.Firmware(cert, sigAlg(cert))}
 			} else if a.CertDER != nil {
 				s.Problem = fmt.Errorf("the certificate of authority %s (event %d) cannot be read", a.Name(), a.Event)
 			}

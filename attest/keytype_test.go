@@ -15,6 +15,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/internal/verifiedby"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -106,7 +107,7 @@ func TestAuthorityKeyType(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := set.Evaluate(cipolicy.Subject{Path: "pcr4/EV_EFI_BOOT_SERVICES_APPLICATION/1", Format: cipolicy.FormatPE, Scenario: cipolicy.ScenarioBoot, Signed: true,
-		Signatures: []*signing.Signature{{Format: "uefi", Verified: true, SignatureAlgorithm: sigAlg(odd), Chains: [][]*signing.Certificate{{odd}}, Certificates: []*signing.Certificate{odd}}}})
+		Signatures: []*signing.Signature{verifiedby.Firmware(odd, sigAlg(odd))}})
 	if d.Allowed() {
 		t.Errorf("an authority with an unknown key type is allowed under key_types [rsa]: %s", d.Reason)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"testing"
 
+	"github.com/codesignval/csv/internal/verifiedby"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -59,9 +60,7 @@ func TestSingleCertificateKey(t *testing.T) {
 		t.Errorf("leaf and its copy: %q, %q; rogue %q", keys["leaf"], keys["leaf copy"], keys["rogue"])
 	}
 	judge := func(c *signing.Certificate, path string, digest []byte) Decision {
-		s := Subject{Path: path, Format: FormatPE, Scenario: ScenarioBoot, Signed: true, Signatures: []*signing.Signature{{
-			Format: "uefi", Verified: true, SignatureAlgorithm: c.PublicKeyAlgorithm(), Chains: [][]*signing.Certificate{{c}},
-			Certificates: []*signing.Certificate{c}}}}
+		s := Subject{Path: path, Format: FormatPE, Scenario: ScenarioBoot, Signed: true, Signatures: []*signing.Signature{verifiedby.Firmware(c, c.PublicKeyAlgorithm())}}
 		s.Digests.AuthenticodeSHA256 = digest
 		return set.Evaluate(s)
 	}

@@ -651,13 +651,13 @@ func describe(s *Subject, notes []string) string {
 	case s.Signatures != nil:
 		verified := 0
 		for _, sig := range s.Signatures {
-			if sig.Verified {
+			if sig.Verified() {
 				verified++
 			}
 		}
 		parts = append(parts, fmt.Sprintf("%d signatures (%d verified), none by a signer a rule allows", len(s.Signatures), verified))
 		for i, sig := range s.Signatures {
-			if !sig.Verified && sig.Problem != nil {
+			if !sig.Verified() && sig.Problem != nil {
 				parts = append(parts, fmt.Sprintf("signature %d does not verify: %v", i, sig.Problem))
 			}
 		}

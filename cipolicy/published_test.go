@@ -158,7 +158,7 @@ func TestParsePublishedShapes(t *testing.T) {
 			t.Fatal(err)
 		}
 		d := s.Evaluate(Subject{Path: "a.exe", Format: FormatPE, Scenario: ScenarioUser, Signed: true,
-			Digests: Digests{SHA256: h1}, Signatures: signedBy(synthCert("s", "r", h1, ""))})
+			Digests: Digests{SHA256: h1}, Signatures: signedBy(t, synthCert("s", "r", h1, ""))})
 		if d.Allowed() {
 			t.Errorf("allowed through a tagging policy: %s", d.Reason)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/codesignval/csv/signing"
+	"github.com/codesignval/csv/signing/timestamp"
 )
 
 // CertLevel says where in a signature's chain a signer rule's certificate
@@ -394,7 +395,7 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 	deny := r.broad
 	why, ignoredWhy := "", ""
 	for i, sig := range s.Signatures {
-		if !sig.Verified {
+		if !sig.Verified() {
 			continue
 		}
 		if !deny {
@@ -631,9 +632,9 @@ func validity(p *Policy, s *Subject, sig *signing.Signature, chain []*signing.Ce
 // its chain is judged at, or "" when it does.
 func timestampUnused(p *Policy, ts *signing.Timestamp, lifetime bool, now time.Time) string {
 	switch {
-	case !ts.Verified && ts.Problem != nil:
+	case !ts.Verified() && ts.Problem != nil:
 		return fmt.Sprintf("it does not verify: %v", ts.Problem)
-	case !ts.Verified:
+	case !ts.Verified():
 		return "it does not verify"
 	case lifetime:
 		return "the signing certificate carries the Lifetime Signing EKU, so its signatures expire with it"
@@ -671,12 +672,12 @@ func timestampUnused(p *Policy, ts *signing.Timestamp, lifetime bool, now time.T
 // trustedTimestamp reports whether a verified timestamp comes from a
 // timestamp authority the policy trusts: one of its chains (built with CA
 // checks) starts at a time-stamping certificate (the timeStamping EKU
-// alone, critical: signing.Certificate.CheckTimestamping, the rule every
+// alone, critical: timestamp.CheckCertificate, the rule every
 // timestamp path uses), holds one of the policy's timestamp authorities,
 // and every certificate of it was valid at the time it states.
 func trustedTimestamp(p *Policy, ts *signing.Timestamp) bool {
 	for _, chain := range ts.Chains {
-		if len(chain) == 0 || chain[0].CheckTimestamping() != nil {
+		if len(chain) == 0 || timestamp.CheckCertificate(chain[0]) != nil {
 			continue
 		}
 		valid, listed := true, false

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/codesignval/csv/internal/sigtest"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/signing"
 )
@@ -25,6 +26,7 @@ type pki struct {
 	// softTSA and codeTSA are not TSAs as RFC 3161 wants: the
 	// timeStamping EKU not critical, or beside codeSigning.
 	softTSA, codeTSA *signing.Certificate
+	t                testing.TB
 }
 
 func cert(t *testing.T, c *x509.Certificate) *signing.Certificate {
@@ -39,7 +41,7 @@ func cert(t *testing.T, c *x509.Certificate) *signing.Certificate {
 func newPKI(t *testing.T) *pki {
 	t.Helper()
 	ca := testca.New(t)
-	p := &pki{ca: ca, root: cert(t, ca.Root.Cert), inter: cert(t, ca.Intermediate.Cert)}
+	p := &pki{t: t, ca: ca, root: cert(t, ca.Root.Cert), inter: cert(t, ca.Intermediate.Cert)}
 	p.leaf = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "Build Signing"}).Cert)
 	p.ecdsaLeaf = cert(t, ca.Leaf(t, testca.LeafOptions{CommonName: "ECDSA Signing", KeyType: testca.ECDSAP256}).Cert)
 	// Valid for six months a year ago, inside the CA's validity.
@@ -59,11 +61,16 @@ func newPKI(t *testing.T) *pki {
 
 // sig makes a verified signature whose chain runs from leaf through the CA.
 func (p *pki) sig(leaf *signing.Certificate, alg string) *signing.Signature {
+	return sigtest.Verified(p.t, p.unverifiedSig(leaf, alg))
+}
+
+// unverifiedSig is sig, not verified.
+func (p *pki) unverifiedSig(leaf *signing.Certificate, alg string) *signing.Signature {
 	chain := []*signing.Certificate{leaf}
 	if leaf.IssuedBy(p.inter) {
 		chain = append(chain, p.inter, p.root)
 	}
-	return &signing.Signature{Format: "authenticode", Verified: true, SignatureAlgorithm: alg, Chains: [][]*signing.Certificate{chain}}
+	return &signing.Signature{Format: "authenticode", SignatureAlgorithm: alg, Chains: [][]*signing.Certificate{chain}}
 }
 
 func signedPE(sigs ...*signing.Signature) Subject {
@@ -86,20 +93,20 @@ func TestSignerRules(t *testing.T) {
 	// timestamping certificate.
 	selfTimestamped := func() *signing.Signature {
 		s := p.sig(p.expired, "RSA")
-		s.Timestamp = &signing.Timestamp{Kind: "rfc3161", Verified: true, Time: testca.Epoch.AddDate(0, -9, 0),
-			Chains: [][]*signing.Certificate{{p.expired, p.inter, p.root}}}
+		s.Timestamp = sigtest.VerifiedTimestamp(t, &signing.Timestamp{Kind: "rfc3161", Time: testca.Epoch.AddDate(0, -9, 0),
+			Chains: [][]*signing.Certificate{{p.expired, p.inter, p.root}}})
 		return s
 	}
 	futureTimestamp := func() *signing.Signature {
 		s := p.sig(p.leaf, "RSA")
-		s.Timestamp = &signing.Timestamp{Kind: "rfc3161", Verified: true, Time: testca.Epoch.AddDate(1, 0, 0),
-			Chains: [][]*signing.Certificate{{p.tsa, p.inter, p.root}}}
+		s.Timestamp = sigtest.VerifiedTimestamp(t, &signing.Timestamp{Kind: "rfc3161", Time: testca.Epoch.AddDate(1, 0, 0),
+			Chains: [][]*signing.Certificate{{p.tsa, p.inter, p.root}}})
 		return s
 	}
 	expiredStampedBy := func(tsa *signing.Certificate) *signing.Signature {
 		s := p.sig(p.expired, "RSA")
-		s.Timestamp = &signing.Timestamp{Kind: "rfc3161", Verified: true, Time: testca.Epoch.AddDate(0, -9, 0),
-			Chains: [][]*signing.Certificate{{tsa, p.inter, p.root}}}
+		s.Timestamp = sigtest.VerifiedTimestamp(t, &signing.Timestamp{Kind: "rfc3161", Time: testca.Epoch.AddDate(0, -9, 0),
+			Chains: [][]*signing.Certificate{{tsa, p.inter, p.root}}})
 		return s
 	}
 	expiredWithTimestamp := func(trusted bool) *signing.Signature {
@@ -111,8 +118,7 @@ func TestSignerRules(t *testing.T) {
 	if !trustedTSAIsMatchedByChain(p) {
 		t.Fatal("test PKI: the TSA is not issued by the intermediate")
 	}
-	unverified := p.sig(p.leaf, "RSA")
-	unverified.Verified = false
+	unverified := p.unverifiedSig(p.leaf, "RSA")
 	unverified.Problem = errors.New("image digest mismatch")
 
 	tests := []struct {
@@ -173,10 +179,10 @@ func TestSignerRules(t *testing.T) {
 		{"expired, timestamp does not verify", "timestamp_authorities: [{tbs: " + tbs(p.tsa) + "}]", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
 			func() Subject {
 				s := expiredWithTimestamp(true)
-				s.Timestamp.Verified, s.Timestamp.Problem = false, errors.New("imprint mismatch")
+				s.Timestamp = &signing.Timestamp{Kind: s.Timestamp.Kind, Time: s.Timestamp.Time, Chains: s.Timestamp.Chains, Problem: errors.New("imprint mismatch")}
 				return signedPE(s)
 			}(), Blocked, KindNotAllowed, "", -1, "timestamp was ignored: it does not verify: imprint mismatch"},
-		// One rule for every timestamp (signing.Certificate.CheckTimestamping):
+		// One rule for every timestamp (timestamp.CheckCertificate):
 		// a TSA certificate whose timeStamping EKU is not critical, or sits
 		// beside codeSigning, vouches for no time, even when the policy
 		// lists its issuer.

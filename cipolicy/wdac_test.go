@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/codesignval/csv/internal/sigtest"
 	"github.com/codesignval/csv/internal/testenv"
 	"github.com/codesignval/csv/signing"
 )
@@ -110,8 +111,8 @@ func synthCert(cn, issuer string, tbs []byte, ekus ...string) *signing.Certifica
 	return c
 }
 
-func signedBy(chain ...*signing.Certificate) []*signing.Signature {
-	return []*signing.Signature{{Format: "authenticode", Verified: true, SignatureAlgorithm: "RSA", Chains: [][]*signing.Certificate{chain}}}
+func signedBy(t testing.TB, chain ...*signing.Certificate) []*signing.Signature {
+	return []*signing.Signature{sigtest.Verified(t, &signing.Signature{Format: "authenticode", SignatureAlgorithm: "RSA", Chains: [][]*signing.Certificate{chain}})}
 }
 
 func peSubject(sc Scenario, attrs *FileAttributes, sigs []*signing.Signature) Subject {
@@ -406,18 +407,18 @@ func TestParseXMLEvaluate(t *testing.T) {
 	}{
 		{"allowed by hash", withDigest(peSubject(ScenarioUser, nil, nil), h2), Allowed, KindAllowedByHash, "ID_ALLOW_H"},
 		{"hash rule is user-mode only", withDigest(peSubject(ScenarioKernel, nil, nil), h2), Blocked, KindUnsigned, ""},
-		{"allowed by PCA signer", peSubject(ScenarioUser, attrs("notepad.exe", "10.0.1.0"), signedBy(leaf, pca)), Allowed, KindAllowedBySigner, "ID_SIGNER_PCA:user"},
-		{"PCA signer without attributes", peSubject(ScenarioUser, nil, signedBy(leaf, pca)), Allowed, KindAllowedBySigner, "ID_SIGNER_PCA:user"},
-		{"ExceptDenyRule exempts cmd.exe", peSubject(ScenarioUser, attrs("CMD.EXE", "10.0.22621.1"), signedBy(leaf, pca)), Blocked, KindNotAllowed, ""},
-		{"no exception in the kernel scenario", peSubject(ScenarioKernel, attrs("cmd.exe", "10.0.22621.1"), signedBy(leaf, pca)), Allowed, KindAllowedBySigner, "ID_SIGNER_PCA:kernel"},
-		{"leaf lacks the Windows EKU", peSubject(ScenarioUser, nil, signedBy(leafNoEKU, pca)), Blocked, KindNotAllowed, ""},
-		{"denied signer", withDigest(peSubject(ScenarioUser, attrs("tool.exe", "4.0.0.0"), signedBy(badLeaf, bad)), h2), Blocked, KindDenied, "ID_SIGNER_BAD"},
-		{"ExceptAllowRule exempts from the deny", withDigest(peSubject(ScenarioUser, attrs("tool.exe", "4.0.0.0"), signedBy(badLeaf, bad)), h3), Allowed, KindAllowedBySigner, "ID_SIGNER_TOOL"},
-		{"FileAttribRef version too low", withDigest(peSubject(ScenarioUser, attrs("tool.exe", "2.9.0.0"), signedBy(badLeaf, bad)), h3), Blocked, KindNotAllowed, ""},
-		{"FileAttribRef other name", withDigest(peSubject(ScenarioUser, attrs("other.exe", "4.0.0.0"), signedBy(badLeaf, bad)), h3), Blocked, KindNotAllowed, ""},
+		{"allowed by PCA signer", peSubject(ScenarioUser, attrs("notepad.exe", "10.0.1.0"), signedBy(t, leaf, pca)), Allowed, KindAllowedBySigner, "ID_SIGNER_PCA:user"},
+		{"PCA signer without attributes", peSubject(ScenarioUser, nil, signedBy(t, leaf, pca)), Allowed, KindAllowedBySigner, "ID_SIGNER_PCA:user"},
+		{"ExceptDenyRule exempts cmd.exe", peSubject(ScenarioUser, attrs("CMD.EXE", "10.0.22621.1"), signedBy(t, leaf, pca)), Blocked, KindNotAllowed, ""},
+		{"no exception in the kernel scenario", peSubject(ScenarioKernel, attrs("cmd.exe", "10.0.22621.1"), signedBy(t, leaf, pca)), Allowed, KindAllowedBySigner, "ID_SIGNER_PCA:kernel"},
+		{"leaf lacks the Windows EKU", peSubject(ScenarioUser, nil, signedBy(t, leafNoEKU, pca)), Blocked, KindNotAllowed, ""},
+		{"denied signer", withDigest(peSubject(ScenarioUser, attrs("tool.exe", "4.0.0.0"), signedBy(t, badLeaf, bad)), h2), Blocked, KindDenied, "ID_SIGNER_BAD"},
+		{"ExceptAllowRule exempts from the deny", withDigest(peSubject(ScenarioUser, attrs("tool.exe", "4.0.0.0"), signedBy(t, badLeaf, bad)), h3), Allowed, KindAllowedBySigner, "ID_SIGNER_TOOL"},
+		{"FileAttribRef version too low", withDigest(peSubject(ScenarioUser, attrs("tool.exe", "2.9.0.0"), signedBy(t, badLeaf, bad)), h3), Blocked, KindNotAllowed, ""},
+		{"FileAttribRef other name", withDigest(peSubject(ScenarioUser, attrs("other.exe", "4.0.0.0"), signedBy(t, badLeaf, bad)), h3), Blocked, KindNotAllowed, ""},
 		// Windows reads no FriendlyName: a deny named "Hash Page" whose
 		// value is the whole-image hash still denies the file.
-		{"a deny named as a page hash matches the image hash", withDigest(peSubject(ScenarioUser, nil, signedBy(leaf, pca)), h4), Blocked, KindDenied, "ID_DENY_PAGE"},
+		{"a deny named as a page hash matches the image hash", withDigest(peSubject(ScenarioUser, nil, signedBy(t, leaf, pca)), h4), Blocked, KindDenied, "ID_DENY_PAGE"},
 		{"ELF files are not judged by WDAC rules", Subject{Path: "x", Format: FormatELF, Scenario: ScenarioUser, Digests: Digests{SHA256: h2}}, Blocked, KindUnsigned, ""},
 	}
 	for _, tt := range tests {
@@ -428,7 +429,7 @@ func TestParseXMLEvaluate(t *testing.T) {
 			}
 		})
 	}
-	d := s.Evaluate(peSubject(ScenarioUser, attrs("cmd.exe", "10.0.0.0"), signedBy(leaf, pca)))
+	d := s.Evaluate(peSubject(ScenarioUser, attrs("cmd.exe", "10.0.0.0"), signedBy(t, leaf, pca)))
 	if !strings.Contains(d.Reason, `exception`) || !strings.Contains(d.Reason, "cmd.Exe") {
 		t.Errorf("reason does not name the exception: %s", d.Reason)
 	}
@@ -927,7 +928,7 @@ func TestSharedWinSiPolicyEvaluate(t *testing.T) {
 		t.Fatal("Microsoft certificates missing from the event log")
 	}
 	leaf := synthCert("Microsoft Windows", "Microsoft Windows Production PCA 2011", bytes.Repeat([]byte{7}, 32), oidWindows, oidCodeSigning)
-	sigs := signedBy(leaf, pca, root)
+	sigs := signedBy(t, leaf, pca, root)
 	s, err := NewSet(SetOptions{TrustedRoots: []*signing.Certificate{root}}, p)
 	if err != nil {
 		t.Fatal(err)
@@ -943,7 +944,7 @@ func TestSharedWinSiPolicyEvaluate(t *testing.T) {
 		{"MSBuild.exe in user mode: ExceptDenyRule", peSubject(ScenarioUser, attrs("MSBuild.exe", "16.0.0.0"), sigs), Blocked, ""},
 		{"cmd.exe in kernel mode", peSubject(ScenarioKernel, attrs("cmd.exe", "10.0.22621.1"), sigs), Allowed, "ID_SIGNER_WINDOWS_PRODUCTION:kernel"},
 		{"leaf without the Windows EKU", peSubject(ScenarioUser, attrs("notepad.exe", "10.0.0.0"),
-			signedBy(synthCert("Contoso", "Microsoft Windows Production PCA 2011", bytes.Repeat([]byte{8}, 32), oidCodeSigning), pca, root)), Blocked, ""},
+			signedBy(t, synthCert("Contoso", "Microsoft Windows Production PCA 2011", bytes.Repeat([]byte{8}, 32), oidCodeSigning), pca, root)), Blocked, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1043,7 +1044,7 @@ func FuzzParseXML(f *testing.F) {
 		for _, sc := range []Scenario{ScenarioUser, ScenarioKernel} {
 			s.Evaluate(Subject{Path: "a/b.exe", Format: FormatPE, Scenario: sc, Signed: true,
 				Digests:    Digests{SHA256: h1, AuthenticodeSHA256: h2, AuthenticodeSHA1: s1},
-				Attributes: attrs("b.exe", "1.0.0.0"), Signatures: signedBy(synthCert("s", "r", h1, oidWindows))})
+				Attributes: attrs("b.exe", "1.0.0.0"), Signatures: signedBy(t, synthCert("s", "r", h1, oidWindows))})
 		}
 	})
 }

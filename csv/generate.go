@@ -203,7 +203,7 @@ func ruleFor(l Level, in *Inspection) (*cipolicy.Rule, string, error) {
 	}
 	var chain []*signing.Certificate
 	for _, s := range in.Signatures {
-		if s.Verified && len(s.Chains) > 0 {
+		if s.Verified() && len(s.Chains) > 0 {
 			chain = s.Chains[0]
 			break
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
+	authpe "github.com/codesignval/csv/signing/authenticode/pe"
 	"github.com/codesignval/csv/signing/modsig"
 )
 
@@ -336,11 +337,11 @@ func (in *Inspection) preparePE(ra io.ReaderAt, d *digests, need cipolicy.Needs,
 			// Whatever the policy matches, a table that carries anything
 			// but Authenticode signatures makes the file malformed
 			// (Verify checks the same when the signatures are needed).
-			if err := authenticode.CheckTable(table, pf.CertTable.Off, cfg.cache); err != nil {
+			if err := authpe.CheckTable(table, pf.CertTable.Off, cfg.cache); err != nil {
 				return nil, err
 			}
 		} else {
-			for _, h := range authenticode.DigestAlgorithms(table) {
+			for _, h := range authpe.DigestAlgorithms(table) {
 				if hashes[h] == nil && h.Available() {
 					hashes[h] = h.New()
 				}
@@ -366,7 +367,12 @@ func (in *Inspection) preparePE(ra io.ReaderAt, d *digests, need cipolicy.Needs,
 	for _, h := range hashes {
 		list = append(list, h)
 	}
-	dg := authenticode.NewDigester(pf, list...)
+	im, err := authpe.NewImage(authpe.Layout{Size: pf.Size, CheckSumOffset: pf.CheckSumOffset, CertDirOffset: pf.CertDirOffset,
+		CertTableOffset: pf.CertTable.Off, CertTableSize: pf.CertTable.Len})
+	if err != nil {
+		return nil, err
+	}
+	dg := im.NewDigester(list...)
 	d.writers = append(d.writers, dg)
 	d.closers = append(d.closers, dg.Close)
 	for h, a := range authenticodeHashes {
@@ -390,7 +396,7 @@ func (in *Inspection) preparePE(ra io.ReaderAt, d *digests, need cipolicy.Needs,
 }
 
 func (in *Inspection) verifyPE(table []byte, sums map[crypto.Hash][]byte, cfg *inspectConfig) error {
-	sigs, err := authenticode.Verify(table, in.PE.CertTableOff, sums, authenticode.VerifyOptions{Certificates: cfg.certs, Cache: cfg.cache})
+	sigs, err := authpe.Verify(table, in.PE.CertTableOff, sums, authenticode.VerifyOptions{Certificates: cfg.certs, Cache: cfg.cache})
 	if err != nil {
 		return err
 	}
@@ -523,18 +529,16 @@ func fileChanged(err error) error {
 // binaryError converts a parser error into a MalformedBinaryError (or an
 // UnreadableError for I/O failures).
 func binaryError(path string, f Format, err error) error {
-	var me *binfmt.MalformedError
+	// One malformed-input type: the PE and ELF parsers', the certificate
+	// table's (Format "PE", its Reason naming the entry) and the appended
+	// signature's (Format modsig.Format, named in the reason).
+	var me *signing.MalformedError
 	if errors.As(err, &me) {
-		return &MalformedBinaryError{Path: path, Format: f, Offset: me.Offset, Reason: me.Reason}
-	}
-	var fe *modsig.FormatError
-	if errors.As(err, &fe) {
-		return &MalformedBinaryError{Path: path, Format: f, Offset: fe.Offset, Reason: "appended signature: " + fe.Reason}
-	}
-	var te *authenticode.TableError
-	if errors.As(err, &te) {
-		return &MalformedBinaryError{Path: path, Format: f, Offset: te.Offset,
-			Reason: fmt.Sprintf("certificate table entry %d: %s", te.Index, te.Reason())}
+		reason := me.Reason
+		if me.Format != "PE" && me.Format != "ELF" {
+			reason = me.Format + ": " + reason
+		}
+		return &MalformedBinaryError{Path: path, Format: f, Offset: me.Offset, Reason: reason}
 	}
 	return &UnreadableError{Path: path, Err: err}
 }

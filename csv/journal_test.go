@@ -170,7 +170,7 @@ func TestSignKilledThenRerun(t *testing.T) {
 						continue
 					}
 					in := InspectFile(t.Context(), filepath.Join(target, name), nil, InspectOptions{Certificates: certs})
-					if in.Err != nil || len(in.Signatures) != 1 || !in.Signatures[0].Verified || !bytes.Equal(in.Signatures[0].Digest, imageDigest(t, orig)) {
+					if in.Err != nil || len(in.Signatures) != 1 || !in.Signatures[0].Verified() || !bytes.Equal(in.Signatures[0].Digest, imageDigest(t, orig)) {
 						t.Errorf("%s is not the signed original after the run was finished", name)
 					}
 				}

@@ -331,7 +331,7 @@ func TestSignThroughLinksLeftOutByFilters(t *testing.T) {
 					t.Errorf("bin/helper.exe is no longer a link: %v", err)
 				}
 				in := InspectFile(t.Context(), filepath.Join(dir, "testdata/unsigned.exe"), nil, InspectOptions{Certificates: certs})
-				if len(in.Signatures) != 1 || !in.Signatures[0].Verified {
+				if len(in.Signatures) != 1 || !in.Signatures[0].Verified() {
 					t.Errorf("the target is not signed once: %d signatures", len(in.Signatures))
 				}
 			}

@@ -29,6 +29,7 @@ import (
 	"github.com/codesignval/csv/internal/binfmt/pe"
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing/authenticode"
+	authpe "github.com/codesignval/csv/signing/authenticode/pe"
 	"github.com/codesignval/csv/signing/bundle"
 	"github.com/codesignval/csv/signing/modsig"
 )
@@ -783,7 +784,7 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 			whole = sha256.New()
 			peOpts.Tee = whole
 		}
-		res, err := authenticode.Sign(ctx, ra, size, out, opts.Key, opts.Chain, peOpts)
+		res, err := authpe.Sign(ctx, ra, size, out, opts.Key, opts.Chain, peOpts)
 		if err != nil {
 			return p, err
 		}

@@ -24,11 +24,10 @@ import (
 	"time"
 
 	"github.com/codesignval/csv/cipolicy"
-	"github.com/codesignval/csv/internal/binfmt/pe"
 	"github.com/codesignval/csv/internal/testbin"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/signing"
-	"github.com/codesignval/csv/signing/authenticode"
+	authpe "github.com/codesignval/csv/signing/authenticode/pe"
 	"github.com/codesignval/csv/signing/bundle"
 	"github.com/codesignval/csv/signing/keys"
 	"github.com/codesignval/csv/signing/modsig"
@@ -624,7 +623,7 @@ func TestSignKilled(t *testing.T) {
 			// one signature verifies and signs the original's image digest.
 			p := filepath.Join(dir, name)
 			in := InspectFile(t.Context(), p, nil, InspectOptions{})
-			if in.Err != nil || len(in.Signatures) != 1 || !in.Signatures[0].Verified || !bytes.Equal(in.Signatures[0].Digest, imageDigest(t, orig)) {
+			if in.Err != nil || len(in.Signatures) != 1 || !in.Signatures[0].Verified() || !bytes.Equal(in.Signatures[0].Digest, imageDigest(t, orig)) {
 				t.Fatalf("attempt %d: %s is torn: err %v, %d signatures", attempt, name, in.Err, len(in.Signatures))
 			}
 			signed++
@@ -662,11 +661,11 @@ func TestSignKilled(t *testing.T) {
 // imageDigest is the Authenticode SHA256 of a PE image in memory.
 func imageDigest(t *testing.T, img []byte) []byte {
 	t.Helper()
-	pf, err := pe.Parse(bytes.NewReader(img), int64(len(img)))
+	im, err := authpe.Parse(bytes.NewReader(img), int64(len(img)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := authenticode.Digest(bytes.NewReader(img), pf, crypto.SHA256)
+	d, err := im.Digest(bytes.NewReader(img), crypto.SHA256)
 	if err != nil {
 		t.Fatal(err)
 	}

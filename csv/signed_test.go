@@ -241,7 +241,7 @@ rules:
 		if r.Decision.Allowed() != wantAllowed {
 			t.Errorf("%s (signer %s per osslsigncode): %s", cols[0], cols[3], r.Decision.Reason)
 		}
-		if cols[3] != "none" && (len(r.Signatures) != 1 || !r.Signatures[0].Verified) {
+		if cols[3] != "none" && (len(r.Signatures) != 1 || !r.Signatures[0].Verified()) {
 			t.Errorf("%s: signatures %+v", cols[0], r.Signatures)
 		}
 	}

@@ -147,13 +147,15 @@ func (c *Certificate) IssueProblem() string {
 }
 
 // ErrCertificate is wrapped by errors about certificates that cannot be read
-// even leniently. ErrUnknownSignatureAlgorithm is wrapped too when the
+// even leniently. [ErrUnsupportedAlgorithm] is wrapped too when the
 // certificate is well-formed but signed with an algorithm csv does not know
 // (MD2, DSA, GOST): it cannot be identified by a TBS hash or checked.
-var (
-	ErrCertificate               = errors.New("signing: malformed certificate")
-	ErrUnknownSignatureAlgorithm = errors.New("unknown signature algorithm")
-)
+var ErrCertificate = errors.New("signing: malformed certificate")
+
+// ErrUnknownSignatureAlgorithm is [ErrUnsupportedAlgorithm].
+//
+// Deprecated: test for ErrUnsupportedAlgorithm.
+var ErrUnknownSignatureAlgorithm = ErrUnsupportedAlgorithm
 
 // ParseCertificate reads one DER certificate. It fails only if the outer
 // structure cannot be read at all; a certificate Go's x509 refuses is
@@ -190,7 +192,7 @@ func ParseCertificate(der []byte) (*Certificate, error) {
 		if err := c.parseTBS(rawTBS); err != nil {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: %w %v", ErrCertificate, ErrUnknownSignatureAlgorithm, c.SignatureAlgorithm)
+		return nil, fmt.Errorf("%w: signature algorithm %v: %w", ErrCertificate, c.SignatureAlgorithm, ErrUnsupportedAlgorithm)
 	}
 	c.TBSHashAlgorithm = h
 	hh := h.New()
@@ -358,42 +360,21 @@ func parseName(der []byte) pkix.Name {
 	return n
 }
 
-// Signature algorithm OIDs and their digests (for TBS hashes and signature
-// checks).
-var sigAlgs = []struct {
-	oid  asn1.ObjectIdentifier
-	hash crypto.Hash
-	kind string // RSA, RSA-PSS, ECDSA, Ed25519
-}{
-	{asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 5}, crypto.SHA1, "RSA"},
-	{asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 4}, crypto.MD5, "RSA"},
-	{asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 11}, crypto.SHA256, "RSA"},
-	{asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 12}, crypto.SHA384, "RSA"},
-	{asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 13}, crypto.SHA512, "RSA"},
-	{asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 10}, 0, "RSA-PSS"}, // hash from the parameters
-	{asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 1}, crypto.SHA1, "ECDSA"},
-	{asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}, crypto.SHA256, "ECDSA"},
-	{asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}, crypto.SHA384, "ECDSA"},
-	{asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 4}, crypto.SHA512, "ECDSA"},
-	{asn1.ObjectIdentifier{1, 3, 101, 112}, 0, "Ed25519"},
-}
-
 // tbsHashAlgorithm is the digest WDAC hashes a certificate's TBS with: that
 // of the certificate's signature algorithm. RSA-PSS and Ed25519 certificates
-// get SHA256.
+// get SHA256; MD5-signed ones SHA1 (their hashes are not written: this only
+// identifies them).
 func tbsHashAlgorithm(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
-	for _, a := range sigAlgs {
-		if a.oid.Equal(oid) {
-			switch {
-			case a.hash == crypto.MD5:
-				return crypto.SHA1, true // hashes of MD5-signed certs are not written; identify with SHA1
-			case a.hash == 0:
-				return crypto.SHA256, true
-			}
-			return a.hash, true
-		}
+	a, ok := lookupSignatureAlgorithm(oid)
+	switch {
+	case !ok || a.keyOnly:
+		return 0, false
+	case a.hash == crypto.MD5:
+		return crypto.SHA1, true
+	case a.hash == 0:
+		return crypto.SHA256, true
 	}
-	return 0, false
+	return a.hash, true
 }
 
 var _ = sha1.New // keep the import: crypto.SHA1 must be linked in
@@ -416,31 +397,6 @@ func (c *Certificate) HasEKU(oid string) bool {
 		}
 	}
 	return false
-}
-
-// ErrNotTimestamping is wrapped by CheckTimestamping's errors.
-var ErrNotTimestamping = errors.New("signing: not a time-stamping certificate")
-
-// CheckTimestamping checks that c may sign time-stamp tokens, as RFC 3161
-// (2.3) requires of a TSA's certificate: its extended key usage extension
-// is marked critical and lists id-kp-timeStamping and nothing else. A
-// certificate without the extension (which crypto/x509's chain check lets
-// pass for any usage), with the extension not critical, or listing
-// timeStamping beside another usage (codeSigning: a code-signing key that
-// could also vouch for the time its signatures were made) is refused. This
-// is the one rule for every timestamp csv accepts: Authenticode timestamps
-// (RFC 3161 and legacy countersignatures), the time-stamp responses of
-// signed manifests and bundles, and the policy's timestamp authorities.
-func (c *Certificate) CheckTimestamping() error {
-	switch {
-	case c.EKUs == nil:
-		return fmt.Errorf("%w: %q has no extended key usage extension (RFC 3161 wants timeStamping alone, critical)", ErrNotTimestamping, c.CommonName())
-	case len(c.EKUs) != 1 || c.EKUs[0] != OIDTimeStamping.String():
-		return fmt.Errorf("%w: %q has the extended key usages %s (RFC 3161 wants timeStamping alone)", ErrNotTimestamping, c.CommonName(), strings.Join(c.EKUs, ", "))
-	case !c.EKUCritical:
-		return fmt.Errorf("%w: the extended key usage extension of %q is not critical (RFC 3161 wants it critical)", ErrNotTimestamping, c.CommonName())
-	}
-	return nil
 }
 
 // PublicKeyAlgorithm names the key type: RSA, ECDSA, Ed25519 or unknown.
@@ -467,9 +423,6 @@ func (c *Certificate) IssuedBy(parent *Certificate) bool {
 	return bytes.Equal(c.RawIssuer, parent.RawSubject)
 }
 
-// ErrSignature is wrapped by signature check failures.
-var ErrSignature = errors.New("signature does not verify")
-
 // CheckSignedBy checks c's signature with parent's public key. It works on
 // the raw TBS bytes, so it also checks certificates Go's x509 refuses.
 func (c *Certificate) CheckSignedBy(parent *Certificate) error {
@@ -477,175 +430,4 @@ func (c *Certificate) CheckSignedBy(parent *Certificate) error {
 		return fmt.Errorf("%w: issuer %q has a public key of an unsupported type", ErrSignature, parent.Subject.CommonName)
 	}
 	return CheckSignature(parent.PublicKey, c.SignatureAlgorithm, c.SignatureAlgorithmParams, c.RawTBS, c.Signature)
-}
-
-// CheckSignature verifies sig over data with pub, for a signature algorithm
-// given by OID (and, for RSA-PSS, its DER parameters; digest-only OIDs such
-// as the PKCS#7 digestEncryptionAlgorithm rsaEncryption need hash set). A
-// signature over MD5 is refused, whichever way the algorithm names it.
-func CheckSignature(pub crypto.PublicKey, alg asn1.ObjectIdentifier, pssParams []byte, data, sig []byte) error {
-	for _, a := range sigAlgs {
-		if !a.oid.Equal(alg) {
-			continue
-		}
-		h := a.hash
-		if h == crypto.MD5 {
-			return fmt.Errorf("%w: MD5 signatures are not accepted", ErrSignature)
-		}
-		if a.kind == "RSA-PSS" {
-			var err error
-			if h, err = pssHash(pssParams); err != nil {
-				return err
-			}
-		}
-		return checkWith(pub, a.kind, h, data, sig)
-	}
-	return fmt.Errorf("%w: unsupported signature algorithm %v", ErrSignature, alg)
-}
-
-// SignatureHash returns the hash a signature algorithm given by OID signs
-// through (for RSA-PSS, the one its DER parameters name): 0 for Ed25519 and
-// for an algorithm csv does not know or whose parameters it cannot read.
-// Key-only OIDs (rsaEncryption, id-ecPublicKey) are not signature
-// algorithms here: their hash is the caller's.
-func SignatureHash(alg asn1.ObjectIdentifier, pssParams []byte) crypto.Hash {
-	for _, a := range sigAlgs {
-		if !a.oid.Equal(alg) {
-			continue
-		}
-		if a.kind == "RSA-PSS" {
-			h, _ := pssHash(pssParams)
-			return h
-		}
-		return a.hash
-	}
-	return 0
-}
-
-// CheckDigestSignature verifies sig over data with pub, for a key kind
-// (RSA, RSA-PSS, ECDSA, Ed25519) and digest: it hashes data with h first
-// (Ed25519 signs data itself).
-func CheckDigestSignature(pub crypto.PublicKey, kind string, h crypto.Hash, data, sig []byte) error {
-	return checkWith(pub, kind, h, data, sig)
-}
-
-// CheckPrecomputed verifies sig over digest, a hash with h computed by the
-// caller (for data only a streaming pass saw), for an RSA, RSA-PSS or ECDSA
-// key.
-func CheckPrecomputed(pub crypto.PublicKey, kind string, h crypto.Hash, digest, sig []byte) error {
-	if kind == "Ed25519" {
-		return fmt.Errorf("%w: Ed25519 signs messages, not digests", ErrSignature)
-	}
-	if h == 0 || !h.Available() || len(digest) != h.Size() {
-		return fmt.Errorf("%w: a %d-byte digest is not %v", ErrSignature, len(digest), h)
-	}
-	return checkDigest(pub, kind, h, nil, digest, sig)
-}
-
-func checkWith(pub crypto.PublicKey, kind string, h crypto.Hash, data, sig []byte) error {
-	var digest []byte
-	if kind != "Ed25519" {
-		if h == 0 || !h.Available() {
-			return fmt.Errorf("%w: digest %v not available", ErrSignature, h)
-		}
-		hh := h.New()
-		hh.Write(data)
-		digest = hh.Sum(nil)
-	}
-	return checkDigest(pub, kind, h, data, digest, sig)
-}
-
-// checkDigest verifies sig: over digest for RSA and ECDSA, over data for
-// Ed25519. Every signature check goes through it, so that MD5 is refused
-// in one place, whatever algorithm (md5WithRSAEncryption, RSA-PSS
-// parameters, a SignerInfo digest) named it.
-func checkDigest(pub crypto.PublicKey, kind string, h crypto.Hash, data, digest, sig []byte) error {
-	if h == crypto.MD5 {
-		return fmt.Errorf("%w: MD5 signatures are not accepted (%s)", ErrSignature, kind)
-	}
-	var ok bool
-	switch k := pub.(type) {
-	case *rsa.PublicKey:
-		switch kind {
-		case "RSA":
-			ok = rsa.VerifyPKCS1v15(k, h, digest, sig) == nil
-		case "RSA-PSS":
-			ok = rsa.VerifyPSS(k, h, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}) == nil
-		default:
-			return fmt.Errorf("%w: an RSA key cannot check a %s signature", ErrSignature, kind)
-		}
-	case *ecdsa.PublicKey:
-		if kind != "ECDSA" {
-			return fmt.Errorf("%w: an ECDSA key cannot check a %s signature", ErrSignature, kind)
-		}
-		ok = ecdsa.VerifyASN1(k, digest, sig)
-	case ed25519.PublicKey:
-		if kind != "Ed25519" {
-			return fmt.Errorf("%w: an Ed25519 key cannot check a %s signature", ErrSignature, kind)
-		}
-		ok = ed25519.Verify(k, data, sig)
-	default:
-		return fmt.Errorf("%w: unsupported public key type %T", ErrSignature, pub)
-	}
-	if !ok {
-		return ErrSignature
-	}
-	return nil
-}
-
-// pssHash reads the hash algorithm of RSASSA-PSS-params (SHA1 if absent).
-func pssHash(params []byte) (crypto.Hash, error) {
-	s := cryptobyte.String(params)
-	var seq cryptobyte.String
-	if len(params) == 0 {
-		return crypto.SHA1, nil
-	}
-	if !s.ReadASN1(&seq, cbasn1.SEQUENCE) {
-		return 0, fmt.Errorf("%w: bad RSA-PSS parameters", ErrSignature)
-	}
-	tag0 := cbasn1.Tag(0).Constructed().ContextSpecific()
-	if !seq.PeekASN1Tag(tag0) {
-		return crypto.SHA1, nil
-	}
-	var hashAlg, algSeq cryptobyte.String
-	var oid asn1.ObjectIdentifier
-	if !seq.ReadASN1(&hashAlg, tag0) || !hashAlg.ReadASN1(&algSeq, cbasn1.SEQUENCE) || !algSeq.ReadASN1ObjectIdentifier(&oid) {
-		return 0, fmt.Errorf("%w: bad RSA-PSS hash algorithm", ErrSignature)
-	}
-	if h, ok := HashForOID(oid); ok {
-		return h, nil
-	}
-	return 0, fmt.Errorf("%w: unsupported RSA-PSS hash %v", ErrSignature, oid)
-}
-
-// Digest algorithm OIDs.
-var digestOIDs = []struct {
-	oid  asn1.ObjectIdentifier
-	hash crypto.Hash
-}{
-	{asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}, crypto.SHA1},
-	{asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}, crypto.SHA256},
-	{asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 2}, crypto.SHA384},
-	{asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 3}, crypto.SHA512},
-	{asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 5}, crypto.MD5},
-}
-
-// HashForOID maps a digest algorithm OID to its hash.
-func HashForOID(oid asn1.ObjectIdentifier) (crypto.Hash, bool) {
-	for _, d := range digestOIDs {
-		if d.oid.Equal(oid) {
-			return d.hash, true
-		}
-	}
-	return 0, false
-}
-
-// OIDForHash maps a hash to its digest algorithm OID.
-func OIDForHash(h crypto.Hash) (asn1.ObjectIdentifier, bool) {
-	for _, d := range digestOIDs {
-		if d.hash == h {
-			return d.oid, true
-		}
-	}
-	return nil, false
 }

@@ -6,11 +6,21 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/codesignval/csv/internal/sigstate"
 )
+
+func init() {
+	sigstate.Register(func(s *Signature) { s.verified = true })
+	sigstate.Register(func(t *Timestamp) { t.verified = true })
+}
 
 // Signature is what one signature on a file establishes. Verifiers in the
 // format sub-packages fill it in; cipolicy matches signer rules against it.
-// Only a Verified signature may admit a file.
+// Only a signature whose Verified method reports true may admit a file:
+// that state is set only by the code that verified the signature (the
+// verifiers of this module), never by a caller, so a Signature a caller
+// builds is never verified.
 type Signature struct {
 	// Format is the signature format: "authenticode" or "modsig".
 	Format string
@@ -43,11 +53,9 @@ type Signature struct {
 	Certificates []*Certificate
 	// Timestamp is the countersignature's time, if there is one.
 	Timestamp *Timestamp
-	// Verified is true when the file's digest matches the signed digest,
-	// the signed attributes are consistent and the signer's signature
-	// verifies with the key of Chains[0][0]. Problem says why not.
-	Verified bool
-	Problem  error
+	// Problem says why the signature is not verified (see Verified), if
+	// it is not.
+	Problem error
 	// IgnoredBy says which hosts would not count this signature although
 	// it may verify, and why: a host reads only some of a file's
 	// signatures (Windows: the first WIN_CERTIFICATE entry and the
@@ -56,7 +64,16 @@ type Signature struct {
 	// a host ignores cannot admit a file in that host's scenarios; deny
 	// rules still match it. Nil when every host counts it.
 	IgnoredBy map[Host]string
+
+	verified bool
 }
+
+// Verified reports whether the signature verified: the file's digest
+// matches the signed digest, the signed attributes are consistent and the
+// signer's signature verifies with the key of Chains[0][0] (for a boot
+// component, that firmware verified it: see internal/verifiedby). Only
+// the code that checked it sets it; Problem says why not.
+func (s *Signature) Verified() bool { return s.verified }
 
 // Host is a verifier that decides whether code runs: what a policy's
 // scenarios stand for when csv judges a file as the host will.
@@ -97,12 +114,20 @@ func (s *Signature) Nested() bool { return len(s.Path) > 0 }
 // Timestamp is a verified (or not) countersignature: RFC 3161 or the legacy
 // Authenticode countersignature.
 type Timestamp struct {
-	Kind     string // "rfc3161" or "authenticode"
-	Time     time.Time
-	Chains   [][]*Certificate
-	Verified bool
-	Problem  error
+	Kind   string // "rfc3161" or "authenticode"
+	Time   time.Time
+	Chains [][]*Certificate
+	// Problem says why the timestamp is not verified, if it is not.
+	Problem error
+
+	verified bool
 }
+
+// Verified reports whether the timestamp verified: its message imprint
+// (or messageDigest) is the hash of the signature it countersigns, and its
+// signer's signature verifies with the key of Chains[0][0], a
+// time-stamping certificate. Only the code that checked it sets it.
+func (t *Timestamp) Verified() bool { return t.verified }
 
 const (
 	maxChainDepth = 10

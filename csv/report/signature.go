@@ -74,7 +74,7 @@ func SignatureDocs(sigs []*signing.Signature) []SignatureDoc {
 	out := make([]SignatureDoc, 0, len(sigs))
 	for _, s := range sigs {
 		d := SignatureDoc{Index: s.Index, Nesting: s.Path, Format: s.Format, SignatureAlgorithm: s.SignatureAlgorithm,
-			Verified: s.Verified, Chains: [][]CertificateDoc{}}
+			Verified: s.Verified(), Chains: [][]CertificateDoc{}}
 		if d.Nesting == nil {
 			d.Nesting = []int{}
 		}
@@ -99,7 +99,7 @@ func SignatureDocs(sigs []*signing.Signature) []SignatureDoc {
 			d.Chains = append(d.Chains, cds)
 		}
 		if ts := s.Timestamp; ts != nil {
-			td := &TimestampDoc{Kind: ts.Kind, Time: ts.Time.UTC(), Verified: ts.Verified}
+			td := &TimestampDoc{Kind: ts.Kind, Time: ts.Time.UTC(), Verified: ts.Verified()}
 			if ts.Problem != nil {
 				td.Problem = ts.Problem.Error()
 			}

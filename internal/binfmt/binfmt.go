@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/codesignval/csv/signing"
 )
 
 // Format is an executable format.
@@ -30,20 +32,11 @@ const (
 	ELF Format = "elf"
 )
 
-// MalformedError says what is wrong with a file that claims to be of a format
-// and where. Offset is -1 when the problem has no single place.
-type MalformedError struct {
-	Format Format
-	Offset int64
-	Reason string
-}
-
-func (e *MalformedError) Error() string {
-	if e.Offset < 0 {
-		return fmt.Sprintf("malformed %s: %s", formatName(e.Format), e.Reason)
-	}
-	return fmt.Sprintf("malformed %s at offset %#x: %s", formatName(e.Format), e.Offset, e.Reason)
-}
+// MalformedError says what is wrong with a file that claims to be of a
+// format and where (Offset is -1 when the problem has no single place): it
+// is signing.MalformedError, the one malformed-input type of csv's
+// parsers, with Format naming the format as messages do ("PE", "ELF").
+type MalformedError = signing.MalformedError
 
 func formatName(f Format) string {
 	switch f {
@@ -57,7 +50,7 @@ func formatName(f Format) string {
 
 // Errorf returns a *MalformedError.
 func Errorf(f Format, off int64, format string, args ...any) error {
-	return &MalformedError{Format: f, Offset: off, Reason: fmt.Sprintf(format, args...)}
+	return &MalformedError{Format: formatName(f), Offset: off, Reason: fmt.Sprintf(format, args...)}
 }
 
 // ErrTruncated is wrapped by errors about data that ends too early.
@@ -90,16 +83,16 @@ func (p PrefixReader) ReadAt(b []byte, off int64) (int, error) {
 // says what was being read (what) and that the file ends first.
 func ReadFull(r io.ReaderAt, size int64, f Format, off int64, b []byte, what string) error {
 	if off < 0 || off > size || int64(len(b)) > size-off {
-		return &MalformedError{Format: f, Offset: off,
-			Reason: fmt.Sprintf("%s (%d bytes) extends past the end of the file (size %d): %v", what, len(b), size, ErrTruncated)}
+		return &MalformedError{Format: formatName(f), Offset: off,
+			Reason: fmt.Sprintf("%s (%d bytes) extends past the end of the file (size %d): %v", what, len(b), size, ErrTruncated), Err: ErrTruncated}
 	}
 	n, err := r.ReadAt(b, off)
 	if n == len(b) {
 		return nil
 	}
 	if err == nil || errors.Is(err, io.EOF) {
-		return &MalformedError{Format: f, Offset: off,
-			Reason: fmt.Sprintf("%s (%d bytes): file ends after %d bytes: %v", what, len(b), n, ErrTruncated)}
+		return &MalformedError{Format: formatName(f), Offset: off,
+			Reason: fmt.Sprintf("%s (%d bytes): file ends after %d bytes: %v", what, len(b), n, ErrTruncated), Err: ErrTruncated}
 	}
 	return fmt.Errorf("reading %s at offset %#x: %w", what, off, err)
 }

@@ -276,7 +276,7 @@ func dsseHash(pub crypto.PublicKey) (crypto.Hash, error) {
 }
 
 // A Timestamper countersigns a signature: it returns a DER RFC 3161
-// TimeStampResp over it (authenticode.RequestTimestamp makes one).
+// TimeStampResp over it (timestamp.Request makes one).
 type Timestamper func(signature []byte) (timeStampResp []byte, err error)
 
 // MaxTimestamps caps the RFC 3161 timestamps a bundle may carry.

@@ -63,8 +63,8 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/codesignval/csv/signing/authenticode"
 	"github.com/codesignval/csv/signing/bundle"
+	"github.com/codesignval/csv/signing/timestamp"
 )
 
 // Type URIs and media types.
@@ -275,7 +275,7 @@ func Verify(data []byte, opts VerifyOptions) (*Statement, error) {
 	bopts := bundle.VerifyOptions{Roots: opts.Roots, Now: opts.Now}
 	if len(opts.TSARoots) > 0 {
 		bopts.VerifyTimestamp = func(resp, sig []byte) (time.Time, error) {
-			tok, err := authenticode.VerifyTimestampResponse(resp, sig)
+			tok, err := timestamp.VerifyResponse(resp, sig)
 			if err != nil {
 				return time.Time{}, err
 			}

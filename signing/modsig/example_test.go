@@ -58,7 +58,7 @@ func Example() {
 	policyCert, _ := signing.ParseCertificate(cert.Raw)
 	sig := a.Verify(h.Sum(nil), []*signing.Certificate{policyCert})
 	fmt.Println("signed bytes:", a.SignedLen == int64(len(ko)), a.DigestAlgorithm == crypto.SHA256)
-	fmt.Println("verified:", sig.Verified, sig.SignatureAlgorithm, sig.Signer().CommonName())
+	fmt.Println("verified:", sig.Verified(), sig.SignatureAlgorithm, sig.Signer().CommonName())
 	// Output:
 	// signed bytes: true true
 	// verified: true ECDSA Build Module Signing

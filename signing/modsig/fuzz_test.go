@@ -69,7 +69,7 @@ func FuzzFind(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		size := int64(len(data))
 		a, err := Find(bytes.NewReader(data), size)
-		if errors.Is(err, errPanic) {
+		if errors.Is(err, signing.ErrInternal) {
 			t.Fatalf("Find panicked: %v", err)
 		}
 		if err != nil {
@@ -96,13 +96,13 @@ func FuzzFind(f *testing.F) {
 		h := a.DigestAlgorithm.New()
 		h.Write(data[:a.SignedLen])
 		s := a.Verify(h.Sum(nil), candidates)
-		if errors.Is(s.Problem, errPanic) {
+		if errors.Is(s.Problem, signing.ErrInternal) {
 			t.Fatalf("Verify panicked: %v", s.Problem)
 		}
-		if s.Verified != (s.Problem == nil) {
-			t.Fatalf("Verified = %v with Problem %v", s.Verified, s.Problem)
+		if s.Verified() != (s.Problem == nil) {
+			t.Fatalf("Verified = %v with Problem %v", s.Verified(), s.Problem)
 		}
-		if s.Verified && !isCandidate(s.Signer(), append(candidates, s.Certificates...)) {
+		if s.Verified() && !isCandidate(s.Signer(), append(candidates, s.Certificates...)) {
 			t.Fatal("verified with a signer that is neither a candidate nor embedded")
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/codesignval/csv/internal/testbin"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/signing"
+	"github.com/codesignval/csv/signing/cms"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
@@ -194,8 +196,8 @@ func TestRoundTrip(t *testing.T) {
 					wantChain += " > Test Root CA"
 				}
 				s := a.Verify(digest, cands)
-				if !s.Verified || s.Problem != nil {
-					t.Fatalf("Verify: Verified=%v Problem=%v", s.Verified, s.Problem)
+				if !s.Verified() || s.Problem != nil {
+					t.Fatalf("Verify: Verified=%v Problem=%v", s.Verified(), s.Problem)
 				}
 				if s.Format != "modsig" || s.Index != 0 || s.DigestAlgorithm != wantHash || s.SignatureAlgorithm != tc.wantAlg {
 					t.Errorf("Signature = {%q %d %v %q}, want {modsig 0 %v %q}", s.Format, s.Index, s.DigestAlgorithm, s.SignatureAlgorithm, wantHash, tc.wantAlg)
@@ -228,8 +230,8 @@ func TestSignerIdentifier(t *testing.T) {
 	if s := byKeyID.Verify(digest, certs(t, p.rsa.Cert)); !errors.Is(s.Problem, ErrNoSigner) || !strings.Contains(s.Problem.Error(), "subject key identifier 7273612D") {
 		t.Errorf("key-id signature, certificate without a key id: Problem = %v, want ErrNoSigner naming the key id", s.Problem)
 	}
-	if byKeyID.issuer != nil || !bytes.Equal(byKeyID.keyID, p.rsaKeyID.Cert.SubjectKeyId) {
-		t.Errorf("key-id SignerInfo parsed as issuer %X key id %X", byKeyID.issuer, byKeyID.keyID)
+	if byKeyID.si.Issuer != nil || !bytes.Equal(byKeyID.si.SubjectKeyID, p.rsaKeyID.Cert.SubjectKeyId) {
+		t.Errorf("key-id SignerInfo parsed as issuer %X key id %X", byKeyID.si.Issuer, byKeyID.si.SubjectKeyID)
 	}
 }
 
@@ -305,7 +307,7 @@ func TestVerifyProblems(t *testing.T) {
 				d = tc.digest(a, tc.file)
 			}
 			s := a.Verify(d, tc.candidates)
-			if s.Verified {
+			if s.Verified() {
 				t.Fatal("Verified = true")
 			}
 			if !errors.Is(s.Problem, tc.wantErr) {
@@ -323,8 +325,8 @@ func TestVerifyProblems(t *testing.T) {
 	// Several certificates match the identifier: the one whose key
 	// verifies is the signer, whatever the order.
 	s := find(t, rsaSigned).Verify(sum(crypto.SHA256, module), certs(t, rogue.Cert, p.rsa.Cert))
-	if !s.Verified || s.Signer().CommonName() != "Module Signer RSA" {
-		t.Errorf("impostor before the signer: Verified=%v Problem=%v", s.Verified, s.Problem)
+	if !s.Verified() || s.Signer().CommonName() != "Module Signer RSA" {
+		t.Errorf("impostor before the signer: Verified=%v Problem=%v", s.Verified(), s.Problem)
 	}
 }
 
@@ -387,39 +389,43 @@ func TestFindMalformed(t *testing.T) {
 		name    string
 		file    []byte
 		wantOff int64
-		want    string
+		want    error  // what the *signing.MalformedError wraps besides signing.ErrMalformed
+		says    string // what its Reason says
 	}{
-		{"sig_len beyond the file", setLen(uint32(len(signed))), tOff + 8, "leaves no signed content"},
-		{"sig_len the whole content", setLen(uint32(tOff)), tOff + 8, "leaves no signed content"},
-		{"sig_len 0xffffffff", setLen(0xffffffff), tOff + 8, "leaves no signed content"},
-		{"sig_len zero", setLen(0), tOff + 8, "sig_len is zero"},
-		{"sig_len over the cap", append(make([]byte, 2*maxSignatureLen), setLen(maxSignatureLen+1)...), 2*maxSignatureLen + tOff + 8, "exceeds the 65536-byte cap"},
-		{"sig_len one short", setLen(uint32(len(p7) - 1)), n + 1, "does not parse"},
-		{"sig_len one long", setLen(uint32(len(p7) + 1)), n - 1, "does not parse"},
-		{"id_type X509", withTrailer(func(t []byte) { t[2] = 1 }), tOff + 2, "id_type 1 is not PKEY_ID_PKCS7"},
-		{"id_type PGP", withTrailer(func(t []byte) { t[2] = 0 }), tOff + 2, "id_type 0"},
-		{"algo set", withTrailer(func(t []byte) { t[0] = 1 }), tOff, "must be zero"},
-		{"padding set", withTrailer(func(t []byte) { t[7] = 1 }), tOff, "must be zero"},
-		{"magic only", []byte(Magic), 0, "no room"},
-		{"magic and less than a module_signature", append(make([]byte, 11), Magic...), 0, "no room"},
-		{"no content", append([]byte{0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1}, Magic...), 8, "leaves no signed content"},
-		{"garbage PKCS#7", appendTrailer(module, bytes.Repeat([]byte{0xff}, 300), pkeyIDPKCS7), n, "PKCS#7 does not parse"},
-		{"trailing byte in the PKCS#7", appendTrailer(module, append(append([]byte(nil), p7...), 0), pkeyIDPKCS7), n + int64(len(p7)), "1 bytes follow"},
-		{"unknown digest algorithm", appendTrailer(module, bytes.ReplaceAll(p7, sha256OID, unknownOID), pkeyIDPKCS7), n + int64(bytes.LastIndex(p7, sha256OID)) - 2, "unknown digest algorithm 2.16.840.1.101.3.4.2.127"},
-		{"two SignerInfos", rewriteSignerInfos(t, signed, func(sis []byte) []byte { return append(append([]byte(nil), sis...), sis...) }), -1, "more than one SignerInfo"},
-		{"no SignerInfo", rewriteSignerInfos(t, signed, func([]byte) []byte { return nil }), -1, "no SignerInfo"},
+		{"sig_len beyond the file", setLen(uint32(len(signed))), tOff + 8, nil, "leaves no signed content"},
+		{"sig_len the whole content", setLen(uint32(tOff)), tOff + 8, nil, "leaves no signed content"},
+		{"sig_len 0xffffffff", setLen(0xffffffff), tOff + 8, nil, "leaves no signed content"},
+		{"sig_len zero", setLen(0), tOff + 8, nil, "sig_len is zero"},
+		{"sig_len over the cap", append(make([]byte, 2*maxSignatureLen), setLen(maxSignatureLen+1)...), 2*maxSignatureLen + tOff + 8, signing.ErrLimit, "exceeds the 65536-byte cap"},
+		{"sig_len one short", setLen(uint32(len(p7) - 1)), n + 1, nil, "does not parse"},
+		{"sig_len one long", setLen(uint32(len(p7) + 1)), n - 1, nil, "does not parse"},
+		{"id_type X509", withTrailer(func(t []byte) { t[2] = 1 }), tOff + 2, nil, "id_type 1 is not PKEY_ID_PKCS7"},
+		{"id_type PGP", withTrailer(func(t []byte) { t[2] = 0 }), tOff + 2, nil, "id_type 0"},
+		{"algo set", withTrailer(func(t []byte) { t[0] = 1 }), tOff, nil, "must be zero"},
+		{"padding set", withTrailer(func(t []byte) { t[7] = 1 }), tOff, nil, "must be zero"},
+		{"magic only", []byte(Magic), 0, nil, "no room"},
+		{"magic and less than a module_signature", append(make([]byte, 11), Magic...), 0, nil, "no room"},
+		{"no content", append([]byte{0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1}, Magic...), 8, nil, "leaves no signed content"},
+		{"garbage PKCS#7", appendTrailer(module, bytes.Repeat([]byte{0xff}, 300), pkeyIDPKCS7), n, nil, "PKCS#7 does not parse"},
+		{"trailing byte in the PKCS#7", appendTrailer(module, append(append([]byte(nil), p7...), 0), pkeyIDPKCS7), n + int64(len(p7)), nil, "1 bytes follow"},
+		{"unknown digest algorithm", appendTrailer(module, bytes.ReplaceAll(p7, sha256OID, unknownOID), pkeyIDPKCS7), n + int64(bytes.LastIndex(p7, sha256OID)) - 2, nil, "unknown digest algorithm 2.16.840.1.101.3.4.2.127"},
+		{"two SignerInfos", rewriteSignerInfos(t, signed, func(sis []byte) []byte { return append(append([]byte(nil), sis...), sis...) }), -1, nil, "more than one SignerInfo"},
+		{"no SignerInfo", rewriteSignerInfos(t, signed, func([]byte) []byte { return nil }), -1, nil, "no SignerInfo"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, err := Find(bytes.NewReader(tc.file), int64(len(tc.file)))
 			if a != nil {
 				t.Errorf("Find returned a signature with the error")
 			}
-			var fe *FormatError
-			if !errors.As(err, &fe) {
-				t.Fatalf("Find error = %v, want a *FormatError", err)
+			var fe *signing.MalformedError
+			if !errors.As(err, &fe) || fe.Format != Format || !errors.Is(err, signing.ErrMalformed) {
+				t.Fatalf("Find error = %v, want a *signing.MalformedError in an appended signature", err)
 			}
-			if !strings.Contains(fe.Reason, tc.want) || !strings.HasPrefix(err.Error(), "modsig: ") {
-				t.Errorf("error %q does not say %q", err, tc.want)
+			if (tc.want != nil && !errors.Is(err, tc.want)) || !strings.HasPrefix(err.Error(), "modsig: ") {
+				t.Errorf("error %q is not a modsig error wrapping %v", err, tc.want)
+			}
+			if !strings.Contains(fe.Reason, tc.says) {
+				t.Errorf("Reason %q does not say %q", fe.Reason, tc.says)
 			}
 			if tc.wantOff >= 0 && fe.Offset != tc.wantOff {
 				t.Errorf("Offset = %#x, want %#x (%v)", fe.Offset, tc.wantOff, err)
@@ -558,8 +564,8 @@ func TestSignTwice(t *testing.T) {
 	once := signModule(t, module, p.rsa, SignOptions{})
 	twice := signModule(t, once, p.ec, SignOptions{})
 	a, s := verify(t, twice, certs(t, p.rsa.Cert, p.ec.Cert))
-	if a.SignedLen != int64(len(once)) || !s.Verified || s.Signer().CommonName() != "Module Signer ECDSA" {
-		t.Errorf("SignedLen = %d (want %d), Verified = %v, signer %v", a.SignedLen, len(once), s.Verified, s.Signer())
+	if a.SignedLen != int64(len(once)) || !s.Verified() || s.Signer().CommonName() != "Module Signer ECDSA" {
+		t.Errorf("SignedLen = %d (want %d), Verified = %v, signer %v", a.SignedLen, len(once), s.Verified(), s.Signer())
 	}
 	// Stripping to SignedLen recovers the singly signed file.
 	inner := find(t, twice[:a.SignedLen])
@@ -598,8 +604,8 @@ func TestSignedAttributesChecks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			file := signWithAttributes(t, module, p.rsa, tc.attrs)
 			_, s := verify(t, file, certs(t, p.rsa.Cert))
-			if s.Verified != (tc.want == nil) || !errors.Is(s.Problem, tc.want) {
-				t.Errorf("Verified = %v, Problem = %v; want %v", s.Verified, s.Problem, tc.want)
+			if s.Verified() != (tc.want == nil) || !errors.Is(s.Problem, tc.want) {
+				t.Errorf("Verified = %v, Problem = %v; want %v", s.Verified(), s.Problem, tc.want)
 			}
 		})
 	}
@@ -643,15 +649,25 @@ func signWithAttributes(t *testing.T, file []byte, leaf *testca.Cert, attrs [][]
 	})
 }
 
+// DER tags and OIDs the tests build signatures with.
+var (
+	oidData          = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}
+	oidSignedData    = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 2}
+	oidContentType   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 3}
+	oidMessageDigest = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 4}
+	tagExplicit0     = cbasn1.Tag(0).Constructed().ContextSpecific()
+	tagImplicit1     = cbasn1.Tag(1).Constructed().ContextSpecific()
+)
+
 func TestECDSADigestMismatchInAlgorithm(t *testing.T) {
 	// An ecdsa-with-SHA384 signatureAlgorithm with a SHA-256 digest
 	// algorithm is refused rather than checked with either hash.
 	p := testPKI(t)
 	signed := signModule(t, module, p.ec, SignOptions{})
 	a := find(t, signed)
-	a.sigAlg = oidECDSAWithSHA384
+	a.si.SignatureAlgorithm.OID = cms.NewOID(1, 2, 840, 10045, 4, 3, 3) // ecdsa-with-SHA384
 	s := a.Verify(sum(crypto.SHA256, module), certs(t, p.ec.Cert))
-	if s.Verified || !errors.Is(s.Problem, ErrUnsupported) {
-		t.Errorf("Verified = %v, Problem = %v; want ErrUnsupported", s.Verified, s.Problem)
+	if s.Verified() || !errors.Is(s.Problem, ErrUnsupported) {
+		t.Errorf("Verified = %v, Problem = %v; want ErrUnsupported", s.Verified(), s.Problem)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
+	"github.com/codesignval/csv/signing"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
@@ -143,23 +144,23 @@ func TestVerifyOpenSSLSignatures(t *testing.T) {
 			}
 			file := appendTrailer(module, p7, pkeyIDPKCS7)
 			a := find(t, file)
-			if a.DigestAlgorithm != tc.hash || a.SignedAttributes != tc.attrs || len(a.certs) != tc.embedded || (a.keyID != nil) != tc.keyID {
-				t.Errorf("Find: hash %v attrs %v certs %d keyID %X", a.DigestAlgorithm, a.SignedAttributes, len(a.certs), a.keyID)
+			if a.DigestAlgorithm != tc.hash || a.SignedAttributes != tc.attrs || len(a.certs) != tc.embedded || (a.si.SubjectKeyID != nil) != tc.keyID {
+				t.Errorf("Find: hash %v attrs %v certs %d keyID %X", a.DigestAlgorithm, a.SignedAttributes, len(a.certs), a.si.SubjectKeyID)
 			}
 			cands := certs(t, tc.leaf.Cert, p.ca.Intermediate.Cert)
 			if tc.embedded > 0 {
 				cands = certs(t, p.ca.Intermediate.Cert) // the leaf comes from the PKCS#7
 			}
 			s := a.Verify(sum(tc.hash, module), cands)
-			if !s.Verified || s.SignatureAlgorithm != tc.algorithm || len(s.Certificates) != tc.embedded {
-				t.Fatalf("Verify: Verified=%v Problem=%v algorithm %q certificates %d", s.Verified, s.Problem, s.SignatureAlgorithm, len(s.Certificates))
+			if !s.Verified() || s.SignatureAlgorithm != tc.algorithm || len(s.Certificates) != tc.embedded {
+				t.Fatalf("Verify: Verified=%v Problem=%v algorithm %q certificates %d", s.Verified(), s.Problem, s.SignatureAlgorithm, len(s.Certificates))
 			}
 			if got := chainNames(s.Chains[0]); got != tc.leaf.Cert.Subject.CommonName+" > Test Issuing CA" {
 				t.Errorf("chain %q", got)
 			}
 			bad := append([]byte(nil), module...)
 			bad[3] ^= 1
-			if s := a.Verify(sum(tc.hash, bad), cands); s.Verified {
+			if s := a.Verify(sum(tc.hash, bad), cands); s.Verified() {
 				t.Error("a changed module verified")
 			}
 		})
@@ -255,8 +256,8 @@ func TestSignFileECDSA(t *testing.T) {
 			}
 			theirs := runSignFile(t, tool, leaf, tc.hash, tc.keyID)
 			_, s := verify(t, theirs, certs(t, leaf.Cert, p.ca.Intermediate.Cert, p.ca.Root.Cert))
-			if !s.Verified || s.SignatureAlgorithm != "ECDSA" || s.DigestAlgorithm != tc.h {
-				t.Fatalf("Verify(sign-file's signature): Verified=%v Problem=%v", s.Verified, s.Problem)
+			if !s.Verified() || s.SignatureAlgorithm != "ECDSA" || s.DigestAlgorithm != tc.h {
+				t.Fatalf("Verify(sign-file's signature): Verified=%v Problem=%v", s.Verified(), s.Problem)
 			}
 			ours := signModule(t, module, leaf, SignOptions{Hash: tc.h, UseKeyID: tc.keyID})
 			if a, b := blankSignature(t, theirs), blankSignature(t, ours); !bytes.Equal(a, b) {
@@ -378,19 +379,19 @@ func TestFindRefusesUnverifiedPayloads(t *testing.T) {
 	tests := []struct {
 		name       string
 		file       []byte
-		says       string
-		opensslOKs bool // openssl reads it as well-formed
+		want       error // what the *signing.MalformedError wraps besides signing.ErrMalformed
+		opensslOKs bool  // openssl reads it as well-formed
 	}{
 		{"3 KB unsigned attribute", withUnsigned(element(cbasn1.SEQUENCE, unknownOID, element(cbasn1.SET, element(cbasn1.OCTET_STRING, junk)))),
-			"3095 bytes of unsigned attributes (at most 1024", true},
-		{"unsigned attribute that is not an Attribute", withUnsigned(element(cbasn1.OCTET_STRING, junk[:64])), "unsigned attribute #0 does not parse", false},
-		{"junk in the certificate set", before(element(tagExplicit0, notCert)), "embedded certificate #0", false},
-		{"attribute certificate in the certificate set", before(element(tagExplicit0, element(cbasn1.Tag(1).Constructed().ContextSpecific(), junk[:64]))), "is not an X.509 certificate", true},
-		{"junk CRL", before(element(tagImplicit1, notCert)), "CRL #0 is not a CertificateList", false},
+			signing.ErrLimit, true}, // over limits.MaxUnknownUnsignedAttributes
+		{"unsigned attribute that is not an Attribute", withUnsigned(element(cbasn1.OCTET_STRING, junk[:64])), nil, false},
+		{"junk in the certificate set", before(element(tagExplicit0, notCert)), nil, false},
+		{"attribute certificate in the certificate set", before(element(tagExplicit0, element(cbasn1.Tag(1).Constructed().ContextSpecific(), junk[:64]))), nil, true},
+		{"junk CRL", before(element(tagImplicit1, notCert)), nil, false},
 		{"digest algorithm with parameters", rewriteSignedData(t, signed, func(f [][]byte) [][]byte {
 			f[1] = element(cbasn1.SET, element(cbasn1.SEQUENCE, []byte{0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01}, element(cbasn1.OCTET_STRING, junk[:512])))
 			return f
-		}), "digestAlgorithms entry 0 is not an AlgorithmIdentifier with NULL or no parameters", true},
+		}), nil, true},
 	}
 	dir := t.TempDir()
 	leaf := writeFile(t, dir, "leaf.pem", testca.PEM(p.rsa.Cert))
@@ -401,9 +402,12 @@ func TestFindRefusesUnverifiedPayloads(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			a, err := Find(bytes.NewReader(tc.file), int64(len(tc.file)))
-			var fe *FormatError
-			if a != nil || !errors.As(err, &fe) || !strings.Contains(fe.Reason, tc.says) {
-				t.Errorf("Find = %v, %v; want a *FormatError saying %q", a, err, tc.says)
+			// The problem is in the PKCS#7, which the unsigned module
+			// precedes and the trailer follows.
+			var fe *signing.MalformedError
+			if a != nil || !errors.As(err, &fe) || (tc.want != nil && !errors.Is(err, tc.want)) ||
+				fe.Offset < int64(len(module)) || fe.Offset >= int64(len(tc.file)-trailerLen) {
+				t.Errorf("Find = %v, %v; want a *signing.MalformedError in the PKCS#7 wrapping %v", a, err, tc.want)
 			}
 			p7 := tc.file[len(module) : len(tc.file)-trailerLen]
 			out, err := opensslVerify(t, openssl, dir, p7, module, leaf, cas)

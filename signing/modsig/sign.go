@@ -1,21 +1,18 @@
 package modsig
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"slices"
+
+	"golang.org/x/crypto/cryptobyte"
 
 	"github.com/codesignval/csv/signing"
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+	"github.com/codesignval/csv/signing/cms"
 )
 
 // SignOptions select how [Sign] signs. The zero value signs like
@@ -36,12 +33,6 @@ type SignOptions struct {
 	// leave it false for them.
 	SignedAttributes bool
 }
-
-var (
-	oidECDSAWithSHA256 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}
-	oidECDSAWithSHA384 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 3}
-	oidECDSAWithSHA512 = asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 4}
-)
 
 // Sign returns the bytes to append to a file whose contents hash (with
 // opts.Hash) to digest: the PKCS#7 blob, the module_signature struct and
@@ -65,37 +56,35 @@ func Sign(digest []byte, cert *x509.Certificate, signer crypto.Signer, opts Sign
 		h = crypto.SHA256
 	}
 	if h != crypto.SHA256 && h != crypto.SHA384 && h != crypto.SHA512 {
-		return nil, fmt.Errorf("modsig: digest algorithm %v not supported for signing (SHA256, SHA384, SHA512)", h)
+		return nil, signing.Errorf(signing.ErrUnsupportedAlgorithm, "modsig: digest algorithm %v not supported for signing (SHA256, SHA384, SHA512)", h)
 	}
 	if len(digest) != h.Size() {
 		return nil, fmt.Errorf("modsig: the digest is %d bytes, %v digests are %d", len(digest), h, h.Size())
 	}
 	if cert == nil || signer == nil {
-		return nil, errors.New("modsig: signing needs a certificate and a signer")
+		return nil, signing.Errorf(signing.ErrSigner, "modsig: signing needs a certificate and a signer")
 	}
 	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(cert.PublicKey) {
-		return nil, fmt.Errorf("modsig: the signer's key is not the public key of %q", cert.Subject.String())
+		return nil, signing.Errorf(signing.ErrSigner, "modsig: the signer's key is not the public key of %q", cert.Subject.String())
 	}
 	if opts.UseKeyID && len(cert.SubjectKeyId) == 0 {
-		return nil, fmt.Errorf("modsig: certificate %q has no subject key identifier", cert.Subject.String())
+		return nil, signing.Errorf(signing.ErrSigner, "modsig: certificate %q has no subject key identifier", cert.Subject.String())
 	}
 	digestOID, _ := signing.OIDForHash(h)
+	digestAlg := cms.AlgorithmIdentifier{OID: cms.NewOID(digestOID...)} // no parameters, as sign-file writes it
 	var kind string
-	var sigAlg func(b *cryptobyte.Builder)
+	var sigAlg cms.AlgorithmIdentifier
 	switch cert.PublicKey.(type) {
 	case *rsa.PublicKey:
 		kind = "RSA"
-		sigAlg = func(b *cryptobyte.Builder) {
-			b.AddASN1ObjectIdentifier(oidRSAEncryption)
-			b.AddASN1NULL()
-		}
+		sigAlg = cms.AlgorithmIdentifier{OID: cms.OIDRSAEncryption, Params: cms.NULL}
 	case *ecdsa.PublicKey:
 		kind = "ECDSA"
-		oid := map[crypto.Hash]asn1.ObjectIdentifier{crypto.SHA256: oidECDSAWithSHA256, crypto.SHA384: oidECDSAWithSHA384, crypto.SHA512: oidECDSAWithSHA512}[h]
-		sigAlg = func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oid) }
+		oid, _ := signing.SignatureAlgorithmOID("ECDSA", h)
+		sigAlg = cms.AlgorithmIdentifier{OID: cms.NewOID(oid...)}
 	default:
-		return nil, fmt.Errorf("modsig: %T keys not supported for signing (RSA, ECDSA)", cert.PublicKey)
+		return nil, signing.Errorf(signing.ErrUnsupportedAlgorithm, "modsig: %T keys not supported for signing (RSA, ECDSA)", cert.PublicKey)
 	}
 
 	toSign := digest
@@ -114,47 +103,21 @@ func Sign(digest []byte, cert *x509.Certificate, signer crypto.Signer, opts Sign
 		return nil, fmt.Errorf("modsig: signing: %w", err)
 	}
 	if err := signing.CheckPrecomputed(cert.PublicKey, kind, h, toSign, sig); err != nil {
-		return nil, fmt.Errorf("modsig: the signer made a signature that does not verify: %w", err)
+		return nil, signing.Errorf(signing.ErrSigner, "modsig: the signer made a signature that does not verify: %w", err)
 	}
 
-	version := int64(1) // issuerAndSerialNumber: SignerInfo and SignedData version 1
+	t := cms.SignerInfoTemplate{Version: 1, Issuer: cert.RawIssuer, SerialNumber: cert.SerialNumber,
+		DigestAlgorithm: digestAlg, SignedAttributes: attrs, SignatureAlgorithm: sigAlg, Signature: sig}
 	if opts.UseKeyID {
-		version = 3 // subjectKeyIdentifier: version 3 (RFC 5652 5.1, 5.3)
+		// subjectKeyIdentifier: version 3 (RFC 5652 5.1, 5.3)
+		t.Version, t.SubjectKeyID = 3, cert.SubjectKeyId
 	}
-	b := cryptobyte.NewBuilder(nil)
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // ContentInfo
-		b.AddASN1ObjectIdentifier(oidSignedData)
-		b.AddASN1(tagExplicit0, func(b *cryptobyte.Builder) {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // SignedData
-				b.AddASN1Int64(version)
-				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(digestOID) })
-				})
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData) })
-				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // SignerInfo
-						b.AddASN1Int64(version)
-						if opts.UseKeyID {
-							b.AddASN1(tagKeyID, func(b *cryptobyte.Builder) { b.AddBytes(cert.SubjectKeyId) })
-						} else {
-							b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-								b.AddBytes(cert.RawIssuer)
-								b.AddASN1BigInt(cert.SerialNumber)
-							})
-						}
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(digestOID) })
-						if attrs != nil {
-							b.AddUint8(0xa0) // [0] IMPLICIT: the SET's tag replaced
-							b.AddBytes(attrs[1:])
-						}
-						b.AddASN1(cbasn1.SEQUENCE, sigAlg)
-						b.AddASN1OctetString(sig)
-					})
-				})
-			})
-		})
-	})
-	p7, err := b.Bytes()
+	si, err := cms.MarshalSignerInfo(t)
+	if err != nil {
+		return nil, fmt.Errorf("modsig: encoding the PKCS#7: %w", err)
+	}
+	p7, err := cms.MarshalSignedData(cms.SignedDataTemplate{Version: t.Version, DigestAlgorithms: []cms.AlgorithmIdentifier{digestAlg},
+		ContentType: cms.OIDData, SignerInfos: [][]byte{si}})
 	if err != nil {
 		return nil, fmt.Errorf("modsig: encoding the PKCS#7: %w", err)
 	}
@@ -171,31 +134,19 @@ func Sign(digest []byte, cert *x509.Certificate, signer crypto.Signer, opts Sign
 // signedAttributes returns the DER SET OF the contentType (id-data) and
 // messageDigest attributes, sorted as DER requires of a SET OF.
 func signedAttributes(digest []byte) ([]byte, error) {
-	var list [][]byte
-	for _, add := range []func(b *cryptobyte.Builder){
-		func(b *cryptobyte.Builder) {
-			b.AddASN1ObjectIdentifier(oidContentType)
-			b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData) })
-		},
-		func(b *cryptobyte.Builder) {
-			b.AddASN1ObjectIdentifier(oidMessageDigest)
-			b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { b.AddASN1OctetString(digest) })
-		},
-	} {
-		b := cryptobyte.NewBuilder(nil)
-		b.AddASN1(cbasn1.SEQUENCE, add)
-		der, err := b.Bytes()
-		if err != nil {
-			return nil, fmt.Errorf("modsig: encoding signed attributes: %w", err)
-		}
-		list = append(list, der)
+	md := cryptobyte.NewBuilder(nil)
+	md.AddASN1OctetString(digest)
+	mdv, err := md.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("modsig: encoding signed attributes: %w", err)
 	}
-	slices.SortFunc(list, bytes.Compare)
-	b := cryptobyte.NewBuilder(nil)
-	b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
-		for _, der := range list {
-			b.AddBytes(der)
-		}
-	})
-	return b.Bytes()
+	ct, err := cms.NewAttribute(cms.OIDContentType, cms.OIDData)
+	if err != nil {
+		return nil, fmt.Errorf("modsig: encoding signed attributes: %w", err)
+	}
+	mda, err := cms.NewAttribute(cms.OIDMessageDigest, mdv)
+	if err != nil {
+		return nil, fmt.Errorf("modsig: encoding signed attributes: %w", err)
+	}
+	return cms.SignedAttributes(ct, mda)
 }

@@ -41,11 +41,10 @@ import (
 	"github.com/codesignval/csv/attest/service"
 	"github.com/codesignval/csv/attest/service/servicetest"
 	"github.com/codesignval/csv/cipolicy"
-	"github.com/codesignval/csv/internal/binfmt/pe"
 	"github.com/codesignval/csv/internal/testbin"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
-	"github.com/codesignval/csv/signing/authenticode"
+	authpe "github.com/codesignval/csv/signing/authenticode/pe"
 )
 
 var claimsOID = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 42, 1}
@@ -75,15 +74,15 @@ func newFleet(t *testing.T) *fleet {
 	ca := testca.New(t)
 	db := ca.Leaf(t, testca.LeafOptions{CommonName: "Test Boot Signing"})
 	img := testbin.PE(testbin.PEOptions{Data: []byte("a boot application")})
-	f, err := pe.Parse(bytes.NewReader(img), int64(len(img)))
+	im, err := authpe.Parse(bytes.NewReader(img), int64(len(img)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a256, err := authenticode.Digest(bytes.NewReader(img), f, crypto.SHA256)
+	a256, err := im.Digest(bytes.NewReader(img), crypto.SHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a1, err := authenticode.Digest(bytes.NewReader(img), f, crypto.SHA1)
+	a1, err := im.Digest(bytes.NewReader(img), crypto.SHA1)
 	if err != nil {
 		t.Fatal(err)
 	}

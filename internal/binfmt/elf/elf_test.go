@@ -103,7 +103,7 @@ func TestParseMalformed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := parse(tt.b)
 			var me *binfmt.MalformedError
-			if !errors.As(err, &me) || me.Format != binfmt.ELF {
+			if !errors.As(err, &me) || me.Format != "ELF" {
 				t.Fatalf("err = %v, want an ELF MalformedError", err)
 			}
 			if !strings.Contains(err.Error(), tt.want) {

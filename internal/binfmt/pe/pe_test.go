@@ -166,7 +166,7 @@ func TestParseMalformed(t *testing.T) {
 			if !errors.As(err, &me) {
 				t.Fatalf("err = %v, want a *binfmt.MalformedError", err)
 			}
-			if me.Format != binfmt.PE {
+			if me.Format != "PE" {
 				t.Errorf("format %q", me.Format)
 			}
 			if !strings.Contains(err.Error(), tt.want) {

@@ -20,6 +20,7 @@ import (
 	"github.com/codesignval/csv/internal/testenv"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
+	authpe "github.com/codesignval/csv/signing/authenticode/pe"
 )
 
 // judgeAt is when the trees are judged: two years after testca.Epoch, when
@@ -37,7 +38,7 @@ func signPE(t *testing.T, img []byte, key crypto.Signer, chain []*x509.Certifica
 		t.Fatal(err)
 	}
 	defer out.Close()
-	if _, err := authenticode.Sign(context.Background(), bytes.NewReader(img), int64(len(img)), out, key, chain,
+	if _, err := authpe.Sign(context.Background(), bytes.NewReader(img), int64(len(img)), out, key, chain,
 		authenticode.SignOptions{TimestampURL: tsaURL}); err != nil {
 		t.Fatalf("signing: %v", err)
 	}

@@ -1,4 +1,4 @@
-package authenticode_test
+package pe_test
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
 	"github.com/codesignval/csv/signing/authenticode"
+	"github.com/codesignval/csv/signing/authenticode/pe"
 )
 
 // benchPE is a PE the size of the benchmark corpus's Go programs: a small
@@ -69,7 +70,7 @@ func BenchmarkSign(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := authenticode.Sign(ctx, f, int64(len(in)), out, s.leaf.Key, chain, authenticode.SignOptions{}); err != nil {
+				if _, err := pe.Sign(ctx, f, int64(len(in)), out, s.leaf.Key, chain, authenticode.SignOptions{}); err != nil {
 					b.Fatal(err)
 				}
 				f.Close()
@@ -116,7 +117,7 @@ func BenchmarkSignParallel(b *testing.B) {
 						b.Error(err)
 						return
 					}
-					if _, err := authenticode.Sign(ctx, f, int64(len(in)), out, s.leaf.Key, chain, authenticode.SignOptions{}); err != nil {
+					if _, err := pe.Sign(ctx, f, int64(len(in)), out, s.leaf.Key, chain, authenticode.SignOptions{}); err != nil {
 						b.Error(err)
 					}
 					f.Close()
@@ -146,7 +147,7 @@ func BenchmarkSignInMemory(b *testing.B) {
 			cpu0 := cpuTime(b)
 			for b.Loop() {
 				var out discard
-				if _, err := authenticode.Sign(ctx, bytes.NewReader(in), int64(len(in)), &out, s.leaf.Key, chain, authenticode.SignOptions{}); err != nil {
+				if _, err := pe.Sign(ctx, bytes.NewReader(in), int64(len(in)), &out, s.leaf.Key, chain, authenticode.SignOptions{}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -1,4 +1,4 @@
-package authenticode_test
+package pe_test
 
 import (
 	"bytes"
@@ -30,12 +30,13 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/codesignval/csv/internal/binfmt"
-	"github.com/codesignval/csv/internal/binfmt/pe"
+	binpe "github.com/codesignval/csv/internal/binfmt/pe"
 	"github.com/codesignval/csv/internal/testbin"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
+	"github.com/codesignval/csv/signing/authenticode/pe"
 )
 
 // goBuilt cross-compiles a small Go program for Windows once per test
@@ -106,10 +107,10 @@ func sharedUnsigned(t *testing.T) map[string][]byte {
 		if err != nil {
 			return err
 		}
-		if !pe.IsPE(bytes.NewReader(data), int64(len(data))) {
+		if !binpe.IsPE(bytes.NewReader(data), int64(len(data))) {
 			return nil
 		}
-		f, err := pe.Parse(bytes.NewReader(data), int64(len(data)))
+		f, err := binpe.Parse(bytes.NewReader(data), int64(len(data)))
 		if err == nil && !f.Signed() {
 			rel, _ := filepath.Rel(dir, path)
 			out[rel] = data
@@ -210,8 +211,8 @@ func checkPeerSigning(t *testing.T, p *pki, s *signer, in []byte, h crypto.Hash,
 		t.Fatalf("%d signatures, want 1", len(sigs))
 	}
 	sig := sigs[0]
-	if !sig.Verified || sig.DigestAlgorithm != h || !bytes.Equal(sig.Digest, res.Digest) || sig.SignatureAlgorithm != "RSA" || sig.Timestamp != nil {
-		t.Errorf("signature: verified %v (%v), %v %x (want %v %x), %s, timestamp %v", sig.Verified, sig.Problem, sig.DigestAlgorithm, sig.Digest, h, res.Digest, sig.SignatureAlgorithm, sig.Timestamp)
+	if !sig.Verified() || sig.DigestAlgorithm != h || !bytes.Equal(sig.Digest, res.Digest) || sig.SignatureAlgorithm != "RSA" || sig.Timestamp != nil {
+		t.Errorf("signature: verified %v (%v), %v %x (want %v %x), %s, timestamp %v", sig.Verified(), sig.Problem, sig.DigestAlgorithm, sig.Digest, h, res.Digest, sig.SignatureAlgorithm, sig.Timestamp)
 	}
 	wantChain(t, "signer", sig.Chains, s.cert, p.inter, p.root)
 	return osslAccepts(t, signed, p.rootPEM)
@@ -326,7 +327,7 @@ func TestSignReplace(t *testing.T) {
 			t.Errorf("%d WIN_CERTIFICATE entries, want 1", n)
 		}
 		sigs := verify(t, signed, authenticode.VerifyOptions{})
-		if len(sigs) != 1 || !sigs[0].Verified || sigs[0].Signer().CommonName() != "Our Signer" {
+		if len(sigs) != 1 || !sigs[0].Verified() || sigs[0].Signer().CommonName() != "Our Signer" {
 			t.Fatalf("signatures after replacing: %d, first %+v", len(sigs), sigs[0])
 		}
 		osslAccepts(t, signed, p.rootPEM)
@@ -390,8 +391,8 @@ func TestSignAppend(t *testing.T) {
 			t.Fatalf("%d signatures, want %d", len(sigs), len(want))
 		}
 		for i, w := range want {
-			if !sigs[i].Verified || !slices.Equal(sigs[i].Path, w.path) || sigs[i].DigestAlgorithm != w.hash {
-				t.Errorf("signature %d: path %v, %v, verified %v (%v); want path %v, %v", i, sigs[i].Path, sigs[i].DigestAlgorithm, sigs[i].Verified, sigs[i].Problem, w.path, w.hash)
+			if !sigs[i].Verified() || !slices.Equal(sigs[i].Path, w.path) || sigs[i].DigestAlgorithm != w.hash {
+				t.Errorf("signature %d: path %v, %v, verified %v (%v); want path %v, %v", i, sigs[i].Path, sigs[i].DigestAlgorithm, sigs[i].Verified(), sigs[i].Problem, w.path, w.hash)
 			}
 			wantChain(t, fmt.Sprintf("signature %d", i), sigs[i].Chains, w.who.cert, p.inter, p.root)
 		}
@@ -423,14 +424,14 @@ func TestSignAppend(t *testing.T) {
 			t.Fatalf("%d signatures, want 3", len(sigs))
 		}
 		for i, who := range []*signer{a, c, b} {
-			if !sigs[i].Verified || !slices.Equal(sigs[i].Path, [][]int{{}, {0}, {1}}[i]) || sigs[i].Signer() != nil && sigs[i].Signer().CommonName() != who.cert.CommonName() {
-				t.Errorf("signature %d: path %v, verified %v (%v), signer %v", i, sigs[i].Path, sigs[i].Verified, sigs[i].Problem, sigs[i].Signer())
+			if !sigs[i].Verified() || !slices.Equal(sigs[i].Path, [][]int{{}, {0}, {1}}[i]) || sigs[i].Signer() != nil && sigs[i].Signer().CommonName() != who.cert.CommonName() {
+				t.Errorf("signature %d: path %v, verified %v (%v), signer %v", i, sigs[i].Path, sigs[i].Verified(), sigs[i].Problem, sigs[i].Signer())
 			}
 		}
 		if got := nestedValues(t, s); !slices.Equal(got, []int{2}) {
 			t.Errorf("SPC_NESTED_SIGNATURE attributes holding %v values, want one holding 2 (ours appended to osslsigncode's)", got)
 		}
-		if ts := sigs[0].Timestamp; ts == nil || !ts.Verified {
+		if ts := sigs[0].Timestamp; ts == nil || !ts.Verified() {
 			t.Errorf("the outer signature's timestamp: %+v", ts)
 		}
 		out2 := osslAccepts(t, s, p.rootPEM, "-TSA-CAfile", p.rootPEM)
@@ -461,11 +462,11 @@ func TestSignAppend(t *testing.T) {
 		if len(sigs) != 3 || len(before) != 2 {
 			t.Fatalf("%d signatures (%d before), want 3", len(sigs), len(before))
 		}
-		if sigs[0].Verified != before[0].Verified || sigs[2].Verified != before[1].Verified || sigs[2].Index != 1 {
+		if sigs[0].Verified() != before[0].Verified() || sigs[2].Verified() != before[1].Verified() || sigs[2].Index != 1 {
 			t.Errorf("the existing signatures' results changed: %v %v, before %v %v", sigs[0].Problem, sigs[2].Problem, before[0].Problem, before[1].Problem)
 		}
-		if sigs[1].Index != 0 || !slices.Equal(sigs[1].Path, []int{0}) || !sigs[1].Verified || sigs[1].Signer().CommonName() != "Signer B" {
-			t.Errorf("our nested signature: index %d path %v verified %v (%v)", sigs[1].Index, sigs[1].Path, sigs[1].Verified, sigs[1].Problem)
+		if sigs[1].Index != 0 || !slices.Equal(sigs[1].Path, []int{0}) || !sigs[1].Verified() || sigs[1].Signer().CommonName() != "Signer B" {
+			t.Errorf("our nested signature: index %d path %v verified %v (%v)", sigs[1].Index, sigs[1].Path, sigs[1].Verified(), sigs[1].Problem)
 		}
 	})
 
@@ -490,7 +491,7 @@ func TestSignAppend(t *testing.T) {
 				t.Fatal("no cap reached")
 			}
 		}
-		if sigs := verify(t, parseSignedPE(t, out), roots); !sigs[len(sigs)-1].Verified {
+		if sigs := verify(t, parseSignedPE(t, out), roots); !sigs[len(sigs)-1].Verified() {
 			t.Errorf("the last file Sign wrote does not verify: %v", sigs[len(sigs)-1].Problem)
 		}
 	})
@@ -501,7 +502,7 @@ func TestSignAppend(t *testing.T) {
 		if !slices.Contains(res.Warnings, authenticode.WarningAppendUnsigned) {
 			t.Errorf("warnings %q, want %q", res.Warnings, authenticode.WarningAppendUnsigned)
 		}
-		if sigs := verify(t, s, authenticode.VerifyOptions{}); len(sigs) != 1 || !sigs[0].Verified {
+		if sigs := verify(t, s, authenticode.VerifyOptions{}); len(sigs) != 1 || !sigs[0].Verified() {
 			t.Errorf("signatures: %+v", sigs)
 		}
 	})
@@ -538,7 +539,7 @@ func TestSignECDSA(t *testing.T) {
 			}
 			signed := checkSigned(t, in, out, res, h)
 			sigs := verify(t, signed, authenticode.VerifyOptions{})
-			if len(sigs) != 1 || !sigs[0].Verified || sigs[0].SignatureAlgorithm != "ECDSA" || sigs[0].DigestAlgorithm != h {
+			if len(sigs) != 1 || !sigs[0].Verified() || sigs[0].SignatureAlgorithm != "ECDSA" || sigs[0].DigestAlgorithm != h {
 				t.Fatalf("signature: %+v", sigs[0])
 			}
 			wantOID := map[crypto.Hash]asn1.ObjectIdentifier{crypto.SHA256: {1, 2, 840, 10045, 4, 3, 2}, crypto.SHA384: {1, 2, 840, 10045, 4, 3, 3}}[h]
@@ -569,7 +570,7 @@ func TestSignTimestamp(t *testing.T) {
 	checkTS := func(t *testing.T, sig *signing.Signature) {
 		t.Helper()
 		ts := sig.Timestamp
-		if ts == nil || ts.Kind != authenticode.TimestampRFC3161 || !ts.Verified || !ts.Time.Equal(when) {
+		if ts == nil || ts.Kind != authenticode.TimestampRFC3161 || !ts.Verified() || !ts.Time.Equal(when) {
 			t.Fatalf("timestamp %+v, want a verified RFC 3161 timestamp at %v", ts, when)
 		}
 		wantChain(t, "timestamp", ts.Chains, tsaSigner.cert, p.inter, p.root)
@@ -579,7 +580,7 @@ func TestSignTimestamp(t *testing.T) {
 	out, res := signPE(t, in, s.leaf.Key, p.chainOf(s), opts)
 	signed := checkSigned(t, in, out, res, crypto.SHA256)
 	sigs := verify(t, signed, authenticode.VerifyOptions{Certificates: []*signing.Certificate{p.root}})
-	if len(sigs) != 1 || !sigs[0].Verified {
+	if len(sigs) != 1 || !sigs[0].Verified() {
 		t.Fatalf("signatures %+v", sigs)
 	}
 	checkTS(t, sigs[0])
@@ -592,7 +593,7 @@ func TestSignTimestamp(t *testing.T) {
 		out2, res2 := signPE(t, out, other.leaf.Key, p.chainOf(other), authenticode.SignOptions{Append: true, TimestampURL: tsa.URL})
 		signed := checkSigned(t, out, out2, res2, crypto.SHA256)
 		sigs := verify(t, signed, authenticode.VerifyOptions{Certificates: []*signing.Certificate{p.root}})
-		if len(sigs) != 2 || !sigs[0].Verified || !sigs[1].Verified {
+		if len(sigs) != 2 || !sigs[0].Verified() || !sigs[1].Verified() {
 			t.Fatalf("signatures %+v", sigs)
 		}
 		checkTS(t, sigs[0])
@@ -611,11 +612,11 @@ func TestSignTimestamp(t *testing.T) {
 		after := time.Now().Add(2 * time.Second)
 		signed := checkSigned(t, in, out, res, crypto.SHA256)
 		sigs := verify(t, signed, authenticode.VerifyOptions{Certificates: []*signing.Certificate{p.root}})
-		if len(sigs) != 1 || !sigs[0].Verified {
+		if len(sigs) != 1 || !sigs[0].Verified() {
 			t.Fatalf("signatures %+v", sigs)
 		}
 		ts := sigs[0].Timestamp
-		if ts == nil || ts.Kind != authenticode.TimestampRFC3161 || !ts.Verified || ts.Time.Before(before) || ts.Time.After(after) {
+		if ts == nil || ts.Kind != authenticode.TimestampRFC3161 || !ts.Verified() || ts.Time.Before(before) || ts.Time.After(after) {
 			t.Fatalf("timestamp %+v, want a verified RFC 3161 timestamp between %v and %v", ts, before, after)
 		}
 		wantChain(t, "timestamp", ts.Chains, tsaSigner.cert, p.inter, p.root)
@@ -671,7 +672,7 @@ func TestVerifyTSA(t *testing.T) {
 	}
 	// A certificate that is not a TSA's (RFC 3161: the timeStamping EKU
 	// alone, critical) cannot answer at all: the one rule
-	// (signing.Certificate.CheckTimestamping) refuses its tokens wherever
+	// (timestamp.CheckCertificate) refuses its tokens wherever
 	// they are read, before any question of trust.
 	for name, o := range badTSAs {
 		tsa := p.signer(t, o)
@@ -758,7 +759,7 @@ func TestSignRefusals(t *testing.T) {
 	badLength := bytes.Clone(sp.table)
 	binary.LittleEndian.PutUint32(badLength, uint32(len(badLength)+8)) // dwLength past the table
 	stray := append(bytes.Clone(sp.table), 1, 2, 3, 4)
-	x509Entry := makeTable(tableEntry{revision: pe.CertRevision2_0, typ: pe.CertTypeX509, data: s.leaf.Cert.Raw})
+	x509Entry := makeTable(tableEntry{revision: binpe.CertRevision2_0, typ: binpe.CertTypeX509, data: s.leaf.Cert.Raw})
 	garbage := makeTable(pkcs7Entry([]byte{0x30, 0x03, 0x02, 0x01, 0x01}))
 	junkSecond := append(bytes.Clone(sp.table), makeTable(pkcs7Entry(bytes.Repeat([]byte("junk"), 1024)))...)
 
@@ -803,7 +804,7 @@ func TestSignRefusals(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out discard
-			res, err := authenticode.Sign(context.Background(), bytes.NewReader(tt.in), int64(len(tt.in)), &out, tt.key, tt.chain, tt.opts)
+			res, err := pe.Sign(context.Background(), bytes.NewReader(tt.in), int64(len(tt.in)), &out, tt.key, tt.chain, tt.opts)
 			if err == nil || res != nil || !tt.wantErr(err) {
 				t.Fatalf("Sign = %v, %v", res, err)
 			}
@@ -893,7 +894,7 @@ func TestSignStops(t *testing.T) {
 	defer cancel()
 	cr := &cancelReader{r: bytes.NewReader(in), cancel: cancel}
 	var out discard
-	_, err := authenticode.Sign(ctx, cr, int64(len(in)), &out, s.leaf.Key, p.chainOf(s), authenticode.SignOptions{})
+	_, err := pe.Sign(ctx, cr, int64(len(in)), &out, s.leaf.Key, p.chainOf(s), authenticode.SignOptions{})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
@@ -902,7 +903,7 @@ func TestSignStops(t *testing.T) {
 	}
 
 	short := testbin.PE(testbin.PEOptions{})
-	_, err = authenticode.Sign(context.Background(), bytes.NewReader(short), int64(len(short))+100, &discard{}, s.leaf.Key, p.chainOf(s), authenticode.SignOptions{})
+	_, err = pe.Sign(context.Background(), bytes.NewReader(short), int64(len(short))+100, &discard{}, s.leaf.Key, p.chainOf(s), authenticode.SignOptions{})
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("short input: err = %v, want io.ErrUnexpectedEOF", err)
 	}
@@ -935,7 +936,7 @@ func TestSignMemoryDoesNotGrowWithFileSize(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	res, err := authenticode.Sign(context.Background(), f, size, &out, s.leaf.Key, chain, authenticode.SignOptions{})
+	res, err := pe.Sign(context.Background(), f, size, &out, s.leaf.Key, chain, authenticode.SignOptions{})
 	runtime.ReadMemStats(&after)
 	if err != nil {
 		t.Fatal(err)
@@ -949,8 +950,8 @@ func TestSignMemoryDoesNotGrowWithFileSize(t *testing.T) {
 		t.Errorf("signing a %d MiB file allocated %d KiB, want under 1 MiB", size>>20, alloc>>10)
 	}
 	// The patched header: the directory entry points at the table right
-	// after the image, and the table ends the file (pe.Parse checks it).
-	pf, err := pe.Parse(sparseReader{prefix: out.head[:], size: res.Size}, res.Size)
+	// after the image, and the table ends the file (binpe.Parse checks it).
+	pf, err := binpe.Parse(sparseReader{prefix: out.head[:], size: res.Size}, res.Size)
 	if err != nil {
 		t.Fatal(err)
 	}

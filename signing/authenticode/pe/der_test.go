@@ -1,4 +1,4 @@
-package authenticode_test
+package pe_test
 
 // DER surgery for tests: find an element by its path of child indexes and
 // replace it, re-encoding the lengths of its parents. Tests use it to tamper
@@ -13,8 +13,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
-	"github.com/codesignval/csv/internal/binfmt/pe"
-	"github.com/codesignval/csv/signing/authenticode"
+	binpe "github.com/codesignval/csv/internal/binfmt/pe"
 )
 
 // element is one DER element of a buffer: [off, end), contents from off+hdr.
@@ -162,21 +161,21 @@ func makeTable(entries ...tableEntry) []byte {
 
 // pkcs7Entry makes a revision 2.0 PKCS_SIGNED_DATA entry.
 func pkcs7Entry(data []byte) tableEntry {
-	return tableEntry{revision: pe.CertRevision2_0, typ: pe.CertTypePKCSSignedData, data: data}
+	return tableEntry{revision: binpe.CertRevision2_0, typ: binpe.CertTypePKCSSignedData, data: data}
 }
 
 // signedPE is a signed PE file in memory.
 type signedPE struct {
 	data  []byte
-	pf    *pe.File
+	pf    *binpe.File
 	table []byte
 }
 
 func parseSignedPE(t testing.TB, data []byte) *signedPE {
 	t.Helper()
-	pf, err := pe.Parse(bytes.NewReader(data), int64(len(data)))
+	pf, err := binpe.Parse(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
-		t.Fatalf("pe.Parse: %v", err)
+		t.Fatalf("binpe.Parse: %v", err)
 	}
 	if !pf.Signed() {
 		t.Fatal("the file is not signed")
@@ -185,9 +184,9 @@ func parseSignedPE(t testing.TB, data []byte) *signedPE {
 }
 
 // entries returns the table's WIN_CERTIFICATE entries.
-func (s *signedPE) entries(t testing.TB) []pe.Certificate {
+func (s *signedPE) entries(t testing.TB) []binpe.Certificate {
 	t.Helper()
-	es, err := pe.ParseCertificateTable(s.table, s.pf.CertTable.Off)
+	es, err := binpe.ParseCertificateTable(s.table, s.pf.CertTable.Off)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +217,7 @@ func (s *signedPE) withSignature(t testing.TB, der []byte) *signedPE {
 // digest computes the file's Authenticode digest.
 func (s *signedPE) digest(t testing.TB, h crypto.Hash) []byte {
 	t.Helper()
-	d, err := authenticode.Digest(bytes.NewReader(s.data), s.pf, h)
+	d, err := imageOf(s.pf).Digest(bytes.NewReader(s.data), h)
 	if err != nil {
 		t.Fatal(err)
 	}

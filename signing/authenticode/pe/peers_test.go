@@ -1,4 +1,4 @@
-package authenticode_test
+package pe_test
 
 // The test PKI and the peer tool: signing with osslsigncode (the independent
 // signer) and asking it for a second opinion, and a local legacy Authenticode

@@ -1,4 +1,4 @@
-package authenticode_test
+package pe_test
 
 import (
 	"bytes"
@@ -15,11 +15,12 @@ import (
 
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
-	"github.com/codesignval/csv/internal/binfmt/pe"
+	binpe "github.com/codesignval/csv/internal/binfmt/pe"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
+	"github.com/codesignval/csv/signing/authenticode/pe"
 )
 
 // FuzzVerify feeds certificate tables (or signatures, wrapped in a table) to
@@ -33,7 +34,7 @@ import (
 // Invariants: no panic (a recovered one is ErrInternal, which fails too);
 // Verify fails exactly when CheckTable does (with the same error), or with
 // ErrTooManyChainChecks (a cap on chain building, which CheckTable does not
-// do), always when pe.ParseCertificateTable does, and then returns nothing; every signature has Format "authenticode"; Verified implies no
+// do), always when binpe.ParseCertificateTable does, and then returns nothing; every signature has Format "authenticode"; Verified implies no
 // Problem and a chain; with no digests nothing is Verified; with the digests
 // the signatures carry, the same signatures are found, and every verified
 // one's algorithm is among DigestAlgorithms (which finds nothing in a table
@@ -49,14 +50,14 @@ func FuzzVerify(f *testing.F) {
 	// that mutations reach the signature instead of breaking dwLength.
 	for _, table := range fuzzSeeds(f) {
 		f.Add(table, true)
-		if entries, err := pe.ParseCertificateTable(table, 0); err == nil {
+		if entries, err := binpe.ParseCertificateTable(table, 0); err == nil {
 			for _, e := range entries {
 				f.Add(bytes.Clone(e.Data), false)
 			}
 		}
 	}
 	f.Add([]byte{0x30, 0x03, 0x06, 0x01, 0x00}, false)
-	f.Add(makeTable(tableEntry{revision: pe.CertRevision2_0, typ: pe.CertTypeX509, data: []byte{1, 2, 3}}), true)
+	f.Add(makeTable(tableEntry{revision: binpe.CertRevision2_0, typ: binpe.CertTypeX509, data: []byte{1, 2, 3}}), true)
 	for _, seed := range hostileSeeds(f) {
 		f.Add(seed.data, seed.raw)
 	}
@@ -66,10 +67,10 @@ func FuzzVerify(f *testing.F) {
 		if !raw {
 			table = makeTable(pkcs7Entry(data))
 		}
-		_, splitErr := pe.ParseCertificateTable(table, 0)
-		checkErr := authenticode.CheckTable(table, 0, cache)
+		_, splitErr := binpe.ParseCertificateTable(table, 0)
+		checkErr := pe.CheckTable(table, 0, cache)
 		opts := authenticode.VerifyOptions{Cache: cache}
-		sigs, err := authenticode.Verify(table, 0, nil, opts)
+		sigs, err := pe.Verify(table, 0, nil, opts)
 		if checkErr == nil && errors.Is(err, authenticode.ErrTooManyChainChecks) {
 			return // a cap on verifying, which CheckTable does not do
 		}
@@ -79,7 +80,7 @@ func FuzzVerify(f *testing.F) {
 		if errors.Is(err, authenticode.ErrInternal) {
 			t.Fatalf("recovered panic: %v", err)
 		}
-		algs := authenticode.DigestAlgorithms(table)
+		algs := pe.DigestAlgorithms(table)
 		if err != nil {
 			if sigs != nil || (splitErr != nil && algs != nil) {
 				t.Fatalf("Verify failed (%v) but returned %d signatures; DigestAlgorithms %v", err, len(sigs), algs)
@@ -89,14 +90,14 @@ func FuzzVerify(f *testing.F) {
 		fuzzInvariants(t, sigs)
 		digests := map[crypto.Hash][]byte{}
 		for _, s := range sigs {
-			if s.Verified {
+			if s.Verified() {
 				t.Fatalf("signature %d %v verified without digests", s.Index, s.Path)
 			}
 			if _, ok := digests[s.DigestAlgorithm]; !ok && s.Digest != nil {
 				digests[s.DigestAlgorithm] = s.Digest
 			}
 		}
-		sigs2, err := authenticode.Verify(table, 0, digests, opts)
+		sigs2, err := pe.Verify(table, 0, digests, opts)
 		if err != nil || len(sigs2) != len(sigs) {
 			t.Fatalf("with digests: %d signatures, error %v; without: %d", len(sigs2), err, len(sigs))
 		}
@@ -105,7 +106,7 @@ func FuzzVerify(f *testing.F) {
 			if s.Index != sigs[i].Index || !slices.Equal(s.Path, sigs[i].Path) {
 				t.Fatalf("signature %d: %d %v with digests, %d %v without", i, s.Index, s.Path, sigs[i].Index, sigs[i].Path)
 			}
-			if s.Verified && !slices.Contains(algs, s.DigestAlgorithm) {
+			if s.Verified() && !slices.Contains(algs, s.DigestAlgorithm) {
 				t.Fatalf("signature %d %v verified over %v, which DigestAlgorithms (%v) misses", s.Index, s.Path, s.DigestAlgorithm, algs)
 			}
 		}
@@ -154,7 +155,7 @@ func hostileSeeds(f *testing.F) []fuzzSeed {
 	return []fuzzSeed{
 		{insertChild(f, stamped, tokenJunk, signerInfoPath(siUnsigned, 0, 1, 0, 1, 0, -1, 0)...), false},
 		{append(bytes.Clone(good.table), makeTable(pkcs7Entry(junk))...), true},
-		{append(bytes.Clone(good.table), makeTable(tableEntry{revision: pe.CertRevision2_0, typ: pe.CertTypeX509, data: append([]byte("MZ"), junk...)})...), true},
+		{append(bytes.Clone(good.table), makeTable(tableEntry{revision: binpe.CertRevision2_0, typ: binpe.CertTypeX509, data: append([]byte("MZ"), junk...)})...), true},
 		{append(bytes.Clone(der), 'M', 'Z'), false},
 		{withUnsigned(f, der, attr(f, asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 7}, encode(cbasn1.OCTET_STRING, junk))), false},
 		{insertChild(f, der, notCert, pathCerts...), false},
@@ -166,7 +167,7 @@ func hostileSeeds(f *testing.F) []fuzzSeed {
 func fuzzSeeds(f *testing.F) [][]byte {
 	var tables [][]byte
 	add := func(data []byte) {
-		pf, err := pe.Parse(bytes.NewReader(data), int64(len(data)))
+		pf, err := binpe.Parse(bytes.NewReader(data), int64(len(data)))
 		if err == nil && pf.Signed() {
 			tables = append(tables, bytes.Clone(data[pf.CertTable.Off:pf.CertTable.End()]))
 		}

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package authenticode_test
+package pe_test
 
 import (
 	"testing"

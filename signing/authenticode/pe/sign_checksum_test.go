@@ -1,4 +1,4 @@
-package authenticode
+package pe
 
 import (
 	"math/rand/v2"

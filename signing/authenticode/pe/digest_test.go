@@ -1,4 +1,4 @@
-package authenticode_test
+package pe_test
 
 import (
 	"bytes"
@@ -13,11 +13,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/codesignval/csv/internal/binfmt/pe"
+	binpe "github.com/codesignval/csv/internal/binfmt/pe"
 	"github.com/codesignval/csv/internal/testbin"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
-	"github.com/codesignval/csv/signing/authenticode"
+	"github.com/codesignval/csv/signing/authenticode/pe"
 )
 
 // osslDigest is one signature's digest as osslsigncode reports it.
@@ -64,11 +64,11 @@ func digestFile(t *testing.T, path string, h crypto.Hash) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pf, err := pe.Parse(f, st.Size())
+	pf, err := binpe.Parse(f, st.Size())
 	if err != nil {
 		t.Fatalf("parse %s: %v", path, err)
 	}
-	d, err := authenticode.Digest(f, pf, h)
+	d, err := imageOf(pf).Digest(f, h)
 	if err != nil {
 		t.Fatalf("digest %s: %v", path, err)
 	}
@@ -125,11 +125,11 @@ func TestDigestOfDuplicatedEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pf, err := pe.Parse(bytes.NewReader(data), int64(len(data)))
+	pf, err := binpe.Parse(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	certs, err := pe.ParseCertificateTable(data[pf.CertTable.Off:pf.CertTable.End()], pf.CertTable.Off)
+	certs, err := binpe.ParseCertificateTable(data[pf.CertTable.Off:pf.CertTable.End()], pf.CertTable.Off)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,17 +205,17 @@ func dirExists(p string) bool {
 // hash however the file is split into writes, and refuses short input.
 func TestDigesterStreamsInAnyChunking(t *testing.T) {
 	data := testbin.PE(testbin.PEOptions{Overlay: bytes.Repeat([]byte("x"), 1001)})
-	pf, err := pe.Parse(bytes.NewReader(data), int64(len(data)))
+	pf, err := binpe.Parse(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := authenticode.Digest(bytes.NewReader(data), pf, crypto.SHA256)
+	want, err := imageOf(pf).Digest(bytes.NewReader(data), crypto.SHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, chunk := range []int{1, 3, 7, 64, 333, len(data)} {
 		h := crypto.SHA256.New()
-		d := authenticode.NewDigester(pf, h)
+		d := imageOf(pf).NewDigester(h)
 		for off := 0; off < len(data); off += chunk {
 			if _, err := d.Write(data[off:min(off+chunk, len(data))]); err != nil {
 				t.Fatal(err)
@@ -228,14 +228,14 @@ func TestDigesterStreamsInAnyChunking(t *testing.T) {
 			t.Errorf("chunk %d: %x, want %x", chunk, got, want)
 		}
 	}
-	d := authenticode.NewDigester(pf, crypto.SHA256.New())
+	d := imageOf(pf).NewDigester(crypto.SHA256.New())
 	if _, err := d.Write(data[:len(data)-1]); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Close(); err == nil {
 		t.Error("Close after a short write succeeded")
 	}
-	if _, err := authenticode.NewDigester(pf).Write(append(data, 0)); err == nil {
+	if _, err := imageOf(pf).NewDigester().Write(append(data, 0)); err == nil {
 		t.Error("writing past the end of the file succeeded")
 	}
 }
@@ -245,15 +245,15 @@ func TestDigesterStreamsInAnyChunking(t *testing.T) {
 // the CheckSum field and the certificate table directory entry.
 func TestDigestChangesWithCoveredBytesOnly(t *testing.T) {
 	data := testbin.PE(testbin.PEOptions{PE32: true, Overlay: []byte("tail")})
-	pf, err := pe.Parse(bytes.NewReader(data), int64(len(data)))
+	pf, err := binpe.Parse(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, _ := authenticode.Digest(bytes.NewReader(data), pf, crypto.SHA256)
+	base, _ := imageOf(pf).Digest(bytes.NewReader(data), crypto.SHA256)
 	for i := range data {
 		mod := bytes.Clone(data)
 		mod[i] ^= 0xff
-		got, err := authenticode.Digest(bytes.NewReader(mod), pf, crypto.SHA256)
+		got, err := imageOf(pf).Digest(bytes.NewReader(mod), crypto.SHA256)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,4 +263,14 @@ func TestDigestChangesWithCoveredBytesOnly(t *testing.T) {
 			t.Fatalf("byte %#x: digest changed=%v, but excluded=%v", i, changed, excluded)
 		}
 	}
+}
+
+// imageOf is the Authenticode layout of a parsed PE file.
+func imageOf(f *binpe.File) *pe.Image {
+	im, err := pe.NewImage(pe.Layout{Size: f.Size, CheckSumOffset: f.CheckSumOffset, CertDirOffset: f.CertDirOffset,
+		CertTableOffset: f.CertTable.Off, CertTableSize: f.CertTable.Len})
+	if err != nil {
+		panic(err)
+	}
+	return im
 }

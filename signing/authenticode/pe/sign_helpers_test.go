@@ -1,4 +1,4 @@
-package authenticode_test
+package pe_test
 
 // Helpers for the signing tests: signing into a real file, the checks every
 // signed file must pass (layout, checksum, digest, osslsigncode), and a local
@@ -29,9 +29,10 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
-	"github.com/codesignval/csv/internal/binfmt/pe"
+	binpe "github.com/codesignval/csv/internal/binfmt/pe"
 	"github.com/codesignval/csv/internal/testbin"
 	"github.com/codesignval/csv/signing/authenticode"
+	"github.com/codesignval/csv/signing/authenticode/pe"
 )
 
 // chainOf is the chain Sign gets for a leaf of the PKI: leaf, issuing CA.
@@ -39,7 +40,7 @@ func (p *pki) chainOf(s *signer) []*x509.Certificate {
 	return []*x509.Certificate{s.leaf.Cert, p.ca.Intermediate.Cert}
 }
 
-// signPE signs in with authenticode.Sign into a file on disk and returns
+// signPE signs in with pe.Sign into a file on disk and returns
 // the file's bytes.
 func signPE(t testing.TB, in []byte, key crypto.Signer, chain []*x509.Certificate, opts authenticode.SignOptions) ([]byte, *authenticode.SignResult) {
 	t.Helper()
@@ -57,7 +58,7 @@ func trySign(t testing.TB, in []byte, key crypto.Signer, chain []*x509.Certifica
 		t.Fatal(err)
 	}
 	defer f.Close()
-	res, err := authenticode.Sign(context.Background(), bytes.NewReader(in), int64(len(in)), f, key, chain, opts)
+	res, err := pe.Sign(context.Background(), bytes.NewReader(in), int64(len(in)), f, key, chain, opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -79,7 +80,7 @@ func trySign(t testing.TB, in []byte, key crypto.Signer, chain []*x509.Certifica
 // the same for the input, the output and SignResult.Digest.
 func checkSigned(t testing.TB, in, out []byte, res *authenticode.SignResult, h crypto.Hash) *signedPE {
 	t.Helper()
-	inPE, err := pe.Parse(bytes.NewReader(in), int64(len(in)))
+	inPE, err := binpe.Parse(bytes.NewReader(in), int64(len(in)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func checkSigned(t testing.TB, in, out []byte, res *authenticode.SignResult, h c
 	if want := testbin.Checksum(out, int(s.pf.CheckSumOffset)); s.pf.CheckSum != want {
 		t.Errorf("stored checksum %#08x, CheckSumMappedFile gives %#08x", s.pf.CheckSum, want)
 	}
-	inDigest, err := authenticode.Digest(bytes.NewReader(in), inPE, h)
+	inDigest, err := imageOf(inPE).Digest(bytes.NewReader(in), h)
 	if err != nil {
 		t.Fatal(err)
 	}
