@@ -1,11 +1,6 @@
 package authenticode
 
-import (
-	"context"
-	"net/http"
-
-	"github.com/codesignval/csv/signing/timestamp"
-)
+import "github.com/codesignval/csv/signing/timestamp"
 
 // Timestamp kinds (signing.Timestamp.Kind).
 //
@@ -19,13 +14,6 @@ const (
 //
 // Deprecated: use timestamp.VerifiedToken.
 type TimestampToken = timestamp.VerifiedToken
-
-// RequestTimestamp is timestamp.Request.
-//
-// Deprecated: use timestamp.Request.
-func RequestTimestamp(ctx context.Context, tsaURL string, client *http.Client, signature []byte) (resp, token []byte, err error) {
-	return timestamp.Request(ctx, tsaURL, client, signature)
-}
 
 // VerifyTimestampResponse is timestamp.VerifyResponse.
 //

@@ -12,8 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"slices"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -53,12 +51,9 @@ type SignOptions struct {
 	// Append, hashing them checks the signatures kept against an earlier
 	// reading, with no second read for the file to change in between.
 	Tee io.Writer
-	// TimestampURL is the RFC 3161 time-stamping authority to countersign
-	// with (optional).
-	TimestampURL string
-	// HTTPClient is used for the TSA (default: a client with a 30 s
-	// timeout).
-	HTTPClient *http.Client
+	// TSA, if set, is the RFC 3161 time-stamping authority that
+	// countersigns the signature (tsahttp.New makes one for a URL).
+	TSA timestamp.TSA
 }
 
 // SignResult says what Sign did.
@@ -133,12 +128,6 @@ func NewSigner(key crypto.Signer, chain []*x509.Certificate, opts SignOptions) (
 	for i := range len(opts.URL) {
 		if c := opts.URL[i]; c < 0x20 || c > 0x7e {
 			return nil, fmt.Errorf("authenticode: sign: the URL %q has a character an IA5String cannot hold at byte %d", opts.URL, i)
-		}
-	}
-	if opts.TimestampURL != "" {
-		u, err := url.Parse(opts.TimestampURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("authenticode: sign: the timestamp URL %q is not an http or https URL", opts.TimestampURL)
 		}
 	}
 	return s, nil
@@ -223,8 +212,8 @@ func (s *Signer) Sign(ctx context.Context, t Target) (res *SignResult, err error
 // SpcStatementType (individual code signing) and messageDigest. RSA keys
 // sign with PKCS#1 v1.5 (the same input gives the same bytes), ECDSA keys
 // with ecdsa-with-SHA*, which Windows signer rules ignore ([WarningECDSA]).
-// With SignOptions.TimestampURL the signature is countersigned by that RFC
-// 3161 TSA (timestamp.Request), and the token is verified before it is
+// With SignOptions.TSA the signature is countersigned by that RFC 3161
+// TSA (timestamp.Stamp), and the token is verified before it is
 // embedded.
 func (s *Signer) SignDigest(ctx context.Context, digest []byte, data IndirectData) ([]byte, error) {
 	if len(digest) != s.hash.Size() {
@@ -276,8 +265,8 @@ func (s *Signer) SignDigest(ctx context.Context, digest []byte, data IndirectDat
 		}
 	}
 	var unsigned [][]byte
-	if s.opts.TimestampURL != "" {
-		_, token, err := timestamp.Request(ctx, s.opts.TimestampURL, s.opts.HTTPClient, sig)
+	if s.opts.TSA != nil {
+		_, token, err := timestamp.Stamp(ctx, s.opts.TSA, sig)
 		if err != nil {
 			return nil, fmt.Errorf("authenticode: sign: %w", err)
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/codesignval/csv/internal/testenv"
 	"github.com/codesignval/csv/signing/authenticode"
 	"github.com/codesignval/csv/signing/bundle"
+	"github.com/codesignval/csv/signing/timestamp/tsahttp"
 )
 
 func digestOf(s string) []byte {
@@ -373,7 +374,7 @@ func TestTimestampedBundle(t *testing.T) {
 	artifact := []byte("a build output")
 	d := sha256.Sum256(artifact)
 	data, err := bundle.New(d[:], leaf.Key, []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert}, func(sig []byte) ([]byte, error) {
-		resp, _, err := authenticode.RequestTimestamp(t.Context(), tsaURL, nil, sig)
+		resp, _, err := tsahttp.Request(t.Context(), tsaURL, nil, sig)
 		return resp, err
 	})
 	if err != nil {
@@ -408,7 +409,7 @@ func TestTimestampedBundle(t *testing.T) {
 	// most MaxTimestamps.
 	other256 := sha256.Sum256([]byte("another artifact"))
 	otherData, err := bundle.New(other256[:], leaf.Key, []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert}, func(sig []byte) ([]byte, error) {
-		resp, _, err := authenticode.RequestTimestamp(t.Context(), tsaURL, nil, sig)
+		resp, _, err := tsahttp.Request(t.Context(), tsaURL, nil, sig)
 		return resp, err
 	})
 	if err != nil {

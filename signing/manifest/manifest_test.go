@@ -34,9 +34,9 @@ import (
 	"github.com/codesignval/csv/internal/sgtest"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
-	"github.com/codesignval/csv/signing/authenticode"
 	"github.com/codesignval/csv/signing/bundle"
 	"github.com/codesignval/csv/signing/manifest"
+	"github.com/codesignval/csv/signing/timestamp/tsahttp"
 )
 
 var policySum = sha256.Sum256([]byte("policy: release"))
@@ -574,7 +574,7 @@ func FuzzVerify(f *testing.F) {
 		url := testca.OpenSSLTSA(f, openssl, tsa, tsa.Cert, ca.Intermediate.Cert)
 		stamped, err := manifest.New([]manifest.Subject{manifest.SHA256Subject("a", make([]byte, 32))}, predicate(manifest.Passed), leaf.Key,
 			[]*x509.Certificate{leaf.Cert, ca.Intermediate.Cert}, manifest.WithTimestamp(func(sig []byte) ([]byte, error) {
-				resp, _, err := authenticode.RequestTimestamp(f.Context(), url, nil, sig)
+				resp, _, err := tsahttp.Request(f.Context(), url, nil, sig)
 				return resp, err
 			}))
 		if err != nil {
@@ -703,7 +703,7 @@ func TestTimestampedManifest(t *testing.T) {
 	chain := []*x509.Certificate{leaf, ca.Intermediate.Cert}
 	_, subjects := buildTree(t, tree)
 	stamp := manifest.WithTimestamp(func(sig []byte) ([]byte, error) {
-		resp, _, err := authenticode.RequestTimestamp(t.Context(), tsaURL, nil, sig)
+		resp, _, err := tsahttp.Request(t.Context(), tsaURL, nil, sig)
 		return resp, err
 	})
 	before := time.Now().Add(-2 * time.Second)

@@ -9,10 +9,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
-	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -26,23 +23,28 @@ import (
 // MaxResponse caps a TSA's answer (a token with its chain is a few KiB).
 const MaxResponse = 1 << 20
 
-// Request asks the RFC 3161 time-stamping authority at tsaURL (http or
-// https) to countersign signature: a TimeStampReq with the SHA-256 of
-// signature as message imprint, a random nonce and certReq. It checks the
-// answer before returning it: granted, a token that verifies (signed by a
-// time-stamping certificate it carries, over this imprint) and that
-// answers this request (the nonce). It returns the DER TimeStampResp (what
-// a Sigstore bundle carries) and the TimeStampToken in it (what
-// Authenticode embeds). It does not decide whether the TSA is trusted:
-// verifiers do, with their own roots. client nil means a client with a
-// 30 s timeout. Errors are *Error values naming the TSA (its URL without
-// credentials).
-func Request(ctx context.Context, tsaURL string, client *http.Client, signature []byte) (resp, token []byte, err error) {
-	u, err := url.Parse(tsaURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, nil, &Error{Err: fmt.Errorf("the timestamp URL %q is not an http or https URL", tsaURL)}
-	}
-	where := u.Redacted()
+// A TSA is an RFC 3161 time-stamping authority csv can ask: RoundTrip
+// sends it a DER TimeStampReq and returns its DER TimeStampResp, as
+// received (at most MaxResponse bytes); String names it in errors
+// (without credentials). The transport is the implementation's: package
+// tsahttp asks one over HTTP (RFC 3161 section 3.4), which keeps net/http
+// out of the packages that only verify.
+type TSA interface {
+	RoundTrip(ctx context.Context, req []byte) (resp []byte, err error)
+	String() string
+}
+
+// Stamp asks tsa to countersign signature: a TimeStampReq with the
+// SHA-256 of signature as message imprint, a random nonce and certReq. It
+// checks the answer before returning it: granted, a token that verifies
+// (signed by a time-stamping certificate it carries, over this imprint)
+// and that answers this request (the nonce). It returns the DER
+// TimeStampResp (what a Sigstore bundle carries) and the TimeStampToken in
+// it (what Authenticode embeds). It does not decide whether the TSA is
+// trusted: verifiers do, with their own roots. Errors are *Error values
+// naming the TSA.
+func Stamp(ctx context.Context, tsa TSA, signature []byte) (resp, token []byte, err error) {
+	where := tsa.String()
 	fail := func(format string, args ...any) error {
 		return &Error{TSA: where, Err: fmt.Errorf(format, args...)}
 	}
@@ -55,32 +57,20 @@ func Request(ctx context.Context, tsaURL string, client *http.Client, signature 
 	if err != nil {
 		return nil, nil, fail("%v", err)
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, tsaURL, bytes.NewReader(req))
+	body, err := tsa.RoundTrip(ctx, req)
 	if err != nil {
-		return nil, nil, fail("%v", err)
+		var te *Error
+		if errors.As(err, &te) {
+			return nil, nil, err
+		}
+		return nil, nil, &Error{TSA: where, Err: err}
 	}
-	hreq.Header.Set("Content-Type", "application/timestamp-query")
-	hreq.Header.Set("Accept", "application/timestamp-reply")
-	if client == nil {
-		client = &http.Client{Timeout: 30 * time.Second}
-	}
-	hresp, err := client.Do(hreq)
-	if err != nil {
-		return nil, nil, &Error{Err: err}
-	}
-	defer hresp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(hresp.Body, MaxResponse+1))
-	switch {
-	case err != nil:
-		return nil, nil, fail("reading the answer: %v", err)
-	case hresp.StatusCode != http.StatusOK:
-		return nil, nil, fail("HTTP %s", hresp.Status)
-	case len(body) > MaxResponse:
+	if len(body) > MaxResponse {
 		return nil, nil, fail("the answer is over %d bytes", MaxResponse)
 	}
 	token, err = ParseResponse(body)
 	if err != nil {
-		return nil, nil, fail("%v", err)
+		return nil, nil, &Error{TSA: where, Err: err}
 	}
 	tok, err := verifyToken(token, signature)
 	if err != nil {
@@ -171,7 +161,7 @@ func (t *VerifiedToken) VerifyTSA(roots []*x509.Certificate) error {
 }
 
 // VerifyResponse checks a DER TimeStampResp that a TSA gave for signature
-// (as [Request] returns and Sigstore bundles carry): status granted, a
+// (as [Stamp] returns and Sigstore bundles carry): status granted, a
 // TimeStampToken whose TSTInfo's message imprint is the hash of signature,
 // signed (with the signed attributes RFC 5652 requires) by a time-stamping
 // certificate the token carries. Whether that TSA is trusted is the

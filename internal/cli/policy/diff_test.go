@@ -21,6 +21,7 @@ import (
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
 	authpe "github.com/codesignval/csv/signing/authenticode/pe"
+	"github.com/codesignval/csv/signing/timestamp/tsahttp"
 )
 
 // judgeAt is when the trees are judged: two years after testca.Epoch, when
@@ -38,8 +39,13 @@ func signPE(t *testing.T, img []byte, key crypto.Signer, chain []*x509.Certifica
 		t.Fatal(err)
 	}
 	defer out.Close()
-	if _, err := authpe.Sign(context.Background(), bytes.NewReader(img), int64(len(img)), out, key, chain,
-		authenticode.SignOptions{TimestampURL: tsaURL}); err != nil {
+	var opts authenticode.SignOptions
+	if tsaURL != "" {
+		if opts.TSA, err = tsahttp.New(tsaURL, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := authpe.Sign(context.Background(), bytes.NewReader(img), int64(len(img)), out, key, chain, opts); err != nil {
 		t.Fatalf("signing: %v", err)
 	}
 	signed, err := os.ReadFile(out.Name())

@@ -26,6 +26,8 @@ import (
 	"github.com/codesignval/csv/signing/bundle"
 	"github.com/codesignval/csv/signing/keys"
 	"github.com/codesignval/csv/signing/manifest"
+	"github.com/codesignval/csv/signing/timestamp"
+	"github.com/codesignval/csv/signing/timestamp/tsahttp"
 )
 
 // Flags are the signing flags.
@@ -69,6 +71,11 @@ func (f *Flags) Check(cmd string) error {
 		return cmdutil.FlagErrorf("%s: --key is required to sign", cmd)
 	case f.Cert == "":
 		return cmdutil.FlagErrorf("%s: --cert is required to sign", cmd)
+	}
+	if f.TimestampURL != "" {
+		if _, err := tsahttp.New(f.TimestampURL, nil); err != nil {
+			return cmdutil.FlagErrorf("%s: --timestamp-url: %v", cmd, err)
+		}
 	}
 	return nil
 }
@@ -185,6 +192,10 @@ func Run(ctx context.Context, o *Options) error {
 // signing then refuses files that changed since, and the manifest states
 // the policy.
 func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string, rep *csv.Report, sel csv.Options, quiet bool, roots []string) error {
+	tsa, err := f.tsa()
+	if err != nil {
+		return err
+	}
 	key, err := keys.LoadSigner(ctx, f.Key, keys.LoadOptions{})
 	if err != nil {
 		// Never the reference itself: a pkcs11: URI may carry the PIN.
@@ -202,7 +213,7 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 	}
 	opts := csv.SignOptions{Jobs: sel.Jobs, Include: sel.Include, Exclude: sel.Exclude, FollowSymlinks: sel.FollowSymlinks,
 		Key: key, Chain: chain, Out: f.Out, Bundle: f.Bundle, BundleTimestamp: f.timestamper(ctx),
-		PE: authenticode.SignOptions{Append: f.Append, TimestampURL: f.TimestampURL, Description: f.Description, URL: f.URL}}
+		PE: authenticode.SignOptions{Append: f.Append, TSA: tsa, Description: f.Description, URL: f.URL}}
 	if rep != nil {
 		opts.Expect = rep.Digests()
 	}
@@ -347,11 +358,24 @@ func (f *Flags) manifest(ctx context.Context, signed []csv.Signed, rep *csv.Repo
 // timestamper countersigns bundle and manifest signatures through
 // --timestamp-url (nil without it).
 func (f *Flags) timestamper(ctx context.Context) bundle.Timestamper {
-	if f.TimestampURL == "" {
+	tsa, err := f.tsa()
+	if tsa == nil || err != nil { // Check refused a bad URL
 		return nil
 	}
 	return func(sig []byte) ([]byte, error) {
-		resp, _, err := authenticode.RequestTimestamp(ctx, f.TimestampURL, nil, sig)
+		resp, _, err := timestamp.Stamp(ctx, tsa, sig)
 		return resp, err
 	}
+}
+
+// tsa is the time-stamping authority at --timestamp-url (nil without it).
+func (f *Flags) tsa() (timestamp.TSA, error) {
+	if f.TimestampURL == "" {
+		return nil, nil
+	}
+	c, err := tsahttp.New(f.TimestampURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }

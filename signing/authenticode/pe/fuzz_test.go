@@ -21,6 +21,7 @@ import (
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
 	"github.com/codesignval/csv/signing/authenticode/pe"
+	"github.com/codesignval/csv/signing/timestamp/tsahttp"
 )
 
 // FuzzVerify feeds certificate tables (or signatures, wrapped in a table) to
@@ -216,7 +217,7 @@ func FuzzVerifyTimestampResponse(f *testing.F) {
 	tsaSigner := p.tsa(f)
 	tsa := newRFC3161TSA(f, tsaSigner, []*x509.Certificate{tsaSigner.leaf.Cert, p.ca.Intermediate.Cert}, testca.Epoch)
 	sig := []byte("the signature bytes a timestamp vouches for")
-	resp, _, err := authenticode.RequestTimestamp(f.Context(), tsa.URL, nil, sig)
+	resp, _, err := tsahttp.Request(f.Context(), tsa.URL, nil, sig)
 	if err != nil {
 		f.Fatal(err)
 	}

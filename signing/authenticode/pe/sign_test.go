@@ -37,6 +37,8 @@ import (
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
 	"github.com/codesignval/csv/signing/authenticode/pe"
+	"github.com/codesignval/csv/signing/timestamp"
+	"github.com/codesignval/csv/signing/timestamp/tsahttp"
 )
 
 // goBuilt cross-compiles a small Go program for Windows once per test
@@ -565,7 +567,7 @@ func TestSignTimestamp(t *testing.T) {
 	when := testca.Epoch.Add(50*time.Hour + 7*time.Second)
 	tsa := newRFC3161TSA(t, tsaSigner, []*x509.Certificate{tsaSigner.leaf.Cert, p.ca.Intermediate.Cert}, when)
 	in := testbin.PE(testbin.PEOptions{Overlay: codeOf(3)})
-	opts := authenticode.SignOptions{TimestampURL: tsa.URL}
+	opts := authenticode.SignOptions{TSA: tsaAt(t, tsa.URL)}
 
 	checkTS := func(t *testing.T, sig *signing.Signature) {
 		t.Helper()
@@ -590,7 +592,7 @@ func TestSignTimestamp(t *testing.T) {
 
 	t.Run("nested", func(t *testing.T) {
 		other := p.signer(t, testca.LeafOptions{CommonName: "Nested"})
-		out2, res2 := signPE(t, out, other.leaf.Key, p.chainOf(other), authenticode.SignOptions{Append: true, TimestampURL: tsa.URL})
+		out2, res2 := signPE(t, out, other.leaf.Key, p.chainOf(other), authenticode.SignOptions{Append: true, TSA: tsaAt(t, tsa.URL)})
 		signed := checkSigned(t, out, out2, res2, crypto.SHA256)
 		sigs := verify(t, signed, authenticode.VerifyOptions{Certificates: []*signing.Certificate{p.root}})
 		if len(sigs) != 2 || !sigs[0].Verified() || !sigs[1].Verified() {
@@ -608,7 +610,7 @@ func TestSignTimestamp(t *testing.T) {
 		// independent reading of our request. It stamps the current time.
 		url := testca.OpenSSLTSA(t, testenv.Tool(t, "openssl"), tsaSigner.leaf, tsaSigner.leaf.Cert, p.ca.Intermediate.Cert)
 		before := time.Now().Add(-2 * time.Second)
-		out, res := signPE(t, in, s.leaf.Key, p.chainOf(s), authenticode.SignOptions{TimestampURL: url})
+		out, res := signPE(t, in, s.leaf.Key, p.chainOf(s), authenticode.SignOptions{TSA: tsaAt(t, url)})
 		after := time.Now().Add(2 * time.Second)
 		signed := checkSigned(t, in, out, res, crypto.SHA256)
 		sigs := verify(t, signed, authenticode.VerifyOptions{Certificates: []*signing.Certificate{p.root}})
@@ -631,7 +633,7 @@ func TestSignTimestamp(t *testing.T) {
 		t.Run("refused/"+mode, func(t *testing.T) {
 			tsa := newRFC3161TSA(t, tsaSigner, []*x509.Certificate{tsaSigner.leaf.Cert, p.ca.Intermediate.Cert}, when)
 			tsa.setMode(mode)
-			_, _, err := trySign(t, in, s.leaf.Key, p.chainOf(s), authenticode.SignOptions{TimestampURL: tsa.URL})
+			_, _, err := trySign(t, in, s.leaf.Key, p.chainOf(s), authenticode.SignOptions{TSA: tsaAt(t, tsa.URL)})
 			if !errors.Is(err, authenticode.ErrTimestamp) || tsa.count() != 1 {
 				t.Errorf("err = %v after %d requests, want ErrTimestamp after 1", err, tsa.count())
 			}
@@ -650,7 +652,7 @@ func TestVerifyTSA(t *testing.T) {
 	token := func(tsa *signer) *authenticode.TimestampToken {
 		t.Helper()
 		srv := newRFC3161TSA(t, tsa, []*x509.Certificate{tsa.leaf.Cert, p.ca.Intermediate.Cert}, testca.Epoch)
-		resp, _, err := authenticode.RequestTimestamp(t.Context(), srv.URL, nil, sig)
+		resp, _, err := tsahttp.Request(t.Context(), srv.URL, nil, sig)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -677,7 +679,7 @@ func TestVerifyTSA(t *testing.T) {
 	for name, o := range badTSAs {
 		tsa := p.signer(t, o)
 		srv := newRFC3161TSA(t, tsa, []*x509.Certificate{tsa.leaf.Cert, p.ca.Intermediate.Cert}, testca.Epoch)
-		if _, _, err := authenticode.RequestTimestamp(t.Context(), srv.URL, nil, sig); !errors.Is(err, signing.ErrNotTimestamping) {
+		if _, _, err := tsahttp.Request(t.Context(), srv.URL, nil, sig); !errors.Is(err, signing.ErrNotTimestamping) {
 			t.Errorf("%s: RequestTimestamp: %v, want ErrNotTimestamping", name, err)
 		}
 		resp, err := srv.respond(timestampRequest(t, sig), tsaOK, 1)
@@ -790,7 +792,6 @@ func TestSignRefusals(t *testing.T) {
 		{"md5", unsigned, s.leaf.Key, chain, authenticode.SignOptions{Hash: crypto.MD5}, is(authenticode.ErrUnsupportedAlgorithm), "MD5"},
 		{"url-not-ascii", unsigned, s.leaf.Key, chain, authenticode.SignOptions{URL: "https://exämple.com"}, func(err error) bool { return err != nil }, "IA5String"},
 		{"description-not-utf8", unsigned, s.leaf.Key, chain, authenticode.SignOptions{Description: "\xff"}, func(err error) bool { return err != nil }, "UTF-8"},
-		{"timestamp-url-not-http", unsigned, s.leaf.Key, chain, authenticode.SignOptions{TimestampURL: "ftp://tsa.example.com"}, func(err error) bool { return err != nil }, "timestamp URL"},
 		{"not-a-pe", testbin.ELF(testbin.ELFOptions{}), s.leaf.Key, chain, authenticode.SignOptions{}, malformed, "MZ"},
 		{"data-after-the-table", append(bytes.Clone(signed), "appended"...), s.leaf.Key, chain, authenticode.SignOptions{}, malformed, "not at the end of the file"},
 		{"table-size-past-eof", withTable(sp.table, uint32(len(sp.table)+8)), s.leaf.Key, chain, authenticode.SignOptions{}, malformed, "past the end of the file"},
@@ -958,4 +959,14 @@ func TestSignMemoryDoesNotGrowWithFileSize(t *testing.T) {
 	if pf.CertTable.Off != size || pf.CertTable.End() != res.Size {
 		t.Errorf("certificate table [%#x, %#x), want [%#x, %#x)", pf.CertTable.Off, pf.CertTable.End(), size, res.Size)
 	}
+}
+
+// tsaAt is the TSA at url, over HTTP.
+func tsaAt(t testing.TB, url string) timestamp.TSA {
+	t.Helper()
+	c, err := tsahttp.New(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
