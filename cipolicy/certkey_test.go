@@ -62,7 +62,7 @@ func TestSingleCertificateKey(t *testing.T) {
 		s := Subject{Path: path, Format: FormatPE, Scenario: ScenarioBoot, Signed: true, Signatures: []*signing.Signature{{
 			Format: "uefi", Verified: true, SignatureAlgorithm: c.PublicKeyAlgorithm(), Chains: [][]*signing.Certificate{{c}},
 			Certificates: []*signing.Certificate{c}}}}
-		s.Digests.AuthenticodeSHA256 = digest
+		s.Digests.Set(AuthenticodeSHA256, digest)
 		return set.Evaluate(s)
 	}
 	other := sha256.Sum256([]byte("not allowed"))

@@ -93,9 +93,9 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 		var n cipolicy.Needs
 		switch {
 		case f == cipolicy.FormatPE && wantHash:
-			n.Digests = cipolicy.DigestSet(0).With(cipolicy.AuthenticodeSHA256)
+			n.Digests = cipolicy.NewDigestSet(cipolicy.AuthenticodeSHA256)
 		case f == cipolicy.FormatELF && wantHash:
-			n.Digests = cipolicy.DigestSet(0).With(cipolicy.SHA256)
+			n.Digests = cipolicy.NewDigestSet(cipolicy.SHA256)
 		}
 		n.Signatures = wantSigner && (f == cipolicy.FormatPE || f == cipolicy.FormatELF)
 		return n

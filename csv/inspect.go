@@ -21,14 +21,16 @@ import (
 	"github.com/codesignval/csv/signing/modsig"
 )
 
-// Format is a file's executable format: "pe", "elf" or "other".
-type Format string
+// Format is a file's format: "pe", "elf" or "other". It is
+// [cipolicy.Format], the one format type, under the name this package has
+// always used.
+type Format = cipolicy.Format
 
 // Formats.
 const (
-	FormatPE    Format = "pe"
-	FormatELF   Format = "elf"
-	FormatOther Format = "other"
+	FormatPE    = cipolicy.FormatPE
+	FormatELF   = cipolicy.FormatELF
+	FormatOther = cipolicy.FormatOther
 )
 
 // MalformedBinaryError says why a file that claims to be PE or ELF cannot be
@@ -234,7 +236,7 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 		}
 	default:
 		// Not a binary: judged by nothing, hashed only if asked (inspect).
-		if need = cfg.needs(cipolicy.Format(FormatOther)); !need.Digests.Has(cipolicy.SHA256) {
+		if need = cfg.needs(FormatOther); !need.Digests.Has(cipolicy.SHA256) {
 			return in
 		}
 	}

@@ -780,7 +780,7 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 		case format == FormatOther && judged:
 			// A binary swapped for something else is not left out quietly.
 			return p, fmt.Errorf("%w: it was a binary when validated, and is no longer a PE or ELF file", ErrChanged)
-		case format != FormatOther && (!judged || want.SHA256 == nil):
+		case format != FormatOther && (!judged || want.Get(cipolicy.SHA256) == nil):
 			return p, fmt.Errorf("%w: validation did not judge it", ErrChanged)
 		}
 	}
@@ -826,12 +826,12 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 		}
 		s.Warnings = res.Warnings
 		if opts.Expect != nil {
-			if !bytes.Equal(want.AuthenticodeSHA256, res.Digest) {
-				return p, fmt.Errorf("%w: Authenticode SHA256 %x when validated, %x now", ErrChanged, want.AuthenticodeSHA256, res.Digest)
+			if !bytes.Equal(want.Get(cipolicy.AuthenticodeSHA256), res.Digest) {
+				return p, fmt.Errorf("%w: Authenticode SHA256 %x when validated, %x now", ErrChanged, want.Get(cipolicy.AuthenticodeSHA256), res.Digest)
 			}
 			if whole != nil {
-				if sum := whole.Sum(nil); !bytes.Equal(want.SHA256, sum) {
-					return p, fmt.Errorf("%w: SHA256 %x when validated, %x now", ErrChanged, want.SHA256, sum)
+				if sum := whole.Sum(nil); !bytes.Equal(want.Get(cipolicy.SHA256), sum) {
+					return p, fmt.Errorf("%w: SHA256 %x when validated, %x now", ErrChanged, want.Get(cipolicy.SHA256), sum)
 				}
 			}
 		}
@@ -843,7 +843,7 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 			}
 		}
 	case FormatELF:
-		outSum, err = signELF(ctx, f, ra, size, buf, n, out, opts, want.SHA256)
+		outSum, err = signELF(ctx, f, ra, size, buf, n, out, opts, want.Get(cipolicy.SHA256))
 		if err != nil {
 			return p, err
 		}

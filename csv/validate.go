@@ -298,7 +298,7 @@ func (v *Validator) Validate(ctx context.Context, roots ...string) (*Report, err
 			r.Format, r.Size, r.Digests, r.Signed, r.PE, r.ELF, r.Err = in.Format, in.Size, in.Digests, in.Signed(), in.PE, in.ELF, in.Err
 			r.Signatures, r.Attributes = in.Signatures, in.Attributes
 		}
-		sub := cipolicy.Subject{Path: e.rel, Format: cipolicy.Format(r.Format), Scenario: v.opts.Scenario,
+		sub := cipolicy.Subject{Path: e.rel, Format: r.Format, Scenario: v.opts.Scenario,
 			Digests: r.Digests, Signed: r.Signed, Signatures: r.Signatures, Attributes: r.Attributes}
 		if r.Err != nil {
 			sub.Problem = pathless{r.Err}

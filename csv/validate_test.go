@@ -188,7 +188,7 @@ func authHex(t *testing.T, img []byte) string {
 	if in.Err != nil {
 		t.Fatal(in.Err)
 	}
-	return hex.EncodeToString(in.Digests.AuthenticodeSHA256)
+	return hex.EncodeToString(in.Digests.Get(cipolicy.AuthenticodeSHA256))
 }
 
 // TestOnlyNeededDigests checks that a policy of Authenticode SHA256 rules
@@ -201,18 +201,18 @@ func TestOnlyNeededDigests(t *testing.T) {
 		d := r.Digests
 		switch r.Format {
 		case FormatPE:
-			if d.AuthenticodeSHA256 == nil || d.SHA256 != nil || d.AuthenticodeSHA1 != nil {
+			if d.Get(cipolicy.AuthenticodeSHA256) == nil || d.Get(cipolicy.SHA256) != nil || d.Get(cipolicy.AuthenticodeSHA1) != nil {
 				t.Errorf("PE digests: %+v", d)
 			}
 		case FormatELF:
-			if d.SHA256 != nil || d.AuthenticodeSHA256 != nil {
+			if d.Get(cipolicy.SHA256) != nil || d.Get(cipolicy.AuthenticodeSHA256) != nil {
 				t.Errorf("ELF digests: %+v", d)
 			}
 		}
 	}
 	rep = validate(t, set, Options{AllDigests: true}, dir)
 	for _, r := range rep.Results {
-		if r.Digests.SHA256 == nil || (r.Format == FormatPE && r.Digests.AuthenticodeSHA1 == nil) {
+		if r.Digests.Get(cipolicy.SHA256) == nil || (r.Format == FormatPE && r.Digests.Get(cipolicy.AuthenticodeSHA1) == nil) {
 			t.Errorf("--all-digests: %s: %+v", r.Path, r.Digests)
 		}
 	}
@@ -392,7 +392,7 @@ func TestDeterministicWhateverTheJobs(t *testing.T) {
 		rep := validate(t, policyFor(t), Options{Jobs: jobs, AllDigests: true}, dir)
 		var got []string
 		for _, r := range rep.Results {
-			got = append(got, r.Path+":"+hex.EncodeToString(r.Digests.SHA256))
+			got = append(got, r.Path+":"+hex.EncodeToString(r.Digests.Get(cipolicy.SHA256)))
 		}
 		if first == nil {
 			first = got

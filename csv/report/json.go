@@ -200,9 +200,9 @@ func NewDocument(r *csv.Report, opts Options) *Document {
 		res := &r.Results[i]
 		d.Results = append(d.Results, ResultDoc{
 			Root: res.Root, Path: res.Path, Format: res.Format, Size: res.Size,
-			SHA256:             hexOrEmpty(res.Digests.SHA256),
-			AuthenticodeSHA256: hexOrEmpty(res.Digests.AuthenticodeSHA256),
-			AuthenticodeSHA1:   hexOrEmpty(res.Digests.AuthenticodeSHA1),
+			SHA256:             hexOrEmpty(res.Digests.Get(cipolicy.SHA256)),
+			AuthenticodeSHA256: hexOrEmpty(res.Digests.Get(cipolicy.AuthenticodeSHA256)),
+			AuthenticodeSHA1:   hexOrEmpty(res.Digests.Get(cipolicy.AuthenticodeSHA1)),
 			Signed:             res.Signed, PE: res.PE, ELF: res.ELF,
 			Verdict: res.Decision.Verdict, Enforced: res.Decision.Enforced, Kind: string(res.Decision.Kind),
 			Policy: res.Decision.Policy, Rule: res.Decision.Rule, Signature: res.Decision.Signature, Reason: reasonText(res),
