@@ -29,13 +29,17 @@ type formatInfo struct {
 	// attributes: files of the format carry the file attributes that file
 	// rules and signer rules' file scopes read (a PE version resource).
 	attributes bool
+	// rule is the digest that hash rules written for files of the format
+	// compare (csv policy new --level hash), the one that stays when the
+	// file is signed where there is one.
+	rule HashAlgorithm
 }
 
 // formatTable lists the formats rules can name, in a fixed order. A new
 // file kind adds a row here (and its digests rows to hashTable).
 var formatTable = []formatInfo{
-	{FormatPE, "PE", true},
-	{FormatELF, "ELF", false},
+	{FormatPE, "PE", true, AuthenticodeSHA256},
+	{FormatELF, "ELF", false, SHA256},
 }
 
 // Formats lists the formats rules can name, in a fixed order.
@@ -70,6 +74,16 @@ func (f Format) Label() string {
 func (f Format) HasAttributes() bool {
 	fi := formatOf(f)
 	return fi != nil && fi.attributes
+}
+
+// RuleDigest is the digest that hash rules written for files of format f
+// compare: the Authenticode SHA256 of a PE file, which signing leaves as it
+// is, and otherwise the file's SHA256.
+func (f Format) RuleDigest() HashAlgorithm {
+	if fi := formatOf(f); fi != nil && fi.rule != "" {
+		return fi.rule
+	}
+	return SHA256
 }
 
 // ParseFormat parses a format name.
@@ -189,6 +203,12 @@ func (a HashAlgorithm) only() string {
 		ls[i] = f.Label()
 	}
 	return strings.Join(ls, " and ")
+}
+
+// Restricted reports whether only some formats' files have this digest.
+func (a HashAlgorithm) Restricted() bool {
+	h := hashOf(a)
+	return h == nil || h.formats != nil
 }
 
 // Label is a human-readable name of the algorithm.

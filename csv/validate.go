@@ -38,6 +38,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/csv/format"
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
@@ -130,9 +131,10 @@ type Result struct {
 	// signer rules and AllDigests is off).
 	Signatures []*signing.Signature
 	Attributes *cipolicy.FileAttributes
-	PE         *PEInfo
-	ELF        *ELFInfo
-	Decision   cipolicy.Decision
+	// Info is the format's own facts (its handler's: *pe.Info, *elf.Info),
+	// nil when the headers could not be read.
+	Info     format.Info
+	Decision cipolicy.Decision
 	// Err is why the file could not be inspected, if it could not.
 	Err error
 	// fileRoot is set when Root names the file itself.
@@ -259,17 +261,15 @@ func (v *Validator) Validate(ctx context.Context, roots ...string) (*Report, err
 	}
 	needs := func(rel string, f cipolicy.Format) cipolicy.Needs {
 		switch {
-		case f != cipolicy.FormatPE && f != cipolicy.FormatELF:
+		case f == FormatOther:
 			return cipolicy.Needs{} // not judged, so not hashed
 		case v.opts.AllDigests:
 			return cipolicy.AllNeeds()
 		}
 		n := v.set.Needs(rel, f, v.opts.Scenario)
 		if v.opts.SignCheck {
-			n.Digests = n.Digests.With(cipolicy.SHA256)
-			if f == cipolicy.FormatPE {
-				n.Digests = n.Digests.With(cipolicy.AuthenticodeSHA256)
-			}
+			// What signing compares (format.SignOptions.Expect).
+			n.Digests = n.Digests.With(cipolicy.SHA256).With(f.RuleDigest())
 		}
 		return n
 	}
@@ -295,7 +295,7 @@ func (v *Validator) Validate(ctx context.Context, roots ...string) (*Report, err
 		}
 		r := Result{Root: roots[e.root], Path: e.rel, Format: e.format, Err: e.problem, fileRoot: e.fileRoot}
 		if in != nil {
-			r.Format, r.Size, r.Digests, r.Signed, r.PE, r.ELF, r.Err = in.Format, in.Size, in.Digests, in.Signed(), in.PE, in.ELF, in.Err
+			r.Format, r.Size, r.Digests, r.Signed, r.Info, r.Err = in.Format, in.Size, in.Digests, in.Signed(), in.Info, in.Err
 			r.Signatures, r.Attributes = in.Signatures, in.Attributes
 		}
 		sub := cipolicy.Subject{Path: e.rel, Format: r.Format, Scenario: v.opts.Scenario,
@@ -451,7 +451,7 @@ func scan(ctx context.Context, opts *Options, roots []string, needs func(rel str
 				}
 				e := &entries[todo[k]]
 				cfg := &inspectConfig{needs: func(f cipolicy.Format) cipolicy.Needs { return needs(e.rel, f) },
-					certs: opts.Certificates, cache: cache, follow: e.follow}
+					opts: format.InspectOptions{Certificates: opts.Certificates, Cache: cache}, follow: e.follow}
 				in := inspect(gctx, e.abs, buf, cfg)
 				if in.Err != nil && gctx.Err() != nil {
 					return gctx.Err()

@@ -462,20 +462,6 @@ func TestPanicBecomesFinding(t *testing.T) {
 	}
 }
 
-func TestFileChangingSizeIsUnreadable(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "a.exe")
-	os.WriteFile(p, peImg, 0o644)
-	f, _ := os.Open(p)
-	defer f.Close()
-	buf := make([]byte, 512)
-	n, _ := f.Read(buf)
-	// The file was 0x400 bytes at stat time; pretend it is larger now.
-	err := stream(context.Background(), f, buf, n, int64(len(peImg))+100, nil)
-	if !errors.Is(err, errChanged) {
-		t.Errorf("err = %v", err)
-	}
-}
-
 // TestShardsPartitionTheBuild: the shards of a run judge every file exactly
 // once between them, with the verdicts of a single run.
 func TestShardsPartitionTheBuild(t *testing.T) {
@@ -536,5 +522,23 @@ func TestFarPEHeaderIsBlocked(t *testing.T) {
 	rep := validate(t, policyFor(t, "{id: all, action: allow, all: true}"), Options{}, p)
 	if len(rep.Results) != 1 || rep.Results[0].Decision.Kind != cipolicy.KindMalformed || !strings.Contains(rep.Results[0].Decision.Reason, "e_lfanew") {
 		t.Fatalf("results %+v, skipped %+v", rep.Results, rep.Skipped)
+	}
+}
+
+// TestInspectMZTextHasNoDigest: csv inspect hashes a file of no format, but
+// not one that starts as a PE does without being one ("MZ" text), as it
+// always has.
+func TestInspectMZTextHasNoDigest(t *testing.T) {
+	dir := t.TempDir()
+	for name, data := range map[string]string{"mz.txt": "MZ but not a PE\n", "plain.txt": "hello\n"} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(data), 0o644)
+		in := InspectFile(context.Background(), p, nil, InspectOptions{})
+		if in.Err != nil || in.Format != FormatOther {
+			t.Fatalf("%s: format %s, err %v", name, in.Format, in.Err)
+		}
+		if got, want := in.Digests.Get(cipolicy.SHA256) != nil, name == "plain.txt"; got != want {
+			t.Errorf("%s: has a SHA256: %v, want %v", name, got, want)
+		}
 	}
 }

@@ -198,11 +198,7 @@ func (s *SARIF) Render(w io.Writer, r *csv.Report) error {
 		if d.Rule != "" {
 			props["policyRule"] = d.Rule
 		}
-		for _, a := range cipolicy.HashAlgorithms {
-			if v := res.Digests.Get(a); v != nil {
-				props[string(a)] = hexOrEmpty(v)
-			}
-		}
+		res.Digests.Each(func(a cipolicy.HashAlgorithm, v []byte) { props[string(a)] = hexOrEmpty(v) })
 		out.Properties = props
 		run.Results = append(run.Results, out)
 	}
