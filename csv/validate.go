@@ -248,11 +248,65 @@ func (e *InterruptedError) Error() string {
 
 func (e *InterruptedError) Unwrap() error { return e.Err }
 
+// Sink receives a run's outcome as it is decided: Begin with the run's
+// metadata (a Report without results, summary, duration or listing), then
+// every judged binary (Result) and every skipped file (Skipped), each in
+// discovery order (roots as given, lexical within directories) whatever
+// the workers' schedule, and End with the whole Report but its Results and
+// Skipped (the summary, the duration, the walk's listing). The values
+// passed are the sink's to keep; the pipeline holds none of them after the
+// call. A sink's error stops the run and is returned. When the run fails
+// (an error or a cancellation) End is not called: a sink that writes a
+// report writes nothing before End, as csv validate writes no report of an
+// interrupted run.
+type Sink interface {
+	Begin(rep *Report) error
+	Result(r *Result) error
+	Skipped(s *SkippedFile) error
+	End(rep *Report) error
+}
+
 // Validate judges every PE and ELF file under roots. Judged binaries come out
 // in discovery order (roots as given, lexical within directories), however
 // the workers are scheduled. A blocked file is a result, not an error: errors
 // are for roots that cannot be walked and for cancellation.
 func (v *Validator) Validate(ctx context.Context, roots ...string) (*Report, error) {
+	var c collector
+	if err := v.ValidateTo(ctx, &c, roots...); err != nil {
+		return nil, err
+	}
+	return c.rep, nil
+}
+
+// collector is the Sink that Validate collects a Report with.
+type collector struct {
+	rep     *Report
+	results []Result
+	skipped []SkippedFile
+}
+
+func (c *collector) Begin(*Report) error { return nil }
+
+func (c *collector) Result(r *Result) error {
+	c.results = append(c.results, *r)
+	return nil
+}
+
+func (c *collector) Skipped(s *SkippedFile) error {
+	c.skipped = append(c.skipped, *s)
+	return nil
+}
+
+func (c *collector) End(rep *Report) error {
+	rep.Results, rep.Skipped = c.results, c.skipped
+	c.rep = rep
+	return nil
+}
+
+// ValidateTo judges every PE and ELF file under roots as Validate does, and
+// passes the outcome to sink as it is decided (see Sink): the results are
+// not collected.
+func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) error {
 	rep := &Report{Policies: v.set.Policies(), Mode: v.set.Mode(), Scenario: v.opts.Scenario,
 		Roots: roots, Started: v.opts.Now(), Shard: v.opts.Shard,
 		Include: v.opts.Include, Exclude: v.opts.Exclude, FollowSymlinks: v.opts.FollowSymlinks, Certificates: v.opts.Certificates}
@@ -278,19 +332,29 @@ func (v *Validator) Validate(ctx context.Context, roots ...string) (*Report, err
 	opts.scopes = pathScopes(v.set)
 	sc, err := scan(ctx, &opts, roots, needs)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	if err := sink.Begin(rep); err != nil {
+		return err
 	}
 	rep.Summary.Excluded = sc.excluded
 	rep.Walked = sc.walked
 	for i := range sc.entries {
 		e := &sc.entries[i]
 		in := sc.inspections[i]
+		sc.inspections[i] = nil // the sink's now
 		switch {
 		case e.skipped != nil:
-			rep.Skipped = append(rep.Skipped, *e.skipped)
+			rep.Summary.Skipped++
+			if err := sink.Skipped(e.skipped); err != nil {
+				return err
+			}
 			continue
 		case in != nil && in.Format == FormatOther && in.Err == nil:
-			rep.Skipped = append(rep.Skipped, SkippedFile{Root: roots[e.root], Path: e.rel, Reason: "not a PE or ELF file", fileRoot: e.fileRoot})
+			rep.Summary.Skipped++
+			if err := sink.Skipped(&SkippedFile{Root: roots[e.root], Path: e.rel, Reason: "not a PE or ELF file", fileRoot: e.fileRoot}); err != nil {
+				return err
+			}
 			continue
 		}
 		r := Result{Root: roots[e.root], Path: e.rel, Format: e.format, Err: e.problem, fileRoot: e.fileRoot}
@@ -304,19 +368,18 @@ func (v *Validator) Validate(ctx context.Context, roots ...string) (*Report, err
 			sub.Problem = pathless{r.Err}
 		}
 		r.Decision = v.set.Evaluate(sub)
-		rep.Results = append(rep.Results, r)
-	}
-	rep.Summary.Skipped = len(rep.Skipped)
-	for i := range rep.Results {
 		rep.Summary.Files++
-		if rep.Results[i].Decision.Allowed() {
+		if r.Decision.Allowed() {
 			rep.Summary.Allowed++
 		} else {
 			rep.Summary.Blocked++
 		}
+		if err := sink.Result(&r); err != nil {
+			return err
+		}
 	}
 	rep.Duration = v.opts.Now().Sub(rep.Started)
-	return rep, nil
+	return sink.End(rep)
 }
 
 // pathScopes lists the path globs of the set's rules and their exceptions:

@@ -542,3 +542,64 @@ func TestInspectMZTextHasNoDigest(t *testing.T) {
 		}
 	}
 }
+
+// recordSink records what ValidateTo passes it, in order.
+type recordSink struct {
+	calls []string
+	err   error // returned by Result
+	end   *Report
+}
+
+func (s *recordSink) Begin(rep *Report) error {
+	s.calls = append(s.calls, fmt.Sprintf("begin %d results", len(rep.Results)))
+	return nil
+}
+
+func (s *recordSink) Result(r *Result) error {
+	s.calls = append(s.calls, "result "+r.Path+" "+r.Decision.Reason)
+	return s.err
+}
+
+func (s *recordSink) Skipped(f *SkippedFile) error {
+	s.calls = append(s.calls, "skipped "+f.Path)
+	return nil
+}
+
+func (s *recordSink) End(rep *Report) error {
+	s.calls = append(s.calls, "end")
+	s.end = rep
+	return nil
+}
+
+// TestValidateToStreamsInOrder: a sink gets every judged and skipped file
+// in discovery order, as Validate reports them, then the summary; a sink's
+// error stops the run, without an End.
+func TestValidateToStreamsInOrder(t *testing.T) {
+	dir := tree(t, map[string][]byte{
+		"b/plugin.node": peImg, "a/tool": elfImg, "a/readme.txt": []byte("text"), "c/big.dll": append(slices.Clone(pe32), make([]byte, 1<<20)...),
+	})
+	set := policyFor(t)
+	rep := validate(t, set, Options{Jobs: 2}, dir)
+	want := []string{"begin 0 results", "skipped a/readme.txt"}
+	for _, r := range rep.Results {
+		want = append(want, "result "+r.Path+" "+r.Decision.Reason)
+	}
+	want = append(want, "end")
+	v, _ := NewValidator(set, Options{Jobs: 2})
+	var s recordSink
+	if err := v.ValidateTo(t.Context(), &s, dir); err != nil {
+		t.Fatal(err)
+	}
+	// The walk's order: "a/readme.txt" sorts first.
+	if !slices.Equal(s.calls, want) {
+		t.Errorf("calls\n%q\nwant\n%q", s.calls, want)
+	}
+	if s.end == nil || s.end.Summary != rep.Summary || len(s.end.Results) != 0 {
+		t.Errorf("end %+v, want summary %+v", s.end, rep.Summary)
+	}
+	errSink := errors.New("sink failed")
+	s = recordSink{err: errSink}
+	if err := v.ValidateTo(t.Context(), &s, dir); !errors.Is(err, errSink) || slices.Contains(s.calls, "end") {
+		t.Errorf("err %v, calls %q", err, s.calls)
+	}
+}
