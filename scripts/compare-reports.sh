@@ -15,7 +15,8 @@
 # and run
 #   - csv validate with every --format (text, json, sarif, junit), with and
 #     without --verbose, json also with --all-digests and with --shard 1/2,
-#     sarif also with --sarif-passes;
+#     sarif also with --sarif-passes, json and text also with --output (the
+#     file is compared too);
 #   - csv inspect --format json and --format text on every file;
 #   - csv policy new at every level (the policies themselves are compared).
 # Standard output, standard error and the exit status are compared; the
@@ -78,6 +79,11 @@ run() {
       echo "--- stderr"
       cat "$tmp/$bin.err"
       echo "--- exit status $status"
+      if [[ -f $tmp/report.out ]]; then
+        echo "--- report file"
+        blank <"$tmp/report.out"
+        rm -f "$tmp/report.out"
+      fi
     } >"$tmp/$bin.all"
   done
   if ! cmp -s "$tmp/old.all" "$tmp/new.all"; then
@@ -99,6 +105,8 @@ validate_all() {
   run "$name/json-all-digests" validate --policy "$policy" --format json --all-digests "$@"
   run "$name/json-shard" validate --policy "$policy" --format json --shard 1/2 "$@"
   run "$name/sarif-passes" validate --policy "$policy" --format sarif --sarif-passes "$@"
+  run "$name/json-output" validate --policy "$policy" --format json --output "$tmp/report.out" "$@"
+  run "$name/text-output" validate --policy "$policy" --format text --verbose --output "$tmp/report.out" "$@"
 }
 
 # --- the example build ---------------------------------------------------------------------

@@ -2,14 +2,12 @@ package report
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"slices"
 	"time"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
-	"github.com/codesignval/csv/internal/textsafe"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -282,7 +280,5 @@ func NewResultDoc(res *csv.Result) ResultDoc {
 // that is not graphic unescaped (textsafe.InertJSON): it may be printed to
 // a CI job's log.
 func (j *JSON) Render(w io.Writer, r *csv.Report) error {
-	enc := json.NewEncoder(textsafe.JSONWriter(w))
-	enc.SetIndent("", "  ")
-	return enc.Encode(NewDocument(r, j.opts))
+	return render(&jsonSink{opts: j.opts, w: w}, r)
 }
