@@ -283,6 +283,10 @@ type Signed struct {
 	Warnings []string
 }
 
+// ErrOneSignature is wrapped when SignOptions.Append asks a format that
+// holds one signature (ELF) for a second.
+var ErrOneSignature = errors.New("it cannot take a second")
+
 // ErrChanged is wrapped when a file changed between validation and signing.
 var ErrChanged = errors.New("the file changed after it was validated")
 

@@ -149,7 +149,7 @@ func (Handler) Sign(ctx context.Context, f *format.File, out format.Output, opts
 	content := f.Size
 	if app != nil {
 		if opts.Append {
-			return nil, errors.New("an ELF file carries one appended signature: it cannot take a second (sign without --append to replace it)")
+			return nil, fmt.Errorf("an ELF file carries one appended signature: %w (sign without --append to replace it)", format.ErrOneSignature)
 		}
 		content = app.SignedLen // replace the old signature
 	}
