@@ -17,13 +17,14 @@ import (
 // and writes the whole report to w at End, so that nothing is written of
 // a run that fails, and a run's memory does not grow with its files.
 //
-// The text and JSON reports put what only the end knows (the summary line,
-// the JSON summary and "passed") before the results: their sinks encode
-// each result when it comes into a spool (memory up to spoolMemory, then
-// a temporary file, removed at End) and write the head, then the spool, at
-// End. SARIF and JUnit documents carry the counts in elements that enclose
-// the results; their sinks collect the results and render at End, for now
-// (a spool would do for them too).
+// The text, JSON and SARIF reports put what only the end knows (the
+// summary line, the JSON summary and "passed", SARIF's invocation and
+// summary) before the results: their sinks encode each result when it
+// comes into a spool (memory up to spoolMemory, then a temporary file,
+// removed at End) and write the head, then the spool, at End. A JUnit
+// document carries its counts in attributes of the elements that enclose
+// the results: its sink keeps each result's test case (a few strings, not
+// the result) until End; a spool would do for it too.
 
 // NewSink returns the sink that writes the report of format to w. As only
 // the end of the run knows whether it judged no binary,
@@ -38,8 +39,10 @@ func NewSink(format string, opts Options, w io.Writer) (csv.Sink, error) {
 		return &textSink{opts: opts, w: w, decide: true}, nil
 	case "json":
 		return &jsonSink{opts: opts, w: w, decide: true}, nil
+	case "sarif":
+		return &sarifSink{opts: opts, w: w, decide: true}, nil
 	}
-	return &collectSink{format: format, opts: opts, w: w}, nil
+	return &junitSink{opts: opts, w: w, decide: true}, nil
 }
 
 // endOptions are the options at End: with decide, FailedNoTargets is set
@@ -124,37 +127,6 @@ func (s *spool) Close() error {
 	return errors.Join(s.f.Close(), os.Remove(name))
 }
 
-// collectSink collects the results and renders them at End.
-type collectSink struct {
-	format  string
-	opts    Options
-	w       io.Writer
-	results []csv.Result
-	skipped []csv.SkippedFile
-}
-
-func (c *collectSink) Begin(*csv.Report) error { return nil }
-
-func (c *collectSink) Result(r *csv.Result) error {
-	c.results = append(c.results, *r)
-	return nil
-}
-
-func (c *collectSink) Skipped(s *csv.SkippedFile) error {
-	c.skipped = append(c.skipped, *s)
-	return nil
-}
-
-func (c *collectSink) End(rep *csv.Report) error {
-	full := *rep
-	full.Results, full.Skipped = c.results, c.skipped
-	r, err := New(c.format, endOptions(c.opts, true, rep))
-	if err != nil {
-		return err
-	}
-	return r.Render(c.w, &full)
-}
-
 // textSink writes the text report: the lines of the results and of the
 // skipped files are spooled until End writes the summary line first.
 type textSink struct {
@@ -219,9 +191,10 @@ type jsonSink struct {
 
 func (j *jsonSink) Begin(*csv.Report) error { return nil }
 
-// element writes v to s as an element of a top-level array of the
-// document (json.Encoder with SetIndent("", "  ") writes it so).
-func element(s *spool, n int, v any) error {
+// element writes v to s as the element n of an array whose elements are
+// indented by indent (json.Encoder with SetIndent("", "  ") writes them
+// so: "    " in a top-level array).
+func element(s *spool, n int, v any, indent string) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -230,8 +203,8 @@ func element(s *spool, n int, v any) error {
 	if n > 0 {
 		out.WriteByte(',')
 	}
-	out.WriteString("\n    ")
-	if err := json.Indent(&out, b, "    ", "  "); err != nil {
+	out.WriteString("\n" + indent)
+	if err := json.Indent(&out, b, indent, "  "); err != nil {
 		return err
 	}
 	_, err = s.Write(textsafe.InertJSON(out.Bytes()))
@@ -242,13 +215,13 @@ func (j *jsonSink) Result(res *csv.Result) error {
 	if res.Decision.Fails() {
 		j.failing++
 	}
-	err := element(&j.results, j.nres, NewResultDoc(res))
+	err := element(&j.results, j.nres, NewResultDoc(res), "    ")
 	j.nres++
 	return err
 }
 
 func (j *jsonSink) Skipped(s *csv.SkippedFile) error {
-	err := element(&j.skipped, j.nskip, SkippedDoc{Root: s.Root, Path: s.Path, Reason: s.Reason})
+	err := element(&j.skipped, j.nskip, SkippedDoc{Root: s.Root, Path: s.Path, Reason: s.Reason}, "    ")
 	j.nskip++
 	return err
 }
@@ -260,6 +233,22 @@ func (j *jsonSink) End(rep *csv.Report) (err error) {
 	opts := endOptions(j.opts, j.decide, rep)
 	d := NewDocument(&head, opts)
 	d.Passed = j.failing == 0 && !opts.FailedNoTargets
+	return spliceJSON(j.w, d, "\n  ", []spliced{{`"results": [`, j.nres, &j.results}, {`"skipped": [`, j.nskip, &j.skipped}})
+}
+
+// spliced is an array written empty in a document, and the spool that
+// holds its n elements.
+type spliced struct {
+	key string
+	n   int
+	s   *spool
+}
+
+// spliceJSON writes to w the document d as json.Encoder with
+// SetIndent("", "  ") writes it (and textsafe.InertJSON), with the arrays
+// (empty in d, in this order, their keys indented by indent) holding what
+// their spools hold.
+func spliceJSON(w io.Writer, d any, indent string, arrays []spliced) error {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
@@ -267,31 +256,57 @@ func (j *jsonSink) End(rep *csv.Report) (err error) {
 		return err
 	}
 	doc := textsafe.InertJSON(b.Bytes())
-	// The arrays are empty in doc: the spools go inside them. The keys
-	// are the document's own (a string's quotes are escaped).
-	for _, a := range []struct {
-		key string
-		n   int
-		s   *spool
-	}{{`"results": [`, j.nres, &j.results}, {`"skipped": [`, j.nskip, &j.skipped}} {
-		at := bytes.Index(doc, []byte("\n  "+a.key+"]"))
+	// The keys are the document's own: a string's quotes are escaped.
+	for _, a := range arrays {
+		at := bytes.Index(doc, []byte(indent+a.key+"]"))
 		if at < 0 {
-			return fmt.Errorf("report: no %s in the JSON document", a.key)
+			return fmt.Errorf("report: no %s in the document", a.key)
 		}
-		at += len("\n  " + a.key)
-		if _, err := j.w.Write(doc[:at]); err != nil {
+		at += len(indent + a.key)
+		if _, err := w.Write(doc[:at]); err != nil {
 			return err
 		}
 		doc = doc[at:]
 		if a.n > 0 {
-			if _, err := a.s.WriteTo(j.w); err != nil {
+			if _, err := a.s.WriteTo(w); err != nil {
 				return err
 			}
-			if _, err := io.WriteString(j.w, "\n  "); err != nil {
+			if _, err := io.WriteString(w, indent); err != nil {
 				return err
 			}
 		}
 	}
-	_, err = j.w.Write(doc)
+	_, err := w.Write(doc)
 	return err
+}
+
+// sarifSink writes the SARIF log: each result is encoded when it comes;
+// End encodes the log without them and writes the spool in their place.
+type sarifSink struct {
+	opts    Options
+	w       io.Writer
+	decide  bool
+	results spool
+	n       int
+}
+
+func (s *sarifSink) Begin(*csv.Report) error { return nil }
+
+func (s *sarifSink) Result(res *csv.Result) error {
+	out, ok := sarifResultOf(res, s.opts)
+	if !ok {
+		return nil
+	}
+	err := element(&s.results, s.n, out, "        ")
+	s.n++
+	return err
+}
+
+func (s *sarifSink) Skipped(*csv.SkippedFile) error { return nil }
+
+func (s *sarifSink) End(rep *csv.Report) (err error) {
+	defer func() { err = errors.Join(err, s.results.Close()) }()
+	run := sarifHead(rep, endOptions(s.opts, s.decide, rep))
+	log := sarifLog{Schema: "https://json.schemastore.org/sarif-2.1.0.json", Version: "2.1.0", Runs: []sarifRun{run}}
+	return spliceJSON(s.w, log, "\n      ", []spliced{{`"results": [`, s.n, &s.results}})
 }

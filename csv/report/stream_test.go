@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,5 +102,34 @@ func TestSinkIsValidateToRender(t *testing.T) {
 				t.Errorf("%s, verbose %v: the sink wrote\n%s\nwant\n%s", format, verbose, got.Bytes(), want)
 			}
 		}
+	}
+}
+
+// TestSARIFSinkSpools: a SARIF log too large to spool in memory is one
+// valid log with every result, in order.
+func TestSARIFSinkSpools(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	rep := bigReport(t, 3000)
+	out := render(t, "sarif", report.Options{SARIFPasses: true}, rep)
+	var log struct {
+		Runs []struct {
+			Results []struct {
+				Message struct{ Text string }
+			}
+		}
+	}
+	if err := json.Unmarshal(out, &log); err != nil {
+		t.Fatal(err)
+	}
+	if len(out) < 2<<20 || len(log.Runs) != 1 || len(log.Runs[0].Results) != len(rep.Results) {
+		t.Fatalf("%d bytes, %d runs", len(out), len(log.Runs))
+	}
+	for i, r := range log.Runs[0].Results {
+		if want := rep.Results[i].DisplayPath() + ": "; !strings.HasPrefix(r.Message.Text, want) {
+			t.Fatalf("result %d: %q, want %q...", i, r.Message.Text, want)
+		}
+	}
+	if left, _ := os.ReadDir(os.Getenv("TMPDIR")); len(left) != 0 {
+		t.Errorf("left %v", left)
 	}
 }
