@@ -662,8 +662,7 @@ func (j *componentJudge) judge(c Component) cipolicy.Decision {
 func (j *componentJudge) judgeAs(c *Component, id string) cipolicy.Decision {
 	ci := j.ci
 	base := cipolicy.Subject{Path: id, Format: cipolicy.FormatPE, Scenario: cipolicy.ScenarioBoot}
-	base.Digests.AuthenticodeSHA256 = c.AuthenticodeSHA256
-	base.Digests.AuthenticodeSHA1 = c.AuthenticodeSHA1
+	base.Digests = cipolicy.Digests{cipolicy.AuthenticodeSHA256: c.AuthenticodeSHA256, cipolicy.AuthenticodeSHA1: c.AuthenticodeSHA1}
 	need := ci.Needs(id, cipolicy.FormatPE, cipolicy.ScenarioBoot)
 	switch {
 	case need.Digests.Has(cipolicy.SHA256):

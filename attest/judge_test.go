@@ -132,7 +132,7 @@ func everyAuthority(c Component, auths []Authority, ci *cipolicy.Set, scoped boo
 			}
 		}
 		base := cipolicy.Subject{Path: id, Format: cipolicy.FormatPE, Scenario: cipolicy.ScenarioBoot}
-		base.Digests.AuthenticodeSHA256 = c.AuthenticodeSHA256
+		base.Digests = cipolicy.Digests{cipolicy.AuthenticodeSHA256: c.AuthenticodeSHA256}
 		if len(cands) == 0 {
 			return ci.Evaluate(base)
 		}

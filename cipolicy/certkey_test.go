@@ -61,7 +61,7 @@ func TestSingleCertificateKey(t *testing.T) {
 	}
 	judge := func(c *signing.Certificate, path string, digest []byte) Decision {
 		s := Subject{Path: path, Format: FormatPE, Scenario: ScenarioBoot, Signed: true, Signatures: []*signing.Signature{verifiedby.Firmware(c, c.PublicKeyAlgorithm())}}
-		s.Digests.AuthenticodeSHA256 = digest
+		s.Digests.Set(AuthenticodeSHA256, digest)
 		return set.Evaluate(s)
 	}
 	other := sha256.Sum256([]byte("not allowed"))

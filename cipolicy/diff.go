@@ -324,7 +324,7 @@ func ruleKey(r *Rule) string {
 func scopeKey(r *Rule) string {
 	cr := &compiledRule{Rule: r}
 	var fs []string
-	for _, f := range []Format{FormatPE, FormatELF} {
+	for _, f := range Formats {
 		if cr.appliesTo(f) {
 			fs = append(fs, string(f))
 		}
@@ -332,7 +332,7 @@ func scopeKey(r *Rule) string {
 	rr := *r
 	rr.Formats = nil
 	k := scopeText(&rr)
-	if len(fs) < 2 {
+	if len(fs) < len(Formats) {
 		k += " formats [" + sortedJoin(fs) + "]"
 	}
 	return k

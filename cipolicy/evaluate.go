@@ -12,50 +12,6 @@ import (
 	"github.com/codesignval/csv/signing"
 )
 
-// Digests holds the digests established for a subject. A nil field was not
-// computed.
-type Digests struct {
-	SHA256             []byte
-	AuthenticodeSHA256 []byte
-	AuthenticodeSHA1   []byte
-}
-
-// Get returns the digest for algorithm a, or nil.
-func (d *Digests) Get(a HashAlgorithm) []byte {
-	switch a {
-	case SHA256:
-		return d.SHA256
-	case AuthenticodeSHA256:
-		return d.AuthenticodeSHA256
-	case AuthenticodeSHA1:
-		return d.AuthenticodeSHA1
-	}
-	return nil
-}
-
-// set returns the algorithms whose digests are present.
-func (d *Digests) set() DigestSet {
-	var s DigestSet
-	for _, a := range HashAlgorithms {
-		if d.Get(a) != nil {
-			s = s.With(a)
-		}
-	}
-	return s
-}
-
-// Set stores the digest for algorithm a.
-func (d *Digests) Set(a HashAlgorithm, v []byte) {
-	switch a {
-	case SHA256:
-		d.SHA256 = v
-	case AuthenticodeSHA256:
-		d.AuthenticodeSHA256 = v
-	case AuthenticodeSHA1:
-		d.AuthenticodeSHA1 = v
-	}
-}
-
 // Subject is what the policy judges: the facts about one piece of code.
 type Subject struct {
 	// Path is slash-separated and relative to the validated root; path
@@ -282,7 +238,7 @@ func (g *group) add(r *compiledRule) {
 			g.scoped = append(g.scoped, x)
 			continue
 		}
-		for _, f := range []Format{FormatPE, FormatELF} {
+		for _, f := range Formats {
 			if x.appliesTo(f) {
 				g.needs[f] = g.needs[f].union(x.needs())
 			}
@@ -300,11 +256,11 @@ type Needs struct {
 }
 
 func (n Needs) union(m Needs) Needs {
-	return Needs{n.Digests | m.Digests, n.Signatures || m.Signatures, n.Attributes || m.Attributes}
+	return Needs{n.Digests.Union(m.Digests), n.Signatures || m.Signatures, n.Attributes || m.Attributes}
 }
 
 // IsZero reports whether nothing is needed.
-func (n Needs) IsZero() bool { return n == Needs{} }
+func (n Needs) IsZero() bool { return n.Digests.Len() == 0 && !n.Signatures && !n.Attributes }
 
 // AllNeeds is every fact.
 func AllNeeds() Needs { return Needs{Digests: AllDigests(), Signatures: true, Attributes: true} }
@@ -353,7 +309,7 @@ func (s *Set) Mode() Mode {
 // Computing less would make rules miss; computing more is wasted work.
 func (s *Set) Needs(path string, f Format, sc Scenario) Needs {
 	var n Needs
-	if f != FormatPE && f != FormatELF {
+	if formatOf(f) == nil {
 		return n
 	}
 	for _, g := range s.groups {
@@ -373,7 +329,7 @@ func (r *compiledRule) appliesTo(f Format) bool {
 	if r.Hash != nil && !r.Hash.Algorithm.AppliesTo(f) {
 		return false
 	}
-	if r.File != nil && f != FormatPE {
+	if r.File != nil && !f.HasAttributes() {
 		return false
 	}
 	return len(r.Formats) == 0 || slices.Contains(r.Formats, f)
@@ -424,8 +380,8 @@ func (g *group) checkFacts(s *Subject) error {
 			need = need.union(r.needs())
 		}
 	}
-	have := s.Digests.set()
-	if missing := need.Digests &^ have; missing != 0 {
+	have := s.Digests.Algorithms()
+	if missing := need.Digests.Missing(have); missing.Len() != 0 {
 		return fmt.Errorf("internal error: the policy compares %s digests, but only %s were %w for %s", need.Digests, have, errMissingFacts, s.Path)
 	}
 	if need.Signatures && s.Signed && s.Signatures == nil {
@@ -510,6 +466,8 @@ func (g *group) find(s *Subject, action Action, now time.Time, trusted func(*sig
 		}
 		best = m
 	}
+	// Rules compare only the algorithms of the table (a policy names no
+	// other).
 	for _, a := range HashAlgorithms {
 		if v := s.Digests.Get(a); v != nil {
 			for _, r := range idx[hashKey{a, string(v)}] {
@@ -664,11 +622,7 @@ func describe(s *Subject, notes []string) string {
 	default:
 		parts = append(parts, "signed, but the policy has no signer rules")
 	}
-	for _, a := range HashAlgorithms {
-		if v := s.Digests.Get(a); v != nil {
-			parts = append(parts, fmt.Sprintf("%s %x", a.Label(), v))
-		}
-	}
+	s.Digests.Each(func(a HashAlgorithm, v []byte) { parts = append(parts, fmt.Sprintf("%s %x", a.Label(), v)) })
 	const maxNotes = 3
 	if len(notes) > maxNotes {
 		notes = append(notes[:maxNotes:maxNotes], fmt.Sprintf("and %d more", len(notes)-maxNotes))

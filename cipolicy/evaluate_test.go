@@ -138,16 +138,16 @@ func TestNeedsIsExact(t *testing.T) {
 		sc   Scenario
 		want DigestSet
 	}{
-		{"bin/a.exe", FormatPE, ScenarioUser, DigestSet(0).With(AuthenticodeSHA256)},
-		{"plugins/a.dll", FormatPE, ScenarioUser, DigestSet(0).With(AuthenticodeSHA256).With(SHA256)},
-		{"drivers/a.sys", FormatPE, ScenarioKernel, DigestSet(0).With(AuthenticodeSHA256).With(AuthenticodeSHA1)},
-		{"bin/x", FormatELF, ScenarioUser, DigestSet(0).With(SHA256)},
-		{"plugins/x.so", FormatELF, ScenarioUser, DigestSet(0).With(SHA256)},
-		{"docs/readme", Format("other"), ScenarioUser, 0},
+		{"bin/a.exe", FormatPE, ScenarioUser, NewDigestSet().With(AuthenticodeSHA256)},
+		{"plugins/a.dll", FormatPE, ScenarioUser, NewDigestSet().With(AuthenticodeSHA256).With(SHA256)},
+		{"drivers/a.sys", FormatPE, ScenarioKernel, NewDigestSet().With(AuthenticodeSHA256).With(AuthenticodeSHA1)},
+		{"bin/x", FormatELF, ScenarioUser, NewDigestSet().With(SHA256)},
+		{"plugins/x.so", FormatELF, ScenarioUser, NewDigestSet().With(SHA256)},
+		{"docs/readme", Format("other"), ScenarioUser, DigestSet{}},
 	}
 	for _, tt := range tests {
 		got := s.Needs(tt.path, tt.f, tt.sc).Digests
-		if got != tt.want {
+		if !got.Equal(tt.want) {
 			t.Errorf("Needs(%s, %s, %s) = %v, want %v", tt.path, tt.f, tt.sc, got, tt.want)
 		}
 		if tt.f == Format("other") {

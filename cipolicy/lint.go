@@ -140,7 +140,7 @@ func lintPolicy(p *Policy) []Finding {
 		}
 		for _, f := range r.Formats {
 			if !r.Hash.Algorithm.AppliesTo(f) {
-				add(SeverityWarning, r, "%s digests exist only for PE files: formats [%s] can never match", r.Hash.Algorithm, f)
+				add(SeverityWarning, r, "%s digests exist only for %s files: formats [%s] can never match", r.Hash.Algorithm, r.Hash.Algorithm.only(), f)
 			}
 		}
 		if r.Hash.Algorithm == SHA256 && len(r.Formats) == 0 {

@@ -92,113 +92,6 @@ func ParseScenario(s string) (Scenario, error) {
 	return "", fmt.Errorf("cipolicy: unknown scenario %q (want user, kernel or boot)", s)
 }
 
-// Format is an executable format a rule can apply to.
-type Format string
-
-// Formats.
-const (
-	FormatPE  Format = "pe"
-	FormatELF Format = "elf"
-)
-
-// HashAlgorithm names the digest a hash rule compares.
-type HashAlgorithm string
-
-// Hash algorithms.
-const (
-	// SHA256 is the SHA-256 of the whole file, any format.
-	SHA256 HashAlgorithm = "sha256"
-	// AuthenticodeSHA256 is the SHA-256 Authenticode image hash (PE only).
-	AuthenticodeSHA256 HashAlgorithm = "authenticode_sha256"
-	// AuthenticodeSHA1 is the SHA-1 Authenticode image hash (PE only).
-	AuthenticodeSHA1 HashAlgorithm = "authenticode_sha1"
-)
-
-// HashAlgorithms lists every hash algorithm, in a fixed order.
-var HashAlgorithms = []HashAlgorithm{SHA256, AuthenticodeSHA256, AuthenticodeSHA1}
-
-// Size returns the digest length in bytes.
-func (a HashAlgorithm) Size() int {
-	switch a {
-	case SHA256, AuthenticodeSHA256:
-		return 32
-	case AuthenticodeSHA1:
-		return 20
-	}
-	return 0
-}
-
-// ParseFormat parses a format name.
-func ParseFormat(s string) (Format, error) {
-	switch f := Format(s); f {
-	case FormatPE, FormatELF:
-		return f, nil
-	}
-	return "", fmt.Errorf("cipolicy: unknown format %q (want pe or elf)", s)
-}
-
-// AppliesTo reports whether subjects of format f carry this digest.
-func (a HashAlgorithm) AppliesTo(f Format) bool {
-	switch a {
-	case SHA256:
-		return true
-	case AuthenticodeSHA256, AuthenticodeSHA1:
-		return f == FormatPE
-	}
-	return false
-}
-
-func (a HashAlgorithm) bit() DigestSet {
-	for i, b := range HashAlgorithms {
-		if b == a {
-			return 1 << i
-		}
-	}
-	return 0
-}
-
-// Label is a human-readable name of the algorithm.
-func (a HashAlgorithm) Label() string {
-	switch a {
-	case SHA256:
-		return "SHA256"
-	case AuthenticodeSHA256:
-		return "Authenticode SHA256"
-	case AuthenticodeSHA1:
-		return "Authenticode SHA1"
-	}
-	return string(a)
-}
-
-// DigestSet is a set of hash algorithms: the digests a subject needs.
-type DigestSet uint8
-
-// Has reports whether a is in the set.
-func (s DigestSet) Has(a HashAlgorithm) bool { return s&a.bit() != 0 }
-
-// With returns the set with a added.
-func (s DigestSet) With(a HashAlgorithm) DigestSet { return s | a.bit() }
-
-// AllDigests is the set of every algorithm.
-func AllDigests() DigestSet {
-	var s DigestSet
-	for _, a := range HashAlgorithms {
-		s = s.With(a)
-	}
-	return s
-}
-
-// String lists the set's algorithms.
-func (s DigestSet) String() string {
-	var names []string
-	for _, a := range HashAlgorithms {
-		if s.Has(a) {
-			names = append(names, string(a))
-		}
-	}
-	return "{" + strings.Join(names, ",") + "}"
-}
-
 // HashMatch is the matcher of a hash rule.
 type HashMatch struct {
 	Algorithm HashAlgorithm
@@ -375,15 +268,6 @@ func digestOf(h crypto.Hash) DigestAlgorithm {
 		return DigestSHA512
 	}
 	return ""
-}
-
-// Digest returns the digest algorithm a hash rule's digest is computed
-// with.
-func (a HashAlgorithm) Digest() DigestAlgorithm {
-	if a == AuthenticodeSHA1 {
-		return DigestSHA1
-	}
-	return DigestSHA256
 }
 
 // KeyType names a signing key type a host may accept.

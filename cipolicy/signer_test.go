@@ -226,9 +226,9 @@ func TestSignerRules(t *testing.T) {
 		{"a deny matches a refused key type", "key_types: [rsa]", []string{"{id: all, action: allow, all: true}", signerRule("leaked", "deny", "tbs: "+tbs(p.ecdsaLeaf)+", level: leaf")},
 			signedPE(p.sig(p.ecdsaLeaf, "ECDSA")), Blocked, KindDenied, "leaked", 0, ""},
 		{"digest_algorithms refuses a SHA-1 hash rule", "digest_algorithms: [sha256]", []string{fmt.Sprintf("{id: h, action: allow, authenticode_sha1: %s}", hx(s1))},
-			func() Subject { s := signedPE(); s.Digests.AuthenticodeSHA1 = s1; return s }(), Blocked, KindUnsigned, "", -1, "its authenticode_sha1 digest matches, but the policy accepts digest algorithms sha256"},
+			func() Subject { s := signedPE(); s.Digests.Set(AuthenticodeSHA1, s1); return s }(), Blocked, KindUnsigned, "", -1, "its authenticode_sha1 digest matches, but the policy accepts digest algorithms sha256"},
 		{"a SHA-1 hash deny still denies", "digest_algorithms: [sha256]", []string{"{id: all, action: allow, all: true}", fmt.Sprintf("{id: h, action: deny, authenticode_sha1: %s}", hx(s1))},
-			func() Subject { s := signedPE(); s.Digests.AuthenticodeSHA1 = s1; return s }(), Blocked, KindDenied, "h", -1, ""},
+			func() Subject { s := signedPE(); s.Digests.Set(AuthenticodeSHA1, s1); return s }(), Blocked, KindDenied, "h", -1, ""},
 		{"expired is accepted under WDAC", "wdac_compatible: true", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
 			signedPE(p.sig(p.expired, "RSA")), Allowed, KindAllowedBySigner, "pca", 0, ""},
 		{"expired lifetime-signing is refused under WDAC", "wdac_compatible: true", []string{signerRule("pca", "allow", "tbs: "+tbs(p.inter))},
@@ -442,7 +442,7 @@ func TestSignerNeeds(t *testing.T) {
 	p := newPKI(t)
 	s, _ := NewSet(SetOptions{}, pol(t, "name: p", signerRule("pca", "allow", "tbs: "+tbs(p.inter)),
 		"{id: f, action: allow, file: {name: a.exe}, paths: ['tools/**']}"))
-	if n := s.Needs("bin/a.exe", FormatPE, ScenarioUser); !n.Signatures || n.Attributes || n.Digests != 0 {
+	if n := s.Needs("bin/a.exe", FormatPE, ScenarioUser); !n.Signatures || n.Attributes || n.Digests.Len() != 0 {
 		t.Errorf("bin/a.exe: %+v", n)
 	}
 	if n := s.Needs("tools/a.exe", FormatPE, ScenarioUser); !n.Signatures || !n.Attributes {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -396,7 +397,11 @@ func TestParseXMLEvaluate(t *testing.T) {
 	pca := synthCert("Microsoft Windows Production PCA 2011", "Microsoft Root Certificate Authority 2010", pcaTBS)
 	bad := synthCert("Leaked CA", "Leaked CA", badTBS)
 	badLeaf := synthCert("Leaked signer", "Leaked CA", bytes.Repeat([]byte{3}, 32), oidCodeSigning)
-	withDigest := func(sub Subject, d []byte) Subject { sub.Digests.AuthenticodeSHA256 = d; return sub }
+	withDigest := func(sub Subject, d []byte) Subject {
+		sub.Digests = maps.Clone(sub.Digests)
+		sub.Digests.Set(AuthenticodeSHA256, d)
+		return sub
+	}
 
 	tests := []struct {
 		name    string

@@ -190,12 +190,19 @@ func acceptList[T ~string](d *yamlDecoder, n *yaml.Node, field string, names []s
 
 // matcherFields are the rule fields that say what a rule matches; a rule has
 // exactly one.
-var matcherFields = []string{string(SHA256), string(AuthenticodeSHA256), string(AuthenticodeSHA1), "signer", "file", "all"}
+// Hash rules come first: one field per hash algorithm.
+var matcherFields = func() []string {
+	var out []string
+	for _, a := range HashAlgorithms {
+		out = append(out, string(a))
+	}
+	return append(out, "signer", "file", "all")
+}()
 
 // matcherHandlers registers the handlers of the matcher fields, which fill
 // r, for a rule or an exception.
 func (d *yamlDecoder) matcherHandlers(r *Rule, what string, handlers map[string]func(*yaml.Node)) {
-	for _, name := range matcherFields[:3] {
+	for _, name := range matcherFields[:len(HashAlgorithms)] {
 		alg := HashAlgorithm(name)
 		handlers[name] = func(v *yaml.Node) {
 			var s string

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/testenv"
 )
 
@@ -123,7 +124,7 @@ func TestCorpusDigestsMatchPeers(t *testing.T) {
 			t.Errorf("%s: format %s (err %v), want %s", path, r.Format, r.Err, w.format)
 			continue
 		}
-		if h := hex.EncodeToString(r.Digests.SHA256); h != w.sha256 {
+		if h := hex.EncodeToString(r.Digests.Get(cipolicy.SHA256)); h != w.sha256 {
 			t.Errorf("%s: sha256 %s, sha256sum says %s", path, h, w.sha256)
 		}
 		if r.Format != FormatPE {
@@ -134,7 +135,7 @@ func TestCorpusDigestsMatchPeers(t *testing.T) {
 			oracle, err := osslsigncodeDigest(ossl, filepath.Join(dir, "keys"), filepath.Join(dir, "build", path), tmp)
 			mu.Lock()
 			defer mu.Unlock()
-			switch h := hex.EncodeToString(r.Digests.AuthenticodeSHA256); {
+			switch h := hex.EncodeToString(r.Digests.Get(cipolicy.AuthenticodeSHA256)); {
 			case err != nil:
 				t.Error(err)
 			case h != oracle:

@@ -91,13 +91,13 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 	}
 	needs := func(_ string, f cipolicy.Format) cipolicy.Needs {
 		var n cipolicy.Needs
-		switch {
-		case f == cipolicy.FormatPE && wantHash:
-			n.Digests = cipolicy.DigestSet(0).With(cipolicy.AuthenticodeSHA256)
-		case f == cipolicy.FormatELF && wantHash:
-			n.Digests = cipolicy.DigestSet(0).With(cipolicy.SHA256)
+		if f == FormatOther {
+			return n
 		}
-		n.Signatures = wantSigner && (f == cipolicy.FormatPE || f == cipolicy.FormatELF)
+		if wantHash {
+			n.Digests = cipolicy.NewDigestSet(f.RuleDigest())
+		}
+		n.Signatures = wantSigner
 		return n
 	}
 	o := opts.Options
@@ -189,15 +189,13 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 // key under which files share it.
 func ruleFor(l Level, in *Inspection) (*cipolicy.Rule, string, error) {
 	if l == LevelHash {
-		alg := cipolicy.SHA256
-		if in.Format == FormatPE {
-			alg = cipolicy.AuthenticodeSHA256
-		}
+		alg := in.Format.RuleDigest()
 		v := in.Digests.Get(alg)
 		r := &cipolicy.Rule{Action: cipolicy.Allow, Hash: &cipolicy.HashMatch{Algorithm: alg, Value: v}}
-		if in.Format == FormatELF {
-			// Without the scope, every PE would also need a flat SHA256.
-			r.Formats = []cipolicy.Format{cipolicy.FormatELF}
+		if !alg.Restricted() {
+			// Without the scope, every file of every other format would
+			// also need this digest (a flat SHA256 of every PE).
+			r.Formats = []cipolicy.Format{in.Format}
 		}
 		return r, string(alg) + string(v), nil
 	}

@@ -1,7 +1,6 @@
 package csv
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -10,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -24,14 +22,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/codesignval/csv/cipolicy"
-	"github.com/codesignval/csv/internal/binfmt"
-	"github.com/codesignval/csv/internal/binfmt/elf"
-	"github.com/codesignval/csv/internal/binfmt/pe"
+	"github.com/codesignval/csv/csv/format"
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing/authenticode"
-	authpe "github.com/codesignval/csv/signing/authenticode/pe"
 	"github.com/codesignval/csv/signing/bundle"
-	"github.com/codesignval/csv/signing/modsig"
 )
 
 // SignOptions configure Sign.
@@ -55,7 +49,11 @@ type SignOptions struct {
 	// BundleTimestamp, if set, countersigns each bundle's signature.
 	Bundle          bool
 	BundleTimestamp bundle.Timestamper
-	// PE configures Authenticode signatures.
+	// Append keeps the signatures a file carries and adds one (PE: nested
+	// in the first); a format that carries one signature (ELF) refuses it.
+	Append bool
+	// PE configures Authenticode signatures. PE.Append is read as Append
+	// (the name it had before Append: set Append).
 	PE authenticode.SignOptions
 	// Expect, if set, maps each binary's path (Result.DisplayPath) to the
 	// digests validation saw (Options.SignCheck): a binary validation did
@@ -142,7 +140,7 @@ func (e *SignError) Error() string { return "signing " + e.Path + ": " + e.Err.E
 func (e *SignError) Unwrap() error { return e.Err }
 
 // ErrChanged is wrapped when a file changed between validation and signing.
-var ErrChanged = errors.New("the file changed after it was validated")
+var ErrChanged = format.ErrChanged
 
 // tempMarker is in the name of every temporary file Sign writes, next to
 // its destination: ".NAME.csv-sign-RANDOM". A file with this name left by a
@@ -721,18 +719,13 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 	size := st.Size()
 	n, err := io.ReadFull(f, buf[:min(int64(sniffSize), size)])
 	if err != nil {
-		return p, fileChanged(err)
+		return p, format.FileChanged(err)
 	}
-	head := buf[:n]
-	ra := binfmt.PrefixReader{Prefix: head, R: f}
-	format := FormatOther
-	switch binfmt.Sniff(head) {
-	case binfmt.PE:
-		if pe.IsPE(ra, size) {
-			format = FormatPE
-		}
-	case binfmt.ELF:
-		format = FormatELF
+	file := format.NewFile(f, size, buf, n)
+	h := sniff(file)
+	ft := FormatOther
+	if h != nil {
+		ft = h.Format()
 	}
 	display := displayPath(roots[e.root], e.rel, e.fileRoot)
 	var want cipolicy.Digests
@@ -740,22 +733,25 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 		var judged bool
 		want, judged = opts.Expect[display]
 		switch {
-		case format == FormatOther && judged:
+		case ft == FormatOther && judged:
 			// A binary swapped for something else is not left out quietly.
 			return p, fmt.Errorf("%w: it was a binary when validated, and is no longer a PE or ELF file", ErrChanged)
-		case format != FormatOther && (!judged || want.SHA256 == nil):
+		case ft != FormatOther && (!judged || want.Get(cipolicy.SHA256) == nil):
 			return p, fmt.Errorf("%w: validation did not judge it", ErrChanged)
 		}
+		if want == nil {
+			want = cipolicy.Digests{} // an expectation, if an empty one
+		}
 	}
-	if format == FormatOther && !opts.Bundle {
+	if ft == FormatOther && !opts.Bundle {
 		return nil, nil // not a binary: left alone
 	}
 	dest := e.dest // set by plan
-	s := &Signed{Root: roots[e.root], Path: e.rel, Format: format, Output: outputName(opts, e), fileRoot: e.fileRoot}
+	s := &Signed{Root: roots[e.root], Path: e.rel, Format: ft, Output: outputName(opts, e), fileRoot: e.fileRoot}
 	// A file that is no binary, in place, stays as it is: only its bundle
 	// is written.
 	var out *os.File
-	if format != FormatOther || opts.Out != "" {
+	if ft != FormatOther || opts.Out != "" {
 		if err := opts.claims.claim(dest, display); err != nil {
 			return p, err
 		}
@@ -774,49 +770,19 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 	// report when it is computed anyway).
 	needSum := opts.Bundle || opts.Manifest != ""
 	var outSum []byte
-	switch format {
-	case FormatPE:
-		// Appending keeps the signatures the file had: they must be the
-		// ones validated, in the very bytes read for signing.
-		peOpts := opts.PE
-		var whole hash.Hash
-		if opts.Expect != nil && peOpts.Append {
-			whole = sha256.New()
-			peOpts.Tee = whole
-		}
-		res, err := authpe.Sign(ctx, ra, size, out, opts.Key, opts.Chain, peOpts)
+	if h != nil {
+		res, err := h.Sign(ctx, file, out, &format.SignOptions{Key: opts.Key, Chain: opts.Chain,
+			Append: opts.Append || opts.PE.Append, Authenticode: opts.PE, Expect: want, Sum: needSum})
 		if err != nil {
 			return p, err
 		}
-		s.Warnings = res.Warnings
-		if opts.Expect != nil {
-			if !bytes.Equal(want.AuthenticodeSHA256, res.Digest) {
-				return p, fmt.Errorf("%w: Authenticode SHA256 %x when validated, %x now", ErrChanged, want.AuthenticodeSHA256, res.Digest)
-			}
-			if whole != nil {
-				if sum := whole.Sum(nil); !bytes.Equal(want.SHA256, sum) {
-					return p, fmt.Errorf("%w: SHA256 %x when validated, %x now", ErrChanged, want.SHA256, sum)
-				}
-			}
-		}
-		// Header fields were patched after the stream: hash what is on
-		// disk (from the page cache), only if something needs it.
-		if needSum {
-			if outSum, err = hashFile(out, buf); err != nil {
-				return p, err
-			}
-		}
-	case FormatELF:
-		outSum, err = signELF(ctx, f, ra, size, buf, n, out, opts, want.SHA256)
-		if err != nil {
-			return p, err
-		}
-	default:
+		s.Warnings, outSum = res.Warnings, res.SHA256
+	} else {
 		var w io.Writer = io.Discard
 		if out != nil {
 			w = out
 		}
-		if outSum, err = copyHashing(ctx, f, buf, n, size, w); err != nil {
+		if outSum, err = copyHashing(ctx, file, w); err != nil {
 			return p, err
 		}
 	}
@@ -867,74 +833,10 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 	return p, nil
 }
 
-// signELF copies an ELF file to out while hashing what the signature covers
-// (a signature it already carries is replaced), then appends the signature.
-// It returns the SHA-256 of the output.
-func signELF(ctx context.Context, f *os.File, ra io.ReaderAt, size int64, buf []byte, n int, out *os.File, opts *SignOptions, want []byte) ([]byte, error) {
-	if _, err := elf.Parse(ra, size); err != nil {
-		return nil, err
-	}
-	app, err := modsig.Find(ra, size)
-	if err != nil {
-		return nil, fmt.Errorf("its appended signature: %w", err)
-	}
-	content := size
-	if app != nil {
-		if opts.PE.Append {
-			return nil, errors.New("an ELF file carries one appended signature: it cannot take a second (sign without --append to replace it)")
-		}
-		content = app.SignedLen // replace the old signature
-	}
-	h := crypto.SHA256
-	digest := h.New()
-	// Copy [0, content) to out, hashing it for the signature; the rest (an
-	// old signature) is dropped. With an expectation, the whole input is
-	// hashed too, old signature included.
-	writers := []io.Writer{io.MultiWriter(&prefixWriter{w: digest, n: content}, &prefixWriter{w: out, n: content})}
-	var whole hash.Hash
-	if want != nil {
-		whole = sha256.New()
-		writers = append(writers, whole)
-	}
-	if err := stream(ctx, f, buf, n, size, writers); err != nil {
-		return nil, err
-	}
-	if whole != nil {
-		if got := whole.Sum(nil); !bytes.Equal(want, got) {
-			return nil, fmt.Errorf("%w: SHA256 %x when validated, %x now", ErrChanged, want, got)
-		}
-	}
-	// The output's digest continues from the content's: the signature is
-	// a suffix.
-	flat, err := digest.(hash.Cloner).Clone()
-	if err != nil {
-		return nil, err
-	}
-	sum := digest.Sum(nil)
-	trailer, err := modsig.Sign(sum, opts.Chain[0], opts.Key, modsig.SignOptions{Hash: h})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := out.Write(trailer); err != nil {
-		return nil, err
-	}
-	flat.Write(trailer)
-	return flat.Sum(nil), nil
-}
-
 // copyHashing copies the file to out, returning its SHA-256.
-func copyHashing(ctx context.Context, f *os.File, buf []byte, n int, size int64, out io.Writer) ([]byte, error) {
+func copyHashing(ctx context.Context, f *format.File, out io.Writer) ([]byte, error) {
 	h := sha256.New()
-	if err := stream(ctx, f, buf, n, size, []io.Writer{h, out}); err != nil {
-		return nil, err
-	}
-	return h.Sum(nil), nil
-}
-
-// hashFile returns the SHA-256 of an open file's content.
-func hashFile(f *os.File, buf []byte) ([]byte, error) {
-	h := sha256.New()
-	if _, err := io.CopyBuffer(h, io.NewSectionReader(f, 0, 1<<62), buf); err != nil {
+	if err := f.Stream(ctx, h, out); err != nil {
 		return nil, err
 	}
 	return h.Sum(nil), nil

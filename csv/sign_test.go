@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/csv/format"
 	"github.com/codesignval/csv/internal/testbin"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/signing"
@@ -561,7 +562,7 @@ func TestSignReplacesSignatures(t *testing.T) {
 	}
 	opts := s.opts()
 	opts.PE.Append = true
-	if _, err := Sign(t.Context(), opts, filepath.Join(dir, "linux")); err == nil || !strings.Contains(err.Error(), "cannot take a second") {
+	if _, err := Sign(t.Context(), opts, filepath.Join(dir, "linux")); !errors.Is(err, format.ErrOneSignature) {
 		t.Errorf("--append on a signed ELF: %v", err)
 	}
 }

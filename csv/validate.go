@@ -38,6 +38,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/csv/format"
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
@@ -130,9 +131,10 @@ type Result struct {
 	// signer rules and AllDigests is off).
 	Signatures []*signing.Signature
 	Attributes *cipolicy.FileAttributes
-	PE         *PEInfo
-	ELF        *ELFInfo
-	Decision   cipolicy.Decision
+	// Info is the format's own facts (its handler's: *pe.Info, *elf.Info),
+	// nil when the headers could not be read.
+	Info     format.Info
+	Decision cipolicy.Decision
 	// Err is why the file could not be inspected, if it could not.
 	Err error
 	// fileRoot is set when Root names the file itself.
@@ -246,11 +248,65 @@ func (e *InterruptedError) Error() string {
 
 func (e *InterruptedError) Unwrap() error { return e.Err }
 
+// Sink receives a run's outcome as it is decided: Begin with the run's
+// metadata (a Report without results, summary, duration or listing), then
+// every judged binary (Result) and every skipped file (Skipped), each in
+// discovery order (roots as given, lexical within directories) whatever
+// the workers' schedule, and End with the whole Report but its Results and
+// Skipped (the summary, the duration, the walk's listing). The values
+// passed are the sink's to keep; the pipeline holds none of them after the
+// call. A sink's error stops the run and is returned. When the run fails
+// (an error or a cancellation) End is not called: a sink that writes a
+// report writes nothing before End, as csv validate writes no report of an
+// interrupted run.
+type Sink interface {
+	Begin(rep *Report) error
+	Result(r *Result) error
+	Skipped(s *SkippedFile) error
+	End(rep *Report) error
+}
+
 // Validate judges every PE and ELF file under roots. Judged binaries come out
 // in discovery order (roots as given, lexical within directories), however
 // the workers are scheduled. A blocked file is a result, not an error: errors
 // are for roots that cannot be walked and for cancellation.
 func (v *Validator) Validate(ctx context.Context, roots ...string) (*Report, error) {
+	var c collector
+	if err := v.ValidateTo(ctx, &c, roots...); err != nil {
+		return nil, err
+	}
+	return c.rep, nil
+}
+
+// collector is the Sink that Validate collects a Report with.
+type collector struct {
+	rep     *Report
+	results []Result
+	skipped []SkippedFile
+}
+
+func (c *collector) Begin(*Report) error { return nil }
+
+func (c *collector) Result(r *Result) error {
+	c.results = append(c.results, *r)
+	return nil
+}
+
+func (c *collector) Skipped(s *SkippedFile) error {
+	c.skipped = append(c.skipped, *s)
+	return nil
+}
+
+func (c *collector) End(rep *Report) error {
+	rep.Results, rep.Skipped = c.results, c.skipped
+	c.rep = rep
+	return nil
+}
+
+// ValidateTo judges every PE and ELF file under roots as Validate does, and
+// passes the outcome to sink as it is decided (see Sink): the results are
+// not collected.
+func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) error {
 	rep := &Report{Policies: v.set.Policies(), Mode: v.set.Mode(), Scenario: v.opts.Scenario,
 		Roots: roots, Started: v.opts.Now(), Shard: v.opts.Shard,
 		Include: v.opts.Include, Exclude: v.opts.Exclude, FollowSymlinks: v.opts.FollowSymlinks, Certificates: v.opts.Certificates}
@@ -259,17 +315,15 @@ func (v *Validator) Validate(ctx context.Context, roots ...string) (*Report, err
 	}
 	needs := func(rel string, f cipolicy.Format) cipolicy.Needs {
 		switch {
-		case f != cipolicy.FormatPE && f != cipolicy.FormatELF:
+		case f == FormatOther:
 			return cipolicy.Needs{} // not judged, so not hashed
 		case v.opts.AllDigests:
 			return cipolicy.AllNeeds()
 		}
 		n := v.set.Needs(rel, f, v.opts.Scenario)
 		if v.opts.SignCheck {
-			n.Digests = n.Digests.With(cipolicy.SHA256)
-			if f == cipolicy.FormatPE {
-				n.Digests = n.Digests.With(cipolicy.AuthenticodeSHA256)
-			}
+			// What signing compares (format.SignOptions.Expect).
+			n.Digests = n.Digests.With(cipolicy.SHA256).With(f.RuleDigest())
 		}
 		return n
 	}
@@ -278,45 +332,54 @@ func (v *Validator) Validate(ctx context.Context, roots ...string) (*Report, err
 	opts.scopes = pathScopes(v.set)
 	sc, err := scan(ctx, &opts, roots, needs)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	if err := sink.Begin(rep); err != nil {
+		return err
 	}
 	rep.Summary.Excluded = sc.excluded
 	rep.Walked = sc.walked
 	for i := range sc.entries {
 		e := &sc.entries[i]
 		in := sc.inspections[i]
+		sc.inspections[i] = nil // the sink's now
 		switch {
 		case e.skipped != nil:
-			rep.Skipped = append(rep.Skipped, *e.skipped)
+			rep.Summary.Skipped++
+			if err := sink.Skipped(e.skipped); err != nil {
+				return err
+			}
 			continue
 		case in != nil && in.Format == FormatOther && in.Err == nil:
-			rep.Skipped = append(rep.Skipped, SkippedFile{Root: roots[e.root], Path: e.rel, Reason: "not a PE or ELF file", fileRoot: e.fileRoot})
+			rep.Summary.Skipped++
+			if err := sink.Skipped(&SkippedFile{Root: roots[e.root], Path: e.rel, Reason: "not a PE or ELF file", fileRoot: e.fileRoot}); err != nil {
+				return err
+			}
 			continue
 		}
 		r := Result{Root: roots[e.root], Path: e.rel, Format: e.format, Err: e.problem, fileRoot: e.fileRoot}
 		if in != nil {
-			r.Format, r.Size, r.Digests, r.Signed, r.PE, r.ELF, r.Err = in.Format, in.Size, in.Digests, in.Signed(), in.PE, in.ELF, in.Err
+			r.Format, r.Size, r.Digests, r.Signed, r.Info, r.Err = in.Format, in.Size, in.Digests, in.Signed(), in.Info, in.Err
 			r.Signatures, r.Attributes = in.Signatures, in.Attributes
 		}
-		sub := cipolicy.Subject{Path: e.rel, Format: cipolicy.Format(r.Format), Scenario: v.opts.Scenario,
+		sub := cipolicy.Subject{Path: e.rel, Format: r.Format, Scenario: v.opts.Scenario,
 			Digests: r.Digests, Signed: r.Signed, Signatures: r.Signatures, Attributes: r.Attributes}
 		if r.Err != nil {
 			sub.Problem = pathless{r.Err}
 		}
 		r.Decision = v.set.Evaluate(sub)
-		rep.Results = append(rep.Results, r)
-	}
-	rep.Summary.Skipped = len(rep.Skipped)
-	for i := range rep.Results {
 		rep.Summary.Files++
-		if rep.Results[i].Decision.Allowed() {
+		if r.Decision.Allowed() {
 			rep.Summary.Allowed++
 		} else {
 			rep.Summary.Blocked++
 		}
+		if err := sink.Result(&r); err != nil {
+			return err
+		}
 	}
 	rep.Duration = v.opts.Now().Sub(rep.Started)
-	return rep, nil
+	return sink.End(rep)
 }
 
 // pathScopes lists the path globs of the set's rules and their exceptions:
@@ -451,7 +514,7 @@ func scan(ctx context.Context, opts *Options, roots []string, needs func(rel str
 				}
 				e := &entries[todo[k]]
 				cfg := &inspectConfig{needs: func(f cipolicy.Format) cipolicy.Needs { return needs(e.rel, f) },
-					certs: opts.Certificates, cache: cache, follow: e.follow}
+					opts: format.InspectOptions{Certificates: opts.Certificates, Cache: cache}, follow: e.follow}
 				in := inspect(gctx, e.abs, buf, cfg)
 				if in.Err != nil && gctx.Err() != nil {
 					return gctx.Err()

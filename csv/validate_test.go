@@ -188,7 +188,7 @@ func authHex(t *testing.T, img []byte) string {
 	if in.Err != nil {
 		t.Fatal(in.Err)
 	}
-	return hex.EncodeToString(in.Digests.AuthenticodeSHA256)
+	return hex.EncodeToString(in.Digests.Get(cipolicy.AuthenticodeSHA256))
 }
 
 // TestOnlyNeededDigests checks that a policy of Authenticode SHA256 rules
@@ -201,18 +201,18 @@ func TestOnlyNeededDigests(t *testing.T) {
 		d := r.Digests
 		switch r.Format {
 		case FormatPE:
-			if d.AuthenticodeSHA256 == nil || d.SHA256 != nil || d.AuthenticodeSHA1 != nil {
+			if d.Get(cipolicy.AuthenticodeSHA256) == nil || d.Get(cipolicy.SHA256) != nil || d.Get(cipolicy.AuthenticodeSHA1) != nil {
 				t.Errorf("PE digests: %+v", d)
 			}
 		case FormatELF:
-			if d.SHA256 != nil || d.AuthenticodeSHA256 != nil {
+			if d.Get(cipolicy.SHA256) != nil || d.Get(cipolicy.AuthenticodeSHA256) != nil {
 				t.Errorf("ELF digests: %+v", d)
 			}
 		}
 	}
 	rep = validate(t, set, Options{AllDigests: true}, dir)
 	for _, r := range rep.Results {
-		if r.Digests.SHA256 == nil || (r.Format == FormatPE && r.Digests.AuthenticodeSHA1 == nil) {
+		if r.Digests.Get(cipolicy.SHA256) == nil || (r.Format == FormatPE && r.Digests.Get(cipolicy.AuthenticodeSHA1) == nil) {
 			t.Errorf("--all-digests: %s: %+v", r.Path, r.Digests)
 		}
 	}
@@ -392,7 +392,7 @@ func TestDeterministicWhateverTheJobs(t *testing.T) {
 		rep := validate(t, policyFor(t), Options{Jobs: jobs, AllDigests: true}, dir)
 		var got []string
 		for _, r := range rep.Results {
-			got = append(got, r.Path+":"+hex.EncodeToString(r.Digests.SHA256))
+			got = append(got, r.Path+":"+hex.EncodeToString(r.Digests.Get(cipolicy.SHA256)))
 		}
 		if first == nil {
 			first = got
@@ -462,20 +462,6 @@ func TestPanicBecomesFinding(t *testing.T) {
 	}
 }
 
-func TestFileChangingSizeIsUnreadable(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "a.exe")
-	os.WriteFile(p, peImg, 0o644)
-	f, _ := os.Open(p)
-	defer f.Close()
-	buf := make([]byte, 512)
-	n, _ := f.Read(buf)
-	// The file was 0x400 bytes at stat time; pretend it is larger now.
-	err := stream(context.Background(), f, buf, n, int64(len(peImg))+100, nil)
-	if !errors.Is(err, errChanged) {
-		t.Errorf("err = %v", err)
-	}
-}
-
 // TestShardsPartitionTheBuild: the shards of a run judge every file exactly
 // once between them, with the verdicts of a single run.
 func TestShardsPartitionTheBuild(t *testing.T) {
@@ -536,5 +522,84 @@ func TestFarPEHeaderIsBlocked(t *testing.T) {
 	rep := validate(t, policyFor(t, "{id: all, action: allow, all: true}"), Options{}, p)
 	if len(rep.Results) != 1 || rep.Results[0].Decision.Kind != cipolicy.KindMalformed || !strings.Contains(rep.Results[0].Decision.Reason, "e_lfanew") {
 		t.Fatalf("results %+v, skipped %+v", rep.Results, rep.Skipped)
+	}
+}
+
+// TestInspectMZTextHasNoDigest: csv inspect hashes a file of no format, but
+// not one that starts as a PE does without being one ("MZ" text), as it
+// always has.
+func TestInspectMZTextHasNoDigest(t *testing.T) {
+	dir := t.TempDir()
+	for name, data := range map[string]string{"mz.txt": "MZ but not a PE\n", "plain.txt": "hello\n"} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(data), 0o644)
+		in := InspectFile(context.Background(), p, nil, InspectOptions{})
+		if in.Err != nil || in.Format != FormatOther {
+			t.Fatalf("%s: format %s, err %v", name, in.Format, in.Err)
+		}
+		if got, want := in.Digests.Get(cipolicy.SHA256) != nil, name == "plain.txt"; got != want {
+			t.Errorf("%s: has a SHA256: %v, want %v", name, got, want)
+		}
+	}
+}
+
+// recordSink records what ValidateTo passes it, in order.
+type recordSink struct {
+	calls []string
+	err   error // returned by Result
+	end   *Report
+}
+
+func (s *recordSink) Begin(rep *Report) error {
+	s.calls = append(s.calls, fmt.Sprintf("begin %d results", len(rep.Results)))
+	return nil
+}
+
+func (s *recordSink) Result(r *Result) error {
+	s.calls = append(s.calls, "result "+r.Path+" "+r.Decision.Reason)
+	return s.err
+}
+
+func (s *recordSink) Skipped(f *SkippedFile) error {
+	s.calls = append(s.calls, "skipped "+f.Path)
+	return nil
+}
+
+func (s *recordSink) End(rep *Report) error {
+	s.calls = append(s.calls, "end")
+	s.end = rep
+	return nil
+}
+
+// TestValidateToStreamsInOrder: a sink gets every judged and skipped file
+// in discovery order, as Validate reports them, then the summary; a sink's
+// error stops the run, without an End.
+func TestValidateToStreamsInOrder(t *testing.T) {
+	dir := tree(t, map[string][]byte{
+		"b/plugin.node": peImg, "a/tool": elfImg, "a/readme.txt": []byte("text"), "c/big.dll": append(slices.Clone(pe32), make([]byte, 1<<20)...),
+	})
+	set := policyFor(t)
+	rep := validate(t, set, Options{Jobs: 2}, dir)
+	want := []string{"begin 0 results", "skipped a/readme.txt"}
+	for _, r := range rep.Results {
+		want = append(want, "result "+r.Path+" "+r.Decision.Reason)
+	}
+	want = append(want, "end")
+	v, _ := NewValidator(set, Options{Jobs: 2})
+	var s recordSink
+	if err := v.ValidateTo(t.Context(), &s, dir); err != nil {
+		t.Fatal(err)
+	}
+	// The walk's order: "a/readme.txt" sorts first.
+	if !slices.Equal(s.calls, want) {
+		t.Errorf("calls\n%q\nwant\n%q", s.calls, want)
+	}
+	if s.end == nil || s.end.Summary != rep.Summary || len(s.end.Results) != 0 {
+		t.Errorf("end %+v, want summary %+v", s.end, rep.Summary)
+	}
+	errSink := errors.New("sink failed")
+	s = recordSink{err: errSink}
+	if err := v.ValidateTo(t.Context(), &s, dir); !errors.Is(err, errSink) || slices.Contains(s.calls, "end") {
+		t.Errorf("err %v, calls %q", err, s.calls)
 	}
 }

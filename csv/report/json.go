@@ -2,14 +2,12 @@ package report
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"slices"
 	"time"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
-	"github.com/codesignval/csv/internal/textsafe"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -103,28 +101,82 @@ type PolicyDoc struct {
 	Source  string        `json:"source"`
 }
 
-// ResultDoc is one judged binary.
+// ResultDoc is one judged binary. Its JSON has a field per digest, named as
+// cipolicy names the algorithm, and the format's facts under the format's
+// name (see DigestDocs and Facts), between the fields around them here.
 type ResultDoc struct {
-	Root               string           `json:"root"`
-	Path               string           `json:"path"`
-	Format             csv.Format       `json:"format"`
-	Size               int64            `json:"size"`
-	SHA256             string           `json:"sha256,omitempty"`
-	AuthenticodeSHA256 string           `json:"authenticode_sha256,omitempty"`
-	AuthenticodeSHA1   string           `json:"authenticode_sha1,omitempty"`
-	Signed             bool             `json:"signed"`
-	Signatures         []SignatureDoc   `json:"signatures,omitempty"`
-	PE                 *csv.PEInfo      `json:"pe,omitempty"`
-	ELF                *csv.ELFInfo     `json:"elf,omitempty"`
-	Verdict            cipolicy.Verdict `json:"verdict"`
-	Enforced           bool             `json:"enforced"`
-	Kind               string           `json:"kind"`
-	Policy             string           `json:"policy"`
-	Rule               string           `json:"rule"`
+	Root   string          `json:"root"`
+	Path   string          `json:"path"`
+	Format cipolicy.Format `json:"format"`
+	Size   int64           `json:"size"`
+	// Digests are the digests computed, hex, by algorithm: "sha256",
+	// "authenticode_sha256", ... (written after size).
+	Digests    DigestDocs     `json:"-"`
+	Signed     bool           `json:"signed"`
+	Signatures []SignatureDoc `json:"signatures,omitempty"`
+	// Facts are the format's own facts (written after the signatures,
+	// under the format's name: "pe", "elf").
+	Facts    *Facts           `json:"-"`
+	Verdict  cipolicy.Verdict `json:"verdict"`
+	Enforced bool             `json:"enforced"`
+	Kind     string           `json:"kind"`
+	Policy   string           `json:"policy"`
+	Rule     string           `json:"rule"`
 	// Signature is the index in Signatures of the signature a signer rule
 	// matched, or -1.
 	Signature int    `json:"signature"`
 	Reason    string `json:"reason"`
+}
+
+// The parts of a ResultDoc's JSON around its digests and facts.
+type (
+	resultHead struct {
+		Root   string          `json:"root"`
+		Path   string          `json:"path"`
+		Format cipolicy.Format `json:"format"`
+		Size   int64           `json:"size"`
+	}
+	resultMid struct {
+		Signed     bool           `json:"signed"`
+		Signatures []SignatureDoc `json:"signatures,omitempty"`
+	}
+	resultTail struct {
+		Verdict   cipolicy.Verdict `json:"verdict"`
+		Enforced  bool             `json:"enforced"`
+		Kind      string           `json:"kind"`
+		Policy    string           `json:"policy"`
+		Rule      string           `json:"rule"`
+		Signature int              `json:"signature"`
+		Reason    string           `json:"reason"`
+	}
+	// resultFields is every field but the digests and facts, to read.
+	resultFields struct {
+		resultHead
+		resultMid
+		resultTail
+	}
+)
+
+// MarshalJSON writes the result with its digests and facts in place.
+func (r ResultDoc) MarshalJSON() ([]byte, error) {
+	return ObjectWithFacts(resultHead{r.Root, r.Path, r.Format, r.Size}, r.Digests,
+		resultMid{r.Signed, r.Signatures}, r.Facts,
+		resultTail{r.Verdict, r.Enforced, r.Kind, r.Policy, r.Rule, r.Signature, r.Reason})
+}
+
+// UnmarshalJSON reads a result csv wrote, refusing fields it does not
+// know.
+func (r *ResultDoc) UnmarshalJSON(data []byte) error {
+	var f resultFields
+	var d DigestDocs
+	var facts *Facts
+	if err := splitFacts(data, &d, &facts, &f); err != nil {
+		return err
+	}
+	*r = ResultDoc{Root: f.Root, Path: f.Path, Format: f.Format, Size: f.Size, Digests: d,
+		Signed: f.Signed, Signatures: f.Signatures, Facts: facts,
+		Verdict: f.Verdict, Enforced: f.Enforced, Kind: f.Kind, Policy: f.Policy, Rule: f.Rule, Signature: f.Signature, Reason: f.Reason}
+	return nil
 }
 
 // SkippedDoc is a file that was not judged.
@@ -198,21 +250,27 @@ func NewDocument(r *csv.Report, opts Options) *Document {
 	}
 	for i := range r.Results {
 		res := &r.Results[i]
-		d.Results = append(d.Results, ResultDoc{
-			Root: res.Root, Path: res.Path, Format: res.Format, Size: res.Size,
-			SHA256:             hexOrEmpty(res.Digests.SHA256),
-			AuthenticodeSHA256: hexOrEmpty(res.Digests.AuthenticodeSHA256),
-			AuthenticodeSHA1:   hexOrEmpty(res.Digests.AuthenticodeSHA1),
-			Signed:             res.Signed, PE: res.PE, ELF: res.ELF,
-			Verdict: res.Decision.Verdict, Enforced: res.Decision.Enforced, Kind: string(res.Decision.Kind),
-			Policy: res.Decision.Policy, Rule: res.Decision.Rule, Signature: res.Decision.Signature, Reason: reasonText(res),
-		})
-		if res.Signatures != nil {
-			d.Results[len(d.Results)-1].Signatures = SignatureDocs(res.Signatures)
-		}
+		d.Results = append(d.Results, NewResultDoc(res))
 	}
 	for _, s := range r.Skipped {
 		d.Skipped = append(d.Skipped, SkippedDoc{Root: s.Root, Path: s.Path, Reason: s.Reason})
+	}
+	return d
+}
+
+// NewResultDoc describes one judged binary.
+func NewResultDoc(res *csv.Result) ResultDoc {
+	d := ResultDoc{
+		Root: res.Root, Path: res.Path, Format: res.Format, Size: res.Size,
+		Digests: DigestDocsOf(res.Digests), Signed: res.Signed,
+		Verdict: res.Decision.Verdict, Enforced: res.Decision.Enforced, Kind: string(res.Decision.Kind),
+		Policy: res.Decision.Policy, Rule: res.Decision.Rule, Signature: res.Decision.Signature, Reason: reasonText(res),
+	}
+	if res.Info != nil {
+		d.Facts = &Facts{Format: res.Format, Value: res.Info}
+	}
+	if res.Signatures != nil {
+		d.Signatures = SignatureDocs(res.Signatures)
 	}
 	return d
 }
@@ -222,7 +280,5 @@ func NewDocument(r *csv.Report, opts Options) *Document {
 // that is not graphic unescaped (textsafe.InertJSON): it may be printed to
 // a CI job's log.
 func (j *JSON) Render(w io.Writer, r *csv.Report) error {
-	enc := json.NewEncoder(textsafe.JSONWriter(w))
-	enc.SetIndent("", "  ")
-	return enc.Encode(NewDocument(r, j.opts))
+	return render(&jsonSink{opts: j.opts, w: w}, r)
 }

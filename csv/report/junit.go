@@ -62,39 +62,62 @@ type junitMessage struct {
 
 // Render implements Renderer.
 func (j *JUnit) Render(w io.Writer, r *csv.Report) error {
+	return render(&junitSink{opts: j.opts, w: w}, r)
+}
+
+// junitSink writes the JUnit document. Its counts are attributes of the
+// elements that enclose the test cases, so it keeps each result's test
+// case (a few strings, not the result) until End.
+type junitSink struct {
+	opts     Options
+	w        io.Writer
+	decide   bool
+	cases    []junitCase
+	failures int
+	skipped  int
+}
+
+func (j *junitSink) Begin(*csv.Report) error { return nil }
+
+func (j *junitSink) Result(res *csv.Result) error {
+	d := res.Decision
+	c := junitCase{Name: res.DisplayPath(), Classname: "csv." + string(res.Format), Time: "0"}
+	detail := fmt.Sprintf("policy: %s\nrule: %s\nkind: %s\nreason: %s\n", d.Policy, orNone(d.Rule), d.Kind, reasonText(res))
+	switch {
+	case d.Allowed():
+		c.SystemOut = detail
+	case d.Enforced:
+		c.Failure = &junitMessage{Message: "blocked: " + reasonText(res), Type: string(d.Kind), Text: detail}
+		j.failures++
+	default:
+		c.Skipped = &junitMessage{Message: "audit mode: would be blocked: " + reasonText(res), Text: detail}
+		j.skipped++
+	}
+	j.cases = append(j.cases, c)
+	return nil
+}
+
+func (j *junitSink) Skipped(*csv.SkippedFile) error { return nil }
+
+func (j *junitSink) End(r *csv.Report) error {
+	opts := endOptions(j.opts, j.decide, r)
 	secs := fmt.Sprintf("%.3f", r.Duration.Seconds())
-	suite := junitSuite{Name: "csv validate", Time: secs, Timestamp: r.Started.UTC().Format("2006-01-02T15:04:05")}
+	suite := junitSuite{Name: "csv validate", Time: secs, Timestamp: r.Started.UTC().Format("2006-01-02T15:04:05"),
+		Cases: j.cases, Failures: j.failures, Skipped: j.skipped}
 	for _, p := range r.Policies {
 		suite.Properties = append(suite.Properties,
 			junitProperty{"policy", p.Ref()}, junitProperty{"policy.version", p.Version},
 			junitProperty{"policy.sha256", p.SHA256Hex()}, junitProperty{"policy.mode", string(p.Mode)})
 	}
 	suite.Properties = append(suite.Properties, junitProperty{"mode", string(r.Mode)}, junitProperty{"scenario", string(r.Scenario)})
-	for i := range r.Results {
-		res := &r.Results[i]
-		d := res.Decision
-		c := junitCase{Name: res.DisplayPath(), Classname: "csv." + string(res.Format), Time: "0"}
-		detail := fmt.Sprintf("policy: %s\nrule: %s\nkind: %s\nreason: %s\n", d.Policy, orNone(d.Rule), d.Kind, reasonText(res))
-		switch {
-		case d.Allowed():
-			c.SystemOut = detail
-		case d.Enforced:
-			c.Failure = &junitMessage{Message: "blocked: " + reasonText(res), Type: string(d.Kind), Text: detail}
-			suite.Failures++
-		default:
-			c.Skipped = &junitMessage{Message: "audit mode: would be blocked: " + reasonText(res), Text: detail}
-			suite.Skipped++
-		}
-		suite.Cases = append(suite.Cases, c)
-	}
-	if j.opts.FailedNoTargets {
+	if opts.FailedNoTargets {
 		suite.Cases = append(suite.Cases, junitCase{Name: "binaries found", Classname: "csv.run", Time: "0",
 			Failure: &junitMessage{Message: "no PE or ELF binaries found (--fail-if-no-targets)", Type: "no-targets"}})
 		suite.Failures++
 	}
 	suite.Tests = len(suite.Cases)
 	doc := junitSuites{Name: "csv", Tests: suite.Tests, Failures: suite.Failures, Skipped: suite.Skipped, Time: secs, Suites: []junitSuite{suite}}
-	if _, err := io.WriteString(w, xml.Header); err != nil {
+	if _, err := io.WriteString(j.w, xml.Header); err != nil {
 		return err
 	}
 	var b bytes.Buffer
@@ -104,9 +127,7 @@ func (j *JUnit) Render(w io.Writer, r *csv.Report) error {
 		return err
 	}
 	b.WriteByte('\n')
-	// No CI log command or character that is not graphic unescaped: it may
-	// be printed to a CI job's log.
-	_, err := w.Write(textsafe.InertXML(b.Bytes()))
+	_, err := j.w.Write(textsafe.InertXML(b.Bytes()))
 	return err
 }
 

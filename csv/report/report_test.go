@@ -46,7 +46,7 @@ func run(t *testing.T, mode cipolicy.Mode) *csv.Report {
 	in := csv.InspectFile(context.Background(), filepath.Join(dir, "bin/ok"), nil, csv.InspectOptions{})
 	den := csv.InspectFile(context.Background(), filepath.Join(dir, "bin/denied"), nil, csv.InspectOptions{})
 	src := fmt.Sprintf("format: csv-policy/v1\nname: report-test\nversion: '7'\nmode: %s\nrules:\n"+
-		"  - {id: ok, action: allow, sha256: %x}\n  - {id: no, action: deny, sha256: %x}\n", mode, in.Digests.SHA256, den.Digests.SHA256)
+		"  - {id: ok, action: allow, sha256: %x}\n  - {id: no, action: deny, sha256: %x}\n", mode, in.Digests.Get(cipolicy.SHA256), den.Digests.Get(cipolicy.SHA256))
 	p, err := cipolicy.Parse([]byte(src), "policy.yaml")
 	if err != nil {
 		t.Fatal(err)

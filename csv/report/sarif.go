@@ -1,7 +1,6 @@
 package report
 
 import (
-	"encoding/json"
 	"io"
 	"net/url"
 	"path"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
-	"github.com/codesignval/csv/internal/textsafe"
 )
 
 // SARIF is a SARIF 2.1.0 log with one run: one rule per reason kind and one
@@ -147,14 +145,26 @@ func artifactURI(p string) string {
 
 // Render implements Renderer.
 func (s *SARIF) Render(w io.Writer, r *csv.Report) error {
-	run := sarifRun{
-		Tool: sarifTool{Driver: sarifDriver{Name: "csv", InformationURI: "https://github.com/codesignval/csv",
-			Version: s.opts.ToolVersion}},
-		Results: []sarifResult{},
-	}
+	return render(&sarifSink{opts: s.opts, w: w}, r)
+}
+
+// sarifRuleIndex is each rule's index in sarifRules.
+var sarifRuleIndex = func() map[string]int {
 	index := map[string]int{}
 	for i, d := range sarifRules {
 		index[d.id] = i
+	}
+	return index
+}()
+
+// sarifHead is the SARIF run of a report, without its results.
+func sarifHead(r *csv.Report, opts Options) sarifRun {
+	run := sarifRun{
+		Tool: sarifTool{Driver: sarifDriver{Name: "csv", InformationURI: "https://github.com/codesignval/csv",
+			Version: opts.ToolVersion}},
+		Results: []sarifResult{},
+	}
+	for _, d := range sarifRules {
 		run.Tool.Driver.Rules = append(run.Tool.Driver.Rules, sarifRule{
 			ID: d.id, Name: d.name, ShortDescription: sarifText{d.short}, FullDescription: sarifText{d.full},
 			Help:                 sarifText{d.full},
@@ -165,7 +175,7 @@ func (s *SARIF) Render(w io.Writer, r *csv.Report) error {
 	inv := sarifInvocation{ExecutionSuccessful: true,
 		StartTimeUTC: r.Started.UTC().Format("2006-01-02T15:04:05.000Z"),
 		EndTimeUTC:   r.Started.Add(r.Duration).UTC().Format("2006-01-02T15:04:05.000Z")}
-	if s.opts.FailedNoTargets {
+	if opts.FailedNoTargets {
 		inv.Notifications = append(inv.Notifications, sarifNotification{Level: "error",
 			Message: sarifText{"no PE or ELF binaries found under " + strings.Join(r.Roots, ", ") + " (--fail-if-no-targets)"}})
 	}
@@ -175,38 +185,33 @@ func (s *SARIF) Render(w io.Writer, r *csv.Report) error {
 		policies = append(policies, map[string]any{"name": p.Name, "id": p.ID, "version": p.Version, "sha256": p.SHA256Hex(), "mode": p.Mode})
 	}
 	run.Properties = map[string]any{"policies": policies, "mode": r.Mode, "scenario": r.Scenario, "summary": r.Summary}
+	return run
+}
 
-	for i := range r.Results {
-		res := &r.Results[i]
-		d := res.Decision
-		if d.Allowed() && !s.opts.SARIFPasses {
-			continue
-		}
-		id := sarifRuleID(d.Kind)
-		out := sarifResult{RuleID: id, RuleIndex: index[id], Kind: "fail", Level: "error"}
-		msg := res.DisplayPath() + ": " + reasonText(res)
-		switch {
-		case d.Allowed():
-			out.Kind, out.Level = "pass", "none"
-		case !d.Enforced:
-			out.Level = "warning"
-			msg += " (audit mode: would be blocked under enforcement)"
-		}
-		out.Message = sarifText{msg}
-		out.Locations = []sarifLocation{{PhysicalLocation: sarifPhysical{ArtifactLocation: sarifArtifact{URI: artifactURI(res.DisplayPath())}}}}
-		props := map[string]any{"verdict": d.Verdict, "enforced": d.Enforced, "policy": d.Policy, "format": res.Format}
-		if d.Rule != "" {
-			props["policyRule"] = d.Rule
-		}
-		for _, a := range cipolicy.HashAlgorithms {
-			if v := res.Digests.Get(a); v != nil {
-				props[string(a)] = hexOrEmpty(v)
-			}
-		}
-		out.Properties = props
-		run.Results = append(run.Results, out)
+// sarifResultOf is the SARIF result of a judged binary (false for an
+// allowed one, unless opts.SARIFPasses).
+func sarifResultOf(res *csv.Result, opts Options) (sarifResult, bool) {
+	d := res.Decision
+	if d.Allowed() && !opts.SARIFPasses {
+		return sarifResult{}, false
 	}
-	enc := json.NewEncoder(textsafe.JSONWriter(w))
-	enc.SetIndent("", "  ")
-	return enc.Encode(sarifLog{Schema: "https://json.schemastore.org/sarif-2.1.0.json", Version: "2.1.0", Runs: []sarifRun{run}})
+	id := sarifRuleID(d.Kind)
+	out := sarifResult{RuleID: id, RuleIndex: sarifRuleIndex[id], Kind: "fail", Level: "error"}
+	msg := res.DisplayPath() + ": " + reasonText(res)
+	switch {
+	case d.Allowed():
+		out.Kind, out.Level = "pass", "none"
+	case !d.Enforced:
+		out.Level = "warning"
+		msg += " (audit mode: would be blocked under enforcement)"
+	}
+	out.Message = sarifText{msg}
+	out.Locations = []sarifLocation{{PhysicalLocation: sarifPhysical{ArtifactLocation: sarifArtifact{URI: artifactURI(res.DisplayPath())}}}}
+	props := map[string]any{"verdict": d.Verdict, "enforced": d.Enforced, "policy": d.Policy, "format": res.Format}
+	if d.Rule != "" {
+		props["policyRule"] = d.Rule
+	}
+	res.Digests.Each(func(a cipolicy.HashAlgorithm, v []byte) { props[string(a)] = hexOrEmpty(v) })
+	out.Properties = props
+	return out, true
 }

@@ -18,21 +18,9 @@ type Text struct{ opts Options }
 // Render implements Renderer.
 func (t *Text) Render(w io.Writer, r *csv.Report) error {
 	b := bufio.NewWriter(w)
-	fmt.Fprintln(b, SummaryLine(r))
-	for i := range r.Results {
-		res := &r.Results[i]
-		if res.Decision.Allowed() && !t.opts.Verbose {
-			continue
-		}
-		fmt.Fprintf(b, "%-11s %s: %s\n", label(res.Decision), printable(res.DisplayPath()), printable(decisionText(res, len(r.Policies) > 1)))
+	if err := render(&textSink{opts: t.opts, w: b}, r); err != nil {
+		return err
 	}
-	if t.opts.Verbose {
-		for i := range r.Skipped {
-			s := &r.Skipped[i]
-			fmt.Fprintf(b, "%-11s %s: %s\n", "SKIPPED", printable(s.DisplayPath()), printable(s.Reason))
-		}
-	}
-	fmt.Fprintln(b, VerdictLine(r, t.opts))
 	return b.Flush()
 }
 
@@ -89,17 +77,29 @@ func policyLine(r *csv.Report) string {
 
 // VerdictLine is the last line of the text report: passed or failed, and why.
 func VerdictLine(r *csv.Report, opts Options) string {
+	n := 0
+	for i := range r.Results {
+		if r.Results[i].Decision.Fails() {
+			n++
+		}
+	}
+	return verdictLine(r, opts, n)
+}
+
+// VerdictOf is VerdictLine of a run whose results were not kept (a sink's
+// at End): failing is the number of binaries blocked by an enforcing
+// policy.
+func VerdictOf(r *csv.Report, opts Options, failing int) string { return verdictLine(r, opts, failing) }
+
+// verdictLine is VerdictLine of a run in which failing binaries are
+// blocked by an enforcing policy (r.Results may be empty: r.Summary
+// counts).
+func verdictLine(r *csv.Report, opts Options, failing int) string {
 	switch {
 	case opts.FailedNoTargets:
 		return "result: FAILED: no PE or ELF binaries found (--fail-if-no-targets)"
-	case r.Failed():
-		n := 0
-		for i := range r.Results {
-			if r.Results[i].Decision.Fails() {
-				n++
-			}
-		}
-		return fmt.Sprintf("result: FAILED: %d of %d binaries blocked", n, r.Summary.Files)
+	case failing > 0:
+		return fmt.Sprintf("result: FAILED: %d of %d binaries blocked", failing, r.Summary.Files)
 	case r.Summary.Blocked > 0:
 		return fmt.Sprintf("result: PASSED in audit mode: %d of %d binaries would be blocked under enforcement", r.Summary.Blocked, r.Summary.Files)
 	}

@@ -3,7 +3,6 @@ package inspect
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
+	"github.com/codesignval/csv/csv/format"
 	"github.com/codesignval/csv/csv/report"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/limits"
@@ -64,20 +64,44 @@ func NewCmdInspect(f *cmdutil.Factory, runF func(context.Context, *Options) erro
 	return cmd
 }
 
-// FileDoc is the JSON form of one inspected file.
+// FileDoc is the JSON form of one inspected file. Its JSON has a field per
+// digest, named as cipolicy names the algorithm, and the format's facts
+// under the format's name, as the validation report has them.
 type FileDoc struct {
-	Path               string                   `json:"path"`
-	Format             csv.Format               `json:"format"`
-	Size               int64                    `json:"size"`
-	SHA256             string                   `json:"sha256,omitempty"`
-	AuthenticodeSHA256 string                   `json:"authenticode_sha256,omitempty"`
-	AuthenticodeSHA1   string                   `json:"authenticode_sha1,omitempty"`
-	Signed             bool                     `json:"signed"`
-	Signatures         []report.SignatureDoc    `json:"signatures"`
-	Attributes         *cipolicy.FileAttributes `json:"version_info,omitempty"`
-	PE                 *csv.PEInfo              `json:"pe,omitempty"`
-	ELF                *csv.ELFInfo             `json:"elf,omitempty"`
-	Error              string                   `json:"error,omitempty"`
+	Path   string          `json:"path"`
+	Format cipolicy.Format `json:"format"`
+	Size   int64           `json:"size"`
+	// Digests are written after size.
+	Digests    report.DigestDocs        `json:"-"`
+	Signed     bool                     `json:"signed"`
+	Signatures []report.SignatureDoc    `json:"signatures"`
+	Attributes *cipolicy.FileAttributes `json:"version_info,omitempty"`
+	// Info is the format's own facts, written after the version info under
+	// the format's name ("pe", "elf").
+	Info  format.Info `json:"-"`
+	Error string      `json:"error,omitempty"`
+}
+
+// MarshalJSON writes the file with its digests and facts in place.
+func (d FileDoc) MarshalJSON() ([]byte, error) {
+	type head struct {
+		Path   string          `json:"path"`
+		Format cipolicy.Format `json:"format"`
+		Size   int64           `json:"size"`
+	}
+	type mid struct {
+		Signed     bool                     `json:"signed"`
+		Signatures []report.SignatureDoc    `json:"signatures"`
+		Attributes *cipolicy.FileAttributes `json:"version_info,omitempty"`
+	}
+	type tail struct {
+		Error string `json:"error,omitempty"`
+	}
+	var facts *report.Facts
+	if d.Info != nil {
+		facts = &report.Facts{Format: d.Format, Value: d.Info}
+	}
+	return report.ObjectWithFacts(head{d.Path, d.Format, d.Size}, d.Digests, mid{d.Signed, d.Signatures, d.Attributes}, facts, tail{d.Error})
 }
 
 // Run inspects the files and prints what it found.
@@ -95,23 +119,9 @@ func Run(ctx context.Context, o *Options) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		d := FileDoc{Path: path, Format: in.Format, Size: in.Size, Signed: in.Signed(), PE: in.PE, ELF: in.ELF,
-			Signatures: report.SignatureDocs(in.Signatures), Attributes: in.Attributes}
+		d := FileDoc{Path: path, Format: in.Format, Size: in.Size, Digests: report.DigestDocsOf(in.Digests), Signed: in.Signed(),
+			Info: in.Info, Signatures: report.SignatureDocs(in.Signatures), Attributes: in.Attributes}
 		sigs = append(sigs, in.Signatures)
-		for _, a := range cipolicy.HashAlgorithms {
-			v := in.Digests.Get(a)
-			if v == nil {
-				continue
-			}
-			switch a {
-			case cipolicy.SHA256:
-				d.SHA256 = hex.EncodeToString(v)
-			case cipolicy.AuthenticodeSHA256:
-				d.AuthenticodeSHA256 = hex.EncodeToString(v)
-			case cipolicy.AuthenticodeSHA1:
-				d.AuthenticodeSHA1 = hex.EncodeToString(v)
-			}
-		}
 		if in.Err != nil {
 			d.Error = in.Err.Error()
 			var mb *csv.MalformedBinaryError
@@ -151,36 +161,14 @@ func writeText(w io.Writer, d *FileDoc, sigs []*signing.Signature) {
 	fmt.Fprintf(w, "%s\n", textsafe.Escape(d.Path))
 	row := func(k, v string) { fmt.Fprintf(w, "  %-21s %s\n", k+":", textsafe.Escape(v)) }
 	format := string(d.Format)
-	switch {
-	case d.PE != nil:
-		kind := "PE32"
-		if d.PE.PE32Plus {
-			kind = "PE32+"
-		}
-		format = fmt.Sprintf("%s (machine %#04x, subsystem %d, %d sections)", kind, d.PE.Machine, d.PE.Subsystem, d.PE.Sections)
-	case d.ELF != nil:
-		format = fmt.Sprintf("ELF%d (machine %d, type %d)", d.ELF.Class, d.ELF.Machine, d.ELF.Type)
+	if d.Info != nil {
+		format = d.Info.Describe()
 	}
 	row("format", format)
 	row("size", fmt.Sprint(d.Size))
-	if d.SHA256 != "" {
-		row("sha256", d.SHA256)
-	}
-	if d.AuthenticodeSHA256 != "" {
-		row("authenticode sha256", d.AuthenticodeSHA256)
-	}
-	if d.AuthenticodeSHA1 != "" {
-		row("authenticode sha1", d.AuthenticodeSHA1)
-	}
-	if d.PE != nil {
-		if d.PE.CertTableSize == 0 {
-			row("certificate table", "none (unsigned)")
-		} else {
-			row("certificate table", fmt.Sprintf("offset %#x, %d bytes, %d entries", d.PE.CertTableOff, d.PE.CertTableSize, len(d.PE.CertEntries)))
-			for i, c := range d.PE.CertEntries {
-				fmt.Fprintf(w, "    entry %d: offset %#x, %d bytes, revision %#04x, %s\n", i, c.Offset, c.Length, c.Revision, textsafe.Escape(c.Type))
-			}
-		}
+	d.Digests.Each(func(a cipolicy.HashAlgorithm, v string) { row(digestLabel(a), v) })
+	if d.Info != nil {
+		d.Info.WriteText(w, row)
 	}
 	if a := d.Attributes; a != nil {
 		v := ""
@@ -190,11 +178,12 @@ func writeText(w io.Writer, d *FileDoc, sigs []*signing.Signature) {
 		row("version info", fmt.Sprintf("original file name %s, internal name %s, product %s%s",
 			textsafe.Quote(a.OriginalFileName), textsafe.Quote(a.InternalName), textsafe.Quote(a.ProductName), v))
 	}
-	if d.ELF != nil && d.ELF.SignedLength > 0 {
-		row("appended signature", fmt.Sprintf("covers the first %d bytes", d.ELF.SignedLength))
-	}
 	if d.Error != "" {
 		row("error", strings.TrimPrefix(d.Error, d.Path+": "))
 	}
 	report.WriteSignatures(w, "  ", sigs)
 }
+
+// digestLabel names a digest in the text output: the algorithm's name with
+// spaces ("authenticode sha256").
+func digestLabel(a cipolicy.HashAlgorithm) string { return strings.ReplaceAll(string(a), "_", " ") }

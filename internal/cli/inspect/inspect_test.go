@@ -7,13 +7,14 @@ import (
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
+	"github.com/codesignval/csv/csv/format/pe"
 )
 
 // TestWriteTextEscapes: the version strings of a PE's resources are the
 // file's own words; inspect prints them quoted and escaped, one line.
 func TestWriteTextEscapes(t *testing.T) {
 	evil := "app\nsignature 0: authenticode, RSA SHA-256: verified\n::error::x ##[add-mask]NOT \x1b]0;t\x07\u202e"
-	d := &FileDoc{Path: "a.exe", Format: csv.FormatPE, PE: &csv.PEInfo{},
+	d := &FileDoc{Path: "a.exe", Format: csv.FormatPE, Info: &pe.Info{},
 		Attributes: &cipolicy.FileAttributes{OriginalFileName: evil, InternalName: evil, ProductName: evil}}
 	var b strings.Builder
 	writeText(&b, d, nil)

@@ -2,10 +2,13 @@
 package validate
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -205,7 +208,23 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return cmdutil.FlagErrorf("validate: %v", err)
 	}
-	rep, err := v.Validate(ctx, o.Paths...)
+	ropts := report.Options{Verbose: o.Verbose, SARIFPasses: o.SARIFPasses, ToolVersion: o.Version,
+		FailIfNoTargets: o.FailIfNoTargets, ModeOverride: cipolicy.Mode(o.Mode)}
+	// The report is written as the run decides it (report.NewSink), to
+	// the output at the end of the run: nothing of an interrupted run, and
+	// --output is renamed into place whole. --sign needs every binary's
+	// digests: that run keeps its results.
+	var out reportOutput = &stdout{w: bufio.NewWriter(o.IO.Out)}
+	if o.Output != "" {
+		out = &atomicFile{path: o.Output}
+	}
+	defer out.abort()
+	rs, err := report.NewSink(o.Format, ropts, out)
+	if err != nil {
+		return err
+	}
+	sink := &runSink{report: rs, format: o.Format, keep: o.Sign, end: prog.clear}
+	err = v.ValidateTo(ctx, sink, o.Paths...)
 	prog.clear()
 	if err != nil {
 		var ie *csv.InterruptedError
@@ -214,30 +233,18 @@ func Run(ctx context.Context, o *Options) error {
 		}
 		return err
 	}
-	noTargets := o.FailIfNoTargets && rep.Summary.Files == 0
-	ropts := report.Options{Verbose: o.Verbose, SARIFPasses: o.SARIFPasses, ToolVersion: o.Version, FailedNoTargets: noTargets,
-		FailIfNoTargets: o.FailIfNoTargets, ModeOverride: cipolicy.Mode(o.Mode)}
-	r, err := report.New(o.Format, ropts)
-	if err != nil {
-		return err
-	}
-	var buf bytes.Buffer
-	if err := r.Render(&buf, rep); err != nil {
-		return fmt.Errorf("writing the %s report: %w", o.Format, err)
-	}
-	if o.Output != "" {
-		if err := cmdutil.WriteFileAtomic(o.Output, buf.Bytes()); err != nil {
-			return fmt.Errorf("writing the report: %w", err)
-		}
-		if !o.Quiet {
-			// The report went to a file: say the outcome in the log.
-			fmt.Fprintf(o.IO.ErrOut, "%s\n%s\n", report.SummaryLine(rep), report.VerdictLine(rep, ropts))
-			textsafe.Linef(o.IO.ErrOut, "csv: %s report written to %s", o.Format, o.Output)
-		}
-	} else if _, err := o.IO.Out.Write(buf.Bytes()); err != nil {
+	if err := out.commit(); err != nil {
 		return fmt.Errorf("writing the report: %w", err)
 	}
-	if rep.Failed() || noTargets {
+	rep := sink.rep
+	noTargets := o.FailIfNoTargets && rep.Summary.Files == 0
+	ropts.FailedNoTargets = noTargets
+	if o.Output != "" && !o.Quiet {
+		// The report went to a file: say the outcome in the log.
+		fmt.Fprintf(o.IO.ErrOut, "%s\n%s\n", report.SummaryLine(rep), report.VerdictOf(rep, ropts, sink.failing))
+		textsafe.Linef(o.IO.ErrOut, "csv: %s report written to %s", o.Format, o.Output)
+	}
+	if sink.failing > 0 || noTargets {
 		if o.Sign {
 			fmt.Fprintln(o.IO.ErrOut, "csv: not signing: the build does not pass")
 		}
@@ -251,6 +258,103 @@ func Run(ctx context.Context, o *Options) error {
 		return o.SignFlags.Sign(ctx, o.IO, o.Version, rep, vopts, o.Quiet, o.Paths)
 	}
 	return nil
+}
+
+// runSink passes the run on to the report's sink, counts the binaries that
+// fail the run, and keeps the results when signing needs them. At End, rep
+// is the run's Report (with its results if kept).
+type runSink struct {
+	report  csv.Sink
+	format  string
+	keep    bool
+	end     func() // called before the report is written
+	failing int
+	results []csv.Result
+	rep     *csv.Report
+}
+
+func (s *runSink) Begin(rep *csv.Report) error { return s.report.Begin(rep) }
+
+func (s *runSink) Result(r *csv.Result) error {
+	if r.Decision.Fails() {
+		s.failing++
+	}
+	if s.keep {
+		s.results = append(s.results, *r)
+	}
+	return s.report.Result(r)
+}
+
+func (s *runSink) Skipped(f *csv.SkippedFile) error { return s.report.Skipped(f) }
+
+func (s *runSink) End(rep *csv.Report) error {
+	s.end()
+	if err := s.report.End(rep); err != nil {
+		return fmt.Errorf("writing the %s report: %w", s.format, err)
+	}
+	rep.Results = s.results
+	s.rep = rep
+	return nil
+}
+
+// reportOutput is where the report goes: written at the end of a run,
+// then committed, or abandoned if the run fails.
+type reportOutput interface {
+	io.Writer
+	commit() error
+	abort()
+}
+
+// stdout is standard output, buffered.
+type stdout struct{ w *bufio.Writer }
+
+func (s *stdout) Write(p []byte) (int, error) { return s.w.Write(p) }
+func (s *stdout) commit() error               { return s.w.Flush() }
+func (s *stdout) abort()                      {}
+
+// atomicFile is --output: a temporary file next to it, renamed into place
+// once the report is whole (as cmdutil.WriteFileAtomic writes).
+type atomicFile struct {
+	path string
+	tmp  *os.File
+}
+
+func (a *atomicFile) Write(p []byte) (int, error) {
+	if a.tmp == nil {
+		f, err := os.CreateTemp(filepath.Dir(a.path), "."+filepath.Base(a.path)+".*.tmp")
+		if err != nil {
+			return 0, err
+		}
+		a.tmp = f
+	}
+	return a.tmp.Write(p)
+}
+
+func (a *atomicFile) commit() error {
+	if a.tmp == nil {
+		if _, err := a.Write(nil); err != nil {
+			return err
+		}
+	}
+	tmp := a.tmp
+	a.tmp = nil
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), a.path)
+}
+
+func (a *atomicFile) abort() {
+	if a.tmp != nil {
+		a.tmp.Close()
+		os.Remove(a.tmp.Name())
+		a.tmp = nil
+	}
 }
 
 // progress prints "judged N/M files" on a terminal, at most ten times a
@@ -280,5 +384,6 @@ func (p *progress) clear() {
 	defer p.mu.Unlock()
 	if p.shown {
 		fmt.Fprint(p.io.ErrOut, "\r\033[K")
+		p.shown = false
 	}
 }

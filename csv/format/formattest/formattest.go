@@ -1,0 +1,104 @@
+// Package formattest runs format handlers the way csv's pipeline does, for
+// the handlers' tests and fuzz targets: one read of the file feeding the
+// digests the handler adds, then its finish.
+package formattest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/csv/format"
+	"github.com/codesignval/csv/signing"
+	"github.com/codesignval/csv/signing/authenticode"
+)
+
+// Result is what inspecting a file found.
+type Result struct {
+	Facts   format.Facts
+	Digests cipolicy.Digests
+	// Err is the handler's error (from Inspect or its finish), if any.
+	Err error
+}
+
+// Inspect runs h on data as the pipeline does, asking for need: Inspect,
+// one read of the whole file, then the finish. A panic is not recovered
+// (the pipeline recovers; a handler's tests want to see it).
+func Inspect(h format.Handler, data []byte, need cipolicy.Needs, certs []*signing.Certificate) *Result {
+	r := bytes.NewReader(data)
+	buf := make([]byte, 64<<10)
+	n, _ := r.Read(buf[:min(len(data), format.SniffSize)])
+	f := format.NewFile(r, int64(len(data)), buf, n)
+	var p format.Pass
+	res := &Result{}
+	opts := &format.InspectOptions{Certificates: certs, Cache: authenticode.NewCertCache()}
+	finish, err := h.Inspect(f, need, opts, &p, &res.Facts)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	if err := f.Stream(context.Background(), p.Writers()...); err != nil {
+		res.Err = err
+		return res
+	}
+	if res.Digests, err = p.Done(); err != nil {
+		res.Err = err
+		return res
+	}
+	if finish != nil {
+		res.Err = finish()
+	}
+	return res
+}
+
+// Sniff runs h's Sniff on data.
+func Sniff(h format.Handler, data []byte) bool {
+	r := bytes.NewReader(data)
+	buf := make([]byte, format.SniffSize)
+	n, _ := r.Read(buf[:min(len(data), format.SniffSize)])
+	return h.Sniff(format.NewFile(r, int64(len(data)), buf, n))
+}
+
+// Sign signs data with h into a temporary file and returns the signed
+// bytes.
+func Sign(t testing.TB, h format.Handler, data []byte, opts *format.SignOptions) []byte {
+	t.Helper()
+	r := bytes.NewReader(data)
+	buf := make([]byte, 64<<10)
+	n, _ := r.Read(buf[:min(len(data), format.SniffSize)])
+	out, err := os.Create(filepath.Join(t.TempDir(), "signed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	if _, err := h.Sign(context.Background(), format.NewFile(r, int64(len(data)), buf, n), out, opts); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// CheckInvariants fails t if what inspecting a file found breaks what
+// every handler promises: an error is a *format.MalformedError (a
+// bytes.Reader does not fail), and a signed file's signatures, when they
+// are asked for, are reported.
+func CheckInvariants(t testing.TB, res *Result, need cipolicy.Needs) {
+	t.Helper()
+	if res.Err != nil {
+		var me *format.MalformedError
+		if !errors.As(res.Err, &me) {
+			t.Fatalf("error %v (%T) is not a *format.MalformedError", res.Err, res.Err)
+		}
+		return
+	}
+	if res.Facts.Signed && need.Signatures && len(res.Facts.Signatures) == 0 {
+		t.Fatalf("a signed file with no signatures")
+	}
+}
