@@ -25,7 +25,6 @@ import (
 	"github.com/codesignval/csv/csv/format"
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing/authenticode"
-	"github.com/codesignval/csv/signing/bundle"
 )
 
 // SignOptions configure Sign.
@@ -44,11 +43,12 @@ type SignOptions struct {
 	// Out, if set, receives the signed tree: signing DIR into OUT writes
 	// OUT/<path under DIR>. Otherwise files are signed in place.
 	Out string
-	// Bundle writes a Sigstore bundle FILE.sigstore.json next to every
-	// signed binary, and every other file under the roots too;
-	// BundleTimestamp, if set, countersigns each bundle's signature.
-	Bundle          bool
-	BundleTimestamp bundle.Timestamper
+	// Bundle, if set, makes a Sigstore bundle from a file's SHA-256 as
+	// signed (the command line wires bundle.New with Key, Chain and the
+	// TSA: csv itself links no Sigstore protobufs); it is written as
+	// FILE.sigstore.json next to every signed binary, and every other file
+	// under the roots too.
+	Bundle func(sha256 []byte) ([]byte, error)
 	// Append keeps the signatures a file carries and adds one (PE: nested
 	// in the first); a format that carries one signature (ELF) refuses it.
 	Append bool
@@ -646,7 +646,7 @@ func plan(opts *SignOptions, roots []string, todo []*entry, rep *SignReport) ([]
 			reason = "in the --out tree: an earlier output, not signed again"
 		case src == man:
 			reason = "the manifest: written anew"
-		case opts.Bundle && strings.HasSuffix(e.abs, ".sigstore.json"):
+		case opts.Bundle != nil && strings.HasSuffix(e.abs, ".sigstore.json"):
 			reason = "a Sigstore bundle: not bundled again"
 		}
 		if reason != "" {
@@ -743,7 +743,7 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 			want = cipolicy.Digests{} // an expectation, if an empty one
 		}
 	}
-	if ft == FormatOther && !opts.Bundle {
+	if ft == FormatOther && opts.Bundle == nil {
 		return nil, nil // not a binary: left alone
 	}
 	dest := e.dest // set by plan
@@ -768,7 +768,7 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 	}
 	// The signed output's SHA-256, for bundles and the manifest (and the
 	// report when it is computed anyway).
-	needSum := opts.Bundle || opts.Manifest != ""
+	needSum := opts.Bundle != nil || opts.Manifest != ""
 	var outSum []byte
 	if h != nil {
 		res, err := h.Sign(ctx, file, out, &format.SignOptions{Key: opts.Key, Chain: opts.Chain,
@@ -802,8 +802,8 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 		startWriteback(out)
 	}
 	s.SHA256 = outSum
-	if opts.Bundle {
-		b, err := bundle.New(outSum, opts.Key, opts.Chain, opts.BundleTimestamp)
+	if opts.Bundle != nil {
+		b, err := opts.Bundle(outSum)
 		if err != nil {
 			return p, fmt.Errorf("making the Sigstore bundle: %w", err)
 		}

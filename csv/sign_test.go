@@ -68,6 +68,12 @@ func (s *signer) opts() SignOptions {
 	return SignOptions{Key: s.leaf.Key, Chain: s.chain}
 }
 
+// bundler makes Sigstore bundles with the signer's key, as csv sign
+// --bundle wires them.
+func (s *signer) bundler() func([]byte) ([]byte, error) {
+	return func(sum []byte) ([]byte, error) { return bundle.New(sum, s.leaf.Key, s.chain, nil) }
+}
+
 // snapshot records every file's content under dir.
 func snapshot(t *testing.T, dir string) map[string][]byte {
 	t.Helper()
@@ -103,7 +109,7 @@ func TestSignClosedLoop(t *testing.T) {
 	}
 	before := snapshot(t, dir)
 	opts := s.opts()
-	opts.Bundle = true
+	opts.Bundle = s.bundler()
 	rep, err := Sign(t.Context(), opts, dir)
 	if err != nil {
 		t.Fatal(err)
@@ -488,13 +494,16 @@ func TestSignRefusesChangedFiles(t *testing.T) {
 	for _, bundles := range []bool{false, true} {
 		dir = buildTree(t)
 		rep, _ = v.Validate(t.Context(), dir)
-		opts.Expect, opts.Bundle = rep.Digests(), bundles
+		opts.Expect, opts.Bundle = rep.Digests(), nil
+		if bundles {
+			opts.Bundle = s.bundler()
+		}
 		os.WriteFile(filepath.Join(dir, "win/app.exe"), []byte("#!/bin/sh\necho not a binary\n"), 0o755)
 		if _, err := Sign(t.Context(), opts, dir); !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), "no longer a PE or ELF") {
 			t.Errorf("bundles %v: a binary swapped for a script: %v", bundles, err)
 		}
 	}
-	opts.Bundle = false
+	opts.Bundle = nil
 
 	// With Append, the signatures a PE has are kept: they must be the ones
 	// validated (checked on the bytes read for signing). Another signature
@@ -865,7 +874,7 @@ func TestSignDestinations(t *testing.T) {
 			t.Fatal(err)
 		}
 		opts := s.opts()
-		opts.Bundle = true
+		opts.Bundle = s.bundler()
 		opts.Manifest = filepath.Join(dir, "build.manifest.json")
 		opts.MakeManifest = func(signed []Signed) ([]byte, error) { return []byte(fmt.Sprintf("%d files\n", len(signed))), nil }
 		for run := range 2 {

@@ -212,8 +212,12 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 		return fmt.Errorf("cannot sign with %s and %s: %w", keys.RedactKeyRef(f.Key), f.Cert, err)
 	}
 	opts := csv.SignOptions{Jobs: sel.Jobs, Include: sel.Include, Exclude: sel.Exclude, FollowSymlinks: sel.FollowSymlinks,
-		Key: key, Chain: chain, Out: f.Out, Bundle: f.Bundle, BundleTimestamp: f.timestamper(ctx),
+		Key: key, Chain: chain, Out: f.Out,
 		PE: authenticode.SignOptions{Append: f.Append, TSA: tsa, Description: f.Description, URL: f.URL}}
+	if f.Bundle {
+		ts := f.timestamper(ctx)
+		opts.Bundle = func(sum []byte) ([]byte, error) { return bundle.New(sum, key, chain, ts) }
+	}
 	if rep != nil {
 		opts.Expect = rep.Digests()
 	}
