@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/codesignval/csv/attest/eventlog"
-	"github.com/codesignval/csv/attest/service"
+	"github.com/codesignval/csv/attest/wire"
 )
 
 // KeyType selects a key.
@@ -423,7 +423,7 @@ func (a *Attester) EKKeySHA256() ([32]byte, error) {
 	if err != nil {
 		return [32]byte{}, err
 	}
-	return service.EKKeySHA256(k)
+	return wire.EKKeySHA256(k)
 }
 
 // maxQuoteAttempts bounds the retries when a PCR changes during a quote.
@@ -433,7 +433,7 @@ const maxQuoteAttempts = 3
 // as qualifying data, and reads the selected PCRs before and after: it
 // retries when they changed in between (the IMA PCR does), so that the
 // values returned are the quoted ones.
-func (a *Attester) Quote(sels []service.PCRSelection, nonce []byte) ([]service.QuoteJSON, eventlog.PCRs, error) {
+func (a *Attester) Quote(sels []wire.PCRSelection, nonce []byte) ([]wire.QuoteJSON, eventlog.PCRs, error) {
 	type bankSel struct {
 		alg  eventlog.HashAlg
 		pcrs []uint
@@ -460,7 +460,7 @@ func (a *Attester) Quote(sels []service.PCRSelection, nonce []byte) ([]service.Q
 				return nil, nil, err
 			}
 		}
-		var quotes []service.QuoteJSON
+		var quotes []wire.QuoteJSON
 		for _, b := range bs {
 			rsp, err := tpm2.Quote{
 				SignHandle:     a.ak.auth(tpm2.PasswordAuth(nil)),
@@ -472,7 +472,7 @@ func (a *Attester) Quote(sels []service.PCRSelection, nonce []byte) ([]service.Q
 			if err != nil {
 				return nil, nil, tpmErr(fmt.Sprintf("quoting the %s bank", b.alg), err)
 			}
-			quotes = append(quotes, service.QuoteJSON{Attest: rsp.Quoted.Bytes(), Signature: tpm2.Marshal(rsp.Signature)})
+			quotes = append(quotes, wire.QuoteJSON{Attest: rsp.Quoted.Bytes(), Signature: tpm2.Marshal(rsp.Signature)})
 		}
 		after := eventlog.PCRs{}
 		for _, b := range bs {
@@ -571,10 +571,10 @@ func (a *Attester) ActivateCredential(idObject, encSecret []byte) ([]byte, error
 }
 
 // Open activates a credential and decrypts its payload.
-func (a *Attester) Open(c *service.Credential) ([]byte, error) {
+func (a *Attester) Open(c *wire.Credential) ([]byte, error) {
 	secret, err := a.ActivateCredential(c.IDObject, c.EncryptedSecret)
 	if err != nil {
 		return nil, err
 	}
-	return service.Open(c, secret, a.ak.name.Buffer)
+	return wire.Open(c, secret, a.ak.name.Buffer)
 }

@@ -12,8 +12,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/codesignval/csv/attest"
-	"github.com/codesignval/csv/attest/service"
+	"github.com/codesignval/csv/attest/wire"
 )
 
 // maxResponse caps a response body from the service.
@@ -41,7 +40,7 @@ var ErrRefused = errors.New("client: attestation refused")
 
 // RefusedError is the service's refusal: the host is not trusted.
 type RefusedError struct {
-	Response *service.AttestResponse
+	Response *wire.AttestResponse
 }
 
 func (e *RefusedError) Error() string {
@@ -70,11 +69,11 @@ var ErrInvalidAnswer = errors.New("client: the service's answer contradicts itse
 
 // checkAnswer returns an error wrapping ErrInvalidAnswer for an answer
 // whose status, verdict, result and credential disagree.
-func checkAnswer(status int, r *service.AttestResponse) error {
-	resultTrusted := r.Result != nil && (r.Result.Trusted || r.Result.Verdict == attest.VerdictTrusted)
+func checkAnswer(status int, r *wire.AttestResponse) error {
+	resultTrusted := r.Result != nil && (r.Result.Trusted || r.Result.Verdict == wire.VerdictTrusted)
 	var wrong []string
 	if status == http.StatusOK {
-		if !r.Trusted || r.Verdict != attest.VerdictTrusted {
+		if !r.Trusted || r.Verdict != wire.VerdictTrusted {
 			wrong = append(wrong, fmt.Sprintf("its verdict is %q (trusted: %v)", r.Verdict, r.Trusted))
 		}
 		if r.Result != nil && !resultTrusted {
@@ -88,7 +87,7 @@ func checkAnswer(status int, r *service.AttestResponse) error {
 		}
 		return nil
 	}
-	if r.Trusted || r.Verdict == attest.VerdictTrusted || resultTrusted {
+	if r.Trusted || r.Verdict == wire.VerdictTrusted || resultTrusted {
 		return fmt.Errorf("%w: %d %s, but its verdict or result says trusted: the host is not trusted", ErrInvalidAnswer, status, http.StatusText(status))
 	}
 	return nil
@@ -188,14 +187,14 @@ func (c *Client) post(ctx context.Context, path string, in, out any, okStatus ..
 }
 
 // Nonce asks the service for a nonce bound to this host's AK and EK.
-func (c *Client) Nonce(ctx context.Context) (*service.NonceResponse, error) {
+func (c *Client) Nonce(ctx context.Context) (*wire.NonceResponse, error) {
 	ek, err := c.Attester.EKKeySHA256()
 	if err != nil {
 		return nil, err
 	}
-	var n service.NonceResponse
-	req := service.NonceRequest{AKName: hex.EncodeToString(c.Attester.AKName()), EKKeySHA256: hex.EncodeToString(ek[:])}
-	if _, _, err := c.post(ctx, service.PathNonce, req, &n); err != nil {
+	var n wire.NonceResponse
+	req := wire.NonceRequest{AKName: hex.EncodeToString(c.Attester.AKName()), EKKeySHA256: hex.EncodeToString(ek[:])}
+	if _, _, err := c.post(ctx, wire.PathNonce, req, &n); err != nil {
 		return nil, err
 	}
 	if len(n.PCRSelections) == 0 {
@@ -206,8 +205,8 @@ func (c *Client) Nonce(ctx context.Context) (*service.NonceResponse, error) {
 
 // Evidence quotes what the nonce response asks for and returns the
 // submission.
-func (c *Client) Evidence(n *service.NonceResponse) (*service.AttestRequest, error) {
-	nonce, err := service.DecodeNonce(n.Nonce)
+func (c *Client) Evidence(n *wire.NonceResponse) (*wire.AttestRequest, error) {
+	nonce, err := wire.DecodeNonce(n.Nonce)
 	if err != nil {
 		return nil, err
 	}
@@ -215,8 +214,8 @@ func (c *Client) Evidence(n *service.NonceResponse) (*service.AttestRequest, err
 	if err != nil {
 		return nil, err
 	}
-	return &service.AttestRequest{
-		Nonce: n.Nonce, EventLog: c.EventLog, Quotes: quotes, PCRs: service.PCRsToJSON(pcrs),
+	return &wire.AttestRequest{
+		Nonce: n.Nonce, EventLog: c.EventLog, Quotes: quotes, PCRs: wire.PCRsToJSON(pcrs),
 		AKPublic: c.Attester.AKPublic(), EKPublic: c.Attester.EKPublic(), EKCertificate: c.Attester.EKCertificate(),
 	}, nil
 }
@@ -227,9 +226,9 @@ func (c *Client) Evidence(n *service.NonceResponse) (*service.AttestRequest, err
 // not judge; an error wrapping ErrInvalidAnswer for an answer that
 // contradicts itself (a 200 without a credential, a 403 that says
 // trusted).
-func (c *Client) Submit(ctx context.Context, req *service.AttestRequest) (*service.AttestResponse, error) {
-	var r service.AttestResponse
-	status, body, err := c.post(ctx, service.PathAttest, req, &r, http.StatusForbidden)
+func (c *Client) Submit(ctx context.Context, req *wire.AttestRequest) (*wire.AttestResponse, error) {
+	var r wire.AttestResponse
+	status, body, err := c.post(ctx, wire.PathAttest, req, &r, http.StatusForbidden)
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +244,7 @@ func (c *Client) Submit(ctx context.Context, req *service.AttestRequest) (*servi
 
 // Outcome is a successful attestation.
 type Outcome struct {
-	Response *service.AttestResponse
+	Response *wire.AttestResponse
 	// Payload is the credential's decrypted payload: a DER certificate
 	// (Credential.Format x509) or a compact JWS (token).
 	Payload []byte

@@ -6,7 +6,10 @@
 //
 // It talks to the TPM through go-tpm's transports, in pure Go: a character
 // device (/dev/tpmrm0, the kernel's resource manager) or a Unix socket
-// (swtpm --server type=unixio).
+// (swtpm --server type=unixio). It speaks the service's protocol, package
+// attest/wire, and links neither the service nor the policy engine: the
+// result in a service's answer is a wire.Result, whose claims a caller
+// that wants them decodes into an attest.Result.
 //
 // # Security
 //

@@ -6,96 +6,63 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"time"
 
 	"github.com/codesignval/csv/attest"
 	"github.com/codesignval/csv/attest/eventlog"
+	"github.com/codesignval/csv/attest/wire"
 )
 
-// The HTTP API. Every request and response body is JSON; []byte fields are
-// standard base64 (RFC 4648 section 4, padded), as encoding/json writes
-// them. Paths are versioned: a change that breaks clients gets /v2.
+// The HTTP API is package wire's: its paths, bodies and helpers are
+// named here too, so callers of the service need not import it. Every
+// request and response body is JSON; []byte fields are standard base64
+// (RFC 4648 section 4, padded), as encoding/json writes them. Paths are
+// versioned: a change that breaks clients gets /v2.
 const (
 	// PathNonce mints a nonce: POST a NonceRequest, get a NonceResponse.
-	PathNonce = "/v1/nonce"
+	PathNonce = wire.PathNonce
 	// PathAttest judges evidence: POST an AttestRequest, get an
 	// AttestResponse.
-	PathAttest = "/v1/attest"
+	PathAttest = wire.PathAttest
 	// PathHealth answers 200 "ok" while the server takes requests, and 503
 	// once it is shutting down.
-	PathHealth = "/healthz"
+	PathHealth = wire.PathHealth
 )
 
 // ResponseMediaType is the media type of an AttestResponse.
-const ResponseMediaType = "application/vnd.codesignval.csv.attestation-response+json;version=1"
+const ResponseMediaType = wire.ResponseMediaType
 
-// NonceRequest asks for a nonce bound to the host's identity: the nonce is
-// valid only for evidence naming this AK and this EK, so a nonce seen on
-// the wire is useless to another host.
-type NonceRequest struct {
-	// AKName is the TPM Name of the attestation key, in hex: its name
-	// algorithm (2 bytes) and the digest of its TPMT_PUBLIC.
-	AKName string `json:"ak_name"`
-	// EKKeySHA256 is the SHA-256 of the endorsement key's public key as a
-	// DER SubjectPublicKeyInfo, in hex (see [EKKeySHA256]).
-	EKKeySHA256 string `json:"ek_key_sha256"`
-}
+type (
+	// NonceRequest asks for a nonce bound to the host's identity (see
+	// [wire.NonceRequest]).
+	NonceRequest = wire.NonceRequest
+	// NonceResponse is a fresh nonce and what the host must quote with it.
+	NonceResponse = wire.NonceResponse
+	// PCRSelection is a bank and PCRs of it.
+	PCRSelection = wire.PCRSelection
+	// AttestRequest is a host's evidence.
+	AttestRequest = wire.AttestRequest
+	// QuoteJSON is one quote: the TPMS_ATTEST the TPM signed and its
+	// TPMT_SIGNATURE.
+	QuoteJSON = wire.QuoteJSON
+	// Credential is the sealed post-attestation credential (see
+	// [wire.Credential] and [Open]).
+	Credential = wire.Credential
+	// ErrorResponse is the body of an error on /v1/nonce (and of errors
+	// that happen before a request reaches a handler).
+	ErrorResponse = wire.ErrorResponse
+)
 
-// NonceResponse is a fresh nonce and what the host must quote with it.
-type NonceResponse struct {
-	// Nonce is the nonce, base64url without padding; the quotes' extraData
-	// (qualifyingData) is its decoded bytes.
-	Nonce string `json:"nonce"`
-	// NonceID identifies the nonce in logs.
-	NonceID string `json:"nonce_id"`
-	// ExpiresAt is when the service stops accepting it.
-	ExpiresAt time.Time `json:"expires_at"`
-	// PCRSelections are the banks and PCRs to quote, one quote per bank.
-	PCRSelections []PCRSelection `json:"pcr_selections"`
-}
+// DecodeNonce returns the bytes NonceResponse.Nonce stands for: what a
+// host puts in its quotes' qualifying data.
+func DecodeNonce(s string) ([]byte, error) { return wire.DecodeNonce(s) }
 
-// PCRSelection is a bank and PCRs of it.
-type PCRSelection struct {
-	// Bank is sha1, sha256, sha384 or sha512.
-	Bank string `json:"bank"`
-	PCRs []int  `json:"pcrs"`
-}
+// PCRsToJSON writes PCR values as AttestRequest.PCRs wants them.
+func PCRsToJSON(p eventlog.PCRs) map[string]map[string]string { return wire.PCRsToJSON(p) }
 
-func (s PCRSelection) String() string { return fmt.Sprintf("%s PCRs %v", s.Bank, s.PCRs) }
-
-// AttestRequest is a host's evidence.
-type AttestRequest struct {
-	// Nonce is NonceResponse.Nonce, as given.
-	Nonce string `json:"nonce"`
-	// EventLog is the raw TCG event log.
-	EventLog []byte `json:"event_log"`
-	// Quotes are one TPM2 quote per selected bank.
-	Quotes []QuoteJSON `json:"quotes"`
-	// PCRs, optional but recommended, are the PCR values read from the TPM
-	// with the quotes: bank, then PCR index (decimal), then hex. Without
-	// them every quoted PCR must be replayable from the log.
-	PCRs map[string]map[string]string `json:"pcrs,omitempty"`
-	// AKPublic is the attestation key's TPMT_PUBLIC (or TPM2B_PUBLIC): the
-	// credential is made for its Name. Required.
-	AKPublic []byte `json:"ak_public"`
-	// AKCertificate, optional, is a DER certificate for the AK that must
-	// chain to the service's AK roots.
-	AKCertificate []byte `json:"ak_certificate,omitempty"`
-	// EKPublic is the endorsement key's TPMT_PUBLIC (or TPM2B_PUBLIC), and
-	// EKCertificate its DER certificate: give one or both (the public area
-	// is needed for EKs made from other than the TCG's low-range templates).
-	EKPublic      []byte `json:"ek_public,omitempty"`
-	EKCertificate []byte `json:"ek_certificate,omitempty"`
-}
-
-// QuoteJSON is one quote: the TPMS_ATTEST the TPM signed and its
-// TPMT_SIGNATURE.
-type QuoteJSON struct {
-	Attest    []byte `json:"attest"`
-	Signature []byte `json:"signature"`
-}
-
-// AttestResponse is the service's decision.
+// AttestResponse is the service's decision. A host reads it as a
+// [wire.AttestResponse]: the same fields and JSON, with a Result that
+// leaves the claims as JSON (TestResponseMatchesWire keeps the two in
+// step).
 type AttestResponse struct {
 	MediaType string `json:"media_type"`
 	NonceID   string `json:"nonce_id,omitempty"`
@@ -114,40 +81,13 @@ type AttestResponse struct {
 	// Credential is present only when Trusted.
 	Credential *Credential `json:"credential,omitempty"`
 
-	// Raw is the response as received, set by package client, for callers
-	// that print or store it verbatim.
+	// Raw is the response as received, for callers that print or store
+	// it verbatim (package client sets wire.AttestResponse.Raw; it is
+	// here so that the two types keep the same fields).
 	Raw json.RawMessage `json:"-"`
 
 	// rawClaims are Result.Claims, encoded (by the service).
 	rawClaims json.RawMessage
-}
-
-// Credential is the sealed post-attestation credential: a random 32-byte
-// secret wrapped with TPM2_MakeCredential to the host's EK and its AK's
-// Name, and the payload encrypted under that secret. Only the TPM that
-// holds the EK, with the AK loaded, can run TPM2_ActivateCredential on
-// IDObject and EncryptedSecret and recover the secret; [Open] then
-// decrypts the payload.
-type Credential struct {
-	// Format is the payload's: "x509" (a DER certificate) or "token" (a
-	// compact JWS).
-	Format CredentialFormat `json:"format"`
-	// IDObject is the TPM2B_ID_OBJECT's contents (credentialBlob of
-	// TPM2_ActivateCredential); EncryptedSecret the
-	// TPM2B_ENCRYPTED_SECRET's (secret).
-	IDObject        []byte `json:"id_object"`
-	EncryptedSecret []byte `json:"encrypted_secret"`
-	// Ciphertext is a 12-byte nonce followed by AES-256-GCM of the payload
-	// under the secret, with the additional data described at [Open].
-	Ciphertext []byte `json:"ciphertext"`
-	// ExpiresAt is the payload's end of validity.
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
-// ErrorResponse is the body of an error on /v1/nonce (and of errors that
-// happen before a request reaches a handler).
-type ErrorResponse struct {
-	Error string `json:"error"`
 }
 
 // caps on the parts of a request, beyond the body cap.
@@ -191,24 +131,6 @@ func pcrsFromJSON(m map[string]map[string]string) (eventlog.PCRs, error) {
 		}
 	}
 	return out, nil
-}
-
-// PCRsToJSON writes PCR values as AttestRequest.PCRs wants them.
-func PCRsToJSON(p eventlog.PCRs) map[string]map[string]string {
-	if p == nil {
-		return nil
-	}
-	out := map[string]map[string]string{}
-	for alg, bank := range p {
-		m := map[string]string{}
-		for i, v := range bank {
-			if v != nil {
-				m[strconv.Itoa(i)] = hex.EncodeToString(v)
-			}
-		}
-		out[alg.String()] = m
-	}
-	return out
 }
 
 // parseSelections checks configured selections and returns them sorted,

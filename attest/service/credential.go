@@ -2,8 +2,6 @@ package service
 
 import (
 	"crypto"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -27,10 +25,11 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/codesignval/csv/attest"
+	"github.com/codesignval/csv/attest/wire"
 )
 
 // CredentialFormat is the payload of a credential.
-type CredentialFormat string
+type CredentialFormat = wire.CredentialFormat
 
 // Credential formats.
 const (
@@ -40,7 +39,7 @@ const (
 	// bearer token is what sealing protects best: whoever reads it can use
 	// it, and only the attested TPM can read it. Its claims are JSON, as
 	// the verifier's are, and it needs no private OID.
-	FormatToken CredentialFormat = "token"
+	FormatToken = wire.FormatToken
 	// FormatX509 is an X.509 certificate for the AK's public key, issued
 	// by the service's CA, with ClaimsJSON in a non-critical extension
 	// under an OID the operator chooses (Config.ClaimsOID: under their
@@ -51,7 +50,7 @@ const (
 	// later quote or TPM2_Certify of that TPM can be checked against it,
 	// and the service accepts it as an AK certificate when its CA is
 	// among the AK roots.
-	FormatX509 CredentialFormat = "x509"
+	FormatX509 = wire.FormatX509
 )
 
 // ClaimsMediaType is the "media_type" of ClaimsJSON.
@@ -337,14 +336,6 @@ func ClaimsFromCertificate(c *x509.Certificate, oid asn1.ObjectIdentifier) (*Cla
 	return nil, fmt.Errorf("service: the certificate has no claims extension %s", oid)
 }
 
-// credentialAAD is the additional data the payload's encryption binds.
-func credentialAAD(format CredentialFormat, akName []byte) []byte {
-	aad := []byte("csv-attest-credential/v1\x00")
-	aad = append(aad, format...)
-	aad = append(aad, 0)
-	return append(aad, akName...)
-}
-
 // seal wraps a fresh secret to the EK and the AK's Name and encrypts the
 // payload under it.
 func seal(rnd io.Reader, id *identity, format CredentialFormat, payload []byte, expires time.Time) (*Credential, error) {
@@ -356,46 +347,14 @@ func seal(rnd io.Reader, id *identity, format CredentialFormat, payload []byte, 
 	if err != nil {
 		return nil, fmt.Errorf("service: MakeCredential: %w", err)
 	}
-	block, err := aes.NewCipher(secret)
+	ct, err := wire.Encrypt(rnd, secret, format, id.akName, payload)
 	if err != nil {
 		return nil, err
 	}
-	gcm, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	ct := make([]byte, gcm.NonceSize(), gcm.NonceSize()+len(payload)+gcm.Overhead())
-	if _, err := io.ReadFull(rnd, ct); err != nil {
-		return nil, err
-	}
-	ct = gcm.Seal(ct, ct, payload, credentialAAD(format, id.akName))
 	return &Credential{Format: format, IDObject: idObject, EncryptedSecret: encSecret, Ciphertext: ct, ExpiresAt: expires.UTC()}, nil
 }
 
 // Open decrypts a credential's payload with the secret that
-// TPM2_ActivateCredential returned, for the AK of Name akName. The payload
-// is AES-256-GCM under the secret, with the 12-byte nonce that starts
-// Ciphertext and the additional data "csv-attest-credential/v1\0" |
-// format | "\0" | AK Name.
-func Open(c *Credential, secret, akName []byte) ([]byte, error) {
-	if len(secret) != 32 {
-		return nil, fmt.Errorf("service: the credential secret is %d bytes, want 32", len(secret))
-	}
-	block, err := aes.NewCipher(secret)
-	if err != nil {
-		return nil, err
-	}
-	gcm, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	if len(c.Ciphertext) < gcm.NonceSize()+gcm.Overhead() {
-		return nil, errors.New("service: the credential's ciphertext is truncated")
-	}
-	n := gcm.NonceSize()
-	pt, err := gcm.Open(nil, c.Ciphertext[:n], c.Ciphertext[n:], credentialAAD(c.Format, akName))
-	if err != nil {
-		return nil, errors.New("service: the credential does not decrypt with this secret and AK")
-	}
-	return pt, nil
-}
+// TPM2_ActivateCredential returned, for the AK of Name akName (see
+// [wire.Open], the format's definition).
+func Open(c *Credential, secret, akName []byte) ([]byte, error) { return wire.Open(c, secret, akName) }

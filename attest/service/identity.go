@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 
 	"github.com/codesignval/csv/attest"
+	"github.com/codesignval/csv/attest/wire"
 )
 
 // identity is the host's AK and EK as the request gives them.
@@ -148,13 +149,7 @@ func nameOf(alg tpm2.TPMIAlgHash, body []byte) ([]byte, error) {
 // EKKeySHA256 returns the SHA-256 of a public key's DER
 // SubjectPublicKeyInfo: how the service names an EK (in allowlists, logs
 // and nonce bindings) whether it came as a TPMT_PUBLIC or a certificate.
-func EKKeySHA256(pub crypto.PublicKey) ([32]byte, error) {
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return [32]byte{}, err
-	}
-	return sha256.Sum256(der), nil
-}
+func EKKeySHA256(pub crypto.PublicKey) ([32]byte, error) { return wire.EKKeySHA256(pub) }
 
 // parseIdentity reads the request's AK and EK. It checks their form, not
 // their trust: see (*Server).checkEK and the AK check of Verify.

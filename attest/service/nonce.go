@@ -136,16 +136,6 @@ func decodeNonce(s string) ([]byte, error) {
 	return raw, nil
 }
 
-// DecodeNonce returns the bytes NonceResponse.Nonce stands for: what a
-// host puts in its quotes' qualifying data.
-func DecodeNonce(s string) ([]byte, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(raw) == 0 || len(raw) > 64 {
-		return nil, errors.New("service: the nonce is not 1 to 64 bytes of base64url")
-	}
-	return raw, nil
-}
-
 // nonceID returns the id of a decoded nonce (trusted only after verify).
 func nonceID(raw []byte) string {
 	if len(raw) != nonceLen {

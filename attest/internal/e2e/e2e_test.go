@@ -40,6 +40,7 @@ import (
 	"github.com/codesignval/csv/attest/internal/swtpmtest"
 	"github.com/codesignval/csv/attest/service"
 	"github.com/codesignval/csv/attest/service/servicetest"
+	"github.com/codesignval/csv/attest/wire"
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/testbin"
 	"github.com/codesignval/csv/internal/testca"
@@ -272,7 +273,7 @@ func (l *lab) host(t *testing.T, tp *swtpmtest.TPM, o client.Options, log []byte
 	return &client.Client{Attester: a, URL: l.url, HTTP: l.http, EventLog: log}
 }
 
-func failedChecks(r *service.AttestResponse) []string {
+func failedChecks(r *wire.AttestResponse) []string {
 	var out []string
 	if r != nil && r.Result != nil {
 		for _, c := range r.Result.Checks {
@@ -285,7 +286,7 @@ func failedChecks(r *service.AttestResponse) []string {
 }
 
 // wantRefused checks a refusal: ErrRefused, no credential, the check named.
-func wantRefused(t *testing.T, r *service.AttestResponse, err error, check string) {
+func wantRefused(t *testing.T, r *wire.AttestResponse, err error, check string) {
 	t.Helper()
 	var re *client.RefusedError
 	if !errors.Is(err, client.ErrRefused) || !errors.As(err, &re) {
@@ -568,7 +569,7 @@ func TestSwtpm(t *testing.T) {
 	}
 }
 
-func responseOf(err error) *service.AttestResponse {
+func responseOf(err error) *wire.AttestResponse {
 	var re *client.RefusedError
 	if errors.As(err, &re) {
 		return re.Response

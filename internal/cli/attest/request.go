@@ -25,8 +25,10 @@ import (
 	"github.com/google/go-tpm/tpm2"
 	"github.com/spf13/cobra"
 
+	"github.com/codesignval/csv/attest"
 	"github.com/codesignval/csv/attest/client"
 	"github.com/codesignval/csv/attest/service"
+	"github.com/codesignval/csv/attest/wire"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/textsafe"
 )
@@ -227,9 +229,24 @@ func deliver(o *RequestOptions, out *client.Outcome) error {
 	return nil
 }
 
+// fullResult reads the result a host received (package client leaves its
+// claims as JSON, so the host agent links no policy engine) as the
+// attest.Result csv attest verify renders.
+func fullResult(r *wire.Result) (*attest.Result, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	var res attest.Result
+	if err := json.Unmarshal(b, &res); err != nil {
+		return nil, fmt.Errorf("the service's result: %w", err)
+	}
+	return &res, nil
+}
+
 // report writes the service's result as csv attest verify does: JSON as
 // the service wrote it, or text.
-func report(w io.Writer, format string, r *service.AttestResponse) error {
+func report(w io.Writer, format string, r *wire.AttestResponse) error {
 	if r.Result == nil {
 		return errors.New("the service's answer holds no result")
 	}
@@ -245,7 +262,11 @@ func report(w io.Writer, format string, r *service.AttestResponse) error {
 		_, err := w.Write(b.Bytes())
 		return err
 	}
-	if err := render(w, format, r.Result); err != nil {
+	res, err := fullResult(r.Result)
+	if err != nil {
+		return err
+	}
+	if err := render(w, format, res); err != nil {
 		return err
 	}
 	// The PCR values do not survive decoding into an attest.Result.

@@ -17,9 +17,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/codesignval/csv/attest"
 	"github.com/codesignval/csv/attest/client"
 	"github.com/codesignval/csv/attest/service"
+	"github.com/codesignval/csv/attest/wire"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/testenv"
 )
@@ -145,8 +145,8 @@ func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("stdout c
 // A credential that cannot be written is an error (exit 2).
 func TestDeliver(t *testing.T) {
 	dir := t.TempDir()
-	out := &client.Outcome{Payload: []byte("header.claims.signature"), Response: &service.AttestResponse{
-		Verdict: "trusted", Trusted: true, Result: &attest.Result{Verdict: "trusted", Trusted: true},
+	out := &client.Outcome{Payload: []byte("header.claims.signature"), Response: &wire.AttestResponse{
+		Verdict: "trusted", Trusted: true, Result: &wire.Result{Verdict: "trusted", Trusted: true},
 		Credential: &service.Credential{Format: service.FormatToken, ExpiresAt: time.Date(2026, 6, 1, 13, 0, 0, 0, time.UTC)}}}
 	for _, tc := range []struct {
 		name   string
