@@ -15,6 +15,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/codesignval/csv/attest/eventlog"
+	"github.com/codesignval/csv/attest/wire"
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/internal/verifiedby"
@@ -24,10 +25,11 @@ import (
 // ResultMediaType is the media type of a JSON Result.
 const ResultMediaType = "application/vnd.codesignval.csv.attestation-result+json;version=1"
 
-// Verdicts.
+// Verdicts, as the wire protocol names them (package attest/wire, which
+// the host agent reads without linking this package).
 const (
-	VerdictTrusted    = "trusted"
-	VerdictNotTrusted = "not trusted"
+	VerdictTrusted    = wire.VerdictTrusted
+	VerdictNotTrusted = wire.VerdictNotTrusted
 )
 
 // Result is the outcome of an attestation: the verdict, every check with

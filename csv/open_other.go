@@ -19,8 +19,6 @@ func openRegular(path string, follow bool) (*os.File, error) {
 // signTree.openRegular refuses anything but a regular file once open.
 const openNonblock = 0
 
-func openBlocking(*os.File) error { return nil }
-
 // openDirFlag is zero: opening a FIFO does not wait here.
 const openDirFlag = 0
 

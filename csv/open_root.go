@@ -464,7 +464,7 @@ func (t *signTree) openRegular(p string) (*os.File, fs.FileInfo, error) {
 		}
 	}
 	if err == nil {
-		err = openBlocking(f)
+		err = safefile.SetBlocking(f)
 	}
 	if err != nil {
 		f.Close()

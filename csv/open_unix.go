@@ -40,21 +40,6 @@ func openRootIn(r *os.Root, name string) (*os.Root, error) {
 	return r.OpenRoot(name + "/")
 }
 
-// openBlocking clears O_NONBLOCK on a regular file signTree.openRegular
-// opened (not through f.Fd, which would take the file out of Go's poller
-// for good).
-func openBlocking(f *os.File) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = syscall.SetNonblock(int(fd), false) }); err != nil {
-		return err
-	}
-	return serr
-}
-
 // keepMetadata gives a signed copy the original's permissions and sticky
 // bit (the umask is not applied) and, in place when running as root, its
 // owner and group. The setuid and setgid bits are kept only where the copy

@@ -48,8 +48,8 @@ const (
 // ResponseMediaType is the media type of an AttestResponse.
 const ResponseMediaType = "application/vnd.codesignval.csv.attestation-response+json;version=1"
 
-// Verdicts, as attest.VerdictTrusted and attest.VerdictNotTrusted name
-// them.
+// Verdicts (attest.VerdictTrusted and attest.VerdictNotTrusted are
+// these).
 const (
 	VerdictTrusted    = "trusted"
 	VerdictNotTrusted = "not trusted"

@@ -10,4 +10,5 @@ func open(path string, _ bool) (*os.File, error) {
 	return os.Open(path)
 }
 
-func blocking(*os.File) error { return nil }
+// SetBlocking does nothing where files are not opened with O_NONBLOCK.
+func SetBlocking(*os.File) error { return nil }

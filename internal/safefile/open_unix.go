@@ -17,8 +17,11 @@ func open(path string, noFollow bool) (*os.File, error) {
 	return os.OpenFile(path, flags, 0)
 }
 
-// blocking clears O_NONBLOCK on a regular file opened by open.
-func blocking(f *os.File) error {
+// SetBlocking clears O_NONBLOCK on a regular file opened with it (by Open,
+// or by a caller that opened it so, as csv sign does through an os.Root),
+// through SyscallConn: f.Fd would take the file out of Go's poller for
+// good.
+func SetBlocking(f *os.File) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err

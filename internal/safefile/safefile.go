@@ -63,7 +63,7 @@ func Open(path string, o Options) (*os.File, fs.FileInfo, error) {
 		f.Close()
 		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("%w (%s)", ErrNotRegular, Kind(st.Mode()))}
 	}
-	if err := blocking(f); err != nil {
+	if err := SetBlocking(f); err != nil {
 		f.Close()
 		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
