@@ -102,7 +102,7 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 	}
 	o := opts.Options
 	o.Certificates = append(slices.Clone(o.Certificates), opts.Certificates...)
-	sc, err := scan(ctx, &o, roots, needs)
+	w, err := walk(ctx, &o, roots)
 	if err != nil {
 		return nil, err
 	}
@@ -122,11 +122,9 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 	byKey := map[string]*group{}
 	var order []*group
 	ids := map[string]bool{}
-	for i := range sc.entries {
-		e := &sc.entries[i]
-		in := sc.inspections[i]
+	err = inspectInOrder(ctx, &o, w.entries, needs, func(e *entry, in *Inspection) error {
 		if e.skipped != nil || (in != nil && in.Format == FormatOther && in.Err == nil) {
-			continue
+			return nil
 		}
 		display := displayPath(roots[e.root], e.rel, e.fileRoot)
 		res := Result{Root: roots[e.root], Path: e.rel, Format: e.format, Err: e.problem, fileRoot: e.fileRoot}
@@ -135,11 +133,12 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 		}
 		if res.Err != nil {
 			g.Problems = append(g.Problems, res)
-			continue
+			return nil
 		}
 		var rule *cipolicy.Rule
 		var key string
 		var why []string
+		var err error
 		for _, l := range levels {
 			rule, key, err = ruleFor(l, in)
 			if err == nil {
@@ -150,12 +149,12 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 		if rule == nil {
 			res.Err = fmt.Errorf("no rule written: %s", strings.Join(why, "; "))
 			g.Problems = append(g.Problems, res)
-			continue
+			return nil
 		}
 		g.Files++
 		if grp, ok := byKey[key]; ok {
 			grp.files = append(grp.files, display)
-			continue
+			return nil
 		}
 		base := e.rel
 		if rule.Signer != nil {
@@ -169,6 +168,10 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 		grp := &group{rule: len(p.Rules) - 1, files: []string{display}}
 		byKey[key] = grp
 		order = append(order, grp)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	const maxListed = 10
 	for _, grp := range order {

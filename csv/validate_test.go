@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -601,5 +602,134 @@ func TestValidateToStreamsInOrder(t *testing.T) {
 	s = recordSink{err: errSink}
 	if err := v.ValidateTo(t.Context(), &s, dir); !errors.Is(err, errSink) || slices.Contains(s.calls, "end") {
 		t.Errorf("err %v, calls %q", err, s.calls)
+	}
+}
+
+// holdInspection replaces inspectFile for the test: hold is called, in the
+// worker, before each file's inspection, with the file's base name.
+func holdInspection(t *testing.T, hold func(name string)) {
+	t.Helper()
+	t.Cleanup(func() { inspectFile = inspect })
+	inspectFile = func(ctx context.Context, path string, buf []byte, cfg *inspectConfig) *Inspection {
+		hold(filepath.Base(path))
+		return inspect(ctx, path, buf, cfg)
+	}
+}
+
+// numberedPEs writes n distinct PE files f00.exe, f01.exe... in a new
+// directory.
+func numberedPEs(t *testing.T, n int) string {
+	t.Helper()
+	files := map[string][]byte{}
+	for i := range n {
+		files[fmt.Sprintf("f%02d.exe", i)] = testbin.PE(testbin.PEOptions{Overlay: []byte{byte(i)}})
+	}
+	return tree(t, files)
+}
+
+// funcSink is a recordSink that calls onResult with each result first.
+type funcSink struct {
+	recordSink
+	onResult func(r *Result)
+}
+
+func (s *funcSink) Result(r *Result) error {
+	s.onResult(r)
+	return s.recordSink.Result(r)
+}
+
+// TestResultsStreamBeforeTheLastInspection: while the last file's
+// inspection is held back, every other file is judged and reaches the sink,
+// whose result for the one before it releases the last.
+func TestResultsStreamBeforeTheLastInspection(t *testing.T) {
+	dir := numberedPEs(t, 20)
+	release := make(chan struct{})
+	var released atomic.Bool
+	holdInspection(t, func(name string) {
+		if name != "f19.exe" {
+			return
+		}
+		select {
+		case <-release:
+			released.Store(true)
+		case <-time.After(10 * time.Second): // not streamed: let the run end
+		}
+	})
+	v, _ := NewValidator(policyFor(t), Options{Jobs: 2})
+	s := &funcSink{onResult: func(r *Result) {
+		if r.Path == "f18.exe" {
+			close(release)
+		}
+	}}
+	if err := v.ValidateTo(t.Context(), s, dir); err != nil {
+		t.Fatal(err)
+	}
+	if !released.Load() {
+		t.Error("the first results reached the sink only once the last file was inspected")
+	}
+	if len(s.calls) != 22 || !strings.HasPrefix(s.calls[20], "result f19.exe ") {
+		t.Errorf("calls %q", s.calls)
+	}
+}
+
+// TestReorderWindowBoundsTheWorkers: while the first file's inspection is
+// held back, the workers start no more than the window's inspections, and
+// at each result no more than the window are under way or waiting; an
+// interrupted run's sink gets no End.
+func TestReorderWindowBoundsTheWorkers(t *testing.T) {
+	defer func(w int) { windowPerJob = w }(windowPerJob)
+	windowPerJob = 3
+	const jobs, window = 2, 6
+	dir := numberedPEs(t, 40)
+	release := make(chan struct{})
+	var started atomic.Int64
+	holdInspection(t, func(name string) {
+		started.Add(1)
+		if name == "f00.exe" {
+			<-release
+		}
+	})
+	go func() {
+		defer close(release)
+		deadline := time.Now().Add(10 * time.Second)
+		for started.Load() < window && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(50 * time.Millisecond) // would a worker go further?
+		if n := started.Load(); n != window {
+			t.Errorf("%d inspections started while the first was held, want the window's %d", n, window)
+		}
+	}()
+	v, _ := NewValidator(policyFor(t), Options{Jobs: jobs})
+	emitted := 0
+	s := &funcSink{onResult: func(r *Result) {
+		if n := int(started.Load()); n > emitted+window {
+			t.Errorf("at result %d (%s), %d inspections started: more than the window (%d) ahead", emitted, r.Path, n, window)
+		}
+		emitted++
+	}}
+	if err := v.ValidateTo(t.Context(), s, dir); err != nil {
+		t.Fatal(err)
+	}
+	if emitted != 40 || s.end == nil {
+		t.Fatalf("%d results, end %v", emitted, s.end != nil)
+	}
+
+	// Cancelled after a few results: an InterruptedError, and no End.
+	holdInspection(t, func(string) {})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	s = &funcSink{onResult: func(r *Result) {
+		if r.Path == "f04.exe" {
+			cancel()
+		}
+	}}
+	var ie *InterruptedError
+	err := v.ValidateTo(ctx, s, dir)
+	if !errors.As(err, &ie) || !errors.Is(err, context.Canceled) || ie.Total != 40 || ie.Done > 4+window+jobs {
+		t.Errorf("err = %v (%+v)", err, ie)
+	}
+	if s.end != nil || slices.Contains(s.calls, "end") {
+		t.Errorf("an interrupted run's sink got End: %q", s.calls)
 	}
 }
