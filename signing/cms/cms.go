@@ -33,9 +33,9 @@
 // of those the caller does not read). What nothing reads must still be
 // what it claims: certificates are certificates (or, where the caller
 // allows them, attribute certificates of the right shape), CRLs are
-// CertificateLists, algorithm parameters that no signature covers are
-// NULL (or an elliptic curve, or RSA-PSS parameters, where the algorithm
-// has them). Errors are *signing.MalformedError values naming the file
+// CertificateLists, algorithm identifiers that no signature covers name a
+// valid OID of at most 32 bytes with NULL parameters (or an elliptic
+// curve, or RSA-PSS parameters, where the algorithm has them). Errors are *signing.MalformedError values naming the file
 // offset of the element at fault (ParseOptions.Offset is where the input
 // starts), wrapping signing.ErrLimit where a cap is exceeded. Parse
 // decides nothing about trust: it checks no signature (the SignerInfo
@@ -48,6 +48,7 @@ import (
 	"encoding/hex"
 
 	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // OID is an object identifier as a complete DER element (tag, length and
@@ -110,6 +111,24 @@ func (o OID) decode() (asn1.ObjectIdentifier, bool) {
 		return oid, true
 	}
 	return o.ObjectIdentifier()
+}
+
+// valid reports whether o is a DER OBJECT IDENTIFIER element: contents of
+// whole base-128 arcs, each minimally encoded. It does not allocate.
+func (o OID) valid() bool {
+	s := cryptobyte.String(o)
+	var c cryptobyte.String
+	if !s.ReadASN1(&c, cbasn1.OBJECT_IDENTIFIER) || !s.Empty() || len(c) == 0 || c[len(c)-1]&0x80 != 0 {
+		return false
+	}
+	start := true
+	for _, b := range c {
+		if start && b == 0x80 {
+			return false
+		}
+		start = b&0x80 == 0
+	}
+	return true
 }
 
 // String renders o dotted, or in hex if it is not a valid OID element.

@@ -147,6 +147,17 @@ func TestParseRefuses(t *testing.T) {
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {})
 		b.AddASN1BitString([]byte{1})
 	})
+	// 0x06 then 200 bytes that all continue an arc: not an OID.
+	notAnOID := append([]byte{0x06, 0x81, 200}, bytes.Repeat([]byte{0xff}, 200)...)
+	arcs := []int{1, 3, 6, 1, 4, 1}
+	for len(cms.NewOID(arcs...)) < 200 {
+		arcs = append(arcs, 1<<27)
+	}
+	longOID := cms.NewOID(arcs...)
+	badType, err := cms.NewAttribute(append([]byte{0x06, 0x02, 0x2a}, 0x80), octets(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tooMany := make([][]byte, cms.MaxCertificates+1)
 	for i := range tooMany {
 		tooMany[i] = leaf.Cert.Raw
@@ -166,6 +177,18 @@ func TestParseRefuses(t *testing.T) {
 		{name: "digest algorithm with parameters", der: signed(t, leaf, nil, nil, nil, func(sd *cms.SignedDataTemplate) {
 			sd.DigestAlgorithms = []cms.AlgorithmIdentifier{{OID: sha256Alg.OID, Params: octets([]byte("nobody signed this"))}}
 		})},
+		// The OID of an algorithm no signature covers: old modsig refused
+		// one that is not an OID; a long one, valid or not, is a place for
+		// data nobody signed.
+		{name: "digest algorithm that is not an OID", der: signed(t, leaf, nil, nil, nil, func(sd *cms.SignedDataTemplate) {
+			sd.DigestAlgorithms = []cms.AlgorithmIdentifier{{OID: notAnOID, Params: cms.NULL}}
+		})},
+		{name: "digest algorithm with a 200-byte OID", der: signed(t, leaf, nil, nil, nil, func(sd *cms.SignedDataTemplate) {
+			sd.DigestAlgorithms = []cms.AlgorithmIdentifier{{OID: longOID, Params: cms.NULL}}
+		})},
+		{name: "unsigned attribute whose type is not an OID", der: signed(t, leaf, nil, nil, [][]byte{badType}, nil)},
+		{name: "SignerInfo digest algorithm that is not an OID", der: withSignerAlgorithms(t, good, notAnOID, nil)},
+		{name: "SignerInfo signature algorithm with a 200-byte OID", der: withSignerAlgorithms(t, good, nil, longOID)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.Offset = 1000
@@ -195,6 +218,36 @@ func TestParseRefuses(t *testing.T) {
 	}
 }
 
+// withSignerAlgorithms re-encodes the one SignerInfo of der with its digest
+// or signature algorithm OID replaced (nil: kept); no signature covers
+// either.
+func withSignerAlgorithms(t *testing.T, der []byte, digest, signature cms.OID) []byte {
+	t.Helper()
+	sd, err := cms.Parse(der, cms.ParseOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	si := sd.SignerInfos[0]
+	da, sa := si.DigestAlgorithm, si.SignatureAlgorithm
+	if digest != nil {
+		da.OID = digest
+	}
+	if signature != nil {
+		sa.OID = signature
+	}
+	raw, err := cms.MarshalSignerInfo(cms.SignerInfoTemplate{Version: 1, Issuer: si.Issuer, SerialNumber: si.SerialNumber(),
+		DigestAlgorithm: da, SignatureAlgorithm: sa, SignedAttributes: si.SignedAttributesSET(), Signature: si.Signature})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cms.MarshalSignedData(cms.SignedDataTemplate{Version: 1, DigestAlgorithms: sd.DigestAlgorithms,
+		ContentType: sd.ContentType, Content: octets(sd.Content), SignerInfos: [][]byte{raw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // TestDigestHash checks that the CMS layer refuses MD5 and unknown digest
 // algorithms through package signing's table.
 func TestDigestHash(t *testing.T) {
@@ -219,6 +272,7 @@ func FuzzParse(f *testing.F) {
 	for _, der := range [][]byte{
 		signedF(f, leaf, [][]byte{leaf.Cert.Raw, ca.Intermediate.Cert.Raw}),
 		signedF(f, ecLeaf, nil),
+		notAnOIDF(f, signedF(f, leaf, nil)),
 	} {
 		f.Add(der, false)
 		f.Add(der, true)
@@ -280,4 +334,20 @@ func signedF(f *testing.F, leaf *testca.Cert, chain [][]byte) []byte {
 		f.Fatal(err)
 	}
 	return der
+}
+
+// notAnOIDF re-encodes der (one SignerInfo) with a digestAlgorithms entry
+// whose OID is not an OID, a shape Parse refuses.
+func notAnOIDF(f *testing.F, der []byte) []byte {
+	sd, err := cms.Parse(der, cms.ParseOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	bad := cms.AlgorithmIdentifier{OID: append([]byte{0x06, 0x04}, 0xff, 0xff, 0xff, 0xff), Params: cms.NULL}
+	out, err := cms.MarshalSignedData(cms.SignedDataTemplate{Version: 1, DigestAlgorithms: []cms.AlgorithmIdentifier{sha256Alg, bad},
+		ContentType: sd.ContentType, SignerInfos: [][]byte{sd.SignerInfos[0].Raw}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	return out
 }

@@ -34,6 +34,10 @@ const (
 	// and MaxCurveParams an elliptic curve OID (real ones are under 12).
 	MaxPSSParams   = 256
 	MaxCurveParams = 32
+	// MaxAlgorithmOID caps the OID element of an AlgorithmIdentifier that
+	// no signature covers (real ones are under 16 bytes): a long OID, even
+	// a valid one, is data nobody signed.
+	MaxAlgorithmOID = 32
 )
 
 // Format is what [signing.MalformedError] names for CMS structures.
@@ -386,11 +390,15 @@ func readAlgorithm(s *cryptobyte.String, alg *AlgorithmIdentifier) bool {
 	return true
 }
 
-// checkParams checks the parameters of an AlgorithmIdentifier that no
-// signature covers: absent or NULL; for a signature algorithm, also an
+// checkParams checks an AlgorithmIdentifier that no signature covers: its
+// OID is a valid OBJECT IDENTIFIER of at most MaxAlgorithmOID bytes, and
+// its parameters are absent or NULL, or, for a signature algorithm, an
 // elliptic curve OID for id-ecPublicKey or one small SEQUENCE for RSA-PSS.
 // Anything else could carry data nobody signed.
 func (p *parser) checkParams(alg AlgorithmIdentifier, what string, signature bool) error {
+	if !alg.OID.valid() || len(alg.OID) > MaxAlgorithmOID {
+		return p.errf(alg.Raw, "%s OID is not a valid OBJECT IDENTIFIER of at most %d bytes (%d bytes)", what, MaxAlgorithmOID, len(alg.OID))
+	}
 	s := cryptobyte.String(alg.Params)
 	var elem cryptobyte.String
 	var tag cbasn1.Tag
@@ -410,7 +418,8 @@ func (p *parser) checkParams(alg AlgorithmIdentifier, what string, signature boo
 }
 
 // attributes reads a SET OF Attribute's contents: at most MaxAttributes,
-// each with values that are DER elements (at most MaxAttributes of them in
+// each with values that are DER elements and, where no signature covers
+// them, a type that is a valid OID (at most MaxAttributes of them in
 // a signed attribute).
 func (p *parser) attributes(s cryptobyte.String, what string, signed bool) (Attributes, error) {
 	var out Attributes
@@ -425,7 +434,7 @@ func (p *parser) attributes(s cryptobyte.String, what string, signed bool) (Attr
 		}
 		elem := raw
 		if !elem.ReadASN1(&seq, cbasn1.SEQUENCE) || !seq.ReadASN1Element(&oid, cbasn1.OBJECT_IDENTIFIER) ||
-			!seq.ReadASN1(&vals, cbasn1.SET) || !seq.Empty() {
+			!seq.ReadASN1(&vals, cbasn1.SET) || !seq.Empty() || (!signed && !OID(oid).valid()) {
 			return nil, p.errf(at, "bad attribute in the %s", what)
 		}
 		for n, v := 0, vals; !v.Empty(); n++ {

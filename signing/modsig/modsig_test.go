@@ -384,6 +384,7 @@ func TestFindMalformed(t *testing.T) {
 	setLen := func(v uint32) []byte { return withTrailer(func(t []byte) { binary.BigEndian.PutUint32(t[8:], v) }) }
 	sha256OID := []byte{0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01}
 	unknownOID := []byte{0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x7f}
+	notAnOID := []byte{0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x81}
 
 	for _, tc := range []struct {
 		name    string
@@ -409,6 +410,9 @@ func TestFindMalformed(t *testing.T) {
 		{"garbage PKCS#7", appendTrailer(module, bytes.Repeat([]byte{0xff}, 300), pkeyIDPKCS7), n, nil, "PKCS#7 does not parse"},
 		{"trailing byte in the PKCS#7", appendTrailer(module, append(append([]byte(nil), p7...), 0), pkeyIDPKCS7), n + int64(len(p7)), nil, "1 bytes follow"},
 		{"unknown digest algorithm", appendTrailer(module, bytes.ReplaceAll(p7, sha256OID, unknownOID), pkeyIDPKCS7), n + int64(bytes.LastIndex(p7, sha256OID)) - 2, nil, "unknown digest algorithm 2.16.840.1.101.3.4.2.127"},
+		// The first is digestAlgorithms', which no signature covers: modsig's
+		// own parser refused an OID that is not one before the CMS layer.
+		{"digestAlgorithms entry that is not an OID", appendTrailer(module, bytes.Replace(p7, sha256OID, notAnOID, 1), pkeyIDPKCS7), n + int64(bytes.Index(p7, sha256OID)) - 2, nil, "digestAlgorithms OID is not a valid OBJECT IDENTIFIER"},
 		{"two SignerInfos", rewriteSignerInfos(t, signed, func(sis []byte) []byte { return append(append([]byte(nil), sis...), sis...) }), -1, nil, "more than one SignerInfo"},
 		{"no SignerInfo", rewriteSignerInfos(t, signed, func([]byte) []byte { return nil }), -1, nil, "no SignerInfo"},
 	} {
