@@ -51,7 +51,9 @@ func VersionPE(names ...[]VersionResource) []byte {
 	return img
 }
 
-func utf16z(s string) []byte {
+// UTF16Z is s in UTF-16LE with a terminating NUL, as version resources
+// hold their keys and strings.
+func UTF16Z(s string) []byte {
 	u := append(utf16.Encode([]rune(s)), 0)
 	b := make([]byte, 2*len(u))
 	for i, c := range u {
@@ -60,22 +62,24 @@ func utf16z(s string) []byte {
 	return b
 }
 
-func pad4(b []byte) []byte {
+// Pad4 pads b with zeros to a multiple of 4 bytes.
+func Pad4(b []byte) []byte {
 	for len(b)%4 != 0 {
 		b = append(b, 0)
 	}
 	return b
 }
 
-// verBlock builds a version block: wLength, wValueLength, wType, szKey,
-// padding, value, padding, children.
-func verBlock(key string, text bool, value []byte, valueLen int, children ...[]byte) []byte {
+// VersionBlock builds a version resource block: wLength, wValueLength,
+// wType (1 if text), szKey, padding, value, padding, children (each 32-bit
+// aligned).
+func VersionBlock(key string, text bool, value []byte, valueLen int, children ...[]byte) []byte {
 	b := make([]byte, 6)
-	b = append(b, utf16z(key)...)
-	b = pad4(b)
+	b = append(b, UTF16Z(key)...)
+	b = Pad4(b)
 	b = append(b, value...)
 	for _, c := range children {
-		b = pad4(b)
+		b = Pad4(b)
 		b = append(b, c...)
 	}
 	binary.LittleEndian.PutUint16(b[0:], uint16(len(b)))
@@ -106,18 +110,18 @@ func versionInfo(r VersionResource) []byte {
 	for _, t := range r.Tables {
 		var ss [][]byte
 		for _, s := range t.Strings {
-			v := utf16z(s[1])
-			ss = append(ss, verBlock(s[0], true, v, len(v)/2))
+			v := UTF16Z(s[1])
+			ss = append(ss, VersionBlock(s[0], true, v, len(v)/2))
 		}
-		tables = append(tables, verBlock(t.Key, true, nil, 0, ss...))
+		tables = append(tables, VersionBlock(t.Key, true, nil, 0, ss...))
 	}
 	sfi := r.StringFileInfoKey
 	if sfi == "" {
 		sfi = "StringFileInfo"
 	}
-	return verBlock("VS_VERSION_INFO", false, fixed, len(fixed),
-		verBlock(sfi, true, nil, 0, tables...),
-		verBlock("VarFileInfo", true, nil, 0, verBlock("Translation", false, []byte{0x09, 0x04, 0xb0, 0x04}, 4)))
+	return VersionBlock("VS_VERSION_INFO", false, fixed, len(fixed),
+		VersionBlock(sfi, true, nil, 0, tables...),
+		VersionBlock("VarFileInfo", true, nil, 0, VersionBlock("Translation", false, []byte{0x09, 0x04, 0xb0, 0x04}, 4)))
 }
 
 // versionTable builds a resource table at RVA rva: type RT_VERSION (16),
@@ -159,7 +163,7 @@ func versionTable(rva int, names [][]VersionResource) []byte {
 			le.PutUint32(de[0:], uint32(rva+blobAt+len(blobs)))
 			le.PutUint32(de[4:], uint32(len(data)))
 			b = append(b, de...)
-			blobs = pad4(append(blobs, data...))
+			blobs = Pad4(append(blobs, data...))
 		}
 	}
 	return append(b, blobs...)

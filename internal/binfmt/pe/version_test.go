@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/codesignval/csv/internal/binfmt"
@@ -27,44 +26,9 @@ import (
 // the .data section of a testbin PE, with data directory 2 patched to point
 // at it.
 
-func utf16z(s string) []byte {
-	u := append(utf16.Encode([]rune(s)), 0)
-	b := make([]byte, 2*len(u))
-	for i, c := range u {
-		binary.LittleEndian.PutUint16(b[2*i:], c)
-	}
-	return b
-}
-
-func pad4(b []byte) []byte {
-	for len(b)%4 != 0 {
-		b = append(b, 0)
-	}
-	return b
-}
-
-// verBlock builds a block: wLength, wValueLength, wType, szKey, padding,
-// value, padding, children (each 32-bit aligned).
-func verBlock(key string, text bool, value []byte, valueLen int, children ...[]byte) []byte {
-	b := make([]byte, 6)
-	b = append(b, utf16z(key)...)
-	b = pad4(b)
-	b = append(b, value...)
-	for _, c := range children {
-		b = pad4(b)
-		b = append(b, c...)
-	}
-	binary.LittleEndian.PutUint16(b[0:], uint16(len(b)))
-	binary.LittleEndian.PutUint16(b[2:], uint16(valueLen))
-	if text {
-		binary.LittleEndian.PutUint16(b[4:], 1)
-	}
-	return b
-}
-
 func verString(name, value string) []byte {
-	v := utf16z(value)
-	return verBlock(name, true, v, len(v)/2)
+	v := testbin.UTF16Z(value)
+	return testbin.VersionBlock(name, true, v, len(v)/2)
 }
 
 func fixedInfo(fv, pv [4]uint16) []byte {
@@ -94,11 +58,11 @@ func versionInfo(fixed []byte, tables ...table) []byte {
 		for _, s := range t.strings {
 			ss = append(ss, verString(s[0], s[1]))
 		}
-		sfi = append(sfi, verBlock(t.lang, true, nil, 0, ss...))
+		sfi = append(sfi, testbin.VersionBlock(t.lang, true, nil, 0, ss...))
 	}
-	children := [][]byte{verBlock("StringFileInfo", true, nil, 0, sfi...),
-		verBlock("VarFileInfo", true, nil, 0, verBlock("Translation", false, []byte{0x09, 0x04, 0xb0, 0x04}, 4))}
-	return verBlock("VS_VERSION_INFO", false, fixed, len(fixed), children...)
+	children := [][]byte{testbin.VersionBlock("StringFileInfo", true, nil, 0, sfi...),
+		testbin.VersionBlock("VarFileInfo", true, nil, 0, testbin.VersionBlock("Translation", false, []byte{0x09, 0x04, 0xb0, 0x04}, 4))}
+	return testbin.VersionBlock("VS_VERSION_INFO", false, fixed, len(fixed), children...)
 }
 
 const dataRVA = 0x2000 // where testbin puts .data with the default code
@@ -154,7 +118,7 @@ func rsrcNames(typeID uint32, names ...[]langData) []byte {
 			le.PutUint32(de[0:], uint32(dataRVA+blobAt+len(blobs)))
 			le.PutUint32(de[4:], uint32(len(l.data)))
 			b = append(b, de...)
-			blobs = pad4(append(blobs, l.data...))
+			blobs = testbin.Pad4(append(blobs, l.data...))
 		}
 	}
 	return append(b, blobs...)
@@ -202,10 +166,10 @@ var (
 func fixtures(t testing.TB) map[string][]byte {
 	vi := versionInfo(toolFixed, table{"040904b0", toolStrings})
 	// wValueLength in bytes rather than code units, as some compilers write.
-	byteLen := verBlock("VS_VERSION_INFO", false, toolFixed, 52, verBlock("StringFileInfo", true, nil, 0,
-		verBlock("040904b0", true, nil, 0, func() []byte {
-			v := utf16z("bytes.exe")
-			return verBlock("OriginalFilename", true, v, len(v))
+	byteLen := testbin.VersionBlock("VS_VERSION_INFO", false, toolFixed, 52, testbin.VersionBlock("StringFileInfo", true, nil, 0,
+		testbin.VersionBlock("040904b0", true, nil, 0, func() []byte {
+			v := testbin.UTF16Z("bytes.exe")
+			return testbin.VersionBlock("OriginalFilename", true, v, len(v))
 		}())))
 	return map[string][]byte{
 		"pe32plus":        withResources(t, false, rsrc(rtVersion, langData{0x409, vi})),
@@ -217,7 +181,7 @@ func fixtures(t testing.TB) map[string][]byte {
 		"unicode":         withResources(t, false, rsrc(rtVersion, langData{0x409, versionInfo(toolFixed, table{"040904b0", [][2]string{{"OriginalFilename", "wörk-工具.exe"}, {"Comments", "\U0001F600"}}})})),
 		"manifest only":   withResources(t, false, rsrc(24, langData{0x409, []byte("<assembly/>")})),
 		"no resources":    testbin.PE(testbin.PEOptions{}),
-		"strings missing": withResources(t, false, rsrc(rtVersion, langData{0x409, verBlock("VS_VERSION_INFO", false, toolFixed, 52)})),
+		"strings missing": withResources(t, false, rsrc(rtVersion, langData{0x409, testbin.VersionBlock("VS_VERSION_INFO", false, toolFixed, 52)})),
 		// Shapes where readers may disagree (see Readings): a second
 		// language, a second string table, a second name, a key written
 		// twice or in other letter case.
@@ -229,9 +193,9 @@ func fixtures(t testing.TB) map[string][]byte {
 		"key case":     withResources(t, false, rsrc(rtVersion, langData{0x409, versionInfo(toolFixed, table{"040904b0", [][2]string{{"ORIGINALFILENAME", "cdb.exe"}}})})),
 		// The StringFileInfo block in other letter case, beside a proper
 		// one: VerQueryValue finds blocks case-insensitively.
-		"block case": withResources(t, false, rsrc(rtVersion, langData{0x409, verBlock("VS_VERSION_INFO", false, toolFixed, 52,
-			verBlock("StringFileInfo", true, nil, 0, verBlock("040904b0", true, nil, 0, verString("OriginalFilename", "tool.exe"))),
-			verBlock("stringFILEinfo", true, nil, 0, verBlock("040904b0", true, nil, 0, verString("OriginalFilename", "cdb.exe"))))})),
+		"block case": withResources(t, false, rsrc(rtVersion, langData{0x409, testbin.VersionBlock("VS_VERSION_INFO", false, toolFixed, 52,
+			testbin.VersionBlock("StringFileInfo", true, nil, 0, testbin.VersionBlock("040904b0", true, nil, 0, verString("OriginalFilename", "tool.exe"))),
+			testbin.VersionBlock("stringFILEinfo", true, nil, 0, testbin.VersionBlock("040904b0", true, nil, 0, verString("OriginalFilename", "cdb.exe"))))})),
 		// The RT_VERSION type entry with bits above its 16-bit ID set, or
 		// the name flag set on an entry among the ID entries: Windows
 		// compares the WORD Id of the entries after the named ones.
@@ -239,11 +203,11 @@ func fixtures(t testing.TB) map[string][]byte {
 		"type id name flag": withResources(t, false, patchRoot(rsrc(rtVersion, langData{0x409, cdbInfo}), 0x80000000|rtVersion)),
 		// OriginalFilename "cdb.exe.txt" whose wValueLength says 7: a
 		// reader that takes the length VerQueryValue returns reads cdb.exe.
-		"counted": withResources(t, false, rsrc(rtVersion, langData{0x409, verBlock("VS_VERSION_INFO", false, toolFixed, 52,
-			verBlock("StringFileInfo", true, nil, 0, verBlock("040904b0", true, nil, 0, verBlock("OriginalFilename", true, utf16z("cdb.exe.txt"), 7))))})),
+		"counted": withResources(t, false, rsrc(rtVersion, langData{0x409, testbin.VersionBlock("VS_VERSION_INFO", false, toolFixed, 52,
+			testbin.VersionBlock("StringFileInfo", true, nil, 0, testbin.VersionBlock("040904b0", true, nil, 0, testbin.VersionBlock("OriginalFilename", true, testbin.UTF16Z("cdb.exe.txt"), 7))))})),
 		// Keys with a dotless i, which an upper-case table folds to I.
-		"dotless i": withResources(t, false, rsrc(rtVersion, langData{0x409, verBlock("VS_VERSION_INFO", false, toolFixed, 52,
-			verBlock("StringFıleInfo", true, nil, 0, verBlock("040904b0", true, nil, 0, verString("OrıgınalFılename", "cdb.exe"))))})),
+		"dotless i": withResources(t, false, rsrc(rtVersion, langData{0x409, testbin.VersionBlock("VS_VERSION_INFO", false, toolFixed, 52,
+			testbin.VersionBlock("StringFıleInfo", true, nil, 0, testbin.VersionBlock("040904b0", true, nil, 0, verString("OrıgınalFılename", "cdb.exe"))))})),
 	}
 }
 
