@@ -113,15 +113,24 @@ type walker struct {
 	// scopes are the path globs of the policy's rules: two paths are judged
 	// alike when every one matches both or neither (nil: any two paths).
 	scopes []string
-	// judged holds, for each file inspected or blocked where the walk
-	// found it, a 128-bit keyed hash (seeds) of its resolved path and the
-	// scope class of the path it is judged at: settleLinks asks whether a
-	// link's target is judged alike, and the walk keeps no more than this
-	// of the files it has passed on (not their paths). The seeds are
-	// random per run, so nobody can choose paths that collide.
+	// judged and also record the files inspected or blocked where the walk
+	// found them, for settleLinks, which asks whether a link's target is
+	// judged at a path the policy treats alike (see isJudged). judged
+	// holds a 128-bit keyed hash (random seeds, so nobody can choose paths
+	// that collide) of the resolved path and path of each file found at
+	// its natural path (its resolved path relative to its root's: every
+	// file the walk finds but through a followed link), and also, by
+	// resolved path, the scope classes of the paths of the others (a file
+	// root, a file reached through a followed link: a set per file, so that
+	// a link is settled in time linear in the scopes however many paths its
+	// target is judged at). The walk keeps no more of the files it has
+	// passed on, and matches no glob for those at their natural path.
 	judged map[[2]uint64]struct{}
+	also   map[string]map[string]bool
 	seeds  [2]maphash.Seed
 	mh     maphash.Hash
+	// viaLink counts the followed links the walk is under.
+	viaLink int
 	// linked counts the directory entries listed through links, against
 	// limits.MaxLinkedEntries; pending counts the links postponed.
 	linked  int
@@ -139,7 +148,7 @@ var ErrRoot = errors.New("cannot validate path")
 // error wrapping ErrRoot, before anything is walked.
 func newWalker(ctx context.Context, roots []string, include, exclude []string, follow bool, scopes []string) (*walker, error) {
 	w := &walker{ctx: ctx, roots: roots, include: include, exclude: exclude, follow: follow, visited: map[string]bool{}, scopes: scopes,
-		judged: map[[2]uint64]struct{}{}, seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
+		judged: map[[2]uint64]struct{}{}, also: map[string]map[string]bool{}, seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 	for _, r := range roots {
 		abs, err := filepath.Abs(r)
 		if err == nil {
@@ -221,7 +230,16 @@ func (w *walker) add(e entry) {
 		if e.real != "" {
 			// Only files judged where the walk found them count: a file
 			// judged through one link does not spare another link to it.
-			w.judged[w.judgedKey(e.real, e.rel)] = struct{}{}
+			if e.fileRoot || e.follow || w.viaLink > 0 {
+				c := w.also[e.real]
+				if c == nil {
+					c = map[string]bool{}
+					w.also[e.real] = c
+				}
+				c[w.class(e.rel)] = true
+			} else {
+				w.judged[w.judgedKey(e.real, e.rel)] = struct{}{}
+			}
 		}
 		if w.pending > 0 {
 			w.held = append(w.held, e)
@@ -234,13 +252,12 @@ func (w *walker) add(e entry) {
 // judgedKey is the key in judged of the file whose resolved path is real,
 // judged at rel.
 func (w *walker) judgedKey(real, rel string) [2]uint64 {
-	class := w.class(rel)
 	var k [2]uint64
 	for i := range k {
 		w.mh.SetSeed(w.seeds[i])
 		w.mh.WriteString(real)
 		w.mh.WriteByte(0)
-		w.mh.WriteString(class)
+		w.mh.WriteString(rel)
 		k[i] = w.mh.Sum64()
 	}
 	return k
@@ -316,6 +333,9 @@ func (w *walker) walkDir(root int, dir, real, rel string) error {
 		}
 	}
 	for _, e := range ents {
+		if w.err != nil {
+			return w.err
+		}
 		name := e.Name()
 		r := path.Join(rel, name)
 		p := filepath.Join(dir, name)
@@ -415,6 +435,8 @@ func (w *walker) followLink(root int, p, r string) error {
 			return nil
 		}
 		w.visited[target] = true
+		w.viaLink++
+		defer func() { w.viaLink-- }()
 		return w.walkDir(root, p, target, r)
 	case fi.Mode().IsRegular():
 		if !w.isIncluded(r) {
@@ -607,8 +629,21 @@ func (w *walker) shadow(root int, dir, real, rel string, stack []string) error {
 // isJudged reports whether the file whose resolved path is real is judged
 // where the walk found it, at a path the policy treats as it treats rel.
 func (w *walker) isJudged(real, rel string) bool {
-	_, ok := w.judged[w.judgedKey(real, rel)]
-	return ok
+	class := w.class(rel)
+	for i, root := range w.resolved {
+		if !w.info[i].IsDir() || !within(real, root) {
+			continue
+		}
+		nat, err := filepath.Rel(root, real)
+		if err != nil {
+			continue
+		}
+		nat = filepath.ToSlash(nat)
+		if _, ok := w.judged[w.judgedKey(real, nat)]; ok && w.class(nat) == class {
+			return true
+		}
+	}
+	return w.also[real][class]
 }
 
 // class is the policy's view of path rel: which of its rules' path globs
