@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io/fs"
 	"os"
 	"path"
@@ -35,6 +36,10 @@ type entry struct {
 	link *pendingLink
 }
 
+// isTodo reports whether the entry is a file to inspect (neither skipped
+// nor blocked without inspection).
+func (e *entry) isTodo() bool { return e.skipped == nil && e.problem == nil }
+
 // pendingLink is a symbolic link within the roots that the walk does not
 // follow (or, following links, a second way into a directory already
 // walked). Its target's files are judged where they lie, but not
@@ -51,6 +56,9 @@ type pendingLink struct {
 // globMatch matches a path against --include, --exclude and the policy's
 // path globs (a variable for tests, which count the matches).
 var globMatch = doublestar.Match
+
+// readDir lists a directory (a variable for tests, which hold the walk).
+var readDir = os.ReadDir
 
 // maxLinked is limits.MaxLinkedEntries (a variable for tests).
 var maxLinked = limits.MaxLinkedEntries
@@ -79,13 +87,25 @@ const (
 
 type walker struct {
 	ctx      context.Context
-	roots    []string // as given
-	resolved []string // absolute, symbolic links resolved
+	roots    []string      // as given
+	resolved []string      // absolute, symbolic links resolved
+	info     []fs.FileInfo // the roots' (links followed)
 	include  []string
 	exclude  []string
 	follow   bool
-	entries  []entry
 	excluded int
+	// emit receives the entries in discovery order. Until the first link is
+	// postponed each goes to it as soon as it is listed; after that they
+	// are held until the links are settled, at the end of the walk (held).
+	// err is emit's first error, which ends the walk.
+	emit func(*entry) error
+	err  error
+	held []entry
+	// settling is set while settleLinks walks a link's directory: the
+	// entries it lists go to out, to be dropped if the link reaches too
+	// many, or emitted in the link's place.
+	settling bool
+	out      []entry
 	// visited holds the resolved paths of the directories walked, so that
 	// a followed link to one of them (a loop, or a second way in) is not
 	// walked again in full.
@@ -93,12 +113,24 @@ type walker struct {
 	// scopes are the path globs of the policy's rules: two paths are judged
 	// alike when every one matches both or neither (nil: any two paths).
 	scopes []string
-	// judged maps the resolved path of each file inspected or blocked to
-	// the scope classes of the paths it is judged at (built by
-	// settleLinks): a set per file, so that a link is settled in time
-	// linear in the scopes however many paths its target is judged at
-	// (with --follow-symlinks, one per link followed to it).
-	judged map[string]map[string]bool
+	// judged and also record the files inspected or blocked where the walk
+	// found them, for settleLinks, which asks whether a link's target is
+	// judged at a path the policy treats alike (see isJudged). judged
+	// holds a 128-bit keyed hash (random seeds, so nobody can choose paths
+	// that collide) of the resolved path and path of each file found at
+	// its natural path (its resolved path relative to its root's: every
+	// file the walk finds but through a followed link), and also, by
+	// resolved path, the scope classes of the paths of the others (a file
+	// root, a file reached through a followed link: a set per file, so that
+	// a link is settled in time linear in the scopes however many paths its
+	// target is judged at). The walk keeps no more of the files it has
+	// passed on, and matches no glob for those at their natural path.
+	judged map[[2]uint64]struct{}
+	also   map[string]map[string]bool
+	seeds  [2]maphash.Seed
+	mh     maphash.Hash
+	// viaLink counts the followed links the walk is under.
+	viaLink int
 	// linked counts the directory entries listed through links, against
 	// limits.MaxLinkedEntries; pending counts the links postponed.
 	linked  int
@@ -111,16 +143,12 @@ type walker struct {
 // ErrRoot is wrapped by errors about a PATH argument that cannot be walked.
 var ErrRoot = errors.New("cannot validate path")
 
-// discover walks the roots in a deterministic order (roots as given, then
-// lexical order within each directory) and lists the regular files to
-// inspect, the files it skips, and the entries that are blocked without
-// inspection (an unreadable directory could hide binaries).
-//
-// A symbolic link whose target is not judged in this run, at a path whose
-// policy scopes are the same, is judged itself (its target's bytes under its
-// own path): see pendingLink. scopes are the policy's path globs.
-func discover(ctx context.Context, roots []string, include, exclude []string, follow bool, scopes []string) (*walker, error) {
-	w := &walker{ctx: ctx, roots: roots, include: include, exclude: exclude, follow: follow, visited: map[string]bool{}, scopes: scopes}
+// newWalker resolves the roots of a walk (see walker.run): a root that
+// cannot be resolved or is neither a directory nor a regular file is an
+// error wrapping ErrRoot, before anything is walked.
+func newWalker(ctx context.Context, roots []string, include, exclude []string, follow bool, scopes []string) (*walker, error) {
+	w := &walker{ctx: ctx, roots: roots, include: include, exclude: exclude, follow: follow, visited: map[string]bool{}, scopes: scopes,
+		judged: map[[2]uint64]struct{}{}, also: map[string]map[string]bool{}, seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 	for _, r := range roots {
 		abs, err := filepath.Abs(r)
 		if err == nil {
@@ -129,31 +157,110 @@ func discover(ctx context.Context, roots []string, include, exclude []string, fo
 		if err != nil {
 			return nil, fmt.Errorf("%w %s: %w", ErrRoot, r, unwrapPath(err))
 		}
-		w.resolved = append(w.resolved, abs)
-	}
-	for i, r := range roots {
 		fi, err := os.Stat(r)
 		if err != nil {
 			return nil, fmt.Errorf("%w %s: %w", ErrRoot, r, unwrapPath(err))
 		}
-		switch {
-		case fi.IsDir():
-			w.visited[w.resolved[i]] = true
-			if err := w.walkDir(i, r, w.resolved[i], ""); err != nil {
-				return nil, err
-			}
-		case fi.Mode().IsRegular():
-			// A file argument is named by its base name, and the user
-			// named it explicitly: a symbolic link to it is followed.
-			w.entries = append(w.entries, entry{root: i, rel: filepath.Base(r), abs: r, size: fi.Size(), follow: true, fileRoot: true, real: w.resolved[i]})
-		default:
+		if !fi.IsDir() && !fi.Mode().IsRegular() {
 			return nil, fmt.Errorf("%w %s: not a regular file or directory", ErrRoot, r)
 		}
-	}
-	if err := w.settleLinks(); err != nil {
-		return nil, err
+		w.resolved = append(w.resolved, abs)
+		w.info = append(w.info, fi)
 	}
 	return w, nil
+}
+
+// run walks the roots in a deterministic order (roots as given, then
+// lexical order within each directory) and passes emit, in that order, the
+// regular files to inspect, the files it skips, and the entries that are
+// blocked without inspection (an unreadable directory could hide binaries).
+// Entries flow as they are listed: the walk holds none of them, unless a
+// symbolic link must wait for the end of the walk to be settled (below);
+// then the entries after it are held until the end. The entry passed is
+// emit's to keep. An error from emit ends the walk and is returned.
+//
+// A symbolic link whose target is not judged in this run, at a path whose
+// policy scopes are the same, is judged itself (its target's bytes under its
+// own path): see pendingLink. scopes are the policy's path globs.
+func (w *walker) run(emit func(*entry) error) error {
+	w.emit = emit
+	for i, r := range w.roots {
+		if w.info[i].IsDir() {
+			w.visited[w.resolved[i]] = true
+			if err := w.walkDir(i, r, w.resolved[i], ""); err != nil {
+				return err
+			}
+			continue
+		}
+		// A file argument is named by its base name, and the user
+		// named it explicitly: a symbolic link to it is followed.
+		w.add(entry{root: i, rel: filepath.Base(r), abs: r, size: w.info[i].Size(), follow: true, fileRoot: true, real: w.resolved[i]})
+	}
+	if err := w.settleLinks(); err != nil {
+		return err
+	}
+	return w.err
+}
+
+// discover walks the roots (newWalker, walker.run) and lists every entry:
+// for csv sign, which plans the whole tree before it signs anything.
+func discover(ctx context.Context, roots []string, include, exclude []string, follow bool, scopes []string) (*walker, []entry, error) {
+	w, err := newWalker(ctx, roots, include, exclude, follow, scopes)
+	if err != nil {
+		return nil, nil, err
+	}
+	var entries []entry
+	err = w.run(func(e *entry) error {
+		entries = append(entries, *e)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return w, entries, nil
+}
+
+// add lists one entry: to emit, or held (see run).
+func (w *walker) add(e entry) {
+	switch {
+	case w.err != nil:
+	case w.settling:
+		w.out = append(w.out, e)
+	default:
+		if e.real != "" {
+			// Only files judged where the walk found them count: a file
+			// judged through one link does not spare another link to it.
+			if e.fileRoot || e.follow || w.viaLink > 0 {
+				c := w.also[e.real]
+				if c == nil {
+					c = map[string]bool{}
+					w.also[e.real] = c
+				}
+				c[w.class(e.rel)] = true
+			} else {
+				w.judged[w.judgedKey(e.real, e.rel)] = struct{}{}
+			}
+		}
+		if w.pending > 0 {
+			w.held = append(w.held, e)
+			return
+		}
+		w.err = w.emit(&e)
+	}
+}
+
+// judgedKey is the key in judged of the file whose resolved path is real,
+// judged at rel.
+func (w *walker) judgedKey(real, rel string) [2]uint64 {
+	var k [2]uint64
+	for i := range k {
+		w.mh.SetSeed(w.seeds[i])
+		w.mh.WriteString(real)
+		w.mh.WriteByte(0)
+		w.mh.WriteString(rel)
+		k[i] = w.mh.Sum64()
+	}
+	return k
 }
 
 func unwrapPath(err error) error {
@@ -186,11 +293,11 @@ func (w *walker) isIncluded(rel string) bool {
 }
 
 func (w *walker) skip(root int, rel, reason string) {
-	w.entries = append(w.entries, entry{root: root, rel: rel, skipped: &SkippedFile{Root: w.roots[root], Path: rel, Reason: reason}})
+	w.add(entry{root: root, rel: rel, skipped: &SkippedFile{Root: w.roots[root], Path: rel, Reason: reason}})
 }
 
 func (w *walker) block(root int, rel string, err error) {
-	w.entries = append(w.entries, entry{root: root, rel: rel, problem: err, format: FormatOther})
+	w.add(entry{root: root, rel: rel, problem: err, format: FormatOther})
 }
 
 // inRoots reports whether the resolved absolute path p lies within one of the
@@ -210,7 +317,10 @@ func (w *walker) walkDir(root int, dir, real, rel string) error {
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
-	ents, err := os.ReadDir(dir)
+	if w.err != nil {
+		return w.err
+	}
+	ents, err := readDir(dir)
 	if err != nil {
 		// A directory that cannot be listed could hide binaries: block it.
 		name := rel
@@ -223,6 +333,9 @@ func (w *walker) walkDir(root int, dir, real, rel string) error {
 		}
 	}
 	for _, e := range ents {
+		if w.err != nil {
+			return w.err
+		}
 		name := e.Name()
 		r := path.Join(rel, name)
 		p := filepath.Join(dir, name)
@@ -268,7 +381,7 @@ func (w *walker) walkDir(root int, dir, real, rel string) error {
 				continue
 			}
 			if isSignLeftover(name) {
-				w.entries = append(w.entries, entry{root: root, rel: r, problem: &UnreadableError{Path: p, Err: errSignLeftover}, format: FormatOther, real: filepath.Join(real, name)})
+				w.add(entry{root: root, rel: r, problem: &UnreadableError{Path: p, Err: errSignLeftover}, format: FormatOther, real: filepath.Join(real, name)})
 				continue
 			}
 			info, err := e.Info()
@@ -276,7 +389,7 @@ func (w *walker) walkDir(root int, dir, real, rel string) error {
 				w.block(root, r, &UnreadableError{Path: p, Err: err})
 				continue
 			}
-			w.entries = append(w.entries, entry{root: root, rel: r, abs: p, size: info.Size(), real: filepath.Join(real, name)})
+			w.add(entry{root: root, rel: r, abs: p, size: info.Size(), real: filepath.Join(real, name)})
 		default:
 			w.skip(root, r, fmt.Sprintf("%s (%s)", reasonNotRegular, typeName(t)))
 		}
@@ -322,13 +435,15 @@ func (w *walker) followLink(root int, p, r string) error {
 			return nil
 		}
 		w.visited[target] = true
+		w.viaLink++
+		defer func() { w.viaLink-- }()
 		return w.walkDir(root, p, target, r)
 	case fi.Mode().IsRegular():
 		if !w.isIncluded(r) {
 			w.excluded++
 			return nil
 		}
-		w.entries = append(w.entries, entry{root: root, rel: r, abs: p, size: fi.Size(), follow: true, real: target})
+		w.add(entry{root: root, rel: r, abs: p, size: fi.Size(), follow: true, real: target})
 	default:
 		w.skip(root, r, fmt.Sprintf("%s (%s)", reasonNotRegular, typeName(fi.Mode().Type())))
 	}
@@ -355,10 +470,11 @@ func typeName(m fs.FileMode) string {
 	return m.String()
 }
 
-// postpone records a link for settleLinks, in its place in the walk's order.
+// postpone records a link for settleLinks, in its place in the walk's order
+// (the entries after it are held until then).
 func (w *walker) postpone(root int, rel string, l *pendingLink) {
-	w.entries = append(w.entries, entry{root: root, rel: rel, link: l})
 	w.pending++
+	w.add(entry{root: root, rel: rel, link: l})
 }
 
 // settleLinks decides, once the whole tree is walked, what becomes of each
@@ -371,33 +487,34 @@ func (w *walker) postpone(root int, rel string, l *pendingLink) {
 // paths under the link). A link whose target lies out of the roots was
 // blocked by the walk; links reached under a link are treated alike.
 func (w *walker) settleLinks() error {
-	if w.pending == 0 {
+	if w.pending == 0 || w.err != nil {
 		return nil
 	}
-	// Only files judged where the walk found them count: a file judged
-	// through one link does not spare another link to it.
-	w.judged = map[string]map[string]bool{}
-	for i := range w.entries {
-		if e := &w.entries[i]; e.real != "" {
-			c := w.judged[e.real]
-			if c == nil {
-				c = map[string]bool{}
-				w.judged[e.real] = c
-			}
-			c[w.class(e.rel)] = true
-		}
-	}
-	all := w.entries
-	w.entries = make([]entry, 0, len(all))
-	for i := range all {
-		e := &all[i]
+	held := w.held
+	w.held = nil
+	for i := range held {
+		e := &held[i]
 		if e.link == nil {
-			w.entries = append(w.entries, *e)
+			c := *e // emit keeps it
+			if w.err = w.emit(&c); w.err != nil {
+				return w.err
+			}
+			held[i] = entry{}
 			continue
 		}
-		if err := w.settle(e.root, e.rel, e.link); err != nil {
+		w.settling, w.out = true, w.out[:0]
+		err := w.settle(e.root, e.rel, e.link)
+		w.settling = false
+		if err != nil {
 			return err
 		}
+		for j := range w.out {
+			c := w.out[j] // emit keeps it; out is reused
+			if w.err = w.emit(&c); w.err != nil {
+				return w.err
+			}
+		}
+		held[i] = entry{} // let the link's entries go
 	}
 	return nil
 }
@@ -415,7 +532,7 @@ func (w *walker) settle(root int, rel string, l *pendingLink) error {
 		case !fi.Mode().IsRegular():
 			w.skip(root, rel, reasonSymlink)
 		default:
-			w.entries = append(w.entries, entry{root: root, rel: rel, abs: l.path, size: fi.Size(), follow: true, real: l.target})
+			w.add(entry{root: root, rel: rel, abs: l.path, size: fi.Size(), follow: true, real: l.target})
 		}
 		return nil
 	}
@@ -426,15 +543,15 @@ func (w *walker) settle(root int, rel string, l *pendingLink) error {
 		}
 		return nil
 	}
-	mark := len(w.entries)
+	mark := len(w.out)
 	err := w.shadow(root, l.path, l.target, rel, nil)
 	switch {
 	case errors.Is(err, errTooManyLinked):
-		w.entries = w.entries[:mark]
+		w.out = w.out[:mark]
 		w.block(root, rel, &UnreadableError{Path: l.path, Err: err})
 	case err != nil:
 		return err
-	case len(w.entries) == mark && !w.follow:
+	case len(w.out) == mark && !w.follow:
 		w.skip(root, rel, reasonSymlink) // everything under it is judged alike where it lies
 	}
 	return nil
@@ -448,7 +565,7 @@ func (w *walker) shadow(root int, dir, real, rel string, stack []string) error {
 	if err := w.ctx.Err(); err != nil {
 		return err
 	}
-	ents, err := os.ReadDir(dir)
+	ents, err := readDir(dir)
 	if err != nil {
 		w.block(root, rel+"/", &UnreadableError{Path: dir, Err: unwrapPathAs(err, "list directory")})
 	}
@@ -502,7 +619,7 @@ func (w *walker) shadow(root int, dir, real, rel string, stack []string) error {
 				}
 				size = info.Size()
 			}
-			w.entries = append(w.entries, entry{root: root, rel: r, abs: p, size: size, follow: follow, real: x})
+			w.add(entry{root: root, rel: r, abs: p, size: size, follow: follow, real: x})
 		}
 		// Anything else (a FIFO, a device) is skipped where it lies.
 	}
@@ -512,7 +629,21 @@ func (w *walker) shadow(root int, dir, real, rel string, stack []string) error {
 // isJudged reports whether the file whose resolved path is real is judged
 // where the walk found it, at a path the policy treats as it treats rel.
 func (w *walker) isJudged(real, rel string) bool {
-	return w.judged[real][w.class(rel)]
+	class := w.class(rel)
+	for i, root := range w.resolved {
+		if !w.info[i].IsDir() || !within(real, root) {
+			continue
+		}
+		nat, err := filepath.Rel(root, real)
+		if err != nil {
+			continue
+		}
+		nat = filepath.ToSlash(nat)
+		if _, ok := w.judged[w.judgedKey(real, nat)]; ok && w.class(nat) == class {
+			return true
+		}
+	}
+	return w.also[real][class]
 }
 
 // class is the policy's view of path rel: which of its rules' path globs

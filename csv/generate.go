@@ -102,7 +102,7 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 	}
 	o := opts.Options
 	o.Certificates = append(slices.Clone(o.Certificates), opts.Certificates...)
-	w, err := walk(ctx, &o, roots)
+	w, err := startWalk(ctx, &o, roots)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +122,7 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 	byKey := map[string]*group{}
 	var order []*group
 	ids := map[string]bool{}
-	err = inspectInOrder(ctx, &o, w.entries, needs, func(e *entry, in *Inspection) error {
+	err = inspectInOrder(ctx, &o, w, needs, func(e *entry, in *Inspection) error {
 		if e.skipped != nil || (in != nil && in.Format == FormatOther && in.Err == nil) {
 			return nil
 		}

@@ -205,7 +205,7 @@ func Sign(ctx context.Context, opts SignOptions, roots ...string) (*SignReport, 
 	if err != nil {
 		return nil, err
 	}
-	w, err := discover(ctx, roots, opts.Include, opts.Exclude, opts.FollowSymlinks, nil)
+	w, entries, err := discover(ctx, roots, opts.Include, opts.Exclude, opts.FollowSymlinks, nil)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, &InterruptedError{Err: ctx.Err()}
@@ -222,8 +222,8 @@ func Sign(ctx context.Context, opts SignOptions, roots ...string) (*SignReport, 
 	defer opts.syncer.close()
 	rep := &SignReport{Recovery: recovered}
 	var todo []*entry
-	for i := range w.entries {
-		e := &w.entries[i]
+	for i := range entries {
+		e := &entries[i]
 		switch {
 		case e.skipped != nil:
 			rep.Skipped = append(rep.Skipped, *e.skipped)

@@ -73,7 +73,9 @@ type Options struct {
 	// file that changed after it was validated (Report.Digests).
 	SignCheck bool
 	// Progress, if set, is called after each file with the count of files
-	// done and the total. It is called from several goroutines.
+	// done and the count found so far (the walk runs beside the
+	// inspection: the total grows until the walk ends). It is called from
+	// several goroutines.
 	Progress func(done, total int)
 	// Now returns the current time (default time.Now); reports carry it.
 	Now func() time.Time
@@ -202,18 +204,6 @@ type Listing struct {
 	SHA256  []byte
 }
 
-// listing is the Listing of a walk's entries.
-func listing(entries []entry) Listing {
-	h := sha256.New()
-	var b []byte
-	for i := range entries {
-		b = strconv.AppendInt(b[:0], int64(entries[i].root), 10)
-		b = append(append(append(b, 0), entries[i].rel...), 0)
-		h.Write(b)
-	}
-	return Listing{Entries: len(entries), SHA256: h.Sum(nil)}
-}
-
 // Failed reports whether the run should fail the CI job: at least one
 // binary blocked by an enforcing policy.
 func (r *Report) Failed() bool {
@@ -235,13 +225,20 @@ func (r *Report) Digests() map[string]cipolicy.Digests {
 	return m
 }
 
-// InterruptedError is returned when the context is cancelled during a run.
+// InterruptedError is returned when the context is cancelled during a run:
+// Done files were inspected of the Total found. Validation walks the tree as
+// it inspects: when the walk had not ended (Walking), Total counts the
+// files found before the interruption.
 type InterruptedError struct {
 	Done, Total int
+	Walking     bool
 	Err         error
 }
 
 func (e *InterruptedError) Error() string {
+	if e.Walking {
+		return fmt.Sprintf("interrupted after %d of the %d files found so far: validation incomplete", e.Done, e.Total)
+	}
 	return fmt.Sprintf("interrupted after %d of %d files: validation incomplete", e.Done, e.Total)
 }
 
@@ -249,7 +246,7 @@ func (e *InterruptedError) Unwrap() error { return e.Err }
 
 // Sink receives a run's outcome as it is decided: Begin with the run's
 // metadata (a Report without results, summary, duration or listing) once the
-// tree is walked and before any file is inspected, then every judged binary
+// roots are resolved and before the walk starts, then every judged binary
 // (Result) and every skipped file (Skipped), each in discovery order (roots
 // as given, lexical within directories) whatever the workers' schedule, and
 // End with the whole Report but its Results and Skipped (the summary, the
@@ -332,16 +329,14 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 	opts := v.opts
 	opts.Certificates = signing.Dedup(append(slices.Clone(opts.Certificates), v.set.Certificates()...))
 	opts.scopes = pathScopes(v.set)
-	w, err := walk(ctx, &opts, roots)
+	w, err := startWalk(ctx, &opts, roots)
 	if err != nil {
 		return err
 	}
 	if err := sink.Begin(rep); err != nil {
 		return err
 	}
-	rep.Summary.Excluded = w.excluded
-	rep.Walked = w.walked
-	err = inspectInOrder(ctx, &opts, w.entries, needs, func(e *entry, in *Inspection) error {
+	err = inspectInOrder(ctx, &opts, w, needs, func(e *entry, in *Inspection) error {
 		switch {
 		case e.skipped != nil:
 			rep.Summary.Skipped++
@@ -372,6 +367,8 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 	if err != nil {
 		return err
 	}
+	rep.Summary.Excluded = w.excluded
+	rep.Walked = w.walked
 	rep.Duration = v.opts.Now().Sub(rep.Started)
 	return sink.End(rep)
 }
@@ -450,24 +447,40 @@ func ShardOf(rel string, count int) int {
 	return int(h.Sum64()%uint64(count)) + 1
 }
 
-// walk discovers the files of a run under roots (see discover), lists what
-// it walked, and keeps the shard's share of the entries.
-func walk(ctx context.Context, opts *Options, roots []string) (*walker, error) {
+// startWalk resolves the roots of a run's walk (see newWalker).
+func startWalk(ctx context.Context, opts *Options, roots []string) (*walker, error) {
 	if len(roots) == 0 {
 		return nil, fmt.Errorf("%w: no paths to validate", ErrOptions)
 	}
-	w, err := discover(ctx, roots, opts.Include, opts.Exclude, opts.FollowSymlinks, opts.scopes)
+	w, err := newWalker(ctx, roots, opts.Include, opts.Exclude, opts.FollowSymlinks, opts.scopes)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, &InterruptedError{Err: ctx.Err()}
 		}
 		return nil, err
 	}
-	w.walked = listing(w.entries)
-	if opts.Shard != nil {
-		w.entries = slices.DeleteFunc(w.entries, func(e entry) bool { return !opts.Shard.holds(e.rel) })
-	}
 	return w, nil
+}
+
+// stream runs the walk (walker.run), passes emit the shard's share of the
+// entries, and records the walk's listing of them all (w.walked): their
+// number and a SHA-256 of their roots' positions and paths, in order.
+func (w *walker) stream(shard *Shard, emit func(*entry) error) error {
+	h := sha256.New()
+	var b []byte
+	n := 0
+	err := w.run(func(e *entry) error {
+		b = strconv.AppendInt(b[:0], int64(e.root), 10)
+		b = append(append(append(b, 0), e.rel...), 0)
+		h.Write(b)
+		n++
+		if shard != nil && !shard.holds(e.rel) {
+			return nil
+		}
+		return emit(e)
+	})
+	w.walked = Listing{Entries: n, SHA256: h.Sum(nil)}
+	return err
 }
 
 // windowPerJob is inspectInOrder's reorder window, per worker: how many
@@ -486,34 +499,35 @@ var windowPerJob = 256
 // inspection back).
 var inspectFile = inspect
 
-// inspectInOrder inspects each regular file among entries in parallel,
-// computing the digests needs asks for, and calls emit with every entry in
-// their order (with its inspection; nil for skipped and blocked entries),
-// from the calling goroutine, as soon as it and every entry before it are
-// done. Workers take the files in that order, each with a fixed read buffer;
-// one waits while it would be more than the reorder window (windowPerJob per
-// worker) ahead of the first entry not yet emitted, so a run holds at most
-// that many inspections however large the tree. An error from emit stops
-// the workers and is returned; so does a cancellation, as an
-// InterruptedError, and emit is then not called again.
-func inspectInOrder(ctx context.Context, opts *Options, entries []entry, needs func(rel string, f cipolicy.Format) cipolicy.Needs, emit func(e *entry, in *Inspection) error) error {
-	var todo []int
-	for i := range entries {
-		if entries[i].skipped == nil && entries[i].problem == nil {
-			todo = append(todo, i)
-		}
-	}
+// inspectInOrder runs the walk w (walker.stream: the shard's share of its
+// entries, as they are listed) and inspects each regular file among them in
+// parallel, computing the digests needs asks for, and calls emit with every
+// entry in the walk's order (with its inspection; nil for skipped and
+// blocked entries), from the calling goroutine, as soon as it and every
+// entry before it are done. Workers take the files in that order, each with
+// a fixed read buffer; the walk waits while it would be more than the
+// reorder window (windowPerJob per worker) ahead of the first file not yet
+// emitted, so a run holds at most that many inspections, and no listing of
+// the tree, however large it is. An error from emit stops the walk and the
+// workers and is returned; so does a cancellation, as an InterruptedError,
+// and emit is then not called again.
+func inspectInOrder(ctx context.Context, opts *Options, w *walker, needs func(rel string, f cipolicy.Format) cipolicy.Needs, emit func(e *entry, in *Inspection) error) error {
 	jobs := opts.Jobs
 	if jobs <= 0 {
 		jobs = runtime.GOMAXPROCS(0)
 	}
-	jobs = min(jobs, max(len(todo), 1))
 	window := max(windowPerJob*jobs, 1)
-	// A worker takes a token before it claims the next file and the
-	// emitter gives it back once that file is emitted: the files claimed
-	// and not yet emitted are never more than the window, and are
+	// The walk takes a token before it passes a file to the workers and
+	// the emitter gives it back once that file is emitted: the files
+	// passed and not yet emitted are never more than the window, and are
 	// consecutive, so each has its own place in the ring.
 	tokens := make(chan struct{}, window)
+	type job struct {
+		e *entry
+		k int // the file's place among the files to inspect; -1 for other entries
+	}
+	work := make(chan job, window) // never full: one per token
+	order := make(chan job, window)
 	type finished struct {
 		k  int
 		in *Inspection
@@ -521,26 +535,52 @@ func inspectInOrder(ctx context.Context, opts *Options, entries []entry, needs f
 	results := make(chan finished, window) // never full: one per token
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var next, done atomic.Int64
+	var found, done atomic.Int64
+	var walked atomic.Bool
 	cache := authenticode.NewCertCache() // every file of a build carries the same chains
 	g, gctx := errgroup.WithContext(ctx)
-	for range jobs {
-		g.Go(func() error {
-			buf := make([]byte, limits.ReadBuffer)
-			for {
+	g.Go(func() error {
+		defer close(order)
+		defer close(work)
+		err := w.stream(opts.Shard, func(e *entry) error {
+			j := job{e, -1}
+			if e.isTodo() {
 				select {
 				case tokens <- struct{}{}:
 				case <-gctx.Done():
 					return gctx.Err()
 				}
-				k := int(next.Add(1)) - 1
-				if k >= len(todo) {
-					return nil
+				j.k = int(found.Add(1)) - 1
+				select {
+				case work <- j:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			select {
+			case order <- j:
+				return nil
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		})
+		if err == nil {
+			err = gctx.Err()
+		}
+		walked.Store(err == nil)
+		return err
+	})
+	for range jobs {
+		g.Go(func() error {
+			var buf []byte
+			for j := range work {
+				if buf == nil {
+					buf = make([]byte, limits.ReadBuffer)
 				}
 				if err := gctx.Err(); err != nil {
 					return err
 				}
-				e := &entries[todo[k]]
+				e := j.e
 				cfg := &inspectConfig{needs: func(f cipolicy.Format) cipolicy.Needs { return needs(e.rel, f) },
 					opts: format.InspectOptions{Certificates: opts.Certificates, Cache: cache}, follow: e.follow}
 				in := inspectFile(gctx, e.abs, buf, cfg)
@@ -549,10 +589,11 @@ func inspectInOrder(ctx context.Context, opts *Options, entries []entry, needs f
 				}
 				d := done.Add(1)
 				if opts.Progress != nil {
-					opts.Progress(int(d), len(todo))
+					opts.Progress(int(d), int(found.Load()))
 				}
-				results <- finished{k, in}
+				results <- finished{j.k, in}
 			}
+			return nil
 		})
 	}
 	interrupted := func() error {
@@ -560,15 +601,23 @@ func inspectInOrder(ctx context.Context, opts *Options, entries []entry, needs f
 		if err == nil {
 			err = ctx.Err()
 		}
-		return &InterruptedError{Done: int(done.Load()), Total: len(todo), Err: err}
+		return &InterruptedError{Done: int(done.Load()), Total: int(found.Load()), Walking: !walked.Load(), Err: err}
 	}
 	ring := make([]*Inspection, window)
-	k := 0 // the next of todo to emit
-	for i := range entries {
-		e := &entries[i]
+	for {
+		var j job
+		var ok bool
+		select {
+		case j, ok = <-order:
+		case <-gctx.Done():
+			return interrupted()
+		}
+		if !ok {
+			break
+		}
 		var in *Inspection
-		if e.skipped == nil && e.problem == nil {
-			for ring[k%window] == nil {
+		if j.k >= 0 {
+			for ring[j.k%window] == nil {
 				select {
 				case f := <-results:
 					ring[f.k%window] = f.in
@@ -576,12 +625,11 @@ func inspectInOrder(ctx context.Context, opts *Options, entries []entry, needs f
 					return interrupted()
 				}
 			}
-			in, ring[k%window] = ring[k%window], nil
-			k++
+			in, ring[j.k%window] = ring[j.k%window], nil
 		}
-		if err := emit(e, in); err != nil {
+		if err := emit(j.e, in); err != nil {
 			cancel()
-			_ = g.Wait() // the workers' errors are this cancellation
+			_ = g.Wait() // the walk's and the workers' errors are this cancellation
 			return err
 		}
 		if in != nil {
@@ -589,7 +637,7 @@ func inspectInOrder(ctx context.Context, opts *Options, entries []entry, needs f
 		}
 	}
 	if err := g.Wait(); err != nil {
-		return &InterruptedError{Done: int(done.Load()), Total: len(todo), Err: err}
+		return &InterruptedError{Done: int(done.Load()), Total: int(found.Load()), Walking: !walked.Load(), Err: err}
 	}
 	return nil
 }
@@ -598,13 +646,13 @@ func inspectInOrder(ctx context.Context, opts *Options, entries []entry, needs f
 // them, without judging them (and without hashing: only the headers are
 // read). Files that cannot be read or parsed are listed with Err set.
 func Binaries(ctx context.Context, opts Options, roots ...string) ([]Result, error) {
-	w, err := walk(ctx, &opts, roots)
+	w, err := startWalk(ctx, &opts, roots)
 	if err != nil {
 		return nil, err
 	}
 	var out []Result
 	none := func(string, cipolicy.Format) cipolicy.Needs { return cipolicy.Needs{} }
-	err = inspectInOrder(ctx, &opts, w.entries, none, func(e *entry, in *Inspection) error {
+	err = inspectInOrder(ctx, &opts, w, none, func(e *entry, in *Inspection) error {
 		switch {
 		case e.skipped != nil:
 		case e.problem != nil:
