@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -284,5 +285,61 @@ func TestMembersCap(t *testing.T) {
 	entries := make([]catalog.Entry, limits.MaxCatalogMembers+1)
 	if _, err := catalog.Build(entries, catalog.BuildOptions{}); !errors.Is(err, signing.ErrLimit) {
 		t.Fatalf("Build = %v, want ErrLimit", err)
+	}
+}
+
+// TestNestedSignatures: a signature nested in a catalog's (as a second
+// signer adds one) is verified over the same list; one over another list
+// does not verify (the catalog itself still does: its own signature
+// admits).
+func TestNestedSignatures(t *testing.T) {
+	p := newPKI(t)
+	s := p.signer(t, authenticode.SignOptions{})
+	e := entry(t, "a.exe", testbin.PE(testbin.PEOptions{}), crypto.SHA256)
+	ctl, err := catalog.Build([]catalog.Entry{e}, catalog.BuildOptions{ThisUpdate: testca.Epoch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := catalog.Build([]catalog.Entry{entry(t, "b.exe", testbin.PE(testbin.PEOptions{Data: []byte("b")}), crypto.SHA256)}, catalog.BuildOptions{ThisUpdate: testca.Epoch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outer, err := catalog.Sign(context.Background(), s, ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		inner []byte
+		want  error
+	}{
+		{"same list", ctl, nil},
+		{"another list", other, signing.ErrDigestMismatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inner, err := catalog.Sign(context.Background(), s, tc.inner)
+			if err != nil {
+				t.Fatal(err)
+			}
+			der, err := authenticode.Nest(outer, inner)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := catalog.Parse(der)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sigs, v, err := c.Verify(authenticode.VerifyOptions{})
+			if err != nil || v == nil || len(sigs) != 2 || !slices.Equal(sigs[1].Path, []int{0}) {
+				t.Fatalf("Verify = %d signatures, %v, %v", len(sigs), v, err)
+			}
+			if tc.want == nil {
+				if !sigs[1].Verified() {
+					t.Fatalf("nested signature: %v", sigs[1].Problem)
+				}
+			} else if sigs[1].Verified() || !errors.Is(sigs[1].Problem, tc.want) {
+				t.Fatalf("nested signature over another list: %v, want %v", sigs[1].Problem, tc.want)
+			}
+		})
 	}
 }
