@@ -3,6 +3,7 @@ package csv
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/x509"
 	"fmt"
 	"os"
@@ -47,6 +48,8 @@ type CatalogResult struct {
 	Skipped []string
 	// DER is the signed catalog.
 	DER []byte
+	// Warnings are the signer's (authenticode.WarningECDSA).
+	Warnings []string
 }
 
 // MakeCatalog writes a security catalog (v2: SHA256 members) of the files under roots, signed
@@ -129,6 +132,9 @@ func MakeCatalog(ctx context.Context, opts CatalogOptions, roots ...string) (*Ca
 	}
 	if res.DER, err = catalog.Sign(ctx, s, ctl); err != nil {
 		return nil, err
+	}
+	if _, ok := opts.Chain[0].PublicKey.(*ecdsa.PublicKey); ok {
+		res.Warnings = append(res.Warnings, authenticode.WarningECDSA)
 	}
 	return res, nil
 }

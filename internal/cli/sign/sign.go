@@ -244,6 +244,9 @@ func (f *Flags) signCatalog(ctx context.Context, ios *cmdutil.IOStreams, rep *cs
 	if err := csv.WriteCatalog(f.Catalog, res.DER); err != nil {
 		return fmt.Errorf("writing the catalog: %w", err)
 	}
+	for _, w := range res.Warnings {
+		f.warn(ios, w)
+	}
 	if !quiet {
 		pe := 0
 		for _, m := range res.Members {
