@@ -55,14 +55,18 @@ type indexedCatalog struct {
 // nothing.
 func buildCatalogs(ctx context.Context, opts *Options, roots []string, needs func(rel string, f cipolicy.Format) cipolicy.Needs) (*catalogIndex, error) {
 	x := &catalogIndex{pre: map[string]*Inspection{}}
-	buf := make([]byte, limits.ReadBuffer)
+	var buf []byte // allocated when there is a catalog to read
 	cache := authenticode.NewCertCache()
-	cfg := func(rel string, follow bool) *inspectConfig {
-		return &inspectConfig{needs: func(f cipolicy.Format) cipolicy.Needs { return needs(rel, f) },
+	read := func(path, rel string, follow bool) *Inspection {
+		if buf == nil {
+			buf = make([]byte, limits.ReadBuffer)
+		}
+		cfg := &inspectConfig{needs: func(f cipolicy.Format) cipolicy.Needs { return needs(rel, f) },
 			opts: format.InspectOptions{Certificates: opts.Certificates, Cache: cache}, follow: follow}
+		return inspect(ctx, path, buf, cfg)
 	}
 	for _, path := range opts.Catalogs {
-		in := inspect(ctx, path, buf, cfg(path, true))
+		in := read(path, path, true)
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -89,7 +93,7 @@ func buildCatalogs(ctx context.Context, opts *Options, roots []string, needs fun
 		if e.skipped != nil || e.problem != nil || !strings.EqualFold(pathExt(e.rel), ".cat") {
 			continue
 		}
-		in := inspect(ctx, e.abs, buf, cfg(e.rel, e.follow))
+		in := read(e.abs, e.rel, e.follow)
 		if err := ctx.Err(); err != nil {
 			return nil, &InterruptedError{Err: err}
 		}
