@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -65,6 +66,7 @@ func buildCatalogs(ctx context.Context, opts *Options, roots []string, needs fun
 			opts: format.InspectOptions{Certificates: opts.Certificates, Cache: cache}, follow: follow}
 		return inspect(ctx, path, buf, cfg)
 	}
+	given := map[string]bool{} // the --catalog files, resolved: indexed once
 	for _, path := range opts.Catalogs {
 		in := read(path, path, true)
 		if err := ctx.Err(); err != nil {
@@ -81,6 +83,11 @@ func buildCatalogs(ctx context.Context, opts *Options, roots []string, needs fun
 			return nil, fmt.Errorf("%w: catalog %s admits nothing: %w", ErrOptions, path, info.Problem())
 		}
 		x.add(path, info.Catalog())
+		if real, err := filepath.EvalSymlinks(path); err == nil {
+			if abs, err := filepath.Abs(real); err == nil {
+				given[abs] = true
+			}
+		}
 	}
 	w, err := discover(ctx, roots, opts.Include, opts.Exclude, opts.FollowSymlinks, opts.scopes)
 	if err != nil {
@@ -98,7 +105,7 @@ func buildCatalogs(ctx context.Context, opts *Options, roots []string, needs fun
 			return nil, &InterruptedError{Err: err}
 		}
 		x.pre[e.abs] = in
-		if info, ok := in.Info.(*fcat.Info); ok && in.Err == nil && info.Catalog() != nil {
+		if info, ok := in.Info.(*fcat.Info); ok && in.Err == nil && info.Catalog() != nil && !given[e.real] {
 			x.add(displayPath(roots[e.root], e.rel, e.fileRoot), info.Catalog())
 		}
 	}

@@ -240,3 +240,15 @@ func BenchmarkValidateCatalogSigned(b *testing.B) {
 		})
 	}
 }
+
+// TestCatalogGivenTwice: a catalog of the tree also given with --catalog
+// is indexed once: a member carries its signature once.
+func TestCatalogGivenTwice(t *testing.T) {
+	s := newSigner(t)
+	dir, _ := catalogTree(t, s)
+	cat := filepath.Join(dir, "pkg.cat")
+	r := byPath(validate(t, s.pcaPolicy(t), Options{Catalogs: []string{cat}}, dir))["driver.sys"]
+	if !r.Decision.Allowed() || len(r.Signatures) != 1 || r.Catalog != cat {
+		t.Fatalf("driver.sys: %+v, %d signatures, catalog %q", r.Decision, len(r.Signatures), r.Catalog)
+	}
+}
