@@ -16,6 +16,9 @@ type Format string
 const (
 	FormatPE  Format = "pe"
 	FormatELF Format = "elf"
+	// FormatCatalog is a Windows security catalog (.cat): a signed list
+	// of member hashes. Hosts do not run it; it admits its members.
+	FormatCatalog Format = "catalog"
 	// FormatOther is a file of no format csv judges. No rule applies to
 	// it, and a policy cannot name it.
 	FormatOther Format = "other"
@@ -40,6 +43,7 @@ type formatInfo struct {
 var formatTable = []formatInfo{
 	{FormatPE, "PE", true, AuthenticodeSHA256},
 	{FormatELF, "ELF", false, SHA256},
+	{FormatCatalog, "catalog", false, SHA256},
 }
 
 // Formats lists the formats rules can name, in a fixed order.

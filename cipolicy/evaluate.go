@@ -63,6 +63,9 @@ const (
 	KindNotAllowed ReasonKind = "not-allowed"
 	// KindMalformed: the subject could not be read or parsed.
 	KindMalformed ReasonKind = "malformed"
+	// KindCatalog: a security catalog whose signature verifies, which
+	// hosts do not run and which admits its members (package csv).
+	KindCatalog ReasonKind = "catalog"
 )
 
 // Decision is the policy's judgement of one subject.

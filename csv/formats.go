@@ -2,6 +2,7 @@ package csv
 
 import (
 	"github.com/codesignval/csv/csv/format"
+	"github.com/codesignval/csv/csv/format/catalog"
 	"github.com/codesignval/csv/csv/format/elf"
 	"github.com/codesignval/csv/csv/format/pe"
 )
@@ -13,6 +14,7 @@ import (
 var handlers = []format.Handler{
 	pe.Handler{},
 	elf.Handler{},
+	catalog.Handler{},
 }
 
 // sniff returns the handler of the file's format, or nil for a file of no

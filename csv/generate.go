@@ -126,6 +126,9 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 		if e.skipped != nil || (in != nil && in.Format == FormatOther && in.Err == nil) {
 			return nil
 		}
+		if in != nil && in.Format == cipolicy.FormatCatalog {
+			return nil // hosts do not run a catalog: it admits its members (csv/catalogs.go)
+		}
 		display := displayPath(roots[e.root], e.rel, e.fileRoot)
 		res := Result{Root: roots[e.root], Path: e.rel, Format: e.format, Err: e.problem, fileRoot: e.fileRoot}
 		if in != nil {

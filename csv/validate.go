@@ -80,8 +80,15 @@ type Options struct {
 	// Now returns the current time (default time.Now); reports carry it.
 	Now func() time.Time
 
+	// Catalogs are security catalogs (.cat) whose members count as signed
+	// by their signer (--catalog), beside the catalogs under the roots
+	// (csv/catalogs.go).
+	Catalogs []string
+
 	// scopes are the path globs of the policy's rules (set by Validate).
 	scopes []string
+	// catalogs is the run's catalog index (set by ValidateTo).
+	catalogs *catalogIndex
 }
 
 // Validator judges build output with a policy set.
@@ -136,6 +143,9 @@ type Result struct {
 	// nil when the headers could not be read.
 	Info     format.Info
 	Decision cipolicy.Decision
+	// Catalog names the security catalog whose signature the deciding
+	// signer rule matched, when the file is a member of one.
+	Catalog string
 	// Err is why the file could not be inspected, if it could not.
 	Err error
 	// fileRoot is set when Root names the file itself.
@@ -329,6 +339,12 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 	opts := v.opts
 	opts.Certificates = signing.Dedup(append(slices.Clone(opts.Certificates), v.set.Certificates()...))
 	opts.scopes = pathScopes(v.set)
+	cats, err := buildCatalogs(ctx, &opts, roots, needs)
+	if err != nil {
+		return err
+	}
+	opts.catalogs = cats
+	needs = opts.catalogs.needs(needs)
 	w, err := startWalk(ctx, &opts, roots)
 	if err != nil {
 		return err
@@ -355,7 +371,14 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 		if r.Err != nil {
 			sub.Problem = pathless{r.Err}
 		}
-		r.Decision = v.set.Evaluate(sub)
+		own, names := len(r.Signatures), cats.admit(&r, &sub)
+		if d, ok := v.catalogDecision(&r); ok {
+			r.Decision = d
+		} else {
+			r.Decision = v.set.Evaluate(sub)
+			r.Signatures = sub.Signatures
+			admitted(&r, own, names)
+		}
 		rep.Summary.Files++
 		if r.Decision.Allowed() {
 			rep.Summary.Allowed++
@@ -583,7 +606,10 @@ func inspectInOrder(ctx context.Context, opts *Options, w *walker, needs func(re
 				e := j.e
 				cfg := &inspectConfig{needs: func(f cipolicy.Format) cipolicy.Needs { return needs(e.rel, f) },
 					opts: format.InspectOptions{Certificates: opts.Certificates, Cache: cache}, follow: e.follow}
-				in := inspectFile(gctx, e.abs, buf, cfg)
+				in := opts.catalogs.take(e.abs) // read while indexing catalogs
+				if in == nil {
+					in = inspectFile(gctx, e.abs, buf, cfg)
+				}
 				if in.Err != nil && gctx.Err() != nil {
 					return gctx.Err()
 				}

@@ -97,3 +97,16 @@ const (
 	MaxJournalLine    = 64 << 10
 	MaxJournalRecords = 1 << 22
 )
+
+// MaxCatalogFile, MaxCatalogMembers, MaxCatalogAttributes and
+// MaxCatalogAttribute cap a security catalog (.cat): the file, the members
+// of its certificate trust list, the attributes of one member (or of the
+// catalog), and one attribute's encoding. Windows' largest catalogs
+// (nt5.cat, the servicing packages') are a few megabytes with tens of
+// thousands of members of three or four attributes of under 200 bytes.
+const (
+	MaxCatalogFile       = 64 << 20
+	MaxCatalogMembers    = 1 << 20
+	MaxCatalogAttributes = 64
+	MaxCatalogAttribute  = 64 << 10
+)

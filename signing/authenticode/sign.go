@@ -219,8 +219,7 @@ func (s *Signer) SignDigest(ctx context.Context, digest []byte, data IndirectDat
 	if len(digest) != s.hash.Size() {
 		return nil, fmt.Errorf("authenticode: sign: a %d-byte digest is not %v", len(digest), s.hash)
 	}
-	hashOID, _ := signing.OIDForHash(s.hash)
-	digestAlg := cms.AlgorithmIdentifier{OID: mustMarshal(hashOID), Params: cms.NULL}
+	digestAlg := s.digestAlgorithm()
 	// SpcIndirectDataContent ::= SEQUENCE { data SpcAttributeTypeAndOptionalValue, messageDigest DigestInfo }
 	idc, err := build(func(b *cryptobyte.Builder) {
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
@@ -237,13 +236,45 @@ func (s *Signer) SignDigest(ctx context.Context, digest []byte, data IndirectDat
 	if err != nil {
 		return nil, err
 	}
+	return s.signContent(ctx, OIDSpcIndirectData, idc)
+}
+
+// SignCTL returns the Authenticode signature of a security catalog (a DER
+// ContentInfo): a PKCS#7 SignedData whose content is ctl, a certificate
+// trust list (szOID_CTL), signed as [Signer.SignDigest] signs (the same
+// signed attributes, contentType szOID_CTL, messageDigest over the list's
+// content octets without its SEQUENCE tag and length, as signtool and
+// osslsigncode do; the chain; SignOptions.TSA's timestamp). ctl must be
+// one DER SEQUENCE; what it lists is the caller's.
+func (s *Signer) SignCTL(ctx context.Context, ctl []byte) (der []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			der, err = nil, signing.Errorf(signing.ErrInternal, "authenticode: sign: internal error: %v (please report this)", r)
+		}
+	}()
+	in := cryptobyte.String(ctl)
+	var seq cryptobyte.String
+	if !in.ReadASN1(&seq, cbasn1.SEQUENCE) || !in.Empty() {
+		return nil, errors.New("authenticode: sign: the certificate trust list is not one DER SEQUENCE")
+	}
+	return s.signContent(ctx, OIDCTL, ctl)
+}
+
+func (s *Signer) digestAlgorithm() cms.AlgorithmIdentifier {
+	hashOID, _ := signing.OIDForHash(s.hash)
+	return cms.AlgorithmIdentifier{OID: mustMarshal(hashOID), Params: cms.NULL}
+}
+
+// signContent signs content (a DER element) of type contentType.
+func (s *Signer) signContent(ctx context.Context, contentType cms.OID, content []byte) ([]byte, error) {
+	digestAlg := s.digestAlgorithm()
 	// The messageDigest is over the content octets, without the SEQUENCE
 	// tag and length (the Authenticode quirk Verify checks).
 	var contents cryptobyte.String
-	if in := cryptobyte.String(idc); !in.ReadASN1(&contents, cbasn1.SEQUENCE) {
-		return nil, errors.New("authenticode: sign: internal error: SpcIndirectDataContent")
+	if in := cryptobyte.String(content); !in.ReadASN1(&contents, cbasn1.SEQUENCE) {
+		return nil, errors.New("authenticode: sign: internal error: the content is not a SEQUENCE")
 	}
-	attrs, err := s.signedAttributes(contents)
+	attrs, err := s.signedAttributes(contentType, contents)
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +326,7 @@ func (s *Signer) SignDigest(ctx context.Context, digest []byte, data IndirectDat
 	}
 	out, err := cms.MarshalSignedData(cms.SignedDataTemplate{
 		Version: 1, DigestAlgorithms: []cms.AlgorithmIdentifier{digestAlg},
-		ContentType: OIDSpcIndirectData, Content: idc, Certificates: certs, SignerInfos: [][]byte{si},
+		ContentType: contentType, Content: content, Certificates: certs, SignerInfos: [][]byte{si},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("authenticode: sign: %w", err)
@@ -305,8 +336,8 @@ func (s *Signer) SignDigest(ctx context.Context, digest []byte, data IndirectDat
 
 // signedAttributes returns the DER SET OF the signed attributes, sorted by
 // encoding as DER requires: contentType, SpcSpOpusInfo, SpcStatementType,
-// messageDigest of content.
-func (s *Signer) signedAttributes(content []byte) ([]byte, error) {
+// messageDigest of content (contentType is the content's type).
+func (s *Signer) signedAttributes(contentType cms.OID, content []byte) ([]byte, error) {
 	hh := s.hash.New()
 	hh.Write(content)
 	md := hh.Sum(nil)
@@ -342,7 +373,7 @@ func (s *Signer) signedAttributes(content []byte) ([]byte, error) {
 		oid   cms.OID
 		value []byte
 	}{
-		{cms.OIDContentType, OIDSpcIndirectData},
+		{cms.OIDContentType, contentType},
 		{oidSpcSpOpusInfo, opus},
 		{oidSpcStatementType, statement},
 		{cms.OIDMessageDigest, mdv},

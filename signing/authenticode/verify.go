@@ -47,7 +47,33 @@ var ErrTooManyChainChecks = signing.Errorf(signing.ErrLimit, "limit exceeded: bu
 var (
 	OIDSpcIndirectData = cms.NewOID(1, 3, 6, 1, 4, 1, 311, 2, 1, 4)
 	OIDNestedSignature = cms.NewOID(1, 3, 6, 1, 4, 1, 311, 2, 4, 1)
+	// OIDCTL is szOID_CTL, the content type of a signature over a
+	// certificate trust list (a security catalog's).
+	OIDCTL = cms.NewOID(1, 3, 6, 1, 4, 1, 311, 10, 1)
 )
+
+// CTLSubject is a [Subject] whose signatures sign a certificate trust
+// list (szOID_CTL, 1.3.6.1.4.1.311.10.1), as a security catalog's do,
+// rather than an SpcIndirectDataContent naming a file digest: the
+// signature's content is the list itself, and its messageDigest, over the
+// list's content octets, is what binds the signature to the file. Verify
+// then requires every signature's content to be CTL's bytes exactly, and
+// computes no file digest (DigestAlgorithms is empty).
+type CTLSubject interface {
+	Subject
+	// CTL returns the certificate trust list (its DER element) that the
+	// subject's signatures must sign.
+	CTL() []byte
+}
+
+// signsCTL reports whether s's signatures sign a certificate trust list,
+// and which.
+func signsCTL(s Subject) ([]byte, bool) {
+	if c, ok := s.(CTLSubject); ok {
+		return c.CTL(), true
+	}
+	return nil, false
+}
 
 // structure is what signing.MalformedError names for Authenticode's own
 // structures.
@@ -57,6 +83,12 @@ const structure = "Authenticode signature"
 // structure of) in an Authenticode SignerInfo: nested signatures and the
 // two kinds of timestamp. In the SignerInfo of a timestamp it reads none.
 var readUnsigned = []cms.OID{OIDNestedSignature, timestamp.OIDRFC3161Attribute, timestamp.OIDCountersignature}
+
+// ParseOptions are the options an Authenticode signature is read with
+// (offset is its file offset, padding allows zero bytes after it): for a
+// subject that must read the SignedData before it knows it is signed (a
+// catalog with no SignerInfo is unsigned).
+func ParseOptions(offset int64, padding bool) cms.ParseOptions { return parseOptions(offset, padding) }
 
 func parseOptions(offset int64, padding bool) cms.ParseOptions {
 	return cms.ParseOptions{Offset: offset, ZeroPadding: padding, AttributeCertificates: true,
@@ -85,6 +117,10 @@ type Parsed struct {
 	Data            IndirectData
 	DigestAlgorithm cms.AlgorithmIdentifier
 	Digest          []byte
+	// CTL is the certificate trust list a catalog's signature signs (the
+	// DER element; ParseCTL only): Data, DigestAlgorithm and Digest are
+	// then empty.
+	CTL []byte
 }
 
 // Parse reads an Authenticode signature (offset is its file offset, for
@@ -93,12 +129,37 @@ type Parsed struct {
 // one SignerInfo. padding allows zero bytes after it. It checks the
 // structure only; errors are *signing.MalformedError values.
 func Parse(der []byte, offset int64, padding bool) (*Parsed, error) {
+	return parse(der, offset, padding, false)
+}
+
+// ParseCTL reads the Authenticode signature of a security catalog: as
+// [Parse], but the SignedData's content is a certificate trust list
+// (szOID_CTL), directly (not in an OCTET STRING), which Parsed.CTL holds.
+func ParseCTL(der []byte, offset int64, padding bool) (*Parsed, error) {
+	return parse(der, offset, padding, true)
+}
+
+func parse(der []byte, offset int64, padding, ctl bool) (*Parsed, error) {
 	sd, err := cms.Parse(der, parseOptions(offset, padding))
 	if err != nil {
 		return nil, err
 	}
 	malformed := func(at []byte, format string, args ...any) error {
 		return &signing.MalformedError{Format: structure, Offset: sd.OffsetOf(at), Reason: fmt.Sprintf(format, args...)}
+	}
+	if ctl {
+		switch {
+		case !sd.ContentType.Equal(OIDCTL):
+			return nil, malformed(sd.EncapContentInfo, "content type is %s, want szOID_CTL (1.3.6.1.4.1.311.10.1)", sd.ContentType)
+		case sd.Content == nil:
+			return nil, malformed(sd.EncapContentInfo, "no certificate trust list")
+		case sd.OctetString:
+			return nil, malformed(sd.EncapContentInfo, "the certificate trust list is wrapped in an OCTET STRING (catalogs encapsulate it directly)")
+		case len(sd.SignerInfos) != 1:
+			return nil, malformed(sd.EncapContentInfo, "%d SignerInfos (Authenticode requires exactly one)", len(sd.SignerInfos))
+		}
+		si := &sd.SignerInfos[0]
+		return &Parsed{SignedData: sd, SignerInfo: si, CTL: sd.Content}, nil
 	}
 	switch {
 	case !sd.ContentType.Equal(OIDSpcIndirectData):
@@ -148,6 +209,9 @@ func Parse(der []byte, offset int64, padding bool) (*Parsed, error) {
 // exactly those digests in its single pass over the file. Signatures that
 // cannot be parsed are skipped (Verify reports them).
 func DigestAlgorithms(s Subject) []crypto.Hash {
+	if _, ok := signsCTL(s); ok {
+		return nil // the signatures carry the content they sign
+	}
 	var out []crypto.Hash
 	stored := s.Signatures()
 	budget := MaxSignatures - len(stored)
@@ -266,6 +330,12 @@ func containsHash(hs []crypto.Hash, h crypto.Hash) bool {
 //     hash of the signature octets, and its signature must verify), by a
 //     time-stamping certificate. Signature.Timestamp holds the time, chains
 //     and result; a bad timestamp does not affect Verified.
+//     For a [CTLSubject] (a catalog), the content type is szOID_CTL
+//     instead, the content is the certificate trust list, step 3 requires
+//     it to be the subject's CTL() exactly (signing.ErrDigestMismatch) and
+//     step 4 wants contentType szOID_CTL and the messageDigest over the
+//     list's content octets; the digest algorithm checked in step 2 is the
+//     SignerInfo's. digests is not read.
 //  8. The subject judges which hosts count the signature (Subject.Judge:
 //     IgnoredBy), from where it is stored, the signature it is nested in
 //     and its data type.
@@ -315,6 +385,7 @@ func CheckStructure(subject Subject, cache *CertCache) error {
 func walk(subject Subject, v *verifier) (*verifier, error) {
 	stored := subject.Signatures()
 	v.subject = subject
+	v.ctl, v.signsCTL = signsCTL(subject)
 	v.digestName = "file digest"
 	if n, ok := subject.(interface{ DigestName() string }); ok {
 		v.digestName = n.DigestName()
@@ -333,6 +404,9 @@ func walk(subject Subject, v *verifier) (*verifier, error) {
 
 type verifier struct {
 	subject Subject
+	// signsCTL: the subject's signatures sign ctl (a CTLSubject).
+	signsCTL bool
+	ctl      []byte
 	// digestName is what messages call the subject's digest.
 	digestName string
 	digests    map[crypto.Hash][]byte
@@ -391,7 +465,7 @@ func (v *verifier) signature(st Stored, index int, path []int, der []byte, off i
 
 	// 1. Structure: the Authenticode SignedData, its certificates, one
 	// SignerInfo, and the unsigned attributes Verify reads.
-	p, err := Parse(der, off, padding)
+	p, err := parse(der, off, padding, v.signsCTL)
 	if err != nil {
 		malformed(err)
 		return
@@ -416,7 +490,20 @@ func (v *verifier) signature(st Stored, index int, path []int, der []byte, off i
 		}
 	}
 	sig.Digest = bytes.Clone(p.Digest)
-	imageHash, hashErr := cms.DigestHash(p.DigestAlgorithm.OID)
+	var imageHash crypto.Hash
+	var hashErr error
+	if v.signsCTL {
+		// A catalog's signature carries no file digest: what it is over
+		// is its content, hashed into the messageDigest.
+		imageHash, hashErr = cms.DigestHash(si.DigestAlgorithm.OID)
+		if hashErr == nil {
+			h := imageHash.New()
+			h.Write(sd.Digested)
+			sig.Digest = h.Sum(nil)
+		}
+	} else {
+		imageHash, hashErr = cms.DigestHash(p.DigestAlgorithm.OID)
+	}
 	sig.DigestAlgorithm = imageHash
 	sig.SignatureAlgorithm = si.SignatureKind()
 	sig.SignerDigests = si.SignerDigests(imageHash)
@@ -433,8 +520,12 @@ func (v *verifier) signature(st Stored, index int, path []int, der []byte, off i
 			fail(si.SignerNotFound(len(sd.Certificates)))
 		}
 
-		// 3. The file's digest.
-		if hashErr == nil {
+		// 3. The file's digest (a catalog: the list it signs).
+		if v.signsCTL {
+			if !bytes.Equal(p.CTL, v.ctl) {
+				fail(signing.Errorf(signing.ErrDigestMismatch, "certificate trust list mismatch: the signature signs another list than the catalog's"))
+			}
+		} else if hashErr == nil {
 			switch want, ok := v.digests[imageHash]; {
 			case !ok:
 				fail(signing.Errorf(signing.ErrDigestNotComputed, "%s not computed: the signature is over the %s %s, which the caller did not compute", v.digestName, cms.HashName(imageHash), v.digestName))
@@ -448,7 +539,7 @@ func (v *verifier) signature(st Stored, index int, path []int, der []byte, off i
 		// 4. and 5. Signed attributes and the signer's signature.
 		if si.SignedAttrsRaw == nil {
 			fail(signing.Errorf(signing.ErrSignedAttributes, "bad signed attributes: none (Authenticode requires them)"))
-		} else if err := si.CheckSignedAttributes(OIDSpcIndirectData, sd.Digested); err != nil {
+		} else if err := si.CheckSignedAttributes(v.contentType(), sd.Digested); err != nil {
 			fail(err)
 		} else if signer != nil {
 			if err := si.CheckSignature(signer); err != nil {
@@ -505,6 +596,14 @@ func (v *verifier) signature(st Stored, index int, path []int, der []byte, off i
 			return
 		}
 	}
+}
+
+// contentType is the content type the subject's signatures sign.
+func (v *verifier) contentType() cms.OID {
+	if v.signsCTL {
+		return OIDCTL
+	}
+	return OIDSpcIndirectData
 }
 
 // candidates are the certificates chains are built through: the groups

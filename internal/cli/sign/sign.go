@@ -42,6 +42,9 @@ type Flags struct {
 	Description  string
 	URL          string
 	ResourceURI  string
+	// Catalog, if set, writes a signed security catalog of the files to
+	// this path instead of signing them (csv sign --catalog).
+	Catalog string
 
 	// warned holds the warnings printed about earlier runs' journals and
 	// leftovers: Recover and Sign both look, and say each once (a pointer:
@@ -116,6 +119,12 @@ func NewCmdSign(f *cmdutil.Factory, runF func(context.Context, *Options) error) 
 			With --policy the build is validated first, and nothing is signed unless every binary
 			passes; --manifest needs --policy, since the manifest states that verification.
 
+			With --catalog FILE, csv signs no file: it writes a security catalog (.cat, v2) listing
+			every file under PATH, PE files by their Authenticode SHA256 and other files by their
+			SHA256 (catalogs under PATH are not listed), signed with the build key like a PE file, for
+			release engineers who catalog-sign driver packages and script bundles; it takes no --out,
+			--bundle, --manifest or --append.
+
 			Exit status: 0 signed; 1 not signed because the build does not pass the policy; 2 any
 			other error (nothing was signed).
 		`),
@@ -123,12 +132,20 @@ func NewCmdSign(f *cmdutil.Factory, runF func(context.Context, *Options) error) 
 			$ CSV_KEY_PASSWORD=... csv sign --key build.key --cert build-chain.pem out/
 			$ csv sign --key awskms:///alias/build --cert chain.pem --policy policy.yaml \
 			    --manifest out.manifest.sigstore.json --bundle out/
+			$ csv sign --key build.key --cert build-chain.pem --catalog driver.cat driver/
 		`),
 		Args: cmdutil.ExactArgsAtLeast(1, "PATH to sign"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Paths = args
 			if err := opts.Flags.Check("sign"); err != nil {
 				return err
+			}
+			if opts.Catalog != "" {
+				for name, set := range map[string]bool{"--out": opts.Out != "", "--bundle": opts.Bundle, "--manifest": opts.Manifest != "", "--append": opts.Append} {
+					if set {
+						return cmdutil.FlagErrorf("sign: --catalog signs no file, so it takes no %s", name)
+					}
+				}
 			}
 			if opts.Manifest != "" && len(opts.PolicyFiles) == 0 {
 				return cmdutil.FlagErrorf("sign: --manifest needs --policy: the manifest states that the build passed it")
@@ -148,6 +165,7 @@ func NewCmdSign(f *cmdutil.Factory, runF func(context.Context, *Options) error) 
 	fl.StringArrayVar(&opts.Exclude, "exclude", nil, "skip files and directories matching this path `GLOB`; repeatable")
 	fl.BoolVar(&opts.Follow, "follow-symlinks", false, "follow symbolic links (never out of the given paths)")
 	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no summary on standard error")
+	fl.StringVar(&opts.Catalog, "catalog", "", "write a signed security catalog `FILE` (.cat) of the files under PATH instead of signing them: PE files by their Authenticode hash, other files by their SHA256")
 	return cmd
 }
 
@@ -185,7 +203,63 @@ func Run(ctx context.Context, o *Options) error {
 			return cmdutil.ErrFailed
 		}
 	}
-	return o.Flags.Sign(ctx, o.IO, o.Version, rep, csv.Options{Jobs: o.Jobs, Include: o.Include, Exclude: o.Exclude, FollowSymlinks: o.Follow}, o.Quiet, o.Paths)
+	sel := csv.Options{Jobs: o.Jobs, Include: o.Include, Exclude: o.Exclude, FollowSymlinks: o.Follow}
+	if o.Catalog != "" {
+		return o.Flags.signCatalog(ctx, o.IO, rep, sel, o.Quiet, o.Paths)
+	}
+	return o.Flags.Sign(ctx, o.IO, o.Version, rep, sel, o.Quiet, o.Paths)
+}
+
+// signCatalog writes the signed catalog of the roots' files to --catalog.
+// rep, if not nil, is the validation that passed: a file that changed
+// since is not listed, and nothing is written.
+func (f *Flags) signCatalog(ctx context.Context, ios *cmdutil.IOStreams, rep *csv.Report, sel csv.Options, quiet bool, roots []string) error {
+	tsa, err := f.tsa()
+	if err != nil {
+		return err
+	}
+	key, err := keys.LoadSigner(ctx, f.Key, keys.LoadOptions{})
+	if err != nil {
+		return fmt.Errorf("signing key %s: %w", keys.RedactKeyRef(f.Key), err)
+	}
+	if c, ok := key.(interface{ Close() error }); ok {
+		defer c.Close()
+	}
+	chain, err := signing.LoadChain(f.Cert)
+	if err != nil {
+		return fmt.Errorf("certificate chain %s: %w", f.Cert, err)
+	}
+	if err := signing.CheckSigningChain(key, chain, time.Now()); err != nil {
+		return fmt.Errorf("cannot sign with %s and %s: %w", keys.RedactKeyRef(f.Key), f.Cert, err)
+	}
+	opts := csv.CatalogOptions{Jobs: sel.Jobs, Include: sel.Include, Exclude: sel.Exclude, FollowSymlinks: sel.FollowSymlinks,
+		Key: key, Chain: chain, Authenticode: authenticode.SignOptions{TSA: tsa, Description: f.Description, URL: f.URL}}
+	if rep != nil {
+		opts.Expect = rep.Digests()
+	}
+	res, err := csv.MakeCatalog(ctx, opts, roots...)
+	if err != nil {
+		return err
+	}
+	if err := csv.WriteCatalog(f.Catalog, res.DER); err != nil {
+		return fmt.Errorf("writing the catalog: %w", err)
+	}
+	for _, w := range res.Warnings {
+		f.warn(ios, w)
+	}
+	if !quiet {
+		pe := 0
+		for _, m := range res.Members {
+			if m.Format == csv.FormatPE {
+				pe++
+			}
+		}
+		textsafe.Linef(ios.ErrOut, "csv: wrote catalog %s of %d files (%d PE) signed by %s", textsafe.Quote(f.Catalog), len(res.Members), pe, textsafe.Quote(chain[0].Subject.CommonName))
+		for _, s := range res.Skipped {
+			textsafe.Linef(ios.ErrOut, "csv: not listed: %s", s)
+		}
+	}
+	return nil
 }
 
 // Sign signs the roots. rep, if not nil, is the validation that passed:

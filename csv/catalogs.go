@@ -1,0 +1,257 @@
+package csv
+
+import (
+	"context"
+	"crypto"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/csv/format"
+	fcat "github.com/codesignval/csv/csv/format/catalog"
+	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/signing"
+	"github.com/codesignval/csv/signing/authenticode"
+	authcat "github.com/codesignval/csv/signing/authenticode/catalog"
+)
+
+// Security catalogs in validation: Windows counts a file as signed by a
+// catalog's signer when the file's hash is a member of a catalog whose
+// signature verifies. A run indexes its catalogs once, before judging: the
+// files given with Options.Catalogs and the *.cat files under the roots,
+// found by a listing-only walk (the same discovery as the run's, without
+// the shard, since a catalog admits files in every shard) and inspected
+// then; the run's main pass takes those inspections instead of reading the
+// catalogs again, so judging stays one read per file. A file whose
+// Authenticode SHA256 or SHA1 (PE) or SHA256 (other judged formats) is a
+// member of a verified catalog is judged with the catalog's verified
+// signature added to its own, for signer rules; deny rules still win, since
+// the policy decides as for any signature. The catalog files themselves are
+// not files a host runs: they are reported with their signer and member
+// count, allowed when their signature verifies and blocked when they are
+// malformed or it does not.
+
+// catalogIndex is a run's verified catalogs.
+type catalogIndex struct {
+	cats []indexedCatalog
+	// need are the digests a lookup needs, by whether the file is a PE.
+	needPE, needOther cipolicy.DigestSet
+
+	mu  sync.Mutex
+	pre map[string]*Inspection // the tree's catalogs, by the path opened
+}
+
+type indexedCatalog struct {
+	name string // as the report names it
+	v    *authcat.Verified
+}
+
+// buildCatalogs indexes the catalogs of a run (see above). A catalog given
+// in opts.Catalogs that cannot be read, is malformed or does not verify
+// fails the run: the operator named it to admit files. One under the roots
+// that fails is a finding of the run (its result, blocked) and admits
+// nothing.
+func buildCatalogs(ctx context.Context, opts *Options, roots []string, needs func(rel string, f cipolicy.Format) cipolicy.Needs) (*catalogIndex, error) {
+	x := &catalogIndex{pre: map[string]*Inspection{}}
+	var buf []byte // allocated when there is a catalog to read
+	cache := authenticode.NewCertCache()
+	read := func(path, rel string, follow bool) *Inspection {
+		if buf == nil {
+			buf = make([]byte, limits.ReadBuffer)
+		}
+		cfg := &inspectConfig{needs: func(f cipolicy.Format) cipolicy.Needs { return needs(rel, f) },
+			opts: format.InspectOptions{Certificates: opts.Certificates, Cache: cache}, follow: follow}
+		return inspect(ctx, path, buf, cfg)
+	}
+	given := map[string]bool{} // the --catalog files, resolved: indexed once
+	for _, path := range opts.Catalogs {
+		in := read(path, path, true)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if in.Err != nil {
+			return nil, fmt.Errorf("%w: catalog %s: %w", ErrOptions, path, in.Err)
+		}
+		info, ok := in.Info.(*fcat.Info)
+		if !ok || in.Format != cipolicy.FormatCatalog {
+			return nil, fmt.Errorf("%w: catalog %s: not a security catalog", ErrOptions, path)
+		}
+		if info.Catalog() == nil {
+			return nil, fmt.Errorf("%w: catalog %s admits nothing: %w", ErrOptions, path, info.Problem())
+		}
+		x.add(path, info.Catalog())
+		if real, err := filepath.EvalSymlinks(path); err == nil {
+			if abs, err := filepath.Abs(real); err == nil {
+				given[abs] = true
+			}
+		}
+	}
+	// The tree's catalogs: a listing-only walk, which keeps only them.
+	w, err := newWalker(ctx, roots, opts.Include, opts.Exclude, opts.FollowSymlinks, opts.scopes)
+	if err != nil {
+		return nil, err
+	}
+	var found []entry
+	err = w.run(func(e *entry) error {
+		if e.isTodo() && strings.EqualFold(pathExt(e.rel), ".cat") {
+			found = append(found, *e)
+		}
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &InterruptedError{Err: ctx.Err(), Walking: true}
+		}
+		return nil, err
+	}
+	for _, e := range found {
+		in := read(e.abs, e.rel, e.follow)
+		if err := ctx.Err(); err != nil {
+			return nil, &InterruptedError{Err: err}
+		}
+		x.pre[e.abs] = in
+		if info, ok := in.Info.(*fcat.Info); ok && in.Err == nil && info.Catalog() != nil && !given[e.real] {
+			x.add(displayPath(roots[e.root], e.rel, e.fileRoot), info.Catalog())
+		}
+	}
+	return x, nil
+}
+
+// hashOf is the hash function of a lookup digest.
+func hashOf(a cipolicy.HashAlgorithm) crypto.Hash {
+	if a == cipolicy.AuthenticodeSHA1 {
+		return crypto.SHA1
+	}
+	return crypto.SHA256
+}
+
+func pathExt(rel string) string {
+	if i := strings.LastIndexByte(rel, '.'); i >= 0 && !strings.Contains(rel[i:], "/") {
+		return rel[i:]
+	}
+	return ""
+}
+
+func (x *catalogIndex) add(name string, v *authcat.Verified) {
+	x.cats = append(x.cats, indexedCatalog{name, v})
+	for _, h := range v.Algorithms() {
+		switch h {
+		case crypto.SHA256:
+			x.needPE = x.needPE.With(cipolicy.AuthenticodeSHA256)
+			x.needOther = x.needOther.With(cipolicy.SHA256)
+		case crypto.SHA1:
+			// A v1 catalog's flat members need a flat SHA1, which csv
+			// does not compute: they admit nothing here.
+			x.needPE = x.needPE.With(cipolicy.AuthenticodeSHA1)
+		}
+	}
+}
+
+// take returns the inspection made while indexing of the file at abs (and
+// forgets it), nil if there is none. Safe for concurrent use.
+func (x *catalogIndex) take(abs string) *Inspection {
+	if x == nil {
+		return nil
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	in := x.pre[abs]
+	delete(x.pre, abs)
+	return in
+}
+
+// needs adds to needs the digests a catalog lookup compares.
+func (x *catalogIndex) needs(needs func(rel string, f cipolicy.Format) cipolicy.Needs) func(rel string, f cipolicy.Format) cipolicy.Needs {
+	if x == nil || len(x.cats) == 0 {
+		return needs
+	}
+	return func(rel string, f cipolicy.Format) cipolicy.Needs {
+		n := needs(rel, f)
+		switch f {
+		case FormatOther, cipolicy.FormatCatalog:
+			return n
+		case FormatPE:
+			n.Digests = n.Digests.Union(x.needPE)
+		default:
+			n.Digests = n.Digests.Union(x.needOther)
+		}
+		return n
+	}
+}
+
+// admit adds to sub the verified signatures of the catalogs r is a member
+// of, and returns the catalogs' names, in the same order.
+func (x *catalogIndex) admit(r *Result, sub *cipolicy.Subject) []string {
+	if x == nil || len(x.cats) == 0 || r.Err != nil {
+		return nil
+	}
+	var names []string
+	var sigs []*signing.Signature
+	for _, c := range x.cats {
+		if x.member(c.v, r) {
+			names = append(names, c.name)
+			sigs = append(sigs, c.v.Signer())
+		}
+	}
+	if len(sigs) > 0 {
+		sub.Signatures = append(slices.Clip(sub.Signatures), sigs...)
+	}
+	return names
+}
+
+// member reports whether r's file is a member of v.
+func (x *catalogIndex) member(v *authcat.Verified, r *Result) bool {
+	try := func(a cipolicy.HashAlgorithm, kind string) bool {
+		d := r.Digests.Get(a)
+		if d == nil {
+			return false
+		}
+		for _, m := range v.Lookup(hashOf(a), d) {
+			if (kind == "PE") == m.DataType.Equal(authcat.OIDSpcPEImageData) {
+				return true
+			}
+		}
+		return false
+	}
+	if r.Format == FormatPE {
+		return try(cipolicy.AuthenticodeSHA256, "PE") || try(cipolicy.AuthenticodeSHA1, "PE")
+	}
+	return try(cipolicy.SHA256, "flat")
+}
+
+// admitted names, in r's decision, the catalog whose signature the deciding
+// signer rule matched: sigs is how many signatures the file carries itself,
+// names the catalogs admit added after them.
+func admitted(r *Result, own int, names []string) {
+	if i := r.Decision.Signature - own; r.Decision.Signature >= 0 && i >= 0 && i < len(names) {
+		r.Catalog = names[i]
+		r.Decision.Reason += " (catalog-signed: a member of " + names[i] + ")"
+	}
+}
+
+// catalogDecision judges a catalog file of the tree: not a file a host
+// runs, it is allowed when its signature verifies, and blocked, saying
+// why, when it does not (it then admits nothing); a malformed catalog is
+// judged as any malformed file.
+func (v *Validator) catalogDecision(r *Result) (cipolicy.Decision, bool) {
+	info, ok := r.Info.(*fcat.Info)
+	if r.Format != cipolicy.FormatCatalog || r.Err != nil || !ok {
+		return cipolicy.Decision{}, false
+	}
+	d := cipolicy.Decision{Enforced: v.set.Mode() != cipolicy.Audit, Signature: -1}
+	switch {
+	case info.Catalog() != nil:
+		d.Verdict, d.Kind, d.Signature = cipolicy.Allowed, cipolicy.KindCatalog, 0
+		d.Reason = fmt.Sprintf("a security catalog of %d members whose signature verifies (it admits its members; hosts do not run it)", info.MemberCount)
+	case !info.Signed:
+		d.Verdict, d.Kind = cipolicy.Blocked, cipolicy.KindUnsigned
+		d.Reason = "an unsigned security catalog: it admits nothing"
+	default:
+		d.Verdict, d.Kind = cipolicy.Blocked, cipolicy.KindNotAllowed
+		d.Reason = fmt.Sprintf("a security catalog whose signature does not verify: it admits nothing: %v", info.Problem())
+	}
+	return d, true
+}

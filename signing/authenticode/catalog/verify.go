@@ -1,0 +1,100 @@
+package catalog
+
+import (
+	"crypto"
+	"errors"
+	"fmt"
+
+	"github.com/codesignval/csv/signing"
+	"github.com/codesignval/csv/signing/authenticode"
+)
+
+// ErrUnsigned (wrapping signing.ErrSignerNotFound) is Verify's error for a
+// catalog that carries no signature: it admits nothing.
+var ErrUnsigned = signing.Errorf(signing.ErrSignerNotFound, "catalog: the catalog is not signed")
+
+// Verified is a catalog whose signature verified: the only way to get one
+// is [Catalog.Verify], so holding one means its members may be looked up.
+type Verified struct {
+	catalog *Catalog
+	signer  *signing.Signature
+	index   map[string][]int
+}
+
+// Verify verifies the catalog's signature with authenticode.Verify (whose
+// documentation lists the checks: structure, digest algorithms (MD5
+// refused), signer, signed attributes with contentType szOID_CTL and the
+// messageDigest over the list's content octets, the signature, chains,
+// timestamps, nested signatures, which must sign the same list). It
+// returns every signature found (for reports) and, when the catalog's own
+// signature verified, the [Verified] catalog; otherwise err says why
+// (ErrUnsigned, or the signature's Problem: errors.Is finds
+// signing.ErrDigestMismatch, signing.ErrSignature, ...). A structural
+// problem is a *signing.MalformedError, and no signatures.
+func (c *Catalog) Verify(opts authenticode.VerifyOptions) ([]*signing.Signature, *Verified, error) {
+	if !c.Signed {
+		return nil, nil, ErrUnsigned
+	}
+	sigs, err := authenticode.Verify(c, nil, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(sigs) == 0 {
+		return nil, nil, ErrUnsigned // cannot happen: the catalog is signed
+	}
+	primary := sigs[0]
+	if !primary.Verified() {
+		if primary.Problem != nil {
+			return sigs, nil, fmt.Errorf("catalog: the catalog's signature does not verify: %w", primary.Problem)
+		}
+		return sigs, nil, errors.New("catalog: the catalog's signature does not verify")
+	}
+	v := &Verified{catalog: c, signer: primary, index: make(map[string][]int, len(c.Members))}
+	for i, m := range c.Members {
+		if m.Digest == nil {
+			continue
+		}
+		k := key(m.Algorithm, m.Digest)
+		v.index[k] = append(v.index[k], i)
+	}
+	return sigs, v, nil
+}
+
+func key(h crypto.Hash, digest []byte) string {
+	return string(rune(h)) + string(digest)
+}
+
+// Catalog returns the catalog.
+func (v *Verified) Catalog() *Catalog { return v.catalog }
+
+// Signer returns the catalog's verified signature: the signer a member is
+// signed by.
+func (v *Verified) Signer() *signing.Signature { return v.signer }
+
+// Lookup returns the members whose hash is digest with algorithm h (none
+// when it is not a member).
+func (v *Verified) Lookup(h crypto.Hash, digest []byte) []*Member {
+	idx := v.index[key(h, digest)]
+	if len(idx) == 0 {
+		return nil
+	}
+	out := make([]*Member, len(idx))
+	for i, n := range idx {
+		out[i] = &v.catalog.Members[n]
+	}
+	return out
+}
+
+// Algorithms returns the hash algorithms the catalog's members use, each
+// once: the digests a file needs for a lookup.
+func (v *Verified) Algorithms() []crypto.Hash {
+	var out []crypto.Hash
+	seen := map[crypto.Hash]bool{}
+	for _, m := range v.catalog.Members {
+		if m.Digest != nil && !seen[m.Algorithm] {
+			seen[m.Algorithm] = true
+			out = append(out, m.Algorithm)
+		}
+	}
+	return out
+}
