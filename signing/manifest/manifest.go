@@ -63,6 +63,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/bundle"
 	"github.com/codesignval/csv/signing/timestamp"
 )
@@ -82,16 +83,24 @@ const MaxSubjects = 1 << 20
 // maxJSONDepth caps the nesting of a statement (real ones are 4 deep).
 const maxJSONDepth = 32
 
-// Errors. Test for them with errors.Is; bundle errors (bundle.ErrSignature,
-// bundle.ErrUntrusted, bundle.ErrMalformed) come through Verify as they are.
+// Errors. Test for them with errors.Is. A statement that is not what it
+// should be is signing.ErrMalformed, as a malformed bundle is; the bundle's
+// errors (signing.ErrSignature, signing.ErrMalformed, bundle.ErrUntrusted,
+// ...) come through Verify as they are.
 var (
 	// ErrInvalid: the statement or predicate given to New is incomplete or
 	// malformed.
 	ErrInvalid = errors.New("manifest: invalid statement")
-	// ErrMalformed: a verified envelope holds something other than a
-	// well-formed statement of the expected types.
-	ErrMalformed = errors.New("manifest: malformed statement")
 )
+
+// ErrMalformed is signing.ErrMalformed, under the name earlier versions of
+// this package exported.
+//
+// Deprecated: test for signing.ErrMalformed.
+var ErrMalformed = signing.ErrMalformed
+
+// errMalformed is signing.ErrMalformed in this package's words.
+var errMalformed = signing.Errorf(signing.ErrMalformed, "manifest: malformed statement")
 
 // DigestSet maps digest algorithm names ("sha256") to lower-case hex.
 type DigestSet map[string]string
@@ -294,19 +303,19 @@ func Verify(data []byte, opts VerifyOptions) (*Statement, error) {
 	}
 	signed.Timestamped, signed.At, signed.Timestamps = env.Timestamped, env.At, env.Timestamps
 	if err := checkJSON(env.Payload); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %w", errMalformed, err)
 	}
 	var st Statement
 	dec := json.NewDecoder(bytes.NewReader(env.Payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&st); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %w", errMalformed, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: trailing data after the statement", ErrMalformed)
+		return nil, fmt.Errorf("%w: trailing data after the statement", errMalformed)
 	}
 	if err := st.check(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %w", errMalformed, err)
 	}
 	st.Chain, st.Signed = env.Chain, signed
 	return &st, nil
@@ -591,7 +600,7 @@ func CheckFiles(ctx context.Context, st *Statement, root string) []Mismatch {
 		want, err := sha256Of(s)
 		if err != nil || !validName(s.Name) || !filepath.IsLocal(filepath.FromSlash(s.Name)) {
 			// Verify rules these out; a hand-made Statement may not.
-			out = append(out, Mismatch{Name: s.Name, Kind: Unreadable, Err: fmt.Errorf("%w: bad subject", ErrMalformed)})
+			out = append(out, Mismatch{Name: s.Name, Kind: Unreadable, Err: fmt.Errorf("%w: bad subject", errMalformed)})
 			continue
 		}
 		var got []byte
@@ -636,7 +645,8 @@ func ExtraFiles(st *Statement, present []string) []Mismatch {
 }
 
 // ErrSigner: the manifest verifies, but its signer is none of the
-// identities the caller pinned.
+// identities the caller pinned. (Not signing.ErrSigner, a key and chain
+// that cannot make a signature: this one is about who made it.)
 var ErrSigner = errors.New("manifest: signed by another signer")
 
 // The kinds of signer identity MatchSigner takes: a name of one type, or
