@@ -109,7 +109,7 @@ type walker struct {
 }
 
 // ErrRoot is wrapped by errors about a PATH argument that cannot be walked.
-var ErrRoot = errors.New("cannot validate path")
+var ErrRoot = errors.New("csv: cannot validate path")
 
 // discover walks the roots in a deterministic order (roots as given, then
 // lexical order within each directory) and lists the regular files to

@@ -63,7 +63,7 @@ func FlagErrorf(format string, args ...any) error {
 
 // ErrFailed says the command found what makes it exit 1 (blocked files, a
 // malformed binary for inspect, lint errors) and has already reported it.
-var ErrFailed = errors.New("findings reported")
+var ErrFailed = errors.New("cli: findings reported")
 
 // ExitCode maps an error returned by a command to the process exit code.
 func ExitCode(err error) int {
