@@ -30,6 +30,7 @@ import (
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/keys"
 )
 
@@ -394,7 +395,7 @@ func serviceConfig(c *ServeConfig, logger *slog.Logger) (service.Config, error) 
 	}
 	sc.CA = cas[0]
 	if now := time.Now(); now.Before(sc.CA.NotBefore) || now.After(sc.CA.NotAfter) {
-		return sc, fmt.Errorf("credential CA %s: the certificate %q is valid from %s to %s, not now (%s): it would issue invalid credentials",
+		return sc, signing.Errorf(service.ErrCAExpired, "credential CA %s: the certificate %q is valid from %s to %s, not now (%s): it would issue invalid credentials",
 			c.Credential.CACertificate, sc.CA.Subject.String(), sc.CA.NotBefore.UTC().Format(time.RFC3339),
 			sc.CA.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
