@@ -224,7 +224,7 @@ func runVerify(ctx context.Context, o *VerifyOptions) error {
 	var set *cipolicy.Set
 	switch {
 	case len(o.CIPolicies) > 0:
-		ps, err := cmdutil.LoadPolicies(o.CIPolicies)
+		ps, err := cipolicy.LoadFiles(o.CIPolicies)
 		if err != nil {
 			return err
 		}

@@ -292,7 +292,7 @@ func policyLoader(policyPath string, ciPaths, certFiles []string) func() (*servi
 		}
 		out := &service.Policy{Attestation: p}
 		if len(ciPaths) > 0 {
-			ps, err := cmdutil.LoadPolicies(ciPaths)
+			ps, err := cipolicy.LoadFiles(ciPaths)
 			if err != nil {
 				return nil, err
 			}

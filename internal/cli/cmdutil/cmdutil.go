@@ -123,38 +123,16 @@ func ReadFileCapped(path string, max int64) ([]byte, error) {
 	return safefile.ReadFile(path, max)
 }
 
-// LoadPolicies reads and parses policy files. All files are read and every
-// problem is returned, joined.
-func LoadPolicies(paths []string) ([]*cipolicy.Policy, error) {
-	var ps []*cipolicy.Policy
-	var errs []error
-	for _, path := range paths {
-		data, err := ReadFileCapped(path, limits.MaxPolicyFile)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("cannot read policy %s: %w", path, err))
-			continue
-		}
-		p, err := cipolicy.ParseWith(data, path, cipolicy.ParseOptions{ReadFile: PolicyFileReader(path)})
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		ps = append(ps, p)
-	}
-	return ps, errors.Join(errs...)
-}
+// LoadPolicies is cipolicy.LoadFiles.
+//
+// Deprecated: use cipolicy.LoadFiles.
+func LoadPolicies(paths []string) ([]*cipolicy.Policy, error) { return cipolicy.LoadFiles(paths) }
 
-// PolicyFileReader reads the files a policy refers to (certificate_file),
-// relative to the policy's directory, capped: what validate reads, for
-// every command that loads a policy.
+// PolicyFileReader is cipolicy.FileReader.
+//
+// Deprecated: use cipolicy.FileReader.
 func PolicyFileReader(policyPath string) func(string) ([]byte, error) {
-	dir := filepath.Dir(policyPath)
-	return func(name string) ([]byte, error) {
-		if !filepath.IsAbs(name) {
-			name = filepath.Join(dir, filepath.FromSlash(name))
-		}
-		return ReadFileCapped(name, limits.MaxCertFile)
-	}
+	return cipolicy.FileReader(policyPath)
 }
 
 // LoadCertificateFiles reads every certificate of several files (the

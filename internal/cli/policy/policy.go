@@ -209,7 +209,7 @@ func RunLint(o *LintOptions) error {
 		}
 		// Read what validate reads: certificate_file relative to the
 		// policy, opened the same way.
-		p, err := cipolicy.ParseWith(data, path, cipolicy.ParseOptions{ReadFile: cmdutil.PolicyFileReader(path)})
+		p, err := cipolicy.ParseWith(data, path, cipolicy.ParseOptions{ReadFile: cipolicy.FileReader(path)})
 		var le *cipolicy.LoadError
 		switch {
 		case errors.As(err, &le):

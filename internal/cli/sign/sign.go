@@ -160,7 +160,7 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	var rep *csv.Report
 	if len(o.PolicyFiles) > 0 {
-		policies, err := cmdutil.LoadPolicies(o.PolicyFiles)
+		policies, err := cipolicy.LoadFiles(o.PolicyFiles)
 		if err != nil {
 			return err
 		}

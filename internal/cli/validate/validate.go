@@ -159,7 +159,7 @@ func (o *Options) check() error {
 
 // Run validates and writes the report.
 func Run(ctx context.Context, o *Options) error {
-	policies, err := cmdutil.LoadPolicies(o.PolicyFiles)
+	policies, err := cipolicy.LoadFiles(o.PolicyFiles)
 	if err != nil {
 		return err
 	}
