@@ -217,6 +217,11 @@ type VerifyOptions struct {
 	TSARoots []*x509.Certificate
 	// Now is the time to check the chain at without a trusted timestamp.
 	Now time.Time
+	// Signers pin the signer: its certificate must be one of these
+	// identities ([MatchSigner]: cn:NAME, dns:NAME, email:ADDRESS, uri:URI
+	// or sha256:FINGERPRINT). Empty, any signer whose chain verifies to
+	// Roots will do; pin one, since a CA issues many certificates.
+	Signers []string
 }
 
 // PolicyLevel is the VSA level csv writes for a policy that passed:
@@ -272,13 +277,15 @@ func New(subjects []Subject, pred Predicate, signer crypto.Signer, chain []*x509
 	return out, nil
 }
 
-// Verify checks a manifest bundle offline (see [bundle.VerifyDSSE] for the
-// bundle checks, in order), then decodes its statement strictly and checks
-// its type, predicate type, subjects (at most MaxSubjects, valid unique
-// names, a hex SHA-256 each) and predicate. It returns the statement, with
-// the verified chain (check the signer's identity with [MatchSigner]) and
-// when it was signed; the caller decides what a FAILED result means, and
-// checks files with [CheckFiles].
+// Verify checks a manifest bundle offline, in this order: the bundle (see
+// [bundle.VerifyDSSE] for its checks, in order: the signature, the chain to
+// opts.Roots, the timestamps with opts.TSARoots); the statement, decoded
+// strictly, its type, predicate type, subjects (at most MaxSubjects, valid
+// unique names, a hex SHA-256 each) and predicate; then the signer, which
+// must be one of opts.Signers when they are given ([ErrSigner]). It
+// returns the statement, with the verified chain and when it was signed;
+// the caller checks the files with [CheckFiles] (and [ExtraFiles]) and
+// has [Verdict] say what the files and the recorded result amount to.
 func Verify(data []byte, opts VerifyOptions) (*Statement, error) {
 	var signed SignedTime
 	bopts := bundle.VerifyOptions{Roots: opts.Roots, Now: opts.Now}
@@ -316,6 +323,13 @@ func Verify(data []byte, opts VerifyOptions) (*Statement, error) {
 	}
 	if err := st.check(); err != nil {
 		return nil, fmt.Errorf("%w: %w", errMalformed, err)
+	}
+	var leaf *x509.Certificate
+	if len(env.Chain) > 0 {
+		leaf = env.Chain[0]
+	}
+	if err := MatchSigner(leaf, opts.Signers); err != nil {
+		return nil, err
 	}
 	st.Chain, st.Signed = env.Chain, signed
 	return &st, nil
@@ -642,6 +656,32 @@ func ExtraFiles(st *Statement, present []string) []Mismatch {
 		}
 	}
 	return out
+}
+
+// The verdicts of [Verdict] other than a pass.
+var (
+	// ErrMismatch: files do not match the manifest (missing, changed,
+	// unreadable, or not listed).
+	ErrMismatch = errors.New("manifest: files do not match the manifest")
+	// ErrNotPassed: the manifest records a build that did not pass its
+	// policy.
+	ErrNotPassed = errors.New("manifest: the manifest records a build that did not pass")
+)
+
+// Verdict says what a verified statement and the mismatches of its files
+// ([CheckFiles], [ExtraFiles]) amount to, as csv verify-manifest reports
+// it: files that do not match, whatever result the statement records
+// ([ErrMismatch], saying how many of the statement's files); else a
+// statement that records a build that did not pass ([ErrNotPassed]);
+// else nil: every file matches a build that passed.
+func Verdict(st *Statement, bad []Mismatch) error {
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: %d of %d files do not match", ErrMismatch, len(bad), len(st.Subject))
+	}
+	if st.Predicate.VerificationResult != Passed {
+		return ErrNotPassed
+	}
+	return nil
 }
 
 // ErrSigner: the manifest verifies, but its signer is none of the

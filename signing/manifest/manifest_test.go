@@ -807,3 +807,65 @@ func spliceTimestamps(t *testing.T, dst, src []byte) []byte {
 	}
 	return out
 }
+
+// TestVerifySigners: Verify checks the signer against the pinned
+// identities after the signature, the chain and the statement: a manifest
+// by another signer is ErrSigner, one that does not verify is refused for
+// that first, whatever the pins.
+func TestVerifySigners(t *testing.T) {
+	ca := testca.New(t)
+	leaf := ca.Leaf(t, testca.LeafOptions{KeyType: testca.ECDSAP256, CommonName: "Build Signing"})
+	chain := []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert}
+	_, subjects := buildTree(t, tree)
+	data, err := manifest.New(subjects, predicate(manifest.Passed), leaf.Key, chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := sha256.Sum256(leaf.Cert.Raw)
+	opts := func(signers ...string) manifest.VerifyOptions {
+		return manifest.VerifyOptions{Roots: []*x509.Certificate{ca.Root.Cert}, Now: testca.Epoch, Signers: signers}
+	}
+	for _, ids := range [][]string{nil, {"cn:Build Signing"}, {"cn:nobody", "sha256:" + hex.EncodeToString(fp[:])}} {
+		if st, err := manifest.Verify(data, opts(ids...)); err != nil || st == nil {
+			t.Errorf("signers %q: %v", ids, err)
+		}
+	}
+	for _, ids := range [][]string{{"cn:Other Signing"}, {"sha256:" + strings.Repeat("00", 32)}, {"Build Signing"}} {
+		if st, err := manifest.Verify(data, opts(ids...)); !errors.Is(err, manifest.ErrSigner) || st != nil {
+			t.Errorf("signers %q: %v, %v; want ErrSigner", ids, st, err)
+		}
+	}
+	other := testca.New(t)
+	if _, err := manifest.Verify(data, manifest.VerifyOptions{Roots: []*x509.Certificate{other.Root.Cert}, Now: testca.Epoch,
+		Signers: []string{"cn:Other Signing"}}); !errors.Is(err, bundle.ErrUntrusted) {
+		t.Errorf("another root, another signer pinned: %v, want ErrUntrusted first", err)
+	}
+}
+
+// TestVerdict: files that do not match fail a manifest whatever it
+// records; then a build that did not pass; else it passes.
+func TestVerdict(t *testing.T) {
+	st := func(r manifest.Result) *manifest.Statement {
+		return &manifest.Statement{Subject: make([]manifest.Subject, 3), Predicate: manifest.Predicate{VerificationResult: r}}
+	}
+	bad := []manifest.Mismatch{{Name: "a", Kind: manifest.Missing}}
+	for _, tt := range []struct {
+		name string
+		st   *manifest.Statement
+		bad  []manifest.Mismatch
+		want error
+	}{
+		{"passed, files match", st(manifest.Passed), nil, nil},
+		{"passed, a file missing", st(manifest.Passed), bad, manifest.ErrMismatch},
+		{"failed, files match", st(manifest.Failed), nil, manifest.ErrNotPassed},
+		{"failed, a file missing", st(manifest.Failed), bad, manifest.ErrMismatch},
+	} {
+		err := manifest.Verdict(tt.st, tt.bad)
+		if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+			t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
+		}
+		if errors.Is(tt.want, manifest.ErrMismatch) && !strings.Contains(err.Error(), "1 of 3 files") {
+			t.Errorf("%s: %v does not say how many files", tt.name, err)
+		}
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/textsafe"
+	"github.com/codesignval/csv/signing"
 )
 
 // File size caps of the command's inputs.
@@ -201,10 +202,10 @@ func runVerify(ctx context.Context, o *VerifyOptions) error {
 	}
 	vopts := attest.VerifyOptions{AK: ak, AllowSHA1Unsafe: o.AllowSHA1, AllowEmptyNonceUnsafe: o.AllowEmptyNonce}
 	vopts.Nonce, _ = hex.DecodeString(o.Nonce)
-	if vopts.Roots, err = cmdutil.LoadCertificateFiles(o.AKRoots); err != nil {
+	if vopts.Roots, err = signing.LoadCertificateFiles(o.AKRoots); err != nil {
 		return err
 	}
-	if vopts.Intermediates, err = cmdutil.LoadCertificateFiles(o.AKIntermediates); err != nil {
+	if vopts.Intermediates, err = signing.LoadCertificateFiles(o.AKIntermediates); err != nil {
 		return err
 	}
 	pdata, err := readFile("attestation policy", o.Policy, maxPolicyFile)
@@ -228,7 +229,7 @@ func runVerify(ctx context.Context, o *VerifyOptions) error {
 		if err != nil {
 			return err
 		}
-		roots, err := cmdutil.LoadCertificateFiles(o.CertFiles)
+		roots, err := signing.LoadCertificateFiles(o.CertFiles)
 		if err != nil {
 			return err
 		}

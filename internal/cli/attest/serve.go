@@ -296,7 +296,7 @@ func policyLoader(policyPath string, ciPaths, certFiles []string) func() (*servi
 			if err != nil {
 				return nil, err
 			}
-			roots, err := cmdutil.LoadCertificateFiles(certFiles)
+			roots, err := signing.LoadCertificateFiles(certFiles)
 			if err != nil {
 				return nil, err
 			}
@@ -351,16 +351,16 @@ func parseOID(s string) (asn1.ObjectIdentifier, error) {
 func loadTrust(c *ServeConfig) (service.Trust, error) {
 	t := service.Trust{TrustAnyEKUnsafe: c.EK.TrustAnyUnsafe}
 	var err error
-	if t.AKRoots, err = cmdutil.LoadCertificateFiles(c.AK.Roots); err != nil {
+	if t.AKRoots, err = signing.LoadCertificateFiles(c.AK.Roots); err != nil {
 		return t, err
 	}
-	if t.AKIntermediates, err = cmdutil.LoadCertificateFiles(c.AK.Intermediates); err != nil {
+	if t.AKIntermediates, err = signing.LoadCertificateFiles(c.AK.Intermediates); err != nil {
 		return t, err
 	}
-	if t.EKRoots, err = cmdutil.LoadX509CertificateFiles(c.EK.Roots); err != nil {
+	if t.EKRoots, err = signing.LoadX509CertificateFiles(c.EK.Roots); err != nil {
 		return t, err
 	}
-	if t.EKIntermediates, err = cmdutil.LoadX509CertificateFiles(c.EK.Intermediates); err != nil {
+	if t.EKIntermediates, err = signing.LoadX509CertificateFiles(c.EK.Intermediates); err != nil {
 		return t, err
 	}
 	if c.EK.Allowlist != "" {
@@ -389,7 +389,7 @@ func serviceConfig(c *ServeConfig, logger *slog.Logger) (service.Config, error) 
 		return sc, err
 	}
 	sc.AKRoots, sc.AKIntermediates, sc.EKRoots, sc.EKIntermediates, sc.EKAllowlist = tr.AKRoots, tr.AKIntermediates, tr.EKRoots, tr.EKIntermediates, tr.EKAllowlist
-	cas, err := cmdutil.LoadX509CertificateFiles([]string{c.Credential.CACertificate})
+	cas, err := signing.LoadX509CertificateFiles([]string{c.Credential.CACertificate})
 	if err != nil {
 		return sc, err
 	}

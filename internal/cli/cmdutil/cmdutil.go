@@ -18,7 +18,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/codesignval/csv/cipolicy"
-	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/internal/safefile"
 	"github.com/codesignval/csv/signing"
 )
@@ -135,53 +134,25 @@ func PolicyFileReader(policyPath string) func(string) ([]byte, error) {
 	return cipolicy.FileReader(policyPath)
 }
 
-// LoadCertificateFiles reads every certificate of several files (the
-// repeatable --certs flag), in order.
+// LoadCertificateFiles is signing.LoadCertificateFiles.
+//
+// Deprecated: use signing.LoadCertificateFiles.
 func LoadCertificateFiles(paths []string) ([]*signing.Certificate, error) {
-	var out []*signing.Certificate
-	for _, p := range paths {
-		cs, err := LoadCertificates(p)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, cs...)
-	}
-	return out, nil
+	return signing.LoadCertificateFiles(paths)
 }
 
-// LoadX509CertificateFiles reads every certificate of several files, as
-// LoadCertificateFiles does, for the APIs that take Go's *x509.Certificate
-// (crypto/x509 chain checks, TLS): a certificate Go's crypto/x509 refuses is
-// an error naming its file.
+// LoadX509CertificateFiles is signing.LoadX509CertificateFiles.
+//
+// Deprecated: use signing.LoadX509CertificateFiles.
 func LoadX509CertificateFiles(paths []string) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	for _, p := range paths {
-		cs, err := LoadCertificates(p)
-		if err != nil {
-			return nil, err
-		}
-		xs, err := signing.X509Certificates(cs)
-		if err != nil {
-			return nil, fmt.Errorf("certificates %s: %w", p, err)
-		}
-		out = append(out, xs...)
-	}
-	return out, nil
+	return signing.LoadX509CertificateFiles(paths)
 }
 
-// LoadCertificates reads a certificate file by the one rule of
-// signing.ParseCertificates: PEM CERTIFICATE blocks, or one DER
-// certificate.
+// LoadCertificates is signing.LoadCertificates.
+//
+// Deprecated: use signing.LoadCertificates.
 func LoadCertificates(path string) ([]*signing.Certificate, error) {
-	data, err := ReadFileCapped(path, limits.MaxCertFile)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read certificates %s: %w", path, err)
-	}
-	certs, err := signing.ParseCertificates(data)
-	if err != nil {
-		return nil, fmt.Errorf("certificates %s: %w", path, err)
-	}
-	return certs, nil
+	return signing.LoadCertificates(path)
 }
 
 // WriteFileAtomic writes data to path through a temporary file in the same

@@ -107,7 +107,7 @@ func (d FileDoc) MarshalJSON() ([]byte, error) {
 // Run inspects the files and prints what it found.
 func Run(ctx context.Context, o *Options) error {
 	buf := make([]byte, limits.ReadBuffer)
-	certs, err := cmdutil.LoadCertificateFiles(o.CertFiles)
+	certs, err := signing.LoadCertificateFiles(o.CertFiles)
 	if err != nil {
 		return err
 	}

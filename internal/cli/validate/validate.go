@@ -22,6 +22,7 @@ import (
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/cli/sign"
 	"github.com/codesignval/csv/internal/textsafe"
+	"github.com/codesignval/csv/signing"
 )
 
 // Options are the flags and arguments of csv validate.
@@ -177,7 +178,7 @@ func Run(ctx context.Context, o *Options) error {
 			}
 		}
 	}
-	certs, err := cmdutil.LoadCertificateFiles(o.CertFiles)
+	certs, err := signing.LoadCertificateFiles(o.CertFiles)
 	if err != nil {
 		return err
 	}
