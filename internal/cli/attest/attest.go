@@ -16,7 +16,6 @@ import (
 
 	"github.com/MakeNowJust/heredoc/v2"
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/codesignval/csv/attest"
 	"github.com/codesignval/csv/attest/eventlog"
@@ -188,7 +187,7 @@ func runVerify(ctx context.Context, o *VerifyOptions) error {
 		if err != nil {
 			return err
 		}
-		if ev.PCRs, err = ParsePCRs(b); err != nil {
+		if ev.PCRs, err = attest.ParsePCRs(b); err != nil {
 			return fmt.Errorf("PCR values %s: %w", o.PCRs, err)
 		}
 	}
@@ -259,34 +258,6 @@ func runVerify(ctx context.Context, o *VerifyOptions) error {
 		return cmdutil.ErrFailed
 	}
 	return nil
-}
-
-// ParsePCRs reads PCR values: a mapping of bank names (sha1, sha256, ...)
-// to mappings of PCR indexes to hex values (optionally 0x-prefixed), in
-// YAML or JSON (tpm2_pcrread's output is such YAML).
-func ParsePCRs(b []byte) (eventlog.PCRs, error) {
-	var m map[string]map[int]string
-	if err := yaml.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("want a mapping of banks to PCR indexes to hex values: %v", err)
-	}
-	out := eventlog.PCRs{}
-	for bank, vals := range m {
-		alg, err := eventlog.ParseHashAlg(strings.ToLower(bank))
-		if err != nil {
-			return nil, err
-		}
-		for i, h := range vals {
-			if i < 0 || i >= eventlog.NumPCRs {
-				return nil, fmt.Errorf("%s PCR %d does not exist", bank, i)
-			}
-			v, err := hex.DecodeString(strings.TrimPrefix(strings.TrimPrefix(h, "0x"), "0X"))
-			if err != nil || len(v) != alg.Size() {
-				return nil, fmt.Errorf("%s PCR %d: %q is not %d bytes of hex", bank, i, h, alg.Size())
-			}
-			out.Set(alg, i, v)
-		}
-	}
-	return out, nil
 }
 
 func render(w io.Writer, format string, r *attest.Result) error {
