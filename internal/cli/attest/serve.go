@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/asn1"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -308,27 +307,18 @@ func policyLoader(policyPath string, ciPaths, certFiles []string) func() (*servi
 	}
 }
 
-// readAllowlist reads an EK allowlist: one hex SHA-256 a line; blank lines
-// and # comments are ignored.
+// readAllowlist reads an EK allowlist file, capped, by
+// service.ParseEKAllowlist.
 func readAllowlist(path string) ([][32]byte, error) {
 	b, err := readFile("EK allowlist", path, maxAllowlistFile)
 	if err != nil {
 		return nil, err
 	}
-	var out [][32]byte
-	for i, line := range strings.Split(string(b), "\n") {
-		line, _, _ = strings.Cut(line, "#")
-		line = strings.TrimSpace(line)
-		if line == "" {
-			continue
-		}
-		v, err := hex.DecodeString(line)
-		if err != nil || len(v) != 32 {
-			return nil, fmt.Errorf("EK allowlist %s: line %d: want 64 hex digits (SHA-256 of an EK public key)", path, i+1)
-		}
-		out = append(out, [32]byte(v))
+	l, err := service.ParseEKAllowlist(b)
+	if err != nil {
+		return nil, fmt.Errorf("EK allowlist %s: %w", path, err)
 	}
-	return out, nil
+	return l, nil
 }
 
 func parseOID(s string) (asn1.ObjectIdentifier, error) {
