@@ -137,15 +137,22 @@ func Run(ctx context.Context, io *cmdutil.IOStreams, args []string) int {
 	case ctx.Err() != nil:
 		textsafe.Linef(io.ErrOut, "csv: %s", strings.TrimPrefix(err.Error(), "csv: "))
 	default:
-		for _, line := range errorLines(err) {
-			fmt.Fprintf(io.ErrOut, "csv: %s\n", strings.TrimPrefix(line, "csv: "))
-		}
+		writeError(io.ErrOut, err)
 		var fe *cmdutil.FlagError
 		if errors.As(err, &fe) || strings.HasPrefix(err.Error(), "unknown command") {
 			fmt.Fprintln(io.ErrOut, "csv: run 'csv --help' or 'csv <command> --help' for usage")
 		}
 	}
 	return code
+}
+
+// writeError prints err's lines (errorLines), each with the "csv: " prefix,
+// once: a line that already begins with it (the csv package's errors:
+// "csv: cannot validate path ...") does not get a second.
+func writeError(w io.Writer, err error) {
+	for _, line := range errorLines(err) {
+		fmt.Fprintf(w, "csv: %s\n", strings.TrimPrefix(line, "csv: "))
+	}
 }
 
 // errorLines splits an error into the lines csv prints: the errors an
