@@ -14,7 +14,7 @@ import (
 )
 
 // ErrInvalidPolicy is wrapped by every error about a policy file's content.
-var ErrInvalidPolicy = errors.New("invalid policy")
+var ErrInvalidPolicy = errors.New("cipolicy: invalid policy")
 
 // Problem is one error found in a policy file.
 type Problem struct {

@@ -141,7 +141,7 @@ type walker struct {
 }
 
 // ErrRoot is wrapped by errors about a PATH argument that cannot be walked.
-var ErrRoot = errors.New("cannot validate path")
+var ErrRoot = errors.New("csv: cannot validate path")
 
 // newWalker resolves the roots of a walk (see walker.run): a root that
 // cannot be resolved or is neither a directory nor a regular file is an

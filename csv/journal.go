@@ -393,7 +393,7 @@ const (
 )
 
 // ErrUnfinishedSign is wrapped by RecoveryError.
-var ErrUnfinishedSign = errors.New("an earlier csv sign did not finish")
+var ErrUnfinishedSign = errors.New("csv: an earlier csv sign did not finish")
 
 // RecoveryError is a journal of an earlier run that RecoverSign could not
 // act on without losing or replacing what it cannot account for: files

@@ -24,6 +24,7 @@ import (
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv/format"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
 )
 
@@ -735,9 +736,9 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 		switch {
 		case ft == FormatOther && judged:
 			// A binary swapped for something else is not left out quietly.
-			return p, fmt.Errorf("%w: it was a binary when validated, and is no longer a PE or ELF file", ErrChanged)
+			return p, signing.Errorf(ErrChanged, "the file changed after it was validated: it was a binary when validated, and is no longer a PE or ELF file")
 		case ft != FormatOther && (!judged || want.Get(cipolicy.SHA256) == nil):
-			return p, fmt.Errorf("%w: validation did not judge it", ErrChanged)
+			return p, signing.Errorf(ErrChanged, "the file changed after it was validated: validation did not judge it")
 		}
 		if want == nil {
 			want = cipolicy.Digests{} // an expectation, if an empty one

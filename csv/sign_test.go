@@ -387,16 +387,17 @@ func TestSignCommitFailureWithoutHardLinks(t *testing.T) {
 	dir := buildTree(t)
 	before := snapshot(t, dir)
 	linkFile = func(*os.Root, string, string) error { return &os.LinkError{Op: "link", Err: syscall.EPERM} }
+	errInjected := errors.New("injected failure")
 	renames := 0
 	beforeRename = func(string) error {
 		if renames++; renames == 3 {
-			return errors.New("injected failure")
+			return errInjected
 		}
 		return nil
 	}
 	t.Cleanup(func() { linkFile, beforeRename = (*os.Root).Link, nil })
 	_, err := Sign(t.Context(), s.opts(), dir)
-	if err == nil || !strings.Contains(err.Error(), "left signed") {
+	if !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "left signed") {
 		t.Fatalf("err = %v", err)
 	}
 	after := snapshot(t, dir)

@@ -137,6 +137,57 @@ func LoadChain(path string) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
+// LoadCertificates reads every certificate of a certificate file by the
+// one rule of [ParseCertificates] (PEM CERTIFICATE blocks, or one DER
+// certificate), leniently, as trust anchors are read: a regular file of at
+// most limits.MaxCertFile bytes, opened as [LoadChain] opens one. Errors
+// name the file; those of a file that could be read wrap [ErrCertificate].
+func LoadCertificates(path string) ([]*Certificate, error) {
+	data, err := safefile.ReadFile(path, limits.MaxCertFile)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read certificates %s: %w", path, err)
+	}
+	certs, err := ParseCertificates(data)
+	if err != nil {
+		return nil, fmt.Errorf("certificates %s: %w", path, err)
+	}
+	return certs, nil
+}
+
+// LoadCertificateFiles reads every certificate of several files
+// ([LoadCertificates]), in order: the repeatable --certs flag.
+func LoadCertificateFiles(paths []string) ([]*Certificate, error) {
+	var out []*Certificate
+	for _, p := range paths {
+		cs, err := LoadCertificates(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cs...)
+	}
+	return out, nil
+}
+
+// LoadX509CertificateFiles reads every certificate of several files, as
+// [LoadCertificateFiles] does, for the APIs that take Go's
+// *x509.Certificate (crypto/x509 chain checks, TLS): a certificate Go's
+// crypto/x509 refuses is an error naming its file ([X509Certificates]).
+func LoadX509CertificateFiles(paths []string) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for _, p := range paths {
+		cs, err := LoadCertificates(p)
+		if err != nil {
+			return nil, err
+		}
+		xs, err := X509Certificates(cs)
+		if err != nil {
+			return nil, fmt.Errorf("certificates %s: %w", p, err)
+		}
+		out = append(out, xs...)
+	}
+	return out, nil
+}
+
 // certificateDERs splits data into its certificates' DER by the rule of
 // ParseCertificates.
 func certificateDERs(data []byte) ([][]byte, error) {

@@ -301,3 +301,32 @@ func FuzzParseCertificates(f *testing.F) {
 		}
 	})
 }
+
+// TestLoadCertificateFiles: the certificate files csv is given (--certs,
+// roots) are read by the one rule, in order, and errors name the file.
+func TestLoadCertificateFiles(t *testing.T) {
+	ca := testca.New(t)
+	dir := t.TempDir()
+	pemFile := filepath.Join(dir, "roots.pem")
+	os.WriteFile(pemFile, append(testca.PEM(ca.Root.Cert), testca.PEM(ca.Intermediate.Cert)...), 0o644)
+	derFile := filepath.Join(dir, "leaf.der")
+	leaf := ca.Leaf(t, testca.LeafOptions{})
+	os.WriteFile(derFile, leaf.Cert.Raw, 0o644)
+	bad := filepath.Join(dir, "bad.pem")
+	os.WriteFile(bad, []byte("not a certificate"), 0o644)
+
+	certs, err := signing.LoadCertificateFiles([]string{pemFile, derFile})
+	if err != nil || len(certs) != 3 || !bytes.Equal(certs[0].Raw, ca.Root.Cert.Raw) || !bytes.Equal(certs[2].Raw, leaf.Cert.Raw) {
+		t.Fatalf("LoadCertificateFiles = %d certificates, %v", len(certs), err)
+	}
+	xs, err := signing.LoadX509CertificateFiles([]string{pemFile})
+	if err != nil || len(xs) != 2 || !xs[1].Equal(ca.Intermediate.Cert) {
+		t.Fatalf("LoadX509CertificateFiles = %d certificates, %v", len(xs), err)
+	}
+	if _, err := signing.LoadCertificateFiles([]string{pemFile, bad}); !errors.Is(err, signing.ErrCertificate) || !strings.Contains(err.Error(), bad) {
+		t.Errorf("a bad file: %v, want ErrCertificate naming it", err)
+	}
+	if _, err := signing.LoadCertificates(filepath.Join(dir, "missing.pem")); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "missing.pem") {
+		t.Errorf("a missing file: %v", err)
+	}
+}

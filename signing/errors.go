@@ -80,7 +80,7 @@ func (e *MalformedError) Unwrap() error { return e.Err }
 func (e *MalformedError) Is(target error) bool { return target == ErrMalformed }
 
 // Errorf formats an error that is kind (errors.Is), one of the sentinels
-// above, without repeating kind's own message: the message says what
+// above (or another package's sentinel: csv/format's ErrChanged), without repeating kind's own message: the message says what
 // happened in the words of the code that found it ("image digest
 // mismatch: signed sha256 ...", under the caller's package prefix). %w in
 // format wraps as fmt.Errorf does.

@@ -27,7 +27,7 @@ var (
 )
 
 // ChainError says which check of [CheckSigningChain] failed, and on which
-// certificate. Err is one of ErrKeyMismatch, ErrNoCodeSigningEKU,
+// certificate; every ChainError is [ErrSigner]. Err is one of ErrKeyMismatch, ErrNoCodeSigningEKU,
 // ErrKeyUsage, ErrExpired, ErrNotYetValid, ErrChainLink, ErrEmptyChain.
 type ChainError struct {
 	// Cert is the certificate the check failed on (nil for ErrEmptyChain).
@@ -40,6 +40,11 @@ func (e *ChainError) Error() string { return "signing: " + e.msg }
 
 // Unwrap returns the sentinel.
 func (e *ChainError) Unwrap() error { return e.Err }
+
+// Is reports that a ChainError is [ErrSigner], the concept every signing
+// package reports a key and chain that cannot sign with: errors.Is(err,
+// ErrSigner) holds whichever check failed.
+func (e *ChainError) Is(target error) bool { return target == ErrSigner }
 
 // certName names a certificate in messages: its CN, else its subject.
 func certName(c *x509.Certificate) string {

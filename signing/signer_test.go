@@ -44,6 +44,9 @@ func TestCheckSigningChain(t *testing.T) {
 			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
 				t.Fatalf("got %v, want %v", err, tt.wantErr)
 			}
+			if err != nil && !errors.Is(err, signing.ErrSigner) {
+				t.Errorf("%v is not signing.ErrSigner", err)
+			}
 			if tt.wantMsg != "" && err.Error() != tt.wantMsg {
 				t.Errorf("message %q, want %q", err, tt.wantMsg)
 			}

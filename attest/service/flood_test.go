@@ -276,7 +276,7 @@ func TestVerificationStops(t *testing.T) {
 			t.Fatalf("%d %.300s", w.Code, w.Body)
 		}
 	})
-	if _, err := service.New(service.Config{VerificationTimeout: -time.Second, LoadPolicy: func() (*service.Policy, error) { return nil, nil }}); err == nil ||
+	if _, err := service.New(service.Config{VerificationTimeout: -time.Second, LoadPolicy: func() (*service.Policy, error) { return nil, nil }}); !errors.Is(err, service.ErrConfig) ||
 		!strings.Contains(err.Error(), "negative limit") {
 		t.Errorf("a negative VerificationTimeout: %v", err)
 	}

@@ -192,7 +192,7 @@ func TestBodyLimits(t *testing.T) {
 	ca, key, _ := servicetest.NewCA("CA", epoch)
 	_, err = service.New(service.Config{LoadPolicy: loadPolicy(b.policy, b.ciPolicy), CA: ca, CAKey: key, TrustAnyEKUnsafe: true,
 		Now: func() time.Time { return epoch }, MaxBodyBytes: 1 << 20, MaxBodyBytesInFlight: 1 << 19})
-	if err == nil || !strings.Contains(err.Error(), "MaxBodyBytesInFlight") {
+	if !errors.Is(err, service.ErrConfig) || !strings.Contains(err.Error(), "MaxBodyBytesInFlight") {
 		t.Fatalf("budget below the body cap: %v", err)
 	}
 }

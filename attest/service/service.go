@@ -241,10 +241,15 @@ type Server struct {
 	testHook func(context.Context)
 }
 
+// ErrConfig is wrapped by the errors of [New] and [Server.ReloadTrust] about
+// a Config or a Trust that cannot be used (a missing policy loader, a
+// negative limit, no way to trust an EK, ...).
+var ErrConfig = errors.New("service: invalid configuration")
+
 // New checks the configuration, loads the policy and returns a Server.
 func New(cfg Config) (*Server, error) {
 	if cfg.LoadPolicy == nil {
-		return nil, errors.New("service: Config.LoadPolicy is required")
+		return nil, signing.Errorf(ErrConfig, "service: Config.LoadPolicy is required")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -287,9 +292,9 @@ func New(cfg Config) (*Server, error) {
 	switch {
 	case cfg.NonceTTL < 0 || cfg.MaxUsedNonces < 0 || cfg.MaxUsedNoncesPerEK < 0 || cfg.MaxBodyBytes < 0 ||
 		cfg.MaxBodyBytesInFlight < 0 || cfg.MaxConcurrentVerifications < 0 || cfg.VerificationTimeout < 0:
-		return nil, errors.New("service: negative limit in Config")
+		return nil, signing.Errorf(ErrConfig, "service: negative limit in Config")
 	case cfg.MaxBodyBytesInFlight < cfg.MaxBodyBytes:
-		return nil, fmt.Errorf("service: MaxBodyBytesInFlight (%d) is below MaxBodyBytes (%d): a body of the largest size could never be read",
+		return nil, signing.Errorf(ErrConfig, "service: MaxBodyBytesInFlight (%d) is below MaxBodyBytes (%d): a body of the largest size could never be read",
 			cfg.MaxBodyBytesInFlight, cfg.MaxBodyBytes)
 	}
 	ts, err := newTrustState(Trust{AKRoots: cfg.AKRoots, AKIntermediates: cfg.AKIntermediates, EKRoots: cfg.EKRoots,
@@ -305,7 +310,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	for _, a := range s.algs {
 		if a == eventlog.SHA1 && !cfg.AllowSHA1Unsafe {
-			return nil, errors.New("service: the PCR selection asks for the SHA1 bank, whose quotes are refused without AllowSHA1Unsafe")
+			return nil, signing.Errorf(ErrConfig, "service: the PCR selection asks for the SHA1 bank, whose quotes are refused without AllowSHA1Unsafe")
 		}
 	}
 	keys := cfg.NonceKeys
@@ -318,7 +323,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	for i, k := range keys {
 		if len(k) < minNonceKey {
-			return nil, fmt.Errorf("service: nonce key %d is %d bytes (at least %d)", i+1, len(k), minNonceKey)
+			return nil, signing.Errorf(ErrConfig, "service: nonce key %d is %d bytes (at least %d)", i+1, len(k), minNonceKey)
 		}
 	}
 	s.nonces = &nonces{keys: keys, ttl: cfg.NonceTTL, used: newUsedNonces(cfg.NonceTTL, cfg.MaxUsedNonces, cfg.MaxUsedNoncesPerEK, cfg.Now())}
@@ -387,7 +392,7 @@ type trustState struct {
 
 func newTrustState(t Trust) (*trustState, error) {
 	if len(t.EKRoots) == 0 && len(t.EKAllowlist) == 0 && !t.TrustAnyEKUnsafe {
-		return nil, errors.New("service: no way to trust an EK: give EK roots (TPM manufacturers' CAs), an EK allowlist, or TrustAnyEKUnsafe")
+		return nil, signing.Errorf(ErrConfig, "service: no way to trust an EK: give EK roots (TPM manufacturers' CAs), an EK allowlist, or TrustAnyEKUnsafe")
 	}
 	ek := &ekTrust{roots: x509.NewCertPool(), intermediates: x509.NewCertPool(), nroots: len(t.EKRoots),
 		allow: map[[32]byte]bool{}, anyUnsafe: t.TrustAnyEKUnsafe}

@@ -284,11 +284,15 @@ type Signed struct {
 }
 
 // ErrOneSignature is wrapped when SignOptions.Append asks a format that
-// holds one signature (ELF) for a second.
-var ErrOneSignature = errors.New("it cannot take a second")
+// holds one signature (ELF) for a second. Handlers report it with
+// signing.Errorf, in words of their own ("an ELF file carries one appended
+// signature: it cannot take a second").
+var ErrOneSignature = errors.New("format: the file cannot take a second signature")
 
 // ErrChanged is wrapped when a file changed between validation and signing.
-var ErrChanged = errors.New("the file changed after it was validated")
+// Handlers and the pipeline report it with signing.Errorf, in words of
+// their own ("the file changed after it was validated: SHA256 ...").
+var ErrChanged = errors.New("format: the file changed after it was validated")
 
 // MalformedError says why a file that claims to be of a format cannot be
 // judged: what is wrong and where. Offset is -1 when there is no single

@@ -123,7 +123,9 @@ func notifyContext(parent context.Context, grace *atomic.Int64, errOut io.Writer
 }
 
 // Run runs csv with the given streams and arguments and returns the exit
-// code. Errors are printed to io.ErrOut with the "csv: " prefix.
+// code. Errors are printed to io.ErrOut with the "csv: " prefix, once: the
+// csv package's own errors already begin with it (csv: cannot validate
+// path ...).
 func Run(ctx context.Context, io *cmdutil.IOStreams, args []string) int {
 	f := &cmdutil.Factory{IO: io, Version: version.String()}
 	root := NewCmdRoot(f)
@@ -133,17 +135,24 @@ func Run(ctx context.Context, io *cmdutil.IOStreams, args []string) int {
 	switch {
 	case err == nil, errors.Is(err, cmdutil.ErrFailed):
 	case ctx.Err() != nil:
-		textsafe.Linef(io.ErrOut, "csv: %v", err)
+		textsafe.Linef(io.ErrOut, "csv: %s", strings.TrimPrefix(err.Error(), "csv: "))
 	default:
-		for _, line := range errorLines(err) {
-			fmt.Fprintf(io.ErrOut, "csv: %s\n", line)
-		}
+		writeError(io.ErrOut, err)
 		var fe *cmdutil.FlagError
 		if errors.As(err, &fe) || strings.HasPrefix(err.Error(), "unknown command") {
 			fmt.Fprintln(io.ErrOut, "csv: run 'csv --help' or 'csv <command> --help' for usage")
 		}
 	}
 	return code
+}
+
+// writeError prints err's lines (errorLines), each with the "csv: " prefix,
+// once: a line that already begins with it (the csv package's errors:
+// "csv: cannot validate path ...") does not get a second.
+func writeError(w io.Writer, err error) {
+	for _, line := range errorLines(err) {
+		fmt.Fprintf(w, "csv: %s\n", strings.TrimPrefix(line, "csv: "))
+	}
 }
 
 // errorLines splits an error into the lines csv prints: the errors an

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -30,5 +31,18 @@ func TestErrorLines(t *testing.T) {
 				t.Errorf("errorLines = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestWriteErrorPrefixOnce: csv prints its prefix once, on every line,
+// whether or not the error already carries it (the csv package's errors
+// do).
+func TestWriteErrorPrefixOnce(t *testing.T) {
+	var b strings.Builder
+	writeError(&b, errors.Join(errors.New("csv: cannot validate path nowhere: no such file or directory"),
+		errors.New("cannot read policy p.yaml: no such file or directory"), errors.New("csv: invalid options: csv: x")))
+	want := "csv: cannot validate path nowhere: no such file or directory\ncsv: cannot read policy p.yaml: no such file or directory\ncsv: invalid options: csv: x\n"
+	if b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
 	}
 }

@@ -76,6 +76,8 @@ import (
 	prototrustroot "github.com/sigstore/protobuf-specs/gen/pb-go/trustroot/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/codesignval/csv/signing"
 )
 
 // MediaType is the media type of the bundles New and NewDSSE write.
@@ -104,24 +106,41 @@ var accepted = map[string]bool{
 	"application/vnd.dev.sigstore.bundle.v0.3+json":        true,
 }
 
-// Errors. Test for them with errors.Is.
+// Errors. Test for them with errors.Is. A bundle reports with the signing
+// package's sentinels where the concept is the same as for every other
+// signature (signing.ErrMalformed, signing.ErrDigestMismatch,
+// signing.ErrSignature, signing.ErrTimestamp, signing.ErrSigner for a key
+// that cannot make a bundle); only ErrUntrusted is its own. The messages
+// keep the "bundle: " words they had.
 var (
-	// ErrMalformed: the bundle is not a well-formed Sigstore bundle of the
-	// expected kind, or is over a cap.
-	ErrMalformed = errors.New("bundle: malformed")
 	// ErrUntrusted: the certificate chain does not verify to the roots at
 	// the time given, or the leaf lacks the code signing EKU.
 	ErrUntrusted = errors.New("bundle: certificate not trusted")
-	// ErrDigest: the bundle is for another artifact.
-	ErrDigest = errors.New("bundle: digest does not match the artifact")
-	// ErrSignature: the signature does not verify with the leaf's key.
-	ErrSignature = errors.New("bundle: signature does not verify")
-	// ErrKey: the signing key cannot make a bundle (type, or not the
-	// leaf's).
-	ErrKey = errors.New("bundle: unsupported signing key")
-	// ErrTimestamp: an RFC 3161 timestamp the bundle carries does not
-	// verify, or its TSA is not trusted.
-	ErrTimestamp = errors.New("bundle: timestamp does not verify")
+)
+
+// The signing package's sentinels under the names earlier versions of this
+// package exported.
+//
+// Deprecated: test for the signing sentinels: ErrMalformed is
+// signing.ErrMalformed, ErrDigest signing.ErrDigestMismatch, ErrSignature
+// signing.ErrSignature, ErrKey signing.ErrSigner, ErrTimestamp
+// signing.ErrTimestamp.
+var (
+	ErrMalformed = signing.ErrMalformed
+	ErrDigest    = signing.ErrDigestMismatch
+	ErrSignature = signing.ErrSignature
+	ErrKey       = signing.ErrSigner
+	ErrTimestamp = signing.ErrTimestamp
+)
+
+// The errors this package wraps: the signing sentinels with this package's
+// words for them, so that messages read as they did.
+var (
+	errMalformed = signing.Errorf(signing.ErrMalformed, "bundle: malformed")
+	errDigest    = signing.Errorf(signing.ErrDigestMismatch, "bundle: digest does not match the artifact")
+	errSignature = signing.Errorf(signing.ErrSignature, "bundle: signature does not verify")
+	errKey       = signing.Errorf(signing.ErrSigner, "bundle: unsupported signing key")
+	errTimestamp = signing.Errorf(signing.ErrTimestamp, "bundle: timestamp does not verify")
 )
 
 // New returns the JSON of a bundle signing an artifact's SHA-256 digest
@@ -139,10 +158,10 @@ func New(digest []byte, signer crypto.Signer, chain []*x509.Certificate, ts Time
 	case *rsa.PublicKey:
 	case *ecdsa.PublicKey:
 		if k.Curve != elliptic.P256() {
-			return nil, fmt.Errorf("%w: ECDSA %s: sigstore verifiers expect SHA-384/512 digests with P-384/521 keys, and the bundle carries SHA-256 (use P-256 or RSA)", ErrKey, k.Curve.Params().Name)
+			return nil, fmt.Errorf("%w: ECDSA %s: sigstore verifiers expect SHA-384/512 digests with P-384/521 keys, and the bundle carries SHA-256 (use P-256 or RSA)", errKey, k.Curve.Params().Name)
 		}
 	default:
-		return nil, fmt.Errorf("%w: %T cannot sign a SHA-256 digest for sigstore verifiers (use RSA or ECDSA P-256)", ErrKey, k)
+		return nil, fmt.Errorf("%w: %T cannot sign a SHA-256 digest for sigstore verifiers (use RSA or ECDSA P-256)", errKey, k)
 	}
 	sig, err := signer.Sign(rand.Reader, digest, crypto.SHA256)
 	if err != nil {
@@ -182,7 +201,7 @@ func Verify(bundleJSON []byte, digest []byte, opts VerifyOptions) error {
 	}
 	ms := b.GetMessageSignature()
 	if ms == nil {
-		return fmt.Errorf("%w: content is not a messageSignature", ErrMalformed)
+		return fmt.Errorf("%w: content is not a messageSignature", errMalformed)
 	}
 	at, _, _, err := signedAt(b, ms.GetSignature(), opts)
 	if err != nil {
@@ -194,10 +213,10 @@ func Verify(bundleJSON []byte, digest []byte, opts VerifyOptions) error {
 	}
 	if md := ms.GetMessageDigest(); md != nil {
 		if md.GetAlgorithm() != protocommon.HashAlgorithm_SHA2_256 {
-			return fmt.Errorf("%w: message digest algorithm %v", ErrMalformed, md.GetAlgorithm())
+			return fmt.Errorf("%w: message digest algorithm %v", errMalformed, md.GetAlgorithm())
 		}
 		if !bytes.Equal(md.GetDigest(), digest) {
-			return ErrDigest
+			return errDigest
 		}
 	}
 	if err := checkDigestSignature(chain[0].PublicKey, crypto.SHA256, digest, ms.GetSignature()); err != nil {
@@ -268,11 +287,11 @@ func dsseHash(pub crypto.PublicKey) (crypto.Hash, error) {
 		case elliptic.P521():
 			return crypto.SHA512, nil
 		}
-		return 0, fmt.Errorf("%w: ECDSA %s", ErrKey, k.Curve.Params().Name)
+		return 0, fmt.Errorf("%w: ECDSA %s", errKey, k.Curve.Params().Name)
 	case ed25519.PublicKey:
 		return 0, nil
 	}
-	return 0, fmt.Errorf("%w: %T", ErrKey, pub)
+	return 0, fmt.Errorf("%w: %T", errKey, pub)
 }
 
 // A Timestamper countersigns a signature: it returns a DER RFC 3161
@@ -335,13 +354,13 @@ func VerifyDSSE(bundleJSON []byte, payloadType string, opts VerifyOptions) (*Env
 	}
 	env := b.GetDsseEnvelope()
 	if env == nil {
-		return nil, fmt.Errorf("%w: content is not a DSSE envelope", ErrMalformed)
+		return nil, fmt.Errorf("%w: content is not a DSSE envelope", errMalformed)
 	}
 	if len(env.GetSignatures()) != 1 {
-		return nil, fmt.Errorf("%w: DSSE envelope with %d signatures (want 1)", ErrMalformed, len(env.GetSignatures()))
+		return nil, fmt.Errorf("%w: DSSE envelope with %d signatures (want 1)", errMalformed, len(env.GetSignatures()))
 	}
 	if env.GetPayloadType() != payloadType {
-		return nil, fmt.Errorf("%w: DSSE payload type %q (want %q)", ErrMalformed, env.GetPayloadType(), payloadType)
+		return nil, fmt.Errorf("%w: DSSE payload type %q (want %q)", errMalformed, env.GetPayloadType(), payloadType)
 	}
 	sig := env.GetSignatures()[0].GetSig()
 	out := &Envelope{PayloadType: env.GetPayloadType(), Payload: env.GetPayload()}
@@ -354,7 +373,7 @@ func VerifyDSSE(bundleJSON []byte, payloadType string, opts VerifyOptions) (*Env
 	}
 	h, err := dsseHash(chain[0].PublicKey)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrSignature, err)
+		return nil, fmt.Errorf("%w: %w", errSignature, err)
 	}
 	if err := checkDigestSignature(chain[0].PublicKey, h, hashed(h, PAE(env.GetPayloadType(), env.GetPayload())), sig); err != nil {
 		return nil, err
@@ -426,7 +445,7 @@ func authority(certs []*x509.Certificate) *prototrustroot.CertificateAuthority {
 
 func checkSigner(signer crypto.Signer, chain []*x509.Certificate) error {
 	if signer == nil {
-		return fmt.Errorf("%w: no signer", ErrKey)
+		return fmt.Errorf("%w: no signer", errKey)
 	}
 	if len(chain) == 0 || chain[0] == nil {
 		return errors.New("bundle: no signing certificate")
@@ -436,7 +455,7 @@ func checkSigner(signer crypto.Signer, chain []*x509.Certificate) error {
 	}
 	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(chain[0].PublicKey) {
-		return fmt.Errorf("%w: the signer's key is not the certificate %q's", ErrKey, chain[0].Subject.CommonName)
+		return fmt.Errorf("%w: the signer's key is not the certificate %q's", errKey, chain[0].Subject.CommonName)
 	}
 	return nil
 }
@@ -463,7 +482,7 @@ func stamped(vm *protobundle.VerificationMaterial, sig []byte, ts Timestamper) (
 func signedAt(b *protobundle.Bundle, sig []byte, opts VerifyOptions) (time.Time, bool, int, error) {
 	stamps := b.GetVerificationMaterial().GetTimestampVerificationData().GetRfc3161Timestamps()
 	if len(stamps) > MaxTimestamps {
-		return time.Time{}, false, len(stamps), fmt.Errorf("%w: %d RFC 3161 timestamps (at most %d)", ErrMalformed, len(stamps), MaxTimestamps)
+		return time.Time{}, false, len(stamps), fmt.Errorf("%w: %d RFC 3161 timestamps (at most %d)", errMalformed, len(stamps), MaxTimestamps)
 	}
 	if opts.VerifyTimestamp == nil || len(stamps) == 0 {
 		return opts.Now, false, len(stamps), nil
@@ -472,7 +491,7 @@ func signedAt(b *protobundle.Bundle, sig []byte, opts VerifyOptions) (time.Time,
 	for i, st := range stamps {
 		t, err := opts.VerifyTimestamp(st.GetSignedTimestamp(), sig)
 		if err != nil {
-			return time.Time{}, false, len(stamps), fmt.Errorf("%w: RFC 3161 timestamp #%d: %w", ErrTimestamp, i+1, err)
+			return time.Time{}, false, len(stamps), fmt.Errorf("%w: RFC 3161 timestamp #%d: %w", errTimestamp, i+1, err)
 		}
 		// A time after the verifier's is no evidence of when the signature
 		// was made (a TSA with a wrong clock, or one that would let a
@@ -480,7 +499,7 @@ func signedAt(b *protobundle.Bundle, sig []byte, opts VerifyOptions) (time.Time,
 		// trust one either.
 		if t.After(opts.Now) {
 			return time.Time{}, false, len(stamps), fmt.Errorf("%w: RFC 3161 timestamp #%d: %s is after the verification time %s",
-				ErrTimestamp, i+1, t.UTC().Format(time.RFC3339), opts.Now.UTC().Format(time.RFC3339))
+				errTimestamp, i+1, t.UTC().Format(time.RFC3339), opts.Now.UTC().Format(time.RFC3339))
 		}
 		if i == 0 {
 			at = t
@@ -516,14 +535,14 @@ func marshal(b *protobundle.Bundle) ([]byte, error) {
 // parse decodes a bundle strictly and checks its media type.
 func parse(data []byte, max int) (*protobundle.Bundle, error) {
 	if len(data) > max {
-		return nil, fmt.Errorf("%w: %d bytes, over the %d-byte cap", ErrMalformed, len(data), max)
+		return nil, fmt.Errorf("%w: %d bytes, over the %d-byte cap", errMalformed, len(data), max)
 	}
 	var b protobundle.Bundle
 	if err := (protojson.UnmarshalOptions{}).Unmarshal(data, &b); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %w", errMalformed, err)
 	}
 	if !accepted[b.GetMediaType()] {
-		return nil, fmt.Errorf("%w: media type %q", ErrMalformed, b.GetMediaType())
+		return nil, fmt.Errorf("%w: media type %q", errMalformed, b.GetMediaType())
 	}
 	return &b, nil
 }
@@ -543,16 +562,16 @@ func verifyChain(b *protobundle.Bundle, roots []*x509.Certificate, now time.Time
 	case vm.GetCertificate() != nil:
 		raw = append(raw, vm.GetCertificate().GetRawBytes())
 	default:
-		return nil, fmt.Errorf("%w: no certificate in the verification material", ErrMalformed)
+		return nil, fmt.Errorf("%w: no certificate in the verification material", errMalformed)
 	}
 	if len(raw) == 0 || len(raw) > MaxChain {
-		return nil, fmt.Errorf("%w: %d certificates in the chain (1 to %d)", ErrMalformed, len(raw), MaxChain)
+		return nil, fmt.Errorf("%w: %d certificates in the chain (1 to %d)", errMalformed, len(raw), MaxChain)
 	}
 	certs := make([]*x509.Certificate, len(raw))
 	for i, der := range raw {
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
-			return nil, fmt.Errorf("%w: certificate #%d: %w", ErrMalformed, i+1, err)
+			return nil, fmt.Errorf("%w: certificate #%d: %w", errMalformed, i+1, err)
 		}
 		certs[i] = c
 	}
@@ -595,10 +614,10 @@ func checkDigestSignature(pub crypto.PublicKey, h crypto.Hash, digest, sig []byt
 	case ed25519.PublicKey:
 		ok = h == 0 && ed25519.Verify(k, digest, sig)
 	default:
-		return fmt.Errorf("%w: public key type %T", ErrSignature, pub)
+		return fmt.Errorf("%w: public key type %T", errSignature, pub)
 	}
 	if !ok {
-		return ErrSignature
+		return errSignature
 	}
 	return nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/codesignval/csv/internal/sgtest"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
+	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
 	"github.com/codesignval/csv/signing/bundle"
 	"github.com/codesignval/csv/signing/timestamp/tsahttp"
@@ -121,14 +122,14 @@ func TestVerifyFails(t *testing.T) {
 		now     time.Time
 		wantErr error
 	}{
-		{"tampered artifact", good, other256, roots, testca.Epoch, bundle.ErrDigest},
+		{"tampered artifact", good, other256, roots, testca.Epoch, signing.ErrDigestMismatch},
 		{"wrong root", good, d, []*x509.Certificate{other.Root.Cert}, testca.Epoch, bundle.ErrUntrusted},
 		{"no roots", good, d, nil, testca.Epoch, bundle.ErrUntrusted},
 		{"expired leaf", good, d, roots, testca.Epoch.AddDate(3, 0, 0), bundle.ErrUntrusted},
 		{"leaf without code signing EKU", noEKUBundle, d, roots, testca.Epoch, bundle.ErrUntrusted},
 		{"digest swapped to another artifact's", edit(func(m map[string]any) {
 			ms(m)["messageDigest"].(map[string]any)["digest"] = other256
-		}), other256, roots, testca.Epoch, bundle.ErrSignature},
+		}), other256, roots, testca.Epoch, signing.ErrSignature},
 		{"signature altered", edit(func(m map[string]any) {
 			// Flip a bit of the signature itself (flipping one of its
 			// base64 text could make the JSON invalid instead).
@@ -138,19 +139,19 @@ func TestVerifyFails(t *testing.T) {
 			}
 			sig[len(sig)/2] ^= 1
 			ms(m)["signature"] = base64.StdEncoding.EncodeToString(sig)
-		}), d, roots, testca.Epoch, bundle.ErrSignature},
+		}), d, roots, testca.Epoch, signing.ErrSignature},
 		{"signature of another key", edit(func(m map[string]any) {
 			k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			sig, _ := ecdsa.SignASN1(rand.Reader, k, d)
 			ms(m)["signature"] = sig
-		}), d, roots, testca.Epoch, bundle.ErrSignature},
-		{"unknown field", edit(func(m map[string]any) { m["extra"] = 1 }), d, roots, testca.Epoch, bundle.ErrMalformed},
-		{"unknown media type", edit(func(m map[string]any) { m["mediaType"] = "application/json" }), d, roots, testca.Epoch, bundle.ErrMalformed},
-		{"DSSE content", dsse, d, roots, testca.Epoch, bundle.ErrMalformed},
-		{"not JSON", []byte("{"), d, roots, testca.Epoch, bundle.ErrMalformed},
-		{"trailing data", append(bytes.Clone(good), []byte("{}")...), d, roots, testca.Epoch, bundle.ErrMalformed},
-		{"over the cap", append(bytes.Clone(good), bytes.Repeat([]byte(" "), bundle.MaxSize)...), d, roots, testca.Epoch, bundle.ErrMalformed},
-		{"no certificate", edit(func(m map[string]any) { delete(m, "verificationMaterial") }), d, roots, testca.Epoch, bundle.ErrMalformed},
+		}), d, roots, testca.Epoch, signing.ErrSignature},
+		{"unknown field", edit(func(m map[string]any) { m["extra"] = 1 }), d, roots, testca.Epoch, signing.ErrMalformed},
+		{"unknown media type", edit(func(m map[string]any) { m["mediaType"] = "application/json" }), d, roots, testca.Epoch, signing.ErrMalformed},
+		{"DSSE content", dsse, d, roots, testca.Epoch, signing.ErrMalformed},
+		{"not JSON", []byte("{"), d, roots, testca.Epoch, signing.ErrMalformed},
+		{"trailing data", append(bytes.Clone(good), []byte("{}")...), d, roots, testca.Epoch, signing.ErrMalformed},
+		{"over the cap", append(bytes.Clone(good), bytes.Repeat([]byte(" "), bundle.MaxSize)...), d, roots, testca.Epoch, signing.ErrMalformed},
+		{"no certificate", edit(func(m map[string]any) { delete(m, "verificationMaterial") }), d, roots, testca.Epoch, signing.ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -173,13 +174,13 @@ func TestNewRefuses(t *testing.T) {
 	for name, key := range map[string]crypto.Signer{"P-384": p384, "Ed25519": ed} {
 		t.Run(name, func(t *testing.T) {
 			c := ca.SANLeaf(t, key)
-			if _, err := bundle.New(digestOf("a"), key, []*x509.Certificate{c.Cert}, nil); !errors.Is(err, bundle.ErrKey) {
-				t.Fatalf("got %v, want ErrKey", err)
+			if _, err := bundle.New(digestOf("a"), key, []*x509.Certificate{c.Cert}, nil); !errors.Is(err, signing.ErrSigner) {
+				t.Fatalf("got %v, want signing.ErrSigner", err)
 			}
 		})
 	}
-	if _, err := bundle.New(digestOf("a"), p384, []*x509.Certificate{leaf.Cert}, nil); !errors.Is(err, bundle.ErrKey) {
-		t.Fatalf("key of another certificate: got %v, want ErrKey", err)
+	if _, err := bundle.New(digestOf("a"), p384, []*x509.Certificate{leaf.Cert}, nil); !errors.Is(err, signing.ErrSigner) {
+		t.Fatalf("key of another certificate: got %v, want signing.ErrSigner", err)
 	}
 	if _, err := bundle.New([]byte("short"), leaf.Key, []*x509.Certificate{leaf.Cert}, nil); err == nil {
 		t.Fatal("accepted a digest that is not SHA-256")
@@ -397,11 +398,11 @@ func TestTimestampedBundle(t *testing.T) {
 	if err := bundle.Verify(data, d[:], bundle.VerifyOptions{Roots: roots, Now: expired}); !errors.Is(err, bundle.ErrUntrusted) {
 		t.Errorf("without timestamps, after the certificate expired: %v, want ErrUntrusted", err)
 	}
-	if err := bundle.Verify(data, d[:], bundle.VerifyOptions{Roots: roots, Now: time.Now(), VerifyTimestamp: trustTSA(other.Root.Cert)}); !errors.Is(err, bundle.ErrTimestamp) {
+	if err := bundle.Verify(data, d[:], bundle.VerifyOptions{Roots: roots, Now: time.Now(), VerifyTimestamp: trustTSA(other.Root.Cert)}); !errors.Is(err, signing.ErrTimestamp) {
 		t.Errorf("with another TSA trusted: %v, want ErrTimestamp", err)
 	}
 	// A timestamp an hour after the verification time is refused.
-	if err := bundle.Verify(data, d[:], bundle.VerifyOptions{Roots: roots, Now: time.Now().Add(-time.Hour), VerifyTimestamp: trustTSA(tsaCA.Root.Cert)}); !errors.Is(err, bundle.ErrTimestamp) {
+	if err := bundle.Verify(data, d[:], bundle.VerifyOptions{Roots: roots, Now: time.Now().Add(-time.Hour), VerifyTimestamp: trustTSA(tsaCA.Root.Cert)}); !errors.Is(err, signing.ErrTimestamp) {
 		t.Errorf("a timestamp after the verification time: %v, want ErrTimestamp", err)
 	}
 
@@ -432,10 +433,10 @@ func TestTimestampedBundle(t *testing.T) {
 	if err := bundle.Verify(withStamps(good, good), d[:], trusted); err != nil {
 		t.Errorf("two good timestamps: %v", err)
 	}
-	if err := bundle.Verify(withStamps(good, bad), d[:], trusted); !errors.Is(err, bundle.ErrTimestamp) || !strings.Contains(err.Error(), "#2") {
+	if err := bundle.Verify(withStamps(good, bad), d[:], trusted); !errors.Is(err, signing.ErrTimestamp) || !strings.Contains(err.Error(), "#2") {
 		t.Errorf("a second timestamp over another signature: %v, want ErrTimestamp #2", err)
 	}
-	if err := bundle.Verify(withStamps(good, good, good, good, good), d[:], trusted); !errors.Is(err, bundle.ErrMalformed) {
+	if err := bundle.Verify(withStamps(good, good, good, good, good), d[:], trusted); !errors.Is(err, signing.ErrMalformed) {
 		t.Errorf("five timestamps: %v, want ErrMalformed", err)
 	}
 

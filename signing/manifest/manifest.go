@@ -63,6 +63,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/bundle"
 	"github.com/codesignval/csv/signing/timestamp"
 )
@@ -82,16 +83,24 @@ const MaxSubjects = 1 << 20
 // maxJSONDepth caps the nesting of a statement (real ones are 4 deep).
 const maxJSONDepth = 32
 
-// Errors. Test for them with errors.Is; bundle errors (bundle.ErrSignature,
-// bundle.ErrUntrusted, bundle.ErrMalformed) come through Verify as they are.
+// Errors. Test for them with errors.Is. A statement that is not what it
+// should be is signing.ErrMalformed, as a malformed bundle is; the bundle's
+// errors (signing.ErrSignature, signing.ErrMalformed, bundle.ErrUntrusted,
+// ...) come through Verify as they are.
 var (
 	// ErrInvalid: the statement or predicate given to New is incomplete or
 	// malformed.
 	ErrInvalid = errors.New("manifest: invalid statement")
-	// ErrMalformed: a verified envelope holds something other than a
-	// well-formed statement of the expected types.
-	ErrMalformed = errors.New("manifest: malformed statement")
 )
+
+// ErrMalformed is signing.ErrMalformed, under the name earlier versions of
+// this package exported.
+//
+// Deprecated: test for signing.ErrMalformed.
+var ErrMalformed = signing.ErrMalformed
+
+// errMalformed is signing.ErrMalformed in this package's words.
+var errMalformed = signing.Errorf(signing.ErrMalformed, "manifest: malformed statement")
 
 // DigestSet maps digest algorithm names ("sha256") to lower-case hex.
 type DigestSet map[string]string
@@ -208,6 +217,11 @@ type VerifyOptions struct {
 	TSARoots []*x509.Certificate
 	// Now is the time to check the chain at without a trusted timestamp.
 	Now time.Time
+	// Signers pin the signer: its certificate must be one of these
+	// identities ([MatchSigner]: cn:NAME, dns:NAME, email:ADDRESS, uri:URI
+	// or sha256:FINGERPRINT). Empty, any signer whose chain verifies to
+	// Roots will do; pin one, since a CA issues many certificates.
+	Signers []string
 }
 
 // PolicyLevel is the VSA level csv writes for a policy that passed:
@@ -263,13 +277,15 @@ func New(subjects []Subject, pred Predicate, signer crypto.Signer, chain []*x509
 	return out, nil
 }
 
-// Verify checks a manifest bundle offline (see [bundle.VerifyDSSE] for the
-// bundle checks, in order), then decodes its statement strictly and checks
-// its type, predicate type, subjects (at most MaxSubjects, valid unique
-// names, a hex SHA-256 each) and predicate. It returns the statement, with
-// the verified chain (check the signer's identity with [MatchSigner]) and
-// when it was signed; the caller decides what a FAILED result means, and
-// checks files with [CheckFiles].
+// Verify checks a manifest bundle offline, in this order: the bundle (see
+// [bundle.VerifyDSSE] for its checks, in order: the signature, the chain to
+// opts.Roots, the timestamps with opts.TSARoots); the statement, decoded
+// strictly, its type, predicate type, subjects (at most MaxSubjects, valid
+// unique names, a hex SHA-256 each) and predicate; then the signer, which
+// must be one of opts.Signers when they are given ([ErrSigner]). It
+// returns the statement, with the verified chain and when it was signed;
+// the caller checks the files with [CheckFiles] (and [ExtraFiles]) and
+// has [Verdict] say what the files and the recorded result amount to.
 func Verify(data []byte, opts VerifyOptions) (*Statement, error) {
 	var signed SignedTime
 	bopts := bundle.VerifyOptions{Roots: opts.Roots, Now: opts.Now}
@@ -294,19 +310,26 @@ func Verify(data []byte, opts VerifyOptions) (*Statement, error) {
 	}
 	signed.Timestamped, signed.At, signed.Timestamps = env.Timestamped, env.At, env.Timestamps
 	if err := checkJSON(env.Payload); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %w", errMalformed, err)
 	}
 	var st Statement
 	dec := json.NewDecoder(bytes.NewReader(env.Payload))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&st); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %w", errMalformed, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: trailing data after the statement", ErrMalformed)
+		return nil, fmt.Errorf("%w: trailing data after the statement", errMalformed)
 	}
 	if err := st.check(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %w", errMalformed, err)
+	}
+	var leaf *x509.Certificate
+	if len(env.Chain) > 0 {
+		leaf = env.Chain[0]
+	}
+	if err := MatchSigner(leaf, opts.Signers); err != nil {
+		return nil, err
 	}
 	st.Chain, st.Signed = env.Chain, signed
 	return &st, nil
@@ -591,7 +614,7 @@ func CheckFiles(ctx context.Context, st *Statement, root string) []Mismatch {
 		want, err := sha256Of(s)
 		if err != nil || !validName(s.Name) || !filepath.IsLocal(filepath.FromSlash(s.Name)) {
 			// Verify rules these out; a hand-made Statement may not.
-			out = append(out, Mismatch{Name: s.Name, Kind: Unreadable, Err: fmt.Errorf("%w: bad subject", ErrMalformed)})
+			out = append(out, Mismatch{Name: s.Name, Kind: Unreadable, Err: fmt.Errorf("%w: bad subject", errMalformed)})
 			continue
 		}
 		var got []byte
@@ -635,8 +658,35 @@ func ExtraFiles(st *Statement, present []string) []Mismatch {
 	return out
 }
 
+// The verdicts of [Verdict] other than a pass.
+var (
+	// ErrMismatch: files do not match the manifest (missing, changed,
+	// unreadable, or not listed).
+	ErrMismatch = errors.New("manifest: files do not match the manifest")
+	// ErrNotPassed: the manifest records a build that did not pass its
+	// policy.
+	ErrNotPassed = errors.New("manifest: the manifest records a build that did not pass")
+)
+
+// Verdict says what a verified statement and the mismatches of its files
+// ([CheckFiles], [ExtraFiles]) amount to, as csv verify-manifest reports
+// it: files that do not match, whatever result the statement records
+// ([ErrMismatch], saying how many of the statement's files); else a
+// statement that records a build that did not pass ([ErrNotPassed]);
+// else nil: every file matches a build that passed.
+func Verdict(st *Statement, bad []Mismatch) error {
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: %d of %d files do not match", ErrMismatch, len(bad), len(st.Subject))
+	}
+	if st.Predicate.VerificationResult != Passed {
+		return ErrNotPassed
+	}
+	return nil
+}
+
 // ErrSigner: the manifest verifies, but its signer is none of the
-// identities the caller pinned.
+// identities the caller pinned. (Not signing.ErrSigner, a key and chain
+// that cannot make a signature: this one is about who made it.)
 var ErrSigner = errors.New("manifest: signed by another signer")
 
 // The kinds of signer identity MatchSigner takes: a name of one type, or

@@ -34,6 +34,7 @@ import (
 	"github.com/codesignval/csv/internal/sgtest"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
+	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/bundle"
 	"github.com/codesignval/csv/signing/manifest"
 	"github.com/codesignval/csv/signing/timestamp/tsahttp"
@@ -303,16 +304,16 @@ func TestVerifyFails(t *testing.T) {
 				t.Fatal("digest not found in the payload")
 			}
 			env["payload"] = p
-		}), bundle.ErrSignature},
+		}), signing.ErrSignature},
 		{"payload changed (result)", tamper(t, good, func(_, env map[string]any) {
 			env["payload"] = bytes.Replace(payload(env), []byte("PASSED"), []byte("FAILED"), 1)
-		}), bundle.ErrSignature},
-		{"payload type changed", tamper(t, good, func(_, env map[string]any) { env["payloadType"] = "application/json" }), bundle.ErrMalformed},
+		}), signing.ErrSignature},
+		{"payload type changed", tamper(t, good, func(_, env map[string]any) { env["payloadType"] = "application/json" }), signing.ErrMalformed},
 		{"two signatures", tamper(t, good, func(_, env map[string]any) {
 			sigs := env["signatures"].([]any)
 			env["signatures"] = append(sigs, sigs[0])
-		}), bundle.ErrMalformed},
-		{"signed by another key, same chain", resign(otherLeaf.Key, func(p []byte) []byte { return p }), bundle.ErrSignature},
+		}), signing.ErrMalformed},
+		{"signed by another key, same chain", resign(otherLeaf.Key, func(p []byte) []byte { return p }), signing.ErrSignature},
 		{"signed by another CA's certificate", otherSigned, bundle.ErrUntrusted},
 		{"chain swapped for another CA's", tamper(t, good, func(b, _ map[string]any) {
 			var ob map[string]any
@@ -322,7 +323,7 @@ func TestVerifyFails(t *testing.T) {
 		// A statement the right key signed but that is not a VSA manifest.
 		{"duplicate key in the statement", resign(leaf.Key, func(p []byte) []byte {
 			return bytes.Replace(p, []byte(`{"_type":`), []byte(`{"_type":"x","_type":`), 1)
-		}), manifest.ErrMalformed},
+		}), signing.ErrMalformed},
 		// encoding/json matches keys to fields case-insensitively: a
 		// second subject list under "SUBJECT" (read by csv, the last one)
 		// beside "subject" (read by a case-sensitive verifier), a subject
@@ -330,27 +331,27 @@ func TestVerifyFails(t *testing.T) {
 		{"case-variant duplicate key", resign(leaf.Key, func(p []byte) []byte {
 			evil := sha256.Sum256([]byte("MZ evil"))
 			return bytes.Replace(p, []byte(`"subject":`), []byte(`"subject":[{"name":"bin/evil.exe","digest":{"sha256":"`+hexOf(evil[:])+`"}}],"SUBJECT":`), 1)
-		}), manifest.ErrMalformed},
+		}), signing.ErrMalformed},
 		{"field name in another case", resign(leaf.Key, func(p []byte) []byte {
 			return bytes.Replace(p, []byte(`"subject":`), []byte(`"\u017fubject":`), 1)
-		}), manifest.ErrMalformed},
+		}), signing.ErrMalformed},
 		{"long s in a duplicate field name", resign(leaf.Key, func(p []byte) []byte {
 			return bytes.Replace(p, []byte(`"verificationResult":"PASSED"`), []byte(`"verificationResult":"FAILED","verificationRe\u017fult":"PASSED"`), 1)
-		}), manifest.ErrMalformed},
+		}), signing.ErrMalformed},
 		{"case-variant digest", resign(leaf.Key, func(p []byte) []byte {
 			evil := sha256.Sum256([]byte("MZ evil"))
 			return bytes.Replace(p, []byte(`"digest":{`), []byte(`"digest":{"SHA256":"`+hexOf(evil[:])+`",`), 1)
-		}), manifest.ErrMalformed},
+		}), signing.ErrMalformed},
 		{"unknown field in the statement", resign(leaf.Key, func(p []byte) []byte {
 			return bytes.Replace(p, []byte(`{"_type":`), []byte(`{"extra":1,"_type":`), 1)
-		}), manifest.ErrMalformed},
+		}), signing.ErrMalformed},
 		{"wrong predicate type", resign(leaf.Key, func(p []byte) []byte {
 			return bytes.Replace(p, []byte("verification_summary/v1"), []byte("provenance/v1"), 1)
-		}), manifest.ErrMalformed},
+		}), signing.ErrMalformed},
 		{"path escaping the root", resign(leaf.Key, func(p []byte) []byte {
 			return bytes.Replace(p, []byte(`"bin/app.exe"`), []byte(`"../../etc/passwd"`), 1)
-		}), manifest.ErrMalformed},
-		{"trailing data", resign(leaf.Key, func(p []byte) []byte { return append(p, []byte(" {}")...) }), manifest.ErrMalformed},
+		}), signing.ErrMalformed},
+		{"trailing data", resign(leaf.Key, func(p []byte) []byte { return append(p, []byte(" {}")...) }), signing.ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -406,8 +407,8 @@ func TestNewRefuses(t *testing.T) {
 			}
 		})
 	}
-	if _, err := manifest.New(good, predicate(manifest.Passed), otherKey, chain); !errors.Is(err, bundle.ErrKey) {
-		t.Fatalf("key of another certificate: got %v, want bundle.ErrKey", err)
+	if _, err := manifest.New(good, predicate(manifest.Passed), otherKey, chain); !errors.Is(err, signing.ErrSigner) {
+		t.Fatalf("key of another certificate: got %v, want signing.ErrSigner", err)
 	}
 }
 
@@ -728,13 +729,13 @@ func TestTimestampedManifest(t *testing.T) {
 	if st, err := manifest.Verify(data, manifest.VerifyOptions{Roots: roots, Now: time.Now()}); err != nil || st.Signed.Timestamped || st.Signed.Timestamps != 1 {
 		t.Errorf("without TSA roots, now: %v, signed %+v (want checked now, one timestamp not read)", err, st.Signed)
 	}
-	if _, err := manifest.Verify(data, manifest.VerifyOptions{Roots: roots, TSARoots: []*x509.Certificate{other.Root.Cert}, Now: time.Now()}); !errors.Is(err, bundle.ErrTimestamp) || !strings.Contains(err.Error(), "Test TSA") {
+	if _, err := manifest.Verify(data, manifest.VerifyOptions{Roots: roots, TSARoots: []*x509.Certificate{other.Root.Cert}, Now: time.Now()}); !errors.Is(err, signing.ErrTimestamp) || !strings.Contains(err.Error(), "Test TSA") {
 		t.Errorf("with another TSA root: %v, want ErrTimestamp naming the TSA", err)
 	}
 
 	// A timestamp after the verifier's time (as from a TSA whose clock is
 	// an hour ahead) proves nothing: refused, not used to check the chain.
-	if _, err := manifest.Verify(data, manifest.VerifyOptions{Roots: roots, TSARoots: roots, Now: before.Add(-time.Hour)}); !errors.Is(err, bundle.ErrTimestamp) || !strings.Contains(err.Error(), "after the verification time") {
+	if _, err := manifest.Verify(data, manifest.VerifyOptions{Roots: roots, TSARoots: roots, Now: before.Add(-time.Hour)}); !errors.Is(err, signing.ErrTimestamp) || !strings.Contains(err.Error(), "after the verification time") {
 		t.Errorf("a timestamp an hour after the verification time: %v, want ErrTimestamp", err)
 	}
 
@@ -744,7 +745,7 @@ func TestTimestampedManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	spliced := spliceTimestamps(t, data, otherData)
-	if _, err := manifest.Verify(spliced, manifest.VerifyOptions{Roots: roots, TSARoots: roots, Now: time.Now()}); !errors.Is(err, bundle.ErrTimestamp) || !strings.Contains(err.Error(), "imprint") {
+	if _, err := manifest.Verify(spliced, manifest.VerifyOptions{Roots: roots, TSARoots: roots, Now: time.Now()}); !errors.Is(err, signing.ErrTimestamp) || !strings.Contains(err.Error(), "imprint") {
 		t.Errorf("a timestamp over another signature: %v, want ErrTimestamp (message imprint)", err)
 	}
 
@@ -805,4 +806,66 @@ func spliceTimestamps(t *testing.T, dst, src []byte) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestVerifySigners: Verify checks the signer against the pinned
+// identities after the signature, the chain and the statement: a manifest
+// by another signer is ErrSigner, one that does not verify is refused for
+// that first, whatever the pins.
+func TestVerifySigners(t *testing.T) {
+	ca := testca.New(t)
+	leaf := ca.Leaf(t, testca.LeafOptions{KeyType: testca.ECDSAP256, CommonName: "Build Signing"})
+	chain := []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert}
+	_, subjects := buildTree(t, tree)
+	data, err := manifest.New(subjects, predicate(manifest.Passed), leaf.Key, chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := sha256.Sum256(leaf.Cert.Raw)
+	opts := func(signers ...string) manifest.VerifyOptions {
+		return manifest.VerifyOptions{Roots: []*x509.Certificate{ca.Root.Cert}, Now: testca.Epoch, Signers: signers}
+	}
+	for _, ids := range [][]string{nil, {"cn:Build Signing"}, {"cn:nobody", "sha256:" + hex.EncodeToString(fp[:])}} {
+		if st, err := manifest.Verify(data, opts(ids...)); err != nil || st == nil {
+			t.Errorf("signers %q: %v", ids, err)
+		}
+	}
+	for _, ids := range [][]string{{"cn:Other Signing"}, {"sha256:" + strings.Repeat("00", 32)}, {"Build Signing"}} {
+		if st, err := manifest.Verify(data, opts(ids...)); !errors.Is(err, manifest.ErrSigner) || st != nil {
+			t.Errorf("signers %q: %v, %v; want ErrSigner", ids, st, err)
+		}
+	}
+	other := testca.New(t)
+	if _, err := manifest.Verify(data, manifest.VerifyOptions{Roots: []*x509.Certificate{other.Root.Cert}, Now: testca.Epoch,
+		Signers: []string{"cn:Other Signing"}}); !errors.Is(err, bundle.ErrUntrusted) {
+		t.Errorf("another root, another signer pinned: %v, want ErrUntrusted first", err)
+	}
+}
+
+// TestVerdict: files that do not match fail a manifest whatever it
+// records; then a build that did not pass; else it passes.
+func TestVerdict(t *testing.T) {
+	st := func(r manifest.Result) *manifest.Statement {
+		return &manifest.Statement{Subject: make([]manifest.Subject, 3), Predicate: manifest.Predicate{VerificationResult: r}}
+	}
+	bad := []manifest.Mismatch{{Name: "a", Kind: manifest.Missing}}
+	for _, tt := range []struct {
+		name string
+		st   *manifest.Statement
+		bad  []manifest.Mismatch
+		want error
+	}{
+		{"passed, files match", st(manifest.Passed), nil, nil},
+		{"passed, a file missing", st(manifest.Passed), bad, manifest.ErrMismatch},
+		{"failed, files match", st(manifest.Failed), nil, manifest.ErrNotPassed},
+		{"failed, a file missing", st(manifest.Failed), bad, manifest.ErrMismatch},
+	} {
+		err := manifest.Verdict(tt.st, tt.bad)
+		if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+			t.Errorf("%s: %v, want %v", tt.name, err, tt.want)
+		}
+		if errors.Is(tt.want, manifest.ErrMismatch) && !strings.Contains(err.Error(), "1 of 3 files") {
+			t.Errorf("%s: %v does not say how many files", tt.name, err)
+		}
+	}
 }

@@ -473,9 +473,11 @@ type countingReader struct {
 	fail  bool
 }
 
+var errDiskOnFire = errors.New("disk on fire")
+
 func (c *countingReader) ReadAt(b []byte, off int64) (int, error) {
 	if c.fail {
-		return 0, errors.New("disk on fire")
+		return 0, errDiskOnFire
 	}
 	c.bytes += int64(len(b))
 	c.min = min(c.min, off)
@@ -496,7 +498,7 @@ func TestFindReadsOnlyTheTrailer(t *testing.T) {
 	}
 
 	cr = &countingReader{r: bytes.NewReader(signed), fail: true}
-	if a, err := Find(cr, int64(len(signed))); a != nil || err == nil || !strings.Contains(err.Error(), "disk on fire") {
+	if a, err := Find(cr, int64(len(signed))); a != nil || !errors.Is(err, errDiskOnFire) {
 		t.Errorf("failing reader: Find = %v, %v", a, err)
 	}
 	// A file shorter than its stated size.
@@ -510,24 +512,25 @@ func TestSignErrors(t *testing.T) {
 	d := sum(crypto.SHA256, module)
 	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
 	for _, tc := range []struct {
-		name   string
-		digest []byte
-		cert   *x509.Certificate
-		signer crypto.Signer
-		opts   SignOptions
-		want   string
+		name    string
+		digest  []byte
+		cert    *x509.Certificate
+		signer  crypto.Signer
+		opts    SignOptions
+		wantErr error
+		want    string
 	}{
-		{"key of another certificate", d, p.rsa.Cert, p.ec.Key, SignOptions{}, "not the public key"},
-		{"digest of the wrong size", d, p.rsa.Cert, p.rsa.Key, SignOptions{Hash: crypto.SHA512}, "the digest is 32 bytes"},
-		{"SHA-1", d[:20], p.rsa.Cert, p.rsa.Key, SignOptions{Hash: crypto.SHA1}, "not supported"},
-		{"key id without a subject key identifier", d, p.rsa.Cert, p.rsa.Key, SignOptions{UseKeyID: true}, "no subject key identifier"},
-		{"no certificate", d, nil, p.rsa.Key, SignOptions{}, "needs a certificate"},
-		{"Ed25519", d, selfSigned(t, edKey), edKey, SignOptions{}, "not supported"},
-		{"signer that makes bad signatures", d, p.rsa.Cert, badSigner{p.rsa.Key}, SignOptions{}, "does not verify"},
+		{"key of another certificate", d, p.rsa.Cert, p.ec.Key, SignOptions{}, signing.ErrSigner, "not the public key"},
+		{"digest of the wrong size", d, p.rsa.Cert, p.rsa.Key, SignOptions{Hash: crypto.SHA512}, signing.ErrDigestNotComputed, "the digest is 32 bytes"},
+		{"SHA-1", d[:20], p.rsa.Cert, p.rsa.Key, SignOptions{Hash: crypto.SHA1}, signing.ErrUnsupportedAlgorithm, "not supported"},
+		{"key id without a subject key identifier", d, p.rsa.Cert, p.rsa.Key, SignOptions{UseKeyID: true}, signing.ErrSigner, "no subject key identifier"},
+		{"no certificate", d, nil, p.rsa.Key, SignOptions{}, signing.ErrSigner, "needs a certificate"},
+		{"Ed25519", d, selfSigned(t, edKey), edKey, SignOptions{}, signing.ErrUnsupportedAlgorithm, "not supported"},
+		{"signer that makes bad signatures", d, p.rsa.Cert, badSigner{p.rsa.Key}, SignOptions{}, signing.ErrSigner, "does not verify"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := Sign(tc.digest, tc.cert, tc.signer, tc.opts)
-			if err == nil || out != nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "modsig: ") {
+			if !errors.Is(err, tc.wantErr) || out != nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "modsig: ") {
 				t.Errorf("Sign = %d bytes, %v; want an error saying %q", len(out), err, tc.want)
 			}
 		})

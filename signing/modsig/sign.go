@@ -59,7 +59,7 @@ func Sign(digest []byte, cert *x509.Certificate, signer crypto.Signer, opts Sign
 		return nil, signing.Errorf(signing.ErrUnsupportedAlgorithm, "modsig: digest algorithm %v not supported for signing (SHA256, SHA384, SHA512)", h)
 	}
 	if len(digest) != h.Size() {
-		return nil, fmt.Errorf("modsig: the digest is %d bytes, %v digests are %d", len(digest), h, h.Size())
+		return nil, signing.Errorf(signing.ErrDigestNotComputed, "modsig: the digest is %d bytes, %v digests are %d", len(digest), h, h.Size())
 	}
 	if cert == nil || signer == nil {
 		return nil, signing.Errorf(signing.ErrSigner, "modsig: signing needs a certificate and a signer")

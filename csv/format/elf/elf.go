@@ -146,7 +146,7 @@ func (Handler) Sign(ctx context.Context, f *format.File, out format.Output, opts
 	content := f.Size
 	if app != nil {
 		if opts.Append {
-			return nil, fmt.Errorf("an ELF file carries one appended signature: %w (sign without --append to replace it)", format.ErrOneSignature)
+			return nil, signing.Errorf(format.ErrOneSignature, "an ELF file carries one appended signature: it cannot take a second (sign without --append to replace it)")
 		}
 		content = app.SignedLen // replace the old signature
 	}
@@ -167,7 +167,7 @@ func (Handler) Sign(ctx context.Context, f *format.File, out format.Output, opts
 	}
 	if whole != nil {
 		if got := whole.Sum(nil); !bytes.Equal(want, got) {
-			return nil, fmt.Errorf("%w: SHA256 %x when validated, %x now", format.ErrChanged, want, got)
+			return nil, signing.Errorf(format.ErrChanged, "the file changed after it was validated: SHA256 %x when validated, %x now", want, got)
 		}
 	}
 	// The output's digest continues from the content's: the signature is

@@ -255,11 +255,11 @@ func (Handler) Sign(ctx context.Context, f *format.File, out format.Output, opts
 	s := &format.Signed{Warnings: res.Warnings}
 	if opts.Expect != nil {
 		if want := opts.Expect.Get(cipolicy.AuthenticodeSHA256); !bytes.Equal(want, res.Digest) {
-			return nil, fmt.Errorf("%w: Authenticode SHA256 %x when validated, %x now", format.ErrChanged, want, res.Digest)
+			return nil, signing.Errorf(format.ErrChanged, "the file changed after it was validated: Authenticode SHA256 %x when validated, %x now", want, res.Digest)
 		}
 		if whole != nil {
 			if want, sum := opts.Expect.Get(cipolicy.SHA256), whole.Sum(nil); !bytes.Equal(want, sum) {
-				return nil, fmt.Errorf("%w: SHA256 %x when validated, %x now", format.ErrChanged, want, sum)
+				return nil, signing.Errorf(format.ErrChanged, "the file changed after it was validated: SHA256 %x when validated, %x now", want, sum)
 			}
 		}
 	}

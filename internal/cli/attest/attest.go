@@ -16,13 +16,13 @@ import (
 
 	"github.com/MakeNowJust/heredoc/v2"
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/codesignval/csv/attest"
 	"github.com/codesignval/csv/attest/eventlog"
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/textsafe"
+	"github.com/codesignval/csv/signing"
 )
 
 // File size caps of the command's inputs.
@@ -187,7 +187,7 @@ func runVerify(ctx context.Context, o *VerifyOptions) error {
 		if err != nil {
 			return err
 		}
-		if ev.PCRs, err = ParsePCRs(b); err != nil {
+		if ev.PCRs, err = attest.ParsePCRs(b); err != nil {
 			return fmt.Errorf("PCR values %s: %w", o.PCRs, err)
 		}
 	}
@@ -201,10 +201,10 @@ func runVerify(ctx context.Context, o *VerifyOptions) error {
 	}
 	vopts := attest.VerifyOptions{AK: ak, AllowSHA1Unsafe: o.AllowSHA1, AllowEmptyNonceUnsafe: o.AllowEmptyNonce}
 	vopts.Nonce, _ = hex.DecodeString(o.Nonce)
-	if vopts.Roots, err = cmdutil.LoadCertificateFiles(o.AKRoots); err != nil {
+	if vopts.Roots, err = signing.LoadCertificateFiles(o.AKRoots); err != nil {
 		return err
 	}
-	if vopts.Intermediates, err = cmdutil.LoadCertificateFiles(o.AKIntermediates); err != nil {
+	if vopts.Intermediates, err = signing.LoadCertificateFiles(o.AKIntermediates); err != nil {
 		return err
 	}
 	pdata, err := readFile("attestation policy", o.Policy, maxPolicyFile)
@@ -224,11 +224,11 @@ func runVerify(ctx context.Context, o *VerifyOptions) error {
 	var set *cipolicy.Set
 	switch {
 	case len(o.CIPolicies) > 0:
-		ps, err := cmdutil.LoadPolicies(o.CIPolicies)
+		ps, err := cipolicy.LoadFiles(o.CIPolicies)
 		if err != nil {
 			return err
 		}
-		roots, err := cmdutil.LoadCertificateFiles(o.CertFiles)
+		roots, err := signing.LoadCertificateFiles(o.CertFiles)
 		if err != nil {
 			return err
 		}
@@ -258,34 +258,6 @@ func runVerify(ctx context.Context, o *VerifyOptions) error {
 		return cmdutil.ErrFailed
 	}
 	return nil
-}
-
-// ParsePCRs reads PCR values: a mapping of bank names (sha1, sha256, ...)
-// to mappings of PCR indexes to hex values (optionally 0x-prefixed), in
-// YAML or JSON (tpm2_pcrread's output is such YAML).
-func ParsePCRs(b []byte) (eventlog.PCRs, error) {
-	var m map[string]map[int]string
-	if err := yaml.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("want a mapping of banks to PCR indexes to hex values: %v", err)
-	}
-	out := eventlog.PCRs{}
-	for bank, vals := range m {
-		alg, err := eventlog.ParseHashAlg(strings.ToLower(bank))
-		if err != nil {
-			return nil, err
-		}
-		for i, h := range vals {
-			if i < 0 || i >= eventlog.NumPCRs {
-				return nil, fmt.Errorf("%s PCR %d does not exist", bank, i)
-			}
-			v, err := hex.DecodeString(strings.TrimPrefix(strings.TrimPrefix(h, "0x"), "0X"))
-			if err != nil || len(v) != alg.Size() {
-				return nil, fmt.Errorf("%s PCR %d: %q is not %d bytes of hex", bank, i, h, alg.Size())
-			}
-			out.Set(alg, i, v)
-		}
-	}
-	return out, nil
 }
 
 func render(w io.Writer, format string, r *attest.Result) error {

@@ -31,6 +31,7 @@ import (
 	"github.com/codesignval/csv/attest/wire"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/textsafe"
+	"github.com/codesignval/csv/signing"
 )
 
 // RequestOptions are the flags of csv attest request.
@@ -157,7 +158,7 @@ func runRequest(ctx context.Context, o *RequestOptions) error {
 	}
 	hc := &http.Client{Timeout: o.Timeout}
 	if o.CAFile != "" {
-		certs, err := cmdutil.LoadX509CertificateFiles([]string{o.CAFile})
+		certs, err := signing.LoadX509CertificateFiles([]string{o.CAFile})
 		if err != nil {
 			return err
 		}

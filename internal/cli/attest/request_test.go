@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -179,7 +180,7 @@ func TestDeliver(t *testing.T) {
 		})
 	}
 	o := &RequestOptions{IO: &cmdutil.IOStreams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}, Output: filepath.Join(dir, "nope", "cred"), Format: "text"}
-	if err := deliver(o, out); err == nil || !strings.Contains(err.Error(), "writing the credential") || cmdutil.ExitCode(err) != cmdutil.ExitError {
+	if err := deliver(o, out); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "writing the credential") || cmdutil.ExitCode(err) != cmdutil.ExitError {
 		t.Fatalf("unwritable credential: %v", err)
 	}
 }

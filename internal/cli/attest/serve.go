@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/asn1"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +29,7 @@ import (
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/keys"
 )
 
@@ -291,11 +291,11 @@ func policyLoader(policyPath string, ciPaths, certFiles []string) func() (*servi
 		}
 		out := &service.Policy{Attestation: p}
 		if len(ciPaths) > 0 {
-			ps, err := cmdutil.LoadPolicies(ciPaths)
+			ps, err := cipolicy.LoadFiles(ciPaths)
 			if err != nil {
 				return nil, err
 			}
-			roots, err := cmdutil.LoadCertificateFiles(certFiles)
+			roots, err := signing.LoadCertificateFiles(certFiles)
 			if err != nil {
 				return nil, err
 			}
@@ -307,27 +307,18 @@ func policyLoader(policyPath string, ciPaths, certFiles []string) func() (*servi
 	}
 }
 
-// readAllowlist reads an EK allowlist: one hex SHA-256 a line; blank lines
-// and # comments are ignored.
+// readAllowlist reads an EK allowlist file, capped, by
+// service.ParseEKAllowlist.
 func readAllowlist(path string) ([][32]byte, error) {
 	b, err := readFile("EK allowlist", path, maxAllowlistFile)
 	if err != nil {
 		return nil, err
 	}
-	var out [][32]byte
-	for i, line := range strings.Split(string(b), "\n") {
-		line, _, _ = strings.Cut(line, "#")
-		line = strings.TrimSpace(line)
-		if line == "" {
-			continue
-		}
-		v, err := hex.DecodeString(line)
-		if err != nil || len(v) != 32 {
-			return nil, fmt.Errorf("EK allowlist %s: line %d: want 64 hex digits (SHA-256 of an EK public key)", path, i+1)
-		}
-		out = append(out, [32]byte(v))
+	l, err := service.ParseEKAllowlist(b)
+	if err != nil {
+		return nil, fmt.Errorf("EK allowlist %s: %w", path, err)
 	}
-	return out, nil
+	return l, nil
 }
 
 func parseOID(s string) (asn1.ObjectIdentifier, error) {
@@ -350,16 +341,16 @@ func parseOID(s string) (asn1.ObjectIdentifier, error) {
 func loadTrust(c *ServeConfig) (service.Trust, error) {
 	t := service.Trust{TrustAnyEKUnsafe: c.EK.TrustAnyUnsafe}
 	var err error
-	if t.AKRoots, err = cmdutil.LoadCertificateFiles(c.AK.Roots); err != nil {
+	if t.AKRoots, err = signing.LoadCertificateFiles(c.AK.Roots); err != nil {
 		return t, err
 	}
-	if t.AKIntermediates, err = cmdutil.LoadCertificateFiles(c.AK.Intermediates); err != nil {
+	if t.AKIntermediates, err = signing.LoadCertificateFiles(c.AK.Intermediates); err != nil {
 		return t, err
 	}
-	if t.EKRoots, err = cmdutil.LoadX509CertificateFiles(c.EK.Roots); err != nil {
+	if t.EKRoots, err = signing.LoadX509CertificateFiles(c.EK.Roots); err != nil {
 		return t, err
 	}
-	if t.EKIntermediates, err = cmdutil.LoadX509CertificateFiles(c.EK.Intermediates); err != nil {
+	if t.EKIntermediates, err = signing.LoadX509CertificateFiles(c.EK.Intermediates); err != nil {
 		return t, err
 	}
 	if c.EK.Allowlist != "" {
@@ -388,13 +379,13 @@ func serviceConfig(c *ServeConfig, logger *slog.Logger) (service.Config, error) 
 		return sc, err
 	}
 	sc.AKRoots, sc.AKIntermediates, sc.EKRoots, sc.EKIntermediates, sc.EKAllowlist = tr.AKRoots, tr.AKIntermediates, tr.EKRoots, tr.EKIntermediates, tr.EKAllowlist
-	cas, err := cmdutil.LoadX509CertificateFiles([]string{c.Credential.CACertificate})
+	cas, err := signing.LoadX509CertificateFiles([]string{c.Credential.CACertificate})
 	if err != nil {
 		return sc, err
 	}
 	sc.CA = cas[0]
 	if now := time.Now(); now.Before(sc.CA.NotBefore) || now.After(sc.CA.NotAfter) {
-		return sc, fmt.Errorf("credential CA %s: the certificate %q is valid from %s to %s, not now (%s): it would issue invalid credentials",
+		return sc, signing.Errorf(service.ErrCAExpired, "credential CA %s: the certificate %q is valid from %s to %s, not now (%s): it would issue invalid credentials",
 			c.Credential.CACertificate, sc.CA.Subject.String(), sc.CA.NotBefore.UTC().Format(time.RFC3339),
 			sc.CA.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}

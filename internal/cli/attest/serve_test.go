@@ -385,7 +385,7 @@ func TestServeConfig(t *testing.T) {
 	cfg, _ := os.ReadFile(f.config)
 	os.WriteFile(f.config, bytes.Replace(cfg, []byte("trust_any_unsafe: true"), []byte("trust_any_unsafe: false"), 1), 0o600)
 	err = runServe(context.Background(), &ServeOptions{IO: &cmdutil.IOStreams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}, ConfigFile: f.config, Listen: ":8443"})
-	if err == nil || !strings.Contains(err.Error(), "no way to trust an EK") || cmdutil.ExitCode(err) != cmdutil.ExitError {
+	if !errors.Is(err, service.ErrConfig) || !strings.Contains(err.Error(), "no way to trust an EK") || cmdutil.ExitCode(err) != cmdutil.ExitError {
 		t.Fatalf("err = %v", err)
 	}
 	// Nothing to configure from: a usage error.
@@ -493,7 +493,7 @@ func TestServeCAValidity(t *testing.T) {
 			listened := false
 			err = runServe(context.Background(), &ServeOptions{IO: &cmdutil.IOStreams{Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}},
 				ConfigFile: f.config, Listen: ":8443", ready: func(string) { listened = true }})
-			if err == nil || !strings.Contains(err.Error(), "credential CA "+caPath) || !strings.Contains(err.Error(), "valid from "+ca.NotBefore.UTC().Format(time.RFC3339)) ||
+			if !errors.Is(err, service.ErrCAExpired) || !strings.Contains(err.Error(), "credential CA "+caPath) || !strings.Contains(err.Error(), "valid from "+ca.NotBefore.UTC().Format(time.RFC3339)) ||
 				cmdutil.ExitCode(err) != cmdutil.ExitError || listened {
 				t.Fatalf("err = %v", err)
 			}

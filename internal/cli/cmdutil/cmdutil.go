@@ -18,7 +18,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/codesignval/csv/cipolicy"
-	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/internal/safefile"
 	"github.com/codesignval/csv/signing"
 )
@@ -63,7 +62,7 @@ func FlagErrorf(format string, args ...any) error {
 
 // ErrFailed says the command found what makes it exit 1 (blocked files, a
 // malformed binary for inspect, lint errors) and has already reported it.
-var ErrFailed = errors.New("findings reported")
+var ErrFailed = errors.New("cli: findings reported")
 
 // ExitCode maps an error returned by a command to the process exit code.
 func ExitCode(err error) int {
@@ -123,87 +122,37 @@ func ReadFileCapped(path string, max int64) ([]byte, error) {
 	return safefile.ReadFile(path, max)
 }
 
-// LoadPolicies reads and parses policy files. All files are read and every
-// problem is returned, joined.
-func LoadPolicies(paths []string) ([]*cipolicy.Policy, error) {
-	var ps []*cipolicy.Policy
-	var errs []error
-	for _, path := range paths {
-		data, err := ReadFileCapped(path, limits.MaxPolicyFile)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("cannot read policy %s: %w", path, err))
-			continue
-		}
-		p, err := cipolicy.ParseWith(data, path, cipolicy.ParseOptions{ReadFile: PolicyFileReader(path)})
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		ps = append(ps, p)
-	}
-	return ps, errors.Join(errs...)
-}
+// LoadPolicies is cipolicy.LoadFiles.
+//
+// Deprecated: use cipolicy.LoadFiles.
+func LoadPolicies(paths []string) ([]*cipolicy.Policy, error) { return cipolicy.LoadFiles(paths) }
 
-// PolicyFileReader reads the files a policy refers to (certificate_file),
-// relative to the policy's directory, capped: what validate reads, for
-// every command that loads a policy.
+// PolicyFileReader is cipolicy.FileReader.
+//
+// Deprecated: use cipolicy.FileReader.
 func PolicyFileReader(policyPath string) func(string) ([]byte, error) {
-	dir := filepath.Dir(policyPath)
-	return func(name string) ([]byte, error) {
-		if !filepath.IsAbs(name) {
-			name = filepath.Join(dir, filepath.FromSlash(name))
-		}
-		return ReadFileCapped(name, limits.MaxCertFile)
-	}
+	return cipolicy.FileReader(policyPath)
 }
 
-// LoadCertificateFiles reads every certificate of several files (the
-// repeatable --certs flag), in order.
+// LoadCertificateFiles is signing.LoadCertificateFiles.
+//
+// Deprecated: use signing.LoadCertificateFiles.
 func LoadCertificateFiles(paths []string) ([]*signing.Certificate, error) {
-	var out []*signing.Certificate
-	for _, p := range paths {
-		cs, err := LoadCertificates(p)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, cs...)
-	}
-	return out, nil
+	return signing.LoadCertificateFiles(paths)
 }
 
-// LoadX509CertificateFiles reads every certificate of several files, as
-// LoadCertificateFiles does, for the APIs that take Go's *x509.Certificate
-// (crypto/x509 chain checks, TLS): a certificate Go's crypto/x509 refuses is
-// an error naming its file.
+// LoadX509CertificateFiles is signing.LoadX509CertificateFiles.
+//
+// Deprecated: use signing.LoadX509CertificateFiles.
 func LoadX509CertificateFiles(paths []string) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	for _, p := range paths {
-		cs, err := LoadCertificates(p)
-		if err != nil {
-			return nil, err
-		}
-		xs, err := signing.X509Certificates(cs)
-		if err != nil {
-			return nil, fmt.Errorf("certificates %s: %w", p, err)
-		}
-		out = append(out, xs...)
-	}
-	return out, nil
+	return signing.LoadX509CertificateFiles(paths)
 }
 
-// LoadCertificates reads a certificate file by the one rule of
-// signing.ParseCertificates: PEM CERTIFICATE blocks, or one DER
-// certificate.
+// LoadCertificates is signing.LoadCertificates.
+//
+// Deprecated: use signing.LoadCertificates.
 func LoadCertificates(path string) ([]*signing.Certificate, error) {
-	data, err := ReadFileCapped(path, limits.MaxCertFile)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read certificates %s: %w", path, err)
-	}
-	certs, err := signing.ParseCertificates(data)
-	if err != nil {
-		return nil, fmt.Errorf("certificates %s: %w", path, err)
-	}
-	return certs, nil
+	return signing.LoadCertificates(path)
 }
 
 // WriteFileAtomic writes data to path through a temporary file in the same

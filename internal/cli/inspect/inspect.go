@@ -14,7 +14,6 @@ import (
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
-	"github.com/codesignval/csv/csv/format"
 	"github.com/codesignval/csv/csv/report"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/limits"
@@ -64,50 +63,13 @@ func NewCmdInspect(f *cmdutil.Factory, runF func(context.Context, *Options) erro
 	return cmd
 }
 
-// FileDoc is the JSON form of one inspected file. Its JSON has a field per
-// digest, named as cipolicy names the algorithm, and the format's facts
-// under the format's name, as the validation report has them.
-type FileDoc struct {
-	Path   string          `json:"path"`
-	Format cipolicy.Format `json:"format"`
-	Size   int64           `json:"size"`
-	// Digests are written after size.
-	Digests    report.DigestDocs        `json:"-"`
-	Signed     bool                     `json:"signed"`
-	Signatures []report.SignatureDoc    `json:"signatures"`
-	Attributes *cipolicy.FileAttributes `json:"version_info,omitempty"`
-	// Info is the format's own facts, written after the version info under
-	// the format's name ("pe", "elf").
-	Info  format.Info `json:"-"`
-	Error string      `json:"error,omitempty"`
-}
-
-// MarshalJSON writes the file with its digests and facts in place.
-func (d FileDoc) MarshalJSON() ([]byte, error) {
-	type head struct {
-		Path   string          `json:"path"`
-		Format cipolicy.Format `json:"format"`
-		Size   int64           `json:"size"`
-	}
-	type mid struct {
-		Signed     bool                     `json:"signed"`
-		Signatures []report.SignatureDoc    `json:"signatures"`
-		Attributes *cipolicy.FileAttributes `json:"version_info,omitempty"`
-	}
-	type tail struct {
-		Error string `json:"error,omitempty"`
-	}
-	var facts *report.Facts
-	if d.Info != nil {
-		facts = &report.Facts{Format: d.Format, Value: d.Info}
-	}
-	return report.ObjectWithFacts(head{d.Path, d.Format, d.Size}, d.Digests, mid{d.Signed, d.Signatures, d.Attributes}, facts, tail{d.Error})
-}
+// FileDoc is report.FileDoc, the JSON form of one inspected file.
+type FileDoc = report.FileDoc
 
 // Run inspects the files and prints what it found.
 func Run(ctx context.Context, o *Options) error {
 	buf := make([]byte, limits.ReadBuffer)
-	certs, err := cmdutil.LoadCertificateFiles(o.CertFiles)
+	certs, err := signing.LoadCertificateFiles(o.CertFiles)
 	if err != nil {
 		return err
 	}
@@ -119,11 +81,9 @@ func Run(ctx context.Context, o *Options) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		d := FileDoc{Path: path, Format: in.Format, Size: in.Size, Digests: report.DigestDocsOf(in.Digests), Signed: in.Signed(),
-			Info: in.Info, Signatures: report.SignatureDocs(in.Signatures), Attributes: in.Attributes}
+		d := report.FileDocOf(path, in)
 		sigs = append(sigs, in.Signatures)
 		if in.Err != nil {
-			d.Error = in.Err.Error()
 			var mb *csv.MalformedBinaryError
 			if errors.As(in.Err, &mb) {
 				malformed = true

@@ -62,7 +62,7 @@ func NewCmdDiff(f *cmdutil.Factory, runF func(*DiffOptions) error) *cobra.Comman
 
 // RunDiff compares the policies.
 func RunDiff(o *DiffOptions) error {
-	ps, err := cmdutil.LoadPolicies([]string{o.Old, o.New})
+	ps, err := cipolicy.LoadFiles([]string{o.Old, o.New})
 	if err != nil {
 		return err
 	}

@@ -60,7 +60,7 @@ func signPE(t *testing.T, img []byte, key crypto.Signer, chain []*x509.Certifica
 // and returns "PASSED", "FAILED" or the error that refused the policies.
 func verdict(t *testing.T, dir string, policyFiles ...string) string {
 	t.Helper()
-	ps, err := cmdutil.LoadPolicies(policyFiles)
+	ps, err := cipolicy.LoadFiles(policyFiles)
 	if err != nil {
 		t.Fatalf("loading: %v", err)
 	}

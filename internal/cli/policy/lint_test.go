@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/testca"
 )
@@ -50,7 +51,7 @@ rules:
     signer: {certificate_file: ../certs/inter.pem, level: issuer}
 `)
 	// validate loads it.
-	if _, err := cmdutil.LoadPolicies([]string{good}); err != nil {
+	if _, err := cipolicy.LoadFiles([]string{good}); err != nil {
 		t.Fatalf("validate's loader: %v", err)
 	}
 	out, code := lint(t, true, good)

@@ -18,6 +18,7 @@ import (
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/internal/textsafe"
+	"github.com/codesignval/csv/signing"
 )
 
 // NewCmdPolicy returns the policy command group.
@@ -112,7 +113,7 @@ func NewCmdNew(f *cmdutil.Factory, runF func(context.Context, *NewOptions) error
 
 // RunNew scans and writes the policy.
 func RunNew(ctx context.Context, o *NewOptions) error {
-	certs, err := cmdutil.LoadCertificateFiles(o.Certs)
+	certs, err := signing.LoadCertificateFiles(o.Certs)
 	if err != nil {
 		return err
 	}
@@ -209,7 +210,7 @@ func RunLint(o *LintOptions) error {
 		}
 		// Read what validate reads: certificate_file relative to the
 		// policy, opened the same way.
-		p, err := cipolicy.ParseWith(data, path, cipolicy.ParseOptions{ReadFile: cmdutil.PolicyFileReader(path)})
+		p, err := cipolicy.ParseWith(data, path, cipolicy.ParseOptions{ReadFile: cipolicy.FileReader(path)})
 		var le *cipolicy.LoadError
 		switch {
 		case errors.As(err, &le):

@@ -7,9 +7,6 @@ import (
 	"crypto"
 	"crypto/x509"
 	"fmt"
-	"io/fs"
-	"os"
-	"path"
 	"strings"
 	"time"
 
@@ -178,11 +175,11 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	var rep *csv.Report
 	if len(o.PolicyFiles) > 0 {
-		policies, err := cmdutil.LoadPolicies(o.PolicyFiles)
+		policies, err := cipolicy.LoadFiles(o.PolicyFiles)
 		if err != nil {
 			return err
 		}
-		certs, err := cmdutil.LoadCertificateFiles(o.CertFiles)
+		certs, err := signing.LoadCertificateFiles(o.CertFiles)
 		if err != nil {
 			return err
 		}
@@ -394,29 +391,16 @@ func (f *Flags) warn(ios *cmdutil.IOStreams, msg string) {
 }
 
 // manifest makes the signed statement of the build: every signed binary by
-// its path relative to the signed tree (with one directory PATH: relative
-// to it, or to --out; otherwise the path as shown in reports, which must
-// then be relative), and the SLSA verification summary of the policy that
-// passed.
+// its path relative to the signed tree (csv.ManifestNames), and the SLSA
+// verification summary of the policy that passed.
 func (f *Flags) manifest(ctx context.Context, signed []csv.Signed, rep *csv.Report, version string, key crypto.Signer, chain []*x509.Certificate, roots []string) ([]byte, error) {
-	oneDir := len(roots) == 1
-	if oneDir {
-		if st, err := os.Stat(roots[0]); err != nil || !st.IsDir() {
-			oneDir = false
-		}
+	names, err := csv.ManifestNames(signed, roots, f.Out)
+	if err != nil {
+		return nil, err
 	}
-	var subjects []manifest.Subject
-	for _, s := range signed {
-		// Under --out, files lie at OUT/<path under their root>: name them
-		// so, whatever the roots.
-		name := s.Path
-		if !oneDir && f.Out == "" {
-			name = path.Clean(s.DisplayPath())
-		}
-		if !fs.ValidPath(name) {
-			return nil, fmt.Errorf("cannot name %s in a manifest: sign one directory, or give paths relative to the current directory", s.DisplayPath())
-		}
-		subjects = append(subjects, manifest.SHA256Subject(name, s.SHA256))
+	subjects := make([]manifest.Subject, len(signed))
+	for i, s := range signed {
+		subjects[i] = manifest.SHA256Subject(names[i], s.SHA256)
 	}
 	resource := f.ResourceURI
 	if resource == "" {

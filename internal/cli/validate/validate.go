@@ -22,6 +22,7 @@ import (
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/cli/sign"
 	"github.com/codesignval/csv/internal/textsafe"
+	"github.com/codesignval/csv/signing"
 )
 
 // Options are the flags and arguments of csv validate.
@@ -161,7 +162,7 @@ func (o *Options) check() error {
 
 // Run validates and writes the report.
 func Run(ctx context.Context, o *Options) error {
-	policies, err := cmdutil.LoadPolicies(o.PolicyFiles)
+	policies, err := cipolicy.LoadFiles(o.PolicyFiles)
 	if err != nil {
 		return err
 	}
@@ -179,7 +180,7 @@ func Run(ctx context.Context, o *Options) error {
 			}
 		}
 	}
-	certs, err := cmdutil.LoadCertificateFiles(o.CertFiles)
+	certs, err := signing.LoadCertificateFiles(o.CertFiles)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ package verifymanifest
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/codesignval/csv/csv"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/textsafe"
+	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/bundle"
 	"github.com/codesignval/csv/signing/manifest"
 )
@@ -85,11 +87,11 @@ func NewCmdVerifyManifest(f *cmdutil.Factory, runF func(context.Context, *Option
 
 // Run verifies the manifest and the files.
 func Run(ctx context.Context, o *Options) error {
-	roots, err := cmdutil.LoadX509CertificateFiles(o.CertFiles)
+	roots, err := signing.LoadX509CertificateFiles(o.CertFiles)
 	if err != nil {
 		return err
 	}
-	tsaRoots, err := cmdutil.LoadX509CertificateFiles(o.TSAFiles)
+	tsaRoots, err := signing.LoadX509CertificateFiles(o.TSAFiles)
 	if err != nil {
 		return err
 	}
@@ -97,11 +99,8 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return fmt.Errorf("cannot read manifest %s: %w", o.Manifest, err)
 	}
-	st, err := manifest.Verify(data, manifest.VerifyOptions{Roots: roots, TSARoots: tsaRoots, Now: time.Now()})
+	st, err := manifest.Verify(data, manifest.VerifyOptions{Roots: roots, TSARoots: tsaRoots, Now: time.Now(), Signers: o.Signers})
 	if err != nil {
-		return fmt.Errorf("manifest %s: %w", o.Manifest, err)
-	}
-	if err := manifest.MatchSigner(st.Chain[0], o.Signers); err != nil {
 		return fmt.Errorf("manifest %s: %w", o.Manifest, err)
 	}
 	// Every string below comes from the manifest or a certificate: each
@@ -135,13 +134,15 @@ func Run(ctx context.Context, o *Options) error {
 	for _, m := range bad {
 		textsafe.Linef(o.IO.Out, "%s", m)
 	}
-	if len(bad) > 0 {
+	switch err := manifest.Verdict(st, bad); {
+	case errors.Is(err, manifest.ErrMismatch):
 		fmt.Fprintf(o.IO.Out, "result: FAILED: %d of %d files do not match the manifest\n", len(bad), len(st.Subject))
 		return cmdutil.ErrFailed
-	}
-	if p.VerificationResult != manifest.Passed {
+	case errors.Is(err, manifest.ErrNotPassed):
 		fmt.Fprintf(o.IO.Out, "result: FAILED: the manifest records a build that did not pass\n")
 		return cmdutil.ErrFailed
+	case err != nil:
+		return err
 	}
 	fmt.Fprintf(o.IO.Out, "result: PASSED: all %d files match\n", len(st.Subject))
 	return nil
