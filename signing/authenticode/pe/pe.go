@@ -225,6 +225,7 @@ type Table struct {
 	off     int64
 	entries []binpe.Certificate
 	stored  []authenticode.Stored
+	pages   []*Expected // page-hash tables checked (VerifyPages)
 }
 
 var _ authenticode.Subject = (*Table)(nil)
