@@ -67,7 +67,7 @@ func signaturePageHashes(t *testing.T, data []byte) []pe.PageHashTable {
 
 // pageHashes computes the first-page hash and the page-hash table of data
 // with h.
-func pageHashes(t *testing.T, data []byte, h crypto.Hash) (first, table []byte) {
+func pageHashes(t testing.TB, data []byte, h crypto.Hash) (first, table []byte) {
 	t.Helper()
 	pf, err := binpe.Parse(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
@@ -271,4 +271,102 @@ func TestLyingPageTable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzPageHashes: whatever the file and the table a signature claims, the
+// page digesters never panic, write past nothing, and a claimed table
+// matches exactly when it is the table computed.
+func FuzzPageHashes(f *testing.F) {
+	big := make([]byte, 2*pe.PageSize+7)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	for _, in := range [][]byte{
+		testbin.PE(testbin.PEOptions{}),
+		testbin.PE(testbin.PEOptions{PE32: true, Data: big}),
+		testbin.PE(testbin.PEOptions{Code: big, Overlay: []byte("overlay")}),
+	} {
+		_, table := pageHashes(f, in, crypto.SHA256)
+		f.Add(in, table)
+		f.Add(in, table[:len(table)-1])
+		f.Add(in[:len(in)-100], table)
+	}
+	f.Fuzz(func(t *testing.T, data, claimed []byte) {
+		pf, err := binpe.Parse(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			return
+		}
+		pages := pe.NewPages(pf)
+		want := &pe.Expected{Hash: crypto.SHA256, Table: claimed}
+		td := pages.Table(crypto.SHA256, true, want)
+		fd := pages.FirstPage(crypto.SHA1)
+		for b := data; len(b) > 0; {
+			n := min(len(b), 777)
+			for _, d := range []*pe.PageDigester{td, fd} {
+				if _, err := d.Write(b[:n]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b = b[n:]
+		}
+		for _, d := range []*pe.PageDigester{td, fd} {
+			if err := d.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if (fd.FirstPageHash() == nil) != (pages.FirstPageProblem() != nil) {
+			t.Fatalf("first page %x, problem %v", fd.FirstPageHash(), pages.FirstPageProblem())
+		}
+		if pages.TableProblem() != nil {
+			if want.Problem == nil || td.Table() != nil {
+				t.Fatalf("table problem %v, but the claim is %v", pages.TableProblem(), want.Problem)
+			}
+			return
+		}
+		got := td.Table()
+		if int64(len(got)) != pages.TableSize(crypto.SHA256) || !bytes.Equal(got[4:36], func() []byte { d := pages.FirstPage(crypto.SHA256); d.Write(data); d.Close(); return d.FirstPageHash() }()) {
+			t.Fatalf("table of %d bytes (size %d)", len(got), pages.TableSize(crypto.SHA256))
+		}
+		if (want.Problem == nil) != bytes.Equal(got, claimed) {
+			t.Fatalf("claimed table matches: %v, equal: %v", want.Problem == nil, bytes.Equal(got, claimed))
+		}
+	})
+}
+
+// FuzzPageHashTables: reading the page hashes of any SpcPeImageData never
+// panics, and what it returns lies within it.
+func FuzzPageHashTables(f *testing.F) {
+	p := newPKI(f)
+	s := p.signer(f, testca.LeafOptions{})
+	for _, h := range []string{"sha1", "sha256"} {
+		out := osslSign(f, testbin.PE(testbin.PEOptions{}), s, "-ph", "-h", h)
+		sp := parseSignedPE(f, out)
+		table, err := pe.ParseTable(sp.table, 0)
+		if err != nil {
+			f.Fatal(err)
+		}
+		st := table.Signatures()[0]
+		parsed, err := authenticode.Parse(st.DER, 0, true)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(parsed.Data.Value)
+	}
+	f.Add([]byte{0x30, 0x00})
+	f.Fuzz(func(t *testing.T, value []byte) {
+		pts, err := pe.PageHashTables(authenticode.IndirectData{Type: pe.OIDSpcPEImageData, Value: value})
+		if err != nil && (pts != nil || !errors.Is(err, pe.ErrPageHashes)) {
+			t.Fatalf("%d tables and error %v", len(pts), err)
+		}
+		total := 0
+		for _, pt := range pts {
+			total += len(pt.Table)
+			if pt.Hash != crypto.SHA1 && pt.Hash != crypto.SHA256 {
+				t.Fatalf("hash %v", pt.Hash)
+			}
+		}
+		if total > len(value) {
+			t.Fatalf("%d table bytes from %d", total, len(value))
+		}
+	})
 }
