@@ -410,6 +410,10 @@ func (r *compiledRule) matches(s *Subject, now time.Time, trusted func(*signing.
 			if d := r.Hash.Algorithm.Digest(); !r.broad && !slices.Contains(r.policy.AcceptedDigests(), d) {
 				return nil, fmt.Sprintf("its %s digest matches, but the policy accepts digest algorithms %s", r.Hash.Algorithm, joinNames(r.policy.AcceptedDigests()))
 			}
+			if !r.broad && r.Hash.Algorithm.FirstPage() && !pageSigned(s) {
+				return nil, fmt.Sprintf("its %s digest matches, but no verified signature the host counts carries a page-hash table checked against the file: "+
+					"Windows compares first-page hashes only for such files, and the first page does not cover the rest of the file", r.Hash.Algorithm)
+			}
 			return &match{rule: r}, ""
 		}
 	case r.File != nil:
@@ -629,4 +633,19 @@ func describe(s *Subject, notes []string) string {
 	}
 	parts = append(parts, notes...)
 	return strings.Join(parts, "; ")
+}
+
+// pageSigned reports whether a verified signature that the hosts of the
+// subject's scenario count carries a page-hash table checked against the
+// file (signing.Signature.PageHashes): the files Windows judges by their
+// first-page hash, the rest of their pages vouched for by the table.
+func pageSigned(s *Subject) bool {
+	for _, sig := range s.Signatures {
+		if sig.Verified() && sig.PageHashes != 0 {
+			if h, _ := ignoredIn(s.Scenario, sig); h == "" {
+				return true
+			}
+		}
+	}
+	return false
 }
