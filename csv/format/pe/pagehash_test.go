@@ -145,3 +145,30 @@ func TestSignWithPageHashes(t *testing.T) {
 		t.Errorf("a changed page: err %v, signatures %+v", res.Err, s)
 	}
 }
+
+// TestFirstPageOfLargeHeaders: a PE whose headers exceed a page has no
+// first-page hash csv can vouch for: a policy that compares one blocks it
+// as malformed, saying why; csv inspect (every digest) shows the file
+// without it.
+func TestFirstPageOfLargeHeaders(t *testing.T) {
+	img := testbin.PE(testbin.PEOptions{Data: make([]byte, 3*authpe.PageSize)})
+	pf, err := binpe.Parse(bytes.NewReader(img), int64(len(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// SizeOfHeaders is the optional header's field 60 bytes in, 28
+	// before the CheckSum field.
+	big := bytes.Clone(img)
+	big[pf.CheckSumOffset-4] = 0
+	big[pf.CheckSumOffset-3] = 0x20 // 0x2000 bytes
+	need := cipolicy.Needs{Digests: cipolicy.NewDigestSet(cipolicy.PageSHA256)}
+	res := formattest.Inspect(pe.Handler{}, big, need, nil)
+	var me *format.MalformedError
+	if !errors.As(res.Err, &me) || !errors.Is(res.Err, authpe.ErrPageHashes) {
+		t.Fatalf("headers over a page, a page hash needed: err %v", res.Err)
+	}
+	res = formattest.Inspect(pe.Handler{}, big, cipolicy.AllNeeds(), nil)
+	if res.Err != nil || res.Digests.Get(cipolicy.PageSHA256) != nil || res.Digests.Get(cipolicy.AuthenticodeSHA256) == nil {
+		t.Errorf("every digest: err %v, digests %v", res.Err, res.Digests)
+	}
+}

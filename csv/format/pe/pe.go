@@ -168,10 +168,15 @@ func inspect(f *format.File, need cipolicy.Needs, opts *format.InspectOptions, p
 			}
 		}
 		want := need.Digests.Has(a)
-		if want {
-			if err := pages.FirstPageProblem(); err != nil {
-				return nil, binfmt.Errorf(binfmt.PE, pf.CheckSumOffset, "%s: %v", a.Label(), err)
+		if err := pages.FirstPageProblem(); want && err != nil {
+			if !need.Digests.Equal(cipolicy.AllDigests()) {
+				return nil, &signing.MalformedError{Format: authpe.Format, Offset: pf.CheckSumOffset - 4, Reason: a.Label() + ": " + err.Error(), Err: err} // at SizeOfHeaders
 			}
+			// Every digest (csv inspect, --all-digests): the file has
+			// no first-page hash to show, and a rule that needs it
+			// still blocks the file (cipolicy fails closed on a digest
+			// not computed).
+			want = false
 		}
 		if !want && len(mine) == 0 {
 			continue
