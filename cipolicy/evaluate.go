@@ -143,6 +143,29 @@ type compiledRule struct {
 	// an allow); otherwise at most as much (allow rules, and the exceptions
 	// of deny rules).
 	broad bool
+	// alt is a second digest the rule's hash value is compared with
+	// (altDigest), "" if none.
+	alt HashAlgorithm
+}
+
+// altDigest is the whole-image digest a SiPolicy first-page hash rule is
+// compared with too when the rule must match at least as much as Windows
+// (broad: deny rules, the exceptions of allow rules). Windows reads no
+// FriendlyName: it compares a hash rule's value with whichever hash it
+// computed for the file (the first-page hash of a file whose signature
+// carries page hashes, the image hash of any other), so a rule named "Hash
+// Page" whose value is a file's image hash denies that file too.
+func altDigest(p *Policy, r *Rule, broad bool) HashAlgorithm {
+	if !broad || p.Format != "sipolicy" || r.Hash == nil || r.Unsupported != "" {
+		return ""
+	}
+	switch r.Hash.Algorithm {
+	case PageSHA256:
+		return AuthenticodeSHA256
+	case PageSHA1:
+		return AuthenticodeSHA1
+	}
+	return ""
 }
 
 // ErrPolicySet is wrapped by errors about how policies combine.
@@ -210,8 +233,11 @@ func NewSet(opts SetOptions, policies ...*Policy) (*Set, error) {
 				return nil, fmt.Errorf("%w: supplemental policy %q has deny rule %q", ErrPolicySet, p.Ref(), r.ID)
 			}
 			cr := &compiledRule{Rule: r, policy: p, order: order, broad: r.Action == Deny}
+			cr.alt = altDigest(p, r, cr.broad)
 			for j := range r.Except {
-				cr.except = append(cr.except, &compiledRule{Rule: &r.Except[j], policy: p, order: order, broad: r.Action != Deny})
+				x := &compiledRule{Rule: &r.Except[j], policy: p, order: order, broad: r.Action != Deny}
+				x.alt = altDigest(p, x.Rule, x.broad)
+				cr.except = append(cr.except, x)
 			}
 			g.add(cr)
 			order++
@@ -225,6 +251,10 @@ func (g *group) add(r *compiledRule) {
 		k := hashKey{r.Hash.Algorithm, string(r.Hash.Value)}
 		if r.Action == Deny {
 			g.denyHash[k] = append(g.denyHash[k], r)
+			if r.alt != "" {
+				ka := hashKey{r.alt, string(r.Hash.Value)}
+				g.denyHash[ka] = append(g.denyHash[ka], r)
+			}
 		} else {
 			g.allowHash[k] = append(g.allowHash[k], r)
 		}
@@ -272,6 +302,9 @@ func (r *compiledRule) needs() Needs {
 	case r.Unsupported != "":
 	case r.Hash != nil:
 		n.Digests = n.Digests.With(r.Hash.Algorithm)
+		if r.alt != "" {
+			n.Digests = n.Digests.With(r.alt)
+		}
 	case r.Signer != nil:
 		n.Signatures = true
 		n.Attributes = len(r.Signer.Files) > 0
@@ -406,6 +439,11 @@ func (r *compiledRule) matches(s *Subject, now time.Time, trusted func(*signing.
 	}
 	switch {
 	case r.Hash != nil:
+		if r.alt != "" {
+			if v := s.Digests.Get(r.alt); v != nil && string(v) == string(r.Hash.Value) {
+				return &match{rule: r, note: fmt.Sprintf("its %s is the value of this page-hash rule (Windows reads no FriendlyName)", r.alt.Label())}, ""
+			}
+		}
 		if v := s.Digests.Get(r.Hash.Algorithm); v != nil && string(v) == string(r.Hash.Value) {
 			if d := r.Hash.Algorithm.Digest(); !r.broad && !slices.Contains(r.policy.AcceptedDigests(), d) {
 				return nil, fmt.Sprintf("its %s digest matches, but the policy accepts digest algorithms %s", r.Hash.Algorithm, joinNames(r.policy.AcceptedDigests()))

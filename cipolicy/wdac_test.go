@@ -450,6 +450,11 @@ func TestParseXMLEvaluate(t *testing.T) {
 		{"a deny page-hash rule denies its file", withPage(peSubject(ScenarioUser, nil, signedBy(t, leaf, pca)), h4), Blocked, KindDenied, "ID_DENY_PAGE"},
 		{"a deny page-hash rule denies its unsigned file", withPage(peSubject(ScenarioUser, nil, nil), h4), Blocked, KindDenied, "ID_DENY_PAGE"},
 		{"a deny page-hash rule does not deny another file", withPage(peSubject(ScenarioUser, nil, signedBy(t, leaf, pca)), h3), Allowed, KindAllowedBySigner, "ID_SIGNER_PCA:user"},
+		// Windows reads no FriendlyName: a deny named "Hash Page" whose
+		// value is the whole-image hash still denies the file; an allow
+		// so named does not admit it.
+		{"a deny named as a page hash matches the image hash", withDigest(peSubject(ScenarioUser, nil, signedBy(t, leaf, pca)), h4), Blocked, KindDenied, "ID_DENY_PAGE"},
+		{"an allow named as a page hash does not match the image hash", withDigest(peSubject(ScenarioUser, nil, nil), h5), Blocked, KindUnsigned, ""},
 		// An allow page-hash rule admits only a file whose verified
 		// signature carries a checked page-hash table.
 		{"an allow page-hash rule admits a page-signed file", withPage(peSubject(ScenarioUser, nil, pageSignedBy(t, leafNoEKU, pca)), h5), Allowed, KindAllowedByHash, "ID_ALLOW_PAGE"},
