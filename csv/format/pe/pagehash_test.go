@@ -73,8 +73,8 @@ func TestPageDigestsMatchOsslsigncode(t *testing.T) {
 		"pe32+": testbin.PE(testbin.PEOptions{Data: bytes.Repeat([]byte("page"), 3000)}),
 		"pe32":  testbin.PE(testbin.PEOptions{PE32: true}),
 	}
-	dir := testenv.Shared(t, "testdata/pe/uthenticode")
-	for _, name := range []string{"32-pegoat.exe"} {
+	dir := testenv.Shared(t, "testdata/pe")
+	for _, name := range []string{"uthenticode/32-pegoat.exe", "uthenticode/64-pegoat-authenticode.exe", "authenticode-rs/tiny64.efi"} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)

@@ -33,8 +33,9 @@ func pageInputs(t *testing.T) map[string][]byte {
 		"several pages": testbin.PE(testbin.PEOptions{Code: big[:2*pe.PageSize], Data: big}),
 		"with overlay":  testbin.PE(testbin.PEOptions{Data: big[:100], Overlay: []byte("overlay")}),
 	}
-	dir := testenv.Shared(t, "testdata/pe/uthenticode")
-	for _, name := range []string{"32-pegoat.exe"} {
+	dir := testenv.Shared(t, "testdata/pe")
+	// Real files: unsigned, signed (its signature replaced), UEFI images.
+	for _, name := range []string{"uthenticode/32-pegoat.exe", "uthenticode/64-pegoat-authenticode.exe", "authenticode-rs/tiny64.efi", "authenticode-rs/tiny32.efi"} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
