@@ -14,7 +14,9 @@ package pe
 // the page size; a section page is PageSize bytes of raw data, the last
 // one of a section zero-padded. This is the table osslsigncode 2.9 writes
 // and checks (pe_page_hash_calc; it takes SectionAlignment as the page
-// size, which is 4096 in the files csv hashes pages of). The table is
+// size: csv makes and checks the tables of images whose SectionAlignment
+// is 4096 only, and always hashes a 4096-byte first page, Windows' page
+// size). The table is
 // serialized in the SpcPeImageData's file link as a moniker:
 //
 //	SpcLink.moniker [1] IMPLICIT SpcSerializedObject ::= SEQUENCE {
