@@ -673,6 +673,8 @@ func (j *componentJudge) judgeAs(c *Component, id string) cipolicy.Decision {
 		base.Problem = fmt.Errorf("the policy compares Authenticode SHA-256 digests, but no verified SHA256 bank covers PCR %d", c.PCR)
 	case need.Digests.Has(cipolicy.AuthenticodeSHA1) && c.AuthenticodeSHA1 == nil:
 		base.Problem = fmt.Errorf("the policy compares Authenticode SHA-1 digests, but no verified SHA1 bank covers PCR %d", c.PCR)
+	case need.Digests.Has(cipolicy.PageSHA256) || need.Digests.Has(cipolicy.PageSHA1):
+		base.Problem = errors.New("the code integrity policy compares first-page hashes (page-hash rules), which a boot log does not carry (scope such rules to formats or scenarios other than boot)")
 	case need.Attributes:
 		base.Problem = errors.New("the code integrity policy reads file attributes (version resources), which a boot log does not carry")
 	}

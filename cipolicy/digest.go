@@ -123,7 +123,43 @@ const (
 	AuthenticodeSHA256 HashAlgorithm = "authenticode_sha256"
 	// AuthenticodeSHA1 is the SHA-1 Authenticode image hash (PE only).
 	AuthenticodeSHA1 HashAlgorithm = "authenticode_sha1"
+	// PageSHA256 and PageSHA1 are the hashes of a PE image's first page,
+	// which App Control's "Hash Page Sha256" and "Hash Page Sha1" rules
+	// compare: the headers (SizeOfHeaders bytes) without the CheckSum
+	// field and the certificate table directory entry, zero-padded to
+	// 4096 bytes, the first entry of the Authenticode page-hash table
+	// (signing/authenticode/pe). Windows compares them only for a file
+	// whose signature carries page hashes; an allow rule of these
+	// algorithms matches no more (see Evaluate).
+	PageSHA256 HashAlgorithm = "page_sha256"
+	PageSHA1   HashAlgorithm = "page_sha1"
 )
+
+// firstPage lists the first-page hash algorithms.
+var firstPage = []HashAlgorithm{PageSHA256, PageSHA1}
+
+// FirstPage reports whether a is a first-page hash (PageSHA256,
+// PageSHA1): an allow rule of it matches only a file a verified signature
+// with a page-hash table vouches for.
+func (a HashAlgorithm) FirstPage() bool { return slices.Contains(firstPage, a) }
+
+// ruleDigests are the hash rules csv policy new --level hash writes for a
+// file of the format, where it writes more than RuleDigest: for PE the
+// four New-CIPolicy writes (Hash Sha256, Hash Sha1, Hash Page Sha256,
+// Hash Page Sha1), so that a policy allows and denies the file however
+// Windows hashes it.
+var ruleDigests = map[Format][]HashAlgorithm{
+	FormatPE: {AuthenticodeSHA256, AuthenticodeSHA1, PageSHA256, PageSHA1},
+}
+
+// RuleDigests are the digests hash rules written for files of format f
+// compare (csv policy new --level hash), RuleDigest first.
+func (f Format) RuleDigests() []HashAlgorithm {
+	if ds, ok := ruleDigests[f]; ok {
+		return slices.Clone(ds)
+	}
+	return []HashAlgorithm{f.RuleDigest()}
+}
 
 // hashInfo is what the policy model knows of a hash algorithm.
 type hashInfo struct {
@@ -149,6 +185,8 @@ var hashTable = []hashInfo{
 	{SHA256, "SHA256", 32, DigestSHA256, nil},
 	{AuthenticodeSHA256, "Authenticode SHA256", 32, DigestSHA256, []Format{FormatPE}},
 	{AuthenticodeSHA1, "Authenticode SHA1", 20, DigestSHA1, []Format{FormatPE}},
+	{PageSHA256, "Page SHA256", 32, DigestSHA256, []Format{FormatPE}},
+	{PageSHA1, "Page SHA1", 20, DigestSHA1, []Format{FormatPE}},
 }
 
 // HashAlgorithms lists every hash algorithm, in a fixed order: the order in

@@ -146,6 +146,29 @@ type compiledRule struct {
 	// an allow); otherwise at most as much (allow rules, and the exceptions
 	// of deny rules).
 	broad bool
+	// alt is a second digest the rule's hash value is compared with
+	// (altDigest), "" if none.
+	alt HashAlgorithm
+}
+
+// altDigest is the whole-image digest a SiPolicy first-page hash rule is
+// compared with too when the rule must match at least as much as Windows
+// (broad: deny rules, the exceptions of allow rules). Windows reads no
+// FriendlyName: it compares a hash rule's value with whichever hash it
+// computed for the file (the first-page hash of a file whose signature
+// carries page hashes, the image hash of any other), so a rule named "Hash
+// Page" whose value is a file's image hash denies that file too.
+func altDigest(p *Policy, r *Rule, broad bool) HashAlgorithm {
+	if !broad || p.Format != "sipolicy" || r.Hash == nil || r.Unsupported != "" {
+		return ""
+	}
+	switch r.Hash.Algorithm {
+	case PageSHA256:
+		return AuthenticodeSHA256
+	case PageSHA1:
+		return AuthenticodeSHA1
+	}
+	return ""
 }
 
 // ErrPolicySet is wrapped by errors about how policies combine.
@@ -213,8 +236,11 @@ func NewSet(opts SetOptions, policies ...*Policy) (*Set, error) {
 				return nil, fmt.Errorf("%w: supplemental policy %q has deny rule %q", ErrPolicySet, p.Ref(), r.ID)
 			}
 			cr := &compiledRule{Rule: r, policy: p, order: order, broad: r.Action == Deny}
+			cr.alt = altDigest(p, r, cr.broad)
 			for j := range r.Except {
-				cr.except = append(cr.except, &compiledRule{Rule: &r.Except[j], policy: p, order: order, broad: r.Action != Deny})
+				x := &compiledRule{Rule: &r.Except[j], policy: p, order: order, broad: r.Action != Deny}
+				x.alt = altDigest(p, x.Rule, x.broad)
+				cr.except = append(cr.except, x)
 			}
 			g.add(cr)
 			order++
@@ -228,6 +254,10 @@ func (g *group) add(r *compiledRule) {
 		k := hashKey{r.Hash.Algorithm, string(r.Hash.Value)}
 		if r.Action == Deny {
 			g.denyHash[k] = append(g.denyHash[k], r)
+			if r.alt != "" {
+				ka := hashKey{r.alt, string(r.Hash.Value)}
+				g.denyHash[ka] = append(g.denyHash[ka], r)
+			}
 		} else {
 			g.allowHash[k] = append(g.allowHash[k], r)
 		}
@@ -275,6 +305,9 @@ func (r *compiledRule) needs() Needs {
 	case r.Unsupported != "":
 	case r.Hash != nil:
 		n.Digests = n.Digests.With(r.Hash.Algorithm)
+		if r.alt != "" {
+			n.Digests = n.Digests.With(r.alt)
+		}
 	case r.Signer != nil:
 		n.Signatures = true
 		n.Attributes = len(r.Signer.Files) > 0
@@ -409,9 +442,18 @@ func (r *compiledRule) matches(s *Subject, now time.Time, trusted func(*signing.
 	}
 	switch {
 	case r.Hash != nil:
+		if r.alt != "" {
+			if v := s.Digests.Get(r.alt); v != nil && string(v) == string(r.Hash.Value) {
+				return &match{rule: r, note: fmt.Sprintf("its %s is the value of this page-hash rule (Windows reads no FriendlyName)", r.alt.Label())}, ""
+			}
+		}
 		if v := s.Digests.Get(r.Hash.Algorithm); v != nil && string(v) == string(r.Hash.Value) {
 			if d := r.Hash.Algorithm.Digest(); !r.broad && !slices.Contains(r.policy.AcceptedDigests(), d) {
 				return nil, fmt.Sprintf("its %s digest matches, but the policy accepts digest algorithms %s", r.Hash.Algorithm, joinNames(r.policy.AcceptedDigests()))
+			}
+			if !r.broad && r.Hash.Algorithm.FirstPage() && !pageSigned(s) {
+				return nil, fmt.Sprintf("its %s digest matches, but no verified signature the host counts carries a page-hash table checked against the file: "+
+					"Windows compares first-page hashes only for such files, and the first page does not cover the rest of the file", r.Hash.Algorithm)
 			}
 			return &match{rule: r}, ""
 		}
@@ -632,4 +674,19 @@ func describe(s *Subject, notes []string) string {
 	}
 	parts = append(parts, notes...)
 	return strings.Join(parts, "; ")
+}
+
+// pageSigned reports whether a verified signature that the hosts of the
+// subject's scenario count carries a page-hash table checked against the
+// file (signing.Signature.PageHashes): the files Windows judges by their
+// first-page hash, the rest of their pages vouched for by the table.
+func pageSigned(s *Subject) bool {
+	for _, sig := range s.Signatures {
+		if sig.Verified() && sig.PageHashes != 0 {
+			if h, _ := ignoredIn(s.Scenario, sig); h == "" {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -278,7 +278,7 @@ func lintWDAC(p *Policy) []Finding {
 	add := func(line int, rule, format string, args ...any) {
 		out = append(out, Finding{Severity: SeverityWarning, Source: p.Source, Line: line, Rule: rule, Message: fmt.Sprintf(format, args...)})
 	}
-	var pageHashes, pageDenies []*Rule
+	var pageAllows []*Rule
 	unsupported := map[string][]*Rule{} // by kind of reason
 	var kinds []string
 	wellKnown := map[string][]*Rule{}
@@ -288,10 +288,8 @@ func lintWDAC(p *Policy) []Finding {
 	for i := range p.Rules {
 		r := &p.Rules[i]
 		switch {
-		case strings.HasPrefix(r.Unsupported, "page hash"):
-			pageHashes = append(pageHashes, r)
-		case r.Hash != nil && r.Action == Deny && pageHash(r.Description, r.ID):
-			pageDenies = append(pageDenies, r)
+		case r.Hash != nil && r.Action == Allow && r.Unsupported == "" && r.Hash.Algorithm.FirstPage():
+			pageAllows = append(pageAllows, r)
 		case r.Unsupported != "":
 			k := unsupportedKind(r.Unsupported)
 			if unsupported[k] == nil {
@@ -313,13 +311,10 @@ func lintWDAC(p *Policy) []Finding {
 			typo = append(typo, r)
 		}
 	}
-	if len(pageHashes) > 0 {
-		add(pageHashes[0].Line, "", "%s not evaluated: csv computes whole-image Authenticode hashes, not page hashes (the whole-image hash rules of the same files are evaluated): %s",
-			plural(len(pageHashes), "page-hash rule is", "page-hash rules are"), ruleIDs(pageHashes))
-	}
-	if len(pageDenies) > 0 {
-		add(pageDenies[0].Line, "", "%s compared with whole-image Authenticode hashes only: csv does not compute page hashes, and Windows reads no FriendlyName (a value that is a file's image hash denies it): %s",
-			plural(len(pageDenies), "deny page-hash rule is", "deny page-hash rules are"), ruleIDs(pageDenies))
+	if len(pageAllows) > 0 {
+		add(pageAllows[0].Line, "", "%s only files whose verified signature carries page hashes (a page-hash table csv checks against every page): "+
+			"Windows compares first-page hashes only for such files, and the first page does not cover the rest of another file; the whole-image hash rules admit the others: %s",
+			plural(len(pageAllows), "allow page-hash rule admits", "allow page-hash rules admit"), ruleIDs(pageAllows))
 	}
 	for _, k := range kinds {
 		rs := unsupported[k]

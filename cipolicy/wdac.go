@@ -11,8 +11,8 @@ package cipolicy
 // the case of CertRoot types.
 //
 // Every rule is mapped so that it never matches more than Windows would: what
-// cannot be judged from a file (FilePath, packaged-app, AppIDs and page-hash
-// rules, OEM IDs, signing-time bounds, well-known roots csv cannot name)
+// cannot be judged from a file (FilePath, packaged-app and AppIDs rules,
+// OEM IDs, signing-time bounds, well-known roots csv cannot name)
 // becomes a rule with Unsupported set, which never matches and which lint
 // lists.
 
@@ -1033,6 +1033,13 @@ func (doc *siDoc) policy() *Policy {
 					}
 					m := doc.fileMatcher(f, deny)
 					r.Hash, r.File, r.All, r.Unsupported = m.hash, m.file, m.all, m.unsupported
+					if r.Hash != nil && r.Hash.Algorithm.FirstPage() {
+						// Boot components are judged from event logs,
+						// which carry whole-image digests only: a page
+						// hash judges files (New-CIPolicy writes the
+						// whole-image hashes of the same file beside it).
+						r.Scenarios = slices.DeleteFunc(r.Scenarios, func(sc Scenario) bool { return sc == ScenarioBoot })
+					}
 					emit(f.id, sc.scenario, ref.line, r)
 				}
 			}
@@ -1275,9 +1282,9 @@ func versionBounds(minV, maxV *Version, deny bool) (lo, hi *Version) {
 // SHA256 image hashes. The only signal in real files is the FriendlyName
 // New-CIPolicy writes ("<file> Hash Page Sha1", "<file> Hash Page Sha256";
 // whole-image hashes are "<file> Hash Sha1", "<file> Hash Sha256"). A page
-// hash whose FriendlyName was edited is read as an image hash, which is
-// harmless: no file's image hash equals it, so the rule never matches, as an
-// unsupported rule does not.
+// hash whose FriendlyName was edited is read as an image hash, and an
+// image hash named as a page hash as a page hash: the rule then never
+// matches (no file's hash of the other kind equals it).
 func pageHash(friendlyName, id string) bool {
 	n := strings.ToLower(friendlyName)
 	return strings.Contains(n, "hash page") || strings.Contains(n, "page hash") || strings.HasSuffix(strings.ToUpper(id), "_PAGE")
@@ -1332,12 +1339,15 @@ func (doc *siDoc) fileMatcher(f *xFileRule, deny bool) matcher {
 		case len(unsup) > 0:
 		case len(names) > 0 || minV != nil || maxV != nil:
 			unsup = append(unsup, "Hash together with file name or version attributes: csv cannot judge both at once")
-		case pageHash(a["FriendlyName"], f.id) && !deny:
-			// Windows reads no FriendlyName: a deny "page hash" rule
-			// whose value is a file's whole-image hash denies that file
-			// too, so a deny is compared as an Authenticode hash below
-			// (an allow is left unjudged, which blocks more).
-			unsup = append(unsup, fmt.Sprintf("page hash (%d-byte hash of the image's first page, FriendlyName %q), not a whole-image Authenticode hash: csv does not compute page hashes", len(b), a["FriendlyName"]))
+		case pageHash(a["FriendlyName"], f.id) && (len(b) == 20 || len(b) == 32):
+			// A first-page hash: New-CIPolicy names it so (Windows reads
+			// no FriendlyName, and compares it only for a file whose
+			// signature carries page hashes; see PageSHA256).
+			alg := PageSHA256
+			if len(b) == 20 {
+				alg = PageSHA1
+			}
+			return matcher{hash: &HashMatch{Algorithm: alg, Value: b}}
 		case len(b) == 20:
 			return matcher{hash: &HashMatch{Algorithm: AuthenticodeSHA1, Value: b}}
 		case len(b) == 32:

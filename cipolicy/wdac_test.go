@@ -2,6 +2,7 @@ package cipolicy
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
@@ -118,7 +119,27 @@ func signedBy(t testing.TB, chain ...*signing.Certificate) []*signing.Signature 
 
 func peSubject(sc Scenario, attrs *FileAttributes, sigs []*signing.Signature) Subject {
 	return Subject{Path: "bin/x.exe", Format: FormatPE, Scenario: sc, Attributes: attrs, Signed: sigs != nil, Signatures: sigs,
-		Digests: Digests{AuthenticodeSHA256: h1, AuthenticodeSHA1: s1}}
+		Digests: Digests{AuthenticodeSHA256: h1, AuthenticodeSHA1: s1, PageSHA256: p256, PageSHA1: p1}}
+}
+
+// First-page hashes of the subjects that no rule names.
+var (
+	h5   = bytes.Repeat([]byte{0x55}, 32)
+	p256 = bytes.Repeat([]byte{0x66}, 32)
+	p1   = bytes.Repeat([]byte{0x66}, 20)
+)
+
+// withPage sets the subject's first-page SHA256.
+func withPage(s Subject, v []byte) Subject {
+	s.Digests = maps.Clone(s.Digests)
+	s.Digests[PageSHA256] = v
+	return s
+}
+
+// pageSignedBy is signedBy with the signature carrying a checked page-hash
+// table.
+func pageSignedBy(t testing.TB, chain ...*signing.Certificate) []*signing.Signature {
+	return []*signing.Signature{sigtest.Verified(t, &signing.Signature{Format: "authenticode", SignatureAlgorithm: "RSA", Chains: [][]*signing.Certificate{chain}, PageHashes: crypto.SHA256})}
 }
 
 func attrs(name, version string) *FileAttributes {
@@ -308,8 +329,10 @@ func TestParseXMLMapping(t *testing.T) {
 	check("ID_SIGNER_TOOL:user:deny", Rule{Action: Deny, Signer: &SignerMatch{Cert: CertRef{TBSHash: bytes.Repeat([]byte{0xab}, 20)}, Level: LevelAny,
 		Files: []FileAttrMatch{{Field: OriginalFileName, Name: "tool.exe", MaxVersion: ver(t, "3.0.0.0")}, {Field: OriginalFileName, MaxVersion: ver(t, "5.0.0.0")}}}})
 
+	if r := ruleByID(t, p, "ID_ALLOW_PAGE"); r.Unsupported != "" || r.Hash == nil || r.Hash.Algorithm != PageSHA256 || r.Action != Allow {
+		t.Errorf("ID_ALLOW_PAGE: %+v", r)
+	}
 	unsupported := map[string]string{
-		"ID_ALLOW_PAGE":    "page hash",
 		"ID_ALLOW_PATH":    "FilePath rule",
 		"ID_ALLOW_PFN":     "packaged app rule",
 		"ID_ALLOW_WILD":    "wildcard in FileName",
@@ -339,7 +362,7 @@ func TestParseXMLMapping(t *testing.T) {
 	t.Log(text)
 	for _, want := range []string{
 		`rule "ID_SIGNER_OEM": signer rule sets CertOemID "contoso"`,
-		`1 page-hash rule is not evaluated`,
+		`1 allow page-hash rule admits only files whose verified signature carries page hashes`,
 		`rule "ID_ALLOW_PATH": cannot be judged offline: FilePath rule`,
 		`1 signer rule chains to well-known root 06 (Microsoft Product Root 2010, certificate "Microsoft Root Certificate Authority 2010")`,
 		`supplied with --certs`,
@@ -362,6 +385,7 @@ func TestParseXMLEvaluate(t *testing.T) {
     <Allow ID="ID_ALLOW_EXEMPT" FriendlyName="exempt.exe Hash Sha256" Hash="` + hx(h3) + `" />
     <Deny ID="ID_DENY_CMD" FriendlyName="cmd.exe" FileName="cmd.Exe" MinimumFileVersion="65535.65535.65535.65535" />
     <Deny ID="ID_DENY_PAGE" FriendlyName="evil.exe Hash Page Sha256" Hash="` + hx(h4) + `" />
+    <Allow ID="ID_ALLOW_PAGE" FriendlyName="good.exe Hash Page Sha256" Hash="` + hx(h5) + `" />
     <FileAttrib ID="ID_FILEATTRIB_TOOL" FileName="tool.exe" MinimumFileVersion="3.0.0.0" />
   </FileRules>
   <Signers>
@@ -385,7 +409,7 @@ func TestParseXMLEvaluate(t *testing.T) {
         <DeniedSigners>
           <DeniedSigner SignerId="ID_SIGNER_BAD"><ExceptAllowRule AllowRuleID="ID_ALLOW_EXEMPT" /></DeniedSigner>
         </DeniedSigners>
-        <FileRulesRef><FileRuleRef RuleID="ID_ALLOW_H" /><FileRuleRef RuleID="ID_DENY_PAGE" /></FileRulesRef>`, `
+        <FileRulesRef><FileRuleRef RuleID="ID_ALLOW_H" /><FileRuleRef RuleID="ID_DENY_PAGE" /><FileRuleRef RuleID="ID_ALLOW_PAGE" /></FileRulesRef>`, `
         <AllowedSigners><AllowedSigner SignerId="ID_SIGNER_PCA" /></AllowedSigners>`))
 	p := mustParseXML(t, doc)
 	s, err := NewSet(SetOptions{}, p)
@@ -421,9 +445,21 @@ func TestParseXMLEvaluate(t *testing.T) {
 		{"ExceptAllowRule exempts from the deny", withDigest(peSubject(ScenarioUser, attrs("tool.exe", "4.0.0.0"), signedBy(t, badLeaf, bad)), h3), Allowed, KindAllowedBySigner, "ID_SIGNER_TOOL"},
 		{"FileAttribRef version too low", withDigest(peSubject(ScenarioUser, attrs("tool.exe", "2.9.0.0"), signedBy(t, badLeaf, bad)), h3), Blocked, KindNotAllowed, ""},
 		{"FileAttribRef other name", withDigest(peSubject(ScenarioUser, attrs("other.exe", "4.0.0.0"), signedBy(t, badLeaf, bad)), h3), Blocked, KindNotAllowed, ""},
+		// A deny page-hash rule denies the file whose first page it
+		// names, and no other.
+		{"a deny page-hash rule denies its file", withPage(peSubject(ScenarioUser, nil, signedBy(t, leaf, pca)), h4), Blocked, KindDenied, "ID_DENY_PAGE"},
+		{"a deny page-hash rule denies its unsigned file", withPage(peSubject(ScenarioUser, nil, nil), h4), Blocked, KindDenied, "ID_DENY_PAGE"},
+		{"a deny page-hash rule does not deny another file", withPage(peSubject(ScenarioUser, nil, signedBy(t, leaf, pca)), h3), Allowed, KindAllowedBySigner, "ID_SIGNER_PCA:user"},
 		// Windows reads no FriendlyName: a deny named "Hash Page" whose
-		// value is the whole-image hash still denies the file.
+		// value is the whole-image hash still denies the file; an allow
+		// so named does not admit it.
 		{"a deny named as a page hash matches the image hash", withDigest(peSubject(ScenarioUser, nil, signedBy(t, leaf, pca)), h4), Blocked, KindDenied, "ID_DENY_PAGE"},
+		{"an allow named as a page hash does not match the image hash", withDigest(peSubject(ScenarioUser, nil, nil), h5), Blocked, KindUnsigned, ""},
+		// An allow page-hash rule admits only a file whose verified
+		// signature carries a checked page-hash table.
+		{"an allow page-hash rule admits a page-signed file", withPage(peSubject(ScenarioUser, nil, pageSignedBy(t, leafNoEKU, pca)), h5), Allowed, KindAllowedByHash, "ID_ALLOW_PAGE"},
+		{"an allow page-hash rule does not admit an unsigned file", withPage(peSubject(ScenarioUser, nil, nil), h5), Blocked, KindUnsigned, ""},
+		{"an allow page-hash rule does not admit a file signed without page hashes", withPage(peSubject(ScenarioUser, nil, signedBy(t, leafNoEKU, pca)), h5), Blocked, KindNotAllowed, ""},
 		{"ELF files are not judged by WDAC rules", Subject{Path: "x", Format: FormatELF, Scenario: ScenarioUser, Digests: Digests{SHA256: h2}}, Blocked, KindUnsigned, ""},
 	}
 	for _, tt := range tests {
@@ -696,7 +732,7 @@ func TestSharedWDACPolicies(t *testing.T) {
 			mode: Enforce, version: "10.0.0.0", counts: map[string]int{}},
 		"Recommended_UserMode_Blocklist.xml": {id: "{A244370E-44C9-4C06-B551-F6016E563076}", name: "Microsoft Windows Recommended User Mode BlockList", typ: Base, mode: Enforce, version: "10.1.0.2",
 			counts: map[string]int{"kernel deny file": 1, "user deny file": 47, "user deny hash": 614},
-			lint: []string{"4 deny page-hash rules are compared with whole-image Authenticode hashes only", "policy allows nothing",
+			lint: []string{"policy allows nothing",
 				"39 deny rules stop at version 65355.65355.65355.65355"}},
 		"WinSiPolicy.xml": {id: "{5951A96A-E0B5-4D3D-8FB8-3E5B61030784}", name: "Windows10S_Lockdown_Policy_Supplementable", typ: Base, mode: Audit, version: "10.0.25200.0",
 			counts: map[string]int{"kernel allow signer": 12, "user allow signer": 20},
@@ -787,9 +823,8 @@ func TestSharedWinSiPolicyPCA2011Signer(t *testing.T) {
 func TestSharedBlocklistHashes(t *testing.T) {
 	p := loadShared(t, "Recommended_UserMode_Blocklist.xml")
 	for _, id := range []string{"ID_DENY_HVCISCAN_AMD_3", "ID_DENY_HVCISCAN_AMD_4", "ID_DENY_HVCISCAN_ARM_3", "ID_DENY_HVCISCAN_ARM_4"} {
-		// Windows reads no FriendlyName: a deny "page hash" is compared
-		// with the image hash as well.
-		if r := ruleByID(t, p, id); r.Unsupported != "" || r.Hash == nil || r.Action != Deny {
+		// New-CIPolicy's "Hash Page" rules compare first-page hashes.
+		if r := ruleByID(t, p, id); r.Unsupported != "" || r.Hash == nil || !r.Hash.Algorithm.FirstPage() || r.Action != Deny {
 			t.Errorf("%s: %+v", id, r)
 		}
 	}
@@ -823,7 +858,7 @@ func TestSharedSetEvaluate(t *testing.T) {
 	sha256Denied := mustHex(t, "148972F670E18790D62D753E01ED8D22B351A57E45544D88ACE380FEDAF24A40") // ID_DENY_D_3
 	sha1Denied := mustHex(t, "424823CD625834C05D55C7B825B0D8059D589748")                           // ID_DENY_HVCISCAN_AMD_1
 	sub := func(sc Scenario, d256, d1 []byte, a *FileAttributes) Subject {
-		return Subject{Path: "out/x.exe", Format: FormatPE, Scenario: sc, Attributes: a, Digests: Digests{AuthenticodeSHA256: d256, AuthenticodeSHA1: d1}}
+		return Subject{Path: "out/x.exe", Format: FormatPE, Scenario: sc, Attributes: a, Digests: Digests{AuthenticodeSHA256: d256, AuthenticodeSHA1: d1, PageSHA256: p256, PageSHA1: p1}}
 	}
 	tests := []struct {
 		name     string
@@ -1052,4 +1087,33 @@ func FuzzParseXML(f *testing.F) {
 				Attributes: attrs("b.exe", "1.0.0.0"), Signatures: signedBy(t, synthCert("s", "r", h1, oidWindows))})
 		}
 	})
+}
+
+// TestXMLPageHashScenarios: a kernel-mode page-hash rule judges kernel
+// files, not boot components, which are judged from event logs that carry
+// no first-page hashes (its whole-image companion judges them); a
+// whole-image hash rule of the kernel scenario applies to both.
+func TestXMLPageHashScenarios(t *testing.T) {
+	p := mustParseXML(t, sipDoc(`
+  <FileRules>
+    <Deny ID="ID_DENY_IMG" FriendlyName="bad.sys Hash Sha256" Hash="`+hx(h2)+`" />
+    <Deny ID="ID_DENY_PG" FriendlyName="bad.sys Hash Page Sha256" Hash="`+hx(h3)+`" />
+  </FileRules>
+`+scenarios(``, `<FileRulesRef><FileRuleRef RuleID="ID_DENY_IMG" /><FileRuleRef RuleID="ID_DENY_PG" /></FileRulesRef>`)))
+	if r := ruleByID(t, p, "ID_DENY_PG"); r.Hash == nil || r.Hash.Algorithm != PageSHA256 || !slices.Equal(r.Scenarios, []Scenario{ScenarioKernel}) {
+		t.Errorf("page-hash rule: %+v", r)
+	}
+	if r := ruleByID(t, p, "ID_DENY_IMG"); !slices.Equal(r.Scenarios, []Scenario{ScenarioKernel, ScenarioBoot}) {
+		t.Errorf("image hash rule: %+v", r)
+	}
+	s, err := NewSet(SetOptions{}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Needs("x.sys", FormatPE, ScenarioBoot); n.Digests.Has(PageSHA256) {
+		t.Errorf("boot components need %v", n.Digests)
+	}
+	if n := s.Needs("x.sys", FormatPE, ScenarioKernel); !n.Digests.Has(PageSHA256) {
+		t.Errorf("kernel files need %v", n.Digests)
+	}
 }

@@ -3,6 +3,7 @@ package csv
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -95,7 +96,7 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 			return n
 		}
 		if wantHash {
-			n.Digests = cipolicy.NewDigestSet(f.RuleDigest())
+			n.Digests = cipolicy.NewDigestSet(f.RuleDigests()...)
 		}
 		n.Signatures = wantSigner
 		return n
@@ -116,7 +117,7 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 	}
 	g := &Generated{Policy: p}
 	type group struct {
-		rule  int
+		rule  int // the first of the rules written for the files
 		files []string
 	}
 	byKey := map[string]*group{}
@@ -138,18 +139,18 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 			g.Problems = append(g.Problems, res)
 			return nil
 		}
-		var rule *cipolicy.Rule
+		var rules []*cipolicy.Rule
 		var key string
 		var why []string
 		var err error
 		for _, l := range levels {
-			rule, key, err = ruleFor(l, in)
+			rules, key, err = rulesFor(l, in)
 			if err == nil {
 				break
 			}
 			why = append(why, fmt.Sprintf("level %s: %v", l, err))
 		}
-		if rule == nil {
+		if rules == nil {
 			res.Err = fmt.Errorf("no rule written: %s", strings.Join(why, "; "))
 			g.Problems = append(g.Problems, res)
 			return nil
@@ -160,15 +161,27 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 			return nil
 		}
 		base := e.rel
-		if rule.Signer != nil {
-			base = rule.Signer.Cert.Certificate.CommonName()
-			if rule.Signer.Publisher != "" {
-				base += "-" + rule.Signer.Publisher
+		if rules[0].Signer != nil {
+			base = rules[0].Signer.Cert.Certificate.CommonName()
+			if rules[0].Signer.Publisher != "" {
+				base += "-" + rules[0].Signer.Publisher
 			}
 		}
-		rule.ID = uniqueID(ids, strings.Trim(unsafeID.ReplaceAllString(base, "-"), "-"))
-		p.Rules = append(p.Rules, *rule)
-		grp := &group{rule: len(p.Rules) - 1, files: []string{display}}
+		base = strings.Trim(unsafeID.ReplaceAllString(base, "-"), "-")
+		grp := &group{rule: len(p.Rules), files: []string{display}}
+		for i, rule := range rules {
+			if rule.Hash != nil {
+				// As New-CIPolicy names its hash rules: "<file> Hash
+				// Sha256", "... Hash Page Sha1".
+				rule.Description = filepath.Base(display) + " " + hashRuleName(rule.Hash.Algorithm)
+			}
+			id := base
+			if i > 0 {
+				id += "-" + strings.ToLower(strings.ReplaceAll(hashRuleName(rule.Hash.Algorithm), " ", "-"))
+			}
+			rule.ID = uniqueID(ids, id)
+			p.Rules = append(p.Rules, *rule)
+		}
 		byKey[key] = grp
 		order = append(order, grp)
 		return nil
@@ -191,20 +204,56 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 	return g, nil
 }
 
-// ruleFor makes the allow rule of one level for an inspected file, and the
-// key under which files share it.
-func ruleFor(l Level, in *Inspection) (*cipolicy.Rule, string, error) {
-	if l == LevelHash {
-		alg := in.Format.RuleDigest()
-		v := in.Digests.Get(alg)
-		r := &cipolicy.Rule{Action: cipolicy.Allow, Hash: &cipolicy.HashMatch{Algorithm: alg, Value: v}}
-		if !alg.Restricted() {
-			// Without the scope, every file of every other format would
-			// also need this digest (a flat SHA256 of every PE).
-			r.Formats = []cipolicy.Format{in.Format}
-		}
-		return r, string(alg) + string(v), nil
+// hashRuleName names a hash rule's algorithm as New-CIPolicy's
+// FriendlyNames do ("Hash Sha256", "Hash Page Sha1"); other digests by
+// their label.
+func hashRuleName(a cipolicy.HashAlgorithm) string {
+	switch a {
+	case cipolicy.AuthenticodeSHA256:
+		return "Hash Sha256"
+	case cipolicy.AuthenticodeSHA1:
+		return "Hash Sha1"
+	case cipolicy.PageSHA256:
+		return "Hash Page Sha256"
+	case cipolicy.PageSHA1:
+		return "Hash Page Sha1"
 	}
+	return "Hash " + a.Label()
+}
+
+// rulesFor makes the allow rules of one level for an inspected file (at
+// the hash level, one per digest the format's hash rules compare: for PE
+// the four New-CIPolicy writes), and the key under which files share them.
+func rulesFor(l Level, in *Inspection) ([]*cipolicy.Rule, string, error) {
+	if l == LevelHash {
+		var rules []*cipolicy.Rule
+		var key string
+		for _, alg := range in.Format.RuleDigests() {
+			v := in.Digests.Get(alg)
+			if v == nil {
+				return nil, "", fmt.Errorf("no %s digest", alg.Label())
+			}
+			r := &cipolicy.Rule{Action: cipolicy.Allow, Hash: &cipolicy.HashMatch{Algorithm: alg, Value: v}}
+			if !alg.Restricted() {
+				// Without the scope, every file of every other format
+				// would also need this digest (a flat SHA256 of every PE).
+				r.Formats = []cipolicy.Format{in.Format}
+			}
+			rules = append(rules, r)
+			key += string(alg) + string(v) + "\x00"
+		}
+		return rules, key, nil
+	}
+	r, key, err := ruleFor(l, in)
+	if err != nil {
+		return nil, "", err
+	}
+	return []*cipolicy.Rule{r}, key, nil
+}
+
+// ruleFor makes the signer rule of one level for an inspected file, and
+// the key under which files share it.
+func ruleFor(l Level, in *Inspection) (*cipolicy.Rule, string, error) {
 	var chain []*signing.Certificate
 	for _, s := range in.Signatures {
 		if s.Verified() && len(s.Chains) > 0 {

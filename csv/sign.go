@@ -56,6 +56,9 @@ type SignOptions struct {
 	// PE configures Authenticode signatures. PE.Append is read as Append
 	// (the name it had before Append: set Append).
 	PE authenticode.SignOptions
+	// PageHashes puts each PE file's page-hash table in its signature
+	// (signtool /ph, osslsigncode -ph).
+	PageHashes bool
 	// Expect, if set, maps each binary's path (Result.DisplayPath) to the
 	// digests validation saw (Options.SignCheck): a binary validation did
 	// not see, or whose digest differs when it is read for signing, changed
@@ -773,7 +776,7 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 	var outSum []byte
 	if h != nil {
 		res, err := h.Sign(ctx, file, out, &format.SignOptions{Key: opts.Key, Chain: opts.Chain,
-			Append: opts.Append || opts.PE.Append, Authenticode: opts.PE, Expect: want, Sum: needSum})
+			Append: opts.Append || opts.PE.Append, Authenticode: opts.PE, PageHashes: opts.PageHashes, Expect: want, Sum: needSum})
 		if err != nil {
 			return p, err
 		}

@@ -51,6 +51,11 @@ type Signature struct {
 	Chains [][]*Certificate
 	// Certificates are all the certificates the signature carries.
 	Certificates []*Certificate
+	// PageHashes is the digest of the page-hash table the signature
+	// carries (Authenticode PE: crypto.SHA1 or crypto.SHA256), set only
+	// when the signature verified with the table checked against every
+	// page of the file; 0 otherwise.
+	PageHashes crypto.Hash
 	// Timestamp is the countersignature's time, if there is one.
 	Timestamp *Timestamp
 	// Problem says why the signature is not verified (see Verified), if

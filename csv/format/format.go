@@ -267,6 +267,9 @@ type SignOptions struct {
 	// Authenticode configures the Authenticode formats' signatures (its
 	// Append is set from Append).
 	Authenticode authenticode.SignOptions
+	// PageHashes asks the PE handler for a page-hash table in the
+	// signature (signtool /ph, osslsigncode -ph); other formats ignore it.
+	PageHashes bool
 	// Expect, if not nil, holds the digests validation saw: the file's
 	// SHA256 and the digest its format's hash rules compare
 	// (cipolicy.Format.RuleDigest). A file read otherwise is not signed.

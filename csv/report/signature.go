@@ -13,17 +13,20 @@ import (
 // SignatureDoc is the JSON form of one signature, shared by the validation
 // report and csv inspect.
 type SignatureDoc struct {
-	Index              int                `json:"index"`
-	Nesting            []int              `json:"nesting"`
-	Format             string             `json:"format"`
-	DigestAlgorithm    string             `json:"digest_algorithm"`
-	Digest             string             `json:"digest,omitempty"`
-	SignatureAlgorithm string             `json:"signature_algorithm,omitempty"`
-	Verified           bool               `json:"verified"`
-	Problem            string             `json:"problem,omitempty"`
-	Signer             *CertificateDoc    `json:"signer,omitempty"`
-	Chains             [][]CertificateDoc `json:"chains"`
-	Timestamp          *TimestampDoc      `json:"timestamp,omitempty"`
+	Index              int    `json:"index"`
+	Nesting            []int  `json:"nesting"`
+	Format             string `json:"format"`
+	DigestAlgorithm    string `json:"digest_algorithm"`
+	Digest             string `json:"digest,omitempty"`
+	SignatureAlgorithm string `json:"signature_algorithm,omitempty"`
+	// PageHashes is the digest of the page-hash table a verified PE
+	// signature carries, checked against every page of the file.
+	PageHashes string             `json:"page_hashes,omitempty"`
+	Verified   bool               `json:"verified"`
+	Problem    string             `json:"problem,omitempty"`
+	Signer     *CertificateDoc    `json:"signer,omitempty"`
+	Chains     [][]CertificateDoc `json:"chains"`
+	Timestamp  *TimestampDoc      `json:"timestamp,omitempty"`
 }
 
 // CertificateDoc identifies a certificate.
@@ -84,6 +87,9 @@ func SignatureDocs(sigs []*signing.Signature) []SignatureDoc {
 		if s.Digest != nil {
 			d.Digest = hex.EncodeToString(s.Digest)
 		}
+		if s.PageHashes != 0 {
+			d.PageHashes = s.PageHashes.String()
+		}
 		if s.Problem != nil {
 			d.Problem = s.Problem.Error()
 		}
@@ -134,6 +140,9 @@ func WriteSignatures(w io.Writer, indent string, sigs []*signing.Signature) {
 		fmt.Fprintf(w, "%s%s: %s, %s %s: %s\n", indent, where, printable(string(s.Format)), printable(s.SignatureAlgorithm), printable(s.DigestAlgorithm), status)
 		if s.Signer != nil {
 			fmt.Fprintf(w, "%s  signer:  %s\n%s  issuer:  %s\n", indent, printable(s.Signer.Subject), indent, printable(s.Signer.Issuer))
+		}
+		if s.PageHashes != "" {
+			fmt.Fprintf(w, "%s  page hashes: %s table, checked against every page\n", indent, s.PageHashes)
 		}
 		for j, chain := range s.Chains {
 			fmt.Fprintf(w, "%s  chain %d:\n", indent, j)

@@ -27,6 +27,12 @@ const (
 	// tens of kilobytes; nested and dual signatures reach a few hundred.
 	MaxCertTable = 16 << 20
 
+	// MaxPageHashTable caps the page-hash table csv sign --page-hashes
+	// puts in a PE signature: 36 bytes per 4 KiB page with SHA256, so 8 MiB
+	// covers an image of some 900 MiB. A table a signature carries is
+	// within MaxCertTable; checking it costs one hash of the image.
+	MaxPageHashTable = 8 << 20
+
 	// MaxCertEntries caps the number of WIN_CERTIFICATE entries in one table.
 	MaxCertEntries = 64
 

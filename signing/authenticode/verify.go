@@ -307,6 +307,9 @@ func containsHash(hs []crypto.Hash, h crypto.Hash) bool {
 //  3. The digest in the SpcIndirectDataContent equals digests[algorithm]
 //     (signing.ErrDigestMismatch); a missing algorithm fails closed
 //     (signing.ErrDigestNotComputed).
+//     A subject with a method CheckData(IndirectData) error checks the
+//     data the signature names against the file too (PE: a page-hash
+//     table); its error is the signature's problem.
 //  4. The signed attributes are present, each at most once; contentType is
 //     SPC_INDIRECT_DATA_OBJID; messageDigest is the hash, with the
 //     SignerInfo's digest algorithm, of the SpcIndirectDataContent's
@@ -533,6 +536,14 @@ func (v *verifier) signature(st Stored, index int, path []int, der []byte, off i
 				fail(signing.Errorf(signing.ErrDigestNotComputed, "%s not computed: the caller's %s %s has %d bytes", v.digestName, cms.HashName(imageHash), v.digestName, len(want)))
 			case !bytes.Equal(want, p.Digest):
 				fail(signing.Errorf(signing.ErrDigestMismatch, "%s mismatch: signed %s %x, file has %x", v.digestName, cms.HashName(imageHash), p.Digest, want))
+			}
+		}
+
+		// 3. The data the subject checks against the file (PE: page
+		// hashes).
+		if dc, ok := v.subject.(interface{ CheckData(IndirectData) error }); ok {
+			if err := dc.CheckData(p.Data); err != nil {
+				fail(err)
 			}
 		}
 

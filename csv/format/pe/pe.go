@@ -153,8 +153,48 @@ func inspect(f *format.File, need cipolicy.Needs, opts *format.InspectOptions, p
 			return nil, err
 		}
 	}
+	// Page hashes: the first-page digests the policy compares, and the
+	// page-hash tables the signatures carry, checked in the same read.
+	var expected []*authpe.Expected
+	if need.Signatures && table != nil {
+		expected = authpe.ExpectedPageHashes(table)
+	}
+	pages := authpe.NewPages(pf)
+	for h, a := range pageHashes {
+		var mine []*authpe.Expected
+		for _, e := range expected {
+			if e.Hash == h {
+				mine = append(mine, e)
+			}
+		}
+		want := need.Digests.Has(a)
+		if err := pages.FirstPageProblem(); want && err != nil {
+			if !need.Digests.Equal(cipolicy.AllDigests()) {
+				return nil, &signing.MalformedError{Format: authpe.Format, Offset: pf.CheckSumOffset - 4, Reason: a.Label() + ": " + err.Error(), Err: err} // at SizeOfHeaders
+			}
+			// Every digest (csv inspect, --all-digests): the file has
+			// no first-page hash to show, and a rule that needs it
+			// still blocks the file (cipolicy fails closed on a digest
+			// not computed).
+			want = false
+		}
+		if !want && len(mine) == 0 {
+			continue
+		}
+		var d *authpe.PageDigester
+		if len(mine) > 0 {
+			d = pages.Table(h, false, mine...)
+		} else {
+			d = pages.FirstPage(h)
+		}
+		p.Write(d)
+		p.OnDone(d.Close)
+		if want {
+			p.Digest(a, firstPageSum{d})
+		}
+	}
 	verify := func(sums map[crypto.Hash][]byte) error {
-		sigs, err := authpe.Verify(table, info.CertTableOff, sums, authenticode.VerifyOptions{Certificates: opts.Certificates, Cache: opts.Cache})
+		sigs, err := authpe.VerifyPages(table, info.CertTableOff, sums, expected, authenticode.VerifyOptions{Certificates: opts.Certificates, Cache: opts.Cache})
 		if err != nil {
 			return malformed(err)
 		}
@@ -199,6 +239,22 @@ func inspect(f *format.File, need cipolicy.Needs, opts *format.InspectOptions, p
 	}, nil
 }
 
+// pageHashes maps the first-page hashes to policy digest names.
+var pageHashes = map[crypto.Hash]cipolicy.HashAlgorithm{
+	crypto.SHA256: cipolicy.PageSHA256,
+	crypto.SHA1:   cipolicy.PageSHA1,
+}
+
+// firstPageSum presents a PageDigester's first-page hash as the hash.Hash
+// the pass sums once it is done (the digester itself is the writer).
+type firstPageSum struct{ d *authpe.PageDigester }
+
+func (f firstPageSum) Write(p []byte) (int, error) { return len(p), nil }
+func (f firstPageSum) Sum(b []byte) []byte         { return append(b, f.d.FirstPageHash()...) }
+func (f firstPageSum) Reset()                      {}
+func (f firstPageSum) Size() int                   { return len(f.d.FirstPageHash()) }
+func (f firstPageSum) BlockSize() int              { return 64 }
+
 // malformed turns what the parsers found into a *format.MalformedError.
 func malformed(err error) error {
 	if err == nil {
@@ -235,7 +291,8 @@ func fileAttributes(vi *binpe.VersionInfo) (*cipolicy.FileAttributes, error) {
 
 // Sign implements format.Handler: an Authenticode signature in the
 // certificate table (replacing the signatures the file has, or nested in
-// the first one with opts.Append). With opts.Expect, the image hash read
+// the first one with opts.Append), with the file's page-hash table if
+// opts.PageHashes. With opts.Expect, the image hash read
 // must be the Authenticode SHA256 validation saw, and with Append (which
 // keeps signatures that were judged) the whole file its SHA256 too.
 func (Handler) Sign(ctx context.Context, f *format.File, out format.Output, opts *format.SignOptions) (*format.Signed, error) {
@@ -248,7 +305,11 @@ func (Handler) Sign(ctx context.Context, f *format.File, out format.Output, opts
 		whole = sha256.New()
 		ao.Tee = whole
 	}
-	res, err := authpe.Sign(ctx, f.R, f.Size, out, opts.Key, opts.Chain, ao)
+	signer, err := authenticode.NewSigner(opts.Key, opts.Chain, ao)
+	if err != nil {
+		return nil, err
+	}
+	res, err := authpe.SignWithOptions(ctx, signer, f.R, f.Size, out, authpe.Options{PageHashes: opts.PageHashes})
 	if err != nil {
 		return nil, err
 	}

@@ -139,6 +139,9 @@ func FuzzInspect(f *testing.F) {
 	f.Add(testbin.PE(testbin.PEOptions{PE32: true, Data: []byte("data")}))
 	f.Add(sig)
 	f.Add(signed(f, ca, sig, true))
+	leaf := ca.Leaf(f, testca.LeafOptions{})
+	f.Add(formattest.Sign(f, pe.Handler{}, testbin.PE(testbin.PEOptions{Data: make([]byte, 5000)}), &format.SignOptions{Key: leaf.Key,
+		Chain: []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert}, PageHashes: true}))
 	f.Add(sig[:len(sig)-9])
 	f.Add(testbin.VersionPE([]testbin.VersionResource{{Lang: 0x409, FileVersion: &[4]uint16{1, 2, 3, 4},
 		Tables: []testbin.VersionTable{{Key: "040904b0", Strings: [][2]string{{"OriginalFilename", "a.exe"}}}}}}))
@@ -148,7 +151,8 @@ func FuzzInspect(f *testing.F) {
 		if !formattest.Sniff(pe.Handler{}, data) {
 			return
 		}
-		for _, need := range []cipolicy.Needs{cipolicy.AllNeeds(), {}} {
+		pages := cipolicy.Needs{Digests: cipolicy.NewDigestSet(cipolicy.PageSHA256)}
+		for _, need := range []cipolicy.Needs{cipolicy.AllNeeds(), {}, pages} {
 			formattest.CheckInvariants(t, formattest.Inspect(pe.Handler{}, data, need, certs), need)
 		}
 	})

@@ -73,6 +73,7 @@ type File struct {
 	CheckSumOffset   int64  // file offset of OptionalHeader.CheckSum
 	CertDirOffset    int64  // file offset of the certificate table data directory entry
 	SizeOfHeaders    uint32
+	SectionAlignment uint32 // OptionalHeader.SectionAlignment
 	NumberOfRvaSizes uint32
 	Sections         []Section
 	// ImageEnd is the end of the headers and of every section's raw data:
@@ -167,6 +168,7 @@ func Parse(r io.ReaderAt, size int64) (*File, error) {
 	f.CheckSum = binary.LittleEndian.Uint32(opt[checksumOffset:])
 	f.Subsystem = binary.LittleEndian.Uint16(opt[68:])
 	f.SizeOfHeaders = binary.LittleEndian.Uint32(opt[60:])
+	f.SectionAlignment = binary.LittleEndian.Uint32(opt[32:])
 	f.NumberOfRvaSizes = binary.LittleEndian.Uint32(opt[fixed-4:])
 	if f.NumberOfRvaSizes <= securityDirIdx {
 		return nil, binfmt.Errorf(binfmt.PE, optOff+fixed-4, "NumberOfRvaAndSizes is %d: the image has no certificate table directory entry", f.NumberOfRvaSizes)

@@ -38,6 +38,7 @@ type Flags struct {
 	TimestampURL string
 	Description  string
 	URL          string
+	PageHashes   bool
 	ResourceURI  string
 	// Catalog, if set, writes a signed security catalog of the files to
 	// this path instead of signing them (csv sign --catalog).
@@ -61,6 +62,7 @@ func (f *Flags) Register(fs *pflag.FlagSet, when string) {
 	fs.StringVar(&f.TimestampURL, "timestamp-url", "", "countersign the PE signatures, the Sigstore bundles and the manifest with this RFC 3161 time-stamp authority `URL`")
 	fs.StringVar(&f.Description, "description", "", "PE: program description in the signature (SpcSpOpusInfo)")
 	fs.StringVar(&f.URL, "url", "", "PE: more-information URL in the signature (SpcSpOpusInfo)")
+	fs.BoolVar(&f.PageHashes, "page-hashes", false, "PE: put the file's page-hash table (SHA256, one hash per 4 KiB page) in the signature, as signtool /ph and osslsigncode -ph do")
 	fs.StringVar(&f.ResourceURI, "resource-uri", "", "manifest: the build it speaks of (a CI run URL; default: the paths signed)")
 }
 
@@ -284,7 +286,7 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 	}
 	opts := csv.SignOptions{Jobs: sel.Jobs, Include: sel.Include, Exclude: sel.Exclude, FollowSymlinks: sel.FollowSymlinks,
 		Key: key, Chain: chain, Out: f.Out,
-		PE: authenticode.SignOptions{Append: f.Append, TSA: tsa, Description: f.Description, URL: f.URL}}
+		PE: authenticode.SignOptions{Append: f.Append, TSA: tsa, Description: f.Description, URL: f.URL}, PageHashes: f.PageHashes}
 	if f.Bundle {
 		ts := f.timestamper(ctx)
 		opts.Bundle = func(sum []byte) ([]byte, error) { return bundle.New(sum, key, chain, ts) }

@@ -203,6 +203,8 @@ func fuzzSeeds(f *testing.F) [][]byte {
 	add(osslSign(f, plain, ecS, "-nest", "-h", "sha384"))
 	add(osslSign(f, in, rsaS, "-h", "sha256", "-TSA-certs", tsa.files.Chain, "-TSA-key", tsa.files.Key, "-TSA-time", strconv.FormatInt(testca.Epoch.Unix(), 10)))
 	add(osslSign(f, in, rsaS, "-h", "sha512", "-t", legacyTSA(f, tsa, []*x509.Certificate{tsa.leaf.Cert}, testca.Epoch)))
+	add(osslSign(f, in, rsaS, "-ph", "-h", "sha256"))
+	add(osslSign(f, in, rsaS, "-ph", "-h", "sha1"))
 	return tables
 }
 

@@ -37,6 +37,12 @@ func (t *Table) Judge(sig, parent *signing.Signature, data authenticode.Indirect
 	if len(sig.Path) > 0 {
 		sig.Ignore(signing.HostUEFI, whyUEFINested)
 	}
+	if sig.Verified() {
+		// Verified includes CheckData: the table matches the file.
+		if pts, err := PageHashTables(data); err == nil && len(pts) > 0 {
+			sig.PageHashes = pts[0].Hash
+		}
+	}
 	if !data.Type.Equal(OIDSpcPEImageData) {
 		// Firmware does not look at the data type; csv cannot establish
 		// that Windows accepts anything but SPC_PE_IMAGE_DATAOBJ.

@@ -17,6 +17,18 @@
 // pads it so before appending the 8-byte aligned certificate table: a hash
 // written for the unsigned file then still matches the signed one.
 //
+// # Page hashes
+//
+// A signature may carry a page-hash table (signtool /ph, osslsigncode
+// -ph): the hash of every 4 KiB page of the headers and the sections'
+// raw data, which Windows checks as pages load; its first entry, the
+// first-page hash, is what App Control's "Hash Page" rules compare.
+// [Pages] lays a file out in pages and a [PageDigester] computes, in the
+// same pass as the image hash, the first-page hashes and the table, and
+// checks the tables the signatures carry ([ExpectedPageHashes],
+// [VerifyPages]): a signature whose table does not match the file does not
+// verify. [Options].PageHashes signs with a table.
+//
 // # Which signatures count
 //
 // Windows reads only the first WIN_CERTIFICATE entry (WinVerifyTrust takes
@@ -225,6 +237,7 @@ type Table struct {
 	off     int64
 	entries []binpe.Certificate
 	stored  []authenticode.Stored
+	pages   []*Expected // page-hash tables checked (VerifyPages)
 }
 
 var _ authenticode.Subject = (*Table)(nil)

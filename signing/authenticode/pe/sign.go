@@ -75,7 +75,26 @@ func Sign(ctx context.Context, in io.ReaderAt, size int64, out Output, key crypt
 
 // SignWith is Sign with a signer already checked (one for every file of a
 // build).
-func SignWith(ctx context.Context, s *authenticode.Signer, in io.ReaderAt, size int64, out Output) (res *authenticode.SignResult, err error) {
+func SignWith(ctx context.Context, s *authenticode.Signer, in io.ReaderAt, size int64, out Output) (*authenticode.SignResult, error) {
+	return SignWithOptions(ctx, s, in, size, out, Options{})
+}
+
+// Options are the PE subject's own signing options.
+type Options struct {
+	// PageHashes puts the file's page-hash table in the signature's
+	// SpcPeImageData, as signtool /ph and osslsigncode -ph do: SHA256
+	// digests (SPC_PE_IMAGE_PAGE_HASHES_V2) whatever the signer's hash, as
+	// osslsigncode writes for SHA-2 signatures. A file whose pages csv
+	// cannot hash (its headers over a page, sections out of file order, a
+	// section alignment other than 4096) is refused with an error wrapping
+	// ErrPageHashes, as is a table over limits.MaxPageHashTable.
+	PageHashes bool
+
+	mutateTable func([]byte) // tests: make the table lie
+}
+
+// SignWithOptions is SignWith with the PE subject's options.
+func SignWithOptions(ctx context.Context, s *authenticode.Signer, in io.ReaderAt, size int64, out Output, o Options) (res *authenticode.SignResult, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			res, err = nil, signing.Errorf(signing.ErrInternal, "authenticode: sign: internal error: %v (please report this)", r)
@@ -102,6 +121,18 @@ func SignWith(ctx context.Context, s *authenticode.Signer, in io.ReaderAt, size 
 		t.end = f.CertTable.Off
 	}
 	t.pad = -t.end & 7
+	if o.PageHashes {
+		pages := NewPages(f)
+		pages.size = t.end // the image the output keeps
+		if err := pages.TableProblem(); err != nil {
+			return nil, fmt.Errorf("authenticode: sign: %w", err)
+		}
+		if n := pages.TableSize(crypto.SHA256); n > limits.MaxPageHashTable {
+			return nil, fmt.Errorf("authenticode: sign: %w: the page-hash table would be %d bytes, over the %d-byte limit", ErrPageHashes, n, limits.MaxPageHashTable)
+		}
+		t.pages = pages.Table(crypto.SHA256, true)
+		t.mutate = o.mutateTable
+	}
 	t.tableOff = t.end + t.pad
 	if t.tableOff > math.MaxUint32 {
 		return nil, fmt.Errorf("authenticode: sign: the image is %d bytes: a certificate table must start below 4 GiB", t.end)
@@ -121,6 +152,18 @@ type target struct {
 	pad      int64  // zero bytes after the image, to the new table
 	tableOff int64
 	ck       peChecksum
+	pages    *PageDigester // the page-hash table being computed, if asked
+	data     *authenticode.IndirectData
+	mutate   func([]byte)
+}
+
+// IndirectData is the Table's, or with page hashes the SpcPeImageData
+// carrying the table Stream computed (Sign asks for it after Stream).
+func (t *target) IndirectData() authenticode.IndirectData {
+	if t.data != nil {
+		return *t.data
+	}
+	return t.Table.IndirectData()
 }
 
 // Stream copies in[0:end] to out through a pooled buffer, with the CheckSum
@@ -161,6 +204,11 @@ func (t *target) Stream(ctx context.Context, h hash.Hash, tee io.Writer) error {
 		if _, err := d.Write(chunk); err != nil {
 			return err
 		}
+		if t.pages != nil {
+			if _, err := t.pages.Write(chunk); err != nil {
+				return err
+			}
+		}
 		if _, err := t.out.Write(chunk); err != nil {
 			return fmt.Errorf("writing the output: %w", err)
 		}
@@ -169,6 +217,20 @@ func (t *target) Stream(ctx context.Context, h hash.Hash, tee io.Writer) error {
 	}
 	if err := d.Close(); err != nil {
 		return err
+	}
+	if t.pages != nil {
+		if err := t.pages.Close(); err != nil {
+			return err
+		}
+		table := t.pages.Table()
+		if t.mutate != nil {
+			t.mutate(table)
+		}
+		data, err := pageHashData(crypto.SHA256, table)
+		if err != nil {
+			return fmt.Errorf("encoding the page-hash table: %w", err)
+		}
+		t.data = &data
 	}
 	if tee != nil {
 		if _, err := tee.Write(t.table); err != nil {
