@@ -16,6 +16,9 @@ type Format string
 const (
 	FormatPE  Format = "pe"
 	FormatELF Format = "elf"
+	// FormatPowerShell is a PowerShell script (.ps1 .psm1 .psd1 .ps1xml
+	// .psc1 .cdxml): Authenticode-signed, hashed by PowerShell's SIP.
+	FormatPowerShell Format = "powershell"
 	// FormatOther is a file of no format csv judges. No rule applies to
 	// it, and a policy cannot name it.
 	FormatOther Format = "other"
@@ -40,6 +43,7 @@ type formatInfo struct {
 var formatTable = []formatInfo{
 	{FormatPE, "PE", true, AuthenticodeSHA256},
 	{FormatELF, "ELF", false, SHA256},
+	{FormatPowerShell, "PowerShell script", false, AuthenticodeSHA256},
 }
 
 // Formats lists the formats rules can name, in a fixed order.
@@ -115,9 +119,11 @@ type HashAlgorithm string
 const (
 	// SHA256 is the SHA-256 of the whole file, any format.
 	SHA256 HashAlgorithm = "sha256"
-	// AuthenticodeSHA256 is the SHA-256 Authenticode image hash (PE only).
+	// AuthenticodeSHA256 is the SHA-256 Authenticode digest: a PE file's
+	// image hash, a PowerShell script's SIP hash (what WDAC hash rules
+	// compare for both).
 	AuthenticodeSHA256 HashAlgorithm = "authenticode_sha256"
-	// AuthenticodeSHA1 is the SHA-1 Authenticode image hash (PE only).
+	// AuthenticodeSHA1 is the SHA-1 Authenticode digest (PE, PowerShell).
 	AuthenticodeSHA1 HashAlgorithm = "authenticode_sha1"
 )
 
@@ -143,8 +149,8 @@ type hashInfo struct {
 // so in its Inspect.
 var hashTable = []hashInfo{
 	{SHA256, "SHA256", 32, DigestSHA256, nil},
-	{AuthenticodeSHA256, "Authenticode SHA256", 32, DigestSHA256, []Format{FormatPE}},
-	{AuthenticodeSHA1, "Authenticode SHA1", 20, DigestSHA1, []Format{FormatPE}},
+	{AuthenticodeSHA256, "Authenticode SHA256", 32, DigestSHA256, []Format{FormatPE, FormatPowerShell}},
+	{AuthenticodeSHA1, "Authenticode SHA1", 20, DigestSHA1, []Format{FormatPE, FormatPowerShell}},
 }
 
 // HashAlgorithms lists every hash algorithm, in a fixed order: the order in

@@ -4,6 +4,7 @@ import (
 	"github.com/codesignval/csv/csv/format"
 	"github.com/codesignval/csv/csv/format/elf"
 	"github.com/codesignval/csv/csv/format/pe"
+	"github.com/codesignval/csv/csv/format/powershell"
 )
 
 // handlers are the file formats csv judges, in the order their Sniff is
@@ -13,6 +14,7 @@ import (
 var handlers = []format.Handler{
 	pe.Handler{},
 	elf.Handler{},
+	powershell.Handler{}, // by name: after the formats told by content
 }
 
 // sniff returns the handler of the file's format, or nil for a file of no

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path/filepath"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv/format"
@@ -163,6 +164,7 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 		return in
 	}
 	file := format.NewFile(f, in.Size, buf, n)
+	file.Name = filepath.Base(path)
 	var pass format.Pass
 	var facts format.Facts
 	var finish func() error // verifies signatures once the digests are known
