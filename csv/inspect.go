@@ -28,6 +28,9 @@ const (
 	FormatOther = cipolicy.FormatOther
 )
 
+// FormatPowerShell is a PowerShell script (told by its name's extension).
+const FormatPowerShell = cipolicy.FormatPowerShell
+
 // MalformedBinaryError says why a file that claims to be of a format
 // cannot be judged: what is wrong and where. Offset is -1 when there is no
 // single place. It is the format handlers' [format.MalformedError].

@@ -2,7 +2,7 @@ package powershell_test
 
 import (
 	"bytes"
-		"crypto/x509"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"os"
