@@ -19,6 +19,9 @@ const (
 	// FormatPowerShell is a PowerShell script (.ps1 .psm1 .psd1 .ps1xml
 	// .psc1 .cdxml): Authenticode-signed, hashed by PowerShell's SIP.
 	FormatPowerShell Format = "powershell"
+	// FormatWSH is a Windows Script Host script (.js .vbs .wsf), whose
+	// signatures csv does not verify: judged by its SHA256.
+	FormatWSH Format = "wsh"
 	// FormatOther is a file of no format csv judges. No rule applies to
 	// it, and a policy cannot name it.
 	FormatOther Format = "other"
@@ -44,6 +47,7 @@ var formatTable = []formatInfo{
 	{FormatPE, "PE", true, AuthenticodeSHA256},
 	{FormatELF, "ELF", false, SHA256},
 	{FormatPowerShell, "PowerShell script", false, AuthenticodeSHA256},
+	{FormatWSH, "Windows Script Host script", false, SHA256},
 }
 
 // Formats lists the formats rules can name, in a fixed order.

@@ -518,11 +518,15 @@ func (s *Set) Evaluate(sub Subject) Decision {
 	return *pick
 }
 
+// isScript reports whether files of format f are scripts, which WDAC's
+// script enforcement governs.
+func isScript(f Format) bool { return f == FormatPowerShell || f == FormatWSH }
+
 // scenarioOf is the scenario a subject of format f runs in when the run
 // judges scenario sc: scripts run in user mode (WDAC judges them with the
 // user-mode signing scenario's rules), whatever the binaries around them.
 func scenarioOf(f Format, sc Scenario) Scenario {
-	if f == FormatPowerShell && sc == ScenarioKernel {
+	if isScript(f) && sc == ScenarioKernel {
 		return ScenarioUser
 	}
 	return sc
@@ -550,7 +554,7 @@ func (g *group) evaluate(s *Subject, now time.Time, trusted func(*signing.Certif
 		d.Kind, d.Reason = KindMalformed, s.Problem.Error()
 		return d
 	}
-	if s.Format == FormatPowerShell && g.base.HasOption(OptionDisabledScriptEnforcement) {
+	if isScript(s.Format) && g.base.HasOption(OptionDisabledScriptEnforcement) {
 		// Windows does not judge scripts under this policy: neither do
 		// its deny rules.
 		d.Verdict, d.Kind = Allowed, KindNotEnforced

@@ -64,6 +64,9 @@ func TestScriptEnforcementDisabled(t *testing.T) {
 	if d := set.Evaluate(script(ScenarioUser, h2)); !d.Allowed() || d.Kind != KindNotEnforced || !strings.Contains(d.Reason, OptionDisabledScriptEnforcement) {
 		t.Errorf("script: %+v", d)
 	}
+	if d := set.Evaluate(Subject{Path: "a.js", Format: FormatWSH, Scenario: ScenarioKernel, Digests: Digests{SHA256: h2}}); !d.Allowed() || d.Kind != KindNotEnforced {
+		t.Errorf("Windows Script Host script: %+v", d)
+	}
 	bad := script(ScenarioUser, h2)
 	bad.Problem = errMissingFacts
 	if d := set.Evaluate(bad); d.Allowed() || d.Kind != KindMalformed {

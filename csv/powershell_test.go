@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/codesignval/csv/cipolicy"
@@ -23,7 +24,8 @@ import (
 // hash rule with its SIP hash allows it (the hash csv policy new writes,
 // which osslsigncode's signature of the same text carries), a malformed
 // block is blocked as malformed; csv sign signs scripts, and its output is
-// allowed.
+// allowed. Windows Script Host scripts are judged by their SHA256, a
+// signature block they carry reported as one csv does not verify.
 func TestScriptsEndToEnd(t *testing.T) {
 	ossl := testenv.Tool(t, "osslsigncode")
 	ca := testca.New(t)
@@ -37,6 +39,9 @@ func TestScriptsEndToEnd(t *testing.T) {
 		"raw/signed.ps1":     text,
 		"raw/types.ps1xml":   []byte("<Types/>\r\n"),
 		"notes.txt":          []byte("not a script\n"),
+		"tool.js":            []byte("WScript.Echo(1);\r\n"),
+		"hashed.vbs":         []byte("WScript.Echo 2\r\n"),
+		"signed.wsf":         []byte("<job><script>x</script>\r\n<signature>\r\n** SIG ** Begin signature block\r\n** SIG ** MIIA\r\n** SIG ** End signature block\r\n</signature></job>\r\n"),
 		"malformed/cut.ps1":  nil,
 		"malformed/tail.ps1": nil,
 	})
@@ -63,7 +68,8 @@ func TestScriptsEndToEnd(t *testing.T) {
 	inter := sigCert(t, ca.Intermediate.Cert)
 	set := policyFor(t,
 		fmt.Sprintf("{id: build-ca, action: allow, signer: {tbs: %s, level: issuer}}", inter.TBSHashHex()),
-		fmt.Sprintf("{id: hashed, action: allow, authenticode_sha256: %x}", gen.Policy.Rules[0].Hash.Value))
+		fmt.Sprintf("{id: hashed, action: allow, authenticode_sha256: %x}", gen.Policy.Rules[0].Hash.Value),
+		fmt.Sprintf("{id: vbs, action: allow, sha256: %s}", sha([]byte("WScript.Echo 2\r\n"))))
 	rep := validate(t, set, Options{}, dir)
 	want := map[string]string{
 		"signed.ps1":         "allowed/allowed-by-signer",
@@ -73,6 +79,10 @@ func TestScriptsEndToEnd(t *testing.T) {
 		"tampered.ps1":       "blocked/not-allowed",
 		"malformed/cut.ps1":  "blocked/malformed",
 		"malformed/tail.ps1": "blocked/malformed",
+		// Windows Script Host scripts: judged by their SHA256 only.
+		"tool.js":    "blocked/unsigned",
+		"hashed.vbs": "allowed/allowed-by-hash",
+		"signed.wsf": "blocked/not-allowed",
 	}
 	got := map[string]Result{}
 	for _, r := range rep.Results {
@@ -84,9 +94,16 @@ func TestScriptsEndToEnd(t *testing.T) {
 			t.Errorf("%s: not judged", path)
 			continue
 		}
-		if s := fmt.Sprintf("%s/%s", r.Decision.Verdict, r.Decision.Kind); s != w || r.Format != cipolicy.FormatPowerShell {
+		wantFormat := cipolicy.FormatPowerShell
+		if !strings.Contains(path, ".ps") {
+			wantFormat = cipolicy.FormatWSH
+		}
+		if s := fmt.Sprintf("%s/%s", r.Decision.Verdict, r.Decision.Kind); s != w || r.Format != wantFormat {
 			t.Errorf("%s: %s %s (%s), want %s", path, r.Format, s, r.Decision.Reason, w)
 		}
+	}
+	if !strings.Contains(got["signed.wsf"].Decision.Reason, "csv does not verify Windows Script Host signatures") {
+		t.Errorf("signed.wsf: %s", got["signed.wsf"].Decision.Reason)
 	}
 	var me *MalformedBinaryError
 	if !errors.As(got["malformed/tail.ps1"].Err, &me) || me.Format != cipolicy.FormatPowerShell || me.Offset <= 0 {
