@@ -1,10 +1,13 @@
 package ps
 
 import (
+	"bytes"
 	"crypto"
+	"encoding/binary"
 	"fmt"
 	"hash"
 	"io"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -22,6 +25,7 @@ type Digester struct {
 	pos    int64
 	hashes []hash.Hash
 	out    []byte // UTF-16LE of UTF-8 text, before it is hashed
+	outp   *[]byte
 
 	carry    [4]byte // an incomplete UTF-8 sequence or UTF-16 unit
 	nc       int
@@ -40,13 +44,17 @@ type Digester struct {
 // digestChunk is how much UTF-16LE is hashed at a time.
 const digestChunk = 32 << 10
 
+// outs are the Digesters' transcoding buffers, returned by Close.
+var outs = sync.Pool{New: func() any { b := make([]byte, 0, digestChunk+8); return &b }}
+
 // NewDigester returns a Digester of the script that feeds its digest to
 // each of hashes, which should be fresh.
 func (s *Script) NewDigester(hashes ...hash.Hash) *Digester {
 	d := &Digester{enc: s.Encoding, end: s.Content, size: s.Size, hashes: hashes,
 		begin: s.Syntax.beginLine(), lineStart: true}
 	if d.enc != UTF16LE && len(hashes) > 0 {
-		d.out = make([]byte, 0, digestChunk+8)
+		d.outp = outs.Get().(*[]byte)
+		d.out = (*d.outp)[:0]
 	}
 	return d
 }
@@ -88,6 +96,10 @@ func (d *Digester) Close() error {
 		d.fail(d.highOff, "an unpaired UTF-16 surrogate")
 	}
 	d.flush()
+	if d.outp != nil {
+		outs.Put(d.outp)
+		d.outp, d.out = nil, nil
+	}
 	return nil
 }
 
@@ -129,13 +141,18 @@ func (d *Digester) unit(u rune, off, next int64) {
 	}
 	if u < 0x80 && byte(u) == d.begin[d.m] {
 		if d.m++; d.m == len(d.begin) {
-			d.fail(d.lineOff, "line %d begins a signature block that does not end the file "+
-				"(a truncated block, text after its end line, or a second block): no signature covers what follows it", d.line+1)
+			d.found()
 			d.lineStart = false
 		}
 		return
 	}
 	d.lineStart = false
+}
+
+// found reports the current line, which begins a signature block.
+func (d *Digester) found() {
+	d.fail(d.lineOff, "line %d begins a signature block that does not end the file "+
+		"(a truncated block, text after its end line, or a second block): no signature covers what follows it", d.line+1)
 }
 
 func (d *Digester) utf16(p []byte, start int64) {
@@ -148,7 +165,11 @@ func (d *Digester) utf16(p []byte, start int64) {
 		d.nc, i = 0, 1
 	}
 	for ; i+1 < len(p); i += 2 {
-		d.unit16(uint16(p[i])|uint16(p[i+1])<<8, start+int64(i))
+		u := uint16(p[i]) | uint16(p[i+1])<<8
+		if u != '\n' && !d.lineStart && !d.high && (u < 0xd800 || u >= 0xe000) {
+			continue // the common case: nothing to check
+		}
+		d.unit16(u, start+int64(i))
 	}
 	if i < len(p) {
 		d.carry[0], d.nc, d.carryOff = p[i], 1, start+int64(i)
@@ -194,18 +215,12 @@ func (d *Digester) utf8(p []byte, start int64) {
 		d.rune(r, d.carryOff, d.carryOff+int64(n))
 	}
 	for i < len(p) && d.err == nil {
-		b := p[i]
-		if b < 0x80 {
-			d.unit(rune(b), start+int64(i), start+int64(i)+1)
-			if d.out != nil {
-				d.out = append(d.out, b, 0)
-				if len(d.out) >= digestChunk {
-					d.flush()
-				}
-			}
-			i++
+		if j := i + asciiRun(p[i:]); j > i {
+			d.ascii(p[i:j], start+int64(i))
+			i = j
 			continue
 		}
+		b := p[i]
 		if d.enc == UTF8 {
 			d.fail(start+int64(i), "byte %#02x is not ASCII, and the script has no byte order mark: csv cannot establish the digest Windows computes "+
 				"(Windows PowerShell reads such a file in the system's ANSI code page, osslsigncode as UTF-8); save it as UTF-8 with a byte order mark or as UTF-16LE", b)
@@ -223,6 +238,87 @@ func (d *Digester) utf8(p []byte, start int64) {
 		}
 		d.rune(r, start+int64(i), start+int64(i+n))
 		i += n
+	}
+}
+
+// asciiRun returns the length of the run of ASCII bytes p starts with.
+func asciiRun(p []byte) int {
+	i := 0
+	for ; i+8 <= len(p); i += 8 {
+		if binary.LittleEndian.Uint64(p[i:])&0x8080808080808080 != 0 {
+			break
+		}
+	}
+	for ; i < len(p) && p[i] < 0x80; i++ {
+	}
+	return i
+}
+
+// ascii scans and hashes a run of ASCII text at off.
+func (d *Digester) ascii(p []byte, off int64) {
+	d.scanASCII(p, off)
+	if d.out == nil {
+		return
+	}
+	for len(p) > 0 {
+		n := min(len(p), (digestChunk-len(d.out))/2)
+		if n <= 0 {
+			d.flush()
+			continue
+		}
+		o := d.out[len(d.out) : len(d.out)+2*n]
+		q := p[:n]
+		k := 0
+		for ; k+8 <= len(q); k += 8 {
+			w := binary.LittleEndian.Uint64(q[k:])
+			binary.LittleEndian.PutUint64(o[2*k:], spread(w&0xffffffff))
+			binary.LittleEndian.PutUint64(o[2*k+8:], spread(w>>32))
+		}
+		for ; k < len(q); k++ {
+			o[2*k], o[2*k+1] = q[k], 0
+		}
+		d.out = d.out[:len(d.out)+2*n]
+		p = p[n:]
+		if len(d.out) >= digestChunk {
+			d.flush()
+		}
+	}
+}
+
+// spread widens the four bytes of x to four 16-bit little-endian units.
+func spread(x uint64) uint64 {
+	x = (x | x<<16) & 0x0000ffff0000ffff
+	return (x | x<<8) & 0x00ff00ff00ff00ff
+}
+
+// scanASCII looks for a line of ASCII text p (at off) that begins a
+// signature block, jumping from line break to line break.
+func (d *Digester) scanASCII(p []byte, off int64) {
+	for len(p) > 0 && d.err == nil {
+		if d.lineStart {
+			k := 0
+			for k < len(p) && p[k] == d.begin[d.m] {
+				k++
+				if d.m++; d.m == len(d.begin) {
+					d.found()
+					break
+				}
+			}
+			if d.m == len(d.begin) || k < len(p) {
+				d.lineStart = false
+			}
+			if d.err != nil || k == len(p) {
+				return
+			}
+			p, off = p[k:], off+int64(k)
+		}
+		nl := bytes.IndexByte(p, '\n')
+		if nl < 0 {
+			return
+		}
+		d.lineStart, d.m, d.lineOff = true, 0, off+int64(nl)+1
+		d.line++
+		p, off = p[nl+1:], off+int64(nl)+1
 	}
 }
 

@@ -52,10 +52,12 @@ package ps
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"path"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -119,8 +121,13 @@ func (s Syntax) close() string {
 }
 
 // beginLine and endLine are the block's first and last lines.
-func (s Syntax) beginLine() string { return s.open() + "SIG # Begin signature block" + s.close() }
-func (s Syntax) endLine() string   { return s.open() + "SIG # End signature block" + s.close() }
+func (s Syntax) beginLine() string { return lines[s].begin }
+func (s Syntax) endLine() string   { return lines[s].end }
+
+var lines = map[Syntax]struct{ begin, end string }{
+	SyntaxHash: {"# SIG # Begin signature block", "# SIG # End signature block"},
+	SyntaxXML:  {"<!-- SIG # Begin signature block -->", "<!-- SIG # End signature block -->"},
+}
 
 // Encoding is a script file's text encoding.
 type Encoding int
@@ -234,23 +241,55 @@ func readError(err error) error {
 
 // parseBlock finds and decodes the signature block at the end of the file.
 func (s *Script) parseBlock(r io.ReaderAt) error {
+	// Most scripts are unsigned: a look at their last bytes says so.
+	// Then the block is read from a tail of 64 KiB (a signature with its
+	// chain and a timestamp is some 15 KB of block, twice as much in
+	// UTF-16), and only a larger block from a tail of the cap.
+	for _, want := range []int{128, firstTail, limits.MaxScriptSignatureBlock} {
+		err := s.parseTail(r, want, want == limits.MaxScriptSignatureBlock)
+		if err != errMore {
+			return err
+		}
+	}
+	return nil
+}
+
+// firstTail is the tail a block is looked for in first.
+const firstTail = 64 << 10
+
+// errMore: the tail read does not hold the whole block.
+var errMore = errors.New("more")
+
+var tails = sync.Pool{New: func() any { b := make([]byte, firstTail+4); return &b }}
+
+// parseTail parses the block in the last want bytes of the file (and a
+// trailing line break); unless final, it returns errMore when the block
+// may be longer, or nil when the file has no end line.
+func (s *Script) parseTail(r io.ReaderAt, want int, final bool) error {
 	unit := s.Encoding.unit()
-	// The tail that may hold the block: the cap, a trailing line break.
-	tailLen := min(s.Size, int64(limits.MaxScriptSignatureBlock+2*unit))
+	tailLen := min(s.Size, int64(want+2*unit))
 	tailStart := s.Size - tailLen
 	if unit == 2 && tailStart%2 != 0 {
 		tailStart++
 		tailLen--
 	}
-	tail := make([]byte, tailLen)
+	var tail []byte
+	if tailLen <= firstTail+4 {
+		bp := tails.Get().(*[]byte)
+		defer tails.Put(bp)
+		tail = (*bp)[:tailLen]
+	} else {
+		tail = make([]byte, tailLen)
+	}
 	if n, err := r.ReadAt(tail, tailStart); int64(n) < tailLen {
 		return readError(err)
 	}
 	// v is the tail's text as bytes: ASCII as it is, every other code
-	// unit 0xff (the block is ASCII; text before it is not read here).
+	// unit 0xff (the block is ASCII; text before it is not read here),
+	// made in place.
 	v := tail
 	if unit == 2 {
-		v = make([]byte, tailLen/2)
+		v = tail[:tailLen/2]
 		for i := range v {
 			lo, hi := tail[2*i], tail[2*i+1]
 			if hi == 0 && lo < 0x80 {
@@ -260,6 +299,7 @@ func (s *Script) parseBlock(r io.ReaderAt) error {
 			}
 		}
 	}
+	more := !final && tailStart > 0
 	off := func(i int) int64 { return tailStart + int64(i*unit) }
 
 	end := len(v)
@@ -275,6 +315,9 @@ func (s *Script) parseBlock(r io.ReaderAt) error {
 		return nil // unsigned (the Digester finds a begin line in the text)
 	}
 	fstart := end - len(endLine)
+	if fstart < 2 && more {
+		return errMore
+	}
 	var eol string
 	switch {
 	case fstart >= 2 && string(v[fstart-2:fstart]) == "\r\n":
@@ -288,8 +331,9 @@ func (s *Script) parseBlock(r io.ReaderAt) error {
 		return malformed(off(end), "the signature block's end line ends with %q, its other lines with %q", trail, eol)
 	}
 	open, closing, begin := s.Syntax.open(), s.Syntax.close(), s.Syntax.beginLine()
-	var lines [][]byte // base64, last line first
+	var b64s [][]byte // base64, last line first
 	lineEnd := fstart - len(eol)
+	lineEnd0 := lineEnd
 	hstart := -1
 	for hstart < 0 {
 		ls := bytes.LastIndexByte(v[:lineEnd], '\n') + 1
@@ -298,6 +342,8 @@ func (s *Script) parseBlock(r io.ReaderAt) error {
 		case string(line) == begin:
 			hstart = ls
 			continue
+		case ls == 0 && more:
+			return errMore
 		case ls == 0 && tailStart > 0:
 			return &signing.MalformedError{Format: Format, Offset: off(fstart), Err: signing.ErrLimit,
 				Reason: fmt.Sprintf("limit exceeded: the signature block ending here is larger than %d bytes (or has no begin line)", limits.MaxScriptSignatureBlock)}
@@ -314,13 +360,15 @@ func (s *Script) parseBlock(r io.ReaderAt) error {
 			}
 			return malformed(off(ls), "a line of the signature block is not a comment %q holding base64 text", open+"..."+closing)
 		}
-		lines = append(lines, b64)
+		b64s = append(b64s, b64)
 		if ls < len(eol) || string(v[ls-len(eol):ls]) != eol || (eol == "\n" && ls >= 2 && v[ls-2] == '\r') {
 			return malformed(off(ls), "a line of the signature block is not ended by %q as the others are", eol)
 		}
 		lineEnd = ls - len(eol)
 	}
 	switch {
+	case hstart < len(eol)+2 && more:
+		return errMore // the line before the block is checked too
 	case hstart < len(eol) && tailStart > 0:
 		return &signing.MalformedError{Format: Format, Offset: off(hstart), Err: signing.ErrLimit,
 			Reason: fmt.Sprintf("limit exceeded: the signature block is larger than %d bytes", limits.MaxScriptSignatureBlock)}
@@ -337,16 +385,16 @@ func (s *Script) parseBlock(r io.ReaderAt) error {
 		// osslsigncode finds no signature there.
 		return malformed(0, "the signature block starts the file: there is no script before it")
 	}
-	var b64 []byte
-	for i := len(lines) - 1; i >= 0; i-- {
-		b64 = append(b64, lines[i]...)
+	b64 := make([]byte, 0, lineEnd0-hstart)
+	for i := len(b64s) - 1; i >= 0; i-- {
+		b64 = append(b64, b64s[i]...)
 	}
 	der := make([]byte, base64.StdEncoding.DecodedLen(len(b64)))
 	n, err := base64.StdEncoding.Strict().Decode(der, b64)
 	if err != nil {
 		return malformed(off(hstart), "the signature block's base64 does not decode: %v", err)
 	}
-	s.Lines, s.LineBreak = len(lines), eol
+	s.Lines, s.LineBreak = len(b64s), eol
 	s.stored = []authenticode.Stored{{Name: "signature block", Offset: s.Content, DER: der[:n]}}
 	return nil
 }

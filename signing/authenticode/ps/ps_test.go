@@ -17,6 +17,7 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
@@ -373,6 +374,75 @@ func TestDigestIsUTF16(t *testing.T) {
 		got, err := s.Digest(bytes.NewReader(data), crypto.SHA256)
 		if err != nil || !bytes.Equal(got, want[:]) {
 			t.Errorf("%s: %x (%v), want %x", name, got, err, want)
+		}
+	}
+}
+
+// FuzzDigest compares the Digester, fed in chunks of any size, with the
+// SIP hash computed here from Go's own UTF-16 encoder, on UTF-8 text with
+// a byte order mark: the same digest, and an error exactly when the text
+// is not UTF-8 or a line of it begins a signature block.
+func FuzzDigest(f *testing.F) {
+	f.Add([]byte("Write-Host 'é'\r\n# SIG # Begin signature block\r\n"), uint8(3))
+	f.Add([]byte("a\n# SIG # Begin signature bloc"), uint8(0))
+	f.Add([]byte("\xff\r\n"), uint8(1))
+	f.Add([]byte("🎉 世界\r\n  # SIG # Begin signature block\n"), uint8(6))
+	f.Fuzz(func(t *testing.T, text []byte, chunk uint8) {
+		data := append([]byte("\ufeff"), text...)
+		s, err := ps.Parse(bytes.NewReader(data), int64(len(data)), ps.SyntaxHash)
+		if err != nil || s.Signed() {
+			return
+		}
+		h := sha256.New()
+		d := s.NewDigester(h)
+		for i := 0; i < len(data); i += int(chunk) + 1 {
+			d.Write(data[i:min(i+int(chunk)+1, len(data))])
+		}
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		begins := false
+		for _, line := range strings.Split(string(data), "\n") {
+			begins = begins || strings.HasPrefix(line, "# SIG # Begin signature block")
+		}
+		if bad := !utf8.Valid(data) || begins; (d.Err() != nil) != bad {
+			t.Fatalf("error %v, want one: %v", d.Err(), bad)
+		}
+		if d.Err() == nil {
+			if want := sha256.Sum256(utf16le(string(text))); !bytes.Equal(h.Sum(nil), want[:]) {
+				t.Fatalf("digest %x, want %x", h.Sum(nil), want)
+			}
+		}
+	})
+}
+
+// TestBlockSizes: a block past the first tail csv reads (64 KiB) is read
+// whole, in UTF-8 and UTF-16; one past the cap is refused as a limit.
+func TestBlockSizes(t *testing.T) {
+	for _, tc := range []struct {
+		der   int
+		wide  bool
+		limit bool
+	}{{100, false, false}, {70 << 10, false, false}, {70 << 10, true, false}, {3 << 20, false, true}} {
+		der := bytes.Repeat([]byte{0x30}, tc.der)
+		enc := ps.UTF8
+		if tc.wide {
+			enc = ps.UTF16LE
+		}
+		text := []byte("x")
+		if tc.wide {
+			text = utf16le("x")
+		}
+		data := append(text, ps.EncodeBlock(ps.SyntaxHash, enc, der)...)
+		s, err := ps.Parse(bytes.NewReader(data), int64(len(data)), ps.SyntaxHash)
+		if tc.limit {
+			if !errors.Is(err, signing.ErrLimit) || !errors.Is(err, signing.ErrMalformed) {
+				t.Errorf("%d bytes: %v", tc.der, err)
+			}
+			continue
+		}
+		if err != nil || !bytes.Equal(s.Block(), der) || s.Content != int64(len(text)) {
+			t.Errorf("%d bytes (wide %v): %v", tc.der, tc.wide, err)
 		}
 	}
 }
