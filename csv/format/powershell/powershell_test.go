@@ -2,6 +2,7 @@ package powershell_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -225,4 +226,38 @@ func FuzzInspect(f *testing.F) {
 		res := formattest.InspectNamed(powershell.Handler{}, name, data, cipolicy.AllNeeds(), p.certs)
 		formattest.CheckInvariants(t, res, cipolicy.AllNeeds())
 	})
+}
+
+// TestSignExpect: with the digests validation saw, a script is signed; a
+// script whose SIP hash (or, when appending, whole SHA256) differs is not.
+func TestSignExpect(t *testing.T) {
+	p := newPKI(t)
+	text := []byte("Write-Host 'release'\r\n")
+	res := formattest.InspectNamed(powershell.Handler{}, "a.ps1", text, cipolicy.Needs{Digests: cipolicy.NewDigestSet(cipolicy.AuthenticodeSHA256)}, nil)
+	sip := res.Digests.Get(cipolicy.AuthenticodeSHA256)
+	sign := func(data []byte, expect cipolicy.Digests, appendSig bool) error {
+		f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		buf := make([]byte, 64<<10)
+		r := bytes.NewReader(data)
+		n, _ := r.Read(buf[:min(len(data), format.SniffSize)])
+		file := format.NewFile(r, int64(len(data)), buf, n)
+		file.Name = "a.ps1"
+		_, err = powershell.Handler{}.Sign(context.Background(), file, f, &format.SignOptions{Key: p.leaf.Key,
+			Chain: []*x509.Certificate{p.leaf.Cert, p.ca.Intermediate.Cert}, Expect: expect, Append: appendSig})
+		return err
+	}
+	if err := sign(text, cipolicy.Digests{cipolicy.AuthenticodeSHA256: sip}, false); err != nil {
+		t.Fatalf("as validated: %v", err)
+	}
+	if err := sign([]byte("Write-Host 'Release'\r\n"), cipolicy.Digests{cipolicy.AuthenticodeSHA256: sip}, false); !errors.Is(err, format.ErrChanged) {
+		t.Errorf("changed text: %v", err)
+	}
+	signed := p.sign(t, "a.ps1", text, false)
+	if err := sign(signed, cipolicy.Digests{cipolicy.AuthenticodeSHA256: sip, cipolicy.SHA256: make([]byte, 32)}, true); !errors.Is(err, format.ErrChanged) {
+		t.Errorf("append to a changed signature: %v", err)
+	}
 }
