@@ -45,7 +45,7 @@ var ErrNotVerified = errors.New("csv does not verify Windows Script Host signatu
 // tailSize is how much of the end of a script is searched for a signature
 // block's begin line: a signature with its chain is some 15 KB of block
 // (30 KB in UTF-16).
-const tailSize = 256 << 10
+const tailSize = 64 << 10
 
 // Handler handles Windows Script Host scripts.
 type Handler struct{}
