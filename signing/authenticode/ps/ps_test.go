@@ -24,6 +24,8 @@ import (
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
 	"github.com/codesignval/csv/signing/authenticode/ps"
+	"github.com/codesignval/csv/signing/timestamp"
+	"github.com/codesignval/csv/signing/timestamp/tsahttp"
 )
 
 // utf16le encodes s as UTF-16LE with a byte order mark.
@@ -443,6 +445,39 @@ func TestBlockSizes(t *testing.T) {
 		}
 		if err != nil || !bytes.Equal(s.Block(), der) || s.Content != int64(len(text)) {
 			t.Errorf("%d bytes (wide %v): %v", tc.der, tc.wide, err)
+		}
+	}
+}
+
+// TestTimestamps: a script's signature carries its RFC 3161 timestamp as a
+// PE file's does, both ways: csv verifies the token osslsigncode asked an
+// independent TSA (OpenSSL's responder) for, and a token csv asked for
+// over its own signature.
+func TestTimestamps(t *testing.T) {
+	openssl := testenv.Tool(t, "openssl")
+	p := newPKI(t)
+	tsa := p.ca.TSA(t)
+	url := testca.OpenSSLTSA(t, openssl, tsa, tsa.Cert, p.ca.Intermediate.Cert)
+	text := []byte("Write-Host 'stamped'\r\n")
+	client, err := tsahttp.New(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := authenticode.NewSigner(p.leaf.Key, []*x509.Certificate{p.leaf.Cert, p.ca.Intermediate.Cert}, authenticode.SignOptions{TSA: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var byCSV bytes.Buffer
+	if _, err := ps.Sign(context.Background(), bytes.NewReader(text), int64(len(text)), ps.SyntaxHash, &byCSV, s); err != nil {
+		t.Fatal(err)
+	}
+	for name, signed := range map[string][]byte{"osslsigncode": osslSign(t, p, "a.ps1", text, "-ts", url), "csv": byCSV.Bytes()} {
+		_, _, sigs, err := inspect(t, "a.ps1", signed, p.certs)
+		if err != nil || len(sigs) != 1 || !sigs[0].Verified() {
+			t.Fatalf("%s: %v %+v", name, err, sigs)
+		}
+		if ts := sigs[0].Timestamp; ts == nil || !ts.Verified() || ts.Kind != timestamp.KindRFC3161 {
+			t.Errorf("%s: timestamp %+v", name, ts)
 		}
 	}
 }
