@@ -174,7 +174,7 @@ func TestDiffYAMLRoundTrip(t *testing.T) {
 }
 
 // TestDiffScopesByWhatRulesCanMatch: a formats scope a matcher implies
-// anyway (version resources and Authenticode digests are PE only) changes
+// anyway (version resources are PE only, Authenticode digests PE and PowerShell only) changes
 // nothing; one that widens what a rule matches does.
 func TestDiffScopesByWhatRulesCanMatch(t *testing.T) {
 	p := func(rule string) *Policy {
@@ -182,7 +182,7 @@ func TestDiffScopesByWhatRulesCanMatch(t *testing.T) {
 	}
 	same := [][2]string{
 		{"{id: a, action: allow, file: {name: a.exe}}", "{id: a, action: allow, file: {name: a.exe}, formats: [pe]}"},
-		{"{id: a, action: allow, authenticode_sha256: " + hx(h1) + "}", "{id: a, action: allow, authenticode_sha256: " + hx(h1) + ", formats: [pe, elf]}"},
+		{"{id: a, action: allow, authenticode_sha256: " + hx(h1) + "}", "{id: a, action: allow, authenticode_sha256: " + hx(h1) + ", formats: [pe, elf, powershell]}"},
 	}
 	for _, c := range same {
 		if d := Diff(p(c[0]), p(c[1])); !d.Empty() {

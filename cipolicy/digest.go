@@ -19,6 +19,12 @@ const (
 	// FormatCatalog is a Windows security catalog (.cat): a signed list
 	// of member hashes. Hosts do not run it; it admits its members.
 	FormatCatalog Format = "catalog"
+	// FormatPowerShell is a PowerShell script (.ps1 .psm1 .psd1 .ps1xml
+	// .psc1 .cdxml): Authenticode-signed, hashed by PowerShell's SIP.
+	FormatPowerShell Format = "powershell"
+	// FormatWSH is a Windows Script Host script (.js .vbs .wsf), whose
+	// signatures csv does not verify: judged by its SHA256.
+	FormatWSH Format = "wsh"
 	// FormatOther is a file of no format csv judges. No rule applies to
 	// it, and a policy cannot name it.
 	FormatOther Format = "other"
@@ -44,6 +50,8 @@ var formatTable = []formatInfo{
 	{FormatPE, "PE", true, AuthenticodeSHA256},
 	{FormatELF, "ELF", false, SHA256},
 	{FormatCatalog, "catalog", false, SHA256},
+	{FormatPowerShell, "PowerShell script", false, AuthenticodeSHA256},
+	{FormatWSH, "Windows Script Host script", false, SHA256},
 }
 
 // Formats lists the formats rules can name, in a fixed order.
@@ -119,9 +127,11 @@ type HashAlgorithm string
 const (
 	// SHA256 is the SHA-256 of the whole file, any format.
 	SHA256 HashAlgorithm = "sha256"
-	// AuthenticodeSHA256 is the SHA-256 Authenticode image hash (PE only).
+	// AuthenticodeSHA256 is the SHA-256 Authenticode digest: a PE file's
+	// image hash, a PowerShell script's SIP hash (what WDAC hash rules
+	// compare for both).
 	AuthenticodeSHA256 HashAlgorithm = "authenticode_sha256"
-	// AuthenticodeSHA1 is the SHA-1 Authenticode image hash (PE only).
+	// AuthenticodeSHA1 is the SHA-1 Authenticode digest (PE, PowerShell).
 	AuthenticodeSHA1 HashAlgorithm = "authenticode_sha1"
 	// PageSHA256 and PageSHA1 are the hashes of a PE image's first page,
 	// which App Control's "Hash Page Sha256" and "Hash Page Sha1" rules
@@ -183,8 +193,8 @@ type hashInfo struct {
 // so in its Inspect.
 var hashTable = []hashInfo{
 	{SHA256, "SHA256", 32, DigestSHA256, nil},
-	{AuthenticodeSHA256, "Authenticode SHA256", 32, DigestSHA256, []Format{FormatPE}},
-	{AuthenticodeSHA1, "Authenticode SHA1", 20, DigestSHA1, []Format{FormatPE}},
+	{AuthenticodeSHA256, "Authenticode SHA256", 32, DigestSHA256, []Format{FormatPE, FormatPowerShell}},
+	{AuthenticodeSHA1, "Authenticode SHA1", 20, DigestSHA1, []Format{FormatPE, FormatPowerShell}},
 	{PageSHA256, "Page SHA256", 32, DigestSHA256, []Format{FormatPE}},
 	{PageSHA1, "Page SHA1", 20, DigestSHA1, []Format{FormatPE}},
 }

@@ -66,6 +66,9 @@ const (
 	// KindCatalog: a security catalog whose signature verifies, which
 	// hosts do not run and which admits its members (package csv).
 	KindCatalog ReasonKind = "catalog"
+	// KindNotEnforced: the policy does not judge subjects of this kind
+	// (a WDAC policy with Disabled:Script Enforcement, a script): allowed.
+	KindNotEnforced ReasonKind = "not-enforced"
 )
 
 // Decision is the policy's judgement of one subject.
@@ -344,6 +347,7 @@ func (s *Set) Mode() Mode {
 // some signer rule applies, whether some rule reads file attributes.
 // Computing less would make rules miss; computing more is wasted work.
 func (s *Set) Needs(path string, f Format, sc Scenario) Needs {
+	sc = scenarioOf(f, sc)
 	var n Needs
 	if formatOf(f) == nil {
 		return n
@@ -540,6 +544,7 @@ func (g *group) find(s *Subject, action Action, now time.Time, trusted func(*sig
 // block it, the report names an enforcing one over an auditing one, and a
 // deny over a missing allow.
 func (s *Set) Evaluate(sub Subject) Decision {
+	sub.Scenario = scenarioOf(sub.Format, sub.Scenario)
 	now := s.opts.Now()
 	var pick *Decision
 	var first Decision
@@ -556,6 +561,20 @@ func (s *Set) Evaluate(sub Subject) Decision {
 		return first
 	}
 	return *pick
+}
+
+// isScript reports whether files of format f are scripts, which WDAC's
+// script enforcement governs.
+func isScript(f Format) bool { return f == FormatPowerShell || f == FormatWSH }
+
+// scenarioOf is the scenario a subject of format f runs in when the run
+// judges scenario sc: scripts run in user mode (WDAC judges them with the
+// user-mode signing scenario's rules), whatever the binaries around them.
+func scenarioOf(f Format, sc Scenario) Scenario {
+	if isScript(f) && sc == ScenarioKernel {
+		return ScenarioUser
+	}
+	return sc
 }
 
 func better(a, b *Decision) bool {
@@ -578,6 +597,13 @@ func (g *group) evaluate(s *Subject, now time.Time, trusted func(*signing.Certif
 	d := Decision{Policy: g.base.Ref(), Enforced: g.mode == Enforce, Signature: -1, Verdict: Blocked}
 	if s.Problem != nil {
 		d.Kind, d.Reason = KindMalformed, s.Problem.Error()
+		return d
+	}
+	if isScript(s.Format) && g.base.HasOption(OptionDisabledScriptEnforcement) {
+		// Windows does not judge scripts under this policy: neither do
+		// its deny rules.
+		d.Verdict, d.Kind = Allowed, KindNotEnforced
+		d.Reason = "not judged: the policy sets " + OptionDisabledScriptEnforcement + ", so Windows does not enforce it on scripts"
 		return d
 	}
 	if err := g.checkFacts(s); err != nil {

@@ -395,6 +395,9 @@ const (
 	OptionAuditMode         = "Enabled:Audit Mode"
 	OptionUMCI              = "Enabled:UMCI"
 	OptionAllowSupplemental = "Enabled:Allow Supplemental Policies"
+	// OptionDisabledScriptEnforcement: Windows does not judge scripts
+	// (PowerShell, and those of the Windows Script Host) under the policy.
+	OptionDisabledScriptEnforcement = "Disabled:Script Enforcement"
 )
 
 // HasOption reports whether the policy sets a WDAC option (compared as

@@ -1040,6 +1040,10 @@ func (doc *siDoc) policy() *Policy {
 						// whole-image hashes of the same file beside it).
 						r.Scenarios = slices.DeleteFunc(r.Scenarios, func(sc Scenario) bool { return sc == ScenarioBoot })
 					}
+					if r.Hash != nil && sc.scenario == ScenarioUser && !r.Hash.Algorithm.FirstPage() {
+						// A user-mode hash rule is a script's SIP hash too.
+						r.Formats = append(r.Formats, FormatPowerShell)
+					}
 					emit(f.id, sc.scenario, ref.line, r)
 				}
 			}
@@ -1232,6 +1236,11 @@ func (doc *siDoc) exceptions(ref xSignerRef, deny bool, referenced map[string]bo
 		m := doc.fileMatcher(f, !deny)
 		out = append(out, Rule{ID: f.id, Hash: m.hash, File: m.file, All: m.all, Unsupported: m.unsupported,
 			Formats: []Format{FormatPE}, Description: f.attrs["FriendlyName"], Line: f.line})
+		if m.hash != nil {
+			// The signer rule's scenarios scope it; a hash is a script's
+			// SIP hash in user mode.
+			out[len(out)-1].Formats = append(out[len(out)-1].Formats, FormatPowerShell)
+		}
 	}
 	return out
 }

@@ -302,7 +302,7 @@ func TestParseXMLMapping(t *testing.T) {
 		if want.Scenarios == nil {
 			want.Scenarios = user
 		}
-		if want.Signer == nil {
+		if want.Signer == nil && want.Formats == nil {
 			want.Formats = pe // hash and file rules; signer rules judge ELF signatures too
 		}
 		got.Line, got.Description = 0, ""
@@ -310,8 +310,10 @@ func TestParseXMLMapping(t *testing.T) {
 			t.Errorf("rule %s:\n got %+v\nwant %+v", id, got, want)
 		}
 	}
-	check("ID_ALLOW_HASH256", Rule{Action: Allow, Hash: &HashMatch{AuthenticodeSHA256, h1}})
-	check("ID_ALLOW_HASH1", Rule{Action: Allow, Hash: &HashMatch{AuthenticodeSHA1, s1}})
+	// A user-mode hash is a script's SIP hash too.
+	peScripts := []Format{FormatPE, FormatPowerShell}
+	check("ID_ALLOW_HASH256", Rule{Action: Allow, Hash: &HashMatch{AuthenticodeSHA256, h1}, Formats: peScripts})
+	check("ID_ALLOW_HASH1", Rule{Action: Allow, Hash: &HashMatch{AuthenticodeSHA1, s1}, Formats: peScripts})
 	check("ID_ALLOW_PRODUCT", Rule{Action: Allow, File: &FileAttrMatch{Field: ProductName, Name: "Contoso Tools", MinVersion: ver(t, "2.0.0.0")}})
 	check("ID_DENY_MIN", Rule{Action: Deny, File: &FileAttrMatch{Field: OriginalFileName, Name: "old.exe", MaxVersion: ver(t, "4.21.0.0")}})
 	check("ID_DENY_MAX", Rule{Action: Deny, File: &FileAttrMatch{Field: OriginalFileName, Name: "new.exe", MinVersion: ver(t, "9.0.0.0")}})
@@ -835,7 +837,7 @@ func TestSharedBlocklistHashes(t *testing.T) {
 		"ID_DENY_D_3":            {AuthenticodeSHA256, mustHex(t, "148972F670E18790D62D753E01ED8D22B351A57E45544D88ACE380FEDAF24A40")},
 	} {
 		r := ruleByID(t, p, id)
-		if r.Unsupported != "" || r.Hash == nil || !reflect.DeepEqual(*r.Hash, want) || !slices.Equal(r.Formats, []Format{FormatPE}) {
+		if r.Unsupported != "" || r.Hash == nil || !reflect.DeepEqual(*r.Hash, want) || !slices.Equal(r.Formats, []Format{FormatPE, FormatPowerShell}) {
 			t.Errorf("%s: %+v", id, r)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"github.com/codesignval/csv/csv/format/catalog"
 	"github.com/codesignval/csv/csv/format/elf"
 	"github.com/codesignval/csv/csv/format/pe"
+	"github.com/codesignval/csv/csv/format/powershell"
+	"github.com/codesignval/csv/csv/format/wsh"
 )
 
 // handlers are the file formats csv judges, in the order their Sniff is
@@ -15,6 +17,8 @@ var handlers = []format.Handler{
 	pe.Handler{},
 	elf.Handler{},
 	catalog.Handler{},
+	powershell.Handler{}, // by name: after the formats told by content
+	wsh.Handler{},        // by name; judged by SHA256 only
 }
 
 // sniff returns the handler of the file's format, or nil for a file of no

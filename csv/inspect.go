@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path/filepath"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv/format"
@@ -26,6 +27,9 @@ const (
 	FormatELF   = cipolicy.FormatELF
 	FormatOther = cipolicy.FormatOther
 )
+
+// FormatPowerShell is a PowerShell script (told by its name's extension).
+const FormatPowerShell = cipolicy.FormatPowerShell
 
 // MalformedBinaryError says why a file that claims to be of a format
 // cannot be judged: what is wrong and where. Offset is -1 when there is no
@@ -163,6 +167,7 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 		return in
 	}
 	file := format.NewFile(f, in.Size, buf, n)
+	file.Name = filepath.Base(path)
 	var pass format.Pass
 	var facts format.Facts
 	var finish func() error // verifies signatures once the digests are known

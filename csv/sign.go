@@ -726,6 +726,7 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 		return p, format.FileChanged(err)
 	}
 	file := format.NewFile(f, size, buf, n)
+	file.Name = filepath.Base(filepath.FromSlash(e.rel))
 	h := sniff(file)
 	ft := FormatOther
 	if h != nil {

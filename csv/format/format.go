@@ -82,6 +82,9 @@ type File struct {
 	// Size is the file's size when it was opened: a file that changes
 	// size while it is read is refused.
 	Size int64
+	// Name is the file's base name as discovered (a link's own name),
+	// which formats without magic numbers (scripts) are recognised by.
+	Name string
 
 	f   io.Reader
 	buf []byte

@@ -5,9 +5,10 @@
 //
 // examples/build/ holds a small "build output": a PE32+ program, a PE32
 // plugin with a .node extension (csv recognises binaries by content), a
-// static x86-64 Linux program that exits 0, and a text file that is
-// skipped. examples/untrusted/ holds what a policy must block: a PE the policy
-// does not know and an ELF cut short. examples/policy.yaml is what
+// static x86-64 Linux program that exits 0, a PowerShell script (told by
+// its extension) and a text file that is skipped. examples/untrusted/
+// holds what a policy must block: a PE the policy does not know, an ELF
+// cut short and a script whose signature block is cut short. examples/policy.yaml is what
 // "csv policy new --level hash" writes for examples/build.
 //
 // The binaries are made from scratch by internal/testbin, so their bytes are
@@ -35,6 +36,11 @@ func Files() map[string][]byte {
 		"build/README.txt":          []byte("Example build output for the csv quick start. Not a binary: csv skips it.\n"),
 		"untrusted/unknown.exe":     testbin.PE(testbin.PEOptions{Code: []byte{0xb8, 0x2a, 0, 0, 0, 0xc3}}), // mov eax, 42; ret
 		"untrusted/truncated-tool":  testbin.ELF(testbin.ELFOptions{})[:200],
+		// PowerShell scripts, told by their extension: one the policy
+		// allows by its SIP hash, and one whose signature block is cut
+		// short (malformed, whatever the policy says).
+		"build/install.ps1":   []byte("# Installs the example app.\r\nCopy-Item -Path app.exe -Destination $env:ProgramFiles\\Example\r\n"),
+		"untrusted/setup.ps1": []byte("Start-Process app.exe\r\n\r\n# SIG # Begin signature block\r\n# MIIF0wYJKoZIhvcNAQcCoIIFxDCCBcACAQExDzANBglghkgBZQMEAgEFADB5Bgor\r\n"),
 	}
 }
 

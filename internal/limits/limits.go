@@ -36,6 +36,13 @@ const (
 	// MaxCertEntries caps the number of WIN_CERTIFICATE entries in one table.
 	MaxCertEntries = 64
 
+	// MaxScriptSignatureBlock caps a script's signature block (PowerShell
+	// "# SIG # Begin signature block" ... "# SIG # End signature block"),
+	// as it is stored: base64 in comments, UTF-16 in a UTF-16 file. A
+	// signature with its chain and a timestamp is about 10 KB of DER, some
+	// 15 KB of block (30 KB in UTF-16); nested signatures add as much each.
+	MaxScriptSignatureBlock = 4 << 20
+
 	// MaxUnsignedAttributes caps the encoded unsigned attributes of one
 	// SignerInfo (a signature's timestamp and the signatures nested in it),
 	// which no signature covers. Debian's shim carries 6 KB per signature

@@ -29,10 +29,17 @@ type Result struct {
 // one read of the whole file, then the finish. A panic is not recovered
 // (the pipeline recovers; a handler's tests want to see it).
 func Inspect(h format.Handler, data []byte, need cipolicy.Needs, certs []*signing.Certificate) *Result {
+	return InspectNamed(h, "", data, need, certs)
+}
+
+// InspectNamed is Inspect of a file named name (File.Name, which formats
+// without magic numbers, scripts, are recognised by).
+func InspectNamed(h format.Handler, name string, data []byte, need cipolicy.Needs, certs []*signing.Certificate) *Result {
 	r := bytes.NewReader(data)
 	buf := make([]byte, 64<<10)
 	n, _ := r.Read(buf[:min(len(data), format.SniffSize)])
 	f := format.NewFile(r, int64(len(data)), buf, n)
+	f.Name = name
 	var p format.Pass
 	res := &Result{}
 	opts := &format.InspectOptions{Certificates: certs, Cache: authenticode.NewCertCache()}
@@ -56,16 +63,27 @@ func Inspect(h format.Handler, data []byte, need cipolicy.Needs, certs []*signin
 }
 
 // Sniff runs h's Sniff on data.
-func Sniff(h format.Handler, data []byte) bool {
+func Sniff(h format.Handler, data []byte) bool { return SniffNamed(h, "", data) }
+
+// SniffNamed runs h's Sniff on data, a file named name.
+func SniffNamed(h format.Handler, name string, data []byte) bool {
 	r := bytes.NewReader(data)
 	buf := make([]byte, format.SniffSize)
 	n, _ := r.Read(buf[:min(len(data), format.SniffSize)])
-	return h.Sniff(format.NewFile(r, int64(len(data)), buf, n))
+	f := format.NewFile(r, int64(len(data)), buf, n)
+	f.Name = name
+	return h.Sniff(f)
 }
 
 // Sign signs data with h into a temporary file and returns the signed
 // bytes.
 func Sign(t testing.TB, h format.Handler, data []byte, opts *format.SignOptions) []byte {
+	t.Helper()
+	return SignNamed(t, h, "", data, opts)
+}
+
+// SignNamed is Sign of a file named name.
+func SignNamed(t testing.TB, h format.Handler, name string, data []byte, opts *format.SignOptions) []byte {
 	t.Helper()
 	r := bytes.NewReader(data)
 	buf := make([]byte, 64<<10)
@@ -75,7 +93,9 @@ func Sign(t testing.TB, h format.Handler, data []byte, opts *format.SignOptions)
 		t.Fatal(err)
 	}
 	defer out.Close()
-	if _, err := h.Sign(context.Background(), format.NewFile(r, int64(len(data)), buf, n), out, opts); err != nil {
+	f := format.NewFile(r, int64(len(data)), buf, n)
+	f.Name = name
+	if _, err := h.Sign(context.Background(), f, out, opts); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(out.Name())

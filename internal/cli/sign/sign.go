@@ -58,7 +58,7 @@ func (f *Flags) Register(fs *pflag.FlagSet, when string) {
 	fs.StringVar(&f.Out, "out", "", "write the signed tree to `DIR` (DIR/<path under PATH>) instead of signing in place")
 	fs.BoolVar(&f.Bundle, "bundle", false, "also write a Sigstore bundle FILE.sigstore.json for every signed file, and for every other file under PATH")
 	fs.StringVar(&f.Manifest, "manifest", "", "write the signed build manifest (in-toto statement, SLSA verification summary, in a Sigstore bundle) to `FILE`")
-	fs.BoolVar(&f.Append, "append", false, "PE: keep existing signatures and add ours nested, instead of replacing them")
+	fs.BoolVar(&f.Append, "append", false, "PE and PowerShell scripts: keep existing signatures and add ours nested, instead of replacing them")
 	fs.StringVar(&f.TimestampURL, "timestamp-url", "", "countersign the PE signatures, the Sigstore bundles and the manifest with this RFC 3161 time-stamp authority `URL`")
 	fs.StringVar(&f.Description, "description", "", "PE: program description in the signature (SpcSpOpusInfo)")
 	fs.StringVar(&f.URL, "url", "", "PE: more-information URL in the signature (SpcSpOpusInfo)")
@@ -314,13 +314,15 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 		f.warn(ios, fmt.Sprintf("%q is named like the temporary files, backups and journals of csv sign, and no journal accounts for it: left alone, and validate blocks it; if no csv sign is running, remove it by hand", l))
 	}
 	warned := map[string]bool{}
-	pe, elf := 0, 0
+	pe, elf, scripts := 0, 0, 0
 	for _, s := range res.Signed {
 		switch s.Format {
 		case csv.FormatPE:
 			pe++
 		case csv.FormatELF:
 			elf++
+		case csv.FormatPowerShell:
+			scripts++
 		}
 		for _, w := range s.Warnings {
 			if !warned[w] {
@@ -334,7 +336,11 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 		if f.Out != "" {
 			where = "into " + f.Out
 		}
-		line := fmt.Sprintf("csv: signed %d binaries (%d PE, %d ELF) %s with %s", pe+elf, pe, elf, where, textsafe.Quote(chain[0].Subject.CommonName))
+		what := fmt.Sprintf("%d binaries (%d PE, %d ELF)", pe+elf, pe, elf)
+		if scripts > 0 {
+			what += fmt.Sprintf(" and %d PowerShell scripts", scripts)
+		}
+		line := fmt.Sprintf("csv: signed %s %s with %s", what, where, textsafe.Quote(chain[0].Subject.CommonName))
 		if f.Bundle {
 			line += fmt.Sprintf("; %d Sigstore bundles", len(res.Signed))
 		}
