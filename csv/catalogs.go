@@ -16,6 +16,7 @@ import (
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
 	authcat "github.com/codesignval/csv/signing/authenticode/catalog"
+	"github.com/codesignval/csv/signing/cms"
 )
 
 // Security catalogs in validation: Windows counts a file as signed by a
@@ -173,7 +174,7 @@ func (x *catalogIndex) needs(needs func(rel string, f cipolicy.Format) cipolicy.
 		switch f {
 		case FormatOther, cipolicy.FormatCatalog:
 			return n
-		case FormatPE:
+		case FormatPE, cipolicy.FormatPowerShell:
 			n.Digests = n.Digests.Union(x.needPE)
 		default:
 			n.Digests = n.Digests.Union(x.needOther)
@@ -204,22 +205,29 @@ func (x *catalogIndex) admit(r *Result, sub *cipolicy.Subject) []string {
 
 // member reports whether r's file is a member of v.
 func (x *catalogIndex) member(v *authcat.Verified, r *Result) bool {
-	try := func(a cipolicy.HashAlgorithm, kind string) bool {
+	// A member counts for a file only when it names the data type the
+	// file's own SIP signs: a PE member by its image hash, a script's by
+	// PowerShell's SIP hash, any other by the flat hash.
+	try := func(a cipolicy.HashAlgorithm, typ cms.OID) bool {
 		d := r.Digests.Get(a)
 		if d == nil {
 			return false
 		}
 		for _, m := range v.Lookup(hashOf(a), d) {
-			if (kind == "PE") == m.DataType.Equal(authcat.OIDSpcPEImageData) {
+			if typ == nil && !m.DataType.Equal(authcat.OIDSpcPEImageData) && !m.DataType.Equal(authcat.OIDSpcSIPInfo) ||
+				typ != nil && m.DataType.Equal(typ) {
 				return true
 			}
 		}
 		return false
 	}
-	if r.Format == FormatPE {
-		return try(cipolicy.AuthenticodeSHA256, "PE") || try(cipolicy.AuthenticodeSHA1, "PE")
+	switch r.Format {
+	case FormatPE:
+		return try(cipolicy.AuthenticodeSHA256, authcat.OIDSpcPEImageData) || try(cipolicy.AuthenticodeSHA1, authcat.OIDSpcPEImageData)
+	case cipolicy.FormatPowerShell:
+		return try(cipolicy.AuthenticodeSHA256, authcat.OIDSpcSIPInfo) || try(cipolicy.AuthenticodeSHA1, authcat.OIDSpcSIPInfo)
 	}
-	return try(cipolicy.SHA256, "flat")
+	return try(cipolicy.SHA256, nil)
 }
 
 // admitted names, in r's decision, the catalog whose signature the deciding

@@ -3,10 +3,12 @@ package csv
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,7 +17,10 @@ import (
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/testbin"
 	"github.com/codesignval/csv/internal/testca"
+	"github.com/codesignval/csv/internal/testenv"
 	"github.com/codesignval/csv/signing"
+	"github.com/codesignval/csv/signing/authenticode"
+	"github.com/codesignval/csv/signing/authenticode/catalog"
 )
 
 // catalogTree writes an unsigned PE driver and an ELF tool, and a catalog
@@ -250,5 +255,90 @@ func TestCatalogGivenTwice(t *testing.T) {
 	r := byPath(validate(t, s.pcaPolicy(t), Options{Catalogs: []string{cat}}, dir))["driver.sys"]
 	if !r.Decision.Allowed() || len(r.Signatures) != 1 || r.Catalog != cat {
 		t.Fatalf("driver.sys: %+v, %d signatures, catalog %q", r.Decision, len(r.Signatures), r.Catalog)
+	}
+}
+
+// TestCatalogScripts: csv sign --catalog lists a PowerShell script by the
+// hash PowerShell's SIP computes (SPC_SIPINFO_OBJID, the SIP Windows looks
+// scripts up by) and by its flat hash (which osslsigncode verify -catalog
+// looks up); validation admits a script by its SIP hash member only, so a
+// catalog listing the script by its flat hash alone admits nothing, and a
+// script changed by one character is blocked.
+func TestCatalogScripts(t *testing.T) {
+	s := newSigner(t)
+	script := []byte("Write-Output 'catalogued'\r\n")
+	dir := tree(t, map[string][]byte{"deploy.ps1": script})
+	res, err := MakeCatalog(context.Background(), CatalogOptions{Key: s.leaf.Key, Chain: s.chain}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Members) != 1 {
+		t.Fatalf("%d members, want 1", len(res.Members))
+	}
+	cat := filepath.Join(dir, "pkg.cat")
+	if err := WriteCatalog(cat, res.DER); err != nil {
+		t.Fatal(err)
+	}
+	got := byPath(validate(t, s.pcaPolicy(t), Options{AllDigests: true}, dir))
+	r := got["deploy.ps1"]
+	if !r.Decision.Allowed() || r.Catalog == "" {
+		t.Fatalf("deploy.ps1: %+v, catalog %q; want allowed by the catalog's signer", r.Decision, r.Catalog)
+	}
+	sip, flat := r.Digests.Get(cipolicy.AuthenticodeSHA256), r.Digests.Get(cipolicy.SHA256)
+	der, err := os.ReadFile(cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(der, sip) || !bytes.Contains(der, flat) {
+		t.Errorf("the catalog lists the script's SIP hash %v and flat hash %v, want both", bytes.Contains(der, sip), bytes.Contains(der, flat))
+	}
+
+	// The peer: osslsigncode accepts the script against the catalog (by
+	// the flat member) and refuses it changed.
+	ossl := testenv.Tool(t, "osslsigncode")
+	tmp := t.TempDir()
+	changed := filepath.Join(tmp, "deploy.ps1")
+	if err := os.WriteFile(changed, append(bytes.Clone(script), '#'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		in string
+		ok bool
+	}{{filepath.Join(dir, "deploy.ps1"), true}, {changed, false}} {
+		out, err := exec.Command(ossl, "verify", "-CAfile", s.files.Root, "-catalog", cat, "-in", c.in).CombinedOutput()
+		if (err == nil) != c.ok {
+			t.Errorf("osslsigncode verify -catalog %s: %v, want ok %v\n%s", c.in, err, c.ok, out)
+		}
+	}
+
+	// A catalog of the script's flat hash alone, as a flat member.
+	ctl, err := catalog.Build([]catalog.Entry{{Name: "deploy.ps1", Kind: catalog.KindFlat, Hash: crypto.SHA256, Digest: flat}}, catalog.BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := authenticode.NewSigner(s.leaf.Key, s.chain, authenticode.SignOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flatOnly, err := catalog.Sign(context.Background(), signer, ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cat, flatOnly, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := byPath(validate(t, s.pcaPolicy(t), Options{}, dir))["deploy.ps1"]; r.Decision.Allowed() {
+		t.Errorf("deploy.ps1 admitted by a flat-hash member: %+v", r.Decision)
+	}
+
+	// The SIP catalog again, and the script changed.
+	if err := WriteCatalog(cat, res.DER); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "deploy.ps1"), append(script, '#'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := byPath(validate(t, s.pcaPolicy(t), Options{}, dir))["deploy.ps1"]; r.Decision.Allowed() {
+		t.Errorf("a changed script admitted: %+v", r.Decision)
 	}
 }

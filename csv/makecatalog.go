@@ -13,6 +13,7 @@ import (
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/signing/authenticode"
 	"github.com/codesignval/csv/signing/authenticode/catalog"
+	"github.com/codesignval/csv/signing/authenticode/ps"
 )
 
 // CatalogOptions configure MakeCatalog.
@@ -77,7 +78,7 @@ func MakeCatalog(ctx context.Context, opts CatalogOptions, roots ...string) (*Ca
 	needs := func(_ string, f cipolicy.Format) cipolicy.Needs {
 		var d cipolicy.DigestSet
 		switch f {
-		case cipolicy.FormatPE:
+		case cipolicy.FormatPE, cipolicy.FormatPowerShell:
 			d = d.With(image)
 		case cipolicy.FormatCatalog:
 		default:
@@ -106,8 +107,15 @@ func MakeCatalog(ctx context.Context, opts CatalogOptions, roots ...string) (*Ca
 			}
 		}
 		kind, alg := catalog.KindFlat, flat
-		if in.Format == cipolicy.FormatPE {
+		var data authenticode.IndirectData
+		var sip string
+		switch in.Format {
+		case cipolicy.FormatPE:
 			kind, alg = catalog.KindPE, image
+		case cipolicy.FormatPowerShell:
+			// Listed by the hash PowerShell's SIP computes, which
+			// Windows looks a script up by.
+			kind, alg, data, sip = catalog.KindSIP, image, ps.IndirectData(), ps.SIP
 		}
 		d := in.Digests.Get(alg)
 		if d == nil {
@@ -116,7 +124,15 @@ func MakeCatalog(ctx context.Context, opts CatalogOptions, roots ...string) (*Ca
 			res.Skipped = append(res.Skipped, display+": starts like a binary but is none")
 			return nil
 		}
-		entries = append(entries, catalog.Entry{Name: path.Base(filepath.ToSlash(e.rel)), Kind: kind, Hash: h, Digest: d})
+		name := path.Base(filepath.ToSlash(e.rel))
+		entries = append(entries, catalog.Entry{Name: name, Kind: kind, Hash: h, Digest: d, Data: data, SIP: sip})
+		if kind == catalog.KindSIP {
+			// osslsigncode verify -catalog looks a script up by its flat
+			// hash: list that too, so that both find it.
+			if f := in.Digests.Get(flat); f != nil {
+				entries = append(entries, catalog.Entry{Name: name, Kind: catalog.KindFlat, Hash: h, Digest: f})
+			}
+		}
 		res.Members = append(res.Members, CatalogMember{Path: display, Format: in.Format, Kind: kind})
 		return nil
 	})

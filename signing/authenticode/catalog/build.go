@@ -36,11 +36,17 @@ const (
 	// KindPE: the Authenticode image hash (SPC_PE_IMAGE_DATAOBJ, the PE
 	// SIP).
 	KindPE
+	// KindSIP: the digest another SIP computes (a PowerShell script's),
+	// with the data type and SIP the Entry names (Data, SIP).
+	KindSIP
 )
 
 func (k Kind) String() string {
-	if k == KindPE {
+	switch k {
+	case KindPE:
 		return "PE"
+	case KindSIP:
+		return "SIP"
 	}
 	return "flat"
 }
@@ -53,6 +59,12 @@ type Entry struct {
 	Kind   Kind
 	Hash   crypto.Hash
 	Digest []byte
+	// Data and SIP, for KindSIP, are the data type the member's
+	// SPC_INDIRECT_DATA names (as the SIP's own signatures name it: a
+	// PowerShell script's SpcSipInfo) and the SIP's GUID in braces, which
+	// CAT_MEMBERINFO_OBJID names.
+	Data authenticode.IndirectData
+	SIP  string
 }
 
 // BuildOptions configure Build. The zero value writes a v2 (SHA256)
@@ -128,6 +140,9 @@ func Build(entries []Entry, opts BuildOptions) ([]byte, error) {
 	seen := map[string]bool{}
 	members := make([]member, 0, len(entries))
 	for _, e := range entries {
+		if e.Kind == KindSIP && (len(e.Data.Type) == 0 || e.SIP == "") {
+			return nil, fmt.Errorf("catalog: build: entry %q: a SIP member needs its data type and SIP GUID", e.Name)
+		}
 		if e.Hash != want || len(e.Digest) != want.Size() {
 			return nil, fmt.Errorf("catalog: build: entry %q: a v%d catalog lists %s digests, not a %d-byte %s digest", e.Name, version, cms.HashName(want), len(e.Digest), cms.HashName(e.Hash))
 		}
@@ -151,7 +166,7 @@ func Build(entries []Entry, opts BuildOptions) ([]byte, error) {
 		})
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 			for _, m := range members {
-				attrs := [][]byte{indirect(m.e, digestAlg), memberInfo(m.e.Kind)}
+				attrs := [][]byte{indirect(m.e, digestAlg), memberInfo(m.e)}
 				if m.e.Name != "" {
 					attrs = append(attrs, attribute(OIDNameValue, nameValueDER(NameValue{Name: "File", Flags: defaultFlags, Value: m.e.Name})))
 				}
@@ -191,8 +206,13 @@ func Build(entries []Entry, opts BuildOptions) ([]byte, error) {
 
 // indirect is a member's SPC_INDIRECT_DATA_OBJID attribute.
 func indirect(e Entry, digestAlg cms.AlgorithmIdentifier) []byte {
-	data := new(pe.Table).IndirectData()
-	if e.Kind != KindPE {
+	var data authenticode.IndirectData
+	switch e.Kind {
+	case KindPE:
+		data = new(pe.Table).IndirectData()
+	case KindSIP:
+		data = e.Data
+	default:
 		// SPC_CAB_DATA_OBJID with an SpcLink file "<<<Obsolete>>>", as
 		// makecat writes for flat files.
 		data = authenticode.IndirectData{Type: OIDSpcCabData, Value: obsoleteLink}
@@ -221,10 +241,13 @@ var obsoleteLink = func() []byte {
 }()
 
 // memberInfo is CAT_MEMBERINFO_OBJID: the SIP GUID and version 512.
-func memberInfo(k Kind) []byte {
+func memberInfo(e Entry) []byte {
 	guid := SIPFlat
-	if k == KindPE {
+	switch e.Kind {
+	case KindPE:
 		guid = SIPPE
+	case KindSIP:
+		guid = e.SIP
 	}
 	b := cryptobyte.NewBuilder(nil)
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {

@@ -424,6 +424,13 @@ func (s *Script) Signatures() []authenticode.Stored { return s.stored }
 // SIP, as PowerShell, signtool and osslsigncode write it.
 func (s *Script) IndirectData() authenticode.IndirectData { return indirectData }
 
+// IndirectData is the data type script signatures name (see
+// Script.IndirectData), for a catalog member listing a script.
+func IndirectData() authenticode.IndirectData { return indirectData }
+
+// SIP is PowerShell's SIP GUID as catalogs name it (CAT_MEMBERINFO).
+const SIP = "{603BCC1F-4B59-4E08-B724-D2C6297EF351}"
+
 // indirectData: SpcSipInfo ::= SEQUENCE { dwSIPversion INTEGER (65536),
 // gSIPguid OCTET STRING, five INTEGERs 0 }.
 var indirectData = func() authenticode.IndirectData {
