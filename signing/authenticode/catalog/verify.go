@@ -2,8 +2,10 @@ package catalog
 
 import (
 	"crypto"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
@@ -51,7 +53,7 @@ func (c *Catalog) Verify(opts authenticode.VerifyOptions) ([]*signing.Signature,
 	}
 	v := &Verified{catalog: c, signer: primary, index: make(map[string][]int, len(c.Members))}
 	for i, m := range c.Members {
-		if m.Digest == nil {
+		if m.Digest == nil || !m.Tagged() {
 			continue
 		}
 		k := key(m.Algorithm, m.Digest)
@@ -71,8 +73,21 @@ func (v *Verified) Catalog() *Catalog { return v.catalog }
 // signed by.
 func (v *Verified) Signer() *signing.Signature { return v.signer }
 
+// Tagged reports whether the member's tag is its digest: its hex
+// (UTF-16LE, NUL-terminated or not, in either case), as makecat's <HASH>
+// entries, New-FileCatalog and Build write it. Windows finds a file's
+// member by that tag (the catalog database's key is the file's hash in
+// hex) before it compares the SPC_INDIRECT_DATA digest, so a member whose
+// tag is anything else (a name, another hash, the digest's raw bytes) is
+// not found by the file's hash there, and admits nothing here.
+func (m *Member) Tagged() bool {
+	s, ok := utf16le(m.RawTag)
+	return ok && m.Digest != nil && len(s) == 2*len(m.Digest) && strings.EqualFold(s, hex.EncodeToString(m.Digest))
+}
+
 // Lookup returns the members whose hash is digest with algorithm h (none
-// when it is not a member).
+// when it is not a member, or when its tag is not that digest: see
+// [Member.Tagged]).
 func (v *Verified) Lookup(h crypto.Hash, digest []byte) []*Member {
 	idx := v.index[key(h, digest)]
 	if len(idx) == 0 {
