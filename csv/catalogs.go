@@ -37,11 +37,23 @@ import (
 // catalogIndex is a run's verified catalogs.
 type catalogIndex struct {
 	cats []indexedCatalog
+	// byHash are the catalogs (indexes in cats, ascending, each once) a
+	// member hash is in: a file's lookup costs the same whatever the
+	// number of catalogs.
+	byHash map[memberKey][]int
 	// need are the digests a lookup needs, by whether the file is a PE.
 	needPE, needOther cipolicy.DigestSet
 
 	mu  sync.Mutex
 	pre map[string]*Inspection // the tree's catalogs, by the path opened
+}
+
+// memberKey is a member's hash and whether it is a PE image's
+// (Authenticode) hash or another file's.
+type memberKey struct {
+	h      crypto.Hash
+	pe     bool
+	digest string
 }
 
 type indexedCatalog struct {
@@ -55,7 +67,7 @@ type indexedCatalog struct {
 // that fails is a finding of the run (its result, blocked) and admits
 // nothing.
 func buildCatalogs(ctx context.Context, opts *Options, roots []string, needs func(rel string, f cipolicy.Format) cipolicy.Needs) (*catalogIndex, error) {
-	x := &catalogIndex{pre: map[string]*Inspection{}}
+	x := &catalogIndex{pre: map[string]*Inspection{}, byHash: map[memberKey][]int{}}
 	var buf []byte // allocated when there is a catalog to read
 	cache := authenticode.NewCertCache()
 	read := func(path, rel string, follow bool) *Inspection {
@@ -82,12 +94,15 @@ func buildCatalogs(ctx context.Context, opts *Options, roots []string, needs fun
 		if info.Catalog() == nil {
 			return nil, fmt.Errorf("%w: catalog %s admits nothing: %w", ErrOptions, path, info.Problem())
 		}
-		x.add(path, info.Catalog())
 		if real, err := filepath.EvalSymlinks(path); err == nil {
 			if abs, err := filepath.Abs(real); err == nil {
+				if given[abs] {
+					continue // given twice
+				}
 				given[abs] = true
 			}
 		}
+		x.add(path, info.Catalog())
 	}
 	// The tree's catalogs: a listing-only walk, which keeps only them.
 	w, err := newWalker(ctx, roots, opts.Include, opts.Exclude, opts.FollowSymlinks, opts.scopes)
@@ -136,7 +151,14 @@ func pathExt(rel string) string {
 }
 
 func (x *catalogIndex) add(name string, v *authcat.Verified) {
+	n := len(x.cats)
 	x.cats = append(x.cats, indexedCatalog{name, v})
+	for m := range v.Members() {
+		k := memberKey{m.Algorithm, m.DataType.Equal(authcat.OIDSpcPEImageData), string(m.Digest)}
+		if l := x.byHash[k]; len(l) == 0 || l[len(l)-1] != n {
+			x.byHash[k] = append(l, n)
+		}
+	}
 	for _, h := range v.Algorithms() {
 		switch h {
 		case crypto.SHA256:
@@ -183,43 +205,36 @@ func (x *catalogIndex) needs(needs func(rel string, f cipolicy.Format) cipolicy.
 }
 
 // admit adds to sub the verified signatures of the catalogs r is a member
-// of, and returns the catalogs' names, in the same order.
+// of, and returns the catalogs' names, in the same order (the order the
+// catalogs were indexed in).
 func (x *catalogIndex) admit(r *Result, sub *cipolicy.Subject) []string {
 	if x == nil || len(x.cats) == 0 || r.Err != nil {
 		return nil
 	}
-	var names []string
-	var sigs []*signing.Signature
-	for _, c := range x.cats {
-		if x.member(c.v, r) {
-			names = append(names, c.name)
-			sigs = append(sigs, c.v.Signer())
+	var in []int
+	lookup := func(a cipolicy.HashAlgorithm, pe bool) {
+		if d := r.Digests.Get(a); d != nil {
+			in = append(in, x.byHash[memberKey{hashOf(a), pe, string(d)}]...)
 		}
-	}
-	if len(sigs) > 0 {
-		sub.Signatures = append(slices.Clip(sub.Signatures), sigs...)
-	}
-	return names
-}
-
-// member reports whether r's file is a member of v.
-func (x *catalogIndex) member(v *authcat.Verified, r *Result) bool {
-	try := func(a cipolicy.HashAlgorithm, kind string) bool {
-		d := r.Digests.Get(a)
-		if d == nil {
-			return false
-		}
-		for _, m := range v.Lookup(hashOf(a), d) {
-			if (kind == "PE") == m.DataType.Equal(authcat.OIDSpcPEImageData) {
-				return true
-			}
-		}
-		return false
 	}
 	if r.Format == FormatPE {
-		return try(cipolicy.AuthenticodeSHA256, "PE") || try(cipolicy.AuthenticodeSHA1, "PE")
+		lookup(cipolicy.AuthenticodeSHA256, true)
+		lookup(cipolicy.AuthenticodeSHA1, true)
+	} else {
+		lookup(cipolicy.SHA256, false)
 	}
-	return try(cipolicy.SHA256, "flat")
+	if len(in) == 0 {
+		return nil
+	}
+	slices.Sort(in)
+	in = slices.Compact(in)
+	names := make([]string, len(in))
+	sigs := make([]*signing.Signature, len(in))
+	for i, n := range in {
+		names[i], sigs[i] = x.cats[n].name, x.cats[n].v.Signer()
+	}
+	sub.Signatures = append(slices.Clip(sub.Signatures), sigs...)
+	return names
 }
 
 // admitted names, in r's decision, the catalog whose signature the deciding

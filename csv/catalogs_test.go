@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,8 @@ import (
 	"github.com/codesignval/csv/internal/testbin"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/signing"
+	"github.com/codesignval/csv/signing/authenticode"
+	authcat "github.com/codesignval/csv/signing/authenticode/catalog"
 )
 
 // catalogTree writes an unsigned PE driver and an ELF tool, and a catalog
@@ -250,5 +253,70 @@ func TestCatalogGivenTwice(t *testing.T) {
 	r := byPath(validate(t, s.pcaPolicy(t), Options{Catalogs: []string{cat}}, dir))["driver.sys"]
 	if !r.Decision.Allowed() || len(r.Signatures) != 1 || r.Catalog != cat {
 		t.Fatalf("driver.sys: %+v, %d signatures, catalog %q", r.Decision, len(r.Signatures), r.Catalog)
+	}
+	// Given twice with --catalog: once too.
+	again := filepath.Join(dir, ".", "pkg.cat")
+	r = byPath(validate(t, s.pcaPolicy(t), Options{Catalogs: []string{cat, again}}, dir))["driver.sys"]
+	if !r.Decision.Allowed() || len(r.Signatures) != 1 || r.Catalog != cat {
+		t.Fatalf("driver.sys with --catalog twice: %+v, %d signatures, catalog %q", r.Decision, len(r.Signatures), r.Catalog)
+	}
+}
+
+// manyCatalogs returns an index of n catalogs, each the same verified
+// catalog of driver (a PE file) and driver's result.
+func manyCatalogs(tb testing.TB, n int) (*catalogIndex, Result) {
+	tb.Helper()
+	ca := testca.New(tb)
+	leaf := ca.Leaf(tb, testca.LeafOptions{CommonName: "Build Signing"})
+	driver := testbin.PE(testbin.PEOptions{Data: []byte("catalogued driver")})
+	dir := tree(tb, map[string][]byte{"driver.sys": driver})
+	res, err := MakeCatalog(context.Background(), CatalogOptions{Key: leaf.Key, Chain: []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert}}, dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := authcat.Parse(res.DER)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_, v, err := c.Verify(authenticode.VerifyOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	x := &catalogIndex{byHash: map[memberKey][]int{}}
+	for i := range n {
+		x.add(fmt.Sprintf("c%05d.cat", i), v)
+	}
+	in := InspectFile(context.Background(), filepath.Join(dir, "driver.sys"), nil, InspectOptions{})
+	return x, Result{Format: in.Format, Digests: in.Digests}
+}
+
+// TestCatalogAdmitOrder: a file that is a member of several catalogs is
+// admitted by each once, in the order they were indexed; one that is a
+// member of none by none.
+func TestCatalogAdmitOrder(t *testing.T) {
+	x, r := manyCatalogs(t, 3)
+	var sub cipolicy.Subject
+	if names := x.admit(&r, &sub); !slices.Equal(names, []string{"c00000.cat", "c00001.cat", "c00002.cat"}) || len(sub.Signatures) != 3 {
+		t.Errorf("admitted by %v with %d signatures", names, len(sub.Signatures))
+	}
+	other := Result{Format: r.Format, Digests: cipolicy.Digests{}}
+	other.Digests.Set(cipolicy.AuthenticodeSHA256, make([]byte, 32))
+	if names := x.admit(&other, &cipolicy.Subject{}); names != nil {
+		t.Errorf("a file of no catalog admitted by %v", names)
+	}
+}
+
+// BenchmarkCatalogAdmitManyCatalogs is the lookup of a file that no
+// catalog lists among 10,000 catalogs: a map lookup per digest, not one
+// per catalog (a tree of many small catalogs made judging quadratic).
+func BenchmarkCatalogAdmitManyCatalogs(b *testing.B) {
+	x, r := manyCatalogs(b, 10000)
+	r.Digests = cipolicy.Digests{}
+	r.Digests.Set(cipolicy.AuthenticodeSHA256, make([]byte, 32))
+	r.Digests.Set(cipolicy.AuthenticodeSHA1, make([]byte, 20))
+	for b.Loop() {
+		if names := x.admit(&r, &cipolicy.Subject{}); names != nil {
+			b.Fatal(names)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"iter"
 	"strings"
 
 	"github.com/codesignval/csv/signing"
@@ -98,6 +99,20 @@ func (v *Verified) Lookup(h crypto.Hash, digest []byte) []*Member {
 		out[i] = &v.catalog.Members[n]
 	}
 	return out
+}
+
+// Members returns the members Lookup finds (those with a digest that their
+// tag names), in the catalog's order: what an index of several catalogs
+// keys by hash.
+func (v *Verified) Members() iter.Seq[*Member] {
+	return func(yield func(*Member) bool) {
+		for i := range v.catalog.Members {
+			m := &v.catalog.Members[i]
+			if m.Digest != nil && m.Tagged() && !yield(m) {
+				return
+			}
+		}
+	}
 }
 
 // Algorithms returns the hash algorithms the catalog's members use, each
