@@ -28,7 +28,8 @@ import (
 // catalogs again, so judging stays one read per file. A file whose
 // Authenticode SHA256 or SHA1 (PE) or SHA256 (other judged formats) is a
 // member of a verified catalog is judged with the catalog's verified
-// signature added to its own, for signer rules; deny rules still win, since
+// signatures (its own and those nested in it) added to its own, for signer
+// rules; deny rules still win, matching any of them, since
 // the policy decides as for any signature. The catalog files themselves are
 // not files a host runs: they are reported with their signer and member
 // count, allowed when their signature verifies and blocked when they are
@@ -205,7 +206,8 @@ func (x *catalogIndex) needs(needs func(rel string, f cipolicy.Format) cipolicy.
 }
 
 // admit adds to sub the verified signatures of the catalogs r is a member
-// of, and returns the catalogs' names, in the same order (the order the
+// of (each catalog's own and those nested in it: deny rules match every
+// one), and returns the catalog of each, in the same order (the order the
 // catalogs were indexed in).
 func (x *catalogIndex) admit(r *Result, sub *cipolicy.Subject) []string {
 	if x == nil || len(x.cats) == 0 || r.Err != nil {
@@ -228,18 +230,20 @@ func (x *catalogIndex) admit(r *Result, sub *cipolicy.Subject) []string {
 	}
 	slices.Sort(in)
 	in = slices.Compact(in)
-	names := make([]string, len(in))
-	sigs := make([]*signing.Signature, len(in))
-	for i, n := range in {
-		names[i], sigs[i] = x.cats[n].name, x.cats[n].v.Signer()
+	var names []string
+	var sigs []*signing.Signature
+	for _, n := range in {
+		for _, sig := range x.cats[n].v.Signatures() {
+			names, sigs = append(names, x.cats[n].name), append(sigs, sig)
+		}
 	}
 	sub.Signatures = append(slices.Clip(sub.Signatures), sigs...)
 	return names
 }
 
 // admitted names, in r's decision, the catalog whose signature the deciding
-// signer rule matched: sigs is how many signatures the file carries itself,
-// names the catalogs admit added after them.
+// signer rule matched: own is how many signatures the file carries itself,
+// names the catalogs of the signatures admit added after them.
 func admitted(r *Result, own int, names []string) {
 	if i := r.Decision.Signature - own; r.Decision.Signature >= 0 && i >= 0 && i < len(names) {
 		r.Catalog = names[i]

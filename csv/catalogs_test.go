@@ -320,3 +320,46 @@ func BenchmarkCatalogAdmitManyCatalogs(b *testing.B) {
 		}
 	}
 }
+
+// TestCatalogNestedSignatureDenied: a catalog signed by the build's signer
+// whose signature nests one by a signer a deny rule names (Windows reads
+// the signatures nested in a catalog's one level deep): its members are
+// denied, as a PE file carrying the same two signatures is, not admitted
+// by the outer one; without the deny rule, each signature admits.
+func TestCatalogNestedSignatureDenied(t *testing.T) {
+	s, bad := newSigner(t), newSigner(t)
+	dir, _ := catalogTree(t, s)
+	cat := filepath.Join(dir, "pkg.cat")
+	der, err := os.ReadFile(cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := authcat.Parse(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := authenticode.NewSigner(bad.leaf.Key, bad.chain, authenticode.SignOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := authcat.Sign(context.Background(), signer, c.CTL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if der, err = authenticode.Nest(der, inner); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteCatalog(cat, der); err != nil {
+		t.Fatal(err)
+	}
+	allow := fmt.Sprintf("{id: build, action: allow, signer: {tbs: %s, level: issuer}}", sigCert(t, s.ca.Intermediate.Cert).TBSHashHex())
+	deny := fmt.Sprintf("{id: leaked, action: deny, signer: {tbs: %s, level: issuer}}", sigCert(t, bad.ca.Intermediate.Cert).TBSHashHex())
+	r := byPath(validate(t, policyFor(t, allow, deny), Options{}, dir))["driver.sys"]
+	if r.Decision.Allowed() || r.Decision.Kind != cipolicy.KindDenied || r.Catalog != filepath.ToSlash(cat) {
+		t.Errorf("driver.sys: %+v, catalog %q; want denied by the nested signature's signer", r.Decision, r.Catalog)
+	}
+	r = byPath(validate(t, policyFor(t, allow), Options{}, dir))["driver.sys"]
+	if !r.Decision.Allowed() || len(r.Signatures) != 2 || r.Catalog != filepath.ToSlash(cat) {
+		t.Errorf("driver.sys: %+v, %d signatures, catalog %q; want allowed by the catalog's signer", r.Decision, len(r.Signatures), r.Catalog)
+	}
+}

@@ -21,6 +21,7 @@ var ErrUnsigned = signing.Errorf(signing.ErrSignerNotFound, "catalog: the catalo
 type Verified struct {
 	catalog *Catalog
 	signer  *signing.Signature
+	sigs    []*signing.Signature
 	index   map[string][]int
 }
 
@@ -53,6 +54,11 @@ func (c *Catalog) Verify(opts authenticode.VerifyOptions) ([]*signing.Signature,
 		return sigs, nil, errors.New("catalog: the catalog's signature does not verify")
 	}
 	v := &Verified{catalog: c, signer: primary, index: make(map[string][]int, len(c.Members))}
+	for _, sig := range sigs {
+		if sig.Verified() {
+			v.sigs = append(v.sigs, sig)
+		}
+	}
 	for i, m := range c.Members {
 		if m.Digest == nil || !m.Tagged() {
 			continue
@@ -85,6 +91,13 @@ func (m *Member) Tagged() bool {
 	s, ok := utf16le(m.RawTag)
 	return ok && m.Digest != nil && len(s) == 2*len(m.Digest) && strings.EqualFold(s, hex.EncodeToString(m.Digest))
 }
+
+// Signatures returns the catalog's signatures that verified: its own
+// (Signer) first, then those nested in it, which sign the same list. A
+// member is signed by each, as a PE file is by each of its signatures:
+// deny rules match every one, and Subject.Judge's IgnoredBy says which
+// hosts count one to admit.
+func (v *Verified) Signatures() []*signing.Signature { return v.sigs }
 
 // Lookup returns the members whose hash is digest with algorithm h (none
 // when it is not a member, or when its tag is not that digest: see
