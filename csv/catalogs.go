@@ -63,11 +63,18 @@ type indexedCatalog struct {
 }
 
 // buildCatalogs indexes the catalogs of a run (see above). A catalog given
-// in opts.Catalogs that cannot be read, is malformed or does not verify
-// fails the run: the operator named it to admit files. One under the roots
-// that fails is a finding of the run (its result, blocked) and admits
-// nothing.
-func buildCatalogs(ctx context.Context, opts *Options, roots []string, needs func(rel string, f cipolicy.Format) cipolicy.Needs) (*catalogIndex, error) {
+// in opts.Catalogs that cannot be read, is malformed, does not verify or
+// that the policy denies fails the run: the operator named it to admit
+// files. One under the roots that fails is a finding of the run (its
+// result, blocked) and admits nothing. denied judges a verified catalog
+// with the policy (Validator.catalogDenied): a deny rule that matches it
+// (its SHA256, its signer) takes back what it would admit.
+func buildCatalogs(ctx context.Context, opts *Options, roots []string, needs func(rel string, f cipolicy.Format) cipolicy.Needs,
+	denied func(cipolicy.Subject) (cipolicy.Decision, bool)) (*catalogIndex, error) {
+	subject := func(rel string, in *Inspection) cipolicy.Subject {
+		return cipolicy.Subject{Path: rel, Format: in.Format, Digests: in.Digests, Signed: in.Signed(),
+			Signatures: in.Signatures, Attributes: in.Attributes}
+	}
 	x := &catalogIndex{pre: map[string]*Inspection{}, byHash: map[memberKey][]int{}}
 	var buf []byte // allocated when there is a catalog to read
 	cache := authenticode.NewCertCache()
@@ -94,6 +101,9 @@ func buildCatalogs(ctx context.Context, opts *Options, roots []string, needs fun
 		}
 		if info.Catalog() == nil {
 			return nil, fmt.Errorf("%w: catalog %s admits nothing: %w", ErrOptions, path, info.Problem())
+		}
+		if d, ok := denied(subject(filepath.ToSlash(path), in)); ok {
+			return nil, fmt.Errorf("%w: catalog %s admits nothing: %s", ErrOptions, path, d.Reason)
 		}
 		if real, err := filepath.EvalSymlinks(path); err == nil {
 			if abs, err := filepath.Abs(real); err == nil {
@@ -130,7 +140,9 @@ func buildCatalogs(ctx context.Context, opts *Options, roots []string, needs fun
 		}
 		x.pre[e.abs] = in
 		if info, ok := in.Info.(*fcat.Info); ok && in.Err == nil && info.Catalog() != nil && !given[e.real] {
-			x.add(displayPath(roots[e.root], e.rel, e.fileRoot), info.Catalog())
+			if _, deny := denied(subject(e.rel, in)); !deny {
+				x.add(displayPath(roots[e.root], e.rel, e.fileRoot), info.Catalog())
+			}
 		}
 	}
 	return x, nil
@@ -251,10 +263,19 @@ func admitted(r *Result, own int, names []string) {
 	}
 }
 
+// catalogDenied judges a verified catalog with the policy: whether a deny
+// rule matches it (its file's SHA256, its signer, within the rule's
+// scope), or the policy cannot judge it. Such a catalog admits nothing.
+func (v *Validator) catalogDenied(sub cipolicy.Subject) (cipolicy.Decision, bool) {
+	sub.Scenario = v.opts.Scenario
+	d := v.set.Evaluate(sub)
+	return d, d.Verdict == cipolicy.Blocked && (d.Kind == cipolicy.KindDenied || d.Kind == cipolicy.KindMalformed)
+}
+
 // catalogDecision judges a catalog file of the tree: not a file a host
-// runs, it is allowed when its signature verifies, and blocked, saying
-// why, when it does not (it then admits nothing); a malformed catalog is
-// judged as any malformed file.
+// runs, it is allowed when its signature verifies and no deny rule matches
+// it, and blocked, saying why, when it does not or one does (it then
+// admits nothing); a malformed catalog is judged as any malformed file.
 func (v *Validator) catalogDecision(r *Result) (cipolicy.Decision, bool) {
 	info, ok := r.Info.(*fcat.Info)
 	if r.Format != cipolicy.FormatCatalog || r.Err != nil || !ok {
@@ -263,6 +284,11 @@ func (v *Validator) catalogDecision(r *Result) (cipolicy.Decision, bool) {
 	d := cipolicy.Decision{Enforced: v.set.Mode() != cipolicy.Audit, Signature: -1}
 	switch {
 	case info.Catalog() != nil:
+		if d, deny := v.catalogDenied(cipolicy.Subject{Path: r.Path, Format: r.Format, Digests: r.Digests, Signed: r.Signed,
+			Signatures: r.Signatures, Attributes: r.Attributes}); deny {
+			d.Reason = "a security catalog the policy denies: it admits nothing: " + d.Reason
+			return d, true
+		}
 		d.Verdict, d.Kind, d.Signature = cipolicy.Allowed, cipolicy.KindCatalog, 0
 		d.Reason = fmt.Sprintf("a security catalog of %d members whose signature verifies (it admits its members; hosts do not run it)", info.MemberCount)
 	case !info.Signed:

@@ -3,6 +3,7 @@ package csv
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -322,10 +323,12 @@ func BenchmarkCatalogAdmitManyCatalogs(b *testing.B) {
 }
 
 // TestCatalogNestedSignatureDenied: a catalog signed by the build's signer
-// whose signature nests one by a signer a deny rule names (Windows reads
-// the signatures nested in a catalog's one level deep): its members are
-// denied, as a PE file carrying the same two signatures is, not admitted
-// by the outer one; without the deny rule, each signature admits.
+// whose signature nests one by a signer a deny rule for driver.sys names
+// (Windows reads the signatures nested in a catalog's one level deep):
+// driver.sys is denied, as a PE file carrying the same two signatures is,
+// not admitted by the outer one; without the deny rule, each signature
+// admits. (A deny rule whose scope holds the catalog denies the catalog:
+// TestCatalogDenied.)
 func TestCatalogNestedSignatureDenied(t *testing.T) {
 	s, bad := newSigner(t), newSigner(t)
 	dir, _ := catalogTree(t, s)
@@ -353,13 +356,47 @@ func TestCatalogNestedSignatureDenied(t *testing.T) {
 		t.Fatal(err)
 	}
 	allow := fmt.Sprintf("{id: build, action: allow, signer: {tbs: %s, level: issuer}}", sigCert(t, s.ca.Intermediate.Cert).TBSHashHex())
-	deny := fmt.Sprintf("{id: leaked, action: deny, signer: {tbs: %s, level: issuer}}", sigCert(t, bad.ca.Intermediate.Cert).TBSHashHex())
-	r := byPath(validate(t, policyFor(t, allow, deny), Options{}, dir))["driver.sys"]
-	if r.Decision.Allowed() || r.Decision.Kind != cipolicy.KindDenied || r.Catalog != filepath.ToSlash(cat) {
+	deny := fmt.Sprintf("{id: leaked, action: deny, signer: {tbs: %s, level: issuer}, paths: [driver.sys]}", sigCert(t, bad.ca.Intermediate.Cert).TBSHashHex())
+	got := byPath(validate(t, policyFor(t, allow, deny), Options{}, dir))
+	if r := got["driver.sys"]; r.Decision.Allowed() || r.Decision.Kind != cipolicy.KindDenied || r.Catalog != filepath.ToSlash(cat) {
 		t.Errorf("driver.sys: %+v, catalog %q; want denied by the nested signature's signer", r.Decision, r.Catalog)
 	}
-	r = byPath(validate(t, policyFor(t, allow), Options{}, dir))["driver.sys"]
+	if r := got["bin/tool"]; !r.Decision.Allowed() {
+		t.Errorf("bin/tool, out of the deny rule's scope: %+v", r.Decision)
+	}
+	r := byPath(validate(t, policyFor(t, allow), Options{}, dir))["driver.sys"]
 	if !r.Decision.Allowed() || len(r.Signatures) != 2 || r.Catalog != filepath.ToSlash(cat) {
 		t.Errorf("driver.sys: %+v, %d signatures, catalog %q; want allowed by the catalog's signer", r.Decision, len(r.Signatures), r.Catalog)
+	}
+}
+
+// TestCatalogDenied: a deny rule matching a catalog of the tree (its
+// SHA256) blocks it and takes back what it admits: its members are judged
+// on their own; given with --catalog, it stops the run.
+func TestCatalogDenied(t *testing.T) {
+	s := newSigner(t)
+	dir, _ := catalogTree(t, s)
+	cat := filepath.Join(dir, "pkg.cat")
+	der, err := os.ReadFile(cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow := fmt.Sprintf("{id: build, action: allow, signer: {tbs: %s, level: issuer}}", sigCert(t, s.ca.Intermediate.Cert).TBSHashHex())
+	set := policyFor(t, allow, fmt.Sprintf("{id: leaked-catalog, action: deny, sha256: %x}", sha256.Sum256(der)))
+	got := byPath(validate(t, set, Options{}, dir))
+	if r := got["pkg.cat"]; r.Decision.Allowed() || r.Decision.Kind != cipolicy.KindDenied || !strings.Contains(r.Decision.Reason, "leaked-catalog") {
+		t.Errorf("pkg.cat: %+v, want denied", r.Decision)
+	}
+	for _, name := range []string{"driver.sys", "bin/tool"} {
+		if r := got[name]; r.Decision.Allowed() || r.Catalog != "" {
+			t.Errorf("%s: %+v, catalog %q; want blocked", name, r.Decision, r.Catalog)
+		}
+	}
+	v, err := NewValidator(set, Options{Catalogs: []string{cat}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Validate(context.Background(), t.TempDir()); !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), "leaked-catalog") {
+		t.Errorf("a denied --catalog: %v", err)
 	}
 }
