@@ -220,17 +220,29 @@ func (x *catalogIndex) needs(needs func(rel string, f cipolicy.Format) cipolicy.
 // admit adds to sub the verified signatures of the catalogs r is a member
 // of (each catalog's own and those nested in it: deny rules match every
 // one), and returns the catalog of each, in the same order (the order the
-// catalogs were indexed in).
+// catalogs were indexed in). What binds the file to such a signature is
+// the member's hash as well as the list's digest, so the signature added
+// is over the member's hash algorithm, the list's among its signer
+// digests (memberSignature): a policy's digest algorithms refuse a file
+// a SHA1 member lists as they refuse a PE file signed over a SHA1 hash.
 func (x *catalogIndex) admit(r *Result, sub *cipolicy.Subject) []string {
 	if x == nil || len(x.cats) == 0 || r.Err != nil {
 		return nil
 	}
-	var in []int
+	type hit struct {
+		n int
+		h crypto.Hash
+	}
+	var in []hit
 	lookup := func(a cipolicy.HashAlgorithm, pe bool) {
 		if d := r.Digests.Get(a); d != nil {
-			in = append(in, x.byHash[memberKey{hashOf(a), pe, string(d)}]...)
+			for _, n := range x.byHash[memberKey{hashOf(a), pe, string(d)}] {
+				in = append(in, hit{n, hashOf(a)})
+			}
 		}
 	}
+	// SHA256 first: a catalog that lists the file by both hashes binds
+	// it by the stronger.
 	if r.Format == FormatPE {
 		lookup(cipolicy.AuthenticodeSHA256, true)
 		lookup(cipolicy.AuthenticodeSHA1, true)
@@ -240,17 +252,30 @@ func (x *catalogIndex) admit(r *Result, sub *cipolicy.Subject) []string {
 	if len(in) == 0 {
 		return nil
 	}
-	slices.Sort(in)
-	in = slices.Compact(in)
+	slices.SortStableFunc(in, func(a, b hit) int { return a.n - b.n })
+	in = slices.CompactFunc(in, func(a, b hit) bool { return a.n == b.n })
 	var names []string
 	var sigs []*signing.Signature
-	for _, n := range in {
-		for _, sig := range x.cats[n].v.Signatures() {
-			names, sigs = append(names, x.cats[n].name), append(sigs, sig)
+	for _, c := range in {
+		for _, sig := range x.cats[c.n].v.Signatures() {
+			names, sigs = append(names, x.cats[c.n].name), append(sigs, memberSignature(sig, c.h))
 		}
 	}
 	sub.Signatures = append(slices.Clip(sub.Signatures), sigs...)
 	return names
+}
+
+// memberSignature is a catalog's signature as it signs a member listed by
+// a hash with h: over that hash, the list's digest among its signer
+// digests.
+func memberSignature(sig *signing.Signature, h crypto.Hash) *signing.Signature {
+	if sig.DigestAlgorithm == h {
+		return sig
+	}
+	c := *sig
+	c.DigestAlgorithm = h
+	c.SignerDigests = append(slices.Clip(sig.SignerDigests), sig.DigestAlgorithm)
+	return &c
 }
 
 // admitted names, in r's decision, the catalog whose signature the deciding

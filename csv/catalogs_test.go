@@ -3,6 +3,7 @@ package csv
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
@@ -398,5 +399,56 @@ func TestCatalogDenied(t *testing.T) {
 	}
 	if _, err := v.Validate(context.Background(), t.TempDir()); !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), "leaked-catalog") {
 		t.Errorf("a denied --catalog: %v", err)
+	}
+}
+
+// TestCatalogSHA1MemberDigestPolicy: a v1 catalog (SHA1 members) signed
+// over SHA256 binds its members by SHA1: a policy that accepts SHA256
+// digests only refuses them, as it refuses a PE file signed over a SHA1
+// hash; one that accepts SHA1 admits them.
+func TestCatalogSHA1MemberDigestPolicy(t *testing.T) {
+	s := newSigner(t)
+	driver := testbin.PE(testbin.PEOptions{Data: []byte("catalogued driver")})
+	dir := tree(t, map[string][]byte{"driver.sys": driver})
+	kind, d, err := authcat.HashFile(bytes.NewReader(driver), int64(len(driver)), crypto.SHA1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := authcat.Build([]authcat.Entry{{Name: "driver.sys", Kind: kind, Hash: crypto.SHA1, Digest: d}}, authcat.BuildOptions{Version: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := authenticode.NewSigner(s.leaf.Key, s.chain, authenticode.SignOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := authcat.Sign(context.Background(), signer, ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteCatalog(filepath.Join(dir, "pkg.cat"), der); err != nil {
+		t.Fatal(err)
+	}
+	allow := fmt.Sprintf("{id: build, action: allow, signer: {tbs: %s, level: issuer}}", sigCert(t, s.ca.Intermediate.Cert).TBSHashHex())
+	for _, tc := range []struct {
+		digests string
+		allowed bool
+	}{
+		{"[sha256]", false},
+		{"[sha1, sha256]", true},
+	} {
+		src := "format: csv-policy/v1\nname: test\nversion: '1'\ndigest_algorithms: " + tc.digests + "\nrules:\n  - " + allow + "\n"
+		p, err := cipolicy.Parse([]byte(src), "test.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := cipolicy.NewSet(cipolicy.SetOptions{}, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := byPath(validate(t, set, Options{}, dir))["driver.sys"]
+		if r.Decision.Allowed() != tc.allowed || (!tc.allowed && !strings.Contains(r.Decision.Reason, "sha1")) {
+			t.Errorf("digest_algorithms %s: %+v; want allowed %v", tc.digests, r.Decision, tc.allowed)
+		}
 	}
 }
