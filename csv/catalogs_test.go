@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +22,7 @@ import (
 	"github.com/codesignval/csv/internal/testenv"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
-	"github.com/codesignval/csv/signing/authenticode/catalog"
+	authcat "github.com/codesignval/csv/signing/authenticode/catalog"
 )
 
 // catalogTree writes an unsigned PE driver and an ELF tool, and a catalog
@@ -256,6 +258,201 @@ func TestCatalogGivenTwice(t *testing.T) {
 	if !r.Decision.Allowed() || len(r.Signatures) != 1 || r.Catalog != cat {
 		t.Fatalf("driver.sys: %+v, %d signatures, catalog %q", r.Decision, len(r.Signatures), r.Catalog)
 	}
+	// Given twice with --catalog: once too.
+	again := filepath.Join(dir, ".", "pkg.cat")
+	r = byPath(validate(t, s.pcaPolicy(t), Options{Catalogs: []string{cat, again}}, dir))["driver.sys"]
+	if !r.Decision.Allowed() || len(r.Signatures) != 1 || r.Catalog != cat {
+		t.Fatalf("driver.sys with --catalog twice: %+v, %d signatures, catalog %q", r.Decision, len(r.Signatures), r.Catalog)
+	}
+}
+
+// manyCatalogs returns an index of n catalogs, each the same verified
+// catalog of driver (a PE file) and driver's result.
+func manyCatalogs(tb testing.TB, n int) (*catalogIndex, Result) {
+	tb.Helper()
+	ca := testca.New(tb)
+	leaf := ca.Leaf(tb, testca.LeafOptions{CommonName: "Build Signing"})
+	driver := testbin.PE(testbin.PEOptions{Data: []byte("catalogued driver")})
+	dir := tree(tb, map[string][]byte{"driver.sys": driver})
+	res, err := MakeCatalog(context.Background(), CatalogOptions{Key: leaf.Key, Chain: []*x509.Certificate{leaf.Cert, ca.Intermediate.Cert}}, dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := authcat.Parse(res.DER)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	_, v, err := c.Verify(authenticode.VerifyOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	x := &catalogIndex{byHash: map[memberKey][]int{}}
+	for i := range n {
+		x.add(fmt.Sprintf("c%05d.cat", i), v)
+	}
+	in := InspectFile(context.Background(), filepath.Join(dir, "driver.sys"), nil, InspectOptions{})
+	return x, Result{Format: in.Format, Digests: in.Digests}
+}
+
+// TestCatalogAdmitOrder: a file that is a member of several catalogs is
+// admitted by each once, in the order they were indexed; one that is a
+// member of none by none.
+func TestCatalogAdmitOrder(t *testing.T) {
+	x, r := manyCatalogs(t, 3)
+	var sub cipolicy.Subject
+	if names := x.admit(&r, &sub); !slices.Equal(names, []string{"c00000.cat", "c00001.cat", "c00002.cat"}) || len(sub.Signatures) != 3 {
+		t.Errorf("admitted by %v with %d signatures", names, len(sub.Signatures))
+	}
+	other := Result{Format: r.Format, Digests: cipolicy.Digests{}}
+	other.Digests.Set(cipolicy.AuthenticodeSHA256, make([]byte, 32))
+	if names := x.admit(&other, &cipolicy.Subject{}); names != nil {
+		t.Errorf("a file of no catalog admitted by %v", names)
+	}
+}
+
+// BenchmarkCatalogAdmitManyCatalogs is the lookup of a file that no
+// catalog lists among 10,000 catalogs: a map lookup per digest, not one
+// per catalog (a tree of many small catalogs made judging quadratic).
+func BenchmarkCatalogAdmitManyCatalogs(b *testing.B) {
+	x, r := manyCatalogs(b, 10000)
+	r.Digests = cipolicy.Digests{}
+	r.Digests.Set(cipolicy.AuthenticodeSHA256, make([]byte, 32))
+	r.Digests.Set(cipolicy.AuthenticodeSHA1, make([]byte, 20))
+	for b.Loop() {
+		if names := x.admit(&r, &cipolicy.Subject{}); names != nil {
+			b.Fatal(names)
+		}
+	}
+}
+
+// TestCatalogNestedSignatureDenied: a catalog signed by the build's signer
+// whose signature nests one by a signer a deny rule for driver.sys names
+// (Windows reads the signatures nested in a catalog's one level deep):
+// driver.sys is denied, as a PE file carrying the same two signatures is,
+// not admitted by the outer one; without the deny rule, each signature
+// admits. (A deny rule whose scope holds the catalog denies the catalog:
+// TestCatalogDenied.)
+func TestCatalogNestedSignatureDenied(t *testing.T) {
+	s, bad := newSigner(t), newSigner(t)
+	dir, _ := catalogTree(t, s)
+	cat := filepath.Join(dir, "pkg.cat")
+	der, err := os.ReadFile(cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := authcat.Parse(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := authenticode.NewSigner(bad.leaf.Key, bad.chain, authenticode.SignOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := authcat.Sign(context.Background(), signer, c.CTL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if der, err = authenticode.Nest(der, inner); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteCatalog(cat, der); err != nil {
+		t.Fatal(err)
+	}
+	allow := fmt.Sprintf("{id: build, action: allow, signer: {tbs: %s, level: issuer}}", sigCert(t, s.ca.Intermediate.Cert).TBSHashHex())
+	deny := fmt.Sprintf("{id: leaked, action: deny, signer: {tbs: %s, level: issuer}, paths: [driver.sys]}", sigCert(t, bad.ca.Intermediate.Cert).TBSHashHex())
+	got := byPath(validate(t, policyFor(t, allow, deny), Options{}, dir))
+	if r := got["driver.sys"]; r.Decision.Allowed() || r.Decision.Kind != cipolicy.KindDenied || r.Catalog != filepath.ToSlash(cat) {
+		t.Errorf("driver.sys: %+v, catalog %q; want denied by the nested signature's signer", r.Decision, r.Catalog)
+	}
+	if r := got["bin/tool"]; !r.Decision.Allowed() {
+		t.Errorf("bin/tool, out of the deny rule's scope: %+v", r.Decision)
+	}
+	r := byPath(validate(t, policyFor(t, allow), Options{}, dir))["driver.sys"]
+	if !r.Decision.Allowed() || len(r.Signatures) != 2 || r.Catalog != filepath.ToSlash(cat) {
+		t.Errorf("driver.sys: %+v, %d signatures, catalog %q; want allowed by the catalog's signer", r.Decision, len(r.Signatures), r.Catalog)
+	}
+}
+
+// TestCatalogDenied: a deny rule matching a catalog of the tree (its
+// SHA256) blocks it and takes back what it admits: its members are judged
+// on their own; given with --catalog, it stops the run.
+func TestCatalogDenied(t *testing.T) {
+	s := newSigner(t)
+	dir, _ := catalogTree(t, s)
+	cat := filepath.Join(dir, "pkg.cat")
+	der, err := os.ReadFile(cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow := fmt.Sprintf("{id: build, action: allow, signer: {tbs: %s, level: issuer}}", sigCert(t, s.ca.Intermediate.Cert).TBSHashHex())
+	set := policyFor(t, allow, fmt.Sprintf("{id: leaked-catalog, action: deny, sha256: %x}", sha256.Sum256(der)))
+	got := byPath(validate(t, set, Options{}, dir))
+	if r := got["pkg.cat"]; r.Decision.Allowed() || r.Decision.Kind != cipolicy.KindDenied || !strings.Contains(r.Decision.Reason, "leaked-catalog") {
+		t.Errorf("pkg.cat: %+v, want denied", r.Decision)
+	}
+	for _, name := range []string{"driver.sys", "bin/tool"} {
+		if r := got[name]; r.Decision.Allowed() || r.Catalog != "" {
+			t.Errorf("%s: %+v, catalog %q; want blocked", name, r.Decision, r.Catalog)
+		}
+	}
+	v, err := NewValidator(set, Options{Catalogs: []string{cat}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Validate(context.Background(), t.TempDir()); !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), "leaked-catalog") {
+		t.Errorf("a denied --catalog: %v", err)
+	}
+}
+
+// TestCatalogSHA1MemberDigestPolicy: a v1 catalog (SHA1 members) signed
+// over SHA256 binds its members by SHA1: a policy that accepts SHA256
+// digests only refuses them, as it refuses a PE file signed over a SHA1
+// hash; one that accepts SHA1 admits them.
+func TestCatalogSHA1MemberDigestPolicy(t *testing.T) {
+	s := newSigner(t)
+	driver := testbin.PE(testbin.PEOptions{Data: []byte("catalogued driver")})
+	dir := tree(t, map[string][]byte{"driver.sys": driver})
+	kind, d, err := authcat.HashFile(bytes.NewReader(driver), int64(len(driver)), crypto.SHA1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := authcat.Build([]authcat.Entry{{Name: "driver.sys", Kind: kind, Hash: crypto.SHA1, Digest: d}}, authcat.BuildOptions{Version: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := authenticode.NewSigner(s.leaf.Key, s.chain, authenticode.SignOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := authcat.Sign(context.Background(), signer, ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteCatalog(filepath.Join(dir, "pkg.cat"), der); err != nil {
+		t.Fatal(err)
+	}
+	allow := fmt.Sprintf("{id: build, action: allow, signer: {tbs: %s, level: issuer}}", sigCert(t, s.ca.Intermediate.Cert).TBSHashHex())
+	for _, tc := range []struct {
+		digests string
+		allowed bool
+	}{
+		{"[sha256]", false},
+		{"[sha1, sha256]", true},
+	} {
+		src := "format: csv-policy/v1\nname: test\nversion: '1'\ndigest_algorithms: " + tc.digests + "\nrules:\n  - " + allow + "\n"
+		p, err := cipolicy.Parse([]byte(src), "test.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := cipolicy.NewSet(cipolicy.SetOptions{}, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := byPath(validate(t, set, Options{}, dir))["driver.sys"]
+		if r.Decision.Allowed() != tc.allowed || (!tc.allowed && !strings.Contains(r.Decision.Reason, "sha1")) {
+			t.Errorf("digest_algorithms %s: %+v; want allowed %v", tc.digests, r.Decision, tc.allowed)
+		}
+	}
 }
 
 // TestCatalogScripts: csv sign --catalog lists a PowerShell script by the
@@ -312,7 +509,7 @@ func TestCatalogScripts(t *testing.T) {
 	}
 
 	// A catalog of the script's flat hash alone, as a flat member.
-	ctl, err := catalog.Build([]catalog.Entry{{Name: "deploy.ps1", Kind: catalog.KindFlat, Hash: crypto.SHA256, Digest: flat}}, catalog.BuildOptions{})
+	ctl, err := authcat.Build([]authcat.Entry{{Name: "deploy.ps1", Kind: authcat.KindFlat, Hash: crypto.SHA256, Digest: flat}}, authcat.BuildOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +517,7 @@ func TestCatalogScripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	flatOnly, err := catalog.Sign(context.Background(), signer, ctl)
+	flatOnly, err := authcat.Sign(context.Background(), signer, ctl)
 	if err != nil {
 		t.Fatal(err)
 	}

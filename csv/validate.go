@@ -339,7 +339,7 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 	opts := v.opts
 	opts.Certificates = signing.Dedup(append(slices.Clone(opts.Certificates), v.set.Certificates()...))
 	opts.scopes = pathScopes(v.set)
-	cats, err := buildCatalogs(ctx, &opts, roots, needs)
+	cats, err := buildCatalogs(ctx, &opts, roots, needs, v.catalogDenied)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ import (
 )
 
 // tree writes files (path -> content) under a new temporary directory.
-func tree(t *testing.T, files map[string][]byte) string {
+func tree(t testing.TB, files map[string][]byte) string {
 	t.Helper()
 	dir := t.TempDir()
 	for p, b := range files {

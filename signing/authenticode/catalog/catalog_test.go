@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"os/exec"
@@ -339,6 +341,60 @@ func TestNestedSignatures(t *testing.T) {
 				}
 			} else if sigs[1].Verified() || !errors.Is(sigs[1].Problem, tc.want) {
 				t.Fatalf("nested signature over another list: %v, want %v", sigs[1].Problem, tc.want)
+			}
+		})
+	}
+}
+
+// TestTagMustBeDigest has a member whose tag is not its digest: Windows
+// looks a file's member up by that tag (the file's hash in hex) before it
+// compares the SPC_INDIRECT_DATA digest, so the member, signed as it is,
+// admits nothing; the same catalog with the tag in lower case admits.
+func TestTagMustBeDigest(t *testing.T) {
+	p := newPKI(t)
+	e := entry(t, "a.exe", testbin.PE(testbin.PEOptions{Data: []byte("tagged")}), crypto.SHA256)
+	ctl, err := catalog.Build([]catalog.Entry{e}, catalog.BuildOptions{ThisUpdate: testca.Epoch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	utf16 := func(s string) []byte {
+		var b []byte
+		for _, r := range s {
+			b = append(b, byte(r), 0)
+		}
+		return b
+	}
+	tag := utf16(strings.ToUpper(hex.EncodeToString(e.Digest)))
+	if !bytes.Contains(ctl, tag) {
+		t.Fatal("the member's tag is not its digest in hex")
+	}
+	other := sha256.Sum256([]byte("another file"))
+	for _, tc := range []struct {
+		name  string
+		tag   []byte
+		admit bool
+	}{
+		{"as built", tag, true},
+		{"lower case", utf16(hex.EncodeToString(e.Digest)), true},
+		{"another digest", utf16(strings.ToUpper(hex.EncodeToString(other[:]))), false},
+		{"a name", utf16(strings.Repeat("a.exe", 12) + "_dll"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			list := bytes.Replace(ctl, tag, tc.tag, 1)
+			der, err := catalog.Sign(context.Background(), p.signer(t, authenticode.SignOptions{}), list)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := catalog.Parse(der)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, v, err := c.Verify(authenticode.VerifyOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(v.Lookup(crypto.SHA256, e.Digest)) == 1; got != tc.admit || c.Members[0].Tagged() != tc.admit {
+				t.Errorf("member tagged %q admits: %v, want %v", c.Members[0].Tag, got, tc.admit)
 			}
 		})
 	}

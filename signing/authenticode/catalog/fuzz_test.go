@@ -1,8 +1,12 @@
 package catalog_test
 
 import (
+	"bytes"
+	"context"
 	"crypto"
+	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/codesignval/csv/internal/testbin"
@@ -31,7 +35,31 @@ func FuzzParse(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	for _, seed := range [][]byte{v2, v1, unsigned} {
+	// Hostile shapes: a member whose tag is another digest than its
+	// SPC_INDIRECT_DATA one (it admits nothing), and a signature nested in
+	// the catalog's over the same list.
+	e := entry(f, "a.exe", a, crypto.SHA256)
+	var tag, other []byte
+	for _, r := range strings.ToUpper(hex.EncodeToString(e.Digest)) {
+		tag = append(tag, byte(r), 0)
+	}
+	for _, r := range strings.Repeat("0", 64) {
+		other = append(other, byte(r), 0)
+	}
+	s := p.signer(f, authenticode.SignOptions{})
+	mistagged, err := catalog.Sign(context.Background(), s, bytes.Replace(ctl, tag, other, 1))
+	if err != nil {
+		f.Fatal(err)
+	}
+	outer, err := catalog.Sign(context.Background(), s, ctl)
+	if err != nil {
+		f.Fatal(err)
+	}
+	nested, err := authenticode.Nest(outer, outer)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range [][]byte{v2, v1, unsigned, mistagged, nested} {
 		f.Add(seed)
 		f.Add(seed[:len(seed)/2])
 		f.Add(seed[:len(seed)-1])
@@ -61,6 +89,18 @@ func FuzzParse(f *testing.F) {
 		}
 		if v == nil && err == nil {
 			t.Fatal("neither a verified catalog nor an error")
+		}
+		if v != nil {
+			for m := range v.Members() {
+				if !m.Tagged() || len(v.Lookup(m.Algorithm, m.Digest)) == 0 {
+					t.Fatalf("member %s: indexed but not tagged with its digest, or not found", m.Tag)
+				}
+			}
+			for _, sig := range v.Signatures() {
+				if !sig.Verified() {
+					t.Fatal("an unverified signature among a verified catalog's")
+				}
+			}
 		}
 	})
 }
