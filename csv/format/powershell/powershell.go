@@ -32,8 +32,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"path"
-	"strings"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv/format"
@@ -93,7 +91,7 @@ var sipHashes = map[crypto.Hash]cipolicy.HashAlgorithm{
 }
 
 func info(name string, s *ps.Script) *Info {
-	in := &Info{Extension: strings.ToLower(path.Ext(strings.ReplaceAll(name, `\`, "/"))), Encoding: s.Encoding.String(), Text: s.Content}
+	in := &Info{Extension: ps.Ext(name), Encoding: s.Encoding.String(), Text: s.Content}
 	if s.Signed() {
 		in.BlockOffset, in.BlockSize, in.BlockLines = s.Content, s.Size-s.Content, s.Lines
 		in.LineBreak = "CRLF"

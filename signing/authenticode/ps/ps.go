@@ -99,11 +99,20 @@ var Extensions = map[string]Syntax{
 }
 
 // SyntaxOf returns the syntax of the script named name (a file name or
-// path), by its extension, case-insensitively; false if it is not a
-// script PowerShell's SIP signs.
+// path), by its extension ([Ext]); false if it is not a script
+// PowerShell's SIP signs.
 func SyntaxOf(name string) (Syntax, bool) {
-	s, ok := Extensions[strings.ToLower(path.Ext(strings.ReplaceAll(name, `\`, "/")))]
+	s, ok := Extensions[Ext(name)]
 	return s, ok
+}
+
+// Ext returns the extension of the file named name (a file name or path)
+// as Windows tells it, in lower case: after the dots and spaces that end
+// the name, which Windows drops from a path it opens (Win32 path
+// normalization), so that "run.ps1." and "run.ps1 " are the script
+// "run.ps1" they become on a Windows host.
+func Ext(name string) string {
+	return strings.ToLower(path.Ext(strings.TrimRight(strings.ReplaceAll(name, `\`, "/"), ". ")))
 }
 
 func (s Syntax) open() string {
