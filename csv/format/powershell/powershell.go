@@ -17,7 +17,8 @@
 // (limits.MaxScriptSignatureBlock), and its text as it streams; a block
 // that is malformed, truncated or followed by anything but a line break, a
 // begin line anywhere else, and text whose bytes Windows may read
-// otherwise (non-ASCII without a byte order mark, invalid UTF-8, UTF-16BE)
+// otherwise (non-ASCII without a byte order mark, invalid UTF-8, UTF-16BE,
+// UTF-32LE)
 // make the script malformed, whether or not the policy reads signatures.
 // A malformed script's SIP hash is not reported: it is no hash Windows
 // computes.

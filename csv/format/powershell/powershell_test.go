@@ -216,7 +216,7 @@ func FuzzInspect(f *testing.F) {
 	signed := p.sign(f, "a.ps1", text, false)
 	wide := []byte{0xff, 0xfe, 'x', 0, '\r', 0, '\n', 0}
 	for _, seed := range [][]byte{text, signed, signed[:len(signed)/2], signed[:len(signed)-3], p.sign(f, "a.ps1", wide, false),
-		p.sign(f, "a.ps1", signed, true), p.sign(f, "a.ps1xml", []byte("<Types/>"), false), []byte("\ufeffé\n"), nil} {
+		p.sign(f, "a.ps1", signed, true), p.sign(f, "a.ps1xml", []byte("<Types/>"), false), []byte("\ufeffé\n"), {0xff, 0xfe, 0, 0, 'x', 0, 0, 0}, nil} {
 		f.Add(seed, false)
 		f.Add(seed, true)
 	}

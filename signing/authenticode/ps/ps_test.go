@@ -332,6 +332,7 @@ func TestMalformed(t *testing.T) {
 		{"invalid utf-8", "a.ps1", []byte("\ufeffWrite-Host \xff\r\n"), false},
 		{"utf-16be", "a.ps1", []byte{0xfe, 0xff, 0, 'x'}, false},
 		{"odd utf-16", "a.ps1", []byte{0xff, 0xfe, 'x', 0, 'y'}, false},
+		{"utf-32le", "a.ps1", []byte{0xff, 0xfe, 0, 0, 'x', 0, 0, 0}, false},
 		{"unpaired surrogate", "a.ps1", []byte{0xff, 0xfe, 'x', 0, 0x00, 0xd8, 'y', 0}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
