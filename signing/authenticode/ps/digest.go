@@ -136,7 +136,9 @@ func (d *Digester) unit(u rune, off, next int64) {
 		d.line++
 		return
 	}
-	if !d.lineStart {
+	if !d.lineStart || (u == 0xfeff && off == 0) {
+		// The byte order mark is no text: the line after it is the
+		// script's first, as PowerShell reads it.
 		return
 	}
 	if u < 0x80 && byte(u) == d.begin[d.m] {
