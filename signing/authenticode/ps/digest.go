@@ -218,6 +218,13 @@ func (d *Digester) utf8(p []byte, start int64) {
 	}
 	for i < len(p) && d.err == nil {
 		if j := i + asciiRun(p[i:]); j > i {
+			if d.enc == UTF8 {
+				if k := bytes.IndexByte(p[i:j], 0); k >= 0 {
+					d.fail(start+int64(i+k), "a NUL byte, and the script has no byte order mark: it may be UTF-16 without one, which Windows may read as such "+
+						"(csv reads it as ASCII); save it as UTF-8 with a byte order mark or as UTF-16LE")
+					return
+				}
+			}
 			d.ascii(p[i:j], start+int64(i))
 			i = j
 			continue

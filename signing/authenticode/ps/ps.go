@@ -34,8 +34,9 @@
 // refused rather than given a digest Windows might not compute: a file
 // without a byte order mark that holds a byte over 0x7F (Windows
 // PowerShell reads such files in the system's ANSI code page,
-// osslsigncode as UTF-8, jsign some kinds as Latin-1), a UTF-16
-// big-endian file, a UTF-32 little-endian one (its byte order mark FF FE
+// osslsigncode as UTF-8, jsign some kinds as Latin-1) or a NUL byte (as
+// UTF-16 without a byte order mark does, which Windows may detect), a
+// UTF-16 big-endian file, a UTF-32 little-endian one (its byte order mark FF FE
 // 00 00, which PowerShell reads as UTF-32 and the peers as UTF-16LE
 // starting with U+0000), invalid UTF-8, an unpaired UTF-16 surrogate, or a
 // UTF-16LE file of an odd number of bytes.

@@ -331,6 +331,7 @@ func TestMalformed(t *testing.T) {
 		{"not a signature", "a.ps1", append(bytes.Clone(text), "\r\n# SIG # Begin signature block\r\n# AAAA\r\n# SIG # End signature block\r\n"...), true},
 		{"xml truncated", "a.ps1xml", xml[:len(xml)-30], false},
 		{"no bom, not ascii", "a.ps1", []byte("Write-Host \"grüße\"\r\n"), false},
+		{"no bom, a nul byte", "a.ps1", []byte("W\x00r\x00i\x00t\x00e\x00-\x00H\x00o\x00s\x00t\x00 \x001\x00\r\x00\n\x00"), false},
 		{"invalid utf-8", "a.ps1", []byte("\ufeffWrite-Host \xff\r\n"), false},
 		{"utf-16be", "a.ps1", []byte{0xfe, 0xff, 0, 'x'}, false},
 		{"odd utf-16", "a.ps1", []byte{0xff, 0xfe, 'x', 0, 'y'}, false},
