@@ -112,7 +112,7 @@ func (p *pki) osslVerify(t testing.TB, name string, data []byte) (bool, string, 
 func TestSniff(t *testing.T) {
 	for name, want := range map[string]bool{
 		"a.ps1": true, "A.PS1": true, "m.psm1": true, "d.psd1": true, "t.Ps1Xml": true, "c.psc1": true, "x.cdxml": true,
-		"run.ps1.": true, "run.ps1 ": true, "run.PS1. . ": true, `dir\run.psm1.`: true,
+		"run.ps1.": true, "run.ps1 ": true, "run.PS1. . ": true, `dir\run.psm1.`: true, "run.p\u017f1": true,
 		"a.ps1.txt": false, "ps1": false, "a.js": false, "a.vbs": false, "a.exe": false, "": false,
 	} {
 		if got := formattest.SniffNamed(powershell.Handler{}, name, []byte("MZ")); got != want {

@@ -113,9 +113,13 @@ func SyntaxOf(name string) (Syntax, bool) {
 // as Windows tells it, in lower case: after the dots and spaces that end
 // the name, which Windows drops from a path it opens (Win32 path
 // normalization), so that "run.ps1." and "run.ps1 " are the script
-// "run.ps1" they become on a Windows host.
+// "run.ps1" they become on a Windows host; and with U+017F (long s) as
+// "s", which it upper-cases to "S", as .NET's case-insensitive ordinal
+// comparison does ("run.pſ1" may be run as a script: judging it as one
+// blocks more, never less).
 func Ext(name string) string {
-	return strings.ToLower(path.Ext(strings.TrimRight(strings.ReplaceAll(name, `\`, "/"), ". ")))
+	ext := strings.ToLower(path.Ext(strings.TrimRight(strings.ReplaceAll(name, `\`, "/"), ". ")))
+	return strings.ReplaceAll(ext, "\u017f", "s")
 }
 
 func (s Syntax) open() string {
