@@ -22,7 +22,7 @@ const (
 	// FormatPowerShell is a PowerShell script (.ps1 .psm1 .psd1 .ps1xml
 	// .psc1 .cdxml): Authenticode-signed, hashed by PowerShell's SIP.
 	FormatPowerShell Format = "powershell"
-	// FormatWSH is a Windows Script Host script (.js .vbs .wsf), whose
+	// FormatWSH is a Windows Script Host script (.js .jse .vbs .vbe .wsf), whose
 	// signatures csv does not verify: judged by its SHA256.
 	FormatWSH Format = "wsh"
 	// FormatOther is a file of no format csv judges. No rule applies to

@@ -17,7 +17,8 @@
 // (limits.MaxScriptSignatureBlock), and its text as it streams; a block
 // that is malformed, truncated or followed by anything but a line break, a
 // begin line anywhere else, and text whose bytes Windows may read
-// otherwise (non-ASCII without a byte order mark, invalid UTF-8, UTF-16BE)
+// otherwise (non-ASCII without a byte order mark, invalid UTF-8, UTF-16BE,
+// UTF-32LE)
 // make the script malformed, whether or not the policy reads signatures.
 // A malformed script's SIP hash is not reported: it is no hash Windows
 // computes.
@@ -32,8 +33,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"path"
-	"strings"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv/format"
@@ -93,7 +92,7 @@ var sipHashes = map[crypto.Hash]cipolicy.HashAlgorithm{
 }
 
 func info(name string, s *ps.Script) *Info {
-	in := &Info{Extension: strings.ToLower(path.Ext(strings.ReplaceAll(name, `\`, "/"))), Encoding: s.Encoding.String(), Text: s.Content}
+	in := &Info{Extension: ps.Ext(name), Encoding: s.Encoding.String(), Text: s.Content}
 	if s.Signed() {
 		in.BlockOffset, in.BlockSize, in.BlockLines = s.Content, s.Size-s.Content, s.Lines
 		in.LineBreak = "CRLF"

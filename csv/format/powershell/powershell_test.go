@@ -107,10 +107,12 @@ func (p *pki) osslVerify(t testing.TB, name string, data []byte) (bool, string, 
 	return ok, strings.ToLower(m[1]), out
 }
 
-// TestSniff: scripts are told by their names, whatever they hold.
+// TestSniff: scripts are told by their names, whatever they hold, as
+// Windows reads the names: without the dots and spaces that end them.
 func TestSniff(t *testing.T) {
 	for name, want := range map[string]bool{
 		"a.ps1": true, "A.PS1": true, "m.psm1": true, "d.psd1": true, "t.Ps1Xml": true, "c.psc1": true, "x.cdxml": true,
+		"run.ps1.": true, "run.ps1 ": true, "run.PS1. . ": true, `dir\run.psm1.`: true, "run.p\u017f1": true,
 		"a.ps1.txt": false, "ps1": false, "a.js": false, "a.vbs": false, "a.exe": false, "": false,
 	} {
 		if got := formattest.SniffNamed(powershell.Handler{}, name, []byte("MZ")); got != want {
@@ -214,7 +216,7 @@ func FuzzInspect(f *testing.F) {
 	signed := p.sign(f, "a.ps1", text, false)
 	wide := []byte{0xff, 0xfe, 'x', 0, '\r', 0, '\n', 0}
 	for _, seed := range [][]byte{text, signed, signed[:len(signed)/2], signed[:len(signed)-3], p.sign(f, "a.ps1", wide, false),
-		p.sign(f, "a.ps1", signed, true), p.sign(f, "a.ps1xml", []byte("<Types/>"), false), []byte("\ufeffé\n"), nil} {
+		p.sign(f, "a.ps1", signed, true), p.sign(f, "a.ps1xml", []byte("<Types/>"), false), []byte("\ufeffé\n"), {0xff, 0xfe, 0, 0, 'x', 0, 0, 0}, nil} {
 		f.Add(seed, false)
 		f.Add(seed, true)
 	}

@@ -1,5 +1,6 @@
-// Package wsh is csv's handler of Windows Script Host scripts (.js .vbs
-// .wsf): files WDAC's script enforcement governs, which their own subject
+// Package wsh is csv's handler of Windows Script Host scripts (.js .jse
+// .vbs .vbe .wsf; .jse and .vbe are the encoded forms wscript runs as
+// well): files WDAC's script enforcement governs, which their own subject
 // interface package signs with a signature block in comments ("// SIG //
 // Begin signature block" in JScript, the same after VBScript's comment
 // marks, a <signature> element in WSF). csv does not verify those signatures: no peer tool
@@ -25,18 +26,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
-	"strings"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv/format"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
+	"github.com/codesignval/csv/signing/authenticode/ps"
 )
 
 // Extensions are the file name extensions of the scripts the handler
 // recognises, in lower case.
-var Extensions = []string{".js", ".vbs", ".wsf"}
+var Extensions = []string{".js", ".jse", ".vbs", ".vbe", ".wsf"}
 
 // ErrNotVerified is the Problem of a Windows Script Host signature: csv
 // does not verify them.
@@ -53,9 +53,7 @@ type Handler struct{}
 // Format implements format.Handler.
 func (Handler) Format() cipolicy.Format { return cipolicy.FormatWSH }
 
-func extension(name string) string {
-	return strings.ToLower(path.Ext(strings.ReplaceAll(name, `\`, "/")))
-}
+func extension(name string) string { return ps.Ext(name) }
 
 // Sniff implements format.Handler: by the file's name only.
 func (Handler) Sniff(f *format.File) bool {
@@ -128,7 +126,7 @@ func (Handler) Inspect(f *format.File, _ cipolicy.Needs, _ *format.InspectOption
 
 // WarningNotSigned is the warning of csv sign for a Windows Script Host
 // script, which it copies unchanged.
-const WarningNotSigned = "csv does not sign Windows Script Host scripts (.js .vbs .wsf; no peer tool proves their format): copied unchanged"
+const WarningNotSigned = "csv does not sign Windows Script Host scripts (.js .jse .vbs .vbe .wsf; no peer tool proves their format): copied unchanged"
 
 // Sign implements format.Handler: it copies the script unchanged (a hash
 // rule that allows it still does), with a warning. With opts.Expect, the

@@ -20,7 +20,7 @@ import (
 var signedJS = []byte("WScript.Echo(\"hi\");\r\n\r\n// SIG // Begin signature block\r\n// SIG // MIIF0wYJKoZIhvcNAQcCoIIFxDCC\r\n// SIG // End signature block\r\n")
 
 func TestSniff(t *testing.T) {
-	for name, want := range map[string]bool{"a.js": true, "A.VBS": true, "b.wsf": true, "a.json": false, "a.ps1": false, "js": false} {
+	for name, want := range map[string]bool{"a.js": true, "A.VBS": true, "b.wsf": true, "c.jse": true, "d.VBE": true, "e.vbs.": true, "f.js  ": true, "g.vb\u017f": true, "a.json": false, "a.ps1": false, "js": false} {
 		if got := formattest.SniffNamed(wsh.Handler{}, name, []byte("x")); got != want {
 			t.Errorf("%q: %v", name, got)
 		}

@@ -136,7 +136,9 @@ func (d *Digester) unit(u rune, off, next int64) {
 		d.line++
 		return
 	}
-	if !d.lineStart {
+	if !d.lineStart || (u == 0xfeff && off == 0) {
+		// The byte order mark is no text: the line after it is the
+		// script's first, as PowerShell reads it.
 		return
 	}
 	if u < 0x80 && byte(u) == d.begin[d.m] {
@@ -216,6 +218,13 @@ func (d *Digester) utf8(p []byte, start int64) {
 	}
 	for i < len(p) && d.err == nil {
 		if j := i + asciiRun(p[i:]); j > i {
+			if d.enc == UTF8 {
+				if k := bytes.IndexByte(p[i:j], 0); k >= 0 {
+					d.fail(start+int64(i+k), "a NUL byte, and the script has no byte order mark: it may be UTF-16 without one, which Windows may read as such "+
+						"(csv reads it as ASCII); save it as UTF-8 with a byte order mark or as UTF-16LE")
+					return
+				}
+			}
 			d.ascii(p[i:j], start+int64(i))
 			i = j
 			continue

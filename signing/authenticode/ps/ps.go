@@ -34,8 +34,11 @@
 // refused rather than given a digest Windows might not compute: a file
 // without a byte order mark that holds a byte over 0x7F (Windows
 // PowerShell reads such files in the system's ANSI code page,
-// osslsigncode as UTF-8, jsign some kinds as Latin-1), a UTF-16
-// big-endian file, invalid UTF-8, an unpaired UTF-16 surrogate, or a
+// osslsigncode as UTF-8, jsign some kinds as Latin-1) or a NUL byte (as
+// UTF-16 without a byte order mark does, which Windows may detect), a
+// UTF-16 big-endian file, a UTF-32 little-endian one (its byte order mark FF FE
+// 00 00, which PowerShell reads as UTF-32 and the peers as UTF-16LE
+// starting with U+0000), invalid UTF-8, an unpaired UTF-16 surrogate, or a
 // UTF-16LE file of an odd number of bytes.
 //
 // # Which signatures count
@@ -99,11 +102,24 @@ var Extensions = map[string]Syntax{
 }
 
 // SyntaxOf returns the syntax of the script named name (a file name or
-// path), by its extension, case-insensitively; false if it is not a
-// script PowerShell's SIP signs.
+// path), by its extension ([Ext]); false if it is not a script
+// PowerShell's SIP signs.
 func SyntaxOf(name string) (Syntax, bool) {
-	s, ok := Extensions[strings.ToLower(path.Ext(strings.ReplaceAll(name, `\`, "/")))]
+	s, ok := Extensions[Ext(name)]
 	return s, ok
+}
+
+// Ext returns the extension of the file named name (a file name or path)
+// as Windows tells it, in lower case: after the dots and spaces that end
+// the name, which Windows drops from a path it opens (Win32 path
+// normalization), so that "run.ps1." and "run.ps1 " are the script
+// "run.ps1" they become on a Windows host; and with U+017F (long s) as
+// "s", which it upper-cases to "S", as .NET's case-insensitive ordinal
+// comparison does ("run.pſ1" may be run as a script: judging it as one
+// blocks more, never less).
+func Ext(name string) string {
+	ext := strings.ToLower(path.Ext(strings.TrimRight(strings.ReplaceAll(name, `\`, "/"), ". ")))
+	return strings.ReplaceAll(ext, "\u017f", "s")
 }
 
 func (s Syntax) open() string {
@@ -209,12 +225,17 @@ func Parse(r io.ReaderAt, size int64, syntax Syntax) (*Script, error) {
 		return nil, fmt.Errorf("ps: unknown syntax %d", syntax)
 	}
 	s := &Script{Syntax: syntax, Size: size, Content: size, Encoding: UTF8}
-	var head [3]byte
-	n, err := r.ReadAt(head[:min(size, 3)], 0)
-	if int64(n) < min(size, 3) {
+	var head [4]byte
+	n, err := r.ReadAt(head[:min(size, 4)], 0)
+	if int64(n) < min(size, 4) {
 		return nil, readError(err)
 	}
 	switch {
+	case n == 4 && head == [4]byte{0xff, 0xfe, 0, 0}:
+		// .NET's StreamReader, which PowerShell reads scripts with, takes
+		// FF FE 00 00 for UTF-32LE's byte order mark.
+		return nil, malformed(0, "a UTF-32 little-endian byte order mark (FF FE 00 00): PowerShell reads the script as UTF-32, "+
+			"csv cannot establish the digest Windows computes for it (osslsigncode reads it as UTF-16LE); save it as UTF-8 with a byte order mark or as UTF-16LE")
 	case n >= 2 && head[0] == 0xff && head[1] == 0xfe:
 		s.Encoding = UTF16LE
 		if size%2 != 0 {
@@ -223,7 +244,7 @@ func Parse(r io.ReaderAt, size int64, syntax Syntax) (*Script, error) {
 	case n >= 2 && head[0] == 0xfe && head[1] == 0xff:
 		return nil, malformed(0, "a UTF-16 big-endian byte order mark: csv cannot establish the digest Windows computes for a UTF-16BE script "+
 			"(osslsigncode reads it as UTF-8); save it as UTF-8 with a byte order mark or as UTF-16LE")
-	case n == 3 && head[0] == 0xef && head[1] == 0xbb && head[2] == 0xbf:
+	case n >= 3 && head[0] == 0xef && head[1] == 0xbb && head[2] == 0xbf:
 		s.Encoding = UTF8BOM
 	}
 	if err := s.parseBlock(r); err != nil {

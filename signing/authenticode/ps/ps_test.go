@@ -325,13 +325,17 @@ func TestMalformed(t *testing.T) {
 		{"not a comment", "a.ps1", bytes.Replace(signed, []byte("\r\n# MII"), []byte("\r\nMII"), 1), false},
 		{"mixed line breaks", "a.ps1", bytes.Replace(signed, []byte("\r\n# MII"), []byte("\n# MII"), 1), false},
 		{"second block", "a.ps1", append(append([]byte("x\r\n"), block...), block...), false},
+		{"begin line after a utf-8 bom", "a.ps1", append([]byte("\ufeff# SIG # Begin signature block\r\nWrite-Host 1"), block...), false},
+		{"begin line after a utf-16 bom", "a.ps1", utf16le("# SIG # Begin signature block\r\nWrite-Host 1\r\n"), false},
 		{"block only", "a.ps1", block, false},
 		{"not a signature", "a.ps1", append(bytes.Clone(text), "\r\n# SIG # Begin signature block\r\n# AAAA\r\n# SIG # End signature block\r\n"...), true},
 		{"xml truncated", "a.ps1xml", xml[:len(xml)-30], false},
 		{"no bom, not ascii", "a.ps1", []byte("Write-Host \"grüße\"\r\n"), false},
+		{"no bom, a nul byte", "a.ps1", []byte("W\x00r\x00i\x00t\x00e\x00-\x00H\x00o\x00s\x00t\x00 \x001\x00\r\x00\n\x00"), false},
 		{"invalid utf-8", "a.ps1", []byte("\ufeffWrite-Host \xff\r\n"), false},
 		{"utf-16be", "a.ps1", []byte{0xfe, 0xff, 0, 'x'}, false},
 		{"odd utf-16", "a.ps1", []byte{0xff, 0xfe, 'x', 0, 'y'}, false},
+		{"utf-32le", "a.ps1", []byte{0xff, 0xfe, 0, 0, 'x', 0, 0, 0}, false},
 		{"unpaired surrogate", "a.ps1", []byte{0xff, 0xfe, 'x', 0, 0x00, 0xd8, 'y', 0}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -383,10 +387,12 @@ func TestDigestIsUTF16(t *testing.T) {
 // FuzzDigest compares the Digester, fed in chunks of any size, with the
 // SIP hash computed here from Go's own UTF-16 encoder, on UTF-8 text with
 // a byte order mark: the same digest, and an error exactly when the text
-// is not UTF-8 or a line of it begins a signature block.
+// is not UTF-8 or a line of it (the first after the byte order mark)
+// begins a signature block.
 func FuzzDigest(f *testing.F) {
 	f.Add([]byte("Write-Host 'é'\r\n# SIG # Begin signature block\r\n"), uint8(3))
 	f.Add([]byte("a\n# SIG # Begin signature bloc"), uint8(0))
+	f.Add([]byte("# SIG # Begin signature block\r\n"), uint8(2))
 	f.Add([]byte("\xff\r\n"), uint8(1))
 	f.Add([]byte("🎉 世界\r\n  # SIG # Begin signature block\n"), uint8(6))
 	f.Fuzz(func(t *testing.T, text []byte, chunk uint8) {
@@ -404,7 +410,7 @@ func FuzzDigest(f *testing.F) {
 			t.Fatal(err)
 		}
 		begins := false
-		for _, line := range strings.Split(string(data), "\n") {
+		for _, line := range strings.Split(string(text), "\n") { // the first line without the byte order mark
 			begins = begins || strings.HasPrefix(line, "# SIG # Begin signature block")
 		}
 		if bad := !utf8.Valid(data) || begins; (d.Err() != nil) != bad {
