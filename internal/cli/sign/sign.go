@@ -209,6 +209,29 @@ func Run(ctx context.Context, o *Options) error {
 	return o.Flags.Sign(ctx, o.IO, o.Version, rep, sel, o.Quiet, o.Paths)
 }
 
+// signer loads the signing key (--key) and its chain (--cert) and checks
+// that they sign together; done releases the key (an HSM session).
+func (f *Flags) signer(ctx context.Context) (key crypto.Signer, chain []*x509.Certificate, done func(), err error) {
+	key, err = keys.LoadSigner(ctx, f.Key, keys.LoadOptions{})
+	if err != nil {
+		// Never the reference itself: a pkcs11: URI may carry the PIN.
+		return nil, nil, nil, fmt.Errorf("signing key %s: %w", keys.RedactKeyRef(f.Key), err)
+	}
+	done = func() {}
+	if c, ok := key.(interface{ Close() error }); ok {
+		done = func() { c.Close() }
+	}
+	if chain, err = signing.LoadChain(f.Cert); err != nil {
+		done()
+		return nil, nil, nil, fmt.Errorf("certificate chain %s: %w", f.Cert, err)
+	}
+	if err := signing.CheckSigningChain(key, chain, time.Now()); err != nil {
+		done()
+		return nil, nil, nil, fmt.Errorf("cannot sign with %s and %s: %w", keys.RedactKeyRef(f.Key), f.Cert, err)
+	}
+	return key, chain, done, nil
+}
+
 // signCatalog writes the signed catalog of the roots' files to --catalog.
 // rep, if not nil, is the validation that passed: a file that changed
 // since is not listed, and nothing is written.
@@ -217,20 +240,11 @@ func (f *Flags) signCatalog(ctx context.Context, ios *cmdutil.IOStreams, rep *cs
 	if err != nil {
 		return err
 	}
-	key, err := keys.LoadSigner(ctx, f.Key, keys.LoadOptions{})
+	key, chain, done, err := f.signer(ctx)
 	if err != nil {
-		return fmt.Errorf("signing key %s: %w", keys.RedactKeyRef(f.Key), err)
+		return err
 	}
-	if c, ok := key.(interface{ Close() error }); ok {
-		defer c.Close()
-	}
-	chain, err := signing.LoadChain(f.Cert)
-	if err != nil {
-		return fmt.Errorf("certificate chain %s: %w", f.Cert, err)
-	}
-	if err := signing.CheckSigningChain(key, chain, time.Now()); err != nil {
-		return fmt.Errorf("cannot sign with %s and %s: %w", keys.RedactKeyRef(f.Key), f.Cert, err)
-	}
+	defer done()
 	opts := csv.CatalogOptions{Jobs: sel.Jobs, Include: sel.Include, Exclude: sel.Exclude, FollowSymlinks: sel.FollowSymlinks,
 		Key: key, Chain: chain, Authenticode: authenticode.SignOptions{TSA: tsa, Description: f.Description, URL: f.URL}}
 	if rep != nil {
@@ -269,21 +283,11 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 	if err != nil {
 		return err
 	}
-	key, err := keys.LoadSigner(ctx, f.Key, keys.LoadOptions{})
+	key, chain, done, err := f.signer(ctx)
 	if err != nil {
-		// Never the reference itself: a pkcs11: URI may carry the PIN.
-		return fmt.Errorf("signing key %s: %w", keys.RedactKeyRef(f.Key), err)
+		return err
 	}
-	if c, ok := key.(interface{ Close() error }); ok {
-		defer c.Close()
-	}
-	chain, err := signing.LoadChain(f.Cert)
-	if err != nil {
-		return fmt.Errorf("certificate chain %s: %w", f.Cert, err)
-	}
-	if err := signing.CheckSigningChain(key, chain, time.Now()); err != nil {
-		return fmt.Errorf("cannot sign with %s and %s: %w", keys.RedactKeyRef(f.Key), f.Cert, err)
-	}
+	defer done()
 	opts := csv.SignOptions{Jobs: sel.Jobs, Include: sel.Include, Exclude: sel.Exclude, FollowSymlinks: sel.FollowSymlinks,
 		Key: key, Chain: chain, Out: f.Out,
 		PE: authenticode.SignOptions{Append: f.Append, TSA: tsa, Description: f.Description, URL: f.URL}, PageHashes: f.PageHashes}
