@@ -455,9 +455,9 @@ func (r *compiledRule) matches(s *Subject, now time.Time, trusted func(*signing.
 			if d := r.Hash.Algorithm.Digest(); !r.broad && !slices.Contains(r.policy.AcceptedDigests(), d) {
 				return nil, fmt.Sprintf("its %s digest matches, but the policy accepts digest algorithms %s", r.Hash.Algorithm, joinNames(r.policy.AcceptedDigests()))
 			}
-			if !r.broad && r.Hash.Algorithm.FirstPage() && !pageSigned(s) {
-				return nil, fmt.Sprintf("its %s digest matches, but no verified signature the host counts carries a page-hash table checked against the file: "+
-					"Windows compares first-page hashes only for such files, and the first page does not cover the rest of the file", r.Hash.Algorithm)
+			if !r.broad && r.Hash.Algorithm.FirstPage() && !pageSigned(s, trusted) {
+				return nil, fmt.Sprintf("its %s digest matches, but no verified signature the host counts, chained to a root supplied as trusted (--certs), carries a page-hash table checked against the file: "+
+					"Windows compares first-page hashes only for files whose signature it trusts carries page hashes, and the first page does not cover the rest of the file", r.Hash.Algorithm)
 			}
 			return &match{rule: r}, ""
 		}
@@ -704,12 +704,24 @@ func describe(s *Subject, notes []string) string {
 
 // pageSigned reports whether a verified signature that the hosts of the
 // subject's scenario count carries a page-hash table checked against the
-// file (signing.Signature.PageHashes): the files Windows judges by their
-// first-page hash, the rest of their pages vouched for by the table.
-func pageSigned(s *Subject) bool {
+// file (signing.Signature.PageHashes), and chains to a certificate the
+// operator supplied as trusted: the files Windows judges by their
+// first-page hash, the rest of their pages vouched for by the table. The
+// table vouches for the pages only as far as its signer is trusted: anyone
+// can sign a file whose headers are an allowed file's and whose code is
+// another with a table of its own pages, and Windows takes the page hashes
+// of a signature it validates only (one that chains to a root it trusts;
+// others are judged by their whole-image hash).
+func pageSigned(s *Subject, trusted func(*signing.Certificate) bool) bool {
 	for _, sig := range s.Signatures {
-		if sig.Verified() && sig.PageHashes != 0 {
-			if h, _ := ignoredIn(s.Scenario, sig); h == "" {
+		if !sig.Verified() || sig.PageHashes == 0 {
+			continue
+		}
+		if h, _ := ignoredIn(s.Scenario, sig); h != "" {
+			continue
+		}
+		for _, chain := range sig.Chains {
+			if len(chain) > 0 && trusted != nil && trusted(chain[len(chain)-1]) {
 				return true
 			}
 		}

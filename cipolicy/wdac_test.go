@@ -364,7 +364,7 @@ func TestParseXMLMapping(t *testing.T) {
 	t.Log(text)
 	for _, want := range []string{
 		`rule "ID_SIGNER_OEM": signer rule sets CertOemID "contoso"`,
-		`1 allow page-hash rule admits only files whose verified signature carries page hashes`,
+		`1 allow page-hash rule admits only files whose verified signature, chained to a root supplied as trusted (--certs), carries page hashes`,
 		`rule "ID_ALLOW_PATH": cannot be judged offline: FilePath rule`,
 		`1 signer rule chains to well-known root 06 (Microsoft Product Root 2010, certificate "Microsoft Root Certificate Authority 2010")`,
 		`supplied with --certs`,
@@ -414,13 +414,14 @@ func TestParseXMLEvaluate(t *testing.T) {
         <FileRulesRef><FileRuleRef RuleID="ID_ALLOW_H" /><FileRuleRef RuleID="ID_DENY_PAGE" /><FileRuleRef RuleID="ID_ALLOW_PAGE" /></FileRulesRef>`, `
         <AllowedSigners><AllowedSigner SignerId="ID_SIGNER_PCA" /></AllowedSigners>`))
 	p := mustParseXML(t, doc)
-	s, err := NewSet(SetOptions{}, p)
-	if err != nil {
-		t.Fatal(err)
-	}
 	leaf := synthCert("Microsoft Windows", "Microsoft Windows Production PCA 2011", bytes.Repeat([]byte{1}, 32), oidWindows, oidCodeSigning)
 	leafNoEKU := synthCert("Contoso", "Microsoft Windows Production PCA 2011", bytes.Repeat([]byte{2}, 32), oidCodeSigning)
 	pca := synthCert("Microsoft Windows Production PCA 2011", "Microsoft Root Certificate Authority 2010", pcaTBS)
+	attacker := synthCert("Mallory", "Mallory", bytes.Repeat([]byte{4}, 32), oidCodeSigning)
+	s, err := NewSet(SetOptions{TrustedRoots: []*signing.Certificate{pca}}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
 	bad := synthCert("Leaked CA", "Leaked CA", badTBS)
 	badLeaf := synthCert("Leaked signer", "Leaked CA", bytes.Repeat([]byte{3}, 32), oidCodeSigning)
 	withDigest := func(sub Subject, d []byte) Subject {
@@ -460,6 +461,11 @@ func TestParseXMLEvaluate(t *testing.T) {
 		// An allow page-hash rule admits only a file whose verified
 		// signature carries a checked page-hash table.
 		{"an allow page-hash rule admits a page-signed file", withPage(peSubject(ScenarioUser, nil, pageSignedBy(t, leafNoEKU, pca)), h5), Allowed, KindAllowedByHash, "ID_ALLOW_PAGE"},
+		// The table vouches for the other pages only as far as its
+		// signer is trusted: anyone can sign another file's headers with
+		// code of their own, and a table of their own pages.
+		{"an allow page-hash rule does not admit a file page-signed by an untrusted signer", withPage(peSubject(ScenarioUser, nil, pageSignedBy(t, attacker)), h5), Blocked, KindNotAllowed, ""},
+		{"an allow page-hash rule does not admit a page-signed file whose root is not trusted", withPage(peSubject(ScenarioUser, nil, pageSignedBy(t, leaf)), h5), Blocked, KindNotAllowed, ""},
 		{"an allow page-hash rule does not admit an unsigned file", withPage(peSubject(ScenarioUser, nil, nil), h5), Blocked, KindUnsigned, ""},
 		{"an allow page-hash rule does not admit a file signed without page hashes", withPage(peSubject(ScenarioUser, nil, signedBy(t, leafNoEKU, pca)), h5), Blocked, KindNotAllowed, ""},
 		{"ELF files are not judged by WDAC rules", Subject{Path: "x", Format: FormatELF, Scenario: ScenarioUser, Digests: Digests{SHA256: h2}}, Blocked, KindUnsigned, ""},
