@@ -311,6 +311,12 @@ func (r *compiledRule) needs() Needs {
 		if r.alt != "" {
 			n.Digests = n.Digests.With(r.alt)
 		}
+		// An allow of a first-page hash admits only a file whose
+		// signature carries a page-hash table checked against it
+		// (pageSigned): without the signatures it never matches.
+		if !r.broad && r.Hash.Algorithm.FirstPage() {
+			n.Signatures = true
+		}
 	case r.Signer != nil:
 		n.Signatures = true
 		n.Attributes = len(r.Signer.Files) > 0
