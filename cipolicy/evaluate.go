@@ -154,13 +154,17 @@ type compiledRule struct {
 	alt HashAlgorithm
 }
 
-// altDigest is the whole-image digest a SiPolicy first-page hash rule is
-// compared with too when the rule must match at least as much as Windows
-// (broad: deny rules, the exceptions of allow rules). Windows reads no
-// FriendlyName: it compares a hash rule's value with whichever hash it
-// computed for the file (the first-page hash of a file whose signature
-// carries page hashes, the image hash of any other), so a rule named "Hash
-// Page" whose value is a file's image hash denies that file too.
+// altDigest is the second digest a SiPolicy hash rule is compared with
+// when the rule must match at least as much as Windows (broad: deny rules,
+// the exceptions of allow rules): the whole-image hash of the same length
+// for a rule New-CIPolicy names a first-page hash, the first-page hash of
+// the same length for any other. Windows reads no FriendlyName: it
+// compares a hash rule's value with whichever hash it computed for the
+// file (the first-page hash of a file whose signature carries page hashes,
+// the image hash of any other), so a rule named "Hash Page" whose value is
+// a file's image hash denies that file, and a rule named otherwise whose
+// value is a first-page hash (Microsoft's recommended block list names
+// many "Powershell N", of both kinds) denies the file of that first page.
 func altDigest(p *Policy, r *Rule, broad bool) HashAlgorithm {
 	if !broad || p.Format != "sipolicy" || r.Hash == nil || r.Unsupported != "" {
 		return ""
@@ -170,6 +174,10 @@ func altDigest(p *Policy, r *Rule, broad bool) HashAlgorithm {
 		return AuthenticodeSHA256
 	case PageSHA1:
 		return AuthenticodeSHA1
+	case AuthenticodeSHA256:
+		return PageSHA256
+	case AuthenticodeSHA1:
+		return PageSHA1
 	}
 	return ""
 }
@@ -276,7 +284,7 @@ func (g *group) add(r *compiledRule) {
 		}
 		for _, f := range Formats {
 			if x.appliesTo(f) {
-				g.needs[f] = g.needs[f].union(x.needs())
+				g.needs[f] = g.needs[f].union(x.needs(f, ""))
 			}
 		}
 	}
@@ -301,14 +309,18 @@ func (n Needs) IsZero() bool { return n.Digests.Len() == 0 && !n.Signatures && !
 // AllNeeds is every fact.
 func AllNeeds() Needs { return Needs{Digests: AllDigests(), Signatures: true, Attributes: true} }
 
-// needs is what matching this rule requires of a subject.
-func (r *compiledRule) needs() Needs {
+// needs is what matching this rule requires of a subject of format f in
+// scenario sc ("" for any).
+func (r *compiledRule) needs(f Format, sc Scenario) Needs {
 	var n Needs
 	switch {
 	case r.Unsupported != "":
 	case r.Hash != nil:
 		n.Digests = n.Digests.With(r.Hash.Algorithm)
-		if r.alt != "" {
+		// The second digest where the subject has it: boot components
+		// are judged from event logs, which carry whole-image digests
+		// only (as page-hash rules do not apply to them, see wdac.go).
+		if r.alt != "" && r.alt.AppliesTo(f) && !(r.alt.FirstPage() && sc == ScenarioBoot) {
 			n.Digests = n.Digests.With(r.alt)
 		}
 		// An allow of a first-page hash admits only a file whose
@@ -362,7 +374,7 @@ func (s *Set) Needs(path string, f Format, sc Scenario) Needs {
 		n = n.union(g.needs[f])
 		for _, r := range g.scoped {
 			if r.appliesTo(f) && r.inScope(path, sc) {
-				n = n.union(r.needs())
+				n = n.union(r.needs(f, sc))
 			}
 		}
 	}
@@ -423,7 +435,7 @@ func (g *group) checkFacts(s *Subject) error {
 	need := g.needs[s.Format]
 	for _, r := range g.scoped {
 		if r.appliesTo(s.Format) && r.inScope(s.Path, s.Scenario) {
-			need = need.union(r.needs())
+			need = need.union(r.needs(s.Format, s.Scenario))
 		}
 	}
 	have := s.Digests.Algorithms()
@@ -454,7 +466,7 @@ func (r *compiledRule) matches(s *Subject, now time.Time, trusted func(*signing.
 	case r.Hash != nil:
 		if r.alt != "" {
 			if v := s.Digests.Get(r.alt); v != nil && string(v) == string(r.Hash.Value) {
-				return &match{rule: r, note: fmt.Sprintf("its %s is the value of this page-hash rule (Windows reads no FriendlyName)", r.alt.Label())}, ""
+				return &match{rule: r, note: fmt.Sprintf("its %s is the value of this %s rule (Windows reads no FriendlyName)", r.alt.Label(), r.Hash.Algorithm.Label())}, ""
 			}
 		}
 		if v := s.Digests.Get(r.Hash.Algorithm); v != nil && string(v) == string(r.Hash.Value) {

@@ -546,10 +546,10 @@ func TestParseXMLSupplemental(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := s.Evaluate(Subject{Path: "a", Format: FormatPE, Scenario: ScenarioUser, Digests: Digests{AuthenticodeSHA256: h2}}); d.Verdict != Allowed || d.Rule != "ID_ALLOW_A" {
+	if d := s.Evaluate(Subject{Path: "a", Format: FormatPE, Scenario: ScenarioUser, Digests: Digests{AuthenticodeSHA256: h2, PageSHA256: p256}}); d.Verdict != Allowed || d.Rule != "ID_ALLOW_A" {
 		t.Errorf("supplemental allow (its dropped deny must not apply): %+v", d)
 	}
-	if d := s.Evaluate(Subject{Path: "x", Format: FormatPE, Scenario: ScenarioUser, Digests: Digests{AuthenticodeSHA256: h3}}); d.Kind != KindDenied || d.Rule != "ID_DENY_X" {
+	if d := s.Evaluate(Subject{Path: "x", Format: FormatPE, Scenario: ScenarioUser, Digests: Digests{AuthenticodeSHA256: h3, PageSHA256: p256}}); d.Kind != KindDenied || d.Rule != "ID_DENY_X" {
 		t.Errorf("the base's deny wins over the supplemental's allow: %+v", d)
 	}
 	var lint []string
@@ -1123,5 +1123,55 @@ func TestXMLPageHashScenarios(t *testing.T) {
 	}
 	if n := s.Needs("x.sys", FormatPE, ScenarioKernel); !n.Digests.Has(PageSHA256) {
 		t.Errorf("kernel files need %v", n.Digests)
+	}
+}
+
+// TestXMLUnnamedPageHashDeny: Windows reads no FriendlyName, so a SiPolicy
+// deny hash rule not named a page hash (Microsoft's recommended block list
+// names many "Powershell N", whole-image and first-page hashes alike)
+// denies the file whose first-page hash it holds, as well as the file
+// whose image hash it holds; an allow so named admits by the image hash
+// only. Scripts and boot components, which have no first-page hash, are
+// not asked for one.
+func TestXMLUnnamedPageHashDeny(t *testing.T) {
+	p := mustParseXML(t, sipDoc(`
+  <FileRules>
+    <Deny ID="ID_DENY_D_1" FriendlyName="Powershell 1" Hash="`+hx(p256)+`" />
+    <Deny ID="ID_DENY_D_2" FriendlyName="Powershell 2" Hash="`+hx(bytes.Repeat([]byte{0x77}, 20))+`" />
+    <Allow ID="ID_ALLOW_A" FriendlyName="a" Hash="`+hx(h5)+`" />
+  </FileRules>
+`+scenarios(`<FileRulesRef><FileRuleRef RuleID="ID_DENY_D_1" /><FileRuleRef RuleID="ID_DENY_D_2" /><FileRuleRef RuleID="ID_ALLOW_A" /></FileRulesRef>`,
+		`<FileRulesRef><FileRuleRef RuleID="ID_DENY_D_1" /></FileRulesRef>`)))
+	s, err := NewSet(SetOptions{}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := func(d Digests) Subject {
+		return Subject{Path: "bin/x.dll", Format: FormatPE, Scenario: ScenarioUser, Digests: d}
+	}
+	for _, tt := range []struct {
+		name string
+		sub  Subject
+		rule string
+	}{
+		{"first-page SHA256", sub(Digests{AuthenticodeSHA256: h5, AuthenticodeSHA1: s1, PageSHA256: p256, PageSHA1: p1}), "ID_DENY_D_1"},
+		{"first-page SHA1", sub(Digests{AuthenticodeSHA256: h5, AuthenticodeSHA1: s1, PageSHA256: h3, PageSHA1: bytes.Repeat([]byte{0x77}, 20)}), "ID_DENY_D_2"},
+		{"image hash", sub(Digests{AuthenticodeSHA256: p256, AuthenticodeSHA1: s1, PageSHA256: h3, PageSHA1: p1}), "ID_DENY_D_1"},
+	} {
+		if d := s.Evaluate(tt.sub); d.Kind != KindDenied || !strings.HasPrefix(d.Rule, tt.rule) {
+			t.Errorf("%s: %s/%s rule %q (%s), want denied by %s", tt.name, d.Verdict, d.Kind, d.Rule, d.Reason, tt.rule)
+		}
+	}
+	if d := s.Evaluate(sub(Digests{AuthenticodeSHA256: h3, AuthenticodeSHA1: s1, PageSHA256: h5, PageSHA1: p1})); d.Verdict != Blocked || d.Rule != "" {
+		t.Errorf("an allow not named a page hash admits by the first page: %+v", d)
+	}
+	if n := s.Needs("bin/x.dll", FormatPE, ScenarioUser); !n.Digests.Has(PageSHA256) || !n.Digests.Has(PageSHA1) {
+		t.Errorf("PE files need %v", n.Digests)
+	}
+	if n := s.Needs("x.ps1", FormatPowerShell, ScenarioUser); n.Digests.Has(PageSHA256) || n.Digests.Has(PageSHA1) {
+		t.Errorf("scripts need %v", n.Digests)
+	}
+	if n := s.Needs("x.efi", FormatPE, ScenarioBoot); n.Digests.Has(PageSHA256) {
+		t.Errorf("boot components need %v", n.Digests)
 	}
 }
