@@ -154,13 +154,17 @@ type compiledRule struct {
 	alt HashAlgorithm
 }
 
-// altDigest is the whole-image digest a SiPolicy first-page hash rule is
-// compared with too when the rule must match at least as much as Windows
-// (broad: deny rules, the exceptions of allow rules). Windows reads no
-// FriendlyName: it compares a hash rule's value with whichever hash it
-// computed for the file (the first-page hash of a file whose signature
-// carries page hashes, the image hash of any other), so a rule named "Hash
-// Page" whose value is a file's image hash denies that file too.
+// altDigest is the second digest a SiPolicy hash rule is compared with
+// when the rule must match at least as much as Windows (broad: deny rules,
+// the exceptions of allow rules): the whole-image hash of the same length
+// for a rule New-CIPolicy names a first-page hash, the first-page hash of
+// the same length for any other. Windows reads no FriendlyName: it
+// compares a hash rule's value with whichever hash it computed for the
+// file (the first-page hash of a file whose signature carries page hashes,
+// the image hash of any other), so a rule named "Hash Page" whose value is
+// a file's image hash denies that file, and a rule named otherwise whose
+// value is a first-page hash (Microsoft's recommended block list names
+// many "Powershell N", of both kinds) denies the file of that first page.
 func altDigest(p *Policy, r *Rule, broad bool) HashAlgorithm {
 	if !broad || p.Format != "sipolicy" || r.Hash == nil || r.Unsupported != "" {
 		return ""
@@ -170,6 +174,10 @@ func altDigest(p *Policy, r *Rule, broad bool) HashAlgorithm {
 		return AuthenticodeSHA256
 	case PageSHA1:
 		return AuthenticodeSHA1
+	case AuthenticodeSHA256:
+		return PageSHA256
+	case AuthenticodeSHA1:
+		return PageSHA1
 	}
 	return ""
 }
@@ -276,7 +284,7 @@ func (g *group) add(r *compiledRule) {
 		}
 		for _, f := range Formats {
 			if x.appliesTo(f) {
-				g.needs[f] = g.needs[f].union(x.needs())
+				g.needs[f] = g.needs[f].union(x.needs(f, ""))
 			}
 		}
 	}
@@ -301,15 +309,25 @@ func (n Needs) IsZero() bool { return n.Digests.Len() == 0 && !n.Signatures && !
 // AllNeeds is every fact.
 func AllNeeds() Needs { return Needs{Digests: AllDigests(), Signatures: true, Attributes: true} }
 
-// needs is what matching this rule requires of a subject.
-func (r *compiledRule) needs() Needs {
+// needs is what matching this rule requires of a subject of format f in
+// scenario sc ("" for any).
+func (r *compiledRule) needs(f Format, sc Scenario) Needs {
 	var n Needs
 	switch {
 	case r.Unsupported != "":
 	case r.Hash != nil:
 		n.Digests = n.Digests.With(r.Hash.Algorithm)
-		if r.alt != "" {
+		// The second digest where the subject has it: boot components
+		// are judged from event logs, which carry whole-image digests
+		// only (as page-hash rules do not apply to them, see wdac.go).
+		if r.alt != "" && r.alt.AppliesTo(f) && !(r.alt.FirstPage() && sc == ScenarioBoot) {
 			n.Digests = n.Digests.With(r.alt)
+		}
+		// An allow of a first-page hash admits only a file whose
+		// signature carries a page-hash table checked against it
+		// (pageSigned): without the signatures it never matches.
+		if !r.broad && r.Hash.Algorithm.FirstPage() {
+			n.Signatures = true
 		}
 	case r.Signer != nil:
 		n.Signatures = true
@@ -356,7 +374,7 @@ func (s *Set) Needs(path string, f Format, sc Scenario) Needs {
 		n = n.union(g.needs[f])
 		for _, r := range g.scoped {
 			if r.appliesTo(f) && r.inScope(path, sc) {
-				n = n.union(r.needs())
+				n = n.union(r.needs(f, sc))
 			}
 		}
 	}
@@ -417,7 +435,7 @@ func (g *group) checkFacts(s *Subject) error {
 	need := g.needs[s.Format]
 	for _, r := range g.scoped {
 		if r.appliesTo(s.Format) && r.inScope(s.Path, s.Scenario) {
-			need = need.union(r.needs())
+			need = need.union(r.needs(s.Format, s.Scenario))
 		}
 	}
 	have := s.Digests.Algorithms()
@@ -448,16 +466,16 @@ func (r *compiledRule) matches(s *Subject, now time.Time, trusted func(*signing.
 	case r.Hash != nil:
 		if r.alt != "" {
 			if v := s.Digests.Get(r.alt); v != nil && string(v) == string(r.Hash.Value) {
-				return &match{rule: r, note: fmt.Sprintf("its %s is the value of this page-hash rule (Windows reads no FriendlyName)", r.alt.Label())}, ""
+				return &match{rule: r, note: fmt.Sprintf("its %s is the value of this %s rule (Windows reads no FriendlyName)", r.alt.Label(), r.Hash.Algorithm.Label())}, ""
 			}
 		}
 		if v := s.Digests.Get(r.Hash.Algorithm); v != nil && string(v) == string(r.Hash.Value) {
 			if d := r.Hash.Algorithm.Digest(); !r.broad && !slices.Contains(r.policy.AcceptedDigests(), d) {
 				return nil, fmt.Sprintf("its %s digest matches, but the policy accepts digest algorithms %s", r.Hash.Algorithm, joinNames(r.policy.AcceptedDigests()))
 			}
-			if !r.broad && r.Hash.Algorithm.FirstPage() && !pageSigned(s) {
-				return nil, fmt.Sprintf("its %s digest matches, but no verified signature the host counts carries a page-hash table checked against the file: "+
-					"Windows compares first-page hashes only for such files, and the first page does not cover the rest of the file", r.Hash.Algorithm)
+			if !r.broad && r.Hash.Algorithm.FirstPage() && !pageSigned(s, trusted) {
+				return nil, fmt.Sprintf("its %s digest matches, but no verified signature the host counts, chained to a root supplied as trusted (--certs), carries a page-hash table checked against the file: "+
+					"Windows compares first-page hashes only for files whose signature it trusts carries page hashes, and the first page does not cover the rest of the file", r.Hash.Algorithm)
 			}
 			return &match{rule: r}, ""
 		}
@@ -704,12 +722,24 @@ func describe(s *Subject, notes []string) string {
 
 // pageSigned reports whether a verified signature that the hosts of the
 // subject's scenario count carries a page-hash table checked against the
-// file (signing.Signature.PageHashes): the files Windows judges by their
-// first-page hash, the rest of their pages vouched for by the table.
-func pageSigned(s *Subject) bool {
+// file (signing.Signature.PageHashes), and chains to a certificate the
+// operator supplied as trusted: the files Windows judges by their
+// first-page hash, the rest of their pages vouched for by the table. The
+// table vouches for the pages only as far as its signer is trusted: anyone
+// can sign a file whose headers are an allowed file's and whose code is
+// another with a table of its own pages, and Windows takes the page hashes
+// of a signature it validates only (one that chains to a root it trusts;
+// others are judged by their whole-image hash).
+func pageSigned(s *Subject, trusted func(*signing.Certificate) bool) bool {
 	for _, sig := range s.Signatures {
-		if sig.Verified() && sig.PageHashes != 0 {
-			if h, _ := ignoredIn(s.Scenario, sig); h == "" {
+		if !sig.Verified() || sig.PageHashes == 0 {
+			continue
+		}
+		if h, _ := ignoredIn(s.Scenario, sig); h != "" {
+			continue
+		}
+		for _, chain := range sig.Chains {
+			if len(chain) > 0 && trusted != nil && trusted(chain[len(chain)-1]) {
 				return true
 			}
 		}

@@ -167,6 +167,26 @@ func TestNeedsIsExact(t *testing.T) {
 	}
 }
 
+// TestNeedsPageSignatures: an allow rule of a first-page hash needs the
+// file's signatures (it admits only a file whose verified signature
+// carries a checked page-hash table), a deny rule of one does not.
+func TestNeedsPageSignatures(t *testing.T) {
+	for _, tt := range []struct {
+		action string
+		want   bool
+	}{{"allow", true}, {"deny", false}} {
+		p := pol(t, "name: p", fmt.Sprintf("{id: a, action: %s, page_sha256: %s}", tt.action, hx(h1)))
+		s, err := NewSet(SetOptions{}, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := s.Needs("bin/a.exe", FormatPE, ScenarioUser)
+		if n.Signatures != tt.want || !n.Digests.Has(PageSHA256) {
+			t.Errorf("%s page_sha256: needs %+v, want signatures %v and the first-page hash", tt.action, n, tt.want)
+		}
+	}
+}
+
 // TestMissingDigestFailsClosed checks that a subject missing a digest that a
 // rule in scope compares is blocked, not passed: a deny rule must never be
 // skipped because a caller computed too little.

@@ -312,7 +312,7 @@ func lintWDAC(p *Policy) []Finding {
 		}
 	}
 	if len(pageAllows) > 0 {
-		add(pageAllows[0].Line, "", "%s only files whose verified signature carries page hashes (a page-hash table csv checks against every page): "+
+		add(pageAllows[0].Line, "", "%s only files whose verified signature, chained to a root supplied as trusted (--certs), carries page hashes (a page-hash table csv checks against every page): "+
 			"Windows compares first-page hashes only for such files, and the first page does not cover the rest of another file; the whole-image hash rules admit the others: %s",
 			plural(len(pageAllows), "allow page-hash rule admits", "allow page-hash rules admit"), ruleIDs(pageAllows))
 	}

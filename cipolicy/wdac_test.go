@@ -364,7 +364,7 @@ func TestParseXMLMapping(t *testing.T) {
 	t.Log(text)
 	for _, want := range []string{
 		`rule "ID_SIGNER_OEM": signer rule sets CertOemID "contoso"`,
-		`1 allow page-hash rule admits only files whose verified signature carries page hashes`,
+		`1 allow page-hash rule admits only files whose verified signature, chained to a root supplied as trusted (--certs), carries page hashes`,
 		`rule "ID_ALLOW_PATH": cannot be judged offline: FilePath rule`,
 		`1 signer rule chains to well-known root 06 (Microsoft Product Root 2010, certificate "Microsoft Root Certificate Authority 2010")`,
 		`supplied with --certs`,
@@ -414,13 +414,14 @@ func TestParseXMLEvaluate(t *testing.T) {
         <FileRulesRef><FileRuleRef RuleID="ID_ALLOW_H" /><FileRuleRef RuleID="ID_DENY_PAGE" /><FileRuleRef RuleID="ID_ALLOW_PAGE" /></FileRulesRef>`, `
         <AllowedSigners><AllowedSigner SignerId="ID_SIGNER_PCA" /></AllowedSigners>`))
 	p := mustParseXML(t, doc)
-	s, err := NewSet(SetOptions{}, p)
-	if err != nil {
-		t.Fatal(err)
-	}
 	leaf := synthCert("Microsoft Windows", "Microsoft Windows Production PCA 2011", bytes.Repeat([]byte{1}, 32), oidWindows, oidCodeSigning)
 	leafNoEKU := synthCert("Contoso", "Microsoft Windows Production PCA 2011", bytes.Repeat([]byte{2}, 32), oidCodeSigning)
 	pca := synthCert("Microsoft Windows Production PCA 2011", "Microsoft Root Certificate Authority 2010", pcaTBS)
+	attacker := synthCert("Mallory", "Mallory", bytes.Repeat([]byte{4}, 32), oidCodeSigning)
+	s, err := NewSet(SetOptions{TrustedRoots: []*signing.Certificate{pca}}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
 	bad := synthCert("Leaked CA", "Leaked CA", badTBS)
 	badLeaf := synthCert("Leaked signer", "Leaked CA", bytes.Repeat([]byte{3}, 32), oidCodeSigning)
 	withDigest := func(sub Subject, d []byte) Subject {
@@ -460,6 +461,11 @@ func TestParseXMLEvaluate(t *testing.T) {
 		// An allow page-hash rule admits only a file whose verified
 		// signature carries a checked page-hash table.
 		{"an allow page-hash rule admits a page-signed file", withPage(peSubject(ScenarioUser, nil, pageSignedBy(t, leafNoEKU, pca)), h5), Allowed, KindAllowedByHash, "ID_ALLOW_PAGE"},
+		// The table vouches for the other pages only as far as its
+		// signer is trusted: anyone can sign another file's headers with
+		// code of their own, and a table of their own pages.
+		{"an allow page-hash rule does not admit a file page-signed by an untrusted signer", withPage(peSubject(ScenarioUser, nil, pageSignedBy(t, attacker)), h5), Blocked, KindNotAllowed, ""},
+		{"an allow page-hash rule does not admit a page-signed file whose root is not trusted", withPage(peSubject(ScenarioUser, nil, pageSignedBy(t, leaf)), h5), Blocked, KindNotAllowed, ""},
 		{"an allow page-hash rule does not admit an unsigned file", withPage(peSubject(ScenarioUser, nil, nil), h5), Blocked, KindUnsigned, ""},
 		{"an allow page-hash rule does not admit a file signed without page hashes", withPage(peSubject(ScenarioUser, nil, signedBy(t, leafNoEKU, pca)), h5), Blocked, KindNotAllowed, ""},
 		{"ELF files are not judged by WDAC rules", Subject{Path: "x", Format: FormatELF, Scenario: ScenarioUser, Digests: Digests{SHA256: h2}}, Blocked, KindUnsigned, ""},
@@ -540,10 +546,10 @@ func TestParseXMLSupplemental(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := s.Evaluate(Subject{Path: "a", Format: FormatPE, Scenario: ScenarioUser, Digests: Digests{AuthenticodeSHA256: h2}}); d.Verdict != Allowed || d.Rule != "ID_ALLOW_A" {
+	if d := s.Evaluate(Subject{Path: "a", Format: FormatPE, Scenario: ScenarioUser, Digests: Digests{AuthenticodeSHA256: h2, PageSHA256: p256}}); d.Verdict != Allowed || d.Rule != "ID_ALLOW_A" {
 		t.Errorf("supplemental allow (its dropped deny must not apply): %+v", d)
 	}
-	if d := s.Evaluate(Subject{Path: "x", Format: FormatPE, Scenario: ScenarioUser, Digests: Digests{AuthenticodeSHA256: h3}}); d.Kind != KindDenied || d.Rule != "ID_DENY_X" {
+	if d := s.Evaluate(Subject{Path: "x", Format: FormatPE, Scenario: ScenarioUser, Digests: Digests{AuthenticodeSHA256: h3, PageSHA256: p256}}); d.Kind != KindDenied || d.Rule != "ID_DENY_X" {
 		t.Errorf("the base's deny wins over the supplemental's allow: %+v", d)
 	}
 	var lint []string
@@ -1117,5 +1123,55 @@ func TestXMLPageHashScenarios(t *testing.T) {
 	}
 	if n := s.Needs("x.sys", FormatPE, ScenarioKernel); !n.Digests.Has(PageSHA256) {
 		t.Errorf("kernel files need %v", n.Digests)
+	}
+}
+
+// TestXMLUnnamedPageHashDeny: Windows reads no FriendlyName, so a SiPolicy
+// deny hash rule not named a page hash (Microsoft's recommended block list
+// names many "Powershell N", whole-image and first-page hashes alike)
+// denies the file whose first-page hash it holds, as well as the file
+// whose image hash it holds; an allow so named admits by the image hash
+// only. Scripts and boot components, which have no first-page hash, are
+// not asked for one.
+func TestXMLUnnamedPageHashDeny(t *testing.T) {
+	p := mustParseXML(t, sipDoc(`
+  <FileRules>
+    <Deny ID="ID_DENY_D_1" FriendlyName="Powershell 1" Hash="`+hx(p256)+`" />
+    <Deny ID="ID_DENY_D_2" FriendlyName="Powershell 2" Hash="`+hx(bytes.Repeat([]byte{0x77}, 20))+`" />
+    <Allow ID="ID_ALLOW_A" FriendlyName="a" Hash="`+hx(h5)+`" />
+  </FileRules>
+`+scenarios(`<FileRulesRef><FileRuleRef RuleID="ID_DENY_D_1" /><FileRuleRef RuleID="ID_DENY_D_2" /><FileRuleRef RuleID="ID_ALLOW_A" /></FileRulesRef>`,
+		`<FileRulesRef><FileRuleRef RuleID="ID_DENY_D_1" /></FileRulesRef>`)))
+	s, err := NewSet(SetOptions{}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := func(d Digests) Subject {
+		return Subject{Path: "bin/x.dll", Format: FormatPE, Scenario: ScenarioUser, Digests: d}
+	}
+	for _, tt := range []struct {
+		name string
+		sub  Subject
+		rule string
+	}{
+		{"first-page SHA256", sub(Digests{AuthenticodeSHA256: h5, AuthenticodeSHA1: s1, PageSHA256: p256, PageSHA1: p1}), "ID_DENY_D_1"},
+		{"first-page SHA1", sub(Digests{AuthenticodeSHA256: h5, AuthenticodeSHA1: s1, PageSHA256: h3, PageSHA1: bytes.Repeat([]byte{0x77}, 20)}), "ID_DENY_D_2"},
+		{"image hash", sub(Digests{AuthenticodeSHA256: p256, AuthenticodeSHA1: s1, PageSHA256: h3, PageSHA1: p1}), "ID_DENY_D_1"},
+	} {
+		if d := s.Evaluate(tt.sub); d.Kind != KindDenied || !strings.HasPrefix(d.Rule, tt.rule) {
+			t.Errorf("%s: %s/%s rule %q (%s), want denied by %s", tt.name, d.Verdict, d.Kind, d.Rule, d.Reason, tt.rule)
+		}
+	}
+	if d := s.Evaluate(sub(Digests{AuthenticodeSHA256: h3, AuthenticodeSHA1: s1, PageSHA256: h5, PageSHA1: p1})); d.Verdict != Blocked || d.Rule != "" {
+		t.Errorf("an allow not named a page hash admits by the first page: %+v", d)
+	}
+	if n := s.Needs("bin/x.dll", FormatPE, ScenarioUser); !n.Digests.Has(PageSHA256) || !n.Digests.Has(PageSHA1) {
+		t.Errorf("PE files need %v", n.Digests)
+	}
+	if n := s.Needs("x.ps1", FormatPowerShell, ScenarioUser); n.Digests.Has(PageSHA256) || n.Digests.Has(PageSHA1) {
+		t.Errorf("scripts need %v", n.Digests)
+	}
+	if n := s.Needs("x.efi", FormatPE, ScenarioBoot); n.Digests.Has(PageSHA256) {
+		t.Errorf("boot components need %v", n.Digests)
 	}
 }
