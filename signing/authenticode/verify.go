@@ -213,7 +213,23 @@ func DigestAlgorithms(s Subject) []crypto.Hash {
 		return nil // the signatures carry the content they sign
 	}
 	var out []crypto.Hash
-	stored := s.Signatures()
+	EachSignature(s.Signatures(), func(p *Parsed) {
+		if h, err := cms.DigestHash(p.DigestAlgorithm.OID); err == nil && !containsHash(out, h) {
+			out = append(out, h)
+		}
+	})
+	return out
+}
+
+// EachSignature calls fn with every signature of stored that parses, and
+// every signature nested in them, walked as Verify walks them (depth first,
+// within MaxNestingDepth and MaxSignatures), so that a caller that reads
+// something of every signature before the one pass over the file (the
+// digest algorithms, PE's page-hash tables) reaches the same signatures
+// Verify will. Signatures that cannot be parsed are skipped (Verify reports
+// them), and so is a panic: a bug must not crash the caller; Verify
+// reports it (ErrInternal) on the signature concerned.
+func EachSignature(stored []Stored, fn func(p *Parsed)) {
 	budget := MaxSignatures - len(stored)
 	var walk func(der []byte, padding bool, depth int)
 	walk = func(der []byte, padding bool, depth int) {
@@ -221,10 +237,7 @@ func DigestAlgorithms(s Subject) []crypto.Hash {
 		if err != nil {
 			return
 		}
-		// Walk as Verify does, so that both reach the same signatures.
-		if h, err := cms.DigestHash(p.DigestAlgorithm.OID); err == nil && !containsHash(out, h) {
-			out = append(out, h)
-		}
+		fn(p)
 		if depth == MaxNestingDepth {
 			return
 		}
@@ -242,15 +255,10 @@ func DigestAlgorithms(s Subject) []crypto.Hash {
 			})
 		}
 	}
-	func() {
-		// A bug must not crash the caller: Verify reports it (ErrInternal)
-		// on the signature concerned.
-		defer func() { _ = recover() }()
-		for _, st := range stored {
-			walk(st.DER, st.ZeroPadding, 0)
-		}
-	}()
-	return out
+	defer func() { _ = recover() }()
+	for _, st := range stored {
+		walk(st.DER, st.ZeroPadding, 0)
+	}
 }
 
 func containsHash(hs []crypto.Hash, h crypto.Hash) bool {

@@ -446,43 +446,14 @@ func ExpectedPageHashes(table []byte) []*Expected {
 		return nil
 	}
 	var out []*Expected
-	stored := t.Signatures()
-	budget := authenticode.MaxSignatures - len(stored)
-	var walk func(der []byte, padding bool, depth int)
-	walk = func(der []byte, padding bool, depth int) {
-		p, err := authenticode.Parse(der, 0, padding)
-		if err != nil {
-			return
-		}
+	authenticode.EachSignature(t.Signatures(), func(p *authenticode.Parsed) {
 		tables, _ := PageHashTables(p.Data)
 		for _, pt := range tables {
 			if findExpected(out, pt) == nil {
 				out = append(out, &Expected{Hash: pt.Hash, Table: pt.Table})
 			}
 		}
-		if depth == authenticode.MaxNestingDepth {
-			return
-		}
-		for _, a := range p.SignerInfo.UnsignedAttrs {
-			if !a.Type.Equal(authenticode.OIDNestedSignature) {
-				continue
-			}
-			a.Each(func(v []byte) bool {
-				if budget <= 0 {
-					return false
-				}
-				budget--
-				walk(v, false, depth+1)
-				return true
-			})
-		}
-	}
-	func() {
-		defer func() { _ = recover() }() // Verify reports what breaks here
-		for _, st := range stored {
-			walk(st.DER, st.ZeroPadding, 0)
-		}
-	}()
+	})
 	return out
 }
 
