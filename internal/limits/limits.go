@@ -123,3 +123,27 @@ const (
 	MaxCatalogAttributes = 64
 	MaxCatalogAttribute  = 64 << 10
 )
+
+// Containers (archives, packages, images, compressed files): the defaults
+// of container.Limits, which the CLI's --max-container-* flags raise.
+const (
+	// MaxContainerDepth caps nesting: a zip in a tar.gz in a deb is depth 3.
+	MaxContainerDepth = 8
+	// MaxContainerMembers caps the members of one container. A Debian
+	// kernel image package holds some 6,000 files; a node_modules zip
+	// some 100,000.
+	MaxContainerMembers = 1 << 20
+	// MaxContainerSize caps the bytes one container found on disk
+	// decompresses to, with everything nested in it.
+	MaxContainerSize = 64 << 30
+	// MaxContainerRatio caps decompressed bytes per compressed byte (per
+	// member, and per compressed container stream) past
+	// ContainerRatioGrace: deflate reaches 1032:1 at most, so zip bombs of
+	// overlapping or nested streams show as a ratio past this.
+	MaxContainerRatio   = 1100
+	ContainerRatioGrace = 1 << 20
+	// MaxMemberInMemory caps a member of a streamed container that must be
+	// held in memory to be judged (a binary, which parsers read by random
+	// access, or a nested container).
+	MaxMemberInMemory = 256 << 20
+)
