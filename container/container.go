@@ -79,13 +79,6 @@ type Member struct {
 // outer + Separator + name.
 func Path(outer, name string) string { return outer + Separator + name }
 
-// Source is a container's bytes: random access, with its size. Loose files
-// are *os.File; a nested container is its member's bytes held in memory
-// (see Limits.MemberInMemory).
-type Source interface {
-	io.ReaderAt
-}
-
 // Reader reads one kind of container.
 type Reader interface {
 	// Kind names the container format.
@@ -104,7 +97,12 @@ type Reader interface {
 	// r (wrapping signing.ErrMalformed) at the read that finds it, at the
 	// latest with io.EOF's place. Walk consumes at most what the caps in
 	// lim allow, and checks ctx between members and during long reads.
-	Walk(ctx context.Context, src Source, size int64, lim *Limits, yield func(m *Member, r io.Reader) error) error
+	//
+	// src is the container's bytes, size bytes of them (a loose file is an
+	// *os.File; a nested container is its member's bytes held in memory,
+	// see Limits.MemberInMemory); name is its base name (a compressed
+	// single file, "x.ko.xz", yields one member named "x.ko").
+	Walk(ctx context.Context, src io.ReaderAt, size int64, name string, lim *Limits, yield func(m *Member, r io.Reader) error) error
 }
 
 // SniffSize is how many bytes Sniff is given (the validator reads this much
