@@ -34,6 +34,9 @@ type entry struct {
 	// link, set while discovering, is a symbolic link whose fate is decided
 	// once the whole tree is known (see walker.settleLinks).
 	link *pendingLink
+	// includeOnly: --include leaves the file out, but were it a container,
+	// its members could be in (only its inspection says).
+	includeOnly bool
 }
 
 // isTodo reports whether the entry is a file to inspect (neither skipped
@@ -94,6 +97,9 @@ type walker struct {
 	exclude  []string
 	follow   bool
 	excluded int
+	// containers: files --include leaves out are passed on for their
+	// members, should they be containers (entry.includeOnly).
+	containers bool
 	// emit receives the entries in discovery order. Until the first link is
 	// postponed each goes to it as soon as it is listed; after that they
 	// are held until the links are settled, at the end of the walk (held).
@@ -377,7 +383,18 @@ func (w *walker) walkDir(root int, dir, real, rel string) error {
 			}
 		case t.IsRegular():
 			if !w.isIncluded(r) {
-				w.excluded++
+				if !w.containers {
+					w.excluded++
+					continue
+				}
+				// A container is opened whatever its name: --include
+				// matches its members (csv/members.go).
+				info, err := e.Info()
+				if err != nil {
+					w.excluded++
+					continue
+				}
+				w.add(entry{root: root, rel: r, abs: p, size: info.Size(), includeOnly: true})
 				continue
 			}
 			if isSignLeftover(name) {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/textsafe"
@@ -103,6 +104,8 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 	}
 	o := opts.Options
 	o.Certificates = append(slices.Clone(o.Certificates), opts.Certificates...)
+	var excluded atomic.Int64
+	o.openContainers(&excluded)
 	w, err := startWalk(ctx, &o, roots)
 	if err != nil {
 		return nil, err

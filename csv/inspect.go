@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/csv/format"
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
@@ -88,8 +89,15 @@ type Inspection struct {
 	// Err is a *MalformedBinaryError or *UnreadableError when the file
 	// could not be fully inspected; Format is then what it claimed to be.
 	Err error
+	// Container is the kind of container the file is, when it is one
+	// whose members are judged (Format is then FormatOther).
+	Container container.Kind
 
 	signed bool
+	// walk, for a container, judges its members (csv/members.go).
+	walk func(ctx context.Context, emit func(*member) error) error
+	// members are the container's members as the worker inspects them.
+	members <-chan *member
 }
 
 // Signed reports whether the file carries a signature.
@@ -128,6 +136,26 @@ type inspectConfig struct {
 	needs  NeedsFunc
 	opts   format.InspectOptions
 	follow bool
+	// containers, when set, opens containers (archives, packages, images,
+	// compressed files) and judges their members (csv/members.go);
+	// needsAt then says what to compute for a file or member at a path
+	// (rel is the file's), and containerOnly opens the file only if it is
+	// a container (the walk passes it for its members alone).
+	containers    *containerConfig
+	needsAt       func(rel string, f cipolicy.Format) cipolicy.Needs
+	rel           string
+	containerOnly bool
+}
+
+// at returns the configuration for a member at rel.
+func (c *inspectConfig) at(rel string) *inspectConfig {
+	m := *c
+	m.rel = rel
+	m.containerOnly = false
+	if c.needsAt != nil {
+		m.needs = func(f cipolicy.Format) cipolicy.Needs { return c.needsAt(rel, f) }
+	}
+	return &m
 }
 
 // inspect reads the file at path once: its first block tells the format
@@ -139,6 +167,9 @@ type inspectConfig struct {
 // a parser becomes a MalformedBinaryError.
 func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (in *Inspection) {
 	in = &Inspection{Format: FormatOther}
+	if cfg.needsAt != nil && cfg.needs == nil {
+		cfg = cfg.at(cfg.rel)
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			in.Err = &MalformedBinaryError{Path: path, Format: in.Format, Offset: -1,
@@ -150,7 +181,11 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 		in.Err = &UnreadableError{Path: path, Err: err}
 		return in
 	}
-	defer f.Close()
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
 	st, err := f.Stat()
 	if err != nil {
 		in.Err = &UnreadableError{Path: path, Err: err}
@@ -168,6 +203,32 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 	}
 	file := format.NewFile(f, in.Size, buf, n)
 	file.Name = filepath.Base(path)
+	if cfg.containers != nil && sniff(file) == nil {
+		if r := container.Sniff(file.Head, file.Name); r != nil {
+			// Its members are judged, in the worker, after the inspection
+			// is passed on (see walkContainer): the file stays open.
+			in.Container = r.Kind()
+			g := f
+			f = nil
+			in.walk = func(ctx context.Context, emit func(*member) error) error {
+				defer g.Close()
+				return walkContainer(ctx, cfg, r, g, in.Size, cfg.rel, file.Name, 1, new(int64), emit)
+			}
+			return in
+		}
+	}
+	if cfg.containerOnly {
+		return in // not a container: excluded
+	}
+	inspectData(ctx, path, file, cfg, in)
+	return in
+}
+
+// inspectData inspects a file whose first bytes are read (file.Head): the
+// part of inspect after the file is open, for loose files and container
+// members alike.
+func inspectData(ctx context.Context, path string, file *format.File, cfg *inspectConfig, in *Inspection) {
+	var err error
 	var pass format.Pass
 	var facts format.Facts
 	var finish func() error // verifies signatures once the digests are known
@@ -181,17 +242,17 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 		in.setFacts(&facts)
 		if err != nil {
 			in.Err = fileError(path, in.Format, err)
-			return in
+			return
 		}
 	} else if !need.Digests.Has(cipolicy.SHA256) || lookalike(file) {
 		// Not a binary: judged by nothing, hashed only if asked (inspect),
 		// and a file that only starts as a binary does not even then.
-		return in
+		return
 	}
 	if in.Size > limits.MaxBinarySize {
 		in.Err = &MalformedBinaryError{Path: path, Format: in.Format, Offset: -1,
 			Reason: fmt.Sprintf("file is %d bytes, over the limit of %d", in.Size, limits.MaxBinarySize)}
-		return in
+		return
 	}
 	if need.Digests.Has(cipolicy.SHA256) {
 		pass.Hash(cipolicy.SHA256, sha256.New())
@@ -203,12 +264,12 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 			} else {
 				in.Err = &UnreadableError{Path: path, Err: err}
 			}
-			return in
+			return
 		}
 	}
 	if in.Digests, err = pass.Done(); err != nil {
 		in.Err = &UnreadableError{Path: path, Err: err}
-		return in
+		return
 	}
 	if finish != nil {
 		err := finish()
@@ -217,7 +278,7 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 			in.Err = fileError(path, in.Format, err)
 		}
 	}
-	return in
+	return
 }
 
 // setFacts copies what the handler learnt.

@@ -30,6 +30,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +38,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/csv/format"
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
@@ -89,6 +91,24 @@ type Options struct {
 	scopes []string
 	// catalogs is the run's catalog index (set by ValidateTo).
 	catalogs *catalogIndex
+
+	// ContainerLimits caps what a container (archive, package, image,
+	// compressed file) may cost (nil: DefaultContainerLimits).
+	ContainerLimits *container.Limits
+	// containers, set by the runs that judge members (ValidateTo,
+	// GeneratePolicy), opens containers (csv/members.go).
+	containers *containerConfig
+}
+
+// openContainers sets o.containers: members are judged with the caps of
+// o.ContainerLimits, matched by --include and --exclude, and the members
+// those leave out are counted in *excluded.
+func (o *Options) openContainers(excluded *atomic.Int64) {
+	lim := DefaultContainerLimits()
+	if o.ContainerLimits != nil {
+		lim = *o.ContainerLimits
+	}
+	o.containers = &containerConfig{lim: lim, include: o.Include, exclude: o.Exclude, excluded: func() { excluded.Add(1) }}
 }
 
 // Validator judges build output with a policy set.
@@ -159,6 +179,11 @@ func (r *Result) DisplayPath() string { return displayPath(r.Root, r.Path, r.fil
 func displayPath(root, rel string, fileRoot bool) string {
 	root = filepath.ToSlash(root)
 	if fileRoot {
+		// rel is the file's base name, and what follows the first
+		// separator its members' path ("app.zip!/lib/x.dll").
+		if i := strings.Index(rel, container.Separator); i >= 0 {
+			return root + rel[i:]
+		}
 		return root
 	}
 	return path.Join(root, rel)
@@ -339,6 +364,8 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 	opts := v.opts
 	opts.Certificates = signing.Dedup(append(slices.Clone(opts.Certificates), v.set.Certificates()...))
 	opts.scopes = pathScopes(v.set)
+	var excludedMembers atomic.Int64
+	opts.openContainers(&excludedMembers)
 	cats, err := buildCatalogs(ctx, &opts, roots, needs, v.catalogDenied)
 	if err != nil {
 		return err
@@ -357,6 +384,10 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 		case e.skipped != nil:
 			rep.Summary.Skipped++
 			return sink.Skipped(e.skipped)
+		case in != nil && in.Container != "" && in.Err == nil:
+			rep.Summary.Skipped++
+			return sink.Skipped(&SkippedFile{Root: roots[e.root], Path: e.rel, fileRoot: e.fileRoot,
+				Reason: fmt.Sprintf("%s container: its members are judged (%s%s...)", in.Container, path.Base(e.rel), container.Separator)})
 		case in != nil && in.Format == FormatOther && in.Err == nil:
 			rep.Summary.Skipped++
 			return sink.Skipped(&SkippedFile{Root: roots[e.root], Path: e.rel, Reason: "not a PE or ELF file", fileRoot: e.fileRoot})
@@ -390,7 +421,7 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 	if err != nil {
 		return err
 	}
-	rep.Summary.Excluded = w.excluded
+	rep.Summary.Excluded = w.excluded + int(excludedMembers.Load())
 	rep.Walked = w.walked
 	rep.Duration = v.opts.Now().Sub(rep.Started)
 	return sink.End(rep)
@@ -482,6 +513,7 @@ func startWalk(ctx context.Context, opts *Options, roots []string) (*walker, err
 		}
 		return nil, err
 	}
+	w.containers = opts.containers != nil
 	return w, nil
 }
 
@@ -493,6 +525,13 @@ func (w *walker) stream(shard *Shard, emit func(*entry) error) error {
 	var b []byte
 	n := 0
 	err := w.run(func(e *entry) error {
+		if e.includeOnly {
+			// Not in the listing (it is not judged), but in the shard's.
+			if shard != nil && !shard.holds(e.rel) {
+				return nil
+			}
+			return emit(e)
+		}
 		b = strconv.AppendInt(b[:0], int64(e.root), 10)
 		b = append(append(append(b, 0), e.rel...), 0)
 		h.Write(b)
@@ -605,7 +644,14 @@ func inspectInOrder(ctx context.Context, opts *Options, w *walker, needs func(re
 				}
 				e := j.e
 				cfg := &inspectConfig{needs: func(f cipolicy.Format) cipolicy.Needs { return needs(e.rel, f) },
-					opts: format.InspectOptions{Certificates: opts.Certificates, Cache: cache}, follow: e.follow}
+					opts: format.InspectOptions{Certificates: opts.Certificates, Cache: cache}, follow: e.follow,
+					containers: opts.containers, containerOnly: e.includeOnly}
+				if opts.containers != nil {
+					// Members are judged at their own paths.
+					cfg.needs = nil
+					cfg.needsAt = needs
+					cfg.rel = e.rel
+				}
 				in := opts.catalogs.take(e.abs) // read while indexing catalogs
 				if in == nil {
 					in = inspectFile(gctx, e.abs, buf, cfg)
@@ -617,7 +663,31 @@ func inspectInOrder(ctx context.Context, opts *Options, w *walker, needs func(re
 				if opts.Progress != nil {
 					opts.Progress(int(d), int(found.Load()))
 				}
+				if in.walk == nil {
+					results <- finished{j.k, in}
+					continue
+				}
+				// A container: its members follow its inspection, as the
+				// worker decides them.
+				ch := make(chan *member, memberQueue)
+				in.members = ch
 				results <- finished{j.k, in}
+				err := in.walk(gctx, func(m *member) error {
+					select {
+					case ch <- m:
+						return nil
+					case <-gctx.Done():
+						return gctx.Err()
+					}
+				})
+				close(ch)
+				if err != nil {
+					var stop *emitStop
+					if errors.As(err, &stop) {
+						err = stop.err
+					}
+					return err
+				}
 			}
 			return nil
 		})
@@ -653,7 +723,11 @@ func inspectInOrder(ctx context.Context, opts *Options, w *walker, needs func(re
 			}
 			in, ring[j.k%window] = ring[j.k%window], nil
 		}
-		if err := emit(j.e, in); err != nil {
+		err := emitAll(gctx, j.e, in, emit, opts.containers)
+		if errors.Is(err, errInterrupted) {
+			return interrupted()
+		}
+		if err != nil {
 			cancel()
 			_ = g.Wait() // the walk's and the workers' errors are this cancellation
 			return err
@@ -666,6 +740,51 @@ func inspectInOrder(ctx context.Context, opts *Options, w *walker, needs func(re
 		return &InterruptedError{Done: int(done.Load()), Total: int(found.Load()), Walking: !walked.Load(), Err: err}
 	}
 	return nil
+}
+
+// memberQueue is how many decided members of a container a worker may be
+// ahead of the emitter.
+const memberQueue = 64
+
+// errInterrupted: the run was cancelled while the emitter waited.
+var errInterrupted = errors.New("interrupted")
+
+// emitAll emits an entry, and a container's members after it as the
+// worker decides them (an entry the walk passed for its members alone,
+// which is no container, is counted as excluded).
+func emitAll(ctx context.Context, e *entry, in *Inspection, emit func(e *entry, in *Inspection) error, cc *containerConfig) error {
+	if e.includeOnly && (in == nil || in.members == nil) {
+		if cc != nil && cc.excluded != nil {
+			cc.excluded()
+		}
+		return nil
+	}
+	if err := emit(e, in); err != nil {
+		return err
+	}
+	if in == nil || in.members == nil {
+		return nil
+	}
+	for {
+		var m *member
+		var ok bool
+		select {
+		case m, ok = <-in.members:
+		case <-ctx.Done():
+			return errInterrupted
+		}
+		if !ok {
+			return nil
+		}
+		me := &entry{root: e.root, rel: m.rel, fileRoot: e.fileRoot, problem: m.problem, format: FormatOther}
+		mi := m.in
+		if m.problem != nil {
+			mi = nil
+		}
+		if err := emit(me, mi); err != nil {
+			return err
+		}
+	}
 }
 
 // Binaries lists the PE and ELF files under roots, as validation discovers

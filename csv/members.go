@@ -1,0 +1,257 @@
+package csv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+
+	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/container"
+	"github.com/codesignval/csv/csv/format"
+	"github.com/codesignval/csv/internal/limits"
+)
+
+// Containers (archives, packages, images, compressed files) are judged by
+// their members: a worker that finds one (inspect) passes the container's
+// own inspection on at once, then walks its members in the container's
+// order and inspects each as it inspects a loose file, nested containers
+// depth first, passing each member on through a channel as it is decided;
+// the emitter reads them at the container's place in the run's order (see
+// inspectInOrder). Members of one container are inspected by one worker,
+// one after the other; separate containers and loose files go to the
+// others.
+
+// containerConfig is what opening containers needs.
+type containerConfig struct {
+	lim container.Limits
+	// include and exclude match member paths as they match files.
+	include, exclude []string
+	// excluded counts members --exclude or --include left out.
+	excluded func()
+}
+
+// DefaultContainerLimits are the caps containers get unless raised
+// (internal/limits).
+func DefaultContainerLimits() container.Limits {
+	return container.Limits{
+		MaxDepth: limits.MaxContainerDepth, MaxMembers: limits.MaxContainerMembers,
+		MaxExpandedSize: limits.MaxContainerSize, MaxRatio: limits.MaxContainerRatio,
+		RatioGrace: limits.ContainerRatioGrace, MemberInMemory: limits.MaxMemberInMemory,
+	}
+}
+
+// member is one member of a container, decided: its path (relative to the
+// root, "dist/app.zip!/lib/x.dll" as rel "app.zip!/lib/x.dll"), and its
+// inspection, or why it was not inspected.
+type member struct {
+	rel string
+	in  *Inspection
+	// problem: the member cannot be judged (Member.Problem, or the
+	// container could not be read past it: then rel is the container's).
+	problem error
+	// container: the member is itself a container, whose members follow.
+	container container.Kind
+}
+
+// walkContainer walks the container src (size bytes, at report path p, its
+// file named name) at nesting depth, and emits its members.
+func walkContainer(ctx context.Context, cfg *inspectConfig, r container.Reader, src io.ReaderAt, size int64, p, name string, depth int, expanded *int64, emit func(*member) error) (err error) {
+	cc := cfg.containers
+	lim := cc.lim
+	outer := emit
+	emit = func(m *member) error {
+		if err := outer(m); err != nil {
+			return &emitStop{err}
+		}
+		return nil
+	}
+	lim.Depth, lim.Expanded = depth, expanded
+	if lim.MaxDepth > 0 && depth > lim.MaxDepth {
+		return emit(&member{rel: p, problem: &container.LimitError{Cap: "max-container-depth", Value: int64(lim.MaxDepth),
+			What: fmt.Sprintf("%s container nested %d deep", r.Kind(), depth)}})
+	}
+	var buf, data []byte // the member's first block; a member held in memory
+	count := 0
+	yield := func(m *container.Member, mr io.Reader) (err error) {
+		count++
+		rel := container.Path(p, m.Name)
+		if isExcludedBy(cc.exclude, rel) || !isIncludedBy(cc.include, rel) {
+			// A container may be included for its members alone.
+			if cc.excluded != nil {
+				cc.excluded()
+			}
+			return nil
+		}
+		if lim.MaxMembers > 0 && count > lim.MaxMembers {
+			return &container.LimitError{Cap: "max-container-members", Value: int64(lim.MaxMembers),
+				What: fmt.Sprintf("%s container holds more than %d members", r.Kind(), lim.MaxMembers)}
+		}
+		if m.Problem != nil {
+			return emit(&member{rel: rel, problem: m.Problem})
+		}
+		if buf == nil {
+			buf = make([]byte, limits.ReadBuffer)
+		}
+		in, nested, err := inspectMember(ctx, cfg.at(rel), rel, m, mr, buf, &data)
+		if err != nil {
+			return err
+		}
+		if nested == nil {
+			return emit(&member{rel: rel, in: in})
+		}
+		if err := emit(&member{rel: rel, in: in, container: nested.Kind()}); err != nil {
+			return err
+		}
+		// The nested container's bytes are data: the next member needs its
+		// own buffer.
+		held := data
+		data = nil
+		return walkContainer(ctx, cfg, nested, bytes.NewReader(held), int64(len(held)), rel, path.Base(m.Name), depth+1, expanded, emit)
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			err = emit(&member{rel: p, problem: &MalformedBinaryError{Path: p, Format: FormatOther, Offset: -1,
+				Reason: fmt.Sprintf("internal error while reading the %s container (please report it): %v", r.Kind(), v)}})
+		}
+	}()
+	werr := r.Walk(ctx, src, size, name, &lim, yield)
+	var stop *emitStop
+	switch {
+	case werr == nil:
+		return nil
+	case errors.As(werr, &stop):
+		return stop // the emitter's: passed up through every level
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	// What could not be read past is a finding on the container itself:
+	// members after it could hide anything.
+	return emit(&member{rel: p, problem: fmt.Errorf("%s container: %w (read %d members before it)", r.Kind(), werr, count)})
+}
+
+// emitStop carries an error of the emitter (the run is ending) through a
+// reader's Walk, which returns yield's errors; the worker unwraps it.
+type emitStop struct{ err error }
+
+func (e *emitStop) Error() string { return e.err.Error() }
+
+// inspectMember inspects one member as inspect does a loose file: its first
+// block tells the format; a binary (or a nested container) is read into
+// memory (*data, reused, at most lim.MemberInMemory bytes), for the
+// handlers' random access. A member of no format is not read further.
+func inspectMember(ctx context.Context, cfg *inspectConfig, rel string, m *container.Member, r io.Reader, buf []byte, data *[]byte) (in *Inspection, nested container.Reader, err error) {
+	in = &Inspection{Format: FormatOther, Size: m.Size}
+	readErr := func(err error) (*Inspection, container.Reader, error) {
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		var stop *emitStop
+		if errors.As(err, &stop) {
+			return nil, nil, err
+		}
+		var me *format.MalformedError
+		var le *container.LimitError
+		if errors.As(err, &me) || errors.As(err, &le) {
+			in.Err = err
+		} else {
+			in.Err = &UnreadableError{Path: rel, Err: err}
+		}
+		return in, nil, nil
+	}
+	n, err := io.ReadFull(r, buf[:format.SniffSize])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return readErr(err)
+	}
+	head := buf[:n]
+	// The handlers tell a format by the first block (a PE's headers may lie
+	// past it: a file that starts as a binary is read whole and told
+	// again, by inspectData).
+	probe := &format.File{Head: head, R: bytes.NewReader(head), Name: path.Base(m.Name), Size: int64(n)}
+	if sniff(probe) == nil {
+		nested = container.Sniff(head, probe.Name)
+		if nested == nil && !lookalike(probe) && !cfg.needs(FormatOther).Digests.Has(cipolicy.SHA256) {
+			return in, nil, nil // of no format: not read further
+		}
+	}
+	// Held in memory: the handlers read by random access.
+	capacity := cfg.containers.lim.MemberInMemory
+	if capacity > 0 && m.Size > capacity {
+		in.Err = &container.LimitError{Cap: "max-member-size", Value: capacity,
+			What: fmt.Sprintf("member is %d bytes, and csv holds a member in memory to judge it", m.Size)}
+		return in, nil, nil
+	}
+	d := append((*data)[:0], head...)
+	if n == format.SniffSize {
+		var rerr error
+		d, rerr = readAllCapped(r, d, capacity)
+		*data = d
+		if rerr != nil {
+			return readErr(rerr)
+		}
+	}
+	*data = d
+	in.Size = int64(len(d))
+	if nested != nil {
+		in.Container = nested.Kind()
+		return in, nested, nil
+	}
+	br := bytes.NewReader(d)
+	if _, err := br.Seek(int64(n), io.SeekStart); err != nil {
+		return readErr(err)
+	}
+	file := format.NewFile(br, in.Size, buf, n)
+	file.Name = probe.Name
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				in.Err = &MalformedBinaryError{Path: rel, Format: in.Format, Offset: -1,
+					Reason: fmt.Sprintf("internal error while parsing (please report it): %v", v)}
+			}
+		}()
+		inspectData(ctx, rel, file, cfg, in)
+	}()
+	if in.Err != nil && ctx.Err() != nil {
+		return nil, nil, ctx.Err()
+	}
+	return in, nil, nil
+}
+
+// readAllCapped appends r's bytes to d, refusing more than capacity in all
+// (0: no cap).
+func readAllCapped(r io.Reader, d []byte, capacity int64) ([]byte, error) {
+	for {
+		if len(d) == cap(d) {
+			d = append(d, 0)[:len(d)]
+		}
+		n, err := r.Read(d[len(d):cap(d)])
+		d = d[:len(d)+n]
+		if capacity > 0 && int64(len(d)) > capacity {
+			return d, &container.LimitError{Cap: "max-member-size", Value: capacity,
+				What: "member is larger, and csv holds a member in memory to judge it"}
+		}
+		if errors.Is(err, io.EOF) {
+			return d, nil
+		}
+		if err != nil {
+			return d, err
+		}
+	}
+}
+
+// isExcludedBy and isIncludedBy match a path against --exclude and
+// --include as the walk does.
+func isExcludedBy(globs []string, rel string) bool {
+	for _, p := range globs {
+		if ok, _ := globMatch(p, rel); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func isIncludedBy(globs []string, rel string) bool {
+	return len(globs) == 0 || isExcludedBy(globs, rel)
+}

@@ -1,0 +1,262 @@
+package csv
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/container"
+	"github.com/codesignval/csv/internal/testbin"
+	"github.com/codesignval/csv/signing"
+)
+
+// testContainer is a container kind for the pipeline's tests, independent
+// of the real readers: "CSVTESTC\n", then per member a line
+// "name\tsize\tproblem\n" and size bytes; a line "BAD\n" makes Walk fail
+// there (a container csv cannot read past).
+type testContainer struct{}
+
+const testMagic = "CSVTESTC\n"
+
+func (testContainer) Kind() container.Kind { return "testc" }
+
+func (testContainer) Sniff(head []byte, _ string) bool { return bytes.HasPrefix(head, []byte(testMagic)) }
+
+func (testContainer) Walk(ctx context.Context, src io.ReaderAt, size int64, _ string, lim *container.Limits, yield func(*container.Member, io.Reader) error) error {
+	br := bufio.NewReader(io.NewSectionReader(src, 0, size))
+	if _, err := br.Discard(len(testMagic)); err != nil {
+		return err
+	}
+	for {
+		line, err := br.ReadString('\n')
+		if err == io.EOF && line == "" {
+			return nil
+		}
+		if err != nil || line == "BAD\n" {
+			return &signing.MalformedError{Format: "testc", Offset: -1, Reason: "bad member header"}
+		}
+		f := strings.SplitN(strings.TrimSuffix(line, "\n"), "\t", 3)
+		n, _ := strconv.ParseInt(f[1], 10, 64)
+		m := &container.Member{Name: f[0], Size: n}
+		if f[2] != "" {
+			m.Problem = fmt.Errorf("%w: %s", container.ErrMember, f[2])
+		}
+		var r io.Reader
+		if m.Problem == nil {
+			r = &container.Meter{R: io.LimitReader(br, n), Ctx: ctx, Lim: lim, Name: m.Name, Declared: n, Format: "testc"}
+		}
+		if err := yield(m, r); err != nil {
+			return err
+		}
+		if r != nil {
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				return err
+			}
+		} else if _, err := br.Discard(int(n)); err != nil {
+			return err
+		}
+	}
+}
+
+func init() { container.Register(testContainer{}) }
+
+type tcMember struct {
+	name    string
+	data    []byte
+	problem string
+}
+
+func testArchive(members ...tcMember) []byte {
+	b := []byte(testMagic)
+	for _, m := range members {
+		b = fmt.Appendf(b, "%s\t%d\t%s\n", m.name, len(m.data), m.problem)
+		b = append(b, m.data...)
+	}
+	return b
+}
+
+
+// TestContainerMembersJudged: members are judged at "container!/name"
+// paths, in the container's order at its place in the walk, nested
+// containers depth first; members that cannot be judged are blocked; what
+// follows a point the reader cannot read past is a finding on the
+// container itself.
+func TestContainerMembersJudged(t *testing.T) {
+	good := testbin.PE(testbin.PEOptions{})
+	bad := testbin.PE(testbin.PEOptions{Code: []byte{0x90, 0xc3}})
+	elf := testbin.ELF(testbin.ELFOptions{})
+	inner := testArchive(tcMember{"deep/x.exe", good, ""}, tcMember{"readme.txt", []byte("hi"), ""})
+	outer := testArchive(
+		tcMember{"bin/app.exe", good, ""},
+		tcMember{"bin/tool.exe", bad, ""},
+		tcMember{"lib/in.tc", inner, ""},
+		tcMember{"enc.dll", nil, "encrypted"},
+		tcMember{"lib/x.so", elf, ""},
+	)
+	dir := tree(t, map[string][]byte{
+		"a.exe":      good,
+		"dist/p.tc":  outer,
+		"dist/q.tc":  append(testArchive(tcMember{"ok.exe", good, ""}), "BAD\n"...),
+		"z/last.exe": good,
+	})
+	set := policyFor(t,
+		"{id: good, action: allow, sha256: "+sha(good)+"}",
+		"{id: elf, action: allow, sha256: "+sha(elf)+"}")
+	rep := validate(t, set, Options{Jobs: 2}, dir)
+	var got []string
+	for _, r := range rep.Results {
+		got = append(got, fmt.Sprintf("%s %s %s", r.Path, r.Decision.Verdict, r.Format))
+	}
+	want := []string{
+		"a.exe allowed pe",
+		"dist/p.tc!/bin/app.exe allowed pe",
+		"dist/p.tc!/bin/tool.exe blocked pe",
+		"dist/p.tc!/lib/in.tc!/deep/x.exe allowed pe",
+		"dist/p.tc!/enc.dll blocked other",
+		"dist/p.tc!/lib/x.so allowed elf",
+		"dist/q.tc!/ok.exe allowed pe",
+		"dist/q.tc blocked other",
+		"z/last.exe allowed pe",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("results:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, r := range rep.Results {
+		switch r.Path {
+		case "dist/p.tc!/enc.dll":
+			if !errors.Is(r.Err, container.ErrMember) || r.Decision.Kind != cipolicy.KindMalformed {
+				t.Errorf("%s: err %v, kind %s", r.Path, r.Err, r.Decision.Kind)
+			}
+		case "dist/q.tc":
+			if !errors.Is(r.Err, signing.ErrMalformed) {
+				t.Errorf("%s: err %v", r.Path, r.Err)
+			}
+		}
+	}
+	var skipped []string
+	for _, s := range rep.Skipped {
+		skipped = append(skipped, s.Path)
+	}
+	wantSkipped := []string{"dist/p.tc", "dist/p.tc!/lib/in.tc", "dist/p.tc!/lib/in.tc!/readme.txt", "dist/q.tc"}
+	if !slices.Equal(skipped, wantSkipped) {
+		t.Errorf("skipped %q, want %q", skipped, wantSkipped)
+	}
+	if rep.Summary.Files != 9 || rep.Summary.Blocked != 3 {
+		t.Errorf("summary %+v", rep.Summary)
+	}
+}
+
+// TestContainerMemberTampered: one byte changed in a member blocks exactly
+// that member.
+func TestContainerMemberTampered(t *testing.T) {
+	a := testbin.PE(testbin.PEOptions{})
+	b := testbin.ELF(testbin.ELFOptions{})
+	set := policyFor(t, "{id: a, action: allow, sha256: "+sha(a)+"}", "{id: b, action: allow, sha256: "+sha(b)+"}")
+	b2 := slices.Clone(b)
+	b2[len(b2)-1] ^= 1
+	for _, tc := range []struct {
+		b       []byte
+		blocked []string
+	}{{b, nil}, {b2, []string{"p.tc!/b"}}} {
+		dir := tree(t, map[string][]byte{"p.tc": testArchive(tcMember{"a", a, ""}, tcMember{"b", tc.b, ""})})
+		rep := validate(t, set, Options{}, dir)
+		var blocked []string
+		for _, r := range rep.Results {
+			if !r.Decision.Allowed() {
+				blocked = append(blocked, r.Path)
+			}
+		}
+		if len(rep.Results) != 2 || !slices.Equal(blocked, tc.blocked) {
+			t.Errorf("blocked %q of %d, want %q", blocked, len(rep.Results), tc.blocked)
+		}
+	}
+}
+
+// TestContainerIncludeExclude: --include and --exclude match member paths,
+// and a container is opened though --include does not name it.
+func TestContainerIncludeExclude(t *testing.T) {
+	a := testbin.PE(testbin.PEOptions{})
+	dir := tree(t, map[string][]byte{
+		"p.tc":      testArchive(tcMember{"x.dll", a, ""}, tcMember{"skip/y.dll", a, ""}, tcMember{"z.exe", a, ""}),
+		"other.dll": a,
+	})
+	rep := validate(t, policyFor(t), Options{Include: []string{"**/*.dll"}, Exclude: []string{"**/skip/**"}}, dir)
+	judged, _ := paths(rep)
+	if want := []string{"other.dll", "p.tc!/x.dll"}; !slices.Equal(judged, want) {
+		t.Errorf("judged %q, want %q", judged, want)
+	}
+	if rep.Summary.Excluded != 2 { // skip/y.dll and z.exe (p.tc is opened, not counted)
+		t.Errorf("excluded %d, want 2", rep.Summary.Excluded)
+	}
+}
+
+// TestContainerFileRoot: a container given as the PATH reads
+// "PATH!/member" in reports.
+func TestContainerFileRoot(t *testing.T) {
+	a := testbin.PE(testbin.PEOptions{})
+	dir := tree(t, map[string][]byte{"p.tc": testArchive(tcMember{"lib/x.dll", a, ""})})
+	root := dir + "/p.tc"
+	rep := validate(t, policyFor(t), Options{}, root)
+	if len(rep.Results) != 1 || rep.Results[0].DisplayPath() != root+"!/lib/x.dll" {
+		t.Fatalf("results %+v", rep.Results)
+	}
+}
+
+// TestContainerCaps: depth, member size and the expanded total are capped,
+// and the finding names the cap.
+func TestContainerCaps(t *testing.T) {
+	a := testbin.PE(testbin.PEOptions{})
+	nest := testArchive(tcMember{"x.exe", a, ""})
+	for range 3 {
+		nest = testArchive(tcMember{"n.tc", nest, ""})
+	}
+	for _, tc := range []struct {
+		name string
+		lim  func(*container.Limits)
+		cap  string
+	}{
+		{"depth", func(l *container.Limits) { l.MaxDepth = 2 }, "max-container-depth"},
+		{"member", func(l *container.Limits) { l.MemberInMemory = int64(len(a)) - 1 }, "max-member-size"},
+		{"one member each", func(l *container.Limits) { l.MaxMembers = 1 }, ""},
+		{"members", func(l *container.Limits) { l.MaxMembers = 1 }, "max-container-members"},
+		{"expanded", func(l *container.Limits) { l.MaxExpandedSize = int64(len(a)) - 1 }, "max-container-size"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lim := DefaultContainerLimits()
+			tc.lim(&lim)
+			files := map[string][]byte{"p.tc": nest}
+			if tc.name == "members" {
+				files["p.tc"] = testArchive(tcMember{"x.exe", a, ""}, tcMember{"y.exe", a, ""})
+			}
+			dir := tree(t, files)
+			rep := validate(t, policyFor(t, "{id: a, action: allow, sha256: "+sha(a)+"}"), Options{ContainerLimits: &lim}, dir)
+			var le *container.LimitError
+			found := false
+			for _, r := range rep.Results {
+				if errors.As(r.Err, &le) && le.Cap == tc.cap {
+					found = true
+				}
+			}
+			if tc.cap == "" {
+				if len(rep.Results) != 1 || !rep.Results[0].Decision.Allowed() {
+					t.Errorf("results %+v", rep.Results)
+				}
+				return
+			}
+			if !found || !rep.Failed() {
+				for _, r := range rep.Results {
+					t.Logf("%s: %v", r.Path, r.Err)
+				}
+				t.Errorf("no finding naming %s", tc.cap)
+			}
+		})
+	}
+}
