@@ -28,7 +28,9 @@ const testMagic = "CSVTESTC\n"
 
 func (testContainer) Kind() container.Kind { return "testc" }
 
-func (testContainer) Sniff(head []byte, _ string) bool { return bytes.HasPrefix(head, []byte(testMagic)) }
+func (testContainer) Sniff(head []byte, _ string) bool {
+	return bytes.HasPrefix(head, []byte(testMagic))
+}
 
 func (testContainer) Walk(ctx context.Context, src io.ReaderAt, size int64, _ string, lim *container.Limits, yield func(*container.Member, io.Reader) error) error {
 	br := bufio.NewReader(io.NewSectionReader(src, 0, size))
@@ -82,7 +84,6 @@ func testArchive(members ...tcMember) []byte {
 	}
 	return b
 }
-
 
 // TestContainerMembersJudged: members are judged at "container!/name"
 // paths, in the container's order at its place in the walk, nested
