@@ -8,6 +8,8 @@ import (
 	"io"
 	"io/fs"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/container"
@@ -129,6 +131,40 @@ func InspectFile(ctx context.Context, path string, buf []byte, opts InspectOptio
 	}
 	cfg := &inspectConfig{needs: AllFacts, opts: format.InspectOptions{Certificates: opts.Certificates, Cache: authenticode.NewCertCache()}, follow: true}
 	return inspect(ctx, path, buf, cfg)
+}
+
+// InspectMembers inspects the file at path as InspectFile does and, when it
+// is a container (an archive, package, image or compressed file), each of
+// its members, nested containers depth first, calling each with every
+// member's path ("x.zip!/lib/a.dll"), its inspection, or why it could not
+// be judged (then in is nil: a member the container marks as such, or the
+// point past which the container could not be read, at the container's
+// path). lim nil is DefaultContainerLimits.
+func InspectMembers(ctx context.Context, path string, buf []byte, opts InspectOptions, lim *container.Limits, each func(rel string, in *Inspection, problem error) error) (*Inspection, error) {
+	if len(buf) < sniffSize {
+		buf = make([]byte, limits.ReadBuffer)
+	}
+	o := Options{ContainerLimits: lim}
+	var excluded atomic.Int64
+	o.openContainers(&excluded)
+	cfg := &inspectConfig{needs: AllFacts, opts: format.InspectOptions{Certificates: opts.Certificates, Cache: authenticode.NewCertCache()}, follow: true,
+		containers: o.containers, rel: filepath.Base(path)}
+	in := inspect(ctx, path, buf, cfg)
+	if in.walk == nil {
+		return in, nil
+	}
+	err := in.walk(ctx, func(m *member) error {
+		display := filepath.ToSlash(path) + strings.TrimPrefix(m.rel, cfg.rel)
+		if m.problem != nil {
+			return each(display, nil, m.problem)
+		}
+		return each(display, m.in, nil)
+	})
+	var stop *emitStop
+	if errors.As(err, &stop) {
+		err = stop.err
+	}
+	return in, err
 }
 
 // inspectConfig is what one inspection needs besides the file.

@@ -2,6 +2,7 @@ package report
 
 import (
 	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/csv"
 	"github.com/codesignval/csv/csv/format"
 )
@@ -21,15 +22,18 @@ type FileDoc struct {
 	Attributes *cipolicy.FileAttributes `json:"version_info,omitempty"`
 	// Info is the format's own facts, written after the version info under
 	// the format's name ("pe", "elf").
-	Info  format.Info `json:"-"`
-	Error string      `json:"error,omitempty"`
+	Info format.Info `json:"-"`
+	// Container is the kind of container the file is ("zip"), whose
+	// members are listed after it.
+	Container container.Kind `json:"container,omitempty"`
+	Error     string         `json:"error,omitempty"`
 }
 
 // FileDocOf is the document of what csv.InspectFile found in the file at
 // path (as given: inspect names files as its arguments do).
 func FileDocOf(path string, in *csv.Inspection) FileDoc {
 	d := FileDoc{Path: path, Format: in.Format, Size: in.Size, Digests: DigestDocsOf(in.Digests), Signed: in.Signed(),
-		Info: in.Info, Signatures: SignatureDocs(in.Signatures), Attributes: in.Attributes}
+		Info: in.Info, Signatures: SignatureDocs(in.Signatures), Attributes: in.Attributes, Container: in.Container}
 	if in.Err != nil {
 		d.Error = in.Err.Error()
 	}
@@ -49,11 +53,12 @@ func (d FileDoc) MarshalJSON() ([]byte, error) {
 		Attributes *cipolicy.FileAttributes `json:"version_info,omitempty"`
 	}
 	type tail struct {
-		Error string `json:"error,omitempty"`
+		Container container.Kind `json:"container,omitempty"`
+		Error     string         `json:"error,omitempty"`
 	}
 	var facts *Facts
 	if d.Info != nil {
 		facts = &Facts{Format: d.Format, Value: d.Info}
 	}
-	return ObjectWithFacts(head{d.Path, d.Format, d.Size}, d.Digests, mid{d.Signed, d.Signatures, d.Attributes}, facts, tail{d.Error})
+	return ObjectWithFacts(head{d.Path, d.Format, d.Size}, d.Digests, mid{d.Signed, d.Signatures, d.Attributes}, facts, tail{d.Container, d.Error})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/csv"
 	"github.com/codesignval/csv/csv/report"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
@@ -77,21 +78,38 @@ func Run(ctx context.Context, o *Options) error {
 	var sigs [][]*signing.Signature
 	malformed, unreadable := false, false
 	for _, path := range o.Files {
-		in := csv.InspectFile(ctx, path, buf, csv.InspectOptions{Certificates: certs})
+		add := func(path string, in *csv.Inspection) {
+			d := report.FileDocOf(path, in)
+			sigs = append(sigs, in.Signatures)
+			if in.Err != nil {
+				var mb *csv.MalformedBinaryError
+				if errors.As(in.Err, &mb) || errors.Is(in.Err, signing.ErrMalformed) || errors.Is(in.Err, container.ErrLimit) {
+					malformed = true
+				} else {
+					unreadable = true
+				}
+			}
+			docs = append(docs, d)
+		}
+		// A container is listed, then its members, each with its facts.
+		var members []func()
+		in, err := csv.InspectMembers(ctx, path, buf, csv.InspectOptions{Certificates: certs}, nil, func(rel string, in *csv.Inspection, problem error) error {
+			if in == nil {
+				in = &csv.Inspection{Format: csv.FormatOther, Err: problem}
+			}
+			members = append(members, func() { add(rel, in) })
+			return nil
+		})
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		d := report.FileDocOf(path, in)
-		sigs = append(sigs, in.Signatures)
-		if in.Err != nil {
-			var mb *csv.MalformedBinaryError
-			if errors.As(in.Err, &mb) {
-				malformed = true
-			} else {
-				unreadable = true
-			}
+		if err != nil {
+			return err
 		}
-		docs = append(docs, d)
+		add(path, in)
+		for _, m := range members {
+			m()
+		}
 	}
 	if o.Format == "json" {
 		enc := json.NewEncoder(textsafe.JSONWriter(o.IO.Out))
@@ -123,6 +141,9 @@ func writeText(w io.Writer, d *FileDoc, sigs []*signing.Signature) {
 	format := string(d.Format)
 	if d.Info != nil {
 		format = d.Info.Describe()
+	}
+	if d.Container != "" {
+		format = string(d.Container) + " container: its members follow"
 	}
 	row("format", format)
 	row("size", fmt.Sprint(d.Size))

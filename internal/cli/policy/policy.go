@@ -47,6 +47,8 @@ type NewOptions struct {
 	Exclude  []string
 	Follow   bool
 	Paths    []string
+	// Containers are the caps on containers whose members get rules.
+	Containers cmdutil.ContainerFlags
 }
 
 // NewCmdNew returns "csv policy new".
@@ -104,6 +106,7 @@ func NewCmdNew(f *cmdutil.Factory, runF func(context.Context, *NewOptions) error
 	fl.StringVar(&opts.Mode, "mode", "enforce", "policy mode: enforce or audit")
 	fl.StringVarP(&opts.Output, "output", "o", "", "write the policy to `FILE` instead of standard output")
 	fl.IntVarP(&opts.Jobs, "jobs", "j", 0, "files inspected at once (default: number of CPUs)")
+	opts.Containers.Register(fl)
 	fl.StringArrayVar(&opts.Include, "include", nil, "cover only files matching this path `GLOB`; repeatable")
 	fl.StringArrayVar(&opts.Exclude, "exclude", nil, "skip files and directories matching this path `GLOB`; repeatable")
 	fl.BoolVar(&opts.Follow, "follow-symlinks", false, "follow symbolic links (never out of the given paths)")
@@ -122,7 +125,7 @@ func RunNew(ctx context.Context, o *NewOptions) error {
 		fallback = append(fallback, csv.Level(l))
 	}
 	g, err := csv.GeneratePolicy(ctx, csv.GenerateOptions{
-		Options: csv.Options{Jobs: o.Jobs, Include: o.Include, Exclude: o.Exclude, FollowSymlinks: o.Follow},
+		Options: csv.Options{Jobs: o.Jobs, Include: o.Include, Exclude: o.Exclude, FollowSymlinks: o.Follow, ContainerLimits: o.Containers.Limits()},
 		Level:   csv.Level(o.Level), Fallback: fallback, Name: o.Name, ID: o.ID, Version: o.Version,
 		Mode: cipolicy.Mode(o.Mode), Certificates: certs,
 	}, o.Paths...)

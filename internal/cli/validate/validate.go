@@ -43,6 +43,7 @@ type Options struct {
 	Verbose         bool
 	SARIFPasses     bool
 	AllDigests      bool
+	Containers      cmdutil.ContainerFlags
 	Quiet           bool
 	CertFiles       []string
 	Catalogs        []string
@@ -114,6 +115,7 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 	fl.StringVar(&opts.Shard, "shard", "", "judge only shard `i/n` of the files (split a build across CI jobs; combine the JSON reports with csv report merge)")
 	fl.BoolVar(&opts.Sign, "sign", false, "if every binary passes, sign them (see csv sign); nothing is signed otherwise")
 	opts.SignFlags.Register(fl, " (with --sign)")
+	opts.Containers.Register(fl)
 	fl.StringArrayVar(&opts.Catalogs, "catalog", nil, "security catalog `FILE` (.cat) whose members count as signed by its signer, beside the *.cat files under PATH; it must verify; repeatable")
 	fl.StringArrayVar(&opts.CertFiles, "certs", nil, "certificates `FILE` (PEM or DER) completing chains: intermediates, roots, ELF signers; roots here are trusted for WDAC well-known root rules; repeatable")
 	return cmd
@@ -198,7 +200,7 @@ func Run(ctx context.Context, o *Options) error {
 	vopts := csv.Options{
 		Jobs: o.Jobs, Scenario: cipolicy.Scenario(o.Scenario), Include: o.Include, Exclude: o.Exclude,
 		FollowSymlinks: o.FollowSymlinks, AllDigests: o.AllDigests, Certificates: certs, SignCheck: o.Sign,
-		Catalogs: o.Catalogs,
+		Catalogs: o.Catalogs, ContainerLimits: o.Containers.Limits(),
 	}
 	if o.Shard != "" {
 		vopts.Shard, _ = csv.ParseShard(o.Shard) // checked above
