@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/csv"
 )
 
@@ -206,7 +207,10 @@ func sarifResultOf(res *csv.Result, opts Options) (sarifResult, bool) {
 		msg += " (audit mode: would be blocked under enforcement)"
 	}
 	out.Message = sarifText{msg}
-	out.Locations = []sarifLocation{{PhysicalLocation: sarifPhysical{ArtifactLocation: sarifArtifact{URI: artifactURI(res.DisplayPath())}}}}
+	// A member's location is the file on disk that holds it (code
+	// scanning shows files of the repository); the message names the member.
+	file, _, _ := strings.Cut(res.DisplayPath(), container.Separator)
+	out.Locations = []sarifLocation{{PhysicalLocation: sarifPhysical{ArtifactLocation: sarifArtifact{URI: artifactURI(file)}}}}
 	props := map[string]any{"verdict": d.Verdict, "enforced": d.Enforced, "policy": d.Policy, "format": res.Format}
 	if d.Rule != "" {
 		props["policyRule"] = d.Rule
