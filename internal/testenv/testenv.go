@@ -55,3 +55,20 @@ func missing(t testing.TB, why string) {
 	}
 	t.Skip(why)
 }
+
+// Packages returns the path of a real-world package scripts/fetch-packages.sh
+// downloads into $CSV_PACKAGES (default /tmp/csv-packages), or skips the
+// test. The download needs the network, so a missing package skips even
+// under CSV_REQUIRE_PEERS.
+func Packages(t testing.TB, name string) string {
+	t.Helper()
+	dir := os.Getenv("CSV_PACKAGES")
+	if dir == "" {
+		dir = "/tmp/csv-packages"
+	}
+	p := filepath.Join(dir, name)
+	if st, err := os.Stat(p); err != nil || st.Size() == 0 {
+		t.Skipf("%s is absent: run scripts/fetch-packages.sh %s (or set CSV_PACKAGES)", p, dir)
+	}
+	return p
+}
