@@ -261,3 +261,35 @@ func TestContainerCaps(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyNewOverContainer: csv policy new writes rules for a
+// container's members, and the policy allows them (and nothing changed).
+func TestPolicyNewOverContainer(t *testing.T) {
+	a, b := testbin.PE(testbin.PEOptions{}), testbin.ELF(testbin.ELFOptions{})
+	dir := tree(t, map[string][]byte{"p.tc": testArchive(tcMember{"lib/a.dll", a, ""}, tcMember{"in.tc", testArchive(tcMember{"b", b, ""}), ""})})
+	g, err := GeneratePolicy(context.Background(), GenerateOptions{Level: LevelHash, Name: "gen"}, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var comments []string
+	for _, r := range g.Policy.Rules {
+		if r.Comment != "" {
+			comments = append(comments, r.Comment)
+		}
+	}
+	if g.Files != 2 || len(comments) != 2 || !strings.HasSuffix(comments[0], "p.tc!/lib/a.dll") || !strings.HasSuffix(comments[1], "p.tc!/in.tc!/b") {
+		t.Fatalf("%d files, rules for %q", g.Files, comments)
+	}
+	set, err := cipolicy.NewSet(cipolicy.SetOptions{}, g.Policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := validate(t, set, Options{}, dir); rep.Failed() || len(rep.Results) != 2 {
+		t.Errorf("the generated policy does not allow the members: %+v", rep.Results)
+	}
+	b[len(b)-1] ^= 1
+	dir2 := tree(t, map[string][]byte{"p.tc": testArchive(tcMember{"lib/a.dll", a, ""}, tcMember{"in.tc", testArchive(tcMember{"b", b, ""}), ""})})
+	if rep := validate(t, set, Options{}, dir2); !rep.Failed() || rep.Summary.Blocked != 1 {
+		t.Errorf("a changed member is not blocked: %+v", rep.Summary)
+	}
+}
