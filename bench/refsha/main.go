@@ -25,7 +25,9 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -46,7 +48,64 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/codesignval/csv/container"
+	_ "github.com/codesignval/csv/container/all"
 )
+
+// members: hash containers' members (-members).
+var members bool
+
+// hashMembers hashes the file at p, or, when it is a container, every
+// member in it (nested containers too), and returns the bytes hashed.
+func hashMembers(p string, h hash.Hash, buf []byte) (int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.ReadFull(f, buf[:min(int64(container.SniffSize), st.Size())])
+	if err != nil {
+		return 0, err
+	}
+	r := container.Sniff(buf[:n], filepath.Base(p))
+	if r == nil {
+		return hashFile(p, h, buf)
+	}
+	var total, expanded int64
+	err = walkMembers(r, f, st.Size(), filepath.Base(p), 1, &expanded, h, buf, &total)
+	return total, err
+}
+
+func walkMembers(r container.Reader, src io.ReaderAt, size int64, name string, depth int, expanded *int64, h hash.Hash, buf []byte, total *int64) error {
+	lim := container.Limits{Depth: depth, MaxDepth: 8, Expanded: expanded}
+	return r.Walk(context.Background(), src, size, name, &lim, func(m *container.Member, mr io.Reader) error {
+		if mr == nil {
+			return nil
+		}
+		n, err := io.ReadFull(mr, buf[:container.SniffSize])
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			return err
+		}
+		if nested := container.Sniff(buf[:n], filepath.Base(m.Name)); nested != nil {
+			data, err := io.ReadAll(io.MultiReader(bytes.NewReader(slices.Clone(buf[:n])), mr))
+			if err != nil {
+				return err
+			}
+			return walkMembers(nested, bytes.NewReader(data), int64(len(data)), filepath.Base(m.Name), depth+1, expanded, h, buf, total)
+		}
+		h.Reset()
+		h.Write(buf[:n])
+		c, err := io.CopyBuffer(h, mr, buf)
+		*total += int64(n) + c
+		h.Sum(nil)
+		return err
+	})
+}
 
 // bufSize matches csv's per-worker read buffer (internal/limits.ReadBuffer).
 const bufSize = 256 << 10
@@ -58,9 +117,10 @@ type file struct {
 
 func main() {
 	keyFile := flag.String("verify", "", "also verify one signature per file with this PEM private key's public key")
+	flag.BoolVar(&members, "members", false, "hash every member of every container (archive, package, image, compressed file) instead of the container, decompressing with csv's readers, nested containers held in memory as csv holds them")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: refsha [-verify KEY] DIR")
+		fmt.Fprintln(os.Stderr, "usage: refsha [-verify KEY] [-members] DIR")
 		os.Exit(2)
 	}
 	var verify func() bool
@@ -98,7 +158,11 @@ func main() {
 				if k >= len(files) {
 					return
 				}
-				n, err := hashFile(files[k].path, h, buf)
+				hf := hashFile
+				if members {
+					hf = hashMembers
+				}
+				n, err := hf(files[k].path, h, buf)
 				if err != nil {
 					errMu.Lock()
 					if firstErr == nil {
