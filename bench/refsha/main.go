@@ -53,8 +53,11 @@ import (
 	_ "github.com/codesignval/csv/container/all"
 )
 
-// members: hash containers' members (-members).
-var members bool
+// members: hash containers' members (-members); hashed counts them.
+var (
+	members bool
+	hashed  atomic.Int64
+)
 
 // hashMembers hashes the file at p, or, when it is a container, every
 // member in it (nested containers too), and returns the bytes hashed.
@@ -98,6 +101,7 @@ func walkMembers(r container.Reader, src io.ReaderAt, size int64, name string, d
 			}
 			return walkMembers(nested, bytes.NewReader(data), int64(len(data)), filepath.Base(m.Name), depth+1, expanded, h, buf, total)
 		}
+		hashed.Add(1)
 		h.Reset()
 		h.Write(buf[:n])
 		c, err := io.CopyBuffer(h, mr, buf)
@@ -192,7 +196,7 @@ func main() {
 			nd++
 		}
 	}
-	fmt.Printf("refsha: %d bytes, %d files, %d digests\n", total.Load(), len(files), nd)
+	fmt.Printf("refsha: %d bytes, %d files, %d digests, %d members\n", total.Load(), len(files), nd, hashed.Load())
 }
 
 // verifier signs a fixed digest once with the key in file and returns a
