@@ -95,8 +95,9 @@ func Detect(head []byte) Format {
 }
 
 // Reader reads files compressed in one format. Its Kind is the format's
-// name ("gzip"); errors about a stream that holds a tar name it "tar.gz"
-// (KindOf tells from a file's head).
+// name ("gzip"): the interface's Kind takes no file, so errors about a
+// stream that holds a tar name it "tar.gz", and KindOf tells it from the
+// file.
 type Reader struct{ Format Format }
 
 var _ container.Reader = Reader{}
@@ -116,12 +117,12 @@ func (r Reader) Kind() container.Kind { return container.Kind(r.Format.String())
 // not used.
 func (r Reader) Sniff(head []byte, name string) bool { return Detect(head) == r.Format }
 
-// KindOf is the kind of a file of this format whose first bytes are head:
-// "tar.gz" (and so on) when what head decompresses to starts with a tar
-// header, the format's name otherwise (also when head is too short to
-// tell).
-func (r Reader) KindOf(head []byte) container.Kind {
-	d, err := open(r.Format, bufio.NewReader(bytes.NewReader(head)))
+// KindOf is the kind of a file of this format: "tar.gz" (and so on) when
+// it decompresses to a tar, the format's name otherwise or when its start
+// does not decompress. It decompresses 512 bytes, from at most the first
+// MiB of src (a bzip2 block, an xz chunk or a zstd block holds them).
+func (r Reader) KindOf(src io.ReaderAt, size int64) container.Kind {
+	d, err := open(r.Format, bufio.NewReader(io.NewSectionReader(src, 0, min(size, 1<<20))))
 	if err != nil {
 		return r.Kind()
 	}
