@@ -41,6 +41,7 @@ import (
 	"bytes"
 	"compress/bzip2"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +50,7 @@ import (
 	kgzip "github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+	"github.com/ulikunitz/xz/lzma"
 
 	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/container/tar"
@@ -65,10 +67,14 @@ const (
 	XZ
 	Zstd
 	Bzip2
+	// LZMA is the legacy .lzma format (LZMA-alone), which has no magic
+	// number: Detect never returns it, and no Reader reads it; a Debian
+	// package's data.tar.lzma is read by its name.
+	LZMA
 )
 
-var formatNames = [...]string{Gzip: "gzip", XZ: "xz", Zstd: "zstd", Bzip2: "bzip2"}
-var tarNames = [...]string{Gzip: "tar.gz", XZ: "tar.xz", Zstd: "tar.zst", Bzip2: "tar.bz2"}
+var formatNames = [...]string{Gzip: "gzip", XZ: "xz", Zstd: "zstd", Bzip2: "bzip2", LZMA: "lzma"}
+var tarNames = [...]string{Gzip: "tar.gz", XZ: "tar.xz", Zstd: "tar.zst", Bzip2: "tar.bz2", LZMA: "tar.lzma"}
 
 func (f Format) String() string {
 	if int(f) < len(formatNames) && formatNames[f] != "" {
@@ -156,10 +162,20 @@ type Walker struct {
 // of a stream that holds no tar).
 func (w *Walker) Walk(ctx context.Context, src io.Reader, name string, lim *container.Limits, yield func(*container.Member, io.Reader) error) error {
 	kind := w.Format.String()
-	if w.Format == XZ {
-		if ra, ok := src.(io.ReaderAt); ok {
+	if ra, ok := src.(io.ReaderAt); ok {
+		switch w.Format {
+		case XZ:
 			if err := checkXZDict(ra); err != nil {
 				return err
+			}
+		case LZMA:
+			// The header: properties, then the dictionary size (LE32).
+			var h [5]byte
+			if _, err := ra.ReadAt(h[:], 0); err == nil {
+				if d := binary.LittleEndian.Uint32(h[1:]); d > limits.MaxContainerWindow {
+					return &container.LimitError{Cap: "max-container-window", Value: limits.MaxContainerWindow,
+						What: fmt.Sprintf("the lzma stream's dictionary of %d bytes", d)}
+				}
 			}
 		}
 	}
@@ -268,6 +284,12 @@ func open(f Format, br *bufio.Reader) (decoder, error) {
 		return zstdDecoder{z}, nil
 	case Bzip2:
 		return nopClose{bzip2.NewReader(br)}, nil
+	case LZMA:
+		z, err := lzma.NewReader(br)
+		if err != nil {
+			return nil, err
+		}
+		return nopClose{z}, nil
 	}
 	return nil, fmt.Errorf("compress: unknown format %d", f)
 }
