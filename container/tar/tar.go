@@ -8,8 +8,10 @@
 // otherwise.
 //
 // Members: regular files (and '7', contiguous files, which tar extracts as
-// regular files) are yielded with their bytes; directories are counted but
-// not yielded; symbolic and hard links, devices, FIFOs and every other type
+// regular files) are yielded with their bytes; directories, GNU volume
+// labels and a PAX global header that holds only a comment (git archive
+// writes one) are counted but not yielded; a PAX global header that sets
+// other records is yielded with a Problem; symbolic and hard links, devices, FIFOs and every other type
 // are yielded with a Problem, and so are GNU sparse files (old GNU 'S' and
 // the PAX GNU.sparse formats), whose holes tar fills on extraction (a
 // binary shipped sparse is unusual, and a sparse map can declare terabytes
@@ -161,8 +163,14 @@ func (w *Walker) Walk(ctx context.Context, r io.Reader, lim *container.Limits, y
 			return &container.LimitError{Cap: "max-container-members", Value: int64(lim.MaxMembers),
 				What: fmt.Sprintf("%s holds more than %d members", w.Format, lim.MaxMembers)}
 		}
-		if hdr.Typeflag == tar.TypeDir || hdr.Typeflag == 'D' { // 'D': a GNU dump directory
+		switch hdr.Typeflag {
+		case tar.TypeDir, 'D', 'V': // a directory, a GNU dump directory, a GNU volume label
 			continue
+		case tar.TypeXGlobalHeader:
+			// git archive writes one, a comment holding the commit.
+			if len(hdr.PAXRecords) == 1 && hdr.PAXRecords["comment"] != "" || len(hdr.PAXRecords) == 0 {
+				continue
+			}
 		}
 		m := w.member(hdr)
 		if m.Problem != nil {
@@ -233,6 +241,9 @@ func (w *Walker) member(hdr *tar.Header) *container.Member {
 	case tar.TypeFifo:
 		m.Type = container.Other
 		problem("%s is a FIFO", name)
+	case tar.TypeXGlobalHeader:
+		m.Type = container.Other
+		problem("a PAX global header (%s) sets records that GNU tar applies to the members after it and csv does not", name)
 	default:
 		m.Type = container.Other
 		problem("%s has the type %q, which csv does not read", name, hdr.Typeflag)

@@ -343,3 +343,29 @@ func TestCaps(t *testing.T) {
 		t.Errorf("cancelled: %v", err)
 	}
 }
+
+func TestGlobalHeader(t *testing.T) {
+	for _, tc := range []struct {
+		records map[string]string
+		blocked bool
+	}{
+		{map[string]string{"comment": "2f1c0e4c9d"}, false},
+		{map[string]string{"path": "evil", "comment": "x"}, true},
+	} {
+		b := craft(t, []*stdtar.Header{
+			{Typeflag: stdtar.TypeXGlobalHeader, Name: "pax_global_header", PAXRecords: tc.records},
+			{Name: "a", Typeflag: stdtar.TypeReg, Size: 1},
+		}, []string{"", "a"})
+		g := ctest.Walk(t, tar.Reader{}, b, "g.tar", ctest.Limits())
+		if g.Err != nil {
+			t.Fatal(g.Err)
+		}
+		if string(g.Bytes["a"]) != "a" {
+			t.Errorf("%v: a not delivered", tc.records)
+		}
+		blocked := len(g.Members) == 2 && errors.Is(g.Members[0].Problem, container.ErrMember)
+		if blocked != tc.blocked || len(g.Members) != map[bool]int{true: 2, false: 1}[tc.blocked] {
+			t.Errorf("%v: members %+v, want blocked %v", tc.records, g.Members, tc.blocked)
+		}
+	}
+}
