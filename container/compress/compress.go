@@ -28,8 +28,8 @@
 // total (Limits.MaxExpandedSize), both for the whole stream, bytes the tar
 // skips included, so work is linear in the input. zstd windows and xz
 // dictionaries are capped at limits.MaxContainerWindow before the
-// decoder allocates them (xz: in the first block's header, read before
-// decoding; later blocks are not checked ahead, see the report). The
+// decoder allocates them (xz: every block's header, found through the
+// streams' indexes before decoding). The
 // decoder's checksums (gzip CRC-32, xz check, zstd content checksum,
 // bzip2 CRCs) are verified at the end of each part: bytes already
 // delivered from a part whose checksum then fails make Walk return an
@@ -162,10 +162,10 @@ type Walker struct {
 // of a stream that holds no tar).
 func (w *Walker) Walk(ctx context.Context, src io.Reader, name string, lim *container.Limits, yield func(*container.Member, io.Reader) error) error {
 	kind := w.Format.String()
-	if ra, ok := src.(io.ReaderAt); ok {
+	if ra, ok := src.(*io.SectionReader); ok {
 		switch w.Format {
 		case XZ:
-			if err := checkXZDict(ra); err != nil {
+			if err := checkXZDict(ra, ra.Size()); err != nil {
 				return err
 			}
 		case LZMA:
@@ -371,50 +371,144 @@ func malformed(kind string, at int64, what string, err error) error {
 	return &signing.MalformedError{Format: kind, Offset: at, Reason: what + ": " + err.Error(), Err: err}
 }
 
-// checkXZDict refuses an xz file whose first block's LZMA2 dictionary is
-// larger than limits.MaxContainerWindow, before the decoder allocates it
-// (github.com/ulikunitz/xz takes the size from the header).
-func checkXZDict(ra io.ReaderAt) error {
-	var h [12 + 1024]byte
-	n, _ := ra.ReadAt(h[:], 0)
-	b := h[:n]
-	if len(b) < 13 || b[12] == 0 { // too short (the decoder says so), or no block
-		return nil
+// checkXZDict refuses an xz file one of whose blocks has an LZMA2
+// dictionary larger than limits.MaxContainerWindow, before the decoder
+// allocates it (github.com/ulikunitz/xz takes the size from the block
+// header). It finds every block from the streams' ends, as xz --list does:
+// stream padding, the footer, the index, whose records give each block's
+// size. A file whose structure this walk cannot follow is malformed (xz
+// refuses it too).
+func checkXZDict(ra io.ReaderAt, size int64) error {
+	bad := func(at int64, f string, args ...any) error {
+		return &signing.MalformedError{Format: "xz", Offset: at, Reason: fmt.Sprintf(f, args...)}
 	}
-	hsize := (int(b[12]) + 1) * 4
-	if len(b) < 12+hsize {
-		return nil
+	end := size
+	for end > 0 {
+		// Stream padding: zero bytes, a multiple of four.
+		var w [4]byte
+		for end >= 4 {
+			if _, err := ra.ReadAt(w[:], end-4); err != nil {
+				return bad(end-4, "reading: %v", err)
+			}
+			if w != [4]byte{} {
+				break
+			}
+			end -= 4
+		}
+		if end < 24 {
+			return bad(end, "no stream footer")
+		}
+		var foot [12]byte
+		if _, err := ra.ReadAt(foot[:], end-12); err != nil {
+			return bad(end-12, "reading the stream footer: %v", err)
+		}
+		if foot[10] != 'Y' || foot[11] != 'Z' {
+			return bad(end-12, "no stream footer magic number")
+		}
+		checkSize := int64(xzCheckSizes[foot[9]&0x0f])
+		indexSize := (int64(binary.LittleEndian.Uint32(foot[4:8])) + 1) * 4
+		indexStart := end - 12 - indexSize
+		if indexStart < 12 {
+			return bad(end-12, "an index of %d bytes, past the file's start", indexSize)
+		}
+		blocks, err := xzIndex(io.NewSectionReader(ra, indexStart, indexSize), checkSize)
+		if err != nil {
+			return bad(indexStart, "index: %v", err)
+		}
+		var total int64
+		for _, b := range blocks {
+			total += b
+		}
+		start := indexStart - total - 12
+		if total < 0 || start < 0 {
+			return bad(indexStart, "the index's blocks (%d bytes) begin before the file", total)
+		}
+		var head [6]byte
+		if _, err := ra.ReadAt(head[:], start); err != nil || string(head[:]) != "\xfd7zXZ\x00" {
+			return bad(start, "no stream header where the index puts it")
+		}
+		off := start + 12
+		for _, b := range blocks {
+			if err := checkXZBlock(ra, off); err != nil {
+				return err
+			}
+			off += b
+		}
+		end = start
 	}
-	blk := b[13 : 12+hsize]
+	return nil
+}
+
+// xzCheckSizes is the size of an xz block's check by check type.
+var xzCheckSizes = [16]uint8{0, 4, 4, 4, 8, 8, 8, 16, 16, 16, 32, 32, 32, 64, 64, 64}
+
+// xzIndex reads an xz index and returns the size of each block it lists,
+// padding and check included.
+func xzIndex(r *io.SectionReader, checkSize int64) ([]int64, error) {
+	br := bufio.NewReader(r)
+	if b, err := br.ReadByte(); err != nil || b != 0 {
+		return nil, errors.New("no index indicator")
+	}
+	n, err := binary.ReadUvarint(br)
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(r.Size()/2) { // each record takes two bytes at least
+		return nil, fmt.Errorf("%d records in %d bytes", n, r.Size())
+	}
+	blocks := make([]int64, 0, n)
+	for range n {
+		unpadded, err := binary.ReadUvarint(br)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := binary.ReadUvarint(br); err != nil {
+			return nil, err
+		}
+		if unpadded <= uint64(checkSize) || unpadded > 1<<62 {
+			return nil, fmt.Errorf("a block of %d bytes", unpadded)
+		}
+		data := int64(unpadded) - checkSize
+		blocks = append(blocks, (data+3)&^3+checkSize)
+	}
+	return blocks, nil
+}
+
+// checkXZBlock refuses the block at off when its LZMA2 dictionary is over
+// the cap.
+func checkXZBlock(ra io.ReaderAt, off int64) error {
+	var h [1024]byte
+	n, err := ra.ReadAt(h[:], off)
+	if n < 1 {
+		return &signing.MalformedError{Format: "xz", Offset: off, Reason: fmt.Sprintf("reading a block header: %v", err)}
+	}
+	hsize := (int(h[0]) + 1) * 4
+	if h[0] == 0 || n < hsize {
+		return &signing.MalformedError{Format: "xz", Offset: off, Reason: "a block header cut short or missing"}
+	}
+	blk := h[1:hsize]
 	flags := blk[0]
 	p := 1
 	uvarint := func() (uint64, bool) {
-		var v uint64
-		for i := 0; i < 9 && p < len(blk); i++ {
-			c := blk[p]
-			p++
-			v |= uint64(c&0x7f) << (7 * i)
-			if c&0x80 == 0 {
-				return v, true
+		v, k := binary.Uvarint(blk[p:])
+		if k <= 0 {
+			return 0, false
+		}
+		p += k
+		return v, true
+	}
+	for _, present := range []bool{flags&0x40 != 0, flags&0x80 != 0} {
+		if present {
+			if _, ok := uvarint(); !ok {
+				return &signing.MalformedError{Format: "xz", Offset: off, Reason: "a block header's sizes"}
 			}
-		}
-		return 0, false
-	}
-	if flags&0x40 != 0 {
-		if _, ok := uvarint(); !ok {
-			return nil
-		}
-	}
-	if flags&0x80 != 0 {
-		if _, ok := uvarint(); !ok {
-			return nil
 		}
 	}
 	for range int(flags&3) + 1 {
 		id, ok1 := uvarint()
 		psize, ok2 := uvarint()
 		if !ok1 || !ok2 || psize > uint64(len(blk)-p) {
-			return nil // the decoder refuses the header
+			return &signing.MalformedError{Format: "xz", Offset: off, Reason: "a block header's filters"}
 		}
 		props := blk[p : p+int(psize)]
 		p += int(psize)
@@ -426,7 +520,7 @@ func checkXZDict(ra io.ReaderAt) error {
 			}
 			if dict > limits.MaxContainerWindow {
 				return &container.LimitError{Cap: "max-container-window", Value: limits.MaxContainerWindow,
-					What: fmt.Sprintf("the xz stream's dictionary of %d bytes", dict)}
+					What: fmt.Sprintf("the xz block at %d has a dictionary of %d bytes", off, dict)}
 			}
 		}
 	}

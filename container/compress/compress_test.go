@@ -227,3 +227,28 @@ func TestCaps(t *testing.T) {
 		})
 	}
 }
+
+// TestXZStructure: the dictionary check walks every block of every stream
+// through the indexes; files xz makes with several blocks, streams and
+// padding pass it, a large dictionary in a later stream is refused before
+// decoding.
+func TestXZStructure(t *testing.T) {
+	in := ctest.Bytes(11, 600_000)
+	multi := squeeze(t, "xz", []string{"-c", "--block-size=65536"}, in)
+	small := squeeze(t, "xz", []string{"-c"}, []byte("small"))
+	padded := append(append(append([]byte(nil), multi...), make([]byte, 8)...), small...)
+	want, err := ctest.Stdin(padded, "xz", "-d", "-c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := ctest.Walk(t, compress.XZReader, padded, "m.xz", ctest.Limits())
+	if g.Err != nil || !bytes.Equal(g.Bytes["m"], want) {
+		t.Fatalf("blocks, streams and padding: %v, %d bytes of %d", g.Err, len(g.Bytes["m"]), len(want))
+	}
+	big := squeeze(t, "xz", []string{"-c", "--lzma2=dict=128MiB"}, []byte("big"))
+	g = ctest.Walk(t, compress.XZReader, append(append([]byte(nil), small...), big...), "m.xz", ctest.Limits())
+	var le *container.LimitError
+	if !errors.As(g.Err, &le) || le.Cap != "max-container-window" || len(g.Members) != 0 {
+		t.Fatalf("a large dictionary in the second stream: %v, %d members", g.Err, len(g.Members))
+	}
+}
