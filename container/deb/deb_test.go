@@ -222,3 +222,34 @@ func TestCaps(t *testing.T) {
 		t.Errorf("MaxMembers 4: %v", g.Err)
 	}
 }
+
+// TestLegacyCompressions: data.tar.bz2 and data.tar.lzma, which dpkg-deb
+// no longer writes but still reads, assembled from a package dpkg-deb
+// built and compressed by bzip2 and lzma; dpkg-deb -x extracts what Walk
+// yields.
+func TestLegacyCompressions(t *testing.T) {
+	b, want := pkg(t, "none")
+	p := parts(t, b)
+	for _, tc := range []struct{ tool, suffix string }{{"bzip2", ".bz2"}, {"lzma", ".lzma"}} {
+		t.Run(tc.tool, func(t *testing.T) {
+			ctest.Need(t, tc.tool)
+			data, err := ctest.Stdin(p["data.tar"], tc.tool, "-c")
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := append([]byte(deb.Magic), bytes.Join([][]byte{arMember("debian-binary", p["debian-binary"]),
+				arMember("control.tar", p["control.tar"]), arMember("data.tar"+tc.suffix, data)}, nil)...)
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "p.deb"), d, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			ctest.Run(t, dir, "dpkg-deb", "-R", "p.deb", "x")
+			g := ctest.Walk(t, deb.Reader{}, d, "p.deb", ctest.Limits())
+			if g.Err != nil {
+				t.Fatal(g.Err)
+			}
+			ctest.Same(t, g.Bytes, ctest.Files(t, filepath.Join(dir, "x")))
+			ctest.Same(t, g.Bytes, want)
+		})
+	}
+}
