@@ -369,3 +369,30 @@ func TestGlobalHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestGitArchive: git archive's tar starts with a PAX global header
+// holding the commit; its files are yielded as tar extracts them, and
+// nothing is blocked.
+func TestGitArchive(t *testing.T) {
+	ctest.Need(t, "git", "tar")
+	dir := t.TempDir()
+	files := map[string][]byte{"src/main.c": []byte("int main(){}\n"), "bin/tool": ctest.Bytes(8, 5000)}
+	ctest.Tree(t, dir, files)
+	git := func(args ...string) []byte {
+		return ctest.Run(t, dir, "git", append([]string{"-c", "user.name=csv", "-c", "user.email=csv@example.com", "-c", "init.defaultBranch=main"}, args...)...)
+	}
+	git("init", "-q")
+	git("add", ".")
+	git("commit", "-q", "-m", "x")
+	b := git("archive", "--format=tar", "HEAD")
+	g := ctest.Walk(t, tar.Reader{}, b, "a.tar", ctest.Limits())
+	if g.Err != nil {
+		t.Fatal(g.Err)
+	}
+	for _, m := range g.Members {
+		if m.Problem != nil {
+			t.Errorf("%s: %v", m.Name, m.Problem)
+		}
+	}
+	ctest.Same(t, g.Bytes, files)
+}
