@@ -199,7 +199,7 @@ func yieldMember(ctx context.Context, src io.ReaderAt, am *arMember, format stri
 	m.Name = name
 	if err != nil {
 		m.Problem = err
-	} else if dup := names.Add(name); dup != nil {
+	} else if dup := names.Add(container.NameKey(name)); dup != nil {
 		m.Problem = fmt.Errorf("%w: %s is stored more than once; ar x leaves the last copy on disk, a linker reads every copy", container.ErrMember, name)
 	}
 	if m.Problem != nil {

@@ -249,7 +249,7 @@ func (w *Walker) member(hdr *tar.Header) *container.Member {
 		problem("%s has the type %q, which csv does not read", name, hdr.Typeflag)
 	}
 	if err == nil {
-		if dup := w.Names.Add(m.Name); dup != nil {
+		if dup := w.Names.Add(container.NameKey(m.Name)); dup != nil {
 			// The later copy is the one tar leaves on disk: block it,
 			// whatever else it is.
 			m.Problem = fmt.Errorf("%w: %s is stored more than once; tar extracts every copy in turn and leaves this one, the last, on disk", container.ErrMember, m.Name)

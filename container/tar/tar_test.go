@@ -396,3 +396,18 @@ func TestGitArchive(t *testing.T) {
 	}
 	ctest.Same(t, g.Bytes, files)
 }
+
+// TestLongDuplicate: names longer than NameKey keeps whole are still told
+// apart and found twice.
+func TestLongDuplicate(t *testing.T) {
+	long := strings.Repeat("d/", 60) + "x.so"
+	b := craft(t, []*stdtar.Header{
+		{Name: long, Typeflag: stdtar.TypeReg, Size: 1},
+		{Name: long + "2", Typeflag: stdtar.TypeReg, Size: 1},
+		{Name: long, Typeflag: stdtar.TypeReg, Size: 1},
+	}, []string{"a", "b", "c"})
+	g := ctest.Walk(t, tar.Reader{}, b, "l.tar", ctest.Limits())
+	if g.Err != nil || len(g.Members) != 3 || g.Members[0].Problem != nil || g.Members[1].Problem != nil || !errors.Is(g.Members[2].Problem, container.ErrMember) {
+		t.Fatalf("%v %+v", g.Err, g.Members)
+	}
+}
