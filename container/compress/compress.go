@@ -411,16 +411,22 @@ func checkXZDict(ra io.ReaderAt, size int64) error {
 		if indexStart < 12 {
 			return bad(end-12, "an index of %d bytes, past the file's start", indexSize)
 		}
-		blocks, err := xzIndex(io.NewSectionReader(ra, indexStart, indexSize), checkSize)
+		// Two passes over the index, which is not held in memory: the
+		// blocks' total size gives the stream's start, then each block.
+		index := io.NewSectionReader(ra, indexStart, indexSize)
+		var total int64
+		err := xzIndex(index, checkSize, func(b int64) error {
+			total += b
+			if total > indexStart {
+				return fmt.Errorf("the blocks (%d bytes and more) begin before the file", total)
+			}
+			return nil
+		})
 		if err != nil {
 			return bad(indexStart, "index: %v", err)
 		}
-		var total int64
-		for _, b := range blocks {
-			total += b
-		}
 		start := indexStart - total - 12
-		if total < 0 || start < 0 {
+		if start < 0 {
 			return bad(indexStart, "the index's blocks (%d bytes) begin before the file", total)
 		}
 		var head [6]byte
@@ -428,11 +434,15 @@ func checkXZDict(ra io.ReaderAt, size int64) error {
 			return bad(start, "no stream header where the index puts it")
 		}
 		off := start + 12
-		for _, b := range blocks {
-			if err := checkXZBlock(ra, off); err != nil {
+		err = xzIndex(index, checkSize, func(b int64) error {
+			if err := checkXZBlock(ra, off, b); err != nil {
 				return err
 			}
 			off += b
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		end = start
 	}
@@ -442,49 +452,54 @@ func checkXZDict(ra io.ReaderAt, size int64) error {
 // xzCheckSizes is the size of an xz block's check by check type.
 var xzCheckSizes = [16]uint8{0, 4, 4, 4, 8, 8, 8, 16, 16, 16, 32, 32, 32, 64, 64, 64}
 
-// xzIndex reads an xz index and returns the size of each block it lists,
-// padding and check included.
-func xzIndex(r *io.SectionReader, checkSize int64) ([]int64, error) {
-	br := bufio.NewReader(r)
+// xzIndex reads an xz index and calls block with the size of each block it
+// lists, padding and check included.
+func xzIndex(r *io.SectionReader, checkSize int64, block func(int64) error) error {
+	br := bufio.NewReader(io.NewSectionReader(r, 0, r.Size()))
 	if b, err := br.ReadByte(); err != nil || b != 0 {
-		return nil, errors.New("no index indicator")
+		return errors.New("no index indicator")
 	}
 	n, err := binary.ReadUvarint(br)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if n > uint64(r.Size()/2) { // each record takes two bytes at least
-		return nil, fmt.Errorf("%d records in %d bytes", n, r.Size())
+		return fmt.Errorf("%d records in %d bytes", n, r.Size())
 	}
-	blocks := make([]int64, 0, n)
 	for range n {
 		unpadded, err := binary.ReadUvarint(br)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if _, err := binary.ReadUvarint(br); err != nil {
-			return nil, err
+			return err
 		}
 		if unpadded <= uint64(checkSize) || unpadded > 1<<62 {
-			return nil, fmt.Errorf("a block of %d bytes", unpadded)
+			return fmt.Errorf("a block of %d bytes", unpadded)
 		}
 		data := int64(unpadded) - checkSize
-		blocks = append(blocks, (data+3)&^3+checkSize)
+		if err := block((data+3)&^3 + checkSize); err != nil {
+			return err
+		}
 	}
-	return blocks, nil
+	return nil
 }
 
 // checkXZBlock refuses the block at off when its LZMA2 dictionary is over
 // the cap.
-func checkXZBlock(ra io.ReaderAt, off int64) error {
+func checkXZBlock(ra io.ReaderAt, off, size int64) error {
+	// Read the header's size, then the header, no more than the block
+	// holds: the reads add up to the file's size at most.
 	var h [1024]byte
-	n, err := ra.ReadAt(h[:], off)
-	if n < 1 {
+	if _, err := ra.ReadAt(h[:1], off); err != nil {
 		return &signing.MalformedError{Format: "xz", Offset: off, Reason: fmt.Sprintf("reading a block header: %v", err)}
 	}
 	hsize := (int(h[0]) + 1) * 4
-	if h[0] == 0 || n < hsize {
-		return &signing.MalformedError{Format: "xz", Offset: off, Reason: "a block header cut short or missing"}
+	if h[0] == 0 || int64(hsize) > size {
+		return &signing.MalformedError{Format: "xz", Offset: off, Reason: "a block header missing or larger than its block"}
+	}
+	if _, err := ra.ReadAt(h[1:hsize], off+1); err != nil {
+		return &signing.MalformedError{Format: "xz", Offset: off, Reason: fmt.Sprintf("reading a block header: %v", err)}
 	}
 	blk := h[1:hsize]
 	flags := blk[0]
