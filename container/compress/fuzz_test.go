@@ -42,6 +42,9 @@ func FuzzWalk(f *testing.F) {
 			f.Add(flip)
 		}
 	}
+	if out, err := ctest.Stdin(ctest.Bytes(6, 5000), "xz", "-c", "--block-size=1024"); err == nil {
+		f.Add(append(out, make([]byte, 4)...)) // several blocks, stream padding
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		f := compress.Detect(b)
 		if f == 0 {
