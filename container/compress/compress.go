@@ -206,8 +206,11 @@ func (w *Walker) Walk(ctx context.Context, src io.Reader, name string, lim *cont
 		return &signing.MalformedError{Format: kind, Offset: -1, Reason: "the stream does not hold a tar"}
 	}
 	m := &container.Member{Name: Stem(name), Type: container.Regular, Size: -1}
-	meter := &container.Meter{R: out, Ctx: ctx, Lim: lim, Name: m.Name, Declared: -1, Format: kind}
-	if err := yield(m, meter); err != nil {
+	var body io.Reader = &container.Meter{R: out, Ctx: ctx, Lim: lim, Name: m.Name, Declared: -1, Format: kind}
+	if _, err := container.CleanName(m.Name); err != nil {
+		m.Problem, body = err, nil // a base name the caller did not give
+	}
+	if err := yield(m, body); err != nil {
 		return err
 	}
 	// Read the rest: the checksums are at the end of each part, and bytes
