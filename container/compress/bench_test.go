@@ -66,6 +66,7 @@ func BenchmarkWalk(b *testing.B) {
 			c := benchTar(b, tc.tool)
 			var total int64
 			b.Run("walk", func(b *testing.B) {
+				b.ReportAllocs()
 				for b.Loop() {
 					total = 0
 					err := tc.reader.Walk(context.Background(), bytes.NewReader(c), int64(len(c)), "t", ctest.Limits(), func(m *container.Member, r io.Reader) error {
