@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"strings"
@@ -125,3 +126,16 @@ func (m *Meter) check() error {
 
 // Delivered is how many bytes the meter has delivered.
 func (m *Meter) Delivered() int64 { return m.n }
+
+// NameKey is what a Names set keeps of a member's name: the name itself
+// when short, its SHA-256 when longer than 64 bytes, so that the names of
+// a container's members (a million of them, each up to the 1 MiB a tar
+// PAX header holds) cost a bounded amount of memory, not the sum of their
+// lengths. Readers pass Names.Add a NameKey and write their own message.
+func NameKey(name string) string {
+	if len(name) <= 64 {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	return "\x00sha256:" + string(sum[:])
+}

@@ -146,4 +146,9 @@ const (
 	// held in memory to be judged (a binary, which parsers read by random
 	// access, or a nested container).
 	MaxMemberInMemory = 256 << 20
+	// MaxContainerWindow caps a compressed stream's window: a zstd
+	// frame's window, an xz or lzma dictionary, which the decoder
+	// allocates as the header says. xz -9 uses 64 MiB, zstd -19 8 MiB;
+	// zstd --ultra -22 and --long (128 MiB) are refused.
+	MaxContainerWindow = 64 << 20
 )
