@@ -6,10 +6,23 @@ package all
 
 import (
 	"github.com/codesignval/csv/container"
+	"github.com/codesignval/csv/container/compress"
+	"github.com/codesignval/csv/container/deb"
+	"github.com/codesignval/csv/container/tar"
 )
 
-// Readers are the container readers, in the order they are tried.
-var Readers = []container.Reader{}
+// Readers are the container readers, in the order they are tried: the
+// kinds that are a special case of another first (a Debian package is an
+// ar archive; an image archive is a tar).
+var Readers = []container.Reader{
+	deb.Reader{},
+	deb.Ar{},
+	tar.Reader{},
+	compress.GzipReader,
+	compress.XZReader,
+	compress.ZstdReader,
+	compress.Bzip2Reader,
+}
 
 func init() {
 	for _, r := range Readers {
