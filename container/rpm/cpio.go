@@ -249,13 +249,16 @@ func (a *archive) entry(h *cpioHeader, stored string) error {
 }
 
 // data returns a reader of the entry's bytes that checks, as they flow,
-// the crc format's checksum and the caps.
+// the crc format's checksum and the caps. The ratio is the member's bytes
+// to the compressed bytes the payload has consumed so far, its own and
+// those before it: the decompressor reads ahead, so a member's own share
+// cannot be told, and this bound is reached by no member of a payload
+// whose overall ratio is under the cap.
 func (a *archive) data(h *cpioHeader, name string) *container.Meter {
-	start := a.compressed()
 	return &container.Meter{
 		R:   &sumReader{a: a, r: a.r, left: int64(h.size), check: h.crc, want: h.check, name: name, at: h.at},
 		Ctx: a.ctx, Lim: a.lim, Name: name, Declared: int64(h.size), Format: "RPM",
-		Compressed: func() int64 { return a.compressed() - start },
+		Compressed: a.compressed,
 	}
 }
 
