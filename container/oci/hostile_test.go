@@ -210,9 +210,9 @@ func TestHostile(t *testing.T) {
 			tarball: mkImage(one(base), layoutOpts{})},
 		{name: "expanded size cap", wantErr: container.ErrLimit, lim: func(l *container.Limits) { l.MaxExpandedSize = 1 << 20 },
 			tarball: mkImage([]img{{layers: [][]byte{zeros}, plain: [][]byte{zerosPlain}, mediaType: mediaTypes["gzip"]}}, layoutOpts{})},
-		{name: "ratio cap", wantErr: container.ErrLimit, lim: func(l *container.Limits) { l.MaxRatio, l.RatioGrace = 100, 1 << 16 },
+		{name: "ratio cap", wantErr: container.ErrLimit, lim: func(l *container.Limits) { l.MaxRatio, l.RatioGrace = 100, 1<<16 },
 			tarball: mkImage([]img{{layers: [][]byte{zeros}, plain: [][]byte{zerosPlain}, mediaType: mediaTypes["gzip"]}}, layoutOpts{})},
-		{name: "ratio cap on a hidden file", wantErr: container.ErrLimit, lim: func(l *container.Limits) { l.MaxRatio, l.RatioGrace = 100, 1 << 16 },
+		{name: "ratio cap on a hidden file", wantErr: container.ErrLimit, lim: func(l *container.Limits) { l.MaxRatio, l.RatioGrace = 100, 1<<16 },
 			tarball: mkImage([]img{{layers: [][]byte{zeros, gzBytes(mkTar([]tent{{name: ".wh.z"}}, nil))}, plain: [][]byte{zerosPlain, mkTar([]tent{{name: ".wh.z"}}, nil)},
 				mediaType: mediaTypes["gzip"]}}, layoutOpts{})},
 		{name: "layers over the cap", wantErr: container.ErrLimit, tarball: func() []byte {
