@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -299,5 +298,4 @@ func TestYieldErrorAndCancel(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Walk with a canceled context: %v", err)
 	}
-	_ = fmt.Sprint()
 }

@@ -662,7 +662,6 @@ func (w *walker) layer(a *archive, img *image, l layer) error {
 		if err != nil {
 			return malformed("layer %s: %v", l.path, err)
 		}
-		z.Multistream(false)
 		defer z.Close()
 		plain = z
 	case "zstd":

@@ -333,24 +333,46 @@ func TestYieldError(t *testing.T) {
 	}
 }
 
-// TestXZDictionary: an xz payload whose block declares a dictionary over
-// the cap is refused before ulikunitz/xz allocates it; one under it reads.
+// TestXZDictionary: an xz payload with a block whose dictionary is over
+// the cap is refused before ulikunitz/xz allocates it, in the first
+// stream or in a later one (xz reads concatenated streams); multi-block
+// streams under the cap read.
 func TestXZDictionary(t *testing.T) {
 	xzTool := testenv.Tool(t, "xz")
-	payload := cpioArchive([]ent{{name: "x", mode: reg, data: []byte("abc")}}, true)
-	for _, c := range []struct {
-		dict string
-		want error
-	}{{"64MiB", nil}, {"128MiB", container.ErrLimit}, {"1536MiB", container.ErrLimit}} {
-		cmd := exec.Command(xzTool, "--format=xz", "--lzma2=dict="+c.dict, "-c")
-		cmd.Stdin = bytes.NewReader(payload)
-		comp, err := cmd.Output()
+	payload := cpioArchive([]ent{{name: "x", mode: reg, data: bytes.Repeat([]byte("abcdefgh"), 40000)}}, true)
+	xz := func(in []byte, args ...string) []byte {
+		cmd := exec.Command(xzTool, append([]string{"--format=xz", "-c"}, args...)...)
+		cmd.Stdin = bytes.NewReader(in)
+		out, err := cmd.Output()
 		if err != nil {
 			t.Fatal(err)
 		}
-		pkg := mkRPM(nil, []tagv{tStr(tagPayloadCompressor, "xz")}, comp)
-		if _, err := walk(t, pkg, nil); c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want) {
-			t.Errorf("dictionary %s: Walk %v, want %v", c.dict, err, c.want)
+		return out
+	}
+	half := len(payload) / 2
+	for _, c := range []struct {
+		name string
+		comp []byte
+		want error
+	}{
+		{"64MiB", xz(payload, "--lzma2=dict=64MiB"), nil},
+		{"multi-block", xz(payload, "--block-size=4096", "--check=sha256"), nil},
+		{"128MiB", xz(payload, "--lzma2=dict=128MiB"), container.ErrLimit},
+		{"1536MiB in a second stream", append(xz(payload[:half]), xz(payload[half:], "--lzma2=dict=1536MiB")...), container.ErrLimit},
+		{"two streams with padding", append(append(xz(payload[:half]), 0, 0, 0, 0), xz(payload[half:])...), nil},
+		{"LZMA2 control byte", func() []byte {
+			b := xz(payload)
+			b[12+int(b[12]+1)*4] = 0x05
+			return b
+		}(), signing.ErrMalformed},
+	} {
+		pkg := mkRPM(nil, []tagv{tStr(tagPayloadCompressor, "xz")}, c.comp)
+		members, err := walk(t, pkg, nil)
+		if c.want == nil && err != nil || c.want != nil && !errors.Is(err, c.want) {
+			t.Errorf("%s: Walk %v, want %v", c.name, err, c.want)
+		}
+		if c.want == nil && (len(members) != 1 || !bytes.Equal(members[0].data, bytes.Repeat([]byte("abcdefgh"), 40000))) {
+			t.Errorf("%s: members %d", c.name, len(members))
 		}
 	}
 }

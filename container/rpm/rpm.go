@@ -309,6 +309,11 @@ func (Reader) Walk(ctx context.Context, src io.ReaderAt, size int64, name string
 		raw = io.TeeReader(cr, io.MultiWriter(hashers...))
 	}
 	rawBuf := bufio.NewReaderSize(raw, 64<<10)
+	if p.PayloadCompressor == "xz" {
+		if err := checkXZBlocks(io.NewSectionReader(payload, 0, payload.Size())); err != nil {
+			return err
+		}
+	}
 	dec, closeDec, err := decompressor(p.PayloadCompressor, rawBuf)
 	if errors.Is(err, container.ErrLimit) {
 		return err
@@ -361,64 +366,6 @@ const (
 	maxXZDict     = 64 << 20
 )
 
-// checkXZDict refuses an xz stream whose first block's LZMA2 dictionary
-// is over maxXZDict: ulikunitz/xz allocates the dictionary a block header
-// declares, up to 4 GiB. Only the first block is checked (a later block
-// with a larger dictionary is not: see docs/containers.md).
-func checkXZDict(r *bufio.Reader) error {
-	h, _ := r.Peek(12 + 1024)
-	if len(h) < 14 || h[12] == 0 {
-		return nil // the decoder says what is wrong
-	}
-	size := (int(h[12]) + 1) * 4
-	if len(h) < 12+size {
-		return nil
-	}
-	b := h[14 : 12+size]
-	flags := h[13]
-	varint := func() (uint64, bool) {
-		var v uint64
-		for i := 0; i < 9 && i < len(b); i++ {
-			v |= uint64(b[i]&0x7f) << (7 * i)
-			if b[i] < 0x80 {
-				b = b[i+1:]
-				return v, true
-			}
-		}
-		return 0, false
-	}
-	for _, bit := range []byte{0x40, 0x80} {
-		if flags&bit != 0 {
-			if _, ok := varint(); !ok {
-				return nil
-			}
-		}
-	}
-	for range int(flags&3) + 1 {
-		id, ok := varint()
-		if !ok {
-			return nil
-		}
-		n, ok := varint()
-		if !ok || uint64(len(b)) < n {
-			return nil
-		}
-		if id == 0x21 && n == 1 {
-			code := b[0]
-			dict := uint64(1<<32 - 1)
-			if code < 40 {
-				dict = uint64(2|code&1) << (code/2 + 11)
-			}
-			if dict > maxXZDict {
-				return &container.LimitError{Cap: "MaxXZDictionary", Value: maxXZDict,
-					What: fmt.Sprintf("the xz payload's %d-byte dictionary", dict)}
-			}
-		}
-		b = b[n:]
-	}
-	return nil
-}
-
 // errUnsupported is wrapped by the error about a compressor csv does not
 // read.
 var errUnsupported = errors.New("unsupported payload compressor")
@@ -441,9 +388,6 @@ func decompressor(comp string, r *bufio.Reader) (io.Reader, func(), error) {
 	case "bzip2":
 		return bzip2.NewReader(r), nop, nil
 	case "xz":
-		if err := checkXZDict(r); err != nil {
-			return nil, nop, err
-		}
 		z, err := xz.NewReader(r)
 		return z, nop, err
 	case "lzma":
