@@ -359,12 +359,18 @@ const (
 )
 
 func layerCompression(mt string) (string, bool) {
+	// Non-distributable (foreign) layers are read like the others when
+	// the tarball holds their blob (docker save leaves it out, and a
+	// missing blob is an error).
 	switch mt {
-	case "application/vnd.oci.image.layer.v1.tar", "application/vnd.docker.image.rootfs.diff.tar":
+	case "application/vnd.oci.image.layer.v1.tar", "application/vnd.docker.image.rootfs.diff.tar",
+		"application/vnd.oci.image.layer.nondistributable.v1.tar":
 		return "", true
-	case "application/vnd.oci.image.layer.v1.tar+gzip", "application/vnd.docker.image.rootfs.diff.tar.gzip":
+	case "application/vnd.oci.image.layer.v1.tar+gzip", "application/vnd.docker.image.rootfs.diff.tar.gzip",
+		"application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip":
 		return "gzip", true
-	case "application/vnd.oci.image.layer.v1.tar+zstd", "application/vnd.docker.image.rootfs.diff.tar.zstd":
+	case "application/vnd.oci.image.layer.v1.tar+zstd", "application/vnd.docker.image.rootfs.diff.tar.zstd",
+		"application/vnd.oci.image.layer.nondistributable.v1.tar+zstd":
 		return "zstd", true
 	}
 	return "", false
@@ -665,7 +671,7 @@ func (w *walker) layer(a *archive, img *image, l layer) error {
 		defer z.Close()
 		plain = z
 	case "zstd":
-		z, err := zstd.NewReader(rawBuf, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(128<<20), zstd.WithDecoderLowmem(true))
+		z, err := zstd.NewReader(rawBuf, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(128<<20))
 		if err != nil {
 			return malformed("layer %s: %v", l.path, err)
 		}
@@ -673,7 +679,15 @@ func (w *walker) layer(a *archive, img *image, l layer) error {
 		plain = z
 	}
 	var diff hash.Hash
-	if l.diffID.alg != "" {
+	// An uncompressed layer's diff_id is its blob's digest: the hash of
+	// the stored bytes checks both.
+	sameAsBlob := -1
+	for i, d := range l.want {
+		if comp == "" && d.alg == l.diffID.alg {
+			sameAsBlob = i
+		}
+	}
+	if l.diffID.alg != "" && sameAsBlob < 0 {
 		diff = l.diffID.hash()
 		plain = io.TeeReader(plain, diff)
 	}
@@ -694,6 +708,9 @@ func (w *walker) layer(a *archive, img *image, l layer) error {
 		if got := hex.EncodeToString(h.Sum(nil)); got != l.want[i].hex {
 			return malformed("blob %s has digest %s:%s, not %s", l.path, l.want[i].alg, got, l.want[i])
 		}
+	}
+	if sameAsBlob >= 0 {
+		diff = stored[sameAsBlob]
 	}
 	if diff != nil {
 		if got := hex.EncodeToString(diff.Sum(nil)); got != l.diffID.hex {

@@ -398,8 +398,7 @@ func decompressor(comp string, r *bufio.Reader) (io.Reader, func(), error) {
 		z, err := lzma.ReaderConfig{DictCap: maxXZDict}.NewReader(r)
 		return z, nop, err
 	case "zstd":
-		z, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxZstdWindow),
-			zstd.WithDecoderLowmem(true))
+		z, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxZstdWindow))
 		if err != nil {
 			return nil, nop, err
 		}
