@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -185,6 +186,12 @@ func TestHostile(t *testing.T) {
 			pkg: mkRPM([]tagv{tStr(sigTagSHA256, plainDigest(nil))}, gzMain(), okPayload)},
 		{name: "size tag mismatch", wantErr: signing.ErrMalformed,
 			pkg: mkRPM([]tagv{tI32(sigTagSize, 12)}, gzMain(), okPayload)},
+		{name: "md5 mismatch", wantErr: signing.ErrMalformed, problem: map[string]error{"usr/bin/x": nil},
+			pkg: mkRPM([]tagv{{sigTagMD5, typeBin, 16, make([]byte, 16)}}, gzMain(), okPayload)},
+		{name: "md5 match", problem: map[string]error{"usr/bin/x": nil}, pkg: func() []byte {
+			sum := md5.Sum(append(encodeHeader(gzMain()), okPayload...))
+			return mkRPM([]tagv{{sigTagMD5, typeBin, 16, sum[:]}}, gzMain(), okPayload)
+		}()},
 		{name: "payload format ustar", wantErr: signing.ErrMalformed,
 			pkg: mkRPM(nil, []tagv{tStr(tagPayloadFormat, "ustar")}, okPayload)},
 		{name: "unsupported compressor", wantErr: signing.ErrMalformed,

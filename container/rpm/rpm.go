@@ -19,7 +19,8 @@
 // At the end, the digest of the compressed payload (RPMTAG_PAYLOADDIGEST),
 // of the uncompressed one (RPMTAG_PAYLOADDIGESTALT), the MD5 of header and
 // payload (RPMSIGTAG_MD5) and the uncompressed size (RPMSIGTAG_PAYLOADSIZE,
-// LONGARCHIVESIZE) are compared, when present: a mismatch is Walk's error,
+// LONGARCHIVESIZE) are compared, when present (the MD5 only when one of
+// the SHA-256 digests is absent): a mismatch is Walk's error,
 // after the members were yielded (the caller must then block the package
 // as a whole).
 //
@@ -281,7 +282,10 @@ func (Reader) Walk(ctx context.Context, src io.ReaderAt, size int64, name string
 		return err
 	}
 	var md5h hash.Hash
-	if md5sum != nil {
+	// The MD5 of header and payload adds nothing when the header's
+	// SHA-256 and the payload's digest are both checked (rpm 4.14 and
+	// later write all three): it is computed only without them.
+	if md5sum != nil && (!p.sig.has(sigTagSHA256) || digests == nil) {
 		md5h = md5.New() //nolint:gosec // checked as rpm checks it
 		md5h.Write(p.main.raw)
 	}
