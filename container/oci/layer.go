@@ -20,32 +20,50 @@ const (
 	maxDepth = 256
 )
 
+// node is a path element of the layers above: whether one of them has
+// an entry there (and whether it is a directory), deletes it, or makes it
+// opaque.
+type node struct {
+	children                   map[string]*node
+	seen, dir, deleted, opaque bool
+}
+
+// at returns the node of path p, made if need be.
+func (n *node) at(p string) *node {
+	for p != "" {
+		el, rest, _ := strings.Cut(p, "/")
+		c := n.children[el]
+		if c == nil {
+			if n.children == nil {
+				n.children = map[string]*node{}
+			}
+			c = &node{}
+			n.children[el] = c
+		}
+		n, p = c, rest
+	}
+	return n
+}
+
 // hidden reports whether a layer above the one being read hides p: it has
 // p itself, deletes p or an ancestor, makes an ancestor opaque, or has a
 // non-directory where p has an ancestor.
 func (w *walker) hidden(p string) bool {
-	if _, ok := w.seen[p]; ok {
-		return true
-	}
-	if _, ok := w.deleted[p]; ok {
-		return true
-	}
-	for i := 0; i < len(p); i++ {
-		if p[i] != '/' {
-			continue
+	n := w.upper
+	for {
+		el, rest, more := strings.Cut(p, "/")
+		n = n.children[el]
+		if n == nil {
+			return false
 		}
-		a := p[:i]
-		if isDir, ok := w.seen[a]; ok && !isDir {
+		if !more {
+			return n.seen || n.deleted
+		}
+		if n.deleted || n.opaque || n.seen && !n.dir {
 			return true
 		}
-		if _, ok := w.deleted[a]; ok {
-			return true
-		}
-		if _, ok := w.opaque[a]; ok {
-			return true
-		}
+		p = rest
 	}
-	return false
 }
 
 func (w *walker) entries(img *image, l layer, tr *tar.Reader) error {
@@ -176,16 +194,17 @@ func (w *walker) entries(img *image, l layer, tr *tar.Reader) error {
 		}
 	}
 	for n, isDir := range here {
-		w.seen[n] = isDir
+		x := w.upper.at(n)
+		x.seen, x.dir = true, isDir
 	}
 	for _, d := range deleted {
-		w.deleted[d] = struct{}{}
+		w.upper.at(d).deleted = true
 	}
 	for _, o := range opaque {
 		if o == "" {
 			w.rootOpaque = true
 		} else {
-			w.opaque[o] = struct{}{}
+			w.upper.at(o).opaque = true
 		}
 	}
 	return nil

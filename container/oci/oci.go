@@ -596,17 +596,17 @@ type walker struct {
 	members    int
 	compressed int64 // bytes of layer blobs read so far
 
-	// Per image, from the layers above the one being read.
-	seen    map[string]bool // path -> is a directory
-	deleted map[string]struct{}
-	opaque  map[string]struct{}
+	// Per image, what the layers above the one being read hold: a tree
+	// of path elements, so that looking a name and its ancestors up costs
+	// the name's length, not its length times its depth.
+	upper *node
 	// rootOpaque: a layer above has .wh..wh..opq at its top, hiding
 	// every lower layer.
 	rootOpaque bool
 }
 
 func (w *walker) image(a *archive, img *image) error {
-	w.seen, w.deleted, w.opaque, w.rootOpaque = map[string]bool{}, map[string]struct{}{}, map[string]struct{}{}, false
+	w.upper, w.rootOpaque = &node{}, false
 	for i := len(img.layers) - 1; i >= 0; i-- {
 		if err := w.layer(a, img, img.layers[i]); err != nil {
 			return err
