@@ -189,7 +189,13 @@ func (a *archive) walk() error {
 }
 
 func (a *archive) member(h *cpioHeader, stored string, typ container.MemberType) *container.Member {
-	m := &container.Member{Type: typ, Size: int64(h.size), Mode: fs.FileMode(h.mode & 0o7777)}
+	mode := fs.FileMode(h.mode & 0o777)
+	for bit, fm := range map[uint32]fs.FileMode{0o4000: fs.ModeSetuid, 0o2000: fs.ModeSetgid, 0o1000: fs.ModeSticky} {
+		if h.mode&bit != 0 {
+			mode |= fm
+		}
+	}
+	m := &container.Member{Type: typ, Size: int64(h.size), Mode: mode}
 	name, err := container.CleanName(stored)
 	m.Name = name
 	if err == nil {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os/exec"
 	"testing"
 
@@ -160,6 +161,8 @@ func TestHostile(t *testing.T) {
 		problem map[string]error // member name -> Problem, errors.Is (nil: clean)
 	}{
 		{name: "ok", pkg: mkRPM(nil, gzMain(), okPayload), problem: map[string]error{"usr/bin/x": nil}},
+		{name: "setuid", pkg: mkRPM(nil, gzMain(), gz(cpioArchive([]ent{{name: "su", mode: 0o104755, data: []byte("x")}}, true))),
+			problem: map[string]error{"su": nil}},
 		{name: "short lead", pkg: leadMagic, wantErr: signing.ErrMalformed},
 		{name: "index entries over the cap", wantErr: container.ErrLimit, pkg: func() []byte {
 			b := mkRPM(nil, gzMain(), okPayload)
@@ -306,6 +309,12 @@ func TestHostile(t *testing.T) {
 				if !seen[k] {
 					t.Errorf("member %s not yielded", k)
 				}
+			}
+			if tt.name == "setuid" && members[0].m.Mode != fs.ModeSetuid|0o755 {
+				t.Errorf("Mode %v, want -rwsr-xr-x", members[0].m.Mode)
+			}
+			if tt.name == "ok" && members[0].m.Mode != 0o755 {
+				t.Errorf("Mode %v, want -rwxr-xr-x", members[0].m.Mode)
 			}
 			if tt.name == "hard links" {
 				for _, g := range members {
