@@ -152,3 +152,25 @@ const (
 	// zstd --ultra -22 and --long (128 MiB) are refused.
 	MaxContainerWindow = 64 << 20
 )
+
+// MaxRPMHeaderEntries and MaxRPMHeaderData cap one header structure of an
+// RPM package (the signature header or the main header): its index entries
+// and its data store. rpm itself refuses more than 65,535 entries
+// (hdrchkTags); a kernel package's main header, the largest in a
+// distribution, holds some 10,000 files' metadata in a few MiB.
+// MaxRPMCpioName caps a payload member's name (PATH_MAX).
+const (
+	MaxRPMHeaderEntries = 1<<16 - 1
+	MaxRPMHeaderData    = 64 << 20
+	MaxRPMCpioName      = 4096
+)
+
+// MaxImageManifest caps one JSON document of a container image (docker
+// save's manifest.json, an OCI index or manifest, an image config is not
+// read): real ones are a few KiB. MaxImageLayers caps the layers of one
+// image and MaxImageBlobs the blobs an image tarball may hold.
+const (
+	MaxImageManifest = 4 << 20
+	MaxImageLayers   = 1024
+	MaxImageBlobs    = 1 << 16
+)
