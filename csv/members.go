@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"strings"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/container"
@@ -54,6 +55,117 @@ type member struct {
 	problem error
 	// container: the member is itself a container, whose members follow.
 	container container.Kind
+	// skipped, when set, says why the member is not judged (a link to a
+	// member judged at its own path).
+	skipped string
+}
+
+// memberLink is a link member, settled once the whole container is known.
+type memberLink struct {
+	rel, name, target string
+	hard              bool
+	problem           error
+}
+
+// links settles a container's link members (symbolic and hard links),
+// which a packager or an installer lays down as links or as copies of their
+// targets: a link to a file of the container judged at its own path, or to
+// a directory of such files, ships nothing csv has not judged and is
+// listed as skipped; a link that leads out of the container, to nothing,
+// or through more than maxLinkHops links, is blocked.
+type links struct {
+	files, dirs map[string]struct{} // by container.NameKey
+	pending     []memberLink
+	targets     map[string]string // a symbolic link's name -> its target
+}
+
+const maxLinkHops = 40 // as Linux's path resolution
+
+func (l *links) file(name string) {
+	if l.files == nil {
+		l.files, l.dirs = map[string]struct{}{}, map[string]struct{}{}
+	}
+	l.files[container.NameKey(name)] = struct{}{}
+	for d := path.Dir(name); d != "." && d != "/"; d = path.Dir(d) {
+		k := container.NameKey(d)
+		if _, ok := l.dirs[k]; ok {
+			break
+		}
+		l.dirs[k] = struct{}{}
+	}
+}
+
+// add records a link member; it reports false for a member that is no link
+// csv can follow (then its Problem stands).
+func (l *links) add(rel string, m *container.Member) bool {
+	if (m.Type != container.Symlink && m.Type != container.Hardlink) || m.Link == "" {
+		return false
+	}
+	name, err := container.CleanName(m.Name)
+	if err != nil {
+		return false
+	}
+	var target string
+	switch {
+	case m.Type == container.Hardlink:
+		// Archive-relative, as stored ("./usr/bin/x" in a tar).
+		target = path.Clean(strings.TrimPrefix(m.Link, "./"))
+	case strings.HasPrefix(m.Link, "/"):
+		// A package's or image's root is the host's.
+		target = path.Clean(m.Link[1:])
+	default:
+		target = path.Join(path.Dir(name), m.Link)
+	}
+	if l.targets == nil {
+		l.targets = map[string]string{}
+	}
+	if m.Type == container.Symlink {
+		l.targets[container.NameKey(name)] = target
+	}
+	l.pending = append(l.pending, memberLink{rel: rel, name: name, target: target, hard: m.Type == container.Hardlink, problem: m.Problem})
+	return true
+}
+
+// settle decides the links, in the order the container stores them.
+func (l *links) settle(emit func(*member) error) error {
+	for _, k := range l.pending {
+		t, why := k.target, ""
+		for hop := 0; ; hop++ {
+			if t == ".." || strings.HasPrefix(t, "../") {
+				why = "leads out of the container"
+				break
+			}
+			if _, ok := l.files[container.NameKey(t)]; ok {
+				break
+			}
+			if _, ok := l.dirs[container.NameKey(t)]; ok && !k.hard {
+				break
+			}
+			next, ok := l.targets[container.NameKey(t)]
+			if !ok || hop == maxLinkHops {
+				why = "leads to no file of the container"
+				if ok {
+					why = fmt.Sprintf("leads through more than %d links", maxLinkHops)
+				}
+				break
+			}
+			t = next
+		}
+		kind := "symbolic link"
+		if k.hard {
+			kind = "hard link"
+		}
+		var m *member
+		if why == "" {
+			m = &member{rel: k.rel, skipped: fmt.Sprintf("%s to %s, judged at its own path", kind, t)}
+		} else {
+			m = &member{rel: k.rel, problem: fmt.Errorf("%w (%s to %s, which %s: a packager that follows it ships what csv did not judge)", k.problem, kind, k.target, why)}
+		}
+		if err := emit(m); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // walkContainer walks the container src (size bytes, at report path p, its
@@ -74,6 +186,7 @@ func walkContainer(ctx context.Context, cfg *inspectConfig, r container.Reader, 
 			What: fmt.Sprintf("%s container nested %d deep", r.Kind(), depth)}})
 	}
 	var buf, data []byte // the member's first block; a member held in memory
+	var ls links
 	count := 0
 	yield := func(m *container.Member, mr io.Reader) (err error) {
 		count++
@@ -90,7 +203,13 @@ func walkContainer(ctx context.Context, cfg *inspectConfig, r container.Reader, 
 				What: fmt.Sprintf("%s container holds more than %d members", r.Kind(), lim.MaxMembers)}
 		}
 		if m.Problem != nil {
+			if ls.add(rel, m) {
+				return nil // settled at the end
+			}
 			return emit(&member{rel: rel, problem: m.Problem})
+		}
+		if name, err := container.CleanName(m.Name); err == nil {
+			ls.file(name)
 		}
 		if buf == nil {
 			buf = make([]byte, limits.ReadBuffer)
@@ -118,6 +237,9 @@ func walkContainer(ctx context.Context, cfg *inspectConfig, r container.Reader, 
 		}
 	}()
 	werr := r.Walk(ctx, src, size, name, &lim, yield)
+	if werr == nil {
+		werr = ls.settle(emit)
+	}
 	var stop *emitStop
 	switch {
 	case werr == nil:

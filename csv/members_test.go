@@ -50,6 +50,11 @@ func (testContainer) Walk(ctx context.Context, src io.ReaderAt, size int64, _ st
 		m := &container.Member{Name: f[0], Size: n}
 		if f[2] != "" {
 			m.Problem = fmt.Errorf("%w: %s", container.ErrMember, f[2])
+			if t, ok := strings.CutPrefix(f[2], "symlink:"); ok {
+				m.Type, m.Link = container.Symlink, t
+			} else if t, ok := strings.CutPrefix(f[2], "hardlink:"); ok {
+				m.Type, m.Link = container.Hardlink, t
+			}
 		}
 		var r io.Reader
 		if m.Problem == nil {
@@ -291,5 +296,44 @@ func TestPolicyNewOverContainer(t *testing.T) {
 	dir2 := tree(t, map[string][]byte{"p.tc": testArchive(tcMember{"lib/a.dll", a, ""}, tcMember{"in.tc", testArchive(tcMember{"b", b, ""}), ""})})
 	if rep := validate(t, set, Options{}, dir2); !rep.Failed() || rep.Summary.Blocked != 1 {
 		t.Errorf("a changed member is not blocked: %+v", rep.Summary)
+	}
+}
+
+// TestContainerLinks: a link member to a file (or a directory of files)
+// the container holds and csv judges at its own path is listed as
+// skipped; one that leads out of the container, to nothing, or round in a
+// loop is blocked.
+func TestContainerLinks(t *testing.T) {
+	a := testbin.PE(testbin.PEOptions{})
+	dir := tree(t, map[string][]byte{"p.tc": testArchive(
+		tcMember{"usr/lib/libx.so", nil, "symlink:libx.so.1"}, // before its target
+		tcMember{"usr/lib/libx.so.1", a, ""},
+		tcMember{"lib", nil, "symlink:usr/lib"},            // a directory of judged files
+		tcMember{"bin/abs", nil, "symlink:/usr/lib/libx.so"}, // a chain, from the root
+		tcMember{"usr/bin/hard", nil, "hardlink:./usr/lib/libx.so.1"},
+		tcMember{"out", nil, "symlink:../../etc/passwd"},
+		tcMember{"none", nil, "symlink:missing"},
+		tcMember{"loop1", nil, "symlink:loop2"},
+		tcMember{"loop2", nil, "symlink:loop1"},
+		tcMember{"hdir", nil, "hardlink:usr/lib"},
+	)})
+	rep := validate(t, policyFor(t, "{id: a, action: allow, sha256: "+sha(a)+"}"), Options{}, dir)
+	var skipped, blocked []string
+	for _, s := range rep.Skipped {
+		skipped = append(skipped, s.Path)
+	}
+	for _, r := range rep.Results {
+		if !r.Decision.Allowed() {
+			blocked = append(blocked, r.Path)
+			if !errors.Is(r.Err, container.ErrMember) {
+				t.Errorf("%s: %v", r.Path, r.Err)
+			}
+		}
+	}
+	if want := []string{"p.tc", "p.tc!/usr/lib/libx.so", "p.tc!/lib", "p.tc!/bin/abs", "p.tc!/usr/bin/hard"}; !slices.Equal(skipped, want) {
+		t.Errorf("skipped %q, want %q", skipped, want)
+	}
+	if want := []string{"p.tc!/out", "p.tc!/none", "p.tc!/loop1", "p.tc!/loop2", "p.tc!/hdir"}; !slices.Equal(blocked, want) {
+		t.Errorf("blocked %q, want %q", blocked, want)
 	}
 }

@@ -723,7 +723,7 @@ func inspectInOrder(ctx context.Context, opts *Options, w *walker, needs func(re
 			}
 			in, ring[j.k%window] = ring[j.k%window], nil
 		}
-		err := emitAll(gctx, j.e, in, emit, opts.containers)
+		err := emitAll(gctx, w.roots, j.e, in, emit, opts.containers)
 		if errors.Is(err, errInterrupted) {
 			return interrupted()
 		}
@@ -752,7 +752,7 @@ var errInterrupted = errors.New("interrupted")
 // emitAll emits an entry, and a container's members after it as the
 // worker decides them (an entry the walk passed for its members alone,
 // which is no container, is counted as excluded).
-func emitAll(ctx context.Context, e *entry, in *Inspection, emit func(e *entry, in *Inspection) error, cc *containerConfig) error {
+func emitAll(ctx context.Context, roots []string, e *entry, in *Inspection, emit func(e *entry, in *Inspection) error, cc *containerConfig) error {
 	if e.includeOnly && (in == nil || in.members == nil) {
 		if cc != nil && cc.excluded != nil {
 			cc.excluded()
@@ -780,6 +780,9 @@ func emitAll(ctx context.Context, e *entry, in *Inspection, emit func(e *entry, 
 		mi := m.in
 		if m.problem != nil {
 			mi = nil
+		}
+		if m.skipped != "" {
+			me.skipped, mi = &SkippedFile{Root: roots[e.root], Path: m.rel, Reason: m.skipped, fileRoot: e.fileRoot}, nil
 		}
 		if err := emit(me, mi); err != nil {
 			return err

@@ -8,6 +8,8 @@ import (
 	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/container/compress"
 	"github.com/codesignval/csv/container/deb"
+	"github.com/codesignval/csv/container/oci"
+	"github.com/codesignval/csv/container/rpm"
 	"github.com/codesignval/csv/container/tar"
 )
 
@@ -17,6 +19,8 @@ import (
 var Readers = []container.Reader{
 	deb.Reader{},
 	deb.Ar{},
+	rpm.Reader{},
+	oci.Reader{},
 	tar.Reader{},
 	compress.GzipReader,
 	compress.XZReader,
