@@ -308,7 +308,7 @@ func TestContainerLinks(t *testing.T) {
 	dir := tree(t, map[string][]byte{"p.tc": testArchive(
 		tcMember{"usr/lib/libx.so", nil, "symlink:libx.so.1"}, // before its target
 		tcMember{"usr/lib/libx.so.1", a, ""},
-		tcMember{"lib", nil, "symlink:usr/lib"},            // a directory of judged files
+		tcMember{"lib", nil, "symlink:usr/lib"},              // a directory of judged files
 		tcMember{"bin/abs", nil, "symlink:/usr/lib/libx.so"}, // a chain, from the root
 		tcMember{"usr/bin/hard", nil, "hardlink:./usr/lib/libx.so.1"},
 		tcMember{"out", nil, "symlink:../../etc/passwd"},
