@@ -149,12 +149,14 @@ type craftEntry struct {
 	extra      []byte // central directory extra
 	localExtra []byte
 	desc       []byte // bytes written after the data (a data descriptor)
+	compTail   []byte // bytes appended to the compressed data
 	unlisted   bool   // written as a local header, left out of the central directory
 	offset     *uint32
 }
 
 type craftOpts struct {
 	prefix, between, trailer []byte
+	beforeCD                 []byte
 	comment                  []byte
 	disk                     uint16
 	entries                  *uint16
@@ -179,6 +181,7 @@ func craft(es []craftEntry, o craftOpts) []byte {
 		if e.method == methodDeflate {
 			comp = deflate(e.data)
 		}
+		comp = append(bytes.Clone(comp), e.compTail...)
 		crc := crc32.ChecksumIEEE(e.data)
 		if e.crc != nil {
 			crc = *e.crc
@@ -245,6 +248,7 @@ func craft(es []craftEntry, o craftOpts) []byte {
 	if o.entries != nil {
 		n = *o.entries
 	}
+	out = append(out, o.beforeCD...)
 	cdOff := len(out)
 	out = append(out, cd...)
 	end := make([]byte, endLen)

@@ -243,8 +243,10 @@ func (e *entry) check() (name string, typ container.MemberType, dir bool, proble
 			m = "unknown"
 		}
 		problem = member("compressed with method %d (%s), which csv does not read (store and deflate only)", e.method, m)
-	case dir && (e.usize > 0 || (e.csize > 0 && !(e.method == methodDeflate && e.csize <= 2))):
-		// jar writes directories as empty deflate streams (2 bytes).
+	case dir && (e.usize > 0 || (e.csize > 0 && !(e.method == methodDeflate && e.csize <= 8))):
+		// jar writes directories as empty deflate streams (2 bytes),
+		// other writers as an empty final stored block (5): no file
+		// fits in 8 bytes of deflate that expand to none.
 		problem = member("a directory entry that holds %d bytes (%d compressed)", e.usize, e.csize)
 	case e.method == methodStore && e.csize != e.usize:
 		problem = &signing.MalformedError{Format: "zip", Offset: int64(e.off),
@@ -307,16 +309,26 @@ func (w *walker) member(e *entry) error {
 		m.Problem = problem
 		return w.yield(m, nil)
 	}
-	r := w.open(e, name)
+	r := &seen{r: w.open(e, name)}
 	if err := w.yield(m, r); err != nil {
 		return err
 	}
-	// Read what the caller left, so that a corrupt member is found.
+	if r.err != nil {
+		// The caller was given the member's error: a corrupt member is
+		// its finding, and the walk goes on; a cap reached or ctx done
+		// ends it.
+		if errors.Is(r.err, container.ErrLimit) || w.ctx.Err() != nil {
+			return r.err
+		}
+		return nil
+	}
+	// Read what the caller left, so that a corrupt member is found (and
+	// is the container's error, as the caller did not see it).
 	if w.buf == nil {
 		w.buf = make([]byte, 32<<10)
 	}
 	for {
-		_, err := r.Read(w.buf)
+		_, err := r.r.Read(w.buf)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
@@ -324,6 +336,20 @@ func (w *walker) member(e *entry) error {
 			return err
 		}
 	}
+}
+
+// seen remembers the error a member's reader returned to the caller.
+type seen struct {
+	r   io.Reader
+	err error
+}
+
+func (s *seen) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		s.err = err
+	}
+	return n, err
 }
 
 // open returns the reader of e's bytes: from src, through flate for a
