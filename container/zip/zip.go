@@ -362,30 +362,30 @@ func (w *walker) open(e *entry, name string) io.Reader {
 		c.r = sec
 		return meter
 	}
+	w.in = countReader{r: sec}
 	if w.br == nil {
-		w.br = bufio.NewReaderSize(sec, 32<<10)
+		w.br = bufio.NewReaderSize(&w.in, 32<<10)
 	} else {
-		w.br.Reset(sec)
+		w.br.Reset(&w.in)
 	}
-	w.in = countReader{r: w.br}
-	w.fl = resetFlate(w.fl, &w.in)
+	w.fl = resetFlate(w.fl, w.br)
 	c.r = w.fl
 	csize := int64(e.csize)
+	taken := func() int64 { return w.in.n - int64(w.br.Buffered()) }
 	c.end = func() error {
-		if w.in.n != csize {
-			return &signing.MalformedError{Format: "zip", Offset: e.dataStart + w.in.n,
-				Reason: fmt.Sprintf("member %s's deflate stream ends %d bytes before its %d compressed bytes do", name, csize-w.in.n, csize)}
+		if n := taken(); n != csize {
+			return &signing.MalformedError{Format: "zip", Offset: e.dataStart + n,
+				Reason: fmt.Sprintf("member %s's deflate stream ends %d bytes before its %d compressed bytes do", name, csize-n, csize)}
 		}
 		return nil
 	}
-	meter.Compressed = func() int64 { return w.in.n }
+	meter.Compressed = taken
 	return meter
 }
 
-// countReader counts the bytes the decompressor takes (it reads through
-// ReadByte, so the count is exact).
+// countReader counts the bytes read from the archive.
 type countReader struct {
-	r *bufio.Reader
+	r io.Reader
 	n int64
 }
 
@@ -393,14 +393,6 @@ func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
-}
-
-func (c *countReader) ReadByte() (byte, error) {
-	b, err := c.r.ReadByte()
-	if err == nil {
-		c.n++
-	}
-	return b, err
 }
 
 // crcReader checks the CRC-32 of a member's bytes when they end, and turns
