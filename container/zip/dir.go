@@ -3,6 +3,7 @@ package zip
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -204,7 +205,7 @@ func readArchive(ctx context.Context, src io.ReaderAt, size int64, lim *containe
 		return nil, malformed(cdOff, "the end record counts %d members, more than %d central directory bytes can hold", count, cdSize)
 	}
 	a := &archive{entries: make([]entry, 0, count), cdOff: cdOff}
-	br := bufio.NewReaderSize(io.NewSectionReader(src, cdOff, cdSize), 64<<10)
+	br := bufio.NewReaderSize(io.NewSectionReader(src, cdOff, cdSize), int(min(cdSize, 64<<10)))
 	var fixed [centralLen]byte
 	var vbuf []byte
 	pos := cdOff
@@ -444,7 +445,7 @@ func (a *archive) tile(src io.ReaderAt) error {
 		order[i] = int32(i)
 	}
 	slices.SortFunc(order, func(x, y int32) int {
-		return int(int64(a.entries[x].off) - int64(a.entries[y].off))
+		return cmp.Compare(a.entries[x].off, a.entries[y].off)
 	})
 	cur, prev := int64(0), -1
 	for _, i := range order {

@@ -148,3 +148,71 @@ func FuzzWalk(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCraft builds an archive from fuzzed fields (names, data, flags,
+// methods, attributes, extra fields, bytes between and after members), so
+// that the fuzzer reaches the per-member checks, which random bytes seldom
+// pass the end record to reach, and checks FuzzWalk's invariants on it.
+func FuzzCraft(f *testing.F) {
+	f.Add("a.dll", "b/c.so", []byte("MZ\x90\x00data"), uint16(0), uint16(8), uint16(0), uint32(0), []byte{}, []byte{}, byte(0))
+	f.Add("a", "a", []byte("x"), uint16(flagDesc), uint16(0), uint16(3<<8), uint32(0o120777<<16), unicodePath("a", "b"), []byte("PK\x03\x04"), byte(1))
+	f.Add("d/", "./x", []byte{}, uint16(flagUTF8), uint16(99), uint16(0), uint32(0o40755<<16), []byte{1, 0, 0, 0}, []byte{}, byte(2))
+	f.Add("caf\xc3\xa9", "../x", bytes.Repeat([]byte{0}, 5000), uint16(1), uint16(8), uint16(0), uint32(0), []byte{}, apkBlock(uint64(len(apkBlock(0))-8)), byte(3))
+	f.Fuzz(func(t *testing.T, n1, n2 string, data []byte, flags, method, creator uint16, ext uint32, extra, gap []byte, mode byte) {
+		if len(n1) > 300 || len(n2) > 300 || len(extra) > 300 || len(gap) > 300 || len(data) > 1<<16 {
+			return
+		}
+		e1 := craftEntry{name: n1, data: data, method: method % 10, flags: flags, creator: creator, ext: ext, extra: extra}
+		e2 := craftEntry{name: n2, data: data[:len(data)/2], method: methodDeflate}
+		if e1.flags&flagDesc != 0 {
+			e1.desc = descriptor(data, 0)
+			if e1.method != methodDeflate {
+				e1.desc[8], e1.desc[9], e1.desc[10], e1.desc[11] = e1.desc[12], e1.desc[13], e1.desc[14], e1.desc[15]
+			}
+		}
+		var o craftOpts
+		switch mode % 5 {
+		case 1:
+			o.between = gap
+		case 2:
+			o.beforeCD = gap
+		case 3:
+			o.prefix = gap
+		case 4:
+			e1.unlisted = true
+		}
+		if mode&0x80 != 0 {
+			e2.offset = u32(0)
+		}
+		b := craft([]craftEntry{e1, e2}, o)
+		lim := &container.Limits{MaxMembers: 10, MaxExpandedSize: 1 << 20, MaxRatio: 1100, RatioGrace: 1 << 16}
+		err := Reader{}.Walk(context.Background(), bytes.NewReader(b), int64(len(b)), "f.zip", lim, func(m *container.Member, r io.Reader) error {
+			if (r == nil) != (m.Problem != nil) {
+				t.Fatalf("member %q: reader %v, problem %v", m.Name, r != nil, m.Problem)
+			}
+			if m.Problem != nil {
+				if !errors.Is(m.Problem, container.ErrMember) && !errors.Is(m.Problem, container.ErrLimit) && !errors.Is(m.Problem, signing.ErrMalformed) {
+					t.Errorf("member %q: problem %v wraps none of ErrMember, ErrLimit, ErrMalformed", m.Name, m.Problem)
+				}
+				return nil
+			}
+			if _, cerr := container.CleanName(m.Name); cerr != nil {
+				t.Errorf("member %q judged under a name CleanName refuses", m.Name)
+			}
+			got, err := io.ReadAll(r)
+			if err != nil {
+				if !errors.Is(err, container.ErrLimit) && !errors.Is(err, signing.ErrMalformed) {
+					t.Errorf("member %q: read error %v", m.Name, err)
+				}
+				return nil
+			}
+			if want := map[string][]byte{n1: data, n2: data[:len(data)/2]}; m.Name == n1 && !bytes.Equal(got, want[n1]) && m.Name != n2 {
+				t.Errorf("member %q: %d bytes yielded, %d stored", m.Name, len(got), len(data))
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, container.ErrLimit) && !errors.Is(err, signing.ErrMalformed) {
+			t.Errorf("Walk: %v", err)
+		}
+	})
+}

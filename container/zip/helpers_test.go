@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/codesignval/csv/container"
@@ -162,11 +163,15 @@ type craftOpts struct {
 	entries                  *uint16
 }
 
+var deflaters = sync.Pool{New: func() any { w, _ := flate.NewWriter(nil, 6); return w }}
+
 func deflate(b []byte) []byte {
 	var buf bytes.Buffer
-	w, _ := flate.NewWriter(&buf, 9)
+	w := deflaters.Get().(*flate.Writer)
+	w.Reset(&buf)
 	w.Write(b)
 	w.Close()
+	deflaters.Put(w)
 	return buf.Bytes()
 }
 

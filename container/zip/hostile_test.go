@@ -164,6 +164,14 @@ func TestHostile(t *testing.T) {
 			zip: craft(with(1, func(e *craftEntry) { e.extra = []byte{1, 0, 200, 0, 1} }), craftOpts{}), walkErr: signing.ErrMalformed},
 		{name: "zip64 field missing",
 			zip: craft(with(1, func(e *craftEntry) { e.usize = u32(0xffffffff) }), craftOpts{}), walkErr: signing.ErrMalformed},
+		{name: "size past any file",
+			zip: craft(with(1, func(e *craftEntry) {
+				e.usize = u32(0xffffffff)
+				e.extra = []byte{1, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0x80}
+				e.localExtra = []byte{1, 0, 16, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0xb8, 0xb, 0, 0, 0, 0, 0, 0}
+			}), craftOpts{}),
+			lim:     &container.Limits{},
+			problem: map[string]error{"b.so": signing.ErrMalformed}, want: []string{"a.dll"}},
 		{name: "multi-disk", zip: craft(good(), craftOpts{disk: 1}), walkErr: signing.ErrMalformed},
 		{name: "bytes after the end record", zip: craft(good(), craftOpts{trailer: []byte{0}}), walkErr: signing.ErrMalformed},
 		{name: "end record in the comment",

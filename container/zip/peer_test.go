@@ -251,7 +251,7 @@ func TestPeerFindings(t *testing.T) {
 			t.Fatal(err)
 		}
 		l := byName(gs, "link.dll")
-		if len(l) != 1 || l[0].m.Type != container.Symlink || !errors.Is(l[0].m.Problem, container.ErrMember) {
+		if len(l) != 1 || l[0].m.Type != container.Symlink || l[0].m.Link != "/etc/passwd" || !errors.Is(l[0].m.Problem, container.ErrMember) {
 			t.Fatalf("link.dll: %+v, want a Symlink with an ErrMember problem", l)
 		}
 		if r := byName(gs, "real.dll"); len(r) != 1 || r[0].m.Problem != nil {

@@ -66,6 +66,7 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
+	"sync"
 
 	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/internal/limits"
@@ -155,7 +156,13 @@ func (Reader) Walk(ctx context.Context, src io.ReaderAt, size int64, name string
 	if err != nil {
 		return err
 	}
-	w := &walker{ctx: ctx, src: src, lim: &l, yield: yield, names: container.Names{}}
+	w := walkers.Get().(*walker)
+	defer func() {
+		*w = walker{br: w.br, fl: w.fl, buf: w.buf}
+		w.br.Reset(nil)
+		walkers.Put(w)
+	}()
+	w.ctx, w.src, w.lim, w.yield, w.names = ctx, src, &l, yield, container.Names{}
 	if err := w.checkDeclared(a); err != nil {
 		return err
 	}
@@ -248,6 +255,9 @@ func (e *entry) check() (name string, typ container.MemberType, dir bool, proble
 		// other writers as an empty final stored block (5): no file
 		// fits in 8 bytes of deflate that expand to none.
 		problem = member("a directory entry that holds %d bytes (%d compressed)", e.usize, e.csize)
+	case e.usize > 1<<62:
+		problem = &signing.MalformedError{Format: "zip", Offset: int64(e.off),
+			Reason: fmt.Sprintf("member %q declares %d bytes, past any file", e.raw, e.usize)}
 	case e.method == methodStore && e.csize != e.usize:
 		problem = &signing.MalformedError{Format: "zip", Offset: int64(e.off),
 			Reason: fmt.Sprintf("member %q is stored but its sizes differ (%d compressed, %d not)", e.raw, e.csize, e.usize)}
@@ -257,6 +267,12 @@ func (e *entry) check() (name string, typ container.MemberType, dir bool, proble
 	}
 	return name, typ, dir, problem
 }
+
+// walkers keeps walkers' buffers and decompressors (some 300 KiB) between
+// walks: a nested zip or a package of many small zips costs one each.
+var walkers = sync.Pool{New: func() any {
+	return &walker{br: bufio.NewReaderSize(nil, 32<<10), buf: make([]byte, 32<<10)}
+}}
 
 // walker delivers members, reusing one bufio.Reader and one decompressor.
 type walker struct {
@@ -307,6 +323,9 @@ func (w *walker) member(e *entry) error {
 	}
 	if problem != nil {
 		m.Problem = problem
+		if typ == container.Symlink {
+			m.Link = w.link(e, name)
+		}
 		return w.yield(m, nil)
 	}
 	r := &seen{r: w.open(e, name)}
@@ -324,9 +343,6 @@ func (w *walker) member(e *entry) error {
 	}
 	// Read what the caller left, so that a corrupt member is found (and
 	// is the container's error, as the caller did not see it).
-	if w.buf == nil {
-		w.buf = make([]byte, 32<<10)
-	}
 	for {
 		_, err := r.r.Read(w.buf)
 		if errors.Is(err, io.EOF) {
@@ -336,6 +352,27 @@ func (w *walker) member(e *entry) error {
 			return err
 		}
 	}
+}
+
+// maxLink caps the link target Walk reads to report it.
+const maxLink = 4096
+
+// link returns a symbolic link's target (its data), when it can be read
+// and checked, for the report; "" otherwise.
+func (w *walker) link(e *entry, name string) string {
+	if e.flags&(flagEncrypted|flagStrong|flagMaskedCD) != 0 || e.problem != nil || e.usize > maxLink ||
+		e.csize > maxLink || (e.method != methodStore && e.method != methodDeflate) {
+		return ""
+	}
+	lim := container.Limits{Expanded: new(int64)}
+	saved := w.lim
+	w.lim = &lim
+	b, err := io.ReadAll(io.LimitReader(w.open(e, name), maxLink+1))
+	w.lim = saved
+	if err != nil || len(b) > maxLink {
+		return ""
+	}
+	return string(b)
 }
 
 // seen remembers the error a member's reader returned to the caller.
@@ -363,11 +400,7 @@ func (w *walker) open(e *entry, name string) io.Reader {
 		return meter
 	}
 	w.in = countReader{r: sec}
-	if w.br == nil {
-		w.br = bufio.NewReaderSize(&w.in, 32<<10)
-	} else {
-		w.br.Reset(&w.in)
-	}
+	w.br.Reset(&w.in)
 	w.fl = resetFlate(w.fl, w.br)
 	c.r = w.fl
 	csize := int64(e.csize)
