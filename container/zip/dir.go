@@ -411,22 +411,41 @@ func (e *entry) readLocal(src io.ReaderAt, cdOff int64, buf []byte) ([]byte, err
 	if le32(p) == sigDesc {
 		p, dl = p[4:], 16
 	}
-	var dcrc uint32
-	var dcsize, dusize uint64
-	switch {
-	case local64 && len(p) >= 20:
-		dcrc, dcsize, dusize, dl = le32(p), le64(p[4:]), le64(p[12:]), dl+8
-	case !local64 && len(p) >= 12:
-		dcrc, dcsize, dusize = le32(p), uint64(le32(p[4:])), uint64(le32(p[8:]))
-	default:
+	// Sizes are 8 bytes when the local header has a zip64 field
+	// (APPNOTE 4.3.9.2); writers that use 8 without it exist (and 4
+	// with it), so the other width is taken when it is the one that
+	// agrees with the central directory.
+	type desc struct {
+		crc          uint32
+		csize, usize uint64
+		n            int64
+		ok           bool
+	}
+	read := func(wide bool) desc {
+		if wide && len(p) >= 20 {
+			d := desc{le32(p), le64(p[4:]), le64(p[12:]), dl + 8, false}
+			d.ok = d.crc == e.crc && d.csize == e.csize && d.usize == e.usize
+			return d
+		}
+		if !wide && len(p) >= 12 {
+			d := desc{le32(p), uint64(le32(p[4:])), uint64(le32(p[8:])), dl, false}
+			d.ok = d.crc == e.crc && d.csize == e.csize && d.usize == e.usize
+			return d
+		}
+		return desc{n: -1}
+	}
+	dd := read(local64)
+	if other := read(!local64); !dd.ok && other.ok {
+		dd = other
+	}
+	if dd.n < 0 {
 		return buf, malformed(e.end, "member %q's data descriptor runs into the central directory", e.raw)
 	}
-	if dcrc != e.crc || dcsize != e.csize || dusize != e.usize {
-		if e.problem == nil {
-			e.problem = &signing.MalformedError{Format: "zip", Offset: e.end,
-				Reason: fmt.Sprintf("member %q's data descriptor (CRC %08x, sizes %d/%d) disagrees with its central directory record (CRC %08x, sizes %d/%d)", e.raw, dcrc, dcsize, dusize, e.crc, e.csize, e.usize)}
-		}
+	if !dd.ok && e.problem == nil {
+		e.problem = &signing.MalformedError{Format: "zip", Offset: e.end,
+			Reason: fmt.Sprintf("member %q's data descriptor (CRC %08x, sizes %d/%d) disagrees with its central directory record (CRC %08x, sizes %d/%d)", e.raw, dd.crc, dd.csize, dd.usize, e.crc, e.csize, e.usize)}
 	}
+	dl = dd.n
 	e.end += dl
 	return buf, nil
 }

@@ -91,6 +91,12 @@ func TestHostile(t *testing.T) {
 		{name: "data descriptor without signature",
 			zip:  craft(with(0, func(e *craftEntry) { e.flags, e.desc = flagDesc, descriptor(dll, 0)[4:] }), craftOpts{}),
 			want: []string{"a.dll", "b.so"}},
+		{name: "zip64 data descriptor without a zip64 field",
+			zip: craft(with(0, func(e *craftEntry) {
+				d := descriptor(dll, 0)
+				e.flags, e.desc = flagDesc, binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(d[:8:8], uint64(le32(d[8:]))), uint64(len(dll)))
+			}), craftOpts{}),
+			want: []string{"a.dll", "b.so"}},
 		{name: "data descriptor differs",
 			zip:     craft(with(0, func(e *craftEntry) { e.flags, e.desc = flagDesc, descriptor(dll, 1) }), craftOpts{}),
 			problem: map[string]error{"a.dll": signing.ErrMalformed}, want: []string{"b.so"}},
@@ -312,6 +318,7 @@ func TestSniff(t *testing.T) {
 		{"ELF with a zip appended", append([]byte("\x7fELF\x02\x01\x01"), z...), false},
 		{"end record of a non-empty archive", z[len(z)-endLen:], false},
 		{"crx3", append([]byte("Cr24\x03\x00\x00\x00\x01\x00\x00\x00x"), z...), true},
+		{"crx3 with a header past head", append([]byte("Cr24\x03\x00\x00\x00\x00\x20\x00\x00"), make([]byte, 5000)...), true},
 		{"crx3 without a zip", []byte("Cr24\x03\x00\x00\x00\x01\x00\x00\x00xMZ\x90\x00"), false},
 		{"short", []byte("PK"), false},
 		{"text", []byte("PK is not a zip"), false},

@@ -66,6 +66,7 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
+	"math"
 	"sync"
 
 	"github.com/codesignval/csv/container"
@@ -99,8 +100,10 @@ func (Reader) Sniff(head []byte, name string) bool {
 	case sigSpan, sigSpan1:
 		return len(head) >= 8 && le32(head[4:]) == sigLocal
 	}
-	off, ok := crxHeader(head, int64(len(head)))
-	return ok && off+4 <= int64(len(head)) && le32(head[off:]) == sigLocal
+	off, ok := crxHeader(head, math.MaxInt64)
+	// A header longer than head (CRX3 headers carry keys and signatures)
+	// is taken on its magic and version; Walk checks the zip after it.
+	return ok && (off+4 > int64(len(head)) || le32(head[off:]) == sigLocal)
 }
 
 // crxHeader returns the length of a Chrome extension's header (CRX2: magic,
