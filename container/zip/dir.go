@@ -35,6 +35,7 @@ const (
 
 	flagEncrypted = 1 << 0
 	flagDesc      = 1 << 3
+	flagPatched   = 1 << 5
 	flagStrong    = 1 << 6
 	flagUTF8      = 1 << 11
 	flagMaskedCD  = 1 << 13

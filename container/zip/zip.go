@@ -30,8 +30,8 @@
 // would extract), a member whose local header or data descriptor disagrees
 // with its central directory record (name, flags, method, CRC, sizes), an
 // encrypted member (flag bit 0, strong encryption, a masked central
-// directory, AES method 99), a compression method other than store and
-// deflate (named), a symbolic link or other special file (Unix mode in the
+// directory, AES method 99), PKWARE patched data (flag bit 5), a
+// compression method other than store and deflate (named), a symbolic link or other special file (Unix mode in the
 // external attributes), a name CleanName refuses, a name repeated after
 // CleanName, a name extractors read differently (not ASCII and not marked
 // UTF-8; an Info-ZIP Unicode Path field that says otherwise), a stored
@@ -239,6 +239,8 @@ func (e *entry) check() (name string, typ container.MemberType, dir bool, proble
 		problem = member("encrypted (AES, method 99)")
 	case e.flags&flagEncrypted != 0:
 		problem = member("encrypted")
+	case e.flags&flagPatched != 0:
+		problem = member("PKWARE patched data (a delta against a file csv does not have)")
 	case e.problem != nil:
 		problem = e.problem
 	case typ == container.Symlink:
