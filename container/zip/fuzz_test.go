@@ -206,8 +206,12 @@ func FuzzCraft(f *testing.F) {
 				}
 				return nil
 			}
-			if want := map[string][]byte{n1: data, n2: data[:len(data)/2]}; m.Name == n1 && !bytes.Equal(got, want[n1]) && m.Name != n2 {
-				t.Errorf("member %q: %d bytes yielded, %d stored", m.Name, len(got), len(data))
+			// Which entry it is, by its cleaned name; either, when both
+			// names clean to it.
+			c1, _ := container.CleanName(n1)
+			c2, _ := container.CleanName(n2)
+			if (m.Name == c1 || m.Name == c2) && !(m.Name == c1 && bytes.Equal(got, data)) && !(m.Name == c2 && bytes.Equal(got, data[:len(data)/2])) {
+				t.Errorf("member %q: %d bytes yielded, not what either entry of that name stores", m.Name, len(got))
 			}
 			return nil
 		})
