@@ -11,11 +11,20 @@ import (
 	"io"
 	"sync"
 	"testing"
+	"time"
 
 	kflate "github.com/klauspost/compress/flate"
 
 	"github.com/codesignval/csv/container"
 )
+
+// reportCPU adds the MB per CPU second of a benchmark that started at
+// start (cpuTime) and delivered total bytes per op.
+func reportCPU(b *testing.B, start time.Duration, total int64) {
+	if d := cpuTime() - start; d > 0 {
+		b.ReportMetric(float64(total)*float64(b.N)/d.Seconds()/1e6, "MB/cpu-s")
+	}
+}
 
 var benchZip = sync.OnceValues(func() ([]byte, int64) {
 	var buf bytes.Buffer
@@ -41,6 +50,8 @@ func BenchmarkWalk(b *testing.B) {
 	z, total := benchZip()
 	b.SetBytes(total)
 	buf := make([]byte, 32<<10)
+	start := cpuTime()
+	defer func() { reportCPU(b, start, total) }()
 	for b.Loop() {
 		err := Reader{}.Walk(context.Background(), bytes.NewReader(z), int64(len(z)), "b.zip", nil, func(m *container.Member, r io.Reader) error {
 			_, err := io.CopyBuffer(io.Discard, r, buf)
@@ -64,6 +75,8 @@ func benchBare(b *testing.B, newReader func(io.Reader) io.ReadCloser, crc bool) 
 	b.SetBytes(total)
 	buf := make([]byte, 32<<10)
 	br := bufio.NewReaderSize(nil, 32<<10)
+	start := cpuTime()
+	defer func() { reportCPU(b, start, total) }()
 	for b.Loop() {
 		for _, e := range a.entries {
 			br.Reset(io.NewSectionReader(bytes.NewReader(z), e.dataStart, int64(e.csize)))
@@ -97,6 +110,8 @@ func BenchmarkArchiveZip(b *testing.B) {
 	z, total := benchZip()
 	b.SetBytes(total)
 	buf := make([]byte, 32<<10)
+	start := cpuTime()
+	defer func() { reportCPU(b, start, total) }()
 	for b.Loop() {
 		zr, err := stdzip.NewReader(bytes.NewReader(z), int64(len(z)))
 		if err != nil {
