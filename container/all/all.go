@@ -11,12 +11,14 @@ import (
 	"github.com/codesignval/csv/container/oci"
 	"github.com/codesignval/csv/container/rpm"
 	"github.com/codesignval/csv/container/tar"
+	"github.com/codesignval/csv/container/zip"
 )
 
 // Readers are the container readers, in the order they are tried: the
 // kinds that are a special case of another first (a Debian package is an
 // ar archive; an image archive is a tar).
 var Readers = []container.Reader{
+	zip.Reader{},
 	deb.Reader{},
 	deb.Ar{},
 	rpm.Reader{},
