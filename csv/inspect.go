@@ -90,6 +90,9 @@ type Inspection struct {
 	Err error
 
 	signed bool
+	// deferred: the inspection computed the needs without their Later
+	// part (cipolicy.Needs.Later), which asked for something.
+	deferred bool
 }
 
 // Signed reports whether the file carries a signature.
@@ -176,6 +179,7 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 		in.Format = h.Format()
 	}
 	need := cfg.needs(in.Format)
+	in.deferred = !need.Later.IsZero()
 	if h != nil {
 		finish, err = h.Inspect(file, need, &cfg.opts, &pass, &facts)
 		in.setFacts(&facts)

@@ -352,22 +352,19 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 	if err := sink.Begin(rep); err != nil {
 		return err
 	}
-	err = inspectInOrder(ctx, &opts, w, needs, func(e *entry, in *Inspection) error {
-		switch {
-		case e.skipped != nil:
-			rep.Summary.Skipped++
-			return sink.Skipped(e.skipped)
-		case in != nil && in.Format == FormatOther && in.Err == nil:
-			rep.Summary.Skipped++
-			return sink.Skipped(&SkippedFile{Root: roots[e.root], Path: e.rel, Reason: "not a PE or ELF file", fileRoot: e.fileRoot})
-		}
+	// judge judges a file from its inspection (in is nil for a file the
+	// walk found a problem with). Safe for concurrent use: the workers
+	// judge a file whose first read deferred facts (again), the emitter
+	// every file.
+	judge := func(e *entry, in *Inspection) Result {
 		r := Result{Root: roots[e.root], Path: e.rel, Format: e.format, Err: e.problem, fileRoot: e.fileRoot}
 		if in != nil {
 			r.Format, r.Size, r.Digests, r.Signed, r.Info, r.Err = in.Format, in.Size, in.Digests, in.Signed(), in.Info, in.Err
 			r.Signatures, r.Attributes = in.Signatures, in.Attributes
 		}
 		sub := cipolicy.Subject{Path: e.rel, Format: r.Format, Scenario: v.opts.Scenario,
-			Digests: r.Digests, Signed: r.Signed, Signatures: r.Signatures, Attributes: r.Attributes}
+			Digests: r.Digests, Signed: r.Signed, Signatures: r.Signatures, Attributes: r.Attributes,
+			Partial: in != nil && in.deferred}
 		if r.Err != nil {
 			sub.Problem = pathless{r.Err}
 		}
@@ -378,6 +375,32 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 			r.Decision = v.set.Evaluate(sub)
 			r.Signatures = sub.Signatures
 			admitted(&r, own, names)
+		}
+		return r
+	}
+	// again: the first read's facts leave the file blocked, and those it
+	// deferred could admit it (cipolicy.Decision.Incomplete).
+	again := func(e *entry, in *Inspection) bool {
+		if !in.deferred || in.Err != nil || in.Format == FormatOther {
+			return false
+		}
+		r := judge(e, in)
+		return r.Decision.Incomplete
+	}
+	err = inspectInOrder(ctx, &opts, w, needs, again, func(e *entry, in *Inspection) error {
+		switch {
+		case e.skipped != nil:
+			rep.Summary.Skipped++
+			return sink.Skipped(e.skipped)
+		case in != nil && in.Format == FormatOther && in.Err == nil:
+			rep.Summary.Skipped++
+			return sink.Skipped(&SkippedFile{Root: roots[e.root], Path: e.rel, Reason: "not a PE or ELF file", fileRoot: e.fileRoot})
+		}
+		r := judge(e, in)
+		if r.Decision.Incomplete {
+			// again said otherwise of the same inspection: a bug, and
+			// the file is blocked all the same.
+			r.Decision.Reason = "internal error: judged without the digests the policy's allow rules compare: " + r.Decision.Reason
 		}
 		rep.Summary.Files++
 		if r.Decision.Allowed() {
@@ -524,7 +547,11 @@ var inspectFile = inspect
 
 // inspectInOrder runs the walk w (walker.stream: the shard's share of its
 // entries, as they are listed) and inspects each regular file among them in
-// parallel, computing the digests needs asks for, and calls emit with every
+// parallel, computing the digests needs asks for (not those it defers,
+// Needs.Later: if again, called from the worker with the first read's
+// inspection, says the file needs them, the worker reads the file a second
+// time with the full needs, Needs.Full, and that inspection is the file's;
+// a nil again reads each file once, with the full needs), and calls emit with every
 // entry in the walk's order (with its inspection; nil for skipped and
 // blocked entries), from the calling goroutine, as soon as it and every
 // entry before it are done. Workers take the files in that order, each with
@@ -534,7 +561,12 @@ var inspectFile = inspect
 // the tree, however large it is. An error from emit stops the walk and the
 // workers and is returned; so does a cancellation, as an InterruptedError,
 // and emit is then not called again.
-func inspectInOrder(ctx context.Context, opts *Options, w *walker, needs func(rel string, f cipolicy.Format) cipolicy.Needs, emit func(e *entry, in *Inspection) error) error {
+func inspectInOrder(ctx context.Context, opts *Options, w *walker, needs func(rel string, f cipolicy.Format) cipolicy.Needs,
+	again func(e *entry, in *Inspection) bool, emit func(e *entry, in *Inspection) error) error {
+	if again == nil {
+		first := needs
+		needs = func(rel string, f cipolicy.Format) cipolicy.Needs { return first(rel, f).Full() }
+	}
 	jobs := opts.Jobs
 	if jobs <= 0 {
 		jobs = runtime.GOMAXPROCS(0)
@@ -610,6 +642,10 @@ func inspectInOrder(ctx context.Context, opts *Options, w *walker, needs func(re
 				if in == nil {
 					in = inspectFile(gctx, e.abs, buf, cfg)
 				}
+				if again != nil && in.deferred && gctx.Err() == nil && again(e, in) {
+					cfg.needs = func(f cipolicy.Format) cipolicy.Needs { return needs(e.rel, f).Full() }
+					in = inspectFile(gctx, e.abs, buf, cfg)
+				}
 				if in.Err != nil && gctx.Err() != nil {
 					return gctx.Err()
 				}
@@ -678,7 +714,7 @@ func Binaries(ctx context.Context, opts Options, roots ...string) ([]Result, err
 	}
 	var out []Result
 	none := func(string, cipolicy.Format) cipolicy.Needs { return cipolicy.Needs{} }
-	err = inspectInOrder(ctx, &opts, w, none, func(e *entry, in *Inspection) error {
+	err = inspectInOrder(ctx, &opts, w, none, nil, func(e *entry, in *Inspection) error {
 		switch {
 		case e.skipped != nil:
 		case e.problem != nil:
