@@ -128,6 +128,9 @@ type Set struct {
 	opts     SetOptions
 	policies []*Policy
 	trusted  map[[32]byte]bool
+	// needs is Needs per format when no rule is scoped (the same for every
+	// path and scenario), nil otherwise.
+	needs map[Format]Needs
 }
 
 func (s *Set) isTrusted(c *signing.Certificate) bool { return s.trusted[c.SHA256] }
@@ -269,6 +272,12 @@ func NewSet(opts SetOptions, policies ...*Policy) (*Set, error) {
 			}
 			g.add(cr)
 			order++
+		}
+	}
+	if !slices.ContainsFunc(s.groups, func(g *group) bool { return len(g.scoped) > 0 }) {
+		s.needs = map[Format]Needs{}
+		for _, f := range Formats {
+			s.needs[f] = s.ruleNeeds("", f, "").split()
 		}
 	}
 	return s, nil
@@ -493,6 +502,9 @@ func (s *Set) Mode() Mode {
 // SHA-1 and the signatures' verification besides. Needs.Full is what one
 // read must compute to judge the subject at once.
 func (s *Set) Needs(path string, f Format, sc Scenario) Needs {
+	if n, ok := s.needs[f]; ok {
+		return n
+	}
 	return s.ruleNeeds(path, f, sc).split()
 }
 

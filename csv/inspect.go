@@ -93,6 +93,9 @@ type Inspection struct {
 	// deferred: the inspection computed the needs without their Later
 	// part (cipolicy.Needs.Later), which asked for something.
 	deferred bool
+	// judged is the file's result when the worker judged the first read
+	// final (Validator.ValidateTo's again), nil otherwise.
+	judged *Result
 }
 
 // Signed reports whether the file carries a signature.

@@ -379,13 +379,18 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 		return r
 	}
 	// again: the first read's facts leave the file blocked, and those it
-	// deferred could admit it (cipolicy.Decision.Incomplete).
+	// deferred could admit it (cipolicy.Decision.Incomplete); otherwise
+	// the decision is final, and the inspection keeps it for the emitter.
 	again := func(e *entry, in *Inspection) bool {
 		if !in.deferred || in.Err != nil || in.Format == FormatOther {
 			return false
 		}
 		r := judge(e, in)
-		return r.Decision.Incomplete
+		if r.Decision.Incomplete {
+			return true
+		}
+		in.judged = &r
+		return false
 	}
 	err = inspectInOrder(ctx, &opts, w, needs, again, func(e *entry, in *Inspection) error {
 		switch {
@@ -396,7 +401,12 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 			rep.Summary.Skipped++
 			return sink.Skipped(&SkippedFile{Root: roots[e.root], Path: e.rel, Reason: "not a PE or ELF file", fileRoot: e.fileRoot})
 		}
-		r := judge(e, in)
+		var r Result
+		if in != nil && in.judged != nil {
+			r = *in.judged
+		} else {
+			r = judge(e, in)
+		}
 		if r.Decision.Incomplete {
 			// again said otherwise of the same inspection: a bug, and
 			// the file is blocked all the same.
