@@ -654,18 +654,20 @@ func (r *compiledRule) excepted(s *Subject, now time.Time, trusted func(*signing
 
 // find returns the first rule (in policy order) of an action that matches
 // s, and for a miss the most telling reason a signer rule did not match.
-// An allow hash rule of a digest deferred for s (Needs.Later) comes after
-// every other allow rule: which rule admits a file does not depend on
-// whether its deferred digests were computed (a policy New-CIPolicy
-// writes lists a file's SHA-1 rule before its SHA256 one, and the file is
-// reported allowed by the SHA256 one with or without its SHA-1).
-func (g *group) find(s *Subject, action Action, now time.Time, trusted func(*signing.Certificate) bool, deferred DigestSet) (*match, []string) {
+// An allow hash rule that needs a fact deferred for s (Needs.Later: its
+// digest, or the signatures a first-page rule needs) comes after every
+// other allow rule: which rule admits a file does not depend on whether
+// the deferred facts were established (a policy New-CIPolicy writes lists
+// a file's SHA-1 rule before its SHA256 one, and the file is reported
+// allowed by the SHA256 one with or without its SHA-1).
+func (g *group) find(s *Subject, action Action, now time.Time, trusted func(*signing.Certificate) bool, deferred Deferred) (*match, []string) {
 	idx, others := g.allowHash, g.allowOthers
 	if action == Deny {
 		idx, others = g.denyHash, g.denyOthers
 	}
 	late := func(r *compiledRule) bool {
-		return action == Allow && r.Hash != nil && deferred.Has(r.Hash.Algorithm)
+		return action == Allow && r.Hash != nil &&
+			(deferred.Digests.Has(r.Hash.Algorithm) || deferred.Signatures && r.Hash.Algorithm.FirstPage())
 	}
 	var best *match
 	var notes []string
@@ -737,7 +739,7 @@ func (s *Set) Evaluate(sub Subject) Decision {
 	var first Decision
 	incomplete := false
 	for i, g := range s.groups {
-		d := g.evaluate(&sub, now, s.isTrusted, later, need.Later.Digests)
+		d := g.evaluate(&sub, now, s.isTrusted, later, need.Later)
 		if i == 0 {
 			first = d
 		}
@@ -784,9 +786,9 @@ func better(a, b *Decision) bool {
 }
 
 // evaluate judges s by the group's rules; later are the facts the caller
-// deferred and s lacks (Subject.Partial), deferred the digests Needs
+// deferred and s lacks (Subject.Partial), deferred the facts Needs
 // defers for s, whether s has them or not.
-func (g *group) evaluate(s *Subject, now time.Time, trusted func(*signing.Certificate) bool, later Deferred, deferred DigestSet) Decision {
+func (g *group) evaluate(s *Subject, now time.Time, trusted func(*signing.Certificate) bool, later, deferred Deferred) Decision {
 	d := Decision{Policy: g.base.Ref(), Enforced: g.mode == Enforce, Signature: -1, Verdict: Blocked}
 	if s.Problem != nil {
 		d.Kind, d.Reason = KindMalformed, s.Problem.Error()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -325,4 +326,91 @@ func TestPartialSubject(t *testing.T) {
 			t.Errorf("%s: %s %s incomplete %v, want %s %s %v (%s)", tt.name, d.Verdict, d.Kind, d.Incomplete, tt.verdict, tt.kind, tt.incomplete, d.Reason)
 		}
 	}
+}
+
+// FuzzTwoPhaseVerdicts builds a policy (or a base and a supplemental) from
+// the input, each byte choosing a rule from a menu of hash rules of every
+// algorithm and action over five files, scoped and not, with exceptions,
+// and checks that the two-phase judgement of every subject is the one a
+// single read of every needed fact gives.
+func FuzzTwoPhaseVerdicts(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3})
+	f.Add([]byte{0, 5, 17, 33, 64, 130, 200})
+	f.Add([]byte{255, 0, 1, 2, 3, 40, 41, 42})
+	root := synthCert("Build Root", "Build Root", bytes.Repeat([]byte{0x0b}, 32), oidCodeSigning)
+	leaf := synthCert("Build Signing", "Build Root", bytes.Repeat([]byte{0x0c}, 32), oidCodeSigning)
+	names := []string{"a", "b", "c", "d", "e"}
+	algs := []HashAlgorithm{AuthenticodeSHA256, AuthenticodeSHA1, PageSHA256, PageSHA1, SHA256}
+	scopes := []string{"", ", paths: ['plugins/**']", ", scenarios: [kernel]", ", formats: [powershell]"}
+	// menu item i: file, algorithm, action, scope, exception from its bits.
+	menu := func(i byte, n int, allowOnly bool) string {
+		name := names[int(i)%len(names)]
+		a := algs[int(i/5)%len(algs)]
+		action := "allow"
+		if !allowOnly && i&0x80 != 0 && i&0x40 == 0 {
+			action = "deny"
+		}
+		scope := scopes[int(i>>5)%len(scopes)]
+		x := ""
+		if action == "allow" && i&0x40 != 0 {
+			xa := algs[int(i>>3)%len(algs)]
+			x = fmt.Sprintf(", except: [{%s: %s}]", xa, hx(fileDigest(names[(int(i)+1)%len(names)], xa)))
+		}
+		return fmt.Sprintf("{id: r%d, action: %s, %s: %s%s%s}", n, action, a, hx(fileDigest(name, a)), scope, x)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) == 0 || len(in) > 40 {
+			return
+		}
+		header := "name: p\nid: base-1"
+		if in[0]&1 != 0 {
+			header += "\nmode: audit"
+		}
+		var base, sup []string
+		for i, b := range in[1:] {
+			if in[0]&2 != 0 && i%2 == 1 {
+				sup = append(sup, menu(b, i, true))
+			} else {
+				base = append(base, menu(b, i, false))
+			}
+		}
+		parse := func(header string, rules []string) *Policy {
+			src := "format: csv-policy/v1\n" + header + "\nrules:\n"
+			for _, r := range rules {
+				src += "  - " + r + "\n"
+			}
+			p, err := Parse([]byte(src), "fuzz.yaml")
+			if err != nil {
+				return nil // a combination the loader refuses
+			}
+			return p
+		}
+		ps := []*Policy{parse(header, base)}
+		if len(sup) > 0 {
+			ps = append(ps, parse("name: sup\ntype: supplemental\nbase: base-1", sup))
+		}
+		if slices.Contains(ps, nil) || len(base) == 0 {
+			return
+		}
+		s, err := NewSet(SetOptions{TrustedRoots: []*signing.Certificate{root}}, ps...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range names {
+			for _, fm := range []Format{FormatPE, FormatPowerShell} {
+				for _, sigs := range [][]*signing.Signature{nil, pageSignedBy(t, leaf, root), signedBy(t, leaf, root)} {
+					for _, sc := range []Scenario{ScenarioUser, ScenarioKernel} {
+						for _, dir := range []string{"bin", "plugins"} {
+							sub := Subject{Path: dir + "/" + name, Format: fm, Scenario: sc, Digests: allDigestsOf(name, fm), Signed: sigs != nil, Signatures: sigs}
+							want := s.Evaluate(restrict(sub, s.Needs(sub.Path, sub.Format, sub.Scenario).Full()))
+							got, _ := twoPhase(s, sub)
+							if got != want {
+								t.Fatalf("%s %s %s: two-phase %+v\none read %+v", sub.Path, fm, sc, got, want)
+							}
+						}
+					}
+				}
+			}
+		}
+	})
 }
