@@ -665,7 +665,7 @@ func (j *componentJudge) judgeAs(c *Component, id string) cipolicy.Decision {
 	ci := j.ci
 	base := cipolicy.Subject{Path: id, Format: cipolicy.FormatPE, Scenario: cipolicy.ScenarioBoot}
 	base.Digests = cipolicy.Digests{cipolicy.AuthenticodeSHA256: c.AuthenticodeSHA256, cipolicy.AuthenticodeSHA1: c.AuthenticodeSHA1}
-	need := ci.Needs(id, cipolicy.FormatPE, cipolicy.ScenarioBoot)
+	need := ci.Needs(id, cipolicy.FormatPE, cipolicy.ScenarioBoot).Full() // judged at once, from the log
 	switch {
 	case need.Digests.Has(cipolicy.SHA256):
 		base.Problem = errors.New("the code integrity policy compares flat file SHA-256 digests, which a boot log does not carry (scope such rules to formats or scenarios other than boot)")

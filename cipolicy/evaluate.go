@@ -33,6 +33,13 @@ type Subject struct {
 	// Problem, if set, is why the subject could not be inspected (unreadable,
 	// truncated, malformed). Such a subject is always blocked.
 	Problem error
+	// Partial says the caller established the facts of [Needs] without its
+	// Later part (the first read of a two-phase inspection): Evaluate does
+	// not fail closed on a deferred fact that is absent, and says, with
+	// [Decision.Incomplete], when the subject is blocked but the deferred
+	// facts could still admit it. Without Partial every fact a rule in
+	// scope needs must be present (Evaluate fails closed on any absent).
+	Partial bool
 }
 
 // Verdict is the outcome for a subject.
@@ -86,6 +93,11 @@ type Decision struct {
 	// signer rule matched, or -1.
 	Signature int
 	Reason    string
+	// Incomplete says the subject (a Partial one) is blocked, by no deny
+	// rule, while facts it lacks, which only allow rules compare (Needs'
+	// Later part), could still admit it: the caller establishes them and
+	// judges the subject again. The decision is then not the verdict.
+	Incomplete bool
 }
 
 // Allowed reports whether the subject may run.
@@ -116,6 +128,9 @@ type Set struct {
 	opts     SetOptions
 	policies []*Policy
 	trusted  map[[32]byte]bool
+	// needs is Needs per format when no rule is scoped (the same for every
+	// path and scenario), nil otherwise.
+	needs map[Format]Needs
 }
 
 func (s *Set) isTrusted(c *signing.Certificate) bool { return s.trusted[c.SHA256] }
@@ -130,7 +145,7 @@ type group struct {
 	// needs holds, per format, what unscoped rules need of every subject of
 	// that format; scoped holds the rules (and exceptions) limited to paths
 	// or scenarios, whose needs only subjects in scope have.
-	needs  map[Format]Needs
+	needs  map[Format]ruleNeeds
 	scoped []*compiledRule
 }
 
@@ -149,6 +164,8 @@ type compiledRule struct {
 	// an allow); otherwise at most as much (allow rules, and the exceptions
 	// of deny rules).
 	broad bool
+	// exception: the rule is one of an allow or deny rule's exceptions.
+	exception bool
 	// alt is a second digest the rule's hash value is compared with
 	// (altDigest), "" if none.
 	alt HashAlgorithm
@@ -206,7 +223,7 @@ func NewSet(opts SetOptions, policies ...*Policy) (*Set, error) {
 		if _, dup := byID[p.ID]; dup {
 			return nil, fmt.Errorf("%w: two base policies have the id %q (%s)", ErrPolicySet, p.ID, p.Source)
 		}
-		g := &group{base: p, mode: p.Mode, needs: map[Format]Needs{},
+		g := &group{base: p, mode: p.Mode, needs: map[Format]ruleNeeds{},
 			denyHash: map[hashKey][]*compiledRule{}, allowHash: map[hashKey][]*compiledRule{}}
 		if opts.Mode != "" {
 			g.mode = opts.Mode
@@ -249,12 +266,18 @@ func NewSet(opts SetOptions, policies ...*Policy) (*Set, error) {
 			cr := &compiledRule{Rule: r, policy: p, order: order, broad: r.Action == Deny}
 			cr.alt = altDigest(p, r, cr.broad)
 			for j := range r.Except {
-				x := &compiledRule{Rule: &r.Except[j], policy: p, order: order, broad: r.Action != Deny}
+				x := &compiledRule{Rule: &r.Except[j], policy: p, order: order, broad: r.Action != Deny, exception: true}
 				x.alt = altDigest(p, x.Rule, x.broad)
 				cr.except = append(cr.except, x)
 			}
 			g.add(cr)
 			order++
+		}
+	}
+	if !slices.ContainsFunc(s.groups, func(g *group) bool { return len(g.scoped) > 0 }) {
+		s.needs = map[Format]Needs{}
+		for _, f := range Formats {
+			s.needs[f] = s.ruleNeeds("", f, "").split()
 		}
 	}
 	return s, nil
@@ -284,30 +307,130 @@ func (g *group) add(r *compiledRule) {
 		}
 		for _, f := range Formats {
 			if x.appliesTo(f) {
-				g.needs[f] = g.needs[f].union(x.needs(f, ""))
+				g.needs[f] = g.needs[f].union(x.ruleNeeds(f, ""))
 			}
 		}
 	}
 }
 
-// Needs says what facts judging a subject requires.
+// Needs says what facts judging a subject requires: Digests, Signatures
+// and Attributes on the first read of the file, Later only for a subject
+// that the first read's facts leave blocked (see [Set.Needs]).
 type Needs struct {
 	Digests DigestSet
 	// Signatures: verify the subject's signatures.
 	Signatures bool
 	// Attributes: read the PE version resource.
 	Attributes bool
+	// Later holds what only allow rules compare and the first read may
+	// leave out: a subject judged without it (Subject.Partial) that no
+	// other allow rule admits is judged again with it
+	// (Decision.Incomplete). Zero when nothing is deferred.
+	Later Deferred
 }
+
+// Deferred is what judging a subject may establish later (Needs.Later).
+type Deferred struct {
+	// Digests only allow hash rules compare.
+	Digests DigestSet
+	// Signatures: only those allow rules need the verified signatures
+	// (first-page hash rules, which admit a page-signed file only).
+	Signatures bool
+}
+
+// IsZero reports whether nothing is deferred.
+func (d Deferred) IsZero() bool { return d.Digests.Len() == 0 && !d.Signatures }
 
 func (n Needs) union(m Needs) Needs {
-	return Needs{n.Digests.Union(m.Digests), n.Signatures || m.Signatures, n.Attributes || m.Attributes}
+	u := Needs{Digests: n.Digests.Union(m.Digests), Signatures: n.Signatures || m.Signatures, Attributes: n.Attributes || m.Attributes}
+	u.Later = Deferred{Digests: n.Later.Digests.Union(m.Later.Digests).Missing(u.Digests),
+		Signatures: (n.Later.Signatures || m.Later.Signatures) && !u.Signatures}
+	return u
 }
 
-// IsZero reports whether nothing is needed.
-func (n Needs) IsZero() bool { return n.Digests.Len() == 0 && !n.Signatures && !n.Attributes }
+// IsZero reports whether nothing is needed, now or later.
+func (n Needs) IsZero() bool {
+	return n.Digests.Len() == 0 && !n.Signatures && !n.Attributes && n.Later.IsZero()
+}
+
+// Full returns every fact n asks for, deferred or not, with nothing
+// deferred: the needs of a second read, or of a caller that reads once.
+func (n Needs) Full() Needs {
+	return Needs{Digests: n.Digests.Union(n.Later.Digests), Signatures: n.Signatures || n.Later.Signatures, Attributes: n.Attributes}
+}
+
+// ruleNeeds is what rules need of a subject, by what kind of rule needs
+// it: what decides which digests a first read may defer (split).
+type ruleNeeds struct {
+	// all is everything the rules need.
+	all Needs
+	// fixed are the digests deny rules and every exception compare
+	// (the second digests of SiPolicy rules too): never deferred, as a
+	// deny rule that misses, or an exception that misses and so lets
+	// its rule apply, would decide otherwise than with the digest.
+	fixed DigestSet
+	// allow are the digests allow hash rules compare.
+	allow DigestSet
+	// otherSigs says a rule other than an allow rule of a first-page
+	// hash needs the signatures (a signer rule, allow or deny).
+	otherSigs bool
+}
+
+func (n ruleNeeds) union(m ruleNeeds) ruleNeeds {
+	return ruleNeeds{all: n.all.union(m.all), fixed: n.fixed.Union(m.fixed), allow: n.allow.Union(m.allow),
+		otherSigs: n.otherSigs || m.otherSigs}
+}
+
+// deferrable lists the digests a first read may leave out, each when no
+// deny rule and no exception in scope compares it and the first read
+// computes the Authenticode SHA256, which allow hash rules of the format
+// compare: the SHA-1 image hash and the first-page hashes, which csv
+// policy new writes beside the Authenticode SHA256 of every PE file (as
+// New-CIPolicy does) and which therefore admit, in a policy that lists
+// files by their Authenticode SHA256 too, almost only files that rule
+// admits already. A policy that lists files by SHA-1 (or first-page hash)
+// only computes it on the first read, so such files are not read twice.
+var deferrable = []HashAlgorithm{AuthenticodeSHA1, PageSHA256, PageSHA1}
+
+// split is the needs of a subject the rules in scope need n of: what
+// the first read computes and what it defers (Needs.Later): the digests
+// of deferrable, and the signatures when only allow rules of first-page
+// hashes need them (such a rule admits a page-signed file only: without
+// the signatures it admits nothing, and the decision is Incomplete).
+func (n ruleNeeds) split() Needs {
+	out := n.all
+	if !n.allow.Has(AuthenticodeSHA256) {
+		return out
+	}
+	var later DigestSet
+	for _, a := range deferrable {
+		if out.Digests.Has(a) && !n.fixed.Has(a) {
+			later = later.With(a)
+		}
+	}
+	out.Digests = out.Digests.Missing(later)
+	out.Later = Deferred{Digests: later, Signatures: out.Signatures && !n.otherSigs}
+	out.Signatures = out.Signatures && n.otherSigs
+	return out
+}
 
 // AllNeeds is every fact.
 func AllNeeds() Needs { return Needs{Digests: AllDigests(), Signatures: true, Attributes: true} }
+
+// ruleNeeds is what matching the rule (or exception) requires of a
+// subject of format f in scenario sc ("" for any), by kind of rule (see
+// ruleNeeds).
+func (x *compiledRule) ruleNeeds(f Format, sc Scenario) ruleNeeds {
+	n := ruleNeeds{all: x.needs(f, sc)}
+	switch {
+	case !x.exception && x.Action != Deny && x.Hash != nil && x.Unsupported == "":
+		n.allow = n.all.Digests
+	default:
+		n.fixed = n.all.Digests
+		n.otherSigs = n.all.Signatures
+	}
+	return n
+}
 
 // needs is what matching this rule requires of a subject of format f in
 // scenario sc ("" for any).
@@ -362,11 +485,33 @@ func (s *Set) Mode() Mode {
 
 // Needs returns what judging a subject with this path, format and scenario
 // requires: exactly the digests some applicable hash rule compares, whether
-// some signer rule applies, whether some rule reads file attributes.
+// some signer rule applies (or an allow rule of a first-page hash, which
+// admits page-signed files only), whether some rule reads file attributes.
 // Computing less would make rules miss; computing more is wasted work.
+//
+// What only allow hash rules compare is split off into Needs.Later where
+// the first read computes the Authenticode SHA256 that allow hash rules
+// compare: the Authenticode SHA1 and the first-page hashes (and the
+// signatures, if only first-page allow rules need them), each unless a
+// deny rule or an exception in scope compares it (see deferrable). A
+// caller computes Needs without Later, judges the subject as Partial, and
+// computes Needs.Full and judges again only when the decision is
+// Incomplete: the verdict is the same as with every fact, and a policy
+// that lists each file by all four of its hashes (csv policy new,
+// New-CIPolicy) costs one SHA-256 image hash per allowed file, not a
+// SHA-1 and the signatures' verification besides. Needs.Full is what one
+// read must compute to judge the subject at once.
 func (s *Set) Needs(path string, f Format, sc Scenario) Needs {
+	if n, ok := s.needs[f]; ok {
+		return n
+	}
+	return s.ruleNeeds(path, f, sc).split()
+}
+
+// ruleNeeds is what the rules in scope of a subject need of it.
+func (s *Set) ruleNeeds(path string, f Format, sc Scenario) ruleNeeds {
 	sc = scenarioOf(f, sc)
-	var n Needs
+	var n ruleNeeds
 	if formatOf(f) == nil {
 		return n
 	}
@@ -374,7 +519,7 @@ func (s *Set) Needs(path string, f Format, sc Scenario) Needs {
 		n = n.union(g.needs[f])
 		for _, r := range g.scoped {
 			if r.appliesTo(f) && r.inScope(path, sc) {
-				n = n.union(r.needs(f, sc))
+				n = n.union(r.ruleNeeds(f, sc))
 			}
 		}
 	}
@@ -430,19 +575,19 @@ func (r *compiledRule) inScope(path string, sc Scenario) bool {
 var errMissingFacts = errors.New("not computed")
 
 // checkFacts fails closed when a subject lacks facts that the rules in scope
-// need.
-func (g *group) checkFacts(s *Subject) error {
-	need := g.needs[s.Format]
+// need, but those of later, which the caller deferred (Subject.Partial).
+func (g *group) checkFacts(s *Subject, later Deferred) error {
+	need := g.needs[s.Format].all
 	for _, r := range g.scoped {
 		if r.appliesTo(s.Format) && r.inScope(s.Path, s.Scenario) {
 			need = need.union(r.needs(s.Format, s.Scenario))
 		}
 	}
 	have := s.Digests.Algorithms()
-	if missing := need.Digests.Missing(have); missing.Len() != 0 {
+	if missing := need.Digests.Missing(have).Missing(later.Digests); missing.Len() != 0 {
 		return fmt.Errorf("internal error: the policy compares %s digests, but only %s were %w for %s", need.Digests, have, errMissingFacts, s.Path)
 	}
-	if need.Signatures && s.Signed && s.Signatures == nil {
+	if need.Signatures && !later.Signatures && s.Signed && s.Signatures == nil {
 		return fmt.Errorf("internal error: the policy has signer rules, but signatures were %w for %s", errMissingFacts, s.Path)
 	}
 	return nil
@@ -509,16 +654,28 @@ func (r *compiledRule) excepted(s *Subject, now time.Time, trusted func(*signing
 
 // find returns the first rule (in policy order) of an action that matches
 // s, and for a miss the most telling reason a signer rule did not match.
-func (g *group) find(s *Subject, action Action, now time.Time, trusted func(*signing.Certificate) bool) (*match, []string) {
+// An allow hash rule that needs a fact deferred for s (Needs.Later: its
+// digest, or the signatures a first-page rule needs) comes after every
+// other allow rule: which rule admits a file does not depend on whether
+// the deferred facts were established (a policy New-CIPolicy writes lists
+// a file's SHA-1 rule before its SHA256 one, and the file is reported
+// allowed by the SHA256 one with or without its SHA-1).
+func (g *group) find(s *Subject, action Action, now time.Time, trusted func(*signing.Certificate) bool, deferred Deferred) (*match, []string) {
 	idx, others := g.allowHash, g.allowOthers
 	if action == Deny {
 		idx, others = g.denyHash, g.denyOthers
 	}
+	late := func(r *compiledRule) bool {
+		return action == Allow && r.Hash != nil &&
+			(deferred.Digests.Has(r.Hash.Algorithm) || deferred.Signatures && r.Hash.Algorithm.FirstPage())
+	}
 	var best *match
 	var notes []string
 	consider := func(r *compiledRule) {
-		if best != nil && r.order > best.rule.order {
-			return
+		if best != nil {
+			if lr, lb := late(r), late(best.rule); lr != lb && lr || lr == lb && r.order > best.rule.order {
+				return
+			}
 		}
 		m, why := r.matches(s, now, trusted)
 		if m == nil {
@@ -552,25 +709,41 @@ func (g *group) find(s *Subject, action Action, now time.Time, trusted func(*sig
 // supplemental policies):
 //
 //  1. A subject with a Problem is blocked (malformed).
-//  2. A subject missing facts a rule in scope needs is blocked (fail closed).
+//  2. A subject missing facts a rule in scope needs is blocked (fail
+//     closed), but for a Partial subject the facts Needs defers.
 //  3. A matching deny rule blocks it.
 //  4. A matching allow rule allows it, unless one of the rule's exceptions
-//     matches; the first in policy order is reported.
+//     matches; the first in policy order is reported, an allow hash rule
+//     of a digest Needs defers after every other.
 //  5. Otherwise it is blocked (unsigned, or signed but not allowed).
 //
 // The subject is allowed only if every base policy allows it. When several
 // block it, the report names an enforcing one over an auditing one, and a
 // deny over a missing allow.
+//
+// A Partial subject that lacks deferred facts (Needs.Later) and that some
+// base policy blocks for want of an allow rule is Incomplete: with those
+// facts, that policy's allow rules could admit it, and the decision
+// (which policy blocks, or whether any does) could change. Deny rules and
+// exceptions compare no deferred fact, so a deny is final.
 func (s *Set) Evaluate(sub Subject) Decision {
 	sub.Scenario = scenarioOf(sub.Format, sub.Scenario)
 	now := s.opts.Now()
+	need := s.Needs(sub.Path, sub.Format, sub.Scenario)
+	var later Deferred
+	if sub.Partial && sub.Problem == nil {
+		later.Digests = need.Later.Digests.Missing(sub.Digests.Algorithms())
+		later.Signatures = need.Later.Signatures && sub.Signed && sub.Signatures == nil
+	}
 	var pick *Decision
 	var first Decision
+	incomplete := false
 	for i, g := range s.groups {
-		d := g.evaluate(&sub, now, s.isTrusted)
+		d := g.evaluate(&sub, now, s.isTrusted, later, need.Later)
 		if i == 0 {
 			first = d
 		}
+		incomplete = incomplete || d.Incomplete
 		if d.Verdict == Blocked && (pick == nil || better(&d, pick)) {
 			pick = &d
 		}
@@ -578,6 +751,7 @@ func (s *Set) Evaluate(sub Subject) Decision {
 	if pick == nil {
 		return first
 	}
+	pick.Incomplete = incomplete
 	return *pick
 }
 
@@ -611,7 +785,10 @@ func better(a, b *Decision) bool {
 	return rank(a.Kind) > rank(b.Kind)
 }
 
-func (g *group) evaluate(s *Subject, now time.Time, trusted func(*signing.Certificate) bool) Decision {
+// evaluate judges s by the group's rules; later are the facts the caller
+// deferred and s lacks (Subject.Partial), deferred the facts Needs
+// defers for s, whether s has them or not.
+func (g *group) evaluate(s *Subject, now time.Time, trusted func(*signing.Certificate) bool, later, deferred Deferred) Decision {
 	d := Decision{Policy: g.base.Ref(), Enforced: g.mode == Enforce, Signature: -1, Verdict: Blocked}
 	if s.Problem != nil {
 		d.Kind, d.Reason = KindMalformed, s.Problem.Error()
@@ -624,11 +801,11 @@ func (g *group) evaluate(s *Subject, now time.Time, trusted func(*signing.Certif
 		d.Reason = "not judged: the policy sets " + OptionDisabledScriptEnforcement + ", so Windows does not enforce it on scripts"
 		return d
 	}
-	if err := g.checkFacts(s); err != nil {
+	if err := g.checkFacts(s, later); err != nil {
 		d.Kind, d.Reason = KindMalformed, err.Error()
 		return d
 	}
-	if m, _ := g.find(s, Deny, now, trusted); m != nil {
+	if m, _ := g.find(s, Deny, now, trusted, deferred); m != nil {
 		d.Kind, d.Rule, d.Policy = KindDenied, m.rule.ID, m.rule.policy.Ref()
 		d.Reason = "denied by rule " + strconvQuote(m.rule.ID) + ": " + explain(m, s)
 		if m.rule.Description != "" {
@@ -639,7 +816,7 @@ func (g *group) evaluate(s *Subject, now time.Time, trusted func(*signing.Certif
 		}
 		return d
 	}
-	m, notes := g.find(s, Allow, now, trusted)
+	m, notes := g.find(s, Allow, now, trusted, deferred)
 	if m != nil {
 		d.Verdict, d.Rule, d.Policy = Allowed, m.rule.ID, m.rule.policy.Ref()
 		switch {
@@ -657,6 +834,7 @@ func (g *group) evaluate(s *Subject, now time.Time, trusted func(*signing.Certif
 	if !s.Signed {
 		d.Kind = KindUnsigned
 	}
+	d.Incomplete = !later.IsZero()
 	d.Reason = "no rule allows it: " + describe(s, notes)
 	return d
 }

@@ -118,8 +118,8 @@ func TestNewSetErrors(t *testing.T) {
 }
 
 // TestNeedsIsExact checks that Needs asks for exactly the digests the rules
-// in scope compare, and that judging with only those digests gives the same
-// decision as judging with all of them.
+// in scope compare (deferred or not: Needs.Full), and that judging with
+// only those digests gives the same decision as judging with all of them.
 func TestNeedsIsExact(t *testing.T) {
 	p := pol(t, "name: p",
 		fmt.Sprintf("{id: a, action: allow, authenticode_sha256: %s}", hx(h1)),
@@ -146,7 +146,7 @@ func TestNeedsIsExact(t *testing.T) {
 		{"docs/readme", Format("other"), ScenarioUser, DigestSet{}},
 	}
 	for _, tt := range tests {
-		got := s.Needs(tt.path, tt.f, tt.sc).Digests
+		got := s.Needs(tt.path, tt.f, tt.sc).Full().Digests
 		if !got.Equal(tt.want) {
 			t.Errorf("Needs(%s, %s, %s) = %v, want %v", tt.path, tt.f, tt.sc, got, tt.want)
 		}

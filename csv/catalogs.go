@@ -233,6 +233,7 @@ func (x *catalogIndex) needs(needs func(rel string, f cipolicy.Format) cipolicy.
 		default:
 			n.Digests = n.Digests.Union(x.needOther)
 		}
+		n.Later.Digests = n.Later.Digests.Missing(n.Digests) // computed first for the lookup
 		return n
 	}
 }

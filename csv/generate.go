@@ -126,7 +126,7 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 	byKey := map[string]*group{}
 	var order []*group
 	ids := map[string]bool{}
-	err = inspectInOrder(ctx, &o, w, needs, func(e *entry, in *Inspection) error {
+	err = inspectInOrder(ctx, &o, w, needs, nil, func(e *entry, in *Inspection) error {
 		if e.skipped != nil || (in != nil && in.Format == FormatOther && in.Err == nil) {
 			return nil
 		}

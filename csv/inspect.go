@@ -100,6 +100,12 @@ type Inspection struct {
 	walk func(ctx context.Context, emit func(*member) error) error
 	// members are the container's members as the worker inspects them.
 	members <-chan *member
+	// deferred: the inspection computed the needs without their Later
+	// part (cipolicy.Needs.Later), which asked for something.
+	deferred bool
+	// judged is the file's result when the worker judged the first read
+	// final (Validator.ValidateTo's again), nil otherwise.
+	judged *Result
 }
 
 // Signed reports whether the file carries a signature.
@@ -181,6 +187,9 @@ type inspectConfig struct {
 	needsAt       func(rel string, f cipolicy.Format) cipolicy.Needs
 	rel           string
 	containerOnly bool
+	// again says whether a member whose first read deferred facts must be
+	// read again with them (inspectInOrder's again, at the member's path).
+	again func(rel string, in *Inspection) bool
 }
 
 // at returns the configuration for a member at rel.
@@ -192,6 +201,16 @@ func (c *inspectConfig) at(rel string) *inspectConfig {
 		m.needs = func(f cipolicy.Format) cipolicy.Needs { return c.needsAt(rel, f) }
 	}
 	return &m
+}
+
+// full returns the configuration for a second read of the member at rel,
+// with the needs its first read deferred.
+func (c *inspectConfig) full(rel string) *inspectConfig {
+	m := c.at(rel)
+	first := m.needs
+	m.needs = func(f cipolicy.Format) cipolicy.Needs { return first(f).Full() }
+	m.again = nil
+	return m
 }
 
 // inspect reads the file at path once: its first block tells the format
@@ -273,6 +292,7 @@ func inspectData(ctx context.Context, path string, file *format.File, cfg *inspe
 		in.Format = h.Format()
 	}
 	need := cfg.needs(in.Format)
+	in.deferred = !need.Later.IsZero()
 	if h != nil {
 		finish, err = h.Inspect(file, need, &cfg.opts, &pass, &facts)
 		in.setFacts(&facts)

@@ -88,7 +88,7 @@ func MakeCatalog(ctx context.Context, opts CatalogOptions, roots ...string) (*Ca
 	}
 	res := &CatalogResult{}
 	var entries []catalog.Entry
-	err = inspectInOrder(ctx, &vopts, w, needs, func(e *entry, in *Inspection) error {
+	err = inspectInOrder(ctx, &vopts, w, needs, nil, func(e *entry, in *Inspection) error {
 		display := displayPath(roots[e.root], e.rel, e.fileRoot)
 		switch {
 		case e.skipped != nil:

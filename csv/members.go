@@ -320,25 +320,38 @@ func inspectMember(ctx context.Context, cfg *inspectConfig, rel string, m *conta
 		in.Container = nested.Kind()
 		return in, nested, nil
 	}
-	br := bytes.NewReader(d)
-	if _, err := br.Seek(int64(n), io.SeekStart); err != nil {
-		return readErr(err)
+	in = inspectHeld(ctx, cfg, rel, d, buf, n, probe.Name, in)
+	if cfg.again != nil && in.deferred && in.Err == nil && ctx.Err() == nil && cfg.again(rel, in) {
+		// The first read's digests leave it blocked, and those the policy
+		// deferred could admit it: read it again, from memory.
+		in = inspectHeld(ctx, cfg.full(rel), rel, d, buf, n, probe.Name, &Inspection{Format: FormatOther, Size: m.Size})
 	}
-	file := format.NewFile(br, in.Size, buf, n)
-	file.Name = probe.Name
-	func() {
-		defer func() {
-			if v := recover(); v != nil {
-				in.Err = &MalformedBinaryError{Path: rel, Format: in.Format, Offset: -1,
-					Reason: fmt.Sprintf("internal error while parsing (please report it): %v", v)}
-			}
-		}()
-		inspectData(ctx, rel, file, cfg, in)
-	}()
 	if in.Err != nil && ctx.Err() != nil {
 		return nil, nil, ctx.Err()
 	}
 	return in, nil, nil
+}
+
+// inspectHeld inspects a member held in memory (d; its first n bytes are
+// also in buf) as inspect does a file, with a recover of its own.
+func inspectHeld(ctx context.Context, cfg *inspectConfig, rel string, d, buf []byte, n int, name string, in *Inspection) *Inspection {
+	in.Size = int64(len(d))
+	copy(buf[:n], d[:n])
+	br := bytes.NewReader(d)
+	if _, err := br.Seek(int64(n), io.SeekStart); err != nil {
+		in.Err = &UnreadableError{Path: rel, Err: err}
+		return in
+	}
+	file := format.NewFile(br, in.Size, buf, n)
+	file.Name = name
+	defer func() {
+		if v := recover(); v != nil {
+			in.Err = &MalformedBinaryError{Path: rel, Format: in.Format, Offset: -1,
+				Reason: fmt.Sprintf("internal error while parsing (please report it): %v", v)}
+		}
+	}()
+	inspectData(ctx, rel, file, cfg, in)
+	return in
 }
 
 // readAllCapped appends r's bytes to d, refusing more than capacity in all

@@ -337,3 +337,22 @@ func TestContainerLinks(t *testing.T) {
 		t.Errorf("blocked %q, want %q", blocked, want)
 	}
 }
+
+// TestContainerMemberSecondRead: a member admitted only by a digest the
+// policy defers (an Authenticode SHA1 rule beside SHA256 ones) is read
+// again, from memory, and allowed, as a loose file is.
+func TestContainerMemberSecondRead(t *testing.T) {
+	a, b := testbin.PE(testbin.PEOptions{}), testbin.PE(testbin.PEOptions{Code: []byte{0x90, 0xc3}})
+	set := policyFor(t,
+		"{id: a, action: allow, authenticode_sha256: "+pageHex(t, a, cipolicy.AuthenticodeSHA256)+"}",
+		"{id: b1, action: allow, authenticode_sha1: "+pageHex(t, b, cipolicy.AuthenticodeSHA1)+"}")
+	dir := tree(t, map[string][]byte{"p.tc": testArchive(tcMember{"a.exe", a, ""}, tcMember{"b.exe", b, ""}), "b.exe": b})
+	rep := validate(t, set, Options{}, dir)
+	var got []string
+	for _, r := range rep.Results {
+		got = append(got, r.Path+" "+string(r.Decision.Verdict)+" "+r.Decision.Rule)
+	}
+	if want := []string{"b.exe allowed b1", "p.tc!/a.exe allowed a", "p.tc!/b.exe allowed b1"}; !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

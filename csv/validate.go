@@ -379,7 +379,47 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 	if err := sink.Begin(rep); err != nil {
 		return err
 	}
-	err = inspectInOrder(ctx, &opts, w, needs, func(e *entry, in *Inspection) error {
+	// judge judges a file from its inspection (in is nil for a file the
+	// walk found a problem with). Safe for concurrent use: the workers
+	// judge a file whose first read deferred facts (again), the emitter
+	// every file.
+	judge := func(e *entry, in *Inspection) Result {
+		r := Result{Root: roots[e.root], Path: e.rel, Format: e.format, Err: e.problem, fileRoot: e.fileRoot}
+		if in != nil {
+			r.Format, r.Size, r.Digests, r.Signed, r.Info, r.Err = in.Format, in.Size, in.Digests, in.Signed(), in.Info, in.Err
+			r.Signatures, r.Attributes = in.Signatures, in.Attributes
+		}
+		sub := cipolicy.Subject{Path: e.rel, Format: r.Format, Scenario: v.opts.Scenario,
+			Digests: r.Digests, Signed: r.Signed, Signatures: r.Signatures, Attributes: r.Attributes,
+			Partial: in != nil && in.deferred}
+		if r.Err != nil {
+			sub.Problem = pathless{r.Err}
+		}
+		own, names := len(r.Signatures), cats.admit(&r, &sub)
+		if d, ok := v.catalogDecision(&r); ok {
+			r.Decision = d
+		} else {
+			r.Decision = v.set.Evaluate(sub)
+			r.Signatures = sub.Signatures
+			admitted(&r, own, names)
+		}
+		return r
+	}
+	// again: the first read's facts leave the file blocked, and those it
+	// deferred could admit it (cipolicy.Decision.Incomplete); otherwise
+	// the decision is final, and the inspection keeps it for the emitter.
+	again := func(e *entry, in *Inspection) bool {
+		if !in.deferred || in.Err != nil || in.Format == FormatOther {
+			return false
+		}
+		r := judge(e, in)
+		if r.Decision.Incomplete {
+			return true
+		}
+		in.judged = &r
+		return false
+	}
+	err = inspectInOrder(ctx, &opts, w, needs, again, func(e *entry, in *Inspection) error {
 		switch {
 		case e.skipped != nil:
 			rep.Summary.Skipped++
@@ -392,23 +432,16 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 			rep.Summary.Skipped++
 			return sink.Skipped(&SkippedFile{Root: roots[e.root], Path: e.rel, Reason: "not a PE or ELF file", fileRoot: e.fileRoot})
 		}
-		r := Result{Root: roots[e.root], Path: e.rel, Format: e.format, Err: e.problem, fileRoot: e.fileRoot}
-		if in != nil {
-			r.Format, r.Size, r.Digests, r.Signed, r.Info, r.Err = in.Format, in.Size, in.Digests, in.Signed(), in.Info, in.Err
-			r.Signatures, r.Attributes = in.Signatures, in.Attributes
-		}
-		sub := cipolicy.Subject{Path: e.rel, Format: r.Format, Scenario: v.opts.Scenario,
-			Digests: r.Digests, Signed: r.Signed, Signatures: r.Signatures, Attributes: r.Attributes}
-		if r.Err != nil {
-			sub.Problem = pathless{r.Err}
-		}
-		own, names := len(r.Signatures), cats.admit(&r, &sub)
-		if d, ok := v.catalogDecision(&r); ok {
-			r.Decision = d
+		var r Result
+		if in != nil && in.judged != nil {
+			r = *in.judged
 		} else {
-			r.Decision = v.set.Evaluate(sub)
-			r.Signatures = sub.Signatures
-			admitted(&r, own, names)
+			r = judge(e, in)
+		}
+		if r.Decision.Incomplete {
+			// again said otherwise of the same inspection: a bug, and
+			// the file is blocked all the same.
+			r.Decision.Reason = "internal error: judged without the digests the policy's allow rules compare: " + r.Decision.Reason
 		}
 		rep.Summary.Files++
 		if r.Decision.Allowed() {
@@ -563,7 +596,11 @@ var inspectFile = inspect
 
 // inspectInOrder runs the walk w (walker.stream: the shard's share of its
 // entries, as they are listed) and inspects each regular file among them in
-// parallel, computing the digests needs asks for, and calls emit with every
+// parallel, computing the digests needs asks for (not those it defers,
+// Needs.Later: if again, called from the worker with the first read's
+// inspection, says the file needs them, the worker reads the file a second
+// time with the full needs, Needs.Full, and that inspection is the file's;
+// a nil again reads each file once, with the full needs), and calls emit with every
 // entry in the walk's order (with its inspection; nil for skipped and
 // blocked entries), from the calling goroutine, as soon as it and every
 // entry before it are done. Workers take the files in that order, each with
@@ -573,7 +610,12 @@ var inspectFile = inspect
 // the tree, however large it is. An error from emit stops the walk and the
 // workers and is returned; so does a cancellation, as an InterruptedError,
 // and emit is then not called again.
-func inspectInOrder(ctx context.Context, opts *Options, w *walker, needs func(rel string, f cipolicy.Format) cipolicy.Needs, emit func(e *entry, in *Inspection) error) error {
+func inspectInOrder(ctx context.Context, opts *Options, w *walker, needs func(rel string, f cipolicy.Format) cipolicy.Needs,
+	again func(e *entry, in *Inspection) bool, emit func(e *entry, in *Inspection) error) error {
+	if again == nil {
+		first := needs
+		needs = func(rel string, f cipolicy.Format) cipolicy.Needs { return first(rel, f).Full() }
+	}
 	jobs := opts.Jobs
 	if jobs <= 0 {
 		jobs = runtime.GOMAXPROCS(0)
@@ -647,13 +689,23 @@ func inspectInOrder(ctx context.Context, opts *Options, w *walker, needs func(re
 					opts: format.InspectOptions{Certificates: opts.Certificates, Cache: cache}, follow: e.follow,
 					containers: opts.containers, containerOnly: e.includeOnly}
 				if opts.containers != nil {
-					// Members are judged at their own paths.
+					// Members are judged at their own paths, and read
+					// again as files are (csv/members.go).
 					cfg.needs = nil
 					cfg.needsAt = needs
 					cfg.rel = e.rel
+					if again != nil {
+						cfg.again = func(rel string, in *Inspection) bool {
+							return again(&entry{root: e.root, rel: rel, fileRoot: e.fileRoot}, in)
+						}
+					}
 				}
 				in := opts.catalogs.take(e.abs) // read while indexing catalogs
 				if in == nil {
+					in = inspectFile(gctx, e.abs, buf, cfg)
+				}
+				if again != nil && in.deferred && gctx.Err() == nil && again(e, in) {
+					cfg.needs = func(f cipolicy.Format) cipolicy.Needs { return needs(e.rel, f).Full() }
 					in = inspectFile(gctx, e.abs, buf, cfg)
 				}
 				if in.Err != nil && gctx.Err() != nil {
@@ -800,7 +852,7 @@ func Binaries(ctx context.Context, opts Options, roots ...string) ([]Result, err
 	}
 	var out []Result
 	none := func(string, cipolicy.Format) cipolicy.Needs { return cipolicy.Needs{} }
-	err = inspectInOrder(ctx, &opts, w, none, func(e *entry, in *Inspection) error {
+	err = inspectInOrder(ctx, &opts, w, none, nil, func(e *entry, in *Inspection) error {
 		switch {
 		case e.skipped != nil:
 		case e.problem != nil:

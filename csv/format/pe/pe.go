@@ -168,7 +168,11 @@ func inspect(f *format.File, need cipolicy.Needs, opts *format.InspectOptions, p
 			}
 		}
 		want := need.Digests.Has(a)
-		if err := pages.FirstPageProblem(); want && err != nil {
+		// A first-page hash deferred to a second read (need.Later) is
+		// checked for here all the same: a file whose first-page hash
+		// the policy compares and cannot be computed is malformed
+		// whichever read finds it.
+		if err := pages.FirstPageProblem(); (want || need.Later.Digests.Has(a)) && err != nil {
 			if !need.Digests.Equal(cipolicy.AllDigests()) {
 				return nil, &signing.MalformedError{Format: authpe.Format, Offset: pf.CheckSumOffset - 4, Reason: a.Label() + ": " + err.Error(), Err: err} // at SizeOfHeaders
 			}
