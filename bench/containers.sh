@@ -65,10 +65,13 @@ if [[ ${REBUILD:-0} == 1 || ! -d $build ]]; then
   mkdir -p "$oci/blobs/sha256"
   blob() { local d; d=$(sha256sum "$1" | cut -d' ' -f1); mv "$1" "$oci/blobs/sha256/$d"; echo "$d $(stat -c %s "$oci/blobs/sha256/$d")"; }
   (cd "$dir/src" && tar -cf "$tmp/l1" win)
-  (cd "$dir/src" && tar -czf "$tmp/l2" linux)
+  (cd "$dir/src" && tar -cf "$tmp/l2" linux)
+  id1=$(sha256sum "$tmp/l1" | cut -d' ' -f1)
+  id2=$(sha256sum "$tmp/l2" | cut -d' ' -f1)
+  gzip -n "$tmp/l2" && mv "$tmp/l2.gz" "$tmp/l2"
   read -r d1 s1 < <(blob "$tmp/l1")
   read -r d2 s2 < <(blob "$tmp/l2")
-  printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{}}' >"$tmp/cfg"
+  printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s","sha256:%s"]},"config":{}}' "$id1" "$id2" >"$tmp/cfg"
   read -r dc sc < <(blob "$tmp/cfg")
   printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s},{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' \
     "$dc" "$sc" "$d1" "$s1" "$d2" "$s2" >"$tmp/man"
@@ -80,6 +83,11 @@ fi
 
 echo "containers.sh: policy new over the members..." >&2
 "$csv" policy new --level hash --name containers-bench "$build" >"$tmp/policy.yaml" 2>"$tmp/pn.err" || { cat "$tmp/pn.err" >&2; exit 1; }
+if [[ -s $tmp/pn.err ]]; then
+  echo "containers.sh: csv policy new found members it cannot judge:" >&2
+  cat "$tmp/pn.err" >&2
+  exit 1
+fi
 
 read -r files bytes < <(find "$build" -type f -printf '%s\n' | awk '{n++; s+=$1} END {printf "%d %d\n", n, s}')
 echo "containers.sh: $files containers, $bytes bytes; warming the page cache..." >&2
