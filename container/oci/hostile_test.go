@@ -160,7 +160,8 @@ func TestHostile(t *testing.T) {
 		tarball []byte
 		lim     func(*container.Limits)
 		wantErr error
-		problem map[string]error // member -> Problem (errors.Is), nil: clean
+		problem map[string]error  // member -> Problem (errors.Is), nil: clean
+		links   map[string]string // member -> its Link
 	}{
 		{name: "whiteouts", tarball: mkImage(one(base, upper), layoutOpts{}),
 			problem: map[string]error{"usr/bin/x": nil, "etc/o/b": nil, "keep/z": nil}},
@@ -180,6 +181,25 @@ func TestHostile(t *testing.T) {
 		}, nil)), layoutOpts{}), problem: map[string]error{
 			"../../etc/passwd": container.ErrMember, "/abs": container.ErrMember, "l": container.ErrMember,
 			"h": container.ErrMember, "d": container.ErrMember, "dup": nil, "dup#2": container.ErrMember}},
+		// A hard link ships the bytes of the file on disk under its
+		// target's name when it is laid down: one of a lower layer (later
+		// replaced, or deleted), or a copy its own layer replaces after
+		// it. Only a link to a file its layer shipped before it is tied to
+		// that file (Link, which the pipeline settles); the others are
+		// blocked with no Link.
+		{name: "hard link to a lower layer's file, replaced", tarball: mkImage(one(
+			mkTar([]tent{{name: "bin/evil", data: []byte("evil")}}, nil),
+			mkTar([]tent{{name: "bin/ok", typ: tar.TypeLink, link: "bin/evil"}, {name: "bin/evil", data: []byte("benign")}}, nil)), layoutOpts{}),
+			problem: map[string]error{"bin/ok": container.ErrMember, "bin/evil": nil}, links: map[string]string{"bin/ok": ""}},
+		{name: "hard link to a file a higher layer replaces", tarball: mkImage(one(
+			mkTar([]tent{{name: "bin/evil", data: []byte("evil")}, {name: "bin/ok", typ: tar.TypeLink, link: "bin/evil"}}, nil),
+			mkTar([]tent{{name: "bin/evil", data: []byte("benign")}}, nil)), layoutOpts{}),
+			problem: map[string]error{"bin/ok": container.ErrMember, "bin/evil": nil}, links: map[string]string{"bin/ok": ""}},
+		{name: "hard links in their layer", tarball: mkImage([]img{{layers: [][]byte{base}, ref: "ex/a:1"}, {layers: [][]byte{
+			mkTar([]tent{{name: "./bin/x", data: []byte("x")}, {name: "bin/h", typ: tar.TypeLink, link: "./bin/x"}, {name: "bin/hh", typ: tar.TypeLink, link: "bin/h"}}, nil)}, ref: "ex/b:2"}}, layoutOpts{}),
+			problem: map[string]error{"ex/a:1/usr/bin/x": nil, "ex/a:1/usr/bin/gone": nil, "ex/a:1/etc/o/a": nil, "ex/a:1/keep/z": nil,
+				"ex/b:2/bin/x": nil, "ex/b:2/bin/h": container.ErrMember, "ex/b:2/bin/hh": container.ErrMember},
+			links: map[string]string{"ex/b:2/bin/h": "ex/b:2/bin/x", "ex/b:2/bin/hh": "ex/b:2/bin/x"}},
 		{name: "layer digest", wantErr: signing.ErrMalformed, tarball: mkImage([]img{{layers: [][]byte{base}, badLayerDg: true}}, layoutOpts{})},
 		{name: "diff_id", wantErr: signing.ErrMalformed, problem: map[string]error{"usr/bin/x": nil, "usr/bin/gone": nil, "etc/o/a": nil, "keep/z": nil},
 			tarball: mkImage([]img{{layers: [][]byte{base}, badDiffID: true}}, layoutOpts{})},
@@ -251,6 +271,11 @@ func TestHostile(t *testing.T) {
 					t.Errorf("%s: Problem %v", key, g.m.Problem)
 				case want != nil && !errors.Is(g.m.Problem, want):
 					t.Errorf("%s: Problem %v, want %v", key, g.m.Problem, want)
+				}
+			}
+			for _, g := range members {
+				if want, ok := tt.links[g.m.Name]; ok && g.m.Link != want {
+					t.Errorf("%s: Link %q, want %q", g.m.Name, g.m.Link, want)
 				}
 			}
 			for k := range tt.problem {

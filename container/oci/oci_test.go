@@ -317,7 +317,7 @@ func split(t testing.TB, members []got, prefix string) (map[string][]byte, map[s
 		case g.m.Type == container.Symlink && errors.Is(g.m.Problem, container.ErrMember):
 			links[name] = g.m.Link
 		case g.m.Type == container.Hardlink && errors.Is(g.m.Problem, container.ErrMember):
-			target, err := container.CleanName(g.m.Link)
+			target, err := container.CleanName(strings.TrimPrefix(g.m.Link, prefix))
 			if err != nil {
 				t.Errorf("hard link %s: %v", name, err)
 			}
