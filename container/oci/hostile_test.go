@@ -74,6 +74,7 @@ type layoutOpts struct {
 	indexJSON    func([]byte) []byte // rewrites index.json (its digest is not checked)
 	extra        []tent              // more outer entries
 	dockerSave   bool                // write manifest.json (Docker 25) too
+	dockerJSON   func([]any) []any   // rewrites manifest.json's entries
 }
 
 func mkImage(images []img, o layoutOpts) []byte {
@@ -140,6 +141,9 @@ func mkImage(images []img, o layoutOpts) []byte {
 	outer = append(outer, tent{name: "oci-layout", data: []byte(`{"imageLayoutVersion":"1.0.0"}`)},
 		tent{name: "index.json", data: ib})
 	if o.dockerSave {
+		if o.dockerJSON != nil {
+			docker = o.dockerJSON(docker)
+		}
 		db, _ := json.Marshal(docker)
 		outer = append(outer, tent{name: "manifest.json", data: db})
 	}
@@ -200,6 +204,22 @@ func TestHostile(t *testing.T) {
 			problem: map[string]error{"ex/a:1/usr/bin/x": nil, "ex/a:1/usr/bin/gone": nil, "ex/a:1/etc/o/a": nil, "ex/a:1/keep/z": nil,
 				"ex/b:2/bin/x": nil, "ex/b:2/bin/h": container.ErrMember, "ex/b:2/bin/hh": container.ErrMember},
 			links: map[string]string{"ex/b:2/bin/h": "ex/b:2/bin/x", "ex/b:2/bin/hh": "ex/b:2/bin/x"}},
+		// docker load reads manifest.json, skopeo and podman index.json:
+		// an image in one and not the other is not judged as shipped.
+		{name: "manifest.json and index.json disagree", wantErr: signing.ErrMalformed, tarball: mkImage(
+			[]img{{layers: [][]byte{base}, ref: "ex/a:1"}, {layers: [][]byte{upper}, ref: "ex/b:2"}},
+			layoutOpts{dockerSave: true, dockerJSON: func(d []any) []any { return d[:1] }, indexJSON: func(b []byte) []byte {
+				var ix map[string]any
+				_ = json.Unmarshal(b, &ix)
+				ix["manifests"] = ix["manifests"].([]any)[1:]
+				b, _ = json.Marshal(ix)
+				return b
+			}})},
+		{name: "index.json lists an image more", wantErr: signing.ErrMalformed, tarball: mkImage(
+			[]img{{layers: [][]byte{base}, ref: "ex/a:1"}, {layers: [][]byte{upper}, ref: "ex/b:2"}},
+			layoutOpts{dockerSave: true, dockerJSON: func(d []any) []any { return d[:1] }})},
+		{name: "index.json beside manifest.json unreadable", wantErr: signing.ErrMalformed, tarball: mkImage(one(base),
+			layoutOpts{dockerSave: true, indexJSON: func([]byte) []byte { return []byte("{") }})},
 		{name: "layer digest", wantErr: signing.ErrMalformed, tarball: mkImage([]img{{layers: [][]byte{base}, badLayerDg: true}}, layoutOpts{})},
 		{name: "diff_id", wantErr: signing.ErrMalformed, problem: map[string]error{"usr/bin/x": nil, "usr/bin/gone": nil, "etc/o/a": nil, "keep/z": nil},
 			tarball: mkImage([]img{{layers: [][]byte{base}, badDiffID: true}}, layoutOpts{})},

@@ -12,7 +12,9 @@
 // holds manifest.json, listing per image its config file, tags and layer
 // files (<id>/layer.tar before Docker 25, blobs/sha256/<hex> since, when
 // the tarball is also an OCI layout). manifest.json is read when present
-// (Docker reads it), index.json otherwise.
+// (Docker reads it), index.json otherwise; when both are present (Docker
+// 25), index.json's images must make the same root filesystems (the same
+// diff_ids) as manifest.json's, since the OCI tools read index.json.
 //
 // # Order and names
 //
@@ -420,25 +422,23 @@ func (a *archive) images() ([]*image, error) {
 			}
 			imgs = append(imgs, img)
 		}
+		// Docker 25 writes index.json too, and the tools that read an
+		// OCI layout (skopeo, podman, umoci, containerd's import) read
+		// that: both must describe the same root filesystems, or what
+		// one tool lays down is not what csv judged.
+		if _, ok := a.open("index.json"); ok {
+			oci, err := a.layout()
+			if err != nil {
+				return nil, fmt.Errorf("index.json, beside manifest.json: %w", err)
+			}
+			if err := sameImages(imgs, oci); err != nil {
+				return nil, err
+			}
+		}
 	} else if _, ok := a.open("index.json"); ok {
-		if _, ok := a.open("oci-layout"); !ok {
-			return nil, malformed("the image tarball has index.json but no oci-layout")
-		}
-		var layout struct {
-			Version string `json:"imageLayoutVersion"`
-		}
-		if err := a.readJSON("oci-layout", &layout); err != nil {
-			return nil, err
-		}
-		if layout.Version != "1.0.0" {
-			return nil, malformed("oci-layout's imageLayoutVersion is %q, not 1.0.0", layout.Version)
-		}
 		var err error
-		if imgs, err = a.index("index.json", nil, 0); err != nil {
+		if imgs, err = a.layout(); err != nil {
 			return nil, err
-		}
-		if len(imgs) == 0 {
-			return nil, malformed("index.json lists no image")
 		}
 	} else {
 		return nil, malformed("the image tarball has neither manifest.json nor index.json")
@@ -463,6 +463,66 @@ func (a *archive) images() ([]*image, error) {
 		}
 	}
 	return imgs, nil
+}
+
+// layout reads an OCI image layout's oci-layout and index.json.
+func (a *archive) layout() ([]*image, error) {
+	if _, ok := a.open("oci-layout"); !ok {
+		return nil, malformed("the image tarball has index.json but no oci-layout")
+	}
+	var layout struct {
+		Version string `json:"imageLayoutVersion"`
+	}
+	if err := a.readJSON("oci-layout", &layout); err != nil {
+		return nil, err
+	}
+	if layout.Version != "1.0.0" {
+		return nil, malformed("oci-layout's imageLayoutVersion is %q, not 1.0.0", layout.Version)
+	}
+	imgs, err := a.index("index.json", nil, 0)
+	if err != nil {
+		return nil, err
+	}
+	if len(imgs) == 0 {
+		return nil, malformed("index.json lists no image")
+	}
+	return imgs, nil
+}
+
+// rootfs names the root filesystem an image's layers make: their diff_ids
+// in order (each checked against the layer's bytes as it is read).
+func (img *image) rootfs() string {
+	var b strings.Builder
+	for _, l := range img.layers {
+		b.WriteString(l.diffID.String())
+		b.WriteByte(' ')
+	}
+	return b.String()
+}
+
+// sameImages checks that manifest.json's images (docker) and index.json's
+// (oci) make the same root filesystems, each tarball's images as a set: a
+// tag may list an image again.
+func sameImages(docker, oci []*image) error {
+	set := func(imgs []*image) map[string]string {
+		m := map[string]string{}
+		for _, img := range imgs {
+			m[img.rootfs()] = img.ref
+		}
+		return m
+	}
+	d, o := set(docker), set(oci)
+	for k, ref := range d {
+		if _, ok := o[k]; !ok {
+			return malformed("manifest.json's image %s is not in index.json: Docker and the OCI tools (skopeo, podman, containerd) would load different images", ref)
+		}
+	}
+	for k, ref := range o {
+		if _, ok := d[k]; !ok {
+			return malformed("index.json's image %s is not in manifest.json: Docker and the OCI tools (skopeo, podman, containerd) would load different images", ref)
+		}
+	}
+	return nil
 }
 
 // index reads the OCI index at p (index.json, or a blob) and the images
