@@ -40,7 +40,7 @@ type archive struct {
 	comp       string
 
 	links   map[linkKey]*linkGroup
-	pending []*linkGroup // groups waiting for their data, in order of first link
+	pending []*linkGroup // groups in order of first link; those without data wait for it
 }
 
 // linkKey identifies a file that several cpio entries (hard links) name.
@@ -51,6 +51,7 @@ type linkGroup struct {
 	nlink     int
 	members   []*container.Member
 	delivered string // the name the data came with, once it has
+	done      bool   // the data came
 }
 
 // cpioHeader is a newc/crc entry header.
@@ -301,7 +302,7 @@ func (a *archive) hardLink(h *cpioHeader, m *container.Member) error {
 		a.links[key] = g
 		a.pending = append(a.pending, g)
 	}
-	if g.delivered != "" {
+	if g.done {
 		// A link after the one that carried the data: GNU cpio links it
 		// to the file it extracted; csv no longer has the bytes.
 		if m.Problem == nil {
@@ -321,13 +322,9 @@ func (a *archive) hardLink(h *cpioHeader, m *container.Member) error {
 	if h.size == 0 && len(g.members) < g.nlink {
 		return a.pad("data padding") // waits for the link with the data
 	}
-	g.delivered = m.Name
-	for i, x := range a.pending {
-		if x == g {
-			a.pending = append(a.pending[:i], a.pending[i+1:]...)
-			break
-		}
-	}
+	// Out of a.pending: flushLinks skips a group with its data (removing
+	// it here, a search and a shift per file, was quadratic).
+	g.delivered, g.done = m.Name, true
 	for _, x := range g.members {
 		x.Size = int64(h.size)
 	}
@@ -375,6 +372,9 @@ func (a *archive) hardLink(h *cpioHeader, m *container.Member) error {
 // flushLinks yields, at the trailer, the links whose data never came.
 func (a *archive) flushLinks() error {
 	for _, g := range a.pending {
+		if g.done {
+			continue
+		}
 		for _, m := range g.members {
 			m.Type = container.Hardlink
 			if m.Problem == nil {
