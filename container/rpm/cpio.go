@@ -39,6 +39,11 @@ type archive struct {
 	payloadOff int64
 	comp       string
 
+	// files is the main header's file list (nil: none), which rpm
+	// installs from: each payload entry must be a file of it, of the same
+	// type and size.
+	files map[string]headerFile
+
 	links   map[linkKey]*linkGroup
 	pending []*linkGroup // groups in order of first link; those without data wait for it
 }
@@ -183,10 +188,40 @@ func (a *archive) walk() error {
 			return &container.LimitError{Cap: "max-container-members", Value: int64(a.lim.MaxMembers),
 				What: fmt.Sprintf("the package holds more than %d payload entries", a.lim.MaxMembers)}
 		}
+		if err := a.inHeader(h, stored); err != nil {
+			return err
+		}
 		if err := a.entry(h, stored); err != nil {
 			return err
 		}
 	}
+}
+
+// inHeader checks a payload entry against the main header's file list,
+// when there is one. rpm installs a file of the type the header gives, from
+// the payload entry of its name (a directory's or symbolic link's entry
+// whose header file is a regular one is installed as a regular file
+// holding the entry's bytes), and refuses an entry not in the header: csv
+// reads entries as cpio does, so the two must agree. A hard link's entry
+// without the data (size 0) is exempt from the size check.
+func (a *archive) inHeader(h *cpioHeader, stored string) error {
+	if a.files == nil {
+		return nil
+	}
+	name, err := container.CleanName(stored)
+	if err != nil {
+		return nil // the member's Problem
+	}
+	f, ok := a.files[container.NameKey(name)]
+	switch {
+	case !ok:
+		return a.payloadErr(h.at, "entry %s is not in the main header's file list (rpm refuses to install it)", name)
+	case f.mode&modeType != h.mode&modeType:
+		return a.payloadErr(h.at, "entry %s has mode %#o, the main header %#o: rpm installs it as the header says, cpio as the entry does", name, h.mode, f.mode)
+	case h.mode&modeType == modeRegular && int64(h.size) != f.size && !(h.size == 0 && h.nlink > 1):
+		return a.payloadErr(h.at, "entry %s holds %d bytes, the main header says %d", name, h.size, f.size)
+	}
+	return nil
 }
 
 func (a *archive) member(h *cpioHeader, stored string, typ container.MemberType) *container.Member {
