@@ -220,6 +220,8 @@ func TestHostile(t *testing.T) {
 			layoutOpts{dockerSave: true, dockerJSON: func(d []any) []any { return d[:1] }})},
 		{name: "index.json beside manifest.json unreadable", wantErr: signing.ErrMalformed, tarball: mkImage(one(base),
 			layoutOpts{dockerSave: true, indexJSON: func([]byte) []byte { return []byte("{") }})},
+		{name: "image names overlap", wantErr: signing.ErrMalformed, tarball: mkImage(
+			[]img{{layers: [][]byte{base}, ref: "ex/a"}, {layers: [][]byte{upper}, ref: "ex/a/usr"}}, layoutOpts{})},
 		{name: "layer digest", wantErr: signing.ErrMalformed, tarball: mkImage([]img{{layers: [][]byte{base}, badLayerDg: true}}, layoutOpts{})},
 		{name: "diff_id", wantErr: signing.ErrMalformed, problem: map[string]error{"usr/bin/x": nil, "usr/bin/gone": nil, "etc/o/a": nil, "keep/z": nil},
 			tarball: mkImage([]img{{layers: [][]byte{base}, badDiffID: true}}, layoutOpts{})},

@@ -461,6 +461,17 @@ func (a *archive) images() ([]*image, error) {
 			seen[n] = true
 			img.name = n
 		}
+		// No name may be another's first elements ("ex/a" and
+		// "ex/a/usr"): a member of one would read as a member of the
+		// other ("ex/a/usr/bin/x"), for the reports, the policy's path
+		// globs and the links csv ties to files by name.
+		for _, img := range imgs {
+			for i := range len(img.name) {
+				if img.name[i] == '/' && seen[img.name[:i]] {
+					return nil, malformed("the image tarball names images %s and %s: the members of one would read as members of the other", img.name[:i], img.name)
+				}
+			}
+		}
 	}
 	return imgs, nil
 }
