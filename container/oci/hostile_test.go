@@ -222,6 +222,9 @@ func TestHostile(t *testing.T) {
 			layoutOpts{dockerSave: true, indexJSON: func([]byte) []byte { return []byte("{") }})},
 		{name: "image names overlap", wantErr: signing.ErrMalformed, tarball: mkImage(
 			[]img{{layers: [][]byte{base}, ref: "ex/a"}, {layers: [][]byte{upper}, ref: "ex/a/usr"}}, layoutOpts{})},
+		// tar -x lays down what docker load ignores.
+		{name: "a file no image uses", wantErr: signing.ErrMalformed, problem: map[string]error{"usr/bin/x": nil, "usr/bin/gone": nil, "etc/o/a": nil, "keep/z": nil},
+			tarball: mkImage(one(base), layoutOpts{extra: []tent{{name: "bin/evil.exe", data: []byte("MZ evil")}}})},
 		{name: "layer digest", wantErr: signing.ErrMalformed, tarball: mkImage([]img{{layers: [][]byte{base}, badLayerDg: true}}, layoutOpts{})},
 		{name: "diff_id", wantErr: signing.ErrMalformed, problem: map[string]error{"usr/bin/x": nil, "usr/bin/gone": nil, "etc/o/a": nil, "keep/z": nil},
 			tarball: mkImage([]img{{layers: [][]byte{base}, badDiffID: true}}, layoutOpts{})},

@@ -64,6 +64,7 @@ import (
 	"hash"
 	"io"
 	"path"
+	"sort"
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
@@ -186,10 +187,13 @@ type archive struct {
 	src   io.ReaderAt
 	files map[string]file
 	links map[string]string
+	// used marks the files and links opened: once the images are read,
+	// a file of the tarball none of them uses is an error (see unused).
+	used map[string]bool
 }
 
 func scan(src io.ReaderAt, size int64) (*archive, error) {
-	a := &archive{src: src, files: map[string]file{}, links: map[string]string{}}
+	a := &archive{src: src, files: map[string]file{}, links: map[string]string{}, used: map[string]bool{}}
 	sr := io.NewSectionReader(src, 0, size)
 	tr := tar.NewReader(sr)
 	for n := 0; ; n++ {
@@ -251,6 +255,7 @@ func isSparse(h *tar.Header) bool {
 // tarball, as docker save's legacy layers use them) as a section of src.
 func (a *archive) open(name string) (*io.SectionReader, bool) {
 	for range 8 {
+		a.used[name] = true
 		if f, ok := a.files[name]; ok {
 			return io.NewSectionReader(a.src, f.off, f.size), true
 		}
@@ -656,6 +661,30 @@ func (Reader) Walk(ctx context.Context, src io.ReaderAt, size int64, name string
 		if err := w.image(a, img); err != nil {
 			return err
 		}
+	}
+	return a.unused()
+}
+
+// unused returns an error about a file of the tarball that no image uses,
+// but for the files docker save writes beside the images (repositories; a
+// legacy layer's <id>/json and <id>/VERSION): tar -x lays it down, docker
+// load and the OCI tools ignore it, and csv, reading the tarball as
+// images, would judge it nowhere. (A symbolic link ships no bytes: its
+// target, if a file of the tarball, is checked as one.)
+func (a *archive) unused() error {
+	var names []string
+	for n := range a.files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if a.used[n] || n == "repositories" {
+			continue
+		}
+		if dir, base, ok := strings.Cut(n, "/"); ok && len(dir) == 64 && isHex(dir) && (base == "json" || base == "VERSION") {
+			continue
+		}
+		return malformed("the image tarball holds %s, which no image uses: tar -x would lay it down, docker load ignores it, and csv judges the images only", n)
 	}
 	return nil
 }
