@@ -225,6 +225,11 @@ func TestHostile(t *testing.T) {
 		// tar -x lays down what docker load ignores.
 		{name: "a file no image uses", wantErr: signing.ErrMalformed, problem: map[string]error{"usr/bin/x": nil, "usr/bin/gone": nil, "etc/o/a": nil, "keep/z": nil},
 			tarball: mkImage(one(base), layoutOpts{extra: []tent{{name: "bin/evil.exe", data: []byte("MZ evil")}}})},
+		{name: "a binary named repositories", wantErr: signing.ErrMalformed, problem: map[string]error{"usr/bin/x": nil, "usr/bin/gone": nil, "etc/o/a": nil, "keep/z": nil},
+			tarball: mkImage(one(base), layoutOpts{extra: []tent{{name: "repositories", data: []byte("\x7fELF")}}})},
+		{name: "what docker save writes beside the images", problem: map[string]error{"usr/bin/x": nil, "usr/bin/gone": nil, "etc/o/a": nil, "keep/z": nil},
+			tarball: mkImage(one(base), layoutOpts{extra: []tent{{name: "repositories", data: []byte(`{"v1":{"latest":"x"}}`)},
+				{name: strings.Repeat("a", 64) + "/json", data: []byte(`{}`)}, {name: strings.Repeat("a", 64) + "/VERSION", data: []byte("1.0")}}})},
 		{name: "layer digest", wantErr: signing.ErrMalformed, tarball: mkImage([]img{{layers: [][]byte{base}, badLayerDg: true}}, layoutOpts{})},
 		{name: "diff_id", wantErr: signing.ErrMalformed, problem: map[string]error{"usr/bin/x": nil, "usr/bin/gone": nil, "etc/o/a": nil, "keep/z": nil},
 			tarball: mkImage([]img{{layers: [][]byte{base}, badDiffID: true}}, layoutOpts{})},

@@ -678,11 +678,26 @@ func (a *archive) unused() error {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		if a.used[n] || n == "repositories" {
+		if a.used[n] {
 			continue
 		}
-		if dir, base, ok := strings.Cut(n, "/"); ok && len(dir) == 64 && isHex(dir) && (base == "json" || base == "VERSION") {
-			continue
+		// Those docker save writes must be what it writes there: JSON,
+		// or VERSION's "1.0" (not a binary named json).
+		dir, base, _ := strings.Cut(n, "/")
+		legacy := len(dir) == 64 && isHex(dir) && (base == "json" || base == "VERSION")
+		if n == "repositories" || legacy {
+			f := a.files[n]
+			if f.size > limits.MaxImageManifest {
+				return malformed("the image tarball's %s is %d bytes, more than docker save writes there", n, f.size)
+			}
+			b := make([]byte, f.size)
+			if _, err := a.src.ReadAt(b, f.off); err != nil && !(errors.Is(err, io.EOF) && f.size == 0) {
+				return malformed("reading %s: %v", n, err)
+			}
+			if base == "VERSION" && strings.TrimSpace(string(b)) == "1.0" || base != "VERSION" && checkJSON(b) == nil {
+				continue
+			}
+			return malformed("the image tarball's %s is not what docker save writes there (JSON, or \"1.0\" in VERSION)", n)
 		}
 		return malformed("the image tarball holds %s, which no image uses: tar -x would lay it down, docker load ignores it, and csv judges the images only", n)
 	}
