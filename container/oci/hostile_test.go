@@ -230,6 +230,14 @@ func TestHostile(t *testing.T) {
 		{name: "what docker save writes beside the images", problem: map[string]error{"usr/bin/x": nil, "usr/bin/gone": nil, "etc/o/a": nil, "keep/z": nil},
 			tarball: mkImage(one(base), layoutOpts{extra: []tent{{name: "repositories", data: []byte(`{"v1":{"latest":"x"}}`)},
 				{name: strings.Repeat("a", 64) + "/json", data: []byte(`{}`)}, {name: strings.Repeat("a", 64) + "/VERSION", data: []byte("1.0")}}})},
+		// A symbolic link's Link is its target in the image's root, with
+		// the image's name when the tarball has several.
+		{name: "symbolic links", tarball: mkImage([]img{{layers: [][]byte{base}, ref: "ex/a:1"}, {layers: [][]byte{
+			mkTar([]tent{{name: "bin/x", data: []byte("x")}, {name: "bin/abs", typ: tar.TypeSymlink, link: "/bin/x"},
+				{name: "bin/rel", typ: tar.TypeSymlink, link: "../../../bin/x"}}, nil)}, ref: "ex/b:2"}}, layoutOpts{}),
+			problem: map[string]error{"ex/a:1/usr/bin/x": nil, "ex/a:1/usr/bin/gone": nil, "ex/a:1/etc/o/a": nil, "ex/a:1/keep/z": nil,
+				"ex/b:2/bin/x": nil, "ex/b:2/bin/abs": container.ErrMember, "ex/b:2/bin/rel": container.ErrMember},
+			links: map[string]string{"ex/b:2/bin/abs": "/ex/b:2/bin/x", "ex/b:2/bin/rel": "/ex/b:2/bin/x"}},
 		{name: "layer digest", wantErr: signing.ErrMalformed, tarball: mkImage([]img{{layers: [][]byte{base}, badLayerDg: true}}, layoutOpts{})},
 		{name: "diff_id", wantErr: signing.ErrMalformed, problem: map[string]error{"usr/bin/x": nil, "usr/bin/gone": nil, "etc/o/a": nil, "keep/z": nil},
 			tarball: mkImage([]img{{layers: [][]byte{base}, badDiffID: true}}, layoutOpts{})},

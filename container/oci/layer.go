@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
 	"strings"
 
 	"github.com/codesignval/csv/container"
@@ -184,6 +185,7 @@ func (w *walker) entries(img *image, l layer, tr *tar.Reader) error {
 			m.Type, m.Link = container.Symlink, hdr.Linkname
 			if m.Problem == nil {
 				m.Problem = fmt.Errorf("%w: %s is a symbolic link to %q", container.ErrMember, m.Name, hdr.Linkname)
+				m.Link = rootedLink(img.name, name, hdr.Linkname)
 			}
 		case tar.TypeLink:
 			m.Type = container.Hardlink
@@ -295,4 +297,23 @@ func (w *walker) drainZeros(r io.Reader, blob string) error {
 			return w.streamErr(err, layer{path: blob}, "reading after the end-of-archive marker")
 		}
 	}
+}
+
+// rootedLink is a symbolic link's target as the image's root filesystem
+// resolves it, from the root: "/" and the path, ".." stopping at the root
+// as it does in a container, and the image's name before the path when
+// members carry it (so that the pipeline, which ties links to members by
+// name, finds the file of this image, not of another).
+func rootedLink(image, name, link string) string {
+	if link == "" {
+		return link
+	}
+	p := path.Clean("/" + link)
+	if !strings.HasPrefix(link, "/") {
+		p = path.Clean("/" + path.Join(path.Dir(name), link))
+	}
+	if image != "" {
+		p = "/" + image + p
+	}
+	return p
 }

@@ -365,6 +365,14 @@ func checkAgainst(t *testing.T, members []got, prefix string, files map[string][
 	if diff := compare(files, yf); diff != "" {
 		t.Errorf("Walk and umoci's root filesystem differ:\n%s", diff)
 	}
+	rooted := map[string]string{}
+	for name, target := range links {
+		rooted[name] = "/" + strings.TrimSuffix(prefix, "/") + rootedLink("", name, target)
+		if prefix == "" {
+			rooted[name] = rootedLink("", name, target)
+		}
+	}
+	links = rooted
 	if fmt.Sprint(links) != fmt.Sprint(yl) {
 		t.Errorf("symlinks: umoci %v, Walk %v", links, yl)
 	}
