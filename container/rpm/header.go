@@ -207,6 +207,9 @@ func (h *header) strings(tag uint32) ([]string, error) {
 	if e.typ == typeString && e.count != 1 {
 		return nil, malformed(e.at, "%s tag %d is a STRING of %d values", h.what, e.tag, e.count)
 	}
+	if err := h.arrayCount(e); err != nil {
+		return nil, err
+	}
 	var out []string
 	rest := h.store[e.off:]
 	for range e.count {
@@ -264,6 +267,9 @@ func (h *header) bin(tag uint32) ([]byte, error) {
 func (h *header) ints(tag uint32) ([]int64, error) {
 	e, err := h.find(tag)
 	if e == nil || err != nil {
+		return nil, err
+	}
+	if err := h.arrayCount(e); err != nil {
 		return nil, err
 	}
 	out := make([]int64, e.count)
@@ -354,4 +360,21 @@ func fileList(h *header) (map[string]headerFile, error) {
 		files[k] = headerFile{mode: uint32(modes[i]), size: sizes[i]}
 	}
 	return files, nil
+}
+
+// maxArray caps the values of an array csv reads (file names, modes and
+// sizes; payload digests): a store of NUL bytes is as many empty strings,
+// each costing a string header (16 bytes) and more in the file list. A
+// package of more files than a container may have members is not walked
+// anyway.
+const maxArray = limits.MaxContainerMembers
+
+func (h *header) arrayCount(e *entry) error {
+	if e.count > maxArray {
+		return &signing.MalformedError{Format: "RPM", Offset: e.at,
+			Reason: fmt.Sprintf("%s tag %d holds %d values", h.what, e.tag, e.count),
+			Err: &container.LimitError{Cap: "max-container-members", Value: maxArray,
+				What: fmt.Sprintf("the %s's tag %d of %d values", h.what, e.tag, e.count)}}
+	}
+	return nil
 }
