@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"io"
@@ -45,6 +46,15 @@ func FuzzWalk(f *testing.F) {
 	upper := mkTar([]tent{{name: "usr/bin/.wh.x"}, {name: "etc/o/.wh..wh..opq"}, {name: "etc/o/b", data: []byte("b")}}, nil)
 	seeds = append(seeds, mkImage([]img{{layers: [][]byte{base, upper}, ref: "v1"}}, layoutOpts{dockerSave: true}),
 		mkImage([]img{{layers: [][]byte{gzBytes(base)}, plain: [][]byte{base}, mediaType: mediaTypes["gzip"]}}, layoutOpts{}))
+	// Hostile shapes: a hard link to a lower layer's file its own layer
+	// replaces, an absolute symbolic link in a tarball of two images, a
+	// file no image uses beside a Docker 25 save.
+	seeds = append(seeds,
+		mkImage([]img{{layers: [][]byte{mkTar([]tent{{name: "bin/evil", data: []byte("evil")}}, nil),
+			mkTar([]tent{{name: "bin/ok", typ: tar.TypeLink, link: "bin/evil"}, {name: "bin/evil", data: []byte("ok")}}, nil)}, ref: "v1"}}, layoutOpts{}),
+		mkImage([]img{{layers: [][]byte{base}, ref: "ex/a:1"}, {layers: [][]byte{mkTar([]tent{{name: "bin/x", data: []byte("x")},
+			{name: "bin/sh", typ: tar.TypeSymlink, link: "/bin/x"}}, nil)}, ref: "ex/b:2"}}, layoutOpts{dockerSave: true,
+			extra: []tent{{name: "repositories", data: []byte("{}")}, {name: "bin/evil.exe", data: []byte("MZ")}}}))
 	for _, b := range seeds {
 		f.Add(b)
 		f.Add(b[:len(b)*2/3])

@@ -74,6 +74,7 @@ type layoutOpts struct {
 	indexJSON    func([]byte) []byte // rewrites index.json (its digest is not checked)
 	extra        []tent              // more outer entries
 	dockerSave   bool                // write manifest.json (Docker 25) too
+	dockerJSON   func([]any) []any   // rewrites manifest.json's entries
 }
 
 func mkImage(images []img, o layoutOpts) []byte {
@@ -140,6 +141,9 @@ func mkImage(images []img, o layoutOpts) []byte {
 	outer = append(outer, tent{name: "oci-layout", data: []byte(`{"imageLayoutVersion":"1.0.0"}`)},
 		tent{name: "index.json", data: ib})
 	if o.dockerSave {
+		if o.dockerJSON != nil {
+			docker = o.dockerJSON(docker)
+		}
 		db, _ := json.Marshal(docker)
 		outer = append(outer, tent{name: "manifest.json", data: db})
 	}
@@ -160,7 +164,8 @@ func TestHostile(t *testing.T) {
 		tarball []byte
 		lim     func(*container.Limits)
 		wantErr error
-		problem map[string]error // member -> Problem (errors.Is), nil: clean
+		problem map[string]error  // member -> Problem (errors.Is), nil: clean
+		links   map[string]string // member -> its Link
 	}{
 		{name: "whiteouts", tarball: mkImage(one(base, upper), layoutOpts{}),
 			problem: map[string]error{"usr/bin/x": nil, "etc/o/b": nil, "keep/z": nil}},
@@ -180,6 +185,59 @@ func TestHostile(t *testing.T) {
 		}, nil)), layoutOpts{}), problem: map[string]error{
 			"../../etc/passwd": container.ErrMember, "/abs": container.ErrMember, "l": container.ErrMember,
 			"h": container.ErrMember, "d": container.ErrMember, "dup": nil, "dup#2": container.ErrMember}},
+		// A hard link ships the bytes of the file on disk under its
+		// target's name when it is laid down: one of a lower layer (later
+		// replaced, or deleted), or a copy its own layer replaces after
+		// it. Only a link to a file its layer shipped before it is tied to
+		// that file (Link, which the pipeline settles); the others are
+		// blocked with no Link.
+		{name: "hard link to a lower layer's file, replaced", tarball: mkImage(one(
+			mkTar([]tent{{name: "bin/evil", data: []byte("evil")}}, nil),
+			mkTar([]tent{{name: "bin/ok", typ: tar.TypeLink, link: "bin/evil"}, {name: "bin/evil", data: []byte("benign")}}, nil)), layoutOpts{}),
+			problem: map[string]error{"bin/ok": container.ErrMember, "bin/evil": nil}, links: map[string]string{"bin/ok": ""}},
+		{name: "hard link to a file a higher layer replaces", tarball: mkImage(one(
+			mkTar([]tent{{name: "bin/evil", data: []byte("evil")}, {name: "bin/ok", typ: tar.TypeLink, link: "bin/evil"}}, nil),
+			mkTar([]tent{{name: "bin/evil", data: []byte("benign")}}, nil)), layoutOpts{}),
+			problem: map[string]error{"bin/ok": container.ErrMember, "bin/evil": nil}, links: map[string]string{"bin/ok": ""}},
+		{name: "hard links in their layer", tarball: mkImage([]img{{layers: [][]byte{base}, ref: "ex/a:1"}, {layers: [][]byte{
+			mkTar([]tent{{name: "./bin/x", data: []byte("x")}, {name: "bin/h", typ: tar.TypeLink, link: "./bin/x"}, {name: "bin/hh", typ: tar.TypeLink, link: "bin/h"}}, nil)}, ref: "ex/b:2"}}, layoutOpts{}),
+			problem: map[string]error{"ex/a:1/usr/bin/x": nil, "ex/a:1/usr/bin/gone": nil, "ex/a:1/etc/o/a": nil, "ex/a:1/keep/z": nil,
+				"ex/b:2/bin/x": nil, "ex/b:2/bin/h": container.ErrMember, "ex/b:2/bin/hh": container.ErrMember},
+			links: map[string]string{"ex/b:2/bin/h": "ex/b:2/bin/x", "ex/b:2/bin/hh": "ex/b:2/bin/x"}},
+		// docker load reads manifest.json, skopeo and podman index.json:
+		// an image in one and not the other is not judged as shipped.
+		{name: "manifest.json and index.json disagree", wantErr: signing.ErrMalformed, tarball: mkImage(
+			[]img{{layers: [][]byte{base}, ref: "ex/a:1"}, {layers: [][]byte{upper}, ref: "ex/b:2"}},
+			layoutOpts{dockerSave: true, dockerJSON: func(d []any) []any { return d[:1] }, indexJSON: func(b []byte) []byte {
+				var ix map[string]any
+				_ = json.Unmarshal(b, &ix)
+				ix["manifests"] = ix["manifests"].([]any)[1:]
+				b, _ = json.Marshal(ix)
+				return b
+			}})},
+		{name: "index.json lists an image more", wantErr: signing.ErrMalformed, tarball: mkImage(
+			[]img{{layers: [][]byte{base}, ref: "ex/a:1"}, {layers: [][]byte{upper}, ref: "ex/b:2"}},
+			layoutOpts{dockerSave: true, dockerJSON: func(d []any) []any { return d[:1] }})},
+		{name: "index.json beside manifest.json unreadable", wantErr: signing.ErrMalformed, tarball: mkImage(one(base),
+			layoutOpts{dockerSave: true, indexJSON: func([]byte) []byte { return []byte("{") }})},
+		{name: "image names overlap", wantErr: signing.ErrMalformed, tarball: mkImage(
+			[]img{{layers: [][]byte{base}, ref: "ex/a"}, {layers: [][]byte{upper}, ref: "ex/a/usr"}}, layoutOpts{})},
+		// tar -x lays down what docker load ignores.
+		{name: "a file no image uses", wantErr: signing.ErrMalformed, problem: map[string]error{"usr/bin/x": nil, "usr/bin/gone": nil, "etc/o/a": nil, "keep/z": nil},
+			tarball: mkImage(one(base), layoutOpts{extra: []tent{{name: "bin/evil.exe", data: []byte("MZ evil")}}})},
+		{name: "a binary named repositories", wantErr: signing.ErrMalformed, problem: map[string]error{"usr/bin/x": nil, "usr/bin/gone": nil, "etc/o/a": nil, "keep/z": nil},
+			tarball: mkImage(one(base), layoutOpts{extra: []tent{{name: "repositories", data: []byte("\x7fELF")}}})},
+		{name: "what docker save writes beside the images", problem: map[string]error{"usr/bin/x": nil, "usr/bin/gone": nil, "etc/o/a": nil, "keep/z": nil},
+			tarball: mkImage(one(base), layoutOpts{extra: []tent{{name: "repositories", data: []byte(`{"v1":{"latest":"x"}}`)},
+				{name: strings.Repeat("a", 64) + "/json", data: []byte(`{}`)}, {name: strings.Repeat("a", 64) + "/VERSION", data: []byte("1.0")}}})},
+		// A symbolic link's Link is its target in the image's root, with
+		// the image's name when the tarball has several.
+		{name: "symbolic links", tarball: mkImage([]img{{layers: [][]byte{base}, ref: "ex/a:1"}, {layers: [][]byte{
+			mkTar([]tent{{name: "bin/x", data: []byte("x")}, {name: "bin/abs", typ: tar.TypeSymlink, link: "/bin/x"},
+				{name: "bin/rel", typ: tar.TypeSymlink, link: "../../../bin/x"}}, nil)}, ref: "ex/b:2"}}, layoutOpts{}),
+			problem: map[string]error{"ex/a:1/usr/bin/x": nil, "ex/a:1/usr/bin/gone": nil, "ex/a:1/etc/o/a": nil, "ex/a:1/keep/z": nil,
+				"ex/b:2/bin/x": nil, "ex/b:2/bin/abs": container.ErrMember, "ex/b:2/bin/rel": container.ErrMember},
+			links: map[string]string{"ex/b:2/bin/abs": "/ex/b:2/bin/x", "ex/b:2/bin/rel": "/ex/b:2/bin/x"}},
 		{name: "layer digest", wantErr: signing.ErrMalformed, tarball: mkImage([]img{{layers: [][]byte{base}, badLayerDg: true}}, layoutOpts{})},
 		{name: "diff_id", wantErr: signing.ErrMalformed, problem: map[string]error{"usr/bin/x": nil, "usr/bin/gone": nil, "etc/o/a": nil, "keep/z": nil},
 			tarball: mkImage([]img{{layers: [][]byte{base}, badDiffID: true}}, layoutOpts{})},
@@ -251,6 +309,11 @@ func TestHostile(t *testing.T) {
 					t.Errorf("%s: Problem %v", key, g.m.Problem)
 				case want != nil && !errors.Is(g.m.Problem, want):
 					t.Errorf("%s: Problem %v, want %v", key, g.m.Problem, want)
+				}
+			}
+			for _, g := range members {
+				if want, ok := tt.links[g.m.Name]; ok && g.m.Link != want {
+					t.Errorf("%s: Link %q, want %q", g.m.Name, g.m.Link, want)
 				}
 			}
 			for k := range tt.problem {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
 	"strings"
 
 	"github.com/codesignval/csv/container"
@@ -71,6 +72,13 @@ func (w *walker) entries(img *image, l layer, tr *tar.Reader) error {
 	// once it is read.
 	here := map[string]bool{}
 	var deleted, opaque []string
+	// The files of this layer yielded so far without a Problem (by
+	// container.NameKey), each to the file whose bytes it has (itself, or
+	// for a hard link, its target's): a hard link laid down now links to
+	// the file on disk under its target's name, which is one of these, or
+	// else a lower layer's file or one this layer replaces later, whose
+	// bytes csv does not judge under that name.
+	shipped := map[string]string{}
 	for {
 		if err := w.ctx.Err(); err != nil {
 			return err
@@ -177,17 +185,38 @@ func (w *walker) entries(img *image, l layer, tr *tar.Reader) error {
 			m.Type, m.Link = container.Symlink, hdr.Linkname
 			if m.Problem == nil {
 				m.Problem = fmt.Errorf("%w: %s is a symbolic link to %q", container.ErrMember, m.Name, hdr.Linkname)
+				m.Link = rootedLink(img.name, name, hdr.Linkname)
 			}
 		case tar.TypeLink:
-			m.Type, m.Link = container.Hardlink, hdr.Linkname
-			if m.Problem == nil {
-				m.Problem = fmt.Errorf("%w: %s is a hard link to %q (its bytes are judged under that name)", container.ErrMember, m.Name, hdr.Linkname)
+			m.Type = container.Hardlink
+			if m.Problem != nil {
+				break
 			}
+			target, err := container.CleanName(hdr.Linkname)
+			bytesOf, ok := shipped[container.NameKey(target)]
+			if err != nil || !ok {
+				// Link stays empty: no member of the image has the bytes
+				// this link ships, and the pipeline must not settle it
+				// as a link to the file now under that name.
+				m.Problem = fmt.Errorf("%w: %s is a hard link to %q, which is no file this layer ships before it: "+
+					"an extractor links it to a lower layer's file, or to a copy this layer or a higher one replaces, "+
+					"whose bytes csv does not judge", container.ErrMember, m.Name, hdr.Linkname)
+				break
+			}
+			shipped[container.NameKey(name)] = bytesOf
+			m.Link = bytesOf
+			if img.name != "" {
+				m.Link = img.name + "/" + bytesOf
+			}
+			m.Problem = fmt.Errorf("%w: %s is a hard link to %q (its bytes are judged under that name)", container.ErrMember, m.Name, m.Link)
 		default:
 			m.Type = container.Other
 			if m.Problem == nil {
 				m.Problem = fmt.Errorf("%w: %s has tar type %q, not a regular file", container.ErrMember, m.Name, hdr.Typeflag)
 			}
+		}
+		if m.Type == container.Regular && m.Problem == nil {
+			shipped[container.NameKey(name)] = name
 		}
 		if err := w.deliver(m, tr, l); err != nil {
 			return err
@@ -268,4 +297,23 @@ func (w *walker) drainZeros(r io.Reader, blob string) error {
 			return w.streamErr(err, layer{path: blob}, "reading after the end-of-archive marker")
 		}
 	}
+}
+
+// rootedLink is a symbolic link's target as the image's root filesystem
+// resolves it, from the root: "/" and the path, ".." stopping at the root
+// as it does in a container, and the image's name before the path when
+// members carry it (so that the pipeline, which ties links to members by
+// name, finds the file of this image, not of another).
+func rootedLink(image, name, link string) string {
+	if link == "" {
+		return link
+	}
+	p := path.Clean("/" + link)
+	if !strings.HasPrefix(link, "/") {
+		p = path.Clean("/" + path.Join(path.Dir(name), link))
+	}
+	if image != "" {
+		p = "/" + image + p
+	}
+	return p
 }

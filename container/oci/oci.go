@@ -12,7 +12,9 @@
 // holds manifest.json, listing per image its config file, tags and layer
 // files (<id>/layer.tar before Docker 25, blobs/sha256/<hex> since, when
 // the tarball is also an OCI layout). manifest.json is read when present
-// (Docker reads it), index.json otherwise.
+// (Docker reads it), index.json otherwise; when both are present (Docker
+// 25), index.json's images must make the same root filesystems (the same
+// diff_ids) as manifest.json's, since the OCI tools read index.json.
 //
 // # Order and names
 //
@@ -62,6 +64,7 @@ import (
 	"hash"
 	"io"
 	"path"
+	"sort"
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
@@ -184,10 +187,13 @@ type archive struct {
 	src   io.ReaderAt
 	files map[string]file
 	links map[string]string
+	// used marks the files and links opened: once the images are read,
+	// a file of the tarball none of them uses is an error (see unused).
+	used map[string]bool
 }
 
 func scan(src io.ReaderAt, size int64) (*archive, error) {
-	a := &archive{src: src, files: map[string]file{}, links: map[string]string{}}
+	a := &archive{src: src, files: map[string]file{}, links: map[string]string{}, used: map[string]bool{}}
 	sr := io.NewSectionReader(src, 0, size)
 	tr := tar.NewReader(sr)
 	for n := 0; ; n++ {
@@ -249,6 +255,7 @@ func isSparse(h *tar.Header) bool {
 // tarball, as docker save's legacy layers use them) as a section of src.
 func (a *archive) open(name string) (*io.SectionReader, bool) {
 	for range 8 {
+		a.used[name] = true
 		if f, ok := a.files[name]; ok {
 			return io.NewSectionReader(a.src, f.off, f.size), true
 		}
@@ -420,25 +427,23 @@ func (a *archive) images() ([]*image, error) {
 			}
 			imgs = append(imgs, img)
 		}
+		// Docker 25 writes index.json too, and the tools that read an
+		// OCI layout (skopeo, podman, umoci, containerd's import) read
+		// that: both must describe the same root filesystems, or what
+		// one tool lays down is not what csv judged.
+		if _, ok := a.open("index.json"); ok {
+			oci, err := a.layout()
+			if err != nil {
+				return nil, fmt.Errorf("index.json, beside manifest.json: %w", err)
+			}
+			if err := sameImages(imgs, oci); err != nil {
+				return nil, err
+			}
+		}
 	} else if _, ok := a.open("index.json"); ok {
-		if _, ok := a.open("oci-layout"); !ok {
-			return nil, malformed("the image tarball has index.json but no oci-layout")
-		}
-		var layout struct {
-			Version string `json:"imageLayoutVersion"`
-		}
-		if err := a.readJSON("oci-layout", &layout); err != nil {
-			return nil, err
-		}
-		if layout.Version != "1.0.0" {
-			return nil, malformed("oci-layout's imageLayoutVersion is %q, not 1.0.0", layout.Version)
-		}
 		var err error
-		if imgs, err = a.index("index.json", nil, 0); err != nil {
+		if imgs, err = a.layout(); err != nil {
 			return nil, err
-		}
-		if len(imgs) == 0 {
-			return nil, malformed("index.json lists no image")
 		}
 	} else {
 		return nil, malformed("the image tarball has neither manifest.json nor index.json")
@@ -461,8 +466,79 @@ func (a *archive) images() ([]*image, error) {
 			seen[n] = true
 			img.name = n
 		}
+		// No name may be another's first elements ("ex/a" and
+		// "ex/a/usr"): a member of one would read as a member of the
+		// other ("ex/a/usr/bin/x"), for the reports, the policy's path
+		// globs and the links csv ties to files by name.
+		for _, img := range imgs {
+			for i := range len(img.name) {
+				if img.name[i] == '/' && seen[img.name[:i]] {
+					return nil, malformed("the image tarball names images %s and %s: the members of one would read as members of the other", img.name[:i], img.name)
+				}
+			}
+		}
 	}
 	return imgs, nil
+}
+
+// layout reads an OCI image layout's oci-layout and index.json.
+func (a *archive) layout() ([]*image, error) {
+	if _, ok := a.open("oci-layout"); !ok {
+		return nil, malformed("the image tarball has index.json but no oci-layout")
+	}
+	var layout struct {
+		Version string `json:"imageLayoutVersion"`
+	}
+	if err := a.readJSON("oci-layout", &layout); err != nil {
+		return nil, err
+	}
+	if layout.Version != "1.0.0" {
+		return nil, malformed("oci-layout's imageLayoutVersion is %q, not 1.0.0", layout.Version)
+	}
+	imgs, err := a.index("index.json", nil, 0)
+	if err != nil {
+		return nil, err
+	}
+	if len(imgs) == 0 {
+		return nil, malformed("index.json lists no image")
+	}
+	return imgs, nil
+}
+
+// rootfs names the root filesystem an image's layers make: their diff_ids
+// in order (each checked against the layer's bytes as it is read).
+func (img *image) rootfs() string {
+	var b strings.Builder
+	for _, l := range img.layers {
+		b.WriteString(l.diffID.String())
+		b.WriteByte(' ')
+	}
+	return b.String()
+}
+
+// sameImages checks that manifest.json's images (docker) and index.json's
+// (oci) make the same root filesystems, each tarball's images as a set: a
+// tag may list an image again.
+func sameImages(docker, oci []*image) error {
+	set := func(imgs []*image) map[string]string {
+		m := map[string]string{}
+		for _, img := range imgs {
+			m[img.rootfs()] = img.ref
+		}
+		return m
+	}
+	d, o := set(docker), set(oci)
+	for k, ref := range d {
+		if _, ok := o[k]; !ok {
+			return malformed("manifest.json's image %s is not in index.json: Docker and the OCI tools (skopeo, podman, containerd) would load different images", ref)
+		}
+	}
+	for k, ref := range o {
+		if _, ok := d[k]; !ok {
+			return malformed("index.json's image %s is not in manifest.json: Docker and the OCI tools (skopeo, podman, containerd) would load different images", ref)
+		}
+	}
+	return nil
 }
 
 // index reads the OCI index at p (index.json, or a blob) and the images
@@ -585,6 +661,45 @@ func (Reader) Walk(ctx context.Context, src io.ReaderAt, size int64, name string
 		if err := w.image(a, img); err != nil {
 			return err
 		}
+	}
+	return a.unused()
+}
+
+// unused returns an error about a file of the tarball that no image uses,
+// but for the files docker save writes beside the images (repositories; a
+// legacy layer's <id>/json and <id>/VERSION): tar -x lays it down, docker
+// load and the OCI tools ignore it, and csv, reading the tarball as
+// images, would judge it nowhere. (A symbolic link ships no bytes: its
+// target, if a file of the tarball, is checked as one.)
+func (a *archive) unused() error {
+	var names []string
+	for n := range a.files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if a.used[n] {
+			continue
+		}
+		// Those docker save writes must be what it writes there: JSON,
+		// or VERSION's "1.0" (not a binary named json).
+		dir, base, _ := strings.Cut(n, "/")
+		legacy := len(dir) == 64 && isHex(dir) && (base == "json" || base == "VERSION")
+		if n == "repositories" || legacy {
+			f := a.files[n]
+			if f.size > limits.MaxImageManifest {
+				return malformed("the image tarball's %s is %d bytes, more than docker save writes there", n, f.size)
+			}
+			b := make([]byte, f.size)
+			if _, err := a.src.ReadAt(b, f.off); err != nil && !(errors.Is(err, io.EOF) && f.size == 0) {
+				return malformed("reading %s: %v", n, err)
+			}
+			if base == "VERSION" && strings.TrimSpace(string(b)) == "1.0" || base != "VERSION" && checkJSON(b) == nil {
+				continue
+			}
+			return malformed("the image tarball's %s is not what docker save writes there (JSON, or \"1.0\" in VERSION)", n)
+		}
+		return malformed("the image tarball holds %s, which no image uses: tar -x would lay it down, docker load ignores it, and csv judges the images only", n)
 	}
 	return nil
 }

@@ -317,7 +317,7 @@ func split(t testing.TB, members []got, prefix string) (map[string][]byte, map[s
 		case g.m.Type == container.Symlink && errors.Is(g.m.Problem, container.ErrMember):
 			links[name] = g.m.Link
 		case g.m.Type == container.Hardlink && errors.Is(g.m.Problem, container.ErrMember):
-			target, err := container.CleanName(g.m.Link)
+			target, err := container.CleanName(strings.TrimPrefix(g.m.Link, prefix))
 			if err != nil {
 				t.Errorf("hard link %s: %v", name, err)
 			}
@@ -365,6 +365,14 @@ func checkAgainst(t *testing.T, members []got, prefix string, files map[string][
 	if diff := compare(files, yf); diff != "" {
 		t.Errorf("Walk and umoci's root filesystem differ:\n%s", diff)
 	}
+	rooted := map[string]string{}
+	for name, target := range links {
+		rooted[name] = "/" + strings.TrimSuffix(prefix, "/") + rootedLink("", name, target)
+		if prefix == "" {
+			rooted[name] = rootedLink("", name, target)
+		}
+	}
+	links = rooted
 	if fmt.Sprint(links) != fmt.Sprint(yl) {
 		t.Errorf("symlinks: umoci %v, Walk %v", links, yl)
 	}

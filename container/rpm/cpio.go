@@ -39,8 +39,13 @@ type archive struct {
 	payloadOff int64
 	comp       string
 
+	// files is the main header's file list (nil: none), which rpm
+	// installs from: each payload entry must be a file of it, of the same
+	// type and size.
+	files map[string]headerFile
+
 	links   map[linkKey]*linkGroup
-	pending []*linkGroup // groups waiting for their data, in order of first link
+	pending []*linkGroup // groups in order of first link; those without data wait for it
 }
 
 // linkKey identifies a file that several cpio entries (hard links) name.
@@ -51,6 +56,7 @@ type linkGroup struct {
 	nlink     int
 	members   []*container.Member
 	delivered string // the name the data came with, once it has
+	done      bool   // the data came
 }
 
 // cpioHeader is a newc/crc entry header.
@@ -182,10 +188,40 @@ func (a *archive) walk() error {
 			return &container.LimitError{Cap: "max-container-members", Value: int64(a.lim.MaxMembers),
 				What: fmt.Sprintf("the package holds more than %d payload entries", a.lim.MaxMembers)}
 		}
+		if err := a.inHeader(h, stored); err != nil {
+			return err
+		}
 		if err := a.entry(h, stored); err != nil {
 			return err
 		}
 	}
+}
+
+// inHeader checks a payload entry against the main header's file list,
+// when there is one. rpm installs a file of the type the header gives, from
+// the payload entry of its name (a directory's or symbolic link's entry
+// whose header file is a regular one is installed as a regular file
+// holding the entry's bytes), and refuses an entry not in the header: csv
+// reads entries as cpio does, so the two must agree. A hard link's entry
+// without the data (size 0) is exempt from the size check.
+func (a *archive) inHeader(h *cpioHeader, stored string) error {
+	if a.files == nil {
+		return nil
+	}
+	name, err := container.CleanName(stored)
+	if err != nil {
+		return nil // the member's Problem
+	}
+	f, ok := a.files[container.NameKey(name)]
+	switch {
+	case !ok:
+		return a.payloadErr(h.at, "entry %s is not in the main header's file list (rpm refuses to install it)", name)
+	case f.mode&modeType != h.mode&modeType:
+		return a.payloadErr(h.at, "entry %s has mode %#o, the main header %#o: rpm installs it as the header says, cpio as the entry does", name, h.mode, f.mode)
+	case h.mode&modeType == modeRegular && int64(h.size) != f.size && !(h.size == 0 && h.nlink > 1):
+		return a.payloadErr(h.at, "entry %s holds %d bytes, the main header says %d", name, h.size, f.size)
+	}
+	return nil
 }
 
 func (a *archive) member(h *cpioHeader, stored string, typ container.MemberType) *container.Member {
@@ -301,7 +337,7 @@ func (a *archive) hardLink(h *cpioHeader, m *container.Member) error {
 		a.links[key] = g
 		a.pending = append(a.pending, g)
 	}
-	if g.delivered != "" {
+	if g.done {
 		// A link after the one that carried the data: GNU cpio links it
 		// to the file it extracted; csv no longer has the bytes.
 		if m.Problem == nil {
@@ -321,13 +357,9 @@ func (a *archive) hardLink(h *cpioHeader, m *container.Member) error {
 	if h.size == 0 && len(g.members) < g.nlink {
 		return a.pad("data padding") // waits for the link with the data
 	}
-	g.delivered = m.Name
-	for i, x := range a.pending {
-		if x == g {
-			a.pending = append(a.pending[:i], a.pending[i+1:]...)
-			break
-		}
-	}
+	// Out of a.pending: flushLinks skips a group with its data (removing
+	// it here, a search and a shift per file, was quadratic).
+	g.delivered, g.done = m.Name, true
 	for _, x := range g.members {
 		x.Size = int64(h.size)
 	}
@@ -375,6 +407,9 @@ func (a *archive) hardLink(h *cpioHeader, m *container.Member) error {
 // flushLinks yields, at the trailer, the links whose data never came.
 func (a *archive) flushLinks() error {
 	for _, g := range a.pending {
+		if g.done {
+			continue
+		}
 		for _, m := range g.members {
 			m.Type = container.Hardlink
 			if m.Problem == nil {

@@ -33,6 +33,9 @@ func FuzzWalk(f *testing.F) {
 		{name: "a", mode: reg, nlink: 2, ino: 9}, {name: "b", mode: reg, nlink: 2, ino: 9, data: []byte("l")},
 		{name: "l", mode: 0o120777, data: []byte("x")}, {name: "c", mode: reg, crc: true, data: []byte("abc")}}, true))))
 	f.Add(mkRPM(nil, []tagv{tStr(tagPayloadFormat, "cpio")}, cpioArchive([]ent{{name: "x", mode: reg, data: []byte("abc")}}, true)))
+	f.Add(mkRPM(nil, gzMain(fileTags(hf{"/usr/bin/x", reg, 4}, hf{"/a", reg, 1}, hf{"/b", reg, 1})...),
+		cpioArchive([]ent{{name: "./usr/bin/x", mode: 0o40755, data: []byte("\x7fELF")},
+			{name: "a", mode: reg, nlink: 2, ino: 9}, {name: "b", mode: reg, nlink: 2, ino: 9, data: []byte("l")}}, true)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		lim := defaultLimits()
 		lim.MaxExpandedSize = 64 << 20

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/internal/limits"
@@ -43,6 +44,13 @@ const (
 	sigTagGPG             = 1005 // OpenPGP signature of header + payload (DSA)
 	sigTagPayloadSize     = 1007 // uncompressed payload size
 
+	tagOldFileNames      = 1027
+	tagFileSizes         = 1028
+	tagFileModes         = 1030
+	tagDirIndexes        = 1116
+	tagBaseNames         = 1117
+	tagDirNames          = 1118
+	tagLongFileSizes     = 5008
 	tagPayloadFormat     = 1124
 	tagPayloadCompressor = 1125
 	tagPayloadDigest     = 5092
@@ -199,6 +207,9 @@ func (h *header) strings(tag uint32) ([]string, error) {
 	if e.typ == typeString && e.count != 1 {
 		return nil, malformed(e.at, "%s tag %d is a STRING of %d values", h.what, e.tag, e.count)
 	}
+	if err := h.arrayCount(e); err != nil {
+		return nil, err
+	}
 	var out []string
 	rest := h.store[e.off:]
 	for range e.count {
@@ -250,4 +261,120 @@ func (h *header) bin(tag uint32) ([]byte, error) {
 		return nil, h.wrongType(e, "BIN")
 	}
 	return h.store[e.off : e.off+e.count], nil
+}
+
+// ints returns tag's values (INT16, INT32 or INT64), nil when absent.
+func (h *header) ints(tag uint32) ([]int64, error) {
+	e, err := h.find(tag)
+	if e == nil || err != nil {
+		return nil, err
+	}
+	if err := h.arrayCount(e); err != nil {
+		return nil, err
+	}
+	out := make([]int64, e.count)
+	b := h.store[e.off:]
+	for i := range out {
+		switch e.typ {
+		case typeInt16:
+			out[i] = int64(binary.BigEndian.Uint16(b[2*i:]))
+		case typeInt32:
+			out[i] = int64(binary.BigEndian.Uint32(b[4*i:]))
+		case typeInt64:
+			v := binary.BigEndian.Uint64(b[8*i:])
+			if v > 1<<62 {
+				return nil, malformed(e.at, "%s tag %d holds %d", h.what, e.tag, v)
+			}
+			out[i] = int64(v)
+		default:
+			return nil, h.wrongType(e, "an integer")
+		}
+	}
+	return out, nil
+}
+
+// headerFile is what the main header says of one file: rpm installs a
+// file of the type and size the header gives, with the payload entry of
+// its name as its bytes.
+type headerFile struct {
+	mode uint32
+	size int64
+}
+
+// fileList returns the main header's files by cleaned name
+// (container.NameKey), nil when the header lists none (rpm then installs
+// no payload entry: it refuses each as "not in header").
+func fileList(h *header) (map[string]headerFile, error) {
+	names, err := h.strings(tagOldFileNames)
+	if err != nil {
+		return nil, err
+	}
+	if names == nil {
+		base, err := h.strings(tagBaseNames)
+		if err != nil || base == nil {
+			return nil, err
+		}
+		dirs, err := h.strings(tagDirNames)
+		if err != nil {
+			return nil, err
+		}
+		idx, err := h.ints(tagDirIndexes)
+		if err != nil {
+			return nil, err
+		}
+		if len(idx) != len(base) {
+			return nil, malformed(h.off, "the main header lists %d base names and %d directory indexes", len(base), len(idx))
+		}
+		names = make([]string, len(base))
+		for i, b := range base {
+			if idx[i] < 0 || idx[i] >= int64(len(dirs)) {
+				return nil, malformed(h.off, "the main header's file %q has directory index %d, of %d directories", b, idx[i], len(dirs))
+			}
+			names[i] = dirs[idx[i]] + b
+		}
+	}
+	modes, err := h.ints(tagFileModes)
+	if err != nil {
+		return nil, err
+	}
+	sizes, err := h.ints(tagLongFileSizes)
+	if err == nil && sizes == nil {
+		sizes, err = h.ints(tagFileSizes)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(modes) != len(names) || len(sizes) != len(names) {
+		return nil, malformed(h.off, "the main header lists %d files, %d modes and %d sizes", len(names), len(modes), len(sizes))
+	}
+	files := make(map[string]headerFile, len(names))
+	for i, n := range names {
+		c, err := container.CleanName(strings.TrimLeft(n, "/"))
+		if err != nil {
+			return nil, malformed(h.off, "the main header's file list: %v", err)
+		}
+		k := container.NameKey(c)
+		if _, dup := files[k]; dup {
+			return nil, malformed(h.off, "the main header lists file %s twice", c)
+		}
+		files[k] = headerFile{mode: uint32(modes[i]), size: sizes[i]}
+	}
+	return files, nil
+}
+
+// maxArray caps the values of an array csv reads (file names, modes and
+// sizes; payload digests): a store of NUL bytes is as many empty strings,
+// each costing a string header (16 bytes) and more in the file list. A
+// package of more files than a container may have members is not walked
+// anyway.
+const maxArray = limits.MaxContainerMembers
+
+func (h *header) arrayCount(e *entry) error {
+	if e.count > maxArray {
+		return &signing.MalformedError{Format: "RPM", Offset: e.at,
+			Reason: fmt.Sprintf("%s tag %d holds %d values", h.what, e.tag, e.count),
+			Err: &container.LimitError{Cap: "max-container-members", Value: maxArray,
+				What: fmt.Sprintf("the %s's tag %d of %d values", h.what, e.tag, e.count)}}
+	}
+	return nil
 }

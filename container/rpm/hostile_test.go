@@ -13,6 +13,8 @@ import (
 	"io"
 	"io/fs"
 	"os/exec"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/codesignval/csv/container"
@@ -148,6 +150,35 @@ func gzMain(extra ...tagv) []tagv {
 
 const reg = 0o100755
 
+// hf is a file of the main header's list.
+type hf struct {
+	name string
+	mode uint16
+	size uint32
+}
+
+// fileTags are the main header's file list tags (rpm 4's compressed file
+// names) for files.
+func fileTags(files ...hf) []tagv {
+	var dirs, bases []string
+	var idx, modes, sizes []byte
+	for _, f := range files {
+		d, b := f.name[:strings.LastIndexByte(f.name, '/')+1], f.name[strings.LastIndexByte(f.name, '/')+1:]
+		i := slices.Index(dirs, d)
+		if i < 0 {
+			i = len(dirs)
+			dirs = append(dirs, d)
+		}
+		bases = append(bases, b)
+		idx = binary.BigEndian.AppendUint32(idx, uint32(i))
+		modes = binary.BigEndian.AppendUint16(modes, f.mode)
+		sizes = binary.BigEndian.AppendUint32(sizes, f.size)
+	}
+	n := uint32(len(files))
+	return []tagv{tStrs(tagBaseNames, bases...), tStrs(tagDirNames, dirs...), {tagDirIndexes, typeInt32, n, idx},
+		{tagFileModes, typeInt16, n, modes}, {tagFileSizes, typeInt32, n, sizes}}
+}
+
 func TestHostile(t *testing.T) {
 	file := ent{name: "./usr/bin/x", mode: reg, data: []byte("MZ some bytes")}
 	okPayload := gz(cpioArchive([]ent{file}, true))
@@ -161,6 +192,24 @@ func TestHostile(t *testing.T) {
 		problem map[string]error // member name -> Problem, errors.Is (nil: clean)
 	}{
 		{name: "ok", pkg: mkRPM(nil, gzMain(), okPayload), problem: map[string]error{"usr/bin/x": nil}},
+		// rpm installs the header's files, of the header's types, from
+		// the payload entries of their names: a directory entry carrying
+		// an ELF, which cpio makes a directory, rpm -i installs as the
+		// regular file its header lists.
+		{name: "file list agrees", problem: map[string]error{"usr/bin/x": nil, "usr/bin/h1": nil, "usr/bin/h2": nil},
+			pkg: mkRPM(nil, gzMain(fileTags(hf{"/usr/bin", 0o40755, 0}, hf{"/usr/bin/x", reg, 13}, hf{"/usr/bin/h1", reg, 2}, hf{"/usr/bin/h2", reg, 2})...),
+				gz(cpioArchive([]ent{{name: "./usr/bin", mode: 0o40755}, file,
+					{name: "./usr/bin/h1", mode: reg, nlink: 2, ino: 9}, {name: "./usr/bin/h2", mode: reg, nlink: 2, ino: 9, data: []byte("h!")}}, true)))},
+		{name: "directory entry the header lists as a file", wantErr: signing.ErrMalformed,
+			pkg: mkRPM(nil, gzMain(fileTags(hf{"/usr/bin/x", reg, 4})...),
+				gz(cpioArchive([]ent{{name: "./usr/bin/x", mode: 0o40755, data: []byte("\x7fELF")}}, true)))},
+		{name: "symbolic link entry the header lists as a file", wantErr: signing.ErrMalformed,
+			pkg: mkRPM(nil, gzMain(fileTags(hf{"/usr/bin/x", reg, 4})...),
+				gz(cpioArchive([]ent{{name: "./usr/bin/x", mode: 0o120777, data: []byte("\x7fELF")}}, true)))},
+		{name: "entry not in the header", wantErr: signing.ErrMalformed,
+			pkg: mkRPM(nil, gzMain(fileTags(hf{"/usr/bin/y", reg, 13})...), okPayload)},
+		{name: "entry of another size than the header's", wantErr: signing.ErrMalformed,
+			pkg: mkRPM(nil, gzMain(fileTags(hf{"/usr/bin/x", reg, 12})...), okPayload)},
 		{name: "setuid", pkg: mkRPM(nil, gzMain(), gz(cpioArchive([]ent{{name: "su", mode: 0o104755, data: []byte("x")}}, true))),
 			problem: map[string]error{"su": nil}},
 		{name: "short lead", pkg: leadMagic, wantErr: signing.ErrMalformed},

@@ -332,8 +332,13 @@ func (Reader) Walk(ctx context.Context, src io.ReaderAt, size int64, name string
 	if len(plainChecks) > 0 {
 		plainR = io.TeeReader(plain, plainChecks[0].h)
 	}
+	files, err := fileList(p.main)
+	if err != nil {
+		return err
+	}
 	a := &archive{
-		ctx: ctx, lim: lim, r: bufio.NewReaderSize(plainR, 64<<10), yield: yield,
+		files: files,
+		ctx:   ctx, lim: lim, r: bufio.NewReaderSize(plainR, 64<<10), yield: yield,
 		compressed: func() int64 { return cr.n }, names: container.Names{},
 		links: map[linkKey]*linkGroup{}, payloadOff: p.PayloadOffset, comp: p.PayloadCompressor,
 	}
