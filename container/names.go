@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -22,6 +23,11 @@ func CleanName(stored string) (string, error) {
 	switch {
 	case stored == "":
 		return bad("is empty")
+	case len(stored) > limits.MaxMemberName:
+		// Kept by the readers (repeated names, whiteouts, links) and by
+		// the reports: a container of a few KB could otherwise hold
+		// gigabytes of names (1 MiB each in a tar's PAX records).
+		return stored[:64] + "...", fmt.Errorf("%w: a name of %d bytes, over the cap of %d (limits.MaxMemberName; Linux's PATH_MAX is 4096)", ErrMember, len(stored), limits.MaxMemberName)
 	case strings.ContainsRune(stored, 0):
 		return bad("holds a NUL byte")
 	case strings.ContainsRune(stored, '\\'):

@@ -127,6 +127,9 @@ const (
 // Containers (archives, packages, images, compressed files): the defaults
 // of container.Limits, which the CLI's --max-container-* flags raise.
 const (
+	// MaxMemberName caps a member's name (Linux's PATH_MAX is 4096): a
+	// longer one is a finding, and is not kept.
+	MaxMemberName = 4096
 	// MaxContainerDepth caps nesting: a zip in a tar.gz in a deb is depth 3.
 	MaxContainerDepth = 8
 	// MaxContainerMembers caps the members of one container. A Debian
