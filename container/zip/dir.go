@@ -155,9 +155,15 @@ func readEnd(src io.ReaderAt, size int64) (cdOff, cdSize int64, count uint64, er
 				return 0, 0, 0, malformed(int64(r64), "no zip64 end of central directory record where the locator points")
 			}
 			// Its size field counts the bytes after the first 12; the
-			// record (with any extensible data) must end at the locator.
-			if rs := le64(z[4:]); rs < end64Len-12 || rs != uint64(endOff-loc64Len)-r64-12 {
+			// record must end at the locator. Extensible data (a record
+			// longer than 56 bytes) is refused: Python's zipfile assumes
+			// there is none and reads the 56 bytes before the locator as
+			// the record, which the extensible data can hold, with a
+			// central directory of its own.
+			if rs := le64(z[4:]); rs != uint64(endOff-loc64Len)-r64-12 {
 				return 0, 0, 0, malformed(int64(r64), "the zip64 end record's size %d does not reach the locator", rs)
+			} else if rs != end64Len-12 {
+				return 0, 0, 0, malformed(int64(r64), "the zip64 end record holds %d bytes of extensible data, which Python's zipfile takes for the record itself (readers disagree on which central directory this is)", rs-(end64Len-12))
 			}
 			if le32(z[16:]) != 0 || le32(z[20:]) != 0 {
 				return 0, 0, 0, malformed(int64(r64), "a multi-disk (spanned or split) archive")

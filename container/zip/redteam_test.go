@@ -1,0 +1,123 @@
+package zip
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/codesignval/csv/signing"
+)
+
+// localHeader returns a stored member's local header and data.
+func localHeader(name string, data []byte) []byte {
+	le := binary.LittleEndian
+	h := make([]byte, localLen)
+	le.PutUint32(h, sigLocal)
+	le.PutUint16(h[4:], 20)
+	le.PutUint32(h[14:], crc32.ChecksumIEEE(data))
+	le.PutUint32(h[18:], uint32(len(data)))
+	le.PutUint32(h[22:], uint32(len(data)))
+	le.PutUint16(h[26:], uint16(len(name)))
+	return append(append(h, name...), data...)
+}
+
+// centralRecord returns a stored member's central directory record.
+func centralRecord(name string, data []byte, off uint32) []byte {
+	le := binary.LittleEndian
+	c := make([]byte, centralLen)
+	le.PutUint32(c, sigCentral)
+	le.PutUint16(c[6:], 20)
+	le.PutUint32(c[16:], crc32.ChecksumIEEE(data))
+	le.PutUint32(c[20:], uint32(len(data)))
+	le.PutUint32(c[24:], uint32(len(data)))
+	le.PutUint16(c[28:], uint16(len(name)))
+	le.PutUint32(c[42:], off)
+	return append(c, name...)
+}
+
+func end64(count, cdSize, cdOff uint64, ext []byte) []byte {
+	le := binary.LittleEndian
+	z := make([]byte, end64Len)
+	le.PutUint32(z, sigEnd64)
+	le.PutUint64(z[4:], uint64(end64Len-12+len(ext)))
+	le.PutUint16(z[12:], 45)
+	le.PutUint16(z[14:], 45)
+	le.PutUint64(z[24:], count)
+	le.PutUint64(z[32:], count)
+	le.PutUint64(z[40:], cdSize)
+	le.PutUint64(z[48:], cdOff)
+	return append(z, ext...)
+}
+
+func endRecord(count uint16, cdSize, cdOff uint32) []byte {
+	le := binary.LittleEndian
+	e := make([]byte, endLen)
+	le.PutUint32(e, sigEnd)
+	le.PutUint16(e[8:], count)
+	le.PutUint16(e[10:], count)
+	le.PutUint32(e[12:], cdSize)
+	le.PutUint32(e[16:], cdOff)
+	return e
+}
+
+// pythonNames lists the members Python's zipfile reads in the zip b ("" and
+// its error when it refuses it).
+func pythonNames(t *testing.T, b []byte) []string {
+	t.Helper()
+	need(t, "python3")
+	p := filepath.Join(t.TempDir(), "x.zip")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("python3", "-c", `import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+for i in z.infolist():
+    z.read(i)
+    print(i.filename)`, p).CombinedOutput()
+	if err != nil {
+		return []string{"error: " + strings.TrimSpace(string(out))}
+	}
+	return strings.Fields(string(out))
+}
+
+// A zip64 end record with extensible data: Python's zipfile assumes it has
+// none and reads the 56 bytes before the locator as the record, which the
+// extensible data can hold, with a central directory of its own that lists
+// a member hidden in another's bytes.
+func TestZip64ExtensibleData(t *testing.T) {
+	evil := binaryLike(7, 500)
+	hidden := localHeader("evil.exe", evil)
+	readme := append([]byte("hello\n"), hidden...)
+	var b []byte
+	b = append(b, localHeader("readme.txt", readme)...)
+	hiddenOff := uint32(localLen + len("readme.txt") + 6)
+	cdOff := len(b)
+	b = append(b, centralRecord("readme.txt", readme, 0)...)
+	cdSize := len(b) - cdOff
+	r64 := len(b)
+	fakeCD := centralRecord("evil.exe", evil, hiddenOff)
+	fake := end64(1, uint64(len(fakeCD)), uint64(r64+end64Len), nil)
+	b = append(b, end64(1, uint64(cdSize), uint64(cdOff), append(fakeCD, fake...))...)
+	loc := make([]byte, loc64Len)
+	binary.LittleEndian.PutUint32(loc, sigLoc64)
+	binary.LittleEndian.PutUint64(loc[8:], uint64(r64))
+	binary.LittleEndian.PutUint32(loc[16:], 1)
+	b = append(b, loc...)
+	b = append(b, endRecord(1, uint32(cdSize), uint32(cdOff))...)
+
+	t.Logf("python reads %q", pythonNames(t, b))
+	gs, err := walk(t, b, nil)
+	if !errors.Is(err, signing.ErrMalformed) {
+		for _, g := range gs {
+			t.Logf("csv: %q problem %v", g.m.Name, g.m.Problem)
+		}
+		t.Fatalf("Walk: %v, want the zip64 end record's extensible data refused", err)
+	}
+	_ = bytes.Equal
+}
