@@ -122,10 +122,13 @@ func readEnd(src io.ReaderAt, size int64) (cdOff, cdSize int64, count uint64, er
 	}
 	endOff := size - tail + int64(pos)
 	e := buf[pos:]
-	// unzip takes an end record signature in the comment for the end
-	// record (and reads another archive than Python and csv do).
-	if i := bytes.Index(e[endLen:], []byte("PK\x05\x06")); i >= 0 {
-		return 0, 0, 0, malformed(endOff+endLen+int64(i), "the archive's comment holds an end of central directory signature, which some readers take for the end record")
+	// Python's zipfile, Go's archive/zip and unzip take the last end
+	// record signature of the file for the end record: one after this
+	// record's, in its comment or across its own fields (a comment length
+	// of 0x4b50, "PK", and a comment starting "\x05\x06"), would have
+	// them read another archive than csv does.
+	if i := bytes.LastIndex(buf, []byte("PK\x05\x06")); i != pos {
+		return 0, 0, 0, malformed(size-tail+int64(i), "an end of central directory signature after the end record's (in its fields or its comment), which other readers take for the end record")
 	}
 	disk, cdDisk := le16(e[4:]), le16(e[6:])
 	onDisk, total := uint64(le16(e[8:])), uint64(le16(e[10:]))

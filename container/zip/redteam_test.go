@@ -121,3 +121,45 @@ func TestZip64ExtensibleData(t *testing.T) {
 	}
 	_ = bytes.Equal
 }
+
+// An end record whose comment length is 0x4b50 ("PK") and whose comment
+// starts with "\x05\x06": the last "PK\x05\x06" of the file is not the end
+// record's signature but one across its comment length and comment, which
+// Python's zipfile, Go's archive/zip and unzip, each taking the last
+// signature, read as the end record: its fields, in the comment, point at
+// a central directory record hidden in a member's bytes.
+func TestEndSignatureAcrossCommentLength(t *testing.T) {
+	le := binary.LittleEndian
+	evil := binaryLike(8, 500)
+	data := []byte("hello\n")
+	hiddenOff := uint32(localLen + len("data.bin") + len(data))
+	data = append(data, localHeader("evil.exe", evil)...)
+	fakeAt := localLen + len("data.bin") + len(data)
+	fakeRec := centralRecord("evil.exe", evil, hiddenOff)
+	cd := centralRecord("data.bin", append(bytes.Clone(data), make([]byte, len(fakeRec))...), 0)
+	le.PutUint16(fakeRec[32:], uint16(len(cd)+20)) // its comment: the real central directory and end record
+	data = append(data, fakeRec...)
+	cd = centralRecord("data.bin", data, 0)
+	var b []byte
+	b = append(b, localHeader("data.bin", data)...)
+	cdOff := len(b)
+	b = append(b, cd...)
+	pos := len(b)
+	end := endRecord(1, uint32(len(cd)), uint32(cdOff))
+	le.PutUint16(end[20:], 0x4b50)
+	b = append(b, end...)
+	comment := make([]byte, 0x4b50)
+	comment[0], comment[1] = 5, 6
+	fake := endRecord(1, uint32(pos+20-fakeAt), uint32(fakeAt))
+	copy(comment[2:], fake[4:])
+	b = append(b, comment...)
+
+	t.Logf("python reads %q", pythonNames(t, b))
+	gs, err := walk(t, b, nil)
+	if !errors.Is(err, signing.ErrMalformed) {
+		for _, g := range gs {
+			t.Logf("csv: %q problem %v", g.m.Name, g.m.Problem)
+		}
+		t.Fatalf("Walk: %v, want the end record refused", err)
+	}
+}
