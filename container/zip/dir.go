@@ -496,22 +496,13 @@ func (a *archive) tile(src io.ReaderAt) error {
 	return nil
 }
 
-// gap reports the bytes [from, to) that no listed member covers.
+// gap reports the bytes [from, to) that no listed member covers. A local
+// header at from is a hidden member even when the bytes also read as an
+// APK signing block: a block of 0x04034b50 bytes starts with a size field
+// that is a local header's signature, version 0 and flags 0, and a reader
+// streaming the archive from the front (Java's ZipInputStream) extracts
+// the member it holds.
 func (a *archive) gap(src io.ReaderAt, from, to int64, last bool) error {
-	if last && to-from >= 32 {
-		var t [24]byte
-		if _, err := src.ReadAt(t[:], to-24); err == nil && string(t[8:]) == apkSigMagic {
-			// APK signing block: size (8), pairs, size (8), magic (16);
-			// the size counts what follows the first size field.
-			n := le64(t[:])
-			if n == uint64(to-from-8) {
-				var s [8]byte
-				if _, err := src.ReadAt(s[:], from); err == nil && le64(s[:]) == n {
-					return nil
-				}
-			}
-		}
-	}
 	var h [localLen]byte
 	if to-from >= localLen {
 		if _, err := src.ReadAt(h[:], from); err == nil && le32(h[:]) == sigLocal {
@@ -528,6 +519,20 @@ func (a *archive) gap(src io.ReaderAt, from, to int64, last bool) error {
 				container.ErrMember, from, to-from)
 			a.hidden = append(a.hidden, m)
 			return nil
+		}
+	}
+	if last && to-from >= 32 {
+		var t [24]byte
+		if _, err := src.ReadAt(t[:], to-24); err == nil && string(t[8:]) == apkSigMagic {
+			// APK signing block: size (8), pairs, size (8), magic (16);
+			// the size counts what follows the first size field.
+			n := le64(t[:])
+			if n == uint64(to-from-8) {
+				var s [8]byte
+				if _, err := src.ReadAt(s[:], from); err == nil && le64(s[:]) == n {
+					return nil
+				}
+			}
 		}
 	}
 	return malformed(from, "%d bytes before offset %d belong to no member the central directory lists", to-from, to)

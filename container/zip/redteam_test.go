@@ -2,8 +2,13 @@ package zip
 
 import (
 	"bytes"
+	"context"
+	"io"
+	"slices"
+
 	"encoding/binary"
 	"errors"
+	"github.com/codesignval/csv/container"
 	"hash/crc32"
 	"os"
 	"os/exec"
@@ -161,5 +166,73 @@ func TestEndSignatureAcrossCommentLength(t *testing.T) {
 			t.Logf("csv: %q problem %v", g.m.Name, g.m.Problem)
 		}
 		t.Fatalf("Walk: %v, want the end record refused", err)
+	}
+}
+
+// sparse is a ReaderAt of head, zeros bytes of zeros, then tail.
+type sparse struct {
+	head  []byte
+	zeros int64
+	tail  []byte
+}
+
+func (s *sparse) size() int64 { return int64(len(s.head)) + s.zeros + int64(len(s.tail)) }
+
+func (s *sparse) ReadAt(p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) {
+		o := off + int64(n)
+		switch {
+		case o < int64(len(s.head)):
+			n += copy(p[n:], s.head[o:])
+		case o < int64(len(s.head))+s.zeros:
+			k := min(int64(len(p)-n), int64(len(s.head))+s.zeros-o)
+			clear(p[n : n+int(k)])
+			n += int(k)
+		case o < s.size():
+			n += copy(p[n:], s.tail[o-int64(len(s.head))-s.zeros:])
+		default:
+			return n, io.EOF
+		}
+	}
+	return n, nil
+}
+
+// An APK signing block whose size field, 0x04034b50 as 8 bytes, is a
+// local header's signature, version 0 and flags 0: a reader streaming the
+// archive from the front (Java's ZipInputStream, bsdtar reading a pipe)
+// finds a local header where the block begins and extracts the member it
+// holds.
+func TestAPKBlockIsLocalHeader(t *testing.T) {
+	le := binary.LittleEndian
+	a := []byte("hello\n")
+	head := localHeader("a.txt", a)
+	blockAt := len(head)
+	evil := localHeader("evil.exe", binaryLike(9, 500))
+	le.PutUint16(evil[4:], 0) // version needed 0: the size's high bytes
+	head = append(head, evil...)
+	const n = 0x04034b50 // the block's size field: what follows it
+	zeros := int64(n - 24 - (len(evil) - 8))
+	var tail []byte
+	tail = le.AppendUint64(tail, n)
+	tail = append(tail, apkSigMagic...)
+	cdOff := uint32(int64(len(head)) + zeros + int64(len(tail)))
+	cd := centralRecord("a.txt", a, 0)
+	tail = append(tail, cd...)
+	tail = append(tail, endRecord(1, uint32(len(cd)), cdOff)...)
+	s := &sparse{head: head, zeros: zeros, tail: tail}
+	if got := le.Uint64(head[blockAt:]); got != n {
+		t.Fatalf("size field %#x", got)
+	}
+	var names []string
+	err := Reader{}.Walk(context.Background(), s, s.size(), "t.apk", nil, func(m *container.Member, r io.Reader) error {
+		names = append(names, m.Name)
+		if m.Name == "evil.exe" && m.Problem == nil {
+			t.Errorf("evil.exe judged as a listed member")
+		}
+		return nil
+	})
+	if err != nil || !slices.Contains(names, "evil.exe") {
+		t.Fatalf("Walk yielded %q, %v: the local header at the APK signing block's start is not reported", names, err)
 	}
 }
