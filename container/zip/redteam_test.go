@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/codesignval/csv/signing"
 )
@@ -234,5 +235,98 @@ func TestAPKBlockIsLocalHeader(t *testing.T) {
 	})
 	if err != nil || !slices.Contains(names, "evil.exe") {
 		t.Fatalf("Walk yielded %q, %v: the local header at the APK signing block's start is not reported", names, err)
+	}
+}
+
+// A stored member with a data descriptor whose bytes hold a data
+// descriptor signature followed by the CRC-32 of the bytes before it:
+// libarchive, streaming (bsdtar reading a pipe), ends the member there,
+// then searches forward for the next local header, which the rest of the
+// member's bytes hold.
+func TestStoredDescriptorInData(t *testing.T) {
+	le := binary.LittleEndian
+	evil := binaryLike(10, 500)
+	pre := []byte("hello\n")
+	var data []byte
+	data = append(data, pre...)
+	data = le.AppendUint32(data, sigDesc)
+	data = le.AppendUint32(data, crc32.ChecksumIEEE(pre))
+	data = le.AppendUint32(data, uint32(len(pre)))
+	data = le.AppendUint32(data, uint32(len(pre)))
+	data = append(data, localHeader("evil.exe", evil)...)
+	b := craft([]craftEntry{{name: "readme.txt", data: data, flags: flagDesc, desc: func() []byte {
+		d := le.AppendUint32(nil, sigDesc)
+		d = le.AppendUint32(d, crc32.ChecksumIEEE(data))
+		d = le.AppendUint32(d, uint32(len(data)))
+		return le.AppendUint32(d, uint32(len(data)))
+	}()}, {name: "b.txt", data: []byte("b\n")}}, craftOpts{})
+	if _, err := exec.LookPath("bsdtar"); err == nil {
+		cmd := exec.Command("sh", "-c", "cat | bsdtar -tvf -")
+		cmd.Stdin = bytes.NewReader(b)
+		out, err := cmd.CombinedOutput()
+		t.Logf("bsdtar from a pipe: %v\n%s", err, out)
+	}
+	gs, err := walk(t, b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := byName(gs, "readme.txt")
+	if len(g) != 1 || g[0].m.Problem == nil {
+		t.Fatalf("readme.txt: %+v, want a problem", g)
+	}
+	t.Logf("problem: %v", g[0].m.Problem)
+	if g := byName(gs, "b.txt"); len(g) != 1 || g[0].m.Problem != nil || g[0].err != nil {
+		t.Fatalf("b.txt: %+v", g)
+	}
+}
+
+// earlyDescriptor finds a descriptor at the member's start and across the
+// boundaries of its reads, none in a member of legitimate bytes or of
+// nothing but descriptor signatures (in linear time), and none at the end,
+// where the real one is.
+func TestEarlyDescriptor(t *testing.T) {
+	le := binary.LittleEndian
+	at := func(data []byte, k int) []byte {
+		d := bytes.Clone(data)
+		le.PutUint32(d[k:], sigDesc)
+		le.PutUint32(d[k+4:], crc32.ChecksumIEEE(d[:k]))
+		return d
+	}
+	base := binaryLike(11, 200_000)
+	sigs := bytes.Repeat([]byte("PK\x07\x08"), 5<<20/4)
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want int64
+	}{
+		{"none", base, -1},
+		{"at 0", at(base, 0), 0},
+		{"at 6", at(base, 6), 6},
+		{"across a read", at(base, 32<<10-8-3), 32<<10 - 8 - 3},
+		{"after a read", at(base, 32<<10-8), 32<<10 - 8},
+		{"second read", at(base, 100_000), 100_000},
+		{"last 8 bytes", at(base, len(base)-8), int64(len(base) - 8)},
+		{"only signatures", sigs, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			desc := le.AppendUint32(nil, sigDesc)
+			desc = le.AppendUint32(desc, crc32.ChecksumIEEE(tc.data))
+			desc = le.AppendUint32(desc, uint32(len(tc.data)))
+			desc = le.AppendUint32(desc, uint32(len(tc.data)))
+			b := craft([]craftEntry{{name: "x.bin", data: tc.data, flags: flagDesc, desc: desc}}, craftOpts{})
+			a, err := readArchive(context.Background(), bytes.NewReader(b), int64(len(b)), &container.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := &walker{ctx: context.Background(), src: bytes.NewReader(b), buf: make([]byte, 32<<10)}
+			start := time.Now()
+			k, err := w.earlyDescriptor(&a.entries[0])
+			if err != nil || k != tc.want {
+				t.Fatalf("earlyDescriptor: %d, %v; want %d", k, err, tc.want)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("took %v", d)
+			}
+		})
 	}
 }

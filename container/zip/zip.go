@@ -35,7 +35,9 @@
 // external attributes), a name CleanName refuses, a name repeated after
 // CleanName, a name extractors read differently (not ASCII and not marked
 // UTF-8; an Info-ZIP Unicode Path field that says otherwise), a stored
-// member whose sizes differ, and a directory entry that holds data.
+// member whose sizes differ, a stored member with a data descriptor whose
+// bytes hold one (where libarchive's streaming reader ends it), and a
+// directory entry that holds data.
 // Directories are counted, not yielded.
 //
 // A member's bytes are read straight from src (stored) or through
@@ -60,6 +62,7 @@ package zip
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -323,6 +326,15 @@ func (w *walker) member(e *entry) error {
 	if dir {
 		return nil
 	}
+	if problem == nil && e.method == methodStore && e.flags&flagDesc != 0 {
+		k, err := w.earlyDescriptor(e)
+		if err != nil {
+			return err
+		}
+		if k >= 0 {
+			problem = fmt.Errorf("%w: member %s is stored with a data descriptor, and its bytes hold one at offset %d (the signature, then the CRC-32 of the bytes before it): an extractor streaming the archive (libarchive, bsdtar reading a pipe) ends the member there and takes what follows for further members", container.ErrMember, name, k)
+		}
+	}
 	if problem == nil && typ == container.Regular {
 		problem = w.names.Add(name)
 	}
@@ -357,6 +369,46 @@ func (w *walker) member(e *entry) error {
 			return err
 		}
 	}
+}
+
+// earlyDescriptor returns the first offset in a stored member's bytes, short
+// of their end, where libarchive's streaming reader ends a stored member
+// with a data descriptor (it cannot know its size): a data descriptor
+// signature followed by the CRC-32 of the bytes before it; -1 when there
+// is none. It reads the member's bytes once more, from src, in w.buf's
+// chunks overlapping by the 8 bytes a candidate needs (which may lie in
+// the descriptor that follows), updating the CRC-32 from one candidate to
+// the next: linear in the member's size however many candidates it holds.
+func (w *walker) earlyDescriptor(e *entry) (int64, error) {
+	sig := []byte("PK\x07\x08")
+	csize := int64(e.csize)
+	step := int64(len(w.buf) - 8)
+	var crc uint32 // of the member's bytes before pos
+	for pos := int64(0); pos < csize; pos += step {
+		if err := w.ctx.Err(); err != nil {
+			return -1, err
+		}
+		lim := min(step, csize-pos) // candidates start before lim
+		chunk := w.buf[:min(step+8, csize+7-pos)]
+		if _, err := w.src.ReadAt(chunk, e.dataStart+pos); err != nil {
+			return -1, &signing.MalformedError{Format: "zip", Offset: e.dataStart + pos, Reason: fmt.Sprintf("cannot read member %q's data", e.raw), Err: err}
+		}
+		c, last := crc, 0
+		for off := 0; ; {
+			i := bytes.Index(chunk[off:], sig)
+			if i < 0 || int64(off+i) >= lim {
+				break
+			}
+			j := off + i
+			c, last = crc32.Update(c, crc32.IEEETable, chunk[last:j]), j
+			if le32(chunk[j+4:]) == c {
+				return pos + int64(j), nil
+			}
+			off = j + 1
+		}
+		crc = crc32.Update(crc, crc32.IEEETable, chunk[:lim])
+	}
+	return -1, nil
 }
 
 // maxLink caps the link target Walk reads to report it.
