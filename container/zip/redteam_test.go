@@ -96,7 +96,7 @@ for i in z.infolist():
 // none and reads the 56 bytes before the locator as the record, which the
 // extensible data can hold, with a central directory of its own that lists
 // a member hidden in another's bytes.
-func TestZip64ExtensibleData(t *testing.T) {
+func zip64ExtensibleZip() []byte {
 	evil := binaryLike(7, 500)
 	hidden := localHeader("evil.exe", evil)
 	readme := append([]byte("hello\n"), hidden...)
@@ -117,6 +117,11 @@ func TestZip64ExtensibleData(t *testing.T) {
 	b = append(b, loc...)
 	b = append(b, endRecord(1, uint32(cdSize), uint32(cdOff))...)
 
+	return b
+}
+
+func TestZip64ExtensibleData(t *testing.T) {
+	b := zip64ExtensibleZip()
 	t.Logf("python reads %q", pythonNames(t, b))
 	gs, err := walk(t, b, nil)
 	if !errors.Is(err, signing.ErrMalformed) {
@@ -134,7 +139,7 @@ func TestZip64ExtensibleData(t *testing.T) {
 // Python's zipfile, Go's archive/zip and unzip, each taking the last
 // signature, read as the end record: its fields, in the comment, point at
 // a central directory record hidden in a member's bytes.
-func TestEndSignatureAcrossCommentLength(t *testing.T) {
+func endSignatureAcrossZip() []byte {
 	le := binary.LittleEndian
 	evil := binaryLike(8, 500)
 	data := []byte("hello\n")
@@ -160,6 +165,11 @@ func TestEndSignatureAcrossCommentLength(t *testing.T) {
 	copy(comment[2:], fake[4:])
 	b = append(b, comment...)
 
+	return b
+}
+
+func TestEndSignatureAcrossCommentLength(t *testing.T) {
+	b := endSignatureAcrossZip()
 	t.Logf("python reads %q", pythonNames(t, b))
 	gs, err := walk(t, b, nil)
 	if !errors.Is(err, signing.ErrMalformed) {
@@ -243,7 +253,7 @@ func TestAPKBlockIsLocalHeader(t *testing.T) {
 // libarchive, streaming (bsdtar reading a pipe), ends the member there,
 // then searches forward for the next local header, which the rest of the
 // member's bytes hold.
-func TestStoredDescriptorInData(t *testing.T) {
+func storedDescriptorZip() []byte {
 	le := binary.LittleEndian
 	evil := binaryLike(10, 500)
 	pre := []byte("hello\n")
@@ -260,6 +270,11 @@ func TestStoredDescriptorInData(t *testing.T) {
 		d = le.AppendUint32(d, uint32(len(data)))
 		return le.AppendUint32(d, uint32(len(data)))
 	}()}, {name: "b.txt", data: []byte("b\n")}}, craftOpts{})
+	return b
+}
+
+func TestStoredDescriptorInData(t *testing.T) {
+	b := storedDescriptorZip()
 	if _, err := exec.LookPath("bsdtar"); err == nil {
 		cmd := exec.Command("sh", "-c", "cat | bsdtar -tvf -")
 		cmd.Stdin = bytes.NewReader(b)
