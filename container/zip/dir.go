@@ -45,6 +45,7 @@ const (
 
 	extraZip64       = 0x0001
 	extraUnicodePath = 0x7075
+	extraXL          = 0x6c78 // libarchive's experimental 'xl' field: attributes in the local header
 
 	apkSigMagic = "APK Sig Block 42"
 )
@@ -312,6 +313,11 @@ func (e *entry) readExtra(x []byte, diskStart *uint64) error {
 				}
 				*diskStart = uint64(le32(body))
 			}
+		case extraXL:
+			if why := e.checkXL(body); why != "" && e.problem == nil {
+				e.problem = &signing.MalformedError{Format: "zip", Offset: e.cdOff,
+					Reason: fmt.Sprintf("member %q's central directory record disagrees with its own extra field: the %s", e.raw, why)}
+			}
 		case extraUnicodePath:
 			if e.uniPath != nil {
 				return malformed(e.cdOff, "member %q has two Unicode Path extra fields", e.raw)
@@ -327,6 +333,47 @@ func (e *entry) readExtra(x []byte, diskStart *uint64) error {
 		return malformed(e.cdOff, "member %q's sizes or offset need a zip64 extra field, which is absent", e.raw)
 	}
 	return nil
+}
+
+// checkXL returns why libarchive's experimental 'xl' extra field body
+// (a bitmap, then the version made by, internal and external attributes,
+// as its bits say) tells another file type than the central directory
+// record does: libarchive takes its version made by and external
+// attributes for the member's (a symbolic link where the record says a
+// file); "" when it agrees.
+func (e *entry) checkXL(b []byte) string {
+	if len(b) < 1 {
+		return "'xl' extra field is empty"
+	}
+	bitmap, last := b[0], b[0]
+	b = b[1:]
+	for last&0x80 != 0 && len(b) > 0 {
+		last, b = b[0], b[1:]
+	}
+	if bitmap&1 != 0 {
+		if len(b) < 2 {
+			return "'xl' extra field is too short"
+		}
+		if v := le16(b); v>>8 != e.creator>>8 {
+			return fmt.Sprintf("'xl' extra field says version made by %#04x, the record %#04x", v, e.creator)
+		}
+		b = b[2:]
+	}
+	if bitmap&2 != 0 {
+		if len(b) < 2 {
+			return "'xl' extra field is too short"
+		}
+		b = b[2:]
+	}
+	if bitmap&4 != 0 {
+		if len(b) < 4 {
+			return "'xl' extra field is too short"
+		}
+		if v := le32(b); v != e.ext {
+			return fmt.Sprintf("'xl' extra field says external attributes %#08x (the file type libarchive creates), the record %#08x", v, e.ext)
+		}
+	}
+	return ""
 }
 
 // readLocal reads e's local header and data descriptor and records where
@@ -386,7 +433,21 @@ func (e *entry) readLocal(src io.ReaderAt, cdOff int64, buf []byte) ([]byte, err
 		}
 		id, body := le16(x), x[4:4+int(le16(x[2:]))]
 		x = x[4+len(body):]
-		if id != extraZip64 {
+		switch id {
+		case extraUnicodePath:
+			// libarchive names the member by the local header's
+			// Unicode Path field.
+			if len(body) < 5 || string(body[5:]) != e.raw {
+				disagree("the local Unicode Path extra field names it %q", body[min(5, len(body)):])
+			}
+			continue
+		case extraXL:
+			if why := e.checkXL(body); why != "" {
+				disagree("the local %s", why)
+			}
+			continue
+		case extraZip64:
+		default:
 			continue
 		}
 		local64 = true

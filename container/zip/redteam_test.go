@@ -345,3 +345,91 @@ func TestEarlyDescriptor(t *testing.T) {
 		})
 	}
 }
+
+// A local header whose extra field holds an Info-ZIP Unicode Path field
+// the central directory's does not: unzip reads the local extra field and
+// extracts the member under that name.
+func localUnicodePathZip() []byte {
+	return craft([]craftEntry{{name: "notes.txt", data: []byte("Write-Host evil\n"), localExtra: unicodePath("notes.txt", "run.ps1")}}, craftOpts{})
+}
+
+// bsdtarNames lists what bsdtar (libarchive) reads in the zip b, from a
+// file and from a pipe.
+func bsdtarNames(t *testing.T, b []byte) string {
+	t.Helper()
+	if _, err := exec.LookPath("bsdtar"); err != nil {
+		return "bsdtar is not installed"
+	}
+	p := filepath.Join(t.TempDir(), "x.zip")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file, _ := exec.Command("bsdtar", "-tvf", p).CombinedOutput()
+	cmd := exec.Command("sh", "-c", "cat | bsdtar -tvf -")
+	cmd.Stdin = bytes.NewReader(b)
+	pipe, _ := cmd.CombinedOutput()
+	return "file:\n" + string(file) + "pipe:\n" + string(pipe)
+}
+
+// TestLocalExtraFields: libarchive reads the local header's extra fields
+// and takes its Unicode Path field for the member's name, its 'xl' field
+// for the member's file type; a local header whose fields say other than
+// the central directory is a finding.
+func TestLocalExtraFields(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		zip  []byte
+		want string // the member csv reports, with a problem
+	}{
+		{"local Unicode Path", localUnicodePathZip(), "notes.txt"},
+		{"local xl: a symbolic link", localXLZip(), "tool.exe"},
+		{"central xl: a symbolic link", craft([]craftEntry{{name: "tool.exe", data: []byte("/opt/other/evil.exe"), creator: 3<<8 | 30, ext: 0o100644 << 16, extra: xlField(3<<8|30, 0o120777<<16)}}, craftOpts{}), "tool.exe"},
+		{"xl: another system", craft([]craftEntry{{name: "tool.exe", data: []byte("x"), creator: 0, ext: 0o120777 << 16, localExtra: xlField(3<<8|30, 0o120777<<16)}}, craftOpts{}), "tool.exe"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Logf("bsdtar: %s", bsdtarNames(t, tc.zip))
+			gs, err := walk(t, tc.zip, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := byName(gs, tc.want)
+			if len(g) != 1 || g[0].m.Problem == nil {
+				t.Fatalf("%s: %+v, want a problem", tc.want, gs)
+			}
+			t.Logf("problem: %v", g[0].m.Problem)
+		})
+	}
+	// Agreeing fields, as libarchive writes them, are no finding.
+	ok := craft([]craftEntry{{name: "a.txt", data: []byte("a"), creator: 3<<8 | 30, ext: 0o100644 << 16,
+		localExtra: append(xlField(3<<8|30, 0o100644<<16), unicodePath("a.txt", "a.txt")...)}}, craftOpts{})
+	gs, err := walk(t, ok, nil)
+	if err != nil || len(gs) != 1 || gs[0].m.Problem != nil || gs[0].err != nil {
+		t.Fatalf("agreeing local fields: %+v, %v", gs, err)
+	}
+}
+
+func TestDumpRedteam(t *testing.T) {
+	d := os.Getenv("RZIP_DUMP_DIR")
+	if d == "" {
+		t.Skip()
+	}
+	os.WriteFile(filepath.Join(d, "localuni.zip"), localUnicodePathZip(), 0o644)
+	os.WriteFile(filepath.Join(d, "localxl.zip"), localXLZip(), 0o644)
+}
+
+// xlField returns libarchive's experimental 'xl' extra field holding a
+// version made by and external attributes.
+func xlField(creator uint16, ext uint32) []byte {
+	b := binary.LittleEndian.AppendUint16(nil, 0x6c78)
+	b = binary.LittleEndian.AppendUint16(b, 7)
+	b = append(b, 1|4)
+	b = binary.LittleEndian.AppendUint16(b, creator)
+	return binary.LittleEndian.AppendUint32(b, ext)
+}
+
+// A local header whose 'xl' extra field says the member is a symbolic
+// link, the central directory a regular file: libarchive takes the local
+// header's mode and creates a link.
+func localXLZip() []byte {
+	return craft([]craftEntry{{name: "tool.exe", data: []byte("/opt/other/evil.exe"), creator: 3<<8 | 30, ext: 0o100644 << 16, localExtra: xlField(3<<8|30, 0o120777<<16)}}, craftOpts{})
+}

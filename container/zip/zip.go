@@ -28,7 +28,9 @@
 // yield with Problem set, never skipping: a local header the central
 // directory does not list (which an extractor streaming from the front
 // would extract), a member whose local header or data descriptor disagrees
-// with its central directory record (name, flags, method, CRC, sizes), an
+// with its central directory record (name, flags, method, CRC, sizes; the
+// name in a local Unicode Path extra field; the file type in libarchive's
+// 'xl' extra field, local or central), an
 // encrypted member (flag bit 0, strong encryption, a masked central
 // directory, AES method 99), PKWARE patched data (flag bit 5), a
 // compression method other than store and deflate (named), a symbolic link or other special file (Unix mode in the
