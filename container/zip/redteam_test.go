@@ -433,3 +433,23 @@ func xlField(creator uint16, ext uint32) []byte {
 func localXLZip() []byte {
 	return craft([]craftEntry{{name: "tool.exe", data: []byte("/opt/other/evil.exe"), creator: 3<<8 | 30, ext: 0o100644 << 16, localExtra: xlField(3<<8|30, 0o120777<<16)}}, craftOpts{})
 }
+
+// SniffTail recognises a zip by its end record, whatever comes before it.
+func TestSniffTail(t *testing.T) {
+	z := craft([]craftEntry{{name: "evil.exe", data: binaryLike(12, 300)}}, craftOpts{comment: []byte("c")})
+	for _, tc := range []struct {
+		name string
+		tail []byte
+		want bool
+	}{
+		{"a zip", z, true},
+		{"a zip behind a script", append([]byte("#!/bin/sh\nexit 0\n"), z...), true},
+		{"bytes after it", append(bytes.Clone(z), 'x'), false},
+		{"no end record", binaryLike(13, 1000), false},
+		{"short", []byte("PK\x05\x06"), false},
+	} {
+		if got := (Reader{}).SniffTail(tc.tail); got != tc.want {
+			t.Errorf("%s: SniffTail %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

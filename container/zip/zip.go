@@ -111,6 +111,21 @@ func (Reader) Sniff(head []byte, name string) bool {
 	return ok && (off+4 > int64(len(head)) || le32(head[off:]) == sigLocal)
 }
 
+// SniffTail reports whether tail, the last bytes of a file, end with an
+// end of central directory record whose comment ends at the end of the
+// file: a zip, which extractors read whatever comes before it (a script,
+// an image), when Sniff did not recognise the file by its first bytes.
+func (Reader) SniffTail(tail []byte) bool {
+	for i := len(tail) - endLen; i >= 0; i-- {
+		if le32(tail[i:]) == sigEnd && i+endLen+int(le16(tail[i+20:])) == len(tail) {
+			return true
+		}
+	}
+	return false
+}
+
+var _ container.TailSniffer = Reader{}
+
 // crxHeader returns the length of a Chrome extension's header (CRX2: magic,
 // version, key and signature lengths, key, signature; CRX3: magic,
 // version, header length, header), when head starts with one.
