@@ -512,6 +512,14 @@ func (e *entry) readLocal(src io.ReaderAt, cdOff int64, buf []byte) ([]byte, err
 	if dd.n < 0 {
 		return buf, malformed(e.end, "member %q's data descriptor runs into the central directory", e.raw)
 	}
+	if dd.ok && local64 && dd.n == dl && e.problem == nil {
+		// libarchive, streaming, reads 8-byte sizes after a local zip64
+		// field: 8 bytes into the next local header, from where it
+		// searches on for one, and finds what the next member's bytes
+		// hide.
+		e.problem = &signing.MalformedError{Format: "zip", Offset: e.end,
+			Reason: fmt.Sprintf("member %q's data descriptor has 4-byte sizes though its local header has a zip64 extra field (8-byte sizes): an extractor streaming the archive (libarchive) reads 8 bytes past it, into what follows", e.raw)}
+	}
 	if !dd.ok && e.problem == nil {
 		e.problem = &signing.MalformedError{Format: "zip", Offset: e.end,
 			Reason: fmt.Sprintf("member %q's data descriptor (CRC %08x, sizes %d/%d) disagrees with its central directory record (CRC %08x, sizes %d/%d)", e.raw, dd.crc, dd.csize, dd.usize, e.crc, e.csize, e.usize)}

@@ -453,3 +453,37 @@ func TestSniffTail(t *testing.T) {
 		}
 	}
 }
+
+// zip64Extra returns a local zip64 extra field holding both sizes.
+func zip64Extra(usize, csize uint64) []byte {
+	b := binary.LittleEndian.AppendUint16(nil, extraZip64)
+	b = binary.LittleEndian.AppendUint16(b, 16)
+	b = binary.LittleEndian.AppendUint64(b, usize)
+	return binary.LittleEndian.AppendUint64(b, csize)
+}
+
+// A deflated member with a data descriptor of 4-byte sizes after a local
+// header with a zip64 extra field: libarchive, streaming, reads 8-byte
+// sizes (24 bytes), 8 bytes into the next local header, then searches on
+// for a local header, and finds the one the next member's bytes hide.
+func narrowDescriptorZip() []byte {
+	a := binaryLike(14, 3000)
+	evil := binaryLike(15, 500)
+	hide := append([]byte("hello\n"), localHeader("evil.exe", evil)...)
+	return craft([]craftEntry{
+		{name: "a.bin", data: a, method: methodDeflate, flags: flagDesc, desc: descriptor(a, 0), localExtra: zip64Extra(0, 0)},
+		{name: "readme.txt", data: hide},
+	}, craftOpts{})
+}
+
+func TestNarrowDescriptorAfterZip64(t *testing.T) {
+	b := narrowDescriptorZip()
+	t.Logf("bsdtar: %s", bsdtarNames(t, b))
+	gs, err := walk(t, b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := byName(gs, "a.bin"); len(g) != 1 || g[0].m.Problem == nil {
+		t.Fatalf("a.bin: %+v, want a problem", gs)
+	}
+}
