@@ -572,22 +572,10 @@ func (a *archive) tile(src io.ReaderAt) error {
 // streaming the archive from the front (Java's ZipInputStream) extracts
 // the member it holds.
 func (a *archive) gap(src io.ReaderAt, from, to int64, last bool) error {
-	var h [localLen]byte
 	if to-from >= localLen {
+		var h [4]byte
 		if _, err := src.ReadAt(h[:], from); err == nil && le32(h[:]) == sigLocal {
-			nl := min(int64(le16(h[26:])), to-from-localLen)
-			name := make([]byte, nl)
-			if _, err := src.ReadAt(name, from+localLen); err != nil {
-				return &signing.MalformedError{Format: "zip", Offset: from, Reason: "cannot read a local header", Err: err}
-			}
-			m := container.Member{Name: string(name), Type: container.Regular, Size: -1}
-			if c, err := container.CleanName(string(name)); err == nil {
-				m.Name = c
-			}
-			m.Problem = fmt.Errorf("%w: a local header at offset %d that the central directory does not list (%d bytes no listed member covers): an extractor reading the archive from the front would extract it, one reading the central directory would not",
-				container.ErrMember, from, to-from)
-			a.hidden = append(a.hidden, m)
-			return nil
+			return a.hide(src, from, to)
 		}
 	}
 	if last && to-from >= 32 {
@@ -599,12 +587,65 @@ func (a *archive) gap(src io.ReaderAt, from, to int64, last bool) error {
 			if n == uint64(to-from-8) {
 				var s [8]byte
 				if _, err := src.ReadAt(s[:], from); err == nil && le64(s[:]) == n {
+					// libarchive, streaming, searches forward from the
+					// last member's end for a local header: one in the
+					// block's pairs is a hidden member.
+					at, err := find(src, from, to, []byte("PK\x03\x04"))
+					if err != nil {
+						return err
+					}
+					if at >= 0 {
+						return a.hide(src, at, to)
+					}
 					return nil
 				}
 			}
 		}
 	}
 	return malformed(from, "%d bytes before offset %d belong to no member the central directory lists", to-from, to)
+}
+
+// find returns the offset of the first sig in src's bytes [from, to), or -1.
+func find(src io.ReaderAt, from, to int64, sig []byte) (int64, error) {
+	buf := make([]byte, 32<<10)
+	for at := from; at < to; at += int64(len(buf) - len(sig) + 1) {
+		b := buf[:min(int64(len(buf)), to-at)]
+		if _, err := src.ReadAt(b, at); err != nil {
+			return -1, &signing.MalformedError{Format: "zip", Offset: at, Reason: "cannot read the bytes before the central directory", Err: err}
+		}
+		if i := bytes.Index(b, sig); i >= 0 {
+			return at + int64(i), nil
+		}
+		if int64(len(b)) < int64(len(buf)) {
+			break
+		}
+	}
+	return -1, nil
+}
+
+// hide records the local header at offset at, in bytes no listed member
+// covers (up to to), as a hidden member.
+func (a *archive) hide(src io.ReaderAt, at, to int64) error {
+	var h [localLen]byte
+	n, _ := src.ReadAt(h[:], at)
+	nl := int64(0)
+	if n == localLen {
+		nl = max(0, min(int64(le16(h[26:])), to-at-localLen))
+	}
+	name := make([]byte, nl)
+	if _, err := src.ReadAt(name, at+localLen); err != nil && nl > 0 {
+		return &signing.MalformedError{Format: "zip", Offset: at, Reason: "cannot read a local header", Err: err}
+	}
+	m := container.Member{Name: string(name), Type: container.Regular, Size: -1}
+	if c, err := container.CleanName(string(name)); err == nil {
+		m.Name = c
+	} else if m.Name == "" {
+		m.Name = fmt.Sprintf("(a local header at offset %d)", at)
+	}
+	m.Problem = fmt.Errorf("%w: a local header at offset %d that the central directory does not list (in %d bytes no listed member covers): an extractor reading the archive from the front would extract it, one reading the central directory would not",
+		container.ErrMember, at, to-at)
+	a.hidden = append(a.hidden, m)
+	return nil
 }
 
 // memberName returns the member's name as extractors read it, or a

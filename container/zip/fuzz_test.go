@@ -55,7 +55,7 @@ with open(sys.argv[1], 'wb') as f:
 		craft([]craftEntry{{name: "café", data: so, extra: unicodePath("café", "café")}}, craftOpts{comment: []byte("c")}),
 		append([]byte("Cr24\x03\x00\x00\x00\x01\x00\x00\x00x"), craft([]craftEntry{{name: "m", data: so}}, craftOpts{})...),
 		craft(nil, craftOpts{}),
-		zip64ExtensibleZip(), endSignatureAcrossZip(), storedDescriptorZip(), narrowDescriptorZip(),
+		zip64ExtensibleZip(), endSignatureAcrossZip(), storedDescriptorZip(), narrowDescriptorZip(), apkHidingZip(),
 	)
 	return seeds
 }

@@ -487,3 +487,32 @@ func TestNarrowDescriptorAfterZip64(t *testing.T) {
 		t.Fatalf("a.bin: %+v, want a problem", gs)
 	}
 }
+
+// An APK signing block whose pairs hold a local header: libarchive,
+// streaming, searches forward from the end of the last member for a local
+// header and finds it inside the block.
+func apkHidingZip() []byte {
+	le := binary.LittleEndian
+	evil := localHeader("evil.exe", binaryLike(16, 500))
+	var pair []byte
+	pair = le.AppendUint64(pair, uint64(4+len(evil)))
+	pair = le.AppendUint32(pair, 0x7109871a)
+	pair = append(pair, evil...)
+	n := uint64(len(pair) + 8 + 16)
+	var block []byte
+	block = le.AppendUint64(block, n)
+	block = append(block, pair...)
+	block = le.AppendUint64(block, n)
+	block = append(block, apkSigMagic...)
+	return craft([]craftEntry{{name: "a.txt", data: []byte("hello\n")}}, craftOpts{beforeCD: block})
+}
+
+func TestAPKBlockHidesLocalHeader(t *testing.T) {
+	b := apkHidingZip()
+	t.Logf("bsdtar: %s", bsdtarNames(t, b))
+	gs, err := walk(t, b, nil)
+	if err == nil && len(byName(gs, "evil.exe")) == 0 {
+		t.Fatalf("Walk: %d members, nil: the local header in the APK signing block is not reported", len(gs))
+	}
+	t.Logf("Walk: %v", err)
+}
