@@ -408,15 +408,6 @@ func TestLocalExtraFields(t *testing.T) {
 	}
 }
 
-func TestDumpRedteam(t *testing.T) {
-	d := os.Getenv("RZIP_DUMP_DIR")
-	if d == "" {
-		t.Skip()
-	}
-	os.WriteFile(filepath.Join(d, "localuni.zip"), localUnicodePathZip(), 0o644)
-	os.WriteFile(filepath.Join(d, "localxl.zip"), localXLZip(), 0o644)
-}
-
 // xlField returns libarchive's experimental 'xl' extra field holding a
 // version made by and external attributes.
 func xlField(creator uint16, ext uint32) []byte {
