@@ -166,6 +166,33 @@ var readers []Reader
 // Register adds r to the readers Sniff tries, after those already there.
 func Register(r Reader) { readers = append(readers, r) }
 
+// TailSize is how many of a file's last bytes SniffTail is given: a zip's
+// end record with the longest comment.
+const TailSize = 22 + 0xffff
+
+// A TailSniffer is a Reader that also recognises its kind of container by
+// the file's last bytes: a container appended to other bytes (a zip after
+// a shell script), which extractors read (unzip, Python's zipfile, Java,
+// libarchive skip what comes before) and Sniff does not recognise.
+type TailSniffer interface {
+	// SniffTail reports whether tail, the last bytes of a file (at most
+	// TailSize, all of a shorter file), ends a container of this kind.
+	SniffTail(tail []byte) bool
+}
+
+// SniffTail returns the kind of container that the last bytes of a file
+// (at most TailSize) end, for a file that Sniff and the file formats do
+// not recognise by its first bytes; "" when none. Such a file is blocked:
+// csv does not read a container that does not start at the file's start.
+func SniffTail(tail []byte) Kind {
+	for _, r := range readers {
+		if t, ok := r.(TailSniffer); ok && t.SniffTail(tail) {
+			return r.Kind()
+		}
+	}
+	return ""
+}
+
 // Sniff returns the reader for a file with these first bytes and base name,
 // or nil when it is no container csv opens.
 func Sniff(head []byte, name string) Reader {

@@ -271,6 +271,13 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 			}
 			return in
 		}
+		if kind, err := appendedContainer(f, in.Size, file.Head); err != nil {
+			in.Err = &UnreadableError{Path: path, Err: format.FileChanged(err)}
+			return in
+		} else if kind != "" {
+			in.Err = appendedContainerError(path, kind)
+			return in
+		}
 	}
 	if cfg.containerOnly {
 		return in // not a container: excluded

@@ -8,6 +8,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"sync"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/container"
@@ -295,7 +296,16 @@ func inspectMember(ctx context.Context, cfg *inspectConfig, rel string, m *conta
 	if sniff(probe) == nil {
 		nested = container.Sniff(head, probe.Name)
 		if nested == nil && !lookalike(probe) && !cfg.needs(FormatOther).Digests.Has(cipolicy.SHA256) {
-			return in, nil, nil // of no format: not read further
+			// Of no format: read to its end only to see whether it ends
+			// as a container (a zip after a script), not judged further.
+			kind, err := tailKind(r, head, n == format.SniffSize)
+			if err != nil {
+				return readErr(err)
+			}
+			if kind != "" {
+				in.Err = appendedContainerError(rel, kind)
+			}
+			return in, nil, nil
 		}
 	}
 	// Held in memory: the handlers read by random access.
@@ -389,4 +399,59 @@ func isExcludedBy(globs []string, rel string) bool {
 
 func isIncludedBy(globs []string, rel string) bool {
 	return len(globs) == 0 || isExcludedBy(globs, rel)
+}
+
+// appendedContainerError says a file ends as a container that does not
+// start at its start.
+func appendedContainerError(path string, kind container.Kind) error {
+	return &MalformedBinaryError{Path: path, Format: FormatOther, Offset: -1,
+		Reason: fmt.Sprintf("ends as a %s archive that does not start at the file's start (a script or other bytes come first): extractors (unzip, Python's zipfile, Java, libarchive) skip those bytes and extract its members, and csv does not read such an archive", kind)}
+}
+
+// appendedContainer returns the kind of container a loose file of no
+// format ends as (container.SniffTail), reading its last bytes; head is
+// its first bytes, all of a file that short.
+func appendedContainer(f io.ReaderAt, size int64, head []byte) (container.Kind, error) {
+	if size <= int64(len(head)) {
+		return container.SniffTail(head), nil
+	}
+	bp := tails.Get().(*[]byte)
+	defer tails.Put(bp)
+	t := (*bp)[:min(size, container.TailSize)]
+	if _, err := f.ReadAt(t, size-int64(len(t))); err != nil {
+		return "", err
+	}
+	return container.SniffTail(t), nil
+}
+
+// tails are buffers of container.TailSize bytes, twice over (tailKind
+// keeps the last TailSize bytes of a stream in one).
+var tails = sync.Pool{New: func() any { b := make([]byte, 2*container.TailSize); return &b }}
+
+// tailKind reads a member of no format to its end and returns the kind of
+// container its last bytes end (container.SniffTail); head is its first
+// bytes, and more follow them when more is set.
+func tailKind(r io.Reader, head []byte, more bool) (container.Kind, error) {
+	if !more {
+		return container.SniffTail(head), nil
+	}
+	bp := tails.Get().(*[]byte)
+	defer tails.Put(bp)
+	t := append((*bp)[:0], head...)
+	for {
+		if len(t) == cap(t) {
+			// Keep the last TailSize bytes: linear, as each byte is
+			// moved at most once.
+			t = t[:copy(t, t[len(t)-container.TailSize:])]
+		}
+		n, err := r.Read(t[len(t):cap(t)])
+		t = t[:len(t)+n]
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	return container.SniffTail(t[max(0, len(t)-container.TailSize):]), nil
 }

@@ -45,6 +45,7 @@ const (
 
 	extraZip64       = 0x0001
 	extraUnicodePath = 0x7075
+	extraXL          = 0x6c78 // libarchive's experimental 'xl' field: attributes in the local header
 
 	apkSigMagic = "APK Sig Block 42"
 )
@@ -122,10 +123,13 @@ func readEnd(src io.ReaderAt, size int64) (cdOff, cdSize int64, count uint64, er
 	}
 	endOff := size - tail + int64(pos)
 	e := buf[pos:]
-	// unzip takes an end record signature in the comment for the end
-	// record (and reads another archive than Python and csv do).
-	if i := bytes.Index(e[endLen:], []byte("PK\x05\x06")); i >= 0 {
-		return 0, 0, 0, malformed(endOff+endLen+int64(i), "the archive's comment holds an end of central directory signature, which some readers take for the end record")
+	// Python's zipfile, Go's archive/zip and unzip take the last end
+	// record signature of the file for the end record: one after this
+	// record's, in its comment or across its own fields (a comment length
+	// of 0x4b50, "PK", and a comment starting "\x05\x06"), would have
+	// them read another archive than csv does.
+	if i := bytes.LastIndex(buf, []byte("PK\x05\x06")); i != pos {
+		return 0, 0, 0, malformed(size-tail+int64(i), "an end of central directory signature after the end record's (in its fields or its comment), which other readers take for the end record")
 	}
 	disk, cdDisk := le16(e[4:]), le16(e[6:])
 	onDisk, total := uint64(le16(e[8:])), uint64(le16(e[10:]))
@@ -155,9 +159,15 @@ func readEnd(src io.ReaderAt, size int64) (cdOff, cdSize int64, count uint64, er
 				return 0, 0, 0, malformed(int64(r64), "no zip64 end of central directory record where the locator points")
 			}
 			// Its size field counts the bytes after the first 12; the
-			// record (with any extensible data) must end at the locator.
-			if rs := le64(z[4:]); rs < end64Len-12 || rs != uint64(endOff-loc64Len)-r64-12 {
+			// record must end at the locator. Extensible data (a record
+			// longer than 56 bytes) is refused: Python's zipfile assumes
+			// there is none and reads the 56 bytes before the locator as
+			// the record, which the extensible data can hold, with a
+			// central directory of its own.
+			if rs := le64(z[4:]); rs != uint64(endOff-loc64Len)-r64-12 {
 				return 0, 0, 0, malformed(int64(r64), "the zip64 end record's size %d does not reach the locator", rs)
+			} else if rs != end64Len-12 {
+				return 0, 0, 0, malformed(int64(r64), "the zip64 end record holds %d bytes of extensible data, which Python's zipfile takes for the record itself (readers disagree on which central directory this is)", rs-(end64Len-12))
 			}
 			if le32(z[16:]) != 0 || le32(z[20:]) != 0 {
 				return 0, 0, 0, malformed(int64(r64), "a multi-disk (spanned or split) archive")
@@ -303,6 +313,11 @@ func (e *entry) readExtra(x []byte, diskStart *uint64) error {
 				}
 				*diskStart = uint64(le32(body))
 			}
+		case extraXL:
+			if why := e.checkXL(body); why != "" && e.problem == nil {
+				e.problem = &signing.MalformedError{Format: "zip", Offset: e.cdOff,
+					Reason: fmt.Sprintf("member %q's central directory record disagrees with its own extra field: the %s", e.raw, why)}
+			}
 		case extraUnicodePath:
 			if e.uniPath != nil {
 				return malformed(e.cdOff, "member %q has two Unicode Path extra fields", e.raw)
@@ -318,6 +333,47 @@ func (e *entry) readExtra(x []byte, diskStart *uint64) error {
 		return malformed(e.cdOff, "member %q's sizes or offset need a zip64 extra field, which is absent", e.raw)
 	}
 	return nil
+}
+
+// checkXL returns why libarchive's experimental 'xl' extra field body
+// (a bitmap, then the version made by, internal and external attributes,
+// as its bits say) tells another file type than the central directory
+// record does: libarchive takes its version made by and external
+// attributes for the member's (a symbolic link where the record says a
+// file); "" when it agrees.
+func (e *entry) checkXL(b []byte) string {
+	if len(b) < 1 {
+		return "'xl' extra field is empty"
+	}
+	bitmap, last := b[0], b[0]
+	b = b[1:]
+	for last&0x80 != 0 && len(b) > 0 {
+		last, b = b[0], b[1:]
+	}
+	if bitmap&1 != 0 {
+		if len(b) < 2 {
+			return "'xl' extra field is too short"
+		}
+		if v := le16(b); v>>8 != e.creator>>8 {
+			return fmt.Sprintf("'xl' extra field says version made by %#04x, the record %#04x", v, e.creator)
+		}
+		b = b[2:]
+	}
+	if bitmap&2 != 0 {
+		if len(b) < 2 {
+			return "'xl' extra field is too short"
+		}
+		b = b[2:]
+	}
+	if bitmap&4 != 0 {
+		if len(b) < 4 {
+			return "'xl' extra field is too short"
+		}
+		if v := le32(b); v != e.ext {
+			return fmt.Sprintf("'xl' extra field says external attributes %#08x (the file type libarchive creates), the record %#08x", v, e.ext)
+		}
+	}
+	return ""
 }
 
 // readLocal reads e's local header and data descriptor and records where
@@ -377,7 +433,21 @@ func (e *entry) readLocal(src io.ReaderAt, cdOff int64, buf []byte) ([]byte, err
 		}
 		id, body := le16(x), x[4:4+int(le16(x[2:]))]
 		x = x[4+len(body):]
-		if id != extraZip64 {
+		switch id {
+		case extraUnicodePath:
+			// libarchive names the member by the local header's
+			// Unicode Path field.
+			if len(body) < 5 || string(body[5:]) != e.raw {
+				disagree("the local Unicode Path extra field names it %q", body[min(5, len(body)):])
+			}
+			continue
+		case extraXL:
+			if why := e.checkXL(body); why != "" {
+				disagree("the local %s", why)
+			}
+			continue
+		case extraZip64:
+		default:
 			continue
 		}
 		local64 = true
@@ -442,6 +512,14 @@ func (e *entry) readLocal(src io.ReaderAt, cdOff int64, buf []byte) ([]byte, err
 	if dd.n < 0 {
 		return buf, malformed(e.end, "member %q's data descriptor runs into the central directory", e.raw)
 	}
+	if dd.ok && local64 && dd.n == dl && e.problem == nil {
+		// libarchive, streaming, reads 8-byte sizes after a local zip64
+		// field: 8 bytes into the next local header, from where it
+		// searches on for one, and finds what the next member's bytes
+		// hide.
+		e.problem = &signing.MalformedError{Format: "zip", Offset: e.end,
+			Reason: fmt.Sprintf("member %q's data descriptor has 4-byte sizes though its local header has a zip64 extra field (8-byte sizes): an extractor streaming the archive (libarchive) reads 8 bytes past it, into what follows", e.raw)}
+	}
 	if !dd.ok && e.problem == nil {
 		e.problem = &signing.MalformedError{Format: "zip", Offset: e.end,
 			Reason: fmt.Sprintf("member %q's data descriptor (CRC %08x, sizes %d/%d) disagrees with its central directory record (CRC %08x, sizes %d/%d)", e.raw, dd.crc, dd.csize, dd.usize, e.crc, e.csize, e.usize)}
@@ -487,8 +565,19 @@ func (a *archive) tile(src io.ReaderAt) error {
 	return nil
 }
 
-// gap reports the bytes [from, to) that no listed member covers.
+// gap reports the bytes [from, to) that no listed member covers. A local
+// header at from is a hidden member even when the bytes also read as an
+// APK signing block: a block of 0x04034b50 bytes starts with a size field
+// that is a local header's signature, version 0 and flags 0, and a reader
+// streaming the archive from the front (Java's ZipInputStream) extracts
+// the member it holds.
 func (a *archive) gap(src io.ReaderAt, from, to int64, last bool) error {
+	if to-from >= localLen {
+		var h [4]byte
+		if _, err := src.ReadAt(h[:], from); err == nil && le32(h[:]) == sigLocal {
+			return a.hide(src, from, to)
+		}
+	}
 	if last && to-from >= 32 {
 		var t [24]byte
 		if _, err := src.ReadAt(t[:], to-24); err == nil && string(t[8:]) == apkSigMagic {
@@ -498,30 +587,65 @@ func (a *archive) gap(src io.ReaderAt, from, to int64, last bool) error {
 			if n == uint64(to-from-8) {
 				var s [8]byte
 				if _, err := src.ReadAt(s[:], from); err == nil && le64(s[:]) == n {
+					// libarchive, streaming, searches forward from the
+					// last member's end for a local header: one in the
+					// block's pairs is a hidden member.
+					at, err := find(src, from, to, []byte("PK\x03\x04"))
+					if err != nil {
+						return err
+					}
+					if at >= 0 {
+						return a.hide(src, at, to)
+					}
 					return nil
 				}
 			}
 		}
 	}
-	var h [localLen]byte
-	if to-from >= localLen {
-		if _, err := src.ReadAt(h[:], from); err == nil && le32(h[:]) == sigLocal {
-			nl := min(int64(le16(h[26:])), to-from-localLen)
-			name := make([]byte, nl)
-			if _, err := src.ReadAt(name, from+localLen); err != nil {
-				return &signing.MalformedError{Format: "zip", Offset: from, Reason: "cannot read a local header", Err: err}
-			}
-			m := container.Member{Name: string(name), Type: container.Regular, Size: -1}
-			if c, err := container.CleanName(string(name)); err == nil {
-				m.Name = c
-			}
-			m.Problem = fmt.Errorf("%w: a local header at offset %d that the central directory does not list (%d bytes no listed member covers): an extractor reading the archive from the front would extract it, one reading the central directory would not",
-				container.ErrMember, from, to-from)
-			a.hidden = append(a.hidden, m)
-			return nil
+	return malformed(from, "%d bytes before offset %d belong to no member the central directory lists", to-from, to)
+}
+
+// find returns the offset of the first sig in src's bytes [from, to), or -1.
+func find(src io.ReaderAt, from, to int64, sig []byte) (int64, error) {
+	buf := make([]byte, 32<<10)
+	for at := from; at < to; at += int64(len(buf) - len(sig) + 1) {
+		b := buf[:min(int64(len(buf)), to-at)]
+		if _, err := src.ReadAt(b, at); err != nil {
+			return -1, &signing.MalformedError{Format: "zip", Offset: at, Reason: "cannot read the bytes before the central directory", Err: err}
+		}
+		if i := bytes.Index(b, sig); i >= 0 {
+			return at + int64(i), nil
+		}
+		if int64(len(b)) < int64(len(buf)) {
+			break
 		}
 	}
-	return malformed(from, "%d bytes before offset %d belong to no member the central directory lists", to-from, to)
+	return -1, nil
+}
+
+// hide records the local header at offset at, in bytes no listed member
+// covers (up to to), as a hidden member.
+func (a *archive) hide(src io.ReaderAt, at, to int64) error {
+	var h [localLen]byte
+	n, _ := src.ReadAt(h[:], at)
+	nl := int64(0)
+	if n == localLen {
+		nl = max(0, min(int64(le16(h[26:])), to-at-localLen))
+	}
+	name := make([]byte, nl)
+	if _, err := src.ReadAt(name, at+localLen); err != nil && nl > 0 {
+		return &signing.MalformedError{Format: "zip", Offset: at, Reason: "cannot read a local header", Err: err}
+	}
+	m := container.Member{Name: string(name), Type: container.Regular, Size: -1}
+	if c, err := container.CleanName(string(name)); err == nil {
+		m.Name = c
+	} else if m.Name == "" {
+		m.Name = fmt.Sprintf("(a local header at offset %d)", at)
+	}
+	m.Problem = fmt.Errorf("%w: a local header at offset %d that the central directory does not list (in %d bytes no listed member covers): an extractor reading the archive from the front would extract it, one reading the central directory would not",
+		container.ErrMember, at, to-at)
+	a.hidden = append(a.hidden, m)
+	return nil
 }
 
 // memberName returns the member's name as extractors read it, or a

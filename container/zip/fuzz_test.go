@@ -55,6 +55,7 @@ with open(sys.argv[1], 'wb') as f:
 		craft([]craftEntry{{name: "café", data: so, extra: unicodePath("café", "café")}}, craftOpts{comment: []byte("c")}),
 		append([]byte("Cr24\x03\x00\x00\x00\x01\x00\x00\x00x"), craft([]craftEntry{{name: "m", data: so}}, craftOpts{})...),
 		craft(nil, craftOpts{}),
+		zip64ExtensibleZip(), endSignatureAcrossZip(), storedDescriptorZip(), narrowDescriptorZip(), apkHidingZip(),
 	)
 	return seeds
 }
@@ -158,6 +159,7 @@ func FuzzCraft(f *testing.F) {
 	f.Add("a", "a", []byte("x"), uint16(flagDesc), uint16(0), uint16(3<<8), uint32(0o120777<<16), unicodePath("a", "b"), []byte("PK\x03\x04"), byte(1))
 	f.Add("d/", "./x", []byte{}, uint16(flagUTF8), uint16(99), uint16(0), uint32(0o40755<<16), []byte{1, 0, 0, 0}, []byte{}, byte(2))
 	f.Add("caf\xc3\xa9", "../x", bytes.Repeat([]byte{0}, 5000), uint16(1), uint16(8), uint16(0), uint32(0), []byte{}, apkBlock(uint64(len(apkBlock(0))-8)), byte(3))
+	f.Add("s", "t", append([]byte("PK\x07\x08\x00\x00\x00\x00"), make([]byte, 40)...), uint16(flagDesc), uint16(0), uint16(0), uint32(0), []byte{}, []byte{}, byte(0))
 	f.Fuzz(func(t *testing.T, n1, n2 string, data []byte, flags, method, creator uint16, ext uint32, extra, gap []byte, mode byte) {
 		if len(n1) > 300 || len(n2) > 300 || len(extra) > 300 || len(gap) > 300 || len(data) > 1<<16 {
 			return

@@ -28,14 +28,18 @@
 // yield with Problem set, never skipping: a local header the central
 // directory does not list (which an extractor streaming from the front
 // would extract), a member whose local header or data descriptor disagrees
-// with its central directory record (name, flags, method, CRC, sizes), an
+// with its central directory record (name, flags, method, CRC, sizes; the
+// name in a local Unicode Path extra field; the file type in libarchive's
+// 'xl' extra field, local or central), an
 // encrypted member (flag bit 0, strong encryption, a masked central
 // directory, AES method 99), PKWARE patched data (flag bit 5), a
 // compression method other than store and deflate (named), a symbolic link or other special file (Unix mode in the
 // external attributes), a name CleanName refuses, a name repeated after
 // CleanName, a name extractors read differently (not ASCII and not marked
 // UTF-8; an Info-ZIP Unicode Path field that says otherwise), a stored
-// member whose sizes differ, and a directory entry that holds data.
+// member whose sizes differ, a stored member with a data descriptor whose
+// bytes hold one (where libarchive's streaming reader ends it), and a
+// directory entry that holds data.
 // Directories are counted, not yielded.
 //
 // A member's bytes are read straight from src (stored) or through
@@ -60,6 +64,7 @@ package zip
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -105,6 +110,21 @@ func (Reader) Sniff(head []byte, name string) bool {
 	// is taken on its magic and version; Walk checks the zip after it.
 	return ok && (off+4 > int64(len(head)) || le32(head[off:]) == sigLocal)
 }
+
+// SniffTail reports whether tail, the last bytes of a file, end with an
+// end of central directory record whose comment ends at the end of the
+// file: a zip, which extractors read whatever comes before it (a script,
+// an image), when Sniff did not recognise the file by its first bytes.
+func (Reader) SniffTail(tail []byte) bool {
+	for i := len(tail) - endLen; i >= 0; i-- {
+		if le32(tail[i:]) == sigEnd && i+endLen+int(le16(tail[i+20:])) == len(tail) {
+			return true
+		}
+	}
+	return false
+}
+
+var _ container.TailSniffer = Reader{}
 
 // crxHeader returns the length of a Chrome extension's header (CRX2: magic,
 // version, key and signature lengths, key, signature; CRX3: magic,
@@ -323,6 +343,15 @@ func (w *walker) member(e *entry) error {
 	if dir {
 		return nil
 	}
+	if problem == nil && e.method == methodStore && e.flags&flagDesc != 0 {
+		k, err := w.earlyDescriptor(e)
+		if err != nil {
+			return err
+		}
+		if k >= 0 {
+			problem = fmt.Errorf("%w: member %s is stored with a data descriptor, and its bytes hold one at offset %d (the signature, then the CRC-32 of the bytes before it): an extractor streaming the archive (libarchive, bsdtar reading a pipe) ends the member there and takes what follows for further members", container.ErrMember, name, k)
+		}
+	}
 	if problem == nil && typ == container.Regular {
 		problem = w.names.Add(name)
 	}
@@ -357,6 +386,46 @@ func (w *walker) member(e *entry) error {
 			return err
 		}
 	}
+}
+
+// earlyDescriptor returns the first offset in a stored member's bytes, short
+// of their end, where libarchive's streaming reader ends a stored member
+// with a data descriptor (it cannot know its size): a data descriptor
+// signature followed by the CRC-32 of the bytes before it; -1 when there
+// is none. It reads the member's bytes once more, from src, in w.buf's
+// chunks overlapping by the 8 bytes a candidate needs (which may lie in
+// the descriptor that follows), updating the CRC-32 from one candidate to
+// the next: linear in the member's size however many candidates it holds.
+func (w *walker) earlyDescriptor(e *entry) (int64, error) {
+	sig := []byte("PK\x07\x08")
+	csize := int64(e.csize)
+	step := int64(len(w.buf) - 8)
+	var crc uint32 // of the member's bytes before pos
+	for pos := int64(0); pos < csize; pos += step {
+		if err := w.ctx.Err(); err != nil {
+			return -1, err
+		}
+		lim := min(step, csize-pos) // candidates start before lim
+		chunk := w.buf[:min(step+8, csize+7-pos)]
+		if _, err := w.src.ReadAt(chunk, e.dataStart+pos); err != nil {
+			return -1, &signing.MalformedError{Format: "zip", Offset: e.dataStart + pos, Reason: fmt.Sprintf("cannot read member %q's data", e.raw), Err: err}
+		}
+		c, last := crc, 0
+		for off := 0; ; {
+			i := bytes.Index(chunk[off:], sig)
+			if i < 0 || int64(off+i) >= lim {
+				break
+			}
+			j := off + i
+			c, last = crc32.Update(c, crc32.IEEETable, chunk[last:j]), j
+			if le32(chunk[j+4:]) == c {
+				return pos + int64(j), nil
+			}
+			off = j + 1
+		}
+		crc = crc32.Update(crc, crc32.IEEETable, chunk[:lim])
+	}
+	return -1, nil
 }
 
 // maxLink caps the link target Walk reads to report it.

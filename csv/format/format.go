@@ -326,12 +326,12 @@ func (e *MalformedError) Error() string {
 func (e *MalformedError) Message() string {
 	name := ""
 	if e.Format != cipolicy.FormatOther {
-		name = e.Format.Label()
+		name = " " + e.Format.Label()
 	}
 	if e.Offset < 0 {
-		return fmt.Sprintf("malformed %s: %s", name, e.Reason)
+		return fmt.Sprintf("malformed%s: %s", name, e.Reason)
 	}
-	return fmt.Sprintf("malformed %s at offset %#x: %s", name, e.Offset, e.Reason)
+	return fmt.Sprintf("malformed%s at offset %#x: %s", name, e.Offset, e.Reason)
 }
 
 // Malformed returns the *MalformedError of format f that says what a
