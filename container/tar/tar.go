@@ -201,8 +201,24 @@ func (w *Walker) Walk(ctx context.Context, r io.Reader, lim *container.Limits, y
 // member makes the Member of a header that is not a directory, with its
 // Problem when it cannot be judged.
 func (w *Walker) member(hdr *tar.Header) *container.Member {
-	m := &container.Member{Size: hdr.Size, Mode: fs.FileMode(hdr.Mode) & fs.ModePerm, Link: hdr.Linkname}
-	name, err := container.CleanName(hdr.Name)
+	// archive/tar lets a GNU long name ('L') or long link name ('K') win
+	// over a PAX path or linkpath record of the same member; GNU tar
+	// applies the PAX records last, so they win there: a member named both
+	// ways is named as GNU tar lays it down, and blocked below.
+	stored, link := hdr.Name, hdr.Linkname
+	var twice string
+	if p, ok := hdr.PAXRecords["path"]; ok && p != stored {
+		twice = fmt.Sprintf("its GNU long name %q and its PAX path %q disagree (GNU tar uses the PAX path, archive/tar the long name)", stored, p)
+		stored = p
+	}
+	if p, ok := hdr.PAXRecords["linkpath"]; ok && p != link {
+		if twice == "" {
+			twice = fmt.Sprintf("its GNU long link name %q and its PAX linkpath %q disagree (GNU tar uses the PAX linkpath, archive/tar the long link name)", link, p)
+		}
+		link = p
+	}
+	m := &container.Member{Size: hdr.Size, Mode: fs.FileMode(hdr.Mode) & fs.ModePerm, Link: link}
+	name, err := container.CleanName(stored)
 	m.Name = w.Prefix + name
 	if err != nil {
 		m.Problem = err
@@ -220,6 +236,9 @@ func (w *Walker) member(hdr *tar.Header) *container.Member {
 			m.Problem = fmt.Errorf("%w: "+f, append([]any{container.ErrMember}, args...)...)
 		}
 	}
+	if twice != "" {
+		problem("%s: %s", name, twice)
+	}
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeCont:
 		m.Type = container.Regular
@@ -231,10 +250,10 @@ func (w *Walker) member(hdr *tar.Header) *container.Member {
 		problem("%s is a sparse file, whose holes tar fills with zeros on extraction", name)
 	case tar.TypeSymlink:
 		m.Type = container.Symlink
-		problem("%s is a symbolic link to %q", name, hdr.Linkname)
+		problem("%s is a symbolic link to %q", name, link)
 	case tar.TypeLink:
 		m.Type = container.Hardlink
-		problem("%s is a hard link to %q", name, hdr.Linkname)
+		problem("%s is a hard link to %q", name, link)
 	case tar.TypeChar, tar.TypeBlock:
 		m.Type = container.Other
 		problem("%s is a device (type %q)", name, hdr.Typeflag)
