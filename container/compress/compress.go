@@ -54,6 +54,7 @@ import (
 
 	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/container/tar"
+	"github.com/codesignval/csv/internal/binfmt"
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
 )
@@ -189,6 +190,22 @@ func (w *Walker) Walk(ctx context.Context, src io.Reader, name string, lim *cont
 	out := bufio.NewReaderSize(s, 64<<10)
 	head, err := out.Peek(tar.BlockSize)
 	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	if tar.IsHeader(head) && binfmt.Sniff(head) != binfmt.Other {
+		// A tar header can start as a binary does (its name field is the
+		// first 100 bytes: "\x7fELF\x02\x01\x01"): gzip -d lays down
+		// that binary, tar -x the tar's members. Judging one reading
+		// would ship the other unjudged.
+		m := &container.Member{Name: Stem(name), Type: container.Regular, Size: -1,
+			Problem: fmt.Errorf("%w: the %s stream decompresses to a file that is both a tar and a %s binary: %s -d lays down the binary, tar -x the tar's members", container.ErrMember, kind, strings.ToUpper(string(binfmt.Sniff(head))), kind)}
+		if w.Tar != nil || w.TarOnly {
+			return &signing.MalformedError{Format: kind, Offset: -1, Reason: m.Problem.Error()}
+		}
+		if err := yield(m, nil); err != nil {
+			return err
+		}
+		_, err := io.Copy(io.Discard, out)
 		return err
 	}
 	if tar.IsHeader(head) {

@@ -1,6 +1,7 @@
 package compress_test
 
 import (
+	stdtar "archive/tar"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -250,5 +251,37 @@ func TestXZStructure(t *testing.T) {
 	var le *container.LimitError
 	if !errors.As(g.Err, &le) || le.Cap != "max-container-window" || len(g.Members) != 0 {
 		t.Fatalf("a large dictionary in the second stream: %v, %d members", g.Err, len(g.Members))
+	}
+}
+
+// TestTarAndBinary: a stream whose first block is both a tar header and
+// the start of an ELF or PE file (a tar member named "\x7fELF\x02\x01\x01")
+// is blocked: gzip -d lays down a binary that reading it as a tar never
+// judges.
+func TestTarAndBinary(t *testing.T) {
+	for _, start := range []string{"\x7fELF\x02\x01\x01", "MZP"} {
+		var buf bytes.Buffer
+		tw := stdtar.NewWriter(&buf)
+		body := "readme\n"
+		if err := tw.WriteHeader(&stdtar.Header{Name: start, Typeflag: stdtar.TypeReg, Size: int64(len(body)), Mode: 0o644, Format: stdtar.FormatUSTAR}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(buf.Bytes(), []byte(start)) {
+			t.Fatal("the tar does not start with the binary's magic")
+		}
+		c := squeeze(t, "gzip", []string{"-c"}, buf.Bytes())
+		g := ctest.Walk(t, compress.GzipReader, c, "x.ko.gz", ctest.Limits())
+		if g.Err != nil {
+			t.Fatal(g.Err)
+		}
+		if len(g.Members) != 1 || g.Members[0].Name != "x.ko" || !errors.Is(g.Members[0].Problem, container.ErrMember) {
+			t.Fatalf("%q: members %+v, want x.ko blocked", start, g.Members)
+		}
 	}
 }
