@@ -242,6 +242,11 @@ func (w *Walker) member(hdr *tar.Header) *container.Member {
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeCont:
 		m.Type = container.Regular
+		if strings.HasSuffix(stored, "/") {
+			// GNU tar makes a directory of it and reads what archive/tar
+			// takes for its bytes as the next headers.
+			problem("%s is a file whose name ends in a slash: GNU tar extracts it as a directory and reads its %d bytes as more members", name, hdr.Size)
+		}
 		if sparse(hdr) {
 			problem("%s is a sparse file, whose holes tar fills with zeros on extraction", name)
 		}

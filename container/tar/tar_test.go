@@ -503,3 +503,29 @@ func TestLongNameAndPAXPath(t *testing.T) {
 		t.Fatalf("link members %+v, want l with Link /etc/b", g.Members)
 	}
 }
+
+// TestFileNamedAsDirectory: a regular file ('0' or '7') whose name ends in
+// a slash is a directory to GNU tar, which reads its bytes as the next
+// headers (a member archive/tar never yields at the top); it is blocked.
+func TestFileNamedAsDirectory(t *testing.T) {
+	const ustar = "ustar\x0000"
+	inner := string(rawEntry("evil.ps1", '0', "", ustar, "Write-Host pwned\n"))
+	for _, typ := range []byte{'0', '7'} {
+		b := append(rawEntry("d/", typ, "", ustar, inner), make([]byte, 2*tar.BlockSize)...)
+		// tar -t lists d/ alone; tar -x lays down evil.ps1.
+		x := t.TempDir()
+		if _, err := exec(t, b, "tar", "-xf", "-", "-C", x); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(x, "evil.ps1")); err != nil {
+			t.Fatalf("GNU tar did not extract evil.ps1: %v", err)
+		}
+		g := ctest.Walk(t, tar.Reader{}, b, "c.tar", ctest.Limits())
+		if g.Err != nil {
+			t.Fatal(g.Err)
+		}
+		if len(g.Members) != 1 || !errors.Is(g.Members[0].Problem, container.ErrMember) {
+			t.Fatalf("type %c: members %+v, want d blocked", typ, g.Members)
+		}
+	}
+}
