@@ -8,8 +8,9 @@
 // "BZh" and a block size digit. What the stream holds is a tar when its
 // first 512 decompressed bytes are a tar header with a right checksum
 // (tar.IsHeader). The one member of a stream that is not a tar is named
-// after the file minus its compression suffix (.gz .z .xz .zst .zstd .bz2
-// .bz; .tgz .tbz .tbz2 .txz .tzst become .tar); a name without a known
+// after the file minus its compression suffix, as the tools strip it (.gz
+// -gz .z -z _z .xz .lzma .zst .zstd .bz2 .bz; .tgz .taz .tbz .tbz2 .txz
+// .tlz .tzst become .tar); a name without a known
 // suffix is kept as it is ("a.bin" holds "a.bin").
 //
 // Every decompressor reads all the concatenated parts of its stream, as
@@ -239,9 +240,11 @@ func (w *Walker) Walk(ctx context.Context, src io.Reader, name string, lim *cont
 }
 
 // suffixes maps a compressed file's suffix to what replaces it.
+// (gzip -d also strips -gz, -z, _z and makes .taz .tar; xz -d strips
+// .lzma and makes .tlz .tar: "x.ps1-gz" lays down x.ps1.)
 var suffixes = []struct{ from, to string }{
-	{".tgz", ".tar"}, {".tbz2", ".tar"}, {".tbz", ".tar"}, {".txz", ".tar"}, {".tzst", ".tar"},
-	{".gz", ""}, {".z", ""}, {".xz", ""}, {".zst", ""}, {".zstd", ""}, {".bz2", ""}, {".bz", ""},
+	{".tgz", ".tar"}, {".taz", ".tar"}, {".tbz2", ".tar"}, {".tbz", ".tar"}, {".txz", ".tar"}, {".tlz", ".tar"}, {".tzst", ".tar"},
+	{".gz", ""}, {"-gz", ""}, {".z", ""}, {"-z", ""}, {"_z", ""}, {".xz", ""}, {".lzma", ""}, {".zst", ""}, {".zstd", ""}, {".bz2", ""}, {".bz", ""},
 }
 
 // Stem is the name of the one member of a compressed file named name: name

@@ -121,6 +121,8 @@ func TestStem(t *testing.T) {
 	for in, want := range map[string]string{
 		"x.ko.xz": "x.ko", "x.ko.zst": "x.ko", "x.ko.gz": "x.ko", "a.TGZ": "a.tar", "a.tar.bz2": "a.tar",
 		"a.bin": "a.bin", ".gz": ".gz", "x.zstd": "x", "a.txz": "a.tar",
+		// gzip -d and xz -d strip these too.
+		"a.ps1-gz": "a.ps1", "a.ps1-z": "a.ps1", "a.ps1_Z": "a.ps1", "a.taz": "a.tar", "a.ps1.lzma": "a.ps1", "a.tlz": "a.tar",
 	} {
 		if got := compress.Stem(in); got != want {
 			t.Errorf("Stem(%q) = %q, want %q", in, got, want)
