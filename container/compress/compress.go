@@ -70,8 +70,9 @@ const (
 	Zstd
 	Bzip2
 	// LZMA is the legacy .lzma format (LZMA-alone), which has no magic
-	// number: Detect never returns it, and no Reader reads it; a Debian
-	// package's data.tar.lzma is read by its name.
+	// number: Detect never returns it; LZMAReader recognises it by its
+	// name (.lzma, .tlz) and a header that holds, and a Debian package's
+	// data.tar.lzma is read by its name.
 	LZMA
 )
 
@@ -118,12 +119,65 @@ var (
 	Bzip2Reader = Reader{Bzip2}
 )
 
-// Kind is the format's name: "gzip", "xz", "zstd", "bzip2".
+// LZMAReader reads LZMA-alone files (.lzma, .tlz: xz --format=lzma,
+// tar --lzma), which tar and xz -d extract.
+var LZMAReader = Reader{LZMA}
+
+// Kind is the format's name: "gzip", "xz", "zstd", "bzip2", "lzma".
 func (r Reader) Kind() container.Kind { return container.Kind(r.Format.String()) }
 
 // Sniff reports whether head starts with the format's magic number; name is
-// not used.
-func (r Reader) Sniff(head []byte, name string) bool { return Detect(head) == r.Format }
+// not used, but for LZMA, which has no magic number: a file named .lzma or
+// .tlz whose header holds (properties under 225, an uncompressed size
+// unknown or under 2^48).
+func (r Reader) Sniff(head []byte, name string) bool {
+	if r.Format == LZMA {
+		lower := strings.ToLower(name)
+		if !strings.HasSuffix(lower, ".lzma") && !strings.HasSuffix(lower, ".tlz") || len(head) < 13 || head[0] >= 9*5*5 {
+			return false
+		}
+		n := binary.LittleEndian.Uint64(head[5:13])
+		return n == 1<<64-1 || n < 1<<48
+	}
+	return Detect(head) == r.Format
+}
+
+// Unsupported recognises compressed files csv does not decompress (lz4,
+// lzip, lzop, compress's .Z), which tar -x --use-compress-program or the
+// tools themselves extract: the one member is blocked (Kind
+// "compressed"), since what it holds cannot be judged.
+type Unsupported struct{}
+
+var _ container.Reader = Unsupported{}
+
+// Kind is "compressed".
+func (Unsupported) Kind() container.Kind { return "compressed" }
+
+// unsupported names the format whose magic number head starts with, or "".
+func unsupported(head []byte) string {
+	switch {
+	case bytes.HasPrefix(head, []byte{0x04, 0x22, 0x4d, 0x18}), bytes.HasPrefix(head, []byte{0x02, 0x21, 0x4c, 0x18}):
+		return "lz4"
+	case len(head) >= 5 && bytes.HasPrefix(head, []byte("LZIP")) && head[4] <= 1:
+		return "lzip"
+	case bytes.HasPrefix(head, []byte{0x89, 'L', 'Z', 'O', 0, '\r', '\n', 0x1a, '\n'}):
+		return "lzop"
+	case len(head) >= 3 && head[0] == 0x1f && head[1] == 0x9d && head[2]&0x60 == 0 && head[2]&0x1f >= 9 && head[2]&0x1f <= 16:
+		return "compress (.Z)"
+	}
+	return ""
+}
+
+// Sniff reports lz4, lzip, lzop and .Z files by their magic numbers.
+func (Unsupported) Sniff(head []byte, _ string) bool { return unsupported(head) != "" }
+
+// Walk yields the one member, blocked.
+func (Unsupported) Walk(ctx context.Context, src io.ReaderAt, size int64, name string, lim *container.Limits, yield func(*container.Member, io.Reader) error) error {
+	var head [9]byte
+	n, _ := src.ReadAt(head[:], 0)
+	return yield(&container.Member{Name: Stem(name), Type: container.Regular, Size: -1,
+		Problem: fmt.Errorf("%w: the file is compressed with %s, which csv does not decompress: what it holds cannot be judged", container.ErrMember, unsupported(head[:n]))}, nil)
+}
 
 // KindOf is the kind of a file of this format: "tar.gz" (and so on) when
 // it decompresses to a tar, the format's name otherwise or when its start
@@ -244,6 +298,7 @@ func (w *Walker) Walk(ctx context.Context, src io.Reader, name string, lim *cont
 // .lzma and makes .tlz .tar: "x.ps1-gz" lays down x.ps1.)
 var suffixes = []struct{ from, to string }{
 	{".tgz", ".tar"}, {".taz", ".tar"}, {".tbz2", ".tar"}, {".tbz", ".tar"}, {".txz", ".tar"}, {".tlz", ".tar"}, {".tzst", ".tar"},
+	{".lz4", ""}, {".lz", ""}, {".lzo", ""},
 	{".gz", ""}, {"-gz", ""}, {".z", ""}, {"-z", ""}, {"_z", ""}, {".xz", ""}, {".lzma", ""}, {".zst", ""}, {".zstd", ""}, {".bz2", ""}, {".bz", ""},
 }
 

@@ -287,3 +287,55 @@ func TestTarAndBinary(t *testing.T) {
 		}
 	}
 }
+
+// TestLZMAAndUnsupported: a .tar.lzma (tar --lzma, xz --format=lzma) is
+// read; lz4, lzip, lzop and .Z files, which csv does not decompress, are
+// one member, blocked: they were files of no format, skipped, while
+// tar --lzma -x or lz4 -d | tar -x lays down what they hold.
+func TestLZMAAndUnsupported(t *testing.T) {
+	var buf bytes.Buffer
+	tw := stdtar.NewWriter(&buf)
+	body := ctest.Bytes(3, 5000)
+	if err := tw.WriteHeader(&stdtar.Header{Name: "bin/x.dll", Typeflag: stdtar.TypeReg, Size: int64(len(body)), Mode: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(body); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c := squeeze(t, "xz", []string{"--format=lzma", "-c"}, buf.Bytes())
+	for _, name := range []string{"a.tar.lzma", "a.TLZ"} {
+		if !compress.LZMAReader.Sniff(c, name) {
+			t.Fatalf("LZMAReader does not recognise %s", name)
+		}
+		g := ctest.Walk(t, compress.LZMAReader, c, name, ctest.Limits())
+		if g.Err != nil || !bytes.Equal(g.Bytes["bin/x.dll"], body) {
+			t.Fatalf("%s: %v %+v", name, g.Err, g.Members)
+		}
+	}
+	if compress.LZMAReader.Sniff(c, "a.bin") {
+		t.Error("LZMAReader takes a file not named .lzma")
+	}
+	for _, u := range []struct {
+		tool string
+		args []string
+	}{{"lz4", []string{"-q", "-c"}}, {"lzip", []string{"-c"}}, {"lzop", []string{"-c"}}} {
+		if _, err := exec.LookPath(u.tool); err != nil {
+			continue
+		}
+		c := squeeze(t, u.tool, u.args, buf.Bytes())
+		if !(compress.Unsupported{}).Sniff(c, "a.tar.x") {
+			t.Fatalf("%s's output is not recognised", u.tool)
+		}
+		g := ctest.Walk(t, compress.Unsupported{}, c, "a.tar."+u.tool, ctest.Limits())
+		if g.Err != nil || len(g.Members) != 1 || !errors.Is(g.Members[0].Problem, container.ErrMember) {
+			t.Fatalf("%s: %v %+v", u.tool, g.Err, g.Members)
+		}
+	}
+	// compress(1)'s .Z: magic 1F 9D, then block mode and 16 bits.
+	if !(compress.Unsupported{}).Sniff([]byte{0x1f, 0x9d, 0x90, 'a'}, "a.Z") {
+		t.Error(".Z not recognised")
+	}
+}
