@@ -184,6 +184,9 @@ func (Unsupported) Walk(ctx context.Context, src io.ReaderAt, size int64, name s
 // does not decompress. It decompresses 512 bytes, from at most the first
 // MiB of src (a bzip2 block, an xz chunk or a zstd block holds them).
 func (r Reader) KindOf(src io.ReaderAt, size int64) container.Kind {
+	if checkWindow(r.Format, src, size) != nil {
+		return r.Kind() // the decoder would allocate the window first
+	}
 	d, err := open(r.Format, bufio.NewReader(io.NewSectionReader(src, 0, min(size, 1<<20))))
 	if err != nil {
 		return r.Kind()
@@ -219,20 +222,8 @@ type Walker struct {
 func (w *Walker) Walk(ctx context.Context, src io.Reader, name string, lim *container.Limits, yield func(*container.Member, io.Reader) error) error {
 	kind := w.Format.String()
 	if ra, ok := src.(*io.SectionReader); ok {
-		switch w.Format {
-		case XZ:
-			if err := checkXZDict(ra, ra.Size()); err != nil {
-				return err
-			}
-		case LZMA:
-			// The header: properties, then the dictionary size (LE32).
-			var h [5]byte
-			if _, err := ra.ReadAt(h[:], 0); err == nil {
-				if d := binary.LittleEndian.Uint32(h[1:]); d > limits.MaxContainerWindow {
-					return &container.LimitError{Cap: "max-container-window", Value: limits.MaxContainerWindow,
-						What: fmt.Sprintf("the lzma stream's dictionary of %d bytes", d)}
-				}
-			}
+		if err := checkWindow(w.Format, ra, ra.Size()); err != nil {
+			return err
 		}
 	}
 	in := &counter{r: src}
@@ -289,6 +280,25 @@ func (w *Walker) Walk(ctx context.Context, src io.Reader, name string, lim *cont
 	// after the last part are refused there.
 	if _, err := io.Copy(io.Discard, out); err != nil {
 		return err
+	}
+	return nil
+}
+
+// checkWindow refuses an xz or lzma stream whose dictionary is over
+// limits.MaxContainerWindow, before a decoder allocates it.
+func checkWindow(f Format, ra io.ReaderAt, size int64) error {
+	switch f {
+	case XZ:
+		return checkXZDict(ra, size)
+	case LZMA:
+		// The header: properties, then the dictionary size (LE32).
+		var h [5]byte
+		if _, err := ra.ReadAt(h[:], 0); err == nil {
+			if d := binary.LittleEndian.Uint32(h[1:]); d > limits.MaxContainerWindow {
+				return &container.LimitError{Cap: "max-container-window", Value: limits.MaxContainerWindow,
+					What: fmt.Sprintf("the lzma stream's dictionary of %d bytes", d)}
+			}
+		}
 	}
 	return nil
 }

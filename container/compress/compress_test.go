@@ -339,3 +339,20 @@ func TestLZMAAndUnsupported(t *testing.T) {
 		t.Error(".Z not recognised")
 	}
 }
+
+// TestLZMAWindow: a .lzma header declaring a 4 GiB dictionary is refused
+// before the decoder allocates it, by Walk and by KindOf.
+func TestLZMAWindow(t *testing.T) {
+	b := append([]byte{0x5d, 0xff, 0xff, 0xff, 0xff}, bytes.Repeat([]byte{0xff}, 8)...)
+	b = append(b, make([]byte, 64)...)
+	if !compress.LZMAReader.Sniff(b, "x.lzma") {
+		t.Fatal("not recognised")
+	}
+	g := ctest.Walk(t, compress.LZMAReader, b, "x.lzma", ctest.Limits())
+	if !errors.Is(g.Err, container.ErrLimit) {
+		t.Fatalf("Walk: %v, want the window cap", g.Err)
+	}
+	if k := compress.LZMAReader.KindOf(bytes.NewReader(b), int64(len(b))); k != "lzma" {
+		t.Fatalf("KindOf: %q", k)
+	}
+}
