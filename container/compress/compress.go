@@ -254,7 +254,7 @@ func (w *Walker) Walk(ctx context.Context, src io.Reader, name string, lim *cont
 		_, err := io.Copy(io.Discard, out)
 		return err
 	}
-	if tar.IsHeader(head) {
+	if tar.IsHeader(head) || w.Tar == nil && tar.Claims(head, Stem(name)) {
 		tw := w.Tar
 		if tw == nil {
 			tw = &tar.Walker{}

@@ -356,3 +356,21 @@ func TestLZMAWindow(t *testing.T) {
 		t.Fatalf("KindOf: %q", k)
 	}
 }
+
+// TestTarNameBadHeader: a .tgz (or .tar.gz) whose tar's first header is
+// bad is read as a tar and refused, as a loose .tar is: GNU tar skips to
+// the next header and extracts from there.
+func TestTarNameBadHeader(t *testing.T) {
+	blk := make([]byte, 3*512)
+	copy(blk, "not a header")
+	c := squeeze(t, "gzip", []string{"-c"}, blk)
+	for _, name := range []string{"a.tgz", "a.tar.gz"} {
+		g := ctest.Walk(t, compress.GzipReader, c, name, ctest.Limits())
+		if !errors.Is(g.Err, signing.ErrMalformed) {
+			t.Errorf("%s: %v %+v, want malformed", name, g.Err, g.Members)
+		}
+	}
+	if g := ctest.Walk(t, compress.GzipReader, c, "a.bin.gz", ctest.Limits()); g.Err != nil || len(g.Members) != 1 {
+		t.Errorf("a.bin.gz: %v %+v", g.Err, g.Members)
+	}
+}

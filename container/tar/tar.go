@@ -61,8 +61,20 @@ var _ container.Reader = Reader{}
 func (Reader) Kind() container.Kind { return "tar" }
 
 // Sniff reports whether head starts with a tar header block whose checksum
-// is right. name is not used.
-func (Reader) Sniff(head []byte, name string) bool { return IsHeader(head) }
+// is right, or whether the file is named .tar (case ignored) and its first
+// bytes are not all zero: GNU tar reads a file whose first header is bad
+// by skipping to the next header it finds ("Skipping to next header") and
+// extracts from there, so such a file is read, and refused, as a tar.
+func (Reader) Sniff(head []byte, name string) bool { return Claims(head, name) }
+
+// Claims reports whether a file with these first bytes and this name is
+// read as a tar (see Reader.Sniff).
+func Claims(head []byte, name string) bool {
+	if IsHeader(head) {
+		return true
+	}
+	return strings.HasSuffix(strings.ToLower(name), ".tar") && bytes.IndexFunc(head, func(r rune) bool { return r != 0 }) >= 0
+}
 
 // Walk yields the tar's members (see the package documentation).
 func (Reader) Walk(ctx context.Context, src io.ReaderAt, size int64, name string, lim *container.Limits, yield func(*container.Member, io.Reader) error) error {

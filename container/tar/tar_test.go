@@ -529,3 +529,26 @@ func TestFileNamedAsDirectory(t *testing.T) {
 		}
 	}
 }
+
+// TestBadFirstHeader: GNU tar reads a .tar whose first header's checksum
+// is wrong by skipping to the next header it finds, and extracts what
+// follows (exit status 2): csv took the file for no tar and skipped it. A
+// file named .tar is read as a tar, and refused.
+func TestBadFirstHeader(t *testing.T) {
+	const ustar = "ustar\x0000"
+	bad := rawHeader("readme", 0, '0', "", ustar)
+	bad[148] ^= 1
+	b := append(append(bad, rawEntry("evil.ps1", '0', "", ustar, "Write-Host pwned\n")...), make([]byte, 2*tar.BlockSize)...)
+	x := t.TempDir()
+	_, _ = exec(t, b, "tar", "-xf", "-", "-C", x) // exits 2, having extracted evil.ps1
+	if _, err := os.Stat(filepath.Join(x, "evil.ps1")); err != nil {
+		t.Fatalf("GNU tar did not extract evil.ps1: %v", err)
+	}
+	if (tar.Reader{}).Sniff(b, "x.bin") || !(tar.Reader{}).Sniff(b, "x.TAR") || (tar.Reader{}).Sniff(make([]byte, 1024), "empty.tar") {
+		t.Fatal("Sniff")
+	}
+	g := ctest.Walk(t, tar.Reader{}, b, "x.tar", ctest.Limits())
+	if !errors.Is(g.Err, signing.ErrMalformed) || len(g.Members) != 0 {
+		t.Fatalf("Walk: %v %+v, want malformed", g.Err, g.Members)
+	}
+}
