@@ -144,8 +144,8 @@ func (r Reader) Sniff(head []byte, name string) bool {
 
 // Unsupported recognises compressed files csv does not decompress (lz4,
 // lzip, lzop, compress's .Z), which tar -x --use-compress-program or the
-// tools themselves extract: the one member is blocked (Kind
-// "compressed"), since what it holds cannot be judged.
+// tools themselves extract: Walk refuses the file (Kind "compressed"),
+// since what it holds cannot be judged.
 type Unsupported struct{}
 
 var _ container.Reader = Unsupported{}
@@ -171,13 +171,23 @@ func unsupported(head []byte) string {
 // Sniff reports lz4, lzip, lzop and .Z files by their magic numbers.
 func (Unsupported) Sniff(head []byte, _ string) bool { return unsupported(head) != "" }
 
-// Walk yields the one member, blocked.
+// Walk yields nothing and returns an error about the file, which the
+// caller blocks whatever --include says of member names (the file may
+// hold anything).
 func (Unsupported) Walk(ctx context.Context, src io.ReaderAt, size int64, name string, lim *container.Limits, yield func(*container.Member, io.Reader) error) error {
 	var head [9]byte
 	n, _ := src.ReadAt(head[:], 0)
-	return yield(&container.Member{Name: Stem(name), Type: container.Regular, Size: -1,
-		Problem: fmt.Errorf("%w: the file is compressed with %s, which csv does not decompress: what it holds cannot be judged", container.ErrMember, unsupported(head[:n]))}, nil)
+	return unsupportedError(unsupported(head[:n]))
 }
+
+// unsupportedError is Unsupported's error: it is container.ErrMember.
+type unsupportedError string
+
+func (e unsupportedError) Error() string {
+	return fmt.Sprintf("the file is compressed with %s, which csv does not decompress: what it holds cannot be judged", string(e))
+}
+
+func (e unsupportedError) Is(target error) bool { return target == container.ErrMember }
 
 // KindOf is the kind of a file of this format: "tar.gz" (and so on) when
 // it decompresses to a tar, the format's name otherwise or when its start
