@@ -184,6 +184,18 @@ func (w *Walker) Walk(ctx context.Context, r io.Reader, lim *container.Limits, y
 				continue
 			}
 		}
+		if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeCont {
+			stored := hdr.Name
+			if p, ok := hdr.PAXRecords["path"]; ok {
+				stored = p
+			}
+			if strings.HasSuffix(stored, "/") {
+				// GNU tar makes a directory of it and reads what
+				// archive/tar takes for its bytes as the next headers:
+				// members csv never sees, whatever their names.
+				return w.malformed(at, fmt.Sprintf("file %q has a name that ends in a slash: GNU tar extracts it as a directory and reads its %d bytes as more members", stored, hdr.Size), nil)
+			}
+		}
 		m := w.member(hdr)
 		if m.Problem != nil {
 			if err := yield(m, nil); err != nil {
@@ -254,11 +266,6 @@ func (w *Walker) member(hdr *tar.Header) *container.Member {
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeCont:
 		m.Type = container.Regular
-		if strings.HasSuffix(stored, "/") {
-			// GNU tar makes a directory of it and reads what archive/tar
-			// takes for its bytes as the next headers.
-			problem("%s is a file whose name ends in a slash: GNU tar extracts it as a directory and reads its %d bytes as more members", name, hdr.Size)
-		}
 		if sparse(hdr) {
 			problem("%s is a sparse file, whose holes tar fills with zeros on extraction", name)
 		}
