@@ -253,16 +253,10 @@ func (w *Walker) Walk(ctx context.Context, src io.Reader, name string, lim *cont
 		// first 100 bytes: "\x7fELF\x02\x01\x01"): gzip -d lays down
 		// that binary, tar -x the tar's members. Judging one reading
 		// would ship the other unjudged.
-		m := &container.Member{Name: Stem(name), Type: container.Regular, Size: -1,
-			Problem: fmt.Errorf("%w: the %s stream decompresses to a file that is both a tar and a %s binary: %s -d lays down the binary, tar -x the tar's members", container.ErrMember, kind, strings.ToUpper(string(binfmt.Sniff(head))), kind)}
-		if w.Tar != nil || w.TarOnly {
-			return &signing.MalformedError{Format: kind, Offset: -1, Reason: m.Problem.Error()}
-		}
-		if err := yield(m, nil); err != nil {
-			return err
-		}
-		_, err := io.Copy(io.Discard, out)
-		return err
+		// Refused as a whole (not one blocked member, which --include
+		// could leave out): neither reading is judged.
+		return &signing.MalformedError{Format: kind, Offset: 0,
+			Reason: fmt.Sprintf("the stream decompresses to a file that is both a tar and a %s binary: %s -d lays down the binary, tar -x the tar's members", strings.ToUpper(string(binfmt.Sniff(head))), kind)}
 	}
 	if tar.IsHeader(head) || w.Tar == nil && tar.Claims(head, Stem(name)) {
 		tw := w.Tar
