@@ -258,6 +258,13 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 	}
 	file := format.NewFile(f, in.Size, buf, n)
 	file.Name = filepath.Base(path)
+	if cfg.containers != nil {
+		if h, r := sniff(file), container.Sniff(file.Head, file.Name); h != nil && r != nil {
+			// Judged as the one, the file would ship the other unjudged.
+			in.Format, in.Container, in.Err = h.Format(), r.Kind(), bothError(path, h.Format(), r.Kind())
+			return in
+		}
+	}
 	if cfg.containers != nil && sniff(file) == nil {
 		if r := container.Sniff(file.Head, file.Name); r != nil {
 			// Its members are judged, in the worker, after the inspection
@@ -284,6 +291,15 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 	}
 	inspectData(ctx, path, file, cfg, in)
 	return in
+}
+
+// bothError is the error of a file that is at once of a format csv judges
+// and a container (a tar whose first member's name is "\x7fELF..."): the
+// binary and the container's members are different files, and an
+// extractor lays down the members csv would not judge as the binary.
+func bothError(path string, f Format, k container.Kind) error {
+	return &MalformedBinaryError{Path: path, Format: f, Offset: 0,
+		Reason: fmt.Sprintf("the file reads both as %s and as a %s container, whose members an extractor lays down: csv judges neither reading alone", strings.ToUpper(string(f)), k)}
 }
 
 // inspectData inspects a file whose first bytes are read (file.Head): the

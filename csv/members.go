@@ -192,12 +192,18 @@ func walkContainer(ctx context.Context, cfg *inspectConfig, r container.Reader, 
 	yield := func(m *container.Member, mr io.Reader) (err error) {
 		count++
 		rel := container.Path(p, m.Name)
-		if isExcludedBy(cc.exclude, rel) || !isIncludedBy(cc.include, rel) {
-			// A container may be included for its members alone.
+		excluded := func() error {
 			if cc.excluded != nil {
 				cc.excluded()
 			}
 			return nil
+		}
+		// A member --include leaves out is still opened if it is a
+		// container (a tar inside a tar): --include matches the members
+		// of nested containers as it does a loose container's.
+		includeOnly := !isIncludedBy(cc.include, rel)
+		if isExcludedBy(cc.exclude, rel) || includeOnly && (m.Problem != nil || mr == nil) {
+			return excluded()
 		}
 		if lim.MaxMembers > 0 && count > lim.MaxMembers {
 			return &container.LimitError{Cap: "max-container-members", Value: int64(lim.MaxMembers),
@@ -209,15 +215,20 @@ func walkContainer(ctx context.Context, cfg *inspectConfig, r container.Reader, 
 			}
 			return emit(&member{rel: rel, problem: m.Problem})
 		}
-		if name, err := container.CleanName(m.Name); err == nil {
-			ls.file(name)
-		}
 		if buf == nil {
 			buf = make([]byte, limits.ReadBuffer)
 		}
-		in, nested, err := inspectMember(ctx, cfg.at(rel), rel, m, mr, buf, &data)
+		mcfg := cfg.at(rel)
+		mcfg.containerOnly = includeOnly
+		in, nested, err := inspectMember(ctx, mcfg, rel, m, mr, buf, &data)
 		if err != nil {
 			return err
+		}
+		if in == nil {
+			return excluded() // --include leaves it out, and it is no container
+		}
+		if name, err := container.CleanName(m.Name); err == nil {
+			ls.file(name)
 		}
 		if nested == nil {
 			return emit(&member{rel: rel, in: in})
@@ -262,7 +273,8 @@ type emitStop struct{ err error }
 func (e *emitStop) Error() string { return e.err.Error() }
 
 // inspectMember inspects one member as inspect does a loose file: its first
-// block tells the format; a binary (or a nested container) is read into
+// block tells the format (with cfg.containerOnly, a member that is no
+// container is not inspected: in is nil); a binary (or a nested container) is read into
 // memory (*data, reused, at most lim.MemberInMemory bytes), for the
 // handlers' random access. A member of no format is not read further.
 func inspectMember(ctx context.Context, cfg *inspectConfig, rel string, m *container.Member, r io.Reader, buf []byte, data *[]byte) (in *Inspection, nested container.Reader, err error) {
@@ -293,20 +305,28 @@ func inspectMember(ctx context.Context, cfg *inspectConfig, rel string, m *conta
 	// past it: a file that starts as a binary is read whole and told
 	// again, by inspectData).
 	probe := &format.File{Head: head, R: bytes.NewReader(head), Name: path.Base(m.Name), Size: int64(n)}
-	if sniff(probe) == nil {
-		nested = container.Sniff(head, probe.Name)
-		if nested == nil && !lookalike(probe) && !cfg.needs(FormatOther).Digests.Has(cipolicy.SHA256) {
-			// Of no format: read to its end only to see whether it ends
-			// as a container (a zip after a script), not judged further.
-			kind, err := tailKind(r, head, n == format.SniffSize)
-			if err != nil {
-				return readErr(err)
-			}
-			if kind != "" {
-				in.Err = appendedContainerError(rel, kind)
-			}
-			return in, nil, nil
+	h, cr := sniff(probe), container.Sniff(head, probe.Name)
+	if h != nil && cr != nil {
+		in.Format, in.Err = h.Format(), bothError(rel, h.Format(), cr.Kind())
+		return in, nil, nil
+	}
+	if h == nil {
+		nested = cr
+	}
+	if nested == nil && cfg.containerOnly {
+		return nil, nil, nil // --include leaves it out
+	}
+	if h == nil && nested == nil && !lookalike(probe) && !cfg.needs(FormatOther).Digests.Has(cipolicy.SHA256) {
+		// Of no format: read to its end only to see whether it ends
+		// as a container (a zip after a script), not judged further.
+		kind, err := tailKind(r, head, n == format.SniffSize)
+		if err != nil {
+			return readErr(err)
 		}
+		if kind != "" {
+			in.Err = appendedContainerError(rel, kind)
+		}
+		return in, nil, nil
 	}
 	// Held in memory: the handlers read by random access.
 	capacity := cfg.containers.lim.MemberInMemory

@@ -1,6 +1,7 @@
 package csv
 
 import (
+	stdtar "archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -354,5 +355,75 @@ func TestContainerMemberSecondRead(t *testing.T) {
 	}
 	if want := []string{"b.exe allowed b1", "p.tc!/a.exe allowed a", "p.tc!/b.exe allowed b1"}; !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestBinaryAndContainer: a file that reads both as a binary and as a
+// container (a tar whose first member is named "\x7fELF...": the name is
+// the header's first bytes) is blocked, loose or as a member, --include
+// or not: judged as the ELF, the tar's members (here a DLL that tar -x
+// lays down) went unjudged, and with --include '**/*.dll' the file was
+// counted as excluded.
+func TestBinaryAndContainer(t *testing.T) {
+	var buf bytes.Buffer
+	tw := stdtar.NewWriter(&buf)
+	for _, m := range []struct {
+		name string
+		data []byte
+	}{{"\x7fELF\x02\x01\x01", []byte("hello")}, {"evil.dll", peImg}} {
+		if err := tw.WriteHeader(&stdtar.Header{Name: m.name, Typeflag: stdtar.TypeReg, Size: int64(len(m.data)), Mode: 0o644, Format: stdtar.FormatUSTAR}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(m.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dir := tree(t, map[string][]byte{
+		"poly.tar": buf.Bytes(),
+		"outer.tc": testArchive(tcMember{"inner.tar", buf.Bytes(), ""}),
+	})
+	for _, include := range [][]string{nil, {"**/*.dll"}} {
+		rep := validate(t, policyFor(t), Options{Include: include}, dir)
+		blocked := map[string]string{}
+		for _, r := range rep.Results {
+			if r.Err != nil {
+				blocked[r.Path] = r.Err.Error()
+			}
+		}
+		for _, p := range []string{"poly.tar", "outer.tc!/inner.tar"} {
+			if !strings.Contains(blocked[p], "both as ELF and as a tar container") {
+				t.Errorf("include %q: %s: %q, want blocked as both ELF and tar", include, p, blocked[p])
+			}
+		}
+	}
+}
+
+// TestIncludeNested: --include '**/*.dll' judges a DLL in a tar inside
+// another container: the inner tar, whose own path --include does not
+// name, is opened for its members as a loose container is (it was counted
+// as excluded, and the DLL never judged).
+func TestIncludeNested(t *testing.T) {
+	var buf bytes.Buffer
+	tw := stdtar.NewWriter(&buf)
+	if err := tw.WriteHeader(&stdtar.Header{Name: "x.dll", Typeflag: stdtar.TypeReg, Size: int64(len(peImg)), Mode: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(peImg); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dir := tree(t, map[string][]byte{"outer.tc": testArchive(tcMember{"inner.tar", buf.Bytes(), ""}, tcMember{"y.so", elfImg, ""})})
+	rep := validate(t, policyFor(t), Options{Include: []string{"**/*.dll"}}, dir)
+	judged, _ := paths(rep)
+	if want := []string{"outer.tc!/inner.tar!/x.dll"}; !slices.Equal(judged, want) {
+		t.Errorf("judged %q, want %q", judged, want)
+	}
+	if rep.Summary.Excluded != 1 { // y.so
+		t.Errorf("excluded %d, want 1", rep.Summary.Excluded)
 	}
 }

@@ -805,7 +805,7 @@ var errInterrupted = errors.New("interrupted")
 // worker decides them (an entry the walk passed for its members alone,
 // which is no container, is counted as excluded).
 func emitAll(ctx context.Context, roots []string, e *entry, in *Inspection, emit func(e *entry, in *Inspection) error, cc *containerConfig) error {
-	if e.includeOnly && (in == nil || in.members == nil) {
+	if e.includeOnly && (in == nil || in.members == nil && in.Container == "") {
 		if cc != nil && cc.excluded != nil {
 			cc.excluded()
 		}

@@ -28,6 +28,8 @@ var Readers = []container.Reader{
 	compress.XZReader,
 	compress.ZstdReader,
 	compress.Bzip2Reader,
+	compress.LZMAReader,
+	compress.Unsupported{},
 }
 
 func init() {

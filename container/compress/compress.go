@@ -8,8 +8,9 @@
 // "BZh" and a block size digit. What the stream holds is a tar when its
 // first 512 decompressed bytes are a tar header with a right checksum
 // (tar.IsHeader). The one member of a stream that is not a tar is named
-// after the file minus its compression suffix (.gz .z .xz .zst .zstd .bz2
-// .bz; .tgz .tbz .tbz2 .txz .tzst become .tar); a name without a known
+// after the file minus its compression suffix, as the tools strip it (.gz
+// -gz .z -z _z .xz .lzma .zst .zstd .bz2 .bz; .tgz .taz .tbz .tbz2 .txz
+// .tlz .tzst become .tar); a name without a known
 // suffix is kept as it is ("a.bin" holds "a.bin").
 //
 // Every decompressor reads all the concatenated parts of its stream, as
@@ -54,6 +55,7 @@ import (
 
 	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/container/tar"
+	"github.com/codesignval/csv/internal/binfmt"
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
 )
@@ -68,8 +70,9 @@ const (
 	Zstd
 	Bzip2
 	// LZMA is the legacy .lzma format (LZMA-alone), which has no magic
-	// number: Detect never returns it, and no Reader reads it; a Debian
-	// package's data.tar.lzma is read by its name.
+	// number: Detect never returns it; LZMAReader recognises it by its
+	// name (.lzma, .tlz) and a header that holds, and a Debian package's
+	// data.tar.lzma is read by its name.
 	LZMA
 )
 
@@ -116,18 +119,84 @@ var (
 	Bzip2Reader = Reader{Bzip2}
 )
 
-// Kind is the format's name: "gzip", "xz", "zstd", "bzip2".
+// LZMAReader reads LZMA-alone files (.lzma, .tlz: xz --format=lzma,
+// tar --lzma), which tar and xz -d extract.
+var LZMAReader = Reader{LZMA}
+
+// Kind is the format's name: "gzip", "xz", "zstd", "bzip2", "lzma".
 func (r Reader) Kind() container.Kind { return container.Kind(r.Format.String()) }
 
 // Sniff reports whether head starts with the format's magic number; name is
-// not used.
-func (r Reader) Sniff(head []byte, name string) bool { return Detect(head) == r.Format }
+// not used, but for LZMA, which has no magic number: a file named .lzma or
+// .tlz whose header holds (properties under 225, an uncompressed size
+// unknown or under 2^48).
+func (r Reader) Sniff(head []byte, name string) bool {
+	if r.Format == LZMA {
+		lower := strings.ToLower(name)
+		if !strings.HasSuffix(lower, ".lzma") && !strings.HasSuffix(lower, ".tlz") || len(head) < 13 || head[0] >= 9*5*5 {
+			return false
+		}
+		n := binary.LittleEndian.Uint64(head[5:13])
+		return n == 1<<64-1 || n < 1<<48
+	}
+	return Detect(head) == r.Format
+}
+
+// Unsupported recognises compressed files csv does not decompress (lz4,
+// lzip, lzop, compress's .Z), which tar -x --use-compress-program or the
+// tools themselves extract: Walk refuses the file (Kind "compressed"),
+// since what it holds cannot be judged.
+type Unsupported struct{}
+
+var _ container.Reader = Unsupported{}
+
+// Kind is "compressed".
+func (Unsupported) Kind() container.Kind { return "compressed" }
+
+// unsupported names the format whose magic number head starts with, or "".
+func unsupported(head []byte) string {
+	switch {
+	case bytes.HasPrefix(head, []byte{0x04, 0x22, 0x4d, 0x18}), bytes.HasPrefix(head, []byte{0x02, 0x21, 0x4c, 0x18}):
+		return "lz4"
+	case len(head) >= 5 && bytes.HasPrefix(head, []byte("LZIP")) && head[4] <= 1:
+		return "lzip"
+	case bytes.HasPrefix(head, []byte{0x89, 'L', 'Z', 'O', 0, '\r', '\n', 0x1a, '\n'}):
+		return "lzop"
+	case len(head) >= 3 && head[0] == 0x1f && head[1] == 0x9d && head[2]&0x60 == 0 && head[2]&0x1f >= 9 && head[2]&0x1f <= 16:
+		return "compress (.Z)"
+	}
+	return ""
+}
+
+// Sniff reports lz4, lzip, lzop and .Z files by their magic numbers.
+func (Unsupported) Sniff(head []byte, _ string) bool { return unsupported(head) != "" }
+
+// Walk yields nothing and returns an error about the file, which the
+// caller blocks whatever --include says of member names (the file may
+// hold anything).
+func (Unsupported) Walk(ctx context.Context, src io.ReaderAt, size int64, name string, lim *container.Limits, yield func(*container.Member, io.Reader) error) error {
+	var head [9]byte
+	n, _ := src.ReadAt(head[:], 0)
+	return unsupportedError(unsupported(head[:n]))
+}
+
+// unsupportedError is Unsupported's error: it is container.ErrMember.
+type unsupportedError string
+
+func (e unsupportedError) Error() string {
+	return fmt.Sprintf("the file is compressed with %s, which csv does not decompress: what it holds cannot be judged", string(e))
+}
+
+func (e unsupportedError) Is(target error) bool { return target == container.ErrMember }
 
 // KindOf is the kind of a file of this format: "tar.gz" (and so on) when
 // it decompresses to a tar, the format's name otherwise or when its start
 // does not decompress. It decompresses 512 bytes, from at most the first
 // MiB of src (a bzip2 block, an xz chunk or a zstd block holds them).
 func (r Reader) KindOf(src io.ReaderAt, size int64) container.Kind {
+	if checkWindow(r.Format, src, size) != nil {
+		return r.Kind() // the decoder would allocate the window first
+	}
 	d, err := open(r.Format, bufio.NewReader(io.NewSectionReader(src, 0, min(size, 1<<20))))
 	if err != nil {
 		return r.Kind()
@@ -163,20 +232,8 @@ type Walker struct {
 func (w *Walker) Walk(ctx context.Context, src io.Reader, name string, lim *container.Limits, yield func(*container.Member, io.Reader) error) error {
 	kind := w.Format.String()
 	if ra, ok := src.(*io.SectionReader); ok {
-		switch w.Format {
-		case XZ:
-			if err := checkXZDict(ra, ra.Size()); err != nil {
-				return err
-			}
-		case LZMA:
-			// The header: properties, then the dictionary size (LE32).
-			var h [5]byte
-			if _, err := ra.ReadAt(h[:], 0); err == nil {
-				if d := binary.LittleEndian.Uint32(h[1:]); d > limits.MaxContainerWindow {
-					return &container.LimitError{Cap: "max-container-window", Value: limits.MaxContainerWindow,
-						What: fmt.Sprintf("the lzma stream's dictionary of %d bytes", d)}
-				}
-			}
+		if err := checkWindow(w.Format, ra, ra.Size()); err != nil {
+			return err
 		}
 	}
 	in := &counter{r: src}
@@ -191,7 +248,17 @@ func (w *Walker) Walk(ctx context.Context, src io.Reader, name string, lim *cont
 	if err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
-	if tar.IsHeader(head) {
+	if tar.IsHeader(head) && binfmt.Sniff(head) != binfmt.Other {
+		// A tar header can start as a binary does (its name field is the
+		// first 100 bytes: "\x7fELF\x02\x01\x01"): gzip -d lays down
+		// that binary, tar -x the tar's members. Judging one reading
+		// would ship the other unjudged.
+		// Refused as a whole (not one blocked member, which --include
+		// could leave out): neither reading is judged.
+		return &signing.MalformedError{Format: kind, Offset: 0,
+			Reason: fmt.Sprintf("the stream decompresses to a file that is both a tar and a %s binary: %s -d lays down the binary, tar -x the tar's members", strings.ToUpper(string(binfmt.Sniff(head))), kind)}
+	}
+	if tar.IsHeader(head) || w.Tar == nil && tar.Claims(head, Stem(name)) {
 		tw := w.Tar
 		if tw == nil {
 			tw = &tar.Walker{}
@@ -221,10 +288,32 @@ func (w *Walker) Walk(ctx context.Context, src io.Reader, name string, lim *cont
 	return nil
 }
 
+// checkWindow refuses an xz or lzma stream whose dictionary is over
+// limits.MaxContainerWindow, before a decoder allocates it.
+func checkWindow(f Format, ra io.ReaderAt, size int64) error {
+	switch f {
+	case XZ:
+		return checkXZDict(ra, size)
+	case LZMA:
+		// The header: properties, then the dictionary size (LE32).
+		var h [5]byte
+		if _, err := ra.ReadAt(h[:], 0); err == nil {
+			if d := binary.LittleEndian.Uint32(h[1:]); d > limits.MaxContainerWindow {
+				return &container.LimitError{Cap: "max-container-window", Value: limits.MaxContainerWindow,
+					What: fmt.Sprintf("the lzma stream's dictionary of %d bytes", d)}
+			}
+		}
+	}
+	return nil
+}
+
 // suffixes maps a compressed file's suffix to what replaces it.
+// (gzip -d also strips -gz, -z, _z and makes .taz .tar; xz -d strips
+// .lzma and makes .tlz .tar: "x.ps1-gz" lays down x.ps1.)
 var suffixes = []struct{ from, to string }{
-	{".tgz", ".tar"}, {".tbz2", ".tar"}, {".tbz", ".tar"}, {".txz", ".tar"}, {".tzst", ".tar"},
-	{".gz", ""}, {".z", ""}, {".xz", ""}, {".zst", ""}, {".zstd", ""}, {".bz2", ""}, {".bz", ""},
+	{".tgz", ".tar"}, {".taz", ".tar"}, {".tbz2", ".tar"}, {".tbz", ".tar"}, {".txz", ".tar"}, {".tlz", ".tar"}, {".tzst", ".tar"},
+	{".lz4", ""}, {".lz", ""}, {".lzo", ""},
+	{".gz", ""}, {"-gz", ""}, {".z", ""}, {"-z", ""}, {"_z", ""}, {".xz", ""}, {".lzma", ""}, {".zst", ""}, {".zstd", ""}, {".bz2", ""}, {".bz", ""},
 }
 
 // Stem is the name of the one member of a compressed file named name: name

@@ -1,6 +1,7 @@
 package compress_test
 
 import (
+	stdtar "archive/tar"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -120,6 +121,8 @@ func TestStem(t *testing.T) {
 	for in, want := range map[string]string{
 		"x.ko.xz": "x.ko", "x.ko.zst": "x.ko", "x.ko.gz": "x.ko", "a.TGZ": "a.tar", "a.tar.bz2": "a.tar",
 		"a.bin": "a.bin", ".gz": ".gz", "x.zstd": "x", "a.txz": "a.tar",
+		// gzip -d and xz -d strip these too.
+		"a.ps1-gz": "a.ps1", "a.ps1-z": "a.ps1", "a.ps1_Z": "a.ps1", "a.taz": "a.tar", "a.ps1.lzma": "a.ps1", "a.tlz": "a.tar",
 	} {
 		if got := compress.Stem(in); got != want {
 			t.Errorf("Stem(%q) = %q, want %q", in, got, want)
@@ -250,5 +253,121 @@ func TestXZStructure(t *testing.T) {
 	var le *container.LimitError
 	if !errors.As(g.Err, &le) || le.Cap != "max-container-window" || len(g.Members) != 0 {
 		t.Fatalf("a large dictionary in the second stream: %v, %d members", g.Err, len(g.Members))
+	}
+}
+
+// TestTarAndBinary: a stream whose first block is both a tar header and
+// the start of an ELF or PE file (a tar member named "\x7fELF\x02\x01\x01")
+// is blocked: gzip -d lays down a binary that reading it as a tar never
+// judges.
+func TestTarAndBinary(t *testing.T) {
+	for _, start := range []string{"\x7fELF\x02\x01\x01", "MZP"} {
+		var buf bytes.Buffer
+		tw := stdtar.NewWriter(&buf)
+		body := "readme\n"
+		if err := tw.WriteHeader(&stdtar.Header{Name: start, Typeflag: stdtar.TypeReg, Size: int64(len(body)), Mode: 0o644, Format: stdtar.FormatUSTAR}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(buf.Bytes(), []byte(start)) {
+			t.Fatal("the tar does not start with the binary's magic")
+		}
+		c := squeeze(t, "gzip", []string{"-c"}, buf.Bytes())
+		g := ctest.Walk(t, compress.GzipReader, c, "x.ko.gz", ctest.Limits())
+		if !errors.Is(g.Err, signing.ErrMalformed) || len(g.Members) != 0 {
+			t.Fatalf("%q: %v %+v, want malformed", start, g.Err, g.Members)
+		}
+	}
+}
+
+// TestLZMAAndUnsupported: a .tar.lzma (tar --lzma, xz --format=lzma) is
+// read; lz4, lzip, lzop and .Z files, which csv does not decompress, are
+// one member, blocked: they were files of no format, skipped, while
+// tar --lzma -x or lz4 -d | tar -x lays down what they hold.
+func TestLZMAAndUnsupported(t *testing.T) {
+	var buf bytes.Buffer
+	tw := stdtar.NewWriter(&buf)
+	body := ctest.Bytes(3, 5000)
+	if err := tw.WriteHeader(&stdtar.Header{Name: "bin/x.dll", Typeflag: stdtar.TypeReg, Size: int64(len(body)), Mode: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(body); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c := squeeze(t, "xz", []string{"--format=lzma", "-c"}, buf.Bytes())
+	for _, name := range []string{"a.tar.lzma", "a.TLZ"} {
+		if !compress.LZMAReader.Sniff(c, name) {
+			t.Fatalf("LZMAReader does not recognise %s", name)
+		}
+		g := ctest.Walk(t, compress.LZMAReader, c, name, ctest.Limits())
+		if g.Err != nil || !bytes.Equal(g.Bytes["bin/x.dll"], body) {
+			t.Fatalf("%s: %v %+v", name, g.Err, g.Members)
+		}
+	}
+	if compress.LZMAReader.Sniff(c, "a.bin") {
+		t.Error("LZMAReader takes a file not named .lzma")
+	}
+	for _, u := range []struct {
+		tool string
+		args []string
+	}{{"lz4", []string{"-q", "-c"}}, {"lzip", []string{"-c"}}, {"lzop", []string{"-c"}}} {
+		if _, err := exec.LookPath(u.tool); err != nil {
+			continue
+		}
+		c := squeeze(t, u.tool, u.args, buf.Bytes())
+		if !(compress.Unsupported{}).Sniff(c, "a.tar.x") {
+			t.Fatalf("%s's output is not recognised", u.tool)
+		}
+		g := ctest.Walk(t, compress.Unsupported{}, c, "a.tar."+u.tool, ctest.Limits())
+		if !errors.Is(g.Err, container.ErrMember) || len(g.Members) != 0 {
+			t.Fatalf("%s: %v %+v", u.tool, g.Err, g.Members)
+		}
+	}
+	// compress(1)'s .Z: magic 1F 9D, then block mode and 16 bits.
+	if !(compress.Unsupported{}).Sniff([]byte{0x1f, 0x9d, 0x90, 'a'}, "a.Z") {
+		t.Error(".Z not recognised")
+	}
+}
+
+// TestLZMAWindow: a .lzma header declaring a 4 GiB dictionary is refused
+// before the decoder allocates it, by Walk and by KindOf.
+func TestLZMAWindow(t *testing.T) {
+	b := append([]byte{0x5d, 0xff, 0xff, 0xff, 0xff}, bytes.Repeat([]byte{0xff}, 8)...)
+	b = append(b, make([]byte, 64)...)
+	if !compress.LZMAReader.Sniff(b, "x.lzma") {
+		t.Fatal("not recognised")
+	}
+	g := ctest.Walk(t, compress.LZMAReader, b, "x.lzma", ctest.Limits())
+	if !errors.Is(g.Err, container.ErrLimit) {
+		t.Fatalf("Walk: %v, want the window cap", g.Err)
+	}
+	if k := compress.LZMAReader.KindOf(bytes.NewReader(b), int64(len(b))); k != "lzma" {
+		t.Fatalf("KindOf: %q", k)
+	}
+}
+
+// TestTarNameBadHeader: a .tgz (or .tar.gz) whose tar's first header is
+// bad is read as a tar and refused, as a loose .tar is: GNU tar skips to
+// the next header and extracts from there.
+func TestTarNameBadHeader(t *testing.T) {
+	blk := make([]byte, 3*512)
+	copy(blk, "not a header")
+	c := squeeze(t, "gzip", []string{"-c"}, blk)
+	for _, name := range []string{"a.tgz", "a.tar.gz"} {
+		g := ctest.Walk(t, compress.GzipReader, c, name, ctest.Limits())
+		if !errors.Is(g.Err, signing.ErrMalformed) {
+			t.Errorf("%s: %v %+v, want malformed", name, g.Err, g.Members)
+		}
+	}
+	if g := ctest.Walk(t, compress.GzipReader, c, "a.bin.gz", ctest.Limits()); g.Err != nil || len(g.Members) != 1 {
+		t.Errorf("a.bin.gz: %v %+v", g.Err, g.Members)
 	}
 }

@@ -45,8 +45,15 @@ func FuzzWalk(f *testing.F) {
 	if out, err := ctest.Stdin(ctest.Bytes(6, 5000), "xz", "-c", "--block-size=1024"); err == nil {
 		f.Add(append(out, make([]byte, 4)...)) // several blocks, stream padding
 	}
+	if out, err := ctest.Stdin(tarball, "xz", "--format=lzma", "-c"); err == nil && tarball != nil {
+		f.Add(out) // LZMA-alone, read as f.lzma
+		f.Add(out[:len(out)/2])
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		f := compress.Detect(b)
+		if f == 0 && compress.LZMAReader.Sniff(b, "f.lzma") {
+			f = compress.LZMA
+		}
 		if f == 0 {
 			return
 		}

@@ -27,6 +27,11 @@ type arMember struct {
 	name      string // as stored: GNU's trailing '/' and the padding dropped, long names resolved
 	off, size int64  // its data in the archive
 	hdr       int64  // its header's offset
+	// table: a symbol table or the long-name table where GNU ar reads
+	// one (the first member; "//" also right after a symbol table).
+	table bool
+	// short: a short (16-byte field) name as GNU ar reads it.
+	short string
 }
 
 // arReader reads an ar archive's members in order.
@@ -36,6 +41,18 @@ type arReader struct {
 	format string
 	off    int64
 	names  []byte // the GNU long-name table
+	index  int    // members read so far
+	symtab bool   // the first member was a symbol table
+}
+
+// isSymtab reports a symbol table's name: GNU's "/" and "/SYM64/", BSD's
+// "__.SYMDEF" and "__.SYMDEF SORTED".
+func isSymtab(name string) bool {
+	switch name {
+	case "/", "/SYM64/", "__.SYMDEF", "__.SYMDEF SORTED":
+		return true
+	}
+	return false
 }
 
 func newAr(src io.ReaderAt, size int64, format string) (*arReader, error) {
@@ -89,10 +106,19 @@ func (a *arReader) next() (*arMember, error) {
 	}
 	a.off = m.off + size
 	raw := strings.TrimRight(string(h[:16]), " ")
+	index := a.index
+	a.index++
+	// GNU ar (BFD) reads a symbol table only as the first member, and the
+	// long-name table only first or right after the symbol table, once;
+	// elsewhere such a member is a member like any other.
+	if isSymtab(raw) && index == 0 {
+		m.table, a.symtab = true, true
+	}
 	switch {
 	case raw == "/" || raw == "//" || raw == "/SYM64/":
 		m.name = raw
-		if raw == "//" {
+		if raw == "//" && (index == 0 || index == 1 && a.symtab) {
+			m.table = true
 			if size > MaxNameTable {
 				return nil, a.malformed(m.hdr, "a long-name table of %d bytes, over the %d csv reads", size, MaxNameTable)
 			}
@@ -126,13 +152,27 @@ func (a *arReader) next() (*arMember, error) {
 		m.name = strings.TrimSuffix(string(rest[:end]), "/")
 	default:
 		m.name = strings.TrimSuffix(raw, "/")
+		// GNU ar (BFD) ends a short name at its first NUL, or else its
+		// first '/', or else its first space: "x.ps1 a.txt" is x.ps1 on
+		// disk.
+		short := string(h[:16])
+		if i := strings.IndexByte(short, 0); i >= 0 {
+			short = short[:i]
+		} else if i := strings.IndexByte(short, '/'); i >= 0 {
+			short = short[:i]
+		} else if i := strings.IndexByte(short, ' '); i >= 0 {
+			short = short[:i]
+		}
+		m.short = short
 	}
 	return m, nil
 }
 
 // Ar reads ar archives that are not Debian packages (static libraries,
-// Kind "ar"): every member but the symbol tables ("/", "/SYM64/",
-// "__.SYMDEF", "__.SYMDEF SORTED") and GNU's long-name table is yielded
+// Kind "ar"): every member but the symbol table ("/", "/SYM64/",
+// "__.SYMDEF", "__.SYMDEF SORTED", as the first member, where GNU ar reads
+// it; a later "__.SYMDEF" is a file ar x lays down) and GNU's long-name
+// table (first, or right after the symbol table) is yielded
 // under its name (GNU long names and BSD "#1/N" names resolved), its bytes
 // read from the archive at its offset. A name stored twice is a Problem on
 // the later copy: ar x leaves the last copy on disk, while a linker reads
@@ -173,9 +213,21 @@ func (Ar) Walk(ctx context.Context, src io.ReaderAt, size int64, name string, li
 		if err := checkMembers(lim, count, "ar"); err != nil {
 			return err
 		}
-		switch am.name {
-		case "/", "//", "/SYM64/", "__.SYMDEF", "__.SYMDEF SORTED":
+		if am.table {
 			continue
+		}
+		if isSymtab(am.name) && am.name[0] == '/' || am.name == "//" {
+			// ar x cannot lay it down (its name is empty), but neither is
+			// it a table a linker reads: a member csv cannot judge.
+			m := &container.Member{Name: am.name, Type: container.Regular, Size: am.size,
+				Problem: fmt.Errorf("%w: member %q is a symbol or long-name table after the archive's first members, where GNU ar reads none", container.ErrMember, am.name)}
+			if err := yield(m, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		if am.short != "" && am.short != am.name {
+			am.name = am.short
 		}
 		if err := yieldMember(ctx, src, am, "ar", names, lim, yield); err != nil {
 			return err

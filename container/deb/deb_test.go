@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -251,5 +252,57 @@ func TestLegacyCompressions(t *testing.T) {
 			ctest.Same(t, g.Bytes, ctest.Files(t, filepath.Join(dir, "x")))
 			ctest.Same(t, g.Bytes, want)
 		})
+	}
+}
+
+// TestArLateTables: GNU ar reads a symbol table only as the first member
+// and the long-name table only first or right after it; a later
+// __.SYMDEF is a file ar x lays down, and must be judged, and a later "/"
+// or "//" is blocked.
+func TestArLateTables(t *testing.T) {
+	ar := func(ms ...[]byte) []byte { return append([]byte(deb.Magic), bytes.Join(ms, nil)...) }
+	elf := append([]byte("\x7fELF"), ctest.Bytes(5, 300)...)
+	b := ar(arMember("a.o/", []byte("hello\n")), arMember("__.SYMDEF", elf), arMember("__.SYMDEF SORTED", elf[:100]))
+	if _, err := exec.LookPath("ar"); err == nil {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "t.a"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ctest.Run(t, dir, "ar", "x", "t.a")
+		if got, err := os.ReadFile(filepath.Join(dir, "__.SYMDEF")); err != nil || !bytes.Equal(got, elf[:100]) {
+			t.Fatalf("ar x did not lay down __.SYMDEF (%v)", err)
+		}
+	}
+	g := ctest.Walk(t, deb.Ar{}, b, "t.a", ctest.Limits())
+	if g.Err != nil {
+		t.Fatal(g.Err)
+	}
+	// GNU ar names "__.SYMDEF SORTED" __.SYMDEF: the second copy, blocked.
+	if !bytes.Equal(g.Bytes["__.SYMDEF"], elf) || len(g.Members) != 3 || g.Members[2].Name != "__.SYMDEF" || g.Members[2].Problem == nil {
+		t.Fatalf("a __.SYMDEF after the first member was not yielded: %+v", g.Members)
+	}
+	// A short name ends at its first '/' or space, as GNU ar reads it.
+	b = ar(arMember("x.ps1 a.txt", []byte("Write-Host 1\n")), arMember("d/e.ps1/", []byte("Write-Host 2\n")))
+	g = ctest.Walk(t, deb.Ar{}, b, "t.a", ctest.Limits())
+	if g.Err != nil || g.Bytes["x.ps1"] == nil || g.Bytes["d"] == nil {
+		t.Fatalf("short names: %v %+v", g.Err, g.Members)
+	}
+
+	b = ar(arMember("a.o/", []byte("hi\n")), arMember("/", elf), arMember("//", []byte("x.o/\n")))
+	g = ctest.Walk(t, deb.Ar{}, b, "t.a", ctest.Limits())
+	if g.Err != nil || len(g.Members) != 3 || g.Members[1].Problem == nil || g.Members[2].Problem == nil {
+		t.Fatalf("late tables: %v %+v", g.Err, g.Members)
+	}
+	// A second long-name table is no table: GNU ar names /0 from the first.
+	b = ar(arMember("//", []byte("x.o/\n")), arMember("//", []byte("other.o/\n")), arMember("/0", elf))
+	g = ctest.Walk(t, deb.Ar{}, b, "t.a", ctest.Limits())
+	if g.Err != nil || !bytes.Equal(g.Bytes["x.o"], elf) {
+		t.Fatalf("second long-name table: %v %+v", g.Err, g.Members)
+	}
+	// The first member's symbol table is not yielded.
+	b = ar(arMember("/", []byte{0, 0, 0, 0}), arMember("a.o/", []byte("hi\n")))
+	g = ctest.Walk(t, deb.Ar{}, b, "t.a", ctest.Limits())
+	if g.Err != nil || len(g.Members) != 1 || g.Members[0].Name != "a.o" {
+		t.Fatalf("symbol table: %v %+v", g.Err, g.Members)
 	}
 }

@@ -1,6 +1,7 @@
 package deb_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -27,6 +28,7 @@ func FuzzWalk(f *testing.F) {
 		}
 	}
 	f.Add([]byte(deb.Magic + "//                                              8         `\nlong.o/\n/0              0           0     0     644     2         `\nab"))
+	f.Add(append([]byte(deb.Magic), bytes.Join([][]byte{arMember("a.o/", []byte("hi\n")), arMember("__.SYMDEF", []byte("\x7fELF")), arMember("//", []byte("x.o/\n")), arMember("x.ps1 a.txt", []byte("w"))}, nil)...))
 	f.Add([]byte(deb.Magic + "#1/5            0           0     0     644     7         `\nx.o\x00\x00ab"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		lim := ctest.Limits()

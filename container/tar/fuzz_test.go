@@ -41,6 +41,8 @@ func FuzzWalk(f *testing.F) {
 		{Name: "x", Typeflag: stdtar.TypeReg, Size: 1, PAXRecords: map[string]string{"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": "y", "GNU.sparse.realsize": "100000"}},
 		{Name: "../h", Typeflag: stdtar.TypeLink, Linkname: "x"},
 	}, []string{"ab", "c"}))
+	f.Add(longNameAndPAXPath(false, "readme.txt", "evil.ps1", "Write-Host pwned\n"))
+	f.Add(longNameAndPAXPath(true, "a/b", "../c", "x"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		lim := ctest.Limits()
 		lim.MaxMembers = 100

@@ -61,8 +61,20 @@ var _ container.Reader = Reader{}
 func (Reader) Kind() container.Kind { return "tar" }
 
 // Sniff reports whether head starts with a tar header block whose checksum
-// is right. name is not used.
-func (Reader) Sniff(head []byte, name string) bool { return IsHeader(head) }
+// is right, or whether the file is named .tar (case ignored) and its first
+// bytes are not all zero: GNU tar reads a file whose first header is bad
+// by skipping to the next header it finds ("Skipping to next header") and
+// extracts from there, so such a file is read, and refused, as a tar.
+func (Reader) Sniff(head []byte, name string) bool { return Claims(head, name) }
+
+// Claims reports whether a file with these first bytes and this name is
+// read as a tar (see Reader.Sniff).
+func Claims(head []byte, name string) bool {
+	if IsHeader(head) {
+		return true
+	}
+	return strings.HasSuffix(strings.ToLower(name), ".tar") && bytes.IndexFunc(head, func(r rune) bool { return r != 0 }) >= 0
+}
 
 // Walk yields the tar's members (see the package documentation).
 func (Reader) Walk(ctx context.Context, src io.ReaderAt, size int64, name string, lim *container.Limits, yield func(*container.Member, io.Reader) error) error {
@@ -172,6 +184,18 @@ func (w *Walker) Walk(ctx context.Context, r io.Reader, lim *container.Limits, y
 				continue
 			}
 		}
+		if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeCont {
+			stored := hdr.Name
+			if p, ok := hdr.PAXRecords["path"]; ok {
+				stored = p
+			}
+			if strings.HasSuffix(stored, "/") {
+				// GNU tar makes a directory of it and reads what
+				// archive/tar takes for its bytes as the next headers:
+				// members csv never sees, whatever their names.
+				return w.malformed(at, fmt.Sprintf("file %q has a name that ends in a slash: GNU tar extracts it as a directory and reads its %d bytes as more members", stored, hdr.Size), nil)
+			}
+		}
 		m := w.member(hdr)
 		if m.Problem != nil {
 			if err := yield(m, nil); err != nil {
@@ -201,8 +225,24 @@ func (w *Walker) Walk(ctx context.Context, r io.Reader, lim *container.Limits, y
 // member makes the Member of a header that is not a directory, with its
 // Problem when it cannot be judged.
 func (w *Walker) member(hdr *tar.Header) *container.Member {
-	m := &container.Member{Size: hdr.Size, Mode: fs.FileMode(hdr.Mode) & fs.ModePerm, Link: hdr.Linkname}
-	name, err := container.CleanName(hdr.Name)
+	// archive/tar lets a GNU long name ('L') or long link name ('K') win
+	// over a PAX path or linkpath record of the same member; GNU tar
+	// applies the PAX records last, so they win there: a member named both
+	// ways is named as GNU tar lays it down, and blocked below.
+	stored, link := hdr.Name, hdr.Linkname
+	var twice string
+	if p, ok := hdr.PAXRecords["path"]; ok && p != stored {
+		twice = fmt.Sprintf("its GNU long name %q and its PAX path %q disagree (GNU tar uses the PAX path, archive/tar the long name)", stored, p)
+		stored = p
+	}
+	if p, ok := hdr.PAXRecords["linkpath"]; ok && p != link {
+		if twice == "" {
+			twice = fmt.Sprintf("its GNU long link name %q and its PAX linkpath %q disagree (GNU tar uses the PAX linkpath, archive/tar the long link name)", link, p)
+		}
+		link = p
+	}
+	m := &container.Member{Size: hdr.Size, Mode: fs.FileMode(hdr.Mode) & fs.ModePerm, Link: link}
+	name, err := container.CleanName(stored)
 	m.Name = w.Prefix + name
 	if err != nil {
 		m.Problem = err
@@ -220,6 +260,9 @@ func (w *Walker) member(hdr *tar.Header) *container.Member {
 			m.Problem = fmt.Errorf("%w: "+f, append([]any{container.ErrMember}, args...)...)
 		}
 	}
+	if twice != "" {
+		problem("%s: %s", name, twice)
+	}
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeCont:
 		m.Type = container.Regular
@@ -231,10 +274,10 @@ func (w *Walker) member(hdr *tar.Header) *container.Member {
 		problem("%s is a sparse file, whose holes tar fills with zeros on extraction", name)
 	case tar.TypeSymlink:
 		m.Type = container.Symlink
-		problem("%s is a symbolic link to %q", name, hdr.Linkname)
+		problem("%s is a symbolic link to %q", name, link)
 	case tar.TypeLink:
 		m.Type = container.Hardlink
-		problem("%s is a hard link to %q", name, hdr.Linkname)
+		problem("%s is a hard link to %q", name, link)
 	case tar.TypeChar, tar.TypeBlock:
 		m.Type = container.Other
 		problem("%s is a device (type %q)", name, hdr.Typeflag)

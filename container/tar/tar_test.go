@@ -411,3 +411,144 @@ func TestLongDuplicate(t *testing.T) {
 		t.Fatalf("%v %+v", g.Err, g.Members)
 	}
 }
+
+// rawHeader is a tar header block written by hand, for shapes archive/tar's
+// writer will not make: typ, name, size, link, magic ("ustar\x0000" or
+// GNU's "ustar  \x00").
+func rawHeader(name string, size int, typ byte, link, magic string) []byte {
+	b := make([]byte, tar.BlockSize)
+	copy(b, name)
+	copy(b[100:], "0000644\x00")
+	copy(b[108:], "0000000\x00")
+	copy(b[116:], "0000000\x00")
+	copy(b[124:], fmt.Sprintf("%011o\x00", size))
+	copy(b[136:], "00000000000\x00")
+	b[156] = typ
+	copy(b[157:], link)
+	copy(b[257:], magic)
+	copy(b[148:], "        ")
+	sum := 0
+	for _, c := range b {
+		sum += int(c)
+	}
+	copy(b[148:], fmt.Sprintf("%06o\x00 ", sum))
+	return b
+}
+
+// rawEntry is a header and its body padded to blocks.
+func rawEntry(name string, typ byte, link, magic, body string) []byte {
+	b := rawHeader(name, len(body), typ, link, magic)
+	b = append(b, body...)
+	return append(b, make([]byte, (tar.BlockSize-len(body)%tar.BlockSize)%tar.BlockSize)...)
+}
+
+// paxBody is the records of a PAX extended header.
+func paxBody(kv ...string) string {
+	var s string
+	for i := 0; i < len(kv); i += 2 {
+		rec := " " + kv[i] + "=" + kv[i+1] + "\n"
+		n := len(rec) + 1
+		for len(fmt.Sprint(n))+len(rec) != n {
+			n++
+		}
+		s += fmt.Sprint(n) + rec
+	}
+	return s
+}
+
+// longNameAndPAXPath is a member named twice: by a GNU long name (an 'L'
+// header) and by a PAX path record, in either order. archive/tar takes the
+// long name, GNU tar the PAX path: the member must be blocked, under the
+// name GNU tar lays it down with.
+func longNameAndPAXPath(paxFirst bool, long, path, body string) []byte {
+	const gnu, ustar = "ustar  \x00", "ustar\x0000"
+	l := rawEntry("././@LongLink", 'L', "", gnu, long+"\x00")
+	x := rawEntry("PaxHeaders/short", 'x', "", ustar, paxBody("path", path))
+	var b []byte
+	if paxFirst {
+		b = append(append(b, x...), l...)
+	} else {
+		b = append(append(b, l...), x...)
+	}
+	b = append(b, rawEntry("short", '0', "", ustar, body)...)
+	return append(b, make([]byte, 2*tar.BlockSize)...)
+}
+
+func TestLongNameAndPAXPath(t *testing.T) {
+	for _, paxFirst := range []bool{false, true} {
+		b := longNameAndPAXPath(paxFirst, "readme.txt", "evil.ps1", "Write-Host pwned\n")
+		if out, err := exec(t, b, "tar", "-tf", "-"); err != nil || strings.TrimSpace(string(out)) != "evil.ps1" {
+			t.Fatalf("GNU tar lists %q (%v), want evil.ps1", out, err)
+		}
+		g := ctest.Walk(t, tar.Reader{}, b, "c.tar", ctest.Limits())
+		if g.Err != nil {
+			t.Fatal(g.Err)
+		}
+		if len(g.Members) != 1 || g.Members[0].Name != "evil.ps1" || !errors.Is(g.Members[0].Problem, container.ErrMember) {
+			for _, m := range g.Members {
+				t.Logf("member %q Problem %v", m.Name, m.Problem)
+			}
+			t.Fatalf("paxFirst=%v: want one member evil.ps1, blocked", paxFirst)
+		}
+		// Link targets likewise: a 'K' long link name and a PAX linkpath.
+	}
+	const gnu, ustar = "ustar  \x00", "ustar\x0000"
+	b := append(rawEntry("././@LongLink", 'K', "", gnu, "a\x00"), rawEntry("PaxHeaders/l", 'x', "", ustar, paxBody("linkpath", "/etc/b"))...)
+	b = append(append(b, rawEntry("l", '2', "c", ustar, "")...), make([]byte, 2*tar.BlockSize)...)
+	g := ctest.Walk(t, tar.Reader{}, b, "c.tar", ctest.Limits())
+	if g.Err != nil {
+		t.Fatal(g.Err)
+	}
+	if len(g.Members) != 1 || g.Members[0].Link != "/etc/b" {
+		t.Fatalf("link members %+v, want l with Link /etc/b", g.Members)
+	}
+}
+
+// TestFileNamedAsDirectory: a regular file ('0' or '7') whose name ends in
+// a slash is a directory to GNU tar, which reads its bytes as the next
+// headers (a member archive/tar never yields at the top): the tar is
+// refused.
+func TestFileNamedAsDirectory(t *testing.T) {
+	const ustar = "ustar\x0000"
+	inner := string(rawEntry("evil.ps1", '0', "", ustar, "Write-Host pwned\n"))
+	for _, typ := range []byte{'0', '7'} {
+		b := append(rawEntry("d/", typ, "", ustar, inner), make([]byte, 2*tar.BlockSize)...)
+		// tar -t lists d/ alone; tar -x lays down evil.ps1.
+		x := t.TempDir()
+		if _, err := exec(t, b, "tar", "-xf", "-", "-C", x); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(x, "evil.ps1")); err != nil {
+			t.Fatalf("GNU tar did not extract evil.ps1: %v", err)
+		}
+		// Refused as a whole: the members GNU tar reads in its bytes are
+		// never seen, whatever --include would say of their names.
+		g := ctest.Walk(t, tar.Reader{}, b, "c.tar", ctest.Limits())
+		if !errors.Is(g.Err, signing.ErrMalformed) || len(g.Members) != 0 {
+			t.Fatalf("type %c: %v %+v, want malformed", typ, g.Err, g.Members)
+		}
+	}
+}
+
+// TestBadFirstHeader: GNU tar reads a .tar whose first header's checksum
+// is wrong by skipping to the next header it finds, and extracts what
+// follows (exit status 2): csv took the file for no tar and skipped it. A
+// file named .tar is read as a tar, and refused.
+func TestBadFirstHeader(t *testing.T) {
+	const ustar = "ustar\x0000"
+	bad := rawHeader("readme", 0, '0', "", ustar)
+	bad[148] ^= 1
+	b := append(append(bad, rawEntry("evil.ps1", '0', "", ustar, "Write-Host pwned\n")...), make([]byte, 2*tar.BlockSize)...)
+	x := t.TempDir()
+	_, _ = exec(t, b, "tar", "-xf", "-", "-C", x) // exits 2, having extracted evil.ps1
+	if _, err := os.Stat(filepath.Join(x, "evil.ps1")); err != nil {
+		t.Fatalf("GNU tar did not extract evil.ps1: %v", err)
+	}
+	if (tar.Reader{}).Sniff(b, "x.bin") || !(tar.Reader{}).Sniff(b, "x.TAR") || (tar.Reader{}).Sniff(make([]byte, 1024), "empty.tar") {
+		t.Fatal("Sniff")
+	}
+	g := ctest.Walk(t, tar.Reader{}, b, "x.tar", ctest.Limits())
+	if !errors.Is(g.Err, signing.ErrMalformed) || len(g.Members) != 0 {
+		t.Fatalf("Walk: %v %+v, want malformed", g.Err, g.Members)
+	}
+}
