@@ -119,11 +119,11 @@ for ((i = 1; i <= runs; i++)); do
   time_it csv "$csv" validate --quiet --policy "$tmp/policy.yaml" --format json --output "$tmp/report.json" "$build"
   grep -q '"blocked": 0' "$tmp/report.json" || { echo "containers.sh: csv blocked files:" >&2; grep -m5 -B2 -A12 '"verdict": "blocked' "$tmp/report.json" >&2; exit 1; }
   time_it reference "$tmp/refsha" -members "$build"
-  cp "$tmp/stdout" "$tmp/ref.out"
   time_it flat "$tmp/refsha" "$build"
   echo "  run $i/$runs: $(awk -v i="$i" 'NR > (i-1)*3 { printf "%s %.3fs  ", $1, $2 }' "$tmp/times")" >&2
 done
 judged=$(grep -m1 '"files":' "$tmp/report.json" | tr -dc 0-9)
+"$tmp/refsha" -members "$build" >"$tmp/ref.out"
 read -r expanded members < <(awk '{print $2, $8}' "$tmp/ref.out")
 
 awk -v bytes="$bytes" -v files="$files" -v judged="$judged" -v expanded="$expanded" -v members="$members" '

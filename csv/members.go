@@ -231,6 +231,9 @@ func walkContainer(ctx context.Context, cfg *inspectConfig, r container.Reader, 
 			ls.file(name)
 		}
 		if nested == nil {
+			if cap(data) > keepMemberBuffer {
+				data = nil // a large member's buffer is not kept for the next
+			}
 			return emit(&member{rel: rel, in: in})
 		}
 		if err := emit(&member{rel: rel, in: in, container: nested.Kind()}); err != nil {
@@ -265,6 +268,10 @@ func walkContainer(ctx context.Context, cfg *inspectConfig, r container.Reader, 
 	// members after it could hide anything.
 	return emit(&member{rel: p, problem: fmt.Errorf("%s container: %w (read %d members before it)", r.Kind(), werr, count)})
 }
+
+// keepMemberBuffer is the largest buffer of a member held in memory that a
+// worker keeps for the next member of its container.
+const keepMemberBuffer = 16 << 20
 
 // emitStop carries an error of the emitter (the run is ending) through a
 // reader's Walk, which returns yield's errors; the worker unwraps it.
@@ -335,6 +342,11 @@ func inspectMember(ctx context.Context, cfg *inspectConfig, rel string, m *conta
 			What: fmt.Sprintf("member is %d bytes, and csv holds a member in memory to judge it", m.Size)}
 		return in, nil, nil
 	}
+	if m.Size > int64(cap(*data)) && (capacity <= 0 || m.Size <= capacity) {
+		// Its declared size, at once: growing as it arrives would copy
+		// it over and over (a 100 MB module took seconds).
+		*data = make([]byte, 0, m.Size)
+	}
 	d := append((*data)[:0], head...)
 	if n == format.SniffSize {
 		var rerr error
@@ -389,7 +401,10 @@ func inspectHeld(ctx context.Context, cfg *inspectConfig, rel string, d, buf []b
 func readAllCapped(r io.Reader, d []byte, capacity int64) ([]byte, error) {
 	for {
 		if len(d) == cap(d) {
-			d = append(d, 0)[:len(d)]
+			// Doubling: each byte is copied a bounded number of times.
+			nd := make([]byte, len(d), max(2*cap(d), 64<<10))
+			copy(nd, d)
+			d = nd
 		}
 		n, err := r.Read(d[len(d):cap(d)])
 		d = d[:len(d)+n]
