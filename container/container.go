@@ -25,6 +25,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+
+	"github.com/codesignval/csv/internal/limits"
 )
 
 // Separator joins a container's path and a member's name in reports and
@@ -131,6 +133,15 @@ type Limits struct {
 	MemberInMemory int64
 	// Expanded counts the bytes delivered so far (readers add to it).
 	Expanded *int64
+}
+
+// DefaultLimits are the caps of internal/limits, for a container found on
+// disk (depth 1), with a fresh count of the bytes expanded.
+func DefaultLimits() *Limits {
+	var n int64
+	return &Limits{Depth: 1, MaxDepth: limits.MaxContainerDepth, MaxMembers: limits.MaxContainerMembers,
+		MaxExpandedSize: limits.MaxContainerSize, MaxRatio: limits.MaxContainerRatio,
+		RatioGrace: limits.ContainerRatioGrace, MemberInMemory: limits.MaxMemberInMemory, Expanded: &n}
 }
 
 // ErrLimit is wrapped by errors about a container over a cap; the message

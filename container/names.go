@@ -130,6 +130,19 @@ func (m *Meter) check() error {
 	return nil
 }
 
+// Counter counts the bytes read through it: the compressed bytes a
+// decompressor consumed, a stream's position.
+type Counter struct {
+	R io.Reader
+	N int64
+}
+
+func (c *Counter) Read(p []byte) (int, error) {
+	n, err := c.R.Read(p)
+	c.N += int64(n)
+	return n, err
+}
+
 // Delivered is how many bytes the meter has delivered.
 func (m *Meter) Delivered() int64 { return m.n }
 

@@ -38,11 +38,9 @@ type containerConfig struct {
 // DefaultContainerLimits are the caps containers get unless raised
 // (internal/limits).
 func DefaultContainerLimits() container.Limits {
-	return container.Limits{
-		MaxDepth: limits.MaxContainerDepth, MaxMembers: limits.MaxContainerMembers,
-		MaxExpandedSize: limits.MaxContainerSize, MaxRatio: limits.MaxContainerRatio,
-		RatioGrace: limits.ContainerRatioGrace, MemberInMemory: limits.MaxMemberInMemory,
-	}
+	l := *container.DefaultLimits()
+	l.Depth, l.Expanded = 0, nil // set per walk
+	return l
 }
 
 // member is one member of a container, decided: its path (relative to the

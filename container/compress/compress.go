@@ -236,10 +236,10 @@ func (w *Walker) Walk(ctx context.Context, src io.Reader, name string, lim *cont
 			return err
 		}
 	}
-	in := &counter{r: src}
+	in := &container.Counter{R: src}
 	d, err := open(w.Format, bufio.NewReaderSize(in, 64<<10))
 	if err != nil {
-		return malformed(kind, in.n, "reading the stream header", err)
+		return malformed(kind, in.N, "reading the stream header", err)
 	}
 	defer d.Close()
 	s := &stream{r: d, in: in, ctx: ctx, lim: lim, kind: kind}
@@ -386,24 +386,12 @@ func open(f Format, br *bufio.Reader) (decoder, error) {
 	return nil, fmt.Errorf("compress: unknown format %d", f)
 }
 
-// counter counts the compressed bytes consumed.
-type counter struct {
-	r io.Reader
-	n int64
-}
-
-func (c *counter) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
 // stream is the decompressed stream: it enforces the stream's caps
 // (ratio, expanded total, ctx) and turns the decompressor's errors into
 // MalformedErrors, once and for all (a later Read returns the same error).
 type stream struct {
 	r           io.Reader
-	in          *counter
+	in          *container.Counter
 	ctx         context.Context
 	lim         *container.Limits
 	kind        string
@@ -421,9 +409,9 @@ func (s *stream) Read(p []byte) (int, error) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
 			err = &container.LimitError{Cap: "max-container-window", Value: limits.MaxContainerWindow,
-				What: fmt.Sprintf("the %s stream's window (at compressed offset %d)", s.kind, s.in.n)}
+				What: fmt.Sprintf("the %s stream's window (at compressed offset %d)", s.kind, s.in.N)}
 		} else {
-			err = malformed(s.kind, s.in.n, "decompressing", err)
+			err = malformed(s.kind, s.in.N, "decompressing", err)
 		}
 	}
 	if cerr := s.check(); cerr != nil {
@@ -449,9 +437,9 @@ func (s *stream) check() error {
 		return &container.LimitError{Cap: "max-container-size", Value: s.lim.MaxExpandedSize,
 			What: fmt.Sprintf("the %s stream decompresses to more than %d bytes", s.kind, s.lim.MaxExpandedSize)}
 	}
-	if s.lim.MaxRatio > 0 && s.n > s.lim.RatioGrace && s.n/max(s.in.n, 1) > s.lim.MaxRatio {
+	if s.lim.MaxRatio > 0 && s.n > s.lim.RatioGrace && s.n/max(s.in.N, 1) > s.lim.MaxRatio {
 		return &container.LimitError{Cap: "max-container-ratio", Value: s.lim.MaxRatio,
-			What: fmt.Sprintf("the %s stream expands %d bytes from %d", s.kind, s.n, s.in.n)}
+			What: fmt.Sprintf("the %s stream expands %d bytes from %d", s.kind, s.n, s.in.N)}
 	}
 	return nil
 }

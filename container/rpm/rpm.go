@@ -221,18 +221,6 @@ type check struct {
 	want string // hex
 }
 
-// countReader counts the bytes read through it.
-type countReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
 // Walk yields the package's members: every entry of the payload's cpio
 // archive but directories, in the archive's order (hard links: see
 // docs/containers.md, each link is a member with the file's bytes).
@@ -307,7 +295,7 @@ func (Reader) Walk(ctx context.Context, src io.ReaderAt, size int64, name string
 	if md5h != nil {
 		hashers = append(hashers, md5h)
 	}
-	cr := &countReader{r: payload}
+	cr := &container.Counter{R: payload}
 	var raw io.Reader = cr
 	if len(hashers) > 0 {
 		raw = io.TeeReader(cr, io.MultiWriter(hashers...))
@@ -327,7 +315,7 @@ func (Reader) Walk(ctx context.Context, src io.ReaderAt, size int64, name string
 			Reason: fmt.Sprintf("the %s payload: %v", p.PayloadCompressor, err), Err: err}
 	}
 	defer closeDec()
-	plain := &countReader{r: dec}
+	plain := &container.Counter{R: dec}
 	var plainR io.Reader = plain
 	if len(plainChecks) > 0 {
 		plainR = io.TeeReader(plain, plainChecks[0].h)
@@ -339,7 +327,7 @@ func (Reader) Walk(ctx context.Context, src io.ReaderAt, size int64, name string
 	a := &archive{
 		files: files,
 		ctx:   ctx, lim: lim, r: bufio.NewReaderSize(plainR, 64<<10), yield: yield,
-		compressed: func() int64 { return cr.n }, names: container.Names{},
+		compressed: func() int64 { return cr.N }, names: container.Names{},
 		links: map[linkKey]*linkGroup{}, payloadOff: p.PayloadOffset, comp: p.PayloadCompressor,
 	}
 	if err := a.walk(); err != nil {
@@ -352,10 +340,10 @@ func (Reader) Walk(ctx context.Context, src io.ReaderAt, size int64, name string
 		return err
 	}
 	if _, err := io.Copy(io.Discard, rawBuf); err != nil {
-		return malformed(p.PayloadOffset+cr.n, "reading the payload: %v", err)
+		return malformed(p.PayloadOffset+cr.N, "reading the payload: %v", err)
 	}
-	if wantPlain >= 0 && plain.n != wantPlain {
-		return malformed(p.PayloadOffset, "the payload decompresses to %d bytes, the signature header says %d", plain.n, wantPlain)
+	if wantPlain >= 0 && plain.N != wantPlain {
+		return malformed(p.PayloadOffset, "the payload decompresses to %d bytes, the signature header says %d", plain.N, wantPlain)
 	}
 	for _, c := range append(compressedChecks, plainChecks...) {
 		if got := hex.EncodeToString(c.h.Sum(nil)); got != c.want {

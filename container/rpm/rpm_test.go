@@ -16,17 +16,11 @@ import (
 	"testing"
 
 	"github.com/codesignval/csv/container"
-	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/internal/testenv"
 	"github.com/codesignval/csv/signing"
 )
 
-func defaultLimits() *container.Limits {
-	var n int64
-	return &container.Limits{Depth: 1, MaxDepth: limits.MaxContainerDepth, MaxMembers: limits.MaxContainerMembers,
-		MaxExpandedSize: limits.MaxContainerSize, MaxRatio: limits.MaxContainerRatio,
-		RatioGrace: limits.ContainerRatioGrace, MemberInMemory: limits.MaxMemberInMemory, Expanded: &n}
-}
+func defaultLimits() *container.Limits { return container.DefaultLimits() }
 
 // got is a member as Walk yielded it, with its bytes.
 type got struct {

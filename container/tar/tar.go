@@ -155,7 +155,7 @@ func (w *Walker) Walk(ctx context.Context, r io.Reader, lim *container.Limits, y
 	if random {
 		pr = &seekPos{sec}
 	} else {
-		pr = &streamPos{r: r}
+		pr = &streamPos{container.Counter{R: r}}
 	}
 	tr := tar.NewReader(pr)
 	for {
@@ -378,15 +378,6 @@ func (s *seekPos) pos() int64 {
 	return p
 }
 
-type streamPos struct {
-	r io.Reader
-	n int64
-}
+type streamPos struct{ container.Counter }
 
-func (s *streamPos) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	s.n += int64(n)
-	return n, err
-}
-
-func (s *streamPos) pos() int64 { return s.n }
+func (s *streamPos) pos() int64 { return s.N }

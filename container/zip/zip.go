@@ -307,7 +307,7 @@ type walker struct {
 	yield func(*container.Member, io.Reader) error
 	names container.Names
 	br    *bufio.Reader
-	in    countReader
+	in    container.Counter
 	fl    io.ReadCloser
 	buf   []byte
 }
@@ -473,12 +473,12 @@ func (w *walker) open(e *entry, name string) io.Reader {
 		c.r = sec
 		return meter
 	}
-	w.in = countReader{r: sec}
+	w.in = container.Counter{R: sec}
 	w.br.Reset(&w.in)
 	w.fl = resetFlate(w.fl, w.br)
 	c.r = w.fl
 	csize := int64(e.csize)
-	taken := func() int64 { return w.in.n - int64(w.br.Buffered()) }
+	taken := func() int64 { return w.in.N - int64(w.br.Buffered()) }
 	c.end = func() error {
 		if n := taken(); n != csize {
 			return &signing.MalformedError{Format: "zip", Offset: e.dataStart + n,
@@ -488,18 +488,6 @@ func (w *walker) open(e *entry, name string) io.Reader {
 	}
 	meter.Compressed = taken
 	return meter
-}
-
-// countReader counts the bytes read from the archive.
-type countReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // crcReader checks the CRC-32 of a member's bytes when they end, and turns

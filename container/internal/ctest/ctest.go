@@ -15,7 +15,6 @@ import (
 	"testing"
 
 	"github.com/codesignval/csv/container"
-	"github.com/codesignval/csv/internal/limits"
 )
 
 // Need skips the test when a tool is not installed.
@@ -107,12 +106,7 @@ func Files(t testing.TB, dir string) map[string][]byte {
 }
 
 // Limits is the default caps.
-func Limits() *container.Limits {
-	var n int64
-	return &container.Limits{Depth: 1, MaxDepth: limits.MaxContainerDepth, MaxMembers: limits.MaxContainerMembers,
-		MaxExpandedSize: limits.MaxContainerSize, MaxRatio: limits.MaxContainerRatio, RatioGrace: limits.ContainerRatioGrace,
-		MemberInMemory: limits.MaxMemberInMemory, Expanded: &n}
-}
+func Limits() *container.Limits { return container.DefaultLimits() }
 
 // Got is what a Walk yielded.
 type Got struct {
