@@ -194,7 +194,7 @@ func (e unsupportedError) Is(target error) bool { return target == container.Err
 // does not decompress. It decompresses 512 bytes, from at most the first
 // MiB of src (a bzip2 block, an xz chunk or a zstd block holds them).
 func (r Reader) KindOf(src io.ReaderAt, size int64) container.Kind {
-	if checkWindow(r.Format, src, size) != nil {
+	if CheckWindow(r.Format, src, size) != nil {
 		return r.Kind() // the decoder would allocate the window first
 	}
 	d, err := open(r.Format, bufio.NewReader(io.NewSectionReader(src, 0, min(size, 1<<20))))
@@ -232,7 +232,7 @@ type Walker struct {
 func (w *Walker) Walk(ctx context.Context, src io.Reader, name string, lim *container.Limits, yield func(*container.Member, io.Reader) error) error {
 	kind := w.Format.String()
 	if ra, ok := src.(*io.SectionReader); ok {
-		if err := checkWindow(w.Format, ra, ra.Size()); err != nil {
+		if err := CheckWindow(w.Format, ra, ra.Size()); err != nil {
 			return err
 		}
 	}
@@ -288,9 +288,12 @@ func (w *Walker) Walk(ctx context.Context, src io.Reader, name string, lim *cont
 	return nil
 }
 
-// checkWindow refuses an xz or lzma stream whose dictionary is over
-// limits.MaxContainerWindow, before a decoder allocates it.
-func checkWindow(f Format, ra io.ReaderAt, size int64) error {
+// CheckWindow refuses an xz or lzma stream (size bytes of ra) whose
+// dictionary is over limits.MaxContainerWindow, every xz block's, before a
+// decoder allocates it (ulikunitz/xz allocates whatever a header declares,
+// up to 4 GiB). Readers of formats that carry such streams (an RPM
+// payload) call it too.
+func CheckWindow(f Format, ra io.ReaderAt, size int64) error {
 	switch f {
 	case XZ:
 		return checkXZDict(ra, size)

@@ -59,6 +59,7 @@ import (
 	"github.com/ulikunitz/xz/lzma"
 
 	"github.com/codesignval/csv/container"
+	"github.com/codesignval/csv/container/compress"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -302,7 +303,7 @@ func (Reader) Walk(ctx context.Context, src io.ReaderAt, size int64, name string
 	}
 	rawBuf := bufio.NewReaderSize(raw, 64<<10)
 	if p.PayloadCompressor == "xz" {
-		if err := checkXZBlocks(io.NewSectionReader(payload, 0, payload.Size())); err != nil {
+		if err := compress.CheckWindow(compress.XZ, payload, payload.Size()); err != nil {
 			return err
 		}
 	}
