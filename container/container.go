@@ -107,6 +107,19 @@ type Reader interface {
 	Walk(ctx context.Context, src io.ReaderAt, size int64, name string, lim *Limits, yield func(m *Member, r io.Reader) error) error
 }
 
+// Signed is implemented by a Reader whose containers carry a signature of
+// their own that a format handler judges (an MSI or a cabinet is signed with
+// Authenticode over the whole file): the pipeline then judges the file as
+// that format (the handler whose Format is JudgedAs claims it too) and
+// walks its members, where a file that two readings claim is otherwise
+// blocked.
+type Signed interface {
+	Reader
+	// JudgedAs names the format (cipolicy.Format) whose handler judges
+	// the container file itself.
+	JudgedAs() string
+}
+
 // SniffSize is how many bytes Sniff is given (the validator reads this much
 // of every file anyway).
 const SniffSize = 4096
