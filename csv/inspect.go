@@ -92,12 +92,16 @@ type Inspection struct {
 	// could not be fully inspected; Format is then what it claimed to be.
 	Err error
 	// Container is the kind of container the file is, when it is one
-	// whose members are judged (Format is then FormatOther).
+	// whose members are judged (Format is then FormatOther, but for a
+	// container with a signature of its own, container.Signed: an MSI is
+	// judged as FormatMSI, then its members).
 	Container container.Kind
 
 	signed bool
-	// walk, for a container, judges its members (csv/members.go).
-	walk func(ctx context.Context, emit func(*member) error) error
+	// walk, for a container, judges its members (csv/members.go), and
+	// closes the file; release closes it when walk is not called.
+	walk    func(ctx context.Context, emit func(*member) error) error
+	release func()
 	// members are the container's members as the worker inspects them.
 	members <-chan *member
 	// deferred: the inspection computed the needs without their Later
@@ -222,6 +226,7 @@ func (c *inspectConfig) full(rel string) *inspectConfig {
 // a parser becomes a MalformedBinaryError.
 func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (in *Inspection) {
 	in = &Inspection{Format: FormatOther}
+	only := cfg.containerOnly // the walk passes it for its members alone
 	if cfg.needsAt != nil && cfg.needs == nil {
 		cfg = cfg.at(cfg.rel)
 	}
@@ -259,14 +264,22 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 	file := format.NewFile(f, in.Size, buf, n)
 	file.Name = filepath.Base(path)
 	if cfg.containers != nil {
-		if h, r := sniff(file), container.Sniff(file.Head, file.Name); h != nil && r != nil {
-			// Judged as the one, the file would ship the other unjudged.
-			in.Format, in.Container, in.Err = h.Format(), r.Kind(), bothError(path, h.Format(), r.Kind())
-			return in
-		}
-	}
-	if cfg.containers != nil && sniff(file) == nil {
-		if r := container.Sniff(file.Head, file.Name); r != nil {
+		h, r := sniff(file), container.Sniff(file.Head, file.Name)
+		if r != nil {
+			signed := h != nil && judgedAs(r, h.Format())
+			if h != nil && !signed {
+				// Judged as the one, the file would ship the other unjudged.
+				in.Format, in.Container, in.Err = h.Format(), r.Kind(), bothError(path, h.Format(), r.Kind())
+				return in
+			}
+			if signed && !only {
+				// A container with a signature of its own (an MSI, a
+				// cabinet): judged as its format, then its members.
+				inspectData(ctx, path, file, cfg, in)
+				if in.Err != nil {
+					return in // its members are not walked: the file is blocked
+				}
+			}
 			// Its members are judged, in the worker, after the inspection
 			// is passed on (see walkContainer): the file stays open.
 			in.Container = r.Kind()
@@ -276,6 +289,7 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 				defer g.Close()
 				return walkContainer(ctx, cfg, r, g, in.Size, cfg.rel, file.Name, 1, new(int64), emit)
 			}
+			in.release = func() { g.Close() }
 			return in
 		}
 		if kind, err := appendedContainer(f, in.Size, file.Head); err != nil {
@@ -286,11 +300,18 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 			return in
 		}
 	}
-	if cfg.containerOnly {
+	if only {
 		return in // not a container: excluded
 	}
 	inspectData(ctx, path, file, cfg, in)
 	return in
+}
+
+// judgedAs reports whether r's containers are files of format f, judged as
+// such as well as walked (container.Signed).
+func judgedAs(r container.Reader, f Format) bool {
+	s, ok := r.(container.Signed)
+	return ok && s.JudgedAs() == string(f)
 }
 
 // bothError is the error of a file that is at once of a format csv judges

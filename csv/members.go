@@ -311,11 +311,12 @@ func inspectMember(ctx context.Context, cfg *inspectConfig, rel string, m *conta
 	// again, by inspectData).
 	probe := &format.File{Head: head, R: bytes.NewReader(head), Name: path.Base(m.Name), Size: int64(n)}
 	h, cr := sniff(probe), container.Sniff(head, probe.Name)
-	if h != nil && cr != nil {
+	signed := h != nil && cr != nil && judgedAs(cr, h.Format())
+	if h != nil && cr != nil && !signed {
 		in.Format, in.Err = h.Format(), bothError(rel, h.Format(), cr.Kind())
 		return in, nil, nil
 	}
-	if h == nil {
+	if h == nil || signed {
 		nested = cr
 	}
 	if nested == nil && cfg.containerOnly {
@@ -356,7 +357,7 @@ func inspectMember(ctx context.Context, cfg *inspectConfig, rel string, m *conta
 	}
 	*data = d
 	in.Size = int64(len(d))
-	if nested != nil {
+	if nested != nil && (!signed || cfg.containerOnly) {
 		in.Container = nested.Kind()
 		return in, nested, nil
 	}
@@ -368,6 +369,12 @@ func inspectMember(ctx context.Context, cfg *inspectConfig, rel string, m *conta
 	}
 	if in.Err != nil && ctx.Err() != nil {
 		return nil, nil, ctx.Err()
+	}
+	if signed && in.Err == nil {
+		// A container with a signature of its own, judged as its format:
+		// its members follow.
+		in.Container = nested.Kind()
+		return in, nested, nil
 	}
 	return in, nil, nil
 }

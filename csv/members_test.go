@@ -4,6 +4,7 @@ import (
 	stdtar "archive/tar"
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/container"
+	binpe "github.com/codesignval/csv/internal/binfmt/pe"
 	"github.com/codesignval/csv/internal/testbin"
 	"github.com/codesignval/csv/signing"
 )
@@ -425,5 +427,83 @@ func TestIncludeNested(t *testing.T) {
 	}
 	if rep.Summary.Excluded != 1 { // y.so
 		t.Errorf("excluded %d, want 1", rep.Summary.Excluded)
+	}
+}
+
+// testSigned is a container kind with a signature of its own
+// (container.Signed), as an MSI or a cabinet is: a PE file named *.tsc,
+// judged as a PE file, whose members are a testContainer archive appended
+// to it.
+type testSigned struct{}
+
+func (testSigned) Kind() container.Kind { return "testsc" }
+func (testSigned) JudgedAs() string     { return string(FormatPE) }
+
+func (testSigned) Sniff(head []byte, name string) bool {
+	return bytes.HasPrefix(head, []byte("MZ")) && strings.HasSuffix(name, ".tsc")
+}
+
+func (testSigned) Walk(ctx context.Context, src io.ReaderAt, size int64, name string, lim *container.Limits, yield func(*container.Member, io.Reader) error) error {
+	b := make([]byte, size)
+	if _, err := src.ReadAt(b, 0); err != nil {
+		return err
+	}
+	i := bytes.LastIndex(b, []byte(testMagic))
+	if i < 0 {
+		return &signing.MalformedError{Format: "testsc", Offset: -1, Reason: "no members"}
+	}
+	return testContainer{}.Walk(ctx, bytes.NewReader(b[i:]), size-int64(i), name, lim, yield)
+}
+
+func init() { container.Register(testSigned{}) }
+
+// TestSignedContainer: a container with a signature of its own is judged as
+// its format and its members follow it, loose and nested; one whose own
+// reading is malformed is blocked, its members not walked; under --include
+// that leaves it out, only its members are judged.
+func TestSignedContainer(t *testing.T) {
+	good := testbin.PE(testbin.PEOptions{})
+	bad := testbin.PE(testbin.PEOptions{Code: []byte{0x90, 0xc3}})
+	pkg := append(slices.Clone(good), testArchive(tcMember{"bin/app.exe", good, ""}, tcMember{"bin/tool.exe", bad, ""})...)
+	// A PE file whose certificate table lies past its end.
+	broken := append(slices.Clone(good), testArchive(tcMember{"x.exe", good, ""})...)
+	pf, err := binpe.Parse(bytes.NewReader(broken), int64(len(broken)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint32(broken[pf.CertDirOffset:], uint32(len(broken)+8))
+	binary.LittleEndian.PutUint32(broken[pf.CertDirOffset+4:], 16)
+	dir := tree(t, map[string][]byte{
+		"a/pkg.tsc":    pkg,
+		"b/outer.tc":   testArchive(tcMember{"in/pkg.tsc", pkg, ""}),
+		"c/broken.tsc": broken,
+	})
+	set := policyFor(t,
+		"{id: good, action: allow, sha256: "+sha(good)+"}",
+		"{id: pkg, action: allow, sha256: "+sha(pkg)+"}")
+	rep := validate(t, set, Options{Jobs: 2}, dir)
+	var got []string
+	for _, r := range rep.Results {
+		got = append(got, fmt.Sprintf("%s %s %s", r.Path, r.Decision.Verdict, r.Format))
+	}
+	want := []string{
+		"a/pkg.tsc allowed pe",
+		"a/pkg.tsc!/bin/app.exe allowed pe",
+		"a/pkg.tsc!/bin/tool.exe blocked pe",
+		"b/outer.tc!/in/pkg.tsc allowed pe",
+		"b/outer.tc!/in/pkg.tsc!/bin/app.exe allowed pe",
+		"b/outer.tc!/in/pkg.tsc!/bin/tool.exe blocked pe",
+		"c/broken.tsc blocked pe",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("results:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if r := rep.Results[6]; !errors.Is(r.Err, signing.ErrMalformed) {
+		t.Errorf("%s: err %v", r.Path, r.Err)
+	}
+	rep = validate(t, set, Options{Include: []string{"**/*.exe"}}, dir)
+	judged, _ := paths(rep)
+	if want := []string{"a/pkg.tsc!/bin/app.exe", "a/pkg.tsc!/bin/tool.exe", "b/outer.tc!/in/pkg.tsc!/bin/app.exe", "b/outer.tc!/in/pkg.tsc!/bin/tool.exe", "c/broken.tsc!/x.exe"}; !slices.Equal(judged, want) {
+		t.Errorf("with --include: judged %q, want %q", judged, want)
 	}
 }

@@ -424,7 +424,7 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 		case e.skipped != nil:
 			rep.Summary.Skipped++
 			return sink.Skipped(e.skipped)
-		case in != nil && in.Container != "" && in.Err == nil:
+		case in != nil && in.Container != "" && in.Err == nil && in.Format == FormatOther:
 			rep.Summary.Skipped++
 			return sink.Skipped(&SkippedFile{Root: roots[e.root], Path: e.rel, fileRoot: e.fileRoot,
 				Reason: fmt.Sprintf("%s container: its members are judged (%s%s...)", in.Container, path.Base(e.rel), container.Separator)})
@@ -705,6 +705,9 @@ func inspectInOrder(ctx context.Context, opts *Options, w *walker, needs func(re
 					in = inspectFile(gctx, e.abs, buf, cfg)
 				}
 				if again != nil && in.deferred && gctx.Err() == nil && again(e, in) {
+					if in.release != nil {
+						in.release()
+					}
 					cfg.needs = func(f cipolicy.Format) cipolicy.Needs { return needs(e.rel, f).Full() }
 					in = inspectFile(gctx, e.abs, buf, cfg)
 				}
