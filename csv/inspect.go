@@ -194,6 +194,11 @@ type inspectConfig struct {
 	// again says whether a member whose first read deferred facts must be
 	// read again with them (inspectInOrder's again, at the member's path).
 	again func(rel string, in *Inspection) bool
+	// dispatch, when set, passes the inspection of a member held in memory
+	// (size bytes) to a free worker, which calls task with its read
+	// buffer; it reports false when none can take it now (the caller then
+	// inspects the member itself).
+	dispatch func(size int64, task func(buf []byte)) bool
 }
 
 // at returns the configuration for a member at rel.

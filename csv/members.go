@@ -57,6 +57,9 @@ type member struct {
 	// skipped, when set, says why the member is not judged (a link to a
 	// member judged at its own path).
 	skipped string
+	// ready, when set, is closed once in is set: the member is inspected
+	// by another worker (dispatch).
+	ready chan struct{}
 }
 
 // memberLink is a link member, settled once the whole container is known.
@@ -218,7 +221,7 @@ func walkContainer(ctx context.Context, cfg *inspectConfig, r container.Reader, 
 		}
 		mcfg := cfg.at(rel)
 		mcfg.containerOnly = includeOnly
-		in, nested, err := inspectMember(ctx, mcfg, rel, m, mr, buf, &data)
+		in, h, err := readMember(ctx, mcfg, rel, m, mr, buf, &data)
 		if err != nil {
 			return err
 		}
@@ -227,6 +230,25 @@ func walkContainer(ctx context.Context, cfg *inspectConfig, r container.Reader, 
 		}
 		if name, err := container.CleanName(m.Name); err == nil {
 			ls.file(name)
+		}
+		if h != nil && h.nested == nil && cfg.dispatch != nil {
+			// A binary held in memory: inspected by whichever worker is
+			// free, while this one reads on; the member keeps its place.
+			mem := &member{rel: rel, ready: make(chan struct{})}
+			if cfg.dispatch(int64(cap(data)), func(buf []byte) {
+				mem.in = h.inspect(ctx, buf)
+				close(mem.ready)
+			}) {
+				data = nil // the task's now
+				return emit(mem)
+			}
+		}
+		var nested container.Reader
+		if h != nil {
+			in, nested = h.inspect(ctx, buf), h.nested
+			if in.Container == "" {
+				nested = nil // its own reading blocks it: not walked
+			}
 		}
 		if nested == nil {
 			if cap(data) > keepMemberBuffer {
@@ -277,14 +299,30 @@ type emitStop struct{ err error }
 
 func (e *emitStop) Error() string { return e.err.Error() }
 
-// inspectMember inspects one member as inspect does a loose file: its first
+// heldMember is a member read into memory (for the handlers' random
+// access), to be inspected: a binary, or a nested container (nested), with
+// a signature of its own when signed.
+type heldMember struct {
+	cfg    *inspectConfig
+	rel    string
+	d      []byte
+	n      int // the first n bytes of d were the member's first block
+	name   string
+	size   int64
+	nested container.Reader
+	signed bool
+}
+
+// readMember reads one member as inspect does a loose file: its first
 // block tells the format (with cfg.containerOnly, a member that is no
-// container is not inspected: in is nil); a binary (or a nested container) is read into
-// memory (*data, reused, at most lim.MemberInMemory bytes), for the
-// handlers' random access. A member of no format is not read further.
-func inspectMember(ctx context.Context, cfg *inspectConfig, rel string, m *container.Member, r io.Reader, buf []byte, data *[]byte) (in *Inspection, nested container.Reader, err error) {
+// container is not read on: in is nil); a binary (or a nested container)
+// is read into memory (*data, reused, at most lim.MemberInMemory bytes)
+// and returned as h, to be inspected (h.inspect); in is then a
+// placeholder. A member of no format is not read further, and in is its
+// inspection.
+func readMember(ctx context.Context, cfg *inspectConfig, rel string, m *container.Member, r io.Reader, buf []byte, data *[]byte) (in *Inspection, h *heldMember, err error) {
 	in = &Inspection{Format: FormatOther, Size: m.Size}
-	readErr := func(err error) (*Inspection, container.Reader, error) {
+	readErr := func(err error) (*Inspection, *heldMember, error) {
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
@@ -310,19 +348,20 @@ func inspectMember(ctx context.Context, cfg *inspectConfig, rel string, m *conta
 	// past it: a file that starts as a binary is read whole and told
 	// again, by inspectData).
 	probe := &format.File{Head: head, R: bytes.NewReader(head), Name: path.Base(m.Name), Size: int64(n)}
-	h, cr := sniff(probe), container.Sniff(head, probe.Name)
-	signed := h != nil && cr != nil && judgedAs(cr, h.Format())
-	if h != nil && cr != nil && !signed {
-		in.Format, in.Err = h.Format(), bothError(rel, h.Format(), cr.Kind())
+	hd, cr := sniff(probe), container.Sniff(head, probe.Name)
+	signed := hd != nil && cr != nil && judgedAs(cr, hd.Format())
+	if hd != nil && cr != nil && !signed {
+		in.Format, in.Err = hd.Format(), bothError(rel, hd.Format(), cr.Kind())
 		return in, nil, nil
 	}
-	if h == nil || signed {
+	var nested container.Reader
+	if hd == nil || signed {
 		nested = cr
 	}
 	if nested == nil && cfg.containerOnly {
 		return nil, nil, nil // --include leaves it out
 	}
-	if h == nil && nested == nil && !lookalike(probe) && !cfg.needs(FormatOther).Digests.Has(cipolicy.SHA256) {
+	if hd == nil && nested == nil && !lookalike(probe) && !cfg.needs(FormatOther).Digests.Has(cipolicy.SHA256) {
 		// Of no format: read to its end only to see whether it ends
 		// as a container (a zip after a script), not judged further.
 		kind, err := tailKind(r, head, n == format.SniffSize)
@@ -357,26 +396,30 @@ func inspectMember(ctx context.Context, cfg *inspectConfig, rel string, m *conta
 	}
 	*data = d
 	in.Size = int64(len(d))
-	if nested != nil && (!signed || cfg.containerOnly) {
-		in.Container = nested.Kind()
-		return in, nested, nil
+	return in, &heldMember{cfg: cfg, rel: rel, d: d, n: n, name: probe.Name, size: m.Size, nested: nested, signed: signed}, nil
+}
+
+// inspect inspects a member held in memory: a binary, or a container with a
+// signature of its own (judged as its format; in.Container is set when its
+// members are to be walked), or a nested container (in.Container set,
+// nothing else inspected).
+func (h *heldMember) inspect(ctx context.Context, buf []byte) *Inspection {
+	cfg, rel := h.cfg, h.rel
+	if h.nested != nil && (!h.signed || cfg.containerOnly) {
+		return &Inspection{Format: FormatOther, Size: int64(len(h.d)), Container: h.nested.Kind()}
 	}
-	in = inspectHeld(ctx, cfg, rel, d, buf, n, probe.Name, in)
+	in := inspectHeld(ctx, cfg, rel, h.d, buf, h.n, h.name, &Inspection{Format: FormatOther, Size: h.size})
 	if cfg.again != nil && in.deferred && in.Err == nil && ctx.Err() == nil && cfg.again(rel, in) {
 		// The first read's digests leave it blocked, and those the policy
 		// deferred could admit it: read it again, from memory.
-		in = inspectHeld(ctx, cfg.full(rel), rel, d, buf, n, probe.Name, &Inspection{Format: FormatOther, Size: m.Size})
+		in = inspectHeld(ctx, cfg.full(rel), rel, h.d, buf, h.n, h.name, &Inspection{Format: FormatOther, Size: h.size})
 	}
-	if in.Err != nil && ctx.Err() != nil {
-		return nil, nil, ctx.Err()
-	}
-	if signed && in.Err == nil {
+	if h.signed && in.Err == nil {
 		// A container with a signature of its own, judged as its format:
 		// its members follow.
-		in.Container = nested.Kind()
-		return in, nested, nil
+		in.Container = h.nested.Kind()
 	}
-	return in, nil, nil
+	return in
 }
 
 // inspectHeld inspects a member held in memory (d; its first n bytes are

@@ -507,3 +507,53 @@ func TestSignedContainer(t *testing.T) {
 		t.Errorf("with --include: judged %q, want %q", judged, want)
 	}
 }
+
+// TestContainerMembersDispatched: members held in memory are inspected by
+// whichever worker is free while the container's worker reads on; the
+// results keep the container's order, whatever the number of workers, and
+// a run where every worker walks a container (each waiting for its
+// members' tasks) still ends.
+func TestContainerMembersDispatched(t *testing.T) {
+	good := testbin.PE(testbin.PEOptions{})
+	bad := testbin.PE(testbin.PEOptions{Code: []byte{0x90, 0xc3}})
+	elf := testbin.ELF(testbin.ELFOptions{})
+	files := map[string][]byte{}
+	var want []string
+	for c := range 4 {
+		var ms []tcMember
+		for i := range 150 {
+			b, v := good, "allowed"
+			switch i % 3 {
+			case 1:
+				b, v = bad, "blocked"
+			case 2:
+				b = elf
+			}
+			name := fmt.Sprintf("m%03d", i)
+			ms = append(ms, tcMember{name, b, ""})
+			want = append(want, fmt.Sprintf("c%d.tc!/%s %s", c, name, v))
+		}
+		files[fmt.Sprintf("c%d.tc", c)] = testArchive(ms...)
+	}
+	dir := tree(t, files)
+	set := policyFor(t, "{id: good, action: allow, sha256: "+sha(good)+"}", "{id: elf, action: allow, sha256: "+sha(elf)+"}")
+	for _, jobs := range []int{1, 2, 4, 8} {
+		rep := validate(t, set, Options{Jobs: jobs}, dir)
+		var got []string
+		for _, r := range rep.Results {
+			got = append(got, fmt.Sprintf("%s %s", r.Path, r.Decision.Verdict))
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("jobs %d: %d results, want %d; first difference at %d", jobs, len(got), len(want), firstDiff(got, want))
+		}
+	}
+}
+
+func firstDiff(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}

@@ -642,10 +642,37 @@ func inspectInOrder(ctx context.Context, opts *Options, w *walker, needs func(re
 	var found, done atomic.Int64
 	var walked atomic.Bool
 	cache := authenticode.NewCertCache() // every file of a build carries the same chains
+	// Members of containers held in memory are inspected by whichever
+	// worker is free (tasks), while the worker that walks the container
+	// reads on; tasks is closed once nothing can add to it: the walk has
+	// ended and every file passed to a worker is done (producers).
+	tasks := make(chan func(buf []byte), memberTasks*jobs)
+	var producers atomic.Int64
+	producers.Add(1) // the walk's
+	produced := func() {
+		if producers.Add(-1) == 0 {
+			close(tasks)
+		}
+	}
+	var inflight atomic.Int64 // bytes of members held by tasks not yet run
+	dispatch := func(size int64, task func(buf []byte)) bool {
+		if inflight.Add(size) > maxInflight && size > 0 {
+			inflight.Add(-size)
+			return false
+		}
+		select {
+		case tasks <- func(buf []byte) { inflight.Add(-size); task(buf) }:
+			return true
+		default:
+			inflight.Add(-size)
+			return false
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		defer close(order)
 		defer close(work)
+		defer produced()
 		err := w.stream(opts.Shard, func(e *entry) error {
 			j := job{e, -1}
 			if e.isTodo() {
@@ -655,9 +682,11 @@ func inspectInOrder(ctx context.Context, opts *Options, w *walker, needs func(re
 					return gctx.Err()
 				}
 				j.k = int(found.Add(1)) - 1
+				producers.Add(1) // done by the worker
 				select {
 				case work <- j:
 				case <-gctx.Done():
+					producers.Add(-1)
 					return gctx.Err()
 				}
 			}
@@ -674,77 +703,127 @@ func inspectInOrder(ctx context.Context, opts *Options, w *walker, needs func(re
 		walked.Store(err == nil)
 		return err
 	})
-	for range jobs {
-		g.Go(func() error {
-			var buf []byte
-			for j := range work {
-				if buf == nil {
-					buf = make([]byte, limits.ReadBuffer)
+	// inspectJob inspects a file, with buf, and passes its inspection on;
+	// a container's members follow, as the worker decides them.
+	inspectJob := func(j job, buf []byte) error {
+		if err := gctx.Err(); err != nil {
+			return err
+		}
+		e := j.e
+		cfg := &inspectConfig{needs: func(f cipolicy.Format) cipolicy.Needs { return needs(e.rel, f) },
+			opts: format.InspectOptions{Certificates: opts.Certificates, Cache: cache}, follow: e.follow,
+			containers: opts.containers, containerOnly: e.includeOnly}
+		if opts.containers != nil {
+			// Members are judged at their own paths, and read
+			// again as files are (csv/members.go).
+			cfg.needs = nil
+			cfg.needsAt = needs
+			cfg.rel = e.rel
+			cfg.dispatch = dispatch
+			if again != nil {
+				cfg.again = func(rel string, in *Inspection) bool {
+					return again(&entry{root: e.root, rel: rel, fileRoot: e.fileRoot}, in)
 				}
-				if err := gctx.Err(); err != nil {
-					return err
-				}
-				e := j.e
-				cfg := &inspectConfig{needs: func(f cipolicy.Format) cipolicy.Needs { return needs(e.rel, f) },
-					opts: format.InspectOptions{Certificates: opts.Certificates, Cache: cache}, follow: e.follow,
-					containers: opts.containers, containerOnly: e.includeOnly}
-				if opts.containers != nil {
-					// Members are judged at their own paths, and read
-					// again as files are (csv/members.go).
-					cfg.needs = nil
-					cfg.needsAt = needs
-					cfg.rel = e.rel
-					if again != nil {
-						cfg.again = func(rel string, in *Inspection) bool {
-							return again(&entry{root: e.root, rel: rel, fileRoot: e.fileRoot}, in)
+			}
+		}
+		in := opts.catalogs.take(e.abs) // read while indexing catalogs
+		if in == nil {
+			in = inspectFile(gctx, e.abs, buf, cfg)
+		}
+		if again != nil && in.deferred && gctx.Err() == nil && again(e, in) {
+			if in.release != nil {
+				in.release()
+			}
+			cfg.needs = func(f cipolicy.Format) cipolicy.Needs { return needs(e.rel, f).Full() }
+			in = inspectFile(gctx, e.abs, buf, cfg)
+		}
+		if in.Err != nil && gctx.Err() != nil {
+			return gctx.Err()
+		}
+		d := done.Add(1)
+		if opts.Progress != nil {
+			opts.Progress(int(d), int(found.Load()))
+		}
+		if in.walk == nil {
+			results <- finished{j.k, in}
+			return nil
+		}
+		// A container: its members follow its inspection, as the
+		// worker decides them.
+		ch := make(chan *member, memberQueue)
+		in.members = ch
+		results <- finished{j.k, in}
+		var tbuf []byte // for members' tasks run while the emitter is behind
+		tq := tasks     // not closed while this walk runs: it is a producer
+		err := in.walk(gctx, func(m *member) error {
+			for {
+				select {
+				case ch <- m:
+					return nil
+				case t, ok := <-tq:
+					// The emitter may be waiting for this task: run it
+					// rather than wait (every worker may be walking).
+					if !ok {
+						tq = nil
+					} else {
+						if tbuf == nil {
+							tbuf = make([]byte, limits.ReadBuffer)
 						}
+						t(tbuf)
 					}
-				}
-				in := opts.catalogs.take(e.abs) // read while indexing catalogs
-				if in == nil {
-					in = inspectFile(gctx, e.abs, buf, cfg)
-				}
-				if again != nil && in.deferred && gctx.Err() == nil && again(e, in) {
-					if in.release != nil {
-						in.release()
-					}
-					cfg.needs = func(f cipolicy.Format) cipolicy.Needs { return needs(e.rel, f).Full() }
-					in = inspectFile(gctx, e.abs, buf, cfg)
-				}
-				if in.Err != nil && gctx.Err() != nil {
+				case <-gctx.Done():
 					return gctx.Err()
 				}
-				d := done.Add(1)
-				if opts.Progress != nil {
-					opts.Progress(int(d), int(found.Load()))
-				}
-				if in.walk == nil {
-					results <- finished{j.k, in}
+			}
+		})
+		close(ch)
+		if err != nil {
+			var stop *emitStop
+			if errors.As(err, &stop) {
+				err = stop.err
+			}
+			return err
+		}
+		return nil
+	}
+	for range jobs {
+		g.Go(func() error {
+			buf := make([]byte, limits.ReadBuffer)
+			work := work
+			for {
+				var j job
+				select {
+				case t, ok := <-tasks:
+					if !ok {
+						return nil // no file is left, nor any member
+					}
+					t(buf)
 					continue
+				default:
 				}
-				// A container: its members follow its inspection, as the
-				// worker decides them.
-				ch := make(chan *member, memberQueue)
-				in.members = ch
-				results <- finished{j.k, in}
-				err := in.walk(gctx, func(m *member) error {
-					select {
-					case ch <- m:
+				select {
+				case t, ok := <-tasks:
+					if !ok {
 						return nil
-					case <-gctx.Done():
-						return gctx.Err()
 					}
-				})
-				close(ch)
-				if err != nil {
-					var stop *emitStop
-					if errors.As(err, &stop) {
-						err = stop.err
+					t(buf)
+					continue
+				case jj, ok := <-work:
+					if !ok {
+						work = nil // members of others' containers may follow
+						continue
 					}
+					j = jj
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				if err := func() error {
+					defer produced()
+					return inspectJob(j, buf)
+				}(); err != nil {
 					return err
 				}
 			}
-			return nil
 		})
 	}
 	interrupted := func() error {
@@ -797,6 +876,14 @@ func inspectInOrder(ctx context.Context, opts *Options, w *walker, needs func(re
 	return nil
 }
 
+// memberTasks is how many members held in memory per worker may wait for a
+// free worker to inspect them, and maxInflight how many bytes they may
+// hold in all.
+const (
+	memberTasks = 8
+	maxInflight = 48 << 20
+)
+
 // memberQueue is how many decided members of a container a worker may be
 // ahead of the emitter.
 const memberQueue = 64
@@ -830,6 +917,13 @@ func emitAll(ctx context.Context, roots []string, e *entry, in *Inspection, emit
 		}
 		if !ok {
 			return nil
+		}
+		if m.ready != nil {
+			select {
+			case <-m.ready:
+			case <-ctx.Done():
+				return errInterrupted
+			}
 		}
 		me := &entry{root: e.root, rel: m.rel, fileRoot: e.fileRoot, problem: m.problem, format: FormatOther}
 		mi := m.in
