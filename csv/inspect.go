@@ -343,7 +343,13 @@ func inspectData(ctx context.Context, path string, file *format.File, cfg *inspe
 	need := cfg.needs(in.Format)
 	in.deferred = !need.Later.IsZero()
 	if h != nil {
-		finish, err = h.Inspect(file, need, &cfg.opts, &pass, &facts)
+		if st, ok := h.(format.Streamer); ok && file.Streamed() {
+			finish, err = st.InspectStream(file, need, &cfg.opts, &pass, &facts)
+		} else if file.Streamed() {
+			err = fmt.Errorf("csv: internal error: a %s file cannot be inspected as it streams by", in.Format.Label())
+		} else {
+			finish, err = h.Inspect(file, need, &cfg.opts, &pass, &facts)
+		}
 		in.setFacts(&facts)
 		if err != nil {
 			in.Err = fileError(path, in.Format, err)
@@ -362,7 +368,7 @@ func inspectData(ctx context.Context, path string, file *format.File, cfg *inspe
 	if need.Digests.Has(cipolicy.SHA256) {
 		pass.Hash(cipolicy.SHA256, sha256.New())
 	}
-	if ws := pass.Writers(); len(ws) > 0 {
+	if ws := pass.Writers(); len(ws) > 0 || file.Streamed() {
 		if err := file.Stream(ctx, ws...); err != nil {
 			if ctx.Err() != nil {
 				in.Err = ctx.Err()

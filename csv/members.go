@@ -373,6 +373,10 @@ func readMember(ctx context.Context, cfg *inspectConfig, rel string, m *containe
 		}
 		return in, nil, nil
 	}
+	if _, ok := hd.(format.Streamer); ok && nested == nil && m.Size > streamMember {
+		// Large, and its handler can read it as it streams by: not held.
+		return inspectStreamed(ctx, cfg.full(rel), rel, m, r, buf, n, probe.Name, in), nil, nil
+	}
 	// Held in memory: the handlers read by random access.
 	capacity := cfg.containers.lim.MemberInMemory
 	if capacity > 0 && m.Size > capacity {
@@ -419,6 +423,43 @@ func (h *heldMember) inspect(ctx context.Context, buf []byte) *Inspection {
 		// its members follow.
 		in.Container = h.nested.Kind()
 	}
+	return in
+}
+
+// streamMember is the size over which a member whose handler can inspect
+// it as it streams by (format.Streamer) is, rather than held in memory (a
+// variable for tests).
+var streamMember int64 = limits.StreamMember
+
+// inspectStreamed inspects a member read once, front to back, from r (its
+// first n bytes are in buf): its first limits.StreamHead bytes are read,
+// then the handler keeps what it reads out of order as the member passes
+// (format.NewStreamedFile). It is read with every fact the policy may need
+// (no second read). A panic in a parser becomes a MalformedBinaryError.
+func inspectStreamed(ctx context.Context, cfg *inspectConfig, rel string, m *container.Member, r io.Reader, buf []byte, n int, name string, in *Inspection) (out *Inspection) {
+	defer func() {
+		if v := recover(); v != nil {
+			in.Err = &MalformedBinaryError{Path: rel, Format: in.Format, Offset: -1,
+				Reason: fmt.Sprintf("internal error while parsing (please report it): %v", v)}
+			out = in
+		}
+	}()
+	hn := int(min(m.Size, limits.StreamHead))
+	if hn > n {
+		k, err := io.ReadFull(r, buf[n:hn])
+		if err != nil {
+			if ctx.Err() != nil {
+				in.Err = ctx.Err()
+				return in
+			}
+			in.Err = &UnreadableError{Path: rel, Err: format.FileChanged(err)}
+			return in
+		}
+		n += k
+	}
+	file := format.NewStreamedFile(r, m.Size, buf[:n], buf)
+	file.Name = name
+	inspectData(ctx, rel, file, cfg, in)
 	return in
 }
 

@@ -88,6 +88,10 @@ type File struct {
 
 	f   io.Reader
 	buf []byte
+	// kept, for a streamed file (NewStreamedFile), serves R; headInBuf
+	// bytes of the head are at buf's start for Stream.
+	kept      *kept
+	headInBuf int
 }
 
 // NewFile returns the File read from f (an *os.File, or any reader with
@@ -105,6 +109,9 @@ func NewFile(f interface {
 // fails if the file does not have exactly Size bytes (it changed while it
 // was read) and stops when ctx is done. It is called at most once.
 func (f *File) Stream(ctx context.Context, writers ...io.Writer) error {
+	if f.kept != nil {
+		return f.stream(ctx, writers)
+	}
 	return Stream(ctx, f.f, f.buf, len(f.Head), f.Size, writers)
 }
 
@@ -134,7 +141,14 @@ func Stream(ctx context.Context, f io.Reader, buf []byte, n int, size int64, wri
 		var err error
 		n, err = f.Read(buf)
 		if errors.Is(err, io.EOF) {
-			if total != size {
+			// A reader may return its last bytes with io.EOF (a
+			// decompressor does).
+			for _, w := range writers {
+				if _, err := w.Write(buf[:n]); err != nil {
+					return err
+				}
+			}
+			if total += int64(n); total != size {
 				return FileChanged(nil)
 			}
 			return nil

@@ -149,6 +149,16 @@ const (
 	// held in memory to be judged (a binary, which parsers read by random
 	// access, or a nested container).
 	MaxMemberInMemory = 256 << 20
+	// StreamMember is the size over which a member of a container is
+	// inspected as it streams by, once, front to back, rather than held in
+	// memory for the handlers' random access, when its format's handler
+	// can (format.Streamer): what the handler reads out of order (a PE's
+	// certificate table and resource section, an ELF file's header tables
+	// and appended signature) is kept as it passes, up to MaxStreamKept
+	// bytes, and the first StreamHead bytes are kept whole.
+	StreamMember  = 16 << 20
+	MaxStreamKept = 16 << 20
+	StreamHead    = 64 << 10
 	// MaxContainerWindow caps a compressed stream's window: a zstd
 	// frame's window, an xz or lzma dictionary, which the decoder
 	// allocates as the header says. xz -9 uses 64 MiB, zstd -19 8 MiB;

@@ -101,6 +101,8 @@ const (
 	pkeyIDPKCS7 = 2
 	// maxSignatureLen caps sig_len: see the package's Security section.
 	maxSignatureLen = 64 << 10
+	// MaxTail is the most Find reads of a file: its last MaxTail bytes.
+	MaxTail = trailerLen + maxSignatureLen
 )
 
 // FormatError is the error Find returns for an appended signature that is

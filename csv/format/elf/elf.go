@@ -105,6 +105,91 @@ func inspect(f *format.File, need cipolicy.Needs, opts *format.InspectOptions, p
 	}, nil
 }
 
+// streamHashes are the digests of a streamed file's signed prefix computed
+// before its appended signature is read: the kernel's module signing
+// defaults (sign-file and the distributions' configurations use SHA-256
+// or SHA-512).
+var streamHashes = []crypto.Hash{crypto.SHA256, crypto.SHA512}
+
+// InspectStream implements format.Streamer: the header is read from the
+// file's first bytes; the program and section header tables and the last
+// modsig.MaxTail bytes (where an appended signature lies) are kept as the
+// file passes and checked after it. With signatures needed, the prefix
+// before the kept tail is hashed with each of streamHashes as it passes,
+// and the rest of the signed prefix from the tail once the signature says
+// where it ends.
+func (Handler) InspectStream(f *format.File, need cipolicy.Needs, opts *format.InspectOptions, p *format.Pass, facts *format.Facts) (func() error, error) {
+	finish, err := inspectStream(f, need, opts, p, facts)
+	if finish != nil {
+		// What it reads after the file is what it reads before it held.
+		then := finish
+		finish = func() error { return malformed(then()) }
+	}
+	return finish, malformed(err)
+}
+
+func inspectStream(f *format.File, need cipolicy.Needs, opts *format.InspectOptions, p *format.Pass, facts *format.Facts) (func() error, error) {
+	ef, err := binelf.ParseHeader(f.R, f.Size)
+	if err != nil {
+		return nil, err
+	}
+	class := 32
+	if ef.Is64() {
+		class = 64
+	}
+	info := &Info{Class: class, Machine: ef.Machine, Type: ef.Type}
+	facts.Info = info
+	phOff, phSize, shOff, shSize := ef.Tables()
+	tail := min(f.Size, int64(modsig.MaxTail))
+	for _, r := range [][2]int64{{phOff, phSize}, {shOff, shSize}, {f.Size - tail, tail}} {
+		if err := f.Keep(r[0], r[1]); err != nil {
+			return nil, err
+		}
+	}
+	prefix := f.Size - tail
+	var hashes map[crypto.Hash]hash.Hash
+	if need.Signatures {
+		hashes = map[crypto.Hash]hash.Hash{}
+		for _, h := range streamHashes {
+			hashes[h] = h.New()
+			p.Write(&PrefixWriter{W: hashes[h], N: prefix})
+		}
+	}
+	return func() error {
+		if _, err := binelf.Parse(f.R, f.Size); err != nil {
+			return err
+		}
+		app, err := modsig.Find(f.R, f.Size)
+		if err != nil {
+			return err
+		}
+		if app != nil {
+			info.SignedLength = app.SignedLen
+			facts.Signed = app.SignedLen > 0
+		}
+		if !need.Signatures {
+			return nil
+		}
+		if app == nil {
+			facts.Signatures = []*signing.Signature{}
+			return nil
+		}
+		h := hashes[app.DigestAlgorithm]
+		if h == nil {
+			facts.Signatures = []*signing.Signature{{Format: modsig.SignatureFormat, DigestAlgorithm: app.DigestAlgorithm,
+				Problem: signing.Errorf(signing.ErrSignature, "the signature is over a %v digest, and csv reads this large member of a container once, as it streams by, computing %v and %v digests only: it cannot verify the signature", app.DigestAlgorithm, streamHashes[0], streamHashes[1])}}
+			return nil
+		}
+		rest := make([]byte, app.SignedLen-prefix)
+		if _, err := f.R.ReadAt(rest, prefix); err != nil {
+			return err
+		}
+		h.Write(rest)
+		facts.Signatures = []*signing.Signature{app.Verify(h.Sum(nil), opts.Certificates)}
+		return nil
+	}, nil
+}
+
 // malformed turns what the parsers found into a *format.MalformedError.
 func malformed(err error) error {
 	if err == nil {

@@ -140,6 +140,7 @@ func FuzzInspect(f *testing.F) {
 		}
 		for _, need := range []cipolicy.Needs{cipolicy.AllNeeds(), {}} {
 			formattest.CheckInvariants(t, formattest.Inspect(elf.Handler{}, data, need, []*signing.Certificate{cert}), need)
+			formattest.CheckStreamed(t, elf.Handler{}, data, need, []*signing.Certificate{cert})
 		}
 	})
 }

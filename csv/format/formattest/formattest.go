@@ -13,6 +13,7 @@ import (
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv/format"
+	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
 )
@@ -63,6 +64,69 @@ func InspectNamed(h format.Handler, name string, data []byte, need cipolicy.Need
 }
 
 // Sniff runs h's Sniff on data.
+// InspectStreamed inspects data as a file read once, front to back
+// (format.NewStreamedFile), with h's InspectStream.
+func InspectStreamed(h format.Streamer, data []byte, need cipolicy.Needs, certs []*signing.Certificate) *Result {
+	buf := make([]byte, 64<<10)
+	hn := min(len(data), limits.StreamHead)
+	f := format.NewStreamedFile(bytes.NewReader(data[hn:]), int64(len(data)), data[:hn], buf)
+	var p format.Pass
+	res := &Result{}
+	opts := &format.InspectOptions{Certificates: certs, Cache: authenticode.NewCertCache()}
+	finish, err := h.InspectStream(f, need, opts, &p, &res.Facts)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	if err := f.Stream(context.Background(), p.Writers()...); err != nil {
+		res.Err = err
+		return res
+	}
+	if res.Digests, err = p.Done(); err != nil {
+		res.Err = err
+		return res
+	}
+	if finish != nil {
+		res.Err = finish()
+	}
+	return res
+}
+
+// CheckStreamed checks that data inspected as it streams by (InspectStreamed)
+// is judged as data read by random access: an error where the held
+// reading has one (it may find more: bytes it did not keep), else the same
+// signed flag and digests, and no more signatures verified.
+func CheckStreamed(t testing.TB, h format.Streamer, data []byte, need cipolicy.Needs, certs []*signing.Certificate) {
+	t.Helper()
+	held, streamed := Inspect(h, data, need, certs), InspectStreamed(h, data, need, certs)
+	CheckInvariants(t, streamed, need)
+	if held.Err != nil || streamed.Err != nil {
+		if held.Err != nil && streamed.Err == nil {
+			t.Fatalf("held: %v; streamed: no error", held.Err)
+		}
+		return
+	}
+	if held.Facts.Signed != streamed.Facts.Signed {
+		t.Fatalf("signed: held %v, streamed %v", held.Facts.Signed, streamed.Facts.Signed)
+	}
+	for a, d := range held.Digests {
+		if !bytes.Equal(d, streamed.Digests.Get(a)) {
+			t.Fatalf("%s: held %x, streamed %x", a, d, streamed.Digests.Get(a))
+		}
+	}
+	verified := func(r *Result) (n int) {
+		for _, s := range r.Facts.Signatures {
+			if s.Verified() {
+				n++
+			}
+		}
+		return n
+	}
+	if verified(streamed) > verified(held) {
+		t.Fatalf("streamed: %d signatures verified, held %d", verified(streamed), verified(held))
+	}
+}
+
 func Sniff(h format.Handler, data []byte) bool { return SniffNamed(h, "", data) }
 
 // SniffNamed runs h's Sniff on data, a file named name.

@@ -101,11 +101,32 @@ func (Handler) Inspect(f *format.File, need cipolicy.Needs, opts *format.Inspect
 	return finish, malformed(err)
 }
 
+// InspectStream implements format.Streamer: as Inspect, for a file read
+// once, front to back (a large member of a compressed archive). The
+// headers are read from the file's first bytes; the certificate table and,
+// with attributes needed, the section holding the resource table are kept
+// as the file passes and read after it. The image hash is computed, for a
+// signed file whose signatures are needed, with SHA-256 and SHA-1 both
+// (the table that says which is read after the file): a signature over
+// another digest does not verify, saying why; the page-hash tables
+// signatures carry are not checked (their first-page hashes are computed
+// as the policy asks).
+func (Handler) InspectStream(f *format.File, need cipolicy.Needs, opts *format.InspectOptions, p *format.Pass, facts *format.Facts) (func() error, error) {
+	finish, err := inspect(f, need, opts, p, facts)
+	if finish != nil {
+		// What it reads after the file is what it reads before it held.
+		then := finish
+		finish = func() error { return malformed(then()) }
+	}
+	return finish, malformed(err)
+}
+
 func inspect(f *format.File, need cipolicy.Needs, opts *format.InspectOptions, p *format.Pass, facts *format.Facts) (func() error, error) {
 	pf, err := binpe.Parse(f.R, f.Size)
 	if err != nil {
 		return nil, err
 	}
+	streamed := f.Streamed()
 	info := &Info{PE32Plus: pf.PE32Plus, Machine: pf.Machine, Subsystem: pf.Subsystem,
 		Sections: len(pf.Sections), CertTableOff: pf.CertTable.Off, CertTableSize: pf.CertTable.Len}
 	facts.Info = info
@@ -117,7 +138,38 @@ func inspect(f *format.File, need cipolicy.Needs, opts *format.InspectOptions, p
 		}
 	}
 	var table []byte
-	if pf.Signed() {
+	// later reads what a streamed file keeps, once it is read.
+	var later []func() error
+	if pf.Signed() && streamed {
+		if err := f.Keep(pf.CertTable.Off, pf.CertTable.Len); err != nil {
+			return nil, err
+		}
+		if need.Signatures {
+			for h := range authenticodeHashes {
+				if hashes[h] == nil {
+					hashes[h] = h.New()
+				}
+			}
+		}
+		later = append(later, func() error {
+			table = make([]byte, pf.CertTable.Len)
+			if err := binfmt.ReadFull(f.R, f.Size, binfmt.PE, pf.CertTable.Off, table, "certificate table"); err != nil {
+				return err
+			}
+			certs, err := binpe.ParseCertificateTable(table, pf.CertTable.Off)
+			if err != nil {
+				return err
+			}
+			for _, c := range certs {
+				info.CertEntries = append(info.CertEntries, CertEntry{Offset: c.Offset, Length: c.Length, Revision: c.Revision, Type: binpe.TypeName(c.Type)})
+			}
+			if !need.Signatures {
+				return authpe.CheckTable(table, pf.CertTable.Off, opts.Cache)
+			}
+			return nil
+		})
+	}
+	if pf.Signed() && !streamed {
 		table = make([]byte, pf.CertTable.Len) // capped by pe.Parse
 		if err := binfmt.ReadFull(f.R, f.Size, binfmt.PE, pf.CertTable.Off, table, "certificate table"); err != nil {
 			return nil, err
@@ -144,12 +196,26 @@ func inspect(f *format.File, need cipolicy.Needs, opts *format.InspectOptions, p
 			}
 		}
 	}
-	if need.Attributes {
+	attributes := func() error {
 		vi, err := binpe.ReadVersionInfo(f.R, pf)
+		if err != nil {
+			return err
+		}
+		facts.Attributes, err = fileAttributes(vi)
+		return err
+	}
+	switch {
+	case need.Attributes && streamed:
+		off, n, err := binpe.ResourceSection(f.R, pf)
 		if err != nil {
 			return nil, err
 		}
-		if facts.Attributes, err = fileAttributes(vi); err != nil {
+		if err := f.Keep(off, n); err != nil {
+			return nil, err
+		}
+		later = append(later, attributes)
+	case need.Attributes:
+		if err := attributes(); err != nil {
 			return nil, err
 		}
 	}
@@ -208,11 +274,30 @@ func inspect(f *format.File, need cipolicy.Needs, opts *format.InspectOptions, p
 		facts.Signatures = sigs
 		return nil
 	}
-	if len(hashes) == 0 {
-		if need.Signatures && table != nil {
-			return func() error { return verify(nil) }, nil
+	// then runs what is left once the file is read: what a streamed file
+	// keeps, then fn.
+	then := func(fn func() error) func() error {
+		if len(later) == 0 {
+			return fn
 		}
-		return nil, nil
+		return func() error {
+			for _, l := range later {
+				if err := l(); err != nil {
+					return err
+				}
+			}
+			if fn == nil {
+				return nil
+			}
+			return fn()
+		}
+	}
+	signed := table != nil || streamed && pf.Signed()
+	if len(hashes) == 0 {
+		if need.Signatures && signed {
+			return then(func() error { return verify(nil) }), nil
+		}
+		return then(nil), nil
 	}
 	list := make([]hash.Hash, 0, len(hashes))
 	for _, h := range hashes {
@@ -231,16 +316,16 @@ func inspect(f *format.File, need cipolicy.Needs, opts *format.InspectOptions, p
 			p.Digest(a, hh)
 		}
 	}
-	if !need.Signatures || table == nil {
-		return nil, nil
+	if !need.Signatures || !signed {
+		return then(nil), nil
 	}
-	return func() error {
+	return then(func() error {
 		sums := make(map[crypto.Hash][]byte, len(hashes))
 		for h, hh := range hashes {
 			sums[h] = hh.Sum(nil)
 		}
 		return verify(sums)
-	}, nil
+	}), nil
 }
 
 // pageHashes maps the first-page hashes to policy digest names.

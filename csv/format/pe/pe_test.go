@@ -154,6 +154,7 @@ func FuzzInspect(f *testing.F) {
 		pages := cipolicy.Needs{Digests: cipolicy.NewDigestSet(cipolicy.PageSHA256)}
 		for _, need := range []cipolicy.Needs{cipolicy.AllNeeds(), {}, pages} {
 			formattest.CheckInvariants(t, formattest.Inspect(pe.Handler{}, data, need, certs), need)
+			formattest.CheckStreamed(t, pe.Handler{}, data, need, certs)
 		}
 	})
 }

@@ -65,12 +65,57 @@ func (f *File) ByteOrder() binary.ByteOrder { return f.byteOrder }
 
 // Parse reads and checks the ELF file in r, which is size bytes long.
 func Parse(r io.ReaderAt, size int64) (*File, error) {
-	var h [64]byte
-	if err := binfmt.ReadFull(r, size, binfmt.ELF, 0, h[:16], "ELF identification"); err != nil {
+	f, phEnt, shEnt, err := parseHeader(r, size)
+	if err != nil {
 		return nil, err
 	}
+	if err := f.checkTables(r, phEnt, shEnt); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// ParseHeader reads and checks the ELF header alone (its first 64 bytes at
+// most), as Parse does, without reading the tables it points to.
+func ParseHeader(r io.ReaderAt, size int64) (*File, error) {
+	f, _, _, err := parseHeader(r, size)
+	return f, err
+}
+
+// Tables returns where the program and section header tables lie, by the
+// header (offset and size in bytes each; a size of 0 for a table the file
+// has none of): Parse reads them. A section count kept in section 0
+// (extended numbering) is not known from the header: the section header
+// table is then given as reaching to the end of the file.
+func (f *File) Tables() (phOff, phSize, shOff, shSize int64) {
+	phEnt, shEnt := 32, 40
+	if f.Is64() {
+		phEnt, shEnt = 56, 64
+	}
+	if f.PhNum > 0 && f.PhNum != 0xffff {
+		phOff, phSize = int64(min(f.PhOff, uint64(f.Size))), int64(f.PhNum)*int64(phEnt)
+	}
+	if f.ShOff != 0 {
+		shOff = int64(min(f.ShOff, uint64(f.Size)))
+		shSize = int64(f.ShNum) * int64(shEnt)
+		if f.ShNum == 0 || f.PhNum == 0xffff || f.ShStrNdx == shnXindex {
+			shSize = f.Size - shOff
+		}
+	}
+	if f.PhNum == 0xffff {
+		// The count is in section 0: every program header may follow.
+		phOff, phSize = int64(min(f.PhOff, uint64(f.Size))), f.Size-int64(min(f.PhOff, uint64(f.Size)))
+	}
+	return phOff, phSize, shOff, shSize
+}
+
+func parseHeader(r io.ReaderAt, size int64) (*File, int, int, error) {
+	var h [64]byte
+	if err := binfmt.ReadFull(r, size, binfmt.ELF, 0, h[:16], "ELF identification"); err != nil {
+		return nil, 0, 0, err
+	}
 	if string(h[:4]) != "\x7fELF" {
-		return nil, binfmt.Errorf(binfmt.ELF, 0, "no ELF magic")
+		return nil, 0, 0, binfmt.Errorf(binfmt.ELF, 0, "no ELF magic")
 	}
 	f := &File{Size: size, Class: h[4], Data: h[5], OSABI: h[7]}
 	var hdrSize, phEnt, shEnt int
@@ -80,7 +125,7 @@ func Parse(r io.ReaderAt, size int64) (*File, error) {
 	case Class64:
 		hdrSize, phEnt, shEnt = 64, 56, 64
 	default:
-		return nil, binfmt.Errorf(binfmt.ELF, 4, "invalid EI_CLASS %d", f.Class)
+		return nil, 0, 0, binfmt.Errorf(binfmt.ELF, 4, "invalid EI_CLASS %d", f.Class)
 	}
 	switch f.Data {
 	case Data2LSB:
@@ -88,19 +133,19 @@ func Parse(r io.ReaderAt, size int64) (*File, error) {
 	case Data2MSB:
 		f.byteOrder = binary.BigEndian
 	default:
-		return nil, binfmt.Errorf(binfmt.ELF, 5, "invalid EI_DATA %d", f.Data)
+		return nil, 0, 0, binfmt.Errorf(binfmt.ELF, 5, "invalid EI_DATA %d", f.Data)
 	}
 	if h[6] != 1 {
-		return nil, binfmt.Errorf(binfmt.ELF, 6, "invalid EI_VERSION %d", h[6])
+		return nil, 0, 0, binfmt.Errorf(binfmt.ELF, 6, "invalid EI_VERSION %d", h[6])
 	}
 	if err := binfmt.ReadFull(r, size, binfmt.ELF, 0, h[:hdrSize], "ELF header"); err != nil {
-		return nil, err
+		return nil, 0, 0, err
 	}
 	bo := f.byteOrder
 	f.Type = bo.Uint16(h[16:])
 	f.Machine = bo.Uint16(h[18:])
 	if v := bo.Uint32(h[20:]); v != 1 {
-		return nil, binfmt.Errorf(binfmt.ELF, 20, "invalid e_version %d", v)
+		return nil, 0, 0, binfmt.Errorf(binfmt.ELF, 20, "invalid e_version %d", v)
 	}
 	var ehsize uint16
 	if f.Is64() {
@@ -125,22 +170,19 @@ func Parse(r io.ReaderAt, size int64) (*File, error) {
 		f.ShStrNdx = int(bo.Uint16(h[50:]))
 	}
 	if int(ehsize) < hdrSize {
-		return nil, binfmt.Errorf(binfmt.ELF, 0, "e_ehsize %d is smaller than the ELF header (%d)", ehsize, hdrSize)
+		return nil, 0, 0, binfmt.Errorf(binfmt.ELF, 0, "e_ehsize %d is smaller than the ELF header (%d)", ehsize, hdrSize)
 	}
 	if f.PhNum > 0 && int(f.PhEntSize) != phEnt {
-		return nil, binfmt.Errorf(binfmt.ELF, 0, "e_phentsize %d, want %d", f.PhEntSize, phEnt)
+		return nil, 0, 0, binfmt.Errorf(binfmt.ELF, 0, "e_phentsize %d, want %d", f.PhEntSize, phEnt)
 	}
 	if f.ShOff != 0 && int(f.ShEntSize) != shEnt {
-		return nil, binfmt.Errorf(binfmt.ELF, 0, "e_shentsize %d, want %d", f.ShEntSize, shEnt)
+		return nil, 0, 0, binfmt.Errorf(binfmt.ELF, 0, "e_shentsize %d, want %d", f.ShEntSize, shEnt)
 	}
 	// PN_XNUM: the real program header count is in section 0's sh_info.
 	if f.PhNum == 0xffff && f.ShOff == 0 {
-		return nil, binfmt.Errorf(binfmt.ELF, 0, "e_phnum is PN_XNUM but there is no section header table")
+		return nil, 0, 0, binfmt.Errorf(binfmt.ELF, 0, "e_phnum is PN_XNUM but there is no section header table")
 	}
-	if err := f.checkTables(r, phEnt, shEnt); err != nil {
-		return nil, err
-	}
-	return f, nil
+	return f, phEnt, shEnt, nil
 }
 
 // table checks that count entries of entSize bytes at off lie within the

@@ -211,6 +211,27 @@ type versionData struct {
 	entry      uint32 // the data entry's offset from the table start
 }
 
+// ResourceSection returns the file range of the section that holds the
+// resource table, which ReadVersionInfo reads (size 0 when the image has
+// no resource table, or it lies in no section: ReadVersionInfo says so).
+// It reads the resource table's directory entry, in the headers.
+func ResourceSection(r io.ReaderAt, f *File) (off, size int64, err error) {
+	v := &versionReader{r: r, f: f}
+	dirOff := f.CertDirOffset - (securityDirIdx-resourceDirIdx)*dirEntrySize
+	var dir [dirEntrySize]byte
+	if err := v.read(dirOff, dir[:], "resource table directory entry"); err != nil {
+		return 0, 0, err
+	}
+	rva := binary.LittleEndian.Uint32(dir[0:])
+	if rva == 0 || binary.LittleEndian.Uint32(dir[4:]) == 0 {
+		return 0, 0, nil
+	}
+	if _, sec, err := v.rvaToOffset(rva, resourceDirSize, dirOff, "resource table"); err == nil {
+		return int64(sec.PointerToRawData), int64(sec.SizeOfRawData), nil
+	}
+	return 0, 0, nil
+}
+
 // ReadVersionInfo reads the version resources of the PE file f (parsed from
 // r by Parse). It walks the resource directory to every RT_VERSION
 // resource (every name, every language) and parses each VS_VERSIONINFO. The
