@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/container"
@@ -237,6 +239,7 @@ func walkContainer(ctx context.Context, cfg *inspectConfig, r container.Reader, 
 			mem := &member{rel: rel, ready: make(chan struct{})}
 			if cfg.dispatch(int64(cap(data)), func(buf []byte) {
 				mem.in = h.inspect(ctx, buf)
+				putMemberBuffer(h.d) // the inspection keeps no part of it
 				close(mem.ready)
 			}) {
 				data = nil // the task's now
@@ -251,7 +254,7 @@ func walkContainer(ctx context.Context, cfg *inspectConfig, r container.Reader, 
 			}
 		}
 		if nested == nil {
-			if cap(data) > keepMemberBuffer {
+			if cap(data) > limits.StreamMember {
 				data = nil // a large member's buffer is not kept for the next
 			}
 			return emit(&member{rel: rel, in: in})
@@ -263,8 +266,10 @@ func walkContainer(ctx context.Context, cfg *inspectConfig, r container.Reader, 
 		// own buffer.
 		held := data
 		data = nil
+		defer putMemberBuffer(held)
 		return walkContainer(ctx, cfg, nested, bytes.NewReader(held), int64(len(held)), rel, path.Base(m.Name), depth+1, expanded, emit)
 	}
+	defer func() { putMemberBuffer(data) }()
 	defer func() {
 		if v := recover(); v != nil {
 			err = emit(&member{rel: p, problem: &MalformedBinaryError{Path: p, Format: FormatOther, Offset: -1,
@@ -289,9 +294,68 @@ func walkContainer(ctx context.Context, cfg *inspectConfig, r container.Reader, 
 	return emit(&member{rel: p, problem: fmt.Errorf("%s container: %w (read %d members before it)", r.Kind(), werr, count)})
 }
 
-// keepMemberBuffer is the largest buffer of a member held in memory that a
-// worker keeps for the next member of its container.
-const keepMemberBuffer = 16 << 20
+// Buffers of members held in memory are used again, by size class (powers
+// of two from 64 KiB to limits.StreamMember), a few of them (at most
+// keptBuffers bytes in all): a build's binaries pass through a few buffers
+// rather than leave one of garbage each, and the buffers kept do not add
+// to the memory a run holds more than that.
+var (
+	memberBuffers [memberClasses]chan []byte
+	keptBytes     atomic.Int64
+)
+
+func init() {
+	for i := range memberBuffers {
+		memberBuffers[i] = make(chan []byte, 4)
+	}
+}
+
+const (
+	minMemberClass = 16 // 64 KiB
+	memberClasses  = 9  // to 16 MiB
+	keptBuffers    = 8 << 20
+)
+
+// memberClass returns the size class of a buffer of n bytes, -1 if none.
+func memberClass(n int64) int {
+	c := max(bits.Len64(uint64(n-1)), minMemberClass) - minMemberClass
+	if n <= 0 || c >= memberClasses {
+		return -1
+	}
+	return c
+}
+
+// getMemberBuffer returns an empty buffer that holds at least n bytes.
+func getMemberBuffer(n int64) []byte {
+	c := memberClass(n)
+	if c < 0 {
+		return make([]byte, 0, n)
+	}
+	select {
+	case b := <-memberBuffers[c]:
+		keptBytes.Add(-int64(cap(b)))
+		return b[:0]
+	default:
+		return make([]byte, 0, 1<<(c+minMemberClass))
+	}
+}
+
+// putMemberBuffer gives a buffer of getMemberBuffer's back.
+func putMemberBuffer(b []byte) {
+	c := memberClass(int64(cap(b)))
+	if c < 0 || cap(b) != 1<<(c+minMemberClass) {
+		return
+	}
+	if keptBytes.Add(int64(cap(b))) > keptBuffers {
+		keptBytes.Add(-int64(cap(b)))
+		return
+	}
+	select {
+	case memberBuffers[c] <- b:
+	default:
+		keptBytes.Add(-int64(cap(b)))
+	}
+}
 
 // emitStop carries an error of the emitter (the run is ending) through a
 // reader's Walk, which returns yield's errors; the worker unwraps it.
@@ -387,7 +451,8 @@ func readMember(ctx context.Context, cfg *inspectConfig, rel string, m *containe
 	if m.Size > int64(cap(*data)) && (capacity <= 0 || m.Size <= capacity) {
 		// Its declared size, at once: growing as it arrives would copy
 		// it over and over (a 100 MB module took seconds).
-		*data = make([]byte, 0, m.Size)
+		putMemberBuffer(*data)
+		*data = getMemberBuffer(m.Size)
 	}
 	d := append((*data)[:0], head...)
 	if n == format.SniffSize {
