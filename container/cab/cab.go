@@ -429,6 +429,10 @@ func read(ctx context.Context, src io.ReaderAt, size int64, lim *container.Limit
 		}
 		f.csize = off - f.dataOff
 		f.dataEnd = off
+		if lim.MaxRatio > 0 && f.usize > lim.RatioGrace && f.usize/max(f.csize, 1) > lim.MaxRatio {
+			return nil, &container.LimitError{Cap: "max-container-ratio", Value: lim.MaxRatio,
+				What: fmt.Sprintf("folder %d declares %d bytes from %d", i, f.usize, f.csize)}
+		}
 	}
 	if off != h.Size {
 		return nil, malformed(off, "%d bytes between the last folder's data and the cabinet's end (%d) that no folder holds", h.Size-off, h.Size)
@@ -545,6 +549,7 @@ func (w *walker) walk() error {
 		}
 		byFolder[f.ifolder] = append(byFolder[f.ifolder], entry{f, m})
 	}
+	s := &stream{}
 	for i := range w.c.folders {
 		fo := &w.c.folders[i]
 		if fo.split || (fo.comp&compMask != compNone && fo.comp&compMask != compMSZIP) {
@@ -552,7 +557,7 @@ func (w *walker) walk() error {
 		}
 		es := byFolder[i]
 		slices.SortStableFunc(es, func(a, b entry) int { return cmp.Compare(a.f.off, b.f.off) })
-		s := newStream(w, i)
+		s.reset(w, i)
 		var end int64 // the end of the previous file in the folder
 		for _, e := range es {
 			if err := w.ctx.Err(); err != nil {
@@ -594,7 +599,7 @@ func (w *walker) member(s *stream, m *container.Member, f *file) error {
 	if r.err != nil {
 		return r.err
 	}
-	buf := s.scratch[:]
+	buf := s.scratch
 	for {
 		_, err := r.Read(buf)
 		if errors.Is(err, io.EOF) {
@@ -636,21 +641,33 @@ type stream struct {
 	fl       io.ReadCloser
 	br       bytes.Reader
 	err      error
-	scratch  [32 << 10]byte
+	scratch  []byte
 }
 
-func newStream(w *walker, fi int) *stream {
+// reset makes s the stream of folder fi, keeping its buffers and
+// decompressor (a cabinet may hold 65,535 folders).
+func (s *stream) reset(w *walker, fi int) {
 	fo := &w.c.folders[fi]
-	return &stream{w: w, fi: fi, fo: fo, at: fo.dataOff,
-		out: make([]byte, limits.MaxCabBlock), in: make([]byte, limits.MaxCabBlockData+255)}
+	if s.out == nil {
+		s.out, s.in, s.scratch = make([]byte, limits.MaxCabBlock), make([]byte, limits.MaxCabBlockData+255), make([]byte, 32<<10)
+	}
+	*s = stream{w: w, fi: fi, fo: fo, at: fo.dataOff, out: s.out, in: s.in, hist: s.hist[:0], fl: s.fl, scratch: s.scratch}
 }
 
 // skip reads and discards n bytes (a gap between files, or what follows
 // the last one), checking them as any others.
 func (s *stream) skip(n int64) error {
+	lim := s.w.lim
 	for n > 0 {
 		k, err := s.Read(s.scratch[:min(n, int64(len(s.scratch)))])
 		n -= int64(k)
+		// Bytes no member holds cost as much as a member's: they count
+		// towards the expanded total (a member's, the Meter counts).
+		*lim.Expanded += int64(k)
+		if lim.MaxExpandedSize > 0 && *lim.Expanded > lim.MaxExpandedSize {
+			return &container.LimitError{Cap: "max-container-size", Value: lim.MaxExpandedSize,
+				What: fmt.Sprintf("the cabinet's folder %d expands to more than %d bytes", s.fi, lim.MaxExpandedSize)}
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return malformed(s.at, "folder %d ends before its declared %d bytes", s.fi, s.fo.usize)

@@ -218,6 +218,12 @@ func TestHostile(t *testing.T) {
 				files: []tfile{{name: "z.bin", size: uint32(len(zero))}, {name: "y.bin", size: 1 << 20}}}
 			return c.bytes()
 		}, lim: func() *container.Limits { l := ctest.Limits(); l.MaxExpandedSize = 4 << 20; return l }(), err: container.ErrLimit},
+		{name: "bomb in bytes no file holds", mk: func() []byte {
+			zero := make([]byte, 8<<20)
+			c := &tcab{folders: []tfolder{{comp: compMSZIP, blocks: mszipBlocks(t, zero)}},
+				files: []tfile{{name: "z.bin", size: 10}}}
+			return c.bytes()
+		}, lim: func() *container.Limits { l := ctest.Limits(); l.MaxExpandedSize = 4 << 20; return l }(), err: container.ErrLimit},
 		{name: "header reserve over the spec", mk: func() []byte { c := ok(); c.reserve = make([]byte, 60001); return c.bytes() }, err: malf},
 		{name: "unsigned reserve of 20 bytes naming no signature", mk: func() []byte {
 			c := ok()
@@ -281,5 +287,31 @@ func TestChecksum(t *testing.T) {
 	cb := int(le16(b[off+4:]))
 	if got, want := Checksum(b[off+4:off+8], Checksum(b[off+8:off+8+cb], 0)), le32(b[off:]); got != want || want == 0 {
 		t.Fatalf("checksum %08x, gcab wrote %08x", got, want)
+	}
+}
+
+// TestManyFolders: 65,535 folders of no blocks (a 512 KiB cabinet) cost
+// one set of buffers, not one per folder (100 KiB each: 6.5 GB).
+func TestManyFolders(t *testing.T) {
+	c := &tcab{folders: make([]tfolder, 65535)}
+	c.files = []tfile{{name: "a", size: 0, folder: 65532}}
+	b := c.bytes()
+	var got int64
+	allocs := testing.AllocsPerRun(1, func() {
+		Reader{}.Walk(context.Background(), ctest.ReaderAt(b), int64(len(b)), "x.cab", nil, func(m *container.Member, r io.Reader) error {
+			if m.Problem != nil {
+				t.Errorf("member %s: %v", m.Name, m.Problem)
+				return nil
+			}
+			n, _ := io.Copy(io.Discard, r)
+			got += n + 1
+			return nil
+		})
+	})
+	if got == 0 {
+		t.Fatal("member a not yielded")
+	}
+	if allocs > 1000 {
+		t.Fatalf("%v allocations for 65,535 empty folders", allocs)
 	}
 }

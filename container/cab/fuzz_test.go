@@ -17,7 +17,7 @@ import (
 // gcab makes (uncompressed and MSZIP), cut and with a changed byte, and
 // the crafted ones of the hostile tests.
 func FuzzWalk(f *testing.F) {
-	files := map[string][]byte{"a.dll": ctest.Bytes(1, 40_000), "d/b.exe": ctest.Bytes(2, 3000), "e": {}}
+	files := map[string][]byte{"a.dll": ctest.Bytes(1, 6_000), "d/b.exe": ctest.Bytes(2, 3000), "e": {}}
 	for _, zip := range []bool{false, true} {
 		b, _ := gcabMake(f, files, zip)
 		f.Add(b)
@@ -26,16 +26,16 @@ func FuzzWalk(f *testing.F) {
 		c[len(c)-50] ^= 1
 		f.Add(c)
 	}
-	data := ctest.Bytes(3, 70_000)
+	data := ctest.Bytes(3, 40_000)
 	f.Add((&tcab{folders: []tfolder{{comp: compMSZIP, blocks: mszipBlocks(f, data)}},
-		files: []tfile{{name: "a", size: 30_000}, {name: "b", size: 40_000, off: 30_000}}}).bytes())
+		files: []tfile{{name: "a", size: 30_000}, {name: "b", size: 10_000, off: 30_000}}}).bytes())
 	f.Add((&tcab{folders: []tfolder{{comp: compNone, blocks: storedBlocks(data)}, {comp: compLZX}},
-		files: []tfile{{name: `x\a`, size: 70_000}, {name: "b", size: 1, folder: 1}}, reserve: make([]byte, 20)}).bytes())
+		files: []tfile{{name: `x\a`, size: 40_000}, {name: "b", size: 1, folder: 1}}, reserve: make([]byte, 20)}).bytes())
 	f.Add((&tcab{flags: flagPrev | flagNext, set: []byte("p\x00d\x00n\x00e\x00"), folders: []tfolder{{comp: compMSZIP, blocks: mszipBlocks(f, data[:100])}},
 		files: []tfile{{name: "a", size: 100}}}).bytes())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		lim := container.DefaultLimits()
-		lim.MaxExpandedSize = 64 << 20
+		lim.MaxExpandedSize = 8 << 20
 		err := Reader{}.Walk(context.Background(), ctest.ReaderAt(b), int64(len(b)), "f.cab", lim, func(m *container.Member, r io.Reader) error {
 			if (m.Problem != nil) != (r == nil) {
 				t.Fatalf("member %q: Problem %v with reader %v", m.Name, m.Problem, r != nil)

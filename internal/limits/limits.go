@@ -192,3 +192,7 @@ const (
 	MaxCabSetName       = 256
 	MaxCabHeaderReserve = 60000
 )
+
+// MaxCabSignature caps the Authenticode signature a cabinet's header
+// reserve names (read whole to be parsed), as MaxCertTable caps a PE's.
+const MaxCabSignature = 16 << 20
