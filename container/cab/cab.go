@@ -785,3 +785,30 @@ func Checksum(b []byte, seed uint32) uint32 {
 	}
 	return seed ^ ul
 }
+
+// Folder is a CFFOLDER as ReadFolders returns it.
+type Folder struct {
+	// DataOffset is the offset of the folder's first CFDATA block,
+	// Blocks their count.
+	DataOffset int64
+	Blocks     int
+	// Compression names the folder's compression ("none", "MSZIP",
+	// "Quantum", "LZX", "unknown (n)").
+	Compression string
+}
+
+// ReadFolders reads the folders of the cabinet whose header h is (as
+// ReadHeader returns it, which checked that they lie in the file).
+func ReadFolders(src io.ReaderAt, h *Header) ([]Folder, error) {
+	out := make([]Folder, h.Folders)
+	var b [folderLen]byte
+	off := h.FoldersOffset
+	for i := range out {
+		if _, err := src.ReadAt(b[:], off); err != nil {
+			return nil, &signing.MalformedError{Format: Format, Offset: off, Reason: fmt.Sprintf("cannot read folder %d", i), Err: err}
+		}
+		out[i] = Folder{DataOffset: int64(le32(b[:])), Blocks: int(le16(b[4:])), Compression: compName(le16(b[6:]))}
+		off += int64(folderLen + h.ReserveFolder)
+	}
+	return out, nil
+}
