@@ -22,6 +22,7 @@ func peerTree() map[string][]byte {
 		"bin/tool.exe":     ctest.Bytes(3, 1_500_000),
 		"docs/zeros.bin":   make([]byte, 200_000),
 		"deep/a/b/c/f.sys": ctest.Bytes(4, 32768),
+		"lib/é.dll":        ctest.Bytes(5, 1000), // gcab flags the name UTF-8
 	}
 }
 
