@@ -2,6 +2,7 @@ package cab
 
 import (
 	"bytes"
+	stdflate "compress/flate"
 	"context"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/container/internal/ctest"
@@ -72,6 +74,7 @@ func BenchmarkWalk(b *testing.B) {
 	data, _ := benchInput(b)
 	b.SetBytes(24 << 21)
 	buf := make([]byte, 32<<10)
+	start := cpuTime()
 	for b.Loop() {
 		err := Reader{}.Walk(context.Background(), bytes.NewReader(data), int64(len(data)), "bench.cab", nil, func(m *container.Member, r io.Reader) error {
 			_, err := io.CopyBuffer(io.Discard, r, buf)
@@ -81,6 +84,25 @@ func BenchmarkWalk(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	reportCPU(b, cpuTime()-start, 24<<21)
+	b.ReportMetric(float64(len(data))/1e6, "cab-MB")
+}
+
+// reportCPU adds the expanded MB per CPU second of a benchmark that took
+// cpu in all (its own, or the peer's processes').
+func reportCPU(b *testing.B, cpu time.Duration, perOp int64) {
+	if cpu > 0 {
+		b.ReportMetric(float64(perOp)*float64(b.N)/cpu.Seconds()/1e6, "MB/cpu-s")
+	}
+}
+
+// BenchmarkWalkStdlibFlate is BenchmarkWalk with compress/flate in place
+// of klauspost/compress/flate.
+func BenchmarkWalkStdlibFlate(b *testing.B) {
+	saved := newFlate
+	defer func() { newFlate = saved }()
+	newFlate = func(r io.Reader, dict []byte) io.ReadCloser { return stdflate.NewReaderDict(r, dict) }
+	BenchmarkWalk(b)
 }
 
 // BenchmarkGcabExtract is the peer on the same cabinet: gcab -x, which
@@ -90,9 +112,13 @@ func BenchmarkGcabExtract(b *testing.B) {
 	_, p := benchInput(b)
 	b.SetBytes(24 << 21)
 	out := b.TempDir()
+	var cpu time.Duration
 	for b.Loop() {
-		if out, err := exec.Command("gcab", "-x", "-C", out, p).CombinedOutput(); err != nil {
+		cmd := exec.Command("gcab", "-x", "-C", out, p)
+		if out, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("gcab -x: %v: %s", err, out)
 		}
+		cpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
+	reportCPU(b, cpu, 24<<21)
 }
