@@ -173,6 +173,17 @@ func TestHostile(t *testing.T) {
 			c.folders[0].blocks[0].usz = 30_000
 			return c.bytes()
 		}, err: malf},
+		{name: "bytes after an MSZIP block's deflate stream", mk: func() []byte {
+			c := ok()
+			b := &c.folders[0].blocks[1]
+			b.data = append(bytes.Clone(b.data), "hidden"...)
+			return c.bytes()
+		}, err: malf},
+		{name: "MSZIP block without CK", mk: func() []byte {
+			c := ok()
+			c.folders[0].blocks[0].data[1] = 'X'
+			return c.bytes()
+		}, err: malf},
 		{name: "bad checksum", mk: func() []byte {
 			c := ok()
 			v := uint32(0x12345678)
