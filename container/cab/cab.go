@@ -169,6 +169,10 @@ type Header struct {
 	ReserveFieldsOffset int64 // offset of cbCFHeader (36) when the reserve is present, else 0
 }
 
+// InSet reports whether the cabinet is part of a set (it names a previous
+// or a next cabinet).
+func (h *Header) InSet() bool { return h.Flags&(flagPrev|flagNext) != 0 }
+
 // Signed reports whether the header's reserve holds a signature's place
 // (a 20-byte reserve naming an offset and a size other than zero).
 func (h *Header) Signed() bool { return h.SigSize > 0 }

@@ -137,7 +137,7 @@ func Parse(r io.ReaderAt, size int64) (*Cabinet, error) {
 		return nil, malformed(40, "the reserve starts with %x, not 00001000: the signature does not cover it", h.ReserveHeader[:4])
 	case !bytes.Equal(h.ReserveHeader[12:16], []byte{0, 0, 0, 0}):
 		return nil, malformed(52, "the reserve's bytes 12-15 are %x, not zero: the signature does not cover them", h.ReserveHeader[12:16])
-	case h.Index != 0 && h.Prev == "" && h.Next == "":
+	case h.Index != 0 && !h.InSet():
 		return nil, malformed(34, "iCabinet is %d in a cabinet that is not part of a set: the signature does not cover it", h.Index)
 	case h.SigSize > limits.MaxCabSignature:
 		return nil, &signing.MalformedError{Format: Format, Offset: 48, Err: signing.ErrLimit,
