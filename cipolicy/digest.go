@@ -25,6 +25,10 @@ const (
 	// FormatWSH is a Windows Script Host script (.js .jse .vbs .vbe .wsf), whose
 	// signatures csv does not verify: judged by its SHA256.
 	FormatWSH Format = "wsh"
+	// FormatCab is a cabinet file (.cab): Authenticode-signed in its
+	// header's reserve, hashed as osslsigncode hashes it; its files are
+	// judged as members.
+	FormatCab Format = "cab"
 	// FormatOther is a file of no format csv judges. No rule applies to
 	// it, and a policy cannot name it.
 	FormatOther Format = "other"
@@ -52,6 +56,7 @@ var formatTable = []formatInfo{
 	{FormatCatalog, "catalog", false, SHA256},
 	{FormatPowerShell, "PowerShell script", false, AuthenticodeSHA256},
 	{FormatWSH, "Windows Script Host script", false, SHA256},
+	{FormatCab, "cabinet", false, AuthenticodeSHA256},
 }
 
 // Formats lists the formats rules can name, in a fixed order.

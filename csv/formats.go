@@ -2,6 +2,7 @@ package csv
 
 import (
 	"github.com/codesignval/csv/csv/format"
+	"github.com/codesignval/csv/csv/format/cab"
 	"github.com/codesignval/csv/csv/format/catalog"
 	"github.com/codesignval/csv/csv/format/elf"
 	"github.com/codesignval/csv/csv/format/pe"
@@ -17,6 +18,7 @@ var handlers = []format.Handler{
 	pe.Handler{},
 	elf.Handler{},
 	catalog.Handler{},
+	cab.Handler{},        // by content (MSCF)
 	powershell.Handler{}, // by name: after the formats told by content
 	wsh.Handler{},        // by name; judged by SHA256 only
 }

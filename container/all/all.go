@@ -6,6 +6,7 @@ package all
 
 import (
 	"github.com/codesignval/csv/container"
+	"github.com/codesignval/csv/container/cab"
 	"github.com/codesignval/csv/container/compress"
 	"github.com/codesignval/csv/container/deb"
 	"github.com/codesignval/csv/container/oci"
@@ -23,6 +24,7 @@ var Readers = []container.Reader{
 	deb.Ar{},
 	rpm.Reader{},
 	oci.Reader{},
+	cab.Reader{},
 	tar.Reader{},
 	compress.GzipReader,
 	compress.XZReader,

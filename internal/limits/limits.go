@@ -187,3 +187,22 @@ const (
 	MaxImageLayers   = 1024
 	MaxImageBlobs    = 1 << 16
 )
+
+// Cabinets (.cab, container/cab): MaxCabBlock is what one CFDATA block
+// decompresses to at most (CB_MAX_CHUNK, 32 KiB), MaxCabBlockData what it
+// stores (the block plus LZX's worst-case growth, 6 KiB, as libmspack
+// allows); MaxCabName caps a member's stored name (CB_MAX_FILENAME) and
+// MaxCabSetName the name of a previous or next cabinet or disk
+// (CB_MAX_CABINET_NAME, the NUL included); MaxCabHeaderReserve caps the
+// header's reserved area (the MS-CAB specification's 60,000 bytes).
+const (
+	MaxCabBlock         = 32 << 10
+	MaxCabBlockData     = MaxCabBlock + 6144
+	MaxCabName          = 256
+	MaxCabSetName       = 256
+	MaxCabHeaderReserve = 60000
+)
+
+// MaxCabSignature caps the Authenticode signature a cabinet's header
+// reserve names (read whole to be parsed), as MaxCertTable caps a PE's.
+const MaxCabSignature = 16 << 20
