@@ -177,3 +177,13 @@ const (
 	MaxImageLayers   = 1024
 	MaxImageBlobs    = 1 << 16
 )
+
+// Compound files (OLE/CFB: MSI installers) and MSI signatures.
+// MaxCFBDirectoryEntries caps a compound file's directory: an MSI holds
+// one entry per table and per binary stream, a few hundred in large
+// installers. MaxMSISignature caps the \x05DigitalSignature stream (an
+// Authenticode signature, certificates and timestamps: some KiB).
+const (
+	MaxCFBDirectoryEntries = 1 << 16
+	MaxMSISignature        = 4 << 20
+)
