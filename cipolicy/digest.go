@@ -25,6 +25,9 @@ const (
 	// FormatWSH is a Windows Script Host script (.js .jse .vbs .vbe .wsf), whose
 	// signatures csv does not verify: judged by its SHA256.
 	FormatWSH Format = "wsh"
+	// FormatMSI is a Windows Installer file (.msi .msp .mst): a compound
+	// file, Authenticode-signed, hashed by Windows Installer's SIP.
+	FormatMSI Format = "msi"
 	// FormatOther is a file of no format csv judges. No rule applies to
 	// it, and a policy cannot name it.
 	FormatOther Format = "other"
@@ -52,6 +55,7 @@ var formatTable = []formatInfo{
 	{FormatCatalog, "catalog", false, SHA256},
 	{FormatPowerShell, "PowerShell script", false, AuthenticodeSHA256},
 	{FormatWSH, "Windows Script Host script", false, SHA256},
+	{FormatMSI, "MSI installer", false, AuthenticodeSHA256},
 }
 
 // Formats lists the formats rules can name, in a fixed order.
@@ -197,6 +201,19 @@ var hashTable = []hashInfo{
 	{AuthenticodeSHA1, "Authenticode SHA1", 20, DigestSHA1, []Format{FormatPE, FormatPowerShell}},
 	{PageSHA256, "Page SHA256", 32, DigestSHA256, []Format{FormatPE}},
 	{PageSHA1, "Page SHA1", 20, DigestSHA1, []Format{FormatPE}},
+}
+
+// Windows Installer files' Authenticode digests are their SIP's (csv/format/msi).
+func init() { sipFormats(FormatMSI) }
+
+// sipFormats adds formats to the Authenticode SHA256 and SHA1 rows: the
+// formats whose Authenticode digest a subject interface package computes.
+func sipFormats(fs ...Format) {
+	for i := range hashTable {
+		if a := hashTable[i].alg; a == AuthenticodeSHA256 || a == AuthenticodeSHA1 {
+			hashTable[i].formats = append(hashTable[i].formats, fs...)
+		}
+	}
 }
 
 // HashAlgorithms lists every hash algorithm, in a fixed order: the order in
