@@ -8,6 +8,7 @@ import (
 	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/container/compress"
 	"github.com/codesignval/csv/container/deb"
+	"github.com/codesignval/csv/container/msi"
 	"github.com/codesignval/csv/container/oci"
 	"github.com/codesignval/csv/container/rpm"
 	"github.com/codesignval/csv/container/tar"
@@ -18,6 +19,7 @@ import (
 // kinds that are a special case of another first (a Debian package is an
 // ar archive; an image archive is a tar).
 var Readers = []container.Reader{
+	msi.Reader{}, // compound files: before any reader that could claim one
 	zip.Reader{},
 	deb.Reader{},
 	deb.Ar{},
