@@ -37,11 +37,14 @@
 package msi
 
 import (
+	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"path"
 	"strings"
@@ -273,11 +276,72 @@ func malformed(err error) error {
 	return err
 }
 
-// Sign implements format.Handler: csv does not sign Windows Installer
-// files yet.
+// Sign implements format.Handler: the package rewritten with a new
+// \x05DigitalSignature (signing/authenticode/msi.Sign), with
+// \x05MsiDigitalSignatureEx when the package had one (a package signed
+// with the extended signature stays so; an unsigned one is signed
+// without it, as signtool and osslsigncode do by default). With
+// opts.Expect, the SIP digest and the flat SHA256 read must be those
+// validation saw; and since the streams are read again to be copied, the
+// written package's digest is computed anew and must be the one signed:
+// a package that changed while it was signed is refused (format.ErrChanged).
 func (Handler) Sign(ctx context.Context, f *format.File, out format.Output, opts *format.SignOptions) (*format.Signed, error) {
-	return nil, fmt.Errorf("msi: %w", ErrSignUnsupported)
+	pkg, err := parse(f.R, f.Size)
+	if err != nil {
+		return nil, err
+	}
+	ao := opts.Authenticode
+	ao.Append = opts.Append
+	var whole hash.Hash
+	var before []byte
+	if opts.Expect != nil {
+		d, err := pkg.Digest(crypto.SHA256)
+		if err != nil {
+			return nil, malformed(err)
+		}
+		before = d[crypto.SHA256]
+		if want := opts.Expect.Get(cipolicy.AuthenticodeSHA256); !bytes.Equal(want, before) {
+			return nil, signing.Errorf(format.ErrChanged, "msi: the file changed after it was validated: Authenticode SHA256 %x when validated, %x now", want, before)
+		}
+		whole = sha256.New()
+		ao.Tee = whole
+	}
+	signer, err := authenticode.NewSigner(opts.Key, opts.Chain, ao)
+	if err != nil {
+		return nil, err
+	}
+	var w io.Writer = out
+	var sum hash.Hash
+	if opts.Sum {
+		sum = sha256.New()
+		w = io.MultiWriter(out, sum)
+	}
+	res, err := msi.Sign(ctx, f.R, f.Size, w, signer, msi.SignOptions{Extended: pkg.Ex != nil})
+	if err != nil {
+		return nil, malformed(err)
+	}
+	if opts.Expect != nil {
+		if want, got := opts.Expect.Get(cipolicy.SHA256), whole.Sum(nil); !bytes.Equal(want, got) {
+			return nil, signing.Errorf(format.ErrChanged, "msi: the file changed after it was validated: SHA256 %x when validated, %x now", want, got)
+		}
+		if signer.Hash() == crypto.SHA256 && !bytes.Equal(res.Digest, before) {
+			return nil, signing.Errorf(format.ErrChanged, "msi: the file changed while it was signed: Authenticode SHA256 %x validated, %x signed", before, res.Digest)
+		}
+		written, err := msi.Parse(out, res.Size)
+		if err != nil {
+			return nil, fmt.Errorf("msi: reading the signed package back: %w", err)
+		}
+		d, err := written.Digest(signer.Hash())
+		if err != nil {
+			return nil, fmt.Errorf("msi: reading the signed package back: %w", err)
+		}
+		if !bytes.Equal(d[signer.Hash()], res.Digest) {
+			return nil, signing.Errorf(format.ErrChanged, "msi: the file changed while it was signed: the written package's digest is %x, the signed one %x", d[signer.Hash()], res.Digest)
+		}
+	}
+	s := &format.Signed{Warnings: res.Warnings}
+	if sum != nil {
+		s.SHA256 = sum.Sum(nil)
+	}
+	return s, nil
 }
-
-// ErrSignUnsupported: csv does not sign Windows Installer files.
-var ErrSignUnsupported = errors.New("signing Windows Installer files is not supported")

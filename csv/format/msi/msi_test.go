@@ -2,9 +2,12 @@ package msi_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/codesignval/csv/cipolicy"
@@ -140,15 +143,59 @@ func TestMalformedWithOffset(t *testing.T) {
 	}
 }
 
-// TestSignRefused: csv does not sign MSI files yet, and says so.
-func TestSignRefused(t *testing.T) {
+// TestSign: csv signs a package through the handler; osslsigncode
+// verifies it, and inspection finds the signature verified; a package
+// signed with the extended signature is re-signed with it; Expect refuses
+// a package whose digests are not those validated.
+func TestSign(t *testing.T) {
 	p := newPKI(t)
-	data := build(t)
-	_, err := msi.Handler{}.Sign(t.Context(), nil, nil, &format.SignOptions{Key: p.leaf.Key, Chain: []*x509.Certificate{p.leaf.Cert}})
-	if !errors.Is(err, msi.ErrSignUnsupported) {
+	unsigned := build(t)
+	chain := []*x509.Certificate{p.leaf.Cert, p.ca.Intermediate.Cert}
+	for _, in := range [][]byte{unsigned, testmsi.Sign(t, p.files, unsigned, "-add-msi-dse")} {
+		before := formattest.Inspect(msi.Handler{}, in, cipolicy.AllNeeds(), p.certs)
+		if before.Err != nil {
+			t.Fatal(before.Err)
+		}
+		var expect cipolicy.Digests
+		expect.Set(cipolicy.AuthenticodeSHA256, before.Digests.Get(cipolicy.AuthenticodeSHA256))
+		sum := sha256.Sum256(in)
+		expect.Set(cipolicy.SHA256, sum[:])
+		signed := formattest.Sign(t, msi.Handler{}, in, &format.SignOptions{Key: p.leaf.Key, Chain: chain, Expect: expect})
+		res := formattest.Inspect(msi.Handler{}, signed, cipolicy.AllNeeds(), p.certs)
+		if res.Err != nil || len(res.Facts.Signatures) != 1 || !res.Facts.Signatures[0].Verified() {
+			t.Fatalf("%v %+v", res.Err, res.Facts.Signatures)
+		}
+		if got, want := res.Facts.Info.(*msi.Info).Extended, before.Facts.Info.(*msi.Info).Extended; got != want {
+			t.Errorf("extended %v, before %v", got, want)
+		}
+		if ok, _, out := testmsi.Verify(t, p.files, signed); !ok {
+			t.Errorf("osslsigncode refuses it\n%s", out)
+		}
+		// Changed since validation: refused.
+		changed := bytes.Clone(in)
+		changed[bytes.Index(changed, dll)] ^= 1
+		f := formattestFile(changed)
+		_, err := msi.Handler{}.Sign(t.Context(), f, tempOut(t), &format.SignOptions{Key: p.leaf.Key, Chain: chain, Expect: expect})
+		if !errors.Is(err, format.ErrChanged) {
+			t.Errorf("changed: %v", err)
+		}
+	}
+}
+
+func formattestFile(data []byte) *format.File {
+	r := bytes.NewReader(data)
+	buf := make([]byte, 64<<10)
+	n, _ := r.Read(buf[:min(len(data), format.SniffSize)])
+	return format.NewFile(r, int64(len(data)), buf, n)
+}
+
+func tempOut(t *testing.T) *os.File {
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	_ = data
+	t.Cleanup(func() { f.Close() })
+	return f
 }
 
 func FuzzInspect(f *testing.F) {

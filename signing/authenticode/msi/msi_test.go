@@ -192,3 +192,70 @@ func TestAppendedData(t *testing.T) {
 		t.Fatalf("got %v, want malformed at %#x", err, len(signed))
 	}
 }
+
+// TestCSVSignsPeerVerifies: what csv signs, with and without the
+// extended signature, osslsigncode verifies over the digest csv
+// computes; a changed byte in a stream of csv's output is refused by both;
+// a signature appended to csv's own verifies nested.
+func TestCSVSignsPeerVerifies(t *testing.T) {
+	p := newPKI(t)
+	unsigned := build(t)
+	for _, ext := range []bool{false, true} {
+		signer, err := authenticode.NewSigner(p.leaf.Key, []*x509.Certificate{p.leaf.Cert, p.ca.Intermediate.Cert}, authenticode.SignOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		res, err := msi.Sign(t.Context(), bytes.NewReader(unsigned), int64(len(unsigned)), &out, signer, msi.SignOptions{Extended: ext})
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed := out.Bytes()
+		if res.Size != int64(len(signed)) {
+			t.Errorf("size %d, wrote %d", res.Size, len(signed))
+		}
+		pkg, sums, sigs, err := inspect(t, signed, p.certs)
+		if err != nil || len(sigs) != 1 || !sigs[0].Verified() || (pkg.Ex != nil) != ext {
+			t.Fatalf("ext %v: csv: %v %+v", ext, err, sigs)
+		}
+		if !bytes.Equal(sums[crypto.SHA256], res.Digest) {
+			t.Errorf("signed digest %x, inspected %x", res.Digest, sums[crypto.SHA256])
+		}
+		ok, digests, outp := testmsi.Verify(t, p.files, signed)
+		if !ok || len(digests) != 1 || digests[0] != hex.EncodeToString(res.Digest) {
+			t.Fatalf("ext %v: osslsigncode (ok %v) %v, csv %x\n%s", ext, ok, digests, res.Digest, outp)
+		}
+		bad := flip(signed, bytes.Index(signed, dll)+3)
+		if _, _, sigs, err := inspect(t, bad, p.certs); err != nil || sigs[0].Verified() {
+			t.Errorf("changed: csv accepts it (%v)", err)
+		}
+		if ok, _, _ := testmsi.Verify(t, p.files, bad); ok {
+			t.Errorf("changed: osslsigncode accepts it")
+		}
+		// Appended: nested in csv's signature, both verify.
+		nester, err := authenticode.NewSigner(p.leaf.Key, []*x509.Certificate{p.leaf.Cert, p.ca.Intermediate.Cert}, authenticode.SignOptions{Append: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var twice bytes.Buffer
+		if _, err := msi.Sign(t.Context(), bytes.NewReader(signed), int64(len(signed)), &twice, nester, msi.SignOptions{Extended: ext}); err != nil {
+			t.Fatal(err)
+		}
+		_, _, sigs, err = inspect(t, twice.Bytes(), p.certs)
+		if err != nil || len(sigs) != 2 || !sigs[0].Verified() || !sigs[1].Verified() {
+			t.Fatalf("nested: %v %+v", err, sigs)
+		}
+		if ok, _, outp := testmsi.Verify(t, p.files, twice.Bytes()); !ok {
+			t.Errorf("nested: osslsigncode refuses it\n%s", outp)
+		}
+		if !ext {
+			continue
+		}
+		// A nested signature without the extended one would break the
+		// signature it nests in: refused.
+		var bad2 bytes.Buffer
+		if _, err := msi.Sign(t.Context(), bytes.NewReader(signed), int64(len(signed)), &bad2, nester, msi.SignOptions{}); !errors.Is(err, msi.ErrExtendedAppend) {
+			t.Errorf("nested without extended: %v", err)
+		}
+	}
+}
