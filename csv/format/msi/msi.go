@@ -219,9 +219,11 @@ func (Handler) Inspect(f *format.File, need cipolicy.Needs, opts *format.Inspect
 			}
 		}
 	}
-	sums, err := pkg.Digest(hs...)
-	if err != nil {
-		return nil, malformed(err)
+	var sums map[crypto.Hash][]byte
+	if len(hs) > 0 {
+		if sums, err = pkg.Digest(hs...); err != nil {
+			return nil, malformed(err)
+		}
 	}
 	for h, a := range sipHashes {
 		if s, ok := sums[h]; ok && need.Digests.Has(a) {

@@ -331,6 +331,9 @@ func Parse(r io.ReaderAt, size int64) (*File, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := f.within(f.miniStream, root.Size, "the mini stream"); err != nil {
+			return nil, err
+		}
 	}
 	// Every stream's chain, once.
 	miniUsed := make([]bool, int64(len(f.miniStream))*ss/miniSectorSize)
@@ -343,8 +346,14 @@ func Parse(r io.ReaderAt, size int64) (*File, error) {
 			if _, err := f.miniChain(e, miniUsed); err != nil {
 				return nil, err
 			}
-		} else if _, err := f.chain(e.start, (e.Size+ss-1)/ss, used, "stream "+quote(e.Name), e.Offset+0x74); err != nil {
-			return nil, err
+		} else {
+			c, err := f.chain(e.start, (e.Size+ss-1)/ss, used, "stream "+quote(e.Name), e.Offset+0x74)
+			if err != nil {
+				return nil, err
+			}
+			if err := f.within(c, e.Size, "stream "+quote(e.Name)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for s := int64(len(used)) - 1; s >= 0; s-- {
@@ -354,6 +363,21 @@ func Parse(r io.ReaderAt, size int64) (*File, error) {
 		}
 	}
 	return f, nil
+}
+
+// within checks that the n bytes a chain of sectors holds are in the file
+// (its last sector may be the file's last, cut short).
+func (f *File) within(chain []uint32, n int64, what string) error {
+	if len(chain) == 0 {
+		return nil
+	}
+	ss := int64(f.SectorSize)
+	last := chain[len(chain)-1]
+	if end := f.sectorOffset(last) + n - int64(len(chain)-1)*ss; end > f.size {
+		return &signing.MalformedError{Format: Format, Offset: f.size, Err: io.ErrUnexpectedEOF,
+			Reason: fmt.Sprintf("truncated: %s ends at offset %#x, past the end of the file", what, end)}
+	}
+	return nil
 }
 
 // miniFATSector is the sector holding mini sector m's mini FAT entry.
@@ -371,9 +395,9 @@ func (f *File) fatOffset(s uint32) int64 {
 // quote quotes a stream name for messages.
 func quote(s string) string { return fmt.Sprintf("%+q", s) }
 
-// chain follows the FAT chain from start, marking its sectors in used. With
-// want >= 0 the chain must have exactly want sectors (want 0: start is
-// ENDOFCHAIN).
+// chain follows the FAT chain from start, marking its sectors in used (nil:
+// a chain Parse checked). With want >= 0 the chain must have exactly want
+// sectors (want 0: start is ENDOFCHAIN).
 func (f *File) chain(start uint32, want int64, used []bool, what string, at int64) ([]uint32, error) {
 	var out []uint32
 	if want > int64(f.nsect) {
@@ -390,10 +414,12 @@ func (f *File) chain(start uint32, want int64, used []bool, what string, at int6
 		if s >= f.nsect || s >= uint32(len(f.fat)) {
 			return nil, malformed(at, "%s: sector %#x is past the end of the file or the FAT (%d sectors)", what, s, f.nsect)
 		}
-		if used[s] {
-			return nil, malformed(f.sectorOffset(s), "%s: sector %#x is used twice (a loop, or two chains sharing it)", what, s)
+		if used != nil {
+			if used[s] {
+				return nil, malformed(f.sectorOffset(s), "%s: sector %#x is used twice (a loop, or two chains sharing it)", what, s)
+			}
+			used[s] = true
 		}
-		used[s] = true
 		out = append(out, s)
 		s = f.fat[s]
 	}
@@ -613,9 +639,10 @@ func (f *File) Open(i int) (*Stream, error) {
 		}
 		return s, nil
 	}
-	used := make([]bool, f.nsect)
+	// Parse checked the chain against every other: here its length bounds
+	// it.
 	ss := int64(f.SectorSize)
-	chain, err := f.chain(e.start, (e.Size+ss-1)/ss, used, "stream "+quote(e.Name), e.Offset+0x74)
+	chain, err := f.chain(e.start, (e.Size+ss-1)/ss, nil, "stream "+quote(e.Name), e.Offset+0x74)
 	if err != nil {
 		return nil, err
 	}
