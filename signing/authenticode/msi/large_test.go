@@ -146,4 +146,3 @@ func BenchmarkSign(b *testing.B) {
 		}
 	})
 }
-
