@@ -205,6 +205,13 @@ func Parse(r io.ReaderAt, size int64) (*File, error) {
 	if numFAT == 0 || numFAT > f.nsect {
 		return nil, malformed(0x2c, "%d FAT sectors in a file of %d sectors", numFAT, f.nsect)
 	}
+	// A FAT of more sectors than it takes to describe every sector of the
+	// file describes none that exists: refused before it is read (its
+	// size would otherwise be the attacker's).
+	per := uint32(ss / 4)
+	if need := f.nsect/per + 2; numFAT > need {
+		return nil, malformed(0x2c, "%d FAT sectors, where %d describe every sector of the file", numFAT, need)
+	}
 	if numDIFAT > f.nsect || numMiniFAT > f.nsect {
 		return nil, malformed(0x40, "%d DIFAT and %d mini FAT sectors in a file of %d sectors", numDIFAT, numMiniFAT, f.nsect)
 	}
@@ -221,7 +228,6 @@ func Parse(r io.ReaderAt, size int64) (*File, error) {
 	}
 
 	// The DIFAT: the FAT's sectors.
-	per := uint32(ss / 4)
 	fatSectors := make([]uint32, 0, numFAT)
 	var difatSectors []uint32
 	take := func(v uint32, at int64) error {
@@ -289,12 +295,10 @@ func Parse(r io.ReaderAt, size int64) (*File, error) {
 	}
 
 	// The directory.
-	dir, err := f.chain(dirStart, -1, used, "directory", 0x30)
+	maxDir := int64(limits.MaxCFBDirectoryEntries) * direntSize / ss
+	dir, err := f.chain(dirStart, -maxDir, used, "directory", 0x30)
 	if err != nil {
 		return nil, err
-	}
-	if n := int64(len(dir)) * ss / direntSize; n > limits.MaxCFBDirectoryEntries {
-		return nil, limit(0x30, "a directory of %d entries (the cap is %d)", n, limits.MaxCFBDirectoryEntries)
 	}
 	dirBytes := make([]byte, int64(len(dir))*ss)
 	for i, s := range dir {
@@ -311,6 +315,9 @@ func Parse(r io.ReaderAt, size int64) (*File, error) {
 
 	// The mini FAT and the mini stream.
 	root := &f.Entries[0]
+	if need := root.Size/miniSectorSize/int64(per) + 2; int64(numMiniFAT) > need {
+		return nil, malformed(0x40, "%d mini FAT sectors for a mini stream of %d bytes", numMiniFAT, root.Size)
+	}
 	if numMiniFAT > 0 || root.Size > 0 {
 		mf, err := f.chain(miniFATStart, int64(numMiniFAT), used, "mini FAT", 0x3c)
 		if err != nil {
@@ -397,9 +404,14 @@ func quote(s string) string { return fmt.Sprintf("%+q", s) }
 
 // chain follows the FAT chain from start, marking its sectors in used (nil:
 // a chain Parse checked). With want >= 0 the chain must have exactly want
-// sectors (want 0: start is ENDOFCHAIN).
+// sectors (want 0: start is ENDOFCHAIN); want < -1 caps an open-ended
+// chain at -want sectors (a limit error past it).
 func (f *File) chain(start uint32, want int64, used []bool, what string, at int64) ([]uint32, error) {
 	var out []uint32
+	maxLen := int64(-1)
+	if want < -1 {
+		maxLen, want = -want, -1
+	}
 	if want > int64(f.nsect) {
 		return nil, malformed(at, "%s: %d sectors in a file of %d", what, want, f.nsect)
 	}
@@ -410,6 +422,9 @@ func (f *File) chain(start uint32, want int64, used []bool, what string, at int6
 	for s != endOfChain {
 		if want >= 0 && int64(len(out)) == want {
 			return nil, malformed(at, "%s: the chain goes on past its %d sectors", what, want)
+		}
+		if maxLen >= 0 && int64(len(out)) == maxLen {
+			return nil, limit(at, "%s: a chain of more than %d sectors (the cap is %d directory entries)", what, maxLen, limits.MaxCFBDirectoryEntries)
 		}
 		if s >= f.nsect || s >= uint32(len(f.fat)) {
 			return nil, malformed(at, "%s: sector %#x is past the end of the file or the FAT (%d sectors)", what, s, f.nsect)

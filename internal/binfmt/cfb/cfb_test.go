@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -257,3 +258,22 @@ func TestHostile(t *testing.T) {
 }
 
 func writeFile(path string, b []byte) error { return os.WriteFile(path, b, 0o600) }
+
+// TestDirectoryCap: a directory of more entries than
+// limits.MaxCFBDirectoryEntries is refused as over a cap, by the length of
+// its chain, before its entries are read.
+func TestDirectoryCap(t *testing.T) {
+	root := &Node{Type: TypeRoot}
+	for i := range 70000 {
+		root.Children = append(root.Children, &Node{Name: "s" + strconv.Itoa(i), Type: TypeStream,
+			Open: func() (io.Reader, error) { return bytes.NewReader(nil), nil }})
+	}
+	var out bytes.Buffer
+	if _, err := Write(&out, root, 512); err != nil {
+		t.Fatal(err)
+	}
+	_, err := parse(t, out.Bytes())
+	if !errors.Is(err, signing.ErrLimit) || !errors.Is(err, signing.ErrMalformed) {
+		t.Fatalf("got %v, want a limit", err)
+	}
+}
