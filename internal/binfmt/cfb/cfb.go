@@ -346,8 +346,8 @@ func Parse(r io.ReaderAt, size int64) (*File, error) {
 	miniUsed := make([]bool, int64(len(f.miniStream))*ss/miniSectorSize)
 	for i := range f.Entries {
 		e := &f.Entries[i]
-		if e.Type != TypeStream {
-			continue
+		if e.Type != TypeStream || e.Size == 0 {
+			continue // an empty stream's start sector is not read (writers leave 0, ENDOFCHAIN or NOSTREAM)
 		}
 		if e.Size < miniCutoff {
 			if _, err := f.miniChain(e, miniUsed); err != nil {
@@ -640,6 +640,9 @@ func (f *File) Open(i int) (*Stream, error) {
 		s.extent = append(s.extent, extent{off, n})
 	}
 	left := e.Size
+	if e.Size == 0 {
+		return s, nil
+	}
 	if e.Size < miniCutoff {
 		chain, err := f.miniChain(e, nil)
 		if err != nil {

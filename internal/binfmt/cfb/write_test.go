@@ -2,6 +2,8 @@ package cfb
 
 import (
 	"bytes"
+	"encoding/binary"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,4 +71,30 @@ func writeTemp(t *testing.T, b []byte) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestEmptyStream: an empty stream reads as empty whatever its start
+// sector says (writers leave 0, ENDOFCHAIN or NOSTREAM there).
+func TestEmptyStream(t *testing.T) {
+	root := &Node{Type: TypeRoot, Children: []*Node{{Name: "empty", Type: TypeStream,
+		Open: func() (io.Reader, error) { return bytes.NewReader(nil), nil }}}}
+	var out bytes.Buffer
+	if _, err := Write(&out, root, 512); err != nil {
+		t.Fatal(err)
+	}
+	b := out.Bytes()
+	f, err := parse(t, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, start := range []uint32{0, endOfChain, noStream, 12345} {
+		binary.LittleEndian.PutUint32(b[f.Entries[1].Offset+0x74:], start)
+		g, err := parse(t, b)
+		if err != nil {
+			t.Fatalf("start %#x: %v", start, err)
+		}
+		if data := readStream(t, g, 1); len(data) != 0 {
+			t.Fatalf("start %#x: %d bytes", start, len(data))
+		}
+	}
 }
