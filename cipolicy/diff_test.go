@@ -182,7 +182,7 @@ func TestDiffScopesByWhatRulesCanMatch(t *testing.T) {
 	}
 	same := [][2]string{
 		{"{id: a, action: allow, file: {name: a.exe}}", "{id: a, action: allow, file: {name: a.exe}, formats: [pe]}"},
-		{"{id: a, action: allow, authenticode_sha256: " + hx(h1) + "}", "{id: a, action: allow, authenticode_sha256: " + hx(h1) + ", formats: [pe, elf, powershell, cab]}"},
+		{"{id: a, action: allow, authenticode_sha256: " + hx(h1) + "}", "{id: a, action: allow, authenticode_sha256: " + hx(h1) + ", formats: [pe, elf, powershell, cab, msi]}"},
 	}
 	for _, c := range same {
 		if d := Diff(p(c[0]), p(c[1])); !d.Empty() {

@@ -29,6 +29,9 @@ const (
 	// header's reserve, hashed as osslsigncode hashes it; its files are
 	// judged as members.
 	FormatCab Format = "cab"
+	// FormatMSI is a Windows Installer file (.msi .msp .mst): a compound
+	// file, Authenticode-signed, hashed by Windows Installer's SIP.
+	FormatMSI Format = "msi"
 	// FormatOther is a file of no format csv judges. No rule applies to
 	// it, and a policy cannot name it.
 	FormatOther Format = "other"
@@ -57,6 +60,7 @@ var formatTable = []formatInfo{
 	{FormatPowerShell, "PowerShell script", false, AuthenticodeSHA256},
 	{FormatWSH, "Windows Script Host script", false, SHA256},
 	{FormatCab, "cabinet", false, AuthenticodeSHA256},
+	{FormatMSI, "MSI installer", false, AuthenticodeSHA256},
 }
 
 // Formats lists the formats rules can name, in a fixed order.
@@ -191,6 +195,10 @@ type hashInfo struct {
 	formats []Format
 }
 
+// sipFormats are the formats whose Authenticode digest a subject interface
+// package computes (signing/authenticode/...).
+var sipFormats = []Format{FormatPE, FormatPowerShell, FormatCab, FormatMSI}
+
 // hashTable is the one table of hash algorithms: their names (in YAML, JSON
 // and Digests), labels, sizes and formats, in the order reports list
 // digests. A new kind of digest (page hashes, IMA, fs-verity, a catalog
@@ -198,12 +206,13 @@ type hashInfo struct {
 // so in its Inspect.
 var hashTable = []hashInfo{
 	{SHA256, "SHA256", 32, DigestSHA256, nil},
-	{AuthenticodeSHA256, "Authenticode SHA256", 32, DigestSHA256, []Format{FormatPE, FormatPowerShell}},
-	{AuthenticodeSHA1, "Authenticode SHA1", 20, DigestSHA1, []Format{FormatPE, FormatPowerShell}},
+	{AuthenticodeSHA256, "Authenticode SHA256", 32, DigestSHA256, sipFormats},
+	{AuthenticodeSHA1, "Authenticode SHA1", 20, DigestSHA1, sipFormats},
 	{PageSHA256, "Page SHA256", 32, DigestSHA256, []Format{FormatPE}},
 	{PageSHA1, "Page SHA1", 20, DigestSHA1, []Format{FormatPE}},
 }
 
+// Windows Installer files' Authenticode digests are their SIP's (csv/format/msi).
 // HashAlgorithms lists every hash algorithm, in a fixed order: the order in
 // which reports list a file's digests.
 var HashAlgorithms = func() []HashAlgorithm {

@@ -5,6 +5,7 @@ import (
 	"github.com/codesignval/csv/csv/format/cab"
 	"github.com/codesignval/csv/csv/format/catalog"
 	"github.com/codesignval/csv/csv/format/elf"
+	"github.com/codesignval/csv/csv/format/msi"
 	"github.com/codesignval/csv/csv/format/pe"
 	"github.com/codesignval/csv/csv/format/powershell"
 	"github.com/codesignval/csv/csv/format/wsh"
@@ -21,6 +22,7 @@ var handlers = []format.Handler{
 	cab.Handler{},        // by content (MSCF)
 	powershell.Handler{}, // by name: after the formats told by content
 	wsh.Handler{},        // by name; judged by SHA256 only
+	msi.Handler{},        // by content (after catalog: both are told apart by their magic)
 }
 
 // sniff returns the handler of the file's format, or nil for a file of no

@@ -9,6 +9,7 @@ import (
 	"github.com/codesignval/csv/container/cab"
 	"github.com/codesignval/csv/container/compress"
 	"github.com/codesignval/csv/container/deb"
+	"github.com/codesignval/csv/container/msi"
 	"github.com/codesignval/csv/container/oci"
 	"github.com/codesignval/csv/container/rpm"
 	"github.com/codesignval/csv/container/tar"
@@ -19,6 +20,7 @@ import (
 // kinds that are a special case of another first (a Debian package is an
 // ar archive; an image archive is a tar).
 var Readers = []container.Reader{
+	msi.Reader{}, // compound files: before any reader that could claim one
 	zip.Reader{},
 	deb.Reader{},
 	deb.Ar{},

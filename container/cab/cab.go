@@ -634,7 +634,7 @@ func (s *seen) Read(p []byte) (int, error) {
 // KiB as its dictionary. klauspost/compress/flate reads a *bytes.Reader
 // without a copy and decompresses the benchmark's cabinet faster than
 // compress/flate (BenchmarkWalk against BenchmarkWalkStdlibFlate, measured
-// in one run: docs/installers-cab.md); like compress/flate it reads no
+// in one run: docs/installers.md); like compress/flate it reads no
 // byte past the end of the stream, which the check for bytes after it
 // relies on.
 var newFlate = func(r io.Reader, dict []byte) io.ReadCloser { return flate.NewReaderDict(r, dict) }

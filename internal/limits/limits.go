@@ -206,3 +206,13 @@ const (
 // MaxCabSignature caps the Authenticode signature a cabinet's header
 // reserve names (read whole to be parsed), as MaxCertTable caps a PE's.
 const MaxCabSignature = 16 << 20
+
+// Compound files (OLE/CFB: MSI installers) and MSI signatures.
+// MaxCFBDirectoryEntries caps a compound file's directory: an MSI holds
+// one entry per table and per binary stream, a few hundred in large
+// installers. MaxMSISignature caps the \x05DigitalSignature stream (an
+// Authenticode signature, certificates and timestamps: some KiB).
+const (
+	MaxCFBDirectoryEntries = 1 << 16
+	MaxMSISignature        = 4 << 20
+)

@@ -1,0 +1,137 @@
+// Package msi reads Windows Installer files (.msi, .msp, .mst: compound
+// files, internal/binfmt/cfb) as containers: the streams an installer uses
+// as files are its members, judged as loose files are. An installer's own
+// Authenticode signature is judged by the msi format handler
+// (csv/format/msi): the reader is a container.Signed whose files are
+// judged as format "msi", then walked.
+//
+// # Members
+//
+// Every stream of the root storage is a member but the database's own:
+// the tables (stream names starting with U+4840 once decoded) and the
+// streams whose names start with \x05 (the signature streams, the summary
+// information property sets). So the members are the Binary table's
+// streams ("Binary.<key>": custom action DLLs and scripts), the Icon
+// table's ("Icon.<key>"), the embedded cabinets the Media table names
+// ("#app.cab" is the stream "app.cab"; the cabinet reader then walks
+// them as nested containers, "setup.msi!/app.cab!/app.exe"), and any
+// other stream, whatever table names it or none: csv does not read the
+// tables to pick, so a stream no table names is judged too rather than
+// passed over. Streams of sub-storages (embedded transforms, nested
+// installers) are members named "storage/stream". Names are decoded from
+// Windows Installer's stream-name encoding as msitools decodes them (the
+// tests compare with msiinfo streams and msiextract).
+//
+// Sniff sees the first 4 KiB of a file, where the root storage's CLSID
+// (which tells an installer from an Office document) often is not: every
+// compound file is walked, so that no installer's members go unjudged;
+// an Office document's streams then are members too, judged if they are
+// binaries and passed over as files of no format otherwise.
+//
+// # Security
+//
+// The compound file is parsed by internal/binfmt/cfb (every chain checked
+// once; loops, shared sectors, duplicate names refused): a file it
+// refuses is a *signing.MalformedError from Walk. A decoded name that
+// container.CleanName refuses, or that two streams share, is a member
+// with Problem set.
+package msi
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/container"
+	"github.com/codesignval/csv/internal/binfmt/cfb"
+	"github.com/codesignval/csv/signing/authenticode/msi"
+)
+
+// Kind is the container kind.
+const Kind container.Kind = "msi"
+
+// Reader reads Windows Installer files.
+type Reader struct{}
+
+var _ container.Signed = Reader{}
+
+// Kind implements container.Reader.
+func (Reader) Kind() container.Kind { return Kind }
+
+// JudgedAs implements container.Signed: the file is judged as an MSI.
+func (Reader) JudgedAs() string { return string(cipolicy.FormatMSI) }
+
+// Sniff implements container.Reader: the compound file signature.
+func (Reader) Sniff(head []byte, _ string) bool { return cfb.Sniff(head) }
+
+// Walk implements container.Reader.
+func (Reader) Walk(ctx context.Context, src io.ReaderAt, size int64, name string, lim *container.Limits, yield func(*container.Member, io.Reader) error) error {
+	l := container.DefaultLimits()
+	if lim != nil {
+		l = lim
+	}
+	if l.Expanded == nil {
+		l.Expanded = new(int64)
+	}
+	if l.MaxDepth > 0 && l.Depth > l.MaxDepth {
+		return &container.LimitError{Cap: "max-container-depth", Value: int64(l.MaxDepth),
+			What: fmt.Sprintf("msi %s is nested %d deep", name, l.Depth)}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f, err := cfb.Parse(src, size)
+	if err != nil {
+		return err
+	}
+	names := container.Names{}
+	count := 0
+	var walk func(dir int, prefix string) error
+	walk = func(dir int, prefix string) error {
+		for _, c := range f.Entries[dir].Children {
+			e := &f.Entries[c]
+			decoded := msi.DecodeName(e.Name)
+			if dir == 0 && (strings.HasPrefix(decoded, msi.TablePrefix) || strings.HasPrefix(decoded, "\x05")) {
+				continue
+			}
+			if e.Type == cfb.TypeStorage {
+				if err := walk(c, prefix+decoded+"/"); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if count++; l.MaxMembers > 0 && count > l.MaxMembers {
+				return &container.LimitError{Cap: "max-container-members", Value: int64(l.MaxMembers),
+					What: fmt.Sprintf("msi %s holds more than %d members", name, l.MaxMembers)}
+			}
+			m := &container.Member{Name: prefix + decoded, Type: container.Regular, Size: e.Size}
+			clean, err := container.CleanName(m.Name)
+			if err == nil {
+				m.Name = clean
+				err = names.Add(container.NameKey(clean))
+			}
+			if err != nil {
+				m.Problem = err
+				if err := yield(m, nil); err != nil {
+					return err
+				}
+				continue
+			}
+			s, err := f.Open(c)
+			if err != nil {
+				return err
+			}
+			r := &container.Meter{R: s, Ctx: ctx, Lim: l, Name: m.Name, Declared: e.Size, Format: cfb.Format}
+			if err := yield(m, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return walk(0, "")
+}
