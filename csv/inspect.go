@@ -17,6 +17,7 @@ import (
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
+	"github.com/codesignval/csv/signing/fsverity"
 )
 
 // Format is a file's format: "pe", "elf" or "other". It is
@@ -335,6 +336,11 @@ func inspectData(ctx context.Context, path string, file *format.File, cfg *inspe
 	}
 	if need.Digests.Has(cipolicy.SHA256) {
 		pass.Hash(cipolicy.SHA256, sha256.New())
+	}
+	// The fs-verity file digest, for the formats it applies to
+	// (cipolicy.FSVeritySHA256): as flat as the SHA256, in the same read.
+	if need.Digests.Has(cipolicy.FSVeritySHA256) && cipolicy.FSVeritySHA256.AppliesTo(in.Format) {
+		pass.Hash(cipolicy.FSVeritySHA256, fsverity.New())
 	}
 	if ws := pass.Writers(); len(ws) > 0 {
 		if err := file.Stream(ctx, ws...); err != nil {
