@@ -177,3 +177,13 @@ const (
 	MaxImageLayers   = 1024
 	MaxImageBlobs    = 1 << 16
 )
+
+// MaxDetachedSignature caps a detached PKCS#7 signature read from a
+// sidecar file: an fs-verity built-in signature (FILE.fsv.sig) or a
+// dm-verity root hash's (IMAGE.roothash.p7s). `fsverity sign` and openssl
+// -nocerts write well under 1 KiB; a few embedded certificates fit.
+const MaxDetachedSignature = 64 << 10
+
+// MaxVeritySalt caps a dm-verity superblock's salt (its field holds 256
+// bytes; veritysetup accepts up to that).
+const MaxVeritySalt = 256
