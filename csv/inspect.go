@@ -107,6 +107,9 @@ type Inspection struct {
 	// judged is the file's result when the worker judged the first read
 	// final (Validator.ValidateTo's again), nil otherwise.
 	judged *Result
+	// fsverityPath is a loose file's path, where its fs-verity signature
+	// sidecar is looked for (csv/fsverity.go).
+	fsverityPath string
 }
 
 // Signed reports whether the file carries a signature.
@@ -290,6 +293,7 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 	if cfg.containerOnly {
 		return in // not a container: excluded
 	}
+	in.fsverityPath = path // fs-verity: a loose file's sidecar (csv/fsverity.go)
 	inspectData(ctx, path, file, cfg, in)
 	return in
 }
@@ -338,8 +342,14 @@ func inspectData(ctx context.Context, path string, file *format.File, cfg *inspe
 		pass.Hash(cipolicy.SHA256, sha256.New())
 	}
 	// The fs-verity file digest, for the formats it applies to
-	// (cipolicy.FSVeritySHA256): as flat as the SHA256, in the same read.
-	if need.Digests.Has(cipolicy.FSVeritySHA256) && cipolicy.FSVeritySHA256.AppliesTo(in.Format) {
+	// (cipolicy.FSVeritySHA256): as flat as the SHA256, in the same read;
+	// and for a built-in signature in a sidecar (csv/fsverity.go).
+	fsv, err := fsveritySidecar(in, need)
+	if err != nil {
+		in.Err = fileError(path, in.Format, err)
+		return
+	}
+	if (need.Digests.Has(cipolicy.FSVeritySHA256) || fsv != nil) && cipolicy.FSVeritySHA256.AppliesTo(in.Format) {
 		pass.Hash(cipolicy.FSVeritySHA256, fsverity.New())
 	}
 	if ws := pass.Writers(); len(ws) > 0 {
@@ -362,6 +372,9 @@ func inspectData(ctx context.Context, path string, file *format.File, cfg *inspe
 		if err != nil {
 			in.Err = fileError(path, in.Format, err)
 		}
+	}
+	if fsv != nil && in.Err == nil {
+		fsv.verify(in, &cfg.opts) // csv/fsverity.go
 	}
 	return
 }
