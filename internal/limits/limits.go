@@ -187,3 +187,13 @@ const MaxDetachedSignature = 64 << 10
 // MaxVeritySalt caps a dm-verity superblock's salt (its field holds 256
 // bytes; veritysetup accepts up to that).
 const MaxVeritySalt = 256
+
+// MaxVerityBlockSize caps a dm-verity tree's data and hash block sizes
+// (veritysetup takes powers of two from 512 bytes; the kernel takes data
+// blocks up to the page size and hash blocks up to it too).
+const MaxVerityBlockSize = 1 << 20
+
+// MaxVerityDataSize caps the data a dm-verity superblock may describe
+// (data_blocks times the block size): 16 TiB, far above any image a build
+// ships.
+const MaxVerityDataSize = 1 << 44
