@@ -37,8 +37,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"math/bits"
+	"runtime"
+	"sync"
 
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
@@ -184,6 +187,11 @@ type Hasher struct {
 	index   []uint64 // next block index per level
 	root    []byte
 	err     error
+	// workers hash a large write's data blocks in parallel (GOMAXPROCS):
+	// an image is one file of a run, which one pipeline worker reads.
+	workers int
+	sums    [][HashSize]byte
+	d       hash.Hash
 }
 
 // NewHasher returns a Hasher over the data of layout l. block, if not nil,
@@ -191,7 +199,7 @@ type Hasher struct {
 // index in the level and its offset on the hash device, in the order they
 // finish; an error from it stops the Hasher.
 func NewHasher(l *Layout, block func(level int, index uint64, off int64, b []byte) error) *Hasher {
-	h := &Hasher{l: l, block: block, data: make([]byte, l.DataBlockSize)}
+	h := &Hasher{l: l, block: block, data: make([]byte, l.DataBlockSize), workers: runtime.GOMAXPROCS(0)}
 	h.pend = make([][]byte, l.Levels)
 	h.filled = make([]int, l.Levels)
 	h.index = make([]uint64, l.Levels)
@@ -203,11 +211,14 @@ func NewHasher(l *Layout, block func(level int, index uint64, off int64, b []byt
 
 // salted returns SHA-256(salt || b).
 func (h *Hasher) salted(b []byte) [HashSize]byte {
-	d := sha256.New()
-	d.Write(h.l.Salt)
-	d.Write(b)
+	if h.d == nil {
+		h.d = sha256.New()
+	}
+	h.d.Reset()
+	h.d.Write(h.l.Salt)
+	h.d.Write(b)
 	var out [HashSize]byte
-	d.Sum(out[:0])
+	h.d.Sum(out[:0])
 	return out
 }
 
@@ -224,6 +235,20 @@ func (h *Hasher) Write(p []byte) (int, error) {
 			return n - len(p), h.err
 		}
 		var sum [HashSize]byte
+		if h.n == 0 && h.workers > 1 && len(p) >= parallelMin && len(p) >= 2*bs {
+			// Many whole blocks: hash them on every core, push in order.
+			nb := min(uint64(len(p)/bs), h.l.DataBlocks-h.written)
+			sums := h.hashBlocks(p[:int(nb)*bs])
+			for i := range sums {
+				h.written++
+				if err := h.push(0, sums[i][:]); err != nil {
+					h.err = err
+					return n - len(p) + i*bs, err
+				}
+			}
+			p = p[int(nb)*bs:]
+			continue
+		}
 		if h.n == 0 && len(p) >= bs {
 			sum = h.salted(p[:bs])
 			p = p[bs:]
@@ -244,6 +269,38 @@ func (h *Hasher) Write(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// parallelMin is the smallest write whose data blocks are hashed on
+// several cores: below it, starting the goroutines costs more than it
+// saves.
+const parallelMin = 64 << 10
+
+// hashBlocks returns the salted hashes of the whole data blocks of p,
+// computed by h.workers goroutines on contiguous ranges.
+func (h *Hasher) hashBlocks(p []byte) [][HashSize]byte {
+	bs := h.l.DataBlockSize
+	nb := len(p) / bs
+	if cap(h.sums) < nb {
+		h.sums = make([][HashSize]byte, nb)
+	}
+	sums := h.sums[:nb]
+	w := min(h.workers, nb)
+	var wg sync.WaitGroup
+	for k := range w {
+		lo, hi := k*nb/w, (k+1)*nb/w
+		wg.Go(func() {
+			d := sha256.New()
+			for i := lo; i < hi; i++ {
+				d.Reset()
+				d.Write(h.l.Salt)
+				d.Write(p[i*bs : (i+1)*bs])
+				d.Sum(sums[i][:0])
+			}
+		})
+	}
+	wg.Wait()
+	return sums
 }
 
 // push adds a hash to level i (the root past the top level), finishing

@@ -245,3 +245,42 @@ func TestSuperblockRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteSizes: the root hash is the same whatever the writes' sizes,
+// on one core or several (large writes hash their blocks in parallel).
+func TestWriteSizes(t *testing.T) {
+	p := Params{DataBlockSize: 1024, HashBlockSize: 4096, Salt: []byte("s")}
+	data := content(700*1024, 4)
+	l, err := NewLayout(p, 700)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []byte
+	for _, workers := range []int{1, 2, 7} {
+		for _, chunk := range []int{1, 1000, 1024, 64 << 10, 100000, len(data)} {
+			if chunk == 1 && workers > 1 {
+				continue
+			}
+			h := NewHasher(l, nil)
+			h.workers = workers
+			for off := 0; off < len(data); off += chunk {
+				if _, err := h.Write(data[off:min(off+chunk, len(data))]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := h.Sum()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want == nil {
+				want = got
+			} else if !bytes.Equal(got, want) {
+				t.Errorf("%d workers, writes of %d: %x, want %x", workers, chunk, got, want)
+			}
+		}
+	}
+	h := NewHasher(l, nil)
+	if _, err := h.Write(append(data, make([]byte, 1024)...)); err == nil {
+		t.Error("a write past the tree's data is accepted")
+	}
+}
