@@ -55,7 +55,9 @@ var formatTable = []formatInfo{
 	{FormatCatalog, "catalog", false, SHA256},
 	{FormatPowerShell, "PowerShell script", false, AuthenticodeSHA256},
 	{FormatWSH, "Windows Script Host script", false, SHA256},
-	{FormatImage, "dm-verity image", false, DMVeritySHA256},
+	// Hash rules csv policy new writes for an image compare its SHA256,
+	// which every image has; dmverity_sha256 needs its hash device.
+	{FormatImage, "dm-verity image", false, SHA256},
 }
 
 // Formats lists the formats rules can name, in a fixed order.

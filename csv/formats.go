@@ -4,6 +4,7 @@ import (
 	"github.com/codesignval/csv/csv/format"
 	"github.com/codesignval/csv/csv/format/catalog"
 	"github.com/codesignval/csv/csv/format/elf"
+	"github.com/codesignval/csv/csv/format/image"
 	"github.com/codesignval/csv/csv/format/pe"
 	"github.com/codesignval/csv/csv/format/powershell"
 	"github.com/codesignval/csv/csv/format/wsh"
@@ -17,6 +18,7 @@ var handlers = []format.Handler{
 	pe.Handler{},
 	elf.Handler{},
 	catalog.Handler{},
+	image.Handler{},      // squashfs, EROFS, ext4: dm-verity (csv/format/image)
 	powershell.Handler{}, // by name: after the formats told by content
 	wsh.Handler{},        // by name; judged by SHA256 only
 }

@@ -262,6 +262,7 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 	}
 	file := format.NewFile(f, in.Size, buf, n)
 	file.Name = filepath.Base(path)
+	file.Sidecar = sidecars(path) // a loose file's sidecars (csv/image.go)
 	if cfg.containers != nil {
 		if h, r := sniff(file), container.Sniff(file.Head, file.Name); h != nil && r != nil {
 			// Judged as the one, the file would ship the other unjudged.
