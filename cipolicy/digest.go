@@ -32,6 +32,9 @@ const (
 	// FormatMSI is a Windows Installer file (.msi .msp .mst): a compound
 	// file, Authenticode-signed, hashed by Windows Installer's SIP.
 	FormatMSI Format = "msi"
+	// FormatImage is a filesystem image (squashfs, EROFS, ext4) judged by
+	// its dm-verity root hash and the root hash's signature.
+	FormatImage Format = "image"
 	// FormatOther is a file of no format csv judges. No rule applies to
 	// it, and a policy cannot name it.
 	FormatOther Format = "other"
@@ -61,6 +64,9 @@ var formatTable = []formatInfo{
 	{FormatWSH, "Windows Script Host script", false, SHA256},
 	{FormatCab, "cabinet", false, AuthenticodeSHA256},
 	{FormatMSI, "MSI installer", false, AuthenticodeSHA256},
+	// Hash rules csv policy new writes for an image compare its SHA256,
+	// which every image has; dmverity_sha256 needs its hash device.
+	{FormatImage, "dm-verity image", false, SHA256},
 }
 
 // Formats lists the formats rules can name, in a fixed order.
@@ -152,6 +158,14 @@ const (
 	// algorithms matches no more (see Evaluate).
 	PageSHA256 HashAlgorithm = "page_sha256"
 	PageSHA1   HashAlgorithm = "page_sha1"
+	// FSVeritySHA256 is the fs-verity file digest (SHA-256, 4 KiB blocks,
+	// no salt; signing/fsverity): what `fsverity digest` prints and IPE's
+	// fsverity_digest=sha256:HEX names. Computed for ELF files, the files
+	// a Linux host executes that csv judges.
+	FSVeritySHA256 HashAlgorithm = "fsverity_sha256"
+	// DMVeritySHA256 is a dm-verity image's root hash (SHA-256, format 1;
+	// signing/dmverity), IPE's dmverity_roothash=sha256:HEX.
+	DMVeritySHA256 HashAlgorithm = "dmverity_sha256"
 )
 
 // firstPage lists the first-page hash algorithms.
@@ -210,9 +224,10 @@ var hashTable = []hashInfo{
 	{AuthenticodeSHA1, "Authenticode SHA1", 20, DigestSHA1, sipFormats},
 	{PageSHA256, "Page SHA256", 32, DigestSHA256, []Format{FormatPE}},
 	{PageSHA1, "Page SHA1", 20, DigestSHA1, []Format{FormatPE}},
+	{FSVeritySHA256, "fs-verity SHA256", 32, DigestSHA256, []Format{FormatELF}},
+	{DMVeritySHA256, "dm-verity root hash", 32, DigestSHA256, []Format{FormatImage}},
 }
 
-// Windows Installer files' Authenticode digests are their SIP's (csv/format/msi).
 // HashAlgorithms lists every hash algorithm, in a fixed order: the order in
 // which reports list a file's digests.
 var HashAlgorithms = func() []HashAlgorithm {

@@ -5,6 +5,7 @@ import (
 	"github.com/codesignval/csv/csv/format/cab"
 	"github.com/codesignval/csv/csv/format/catalog"
 	"github.com/codesignval/csv/csv/format/elf"
+	"github.com/codesignval/csv/csv/format/image"
 	"github.com/codesignval/csv/csv/format/msi"
 	"github.com/codesignval/csv/csv/format/pe"
 	"github.com/codesignval/csv/csv/format/powershell"
@@ -20,9 +21,10 @@ var handlers = []format.Handler{
 	elf.Handler{},
 	catalog.Handler{},
 	cab.Handler{},        // by content (MSCF)
+	msi.Handler{},        // by content (a compound file with an installer's root)
+	image.Handler{},      // squashfs, EROFS, ext4: dm-verity (csv/format/image)
 	powershell.Handler{}, // by name: after the formats told by content
 	wsh.Handler{},        // by name; judged by SHA256 only
-	msi.Handler{},        // by content (after catalog: both are told apart by their magic)
 }
 
 // sniff returns the handler of the file's format, or nil for a file of no

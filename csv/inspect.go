@@ -17,6 +17,7 @@ import (
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
+	"github.com/codesignval/csv/signing/fsverity"
 )
 
 // Format is a file's format: "pe", "elf" or "other". It is
@@ -110,6 +111,9 @@ type Inspection struct {
 	// judged is the file's result when the worker judged the first read
 	// final (Validator.ValidateTo's again), nil otherwise.
 	judged *Result
+	// fsverityPath is a loose file's path, where its fs-verity signature
+	// sidecar is looked for (csv/fsverity.go).
+	fsverityPath string
 }
 
 // Signed reports whether the file carries a signature.
@@ -268,6 +272,7 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 	}
 	file := format.NewFile(f, in.Size, buf, n)
 	file.Name = filepath.Base(path)
+	file.Sidecar = sidecars(path) // a loose file's sidecars (csv/image.go)
 	if cfg.containers != nil {
 		h, r := sniff(file), container.Sniff(file.Head, file.Name)
 		if r != nil {
@@ -308,6 +313,7 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 	if only {
 		return in // not a container: excluded
 	}
+	in.fsverityPath = path // fs-verity: a loose file's sidecar (csv/fsverity.go)
 	inspectData(ctx, path, file, cfg, in)
 	return in
 }
@@ -368,6 +374,17 @@ func inspectData(ctx context.Context, path string, file *format.File, cfg *inspe
 	if need.Digests.Has(cipolicy.SHA256) {
 		pass.Hash(cipolicy.SHA256, sha256.New())
 	}
+	// The fs-verity file digest, for the formats it applies to
+	// (cipolicy.FSVeritySHA256): as flat as the SHA256, in the same read;
+	// and for a built-in signature in a sidecar (csv/fsverity.go).
+	fsv, err := fsveritySidecar(in, need)
+	if err != nil {
+		in.Err = fileError(path, in.Format, err)
+		return
+	}
+	if (need.Digests.Has(cipolicy.FSVeritySHA256) || fsv != nil) && cipolicy.FSVeritySHA256.AppliesTo(in.Format) {
+		pass.Hash(cipolicy.FSVeritySHA256, fsverity.New())
+	}
 	if ws := pass.Writers(); len(ws) > 0 || file.Streamed() {
 		if err := file.Stream(ctx, ws...); err != nil {
 			if ctx.Err() != nil {
@@ -388,6 +405,9 @@ func inspectData(ctx context.Context, path string, file *format.File, cfg *inspe
 		if err != nil {
 			in.Err = fileError(path, in.Format, err)
 		}
+	}
+	if fsv != nil && in.Err == nil {
+		fsv.verify(in, &cfg.opts) // csv/fsverity.go
 	}
 	return
 }

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/binfmt"
@@ -85,6 +86,12 @@ type File struct {
 	// Name is the file's base name as discovered (a link's own name),
 	// which formats without magic numbers (scripts) are recognised by.
 	Name string
+	// Sidecar, for a loose file (nil for a container member), opens the
+	// file beside it named Name+suffix, where formats keep what a file
+	// cannot hold (a dm-verity image's IMAGE.verity, IMAGE.roothash): an
+	// error wrapping fs.ErrNotExist when there is none. The caller closes
+	// it.
+	Sidecar func(suffix string) (*os.File, error)
 
 	f   io.Reader
 	buf []byte

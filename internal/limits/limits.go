@@ -216,3 +216,23 @@ const (
 	MaxCFBDirectoryEntries = 1 << 16
 	MaxMSISignature        = 4 << 20
 )
+
+// MaxDetachedSignature caps a detached PKCS#7 signature read from a
+// sidecar file: an fs-verity built-in signature (FILE.fsv.sig) or a
+// dm-verity root hash's (IMAGE.roothash.p7s). `fsverity sign` and openssl
+// -nocerts write well under 1 KiB; a few embedded certificates fit.
+const MaxDetachedSignature = 64 << 10
+
+// MaxVeritySalt caps a dm-verity superblock's salt (its field holds 256
+// bytes; veritysetup accepts up to that).
+const MaxVeritySalt = 256
+
+// MaxVerityBlockSize caps a dm-verity tree's data and hash block sizes
+// (veritysetup takes powers of two from 512 bytes; the kernel takes data
+// blocks up to the page size and hash blocks up to it too).
+const MaxVerityBlockSize = 1 << 20
+
+// MaxVerityDataSize caps the data a dm-verity superblock may describe
+// (data_blocks times the block size): 16 TiB, far above any image a build
+// ships.
+const MaxVerityDataSize = 1 << 44
