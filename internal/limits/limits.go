@@ -177,3 +177,8 @@ const (
 	MaxImageLayers   = 1024
 	MaxImageBlobs    = 1 << 16
 )
+
+// MaxIMAValue caps a security.ima value (an extended attribute, a sidecar
+// FILE.sig or a tar member's PAX record) that csv reads: the largest real
+// ones, RSA-16384 signatures, are 2,057 bytes, and ECDSA ones under 150.
+const MaxIMAValue = 8 << 10
