@@ -289,6 +289,11 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 	if cfg.containerOnly {
 		return in // not a container: excluded
 	}
+	// IMA (csv/ima.go): the file's security.ima, or its sidecar.
+	if file.Attrs, file.AttrsFrom, err = fileIMA(f, path); err != nil {
+		in.Err = err
+		return in
+	}
 	inspectData(ctx, path, file, cfg, in)
 	return in
 }
@@ -336,6 +341,7 @@ func inspectData(ctx context.Context, path string, file *format.File, cfg *inspe
 	if need.Digests.Has(cipolicy.SHA256) {
 		pass.Hash(cipolicy.SHA256, sha256.New())
 	}
+	imaCheck := startIMA(file, &pass) // IMA (csv/ima.go)
 	if ws := pass.Writers(); len(ws) > 0 {
 		if err := file.Stream(ctx, ws...); err != nil {
 			if ctx.Err() != nil {
@@ -357,7 +363,7 @@ func inspectData(ctx context.Context, path string, file *format.File, cfg *inspe
 			in.Err = fileError(path, in.Format, err)
 		}
 	}
-	return
+	imaCheck.finish(path, in, cfg.opts.Certificates) // IMA (csv/ima.go)
 }
 
 // setFacts copies what the handler learnt.

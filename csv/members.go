@@ -360,11 +360,11 @@ func inspectMember(ctx context.Context, cfg *inspectConfig, rel string, m *conta
 		in.Container = nested.Kind()
 		return in, nested, nil
 	}
-	in = inspectHeld(ctx, cfg, rel, d, buf, n, probe.Name, in)
+	in = inspectHeld(ctx, cfg, rel, d, buf, n, probe.Name, in, m.Attrs)
 	if cfg.again != nil && in.deferred && in.Err == nil && ctx.Err() == nil && cfg.again(rel, in) {
 		// The first read's digests leave it blocked, and those the policy
 		// deferred could admit it: read it again, from memory.
-		in = inspectHeld(ctx, cfg.full(rel), rel, d, buf, n, probe.Name, &Inspection{Format: FormatOther, Size: m.Size})
+		in = inspectHeld(ctx, cfg.full(rel), rel, d, buf, n, probe.Name, &Inspection{Format: FormatOther, Size: m.Size}, m.Attrs)
 	}
 	if in.Err != nil && ctx.Err() != nil {
 		return nil, nil, ctx.Err()
@@ -374,7 +374,7 @@ func inspectMember(ctx context.Context, cfg *inspectConfig, rel string, m *conta
 
 // inspectHeld inspects a member held in memory (d; its first n bytes are
 // also in buf) as inspect does a file, with a recover of its own.
-func inspectHeld(ctx context.Context, cfg *inspectConfig, rel string, d, buf []byte, n int, name string, in *Inspection) *Inspection {
+func inspectHeld(ctx context.Context, cfg *inspectConfig, rel string, d, buf []byte, n int, name string, in *Inspection, attrs map[string][]byte) *Inspection {
 	in.Size = int64(len(d))
 	copy(buf[:n], d[:n])
 	br := bytes.NewReader(d)
@@ -384,6 +384,7 @@ func inspectHeld(ctx context.Context, cfg *inspectConfig, rel string, d, buf []b
 	}
 	file := format.NewFile(br, in.Size, buf, n)
 	file.Name = name
+	file.Attrs, file.AttrsFrom = memberIMA(attrs) // IMA (csv/ima.go)
 	defer func() {
 		if v := recover(); v != nil {
 			in.Err = &MalformedBinaryError{Path: rel, Format: in.Format, Offset: -1,

@@ -85,6 +85,13 @@ type File struct {
 	// Name is the file's base name as discovered (a link's own name),
 	// which formats without magic numbers (scripts) are recognised by.
 	Name string
+	// Attrs are the extended attributes the pipeline read with the file
+	// (csv/ima.go): security.ima, a loose file's own or its evmctl
+	// sidecar's (FILE.sig), a tar member's from its PAX record
+	// SCHILY.xattr.security.ima. AttrsFrom says where they came from,
+	// for messages. Nil when the file has none.
+	Attrs     map[string][]byte
+	AttrsFrom string
 
 	f   io.Reader
 	buf []byte

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package csv
+
+import "os"
+
+// readIMAXattr returns nil: only Linux keeps security.ima (a sidecar
+// FILE.sig is read everywhere).
+func readIMAXattr(*os.File) ([]byte, error) { return nil, nil }
