@@ -157,3 +157,6 @@ func (c *imaCheck) finish(path string, in *Inspection, keyring []*signing.Certif
 		refuse(nil, "an %s, which belongs in security.evm: IMA appraisal refuses it", c.v.Describe())
 	}
 }
+
+// errNoXattr says a file's security.ima cannot be set where it is.
+var errNoXattr = errors.New("no extended attributes")

@@ -2,6 +2,7 @@ package csv
 
 import (
 	"errors"
+	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -36,3 +37,19 @@ func readIMAXattr(f *os.File) ([]byte, error) {
 	return buf[:n:n], nil
 }
 
+// setIMAXattr sets f's security.ima to v. An error wrapping errNoXattr
+// says the file system or the user cannot.
+func setIMAXattr(f *os.File, v []byte) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.Fsetxattr(int(fd), ima.XattrName, v, 0) }); err != nil {
+		return err
+	}
+	if errors.Is(serr, unix.ENOTSUP) || errors.Is(serr, unix.EOPNOTSUPP) || errors.Is(serr, unix.EPERM) || errors.Is(serr, unix.EACCES) {
+		return fmt.Errorf("%w: %w", errNoXattr, serr)
+	}
+	return serr
+}
