@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"io/fs"
 	"os"
 
@@ -40,10 +41,11 @@ const fsveritySHA256 = cipolicy.HashAlgorithm("fsverity_sha256")
 
 // fileIMA returns a loose file's security.ima value (f is the open file,
 // path its name): the extended attribute, or the sidecar path+".sig". A
-// sidecar over limits.MaxIMAValue bytes or whose first byte is no IMA
-// type is not an IMA sidecar (a detached OpenPGP signature, say) and is
-// ignored; a sidecar that cannot be read is an error, as is an attribute
-// that cannot be.
+// sidecar over limits.MaxIMAValue bytes, not a regular file, or whose
+// first byte is no IMA type is not an IMA sidecar (a detached OpenPGP
+// signature, say) and is ignored; a sidecar that cannot be read (a
+// symbolic link among them) is an error that blocks the file, as is an
+// attribute that cannot be read.
 func fileIMA(f *os.File, path string) (map[string][]byte, string, error) {
 	v, err := readIMAXattr(f)
 	if err != nil {
@@ -53,16 +55,43 @@ func fileIMA(f *os.File, path string) (map[string][]byte, string, error) {
 		return map[string][]byte{ima.XattrName: v}, "the " + ima.XattrName + " attribute", nil
 	}
 	side := path + ".sig"
-	b, err := safefile.ReadFile(side, limits.MaxIMAValue)
+	b, err := readSidecar(side)
 	switch {
-	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, safefile.ErrTooLarge) || errors.Is(err, safefile.ErrNotRegular):
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotSidecar) || errors.Is(err, safefile.ErrNotRegular):
 		return nil, "", nil
 	case err != nil:
-		return nil, "", &UnreadableError{Path: path, Err: fmt.Errorf("reading its IMA sidecar %s: %w", side, err)}
+		return nil, "", &UnreadableError{Path: path, Err: fmt.Errorf("reading its IMA sidecar %s: %w", fileBase(side), err)}
 	case len(b) == 0 || b[0] < byte(ima.TypeDigest) || b[0] > byte(ima.TypeVerityDigsig):
 		return nil, "", nil
 	}
 	return map[string][]byte{ima.XattrName: b}, "the sidecar " + fileBase(side), nil
+}
+
+var errNotSidecar = errors.New("not an IMA sidecar")
+
+// readSidecar reads an IMA sidecar, at most limits.MaxIMAValue bytes (a
+// larger file is errNotSidecar). A symbolic link is not followed (the
+// error says so): a sidecar is the tree's own file, as the binary is.
+func readSidecar(side string) ([]byte, error) {
+	f, st, err := safefile.Open(side, safefile.Options{NoFollow: true})
+	if err != nil {
+		if st, lerr := os.Lstat(side); lerr == nil && st.Mode()&fs.ModeSymlink != 0 {
+			return nil, errors.New("it is a symbolic link, which csv does not follow for a sidecar")
+		}
+		return nil, err
+	}
+	defer f.Close()
+	if st.Size() > limits.MaxIMAValue {
+		return nil, errNotSidecar
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limits.MaxIMAValue+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > limits.MaxIMAValue {
+		return nil, errNotSidecar
+	}
+	return b, nil
 }
 
 func fileBase(p string) string {

@@ -99,7 +99,8 @@ func wantIMABlocked(t *testing.T, r Result, err error) {
 // TestIMASidecarFromEvmctl: an ELF file with the sidecar evmctl ima_sign
 // --sigfile wrote is allowed by a rule that counts IMA signatures; the
 // same file changed after signing, a sidecar with a changed byte, and a
-// run whose certificates lack the IMA key are blocked; a FILE.sig that is
+// run whose certificates lack the IMA key are blocked, as is a file whose
+// sidecar is a symbolic link (csv does not follow it); a FILE.sig that is
 // no IMA value (an OpenPGP signature) is not read as one.
 func TestIMASidecarFromEvmctl(t *testing.T) {
 	bin := testenv.Tool(t, "evmctl")
@@ -124,6 +125,10 @@ func TestIMASidecarFromEvmctl(t *testing.T) {
 	sig[len(sig)-1] ^= 1
 	os.WriteFile(filepath.Join(dir, "badsig.sig"), sig, 0o644)
 	os.WriteFile(filepath.Join(dir, "pgp.sig"), []byte{0x89, 0x01, 0x33, 0x04, 0x00}, 0o644)
+	os.WriteFile(filepath.Join(dir, "linked"), elf, 0o644)
+	if err := os.Symlink("good.sig", filepath.Join(dir, "linked.sig")); err != nil {
+		t.Fatal(err)
+	}
 
 	got := resultsByPath(validate(t, p.set, Options{Certificates: p.certs}, dir))
 	wantIMAAllowed(t, got["good"])
@@ -131,6 +136,10 @@ func TestIMASidecarFromEvmctl(t *testing.T) {
 	wantIMABlocked(t, got["badsig"], signing.ErrSignature)
 	if r := got["pgp"]; r.Err != nil || r.Decision.Allowed() || r.Decision.Kind != cipolicy.KindUnsigned {
 		t.Fatalf("pgp: %s %s %q (error %v); want blocked as unsigned", r.Decision.Verdict, r.Decision.Kind, r.Decision.Reason, r.Err)
+	}
+	var ue *UnreadableError
+	if r := got["linked"]; r.Decision.Allowed() || !errors.As(r.Err, &ue) || !strings.Contains(r.Decision.Reason, "symbolic link") {
+		t.Fatalf("linked: %s %q (error %v); want blocked, its sidecar a link", r.Decision.Verdict, r.Decision.Reason, r.Err)
 	}
 	// The keyring without the IMA key: the signature cannot verify.
 	got = resultsByPath(validate(t, p.set, Options{Certificates: p.certs[1:]}, dir))
