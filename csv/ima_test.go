@@ -162,9 +162,20 @@ func TestIMAXattr(t *testing.T) {
 	if err := unix.Setxattr(filepath.Join(dir, "root", "other"), ima.XattrName, wrong, 0); err != nil {
 		t.Fatal(err)
 	}
+	// An attribute over the cap (the kernel takes up to 64 KiB) is read
+	// cut, and refused as over the cap.
+	huge := filepath.Join(dir, "root", "huge")
+	os.WriteFile(huge, elf, 0o755)
+	hugeSet := unix.Setxattr(huge, ima.XattrName, append(p.sign(t, elf), make([]byte, 9000)...), 0) == nil
 	got := resultsByPath(validate(t, p.set, Options{Certificates: p.certs}, filepath.Join(dir, "root")))
 	wantIMAAllowed(t, got["tool"])
 	wantIMABlocked(t, got["other"], signing.ErrSignature)
+	if hugeSet {
+		wantIMABlocked(t, got["huge"], signing.ErrLimit)
+	} else {
+		t.Log("a 9 KiB security.ima cannot be set here: the cap on attributes is not checked")
+	}
+	os.Remove(huge)
 
 	gnutar := testenv.Tool(t, "tar")
 	archive := filepath.Join(dir, "out", "layer.tar")
@@ -201,6 +212,7 @@ func TestIMATarMembers(t *testing.T) {
 		{"verity", v3},
 		{"digest", append([]byte{0x04, 4}, make([]byte, 32)...)},
 		{"evm", []byte{0x02, 1, 2, 3}},
+		{"huge", append(p.sign(t, elf), make([]byte, 9000)...)},
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -220,6 +232,7 @@ func TestIMATarMembers(t *testing.T) {
 	wantIMABlocked(t, got["layer.tar!/cut"], signing.ErrMalformed)
 	wantIMABlocked(t, got["layer.tar!/verity"], signing.ErrDigestNotComputed)
 	wantIMABlocked(t, got["layer.tar!/digest"], signing.ErrDigestMismatch)
+	wantIMABlocked(t, got["layer.tar!/huge"], signing.ErrLimit)
 	if r := got["layer.tar!/evm"]; r.Decision.Allowed() || r.Err == nil || !strings.Contains(r.Decision.Reason, "EVM_XATTR_HMAC") {
 		t.Fatalf("evm: %s %q", r.Decision.Verdict, r.Decision.Reason)
 	}
