@@ -4,7 +4,12 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
+
+	"github.com/codesignval/csv/internal/limits"
 
 	"github.com/codesignval/csv/signing/ima"
 )
@@ -49,6 +54,9 @@ func signIMA(opts *SignOptions, p *pending, s *Signed, out *os.File, dest, displ
 	if err := opts.claims.claim(sdest, display+"'s IMA signature"); err != nil {
 		return err
 	}
+	if err := checkOldSidecar(opts, sdest); err != nil {
+		return err
+	}
 	f, name, err := createTemp(opts, sdest, 0o644)
 	if err != nil {
 		return err
@@ -82,6 +90,34 @@ func checkIMAOptions(opts *SignOptions) error {
 	}
 	if len(opts.Chain[0].SubjectKeyId) < 4 {
 		return fmt.Errorf("%w: IMA signatures: the build certificate %q has no subject key identifier, by which the kernel's keyring finds IMA keys", ErrOptions, opts.Chain[0].Subject.CommonName)
+	}
+	return nil
+}
+
+// checkOldSidecar refuses to replace a FILE.sig that is not an IMA
+// signature (a detached OpenPGP signature, say): only an earlier IMA
+// sidecar is replaced.
+func checkOldSidecar(opts *SignOptions, sdest string) error {
+	st, err := opts.tree.lstat(sdest)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case !st.Mode().IsRegular():
+		return fmt.Errorf("%s exists and is not a regular file: csv does not replace it with an IMA signature", filepath.Base(sdest))
+	}
+	f, _, err := opts.tree.openRegular(sdest)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limits.MaxIMAValue+1))
+	if err != nil {
+		return err
+	}
+	if _, perr := ima.Parse(b); perr != nil && (len(b) == 0 || len(b) > limits.MaxIMAValue || b[0] < byte(ima.TypeDigest) || b[0] > byte(ima.TypeVerityDigsig)) {
+		return fmt.Errorf("%s exists and is not an IMA signature (a detached OpenPGP signature?): csv does not replace it", filepath.Base(sdest))
 	}
 	return nil
 }

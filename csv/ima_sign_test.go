@@ -126,3 +126,29 @@ func TestSignIMARefusesCertWithoutKeyID(t *testing.T) {
 		}
 	}
 }
+
+// TestSignIMAKeepsOtherSig: a FILE.sig that is not an IMA signature (an
+// OpenPGP one) is not replaced by csv sign --ima --ima-sidecar: the run
+// fails and changes nothing; an earlier IMA sidecar is replaced.
+func TestSignIMAKeepsOtherSig(t *testing.T) {
+	p := newIMAPKI(t)
+	elf := testbin.ELF(testbin.ELFOptions{})
+	dir := tree(t, map[string][]byte{"bin/tool": elf, "bin/tool.sig": {0x89, 0x01, 0x33, 0x04}, "bin/old": elf, "bin/old.sig": p.sign(t, []byte("old"))})
+	before := snapshot(t, dir)
+	opts := SignOptions{Key: p.leaf.Key, Chain: []*x509.Certificate{p.leaf.Cert, p.ca.Intermediate.Cert}, IMA: IMASidecar}
+	if _, err := Sign(t.Context(), opts, dir); err == nil || !strings.Contains(err.Error(), "not an IMA signature") {
+		t.Fatalf("err = %v", err)
+	}
+	for k, v := range snapshot(t, dir) {
+		if !bytes.Equal(before[k], v) {
+			t.Fatalf("%s changed", k)
+		}
+	}
+	os.Remove(filepath.Join(dir, "bin", "tool.sig"))
+	if _, err := Sign(t.Context(), opts, dir); err != nil {
+		t.Fatal(err)
+	}
+	got := resultsByPath(validate(t, p.set, Options{Certificates: p.certs}, dir))
+	wantIMAAllowed(t, got["bin/old"])
+	wantIMAAllowed(t, got["bin/tool"])
+}
