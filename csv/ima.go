@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv/format"
@@ -60,11 +61,11 @@ func fileIMA(f *os.File, path string) (map[string][]byte, string, error) {
 	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotSidecar) || errors.Is(err, safefile.ErrNotRegular):
 		return nil, "", nil
 	case err != nil:
-		return nil, "", &UnreadableError{Path: path, Err: fmt.Errorf("reading its IMA sidecar %s: %w", fileBase(side), err)}
+		return nil, "", &UnreadableError{Path: path, Err: fmt.Errorf("reading its IMA sidecar %s: %w", filepath.Base(side), err)}
 	case len(b) == 0 || b[0] < byte(ima.TypeDigest) || b[0] > byte(ima.TypeVerityDigsig):
 		return nil, "", nil
 	}
-	return map[string][]byte{ima.XattrName: b}, "the sidecar " + fileBase(side), nil
+	return map[string][]byte{ima.XattrName: b}, "the sidecar " + filepath.Base(side), nil
 }
 
 var errNotSidecar = errors.New("not an IMA sidecar")
@@ -92,15 +93,6 @@ func readSidecar(side string) ([]byte, error) {
 		return nil, errNotSidecar
 	}
 	return b, nil
-}
-
-func fileBase(p string) string {
-	for i := len(p) - 1; i >= 0; i-- {
-		if os.IsPathSeparator(p[i]) {
-			return p[i+1:]
-		}
-	}
-	return p
 }
 
 // memberIMA returns a container member's stored attributes, as fileIMA a
