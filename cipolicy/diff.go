@@ -356,6 +356,9 @@ func matcherKey(r *Rule) string {
 		if len(s.EKUs) > 0 {
 			k += " ekus [" + sortedJoin(s.EKUs) + "]"
 		}
+		if len(s.SignatureFormats) > 0 {
+			k += " signature_formats [" + sortedJoin(s.SignatureFormats) + "]"
+		}
 		if s.OEMID != "" {
 			k += fmt.Sprintf(" oem_id %q", s.OEMID)
 		}

@@ -162,6 +162,9 @@ func (r *Rule) Describe() string {
 		if r.Signer.Publisher != "" {
 			s += fmt.Sprintf(", publisher %q", r.Signer.Publisher)
 		}
+		if len(r.Signer.SignatureFormats) > 0 {
+			s += ", " + strings.Join(r.Signer.SignatureFormats, " or ") + " signatures only"
+		}
 		return s
 	case r.File != nil:
 		return "file " + r.File.String()

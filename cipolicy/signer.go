@@ -90,7 +90,16 @@ type SignerMatch struct {
 	// Files, if set, limits the signer to files with one of these
 	// attributes (WDAC FileAttribRef).
 	Files []FileAttrMatch
+	// SignatureFormats, if set, limits the rule to signatures of these
+	// formats (signing.Signature.Format: SignatureFormatNames): a rule
+	// with [ima] admits a file only by its IMA signature, so that a
+	// policy can require what a Linux host appraising the file checks.
+	SignatureFormats []string
 }
+
+// SignatureFormatNames are the signature formats a signer rule may name in
+// signature_formats.
+var SignatureFormatNames = []string{"authenticode", "modsig", "ima", "fsverity", "dmverity"}
 
 // Version is a four-part file version, as Windows version resources and
 // WDAC rules write it.
@@ -396,6 +405,12 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 	why, ignoredWhy := "", ""
 	for i, sig := range s.Signatures {
 		if !sig.Verified() {
+			continue
+		}
+		if len(m.SignatureFormats) > 0 && !slices.Contains(m.SignatureFormats, sig.Format) {
+			if why == "" {
+				why = fmt.Sprintf("signature %d is %s, and the rule counts only %s signatures", i, sig.Format, strings.Join(m.SignatureFormats, ", "))
+			}
 			continue
 		}
 		if !deny {

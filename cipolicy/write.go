@@ -153,6 +153,9 @@ func writeMatcher(m *yaml.Node, r *Rule) error {
 		if len(r.Signer.EKUs) > 0 {
 			sadd("ekus", strs(r.Signer.EKUs))
 		}
+		if len(r.Signer.SignatureFormats) > 0 {
+			sadd("signature_formats", strs(r.Signer.SignatureFormats))
+		}
 		if r.Signer.OEMID != "" {
 			return fmt.Errorf("cipolicy: rule %q has a WDAC OEM ID, which the YAML format cannot write", r.ID)
 		}

@@ -362,6 +362,14 @@ func (d *yamlDecoder) signer(n *yaml.Node, what string) *SignerMatch {
 		"publisher": func(v *yaml.Node) { d.Str(v, "publisher", &m.Publisher) },
 		"issuer":    func(v *yaml.Node) { d.Str(v, "issuer", &m.IssuerName) },
 		"ekus":      func(v *yaml.Node) { m.EKUs = d.StrList(v, "ekus") },
+		"signature_formats": func(v *yaml.Node) {
+			m.SignatureFormats = d.StrList(v, "signature_formats")
+			for _, f := range m.SignatureFormats {
+				if !slices.Contains(SignatureFormatNames, f) {
+					d.Errorf(v, "%s: unknown signature format %q (want %s)", what, f, strings.Join(SignatureFormatNames, ", "))
+				}
+			}
+		},
 		"files": func(v *yaml.Node) {
 			if v.Kind != yaml.SequenceNode {
 				d.Errorf(v, "%s: files must be a list", what)

@@ -314,6 +314,11 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 		return in // not a container: excluded
 	}
 	in.fsverityPath = path // fs-verity: a loose file's sidecar (csv/fsverity.go)
+	// IMA (csv/ima.go): the file's security.ima, or its sidecar.
+	if file.Attrs, file.AttrsFrom, err = fileIMA(f, path); err != nil {
+		in.Err = err
+		return in
+	}
 	inspectData(ctx, path, file, cfg, in)
 	return in
 }
@@ -385,6 +390,7 @@ func inspectData(ctx context.Context, path string, file *format.File, cfg *inspe
 	if (need.Digests.Has(cipolicy.FSVeritySHA256) || fsv != nil) && cipolicy.FSVeritySHA256.AppliesTo(in.Format) {
 		pass.Hash(cipolicy.FSVeritySHA256, fsverity.New())
 	}
+	imaCheck := startIMA(file, &pass) // IMA (csv/ima.go)
 	if ws := pass.Writers(); len(ws) > 0 || file.Streamed() {
 		if err := file.Stream(ctx, ws...); err != nil {
 			if ctx.Err() != nil {
@@ -409,7 +415,7 @@ func inspectData(ctx context.Context, path string, file *format.File, cfg *inspe
 	if fsv != nil && in.Err == nil {
 		fsv.verify(in, &cfg.opts) // csv/fsverity.go
 	}
-	return
+	imaCheck.finish(path, in, cfg.opts.Certificates) // IMA (csv/ima.go)
 }
 
 // setFacts copies what the handler learnt.

@@ -375,6 +375,7 @@ type heldMember struct {
 	size   int64
 	nested container.Reader
 	signed bool
+	attrs  map[string][]byte // the member's extended attributes (IMA)
 }
 
 // readMember reads one member as inspect does a loose file: its first
@@ -465,7 +466,7 @@ func readMember(ctx context.Context, cfg *inspectConfig, rel string, m *containe
 	}
 	*data = d
 	in.Size = int64(len(d))
-	return in, &heldMember{cfg: cfg, rel: rel, d: d, n: n, name: probe.Name, size: m.Size, nested: nested, signed: signed}, nil
+	return in, &heldMember{cfg: cfg, rel: rel, d: d, n: n, name: probe.Name, size: m.Size, nested: nested, signed: signed, attrs: m.Attrs}, nil
 }
 
 // inspect inspects a member held in memory: a binary, or a container with a
@@ -477,11 +478,11 @@ func (h *heldMember) inspect(ctx context.Context, buf []byte) *Inspection {
 	if h.nested != nil && (!h.signed || cfg.containerOnly) {
 		return &Inspection{Format: FormatOther, Size: int64(len(h.d)), Container: h.nested.Kind()}
 	}
-	in := inspectHeld(ctx, cfg, rel, h.d, buf, h.n, h.name, &Inspection{Format: FormatOther, Size: h.size})
+	in := inspectHeld(ctx, cfg, rel, h.d, buf, h.n, h.name, &Inspection{Format: FormatOther, Size: h.size}, h.attrs)
 	if cfg.again != nil && in.deferred && in.Err == nil && ctx.Err() == nil && cfg.again(rel, in) {
 		// The first read's digests leave it blocked, and those the policy
 		// deferred could admit it: read it again, from memory.
-		in = inspectHeld(ctx, cfg.full(rel), rel, h.d, buf, h.n, h.name, &Inspection{Format: FormatOther, Size: h.size})
+		in = inspectHeld(ctx, cfg.full(rel), rel, h.d, buf, h.n, h.name, &Inspection{Format: FormatOther, Size: h.size}, h.attrs)
 	}
 	if h.signed && in.Err == nil {
 		// A container with a signature of its own, judged as its format:
@@ -524,13 +525,14 @@ func inspectStreamed(ctx context.Context, cfg *inspectConfig, rel string, m *con
 	}
 	file := format.NewStreamedFile(r, m.Size, buf[:n], buf)
 	file.Name = name
+	file.Attrs, file.AttrsFrom = memberIMA(m.Attrs) // IMA (csv/ima.go)
 	inspectData(ctx, rel, file, cfg, in)
 	return in
 }
 
 // inspectHeld inspects a member held in memory (d; its first n bytes are
 // also in buf) as inspect does a file, with a recover of its own.
-func inspectHeld(ctx context.Context, cfg *inspectConfig, rel string, d, buf []byte, n int, name string, in *Inspection) *Inspection {
+func inspectHeld(ctx context.Context, cfg *inspectConfig, rel string, d, buf []byte, n int, name string, in *Inspection, attrs map[string][]byte) *Inspection {
 	in.Size = int64(len(d))
 	copy(buf[:n], d[:n])
 	br := bytes.NewReader(d)
@@ -540,6 +542,7 @@ func inspectHeld(ctx context.Context, cfg *inspectConfig, rel string, d, buf []b
 	}
 	file := format.NewFile(br, in.Size, buf, n)
 	file.Name = name
+	file.Attrs, file.AttrsFrom = memberIMA(attrs) // IMA (csv/ima.go)
 	defer func() {
 		if v := recover(); v != nil {
 			in.Err = &MalformedBinaryError{Path: rel, Format: in.Format, Offset: -1,

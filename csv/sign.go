@@ -59,6 +59,9 @@ type SignOptions struct {
 	// PageHashes puts each PE file's page-hash table in its signature
 	// (signtool /ph, osslsigncode -ph).
 	PageHashes bool
+	// IMA also gives every signed binary an IMA signature, in its
+	// security.ima attribute or a sidecar FILE.sig (csv/ima_sign.go).
+	IMA IMAMode
 	// Expect, if set, maps each binary's path (Result.DisplayPath) to the
 	// digests validation saw (Options.SignCheck): a binary validation did
 	// not see, or whose digest differs when it is read for signing, changed
@@ -113,9 +116,12 @@ type Signed struct {
 	// SHA256 is the digest of the signed file.
 	SHA256 []byte
 	// Bundle is the path of the Sigstore bundle, if one was written.
-	Bundle   string
-	Warnings []string
-	fileRoot bool
+	Bundle string
+	// IMASidecar is the path of the IMA signature's sidecar FILE.sig, if
+	// one was written (csv/ima_sign.go).
+	IMASidecar string
+	Warnings   []string
+	fileRoot   bool
 }
 
 // DisplayPath is the path to show a user (see Result.DisplayPath).
@@ -196,6 +202,9 @@ func Sign(ctx context.Context, opts SignOptions, roots ...string) (*SignReport, 
 	}
 	if len(roots) == 0 {
 		return nil, fmt.Errorf("%w: no paths to sign", ErrOptions)
+	}
+	if err := checkIMAOptions(&opts); err != nil { // IMA (csv/ima_sign.go)
+		return nil, err
 	}
 	// Every file operation from here on goes through the tree, opened now:
 	// nothing swapped in later leads out of it.
@@ -773,7 +782,7 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 	}
 	// The signed output's SHA-256, for bundles and the manifest (and the
 	// report when it is computed anyway).
-	needSum := opts.Bundle != nil || opts.Manifest != ""
+	needSum := opts.Bundle != nil || opts.Manifest != "" || opts.IMA != IMAOff // IMA: csv/ima_sign.go
 	var outSum []byte
 	if h != nil {
 		res, err := h.Sign(ctx, file, out, &format.SignOptions{Key: opts.Key, Chain: opts.Chain,
@@ -782,6 +791,11 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 			return p, err
 		}
 		s.Warnings, outSum = res.Warnings, res.SHA256
+		if opts.IMA != IMAOff { // IMA (csv/ima_sign.go)
+			if err := signIMA(opts, p, s, out, dest, display, outSum); err != nil {
+				return p, err
+			}
+		}
 	} else {
 		var w io.Writer = io.Discard
 		if out != nil {

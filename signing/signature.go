@@ -22,7 +22,8 @@ func init() {
 // verifiers of this module), never by a caller, so a Signature a caller
 // builds is never verified.
 type Signature struct {
-	// Format is the signature format: "authenticode" or "modsig".
+	// Format is the signature format: "authenticode", "modsig" or "ima"
+	// (a security.ima digital signature, signing/ima).
 	Format string
 	// Index is the WIN_CERTIFICATE entry (PE) the signature is in, and
 	// Path its position among nested signatures: [] for the entry's own

@@ -92,6 +92,13 @@ type File struct {
 	// error wrapping fs.ErrNotExist when there is none. The caller closes
 	// it.
 	Sidecar func(suffix string) (*os.File, error)
+	// Attrs are the extended attributes the pipeline read with the file
+	// (csv/ima.go): security.ima, a loose file's own or its evmctl
+	// sidecar's (FILE.sig), a tar member's from its PAX record
+	// SCHILY.xattr.security.ima. AttrsFrom says where they came from,
+	// for messages. Nil when the file has none.
+	Attrs     map[string][]byte
+	AttrsFrom string
 
 	f   io.Reader
 	buf []byte

@@ -236,3 +236,8 @@ const MaxVerityBlockSize = 1 << 20
 // (data_blocks times the block size): 16 TiB, far above any image a build
 // ships.
 const MaxVerityDataSize = 1 << 44
+
+// MaxIMAValue caps a security.ima value (an extended attribute, a sidecar
+// FILE.sig or a tar member's PAX record) that csv reads: the largest real
+// ones, RSA-16384 signatures, are 2,057 bytes, and ECDSA ones under 150.
+const MaxIMAValue = 8 << 10

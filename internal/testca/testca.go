@@ -10,6 +10,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -143,6 +144,10 @@ type LeafOptions struct {
 	// CommonNames, if set, are the subject's common names, in order, in
 	// place of CommonName (a subject with several: "CN=Evil, CN=Build").
 	CommonNames []string
+	// SubjectKeyID adds a subject key identifier made by RFC 5280's first
+	// method (SHA-1 of the public key's bits), as OpenSSL and evmctl make
+	// it: Linux's keyrings find IMA keys by it.
+	SubjectKeyID bool
 }
 
 type asn1OID = []int
@@ -178,6 +183,9 @@ func (ca *CA) Leaf(t TB, o LeafOptions) *Cert {
 		tmpl.Subject.ExtraNames = append(tmpl.Subject.ExtraNames, pkix.AttributeTypeAndValue{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: cn})
 	}
 	k := nextKey(t, o.KeyType)
+	if o.SubjectKeyID {
+		tmpl.SubjectKeyId = SubjectKeyID(t, k.Public())
+	}
 	if o.SelfSigned {
 		return ca.sign(t, tmpl, nil, k)
 	}
@@ -281,4 +289,23 @@ func (ca *CA) WriteFiles(t TB, dir string, leaf *Cert) Files {
 		}
 	}
 	return f
+}
+
+// SubjectKeyID returns RFC 5280's first-method key identifier of pub: the
+// SHA-1 of its subjectPublicKey BIT STRING's bits.
+func SubjectKeyID(t TB, pub crypto.PublicKey) []byte {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatalf("testca: marshalling public key: %v", err)
+	}
+	var spki struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(der, &spki); err != nil {
+		t.Fatalf("testca: parsing public key: %v", err)
+	}
+	sum := sha1.Sum(spki.PublicKey.Bytes) //nolint:gosec // RFC 5280's key identifier is SHA-1
+	return sum[:]
 }

@@ -40,6 +40,9 @@ type Flags struct {
 	URL          string
 	PageHashes   bool
 	ResourceURI  string
+	// IMA and IMASidecar give every signed binary an IMA signature, in
+	// its security.ima attribute or its sidecar FILE.sig.
+	IMA, IMASidecar bool
 	// Catalog, if set, writes a signed security catalog of the files to
 	// this path instead of signing them (csv sign --catalog).
 	Catalog string
@@ -63,6 +66,8 @@ func (f *Flags) Register(fs *pflag.FlagSet, when string) {
 	fs.StringVar(&f.Description, "description", "", "PE: program description in the signature (SpcSpOpusInfo)")
 	fs.StringVar(&f.URL, "url", "", "PE: more-information URL in the signature (SpcSpOpusInfo)")
 	fs.BoolVar(&f.PageHashes, "page-hashes", false, "PE: put the file's page-hash table (SHA256, one hash per 4 KiB page) in the signature, as signtool /ph and osslsigncode -ph do")
+	fs.BoolVar(&f.IMA, "ima", false, "also give every signed binary an IMA signature (digital signature v2, SHA-256, as evmctl ima_sign) in its security.ima attribute, or in a sidecar FILE.sig where the file system or the user cannot set it")
+	fs.BoolVar(&f.IMASidecar, "ima-sidecar", false, "with --ima: write the IMA signatures to sidecar FILE.sig files (as evmctl ima_sign --sigfile), never to security.ima")
 	fs.StringVar(&f.ResourceURI, "resource-uri", "", "manifest: the build it speaks of (a CI run URL; default: the paths signed)")
 }
 
@@ -73,6 +78,9 @@ func (f *Flags) Check(cmd string) error {
 		return cmdutil.FlagErrorf("%s: --key is required to sign", cmd)
 	case f.Cert == "":
 		return cmdutil.FlagErrorf("%s: --cert is required to sign", cmd)
+	}
+	if f.IMASidecar && !f.IMA {
+		return cmdutil.FlagErrorf("%s: --ima-sidecar needs --ima", cmd)
 	}
 	if f.TimestampURL != "" {
 		if _, err := tsahttp.New(f.TimestampURL, nil); err != nil {
@@ -140,7 +148,7 @@ func NewCmdSign(f *cmdutil.Factory, runF func(context.Context, *Options) error) 
 				return err
 			}
 			if opts.Catalog != "" {
-				for name, set := range map[string]bool{"--out": opts.Out != "", "--bundle": opts.Bundle, "--manifest": opts.Manifest != "", "--append": opts.Append} {
+				for name, set := range map[string]bool{"--out": opts.Out != "", "--bundle": opts.Bundle, "--manifest": opts.Manifest != "", "--append": opts.Append, "--ima": opts.IMA} {
 					if set {
 						return cmdutil.FlagErrorf("sign: --catalog signs no file, so it takes no %s", name)
 					}
@@ -291,6 +299,12 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 	opts := csv.SignOptions{Jobs: sel.Jobs, Include: sel.Include, Exclude: sel.Exclude, FollowSymlinks: sel.FollowSymlinks,
 		Key: key, Chain: chain, Out: f.Out,
 		PE: authenticode.SignOptions{Append: f.Append, TSA: tsa, Description: f.Description, URL: f.URL}, PageHashes: f.PageHashes}
+	switch {
+	case f.IMASidecar:
+		opts.IMA = csv.IMASidecar
+	case f.IMA:
+		opts.IMA = csv.IMAXattr
+	}
 	if f.Bundle {
 		ts := f.timestamper(ctx)
 		opts.Bundle = func(sum []byte) ([]byte, error) { return bundle.New(sum, key, chain, ts) }
