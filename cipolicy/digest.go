@@ -25,6 +25,8 @@ const (
 	// FormatWSH is a Windows Script Host script (.js .jse .vbs .vbe .wsf), whose
 	// signatures csv does not verify: judged by its SHA256.
 	FormatWSH Format = "wsh"
+	// FormatImage is a filesystem image judged by dm-verity: its root hash.
+	FormatImage Format = "image"
 	// FormatOther is a file of no format csv judges. No rule applies to
 	// it, and a policy cannot name it.
 	FormatOther Format = "other"
@@ -52,6 +54,7 @@ var formatTable = []formatInfo{
 	{FormatCatalog, "catalog", false, SHA256},
 	{FormatPowerShell, "PowerShell script", false, AuthenticodeSHA256},
 	{FormatWSH, "Windows Script Host script", false, SHA256},
+	{FormatImage, "dm-verity image", false, DMVeritySHA256},
 }
 
 // Formats lists the formats rules can name, in a fixed order.
@@ -143,6 +146,13 @@ const (
 	// algorithms matches no more (see Evaluate).
 	PageSHA256 HashAlgorithm = "page_sha256"
 	PageSHA1   HashAlgorithm = "page_sha1"
+	// FSVeritySHA256 is the fs-verity file digest (SHA-256, 4 KiB blocks,
+	// no salt): what fsverity digest prints and IPE's
+	// fsverity_digest=sha256:HEX names.
+	FSVeritySHA256 HashAlgorithm = "fsverity_sha256"
+	// DMVeritySHA256 is a dm-verity image's root hash (IPE's
+	// dmverity_roothash=sha256:HEX).
+	DMVeritySHA256 HashAlgorithm = "dmverity_sha256"
 )
 
 // firstPage lists the first-page hash algorithms.
@@ -197,6 +207,8 @@ var hashTable = []hashInfo{
 	{AuthenticodeSHA1, "Authenticode SHA1", 20, DigestSHA1, []Format{FormatPE, FormatPowerShell}},
 	{PageSHA256, "Page SHA256", 32, DigestSHA256, []Format{FormatPE}},
 	{PageSHA1, "Page SHA1", 20, DigestSHA1, []Format{FormatPE}},
+	{FSVeritySHA256, "fs-verity SHA256", 32, DigestSHA256, nil},
+	{DMVeritySHA256, "dm-verity root hash SHA256", 32, DigestSHA256, []Format{FormatImage}},
 }
 
 // HashAlgorithms lists every hash algorithm, in a fixed order: the order in
