@@ -241,7 +241,7 @@ func NewSet(opts SetOptions, policies ...*Policy) (*Set, error) {
 		}
 		if p.IPE != nil {
 			if line := p.IPE.ReadsBootVerified(); line > 0 && opts.IPE.BootVerified == nil {
-				return nil, fmt.Errorf("%w: %s:%d: the policy reads boot_verified, whether the host reads a file from the initramfs its boot loader verified: csv cannot tell from a file; say it (csv validate --ipe-boot-verified=true or false)",
+				return nil, fmt.Errorf("%w (%s:%d): whether the host reads a file from the initramfs its boot loader verified cannot be told from the file; say it with csv validate --ipe-boot-verified=true or false",
 					ErrIPEBootVerified, p.Source, line)
 			}
 			g.ipe = newIPEGroup(p.IPE)

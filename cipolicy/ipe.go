@@ -131,6 +131,9 @@ type IPERule struct {
 	// (without comment and surrounding space).
 	Line int
 	Text string
+	// Comment is written above the rule by MarshalIPE, a "#" line per
+	// line of it (not read back).
+	Comment string
 }
 
 // IPEProperty is one property of a rule.
@@ -768,6 +771,17 @@ func MarshalIPE(p *Policy) ([]byte, error) {
 	}
 	for i := range ip.Rules {
 		r := &ip.Rules[i]
+		for _, c := range strings.Split(r.Comment, "\n") {
+			if c == "" {
+				continue
+			}
+			// A file name in a comment must not end the line (the kernel
+			// ends lines at "\r" too) and so write a rule.
+			if strings.ContainsFunc(c, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+				c = strconv.QuoteToASCII(c)
+			}
+			b.WriteString("# " + c + "\n")
+		}
 		b.WriteString("op=" + string(r.Op))
 		for _, pr := range r.Props {
 			b.WriteString(" " + pr.Name + "=" + pr.Value)
@@ -812,7 +826,135 @@ func ipeOf(p *Policy) (*IPEPolicy, error) {
 		v := "sha256:" + hex.EncodeToString(r.Hash.Value)
 		ip.Rules = append(ip.Rules, IPERule{Op: IPEExecute, Action: Allow,
 			Props: []IPEProperty{{Name: name, Value: v, Hash: &HashMatch{Algorithm: r.Hash.Algorithm, Value: r.Hash.Value}}},
-			Text:  "op=EXECUTE " + name + "=" + v + " action=ALLOW"})
+			Text:  "op=EXECUTE " + name + "=" + v + " action=ALLOW", Comment: r.Comment})
 	}
 	return ip, nil
+}
+
+// lintIPE looks for what is legal in an IPE policy but almost certainly
+// wrong: rules that can never decide (after a rule of the same operation
+// that matches every file, or repeating an earlier rule), and properties
+// csv cannot judge.
+func lintIPE(p *Policy) []Finding {
+	var out []Finding
+	ip := p.IPE
+	add := func(r *IPERule, format string, args ...any) {
+		out = append(out, Finding{Severity: SeverityWarning, Source: p.Source, Line: r.Line, Rule: fmt.Sprintf("line %d", r.Line), Message: fmt.Sprintf(format, args...)})
+	}
+	catchAll := map[IPEOp]int{}
+	seen := map[string]int{}
+	for i := range ip.Rules {
+		r := &ip.Rules[i]
+		// The rule without its action: an earlier rule with the same
+		// conditions decides every file this one would.
+		key := strings.TrimSuffix(ipeRuleKey(r), " action="+ipeActionName(r.Action))
+		switch {
+		case catchAll[r.Op] > 0:
+			add(r, "rule never decides: the rule at line %d matches every %s first (IPE: first match wins)", catchAll[r.Op], r.Op)
+		case seen[key] > 0:
+			add(r, "rule never decides: the rule at line %d has the same conditions and decides first", seen[key])
+		}
+		if seen[key] == 0 {
+			seen[key] = r.Line
+		}
+		if len(r.Props) == 0 && catchAll[r.Op] == 0 {
+			catchAll[r.Op] = r.Line
+		}
+		for _, pr := range r.Props {
+			if pr.Unjudged != "" {
+				verdict := "never admits a file here"
+				if r.Action == Deny {
+					verdict = "blocks every file it reaches here (fail closed)"
+				}
+				add(r, "%s=%s cannot be judged (%s): the rule %s", pr.Name, pr.Value, pr.Unjudged, verdict)
+			}
+		}
+	}
+	return out
+}
+
+// ipeRuleKey is a rule as MarshalIPE writes it.
+func ipeRuleKey(r *IPERule) string {
+	var b strings.Builder
+	b.WriteString("op=" + string(r.Op))
+	for _, pr := range r.Props {
+		b.WriteString(" " + pr.Name + "=" + pr.Value)
+	}
+	b.WriteString(" action=" + ipeActionName(r.Action))
+	return b.String()
+}
+
+// diffIPE compares two policies of which at least one is an IPE policy:
+// their defaults (per operation, as they decide), the rules only one has,
+// and the order of the rules both have, which decides under first match
+// wins.
+func diffIPE(d *PolicyDiff, old, new *Policy) {
+	field := func(name, o, n string, loosens bool, why string) {
+		if o != n {
+			if !loosens {
+				why = ""
+			}
+			d.Settings = append(d.Settings, FieldChange{Field: name, Old: o, New: n, Loosens: loosens, Why: why})
+		}
+	}
+	field("format", old.Format, new.Format, old.Format != new.Format,
+		"an IPE policy and a WDAC-style one judge differently (first match wins against deny wins): csv cannot tell what the change admits")
+	if old.IPE == nil || new.IPE == nil {
+		return
+	}
+	field("name", old.Name, new.Name, false, "")
+	field("version", old.Version, new.Version, false, "")
+	field("mode", string(mode(old)), string(mode(new)), mode(old) == Enforce && mode(new) != Enforce, "an auditing policy blocks nothing")
+	effective := func(ip *IPEPolicy, op IPEOp) string {
+		if od, ok := ip.OpDefaults[op]; ok {
+			return ipeActionName(od.Action)
+		}
+		return ipeActionName(ip.Default)
+	}
+	for _, op := range IPEOps {
+		o, n := effective(old.IPE, op), effective(new.IPE, op)
+		field("default op="+string(op), o, n, n == "ALLOW", "files of "+string(op)+" no rule matches are now allowed")
+	}
+	keys := func(ip *IPEPolicy) (map[string]bool, []string) {
+		set := map[string]bool{}
+		var order []string
+		for i := range ip.Rules {
+			k := ipeRuleKey(&ip.Rules[i])
+			if !set[k] {
+				set[k] = true
+				order = append(order, k)
+			}
+		}
+		return set, order
+	}
+	oldSet, oldOrder := keys(old.IPE)
+	newSet, newOrder := keys(new.IPE)
+	only := func(p *Policy, other map[string]bool, change string) {
+		seen := map[string]bool{}
+		for i := range p.IPE.Rules {
+			r := &p.IPE.Rules[i]
+			k := ipeRuleKey(r)
+			if other[k] || seen[k] {
+				continue
+			}
+			seen[k] = true
+			d.Rules = append(d.Rules, RuleChange{Change: change, Action: r.Action, Rule: k, ID: fmt.Sprintf("line %d", r.Line),
+				Source: p.Source, Line: r.Line, Loosens: (change == "added") == (r.Action == Allow)})
+		}
+	}
+	only(old, newSet, "removed")
+	only(new, oldSet, "added")
+	common := func(order []string, other map[string]bool) []string {
+		var out []string
+		for _, k := range order {
+			if other[k] {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
+	if !slices.Equal(common(oldOrder, newSet), common(newOrder, oldSet)) {
+		d.Settings = append(d.Settings, FieldChange{Field: "rule order", Old: "as written", New: "changed", Loosens: true,
+			Why: "IPE judges rules in order, first match wins: an allow rule moved ahead of a deny rule can admit what it blocked"})
+	}
 }

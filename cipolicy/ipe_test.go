@@ -383,7 +383,7 @@ func TestIPEBootVerifiedIsAnInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = NewSet(SetOptions{}, p)
-	if !errors.Is(err, ErrIPEBootVerified) || !strings.Contains(err.Error(), "host.ipe:4") {
+	if !errors.Is(err, ErrIPEBootVerified) || !strings.Contains(err.Error(), "(host.ipe:4)") {
 		t.Fatalf("err = %v, want ErrIPEBootVerified naming host.ipe:4", err)
 	}
 	if _, err := NewSet(SetOptions{IPE: IPEOptions{BootVerified: ipeBool(false)}}, p); err != nil {
@@ -502,7 +502,7 @@ func sameIPE(a, b *IPEPolicy) bool {
 		}
 		c.Rules = nil
 		for _, r := range p.Rules {
-			r.Line, r.Text = 0, ""
+			r.Line, r.Text, r.Comment = 0, "", ""
 			c.Rules = append(c.Rules, r)
 		}
 		return c
@@ -518,7 +518,7 @@ func TestIPEWriteFromHashRules(t *testing.T) {
 	fb := sha256.Sum256([]byte("b"))
 	img := sha256.Sum256([]byte("img"))
 	p := &Policy{Name: "build", Version: "1.2.3", Type: Base, Mode: Enforce, Rules: []Rule{
-		{ID: "a", Action: Allow, Hash: &HashMatch{FSVeritySHA256, fa[:]}},
+		{ID: "a", Action: Allow, Hash: &HashMatch{FSVeritySHA256, fa[:]}, Comment: "bin/a\nbin/evil\rop=EXECUTE action=ALLOW"},
 		{ID: "img", Action: Allow, Hash: &HashMatch{DMVeritySHA256, img[:]}},
 	}}
 	out, err := MarshalIPE(p)
@@ -598,4 +598,69 @@ func FuzzParseIPE(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+func TestIPELint(t *testing.T) {
+	fa := fmt.Sprintf("%x", sha256.Sum256([]byte("a")))
+	p, err := Parse([]byte("policy_name=p policy_version=0.0.0\nDEFAULT action=DENY\n"+
+		"op=EXECUTE fsverity_digest=sha256:"+fa+" action=ALLOW\n"+
+		"op=EXECUTE fsverity_digest=sha256:"+fa+" action=DENY\n"+
+		"op=EXECUTE fsverity_digest=sha256:"+fa+" action=ALLOW\n"+
+		"op=KMODULE action=DENY\nop=KMODULE boot_verified=TRUE action=ALLOW\n"+
+		"op=EXECUTE dmverity_roothash=sha512:"+strings.Repeat("00", 64)+" action=DENY\n"), "p.ipe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int]string{}
+	for _, f := range Lint(p) {
+		if f.Severity != SeverityWarning || f.Source != "p.ipe" {
+			t.Errorf("finding %+v", f)
+		}
+		got[f.Line] = f.Message
+	}
+	for line, want := range map[int]string{4: "the rule at line 3 has the same conditions", 5: "the rule at line 3 has the same conditions", 7: "the rule at line 6 matches every KMODULE", 8: "blocks every file it reaches"} {
+		if !strings.Contains(got[line], want) {
+			t.Errorf("line %d: %q, want %q", line, got[line], want)
+		}
+	}
+	if len(got) != 4 {
+		t.Errorf("findings %v, want 4", got)
+	}
+}
+
+func TestIPEDiff(t *testing.T) {
+	fa := fmt.Sprintf("%x", sha256.Sum256([]byte("a")))
+	parse := func(body string) *Policy {
+		t.Helper()
+		p, err := Parse([]byte("policy_name=p policy_version=0.0.0\n"+body), "p.ipe")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	allow := "op=EXECUTE fsverity_digest=sha256:" + fa + " action=ALLOW\n"
+	deny := "op=EXECUTE boot_verified=FALSE action=DENY\n"
+	base := parse("DEFAULT action=DENY\n" + deny + allow)
+	tests := []struct {
+		name    string
+		new     *Policy
+		empty   bool
+		loosens bool
+	}{
+		{"same", parse("# the same\nDEFAULT action=DENY\n\n" + deny + allow), true, false},
+		{"reordered", parse("DEFAULT action=DENY\n" + allow + deny), false, true},
+		{"default allows", parse("DEFAULT action=DENY\nDEFAULT op=FIRMWARE action=ALLOW\n" + deny + allow), false, true},
+		{"deny removed", parse("DEFAULT action=DENY\n" + allow), false, true},
+		{"allow removed", parse("DEFAULT action=DENY\n" + deny), false, false},
+		{"deny added", parse("DEFAULT action=DENY\nop=FIRMWARE action=DENY\n" + deny + allow), false, false},
+		{"to YAML", pol(t, "name: p"), false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := Diff(base, tt.new)
+			if d.Empty() != tt.empty || d.Loosens() != tt.loosens {
+				t.Fatalf("diff = %+v, want empty %v loosens %v", d, tt.empty, tt.loosens)
+			}
+		})
+	}
 }
