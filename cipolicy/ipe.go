@@ -267,7 +267,7 @@ func ParseIPE(data []byte, source string) (*Policy, error) {
 			if i := bytes.IndexByte(seg, '#'); i >= 0 {
 				seg = seg[:i]
 			}
-			seg = bytes.TrimRight(seg, " \t\v\f")
+			seg = trimKernelSpace(seg)
 			toks := ipeTokens(seg, segCol)
 			if len(toks) == 0 {
 				continue
@@ -306,6 +306,21 @@ func ParseIPE(data []byte, source string) (*Policy, error) {
 	mode := Enforce
 	p := &Policy{ID: ip.Name, Name: ip.Name, Version: ip.VersionString(), Type: Base, Mode: mode, Format: "ipe", IPE: ip}
 	return p, nil
+}
+
+// trimKernelSpace drops trailing white space as the kernel's isspace
+// knows it: space, \t, \n, \v, \f, \r and Latin-1's no-break space
+// (0xa0), byte by byte (a policy is not read as UTF-8).
+func trimKernelSpace(b []byte) []byte {
+	for len(b) > 0 {
+		switch b[len(b)-1] {
+		case ' ', '\t', '\n', '\v', '\f', '\r', 0xa0:
+			b = b[:len(b)-1]
+			continue
+		}
+		break
+	}
+	return b
 }
 
 type ipeToken struct {

@@ -75,6 +75,7 @@ func TestIPEKernelCases(t *testing.T) {
 		{"two-part version", "policy_name=test policy_version=0.0\nDEFAULT action=ALLOW\nop=EXECUTE dmverity_signature=TRUE action=ALLOW", false, ErrIPEVersion},
 		{"unknown operation", "policy_name=test policy_version=0.0.0\nDEFAULT action=ALLOW\nop=UNKNOWN dmverity_signature=TRUE action=ALLOW", false, ErrIPEToken},
 		{"no space after name", "policy_name=asdvpolicy_version=0.0.0\nDEFAULT action=ALLOW\n", false, ErrIPEHeader},
+		{"trailing no-break space (the kernel's isspace)", "policy_name=t policy_version=0.0.0\nDEFAULT action=ALLOW\xa0\v\n", true, nil},
 		{"expanded ascii", "policy_name=test\xFF\xEF policy_version=0.0.0\nDEFAULT action=ALLOW\nop=EXECUTE dmverity_signature=TRUE action=ALLOW", true, nil},
 		{"bad digest", "policy_name=test\xFF\xEF policy_version=0.0.0\nDEFAULT action=ALLOW\nop=EXECUTE dmverity_roothash=GOOD_DOG action=ALLOW", false, ErrIPEValue},
 		{"double header", "policy_name=test policy_version=0.0.0\npolicy_name=test policy_version=0.1.0\nDEFAULT action=ALLOW", false, ErrIPEToken},
@@ -663,4 +664,43 @@ func TestIPEDiff(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkIPE parses a policy of 100,000 fs-verity digest rules (what
+// csv policy new --format ipe writes for a build of that many files) and
+// judges files with it: the digest index keeps a file's judgement from
+// scanning the rules.
+func BenchmarkIPE(b *testing.B) {
+	var buf bytes.Buffer
+	buf.WriteString("policy_name=big policy_version=1.0.0\nDEFAULT action=DENY\nop=EXECUTE boot_verified=FALSE fsverity_signature=TRUE action=DENY\n")
+	const n = 100000
+	for i := range n {
+		fmt.Fprintf(&buf, "op=EXECUTE fsverity_digest=sha256:%x action=ALLOW\n", sha256.Sum256([]byte(fmt.Sprint(i))))
+	}
+	data := buf.Bytes()
+	b.Run("parse", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			if _, err := ParseIPE(data, "big.ipe"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	p, err := ParseIPE(data, "big.ipe")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := NewSet(SetOptions{IPE: IPEOptions{BootVerified: ipeBool(true)}}, p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	last := sha256.Sum256([]byte(fmt.Sprint(n - 1)))
+	sub := Subject{Path: "bin/x", Format: FormatELF, Digests: Digests{FSVeritySHA256: last[:]}}
+	b.Run("evaluate", func(b *testing.B) {
+		for b.Loop() {
+			if d := s.Evaluate(sub); d.Verdict != Allowed {
+				b.Fatal(d)
+			}
+		}
+	})
 }
