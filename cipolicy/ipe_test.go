@@ -704,3 +704,14 @@ func BenchmarkIPE(b *testing.B) {
 		}
 	})
 }
+
+func TestIPENoSupplemental(t *testing.T) {
+	p, err := Parse([]byte("policy_name=host policy_version=0.0.0\nDEFAULT action=DENY\n"), "host.ipe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sup := pol(t, "name: sup\ntype: supplemental\nbase: host", fmt.Sprintf("{id: a, action: allow, sha256: %x}", sha256.Sum256(nil)))
+	if _, err := NewSet(SetOptions{}, p, sup); !errors.Is(err, ErrPolicySet) {
+		t.Fatalf("err = %v, want ErrPolicySet: IPE has no supplemental policies", err)
+	}
+}
