@@ -25,7 +25,8 @@ const (
 	// FormatWSH is a Windows Script Host script (.js .jse .vbs .vbe .wsf), whose
 	// signatures csv does not verify: judged by its SHA256.
 	FormatWSH Format = "wsh"
-	// FormatImage is a filesystem image judged by dm-verity: its root hash.
+	// FormatImage is a filesystem image (squashfs, EROFS, ext4) judged by
+	// its dm-verity root hash and the root hash's signature.
 	FormatImage Format = "image"
 	// FormatOther is a file of no format csv judges. No rule applies to
 	// it, and a policy cannot name it.
@@ -54,7 +55,9 @@ var formatTable = []formatInfo{
 	{FormatCatalog, "catalog", false, SHA256},
 	{FormatPowerShell, "PowerShell script", false, AuthenticodeSHA256},
 	{FormatWSH, "Windows Script Host script", false, SHA256},
-	{FormatImage, "dm-verity image", false, DMVeritySHA256},
+	// Hash rules csv policy new writes for an image compare its SHA256,
+	// which every image has; dmverity_sha256 needs its hash device.
+	{FormatImage, "dm-verity image", false, SHA256},
 }
 
 // Formats lists the formats rules can name, in a fixed order.
@@ -147,11 +150,12 @@ const (
 	PageSHA256 HashAlgorithm = "page_sha256"
 	PageSHA1   HashAlgorithm = "page_sha1"
 	// FSVeritySHA256 is the fs-verity file digest (SHA-256, 4 KiB blocks,
-	// no salt): what fsverity digest prints and IPE's
-	// fsverity_digest=sha256:HEX names.
+	// no salt; signing/fsverity): what `fsverity digest` prints and IPE's
+	// fsverity_digest=sha256:HEX names. Computed for ELF files, the files
+	// a Linux host executes that csv judges.
 	FSVeritySHA256 HashAlgorithm = "fsverity_sha256"
-	// DMVeritySHA256 is a dm-verity image's root hash (IPE's
-	// dmverity_roothash=sha256:HEX).
+	// DMVeritySHA256 is a dm-verity image's root hash (SHA-256, format 1;
+	// signing/dmverity), IPE's dmverity_roothash=sha256:HEX.
 	DMVeritySHA256 HashAlgorithm = "dmverity_sha256"
 )
 
@@ -207,8 +211,8 @@ var hashTable = []hashInfo{
 	{AuthenticodeSHA1, "Authenticode SHA1", 20, DigestSHA1, []Format{FormatPE, FormatPowerShell}},
 	{PageSHA256, "Page SHA256", 32, DigestSHA256, []Format{FormatPE}},
 	{PageSHA1, "Page SHA1", 20, DigestSHA1, []Format{FormatPE}},
-	{FSVeritySHA256, "fs-verity SHA256", 32, DigestSHA256, nil},
-	{DMVeritySHA256, "dm-verity root hash SHA256", 32, DigestSHA256, []Format{FormatImage}},
+	{FSVeritySHA256, "fs-verity SHA256", 32, DigestSHA256, []Format{FormatELF}},
+	{DMVeritySHA256, "dm-verity root hash", 32, DigestSHA256, []Format{FormatImage}},
 }
 
 // HashAlgorithms lists every hash algorithm, in a fixed order: the order in

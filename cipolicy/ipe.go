@@ -544,6 +544,10 @@ type ipeGroup struct {
 type ipeIndex struct {
 	byDigest map[hashKey][]int
 	others   []int
+	// denyByAlg lists the indexed DENY rules by the algorithm of their
+	// index: a subject whose format lacks that digest must consider them
+	// (csv cannot tell they do not match, see ipeUnjudged).
+	denyByAlg map[HashAlgorithm][]int
 }
 
 func newIPEGroup(p *IPEPolicy) *ipeGroup {
@@ -552,7 +556,7 @@ func newIPEGroup(p *IPEPolicy) *ipeGroup {
 		r := &p.Rules[i]
 		x := g.byOp[r.Op]
 		if x == nil {
-			x = &ipeIndex{byDigest: map[hashKey][]int{}}
+			x = &ipeIndex{byDigest: map[hashKey][]int{}, denyByAlg: map[HashAlgorithm][]int{}}
 			g.byOp[r.Op] = x
 		}
 		j := slices.IndexFunc(r.Props, func(pr IPEProperty) bool { return pr.Hash != nil })
@@ -562,6 +566,9 @@ func newIPEGroup(p *IPEPolicy) *ipeGroup {
 		}
 		k := hashKey{r.Props[j].Hash.Algorithm, string(r.Props[j].Hash.Value)}
 		x.byDigest[k] = append(x.byDigest[k], i)
+		if r.Action == Deny {
+			x.denyByAlg[k.alg] = append(x.denyByAlg[k.alg], i)
+		}
 	}
 	return g
 }
@@ -625,8 +632,14 @@ func (g *ipeGroup) property(pr *IPEProperty, s *Subject, opts IPEOptions, truste
 			return ipeUnknown, -1
 		}
 		if !pr.Hash.Algorithm.AppliesTo(s.Format) {
-			// A loose file is on no dm-verity device.
-			return ipeNo, -1
+			if pr.Name == IPEDMVerityRootHash {
+				// A loose file is on no dm-verity device.
+				return ipeNo, -1
+			}
+			// csv computes no fs-verity digest for files of this format
+			// (or, for an image, of the files in it), which the host
+			// may: see ipeUnjudged.
+			return ipeUnknown, -1
 		}
 		v := s.Digests.Get(pr.Hash.Algorithm)
 		return yes(v != nil && bytes.Equal(v, pr.Hash.Value)), -1
@@ -696,6 +709,12 @@ func (g *ipeGroup) evaluate(s *Subject, d Decision, opts IPEOptions, trusted fun
 			}
 		}
 		cands = append(cands, x.others...)
+		for a, rules := range x.denyByAlg {
+			// A root hash rule never matches a loose file (property).
+			if !a.AppliesTo(s.Format) && a != DMVeritySHA256 {
+				cands = append(cands, rules...)
+			}
+		}
 		slices.Sort(cands)
 		cands = slices.Compact(cands)
 		for _, i := range cands {
@@ -710,7 +729,7 @@ func (g *ipeGroup) evaluate(s *Subject, d Decision, opts IPEOptions, trusted fun
 					break
 				}
 				if pm == ipeUnknown {
-					m, why = ipeUnknown, pr.Unjudged
+					m, why = ipeUnknown, ipeUnjudged(pr, s.Format)
 				}
 				if psig >= 0 && pr.Bool {
 					sig = psig
@@ -735,6 +754,10 @@ func (g *ipeGroup) evaluate(s *Subject, d Decision, opts IPEOptions, trusted fun
 	}
 	d.Rule = fmt.Sprintf("line %d", line)
 	what := fmt.Sprintf("no IPE rule for op %s matches; %s%s (line %d)", op, which, ipeActionName(action), line)
+	const maxNotes = 3
+	if len(notes) > maxNotes {
+		notes = append(notes[:maxNotes:maxNotes], fmt.Sprintf("and %d more", len(notes)-maxNotes))
+	}
 	if len(notes) > 0 {
 		what += "; " + strings.Join(notes, "; ")
 	}
@@ -753,6 +776,14 @@ func (g *ipeGroup) evaluate(s *Subject, d Decision, opts IPEOptions, trusted fun
 		d.Reason += "; " + strings.Join(facts, "; ")
 	}
 	return d
+}
+
+// ipeUnjudged says why csv cannot judge a property for files of format f.
+func ipeUnjudged(pr *IPEProperty, f Format) string {
+	if pr.Unjudged != "" {
+		return pr.Unjudged
+	}
+	return fmt.Sprintf("csv computes the %s of %s files only, not of %s files", pr.Hash.Algorithm.Label(), pr.Hash.Algorithm.only(), f.Label())
 }
 
 func ipeActionName(a Action) string { return strings.ToUpper(string(a)) }

@@ -262,7 +262,7 @@ func TestIPEEvaluate(t *testing.T) {
 	elf := func(path string, d [32]byte) Subject {
 		return Subject{Path: path, Format: FormatELF, Scenario: ScenarioUser, Digests: Digests{FSVeritySHA256: d[:]}}
 	}
-	image := Subject{Path: "root.img", Format: FormatImage, Digests: Digests{DMVeritySHA256: img[:], FSVeritySHA256: fb[:]}}
+	image := Subject{Path: "root.img", Format: FormatImage, Digests: Digests{DMVeritySHA256: img[:]}}
 	tests := []struct {
 		name    string
 		policy  string
@@ -320,6 +320,15 @@ func TestIPEEvaluate(t *testing.T) {
 		{"unjudged digest after a failing property does not match",
 			h + "DEFAULT action=ALLOW\nop=EXECUTE fsverity_digest=sha256:" + fmt.Sprintf("%x", fa) + " fsverity_digest=sha512:" + strings.Repeat("ab", 64) + " action=DENY\n",
 			IPEOptions{}, elf("bin/b", fb), Allowed, KindAllowedByDefault, "line 2"},
+		{"fs-verity deny rule blocks a file whose fs-verity digest csv does not compute (fail closed)",
+			h + "DEFAULT action=ALLOW\nop=EXECUTE fsverity_digest=sha256:" + fmt.Sprintf("%x", fa) + " action=DENY\n",
+			IPEOptions{}, Subject{Path: "a.exe", Format: FormatPE, Digests: Digests{AuthenticodeSHA256: fa[:]}}, Blocked, KindDenied, "line 3"},
+		{"fs-verity deny rule blocks an image, whose files csv does not hash",
+			h + "DEFAULT action=ALLOW\nop=EXECUTE fsverity_digest=sha256:" + fmt.Sprintf("%x", fa) + " action=DENY\n",
+			IPEOptions{}, image, Blocked, KindDenied, "line 3"},
+		{"fs-verity allow rule does not admit a PE file",
+			h + "DEFAULT action=DENY\nop=EXECUTE fsverity_digest=sha256:" + fmt.Sprintf("%x", fa) + " action=ALLOW\n",
+			IPEOptions{}, Subject{Path: "a.exe", Format: FormatPE, Digests: Digests{AuthenticodeSHA256: fa[:]}}, Blocked, KindUnsigned, "line 2"},
 		{"malformed subject is blocked",
 			h + "DEFAULT action=ALLOW\n",
 			IPEOptions{}, Subject{Path: "x", Format: FormatELF, Problem: errors.New("truncated")}, Blocked, KindMalformed, ""},
@@ -370,8 +379,8 @@ func TestIPEAndWDACInOneSet(t *testing.T) {
 	if !n.Digests.Has(FSVeritySHA256) || !n.Later.IsZero() {
 		t.Errorf("needs = %+v, want the fs-verity digest at once", n)
 	}
-	if n := s.Needs("x.exe", FormatPE, ScenarioUser); !n.Digests.Has(FSVeritySHA256) {
-		t.Errorf("PE needs = %+v: IPE judges every file by its fs-verity digest", n)
+	if n := s.Needs("x.exe", FormatPE, ScenarioUser); n.Digests.Has(FSVeritySHA256) {
+		t.Errorf("PE needs = %+v: csv computes fs-verity digests of ELF files only", n)
 	}
 	if n := s.Needs("root.img", FormatImage, ScenarioUser); n.Digests.Has(DMVeritySHA256) {
 		t.Errorf("image needs %v: no rule compares a root hash", n.Digests)
@@ -543,9 +552,10 @@ func TestIPEWriteFromHashRules(t *testing.T) {
 	}{
 		{Subject{Path: "a", Format: FormatELF, Digests: Digests{FSVeritySHA256: fa[:]}}, Allowed},
 		{Subject{Path: "b", Format: FormatELF, Digests: Digests{FSVeritySHA256: fb[:]}}, Blocked},
-		{Subject{Path: "a.exe", Format: FormatPE, Digests: Digests{FSVeritySHA256: fa[:]}}, Allowed},
-		{Subject{Path: "r.img", Format: FormatImage, Digests: Digests{DMVeritySHA256: img[:], FSVeritySHA256: fb[:]}}, Allowed},
-		{Subject{Path: "s.img", Format: FormatImage, Digests: Digests{DMVeritySHA256: fb[:], FSVeritySHA256: fb[:]}}, Blocked},
+		// csv computes no fs-verity digest of a PE file: not admitted.
+		{Subject{Path: "a.exe", Format: FormatPE, Digests: Digests{SHA256: fa[:]}}, Blocked},
+		{Subject{Path: "r.img", Format: FormatImage, Digests: Digests{DMVeritySHA256: img[:]}}, Allowed},
+		{Subject{Path: "s.img", Format: FormatImage, Digests: Digests{DMVeritySHA256: fb[:]}}, Blocked},
 	} {
 		if d := s.Evaluate(c.sub); d.Verdict != c.want {
 			t.Errorf("%s: %+v, want %s", c.sub.Path, d, c.want)
