@@ -605,8 +605,21 @@ func FuzzParseIPE(f *testing.F) {
 		if !sameIPE(p.IPE, q.IPE) {
 			t.Fatalf("round trip changed the policy:\n%q\n%q", data, out)
 		}
-		if _, err := NewSet(SetOptions{IPE: IPEOptions{BootVerified: ipeBool(true)}}, p); err != nil {
+		set, err := NewSet(SetOptions{IPE: IPEOptions{BootVerified: ipeBool(true)}}, p)
+		if err != nil {
 			t.Fatal(err)
+		}
+		d := sha256.Sum256(data)
+		for _, sub := range []Subject{
+			{Path: "bin/x", Format: FormatELF, Digests: Digests{FSVeritySHA256: d[:]}},
+			{Path: "m.ko", Format: FormatELF, Digests: Digests{FSVeritySHA256: d[:]}},
+			{Path: "a.exe", Format: FormatPE, Digests: Digests{AuthenticodeSHA256: d[:]}},
+			{Path: "r.img", Format: FormatImage, Digests: Digests{DMVeritySHA256: d[:]}},
+		} {
+			sub.Digests.Set(SHA256, d[:])
+			if dec := set.Evaluate(sub); dec.Verdict != Allowed && dec.Verdict != Blocked {
+				t.Fatalf("verdict %q", dec.Verdict)
+			}
 		}
 	})
 }
