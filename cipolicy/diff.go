@@ -89,6 +89,10 @@ func (d *PolicyDiff) Loosens() bool {
 // it and user-mode code is enforced, and the WDAC options.
 func Diff(old, new *Policy) *PolicyDiff {
 	d := &PolicyDiff{Old: side(old), New: side(new), Settings: []FieldChange{}, Rules: []RuleChange{}}
+	if old.IPE != nil || new.IPE != nil {
+		diffIPE(d, old, new)
+		return d
+	}
 	field := func(name, o, n string, loosens bool, why string) {
 		if o != n {
 			if !loosens {

@@ -73,6 +73,12 @@ const (
 	// KindCatalog: a security catalog whose signature verifies, which
 	// hosts do not run and which admits its members (package csv).
 	KindCatalog ReasonKind = "catalog"
+	// KindAllowedByRule: an IPE rule whose properties are neither a
+	// digest nor a signature (op=EXECUTE boot_verified=TRUE) allowed it.
+	KindAllowedByRule ReasonKind = "allowed-by-rule"
+	// KindAllowedByDefault: no IPE rule matched, and the policy's
+	// DEFAULT allows.
+	KindAllowedByDefault ReasonKind = "allowed-by-default"
 	// KindNotEnforced: the policy does not judge subjects of this kind
 	// (a WDAC policy with Disabled:Script Enforcement, a script): allowed.
 	KindNotEnforced ReasonKind = "not-enforced"
@@ -118,6 +124,8 @@ type SetOptions struct {
 	// TrustedRoots are root certificates the operator supplies (--certs):
 	// the only certificates WDAC well-known root references can match.
 	TrustedRoots []*signing.Certificate
+	// IPE is what judging with IPE policies needs to know of the host.
+	IPE IPEOptions
 }
 
 // Set is one or more policies that judge together, as Windows combines
@@ -147,6 +155,9 @@ type group struct {
 	// or scenarios, whose needs only subjects in scope have.
 	needs  map[Format]ruleNeeds
 	scoped []*compiledRule
+	// ipe judges with the base policy's IPE rules (first match wins)
+	// instead of the rules above; nil for other policies.
+	ipe *ipeGroup
 }
 
 type hashKey struct {
@@ -228,6 +239,16 @@ func NewSet(opts SetOptions, policies ...*Policy) (*Set, error) {
 		if opts.Mode != "" {
 			g.mode = opts.Mode
 		}
+		if p.IPE != nil {
+			if line := p.IPE.ReadsBootVerified(); line > 0 && opts.IPE.BootVerified == nil {
+				return nil, fmt.Errorf("%w (%s:%d): whether the host reads a file from the initramfs its boot loader verified cannot be told from the file; say it with csv validate --ipe-boot-verified=true or false",
+					ErrIPEBootVerified, p.Source, line)
+			}
+			g.ipe = newIPEGroup(p.IPE)
+			for _, f := range Formats {
+				g.needs[f] = g.ipe.needs(f)
+			}
+		}
 		byID[p.ID] = g
 		s.groups = append(s.groups, g)
 	}
@@ -243,8 +264,15 @@ func NewSet(opts SetOptions, policies ...*Policy) (*Set, error) {
 			continue // tags authorize nothing
 		}
 		g := byID[p.ID]
+		if p.IPE != nil && p.Type == Supplemental {
+			return nil, fmt.Errorf("%w: IPE policy %q (%s) cannot be supplemental", ErrPolicySet, p.Ref(), p.Source)
+		}
 		if p.Type == Supplemental {
 			g = byID[p.BaseID]
+			if g != nil && g.ipe != nil {
+				return nil, fmt.Errorf("%w: supplemental policy %q (%s) extends IPE policy %q (%s): IPE has no supplemental policies",
+					ErrPolicySet, p.Ref(), p.Source, g.base.Ref(), g.base.Source)
+			}
 			if g == nil {
 				return nil, fmt.Errorf("%w: supplemental policy %q (%s) extends base policy %q, which is not among the policies given",
 					ErrPolicySet, p.Ref(), p.Source, p.BaseID)
@@ -739,7 +767,7 @@ func (s *Set) Evaluate(sub Subject) Decision {
 	var first Decision
 	incomplete := false
 	for i, g := range s.groups {
-		d := g.evaluate(&sub, now, s.isTrusted, later, need.Later)
+		d := g.evaluate(&sub, now, s.isTrusted, later, need.Later, s.opts.IPE)
 		if i == 0 {
 			first = d
 		}
@@ -788,11 +816,18 @@ func better(a, b *Decision) bool {
 // evaluate judges s by the group's rules; later are the facts the caller
 // deferred and s lacks (Subject.Partial), deferred the facts Needs
 // defers for s, whether s has them or not.
-func (g *group) evaluate(s *Subject, now time.Time, trusted func(*signing.Certificate) bool, later, deferred Deferred) Decision {
+func (g *group) evaluate(s *Subject, now time.Time, trusted func(*signing.Certificate) bool, later, deferred Deferred, ipeOpts IPEOptions) Decision {
 	d := Decision{Policy: g.base.Ref(), Enforced: g.mode == Enforce, Signature: -1, Verdict: Blocked}
 	if s.Problem != nil {
 		d.Kind, d.Reason = KindMalformed, s.Problem.Error()
 		return d
+	}
+	if g.ipe != nil {
+		if err := g.checkFacts(s, later); err != nil {
+			d.Kind, d.Reason = KindMalformed, err.Error()
+			return d
+		}
+		return g.ipe.evaluate(s, d, ipeOpts, trusted)
 	}
 	if isScript(s.Format) && g.base.HasOption(OptionDisabledScriptEnforcement) {
 		// Windows does not judge scripts under this policy: neither do

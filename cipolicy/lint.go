@@ -60,6 +60,10 @@ func Lint(policies ...*Policy) []Finding {
 		}
 	}
 	for _, p := range policies {
+		if p.IPE != nil {
+			out = append(out, lintIPE(p)...)
+			continue
+		}
 		out = append(out, lintPolicy(p)...)
 		if p.Type == Supplemental && len(policies) > 1 && !bases[p.BaseID] {
 			out = append(out, Finding{Severity: SeverityError, Source: p.Source,

@@ -20,6 +20,9 @@ var ErrInvalidPolicy = errors.New("cipolicy: invalid policy")
 type Problem struct {
 	Line    int // 1-based; 0 when the problem has no line
 	Message string
+	// Err, if set, is the kind of problem (an IPE policy's ErrIPE
+	// errors), which errors.Is finds through the LoadError.
+	Err error
 }
 
 // LoadError lists everything wrong with a policy file. It is returned
@@ -49,8 +52,20 @@ func (e *LoadError) Error() string {
 // Is makes errors.Is(err, ErrInvalidPolicy) true.
 func (e *LoadError) Is(target error) bool { return target == ErrInvalidPolicy }
 
+// Unwrap returns the kinds of the problems that have one.
+func (e *LoadError) Unwrap() []error {
+	var out []error
+	for _, p := range e.Problems {
+		if p.Err != nil {
+			out = append(out, p.Err)
+		}
+	}
+	return out
+}
+
 // Parse reads a policy from data, detecting its format by content: the
-// project's YAML format or WDAC SiPolicy XML. source names the data in messages (a file
+// project's YAML format, WDAC SiPolicy XML, or a Linux IPE policy (text
+// whose first line is policy_name=...). source names the data in messages (a file
 // name). The returned policy's SHA256 is that of data.
 func Parse(data []byte, source string) (*Policy, error) {
 	return ParseWith(data, source, ParseOptions{})
@@ -76,6 +91,11 @@ func ParseWith(data []byte, source string, opts ParseOptions) (*Policy, error) {
 	}
 	var p *Policy
 	switch sniff(text) {
+	case "ipe":
+		if utf16 {
+			return nil, &LoadError{Source: source, Problems: []Problem{{Message: "IPE policy is UTF-16: the kernel reads IPE policies as ASCII text (save it as UTF-8 without a byte order mark)", Err: ErrIPEText}}}
+		}
+		p, err = ParseIPE(data, source)
 	case "xml":
 		p, err = parseXML(text, source, utf16)
 	default:
@@ -89,9 +109,12 @@ func ParseWith(data []byte, source string, opts ParseOptions) (*Policy, error) {
 	return p, nil
 }
 
-// sniff tells XML from YAML by the first non-space byte after an optional
-// UTF-8 byte order mark.
+// sniff tells an IPE policy by its header (isIPE), and XML from YAML by
+// the first non-space byte after an optional UTF-8 byte order mark.
 func sniff(data []byte) string {
+	if isIPE(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))) {
+		return "ipe"
+	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	data = bytes.TrimLeft(data, " \t\r\n")
 	if bytes.HasPrefix(data, []byte("<")) {

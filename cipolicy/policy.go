@@ -191,8 +191,8 @@ type Policy struct {
 	Source string
 	// SHA256 is the SHA-256 of the policy file's bytes, for reports.
 	SHA256 [32]byte
-	// Format is the file format the policy was read from: "yaml" or
-	// "sipolicy" (WDAC XML).
+	// Format is the file format the policy was read from: "yaml",
+	// "sipolicy" (WDAC XML) or "ipe" (Linux IPE).
 	Format string
 	// WDACCompatible makes signer rules judge as Windows does: ECDSA
 	// signatures never match, and certificate expiry is ignored unless the
@@ -216,6 +216,11 @@ type Policy struct {
 	// Options are WDAC policy options (informational, except
 	// "Enabled:Audit Mode", which sets Mode).
 	Options []string
+	// IPE, if set, is the Linux IPE policy the policy was read from
+	// (Format "ipe"): the policy is then judged as the kernel judges it,
+	// its rules in file order, the first that matches deciding, and
+	// Rules is empty.
+	IPE *IPEPolicy
 	// Notes are what a loader read but does not judge (a WDAC deny rule in
 	// a supplemental policy, which Windows ignores; signers no scenario
 	// uses), for lint.

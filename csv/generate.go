@@ -54,6 +54,19 @@ type GenerateOptions struct {
 	// Certificates complete signature chains (intermediates and roots that
 	// the signatures do not carry).
 	Certificates []*signing.Certificate
+	// IPE writes the rules of a Linux IPE policy (cipolicy.MarshalIPE):
+	// at the hash level, the only one it takes, one rule per file on its
+	// fs-verity digest, or for a dm-verity image on its root hash.
+	IPE bool
+}
+
+// ipeDigest is the digest an IPE rule written for files of format f
+// compares.
+func ipeDigest(f cipolicy.Format) cipolicy.HashAlgorithm {
+	if f == cipolicy.FormatImage {
+		return cipolicy.DMVeritySHA256
+	}
+	return cipolicy.FSVeritySHA256
 }
 
 // Generated is a policy made from a known-good build, with the files that
@@ -83,6 +96,15 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 	if opts.Name == "" {
 		return nil, fmt.Errorf("%w: a policy needs a name", ErrOptions)
 	}
+	if opts.IPE && (opts.Level != LevelHash || len(opts.Fallback) > 0) {
+		return nil, fmt.Errorf("%w: an IPE policy is written at the hash level alone (IPE allows by fs-verity digest or dm-verity root hash, not by signer)", ErrOptions)
+	}
+	ruleDigests := func(f cipolicy.Format) []cipolicy.HashAlgorithm {
+		if opts.IPE {
+			return []cipolicy.HashAlgorithm{ipeDigest(f)}
+		}
+		return f.RuleDigests()
+	}
 	wantHash, wantSigner := false, false
 	for _, l := range levels {
 		if l == LevelHash {
@@ -97,7 +119,7 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 			return n
 		}
 		if wantHash {
-			n.Digests = cipolicy.NewDigestSet(f.RuleDigests()...)
+			n.Digests = cipolicy.NewDigestSet(ruleDigests(f)...)
 		}
 		n.Signatures = wantSigner
 		return n
@@ -117,6 +139,9 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 	p := &cipolicy.Policy{ID: opts.ID, Name: opts.Name, Version: opts.Version, Mode: mode, Type: cipolicy.Base, Format: "yaml"}
 	if p.ID == "" {
 		p.ID = p.Name
+	}
+	if opts.IPE {
+		p.Format = "ipe"
 	}
 	g := &Generated{Policy: p}
 	type group struct {
@@ -147,7 +172,7 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 		var why []string
 		var err error
 		for _, l := range levels {
-			rules, key, err = rulesFor(l, in)
+			rules, key, err = rulesFor(l, in, ruleDigests(in.Format))
 			if err == nil {
 				break
 			}
@@ -225,13 +250,14 @@ func hashRuleName(a cipolicy.HashAlgorithm) string {
 }
 
 // rulesFor makes the allow rules of one level for an inspected file (at
-// the hash level, one per digest the format's hash rules compare: for PE
-// the four New-CIPolicy writes), and the key under which files share them.
-func rulesFor(l Level, in *Inspection) ([]*cipolicy.Rule, string, error) {
+// the hash level, one per digest of digests: the format's RuleDigests, for
+// PE the four New-CIPolicy writes, or an IPE policy's one), and the key
+// under which files share them.
+func rulesFor(l Level, in *Inspection, digests []cipolicy.HashAlgorithm) ([]*cipolicy.Rule, string, error) {
 	if l == LevelHash {
 		var rules []*cipolicy.Rule
 		var key string
-		for _, alg := range in.Format.RuleDigests() {
+		for _, alg := range digests {
 			v := in.Digests.Get(alg)
 			if v == nil {
 				return nil, "", fmt.Errorf("no %s digest", alg.Label())

@@ -241,3 +241,16 @@ const MaxVerityDataSize = 1 << 44
 // FILE.sig or a tar member's PAX record) that csv reads: the largest real
 // ones, RSA-16384 signatures, are 2,057 bytes, and ECDSA ones under 150.
 const MaxIMAValue = 8 << 10
+
+// MaxIPELines, MaxIPELine and MaxIPERuleProperties cap an IPE policy (the
+// Linux kernel's Integrity Policy Enforcement text format) beyond
+// MaxPolicyFile: the lines of the file, the bytes of one line, and the
+// properties of one rule. A generated policy holds a rule per file of a
+// build (some 100 bytes each: a SHA-256 fs-verity digest in hex and the
+// op and action); no real rule has more than a handful of properties. The
+// rules of a policy are capped by MaxPolicyRules.
+const (
+	MaxIPELines          = 1 << 20
+	MaxIPELine           = 4 << 10
+	MaxIPERuleProperties = 64
+)

@@ -48,6 +48,10 @@ type Options struct {
 	CertFiles       []string
 	Catalogs        []string
 	Shard           string
+	// IPEBootVerified ("true", "false" or "") and IPEOp are what IPE
+	// policies need to know of the host (cipolicy.IPEOptions).
+	IPEBootVerified string
+	IPEOp           string
 	Sign            bool
 	SignFlags       sign.Flags
 	Paths           []string
@@ -67,7 +71,9 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 			matches nothing, or cannot be read or parsed, is blocked.
 
 			Several --policy files combine as Windows does: every base policy must allow a binary,
-			and supplemental policies add allow rules to their base.
+			and supplemental policies add allow rules to their base. A Linux IPE policy is judged
+			as the kernel judges it, first matching rule wins (docs/linux-ipe.md): say whether the
+			files come from the verified initramfs with --ipe-boot-verified if it reads boot_verified.
 
 			With --sign, a build where every binary passes is then signed (see csv sign --help);
 			a build with any blocked file is not signed at all.
@@ -98,7 +104,7 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringArrayVarP(&opts.PolicyFiles, "policy", "p", nil, "policy `FILE` (YAML or WDAC SiPolicy XML); repeat for several")
+	fl.StringArrayVarP(&opts.PolicyFiles, "policy", "p", nil, "policy `FILE` (YAML, WDAC SiPolicy XML or Linux IPE text); repeat for several")
 	fl.StringVar(&opts.Mode, "mode", "", "override the policies' mode: `enforce` or audit")
 	fl.StringVar(&opts.Scenario, "scenario", "user", "scenario the binaries run in: `user` or kernel")
 	fl.StringVarP(&opts.Format, "format", "f", "text", "report format: text, json, sarif or junit")
@@ -117,6 +123,8 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 	opts.SignFlags.Register(fl, " (with --sign)")
 	opts.Containers.Register(fl)
 	fl.StringArrayVar(&opts.Catalogs, "catalog", nil, "security catalog `FILE` (.cat) whose members count as signed by its signer, beside the *.cat files under PATH; it must verify; repeatable")
+	fl.StringVar(&opts.IPEBootVerified, "ipe-boot-verified", "", "IPE policies: whether the host reads the files from the initramfs its boot loader verified (boot_verified): `true` or false; required by a policy that reads boot_verified")
+	fl.StringVar(&opts.IPEOp, "ipe-op", "", "IPE policies: judge every file under this `OP` (EXECUTE, FIRMWARE, KMODULE, KEXEC_IMAGE, KEXEC_INITRAMFS, POLICY, X509_CERT) instead of EXECUTE, or KMODULE for kernel modules")
 	fl.StringArrayVar(&opts.CertFiles, "certs", nil, "certificates `FILE` (PEM or DER) completing chains: intermediates, roots, ELF signers; roots here are trusted for WDAC well-known root rules; repeatable")
 	return cmd
 }
@@ -134,6 +142,16 @@ func (o *Options) check() error {
 	case string(cipolicy.ScenarioUser), string(cipolicy.ScenarioKernel):
 	default:
 		return cmdutil.FlagErrorf("validate: --scenario %q: want user or kernel", o.Scenario)
+	}
+	switch o.IPEBootVerified {
+	case "", "true", "false":
+	default:
+		return cmdutil.FlagErrorf("validate: --ipe-boot-verified %q: want true or false", o.IPEBootVerified)
+	}
+	if o.IPEOp != "" {
+		if _, err := cipolicy.ParseIPEOp(o.IPEOp); err != nil {
+			return cmdutil.FlagErrorf("validate: --ipe-op: %v", err)
+		}
 	}
 	if !report.IsFormat(o.Format) {
 		return cmdutil.FlagErrorf("validate: --format %q: want %s", o.Format, strings.Join(report.Formats, ", "))
@@ -160,6 +178,17 @@ func (o *Options) check() error {
 		return cmdutil.FlagErrorf("validate: signing flags (--key, --cert, --out, --bundle, --manifest, ...) need --sign")
 	}
 	return nil
+}
+
+// ipeOptions are the IPE flags as cipolicy takes them (checked by check).
+func (o *Options) ipeOptions() cipolicy.IPEOptions {
+	var io cipolicy.IPEOptions
+	if o.IPEBootVerified != "" {
+		b := o.IPEBootVerified == "true"
+		io.BootVerified = &b
+	}
+	io.Op = cipolicy.IPEOp(o.IPEOp)
+	return io
 }
 
 // Run validates and writes the report.
@@ -193,7 +222,7 @@ func Run(ctx context.Context, o *Options) error {
 			return err
 		}
 	}
-	set, err := cipolicy.NewSet(cipolicy.SetOptions{Mode: cipolicy.Mode(o.Mode), TrustedRoots: certs}, policies...)
+	set, err := cipolicy.NewSet(cipolicy.SetOptions{Mode: cipolicy.Mode(o.Mode), TrustedRoots: certs, IPE: o.ipeOptions()}, policies...)
 	if err != nil {
 		return err
 	}
