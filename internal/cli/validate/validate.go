@@ -72,7 +72,7 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 
 			Several --policy files combine as Windows does: every base policy must allow a binary,
 			and supplemental policies add allow rules to their base. A Linux IPE policy is judged
-			as the kernel judges it, first matching rule wins (docs/linux-ipe.md): say whether the
+			as the kernel judges it, first matching rule wins (docs/linux.md): say whether the
 			files come from the verified initramfs with --ipe-boot-verified if it reads boot_verified.
 
 			With --sign, a build where every binary passes is then signed (see csv sign --help);
