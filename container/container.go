@@ -75,6 +75,14 @@ type Member struct {
 	// Attrs are extended attributes stored with the member (tar PAX
 	// SCHILY.xattr.*, keyed by attribute name, e.g. "security.ima").
 	Attrs map[string][]byte
+	// Detach, when set (a container read by random access: a zip), may
+	// be called during yield instead of reading the member on from yield's
+	// reader: it returns a reader of the member's bytes from their start,
+	// which does every check yield's reader does (declared size, checksum,
+	// caps) and stays valid after yield returns, until Walk does: it may
+	// be read concurrently with the walk, by another goroutine. Once it is
+	// called, the walk reads the member no further.
+	Detach func() io.Reader
 }
 
 // Path is the report path of a member of the container at outer:

@@ -203,6 +203,9 @@ type inspectConfig struct {
 	// buffer; it reports false when none can take it now (the caller then
 	// inspects the member itself).
 	dispatch func(size int64, task func(buf []byte)) bool
+	// help runs tasks dispatched by any worker until done is closed (a
+	// walk waiting for its detached members).
+	help func(done <-chan struct{})
 }
 
 // at returns the configuration for a member at rel.

@@ -191,6 +191,7 @@ func walkContainer(ctx context.Context, cfg *inspectConfig, r container.Reader, 
 	}
 	var buf, data []byte // the member's first block; a member held in memory
 	var ls links
+	var pending sync.WaitGroup // detached members not yet inspected
 	count := 0
 	yield := func(m *container.Member, mr io.Reader) (err error) {
 		count++
@@ -232,6 +233,26 @@ func walkContainer(ctx context.Context, cfg *inspectConfig, r container.Reader, 
 		}
 		if name, err := container.CleanName(m.Name); err == nil {
 			ls.file(name)
+		}
+		if h != nil && h.detached != nil {
+			// A binary the container reads by random access: read and
+			// inspected by whichever worker is free (or this one, when
+			// none is), while this one walks on.
+			mem := &member{rel: rel, ready: make(chan struct{})}
+			task := func(buf []byte) {
+				defer pending.Done()
+				if err := ctx.Err(); err != nil {
+					mem.in = &Inspection{Format: FormatOther, Err: err} // the run ends
+				} else {
+					mem.in = h.inspectDetached(ctx, buf)
+				}
+				close(mem.ready)
+			}
+			pending.Add(1)
+			if !cfg.dispatch(min(m.Size, limits.StreamMember), task) {
+				task(buf)
+			}
+			return emit(mem)
 		}
 		if h != nil && h.nested == nil && cfg.dispatch != nil {
 			// A binary held in memory: inspected by whichever worker is
@@ -277,6 +298,13 @@ func walkContainer(ctx context.Context, cfg *inspectConfig, r container.Reader, 
 		}
 	}()
 	werr := r.Walk(ctx, src, size, name, &lim, yield)
+	// Detached members read src: the walk ends when they are read.
+	if cfg.help != nil {
+		done := make(chan struct{})
+		go func() { pending.Wait(); close(done) }()
+		cfg.help(done)
+	}
+	pending.Wait()
 	if werr == nil {
 		werr = ls.settle(emit)
 	}
@@ -376,6 +404,33 @@ type heldMember struct {
 	nested container.Reader
 	signed bool
 	attrs  map[string][]byte // the member's extended attributes (IMA)
+	// detached, for a member the container reads by random access
+	// (container.Member.Detach): its bytes from their start, read by
+	// inspectDetached; m is the member.
+	detached io.Reader
+	m        *container.Member
+}
+
+// inspectDetached reads a detached member from its start, as readMember
+// reads one from the walk (held in memory, or read as it streams by), and
+// inspects it.
+func (h *heldMember) inspectDetached(ctx context.Context, buf []byte) *Inspection {
+	m := *h.m
+	m.Detach = nil
+	var data []byte
+	defer func() { putMemberBuffer(data) }()
+	in, held, err := readMember(ctx, h.cfg, h.rel, &m, h.detached, buf, &data)
+	switch {
+	case err != nil:
+		return &Inspection{Format: FormatOther, Size: m.Size, Err: &UnreadableError{Path: h.rel, Err: err}}
+	case held != nil && held.nested == nil:
+		return held.inspect(ctx, buf)
+	case held != nil:
+		// It read as a container the first time it did not: a member
+		// that changes is not judged.
+		return &Inspection{Format: FormatOther, Size: m.Size, Err: &UnreadableError{Path: h.rel, Err: format.FileChanged(nil)}}
+	}
+	return in
 }
 
 // readMember reads one member as inspect does a loose file: its first
@@ -437,6 +492,11 @@ func readMember(ctx context.Context, cfg *inspectConfig, rel string, m *containe
 			in.Err = appendedContainerError(rel, kind)
 		}
 		return in, nil, nil
+	}
+	if m.Detach != nil && cfg.dispatch != nil && hd != nil && cr == nil {
+		// A binary the container reads by random access: read again
+		// from its start by the worker that inspects it.
+		return in, &heldMember{cfg: cfg, rel: rel, m: m, detached: m.Detach()}, nil
 	}
 	if _, ok := hd.(format.Streamer); ok && nested == nil && m.Size > streamMember {
 		// Large, and its handler can read it as it streams by: not held.

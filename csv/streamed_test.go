@@ -2,11 +2,13 @@ package csv
 
 import (
 	stdtar "archive/tar"
+	"archive/zip"
 	"bytes"
 	"crypto"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -154,5 +156,85 @@ rules:
 	}
 	if s := streamed["module384.ko"]; s.Decision.Verdict != cipolicy.Blocked || !strings.Contains(s.Decision.Reason, "streams by") {
 		t.Errorf("module384.ko streamed: %s (%s)", s.Decision.Verdict, s.Decision.Reason)
+	}
+}
+
+// TestZipMembersDetached: a zip's members are read again from their start
+// by whichever worker inspects them (container.Member.Detach), loose and
+// nested, held or read as they stream by, stored or deflated; the results
+// are those of a run that reads them from the walk (one worker), in the
+// zip's order; a member changed in the archive is blocked, exactly it.
+func TestZipMembersDetached(t *testing.T) {
+	good := testbin.PE(testbin.PEOptions{Overlay: bytes.Repeat([]byte("pad"), 20000)})
+	bad := testbin.PE(testbin.PEOptions{Code: []byte{0x90, 0xc3}})
+	elf := testbin.ELF(testbin.ELFOptions{})
+	mkzip := func(members [][2]any) []byte {
+		var b bytes.Buffer
+		zw := zip.NewWriter(&b)
+		for _, m := range members {
+			method := zip.Deflate
+			if strings.HasSuffix(m[0].(string), ".stored") {
+				method = zip.Store
+			}
+			w, err := zw.CreateHeader(&zip.FileHeader{Name: m[0].(string), Method: method})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Write(m[1].([]byte))
+		}
+		zw.Close()
+		return b.Bytes()
+	}
+	var members [][2]any
+	var want []string
+	for i := range 60 {
+		b, v, suffix := good, "allowed", ""
+		switch i % 4 {
+		case 1:
+			b, v = bad, "blocked"
+		case 2:
+			b = elf
+		case 3:
+			suffix = ".stored"
+		}
+		name := fmt.Sprintf("m%02d%s", i, suffix)
+		members = append(members, [2]any{name, b})
+		want = append(want, fmt.Sprintf("app.zip!/%s %s", name, v))
+	}
+	inner := mkzip([][2]any{{"x.exe", good}, {"y.exe", bad}})
+	members = append(members, [2]any{"in.zip", inner})
+	want = append(want, "app.zip!/in.zip!/x.exe allowed", "app.zip!/in.zip!/y.exe blocked")
+	archive := mkzip(members)
+	dir := tree(t, map[string][]byte{"app.zip": archive})
+	set := policyFor(t, "{id: good, action: allow, sha256: "+sha(good)+"}", "{id: elf, action: allow, sha256: "+sha(elf)+"}")
+	t.Cleanup(func() { streamMember = 16 << 20 })
+	for _, over := range []int64{16 << 20, 0} {
+		streamMember = over
+		for _, jobs := range []int{1, 2, 4} {
+			rep := validate(t, set, Options{Jobs: jobs}, dir)
+			var got []string
+			for _, r := range rep.Results {
+				got = append(got, fmt.Sprintf("%s %s", r.Path, r.Decision.Verdict))
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("stream over %d, jobs %d:\n%s\nwant:\n%s", over, jobs, strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		}
+	}
+	// One byte of a stored member changed (its CRC no longer matches):
+	// that member is blocked, the others are judged as before.
+	i := bytes.Index(archive, good[len(good)-100:]) // in m03.stored, the first stored copy
+	changed := bytes.Clone(archive)
+	changed[i] ^= 1
+	dir = tree(t, map[string][]byte{"app.zip": changed})
+	rep := validate(t, set, Options{Jobs: 2}, dir)
+	var blocked []string
+	for _, r := range rep.Results {
+		if !r.Decision.Allowed() && !strings.HasSuffix(want[slices.IndexFunc(want, func(w string) bool { return strings.HasPrefix(w, r.Path+" ") })], "blocked") {
+			blocked = append(blocked, r.Path)
+		}
+	}
+	if !slices.Equal(blocked, []string{"app.zip!/m03.stored"}) {
+		t.Errorf("with one byte changed, newly blocked: %q", blocked)
 	}
 }

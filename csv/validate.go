@@ -720,6 +720,22 @@ func inspectInOrder(ctx context.Context, opts *Options, w *walker, needs func(re
 			cfg.needsAt = needs
 			cfg.rel = e.rel
 			cfg.dispatch = dispatch
+			cfg.help = func(done <-chan struct{}) {
+				var tbuf []byte
+				for {
+					select {
+					case <-done:
+						return
+					case t := <-tasks: // not closed: this walk is a producer
+						// (Once the run is cancelled, tasks end at once:
+						// this still drains them, so that the walk ends.)
+						if tbuf == nil {
+							tbuf = make([]byte, limits.ReadBuffer)
+						}
+						t(tbuf)
+					}
+				}
+			}
 			if again != nil {
 				cfg.again = func(rel string, in *Inspection) bool {
 					return again(&entry{root: e.root, rel: rel, fileRoot: e.fileRoot}, in)
@@ -886,8 +902,12 @@ const (
 )
 
 // memberQueue is how many decided members of a container a worker may be
-// ahead of the emitter.
-const memberQueue = 64
+// ahead of the emitter: the emitter takes containers in the walk's order,
+// and a worker walking a later container goes on while it is busy with an
+// earlier one (with 64, the workers of bench/containers.sh waited for each
+// other, one container after the other: 6.9 s against 5.6 s). A decided
+// member is its inspection (digests, signatures), not its bytes.
+const memberQueue = 1024
 
 // errInterrupted: the run was cancelled while the emitter waited.
 var errInterrupted = errors.New("interrupted")

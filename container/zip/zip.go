@@ -363,8 +363,16 @@ func (w *walker) member(e *entry) error {
 		return w.yield(m, nil)
 	}
 	r := &seen{r: w.open(e, name)}
+	detached := false
+	m.Detach = func() io.Reader {
+		detached = true
+		return w.detach(e, name)
+	}
 	if err := w.yield(m, r); err != nil {
 		return err
+	}
+	if detached {
+		return nil // read by the reader Detach returned
 	}
 	if r.err != nil {
 		// The caller was given the member's error: a corrupt member is
@@ -479,6 +487,37 @@ func (w *walker) open(e *entry, name string) io.Reader {
 	c.r = w.fl
 	csize := int64(e.csize)
 	taken := func() int64 { return w.in.N - int64(w.br.Buffered()) }
+	c.end = func() error {
+		if n := taken(); n != csize {
+			return &signing.MalformedError{Format: "zip", Offset: e.dataStart + n,
+				Reason: fmt.Sprintf("member %s's deflate stream ends %d bytes before its %d compressed bytes do", name, csize-n, csize)}
+		}
+		return nil
+	}
+	meter.Compressed = taken
+	return meter
+}
+
+// detach returns a reader of e's bytes as open does, with a decompressor
+// and buffers of its own, for another goroutine: it meters the member's
+// declared size and ratio (checkDeclared counted its declared size in the
+// container's expanded total), not the walk's running total.
+func (w *walker) detach(e *entry, name string) io.Reader {
+	sec := io.NewSectionReader(w.src, e.dataStart, int64(e.csize))
+	c := &crcReader{want: e.crc, size: int64(e.usize), name: name}
+	lim := *w.lim
+	lim.Expanded = new(int64)
+	meter := &container.Meter{R: c, Ctx: w.ctx, Lim: &lim, Name: name, Declared: int64(e.usize), Format: "zip"}
+	if e.method == methodStore {
+		c.r = sec
+		return meter
+	}
+	in := &container.Counter{R: sec}
+	br := bufio.NewReaderSize(in, 32<<10)
+	fl := resetFlate(nil, br)
+	c.r = fl
+	csize := int64(e.csize)
+	taken := func() int64 { return in.N - int64(br.Buffered()) }
 	c.end = func() error {
 		if n := taken(); n != csize {
 			return &signing.MalformedError{Format: "zip", Offset: e.dataStart + n,
