@@ -29,9 +29,28 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
+
+// rssAnon returns the RssAnon line of a /proc/PID/status file, in KiB (0
+// when it cannot be read: not Linux, or the process has ended).
+func rssAnon(path string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
 
 func main() {
 	quiet := flag.Bool("q", false, "discard the command's standard output")
@@ -57,8 +76,36 @@ func main() {
 	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT)
 
 	start := time.Now()
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "rss:", err)
+		os.Exit(127)
+	}
+	// The peak of the command's anonymous memory (its heap, stacks and
+	// buffers: RssAnon), sampled every 5 ms from /proc: ru_maxrss counts
+	// the pages of its binary too, shared with the page cache.
+	var anon atomic.Int64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		path := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if kib := rssAnon(path); kib > anon.Load() {
+				anon.Store(kib)
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	err := cmd.Wait()
 	wall := time.Since(start)
+	close(stop)
+	<-sampled
 
 	code := 0
 	var ee *exec.ExitError
@@ -85,7 +132,7 @@ func main() {
 	if name == "" {
 		name = args[0]
 	}
-	fmt.Fprintf(os.Stderr, "rss: label=%s exit=%d wall_s=%.6f user_s=%.6f sys_s=%.6f maxrss_kib=%d inblock=%d\n",
-		name, code, wall.Seconds(), cmd.ProcessState.UserTime().Seconds(), cmd.ProcessState.SystemTime().Seconds(), maxrss, inblock)
+	fmt.Fprintf(os.Stderr, "rss: label=%s exit=%d wall_s=%.6f user_s=%.6f sys_s=%.6f maxrss_kib=%d anon_kib=%d inblock=%d\n",
+		name, code, wall.Seconds(), cmd.ProcessState.UserTime().Seconds(), cmd.ProcessState.SystemTime().Seconds(), maxrss, anon.Load(), inblock)
 	os.Exit(code)
 }

@@ -156,7 +156,14 @@ const (
 	// certificate table and resource section, an ELF file's header tables
 	// and appended signature) is kept as it passes, up to MaxStreamKept
 	// bytes, and the first StreamHead bytes are kept whole.
-	StreamMember  = 16 << 20
+	StreamMember = 16 << 20
+	// RunMemory is the memory csv validate lets the Go runtime use beyond
+	// what it loaded before the run (the policy, certificates) before its
+	// garbage collector works harder (internal/cli/cmdutil.MemoryLimit):
+	// the run's buffers, members waiting for a worker (16 MiB) and the
+	// buffers kept for them (8 MiB), decompressors' windows, and the
+	// collector's headroom.
+	RunMemory     = 64 << 20
 	MaxStreamKept = 16 << 20
 	StreamHead    = 64 << 10
 	// MaxContainerWindow caps a compressed stream's window: a zstd

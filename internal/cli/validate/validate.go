@@ -44,6 +44,7 @@ type Options struct {
 	SARIFPasses     bool
 	AllDigests      bool
 	Containers      cmdutil.ContainerFlags
+	Memory          cmdutil.MemoryLimit
 	Quiet           bool
 	CertFiles       []string
 	Catalogs        []string
@@ -122,6 +123,7 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 	fl.BoolVar(&opts.Sign, "sign", false, "if every binary passes, sign them (see csv sign); nothing is signed otherwise")
 	opts.SignFlags.Register(fl, " (with --sign)")
 	opts.Containers.Register(fl)
+	opts.Memory.Register(fl)
 	fl.StringArrayVar(&opts.Catalogs, "catalog", nil, "security catalog `FILE` (.cat) whose members count as signed by its signer, beside the *.cat files under PATH; it must verify; repeatable")
 	fl.StringVar(&opts.IPEBootVerified, "ipe-boot-verified", "", "IPE policies: whether the host reads the files from the initramfs its boot loader verified (boot_verified): `true` or false; required by a policy that reads boot_verified")
 	fl.StringVar(&opts.IPEOp, "ipe-op", "", "IPE policies: judge every file under this `OP` (EXECUTE, FIRMWARE, KMODULE, KEXEC_IMAGE, KEXEC_INITRAMFS, POLICY, X509_CERT) instead of EXECUTE, or KMODULE for kernel modules")
@@ -155,6 +157,9 @@ func (o *Options) check() error {
 	}
 	if !report.IsFormat(o.Format) {
 		return cmdutil.FlagErrorf("validate: --format %q: want %s", o.Format, strings.Join(report.Formats, ", "))
+	}
+	if err := o.Memory.Check("validate"); err != nil {
+		return err
 	}
 	if o.Jobs < 0 {
 		return cmdutil.FlagErrorf("validate: --jobs %d: want a positive number", o.Jobs)
@@ -243,6 +248,7 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return cmdutil.FlagErrorf("validate: %v", err)
 	}
+	o.Memory.Apply()
 	ropts := report.Options{Verbose: o.Verbose, SARIFPasses: o.SARIFPasses, ToolVersion: o.Version,
 		FailIfNoTargets: o.FailIfNoTargets, ModeOverride: cipolicy.Mode(o.Mode)}
 	// The report is written as the run decides it (report.NewSink), to
