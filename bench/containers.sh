@@ -110,7 +110,7 @@ time_it() {
   fi
   awk -v l="$label" '{
     for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-    print l, v["wall_s"], v["maxrss_kib"], v["user_s"] + v["sys_s"]
+    print l, v["wall_s"], v["maxrss_kib"], v["user_s"] + v["sys_s"], v["anon_kib"]
   }' <<<"$line" >>"$tmp/times"
 }
 
@@ -127,7 +127,7 @@ judged=$(grep -m1 '"files":' "$tmp/report.json" | tr -dc 0-9)
 read -r expanded members < <(awk '{print $2, $8}' "$tmp/ref.out")
 
 awk -v bytes="$bytes" -v files="$files" -v judged="$judged" -v expanded="$expanded" -v members="$members" '
-  { w[$1] = w[$1] " " $2; c[$1] = c[$1] " " $4; if ($3 > m[$1]) m[$1] = $3 }
+  { w[$1] = w[$1] " " $2; c[$1] = c[$1] " " $4; if ($3 > m[$1]) m[$1] = $3; if ($5 > a[$1]) a[$1] = $5 }
   function median(s,   a, n, i, j, t) {
     n = split(s, a, " ")
     for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
@@ -135,11 +135,11 @@ awk -v bytes="$bytes" -v files="$files" -v judged="$judged" -v expanded="$expand
   }
   END {
     printf "%d containers, %.1f MB on disk, %.1f MB of members once decompressed; %d members; csv judged %d binaries\n", files, bytes / 1e6, expanded / 1e6, members, judged
-    printf "%-10s %8s %14s %9s %8s %13s\n", "contestant", "wall s", "member MB/s", "vs ref", "CPU s", "peak RSS MiB"
+    printf "%-10s %8s %14s %9s %8s %13s %9s\n", "contestant", "wall s", "member MB/s", "vs ref", "CPU s", "peak RSS MiB", "anon MiB"
     ref = median(w["reference"])
     for (k in w) {
       t = median(w[k])
-      printf "%-10s %8.3f %14.0f %8.1f%% %8.3f %13.1f\n", k, t, expanded / 1e6 / t, 100 * ref / t, median(c[k]), m[k] / 1024
+      printf "%-10s %8.3f %14.0f %8.1f%% %8.3f %13.1f %9.1f\n", k, t, expanded / 1e6 / t, 100 * ref / t, median(c[k]), m[k] / 1024, a[k] / 1024
     }
     printf "csv / reference = %.1f%% (issue 14 target: at least 75%%; peak RSS under 100 MiB)\n", 100 * ref / median(w["csv"])
   }' "$tmp/times" | tee "$dir/bench-results.txt"
