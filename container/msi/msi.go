@@ -8,9 +8,9 @@
 // # Members
 //
 // Every stream of the root storage is a member but the database's own:
-// the tables (stream names starting with U+4840 once decoded) and the
-// streams whose names start with \x05 (the signature streams, the summary
-// information property sets). So the members are the Binary table's
+// the tables (stream names starting with U+4840 once decoded) and four
+// \x05 streams by their exact names (the two signature streams, the two
+// summary information property sets); every storage is walked. So the members are the Binary table's
 // streams ("Binary.<key>": custom action DLLs and scripts), the Icon
 // table's ("Icon.<key>"), the embedded cabinets the Media table names
 // ("#app.cab" is the stream "app.cab"; the cabinet reader then walks
@@ -48,6 +48,22 @@ import (
 	"github.com/codesignval/csv/internal/binfmt/cfb"
 	"github.com/codesignval/csv/signing/authenticode/msi"
 )
+
+// databaseStream reports whether a root stream, by its name as stored, is
+// the database's own rather than a file: a table (stored names start with
+// U+4840), or one of the signature and summary information streams, by
+// their exact stored names. Any other name starting with \x05 is a stream
+// like any other: Windows Installer's stream-name encoder keeps \x05 as it
+// is, so a Media table's "#\x05app.cab" opens the stream "\x05" followed
+// by the encoded "app.cab", whose files it installs. Storages are never
+// the database's own (tables are streams): every one is walked.
+func databaseStream(stored string) bool {
+	switch stored {
+	case msi.SignatureStream, msi.SignatureExStream, "\x05SummaryInformation", "\x05DocumentSummaryInformation":
+		return true
+	}
+	return strings.HasPrefix(stored, msi.TablePrefix)
+}
 
 // Kind is the container kind.
 const Kind container.Kind = "msi"
@@ -93,7 +109,7 @@ func (Reader) Walk(ctx context.Context, src io.ReaderAt, size int64, name string
 		for _, c := range f.Entries[dir].Children {
 			e := &f.Entries[c]
 			decoded := msi.DecodeName(e.Name)
-			if dir == 0 && (strings.HasPrefix(decoded, msi.TablePrefix) || strings.HasPrefix(decoded, "\x05")) {
+			if dir == 0 && e.Type == cfb.TypeStream && databaseStream(e.Name) {
 				continue
 			}
 			if e.Type == cfb.TypeStorage {
