@@ -46,6 +46,7 @@ import (
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/internal/binfmt/cfb"
+	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing/authenticode/msi"
 )
 
@@ -113,7 +114,19 @@ func (Reader) Walk(ctx context.Context, src io.ReaderAt, size int64, name string
 				continue
 			}
 			if e.Type == cfb.TypeStorage {
-				if err := walk(c, prefix+decoded+"/"); err != nil {
+				sub := prefix + decoded + "/"
+				if len(sub) > limits.MaxMemberName {
+					// Storages nested so deep that their streams' names
+					// pass the cap: one blocked member, not a path built
+					// anew at each of thousands of levels (quadratic).
+					m := &container.Member{Name: sub[:64] + "...", Type: container.Regular,
+						Problem: fmt.Errorf("%w: storages nested %d bytes of path deep, over the cap of %d (limits.MaxMemberName): the streams they hold cannot be judged", container.ErrMember, len(sub), limits.MaxMemberName)}
+					if err := yield(m, nil); err != nil {
+						return err
+					}
+					continue
+				}
+				if err := walk(c, sub); err != nil {
 					return err
 				}
 				continue
