@@ -39,6 +39,7 @@ package msi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -47,6 +48,7 @@ import (
 	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/internal/binfmt/cfb"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode/msi"
 )
 
@@ -64,6 +66,24 @@ func databaseStream(stored string) bool {
 		return true
 	}
 	return strings.HasPrefix(stored, msi.TablePrefix)
+}
+
+// endsAsArchive refuses a compound file whose last bytes end an archive
+// (container.SniffTail: a zip's end record): appended after the last
+// sector, or in the unused end of a sector or an unused directory entry,
+// which no stream holds and no signature covers. unzip and the zip
+// libraries read an archive from its end and would lay down members the
+// walk of the streams never reaches.
+func endsAsArchive(src io.ReaderAt, size int64) error {
+	tail := make([]byte, min(size, container.TailSize))
+	if _, err := src.ReadAt(tail, size-int64(len(tail))); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("msi: reading the file's end: %w", err)
+	}
+	if kind := container.SniffTail(tail); kind != "" {
+		return &signing.MalformedError{Format: cfb.Format, Offset: size - int64(len(tail)),
+			Reason: fmt.Sprintf("the compound file's last bytes end a %s archive: extractors read it from there and lay down members that are in no stream, which csv does not judge", kind)}
+	}
+	return nil
 }
 
 // Kind is the container kind.
@@ -101,6 +121,9 @@ func (Reader) Walk(ctx context.Context, src io.ReaderAt, size int64, name string
 	}
 	f, err := cfb.Parse(src, size)
 	if err != nil {
+		return err
+	}
+	if err := endsAsArchive(src, size); err != nil {
 		return err
 	}
 	names := container.Names{}
