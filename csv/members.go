@@ -526,6 +526,17 @@ func readMember(ctx context.Context, cfg *inspectConfig, rel string, m *containe
 	}
 	*data = d
 	in.Size = int64(len(d))
+	if hd == nil && nested != nil && !signed {
+		// A container whose own format only the whole member tells (an
+		// MSI's root entry, which tells an installer from another
+		// compound file, often lies past the first block): told again
+		// from all of it, so that an installer named setup.dat is judged
+		// as one, as it would be loose.
+		full := &format.File{Head: head, R: bytes.NewReader(d), Name: probe.Name, Size: int64(len(d))}
+		if h := sniff(full); h != nil && judgedAs(nested, h.Format()) {
+			signed = true
+		}
+	}
 	return in, &heldMember{cfg: cfg, rel: rel, d: d, n: n, name: probe.Name, size: m.Size, nested: nested, signed: signed, attrs: m.Attrs}, nil
 }
 

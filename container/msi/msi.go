@@ -8,9 +8,9 @@
 // # Members
 //
 // Every stream of the root storage is a member but the database's own:
-// the tables (stream names starting with U+4840 once decoded) and the
-// streams whose names start with \x05 (the signature streams, the summary
-// information property sets). So the members are the Binary table's
+// the tables (stream names starting with U+4840 once decoded) and four
+// \x05 streams by their exact names (the two signature streams, the two
+// summary information property sets); every storage is walked. So the members are the Binary table's
 // streams ("Binary.<key>": custom action DLLs and scripts), the Icon
 // table's ("Icon.<key>"), the embedded cabinets the Media table names
 // ("#app.cab" is the stream "app.cab"; the cabinet reader then walks
@@ -39,6 +39,7 @@ package msi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -46,8 +47,44 @@ import (
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/internal/binfmt/cfb"
+	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode/msi"
 )
+
+// databaseStream reports whether a root stream, by its name as stored, is
+// the database's own rather than a file: a table (stored names start with
+// U+4840), or one of the signature and summary information streams, by
+// their exact stored names. Any other name starting with \x05 is a stream
+// like any other: Windows Installer's stream-name encoder keeps \x05 as it
+// is, so a Media table's "#\x05app.cab" opens the stream "\x05" followed
+// by the encoded "app.cab", whose files it installs. Storages are never
+// the database's own (tables are streams): every one is walked.
+func databaseStream(stored string) bool {
+	switch stored {
+	case msi.SignatureStream, msi.SignatureExStream, "\x05SummaryInformation", "\x05DocumentSummaryInformation":
+		return true
+	}
+	return strings.HasPrefix(stored, msi.TablePrefix)
+}
+
+// endsAsArchive refuses a compound file whose last bytes end an archive
+// (container.SniffTail: a zip's end record): appended after the last
+// sector, or in the unused end of a sector or an unused directory entry,
+// which no stream holds and no signature covers. unzip and the zip
+// libraries read an archive from its end and would lay down members the
+// walk of the streams never reaches.
+func endsAsArchive(src io.ReaderAt, size int64) error {
+	tail := make([]byte, min(size, container.TailSize))
+	if _, err := src.ReadAt(tail, size-int64(len(tail))); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("msi: reading the file's end: %w", err)
+	}
+	if kind := container.SniffTail(tail); kind != "" {
+		return &signing.MalformedError{Format: cfb.Format, Offset: size - int64(len(tail)),
+			Reason: fmt.Sprintf("the compound file's last bytes end a %s archive: extractors read it from there and lay down members that are in no stream, which csv does not judge", kind)}
+	}
+	return nil
+}
 
 // Kind is the container kind.
 const Kind container.Kind = "msi"
@@ -86,6 +123,9 @@ func (Reader) Walk(ctx context.Context, src io.ReaderAt, size int64, name string
 	if err != nil {
 		return err
 	}
+	if err := endsAsArchive(src, size); err != nil {
+		return err
+	}
 	names := container.Names{}
 	count := 0
 	var walk func(dir int, prefix string) error
@@ -93,11 +133,23 @@ func (Reader) Walk(ctx context.Context, src io.ReaderAt, size int64, name string
 		for _, c := range f.Entries[dir].Children {
 			e := &f.Entries[c]
 			decoded := msi.DecodeName(e.Name)
-			if dir == 0 && (strings.HasPrefix(decoded, msi.TablePrefix) || strings.HasPrefix(decoded, "\x05")) {
+			if dir == 0 && e.Type == cfb.TypeStream && databaseStream(e.Name) {
 				continue
 			}
 			if e.Type == cfb.TypeStorage {
-				if err := walk(c, prefix+decoded+"/"); err != nil {
+				sub := prefix + decoded + "/"
+				if len(sub) > limits.MaxMemberName {
+					// Storages nested so deep that their streams' names
+					// pass the cap: one blocked member, not a path built
+					// anew at each of thousands of levels (quadratic).
+					m := &container.Member{Name: sub[:64] + "...", Type: container.Regular,
+						Problem: fmt.Errorf("%w: storages nested %d bytes of path deep, over the cap of %d (limits.MaxMemberName): the streams they hold cannot be judged", container.ErrMember, len(sub), limits.MaxMemberName)}
+					if err := yield(m, nil); err != nil {
+						return err
+					}
+					continue
+				}
+				if err := walk(c, sub); err != nil {
 					return err
 				}
 				continue

@@ -366,8 +366,9 @@ var ErrPreHash = errors.New("msi: \\x05MsiDigitalSignatureEx does not hold the p
 
 // CheckEx checks \x05MsiDigitalSignatureEx against the package's
 // metadata: its content must be the pre-hash with the algorithm of its
-// size (SHA-1, SHA-256, SHA-384 or SHA-512). Without the stream it does
-// nothing.
+// size (SHA-1, SHA-256, SHA-384 or SHA-512), and every signature (nested
+// ones included) must be made with that algorithm. Without the stream it
+// does nothing.
 func (p *Package) CheckEx() error {
 	if p.ex < 0 {
 		return nil
@@ -377,6 +378,19 @@ func (p *Package) CheckEx() error {
 		if h.Size() == len(p.Ex) {
 			if !bytes.Equal(p.PreHash(h), p.Ex) {
 				return &signing.MalformedError{Format: Format, Offset: off, Reason: "\\x05MsiDigitalSignatureEx does not hold the pre-hash of the package's metadata (names, sizes, times, CLSIDs)", Err: ErrPreHash}
+			}
+			// The pre-hash is the signatures': each is over the pre-hash
+			// of its own algorithm, which the stream must hold (as
+			// osslsigncode requires; csv signs no other way).
+			var other crypto.Hash
+			authenticode.EachSignature(p.stored, func(sp *authenticode.Parsed) {
+				if sh, err := cms.DigestHash(sp.DigestAlgorithm.OID); err == nil && sh != h && other == 0 {
+					other = sh
+				}
+			})
+			if other != 0 {
+				return &signing.MalformedError{Format: Format, Offset: off, Err: ErrPreHash,
+					Reason: fmt.Sprintf("\\x05MsiDigitalSignatureEx holds the %v pre-hash of the package's metadata, and a signature is made with %v: each signature is over the pre-hash of its own algorithm, which the stream must hold", h, other)}
 			}
 			return nil
 		}
