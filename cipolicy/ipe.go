@@ -680,6 +680,10 @@ func trustedSignature(s *Subject, format string, trusted func(*signing.Certifica
 // is not admitted by it) and blocks the file if it denies (fail closed).
 func (g *ipeGroup) evaluate(s *Subject, d Decision, opts IPEOptions, trusted func(*signing.Certificate) bool) Decision {
 	op := ipeOp(s, opts)
+	// The kernel reads a module, firmware, kexec image or policy file as
+	// it is stored: of a compressed one (x.ko.xz), csv judges the content,
+	// whose fs-verity digest and signature are not the stored file's.
+	stored := s.Decompressed && op != IPEExecute
 	var notes []string
 	decide := func(r *IPERule, sig int, hash bool) Decision {
 		d.Rule = fmt.Sprintf("line %d", r.Line)
@@ -711,7 +715,7 @@ func (g *ipeGroup) evaluate(s *Subject, d Decision, opts IPEOptions, trusted fun
 		cands = append(cands, x.others...)
 		for a, rules := range x.denyByAlg {
 			// A root hash rule never matches a loose file (property).
-			if !a.AppliesTo(s.Format) && a != DMVeritySHA256 {
+			if !a.AppliesTo(s.Format) && a != DMVeritySHA256 || stored && a == FSVeritySHA256 {
 				cands = append(cands, rules...)
 			}
 		}
@@ -724,12 +728,20 @@ func (g *ipeGroup) evaluate(s *Subject, d Decision, opts IPEOptions, trusted fun
 			for j := range r.Props {
 				pr := &r.Props[j]
 				pm, psig := g.property(pr, s, opts, trusted)
+				storedWhy := ""
+				if stored && (pr.Name == IPEFSVerityDigest || pr.Name == IPEFSVeritySignature) {
+					pm, psig = ipeUnknown, -1
+					storedWhy = fmt.Sprintf("under op %s the kernel reads the compressed file as it is stored, and its %s is not that of the decompressed content csv judges", op, pr.Name)
+				}
 				if pm == ipeNo {
 					m = ipeNo
 					break
 				}
 				if pm == ipeUnknown {
 					m, why = ipeUnknown, ipeUnjudged(pr, s.Format)
+					if storedWhy != "" {
+						why = storedWhy
+					}
 				}
 				if psig >= 0 && pr.Bool {
 					sig = psig

@@ -75,6 +75,12 @@ type Member struct {
 	// Attrs are extended attributes stored with the member (tar PAX
 	// SCHILY.xattr.*, keyed by attribute name, e.g. "security.ima").
 	Attrs map[string][]byte
+	// Decompressed says the member is the content of a single compressed
+	// file (x.ko.xz's x.ko), not a file a container lays down: the kernel
+	// reads a compressed module or firmware file as it is stored, so what
+	// it measures of the file (its fs-verity digest, its security.ima) is
+	// the compressed bytes', not this content's.
+	Decompressed bool
 }
 
 // Path is the report path of a member of the container at outer:

@@ -376,6 +376,8 @@ type heldMember struct {
 	nested container.Reader
 	signed bool
 	attrs  map[string][]byte // the member's extended attributes (IMA)
+	// decompressed: container.Member.Decompressed.
+	decompressed bool
 }
 
 // readMember reads one member as inspect does a loose file: its first
@@ -386,7 +388,7 @@ type heldMember struct {
 // placeholder. A member of no format is not read further, and in is its
 // inspection.
 func readMember(ctx context.Context, cfg *inspectConfig, rel string, m *container.Member, r io.Reader, buf []byte, data *[]byte) (in *Inspection, h *heldMember, err error) {
-	in = &Inspection{Format: FormatOther, Size: m.Size}
+	in = &Inspection{Format: FormatOther, Size: m.Size, decompressed: m.Decompressed}
 	readErr := func(err error) (*Inspection, *heldMember, error) {
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
@@ -466,7 +468,7 @@ func readMember(ctx context.Context, cfg *inspectConfig, rel string, m *containe
 	}
 	*data = d
 	in.Size = int64(len(d))
-	return in, &heldMember{cfg: cfg, rel: rel, d: d, n: n, name: probe.Name, size: m.Size, nested: nested, signed: signed, attrs: m.Attrs}, nil
+	return in, &heldMember{cfg: cfg, rel: rel, d: d, n: n, name: probe.Name, size: m.Size, nested: nested, signed: signed, attrs: m.Attrs, decompressed: m.Decompressed}, nil
 }
 
 // inspect inspects a member held in memory: a binary, or a container with a
@@ -478,11 +480,11 @@ func (h *heldMember) inspect(ctx context.Context, buf []byte) *Inspection {
 	if h.nested != nil && (!h.signed || cfg.containerOnly) {
 		return &Inspection{Format: FormatOther, Size: int64(len(h.d)), Container: h.nested.Kind()}
 	}
-	in := inspectHeld(ctx, cfg, rel, h.d, buf, h.n, h.name, &Inspection{Format: FormatOther, Size: h.size}, h.attrs)
+	in := inspectHeld(ctx, cfg, rel, h.d, buf, h.n, h.name, &Inspection{Format: FormatOther, Size: h.size, decompressed: h.decompressed}, h.attrs)
 	if cfg.again != nil && in.deferred && in.Err == nil && ctx.Err() == nil && cfg.again(rel, in) {
 		// The first read's digests leave it blocked, and those the policy
 		// deferred could admit it: read it again, from memory.
-		in = inspectHeld(ctx, cfg.full(rel), rel, h.d, buf, h.n, h.name, &Inspection{Format: FormatOther, Size: h.size}, h.attrs)
+		in = inspectHeld(ctx, cfg.full(rel), rel, h.d, buf, h.n, h.name, &Inspection{Format: FormatOther, Size: h.size, decompressed: h.decompressed}, h.attrs)
 	}
 	if h.signed && in.Err == nil {
 		// A container with a signature of its own, judged as its format:

@@ -391,7 +391,7 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 		}
 		sub := cipolicy.Subject{Path: e.rel, Format: r.Format, Scenario: v.opts.Scenario,
 			Digests: r.Digests, Signed: r.Signed, Signatures: r.Signatures, Attributes: r.Attributes,
-			Partial: in != nil && in.deferred}
+			Partial: in != nil && in.deferred, Decompressed: in != nil && in.decompressed}
 		if r.Err != nil {
 			sub.Problem = pathless{r.Err}
 		}
