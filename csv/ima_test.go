@@ -246,3 +246,39 @@ func TestIMATarMembers(t *testing.T) {
 		t.Fatalf("evm: %s %q", r.Decision.Verdict, r.Decision.Reason)
 	}
 }
+
+// TestIMADoesNotSignWindowsFiles: an unsigned PE with an IMA signature in
+// its sidecar (or a PAX record) is not allowed by a signer rule that
+// names no signature_formats: Windows never reads security.ima, and
+// refuses the file as unsigned. An ELF file's IMA signature still counts,
+// and a rule that names ima counts it for any file.
+func TestIMADoesNotSignWindowsFiles(t *testing.T) {
+	p := newIMAPKI(t)
+	pe := testbin.PE(testbin.PEOptions{})
+	elf := testbin.ELF(testbin.ELFOptions{})
+	dir := tree(t, map[string][]byte{"tool.exe": pe, "tool.exe.sig": p.sign(t, pe), "tool": elf, "tool.sig": p.sign(t, elf)})
+	judge := func(formats string) map[string]Result {
+		src := "format: csv-policy/v1\nname: w\nversion: '1'\nrules:\n" +
+			"  - {id: signed, action: allow, signer: {tbs: " + p.certs[1].TBSHashHex() + ", level: issuer" + formats + "}}\n"
+		pol, err := cipolicy.Parse([]byte(src), "w.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := cipolicy.NewSet(cipolicy.SetOptions{Now: func() time.Time { return testca.Epoch }}, pol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resultsByPath(validate(t, set, Options{Certificates: p.certs}, dir))
+	}
+	plain := judge("")
+	if r := plain["tool.exe"]; r.Decision.Allowed() || !strings.Contains(r.Decision.Reason, "no host running PE files checks") {
+		t.Errorf("tool.exe, unsigned with an IMA sidecar: %s %s", r.Decision.Verdict, r.Decision.Reason)
+	}
+	if r := plain["tool"]; !r.Decision.Allowed() {
+		t.Errorf("tool (ELF) with an IMA sidecar: %s %s", r.Decision.Verdict, r.Decision.Reason)
+	}
+	named := judge(", signature_formats: [ima]")
+	if r := named["tool.exe"]; !r.Decision.Allowed() {
+		t.Errorf("tool.exe under a rule naming ima: %s %s", r.Decision.Verdict, r.Decision.Reason)
+	}
+}
