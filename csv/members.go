@@ -478,7 +478,11 @@ func readMember(ctx context.Context, cfg *inspectConfig, rel string, m *containe
 func (h *heldMember) inspect(ctx context.Context, buf []byte) *Inspection {
 	cfg, rel := h.cfg, h.rel
 	if h.nested != nil && (!h.signed || cfg.containerOnly) {
-		return &Inspection{Format: FormatOther, Size: int64(len(h.d)), Container: h.nested.Kind()}
+		in := &Inspection{Format: FormatOther, Size: int64(len(h.d)), Container: h.nested.Kind()}
+		if in.Err = storedIMA(rel, h.attrs, h.d, cfg.opts.Certificates); in.Err != nil {
+			in.Container = "" // blocked as it is stored: not walked
+		}
+		return in
 	}
 	in := inspectHeld(ctx, cfg, rel, h.d, buf, h.n, h.name, &Inspection{Format: FormatOther, Size: h.size, decompressed: h.decompressed}, h.attrs)
 	if cfg.again != nil && in.deferred && in.Err == nil && ctx.Err() == nil && cfg.again(rel, in) {
