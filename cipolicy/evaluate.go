@@ -47,6 +47,11 @@ type Subject struct {
 	// not judge (they are unknown: an allow rule on them admits nothing,
 	// a deny rule blocks).
 	Decompressed bool
+	// Relocatable says the subject is a relocatable ELF file (ET_REL): the
+	// kernel executes none (execve takes ET_EXEC and ET_DYN only), and
+	// loads one as a kernel module whatever its name, so IPE judges it
+	// under KMODULE.
+	Relocatable bool
 }
 
 // Verdict is the outcome for a subject.

@@ -527,7 +527,8 @@ type IPEOptions struct {
 	BootVerified *bool
 	// Op, if set, judges every subject under this operation; otherwise
 	// kernel modules (ELF files named *.ko, carrying a module signature,
-	// or judged in the kernel scenario) under KMODULE and every other file
+	// relocatable (ET_REL: the kernel executes none) or judged in the
+	// kernel scenario) under KMODULE and every other file
 	// under EXECUTE.
 	Op IPEOp
 }
@@ -597,7 +598,7 @@ func ipeOp(s *Subject, opts IPEOptions) IPEOp {
 	if opts.Op != "" {
 		return opts.Op
 	}
-	if s.Format == FormatELF && (s.Scenario == ScenarioKernel || strings.HasSuffix(s.Path, ".ko") ||
+	if s.Format == FormatELF && (s.Scenario == ScenarioKernel || s.Relocatable || strings.HasSuffix(s.Path, ".ko") ||
 		slices.ContainsFunc(s.Signatures, func(sig *signing.Signature) bool { return sig.Format == "modsig" })) {
 		return IPEKModule
 	}

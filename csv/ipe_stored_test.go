@@ -66,3 +66,32 @@ func TestIPECompressedModule(t *testing.T) {
 		t.Errorf("plain.ko: blocked: %s", r.Decision.Reason)
 	}
 }
+
+// TestIPERelocatableIsKModule: a relocatable ELF file (ET_REL) is never
+// executed by the kernel, and insmod loads one whatever its name: under
+// a policy that allows every EXECUTE and denies every KMODULE, an
+// unsigned module named helper.bin is blocked, as the host would refuse
+// to load it, while an executable is allowed.
+func TestIPERelocatableIsKModule(t *testing.T) {
+	rel := append([]byte(nil), elfImg...)
+	rel[16], rel[17] = 1, 0 // e_type ET_REL
+	dir := tree(t, map[string][]byte{"lib/helper.bin": rel, "bin/tool": elfImg})
+	p, err := cipolicy.Parse([]byte("policy_name=h policy_version=1.0.0\nDEFAULT op=EXECUTE action=ALLOW\nDEFAULT action=DENY\n"), "h.ipe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := cipolicy.NewSet(cipolicy.SetOptions{}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Result{}
+	for _, r := range validate(t, set, Options{}, dir).Results {
+		got[r.Path] = r
+	}
+	if r := got["lib/helper.bin"]; r.Err != nil || r.Decision.Allowed() || !strings.Contains(r.Decision.Reason, "op KMODULE") {
+		t.Errorf("helper.bin (ET_REL): %s %q (error %v)", r.Decision.Verdict, r.Decision.Reason, r.Err)
+	}
+	if r := got["bin/tool"]; !r.Decision.Allowed() {
+		t.Errorf("tool: %s %q", r.Decision.Verdict, r.Decision.Reason)
+	}
+}
