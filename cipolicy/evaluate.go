@@ -40,6 +40,18 @@ type Subject struct {
 	// facts could still admit it. Without Partial every fact a rule in
 	// scope needs must be present (Evaluate fails closed on any absent).
 	Partial bool
+	// Decompressed says the subject is the content of a single compressed
+	// file (x.ko.xz's x.ko): the kernel reads a compressed module or
+	// firmware file as stored, so IPE's fs-verity properties under the
+	// operations that read it so are the compressed file's, which csv does
+	// not judge (they are unknown: an allow rule on them admits nothing,
+	// a deny rule blocks).
+	Decompressed bool
+	// Relocatable says the subject is a relocatable ELF file (ET_REL): the
+	// kernel executes none (execve takes ET_EXEC and ET_DYN only), and
+	// loads one as a kernel module whatever its name, so IPE judges it
+	// under KMODULE.
+	Relocatable bool
 }
 
 // Verdict is the outcome for a subject.

@@ -527,7 +527,8 @@ type IPEOptions struct {
 	BootVerified *bool
 	// Op, if set, judges every subject under this operation; otherwise
 	// kernel modules (ELF files named *.ko, carrying a module signature,
-	// or judged in the kernel scenario) under KMODULE and every other file
+	// relocatable (ET_REL: the kernel executes none) or judged in the
+	// kernel scenario) under KMODULE and every other file
 	// under EXECUTE.
 	Op IPEOp
 }
@@ -597,7 +598,7 @@ func ipeOp(s *Subject, opts IPEOptions) IPEOp {
 	if opts.Op != "" {
 		return opts.Op
 	}
-	if s.Format == FormatELF && (s.Scenario == ScenarioKernel || strings.HasSuffix(s.Path, ".ko") ||
+	if s.Format == FormatELF && (s.Scenario == ScenarioKernel || s.Relocatable || strings.HasSuffix(s.Path, ".ko") ||
 		slices.ContainsFunc(s.Signatures, func(sig *signing.Signature) bool { return sig.Format == "modsig" })) {
 		return IPEKModule
 	}
@@ -680,6 +681,10 @@ func trustedSignature(s *Subject, format string, trusted func(*signing.Certifica
 // is not admitted by it) and blocks the file if it denies (fail closed).
 func (g *ipeGroup) evaluate(s *Subject, d Decision, opts IPEOptions, trusted func(*signing.Certificate) bool) Decision {
 	op := ipeOp(s, opts)
+	// The kernel reads a module, firmware, kexec image or policy file as
+	// it is stored: of a compressed one (x.ko.xz), csv judges the content,
+	// whose fs-verity digest and signature are not the stored file's.
+	stored := s.Decompressed && op != IPEExecute
 	var notes []string
 	decide := func(r *IPERule, sig int, hash bool) Decision {
 		d.Rule = fmt.Sprintf("line %d", r.Line)
@@ -711,7 +716,7 @@ func (g *ipeGroup) evaluate(s *Subject, d Decision, opts IPEOptions, trusted fun
 		cands = append(cands, x.others...)
 		for a, rules := range x.denyByAlg {
 			// A root hash rule never matches a loose file (property).
-			if !a.AppliesTo(s.Format) && a != DMVeritySHA256 {
+			if !a.AppliesTo(s.Format) && a != DMVeritySHA256 || stored && a == FSVeritySHA256 {
 				cands = append(cands, rules...)
 			}
 		}
@@ -724,12 +729,20 @@ func (g *ipeGroup) evaluate(s *Subject, d Decision, opts IPEOptions, trusted fun
 			for j := range r.Props {
 				pr := &r.Props[j]
 				pm, psig := g.property(pr, s, opts, trusted)
+				storedWhy := ""
+				if stored && (pr.Name == IPEFSVerityDigest || pr.Name == IPEFSVeritySignature) {
+					pm, psig = ipeUnknown, -1
+					storedWhy = fmt.Sprintf("under op %s the kernel reads the compressed file as it is stored, and its %s is not that of the decompressed content csv judges", op, pr.Name)
+				}
 				if pm == ipeNo {
 					m = ipeNo
 					break
 				}
 				if pm == ipeUnknown {
 					m, why = ipeUnknown, ipeUnjudged(pr, s.Format)
+					if storedWhy != "" {
+						why = storedWhy
+					}
 				}
 				if psig >= 0 && pr.Bool {
 					sig = psig

@@ -365,6 +365,24 @@ func (m *FileAttrMatch) String() string {
 	return s
 }
 
+// hostChecks reports whether the host that runs files of format f checks
+// their signatures of format sf, for allow rules that name no
+// signature_formats: a file's own signatures (Authenticode, an appended
+// signature) always; the Linux ones that travel beside it (security.ima,
+// an fs-verity signature) only for ELF files, and a dm-verity root hash
+// signature only for an image. A Windows host never reads security.ima:
+// an unsigned PE with an IMA signature in a sidecar must not be allowed
+// by a rule meant for Authenticode.
+func hostChecks(f Format, sf string) bool {
+	switch sf {
+	case "ima", "fsverity":
+		return f == FormatELF
+	case "dmverity":
+		return f == FormatImage
+	}
+	return true
+}
+
 // signerOutcome is what matching one signer rule against a subject found.
 type signerOutcome struct {
 	sig   int // index into Subject.Signatures
@@ -410,6 +428,12 @@ func matchSigner(r *compiledRule, s *Subject, now time.Time, trusted func(*signi
 		if len(m.SignatureFormats) > 0 && !slices.Contains(m.SignatureFormats, sig.Format) {
 			if why == "" {
 				why = fmt.Sprintf("signature %d is %s, and the rule counts only %s signatures", i, sig.Format, strings.Join(m.SignatureFormats, ", "))
+			}
+			continue
+		}
+		if len(m.SignatureFormats) == 0 && !deny && !hostChecks(s.Format, sig.Format) {
+			if why == "" {
+				why = fmt.Sprintf("signature %d is %s, which no host running %s files checks (a rule counts it only with signature_formats naming it)", i, sig.Format, s.Format.Label())
 			}
 			continue
 		}

@@ -83,6 +83,12 @@ type Member struct {
 	// be read concurrently with the walk, by another goroutine. Once it is
 	// called, the walk reads the member no further.
 	Detach func() io.Reader
+	// Decompressed says the member is the content of a single compressed
+	// file (x.ko.xz's x.ko), not a file a container lays down: the kernel
+	// reads a compressed module or firmware file as it is stored, so what
+	// it measures of the file (its fs-verity digest, its security.ima) is
+	// the compressed bytes', not this content's.
+	Decompressed bool
 }
 
 // Path is the report path of a member of the container at outer:

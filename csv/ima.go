@@ -100,6 +100,27 @@ func memberIMA(attrs map[string][]byte) (map[string][]byte, string) {
 	return attrs, "the PAX record SCHILY.xattr." + ima.XattrName
 }
 
+// storedIMA judges the security.ima of a container member that is itself
+// a container (a compressed module m.ko.xz in a layer, whose content csv
+// judges as a member of its own): d is its bytes as stored, which a host
+// appraising the file checks the value against (the kernel loads m.ko.xz
+// as it is). It returns the error that blocks the member, nil when the
+// value holds or there is none.
+func storedIMA(rel string, attrs map[string][]byte, d []byte, keyring []*signing.Certificate) error {
+	file := &format.File{}
+	if file.Attrs, file.AttrsFrom = memberIMA(attrs); file.Attrs == nil {
+		return nil
+	}
+	var p format.Pass
+	c := startIMA(file, &p)
+	for _, w := range p.Writers() {
+		w.Write(d)
+	}
+	in := &Inspection{Format: FormatOther}
+	c.finish(rel, in, keyring)
+	return in.Err
+}
+
 // imaCheck is one file's security.ima value during its read.
 type imaCheck struct {
 	from string

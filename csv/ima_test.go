@@ -5,6 +5,7 @@ package csv
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"crypto"
 	"crypto/sha256"
 	"errors"
@@ -244,5 +245,80 @@ func TestIMATarMembers(t *testing.T) {
 	wantIMABlocked(t, got["layer.tar!/huge"], signing.ErrLimit)
 	if r := got["layer.tar!/evm"]; r.Decision.Allowed() || r.Err == nil || !strings.Contains(r.Decision.Reason, "EVM_XATTR_HMAC") {
 		t.Fatalf("evm: %s %q", r.Decision.Verdict, r.Decision.Reason)
+	}
+}
+
+// TestIMADoesNotSignWindowsFiles: an unsigned PE with an IMA signature in
+// its sidecar (or a PAX record) is not allowed by a signer rule that
+// names no signature_formats: Windows never reads security.ima, and
+// refuses the file as unsigned. An ELF file's IMA signature still counts,
+// and a rule that names ima counts it for any file.
+func TestIMADoesNotSignWindowsFiles(t *testing.T) {
+	p := newIMAPKI(t)
+	pe := testbin.PE(testbin.PEOptions{})
+	elf := testbin.ELF(testbin.ELFOptions{})
+	dir := tree(t, map[string][]byte{"tool.exe": pe, "tool.exe.sig": p.sign(t, pe), "tool": elf, "tool.sig": p.sign(t, elf)})
+	judge := func(formats string) map[string]Result {
+		src := "format: csv-policy/v1\nname: w\nversion: '1'\nrules:\n" +
+			"  - {id: signed, action: allow, signer: {tbs: " + p.certs[1].TBSHashHex() + ", level: issuer" + formats + "}}\n"
+		pol, err := cipolicy.Parse([]byte(src), "w.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := cipolicy.NewSet(cipolicy.SetOptions{Now: func() time.Time { return testca.Epoch }}, pol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resultsByPath(validate(t, set, Options{Certificates: p.certs}, dir))
+	}
+	plain := judge("")
+	if r := plain["tool.exe"]; r.Decision.Allowed() || !strings.Contains(r.Decision.Reason, "no host running PE files checks") {
+		t.Errorf("tool.exe, unsigned with an IMA sidecar: %s %s", r.Decision.Verdict, r.Decision.Reason)
+	}
+	if r := plain["tool"]; !r.Decision.Allowed() {
+		t.Errorf("tool (ELF) with an IMA sidecar: %s %s", r.Decision.Verdict, r.Decision.Reason)
+	}
+	named := judge(", signature_formats: [ima]")
+	if r := named["tool.exe"]; !r.Decision.Allowed() {
+		t.Errorf("tool.exe under a rule naming ima: %s %s", r.Decision.Verdict, r.Decision.Reason)
+	}
+}
+
+// TestIMANestedContainer: a layer member that is itself a container (a
+// compressed module m.ko.xz, which the kernel loads as it is stored) has
+// its security.ima judged against its stored bytes: a signature over them
+// holds and its content is walked; one over other bytes blocks it.
+func TestIMANestedContainer(t *testing.T) {
+	p := newIMAPKI(t)
+	elf := testbin.ELF(testbin.ELFOptions{})
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(elf)
+	zw.Close()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, m := range []struct {
+		name string
+		attr []byte
+	}{{"good.ko.gz", p.sign(t, gz.Bytes())}, {"bad.ko.gz", p.sign(t, []byte("other"))}} {
+		hdr := &tar.Header{Name: m.name, Mode: 0o644, Size: int64(gz.Len()), Format: tar.FormatPAX,
+			PAXRecords: map[string]string{"SCHILY.xattr." + ima.XattrName: string(m.attr)}}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(gz.Bytes())
+	}
+	tw.Close()
+	dir := tree(t, map[string][]byte{"layer.tar": buf.Bytes()})
+	got := resultsByPath(validate(t, p.set, Options{Certificates: p.certs}, dir))
+	if r, ok := got["layer.tar!/good.ko.gz!/good.ko"]; !ok || r.Err != nil {
+		t.Errorf("good.ko.gz's content: %+v (all: %v)", r, got)
+	}
+	r, ok := got["layer.tar!/bad.ko.gz"]
+	if !ok || r.Decision.Allowed() || !errors.Is(r.Err, signing.ErrSignature) || !strings.Contains(r.Decision.Reason, ima.XattrName) {
+		t.Errorf("bad.ko.gz: %s %q (error %v)", r.Decision.Verdict, r.Decision.Reason, r.Err)
+	}
+	if _, walked := got["layer.tar!/bad.ko.gz!/bad.ko"]; walked {
+		t.Errorf("bad.ko.gz's content was walked")
 	}
 }

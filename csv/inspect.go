@@ -114,6 +114,9 @@ type Inspection struct {
 	// fsverityPath is a loose file's path, where its fs-verity signature
 	// sidecar is looked for (csv/fsverity.go).
 	fsverityPath string
+	// decompressed: the member is a single compressed file's content
+	// (container.Member.Decompressed).
+	decompressed bool
 }
 
 // Signed reports whether the file carries a signature.

@@ -409,6 +409,8 @@ type heldMember struct {
 	// inspectDetached; m is the member.
 	detached io.Reader
 	m        *container.Member
+	// decompressed: container.Member.Decompressed.
+	decompressed bool
 }
 
 // inspectDetached reads a detached member from its start, as readMember
@@ -441,7 +443,7 @@ func (h *heldMember) inspectDetached(ctx context.Context, buf []byte) *Inspectio
 // placeholder. A member of no format is not read further, and in is its
 // inspection.
 func readMember(ctx context.Context, cfg *inspectConfig, rel string, m *container.Member, r io.Reader, buf []byte, data *[]byte) (in *Inspection, h *heldMember, err error) {
-	in = &Inspection{Format: FormatOther, Size: m.Size}
+	in = &Inspection{Format: FormatOther, Size: m.Size, decompressed: m.Decompressed}
 	readErr := func(err error) (*Inspection, *heldMember, error) {
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
@@ -537,7 +539,7 @@ func readMember(ctx context.Context, cfg *inspectConfig, rel string, m *containe
 			signed = true
 		}
 	}
-	return in, &heldMember{cfg: cfg, rel: rel, d: d, n: n, name: probe.Name, size: m.Size, nested: nested, signed: signed, attrs: m.Attrs}, nil
+	return in, &heldMember{cfg: cfg, rel: rel, d: d, n: n, name: probe.Name, size: m.Size, nested: nested, signed: signed, attrs: m.Attrs, decompressed: m.Decompressed}, nil
 }
 
 // inspect inspects a member held in memory: a binary, or a container with a
@@ -547,13 +549,17 @@ func readMember(ctx context.Context, cfg *inspectConfig, rel string, m *containe
 func (h *heldMember) inspect(ctx context.Context, buf []byte) *Inspection {
 	cfg, rel := h.cfg, h.rel
 	if h.nested != nil && (!h.signed || cfg.containerOnly) {
-		return &Inspection{Format: FormatOther, Size: int64(len(h.d)), Container: h.nested.Kind()}
+		in := &Inspection{Format: FormatOther, Size: int64(len(h.d)), Container: h.nested.Kind()}
+		if in.Err = storedIMA(rel, h.attrs, h.d, cfg.opts.Certificates); in.Err != nil {
+			in.Container = "" // blocked as it is stored: not walked
+		}
+		return in
 	}
-	in := inspectHeld(ctx, cfg, rel, h.d, buf, h.n, h.name, &Inspection{Format: FormatOther, Size: h.size}, h.attrs)
+	in := inspectHeld(ctx, cfg, rel, h.d, buf, h.n, h.name, &Inspection{Format: FormatOther, Size: h.size, decompressed: h.decompressed}, h.attrs)
 	if cfg.again != nil && in.deferred && in.Err == nil && ctx.Err() == nil && cfg.again(rel, in) {
 		// The first read's digests leave it blocked, and those the policy
 		// deferred could admit it: read it again, from memory.
-		in = inspectHeld(ctx, cfg.full(rel), rel, h.d, buf, h.n, h.name, &Inspection{Format: FormatOther, Size: h.size}, h.attrs)
+		in = inspectHeld(ctx, cfg.full(rel), rel, h.d, buf, h.n, h.name, &Inspection{Format: FormatOther, Size: h.size, decompressed: h.decompressed}, h.attrs)
 	}
 	if h.signed && in.Err == nil {
 		// A container with a signature of its own, judged as its format:

@@ -40,6 +40,7 @@ import (
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/csv/format"
+	"github.com/codesignval/csv/csv/format/elf"
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
@@ -391,7 +392,10 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 		}
 		sub := cipolicy.Subject{Path: e.rel, Format: r.Format, Scenario: v.opts.Scenario,
 			Digests: r.Digests, Signed: r.Signed, Signatures: r.Signatures, Attributes: r.Attributes,
-			Partial: in != nil && in.deferred}
+			Partial: in != nil && in.deferred, Decompressed: in != nil && in.decompressed}
+		if ei, ok := r.Info.(*elf.Info); ok && ei.Type == 1 { // ET_REL
+			sub.Relocatable = true
+		}
 		if r.Err != nil {
 			sub.Problem = pathless{r.Err}
 		}

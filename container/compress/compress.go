@@ -272,7 +272,7 @@ func (w *Walker) Walk(ctx context.Context, src io.Reader, name string, lim *cont
 	if w.TarOnly {
 		return &signing.MalformedError{Format: kind, Offset: -1, Reason: "the stream does not hold a tar"}
 	}
-	m := &container.Member{Name: Stem(name), Type: container.Regular, Size: -1}
+	m := &container.Member{Name: Stem(name), Type: container.Regular, Size: -1, Decompressed: true}
 	var body io.Reader = &container.Meter{R: out, Ctx: ctx, Lim: lim, Name: m.Name, Declared: -1, Format: kind}
 	if _, err := container.CleanName(m.Name); err != nil {
 		m.Problem, body = err, nil // a base name the caller did not give

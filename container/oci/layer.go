@@ -158,13 +158,9 @@ func (w *walker) entries(img *image, l layer, tr *tar.Reader) error {
 			m.Name = img.name + "/" + name
 		}
 		m.Problem = nameErr
-		for k, v := range hdr.PAXRecords {
-			if a, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
-				if m.Attrs == nil {
-					m.Attrs = map[string][]byte{}
-				}
-				m.Attrs[a] = []byte(v)
-			}
+		var aerr error
+		if m.Attrs, aerr = container.PAXAttrs(hdr.PAXRecords); aerr != nil && m.Problem == nil {
+			m.Problem = fmt.Errorf("%s: %w", m.Name, aerr)
 		}
 		switch hdr.Typeflag {
 		case tar.TypeDir:

@@ -247,18 +247,14 @@ func (w *Walker) member(hdr *tar.Header) *container.Member {
 	if err != nil {
 		m.Problem = err
 	}
-	for k, v := range hdr.PAXRecords {
-		if a, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
-			if m.Attrs == nil {
-				m.Attrs = map[string][]byte{}
-			}
-			m.Attrs[a] = []byte(v)
-		}
-	}
 	problem := func(f string, args ...any) {
 		if m.Problem == nil {
 			m.Problem = fmt.Errorf("%w: "+f, append([]any{container.ErrMember}, args...)...)
 		}
+	}
+	var aerr error
+	if m.Attrs, aerr = container.PAXAttrs(hdr.PAXRecords); aerr != nil && m.Problem == nil {
+		m.Problem = fmt.Errorf("%s: %w", name, aerr)
 	}
 	if twice != "" {
 		problem("%s: %s", name, twice)

@@ -4,6 +4,7 @@ import (
 	stdtar "archive/tar"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -550,5 +551,44 @@ func TestBadFirstHeader(t *testing.T) {
 	g := ctest.Walk(t, tar.Reader{}, b, "x.tar", ctest.Limits())
 	if !errors.Is(g.Err, signing.ErrMalformed) || len(g.Members) != 0 {
 		t.Fatalf("Walk: %v %+v, want malformed", g.Err, g.Members)
+	}
+}
+
+// TestLibarchiveXattrs: bsdtar --xattrs lays down a LIBARCHIVE.xattr
+// record (base64) when it comes after the SCHILY one, GNU tar the SCHILY
+// record: a member whose two records disagree, or that has the
+// libarchive one alone, has no one security.ima to judge and is blocked;
+// the two agreeing (as bsdtar writes them) are read.
+func TestLibarchiveXattrs(t *testing.T) {
+	good, bad := "\x03\x02good", "\x03\x02bad!"
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	for _, c := range []struct {
+		name    string
+		records map[string]string
+		problem bool
+	}{
+		{"agree", map[string]string{"SCHILY.xattr.security.ima": good, "LIBARCHIVE.xattr.security.ima": b64(good)}, false},
+		{"disagree", map[string]string{"SCHILY.xattr.security.ima": good, "LIBARCHIVE.xattr.security.ima": b64(bad)}, true},
+		{"libarchive only", map[string]string{"LIBARCHIVE.xattr.security.ima": b64(bad)}, true},
+		{"not base64", map[string]string{"SCHILY.xattr.security.ima": good, "LIBARCHIVE.xattr.security.ima": "%%"}, true},
+		{"encoded name", map[string]string{"SCHILY.xattr.security.ima": good, "LIBARCHIVE.xattr.security%2Eima": b64(bad)}, true},
+	} {
+		b := craft(t, []*stdtar.Header{{Name: "x.ko", Typeflag: stdtar.TypeReg, Size: 3, Format: stdtar.FormatPAX, PAXRecords: c.records}}, []string{"abc"})
+		g := ctest.Walk(t, tar.Reader{}, b, "x.tar", ctest.Limits())
+		if g.Err != nil {
+			t.Fatalf("%s: %v", c.name, g.Err)
+		}
+		if len(g.Members) != 1 {
+			t.Fatalf("%s: %d members", c.name, len(g.Members))
+		}
+		m := g.Members[0]
+		if got := m.Problem != nil; got != c.problem {
+			t.Errorf("%s: problem %v, want one: %v", c.name, m.Problem, c.problem)
+		} else if got && !errors.Is(m.Problem, container.ErrMember) {
+			t.Errorf("%s: problem %v does not wrap ErrMember", c.name, m.Problem)
+		}
+		if !c.problem && string(m.Attrs["security.ima"]) != good {
+			t.Errorf("%s: attrs %q", c.name, m.Attrs)
+		}
 	}
 }
