@@ -366,6 +366,15 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 		if f.Bundle {
 			line += fmt.Sprintf("; %d Sigstore bundles", len(res.Signed))
 		}
+		if f.FSVerity {
+			n := 0
+			for i := range res.Signed {
+				if res.Signed[i].FSVeritySidecar != "" {
+					n++
+				}
+			}
+			line += fmt.Sprintf("; %d fs-verity signatures (FILE.fsv.sig)", n)
+		}
 		if f.Manifest != "" {
 			line += "; manifest " + f.Manifest
 		}
