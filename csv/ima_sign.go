@@ -51,10 +51,24 @@ func signIMA(opts *SignOptions, p *pending, s *Signed, out *os.File, dest, displ
 		s.Warnings = append(s.Warnings, fmt.Sprintf("%s cannot be set here (%v): the IMA signature is in the sidecar %s.sig", ima.XattrName, err, s.Output))
 	}
 	sdest := dest + ".sig"
-	if err := opts.claims.claim(sdest, display+"'s IMA signature"); err != nil {
+	if err := writeSidecar(opts, p, sdest, display+"'s IMA signature", "an IMA signature (a detached OpenPGP signature?)", isIMASidecar, v); err != nil {
 		return err
 	}
-	if err := checkOldSidecar(opts, sdest); err != nil {
+	s.IMASidecar = s.Output + ".sig"
+	return nil
+}
+
+// writeSidecar writes data to sdest (beside a signed file) in the same
+// all-or-nothing commit (p), claimed for what. An existing sdest is
+// replaced only when it is a regular file of at most
+// limits.MaxDetachedSignature bytes that isOurs takes for a sidecar of the
+// same kind (an earlier run's): anything else fails the run, naming the
+// file as not being want, before anything changes.
+func writeSidecar(opts *SignOptions, p *pending, sdest, what, want string, isOurs func([]byte) bool, data []byte) error {
+	if err := opts.claims.claim(sdest, what); err != nil {
+		return err
+	}
+	if err := checkOldSidecar(opts, sdest, want, isOurs); err != nil {
 		return err
 	}
 	f, name, err := createTemp(opts, sdest, 0o644)
@@ -62,7 +76,7 @@ func signIMA(opts *SignOptions, p *pending, s *Signed, out *os.File, dest, displ
 		return err
 	}
 	p.temps, p.dests = append(p.temps, name), append(p.dests, sdest)
-	_, werr := f.Write(v)
+	_, werr := f.Write(data)
 	var serr error
 	if !batchSync {
 		serr = f.Sync()
@@ -71,9 +85,8 @@ func signIMA(opts *SignOptions, p *pending, s *Signed, out *os.File, dest, displ
 		werr = cerr
 	}
 	if werr != nil || serr != nil {
-		return fmt.Errorf("writing the IMA sidecar: %w", errors.Join(werr, serr))
+		return fmt.Errorf("writing %s: %w", filepath.Base(sdest), errors.Join(werr, serr))
 	}
-	s.IMASidecar = s.Output + ".sig"
 	return nil
 }
 
@@ -94,10 +107,11 @@ func checkIMAOptions(opts *SignOptions) error {
 	return nil
 }
 
-// checkOldSidecar refuses to replace a FILE.sig that is not an IMA
-// signature (a detached OpenPGP signature, say): only an earlier IMA
-// sidecar is replaced.
-func checkOldSidecar(opts *SignOptions, sdest string) error {
+// checkOldSidecar refuses to replace a sidecar sdest that isOurs does not
+// take for one of the kind being written (a FILE.sig that is a detached
+// OpenPGP signature, say): only an earlier sidecar of that kind is
+// replaced.
+func checkOldSidecar(opts *SignOptions, sdest, want string, isOurs func([]byte) bool) error {
 	st, err := opts.tree.lstat(sdest)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -105,19 +119,28 @@ func checkOldSidecar(opts *SignOptions, sdest string) error {
 	case err != nil:
 		return err
 	case !st.Mode().IsRegular():
-		return fmt.Errorf("%s exists and is not a regular file: csv does not replace it with an IMA signature", filepath.Base(sdest))
+		return fmt.Errorf("%s exists and is not a regular file: csv does not replace it", filepath.Base(sdest))
 	}
 	f, _, err := opts.tree.openRegular(sdest)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limits.MaxIMAValue+1))
+	b, err := io.ReadAll(io.LimitReader(f, limits.MaxDetachedSignature+1))
 	if err != nil {
 		return err
 	}
-	if _, perr := ima.Parse(b); perr != nil && (len(b) == 0 || len(b) > limits.MaxIMAValue || b[0] < byte(ima.TypeDigest) || b[0] > byte(ima.TypeVerityDigsig)) {
-		return fmt.Errorf("%s exists and is not an IMA signature (a detached OpenPGP signature?): csv does not replace it", filepath.Base(sdest))
+	if len(b) > limits.MaxDetachedSignature || !isOurs(b) {
+		return fmt.Errorf("%s exists and is not %s: csv does not replace it", filepath.Base(sdest), want)
 	}
 	return nil
+}
+
+// isIMASidecar takes b for an earlier IMA sidecar: a value ima.Parse reads,
+// or one of an IMA type it does not (a digest, a version it refuses).
+func isIMASidecar(b []byte) bool {
+	if _, err := ima.Parse(b); err == nil {
+		return true
+	}
+	return len(b) > 0 && len(b) <= limits.MaxIMAValue && b[0] >= byte(ima.TypeDigest) && b[0] <= byte(ima.TypeVerityDigsig)
 }

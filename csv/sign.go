@@ -62,6 +62,10 @@ type SignOptions struct {
 	// IMA also gives every signed binary an IMA signature, in its
 	// security.ima attribute or a sidecar FILE.sig (csv/ima_sign.go).
 	IMA IMAMode
+	// FSVerity also gives every signed ELF file an fs-verity built-in
+	// signature over the signed output, in a sidecar FILE.fsv.sig
+	// (csv/fsverity_sign.go).
+	FSVerity bool
 	// Expect, if set, maps each binary's path (Result.DisplayPath) to the
 	// digests validation saw (Options.SignCheck): a binary validation did
 	// not see, or whose digest differs when it is read for signing, changed
@@ -120,8 +124,11 @@ type Signed struct {
 	// IMASidecar is the path of the IMA signature's sidecar FILE.sig, if
 	// one was written (csv/ima_sign.go).
 	IMASidecar string
-	Warnings   []string
-	fileRoot   bool
+	// FSVeritySidecar is the path of the fs-verity built-in signature's
+	// sidecar FILE.fsv.sig, if one was written (csv/fsverity_sign.go).
+	FSVeritySidecar string
+	Warnings        []string
+	fileRoot        bool
 }
 
 // DisplayPath is the path to show a user (see Result.DisplayPath).
@@ -204,6 +211,9 @@ func Sign(ctx context.Context, opts SignOptions, roots ...string) (*SignReport, 
 		return nil, fmt.Errorf("%w: no paths to sign", ErrOptions)
 	}
 	if err := checkIMAOptions(&opts); err != nil { // IMA (csv/ima_sign.go)
+		return nil, err
+	}
+	if err := checkFSVerityOptions(&opts); err != nil { // fs-verity (csv/fsverity_sign.go)
 		return nil, err
 	}
 	// Every file operation from here on goes through the tree, opened now:
@@ -793,6 +803,11 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 		s.Warnings, outSum = res.Warnings, res.SHA256
 		if opts.IMA != IMAOff { // IMA (csv/ima_sign.go)
 			if err := signIMA(opts, p, s, out, dest, display, outSum); err != nil {
+				return p, err
+			}
+		}
+		if opts.FSVerity && ft == FormatELF { // fs-verity (csv/fsverity_sign.go)
+			if err := signFSVerity(opts, p, s, out, dest, display); err != nil {
 				return p, err
 			}
 		}

@@ -43,6 +43,9 @@ type Flags struct {
 	// IMA and IMASidecar give every signed binary an IMA signature, in
 	// its security.ima attribute or its sidecar FILE.sig.
 	IMA, IMASidecar bool
+	// FSVerity gives every signed ELF file an fs-verity built-in
+	// signature in its sidecar FILE.fsv.sig.
+	FSVerity bool
 	// Catalog, if set, writes a signed security catalog of the files to
 	// this path instead of signing them (csv sign --catalog).
 	Catalog string
@@ -68,6 +71,7 @@ func (f *Flags) Register(fs *pflag.FlagSet, when string) {
 	fs.BoolVar(&f.PageHashes, "page-hashes", false, "PE: put the file's page-hash table (SHA256, one hash per 4 KiB page) in the signature, as signtool /ph and osslsigncode -ph do")
 	fs.BoolVar(&f.IMA, "ima", false, "also give every signed binary an IMA signature (digital signature v2, SHA-256, as evmctl ima_sign) in its security.ima attribute, or in a sidecar FILE.sig where the file system or the user cannot set it")
 	fs.BoolVar(&f.IMASidecar, "ima-sidecar", false, "with --ima: write the IMA signatures to sidecar FILE.sig files (as evmctl ima_sign --sigfile), never to security.ima")
+	fs.BoolVar(&f.FSVerity, "fsverity", false, "also give every signed ELF file an fs-verity built-in signature (PKCS#7 over its fs-verity SHA-256 digest, as fsverity sign) in a sidecar FILE.fsv.sig")
 	fs.StringVar(&f.ResourceURI, "resource-uri", "", "manifest: the build it speaks of (a CI run URL; default: the paths signed)")
 }
 
@@ -148,7 +152,7 @@ func NewCmdSign(f *cmdutil.Factory, runF func(context.Context, *Options) error) 
 				return err
 			}
 			if opts.Catalog != "" {
-				for name, set := range map[string]bool{"--out": opts.Out != "", "--bundle": opts.Bundle, "--manifest": opts.Manifest != "", "--append": opts.Append, "--ima": opts.IMA} {
+				for name, set := range map[string]bool{"--out": opts.Out != "", "--bundle": opts.Bundle, "--manifest": opts.Manifest != "", "--append": opts.Append, "--ima": opts.IMA, "--fsverity": opts.FSVerity} {
 					if set {
 						return cmdutil.FlagErrorf("sign: --catalog signs no file, so it takes no %s", name)
 					}
@@ -297,7 +301,7 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 	}
 	defer done()
 	opts := csv.SignOptions{Jobs: sel.Jobs, Include: sel.Include, Exclude: sel.Exclude, FollowSymlinks: sel.FollowSymlinks,
-		Key: key, Chain: chain, Out: f.Out,
+		Key: key, Chain: chain, Out: f.Out, FSVerity: f.FSVerity,
 		PE: authenticode.SignOptions{Append: f.Append, TSA: tsa, Description: f.Description, URL: f.URL}, PageHashes: f.PageHashes}
 	switch {
 	case f.IMASidecar:
@@ -361,6 +365,15 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 		line := fmt.Sprintf("csv: signed %s %s with %s", what, where, textsafe.Quote(chain[0].Subject.CommonName))
 		if f.Bundle {
 			line += fmt.Sprintf("; %d Sigstore bundles", len(res.Signed))
+		}
+		if f.FSVerity {
+			n := 0
+			for i := range res.Signed {
+				if res.Signed[i].FSVeritySidecar != "" {
+					n++
+				}
+			}
+			line += fmt.Sprintf("; %d fs-verity signatures (FILE.fsv.sig)", n)
 		}
 		if f.Manifest != "" {
 			line += "; manifest " + f.Manifest
