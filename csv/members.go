@@ -341,7 +341,7 @@ func init() {
 const (
 	minMemberClass = 16 // 64 KiB
 	memberClasses  = 9  // to 16 MiB
-	keptBuffers    = 8 << 20
+	keptBuffers    = 16 << 20
 )
 
 // memberClass returns the size class of a buffer of n bytes, -1 if none.
@@ -359,13 +359,18 @@ func getMemberBuffer(n int64) []byte {
 	if c < 0 {
 		return make([]byte, 0, n)
 	}
-	select {
-	case b := <-memberBuffers[c]:
-		keptBytes.Add(-int64(cap(b)))
-		return b[:0]
-	default:
-		return make([]byte, 0, 1<<(c+minMemberClass))
+	// A kept buffer of its class, or of the next two (a build's binaries
+	// come in many sizes: some room left unused costs less than a new
+	// buffer, which the kernel must fault in page by page).
+	for k := c; k < min(c+3, memberClasses); k++ {
+		select {
+		case b := <-memberBuffers[k]:
+			keptBytes.Add(-int64(cap(b)))
+			return b[:0]
+		default:
+		}
 	}
+	return make([]byte, 0, 1<<(c+minMemberClass))
 }
 
 // putMemberBuffer gives a buffer of getMemberBuffer's back.
