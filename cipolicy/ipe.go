@@ -804,7 +804,8 @@ func ipeActionName(a Action) string { return strings.ToUpper(string(a)) }
 // MarshalIPE writes an IPE policy: p's own IPE text form when p was read
 // from one (the header, the defaults, then the rules in order; comments are
 // not kept), otherwise p's allow hash rules on fs-verity digests and
-// dm-verity root hashes as op=EXECUTE rules, after "DEFAULT action=DENY",
+// dm-verity root hashes as op=EXECUTE rules (op=KMODULE for a rule of the
+// kernel scenario alone: a kernel module's), after "DEFAULT action=DENY",
 // in a policy named p.Name at p.Version. A rule of any other kind cannot be
 // written as IPE and is an error.
 func MarshalIPE(p *Policy) ([]byte, error) {
@@ -870,7 +871,13 @@ func ipeOf(p *Policy) (*IPEPolicy, error) {
 	}
 	for i := range p.Rules {
 		r := &p.Rules[i]
-		if r.Action != Allow || r.Hash == nil || len(r.Except) > 0 || len(r.Paths) > 0 || len(r.Scenarios) > 0 {
+		// A rule of the kernel scenario alone is a kernel module's:
+		// op=KMODULE, as csv judges modules (ipeOp).
+		op := IPEExecute
+		if len(r.Scenarios) == 1 && r.Scenarios[0] == ScenarioKernel {
+			op = IPEKModule
+		}
+		if r.Action != Allow || r.Hash == nil || len(r.Except) > 0 || len(r.Paths) > 0 || len(r.Scenarios) > 0 && op != IPEKModule {
 			return nil, fmt.Errorf("%w: rule %q (%s) cannot be written as an IPE rule: IPE allows by fs-verity digest or dm-verity root hash only", ErrInvalidPolicy, r.ID, r.Describe())
 		}
 		var name string
@@ -883,9 +890,9 @@ func ipeOf(p *Policy) (*IPEPolicy, error) {
 			return nil, fmt.Errorf("%w: rule %q compares the %s, which IPE cannot: it allows by fs-verity digest or dm-verity root hash", ErrInvalidPolicy, r.ID, r.Hash.Algorithm.Label())
 		}
 		v := "sha256:" + hex.EncodeToString(r.Hash.Value)
-		ip.Rules = append(ip.Rules, IPERule{Op: IPEExecute, Action: Allow,
+		ip.Rules = append(ip.Rules, IPERule{Op: op, Action: Allow,
 			Props: []IPEProperty{{Name: name, Value: v, Hash: &HashMatch{Algorithm: r.Hash.Algorithm, Value: r.Hash.Value}}},
-			Text:  "op=EXECUTE " + name + "=" + v + " action=ALLOW", Comment: r.Comment})
+			Text:  "op=" + string(op) + " " + name + "=" + v + " action=ALLOW", Comment: r.Comment})
 	}
 	return ip, nil
 }

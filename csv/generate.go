@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/csv/format/elf"
 	"github.com/codesignval/csv/internal/textsafe"
 	"github.com/codesignval/csv/signing"
 )
@@ -67,6 +68,17 @@ func ipeDigest(f cipolicy.Format) cipolicy.HashAlgorithm {
 		return cipolicy.DMVeritySHA256
 	}
 	return cipolicy.FSVeritySHA256
+}
+
+// ipeModule reports whether an IPE policy judges the file at rel as a
+// kernel module (op=KMODULE), as cipolicy judges it: an ELF file that is
+// relocatable (ET_REL), named *.ko, or carries a module signature.
+func ipeModule(rel string, in *Inspection) bool {
+	if in.Format != cipolicy.FormatELF {
+		return false
+	}
+	ei, ok := in.Info.(*elf.Info)
+	return ok && ei.Type == 1 || strings.HasSuffix(rel, ".ko") || in.Signed()
 }
 
 // Generated is a policy made from a known-good build, with the files that
@@ -182,6 +194,14 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 			res.Err = fmt.Errorf("no rule written: %s", strings.Join(why, "; "))
 			g.Problems = append(g.Problems, res)
 			return nil
+		}
+		if opts.IPE && ipeModule(e.rel, in) {
+			// The kernel loads it (insmod), under op=KMODULE: its rule
+			// is of the kernel scenario (cipolicy.MarshalIPE).
+			for _, r := range rules {
+				r.Scenarios = []cipolicy.Scenario{cipolicy.ScenarioKernel}
+			}
+			key += "\x00" + string(cipolicy.IPEKModule)
 		}
 		g.Files++
 		if grp, ok := byKey[key]; ok {

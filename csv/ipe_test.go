@@ -34,7 +34,10 @@ func TestGenerateIPEOptions(t *testing.T) {
 // covered (fail closed) and the test says so.
 func TestGenerateIPE(t *testing.T) {
 	other := testbin.ELF(testbin.ELFOptions{Code: []byte{0xb8, 7, 0, 0, 0, 0xc3}})
-	dir := tree(t, map[string][]byte{"bin/tool": elfImg, "bin/other": other, "empty/e": nil})
+	// A kernel module, and a file of the same bytes executed: the module's
+	// rule is op=KMODULE (as csv and the kernel judge it), the other's
+	// op=EXECUTE.
+	dir := tree(t, map[string][]byte{"bin/tool": elfImg, "bin/other": other, "lib/modules/m.ko": other, "empty/e": nil})
 	g, err := GeneratePolicy(context.Background(), GenerateOptions{Level: LevelHash, Name: "host", Version: "1.0.0", IPE: true}, dir)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +56,7 @@ func TestGenerateIPE(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, data)
 	}
-	if len(p.IPE.Rules) != 2 || p.IPE.Default != cipolicy.Deny {
+	if len(p.IPE.Rules) != 3 || p.IPE.Default != cipolicy.Deny || strings.Count(string(data), "op=KMODULE ") != 1 {
 		t.Fatalf("policy:\n%s", data)
 	}
 	if fsv, err := exec.LookPath("fsverity"); err == nil {
@@ -74,12 +77,15 @@ func TestGenerateIPE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep := validate(t, set, Options{}, dir); rep.Failed() || len(rep.Results) != 2 {
+	if rep := validate(t, set, Options{}, dir); rep.Failed() || len(rep.Results) != 3 {
 		t.Fatalf("the generated IPE policy does not allow the build: %+v", rep.Results)
 	}
 	changed := append([]byte(nil), other...)
 	changed[len(changed)-1] ^= 1
 	if err := os.WriteFile(filepath.Join(dir, "bin/other"), changed, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "lib/modules/m.ko")); err != nil {
 		t.Fatal(err)
 	}
 	rep := validate(t, set, Options{}, dir)
