@@ -44,6 +44,7 @@ import (
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
+	"github.com/codesignval/csv/signing/dmverity"
 )
 
 // Options configure a Validator. The zero value validates with one worker
@@ -51,6 +52,10 @@ import (
 type Options struct {
 	// Jobs is the number of files inspected at once (default GOMAXPROCS).
 	Jobs int
+	// Verity, when set, are the dm-verity parameters a filesystem image
+	// without a hash device beside it is hashed with (its root hash is
+	// then its dmverity_sha256; format.InspectOptions.Verity).
+	Verity *dmverity.Params
 	// Scenario is the scenario the binaries run in (default user).
 	Scenario cipolicy.Scenario
 	// Include and Exclude are path globs (** for any number of
@@ -715,7 +720,7 @@ func inspectInOrder(ctx context.Context, opts *Options, w *walker, needs func(re
 		}
 		e := j.e
 		cfg := &inspectConfig{needs: func(f cipolicy.Format) cipolicy.Needs { return needs(e.rel, f) },
-			opts: format.InspectOptions{Certificates: opts.Certificates, Cache: cache}, follow: e.follow,
+			opts: format.InspectOptions{Certificates: opts.Certificates, Cache: cache, Verity: opts.Verity}, follow: e.follow,
 			containers: opts.containers, containerOnly: e.includeOnly}
 		if opts.containers != nil {
 			// Members are judged at their own paths, and read

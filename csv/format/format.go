@@ -31,6 +31,7 @@ import (
 	"github.com/codesignval/csv/internal/binfmt"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
+	"github.com/codesignval/csv/signing/dmverity"
 )
 
 // Handler recognises, inspects and signs the files of one format.
@@ -277,6 +278,11 @@ type InspectOptions struct {
 	// Cache holds the certificates and chains the run's signatures share
 	// (every file of a build carries the same chains).
 	Cache *authenticode.CertCache
+	// Verity, when set, are the dm-verity parameters (salt, block sizes)
+	// a filesystem image without a hash device beside it is hashed with,
+	// in the one read, as veritysetup format would with them: its root
+	// hash is then its dmverity_sha256.
+	Verity *dmverity.Params
 }
 
 // Output is where Sign writes a signed file: sequentially, then a few

@@ -232,6 +232,24 @@ func (Handler) Inspect(f *format.File, need cipolicy.Needs, opts *format.Inspect
 		}
 	}
 	dev, err := f.Sidecar(SuffixVerity)
+	if errors.Is(err, fs.ErrNotExist) && opts.Verity != nil {
+		// No hash device: the tree is computed with the run's
+		// parameters, as veritysetup format makes it with them.
+		l, err := layoutFor(*opts.Verity, f.Size)
+		if err != nil {
+			return nil, malformed(fmt.Sprintf("the image cannot be hashed with the dm-verity parameters given: %v", err), err)
+		}
+		bs := opts.Verity.DataBlockSize
+		if bs == 0 {
+			bs = 4096
+		}
+		hbs := opts.Verity.HashBlockSize
+		if hbs == 0 {
+			hbs = 4096
+		}
+		info.Verity = &Verity{DataBlockSize: bs, HashBlockSize: hbs, DataBlocks: l.DataBlocks, Salt: hex.EncodeToString(opts.Verity.Salt)}
+		return rootHashOf(f, &tolerant{h: dmverity.NewHasher(l, nil)}, nil, p, info, want, sig, opts, facts), nil
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		if rootFile != nil || sigFile != nil {
 			name := f.Name + SuffixRootHash
@@ -262,11 +280,33 @@ func (Handler) Inspect(f *format.File, need cipolicy.Needs, opts *format.Inspect
 	}
 	// The hash device stays open for the read; it is closed when the
 	// read is done (or, if the read fails, by its finalizer).
-	t := &tolerant{h: dmverity.VerifyHasher(sb, dev)}
+	return rootHashOf(f, &tolerant{h: dmverity.VerifyHasher(sb, dev)}, dev, p, info, want, sig, opts, facts), nil
+}
+
+// layoutFor is the tree of an image of size bytes hashed with p: its size
+// must be a whole number of data blocks.
+func layoutFor(p dmverity.Params, size int64) (*dmverity.Layout, error) {
+	bs := int64(p.DataBlockSize)
+	if bs == 0 {
+		bs = 4096
+	}
+	if size <= 0 || size%bs != 0 {
+		return nil, fmt.Errorf("the image is %d bytes, not a whole number of %d-byte data blocks", size, bs)
+	}
+	return dmverity.NewLayout(p, uint64(size/bs))
+}
+
+// rootHashOf adds the tree t computes (over the image, checked against its
+// hash device dev when there is one) to the read, as the image's
+// dmverity_sha256, and returns the check of the root hash file and the
+// signature against it.
+func rootHashOf(f *format.File, t *tolerant, dev *os.File, p *format.Pass, info *Info, want []byte, sig *dmverity.Signature, opts *format.InspectOptions, facts *format.Facts) func() error {
 	var root []byte
 	p.Write(t)
 	p.OnDone(func() error {
-		defer dev.Close()
+		if dev != nil {
+			defer dev.Close()
+		}
 		if t.err == nil {
 			root, t.err = t.h.Sum()
 		}
@@ -293,7 +333,7 @@ func (Handler) Inspect(f *format.File, need cipolicy.Needs, opts *format.Inspect
 			facts.Signatures = append(facts.Signatures, sig.Verify(root, opts.Certificates))
 		}
 		return nil
-	}, nil
+	}
 }
 
 func readSuperblock(dev *os.File) (*dmverity.Superblock, error) {

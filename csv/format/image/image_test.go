@@ -79,6 +79,11 @@ type result struct {
 // its sidecars.
 func inspect(t testing.TB, path string, need cipolicy.Needs, certs []*signing.Certificate) *result {
 	t.Helper()
+	return inspectWith(t, path, need, &format.InspectOptions{Certificates: certs})
+}
+
+func inspectWith(t testing.TB, path string, need cipolicy.Needs, opts *format.InspectOptions) *result {
+	t.Helper()
 	fh, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +100,7 @@ func inspect(t testing.TB, path string, need cipolicy.Needs, certs []*signing.Ce
 	}
 	res := &result{}
 	var p format.Pass
-	finish, err := Handler{}.Inspect(f, need, &format.InspectOptions{Certificates: certs}, &p, &res.facts)
+	finish, err := Handler{}.Inspect(f, need, opts, &p, &res.facts)
 	if err != nil {
 		res.err = err
 		return res
@@ -243,4 +248,59 @@ func lookPaths(names ...string) (string, error) {
 		}
 	}
 	return "", nil
+}
+
+// TestImageWithParams: an image without a hash device beside it is hashed
+// with the run's dm-verity parameters (csv validate --verity-salt) into
+// the root hash veritysetup format makes with them, salted or not, with
+// other block sizes; IMAGE.roothash is checked against it, and a changed
+// byte changes it.
+func TestImageWithParams(t *testing.T) {
+	vs := testenv.Tool(t, "veritysetup")
+	for _, tc := range []struct {
+		salt   string
+		params dmverity.Params
+		args   []string
+	}{
+		{"0123456789abcdef", dmverity.Params{Salt: []byte{0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef}}, []string{"--salt=0123456789abcdef"}},
+		{"-", dmverity.Params{}, []string{"--salt=-"}},
+		{"aa", dmverity.Params{Salt: []byte{0xaa}, DataBlockSize: 1024, HashBlockSize: 512}, []string{"--salt=aa", "--data-block-size=1024", "--hash-block-size=512"}},
+	} {
+		dir := t.TempDir()
+		img := mkfs(t, Ext4, dir)
+		args := append([]string{"format"}, tc.args...)
+		out, err := exec.Command(vs, append(args, img, filepath.Join(dir, "hash"))...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("veritysetup %v: %v\n%s", args, err, out)
+		}
+		m := rootRE.FindSubmatch(out)
+		if m == nil {
+			t.Fatalf("no root hash in\n%s", out)
+		}
+		want, _ := hex.DecodeString(string(m[1]))
+		opts := &format.InspectOptions{Verity: &tc.params}
+		r := inspectWith(t, img, all, opts)
+		if r.err != nil || !bytes.Equal(r.digests.Get(cipolicy.DMVeritySHA256), want) {
+			t.Fatalf("salt %s: %v, root %x, veritysetup %x", tc.salt, r.err, r.digests.Get(cipolicy.DMVeritySHA256), want)
+		}
+		// Without the parameters, no root hash.
+		if r := inspect(t, img, all, nil); r.err != nil || r.digests.Get(cipolicy.DMVeritySHA256) != nil {
+			t.Fatalf("without parameters: %v, root %x", r.err, r.digests.Get(cipolicy.DMVeritySHA256))
+		}
+		os.WriteFile(img+SuffixRootHash, append(m[1], '\n'), 0o600)
+		if r := inspectWith(t, img, all, opts); r.err != nil {
+			t.Fatalf("with IMAGE.roothash: %v", r.err)
+		}
+		b, _ := os.ReadFile(img)
+		b[len(b)/2] ^= 1
+		os.WriteFile(img, b, 0o600)
+		var me *format.MalformedError
+		if r := inspectWith(t, img, all, opts); !errors.As(r.err, &me) {
+			t.Fatalf("a changed byte with IMAGE.roothash: %v", r.err)
+		}
+		os.Remove(img + SuffixRootHash)
+		if r := inspectWith(t, img, all, opts); r.err != nil || bytes.Equal(r.digests.Get(cipolicy.DMVeritySHA256), want) {
+			t.Fatalf("a changed byte: %v, root %x", r.err, r.digests.Get(cipolicy.DMVeritySHA256))
+		}
+	}
 }

@@ -4,8 +4,10 @@ package validate
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/codesignval/csv/signing/dmverity"
 	"io"
 	"os"
 	"path/filepath"
@@ -53,9 +55,14 @@ type Options struct {
 	// policies need to know of the host (cipolicy.IPEOptions).
 	IPEBootVerified string
 	IPEOp           string
-	Sign            bool
-	SignFlags       sign.Flags
-	Paths           []string
+	// VeritySalt ("" none given, "-" an empty salt) and the block sizes
+	// are the dm-verity parameters images without a hash device are
+	// hashed with.
+	VeritySalt                       string
+	VerityDataBlock, VerityHashBlock int
+	Sign                             bool
+	SignFlags                        sign.Flags
+	Paths                            []string
 }
 
 // NewCmdValidate returns the validate command. runF, if not nil, replaces
@@ -126,6 +133,9 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 	opts.Memory.Register(fl)
 	fl.StringArrayVar(&opts.Catalogs, "catalog", nil, "security catalog `FILE` (.cat) whose members count as signed by its signer, beside the *.cat files under PATH; it must verify; repeatable")
 	fl.StringVar(&opts.IPEBootVerified, "ipe-boot-verified", "", "IPE policies: whether the host reads the files from the initramfs its boot loader verified (boot_verified): `true` or false; required by a policy that reads boot_verified")
+	fl.StringVar(&opts.VeritySalt, "verity-salt", "", "hash filesystem images without a hash device (IMAGE.verity) beside them as veritysetup format does with this salt (`HEX`, or - for none): their root hash is their dmverity_sha256")
+	fl.IntVar(&opts.VerityDataBlock, "verity-data-block-size", 4096, "with --verity-salt: the data block size in `BYTES`")
+	fl.IntVar(&opts.VerityHashBlock, "verity-hash-block-size", 4096, "with --verity-salt: the hash block size in `BYTES`")
 	fl.StringVar(&opts.IPEOp, "ipe-op", "", "IPE policies: judge every file under this `OP` (EXECUTE, FIRMWARE, KMODULE, KEXEC_IMAGE, KEXEC_INITRAMFS, POLICY, X509_CERT) instead of EXECUTE, or KMODULE for kernel modules")
 	fl.StringArrayVar(&opts.CertFiles, "certs", nil, "certificates `FILE` (PEM or DER) completing chains: intermediates, roots, ELF signers; roots here are trusted for WDAC well-known root rules; repeatable")
 	return cmd
@@ -160,6 +170,11 @@ func (o *Options) check() error {
 	}
 	if err := o.Memory.Check("validate"); err != nil {
 		return err
+	}
+	if o.VeritySalt != "" {
+		if _, err := o.verityParams(); err != nil {
+			return cmdutil.FlagErrorf("validate: %v", err)
+		}
 	}
 	if o.Jobs < 0 {
 		return cmdutil.FlagErrorf("validate: --jobs %d: want a positive number", o.Jobs)
@@ -238,6 +253,9 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	if o.Shard != "" {
 		vopts.Shard, _ = csv.ParseShard(o.Shard) // checked above
+	}
+	if o.VeritySalt != "" {
+		vopts.Verity, _ = o.verityParams() // checked above
 	}
 	var prog *progress
 	if o.IO.ErrTTY && !o.Quiet {
@@ -427,4 +445,21 @@ func (p *progress) clear() {
 		fmt.Fprint(p.io.ErrOut, "\r\033[K")
 		p.shown = false
 	}
+}
+
+// verityParams are the dm-verity parameters --verity-salt and the block
+// size flags say, checked as a tree would use them.
+func (o *Options) verityParams() (*dmverity.Params, error) {
+	p := &dmverity.Params{DataBlockSize: o.VerityDataBlock, HashBlockSize: o.VerityHashBlock}
+	if o.VeritySalt != "-" {
+		salt, err := hex.DecodeString(o.VeritySalt)
+		if err != nil || len(salt) == 0 {
+			return nil, fmt.Errorf("--verity-salt %q: want hexadecimal bytes, or - for no salt", o.VeritySalt)
+		}
+		p.Salt = salt
+	}
+	if _, err := dmverity.NewLayout(*p, 1); err != nil {
+		return nil, fmt.Errorf("--verity-*: %v", err)
+	}
+	return p, nil
 }
