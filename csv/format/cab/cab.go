@@ -163,13 +163,7 @@ func (Handler) Inspect(f *format.File, need cipolicy.Needs, opts *format.Inspect
 		list = append(list, h)
 	}
 	dg := c.NewDigester(list...)
-	p.Write(dg)
-	p.OnDone(dg.Close)
-	for h, a := range digests {
-		if hh := hashes[h]; hh != nil {
-			p.Digest(a, guarded{hh, dg})
-		}
-	}
+	sums := format.AddSIP(p, dg, hashes, digests)
 	return func() error {
 		if err := dg.Err(); err != nil {
 			return malformed(err)
@@ -177,11 +171,7 @@ func (Handler) Inspect(f *format.File, need cipolicy.Needs, opts *format.Inspect
 		if !need.Signatures || !c.Signed() {
 			return nil
 		}
-		sums := make(map[crypto.Hash][]byte, len(hashes))
-		for h, hh := range hashes {
-			sums[h] = hh.Sum(nil)
-		}
-		sigs, err := acab.Verify(c, sums, authenticode.VerifyOptions{Certificates: opts.Certificates, Cache: opts.Cache})
+		sigs, err := acab.Verify(c, sums(), authenticode.VerifyOptions{Certificates: opts.Certificates, Cache: opts.Cache})
 		if err != nil {
 			return malformed(err)
 		}
@@ -191,20 +181,6 @@ func (Handler) Inspect(f *format.File, need cipolicy.Needs, opts *format.Inspect
 		facts.Signatures = sigs
 		return nil
 	}, nil
-}
-
-// guarded is a digest that has no sum when the Digester did not accept
-// the cabinet.
-type guarded struct {
-	hash.Hash
-	d *acab.Digester
-}
-
-func (g guarded) Sum(b []byte) []byte {
-	if g.d.Err() != nil {
-		return nil
-	}
-	return g.Hash.Sum(b)
 }
 
 // malformed turns what the subject found into a *format.MalformedError.

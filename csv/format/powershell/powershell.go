@@ -144,13 +144,7 @@ func (Handler) Inspect(f *format.File, need cipolicy.Needs, opts *format.Inspect
 	}
 	// The Digester always reads the text, to check it.
 	dg := sc.NewDigester(list...)
-	p.Write(dg)
-	p.OnDone(dg.Close)
-	for h, a := range sipHashes {
-		if hh := hashes[h]; hh != nil {
-			p.Digest(a, guarded{hh, dg})
-		}
-	}
+	sums := format.AddSIP(p, dg, hashes, sipHashes)
 	return func() error {
 		if err := dg.Err(); err != nil {
 			return malformed(err)
@@ -158,11 +152,7 @@ func (Handler) Inspect(f *format.File, need cipolicy.Needs, opts *format.Inspect
 		if !need.Signatures || !sc.Signed() {
 			return nil
 		}
-		sums := make(map[crypto.Hash][]byte, len(hashes))
-		for h, hh := range hashes {
-			sums[h] = hh.Sum(nil)
-		}
-		sigs, err := ps.Verify(sc, sums, authenticode.VerifyOptions{Certificates: opts.Certificates, Cache: opts.Cache})
+		sigs, err := ps.Verify(sc, sums(), authenticode.VerifyOptions{Certificates: opts.Certificates, Cache: opts.Cache})
 		if err != nil {
 			return malformed(err)
 		}
@@ -172,21 +162,6 @@ func (Handler) Inspect(f *format.File, need cipolicy.Needs, opts *format.Inspect
 		facts.Signatures = sigs
 		return nil
 	}, nil
-}
-
-// guarded is a SIP hash that has no sum (the digest is not computed) when
-// the text it covers is not accepted: a malformed script's partial hash is
-// no digest to write a rule with.
-type guarded struct {
-	hash.Hash
-	d *ps.Digester
-}
-
-func (g guarded) Sum(b []byte) []byte {
-	if g.d.Err() != nil {
-		return nil
-	}
-	return g.Hash.Sum(b)
 }
 
 // malformed turns what the subject found into a *format.MalformedError.
