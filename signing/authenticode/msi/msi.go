@@ -48,9 +48,6 @@ import (
 	"io"
 	"slices"
 
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
-
 	"github.com/codesignval/csv/internal/binfmt/cfb"
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
@@ -99,7 +96,7 @@ func Kind(clsid [16]byte) string {
 var SIPGUID = []byte{0xf1, 0x10, 0x0c, 0, 0, 0, 0, 0, 0xc0, 0, 0, 0, 0, 0, 0, 0x46}
 
 // OIDSpcSipInfo is SPC_SIPINFO_OBJID.
-var OIDSpcSipInfo = cms.NewOID(1, 3, 6, 1, 4, 1, 311, 2, 1, 30)
+var OIDSpcSipInfo = authenticode.OIDSpcSipInfo
 
 // Package is a parsed Windows Installer file.
 type Package struct {
@@ -210,17 +207,7 @@ func IndirectData() authenticode.IndirectData { return indirectData }
 
 // indirectData: SpcSipInfo ::= SEQUENCE { dwSIPversion INTEGER (1),
 // gSIPguid OCTET STRING, five INTEGERs 0 }.
-var indirectData = func() authenticode.IndirectData {
-	b := cryptobyte.NewBuilder(nil)
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1Int64(1)
-		b.AddASN1OctetString(SIPGUID)
-		for range 5 {
-			b.AddASN1Int64(0)
-		}
-	})
-	return authenticode.IndirectData{Type: OIDSpcSipInfo, Value: b.BytesOrPanic()}
-}()
+var indirectData = authenticode.SipInfo(1, SIPGUID)
 
 // Why hosts do not count a package's signature.
 const (
@@ -241,13 +228,11 @@ func (p *Package) Judge(sig, parent *signing.Signature, data authenticode.Indire
 }
 
 func sipMismatch(data authenticode.IndirectData) string {
-	if !data.Type.Equal(OIDSpcSipInfo) {
+	guid, typeOK, ok := authenticode.SipGUID(data)
+	if !typeOK {
 		return fmt.Sprintf("its SpcIndirectDataContent data type is %s, not SPC_SIPINFO_OBJID: Windows verifies an installer with Windows Installer's SIP only", data.Type)
 	}
-	in := cryptobyte.String(data.Value)
-	var seq, guid cryptobyte.String
-	var version int64
-	if !in.ReadASN1(&seq, cbasn1.SEQUENCE) || !seq.ReadASN1Integer(&version) || !seq.ReadASN1(&guid, cbasn1.OCTET_STRING) {
+	if !ok {
 		return "its SpcSipInfo does not parse: Windows verifies an installer with Windows Installer's SIP only"
 	}
 	if !bytes.Equal(guid, SIPGUID) {

@@ -62,13 +62,9 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
-
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
-	"github.com/codesignval/csv/signing/cms"
 )
 
 // Format is how messages name the format.
@@ -76,7 +72,7 @@ const Format = "PowerShell script"
 
 // OIDSpcSipInfo is SPC_SIPINFO_OBJID, the data type script signatures
 // name.
-var OIDSpcSipInfo = cms.NewOID(1, 3, 6, 1, 4, 1, 311, 2, 1, 30)
+var OIDSpcSipInfo = authenticode.OIDSpcSipInfo
 
 // SIPGUID is PowerShell's SIP GUID {603BCC1F-4B59-4E08-B724-D2C6297EF351}
 // as an SpcSipInfo holds it (the first three fields little endian).
@@ -454,17 +450,7 @@ const SIP = "{603BCC1F-4B59-4E08-B724-D2C6297EF351}"
 
 // indirectData: SpcSipInfo ::= SEQUENCE { dwSIPversion INTEGER (65536),
 // gSIPguid OCTET STRING, five INTEGERs 0 }.
-var indirectData = func() authenticode.IndirectData {
-	b := cryptobyte.NewBuilder(nil)
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1Int64(65536)
-		b.AddASN1OctetString(SIPGUID)
-		for range 5 {
-			b.AddASN1Int64(0)
-		}
-	})
-	return authenticode.IndirectData{Type: OIDSpcSipInfo, Value: b.BytesOrPanic()}
-}()
+var indirectData = authenticode.SipInfo(65536, SIPGUID)
 
 // Why hosts do not count a script's signature.
 const (
@@ -488,13 +474,11 @@ func (s *Script) Judge(sig, parent *signing.Signature, data authenticode.Indirec
 // sipMismatch says why data does not name PowerShell's SIP ("" if it
 // does).
 func sipMismatch(data authenticode.IndirectData) string {
-	if !data.Type.Equal(OIDSpcSipInfo) {
+	guid, typeOK, ok := authenticode.SipGUID(data)
+	if !typeOK {
 		return fmt.Sprintf("its SpcIndirectDataContent data type is %s, not SPC_SIPINFO_OBJID (1.3.6.1.4.1.311.2.1.30): Windows verifies a script with PowerShell's SIP only", data.Type)
 	}
-	in := cryptobyte.String(data.Value)
-	var seq, guid cryptobyte.String
-	var version int64
-	if !in.ReadASN1(&seq, cbasn1.SEQUENCE) || !seq.ReadASN1Integer(&version) || !seq.ReadASN1(&guid, cbasn1.OCTET_STRING) {
+	if !ok {
 		return "its SpcSipInfo does not parse: Windows verifies a script with PowerShell's SIP only"
 	}
 	if !bytes.Equal(guid, SIPGUID) {
