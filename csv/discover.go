@@ -13,6 +13,7 @@ import (
 
 	"github.com/bmatcuk/doublestar/v4"
 
+	"github.com/codesignval/csv/container/oci"
 	"github.com/codesignval/csv/internal/limits"
 )
 
@@ -37,6 +38,9 @@ type entry struct {
 	// includeOnly: --include leaves the file out, but were it a container,
 	// its members could be in (only its inspection says).
 	includeOnly bool
+	// layout: a directory that is an OCI image layout, read as one
+	// container (container/oci.Dir) when containers are opened.
+	layout bool
 }
 
 // isTodo reports whether the entry is a file to inspect (neither skipped
@@ -191,6 +195,13 @@ func newWalker(ctx context.Context, roots []string, include, exclude []string, f
 func (w *walker) run(emit func(*entry) error) error {
 	w.emit = emit
 	for i, r := range w.roots {
+		if w.info[i].IsDir() && w.containers && oci.IsLayoutDir(r) {
+			// An OCI image layout named as a root: one container, named
+			// by its base name as a file argument is.
+			base := filepath.Base(w.resolved[i])
+			w.add(entry{root: i, rel: base, abs: r, follow: true, fileRoot: true, real: w.resolved[i], layout: true})
+			continue
+		}
 		if w.info[i].IsDir() {
 			w.visited[w.resolved[i]] = true
 			if err := w.walkDir(i, r, w.resolved[i], ""); err != nil {
@@ -352,6 +363,12 @@ func (w *walker) walkDir(root int, dir, real, rel string) error {
 		switch t := e.Type(); {
 		case t.IsDir():
 			sub := filepath.Join(real, name)
+			if w.containers && oci.IsLayoutDir(p) {
+				// An OCI image layout: its blobs are what its images
+				// are made of, read as the images (whiteouts applied).
+				w.add(entry{root: root, rel: r, abs: p, real: sub, layout: true, includeOnly: !w.isIncluded(r)})
+				continue
+			}
 			w.visited[sub] = true
 			if err := w.walkDir(root, p, sub, r); err != nil {
 				return err
@@ -444,6 +461,8 @@ func (w *walker) followLink(root int, p, r string) error {
 		return nil
 	}
 	switch {
+	case fi.IsDir() && w.containers && oci.IsLayoutDir(target):
+		w.add(entry{root: root, rel: r, abs: p, follow: true, real: target, layout: true, includeOnly: !w.isIncluded(r)})
 	case fi.IsDir():
 		if w.visited[target] {
 			// Already walked (a loop, or a second way in): its files are
@@ -538,6 +557,16 @@ func (w *walker) settleLinks() error {
 
 // settle decides one postponed link.
 func (w *walker) settle(root int, rel string, l *pendingLink) error {
+	if l.dir && w.containers && oci.IsLayoutDir(l.target) {
+		// A link to an OCI image layout: one container, as a link to a
+		// file is one file.
+		if w.isJudged(l.target, rel) {
+			w.skip(root, rel, reasonSymlink)
+			return nil
+		}
+		w.add(entry{root: root, rel: rel, abs: l.path, follow: true, real: l.target, layout: true, includeOnly: !w.isIncluded(rel)})
+		return nil
+	}
 	if !l.dir {
 		switch fi, err := os.Stat(l.target); {
 		case w.isJudged(l.target, rel):

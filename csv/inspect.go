@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/container"
+	"github.com/codesignval/csv/container/oci"
 	"github.com/codesignval/csv/csv/format"
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
@@ -166,6 +168,9 @@ func InspectMembers(ctx context.Context, path string, buf []byte, opts InspectOp
 	o.openContainers(&excluded)
 	cfg := &inspectConfig{needs: AllFacts, opts: format.InspectOptions{Certificates: opts.Certificates, Cache: authenticode.NewCertCache()}, follow: true,
 		containers: o.containers, rel: filepath.Base(path)}
+	if st, err := os.Stat(path); err == nil && st.IsDir() && oci.IsLayoutDir(path) {
+		cfg.layout = true
+	}
 	in := inspect(ctx, path, buf, cfg)
 	if in.walk == nil {
 		return in, nil
@@ -198,6 +203,9 @@ type inspectConfig struct {
 	needsAt       func(rel string, f cipolicy.Format) cipolicy.Needs
 	rel           string
 	containerOnly bool
+	// layout: path is an OCI image layout directory, read as one
+	// container (container/oci.Dir).
+	layout bool
 	// again says whether a member whose first read deferred facts must be
 	// read again with them (inspectInOrder's again, at the member's path).
 	again func(rel string, in *Inspection) bool
@@ -251,6 +259,10 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 				Reason: fmt.Sprintf("internal error while parsing (please report it): %v", r)}
 		}
 	}()
+	if cfg.layout && cfg.containers != nil {
+		inspectLayout(path, cfg, in)
+		return in
+	}
 	f, err := openRegular(path, cfg.follow)
 	if err != nil {
 		in.Err = &UnreadableError{Path: path, Err: err}
@@ -327,6 +339,20 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 	}
 	inspectData(ctx, path, file, cfg, in)
 	return in
+}
+
+// inspectLayout makes in the container of the OCI image layout directory
+// at path: its images' files are its members, judged in the worker after
+// the inspection is passed on (see walkContainer), as a tarball's are.
+func inspectLayout(path string, cfg *inspectConfig, in *Inspection) {
+	d := oci.NewDir(path)
+	r := oci.Reader{}
+	in.Container = r.Kind()
+	in.walk = func(ctx context.Context, emit func(*member) error) error {
+		defer d.Close()
+		return walkContainer(ctx, cfg, r, d, 0, cfg.rel, filepath.Base(path), 1, new(int64), emit)
+	}
+	in.release = func() { d.Close() }
 }
 
 // judgedAs reports whether r's containers are files of format f, judged as

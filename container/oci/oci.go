@@ -1,5 +1,6 @@
 // Package oci reads container images stored as one tar file, docker save
-// tarballs and OCI image layout archives, as containers whose members are
+// tarballs and OCI image layout archives, or as an OCI image layout
+// directory ([Dir]), as containers whose members are
 // the files of each image's root filesystem: every layer is read, its
 // whiteouts applied, and each file the image ships is yielded once, named
 // by its path in the root filesystem ("usr/bin/x").
@@ -187,13 +188,15 @@ type archive struct {
 	src   io.ReaderAt
 	files map[string]file
 	links map[string]string
+	// what names it in errors: "image tarball", "image layout directory".
+	what string
 	// used marks the files and links opened: once the images are read,
 	// a file of the tarball none of them uses is an error (see unused).
 	used map[string]bool
 }
 
 func scan(src io.ReaderAt, size int64) (*archive, error) {
-	a := &archive{src: src, files: map[string]file{}, links: map[string]string{}, used: map[string]bool{}}
+	a := &archive{src: src, what: "image tarball", files: map[string]file{}, links: map[string]string{}, used: map[string]bool{}}
 	sr := io.NewSectionReader(src, 0, size)
 	tr := tar.NewReader(sr)
 	for n := 0; ; n++ {
@@ -315,7 +318,7 @@ func blobPath(d digest) string { return "blobs/" + d.alg + "/" + d.hex }
 func (a *archive) readJSON(p string, v any, want ...digest) error {
 	r, ok := a.open(p)
 	if !ok {
-		return malformed("the image tarball has no %s", p)
+		return malformed("the %s has no %s", a.what, p)
 	}
 	if r.Size() > limits.MaxImageManifest {
 		return &container.LimitError{Cap: "MaxImageManifest", Value: limits.MaxImageManifest,
@@ -446,7 +449,7 @@ func (a *archive) images() ([]*image, error) {
 			return nil, err
 		}
 	} else {
-		return nil, malformed("the image tarball has neither manifest.json nor index.json")
+		return nil, malformed("the %s has neither manifest.json nor index.json", a.what)
 	}
 	// Names: the image's own when there are several and it is unique.
 	if len(imgs) > 1 {
@@ -461,7 +464,7 @@ func (a *archive) images() ([]*image, error) {
 				n = img.digest
 			}
 			if seen[n] {
-				return nil, malformed("the image tarball lists image %s twice", n)
+				return nil, malformed("the %s lists image %s twice", a.what, n)
 			}
 			seen[n] = true
 			img.name = n
@@ -473,7 +476,7 @@ func (a *archive) images() ([]*image, error) {
 		for _, img := range imgs {
 			for i := range len(img.name) {
 				if img.name[i] == '/' && seen[img.name[:i]] {
-					return nil, malformed("the image tarball names images %s and %s: the members of one would read as members of the other", img.name[:i], img.name)
+					return nil, malformed("the %s names images %s and %s: the members of one would read as members of the other", a.what, img.name[:i], img.name)
 				}
 			}
 		}
@@ -484,7 +487,7 @@ func (a *archive) images() ([]*image, error) {
 // layout reads an OCI image layout's oci-layout and index.json.
 func (a *archive) layout() ([]*image, error) {
 	if _, ok := a.open("oci-layout"); !ok {
-		return nil, malformed("the image tarball has index.json but no oci-layout")
+		return nil, malformed("the %s has index.json but no oci-layout", a.what)
 	}
 	var layout struct {
 		Version string `json:"imageLayoutVersion"`
@@ -646,9 +649,16 @@ func (a *archive) manifest(p string, dg digest, d descriptor) (*image, error) {
 }
 
 // Walk yields the files every image in the tarball ships (see the package
-// documentation for the order and the names).
+// documentation for the order and the names). src is the tarball, or an
+// image layout directory opened with [OpenDir].
 func (Reader) Walk(ctx context.Context, src io.ReaderAt, size int64, name string, lim *container.Limits, yield func(*container.Member, io.Reader) error) error {
-	a, err := scan(src, size)
+	var a *archive
+	var err error
+	if d, ok := src.(*Dir); ok {
+		a, err = d.archive()
+	} else {
+		a, err = scan(src, size)
+	}
 	if err != nil {
 		return err
 	}
@@ -688,7 +698,7 @@ func (a *archive) unused() error {
 		if n == "repositories" || legacy {
 			f := a.files[n]
 			if f.size > limits.MaxImageManifest {
-				return malformed("the image tarball's %s is %d bytes, more than docker save writes there", n, f.size)
+				return malformed("the %s's %s is %d bytes, more than docker save writes there", a.what, n, f.size)
 			}
 			b := make([]byte, f.size)
 			if _, err := a.src.ReadAt(b, f.off); err != nil && !(errors.Is(err, io.EOF) && f.size == 0) {
@@ -697,9 +707,9 @@ func (a *archive) unused() error {
 			if base == "VERSION" && strings.TrimSpace(string(b)) == "1.0" || base != "VERSION" && checkJSON(b) == nil {
 				continue
 			}
-			return malformed("the image tarball's %s is not what docker save writes there (JSON, or \"1.0\" in VERSION)", n)
+			return malformed("the %s's %s is not what docker save writes there (JSON, or \"1.0\" in VERSION)", a.what, n)
 		}
-		return malformed("the image tarball holds %s, which no image uses: tar -x would lay it down, docker load ignores it, and csv judges the images only", n)
+		return malformed("the %s holds %s, which no image uses: tar -x would lay it down, docker load ignores it, and csv judges the images only", a.what, n)
 	}
 	return nil
 }
@@ -745,7 +755,7 @@ func (c countReader) Read(p []byte) (int, error) {
 func (w *walker) layer(a *archive, img *image, l layer) error {
 	r, ok := a.open(l.path)
 	if !ok {
-		return malformed("image %s's layer %s is not in the tarball (a foreign layer's files cannot be judged)", img.ref, l.path)
+		return malformed("image %s's layer %s is not in the %s (a foreign layer's files cannot be judged)", img.ref, l.path, a.what)
 	}
 	if l.size >= 0 && r.Size() != l.size {
 		return malformed("layer %s is %d bytes, its descriptor says %d", l.path, r.Size(), l.size)
