@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/bmatcuk/doublestar/v4"
@@ -26,14 +27,38 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@/+-]*$`)
 type yamlDecoder struct {
 	yamlstrict.Decoder
 	opts ParseOptions
+	// cur is the rule being read, ruleFields the handlers of its fields
+	// (see ruleHandlers).
+	cur        ruleState
+	ruleFields map[string]func(*yaml.Node)
 }
+
+// fastYAML: try yamlstrict's fast path (a variable for tests, which
+// compare its readings with yaml.v3's).
+var fastYAML = true
 
 func parseYAML(data []byte, source string, opts ParseOptions) (*Policy, error) {
 	d := &yamlDecoder{opts: opts}
-	root := d.Parse(data, "policy", limits.MaxPolicyDepth)
+	// A large policy's rules are read one by one, not as one tree (see
+	// yamlstrict.ParseLazy): the loader reads only !!bool and !!null tags,
+	// and the rules through Items.
+	var root *yaml.Node
+	if fastYAML {
+		root = d.ParseLazy(data, "policy", limits.MaxPolicyDepth, "rules")
+	} else {
+		root = d.Parse(data, "policy", limits.MaxPolicyDepth)
+	}
 	p := &Policy{Format: "yaml", Type: Base, Mode: Enforce}
 	if root != nil {
 		d.policy(root, p)
+	}
+	if d.Bailed() {
+		d = &yamlDecoder{opts: opts}
+		root = d.Parse(data, "policy", limits.MaxPolicyDepth)
+		p = &Policy{Format: "yaml", Type: Base, Mode: Enforce}
+		if root != nil {
+			d.policy(root, p)
+		}
 	}
 	if len(d.Problems) > 0 {
 		return nil, loadError(source, d.Sorted())
@@ -141,13 +166,13 @@ func (d *yamlDecoder) policy(n *yaml.Node, p *Policy) {
 		}
 		return
 	}
-	if len(rulesNode.Content) > limits.MaxPolicyRules {
-		d.Errorf(rulesNode, "%d rules exceed the limit of %d", len(rulesNode.Content), limits.MaxPolicyRules)
+	if n := d.Len(rulesNode); n > limits.MaxPolicyRules {
+		d.Errorf(rulesNode, "%d rules exceed the limit of %d", n, limits.MaxPolicyRules)
 		return
 	}
-	p.Rules = make([]Rule, 0, len(rulesNode.Content))
-	ids := map[string]int{}
-	for i, rn := range rulesNode.Content {
+	p.Rules = make([]Rule, 0, d.Len(rulesNode))
+	ids := make(map[string]int, d.Len(rulesNode))
+	for i, rn := range d.Items(rulesNode) {
 		r, ok := d.rule(rn, i, p.Type)
 		if r.ID != "" {
 			if prev, dup := ids[r.ID]; dup {
@@ -201,10 +226,11 @@ var matcherFields = func() []string {
 
 // matcherHandlers registers the handlers of the matcher fields, which fill
 // r, for a rule or an exception.
-func (d *yamlDecoder) matcherHandlers(r *Rule, what string, handlers map[string]func(*yaml.Node)) {
+func (d *yamlDecoder) matcherHandlers(cur func() (*Rule, string), handlers map[string]func(*yaml.Node)) {
 	for _, name := range matcherFields[:len(HashAlgorithms)] {
 		alg := HashAlgorithm(name)
 		handlers[name] = func(v *yaml.Node) {
+			r, what := cur()
 			var s string
 			d.Str(v, name, &s)
 			if s == "" {
@@ -218,9 +244,16 @@ func (d *yamlDecoder) matcherHandlers(r *Rule, what string, handlers map[string]
 			r.Hash = &HashMatch{Algorithm: alg, Value: b}
 		}
 	}
-	handlers["signer"] = func(v *yaml.Node) { r.Signer = d.signer(v, what) }
-	handlers["file"] = func(v *yaml.Node) { r.File = d.fileAttr(v, what+": file") }
+	handlers["signer"] = func(v *yaml.Node) {
+		r, what := cur()
+		r.Signer = d.signer(v, what)
+	}
+	handlers["file"] = func(v *yaml.Node) {
+		r, what := cur()
+		r.File = d.fileAttr(v, what+": file")
+	}
 	handlers["all"] = func(v *yaml.Node) {
+		r, what := cur()
 		if v.Kind != yaml.ScalarNode || v.Tag != "!!bool" || v.Value != "true" {
 			d.Errorf(v, "%s: all must be true (it matches every file in the rule's scope)", what)
 			return
@@ -247,33 +280,53 @@ func (d *yamlDecoder) checkMatchers(n *yaml.Node, seen map[string]*yaml.Node, wh
 	}
 }
 
+// ruleState is the rule rule is reading, which the handlers of its
+// fields fill: they are made once per decoder (ruleHandlers), not per
+// rule, since a policy may have a hundred thousand rules.
+type ruleState struct {
+	r                  Rule
+	what               string
+	action             string
+	scenarios, formats []string
+	exceptNode         *yaml.Node
+}
+
+func (d *yamlDecoder) ruleHandlers() map[string]func(*yaml.Node) {
+	if d.ruleFields != nil {
+		return d.ruleFields
+	}
+	st := &d.cur
+	handlers := map[string]func(*yaml.Node){
+		"id":          func(v *yaml.Node) { d.Str(v, "rule id", &st.r.ID) },
+		"action":      func(v *yaml.Node) { d.Str(v, "action", &st.action) },
+		"description": func(v *yaml.Node) { d.Str(v, "description", &st.r.Description) },
+		"paths":       func(v *yaml.Node) { st.r.Paths = d.StrList(v, "paths") },
+		"scenarios":   func(v *yaml.Node) { st.scenarios = d.StrList(v, "scenarios") },
+		"formats":     func(v *yaml.Node) { st.formats = d.StrList(v, "formats") },
+		"except":      func(v *yaml.Node) { st.exceptNode = v },
+	}
+	d.matcherHandlers(func() (*Rule, string) { return &st.r, st.what }, handlers)
+	d.ruleFields = handlers
+	return handlers
+}
+
 func (d *yamlDecoder) rule(n *yaml.Node, i int, pt PolicyType) (Rule, bool) {
 	before := len(d.Problems)
-	r := Rule{Line: n.Line}
-	what := fmt.Sprintf("rule %d", i+1)
+	st := &d.cur
+	*st = ruleState{r: Rule{Line: n.Line}, what: "rule " + strconv.Itoa(i+1)}
 	if n.Kind == yaml.MappingNode {
 		for j := 0; j+1 < len(n.Content); j += 2 {
 			if k, v := n.Content[j], n.Content[j+1]; k.Value == "id" && v.Kind == yaml.ScalarNode && v.Value != "" {
-				what = fmt.Sprintf("rule %q", v.Value)
+				st.what = "rule " + strconv.Quote(v.Value)
 			}
 		}
 	}
-	var action string
-	var scenarios, formats []string
-	var exceptNode *yaml.Node
-	handlers := map[string]func(*yaml.Node){
-		"id":          func(v *yaml.Node) { d.Str(v, "rule id", &r.ID) },
-		"action":      func(v *yaml.Node) { d.Str(v, "action", &action) },
-		"description": func(v *yaml.Node) { d.Str(v, "description", &r.Description) },
-		"paths":       func(v *yaml.Node) { r.Paths = d.StrList(v, "paths") },
-		"scenarios":   func(v *yaml.Node) { scenarios = d.StrList(v, "scenarios") },
-		"formats":     func(v *yaml.Node) { formats = d.StrList(v, "formats") },
-		"except":      func(v *yaml.Node) { exceptNode = v },
-	}
-	d.matcherHandlers(&r, what, handlers)
-	seen := d.Fields(n, what, handlers)
+	what := st.what
+	seen := d.Fields(n, what, d.ruleHandlers())
+	r := &st.r
+	action, scenarios, formats, exceptNode := st.action, st.scenarios, st.formats, st.exceptNode
 	if n.Kind != yaml.MappingNode {
-		return r, false
+		return *r, false
 	}
 	switch {
 	case seen["id"] == nil:
@@ -329,7 +382,7 @@ func (d *yamlDecoder) rule(n *yaml.Node, i int, pt PolicyType) (Rule, bool) {
 			}
 		}
 	}
-	return r, len(d.Problems) == before
+	return *r, len(d.Problems) == before
 }
 
 // exception reads one entry of a rule's except list: one matcher, and
@@ -340,7 +393,7 @@ func (d *yamlDecoder) exception(n *yaml.Node, what string) Rule {
 		"id":          func(v *yaml.Node) { d.Str(v, "id", &x.ID) },
 		"description": func(v *yaml.Node) { d.Str(v, "description", &x.Description) },
 	}
-	d.matcherHandlers(&x, what, handlers)
+	d.matcherHandlers(func() (*Rule, string) { return &x, what }, handlers)
 	seen := d.Fields(n, what, handlers)
 	if n.Kind == yaml.MappingNode {
 		d.checkMatchers(n, seen, what)

@@ -27,6 +27,10 @@ type Problem struct {
 // Decoder collects problems while a loader walks a document.
 type Decoder struct {
 	Problems []Problem
+	// lazy: sequences ParseLazy read lazily (see Items); bailed: an item
+	// of one is not in the fast path's subset.
+	lazy   map[*yaml.Node]*lazySeq
+	bailed bool
 }
 
 // Errorf records a problem at n's line.
@@ -80,6 +84,21 @@ func (d *Decoder) Parse(data []byte, noun string, maxDepth int) *yaml.Node {
 		root = root.Content[0]
 	}
 	return root
+}
+
+// ParseLazy is Parse, with the fast path for block-style documents (see
+// fast.go): the items of the top-level sequence under lazyKey are then
+// read one by one as Items yields them. The loader must read the tags of
+// scalars only as !!bool and !!null (the fast path tags a number or a
+// date !!str), sequences through Items and Len, and, when Bailed says so
+// once it is done, throw its reading away and read the document again
+// with Parse, in a new Decoder.
+func (d *Decoder) ParseLazy(data []byte, noun string, maxDepth int, lazyKey string) *yaml.Node {
+	if root, lazy, ok := fastParse(data, maxDepth, lazyKey); ok {
+		d.lazy = lazy
+		return root
+	}
+	return d.Parse(data, noun, maxDepth)
 }
 
 func syntaxProblem(err error) Problem {
