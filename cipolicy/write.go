@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -17,6 +18,102 @@ import (
 // written as YAML comments above each rule. Parse reads the output back into
 // an equal policy (except for comments).
 func MarshalYAML(p *Policy) ([]byte, error) {
+	var b bytes.Buffer
+	if err := WriteYAML(&b, p); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// WriteYAML writes p to w as MarshalYAML does, a rule at a time: the
+// memory it takes does not grow with the number of rules (a policy
+// generated from a million files). A rule the format cannot write is an
+// error before anything is written.
+func WriteYAML(w io.Writer, p *Policy) error {
+	root, err := headNode(p)
+	if err != nil {
+		return err
+	}
+	// A rule the format cannot write fails the policy before a byte is
+	// written (w may be standard output).
+	for i := range p.Rules {
+		if _, err := ruleNode(&p.Rules[i]); err != nil {
+			return err
+		}
+	}
+	if len(p.Rules) == 0 {
+		root.Content = append(root.Content, str("rules"), &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle})
+		return encodeInert(w, root)
+	}
+	// The fields before the rules, then "rules:" and each rule as the
+	// encoder writes an entry of a block sequence at indentation 2: its
+	// head comment's lines at 2, its first line after "  - ", the others
+	// at 4 (the encoder indents what a mapping holds by 2 from there).
+	if err := encodeInert(w, root); err != nil {
+		return err
+	}
+	if _, err := io.WriteString(w, "rules:\n"); err != nil {
+		return err
+	}
+	var doc, out bytes.Buffer
+	for i := range p.Rules {
+		m, err := ruleNode(&p.Rules[i])
+		if err != nil {
+			return err
+		}
+		doc.Reset()
+		if err := encodeTo(&doc, m); err != nil {
+			return err
+		}
+		out.Reset()
+		first := true
+		for line := range bytes.Lines(doc.Bytes()) {
+			switch {
+			case first && bytes.HasPrefix(line, []byte("#")):
+				out.WriteString("  ")
+			case first:
+				out.WriteString("  - ")
+				first = false
+			case len(line) == 1 && line[0] == '\n':
+			default:
+				out.WriteString("    ")
+			}
+			out.Write(line)
+		}
+		if _, err := w.Write(textsafe.InertYAML(out.Bytes())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// encodeTo writes n as one YAML document, indented by 2.
+func encodeTo(b *bytes.Buffer, n *yaml.Node) error {
+	enc := yaml.NewEncoder(b)
+	enc.SetIndent(2)
+	if err := enc.Encode(&yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{n}}); err != nil {
+		return fmt.Errorf("cipolicy: writing YAML: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("cipolicy: writing YAML: %w", err)
+	}
+	return nil
+}
+
+// encodeInert writes n as encodeTo does, made inert for a CI log: printed
+// to standard output, the policy reaches a CI job's log, so no CI log
+// command and no character that is not graphic is written as it is.
+func encodeInert(w io.Writer, n *yaml.Node) error {
+	var b bytes.Buffer
+	if err := encodeTo(&b, n); err != nil {
+		return err
+	}
+	_, err := w.Write(textsafe.InertYAML(b.Bytes()))
+	return err
+}
+
+// headNode is the policy's mapping without its rules.
+func headNode(p *Policy) (*yaml.Node, error) {
 	if p.Type == AppIDTagging {
 		return nil, fmt.Errorf("cipolicy: policy %q is an AppID tagging policy, which the YAML format cannot write", p.Ref())
 	}
@@ -64,64 +161,52 @@ func MarshalYAML(p *Policy) ([]byte, error) {
 		}
 		add(root, "timestamp_authorities", tas)
 	}
-	rules := &yaml.Node{Kind: yaml.SequenceNode}
-	for i := range p.Rules {
-		r := &p.Rules[i]
-		m := &yaml.Node{Kind: yaml.MappingNode, HeadComment: comment(r.Comment)}
-		add(m, "id", str(r.ID))
-		add(m, "action", str(string(r.Action)))
-		if err := writeMatcher(m, r); err != nil {
-			return nil, err
+	return root, nil
+}
+
+// ruleNode is one rule's mapping, its comment as its head comment.
+func ruleNode(r *Rule) (*yaml.Node, error) {
+	add := func(m *yaml.Node, k string, v *yaml.Node) {
+		m.Content = append(m.Content, str(k), v)
+	}
+	m := &yaml.Node{Kind: yaml.MappingNode, HeadComment: comment(r.Comment)}
+	add(m, "id", str(r.ID))
+	add(m, "action", str(string(r.Action)))
+	if err := writeMatcher(m, r); err != nil {
+		return nil, err
+	}
+	if len(r.Paths) > 0 {
+		add(m, "paths", strs(r.Paths))
+	}
+	if len(r.Scenarios) > 0 {
+		sc := make([]string, len(r.Scenarios))
+		for i, s := range r.Scenarios {
+			sc[i] = string(s)
 		}
-		if len(r.Paths) > 0 {
-			add(m, "paths", strs(r.Paths))
+		add(m, "scenarios", strs(sc))
+	}
+	if len(r.Formats) > 0 {
+		fs := make([]string, len(r.Formats))
+		for i, f := range r.Formats {
+			fs[i] = string(f)
 		}
-		if len(r.Scenarios) > 0 {
-			sc := make([]string, len(r.Scenarios))
-			for i, s := range r.Scenarios {
-				sc[i] = string(s)
+		add(m, "formats", strs(fs))
+	}
+	if r.Description != "" {
+		add(m, "description", str(r.Description))
+	}
+	if len(r.Except) > 0 {
+		xs := &yaml.Node{Kind: yaml.SequenceNode}
+		for j := range r.Except {
+			x := &yaml.Node{Kind: yaml.MappingNode}
+			if err := writeMatcher(x, &r.Except[j]); err != nil {
+				return nil, err
 			}
-			add(m, "scenarios", strs(sc))
+			xs.Content = append(xs.Content, x)
 		}
-		if len(r.Formats) > 0 {
-			fs := make([]string, len(r.Formats))
-			for i, f := range r.Formats {
-				fs[i] = string(f)
-			}
-			add(m, "formats", strs(fs))
-		}
-		if r.Description != "" {
-			add(m, "description", str(r.Description))
-		}
-		if len(r.Except) > 0 {
-			xs := &yaml.Node{Kind: yaml.SequenceNode}
-			for j := range r.Except {
-				x := &yaml.Node{Kind: yaml.MappingNode}
-				if err := writeMatcher(x, &r.Except[j]); err != nil {
-					return nil, err
-				}
-				xs.Content = append(xs.Content, x)
-			}
-			add(m, "except", xs)
-		}
-		rules.Content = append(rules.Content, m)
+		add(m, "except", xs)
 	}
-	if len(rules.Content) == 0 {
-		rules.Style = yaml.FlowStyle
-	}
-	add(root, "rules", rules)
-	var b bytes.Buffer
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(2)
-	if err := enc.Encode(&yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{root}}); err != nil {
-		return nil, fmt.Errorf("cipolicy: writing YAML: %w", err)
-	}
-	if err := enc.Close(); err != nil {
-		return nil, fmt.Errorf("cipolicy: writing YAML: %w", err)
-	}
-	// Printed to standard output, the policy reaches a CI job's log: no CI
-	// log command and no character that is not graphic is written as it is.
-	return textsafe.InertYAML(b.Bytes()), nil
+	return m, nil
 }
 
 // writeMatcher writes a rule's matcher fields into mapping m.

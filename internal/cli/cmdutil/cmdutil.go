@@ -158,22 +158,56 @@ func LoadCertificates(path string) ([]*signing.Certificate, error) {
 // WriteFileAtomic writes data to path through a temporary file in the same
 // directory, so that a reader never sees a half-written report.
 func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	f, err := CreateAtomic(path)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
+	defer f.Abort()
+	if _, err := f.Write(data); err != nil {
 		return err
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
+	return f.Commit()
+}
+
+// AtomicFile is a file written beside its destination and renamed over it
+// by Commit (mode 0644): readers see the old file or the whole new one.
+type AtomicFile struct {
+	*os.File
+	path string
+	done bool
+}
+
+// CreateAtomic starts writing the file at path (see AtomicFile).
+func CreateAtomic(path string) (*AtomicFile, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return nil, err
+	}
+	return &AtomicFile{File: tmp, path: path}, nil
+}
+
+// Commit puts the file written in place.
+func (f *AtomicFile) Commit() error {
+	if f.done {
+		return errors.New("cmdutil: atomic file committed or aborted")
+	}
+	f.done = true
+	defer os.Remove(f.Name())
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
 		return err
 	}
-	if err := tmp.Close(); err != nil {
+	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	return os.Rename(f.Name(), f.path)
+}
+
+// Abort removes the file written, unless committed.
+func (f *AtomicFile) Abort() {
+	if !f.done {
+		f.done = true
+		f.Close()
+		os.Remove(f.Name())
+	}
 }
