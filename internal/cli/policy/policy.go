@@ -168,7 +168,11 @@ func RunNew(ctx context.Context, o *NewOptions) error {
 		if err := cmdutil.WriteFileAtomic(o.Output, data); err != nil {
 			return fmt.Errorf("writing the policy: %w", err)
 		}
-		textsafe.Linef(o.IO.ErrOut, "csv: wrote %s: %d rules for %d binaries", o.Output, len(g.Policy.Rules), g.Files)
+		rules := "rules"
+		if len(g.Policy.Rules) == 1 {
+			rules = "rule"
+		}
+		textsafe.Linef(o.IO.ErrOut, "csv: wrote %s: %d %s for %d binaries", o.Output, len(g.Policy.Rules), rules, g.Files)
 	} else if _, err := o.IO.Out.Write(data); err != nil {
 		return err
 	}

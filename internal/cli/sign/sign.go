@@ -360,7 +360,10 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 		}
 		what := fmt.Sprintf("%d binaries (%d PE, %d ELF)", pe+elf, pe, elf)
 		if scripts > 0 {
-			what += fmt.Sprintf(" and %d PowerShell scripts", scripts)
+			what += fmt.Sprintf(" and %d PowerShell script", scripts)
+			if scripts != 1 {
+				what += "s"
+			}
 		}
 		line := fmt.Sprintf("csv: signed %s %s with %s", what, where, textsafe.Quote(chain[0].Subject.CommonName))
 		if f.Bundle {
