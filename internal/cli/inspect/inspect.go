@@ -34,7 +34,7 @@ type Options struct {
 func NewCmdInspect(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{IO: f.IO}
 	cmd := &cobra.Command{
-		Use:   "inspect [--format text|json] FILE...",
+		Use:   "inspect [--format text|json] [flags] FILE...",
 		Short: "Show what csv sees in a file: format, digests, signatures and their chains",
 		Long: heredoc.Doc(`
 			Print each file's format, size, SHA256 and, for PE files, the Authenticode SHA256 and SHA1
@@ -59,7 +59,7 @@ func NewCmdInspect(f *cmdutil.Factory, runF func(context.Context, *Options) erro
 			return Run(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVarP(&opts.Format, "format", "f", "text", "output format: text or json")
+	cmd.Flags().StringVarP(&opts.Format, "format", "f", "text", "output `FORMAT`: text or json")
 	cmd.Flags().StringArrayVar(&opts.CertFiles, "certs", nil, "certificates `FILE` (PEM or DER) completing chains and identifying ELF signers; repeatable")
 	return cmd
 }

@@ -36,7 +36,7 @@ type MergeOptions struct {
 func NewCmdMerge(f *cmdutil.Factory, runF func(context.Context, *MergeOptions) error) *cobra.Command {
 	opts := &MergeOptions{IO: f.IO}
 	cmd := &cobra.Command{
-		Use:   "merge [--output FILE] REPORT.json...",
+		Use:   "merge [--output FILE] [flags] REPORT.json...",
 		Short: "Combine the JSON reports of the shards of one validation",
 		Long: heredoc.Doc(`
 			Combine the JSON reports of csv validate --shard i/n runs (one per CI job) into the JSON

@@ -34,7 +34,7 @@ type Options struct {
 func NewCmdVerifyManifest(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{IO: f.IO}
 	cmd := &cobra.Command{
-		Use:   "verify-manifest --manifest FILE --certs ROOTS [--signer KIND:ID]... [--extra] [DIR]",
+		Use:   "verify-manifest --manifest FILE --certs ROOTS [--signer KIND:ID]... [--extra] [flags] [DIR]",
 		Short: "Check a signed build manifest and every file it lists",
 		Long: heredoc.Doc(`
 			Verify the signed build manifest that csv sign --manifest wrote (a Sigstore bundle holding a
