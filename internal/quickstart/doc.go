@@ -1,4 +1,5 @@
-// Package quickstart holds the test that runs the README's quick start as
-// it is written and checks that it prints what the README shows. It has no
-// code of its own.
+// Package quickstart holds the tests that keep the README true: its quick
+// start runs as it is written and prints what the README shows, it stays
+// under 15,000 bytes, and the links of the README and of docs/ lead to
+// files and headings that exist. It has no code of its own.
 package quickstart

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/codesignval/csv/internal/testenv"
 )
@@ -344,4 +345,128 @@ func TestParse(t *testing.T) {
 			t.Errorf("matches(%q, %q) = %v", tc.want, tc.got, !tc.ok)
 		}
 	}
+}
+
+// pendingDocs are pages other changes of this release add: a link to one
+// of them may point nowhere until they land, and is checked once it exists.
+var pendingDocs = map[string]bool{
+	"docs/attest-lab.md": true, // the attestation lab (w6/lab)
+}
+
+var (
+	mdLink    = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	mdHeading = regexp.MustCompile("^#{1,6} +(.+?) *#*$")
+)
+
+// TestDocLinks: every relative link of the README and the pages under docs/
+// leads to a file of the repository, and every #fragment to a heading of
+// the page it names, as GitHub makes anchors of headings.
+func TestDocLinks(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	pages := []string{"README.md"}
+	for _, glob := range []string{"docs/*.md", "docs/cli/*.md"} {
+		m, err := filepath.Glob(filepath.Join(root, filepath.FromSlash(glob)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range m {
+			rel, _ := filepath.Rel(root, p)
+			pages = append(pages, filepath.ToSlash(rel))
+		}
+	}
+	anchors := map[string]map[string]bool{}
+	anchorsOf := func(page string) (map[string]bool, error) {
+		if a, ok := anchors[page]; ok {
+			return a, nil
+		}
+		data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(page)))
+		if err != nil {
+			return nil, err
+		}
+		anchors[page] = headingAnchors(data)
+		return anchors[page], nil
+	}
+	checked := 0
+	for _, page := range pages {
+		data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(page)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inFence := false
+		for n, line := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(line, "```") {
+				inFence = !inFence
+			}
+			if inFence {
+				continue
+			}
+			for _, m := range mdLink.FindAllStringSubmatch(line, -1) {
+				target := m[1]
+				if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+					continue
+				}
+				file, frag, _ := strings.Cut(target, "#")
+				dest := page
+				if file != "" {
+					dest = filepath.ToSlash(filepath.Join(filepath.Dir(page), filepath.FromSlash(file)))
+				}
+				checked++
+				st, err := os.Stat(filepath.Join(root, filepath.FromSlash(dest)))
+				if err != nil {
+					if !pendingDocs[dest] {
+						t.Errorf("%s:%d: link %s: no file %s", page, n+1, target, dest)
+					}
+					continue
+				}
+				if frag == "" || st.IsDir() || !strings.HasSuffix(dest, ".md") {
+					continue
+				}
+				a, err := anchorsOf(dest)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !a[frag] {
+					t.Errorf("%s:%d: link %s: %s has no heading #%s", page, n+1, target, dest, frag)
+				}
+			}
+		}
+	}
+	if checked < 50 {
+		t.Errorf("only %d links checked in %d pages", checked, len(pages))
+	}
+}
+
+// headingAnchors returns the anchors GitHub gives a page's headings: the
+// text lowercased, without punctuation but hyphens and underscores, spaces
+// made hyphens, and -1, -2 ... after a repeated one.
+func headingAnchors(page []byte) map[string]bool {
+	a := map[string]bool{}
+	seen := map[string]int{}
+	inFence := false
+	for _, line := range strings.Split(string(page), "\n") {
+		if strings.HasPrefix(line, "```") {
+			inFence = !inFence
+		}
+		m := mdHeading.FindStringSubmatch(line)
+		if inFence || m == nil {
+			continue
+		}
+		var b strings.Builder
+		for _, r := range strings.ToLower(m[1]) {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-', r == '_', unicode.IsLetter(r), unicode.IsDigit(r):
+				b.WriteRune(r)
+			}
+		}
+		slug := b.String()
+		if k := seen[slug]; k > 0 {
+			a[fmt.Sprintf("%s-%d", slug, k)] = true
+		} else {
+			a[slug] = true
+		}
+		seen[slug]++
+	}
+	return a
 }
