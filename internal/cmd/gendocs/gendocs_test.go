@@ -45,6 +45,8 @@ func TestPagesCurrent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// A checkout on Windows may have made the line ends CRLF.
+			g = bytes.ReplaceAll(g, []byte("\r\n"), []byte("\n"))
 			if !bytes.Equal(w, g) {
 				t.Errorf("%s is not what the command tree gives (first difference at line %d): %s", filepath.Join(d[1], name), firstDiff(w, g), update)
 			}
