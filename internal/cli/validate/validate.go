@@ -74,9 +74,11 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 		Short: "Check every binary and script under PATH against a code integrity policy",
 		Long: heredoc.Doc(`
 			Walk each PATH (files or directories, recursively, in a deterministic order) and judge
-			every PE and ELF binary, recognised by content, with the code integrity policy: a deny
-			rule that matches blocks it; otherwise a matching allow rule admits it; a binary that
-			matches nothing, or cannot be read or parsed, is blocked.
+			every binary (PE, ELF, installers, catalogs, filesystem images: recognised by content),
+			every script (PowerShell, Windows Script Host: by extension) and every member of the
+			archives, packages and images among them, with the code integrity policy: a deny rule
+			that matches blocks it; otherwise a matching allow rule admits it; a binary that
+			matches nothing, or cannot be read or parsed, is blocked (docs/formats.md).
 
 			Several --policy files combine as Windows does: every base policy must allow a binary,
 			and supplemental policies add allow rules to their base. A Linux IPE policy is judged
@@ -121,7 +123,7 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 	fl.StringArrayVar(&opts.Include, "include", nil, "judge only files matching this path `GLOB` (** matches directories); repeatable")
 	fl.StringArrayVar(&opts.Exclude, "exclude", nil, "skip files and directories matching this path `GLOB`; repeatable")
 	fl.BoolVar(&opts.FollowSymlinks, "follow-symlinks", false, "follow symbolic links (never out of the given paths)")
-	fl.BoolVar(&opts.FailIfNoTargets, "fail-if-no-targets", false, "exit 1 if no PE or ELF binary is found")
+	fl.BoolVar(&opts.FailIfNoTargets, "fail-if-no-targets", false, "exit 1 if no binary or script is found")
 	fl.BoolVarP(&opts.Verbose, "verbose", "v", false, "text report: list every file, not only blocked ones")
 	fl.BoolVar(&opts.SARIFPasses, "sarif-passes", false, "SARIF report: add a CodeSign.MatchingPolicy result for every allowed file")
 	fl.BoolVar(&opts.AllDigests, "all-digests", false, "compute every digest for the report, not only those the policy compares")
