@@ -42,10 +42,13 @@ func NewCmdInspect(f *cmdutil.Factory, runF func(context.Context, *Options) erro
 			signature (PE Authenticode, outer and nested; ELF appended signatures): its digest and
 			signature algorithms, whether it verifies and why not, the signer, each chain with every
 			certificate's TBS hash (as WDAC writes CertRoot values) and SHA256 fingerprint, and the
-			timestamp. These are the facts policy rules match.
+			timestamp. These are the facts policy rules match. A PowerShell script shows its
+			encoding, its signature block and its SIP hash; a catalog its members; a container
+			(an archive, package, image or compressed file) is followed by each of its members, under
+			its path (app.zip!/lib/x.dll).
 
-			Exit status: 0 all files inspected; 1 a file is a malformed PE or ELF file; 2 a file
-			could not be read, or a usage error.
+			Exit status: 0 all files inspected; 1 a file is malformed, or a container past a cap;
+			2 a file could not be read, or a usage error.
 		`),
 		Args: cmdutil.ExactArgsAtLeast(1, "FILE to inspect"),
 		RunE: func(cmd *cobra.Command, args []string) error {
