@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/codesignval/csv/internal/cli"
-	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/testenv"
 )
 
@@ -46,32 +44,5 @@ func TestCommittedExamplesAreGenerated(t *testing.T) {
 	}
 	if !bytes.Equal(fresh, committed) {
 		t.Errorf("examples/policy.yaml differs from what the generator writes (run: go run ./examples/gen):\n%s", fresh)
-	}
-}
-
-// TestREADMEQuickStart runs the README's quick start commands and checks
-// that the output the README shows is what they print.
-func TestREADMEQuickStart(t *testing.T) {
-	root := testenv.RepoRoot(t)
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Chdir(root)
-	for _, tc := range []struct {
-		args []string
-		code int
-	}{
-		{[]string{"validate", "--policy", "examples/policy.yaml", "examples/build"}, 0},
-		{[]string{"validate", "--policy", "examples/policy.yaml", "examples/untrusted"}, 1},
-	} {
-		var out, errOut bytes.Buffer
-		code := cli.Run(t.Context(), &cmdutil.IOStreams{Out: &out, ErrOut: &errOut}, tc.args)
-		if code != tc.code {
-			t.Errorf("csv %v exited %d, want %d: %s", tc.args, code, tc.code, errOut.String())
-		}
-		if !bytes.Contains(readme, out.Bytes()) {
-			t.Errorf("the README does not show what csv %v prints:\n%s", tc.args, out.String())
-		}
 	}
 }

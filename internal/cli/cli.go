@@ -38,9 +38,11 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 		Use:   "csv <command> [flags]",
 		Short: "Code signing validation for build pipelines",
 		Long: heredoc.Doc(`
-			csv checks that every PE and ELF binary of a build satisfies a code integrity policy
-			(signer and hash rules, in csv's YAML format or WDAC SiPolicy XML), fails the CI job
-			when anything would be blocked on a host, and signs builds that pass.
+			csv checks that every binary and script of a build (PE, ELF, PowerShell, installers,
+			catalogs, and those inside archives, packages and images) satisfies a code integrity
+			policy (signer and hash rules, in csv's YAML format, WDAC SiPolicy XML or Linux IPE),
+			fails the CI job when anything would be blocked on a host, signs builds that pass, and
+			verifies hosts' measured boot with the same policies.
 
 			Exit status: 0 nothing blocked; 1 something blocked (or another finding the command
 			documents); 2 usage, policy or configuration error.

@@ -100,11 +100,11 @@ func NewCmdVerify(f *cmdutil.Factory, runF func(*VerifyOptions) error) *cobra.Co
 			  1  not trusted: a check failed (the report says which and why)
 			  2  unusable input: a file that cannot be read or parsed, a usage error
 		`),
-		Example: heredoc.Doc(`
+		Example: cmdutil.Example(heredoc.Doc(`
 			$ csv attest verify --eventlog binary_bios_measurements --quote quote.bin \
 			    --signature quote.sig --ak ak.pub --nonce 9c1f... --policy attest.yaml \
 			    --ci-policy boot-ci.yaml
-		`),
+		`)),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.nonceGiven = cmd.Flags().Changed("nonce")
@@ -129,7 +129,7 @@ func NewCmdVerify(f *cmdutil.Factory, runF func(*VerifyOptions) error) *cobra.Co
 	fl.StringVar(&o.Policy, "policy", "", "the attestation policy `FILE`")
 	fl.StringArrayVar(&o.CIPolicies, "ci-policy", nil, "code integrity policy `FILE` (YAML or WDAC XML) judging the boot components; repeatable")
 	fl.StringArrayVar(&o.CertFiles, "certs", nil, "root certificates `FILE` the code integrity policy's WDAC well-known root rules may match; repeatable")
-	fl.StringVarP(&o.Format, "format", "f", "text", "report format: text or json")
+	fl.StringVarP(&o.Format, "format", "f", "text", "report `FORMAT`: text or json")
 	fl.BoolVar(&o.AllowSHA1, "allow-sha1-unsafe", false, "accept SHA-1 quotes and SHA1 PCR banks (TPMs and Windows that only have SHA1)")
 	fl.BoolVar(&o.AllowEmptyNonce, "allow-empty-nonce-unsafe", false, "accept an empty --nonce (a replayable quote)")
 	return cmd

@@ -54,7 +54,7 @@ func NewCmdInspect(f *cmdutil.Factory, runF func(*InspectOptions) error) *cobra.
 		},
 	}
 	cmd.Flags().StringVar(&o.EventLog, "eventlog", "", "the TCG event log `FILE`")
-	cmd.Flags().StringVarP(&o.Format, "format", "f", "text", "output format: text or json")
+	cmd.Flags().StringVarP(&o.Format, "format", "f", "text", "output `FORMAT`: text or json")
 	return cmd
 }
 

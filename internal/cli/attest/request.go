@@ -83,11 +83,11 @@ func NewCmdRequest(f *cmdutil.Factory, runF func(context.Context, *RequestOption
 			  2  could not attest: no TPM, no permission, the service unreachable or busy, an answer that
 			     contradicts itself (a 200 without a credential, a 403 that says trusted), a usage error
 		`),
-		Example: heredoc.Doc(`
+		Example: cmdutil.Example(heredoc.Doc(`
 			$ sudo csv attest request --server https://attest.example.com --output /run/host.token
 			$ csv attest request --server https://127.0.0.1:8443 --ca-file ca.pem \
 			    --tpm /tmp/swtpm/sock --eventlog boot.log --ak-handle 0x81000100 --output ak.pem
-		`),
+		`)),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.check(); err != nil {
@@ -103,12 +103,12 @@ func NewCmdRequest(f *cmdutil.Factory, runF func(context.Context, *RequestOption
 	fl.StringVar(&o.Server, "server", "", "the attestation service's `URL` (https://...)")
 	fl.StringVar(&o.TPM, "tpm", client.DefaultDevice, "the TPM: a device or a simulator's Unix socket `PATH`")
 	fl.StringVar(&o.EventLog, "eventlog", client.DefaultEventLog, "the TCG event log `FILE`")
-	fl.StringVar(&o.EK, "ek", "auto", "the endorsement key: auto (the one with a certificate), rsa, ecc or ecc384")
-	fl.StringVar(&o.AKType, "ak-type", "ecc", "the attestation key's type when one is created: ecc (P-256) or rsa (2048)")
+	fl.StringVar(&o.EK, "ek", "auto", "the endorsement `KEY`: auto (the one with a certificate), rsa, ecc or ecc384")
+	fl.StringVar(&o.AKType, "ak-type", "ecc", "the attestation key's `TYPE` when one is created: ecc (P-256) or rsa (2048)")
 	fl.StringVar(&o.AKHandle, "ak-handle", "", "persistent `HANDLE` (0x81xxxxxx) to load the AK from, or to persist a new one at")
 	fl.StringVar(&o.CAFile, "ca-file", "", "CA certificates `FILE` (PEM) to check the service's TLS certificate with (default: the system's)")
 	fl.StringVarP(&o.Output, "output", "o", "", "`FILE` to write the credential to (mode 0600)")
-	fl.StringVarP(&o.Format, "format", "f", "text", "report format: text or json")
+	fl.StringVarP(&o.Format, "format", "f", "text", "report `FORMAT`: text or json")
 	fl.DurationVar(&o.Timeout, "timeout", time.Minute, "give up after this `DURATION`")
 	fl.BoolVar(&o.PlaintextUnsafe, "plaintext-unsafe", false, "allow an http:// service URL (tests): the verdict and credential travel unauthenticated")
 	return cmd

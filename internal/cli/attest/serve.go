@@ -147,7 +147,7 @@ func NewCmdServe(f *cmdutil.Factory, runF func(context.Context, *ServeOptions) e
 			stating the claims, encrypted under a secret wrapped with TPM2_MakeCredential to its EK
 			and AK, which only that TPM can recover. GET /healthz answers while it serves.
 
-			The configuration file (YAML, see the README) holds everything; the flags override it.
+			The configuration file (YAML, see docs/attest.md) holds everything; the flags override it.
 			Each decision is logged to standard error as one JSON line. SIGHUP reloads the policies,
 			the EK roots and allowlist, the AK roots and the TLS key pair (what does not load is
 			refused and the old one stays): to revoke an EK, take it off the allowlist and send
@@ -156,10 +156,10 @@ func NewCmdServe(f *cmdutil.Factory, runF func(context.Context, *ServeOptions) e
 
 			Exit status: 0 after a graceful shutdown; 2 for a configuration error.
 		`),
-		Example: heredoc.Doc(`
+		Example: cmdutil.Example(heredoc.Doc(`
 			$ csv attest serve --config /etc/csv/attest-serve.yaml
 			$ kill -HUP $(pidof csv)   # reload the policies
-		`),
+		`)),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.changed = cmd.Flags().Changed
@@ -184,7 +184,7 @@ func NewCmdServe(f *cmdutil.Factory, runF func(context.Context, *ServeOptions) e
 	fl.StringArrayVar(&o.EKRoots, "ek-roots", nil, "TPM manufacturer CA certificates `FILE` EK certificates must chain to; repeatable")
 	fl.StringVar(&o.EKAllowlist, "ek-allowlist", "", "`FILE` of trusted EKs: SHA-256 of their public keys (hex), one a line")
 	fl.StringVar(&o.NonceKeyFile, "nonce-key-file", "", "`FILE` holding the nonce MAC key (at least 32 bytes; the same on every replica)")
-	fl.StringVar(&o.CredentialFormat, "credential-format", "", "the credential's payload: token (default) or x509")
+	fl.StringVar(&o.CredentialFormat, "credential-format", "", "the credential's payload `FORMAT`: token (default) or x509")
 	fl.BoolVar(&o.PlaintextUnsafe, "plaintext-unsafe", false, "serve HTTP without TLS (behind a TLS-terminating proxy, or tests)")
 	fl.BoolVar(&o.TrustAnyEKUnsafe, "trust-any-ek-unsafe", false, "trust any EK: a host without a genuine TPM could read its credential")
 	return cmd

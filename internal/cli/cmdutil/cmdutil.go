@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -210,4 +211,17 @@ func (f *AtomicFile) Abort() {
 		f.Close()
 		os.Remove(f.Name())
 	}
+}
+
+// Example returns a command's examples as cobra's help shows them: every
+// line indented by two spaces, without the final line break (cobra adds the
+// blank line after them itself).
+func Example(text string) string {
+	lines := strings.Split(strings.TrimRight(text, "\n"), "\n")
+	for i, l := range lines {
+		if l != "" {
+			lines[i] = "  " + l
+		}
+	}
+	return strings.Join(lines, "\n")
 }

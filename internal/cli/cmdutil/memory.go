@@ -24,7 +24,7 @@ type MemoryLimit struct{ bytes int64 }
 // Register adds the flag to fl.
 func (m *MemoryLimit) Register(fl *pflag.FlagSet) {
 	m.bytes = -1
-	fl.Int64Var(&m.bytes, "memory-limit", -1, fmt.Sprintf("soft limit of csv's memory in `BYTES`, past which it collects garbage more often (default: what the policy takes plus %d MiB; 0: none; GOMEMLIMIT wins)", limits.RunMemory>>20))
+	fl.Int64Var(&m.bytes, "memory-limit", -1, fmt.Sprintf("soft limit of csv's memory in `BYTES`, past which it collects garbage more often; -1: what the policy takes plus %d MiB; 0: none; GOMEMLIMIT wins", limits.RunMemory>>20))
 }
 
 // Check refuses a negative limit other than the default.

@@ -34,7 +34,7 @@ type Options struct {
 func NewCmdInspect(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{IO: f.IO}
 	cmd := &cobra.Command{
-		Use:   "inspect [--format text|json] FILE...",
+		Use:   "inspect [--format text|json] [flags] FILE...",
 		Short: "Show what csv sees in a file: format, digests, signatures and their chains",
 		Long: heredoc.Doc(`
 			Print each file's format, size, SHA256 and, for PE files, the Authenticode SHA256 and SHA1
@@ -42,10 +42,13 @@ func NewCmdInspect(f *cmdutil.Factory, runF func(context.Context, *Options) erro
 			signature (PE Authenticode, outer and nested; ELF appended signatures): its digest and
 			signature algorithms, whether it verifies and why not, the signer, each chain with every
 			certificate's TBS hash (as WDAC writes CertRoot values) and SHA256 fingerprint, and the
-			timestamp. These are the facts policy rules match.
+			timestamp. These are the facts policy rules match. A PowerShell script shows its
+			encoding, its signature block and its SIP hash; a catalog its members; a container
+			(an archive, package, image or compressed file) is followed by each of its members, under
+			its path (app.zip!/lib/x.dll).
 
-			Exit status: 0 all files inspected; 1 a file is a malformed PE or ELF file; 2 a file
-			could not be read, or a usage error.
+			Exit status: 0 all files inspected; 1 a file is malformed, or a container past a cap;
+			2 a file could not be read, or a usage error.
 		`),
 		Args: cmdutil.ExactArgsAtLeast(1, "FILE to inspect"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -59,7 +62,7 @@ func NewCmdInspect(f *cmdutil.Factory, runF func(context.Context, *Options) erro
 			return Run(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVarP(&opts.Format, "format", "f", "text", "output format: text or json")
+	cmd.Flags().StringVarP(&opts.Format, "format", "f", "text", "output `FORMAT`: text or json")
 	cmd.Flags().StringArrayVar(&opts.CertFiles, "certs", nil, "certificates `FILE` (PEM or DER) completing chains and identifying ELF signers; repeatable")
 	return cmd
 }

@@ -25,7 +25,7 @@ type DiffOptions struct {
 func NewCmdDiff(f *cmdutil.Factory, runF func(*DiffOptions) error) *cobra.Command {
 	opts := &DiffOptions{IO: f.IO}
 	cmd := &cobra.Command{
-		Use:   "diff [--format text|json] [--fail-if-loosened] OLD NEW",
+		Use:   "diff [--format text|json] [--fail-if-loosened] [flags] OLD NEW",
 		Short: "Show what a policy change changes in what is allowed and denied",
 		Long: heredoc.Doc(`
 			Compare two policies (YAML or WDAC SiPolicy XML, in any combination) by what they judge:
@@ -55,7 +55,7 @@ func NewCmdDiff(f *cmdutil.Factory, runF func(*DiffOptions) error) *cobra.Comman
 			return RunDiff(opts)
 		},
 	}
-	cmd.Flags().StringVarP(&opts.Format, "format", "f", "text", "output format: text or json")
+	cmd.Flags().StringVarP(&opts.Format, "format", "f", "text", "output `FORMAT`: text or json")
 	cmd.Flags().BoolVar(&opts.FailIfLoosened, "fail-if-loosened", false, "exit 1 only when a change loosens the policy (tightening passes)")
 	return cmd
 }

@@ -63,11 +63,12 @@ func NewCmdNew(f *cmdutil.Factory, runF func(context.Context, *NewOptions) error
 		Short: "Write a policy that allows exactly the binaries of a known-good build",
 		Long: heredoc.Doc(`
 			Scan PATH like validate does and write a policy (YAML, to standard output or --output) that
-			allows exactly the PE and ELF binaries found, like Windows' New-CIPolicy -ScanPath.
+			allows exactly the binaries and scripts found, like Windows' New-CIPolicy -ScanPath.
 
 			--level says what rules trust, as New-CIPolicy's -Level:
-			  hash       one rule per distinct binary: the Authenticode SHA256 of PE files (which
-			             still matches after the file is signed), the SHA256 of ELF files
+			  hash       rules per distinct binary: for PE files the four New-CIPolicy writes
+			             (Authenticode SHA256 and SHA1, which still match after the file is
+			             signed, and the first-page SHA256 and SHA1), the SHA256 of ELF files
 			  leaf       the signing certificate of each verified signature
 			  pca        the highest certificate below the root of the chain (the top of the
 			             chain if it does not reach a root): a signer rule, as WDAC's PcaCertificate
@@ -113,16 +114,16 @@ func NewCmdNew(f *cmdutil.Factory, runF func(context.Context, *NewOptions) error
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&opts.Level, "level", "", "what rules trust: `hash`, leaf, pca, root or publisher")
+	fl.StringVar(&opts.Level, "level", "", "`LEVEL` of what rules trust: hash, leaf, pca, root or publisher")
 	fl.StringSliceVar(&opts.Fallback, "fallback", nil, "`LEVEL`s for binaries --level cannot cover, in order (comma-separated or repeated)")
 	fl.StringArrayVar(&opts.Certs, "certs", nil, "certificates `FILE` (PEM or DER) completing chains; repeatable")
-	fl.StringVar(&opts.Name, "name", "generated", "policy name")
-	fl.StringVar(&opts.ID, "id", "", "policy id (default: the name)")
-	fl.StringVar(&opts.Version, "version", "1.0.0", "policy version")
-	fl.StringVar(&opts.Mode, "mode", "enforce", "policy mode: enforce or audit")
+	fl.StringVar(&opts.Name, "name", "generated", "policy `NAME`")
+	fl.StringVar(&opts.ID, "id", "", "policy `ID` (default: the name)")
+	fl.StringVar(&opts.Version, "version", "1.0.0", "policy `VERSION`")
+	fl.StringVar(&opts.Mode, "mode", "enforce", "policy `MODE`: enforce or audit")
 	fl.StringVarP(&opts.Output, "output", "o", "", "write the policy to `FILE` instead of standard output")
-	fl.StringVarP(&opts.Format, "format", "f", "yaml", "policy format: `yaml`, or ipe (a Linux IPE policy: an fs-verity digest rule per file, a dm-verity root hash rule per image)")
-	fl.IntVarP(&opts.Jobs, "jobs", "j", 0, "files inspected at once (default: number of CPUs)")
+	fl.StringVarP(&opts.Format, "format", "f", "yaml", "policy `FORMAT`: yaml, or ipe (a Linux IPE policy: an fs-verity digest rule per file, a dm-verity root hash rule per image)")
+	fl.IntVarP(&opts.Jobs, "jobs", "j", 0, "inspect `N` files at once (default: the number of CPUs)")
 	opts.Containers.Register(fl)
 	fl.StringArrayVar(&opts.Include, "include", nil, "cover only files matching this path `GLOB`; repeatable")
 	fl.StringArrayVar(&opts.Exclude, "exclude", nil, "skip files and directories matching this path `GLOB`; repeatable")
@@ -189,7 +190,11 @@ func RunNew(ctx context.Context, o *NewOptions) error {
 		if err := f.Commit(); err != nil {
 			return fmt.Errorf("writing the policy: %w", err)
 		}
-		textsafe.Linef(o.IO.ErrOut, "csv: wrote %s: %d rules for %d binaries", o.Output, len(g.Policy.Rules), g.Files)
+		rules := "rules"
+		if len(g.Policy.Rules) == 1 {
+			rules = "rule"
+		}
+		textsafe.Linef(o.IO.ErrOut, "csv: wrote %s: %d %s for %d binaries", o.Output, len(g.Policy.Rules), rules, g.Files)
 	} else if err := write(o.IO.Out); err != nil {
 		return err
 	}
@@ -218,7 +223,7 @@ type LintOptions struct {
 func NewCmdLint(f *cmdutil.Factory, runF func(*LintOptions) error) *cobra.Command {
 	opts := &LintOptions{IO: f.IO}
 	cmd := &cobra.Command{
-		Use:   "lint [--strict] FILE...",
+		Use:   "lint [--strict] [flags] FILE...",
 		Short: "Report errors and likely mistakes in policies",
 		Long: heredoc.Doc(`
 			Load each policy and report every error (what validate would refuse) and every warning:
@@ -241,7 +246,7 @@ func NewCmdLint(f *cmdutil.Factory, runF func(*LintOptions) error) *cobra.Comman
 		},
 	}
 	cmd.Flags().BoolVar(&opts.Strict, "strict", false, "treat warnings as errors")
-	cmd.Flags().StringVarP(&opts.Format, "format", "f", "text", "output format: text or json")
+	cmd.Flags().StringVarP(&opts.Format, "format", "f", "text", "output `FORMAT`: text or json")
 	return cmd
 }
 

@@ -36,7 +36,7 @@ type MergeOptions struct {
 func NewCmdMerge(f *cmdutil.Factory, runF func(context.Context, *MergeOptions) error) *cobra.Command {
 	opts := &MergeOptions{IO: f.IO}
 	cmd := &cobra.Command{
-		Use:   "merge [--output FILE] REPORT.json...",
+		Use:   "merge [--output FILE] [flags] REPORT.json...",
 		Short: "Combine the JSON reports of the shards of one validation",
 		Long: heredoc.Doc(`
 			Combine the JSON reports of csv validate --shard i/n runs (one per CI job) into the JSON
@@ -49,8 +49,8 @@ func NewCmdMerge(f *cmdutil.Factory, runF func(context.Context, *MergeOptions) e
 			--fail-if-no-targets are refused, and so is a set of shards with an index out of range,
 			given twice or missing: a shard that never ran must not look like a pass.
 
-			Exit status: 0 the build passes; 1 a binary is blocked in enforce mode; 2 the reports
-			cannot be read or combined.
+			Exit status: 0 the build passes; 1 a binary is blocked in enforce mode, or no binaries
+			were found with --fail-if-no-targets; 2 the reports cannot be read or combined.
 		`),
 		Example: "  $ csv report merge --output report.json shard-*.json",
 		Args:    cmdutil.ExactArgsAtLeast(1, "REPORT.json to merge"),

@@ -66,13 +66,13 @@ func (f *Flags) Register(fs *pflag.FlagSet, when string) {
 	fs.StringVar(&f.Manifest, "manifest", "", "write the signed build manifest (in-toto statement, SLSA verification summary, in a Sigstore bundle) to `FILE`")
 	fs.BoolVar(&f.Append, "append", false, "PE and PowerShell scripts: keep existing signatures and add ours nested, instead of replacing them")
 	fs.StringVar(&f.TimestampURL, "timestamp-url", "", "countersign the PE signatures, the Sigstore bundles and the manifest with this RFC 3161 time-stamp authority `URL`")
-	fs.StringVar(&f.Description, "description", "", "PE: program description in the signature (SpcSpOpusInfo)")
-	fs.StringVar(&f.URL, "url", "", "PE: more-information URL in the signature (SpcSpOpusInfo)")
+	fs.StringVar(&f.Description, "description", "", "PE: program description `TEXT` in the signature (SpcSpOpusInfo)")
+	fs.StringVar(&f.URL, "url", "", "PE: more-information `URL` in the signature (SpcSpOpusInfo)")
 	fs.BoolVar(&f.PageHashes, "page-hashes", false, "PE: put the file's page-hash table (SHA256, one hash per 4 KiB page) in the signature, as signtool /ph and osslsigncode -ph do")
 	fs.BoolVar(&f.IMA, "ima", false, "also give every signed binary an IMA signature (digital signature v2, SHA-256, as evmctl ima_sign) in its security.ima attribute, or in a sidecar FILE.sig where the file system or the user cannot set it")
 	fs.BoolVar(&f.IMASidecar, "ima-sidecar", false, "with --ima: write the IMA signatures to sidecar FILE.sig files (as evmctl ima_sign --sigfile), never to security.ima")
 	fs.BoolVar(&f.FSVerity, "fsverity", false, "also give every signed ELF file an fs-verity built-in signature (PKCS#7 over its fs-verity SHA-256 digest, as fsverity sign) in a sidecar FILE.fsv.sig")
-	fs.StringVar(&f.ResourceURI, "resource-uri", "", "manifest: the build it speaks of (a CI run URL; default: the paths signed)")
+	fs.StringVar(&f.ResourceURI, "resource-uri", "", "manifest: the `URI` of the build it speaks of (a CI run URL; default: the paths signed)")
 }
 
 // Check validates the flags.
@@ -113,11 +113,12 @@ type Options struct {
 func NewCmdSign(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{IO: f.IO, Version: f.Version}
 	cmd := &cobra.Command{
-		Use:   "sign --key REF --cert CHAIN [--out DIR] [--bundle] [--manifest FILE --policy FILE...] PATH...",
-		Short: "Sign every PE and ELF binary under PATH with the build certificate",
+		Use:   "sign --key REF --cert CHAIN [--out DIR] [--bundle] [--manifest FILE --policy FILE...] [flags] PATH...",
+		Short: "Sign every binary and script under PATH with the build certificate",
 		Long: heredoc.Doc(`
 			Sign every PE binary with an embedded Authenticode signature (SHA-256, the chain embedded,
-			the checksum updated) and every ELF binary with an appended signature in the Linux kernel
+			the checksum updated), every PowerShell script, MSI installer and cabinet with its
+			Authenticode signature, and every ELF binary with an appended signature in the Linux kernel
 			module format; with --bundle also write a detached Sigstore bundle for every file; with
 			--manifest write one signed statement for the whole build.
 
@@ -131,20 +132,20 @@ func NewCmdSign(f *cmdutil.Factory, runF func(context.Context, *Options) error) 
 			passes; --manifest needs --policy, since the manifest states that verification.
 
 			With --catalog FILE, csv signs no file: it writes a security catalog (.cat, v2) listing
-			every file under PATH, PE files by their Authenticode SHA256 and other files by their
-			SHA256 (catalogs under PATH are not listed), signed with the build key like a PE file, for
+			every file under PATH, PE files by their Authenticode SHA256, PowerShell scripts by their
+			SIP hash and their SHA256, other files by their SHA256 (catalogs under PATH are not listed), signed with the build key like a PE file, for
 			release engineers who catalog-sign driver packages and script bundles; it takes no --out,
 			--bundle, --manifest or --append.
 
 			Exit status: 0 signed; 1 not signed because the build does not pass the policy; 2 any
 			other error (nothing was signed).
 		`),
-		Example: heredoc.Doc(`
+		Example: cmdutil.Example(heredoc.Doc(`
 			$ CSV_KEY_PASSWORD=... csv sign --key build.key --cert build-chain.pem out/
 			$ csv sign --key awskms:///alias/build --cert chain.pem --policy policy.yaml \
 			    --manifest out.manifest.sigstore.json --bundle out/
 			$ csv sign --key build.key --cert build-chain.pem --catalog driver.cat driver/
-		`),
+		`)),
 		Args: cmdutil.ExactArgsAtLeast(1, "PATH to sign"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Paths = args
@@ -171,12 +172,12 @@ func NewCmdSign(f *cmdutil.Factory, runF func(context.Context, *Options) error) 
 	opts.Flags.Register(fl, "")
 	fl.StringArrayVarP(&opts.PolicyFiles, "policy", "p", nil, "validate against this policy `FILE` first; repeatable")
 	fl.StringArrayVar(&opts.CertFiles, "certs", nil, "certificates `FILE` completing chains for --policy; repeatable")
-	fl.IntVarP(&opts.Jobs, "jobs", "j", 0, "files signed at once (default: twice the number of CPUs, as signing waits on disk syncs)")
+	fl.IntVarP(&opts.Jobs, "jobs", "j", 0, "sign `N` files at once (default: twice the number of CPUs, as signing waits on disk syncs)")
 	fl.StringArrayVar(&opts.Include, "include", nil, "sign only files matching this path `GLOB`; repeatable")
 	fl.StringArrayVar(&opts.Exclude, "exclude", nil, "skip files and directories matching this path `GLOB`; repeatable")
 	fl.BoolVar(&opts.Follow, "follow-symlinks", false, "follow symbolic links (never out of the given paths)")
 	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no summary on standard error")
-	fl.StringVar(&opts.Catalog, "catalog", "", "write a signed security catalog `FILE` (.cat) of the files under PATH instead of signing them: PE files by their Authenticode hash, other files by their SHA256")
+	fl.StringVar(&opts.Catalog, "catalog", "", "write a signed security catalog `FILE` (.cat) of the files under PATH instead of signing them: PE files by their Authenticode hash, PowerShell scripts by their SIP hash and SHA256, other files by their SHA256")
 	return cmd
 }
 
@@ -360,7 +361,10 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 		}
 		what := fmt.Sprintf("%d binaries (%d PE, %d ELF)", pe+elf, pe, elf)
 		if scripts > 0 {
-			what += fmt.Sprintf(" and %d PowerShell scripts", scripts)
+			what += fmt.Sprintf(" and %d PowerShell script", scripts)
+			if scripts != 1 {
+				what += "s"
+			}
 		}
 		line := fmt.Sprintf("csv: signed %s %s with %s", what, where, textsafe.Quote(chain[0].Subject.CommonName))
 		if f.Bundle {

@@ -71,12 +71,14 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 	opts := &Options{IO: f.IO, Version: f.Version}
 	cmd := &cobra.Command{
 		Use:   "validate --policy FILE... [flags] PATH...",
-		Short: "Check every PE and ELF binary under PATH against a code integrity policy",
+		Short: "Check every binary and script under PATH against a code integrity policy",
 		Long: heredoc.Doc(`
 			Walk each PATH (files or directories, recursively, in a deterministic order) and judge
-			every PE and ELF binary, recognised by content, with the code integrity policy: a deny
-			rule that matches blocks it; otherwise a matching allow rule admits it; a binary that
-			matches nothing, or cannot be read or parsed, is blocked.
+			every binary (PE, ELF, installers, catalogs, filesystem images: recognised by content),
+			every script (PowerShell, Windows Script Host: by extension) and every member of the
+			archives, packages and images among them, with the code integrity policy: a deny rule
+			that matches blocks it; otherwise a matching allow rule admits it; a binary that
+			matches nothing, or cannot be read or parsed, is blocked (docs/formats.md).
 
 			Several --policy files combine as Windows does: every base policy must allow a binary,
 			and supplemental policies add allow rules to their base. A Linux IPE policy is judged
@@ -92,13 +94,13 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 			     with --fail-if-no-targets; with --sign: anything blocked, so nothing signed
 			  2  usage, policy or configuration error: nothing was judged
 		`),
-		Example: heredoc.Doc(`
+		Example: cmdutil.Example(heredoc.Doc(`
 			# fail the job if anything in out/ would be blocked
 			$ csv validate --policy policy.yaml out/
 
 			# SARIF for code scanning, audit only
 			$ csv validate --policy policy.yaml --mode audit --format sarif --output csv.sarif out/
-		`),
+		`)),
 		Args: cmdutil.ExactArgsAtLeast(1, "PATH to validate"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Paths = args
@@ -113,15 +115,15 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 	}
 	fl := cmd.Flags()
 	fl.StringArrayVarP(&opts.PolicyFiles, "policy", "p", nil, "policy `FILE` (YAML, WDAC SiPolicy XML or Linux IPE text); repeat for several")
-	fl.StringVar(&opts.Mode, "mode", "", "override the policies' mode: `enforce` or audit")
-	fl.StringVar(&opts.Scenario, "scenario", "user", "scenario the binaries run in: `user` or kernel")
-	fl.StringVarP(&opts.Format, "format", "f", "text", "report format: text, json, sarif or junit")
+	fl.StringVar(&opts.Mode, "mode", "", "override the policies' `MODE`: enforce or audit")
+	fl.StringVar(&opts.Scenario, "scenario", "user", "`SCENARIO` the binaries run in: user or kernel")
+	fl.StringVarP(&opts.Format, "format", "f", "text", "report `FORMAT`: text, json, sarif or junit")
 	fl.StringVarP(&opts.Output, "output", "o", "", "write the report to `FILE` instead of standard output")
-	fl.IntVarP(&opts.Jobs, "jobs", "j", 0, "files inspected at once (default: number of CPUs)")
+	fl.IntVarP(&opts.Jobs, "jobs", "j", 0, "inspect `N` files at once (default: the number of CPUs)")
 	fl.StringArrayVar(&opts.Include, "include", nil, "judge only files matching this path `GLOB` (** matches directories); repeatable")
 	fl.StringArrayVar(&opts.Exclude, "exclude", nil, "skip files and directories matching this path `GLOB`; repeatable")
 	fl.BoolVar(&opts.FollowSymlinks, "follow-symlinks", false, "follow symbolic links (never out of the given paths)")
-	fl.BoolVar(&opts.FailIfNoTargets, "fail-if-no-targets", false, "exit 1 if no PE or ELF binary is found")
+	fl.BoolVar(&opts.FailIfNoTargets, "fail-if-no-targets", false, "exit 1 if no binary or script is found")
 	fl.BoolVarP(&opts.Verbose, "verbose", "v", false, "text report: list every file, not only blocked ones")
 	fl.BoolVar(&opts.SARIFPasses, "sarif-passes", false, "SARIF report: add a CodeSign.MatchingPolicy result for every allowed file")
 	fl.BoolVar(&opts.AllDigests, "all-digests", false, "compute every digest for the report, not only those the policy compares")
@@ -132,7 +134,7 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 	opts.Containers.Register(fl)
 	opts.Memory.Register(fl)
 	fl.StringArrayVar(&opts.Catalogs, "catalog", nil, "security catalog `FILE` (.cat) whose members count as signed by its signer, beside the *.cat files under PATH; it must verify; repeatable")
-	fl.StringVar(&opts.IPEBootVerified, "ipe-boot-verified", "", "IPE policies: whether the host reads the files from the initramfs its boot loader verified (boot_verified): `true` or false; required by a policy that reads boot_verified")
+	fl.StringVar(&opts.IPEBootVerified, "ipe-boot-verified", "", "IPE policies: whether the host reads the files from the initramfs its boot loader verified (boot_verified): `true|false`; required by a policy that reads boot_verified")
 	fl.StringVar(&opts.VeritySalt, "verity-salt", "", "hash filesystem images without a hash device (IMAGE.verity) beside them as veritysetup format does with this salt (`HEX`, or - for none): their root hash is their dmverity_sha256")
 	fl.IntVar(&opts.VerityDataBlock, "verity-data-block-size", 4096, "with --verity-salt: the data block size in `BYTES`")
 	fl.IntVar(&opts.VerityHashBlock, "verity-hash-block-size", 4096, "with --verity-salt: the hash block size in `BYTES`")

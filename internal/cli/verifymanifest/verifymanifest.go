@@ -34,7 +34,7 @@ type Options struct {
 func NewCmdVerifyManifest(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{IO: f.IO}
 	cmd := &cobra.Command{
-		Use:   "verify-manifest --manifest FILE --certs ROOTS [--signer KIND:ID]... [--extra] [DIR]",
+		Use:   "verify-manifest --manifest FILE --certs ROOTS [--signer KIND:ID]... [--extra] [flags] [DIR]",
 		Short: "Check a signed build manifest and every file it lists",
 		Long: heredoc.Doc(`
 			Verify the signed build manifest that csv sign --manifest wrote (a Sigstore bundle holding a
@@ -43,7 +43,7 @@ func NewCmdVerifyManifest(f *cmdutil.Factory, runF func(context.Context, *Option
 			--signer's when given (cn:NAME its subject common name, dns:NAME, email:ADDRESS or uri:URI an
 			alternative name, or sha256:FINGERPRINT: pin it, since a CA issues many certificates); then
 			the SHA-256 of every file it lists, relative to DIR (default: the current directory). With
-			--extra, PE and ELF files under DIR that the manifest does not list are reported too.
+			--extra, binaries and scripts under DIR that the manifest does not list are reported too.
 
 			The chain is checked at the current time, unless --tsa-certs gives the roots of trusted
 			time-stamping authorities: then the RFC 3161 timestamp that csv sign --timestamp-url put in
@@ -81,7 +81,7 @@ func NewCmdVerifyManifest(f *cmdutil.Factory, runF func(context.Context, *Option
 	cmd.Flags().StringArrayVar(&opts.CertFiles, "certs", nil, "root certificates `FILE` (PEM or DER) the signer must chain to; repeatable")
 	cmd.Flags().StringArrayVar(&opts.TSAFiles, "tsa-certs", nil, "root certificates `FILE` (PEM or DER) of trusted time-stamping authorities: check the manifest's timestamp and the chain at its time; repeatable")
 	cmd.Flags().StringArrayVar(&opts.Signers, "signer", nil, "the signer certificate must be `ID`: cn:NAME, dns:NAME, email:ADDRESS, uri:URI or sha256:FINGERPRINT; repeatable (any of them)")
-	cmd.Flags().BoolVar(&opts.Extra, "extra", false, "also report PE and ELF files under DIR that the manifest does not list")
+	cmd.Flags().BoolVar(&opts.Extra, "extra", false, "also report binaries and scripts under DIR that the manifest does not list")
 	return cmd
 }
 
