@@ -761,7 +761,9 @@ func TestSARIFRoot(t *testing.T) {
 	if got, want := bases[report.SARIFRootBase].URI, "file://"+filepath.ToSlash(filepath.Join(wd, "win"))+"/"; got != want {
 		t.Errorf("%%SRCROOT%% is %q, want %q", got, want)
 	}
-	fp := func(m map[string]sarifFinding, f string) string { return m[f].PartialFingerprints[report.FingerprintKey] }
+	fp := func(m map[string]sarifFinding, f string) string {
+		return m[f].PartialFingerprints[report.FingerprintKey]
+	}
 	if fp(plain, "win/unsigned.exe") == fp(rooted, "win/unsigned.exe") || fp(plain, "bin/denied") != fp(rooted, "bin/denied") {
 		t.Error("fingerprints do not follow the location")
 	}
