@@ -50,6 +50,9 @@ type Finding struct {
 	// Audit is set when the file is blocked only under enforcement: the
 	// policy audits, and the line says WOULD BLOCK.
 	Audit bool
+	// Mark, when not "", is the line's first word instead of BLOCKED:
+	// MALFORMED for csv inspect, which judges nothing.
+	Mark string
 }
 
 // Of is the finding of a result, and false for an allowed file.
@@ -182,6 +185,9 @@ func (w *Writer) Write(fs *Findings, o Outcome) error {
 
 // Label is what a finding's line begins with.
 func (f Finding) Label() string {
+	if f.Mark != "" {
+		return f.Mark
+	}
 	if f.Audit {
 		return "WOULD BLOCK"
 	}
