@@ -161,6 +161,10 @@ func TestShardsAndSignNameBlockedFiles(t *testing.T) {
 	if code != 1 || !newLine.MatchString(stderr) || !cutLine.MatchString(stderr) || strings.Contains(stderr, "run csv validate") {
 		t.Errorf("sign --policy: exit %d, stderr:\n%s", code, stderr)
 	}
+	code, stderr = csvRun(t, "validate", "--sign", "--key", keys.Key, "--cert", keys.Chain, "-p", "policy.yaml", "--format", "junit", "--output", "r.xml", "build")
+	if code != 1 || !newLine.MatchString(stderr) || !cutLine.MatchString(stderr) || !strings.Contains(stderr, "not signing") {
+		t.Errorf("validate --sign: exit %d, stderr:\n%s", code, stderr)
+	}
 }
 
 // TestGitHubActions: under GitHub Actions, csv writes an error annotation
