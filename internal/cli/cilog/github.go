@@ -139,7 +139,11 @@ func (g *GitHub) annotate(w io.Writer, fs *Findings, o Outcome) {
 			if level.audit {
 				verb = "would be blocked"
 			}
-			fmt.Fprintln(w, annotation(level.name, "", o.Command, fmt.Sprintf("%d more files %s (GitHub shows %d annotations a step): see the job's log or %s", more, verb, MaxAnnotations, o.where())))
+			files := "files"
+			if more == 1 {
+				files = "file"
+			}
+			fmt.Fprintln(w, annotation(level.name, "", o.Command, fmt.Sprintf("%d more %s %s (GitHub shows %d annotations a step): see the job's log or %s", more, files, verb, MaxAnnotations, o.where())))
 		}
 	}
 	if o.Failed && fs.Blocked == 0 {
