@@ -82,7 +82,7 @@ func (j *junitSink) Begin(*csv.Report) error { return nil }
 func (j *junitSink) Result(res *csv.Result) error {
 	d := res.Decision
 	c := junitCase{Name: res.DisplayPath(), Classname: "csv." + string(res.Format), Time: "0"}
-	detail := fmt.Sprintf("policy: %s\nrule: %s\nkind: %s\nreason: %s\n", d.Policy, orNone(d.Rule), d.Kind, reasonText(res))
+	detail := fmt.Sprintf("policy: %s\nrule: %s\nkind: %s\nid: %s\nreason: %s\n", d.Policy, orNone(d.Rule), d.Kind, RuleID(d.Kind), reasonText(res))
 	switch {
 	case d.Allowed():
 		c.SystemOut = detail

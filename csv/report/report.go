@@ -38,6 +38,11 @@ type Options struct {
 	// merge can tell whether shards ran alike.
 	FailIfNoTargets bool
 	ModeOverride    cipolicy.Mode
+	// SARIFRoot is the directory SARIF locations are relative to (uriBaseId
+	// %SRCROOT%, whose place the log states): the repository's checkout,
+	// so that code scanning can show the files. Files outside it, and
+	// every file when it is "", are located by the path the run gave them.
+	SARIFRoot string
 }
 
 // Formats lists the report formats.

@@ -657,3 +657,124 @@ func FuzzMerge(f *testing.F) {
 		}
 	})
 }
+
+// sarifFindings renders rep as SARIF with opts, checks it against the
+// SARIF 2.1.0 schema, and returns its results by message file.
+func sarifFindings(t *testing.T, opts report.Options, rep *csv.Report) (map[string]sarifFinding, map[string]struct{ URI string }) {
+	t.Helper()
+	out := render(t, "sarif", opts, rep)
+	schema, err := jsonschema.NewCompiler().Compile(testenv.Shared(t, "testdata/sarif/sarif-schema-2.1.0.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.Validate(inst); err != nil {
+		t.Fatalf("not valid SARIF 2.1.0: %v", err)
+	}
+	var log struct {
+		Runs []struct {
+			Tool struct {
+				Driver struct {
+					Rules []struct {
+						ID            string
+						DeprecatedIDs []string
+					}
+				}
+			}
+			OriginalURIBaseIDs map[string]struct{ URI string }
+			Results            []sarifFinding
+		}
+	}
+	if err := json.Unmarshal(out, &log); err != nil {
+		t.Fatal(err)
+	}
+	byFile := map[string]sarifFinding{}
+	for _, r := range log.Runs[0].Results {
+		file, _, _ := strings.Cut(r.Message.Text, ":")
+		byFile[file] = r
+	}
+	return byFile, log.Runs[0].OriginalURIBaseIDs
+}
+
+type sarifFinding struct {
+	RuleID              string
+	Message             struct{ Text string }
+	PartialFingerprints map[string]string
+	Locations           []struct {
+		PhysicalLocation struct {
+			ArtifactLocation struct {
+				URI       string
+				URIBaseID string
+			}
+		}
+	}
+}
+
+func (f sarifFinding) location() string {
+	a := f.Locations[0].PhysicalLocation.ArtifactLocation
+	return a.URIBaseID + a.URI
+}
+
+// TestSARIFFingerprints: each finding carries a fingerprint that two runs
+// of the same tree (another directory, another time) agree on, and that
+// differs from file to file; a finding of audit mode has the fingerprint
+// of the same finding enforced.
+func TestSARIFFingerprints(t *testing.T) {
+	first, _ := sarifFindings(t, report.Options{}, run(t, cipolicy.Enforce))
+	second, _ := sarifFindings(t, report.Options{}, run(t, cipolicy.Audit))
+	if len(first) != 3 {
+		t.Fatalf("%d findings, want 3", len(first))
+	}
+	seen := map[string]string{}
+	for file, f := range first {
+		fp := f.PartialFingerprints[report.FingerprintKey]
+		if len(fp) != 64 {
+			t.Fatalf("%s: fingerprint %q", file, fp)
+		}
+		if other, ok := seen[fp]; ok {
+			t.Errorf("%s and %s share the fingerprint %s", file, other, fp)
+		}
+		seen[fp] = file
+		if got := second[file].PartialFingerprints[report.FingerprintKey]; got != fp {
+			t.Errorf("%s: fingerprint %s in one run, %s in the other", file, fp, got)
+		}
+	}
+}
+
+// TestSARIFRoot: with Options.SARIFRoot, files under it are located
+// relative to %SRCROOT%, whose place the log states; files outside it keep
+// the path the run gave them; the fingerprints follow the location.
+func TestSARIFRoot(t *testing.T) {
+	rep := run(t, cipolicy.Enforce)
+	wd, _ := os.Getwd()
+	plain, _ := sarifFindings(t, report.Options{}, rep)
+	rooted, bases := sarifFindings(t, report.Options{SARIFRoot: "win"}, rep)
+	if got := rooted["win/unsigned.exe"].location(); got != report.SARIFRootBase+"unsigned.exe" {
+		t.Errorf("win/unsigned.exe located at %q", got)
+	}
+	if got := rooted["bin/denied"].location(); got != "bin/denied" {
+		t.Errorf("bin/denied (outside the root) located at %q", got)
+	}
+	if got, want := bases[report.SARIFRootBase].URI, "file://"+filepath.ToSlash(filepath.Join(wd, "win"))+"/"; got != want {
+		t.Errorf("%%SRCROOT%% is %q, want %q", got, want)
+	}
+	fp := func(m map[string]sarifFinding, f string) string {
+		return m[f].PartialFingerprints[report.FingerprintKey]
+	}
+	if fp(plain, "win/unsigned.exe") == fp(rooted, "win/unsigned.exe") || fp(plain, "bin/denied") != fp(rooted, "bin/denied") {
+		t.Error("fingerprints do not follow the location")
+	}
+	// The repository's root: every file under it, as the run named it.
+	all, _ := sarifFindings(t, report.Options{SARIFRoot: wd}, rep)
+	for file, f := range all {
+		if f.location() != report.SARIFRootBase+file {
+			t.Errorf("%s located at %q", file, f.location())
+		}
+		if fp(all, file) != fp(plain, file) {
+			t.Errorf("%s: the fingerprint changed with a root where the path did not", file)
+		}
+	}
+}

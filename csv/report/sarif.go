@@ -1,9 +1,13 @@
 package report
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"net/url"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 
 	"github.com/codesignval/csv/cipolicy"
@@ -18,39 +22,54 @@ import (
 // report unchanged.
 type SARIF struct{ opts Options }
 
-// SARIF rule ids.
+// SARIF rule ids: Microsoft's CodeSign Validation ids where that gate
+// reports the same finding (pipelines and suppressions are keyed on them),
+// CSV.* where it has none.
 const (
 	RuleMissingSigningCert = "CodeSign.MissingSigningCert" // unsigned and not allowed (CodeSign Validation's id)
+	RuleNoMatchingPolicy   = "CodeSign.NoMatchingPolicy"   // signed, but no rule allows it (CodeSign Validation's id)
 	RuleMatchingPolicy     = "CodeSign.MatchingPolicy"     // allowed (CodeSign Validation's id)
-	RuleNotAllowed         = "CSV.NotAllowed"              // signed, but no rule allows it
 	RuleDenied             = "CSV.Denied"                  // a deny rule matched
 	RuleMalformed          = "CSV.Malformed"               // unreadable, truncated or malformed
 )
 
+// RuleNotAllowed is the rule id csv gave a signed file that no rule
+// allows before it used Microsoft's: it is listed as a deprecated id of
+// RuleNoMatchingPolicy in SARIF logs, so that suppressions keyed on it
+// still find the rule.
+//
+// Deprecated: use RuleNoMatchingPolicy.
+const RuleNotAllowed = "CSV.NotAllowed"
+
 type sarifRuleDef struct {
 	id, name, short, full string
 	level                 string
+	deprecated            []string
 }
 
 var sarifRules = []sarifRuleDef{
 	{RuleMissingSigningCert, "MissingSigningCert", "Binary is not signed and no rule allows it",
-		"The file carries no signature, and no hash rule of the code integrity policy allows it: a host enforcing the policy would not run it. Sign it with a certificate the policy trusts, or add a hash rule.", "error"},
-	{RuleNotAllowed, "NotAllowedByPolicy", "Binary is signed, but no rule allows it",
-		"The file is signed, but by no signer the policy allows, and no hash rule allows it: a host enforcing the policy would not run it.", "error"},
+		"The file carries no signature, and no hash rule of the code integrity policy allows it: a host enforcing the policy would not run it. Sign it with a certificate the policy trusts, or add a hash rule.", "error", nil},
+	{RuleNoMatchingPolicy, "NoMatchingPolicy", "Binary is signed, but no rule allows it",
+		"The file is signed, but by no signer the policy allows, and no hash rule allows it: a host enforcing the policy would not run it.", "error",
+		[]string{RuleNotAllowed}},
 	{RuleDenied, "DeniedByPolicy", "A deny rule matches the binary",
-		"A deny rule of the code integrity policy matches the file. Deny rules always win: a host enforcing the policy would not run it.", "error"},
+		"A deny rule of the code integrity policy matches the file. Deny rules always win: a host enforcing the policy would not run it.", "error", nil},
 	{RuleMalformed, "MalformedBinary", "Binary could not be read or parsed",
-		"The file claims to be PE or ELF but is truncated, malformed or unreadable, so it cannot be judged. It is blocked (fail closed).", "error"},
+		"The file claims to be PE or ELF but is truncated, malformed or unreadable, so it cannot be judged. It is blocked (fail closed).", "error", nil},
 	{RuleMatchingPolicy, "MatchingPolicy", "Binary is allowed by the policy",
-		"A rule of the code integrity policy allows the file.", "none"},
+		"A rule of the code integrity policy allows the file.", "none", nil},
 }
 
-func sarifRuleID(k cipolicy.ReasonKind) string {
+// RuleID is the rule id of a decision of kind k in every report (SARIF
+// ruleId, the JUnit detail, the lines csv writes to the CI log): a
+// CodeSign Validation id where that gate has one for the same finding.
+func RuleID(k cipolicy.ReasonKind) string {
 	switch k {
 	case cipolicy.KindUnsigned:
 		return RuleMissingSigningCert
 	case cipolicy.KindNotAllowed:
-		return RuleNotAllowed
+		return RuleNoMatchingPolicy
 	case cipolicy.KindDenied:
 		return RuleDenied
 	case cipolicy.KindMalformed:
@@ -68,8 +87,10 @@ type sarifLog struct {
 type sarifRun struct {
 	Tool        sarifTool         `json:"tool"`
 	Invocations []sarifInvocation `json:"invocations"`
-	Results     []sarifResult     `json:"results"`
-	Properties  map[string]any    `json:"properties,omitempty"`
+	// OriginalURIBaseIDs says where %SRCROOT% lies (Options.SARIFRoot).
+	OriginalURIBaseIDs map[string]sarifArtifact `json:"originalUriBaseIds,omitempty"`
+	Results            []sarifResult            `json:"results"`
+	Properties         map[string]any           `json:"properties,omitempty"`
 }
 
 type sarifTool struct {
@@ -93,6 +114,7 @@ type sarifRule struct {
 	ShortDescription     sarifText      `json:"shortDescription"`
 	FullDescription      sarifText      `json:"fullDescription"`
 	Help                 sarifText      `json:"help"`
+	DeprecatedIDs        []string       `json:"deprecatedIds,omitempty"`
 	DefaultConfiguration map[string]any `json:"defaultConfiguration"`
 	Properties           map[string]any `json:"properties,omitempty"`
 }
@@ -110,13 +132,16 @@ type sarifNotification struct {
 }
 
 type sarifResult struct {
-	RuleID     string          `json:"ruleId"`
-	RuleIndex  int             `json:"ruleIndex"`
-	Kind       string          `json:"kind"`
-	Level      string          `json:"level"`
-	Message    sarifText       `json:"message"`
-	Locations  []sarifLocation `json:"locations"`
-	Properties map[string]any  `json:"properties,omitempty"`
+	RuleID    string          `json:"ruleId"`
+	RuleIndex int             `json:"ruleIndex"`
+	Kind      string          `json:"kind"`
+	Level     string          `json:"level"`
+	Message   sarifText       `json:"message"`
+	Locations []sarifLocation `json:"locations"`
+	// PartialFingerprints identify the finding across runs (code
+	// scanning matches alerts by them): see fingerprint.
+	PartialFingerprints map[string]string `json:"partialFingerprints,omitempty"`
+	Properties          map[string]any    `json:"properties,omitempty"`
 }
 
 type sarifLocation struct {
@@ -128,7 +153,65 @@ type sarifPhysical struct {
 }
 
 type sarifArtifact struct {
-	URI string `json:"uri"`
+	URI       string `json:"uri"`
+	URIBaseID string `json:"uriBaseId,omitempty"`
+}
+
+// SARIFRootBase is the uriBaseId of locations under Options.SARIFRoot, the
+// name SARIF reserves for the root of the sources.
+const SARIFRootBase = "%SRCROOT%"
+
+// FingerprintKey is the key of csv's partialFingerprints: a SHA-256 of the
+// rule id and the file's stable path (see fingerprint).
+const FingerprintKey = "csvFinding/v1"
+
+// sarifPaths places files for SARIF locations: relative to root
+// (absolute, "" when not given) through %SRCROOT%, the working directory
+// cwd resolving relative display paths.
+type sarifPaths struct{ root, cwd string }
+
+func newSARIFPaths(opts Options) sarifPaths {
+	if opts.SARIFRoot == "" {
+		return sarifPaths{}
+	}
+	root, err := filepath.Abs(opts.SARIFRoot)
+	if err != nil {
+		return sarifPaths{}
+	}
+	cwd, _ := os.Getwd()
+	return sarifPaths{root: root, cwd: cwd}
+}
+
+// locate returns the artifact location of the file on disk whose display
+// path is file (slash-separated), and the path its fingerprint takes:
+// relative to the SARIF root when it lies under it, the display path
+// otherwise.
+func (p sarifPaths) locate(file string) (sarifArtifact, string) {
+	if p.root != "" {
+		abs := filepath.FromSlash(file)
+		if !filepath.IsAbs(abs) {
+			abs = filepath.Join(p.cwd, abs)
+		}
+		if rel, err := filepath.Rel(p.root, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel) {
+			rel = filepath.ToSlash(rel)
+			return sarifArtifact{URI: artifactURI(rel), URIBaseID: SARIFRootBase}, rel
+		}
+	}
+	return sarifArtifact{URI: artifactURI(file)}, path.Clean(file)
+}
+
+// fingerprint is a finding's partialFingerprints value: a SHA-256 of the
+// rule id and the file's stable path (relative to the SARIF root, or as
+// the run named it), with a container member's path, so that a finding
+// keeps its fingerprint from build to build however its digests change,
+// and two files, or two findings of one file, never share one.
+func fingerprint(ruleID, stable, member string) string {
+	h := sha256.New()
+	for _, s := range []string{ruleID, stable, member} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // artifactURI turns a slash-separated display path into a URI reference:
@@ -136,6 +219,9 @@ type sarifArtifact struct {
 // repository), absolute ones become file URIs.
 func artifactURI(p string) string {
 	p = path.Clean(p)
+	if len(p) > 1 && p[1] == ':' {
+		p = "/" + p // a Windows drive: file:///C:/...
+	}
 	u := url.URL{Path: p}
 	if strings.HasPrefix(p, "/") {
 		u.Scheme = "file"
@@ -146,7 +232,7 @@ func artifactURI(p string) string {
 
 // Render implements Renderer.
 func (s *SARIF) Render(w io.Writer, r *csv.Report) error {
-	return render(&sarifSink{opts: s.opts, w: w}, r)
+	return render(&sarifSink{opts: s.opts, w: w, paths: newSARIFPaths(s.opts)}, r)
 }
 
 // sarifRuleIndex is each rule's index in sarifRules.
@@ -169,6 +255,7 @@ func sarifHead(r *csv.Report, opts Options) sarifRun {
 		run.Tool.Driver.Rules = append(run.Tool.Driver.Rules, sarifRule{
 			ID: d.id, Name: d.name, ShortDescription: sarifText{d.short}, FullDescription: sarifText{d.full},
 			Help:                 sarifText{d.full},
+			DeprecatedIDs:        d.deprecated,
 			DefaultConfiguration: map[string]any{"level": d.level},
 			Properties:           map[string]any{"tags": []string{"security", "code-signing"}},
 		})
@@ -181,6 +268,9 @@ func sarifHead(r *csv.Report, opts Options) sarifRun {
 			Message: sarifText{"no PE or ELF binaries found under " + strings.Join(r.Roots, ", ") + " (--fail-if-no-targets)"}})
 	}
 	run.Invocations = []sarifInvocation{inv}
+	if p := newSARIFPaths(opts); p.root != "" {
+		run.OriginalURIBaseIDs = map[string]sarifArtifact{SARIFRootBase: {URI: artifactURI(filepath.ToSlash(p.root)) + "/"}}
+	}
 	var policies []map[string]any
 	for _, p := range r.Policies {
 		policies = append(policies, map[string]any{"name": p.Name, "id": p.ID, "version": p.Version, "sha256": p.SHA256Hex(), "mode": p.Mode})
@@ -191,12 +281,12 @@ func sarifHead(r *csv.Report, opts Options) sarifRun {
 
 // sarifResultOf is the SARIF result of a judged binary (false for an
 // allowed one, unless opts.SARIFPasses).
-func sarifResultOf(res *csv.Result, opts Options) (sarifResult, bool) {
+func sarifResultOf(res *csv.Result, opts Options, paths sarifPaths) (sarifResult, bool) {
 	d := res.Decision
 	if d.Allowed() && !opts.SARIFPasses {
 		return sarifResult{}, false
 	}
-	id := sarifRuleID(d.Kind)
+	id := RuleID(d.Kind)
 	out := sarifResult{RuleID: id, RuleIndex: sarifRuleIndex[id], Kind: "fail", Level: "error"}
 	msg := res.DisplayPath() + ": " + reasonText(res)
 	switch {
@@ -209,8 +299,10 @@ func sarifResultOf(res *csv.Result, opts Options) (sarifResult, bool) {
 	out.Message = sarifText{msg}
 	// A member's location is the file on disk that holds it (code
 	// scanning shows files of the repository); the message names the member.
-	file, _, _ := strings.Cut(res.DisplayPath(), container.Separator)
-	out.Locations = []sarifLocation{{PhysicalLocation: sarifPhysical{ArtifactLocation: sarifArtifact{URI: artifactURI(file)}}}}
+	file, member, _ := strings.Cut(res.DisplayPath(), container.Separator)
+	loc, stable := paths.locate(file)
+	out.Locations = []sarifLocation{{PhysicalLocation: sarifPhysical{ArtifactLocation: loc}}}
+	out.PartialFingerprints = map[string]string{FingerprintKey: fingerprint(id, stable, member)}
 	props := map[string]any{"verdict": d.Verdict, "enforced": d.Enforced, "policy": d.Policy, "format": res.Format}
 	if d.Rule != "" {
 		props["policyRule"] = d.Rule

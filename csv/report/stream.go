@@ -40,7 +40,7 @@ func NewSink(format string, opts Options, w io.Writer) (csv.Sink, error) {
 	case "json":
 		return &jsonSink{opts: opts, w: w, decide: true}, nil
 	case "sarif":
-		return &sarifSink{opts: opts, w: w, decide: true}, nil
+		return &sarifSink{opts: opts, w: w, decide: true, paths: newSARIFPaths(opts)}, nil
 	}
 	return &junitSink{opts: opts, w: w, decide: true}, nil
 }
@@ -286,6 +286,7 @@ type sarifSink struct {
 	opts    Options
 	w       io.Writer
 	decide  bool
+	paths   sarifPaths
 	results spool
 	n       int
 }
@@ -293,7 +294,7 @@ type sarifSink struct {
 func (s *sarifSink) Begin(*csv.Report) error { return nil }
 
 func (s *sarifSink) Result(res *csv.Result) error {
-	out, ok := sarifResultOf(res, s.opts)
+	out, ok := sarifResultOf(res, s.opts, s.paths)
 	if !ok {
 		return nil
 	}

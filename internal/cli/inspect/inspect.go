@@ -16,6 +16,7 @@ import (
 	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/csv"
 	"github.com/codesignval/csv/csv/report"
+	"github.com/codesignval/csv/internal/cli/cilog"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/internal/textsafe"
@@ -46,6 +47,8 @@ func NewCmdInspect(f *cmdutil.Factory, runF func(context.Context, *Options) erro
 			encoding, its signature block and its SIP hash; a catalog its members; a container
 			(an archive, package, image or compressed file) is followed by each of its members, under
 			its path (app.zip!/lib/x.dll).
+
+			With --format json, the malformed files are also named on standard error, for the CI log.
 
 			Exit status: 0 all files inspected; 1 a file is malformed, or a container past a cap;
 			2 a file could not be read, or a usage error.
@@ -80,6 +83,9 @@ func Run(ctx context.Context, o *Options) error {
 	var docs []FileDoc
 	var sigs [][]*signing.Signature
 	malformed, unreadable := false, false
+	// The files that make inspect fail, for the log when the output is
+	// JSON (the text output names them itself).
+	var failing cilog.Findings
 	for _, path := range o.Files {
 		add := func(path string, in *csv.Inspection) {
 			d := report.FileDocOf(path, in)
@@ -88,6 +94,7 @@ func Run(ctx context.Context, o *Options) error {
 				var mb *csv.MalformedBinaryError
 				if errors.As(in.Err, &mb) || errors.Is(in.Err, signing.ErrMalformed) || errors.Is(in.Err, container.ErrLimit) {
 					malformed = true
+					failing.Add(cilog.Finding{Path: path, Reason: strings.TrimPrefix(in.Err.Error(), path+": "), RuleID: report.RuleMalformed, Mark: "MALFORMED"})
 				} else {
 					unreadable = true
 				}
@@ -124,6 +131,10 @@ func Run(ctx context.Context, o *Options) error {
 		for i := range docs {
 			writeText(o.IO.Out, &docs[i], sigs[i])
 		}
+	}
+	if malformed && o.Format == "json" {
+		w := cilog.Writer{ErrOut: o.IO.ErrOut, Lines: true}
+		w.Write(&failing, cilog.Outcome{Command: "csv inspect", Failed: true}) // lines only: it cannot fail
 	}
 	switch {
 	case unreadable:

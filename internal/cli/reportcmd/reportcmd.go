@@ -3,14 +3,17 @@ package reportcmd
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 
 	"github.com/MakeNowJust/heredoc/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/codesignval/csv/csv/report"
+	"github.com/codesignval/csv/internal/cli/cilog"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/textsafe"
 )
@@ -29,6 +32,7 @@ func NewCmdReport(f *cmdutil.Factory) *cobra.Command {
 type MergeOptions struct {
 	IO     *cmdutil.IOStreams
 	Output string
+	GitHub cilog.GitHubFlag
 	Files  []string
 }
 
@@ -49,6 +53,10 @@ func NewCmdMerge(f *cmdutil.Factory, runF func(context.Context, *MergeOptions) e
 			--fail-if-no-targets are refused, and so is a set of shards with an index out of range,
 			given twice or missing: a shard that never ran must not look like a pass.
 
+			Each blocked file of the merged report is named on standard error with its reason and
+			rule id, as csv validate names them, and under GitHub Actions annotated, with a job
+			summary (--github).
+
 			Exit status: 0 the build passes; 1 a binary is blocked in enforce mode, or no binaries
 			were found with --fail-if-no-targets; 2 the reports cannot be read or combined.
 		`),
@@ -56,6 +64,9 @@ func NewCmdMerge(f *cmdutil.Factory, runF func(context.Context, *MergeOptions) e
 		Args:    cmdutil.ExactArgsAtLeast(1, "REPORT.json to merge"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Files = args
+			if err := opts.GitHub.Check("report merge"); err != nil {
+				return &cmdutil.FlagError{Err: err}
+			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -63,6 +74,7 @@ func NewCmdMerge(f *cmdutil.Factory, runF func(context.Context, *MergeOptions) e
 		},
 	}
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "write the merged report to `FILE` instead of standard output")
+	opts.GitHub.Register(cmd.Flags())
 	return cmd
 }
 
@@ -102,14 +114,39 @@ func RunMerge(o *MergeOptions) error {
 	s := merged.Summary
 	fmt.Fprintf(o.IO.ErrOut, "csv: %d shards of policy %s: %d binaries judged: %d allowed, %d blocked; %d files skipped, %d excluded\n",
 		len(merged.Shards), textsafe.Quote(merged.Policy.Name), s.Files, s.Allowed, s.Blocked, s.Skipped, s.Excluded)
+	var verdict string
 	switch {
 	case merged.NoTargets:
-		fmt.Fprintln(o.IO.ErrOut, "result: FAILED: no binaries found (--fail-if-no-targets)")
-		return cmdutil.ErrFailed
+		verdict = "result: FAILED: no binaries found (--fail-if-no-targets)"
 	case !merged.Passed:
-		fmt.Fprintf(o.IO.ErrOut, "result: FAILED: %d of %d binaries blocked\n", s.Blocked, s.Files)
+		verdict = fmt.Sprintf("result: FAILED: %d of %d binaries blocked", s.Blocked, s.Files)
+	case s.Blocked > 0:
+		verdict = fmt.Sprintf("result: PASSED in audit mode: %d of %d binaries would be blocked under enforcement", s.Blocked, s.Files)
+	default:
+		verdict = "result: PASSED"
+	}
+	// The merged failures, named as csv validate names them (the report
+	// is JSON: it does not list them for a reader of the log).
+	var fs cilog.Findings
+	for i := range merged.Results {
+		if f, ok := cilog.OfDoc(&merged.Results[i]); ok {
+			fs.Add(f)
+		}
+	}
+	var policies []cilog.Policy
+	for _, p := range merged.Policies {
+		policies = append(policies, cilog.Policy{Name: cmp.Or(p.ID, p.Name), Version: p.Version, Mode: string(p.Mode), SHA256: p.SHA256})
+	}
+	w := cilog.Writer{ErrOut: o.IO.ErrOut, Lines: true, GitHub: o.GitHub.Resolve(os.Getenv)}
+	failed := merged.NoTargets || !merged.Passed
+	err = w.Write(&fs, cilog.Outcome{Command: "csv report merge", Failed: failed, Verdict: verdict,
+		Files: s.Files, Allowed: s.Allowed, Blocked: s.Blocked, Skipped: s.Skipped, Policies: policies, Report: o.Output})
+	fmt.Fprintln(o.IO.ErrOut, verdict)
+	if err != nil {
+		textsafe.Linef(o.IO.ErrOut, "csv: warning: %v", err)
+	}
+	if failed {
 		return cmdutil.ErrFailed
 	}
-	fmt.Fprintln(o.IO.ErrOut, "result: PASSED")
 	return nil
 }

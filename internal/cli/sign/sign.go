@@ -7,6 +7,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
+	"github.com/codesignval/csv/internal/cli/cilog"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/textsafe"
 	"github.com/codesignval/csv/signing"
@@ -106,7 +108,10 @@ type Options struct {
 	Exclude     []string
 	Follow      bool
 	Quiet       bool
-	Paths       []string
+	// GitHub is --github: annotations and a job summary for the files
+	// that keep the build from being signed (--policy).
+	GitHub cilog.GitHubFlag
+	Paths  []string
 }
 
 // NewCmdSign returns the sign command.
@@ -129,7 +134,9 @@ func NewCmdSign(f *cmdutil.Factory, runF func(context.Context, *Options) error) 
 			where that cannot be, finishes it) and removes what the journal proves is csv's.
 
 			With --policy the build is validated first, and nothing is signed unless every binary
-			passes; --manifest needs --policy, since the manifest states that verification.
+			passes; --manifest needs --policy, since the manifest states that verification. The
+			files that do not pass are named on standard error with the reason and rule id, and
+			under GitHub Actions annotated (--github, as csv validate).
 
 			With --catalog FILE, csv signs no file: it writes a security catalog (.cat, v2) listing
 			every file under PATH, PE files by their Authenticode SHA256, PowerShell scripts by their
@@ -159,6 +166,9 @@ func NewCmdSign(f *cmdutil.Factory, runF func(context.Context, *Options) error) 
 					}
 				}
 			}
+			if err := opts.GitHub.Check("sign"); err != nil {
+				return &cmdutil.FlagError{Err: err}
+			}
 			if opts.Manifest != "" && len(opts.PolicyFiles) == 0 {
 				return cmdutil.FlagErrorf("sign: --manifest needs --policy: the manifest states that the build passed it")
 			}
@@ -177,6 +187,7 @@ func NewCmdSign(f *cmdutil.Factory, runF func(context.Context, *Options) error) 
 	fl.StringArrayVar(&opts.Exclude, "exclude", nil, "skip files and directories matching this path `GLOB`; repeatable")
 	fl.BoolVar(&opts.Follow, "follow-symlinks", false, "follow symbolic links (never out of the given paths)")
 	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no summary on standard error")
+	opts.GitHub.Register(fl)
 	fl.StringVar(&opts.Catalog, "catalog", "", "write a signed security catalog `FILE` (.cat) of the files under PATH instead of signing them: PE files by their Authenticode hash, PowerShell scripts by their SIP hash and SHA256, other files by their SHA256")
 	return cmd
 }
@@ -211,7 +222,23 @@ func Run(ctx context.Context, o *Options) error {
 			return err
 		}
 		if rep.Summary.Blocked > 0 {
-			fmt.Fprintf(o.IO.ErrOut, "csv: not signing: %d of %d binaries do not pass the policy (run csv validate to see which)\n", rep.Summary.Blocked, rep.Summary.Files)
+			// Named here, as csv validate names them: a job's log says
+			// which files kept the build from being signed.
+			verdict := fmt.Sprintf("csv: not signing: %d of %d binaries do not pass the policy", rep.Summary.Blocked, rep.Summary.Files)
+			var fs cilog.Findings
+			for i := range rep.Results {
+				if f, ok := cilog.Of(&rep.Results[i]); ok {
+					f.Audit = false // signing refuses what an audit would let through
+					fs.Add(f)
+				}
+			}
+			fmt.Fprintln(o.IO.ErrOut, verdict)
+			w := cilog.Writer{ErrOut: o.IO.ErrOut, Lines: true, GitHub: o.GitHub.Resolve(os.Getenv)}
+			if err := w.Write(&fs, cilog.Outcome{Command: "csv sign", Failed: true, Verdict: verdict,
+				Files: rep.Summary.Files, Allowed: rep.Summary.Allowed, Blocked: rep.Summary.Blocked, Skipped: rep.Summary.Skipped,
+				Policies: cilog.PoliciesOf(rep.Policies)}); err != nil {
+				textsafe.Linef(o.IO.ErrOut, "csv: warning: %v", err)
+			}
 			return cmdutil.ErrFailed
 		}
 	}

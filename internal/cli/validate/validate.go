@@ -21,6 +21,7 @@ import (
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
 	"github.com/codesignval/csv/csv/report"
+	"github.com/codesignval/csv/internal/cli/cilog"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/cli/sign"
 	"github.com/codesignval/csv/internal/textsafe"
@@ -62,7 +63,11 @@ type Options struct {
 	VerityDataBlock, VerityHashBlock int
 	Sign                             bool
 	SignFlags                        sign.Flags
-	Paths                            []string
+	// GitHub is --github (annotations and the job summary), SARIFRoot
+	// --sarif-root.
+	GitHub    cilog.GitHubFlag
+	SARIFRoot string
+	Paths     []string
 }
 
 // NewCmdValidate returns the validate command. runF, if not nil, replaces
@@ -87,6 +92,13 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 
 			With --sign, a build where every binary passes is then signed (see csv sign --help);
 			a build with any blocked file is not signed at all.
+
+			Each blocked file is named on standard error with its reason and rule id
+			(BLOCKED path: reason (rule id); WOULD BLOCK in audit mode), the first 50, whatever
+			--format and --output say; a text report on standard output lists them itself. Under
+			GitHub Actions (GITHUB_ACTIONS=true) csv also writes an error annotation per blocked
+			file and a job summary (GITHUB_STEP_SUMMARY); --github off turns them off
+			(docs/reports.md).
 
 			Exit status:
 			  0  nothing blocked (or the policy only audits); with --sign: signed
@@ -126,6 +138,8 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 	fl.BoolVar(&opts.FailIfNoTargets, "fail-if-no-targets", false, "exit 1 if no binary or script is found")
 	fl.BoolVarP(&opts.Verbose, "verbose", "v", false, "text report: list every file, not only blocked ones")
 	fl.BoolVar(&opts.SARIFPasses, "sarif-passes", false, "SARIF report: add a CodeSign.MatchingPolicy result for every allowed file")
+	fl.StringVar(&opts.SARIFRoot, "sarif-root", "", "SARIF report: locate files relative to this `DIR` (the repository's checkout; uriBaseId %SRCROOT%) so that code scanning shows them (default: $GITHUB_WORKSPACE under GitHub Actions)")
+	opts.GitHub.Register(fl)
 	fl.BoolVar(&opts.AllDigests, "all-digests", false, "compute every digest for the report, not only those the policy compares")
 	fl.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress or summary on standard error")
 	fl.StringVar(&opts.Shard, "shard", "", "judge only shard `i/n` of the files (split a build across CI jobs; combine the JSON reports with csv report merge)")
@@ -183,6 +197,12 @@ func (o *Options) check() error {
 	}
 	if o.SARIFPasses && o.Format != "sarif" {
 		return cmdutil.FlagErrorf("validate: --sarif-passes needs --format sarif")
+	}
+	if o.SARIFRoot != "" && o.Format != "sarif" {
+		return cmdutil.FlagErrorf("validate: --sarif-root needs --format sarif")
+	}
+	if err := o.GitHub.Check("validate"); err != nil {
+		return &cmdutil.FlagError{Err: err}
 	}
 	if o.Shard != "" {
 		if _, err := csv.ParseShard(o.Shard); err != nil {
@@ -269,8 +289,12 @@ func Run(ctx context.Context, o *Options) error {
 		return cmdutil.FlagErrorf("validate: %v", err)
 	}
 	o.Memory.Apply()
+	gh := o.GitHub.Resolve(os.Getenv)
 	ropts := report.Options{Verbose: o.Verbose, SARIFPasses: o.SARIFPasses, ToolVersion: o.Version,
-		FailIfNoTargets: o.FailIfNoTargets, ModeOverride: cipolicy.Mode(o.Mode)}
+		FailIfNoTargets: o.FailIfNoTargets, ModeOverride: cipolicy.Mode(o.Mode), SARIFRoot: o.SARIFRoot}
+	if ropts.SARIFRoot == "" && gh != nil {
+		ropts.SARIFRoot = gh.Workspace
+	}
 	// The report is written as the run decides it (report.NewSink), to
 	// the output at the end of the run: nothing of an interrupted run, and
 	// --output is renamed into place whole. --sign needs every binary's
@@ -300,11 +324,7 @@ func Run(ctx context.Context, o *Options) error {
 	rep := sink.rep
 	noTargets := o.FailIfNoTargets && rep.Summary.Files == 0
 	ropts.FailedNoTargets = noTargets
-	if o.Output != "" && !o.Quiet {
-		// The report went to a file: say the outcome in the log.
-		fmt.Fprintf(o.IO.ErrOut, "%s\n%s\n", report.SummaryLine(rep), report.VerdictOf(rep, ropts, sink.failing))
-		textsafe.Linef(o.IO.ErrOut, "csv: %s report written to %s", o.Format, o.Output)
-	}
+	o.log(rep, ropts, sink, gh)
 	if sink.failing > 0 || noTargets {
 		if o.Sign {
 			fmt.Fprintln(o.IO.ErrOut, "csv: not signing: the build does not pass")
@@ -321,17 +341,48 @@ func Run(ctx context.Context, o *Options) error {
 	return nil
 }
 
+// log writes the run's outcome and its blocked files to standard error
+// (cilog), and under GitHub Actions the annotations and the job summary.
+// A text report on standard output already says it all: the lines are not
+// repeated there.
+func (o *Options) log(rep *csv.Report, ropts report.Options, sink *runSink, gh *cilog.GitHub) {
+	textOnStdout := o.Format == "text" && o.Output == ""
+	verdict := report.VerdictOf(rep, ropts, sink.failing)
+	failed := sink.failing > 0 || ropts.FailedNoTargets
+	if !textOnStdout && !o.Quiet {
+		fmt.Fprintln(o.IO.ErrOut, report.SummaryLine(rep))
+	}
+	command := "csv validate"
+	if o.Shard != "" {
+		command += " --shard " + o.Shard
+	}
+	w := cilog.Writer{ErrOut: o.IO.ErrOut, Lines: !textOnStdout && (!o.Quiet || failed), GitHub: gh}
+	err := w.Write(&sink.findings, cilog.Outcome{Command: command, Failed: failed, Verdict: verdict,
+		Files: rep.Summary.Files, Allowed: rep.Summary.Allowed, Blocked: rep.Summary.Blocked, Skipped: rep.Summary.Skipped,
+		Policies: cilog.PoliciesOf(rep.Policies), Report: o.Output})
+	if !textOnStdout && !o.Quiet {
+		fmt.Fprintln(o.IO.ErrOut, verdict)
+		if o.Output != "" {
+			textsafe.Linef(o.IO.ErrOut, "csv: %s report written to %s", o.Format, o.Output)
+		}
+	}
+	if err != nil {
+		textsafe.Linef(o.IO.ErrOut, "csv: warning: %v", err)
+	}
+}
+
 // runSink passes the run on to the report's sink, counts the binaries that
 // fail the run, and keeps the results when signing needs them. At End, rep
 // is the run's Report (with its results if kept).
 type runSink struct {
-	report  csv.Sink
-	format  string
-	keep    bool
-	end     func() // called before the report is written
-	failing int
-	results []csv.Result
-	rep     *csv.Report
+	report   csv.Sink
+	format   string
+	keep     bool
+	end      func() // called before the report is written
+	failing  int
+	findings cilog.Findings
+	results  []csv.Result
+	rep      *csv.Report
 }
 
 func (s *runSink) Begin(rep *csv.Report) error { return s.report.Begin(rep) }
@@ -340,6 +391,7 @@ func (s *runSink) Result(r *csv.Result) error {
 	if r.Decision.Fails() {
 		s.failing++
 	}
+	s.findings.AddResult(r)
 	if s.keep {
 		s.results = append(s.results, *r)
 	}
