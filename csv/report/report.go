@@ -38,6 +38,10 @@ type Options struct {
 	// merge can tell whether shards ran alike.
 	FailIfNoTargets bool
 	ModeOverride    cipolicy.Mode
+	// FailOnUnusedSuppressions fails the run when a suppression matched
+	// no finding (--fail-on-unused-suppressions); it is a warning
+	// otherwise.
+	FailOnUnusedSuppressions bool
 }
 
 // Formats lists the report formats.

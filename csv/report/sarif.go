@@ -117,6 +117,8 @@ type sarifResult struct {
 	Message    sarifText       `json:"message"`
 	Locations  []sarifLocation `json:"locations"`
 	Properties map[string]any  `json:"properties,omitempty"`
+	// Suppressions mark a suppressed finding (suppress.go).
+	Suppressions []sarifSuppression `json:"suppressions,omitempty"`
 }
 
 type sarifLocation struct {
@@ -180,12 +182,16 @@ func sarifHead(r *csv.Report, opts Options) sarifRun {
 		inv.Notifications = append(inv.Notifications, sarifNotification{Level: "error",
 			Message: sarifText{"no PE or ELF binaries found under " + strings.Join(r.Roots, ", ") + " (--fail-if-no-targets)"}})
 	}
+	inv.Notifications = append(inv.Notifications, sarifSuppressionNotifications(r, opts)...)
 	run.Invocations = []sarifInvocation{inv}
 	var policies []map[string]any
 	for _, p := range r.Policies {
 		policies = append(policies, map[string]any{"name": p.Name, "id": p.ID, "version": p.Version, "sha256": p.SHA256Hex(), "mode": p.Mode})
 	}
 	run.Properties = map[string]any{"policies": policies, "mode": r.Mode, "scenario": r.Scenario, "summary": r.Summary}
+	if docs := SuppressionDocs(r.Suppressions); len(docs) > 0 {
+		run.Properties["suppressions"] = docs
+	}
 	return run
 }
 
@@ -217,5 +223,6 @@ func sarifResultOf(res *csv.Result, opts Options) (sarifResult, bool) {
 	}
 	res.Digests.Each(func(a cipolicy.HashAlgorithm, v []byte) { props[string(a)] = hexOrEmpty(v) })
 	out.Properties = props
+	out.Suppressions = sarifSuppressionsOf(res)
 	return out, true
 }

@@ -57,19 +57,34 @@ type LoadError struct {
 }
 
 func (e *LoadError) Error() string {
-	var b strings.Builder
+	lines := make([]string, len(e.Problems))
 	for i, p := range e.Problems {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(e.Source)
-		if p.Line > 0 {
-			fmt.Fprintf(&b, ":%d", p.Line)
-		}
-		b.WriteString(": ")
-		b.WriteString(p.Message)
+		lines[i] = problemError{e.Source, p}.Error()
 	}
-	return b.String()
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap returns an error per problem, whose messages are the lines of
+// Error (so that csv prints each on a line of its own).
+func (e *LoadError) Unwrap() []error {
+	out := make([]error, len(e.Problems))
+	for i, p := range e.Problems {
+		out[i] = problemError{e.Source, p}
+	}
+	return out
+}
+
+// problemError is one problem of a LoadError: "FILE:LINE: message".
+type problemError struct {
+	source string
+	p      Problem
+}
+
+func (e problemError) Error() string {
+	if e.p.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.source, e.p.Line, e.p.Message)
+	}
+	return e.source + ": " + e.p.Message
 }
 
 // Is makes errors.Is(err, ErrInvalid) true.

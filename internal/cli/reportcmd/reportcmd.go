@@ -100,14 +100,31 @@ func RunMerge(o *MergeOptions) error {
 		return err
 	}
 	s := merged.Summary
-	fmt.Fprintf(o.IO.ErrOut, "csv: %d shards of policy %s: %d binaries judged: %d allowed, %d blocked; %d files skipped, %d excluded\n",
-		len(merged.Shards), textsafe.Quote(merged.Policy.Name), s.Files, s.Allowed, s.Blocked, s.Skipped, s.Excluded)
+	suppressed := ""
+	if s.Suppressed > 0 {
+		suppressed = fmt.Sprintf(" (%d suppressed)", s.Suppressed)
+	}
+	fmt.Fprintf(o.IO.ErrOut, "csv: %d shards of policy %s: %d binaries judged: %d allowed, %d blocked%s; %d files skipped, %d excluded\n",
+		len(merged.Shards), textsafe.Quote(merged.Policy.Name), s.Files, s.Allowed, s.Blocked, suppressed, s.Skipped, s.Excluded)
+	expired := 0
+	for i := range merged.Suppressions {
+		switch d := &merged.Suppressions[i]; d.Status {
+		case report.StatusExpired:
+			expired++
+			textsafe.Linef(o.IO.ErrOut, "csv: error: %s expired on %s", d, d.Expires)
+		case report.StatusUnused:
+			textsafe.Linef(o.IO.ErrOut, "csv: warning: %s matched no finding in any shard", d)
+		}
+	}
 	switch {
 	case merged.NoTargets:
 		fmt.Fprintln(o.IO.ErrOut, "result: FAILED: no binaries found (--fail-if-no-targets)")
 		return cmdutil.ErrFailed
+	case !merged.Passed && s.Blocked > s.Suppressed:
+		fmt.Fprintf(o.IO.ErrOut, "result: FAILED: %d of %d binaries blocked\n", s.Blocked-s.Suppressed, s.Files)
+		return cmdutil.ErrFailed
 	case !merged.Passed:
-		fmt.Fprintf(o.IO.ErrOut, "result: FAILED: %d of %d binaries blocked\n", s.Blocked, s.Files)
+		fmt.Fprintf(o.IO.ErrOut, "result: FAILED: %d suppressions expired\n", expired)
 		return cmdutil.ErrFailed
 	}
 	fmt.Fprintln(o.IO.ErrOut, "result: PASSED")
