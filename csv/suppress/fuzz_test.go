@@ -55,3 +55,37 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzGuardian reads arbitrary bytes as a .gdnsuppress file: never a
+// panic; an error is a *LoadError with no file; a file's entries are
+// hydrated results of csv's rules with a justification and a clean
+// relative target; checkJSON never accepts what the decoder refuses.
+func FuzzGuardian(f *testing.F) {
+	a, b, c := sig("a"), sig("b"), sig("c")
+	f.Add(gdnDoc(f, true, map[string]map[string]any{
+		a: gdnEntry(a, map[string]any{"target": "bin/a[1].exe", "tool": "codesign", "ruleId": "CodeSign.MissingSigningCert",
+			"justification": "x", "expirationDate": "2027-01-31 00:00:00Z", "line": 4}),
+		b: gdnEntry(b, map[string]any{"target": "file:///D:/a/_work/1/s/node.exe", "tool": "binskim", "ruleId": "BA2008",
+			"alternativeSignatures": []string{c}}),
+		c: gdnEntry(c, map[string]any{"target": "lib/x.dll", "ruleId": "malformed", "justification": "cut", "expirationDate": nil}),
+	}))
+	f.Add(gdnDoc(f, false, map[string]map[string]any{a: gdnEntry(a, nil)}))
+	f.Add([]byte(`{"version":"1.0.0","results":{}}`))
+	f.Add([]byte(`{"a":1,"a":2}`))
+	f.Add([]byte(`[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		file, err := ParseGuardian(data, ".gdnsuppress")
+		if err != nil {
+			if file != nil || !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v with file %v", err, file)
+			}
+			return
+		}
+		for _, e := range file.Entries {
+			if len(e.ID) != 64 || e.Kind == "" || strings.TrimSpace(e.Justification) == "" || e.Path == "" ||
+				strings.HasPrefix(e.Path, "/") || strings.Contains(e.Path, "://") {
+				t.Fatalf("entry accepted: %+v", e)
+			}
+		}
+	})
+}
