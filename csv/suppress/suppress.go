@@ -236,11 +236,22 @@ func check(e *Entry, problem func(string, ...any)) {
 
 // Set is the suppressions of a run, from one or more files, judged at one
 // time. Match is safe for concurrent use.
+//
+// A run asks it of every blocked file, so that matching does not cost
+// entries times findings: entries whose path is literal (every Guardian
+// entry, most written by hand) are found by path, entries with digests
+// and no path by digest, and only the others are tried one by one.
 type Set struct {
 	entries []*Entry
 	expired []bool
 	uses    []atomic.Int64
 	algs    cipolicy.DigestSet
+	// byPath and byDigest index entries (in order) by literal path and,
+	// for those without a path, by "algorithm:hex digest"; scan are the
+	// rest.
+	byPath   map[string][]int
+	byDigest map[string][]int
+	scan     []int
 }
 
 // NewSet returns the suppressions of files as a run at now applies them:
@@ -256,8 +267,44 @@ func NewSet(now time.Time, files ...*File) *Set {
 		}
 	}
 	s.uses = make([]atomic.Int64, len(s.entries))
+	s.byPath, s.byDigest = map[string][]int{}, map[string][]int{}
+	for i, e := range s.entries {
+		switch lit, ok := literal(e.Path); {
+		case e.Path != "" && ok:
+			s.byPath[lit] = append(s.byPath[lit], i)
+		case e.Path == "" && len(e.Digests) > 0:
+			// Any one of its digests finds it.
+			a := e.Digests.Algorithms().Algorithms()[0]
+			s.byDigest[digestKey(a, e.Digests.Get(a))] = append(s.byDigest[digestKey(a, e.Digests.Get(a))], i)
+		default:
+			s.scan = append(s.scan, i)
+		}
+	}
 	return s
 }
+
+// literal returns the path a glob matches when it matches one path only
+// (no wildcard; escapes removed).
+func literal(glob string) (string, bool) {
+	var b strings.Builder
+	for i := 0; i < len(glob); i++ {
+		switch c := glob[i]; c {
+		case '*', '?', '[', ']', '{', '}':
+			return "", false
+		case '\\':
+			if i+1 == len(glob) {
+				return "", false
+			}
+			i++
+			b.WriteByte(glob[i])
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), true
+}
+
+func digestKey(a cipolicy.HashAlgorithm, v []byte) string { return string(a) + ":" + string(v) }
 
 // Digests are the digest algorithms the entries compare: a run computes
 // them for every file they apply to.
@@ -282,14 +329,26 @@ func (s *Set) Match(f Finding) *Entry {
 	if s == nil {
 		return nil
 	}
-	for i, e := range s.entries {
-		if s.expired[i] || !e.covers(f) {
-			continue
+	best := -1
+	try := func(candidates []int) {
+		for _, i := range candidates {
+			if best >= 0 && i >= best {
+				return // in order: the rest come later too
+			}
+			if !s.expired[i] && s.entries[i].covers(f) {
+				best = i
+				return
+			}
 		}
-		s.uses[i].Add(1)
-		return e
 	}
-	return nil
+	try(s.byPath[path.Clean(f.Path)])
+	f.Digests.Each(func(a cipolicy.HashAlgorithm, v []byte) { try(s.byDigest[digestKey(a, v)]) })
+	try(s.scan)
+	if best < 0 {
+		return nil
+	}
+	s.uses[best].Add(1)
+	return s.entries[best]
 }
 
 func (e *Entry) covers(f Finding) bool {
