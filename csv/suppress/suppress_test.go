@@ -273,3 +273,33 @@ func BenchmarkMatch(b *testing.B) {
 		})
 	}
 }
+
+// The caps: a file's size, its entries (both formats).
+func TestCaps(t *testing.T) {
+	many := "format: csv-suppressions/v1\nsuppressions: [" + strings.Repeat("{}, ", limits.MaxSuppressions) + "{}]\n"
+	if _, err := Parse([]byte(many), "s.yaml"); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), fmt.Sprintf("more than %d", limits.MaxSuppressions)) {
+		t.Errorf("%d entries: %v", limits.MaxSuppressions+1, err)
+	}
+	var g strings.Builder
+	g.WriteString(`{"version": "1.0.0", "results": {`)
+	for i := range limits.MaxSuppressions + 1 {
+		if i > 0 {
+			g.WriteByte(',')
+		}
+		fmt.Fprintf(&g, `"%d": {}`, i)
+	}
+	g.WriteString("}}")
+	if _, err := Parse([]byte(g.String()), ".gdnsuppress"); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), fmt.Sprintf("more than %d", limits.MaxSuppressions)) {
+		t.Errorf("%d results: %v", limits.MaxSuppressions+1, err)
+	}
+	big := make([]byte, limits.MaxSuppressionFile+1)
+	for i := range big {
+		big[i] = ' '
+	}
+	for _, head := range []string{"", "{"} {
+		copy(big, head)
+		if _, err := Parse(big, "big"); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "larger than") {
+			t.Errorf("%q...: %v", head, err)
+		}
+	}
+}
