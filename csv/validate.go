@@ -41,6 +41,7 @@ import (
 	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/csv/format"
 	"github.com/codesignval/csv/csv/format/elf"
+	"github.com/codesignval/csv/csv/suppress"
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
@@ -92,6 +93,13 @@ type Options struct {
 	// by their signer (--catalog), beside the catalogs under the roots
 	// (csv/catalogs.go).
 	Catalogs []string
+
+	// Suppressions, if set, are the accepted findings (--suppressions): a
+	// blocked file one of them covers is reported with it
+	// (Result.Suppressed) and does not fail the run (Result.Fails); the
+	// digests they compare are computed for every file they apply to, and
+	// their uses are reported at the end (Report.Suppressions).
+	Suppressions *suppress.Set
 
 	// scopes are the path globs of the policy's rules (set by Validate).
 	scopes []string
@@ -174,9 +182,17 @@ type Result struct {
 	Catalog string
 	// Err is why the file could not be inspected, if it could not.
 	Err error
+	// Suppressed is the suppression that covers the file's finding, when
+	// it is blocked and one does (Options.Suppressions): the decision
+	// stays blocked, and the run does not fail for it.
+	Suppressed *suppress.Entry
 	// fileRoot is set when Root names the file itself.
 	fileRoot bool
 }
+
+// Fails reports whether the file fails the run: blocked by an enforcing
+// policy, and covered by no suppression.
+func (r *Result) Fails() bool { return r.Decision.Fails() && r.Suppressed == nil }
 
 // DisplayPath is the path to show a user, slash-separated: the root joined
 // with the relative path, or the root itself when it names the file.
@@ -206,6 +222,9 @@ type Summary struct {
 	Skipped int `json:"skipped"`
 	// Excluded counts files left out by --include and --exclude.
 	Excluded int `json:"excluded"`
+	// Suppressed counts the blocked binaries a suppression covers (they
+	// are counted in Blocked too).
+	Suppressed int `json:"suppressed,omitempty"`
 }
 
 // Report is the outcome of a validation run.
@@ -235,6 +254,10 @@ type Report struct {
 	// tree, or a file in one shard's share may have been absent where that
 	// shard ran.
 	Walked Listing
+	// Suppressions are the run's suppressions (Options.Suppressions) at
+	// its end: how many findings each covered, and which had expired (an
+	// expired suppression fails the run).
+	Suppressions []suppress.Status
 }
 
 // Listing identifies the paths a walk listed (files judged, skipped and
@@ -246,14 +269,15 @@ type Listing struct {
 }
 
 // Failed reports whether the run should fail the CI job: at least one
-// binary blocked by an enforcing policy.
+// binary blocked by an enforcing policy and covered by no suppression, or
+// a suppression that has expired.
 func (r *Report) Failed() bool {
 	for i := range r.Results {
-		if r.Results[i].Decision.Fails() {
+		if r.Results[i].Fails() {
 			return true
 		}
 	}
-	return false
+	return len(suppress.Expired(r.Suppressions)) > 0
 }
 
 // Digests maps each judged binary's DisplayPath to its digests, for
@@ -361,6 +385,11 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 			return cipolicy.AllNeeds()
 		}
 		n := v.set.Needs(rel, f, v.opts.Scenario)
+		for _, a := range v.opts.Suppressions.Digests().Algorithms() {
+			if a.AppliesTo(f) {
+				n.Digests = n.Digests.With(a)
+			}
+		}
 		if v.opts.SignCheck {
 			// What signing compares (format.SignOptions.Expect).
 			n.Digests = n.Digests.With(cipolicy.SHA256).With(f.RuleDigest())
@@ -457,6 +486,10 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 			rep.Summary.Allowed++
 		} else {
 			rep.Summary.Blocked++
+			r.Suppressed = v.opts.Suppressions.Match(suppress.Finding{Path: r.Path, Kind: r.Decision.Kind, Digests: r.Digests})
+			if r.Suppressed != nil {
+				rep.Summary.Suppressed++
+			}
 		}
 		return sink.Result(&r)
 	})
@@ -466,6 +499,7 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 	rep.Summary.Excluded = w.excluded + int(excludedMembers.Load())
 	rep.Walked = w.walked
 	rep.Duration = v.opts.Now().Sub(rep.Started)
+	rep.Suppressions = v.opts.Suppressions.Statuses()
 	return sink.End(rep)
 }
 

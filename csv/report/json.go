@@ -43,6 +43,10 @@ type Document struct {
 	// merged report lists every shard it combines.
 	Shard  *ShardDoc  `json:"shard,omitempty"`
 	Shards []ShardDoc `json:"merged_shards,omitempty"`
+	// Suppressions are the run's suppressions (csv validate
+	// --suppressions) and how many findings each covered; an expired one
+	// failed the run.
+	Suppressions []SuppressionDoc `json:"suppressions,omitempty"`
 }
 
 // RunDoc is a run's selection and judging options.
@@ -126,6 +130,9 @@ type ResultDoc struct {
 	// matched, or -1.
 	Signature int    `json:"signature"`
 	Reason    string `json:"reason"`
+	// Suppressed is the suppression that covers a blocked file's finding
+	// (the verdict stays blocked; the run does not fail for it).
+	Suppressed *SuppressedDoc `json:"suppressed,omitempty"`
 }
 
 // The parts of a ResultDoc's JSON around its digests and facts.
@@ -141,13 +148,14 @@ type (
 		Signatures []SignatureDoc `json:"signatures,omitempty"`
 	}
 	resultTail struct {
-		Verdict   cipolicy.Verdict `json:"verdict"`
-		Enforced  bool             `json:"enforced"`
-		Kind      string           `json:"kind"`
-		Policy    string           `json:"policy"`
-		Rule      string           `json:"rule"`
-		Signature int              `json:"signature"`
-		Reason    string           `json:"reason"`
+		Verdict    cipolicy.Verdict `json:"verdict"`
+		Enforced   bool             `json:"enforced"`
+		Kind       string           `json:"kind"`
+		Policy     string           `json:"policy"`
+		Rule       string           `json:"rule"`
+		Signature  int              `json:"signature"`
+		Reason     string           `json:"reason"`
+		Suppressed *SuppressedDoc   `json:"suppressed,omitempty"`
 	}
 	// resultFields is every field but the digests and facts, to read.
 	resultFields struct {
@@ -161,7 +169,7 @@ type (
 func (r ResultDoc) MarshalJSON() ([]byte, error) {
 	return ObjectWithFacts(resultHead{r.Root, r.Path, r.Format, r.Size}, r.Digests,
 		resultMid{r.Signed, r.Signatures}, r.Facts,
-		resultTail{r.Verdict, r.Enforced, r.Kind, r.Policy, r.Rule, r.Signature, r.Reason})
+		resultTail{r.Verdict, r.Enforced, r.Kind, r.Policy, r.Rule, r.Signature, r.Reason, r.Suppressed})
 }
 
 // UnmarshalJSON reads a result csv wrote, refusing fields it does not
@@ -175,7 +183,7 @@ func (r *ResultDoc) UnmarshalJSON(data []byte) error {
 	}
 	*r = ResultDoc{Root: f.Root, Path: f.Path, Format: f.Format, Size: f.Size, Digests: d,
 		Signed: f.Signed, Signatures: f.Signatures, Facts: facts,
-		Verdict: f.Verdict, Enforced: f.Enforced, Kind: f.Kind, Policy: f.Policy, Rule: f.Rule, Signature: f.Signature, Reason: f.Reason}
+		Verdict: f.Verdict, Enforced: f.Enforced, Kind: f.Kind, Policy: f.Policy, Rule: f.Rule, Signature: f.Signature, Reason: f.Reason, Suppressed: f.Suppressed}
 	return nil
 }
 
@@ -245,6 +253,9 @@ func NewDocument(r *csv.Report, opts Options) *Document {
 		named = append(named, p.Certificates()...)
 	}
 	d.Run.PolicyCertificates = fingerprints(named)
+	// An unused suppression fails with --fail-on-unused-suppressions.
+	d.Suppressions = SuppressionDocs(r.Suppressions)
+	d.Passed = d.Passed && !suppressionsFail(d.Suppressions, opts)
 	if len(d.Policies) > 0 {
 		d.Policy = d.Policies[0]
 	}
@@ -265,6 +276,7 @@ func NewResultDoc(res *csv.Result) ResultDoc {
 		Digests: DigestDocsOf(res.Digests), Signed: res.Signed,
 		Verdict: res.Decision.Verdict, Enforced: res.Decision.Enforced, Kind: string(res.Decision.Kind),
 		Policy: res.Decision.Policy, Rule: res.Decision.Rule, Signature: res.Decision.Signature, Reason: reasonText(res),
+		Suppressed: suppressedDoc(res.Suppressed),
 	}
 	if res.Info != nil {
 		d.Facts = &Facts{Format: res.Format, Value: res.Info}

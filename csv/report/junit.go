@@ -86,6 +86,11 @@ func (j *junitSink) Result(res *csv.Result) error {
 	switch {
 	case d.Allowed():
 		c.SystemOut = detail
+	case res.Suppressed != nil:
+		// Blocked, and accepted: shown, not failed.
+		c.Skipped = &junitMessage{Message: "suppressed: blocked: " + reasonText(res) + " [" + suppressedText(res.Suppressed) + "]",
+			Type: string(d.Kind), Text: detail + suppressedText(res.Suppressed) + "\n"}
+		j.skipped++
 	case d.Enforced:
 		c.Failure = &junitMessage{Message: "blocked: " + reasonText(res), Type: string(d.Kind), Text: detail}
 		j.failures++
@@ -115,6 +120,7 @@ func (j *junitSink) End(r *csv.Report) error {
 			Failure: &junitMessage{Message: "no PE or ELF binaries found (--fail-if-no-targets)", Type: "no-targets"}})
 		suite.Failures++
 	}
+	junitSuppressionCases(&suite, r, opts)
 	suite.Tests = len(suite.Cases)
 	doc := junitSuites{Name: "csv", Tests: suite.Tests, Failures: suite.Failures, Skipped: suite.Skipped, Time: secs, Suites: []junitSuite{suite}}
 	if _, err := io.WriteString(j.w, xml.Header); err != nil {

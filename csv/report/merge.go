@@ -171,11 +171,16 @@ func Merge(docs []*Document) (*Document, error) {
 			continue
 		}
 		out.Summary.Blocked++
+		if r.Suppressed != nil {
+			out.Summary.Suppressed++
+			continue
+		}
 		failed = failed || r.Enforced
 	}
 	out.Summary.Skipped = len(out.Skipped)
 	out.NoTargets = run.FailIfNoTargets && out.Summary.Files == 0
-	out.Passed = !failed && !out.NoTargets
+	out.Suppressions = mergeSuppressions(docs)
+	out.Passed = !failed && !out.NoTargets && !suppressionsFail(out.Suppressions, Options{})
 	return out, nil
 }
 
@@ -190,11 +195,19 @@ func selfConsistent(d *Document) error {
 			s.Allowed++
 		case cipolicy.Blocked:
 			s.Blocked++
+			if r.Suppressed != nil {
+				s.Suppressed++
+			}
 		default:
 			return fmt.Errorf("%s has verdict %q", r.Path, r.Verdict)
 		}
 	}
 	s.Skipped, s.Excluded = len(d.Skipped), d.Summary.Excluded
+	for _, r := range d.Results {
+		if r.Suppressed != nil && r.Verdict != cipolicy.Blocked {
+			return fmt.Errorf("%s is %s and suppressed: only a blocked file is", r.Path, r.Verdict)
+		}
+	}
 	if s != d.Summary {
 		return fmt.Errorf("its summary (%d files: %d allowed, %d blocked; %d skipped) does not count its results (%d files: %d allowed, %d blocked; %d skipped)",
 			d.Summary.Files, d.Summary.Allowed, d.Summary.Blocked, d.Summary.Skipped, s.Files, s.Allowed, s.Blocked, s.Skipped)
@@ -232,6 +245,7 @@ func differs(a, b *Document) []string {
 		{"the policies' certificates", ra.PolicyCertificates, rb.PolicyCertificates},
 		{"--fail-if-no-targets", ra.FailIfNoTargets, rb.FailIfNoTargets},
 		{"a tree of", walked(ra.Walked), walked(rb.Walked)},
+		{"suppressions", suppressionList(a), suppressionList(b)},
 	} {
 		if !same(c.x, c.y) {
 			f := "%s %v"
@@ -261,4 +275,31 @@ func same(x, y any) bool {
 		return ok && slices.Equal(xs, ys)
 	}
 	return x == y
+}
+
+// suppressionList names a report's suppressions for differs: the shards
+// of one build apply the same ones.
+func suppressionList(d *Document) []string {
+	var out []string
+	for _, s := range d.Suppressions {
+		out = append(out, fmt.Sprintf("%s (%s) %q until %s", s.ref(), s.what(), s.Justification, s.Expires))
+	}
+	return out
+}
+
+// mergeSuppressions combines the shards' suppressions (the same, in the
+// same order: differs checked): the uses are summed, an entry is expired
+// if it was in any shard, and unused if no shard used it.
+func mergeSuppressions(docs []*Document) []SuppressionDoc {
+	out := slices.Clone(docs[0].Suppressions)
+	for i := range out {
+		expired := false
+		out[i].Uses = 0
+		for _, d := range docs {
+			out[i].Uses += d.Suppressions[i].Uses
+			expired = expired || d.Suppressions[i].Status == StatusExpired
+		}
+		out[i].Status = statusOf(out[i].Uses, expired)
+	}
+	return out
 }

@@ -43,6 +43,10 @@ type Options struct {
 	// so that code scanning can show the files. Files outside it, and
 	// every file when it is "", are located by the path the run gave them.
 	SARIFRoot string
+	// FailOnUnusedSuppressions fails the run when a suppression matched
+	// no finding (--fail-on-unused-suppressions); it is a warning
+	// otherwise.
+	FailOnUnusedSuppressions bool
 }
 
 // Formats lists the report formats.

@@ -142,6 +142,8 @@ type sarifResult struct {
 	// scanning matches alerts by them): see fingerprint.
 	PartialFingerprints map[string]string `json:"partialFingerprints,omitempty"`
 	Properties          map[string]any    `json:"properties,omitempty"`
+	// Suppressions mark a suppressed finding (suppress.go).
+	Suppressions []sarifSuppression `json:"suppressions,omitempty"`
 }
 
 type sarifLocation struct {
@@ -267,6 +269,7 @@ func sarifHead(r *csv.Report, opts Options) sarifRun {
 		inv.Notifications = append(inv.Notifications, sarifNotification{Level: "error",
 			Message: sarifText{"no PE or ELF binaries found under " + strings.Join(r.Roots, ", ") + " (--fail-if-no-targets)"}})
 	}
+	inv.Notifications = append(inv.Notifications, sarifSuppressionNotifications(r, opts)...)
 	run.Invocations = []sarifInvocation{inv}
 	if p := newSARIFPaths(opts); p.root != "" {
 		run.OriginalURIBaseIDs = map[string]sarifArtifact{SARIFRootBase: {URI: artifactURI(filepath.ToSlash(p.root)) + "/"}}
@@ -276,6 +279,9 @@ func sarifHead(r *csv.Report, opts Options) sarifRun {
 		policies = append(policies, map[string]any{"name": p.Name, "id": p.ID, "version": p.Version, "sha256": p.SHA256Hex(), "mode": p.Mode})
 	}
 	run.Properties = map[string]any{"policies": policies, "mode": r.Mode, "scenario": r.Scenario, "summary": r.Summary}
+	if docs := SuppressionDocs(r.Suppressions); len(docs) > 0 {
+		run.Properties["suppressions"] = docs
+	}
 	return run
 }
 
@@ -309,5 +315,6 @@ func sarifResultOf(res *csv.Result, opts Options, paths sarifPaths) (sarifResult
 	}
 	res.Digests.Each(func(a cipolicy.HashAlgorithm, v []byte) { props[string(a)] = hexOrEmpty(v) })
 	out.Properties = props
+	out.Suppressions = sarifSuppressionsOf(res)
 	return out, true
 }

@@ -144,13 +144,17 @@ func (t *textSink) Begin(rep *csv.Report) error {
 }
 
 func (t *textSink) Result(res *csv.Result) error {
-	if res.Decision.Fails() {
+	if res.Fails() {
 		t.failing++
 	}
 	if res.Decision.Allowed() && !t.opts.Verbose {
 		return nil
 	}
-	_, err := fmt.Fprintf(&t.results, "%-11s %s: %s\n", label(res.Decision), printable(res.DisplayPath()), printable(decisionText(res, t.manyPolicies)))
+	lbl, text := label(res.Decision), decisionText(res, t.manyPolicies)
+	if res.Suppressed != nil {
+		lbl, text = "SUPPRESSED", text+" ["+suppressedText(res.Suppressed)+"]"
+	}
+	_, err := fmt.Fprintf(&t.results, "%-11s %s: %s\n", lbl, printable(res.DisplayPath()), printable(text))
 	return err
 }
 
@@ -171,6 +175,9 @@ func (t *textSink) End(rep *csv.Report) (err error) {
 		return err
 	}
 	if _, err := t.skipped.WriteTo(t.w); err != nil {
+		return err
+	}
+	if err := writeSuppressionLines(t.w, rep, t.opts); err != nil {
 		return err
 	}
 	_, err = fmt.Fprintln(t.w, verdictLine(rep, endOptions(t.opts, t.decide, rep), t.failing))
@@ -212,7 +219,7 @@ func element(s *spool, n int, v any, indent string) error {
 }
 
 func (j *jsonSink) Result(res *csv.Result) error {
-	if res.Decision.Fails() {
+	if res.Fails() {
 		j.failing++
 	}
 	err := element(&j.results, j.nres, NewResultDoc(res), "    ")
@@ -232,7 +239,7 @@ func (j *jsonSink) End(rep *csv.Report) (err error) {
 	head.Results, head.Skipped = nil, nil
 	opts := endOptions(j.opts, j.decide, rep)
 	d := NewDocument(&head, opts)
-	d.Passed = j.failing == 0 && !opts.FailedNoTargets
+	d.Passed = !Fails(rep, opts, j.failing)
 	return spliceJSON(j.w, d, "\n  ", []spliced{{`"results": [`, j.nres, &j.results}, {`"skipped": [`, j.nskip, &j.skipped}})
 }
 

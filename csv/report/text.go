@@ -27,8 +27,12 @@ func (t *Text) Render(w io.Writer, r *csv.Report) error {
 // SummaryLine is the first line of the text report: the policies and the
 // counts.
 func SummaryLine(r *csv.Report) string {
-	return fmt.Sprintf("csv: %s: %d binaries judged: %d allowed, %d blocked; %d files skipped, %d excluded",
-		policyLine(r), r.Summary.Files, r.Summary.Allowed, r.Summary.Blocked, r.Summary.Skipped, r.Summary.Excluded)
+	suppressed := ""
+	if r.Summary.Suppressed > 0 {
+		suppressed = fmt.Sprintf(" (%d suppressed)", r.Summary.Suppressed)
+	}
+	return fmt.Sprintf("csv: %s: %d binaries judged: %d allowed, %d blocked%s; %d files skipped, %d excluded",
+		policyLine(r), r.Summary.Files, r.Summary.Allowed, r.Summary.Blocked, suppressed, r.Summary.Skipped, r.Summary.Excluded)
 }
 
 // printable escapes what an untrusted string could use to break a report
@@ -79,7 +83,7 @@ func policyLine(r *csv.Report) string {
 func VerdictLine(r *csv.Report, opts Options) string {
 	n := 0
 	for i := range r.Results {
-		if r.Results[i].Decision.Fails() {
+		if r.Results[i].Fails() {
 			n++
 		}
 	}
@@ -88,7 +92,7 @@ func VerdictLine(r *csv.Report, opts Options) string {
 
 // VerdictOf is VerdictLine of a run whose results were not kept (a sink's
 // at End): failing is the number of binaries blocked by an enforcing
-// policy.
+// policy and covered by no suppression.
 func VerdictOf(r *csv.Report, opts Options, failing int) string { return verdictLine(r, opts, failing) }
 
 // verdictLine is VerdictLine of a run in which failing binaries are
@@ -99,9 +103,35 @@ func verdictLine(r *csv.Report, opts Options, failing int) string {
 	case opts.FailedNoTargets:
 		return "result: FAILED: no PE or ELF binaries found (--fail-if-no-targets)"
 	case failing > 0:
-		return fmt.Sprintf("result: FAILED: %d of %d binaries blocked", failing, r.Summary.Files)
-	case r.Summary.Blocked > 0:
-		return fmt.Sprintf("result: PASSED in audit mode: %d of %d binaries would be blocked under enforcement", r.Summary.Blocked, r.Summary.Files)
+		return fmt.Sprintf("result: FAILED: %d of %d binaries blocked%s", failing, r.Summary.Files, suppressedNote(r))
+	}
+	docs := SuppressionDocs(r.Suppressions)
+	expired, unused := 0, 0
+	for _, d := range docs {
+		switch d.Status {
+		case StatusExpired:
+			expired++
+		case StatusUnused:
+			unused++
+		}
+	}
+	switch unsuppressed := r.Summary.Blocked - r.Summary.Suppressed; {
+	case expired > 0:
+		return fmt.Sprintf("result: FAILED: %d suppressions expired", expired)
+	case unused > 0 && opts.FailOnUnusedSuppressions:
+		return fmt.Sprintf("result: FAILED: %d suppressions matched no finding (--fail-on-unused-suppressions)", unused)
+	case unsuppressed > 0:
+		return fmt.Sprintf("result: PASSED in audit mode: %d of %d binaries would be blocked under enforcement%s", unsuppressed, r.Summary.Files, suppressedNote(r))
+	case r.Summary.Suppressed > 0:
+		return fmt.Sprintf("result: PASSED with suppressions: %d of %d binaries blocked, every one suppressed", r.Summary.Suppressed, r.Summary.Files)
 	}
 	return fmt.Sprintf("result: PASSED: all %d binaries allowed", r.Summary.Files)
+}
+
+// suppressedNote adds the suppressed findings to a verdict.
+func suppressedNote(r *csv.Report) string {
+	if r.Summary.Suppressed == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (and %d suppressed)", r.Summary.Suppressed)
 }

@@ -261,3 +261,16 @@ const (
 	MaxIPELine           = 4 << 10
 	MaxIPERuleProperties = 64
 )
+
+// MaxSuppressionFile, MaxSuppressions, MaxSuppressionText and
+// MaxSuppressionDepth cap a suppressions file (csv validate
+// --suppressions: csv's YAML or Microsoft Guardian's .gdnsuppress JSON):
+// its bytes, its entries (a Guardian file of a large repository holds some
+// thousands, 400 KB), the bytes of one string in it (a justification, a
+// path glob) and its nesting (a Guardian file nests four levels).
+const (
+	MaxSuppressionFile  = 16 << 20
+	MaxSuppressions     = 1 << 16
+	MaxSuppressionText  = 4 << 10
+	MaxSuppressionDepth = 16
+)

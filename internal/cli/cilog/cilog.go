@@ -58,8 +58,8 @@ type Finding struct {
 // Of is the finding of a result, and false for an allowed file.
 func Of(r *csv.Result) (Finding, bool) {
 	d := r.Decision
-	if d.Allowed() {
-		return Finding{}, false
+	if d.Allowed() || r.Suppressed != nil {
+		return Finding{}, false // a suppressed finding is the reports' (marked there)
 	}
 	return Finding{Path: r.DisplayPath(), Reason: d.Reason, RuleID: report.RuleID(d.Kind), Audit: !d.Enforced}, true
 }
@@ -67,7 +67,7 @@ func Of(r *csv.Result) (Finding, bool) {
 // OfDoc is the finding of a JSON report's result (csv report merge), and
 // false for an allowed file.
 func OfDoc(d *report.ResultDoc) (Finding, bool) {
-	if d.Verdict != cipolicy.Blocked {
+	if d.Verdict != cipolicy.Blocked || d.Suppressed != nil {
 		return Finding{}, false
 	}
 	return Finding{Path: docPath(d.Root, d.Path), Reason: d.Reason, RuleID: report.RuleID(cipolicy.ReasonKind(d.Kind)), Audit: !d.Enforced}, true

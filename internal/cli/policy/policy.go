@@ -11,12 +11,14 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/MakeNowJust/heredoc/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
+	"github.com/codesignval/csv/csv/suppress"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/internal/textsafe"
@@ -217,23 +219,36 @@ type LintOptions struct {
 	Strict bool
 	Format string
 	Files  []string
+	// SuppressionFiles are --suppressions, linted beside the policies.
+	SuppressionFiles []string
+	// Now is the time expiry dates are judged at (default time.Now).
+	Now func() time.Time
 }
 
 // NewCmdLint returns "csv policy lint".
 func NewCmdLint(f *cmdutil.Factory, runF func(*LintOptions) error) *cobra.Command {
 	opts := &LintOptions{IO: f.IO}
 	cmd := &cobra.Command{
-		Use:   "lint [--strict] [flags] FILE...",
+		Use:   "lint [--strict] [--suppressions FILE]... [flags] FILE...",
 		Short: "Report errors and likely mistakes in policies",
 		Long: heredoc.Doc(`
 			Load each policy and report every error (what validate would refuse) and every warning:
 			rules that can never match, duplicate hashes, a policy that allows nothing, a
-			supplemental policy whose base is not among the files given.
+			supplemental policy whose base is not among the files given. With --suppressions, also
+			lint suppressions files (csv validate --suppressions): syntax, a justification on every
+			entry, rules csv reports, globs that can match, expired entries and duplicates are
+			errors; entries expiring within 30 days and Guardian results csv cannot apply are
+			warnings. Policy files may then be left out.
 
 			Exit status: 0 no errors (warnings allowed unless --strict); 1 errors found (or warnings
 			with --strict); 2 a file could not be read, or a usage error.
 		`),
-		Args: cmdutil.ExactArgsAtLeast(1, "policy FILE to lint"),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(opts.SuppressionFiles) > 0 {
+				return nil
+			}
+			return cmdutil.ExactArgsAtLeast(1, "policy FILE to lint")(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Files = args
 			if opts.Format != "text" && opts.Format != "json" {
@@ -247,6 +262,7 @@ func NewCmdLint(f *cmdutil.Factory, runF func(*LintOptions) error) *cobra.Comman
 	}
 	cmd.Flags().BoolVar(&opts.Strict, "strict", false, "treat warnings as errors")
 	cmd.Flags().StringVarP(&opts.Format, "format", "f", "text", "output `FORMAT`: text or json")
+	cmd.Flags().StringArrayVar(&opts.SuppressionFiles, "suppressions", nil, "also lint this suppressions `FILE` (csv's YAML or Guardian's .gdnsuppress); repeatable")
 	return cmd
 }
 
@@ -272,7 +288,14 @@ func RunLint(o *LintOptions) error {
 		}
 		policies = append(policies, p)
 	}
-	findings = append(findings, cipolicy.Lint(policies...)...)
+	if len(policies) > 0 {
+		findings = append(findings, cipolicy.Lint(policies...)...)
+	}
+	sf, err := lintSuppressions(o)
+	if err != nil {
+		return err
+	}
+	findings = append(findings, sf...)
 	errs, warns := 0, 0
 	for _, f := range findings {
 		if f.Severity == cipolicy.SeverityError {
@@ -294,10 +317,41 @@ func RunLint(o *LintOptions) error {
 		for _, f := range findings {
 			textsafe.Linef(o.IO.Out, "%s", f)
 		}
-		fmt.Fprintf(o.IO.Out, "%d files: %d errors, %d warnings\n", len(o.Files), errs, warns)
+		fmt.Fprintf(o.IO.Out, "%d files: %d errors, %d warnings\n", len(o.Files)+len(o.SuppressionFiles), errs, warns)
 	}
 	if errs > 0 || (o.Strict && warns > 0) {
 		return cmdutil.ErrFailed
 	}
 	return nil
+}
+
+// lintSuppressions lints --suppressions: a file that cannot be read is an
+// error of the command (exit 2), what is wrong in one a finding.
+func lintSuppressions(o *LintOptions) ([]cipolicy.Finding, error) {
+	if len(o.SuppressionFiles) == 0 {
+		return nil, nil
+	}
+	var files []*suppress.File
+	var bad []*suppress.LoadError
+	for _, path := range o.SuppressionFiles {
+		data, err := cmdutil.ReadFileCapped(path, limits.MaxSuppressionFile)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read suppressions %s: %w", path, err)
+		}
+		f, err := suppress.Parse(data, path)
+		var le *suppress.LoadError
+		switch {
+		case errors.As(err, &le):
+			bad = append(bad, le)
+			continue
+		case err != nil:
+			return nil, err
+		}
+		files = append(files, f)
+	}
+	now := time.Now
+	if o.Now != nil {
+		now = o.Now
+	}
+	return suppress.Lint(files, bad, now()), nil
 }

@@ -112,16 +112,34 @@ func RunMerge(o *MergeOptions) error {
 		return err
 	}
 	s := merged.Summary
-	fmt.Fprintf(o.IO.ErrOut, "csv: %d shards of policy %s: %d binaries judged: %d allowed, %d blocked; %d files skipped, %d excluded\n",
-		len(merged.Shards), textsafe.Quote(merged.Policy.Name), s.Files, s.Allowed, s.Blocked, s.Skipped, s.Excluded)
+	suppressed := ""
+	if s.Suppressed > 0 {
+		suppressed = fmt.Sprintf(" (%d suppressed)", s.Suppressed)
+	}
+	fmt.Fprintf(o.IO.ErrOut, "csv: %d shards of policy %s: %d binaries judged: %d allowed, %d blocked%s; %d files skipped, %d excluded\n",
+		len(merged.Shards), textsafe.Quote(merged.Policy.Name), s.Files, s.Allowed, s.Blocked, suppressed, s.Skipped, s.Excluded)
+	expired := 0
+	for i := range merged.Suppressions {
+		switch d := &merged.Suppressions[i]; d.Status {
+		case report.StatusExpired:
+			expired++
+			textsafe.Linef(o.IO.ErrOut, "csv: error: %s expired on %s", d, d.Expires)
+		case report.StatusUnused:
+			textsafe.Linef(o.IO.ErrOut, "csv: warning: %s matched no finding in any shard", d)
+		}
+	}
 	var verdict string
 	switch {
 	case merged.NoTargets:
 		verdict = "result: FAILED: no binaries found (--fail-if-no-targets)"
+	case !merged.Passed && s.Blocked > s.Suppressed:
+		verdict = fmt.Sprintf("result: FAILED: %d of %d binaries blocked", s.Blocked-s.Suppressed, s.Files)
 	case !merged.Passed:
-		verdict = fmt.Sprintf("result: FAILED: %d of %d binaries blocked", s.Blocked, s.Files)
-	case s.Blocked > 0:
-		verdict = fmt.Sprintf("result: PASSED in audit mode: %d of %d binaries would be blocked under enforcement", s.Blocked, s.Files)
+		verdict = fmt.Sprintf("result: FAILED: %d suppressions expired", expired)
+	case s.Blocked > s.Suppressed:
+		verdict = fmt.Sprintf("result: PASSED in audit mode: %d of %d binaries would be blocked under enforcement", s.Blocked-s.Suppressed, s.Files)
+	case s.Suppressed > 0:
+		verdict = fmt.Sprintf("result: PASSED with suppressions: %d of %d binaries blocked, every one suppressed", s.Suppressed, s.Files)
 	default:
 		verdict = "result: PASSED"
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
 	"github.com/codesignval/csv/csv/report"
+	"github.com/codesignval/csv/csv/suppress"
 	"github.com/codesignval/csv/internal/cli/cilog"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/cli/sign"
@@ -52,6 +53,10 @@ type Options struct {
 	CertFiles       []string
 	Catalogs        []string
 	Shard           string
+	// SuppressionFiles are --suppressions; FailOnUnusedSuppressions is
+	// --fail-on-unused-suppressions.
+	SuppressionFiles         []string
+	FailOnUnusedSuppressions bool
 	// IPEBootVerified ("true", "false" or "") and IPEOp are what IPE
 	// policies need to know of the host (cipolicy.IPEOptions).
 	IPEBootVerified string
@@ -100,10 +105,17 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 			file and a job summary (GITHUB_STEP_SUMMARY); --github off turns them off
 			(docs/reports.md).
 
+			With --suppressions, a blocked binary that an entry of a suppressions file covers
+			(docs/suppressions.md) is reported as suppressed, with the entry's justification, and
+			does not fail the run; it stays blocked in every report, and --sign signs nothing
+			while anything is blocked. An expired suppression fails the run.
+
 			Exit status:
-			  0  nothing blocked (or the policy only audits); with --sign: signed
-			  1  at least one binary blocked in enforce mode, or no binaries found
-			     with --fail-if-no-targets; with --sign: anything blocked, so nothing signed
+			  0  nothing blocked (or the policy only audits, or every blocked binary is
+			     suppressed); with --sign: signed
+			  1  at least one binary blocked in enforce mode and not suppressed, no binaries
+			     found with --fail-if-no-targets, an expired suppression, or an unused one with
+			     --fail-on-unused-suppressions; with --sign: anything blocked, so nothing signed
 			  2  usage, policy or configuration error: nothing was judged
 		`),
 		Example: cmdutil.Example(heredoc.Doc(`
@@ -153,6 +165,8 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 	fl.IntVar(&opts.VerityDataBlock, "verity-data-block-size", 4096, "with --verity-salt: the data block size in `BYTES`")
 	fl.IntVar(&opts.VerityHashBlock, "verity-hash-block-size", 4096, "with --verity-salt: the hash block size in `BYTES`")
 	fl.StringVar(&opts.IPEOp, "ipe-op", "", "IPE policies: judge every file under this `OP` (EXECUTE, FIRMWARE, KMODULE, KEXEC_IMAGE, KEXEC_INITRAMFS, POLICY, X509_CERT) instead of EXECUTE, or KMODULE for kernel modules")
+	fl.StringArrayVar(&opts.SuppressionFiles, "suppressions", nil, "suppressions `FILE` (csv's YAML or Guardian's .gdnsuppress): blocked binaries an entry covers are reported as suppressed and do not fail the run; repeatable")
+	fl.BoolVar(&opts.FailOnUnusedSuppressions, "fail-on-unused-suppressions", false, "exit 1 if a suppression matched no finding (a warning otherwise)")
 	fl.StringArrayVar(&opts.CertFiles, "certs", nil, "certificates `FILE` (PEM or DER) completing chains: intermediates, roots, ELF signers; roots here are trusted for WDAC well-known root rules; repeatable")
 	return cmd
 }
@@ -194,6 +208,9 @@ func (o *Options) check() error {
 	}
 	if o.Jobs < 0 {
 		return cmdutil.FlagErrorf("validate: --jobs %d: want a positive number", o.Jobs)
+	}
+	if o.FailOnUnusedSuppressions && len(o.SuppressionFiles) == 0 {
+		return cmdutil.FlagErrorf("validate: --fail-on-unused-suppressions needs --suppressions")
 	}
 	if o.SARIFPasses && o.Format != "sarif" {
 		return cmdutil.FlagErrorf("validate: --sarif-passes needs --format sarif")
@@ -257,6 +274,10 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
+	sups, err := o.suppressions()
+	if err != nil {
+		return err
+	}
 	if o.Sign {
 		// What an earlier csv sign that was killed left is finished or
 		// undone first, so that the tree validated is the tree signed.
@@ -271,7 +292,7 @@ func Run(ctx context.Context, o *Options) error {
 	vopts := csv.Options{
 		Jobs: o.Jobs, Scenario: cipolicy.Scenario(o.Scenario), Include: o.Include, Exclude: o.Exclude,
 		FollowSymlinks: o.FollowSymlinks, AllDigests: o.AllDigests, Certificates: certs, SignCheck: o.Sign,
-		Catalogs: o.Catalogs, ContainerLimits: o.Containers.Limits(),
+		Catalogs: o.Catalogs, ContainerLimits: o.Containers.Limits(), Suppressions: sups,
 	}
 	if o.Shard != "" {
 		vopts.Shard, _ = csv.ParseShard(o.Shard) // checked above
@@ -291,7 +312,8 @@ func Run(ctx context.Context, o *Options) error {
 	o.Memory.Apply()
 	gh := o.GitHub.Resolve(os.Getenv)
 	ropts := report.Options{Verbose: o.Verbose, SARIFPasses: o.SARIFPasses, ToolVersion: o.Version,
-		FailIfNoTargets: o.FailIfNoTargets, ModeOverride: cipolicy.Mode(o.Mode), SARIFRoot: o.SARIFRoot}
+		FailIfNoTargets: o.FailIfNoTargets, ModeOverride: cipolicy.Mode(o.Mode), SARIFRoot: o.SARIFRoot,
+		FailOnUnusedSuppressions: o.FailOnUnusedSuppressions}
 	if ropts.SARIFRoot == "" && gh != nil {
 		ropts.SARIFRoot = gh.Workspace
 	}
@@ -325,13 +347,17 @@ func Run(ctx context.Context, o *Options) error {
 	noTargets := o.FailIfNoTargets && rep.Summary.Files == 0
 	ropts.FailedNoTargets = noTargets
 	o.log(rep, ropts, sink, gh)
-	if sink.failing > 0 || noTargets {
+	if report.Fails(rep, ropts, sink.failing) {
 		if o.Sign {
 			fmt.Fprintln(o.IO.ErrOut, "csv: not signing: the build does not pass")
 		}
 		return cmdutil.ErrFailed
 	}
 	if o.Sign {
+		if rep.Summary.Suppressed > 0 {
+			fmt.Fprintf(o.IO.ErrOut, "csv: not signing: %d binaries are blocked, suppressed (csv signs only a build whose every binary the policy allows)\n", rep.Summary.Suppressed)
+			return cmdutil.ErrFailed
+		}
 		if rep.Summary.Blocked > 0 {
 			fmt.Fprintf(o.IO.ErrOut, "csv: not signing: %d binaries would be blocked under enforcement\n", rep.Summary.Blocked)
 			return cmdutil.ErrFailed
@@ -348,9 +374,12 @@ func Run(ctx context.Context, o *Options) error {
 func (o *Options) log(rep *csv.Report, ropts report.Options, sink *runSink, gh *cilog.GitHub) {
 	textOnStdout := o.Format == "text" && o.Output == ""
 	verdict := report.VerdictOf(rep, ropts, sink.failing)
-	failed := sink.failing > 0 || ropts.FailedNoTargets
+	failed := report.Fails(rep, ropts, sink.failing)
 	if !textOnStdout && !o.Quiet {
 		fmt.Fprintln(o.IO.ErrOut, report.SummaryLine(rep))
+	}
+	if !o.Quiet {
+		report.WriteSuppressionDiagnostics(o.IO.ErrOut, rep, ropts)
 	}
 	command := "csv validate"
 	if o.Shard != "" {
@@ -388,7 +417,7 @@ type runSink struct {
 func (s *runSink) Begin(rep *csv.Report) error { return s.report.Begin(rep) }
 
 func (s *runSink) Result(r *csv.Result) error {
-	if r.Decision.Fails() {
+	if r.Fails() {
 		s.failing++
 	}
 	s.findings.AddResult(r)
@@ -516,4 +545,24 @@ func (o *Options) verityParams() (*dmverity.Params, error) {
 		return nil, fmt.Errorf("--verity-*: %v", err)
 	}
 	return p, nil
+}
+
+// suppressions reads --suppressions (nil without it), warning of the
+// entries of a Guardian file csv cannot apply.
+func (o *Options) suppressions() (*suppress.Set, error) {
+	if len(o.SuppressionFiles) == 0 {
+		return nil, nil
+	}
+	files, err := suppress.LoadFiles(o.SuppressionFiles)
+	if err != nil {
+		return nil, err
+	}
+	if !o.Quiet {
+		for _, f := range files {
+			for _, u := range f.Unmapped {
+				textsafe.Linef(o.IO.ErrOut, "csv: warning: suppressions %s: %s", f.Source, u)
+			}
+		}
+	}
+	return suppress.NewSet(time.Now(), files...), nil
 }
