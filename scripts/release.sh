@@ -119,8 +119,38 @@ build() {
 		env GOOS="$os" GOARCH="$arch" CGO_ENABLED=$cgo ${cc:+CC="$cc"} GOFLAGS=-buildvcs=false \
 			go build -trimpath -ldflags "$ldflags" -o "$dir/$exe" ./cmd/csv
 		cp LICENSE README.md CHANGELOG.md SECURITY.md "$dir/"
-		chmod 0644 "$dir"/*.md "$dir/LICENSE"
+		third_party "$dir/$exe" >"$dir/THIRD_PARTY_LICENSES"
+		chmod 0644 "$dir"/*.md "$dir/LICENSE" "$dir/THIRD_PARTY_LICENSES"
 		chmod 0755 "$dir/$exe"
+	done
+}
+
+# third_party prints the licence files (LICENSE*, LICENCE*, COPYING*,
+# NOTICE*) of every module linked into the binary, as their licences ask of a
+# binary distribution (MIT, BSD; MPL-2.0 also asks to say where the source
+# is: every module's is at its module path and version).
+third_party() {
+	local mods m dir f found
+	mods=$(go version -m "$1" | awk '$1 == "dep" {print $2}')
+	[[ -n $mods ]] || die "go version -m $1 lists no modules"
+	echo "# Third-party licences"
+	echo
+	echo "csv links these Go modules; each one's source is at its module path (go mod download MODULE@VERSION)."
+	# shellcheck disable=SC2086 # one argument per module
+	go list -m -f '{{.Path}}@{{.Version}} {{.Dir}}' $mods | while read -r m dir; do
+		[[ -d $dir ]] || die "module $m is not in the module cache"
+		echo
+		echo "## $m"
+		found=0
+		for f in "$dir"/LICENSE* "$dir"/LICENCE* "$dir"/COPYING* "$dir"/NOTICE* "$dir"/License*; do
+			[[ -f $f ]] || continue
+			echo
+			echo "### ${f##*/}"
+			echo
+			cat "$f"
+			found=1
+		done
+		((found)) || die "module $m has no licence file in $dir"
 	done
 }
 

@@ -193,7 +193,7 @@ func TestReleaseSnapshot(t *testing.T) {
 	// owned by no one, dated at the commit.
 	x := t.TempDir()
 	members := untar(t, s.path(s.name+".tar.gz"), x)
-	for _, m := range []string{"csv", "LICENSE", "README.md", "CHANGELOG.md", "SECURITY.md"} {
+	for _, m := range []string{"csv", "LICENSE", "README.md", "CHANGELOG.md", "SECURITY.md", "THIRD_PARTY_LICENSES"} {
 		if _, ok := members[s.name+"/"+m]; !ok {
 			t.Errorf("%s.tar.gz lacks %s/%s (has %v)", s.name, s.name, m, members)
 		}
@@ -208,6 +208,25 @@ func TestReleaseSnapshot(t *testing.T) {
 		}
 	}
 	csvBin := filepath.Join(x, s.name, "csv")
+
+	// Every module linked into the binary has its licence in the archive.
+	thirdParty := string(readFile(t, filepath.Join(x, s.name, "THIRD_PARTY_LICENSES")))
+	gv, err := exec.Command("go", "version", "-m", csvBin).Output()
+	if err != nil {
+		t.Fatalf("go version -m: %v", err)
+	}
+	linked := 0
+	for line := range strings.SplitSeq(string(gv), "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == "dep" {
+			linked++
+			if !strings.Contains(thirdParty, "\n## "+f[1]+"@"+f[2]+"\n") {
+				t.Errorf("THIRD_PARTY_LICENSES lacks %s@%s", f[1], f[2])
+			}
+		}
+	}
+	if linked == 0 || !strings.Contains(thirdParty, "Apache License") || !strings.Contains(thirdParty, "Mozilla Public License") {
+		t.Errorf("THIRD_PARTY_LICENSES: %d linked modules, Apache and MPL texts missing?", linked)
+	}
 
 	// csv version reports what release.sh set with -ldflags.
 	out, err := exec.Command(csvBin, "version", "--format", "json").Output()
