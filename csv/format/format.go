@@ -307,6 +307,10 @@ type SignOptions struct {
 	// PageHashes asks the PE handler for a page-hash table in the
 	// signature (signtool /ph, osslsigncode -ph); other formats ignore it.
 	PageHashes bool
+	// MSIExtended asks the MSI handler for the extended signature
+	// (\x05MsiDigitalSignatureEx, osslsigncode -add-msi-dse); other
+	// formats ignore it.
+	MSIExtended bool
 	// Expect, if not nil, holds the digests validation saw: the file's
 	// SHA256 and the digest its format's hash rules compare
 	// (cipolicy.Format.RuleDigest). A file read otherwise is not signed.
