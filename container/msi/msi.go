@@ -219,7 +219,12 @@ func yieldMedia(f *cfb.File, media []mediaRow, yield func(*container.Member, io.
 			streams[msi.DecodeName(e.Name)] = !databaseStream(e.Name)
 		}
 	}
+	seen := map[string]bool{} // one finding a name: disks may share a cabinet
 	problem := func(name string, err error) error {
+		if seen[name] {
+			return nil
+		}
+		seen[name] = true
 		m := &container.Member{Name: name, Type: container.Regular, Problem: err}
 		if clean, cerr := container.CleanName(name); cerr == nil {
 			m.Name = clean
