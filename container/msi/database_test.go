@@ -210,6 +210,35 @@ func setColumn(b []byte, widths []int, col int, v uint32) []byte {
 	return out
 }
 
+// renameString rewrites pkg with the string old of its string pool
+// replaced by new (the pool's entry for it given the new length).
+func renameString(t testing.TB, pkg []byte, old, new string) []byte {
+	t.Helper()
+	streams := tableStreams(t, pkg)
+	pool, data := bytes.Clone(streams["_StringPool"]), streams["_StringData"]
+	le := binary.LittleEndian
+	off := 0
+	for i := 4; i < len(pool); i += 4 {
+		n := int(le.Uint16(pool[i:]))
+		if string(data[off:off+n]) == old {
+			le.PutUint16(pool[i:], uint16(len(new)))
+			data = append(append(bytes.Clone(data[:off]), new...), data[off+n:]...)
+			return rewrite(t, pkg, func(name string, b []byte) []byte {
+				switch name {
+				case msi.TablePrefix + "_StringPool":
+					return pool
+				case msi.TablePrefix + "_StringData":
+					return data
+				}
+				return b
+			})
+		}
+		off += n
+	}
+	t.Fatalf("no string %q", old)
+	return nil
+}
+
 // Media (DiskId i2, LastSequence i4, DiskPrompt, Cabinet, VolumeLabel,
 // Source: strings) and File (File, Component_, FileName strings, FileSize
 // i4, Version, Language strings, Attributes i2, Sequence i4) as wixl writes
@@ -251,6 +280,7 @@ func TestMediaFindings(t *testing.T) {
 			}
 			return b
 		}), "Media disk 1 (uncompressed source files)", ""},
+		{"database's own stream as cabinet", renameString(t, embedded, "#app.cab", "#\x05SummaryInformation"), "\x05SummaryInformation", "-"},
 		{"files on no disk", rewrite(t, external, func(n string, b []byte) []byte {
 			if n == msi.TablePrefix+"File" {
 				return setColumn(b, fileWidths, 7, 0x80000000+100) // Sequence 100, past LastSequence
