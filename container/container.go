@@ -180,6 +180,22 @@ var ErrLimit = errors.New("container: over a cap")
 // name).
 var ErrMember = errors.New("container: member cannot be judged")
 
+// ExternalError is a member's Problem (it wraps ErrMember) when what the
+// container installs lies outside it: an installer's external cabinet or
+// the files it lays down uncompressed from beside it. Name, when not
+// empty, is the one file it names, relative to the container's own
+// directory ('/'-separated, as the container stores it): the validator
+// may find it there, in the tree it judges.
+type ExternalError struct {
+	Name   string
+	Reason string
+}
+
+func (e *ExternalError) Error() string { return e.Reason }
+
+// Unwrap returns ErrMember.
+func (e *ExternalError) Unwrap() error { return ErrMember }
+
 // LimitError says which cap a container reached.
 type LimitError struct {
 	// Cap is the cap's name as the CLI spells its flag

@@ -217,6 +217,11 @@ type inspectConfig struct {
 	// help runs tasks dispatched by any worker until done is closed (a
 	// walk waiting for its detached members).
 	help func(done <-chan struct{})
+	// inTree says the file was found under a directory root, so that the
+	// files beside it are judged too (an installer's external cabinet);
+	// besideDir is then, while its members are walked, its directory.
+	inTree    bool
+	besideDir string
 }
 
 // at returns the configuration for a member at rel.
@@ -313,9 +318,15 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 			in.Container = r.Kind()
 			g := f
 			f = nil
+			wcfg := cfg
+			if cfg.inTree {
+				c := *cfg
+				c.besideDir = filepath.Dir(path)
+				wcfg = &c
+			}
 			in.walk = func(ctx context.Context, emit func(*member) error) error {
 				defer g.Close()
-				return walkContainer(ctx, cfg, r, g, in.Size, cfg.rel, file.Name, 1, new(int64), emit)
+				return walkContainer(ctx, wcfg, r, g, in.Size, cfg.rel, file.Name, 1, new(int64), emit)
 			}
 			in.release = func() { g.Close() }
 			return in

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -217,6 +219,11 @@ func walkContainer(ctx context.Context, cfg *inspectConfig, r container.Reader, 
 			if ls.add(rel, m) {
 				return nil // settled at the end
 			}
+			if depth == 1 && cfg.besideDir != "" {
+				if note := besideNote(cfg, p, m.Problem); note != "" {
+					return emit(&member{rel: rel, skipped: note})
+				}
+			}
 			return emit(&member{rel: rel, problem: m.Problem})
 		}
 		if buf == nil {
@@ -320,6 +327,32 @@ func walkContainer(ctx context.Context, cfg *inspectConfig, r container.Reader, 
 	// What could not be read past is a finding on the container itself:
 	// members after it could hide anything.
 	return emit(&member{rel: p, problem: fmt.Errorf("%s container: %w (read %d members before it)", r.Kind(), werr, count)})
+}
+
+// besideNote says why a member that is a file beside the container (an
+// installer's external cabinet: container.ExternalError with a Name) is
+// not a finding: the container (at p, root-relative) was found under a
+// directory root, and the file is a regular file beside it that the run
+// does not leave out, so it is judged at its own path as a loose file.
+// It returns "" otherwise: the member stays blocked.
+func besideNote(cfg *inspectConfig, p string, problem error) string {
+	var ext *container.ExternalError
+	if !errors.As(problem, &ext) || ext.Name == "" {
+		return ""
+	}
+	clean, err := container.CleanName(ext.Name)
+	if err != nil {
+		return ""
+	}
+	rel := path.Join(path.Dir(p), clean)
+	if rel == ".." || strings.HasPrefix(rel, "../") || isExcludedBy(cfg.containers.exclude, rel) || !isIncludedBy(cfg.containers.include, rel) {
+		return ""
+	}
+	fi, err := os.Lstat(filepath.Join(cfg.besideDir, filepath.FromSlash(clean)))
+	if err != nil || !fi.Mode().IsRegular() {
+		return ""
+	}
+	return fmt.Sprintf("the files it installs are in the external cabinet beside the package, judged at its own path %s", rel)
 }
 
 // Buffers of members held in memory are used again, by size class (powers

@@ -59,6 +59,10 @@ type SignOptions struct {
 	// PageHashes puts each PE file's page-hash table in its signature
 	// (signtool /ph, osslsigncode -ph).
 	PageHashes bool
+	// MSIExtended signs MSI packages with \x05MsiDigitalSignatureEx
+	// (osslsigncode -add-msi-dse); a package signed with it is signed
+	// with it again anyway.
+	MSIExtended bool
 	// IMA also gives every signed binary an IMA signature, in its
 	// security.ima attribute or a sidecar FILE.sig (csv/ima_sign.go).
 	IMA IMAMode
@@ -796,7 +800,8 @@ func signOne(ctx context.Context, opts *SignOptions, roots []string, e *entry, b
 	var outSum []byte
 	if h != nil {
 		res, err := h.Sign(ctx, file, out, &format.SignOptions{Key: opts.Key, Chain: opts.Chain,
-			Append: opts.Append || opts.PE.Append, Authenticode: opts.PE, PageHashes: opts.PageHashes, Expect: want, Sum: needSum})
+			Append: opts.Append || opts.PE.Append, Authenticode: opts.PE, PageHashes: opts.PageHashes, Expect: want, Sum: needSum,
+			MSIExtended: opts.MSIExtended})
 		if err != nil {
 			return p, err
 		}

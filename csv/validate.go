@@ -762,6 +762,7 @@ func inspectInOrder(ctx context.Context, opts *Options, w *walker, needs func(re
 			cfg.needs = nil
 			cfg.needsAt = needs
 			cfg.rel = e.rel
+			cfg.inTree = !e.fileRoot // an installer's external cabinet beside it is judged too
 			cfg.dispatch = dispatch
 			cfg.help = func(done <-chan struct{}) {
 				var tbuf []byte

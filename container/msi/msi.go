@@ -10,7 +10,13 @@
 // Every stream of the root storage is a member but the database's own:
 // the tables (stream names starting with U+4840 once decoded) and four
 // \x05 streams by their exact names (the two signature streams, the two
-// summary information property sets); every storage is walked. So the members are the Binary table's
+// summary information property sets); every storage is walked. An
+// installation package's Media table is read (database.go) for the files
+// it installs from outside itself: an embedded cabinet it names and does
+// not hold, an external cabinet, uncompressed source files are each a
+// member with a Problem saying so (a container.ExternalError naming the
+// external cabinet, which the validator judges where it lies beside the
+// package in the tree). So the members are the Binary table's
 // streams ("Binary.<key>": custom action DLLs and scripts), the Icon
 // table's ("Icon.<key>"), the embedded cabinets the Media table names
 // ("#app.cab" is the stream "app.cab"; the cabinet reader then walks
@@ -126,6 +132,12 @@ func (Reader) Walk(ctx context.Context, src io.ReaderAt, size int64, name string
 	if err := endsAsArchive(src, size); err != nil {
 		return err
 	}
+	var media []mediaRow
+	if f.Entries[0].CLSID == msi.CLSIDPackage {
+		if media, err = readMedia(f); err != nil {
+			return err
+		}
+	}
 	names := container.Names{}
 	count := 0
 	var walk func(dir int, prefix string) error
@@ -185,5 +197,76 @@ func (Reader) Walk(ctx context.Context, src io.ReaderAt, size int64, name string
 		}
 		return nil
 	}
-	return walk(0, "")
+	if err := walk(0, ""); err != nil {
+		return err
+	}
+	return yieldMedia(f, media, yield)
+}
+
+// yieldMedia yields a member with a problem for every disk of the Media
+// table whose files are not in the package: an embedded cabinet ("#name")
+// the package does not hold, an external cabinet (a name without "#"),
+// files laid down uncompressed from beside the package (no cabinet, or
+// files marked msidbFileAttributesNoncompressed). Windows Installer
+// installs them from where the package was opened, and csv judges only
+// what the package holds.
+func yieldMedia(f *cfb.File, media []mediaRow, yield func(*container.Member, io.Reader) error) error {
+	// The root's streams by decoded name: true for those walked as
+	// members, false for the database's own (a table, a signature).
+	streams := map[string]bool{}
+	for _, c := range f.Entries[0].Children {
+		if e := &f.Entries[c]; e.Type == cfb.TypeStream {
+			streams[msi.DecodeName(e.Name)] = !databaseStream(e.Name)
+		}
+	}
+	seen := map[string]bool{} // one finding a name: disks may share a cabinet
+	problem := func(name string, err error) error {
+		if seen[name] {
+			return nil
+		}
+		seen[name] = true
+		m := &container.Member{Name: name, Type: container.Regular, Problem: err}
+		if clean, cerr := container.CleanName(name); cerr == nil {
+			m.Name = clean
+		}
+		return yield(m, nil)
+	}
+	for _, m := range media {
+		files := fmt.Sprintf("%d files", m.Files)
+		if m.Files == 1 {
+			files = "1 file"
+		}
+		switch stream, embedded := strings.CutPrefix(m.Cabinet, "#"); {
+		case embedded && !streams[stream]:
+			own, found := streams[stream]
+			if found && !own {
+				err := fmt.Errorf("%w: the Media table's disk %d names the database's own stream %q as its embedded cabinet, which csv does not judge as a member: its %s are installed from bytes csv does not judge", container.ErrMember, m.Disk, stream, files)
+				if err := problem(stream, err); err != nil {
+					return err
+				}
+				break
+			}
+			err := fmt.Errorf("%w: the Media table's disk %d names the embedded cabinet %q, and the package holds no stream %q: its %s are installed from a cabinet csv cannot see", container.ErrMember, m.Disk, m.Cabinet, stream, files)
+			if err := problem(stream, err); err != nil {
+				return err
+			}
+		case !embedded && m.Cabinet != "" && m.Files > 0:
+			err := &container.ExternalError{Name: m.Cabinet, Reason: fmt.Sprintf("the Media table's disk %d installs %s from the external cabinet %q, beside the package, not inside it: csv cannot judge them here; validate that cabinet too (csv validate judges it as a loose file where it is in the tree validated)", m.Disk, files, m.Cabinet)}
+			if err := problem(m.Cabinet, err); err != nil {
+				return err
+			}
+		case m.Cabinet == "" && m.Files > 0:
+			err := &container.ExternalError{Reason: fmt.Sprintf("the Media table's disk %d names no cabinet: its %s are laid down uncompressed from the source beside the package, not from inside it: csv cannot judge them here; validate the source files too", m.Disk, files)}
+			if err := problem(fmt.Sprintf("Media disk %d (uncompressed source files)", m.Disk), err); err != nil {
+				return err
+			}
+		}
+		if m.Uncompressed > 0 && m.Cabinet != "" {
+			err := &container.ExternalError{Reason: fmt.Sprintf("%d of the %s of the Media table's disk %d are marked uncompressed (msidbFileAttributesNoncompressed): they are laid down from the source beside the package, not from its cabinet: csv cannot judge them here; validate the source files too", m.Uncompressed, files, m.Disk)}
+			if err := problem(fmt.Sprintf("Media disk %d (uncompressed source files)", m.Disk), err); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

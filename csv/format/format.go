@@ -26,6 +26,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/binfmt"
@@ -139,6 +140,14 @@ func (f *File) Buffer() []byte { return f.buf }
 // not have exactly size bytes (it changed while being read) and stops when
 // ctx is done.
 func Stream(ctx context.Context, f io.Reader, buf []byte, n int, size int64, writers []io.Writer) error {
+	if size-int64(n) >= streamAheadMin && len(buf) > 0 && len(writers) > 0 {
+		return streamAhead(ctx, f, buf, n, size, writers)
+	}
+	return streamSeq(ctx, f, buf, n, size, writers)
+}
+
+// streamSeq is Stream reading and writing by turns.
+func streamSeq(ctx context.Context, f io.Reader, buf []byte, n int, size int64, writers []io.Writer) error {
 	total := int64(0)
 	for {
 		for _, w := range writers {
@@ -171,6 +180,87 @@ func Stream(ctx context.Context, f io.Reader, buf []byte, n int, size int64, wri
 		if err != nil {
 			return err
 		}
+	}
+}
+
+// streamAheadMin is the size past the bytes read already from which
+// Stream reads ahead: a goroutine reads the next block while the writers
+// hash this one (a file of a few KiB gains nothing from it).
+const streamAheadMin = 1 << 20
+
+// block is a block streamAhead's reader read: b[:n], and the read's error.
+type block struct {
+	b   []byte
+	n   int
+	err error
+}
+
+// streamAhead is Stream with the reads done by a goroutine, one block
+// ahead of the writers, in buf and a second buffer of its size by turns:
+// reading (a system call and a copy from the page cache, or a member's
+// decompression) overlaps hashing. The writers are called from this
+// goroutine, in order, as Stream calls them. It returns once the reader
+// has stopped: no read of f is under way after it, and buf is the
+// caller's again.
+func streamAhead(ctx context.Context, f io.Reader, buf []byte, n int, size int64, writers []io.Writer) error {
+	full := make(chan block, 1)
+	free := make(chan []byte, 2)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() { close(stop); wg.Wait() }()
+	free <- make([]byte, len(buf))
+	wg.Go(func() {
+		for {
+			var b []byte
+			select {
+			case b = <-free:
+			case <-stop:
+				return
+			}
+			k, err := f.Read(b)
+			select {
+			case full <- block{b, k, err}:
+			case <-stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+	write := func(p []byte) error {
+		for _, w := range writers {
+			if _, err := w.Write(p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	cur := block{b: buf, n: n}
+	total := int64(0)
+	for {
+		if err := write(cur.b[:cur.n]); err != nil {
+			return err
+		}
+		if total += int64(cur.n); total > size {
+			return FileChanged(nil)
+		}
+		if cur.err != nil {
+			if !errors.Is(cur.err, io.EOF) {
+				return cur.err
+			}
+			// A reader may return its last bytes with io.EOF (a
+			// decompressor does).
+			if total != size {
+				return FileChanged(nil)
+			}
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		free <- cur.b // the reader's for the block after next
+		cur = <-full
 	}
 }
 
@@ -307,6 +397,10 @@ type SignOptions struct {
 	// PageHashes asks the PE handler for a page-hash table in the
 	// signature (signtool /ph, osslsigncode -ph); other formats ignore it.
 	PageHashes bool
+	// MSIExtended asks the MSI handler for the extended signature
+	// (\x05MsiDigitalSignatureEx, osslsigncode -add-msi-dse); other
+	// formats ignore it.
+	MSIExtended bool
 	// Expect, if not nil, holds the digests validation saw: the file's
 	// SHA256 and the digest its format's hash rules compare
 	// (cipolicy.Format.RuleDigest). A file read otherwise is not signed.

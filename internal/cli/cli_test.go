@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
@@ -61,6 +62,7 @@ func TestScripts(t *testing.T) {
 			"tsa":     cmdTSA,
 			"signelf": cmdSignELF,
 			"mkwdac":  cmdMkWDAC,
+			"flip":    cmdFlip,
 		},
 		RequireExplicitExec: true,
 	})
@@ -109,6 +111,27 @@ func writeFixture(ts *testscript.TestScript, name string, data []byte, truncate 
 		ts.Fatalf("%v", err)
 	}
 	if err := os.WriteFile(p, data, 0o755); err != nil {
+		ts.Fatalf("%v", err)
+	}
+}
+
+// flip FILE STRING: change the first byte of STRING's first occurrence
+// in FILE (a name the test wrote into a package, where the bytes lie).
+func cmdFlip(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 || neg || args[1] == "" {
+		ts.Fatalf("usage: flip FILE STRING")
+	}
+	p := ts.MkAbs(args[0])
+	data, err := os.ReadFile(p)
+	if err != nil {
+		ts.Fatalf("%v", err)
+	}
+	i := bytes.Index(data, []byte(args[1]))
+	if i < 0 {
+		ts.Fatalf("flip: %q is not in %s", args[1], args[0])
+	}
+	data[i] ^= 1
+	if err := os.WriteFile(p, data, 0o644); err != nil {
 		ts.Fatalf("%v", err)
 	}
 }

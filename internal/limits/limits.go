@@ -224,6 +224,18 @@ const (
 	MaxMSISignature        = 4 << 20
 )
 
+// An installer's database tables, read to know where its files come from
+// (container/msi): MaxMSIStringPool caps the _StringPool stream (4 bytes a
+// string: a million strings; large installers hold some tens of
+// thousands), MaxMSITable every other table stream csv reads (_StringData,
+// _Columns, Media, File: a File table of 100,000 files is about 3 MiB),
+// MaxMSIMedia the Media table's rows (DiskId is a 16-bit key).
+const (
+	MaxMSIStringPool = 4 << 20
+	MaxMSITable      = 32 << 20
+	MaxMSIMedia      = 1 << 15
+)
+
 // MaxDetachedSignature caps a detached PKCS#7 signature read from a
 // sidecar file: an fs-verity built-in signature (FILE.fsv.sig) or a
 // dm-verity root hash's (IMAGE.roothash.p7s). `fsverity sign` and openssl

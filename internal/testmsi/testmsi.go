@@ -32,6 +32,14 @@ type File struct {
 // Binary table streams. It returns the package's bytes.
 func Build(t testing.TB, files ...File) []byte {
 	t.Helper()
+	return BuildMedia(t, `<Media Id="1" Cabinet="app.cab" EmbedCab="yes"/>`, files...)
+}
+
+// BuildMedia is Build with the WiX Media element given (such as
+// `<Media Id="1" Cabinet="app.cab" EmbedCab="no"/>`: an external cabinet,
+// which wixl names in the Media table and does not write).
+func BuildMedia(t testing.TB, media string, files ...File) []byte {
+	t.Helper()
 	wixl := testenv.Tool(t, "wixl")
 	dir := t.TempDir()
 	var comps, refs, bins strings.Builder
@@ -51,7 +59,7 @@ func Build(t testing.TB, files ...File) []byte {
 <Wix xmlns="http://schemas.microsoft.com/wix/2006/wi">
   <Product Id="12345678-1234-1234-1234-aaaaaaaaaaaa" Name="csv test" Language="1033" Version="1.0.0" Manufacturer="csv" UpgradeCode="12345678-1234-1234-1234-bbbbbbbbbbbb">
     <Package InstallerVersion="200" Compressed="yes" Comments="csv test"/>
-    <Media Id="1" Cabinet="app.cab" EmbedCab="yes"/>
+    ` + media + `
     ` + bins.String() + `
     <Directory Id="TARGETDIR" Name="SourceDir"><Directory Id="ProgramFilesFolder"><Directory Id="INSTALLDIR" Name="csvtest">
     ` + comps.String() + `

@@ -280,9 +280,10 @@ func malformed(err error) error {
 
 // Sign implements format.Handler: the package rewritten with a new
 // \x05DigitalSignature (signing/authenticode/msi.Sign), with
-// \x05MsiDigitalSignatureEx when the package had one (a package signed
-// with the extended signature stays so; an unsigned one is signed
-// without it, as signtool and osslsigncode do by default). With
+// \x05MsiDigitalSignatureEx when the package had one or opts.MSIExtended
+// asks for it (a package signed with the extended signature stays so;
+// otherwise it is signed without it, as signtool and osslsigncode do by
+// default). An extended signature cannot be nested in one without it. With
 // opts.Expect, the SIP digest and the flat SHA256 read must be those
 // validation saw; and since the streams are read again to be copied, the
 // written package's digest is computed anew and must be the one signed:
@@ -318,7 +319,11 @@ func (Handler) Sign(ctx context.Context, f *format.File, out format.Output, opts
 		sum = sha256.New()
 		w = io.MultiWriter(out, sum)
 	}
-	res, err := msi.Sign(ctx, f.R, f.Size, w, signer, msi.SignOptions{Extended: pkg.Ex != nil})
+	ext := pkg.Ex != nil || opts.MSIExtended
+	if ext && pkg.Ex == nil && opts.Append && pkg.Signed() {
+		return nil, signing.Errorf(msi.ErrExtendedAppend, "msi: cannot nest an extended signature (--msi-extended) in the package's signature, which has none: the \\x05MsiDigitalSignatureEx stream would change the digest that signature covers; sign without --append to replace it, or without --msi-extended")
+	}
+	res, err := msi.Sign(ctx, f.R, f.Size, w, signer, msi.SignOptions{Extended: ext})
 	if err != nil {
 		return nil, malformed(err)
 	}

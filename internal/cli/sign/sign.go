@@ -52,6 +52,12 @@ type Flags struct {
 	// this path instead of signing them (csv sign --catalog).
 	Catalog string
 
+	// Installers (MSI): MSIExtended signs with \x05MsiDigitalSignatureEx;
+	// SignContents asks for what csv refuses (the binaries inside
+	// installers and containers signed first).
+	MSIExtended  bool
+	SignContents bool
+
 	// warned holds the warnings printed about earlier runs' journals and
 	// leftovers: Recover and Sign both look, and say each once (a pointer:
 	// Flags compare).
@@ -75,6 +81,10 @@ func (f *Flags) Register(fs *pflag.FlagSet, when string) {
 	fs.BoolVar(&f.IMASidecar, "ima-sidecar", false, "with --ima: write the IMA signatures to sidecar FILE.sig files (as evmctl ima_sign --sigfile), never to security.ima")
 	fs.BoolVar(&f.FSVerity, "fsverity", false, "also give every signed ELF file an fs-verity built-in signature (PKCS#7 over its fs-verity SHA-256 digest, as fsverity sign) in a sidecar FILE.fsv.sig")
 	fs.StringVar(&f.ResourceURI, "resource-uri", "", "manifest: the `URI` of the build it speaks of (a CI run URL; default: the paths signed)")
+
+	// Installers.
+	fs.BoolVar(&f.MSIExtended, "msi-extended", false, "MSI: sign with the extended signature (\\x05MsiDigitalSignatureEx, the metadata's pre-hash), as signtool and osslsigncode -add-msi-dse do; a package signed with it is signed with it again anyway")
+	fs.BoolVar(&f.SignContents, "sign-contents", false, "not supported, refused: csv does not sign the binaries inside installers and containers; sign them before the installer or archive is built")
 }
 
 // Check validates the flags.
@@ -84,6 +94,12 @@ func (f *Flags) Check(cmd string) error {
 		return cmdutil.FlagErrorf("%s: --key is required to sign", cmd)
 	case f.Cert == "":
 		return cmdutil.FlagErrorf("%s: --cert is required to sign", cmd)
+	}
+	if f.SignContents {
+		return cmdutil.FlagErrorf("%s: --sign-contents is not supported: csv does not sign the binaries inside installers and containers (MSI, CAB, zip, tar, ...): that means rebuilding their cabinets or archives and, for an MSI, the File and MsiFileHash tables that record each file's size, version and hash, which csv does not write; sign the binaries first (csv sign DIR), build the installer or archive from the signed files, then sign the installer", cmd)
+	}
+	if f.MSIExtended && f.Catalog != "" {
+		return cmdutil.FlagErrorf("%s: --catalog signs no file, so it takes no --msi-extended", cmd)
 	}
 	if f.IMASidecar && !f.IMA {
 		return cmdutil.FlagErrorf("%s: --ima-sidecar needs --ima", cmd)
@@ -331,6 +347,7 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 	opts := csv.SignOptions{Jobs: sel.Jobs, Include: sel.Include, Exclude: sel.Exclude, FollowSymlinks: sel.FollowSymlinks,
 		Key: key, Chain: chain, Out: f.Out, FSVerity: f.FSVerity,
 		PE: authenticode.SignOptions{Append: f.Append, TSA: tsa, Description: f.Description, URL: f.URL}, PageHashes: f.PageHashes}
+	opts.MSIExtended = f.MSIExtended
 	switch {
 	case f.IMASidecar:
 		opts.IMA = csv.IMASidecar
@@ -365,6 +382,7 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 	}
 	warned := map[string]bool{}
 	pe, elf, scripts := 0, 0, 0
+	msis, cabs := 0, 0
 	for _, s := range res.Signed {
 		switch s.Format {
 		case csv.FormatPE:
@@ -373,6 +391,10 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 			elf++
 		case csv.FormatPowerShell:
 			scripts++
+		case cipolicy.FormatMSI:
+			msis++
+		case cipolicy.FormatCab:
+			cabs++
 		}
 		for _, w := range s.Warnings {
 			if !warned[w] {
@@ -392,6 +414,12 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 			if scripts != 1 {
 				what += "s"
 			}
+		}
+		if msis > 0 {
+			what += fmt.Sprintf(" and %d MSI packages", msis)
+		}
+		if cabs > 0 {
+			what += fmt.Sprintf(" and %d cabinets", cabs)
 		}
 		line := fmt.Sprintf("csv: signed %s %s with %s", what, where, textsafe.Quote(chain[0].Subject.CommonName))
 		if f.Bundle {

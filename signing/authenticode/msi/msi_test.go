@@ -249,6 +249,13 @@ func TestCSVSignsPeerVerifies(t *testing.T) {
 			t.Errorf("nested: osslsigncode refuses it\n%s", outp)
 		}
 		if !ext {
+			// An extended signature nested in one without it would add
+			// the pre-hash to the digest the outer signature covers:
+			// refused.
+			var bad1 bytes.Buffer
+			if _, err := msi.Sign(t.Context(), bytes.NewReader(signed), int64(len(signed)), &bad1, nester, msi.SignOptions{Extended: true}); !errors.Is(err, msi.ErrExtendedAppend) {
+				t.Errorf("extended nested in a plain signature: %v", err)
+			}
 			continue
 		}
 		// A nested signature without the extended one would break the

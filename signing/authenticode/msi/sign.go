@@ -56,7 +56,8 @@ func Sign(ctx context.Context, in io.ReaderAt, size int64, out io.Writer, s *aut
 }
 
 // ErrExtendedAppend: a signature appended to a package signed with
-// \x05MsiDigitalSignatureEx must keep it, with the same hash.
+// \x05MsiDigitalSignatureEx must keep it, with the same hash; one
+// appended to a package signed without it cannot add it.
 var ErrExtendedAppend = errors.New("msi: sign: a signature nested in one with \\x05MsiDigitalSignatureEx must be made with the extended signature and the same hash")
 
 // target is a package being signed.
@@ -91,6 +92,10 @@ func (t *target) Stream(ctx context.Context, h hash.Hash, tee io.Writer) error {
 func (t *target) Embed(primary []byte, keep bool) (int64, error) {
 	if keep && t.Ex != nil && (!t.ext || !bytes.Equal(t.Ex, t.pre)) {
 		return 0, ErrExtendedAppend
+	}
+	if keep && t.Ex == nil && t.ext {
+		// The signature nested in covers the digest without a pre-hash.
+		return 0, fmt.Errorf("%w: the package's signature has no \\x05MsiDigitalSignatureEx, and adding one would break it", ErrExtendedAppend)
 	}
 	check := &Package{stored: []authenticode.Stored{{Name: "\\x05DigitalSignature stream", DER: primary}}}
 	if err := authenticode.CheckStructure(check, nil); err != nil {
