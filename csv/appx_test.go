@@ -2,6 +2,7 @@ package csv
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/testappx"
 	"github.com/codesignval/csv/internal/testbin"
 	"github.com/codesignval/csv/internal/testca"
@@ -93,5 +95,58 @@ func TestAPPXJudgedAndWalked(t *testing.T) {
 	}
 	if r := got["changed.msix"]; r.Err == nil {
 		t.Errorf("changed.msix: %+v", r.Decision)
+	}
+}
+
+// TestSignAPPX: csv sign signs an MSIX package in place (its members are
+// not signed: a package is signed as one file), osslsigncode verifies the
+// result and validate admits it with a signer rule; a package whose
+// manifest names another publisher than the signing certificate is not
+// signed, and nothing in the tree changes.
+func TestSignAPPX(t *testing.T) {
+	s := newSigner(t)
+	payload := []testappx.File{{Name: "app.exe", Data: testbin.PE(testbin.PEOptions{Data: make([]byte, 80_000)})}}
+	pkg := testappx.Build(t, testappx.Options{Files: payload, Publisher: "CN=Build Signing, O=csv tests"})
+	dir := tree(t, map[string][]byte{"dist/app.msix": pkg, "dist/tool.exe": testbin.PE(testbin.PEOptions{})})
+	rep, err := Sign(t.Context(), s.opts(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	formats := map[string]Format{}
+	for _, sg := range rep.Signed {
+		formats[sg.Path] = sg.Format
+	}
+	if formats["dist/app.msix"] != cipolicy.FormatAPPX || formats["dist/tool.exe"] != FormatPE {
+		t.Fatalf("signed %v", formats)
+	}
+	signed, err := os.ReadFile(filepath.Join(dir, "dist", "app.msix"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, out := testappx.Verify(t, s.files, signed); !ok {
+		t.Fatalf("osslsigncode refuses the package csv signed:\n%s", out)
+	}
+	got := map[string]Result{}
+	for _, r := range validate(t, s.pcaPolicy(t), Options{}, dir).Results {
+		got[r.Path] = r
+	}
+	if d := got["dist/app.msix"].Decision; !d.Allowed() || got["dist/app.msix"].Format != cipolicy.FormatAPPX {
+		t.Errorf("the signed package: %s", d.Reason)
+	}
+	if d := got["dist/app.msix!/app.exe"].Decision; d.Allowed() {
+		t.Errorf("the unsigned member is allowed: %s", d.Reason)
+	}
+
+	other := testappx.Build(t, testappx.Options{Files: payload, Publisher: "CN=Someone Else"})
+	dir = tree(t, map[string][]byte{"app.appx": other, "tool.exe": testbin.PE(testbin.PEOptions{})})
+	before := snapshot(t, dir)
+	if _, err := Sign(t.Context(), s.opts(), dir); !errors.Is(err, appx.ErrPublisher) {
+		t.Fatalf("another publisher: %v", err)
+	}
+	after := snapshot(t, dir)
+	for name, b := range before {
+		if !bytes.Equal(after[name], b) {
+			t.Errorf("%s changed", name)
+		}
 	}
 }

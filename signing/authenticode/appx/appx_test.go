@@ -1,12 +1,14 @@
 package appx_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -375,5 +377,59 @@ func TestZipRefusals(t *testing.T) {
 				t.Fatalf("got %v", err)
 			}
 		})
+	}
+}
+
+// extract returns a member's uncompressed bytes (stdlib's reading).
+func extract(t testing.TB, data []byte, e *appx.Entry) []byte {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range zr.File {
+		if f.Name == e.Name {
+			r, err := f.Open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			b, err := io.ReadAll(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+	}
+	t.Fatalf("no %s", e.Name)
+	return nil
+}
+
+// TestBundle: osslsigncode signs a bundle with the bundle SIP; csv counts
+// it, and what csv signs osslsigncode verifies.
+func TestBundle(t *testing.T) {
+	p := newPKI(t, testca.LeafOptions{})
+	unsigned := build(t, testappx.Options{Bundle: true})
+	for who, signed := range map[string][]byte{"osslsigncode": testappx.Sign(t, p.files, unsigned), "csv": csvSign(t, p, unsigned, 0)} {
+		pkg, _, sigs, err := inspect(t, signed, p.certs)
+		if err != nil || !pkg.Bundle || len(sigs) != 1 || !counted(sigs[0]) {
+			t.Fatalf("%s: %v %+v", who, err, sigs)
+		}
+		if ok, _, out := testappx.Verify(t, p.files, signed); !ok {
+			t.Fatalf("%s: osslsigncode refuses it:\n%s", who, out)
+		}
+	}
+	// A bundle's signature names the bundle SIP: the same signature over
+	// a package (its bundle manifest renamed) is not counted.
+	signed := testappx.Sign(t, p.files, unsigned)
+	renamed := bytes.ReplaceAll(signed, []byte(appx.BundleManifestName), []byte("AppxMetadata/AppxBundleManifesX.xml"))
+	pkg, err := appx.Parse(bytes.NewReader(renamed), int64(len(renamed)))
+	if err != nil || pkg.Bundle {
+		t.Fatalf("%v %v", err, pkg)
+	}
+	sums, _ := pkg.Digests(crypto.SHA256)
+	sigs, err := appx.Verify(pkg, sums, authenticode.VerifyOptions{Certificates: p.certs})
+	if err != nil || len(sigs) != 1 || !strings.Contains(sigs[0].IgnoredBy[signing.HostWindows], "SIP") {
+		t.Fatalf("%v %+v", err, sigs)
 	}
 }
