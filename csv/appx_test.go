@@ -57,6 +57,7 @@ func TestAPPXJudgedAndWalked(t *testing.T) {
 		"otherpub.appx":    other,
 		"changed.msix":     changed,
 		"named.zip":        signed, // a zip by its name: walked, not judged as a package
+		"zip64.msix":       testappx.Sign(t, files, testappx.Build(t, testappx.Options{Files: payload, Zip64: true, DataDescriptor: true})),
 		"outer/bundle.zip": signed,
 	})
 	inter := sigCert(t, ca.Intermediate.Cert)
@@ -77,6 +78,8 @@ func TestAPPXJudgedAndWalked(t *testing.T) {
 		"otherpub.appx blocked appx",
 		"changed.msix blocked appx",
 		"named.zip!/tools/signed.exe allowed pe",
+		"zip64.msix allowed appx",
+		"zip64.msix!/tools/signed.exe allowed pe",
 	} {
 		if !slices.Contains(lines, want) {
 			t.Errorf("no %q in results:\n%s", want, strings.Join(lines, "\n"))

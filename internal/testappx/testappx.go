@@ -56,6 +56,10 @@ type Options struct {
 	Bundle bool
 	// Manifest, if not nil, replaces the generated manifest.
 	Manifest []byte
+	// Zip64 ends the zip with zip64 end records, the end record's fields
+	// all ones (disk numbers included, as MakeAppx writes them), and
+	// makes data descriptors 24 bytes.
+	Zip64 bool
 	// EditBlockMap, if not nil, rewrites the block map's text (for tests
 	// of block maps that do not describe the package).
 	EditBlockMap func(string) string
@@ -163,6 +167,26 @@ func Build(t testing.TB, o Options) []byte {
 	le.PutUint16(e[10:], uint16(len(recs)))
 	le.PutUint32(e[12:], uint32(cdSize))
 	le.PutUint32(e[16:], uint32(cdAt))
+	if o.Zip64 {
+		z := make([]byte, 56)
+		le.PutUint32(z, 0x06064b50)
+		le.PutUint64(z[4:], 44)
+		le.PutUint16(z[12:], 45)
+		le.PutUint16(z[14:], 45)
+		le.PutUint64(z[24:], uint64(len(recs)))
+		le.PutUint64(z[32:], uint64(len(recs)))
+		le.PutUint64(z[40:], uint64(cdSize))
+		le.PutUint64(z[48:], uint64(cdAt))
+		l := make([]byte, 20)
+		le.PutUint32(l, 0x07064b50)
+		le.PutUint64(l[8:], uint64(out.Len()))
+		le.PutUint32(l[16:], 1)
+		out.Write(z)
+		out.Write(l)
+		for i := 4; i < 20; i++ {
+			e[i] = 0xff
+		}
+	}
 	out.Write(e)
 	return out.Bytes()
 }
@@ -244,7 +268,14 @@ func writeFile(out *bytes.Buffer, f File, o Options, inBlockMap bool) *record {
 	out.WriteString(f.Name)
 	r.lfh = 30 + len(f.Name)
 	out.Write(data)
-	if o.DataDescriptor {
+	if o.DataDescriptor && o.Zip64 {
+		d := make([]byte, 24)
+		le.PutUint32(d, 0x08074b50)
+		le.PutUint32(d[4:], r.crc)
+		le.PutUint64(d[8:], uint64(r.csize))
+		le.PutUint64(d[16:], uint64(r.usize))
+		out.Write(d)
+	} else if o.DataDescriptor {
 		d := make([]byte, 16)
 		le.PutUint32(d, 0x08074b50)
 		le.PutUint32(d[4:], r.crc)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -130,6 +131,7 @@ func TestPeerSignsCSVVerifies(t *testing.T) {
 		{"descriptors", testappx.Options{DataDescriptor: true}},
 		{"sha384", testappx.Options{HashMethod: crypto.SHA384}},
 		{"sha512-ci", testappx.Options{HashMethod: crypto.SHA512, CodeIntegrity: payload(3000, 3)}},
+		{"zip64", testappx.Options{Zip64: true, DataDescriptor: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			unsigned := build(t, tc.o)
@@ -189,6 +191,7 @@ func TestCSVSignsPeerVerifies(t *testing.T) {
 		{"plain", testappx.Options{}},
 		{"descriptors-ci", testappx.Options{DataDescriptor: true, CodeIntegrity: payload(5000, 4)}},
 		{"sha384", testappx.Options{HashMethod: crypto.SHA384}},
+		{"zip64", testappx.Options{Zip64: true, DataDescriptor: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			unsigned := build(t, tc.o)
@@ -431,5 +434,27 @@ func TestBundle(t *testing.T) {
 	sigs, err := appx.Verify(pkg, sums, authenticode.VerifyOptions{Certificates: p.certs})
 	if err != nil || len(sigs) != 1 || !strings.Contains(sigs[0].IgnoredBy[signing.HostWindows], "SIP") {
 		t.Fatalf("%v %+v", err, sigs)
+	}
+}
+
+// TestDeclaredSizeCaps: a member declaring more than deflate can expand
+// its compressed bytes to is refused before anything is decompressed (or
+// allocated for it).
+func TestDeclaredSizeCaps(t *testing.T) {
+	data := build(t, testappx.Options{})
+	pkg, err := appx.Parse(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Clone(data)
+	// The central record's uncompressed size: 3 GiB from a few KiB.
+	cd := bytes.LastIndex(bad, []byte("app.exe")) - 46
+	if pkg.Entry("app.exe") == nil || string(bad[cd:cd+4]) != "PK\x01\x02" {
+		t.Fatal("no central record")
+	}
+	binary.LittleEndian.PutUint32(bad[cd+24:], 3<<30)
+	_, err = appx.Parse(bytes.NewReader(bad), int64(len(bad)))
+	if !errors.Is(err, signing.ErrLimit) || !errors.Is(err, signing.ErrMalformed) {
+		t.Fatalf("got %v", err)
 	}
 }

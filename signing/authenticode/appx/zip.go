@@ -214,6 +214,7 @@ func (a *archive) readCentral(r io.ReaderAt, n int) error {
 	a.entries = make([]Entry, 0, n)
 	names := make(map[string]bool, n)
 	off := a.cdOff
+	var expanded int64
 	var fixed [centralLen]byte
 	var buf []byte
 	for i := 0; i < n; i++ {
@@ -263,6 +264,16 @@ func (a *archive) readCentral(r io.ReaderAt, n int) error {
 			return malformed(off, "member %q: sizes or offset past the central directory", e.Name)
 		}
 		e.CompressedSize, e.Size, e.Local = int64(csize), int64(usize), int64(local)
+		// What checking the block map decompresses is capped as a
+		// container's members are: a ratio deflate cannot reach, or more
+		// in all than a container may expand to, is refused before any
+		// member is read.
+		if e.Size > limits.ContainerRatioGrace && e.Size/limits.MaxContainerRatio > e.CompressedSize {
+			return limitErr(off, "member %q declares %d bytes from %d compressed, past the ratio %d:1", e.Name, e.Size, e.CompressedSize, limits.MaxContainerRatio)
+		}
+		if expanded += e.Size; expanded > limits.MaxContainerSize {
+			return limitErr(off, "the members declare more than %d bytes in all", int64(limits.MaxContainerSize))
+		}
 		switch {
 		case e.Flags&1 != 0:
 			return malformed(off, "member %q is encrypted", e.Name)
