@@ -226,9 +226,13 @@ func TestCSVSignsPeerVerifies(t *testing.T) {
 			}
 			logo := pkg.Entry("Assets/logo%20big.png")
 			man := pkg.Entry("AppxManifest.xml")
-			for what, i := range map[string]int64{"stored member": logo.Data + 5, "manifest": man.Data + 3, "block map header": pkg.Entry("AppxBlockMap.xml").Local + 10} {
+			bm := pkg.Entry("AppxBlockMap.xml")
+			for what, i := range map[string]int64{"stored member": logo.Data + 5, "manifest": man.Data + 3, "block map header": bm.Local + 10, "block map": bm.Data + bm.CompressedSize/2} {
 				bad := flip(signed, int(i))
 				_, _, sigs, err := inspect(t, bad, p.certs)
+				if err != nil && !errors.Is(err, signing.ErrMalformed) {
+					t.Errorf("%s changed: %v", what, err)
+				}
 				if err == nil && (len(sigs) != 1 || counted(sigs[0])) {
 					t.Errorf("%s changed: csv accepts it", what)
 				}

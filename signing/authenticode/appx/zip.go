@@ -429,8 +429,11 @@ func (m *memberReader) Read(p []byte) (int, error) {
 		// Past the declared size: the stream must end here.
 		var b [1]byte
 		if m.fr != nil {
-			if k, _ := m.fr.Read(b[:]); k > 0 {
+			switch k, err := m.fr.Read(b[:]); {
+			case k > 0:
 				return 0, m.bad("decompresses past its size %d", m.e.Size)
+			case err != io.EOF:
+				return 0, m.bad("its deflate stream does not end after its %d bytes (%v)", m.e.Size, err)
 			}
 		}
 		if m.crc != m.e.CRC {
