@@ -3,12 +3,13 @@ package appx
 import (
 	"bufio"
 	"bytes"
-	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+
+	"github.com/klauspost/compress/flate"
 
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
@@ -416,6 +417,8 @@ type memberReader struct {
 	e   *Entry
 	r   io.Reader
 	fr  io.ReadCloser
+	raw *io.SectionReader // a deflated member's compressed bytes
+	br  *bufio.Reader     // the decompressor's source, over raw
 	n   int64
 	crc uint32
 }
@@ -434,6 +437,12 @@ func (m *memberReader) Read(p []byte) (int, error) {
 				return 0, m.bad("decompresses past its size %d", m.e.Size)
 			case err != io.EOF:
 				return 0, m.bad("its deflate stream does not end after its %d bytes (%v)", m.e.Size, err)
+			}
+			// The decompressor reads no byte past its stream's end: what
+			// it took is what raw gave less what br holds.
+			pos, _ := m.raw.Seek(0, io.SeekCurrent)
+			if used := pos - int64(m.br.Buffered()); used != m.e.CompressedSize {
+				return 0, m.bad("its deflate stream ends after %d of its %d compressed bytes", used, m.e.CompressedSize)
 			}
 		}
 		if m.crc != m.e.CRC {
@@ -468,7 +477,10 @@ func open(src io.ReaderAt, e *Entry) io.Reader {
 	raw := io.NewSectionReader(src, e.Data, e.CompressedSize)
 	m := &memberReader{e: e, r: raw}
 	if e.Method == methodFlate {
-		m.fr = flate.NewReader(raw)
+		// klauspost/compress/flate, as container/zip uses it: 10 to 20%
+		// faster than compress/flate, reading a *bufio.Reader in place.
+		m.raw, m.br = raw, bufio.NewReaderSize(raw, 64<<10)
+		m.fr = flate.NewReader(m.br)
 		m.r = m.fr
 	}
 	return m
