@@ -32,6 +32,10 @@ const (
 	// FormatMSI is a Windows Installer file (.msi .msp .mst): a compound
 	// file, Authenticode-signed, hashed by Windows Installer's SIP.
 	FormatMSI Format = "msi"
+	// FormatAPPX is an MSIX/APPX package or bundle (.msix .appx
+	// .msixbundle .appxbundle): a zip signed by its AppxSignature.p7x
+	// member (signing/authenticode/appx), judged as well as walked.
+	FormatAPPX Format = "appx"
 	// FormatImage is a filesystem image (squashfs, EROFS, ext4) judged by
 	// its dm-verity root hash and the root hash's signature.
 	FormatImage Format = "image"
@@ -64,6 +68,7 @@ var formatTable = []formatInfo{
 	{FormatWSH, "Windows Script Host script", false, SHA256},
 	{FormatCab, "cabinet", false, AuthenticodeSHA256},
 	{FormatMSI, "MSI installer", false, AuthenticodeSHA256},
+	{FormatAPPX, "MSIX/APPX package", false, SHA256},
 	// Hash rules csv policy new writes for an image compare its SHA256,
 	// which every image has; dmverity_sha256 needs its hash device.
 	{FormatImage, "dm-verity image", false, SHA256},

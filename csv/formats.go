@@ -2,6 +2,7 @@ package csv
 
 import (
 	"github.com/codesignval/csv/csv/format"
+	"github.com/codesignval/csv/csv/format/appx"
 	"github.com/codesignval/csv/csv/format/cab"
 	"github.com/codesignval/csv/csv/format/catalog"
 	"github.com/codesignval/csv/csv/format/elf"
@@ -22,6 +23,7 @@ var handlers = []format.Handler{
 	catalog.Handler{},
 	cab.Handler{},        // by content (MSCF)
 	msi.Handler{},        // by content (a compound file with an installer's root)
+	appx.Handler{},       // by name and a zip's magic (MSIX/APPX packages)
 	image.Handler{},      // squashfs, EROFS, ext4: dm-verity (csv/format/image)
 	powershell.Handler{}, // by name: after the formats told by content
 	wsh.Handler{},        // by name; judged by SHA256 only

@@ -6,6 +6,7 @@ package all
 
 import (
 	"github.com/codesignval/csv/container"
+	"github.com/codesignval/csv/container/appx"
 	"github.com/codesignval/csv/container/cab"
 	"github.com/codesignval/csv/container/compress"
 	"github.com/codesignval/csv/container/deb"
@@ -21,6 +22,8 @@ import (
 // ar archive; an image archive is a tar).
 var Readers = []container.Reader{
 	msi.Reader{}, // compound files: before any reader that could claim one
+	// MSIX/APPX packages (by name): zips judged as packages too, before zip
+	appx.Reader{},
 	zip.Reader{},
 	deb.Reader{},
 	deb.Ar{},

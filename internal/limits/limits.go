@@ -286,3 +286,19 @@ const (
 	MaxSuppressionText  = 4 << 10
 	MaxSuppressionDepth = 16
 )
+
+// MSIX/APPX packages (signing/authenticode/appx). MaxAPPXSignature caps
+// AppxSignature.p7x (an Authenticode signature: some KiB);
+// MaxAPPXBlockMap caps AppxBlockMap.xml (some 60 bytes per 64 KiB block
+// and 150 per file: 8 MiB for a 4 GiB package of 20,000 files);
+// MaxAPPXPart the other parts read whole ([Content_Types].xml,
+// AppxManifest.xml); MaxAPPXCodeIntegrity AppxMetadata/CodeIntegrity.cat,
+// which is hashed as a stream, not held; MaxAPPXBlockMapDepth the nesting
+// of the block map's elements (it has three levels).
+const (
+	MaxAPPXSignature     = 4 << 20
+	MaxAPPXBlockMap      = 64 << 20
+	MaxAPPXPart          = 4 << 20
+	MaxAPPXCodeIntegrity = 256 << 20
+	MaxAPPXBlockMapDepth = 8
+)

@@ -34,6 +34,7 @@ package authenticode
 
 import (
 	"context"
+	"crypto"
 	"hash"
 	"io"
 	"strconv"
@@ -72,6 +73,14 @@ type Subject interface {
 
 // A subject may name its digest for messages ("image digest": PE's image
 // hash) with a method DigestName() string; "file digest" otherwise.
+
+// DigestSizer is a subject whose signed digest is not one hash of the
+// file but a structure of hashes with an algorithm (APPX: the "APPX" blob
+// of tagged digests): DigestSize is its length for h, which [Verify]
+// checks the caller's digest against instead of h's size.
+type DigestSizer interface {
+	DigestSize(h crypto.Hash) int
+}
 
 // Stored is one signature as a subject stores it.
 type Stored struct {

@@ -219,6 +219,20 @@ func (s *Signer) SignDigest(ctx context.Context, digest []byte, data IndirectDat
 	if len(digest) != s.hash.Size() {
 		return nil, fmt.Errorf("authenticode: sign: a %d-byte digest is not %v", len(digest), s.hash)
 	}
+	return s.signIndirect(ctx, digest, data)
+}
+
+// SignDigestBlob is [Signer.SignDigest] for a subject whose signed digest
+// is a structure of digests made with the signer's hash rather than one
+// ([DigestSizer]: APPX's "APPX" blob); the caller builds it.
+func (s *Signer) SignDigestBlob(ctx context.Context, blob []byte, data IndirectData) ([]byte, error) {
+	if len(blob) == 0 {
+		return nil, fmt.Errorf("authenticode: sign: an empty digest")
+	}
+	return s.signIndirect(ctx, blob, data)
+}
+
+func (s *Signer) signIndirect(ctx context.Context, digest []byte, data IndirectData) ([]byte, error) {
 	digestAlg := s.digestAlgorithm()
 	// SpcIndirectDataContent ::= SEQUENCE { data SpcAttributeTypeAndOptionalValue, messageDigest DigestInfo }
 	idc, err := build(func(b *cryptobyte.Builder) {

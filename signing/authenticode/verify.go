@@ -537,10 +537,14 @@ func (v *verifier) signature(st Stored, index int, path []int, der []byte, off i
 				fail(signing.Errorf(signing.ErrDigestMismatch, "certificate trust list mismatch: the signature signs another list than the catalog's"))
 			}
 		} else if hashErr == nil {
+			size := imageHash.Size()
+			if ds, ok := v.subject.(DigestSizer); ok {
+				size = ds.DigestSize(imageHash)
+			}
 			switch want, ok := v.digests[imageHash]; {
 			case !ok:
 				fail(signing.Errorf(signing.ErrDigestNotComputed, "%s not computed: the signature is over the %s %s, which the caller did not compute", v.digestName, cms.HashName(imageHash), v.digestName))
-			case len(want) != imageHash.Size():
+			case len(want) != size:
 				fail(signing.Errorf(signing.ErrDigestNotComputed, "%s not computed: the caller's %s %s has %d bytes", v.digestName, cms.HashName(imageHash), v.digestName, len(want)))
 			case !bytes.Equal(want, p.Digest):
 				fail(signing.Errorf(signing.ErrDigestMismatch, "%s mismatch: signed %s %x, file has %x", v.digestName, cms.HashName(imageHash), p.Digest, want))
