@@ -9,6 +9,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
 	"github.com/google/go-tpm/tpm2/transport/linuxudstpm"
@@ -72,7 +73,14 @@ func Open(path string) (transport.TPMCloser, error) {
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			return nil, &OpenError{Path: path, Err: ErrNotListening, Hint: "is swtpm running?", Cause: err}
 		}
-		return nil, &OpenError{Path: path, Err: ErrNotTPM, Cause: err}
+		oe := &OpenError{Path: path, Err: ErrNotTPM, Cause: err}
+		if st.Mode()&fs.ModeSocket != 0 && (errors.Is(err, tpm2.TPMRCFailure) || errors.Is(err, tpm2.TPMRCInitialize)) {
+			// swtpm started without these flags waits for an init on
+			// its control channel (TPM_RC_FAILURE until then) or for
+			// TPM2_Startup (TPM_RC_INITIALIZE).
+			oe.Hint = "start swtpm with --flags not-need-init,startup-clear"
+		}
+		return nil, oe
 	}
 	return t, nil
 }
