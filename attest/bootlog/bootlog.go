@@ -202,11 +202,11 @@ func Write(o Options) (*eventlog.Writer, error) {
 
 // ImageLoadEvent is an UEFI_IMAGE_LOAD_EVENT (location, length, link-time
 // address, device path length, device path) whose device path is a media
-// file path node of path, if any, and the end node.
+// file path node of path, if any, and the end node. A path whose node
+// would not fit a node's 16-bit length is left out.
 func ImageLoadEvent(path string) []byte {
 	var dp []byte
-	if path != "" {
-		name := utf16le(path + "\x00")
+	if name := utf16le(path + "\x00"); path != "" && 4+len(name) <= 0xffff {
 		dp = append(dp, 0x04, 0x04)
 		dp = binary.LittleEndian.AppendUint16(dp, uint16(4+len(name)))
 		dp = append(dp, name...)

@@ -38,7 +38,7 @@ type LabLogOptions struct {
 func NewCmdLabLog(f *cmdutil.Factory, runF func(*LabLogOptions) error) *cobra.Command {
 	o := &LabLogOptions{IO: f.IO}
 	cmd := &cobra.Command{
-		Use:   "lab-log --tpm SOCKET --out FILE [--app FILE]... [--pk FILE] [--kek FILE] [--db FILE] [--certs-dir DIR]",
+		Use:   "lab-log --tpm SOCKET --app FILE... --out FILE [--pk FILE] [--kek FILE] [--db FILE] [--certs-dir DIR]",
 		Short: "Fake a UEFI Secure Boot on a software TPM (swtpm) and write its event log, for labs",
 		Long: heredoc.Doc(`
 			For labs only: fake a measured boot on a software TPM, so that csv attest request can
@@ -74,6 +74,8 @@ func NewCmdLabLog(f *cmdutil.Factory, runF func(*LabLogOptions) error) *cobra.Co
 				return cmdutil.FlagErrorf("attest lab-log: --tpm is required (the swtpm Unix socket)")
 			case o.Out == "":
 				return cmdutil.FlagErrorf("attest lab-log: --out is required")
+			case len(o.Apps) == 0:
+				return cmdutil.FlagErrorf("attest lab-log: --app is required (a boot with Secure Boot on loads at least one boot application)")
 			}
 			if o.CertsDir == "" {
 				o.CertsDir = filepath.Dir(o.Out)
@@ -87,7 +89,7 @@ func NewCmdLabLog(f *cmdutil.Factory, runF func(*LabLogOptions) error) *cobra.Co
 	fl := cmd.Flags()
 	fl.StringVar(&o.TPM, "tpm", "", "the swtpm Unix `SOCKET` (swtpm socket --server type=unixio,path=SOCKET)")
 	fl.StringVar(&o.Out, "out", "", "write the event log to `FILE`")
-	fl.StringArrayVar(&o.Apps, "app", nil, "a boot application `FILE` (a PE image) to measure in PCR 4; repeatable")
+	fl.StringArrayVar(&o.Apps, "app", nil, "a boot application `FILE` (a PE image) to measure in PCR 4 (at least one); repeatable")
 	fl.StringArrayVar(&o.PK, "pk", nil, "a PK certificate `FILE` (PEM or DER); repeatable (default: pk.pem in --certs-dir, made if missing)")
 	fl.StringArrayVar(&o.KEK, "kek", nil, "a KEK certificate `FILE`; repeatable (default: kek.pem in --certs-dir, made if missing)")
 	fl.StringArrayVar(&o.DB, "db", nil, "a db certificate `FILE`; repeatable (default: db.pem in --certs-dir, made if missing)")
@@ -96,14 +98,6 @@ func NewCmdLabLog(f *cmdutil.Factory, runF func(*LabLogOptions) error) *cobra.Co
 }
 
 func runLabLog(o *LabLogOptions) error {
-	var apps []bootlog.App
-	for _, f := range o.Apps {
-		a, err := lab.App(f, `\EFI\BOOT\`+filepath.Base(f))
-		if err != nil {
-			return fmt.Errorf("attest lab-log: --app %w", err)
-		}
-		apps = append(apps, a)
-	}
 	// Refuse a device (or anything but a socket) before opening it: a real
 	// TPM must never be extended with made-up measurements.
 	st, err := os.Stat(o.TPM)
@@ -114,6 +108,14 @@ func runLabLog(o *LabLogOptions) error {
 		return fmt.Errorf("attest lab-log: %w", err)
 	case st.Mode()&fs.ModeSocket == 0:
 		return fmt.Errorf("attest lab-log: %s is not a Unix socket: lab-log fakes a boot on a software TPM (swtpm) only, never on a TPM device, whose host's measurements it would falsify", o.TPM)
+	}
+	var apps []bootlog.App
+	for _, f := range o.Apps {
+		a, err := lab.App(f, `\EFI\BOOT\`+filepath.Base(f))
+		if err != nil {
+			return fmt.Errorf("attest lab-log: --app %w", err)
+		}
+		apps = append(apps, a)
 	}
 	opts := bootlog.Options{Firmware: "csv attest lab-log (a faked boot)", SecureBoot: true, Apps: apps}
 	var made []string

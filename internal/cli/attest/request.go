@@ -74,7 +74,8 @@ func NewCmdRequest(f *cmdutil.Factory, runF func(context.Context, *RequestOption
 			it points): give its final URL.
 
 			--tpm takes the TPM device (/dev/tpmrm0, the kernel's resource manager) or the Unix
-			socket of a TPM simulator (swtpm socket --server type=unixio,path=...).
+			socket of a TPM simulator (swtpm socket --tpm2 --server type=unixio,path=SOCKET
+			--flags not-need-init,startup-clear); docs/attest-lab.md attests swtpm end to end.
 
 			Exit status:
 			  0  trusted: the credential was written
