@@ -12,13 +12,14 @@ import (
 	"time"
 
 	"github.com/google/go-tpm/tpm2/transport"
+
+	"github.com/codesignval/csv/internal/limits"
 )
 
 // Bounds of a TPM simulator's answer on a socket.
 const (
-	// maxTPMResponse caps a TPM response (TPM 2.0 responses fit in
-	// MAX_RESPONSE_SIZE, 4 KiB on swtpm; 64 KiB leaves room).
-	maxTPMResponse = 64 << 10
+	// maxTPMResponse caps a TPM response (limits.MaxTPMResponse).
+	maxTPMResponse = limits.MaxTPMResponse
 	// commandTimeout bounds one command: swtpm answers in milliseconds,
 	// an RSA key creation on a loaded machine in seconds; a socket that
 	// never answers must not hang the client.
