@@ -27,6 +27,11 @@ const (
 	// dialRetry bounds the retries of a dial swtpm's full accept queue
 	// refuses (EAGAIN).
 	dialRetry = 10 * time.Second
+	// refusedRetry bounds the retries of a dial refused outright
+	// (ECONNREFUSED): swtpm binds its socket file a moment before it
+	// listens, so a client started as soon as the file appears can be
+	// refused; a socket nobody serves is reported after this long.
+	refusedRetry = time.Second
 )
 
 // socketTPM talks to a TPM simulator (swtpm --server type=unixio), one
@@ -54,12 +59,17 @@ func dialSocket(path string) (transport.TPMCloser, error) {
 }
 
 func dialRetrying(path string) (net.Conn, error) {
-	deadline := time.Now().Add(dialRetry)
+	start := time.Now()
 	wait := time.Millisecond
 	for {
 		c, err := net.Dial("unix", path)
-		if err == nil || !errors.Is(err, syscall.EAGAIN) || time.Now().After(deadline) {
-			return c, err
+		switch {
+		case err == nil:
+			return c, nil
+		case errors.Is(err, syscall.EAGAIN) && time.Since(start) < dialRetry:
+		case errors.Is(err, syscall.ECONNREFUSED) && time.Since(start) < refusedRetry:
+		default:
+			return nil, err
 		}
 		time.Sleep(wait)
 		wait = min(2*wait, 100*time.Millisecond)

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -176,9 +177,13 @@ func TestOpenWithoutFlags(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		// Listening, not only bound: swtpm creates the socket file first.
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if _, err := os.Stat(sock); err == nil || time.Now().After(deadline) {
+			if c, err := net.Dial("unix", sock); err == nil {
+				c.Close()
 				break
+			} else if time.Now().After(deadline) {
+				t.Fatalf("swtpm %q does not listen: %v", flags, err)
 			}
 		}
 		c, err := client.Open(sock)
