@@ -554,8 +554,19 @@ func TestREADMEExamples(t *testing.T) {
 	for _, part := range strings.Split(section, "```yaml\n")[1:] {
 		blocks = append(blocks, part[:strings.Index(part, "```")])
 	}
-	if len(blocks) != 2 {
+	if len(blocks) != 3 {
 		t.Fatalf("%d YAML examples", len(blocks))
+	}
+	// The smallest policy: format and name, every default the strict one;
+	// with its commented line, boot components not judged.
+	small, err := ParsePolicy([]byte(blocks[1]), "smallest.yaml", PolicyOptions{})
+	if err != nil || small.SecureBoot != Required || small.Debugging != Forbidden || small.CodeIntegrity != RequiredWindows ||
+		small.BootComponents != JudgeCIPolicy || small.PK != nil || small.DBContains != nil {
+		t.Fatalf("the smallest policy: %+v %v", small, err)
+	}
+	ignore := strings.Replace(blocks[1], "# boot_components: ignore", "boot_components: ignore", 1)
+	if p, err := ParsePolicy([]byte(ignore), "smallest.yaml", PolicyOptions{}); err != nil || p.BootComponents != Ignore {
+		t.Fatalf("the smallest policy, boot components ignored: %+v %v", p, err)
 	}
 	dir := filepath.Join(attesttest.Dir(t), "go-tpm-tools/secure-boot")
 	read := func(name string) ([]byte, error) {
@@ -569,7 +580,7 @@ func TestREADMEExamples(t *testing.T) {
 		p.DBNotContains[1].SHA256 != secureBootCert(t, "cisco-boothole.crt").SHA256 {
 		t.Fatalf("%+v", p)
 	}
-	if _, err := cipolicy.ParseWith([]byte(blocks[1]), "boot-ci.yaml", cipolicy.ParseOptions{ReadFile: read}); err != nil {
+	if _, err := cipolicy.ParseWith([]byte(blocks[2]), "boot-ci.yaml", cipolicy.ParseOptions{ReadFile: read}); err != nil {
 		t.Fatal(err)
 	}
 }

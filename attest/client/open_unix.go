@@ -5,17 +5,16 @@ package client
 import (
 	"errors"
 	"io/fs"
-	"net"
 	"os"
 	"syscall"
 
+	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
-	"github.com/google/go-tpm/tpm2/transport/linuxudstpm"
 )
 
 // Open opens the TPM at path: a character device through go-tpm's
-// linuxtpm, a Unix socket (swtpm) through linuxudstpm. It sends one
+// linuxtpm, a Unix socket (swtpm) through socketTPM. It sends one
 // command (TPM2_GetCapability) to check that a TPM 2.0 answers. Errors are
 // *OpenError, matching ErrNoTPM, ErrPermission, ErrNotListening or
 // ErrNotTPM.
@@ -37,9 +36,9 @@ func Open(path string) (transport.TPMCloser, error) {
 	var t transport.TPMCloser
 	switch {
 	case st.Mode()&fs.ModeSocket != 0:
-		// linuxudstpm dials per command: dial once now so that a dead
+		// Dial once now (socketTPM dials per command) so that a dead
 		// simulator is reported here, clearly.
-		c, err := net.Dial("unix", path)
+		c, err := dialSocket(path)
 		if err != nil {
 			if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, fs.ErrNotExist) {
 				return nil, &OpenError{Path: path, Err: ErrNotListening, Hint: "is swtpm running?", Cause: unwrapNet(err)}
@@ -49,10 +48,7 @@ func Open(path string) (transport.TPMCloser, error) {
 			}
 			return nil, &OpenError{Path: path, Err: ErrNotListening, Cause: err}
 		}
-		c.Close()
-		if t, err = linuxudstpm.Open(path); err != nil {
-			return nil, &OpenError{Path: path, Err: ErrNotTPM, Cause: err}
-		}
+		t = c
 	case st.Mode()&fs.ModeDevice != 0:
 		if t, err = linuxtpm.Open(path); err != nil {
 			if errors.Is(err, fs.ErrPermission) {
@@ -72,7 +68,14 @@ func Open(path string) (transport.TPMCloser, error) {
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			return nil, &OpenError{Path: path, Err: ErrNotListening, Hint: "is swtpm running?", Cause: err}
 		}
-		return nil, &OpenError{Path: path, Err: ErrNotTPM, Cause: err}
+		oe := &OpenError{Path: path, Err: ErrNotTPM, Cause: err}
+		if st.Mode()&fs.ModeSocket != 0 && (errors.Is(err, tpm2.TPMRCFailure) || errors.Is(err, tpm2.TPMRCInitialize)) {
+			// swtpm started without these flags waits for an init on
+			// its control channel (TPM_RC_FAILURE until then) or for
+			// TPM2_Startup (TPM_RC_INITIALIZE).
+			oe.Hint = "start swtpm with --flags not-need-init,startup-clear"
+		}
+		return nil, oe
 	}
 	return t, nil
 }

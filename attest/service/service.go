@@ -96,8 +96,8 @@ func (p *Policy) validate() error {
 	case p == nil || p.Attestation == nil:
 		return errors.New("service: no attestation policy")
 	case p.Attestation.BootComponents == attest.JudgeCIPolicy && p.CI == nil:
-		return fmt.Errorf("service: the attestation policy %q judges boot components (boot_components: %s) but no code integrity policy was given",
-			p.Attestation.Name, attest.JudgeCIPolicy)
+		return fmt.Errorf("service: the attestation policy %q judges boot components (boot_components: %s, the default) but no code integrity policy was given (ci_policies: or --ci-policy; or set boot_components: %s in the policy)",
+			p.Attestation.Name, attest.JudgeCIPolicy, attest.Ignore)
 	}
 	return nil
 }

@@ -302,3 +302,10 @@ const (
 	MaxAPPXCodeIntegrity = 256 << 20
 	MaxAPPXBlockMapDepth = 8
 )
+
+// MaxTPMResponse caps the response a TPM simulator's socket may declare
+// (a 10-byte header whose size counts the whole response). TPM 2.0
+// responses fit in MAX_RESPONSE_SIZE, 4 KiB on swtpm; the client reads a
+// response by its declared size, so a larger claim is refused before any
+// buffer is sized by it.
+const MaxTPMResponse = 64 << 10

@@ -26,8 +26,8 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
-	"github.com/google/go-tpm/tpm2/transport/linuxudstpm"
 
+	"github.com/codesignval/csv/attest/client"
 	"github.com/codesignval/csv/attest/eventlog"
 	"github.com/codesignval/csv/internal/testenv"
 )
@@ -186,10 +186,10 @@ func (tp *TPM) Restart(t testing.TB) {
 	tp.start(t, swtpm)
 }
 
-// Open opens a connection to the TPM (pure Go, linuxudstpm).
+// Open opens a connection to the TPM (pure Go, client.Open).
 func (tp *TPM) Open(t testing.TB) transport.TPMCloser {
 	t.Helper()
-	c, err := linuxudstpm.Open(tp.Socket)
+	c, err := client.Open(tp.Socket)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,11 +33,10 @@ import (
 	"math/big"
 	"sync/atomic"
 	"time"
-	"unicode/utf16"
 
 	"github.com/google/go-tpm/tpm2"
 
-	"github.com/codesignval/csv/attest/attesttest"
+	"github.com/codesignval/csv/attest/bootlog"
 	"github.com/codesignval/csv/attest/eventlog"
 	"github.com/codesignval/csv/attest/service"
 )
@@ -449,125 +448,18 @@ func (h *Host) CertifyEKWith(ca *x509.Certificate, caKey crypto.Signer, now time
 }
 
 // VariableData is a UEFI_VARIABLE_DATA: what firmware measures for a
-// variable.
+// variable (bootlog.VariableData).
 func VariableData(vendor [16]byte, name string, data []byte) []byte {
-	return attesttest.VariableData(vendor, name, data)
-}
-
-func certLists(cs ...*x509.Certificate) []byte {
-	var ders [][]byte
-	for _, c := range cs {
-		ders = append(ders, c.Raw)
-	}
-	return attesttest.CertLists(ders...)
+	return bootlog.VariableData(vendor, name, data)
 }
 
 // App is a boot application: its Authenticode digests.
-type App struct {
-	SHA256, SHA1 []byte
-}
+type App = bootlog.App
 
 // BootOptions describe a synthetic UEFI boot.
-type BootOptions struct {
-	// Banks of the log (default SHA1 and SHA256, as a TPM with both
-	// banks active logs).
-	Banks []eventlog.HashAlg
-	// SecureBoot is the SecureBoot variable (true: 1).
-	SecureBoot bool
-	// PK, KEK and DB are the Secure Boot databases' certificates; DBX the
-	// SHA-256 hashes revoked.
-	PK, KEK, DB []*x509.Certificate
-	DBX         [][]byte
-	// Apps are the boot applications loaded from disk (PCR 4), each
-	// admitted by DB[0] (an EV_EFI_VARIABLE_AUTHORITY event in PCR 7).
-	Apps []App
-	// Authorities are more EV_EFI_VARIABLE_AUTHORITY events (db entries
-	// holding these DER certificates), logged after DB[0]'s, before the
-	// first app: what a host that claims many authorities sends.
-	Authorities [][]byte
-}
+type BootOptions = bootlog.Options
 
 // SecureBootLog writes the event log of a UEFI Secure Boot as firmware
-// logs it: EV_S_CRTM_VERSION and a firmware blob in PCR 0, the Secure Boot
-// variables (SecureBoot, PK, KEK, db, dbx) in PCR 7, the boot order in
-// PCR 1, separators in PCRs 0-7, each boot application in PCR 4 after the
-// authority that admitted it in PCR 7, and ExitBootServices in PCR 5. It
-// returns the Writer (whose PCRs are what a TPM extended with the same
-// digests holds).
-func SecureBootLog(o BootOptions) (*eventlog.Writer, error) {
-	banks := o.Banks
-	if banks == nil {
-		banks = []eventlog.HashAlg{eventlog.SHA1, eventlog.SHA256}
-	}
-	w, err := eventlog.NewWriter(eventlog.FormatCryptoAgile, banks...)
-	if err != nil {
-		return nil, err
-	}
-	w.Append(0, eventlog.EvSCRTMVersion, utf16le("csv test firmware 1.0\x00"))
-	blob := binary.LittleEndian.AppendUint64(nil, 0xffe00000)
-	w.Append(0, eventlog.EvEFIPlatformFirmwareBlob, binary.LittleEndian.AppendUint64(blob, 0x200000))
-	sb := byte(0)
-	if o.SecureBoot {
-		sb = 1
-	}
-	var dbx []byte
-	if len(o.DBX) > 0 {
-		dbx = attesttest.SignatureList(attesttest.GUIDCertSHA256, o.DBX...)
-	}
-	for _, v := range []struct {
-		vendor [16]byte
-		name   string
-		data   []byte
-	}{
-		{attesttest.GUIDGlobalVariable, "SecureBoot", []byte{sb}}, {attesttest.GUIDGlobalVariable, "PK", certLists(o.PK...)},
-		{attesttest.GUIDGlobalVariable, "KEK", certLists(o.KEK...)}, {attesttest.GUIDImageSecurity, "db", certLists(o.DB...)},
-		{attesttest.GUIDImageSecurity, "dbx", dbx},
-	} {
-		w.Append(7, eventlog.EvEFIVariableDriverConfig, VariableData(v.vendor, v.name, v.data))
-	}
-	w.Append(1, eventlog.EvEFIVariableBoot, VariableData(attesttest.GUIDGlobalVariable, "BootOrder", []byte{1, 0}))
-	for p := uint32(0); p < 8; p++ {
-		w.Append(p, eventlog.EvSeparator, []byte{0, 0, 0, 0})
-	}
-	w.Append(4, eventlog.EvEFIAction, []byte("Calling EFI Application from Boot Option"))
-	for i, app := range o.Apps {
-		if len(o.DB) > 0 && i == 0 {
-			w.Append(7, eventlog.EvEFIVariableAuthority, VariableData(attesttest.GUIDImageSecurity, "db", append(make([]byte, 16), o.DB[0].Raw...)))
-		}
-		if i == 0 {
-			for _, der := range o.Authorities {
-				w.Append(7, eventlog.EvEFIVariableAuthority, VariableData(attesttest.GUIDImageSecurity, "db", append(make([]byte, 16), der...)))
-			}
-		}
-		var ds []eventlog.Digest
-		for _, b := range banks {
-			switch {
-			case b == eventlog.SHA256 && app.SHA256 != nil:
-				ds = append(ds, eventlog.Digest{Alg: b, Value: app.SHA256})
-			case b == eventlog.SHA1 && app.SHA1 != nil:
-				ds = append(ds, eventlog.Digest{Alg: b, Value: app.SHA1})
-			default:
-				return nil, fmt.Errorf("servicetest: app %d has no %s digest", i, b)
-			}
-		}
-		// UEFI_IMAGE_LOAD_EVENT: location, length, link-time address,
-		// device path length, then an (empty) device path.
-		ev := binary.LittleEndian.AppendUint64(nil, 0x7f000000)
-		ev = binary.LittleEndian.AppendUint64(ev, 0x10000)
-		ev = binary.LittleEndian.AppendUint64(ev, 0)
-		ev = binary.LittleEndian.AppendUint64(ev, 4)
-		ev = append(ev, 0x7f, 0xff, 0x04, 0x00)
-		w.AppendDigests(4, eventlog.EvEFIBootServicesApplication, ev, ds...)
-	}
-	w.Append(5, eventlog.EvEFIAction, []byte("Exit Boot Services Invocation"))
-	w.Append(5, eventlog.EvEFIAction, []byte("Exit Boot Services Returned with Success"))
-	return w, nil
-}
-
-func utf16le(s string) []byte {
-	var b []byte
-	for _, c := range utf16.Encode([]rune(s)) {
-		b = binary.LittleEndian.AppendUint16(b, c)
-	}
-	return b
-}
+// logs it (bootlog.Write) and returns the Writer (whose PCRs are what a
+// TPM extended with the same digests holds).
+func SecureBootLog(o BootOptions) (*eventlog.Writer, error) { return bootlog.Write(o) }

@@ -50,7 +50,7 @@ func NewCmdAttest(f *cmdutil.Factory) *cobra.Command {
 			credential sealed to its TPM; request is the host side, attesting with the local TPM.
 		`),
 	}
-	cmd.AddCommand(NewCmdVerify(f, nil), NewCmdInspect(f, nil), NewCmdServe(f, nil), NewCmdRequest(f, nil))
+	cmd.AddCommand(NewCmdVerify(f, nil), NewCmdInspect(f, nil), NewCmdServe(f, nil), NewCmdRequest(f, nil), NewCmdLabLog(f, nil))
 	return cmd
 }
 
@@ -236,7 +236,7 @@ func runVerify(ctx context.Context, o *VerifyOptions) error {
 			return err
 		}
 	case policy.BootComponents == attest.JudgeCIPolicy:
-		return cmdutil.FlagErrorf("attest verify: the attestation policy %s judges boot components (boot_components: %s): give --ci-policy", o.Policy, attest.JudgeCIPolicy)
+		return cmdutil.FlagErrorf("attest verify: the attestation policy %s judges boot components (boot_components: %s, the default): give --ci-policy, or set boot_components: %s in the policy", o.Policy, attest.JudgeCIPolicy, attest.Ignore)
 	}
 	var res *attest.Result
 	v, err := attest.Verify(ctx, ev, vopts)

@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"syscall"
 	"time"
@@ -75,7 +74,8 @@ func NewCmdRequest(f *cmdutil.Factory, runF func(context.Context, *RequestOption
 			it points): give its final URL.
 
 			--tpm takes the TPM device (/dev/tpmrm0, the kernel's resource manager) or the Unix
-			socket of a TPM simulator (swtpm socket --server type=unixio,path=...).
+			socket of a TPM simulator (swtpm socket --tpm2 --server type=unixio,path=SOCKET
+			--flags not-need-init,startup-clear); docs/attest-lab.md attests swtpm end to end.
 
 			Exit status:
 			  0  trusted: the credential was written
@@ -267,39 +267,9 @@ func report(w io.Writer, format string, r *wire.AttestResponse) error {
 	if err != nil {
 		return err
 	}
-	if err := render(w, format, res); err != nil {
-		return err
-	}
-	// The PCR values do not survive decoding into an attest.Result.
-	var pcrs struct {
-		Result struct {
-			Claims struct {
-				PCRs map[string]map[string]string `json:"pcrs"`
-			} `json:"claims"`
-		} `json:"result"`
-	}
-	if json.Unmarshal(r.Raw, &pcrs) != nil || format != "text" {
-		return nil
-	}
-	banks := make([]string, 0, len(pcrs.Result.Claims.PCRs))
-	for b := range pcrs.Result.Claims.PCRs {
-		banks = append(banks, b)
-	}
-	sort.Strings(banks)
-	for _, bank := range banks {
-		textsafe.Linef(w, "  pcrs %s:", bank)
-		idx := make([]int, 0, len(pcrs.Result.Claims.PCRs[bank]))
-		for k := range pcrs.Result.Claims.PCRs[bank] {
-			if i, err := strconv.Atoi(k); err == nil {
-				idx = append(idx, i)
-			}
-		}
-		sort.Ints(idx)
-		for _, i := range idx {
-			textsafe.Linef(w, "    %2d: %s", i, pcrs.Result.Claims.PCRs[bank][strconv.Itoa(i)])
-		}
-	}
-	return nil
+	// render prints the claims' PCR values (attest.PCRClaims decodes
+	// what the service wrote), once.
+	return render(w, format, res)
 }
 
 // writePrivate writes a file only its owner reads (the temporary file

@@ -3,6 +3,7 @@ package attest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -235,5 +236,33 @@ func TestRequestAnswers(t *testing.T) {
 				t.Error("a credential was written")
 			}
 		})
+	}
+}
+
+// TestReportPCRsOnce: the text report of a trusted answer lists the
+// quoted PCR values once per bank, every value, in order (it printed the
+// block twice: once from the claims, once more from the raw answer).
+func TestReportPCRsOnce(t *testing.T) {
+	v0, v7 := strings.Repeat("a0", 32), strings.Repeat("b7", 32)
+	s1 := strings.Repeat("c1", 20)
+	raw := `{"verdict":"trusted","trusted":true,"result":{"verdict":"trusted","trusted":true,"checks":[{"name":"ek","passed":true,"detail":"ok"}],` +
+		`"claims":{"secureBootEnabled":true,"pcrs":{"sha256":{"7":"` + v7 + `","0":"` + v0 + `"},"sha1":{"4":"` + s1 + `"}}},"workarounds":[]}}`
+	var resp wire.AttestResponse
+	if err := json.Unmarshal([]byte(raw), &resp); err != nil {
+		t.Fatal(err)
+	}
+	resp.Raw = json.RawMessage(raw)
+	var b bytes.Buffer
+	if err := report(&b, "text", &resp); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"  pcrs sha256:\n", "  pcrs sha1:\n", "     0: " + v0 + "\n", "     7: " + v7 + "\n", "     4: " + s1 + "\n"} {
+		if n := strings.Count(out, want); n != 1 {
+			t.Errorf("%q appears %d times in:\n%s", want, n, out)
+		}
+	}
+	if i0, i7 := strings.Index(out, v0), strings.Index(out, v7); i0 > i7 {
+		t.Errorf("PCR 7 before PCR 0:\n%s", out)
 	}
 }
