@@ -59,7 +59,7 @@ type TimestampDoc struct {
 // CertificateDocOf describes a certificate.
 func CertificateDocOf(c *signing.Certificate) CertificateDoc {
 	d := CertificateDoc{
-		Subject: c.Subject.String(), Issuer: c.Issuer.String(),
+		Subject: signing.NameString(c.Subject), Issuer: signing.NameString(c.Issuer),
 		TBSHash: c.TBSHashHex(), TBSHashAlgorithm: c.TBSHashAlgorithm.String(),
 		SHA256: hex.EncodeToString(c.SHA256[:]), NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(), EKUs: c.EKUs,
 	}

@@ -398,7 +398,7 @@ func (a *Appended) Verify(digest []byte, candidates []*signing.Certificate) (s *
 			return s
 		}
 		if firstErr == nil {
-			firstErr = fmt.Errorf("modsig: %w (%s, key of %q)", err, a.signer(), c.Subject.String())
+			firstErr = fmt.Errorf("modsig: %w (%s, key of %q)", err, a.signer(), signing.NameString(c.Subject))
 		}
 	}
 	s.Problem = firstErr

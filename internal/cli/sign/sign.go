@@ -6,7 +6,9 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -50,6 +52,15 @@ type Flags struct {
 	// this path instead of signing them (csv sign --catalog).
 	Catalog string
 
+	// The traps of issue 17, in one block: AllowPartialChain signs with a
+	// chain that does not reach a root (a warning, not a refusal); Force
+	// lets --out name a directory that is not empty (its content is then
+	// replaced); PasswordStdin reads the key's password from the first
+	// line of standard input.
+	AllowPartialChain bool
+	Force             bool
+	PasswordStdin     bool
+
 	// warned holds the warnings printed about earlier runs' journals and
 	// leftovers: Recover and Sign both look, and say each once (a pointer:
 	// Flags compare).
@@ -73,6 +84,9 @@ func (f *Flags) Register(fs *pflag.FlagSet, when string) {
 	fs.BoolVar(&f.IMASidecar, "ima-sidecar", false, "with --ima: write the IMA signatures to sidecar FILE.sig files (as evmctl ima_sign --sigfile), never to security.ima")
 	fs.BoolVar(&f.FSVerity, "fsverity", false, "also give every signed ELF file an fs-verity built-in signature (PKCS#7 over its fs-verity SHA-256 digest, as fsverity sign) in a sidecar FILE.fsv.sig")
 	fs.StringVar(&f.ResourceURI, "resource-uri", "", "manifest: the build it speaks of (a CI run URL; default: the paths signed)")
+	fs.BoolVar(&f.AllowPartialChain, "allow-partial-chain", false, "sign even though --cert's chain does not reach a self-signed root or one in the system's trust store (a warning; verifiers must have the missing CA certificates)")
+	fs.BoolVar(&f.Force, "force", false, "with --out: replace the content of DIR even if it is not empty")
+	fs.BoolVar(&f.PasswordStdin, "password-stdin", false, "read the password of an encrypted --key (PEM or PKCS#12) from the first line of standard input")
 }
 
 // Check validates the flags.
@@ -182,6 +196,10 @@ func NewCmdSign(f *cmdutil.Factory, runF func(context.Context, *Options) error) 
 
 // Run signs (after validating, with --policy).
 func Run(ctx context.Context, o *Options) error {
+	// A non-empty --out is refused before the build is validated.
+	if err := o.Flags.CheckOut("sign"); err != nil {
+		return err
+	}
 	// What an earlier run that was killed left is finished or undone
 	// first, so that the tree validated is the tree signed.
 	if err := o.Flags.Recover(ctx, o.IO, o.Paths); err != nil {
@@ -223,7 +241,7 @@ func Run(ctx context.Context, o *Options) error {
 
 // signer loads the signing key (--key) and its chain (--cert) and checks
 // that they sign together; done releases the key (an HSM session).
-func (f *Flags) signer(ctx context.Context) (key crypto.Signer, chain []*x509.Certificate, done func(), err error) {
+func (f *Flags) signer(ctx context.Context, ios *cmdutil.IOStreams) (key crypto.Signer, chain []*x509.Certificate, done func(), err error) {
 	key, err = keys.LoadSigner(ctx, f.Key, keys.LoadOptions{})
 	if err != nil {
 		// Never the reference itself: a pkcs11: URI may carry the PIN.
@@ -241,6 +259,19 @@ func (f *Flags) signer(ctx context.Context) (key crypto.Signer, chain []*x509.Ce
 		done()
 		return nil, nil, nil, fmt.Errorf("cannot sign with %s and %s: %w", keys.RedactKeyRef(f.Key), f.Cert, err)
 	}
+	if err := signing.CheckChainComplete(chain, signing.CompleteOptions{System: true, Now: time.Now()}); err != nil {
+		var ce *signing.ChainError
+		if !errors.As(err, &ce) || !errors.Is(err, signing.ErrPartialChain) {
+			done()
+			return nil, nil, nil, fmt.Errorf("cannot sign with %s: %w", f.Cert, err)
+		}
+		missing := signing.NameString(ce.Cert.Issuer)
+		if !f.AllowPartialChain {
+			done()
+			return nil, nil, nil, fmt.Errorf("cannot sign with %s: %w: no verifier that lacks %q can build the chain, and it would reject every file signed: append that certificate (and the CAs above it, up to the self-signed root) to %s, or give --allow-partial-chain if every verifier has it already", f.Cert, err, missing, f.Cert)
+		}
+		f.warn(ios, fmt.Sprintf("%s does not reach a root: it ends at %q, issued by %q, which is not in it (--allow-partial-chain): verifiers must have %q to build the chain", f.Cert, signing.NameString(ce.Cert.Subject), missing, missing))
+	}
 	return key, chain, done, nil
 }
 
@@ -252,7 +283,7 @@ func (f *Flags) signCatalog(ctx context.Context, ios *cmdutil.IOStreams, rep *cs
 	if err != nil {
 		return err
 	}
-	key, chain, done, err := f.signer(ctx)
+	key, chain, done, err := f.signer(ctx, ios)
 	if err != nil {
 		return err
 	}
@@ -295,7 +326,14 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 	if err != nil {
 		return err
 	}
-	key, chain, done, err := f.signer(ctx)
+	if err := f.CheckOut("sign"); err != nil {
+		return err
+	}
+	var before map[string]os.FileInfo
+	if f.Force {
+		before = f.outSnapshot()
+	}
+	key, chain, done, err := f.signer(ctx, ios)
 	if err != nil {
 		return err
 	}
@@ -332,6 +370,7 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 	if err != nil {
 		return err
 	}
+	f.warnStale(ios, before)
 	for _, l := range res.Leftovers {
 		f.warn(ios, fmt.Sprintf("%q is named like the temporary files, backups and journals of csv sign, and no journal accounts for it: left alone, and validate blocks it; if no csv sign is running, remove it by hand", l))
 	}

@@ -236,6 +236,10 @@ func Run(ctx context.Context, o *Options) error {
 		return err
 	}
 	if o.Sign {
+		// A non-empty --out is refused before the build is validated.
+		if err := o.SignFlags.CheckOut("validate --sign"); err != nil {
+			return err
+		}
 		// What an earlier csv sign that was killed left is finished or
 		// undone first, so that the tree validated is the tree signed.
 		if err := o.SignFlags.Recover(ctx, o.IO, o.Paths); err != nil {
