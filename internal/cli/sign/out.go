@@ -1,6 +1,7 @@
 package sign
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/textsafe"
+	"github.com/codesignval/csv/signing/keys"
 )
 
 // maxOutListed caps the stale files a warning names one by one.
@@ -103,4 +105,65 @@ func verb(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// isPKCS12Name reports whether a --key names a PKCS#12 file by its
+// extension (.pfx, .p12): it then carries its chain, and --cert may be
+// left out.
+func isPKCS12Name(ref string) bool {
+	ext := strings.ToLower(filepath.Ext(ref))
+	return !strings.Contains(ref, "://") && (ext == ".pfx" || ext == ".p12")
+}
+
+// maxPasswordLine caps the line --password-stdin reads.
+const maxPasswordLine = 4096
+
+// password returns where the key's password comes from, in this order:
+// standard input's first line with --password-stdin; the environment
+// variable keys.DefaultPasswordEnv; a prompt on the terminal when standard
+// input is one; otherwise keys.ErrNoPassword saying all three.
+func (f *Flags) password(ios *cmdutil.IOStreams) func() ([]byte, error) {
+	return func() ([]byte, error) {
+		switch pw, env := os.LookupEnv(keys.DefaultPasswordEnv); {
+		case f.PasswordStdin:
+			return readPasswordLine(ios.In)
+		case env:
+			return []byte(pw), nil
+		case ios.ReadPassword != nil:
+			return ios.ReadPassword(fmt.Sprintf("csv: password for %s: ", textsafe.Escape(keys.RedactKeyRef(f.Key))))
+		}
+		return nil, fmt.Errorf("%w: %s is encrypted: give its password on standard input with --password-stdin, in $%s, or run csv on a terminal to be asked for it",
+			keys.ErrNoPassword, keys.RedactKeyRef(f.Key), keys.DefaultPasswordEnv)
+	}
+}
+
+// readPasswordLine reads the first line of r, without its line ending.
+func readPasswordLine(r io.Reader) ([]byte, error) {
+	if r == nil {
+		return nil, fmt.Errorf("%w: --password-stdin: no standard input", keys.ErrNoPassword)
+	}
+	var line []byte
+	var b [1]byte
+	for {
+		n, err := r.Read(b[:])
+		if n == 1 {
+			if b[0] == '\n' {
+				break
+			}
+			if len(line) >= maxPasswordLine {
+				return nil, fmt.Errorf("%w: --password-stdin: a line of more than %d bytes", keys.ErrNoPassword, maxPasswordLine)
+			}
+			line = append(line, b[0])
+		}
+		if errors.Is(err, io.EOF) {
+			if len(line) == 0 {
+				return nil, fmt.Errorf("%w: --password-stdin: standard input is empty", keys.ErrNoPassword)
+			}
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--password-stdin: %w", err)
+		}
+	}
+	return bytes.TrimSuffix(line, []byte("\r")), nil
 }

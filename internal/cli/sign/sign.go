@@ -94,8 +94,8 @@ func (f *Flags) Check(cmd string) error {
 	switch {
 	case f.Key == "":
 		return cmdutil.FlagErrorf("%s: --key is required to sign", cmd)
-	case f.Cert == "":
-		return cmdutil.FlagErrorf("%s: --cert is required to sign", cmd)
+	case f.Cert == "" && !isPKCS12Name(f.Key):
+		return cmdutil.FlagErrorf("%s: --cert is required to sign (unless --key is a PKCS#12 file, .pfx or .p12, which carries its chain)", cmd)
 	}
 	if f.IMASidecar && !f.IMA {
 		return cmdutil.FlagErrorf("%s: --ima-sidecar needs --ima", cmd)
@@ -242,7 +242,7 @@ func Run(ctx context.Context, o *Options) error {
 // signer loads the signing key (--key) and its chain (--cert) and checks
 // that they sign together; done releases the key (an HSM session).
 func (f *Flags) signer(ctx context.Context, ios *cmdutil.IOStreams) (key crypto.Signer, chain []*x509.Certificate, done func(), err error) {
-	key, err = keys.LoadSigner(ctx, f.Key, keys.LoadOptions{})
+	key, err = keys.LoadSigner(ctx, f.Key, keys.LoadOptions{Password: f.password(ios)})
 	if err != nil {
 		// Never the reference itself: a pkcs11: URI may carry the PIN.
 		return nil, nil, nil, fmt.Errorf("signing key %s: %w", keys.RedactKeyRef(f.Key), err)
@@ -251,26 +251,40 @@ func (f *Flags) signer(ctx context.Context, ios *cmdutil.IOStreams) (key crypto.
 	if c, ok := key.(interface{ Close() error }); ok {
 		done = func() { c.Close() }
 	}
-	if chain, err = signing.LoadChain(f.Cert); err != nil {
+	chainFile := f.Cert
+	switch cs, ok := key.(keys.ChainSigner); {
+	case f.Cert != "":
+		if chain, err = signing.LoadChain(f.Cert); err != nil {
+			done()
+			return nil, nil, nil, fmt.Errorf("certificate chain %s: %w", f.Cert, err)
+		}
+	case ok:
+		// A PKCS#12 key's own chain, when --cert does not give one.
+		chain, chainFile = cs.Chain(), f.Key
+	default:
 		done()
-		return nil, nil, nil, fmt.Errorf("certificate chain %s: %w", f.Cert, err)
+		return nil, nil, nil, cmdutil.FlagErrorf("--cert is required: the key %s carries no certificate chain", keys.RedactKeyRef(f.Key))
 	}
 	if err := signing.CheckSigningChain(key, chain, time.Now()); err != nil {
 		done()
-		return nil, nil, nil, fmt.Errorf("cannot sign with %s and %s: %w", keys.RedactKeyRef(f.Key), f.Cert, err)
+		return nil, nil, nil, fmt.Errorf("cannot sign with %s and %s: %w", keys.RedactKeyRef(f.Key), chainFile, err)
 	}
 	if err := signing.CheckChainComplete(chain, signing.CompleteOptions{System: true, Now: time.Now()}); err != nil {
 		var ce *signing.ChainError
 		if !errors.As(err, &ce) || !errors.Is(err, signing.ErrPartialChain) {
 			done()
-			return nil, nil, nil, fmt.Errorf("cannot sign with %s: %w", f.Cert, err)
+			return nil, nil, nil, fmt.Errorf("cannot sign with %s: %w", chainFile, err)
 		}
 		missing := signing.NameString(ce.Cert.Issuer)
 		if !f.AllowPartialChain {
 			done()
-			return nil, nil, nil, fmt.Errorf("cannot sign with %s: %w: no verifier that lacks %q can build the chain, and it would reject every file signed: append that certificate (and the CAs above it, up to the self-signed root) to %s, or give --allow-partial-chain if every verifier has it already", f.Cert, err, missing, f.Cert)
+			how := fmt.Sprintf("append that certificate (and the CAs above it, up to the self-signed root) to %s", chainFile)
+			if chainFile != f.Cert {
+				how = "give the whole chain, up to the self-signed root, with --cert FILE (PEM, leaf first)"
+			}
+			return nil, nil, nil, fmt.Errorf("cannot sign with %s: %w: no verifier that lacks %q can build the chain, and it would reject every file signed: %s, or give --allow-partial-chain if every verifier has it already", chainFile, err, missing, how)
 		}
-		f.warn(ios, fmt.Sprintf("%s does not reach a root: it ends at %q, issued by %q, which is not in it (--allow-partial-chain): verifiers must have %q to build the chain", f.Cert, signing.NameString(ce.Cert.Subject), missing, missing))
+		f.warn(ios, fmt.Sprintf("%s does not reach a root: it ends at %q, issued by %q, which is not in it (--allow-partial-chain): verifiers must have %q to build the chain", chainFile, signing.NameString(ce.Cert.Subject), missing, missing))
 	}
 	return key, chain, done, nil
 }
