@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -136,6 +137,9 @@ func WriteSignatures(w io.Writer, indent string, sigs []*signing.Signature) {
 		status := "verified"
 		if !s.Verified {
 			status = "NOT VERIFIED: " + printable(s.Problem)
+			if i < len(sigs) {
+				status += cipolicy.SignerNotFoundHint(sigs[i].Problem)
+			}
 		}
 		fmt.Fprintf(w, "%s%s: %s, %s %s: %s\n", indent, where, printable(string(s.Format)), printable(s.SignatureAlgorithm), printable(s.DigestAlgorithm), status)
 		if s.Signer != nil {

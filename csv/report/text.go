@@ -27,8 +27,8 @@ func (t *Text) Render(w io.Writer, r *csv.Report) error {
 // SummaryLine is the first line of the text report: the policies and the
 // counts.
 func SummaryLine(r *csv.Report) string {
-	return fmt.Sprintf("csv: %s: %d binaries judged: %d allowed, %d blocked; %d files skipped, %d excluded",
-		policyLine(r), r.Summary.Files, r.Summary.Allowed, r.Summary.Blocked, r.Summary.Skipped, r.Summary.Excluded)
+	return fmt.Sprintf("csv: %s: %s judged: %d allowed, %d blocked; %s skipped, %d excluded",
+		policyLine(r), textsafe.Plural(r.Summary.Files, "binary", "binaries"), r.Summary.Allowed, r.Summary.Blocked, textsafe.Plural(r.Summary.Skipped, "file", "files"), r.Summary.Excluded)
 }
 
 // printable escapes what an untrusted string could use to break a report
@@ -99,9 +99,12 @@ func verdictLine(r *csv.Report, opts Options, failing int) string {
 	case opts.FailedNoTargets:
 		return "result: FAILED: no PE or ELF binaries found (--fail-if-no-targets)"
 	case failing > 0:
-		return fmt.Sprintf("result: FAILED: %d of %d binaries blocked", failing, r.Summary.Files)
+		return fmt.Sprintf("result: FAILED: %d of %s blocked", failing, textsafe.Plural(r.Summary.Files, "binary", "binaries"))
 	case r.Summary.Blocked > 0:
-		return fmt.Sprintf("result: PASSED in audit mode: %d of %d binaries would be blocked under enforcement", r.Summary.Blocked, r.Summary.Files)
+		return fmt.Sprintf("result: PASSED in audit mode: %d of %s would be blocked under enforcement", r.Summary.Blocked, textsafe.Plural(r.Summary.Files, "binary", "binaries"))
+	}
+	if r.Summary.Files == 1 {
+		return "result: PASSED: the 1 binary allowed"
 	}
 	return fmt.Sprintf("result: PASSED: all %d binaries allowed", r.Summary.Files)
 }

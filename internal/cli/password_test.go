@@ -76,3 +76,16 @@ func TestPasswordPrompt(t *testing.T) {
 		t.Errorf("with CSV_KEY_PASSWORD: exit %d, %d prompts\n%s", code, len(prompts), stderr)
 	}
 }
+
+// appendRoot adds the root to a testca chain file: csv sign refuses a
+// chain that does not reach a root.
+func appendRoot(t *testing.T, f testca.Files, ca *testca.CA) {
+	t.Helper()
+	chain, err := os.ReadFile(f.Chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.Chain, append(chain, testca.PEM(ca.Root.Cert)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -191,12 +191,3 @@ func WriteFileAtomic(path string, data []byte) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
-
-// Plural returns "1 file" or "n files": the count and the noun that goes
-// with it, for every count csv prints.
-func Plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
-}

@@ -100,14 +100,14 @@ func RunMerge(o *MergeOptions) error {
 		return err
 	}
 	s := merged.Summary
-	fmt.Fprintf(o.IO.ErrOut, "csv: %d shards of policy %s: %d binaries judged: %d allowed, %d blocked; %d files skipped, %d excluded\n",
-		len(merged.Shards), textsafe.Quote(merged.Policy.Name), s.Files, s.Allowed, s.Blocked, s.Skipped, s.Excluded)
+	fmt.Fprintf(o.IO.ErrOut, "csv: %s of policy %s: %s judged: %d allowed, %d blocked; %s skipped, %d excluded\n",
+		textsafe.Plural(len(merged.Shards), "shard", "shards"), textsafe.Quote(merged.Policy.Name), textsafe.Plural(s.Files, "binary", "binaries"), s.Allowed, s.Blocked, textsafe.Plural(s.Skipped, "file", "files"), s.Excluded)
 	switch {
 	case merged.NoTargets:
 		fmt.Fprintln(o.IO.ErrOut, "result: FAILED: no binaries found (--fail-if-no-targets)")
 		return cmdutil.ErrFailed
 	case !merged.Passed:
-		fmt.Fprintf(o.IO.ErrOut, "result: FAILED: %d of %d binaries blocked\n", s.Blocked, s.Files)
+		fmt.Fprintf(o.IO.ErrOut, "result: FAILED: %d of %s blocked\n", s.Blocked, textsafe.Plural(s.Files, "binary", "binaries"))
 		return cmdutil.ErrFailed
 	}
 	fmt.Fprintln(o.IO.ErrOut, "result: PASSED")

@@ -28,21 +28,22 @@ func (f *Flags) CheckOut(cmd string) error {
 	if f.Out == "" || f.Force {
 		return nil
 	}
-	d, err := os.Open(f.Out)
+	// Stat first: opening a named pipe would wait for a writer.
+	st, err := os.Stat(f.Out)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("--out %s: %w", f.Out, err)
 	}
-	defer d.Close()
-	st, err := d.Stat()
-	if err != nil {
-		return fmt.Errorf("--out %s: %w", f.Out, err)
-	}
 	if !st.IsDir() {
 		return cmdutil.FlagErrorf("%s: --out %s is not a directory", cmd, f.Out)
 	}
+	d, err := os.Open(f.Out)
+	if err != nil {
+		return fmt.Errorf("--out %s: %w", f.Out, err)
+	}
+	defer d.Close()
 	names, err := d.Readdirnames(1)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("--out %s: %w", f.Out, err)
@@ -97,7 +98,7 @@ func (f *Flags) warnStale(w *cmdutil.IOStreams, before map[string]os.FileInfo) {
 		more = fmt.Sprintf(" and %d more", len(stale)-len(listed))
 	}
 	f.warn(w, fmt.Sprintf("--out %s --force: %s there before this run %s not written by it and %s left as %s: %s%s",
-		f.Out, cmdutil.Plural(len(stale), "file", "files"), verb(len(stale), "was", "were"), verb(len(stale), "is", "are"), verb(len(stale), "it was", "they were"), strings.Join(quoted, ", "), more))
+		f.Out, textsafe.Plural(len(stale), "file", "files"), verb(len(stale), "was", "were"), verb(len(stale), "is", "are"), verb(len(stale), "it was", "they were"), strings.Join(quoted, ", "), more))
 }
 
 func verb(n int, one, many string) string {

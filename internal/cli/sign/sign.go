@@ -228,7 +228,7 @@ func Run(ctx context.Context, o *Options) error {
 			return err
 		}
 		if rep.Summary.Blocked > 0 {
-			fmt.Fprintf(o.IO.ErrOut, "csv: not signing: %d of %d binaries do not pass the policy (run csv validate to see which)\n", rep.Summary.Blocked, rep.Summary.Files)
+			fmt.Fprintf(o.IO.ErrOut, "csv: not signing: %d of %s %s not pass the policy (run csv validate to see which)\n", rep.Summary.Blocked, textsafe.Plural(rep.Summary.Files, "binary", "binaries"), verb(rep.Summary.Blocked, "does", "do"))
 			return cmdutil.ErrFailed
 		}
 	}
@@ -324,7 +324,7 @@ func (f *Flags) signCatalog(ctx context.Context, ios *cmdutil.IOStreams, rep *cs
 				pe++
 			}
 		}
-		textsafe.Linef(ios.ErrOut, "csv: wrote catalog %s of %d files (%d PE) signed by %s", textsafe.Quote(f.Catalog), len(res.Members), pe, textsafe.Quote(chain[0].Subject.CommonName))
+		textsafe.Linef(ios.ErrOut, "csv: wrote catalog %s of %s (%d PE) signed by %s", textsafe.Quote(f.Catalog), textsafe.Plural(len(res.Members), "file", "files"), pe, textsafe.Quote(chain[0].Subject.CommonName))
 		for _, s := range res.Skipped {
 			textsafe.Linef(ios.ErrOut, "csv: not listed: %s", s)
 		}
@@ -411,13 +411,13 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 		if f.Out != "" {
 			where = "into " + f.Out
 		}
-		what := fmt.Sprintf("%d binaries (%d PE, %d ELF)", pe+elf, pe, elf)
+		what := fmt.Sprintf("%s (%d PE, %d ELF)", textsafe.Plural(pe+elf, "binary", "binaries"), pe, elf)
 		if scripts > 0 {
-			what += fmt.Sprintf(" and %d PowerShell scripts", scripts)
+			what += " and " + textsafe.Plural(scripts, "PowerShell script", "PowerShell scripts")
 		}
 		line := fmt.Sprintf("csv: signed %s %s with %s", what, where, textsafe.Quote(chain[0].Subject.CommonName))
 		if f.Bundle {
-			line += fmt.Sprintf("; %d Sigstore bundles", len(res.Signed))
+			line += "; " + textsafe.Plural(len(res.Signed), "Sigstore bundle", "Sigstore bundles")
 		}
 		if f.FSVerity {
 			n := 0
@@ -426,7 +426,7 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 					n++
 				}
 			}
-			line += fmt.Sprintf("; %d fs-verity signatures (FILE.fsv.sig)", n)
+			line += "; " + textsafe.Plural(n, "fs-verity signature", "fs-verity signatures") + " (FILE.fsv.sig)"
 		}
 		if f.Manifest != "" {
 			line += "; manifest " + f.Manifest

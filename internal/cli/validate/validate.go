@@ -315,7 +315,7 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	if o.Sign {
 		if rep.Summary.Blocked > 0 {
-			fmt.Fprintf(o.IO.ErrOut, "csv: not signing: %d binaries would be blocked under enforcement\n", rep.Summary.Blocked)
+			fmt.Fprintf(o.IO.ErrOut, "csv: not signing: %s would be blocked under enforcement\n", textsafe.Plural(rep.Summary.Blocked, "binary", "binaries"))
 			return cmdutil.ErrFailed
 		}
 		return o.SignFlags.Sign(ctx, o.IO, o.Version, rep, vopts, o.Quiet, o.Paths)

@@ -109,8 +109,8 @@ func Run(ctx context.Context, o *Options) error {
 	// line is escaped as a whole (textsafe.Linef), and names are quoted, so
 	// that a subject named "x\nresult: PASSED" cannot forge a line.
 	p := st.Predicate
-	textsafe.Linef(o.IO.Out, "csv: manifest %s: %s, policy %s (sha256 %.12s), %d files, verified %s by %s",
-		o.Manifest, p.VerificationResult, textsafe.Quote(p.Policy.Name), p.Policy.Digest["sha256"], len(st.Subject),
+	textsafe.Linef(o.IO.Out, "csv: manifest %s: %s, policy %s (sha256 %.12s), %s, verified %s by %s",
+		o.Manifest, p.VerificationResult, textsafe.Quote(p.Policy.Name), p.Policy.Digest["sha256"], textsafe.Plural(len(st.Subject), "file", "files"),
 		p.TimeVerified.UTC().Format(time.RFC3339), verifierOf(p))
 	leaf := st.Chain[0]
 	fp := sha256.Sum256(leaf.Raw)
@@ -142,13 +142,21 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	switch err := manifest.Verdict(st, bad); {
 	case errors.Is(err, manifest.ErrMismatch):
-		fmt.Fprintf(o.IO.Out, "result: FAILED: %d of %d files do not match the manifest\n", len(bad), len(st.Subject))
+		verb := "do"
+		if len(bad) == 1 {
+			verb = "does"
+		}
+		fmt.Fprintf(o.IO.Out, "result: FAILED: %d of %s %s not match the manifest\n", len(bad), textsafe.Plural(len(st.Subject), "file", "files"), verb)
 		return cmdutil.ErrFailed
 	case errors.Is(err, manifest.ErrNotPassed):
 		fmt.Fprintf(o.IO.Out, "result: FAILED: the manifest records a build that did not pass\n")
 		return cmdutil.ErrFailed
 	case err != nil:
 		return err
+	}
+	if len(st.Subject) == 1 {
+		fmt.Fprintf(o.IO.Out, "result: PASSED: the 1 file matches\n")
+		return nil
 	}
 	fmt.Fprintf(o.IO.Out, "result: PASSED: all %d files match\n", len(st.Subject))
 	return nil
