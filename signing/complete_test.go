@@ -17,6 +17,7 @@ func TestCheckChainComplete(t *testing.T) {
 	other := testca.New(t)
 	leaf := ca.Leaf(t, testca.LeafOptions{CommonName: "Build Signing"})
 	root, inter := ca.Root.Cert, ca.Intermediate.Cert
+	selfSigned := ca.Leaf(t, testca.LeafOptions{CommonName: "Self", SelfSigned: true})
 	for _, tc := range []struct {
 		name    string
 		chain   []*x509.Certificate
@@ -28,6 +29,7 @@ func TestCheckChainComplete(t *testing.T) {
 		{"no root", []*x509.Certificate{leaf.Cert, inter}, nil, inter},
 		{"leaf only", []*x509.Certificate{leaf.Cert}, nil, leaf.Cert},
 		{"leaf only, root given", []*x509.Certificate{leaf.Cert}, []*x509.Certificate{root}, leaf.Cert},
+		{"a self-signed leaf", []*x509.Certificate{selfSigned.Cert}, nil, nil},
 		// Another CA's root of the same name does not verify the link.
 		{"a root of the same name", []*x509.Certificate{leaf.Cert, inter}, []*x509.Certificate{other.Root.Cert}, inter},
 	} {

@@ -147,7 +147,10 @@ func CheckChainComplete(chain []*x509.Certificate, opts CompleteOptions) error {
 		return &ChainError{Err: ErrEmptyChain, msg: "empty certificate chain"}
 	}
 	top := chain[len(chain)-1]
-	if bytes.Equal(top.RawIssuer, top.RawSubject) && top.CheckSignatureFrom(top) == nil {
+	// Self-signed: its own key verifies its signature. Not
+	// CheckSignatureFrom, which also wants a CA: a self-signed leaf (a test
+	// or internal signer that verifiers trust as such) ends its chain too.
+	if bytes.Equal(top.RawIssuer, top.RawSubject) && top.CheckSignature(top.SignatureAlgorithm, top.RawTBSCertificate, top.Signature) == nil {
 		return nil
 	}
 	for _, r := range opts.Roots {
