@@ -3,6 +3,7 @@ package keys
 import (
 	"bytes"
 	"crypto"
+	"encoding/asn1"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -165,6 +166,13 @@ func checkPKCS12Work(s cryptobyte.String, depth int) error {
 			if n > int64(pkcs12IterationCap) {
 				return fmt.Errorf("%w: PKCS#12: iteration count %d (at most %d)", ErrKeyFile, n, pkcs12IterationCap)
 			}
+		case tag == cbasn1.SEQUENCE:
+			if err := checkPBEParams(v); err != nil {
+				return err
+			}
+			if err := checkPKCS12Work(v, depth+1); err != nil {
+				return err
+			}
 		case tag == cbasn1.OCTET_STRING:
 			if err := checkPKCS12Work(v, depth+1); err != nil {
 				return err
@@ -175,6 +183,58 @@ func checkPKCS12Work(s cryptobyte.String, depth int) error {
 			}
 		}
 		afterSalt = tag == cbasn1.OCTET_STRING
+	}
+	return nil
+}
+
+// Password-based algorithms whose parameters carry an iteration count:
+// PKCS#12's PBE schemes (1.2.840.113549.1.12.1.*), PBES2, PBKDF2 and
+// PBMAC1 (RFC 8018, RFC 9579).
+var (
+	oidPKCS12PBE = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 12, 1}
+	oidPBMAC1    = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 14}
+)
+
+// checkPBEParams reads seq (a SEQUENCE's content) as an
+// AlgorithmIdentifier and, if it names a password-based algorithm, caps
+// the iteration count of its parameters, read as go-pkcs12 reads them
+// (the salt of PBKDF2-params may be any value, which the OCTET STRING
+// rule of checkPKCS12Work would not see).
+func checkPBEParams(seq cryptobyte.String) error {
+	var oid asn1.ObjectIdentifier
+	if !seq.ReadASN1ObjectIdentifier(&oid) {
+		return nil
+	}
+	params := []byte(seq)
+	var iterations int64
+	switch {
+	case len(oid) == len(oidPKCS12PBE)+1 && oid[:len(oidPKCS12PBE)].Equal(oidPKCS12PBE):
+		var p struct {
+			Salt       []byte
+			Iterations int64
+		}
+		if _, err := asn1.Unmarshal(params, &p); err != nil {
+			return nil
+		}
+		iterations = p.Iterations
+	case oid.Equal(oidPBKDF2):
+		var p struct {
+			Salt       asn1.RawValue
+			Iterations int64
+		}
+		if _, err := asn1.Unmarshal(params, &p); err != nil {
+			return nil
+		}
+		iterations = p.Iterations
+	case oid.Equal(oidPBES2), oid.Equal(oidPBMAC1):
+		// Their key-derivation AlgorithmIdentifier (PBKDF2) is a
+		// SEQUENCE inside, which the walk reaches.
+		return nil
+	default:
+		return nil
+	}
+	if iterations > int64(pkcs12IterationCap) {
+		return fmt.Errorf("%w: PKCS#12: iteration count %d (at most %d)", ErrKeyFile, iterations, pkcs12IterationCap)
 	}
 	return nil
 }

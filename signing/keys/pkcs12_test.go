@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"software.sslmate.com/src/go-pkcs12"
@@ -98,6 +99,13 @@ func TestParsePKCS12Hostile(t *testing.T) {
 	costly := []byte{0x30, 0x0e, 0x30, 0x0c, 0x04, 0x04, 1, 2, 3, 4, 0x02, 0x04, 0x01, 0x31, 0x2d, 0x00}
 	if _, err := keys.ParsePKCS12(costly, password("x")); !errors.Is(err, keys.ErrKeyFile) {
 		t.Errorf("20 million iterations: %v, want ErrKeyFile", err)
+	}
+	// PBKDF2-params whose salt is not an OCTET STRING (go-pkcs12 takes
+	// any value), asking for 20 million iterations.
+	pbkdf2 := []byte{0x30, 0x15, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0c,
+		0x30, 0x08, 0x30, 0x00, 0x02, 0x04, 0x01, 0x31, 0x2d, 0x00}
+	if _, err := keys.ParsePKCS12(pbkdf2, password("x")); !errors.Is(err, keys.ErrKeyFile) || !strings.Contains(err.Error(), "iteration count 20000000") {
+		t.Errorf("PBKDF2 with a SEQUENCE salt, 20 million iterations: %v, want ErrKeyFile naming the count", err)
 	}
 	huge := []byte{0x30, 0x10, 0x30, 0x0e, 0x04, 0x04, 1, 2, 3, 4, 0x02, 0x06, 0x01, 0, 0, 0, 0, 0}
 	if _, err := keys.ParsePKCS12(huge, password("x")); !errors.Is(err, keys.ErrKeyFile) {
