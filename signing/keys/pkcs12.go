@@ -3,8 +3,8 @@ package keys
 import (
 	"bytes"
 	"crypto"
-	"encoding/asn1"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 
