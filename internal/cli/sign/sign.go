@@ -70,7 +70,7 @@ type Flags struct {
 // Register adds the signing flags to fs. prefix is prepended to the
 // description of --key, for validate's "with --sign" wording.
 func (f *Flags) Register(fs *pflag.FlagSet, when string) {
-	fs.StringVar(&f.Key, "key", "", "signing key `REF`"+when+": a PEM file (password in $CSV_KEY_PASSWORD), awskms://, gcpkms://, azurekms://, hashivault:// or a pkcs11: URI")
+	fs.StringVar(&f.Key, "key", "", "signing key `REF`"+when+": a PEM or PKCS#12 (.pfx, .p12) file (password: --password-stdin, $CSV_KEY_PASSWORD or a prompt on a terminal), awskms://, gcpkms://, azurekms://, hashivault:// or a pkcs11: URI")
 	fs.StringVar(&f.Cert, "cert", "", "build certificate chain `FILE` (PEM, leaf first)"+when)
 	fs.StringVar(&f.Out, "out", "", "write the signed tree to `DIR` (DIR/<path under PATH>) instead of signing in place")
 	fs.BoolVar(&f.Bundle, "bundle", false, "also write a Sigstore bundle FILE.sigstore.json for every signed file, and for every other file under PATH")
@@ -141,6 +141,13 @@ func NewCmdSign(f *cmdutil.Factory, runF func(context.Context, *Options) error) 
 			csv sign again, and it first puts the files back as they were before the killed run (or,
 			where that cannot be, finishes it) and removes what the journal proves is csv's.
 
+			The chain (--cert, or a .pfx key's own) must reach a self-signed root or one in the system's
+			trust store: a verifier that lacks an intermediate CA cannot build it, so csv refuses and
+			names the missing certificate (--allow-partial-chain signs anyway, with a warning). An --out
+			directory that is not empty is refused (--force writes into it and names the stale files it
+			left). An encrypted key's password comes from --password-stdin, $CSV_KEY_PASSWORD, or a
+			prompt on a terminal.
+
 			With --policy the build is validated first, and nothing is signed unless every binary
 			passes; --manifest needs --policy, since the manifest states that verification.
 
@@ -155,6 +162,7 @@ func NewCmdSign(f *cmdutil.Factory, runF func(context.Context, *Options) error) 
 		`),
 		Example: heredoc.Doc(`
 			$ CSV_KEY_PASSWORD=... csv sign --key build.key --cert build-chain.pem out/
+			$ printf '%s\n' "$KEY_PASSWORD" | csv sign --password-stdin --key build.pfx out/
 			$ csv sign --key awskms:///alias/build --cert chain.pem --policy policy.yaml \
 			    --manifest out.manifest.sigstore.json --bundle out/
 			$ csv sign --key build.key --cert build-chain.pem --catalog driver.cat driver/
