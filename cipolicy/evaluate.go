@@ -927,10 +927,10 @@ func describe(s *Subject, notes []string) string {
 				verified++
 			}
 		}
-		parts = append(parts, fmt.Sprintf("%d signatures (%d verified), none by a signer a rule allows", len(s.Signatures), verified))
+		parts = append(parts, fmt.Sprintf("%s (%d verified), none by a signer a rule allows", plural(len(s.Signatures), "signature", "signatures"), verified))
 		for i, sig := range s.Signatures {
 			if !sig.Verified() && sig.Problem != nil {
-				parts = append(parts, fmt.Sprintf("signature %d does not verify: %v", i, sig.Problem))
+				parts = append(parts, fmt.Sprintf("signature %d does not verify: %v%s", i, sig.Problem, SignerNotFoundHint(sig.Problem)))
 			}
 		}
 	default:
@@ -970,4 +970,16 @@ func pageSigned(s *Subject, trusted func(*signing.Certificate) bool) bool {
 		}
 	}
 	return false
+}
+
+// SignerNotFoundHint is what a message about a signature whose signer's
+// certificate was not found (signing.ErrSignerNotFound: a kernel module
+// signature names its signer by issuer and serial number, or key
+// identifier, and carries no certificate) adds: how to supply it. It is
+// "" for any other problem.
+func SignerNotFoundHint(problem error) string {
+	if !errors.Is(problem, signing.ErrSignerNotFound) {
+		return ""
+	}
+	return ": give that certificate with --certs FILE"
 }

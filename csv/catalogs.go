@@ -13,6 +13,7 @@ import (
 	"github.com/codesignval/csv/csv/format"
 	fcat "github.com/codesignval/csv/csv/format/catalog"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/textsafe"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
 	authcat "github.com/codesignval/csv/signing/authenticode/catalog"
@@ -342,7 +343,7 @@ func (v *Validator) catalogDecision(r *Result) (cipolicy.Decision, bool) {
 			return d, true
 		}
 		d.Verdict, d.Kind, d.Signature = cipolicy.Allowed, cipolicy.KindCatalog, 0
-		d.Reason = fmt.Sprintf("a security catalog of %d members whose signature verifies (it admits its members; hosts do not run it)", info.MemberCount)
+		d.Reason = fmt.Sprintf("a security catalog of %s whose signature verifies (it admits its members; hosts do not run it)", textsafe.Plural(info.MemberCount, "member", "members"))
 	case !info.Signed:
 		d.Verdict, d.Kind = cipolicy.Blocked, cipolicy.KindUnsigned
 		d.Reason = "an unsigned security catalog: it admits nothing"

@@ -2,6 +2,7 @@ package csv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -191,7 +192,7 @@ func GeneratePolicy(ctx context.Context, opts GenerateOptions, roots ...string) 
 			why = append(why, fmt.Sprintf("level %s: %v", l, err))
 		}
 		if rules == nil {
-			res.Err = fmt.Errorf("no rule written: %s", strings.Join(why, "; "))
+			res.Err = errors.New(strings.Join(why, "; "))
 			g.Problems = append(g.Problems, res)
 			return nil
 		}
@@ -314,7 +315,16 @@ func ruleFor(l Level, in *Inspection) (*cipolicy.Rule, string, error) {
 		if len(in.Signatures) == 0 {
 			return nil, "", fmt.Errorf("not signed")
 		}
-		return nil, "", fmt.Errorf("no signature verifies")
+		var whys []string
+		for i, s := range in.Signatures {
+			if s.Problem != nil {
+				whys = append(whys, fmt.Sprintf("signature %d: %v%s", i, s.Problem, cipolicy.SignerNotFoundHint(s.Problem)))
+			}
+		}
+		if len(whys) == 0 {
+			return nil, "", fmt.Errorf("no signature verifies")
+		}
+		return nil, "", fmt.Errorf("no signature verifies: %s", strings.Join(whys, "; "))
 	}
 	top := chain[len(chain)-1]
 	rooted := len(chain) > 1 && top.SelfSigned()

@@ -233,7 +233,7 @@ func ChainEnd(chain []*Certificate, candidates []*Certificate) string {
 		}
 	}
 	if len(whys) == 0 {
-		return fmt.Sprintf("the chain stops at %q: its issuer %q is not among the certificates supplied", top.CommonName(), top.Issuer.String())
+		return fmt.Sprintf("the chain stops at %q: its issuer %q is not among the certificates supplied", top.CommonName(), NameString(top.Issuer))
 	}
 	return fmt.Sprintf("the chain stops at %q: %s", top.CommonName(), strings.Join(whys, "; "))
 }

@@ -51,7 +51,7 @@ func certName(c *x509.Certificate) string {
 	if c.Subject.CommonName != "" {
 		return c.Subject.CommonName
 	}
-	return c.Subject.String()
+	return NameString(c.Subject)
 }
 
 // CheckSigningChain checks that key may sign with chain (leaf first), in
@@ -103,11 +103,71 @@ func CheckSigningChain(key crypto.Signer, chain []*x509.Certificate, now time.Ti
 	for i := 0; i+1 < len(chain); i++ {
 		c, parent := chain[i], chain[i+1]
 		if !bytes.Equal(c.RawIssuer, parent.RawSubject) {
-			return &ChainError{Cert: c, Err: ErrChainLink, msg: fmt.Sprintf("certificate %q is issued by %q, not by the next certificate %q", certName(c), c.Issuer.String(), certName(parent))}
+			return &ChainError{Cert: c, Err: ErrChainLink, msg: fmt.Sprintf("certificate %q is issued by %q, not by the next certificate %q", certName(c), NameString(c.Issuer), certName(parent))}
 		}
 		if err := c.CheckSignatureFrom(parent); err != nil {
 			return &ChainError{Cert: c, Err: ErrChainLink, msg: fmt.Sprintf("certificate %q does not verify with %q: %v", certName(c), certName(parent), err)}
 		}
 	}
 	return nil
+}
+
+// ErrPartialChain: a signing chain that does not reach a root: its last
+// certificate is not self-signed and no trust anchor given issued it, so
+// a verifier that has only the root cannot build the chain. Carried by a
+// [ChainError] (and so [ErrSigner]).
+var ErrPartialChain = errors.New("signing: certificate chain does not reach a root")
+
+// CompleteOptions configure [CheckChainComplete]. The zero value accepts
+// only a chain that ends in a self-signed certificate.
+type CompleteOptions struct {
+	// Roots are trust anchors the chain may end below: the chain is
+	// complete if one of them issued (and verifies) its last certificate.
+	Roots []*x509.Certificate
+	// System also accepts a last certificate that chains to the system's
+	// trust store (x509.Certificate.Verify with no Roots), at Now.
+	System bool
+	// Now is the time the system store's chain is checked at.
+	Now time.Time
+}
+
+// CheckChainComplete checks that chain (leaf first, its links checked by
+// [CheckSigningChain]) reaches a root: its last certificate is
+// self-signed (its issuer is its subject and its own key verifies its
+// signature), or is issued by one of opts.Roots, or, with opts.System,
+// chains to the system's trust store. Otherwise it returns a *[ChainError]
+// carrying [ErrPartialChain] whose Cert is the last certificate and whose
+// message names its issuer: the certificate that is missing.
+//
+// A signature carries the chain it was made with; a verifier that trusts
+// the root, but has never seen the intermediate CA between it and the
+// leaf, cannot build the chain, and rejects every file signed with it.
+func CheckChainComplete(chain []*x509.Certificate, opts CompleteOptions) error {
+	if len(chain) == 0 || chain[0] == nil {
+		return &ChainError{Err: ErrEmptyChain, msg: "empty certificate chain"}
+	}
+	top := chain[len(chain)-1]
+	// Self-signed: its own key verifies its signature. Not
+	// CheckSignatureFrom, which also wants a CA: a self-signed leaf (a test
+	// or internal signer that verifiers trust as such) ends its chain too.
+	if bytes.Equal(top.RawIssuer, top.RawSubject) && top.CheckSignature(top.SignatureAlgorithm, top.RawTBSCertificate, top.Signature) == nil {
+		return nil
+	}
+	for _, r := range opts.Roots {
+		if r != nil && bytes.Equal(top.RawIssuer, r.RawSubject) && top.CheckSignatureFrom(r) == nil {
+			return nil
+		}
+	}
+	if opts.System {
+		if _, err := top.Verify(x509.VerifyOptions{CurrentTime: opts.Now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
+			return nil
+		}
+	}
+	what := "the signer's certificate"
+	if len(chain) > 1 {
+		what = "the last certificate"
+	}
+	return &ChainError{Cert: top, Err: ErrPartialChain, msg: fmt.Sprintf(
+		"the certificate chain does not reach a root: %s, %q, is issued by %q, which is not in the chain (nor a trusted root here)",
+		what, NameString(top.Subject), NameString(top.Issuer))}
 }

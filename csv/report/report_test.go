@@ -88,7 +88,7 @@ func render(t *testing.T, format string, opts report.Options, rep *csv.Report) [
 func TestText(t *testing.T) {
 	out := string(render(t, "text", report.Options{}, run(t, cipolicy.Enforce)))
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if !strings.HasPrefix(lines[0], `csv: policy "report-test" 7 (enforce, sha256 `) || !strings.Contains(lines[0], "4 binaries judged: 1 allowed, 3 blocked; 1 files skipped") {
+	if !strings.HasPrefix(lines[0], `csv: policy "report-test" 7 (enforce, sha256 `) || !strings.Contains(lines[0], "4 binaries judged: 1 allowed, 3 blocked; 1 file skipped") {
 		t.Errorf("summary line: %q", lines[0])
 	}
 	for _, want := range []string{

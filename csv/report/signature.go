@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -59,7 +60,7 @@ type TimestampDoc struct {
 // CertificateDocOf describes a certificate.
 func CertificateDocOf(c *signing.Certificate) CertificateDoc {
 	d := CertificateDoc{
-		Subject: c.Subject.String(), Issuer: c.Issuer.String(),
+		Subject: signing.NameString(c.Subject), Issuer: signing.NameString(c.Issuer),
 		TBSHash: c.TBSHashHex(), TBSHashAlgorithm: c.TBSHashAlgorithm.String(),
 		SHA256: hex.EncodeToString(c.SHA256[:]), NotBefore: c.NotBefore.UTC(), NotAfter: c.NotAfter.UTC(), EKUs: c.EKUs,
 	}
@@ -136,6 +137,9 @@ func WriteSignatures(w io.Writer, indent string, sigs []*signing.Signature) {
 		status := "verified"
 		if !s.Verified {
 			status = "NOT VERIFIED: " + printable(s.Problem)
+			if i < len(sigs) {
+				status += cipolicy.SignerNotFoundHint(sigs[i].Problem)
+			}
 		}
 		fmt.Fprintf(w, "%s%s: %s, %s %s: %s\n", indent, where, printable(string(s.Format)), printable(s.SignatureAlgorithm), printable(s.DigestAlgorithm), status)
 		if s.Signer != nil {

@@ -31,8 +31,8 @@ func SummaryLine(r *csv.Report) string {
 	if r.Summary.Suppressed > 0 {
 		suppressed = fmt.Sprintf(" (%d suppressed)", r.Summary.Suppressed)
 	}
-	return fmt.Sprintf("csv: %s: %d binaries judged: %d allowed, %d blocked%s; %d files skipped, %d excluded",
-		policyLine(r), r.Summary.Files, r.Summary.Allowed, r.Summary.Blocked, suppressed, r.Summary.Skipped, r.Summary.Excluded)
+	return fmt.Sprintf("csv: %s: %s judged: %d allowed, %d blocked%s; %s skipped, %d excluded",
+		policyLine(r), textsafe.Plural(r.Summary.Files, "binary", "binaries"), r.Summary.Allowed, r.Summary.Blocked, suppressed, textsafe.Plural(r.Summary.Skipped, "file", "files"), r.Summary.Excluded)
 }
 
 // printable escapes what an untrusted string could use to break a report
@@ -103,7 +103,7 @@ func verdictLine(r *csv.Report, opts Options, failing int) string {
 	case opts.FailedNoTargets:
 		return "result: FAILED: no PE or ELF binaries found (--fail-if-no-targets)"
 	case failing > 0:
-		return fmt.Sprintf("result: FAILED: %d of %d binaries blocked%s", failing, r.Summary.Files, suppressedNote(r))
+		return fmt.Sprintf("result: FAILED: %d of %s blocked%s", failing, textsafe.Plural(r.Summary.Files, "binary", "binaries"), suppressedNote(r))
 	}
 	docs := SuppressionDocs(r.Suppressions)
 	expired, unused := 0, 0
@@ -121,9 +121,12 @@ func verdictLine(r *csv.Report, opts Options, failing int) string {
 	case unused > 0 && opts.FailOnUnusedSuppressions:
 		return fmt.Sprintf("result: FAILED: %d suppressions matched no finding (--fail-on-unused-suppressions)", unused)
 	case unsuppressed > 0:
-		return fmt.Sprintf("result: PASSED in audit mode: %d of %d binaries would be blocked under enforcement%s", unsuppressed, r.Summary.Files, suppressedNote(r))
+		return fmt.Sprintf("result: PASSED in audit mode: %d of %s would be blocked under enforcement%s", unsuppressed, textsafe.Plural(r.Summary.Files, "binary", "binaries"), suppressedNote(r))
 	case r.Summary.Suppressed > 0:
-		return fmt.Sprintf("result: PASSED with suppressions: %d of %d binaries blocked, every one suppressed", r.Summary.Suppressed, r.Summary.Files)
+		return fmt.Sprintf("result: PASSED with suppressions: %d of %s blocked, every one suppressed", r.Summary.Suppressed, textsafe.Plural(r.Summary.Files, "binary", "binaries"))
+	}
+	if r.Summary.Files == 1 {
+		return "result: PASSED: the 1 binary allowed"
 	}
 	return fmt.Sprintf("result: PASSED: all %d binaries allowed", r.Summary.Files)
 }

@@ -51,6 +51,10 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 		SilenceUsage:  true,
 		Version:       f.Version,
 	}
+	// --version has no short form: -v is --verbose wherever a command has
+	// one (validate), and one letter should mean one thing throughout
+	// (cobra would give the root -v for --version).
+	cmd.Flags().Bool("version", false, "print csv's version")
 	cmd.SetOut(f.IO.Out)
 	cmd.SetErr(f.IO.ErrOut)
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {

@@ -136,8 +136,9 @@ func cmdFlip(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// mkpki DIR: write a test PKI: root.pem, inter.pem, chain.pem (leaf and
-// intermediate), leaf.pem and leaf.key ("Build Signing"), ec.key and
+// mkpki DIR: write a test PKI: root.pem, inter.pem, chain.pem (leaf,
+// intermediate and root), partial-chain.pem (leaf and intermediate: it does
+// not reach the root), leaf.pem and leaf.key ("Build Signing"), ec.key and
 // ec-chain.pem (an ECDSA leaf), rogue.key and rogue.pem (self-signed, same
 // name as the leaf), noeku.key and noeku-chain.pem (a TLS server
 // certificate), expired.key and expired-chain.pem.
@@ -162,10 +163,11 @@ func cmdMkPKI(ts *testscript.TestScript, neg bool, args []string) {
 		"expired.key":       testca.KeyPEM(t, expired.Key),
 		"root.pem":          testca.PEM(ca.Root.Cert),
 		"inter.pem":         testca.PEM(ca.Intermediate.Cert),
-		"chain.pem":         testca.PEM(leaf.Cert, ca.Intermediate.Cert),
+		"chain.pem":         testca.PEM(leaf.Cert, ca.Intermediate.Cert, ca.Root.Cert),
+		"partial-chain.pem": testca.PEM(leaf.Cert, ca.Intermediate.Cert),
 		"leaf.pem":          testca.PEM(leaf.Cert),
 		"leaf.key":          testca.KeyPEM(t, leaf.Key),
-		"ec-chain.pem":      testca.PEM(ec.Cert, ca.Intermediate.Cert),
+		"ec-chain.pem":      testca.PEM(ec.Cert, ca.Intermediate.Cert, ca.Root.Cert),
 		"ec.key":            testca.KeyPEM(t, ec.Key),
 		"rogue.pem":         testca.PEM(rogue.Cert),
 		"rogue.key":         testca.KeyPEM(t, rogue.Key),

@@ -50,6 +50,7 @@ func TestFIFOs(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := ca.WriteFiles(t, filepath.Join(dir, "keys"), leaf)
+	appendRoot(t, files, ca)
 
 	tests := []struct {
 		name string

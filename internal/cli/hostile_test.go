@@ -60,6 +60,7 @@ func TestHostileText(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := ca.WriteFiles(t, at("keys"), leaf)
+	appendRoot(t, keys, ca)
 
 	type check struct {
 		// shown must appear in the output: the hostile text, escaped.

@@ -325,3 +325,12 @@ func (j jsonWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// Plural returns the count and the noun that goes with it: "1 file", "0
+// files", "2 files". Every count csv prints goes through it.
+func Plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}

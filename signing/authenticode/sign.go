@@ -108,11 +108,11 @@ func NewSigner(key crypto.Signer, chain []*x509.Certificate, opts SignOptions) (
 		return nil, signing.Errorf(signing.ErrSigner, "authenticode: sign: unusable signer: no key")
 	}
 	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageCodeSigning) {
-		return nil, signing.Errorf(signing.ErrSigner, "authenticode: sign: unusable signer: certificate %q does not have the code signing extended key usage (1.3.6.1.5.5.7.3.3)", leaf.Subject.String())
+		return nil, signing.Errorf(signing.ErrSigner, "authenticode: sign: unusable signer: certificate %q does not have the code signing extended key usage (1.3.6.1.5.5.7.3.3)", signing.NameString(leaf.Subject))
 	}
 	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(leaf.PublicKey) {
-		return nil, signing.Errorf(signing.ErrSigner, "authenticode: sign: unusable signer: the key is not the key of certificate %q (the chain must start with the signer's certificate)", leaf.Subject.String())
+		return nil, signing.Errorf(signing.ErrSigner, "authenticode: sign: unusable signer: the key is not the key of certificate %q (the chain must start with the signer's certificate)", signing.NameString(leaf.Subject))
 	}
 	switch leaf.PublicKey.(type) {
 	case *rsa.PublicKey:
@@ -306,7 +306,7 @@ func (s *Signer) signContent(ctx context.Context, contentType cms.OID, content [
 	// need to check those twice.
 	if _, ok := s.key.(*rsa.PrivateKey); !ok {
 		if err := signing.CheckDigestSignature(leaf.PublicKey, s.kind, s.hash, attrs, sig); err != nil {
-			return nil, signing.Errorf(signing.ErrSigner, "authenticode: sign: unusable signer: the signer made a %s signature that does not verify with the key of %q: %w", s.kind, leaf.Subject.String(), err)
+			return nil, signing.Errorf(signing.ErrSigner, "authenticode: sign: unusable signer: the signer made a %s signature that does not verify with the key of %q: %w", s.kind, signing.NameString(leaf.Subject), err)
 		}
 	}
 	var unsigned [][]byte

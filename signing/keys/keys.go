@@ -87,6 +87,12 @@ type LoadOptions struct {
 	// encrypted PEM key (never a flag). Default "CSV_KEY_PASSWORD". A
 	// variable that is set but empty is an empty password.
 	PasswordEnv string
+	// Password, if set, gives the password of an encrypted key file
+	// (PEM or PKCS#12) in place of PasswordEnv, which is then not read:
+	// the command line's --password-stdin and terminal prompt. It is
+	// called only for a key that needs a password, at most once per
+	// LoadSigner.
+	Password func() ([]byte, error)
 	// PINEnv names the environment variable holding the PIN of a PKCS#11
 	// token when the URI has neither pin-value nor pin-source. Default
 	// "CSV_PKCS11_PIN".
@@ -109,12 +115,16 @@ const (
 //
 //   - a PEM private key file: PKCS#8, PKCS#1 (RSA) or SEC1 (EC); RSA,
 //     ECDSA, or Ed25519 (PKCS#8). Encrypted keys are opened with the
-//     password from the environment variable opts.PasswordEnv: encrypted
+//     password from opts.Password, or else from the environment variable
+//     opts.PasswordEnv: encrypted
 //     PKCS#8 ("ENCRYPTED PRIVATE KEY", PBES2 with PBKDF2 or scrypt, AES-CBC
 //     or 3DES-CBC: what openssl writes), legacy PEM encryption
 //     ("Proc-Type: 4,ENCRYPTED", openssl -traditional), and the scrypt +
 //     secretbox format of sigstore and cosign ("ENCRYPTED SIGSTORE PRIVATE
 //     KEY", "ENCRYPTED COSIGN PRIVATE KEY", cosign generate-key-pair);
+//   - a PKCS#12 file (.pfx, .p12: DER, told from PEM by its first bytes),
+//     opened with [ParsePKCS12]: the signer returned is then a
+//     [ChainSigner] carrying the file's certificate chain;
 //   - a KMS reference, through sigstore's KMS providers: awskms://,
 //     gcpkms://, azurekms://, hashivault:// (and openbao://). The
 //     provider's credentials come from its usual environment. ctx is kept
@@ -160,8 +170,9 @@ const (
 // with a 1 MiB cap and strict PEM handling, and the key-derivation
 // parameters of an encrypted key are capped (PBKDF2: 10 million iterations;
 // scrypt: 256 MiB, p <= 16), so that a hostile key file cannot cost minutes
-// or gigabytes. Passwords come from the environment, never from a flag (a
-// flag shows in process listings and CI logs); a PKCS#11 PIN may come from
+// or gigabytes. Passwords come from the environment or from
+// opts.Password (the command line's standard input or terminal prompt),
+// never from a flag (a flag shows in process listings and CI logs); a PKCS#11 PIN may come from
 // the URI (pin-value: it then shows in process listings; print the URI only
 // through [RedactKeyRef], as csv does), a file (pin-source) or the
 // environment. Errors never include a PIN.
@@ -201,7 +212,7 @@ func LoadSigner(ctx context.Context, ref string, opts LoadOptions) (_ crypto.Sig
 		}
 		return nil, fmt.Errorf("%w %q (want a file path, pkcs11:, or one of %s)", ErrUnknownScheme, scheme, strings.Join(kmsSchemes, ", "))
 	}
-	return loadKeyFile(ref, opts.PasswordEnv)
+	return loadKeyFile(ref, opts.PasswordEnv, opts.Password)
 }
 
 // hasPKCS11Scheme reports whether ref is a pkcs11: URI, in any letter case.
@@ -211,17 +222,37 @@ func hasPKCS11Scheme(ref string) bool {
 }
 
 // loadKeyFile reads a PEM private key file.
-func loadKeyFile(path, passwordEnv string) (crypto.Signer, error) {
+func loadKeyFile(path, passwordEnv string, given func() ([]byte, error)) (crypto.Signer, error) {
 	data, err := readCapped(path, maxKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrKeyFile, err)
 	}
+	var pw []byte
+	var pwErr error
+	asked := false
 	password := func() ([]byte, error) {
-		pw, ok := os.LookupEnv(passwordEnv)
-		if !ok {
-			return nil, fmt.Errorf("%w: %s is encrypted: set %s to its password", ErrNoPassword, path, passwordEnv)
+		if asked {
+			return pw, pwErr
 		}
-		return []byte(pw), nil
+		asked = true
+		if given != nil {
+			pw, pwErr = given()
+			return pw, pwErr
+		}
+		s, ok := os.LookupEnv(passwordEnv)
+		if !ok {
+			pwErr = fmt.Errorf("%w: %s is encrypted: set %s to its password", ErrNoPassword, path, passwordEnv)
+			return nil, pwErr
+		}
+		pw = []byte(s)
+		return pw, nil
+	}
+	if isPKCS12(data) {
+		k, err := ParsePKCS12(data, password)
+		if err != nil {
+			return nil, fmt.Errorf("%w (%s)", err, path)
+		}
+		return k, nil
 	}
 	k, err := ParsePrivateKeyPEM(data, password)
 	if err != nil {

@@ -286,7 +286,7 @@ func (a *Appended) signer() string {
 	if rest, err := asn1.Unmarshal(a.si.Issuer, &rdn); err == nil && len(rest) == 0 {
 		var n pkix.Name
 		n.FillFromRDNSequence(&rdn)
-		name = n.String()
+		name = signing.NameString(n)
 	}
 	return fmt.Sprintf("issuer %q serial %#x", name, a.si.SerialNumber())
 }
@@ -373,7 +373,11 @@ func (a *Appended) Verify(digest []byte, candidates []*signing.Certificate) (s *
 		s.Problem = signing.Errorf(signing.ErrDigestMismatch, "modsig: file digest does not match the signature: the digest is %d bytes, %v digests are %d", len(digest), a.DigestAlgorithm, a.DigestAlgorithm.Size())
 		return s
 	case len(matching) == 0:
-		s.Problem = signing.Errorf(signing.ErrSignerNotFound, "modsig: no candidate certificate matches the signer: %s (%d candidates)", a.signer(), len(pool))
+		supplied := "the 1 certificate supplied"
+		if len(pool) != 1 {
+			supplied = fmt.Sprintf("the %d certificates supplied", len(pool))
+		}
+		s.Problem = signing.Errorf(signing.ErrSignerNotFound, "modsig: the signer's certificate (%s) is not among %s: a module signature names its signer but does not carry its certificate", a.signer(), supplied)
 		return s
 	}
 	signed := digest
@@ -398,7 +402,7 @@ func (a *Appended) Verify(digest []byte, candidates []*signing.Certificate) (s *
 			return s
 		}
 		if firstErr == nil {
-			firstErr = fmt.Errorf("modsig: %w (%s, key of %q)", err, a.signer(), c.Subject.String())
+			firstErr = fmt.Errorf("modsig: %w (%s, key of %q)", err, a.signer(), signing.NameString(c.Subject))
 		}
 	}
 	s.Problem = firstErr

@@ -66,10 +66,10 @@ func Sign(digest []byte, cert *x509.Certificate, signer crypto.Signer, opts Sign
 	}
 	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(cert.PublicKey) {
-		return nil, signing.Errorf(signing.ErrSigner, "modsig: the signer's key is not the public key of %q", cert.Subject.String())
+		return nil, signing.Errorf(signing.ErrSigner, "modsig: the signer's key is not the public key of %q", signing.NameString(cert.Subject))
 	}
 	if opts.UseKeyID && len(cert.SubjectKeyId) == 0 {
-		return nil, signing.Errorf(signing.ErrSigner, "modsig: certificate %q has no subject key identifier", cert.Subject.String())
+		return nil, signing.Errorf(signing.ErrSigner, "modsig: certificate %q has no subject key identifier", signing.NameString(cert.Subject))
 	}
 	digestOID, _ := signing.OIDForHash(h)
 	digestAlg := cms.AlgorithmIdentifier{OID: cms.NewOID(digestOID...)} // no parameters, as sign-file writes it

@@ -154,7 +154,7 @@ func (i *Info) Describe() string {
 	case !i.Verified:
 		state = "signature does not verify"
 	}
-	return fmt.Sprintf("security catalog v%d (%d members, %s)", i.Version, i.MemberCount, state)
+	return fmt.Sprintf("security catalog v%d (%s, %s)", i.Version, textsafe.Plural(i.MemberCount, "member", "members"), state)
 }
 
 // WriteText implements format.Info: the list's identity and its members.

@@ -138,7 +138,7 @@ func TestInspect(t *testing.T) {
 	}
 	var text bytes.Buffer
 	info.WriteText(&text, func(k, v string) { text.WriteString(k + ": " + v + "\n") })
-	if !strings.Contains(text.String(), "driver.sys") || !strings.Contains(info.Describe(), "1 members, signature verified") {
+	if !strings.Contains(text.String(), "driver.sys") || !strings.Contains(info.Describe(), "1 member, signature verified") {
 		t.Errorf("text %q, %q", text.String(), info.Describe())
 	}
 

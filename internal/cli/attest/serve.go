@@ -386,7 +386,7 @@ func serviceConfig(c *ServeConfig, logger *slog.Logger) (service.Config, error) 
 	sc.CA = cas[0]
 	if now := time.Now(); now.Before(sc.CA.NotBefore) || now.After(sc.CA.NotAfter) {
 		return sc, signing.Errorf(service.ErrCAExpired, "credential CA %s: the certificate %q is valid from %s to %s, not now (%s): it would issue invalid credentials",
-			c.Credential.CACertificate, sc.CA.Subject.String(), sc.CA.NotBefore.UTC().Format(time.RFC3339),
+			c.Credential.CACertificate, signing.NameString(sc.CA.Subject), sc.CA.NotBefore.UTC().Format(time.RFC3339),
 			sc.CA.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
 	kb, err := readFile("CA key", c.Credential.CAKey, maxKeyFile)

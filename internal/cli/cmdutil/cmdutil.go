@@ -30,11 +30,25 @@ type IOStreams struct {
 	ErrOut io.Writer
 	// ErrTTY is true when ErrOut is a terminal (progress is shown then).
 	ErrTTY bool
+	// ReadPassword, when not nil, asks the user for a secret on the
+	// terminal: it writes prompt and reads a line without echoing it. It
+	// is nil when standard input is not a terminal (a CI job), where csv
+	// never waits for an answer.
+	ReadPassword func(prompt string) ([]byte, error)
 }
 
 // System returns the process's streams.
 func System() *IOStreams {
-	return &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, ErrTTY: term.IsTerminal(int(os.Stderr.Fd()))}
+	ios := &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr, ErrTTY: term.IsTerminal(int(os.Stderr.Fd()))}
+	if fd := int(os.Stdin.Fd()); term.IsTerminal(fd) {
+		ios.ReadPassword = func(prompt string) ([]byte, error) {
+			fmt.Fprint(os.Stderr, prompt)
+			pw, err := term.ReadPassword(fd)
+			fmt.Fprintln(os.Stderr)
+			return pw, err
+		}
+	}
+	return ios
 }
 
 // Factory gives commands what they need.

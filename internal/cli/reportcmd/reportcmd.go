@@ -116,8 +116,8 @@ func RunMerge(o *MergeOptions) error {
 	if s.Suppressed > 0 {
 		suppressed = fmt.Sprintf(" (%d suppressed)", s.Suppressed)
 	}
-	fmt.Fprintf(o.IO.ErrOut, "csv: %d shards of policy %s: %d binaries judged: %d allowed, %d blocked%s; %d files skipped, %d excluded\n",
-		len(merged.Shards), textsafe.Quote(merged.Policy.Name), s.Files, s.Allowed, s.Blocked, suppressed, s.Skipped, s.Excluded)
+	fmt.Fprintf(o.IO.ErrOut, "csv: %s of policy %s: %s judged: %d allowed, %d blocked%s; %s skipped, %d excluded\n",
+		textsafe.Plural(len(merged.Shards), "shard", "shards"), textsafe.Quote(merged.Policy.Name), textsafe.Plural(s.Files, "binary", "binaries"), s.Allowed, s.Blocked, suppressed, textsafe.Plural(s.Skipped, "file", "files"), s.Excluded)
 	expired := 0
 	for i := range merged.Suppressions {
 		switch d := &merged.Suppressions[i]; d.Status {
@@ -133,13 +133,13 @@ func RunMerge(o *MergeOptions) error {
 	case merged.NoTargets:
 		verdict = "result: FAILED: no binaries found (--fail-if-no-targets)"
 	case !merged.Passed && s.Blocked > s.Suppressed:
-		verdict = fmt.Sprintf("result: FAILED: %d of %d binaries blocked", s.Blocked-s.Suppressed, s.Files)
+		verdict = fmt.Sprintf("result: FAILED: %d of %s blocked", s.Blocked-s.Suppressed, textsafe.Plural(s.Files, "binary", "binaries"))
 	case !merged.Passed:
 		verdict = fmt.Sprintf("result: FAILED: %d suppressions expired", expired)
 	case s.Blocked > s.Suppressed:
-		verdict = fmt.Sprintf("result: PASSED in audit mode: %d of %d binaries would be blocked under enforcement", s.Blocked-s.Suppressed, s.Files)
+		verdict = fmt.Sprintf("result: PASSED in audit mode: %d of %s would be blocked under enforcement", s.Blocked-s.Suppressed, textsafe.Plural(s.Files, "binary", "binaries"))
 	case s.Suppressed > 0:
-		verdict = fmt.Sprintf("result: PASSED with suppressions: %d of %d binaries blocked, every one suppressed", s.Suppressed, s.Files)
+		verdict = fmt.Sprintf("result: PASSED with suppressions: %d of %s blocked, every one suppressed", s.Suppressed, textsafe.Plural(s.Files, "binary", "binaries"))
 	default:
 		verdict = "result: PASSED"
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -57,6 +58,14 @@ type Flags struct {
 	// installers and containers signed first).
 	MSIExtended  bool
 	SignContents bool
+	// The traps of issue 17, in one block: AllowPartialChain signs with a
+	// chain that does not reach a root (a warning, not a refusal); Force
+	// lets --out name a directory that is not empty (its content is then
+	// replaced); PasswordStdin reads the key's password from the first
+	// line of standard input.
+	AllowPartialChain bool
+	Force             bool
+	PasswordStdin     bool
 
 	// warned holds the warnings printed about earlier runs' journals and
 	// leftovers: Recover and Sign both look, and say each once (a pointer:
@@ -67,7 +76,7 @@ type Flags struct {
 // Register adds the signing flags to fs. prefix is prepended to the
 // description of --key, for validate's "with --sign" wording.
 func (f *Flags) Register(fs *pflag.FlagSet, when string) {
-	fs.StringVar(&f.Key, "key", "", "signing key `REF`"+when+": a PEM file (password in $CSV_KEY_PASSWORD), awskms://, gcpkms://, azurekms://, hashivault:// or a pkcs11: URI")
+	fs.StringVar(&f.Key, "key", "", "signing key `REF`"+when+": a PEM or PKCS#12 (.pfx, .p12) file (password: --password-stdin, $CSV_KEY_PASSWORD or a prompt on a terminal), awskms://, gcpkms://, azurekms://, hashivault:// or a pkcs11: URI")
 	fs.StringVar(&f.Cert, "cert", "", "build certificate chain `FILE` (PEM, leaf first)"+when)
 	fs.StringVar(&f.Out, "out", "", "write the signed tree to `DIR` (DIR/<path under PATH>) instead of signing in place")
 	fs.BoolVar(&f.Bundle, "bundle", false, "also write a Sigstore bundle FILE.sigstore.json for every signed file, and for every other file under PATH")
@@ -85,6 +94,9 @@ func (f *Flags) Register(fs *pflag.FlagSet, when string) {
 	// Installers.
 	fs.BoolVar(&f.MSIExtended, "msi-extended", false, "MSI: sign with the extended signature (\\x05MsiDigitalSignatureEx, the metadata's pre-hash), as signtool and osslsigncode -add-msi-dse do; a package signed with it is signed with it again anyway")
 	fs.BoolVar(&f.SignContents, "sign-contents", false, "not supported, refused: csv does not sign the binaries inside installers and containers; sign them before the installer or archive is built")
+	fs.BoolVar(&f.AllowPartialChain, "allow-partial-chain", false, "sign even though --cert's chain does not reach a self-signed root or one in the system's trust store (a warning; verifiers must have the missing CA certificates)")
+	fs.BoolVar(&f.Force, "force", false, "with --out: replace the content of DIR even if it is not empty")
+	fs.BoolVar(&f.PasswordStdin, "password-stdin", false, "read the password of an encrypted --key (PEM or PKCS#12) from the first line of standard input")
 }
 
 // Check validates the flags.
@@ -92,8 +104,8 @@ func (f *Flags) Check(cmd string) error {
 	switch {
 	case f.Key == "":
 		return cmdutil.FlagErrorf("%s: --key is required to sign", cmd)
-	case f.Cert == "":
-		return cmdutil.FlagErrorf("%s: --cert is required to sign", cmd)
+	case f.Cert == "" && !isPKCS12Name(f.Key):
+		return cmdutil.FlagErrorf("%s: --cert is required to sign (unless --key is a PKCS#12 file, .pfx or .p12, which carries its chain)", cmd)
 	}
 	if f.SignContents {
 		return cmdutil.FlagErrorf("%s: --sign-contents is not supported: csv does not sign the binaries inside installers and containers (MSI, CAB, zip, tar, ...): that means rebuilding their cabinets or archives and, for an MSI, the File and MsiFileHash tables that record each file's size, version and hash, which csv does not write; sign the binaries first (csv sign DIR), build the installer or archive from the signed files, then sign the installer", cmd)
@@ -149,6 +161,13 @@ func NewCmdSign(f *cmdutil.Factory, runF func(context.Context, *Options) error) 
 			csv sign again, and it first puts the files back as they were before the killed run (or,
 			where that cannot be, finishes it) and removes what the journal proves is csv's.
 
+			The chain (--cert, or a .pfx key's own) must reach a self-signed root or one in the system's
+			trust store: a verifier that lacks an intermediate CA cannot build it, so csv refuses and
+			names the missing certificate (--allow-partial-chain signs anyway, with a warning). An --out
+			directory that is not empty is refused (--force writes into it and names the stale files it
+			left). An encrypted key's password comes from --password-stdin, $CSV_KEY_PASSWORD, or a
+			prompt on a terminal.
+
 			With --policy the build is validated first, and nothing is signed unless every binary
 			passes; --manifest needs --policy, since the manifest states that verification. The
 			files that do not pass are named on standard error with the reason and rule id, and
@@ -165,6 +184,7 @@ func NewCmdSign(f *cmdutil.Factory, runF func(context.Context, *Options) error) 
 		`),
 		Example: cmdutil.Example(heredoc.Doc(`
 			$ CSV_KEY_PASSWORD=... csv sign --key build.key --cert build-chain.pem out/
+			$ printf '%s\n' "$KEY_PASSWORD" | csv sign --password-stdin --key build.pfx out/
 			$ csv sign --key awskms:///alias/build --cert chain.pem --policy policy.yaml \
 			    --manifest out.manifest.sigstore.json --bundle out/
 			$ csv sign --key build.key --cert build-chain.pem --catalog driver.cat driver/
@@ -210,6 +230,10 @@ func NewCmdSign(f *cmdutil.Factory, runF func(context.Context, *Options) error) 
 
 // Run signs (after validating, with --policy).
 func Run(ctx context.Context, o *Options) error {
+	// A non-empty --out is refused before the build is validated.
+	if err := o.Flags.CheckOut("sign"); err != nil {
+		return err
+	}
 	// What an earlier run that was killed left is finished or undone
 	// first, so that the tree validated is the tree signed.
 	if err := o.Flags.Recover(ctx, o.IO, o.Paths); err != nil {
@@ -240,7 +264,7 @@ func Run(ctx context.Context, o *Options) error {
 		if rep.Summary.Blocked > 0 {
 			// Named here, as csv validate names them: a job's log says
 			// which files kept the build from being signed.
-			verdict := fmt.Sprintf("csv: not signing: %d of %d binaries do not pass the policy", rep.Summary.Blocked, rep.Summary.Files)
+			verdict := fmt.Sprintf("csv: not signing: %d of %s %s not pass the policy", rep.Summary.Blocked, textsafe.Plural(rep.Summary.Files, "binary", "binaries"), verb(rep.Summary.Blocked, "does", "do"))
 			var fs cilog.Findings
 			for i := range rep.Results {
 				if f, ok := cilog.Of(&rep.Results[i]); ok {
@@ -267,8 +291,8 @@ func Run(ctx context.Context, o *Options) error {
 
 // signer loads the signing key (--key) and its chain (--cert) and checks
 // that they sign together; done releases the key (an HSM session).
-func (f *Flags) signer(ctx context.Context) (key crypto.Signer, chain []*x509.Certificate, done func(), err error) {
-	key, err = keys.LoadSigner(ctx, f.Key, keys.LoadOptions{})
+func (f *Flags) signer(ctx context.Context, ios *cmdutil.IOStreams) (key crypto.Signer, chain []*x509.Certificate, done func(), err error) {
+	key, err = keys.LoadSigner(ctx, f.Key, keys.LoadOptions{Password: f.password(ios)})
 	if err != nil {
 		// Never the reference itself: a pkcs11: URI may carry the PIN.
 		return nil, nil, nil, fmt.Errorf("signing key %s: %w", keys.RedactKeyRef(f.Key), err)
@@ -277,13 +301,40 @@ func (f *Flags) signer(ctx context.Context) (key crypto.Signer, chain []*x509.Ce
 	if c, ok := key.(interface{ Close() error }); ok {
 		done = func() { c.Close() }
 	}
-	if chain, err = signing.LoadChain(f.Cert); err != nil {
+	chainFile := f.Cert
+	switch cs, ok := key.(keys.ChainSigner); {
+	case f.Cert != "":
+		if chain, err = signing.LoadChain(f.Cert); err != nil {
+			done()
+			return nil, nil, nil, fmt.Errorf("certificate chain %s: %w", f.Cert, err)
+		}
+	case ok:
+		// A PKCS#12 key's own chain, when --cert does not give one.
+		chain, chainFile = cs.Chain(), f.Key
+	default:
 		done()
-		return nil, nil, nil, fmt.Errorf("certificate chain %s: %w", f.Cert, err)
+		return nil, nil, nil, cmdutil.FlagErrorf("--cert is required: the key %s carries no certificate chain", keys.RedactKeyRef(f.Key))
 	}
 	if err := signing.CheckSigningChain(key, chain, time.Now()); err != nil {
 		done()
-		return nil, nil, nil, fmt.Errorf("cannot sign with %s and %s: %w", keys.RedactKeyRef(f.Key), f.Cert, err)
+		return nil, nil, nil, fmt.Errorf("cannot sign with %s and %s: %w", keys.RedactKeyRef(f.Key), chainFile, err)
+	}
+	if err := signing.CheckChainComplete(chain, signing.CompleteOptions{System: true, Now: time.Now()}); err != nil {
+		var ce *signing.ChainError
+		if !errors.As(err, &ce) || !errors.Is(err, signing.ErrPartialChain) {
+			done()
+			return nil, nil, nil, fmt.Errorf("cannot sign with %s: %w", chainFile, err)
+		}
+		missing := signing.NameString(ce.Cert.Issuer)
+		if !f.AllowPartialChain {
+			done()
+			how := fmt.Sprintf("append that certificate (and the CAs above it, up to the self-signed root) to %s", chainFile)
+			if chainFile != f.Cert {
+				how = "give the whole chain, up to the self-signed root, with --cert FILE (PEM, leaf first)"
+			}
+			return nil, nil, nil, fmt.Errorf("cannot sign with %s: %w: no verifier that lacks %q can build the chain, and it would reject every file signed: %s, or give --allow-partial-chain if every verifier has it already", chainFile, err, missing, how)
+		}
+		f.warn(ios, fmt.Sprintf("%s does not reach a root: it ends at %q, issued by %q, which is not in it (--allow-partial-chain): verifiers must have %q to build the chain", chainFile, signing.NameString(ce.Cert.Subject), missing, missing))
 	}
 	return key, chain, done, nil
 }
@@ -296,7 +347,7 @@ func (f *Flags) signCatalog(ctx context.Context, ios *cmdutil.IOStreams, rep *cs
 	if err != nil {
 		return err
 	}
-	key, chain, done, err := f.signer(ctx)
+	key, chain, done, err := f.signer(ctx, ios)
 	if err != nil {
 		return err
 	}
@@ -323,7 +374,7 @@ func (f *Flags) signCatalog(ctx context.Context, ios *cmdutil.IOStreams, rep *cs
 				pe++
 			}
 		}
-		textsafe.Linef(ios.ErrOut, "csv: wrote catalog %s of %d files (%d PE) signed by %s", textsafe.Quote(f.Catalog), len(res.Members), pe, textsafe.Quote(chain[0].Subject.CommonName))
+		textsafe.Linef(ios.ErrOut, "csv: wrote catalog %s of %s (%d PE) signed by %s", textsafe.Quote(f.Catalog), textsafe.Plural(len(res.Members), "file", "files"), pe, textsafe.Quote(chain[0].Subject.CommonName))
 		for _, s := range res.Skipped {
 			textsafe.Linef(ios.ErrOut, "csv: not listed: %s", s)
 		}
@@ -339,7 +390,14 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 	if err != nil {
 		return err
 	}
-	key, chain, done, err := f.signer(ctx)
+	if err := f.CheckOut("sign"); err != nil {
+		return err
+	}
+	var before map[string]os.FileInfo
+	if f.Force {
+		before = f.outSnapshot()
+	}
+	key, chain, done, err := f.signer(ctx, ios)
 	if err != nil {
 		return err
 	}
@@ -377,6 +435,7 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 	if err != nil {
 		return err
 	}
+	f.warnStale(ios, before)
 	for _, l := range res.Leftovers {
 		f.warn(ios, fmt.Sprintf("%q is named like the temporary files, backups and journals of csv sign, and no journal accounts for it: left alone, and validate blocks it; if no csv sign is running, remove it by hand", l))
 	}
@@ -408,22 +467,19 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 		if f.Out != "" {
 			where = "into " + f.Out
 		}
-		what := fmt.Sprintf("%d binaries (%d PE, %d ELF)", pe+elf, pe, elf)
+		what := fmt.Sprintf("%s (%d PE, %d ELF)", textsafe.Plural(pe+elf, "binary", "binaries"), pe, elf)
 		if scripts > 0 {
-			what += fmt.Sprintf(" and %d PowerShell script", scripts)
-			if scripts != 1 {
-				what += "s"
-			}
+			what += " and " + textsafe.Plural(scripts, "PowerShell script", "PowerShell scripts")
 		}
 		if msis > 0 {
-			what += fmt.Sprintf(" and %d MSI packages", msis)
+			what += " and " + textsafe.Plural(msis, "MSI package", "MSI packages")
 		}
 		if cabs > 0 {
-			what += fmt.Sprintf(" and %d cabinets", cabs)
+			what += " and " + textsafe.Plural(cabs, "cabinet", "cabinets")
 		}
 		line := fmt.Sprintf("csv: signed %s %s with %s", what, where, textsafe.Quote(chain[0].Subject.CommonName))
 		if f.Bundle {
-			line += fmt.Sprintf("; %d Sigstore bundles", len(res.Signed))
+			line += "; " + textsafe.Plural(len(res.Signed), "Sigstore bundle", "Sigstore bundles")
 		}
 		if f.FSVerity {
 			n := 0
@@ -432,7 +488,7 @@ func (f *Flags) Sign(ctx context.Context, ios *cmdutil.IOStreams, version string
 					n++
 				}
 			}
-			line += fmt.Sprintf("; %d fs-verity signatures (FILE.fsv.sig)", n)
+			line += "; " + textsafe.Plural(n, "fs-verity signature", "fs-verity signatures") + " (FILE.fsv.sig)"
 		}
 		if f.Manifest != "" {
 			line += "; manifest " + f.Manifest

@@ -279,6 +279,10 @@ func Run(ctx context.Context, o *Options) error {
 		return err
 	}
 	if o.Sign {
+		// A non-empty --out is refused before the build is validated.
+		if err := o.SignFlags.CheckOut("validate --sign"); err != nil {
+			return err
+		}
 		// What an earlier csv sign that was killed left is finished or
 		// undone first, so that the tree validated is the tree signed.
 		if err := o.SignFlags.Recover(ctx, o.IO, o.Paths); err != nil {
@@ -359,7 +363,7 @@ func Run(ctx context.Context, o *Options) error {
 			return cmdutil.ErrFailed
 		}
 		if rep.Summary.Blocked > 0 {
-			fmt.Fprintf(o.IO.ErrOut, "csv: not signing: %d binaries would be blocked under enforcement\n", rep.Summary.Blocked)
+			fmt.Fprintf(o.IO.ErrOut, "csv: not signing: %s would be blocked under enforcement\n", textsafe.Plural(rep.Summary.Blocked, "binary", "binaries"))
 			return cmdutil.ErrFailed
 		}
 		return o.SignFlags.Sign(ctx, o.IO, o.Version, rep, vopts, o.Quiet, o.Paths)

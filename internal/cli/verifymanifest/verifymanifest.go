@@ -41,8 +41,10 @@ func NewCmdVerifyManifest(f *cmdutil.Factory, runF func(context.Context, *Option
 			DSSE-signed in-toto statement with a SLSA verification summary): its signature, with a
 			certificate chain to one of the root certificates in --certs; the signer certificate is one of
 			--signer's when given (cn:NAME its subject common name, dns:NAME, email:ADDRESS or uri:URI an
-			alternative name, or sha256:FINGERPRINT: pin it, since a CA issues many certificates); then
-			the SHA-256 of every file it lists, relative to DIR (default: the current directory). With
+			alternative name, or sha256:FINGERPRINT: pin it, since a CA issues many certificates; without
+			--signer any certificate under the roots is accepted, and csv warns); then the SHA-256 of
+			every file it lists, relative to DIR (default: the current directory). The signer's name,
+			issuer, serial number and fingerprint are printed. With
 			--extra, binaries and scripts under DIR that the manifest does not list are reported too.
 
 			The chain is checked at the current time, unless --tsa-certs gives the roots of trusted
@@ -107,12 +109,16 @@ func Run(ctx context.Context, o *Options) error {
 	// line is escaped as a whole (textsafe.Linef), and names are quoted, so
 	// that a subject named "x\nresult: PASSED" cannot forge a line.
 	p := st.Predicate
-	textsafe.Linef(o.IO.Out, "csv: manifest %s: %s, policy %s (sha256 %.12s), %d files, verified %s by %s",
-		o.Manifest, p.VerificationResult, textsafe.Quote(p.Policy.Name), p.Policy.Digest["sha256"], len(st.Subject),
+	textsafe.Linef(o.IO.Out, "csv: manifest %s: %s, policy %s (sha256 %.12s), %s, verified %s by %s",
+		o.Manifest, p.VerificationResult, textsafe.Quote(p.Policy.Name), p.Policy.Digest["sha256"], textsafe.Plural(len(st.Subject), "file", "files"),
 		p.TimeVerified.UTC().Format(time.RFC3339), verifierOf(p))
 	leaf := st.Chain[0]
 	fp := sha256.Sum256(leaf.Raw)
-	textsafe.Linef(o.IO.Out, "csv: signed by %s (sha256:%x), chain to %s", textsafe.Quote(leaf.Subject.CommonName), fp, textsafe.Quote(st.Chain[len(st.Chain)-1].Subject.CommonName))
+	textsafe.Linef(o.IO.Out, "csv: signed by %s (serial %X, sha256:%x), issued by %s, chain to %s", textsafe.Quote(signing.NameString(leaf.Subject)), leaf.SerialNumber, fp,
+		textsafe.Quote(signing.NameString(leaf.Issuer)), textsafe.Quote(st.Chain[len(st.Chain)-1].Subject.CommonName))
+	if len(o.Signers) == 0 {
+		fmt.Fprintf(o.IO.ErrOut, "csv: warning: no --signer pin: any certificate under the roots of --certs would be accepted; pin this signer with --signer sha256:%x\n", fp)
+	}
 	switch s := st.Signed; {
 	case s.Timestamped:
 		textsafe.Linef(o.IO.Out, "csv: signed at %s (RFC 3161 timestamp by %s); the chain was checked at that time", s.At.UTC().Format(time.RFC3339), textsafe.Quote(s.TSA.Subject.CommonName))
@@ -136,13 +142,21 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	switch err := manifest.Verdict(st, bad); {
 	case errors.Is(err, manifest.ErrMismatch):
-		fmt.Fprintf(o.IO.Out, "result: FAILED: %d of %d files do not match the manifest\n", len(bad), len(st.Subject))
+		verb := "do"
+		if len(bad) == 1 {
+			verb = "does"
+		}
+		fmt.Fprintf(o.IO.Out, "result: FAILED: %d of %s %s not match the manifest\n", len(bad), textsafe.Plural(len(st.Subject), "file", "files"), verb)
 		return cmdutil.ErrFailed
 	case errors.Is(err, manifest.ErrNotPassed):
 		fmt.Fprintf(o.IO.Out, "result: FAILED: the manifest records a build that did not pass\n")
 		return cmdutil.ErrFailed
 	case err != nil:
 		return err
+	}
+	if len(st.Subject) == 1 {
+		fmt.Fprintf(o.IO.Out, "result: PASSED: the 1 file matches\n")
+		return nil
 	}
 	fmt.Fprintf(o.IO.Out, "result: PASSED: all %d files match\n", len(st.Subject))
 	return nil

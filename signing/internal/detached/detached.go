@@ -185,7 +185,7 @@ func (s *Signature) Verify(content []byte, candidates []*signing.Certificate, si
 			return out
 		}
 		if firstErr == nil {
-			firstErr = fmt.Errorf("%s: %w (%s, key of %q)", s.prefix, err, s.si.SignerName(), c.Subject.String())
+			firstErr = fmt.Errorf("%s: %w (%s, key of %q)", s.prefix, err, s.si.SignerName(), signing.NameString(c.Subject))
 		}
 	}
 	out.Problem = firstErr
@@ -211,7 +211,7 @@ func Sign(content []byte, cert *x509.Certificate, key crypto.Signer, h crypto.Ha
 	}
 	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(cert.PublicKey) {
-		return nil, signing.Errorf(signing.ErrSigner, "%s: the key is not the public key of %q", prefix, cert.Subject.String())
+		return nil, signing.Errorf(signing.ErrSigner, "%s: the key is not the public key of %q", prefix, signing.NameString(cert.Subject))
 	}
 	digestOID, _ := signing.OIDForHash(h)
 	digestAlg := cms.AlgorithmIdentifier{OID: cms.NewOID(digestOID...), Params: cms.NULL}
