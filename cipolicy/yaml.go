@@ -31,6 +31,7 @@ type yamlDecoder struct {
 	// (see ruleHandlers).
 	cur        ruleState
 	ruleFields map[string]func(*yaml.Node)
+	ruleSeen   map[string]*yaml.Node
 }
 
 // fastYAML: try yamlstrict's fast path (a variable for tests, which
@@ -322,7 +323,10 @@ func (d *yamlDecoder) rule(n *yaml.Node, i int, pt PolicyType) (Rule, bool) {
 		}
 	}
 	what := st.what
-	seen := d.Fields(n, what, d.ruleHandlers())
+	if d.ruleSeen == nil {
+		d.ruleSeen = map[string]*yaml.Node{}
+	}
+	seen := d.FieldsInto(n, what, d.ruleHandlers(), d.ruleSeen)
 	r := &st.r
 	action, scenarios, formats, exceptNode := st.action, st.scenarios, st.formats, st.exceptNode
 	if n.Kind != yaml.MappingNode {

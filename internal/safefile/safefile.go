@@ -81,9 +81,23 @@ func ReadFile(path string, max int64) ([]byte, error) {
 	if st.Size() > max {
 		return nil, fmt.Errorf("%w: %d bytes, over the limit of %d", ErrTooLarge, st.Size(), max)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
+	// Read into a buffer of the file's size (checked against max above)
+	// and one byte more, which shows a file that grew (the rest is then
+	// read as it comes): io.ReadAll alone grows its buffer from 512
+	// bytes, copying a 20 MB policy some 16 times over.
+	b := make([]byte, st.Size()+1)
+	n, err := io.ReadFull(f, b)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		b = b[:n]
+	case err != nil:
 		return nil, unwrapPath(err)
+	default:
+		rest, err := io.ReadAll(io.LimitReader(f, max+1-int64(n)))
+		if err != nil {
+			return nil, unwrapPath(err)
+		}
+		b = append(b, rest...)
 	}
 	if int64(len(b)) > max {
 		return nil, fmt.Errorf("%w: over the limit of %d bytes", ErrTooLarge, max)

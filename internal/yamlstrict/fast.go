@@ -352,7 +352,8 @@ func (p *fastParser) inline(s string, line, col, depth int) *yaml.Node {
 			return seq
 		}
 		off := 1
-		for _, e := range strings.Split(body, ",") {
+		for rest := body; ; {
+			e, after, more := strings.Cut(rest, ",")
 			lead := countSpaces(e)
 			v := strings.TrimRight(e[lead:], " ")
 			if !plainOK(v, true) {
@@ -360,6 +361,10 @@ func (p *fastParser) inline(s string, line, col, depth int) *yaml.Node {
 			}
 			p.appendContent(seq, p.scalar(v, line, col+off+lead))
 			off += len(e) + 1
+			if !more {
+				break
+			}
+			rest = after
 		}
 		return seq
 	}

@@ -130,7 +130,13 @@ func (d *Decoder) checkTree(n *yaml.Node, depth int, noun string, maxDepth int) 
 // Fields walks a mapping node, calling the handler registered for each key,
 // and records unknown and repeated keys. It returns the key nodes seen.
 func (d *Decoder) Fields(n *yaml.Node, what string, handlers map[string]func(*yaml.Node)) map[string]*yaml.Node {
-	seen := map[string]*yaml.Node{}
+	return d.FieldsInto(n, what, handlers, map[string]*yaml.Node{})
+}
+
+// FieldsInto is Fields, recording the keys seen in seen (cleared first):
+// a loader reading many mappings alike (a policy's rules) reuses one map.
+func (d *Decoder) FieldsInto(n *yaml.Node, what string, handlers map[string]func(*yaml.Node), seen map[string]*yaml.Node) map[string]*yaml.Node {
+	clear(seen)
 	if n.Kind != yaml.MappingNode {
 		d.Errorf(n, "%s must be a mapping", what)
 		return seen
