@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"strings"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/codesignval/csv/container"
