@@ -26,6 +26,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/codesignval/csv/cipolicy"
@@ -477,6 +478,22 @@ func Malformed(f cipolicy.Format, err error) error {
 			reason = me.Format + ": " + reason
 		}
 		return &MalformedError{Format: f, Offset: me.Offset, Reason: reason, Err: me}
+	}
+	return err
+}
+
+// MalformedAs is Malformed for a handler whose subject's parsers name
+// their own format otherwise (own: "MSI", "APPX", ...): their reasons read
+// as they are, a nested structure's prefixed by its name. The error wraps
+// err whole.
+func MalformedAs(f cipolicy.Format, err error, own ...string) error {
+	var me *signing.MalformedError
+	if errors.As(err, &me) {
+		reason := me.Reason
+		if !slices.Contains(own, me.Format) {
+			reason = me.Format + ": " + reason
+		}
+		return &MalformedError{Format: f, Offset: me.Offset, Reason: reason, Err: err}
 	}
 	return err
 }

@@ -199,15 +199,7 @@ func (Handler) Inspect(f *format.File, need cipolicy.Needs, opts *format.Inspect
 
 // malformed turns what the parsers found into a *format.MalformedError.
 func malformed(err error) error {
-	var me *signing.MalformedError
-	if errors.As(err, &me) {
-		reason := me.Reason
-		if me.Format != appx.Format {
-			reason = me.Format + ": " + reason
-		}
-		return &format.MalformedError{Format: cipolicy.FormatAPPX, Offset: me.Offset, Reason: reason, Err: err}
-	}
-	return err
+	return format.MalformedAs(cipolicy.FormatAPPX, err, appx.Format)
 }
 
 // Sign implements format.Handler: the package written anew with

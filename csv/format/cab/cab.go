@@ -27,7 +27,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -185,15 +184,7 @@ func (Handler) Inspect(f *format.File, need cipolicy.Needs, opts *format.Inspect
 
 // malformed turns what the subject found into a *format.MalformedError.
 func malformed(err error) error {
-	var me *signing.MalformedError
-	if errors.As(err, &me) {
-		reason := me.Reason
-		if me.Format != acab.Format && me.Format != ccab.Format {
-			reason = me.Format + ": " + reason
-		}
-		return &format.MalformedError{Format: cipolicy.FormatCab, Offset: me.Offset, Reason: reason, Err: me}
-	}
-	return err
+	return format.MalformedAs(cipolicy.FormatCab, err, acab.Format, ccab.Format)
 }
 
 // Sign implements format.Handler: the signature after the cabinet, the

@@ -42,7 +42,6 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -267,15 +266,7 @@ func (d fixed) BlockSize() int              { return 64 }
 
 // malformed turns what the parsers found into a *format.MalformedError.
 func malformed(err error) error {
-	var me *signing.MalformedError
-	if errors.As(err, &me) {
-		reason := me.Reason
-		if me.Format != msi.Format {
-			reason = me.Format + ": " + reason
-		}
-		return &format.MalformedError{Format: cipolicy.FormatMSI, Offset: me.Offset, Reason: reason, Err: err}
-	}
-	return err
+	return format.MalformedAs(cipolicy.FormatMSI, err, msi.Format)
 }
 
 // Sign implements format.Handler: the package rewritten with a new

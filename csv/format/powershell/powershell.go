@@ -29,7 +29,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -166,15 +165,7 @@ func (Handler) Inspect(f *format.File, need cipolicy.Needs, opts *format.Inspect
 
 // malformed turns what the subject found into a *format.MalformedError.
 func malformed(err error) error {
-	var me *signing.MalformedError
-	if errors.As(err, &me) {
-		reason := me.Reason
-		if me.Format != ps.Format {
-			reason = me.Format + ": " + reason
-		}
-		return &format.MalformedError{Format: cipolicy.FormatPowerShell, Offset: me.Offset, Reason: reason, Err: me}
-	}
-	return err
+	return format.MalformedAs(cipolicy.FormatPowerShell, err, ps.Format)
 }
 
 // Sign implements format.Handler: a signature block at the end of the
