@@ -30,7 +30,7 @@
 #   CSV_RELEASE_KEY           csv sign --key: a key file, pkcs11: URI or KMS
 #                             reference (awskms://, gcpkms://, azurekms://,
 #                             hashivault://)
-#   CSV_RELEASE_CERT          csv sign --cert: the signer's chain (PEM)
+#   CSV_RELEASE_CERT          csv sign --cert: the signer's chain (PEM), up to its self-signed root
 #   CSV_RELEASE_ROOT          the root the chain ends at: the manifests are
 #                             verified against it before anything is packed
 #   CSV_RELEASE_TIMESTAMP_URL csv sign --timestamp-url (optional)
@@ -167,8 +167,11 @@ pki_snapshot() {
 	printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n' >"$d/ext.cnf"
 	openssl x509 -req -in "$d/release.csr" -CA "$d/root.pem" -CAkey "$d/root.key" -CAcreateserial \
 		-days 30 -extfile "$d/ext.cnf" -out "$d/release.pem" 2>/dev/null
+	# The chain up to its self-signed root: csv sign refuses a chain that
+	# no verifier could build.
+	cat "$d/release.pem" "$d/root.pem" >"$d/chain.pem"
 	CSV_RELEASE_KEY=$d/release.key
-	CSV_RELEASE_CERT=$d/release.pem
+	CSV_RELEASE_CERT=$d/chain.pem
 	CSV_RELEASE_ROOT=$d/root.pem
 	echo "release.sh: snapshot: signing with a throwaway CA in $d (not a release)" >&2
 }

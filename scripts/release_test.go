@@ -263,7 +263,7 @@ func TestReleaseSnapshot(t *testing.T) {
 		}
 		return 0, string(out)
 	}
-	if code, out := verify(); code != 0 || !strings.Contains(out, "result: PASSED: all 1 files match") {
+	if code, out := verify(); code != 0 || !strings.Contains(out, "result: PASSED: the 1 file matches") {
 		t.Errorf("csv verify-manifest of the release: exit %d\n%s", code, out)
 	}
 	// The binary in the archive carries csv's appended signature, which
