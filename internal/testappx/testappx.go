@@ -288,37 +288,14 @@ func writeFile(out *bytes.Buffer, f File, o Options, inBlockMap bool) *record {
 
 // Env is the environment for osslsigncode, without proxies.
 func Env() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); !strings.HasSuffix(strings.ToLower(k), "_proxy") {
-			env = append(env, kv)
-		}
-	}
-	return env
+	return testenv.NoProxyEnv()
 }
 
 // Sign signs data with osslsigncode sign (which takes the hash from the
 // block map).
 func Sign(t testing.TB, files testca.Files, data []byte, args ...string) []byte {
 	t.Helper()
-	ossl := testenv.Tool(t, "osslsigncode")
-	dir := t.TempDir()
-	in, out := filepath.Join(dir, "in.appx"), filepath.Join(dir, "out.appx")
-	if err := os.WriteFile(in, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	argv := append([]string{"sign", "-certs", files.Chain, "-key", files.Key}, args...)
-	argv = append(argv, "-in", in, "-out", out)
-	cmd := exec.Command(ossl, argv...)
-	cmd.Env = Env()
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("osslsigncode %s: %v\n%s", strings.Join(argv, " "), err, b)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testenv.OsslSign(t, files.Chain, files.Key, "appx", data, args...)
 }
 
 var current = regexp.MustCompile(`Checking ([A-Za-z ]+) hashes:\s*\n[^\n]*\n\s*Current message digest\s*:\s*([0-9A-Fa-f]+)\s*\n\s*Calculated message digest\s*:\s*([0-9A-Fa-f]+)`)

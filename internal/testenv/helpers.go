@@ -3,7 +3,10 @@ package testenv
 import (
 	"bytes"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -42,4 +45,42 @@ func DeadSocket(t testing.TB, dir string) string {
 	ln.SetUnlinkOnClose(false)
 	ln.Close()
 	return p
+}
+
+// NoProxyEnv is the environment without its *_proxy variables: the peers
+// that could reach for a timestamp server or a network (osslsigncode) run
+// with it, so that no test leaves the machine through a proxy.
+func NoProxyEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); !strings.HasSuffix(strings.ToLower(k), "_proxy") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// OsslSign signs data with osslsigncode sign (-certs chain -key key, then
+// args), the file named in.EXT so that osslsigncode tells its kind, and
+// returns the signed file; a failure fails t.
+func OsslSign(t testing.TB, chain, key, ext string, data []byte, args ...string) []byte {
+	t.Helper()
+	ossl := Tool(t, "osslsigncode")
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in."+ext), filepath.Join(dir, "out."+ext)
+	if err := os.WriteFile(in, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	argv := append([]string{"sign", "-certs", chain, "-key", key}, args...)
+	argv = append(argv, "-in", in, "-out", out)
+	cmd := exec.Command(ossl, argv...)
+	cmd.Env = NoProxyEnv()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("osslsigncode %s: %v\n%s", strings.Join(argv, " "), err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -86,37 +86,14 @@ func BuildMedia(t testing.TB, media string, files ...File) []byte {
 // Env is the environment without proxies (osslsigncode would use them for
 // timestamps).
 func Env() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); !strings.HasSuffix(strings.ToLower(k), "_proxy") {
-			env = append(env, kv)
-		}
-	}
-	return env
+	return testenv.NoProxyEnv()
 }
 
 // Sign signs data with osslsigncode (args such as -add-msi-dse, -h sha1,
 // -nest).
 func Sign(t testing.TB, files testca.Files, data []byte, args ...string) []byte {
 	t.Helper()
-	ossl := testenv.Tool(t, "osslsigncode")
-	dir := t.TempDir()
-	in, out := filepath.Join(dir, "in.msi"), filepath.Join(dir, "out.msi")
-	if err := os.WriteFile(in, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	argv := append([]string{"sign", "-certs", files.Chain, "-key", files.Key}, args...)
-	argv = append(argv, "-in", in, "-out", out)
-	cmd := exec.Command(ossl, argv...)
-	cmd.Env = Env()
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("osslsigncode %s: %v\n%s", strings.Join(argv, " "), err, b)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testenv.OsslSign(t, files.Chain, files.Key, "msi", data, args...)
 }
 
 var calculated = regexp.MustCompile(`Calculated DigitalSignature\s*:\s*([0-9A-Fa-f]+)`)

@@ -50,13 +50,7 @@ func (p *pki) opts(expect cipolicy.Digests, appendSig bool) *format.SignOptions 
 }
 
 func osslEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); !strings.HasSuffix(strings.ToLower(k), "_proxy") {
-			env = append(env, kv)
-		}
-	}
-	return env
+	return testenv.NoProxyEnv()
 }
 
 var calculated = regexp.MustCompile(`Calculated message digest\s*:\s*([0-9A-Fa-f]+)`)

@@ -50,13 +50,7 @@ func (p *pki) sign(t testing.TB, name string, data []byte, appendSig bool) []byt
 }
 
 func osslEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); !strings.HasSuffix(strings.ToLower(k), "_proxy") {
-			env = append(env, kv)
-		}
-	}
-	return env
+	return testenv.NoProxyEnv()
 }
 
 // ossl runs osslsigncode on a file named name holding data (sign writes

@@ -151,13 +151,7 @@ func inspect(t testing.TB, b []byte, certs []*signing.Certificate) (*cab.Cabinet
 }
 
 func osslEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); !strings.HasSuffix(strings.ToLower(k), "_proxy") {
-			env = append(env, kv)
-		}
-	}
-	return env
+	return testenv.NoProxyEnv()
 }
 
 func osslSign(t testing.TB, p *pki, data []byte, args ...string) []byte {

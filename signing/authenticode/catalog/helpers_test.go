@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/codesignval/csv/internal/testca"
@@ -82,13 +81,7 @@ func (p *pki) signedCatalog(t testing.TB, version int, entries ...catalog.Entry)
 
 // osslEnv is the environment for osslsigncode, without proxies.
 func osslEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); !strings.HasSuffix(strings.ToLower(k), "_proxy") {
-			env = append(env, kv)
-		}
-	}
-	return env
+	return testenv.NoProxyEnv()
 }
 
 // ossl runs osslsigncode and reports whether it succeeded, with its output.

@@ -102,13 +102,7 @@ func mustCert(t testing.TB, der []byte) *signing.Certificate {
 // osslEnv is the environment for osslsigncode: without proxies, which would
 // otherwise be asked for the local time-stamp server.
 func osslEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); !strings.HasSuffix(strings.ToLower(k), "_proxy") {
-			env = append(env, kv)
-		}
-	}
-	return env
+	return testenv.NoProxyEnv()
 }
 
 // osslSign signs in with osslsigncode as s (and args) and returns the

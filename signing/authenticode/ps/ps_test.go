@@ -143,13 +143,7 @@ func csvSign(t testing.TB, p *pki, name string, data []byte, appendSig bool) []b
 
 // osslEnv is the environment without proxies.
 func osslEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); !strings.HasSuffix(strings.ToLower(k), "_proxy") {
-			env = append(env, kv)
-		}
-	}
-	return env
+	return testenv.NoProxyEnv()
 }
 
 // osslSign signs data (named name: osslsigncode tells scripts by their
