@@ -23,8 +23,7 @@ import (
 // comes into a spool (memory up to spoolMemory, then a temporary file,
 // removed at End) and write the head, then the spool, at End. A JUnit
 // document carries its counts in attributes of the elements that enclose
-// the results: its sink keeps each result's test case (a few strings, not
-// the result) until End; a spool would do for it too.
+// the results: its sink spools each result's test case the same way.
 
 // NewSink returns the sink that writes the report of format to w. As only
 // the end of the run knows whether it judged no binary,
