@@ -182,6 +182,8 @@ type Result struct {
 	Catalog string
 	// Err is why the file could not be inspected, if it could not.
 	Err error
+	// Walk is the file's place in the walk.
+	Walk Walk
 	// Suppressed is the suppression that covers the file's finding, when
 	// it is blocked and one does (Options.Suppressions): the decision
 	// stays blocked, and the run does not fail for it.
@@ -266,6 +268,10 @@ type Report struct {
 type Listing struct {
 	Entries int
 	SHA256  []byte
+	// Excluded counts the files the walk left out (--include, --exclude):
+	// every shard of a run counts them all (Summary.Excluded adds the
+	// members left out of the containers the shard opened).
+	Excluded int
 }
 
 // Failed reports whether the run should fail the CI job: at least one
@@ -419,7 +425,7 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 	// judge a file whose first read deferred facts (again), the emitter
 	// every file.
 	judge := func(e *entry, in *Inspection) Result {
-		r := Result{Root: roots[e.root], Path: e.rel, Format: e.format, Err: e.problem, fileRoot: e.fileRoot}
+		r := Result{Root: roots[e.root], Path: e.rel, Format: e.format, Err: e.problem, Walk: e.walk, fileRoot: e.fileRoot}
 		if in != nil {
 			r.Format, r.Size, r.Digests, r.Signed, r.Info, r.Err = in.Format, in.Size, in.Digests, in.Signed(), in.Info, in.Err
 			r.Signatures, r.Attributes = in.Signatures, in.Attributes
@@ -464,11 +470,11 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 			return sink.Skipped(e.skipped)
 		case in != nil && in.Container != "" && in.Err == nil && in.Format == FormatOther:
 			rep.Summary.Skipped++
-			return sink.Skipped(&SkippedFile{Root: roots[e.root], Path: e.rel, fileRoot: e.fileRoot,
+			return sink.Skipped(&SkippedFile{Root: roots[e.root], Path: e.rel, Walk: e.walk, fileRoot: e.fileRoot,
 				Reason: fmt.Sprintf("%s container: its members are judged (%s%s...)", in.Container, path.Base(e.rel), container.Separator)})
 		case in != nil && in.Format == FormatOther && in.Err == nil:
 			rep.Summary.Skipped++
-			return sink.Skipped(&SkippedFile{Root: roots[e.root], Path: e.rel, Reason: "not a PE or ELF file", fileRoot: e.fileRoot})
+			return sink.Skipped(&SkippedFile{Root: roots[e.root], Path: e.rel, Reason: "not a PE or ELF file", Walk: e.walk, fileRoot: e.fileRoot})
 		}
 		var r Result
 		if in != nil && in.judged != nil {
@@ -498,6 +504,7 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 	}
 	rep.Summary.Excluded = w.excluded + int(excludedMembers.Load())
 	rep.Walked = w.walked
+	rep.Walked.Excluded = w.excluded
 	rep.Duration = v.opts.Now().Sub(rep.Started)
 	rep.Suppressions = v.opts.Suppressions.Statuses()
 	return sink.End(rep)
@@ -600,9 +607,15 @@ func (w *walker) stream(shard *Shard, emit func(*entry) error) error {
 	h := sha256.New()
 	var b []byte
 	n := 0
+	after := 0
 	err := w.run(func(e *entry) error {
 		if e.includeOnly {
 			// Not in the listing (it is not judged), but in the shard's.
+			after++
+			e.walk = Walk{Entry: n, After: after}
+			if e.skipped != nil {
+				e.skipped.Walk = e.walk
+			}
 			if shard != nil && !shard.holds(e.rel) {
 				return nil
 			}
@@ -612,6 +625,11 @@ func (w *walker) stream(shard *Shard, emit func(*entry) error) error {
 		b = append(append(append(b, 0), e.rel...), 0)
 		h.Write(b)
 		n++
+		after = 0
+		e.walk = Walk{Entry: n}
+		if e.skipped != nil {
+			e.skipped.Walk = e.walk
+		}
 		if shard != nil && !shard.holds(e.rel) {
 			return nil
 		}
@@ -972,6 +990,7 @@ func emitAll(ctx context.Context, roots []string, e *entry, in *Inspection, emit
 	if in == nil || in.members == nil {
 		return nil
 	}
+	members := 0
 	for {
 		var m *member
 		var ok bool
@@ -990,13 +1009,16 @@ func emitAll(ctx context.Context, roots []string, e *entry, in *Inspection, emit
 				return errInterrupted
 			}
 		}
-		me := &entry{root: e.root, rel: m.rel, fileRoot: e.fileRoot, problem: m.problem, format: FormatOther}
+		walk := e.walk
+		members++
+		walk.Member = members
+		me := &entry{root: e.root, rel: m.rel, fileRoot: e.fileRoot, problem: m.problem, format: FormatOther, walk: walk}
 		mi := m.in
 		if m.problem != nil {
 			mi = nil
 		}
 		if m.skipped != "" {
-			me.skipped, mi = &SkippedFile{Root: roots[e.root], Path: m.rel, Reason: m.skipped, fileRoot: e.fileRoot}, nil
+			me.skipped, mi = &SkippedFile{Root: roots[e.root], Path: m.rel, Reason: m.skipped, Walk: walk, fileRoot: e.fileRoot}, nil
 		}
 		if err := emit(me, mi); err != nil {
 			return err

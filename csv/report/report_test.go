@@ -1,6 +1,7 @@
 package report_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -775,6 +776,163 @@ func TestSARIFRoot(t *testing.T) {
 		}
 		if fp(all, file) != fp(plain, file) {
 			t.Errorf("%s: the fingerprint changed with a root where the path did not", file)
+		}
+	}
+}
+
+// TestMergeIsTheWholeRun: the shards of a tree with containers (their
+// members judged, skipped or left out by --include), names whose walk
+// order is not their string order ("a.txt" is walked after "a/"), and a
+// file that is no binary merge into the whole run's results and skipped
+// files, in the whole run's order, whatever the number of shards; and a
+// shard's report edited to leave out, repeat, reorder or orphan a file is
+// refused.
+func TestMergeIsTheWholeRun(t *testing.T) {
+	dir := t.TempDir()
+	elf := func(i int) []byte { return append(testbin.ELF(testbin.ELFOptions{}), byte(i)) }
+	zipOf := func(names ...string) []byte {
+		var b bytes.Buffer
+		zw := zip.NewWriter(&b)
+		for i, n := range names {
+			w, _ := zw.Create(n)
+			w.Write(elf(100 + i))
+		}
+		zw.Close()
+		return b.Bytes()
+	}
+	files := map[string][]byte{
+		"a/b":           elf(1),
+		"a.txt":         []byte("not a binary"),
+		"a0":            elf(2),
+		"pkg/z.zip":     zipOf("x/tool", "bin/a", "README"),
+		"pkg/y.zip":     zipOf("c", "a"),
+		"pkg/sub/w.zip": zipOf("only"),
+		"pkg/t":         elf(3),
+	}
+	for i := range 40 {
+		files[fmt.Sprintf("many/f%02d", i)] = elf(10 + i)
+	}
+	for p, b := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, p), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := "format: csv-policy/v1\nname: merge\nversion: '1'\nrules:\n  - {id: all, action: allow, all: true}\n"
+	p, _ := cipolicy.Parse([]byte(src), "m.yaml")
+	set, _ := cipolicy.NewSet(cipolicy.SetOptions{}, p)
+	strip := func(d *report.Document) ([]report.ResultDoc, []report.SkippedDoc) {
+		for i := range d.Results {
+			d.Results[i].Walk = nil
+		}
+		for i := range d.Skipped {
+			d.Skipped[i].Walk = nil
+		}
+		return d.Results, d.Skipped
+	}
+	for _, include := range [][]string{nil, {"**/a", "**/only", "a*"}} {
+		opts := csv.Options{Include: include}
+		whole := shardRun(t, dir, ".", set, opts, report.Options{})
+		if len(whole.Results) < 45 && include == nil || len(whole.Results) < 4 {
+			t.Fatalf("include %q: the whole run judged %d files", include, len(whole.Results))
+		}
+		wantRes, wantSkip := strip(whole)
+		for _, n := range []int{1, 2, 5} {
+			var docs []*report.Document
+			for i := n; i >= 1; i-- {
+				o := opts
+				o.Shard = &csv.Shard{Index: i, Count: n}
+				docs = append(docs, shardRun(t, dir, ".", set, o, report.Options{}))
+			}
+			merged, err := report.Merge(docs)
+			if err != nil {
+				t.Fatalf("include %q, %d shards: %v", include, n, err)
+			}
+			gotRes, gotSkip := strip(merged)
+			got, _ := json.Marshal([]any{gotRes, gotSkip, merged.Summary})
+			want, _ := json.Marshal([]any{wantRes, wantSkip, whole.Summary})
+			if !bytes.Equal(got, want) {
+				t.Errorf("include %q, %d shards: merged\n%s\nwant\n%s", include, n, got, want)
+			}
+		}
+	}
+
+	// Edited shards.
+	shards := func() []*report.Document {
+		var docs []*report.Document
+		for i := 1; i <= 2; i++ {
+			docs = append(docs, shardRun(t, dir, ".", set, csv.Options{Shard: &csv.Shard{Index: i, Count: 2}}, report.Options{}))
+		}
+		return docs
+	}
+	member := func(d *report.Document) int {
+		for i, r := range d.Results {
+			if strings.Contains(r.Path, "!/") {
+				return i
+			}
+		}
+		t.Fatal("no member in the shard")
+		return 0
+	}
+	recount := func(d *report.Document) {
+		d.Summary.Files, d.Summary.Allowed = len(d.Results), len(d.Results)
+		d.Summary.Skipped = len(d.Skipped)
+	}
+	// target is a shard with a member after other files.
+	target := func(docs []*report.Document) *report.Document {
+		for _, d := range docs {
+			if len(d.Results) > 3 && member(d) > 0 {
+				return d
+			}
+		}
+		t.Fatal("no shard to edit")
+		return nil
+	}
+	for _, c := range []struct {
+		name, want string
+		edit       func(docs []*report.Document)
+	}{
+		{"a file left out", "no shard lists the walk's entry", func(docs []*report.Document) {
+			d := target(docs)
+			i := member(d) - 1 // the file before the first member: not a member
+			for strings.Contains(d.Results[i].Path, "!/") {
+				i--
+			}
+			d.Results = slices.Delete(d.Results, i, i+1)
+			recount(d)
+		}},
+		{"a file twice", "out of the walk's order", func(docs []*report.Document) {
+			d := target(docs)
+			d.Results = slices.Insert(d.Results, 1, d.Results[1])
+			recount(d)
+		}},
+		{"files reordered", "out of the walk's order", func(docs []*report.Document) {
+			d := target(docs)
+			d.Results[0], d.Results[1] = d.Results[1], d.Results[0]
+		}},
+		{"no place in the walk", "no place in the walk", func(docs []*report.Document) {
+			d := target(docs)
+			d.Results[len(d.Results)-1].Walk = nil
+		}},
+		{"a member without its container", "without its container", func(docs []*report.Document) {
+			d := target(docs)
+			i := member(d)
+			d.Results[i].Path = "elsewhere!/" + d.Results[i].Path
+		}},
+		{"the same place in two shards", "are the same file of the walk", func(docs []*report.Document) {
+			// Shard 2's first file, given the place of shard 1's first
+			// (the earlier: the other shard's cursor checks its order).
+			a, b := &docs[0].Results[0], &docs[1].Results[0]
+			if a.Walk[0] > b.Walk[0] {
+				a, b = b, a
+			}
+			b.Walk = slices.Clone(a.Walk)
+		}},
+	} {
+		docs := shards()
+		c.edit(docs)
+		if _, err := report.Merge(docs); !errors.Is(err, report.ErrMerge) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
 		}
 	}
 }
