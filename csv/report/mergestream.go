@@ -65,6 +65,9 @@ func (s *ShardReport) Head() *Document { return s.head }
 // own results.
 func OpenShard(name string, r io.ReaderAt, size int64) (sh *ShardReport, err error) {
 	defer func() {
+		if r := recover(); r != nil {
+			sh, err = nil, fmt.Errorf("internal error: %v", r)
+		}
 		if err != nil {
 			err = fmt.Errorf("report %s: not a csv JSON report: %w", name, err)
 		}
@@ -328,7 +331,12 @@ func Merge(docs []*Document) (*Document, error) {
 // The merged summary and verdict are recomputed from the results: the
 // reports' "passed" and "summary" are not believed. Roots are those of the
 // first report.
-func MergeTo(w io.Writer, shards []*ShardReport, each func(*ResultDoc)) (*Document, error) {
+func MergeTo(w io.Writer, shards []*ShardReport, each func(*ResultDoc)) (_ *Document, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: internal error: %v", ErrMerge, r)
+		}
+	}()
 	out, err := mergeHeads(shards)
 	if err != nil {
 		return nil, err

@@ -607,9 +607,10 @@ func TestMergeOneCutOfOneBuild(t *testing.T) {
 	}
 }
 
-// FuzzMerge: merging hostile shard reports (any JSON that decodes as a
-// report) never panics, and a merge that succeeds fails the build whenever
-// a result is blocked and enforced, whatever the reports say.
+// FuzzMerge: merging hostile shard reports (any bytes) never panics, a
+// merge that fails writes nothing, and one that succeeds writes a report
+// that fails the build whenever a result is blocked and enforced, whatever
+// the reports say.
 func FuzzMerge(f *testing.F) {
 	dir := f.TempDir()
 	for i := range 6 {
@@ -637,16 +638,31 @@ func FuzzMerge(f *testing.F) {
 	f.Add(docs[0], bytes.Replace(docs[1], []byte(`"entries":`), []byte(`"entries":1`), 1)) // another tree
 	f.Add([]byte(`{}`), []byte(`{"shard":{"index":1,"count":1},"run":{}}`))
 	f.Fuzz(func(t *testing.T, a, b []byte) {
-		var da, db report.Document
-		if json.Unmarshal(a, &da) != nil || json.Unmarshal(b, &db) != nil {
-			return
+		var shards []*report.ShardReport
+		for _, x := range [][]byte{a, b} {
+			sh, err := report.OpenShard("x", bytes.NewReader(x), int64(len(x)))
+			if err != nil {
+				return
+			}
+			shards = append(shards, sh)
 		}
-		m, err := report.Merge([]*report.Document{&da, &db})
+		var out bytes.Buffer
+		head, err := report.MergeTo(&out, shards, nil)
 		if err != nil {
 			if !errors.Is(err, report.ErrMerge) {
 				t.Fatalf("error %v is not ErrMerge", err)
 			}
+			if out.Len() != 0 {
+				t.Fatalf("a failed merge wrote %d bytes", out.Len())
+			}
 			return
+		}
+		var m report.Document
+		if err := json.Unmarshal(out.Bytes(), &m); err != nil {
+			t.Fatalf("the merged report does not decode: %v", err)
+		}
+		if m.Summary != head.Summary || m.Passed != head.Passed {
+			t.Fatalf("MergeTo returned %+v, wrote %+v", head.Summary, m.Summary)
 		}
 		for _, r := range m.Results {
 			if r.Verdict != cipolicy.Allowed && r.Enforced && m.Passed {
