@@ -9,6 +9,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf16"
@@ -18,6 +19,7 @@ import (
 	"github.com/codesignval/csv/attest/attesttest"
 	"github.com/codesignval/csv/attest/eventlog"
 	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/cms"
 )
@@ -485,5 +487,27 @@ func TestDocsCIPoliciesExample(t *testing.T) {
 		p.CIPolicies[1].ID != strings.ToLower(testSuppGUID) || p.CIPolicies[1].SHA256[0] != sha256.Sum256(supp) ||
 		p.CIPolicies[2].ID != "d2bda982-ccf6-4344-ac5b-0b44427b6816" || FormatVersionEx(p.CIPolicies[2].MinVersion) != "10.0.2.0" || p.CIPolicies[2].SHA256 != nil {
 		t.Fatalf("%+v", p.CIPolicies)
+	}
+}
+
+// TestActiveCIPoliciesCap: limits.MaxActiveCIPolicies distinct SI policy
+// events are read (an event measured again counts once); one more makes
+// the WBCL unreadable, saying so.
+func TestActiveCIPoliciesCap(t *testing.T) {
+	var events []byte
+	for i := range limits.MaxActiveCIPolicies {
+		e := sipa(sipaSIPolicy, siPolicyPayload(uint64(i), "p", algSHA256, make([]byte, 32)))
+		events = append(events, e...)
+		events = append(events, e...)
+	}
+	w, n := newWindowsState(), 0
+	if err := w.read(sipa(0x40010001, events), 0, &n, map[string]bool{}); err != nil || len(w.CIPolicies) != limits.MaxActiveCIPolicies {
+		t.Fatalf("%v, %d policies", err, len(w.CIPolicies))
+	}
+	events = append(events, sipa(sipaSIPolicy, siPolicyPayload(1<<48, "p", algSHA256, make([]byte, 32)))...)
+	w, n = newWindowsState(), 0
+	err := w.read(sipa(0x40010001, events), 0, &n, map[string]bool{})
+	if err == nil || !strings.Contains(err.Error(), "more than "+strconv.Itoa(limits.MaxActiveCIPolicies)+" distinct SI policy events") {
+		t.Fatalf("%v", err)
 	}
 }
