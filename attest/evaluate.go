@@ -89,6 +89,10 @@ type Claims struct {
 	// UnloggedPCRs are quoted PCRs whose measurements the log does not show.
 	UnloggedPCRs   []string         `json:"unloggedPcrs,omitempty"`
 	BootComponents []ComponentClaim `json:"bootComponents"`
+	// ActiveCIPolicies are the code integrity policies Windows measured
+	// as loaded (null when Windows did not boot or its boot configuration
+	// cannot be read).
+	ActiveCIPolicies []CIPolicyClaim `json:"activeCiPolicies"`
 	// Boot is the full boot state the claims come from.
 	Boot *BootState `json:"-"`
 }
@@ -174,7 +178,13 @@ var ErrNoCIPolicy = errors.New("attest: the attestation policy judges boot compo
 //     signing off (for "windows", only for a Windows boot: a host is not
 //     Windows only if PCRs 12 and 13 are covered and not extended at all;
 //     extended, they must hold a WBCL that can be read in full).
-//  7. policy.boot-components: PCRs 2 and 4 are covered, and the code
+//  7. policy.ci-policies (when the policy lists ci_policies): Windows
+//     measured each required code integrity policy (an SI policy event
+//     in the quoted WBCL whose name is the policy's GUID or the name
+//     given), and every such measurement is at min_version or above and,
+//     when a digest is required, carries a SHA-256 digest equal to it
+//     (see CIPolicyRequirement).
+//  8. policy.boot-components: PCRs 2 and 4 are covered, and the code
 //     integrity policy allows every boot component (see
 //     BootState.Components: every measurement of PCRs 2 and 4 but
 //     separators and known actions, whatever type the event claims), each
@@ -254,7 +264,12 @@ func Evaluate(ctx context.Context, v *Verified, p *Policy, ci *cipolicy.Set) (re
 		ok, d := ciCheck(v, bs, p.CodeIntegrity)
 		add("policy.code-integrity", ok, d)
 	}
-	// 7. Boot components.
+	// 7. The code integrity policies Windows booted with.
+	if len(p.CIPolicies) > 0 {
+		ok, d := ciPoliciesCheck(v, bs, p.CIPolicies)
+		add("policy.ci-policies", ok, d)
+	}
+	// 8. Boot components.
 	var comps []ComponentClaim
 	if p.BootComponents == JudgeCIPolicy {
 		var ok bool
@@ -796,6 +811,7 @@ func claims(v *Verified, bs *BootState, comps []ComponentClaim) *Claims {
 		cl.KernelDebuggingDisabled = f(!w.KernelDebugging)
 		cl.CodeIntegrityEnabled = f(w.CodeIntegrity == On)
 		cl.TestSigningDisabled = f(!w.TestSigning)
+		cl.ActiveCIPolicies = ciPolicyClaims(w)
 	}
 	for _, u := range v.Unlogged() {
 		cl.UnloggedPCRs = append(cl.UnloggedPCRs, u.String())

@@ -22,6 +22,7 @@ func FuzzParseSIPA(f *testing.F) {
 	f.Add(sipa(sipaLoadedModuleAggr, append(sipa(sipaFilePath, []byte{'a', 0, 0, 0}), sipa(sipaAuthenticodeHash, make([]byte, 32))...)))
 	f.Add(sipa(sipaBootCounter, make([]byte, 8)))
 	f.Add(sipa(0x40010001, sipa(0x40010001, sipa(0x40010001, nil))))
+	f.Add(sipa(0x40010001, sipa(sipaSIPolicy, siPolicyPayload(0x000A000000000001, "{"+testCIPolicyGUID+"}", algSHA256, make([]byte, 32)))))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if evs, err := ParseSIPA(data); err != nil && evs != nil {
 			t.Fatal("events and an error")
@@ -37,6 +38,7 @@ func FuzzParsePolicy(f *testing.F) {
 	f.Add([]byte("format: csv-attest-policy/v1\nname: x\n"))
 	f.Add([]byte("format: csv-attest-policy/v1\nname: x\nsecure_boot: any\npk: [{sha256: " + hexString(make([]byte, 32)) + "}]\ndb: {contains: [], not_contains: []}\ndbx: {includes: [{sha256: " + hexString(make([]byte, 32)) + "}]}\n"))
 	f.Add([]byte("a: &x [*x]\n"))
+	f.Add([]byte("format: csv-attest-policy/v1\nname: x\nci_policies: [{id: '{" + testCIPolicyGUID + "}', min_version: 10.0.0.1, sha256: " + hexString(make([]byte, 32)) + "}, {file: x.cip, xml: x.xml}, {name: n}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePolicy(data, "fuzz.yaml", PolicyOptions{ReadFile: func(string) ([]byte, error) { return data, nil }})
 		var le *cipolicy.LoadError

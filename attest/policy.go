@@ -58,6 +58,9 @@ type Policy struct {
 	// and driver must be allowed by the code integrity policy given to
 	// Evaluate) or Ignore.
 	BootComponents string
+	// CIPolicies are code integrity policies the host must have booted
+	// with (see CIPolicyRequirement); nil requires none.
+	CIPolicies []CIPolicyRequirement
 }
 
 // CertRef names a certificate by its DER bytes (the certificate itself)
@@ -84,7 +87,8 @@ type Revocation struct {
 // PolicyOptions configure ParsePolicy. The zero value reads nothing but
 // the policy.
 type PolicyOptions struct {
-	// ReadFile reads a file the policy names (certificate_file, dbx_file),
+	// ReadFile reads a file the policy names (certificate_file, dbx_file,
+	// a ci_policies entry's file and xml),
 	// by the name written in the policy; nil refuses such names.
 	ReadFile func(name string) ([]byte, error)
 }
@@ -145,6 +149,7 @@ func (d *policyDecoder) policy(n *yaml.Node, p *Policy) {
 		"debugging":       func(v *yaml.Node) { d.Enum(v, "debugging", &p.Debugging, Forbidden, Allowed) },
 		"code_integrity":  func(v *yaml.Node) { d.Enum(v, "code_integrity", &p.CodeIntegrity, RequiredWindows, Required, Ignore) },
 		"boot_components": func(v *yaml.Node) { d.Enum(v, "boot_components", &p.BootComponents, JudgeCIPolicy, Ignore) },
+		"ci_policies":     func(v *yaml.Node) { p.CIPolicies = d.ciPolicies(v) },
 		"db": func(v *yaml.Node) {
 			d.Fields(v, "db", map[string]func(*yaml.Node){
 				"contains":     func(v *yaml.Node) { p.DBContains = d.certList(v, "db: contains") },

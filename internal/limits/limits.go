@@ -92,6 +92,13 @@ const (
 	// claims too, which list each component's authorities.
 	MaxBootComponents  = 1024
 	MaxBootAuthorities = 32
+
+	// MaxSIPolicyName caps the policy name of a WBCL SI policy event
+	// (SIPAEVENT_SI_POLICY), in UTF-16 bytes: names and GUIDs are tens of
+	// characters. MaxActiveCIPolicies caps the distinct SI policy events
+	// of one boot (hosts run a few policies; Windows once allowed 32).
+	MaxSIPolicyName     = 1024
+	MaxActiveCIPolicies = 256
 )
 
 // MaxLinkedEntries caps the directory entries the validator lists through

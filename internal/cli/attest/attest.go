@@ -302,6 +302,17 @@ func render(w io.Writer, format string, r *attest.Result) error {
 			}
 			textsafe.Linef(&b, "  %s: %s", f.name, s)
 		}
+		switch {
+		case c.ActiveCIPolicies != nil:
+			textsafe.Linef(&b, "  activeCiPolicies: %d", len(c.ActiveCIPolicies))
+			for _, p := range c.ActiveCIPolicies {
+				textsafe.Linef(&b, "    %q version %s %s %s", p.Name, p.Version, p.HashAlg, p.Digest)
+			}
+		case c.Boot != nil && c.Boot.WindowsProblem != "":
+			textsafe.Linef(&b, "  activeCiPolicies: unknown (the Windows boot configuration could not be read)")
+		default:
+			textsafe.Linef(&b, "  activeCiPolicies: n/a (no Windows boot)")
+		}
 		for _, k := range c.KernelCmdlines {
 			textsafe.Linef(&b, "  kernel command line: %s", k)
 		}

@@ -143,8 +143,8 @@ func TestRenderUnreadableWindowsClaims(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := b.String()
-		if strings.Count(out, tc.want) != 3 || strings.Contains(out, tc.notWant) {
-			t.Errorf("problem %q: want %q for the three Windows claims, got:\n%s", tc.problem, tc.want, out)
+		if strings.Count(out, tc.want) != 4 || strings.Contains(out, tc.notWant) {
+			t.Errorf("problem %q: want %q for the four Windows claims, got:\n%s", tc.problem, tc.want, out)
 		}
 	}
 }
