@@ -201,10 +201,13 @@ func (d *policyDecoder) kek(v *yaml.Node, p *Policy) {
 		p.KEK = d.certList(v, "kek", false)
 		return
 	}
-	d.Fields(v, "kek", map[string]func(*yaml.Node){
+	seen := d.Fields(v, "kek", map[string]func(*yaml.Node){
 		"contains":     func(v *yaml.Node) { p.KEKContains = d.certList(v, "kek: contains", true) },
 		"contains_any": func(v *yaml.Node) { p.KEKContainsAny = d.certList(v, "kek: contains_any", false) },
 	})
+	if len(seen) == 0 {
+		d.Errorf(v, "kek: give contains, contains_any or both (or a list: exactly these certificates)")
+	}
 }
 
 // certList reads a list of certificate references; dated says an entry

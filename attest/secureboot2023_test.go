@@ -158,11 +158,26 @@ func (ca *rolloverCAs) hosts() map[string]sbHost {
 	}
 }
 
-// sbLog writes the host's log (SHA256 bank: the Secure Boot variables,
-// each authority before the first component it admitted, option ROMs in
-// PCR 2, boot applications in PCR 4) and quotes every PCR with a
-// software AK; verified at now.
+// sbLog writes the host's evidence (sbEvidence) and verifies it at now.
 func (ca *rolloverCAs) sbLog(t *testing.T, h sbHost, now time.Time) *Verified {
+	t.Helper()
+	ev, opts := ca.sbEvidence(t, h)
+	opts.Now = func() time.Time { return now }
+	v, err := Verify(context.Background(), ev, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Time().Equal(now) {
+		t.Fatalf("verified at %v, want %v", v.Time(), now)
+	}
+	return v
+}
+
+// sbEvidence writes the host's log (SHA256 bank: the Secure Boot
+// variables, each authority before the first component it admitted,
+// option ROMs in PCR 2, boot applications in PCR 4) and quotes every PCR
+// with a software AK.
+func (ca *rolloverCAs) sbEvidence(t *testing.T, h sbHost) (*Evidence, VerifyOptions) {
 	t.Helper()
 	w, err := eventlog.NewWriter(eventlog.FormatCryptoAgile, eventlog.SHA256)
 	if err != nil {
@@ -212,15 +227,7 @@ func (ca *rolloverCAs) sbLog(t *testing.T, h sbHost, now time.Time) *Verified {
 	nonce := []byte("nonce-0123456789")
 	ak := newRSAAK(t, tpm2.TPMAlgRSASSA)
 	q := ak.quote(t, quoteSpec{bank: eventlog.SHA256, pcrs: all, values: w.PCRs(), nonce: nonce})
-	v, err := Verify(context.Background(), &Evidence{EventLog: w.Bytes(), Quotes: []Quote{q}},
-		VerifyOptions{AK: ak.ak(t), Nonce: nonce, Now: func() time.Time { return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !v.Time().Equal(now) {
-		t.Fatalf("verified at %v, want %v", v.Time(), now)
-	}
-	return v
+	return &Evidence{EventLog: w.Bytes(), Quotes: []Quote{q}}, VerifyOptions{AK: ak.ak(t), Nonce: nonce}
 }
 
 // examplePolicy loads an attestation policy of examples/attest, its
@@ -318,6 +325,7 @@ func TestSecureBootRollover(t *testing.T) {
 		{"revoked/bootmgr-2023", pTransition, ciBoth, afterCutoff, nil},
 		{"new-firmware", pTransition, ciBoth, afterCutoff, nil},
 		{"revoked/bootmgr-2011", pTransition, ciBoth, afterCutoff, []string{revoked}},
+		{"both/blacklotus", pTransition, ciBoth, afterCutoff, []string{db, revoked}},
 		// The 2023 policy, whatever the date: the PCA 2011 trusted by
 		// nothing, the boot components admitted by the 2023 CAs only.
 		{"2011", p2023, ci2023, beforeCutoff, []string{kek, db, comps}},
@@ -485,6 +493,7 @@ func TestParseRolloverFields(t *testing.T) {
 		{"db:\n  contains_any: []\n", 1, "a contains_any list is empty"},
 		{"kek:\n  contains_any: []\n", 1, "a contains_any list is empty"},
 		{"kek:\n  exactly: []\n", 4, `unknown field "exactly" in kek`},
+		{"kek: {}\n", 3, "kek: give contains, contains_any or both"},
 		{"db:\n  not_trusted: [{sha256: " + h + ", from: next year}]\n", 4, `db: not_trusted: entry 1: from "next year": want a date (2026-10-19) or an RFC 3339 time`},
 		{"db:\n  not_trusted: [{from: 2027-01-01}]\n", 4, "db: not_trusted: entry 1: give exactly one of certificate, certificate_file, sha256"},
 		{"dbx:\n  includes: [{from: 2027-01-01}]\n", 4, "dbx: includes: entry 1: give exactly one of certificate, certificate_file, dbx_file, sha256"},
