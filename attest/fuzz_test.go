@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -39,6 +41,15 @@ func FuzzParsePolicy(f *testing.F) {
 	f.Add([]byte("format: csv-attest-policy/v1\nname: x\nsecure_boot: any\npk: [{sha256: " + hexString(make([]byte, 32)) + "}]\ndb: {contains: [], not_contains: []}\ndbx: {includes: [{sha256: " + hexString(make([]byte, 32)) + "}]}\n"))
 	f.Add([]byte("a: &x [*x]\n"))
 	f.Add([]byte("format: csv-attest-policy/v1\nname: x\nci_policies: [{id: '{" + testCIPolicyGUID + "}', min_version: 10.0.0.1, sha256: " + hexString(make([]byte, 32)) + "}, {file: x.cip, xml: x.xml}, {name: n}]\n"))
+	// The Secure Boot rollover examples: kek as a mapping, contains_any,
+	// not_trusted, from: dates.
+	for _, name := range []string{"secureboot-2011.yaml", "secureboot-transition.yaml", "secureboot-2023.yaml"} {
+		b, err := os.ReadFile(filepath.Join("..", "examples", "attest", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePolicy(data, "fuzz.yaml", PolicyOptions{ReadFile: func(string) ([]byte, error) { return data, nil }})
 		var le *cipolicy.LoadError
