@@ -19,6 +19,8 @@ import (
 	"github.com/veraison/ear"
 
 	"github.com/codesignval/csv/attest"
+	"github.com/codesignval/csv/attest/service"
+	"github.com/codesignval/csv/attest/service/servicetest"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/eartest"
 )
@@ -156,5 +158,48 @@ rules:
 		if err == nil || cmdutil.ExitCode(err) != cmdutil.ExitError || !strings.Contains(err.Error(), "EAR signing key "+key) || stdout.Len() != 0 {
 			t.Errorf("%s: err = %v, stdout %q", key, err, stdout)
 		}
+	}
+}
+
+// TestServeEAR: csv attest serve --credential-format ear issues EAR
+// credentials the EAR library verifies with the CA certificate's key,
+// with csv's version as the verifier's build; with any EK trusted
+// (the fixture's trust_any_unsafe) the EAR says nothing of the hardware.
+func TestServeEAR(t *testing.T) {
+	f := newServeFixture(t, "")
+	url, _, _ := startServeWith(t, f, func(o *ServeOptions) {
+		o.Version, o.CredentialFormat = "9.9.9", "ear"
+		prev := o.changed
+		o.changed = func(n string) bool { return n == "credential-format" || prev(n) }
+	})
+	h, err := servicetest.NewHost(servicetest.ECC, servicetest.ECC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred := mustCredential(t, url, f, h)
+	if cred.Format != service.FormatEAR {
+		t.Fatalf("format %q", cred.Format)
+	}
+	tok, err := h.Open(cred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(f.dir, "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	ca, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ar, err := eartest.Verify(t, tok, ca.PublicKey)
+	if err != nil {
+		t.Fatalf("the EAR library refuses the credential: %v", err)
+	}
+	want := ear.TrustVector{InstanceIdentity: 2, Configuration: 2, Executables: 3}
+	if v := eartest.Vector(t, ar, attest.EARSubmodule); v != want || eartest.Status(t, ar, attest.EARSubmodule) != ear.TrustTierAffirming ||
+		*ar.VerifierID.Build != "csv 9.9.9" {
+		t.Errorf("vector %+v, build %q", v, *ar.VerifierID.Build)
 	}
 }
