@@ -10,6 +10,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -309,4 +310,72 @@ func TestTrustClaimTier(t *testing.T) {
 	if err := json.Unmarshal([]byte(`"fine"`), &tt); err == nil {
 		t.Error(`"fine" is a tier`)
 	}
+}
+
+// FuzzEAR: whatever checks a result holds (names the table knows and
+// names it does not, passed or failed, audit-blocked components), the
+// EAR the library parses has status contraindicated unless the result is
+// trusted, never better than its worst claim, and affirming for a trusted
+// result without audit findings. The same bytes, read as an "ear.status"
+// value, give a tier that marshals back to itself, or an error.
+func FuzzEAR(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7})
+	f.Add([]byte{0x80, 0x81, 0x92, 0x13, 0xff})
+	f.Add([]byte(`"warning"`))
+	f.Add([]byte(`96`))
+	names := make([]string, 0, len(earTable)+3)
+	for n := range earTable {
+		names = append(names, strings.Replace(n, "quote.", "quote[2].", 1))
+	}
+	slices.Sort(names)
+	names = append(names, "policy.from-the-future", "quote[x].nonce", "")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var tt TrustTier
+		if err := json.Unmarshal(b, &tt); err == nil {
+			out, err := json.Marshal(tt)
+			if err != nil {
+				t.Fatalf("%q read as %d, which does not marshal: %v", b, tt, err)
+			}
+			var back TrustTier
+			if err := json.Unmarshal(out, &back); err != nil || back != tt {
+				t.Fatalf("%q: %s does not read back: %v", b, out, err)
+			}
+		}
+		r := &Result{Policy: &PolicyRef{Name: string(b), SHA256: "00"}, Claims: &Claims{}}
+		audit := false
+		for _, c := range b {
+			if c&0x40 != 0 && c&0x20 != 0 {
+				r.Claims.BootComponents = append(r.Claims.BootComponents, ComponentClaim{Verdict: "blocked (audit)"})
+				audit = true
+				continue
+			}
+			r.Checks = append(r.Checks, Check{Name: names[int(c&0x3f)%len(names)], Passed: c&0x80 == 0})
+		}
+		r.finish()
+		e, err := NewEAR(r, EAROptions{Build: "csv fuzz", Nonce: b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ar, err := eartest.Parse(t, js)
+		if err != nil {
+			t.Fatalf("the EAR library refuses %s: %v", js, err)
+		}
+		status := eartest.Status(t, ar, EARSubmodule)
+		if !r.Trusted && status != ear.TrustTierContraindicated {
+			t.Fatalf("not trusted, status %s: %v", status, r.Checks)
+		}
+		for name, c := range eartest.Vector(t, ar, EARSubmodule).AsMap() {
+			if TrustTier(c.GetTier()).rank() > TrustTier(status).rank() {
+				t.Fatalf("status %s better than %s %d", status, name, c)
+			}
+		}
+		executes := slices.ContainsFunc(r.Checks, func(c Check) bool { return c.Name == "policy.boot-components" })
+		if r.Trusted && !(audit && executes) && status != ear.TrustTierAffirming {
+			t.Fatalf("trusted, status %s: %v", status, r.Checks)
+		}
+	})
 }
