@@ -361,15 +361,6 @@ func NewEAR(r *Result, opts EAROptions) (*EAR, error) {
 	return e, nil
 }
 
-// Status returns the status of the EAR's csv submodule (TierNone if it
-// has none).
-func (e *EAR) Status() TrustTier {
-	if a := e.Submods[EARSubmodule]; a != nil {
-		return a.Status
-	}
-	return TierNone
-}
-
 // EARAlgorithm returns the JWS algorithm csv signs EARs with for a public
 // key: ES256, ES384 or ES512 for ECDSA P-256, P-384 and P-521, PS256 for
 // RSA of 2048 bits or more, EdDSA for Ed25519.

@@ -145,8 +145,9 @@ func NewCmdServe(f *cmdutil.Factory, runF func(context.Context, *ServeOptions) e
 			service verifies the evidence and judges the boot with the attestation policy and the
 			code integrity policies, as csv attest verify does, and answers with every check and
 			the verified claims. A trusted host also gets a credential: a token, an AK certificate or
-			an EAR (EAT Attestation Result) stating the claims, encrypted under a secret wrapped with TPM2_MakeCredential to its EK
-			and AK, which only that TPM can recover. GET /healthz answers while it serves.
+			an EAR (EAT Attestation Result) stating the claims, encrypted under a secret wrapped with
+			TPM2_MakeCredential to its EK and AK, which only that TPM can recover. GET /healthz
+			answers while it serves.
 
 			The configuration file (YAML, see docs/attest.md) holds everything; the flags override it.
 			Each decision is logged to standard error as one JSON line. SIGHUP reloads the policies,
