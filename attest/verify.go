@@ -10,8 +10,9 @@
 // The steps are separate: [Verify] checks the evidence and returns a
 // [*Verified] (which nothing else can build); [Evaluate] judges a Verified
 // with a Policy and returns a [*Result] with the verdict, every check, the
-// claims and the workarounds used. [Inspect] parses a log without a quote,
-// for people: nothing it says is verified.
+// claims and the workarounds used. [NewEAR] states a Result as an IETF
+// RATS attestation result (EAR) for relying parties. [Inspect] parses a
+// log without a quote, for people: nothing it says is verified.
 //
 // # Security
 //

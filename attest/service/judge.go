@@ -265,7 +265,7 @@ func (s *Server) judge(ctx context.Context, req *AttestRequest, d *decision) (*A
 	rawClaims, err := json.Marshal(res.Claims)
 	var iss *issued
 	if err == nil {
-		iss, err = s.issuer.issue(now, id, d.nonceID, res, rawClaims)
+		iss, err = s.issuer.issue(now, id, d.nonceID, raw, res, rawClaims)
 	}
 	var cred *Credential
 	if err == nil {

@@ -134,7 +134,7 @@ type Config struct {
 	// CA and CAKey issue the credentials' payloads.
 	CA    *x509.Certificate
 	CAKey crypto.Signer
-	// CredentialFormat is FormatToken (default) or FormatX509.
+	// CredentialFormat is FormatToken (default), FormatX509 or FormatEAR.
 	CredentialFormat CredentialFormat
 	// ClaimsOID is the X.509 extension of the claims (required for
 	// FormatX509).
@@ -142,8 +142,12 @@ type Config struct {
 	// CredentialLifetime is how long a credential is valid (default 1h,
 	// never past the CA's own expiry).
 	CredentialLifetime time.Duration
-	// TokenIssuer is the tokens' "iss" (default the CA's common name).
+	// TokenIssuer is the tokens' and EARs' "iss" (default the CA's
+	// common name).
 	TokenIssuer string
+	// VerifierBuild is the EARs' "ear.verifier-id" build: csv's name and
+	// version (default "csv").
+	VerifierBuild string
 
 	// NonceKeys are HMAC keys of at least 32 bytes: the first mints
 	// nonces, all are accepted (to rotate, prepend the new key and drop
@@ -329,6 +333,9 @@ func New(cfg Config) (*Server, error) {
 	s.nonces = &nonces{keys: keys, ttl: cfg.NonceTTL, used: newUsedNonces(cfg.NonceTTL, cfg.MaxUsedNonces, cfg.MaxUsedNoncesPerEK, cfg.Now())}
 	if s.issuer, err = newIssuer(cfg.CA, cfg.CAKey, cfg.CredentialFormat, cfg.CredentialLifetime, cfg.TokenIssuer, cfg.ClaimsOID, cfg.Now()); err != nil {
 		return nil, err
+	}
+	if s.issuer.build = cfg.VerifierBuild; s.issuer.build == "" {
+		s.issuer.build = "csv"
 	}
 	p, err := cfg.LoadPolicy()
 	if err != nil {

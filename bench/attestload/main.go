@@ -97,7 +97,7 @@ func run() error {
 	flag.IntVar(&o.warmup, "warmup", 500, "attestations before measuring")
 	flag.StringVar(&o.logPath, "eventlog", "../shared/testdata/eventlogs/go-tpm-tools/attestations/gce-cos-85-nonce9009.derived.json",
 		"the event log: a raw TCG log, or a go-tpm-tools attestation JSON (event_log_b64)")
-	flag.StringVar(&o.format, "format", "token", "credential format: token or x509")
+	flag.StringVar(&o.format, "format", "token", "credential format: token, x509 or ear")
 	flag.StringVar(&o.url, "url", "", "attest to the service at this URL instead of one started here")
 	flag.StringVar(&o.caFile, "ca", "", "with -url: the CA certificate (PEM) of its TLS certificate")
 	flag.StringVar(&o.writeConfig, "write-config", "", "write a csv attest serve configuration for this load to `DIR` and exit")

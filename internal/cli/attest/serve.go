@@ -109,7 +109,8 @@ type ServeConfig struct {
 
 // ServeOptions are the flags of csv attest serve.
 type ServeOptions struct {
-	IO *cmdutil.IOStreams
+	IO      *cmdutil.IOStreams
+	Version string
 
 	ConfigFile       string
 	Listen           string
@@ -134,7 +135,7 @@ type ServeOptions struct {
 // NewCmdServe returns the serve command. runF, if not nil, replaces the run
 // function (for tests of flag parsing).
 func NewCmdServe(f *cmdutil.Factory, runF func(context.Context, *ServeOptions) error) *cobra.Command {
-	o := &ServeOptions{IO: f.IO}
+	o := &ServeOptions{IO: f.IO, Version: f.Version}
 	cmd := &cobra.Command{
 		Use:   "serve --config FILE [flags]",
 		Short: "Serve the attestation API: hosts attest, trusted ones get a credential sealed to their TPM",
@@ -143,9 +144,10 @@ func NewCmdServe(f *cmdutil.Factory, runF func(context.Context, *ServeOptions) e
 			its PCRs with it and submits its event log, quotes, AK and EK (POST /v1/attest). The
 			service verifies the evidence and judges the boot with the attestation policy and the
 			code integrity policies, as csv attest verify does, and answers with every check and
-			the verified claims. A trusted host also gets a credential: a token or AK certificate
-			stating the claims, encrypted under a secret wrapped with TPM2_MakeCredential to its EK
-			and AK, which only that TPM can recover. GET /healthz answers while it serves.
+			the verified claims. A trusted host also gets a credential: a token, an AK certificate or
+			an EAR (EAT Attestation Result) stating the claims, encrypted under a secret wrapped with
+			TPM2_MakeCredential to its EK and AK, which only that TPM can recover. GET /healthz
+			answers while it serves.
 
 			The configuration file (YAML, see docs/attest.md) holds everything; the flags override it.
 			Each decision is logged to standard error as one JSON line. SIGHUP reloads the policies,
@@ -184,7 +186,7 @@ func NewCmdServe(f *cmdutil.Factory, runF func(context.Context, *ServeOptions) e
 	fl.StringArrayVar(&o.EKRoots, "ek-roots", nil, "TPM manufacturer CA certificates `FILE` EK certificates must chain to; repeatable")
 	fl.StringVar(&o.EKAllowlist, "ek-allowlist", "", "`FILE` of trusted EKs: SHA-256 of their public keys (hex), one a line")
 	fl.StringVar(&o.NonceKeyFile, "nonce-key-file", "", "`FILE` holding the nonce MAC key (at least 32 bytes; the same on every replica)")
-	fl.StringVar(&o.CredentialFormat, "credential-format", "", "the credential's payload `FORMAT`: token (default) or x509")
+	fl.StringVar(&o.CredentialFormat, "credential-format", "", "the credential's payload `FORMAT`: token (default), x509 or ear (an EAT Attestation Result JWT)")
 	fl.BoolVar(&o.PlaintextUnsafe, "plaintext-unsafe", false, "serve HTTP without TLS (behind a TLS-terminating proxy, or tests)")
 	fl.BoolVar(&o.TrustAnyEKUnsafe, "trust-any-ek-unsafe", false, "trust any EK: a host without a genuine TPM could read its credential")
 	return cmd
@@ -473,6 +475,9 @@ func runServe(ctx context.Context, o *ServeOptions) error {
 	sc, err := serviceConfig(c, logger)
 	if err != nil {
 		return err
+	}
+	if o.Version != "" {
+		sc.VerifierBuild = "csv " + o.Version
 	}
 	var kp *tlsKeyPair
 	if c.TLS.Certificate != "" {
