@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -87,5 +89,35 @@ func TestServeReplayStore(t *testing.T) {
 				t.Fatalf("serve: %v", err)
 			}
 		})
+	}
+}
+
+// TestServeReplayStoreConfig: nonce: replay_store and replay_store_ca in
+// the configuration file (the CA files relative to it), and a CA without a
+// store refused.
+func TestServeReplayStoreConfig(t *testing.T) {
+	f := newServeFixture(t, "")
+	b, err := os.ReadFile(f.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(extra string) {
+		t.Helper()
+		if err := os.WriteFile(f.config, bytes.Replace(b, []byte("  ttl: 1m\n"), []byte("  ttl: 1m\n"+extra), 1), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("  replay_store: rediss://cache.example:6380/3\n  replay_store_ca: [redis-ca.pem]\n")
+	c, _, err := loadServeConfig(&ServeOptions{ConfigFile: f.config, Listen: ":8443"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Nonce.ReplayStore != "rediss://cache.example:6380/3" || len(c.Nonce.ReplayStoreCA) != 1 ||
+		c.Nonce.ReplayStoreCA[0] != filepath.Join(f.dir, "redis-ca.pem") {
+		t.Fatalf("nonce: %+v", c.Nonce)
+	}
+	write("  replay_store_ca: [redis-ca.pem]\n")
+	if _, _, err := loadServeConfig(&ServeOptions{ConfigFile: f.config, Listen: ":8443"}); err == nil || !strings.Contains(err.Error(), "replay_store_ca without a replay_store") {
+		t.Fatalf("a CA without a store: %v", err)
 	}
 }

@@ -29,6 +29,7 @@ type Server struct {
 	bin, dir string
 	port     int
 	args     []string
+	tls      []string // certificate and key files: TLS only
 	cmd      *exec.Cmd
 	done     chan struct{}
 }
@@ -48,16 +49,31 @@ func New(t testing.TB, args ...string) *Server {
 	return s
 }
 
+// NewTLS is New for a server that speaks TLS only (rediss://), with the
+// certificate and key in PEM files, not asking clients for certificates.
+func NewTLS(t testing.TB, certFile, keyFile string, args ...string) *Server {
+	t.Helper()
+	bin := testenv.Tool(t, "redis-server")
+	s, err := start(bin, t.TempDir(), []string{certFile, keyFile}, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
 // Start starts bin (redis-server) on a free loopback port with its files in
 // dir, and waits until it accepts connections.
-func Start(bin, dir string, args ...string) (*Server, error) {
+func Start(bin, dir string, args ...string) (*Server, error) { return start(bin, dir, nil, args) }
+
+func start(bin, dir string, tls, args []string) (*Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	s := &Server{bin: bin, dir: dir, port: port, args: args}
+	s := &Server{bin: bin, dir: dir, port: port, args: args, tls: tls}
 	if err := s.Restart(); err != nil {
 		return nil, err
 	}
@@ -67,16 +83,27 @@ func Start(bin, dir string, args ...string) (*Server, error) {
 // Addr is host:port.
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
-// URL is redis://127.0.0.1:port (without credentials).
-func (s *Server) URL() string { return "redis://" + s.Addr() }
+// URL is redis://127.0.0.1:port, or rediss:// for TLS (without
+// credentials).
+func (s *Server) URL() string {
+	if s.tls != nil {
+		return "rediss://" + s.Addr()
+	}
+	return "redis://" + s.Addr()
+}
 
 // Restart starts the server again after Stop, on the same port, empty.
 func (s *Server) Restart() error {
 	if s.cmd != nil {
 		return errors.New("redistest: already running")
 	}
-	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", filepath.Join(s.dir, "redis.log")}, s.args...)
+	args := []string{"--port", strconv.Itoa(s.port)}
+	if s.tls != nil {
+		args = []string{"--port", "0", "--tls-port", strconv.Itoa(s.port), "--tls-cert-file", s.tls[0], "--tls-key-file", s.tls[1],
+			"--tls-auth-clients", "no"}
+	}
+	args = append(append(args, "--bind", "127.0.0.1", "--dir", s.dir,
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", filepath.Join(s.dir, "redis.log")), s.args...)
 	cmd := exec.Command(s.bin, args...)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("redistest: %w", err)
