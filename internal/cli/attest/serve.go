@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/codesignval/csv/attest"
 	"github.com/codesignval/csv/attest/service"
+	"github.com/codesignval/csv/attest/service/redisstore"
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/limits"
@@ -84,6 +86,12 @@ type ServeConfig struct {
 		TTL          duration `yaml:"ttl"`
 		MaxUsed      int      `yaml:"max_used"`
 		MaxUsedPerEK int      `yaml:"max_used_per_ek"`
+		// ReplayStore is the used-nonce store the replicas share
+		// (redis:// or rediss:// URL; docs/fleet.md), and
+		// ReplayStoreCA the CA certificates (PEM) a rediss:// server's
+		// certificate must chain to (default: the system's).
+		ReplayStore   string   `yaml:"replay_store"`
+		ReplayStoreCA []string `yaml:"replay_store_ca"`
 	} `yaml:"nonce"`
 	Credential struct {
 		Format        string   `yaml:"format"`
@@ -121,6 +129,7 @@ type ServeOptions struct {
 	EKRoots          []string
 	EKAllowlist      string
 	NonceKeyFile     string
+	ReplayStore      string
 	CredentialFormat string
 	PlaintextUnsafe  bool
 	TrustAnyEKUnsafe bool
@@ -156,6 +165,11 @@ func NewCmdServe(f *cmdutil.Factory, runF func(context.Context, *ServeOptions) e
 			SIGHUP. The nonce keys and the credential CA are read at start only. SIGTERM or SIGINT
 			shut down gracefully, letting requests in progress finish.
 
+			Replicas behind a load balancer share the nonce key and, with --replay-store, a Redis or
+			Valkey server that records used nonces, so that a submission replayed to another replica
+			is refused; while that store is unreachable, submissions are refused with 503 (see
+			docs/fleet.md). The store must answer at start.
+
 			Exit status: 0 after a graceful shutdown; 2 for a configuration error.
 		`),
 		Example: cmdutil.Example(heredoc.Doc(`
@@ -186,6 +200,7 @@ func NewCmdServe(f *cmdutil.Factory, runF func(context.Context, *ServeOptions) e
 	fl.StringArrayVar(&o.EKRoots, "ek-roots", nil, "TPM manufacturer CA certificates `FILE` EK certificates must chain to; repeatable")
 	fl.StringVar(&o.EKAllowlist, "ek-allowlist", "", "`FILE` of trusted EKs: SHA-256 of their public keys (hex), one a line")
 	fl.StringVar(&o.NonceKeyFile, "nonce-key-file", "", "`FILE` holding the nonce MAC key (at least 32 bytes; the same on every replica)")
+	fl.StringVar(&o.ReplayStore, "replay-store", "", "used-nonce store the replicas share: redis[s]://[user:password@]host:port[/db] (prefer the configuration file for a password)")
 	fl.StringVar(&o.CredentialFormat, "credential-format", "", "the credential's payload `FORMAT`: token (default), x509 or ear (an EAT Attestation Result JWT)")
 	fl.BoolVar(&o.PlaintextUnsafe, "plaintext-unsafe", false, "serve HTTP without TLS (behind a TLS-terminating proxy, or tests)")
 	fl.BoolVar(&o.TrustAnyEKUnsafe, "trust-any-ek-unsafe", false, "trust any EK: a host without a genuine TPM could read its credential")
@@ -219,7 +234,8 @@ func loadServeConfig(o *ServeOptions) (*ServeConfig, string, error) {
 		for _, p := range []*string{&c.TLS.Certificate, &c.TLS.Key, &c.Policy, &c.EK.Allowlist, &c.Credential.CACertificate, &c.Credential.CAKey} {
 			rel(p)
 		}
-		for _, l := range [][]string{c.CIPolicies, c.Certs, c.AK.Roots, c.AK.Intermediates, c.EK.Roots, c.EK.Intermediates, c.Nonce.KeyFiles} {
+		for _, l := range [][]string{c.CIPolicies, c.Certs, c.AK.Roots, c.AK.Intermediates, c.EK.Roots, c.EK.Intermediates, c.Nonce.KeyFiles,
+			c.Nonce.ReplayStoreCA} {
 			for i := range l {
 				rel(&l[i])
 			}
@@ -241,6 +257,7 @@ func loadServeConfig(o *ServeOptions) (*ServeConfig, string, error) {
 	set("ca-key", &c.Credential.CAKey, o.CAKey)
 	set("ek-allowlist", &c.EK.Allowlist, o.EKAllowlist)
 	set("credential-format", &c.Credential.Format, o.CredentialFormat)
+	set("replay-store", &c.Nonce.ReplayStore, o.ReplayStore)
 	if o.changed != nil {
 		if o.changed("ci-policy") {
 			c.CIPolicies = o.CIPolicies
@@ -269,6 +286,8 @@ func loadServeConfig(o *ServeOptions) (*ServeConfig, string, error) {
 		return nil, "", cmdutil.FlagErrorf("attest serve: no TLS certificate: give tls: certificate and key (or --plaintext-unsafe behind a TLS-terminating proxy)")
 	case c.TLS.Certificate != "" && c.PlaintextUnsafe:
 		return nil, "", cmdutil.FlagErrorf("attest serve: both a TLS certificate and plaintext_unsafe")
+	case len(c.Nonce.ReplayStoreCA) > 0 && c.Nonce.ReplayStore == "":
+		return nil, "", cmdutil.FlagErrorf("attest serve: nonce: replay_store_ca without a replay_store")
 	}
 	return c, dir, nil
 }
@@ -489,6 +508,15 @@ func runServe(ctx context.Context, o *ServeOptions) error {
 			return kp.cur.Load(), nil
 		}}
 	}
+	if c.Nonce.ReplayStore != "" {
+		store, err := openReplayStore(ctx, c)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		sc.ReplayStore = store
+		logger.Info("replay store", slog.String("url", store.String()))
+	}
 	srv, err := service.New(sc)
 	if err != nil {
 		return err
@@ -511,6 +539,38 @@ func runServe(ctx context.Context, o *ServeOptions) error {
 		}
 	}()
 	return srv.Serve(ctx, ln)
+}
+
+// replayStoreStartTimeout bounds the check that the replay store answers
+// at start.
+const replayStoreStartTimeout = 10 * time.Second
+
+// openReplayStore connects to the replay store the configuration names
+// and checks that it answers (and takes the URL's credentials): a replica
+// that could only refuse submissions should not start.
+func openReplayStore(ctx context.Context, c *ServeConfig) (*redisstore.Store, error) {
+	var o redisstore.Options
+	if len(c.Nonce.ReplayStoreCA) > 0 {
+		certs, err := signing.LoadX509CertificateFiles(c.Nonce.ReplayStoreCA)
+		if err != nil {
+			return nil, fmt.Errorf("attest serve: replay store CA: %w", err)
+		}
+		o.RootCAs = x509.NewCertPool()
+		for _, cert := range certs {
+			o.RootCAs.AddCert(cert)
+		}
+	}
+	store, err := redisstore.New(c.Nonce.ReplayStore, o)
+	if err != nil {
+		return nil, fmt.Errorf("attest serve: replay store: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, replayStoreStartTimeout)
+	defer cancel()
+	if err := store.Ping(pctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("attest serve: the replay store does not answer: %w", err)
+	}
+	return store, nil
 }
 
 // reload reloads the policies, the EK and AK roots and EK allowlist, and
