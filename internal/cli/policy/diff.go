@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/MakeNowJust/heredoc/v2"
 	"github.com/spf13/cobra"
@@ -32,6 +33,8 @@ type DiffOptions struct {
 	Scenario         string
 	Jobs             int
 	Include, Exclude []string
+	// now is the time both policies judge at (default time.Now; tests).
+	now func() time.Time
 }
 
 // NewCmdDiff returns "csv policy diff".

@@ -93,6 +93,9 @@ func judgeImpact(ctx context.Context, o *DiffOptions, oldP, newP *cipolicy.Polic
 		return nil, err
 	}
 	now := time.Now()
+	if o.now != nil {
+		now = o.now()
+	}
 	clock := func() time.Time { return now } // both policies judge at one time
 	validator := func(p *cipolicy.Policy) (*csv.Validator, error) {
 		set, err := cipolicy.NewSet(cipolicy.SetOptions{TrustedRoots: certs, Now: clock}, p)
