@@ -1,6 +1,7 @@
 package impact_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"crypto"
@@ -77,6 +78,7 @@ func newBuild(t *testing.T) *build {
 		"lib/c.so":      elfSigned("c", leafA),
 		"lib/bad.so":    elfSigned("bad", nil),
 		"README.txt":    []byte("not a binary\n"),
+		"pkg.zip":       zipOf(t, "lib/m.so", elfSigned("m", leafA)),
 	}
 	for name, data := range files {
 		p := filepath.Join(b.dir, filepath.FromSlash(name))
@@ -119,6 +121,24 @@ rules:
   - {id: legacy-bad, action: allow, sha256: %s}
   - {id: deny-bad, action: deny, sha256: %s}
 `, mode, b.tbsB, b.sha["lib/c.so"], b.sha["lib/bad.so"], b.sha["lib/bad.so"]))
+}
+
+// zipOf returns a zip archive holding data at name.
+func zipOf(t *testing.T, name string, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, err := zw.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 func parse(t *testing.T, name, src string) *cipolicy.Policy {
@@ -174,6 +194,7 @@ func TestCompareNamesExactlyTheChangedFiles(t *testing.T) {
 		// Grouped by kind, then rule; within a group in the walk's order.
 		"bin/tool.exe newly-blocked old:tool tool->",                 // min_version tightened: no rule decides now
 		"lib/a.so newly-blocked old:signer-a signer-a->",             // Signer A removed
+		"pkg.zip!/lib/m.so newly-blocked old:signer-a signer-a->",    // a member too
 		"lib/bad.so newly-blocked new:deny-bad legacy-bad->deny-bad", // a deny rule added
 		"lib/b.so newly-allowed new:signer-b ->signer-b",             // Signer B added
 		"lib/c.so rule-changed new:c-pin signer-a->c-pin",            // pinned by hash instead
@@ -181,7 +202,7 @@ func TestCompareNamesExactlyTheChangedFiles(t *testing.T) {
 	if got := summary(t, b.dir, inv); !slices.Equal(got, want) {
 		t.Errorf("changes:\n got %q\nwant %q", got, want)
 	}
-	wantCounts := impact.Counts{Judged: 6, Unchanged: 1, NewlyBlocked: 3, NewlyAllowed: 1, RuleChanged: 1, Skipped: 1}
+	wantCounts := impact.Counts{Judged: 7, Unchanged: 1, NewlyBlocked: 4, NewlyAllowed: 1, RuleChanged: 1, Skipped: 2}
 	if inv.Counts != wantCounts {
 		t.Errorf("counts %+v, want %+v", inv.Counts, wantCounts)
 	}
@@ -200,7 +221,7 @@ func TestCompareNamesExactlyTheChangedFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantRev := impact.Counts{Judged: 6, Unchanged: 1, NewlyBlocked: 1, NewlyAllowed: 3, RuleChanged: 1, Skipped: 1}
+	wantRev := impact.Counts{Judged: 7, Unchanged: 1, NewlyBlocked: 1, NewlyAllowed: 4, RuleChanged: 1, Skipped: 2}
 	if rev.Counts != wantRev {
 		t.Errorf("reverse counts %+v, want %+v", rev.Counts, wantRev)
 	}
@@ -210,7 +231,7 @@ func TestCompareNamesExactlyTheChangedFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if same.Counts.Unchanged != 6 || len(same.Changes) != 0 {
+	if same.Counts.Unchanged != 7 || len(same.Changes) != 0 {
 		t.Errorf("same policy: %+v, %d changes", same.Counts, len(same.Changes))
 	}
 }
@@ -225,7 +246,7 @@ func TestCompareAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := impact.Counts{Judged: 6, Unchanged: 1, WouldBlockAudit: 3, NewlyAllowed: 1, RuleChanged: 1, Skipped: 1}
+	want := impact.Counts{Judged: 7, Unchanged: 1, WouldBlockAudit: 4, NewlyAllowed: 1, RuleChanged: 1, Skipped: 2}
 	if inv.Counts != want {
 		t.Errorf("enforce -> audit: %+v, want %+v", inv.Counts, want)
 	}
@@ -242,7 +263,7 @@ func TestCompareAudit(t *testing.T) {
 			blocked = append(blocked, strings.TrimPrefix(c.Path, filepath.ToSlash(b.dir)+"/"))
 		}
 	}
-	if want := []string{"bin/tool.exe", "lib/a.so", "lib/bad.so"}; !slices.Equal(blocked, want) || inv.Counts.NewlyBlocked != 3 || inv.Counts.Judged != 6 {
+	if want := []string{"bin/tool.exe", "lib/a.so", "lib/bad.so", "pkg.zip!/lib/m.so"}; !slices.Equal(blocked, want) || inv.Counts.NewlyBlocked != 4 || inv.Counts.Judged != 7 {
 		t.Errorf("audit -> enforce: newly blocked %q (%+v), want %q", blocked, inv.Counts, want)
 	}
 }
@@ -388,6 +409,7 @@ func TestRenderers(t *testing.T) {
 	want := []string{
 		"CSV.Impact.NewlyBlocked error tool.exe tool",
 		"CSV.Impact.NewlyBlocked error a.so signer-a",
+		"CSV.Impact.NewlyBlocked error pkg.zip signer-a", // a member: located at its container
 		"CSV.Impact.NewlyBlocked error bad.so deny-bad",
 		"CSV.Impact.NewlyAllowed warning b.so signer-b",
 	}
@@ -401,8 +423,8 @@ func TestRenderers(t *testing.T) {
 	impact.WriteText(&text, invs)
 	out := text.String()
 	for _, s := range []string{
-		"6 binaries judged: 3 newly blocked, 0 would be blocked (audit), 1 newly allowed, 1 rule changed, 1 unchanged",
-		"newly blocked (3):", `rule "deny-bad" of "app":`, `rule "signer-a" of "app" (old policy), which no longer decides:`,
+		"7 binaries judged: 4 newly blocked, 0 would be blocked (audit), 1 newly allowed, 1 rule changed, 1 unchanged",
+		"newly blocked (4):", "pkg.zip!/lib/m.so", `rule "deny-bad" of "app":`, `rule "signer-a" of "app" (old policy), which no longer decides:`,
 		"lib/b.so", "lib/c.so", `new: blocked, rule "deny-bad" (denied)`,
 	} {
 		if !strings.Contains(out, s) {
@@ -428,4 +450,37 @@ func checkSARIF(t *testing.T, b []byte) {
 	if err := schema.Validate(inst); err != nil {
 		t.Fatalf("not valid SARIF 2.1.0: %v", err)
 	}
+}
+
+// TestWriteTextEscapes: a file name or reason that holds a newline or a CI
+// log command cannot forge a line of the report.
+func TestWriteTextEscapes(t *testing.T) {
+	side := impact.Side{Verdict: cipolicy.Blocked, Enforced: true, Kind: cipolicy.KindDenied, Rule: "d", Reason: "denied\nimpact on \"x\": 0 binaries judged"}
+	inv := &impact.Inventory{Name: "r\n##[error]x", Sources: []string{"dir"}, Counts: impact.Counts{Judged: 1, NewlyBlocked: 1},
+		Changes: []impact.Change{{Path: "dir/a\n##[error]forged", Kind: impact.NewlyBlocked, Old: impact.Side{Verdict: cipolicy.Allowed, Enforced: true}, New: side}}}
+	var buf bytes.Buffer
+	impact.WriteText(&buf, []*impact.Inventory{inv})
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if len(lines) != 6 {
+		t.Fatalf("%d lines, want 6:\n%s", len(lines), buf.String())
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(strings.TrimSpace(l), "##[") || strings.HasPrefix(l, "impact on \"x\"") {
+			t.Errorf("forged line %q", l)
+		}
+	}
+}
+
+func ExampleClassify() {
+	old := cipolicy.Decision{Verdict: cipolicy.Allowed, Enforced: true, Kind: cipolicy.KindAllowedBySigner, Rule: "build-pca"}
+	denied := cipolicy.Decision{Verdict: cipolicy.Blocked, Enforced: true, Kind: cipolicy.KindDenied, Rule: "leaked-2024"}
+	audited := denied
+	audited.Enforced = false // the new policy only audits
+	fmt.Println(impact.Classify(old, denied))
+	fmt.Println(impact.Classify(old, audited))
+	fmt.Println(impact.Classify(denied, old))
+	// Output:
+	// newly blocked
+	// would be blocked (audit)
+	// newly allowed
 }

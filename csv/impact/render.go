@@ -18,7 +18,9 @@ import (
 // WriteText writes the inventories' impact for people: per inventory its
 // counts, then each kind of change, grouped by deciding rule, each file
 // with its old and new decision. Paths, rule ids and reasons come from the
-// inventories and the policies: they are written escaped (textsafe).
+// inventories and the policies: each line is written escaped
+// (textsafe.Linef: nothing in them can end a line or forge another), names
+// quoted.
 func WriteText(w io.Writer, invs []*Inventory) {
 	for _, inv := range invs {
 		c := inv.Counts
@@ -40,7 +42,7 @@ func WriteText(w io.Writer, invs []*Inventory) {
 			}
 			textsafe.Linef(w, "    %s:", groupTitle(g.GroupKey))
 			for _, f := range g.Files {
-				textsafe.Linef(w, "      %s", textsafe.Quote(f.Path))
+				textsafe.Linef(w, "      %s", f.Path) // Linef escapes the line
 				textsafe.Linef(w, "        old: %s", sideText(f.Old))
 				textsafe.Linef(w, "        new: %s", sideText(f.New))
 			}
@@ -67,7 +69,7 @@ func sideText(s Side) string {
 	if s.Rule != "" {
 		rule = "rule " + textsafe.Quote(s.Rule)
 	}
-	return fmt.Sprintf("%s, %s (%s): %s", v, rule, s.Kind, textsafe.Quote(s.Reason))
+	return fmt.Sprintf("%s, %s (%s): %s", v, rule, s.Kind, s.Reason) // escaped by Linef
 }
 
 // SARIF rule ids of the impact report.

@@ -171,6 +171,18 @@ func TestDiffAgainstRings(t *testing.T) {
 		t.Errorf("bad.so: old %+v, new %+v", f.Old, f.New)
 	}
 
+	// A file given as the inventory is named as given.
+	file := filepath.Join(r.ring2, "b.exe")
+	out, _ = r.diff(t, "--format", "json", "--against", file, r.old, r.new)
+	j = impactJSON{}
+	if err := json.Unmarshal([]byte(out), &j); err != nil {
+		t.Fatal(err)
+	}
+	if len(j.Inventories) != 1 || j.Inventories[0].Name != file || len(j.Inventories[0].Groups) != 1 ||
+		j.Inventories[0].Groups[0].Files[0].Path != filepath.ToSlash(file) {
+		t.Errorf("a file as the inventory: %s", out)
+	}
+
 	// Two values under one name are one inventory.
 	out, _ = r.diff(t, "--format", "json", "--against", "all="+r.ring1, "--against", "all="+r.ring2, r.old, r.new)
 	j = impactJSON{}
