@@ -32,8 +32,12 @@ func WriteText(w io.Writer, invs []*Inventory) {
 			}
 			name += " (" + strings.Join(q, ", ") + ")"
 		}
-		textsafe.Linef(w, "impact on %s: %d binaries judged: %d newly blocked, %d would be blocked (audit), %d newly allowed, %d rule changed, %d unchanged",
-			name, c.Judged, c.NewlyBlocked, c.WouldBlockAudit, c.NewlyAllowed, c.RuleChanged, c.Unchanged)
+		judged := fmt.Sprintf("%d binaries", c.Judged)
+		if c.Judged == 1 {
+			judged = "1 binary"
+		}
+		textsafe.Linef(w, "impact on %s: %s judged: %d newly blocked, %d would be blocked (audit), %d newly allowed, %d rule changed, %d unchanged",
+			name, judged, c.NewlyBlocked, c.WouldBlockAudit, c.NewlyAllowed, c.RuleChanged, c.Unchanged)
 		kind := Kind("")
 		for _, g := range inv.Groups() {
 			if g.Kind != kind {
