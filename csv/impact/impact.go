@@ -61,6 +61,23 @@ func Paths(roots ...string) Judge {
 	}
 }
 
+// NewValidators returns the validators of the old and the new policy set
+// for Compare, with opts: each walks with both sets' path scopes
+// (csv.Options.PathScopes), so that both runs list the same files even
+// where symbolic links lie and the sets' path globs differ.
+func NewValidators(old, new *cipolicy.Set, opts csv.Options) (*csv.Validator, *csv.Validator, error) {
+	opts.PathScopes = slices.Concat(opts.PathScopes, csv.PolicyPathScopes(old), csv.PolicyPathScopes(new))
+	ov, err := csv.NewValidator(old, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	nv, err := csv.NewValidator(new, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ov, nv, nil
+}
+
 // Kind is how a file's outcome changes between the old and the new policy.
 type Kind string
 
@@ -299,7 +316,8 @@ func (e *InventoryMismatchError) Error() string {
 // returns the files whose outcome or deciding rule changes. name names the
 // inventory in the result and in errors; sources are recorded as what was
 // judged. The two runs' results are zipped by (root, path) as they come:
-// only the changed files are kept.
+// only the changed files are kept. old and new must list the same files:
+// make them with NewValidators.
 func Compare(ctx context.Context, name string, sources []string, old, new *csv.Validator, judge Judge) (*Inventory, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

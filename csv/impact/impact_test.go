@@ -484,3 +484,49 @@ func ExampleClassify() {
 	// would be blocked (audit)
 	// newly allowed
 }
+
+// TestCompareSymlinkScopes: a symbolic link is judged at its own path when
+// the policy's path scopes tell it apart from its target's (csv/discover.go),
+// so two policies with different scopes would list different files; the
+// validators NewValidators makes walk with both policies' scopes, and the
+// link a new path-scoped deny rule blocks is named.
+func TestCompareSymlinkScopes(t *testing.T) {
+	dir := t.TempDir()
+	elf := testbin.ELF(testbin.ELFOptions{})
+	if err := os.MkdirAll(filepath.Join(dir, "lib"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "lib", "real.so"), elf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../lib/real.so", filepath.Join(dir, "bin", "tool")); err != nil {
+		t.Skipf("no symbolic links here: %v", err)
+	}
+	old := parse(t, "old.yaml", "format: csv-policy/v1\nname: app\nrules:\n  - {id: all, action: allow, all: true}\n")
+	nw := parse(t, "new.yaml", "format: csv-policy/v1\nname: app\nrules:\n  - {id: all, action: allow, all: true}\n  - {id: no-bin, action: deny, all: true, paths: [\"bin/**\"]}\n")
+	sets := make([]*cipolicy.Set, 2)
+	for i, p := range []*cipolicy.Policy{old, nw} {
+		s, err := cipolicy.NewSet(cipolicy.SetOptions{}, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sets[i] = s
+	}
+	ov, nv, err := impact.NewValidators(sets[0], sets[1], csv.Options{Jobs: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := impact.Compare(context.Background(), "r", []string{dir}, ov, nv, impact.Paths(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := summary(t, dir, inv), []string{"bin/tool newly-blocked new:no-bin all->no-bin"}; !slices.Equal(got, want) {
+		t.Errorf("changes %q, want %q", got, want)
+	}
+	if inv.Counts.Judged != 2 {
+		t.Errorf("counts %+v, want 2 judged (the link and its target)", inv.Counts)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
 	"github.com/codesignval/csv/csv/impact"
+	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -97,21 +98,16 @@ func judgeImpact(ctx context.Context, o *DiffOptions, oldP, newP *cipolicy.Polic
 		now = o.now()
 	}
 	clock := func() time.Time { return now } // both policies judge at one time
-	validator := func(p *cipolicy.Policy) (*csv.Validator, error) {
-		set, err := cipolicy.NewSet(cipolicy.SetOptions{TrustedRoots: certs, Now: clock}, p)
-		if err != nil {
+	sets := make([]*cipolicy.Set, 2)
+	for i, p := range []*cipolicy.Policy{oldP, newP} {
+		if sets[i], err = cipolicy.NewSet(cipolicy.SetOptions{TrustedRoots: certs, Now: clock}, p); err != nil {
 			return nil, fmt.Errorf("policy diff: %s: %w", p.Source, err)
 		}
-		return csv.NewValidator(set, csv.Options{Jobs: o.Jobs, Scenario: cipolicy.Scenario(o.Scenario),
-			Include: o.Include, Exclude: o.Exclude, Certificates: certs, Now: clock})
 	}
-	oldV, err := validator(oldP)
+	oldV, newV, err := impact.NewValidators(sets[0], sets[1], csv.Options{Jobs: o.Jobs, Scenario: cipolicy.Scenario(o.Scenario),
+		Include: o.Include, Exclude: o.Exclude, Certificates: certs, Now: clock})
 	if err != nil {
-		return nil, err
-	}
-	newV, err := validator(newP)
-	if err != nil {
-		return nil, err
+		return nil, cmdutil.FlagErrorf("policy diff: %v", err)
 	}
 	var out []*impact.Inventory
 	for _, inv := range invs {

@@ -319,6 +319,7 @@ func TestDiffAgainstErrors(t *testing.T) {
 		{"unknown format", []string{"--format", "xml", "--against", r.ring1}, "want text, json or sarif"},
 		{"no path", []string{"--against", "ring1="}, "no PATH"},
 		{"bad scenario", []string{"--scenario", "nonsense", "--against", r.ring1}, "--scenario"},
+		{"bad glob", []string{"--include", "[", "--against", r.ring1}, "invalid glob"},
 		{"missing inventory", []string{"--against", filepath.Join(r.ring1, "missing")}, "missing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
