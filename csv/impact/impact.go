@@ -308,7 +308,7 @@ func (e *InventoryMismatchError) Error() string {
 		}
 		return fmt.Sprintf("%q", s)
 	}
-	return fmt.Sprintf("impact: %s: the old policy's run judged %s where the new policy's judged %s: the files changed while they were judged",
+	return fmt.Sprintf("impact: inventory %q: the old policy's run judged %s where the new policy's judged %s: the files changed while they were judged",
 		e.Inventory, side(e.Old), side(e.New))
 }
 
@@ -352,14 +352,14 @@ func Compare(ctx context.Context, name string, sources []string, old, new *csv.V
 	// (Both fail alike when the inventory cannot be walked: one says it.)
 	for _, runErr := range errs {
 		if runErr != nil {
-			return nil, fmt.Errorf("impact: %s: %w", name, runErr)
+			return nil, fmt.Errorf("impact: inventory %q: %w", name, runErr)
 		}
 	}
 	if err != nil {
 		return nil, err
 	}
 	if !runs[0].ended || !runs[1].ended {
-		return nil, fmt.Errorf("impact: %s: a judging run ended without its report", name)
+		return nil, fmt.Errorf("impact: inventory %q: a judging run ended without its report", name)
 	}
 	inv.Counts.Skipped = runs[0].skipped
 	return inv, nil
