@@ -530,3 +530,84 @@ func TestCompareSymlinkScopes(t *testing.T) {
 		t.Errorf("counts %+v, want 2 judged (the link and its target)", inv.Counts)
 	}
 }
+
+// benchTree writes n distinct ELF files of about 14 KB under a temporary
+// directory, 100 to a directory, and returns it with a policy that allows
+// them all and one that also denies one of them by its SHA-256 (so that
+// every file is hashed).
+func benchTree(b *testing.B, n int) (string, *cipolicy.Set, *cipolicy.Set) {
+	b.Helper()
+	dir := b.TempDir()
+	pad := make([]byte, 14<<10)
+	var deny string
+	for i := range n {
+		d := filepath.Join(dir, fmt.Sprintf("d%03d", i/100))
+		if i%100 == 0 {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				b.Fatal(err)
+			}
+		}
+		copy(pad, fmt.Sprintf("%08d", i))
+		img := testbin.ELF(testbin.ELFOptions{Extra: pad})
+		if i == n/2 {
+			s := sha256.Sum256(img)
+			deny = hex.EncodeToString(s[:])
+		}
+		if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("f%05d", i)), img, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	set := func(src string) *cipolicy.Set {
+		p, err := cipolicy.Parse([]byte(src), "p.yaml")
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := cipolicy.NewSet(cipolicy.SetOptions{}, p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}
+	old := set("format: csv-policy/v1\nname: app\nrules:\n  - {id: all, action: allow, all: true}\n")
+	nw := set("format: csv-policy/v1\nname: app\nrules:\n  - {id: all, action: allow, all: true}\n  - {id: deny-one, action: deny, sha256: " + deny + "}\n")
+	return dir, old, nw
+}
+
+// BenchmarkCompare compares two policies over 2,000 files; BenchmarkValidate
+// is one validation of the same files under the new policy, the yardstick
+// (go test -run '^$' -bench . -benchmem ./csv/impact).
+func BenchmarkCompare(b *testing.B) {
+	dir, old, nw := benchTree(b, 2000)
+	ov, nv, err := impact.NewValidators(old, nw, csv.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		inv, err := impact.Compare(context.Background(), "r", []string{dir}, ov, nv, impact.Paths(dir))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if inv.Counts.NewlyBlocked != 1 || inv.Counts.Judged != 2000 {
+			b.Fatalf("counts %+v", inv.Counts)
+		}
+	}
+}
+
+func BenchmarkValidate(b *testing.B) {
+	dir, _, nw := benchTree(b, 2000)
+	v, err := csv.NewValidator(nw, csv.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		rep, err := v.Validate(context.Background(), dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep.Summary.Blocked != 1 {
+			b.Fatalf("summary %+v", rep.Summary)
+		}
+	}
+}
