@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
@@ -610,4 +611,63 @@ func BenchmarkValidate(b *testing.B) {
 			b.Fatalf("summary %+v", rep.Summary)
 		}
 	}
+}
+
+// FuzzRender: whatever the paths, rule ids and reasons (names of files in
+// an inventory, strings from policies), the text report has exactly its
+// lines, none of them a CI log command, and the SARIF log is JSON that
+// carries the path and the reason as given.
+func FuzzRender(f *testing.F) {
+	f.Add("build/a.exe", "deny-bad", "denied by rule \"deny-bad\": SHA256 00", "ring1")
+	f.Add("a\nimpact on \"x\"", "r\n##[error]x", "reason\r\n::error::forged", "r\u202e")
+	f.Add("pkg.zip!/lib/m.so", "", "", "")
+	f.Add("C:/build/x.dll", "id", "\x00\xff", "=")
+	f.Fuzz(func(t *testing.T, path, rule, reason, name string) {
+		inv := &impact.Inventory{Name: name, Sources: []string{path}, Counts: impact.Counts{Judged: 2, NewlyBlocked: 1, NewlyAllowed: 1},
+			Changes: []impact.Change{
+				{Path: path, Kind: impact.NewlyBlocked, Old: impact.Side{Verdict: cipolicy.Allowed, Enforced: true, Rule: rule},
+					New: impact.Side{Verdict: cipolicy.Blocked, Enforced: true, Kind: cipolicy.KindDenied, Rule: rule, Reason: reason}},
+				{Path: path, Kind: impact.NewlyAllowed, Old: impact.Side{Verdict: cipolicy.Blocked, Enforced: true, Reason: reason},
+					New: impact.Side{Verdict: cipolicy.Allowed, Enforced: true, Rule: rule}},
+			}}
+		var text bytes.Buffer
+		impact.WriteText(&text, []*impact.Inventory{inv})
+		lines := strings.Split(strings.TrimSuffix(text.String(), "\n"), "\n")
+		groups := 2 // one group per kind: both changes have the same rules
+		if want := 1 + 2 + groups + 2*3; len(lines) != want {
+			t.Fatalf("%d lines, want %d:\n%s", len(lines), want, text.String())
+		}
+		for _, l := range lines {
+			if s := strings.TrimSpace(l); strings.HasPrefix(s, "##[") || strings.HasPrefix(s, "::") {
+				t.Fatalf("a CI log command: %q", l)
+			}
+		}
+		var sarif bytes.Buffer
+		if err := impact.WriteSARIF(&sarif, []*impact.Inventory{inv}, impact.SARIFOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var log struct {
+			Runs []struct {
+				Results []struct {
+					Message    struct{ Text string }
+					Properties struct {
+						New struct{ Reason string }
+					}
+				}
+			}
+		}
+		if err := json.Unmarshal(sarif.Bytes(), &log); err != nil {
+			t.Fatalf("SARIF is not JSON: %v", err)
+		}
+		if len(log.Runs) != 1 || len(log.Runs[0].Results) != 2 {
+			t.Fatalf("SARIF results: %s", sarif.Bytes())
+		}
+		r := log.Runs[0].Results[0]
+		if utf8.ValidString(path) && !strings.HasPrefix(r.Message.Text, path) {
+			t.Errorf("message %q does not start with the path %q", r.Message.Text, path)
+		}
+		if utf8.ValidString(reason) && r.Properties.New.Reason != reason {
+			t.Errorf("reason %q, want %q", r.Properties.New.Reason, reason)
+		}
+	})
 }
