@@ -101,7 +101,16 @@ type Options struct {
 	// their uses are reported at the end (Report.Suppressions).
 	Suppressions *suppress.Set
 
-	// scopes are the path globs of the policy's rules (set by Validate).
+	// PathScopes are path globs the walk tells paths apart by, beside
+	// the policy's rules' own (PolicyPathScopes): a symbolic link is
+	// judged at its own path unless its target is judged at a path that
+	// every glob matches alike (csv/discover.go). Two runs under two
+	// policies list the same files when each is given both policies'
+	// globs, as package csv/impact does.
+	PathScopes []string
+
+	// scopes are the path globs of the policy's rules and PathScopes (set
+	// by Validate).
 	scopes []string
 	// catalogs is the run's catalog index (set by ValidateTo).
 	catalogs *catalogIndex
@@ -148,7 +157,7 @@ func NewValidator(set *cipolicy.Set, opts Options) (*Validator, error) {
 	if _, err := cipolicy.ParseScenario(string(opts.Scenario)); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrOptions, err)
 	}
-	for _, g := range append(slices.Clone(opts.Include), opts.Exclude...) {
+	for _, g := range slices.Concat(opts.Include, opts.Exclude, opts.PathScopes) {
 		if !doublestar.ValidatePattern(g) {
 			return nil, fmt.Errorf("%w: invalid glob %q", ErrOptions, g)
 		}
@@ -405,6 +414,11 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 	opts := v.opts
 	opts.Certificates = signing.Dedup(append(slices.Clone(opts.Certificates), v.set.Certificates()...))
 	opts.scopes = pathScopes(v.set)
+	if len(v.opts.PathScopes) > 0 {
+		opts.scopes = append(opts.scopes, v.opts.PathScopes...)
+		slices.Sort(opts.scopes)
+		opts.scopes = slices.Compact(opts.scopes)
+	}
 	var excludedMembers atomic.Int64
 	opts.openContainers(&excludedMembers)
 	cats, err := buildCatalogs(ctx, &opts, roots, needs, v.catalogDenied)
@@ -509,6 +523,11 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 	rep.Suppressions = v.opts.Suppressions.Statuses()
 	return sink.End(rep)
 }
+
+// PolicyPathScopes lists the path globs of the set's rules and their
+// exceptions, sorted: the set judges a file alike at two paths that every
+// one matches alike (see Options.PathScopes).
+func PolicyPathScopes(set *cipolicy.Set) []string { return pathScopes(set) }
 
 // pathScopes lists the path globs of the set's rules and their exceptions:
 // a file is judged alike at two paths that every one matches alike.
