@@ -41,7 +41,7 @@ func event(id int, activity, file string, flat, auth []byte) string {
 
 type fixture struct {
 	dir, manifest, roots, policy string
-	built, other, allowed         []byte
+	built, other, allowed        []byte
 }
 
 func setup(t *testing.T) fixture {
