@@ -317,6 +317,8 @@ func TestMalformed(t *testing.T) {
 			return m
 		}()})), 0, 1},
 		{"no Id", `[{"Properties":[]}]`, 0, 1},
+		{"a member twice", strings.Replace(goodJSON, `"Id":3077`, `"Id":3077,"Id":3076`, 1), 0, 1},
+		{"a named field twice", strings.Replace(string(jsonOf(t, []any{good.named()})), `"File Name":`, `"File Name":"x","File Name":`, 1), 0, 1},
 		{"not an object", `[1]`, 0, 1},
 		{"data after the array", goodJSON + "[]", 1, 1},
 		{"bad time", strings.Replace(goodXML, "2026-06-02T08:00:00.1234567Z", "yesterday", 1), 0, 1},

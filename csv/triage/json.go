@@ -94,6 +94,9 @@ func jsonEvent(raw json.RawMessage) (system, fields, error) {
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return sys, nil, fmt.Errorf("not an event object: %v", err)
 	}
+	if err := uniqueKeys(raw); err != nil {
+		return sys, nil, err
+	}
 	m := make(map[string]json.RawMessage, len(obj))
 	for k, v := range obj {
 		lk := strings.ToLower(k)
@@ -160,6 +163,9 @@ func jsonEvent(raw json.RawMessage) (system, fields, error) {
 		if err := json.Unmarshal(named, &data); err != nil {
 			return sys, nil, fmt.Errorf("EventData is not an object of named fields: %v", err)
 		}
+		if err := uniqueKeys(named); err != nil {
+			return sys, nil, fmt.Errorf("EventData: %w", err)
+		}
 		for k, v := range data {
 			s, err := jsonScalar(v)
 			if err != nil {
@@ -190,6 +196,9 @@ func jsonEvent(raw json.RawMessage) (system, fields, error) {
 		var prop map[string]json.RawMessage
 		if err := json.Unmarshal(p, &prop); err != nil || prop == nil {
 			return sys, nil, fmt.Errorf("Properties[%d] is not an object {\"Value\": ...} (ConvertTo-Json stopped at its -Depth? export with -Depth 4)", i)
+		}
+		if err := uniqueKeys(p); err != nil {
+			return sys, nil, fmt.Errorf("Properties[%d]: %w", i, err)
 		}
 		v, ok := prop["Value"]
 		if !ok {
@@ -251,4 +260,31 @@ func jsonScalar(raw json.RawMessage) (string, error) {
 		return "", err
 	}
 	return n.String(), nil
+}
+
+// uniqueKeys refuses an object that names a member twice: encoding/json
+// keeps the last, another reader of the same export (a SIEM) may keep
+// the first, and the two would triage different events.
+func uniqueKeys(raw json.RawMessage) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil // not an object: the caller's decoding says so
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		k, _ := t.(string)
+		if seen[k] {
+			return fmt.Errorf("member %q given twice", truncate(k, 40))
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
+	}
+	return nil
 }
