@@ -233,6 +233,9 @@ func (t *Triager) Triage(e *Event) (f Finding) {
 		b := f.Built[0]
 		f.Reason = fmt.Sprintf("built by the pipeline: %s lists it as %s (build %s, signed by %s); policy %s on the host %s it: that policy is wrong or stale",
 			b.Manifest, b.Name, b.Build, b.Signer, describePolicy(e), verb(e))
+		if namesOtherPolicy(e, f.Policies) {
+			f.Reason += " (it is none of the given policies)"
+		}
 		if f.Current != nil {
 			if f.Current.Allowed {
 				f.Reason += "; the current policy allows it (" + string(f.Current.Evidence) + "): deploy the current policy to the host"
@@ -240,7 +243,7 @@ func (t *Triager) Triage(e *Event) (f Finding) {
 				f.Reason += "; the current policy does not allow it either: fix the policy"
 			}
 		}
-	case f.Current != nil && f.Current.Allowed:
+	case f.Current != nil && f.Current.Allowed && !namesOtherPolicy(e, f.Policies):
 		f.Class = ClassOldPolicy
 		f.Reason = fmt.Sprintf("the current policy allows it (%s): the host runs an older policy than the current one; policy %s on the host %s it",
 			f.Current.Reason, describePolicy(e), verb(e))
@@ -258,14 +261,32 @@ func (t *Triager) Triage(e *Event) (f Finding) {
 		default:
 			why = append(why, "no build manifest lists its SHA256 Flat Hash")
 		}
-		if f.Current != nil {
+		switch {
+		case f.Current != nil && f.Current.Allowed:
+			why = append(why, fmt.Sprintf("the given policies allow it (%s), but policy %s, which is none of them, %s it: a policy csv was not given (such as Microsoft's block lists) judged it", f.Current.Reason, describePolicy(e), verb(e)))
+		case f.Current != nil:
 			why = append(why, "the current policy does not allow it: "+f.Current.Reason)
-		} else {
+		default:
 			why = append(why, "no current policy was given")
 		}
 		f.Reason = "unknown: " + strings.Join(why, "; ") + ": investigate it as a possible attack"
 	}
 	return f
+}
+
+// namesOtherPolicy reports whether the event names its policy and no
+// given policy is that one (by GUID or name): then the given policies
+// allowing the file does not explain the block.
+func namesOtherPolicy(e *Event, ms []PolicyMatch) bool {
+	if len(ms) == 0 || (e.PolicyGUID == "" && e.PolicyName == "") {
+		return false
+	}
+	for _, m := range ms {
+		if m.Match != "none" {
+			return false
+		}
+	}
+	return true
 }
 
 func verb(e *Event) string {

@@ -125,6 +125,19 @@ func TestTriage(t *testing.T) {
 		{"signer with another publisher name", Options{Policies: []PolicyFile{current}}, oneEvent(t, vendor, forgedName), ClassUnknown, "", "same-guid-other-id", "investigate"},
 		{"signer rule, no 3089 event", Options{Policies: []PolicyFile{current}}, oneEvent(t, vendor), ClassUnknown, "", "same-guid-other-id", "no 3089 signature event"},
 		{"unknown", Options{Manifests: []Manifest{built}, Policies: []PolicyFile{current}}, oneEvent(t, other), ClassUnknown, "", "same-guid-other-id", "no build manifest lists"},
+		{"allowed, but another policy blocked", Options{Policies: []PolicyFile{current}}, oneEvent(t, func() spec {
+			s := blk
+			s.data = append([]kv(nil), blk.data...)
+			for i := range s.data {
+				switch s.data[i].name {
+				case "PolicyGUID":
+					s.data[i].value = "{D2BDA982-CCF6-4344-AC5B-0B44427B6816}"
+				case "PolicyName":
+					s.data[i].value = "Microsoft Windows Driver Policy"
+				}
+			}
+			return s
+		}()), ClassUnknown, EvidenceHash, "none", "none of them"},
 		{"same policy version", Options{Policies: []PolicyFile{policyFile(t, sipolicy("2026-05-01", auth256, vendorCA))}}, oneEvent(t, other), ClassUnknown, "", "same-guid-same-id", "investigate"},
 	}
 	for _, c := range cases {
