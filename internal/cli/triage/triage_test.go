@@ -62,7 +62,7 @@ func setup(t *testing.T) fixture {
 	}
 	f.manifest = write(t, dir, "build-manifest.json", data)
 	f.roots = write(t, dir, "roots.pem", testca.PEM(ca.Root.Cert))
-	f.policy = write(t, dir, "policy.yaml", []byte("format: csv-policy/v1\nname: current\nversion: 2.0.0\nmode: enforce\nrules:\n"+
+	f.policy = write(t, dir, "policy.yaml", []byte("format: csv-policy/v1\nname: Contoso\nversion: 2.0.0\nmode: enforce\nrules:\n"+
 		"  - id: allowed-tool\n    action: allow\n    authenticode_sha256: "+hex.EncodeToString(f.allowed)+"\n"))
 	return f
 }
@@ -117,7 +117,16 @@ func TestTriageCommand(t *testing.T) {
 		t.Errorf("mixed: exit %d, want 1 and two errors:\n%s", code, out)
 	}
 
-	code, out, _ = run(append(base, "--format", "json", attack)...)
+	report := filepath.Join(f.dir, "report.json")
+	code, out, _ = run(append(base, "--format", "json", "--output", report, attack)...)
+	if code != 1 || out != "" {
+		t.Errorf("--output: exit %d, stdout %q", code, out)
+	}
+	written, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out = string(written)
 	var doc struct {
 		MediaType string `json:"media_type"`
 		Summary   struct{ Events, Unknown, Built int }
