@@ -194,3 +194,23 @@ func TestTriageRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestHostileStrings: an export is untrusted: a file name that carries a
+// newline and a CI log command cannot start a line of the report.
+func TestHostileStrings(t *testing.T) {
+	f := setup(t)
+	name := "\\Device\\HarddiskVolume3\\x&#10;triage: 0 events&#10;::error::forged.exe"
+	ev := write(t, f.dir, "hostile.xml", []byte(event(3077, "{00000000-0000-0000-0000-000000000001}", name, f.other, f.other)))
+	code, out, _ := run("triage", "--policy", f.policy, ev)
+	if code != 1 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "triage: 0") || strings.HasPrefix(line, "::") {
+			t.Errorf("forged line %q in:\n%s", line, out)
+		}
+	}
+	if !strings.Contains(out, `x\ntriage: 0 events\n::error::forged.exe`) {
+		t.Errorf("the name is not shown escaped:\n%s", out)
+	}
+}
