@@ -130,90 +130,113 @@ type Signature struct {
 // template lists them, which is the order of Get-WinEvent's positional
 // Properties. Sources: Microsoft's "Understanding App Control event tags"
 // (https://learn.microsoft.com/windows/security/application-security/application-control/app-control-for-business/operations/event-tag-explanations)
-// for the meanings, and the provider manifest as OTRF/OSSEM's data
-// dictionary records it per template version
-// (data_dictionaries/windows/etw-providers/Microsoft-Windows-CodeIntegrity/events/event-3077_v5.md,
-// event-3077_v4.md, event-3076_v5.md, event-3089_v2.md). Version 5 added
-// the flat hashes, UserWriteable and PackageFamilyName to version 4, and
-// moved USN after them: positions differ between versions, so positional
-// Properties are read only with a version csv knows.
+// for the meanings; the provider manifest's templates per version as
+// Get-WinEvent -ListProvider prints them, captured on Windows 11 24H2 and
+// 10 1809 LTSC in AaronMargosis/AaronLockerV2 (Scripts/3077_*.txt,
+// Scripts/3089_*.txt, Scripts/CiEventsOfInterest-Win11-24H2.txt, and the
+// research notes beside them), and OTRF/OSSEM's data dictionary
+// (data_dictionaries/windows/etw-providers/Microsoft-Windows-CodeIntegrity/events/event-3077_v5.md).
+// Each version appended fields, except that the flat hashes came in
+// after the SHA256 Hash; and version 4 differs between Windows builds
+// (1809 LTSC: the flat hashes and no PolicyGUID, 32 fields; 21H2 and
+// later: PolicyGUID and no flat hashes, 29 fields). So a positional
+// template is picked by the version and the count of values together,
+// and an event whose pair is not one of these is an error.
 var (
-	blockFieldsV5 = []string{
-		"FileNameLength", "File Name", "ProcessNameLength", "Process Name",
-		"Requested Signing Level", "Validated Signing Level", "Status",
-		"SHA1 Hash Size", "SHA1 Hash", "SHA256 Hash Size", "SHA256 Hash",
-		"SHA1 Flat Hash Size", "SHA1 Flat Hash", "SHA256 Flat Hash Size", "SHA256 Flat Hash",
-		"USN", "SI Signing Scenario",
-		"PolicyNameLength", "PolicyName", "PolicyIDLength", "PolicyID", "PolicyHashSize", "PolicyHash",
-		"OriginalFileNameLength", "OriginalFileName", "InternalNameLength", "InternalName",
-		"FileDescriptionLength", "FileDescription", "ProductNameLength", "ProductName",
-		"FileVersion", "PolicyGUID", "UserWriteable", "PackageFamilyNameLength", "PackageFamilyName",
-	}
-	blockFieldsV4 = []string{
+	blockV0 = []string{
 		"FileNameLength", "File Name", "ProcessNameLength", "Process Name",
 		"Requested Signing Level", "Validated Signing Level", "Status",
 		"SHA1 Hash Size", "SHA1 Hash", "SHA256 Hash Size", "SHA256 Hash",
 		"USN", "SI Signing Scenario",
-		"PolicyNameLength", "PolicyName", "PolicyIDLength", "PolicyID", "PolicyHashSize", "PolicyHash",
-		"OriginalFileNameLength", "OriginalFileName", "InternalNameLength", "InternalName",
-		"FileDescriptionLength", "FileDescription", "ProductNameLength", "ProductName",
-		"FileVersion", "PolicyGUID",
 	}
-	signatureFieldsV2 = []string{
-		"TotalSignatureCount", "Signature", "CacheState", "Hash Size", "Hash", "PageHash",
+	blockV1 = concat(blockV0, []string{"PolicyNameLength", "PolicyName", "PolicyIDLength", "PolicyID"})
+	blockV2 = concat(blockV1, []string{"PolicyHashSize", "PolicyHash"})
+	blockV3 = concat(blockV2, []string{
+		"OriginalFileNameLength", "OriginalFileName", "InternalNameLength", "InternalName",
+		"FileDescriptionLength", "FileDescription", "ProductNameLength", "ProductName", "FileVersion",
+	})
+	blockFieldsV4     = concat(blockV3, []string{"PolicyGUID"})
+	blockFieldsV4LTSC = withFlatHashes(blockV3)
+	blockFieldsV5     = concat(withFlatHashes(blockFieldsV4), []string{"UserWriteable", "PackageFamilyNameLength", "PackageFamilyName"})
+
+	signatureV0 = []string{
+		"TotalSignatureCount", "Signature", "Hash Size", "Hash",
 		"SignatureType", "ValidatedSigningLevel", "VerificationError", "Flags", "PolicyBits",
 		"NotValidBefore", "NotValidAfter", "PublisherNameLength", "PublisherName",
-		"IssuerNameLength", "IssuerName", "PublisherTBSHashSize", "PublisherTBSHash",
-		"IssuerTBSHashSize", "IssuerTBSHash",
+		"IssuerNameLength", "IssuerName",
+	}
+	signatureV1 = concat(signatureV0[:4], []string{"PageHash"}, signatureV0[4:],
+		[]string{"PublisherTBSHashSize", "PublisherTBSHash", "IssuerTBSHashSize", "IssuerTBSHash"})
+	signatureFieldsV2 = concat(signatureV1[:2], []string{"CacheState"}, signatureV1[2:])
+	signatureV3       = concat(signatureFieldsV2, []string{"OPUSInfoLength", "OPUSInfo", "EKUsSize", "EKUs", "KnownRoot"})
+
+	// templates are the positional layouts by event ID and version.
+	templates = map[int]map[int][][]string{
+		IDBlock: {0: {blockV0}, 1: {blockV1}, 2: {blockV2}, 3: {blockV3},
+			4: {blockFieldsV4, blockFieldsV4LTSC}, 5: {blockFieldsV5}},
+		IDSignature: {0: {signatureV0}, 1: {signatureV1}, 2: {signatureFieldsV2}, 3: {signatureV3}},
 	}
 )
+
+func init() { templates[IDAudit] = templates[IDBlock] }
+
+func concat(parts ...[]string) []string {
+	var out []string
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// withFlatHashes inserts the flat hash fields after the SHA256 Hash.
+func withFlatHashes(t []string) []string {
+	i := 11 // after "SHA256 Hash"
+	return concat(t[:i], []string{"SHA1 Flat Hash Size", "SHA1 Flat Hash", "SHA256 Flat Hash Size", "SHA256 Flat Hash"}, t[i:])
+}
 
 // template returns the field names of event id's template version v for
 // n positional values, or an error naming what csv knows.
 func template(id, v, n int) ([]string, error) {
-	var known map[int][]string
-	switch id {
-	case IDAudit, IDBlock:
-		known = map[int][]string{4: blockFieldsV4, 5: blockFieldsV5}
-	case IDSignature:
-		known = map[int][]string{2: signatureFieldsV2}
-	}
+	known := templates[id]
 	if v < 0 {
 		// No version in the export: the count of values picks the
 		// template, when exactly one has that many.
 		var pick []string
-		for _, t := range known {
-			if len(t) == n {
-				if pick != nil {
-					pick = nil
-					break
+		count := 0
+		for _, ts := range known {
+			for _, t := range ts {
+				if len(t) == n {
+					pick, count = t, count+1
 				}
-				pick = t
 			}
 		}
-		if pick != nil {
+		if count == 1 {
 			return pick, nil
 		}
 		return nil, fmt.Errorf("no Version and %d positional Properties: no single template of event %d has that many; export with the Version property, or as XML (wevtutil qe /f:xml), which names every field", n, id)
 	}
-	t, ok := known[v]
+	ts, ok := known[v]
 	if !ok {
 		return nil, fmt.Errorf("event %d template version %d is not one csv reads positionally (it knows %s); export as XML (wevtutil qe /f:xml), which names every field", id, v, knownVersions(known))
 	}
-	if len(t) != n {
-		return nil, fmt.Errorf("event %d version %d has %d positional Properties, its template %d", id, v, n, len(t))
+	var counts []string
+	for _, t := range ts {
+		if len(t) == n {
+			return t, nil
+		}
+		counts = append(counts, strconv.Itoa(len(t)))
 	}
-	return t, nil
+	return nil, fmt.Errorf("event %d version %d has %d positional Properties; its templates have %s; export as XML (wevtutil qe /f:xml), which names every field", id, v, n, strings.Join(counts, " or "))
 }
 
-func knownVersions(m map[int][]string) string {
+func knownVersions(m map[int][][]string) string {
 	var vs []string
-	for _, v := range []int{1, 2, 3, 4, 5, 6} {
+	for _, v := range []int{0, 1, 2, 3, 4, 5, 6} {
 		if _, ok := m[v]; ok {
 			vs = append(vs, strconv.Itoa(v))
 		}
 	}
-	return "version " + strings.Join(vs, " and ")
+	return "versions " + strings.Join(vs, ", ")
 }
 
 // fieldKey is the key a field name is matched by: without spaces, in

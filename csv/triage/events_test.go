@@ -61,6 +61,43 @@ func TestTemplatesAreTheDocumentedSchema(t *testing.T) {
 		v4 = append(v4, f)
 	}
 	check("3077 v4", blockFieldsV4, v4)
+	// The property counts Get-WinEvent -ListProvider reports per version
+	// (Windows 11 24H2; version 4 on 1809 LTSC has 32).
+	for _, c := range []struct {
+		id, version int
+		counts      []int
+	}{
+		{IDBlock, 0, []int{13}}, {IDBlock, 1, []int{17}}, {IDBlock, 2, []int{19}}, {IDBlock, 3, []int{28}},
+		{IDBlock, 4, []int{29, 32}}, {IDBlock, 5, []int{36}}, {IDAudit, 5, []int{36}},
+		{IDSignature, 0, []int{15}}, {IDSignature, 1, []int{20}}, {IDSignature, 2, []int{21}}, {IDSignature, 3, []int{26}},
+	} {
+		ts := templates[c.id][c.version]
+		if len(ts) != len(c.counts) {
+			t.Errorf("%d v%d: %d templates, want %d", c.id, c.version, len(ts), len(c.counts))
+			continue
+		}
+		for i, tpl := range ts {
+			if len(tpl) != c.counts[i] {
+				t.Errorf("%d v%d: %d fields, want %d", c.id, c.version, len(tpl), c.counts[i])
+			}
+			seen := map[string]bool{}
+			for j, f := range tpl {
+				if seen[fieldKey(f)] {
+					t.Errorf("%d v%d: %q twice", c.id, c.version, f)
+				}
+				seen[fieldKey(f)] = true
+				// A binary or string field follows its size or length.
+				if strings.HasSuffix(f, "Size") || strings.HasSuffix(f, "Length") {
+					if j+1 >= len(tpl) {
+						t.Errorf("%d v%d: %q ends the template", c.id, c.version, f)
+					}
+				}
+			}
+		}
+	}
+	if got := blockFieldsV4LTSC[11:15]; strings.Join(got, ",") != "SHA1 Flat Hash Size,SHA1 Flat Hash,SHA256 Flat Hash Size,SHA256 Flat Hash" {
+		t.Errorf("1809 v4 flat hashes at %v", got)
+	}
 	// The spelling without spaces (the manifest's FileName) is the same
 	// field.
 	if fieldKey("File Name") != fieldKey("FileName") || fieldKey("SHA256 Flat Hash") != fieldKey("SHA256FlatHash") {
@@ -184,6 +221,39 @@ func TestVersion4Positional(t *testing.T) {
 	e := l.Events[0]
 	if e.Enforced() || e.Path != `C:\x\a.exe` || text(e.SHA256Hash) != text(auth256) || e.SHA256FlatHash != nil || e.PolicyName != "Contoso" {
 		t.Errorf("v4 event read as %+v", e)
+	}
+}
+
+// TestOlderVersionsPositional reads version 0 (no policy fields) and
+// the 1809 LTSC version 4 (flat hashes, no PolicyGUID) positionally.
+func TestOlderVersionsPositional(t *testing.T) {
+	full := blockSpec(IDBlock, `\??\C:\x\a.exe`, auth1, auth256, flat1, flat256, testGUID)
+	pick := func(version int, names []string) spec {
+		s := full
+		s.version = version
+		s.data = nil
+		for _, n := range names {
+			for _, d := range full.data {
+				if d.name == n {
+					s.data = append(s.data, d)
+				}
+			}
+		}
+		if len(s.data) != len(names) {
+			t.Fatalf("v%d: %d of %d fields", version, len(s.data), len(names))
+		}
+		return s
+	}
+	l, err := Parse(jsonExport(t, ps7, pick(0, blockV0), pick(4, blockFieldsV4LTSC)), "old.json")
+	if err != nil || len(l.Errors) != 0 || len(l.Events) != 2 {
+		t.Fatalf("%v %+v", err, l)
+	}
+	v0, ltsc := l.Events[0], l.Events[1]
+	if text(v0.SHA256Hash) != text(auth256) || v0.PolicyName != "" || v0.SHA256FlatHash != nil || v0.Scenario != 1 {
+		t.Errorf("v0 read as %+v", v0)
+	}
+	if text(ltsc.SHA256FlatHash) != text(flat256) || ltsc.PolicyGUID != "" || ltsc.FileVersion != "2.1.0.7" || ltsc.USN != 123456789012 {
+		t.Errorf("1809 v4 read as %+v", ltsc)
 	}
 }
 
@@ -345,6 +415,26 @@ func TestMalformed(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHexNumbers: USN is a HexInt64 and Status, Flags HexInt32 in the
+// templates: either rendering reads.
+func TestHexNumbers(t *testing.T) {
+	f := fields{}
+	for k, v := range map[string]string{"USN": "0x1F", "Status": "0xC0E90002", "Flags": "18"} {
+		if err := f.add(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := f.uint("USN", 64); err != nil || n != 31 {
+		t.Errorf("USN %d %v", n, err)
+	}
+	if n, err := f.uint("Status", 32); err != nil || n != 0xC0E90002 {
+		t.Errorf("Status %x %v", n, err)
+	}
+	if n, err := f.uint("Flags", 32); err != nil || n != 18 {
+		t.Errorf("Flags %d %v", n, err)
 	}
 }
 

@@ -372,7 +372,7 @@ func writeText(w io.Writer, l *triage.Log, fs []triage.Finding) {
 			textsafe.Linef(w, "  version resource (reported): %s, product %s, version %s", textsafe.Quote(e.OriginalFileName), textsafe.Quote(e.ProductName), textsafe.Quote(e.FileVersion))
 		}
 		for _, s := range e.Signatures {
-			textsafe.Linef(w, "  signature %d of %d (reported): publisher %s, issuer %s", s.Number, s.TotalSignatureCount, textsafe.Quote(s.PublisherName), textsafe.Quote(s.IssuerName))
+			textsafe.Linef(w, "  signature #%d of %d (reported): publisher %s, issuer %s", s.Number, s.TotalSignatureCount, textsafe.Quote(s.PublisherName), textsafe.Quote(s.IssuerName))
 		}
 		pol := []string{}
 		if e.PolicyName != "" {
