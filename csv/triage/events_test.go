@@ -257,6 +257,59 @@ func TestOlderVersionsPositional(t *testing.T) {
 	}
 }
 
+// TestPrettyXML reads the shape Event Viewer and wevtutil write on a
+// real host: indented elements, a self-closing empty <Data/>, double
+// quotes, the activity ID in lower case.
+func TestPrettyXML(t *testing.T) {
+	doc := `<Event xmlns="http://schemas.microsoft.com/win/2004/08/events/event">
+  <System>
+    <Provider Name="Microsoft-Windows-CodeIntegrity" Guid="{4ee76bd8-3cf4-44a0-a0ac-3937643e37a3}" />
+    <EventID>3077</EventID>
+    <Version>5</Version>
+    <TimeCreated SystemTime="2026-06-02T08:00:00.0190333Z" />
+    <EventRecordID>193</EventRecordID>
+    <Correlation ActivityID="{06dc59e1-fb5b-0001-7580-dc065bfbd701}" />
+    <Computer>WS01</Computer>
+  </System>
+  <EventData>
+    <Data Name="File Name">\Device\HarddiskVolume3\Tools\a.exe</Data>
+    <Data Name="SHA256 Hash Size">32</Data>
+    <Data Name="SHA256 Hash">` + text(auth256) + `</Data>
+    <Data Name="SHA256 Flat Hash Size">32</Data>
+    <Data Name="SHA256 Flat Hash">` + text(flat256) + `</Data>
+    <Data Name="USN">0x1F</Data>
+    <Data Name="PolicyGUID">{0f78c0e5-cb41-47b7-96f7-fedf43fafcb3}</Data>
+    <Data Name="UserWriteable">false</Data>
+    <Data Name="PackageFamilyNameLength">0</Data>
+    <Data Name="PackageFamilyName" />
+  </EventData>
+</Event>
+<Event xmlns="http://schemas.microsoft.com/win/2004/08/events/event">
+  <System>
+    <Provider Name="Microsoft-Windows-CodeIntegrity" />
+    <EventID>3089</EventID>
+    <Version>2</Version>
+    <Correlation ActivityID="{06DC59E1-FB5B-0001-7580-DC065BFBD701}" />
+    <Computer>WS01</Computer>
+  </System>
+  <EventData>
+    <Data Name="TotalSignatureCount">1</Data>
+    <Data Name="Signature">0</Data>
+    <Data Name="NotValidBefore">2024-09-02T18:23:41.0000000Z</Data>
+    <Data Name="PublisherName">Contoso</Data>
+  </EventData>
+</Event>`
+	l, err := Parse([]byte(doc), "pretty.xml")
+	if err != nil || len(l.Errors) != 0 || len(l.Events) != 1 {
+		t.Fatalf("%v %+v", err, l)
+	}
+	e := l.Events[0]
+	if e.USN != 31 || e.PolicyGUID != "0F78C0E5-CB41-47B7-96F7-FEDF43FAFCB3" || len(e.Signatures) != 1 || e.Signatures[0].Number != 0 ||
+		e.Signatures[0].PublisherName != "Contoso" || e.Path != `HarddiskVolume3:\Tools\a.exe` {
+		t.Errorf("read as %+v", e)
+	}
+}
+
 func TestCorrelation(t *testing.T) {
 	a := blockSpec(IDBlock, `\Device\HarddiskVolume3\a.exe`, auth1, auth256, flat1, flat256, testGUID)
 	b := blockSpec(IDAudit, `\Device\HarddiskVolume3\b.exe`, auth1, auth256, flat1, flat256, testGUID)
