@@ -97,6 +97,8 @@ func jsonEvent(raw json.RawMessage) (system, fields, error) {
 	if err := uniqueKeys(raw); err != nil {
 		return sys, nil, err
 	}
+	// uniqueKeys checked every object in the event, at every depth
+	// (EventData, each property).
 	m := make(map[string]json.RawMessage, len(obj))
 	for k, v := range obj {
 		lk := strings.ToLower(k)
@@ -163,9 +165,6 @@ func jsonEvent(raw json.RawMessage) (system, fields, error) {
 		if err := json.Unmarshal(named, &data); err != nil {
 			return sys, nil, fmt.Errorf("EventData is not an object of named fields: %v", err)
 		}
-		if err := uniqueKeys(named); err != nil {
-			return sys, nil, fmt.Errorf("EventData: %w", err)
-		}
 		for k, v := range data {
 			s, err := jsonScalar(v)
 			if err != nil {
@@ -185,6 +184,10 @@ func jsonEvent(raw json.RawMessage) (system, fields, error) {
 	if err := json.Unmarshal(props, &list); err != nil {
 		return sys, nil, fmt.Errorf("Properties is not an array: %v", err)
 	}
+	var objs []map[string]json.RawMessage
+	if err := json.Unmarshal(props, &objs); err != nil {
+		objs = nil
+	}
 	if len(list) > limits.MaxEventFields {
 		return sys, nil, fmt.Errorf("%d Properties, over the limit of %d", len(list), limits.MaxEventFields)
 	}
@@ -192,15 +195,11 @@ func jsonEvent(raw json.RawMessage) (system, fields, error) {
 	if err != nil {
 		return sys, nil, err
 	}
-	for i, p := range list {
-		var prop map[string]json.RawMessage
-		if err := json.Unmarshal(p, &prop); err != nil || prop == nil {
+	for i := range list {
+		if objs == nil || objs[i] == nil {
 			return sys, nil, fmt.Errorf("Properties[%d] is not an object {\"Value\": ...} (ConvertTo-Json stopped at its -Depth? export with -Depth 4)", i)
 		}
-		if err := uniqueKeys(p); err != nil {
-			return sys, nil, fmt.Errorf("Properties[%d]: %w", i, err)
-		}
-		v, ok := prop["Value"]
+		v, ok := objs[i]["Value"]
 		if !ok {
 			return sys, nil, fmt.Errorf("Properties[%d] has no Value", i)
 		}
@@ -262,29 +261,61 @@ func jsonScalar(raw json.RawMessage) (string, error) {
 	return n.String(), nil
 }
 
-// uniqueKeys refuses an object that names a member twice: encoding/json
-// keeps the last, another reader of the same export (a SIEM) may keep
-// the first, and the two would triage different events.
+// uniqueKeys refuses a value holding an object, at any depth, that names
+// a member twice: encoding/json keeps the last, another reader of the
+// same export (a SIEM) may keep the first, and the two would triage
+// different events. One pass over the tokens.
 func uniqueKeys(raw json.RawMessage) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return nil // not an object: the caller's decoding says so
+	dec.UseNumber()
+	// stack holds, per open container, the keys seen (nil for an array)
+	// and whether the next token of an object is a key.
+	type frame struct {
+		seen  map[string]bool
+		isKey bool
 	}
-	seen := map[string]bool{}
-	for dec.More() {
+	var stack []frame
+	for {
 		t, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
-		k, _ := t.(string)
-		if seen[k] {
-			return fmt.Errorf("member %q given twice", truncate(k, 40))
+		var top *frame
+		if len(stack) > 0 {
+			top = &stack[len(stack)-1]
 		}
-		seen[k] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return err
+		switch v := t.(type) {
+		case json.Delim:
+			switch v {
+			case '{':
+				if top != nil && top.seen != nil {
+					top.isKey = true
+				}
+				stack = append(stack, frame{seen: map[string]bool{}, isKey: true})
+			case '[':
+				if top != nil && top.seen != nil {
+					top.isKey = true
+				}
+				stack = append(stack, frame{})
+			default:
+				stack = stack[:len(stack)-1]
+			}
+			continue
+		case string:
+			if top != nil && top.seen != nil && top.isKey {
+				if top.seen[v] {
+					return fmt.Errorf("member %q given twice", truncate(v, 40))
+				}
+				top.seen[v] = true
+				top.isKey = false
+				continue
+			}
+		}
+		if top != nil && top.seen != nil {
+			top.isKey = true
 		}
 	}
-	return nil
 }
