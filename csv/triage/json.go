@@ -94,11 +94,6 @@ func jsonEvent(raw json.RawMessage) (system, fields, error) {
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return sys, nil, fmt.Errorf("not an event object: %v", err)
 	}
-	if err := uniqueKeys(raw); err != nil {
-		return sys, nil, err
-	}
-	// uniqueKeys checked every object in the event, at every depth
-	// (EventData, each property).
 	m := make(map[string]json.RawMessage, len(obj))
 	for k, v := range obj {
 		lk := strings.ToLower(k)
@@ -138,6 +133,11 @@ func jsonEvent(raw json.RawMessage) (system, fields, error) {
 	}
 	if id != IDAudit && id != IDBlock && id != IDSignature {
 		return sys, nil, nil
+	}
+	// Every object in the event, at every depth (EventData, each
+	// property), names each member once.
+	if err := uniqueKeys(raw); err != nil {
+		return sys, nil, err
 	}
 	if rid, err := str("recordid"); err != nil {
 		return sys, nil, fmt.Errorf("RecordId: %w", err)
