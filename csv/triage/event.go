@@ -126,6 +126,24 @@ type Signature struct {
 	IssuerTBSHash         []byte    `json:"-"`
 }
 
+// Sound reports whether the host verified the signature itself, whatever
+// its policy then decided: VerificationError 0 (verified), or one of the
+// codes by which only a signing level or policy refused a signature that
+// verified (16 default policy signing level, 17 and 18 custom signing
+// levels, 21 "failed to pass" the App Control policy). Every other code
+// (invalid hash, unsigned, revoked, expired, weak hash, invalid root,
+// page hash mismatch, invalid image hash, ...) says the signature did not
+// verify: a file changed after signing keeps its certificates, and its
+// signer then proves nothing. Codes from Microsoft's "Understanding App
+// Control event tags", VerificationError.
+func (s *Signature) Sound() bool {
+	switch s.VerificationError {
+	case 0, 16, 17, 18, 21:
+		return true
+	}
+	return false
+}
+
 // Templates: the field names of each event, in the order the event
 // template lists them, which is the order of Get-WinEvent's positional
 // Properties. Sources: Microsoft's "Understanding App Control event tags"

@@ -369,6 +369,11 @@ func (t *Triager) judge(e *Event) *Current {
 	if len(e.Signatures) == 0 {
 		reason += "; the export holds no 3089 signature event for it"
 	}
+	for _, s := range e.Signatures {
+		if !s.Sound() {
+			reason += fmt.Sprintf("; signature #%d did not verify on the host (VerificationError %d): its signer is no evidence", s.Number, s.VerificationError)
+		}
+	}
 	return &Current{Reason: reason}
 }
 
@@ -449,6 +454,12 @@ func (t *Triager) claimedSigner(e *Event, sc cipolicy.Scenario, action cipolicy.
 				}
 			}
 			for _, s := range e.Signatures {
+				// An allow needs a signature the host verified: one
+				// that failed (a changed file keeps its certificates)
+				// proves nothing of its signer. A deny counts any.
+				if action == cipolicy.Allow && !s.Sound() {
+					continue
+				}
 				var at string
 				switch {
 				case (m.Level == cipolicy.LevelLeaf || m.Level == cipolicy.LevelAny) && bytes.Equal(m.Cert.TBSHash, s.PublisherTBSHash):

@@ -107,6 +107,12 @@ func TestTriage(t *testing.T) {
 	other := blockSpec(IDBlock, file, repeat(9, 20), repeat(9, 32), repeat(9, 20), repeat(9, 32), testGUID)
 	vendor := blockSpec(IDAudit, file, repeat(8, 20), repeat(8, 32), repeat(8, 20), repeat(8, 32), testGUID)
 	vendorSig := sigSpec(vendor.activity, vendor.computer, 1, 1, "Vendor Signing", "Vendor CA", repeat(0x66, 32), vendorCA)
+	tampered := sigSpec(vendor.activity, vendor.computer, 1, 1, "Vendor Signing", "Vendor CA", repeat(0x66, 32), vendorCA)
+	for i := range tampered.data {
+		if tampered.data[i].name == "VerificationError" {
+			tampered.data[i].value = 1 // the file has an invalid hash
+		}
+	}
 	forgedName := sigSpec(vendor.activity, vendor.computer, 1, 1, "Someone Else", "Vendor CA", repeat(0x66, 32), vendorCA)
 
 	cases := []struct {
@@ -122,6 +128,7 @@ func TestTriage(t *testing.T) {
 		{"built, no policy given", Options{Manifests: []Manifest{built}}, oneEvent(t, blk), ClassBuilt, "", "", "that policy is wrong or stale"},
 		{"old policy by hash", Options{Policies: []PolicyFile{current}}, oneEvent(t, blk), ClassOldPolicy, EvidenceHash, "same-guid-other-id", "the host runs an older policy"},
 		{"old policy by the reported signer", Options{Policies: []PolicyFile{current}}, oneEvent(t, vendor, vendorSig), ClassOldPolicy, EvidenceSigner, "same-guid-other-id", "weaker than a verified signature"},
+		{"signer of a signature that did not verify", Options{Policies: []PolicyFile{current}}, oneEvent(t, vendor, tampered), ClassUnknown, "", "same-guid-other-id", "did not verify on the host (VerificationError 1)"},
 		{"signer with another publisher name", Options{Policies: []PolicyFile{current}}, oneEvent(t, vendor, forgedName), ClassUnknown, "", "same-guid-other-id", "investigate"},
 		{"signer rule, no 3089 event", Options{Policies: []PolicyFile{current}}, oneEvent(t, vendor), ClassUnknown, "", "same-guid-other-id", "no 3089 signature event"},
 		{"unknown", Options{Manifests: []Manifest{built}, Policies: []PolicyFile{current}}, oneEvent(t, other), ClassUnknown, "", "same-guid-other-id", "no build manifest lists"},
