@@ -185,7 +185,7 @@ func New(opts Options) (*Triager, error) {
 func (t *Triager) TriageLog(l *Log) []Finding {
 	var out []Finding
 	for _, e := range l.Errors {
-		out = append(out, Finding{Class: ClassError, Error: e, Reason: "the event cannot be read, so nothing says what ran: " + e.Err.Error()})
+		out = append(out, Finding{Class: ClassError, Error: e, Reason: "it cannot be read, so nothing says what ran: look at the host's log"})
 	}
 	for _, e := range l.Events {
 		out = append(out, t.Triage(e))

@@ -182,11 +182,12 @@ func Run(ctx context.Context, o *Options) error {
 }
 
 // unwrapMalformed drops the "triage: malformed event: SOURCE: " prefix of
-// a whole-export error, which the report's error line repeats.
+// a whole-export error, which the report's error line (the EventError,
+// itself ErrMalformed, naming the export) replaces.
 func unwrapMalformed(err error, source string) error {
 	msg := strings.TrimPrefix(err.Error(), triage.ErrMalformed.Error()+": ")
 	msg = strings.TrimPrefix(msg, source+": ")
-	return fmt.Errorf("%w: %s", triage.ErrMalformed, msg)
+	return errors.New(msg)
 }
 
 func loadManifests(o *Options, now time.Time) ([]triage.Manifest, error) {
