@@ -316,3 +316,18 @@ const (
 // response by its declared size, so a larger claim is refused before any
 // buffer is sized by it.
 const MaxTPMResponse = 64 << 10
+
+// Caps of csv triage's readers of Windows Code Integrity event exports
+// (csv/triage): MaxEventFile the size of one export (Get-WinEvent |
+// ConvertTo-Json, wevtutil qe /f:xml); MaxEvents the events (of any ID)
+// in one file; MaxEventFields the fields (<Data> elements, Properties) of
+// one event, which are 36 for a 3077 event of template version 5;
+// MaxEventField the bytes of one field's value (an NT path is at most
+// 32,767 UTF-16 units, under 96 KiB of UTF-8). A file or event over a cap
+// is an error that names it, never truncated.
+const (
+	MaxEventFile   = 256 << 20
+	MaxEvents      = 1 << 20
+	MaxEventFields = 256
+	MaxEventField  = 128 << 10
+)
