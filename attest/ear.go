@@ -272,10 +272,13 @@ var earTable = map[string]earRow{
 	// The boot components judged by the code integrity policy: approved
 	// boot (3), since csv judges the boot, not what runs after it.
 	"policy.boot-components": {executables, ApprovedBoot, ContraindicatedRuntime},
-	// The code integrity policies Windows reported in its SIPA events
-	// (issue 19, part 1) join this table when Result carries them: a
-	// check of the policies' identities is configuration, a check of
-	// which policy admitted the boot's code is executables.
+	// The code integrity policies Windows booted with (its SIPA policy
+	// events, policy.ci-policies) are the platform's configuration.
+	"policy.ci-policies": {configuration, ApprovedConfig, UnsupportableConfig},
+	// A Secure Boot authority or boot component the host's own dbx
+	// revokes ran: the boot's code is contraindicated. Passed, it
+	// claims nothing: it does not say the boot's code is approved.
+	"policy.not-revoked": {executables, NoClaim, ContraindicatedRuntime},
 }
 
 // quoteCheck matches the per-quote checks' names.

@@ -108,6 +108,21 @@ func TestEARMapping(t *testing.T) {
 			r.Claims = nil
 			r.finish()
 		}, status: ear.TrustTierContraindicated, vector: ear.TrustVector{InstanceIdentity: 99, Configuration: 2, Executables: 3}},
+		{name: "a required code integrity policy not booted", change: func(h *earHost) {
+			h.policy += "ci_policies: [{id: '{" + testCIPolicyGUID + "}', min_version: 10.0.0.1}]\n"
+		}, status: ear.TrustTierContraindicated, vector: ear.TrustVector{InstanceIdentity: 2, Configuration: 96, Executables: 3}},
+		{name: "a boot component the host's dbx revokes", checks: func(r *Result) {
+			found := false
+			for i := range r.Checks {
+				if r.Checks[i].Name == "policy.not-revoked" {
+					r.Checks[i].Passed, found = false, true
+				}
+			}
+			if !found {
+				t.Fatal("no policy.not-revoked check")
+			}
+			r.finish()
+		}, status: ear.TrustTierContraindicated, vector: ear.TrustVector{InstanceIdentity: 2, Configuration: 2, Executables: 96}},
 		{name: "a failed check the table does not know", checks: func(r *Result) {
 			r.Checks = append(r.Checks, Check{Name: "policy.from-the-future", Detail: "failed"})
 			r.finish()
