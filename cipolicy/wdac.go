@@ -18,6 +18,7 @@ package cipolicy
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/asn1"
 	"encoding/hex"
 	"encoding/xml"
@@ -177,8 +178,17 @@ func (d *xmlDecoder) err(source string) *LoadError {
 }
 
 // parseTree reads the document into a tree, with the caps of
-// internal/limits on nesting depth and element count.
+// internal/limits on nesting depth and element count: with fastTree where
+// the document is in its subset, else with encoding/xml (xmlTree).
 func parseTree(data []byte, source string, utf16 bool) (*xnode, *LoadError) {
+	if root, ok := fastTree(data, utf16); ok {
+		return root, nil
+	}
+	return xmlTree(data, source, utf16)
+}
+
+// xmlTree is parseTree with encoding/xml, for any document.
+func xmlTree(data []byte, source string, utf16 bool) (*xnode, *LoadError) {
 	fail := func(line int, format string, args ...any) (*xnode, *LoadError) {
 		return nil, &LoadError{Source: source, Problems: []Problem{{Line: line, Message: fmt.Sprintf(format, args...)}}}
 	}
@@ -370,6 +380,46 @@ type xFileRule struct {
 	kind  string // Allow, Deny or FileAttrib
 	line  int
 	attrs map[string]string
+	// checked is the rule's matcher as read when its definition was
+	// checked (read as a deny rule if it is one), for the first rule that
+	// uses it with that reading; later ones read it afresh, so that no two
+	// rules share a matcher.
+	checked *matcher
+	emits   defEmits
+}
+
+// defEmits counts the rules a definition (a file rule or a signer)
+// yields, by signing scenario and action, without a map keyed by ID.
+type defEmits struct {
+	first [2][2]firstEmit // [scenario][action]: the first rule emitted
+	count int             // rules emitted
+	bySc  [2]int          // rules emitted by scenario
+}
+
+// firstEmit is where a definition's first rule of a scenario and action
+// came from: its reference's line and its index among the rules (+1; 0
+// means none yet).
+type firstEmit struct {
+	line int
+	at   int
+}
+
+// scenarioIndex indexes defEmits by scenario: user, kernel (a signing
+// scenario is one or the other).
+func scenarioIndex(sc Scenario) int {
+	if sc == ScenarioKernel {
+		return 1
+	}
+	return 0
+}
+
+// emitIndex indexes defEmits by scenario and action.
+func emitIndex(sc Scenario, a Action) (int, int) {
+	i, j := scenarioIndex(sc), 0
+	if a == Deny {
+		j = 1
+	}
+	return i, j
 }
 
 type xSigner struct {
@@ -385,6 +435,7 @@ type xSigner struct {
 	oemID         *string
 	fileAttribs   []xRef
 	signTimeAfter string
+	emits         defEmits
 }
 
 type xSignerRef struct {
@@ -444,8 +495,19 @@ func decodeSiPolicy(data []byte, source string, utf16 bool) (*siDoc, *LoadError)
 	if lerr != nil {
 		return nil, lerr
 	}
+	// Size the maps of definitions once (a large policy's would otherwise
+	// grow through a dozen rehashes).
+	nfiles, nsigners := 0, 0
+	for _, c := range root.children {
+		switch c.name {
+		case "FileRules":
+			nfiles += len(c.children)
+		case "Signers":
+			nsigners += len(c.children)
+		}
+	}
 	doc := &siDoc{source: source, ekus: map[string]string{}, ekuLines: map[string]int{},
-		files: map[string]*xFileRule{}, signers: map[string]*xSigner{}, ids: map[string]int{},
+		files: make(map[string]*xFileRule, nfiles), signers: make(map[string]*xSigner, nsigners), ids: make(map[string]int, nfiles+nsigners),
 		otherSigners: map[string][]xRef{}}
 	a := doc.attrs(root, "FriendlyName", "PolicyType")
 	doc.friendlyName = strings.TrimSpace(a["FriendlyName"])
@@ -909,39 +971,48 @@ func (doc *siDoc) policy() *Policy {
 
 	// Check every definition, whether or not a scenario uses it: a
 	// malformed value is an error wherever it is.
-	defs := make([]string, 0, len(doc.ids))
-	for id := range doc.ids {
-		defs = append(defs, id)
+	type def struct {
+		line int
+		id   string
 	}
-	sort.Slice(defs, func(i, j int) bool { return doc.ids[defs[i]] < doc.ids[defs[j]] })
-	for _, id := range defs {
-		if f := doc.files[id]; f != nil {
-			doc.fileMatcher(f, f.kind == "Deny")
-		} else if s := doc.signers[id]; s != nil {
+	defs := make([]def, 0, len(doc.ids))
+	for id, line := range doc.ids {
+		defs = append(defs, def{line, id})
+	}
+	slices.SortFunc(defs, func(a, b def) int {
+		if a.line != b.line {
+			return cmp.Compare(a.line, b.line)
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	for _, d := range defs {
+		if f := doc.files[d.id]; f != nil {
+			m := doc.fileMatcher(f, f.kind == "Deny")
+			f.checked = &m
+		} else if s := doc.signers[d.id]; s != nil {
 			doc.signerMatcher(s, false, flightDisabled)
 		}
 	}
+	// The rules in the order emitted, and the definition and scenario of
+	// each (the same index).
 	type emitted struct {
-		rule Rule
+		def  *defEmits
 		base string
 		sc   Scenario
 	}
-	type emitKey struct {
-		base   string
-		sc     Scenario
-		action Action
+	nrefs := 0
+	for _, sc := range doc.scenarios {
+		nrefs += len(sc.product.allowed) + len(sc.product.denied) + len(sc.product.files)
 	}
-	var out []emitted
-	type firstEmit struct {
-		line int
-		key  string
-	}
-	firstRef := map[emitKey]firstEmit{}
-	referenced := map[string]bool{}
-	emit := func(base string, sc Scenario, refLine int, r Rule) {
-		k := emitKey{base, sc, r.Action}
-		if prev, dup := firstRef[k]; dup {
-			if prev.key == ruleKey(&r) {
+	out := make([]emitted, 0, nrefs)
+	rules := make([]Rule, 0, nrefs)
+	referenced := make(map[string]bool, len(doc.ids))
+	emit := func(def *defEmits, base string, sc Scenario, refLine int, r Rule) {
+		i, j := emitIndex(sc, r.Action)
+		if prev := def.first[i][j]; prev.at > 0 {
+			// ruleKey only for repeats: it costs as much as the rest of
+			// the load.
+			if ruleKey(&rules[prev.at-1]) == ruleKey(&r) {
 				// The same rule twice (Microsoft's own policies list some
 				// FileRuleRef twice): the repeat changes nothing.
 				doc.notes = append(doc.notes, Note{Line: refLine, Rule: base, Message: fmt.Sprintf(
@@ -951,8 +1022,11 @@ func (doc *siDoc) policy() *Policy {
 			doc.errorf(refLine, "%s is listed twice in the %s-mode scenario with different exceptions (first at line %d): csv cannot tell which Windows applies", base, sc, prev.line)
 			return
 		}
-		firstRef[k] = firstEmit{refLine, ruleKey(&r)}
-		out = append(out, emitted{rule: r, base: base, sc: sc})
+		def.first[i][j] = firstEmit{refLine, len(out) + 1}
+		def.count++
+		def.bySc[i]++
+		out = append(out, emitted{def: def, base: base, sc: sc})
+		rules = append(rules, r)
 	}
 	dropped := 0
 	var droppedIDs []string
@@ -1007,7 +1081,7 @@ func (doc *siDoc) policy() *Policy {
 						drop(s.line, s.id, "denied signer")
 						continue
 					}
-					emit(s.id, sc.scenario, ref.signer.line, r)
+					emit(&s.emits, s.id, sc.scenario, ref.signer.line, r)
 				}
 			case "files":
 				for _, ref := range set.files {
@@ -1031,7 +1105,12 @@ func (doc *siDoc) policy() *Policy {
 					if deny {
 						r.Action = Deny
 					}
-					m := doc.fileMatcher(f, deny)
+					var m matcher
+					if f.checked != nil {
+						m, f.checked = *f.checked, nil
+					} else {
+						m = doc.fileMatcher(f, deny)
+					}
 					r.Hash, r.File, r.All, r.Unsupported = m.hash, m.file, m.all, m.unsupported
 					if r.Hash != nil && r.Hash.Algorithm.FirstPage() {
 						// Boot components are judged from event logs,
@@ -1044,7 +1123,7 @@ func (doc *siDoc) policy() *Policy {
 						// A user-mode hash rule is a script's SIP hash too.
 						r.Formats = append(r.Formats, FormatPowerShell)
 					}
-					emit(f.id, sc.scenario, ref.line, r)
+					emit(&f.emits, f.id, sc.scenario, ref.line, r)
 				}
 			}
 		}
@@ -1118,21 +1197,13 @@ func (doc *siDoc) policy() *Policy {
 
 	// Rule IDs: the definition's ID, qualified by scenario (and action)
 	// where one definition yields several rules.
-	count := map[string]int{}
-	scenarios := map[string]map[Scenario]int{}
-	for _, e := range out {
-		count[e.base]++
-		if scenarios[e.base] == nil {
-			scenarios[e.base] = map[Scenario]int{}
-		}
-		scenarios[e.base][e.sc]++
-	}
-	ids := map[string]bool{}
-	for _, e := range out {
-		r := e.rule
+	ids := make(map[string]bool, len(out))
+	kept := 0 // the rules are kept in place
+	for i, e := range out {
+		r := &rules[i]
 		switch {
-		case count[e.base] == 1:
-		case scenarios[e.base][e.sc] == 1:
+		case e.def.count == 1:
+		case e.def.bySc[scenarioIndex(e.sc)] == 1:
 			r.ID = e.base + ":" + string(e.sc)
 		default:
 			r.ID = e.base + ":" + string(e.sc) + ":" + string(r.Action)
@@ -1142,7 +1213,11 @@ func (doc *siDoc) policy() *Policy {
 			continue
 		}
 		ids[r.ID] = true
-		p.Rules = append(p.Rules, r)
+		rules[kept] = *r
+		kept++
+	}
+	if kept > 0 {
+		p.Rules = rules[:kept:kept]
 	}
 	if len(p.Rules) > limits.MaxPolicyRules {
 		doc.errorf(0, "%d rules exceed the limit of %d", len(p.Rules), limits.MaxPolicyRules)
@@ -1295,8 +1370,43 @@ func versionBounds(minV, maxV *Version, deny bool) (lo, hi *Version) {
 // image hash named as a page hash as a page hash: the rule then never
 // matches (no file's hash of the other kind equals it).
 func pageHash(friendlyName, id string) bool {
-	n := strings.ToLower(friendlyName)
-	return strings.Contains(n, "hash page") || strings.Contains(n, "page hash") || strings.HasSuffix(strings.ToUpper(id), "_PAGE")
+	if !isASCII(friendlyName) || !isASCII(id) {
+		n := strings.ToLower(friendlyName)
+		return strings.Contains(n, "hash page") || strings.Contains(n, "page hash") || strings.HasSuffix(strings.ToUpper(id), "_PAGE")
+	}
+	// The same without a lowered copy of every rule's name.
+	return containsFoldASCII(friendlyName, "hash page") || containsFoldASCII(friendlyName, "page hash") ||
+		len(id) >= 5 && strings.EqualFold(id[len(id)-5:], "_PAGE")
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// containsFoldASCII reports whether s contains sub (lower-case ASCII)
+// under ASCII case folding.
+func containsFoldASCII(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		j := 0
+		for ; j < len(sub); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != sub[j] {
+				break
+			}
+		}
+		if j == len(sub) {
+			return true
+		}
+	}
+	return false
 }
 
 // fileMatcher maps a file rule (Allow, Deny or FileAttrib) to a matcher.
