@@ -18,7 +18,6 @@ package cipolicy
 
 import (
 	"bytes"
-	"cmp"
 	"encoding/asn1"
 	"encoding/hex"
 	"encoding/xml"
@@ -137,8 +136,11 @@ type xnode struct {
 	name     string
 	attrs    []xml.Attr
 	children []*xnode
-	text     []byte
-	line     int
+	// text is the element's character data. Every reader trims it
+	// (bytes.TrimSpace): fastTree leaves out white space before the
+	// first other text.
+	text []byte
+	line int
 }
 
 // xmlDecoder collects problems with their lines.
@@ -309,6 +311,40 @@ func (d *xmlDecoder) attrs(n *xnode, allowed ...string) map[string]string {
 	return out
 }
 
+// attr1 is attrs for an element that takes one attribute, without a map:
+// the value of name (the first, if repeated) and whether it is there, with
+// the same reports as attrs.
+func (d *xmlDecoder) attr1(n *xnode, name string) (value string, ok bool) {
+	for _, a := range n.attrs {
+		switch {
+		case a.Name.Space == "" && a.Name.Local == "xmlns", a.Name.Space == "xmlns",
+			a.Name.Space == "http://www.w3.org/2001/XMLSchema-instance", a.Name.Space == "http://www.w3.org/XML/1998/namespace":
+			continue
+		case a.Name.Space != "":
+			d.errorf(n.line, "<%s>: unknown attribute %s:%s", n.name, a.Name.Space, a.Name.Local)
+			continue
+		case a.Name.Local != name:
+			d.errorf(n.line, "<%s>: unknown attribute %q (known: %s)", n.name, a.Name.Local, name)
+			continue
+		}
+		if ok {
+			d.errorf(n.line, "<%s>: attribute %q repeated", n.name, a.Name.Local)
+			continue
+		}
+		value, ok = a.Value, true
+	}
+	return value, ok
+}
+
+// require1 is require for one attribute's value.
+func (d *xmlDecoder) require1(n *xnode, name, value string) bool {
+	if strings.TrimSpace(value) == "" {
+		d.errorf(n.line, "<%s>: missing attribute %q", n.name, name)
+		return false
+	}
+	return true
+}
+
 // require reports a missing required attribute.
 func (d *xmlDecoder) require(n *xnode, a map[string]string, names ...string) bool {
 	ok := true
@@ -384,8 +420,9 @@ type xFileRule struct {
 	// checked (read as a deny rule if it is one), for the first rule that
 	// uses it with that reading; later ones read it afresh, so that no two
 	// rules share a matcher.
-	checked *matcher
-	emits   defEmits
+	checked    *matcher
+	emits      defEmits
+	referenced bool // by a scenario or another signer list
 }
 
 // defEmits counts the rules a definition (a file rule or a signer)
@@ -436,6 +473,7 @@ type xSigner struct {
 	fileAttribs   []xRef
 	signTimeAfter string
 	emits         defEmits
+	referenced    bool
 }
 
 type xSignerRef struct {
@@ -461,6 +499,28 @@ type xScenario struct {
 	tags        []string // AppID tags, key="value"
 }
 
+// xDef is a definition: a file rule or a signer.
+type xDef struct {
+	file   *xFileRule
+	signer *xSigner
+}
+
+func (d xDef) referenced() bool {
+	if d.file != nil {
+		return d.file.referenced
+	}
+	return d.signer.referenced
+}
+
+// mark records that the definition id (if there is one) is referenced.
+func (doc *siDoc) mark(id string) {
+	if f := doc.files[id]; f != nil {
+		f.referenced = true
+	} else if s := doc.signers[id]; s != nil {
+		s.referenced = true
+	}
+}
+
 // siDoc is a decoded SiPolicy document, before it becomes a Policy.
 type siDoc struct {
 	xmlDecoder
@@ -479,6 +539,7 @@ type siDoc struct {
 	files        map[string]*xFileRule
 	signers      map[string]*xSigner
 	ids          map[string]int // file rule and signer IDs -> line
+	defs         []xDef         // the file rules and signers, in document order
 	scenarios    []*xScenario
 	otherSigners map[string][]xRef // UpdatePolicySigners, CiSigners, SupplementalPolicySigners
 	notes        []Note
@@ -665,7 +726,9 @@ func (doc *siDoc) fileRules(n *xnode) {
 			if !doc.require(f, a, "ID") || !doc.defineID(a["ID"], f.line, "file rules and signers share one ID space") {
 				return
 			}
-			doc.files[a["ID"]] = &xFileRule{id: a["ID"], kind: kind, line: f.line, attrs: a}
+			x := &xFileRule{id: a["ID"], kind: kind, line: f.line, attrs: a}
+			doc.files[x.id] = x
+			doc.defs = append(doc.defs, xDef{file: x})
 		}
 	}
 	doc.children(n, false, map[string]func(*xnode){"Allow": def("Allow"), "Deny": def("Deny"), "FileAttrib": def("FileAttrib")})
@@ -725,6 +788,7 @@ func (doc *siDoc) signerList(n *xnode) {
 			doc.errorf(sn.line, "signer %s has no <CertRoot>", s.id)
 		}
 		doc.signers[s.id] = s
+		doc.defs = append(doc.defs, xDef{signer: s})
 	}})
 }
 
@@ -855,16 +919,16 @@ func (doc *siDoc) signerSet(n *xnode) xSignerSet {
 		return func(list *xnode) {
 			doc.attrs(list, "Workaround")
 			doc.children(list, false, map[string]func(*xnode){child: func(c *xnode) {
-				ca := doc.attrs(c, "SignerId")
-				ref := xSignerRef{signer: xRef{ca["SignerId"], c.line}}
+				id, _ := doc.attr1(c, "SignerId")
+				ref := xSignerRef{signer: xRef{id, c.line}}
 				doc.children(c, false, map[string]func(*xnode){except: func(e *xnode) {
-					ea := doc.attrs(e, exceptAttr)
+					x, _ := doc.attr1(e, exceptAttr)
 					doc.children(e, false, nil)
-					if doc.require(e, ea, exceptAttr) {
-						ref.excepts = append(ref.excepts, xRef{ea[exceptAttr], e.line})
+					if doc.require1(e, exceptAttr, x) {
+						ref.excepts = append(ref.excepts, xRef{x, e.line})
 					}
 				}})
-				if doc.require(c, ca, "SignerId") {
+				if doc.require1(c, "SignerId", id) {
 					*out = append(*out, ref)
 				}
 			}})
@@ -883,10 +947,10 @@ func (doc *siDoc) signerSet(n *xnode) xSignerSet {
 			set.order = append(set.order, "files")
 			doc.attrs(c, "Workaround")
 			doc.children(c, false, map[string]func(*xnode){"FileRuleRef": func(r *xnode) {
-				ra := doc.attrs(r, "RuleID")
+				id, _ := doc.attr1(r, "RuleID")
 				doc.children(r, false, nil)
-				if doc.require(r, ra, "RuleID") {
-					set.files = append(set.files, xRef{ra["RuleID"], r.line})
+				if doc.require1(r, "RuleID", id) {
+					set.files = append(set.files, xRef{id, r.line})
 				}
 			}})
 		},
@@ -971,26 +1035,12 @@ func (doc *siDoc) policy() *Policy {
 
 	// Check every definition, whether or not a scenario uses it: a
 	// malformed value is an error wherever it is.
-	type def struct {
-		line int
-		id   string
-	}
-	defs := make([]def, 0, len(doc.ids))
-	for id, line := range doc.ids {
-		defs = append(defs, def{line, id})
-	}
-	slices.SortFunc(defs, func(a, b def) int {
-		if a.line != b.line {
-			return cmp.Compare(a.line, b.line)
-		}
-		return strings.Compare(a.id, b.id)
-	})
-	for _, d := range defs {
-		if f := doc.files[d.id]; f != nil {
+	for _, d := range doc.defs { // in document order, which is line order
+		if f := d.file; f != nil {
 			m := doc.fileMatcher(f, f.kind == "Deny")
 			f.checked = &m
-		} else if s := doc.signers[d.id]; s != nil {
-			doc.signerMatcher(s, false, flightDisabled)
+		} else {
+			doc.signerMatcher(d.signer, false, flightDisabled)
 		}
 	}
 	// The rules in the order emitted, and the definition and scenario of
@@ -1006,7 +1056,6 @@ func (doc *siDoc) policy() *Policy {
 	}
 	out := make([]emitted, 0, nrefs)
 	rules := make([]Rule, 0, nrefs)
-	referenced := make(map[string]bool, len(doc.ids))
 	emit := func(def *defEmits, base string, sc Scenario, refLine int, r Rule) {
 		i, j := emitIndex(sc, r.Action)
 		if prev := def.first[i][j]; prev.at > 0 {
@@ -1058,7 +1107,7 @@ func (doc *siDoc) policy() *Policy {
 						doc.errorf(ref.signer.line, "unknown signer %s referenced by %s", ref.signer.id, signerElem(deny))
 						continue
 					}
-					referenced[s.id] = true
+					s.referenced = true
 					// Signer rules judge PE Authenticode and ELF appended
 					// signatures alike; a signer limited to FileAttribs
 					// can only match PE files, which have them.
@@ -1069,7 +1118,7 @@ func (doc *siDoc) policy() *Policy {
 					}
 					m, why := doc.signerMatcher(s, deny, flightDisabled)
 					r.Signer, r.Unsupported = m, why
-					r.Except = doc.exceptions(ref, deny, referenced)
+					r.Except = doc.exceptions(ref, deny)
 					if !deny {
 						for _, x := range r.Except {
 							if x.Unsupported != "" && r.Unsupported == "" {
@@ -1090,7 +1139,7 @@ func (doc *siDoc) policy() *Policy {
 						doc.errorf(ref.line, "unknown file rule %s referenced by FileRuleRef", ref.id)
 						continue
 					}
-					referenced[f.id] = true
+					f.referenced = true
 					if f.kind == "FileAttrib" {
 						doc.errorf(ref.line, "FileRuleRef references %s, a FileAttrib: FileAttrib rules are used through a signer's FileAttribRef", f.id)
 						continue
@@ -1156,7 +1205,7 @@ func (doc *siDoc) policy() *Policy {
 				doc.errorf(ref.line, "unknown signer %s referenced by %s", ref.id, strings.TrimSuffix(kind, "s"))
 				continue
 			}
-			referenced[ref.id] = true
+			doc.mark(ref.id)
 		}
 		if len(refs) > 0 {
 			doc.notes = append(doc.notes, Note{Line: refs[0].line, Message: fmt.Sprintf(
@@ -1164,19 +1213,18 @@ func (doc *siDoc) policy() *Policy {
 		}
 	}
 	for _, sc := range doc.scenarios {
-		doc.checkTestRefs(sc, referenced)
+		doc.checkTestRefs(sc)
 	}
 
 	// Unreferenced definitions: Windows ignores them.
-	var unusedSigners, unusedFiles []string
-	for id := range doc.ids {
-		if referenced[id] {
-			continue
-		}
-		if doc.signers[id] != nil {
-			unusedSigners = append(unusedSigners, id)
-		} else if f := doc.files[id]; f != nil && f.kind != "FileAttrib" {
-			unusedFiles = append(unusedFiles, id)
+	var unusedSigners, unusedFiles []string // in line order
+	for _, d := range doc.defs {
+		switch {
+		case d.referenced():
+		case d.signer != nil:
+			unusedSigners = append(unusedSigners, d.signer.id)
+		case d.file.kind != "FileAttrib":
+			unusedFiles = append(unusedFiles, d.file.id)
 		}
 	}
 	for _, u := range []struct {
@@ -1186,7 +1234,6 @@ func (doc *siDoc) policy() *Policy {
 		if len(u.ids) == 0 {
 			continue
 		}
-		sort.Slice(u.ids, func(i, j int) bool { return doc.ids[u.ids[i]] < doc.ids[u.ids[j]] })
 		if len(u.ids) == 1 {
 			doc.notes = append(doc.notes, Note{Line: doc.ids[u.ids[0]], Rule: u.ids[0], Message: fmt.Sprintf("%s is referenced by no signing scenario: Windows ignores it, and so does csv", u.what)})
 			continue
@@ -1229,19 +1276,19 @@ func (doc *siDoc) policy() *Policy {
 
 // checkTestRefs validates the references of TestSigners and
 // TestSigningSigners, which are otherwise ignored.
-func (doc *siDoc) checkTestRefs(sc *xScenario, referenced map[string]bool) {
+func (doc *siDoc) checkTestRefs(sc *xScenario) {
 	for _, set := range sc.testSets {
 		for _, refs := range [][]xSignerRef{set.allowed, set.denied} {
 			for _, ref := range refs {
 				if doc.signers[ref.signer.id] == nil {
 					doc.errorf(ref.signer.line, "unknown signer %s referenced in %s", ref.signer.id, sc.id)
 				}
-				referenced[ref.signer.id] = true
+				doc.mark(ref.signer.id)
 				for _, x := range ref.excepts {
 					if doc.files[x.id] == nil {
 						doc.errorf(x.line, "unknown file rule %s referenced in %s", x.id, sc.id)
 					}
-					referenced[x.id] = true
+					doc.mark(x.id)
 				}
 			}
 		}
@@ -1249,7 +1296,7 @@ func (doc *siDoc) checkTestRefs(sc *xScenario, referenced map[string]bool) {
 			if doc.files[ref.id] == nil {
 				doc.errorf(ref.line, "unknown file rule %s referenced in %s", ref.id, sc.id)
 			}
-			referenced[ref.id] = true
+			doc.mark(ref.id)
 		}
 	}
 }
@@ -1289,7 +1336,7 @@ func listIDs(ids []string, n int) string {
 // exceptions resolves an AllowedSigner's ExceptDenyRule references (deny
 // file rules) or a DeniedSigner's ExceptAllowRule references (allow file
 // rules).
-func (doc *siDoc) exceptions(ref xSignerRef, deny bool, referenced map[string]bool) []Rule {
+func (doc *siDoc) exceptions(ref xSignerRef, deny bool) []Rule {
 	var out []Rule
 	want, elem := "Deny", "ExceptDenyRule"
 	if deny {
@@ -1305,7 +1352,7 @@ func (doc *siDoc) exceptions(ref xSignerRef, deny bool, referenced map[string]bo
 			doc.errorf(x.line, "%s references %s, which is %s rule (want %s)", elem, x.id, article(f.kind), article(want))
 			continue
 		}
-		referenced[f.id] = true
+		f.referenced = true
 		// An ExceptDenyRule is a deny rule: its versions read as deny
 		// rules' do.
 		m := doc.fileMatcher(f, !deny)

@@ -12,7 +12,8 @@ package cipolicy
 // values, text, the five predefined entities, comments, and an XML
 // declaration for UTF-8 (or for UTF-16 when the file was UTF-16). It
 // builds the tree parseTree builds (names, namespaces, attributes, text
-// after entity and line-end normalisation, lines), and takes names and
+// after entity and line-end normalisation as its readers see it, trimmed;
+// lines), and takes names and
 // values as substrings of one copy of the document instead of a string
 // each. Anything outside the subset (a prefixed name, a numeric character
 // reference, CDATA, a DOCTYPE, any other processing instruction, a
@@ -109,9 +110,15 @@ func (s *fastScanner) document() (*xnode, bool) {
 				}
 			} else {
 				top := stack[len(stack)-1]
-				if top.text == nil {
+				switch {
+				case top.text == nil && blank(text):
+					// White space before any other text: every reader
+					// of a node's text trims it (xnode.text), and
+					// keeping it would copy a list's indentation,
+					// between each of its 100,000 elements, for nothing.
+				case top.text == nil:
 					top.text = text[:len(text):len(text)]
-				} else {
+				default:
 					top.text = append(top.text, text...)
 				}
 			}
@@ -190,6 +197,16 @@ func (s *fastScanner) document() (*xnode, bool) {
 		return nil, false
 	}
 	return root, true
+}
+
+// blank reports whether b is only XML white space (ASCII).
+func blank(b []byte) bool {
+	for _, c := range b {
+		if !isSpace(c) {
+			return false
+		}
+	}
+	return true
 }
 
 // isSpace is encoding/xml's white space.
