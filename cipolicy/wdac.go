@@ -311,6 +311,66 @@ func (d *xmlDecoder) attrs(n *xnode, allowed ...string) map[string]string {
 	return out
 }
 
+// xattrs are an element's attributes as attrList reads them: by unprefixed
+// name, each once.
+type xattrs []xml.Attr
+
+// lookup returns the value of attribute k and whether it is there.
+func (a xattrs) lookup(k string) (string, bool) {
+	for _, x := range a {
+		if x.Name.Local == k {
+			return x.Value, true
+		}
+	}
+	return "", false
+}
+
+// get returns the value of attribute k ("" if absent).
+func (a xattrs) get(k string) string {
+	v, _ := a.lookup(k)
+	return v
+}
+
+// attrList is attrs without a map (for the elements a policy holds by the
+// hundred thousand): the element's attributes that attrs would return, in
+// document order, with the same reports. It shares n's attributes when it
+// drops none.
+func (d *xmlDecoder) attrList(n *xnode, allowed ...string) xattrs {
+	var list xattrs
+	shared := true // list is n.attrs[:len(list)]
+	for i, a := range n.attrs {
+		switch {
+		case a.Name.Space == "" && a.Name.Local == "xmlns", a.Name.Space == "xmlns",
+			a.Name.Space == "http://www.w3.org/2001/XMLSchema-instance", a.Name.Space == "http://www.w3.org/XML/1998/namespace":
+			continue
+		case a.Name.Space != "":
+			d.errorf(n.line, "<%s>: unknown attribute %s:%s", n.name, a.Name.Space, a.Name.Local)
+			continue
+		case !slices.Contains(allowed, a.Name.Local):
+			if len(allowed) == 0 {
+				d.errorf(n.line, "<%s>: unknown attribute %q (it takes none)", n.name, a.Name.Local)
+			} else {
+				d.errorf(n.line, "<%s>: unknown attribute %q (known: %s)", n.name, a.Name.Local, strings.Join(allowed, ", "))
+			}
+			continue
+		}
+		if _, dup := list.lookup(a.Name.Local); dup {
+			d.errorf(n.line, "<%s>: attribute %q repeated", n.name, a.Name.Local)
+			continue
+		}
+		switch {
+		case shared && len(list) == i: // every attribute so far kept
+			list = xattrs(n.attrs[: i+1 : i+1])
+		case shared:
+			list = append(slices.Clip(slices.Clone(list)), a)
+			shared = false
+		default:
+			list = append(list, a)
+		}
+	}
+	return list
+}
+
 // attr1 is attrs for an element that takes one attribute, without a map:
 // the value of name (the first, if repeated) and whether it is there, with
 // the same reports as attrs.
@@ -415,7 +475,7 @@ type xFileRule struct {
 	id    string
 	kind  string // Allow, Deny or FileAttrib
 	line  int
-	attrs map[string]string
+	attrs xattrs
 	// checked is the rule's matcher as read when its definition was
 	// checked (read as a deny rule if it is one), for the first rule that
 	// uses it with that reading; later ones read it afresh, so that no two
@@ -721,12 +781,13 @@ func (doc *siDoc) fileRules(n *xnode) {
 	doc.attrs(n)
 	def := func(kind string) func(*xnode) {
 		return func(f *xnode) {
-			a := doc.attrs(f, fileRuleAttrs...)
+			a := doc.attrList(f, fileRuleAttrs...)
 			doc.children(f, false, nil)
-			if !doc.require(f, a, "ID") || !doc.defineID(a["ID"], f.line, "file rules and signers share one ID space") {
+			id := a.get("ID")
+			if !doc.require1(f, "ID", id) || !doc.defineID(id, f.line, "file rules and signers share one ID space") {
 				return
 			}
-			x := &xFileRule{id: a["ID"], kind: kind, line: f.line, attrs: a}
+			x := &xFileRule{id: id, kind: kind, line: f.line, attrs: a}
 			doc.files[x.id] = x
 			doc.defs = append(doc.defs, xDef{file: x})
 		}
@@ -1150,7 +1211,7 @@ func (doc *siDoc) policy() *Policy {
 						continue
 					}
 					r := Rule{ID: f.id, Action: Allow, Scenarios: ruleScenarios(sc.scenario), Formats: []Format{FormatPE},
-						Description: f.attrs["FriendlyName"], Line: f.line}
+						Description: f.attrs.get("FriendlyName"), Line: f.line}
 					if deny {
 						r.Action = Deny
 					}
@@ -1357,7 +1418,7 @@ func (doc *siDoc) exceptions(ref xSignerRef, deny bool) []Rule {
 		// rules' do.
 		m := doc.fileMatcher(f, !deny)
 		out = append(out, Rule{ID: f.id, Hash: m.hash, File: m.file, All: m.all, Unsupported: m.unsupported,
-			Formats: []Format{FormatPE}, Description: f.attrs["FriendlyName"], Line: f.line})
+			Formats: []Format{FormatPE}, Description: f.attrs.get("FriendlyName"), Line: f.line})
 		if m.hash != nil {
 			// The signer rule's scenarios scope it; a hash is a script's
 			// SIP hash in user mode.
@@ -1463,24 +1524,24 @@ func containsFoldASCII(s, sub string) bool {
 func (doc *siDoc) fileMatcher(f *xFileRule, deny bool) matcher {
 	a := f.attrs
 	var unsup []string
-	if v := a["FilePath"]; v != "" {
+	if v := a.get("FilePath"); v != "" {
 		unsup = append(unsup, fmt.Sprintf("FilePath rule (%q): it matches by where the file lies on the Windows machine, which csv does not know", v))
 	}
-	if a["PackageFamilyName"] != "" || a["PackageVersion"] != "" {
-		unsup = append(unsup, fmt.Sprintf("packaged app rule (PackageFamilyName %q): it matches the package a file was installed from", a["PackageFamilyName"]))
+	if a.get("PackageFamilyName") != "" || a.get("PackageVersion") != "" {
+		unsup = append(unsup, fmt.Sprintf("packaged app rule (PackageFamilyName %q): it matches the package a file was installed from", a.get("PackageFamilyName")))
 	}
-	if v := a["AppIDs"]; v != "" {
+	if v := a.get("AppIDs"); v != "" {
 		unsup = append(unsup, fmt.Sprintf("AppIDs %q: AppID tags are not judged", v))
 	}
 	var names []string
 	for _, k := range []string{"FileName", "InternalName", "FileDescription", "ProductName"} {
-		if _, ok := a[k]; ok {
+		if _, ok := a.lookup(k); ok {
 			names = append(names, k)
 		}
 	}
 	var minV, maxV *Version
 	for _, k := range []string{"MinimumFileVersion", "MaximumFileVersion"} {
-		s, ok := a[k]
+		s, ok := a.lookup(k)
 		if !ok {
 			continue
 		}
@@ -1495,7 +1556,7 @@ func (doc *siDoc) fileMatcher(f *xFileRule, deny bool) matcher {
 			maxV = &v
 		}
 	}
-	if hs, ok := a["Hash"]; ok {
+	if hs, ok := a.lookup("Hash"); ok {
 		b, err := hex.DecodeString(strings.TrimSpace(hs))
 		if err != nil || len(b) == 0 {
 			doc.errorf(f.line, "rule %s: Hash %q is not hexadecimal", f.id, truncate(hs, 80))
@@ -1505,7 +1566,7 @@ func (doc *siDoc) fileMatcher(f *xFileRule, deny bool) matcher {
 		case len(unsup) > 0:
 		case len(names) > 0 || minV != nil || maxV != nil:
 			unsup = append(unsup, "Hash together with file name or version attributes: csv cannot judge both at once")
-		case pageHash(a["FriendlyName"], f.id) && (len(b) == 20 || len(b) == 32):
+		case pageHash(a.get("FriendlyName"), f.id) && (len(b) == 20 || len(b) == 32):
 			// A first-page hash: New-CIPolicy names it so (Windows reads
 			// no FriendlyName, and compares it only for a file whose
 			// signature carries page hashes; see PageSHA256).
@@ -1540,7 +1601,7 @@ func (doc *siDoc) fileMatcher(f *xFileRule, deny bool) matcher {
 		case "ProductName":
 			m.Field = ProductName
 		}
-		m.Name = strings.TrimSpace(a[names[0]])
+		m.Name = strings.TrimSpace(a.get(names[0]))
 		switch {
 		case m.Name == "*":
 			// Any name (SignedVersion-level FileAttrib, allow-all rules).

@@ -205,3 +205,38 @@ func drain(d *xml.Decoder, raw bool) error {
 		}
 	}
 }
+
+// TestAttrListAsAttrs: attrList, which file rules are read with, keeps and
+// reports what attrs does (the first of a repeated attribute, unknown and
+// prefixed ones reported, namespace declarations ignored).
+func TestAttrListAsAttrs(t *testing.T) {
+	for _, el := range []string{
+		`<Allow ID="A" FriendlyName="f" Hash="00" />`,
+		`<Allow ID="A" ID="B" Hash="00" />`,
+		`<Allow Bogus="1" ID="A" Hash="00" />`,
+		`<Allow ID="A" x:Hash="1" Hash="00" />`,
+		`<Allow xmlns:y="urn:y" ID="A" FileName="a" FileName="b" Hash="00" Hash="11" />`,
+		`<Allow />`,
+	} {
+		doc := `<SiPolicy xmlns="urn:schemas-microsoft-com:sipolicy" xmlns:x="urn:x"><FileRules>` + el + `</FileRules></SiPolicy>`
+		root, lerr := xmlTree([]byte(doc), "a.xml", false)
+		if lerr != nil {
+			t.Fatal(lerr)
+		}
+		n := root.children[0].children[0]
+		var dm, dl xmlDecoder
+		m := dm.attrs(n, fileRuleAttrs...)
+		l := dl.attrList(n, fileRuleAttrs...)
+		if len(l) != len(m) {
+			t.Errorf("%s: attrList %v, attrs %v", el, l, m)
+		}
+		for _, a := range l {
+			if v, ok := m[a.Name.Local]; !ok || v != a.Value {
+				t.Errorf("%s: attrList has %s=%q, attrs %q", el, a.Name.Local, a.Value, v)
+			}
+		}
+		if fmt.Sprint(dm.problems) != fmt.Sprint(dl.problems) {
+			t.Errorf("%s: attrList reports %v, attrs %v", el, dl.problems, dm.problems)
+		}
+	}
+}
