@@ -39,7 +39,10 @@ openssl req -newkey rsa:2048 -nodes -keyout "$tmp/rsa2048.key" -out "$tmp/rsa204
 printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n' >"$tmp/leaf.cnf"
 openssl x509 -req -in "$tmp/rsa2048.csr" -CA "$dir/keys/inter.pem" -CAkey "$dir/keys/inter.key" -CAcreateserial -CAserial "$tmp/serial" \
   -out "$tmp/rsa2048.pem" -days 365 -extfile "$tmp/leaf.cnf" 2>/dev/null
-cat "$tmp/rsa2048.pem" "$dir/keys/inter.pem" >"$tmp/rsa2048-chain.pem"
+# csv sign refuses a chain that does not reach its self-signed root (no
+# verifier could build it): both chains end with the corpus root.
+cat "$tmp/rsa2048.pem" "$dir/keys/inter.pem" "$dir/keys/root.pem" >"$tmp/rsa2048-chain.pem"
+cat "$dir/keys/build-chain.pem" "$dir/keys/root.pem" >"$tmp/build-chain.pem"
 
 # The unsigned PE files, in a tree of their own.
 mkdir -p "$tmp/in"
@@ -95,5 +98,5 @@ awk -v label="$1" -v n="$n" -v b="$bytes" -v c="$2" -v o1="$3" -v o2="$4" -v f="
 }'
 }
 
-measure "RSA-3072 (the corpus build key)" "$dir/keys/build.key" "$dir/keys/build-chain.pem"
+measure "RSA-3072 (the corpus build key)" "$dir/keys/build.key" "$tmp/build-chain.pem"
 measure "RSA-2048" "$tmp/rsa2048.key" "$tmp/rsa2048-chain.pem"

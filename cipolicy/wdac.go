@@ -136,8 +136,11 @@ type xnode struct {
 	name     string
 	attrs    []xml.Attr
 	children []*xnode
-	text     []byte
-	line     int
+	// text is the element's character data. Every reader trims it
+	// (bytes.TrimSpace): fastTree leaves out white space before the
+	// first other text.
+	text []byte
+	line int
 }
 
 // xmlDecoder collects problems with their lines.
@@ -177,8 +180,17 @@ func (d *xmlDecoder) err(source string) *LoadError {
 }
 
 // parseTree reads the document into a tree, with the caps of
-// internal/limits on nesting depth and element count.
+// internal/limits on nesting depth and element count: with fastTree where
+// the document is in its subset, else with encoding/xml (xmlTree).
 func parseTree(data []byte, source string, utf16 bool) (*xnode, *LoadError) {
+	if root, ok := fastTree(data, utf16); ok {
+		return root, nil
+	}
+	return xmlTree(data, source, utf16)
+}
+
+// xmlTree is parseTree with encoding/xml, for any document.
+func xmlTree(data []byte, source string, utf16 bool) (*xnode, *LoadError) {
 	fail := func(line int, format string, args ...any) (*xnode, *LoadError) {
 		return nil, &LoadError{Source: source, Problems: []Problem{{Line: line, Message: fmt.Sprintf(format, args...)}}}
 	}
@@ -299,6 +311,100 @@ func (d *xmlDecoder) attrs(n *xnode, allowed ...string) map[string]string {
 	return out
 }
 
+// xattrs are an element's attributes as attrList reads them: by unprefixed
+// name, each once.
+type xattrs []xml.Attr
+
+// lookup returns the value of attribute k and whether it is there.
+func (a xattrs) lookup(k string) (string, bool) {
+	for _, x := range a {
+		if x.Name.Local == k {
+			return x.Value, true
+		}
+	}
+	return "", false
+}
+
+// get returns the value of attribute k ("" if absent).
+func (a xattrs) get(k string) string {
+	v, _ := a.lookup(k)
+	return v
+}
+
+// attrList is attrs without a map (for the elements a policy holds by the
+// hundred thousand): the element's attributes that attrs would return, in
+// document order, with the same reports. It shares n's attributes when it
+// drops none.
+func (d *xmlDecoder) attrList(n *xnode, allowed ...string) xattrs {
+	var list xattrs
+	shared := true // list is n.attrs[:len(list)]
+	for i, a := range n.attrs {
+		switch {
+		case a.Name.Space == "" && a.Name.Local == "xmlns", a.Name.Space == "xmlns",
+			a.Name.Space == "http://www.w3.org/2001/XMLSchema-instance", a.Name.Space == "http://www.w3.org/XML/1998/namespace":
+			continue
+		case a.Name.Space != "":
+			d.errorf(n.line, "<%s>: unknown attribute %s:%s", n.name, a.Name.Space, a.Name.Local)
+			continue
+		case !slices.Contains(allowed, a.Name.Local):
+			if len(allowed) == 0 {
+				d.errorf(n.line, "<%s>: unknown attribute %q (it takes none)", n.name, a.Name.Local)
+			} else {
+				d.errorf(n.line, "<%s>: unknown attribute %q (known: %s)", n.name, a.Name.Local, strings.Join(allowed, ", "))
+			}
+			continue
+		}
+		if _, dup := list.lookup(a.Name.Local); dup {
+			d.errorf(n.line, "<%s>: attribute %q repeated", n.name, a.Name.Local)
+			continue
+		}
+		switch {
+		case shared && len(list) == i: // every attribute so far kept
+			list = xattrs(n.attrs[: i+1 : i+1])
+		case shared:
+			list = append(slices.Clip(slices.Clone(list)), a)
+			shared = false
+		default:
+			list = append(list, a)
+		}
+	}
+	return list
+}
+
+// attr1 is attrs for an element that takes one attribute, without a map:
+// the value of name (the first, if repeated) and whether it is there, with
+// the same reports as attrs.
+func (d *xmlDecoder) attr1(n *xnode, name string) (value string, ok bool) {
+	for _, a := range n.attrs {
+		switch {
+		case a.Name.Space == "" && a.Name.Local == "xmlns", a.Name.Space == "xmlns",
+			a.Name.Space == "http://www.w3.org/2001/XMLSchema-instance", a.Name.Space == "http://www.w3.org/XML/1998/namespace":
+			continue
+		case a.Name.Space != "":
+			d.errorf(n.line, "<%s>: unknown attribute %s:%s", n.name, a.Name.Space, a.Name.Local)
+			continue
+		case a.Name.Local != name:
+			d.errorf(n.line, "<%s>: unknown attribute %q (known: %s)", n.name, a.Name.Local, name)
+			continue
+		}
+		if ok {
+			d.errorf(n.line, "<%s>: attribute %q repeated", n.name, a.Name.Local)
+			continue
+		}
+		value, ok = a.Value, true
+	}
+	return value, ok
+}
+
+// require1 is require for one attribute's value.
+func (d *xmlDecoder) require1(n *xnode, name, value string) bool {
+	if strings.TrimSpace(value) == "" {
+		d.errorf(n.line, "<%s>: missing attribute %q", n.name, name)
+		return false
+	}
+	return true
+}
+
 // require reports a missing required attribute.
 func (d *xmlDecoder) require(n *xnode, a map[string]string, names ...string) bool {
 	ok := true
@@ -369,7 +475,48 @@ type xFileRule struct {
 	id    string
 	kind  string // Allow, Deny or FileAttrib
 	line  int
-	attrs map[string]string
+	attrs xattrs
+	// checked is the rule's matcher as read when its definition was
+	// checked (read as a deny rule if it is one), for the first rule that
+	// uses it with that reading; later ones read it afresh, so that no two
+	// rules share a matcher.
+	checked    *matcher
+	emits      defEmits
+	referenced bool // by a scenario or another signer list
+}
+
+// defEmits counts the rules a definition (a file rule or a signer)
+// yields, by signing scenario and action, without a map keyed by ID.
+type defEmits struct {
+	first [2][2]firstEmit // [scenario][action]: the first rule emitted
+	count int             // rules emitted
+	bySc  [2]int          // rules emitted by scenario
+}
+
+// firstEmit is where a definition's first rule of a scenario and action
+// came from: its reference's line and its index among the rules (+1; 0
+// means none yet).
+type firstEmit struct {
+	line int
+	at   int
+}
+
+// scenarioIndex indexes defEmits by scenario: user, kernel (a signing
+// scenario is one or the other).
+func scenarioIndex(sc Scenario) int {
+	if sc == ScenarioKernel {
+		return 1
+	}
+	return 0
+}
+
+// emitIndex indexes defEmits by scenario and action.
+func emitIndex(sc Scenario, a Action) (int, int) {
+	i, j := scenarioIndex(sc), 0
+	if a == Deny {
+		j = 1
+	}
+	return i, j
 }
 
 type xSigner struct {
@@ -385,6 +532,8 @@ type xSigner struct {
 	oemID         *string
 	fileAttribs   []xRef
 	signTimeAfter string
+	emits         defEmits
+	referenced    bool
 }
 
 type xSignerRef struct {
@@ -410,6 +559,28 @@ type xScenario struct {
 	tags        []string // AppID tags, key="value"
 }
 
+// xDef is a definition: a file rule or a signer.
+type xDef struct {
+	file   *xFileRule
+	signer *xSigner
+}
+
+func (d xDef) referenced() bool {
+	if d.file != nil {
+		return d.file.referenced
+	}
+	return d.signer.referenced
+}
+
+// mark records that the definition id (if there is one) is referenced.
+func (doc *siDoc) mark(id string) {
+	if f := doc.files[id]; f != nil {
+		f.referenced = true
+	} else if s := doc.signers[id]; s != nil {
+		s.referenced = true
+	}
+}
+
 // siDoc is a decoded SiPolicy document, before it becomes a Policy.
 type siDoc struct {
 	xmlDecoder
@@ -428,6 +599,7 @@ type siDoc struct {
 	files        map[string]*xFileRule
 	signers      map[string]*xSigner
 	ids          map[string]int // file rule and signer IDs -> line
+	defs         []xDef         // the file rules and signers, in document order
 	scenarios    []*xScenario
 	otherSigners map[string][]xRef // UpdatePolicySigners, CiSigners, SupplementalPolicySigners
 	notes        []Note
@@ -444,8 +616,19 @@ func decodeSiPolicy(data []byte, source string, utf16 bool) (*siDoc, *LoadError)
 	if lerr != nil {
 		return nil, lerr
 	}
+	// Size the maps of definitions once (a large policy's would otherwise
+	// grow through a dozen rehashes).
+	nfiles, nsigners := 0, 0
+	for _, c := range root.children {
+		switch c.name {
+		case "FileRules":
+			nfiles += len(c.children)
+		case "Signers":
+			nsigners += len(c.children)
+		}
+	}
 	doc := &siDoc{source: source, ekus: map[string]string{}, ekuLines: map[string]int{},
-		files: map[string]*xFileRule{}, signers: map[string]*xSigner{}, ids: map[string]int{},
+		files: make(map[string]*xFileRule, nfiles), signers: make(map[string]*xSigner, nsigners), ids: make(map[string]int, nfiles+nsigners),
 		otherSigners: map[string][]xRef{}}
 	a := doc.attrs(root, "FriendlyName", "PolicyType")
 	doc.friendlyName = strings.TrimSpace(a["FriendlyName"])
@@ -598,12 +781,15 @@ func (doc *siDoc) fileRules(n *xnode) {
 	doc.attrs(n)
 	def := func(kind string) func(*xnode) {
 		return func(f *xnode) {
-			a := doc.attrs(f, fileRuleAttrs...)
+			a := doc.attrList(f, fileRuleAttrs...)
 			doc.children(f, false, nil)
-			if !doc.require(f, a, "ID") || !doc.defineID(a["ID"], f.line, "file rules and signers share one ID space") {
+			id := a.get("ID")
+			if !doc.require1(f, "ID", id) || !doc.defineID(id, f.line, "file rules and signers share one ID space") {
 				return
 			}
-			doc.files[a["ID"]] = &xFileRule{id: a["ID"], kind: kind, line: f.line, attrs: a}
+			x := &xFileRule{id: id, kind: kind, line: f.line, attrs: a}
+			doc.files[x.id] = x
+			doc.defs = append(doc.defs, xDef{file: x})
 		}
 	}
 	doc.children(n, false, map[string]func(*xnode){"Allow": def("Allow"), "Deny": def("Deny"), "FileAttrib": def("FileAttrib")})
@@ -663,6 +849,7 @@ func (doc *siDoc) signerList(n *xnode) {
 			doc.errorf(sn.line, "signer %s has no <CertRoot>", s.id)
 		}
 		doc.signers[s.id] = s
+		doc.defs = append(doc.defs, xDef{signer: s})
 	}})
 }
 
@@ -793,16 +980,16 @@ func (doc *siDoc) signerSet(n *xnode) xSignerSet {
 		return func(list *xnode) {
 			doc.attrs(list, "Workaround")
 			doc.children(list, false, map[string]func(*xnode){child: func(c *xnode) {
-				ca := doc.attrs(c, "SignerId")
-				ref := xSignerRef{signer: xRef{ca["SignerId"], c.line}}
+				id, _ := doc.attr1(c, "SignerId")
+				ref := xSignerRef{signer: xRef{id, c.line}}
 				doc.children(c, false, map[string]func(*xnode){except: func(e *xnode) {
-					ea := doc.attrs(e, exceptAttr)
+					x, _ := doc.attr1(e, exceptAttr)
 					doc.children(e, false, nil)
-					if doc.require(e, ea, exceptAttr) {
-						ref.excepts = append(ref.excepts, xRef{ea[exceptAttr], e.line})
+					if doc.require1(e, exceptAttr, x) {
+						ref.excepts = append(ref.excepts, xRef{x, e.line})
 					}
 				}})
-				if doc.require(c, ca, "SignerId") {
+				if doc.require1(c, "SignerId", id) {
 					*out = append(*out, ref)
 				}
 			}})
@@ -821,10 +1008,10 @@ func (doc *siDoc) signerSet(n *xnode) xSignerSet {
 			set.order = append(set.order, "files")
 			doc.attrs(c, "Workaround")
 			doc.children(c, false, map[string]func(*xnode){"FileRuleRef": func(r *xnode) {
-				ra := doc.attrs(r, "RuleID")
+				id, _ := doc.attr1(r, "RuleID")
 				doc.children(r, false, nil)
-				if doc.require(r, ra, "RuleID") {
-					set.files = append(set.files, xRef{ra["RuleID"], r.line})
+				if doc.require1(r, "RuleID", id) {
+					set.files = append(set.files, xRef{id, r.line})
 				}
 			}})
 		},
@@ -909,39 +1096,33 @@ func (doc *siDoc) policy() *Policy {
 
 	// Check every definition, whether or not a scenario uses it: a
 	// malformed value is an error wherever it is.
-	defs := make([]string, 0, len(doc.ids))
-	for id := range doc.ids {
-		defs = append(defs, id)
-	}
-	sort.Slice(defs, func(i, j int) bool { return doc.ids[defs[i]] < doc.ids[defs[j]] })
-	for _, id := range defs {
-		if f := doc.files[id]; f != nil {
-			doc.fileMatcher(f, f.kind == "Deny")
-		} else if s := doc.signers[id]; s != nil {
-			doc.signerMatcher(s, false, flightDisabled)
+	for _, d := range doc.defs { // in document order, which is line order
+		if f := d.file; f != nil {
+			m := doc.fileMatcher(f, f.kind == "Deny")
+			f.checked = &m
+		} else {
+			doc.signerMatcher(d.signer, false, flightDisabled)
 		}
 	}
+	// The rules in the order emitted, and the definition and scenario of
+	// each (the same index).
 	type emitted struct {
-		rule Rule
+		def  *defEmits
 		base string
 		sc   Scenario
 	}
-	type emitKey struct {
-		base   string
-		sc     Scenario
-		action Action
+	nrefs := 0
+	for _, sc := range doc.scenarios {
+		nrefs += len(sc.product.allowed) + len(sc.product.denied) + len(sc.product.files)
 	}
-	var out []emitted
-	type firstEmit struct {
-		line int
-		key  string
-	}
-	firstRef := map[emitKey]firstEmit{}
-	referenced := map[string]bool{}
-	emit := func(base string, sc Scenario, refLine int, r Rule) {
-		k := emitKey{base, sc, r.Action}
-		if prev, dup := firstRef[k]; dup {
-			if prev.key == ruleKey(&r) {
+	out := make([]emitted, 0, nrefs)
+	rules := make([]Rule, 0, nrefs)
+	emit := func(def *defEmits, base string, sc Scenario, refLine int, r Rule) {
+		i, j := emitIndex(sc, r.Action)
+		if prev := def.first[i][j]; prev.at > 0 {
+			// ruleKey only for repeats: it costs as much as the rest of
+			// the load.
+			if ruleKey(&rules[prev.at-1]) == ruleKey(&r) {
 				// The same rule twice (Microsoft's own policies list some
 				// FileRuleRef twice): the repeat changes nothing.
 				doc.notes = append(doc.notes, Note{Line: refLine, Rule: base, Message: fmt.Sprintf(
@@ -951,8 +1132,11 @@ func (doc *siDoc) policy() *Policy {
 			doc.errorf(refLine, "%s is listed twice in the %s-mode scenario with different exceptions (first at line %d): csv cannot tell which Windows applies", base, sc, prev.line)
 			return
 		}
-		firstRef[k] = firstEmit{refLine, ruleKey(&r)}
-		out = append(out, emitted{rule: r, base: base, sc: sc})
+		def.first[i][j] = firstEmit{refLine, len(out) + 1}
+		def.count++
+		def.bySc[i]++
+		out = append(out, emitted{def: def, base: base, sc: sc})
+		rules = append(rules, r)
 	}
 	dropped := 0
 	var droppedIDs []string
@@ -984,7 +1168,7 @@ func (doc *siDoc) policy() *Policy {
 						doc.errorf(ref.signer.line, "unknown signer %s referenced by %s", ref.signer.id, signerElem(deny))
 						continue
 					}
-					referenced[s.id] = true
+					s.referenced = true
 					// Signer rules judge PE Authenticode and ELF appended
 					// signatures alike; a signer limited to FileAttribs
 					// can only match PE files, which have them.
@@ -995,7 +1179,7 @@ func (doc *siDoc) policy() *Policy {
 					}
 					m, why := doc.signerMatcher(s, deny, flightDisabled)
 					r.Signer, r.Unsupported = m, why
-					r.Except = doc.exceptions(ref, deny, referenced)
+					r.Except = doc.exceptions(ref, deny)
 					if !deny {
 						for _, x := range r.Except {
 							if x.Unsupported != "" && r.Unsupported == "" {
@@ -1007,7 +1191,7 @@ func (doc *siDoc) policy() *Policy {
 						drop(s.line, s.id, "denied signer")
 						continue
 					}
-					emit(s.id, sc.scenario, ref.signer.line, r)
+					emit(&s.emits, s.id, sc.scenario, ref.signer.line, r)
 				}
 			case "files":
 				for _, ref := range set.files {
@@ -1016,7 +1200,7 @@ func (doc *siDoc) policy() *Policy {
 						doc.errorf(ref.line, "unknown file rule %s referenced by FileRuleRef", ref.id)
 						continue
 					}
-					referenced[f.id] = true
+					f.referenced = true
 					if f.kind == "FileAttrib" {
 						doc.errorf(ref.line, "FileRuleRef references %s, a FileAttrib: FileAttrib rules are used through a signer's FileAttribRef", f.id)
 						continue
@@ -1027,11 +1211,16 @@ func (doc *siDoc) policy() *Policy {
 						continue
 					}
 					r := Rule{ID: f.id, Action: Allow, Scenarios: ruleScenarios(sc.scenario), Formats: []Format{FormatPE},
-						Description: f.attrs["FriendlyName"], Line: f.line}
+						Description: f.attrs.get("FriendlyName"), Line: f.line}
 					if deny {
 						r.Action = Deny
 					}
-					m := doc.fileMatcher(f, deny)
+					var m matcher
+					if f.checked != nil {
+						m, f.checked = *f.checked, nil
+					} else {
+						m = doc.fileMatcher(f, deny)
+					}
 					r.Hash, r.File, r.All, r.Unsupported = m.hash, m.file, m.all, m.unsupported
 					if r.Hash != nil && r.Hash.Algorithm.FirstPage() {
 						// Boot components are judged from event logs,
@@ -1044,7 +1233,7 @@ func (doc *siDoc) policy() *Policy {
 						// A user-mode hash rule is a script's SIP hash too.
 						r.Formats = append(r.Formats, FormatPowerShell)
 					}
-					emit(f.id, sc.scenario, ref.line, r)
+					emit(&f.emits, f.id, sc.scenario, ref.line, r)
 				}
 			}
 		}
@@ -1077,7 +1266,7 @@ func (doc *siDoc) policy() *Policy {
 				doc.errorf(ref.line, "unknown signer %s referenced by %s", ref.id, strings.TrimSuffix(kind, "s"))
 				continue
 			}
-			referenced[ref.id] = true
+			doc.mark(ref.id)
 		}
 		if len(refs) > 0 {
 			doc.notes = append(doc.notes, Note{Line: refs[0].line, Message: fmt.Sprintf(
@@ -1085,19 +1274,18 @@ func (doc *siDoc) policy() *Policy {
 		}
 	}
 	for _, sc := range doc.scenarios {
-		doc.checkTestRefs(sc, referenced)
+		doc.checkTestRefs(sc)
 	}
 
 	// Unreferenced definitions: Windows ignores them.
-	var unusedSigners, unusedFiles []string
-	for id := range doc.ids {
-		if referenced[id] {
-			continue
-		}
-		if doc.signers[id] != nil {
-			unusedSigners = append(unusedSigners, id)
-		} else if f := doc.files[id]; f != nil && f.kind != "FileAttrib" {
-			unusedFiles = append(unusedFiles, id)
+	var unusedSigners, unusedFiles []string // in line order
+	for _, d := range doc.defs {
+		switch {
+		case d.referenced():
+		case d.signer != nil:
+			unusedSigners = append(unusedSigners, d.signer.id)
+		case d.file.kind != "FileAttrib":
+			unusedFiles = append(unusedFiles, d.file.id)
 		}
 	}
 	for _, u := range []struct {
@@ -1107,7 +1295,6 @@ func (doc *siDoc) policy() *Policy {
 		if len(u.ids) == 0 {
 			continue
 		}
-		sort.Slice(u.ids, func(i, j int) bool { return doc.ids[u.ids[i]] < doc.ids[u.ids[j]] })
 		if len(u.ids) == 1 {
 			doc.notes = append(doc.notes, Note{Line: doc.ids[u.ids[0]], Rule: u.ids[0], Message: fmt.Sprintf("%s is referenced by no signing scenario: Windows ignores it, and so does csv", u.what)})
 			continue
@@ -1118,21 +1305,13 @@ func (doc *siDoc) policy() *Policy {
 
 	// Rule IDs: the definition's ID, qualified by scenario (and action)
 	// where one definition yields several rules.
-	count := map[string]int{}
-	scenarios := map[string]map[Scenario]int{}
-	for _, e := range out {
-		count[e.base]++
-		if scenarios[e.base] == nil {
-			scenarios[e.base] = map[Scenario]int{}
-		}
-		scenarios[e.base][e.sc]++
-	}
-	ids := map[string]bool{}
-	for _, e := range out {
-		r := e.rule
+	ids := make(map[string]bool, len(out))
+	kept := 0 // the rules are kept in place
+	for i, e := range out {
+		r := &rules[i]
 		switch {
-		case count[e.base] == 1:
-		case scenarios[e.base][e.sc] == 1:
+		case e.def.count == 1:
+		case e.def.bySc[scenarioIndex(e.sc)] == 1:
 			r.ID = e.base + ":" + string(e.sc)
 		default:
 			r.ID = e.base + ":" + string(e.sc) + ":" + string(r.Action)
@@ -1142,7 +1321,11 @@ func (doc *siDoc) policy() *Policy {
 			continue
 		}
 		ids[r.ID] = true
-		p.Rules = append(p.Rules, r)
+		rules[kept] = *r
+		kept++
+	}
+	if kept > 0 {
+		p.Rules = rules[:kept:kept]
 	}
 	if len(p.Rules) > limits.MaxPolicyRules {
 		doc.errorf(0, "%d rules exceed the limit of %d", len(p.Rules), limits.MaxPolicyRules)
@@ -1154,19 +1337,19 @@ func (doc *siDoc) policy() *Policy {
 
 // checkTestRefs validates the references of TestSigners and
 // TestSigningSigners, which are otherwise ignored.
-func (doc *siDoc) checkTestRefs(sc *xScenario, referenced map[string]bool) {
+func (doc *siDoc) checkTestRefs(sc *xScenario) {
 	for _, set := range sc.testSets {
 		for _, refs := range [][]xSignerRef{set.allowed, set.denied} {
 			for _, ref := range refs {
 				if doc.signers[ref.signer.id] == nil {
 					doc.errorf(ref.signer.line, "unknown signer %s referenced in %s", ref.signer.id, sc.id)
 				}
-				referenced[ref.signer.id] = true
+				doc.mark(ref.signer.id)
 				for _, x := range ref.excepts {
 					if doc.files[x.id] == nil {
 						doc.errorf(x.line, "unknown file rule %s referenced in %s", x.id, sc.id)
 					}
-					referenced[x.id] = true
+					doc.mark(x.id)
 				}
 			}
 		}
@@ -1174,7 +1357,7 @@ func (doc *siDoc) checkTestRefs(sc *xScenario, referenced map[string]bool) {
 			if doc.files[ref.id] == nil {
 				doc.errorf(ref.line, "unknown file rule %s referenced in %s", ref.id, sc.id)
 			}
-			referenced[ref.id] = true
+			doc.mark(ref.id)
 		}
 	}
 }
@@ -1214,7 +1397,7 @@ func listIDs(ids []string, n int) string {
 // exceptions resolves an AllowedSigner's ExceptDenyRule references (deny
 // file rules) or a DeniedSigner's ExceptAllowRule references (allow file
 // rules).
-func (doc *siDoc) exceptions(ref xSignerRef, deny bool, referenced map[string]bool) []Rule {
+func (doc *siDoc) exceptions(ref xSignerRef, deny bool) []Rule {
 	var out []Rule
 	want, elem := "Deny", "ExceptDenyRule"
 	if deny {
@@ -1230,12 +1413,12 @@ func (doc *siDoc) exceptions(ref xSignerRef, deny bool, referenced map[string]bo
 			doc.errorf(x.line, "%s references %s, which is %s rule (want %s)", elem, x.id, article(f.kind), article(want))
 			continue
 		}
-		referenced[f.id] = true
+		f.referenced = true
 		// An ExceptDenyRule is a deny rule: its versions read as deny
 		// rules' do.
 		m := doc.fileMatcher(f, !deny)
 		out = append(out, Rule{ID: f.id, Hash: m.hash, File: m.file, All: m.all, Unsupported: m.unsupported,
-			Formats: []Format{FormatPE}, Description: f.attrs["FriendlyName"], Line: f.line})
+			Formats: []Format{FormatPE}, Description: f.attrs.get("FriendlyName"), Line: f.line})
 		if m.hash != nil {
 			// The signer rule's scenarios scope it; a hash is a script's
 			// SIP hash in user mode.
@@ -1295,8 +1478,43 @@ func versionBounds(minV, maxV *Version, deny bool) (lo, hi *Version) {
 // image hash named as a page hash as a page hash: the rule then never
 // matches (no file's hash of the other kind equals it).
 func pageHash(friendlyName, id string) bool {
-	n := strings.ToLower(friendlyName)
-	return strings.Contains(n, "hash page") || strings.Contains(n, "page hash") || strings.HasSuffix(strings.ToUpper(id), "_PAGE")
+	if !isASCII(friendlyName) || !isASCII(id) {
+		n := strings.ToLower(friendlyName)
+		return strings.Contains(n, "hash page") || strings.Contains(n, "page hash") || strings.HasSuffix(strings.ToUpper(id), "_PAGE")
+	}
+	// The same without a lowered copy of every rule's name.
+	return containsFoldASCII(friendlyName, "hash page") || containsFoldASCII(friendlyName, "page hash") ||
+		len(id) >= 5 && strings.EqualFold(id[len(id)-5:], "_PAGE")
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// containsFoldASCII reports whether s contains sub (lower-case ASCII)
+// under ASCII case folding.
+func containsFoldASCII(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		j := 0
+		for ; j < len(sub); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != sub[j] {
+				break
+			}
+		}
+		if j == len(sub) {
+			return true
+		}
+	}
+	return false
 }
 
 // fileMatcher maps a file rule (Allow, Deny or FileAttrib) to a matcher.
@@ -1306,24 +1524,24 @@ func pageHash(friendlyName, id string) bool {
 func (doc *siDoc) fileMatcher(f *xFileRule, deny bool) matcher {
 	a := f.attrs
 	var unsup []string
-	if v := a["FilePath"]; v != "" {
+	if v := a.get("FilePath"); v != "" {
 		unsup = append(unsup, fmt.Sprintf("FilePath rule (%q): it matches by where the file lies on the Windows machine, which csv does not know", v))
 	}
-	if a["PackageFamilyName"] != "" || a["PackageVersion"] != "" {
-		unsup = append(unsup, fmt.Sprintf("packaged app rule (PackageFamilyName %q): it matches the package a file was installed from", a["PackageFamilyName"]))
+	if a.get("PackageFamilyName") != "" || a.get("PackageVersion") != "" {
+		unsup = append(unsup, fmt.Sprintf("packaged app rule (PackageFamilyName %q): it matches the package a file was installed from", a.get("PackageFamilyName")))
 	}
-	if v := a["AppIDs"]; v != "" {
+	if v := a.get("AppIDs"); v != "" {
 		unsup = append(unsup, fmt.Sprintf("AppIDs %q: AppID tags are not judged", v))
 	}
 	var names []string
 	for _, k := range []string{"FileName", "InternalName", "FileDescription", "ProductName"} {
-		if _, ok := a[k]; ok {
+		if _, ok := a.lookup(k); ok {
 			names = append(names, k)
 		}
 	}
 	var minV, maxV *Version
 	for _, k := range []string{"MinimumFileVersion", "MaximumFileVersion"} {
-		s, ok := a[k]
+		s, ok := a.lookup(k)
 		if !ok {
 			continue
 		}
@@ -1338,7 +1556,7 @@ func (doc *siDoc) fileMatcher(f *xFileRule, deny bool) matcher {
 			maxV = &v
 		}
 	}
-	if hs, ok := a["Hash"]; ok {
+	if hs, ok := a.lookup("Hash"); ok {
 		b, err := hex.DecodeString(strings.TrimSpace(hs))
 		if err != nil || len(b) == 0 {
 			doc.errorf(f.line, "rule %s: Hash %q is not hexadecimal", f.id, truncate(hs, 80))
@@ -1348,7 +1566,7 @@ func (doc *siDoc) fileMatcher(f *xFileRule, deny bool) matcher {
 		case len(unsup) > 0:
 		case len(names) > 0 || minV != nil || maxV != nil:
 			unsup = append(unsup, "Hash together with file name or version attributes: csv cannot judge both at once")
-		case pageHash(a["FriendlyName"], f.id) && (len(b) == 20 || len(b) == 32):
+		case pageHash(a.get("FriendlyName"), f.id) && (len(b) == 20 || len(b) == 32):
 			// A first-page hash: New-CIPolicy names it so (Windows reads
 			// no FriendlyName, and compares it only for a file whose
 			// signature carries page hashes; see PageSHA256).
@@ -1383,7 +1601,7 @@ func (doc *siDoc) fileMatcher(f *xFileRule, deny bool) matcher {
 		case "ProductName":
 			m.Field = ProductName
 		}
-		m.Name = strings.TrimSpace(a[names[0]])
+		m.Name = strings.TrimSpace(a.get(names[0]))
 		switch {
 		case m.Name == "*":
 			// Any name (SignedVersion-level FileAttrib, allow-all rules).

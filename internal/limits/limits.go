@@ -101,6 +101,17 @@ const (
 	MaxActiveCIPolicies = 256
 )
 
+// CertCacheEntries caps the certificates, and the chain searches, one
+// run's certificate cache (signing/authenticode.CertCache) keeps; a build's
+// files share a handful of chains, so the cap is met only by hostile input
+// (an arbitrary entry then makes room). CertCacheMaxCert is the largest
+// certificate DER it keeps (larger ones are parsed every time they are
+// met).
+const (
+	CertCacheEntries = 4096
+	CertCacheMaxCert = 64 << 10
+)
+
 // MaxLinkedEntries caps the directory entries the validator lists through
 // symbolic links to directories, beyond the walk of the tree itself (files
 // reached through a link that the filters or the policy's path scopes judge

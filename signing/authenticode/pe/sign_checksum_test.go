@@ -41,6 +41,27 @@ func TestPEChecksumIncremental(t *testing.T) {
 		}
 	}
 
+	// Large chunks, as Stream adds them (and larger than the fold's 1 MiB
+	// blocks), at an aligned and an odd start.
+	for _, size := range []int{256 << 10, 3<<20 + 13} {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(rng.Uint32())
+		}
+		if size > 1<<20 {
+			for i := range 1 << 20 {
+				data[i] = 0xff // the largest halves, for the accumulators
+			}
+		}
+		want := testbin.Checksum(data, 1<<30)
+		var c peChecksum
+		c.add(data[:5], 0)
+		c.add(data[5:], 5)
+		if got := c.sum16() + uint32(size); got != want {
+			t.Fatalf("size %d in one chunk: %#x, want %#x", size, got, want)
+		}
+	}
+
 	for _, tt := range []struct {
 		name string
 		data []byte
