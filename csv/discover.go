@@ -19,10 +19,10 @@ import (
 
 // entry is one regular file to inspect.
 type entry struct {
-	root     int    // index into the roots
-	rel      string // slash-separated, relative to the root
-	abs      string // path to open
-	size     int64
+	root     int          // index into the roots
+	rel      string       // slash-separated, relative to the root
+	abs      string       // path to open
+	size     int64        // -1 when the walk did not stat the file
 	follow   bool         // open even if the last element is a symbolic link
 	fileRoot bool         // the root names this file
 	problem  error        // set for entries that are blocked without inspection
@@ -428,24 +428,16 @@ func (w *walker) walkDir(root int, dir, real, rel string) error {
 				}
 				// A container is opened whatever its name: --include
 				// matches its members (csv/members.go).
-				info, err := e.Info()
-				if err != nil {
-					w.excluded++
-					continue
-				}
-				w.add(entry{root: root, rel: r, abs: p, size: info.Size(), includeOnly: true})
+				w.add(entry{root: root, rel: r, abs: p, size: -1, includeOnly: true})
 				continue
 			}
 			if isSignLeftover(name) {
 				w.add(entry{root: root, rel: r, problem: &UnreadableError{Path: p, Err: errSignLeftover}, format: FormatOther, real: filepath.Join(real, name)})
 				continue
 			}
-			info, err := e.Info()
-			if err != nil {
-				w.block(root, r, &UnreadableError{Path: p, Err: err})
-				continue
-			}
-			w.add(entry{root: root, rel: r, abs: p, size: info.Size(), real: filepath.Join(real, name)})
+			// No lstat(2) here: the worker's open and fstat(2) tell
+			// (a file gone since the listing is blocked then).
+			w.add(entry{root: root, rel: r, abs: p, size: -1, real: filepath.Join(real, name)})
 		default:
 			w.skip(root, r, fmt.Sprintf("%s (%s)", reasonNotRegular, typeName(t)))
 		}

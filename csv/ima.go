@@ -72,6 +72,9 @@ var errNotSidecar = errors.New("not an IMA sidecar")
 func readSidecar(side string) ([]byte, error) {
 	f, st, err := safefile.Open(side, safefile.Options{NoFollow: true})
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err // no sidecar (the common case: no second look)
+		}
 		if st, lerr := os.Lstat(side); lerr == nil && st.Mode()&fs.ModeSymlink != 0 {
 			return nil, errors.New("it is a symbolic link, which csv does not follow for a sidecar")
 		}

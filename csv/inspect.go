@@ -268,7 +268,7 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 		inspectLayout(path, cfg, in)
 		return in
 	}
-	f, err := openRegular(path, cfg.follow)
+	f, st, err := openRegular(path, cfg.follow)
 	if err != nil {
 		in.Err = &UnreadableError{Path: path, Err: err}
 		return in
@@ -278,22 +278,28 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 			f.Close()
 		}
 	}()
-	st, err := f.Stat()
-	if err != nil {
-		in.Err = &UnreadableError{Path: path, Err: err}
-		return in
-	}
 	if !st.Mode().IsRegular() {
 		in.Err = &UnreadableError{Path: path, Err: fmt.Errorf("not a regular file (%s)", st.Mode().Type())}
 		return in
 	}
 	in.Size = st.Size()
-	n, err := io.ReadFull(f, buf[:min(int64(sniffSize), in.Size)])
-	if err != nil {
-		in.Err = &UnreadableError{Path: path, Err: format.FileChanged(err)}
-		return in
+	var file *format.File
+	if in.Size > sniffSize && in.Size < int64(len(buf)) {
+		// All of it, in one read, and the read that finds its end.
+		n, err := io.ReadFull(f, buf[:in.Size+1])
+		if !errors.Is(err, io.ErrUnexpectedEOF) || int64(n) != in.Size {
+			in.Err = &UnreadableError{Path: path, Err: format.FileChanged(err)}
+			return in
+		}
+		file = format.NewWholeFile(buf, n)
+	} else {
+		n, err := io.ReadFull(f, buf[:min(int64(sniffSize), in.Size)])
+		if err != nil {
+			in.Err = &UnreadableError{Path: path, Err: format.FileChanged(err)}
+			return in
+		}
+		file = format.NewFile(f, in.Size, buf, n)
 	}
-	file := format.NewFile(f, in.Size, buf, n)
 	file.Name = filepath.Base(path)
 	file.Sidecar = sidecars(path) // a loose file's sidecars (csv/image.go)
 	if cfg.containers != nil {
@@ -331,7 +337,7 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 			in.release = func() { g.Close() }
 			return in
 		}
-		if kind, err := appendedContainer(f, in.Size, file.Head); err != nil {
+		if kind, err := appendedContainer(file.R, in.Size, file.Head); err != nil {
 			in.Err = &UnreadableError{Path: path, Err: format.FileChanged(err)}
 			return in
 		} else if kind != "" {

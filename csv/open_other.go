@@ -3,6 +3,7 @@
 package csv
 
 import (
+	"io/fs"
 	"os"
 
 	"github.com/codesignval/csv/internal/safefile"
@@ -10,9 +11,8 @@ import (
 
 // openRegular opens path for reading through internal/safefile: anything
 // but a regular file is refused (without O_NOFOLLOW, a link is followed).
-func openRegular(path string, follow bool) (*os.File, error) {
-	f, _, err := safefile.Open(path, safefile.Options{NoFollow: !follow})
-	return f, err
+func openRegular(path string, follow bool) (*os.File, fs.FileInfo, error) {
+	return safefile.Open(path, safefile.Options{NoFollow: !follow})
 }
 
 // openNonblock is zero: opening a FIFO does not wait here, and

@@ -353,7 +353,7 @@ func BenchmarkSignTreeFileOps(b *testing.B) {
 	b.Run("tree, directory roots", treeOps)
 	b.Run("path", func(b *testing.B) {
 		for b.Loop() {
-			f, err := openRegular(src, false)
+			f, _, err := openRegular(src, false)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -3,6 +3,7 @@
 package csv
 
 import (
+	"io/fs"
 	"os"
 	"syscall"
 
@@ -14,9 +15,8 @@ import (
 // following a symbolic link in its last element (a regular file swapped for a
 // link after discovery must not lead outside the tree), through
 // internal/safefile: anything but a regular file is refused.
-func openRegular(path string, follow bool) (*os.File, error) {
-	f, _, err := safefile.Open(path, safefile.Options{NoFollow: !follow})
-	return f, err
+func openRegular(path string, follow bool) (*os.File, fs.FileInfo, error) {
+	return safefile.Open(path, safefile.Options{NoFollow: !follow})
 }
 
 // openNonblock is in the flags of signTree.openRegular: opening a FIFO

@@ -18,6 +18,7 @@
 package format
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -109,7 +110,23 @@ type File struct {
 	// bytes of the head are at buf's start for Stream.
 	kept      *kept
 	headInBuf int
+	// whole: buf[:Size] holds the whole file (NewWholeFile).
+	whole bool
 }
+
+// NewWholeFile returns the File whose every byte is in buf[:size], read
+// already by a read that found the file's end there: R reads from memory,
+// and Stream reads nothing more. A file of a few KiB is so read in one
+// read(2), where reading its head, then its tail (container.SniffTail),
+// then the rest took three or four.
+func NewWholeFile(buf []byte, size int) *File {
+	return &File{Head: buf[:min(size, SniffSize)], R: bytes.NewReader(buf[:size]), Size: int64(size), f: eof{}, buf: buf, whole: true}
+}
+
+// eof is a reader at its end.
+type eof struct{}
+
+func (eof) Read([]byte) (int, error) { return 0, io.EOF }
 
 // NewFile returns the File read from f (an *os.File, or any reader with
 // ReadAt), of size bytes, whose first bytes buf[:n] are read already (f's
@@ -128,6 +145,9 @@ func NewFile(f interface {
 func (f *File) Stream(ctx context.Context, writers ...io.Writer) error {
 	if f.kept != nil {
 		return f.stream(ctx, writers)
+	}
+	if f.whole {
+		return Stream(ctx, f.f, f.buf, int(f.Size), f.Size, writers)
 	}
 	return Stream(ctx, f.f, f.buf, len(f.Head), f.Size, writers)
 }

@@ -66,3 +66,29 @@ func TestStreamLastBytesWithEOF(t *testing.T) {
 		t.Errorf("keeping 32 MiB: %v", err)
 	}
 }
+
+// TestWholeFile: a file read whole into the buffer streams every byte
+// once (nothing more is read), serves its head and any range from memory.
+func TestWholeFile(t *testing.T) {
+	data := make([]byte, SniffSize+1000)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	buf := make([]byte, 1<<16)
+	copy(buf, data)
+	f := NewWholeFile(buf, len(data))
+	if !bytes.Equal(f.Head, data[:SniffSize]) || f.Size != int64(len(data)) {
+		t.Fatalf("head %d bytes, size %d", len(f.Head), f.Size)
+	}
+	tail := make([]byte, 100)
+	if _, err := f.R.ReadAt(tail, int64(len(data)-100)); err != nil || !bytes.Equal(tail, data[len(data)-100:]) {
+		t.Fatalf("ReadAt: %v", err)
+	}
+	var a, b bytes.Buffer
+	if err := f.Stream(context.Background(), &a, &b); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a.Bytes(), data) || !bytes.Equal(b.Bytes(), data) {
+		t.Errorf("streamed %d and %d bytes, want the file's %d", a.Len(), b.Len(), len(data))
+	}
+}
