@@ -334,22 +334,29 @@ func (v *Validator) catalogDecision(r *Result) (cipolicy.Decision, bool) {
 	if r.Format != cipolicy.FormatCatalog || r.Err != nil || !ok {
 		return cipolicy.Decision{}, false
 	}
+	return v.judgeCatalog(r, info.Catalog() != nil, info.Signed, info.MemberCount, info.Problem()), true
+}
+
+// judgeCatalog is catalogDecision, from a catalog's state: whether its
+// signature verified, whether it is signed, its member count and why it
+// did not verify (recorded facts carry these too).
+func (v *Validator) judgeCatalog(r *Result, verified, signed bool, members int, problem error) cipolicy.Decision {
 	d := cipolicy.Decision{Enforced: v.set.Mode() != cipolicy.Audit, Signature: -1}
 	switch {
-	case info.Catalog() != nil:
+	case verified:
 		if d, deny := v.catalogDenied(cipolicy.Subject{Path: r.Path, Format: r.Format, Digests: r.Digests, Signed: r.Signed,
 			Signatures: r.Signatures, Attributes: r.Attributes}); deny {
 			d.Reason = "a security catalog the policy denies: it admits nothing: " + d.Reason
-			return d, true
+			return d
 		}
 		d.Verdict, d.Kind, d.Signature = cipolicy.Allowed, cipolicy.KindCatalog, 0
-		d.Reason = fmt.Sprintf("a security catalog of %s whose signature verifies (it admits its members; hosts do not run it)", textsafe.Plural(info.MemberCount, "member", "members"))
-	case !info.Signed:
+		d.Reason = fmt.Sprintf("a security catalog of %s whose signature verifies (it admits its members; hosts do not run it)", textsafe.Plural(members, "member", "members"))
+	case !signed:
 		d.Verdict, d.Kind = cipolicy.Blocked, cipolicy.KindUnsigned
 		d.Reason = "an unsigned security catalog: it admits nothing"
 	default:
 		d.Verdict, d.Kind = cipolicy.Blocked, cipolicy.KindNotAllowed
-		d.Reason = fmt.Sprintf("a security catalog whose signature does not verify: it admits nothing: %v", info.Problem())
+		d.Reason = fmt.Sprintf("a security catalog whose signature does not verify: it admits nothing: %v", problem)
 	}
-	return d, true
+	return d
 }

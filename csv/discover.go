@@ -76,14 +76,18 @@ var errTooManyLinked = errors.New("too many files and directories reached throug
 
 // SkippedFile is a file the validator did not judge, and why.
 type SkippedFile struct {
-	Root     string
-	Path     string
-	Reason   string
+	Root   string
+	Path   string
+	Reason string
+	// Origin is as a Result's.
+	Origin   string
 	fileRoot bool
 }
 
 // DisplayPath is the path to show a user (see Result.DisplayPath).
-func (s *SkippedFile) DisplayPath() string { return displayPath(s.Root, s.Path, s.fileRoot) }
+func (s *SkippedFile) DisplayPath() string {
+	return withOrigin(s.Origin, displayPath(s.Root, s.Path, s.fileRoot))
+}
 
 // Skip reasons that are not "not a PE or ELF file".
 const (

@@ -1,0 +1,276 @@
+package csv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+
+	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/csv/facts"
+	"github.com/codesignval/csv/csv/format/elf"
+	fcat "github.com/codesignval/csv/csv/format/catalog"
+	"github.com/codesignval/csv/csv/suppress"
+	"github.com/codesignval/csv/internal/safefile"
+	"github.com/codesignval/csv/signing"
+)
+
+// Facts, recorded once and judged many times (docs/facts.md): a run with
+// a FactsRecorder sink writes every file's facts to a facts file as it
+// judges them, in the same read; ValidateFacts judges such files with any
+// policy, without the files, to the same verdicts.
+
+// withOrigin prefixes a display path with the origin of the facts it was
+// judged from.
+func withOrigin(origin, p string) string {
+	if origin == "" {
+		return p
+	}
+	return origin + ":" + p
+}
+
+// FactsRecord returns the facts record of a judged result. The record
+// holds what the run established: a run that records facts for later
+// policies establishes them all (Options.AllDigests).
+func FactsRecord(r *Result) *facts.Record {
+	rec := &facts.Record{Root: r.Root, Path: r.Path, FileRoot: r.fileRoot, Format: r.Format, Size: r.Size, Signed: r.Signed,
+		Decompressed: r.decompressed}
+	rec.SetDigests(r.Digests)
+	own := r.own
+	if len(r.catalogs) == 0 {
+		own = len(r.Signatures)
+	}
+	rec.SetSignatures(r.Signatures, own, r.catalogs)
+	rec.SetAttributes(r.Attributes)
+	if ei, ok := r.Info.(*elf.Info); ok && ei.Type == 1 { // ET_REL
+		rec.Relocatable = true
+	}
+	if ci, ok := r.Info.(*fcat.Info); ok && r.Format == cipolicy.FormatCatalog && r.Err == nil {
+		rec.Catalog = &facts.CatalogFile{Signed: ci.Signed, Verified: ci.Catalog() != nil, Members: ci.MemberCount}
+		if p := ci.Problem(); p != nil {
+			rec.Catalog.Problem = p.Error()
+		}
+	}
+	if r.Err != nil {
+		rec.Problem = Message(r.Err)
+	}
+	return rec
+}
+
+// SkippedRecord returns the facts record of a file a run did not judge.
+func SkippedRecord(s *SkippedFile) *facts.Record {
+	return &facts.Record{Root: s.Root, Path: s.Path, FileRoot: s.fileRoot, Skipped: s.Reason}
+}
+
+// InspectionRecord returns the facts record of a file inspected on its own
+// (InspectFile, InspectMembers: rel is the path they name it by, which
+// is the record's root and path), as a run judges it: one of no format
+// csv judges is skipped.
+func InspectionRecord(rel string, in *Inspection) *facts.Record {
+	switch {
+	case in.Container != "" && in.Err == nil && in.Format == FormatOther:
+		return &facts.Record{Root: rel, Path: rel, FileRoot: true, Skipped: fmt.Sprintf("%s container: its members are judged", in.Container)}
+	case in.Format == FormatOther && in.Err == nil:
+		return &facts.Record{Root: rel, Path: rel, FileRoot: true, Skipped: "not a PE or ELF file"}
+	}
+	r := &Result{Root: rel, Path: rel, fileRoot: true, Format: in.Format, Size: in.Size, Digests: in.Digests, Signed: in.signed,
+		Signatures: in.Signatures, Attributes: in.Attributes, Info: in.Info, Err: in.Err, decompressed: in.decompressed}
+	r.own = len(r.Signatures)
+	return FactsRecord(r)
+}
+
+// FactsRecorder is a Sink that writes the facts of every file a run
+// judges or skips to W, and passes the run on to Next. The run must
+// establish every fact (Options.AllDigests) for the records to serve any
+// later policy.
+type FactsRecorder struct {
+	W    *facts.Writer
+	Next Sink
+}
+
+// Begin implements Sink.
+func (f *FactsRecorder) Begin(rep *Report) error { return f.Next.Begin(rep) }
+
+// Result implements Sink.
+func (f *FactsRecorder) Result(r *Result) error {
+	if err := f.W.Write(FactsRecord(r)); err != nil {
+		return fmt.Errorf("recording facts: %w", err)
+	}
+	return f.Next.Result(r)
+}
+
+// Skipped implements Sink.
+func (f *FactsRecorder) Skipped(s *SkippedFile) error {
+	if err := f.W.Write(SkippedRecord(s)); err != nil {
+		return fmt.Errorf("recording facts: %w", err)
+	}
+	return f.Next.Skipped(s)
+}
+
+// End implements Sink.
+func (f *FactsRecorder) End(rep *Report) error { return f.Next.End(rep) }
+
+// recordedError is a recorded inspection problem.
+type recordedError struct{ msg string }
+
+func (e *recordedError) Error() string   { return e.msg }
+func (e *recordedError) Message() string { return e.msg }
+
+// ValidateFacts judges the records of the facts files (docs/facts.md), in
+// order, as ValidateTo judges files, and passes the outcome to sink (see
+// Sink): each Result in record order, with the Origin of its file's
+// header; the Report's Roots are the facts files and its Origins their
+// origins. The records are read one at a time, so memory does not grow
+// with their number. A record judges as the file it records would: the
+// facts the policy compares are taken from it (and no others, so that
+// reasons name what a run over the files would have computed); a fact it
+// lacks that a rule in scope needs blocks it, and a file recorded as not
+// inspectable stays blocked. Options that choose or read files (Include,
+// Exclude, Shard, Catalogs, SignCheck, FollowSymlinks, Verity) do not
+// apply to recorded facts and are refused. A malformed facts file is an
+// error naming the file and line (*facts.ParseError): nothing of it is
+// judged past that line.
+func (v *Validator) ValidateFacts(ctx context.Context, sink Sink, files ...string) error {
+	o := &v.opts
+	switch {
+	case len(files) == 0:
+		return fmt.Errorf("%w: no facts files", ErrOptions)
+	case len(o.Include) > 0 || len(o.Exclude) > 0 || o.Shard != nil || len(o.Catalogs) > 0 || o.SignCheck || o.FollowSymlinks || o.Verity != nil:
+		return fmt.Errorf("%w: include, exclude, shard, catalogs, sign-check, follow-symlinks and verity choose or read files: they do not apply to recorded facts", ErrOptions)
+	}
+	rep := &Report{Policies: v.set.Policies(), Mode: v.set.Mode(), Scenario: o.Scenario,
+		Roots: files, Started: o.Now(), Certificates: o.Certificates}
+	type source struct {
+		f  *os.File
+		rd *facts.Reader
+	}
+	var srcs []source
+	defer func() {
+		for _, s := range srcs {
+			s.f.Close()
+		}
+	}()
+	for _, name := range files {
+		f, _, err := safefile.Open(name, safefile.Options{})
+		if err != nil {
+			return fmt.Errorf("%w: facts file: %w", ErrOptions, err)
+		}
+		srcs = append(srcs, source{f: f})
+		rd, err := facts.NewReader(f, name)
+		if err != nil {
+			return err
+		}
+		srcs[len(srcs)-1].rd = rd
+		rep.Origins = append(rep.Origins, rd.Header.Origin)
+		rep.NormalizedRoots = append(rep.NormalizedRoots, NormalizeRoot(name))
+	}
+	if err := sink.Begin(rep); err != nil {
+		return err
+	}
+	done := 0
+	for _, src := range srcs {
+		origin := src.rd.Header.Origin
+		for {
+			if done%1024 == 0 {
+				if err := ctx.Err(); err != nil {
+					return &InterruptedError{Done: done, Total: done, Walking: true, Err: err}
+				}
+			}
+			e, err := src.rd.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			done++
+			rec := e.Record
+			if rec.Skipped != "" {
+				rep.Summary.Skipped++
+				if err := sink.Skipped(&SkippedFile{Root: rec.Root, Path: rec.Path, Reason: rec.Skipped, Origin: origin, fileRoot: rec.FileRoot}); err != nil {
+					return err
+				}
+				continue
+			}
+			r := v.judgeFacts(origin, e)
+			rep.Summary.Files++
+			if r.Decision.Allowed() {
+				rep.Summary.Allowed++
+			} else {
+				rep.Summary.Blocked++
+				r.Suppressed = o.Suppressions.Match(suppress.Finding{Path: r.Path, Kind: r.Decision.Kind, Digests: r.Digests})
+				if r.Suppressed != nil {
+					rep.Summary.Suppressed++
+				}
+			}
+			if o.Progress != nil {
+				o.Progress(done, done)
+			}
+			if err := sink.Result(&r); err != nil {
+				return err
+			}
+		}
+	}
+	rep.Duration = o.Now().Sub(rep.Started)
+	rep.Suppressions = o.Suppressions.Statuses()
+	return sink.End(rep)
+}
+
+// judgeFacts judges one record as ValidateTo's judge judges a file: with
+// what the policy needs of it (Needs.Full: what a run establishes of a
+// file it blocks), the catalog signatures the recorder admitted it with,
+// and a catalog file as a catalog.
+func (v *Validator) judgeFacts(origin string, e *facts.Entry) Result {
+	rec, fs := e.Record, e.Subject
+	r := Result{Root: rec.Root, Path: rec.Path, Format: rec.Format, Size: rec.Size, Signed: rec.Signed,
+		Origin: origin, fileRoot: rec.FileRoot, decompressed: rec.Decompressed}
+	if rec.Problem != "" {
+		r.Err = &recordedError{rec.Problem}
+	}
+	need := v.needs(rec.Path, rec.Format).Full()
+	for _, a := range need.Digests.Algorithms() {
+		if d := fs.Digests.Get(a); d != nil {
+			r.Digests.Set(a, d)
+		}
+	}
+	own := fs.Signatures
+	var catSigs []*signing.Signature
+	if fs.Signatures != nil {
+		own, catSigs = fs.Signatures[:fs.Own:fs.Own], fs.Signatures[fs.Own:]
+	}
+	if need.Signatures {
+		r.Signatures = own
+	}
+	if need.Attributes {
+		r.Attributes = fs.Attributes
+	}
+	if c := rec.Catalog; c != nil && r.Err == nil {
+		var p error
+		if c.Problem != "" {
+			p = &recordedError{c.Problem}
+		}
+		r.Decision = v.judgeCatalog(&r, c.Verified, c.Signed, c.Members, p)
+		return r
+	}
+	sub := cipolicy.Subject{Path: rec.Path, Format: r.Format, Scenario: v.opts.Scenario,
+		Digests: r.Digests, Signed: r.Signed, Signatures: r.Signatures, Attributes: r.Attributes,
+		Decompressed: rec.Decompressed, Relocatable: rec.Relocatable}
+	if r.Err != nil {
+		sub.Problem = r.Err
+	}
+	var names []string
+	if len(catSigs) > 0 && r.Err == nil {
+		// As catalogIndex.admit adds them: after the file's own, whether
+		// or not the policy has signer rules.
+		sub.Signatures = append(slices.Clip(sub.Signatures), catSigs...)
+		names = fs.Catalogs
+	}
+	n := len(r.Signatures)
+	r.Decision = v.set.Evaluate(sub)
+	r.Signatures = sub.Signatures
+	admitted(&r, n, names)
+	r.own, r.catalogs = n, names
+	return r
+}
