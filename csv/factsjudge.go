@@ -10,8 +10,8 @@ import (
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv/facts"
-	"github.com/codesignval/csv/csv/format/elf"
 	fcat "github.com/codesignval/csv/csv/format/catalog"
+	"github.com/codesignval/csv/csv/format/elf"
 	"github.com/codesignval/csv/csv/suppress"
 	"github.com/codesignval/csv/internal/safefile"
 	"github.com/codesignval/csv/signing"

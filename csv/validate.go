@@ -208,7 +208,9 @@ func (r *Result) Fails() bool { return r.Decision.Fails() && r.Suppressed == nil
 // with the relative path, or the root itself when it names the file; a
 // result judged from recorded facts is prefixed with their origin and a
 // colon ("build-42:out/bin/tool").
-func (r *Result) DisplayPath() string { return withOrigin(r.Origin, displayPath(r.Root, r.Path, r.fileRoot)) }
+func (r *Result) DisplayPath() string {
+	return withOrigin(r.Origin, displayPath(r.Root, r.Path, r.fileRoot))
+}
 
 func displayPath(root, rel string, fileRoot bool) string {
 	root = filepath.ToSlash(root)
