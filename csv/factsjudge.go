@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"slices"
 
 	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/csv/facts"
 	fcat "github.com/codesignval/csv/csv/format/catalog"
 	"github.com/codesignval/csv/csv/format/elf"
@@ -65,17 +67,19 @@ func SkippedRecord(s *SkippedFile) *facts.Record {
 }
 
 // InspectionRecord returns the facts record of a file inspected on its own
-// (InspectFile, InspectMembers: rel is the path they name it by, which
-// is the record's root and path), as a run judges it: one of no format
-// csv judges is skipped.
-func InspectionRecord(rel string, in *Inspection) *facts.Record {
+// (InspectFile, InspectMembers), as a run over the file judges it: root
+// is the file as given, rel its base name, and for a member of it what
+// follows ("app.zip!/lib/x.dll"). A file of no format csv judges is a
+// skipped record.
+func InspectionRecord(root, rel string, in *Inspection) *facts.Record {
 	switch {
 	case in.Container != "" && in.Err == nil && in.Format == FormatOther:
-		return &facts.Record{Root: rel, Path: rel, FileRoot: true, Skipped: fmt.Sprintf("%s container: its members are judged", in.Container)}
+		return &facts.Record{Root: root, Path: rel, FileRoot: true,
+			Skipped: fmt.Sprintf("%s container: its members are judged (%s%s...)", in.Container, path.Base(rel), container.Separator)}
 	case in.Format == FormatOther && in.Err == nil:
-		return &facts.Record{Root: rel, Path: rel, FileRoot: true, Skipped: "not a PE or ELF file"}
+		return &facts.Record{Root: root, Path: rel, FileRoot: true, Skipped: "not a PE or ELF file"}
 	}
-	r := &Result{Root: rel, Path: rel, fileRoot: true, Format: in.Format, Size: in.Size, Digests: in.Digests, Signed: in.signed,
+	r := &Result{Root: root, Path: rel, fileRoot: true, Format: in.Format, Size: in.Size, Digests: in.Digests, Signed: in.signed,
 		Signatures: in.Signatures, Attributes: in.Attributes, Info: in.Info, Err: in.Err, decompressed: in.decompressed}
 	r.own = len(r.Signatures)
 	return FactsRecord(r)

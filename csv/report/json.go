@@ -28,13 +28,16 @@ type Document struct {
 	Mode      cipolicy.Mode `json:"mode"`
 	Scenario  string        `json:"scenario"`
 	Roots     []string      `json:"roots"`
-	Started   time.Time     `json:"started"`
-	Duration  float64       `json:"duration_seconds"`
-	Passed    bool          `json:"passed"`
-	Summary   csv.Summary   `json:"summary"`
-	Results   []ResultDoc   `json:"results"`
-	Skipped   []SkippedDoc  `json:"skipped"`
-	NoTargets bool          `json:"no_targets_failure,omitempty"`
+	// Origins are where the facts judged were recorded, one per facts
+	// file (the roots), for csv validate --facts.
+	Origins   []string     `json:"origins,omitempty"`
+	Started   time.Time    `json:"started"`
+	Duration  float64      `json:"duration_seconds"`
+	Passed    bool         `json:"passed"`
+	Summary   csv.Summary  `json:"summary"`
+	Results   []ResultDoc  `json:"results"`
+	Skipped   []SkippedDoc `json:"skipped"`
+	NoTargets bool         `json:"no_targets_failure,omitempty"`
 	// Run is everything that decided which files were judged and how,
 	// besides the policies and the tool: csv report merge refuses shards
 	// whose runs differ in any of it. Reports of csv before it have none.
@@ -109,6 +112,9 @@ type PolicyDoc struct {
 // cipolicy names the algorithm, and the format's facts under the format's
 // name (see DigestDocs and Facts), between the fields around them here.
 type ResultDoc struct {
+	// Origin is where the facts judged were recorded (csv validate
+	// --facts).
+	Origin string          `json:"origin,omitempty"`
 	Root   string          `json:"root"`
 	Path   string          `json:"path"`
 	Format cipolicy.Format `json:"format"`
@@ -138,6 +144,7 @@ type ResultDoc struct {
 // The parts of a ResultDoc's JSON around its digests and facts.
 type (
 	resultHead struct {
+		Origin string          `json:"origin,omitempty"`
 		Root   string          `json:"root"`
 		Path   string          `json:"path"`
 		Format cipolicy.Format `json:"format"`
@@ -167,7 +174,7 @@ type (
 
 // MarshalJSON writes the result with its digests and facts in place.
 func (r ResultDoc) MarshalJSON() ([]byte, error) {
-	return ObjectWithFacts(resultHead{r.Root, r.Path, r.Format, r.Size}, r.Digests,
+	return ObjectWithFacts(resultHead{r.Origin, r.Root, r.Path, r.Format, r.Size}, r.Digests,
 		resultMid{r.Signed, r.Signatures}, r.Facts,
 		resultTail{r.Verdict, r.Enforced, r.Kind, r.Policy, r.Rule, r.Signature, r.Reason, r.Suppressed})
 }
@@ -181,7 +188,7 @@ func (r *ResultDoc) UnmarshalJSON(data []byte) error {
 	if err := splitFacts(data, &d, &facts, &f); err != nil {
 		return err
 	}
-	*r = ResultDoc{Root: f.Root, Path: f.Path, Format: f.Format, Size: f.Size, Digests: d,
+	*r = ResultDoc{Origin: f.Origin, Root: f.Root, Path: f.Path, Format: f.Format, Size: f.Size, Digests: d,
 		Signed: f.Signed, Signatures: f.Signatures, Facts: facts,
 		Verdict: f.Verdict, Enforced: f.Enforced, Kind: f.Kind, Policy: f.Policy, Rule: f.Rule, Signature: f.Signature, Reason: f.Reason, Suppressed: f.Suppressed}
 	return nil
@@ -189,6 +196,7 @@ func (r *ResultDoc) UnmarshalJSON(data []byte) error {
 
 // SkippedDoc is a file that was not judged.
 type SkippedDoc struct {
+	Origin string `json:"origin,omitempty"`
 	Root   string `json:"root"`
 	Path   string `json:"path"`
 	Reason string `json:"reason"`
@@ -232,6 +240,7 @@ func NewDocument(r *csv.Report, opts Options) *Document {
 		Mode:      r.Mode,
 		Scenario:  string(r.Scenario),
 		Roots:     r.Roots,
+		Origins:   r.Origins,
 		Started:   r.Started.UTC(),
 		Duration:  r.Duration.Seconds(),
 		Passed:    !r.Failed() && !opts.FailedNoTargets,
@@ -264,7 +273,7 @@ func NewDocument(r *csv.Report, opts Options) *Document {
 		d.Results = append(d.Results, NewResultDoc(res))
 	}
 	for _, s := range r.Skipped {
-		d.Skipped = append(d.Skipped, SkippedDoc{Root: s.Root, Path: s.Path, Reason: s.Reason})
+		d.Skipped = append(d.Skipped, SkippedDoc{Origin: s.Origin, Root: s.Root, Path: s.Path, Reason: s.Reason})
 	}
 	return d
 }
@@ -272,7 +281,7 @@ func NewDocument(r *csv.Report, opts Options) *Document {
 // NewResultDoc describes one judged binary.
 func NewResultDoc(res *csv.Result) ResultDoc {
 	d := ResultDoc{
-		Root: res.Root, Path: res.Path, Format: res.Format, Size: res.Size,
+		Origin: res.Origin, Root: res.Root, Path: res.Path, Format: res.Format, Size: res.Size,
 		Digests: DigestDocsOf(res.Digests), Signed: res.Signed,
 		Verdict: res.Decision.Verdict, Enforced: res.Decision.Enforced, Kind: string(res.Decision.Kind),
 		Policy: res.Decision.Policy, Rule: res.Decision.Rule, Signature: res.Decision.Signature, Reason: reasonText(res),

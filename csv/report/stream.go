@@ -228,7 +228,7 @@ func (j *jsonSink) Result(res *csv.Result) error {
 }
 
 func (j *jsonSink) Skipped(s *csv.SkippedFile) error {
-	err := element(&j.skipped, j.nskip, SkippedDoc{Root: s.Root, Path: s.Path, Reason: s.Reason}, "    ")
+	err := element(&j.skipped, j.nskip, SkippedDoc{Origin: s.Origin, Root: s.Root, Path: s.Path, Reason: s.Reason}, "    ")
 	j.nskip++
 	return err
 }
