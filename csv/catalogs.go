@@ -239,6 +239,15 @@ func (x *catalogIndex) needs(needs func(rel string, f cipolicy.Format) cipolicy.
 	}
 }
 
+// lookup is the digests a file of format f is looked up by in the
+// catalogs (what needs adds), for a facts record.
+func (x *catalogIndex) lookup(f cipolicy.Format) cipolicy.DigestSet {
+	if x == nil || len(x.cats) == 0 {
+		return cipolicy.DigestSet{}
+	}
+	return x.needs(func(string, cipolicy.Format) cipolicy.Needs { return cipolicy.Needs{} })("", f).Digests
+}
+
 // admit adds to sub the verified signatures of the catalogs r is a member
 // of (each catalog's own and those nested in it: deny rules match every
 // one), and returns the catalog of each, in the same order (the order the

@@ -2,6 +2,7 @@ package csv
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,7 @@ func FactsRecord(r *Result) *facts.Record {
 	}
 	rec.SetSignatures(r.Signatures, own, r.catalogs)
 	rec.SetAttributes(r.Attributes)
+	rec.CatalogLookup = r.lookup.Algorithms()
 	if ei, ok := r.Info.(*elf.Info); ok && ei.Type == 1 { // ET_REL
 		rec.Relocatable = true
 	}
@@ -115,6 +117,10 @@ func (f *FactsRecorder) Skipped(s *SkippedFile) error {
 
 // End implements Sink.
 func (f *FactsRecorder) End(rep *Report) error { return f.Next.End(rep) }
+
+// authenticodeDigest names the Authenticode digest of each hash a
+// signature can be over.
+var authenticodeDigest = map[crypto.Hash]cipolicy.HashAlgorithm{crypto.SHA256: cipolicy.AuthenticodeSHA256, crypto.SHA1: cipolicy.AuthenticodeSHA1}
 
 // recordedError is a recorded inspection problem.
 type recordedError struct{ msg string }
@@ -223,17 +229,37 @@ func (v *Validator) ValidateFacts(ctx context.Context, sink Sink, files ...strin
 }
 
 // judgeFacts judges one record as ValidateTo's judge judges a file: with
-// what the policy needs of it (Needs.Full: what a run establishes of a
-// file it blocks), the catalog signatures the recorder admitted it with,
+// what the policy needs of it (and no more), the catalog signatures the recorder admitted it with,
 // and a catalog file as a catalog.
 func (v *Validator) judgeFacts(origin string, e *facts.Entry) Result {
+	// As a run reads a file: first with the needs but those a policy
+	// defers (Needs.Later), final unless the facts it lacks could still
+	// admit the file (Decision.Incomplete); then with them all.
+	need := v.needs(e.Record.Path, e.Record.Format)
+	if l := e.Subject.Lookup; l.Len() > 0 && e.Record.Format != cipolicy.FormatCatalog {
+		// What the recording run's catalogs had it compute first
+		// (catalogIndex.needs).
+		need.Digests = need.Digests.Union(l)
+		need.Later.Digests = need.Later.Digests.Missing(need.Digests)
+	}
+	if !need.Later.IsZero() {
+		r := v.judgeRecord(origin, e, need, true)
+		if r.Err != nil || !r.Decision.Incomplete {
+			return r
+		}
+	}
+	return v.judgeRecord(origin, e, need.Full(), false)
+}
+
+// judgeRecord judges a record with the facts need names (partial: as a
+// first read that deferred need.Later).
+func (v *Validator) judgeRecord(origin string, e *facts.Entry, need cipolicy.Needs, partial bool) Result {
 	rec, fs := e.Record, e.Subject
 	r := Result{Root: rec.Root, Path: rec.Path, Format: rec.Format, Size: rec.Size, Signed: rec.Signed,
 		Origin: origin, fileRoot: rec.FileRoot, decompressed: rec.Decompressed}
 	if rec.Problem != "" {
 		r.Err = &recordedError{rec.Problem}
 	}
-	need := v.needs(rec.Path, rec.Format).Full()
 	for _, a := range need.Digests.Algorithms() {
 		if d := fs.Digests.Get(a); d != nil {
 			r.Digests.Set(a, d)
@@ -244,6 +270,17 @@ func (v *Validator) judgeFacts(origin string, e *facts.Entry) Result {
 	if fs.Signatures != nil {
 		own, catSigs = fs.Signatures[:fs.Own:fs.Own], fs.Signatures[fs.Own:]
 	}
+	if need.Signatures && rec.Signed && cipolicy.AuthenticodeSHA256.AppliesTo(rec.Format) {
+		// A run that verifies an Authenticode subject's signatures
+		// computes the image hashes they are over, and reports them.
+		for _, sig := range own {
+			if a, ok := authenticodeDigest[sig.DigestAlgorithm]; ok {
+				if d := fs.Digests.Get(a); d != nil {
+					r.Digests.Set(a, d)
+				}
+			}
+		}
+	}
 	if need.Signatures {
 		r.Signatures = own
 	}
@@ -251,6 +288,7 @@ func (v *Validator) judgeFacts(origin string, e *facts.Entry) Result {
 		r.Attributes = fs.Attributes
 	}
 	if c := rec.Catalog; c != nil && r.Err == nil {
+		r.Signatures = own // the handler verifies a catalog's signature whatever the policy
 		var p error
 		if c.Problem != "" {
 			p = &recordedError{c.Problem}
@@ -260,7 +298,7 @@ func (v *Validator) judgeFacts(origin string, e *facts.Entry) Result {
 	}
 	sub := cipolicy.Subject{Path: rec.Path, Format: r.Format, Scenario: v.opts.Scenario,
 		Digests: r.Digests, Signed: r.Signed, Signatures: r.Signatures, Attributes: r.Attributes,
-		Decompressed: rec.Decompressed, Relocatable: rec.Relocatable}
+		Decompressed: rec.Decompressed, Relocatable: rec.Relocatable, Partial: partial}
 	if r.Err != nil {
 		sub.Problem = r.Err
 	}

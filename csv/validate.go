@@ -198,6 +198,8 @@ type Result struct {
 	own          int
 	catalogs     []string
 	decompressed bool
+	// lookup are the digests the run's catalogs looked the file up by.
+	lookup cipolicy.DigestSet
 }
 
 // Fails reports whether the file fails the run: blocked by an enforcing
@@ -441,7 +443,7 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 			r.Signatures = sub.Signatures
 			admitted(&r, own, names)
 		}
-		r.own, r.catalogs, r.decompressed = own, names, sub.Decompressed
+		r.own, r.catalogs, r.decompressed, r.lookup = own, names, sub.Decompressed, cats.lookup(r.Format)
 		return r
 	}
 	// again: the first read's facts leave the file blocked, and those it

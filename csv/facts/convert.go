@@ -140,6 +140,8 @@ type Subject struct {
 	Own        int
 	Catalogs   []string
 	Attributes *cipolicy.FileAttributes
+	// Lookup is CatalogLookup.
+	Lookup cipolicy.DigestSet
 }
 
 // problem is a recorded problem: its text, and whether it is
@@ -192,7 +194,7 @@ func (r *Record) subject(cache certCache) (*Subject, error) {
 			return nil, err
 		}
 		if r.Format != "" || r.Size != 0 || r.Digests != nil || r.Signed || r.Signatures != nil || r.Certificates != nil ||
-			r.Attributes != nil || r.Relocatable || r.Decompressed || r.Catalog != nil || r.Problem != "" {
+			r.Attributes != nil || r.Relocatable || r.Decompressed || r.Catalog != nil || r.Problem != "" || r.CatalogLookup != nil {
 			return nil, errors.New("a skipped record holds facts")
 		}
 		return &Subject{}, nil
@@ -216,6 +218,15 @@ func (r *Record) subject(cache certCache) (*Subject, error) {
 			return nil, fmt.Errorf("digest %s: want %d bytes of hex", a, a.Size())
 		}
 		s.Digests.Set(a, b)
+	}
+	if len(r.CatalogLookup) > len(cipolicy.HashAlgorithms) {
+		return nil, errors.New("catalog_lookup: too many digests")
+	}
+	for _, a := range r.CatalogLookup {
+		if a.Size() == 0 {
+			return nil, fmt.Errorf("catalog_lookup %q: unknown algorithm", a)
+		}
+		s.Lookup = s.Lookup.With(a)
 	}
 	if r.Catalog != nil {
 		if r.Format != cipolicy.FormatCatalog {

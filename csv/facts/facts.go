@@ -81,6 +81,10 @@ type Record struct {
 	// content of a single compressed file (cipolicy.Subject).
 	Relocatable  bool `json:"relocatable,omitempty"`
 	Decompressed bool `json:"decompressed,omitempty"`
+	// CatalogLookup are the digests the recording run computed to look
+	// the file up in its security catalogs (which a run computes in its
+	// first read, and reports).
+	CatalogLookup []cipolicy.HashAlgorithm `json:"catalog_lookup,omitempty"`
 	// Catalog is a security catalog file's own state.
 	Catalog *CatalogFile `json:"catalog_file,omitempty"`
 	// Problem is why the file could not be inspected (the message without
