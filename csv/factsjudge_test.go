@@ -231,7 +231,9 @@ func TestFactsJudgeSigned(t *testing.T) {
 	}
 	xml := sipolicy("", fmt.Sprintf(`<Signer ID="ID_SIGNER_BUILD" Name="build"><CertRoot Type="TBS" Value="%s" /></Signer>`, inter.TBSHashHex()),
 		"", `<AllowedSigners><AllowedSigner SignerId="ID_SIGNER_BUILD" /></AllowedSigners>`)
-	t.Run("sipolicy", func(t *testing.T) { assertSameVerdicts(t, loadPolicy(t, "signers.xml", []byte(xml)), file, "host-a", opts, dir) })
+	t.Run("sipolicy", func(t *testing.T) {
+		assertSameVerdicts(t, loadPolicy(t, "signers.xml", []byte(xml)), file, "host-a", opts, dir)
+	})
 }
 
 func testbinDigest(t *testing.T, path string) []byte {
@@ -260,7 +262,9 @@ func TestFactsJudgeCorpus(t *testing.T) {
 	xml := sipolicy("", fmt.Sprintf(`<Signer ID="ID_SIGNER_BUILD" Name="build"><CertRoot Type="TBS" Value="%s" /></Signer>`, tbs),
 		"", `<AllowedSigners><AllowedSigner SignerId="ID_SIGNER_BUILD" /></AllowedSigners>`)
 	t.Run("yaml", func(t *testing.T) { assertSameVerdicts(t, yamlSet, file, "corpus", Options{}, build) })
-	t.Run("sipolicy", func(t *testing.T) { assertSameVerdicts(t, loadPolicy(t, "b.xml", []byte(xml)), file, "corpus", Options{}, build) })
+	t.Run("sipolicy", func(t *testing.T) {
+		assertSameVerdicts(t, loadPolicy(t, "b.xml", []byte(xml)), file, "corpus", Options{}, build)
+	})
 }
 
 // TestFactsJudgeRefuses: options that choose or read files do not apply
