@@ -124,7 +124,7 @@ func NewReader(r io.Reader, name string) (rd *Reader, err error) {
 	if magic, _ := rd.br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		gz, err := gzip.NewReader(rd.br)
 		if err != nil {
-			return nil, &ParseError{File: name, Line: 0, Err: fmt.Errorf("gzip: %w", err)}
+			return nil, &ParseError{File: name, Line: 0, Err: err}
 		}
 		rd.gz = gz
 		rd.br = bufio.NewReaderSize(gz, 64<<10)
@@ -183,7 +183,7 @@ func (rd *Reader) Next() (e *Entry, err error) {
 	}
 	s, err := r.subject(rd.cache)
 	if err != nil {
-		return nil, rd.errorf("%s: %w", r.Path, err)
+		return nil, rd.errorf("%q: %w", r.Path, err)
 	}
 	return &Entry{Line: rd.line, Record: &r, Subject: s}, nil
 }
