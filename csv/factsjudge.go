@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"slices"
+	"sync"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/container"
@@ -179,53 +180,170 @@ func (v *Validator) ValidateFacts(ctx context.Context, sink Sink, files ...strin
 	if err := sink.Begin(rep); err != nil {
 		return err
 	}
-	done := 0
-	for _, src := range srcs {
-		origin := src.rd.Header.Origin
-		for {
-			if done%1024 == 0 {
-				if err := ctx.Err(); err != nil {
-					return &InterruptedError{Done: done, Total: done, Walking: true, Err: err}
-				}
-			}
-			e, err := src.rd.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return err
-			}
-			done++
-			rec := e.Record
-			if rec.Skipped != "" {
-				rep.Summary.Skipped++
-				if err := sink.Skipped(&SkippedFile{Root: rec.Root, Path: rec.Path, Reason: rec.Skipped, Origin: origin, fileRoot: rec.FileRoot}); err != nil {
-					return err
-				}
-				continue
-			}
-			r := v.judgeFacts(origin, e)
-			rep.Summary.Files++
-			if r.Decision.Allowed() {
-				rep.Summary.Allowed++
-			} else {
-				rep.Summary.Blocked++
-				r.Suppressed = o.Suppressions.Match(suppress.Finding{Path: r.Path, Kind: r.Decision.Kind, Digests: r.Digests})
-				if r.Suppressed != nil {
-					rep.Summary.Suppressed++
-				}
-			}
-			if o.Progress != nil {
-				o.Progress(done, done)
-			}
-			if err := sink.Result(&r); err != nil {
-				return err
+	emit := func(it *factsItem) error {
+		if it.skipped != nil {
+			rep.Summary.Skipped++
+			return sink.Skipped(it.skipped)
+		}
+		r := it.result
+		rep.Summary.Files++
+		if r.Decision.Allowed() {
+			rep.Summary.Allowed++
+		} else {
+			rep.Summary.Blocked++
+			r.Suppressed = o.Suppressions.Match(suppress.Finding{Path: r.Path, Kind: r.Decision.Kind, Digests: r.Digests})
+			if r.Suppressed != nil {
+				rep.Summary.Suppressed++
 			}
 		}
+		return sink.Result(r)
+	}
+	readers := make([]*facts.Reader, len(srcs))
+	for i := range srcs {
+		readers[i] = srcs[i].rd
+	}
+	if err := v.judgeInOrder(ctx, readers, emit); err != nil {
+		return err
 	}
 	rep.Duration = o.Now().Sub(rep.Started)
 	rep.Suppressions = o.Suppressions.Statuses()
 	return sink.End(rep)
+}
+
+// factsItem is one record judged: a result, or a skipped file.
+type factsItem struct {
+	result  *Result
+	skipped *SkippedFile
+}
+
+// factsBatch is consecutive records of one facts file, judged by one
+// worker: their lines, then their items or the first error among them.
+type factsBatch struct {
+	src   int
+	lines [][]byte
+	nums  []int
+	items []factsItem
+	err   error
+	done  chan struct{}
+}
+
+// factsBatchSize is how many records a worker takes at once, and
+// factsWindowPerJob how many batches per worker may be read and not yet
+// emitted: what a run holds, whatever the number of records.
+const (
+	factsBatchSize    = 256
+	factsWindowPerJob = 4
+)
+
+// judgeInOrder reads the records of every reader, in order, judges them
+// on Options.Jobs workers (decoding a record costs more than judging
+// it), and calls emit with each, in order, from the calling goroutine.
+// The first error in record order (a malformed record, emit's) stops the
+// run and is returned, after every record before it was emitted; so does
+// a cancellation, as an InterruptedError.
+func (v *Validator) judgeInOrder(ctx context.Context, readers []*facts.Reader, emit func(*factsItem) error) error {
+	jobs := max(v.opts.Jobs, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait() // after the cancellation: the reader may wait to send
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan *factsBatch, jobs*factsWindowPerJob)
+	order := make(chan *factsBatch, jobs*factsWindowPerJob)
+	wg.Add(1)
+	go func() { // the reader: lines, in order
+		defer wg.Done()
+		defer close(work)
+		defer close(order)
+		for i, rd := range readers {
+			var b *factsBatch
+			send := func() bool {
+				select {
+				case order <- b:
+				case <-ctx.Done():
+					return false
+				}
+				work <- b // never blocks: work has order's room
+				b = nil
+				return true
+			}
+			for {
+				if b == nil {
+					b = &factsBatch{src: i, done: make(chan struct{})}
+				}
+				line, n, err := rd.Line()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					b.err = err
+					break
+				}
+				b.lines, b.nums = append(b.lines, line), append(b.nums, n)
+				if len(b.lines) == factsBatchSize && !send() {
+					return
+				}
+			}
+			if b != nil && (len(b.lines) > 0 || b.err != nil) {
+				stop := b.err != nil
+				if !send() || stop {
+					return
+				}
+			}
+		}
+	}()
+	decoders := make([][]*facts.Decoder, jobs)
+	for w := range jobs {
+		decoders[w] = make([]*facts.Decoder, len(readers))
+		for i, rd := range readers {
+			decoders[w][i] = rd.Decoder()
+		}
+		wg.Add(1)
+		go func() { // a worker: decodes and judges batches
+			defer wg.Done()
+			for b := range work {
+				origin := readers[b.src].Header.Origin
+				for k, line := range b.lines {
+					e, err := decoders[w][b.src].Decode(line, b.nums[k])
+					if err != nil {
+						b.err = err
+						break
+					}
+					if rec := e.Record; rec.Skipped != "" {
+						b.items = append(b.items, factsItem{skipped: &SkippedFile{Root: rec.Root, Path: rec.Path, Reason: rec.Skipped, Origin: origin, fileRoot: rec.FileRoot}})
+					} else {
+						r := v.judgeFacts(origin, e)
+						b.items = append(b.items, factsItem{result: &r})
+					}
+				}
+				b.lines = nil
+				close(b.done)
+			}
+		}()
+	}
+	done := 0
+	for b := range order {
+		select {
+		case <-b.done:
+		case <-ctx.Done():
+			return &InterruptedError{Done: done, Total: done, Walking: true, Err: ctx.Err()}
+		}
+		for k := range b.items {
+			if err := emit(&b.items[k]); err != nil {
+				return err
+			}
+			done++
+			if v.opts.Progress != nil {
+				v.opts.Progress(done, done)
+			}
+		}
+		if b.err != nil {
+			return b.err
+		}
+		if err := ctx.Err(); err != nil {
+			return &InterruptedError{Done: done, Total: done, Walking: true, Err: err}
+		}
+	}
+	return nil
 }
 
 // judgeFacts judges one record as ValidateTo's judge judges a file: with

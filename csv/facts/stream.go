@@ -108,14 +108,14 @@ type Reader struct {
 	gz     *gzip.Reader
 	line   int
 	n      int
-	cache  certCache
+	dec    *Decoder
 	buf    []byte
 }
 
 // NewReader reads the header of the facts file r, named name in errors.
 // A gzip-compressed file is told by its magic bytes.
 func NewReader(r io.Reader, name string) (rd *Reader, err error) {
-	rd = &Reader{name: name, br: bufio.NewReaderSize(r, 64<<10), cache: certCache{}}
+	rd = &Reader{name: name, br: bufio.NewReaderSize(r, 64<<10)}
 	defer func() {
 		if p := recover(); p != nil {
 			rd, err = nil, rd.errorf("internal error while parsing (please report it): %v", p)
@@ -164,28 +164,67 @@ type Entry struct {
 }
 
 // Next returns the next record, or io.EOF after the last one.
-func (rd *Reader) Next() (e *Entry, err error) {
+func (rd *Reader) Next() (*Entry, error) {
+	line, n, err := rd.Line()
+	if err != nil {
+		return nil, err
+	}
+	if rd.dec == nil {
+		rd.dec = rd.Decoder()
+	}
+	return rd.dec.Decode(line, n)
+}
+
+// Line returns the next record's line, unparsed (the caller's to keep),
+// and its number, or io.EOF after the last one: a caller that decodes
+// records in parallel reads lines in order here and decodes each with a
+// Decoder of its goroutine.
+func (rd *Reader) Line() (line []byte, n int, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			e, err = nil, rd.errorf("internal error while parsing (please report it): %v", p)
+			line, err = nil, rd.errorf("internal error while reading (please report it): %v", p)
 		}
 	}()
 	b, err := rd.next()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if rd.n++; rd.n > limits.MaxFactsRecords {
-		return nil, rd.errorf("more than %d records", limits.MaxFactsRecords)
+		return nil, 0, rd.errorf("more than %d records", limits.MaxFactsRecords)
 	}
+	return bytes.Clone(b), rd.line, nil
+}
+
+// Decoder decodes the record lines of one facts file (Reader.Line). It
+// keeps the certificates it parsed (a bounded number): use one per
+// goroutine.
+type Decoder struct {
+	name  string
+	cache certCache
+}
+
+// Decoder returns a Decoder of rd's records.
+func (rd *Reader) Decoder() *Decoder { return &Decoder{name: rd.name, cache: certCache{}} }
+
+// Decode parses and checks the record on line n.
+func (d *Decoder) Decode(line []byte, n int) (e *Entry, err error) {
+	errorf := func(format string, args ...any) error {
+		return &ParseError{File: d.name, Line: n, Err: fmt.Errorf(format, args...)}
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			e, err = nil, errorf("internal error while parsing (please report it): %v", p)
+		}
+	}()
 	var r Record
-	if err := strict(b, &r); err != nil {
-		return nil, rd.errorf("%w", err)
+	if err := strict(line, &r); err != nil {
+		return nil, errorf("%w", err)
 	}
-	s, err := r.subject(rd.cache)
+	s, err := r.subject(d.cache)
 	if err != nil {
-		return nil, rd.errorf("%q: %w", r.Path, err)
+		return nil, errorf("%q: %w", r.Path, err)
 	}
-	return &Entry{Line: rd.line, Record: &r, Subject: s}, nil
+	return &Entry{Line: n, Record: &r, Subject: s}, nil
 }
 
 // next returns the next line, without its newline; io.EOF at the end.
