@@ -323,3 +323,68 @@ func TestFactsSeveralOrigins(t *testing.T) {
 		}
 	}
 }
+
+// errSink fails at its n-th result.
+type errSink struct {
+	collector
+	n, seen int
+}
+
+var errStop = errors.New("stop")
+
+func (s *errSink) Result(r *Result) error {
+	if s.seen++; s.seen == s.n {
+		return errStop
+	}
+	return s.collector.Result(r)
+}
+
+// TestFactsJudgeStreams: records are judged in batches on several
+// workers and passed on in record order; a malformed record past many
+// batches ends the run with its line after every record before it was
+// passed on; a sink's error stops the run; a cancelled run says so.
+func TestFactsJudgeStreams(t *testing.T) {
+	hdr := `{"format":"csv-facts/v1","origin":"h","tool":"t","created":"2026-01-01T00:00:00Z"}` + "\n"
+	var b strings.Builder
+	b.WriteString(hdr)
+	const n, bad = 2000, 1500
+	for i := range n {
+		if i == bad {
+			b.WriteString(`{"root":"r","path":"bad","format":"elf","size":1,"signed":false,"signatures":null,"x":1}` + "\n")
+			continue
+		}
+		fmt.Fprintf(&b, `{"root":"r","path":"f%05d","format":"elf","size":1,"digests":{"sha256":"%064x"},"signed":false,"signatures":[]}`+"\n", i, i)
+	}
+	file := filepath.Join(t.TempDir(), "many.facts")
+	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewValidator(policyFor(t, "{id: all, action: allow, all: true}"), Options{Jobs: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c collector
+	err = v.ValidateFacts(context.Background(), &c, file)
+	var pe *facts.ParseError
+	if !errors.As(err, &pe) || pe.Line != bad+2 {
+		t.Fatalf("err = %v, want line %d", err, bad+2)
+	}
+	if len(c.results) != bad {
+		t.Fatalf("%d results passed on before the error, want %d", len(c.results), bad)
+	}
+	for i, r := range c.results {
+		if r.Path != fmt.Sprintf("f%05d", i) || !r.Decision.Allowed() {
+			t.Fatalf("result %d: %s %+v", i, r.Path, r.Decision)
+		}
+	}
+	s := &errSink{n: 700}
+	if err := v.ValidateFacts(context.Background(), s, file); !errors.Is(err, errStop) || len(s.results) != 699 {
+		t.Errorf("sink error: %v after %d results", err, len(s.results))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var ie *InterruptedError
+	if err := v.ValidateFacts(ctx, &collector{}, file); !errors.As(err, &ie) {
+		t.Errorf("cancelled: %v", err)
+	}
+}
