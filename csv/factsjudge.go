@@ -343,6 +343,10 @@ func (v *Validator) judgeInOrder(ctx context.Context, readers []*facts.Reader, e
 			return &InterruptedError{Done: done, Total: done, Walking: true, Err: err}
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		// The reader stopped at the cancellation.
+		return &InterruptedError{Done: done, Total: done, Walking: true, Err: err}
+	}
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/limits"
@@ -177,9 +178,67 @@ func (c certCache) parse(der []byte) (*signing.Certificate, error) {
 	return cert, nil
 }
 
+// resolve returns the certificate c is: given in full (its DER, checked
+// against its tbs_hash and subject), or named by its SHA-256 fingerprint
+// after a certificate line of the file defined it.
+func (c *Certificate) resolve(cache certCache, defined *certTable) (*signing.Certificate, error) {
+	if c.SHA256 != "" {
+		if c.DER != nil || c.TBSHash != "" || c.Subject != "" {
+			return nil, errors.New("both a sha256 reference and the certificate")
+		}
+		fp, err := hex.DecodeString(c.SHA256)
+		if err != nil || len(fp) != 32 {
+			return nil, errors.New("sha256: want 32 bytes of hex")
+		}
+		cert := defined.get([32]byte(fp))
+		if cert == nil {
+			return nil, fmt.Errorf("sha256 %s: no certificate line before it defines it", c.SHA256)
+		}
+		return cert, nil
+	}
+	if len(c.DER) > limits.MaxFactsCertificate {
+		return nil, fmt.Errorf("%d bytes, over the limit of %d", len(c.DER), limits.MaxFactsCertificate)
+	}
+	cert, err := cache.parse(c.DER)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.EqualFold(c.TBSHash, cert.TBSHashHex()) || c.Subject != cert.CommonName() {
+		return nil, errors.New("its tbs_hash or subject is not the DER's")
+	}
+	return cert, nil
+}
+
+// certTable is the certificates a facts file's certificate lines define,
+// by SHA-256 fingerprint: written by the Reader as it reads lines, read
+// by Decoders on other goroutines.
+type certTable struct {
+	mu sync.RWMutex
+	m  map[[32]byte]*signing.Certificate
+}
+
+func (t *certTable) get(fp [32]byte) *signing.Certificate {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.m[fp]
+}
+
+func (t *certTable) add(c *signing.Certificate) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.m[c.SHA256]; ok {
+		return nil
+	}
+	if len(t.m) >= limits.MaxFactsFileCertificates {
+		return fmt.Errorf("more than %d certificates defined", limits.MaxFactsFileCertificates)
+	}
+	t.m[c.SHA256] = c
+	return nil
+}
+
 // subject checks r (Record's caps, every index, every encoding) and
 // returns its facts.
-func (r *Record) subject(cache certCache) (*Subject, error) {
+func (r *Record) subject(cache certCache, defined *certTable) (*Subject, error) {
 	if err := checkText("root", r.Root); err != nil {
 		return nil, err
 	}
@@ -260,15 +319,9 @@ func (r *Record) subject(cache certCache) (*Subject, error) {
 	}
 	certs := make([]*signing.Certificate, len(r.Certificates))
 	for i, c := range r.Certificates {
-		if len(c.DER) > limits.MaxFactsCertificate {
-			return nil, fmt.Errorf("certificate %d: %d bytes, over the limit of %d", i, len(c.DER), limits.MaxFactsCertificate)
-		}
-		cert, err := cache.parse(c.DER)
+		cert, err := c.resolve(cache, defined)
 		if err != nil {
 			return nil, fmt.Errorf("certificate %d: %w", i, err)
-		}
-		if !strings.EqualFold(c.TBSHash, cert.TBSHashHex()) || c.Subject != cert.CommonName() {
-			return nil, fmt.Errorf("certificate %d: its tbs_hash or subject is not the DER's", i)
 		}
 		certs[i] = cert
 	}

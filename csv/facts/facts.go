@@ -94,11 +94,21 @@ type Record struct {
 
 // Certificate is one certificate of a record: its DER (base64), and for
 // people its TBS hash (hex, as WDAC writes CertRoot values) and subject
-// common name, which a reader checks against the DER.
+// common name, which a reader checks against the DER; or, in its place,
+// its SHA-256 fingerprint (hex), naming a certificate that a certificate
+// line before the record defines ({"certificate":{...}}): a build's
+// records share a few chains, which a Writer writes once.
 type Certificate struct {
-	DER     []byte `json:"der"`
-	TBSHash string `json:"tbs_hash"`
-	Subject string `json:"subject"`
+	DER     []byte `json:"der,omitempty"`
+	TBSHash string `json:"tbs_hash,omitempty"`
+	Subject string `json:"subject,omitempty"`
+	SHA256  string `json:"sha256,omitempty"`
+}
+
+// certificateLine is a line that defines a certificate for the records
+// after it.
+type certificateLine struct {
+	Certificate *Certificate `json:"certificate"`
 }
 
 // Signature is one signature as the recorder verified it.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -146,7 +148,7 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rd.Header.Origin != "host" || rd.Header.Format != facts.Version || len(entries) != 1 || entries[0].Line != 2 {
+	if rd.Header.Origin != "host" || rd.Header.Format != facts.Version || len(entries) != 1 || entries[0].Line != 5 {
 		t.Fatalf("header %+v, %d entries", rd.Header, len(entries))
 	}
 	s := entries[0].Subject
@@ -240,7 +242,10 @@ func TestStrict(t *testing.T) {
 	hdr := `{"format":"csv-facts/v1","origin":"h","tool":"t","created":"2026-01-01T00:00:00Z"}` + "\n"
 	ok := `{"root":"r","path":"a","format":"elf","size":1,"signed":false,"signatures":null}`
 	rec, _ := signedRecord(t)
+	// Three certificate lines (lines 2 to 4), then the record (line 5).
 	signed := strings.TrimSuffix(strings.SplitN(string(encode(t, rec)), "\n", 2)[1], "\n")
+	fp := sha256.Sum256(rec.Certificates[0].DER)
+	ref := hex.EncodeToString(fp[:])
 	der := base64.StdEncoding.EncodeToString(rec.Certificates[0].DER)
 	tests := []struct {
 		name, data string
@@ -262,16 +267,19 @@ func TestStrict(t *testing.T) {
 		{"short digest", hdr + ok[:len(ok)-1] + `,"digests":{"sha256":"00"}}` + "\n", 2},
 		{"skipped with facts", hdr + ok[:len(ok)-1] + `,"skipped":"x"}` + "\n", 2},
 		{"nul", hdr + strings.Replace(ok, `"a"`, `"a\u0000b"`, 1) + "\n", 2},
-		{"certificate index", hdr + strings.Replace(signed, `"chains":[[0,1,2]]`, `"chains":[[0,1,7]]`, 1) + "\n", 2},
-		{"empty chain", hdr + strings.Replace(signed, `"chains":[[0,1,2]]`, `"chains":[[]]`, 1) + "\n", 2},
+		{"certificate index", hdr + strings.Replace(signed, `"chains":[[0,1,2]]`, `"chains":[[0,1,7]]`, 1) + "\n", 5},
+		{"empty chain", hdr + strings.Replace(signed, `"chains":[[0,1,2]]`, `"chains":[[]]`, 1) + "\n", 5},
 		{"bad certificate", hdr + strings.Replace(signed, der, base64.StdEncoding.EncodeToString([]byte("not DER")), 1) + "\n", 2},
 		{"tbs mismatch", hdr + strings.Replace(signed, rec.Certificates[0].TBSHash, strings.Repeat("0", len(rec.Certificates[0].TBSHash)), 1) + "\n", 2},
-		{"unknown hash", hdr + strings.Replace(signed, `"digest_algorithm":"SHA-1"`, `"digest_algorithm":"SHA-3"`, 1) + "\n", 2},
-		{"unknown host", hdr + strings.Replace(signed, `"uefi"`, `"beos"`, 1) + "\n", 2},
-		{"catalog first", hdr + strings.Replace(strings.Replace(signed, `"catalog":"out/pkg.cat"`, `"catalog":""`, 1), `"format":"modsig"`, `"catalog":"x","format":"modsig"`, 1) + "\n", 2},
-		{"verified with problem", hdr + strings.Replace(signed, `"verified":false,"problem"`, `"verified":true,"problem"`, 1) + "\n", 2},
-		{"bad version", hdr + strings.Replace(signed, `"10.0.1.2"`, `"10.x"`, 1) + "\n", 2},
-		{"nested alternatives", hdr + strings.Replace(signed, `{"original_file_name":"APP.EXE",`, `{"original_file_name":"APP.EXE","alternatives":[{"original_file_name":"","internal_name":"","file_description":"","product_name":""}],`, 1) + "\n", 2},
+		{"unknown hash", hdr + strings.Replace(signed, `"digest_algorithm":"SHA-1"`, `"digest_algorithm":"SHA-3"`, 1) + "\n", 5},
+		{"unknown host", hdr + strings.Replace(signed, `"uefi"`, `"beos"`, 1) + "\n", 5},
+		{"catalog first", hdr + strings.Replace(strings.Replace(signed, `"catalog":"out/pkg.cat"`, `"catalog":""`, 1), `"format":"modsig"`, `"catalog":"x","format":"modsig"`, 1) + "\n", 5},
+		{"verified with problem", hdr + strings.Replace(signed, `"verified":false,"problem"`, `"verified":true,"problem"`, 1) + "\n", 5},
+		{"bad version", hdr + strings.Replace(signed, `"10.0.1.2"`, `"10.x"`, 1) + "\n", 5},
+		{"nested alternatives", hdr + strings.Replace(signed, `{"original_file_name":"APP.EXE",`, `{"original_file_name":"APP.EXE","alternatives":[{"original_file_name":"","internal_name":"","file_description":"","product_name":""}],`, 1) + "\n", 5},
+		{"undefined certificate", hdr + strings.Replace(signed[strings.LastIndex(signed, "\n")+1:], ref, strings.Repeat("ab", 32), 1) + "\n", 2},
+		{"reference and der", hdr + strings.Replace(signed, `{"sha256":"`+ref+`"}`, `{"der":"`+der+`","sha256":"`+ref+`"}`, 1) + "\n", 5},
+		{"reference before definition", hdr + signed[strings.LastIndex(signed, "\n")+1:] + "\n", 2},
 		{"gzip garbage", "\x1f\x8bnot gzip", 0},
 		{"long line", hdr + `{"root":"` + strings.Repeat("x", limits.MaxFactsLine) + `"}` + "\n", 2},
 		{"long text", hdr + strings.Replace(ok, `"r"`, `"`+strings.Repeat("r", limits.MaxFactsText+1)+`"`, 1) + "\n", 2},

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/signing"
 )
 
 // ErrMalformed is wrapped by every error about a facts file's content.
@@ -36,6 +39,8 @@ type Writer struct {
 	bw *bufio.Writer
 	gz *gzip.Writer
 	n  int
+	// written are the certificates a certificate line defined.
+	written map[[32]byte]bool
 }
 
 // WriterOptions configure NewWriter. The zero value writes plain JSON
@@ -78,12 +83,41 @@ func (w *Writer) line(v any) error {
 	return err
 }
 
-// Write writes one record.
+// Write writes one record. A certificate it holds in full is written
+// once, on a certificate line before the first record that holds it, and
+// named by its SHA-256 fingerprint in every record (past
+// limits.MaxFactsFileCertificates distinct ones, in full).
 func (w *Writer) Write(r *Record) error {
 	if w.n >= limits.MaxFactsRecords {
 		return fmt.Errorf("facts: more than %d records", limits.MaxFactsRecords)
 	}
 	w.n++
+	if len(r.Certificates) > 0 {
+		rc := *r
+		rc.Certificates = make([]Certificate, len(r.Certificates))
+		for i, c := range r.Certificates {
+			rc.Certificates[i] = c
+			if c.DER == nil {
+				continue
+			}
+			fp := sha256.Sum256(c.DER)
+			if !w.written[fp] {
+				if len(w.written) >= limits.MaxFactsFileCertificates {
+					continue
+				}
+				if w.written == nil {
+					w.written = map[[32]byte]bool{}
+				}
+				def := c
+				if err := w.line(certificateLine{Certificate: &def}); err != nil {
+					return err
+				}
+				w.written[fp] = true
+			}
+			rc.Certificates[i] = Certificate{SHA256: hex.EncodeToString(fp[:])}
+		}
+		r = &rc
+	}
 	return w.line(r)
 }
 
@@ -110,12 +144,14 @@ type Reader struct {
 	n      int
 	dec    *Decoder
 	buf    []byte
+	// certs are the certificates the certificate lines defined.
+	certs *certTable
 }
 
 // NewReader reads the header of the facts file r, named name in errors.
 // A gzip-compressed file is told by its magic bytes.
 func NewReader(r io.Reader, name string) (rd *Reader, err error) {
-	rd = &Reader{name: name, br: bufio.NewReaderSize(r, 64<<10)}
+	rd = &Reader{name: name, br: bufio.NewReaderSize(r, 64<<10), certs: &certTable{m: map[[32]byte]*signing.Certificate{}}}
 	defer func() {
 		if p := recover(); p != nil {
 			rd, err = nil, rd.errorf("internal error while parsing (please report it): %v", p)
@@ -186,6 +222,12 @@ func (rd *Reader) Line() (line []byte, n int, err error) {
 		}
 	}()
 	b, err := rd.next()
+	for err == nil && bytes.HasPrefix(b, certificatePrefix) {
+		if err := rd.define(b); err != nil {
+			return nil, 0, err
+		}
+		b, err = rd.next()
+	}
 	if err != nil {
 		return nil, 0, err
 	}
@@ -195,16 +237,42 @@ func (rd *Reader) Line() (line []byte, n int, err error) {
 	return bytes.Clone(b), rd.line, nil
 }
 
+// certificatePrefix starts a certificate line (as Writer writes it; a
+// record's first field is its root).
+var certificatePrefix = []byte(`{"certificate":`)
+
+// define reads a certificate line.
+func (rd *Reader) define(b []byte) error {
+	var l certificateLine
+	if err := strict(b, &l); err != nil {
+		return rd.errorf("%w", err)
+	}
+	if l.Certificate == nil || l.Certificate.SHA256 != "" {
+		return rd.errorf("a certificate line without the certificate in full")
+	}
+	c, err := l.Certificate.resolve(certCache{}, rd.certs)
+	if err != nil {
+		return rd.errorf("certificate: %w", err)
+	}
+	if err := rd.certs.add(c); err != nil {
+		return rd.errorf("%w", err)
+	}
+	return nil
+}
+
 // Decoder decodes the record lines of one facts file (Reader.Line). It
 // keeps the certificates it parsed (a bounded number): use one per
 // goroutine.
 type Decoder struct {
 	name  string
 	cache certCache
+	certs *certTable
 }
 
 // Decoder returns a Decoder of rd's records.
-func (rd *Reader) Decoder() *Decoder { return &Decoder{name: rd.name, cache: certCache{}} }
+func (rd *Reader) Decoder() *Decoder {
+	return &Decoder{name: rd.name, cache: certCache{}, certs: rd.certs}
+}
 
 // Decode parses and checks the record on line n.
 func (d *Decoder) Decode(line []byte, n int) (e *Entry, err error) {
@@ -220,7 +288,7 @@ func (d *Decoder) Decode(line []byte, n int) (e *Entry, err error) {
 	if err := strict(line, &r); err != nil {
 		return nil, errorf("%w", err)
 	}
-	s, err := r.subject(d.cache)
+	s, err := r.subject(d.cache, d.certs)
 	if err != nil {
 		return nil, errorf("%q: %w", r.Path, err)
 	}

@@ -330,5 +330,9 @@ const (
 	MaxFactsChains       = 8
 	MaxFactsChainDepth   = 10
 	MaxFactsCertificate  = 64 << 10
-	MaxFactsText         = 64 << 10
+	// MaxFactsFileCertificates caps the certificates the certificate
+	// lines of one facts file define (a build's files share a few
+	// chains; a fleet's, some thousands).
+	MaxFactsFileCertificates = 1 << 16
+	MaxFactsText             = 64 << 10
 )
