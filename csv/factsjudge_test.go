@@ -1,6 +1,8 @@
 package csv
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -387,4 +389,87 @@ func TestFactsJudgeStreams(t *testing.T) {
 	if err := v.ValidateFacts(ctx, &collector{}, file); !errors.As(err, &ie) {
 		t.Errorf("cancelled: %v", err)
 	}
+}
+
+// TestFactsInspectedMembers: the facts csv inspect --format facts records
+// of a file on its own and of a zip's members (InspectionRecord) judge as
+// validating those files judges them: the zip skipped, each member at its
+// path (app.zip!/lib/x.dll), a malformed member blocked, a text file
+// skipped.
+func TestFactsInspectedMembers(t *testing.T) {
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	for name, data := range map[string][]byte{"lib/x.dll": testbin.PE(testbin.PEOptions{Data: []byte("x")}), "bin/tool": elfImg,
+		"bin/broken": testbin.ELF(testbin.ELFOptions{})[:100], "README": []byte("text")} {
+		w, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data)
+	}
+	zw.Close()
+	dir := tree(t, map[string][]byte{"app.zip": zb.Bytes(), "a.exe": testbin.PE(testbin.PEOptions{Data: []byte("a")})})
+	files := []string{filepath.Join(dir, "app.zip"), filepath.Join(dir, "a.exe")}
+	name := filepath.Join(t.TempDir(), "inspected.facts")
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := facts.NewWriter(f, facts.NewHeader("laptop", "csv test", time.Unix(0, 0)), facts.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range files {
+		var members []*facts.Record
+		in, err := InspectMembers(context.Background(), path, nil, InspectOptions{}, nil, func(display string, in *Inspection, problem error) error {
+			if in == nil {
+				in = &Inspection{Format: FormatOther, Err: problem}
+			}
+			members = append(members, InspectionRecord(path, filepath.Base(path)+strings.TrimPrefix(display, filepath.ToSlash(path)), in))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Write(InspectionRecord(path, filepath.Base(path), in)); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range members {
+			if err := w.Write(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	set := policyFor(t, fmt.Sprintf("{id: tool, action: allow, sha256: %x}", testbinDigest(t, writeTemp(t, elfImg))))
+	want := validate(t, set, Options{}, files...)
+	got := judgeFactsFiles(t, set, Options{}, name)
+	if len(want.Results) < 3 || len(got.Results) != len(want.Results) {
+		t.Fatalf("%d results, want %d", len(got.Results), len(want.Results))
+	}
+	byDisplay := map[string]string{}
+	for i := range got.Results {
+		byDisplay[strings.TrimPrefix(got.Results[i].DisplayPath(), "laptop:")] = outcome(&got.Results[i])
+	}
+	for i := range want.Results {
+		w := &want.Results[i]
+		if g := byDisplay[w.DisplayPath()]; g != outcome(w) {
+			t.Errorf("%s:\nfacts: %s\nfiles: %s", w.DisplayPath(), g, outcome(w))
+		}
+	}
+	if got.Summary.Files != want.Summary.Files || got.Summary.Blocked != want.Summary.Blocked || got.Summary.Skipped != want.Summary.Skipped {
+		t.Errorf("summary %+v, want %+v", got.Summary, want.Summary)
+	}
+}
+
+func writeTemp(t *testing.T, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
