@@ -324,6 +324,10 @@ func (r *Record) subject(cache certCache, defined *certTable) (*Subject, error) 
 			return nil, fmt.Errorf("certificate %d: %w", i, err)
 		}
 		certs[i] = cert
+		if c.SHA256 != "" {
+			// The record read is whole: it may be written elsewhere.
+			r.Certificates[i] = Certificate{DER: cert.Raw, TBSHash: cert.TBSHashHex(), Subject: cert.CommonName()}
+		}
 	}
 	cert := func(i int) (*signing.Certificate, error) {
 		if i < 0 || i >= len(certs) {

@@ -97,7 +97,8 @@ type Record struct {
 // common name, which a reader checks against the DER; or, in its place,
 // its SHA-256 fingerprint (hex), naming a certificate that a certificate
 // line before the record defines ({"certificate":{...}}): a build's
-// records share a few chains, which a Writer writes once.
+// records share a few chains, which a Writer writes once. A Reader
+// returns every certificate in full.
 type Certificate struct {
 	DER     []byte `json:"der,omitempty"`
 	TBSHash string `json:"tbs_hash,omitempty"`

@@ -83,7 +83,7 @@ func readAll(data []byte, name string) (*facts.Reader, []*facts.Entry, error) {
 // signedRecord is a record with a verified signature (chain leaf,
 // intermediate, root), its timestamp, a catalog's signature, attributes
 // and a problem signature whose signer was not found.
-func signedRecord(t *testing.T) (*facts.Record, []*signing.Signature) {
+func signedRecord(t testing.TB) (*facts.Record, []*signing.Signature) {
 	t.Helper()
 	ca := testca.New(t)
 	leaf := ca.Leaf(t, testca.LeafOptions{CommonName: "Build Signing"})
@@ -117,7 +117,7 @@ func signedRecord(t *testing.T) (*facts.Record, []*signing.Signature) {
 	return rec, []*signing.Signature{own, missing, cat}
 }
 
-func encode(t *testing.T, recs ...*facts.Record) []byte {
+func encode(t testing.TB, recs ...*facts.Record) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w, err := facts.NewWriter(&buf, facts.NewHeader("host", "csv test", time.Unix(0, 0)), facts.WriterOptions{})
@@ -317,6 +317,9 @@ func FuzzReader(f *testing.F) {
 	f.Add(recordExamples(f, false))
 	f.Add(recordExamples(f, true))
 	hdr := `{"format":"csv-facts/v1","origin":"h","tool":"t","created":"2026-01-01T00:00:00Z"}` + "\n"
+	signed, _ := signedRecord(f)
+	signed.Signatures[0].Verified = true
+	f.Add(encode(f, signed))
 	f.Add([]byte(hdr + `{"root":"r","path":"a","skipped":"not a PE or ELF file","size":0,"signed":false,"signatures":null}` + "\n"))
 	f.Add([]byte(hdr + `{"root":"r","path":"a.cat","format":"catalog","size":9,"signed":true,"signatures":[],"catalog_file":{"signed":true,"verified":false,"members":0,"problem":"p"}}` + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
