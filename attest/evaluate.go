@@ -2,6 +2,7 @@ package attest
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/asn1"
 	"encoding/hex"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -89,6 +91,10 @@ type Claims struct {
 	// UnloggedPCRs are quoted PCRs whose measurements the log does not show.
 	UnloggedPCRs   []string         `json:"unloggedPcrs,omitempty"`
 	BootComponents []ComponentClaim `json:"bootComponents"`
+	// ActiveCIPolicies are the code integrity policies Windows measured
+	// as loaded (null when Windows did not boot or its boot configuration
+	// cannot be read).
+	ActiveCIPolicies []CIPolicyClaim `json:"activeCiPolicies"`
 	// Boot is the full boot state the claims come from.
 	Boot *BootState `json:"-"`
 }
@@ -162,24 +168,41 @@ var ErrNoCIPolicy = errors.New("attest: the attestation policy judges boot compo
 //     (only the PCR 7 event types the specification allows, each variable
 //     once and before the separator, every digest matching its data).
 //  2. policy.pk, policy.kek: the variable holds exactly the given
-//     certificates (compared by their DER bytes: dates are ignored).
-//  3. policy.db: db holds every certificate of contains and none of
-//     not_contains.
+//     certificates (compared by their DER bytes: dates are ignored); for a
+//     kek: mapping, every certificate of contains and one of contains_any.
+//  3. policy.db: db holds every certificate of contains, one of
+//     contains_any and none of not_contains, and trusts none of
+//     not_trusted (each absent from db or revoked by a certificate entry
+//     of dbx).
 //  4. policy.dbx: dbx holds every hash and certificate of each revocation
 //     set.
-//  5. policy.debugging: PCRs 7, 12 and 13 are covered and show no UEFI
+//  5. policy.not-revoked (when Secure Boot is required): no Secure Boot
+//     authority of the boot and no boot component is revoked by the
+//     host's own dbx (a certificate or hash entry): firmware that honours
+//     dbx never admits one, so such a boot did not enforce it.
+//  6. policy.debugging: PCRs 7, 12 and 13 are covered and show no UEFI
 //     debug mode and no Windows boot, kernel or hypervisor debugging (a
 //     WBCL that cannot be read in full fails).
-//  6. policy.code-integrity: Windows reported code integrity on and test
+//  7. policy.code-integrity: Windows reported code integrity on and test
 //     signing off (for "windows", only for a Windows boot: a host is not
 //     Windows only if PCRs 12 and 13 are covered and not extended at all;
 //     extended, they must hold a WBCL that can be read in full).
-//  7. policy.boot-components: PCRs 2 and 4 are covered, and the code
+//  8. policy.ci-policies (when the policy lists ci_policies): Windows
+//     measured each required code integrity policy (an SI policy event
+//     in the quoted WBCL whose name is the policy's GUID or the name
+//     given), and every such measurement is at min_version or above and,
+//     when a digest is required, carries a SHA-256 digest equal to it
+//     (see CIPolicyRequirement).
+//  9. policy.boot-components: PCRs 2 and 4 are covered, and the code
 //     integrity policy allows every boot component (see
 //     BootState.Components: every measurement of PCRs 2 and 4 but
 //     separators and known actions, whatever type the event claims), each
 //     a cipolicy.Subject of scenario boot carrying its Authenticode
 //     digests and the Secure Boot authority that admitted it.
+//
+// A requirement with a date (from:) applies only from that date, compared
+// with the time the evidence was verified (Verified.Time); before it, the
+// check's detail says what is not yet required and whether it is met.
 //
 // Which authority admitted which component is not proven: events of
 // different PCRs can be reordered without changing any PCR. A component is
@@ -236,13 +259,21 @@ func Evaluate(ctx context.Context, v *Verified, p *Policy, ci *cipolicy.Set) (re
 		ok, d := exactly(bs.KEK, p.KEK, "KEK")
 		add("policy.kek", ok, d)
 	}
-	if p.DBContains != nil || p.DBNotContains != nil {
-		ok, d := dbCheck(bs.DB, p.DBContains, p.DBNotContains)
+	if p.KEKContains != nil || p.KEKContainsAny != nil {
+		ok, d := kekCheck(bs.KEK, p.KEKContains, p.KEKContainsAny, v.at)
+		add("policy.kek", ok, d)
+	}
+	if p.DBContains != nil || p.DBNotContains != nil || p.DBContainsAny != nil || p.DBNotTrusted != nil {
+		ok, d := dbCheck(bs.DB, bs.DBX, p, v.at)
 		add("policy.db", ok, d)
 	}
 	if p.DBXIncludes != nil {
-		ok, d := dbxCheck(bs.DBX, p.DBXIncludes)
+		ok, d := dbxCheck(bs.DBX, p.DBXIncludes, v.at)
 		add("policy.dbx", ok, d)
+	}
+	if p.SecureBoot == Required {
+		ok, d := notRevokedCheck(bs)
+		add("policy.not-revoked", ok, d)
 	}
 	// 5. Debugging.
 	if p.Debugging == Forbidden {
@@ -254,7 +285,12 @@ func Evaluate(ctx context.Context, v *Verified, p *Policy, ci *cipolicy.Set) (re
 		ok, d := ciCheck(v, bs, p.CodeIntegrity)
 		add("policy.code-integrity", ok, d)
 	}
-	// 7. Boot components.
+	// 7. The code integrity policies Windows booted with.
+	if len(p.CIPolicies) > 0 {
+		ok, d := ciPoliciesCheck(v, bs, p.CIPolicies)
+		add("policy.ci-policies", ok, d)
+	}
+	// 8. Boot components.
 	var comps []ComponentClaim
 	if p.BootComponents == JudgeCIPolicy {
 		var ok bool
@@ -310,28 +346,145 @@ func exactly(db *SignatureDB, refs []CertRef, name string) (bool, string) {
 
 func (db *SignatureDB) hasRef(r *CertRef) bool { return db.hasSHA256Cert(r.SHA256) }
 
-func dbCheck(db *SignatureDB, contains, notContains []CertRef) (bool, string) {
+func dbCheck(db, dbx *SignatureDB, p *Policy, at time.Time) (bool, string) {
 	if db == nil {
 		return false, "db was not measured (or PCR 7 could not be read strictly)"
 	}
-	var bad []string
-	for i := range contains {
-		if !db.hasRef(&contains[i]) {
-			bad = append(bad, "lacks "+contains[i].String())
+	var bad, later []string
+	// judge records a requirement that is not met: a failure, or, before
+	// its date, a note.
+	judge := func(r *CertRef, msg string) {
+		if pending(r.From, at) {
+			later = append(later, fmt.Sprintf("%s (required from %s)", msg, r.From.Format(time.DateOnly)))
+			return
+		}
+		bad = append(bad, msg)
+	}
+	for i := range p.DBContains {
+		if !db.hasRef(&p.DBContains[i]) {
+			judge(&p.DBContains[i], "lacks "+p.DBContains[i].String())
 		}
 	}
-	for i := range notContains {
-		if db.hasRef(&notContains[i]) {
-			bad = append(bad, "holds "+notContains[i].String())
+	for i := range p.DBNotContains {
+		if db.hasRef(&p.DBNotContains[i]) {
+			judge(&p.DBNotContains[i], "holds "+p.DBNotContains[i].String())
+		}
+	}
+	if len(p.DBContainsAny) > 0 && !slices.ContainsFunc(p.DBContainsAny, func(r CertRef) bool { return db.hasRef(&r) }) {
+		bad = append(bad, "holds none of "+refNames(p.DBContainsAny))
+	}
+	for i := range p.DBNotTrusted {
+		r := &p.DBNotTrusted[i]
+		if db.hasRef(r) && (dbx == nil || !dbx.hasRef(r)) {
+			judge(r, "trusts "+r.String()+" (in db, and no certificate entry of dbx revokes it)")
 		}
 	}
 	if len(bad) > 0 {
 		return false, "db " + strings.Join(bad, "; ")
 	}
-	return true, fmt.Sprintf("db holds the %d certificates required and none of the %d forbidden", len(contains), len(notContains))
+	d := fmt.Sprintf("db holds the %d certificates required and none of the %d forbidden", inForce(p.DBContains, at), inForce(p.DBNotContains, at))
+	if len(p.DBContainsAny) > 0 {
+		d += fmt.Sprintf(", one of %s", refNames(p.DBContainsAny))
+	}
+	if len(p.DBNotTrusted) > 0 {
+		d += fmt.Sprintf(", and trusts none of the %d not trusted", inForce(p.DBNotTrusted, at))
+	}
+	if len(later) > 0 {
+		d += "; not yet required: db " + strings.Join(later, "; ")
+	}
+	return true, d
 }
 
-func dbxCheck(dbx *SignatureDB, sets []Revocation) (bool, string) {
+func kekCheck(kek *SignatureDB, contains, anyOf []CertRef, at time.Time) (bool, string) {
+	if kek == nil {
+		return false, "KEK was not measured (or PCR 7 could not be read strictly)"
+	}
+	var bad, later []string
+	for i := range contains {
+		if r := &contains[i]; !kek.hasRef(r) {
+			if pending(r.From, at) {
+				later = append(later, fmt.Sprintf("lacks %s (required from %s)", r.String(), r.From.Format(time.DateOnly)))
+			} else {
+				bad = append(bad, "lacks "+r.String())
+			}
+		}
+	}
+	if len(anyOf) > 0 && !slices.ContainsFunc(anyOf, func(r CertRef) bool { return kek.hasRef(&r) }) {
+		bad = append(bad, "holds none of "+refNames(anyOf))
+	}
+	if len(bad) > 0 {
+		return false, "KEK " + strings.Join(bad, "; ")
+	}
+	d := fmt.Sprintf("KEK holds the %d certificates required", inForce(contains, at))
+	if len(anyOf) > 0 {
+		d += fmt.Sprintf(" and one of %s", refNames(anyOf))
+	}
+	if len(later) > 0 {
+		d += "; not yet required: KEK " + strings.Join(later, "; ")
+	}
+	return true, d
+}
+
+// inForce counts the requirements that apply at t.
+func inForce(refs []CertRef, t time.Time) int {
+	n := 0
+	for i := range refs {
+		if !pending(refs[i].From, t) {
+			n++
+		}
+	}
+	return n
+}
+
+func refNames(refs []CertRef) string {
+	names := make([]string, len(refs))
+	for i := range refs {
+		names[i] = refs[i].String()
+	}
+	return strings.Join(names, ", ")
+}
+
+// notRevokedCheck fails a boot that used what its own dbx revokes: a
+// Secure Boot authority (a db certificate or hash entry) or a boot
+// component's Authenticode SHA-256.
+func notRevokedCheck(bs *BootState) (bool, string) {
+	dbx := bs.DBX
+	if dbx == nil {
+		return true, "dbx was not measured (or PCR 7 could not be read strictly): nothing to compare (policy.secure-boot and policy.dbx judge that)"
+	}
+	hashes := make(map[string]bool, len(dbx.SHA256))
+	for _, h := range dbx.SHA256 {
+		hashes[string(h)] = true
+	}
+	certs := make(map[[32]byte]bool, len(dbx.CertSHA256))
+	for _, fp := range dbx.CertSHA256 {
+		certs[fp] = true
+	}
+	var bad []string
+	for i := range bs.Authorities {
+		a := &bs.Authorities[i]
+		switch {
+		case a.CertDER != nil && certs[sha256.Sum256(a.CertDER)]:
+			bad = append(bad, fmt.Sprintf("authority %s (event %d) is a certificate dbx revokes", a.Name(), a.Event))
+		case a.CertDER == nil && a.SHA256 != nil && hashes[string(a.SHA256)]:
+			bad = append(bad, fmt.Sprintf("authority %s (event %d) is a hash dbx revokes", a.Name(), a.Event))
+		}
+	}
+	for _, c := range bs.Components {
+		if c.AuthenticodeSHA256 != nil && hashes[string(c.AuthenticodeSHA256)] {
+			bad = append(bad, fmt.Sprintf("boot component %s (%s) has Authenticode SHA-256 %x, which dbx revokes", c.ID, c.Name, c.AuthenticodeSHA256))
+		}
+	}
+	if len(bad) > 0 {
+		if len(bad) > 3 {
+			bad = append(bad[:3], fmt.Sprintf("and %d more", len(bad)-3))
+		}
+		return false, "the boot used what its own dbx revokes (firmware that honours dbx refuses it): " + strings.Join(bad, "; ")
+	}
+	return true, fmt.Sprintf("no Secure Boot authority or boot component of the boot is revoked by its dbx (%d hashes, %d certificates)", len(dbx.SHA256), len(dbx.CertSHA256))
+}
+
+func dbxCheck(dbx *SignatureDB, sets []Revocation, at time.Time) (bool, string) {
 	if dbx == nil {
 		return false, "dbx was not measured (or PCR 7 could not be read strictly)"
 	}
@@ -345,7 +498,7 @@ func dbxCheck(dbx *SignatureDB, sets []Revocation) (bool, string) {
 	for _, fp := range dbx.CertSHA256 {
 		certs[fp] = true
 	}
-	var bad []string
+	var bad, later []string
 	total := 0
 	for _, s := range sets {
 		missing := 0
@@ -370,11 +523,18 @@ func dbxCheck(dbx *SignatureDB, sets []Revocation) (bool, string) {
 			if first != nil {
 				msg += fmt.Sprintf(" (first missing hash %x)", first)
 			}
+			if pending(s.From, at) {
+				later = append(later, fmt.Sprintf("%s (required from %s)", msg, s.From.Format(time.DateOnly)))
+				continue
+			}
 			bad = append(bad, msg)
 		}
 	}
 	if len(bad) > 0 {
 		return false, fmt.Sprintf("dbx (%d hashes, %d certificates) lacks revocations: %s", len(dbx.SHA256), len(dbx.CertSHA256), strings.Join(bad, "; "))
+	}
+	if len(later) > 0 {
+		return true, fmt.Sprintf("dbx holds the revocations required now; not yet required: %s", strings.Join(later, "; "))
 	}
 	return true, fmt.Sprintf("dbx holds all %d revocations required", total)
 }
@@ -796,6 +956,7 @@ func claims(v *Verified, bs *BootState, comps []ComponentClaim) *Claims {
 		cl.KernelDebuggingDisabled = f(!w.KernelDebugging)
 		cl.CodeIntegrityEnabled = f(w.CodeIntegrity == On)
 		cl.TestSigningDisabled = f(!w.TestSigning)
+		cl.ActiveCIPolicies = ciPolicyClaims(w)
 	}
 	for _, u := range v.Unlogged() {
 		cl.UnloggedPCRs = append(cl.UnloggedPCRs, u.String())

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -22,6 +24,7 @@ func FuzzParseSIPA(f *testing.F) {
 	f.Add(sipa(sipaLoadedModuleAggr, append(sipa(sipaFilePath, []byte{'a', 0, 0, 0}), sipa(sipaAuthenticodeHash, make([]byte, 32))...)))
 	f.Add(sipa(sipaBootCounter, make([]byte, 8)))
 	f.Add(sipa(0x40010001, sipa(0x40010001, sipa(0x40010001, nil))))
+	f.Add(sipa(0x40010001, sipa(sipaSIPolicy, siPolicyPayload(0x000A000000000001, "{"+testCIPolicyGUID+"}", algSHA256, make([]byte, 32)))))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if evs, err := ParseSIPA(data); err != nil && evs != nil {
 			t.Fatal("events and an error")
@@ -37,6 +40,16 @@ func FuzzParsePolicy(f *testing.F) {
 	f.Add([]byte("format: csv-attest-policy/v1\nname: x\n"))
 	f.Add([]byte("format: csv-attest-policy/v1\nname: x\nsecure_boot: any\npk: [{sha256: " + hexString(make([]byte, 32)) + "}]\ndb: {contains: [], not_contains: []}\ndbx: {includes: [{sha256: " + hexString(make([]byte, 32)) + "}]}\n"))
 	f.Add([]byte("a: &x [*x]\n"))
+	f.Add([]byte("format: csv-attest-policy/v1\nname: x\nci_policies: [{id: '{" + testCIPolicyGUID + "}', min_version: 10.0.0.1, sha256: " + hexString(make([]byte, 32)) + "}, {file: x.cip, xml: x.xml}, {name: n}]\n"))
+	// The Secure Boot rollover examples: kek as a mapping, contains_any,
+	// not_trusted, from: dates.
+	for _, name := range []string{"secureboot-2011.yaml", "secureboot-transition.yaml", "secureboot-2023.yaml"} {
+		b, err := os.ReadFile(filepath.Join("..", "examples", "attest", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePolicy(data, "fuzz.yaml", PolicyOptions{ReadFile: func(string) ([]byte, error) { return data, nil }})
 		var le *cipolicy.LoadError

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -42,9 +43,18 @@ type Policy struct {
 	// PK and KEK, when set, are the certificates the variable must hold,
 	// exactly (no more, no fewer).
 	PK, KEK []CertRef
+	// KEKContains are certificates KEK must hold and KEKContainsAny
+	// certificates of which it must hold at least one, others allowed
+	// besides (kek: written as a mapping, not a list).
+	KEKContains, KEKContainsAny []CertRef
 	// DBContains are certificates db must hold; DBNotContains certificates
-	// it must not.
-	DBContains, DBNotContains []CertRef
+	// it must not; DBContainsAny certificates of which it must hold at
+	// least one.
+	DBContains, DBNotContains, DBContainsAny []CertRef
+	// DBNotTrusted are certificates db must not trust: each is absent from
+	// db or revoked by a certificate entry of dbx (as Microsoft revokes the
+	// Windows Production PCA 2011 for CVE-2023-24932, leaving it in db).
+	DBNotTrusted []CertRef
 	// DBXIncludes are revocations dbx must hold (each a set: a dbx update
 	// file's every hash and certificate, or one hash or certificate).
 	DBXIncludes []Revocation
@@ -58,6 +68,9 @@ type Policy struct {
 	// and driver must be allowed by the code integrity policy given to
 	// Evaluate) or Ignore.
 	BootComponents string
+	// CIPolicies are code integrity policies the host must have booted
+	// with (see CIPolicyRequirement); nil requires none.
+	CIPolicies []CIPolicyRequirement
 }
 
 // CertRef names a certificate by its DER bytes (the certificate itself)
@@ -70,6 +83,10 @@ type CertRef struct {
 	// Name is how the policy named it, for messages.
 	Name string
 	Line int
+	// From, when set, is when the requirement starts to apply (from:);
+	// before it, it is reported and not required. Evaluate compares it
+	// with the time the evidence was verified (Verified.Time).
+	From time.Time
 }
 
 // Revocation is a set of revocations dbx must hold.
@@ -79,12 +96,15 @@ type Revocation struct {
 	SHA256     [][]byte
 	CertSHA256 [][32]byte
 	Line       int
+	// From is as CertRef.From.
+	From time.Time
 }
 
 // PolicyOptions configure ParsePolicy. The zero value reads nothing but
 // the policy.
 type PolicyOptions struct {
-	// ReadFile reads a file the policy names (certificate_file, dbx_file),
+	// ReadFile reads a file the policy names (certificate_file, dbx_file,
+	// a ci_policies entry's file and xml),
 	// by the name written in the policy; nil refuses such names.
 	ReadFile func(name string) ([]byte, error)
 }
@@ -140,15 +160,18 @@ func (d *policyDecoder) policy(n *yaml.Node, p *Policy) {
 		"format":          func(v *yaml.Node) { d.Str(v, "format", &format) },
 		"name":            func(v *yaml.Node) { d.Str(v, "name", &p.Name) },
 		"secure_boot":     func(v *yaml.Node) { d.Enum(v, "secure_boot", &p.SecureBoot, Required, Any) },
-		"pk":              func(v *yaml.Node) { p.PK = d.certList(v, "pk") },
-		"kek":             func(v *yaml.Node) { p.KEK = d.certList(v, "kek") },
+		"pk":              func(v *yaml.Node) { p.PK = d.certList(v, "pk", false) },
+		"kek":             func(v *yaml.Node) { d.kek(v, p) },
 		"debugging":       func(v *yaml.Node) { d.Enum(v, "debugging", &p.Debugging, Forbidden, Allowed) },
 		"code_integrity":  func(v *yaml.Node) { d.Enum(v, "code_integrity", &p.CodeIntegrity, RequiredWindows, Required, Ignore) },
 		"boot_components": func(v *yaml.Node) { d.Enum(v, "boot_components", &p.BootComponents, JudgeCIPolicy, Ignore) },
+		"ci_policies":     func(v *yaml.Node) { p.CIPolicies = d.ciPolicies(v) },
 		"db": func(v *yaml.Node) {
 			d.Fields(v, "db", map[string]func(*yaml.Node){
-				"contains":     func(v *yaml.Node) { p.DBContains = d.certList(v, "db: contains") },
-				"not_contains": func(v *yaml.Node) { p.DBNotContains = d.certList(v, "db: not_contains") },
+				"contains":     func(v *yaml.Node) { p.DBContains = d.certList(v, "db: contains", true) },
+				"not_contains": func(v *yaml.Node) { p.DBNotContains = d.certList(v, "db: not_contains", true) },
+				"contains_any": func(v *yaml.Node) { p.DBContainsAny = d.certList(v, "db: contains_any", false) },
+				"not_trusted":  func(v *yaml.Node) { p.DBNotTrusted = d.certList(v, "db: not_trusted", true) },
 			})
 		},
 		"dbx": func(v *yaml.Node) {
@@ -169,17 +192,39 @@ func (d *policyDecoder) policy(n *yaml.Node, p *Policy) {
 	if p.Name == "" {
 		d.Errorf(n, "missing field \"name\"")
 	}
+	for _, l := range [][]CertRef{p.KEKContainsAny, p.DBContainsAny} {
+		if l != nil && len(l) == 0 {
+			d.Errorf(n, "a contains_any list is empty: no host could meet it")
+		}
+	}
 }
 
-// certList reads a list of certificate references.
-func (d *policyDecoder) certList(n *yaml.Node, what string) []CertRef {
+// kek reads kek: a list (exactly these) or a mapping (contains,
+// contains_any).
+func (d *policyDecoder) kek(v *yaml.Node, p *Policy) {
+	if v.Kind != yaml.MappingNode {
+		p.KEK = d.certList(v, "kek", false)
+		return
+	}
+	seen := d.Fields(v, "kek", map[string]func(*yaml.Node){
+		"contains":     func(v *yaml.Node) { p.KEKContains = d.certList(v, "kek: contains", true) },
+		"contains_any": func(v *yaml.Node) { p.KEKContainsAny = d.certList(v, "kek: contains_any", false) },
+	})
+	if len(seen) == 0 {
+		d.Errorf(v, "kek: give contains, contains_any or both (or a list: exactly these certificates)")
+	}
+}
+
+// certList reads a list of certificate references; dated says an entry
+// may carry from: (a requirement that starts at a date).
+func (d *policyDecoder) certList(n *yaml.Node, what string, dated bool) []CertRef {
 	if n.Kind != yaml.SequenceNode {
 		d.Errorf(n, "%s must be a list of certificates", what)
 		return nil
 	}
 	out := []CertRef{}
 	for i, c := range n.Content {
-		if r, ok := d.certRef(c, fmt.Sprintf("%s: entry %d", what, i+1), false); ok {
+		if r, ok := d.certRef(c, fmt.Sprintf("%s: entry %d", what, i+1), false, dated); ok {
 			out = append(out, r.(CertRef))
 		}
 	}
@@ -194,7 +239,7 @@ func (d *policyDecoder) revocations(n *yaml.Node) []Revocation {
 	}
 	var out []Revocation
 	for i, c := range n.Content {
-		if r, ok := d.certRef(c, fmt.Sprintf("dbx: includes: entry %d", i+1), true); ok {
+		if r, ok := d.certRef(c, fmt.Sprintf("dbx: includes: entry %d", i+1), true, true); ok {
 			out = append(out, r.(Revocation))
 		}
 	}
@@ -202,9 +247,11 @@ func (d *policyDecoder) revocations(n *yaml.Node) []Revocation {
 }
 
 // certRef reads one entry: certificate, certificate_file or sha256 (and,
-// for dbx, dbx_file). It returns a CertRef, or a Revocation when dbx.
-func (d *policyDecoder) certRef(n *yaml.Node, what string, dbx bool) (any, bool) {
+// for dbx, dbx_file), and, when dated, an optional from: date. It returns
+// a CertRef, or a Revocation when dbx.
+func (d *policyDecoder) certRef(n *yaml.Node, what string, dbx, dated bool) (any, bool) {
 	before := len(d.Problems)
+	var from time.Time
 	var cert *signing.Certificate
 	var name string
 	var hash []byte
@@ -271,15 +318,19 @@ func (d *policyDecoder) certRef(n *yaml.Node, what string, dbx bool) (any, bool)
 			}
 		}
 	}
+	var keys []string
+	for k := range handlers {
+		keys = append(keys, k)
+	}
+	if dated {
+		handlers["from"] = func(v *yaml.Node) { from = d.date(v, what) }
+	}
 	seen := d.Fields(n, what, handlers)
 	if n.Kind != yaml.MappingNode {
 		return nil, false
 	}
+	delete(seen, "from")
 	if len(seen) != 1 {
-		var keys []string
-		for k := range handlers {
-			keys = append(keys, k)
-		}
 		slices.Sort(keys)
 		d.Errorf(n, "%s: give exactly one of %s", what, strings.Join(keys, ", "))
 	}
@@ -287,7 +338,7 @@ func (d *policyDecoder) certRef(n *yaml.Node, what string, dbx bool) (any, bool)
 		return nil, false
 	}
 	if dbx {
-		r := Revocation{Name: name, Line: n.Line}
+		r := Revocation{Name: name, Line: n.Line, From: from}
 		switch {
 		case set != nil:
 			r.SHA256, r.CertSHA256 = set.SHA256, set.CertSHA256
@@ -301,7 +352,7 @@ func (d *policyDecoder) certRef(n *yaml.Node, what string, dbx bool) (any, bool)
 		}
 		return r, true
 	}
-	r := CertRef{Name: name, Line: n.Line, Certificate: cert}
+	r := CertRef{Name: name, Line: n.Line, Certificate: cert, From: from}
 	if cert != nil {
 		r.SHA256 = cert.SHA256
 	} else {
@@ -319,3 +370,22 @@ func (r *CertRef) String() string {
 	}
 	return r.Name
 }
+
+// date reads from: a date (2026-10-19, midnight UTC) or an RFC 3339 time.
+func (d *policyDecoder) date(v *yaml.Node, what string) time.Time {
+	var s string
+	d.Str(v, what+": from", &s)
+	if s == "" {
+		return time.Time{}
+	}
+	for _, layout := range []string{time.DateOnly, time.RFC3339} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC()
+		}
+	}
+	d.Errorf(v, "%s: from %q: want a date (2026-10-19) or an RFC 3339 time", what, s)
+	return time.Time{}
+}
+
+// pending reports whether a dated requirement does not apply yet at t.
+func pending(from, t time.Time) bool { return !from.IsZero() && t.Before(from) }

@@ -156,11 +156,16 @@ type WindowsState struct {
 	BootCount           uint64          `json:"boot_count"`
 	LoadedModules       []WindowsModule `json:"loaded_modules"`
 	ELAMDrivers         []string        `json:"elam_drivers,omitempty"`
+	// CIPolicies are the code integrity policies Windows measured as
+	// loaded (SIPAEVENT_SI_POLICY events), each once, in log order.
+	CIPolicies []CIPolicy `json:"ci_policies"`
 	// Events is the number of tagged events read.
 	Events int `json:"events"`
 }
 
-func newWindowsState() *WindowsState { return &WindowsState{CodeIntegrity: Unknown, DEP: Unknown} }
+func newWindowsState() *WindowsState {
+	return &WindowsState{CodeIntegrity: Unknown, DEP: Unknown, CIPolicies: []CIPolicy{}}
+}
 
 // read reads a tagged event's SIPA events into the state, descending
 // into containers, without building the event tree.
@@ -274,6 +279,8 @@ func (w *WindowsState) setting(typ uint32, data []byte) error {
 			return fmt.Errorf("SIPA boot counters disagree: %d and %d", w.BootCount, n)
 		}
 		w.BootCount = n
+	case sipaSIPolicy:
+		return w.addCIPolicy(data)
 	case sipaTransferControl:
 		if len(data) != 4 {
 			return fmt.Errorf("SIPA transfer control: %d bytes, want 4", len(data))

@@ -10,8 +10,9 @@
 // The steps are separate: [Verify] checks the evidence and returns a
 // [*Verified] (which nothing else can build); [Evaluate] judges a Verified
 // with a Policy and returns a [*Result] with the verdict, every check, the
-// claims and the workarounds used. [Inspect] parses a log without a quote,
-// for people: nothing it says is verified.
+// claims and the workarounds used. [NewEAR] states a Result as an IETF
+// RATS attestation result (EAR) for relying parties. [Inspect] parses a
+// log without a quote, for people: nothing it says is verified.
 //
 // # Security
 //
@@ -147,7 +148,14 @@ type Verified struct {
 	akChain    []*signing.Certificate
 	boot       *BootState
 	workaround []eventlog.Applied
+	// at is when the evidence was verified (VerifyOptions.Now): dated
+	// policy requirements (CertRef.From) are judged at this time.
+	at time.Time
 }
+
+// Time returns when the evidence was verified (VerifyOptions.Now, else the
+// clock): the time Evaluate judges dated policy requirements at.
+func (v *Verified) Time() time.Time { return v.at }
 
 // Checks returns the checks Verify made, all passed.
 func (v *Verified) Checks() []Check { return append([]Check(nil), v.checks...) }
@@ -279,7 +287,7 @@ func Verify(ctx context.Context, ev *Evidence, opts VerifyOptions) (v *Verified,
 			return nil, fmt.Errorf("%w: quote %d: %v", ErrInvalidEvidence, i+1, err)
 		}
 	}
-	v = &Verified{log: log, replay: log.Replay()}
+	v = &Verified{log: log, replay: log.Replay(), at: now()}
 	if err := stopped(); err != nil {
 		return nil, err
 	}

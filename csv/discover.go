@@ -41,6 +41,26 @@ type entry struct {
 	// layout: a directory that is an OCI image layout, read as one
 	// container (container/oci.Dir) when containers are opened.
 	layout bool
+	// walk is the entry's place in the walk (walker.stream).
+	walk Walk
+}
+
+// Walk is a file's place in the walk of a run: the same for every shard of
+// a run, which lets csv report merge put the shards' files back in the
+// order of one run, in constant memory, and check that every file the walk
+// listed was judged by exactly one shard.
+type Walk struct {
+	// Entry is the number of the walk's listed entry the file is (or, a
+	// container's member, is in), from 1 (Listing.Entries in all).
+	Entry int
+	// After, for an entry the walk passed for its members alone (--include
+	// leaves it out, but it could be a container), is its place among
+	// those after the listed entry Entry, from 1 (Entry may be 0); 0 for a
+	// listed entry.
+	After int
+	// Member is a member's place in its container's members, from 1; 0
+	// for the entry itself.
+	Member int
 }
 
 // isTodo reports whether the entry is a file to inspect (neither skipped
@@ -80,7 +100,9 @@ type SkippedFile struct {
 	Path   string
 	Reason string
 	// Origin is as a Result's.
-	Origin   string
+	Origin string
+	// Walk is the file's place in the walk.
+	Walk     Walk
 	fileRoot bool
 }
 

@@ -101,7 +101,16 @@ type Options struct {
 	// their uses are reported at the end (Report.Suppressions).
 	Suppressions *suppress.Set
 
-	// scopes are the path globs of the policy's rules (set by Validate).
+	// PathScopes are path globs the walk tells paths apart by, beside
+	// the policy's rules' own (PolicyPathScopes): a symbolic link is
+	// judged at its own path unless its target is judged at a path that
+	// every glob matches alike (csv/discover.go). Two runs under two
+	// policies list the same files when each is given both policies'
+	// globs, as package csv/impact does.
+	PathScopes []string
+
+	// scopes are the path globs of the policy's rules and PathScopes (set
+	// by Validate).
 	scopes []string
 	// catalogs is the run's catalog index (set by ValidateTo).
 	catalogs *catalogIndex
@@ -148,7 +157,7 @@ func NewValidator(set *cipolicy.Set, opts Options) (*Validator, error) {
 	if _, err := cipolicy.ParseScenario(string(opts.Scenario)); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrOptions, err)
 	}
-	for _, g := range append(slices.Clone(opts.Include), opts.Exclude...) {
+	for _, g := range slices.Concat(opts.Include, opts.Exclude, opts.PathScopes) {
 		if !doublestar.ValidatePattern(g) {
 			return nil, fmt.Errorf("%w: invalid glob %q", ErrOptions, g)
 		}
@@ -182,6 +191,8 @@ type Result struct {
 	Catalog string
 	// Err is why the file could not be inspected, if it could not.
 	Err error
+	// Walk is the file's place in the walk.
+	Walk Walk
 	// Suppressed is the suppression that covers the file's finding, when
 	// it is blocked and one does (Options.Suppressions): the decision
 	// stays blocked, and the run does not fail for it.
@@ -286,6 +297,10 @@ type Report struct {
 type Listing struct {
 	Entries int
 	SHA256  []byte
+	// Excluded counts the files the walk left out (--include, --exclude):
+	// every shard of a run counts them all (Summary.Excluded adds the
+	// members left out of the containers the shard opened).
+	Excluded int
 }
 
 // Failed reports whether the run should fail the CI job: at least one
@@ -401,6 +416,11 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 	opts := v.opts
 	opts.Certificates = signing.Dedup(append(slices.Clone(opts.Certificates), v.set.Certificates()...))
 	opts.scopes = pathScopes(v.set)
+	if len(v.opts.PathScopes) > 0 {
+		opts.scopes = append(opts.scopes, v.opts.PathScopes...)
+		slices.Sort(opts.scopes)
+		opts.scopes = slices.Compact(opts.scopes)
+	}
 	var excludedMembers atomic.Int64
 	opts.openContainers(&excludedMembers)
 	cats, err := buildCatalogs(ctx, &opts, roots, needs, v.catalogDenied)
@@ -421,7 +441,7 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 	// judge a file whose first read deferred facts (again), the emitter
 	// every file.
 	judge := func(e *entry, in *Inspection) Result {
-		r := Result{Root: roots[e.root], Path: e.rel, Format: e.format, Err: e.problem, fileRoot: e.fileRoot}
+		r := Result{Root: roots[e.root], Path: e.rel, Format: e.format, Err: e.problem, Walk: e.walk, fileRoot: e.fileRoot}
 		if in != nil {
 			r.Format, r.Size, r.Digests, r.Signed, r.Info, r.Err = in.Format, in.Size, in.Digests, in.Signed(), in.Info, in.Err
 			r.Signatures, r.Attributes = in.Signatures, in.Attributes
@@ -467,11 +487,11 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 			return sink.Skipped(e.skipped)
 		case in != nil && in.Container != "" && in.Err == nil && in.Format == FormatOther:
 			rep.Summary.Skipped++
-			return sink.Skipped(&SkippedFile{Root: roots[e.root], Path: e.rel, fileRoot: e.fileRoot,
+			return sink.Skipped(&SkippedFile{Root: roots[e.root], Path: e.rel, Walk: e.walk, fileRoot: e.fileRoot,
 				Reason: fmt.Sprintf("%s container: its members are judged (%s%s...)", in.Container, path.Base(e.rel), container.Separator)})
 		case in != nil && in.Format == FormatOther && in.Err == nil:
 			rep.Summary.Skipped++
-			return sink.Skipped(&SkippedFile{Root: roots[e.root], Path: e.rel, Reason: "not a PE or ELF file", fileRoot: e.fileRoot})
+			return sink.Skipped(&SkippedFile{Root: roots[e.root], Path: e.rel, Reason: "not a PE or ELF file", Walk: e.walk, fileRoot: e.fileRoot})
 		}
 		var r Result
 		if in != nil && in.judged != nil {
@@ -501,6 +521,7 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 	}
 	rep.Summary.Excluded = w.excluded + int(excludedMembers.Load())
 	rep.Walked = w.walked
+	rep.Walked.Excluded = w.excluded
 	rep.Duration = v.opts.Now().Sub(rep.Started)
 	rep.Suppressions = v.opts.Suppressions.Statuses()
 	return sink.End(rep)
@@ -528,6 +549,11 @@ func (v *Validator) needs(rel string, f cipolicy.Format) cipolicy.Needs {
 	}
 	return n
 }
+
+// PolicyPathScopes lists the path globs of the set's rules and their
+// exceptions, sorted: the set judges a file alike at two paths that every
+// one matches alike (see Options.PathScopes).
+func PolicyPathScopes(set *cipolicy.Set) []string { return pathScopes(set) }
 
 // pathScopes lists the path globs of the set's rules and their exceptions:
 // a file is judged alike at two paths that every one matches alike.
@@ -626,9 +652,15 @@ func (w *walker) stream(shard *Shard, emit func(*entry) error) error {
 	h := sha256.New()
 	var b []byte
 	n := 0
+	after := 0
 	err := w.run(func(e *entry) error {
 		if e.includeOnly {
 			// Not in the listing (it is not judged), but in the shard's.
+			after++
+			e.walk = Walk{Entry: n, After: after}
+			if e.skipped != nil {
+				e.skipped.Walk = e.walk
+			}
 			if shard != nil && !shard.holds(e.rel) {
 				return nil
 			}
@@ -638,6 +670,11 @@ func (w *walker) stream(shard *Shard, emit func(*entry) error) error {
 		b = append(append(append(b, 0), e.rel...), 0)
 		h.Write(b)
 		n++
+		after = 0
+		e.walk = Walk{Entry: n}
+		if e.skipped != nil {
+			e.skipped.Walk = e.walk
+		}
 		if shard != nil && !shard.holds(e.rel) {
 			return nil
 		}
@@ -998,6 +1035,7 @@ func emitAll(ctx context.Context, roots []string, e *entry, in *Inspection, emit
 	if in == nil || in.members == nil {
 		return nil
 	}
+	members := 0
 	for {
 		var m *member
 		var ok bool
@@ -1016,13 +1054,16 @@ func emitAll(ctx context.Context, roots []string, e *entry, in *Inspection, emit
 				return errInterrupted
 			}
 		}
-		me := &entry{root: e.root, rel: m.rel, fileRoot: e.fileRoot, problem: m.problem, format: FormatOther}
+		walk := e.walk
+		members++
+		walk.Member = members
+		me := &entry{root: e.root, rel: m.rel, fileRoot: e.fileRoot, problem: m.problem, format: FormatOther, walk: walk}
 		mi := m.in
 		if m.problem != nil {
 			mi = nil
 		}
 		if m.skipped != "" {
-			me.skipped, mi = &SkippedFile{Root: roots[e.root], Path: m.rel, Reason: m.skipped, fileRoot: e.fileRoot}, nil
+			me.skipped, mi = &SkippedFile{Root: roots[e.root], Path: m.rel, Reason: m.skipped, Walk: walk, fileRoot: e.fileRoot}, nil
 		}
 		if err := emit(me, mi); err != nil {
 			return err

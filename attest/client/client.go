@@ -246,7 +246,7 @@ func (c *Client) Submit(ctx context.Context, req *wire.AttestRequest) (*wire.Att
 type Outcome struct {
 	Response *wire.AttestResponse
 	// Payload is the credential's decrypted payload: a DER certificate
-	// (Credential.Format x509) or a compact JWS (token).
+	// (Credential.Format x509) or a compact JWS (token, ear).
 	Payload []byte
 }
 

@@ -51,6 +51,17 @@ const (
 	// and the service accepts it as an AK certificate when its CA is
 	// among the AK roots.
 	FormatX509 = wire.FormatX509
+	// FormatEAR is an EAR (EAT Attestation Result, draft-ietf-rats-ear,
+	// see attest.NewEAR): a compact JWS signed with the CA's key (ES256,
+	// ES384, ES512, PS256 or EdDSA, by its type; see attest.EARAlgorithm),
+	// whose payload is the EAR's claims set with the registered claims
+	// iss, sub (the AK Name), nbf, exp and jti, and "eat_nonce" the
+	// service's nonce the quotes carried. Relying parties that speak the
+	// IETF RATS attestation result (Veraison's libraries, Confidential
+	// Containers' key broker) read it as they read any EAR; the claims
+	// beyond the trustworthiness vector are in the attestation response,
+	// not in the EAR.
+	FormatEAR = wire.FormatEAR
 )
 
 // ClaimsMediaType is the "media_type" of ClaimsJSON.
@@ -113,6 +124,8 @@ type issuer struct {
 	jwsHdr   []byte // the token's encoded header and '.'
 	// claimsOID is the certificate extension of the claims.
 	claimsOID asn1.ObjectIdentifier
+	// build is the EARs' verifier build (Config.VerifierBuild).
+	build string
 }
 
 // sigAlg is a signature algorithm of the CA's key.
@@ -170,8 +183,8 @@ func newIssuer(ca *x509.Certificate, key crypto.Signer, format CredentialFormat,
 		return nil, errors.New("service: a CA certificate and key are required to issue credentials")
 	case !samePublicKey(ca.PublicKey, key.Public()):
 		return nil, errors.New("service: the CA key does not match the CA certificate")
-	case format != FormatX509 && format != FormatToken:
-		return nil, fmt.Errorf("service: unknown credential format %q (want token or x509)", format)
+	case format != FormatX509 && format != FormatToken && format != FormatEAR:
+		return nil, fmt.Errorf("service: unknown credential format %q (want token, x509 or ear)", format)
 	case lifetime <= 0:
 		return nil, errors.New("service: the credential lifetime must be positive")
 	}
@@ -189,6 +202,11 @@ func newIssuer(ca *x509.Certificate, key crypto.Signer, format CredentialFormat,
 	alg, err := sigAlgFor(key.Public())
 	if err != nil {
 		return nil, err
+	}
+	if format == FormatEAR {
+		if _, err := attest.EARAlgorithm(key.Public()); err != nil {
+			return nil, fmt.Errorf("service: the CA key cannot sign EAR credentials: %w", err)
+		}
 	}
 	if name == "" {
 		name = ca.Subject.CommonName
@@ -221,7 +239,7 @@ type issued struct {
 }
 
 // issue makes the payload for a trusted host.
-func (is *issuer) issue(now time.Time, id *identity, nonceID string, res *attest.Result, rawClaims json.RawMessage) (*issued, error) {
+func (is *issuer) issue(now time.Time, id *identity, nonceID string, nonce []byte, res *attest.Result, rawClaims json.RawMessage) (*issued, error) {
 	if err := checkCAValidity(is.ca, now); err != nil {
 		return nil, err
 	}
@@ -237,6 +255,13 @@ func (is *issuer) issue(now time.Time, id *identity, nonceID string, res *attest
 		return nil, err
 	}
 	serial[0] &= 0x7f // positive
+	if is.format == FormatEAR {
+		tok, err := is.ear(now, notAfter, hex.EncodeToString(serial[:]), id, res, nonce)
+		if err != nil {
+			return nil, err
+		}
+		return &issued{payload: tok, id: hex.EncodeToString(serial[:]), notAfter: notAfter}, nil
+	}
 	if is.format == FormatToken {
 		claims.Issuer, claims.Subject = is.name, claims.AKName
 		claims.IssuedAt, claims.NotBefore, claims.Expires = now.Unix(), now.Add(-time.Minute).Unix(), notAfter.Unix()

@@ -357,7 +357,7 @@ func (t *ekTrust) check(id *identity, now time.Time) (string, error) {
 		why = append(why, "the EK key is not on the EK allowlist")
 	}
 	if t.anyUnsafe {
-		return "EK trusted as given (TrustAnyEKUnsafe): a host without a genuine TPM could read its credential", nil
+		return ekTrustedAnyUnsafe, nil
 	}
 	if len(why) == 0 {
 		why = append(why, "no EK certificate given and no allowlist configured")

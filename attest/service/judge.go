@@ -190,7 +190,15 @@ func (s *Server) judge(ctx context.Context, req *AttestRequest, d *decision) (*A
 		return refuse([]attest.Check{nonceCheck, {Name: "ek", Detail: err.Error()}})
 	}
 	ekCheck := attest.Check{Name: "ek", Passed: true, Detail: why}
-	if err := s.nonces.use(raw, id.ekKeySum, now); err != nil {
+	if err := s.nonces.use(ctx, raw, id.ekKeySum, now); err != nil {
+		switch {
+		case errors.Is(err, ErrReplayStore):
+			d.outcome, d.reason, d.retryAfter = "error", err.Error(), time.Second
+			return &AttestResponse{MediaType: ResponseMediaType, NonceID: d.nonceID, Verdict: attest.VerdictNotTrusted,
+				Error: "the service cannot check that the nonce was not used before (its replay store is unavailable): retry later"}, http.StatusServiceUnavailable
+		case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
+			return stopped(err)
+		}
 		var ne *NonceError
 		errors.As(err, &ne)
 		status := 0
@@ -210,7 +218,11 @@ func (s *Server) judge(ctx context.Context, req *AttestRequest, d *decision) (*A
 		}
 		return refuse([]attest.Check{ekCheck, {Name: "nonce", Detail: strings.TrimPrefix(err.Error(), "service: ")}})
 	}
-	nonceCheck.Detail += "; first use on this replica"
+	if s.nonces.store != nil {
+		nonceCheck.Detail += "; first use on any replica"
+	} else {
+		nonceCheck.Detail += "; first use on this replica"
+	}
 	checks = append(checks, nonceCheck, ekCheck)
 	vopts := attest.VerifyOptions{AK: id.ak, Nonce: raw, Roots: trust.akRoots, Intermediates: trust.akIntermediates,
 		Now: s.cfg.Now, AllowSHA1Unsafe: s.cfg.AllowSHA1Unsafe}
@@ -265,7 +277,7 @@ func (s *Server) judge(ctx context.Context, req *AttestRequest, d *decision) (*A
 	rawClaims, err := json.Marshal(res.Claims)
 	var iss *issued
 	if err == nil {
-		iss, err = s.issuer.issue(now, id, d.nonceID, res, rawClaims)
+		iss, err = s.issuer.issue(now, id, d.nonceID, raw, res, rawClaims)
 	}
 	var cred *Credential
 	if err == nil {

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -51,7 +52,8 @@ var (
 	ErrNonceInvalid = errors.New("service: invalid nonce")
 	// ErrNonceExpired: minted too long ago.
 	ErrNonceExpired = errors.New("service: nonce expired")
-	// ErrNonceReplayed: already used (on this replica).
+	// ErrNonceReplayed: already used (on this replica, or on any replica
+	// sharing its Config.ReplayStore).
 	ErrNonceReplayed = errors.New("service: nonce already used")
 	// ErrReplayCacheFull: the used-nonce cache is full; nothing is judged
 	// until older entries expire (fail closed).
@@ -76,9 +78,10 @@ func (e *NonceError) Unwrap() error { return e.Err }
 
 // nonces mints and checks nonces.
 type nonces struct {
-	keys [][]byte // keys[0] mints; all verify (key rotation)
-	ttl  time.Duration
-	used *usedNonces
+	keys  [][]byte // keys[0] mints; all verify (key rotation)
+	ttl   time.Duration
+	used  *usedNonces
+	store ReplayStore // shared by the replicas; nil: this replica's cache only
 }
 
 // binding is what a nonce is bound to.
@@ -173,10 +176,28 @@ func (n *nonces) verify(raw []byte, bind [32]byte, now time.Time) error {
 // whatever the outcome of the evidence it came with. Only nonces of
 // trusted EKs reach it, so a stranger cannot fill the cache; an EK over
 // its quota is refused (ErrEKQuota) and no other.
-func (n *nonces) use(raw []byte, ekKey [32]byte, now time.Time) error {
+//
+// With a shared store the replica's own cache is asked first (its caps and
+// the EK's quota bound what reaches the store, and a replay to the same
+// replica costs no round trip), then the store, which decides for every
+// replica. When the store cannot tell, the nonce is taken off this
+// replica's cache again, so the host may retry with it once the store is
+// back (the store, not this cache, then decides), and the error wraps
+// ErrReplayStore: the submission is refused.
+func (n *nonces) use(ctx context.Context, raw []byte, ekKey [32]byte, now time.Time) error {
 	var id [nonceRandLen]byte
 	copy(id[:], raw[nonceRandOff:])
-	return n.used.use(id, ekKey, now)
+	if err := n.used.use(id, ekKey, now); err != nil {
+		return err
+	}
+	if n.store == nil {
+		return nil
+	}
+	err := n.useShared(ctx, raw)
+	if err != nil && !errors.Is(err, ErrNonceReplayed) {
+		n.used.forget(id, ekKey)
+	}
+	return err
 }
 
 // usedNonces remembers the nonces used on this replica for at least as long
@@ -251,6 +272,28 @@ func (u *usedNonces) use(id [nonceRandLen]byte, ek [32]byte, now time.Time) erro
 		u.lastUse = now
 	}
 	return nil
+}
+
+// forget takes a nonce that use has just entered off the cache again (the
+// shared store could not tell whether it was used elsewhere).
+func (u *usedNonces) forget(id [nonceRandLen]byte, ek [32]byte) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, g := range []struct {
+		ids map[[nonceRandLen]byte]struct{}
+		eks map[[32]byte]int
+	}{{u.cur, u.curEK}, {u.prev, u.prevEK}} {
+		if _, ok := g.ids[id]; !ok {
+			continue
+		}
+		delete(g.ids, id)
+		if g.eks[ek] <= 1 {
+			delete(g.eks, ek)
+		} else {
+			g.eks[ek]--
+		}
+		return
+	}
 }
 
 // len returns the number of remembered nonces.

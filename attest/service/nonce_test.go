@@ -2,6 +2,7 @@ package service
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"testing"
@@ -14,7 +15,7 @@ func checkNonce(n *nonces, raw []byte, bind [32]byte, now time.Time) error {
 	if err := n.verify(raw, bind, now); err != nil {
 		return err
 	}
-	return n.use(raw, [32]byte{9}, now)
+	return n.use(context.Background(), raw, [32]byte{9}, now)
 }
 
 func TestNonce(t *testing.T) {

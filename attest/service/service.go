@@ -15,8 +15,9 @@
 //
 // The service keeps no state a request depends on, beyond a per-replica
 // cache of used nonces: nonces are MAC'd (see the nonce format in nonce.go)
-// so any replica with the same nonce key checks them. See [Config.NonceKeys]
-// for what that means for replays across replicas.
+// so any replica with the same nonce key checks them. Replicas that must
+// refuse each other's used nonces share a [ReplayStore] (Config.ReplayStore;
+// see [Config.NonceKeys] for what happens without one).
 //
 // # Security
 //
@@ -134,7 +135,7 @@ type Config struct {
 	// CA and CAKey issue the credentials' payloads.
 	CA    *x509.Certificate
 	CAKey crypto.Signer
-	// CredentialFormat is FormatToken (default) or FormatX509.
+	// CredentialFormat is FormatToken (default), FormatX509 or FormatEAR.
 	CredentialFormat CredentialFormat
 	// ClaimsOID is the X.509 extension of the claims (required for
 	// FormatX509).
@@ -142,24 +143,37 @@ type Config struct {
 	// CredentialLifetime is how long a credential is valid (default 1h,
 	// never past the CA's own expiry).
 	CredentialLifetime time.Duration
-	// TokenIssuer is the tokens' "iss" (default the CA's common name).
+	// TokenIssuer is the tokens' and EARs' "iss" (default the CA's
+	// common name).
 	TokenIssuer string
+	// VerifierBuild is the EARs' "ear.verifier-id" build: csv's name and
+	// version (default "csv").
+	VerifierBuild string
 
 	// NonceKeys are HMAC keys of at least 32 bytes: the first mints
 	// nonces, all are accepted (to rotate, prepend the new key and drop
 	// the old one a NonceTTL later). Every replica needs the same keys.
 	// Empty: a random key, which only works with one replica.
 	//
-	// Replays across replicas: a nonce is single-use per replica (each
-	// keeps its own cache of used nonces, in memory), so a submission
-	// replayed to another replica, or to a restarted one, within NonceTTL
-	// is judged again. It gains the replayer nothing: the nonce is bound
-	// to the AK and EK in its MAC, so it is useless with another host's
-	// keys, and the new credential is sealed to the original host's EK
-	// and AK. Keep NonceTTL short; where a duplicate credential matters,
-	// route a host's requests to one replica (session affinity) or run
-	// one replica.
+	// Replays across replicas: without a ReplayStore a nonce is
+	// single-use per replica (each keeps its own cache of used nonces, in
+	// memory), so a submission replayed to another replica, or to a
+	// restarted one, within NonceTTL is judged again. It gains the
+	// replayer nothing: the nonce is bound to the AK and EK in its MAC, so
+	// it is useless with another host's keys, and the new credential is
+	// sealed to the original host's EK and AK. Where a duplicate
+	// credential matters, give the replicas a shared ReplayStore.
 	NonceKeys [][]byte
+	// ReplayStore, if not nil, is the used-nonce store the replicas share
+	// (Redis or Valkey: package redisstore): a nonce used at any replica
+	// is refused at every other. Each replica still keeps its own cache,
+	// asked first: its caps (MaxUsedNonces, MaxUsedNoncesPerEK) bound what
+	// one replica enters in the store. When the store cannot tell (it is
+	// unreachable, times out or refuses the write), the submission is
+	// refused with 503 and Retry-After and the decision log says why
+	// (fail closed). Nil: this replica's cache only, enough for one
+	// replica.
+	ReplayStore ReplayStore
 	// NonceTTL is how long a nonce is valid (default 2 minutes).
 	NonceTTL time.Duration
 	// MaxUsedNonces caps the used-nonce cache (default 1<<20 entries,
@@ -326,9 +340,13 @@ func New(cfg Config) (*Server, error) {
 			return nil, signing.Errorf(ErrConfig, "service: nonce key %d is %d bytes (at least %d)", i+1, len(k), minNonceKey)
 		}
 	}
-	s.nonces = &nonces{keys: keys, ttl: cfg.NonceTTL, used: newUsedNonces(cfg.NonceTTL, cfg.MaxUsedNonces, cfg.MaxUsedNoncesPerEK, cfg.Now())}
+	s.nonces = &nonces{keys: keys, ttl: cfg.NonceTTL, used: newUsedNonces(cfg.NonceTTL, cfg.MaxUsedNonces, cfg.MaxUsedNoncesPerEK, cfg.Now()),
+		store: cfg.ReplayStore}
 	if s.issuer, err = newIssuer(cfg.CA, cfg.CAKey, cfg.CredentialFormat, cfg.CredentialLifetime, cfg.TokenIssuer, cfg.ClaimsOID, cfg.Now()); err != nil {
 		return nil, err
+	}
+	if s.issuer.build = cfg.VerifierBuild; s.issuer.build == "" {
+		s.issuer.build = "csv"
 	}
 	p, err := cfg.LoadPolicy()
 	if err != nil {

@@ -21,6 +21,10 @@ const (
 	// FormatX509 is an X.509 certificate for the AK's public key, issued
 	// by the service's CA, with the claims in an extension.
 	FormatX509 CredentialFormat = "x509"
+	// FormatEAR is an EAR (EAT Attestation Result, draft-ietf-rats-ear):
+	// a JWT signed by the service's CA key whose claims are the IETF RATS
+	// attestation result's, for relying parties that speak it.
+	FormatEAR CredentialFormat = "ear"
 )
 
 // Credential is the sealed post-attestation credential: a random 32-byte
@@ -30,8 +34,8 @@ const (
 // IDObject and EncryptedSecret and recover the secret; [Open] then
 // decrypts the payload.
 type Credential struct {
-	// Format is the payload's: "x509" (a DER certificate) or "token" (a
-	// compact JWS).
+	// Format is the payload's: "x509" (a DER certificate), "token" or
+	// "ear" (a compact JWS).
 	Format CredentialFormat `json:"format"`
 	// IDObject is the TPM2B_ID_OBJECT's contents (credentialBlob of
 	// TPM2_ActivateCredential); EncryptedSecret the

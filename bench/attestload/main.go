@@ -18,9 +18,19 @@
 // it with a strict attestation policy (Secure Boot, no debugging) and a
 // code integrity policy allowing the boot components by hash.
 //
+// With -replicas 2 -replay-store start it runs two service replicas in
+// this process, behind one redis-server it starts (package redistest):
+// each host takes its nonce from one replica and submits to the other, as
+// behind a load balancer, and every nonce is marked used in the shared
+// store. -compare runs one replica with the in-memory cache and two with
+// the shared store in turn (-rounds times), in the same run, and prints
+// both with the load average.
+//
 // Usage:
 //
 //	go run ./bench/attestload [-hosts 8] [-duration 10s] [-count 0] [-format token|x509]
+//	go run ./bench/attestload -replicas 2 -replay-store start|redis://HOST:PORT
+//	go run ./bench/attestload -compare [-rounds 3] [-replay-store start|redis://HOST:PORT]
 //	go run ./bench/attestload -write-config DIR   # a configuration for csv attest serve
 //	go run ./bench/attestload -url https://127.0.0.1:8443 -ca DIR/ca.pem
 package main
@@ -48,6 +58,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -63,6 +74,8 @@ import (
 	"github.com/codesignval/csv/attest"
 	"github.com/codesignval/csv/attest/eventlog"
 	"github.com/codesignval/csv/attest/service"
+	"github.com/codesignval/csv/attest/service/redisstore"
+	"github.com/codesignval/csv/attest/service/redisstore/redistest"
 	"github.com/codesignval/csv/attest/service/servicetest"
 	"github.com/codesignval/csv/cipolicy"
 )
@@ -87,6 +100,10 @@ type options struct {
 	refIters    int
 	cpuProfile  string
 	traceFile   string
+	replicas    int
+	replayStore string
+	compare     bool
+	rounds      int
 }
 
 func run() error {
@@ -97,7 +114,7 @@ func run() error {
 	flag.IntVar(&o.warmup, "warmup", 500, "attestations before measuring")
 	flag.StringVar(&o.logPath, "eventlog", "../shared/testdata/eventlogs/go-tpm-tools/attestations/gce-cos-85-nonce9009.derived.json",
 		"the event log: a raw TCG log, or a go-tpm-tools attestation JSON (event_log_b64)")
-	flag.StringVar(&o.format, "format", "token", "credential format: token or x509")
+	flag.StringVar(&o.format, "format", "token", "credential format: token, x509 or ear")
 	flag.StringVar(&o.url, "url", "", "attest to the service at this URL instead of one started here")
 	flag.StringVar(&o.caFile, "ca", "", "with -url: the CA certificate (PEM) of its TLS certificate")
 	flag.StringVar(&o.writeConfig, "write-config", "", "write a csv attest serve configuration for this load to `DIR` and exit")
@@ -105,6 +122,10 @@ func run() error {
 	flag.IntVar(&o.refIters, "ref-iterations", 2000, "iterations of the in-process verifier reference")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured load to `FILE`")
 	flag.StringVar(&o.traceFile, "trace", "", "write an execution trace of the measured load to `FILE`")
+	flag.IntVar(&o.replicas, "replicas", 1, "service replicas started here (1 to 8): each host takes its nonce from one and submits to the next")
+	flag.StringVar(&o.replayStore, "replay-store", "", "the replicas' shared replay store: a redis:// URL, or start (a redis-server started here); empty: in-memory caches only")
+	flag.BoolVar(&o.compare, "compare", false, "measure 1 replica with the in-memory cache, then 2 replicas with the shared replay store (default -replay-store start)")
+	flag.IntVar(&o.rounds, "rounds", 1, "with -compare: how many times to measure each, alternating")
 	flag.Parse()
 	switch {
 	case o.hosts < 1 || o.hosts > 1024:
@@ -113,6 +134,12 @@ func run() error {
 		return errors.New("-duration: up to 5m")
 	case o.count < 0 || o.warmup < 0:
 		return errors.New("-count and -warmup must not be negative")
+	case o.replicas < 1 || o.replicas > 8:
+		return errors.New("-replicas: 1 to 8")
+	case o.rounds < 1 || o.rounds > 10:
+		return errors.New("-rounds: 1 to 10")
+	case o.url != "" && (o.replicas != 1 || o.replayStore != "" || o.compare):
+		return errors.New("-url measures one service elsewhere: -replicas, -replay-store and -compare start services here")
 	}
 
 	// As csv attest serve does (see its serveGCPercent), unless GOGC is
@@ -141,11 +168,26 @@ func run() error {
 		}
 	}
 
-	url, pool := o.url, (*x509.CertPool)(nil)
-	var stop func()
-	if url == "" {
+	if o.compare && o.replayStore == "" {
+		o.replayStore = "start"
+	}
+	if o.replayStore == "start" {
+		u, stop, err := startRedis()
+		if err != nil {
+			return err
+		}
+		defer stop()
+		o.replayStore = u
+	}
+	if o.compare {
+		return w.compare(hosts, o)
+	}
+
+	urls, pool := []string{o.url}, (*x509.CertPool)(nil)
+	if o.url == "" {
 		var ca *x509.Certificate
-		url, ca, stop, err = w.serve(hosts, o)
+		var stop func()
+		urls, ca, stop, err = w.serve(hosts, o)
 		if err != nil {
 			return err
 		}
@@ -189,7 +231,7 @@ func run() error {
 			return err
 		}
 	}
-	res := w.load(hosts, url, pool, o)
+	res := w.load(hosts, urls, pool, o)
 	if o.cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -306,49 +348,166 @@ var claimsOID = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 99999, 1}
 // needs: as many as the whole cache holds by default.
 const maxUsedNoncesPerEK = 1 << 20
 
-// serve starts the service in this process on loopback.
-func (w *workload) serve(hosts []*servicetest.Host, o options) (string, *x509.Certificate, func(), error) {
+// serve starts o.replicas replicas of the service in this process on
+// loopback (the same nonce key, CA and trust, as a fleet has), each with
+// its own connection to the shared replay store if o.replayStore is set.
+func (w *workload) serve(hosts []*servicetest.Host, o options) ([]string, *x509.Certificate, func(), error) {
 	ca, caKey, err := servicetest.NewCA("attestload CA", time.Now())
 	if err != nil {
-		return "", nil, nil, err
+		return nil, nil, nil, err
 	}
-	cfg := service.Config{
-		LoadPolicy: w.loadPolicy,
-		CA:         ca, CAKey: caKey, CredentialFormat: service.CredentialFormat(o.format), ClaimsOID: claimsOID,
-		// The decision log is written in full, to nowhere. Every limit
-		// is the service's default but one: a few hosts attesting
-		// thousands of times a second use far more nonces each than a
-		// real host's share of the used-nonce cache (64 in a TTL).
-		MaxUsedNoncesPerEK: maxUsedNoncesPerEK,
-		Logger:             slog.New(slog.NewJSONHandler(io.Discard, nil)),
-	}
-	for _, h := range hosts {
-		cfg.EKAllowlist = append(cfg.EKAllowlist, h.EKKeySHA256())
-	}
-	scheme := "https"
-	if o.plain {
-		scheme = "http"
-	} else {
-		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{tlsCert(ca, caKey.(*ecdsa.PrivateKey))}}
-	}
-	srv, err := service.New(cfg)
-	if err != nil {
-		return "", nil, nil, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	stop := func() {
-		cancel()
-		if err := <-done; err != nil {
-			fmt.Fprintf(os.Stderr, "attestload: serve: %v\n", err)
+	nonceKey := make([]byte, 32)
+	rand.Read(nonceKey)
+	var stops []func()
+	stopAll := func() {
+		for _, f := range slices.Backward(stops) {
+			f()
 		}
 	}
-	return scheme + "://" + ln.Addr().String(), ca, stop, nil
+	var urls []string
+	for range o.replicas {
+		cfg := service.Config{
+			LoadPolicy: w.loadPolicy,
+			CA:         ca, CAKey: caKey, CredentialFormat: service.CredentialFormat(o.format), ClaimsOID: claimsOID,
+			NonceKeys: [][]byte{nonceKey},
+			// The decision log is written in full, to nowhere. Every limit
+			// is the service's default but one: a few hosts attesting
+			// thousands of times a second use far more nonces each than a
+			// real host's share of the used-nonce cache (64 in a TTL).
+			MaxUsedNoncesPerEK: maxUsedNoncesPerEK,
+			Logger:             slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		}
+		if o.replayStore != "" {
+			st, err := redisstore.New(o.replayStore, redisstore.Options{})
+			if err == nil {
+				err = st.Ping(context.Background())
+			}
+			if err != nil {
+				stopAll()
+				return nil, nil, nil, err
+			}
+			stops = append(stops, func() { st.Close() })
+			cfg.ReplayStore = st
+		}
+		for _, h := range hosts {
+			cfg.EKAllowlist = append(cfg.EKAllowlist, h.EKKeySHA256())
+		}
+		scheme := "https"
+		if o.plain {
+			scheme = "http"
+		} else {
+			cfg.TLS = &tls.Config{Certificates: []tls.Certificate{tlsCert(ca, caKey.(*ecdsa.PrivateKey))}}
+		}
+		srv, err := service.New(cfg)
+		if err != nil {
+			stopAll()
+			return nil, nil, nil, err
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			stopAll()
+			return nil, nil, nil, err
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(ctx, ln) }()
+		stops = append(stops, func() {
+			cancel()
+			if err := <-done; err != nil {
+				fmt.Fprintf(os.Stderr, "attestload: serve: %v\n", err)
+			}
+		})
+		urls = append(urls, scheme+"://"+ln.Addr().String())
+	}
+	return urls, ca, stopAll, nil
+}
+
+// startRedis starts a redis-server on loopback for the run.
+func startRedis() (string, func(), error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", nil, errors.New("-replay-store start: redis-server is not installed (apt-get install redis-server), or give a redis:// URL")
+	}
+	dir, err := os.MkdirTemp("", "attestload-redis")
+	if err != nil {
+		return "", nil, err
+	}
+	srv, err := redistest.Start(bin, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return srv.URL(), func() { srv.Stop(); os.RemoveAll(dir) }, nil
+}
+
+// compare measures one replica with its in-memory cache and two replicas
+// with the shared replay store, o.rounds times each, alternating, and
+// prints each run and then a summary.
+func (w *workload) compare(hosts []*servicetest.Host, o options) error {
+	type row struct {
+		name string
+		res  *results
+		load string
+	}
+	var rows []row
+	modes := []struct {
+		name     string
+		replicas int
+		store    string
+	}{
+		{"1 replica, in-memory used-nonce cache", 1, ""},
+		{"2 replicas, shared replay store (" + o.replayStore + ")", 2, o.replayStore},
+	}
+	ref, err := w.reference(o.refIters)
+	if err != nil {
+		return err
+	}
+	failed := int64(0)
+	for round := range o.rounds {
+		for _, m := range modes {
+			mo := o
+			mo.replicas, mo.replayStore = m.replicas, m.store
+			urls, ca, stop, err := w.serve(hosts, mo)
+			if err != nil {
+				return err
+			}
+			var pool *x509.CertPool
+			if !o.plain {
+				pool = x509.NewCertPool()
+				pool.AddCert(ca)
+			}
+			res := w.load(hosts, urls, pool, mo)
+			stop()
+			la := loadAvg()
+			fmt.Printf("== round %d: %s; load average %s\n", round+1, m.name, la)
+			res.print(os.Stdout, mo, w, ref)
+			fmt.Println()
+			failed += res.errors.Load()
+			rows = append(rows, row{m.name, res, la})
+		}
+	}
+	fmt.Println("summary (latency of the whole exchange: nonce + attest + activate; and of POST /v1/attest alone):")
+	fmt.Println("| run | verified/s | p50 | p99 | p99 /v1/attest | errors | load average after |")
+	fmt.Println("| --- | --- | --- | --- | --- | --- | --- |")
+	for _, r := range rows {
+		n := r.res.ok.Load()
+		fmt.Printf("| %s | %.0f | %s | %s | %s | %d | %s |\n", r.name, float64(n)/r.res.elapsed.Seconds(), ms(percentile(r.res.total, .5)),
+			ms(percentile(r.res.total, .99)), ms(percentile(r.res.attestRTT, .99)), r.res.errors.Load(), r.load)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d errors", failed)
+	}
+	return nil
+}
+
+// loadAvg is /proc/loadavg's 1, 5 and 15 minute load averages ("?" where
+// there is none).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
 }
 
 func tlsCert(ca *x509.Certificate, caKey *ecdsa.PrivateKey) tls.Certificate {
@@ -425,7 +584,7 @@ func (r *results) fail(kind string) {
 
 // load runs the hosts: warmup, then measured attestations until the
 // duration or the count is reached.
-func (w *workload) load(hosts []*servicetest.Host, url string, pool *x509.CertPool, o options) *results {
+func (w *workload) load(hosts []*servicetest.Host, urls []string, pool *x509.CertPool, o options) *results {
 	res := &results{}
 	var started atomic.Int64
 	var measuring atomic.Bool
@@ -434,9 +593,12 @@ func (w *workload) load(hosts []*servicetest.Host, url string, pool *x509.CertPo
 	deadline := time.Now().Add(o.duration)
 	var wg sync.WaitGroup
 	cpu0 := cpuTime()
-	for _, h := range hosts {
+	for hi, h := range hosts {
 		wg.Add(1)
 		go func(h *servicetest.Host) {
+			// Behind a load balancer: the nonce from one replica, the
+			// submission to the next (with one replica, the same).
+			next := hi
 			defer wg.Done()
 			tr := &http.Transport{MaxIdleConnsPerHost: 1, TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: false}
 			hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
@@ -454,7 +616,8 @@ func (w *workload) load(hosts []*servicetest.Host, url string, pool *x509.CertPo
 					return
 				}
 				t0 := time.Now()
-				rtt, kind := w.attestOnce(hc, url, h)
+				next++
+				rtt, kind := w.attestOnce(hc, urls[next%len(urls)], urls[(next+1)%len(urls)], h)
 				total := time.Since(t0)
 				if !measuring.Load() || n <= int64(o.warmup) {
 					continue
@@ -479,10 +642,10 @@ func (w *workload) load(hosts []*servicetest.Host, url string, pool *x509.CertPo
 
 // attestOnce runs one exchange; it returns the /v1/attest round trip and
 // an error kind ("" on success).
-func (w *workload) attestOnce(hc *http.Client, url string, h *servicetest.Host) (time.Duration, string) {
+func (w *workload) attestOnce(hc *http.Client, nonceURL, url string, h *servicetest.Host) (time.Duration, string) {
 	var n service.NonceResponse
 	b, _ := json.Marshal(h.NonceRequest())
-	if kind := post(hc, url+service.PathNonce, b, &n); kind != "" {
+	if kind := post(hc, nonceURL+service.PathNonce, b, &n); kind != "" {
 		return 0, "nonce: " + kind
 	}
 	req, err := h.Evidence(&n, nil, w.pcrs)
@@ -577,6 +740,12 @@ func (r *results) print(out io.Writer, o options, w *workload, ref time.Duration
 	n := r.ok.Load()
 	fmt.Fprintf(out, "attestload: %s, %d CPUs (GOMAXPROCS %d), %s, GOGC %d\n", runtime.Version(), runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOARCH, gcPercent())
 	where := map[bool]string{true: "HTTP", false: "HTTPS, keep-alive"}[o.plain]
+	if o.replicas > 1 {
+		where += fmt.Sprintf(", %d replicas", o.replicas)
+	}
+	if o.replayStore != "" {
+		where += ", shared replay store"
+	}
 	if o.url != "" {
 		where = o.url + ", keep-alive"
 	}

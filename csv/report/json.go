@@ -82,6 +82,9 @@ type RunDoc struct {
 type ListingDoc struct {
 	Entries int    `json:"entries"`
 	SHA256  string `json:"sha256"`
+	// Excluded counts the files the walk left out, before the shard's
+	// cut (the summary adds the containers' members left out).
+	Excluded int `json:"excluded,omitempty"`
 }
 
 // ShardDoc is a shard, i of n.
@@ -139,6 +142,25 @@ type ResultDoc struct {
 	// Suppressed is the suppression that covers a blocked file's finding
 	// (the verdict stays blocked; the run does not fail for it).
 	Suppressed *SuppressedDoc `json:"suppressed,omitempty"`
+	// Walk is the file's place in the walk, in a shard's report only
+	// (see WalkDoc).
+	Walk WalkDoc `json:"walk,omitempty"`
+}
+
+// WalkDoc is a file's place in the walk of a run (csv.Walk), written in
+// the reports of shards (csv validate --shard) for csv report merge: the
+// listed entry's number, the place after it of an entry passed for its
+// members alone, and a member's place in its container, [entry, after,
+// member]. It is nil elsewhere (a merged report lists its files in the
+// walk's order).
+type WalkDoc []int
+
+// walkDoc is w's WalkDoc, nil unless shard.
+func walkDoc(w csv.Walk, shard bool) WalkDoc {
+	if !shard {
+		return nil
+	}
+	return WalkDoc{w.Entry, w.After, w.Member}
 }
 
 // The parts of a ResultDoc's JSON around its digests and facts.
@@ -163,6 +185,7 @@ type (
 		Signature  int              `json:"signature"`
 		Reason     string           `json:"reason"`
 		Suppressed *SuppressedDoc   `json:"suppressed,omitempty"`
+		Walk       WalkDoc          `json:"walk,omitempty"`
 	}
 	// resultFields is every field but the digests and facts, to read.
 	resultFields struct {
@@ -176,7 +199,7 @@ type (
 func (r ResultDoc) MarshalJSON() ([]byte, error) {
 	return ObjectWithFacts(resultHead{r.Origin, r.Root, r.Path, r.Format, r.Size}, r.Digests,
 		resultMid{r.Signed, r.Signatures}, r.Facts,
-		resultTail{r.Verdict, r.Enforced, r.Kind, r.Policy, r.Rule, r.Signature, r.Reason, r.Suppressed})
+		resultTail{r.Verdict, r.Enforced, r.Kind, r.Policy, r.Rule, r.Signature, r.Reason, r.Suppressed, r.Walk})
 }
 
 // UnmarshalJSON reads a result csv wrote, refusing fields it does not
@@ -190,7 +213,7 @@ func (r *ResultDoc) UnmarshalJSON(data []byte) error {
 	}
 	*r = ResultDoc{Origin: f.Origin, Root: f.Root, Path: f.Path, Format: f.Format, Size: f.Size, Digests: d,
 		Signed: f.Signed, Signatures: f.Signatures, Facts: facts,
-		Verdict: f.Verdict, Enforced: f.Enforced, Kind: f.Kind, Policy: f.Policy, Rule: f.Rule, Signature: f.Signature, Reason: f.Reason, Suppressed: f.Suppressed}
+		Verdict: f.Verdict, Enforced: f.Enforced, Kind: f.Kind, Policy: f.Policy, Rule: f.Rule, Signature: f.Signature, Reason: f.Reason, Suppressed: f.Suppressed, Walk: f.Walk}
 	return nil
 }
 
@@ -200,6 +223,14 @@ type SkippedDoc struct {
 	Root   string `json:"root"`
 	Path   string `json:"path"`
 	Reason string `json:"reason"`
+	// Walk is the file's place in the walk, in a shard's report only.
+	Walk WalkDoc `json:"walk,omitempty"`
+}
+
+// NewSkippedDoc describes a file that was not judged; with its place in
+// the walk if shard.
+func NewSkippedDoc(s *csv.SkippedFile, shard bool) SkippedDoc {
+	return SkippedDoc{Origin: s.Origin, Root: s.Root, Path: s.Path, Reason: s.Reason, Walk: walkDoc(s.Walk, shard)}
 }
 
 func policyDoc(p *cipolicy.Policy) PolicyDoc {
@@ -255,7 +286,7 @@ func NewDocument(r *csv.Report, opts Options) *Document {
 	d.Run = &RunDoc{Roots: nonNil(r.NormalizedRoots), Include: nonNil(r.Include), Exclude: nonNil(r.Exclude),
 		FollowSymlinks: r.FollowSymlinks, Scenario: string(r.Scenario), ModeOverride: opts.ModeOverride,
 		Certificates: fingerprints(r.Certificates), PolicyCertificates: []string{}, FailIfNoTargets: opts.FailIfNoTargets,
-		Walked: &ListingDoc{Entries: r.Walked.Entries, SHA256: hex.EncodeToString(r.Walked.SHA256)}}
+		Walked: &ListingDoc{Entries: r.Walked.Entries, SHA256: hex.EncodeToString(r.Walked.SHA256), Excluded: r.Walked.Excluded}}
 	var named []*signing.Certificate
 	for _, p := range r.Policies {
 		d.Policies = append(d.Policies, policyDoc(p))
@@ -270,10 +301,12 @@ func NewDocument(r *csv.Report, opts Options) *Document {
 	}
 	for i := range r.Results {
 		res := &r.Results[i]
-		d.Results = append(d.Results, NewResultDoc(res))
+		rd := NewResultDoc(res)
+		rd.Walk = walkDoc(res.Walk, r.Shard != nil)
+		d.Results = append(d.Results, rd)
 	}
-	for _, s := range r.Skipped {
-		d.Skipped = append(d.Skipped, SkippedDoc{Origin: s.Origin, Root: s.Root, Path: s.Path, Reason: s.Reason})
+	for i := range r.Skipped {
+		d.Skipped = append(d.Skipped, NewSkippedDoc(&r.Skipped[i], r.Shard != nil))
 	}
 	return d
 }

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 
@@ -66,13 +67,16 @@ func (j *JUnit) Render(w io.Writer, r *csv.Report) error {
 }
 
 // junitSink writes the JUnit document. Its counts are attributes of the
-// elements that enclose the test cases, so it keeps each result's test
-// case (a few strings, not the result) until End.
+// elements that enclose the test cases, so each result's test case is
+// encoded when it comes, indented as in the document, into a spool
+// (memory up to spoolMemory, then a temporary file, removed at End); End
+// encodes the document without them and writes the spool in their place.
 type junitSink struct {
 	opts     Options
 	w        io.Writer
 	decide   bool
-	cases    []junitCase
+	cases    spool
+	n        int
 	failures int
 	skipped  int
 }
@@ -98,42 +102,76 @@ func (j *junitSink) Result(res *csv.Result) error {
 		c.Skipped = &junitMessage{Message: "audit mode: would be blocked: " + reasonText(res), Text: detail}
 		j.skipped++
 	}
-	j.cases = append(j.cases, c)
-	return nil
+	j.n++
+	return junitElement(&j.cases, c)
+}
+
+// junitCaseIndent is how xml.Encoder with Indent("", "  ") indents a test
+// case: testsuites > testsuite > testcase.
+const junitCaseIndent = "\n    "
+
+// junitElement writes the test case c to s as the document holds it: on
+// a line of its own, indented as a child of a testsuite.
+func junitElement(s *spool, c junitCase) error {
+	var b bytes.Buffer
+	b.WriteByte('\n')
+	enc := xml.NewEncoder(&b) // writes the prefix before the element
+	enc.Indent(junitCaseIndent[1:], "  ")
+	if err := enc.EncodeElement(c, xml.StartElement{Name: xml.Name{Local: "testcase"}}); err != nil {
+		return err
+	}
+	_, err := s.Write(textsafe.InertXML(b.Bytes()))
+	return err
 }
 
 func (j *junitSink) Skipped(*csv.SkippedFile) error { return nil }
 
-func (j *junitSink) End(r *csv.Report) error {
+func (j *junitSink) End(r *csv.Report) (err error) {
+	defer func() { err = errors.Join(err, j.cases.Close()) }()
 	opts := endOptions(j.opts, j.decide, r)
 	secs := fmt.Sprintf("%.3f", r.Duration.Seconds())
 	suite := junitSuite{Name: "csv validate", Time: secs, Timestamp: r.Started.UTC().Format("2006-01-02T15:04:05"),
-		Cases: j.cases, Failures: j.failures, Skipped: j.skipped}
+		Failures: j.failures, Skipped: j.skipped}
 	for _, p := range r.Policies {
 		suite.Properties = append(suite.Properties,
 			junitProperty{"policy", p.Ref()}, junitProperty{"policy.version", p.Version},
 			junitProperty{"policy.sha256", p.SHA256Hex()}, junitProperty{"policy.mode", string(p.Mode)})
 	}
 	suite.Properties = append(suite.Properties, junitProperty{"mode", string(r.Mode)}, junitProperty{"scenario", string(r.Scenario)})
+	// The run's own test cases follow the files'.
 	if opts.FailedNoTargets {
 		suite.Cases = append(suite.Cases, junitCase{Name: "binaries found", Classname: "csv.run", Time: "0",
 			Failure: &junitMessage{Message: "no PE or ELF binaries found (--fail-if-no-targets)", Type: "no-targets"}})
 		suite.Failures++
 	}
 	junitSuppressionCases(&suite, r, opts)
-	suite.Tests = len(suite.Cases)
+	suite.Tests = j.n + len(suite.Cases)
 	doc := junitSuites{Name: "csv", Tests: suite.Tests, Failures: suite.Failures, Skipped: suite.Skipped, Time: secs, Suites: []junitSuite{suite}}
-	if _, err := io.WriteString(j.w, xml.Header); err != nil {
-		return err
-	}
 	var b bytes.Buffer
+	b.WriteString(xml.Header)
 	enc := xml.NewEncoder(&b)
 	enc.Indent("", "  ")
 	if err := enc.Encode(doc); err != nil {
 		return err
 	}
 	b.WriteByte('\n')
-	_, err := j.w.Write(textsafe.InertXML(b.Bytes()))
+	out := textsafe.InertXML(b.Bytes())
+	// The files' test cases go before the run's, or, if it has none, at
+	// the end of the suite (which always has children: its properties).
+	at := bytes.Index(out, []byte(junitCaseIndent+"<testcase"))
+	if at < 0 {
+		at = bytes.Index(out, []byte("\n  </testsuite>"))
+	}
+	if at < 0 {
+		return errors.New("report: no testsuite in the JUnit document")
+	}
+	if _, err := j.w.Write(out[:at]); err != nil {
+		return err
+	}
+	if _, err := j.cases.WriteTo(j.w); err != nil {
+		return err
+	}
+	_, err = j.w.Write(out[at:])
 	return err
 }
 

@@ -1,6 +1,7 @@
 package report_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -606,9 +607,10 @@ func TestMergeOneCutOfOneBuild(t *testing.T) {
 	}
 }
 
-// FuzzMerge: merging hostile shard reports (any JSON that decodes as a
-// report) never panics, and a merge that succeeds fails the build whenever
-// a result is blocked and enforced, whatever the reports say.
+// FuzzMerge: merging hostile shard reports (any bytes) never panics, a
+// merge that fails writes nothing, and one that succeeds writes a report
+// that fails the build whenever a result is blocked and enforced, whatever
+// the reports say.
 func FuzzMerge(f *testing.F) {
 	dir := f.TempDir()
 	for i := range 6 {
@@ -636,16 +638,31 @@ func FuzzMerge(f *testing.F) {
 	f.Add(docs[0], bytes.Replace(docs[1], []byte(`"entries":`), []byte(`"entries":1`), 1)) // another tree
 	f.Add([]byte(`{}`), []byte(`{"shard":{"index":1,"count":1},"run":{}}`))
 	f.Fuzz(func(t *testing.T, a, b []byte) {
-		var da, db report.Document
-		if json.Unmarshal(a, &da) != nil || json.Unmarshal(b, &db) != nil {
-			return
+		var shards []*report.ShardReport
+		for _, x := range [][]byte{a, b} {
+			sh, err := report.OpenShard("x", bytes.NewReader(x), int64(len(x)))
+			if err != nil {
+				return
+			}
+			shards = append(shards, sh)
 		}
-		m, err := report.Merge([]*report.Document{&da, &db})
+		var out bytes.Buffer
+		head, err := report.MergeTo(&out, shards, nil)
 		if err != nil {
 			if !errors.Is(err, report.ErrMerge) {
 				t.Fatalf("error %v is not ErrMerge", err)
 			}
+			if out.Len() != 0 {
+				t.Fatalf("a failed merge wrote %d bytes", out.Len())
+			}
 			return
+		}
+		var m report.Document
+		if err := json.Unmarshal(out.Bytes(), &m); err != nil {
+			t.Fatalf("the merged report does not decode: %v", err)
+		}
+		if m.Summary != head.Summary || m.Passed != head.Passed {
+			t.Fatalf("MergeTo returned %+v, wrote %+v", head.Summary, m.Summary)
 		}
 		for _, r := range m.Results {
 			if r.Verdict != cipolicy.Allowed && r.Enforced && m.Passed {
@@ -775,6 +792,163 @@ func TestSARIFRoot(t *testing.T) {
 		}
 		if fp(all, file) != fp(plain, file) {
 			t.Errorf("%s: the fingerprint changed with a root where the path did not", file)
+		}
+	}
+}
+
+// TestMergeIsTheWholeRun: the shards of a tree with containers (their
+// members judged, skipped or left out by --include), names whose walk
+// order is not their string order ("a.txt" is walked after "a/"), and a
+// file that is no binary merge into the whole run's results and skipped
+// files, in the whole run's order, whatever the number of shards; and a
+// shard's report edited to leave out, repeat, reorder or orphan a file is
+// refused.
+func TestMergeIsTheWholeRun(t *testing.T) {
+	dir := t.TempDir()
+	elf := func(i int) []byte { return append(testbin.ELF(testbin.ELFOptions{}), byte(i)) }
+	zipOf := func(names ...string) []byte {
+		var b bytes.Buffer
+		zw := zip.NewWriter(&b)
+		for i, n := range names {
+			w, _ := zw.Create(n)
+			w.Write(elf(100 + i))
+		}
+		zw.Close()
+		return b.Bytes()
+	}
+	files := map[string][]byte{
+		"a/b":           elf(1),
+		"a.txt":         []byte("not a binary"),
+		"a0":            elf(2),
+		"pkg/z.zip":     zipOf("x/tool", "bin/a", "README"),
+		"pkg/y.zip":     zipOf("c", "a"),
+		"pkg/sub/w.zip": zipOf("only"),
+		"pkg/t":         elf(3),
+	}
+	for i := range 40 {
+		files[fmt.Sprintf("many/f%02d", i)] = elf(10 + i)
+	}
+	for p, b := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, p), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := "format: csv-policy/v1\nname: merge\nversion: '1'\nrules:\n  - {id: all, action: allow, all: true}\n"
+	p, _ := cipolicy.Parse([]byte(src), "m.yaml")
+	set, _ := cipolicy.NewSet(cipolicy.SetOptions{}, p)
+	strip := func(d *report.Document) ([]report.ResultDoc, []report.SkippedDoc) {
+		for i := range d.Results {
+			d.Results[i].Walk = nil
+		}
+		for i := range d.Skipped {
+			d.Skipped[i].Walk = nil
+		}
+		return d.Results, d.Skipped
+	}
+	for _, include := range [][]string{nil, {"**/a", "**/only", "a*"}} {
+		opts := csv.Options{Include: include}
+		whole := shardRun(t, dir, ".", set, opts, report.Options{})
+		if len(whole.Results) < 45 && include == nil || len(whole.Results) < 4 {
+			t.Fatalf("include %q: the whole run judged %d files", include, len(whole.Results))
+		}
+		wantRes, wantSkip := strip(whole)
+		for _, n := range []int{1, 2, 5} {
+			var docs []*report.Document
+			for i := n; i >= 1; i-- {
+				o := opts
+				o.Shard = &csv.Shard{Index: i, Count: n}
+				docs = append(docs, shardRun(t, dir, ".", set, o, report.Options{}))
+			}
+			merged, err := report.Merge(docs)
+			if err != nil {
+				t.Fatalf("include %q, %d shards: %v", include, n, err)
+			}
+			gotRes, gotSkip := strip(merged)
+			got, _ := json.Marshal([]any{gotRes, gotSkip, merged.Summary})
+			want, _ := json.Marshal([]any{wantRes, wantSkip, whole.Summary})
+			if !bytes.Equal(got, want) {
+				t.Errorf("include %q, %d shards: merged\n%s\nwant\n%s", include, n, got, want)
+			}
+		}
+	}
+
+	// Edited shards.
+	shards := func() []*report.Document {
+		var docs []*report.Document
+		for i := 1; i <= 2; i++ {
+			docs = append(docs, shardRun(t, dir, ".", set, csv.Options{Shard: &csv.Shard{Index: i, Count: 2}}, report.Options{}))
+		}
+		return docs
+	}
+	member := func(d *report.Document) int {
+		for i, r := range d.Results {
+			if strings.Contains(r.Path, "!/") {
+				return i
+			}
+		}
+		t.Fatal("no member in the shard")
+		return 0
+	}
+	recount := func(d *report.Document) {
+		d.Summary.Files, d.Summary.Allowed = len(d.Results), len(d.Results)
+		d.Summary.Skipped = len(d.Skipped)
+	}
+	// target is a shard with a member after other files.
+	target := func(docs []*report.Document) *report.Document {
+		for _, d := range docs {
+			if len(d.Results) > 3 && member(d) > 0 {
+				return d
+			}
+		}
+		t.Fatal("no shard to edit")
+		return nil
+	}
+	for _, c := range []struct {
+		name, want string
+		edit       func(docs []*report.Document)
+	}{
+		{"a file left out", "no shard lists the walk's entry", func(docs []*report.Document) {
+			d := target(docs)
+			i := member(d) - 1 // the file before the first member: not a member
+			for strings.Contains(d.Results[i].Path, "!/") {
+				i--
+			}
+			d.Results = slices.Delete(d.Results, i, i+1)
+			recount(d)
+		}},
+		{"a file twice", "out of the walk's order", func(docs []*report.Document) {
+			d := target(docs)
+			d.Results = slices.Insert(d.Results, 1, d.Results[1])
+			recount(d)
+		}},
+		{"files reordered", "out of the walk's order", func(docs []*report.Document) {
+			d := target(docs)
+			d.Results[0], d.Results[1] = d.Results[1], d.Results[0]
+		}},
+		{"no place in the walk", "no place in the walk", func(docs []*report.Document) {
+			d := target(docs)
+			d.Results[len(d.Results)-1].Walk = nil
+		}},
+		{"a member without its container", "without its container", func(docs []*report.Document) {
+			d := target(docs)
+			i := member(d)
+			d.Results[i].Path = "elsewhere!/" + d.Results[i].Path
+		}},
+		{"the same place in two shards", "are the same file of the walk", func(docs []*report.Document) {
+			// Shard 2's first file, given the place of shard 1's first
+			// (the earlier: the other shard's cursor checks its order).
+			a, b := &docs[0].Results[0], &docs[1].Results[0]
+			if a.Walk[0] > b.Walk[0] {
+				a, b = b, a
+			}
+			b.Walk = slices.Clone(a.Walk)
+		}},
+	} {
+		docs := shards()
+		c.edit(docs)
+		if _, err := report.Merge(docs); !errors.Is(err, report.ErrMerge) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
 		}
 	}
 }

@@ -23,8 +23,7 @@ import (
 // comes into a spool (memory up to spoolMemory, then a temporary file,
 // removed at End) and write the head, then the spool, at End. A JUnit
 // document carries its counts in attributes of the elements that enclose
-// the results: its sink keeps each result's test case (a few strings, not
-// the result) until End; a spool would do for it too.
+// the results: its sink spools each result's test case the same way.
 
 // NewSink returns the sink that writes the report of format to w. As only
 // the end of the run knows whether it judged no binary,
@@ -191,17 +190,21 @@ type jsonSink struct {
 	opts             Options
 	w                io.Writer
 	decide           bool
+	shard            bool
 	results, skipped spool
 	nres, nskip      int
 	failing          int
 }
 
-func (j *jsonSink) Begin(*csv.Report) error { return nil }
+func (j *jsonSink) Begin(rep *csv.Report) error {
+	j.shard = rep.Shard != nil
+	return nil
+}
 
 // element writes v to s as the element n of an array whose elements are
 // indented by indent (json.Encoder with SetIndent("", "  ") writes them
 // so: "    " in a top-level array).
-func element(s *spool, n int, v any, indent string) error {
+func element(s io.Writer, n int, v any, indent string) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -222,13 +225,15 @@ func (j *jsonSink) Result(res *csv.Result) error {
 	if res.Fails() {
 		j.failing++
 	}
-	err := element(&j.results, j.nres, NewResultDoc(res), "    ")
+	d := NewResultDoc(res)
+	d.Walk = walkDoc(res.Walk, j.shard)
+	err := element(&j.results, j.nres, d, "    ")
 	j.nres++
 	return err
 }
 
 func (j *jsonSink) Skipped(s *csv.SkippedFile) error {
-	err := element(&j.skipped, j.nskip, SkippedDoc{Origin: s.Origin, Root: s.Root, Path: s.Path, Reason: s.Reason}, "    ")
+	err := element(&j.skipped, j.nskip, NewSkippedDoc(s, j.shard), "    ")
 	j.nskip++
 	return err
 }
@@ -248,7 +253,7 @@ func (j *jsonSink) End(rep *csv.Report) (err error) {
 type spliced struct {
 	key string
 	n   int
-	s   *spool
+	s   io.WriterTo
 }
 
 // spliceJSON writes to w the document d as json.Encoder with

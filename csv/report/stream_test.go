@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -131,5 +132,44 @@ func TestSARIFSinkSpools(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(os.Getenv("TMPDIR")); len(left) != 0 {
 		t.Errorf("left %v", left)
+	}
+}
+
+// TestJUnitSinkWritesTheDocument: the JUnit report written case by case
+// (spooled, past spoolMemory, to a temporary file that is removed) is the
+// document xml.Encoder writes in one piece, byte for byte, with a test
+// case per result in order, and the run's own cases (no targets) after
+// them.
+func TestJUnitSinkWritesTheDocument(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	for _, n := range []int{0, 1, 3000} {
+		rep := bigReport(t, max(n, 1))
+		opts := report.Options{ToolVersion: "1.2.3"}
+		var wantNames []string
+		for _, r := range rep.Results {
+			wantNames = append(wantNames, r.DisplayPath())
+		}
+		if n == 0 {
+			rep.Results, rep.Skipped, rep.Summary = nil, nil, csv.Summary{}
+			opts.FailedNoTargets = true
+			wantNames = []string{"binaries found"}
+		}
+		got := render(t, "junit", opts, rep)
+		want, names, err := report.JUnitInOnePiece(got)
+		if err != nil {
+			t.Fatalf("%d: %v", n, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%d: the streamed JUnit differs from the document in one piece (%d bytes, want %d)\n%.2000s", n, len(got), len(want), got)
+		}
+		if !slices.Equal(names, wantNames) || !bytes.Contains(got, fmt.Appendf(nil, `<testsuites name="csv" tests="%d"`, len(wantNames))) {
+			t.Errorf("%d: test cases %.200q, want %.200q", n, names, wantNames)
+		}
+		if n == 3000 && len(got) < 2<<20 {
+			t.Errorf("the report is too small (%d bytes) to spool to a file", len(got))
+		}
+		if left, _ := os.ReadDir(os.Getenv("TMPDIR")); len(left) != 0 {
+			t.Errorf("%d: left %v", n, left)
+		}
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/codesignval/csv/internal/cli/policy"
 	"github.com/codesignval/csv/internal/cli/reportcmd"
 	"github.com/codesignval/csv/internal/cli/sign"
+	"github.com/codesignval/csv/internal/cli/triage"
 	"github.com/codesignval/csv/internal/cli/validate"
 	"github.com/codesignval/csv/internal/cli/verifymanifest"
 	"github.com/codesignval/csv/internal/cli/version"
@@ -67,6 +68,7 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 		policy.NewCmdPolicy(f),
 		reportcmd.NewCmdReport(f),
 		sign.NewCmdSign(f, nil),
+		triage.NewCmdTriage(f, nil),
 		verifymanifest.NewCmdVerifyManifest(f, nil),
 		version.NewCmdVersion(f),
 	)

@@ -71,6 +71,11 @@ func TestFIFOs(t *testing.T) {
 		{"verify-manifest --manifest", []string{"verify-manifest", "--manifest", fifo, "--certs", root, tree}, ""},
 		{"verify-manifest --tsa-certs", []string{"verify-manifest", "--manifest", policy, "--certs", root, "--tsa-certs", fifo, tree}, ""},
 		{"report merge", []string{"report", "merge", fifo}, ""},
+		{"triage --policy", []string{"triage", "--policy", fifo, policy}, ""},
+		{"triage --manifest", []string{"triage", "--manifest", fifo, "--certs", root, policy}, ""},
+		{"triage --certs", []string{"triage", "--manifest", policy, "--certs", fifo, policy}, ""},
+		// An export that cannot be read is an error finding in the report.
+		{"triage EVENTS", []string{"triage", "--policy", policy, fifo}, "could not be read"},
 		{"attest verify --eventlog", []string{"attest", "verify", "--eventlog", fifo, "--ak", root, "--policy", policy,
 			"--quote", policy, "--signature", policy, "--nonce", "00"}, ""},
 		{"attest verify --policy", []string{"attest", "verify", "--eventlog", policy, "--ak", root, "--policy", fifo,

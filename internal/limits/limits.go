@@ -92,6 +92,13 @@ const (
 	// claims too, which list each component's authorities.
 	MaxBootComponents  = 1024
 	MaxBootAuthorities = 32
+
+	// MaxSIPolicyName caps the policy name of a WBCL SI policy event
+	// (SIPAEVENT_SI_POLICY), in UTF-16 bytes: names and GUIDs are tens of
+	// characters. MaxActiveCIPolicies caps the distinct SI policy events
+	// of one boot (hosts run a few policies; Windows once allowed 32).
+	MaxSIPolicyName     = 1024
+	MaxActiveCIPolicies = 256
 )
 
 // MaxLinkedEntries caps the directory entries the validator lists through
@@ -335,4 +342,19 @@ const (
 	// chains; a fleet's, some thousands).
 	MaxFactsFileCertificates = 1 << 16
 	MaxFactsText             = 64 << 10
+)
+
+// Caps of csv triage's readers of Windows Code Integrity event exports
+// (csv/triage): MaxEventFile the size of one export (Get-WinEvent |
+// ConvertTo-Json, wevtutil qe /f:xml); MaxEvents the events (of any ID)
+// in one file; MaxEventFields the fields (<Data> elements, Properties) of
+// one event, which are 36 for a 3077 event of template version 5;
+// MaxEventField the bytes of one field's value (an NT path is at most
+// 32,767 UTF-16 units, under 96 KiB of UTF-8). A file or event over a cap
+// is an error that names it, never truncated.
+const (
+	MaxEventFile   = 256 << 20
+	MaxEvents      = 1 << 20
+	MaxEventFields = 256
+	MaxEventField  = 128 << 10
 )

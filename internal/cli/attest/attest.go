@@ -5,11 +5,13 @@ package attest
 
 import (
 	"context"
+	"crypto"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,6 +25,7 @@ import (
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/textsafe"
 	"github.com/codesignval/csv/signing"
+	"github.com/codesignval/csv/signing/keys"
 )
 
 // File size caps of the command's inputs.
@@ -56,7 +59,8 @@ func NewCmdAttest(f *cmdutil.Factory) *cobra.Command {
 
 // VerifyOptions are the flags of csv attest verify.
 type VerifyOptions struct {
-	IO *cmdutil.IOStreams
+	IO      *cmdutil.IOStreams
+	Version string
 
 	EventLog         string
 	Quotes           []string
@@ -70,6 +74,7 @@ type VerifyOptions struct {
 	CIPolicies       []string
 	CertFiles        []string
 	Format           string
+	EARKey           string
 	AllowSHA1        bool
 	AllowEmptyNonce  bool
 	nonceGiven       bool
@@ -79,7 +84,7 @@ type VerifyOptions struct {
 // NewCmdVerify returns the verify command. runF, if not nil, replaces the
 // run function (for tests of flag parsing).
 func NewCmdVerify(f *cmdutil.Factory, runF func(*VerifyOptions) error) *cobra.Command {
-	o := &VerifyOptions{IO: f.IO}
+	o := &VerifyOptions{IO: f.IO, Version: f.Version}
 	cmd := &cobra.Command{
 		Use:   "verify --eventlog FILE --quote FILE --signature FILE --ak FILE --nonce HEX --policy FILE [flags]",
 		Short: "Verify a host's event log and TPM2 quote and judge its boot",
@@ -90,6 +95,12 @@ func NewCmdVerify(f *cmdutil.Factory, runF func(*VerifyOptions) error) *cobra.Co
 			the nonce and that the replayed log reproduces the quoted PCR digest, then judge the
 			boot state with the attestation policy (--policy) and the boot components with the
 			code integrity policy (--ci-policy).
+
+			--format ear writes the result as an EAR (EAT Attestation Result, the IETF RATS format
+			Veraison and Confidential Containers use): its JSON claims set, unsigned; with --ear-key,
+			a JWT signed with that key (ES256, ES384 or ES512 for ECDSA P-256, P-384, P-521; PS256 for
+			RSA; EdDSA for Ed25519), which a relying party can check. docs/attest.md ("EAR
+			results") says which check sets which trustworthiness claim.
 
 			Repeat --quote and --signature, in pairs, for quotes of several banks. --pcrs gives the
 			PCR values read with the quote (YAML or JSON: bank, then PCR index, then hex): needed
@@ -129,7 +140,8 @@ func NewCmdVerify(f *cmdutil.Factory, runF func(*VerifyOptions) error) *cobra.Co
 	fl.StringVar(&o.Policy, "policy", "", "the attestation policy `FILE`")
 	fl.StringArrayVar(&o.CIPolicies, "ci-policy", nil, "code integrity policy `FILE` (YAML or WDAC XML) judging the boot components; repeatable")
 	fl.StringArrayVar(&o.CertFiles, "certs", nil, "root certificates `FILE` the code integrity policy's WDAC well-known root rules may match; repeatable")
-	fl.StringVarP(&o.Format, "format", "f", "text", "report `FORMAT`: text or json")
+	fl.StringVarP(&o.Format, "format", "f", "text", "report `FORMAT`: text, json or ear")
+	fl.StringVar(&o.EARKey, "ear-key", "", "with --format ear, sign the EAR as a JWT with this private `KEY` (a PEM or PKCS#12 file, pkcs11: URI or KMS reference, as csv sign --key)")
 	fl.BoolVar(&o.AllowSHA1, "allow-sha1-unsafe", false, "accept SHA-1 quotes and SHA1 PCR banks (TPMs and Windows that only have SHA1)")
 	fl.BoolVar(&o.AllowEmptyNonce, "allow-empty-nonce-unsafe", false, "accept an empty --nonce (a replayable quote)")
 	return cmd
@@ -148,8 +160,10 @@ func (o *VerifyOptions) check() error {
 		return cmdutil.FlagErrorf("attest verify: %d --quote and %d --signature: give them in pairs", len(o.Quotes), len(o.Signatures))
 	case !o.nonceGiven:
 		return cmdutil.FlagErrorf("attest verify: --nonce is required (the nonce the verifier asked the host to quote)")
-	case o.Format != "text" && o.Format != "json":
-		return cmdutil.FlagErrorf("attest verify: --format %q: want text or json", o.Format)
+	case o.Format != "text" && o.Format != "json" && o.Format != "ear":
+		return cmdutil.FlagErrorf("attest verify: --format %q: want text, json or ear", o.Format)
+	case o.EARKey != "" && o.Format != "ear":
+		return cmdutil.FlagErrorf("attest verify: --ear-key signs an EAR: give --format ear")
 	}
 	if _, err := hex.DecodeString(o.Nonce); err != nil {
 		return cmdutil.FlagErrorf("attest verify: --nonce %q is not hexadecimal", o.Nonce)
@@ -168,6 +182,14 @@ func readFile(what, path string, max int64) ([]byte, error) {
 func runVerify(ctx context.Context, o *VerifyOptions) error {
 	ev := &attest.Evidence{}
 	var err error
+	var earKey crypto.Signer
+	if o.EARKey != "" {
+		var done func()
+		if earKey, done, err = loadEARKey(ctx, o); err != nil {
+			return err
+		}
+		defer done()
+	}
 	if ev.EventLog, err = readFile("event log", o.EventLog, maxEventLogFile); err != nil {
 		return err
 	}
@@ -251,13 +273,76 @@ func runVerify(ctx context.Context, o *VerifyOptions) error {
 			return err
 		}
 	}
-	if err := render(o.IO.Out, o.Format, res); err != nil {
+	if o.Format == "ear" {
+		err = renderEAR(o.IO.Out, res, o.Version, vopts.Nonce, earKey)
+	} else {
+		err = render(o.IO.Out, o.Format, res)
+	}
+	if err != nil {
 		return fmt.Errorf("writing the report: %w", err)
 	}
 	if !res.Trusted {
 		return cmdutil.ErrFailed
 	}
 	return nil
+}
+
+// loadEARKey loads --ear-key; done releases it (an HSM session). The
+// password of an encrypted key file comes from $CSV_KEY_PASSWORD, or
+// from the terminal.
+func loadEARKey(ctx context.Context, o *VerifyOptions) (crypto.Signer, func(), error) {
+	ref := keys.RedactKeyRef(o.EARKey)
+	password := func() ([]byte, error) {
+		if pw, ok := os.LookupEnv(keys.DefaultPasswordEnv); ok {
+			return []byte(pw), nil
+		}
+		if o.IO.ReadPassword != nil {
+			return o.IO.ReadPassword(fmt.Sprintf("csv: password for %s: ", textsafe.Escape(ref)))
+		}
+		return nil, fmt.Errorf("%w: %s is encrypted: give its password in $%s, or run csv on a terminal to be asked for it",
+			keys.ErrNoPassword, ref, keys.DefaultPasswordEnv)
+	}
+	key, err := keys.LoadSigner(ctx, o.EARKey, keys.LoadOptions{Password: password})
+	if err != nil {
+		// Never the reference itself: a pkcs11: URI may carry the PIN.
+		return nil, nil, fmt.Errorf("EAR signing key %s: %w", ref, err)
+	}
+	done := func() {}
+	if c, ok := key.(interface{ Close() error }); ok {
+		done = func() { c.Close() }
+	}
+	if _, err := attest.EARAlgorithm(key.Public()); err != nil {
+		done()
+		return nil, nil, fmt.Errorf("EAR signing key %s: %w", ref, err)
+	}
+	return key, done, nil
+}
+
+// renderEAR writes the result as an EAR: its JSON claims set, or, with a
+// key, the JWT.
+func renderEAR(w io.Writer, r *attest.Result, version string, nonce []byte, key crypto.Signer) error {
+	build := "csv"
+	if version != "" {
+		build += " " + version
+	}
+	e, err := attest.NewEAR(r, attest.EAROptions{Build: build, Nonce: nonce})
+	if err != nil {
+		return err
+	}
+	if key != nil {
+		tok, err := e.Sign(key, "")
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(append(tok, '\n')) // base64url and dots only
+		return err
+	}
+	b, err := json.MarshalIndent(e, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(textsafe.InertJSON(b), '\n'))
+	return err
 }
 
 func render(w io.Writer, format string, r *attest.Result) error {
@@ -301,6 +386,17 @@ func render(w io.Writer, format string, r *attest.Result) error {
 				s = strconv.FormatBool(*f.v)
 			}
 			textsafe.Linef(&b, "  %s: %s", f.name, s)
+		}
+		switch {
+		case c.ActiveCIPolicies != nil:
+			textsafe.Linef(&b, "  activeCiPolicies: %d", len(c.ActiveCIPolicies))
+			for _, p := range c.ActiveCIPolicies {
+				textsafe.Linef(&b, "    %q version %s %s %s", p.Name, p.Version, p.HashAlg, p.Digest)
+			}
+		case c.Boot != nil && c.Boot.WindowsProblem != "":
+			textsafe.Linef(&b, "  activeCiPolicies: unknown (the Windows boot configuration could not be read)")
+		default:
+			textsafe.Linef(&b, "  activeCiPolicies: n/a (no Windows boot)")
 		}
 		for _, k := range c.KernelCmdlines {
 			textsafe.Linef(&b, "  kernel command line: %s", k)

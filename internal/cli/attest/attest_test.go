@@ -121,7 +121,10 @@ func TestVerifyFlags(t *testing.T) {
 		{"bad nonce", strings.Replace(base, "00ff", "xyz", 1), nil, "is not hexadecimal"},
 		{"unpaired", base + " --quote q2", nil, "give them in pairs"},
 		{"no policy", strings.Replace(base, "--policy p", "", 1), nil, "--policy is required"},
-		{"bad format", base + " -f sarif", nil, "want text or json"},
+		{"bad format", base + " -f sarif", nil, "want text, json or ear"},
+		{"ear", base + " -f ear", func(o *VerifyOptions) bool { return o.Format == "ear" && o.EARKey == "" }, ""},
+		{"signed ear", base + " -f ear --ear-key k.pem", func(o *VerifyOptions) bool { return o.Format == "ear" && o.EARKey == "k.pem" }, ""},
+		{"ear key without ear", base + " --ear-key k.pem", nil, "give --format ear"},
 	}
 	checkFlags(t, tests, func(f *cmdutil.Factory, run func(*VerifyOptions)) *cobra.Command {
 		return NewCmdVerify(f, func(o *VerifyOptions) error { run(o); return nil })
@@ -143,8 +146,8 @@ func TestRenderUnreadableWindowsClaims(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := b.String()
-		if strings.Count(out, tc.want) != 3 || strings.Contains(out, tc.notWant) {
-			t.Errorf("problem %q: want %q for the three Windows claims, got:\n%s", tc.problem, tc.want, out)
+		if strings.Count(out, tc.want) != 4 || strings.Contains(out, tc.notWant) {
+			t.Errorf("problem %q: want %q for the four Windows claims, got:\n%s", tc.problem, tc.want, out)
 		}
 	}
 }

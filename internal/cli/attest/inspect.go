@@ -200,6 +200,9 @@ func writeInspection(w io.Writer, in *jsonInspection) error {
 	if w := bs.Windows; w != nil {
 		textsafe.Linef(&b, "  windows: boot debugging %v, kernel debugging %v, code integrity %s, test signing %v, boot count %d, %d modules",
 			w.BootDebugging, w.KernelDebugging, w.CodeIntegrity, w.TestSigning, w.BootCount, len(w.LoadedModules))
+		for _, c := range w.CIPolicies {
+			textsafe.Linef(&b, "  windows code integrity policy %q version %s %s %s", c.Name, c.Version, c.HashAlg, c.Digest)
+		}
 	} else if bs.WindowsProblem != "" {
 		textsafe.Linef(&b, "  windows: %s", bs.WindowsProblem)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/codesignval/csv/attest"
 	"github.com/codesignval/csv/attest/service"
+	"github.com/codesignval/csv/attest/service/redisstore"
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/internal/limits"
@@ -84,6 +86,12 @@ type ServeConfig struct {
 		TTL          duration `yaml:"ttl"`
 		MaxUsed      int      `yaml:"max_used"`
 		MaxUsedPerEK int      `yaml:"max_used_per_ek"`
+		// ReplayStore is the used-nonce store the replicas share
+		// (redis:// or rediss:// URL; docs/fleet.md), and
+		// ReplayStoreCA the CA certificates (PEM) a rediss:// server's
+		// certificate must chain to (default: the system's).
+		ReplayStore   string   `yaml:"replay_store"`
+		ReplayStoreCA []string `yaml:"replay_store_ca"`
 	} `yaml:"nonce"`
 	Credential struct {
 		Format        string   `yaml:"format"`
@@ -109,7 +117,8 @@ type ServeConfig struct {
 
 // ServeOptions are the flags of csv attest serve.
 type ServeOptions struct {
-	IO *cmdutil.IOStreams
+	IO      *cmdutil.IOStreams
+	Version string
 
 	ConfigFile       string
 	Listen           string
@@ -120,6 +129,7 @@ type ServeOptions struct {
 	EKRoots          []string
 	EKAllowlist      string
 	NonceKeyFile     string
+	ReplayStore      string
 	CredentialFormat string
 	PlaintextUnsafe  bool
 	TrustAnyEKUnsafe bool
@@ -134,7 +144,7 @@ type ServeOptions struct {
 // NewCmdServe returns the serve command. runF, if not nil, replaces the run
 // function (for tests of flag parsing).
 func NewCmdServe(f *cmdutil.Factory, runF func(context.Context, *ServeOptions) error) *cobra.Command {
-	o := &ServeOptions{IO: f.IO}
+	o := &ServeOptions{IO: f.IO, Version: f.Version}
 	cmd := &cobra.Command{
 		Use:   "serve --config FILE [flags]",
 		Short: "Serve the attestation API: hosts attest, trusted ones get a credential sealed to their TPM",
@@ -143,9 +153,10 @@ func NewCmdServe(f *cmdutil.Factory, runF func(context.Context, *ServeOptions) e
 			its PCRs with it and submits its event log, quotes, AK and EK (POST /v1/attest). The
 			service verifies the evidence and judges the boot with the attestation policy and the
 			code integrity policies, as csv attest verify does, and answers with every check and
-			the verified claims. A trusted host also gets a credential: a token or AK certificate
-			stating the claims, encrypted under a secret wrapped with TPM2_MakeCredential to its EK
-			and AK, which only that TPM can recover. GET /healthz answers while it serves.
+			the verified claims. A trusted host also gets a credential: a token, an AK certificate or
+			an EAR (EAT Attestation Result) stating the claims, encrypted under a secret wrapped with
+			TPM2_MakeCredential to its EK and AK, which only that TPM can recover. GET /healthz
+			answers while it serves.
 
 			The configuration file (YAML, see docs/attest.md) holds everything; the flags override it.
 			Each decision is logged to standard error as one JSON line. SIGHUP reloads the policies,
@@ -153,6 +164,11 @@ func NewCmdServe(f *cmdutil.Factory, runF func(context.Context, *ServeOptions) e
 			refused and the old one stays): to revoke an EK, take it off the allowlist and send
 			SIGHUP. The nonce keys and the credential CA are read at start only. SIGTERM or SIGINT
 			shut down gracefully, letting requests in progress finish.
+
+			Replicas behind a load balancer share the nonce key and, with --replay-store, a Redis or
+			Valkey server that records used nonces, so that a submission replayed to another replica
+			is refused; while that store is unreachable, submissions are refused with 503 (see
+			docs/fleet.md). The store must answer at start.
 
 			Exit status: 0 after a graceful shutdown; 2 for a configuration error.
 		`),
@@ -184,7 +200,8 @@ func NewCmdServe(f *cmdutil.Factory, runF func(context.Context, *ServeOptions) e
 	fl.StringArrayVar(&o.EKRoots, "ek-roots", nil, "TPM manufacturer CA certificates `FILE` EK certificates must chain to; repeatable")
 	fl.StringVar(&o.EKAllowlist, "ek-allowlist", "", "`FILE` of trusted EKs: SHA-256 of their public keys (hex), one a line")
 	fl.StringVar(&o.NonceKeyFile, "nonce-key-file", "", "`FILE` holding the nonce MAC key (at least 32 bytes; the same on every replica)")
-	fl.StringVar(&o.CredentialFormat, "credential-format", "", "the credential's payload `FORMAT`: token (default) or x509")
+	fl.StringVar(&o.ReplayStore, "replay-store", "", "used-nonce store the replicas share: redis[s]://[user:password@]host:port[/db] (prefer the configuration file for a password)")
+	fl.StringVar(&o.CredentialFormat, "credential-format", "", "the credential's payload `FORMAT`: token (default), x509 or ear (an EAT Attestation Result JWT)")
 	fl.BoolVar(&o.PlaintextUnsafe, "plaintext-unsafe", false, "serve HTTP without TLS (behind a TLS-terminating proxy, or tests)")
 	fl.BoolVar(&o.TrustAnyEKUnsafe, "trust-any-ek-unsafe", false, "trust any EK: a host without a genuine TPM could read its credential")
 	return cmd
@@ -217,7 +234,8 @@ func loadServeConfig(o *ServeOptions) (*ServeConfig, string, error) {
 		for _, p := range []*string{&c.TLS.Certificate, &c.TLS.Key, &c.Policy, &c.EK.Allowlist, &c.Credential.CACertificate, &c.Credential.CAKey} {
 			rel(p)
 		}
-		for _, l := range [][]string{c.CIPolicies, c.Certs, c.AK.Roots, c.AK.Intermediates, c.EK.Roots, c.EK.Intermediates, c.Nonce.KeyFiles} {
+		for _, l := range [][]string{c.CIPolicies, c.Certs, c.AK.Roots, c.AK.Intermediates, c.EK.Roots, c.EK.Intermediates, c.Nonce.KeyFiles,
+			c.Nonce.ReplayStoreCA} {
 			for i := range l {
 				rel(&l[i])
 			}
@@ -239,6 +257,7 @@ func loadServeConfig(o *ServeOptions) (*ServeConfig, string, error) {
 	set("ca-key", &c.Credential.CAKey, o.CAKey)
 	set("ek-allowlist", &c.EK.Allowlist, o.EKAllowlist)
 	set("credential-format", &c.Credential.Format, o.CredentialFormat)
+	set("replay-store", &c.Nonce.ReplayStore, o.ReplayStore)
 	if o.changed != nil {
 		if o.changed("ci-policy") {
 			c.CIPolicies = o.CIPolicies
@@ -267,6 +286,8 @@ func loadServeConfig(o *ServeOptions) (*ServeConfig, string, error) {
 		return nil, "", cmdutil.FlagErrorf("attest serve: no TLS certificate: give tls: certificate and key (or --plaintext-unsafe behind a TLS-terminating proxy)")
 	case c.TLS.Certificate != "" && c.PlaintextUnsafe:
 		return nil, "", cmdutil.FlagErrorf("attest serve: both a TLS certificate and plaintext_unsafe")
+	case len(c.Nonce.ReplayStoreCA) > 0 && c.Nonce.ReplayStore == "":
+		return nil, "", cmdutil.FlagErrorf("attest serve: nonce: replay_store_ca without a replay_store")
 	}
 	return c, dir, nil
 }
@@ -474,6 +495,9 @@ func runServe(ctx context.Context, o *ServeOptions) error {
 	if err != nil {
 		return err
 	}
+	if o.Version != "" {
+		sc.VerifierBuild = "csv " + o.Version
+	}
 	var kp *tlsKeyPair
 	if c.TLS.Certificate != "" {
 		kp = &tlsKeyPair{cert: c.TLS.Certificate, key: c.TLS.Key}
@@ -483,6 +507,15 @@ func runServe(ctx context.Context, o *ServeOptions) error {
 		sc.TLS = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return kp.cur.Load(), nil
 		}}
+	}
+	if c.Nonce.ReplayStore != "" {
+		store, err := openReplayStore(ctx, c)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		sc.ReplayStore = store
+		logger.Info("replay store", slog.String("url", store.String()))
 	}
 	srv, err := service.New(sc)
 	if err != nil {
@@ -506,6 +539,38 @@ func runServe(ctx context.Context, o *ServeOptions) error {
 		}
 	}()
 	return srv.Serve(ctx, ln)
+}
+
+// replayStoreStartTimeout bounds the check that the replay store answers
+// at start.
+const replayStoreStartTimeout = 10 * time.Second
+
+// openReplayStore connects to the replay store the configuration names
+// and checks that it answers (and takes the URL's credentials): a replica
+// that could only refuse submissions should not start.
+func openReplayStore(ctx context.Context, c *ServeConfig) (*redisstore.Store, error) {
+	var o redisstore.Options
+	if len(c.Nonce.ReplayStoreCA) > 0 {
+		certs, err := signing.LoadX509CertificateFiles(c.Nonce.ReplayStoreCA)
+		if err != nil {
+			return nil, fmt.Errorf("attest serve: replay store CA: %w", err)
+		}
+		o.RootCAs = x509.NewCertPool()
+		for _, cert := range certs {
+			o.RootCAs.AddCert(cert)
+		}
+	}
+	store, err := redisstore.New(c.Nonce.ReplayStore, o)
+	if err != nil {
+		return nil, fmt.Errorf("attest serve: replay store: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, replayStoreStartTimeout)
+	defer cancel()
+	if err := store.Ping(pctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("attest serve: the replay store does not answer: %w", err)
+	}
+	return store, nil
 }
 
 // reload reloads the policies, the EK and AK roots and EK allowlist, and

@@ -2,10 +2,10 @@
 package reportcmd
 
 import (
-	"bytes"
+	"bufio"
 	"cmp"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 
@@ -15,11 +15,19 @@ import (
 	"github.com/codesignval/csv/csv/report"
 	"github.com/codesignval/csv/internal/cli/cilog"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
+	"github.com/codesignval/csv/internal/safefile"
 	"github.com/codesignval/csv/internal/textsafe"
 )
 
-// maxReport caps a JSON report read for merging.
-const maxReport = 1 << 30
+// openReport opens the report at p, a regular file (it is read twice;
+// a named pipe is refused, as every file csv reads), and returns its size.
+func openReport(p string) (*os.File, int64, error) {
+	f, st, err := safefile.Open(p, safefile.Options{})
+	if err != nil {
+		return nil, 0, errors.Unwrap(err) // the path is named by the caller
+	}
+	return f, st.Size(), nil
+}
 
 // NewCmdReport returns the report command group.
 func NewCmdReport(f *cmdutil.Factory) *cobra.Command {
@@ -78,38 +86,56 @@ func NewCmdMerge(f *cmdutil.Factory, runF func(context.Context, *MergeOptions) e
 	return cmd
 }
 
-// RunMerge merges the reports.
-func RunMerge(o *MergeOptions) error {
-	var docs []*report.Document
+// RunMerge merges the reports, streaming: each is read twice, a file at a
+// time (report.OpenShard, report.MergeTo).
+func RunMerge(o *MergeOptions) (err error) {
+	var shards []*report.ShardReport
 	for _, p := range o.Files {
-		data, err := cmdutil.ReadFileCapped(p, maxReport)
+		f, size, err := openReport(p)
 		if err != nil {
 			return fmt.Errorf("cannot read report %s: %w", p, err)
 		}
-		var d report.Document
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&d); err != nil {
-			return fmt.Errorf("report %s: not a csv JSON report: %w", p, err)
+		defer f.Close()
+		sh, err := report.OpenShard(p, f, size)
+		if err != nil {
+			return err
 		}
-		docs = append(docs, &d)
+		shards = append(shards, sh)
 	}
-	merged, err := report.Merge(docs)
-	if err != nil {
-		return err
+	// The failures, named as csv validate names them (the report is
+	// JSON: it does not list them for a reader of the log).
+	var fs cilog.Findings
+	each := func(r *report.ResultDoc) {
+		if f, ok := cilog.OfDoc(r); ok {
+			fs.Add(f)
+		}
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(textsafe.JSONWriter(&buf))
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(merged); err != nil {
-		return err
-	}
+	var merged *report.Document
 	if o.Output != "" {
-		if err := cmdutil.WriteFileAtomic(o.Output, buf.Bytes()); err != nil {
+		out, err := cmdutil.CreateAtomic(o.Output)
+		if err != nil {
 			return fmt.Errorf("writing the report: %w", err)
 		}
-	} else if _, err := o.IO.Out.Write(buf.Bytes()); err != nil {
-		return err
+		// MergeTo writes JSON made inert (textsafe.InertJSON).
+		w := bufio.NewWriterSize(out, 1<<16)
+		if merged, err = report.MergeTo(w, shards, each); err != nil {
+			out.Abort()
+			return err
+		}
+		if err := errors.Join(w.Flush(), out.Commit()); err != nil {
+			out.Abort()
+			return fmt.Errorf("writing the report: %w", err)
+		}
+	} else {
+		// Nothing is written unless the shards merge: MergeTo writes
+		// only once it has read them all.
+		w := bufio.NewWriterSize(o.IO.Out, 1<<16)
+		if merged, err = report.MergeTo(w, shards, each); err != nil {
+			return err
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
 	}
 	s := merged.Summary
 	suppressed := ""
@@ -142,14 +168,6 @@ func RunMerge(o *MergeOptions) error {
 		verdict = fmt.Sprintf("result: PASSED with suppressions: %d of %s blocked, every one suppressed", s.Suppressed, textsafe.Plural(s.Files, "binary", "binaries"))
 	default:
 		verdict = "result: PASSED"
-	}
-	// The merged failures, named as csv validate names them (the report
-	// is JSON: it does not list them for a reader of the log).
-	var fs cilog.Findings
-	for i := range merged.Results {
-		if f, ok := cilog.OfDoc(&merged.Results[i]); ok {
-			fs.Add(f)
-		}
 	}
 	var policies []cilog.Policy
 	for _, p := range merged.Policies {

@@ -1,0 +1,64 @@
+package triage
+
+import (
+	"errors"
+	"testing"
+)
+
+func fuzzSeeds(f *testing.F) []spec {
+	blk := blockSpec(IDBlock, `\Device\HarddiskVolume3\Program Files\Contoso\tool.exe`, auth1, auth256, flat1, flat256, testGUID)
+	sig := sigSpec(blk.activity, blk.computer, 1, 1, "Contoso Build Signing", "Contoso Issuing CA", repeat(0x21, 32), repeat(0x22, 32))
+	aud := blockSpec(IDAudit, `\??\C:\x.exe`, auth1, auth256, nil, nil, "")
+	return []spec{blk, sig, aud}
+}
+
+// checkLog asserts the invariants of a parse: an error is ErrMalformed
+// and comes with no log; every event has a file name and a hash.
+func checkLog(t *testing.T, l *Log, err error) {
+	if err != nil {
+		if l != nil || !errors.Is(err, ErrMalformed) {
+			t.Fatalf("error %v with log %v", err, l)
+		}
+		return
+	}
+	for _, e := range l.Events {
+		if e.FileName == "" || (e.SHA256Hash == nil && e.SHA1Hash == nil && e.SHA256FlatHash == nil) {
+			t.Fatalf("event without file name or hash: %+v", e)
+		}
+	}
+	for _, e := range l.Errors {
+		if !errors.Is(e, ErrMalformed) {
+			t.Fatalf("event error %v is not ErrMalformed", e)
+		}
+	}
+	tr, terr := New(Options{})
+	if terr != nil {
+		t.Fatal(terr)
+	}
+	if fs := tr.TriageLog(l); len(fs) != len(l.Events)+len(l.Errors) {
+		t.Fatalf("%d findings for %d events and %d errors", len(fs), len(l.Events), len(l.Errors))
+	}
+}
+
+func FuzzEventsJSON(f *testing.F) {
+	s := fuzzSeeds(f)
+	f.Add(jsonExport(f, ps51, s...))
+	f.Add(jsonExport(f, ps7, s...))
+	f.Add(jsonOf(f, []any{s[0].named(), s[1].named()}))
+	f.Add(jsonOf(f, s[2].winEvent(ps51)))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		l, err := ParseJSON(data, "fuzz.json")
+		checkLog(t, l, err)
+	})
+}
+
+func FuzzEventsXML(f *testing.F) {
+	s := fuzzSeeds(f)
+	f.Add(xmlExport(s...))
+	f.Add([]byte("<Events>" + string(xmlExport(s[0])) + "</Events>"))
+	f.Add(xmlExport(s[2]))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		l, err := ParseXML(data, "fuzz.xml")
+		checkLog(t, l, err)
+	})
+}
