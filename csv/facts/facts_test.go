@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -353,4 +354,26 @@ func FuzzReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestIsFactsFile: a facts file is told by its header, compressed or not;
+// other files and directories are not facts files.
+func TestIsFactsFile(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string][]byte{"plain.facts": recordExamples(t, false), "gz.facts.gz": recordExamples(t, true),
+		"report.json": []byte(`{"mediaType":"x"}`), "empty": nil, "tool": []byte("\x7fELF")}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, want := range map[string]bool{"plain.facts": true, "gz.facts.gz": true, "report.json": false, "empty": false, "tool": false, ".": false} {
+		got, err := facts.IsFactsFile(filepath.Join(dir, name))
+		if err != nil || got != want {
+			t.Errorf("%s: %t, %v; want %t", name, got, err, want)
+		}
+	}
+	if _, err := facts.IsFactsFile(filepath.Join(dir, "absent")); err == nil {
+		t.Error("an absent file: no error")
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/safefile"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -349,3 +350,39 @@ func strict(b []byte, v any) error {
 func NewHeader(origin, tool string, created time.Time) Header {
 	return Header{Format: Version, Origin: origin, Tool: tool, Created: created.UTC()}
 }
+
+// IsFactsFile reports whether the regular file at path is a facts file:
+// its first line (gzip-compressed or not) starts as a header does
+// ({"format":"csv-facts/). A directory or another kind of file is not;
+// an error is one opening or reading it.
+func IsFactsFile(path string) (bool, error) {
+	f, st, err := safefile.Open(path, safefile.Options{})
+	if errors.Is(err, safefile.ErrNotRegular) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if st.Size() < 2 {
+		return false, nil
+	}
+	var r io.Reader = bufio.NewReader(f)
+	br := r.(*bufio.Reader)
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		gz, err := gzip.NewReader(br)
+		if err != nil {
+			return false, nil
+		}
+		r = gz
+	}
+	head := make([]byte, len(factsPrefix))
+	if _, err := io.ReadFull(r, head); err != nil {
+		return false, nil
+	}
+	return bytes.Equal(head, factsPrefix), nil
+}
+
+// factsPrefix starts every facts file (Writer writes the header's format
+// first).
+var factsPrefix = []byte(`{"format":"csv-facts/`)
