@@ -239,6 +239,15 @@ func (x *catalogIndex) needs(needs func(rel string, f cipolicy.Format) cipolicy.
 	}
 }
 
+// lookup is the digests a file of format f is looked up by in the
+// catalogs (what needs adds), for a facts record.
+func (x *catalogIndex) lookup(f cipolicy.Format) cipolicy.DigestSet {
+	if x == nil || len(x.cats) == 0 {
+		return cipolicy.DigestSet{}
+	}
+	return x.needs(func(string, cipolicy.Format) cipolicy.Needs { return cipolicy.Needs{} })("", f).Digests
+}
+
 // admit adds to sub the verified signatures of the catalogs r is a member
 // of (each catalog's own and those nested in it: deny rules match every
 // one), and returns the catalog of each, in the same order (the order the
@@ -334,22 +343,29 @@ func (v *Validator) catalogDecision(r *Result) (cipolicy.Decision, bool) {
 	if r.Format != cipolicy.FormatCatalog || r.Err != nil || !ok {
 		return cipolicy.Decision{}, false
 	}
+	return v.judgeCatalog(r, info.Catalog() != nil, info.Signed, info.MemberCount, info.Problem()), true
+}
+
+// judgeCatalog is catalogDecision, from a catalog's state: whether its
+// signature verified, whether it is signed, its member count and why it
+// did not verify (recorded facts carry these too).
+func (v *Validator) judgeCatalog(r *Result, verified, signed bool, members int, problem error) cipolicy.Decision {
 	d := cipolicy.Decision{Enforced: v.set.Mode() != cipolicy.Audit, Signature: -1}
 	switch {
-	case info.Catalog() != nil:
+	case verified:
 		if d, deny := v.catalogDenied(cipolicy.Subject{Path: r.Path, Format: r.Format, Digests: r.Digests, Signed: r.Signed,
 			Signatures: r.Signatures, Attributes: r.Attributes}); deny {
 			d.Reason = "a security catalog the policy denies: it admits nothing: " + d.Reason
-			return d, true
+			return d
 		}
 		d.Verdict, d.Kind, d.Signature = cipolicy.Allowed, cipolicy.KindCatalog, 0
-		d.Reason = fmt.Sprintf("a security catalog of %s whose signature verifies (it admits its members; hosts do not run it)", textsafe.Plural(info.MemberCount, "member", "members"))
-	case !info.Signed:
+		d.Reason = fmt.Sprintf("a security catalog of %s whose signature verifies (it admits its members; hosts do not run it)", textsafe.Plural(members, "member", "members"))
+	case !signed:
 		d.Verdict, d.Kind = cipolicy.Blocked, cipolicy.KindUnsigned
 		d.Reason = "an unsigned security catalog: it admits nothing"
 	default:
 		d.Verdict, d.Kind = cipolicy.Blocked, cipolicy.KindNotAllowed
-		d.Reason = fmt.Sprintf("a security catalog whose signature does not verify: it admits nothing: %v", info.Problem())
+		d.Reason = fmt.Sprintf("a security catalog whose signature does not verify: it admits nothing: %v", problem)
 	}
-	return d, true
+	return d
 }

@@ -99,13 +99,17 @@ type SkippedFile struct {
 	Root   string
 	Path   string
 	Reason string
+	// Origin is as a Result's.
+	Origin string
 	// Walk is the file's place in the walk.
 	Walk     Walk
 	fileRoot bool
 }
 
 // DisplayPath is the path to show a user (see Result.DisplayPath).
-func (s *SkippedFile) DisplayPath() string { return displayPath(s.Root, s.Path, s.fileRoot) }
+func (s *SkippedFile) DisplayPath() string {
+	return withOrigin(s.Origin, displayPath(s.Root, s.Path, s.fileRoot))
+}
 
 // Skip reasons that are not "not a PE or ELF file".
 const (

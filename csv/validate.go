@@ -197,8 +197,20 @@ type Result struct {
 	// it is blocked and one does (Options.Suppressions): the decision
 	// stays blocked, and the run does not fail for it.
 	Suppressed *suppress.Entry
+	// Origin, for a result judged from recorded facts (ValidateFacts),
+	// is where they were recorded (the facts file's header); "" for a
+	// file judged here.
+	Origin string
 	// fileRoot is set when Root names the file itself.
 	fileRoot bool
+	// own is how many of Signatures the file carries itself, catalogs
+	// the catalog of each after them (catalogIndex.admit), and
+	// decompressed the Inspection's: what a facts record keeps.
+	own          int
+	catalogs     []string
+	decompressed bool
+	// lookup are the digests the run's catalogs looked the file up by.
+	lookup cipolicy.DigestSet
 }
 
 // Fails reports whether the file fails the run: blocked by an enforcing
@@ -206,8 +218,12 @@ type Result struct {
 func (r *Result) Fails() bool { return r.Decision.Fails() && r.Suppressed == nil }
 
 // DisplayPath is the path to show a user, slash-separated: the root joined
-// with the relative path, or the root itself when it names the file.
-func (r *Result) DisplayPath() string { return displayPath(r.Root, r.Path, r.fileRoot) }
+// with the relative path, or the root itself when it names the file; a
+// result judged from recorded facts is prefixed with their origin and a
+// colon ("build-42:out/bin/tool").
+func (r *Result) DisplayPath() string {
+	return withOrigin(r.Origin, displayPath(r.Root, r.Path, r.fileRoot))
+}
 
 func displayPath(root, rel string, fileRoot bool) string {
 	root = filepath.ToSlash(root)
@@ -250,6 +266,10 @@ type Report struct {
 	// the workspace lies (see NormalizeRoot).
 	Roots           []string
 	NormalizedRoots []string
+	// Origins, for a run that judged recorded facts (ValidateFacts, whose
+	// Roots are the facts files), are where they were recorded, one per
+	// facts file, in order.
+	Origins []string
 	// Include, Exclude, FollowSymlinks and Certificates are the options
 	// that selected the files and completed their chains (Options).
 	Include, Exclude []string
@@ -392,25 +412,7 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 	for _, r := range roots {
 		rep.NormalizedRoots = append(rep.NormalizedRoots, NormalizeRoot(r))
 	}
-	needs := func(rel string, f cipolicy.Format) cipolicy.Needs {
-		switch {
-		case f == FormatOther:
-			return cipolicy.Needs{} // not judged, so not hashed
-		case v.opts.AllDigests:
-			return cipolicy.AllNeeds()
-		}
-		n := v.set.Needs(rel, f, v.opts.Scenario)
-		for _, a := range v.opts.Suppressions.Digests().Algorithms() {
-			if a.AppliesTo(f) {
-				n.Digests = n.Digests.With(a)
-			}
-		}
-		if v.opts.SignCheck {
-			// What signing compares (format.SignOptions.Expect).
-			n.Digests = n.Digests.With(cipolicy.SHA256).With(f.RuleDigest())
-		}
-		return n
-	}
+	needs := v.needs
 	opts := v.opts
 	opts.Certificates = signing.Dedup(append(slices.Clone(opts.Certificates), v.set.Certificates()...))
 	opts.scopes = pathScopes(v.set)
@@ -461,6 +463,7 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 			r.Signatures = sub.Signatures
 			admitted(&r, own, names)
 		}
+		r.own, r.catalogs, r.decompressed, r.lookup = own, names, sub.Decompressed, cats.lookup(r.Format)
 		return r
 	}
 	// again: the first read's facts leave the file blocked, and those it
@@ -522,6 +525,29 @@ func (v *Validator) ValidateTo(ctx context.Context, sink Sink, roots ...string) 
 	rep.Duration = v.opts.Now().Sub(rep.Started)
 	rep.Suppressions = v.opts.Suppressions.Statuses()
 	return sink.End(rep)
+}
+
+// needs says what to establish of a file at rel of format f: what the
+// policy compares (all of it with AllDigests), what the suppressions and
+// signing compare.
+func (v *Validator) needs(rel string, f cipolicy.Format) cipolicy.Needs {
+	switch {
+	case f == FormatOther:
+		return cipolicy.Needs{} // not judged, so not hashed
+	case v.opts.AllDigests:
+		return cipolicy.AllNeeds()
+	}
+	n := v.set.Needs(rel, f, v.opts.Scenario)
+	for _, a := range v.opts.Suppressions.Digests().Algorithms() {
+		if a.AppliesTo(f) {
+			n.Digests = n.Digests.With(a)
+		}
+	}
+	if v.opts.SignCheck {
+		// What signing compares (format.SignOptions.Expect).
+		n.Digests = n.Digests.With(cipolicy.SHA256).With(f.RuleDigest())
+	}
+	return n
 }
 
 // PolicyPathScopes lists the path globs of the set's rules and their

@@ -28,13 +28,16 @@ type Document struct {
 	Mode      cipolicy.Mode `json:"mode"`
 	Scenario  string        `json:"scenario"`
 	Roots     []string      `json:"roots"`
-	Started   time.Time     `json:"started"`
-	Duration  float64       `json:"duration_seconds"`
-	Passed    bool          `json:"passed"`
-	Summary   csv.Summary   `json:"summary"`
-	Results   []ResultDoc   `json:"results"`
-	Skipped   []SkippedDoc  `json:"skipped"`
-	NoTargets bool          `json:"no_targets_failure,omitempty"`
+	// Origins are where the facts judged were recorded, one per facts
+	// file (the roots), for csv validate --facts.
+	Origins   []string     `json:"origins,omitempty"`
+	Started   time.Time    `json:"started"`
+	Duration  float64      `json:"duration_seconds"`
+	Passed    bool         `json:"passed"`
+	Summary   csv.Summary  `json:"summary"`
+	Results   []ResultDoc  `json:"results"`
+	Skipped   []SkippedDoc `json:"skipped"`
+	NoTargets bool         `json:"no_targets_failure,omitempty"`
 	// Run is everything that decided which files were judged and how,
 	// besides the policies and the tool: csv report merge refuses shards
 	// whose runs differ in any of it. Reports of csv before it have none.
@@ -112,6 +115,9 @@ type PolicyDoc struct {
 // cipolicy names the algorithm, and the format's facts under the format's
 // name (see DigestDocs and Facts), between the fields around them here.
 type ResultDoc struct {
+	// Origin is where the facts judged were recorded (csv validate
+	// --facts).
+	Origin string          `json:"origin,omitempty"`
 	Root   string          `json:"root"`
 	Path   string          `json:"path"`
 	Format cipolicy.Format `json:"format"`
@@ -160,6 +166,7 @@ func walkDoc(w csv.Walk, shard bool) WalkDoc {
 // The parts of a ResultDoc's JSON around its digests and facts.
 type (
 	resultHead struct {
+		Origin string          `json:"origin,omitempty"`
 		Root   string          `json:"root"`
 		Path   string          `json:"path"`
 		Format cipolicy.Format `json:"format"`
@@ -190,7 +197,7 @@ type (
 
 // MarshalJSON writes the result with its digests and facts in place.
 func (r ResultDoc) MarshalJSON() ([]byte, error) {
-	return ObjectWithFacts(resultHead{r.Root, r.Path, r.Format, r.Size}, r.Digests,
+	return ObjectWithFacts(resultHead{r.Origin, r.Root, r.Path, r.Format, r.Size}, r.Digests,
 		resultMid{r.Signed, r.Signatures}, r.Facts,
 		resultTail{r.Verdict, r.Enforced, r.Kind, r.Policy, r.Rule, r.Signature, r.Reason, r.Suppressed, r.Walk})
 }
@@ -204,7 +211,7 @@ func (r *ResultDoc) UnmarshalJSON(data []byte) error {
 	if err := splitFacts(data, &d, &facts, &f); err != nil {
 		return err
 	}
-	*r = ResultDoc{Root: f.Root, Path: f.Path, Format: f.Format, Size: f.Size, Digests: d,
+	*r = ResultDoc{Origin: f.Origin, Root: f.Root, Path: f.Path, Format: f.Format, Size: f.Size, Digests: d,
 		Signed: f.Signed, Signatures: f.Signatures, Facts: facts,
 		Verdict: f.Verdict, Enforced: f.Enforced, Kind: f.Kind, Policy: f.Policy, Rule: f.Rule, Signature: f.Signature, Reason: f.Reason, Suppressed: f.Suppressed, Walk: f.Walk}
 	return nil
@@ -212,6 +219,7 @@ func (r *ResultDoc) UnmarshalJSON(data []byte) error {
 
 // SkippedDoc is a file that was not judged.
 type SkippedDoc struct {
+	Origin string `json:"origin,omitempty"`
 	Root   string `json:"root"`
 	Path   string `json:"path"`
 	Reason string `json:"reason"`
@@ -222,7 +230,7 @@ type SkippedDoc struct {
 // NewSkippedDoc describes a file that was not judged; with its place in
 // the walk if shard.
 func NewSkippedDoc(s *csv.SkippedFile, shard bool) SkippedDoc {
-	return SkippedDoc{Root: s.Root, Path: s.Path, Reason: s.Reason, Walk: walkDoc(s.Walk, shard)}
+	return SkippedDoc{Origin: s.Origin, Root: s.Root, Path: s.Path, Reason: s.Reason, Walk: walkDoc(s.Walk, shard)}
 }
 
 func policyDoc(p *cipolicy.Policy) PolicyDoc {
@@ -263,6 +271,7 @@ func NewDocument(r *csv.Report, opts Options) *Document {
 		Mode:      r.Mode,
 		Scenario:  string(r.Scenario),
 		Roots:     r.Roots,
+		Origins:   r.Origins,
 		Started:   r.Started.UTC(),
 		Duration:  r.Duration.Seconds(),
 		Passed:    !r.Failed() && !opts.FailedNoTargets,
@@ -305,7 +314,7 @@ func NewDocument(r *csv.Report, opts Options) *Document {
 // NewResultDoc describes one judged binary.
 func NewResultDoc(res *csv.Result) ResultDoc {
 	d := ResultDoc{
-		Root: res.Root, Path: res.Path, Format: res.Format, Size: res.Size,
+		Origin: res.Origin, Root: res.Root, Path: res.Path, Format: res.Format, Size: res.Size,
 		Digests: DigestDocsOf(res.Digests), Signed: res.Signed,
 		Verdict: res.Decision.Verdict, Enforced: res.Decision.Enforced, Kind: string(res.Decision.Kind),
 		Policy: res.Decision.Policy, Rule: res.Decision.Rule, Signature: res.Decision.Signature, Reason: reasonText(res),

@@ -305,7 +305,9 @@ func sarifResultOf(res *csv.Result, opts Options, paths sarifPaths) (sarifResult
 	out.Message = sarifText{msg}
 	// A member's location is the file on disk that holds it (code
 	// scanning shows files of the repository); the message names the member.
-	file, member, _ := strings.Cut(res.DisplayPath(), container.Separator)
+	// Facts judged without the files (csv validate --facts) locate the
+	// file at its path, their origin a property (the message says both).
+	file, member, _ := strings.Cut(strings.TrimPrefix(res.DisplayPath(), originPrefix(res.Origin)), container.Separator)
 	loc, stable := paths.locate(file)
 	out.Locations = []sarifLocation{{PhysicalLocation: sarifPhysical{ArtifactLocation: loc}}}
 	out.PartialFingerprints = map[string]string{FingerprintKey: fingerprint(id, stable, member)}
@@ -313,8 +315,20 @@ func sarifResultOf(res *csv.Result, opts Options, paths sarifPaths) (sarifResult
 	if d.Rule != "" {
 		props["policyRule"] = d.Rule
 	}
+	if res.Origin != "" {
+		props["origin"] = res.Origin
+	}
 	res.Digests.Each(func(a cipolicy.HashAlgorithm, v []byte) { props[string(a)] = hexOrEmpty(v) })
 	out.Properties = props
 	out.Suppressions = sarifSuppressionsOf(res)
 	return out, true
+}
+
+// originPrefix is what DisplayPath puts before the path of a result
+// judged from facts recorded at origin.
+func originPrefix(origin string) string {
+	if origin == "" {
+		return ""
+	}
+	return origin + ":"
 }

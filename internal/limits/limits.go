@@ -328,6 +328,33 @@ const (
 // buffer is sized by it.
 const MaxTPMResponse = 64 << 10
 
+// Facts files (csv/facts, docs/facts.md): facts recorded elsewhere, read
+// as untrusted data. MaxFactsLine caps one line (the header or one
+// record): a signed PE file's record with its chain and a timestamp is
+// some 8 KiB, a file with several signatures and catalog signatures a few
+// tens. MaxFactsRecords caps the records of one facts file (a build of a
+// million files is well within). MaxFactsCertificates caps the distinct
+// certificates of one record, MaxFactsSignatures its signatures (its own
+// and those of the catalogs it is a member of), MaxFactsChains the chains
+// of one signature or timestamp and MaxFactsChainDepth their length (as
+// signing.BuildChains builds at most 8 of depth 10). MaxFactsCertificate
+// caps one certificate's DER. MaxFactsText caps a string fact (a path, a
+// problem, a version-resource string).
+const (
+	MaxFactsLine         = 4 << 20
+	MaxFactsRecords      = 1 << 27
+	MaxFactsCertificates = 256
+	MaxFactsSignatures   = 256
+	MaxFactsChains       = 8
+	MaxFactsChainDepth   = 10
+	MaxFactsCertificate  = 64 << 10
+	// MaxFactsFileCertificates caps the certificates the certificate
+	// lines of one facts file define (a build's files share a few
+	// chains; a fleet's, some thousands).
+	MaxFactsFileCertificates = 1 << 16
+	MaxFactsText             = 64 << 10
+)
+
 // Caps of csv triage's readers of Windows Code Integrity event exports
 // (csv/triage): MaxEventFile the size of one export (Get-WinEvent |
 // ConvertTo-Json, wevtutil qe /f:xml); MaxEvents the events (of any ID)

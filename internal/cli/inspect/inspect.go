@@ -2,12 +2,16 @@
 package inspect
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/MakeNowJust/heredoc/v2"
 	"github.com/spf13/cobra"
@@ -15,6 +19,7 @@ import (
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/csv"
+	"github.com/codesignval/csv/csv/facts"
 	"github.com/codesignval/csv/csv/report"
 	"github.com/codesignval/csv/internal/cli/cilog"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
@@ -27,15 +32,17 @@ import (
 type Options struct {
 	IO        *cmdutil.IOStreams
 	Format    string
+	Origin    string
+	Version   string
 	CertFiles []string
 	Files     []string
 }
 
 // NewCmdInspect returns the inspect command.
 func NewCmdInspect(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
-	opts := &Options{IO: f.IO}
+	opts := &Options{IO: f.IO, Version: f.Version}
 	cmd := &cobra.Command{
-		Use:   "inspect [--format text|json] [flags] FILE...",
+		Use:   "inspect [--format text|json|facts] [flags] FILE...",
 		Short: "Show what csv sees in a file: format, digests, signatures and their chains",
 		Long: heredoc.Doc(`
 			Print each file's format, size, SHA256 and, for PE files, the Authenticode SHA256 and SHA1
@@ -49,6 +56,9 @@ func NewCmdInspect(f *cmdutil.Factory, runF func(context.Context, *Options) erro
 			its path (app.zip!/lib/x.dll).
 
 			With --format json, the malformed files are also named on standard error, for the CI log.
+			With --format facts, the output is a facts file (docs/facts.md): the header, with
+			--origin (default: the host name), then each file's facts as csv validate judges them,
+			for csv validate --facts FILE; malformed files are named on standard error.
 
 			Exit status: 0 all files inspected; 1 a file is malformed, or a container past a cap;
 			2 a file could not be read, or a usage error.
@@ -56,8 +66,11 @@ func NewCmdInspect(f *cmdutil.Factory, runF func(context.Context, *Options) erro
 		Args: cmdutil.ExactArgsAtLeast(1, "FILE to inspect"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Files = args
-			if opts.Format != "text" && opts.Format != "json" {
-				return cmdutil.FlagErrorf("inspect: --format %q: want text or json", opts.Format)
+			if opts.Format != "text" && opts.Format != "json" && opts.Format != "facts" {
+				return cmdutil.FlagErrorf("inspect: --format %q: want text, json or facts", opts.Format)
+			}
+			if opts.Origin != "" && opts.Format != "facts" {
+				return cmdutil.FlagErrorf("inspect: --origin needs --format facts")
 			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
@@ -65,7 +78,8 @@ func NewCmdInspect(f *cmdutil.Factory, runF func(context.Context, *Options) erro
 			return Run(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVarP(&opts.Format, "format", "f", "text", "output `FORMAT`: text or json")
+	cmd.Flags().StringVarP(&opts.Format, "format", "f", "text", "output `FORMAT`: text, json or facts (a facts file for csv validate --facts)")
+	cmd.Flags().StringVar(&opts.Origin, "origin", "", "with --format facts: the `NAME` of where the facts are recorded (default: the host name)")
 	cmd.Flags().StringArrayVar(&opts.CertFiles, "certs", nil, "certificates `FILE` (PEM or DER) completing chains and identifying ELF signers; repeatable")
 	return cmd
 }
@@ -80,16 +94,41 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
+	var fw *facts.Writer
+	if o.Format == "facts" {
+		origin := o.Origin
+		if origin == "" {
+			if origin, err = os.Hostname(); err != nil {
+				return fmt.Errorf("inspect: the host name, the default --origin: %w", err)
+			}
+		}
+		out := bufio.NewWriter(o.IO.Out)
+		defer out.Flush()
+		if fw, err = facts.NewWriter(out, facts.NewHeader(origin, "csv "+o.Version, time.Now()), facts.WriterOptions{}); err != nil {
+			return err
+		}
+	}
 	var docs []FileDoc
 	var sigs [][]*signing.Signature
 	malformed, unreadable := false, false
+	var werr error // writing the facts
 	// The files that make inspect fail, for the log when the output is
 	// JSON (the text output names them itself).
 	var failing cilog.Findings
 	for _, path := range o.Files {
-		add := func(path string, in *csv.Inspection) {
-			d := report.FileDocOf(path, in)
-			sigs = append(sigs, in.Signatures)
+		add := func(display string, in *csv.Inspection) {
+			d := report.FileDocOf(display, in)
+			if fw != nil {
+				// One record per file, written as it comes: nothing is kept.
+				rel := filepath.Base(path) + strings.TrimPrefix(display, filepath.ToSlash(path))
+				if err := fw.Write(csv.InspectionRecord(path, rel, in)); err != nil && werr == nil {
+					werr = err
+				}
+				d = FileDoc{}
+			} else {
+				sigs = append(sigs, in.Signatures)
+			}
+			path := display
 			if in.Err != nil {
 				var mb *csv.MalformedBinaryError
 				if errors.As(in.Err, &mb) || errors.Is(in.Err, signing.ErrMalformed) || errors.Is(in.Err, container.ErrLimit) {
@@ -99,7 +138,9 @@ func Run(ctx context.Context, o *Options) error {
 					unreadable = true
 				}
 			}
-			docs = append(docs, d)
+			if fw == nil {
+				docs = append(docs, d)
+			}
 		}
 		// A container is listed, then its members, each with its facts.
 		var members []func()
@@ -121,6 +162,11 @@ func Run(ctx context.Context, o *Options) error {
 			m()
 		}
 	}
+	if fw != nil {
+		if err := errors.Join(werr, fw.Close()); err != nil {
+			return fmt.Errorf("inspect: writing the facts: %w", err)
+		}
+	}
 	if o.Format == "json" {
 		enc := json.NewEncoder(textsafe.JSONWriter(o.IO.Out))
 		enc.SetIndent("", "  ")
@@ -132,7 +178,7 @@ func Run(ctx context.Context, o *Options) error {
 			writeText(o.IO.Out, &docs[i], sigs[i])
 		}
 	}
-	if malformed && o.Format == "json" {
+	if malformed && o.Format != "text" {
 		w := cilog.Writer{ErrOut: o.IO.ErrOut, Lines: true}
 		w.Write(&failing, cilog.Outcome{Command: "csv inspect", Failed: true}) // lines only: it cannot fail
 	}

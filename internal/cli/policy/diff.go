@@ -95,7 +95,7 @@ func NewCmdDiff(f *cmdutil.Factory, runF func(*DiffOptions) error) *cobra.Comman
 	fl := cmd.Flags()
 	fl.StringVarP(&opts.Format, "format", "f", "text", "output `FORMAT`: text, json, or sarif (with --against)")
 	fl.BoolVar(&opts.FailIfLoosened, "fail-if-loosened", false, "exit 1 only when a change loosens the policy or, with --against, a file is newly allowed (tightening passes)")
-	fl.StringArrayVar(&opts.Against, "against", nil, "also judge the files at `[NAME=]PATH` (a file or directory: an inventory, a ring) under both policies and report those whose outcome changes; repeatable")
+	fl.StringArrayVar(&opts.Against, "against", nil, "also judge the files at `[NAME=]PATH` (a file or directory: an inventory, a ring; or facts files csv validate --record wrote) under both policies and report those whose outcome changes; repeatable")
 	fl.BoolVar(&opts.FailIfBlocksMore, "fail-if-blocks-more", false, "with --against: exit 1 only when a file is newly blocked (with --fail-if-loosened: or when that fails)")
 	fl.StringArrayVar(&opts.CertFiles, "certs", nil, "with --against: certificates `FILE` (PEM or DER) completing chains, as csv validate --certs; repeatable")
 	fl.StringVar(&opts.Scenario, "scenario", "user", "with --against: `SCENARIO` the binaries run in: user or kernel")

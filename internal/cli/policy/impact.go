@@ -2,12 +2,16 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
+	"github.com/codesignval/csv/csv/facts"
 	"github.com/codesignval/csv/csv/impact"
 	"github.com/codesignval/csv/internal/cli/cmdutil"
 	"github.com/codesignval/csv/signing"
@@ -62,15 +66,32 @@ func cutName(v string) (name, path string, ok bool) {
 }
 
 // judgeFor returns the judging run of an inventory's sources. This is the
-// one place that tells kinds of --against values apart; today every value
-// is a PATH, a file or directory that csv validates.
-//
-// Extension point: a facts file (recorded inspections, whose first line
-// starts {"format":"csv-facts/v1") is judged by Validator.ValidateFacts
-// with the same Sink and order: detect it here and return
-// func(ctx, v, sink) error { return v.ValidateFacts(ctx, sink, files...) }.
+// one place that tells kinds of --against values apart: a PATH, a file or
+// directory that csv validates, or a facts file (docs/facts.md: recorded
+// inspections, whose first line starts {"format":"csv-facts/v1"), whose
+// records Validator.ValidateFacts judges with the same Sink and order. An
+// inventory is all facts files or all PATHs.
 func judgeFor(sources []string) (impact.Judge, error) {
-	return impact.Paths(sources...), nil
+	n := 0
+	for _, s := range sources {
+		ok, err := facts.IsFactsFile(s)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("--against %s: %w", s, err)
+		}
+		if ok {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return impact.Paths(sources...), nil
+	case len(sources):
+		files := slices.Clone(sources)
+		return func(ctx context.Context, v *csv.Validator, sink csv.Sink) error {
+			return v.ValidateFacts(ctx, sink, files...)
+		}, nil
+	}
+	return nil, cmdutil.FlagErrorf("policy diff: an --against inventory is either facts files or paths to validate, not both")
 }
 
 // judgeImpact judges each --against inventory under the old and the new

@@ -20,6 +20,7 @@ import (
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
+	"github.com/codesignval/csv/csv/facts"
 	"github.com/codesignval/csv/csv/report"
 	"github.com/codesignval/csv/csv/suppress"
 	"github.com/codesignval/csv/internal/cli/cilog"
@@ -72,7 +73,12 @@ type Options struct {
 	// --sarif-root.
 	GitHub    cilog.GitHubFlag
 	SARIFRoot string
-	Paths     []string
+	// FactsFiles are --facts (judged instead of PATHs); Record is
+	// --record, Origin --origin (docs/facts.md).
+	FactsFiles []string
+	Record     string
+	Origin     string
+	Paths      []string
 }
 
 // NewCmdValidate returns the validate command. runF, if not nil, replaces
@@ -80,7 +86,7 @@ type Options struct {
 func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{IO: f.IO, Version: f.Version}
 	cmd := &cobra.Command{
-		Use:   "validate --policy FILE... [flags] PATH...",
+		Use:   "validate --policy FILE... [flags] (PATH... | --facts FILE...)",
 		Short: "Check every binary and script under PATH against a code integrity policy",
 		Long: heredoc.Doc(`
 			Walk each PATH (files or directories, recursively, in a deterministic order) and judge
@@ -105,6 +111,13 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 			file and a job summary (GITHUB_STEP_SUMMARY); --github off turns them off
 			(docs/reports.md).
 
+			With --record FILE, the facts of every file (every digest, every signature as it
+			verified, with its chain) are written to FILE as the files are judged, in the same read
+			(FILE.gz: compressed): csv validate --facts FILE then judges them with any policy,
+			without the files, to the verdicts judging the files gives (docs/facts.md). Several
+			--facts files combine; each result keeps the --origin its file was recorded with,
+			shown as ORIGIN:PATH.
+
 			With --suppressions, a blocked binary that an entry of a suppressions file covers
 			(docs/suppressions.md) is reported as suppressed, with the entry's justification, and
 			does not fail the run; it stays blocked in every report, and --sign signs nothing
@@ -124,8 +137,12 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 
 			# SARIF for code scanning, audit only
 			$ csv validate --policy policy.yaml --mode audit --format sarif --output csv.sarif out/
+
+			# record the build's facts while validating it, then judge them with a new policy
+			$ csv validate --policy policy.yaml --record build.facts.gz --origin build-42 out/
+			$ csv validate --policy next.xml --facts build.facts.gz
 		`)),
-		Args: cmdutil.ExactArgsAtLeast(1, "PATH to validate"),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Paths = args
 			if err := opts.check(); err != nil {
@@ -167,6 +184,9 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 	fl.StringVar(&opts.IPEOp, "ipe-op", "", "IPE policies: judge every file under this `OP` (EXECUTE, FIRMWARE, KMODULE, KEXEC_IMAGE, KEXEC_INITRAMFS, POLICY, X509_CERT) instead of EXECUTE, or KMODULE for kernel modules")
 	fl.StringArrayVar(&opts.SuppressionFiles, "suppressions", nil, "suppressions `FILE` (csv's YAML or Guardian's .gdnsuppress): blocked binaries an entry covers are reported as suppressed and do not fail the run; repeatable")
 	fl.BoolVar(&opts.FailOnUnusedSuppressions, "fail-on-unused-suppressions", false, "exit 1 if a suppression matched no finding (a warning otherwise)")
+	fl.StringArrayVar(&opts.FactsFiles, "facts", nil, "judge the files recorded in this facts `FILE` (csv validate --record, csv inspect --format facts) instead of PATHs; repeatable")
+	fl.StringVar(&opts.Record, "record", "", "also write every file's facts to `FILE` (gzip-compressed if it ends in .gz), for csv validate --facts")
+	fl.StringVar(&opts.Origin, "origin", "", "with --record: the `NAME` of where the facts are recorded (default: the host name)")
 	fl.StringArrayVar(&opts.CertFiles, "certs", nil, "certificates `FILE` (PEM or DER) completing chains: intermediates, roots, ELF signers; roots here are trusted for WDAC well-known root rules; repeatable")
 	return cmd
 }
@@ -174,6 +194,9 @@ func NewCmdValidate(f *cmdutil.Factory, runF func(context.Context, *Options) err
 func (o *Options) check() error {
 	if len(o.PolicyFiles) == 0 {
 		return cmdutil.FlagErrorf("validate: --policy is required")
+	}
+	if err := o.checkFacts(); err != nil {
+		return err
 	}
 	switch o.Mode {
 	case "", string(cipolicy.Enforce), string(cipolicy.Audit):
@@ -239,6 +262,31 @@ func (o *Options) check() error {
 	return nil
 }
 
+// checkFacts checks the arguments and the flags that --facts and --record
+// allow.
+func (o *Options) checkFacts() error {
+	if len(o.FactsFiles) == 0 {
+		if len(o.Paths) == 0 {
+			return cmdutil.FlagErrorf("validate: missing PATH to validate (or --facts FILE)")
+		}
+		if o.Origin != "" && o.Record == "" {
+			return cmdutil.FlagErrorf("validate: --origin needs --record")
+		}
+		return nil
+	}
+	switch {
+	case len(o.Paths) > 0:
+		return cmdutil.FlagErrorf("validate: --facts judges recorded facts: give no PATH")
+	case o.Record != "" || o.Origin != "":
+		return cmdutil.FlagErrorf("validate: --record and --origin record files: they cannot be used with --facts")
+	case o.Sign:
+		return cmdutil.FlagErrorf("validate: --sign signs files: it cannot be used with --facts")
+	case len(o.Include) > 0 || len(o.Exclude) > 0 || o.FollowSymlinks || o.Shard != "" || len(o.Catalogs) > 0 || o.VeritySalt != "" || o.AllDigests:
+		return cmdutil.FlagErrorf("validate: --include, --exclude, --follow-symlinks, --shard, --catalog, --verity-salt and --all-digests choose or read files: they cannot be used with --facts")
+	}
+	return nil
+}
+
 // ipeOptions are the IPE flags as cipolicy takes them (checked by check).
 func (o *Options) ipeOptions() cipolicy.IPEOptions {
 	var io cipolicy.IPEOptions
@@ -295,7 +343,7 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	vopts := csv.Options{
 		Jobs: o.Jobs, Scenario: cipolicy.Scenario(o.Scenario), Include: o.Include, Exclude: o.Exclude,
-		FollowSymlinks: o.FollowSymlinks, AllDigests: o.AllDigests, Certificates: certs, SignCheck: o.Sign,
+		FollowSymlinks: o.FollowSymlinks, AllDigests: o.AllDigests || o.Record != "", Certificates: certs, SignCheck: o.Sign,
 		Catalogs: o.Catalogs, ContainerLimits: o.Containers.Limits(), Suppressions: sups,
 	}
 	if o.Shard != "" {
@@ -335,8 +383,25 @@ func Run(ctx context.Context, o *Options) error {
 		return err
 	}
 	sink := &runSink{report: rs, format: o.Format, keep: o.Sign, end: prog.clear}
-	err = v.ValidateTo(ctx, sink, o.Paths...)
+	var rec *recording
+	switch {
+	case len(o.FactsFiles) > 0:
+		err = v.ValidateFacts(ctx, sink, o.FactsFiles...)
+	case o.Record != "":
+		if rec, err = o.startRecording(); err != nil {
+			return err
+		}
+		defer rec.abort()
+		err = v.ValidateTo(ctx, &csv.FactsRecorder{W: rec.w, Next: sink}, o.Paths...)
+	default:
+		err = v.ValidateTo(ctx, sink, o.Paths...)
+	}
 	prog.clear()
+	if err == nil && rec != nil {
+		if err = rec.commit(); err != nil {
+			return fmt.Errorf("writing the facts to %s: %w", o.Record, err)
+		}
+	}
 	if err != nil {
 		var ie *csv.InterruptedError
 		if errors.As(err, &ie) {
@@ -442,6 +507,44 @@ func (s *runSink) End(rep *csv.Report) error {
 	s.rep = rep
 	return nil
 }
+
+// recording is --record: the facts file, written beside its place and
+// renamed into place once the run is whole.
+type recording struct {
+	f *cmdutil.AtomicFile
+	w *facts.Writer
+}
+
+// startRecording creates --record and writes its header.
+func (o *Options) startRecording() (*recording, error) {
+	origin := o.Origin
+	if origin == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("--record: the host name, the default --origin: %w", err)
+		}
+		origin = h
+	}
+	f, err := cmdutil.CreateAtomic(o.Record)
+	if err != nil {
+		return nil, fmt.Errorf("--record: %w", err)
+	}
+	w, err := facts.NewWriter(f, facts.NewHeader(origin, "csv "+o.Version, time.Now()), facts.WriterOptions{Gzip: strings.HasSuffix(o.Record, ".gz")})
+	if err != nil {
+		f.Abort()
+		return nil, fmt.Errorf("--record: %w", err)
+	}
+	return &recording{f: f, w: w}, nil
+}
+
+func (r *recording) commit() error {
+	if err := r.w.Close(); err != nil {
+		return err
+	}
+	return r.f.Commit()
+}
+
+func (r *recording) abort() { r.f.Abort() }
 
 // reportOutput is where the report goes: written at the end of a run,
 // then committed, or abandoned if the run fails.

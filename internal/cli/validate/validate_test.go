@@ -35,6 +35,18 @@ func TestFlags(t *testing.T) {
 		{"bad format", "-p a.yaml -f xml out", nil, true},
 		{"negative jobs", "-p a.yaml -j -1 out", nil, true},
 		{"passes without sarif", "-p a.yaml --sarif-passes out", nil, true},
+		{"facts", "-p a.yaml --facts a.facts --facts b.facts.gz", func(o *Options) bool {
+			return slices.Equal(o.FactsFiles, []string{"a.facts", "b.facts.gz"}) && len(o.Paths) == 0
+		}, false},
+		{"record", "-p a.yaml --record r.facts --origin ci-42 out", func(o *Options) bool {
+			return o.Record == "r.facts" && o.Origin == "ci-42" && slices.Equal(o.Paths, []string{"out"})
+		}, false},
+		{"facts and paths", "-p a.yaml --facts a.facts out", nil, true},
+		{"facts and record", "-p a.yaml --facts a.facts --record b.facts", nil, true},
+		{"facts and sign", "-p a.yaml --facts a.facts --sign --key k --cert c", nil, true},
+		{"facts and include", "-p a.yaml --facts a.facts --include x", nil, true},
+		{"facts and shard", "-p a.yaml --facts a.facts --shard 1/2", nil, true},
+		{"origin without record", "-p a.yaml --origin x out", nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
