@@ -116,13 +116,27 @@ func (Reader) Sniff(head []byte, name string) bool {
 // file: a zip, which extractors read whatever comes before it (a script,
 // an image), when Sniff did not recognise the file by its first bytes.
 func (Reader) SniffTail(tail []byte) bool {
-	for i := len(tail) - endLen; i >= 0; i-- {
-		if le32(tail[i:]) == sigEnd && i+endLen+int(le16(tail[i+20:])) == len(tail) {
+	// The record's signature, searched for with bytes.Index (vectorised;
+	// any record that ends the file will do, so the order is free):
+	// every file of no format is sniffed so, and a byte-by-byte scan of
+	// 64 KiB cost a quarter of csv's CPU on a tree of small files.
+	last := len(tail) - endLen // a record must fit after it
+	for i := 0; i <= last; {
+		j := bytes.Index(tail[i:last+len(endSig)], endSig[:])
+		if j < 0 {
+			return false
+		}
+		i += j
+		if i+endLen+int(le16(tail[i+20:])) == len(tail) {
 			return true
 		}
+		i++
 	}
 	return false
 }
+
+// endSig is sigEnd as it is stored.
+var endSig = [4]byte{sigEnd & 0xff, sigEnd >> 8 & 0xff, sigEnd >> 16 & 0xff, sigEnd >> 24}
 
 var _ container.TailSniffer = Reader{}
 
