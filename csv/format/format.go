@@ -27,8 +27,10 @@ import (
 	"hash"
 	"io"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/binfmt"
@@ -161,11 +163,20 @@ func (f *File) Buffer() []byte { return f.buf }
 // not have exactly size bytes (it changed while being read) and stops when
 // ctx is done.
 func Stream(ctx context.Context, f io.Reader, buf []byte, n int, size int64, writers []io.Writer) error {
-	if size-int64(n) >= streamAheadMin && len(buf) > 0 && len(writers) > 0 {
+	// Read ahead only where a core would otherwise wait: while as many
+	// files stream as there are cores, each core hashes one already, and
+	// the reader goroutine only adds its hand-offs (a validate run over
+	// the bench corpus took 8% longer with it).
+	streams := streaming.Add(1)
+	defer streaming.Add(-1)
+	if size-int64(n) >= streamAheadMin && len(buf) > 0 && len(writers) > 0 && int(streams) < runtime.GOMAXPROCS(0) {
 		return streamAhead(ctx, f, buf, n, size, writers)
 	}
 	return streamSeq(ctx, f, buf, n, size, writers)
 }
+
+// streaming counts the Streams under way in the process.
+var streaming atomic.Int32
 
 // streamSeq is Stream reading and writing by turns.
 func streamSeq(ctx context.Context, f io.Reader, buf []byte, n int, size int64, writers []io.Writer) error {
