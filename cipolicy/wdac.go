@@ -282,24 +282,34 @@ func firstWord(b []byte) string {
 	return s
 }
 
+// attrAllowed reports whether the attribute a of n is one of allowed,
+// reporting one that is not. Namespace declarations and xsi: attributes
+// are left out silently.
+func (d *xmlDecoder) attrAllowed(n *xnode, a xml.Attr, allowed []string) bool {
+	switch {
+	case a.Name.Space == "" && a.Name.Local == "xmlns", a.Name.Space == "xmlns",
+		a.Name.Space == "http://www.w3.org/2001/XMLSchema-instance", a.Name.Space == "http://www.w3.org/XML/1998/namespace":
+		return false
+	case a.Name.Space != "":
+		d.errorf(n.line, "<%s>: unknown attribute %s:%s", n.name, a.Name.Space, a.Name.Local)
+		return false
+	case !slices.Contains(allowed, a.Name.Local):
+		if len(allowed) == 0 {
+			d.errorf(n.line, "<%s>: unknown attribute %q (it takes none)", n.name, a.Name.Local)
+		} else {
+			d.errorf(n.line, "<%s>: unknown attribute %q (known: %s)", n.name, a.Name.Local, strings.Join(allowed, ", "))
+		}
+		return false
+	}
+	return true
+}
+
 // attrs returns the element's attributes by name, reporting unknown and
 // repeated ones. Namespace declarations and xsi: attributes are ignored.
 func (d *xmlDecoder) attrs(n *xnode, allowed ...string) map[string]string {
 	out := map[string]string{}
 	for _, a := range n.attrs {
-		switch {
-		case a.Name.Space == "" && a.Name.Local == "xmlns", a.Name.Space == "xmlns",
-			a.Name.Space == "http://www.w3.org/2001/XMLSchema-instance", a.Name.Space == "http://www.w3.org/XML/1998/namespace":
-			continue
-		case a.Name.Space != "":
-			d.errorf(n.line, "<%s>: unknown attribute %s:%s", n.name, a.Name.Space, a.Name.Local)
-			continue
-		case !slices.Contains(allowed, a.Name.Local):
-			if len(allowed) == 0 {
-				d.errorf(n.line, "<%s>: unknown attribute %q (it takes none)", n.name, a.Name.Local)
-			} else {
-				d.errorf(n.line, "<%s>: unknown attribute %q (known: %s)", n.name, a.Name.Local, strings.Join(allowed, ", "))
-			}
+		if !d.attrAllowed(n, a, allowed) {
 			continue
 		}
 		if _, dup := out[a.Name.Local]; dup {
@@ -339,19 +349,7 @@ func (d *xmlDecoder) attrList(n *xnode, allowed ...string) xattrs {
 	var list xattrs
 	shared := true // list is n.attrs[:len(list)]
 	for i, a := range n.attrs {
-		switch {
-		case a.Name.Space == "" && a.Name.Local == "xmlns", a.Name.Space == "xmlns",
-			a.Name.Space == "http://www.w3.org/2001/XMLSchema-instance", a.Name.Space == "http://www.w3.org/XML/1998/namespace":
-			continue
-		case a.Name.Space != "":
-			d.errorf(n.line, "<%s>: unknown attribute %s:%s", n.name, a.Name.Space, a.Name.Local)
-			continue
-		case !slices.Contains(allowed, a.Name.Local):
-			if len(allowed) == 0 {
-				d.errorf(n.line, "<%s>: unknown attribute %q (it takes none)", n.name, a.Name.Local)
-			} else {
-				d.errorf(n.line, "<%s>: unknown attribute %q (known: %s)", n.name, a.Name.Local, strings.Join(allowed, ", "))
-			}
+		if !d.attrAllowed(n, a, allowed) {
 			continue
 		}
 		if _, dup := list.lookup(a.Name.Local); dup {

@@ -6,12 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
-	"path"
 	"strings"
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/container"
+	"github.com/codesignval/csv/csv/report"
 	"github.com/codesignval/csv/internal/textsafe"
 )
 
@@ -187,7 +186,7 @@ func WriteSARIF(w io.Writer, invs []*Inventory, opts SARIFOptions) error {
 			r := sarifRules[i]
 			file, _, _ := strings.Cut(c.Path, container.Separator)
 			var loc sarifLocation
-			loc.PhysicalLocation.ArtifactLocation.URI = artifactURI(file)
+			loc.PhysicalLocation.ArtifactLocation.URI = report.ArtifactURI(file)
 			fp := sha256.Sum256([]byte(r.id + "\x00" + inv.Name + "\x00" + c.Path))
 			props := map[string]any{"inventory": inv.Name, "change": c.Kind, "old": c.Old, "new": c.New}
 			if k := c.Key(); k.Rule != "" {
@@ -220,17 +219,3 @@ func plainSide(s Side) string {
 	return fmt.Sprintf("%s, %s: %s", v, rule, s.Reason)
 }
 
-// artifactURI is a SARIF artifact URI for a slash-separated path: relative
-// paths as URI references, absolute ones as file URIs.
-func artifactURI(p string) string {
-	p = path.Clean(p)
-	if len(p) > 1 && p[1] == ':' {
-		p = "/" + p // a Windows drive: file:///C:/...
-	}
-	u := url.URL{Path: p}
-	if strings.HasPrefix(p, "/") {
-		u.Scheme = "file"
-		return u.String()
-	}
-	return u.EscapedPath()
-}

@@ -196,10 +196,10 @@ func (p sarifPaths) locate(file string) (sarifArtifact, string) {
 		}
 		if rel, err := filepath.Rel(p.root, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel) {
 			rel = filepath.ToSlash(rel)
-			return sarifArtifact{URI: artifactURI(rel), URIBaseID: SARIFRootBase}, rel
+			return sarifArtifact{URI: ArtifactURI(rel), URIBaseID: SARIFRootBase}, rel
 		}
 	}
-	return sarifArtifact{URI: artifactURI(file)}, path.Clean(file)
+	return sarifArtifact{URI: ArtifactURI(file)}, path.Clean(file)
 }
 
 // fingerprint is a finding's partialFingerprints value: a SHA-256 of the
@@ -216,10 +216,10 @@ func fingerprint(ruleID, stable, member string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// artifactURI turns a slash-separated display path into a URI reference:
+// ArtifactURI turns a slash-separated display path into a URI reference:
 // relative paths stay relative (GitHub resolves them against the
 // repository), absolute ones become file URIs.
-func artifactURI(p string) string {
+func ArtifactURI(p string) string {
 	p = path.Clean(p)
 	if len(p) > 1 && p[1] == ':' {
 		p = "/" + p // a Windows drive: file:///C:/...
@@ -272,7 +272,7 @@ func sarifHead(r *csv.Report, opts Options) sarifRun {
 	inv.Notifications = append(inv.Notifications, sarifSuppressionNotifications(r, opts)...)
 	run.Invocations = []sarifInvocation{inv}
 	if p := newSARIFPaths(opts); p.root != "" {
-		run.OriginalURIBaseIDs = map[string]sarifArtifact{SARIFRootBase: {URI: artifactURI(filepath.ToSlash(p.root)) + "/"}}
+		run.OriginalURIBaseIDs = map[string]sarifArtifact{SARIFRootBase: {URI: ArtifactURI(filepath.ToSlash(p.root)) + "/"}}
 	}
 	var policies []map[string]any
 	for _, p := range r.Policies {
