@@ -218,4 +218,3 @@ func plainSide(s Side) string {
 	}
 	return fmt.Sprintf("%s, %s: %s", v, rule, s.Reason)
 }
-
