@@ -281,6 +281,16 @@ func writePrivate(path string, data []byte) error {
 
 // writeDurable is writePrivate with its syncs given (tests record them).
 func writeDurable(path string, data []byte, syncFile func(*os.File) error, syncDir func(string) error) error {
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() && !st.IsDir() {
+		// A device or a named pipe (/dev/stdout): written to, never
+		// replaced (see cmdutil.AtomicFile).
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		_, err = f.Write(data)
+		return errors.Join(err, f.Close())
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err

@@ -186,14 +186,28 @@ func WriteFileAtomic(path string, data []byte) error {
 
 // AtomicFile is a file written beside its destination and renamed over it
 // by Commit (mode 0644): readers see the old file or the whole new one.
+// A destination that exists and is not a regular file (a device such as
+// /dev/null or /dev/stdout, a named pipe) is written to directly: renaming
+// a file over it would destroy it (as root, /dev/null itself).
 type AtomicFile struct {
 	*os.File
-	path string
-	done bool
+	path   string
+	done   bool
+	direct bool
 }
 
 // CreateAtomic starts writing the file at path (see AtomicFile).
 func CreateAtomic(path string) (*AtomicFile, error) {
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		if st.IsDir() {
+			return nil, fmt.Errorf("%s is a directory", path)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return nil, err
+		}
+		return &AtomicFile{File: f, path: path, direct: true}, nil
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return nil, err
@@ -207,6 +221,9 @@ func (f *AtomicFile) Commit() error {
 		return errors.New("cmdutil: atomic file committed or aborted")
 	}
 	f.done = true
+	if f.direct {
+		return f.Close()
+	}
 	defer os.Remove(f.Name())
 	if err := f.Chmod(0o644); err != nil {
 		f.Close()
@@ -223,7 +240,9 @@ func (f *AtomicFile) Abort() {
 	if !f.done {
 		f.done = true
 		f.Close()
-		os.Remove(f.Name())
+		if !f.direct {
+			os.Remove(f.Name())
+		}
 	}
 }
 

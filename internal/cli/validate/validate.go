@@ -10,7 +10,6 @@ import (
 	"github.com/codesignval/csv/signing/dmverity"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -562,47 +561,39 @@ func (s *stdout) commit() error               { return s.w.Flush() }
 func (s *stdout) abort()                      {}
 
 // atomicFile is --output: a temporary file next to it, renamed into place
-// once the report is whole (as cmdutil.WriteFileAtomic writes).
+// once the report is whole (cmdutil.CreateAtomic, made at the first
+// write: a device or a named pipe is written to directly).
 type atomicFile struct {
 	path string
-	tmp  *os.File
+	f    *cmdutil.AtomicFile
 }
 
 func (a *atomicFile) Write(p []byte) (int, error) {
-	if a.tmp == nil {
-		f, err := os.CreateTemp(filepath.Dir(a.path), "."+filepath.Base(a.path)+".*.tmp")
+	if a.f == nil {
+		f, err := cmdutil.CreateAtomic(a.path)
 		if err != nil {
 			return 0, err
 		}
-		a.tmp = f
+		a.f = f
 	}
-	return a.tmp.Write(p)
+	return a.f.Write(p)
 }
 
 func (a *atomicFile) commit() error {
-	if a.tmp == nil {
+	if a.f == nil {
 		if _, err := a.Write(nil); err != nil {
 			return err
 		}
 	}
-	tmp := a.tmp
-	a.tmp = nil
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), a.path)
+	f := a.f
+	a.f = nil
+	return f.Commit()
 }
 
 func (a *atomicFile) abort() {
-	if a.tmp != nil {
-		a.tmp.Close()
-		os.Remove(a.tmp.Name())
-		a.tmp = nil
+	if a.f != nil {
+		a.f.Abort()
+		a.f = nil
 	}
 }
 
