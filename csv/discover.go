@@ -22,7 +22,6 @@ type entry struct {
 	root     int          // index into the roots
 	rel      string       // slash-separated, relative to the root
 	abs      string       // path to open
-	size     int64        // -1 when the walk did not stat the file
 	follow   bool         // open even if the last element is a symbolic link
 	fileRoot bool         // the root names this file
 	problem  error        // set for entries that are blocked without inspection
@@ -237,7 +236,7 @@ func (w *walker) run(emit func(*entry) error) error {
 		}
 		// A file argument is named by its base name, and the user
 		// named it explicitly: a symbolic link to it is followed.
-		w.add(entry{root: i, rel: filepath.Base(r), abs: r, size: w.info[i].Size(), follow: true, fileRoot: true, real: w.resolved[i]})
+		w.add(entry{root: i, rel: filepath.Base(r), abs: r, follow: true, fileRoot: true, real: w.resolved[i]})
 	}
 	if err := w.settleLinks(); err != nil {
 		return err
@@ -432,7 +431,7 @@ func (w *walker) walkDir(root int, dir, real, rel string) error {
 				}
 				// A container is opened whatever its name: --include
 				// matches its members (csv/members.go).
-				w.add(entry{root: root, rel: r, abs: p, size: -1, includeOnly: true})
+				w.add(entry{root: root, rel: r, abs: p, includeOnly: true})
 				continue
 			}
 			if isSignLeftover(name) {
@@ -441,7 +440,7 @@ func (w *walker) walkDir(root int, dir, real, rel string) error {
 			}
 			// No lstat(2) here: the worker's open and fstat(2) tell
 			// (a file gone since the listing is blocked then).
-			w.add(entry{root: root, rel: r, abs: p, size: -1, real: filepath.Join(real, name)})
+			w.add(entry{root: root, rel: r, abs: p, real: filepath.Join(real, name)})
 		default:
 			w.skip(root, r, fmt.Sprintf("%s (%s)", reasonNotRegular, typeName(t)))
 		}
@@ -497,7 +496,7 @@ func (w *walker) followLink(root int, p, r string) error {
 			w.excluded++
 			return nil
 		}
-		w.add(entry{root: root, rel: r, abs: p, size: fi.Size(), follow: true, real: target})
+		w.add(entry{root: root, rel: r, abs: p, follow: true, real: target})
 	default:
 		w.skip(root, r, fmt.Sprintf("%s (%s)", reasonNotRegular, typeName(fi.Mode().Type())))
 	}
@@ -596,7 +595,7 @@ func (w *walker) settle(root int, rel string, l *pendingLink) error {
 		case !fi.Mode().IsRegular():
 			w.skip(root, rel, reasonSymlink)
 		default:
-			w.add(entry{root: root, rel: rel, abs: l.path, size: fi.Size(), follow: true, real: l.target})
+			w.add(entry{root: root, rel: rel, abs: l.path, follow: true, real: l.target})
 		}
 		return nil
 	}
@@ -643,7 +642,7 @@ func (w *walker) shadow(root int, dir, real, rel string, stack []string) error {
 		if w.isExcluded(r) {
 			continue
 		}
-		t, size, follow := e.Type(), int64(-1), false
+		t, follow := e.Type(), false
 		if t&fs.ModeSymlink != 0 {
 			target, err := resolve(p)
 			if err != nil {
@@ -657,7 +656,7 @@ func (w *walker) shadow(root int, dir, real, rel string, stack []string) error {
 			if err != nil {
 				continue
 			}
-			x, t, size, follow = target, fi.Mode().Type(), fi.Size(), true
+			x, t, follow = target, fi.Mode().Type(), true
 		}
 		switch {
 		case t.IsDir():
@@ -675,15 +674,7 @@ func (w *walker) shadow(root int, dir, real, rel string, stack []string) error {
 				w.block(root, r, &UnreadableError{Path: p, Err: errSignLeftover})
 				continue
 			}
-			if size < 0 {
-				info, err := e.Info()
-				if err != nil {
-					w.block(root, r, &UnreadableError{Path: p, Err: err})
-					continue
-				}
-				size = info.Size()
-			}
-			w.add(entry{root: root, rel: r, abs: p, size: size, follow: follow, real: x})
+			w.add(entry{root: root, rel: r, abs: p, follow: follow, real: x})
 		}
 		// Anything else (a FIFO, a device) is skipped where it lies.
 	}
