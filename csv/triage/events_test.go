@@ -3,6 +3,7 @@ package triage
 import (
 	"bytes"
 	"errors"
+	"github.com/codesignval/csv/internal/limits"
 	"strings"
 	"testing"
 	"time"
@@ -515,5 +516,27 @@ func TestPolicyInfoID(t *testing.T) {
 	}
 	if got := PolicyInfoID([]byte("name: x\n")); got != "" {
 		t.Errorf("YAML: %q", got)
+	}
+}
+
+// TestSignaturesPerEventCapped: one ActivityID shared by thousands of
+// signature events would cost their product; past
+// limits.MaxEventSignatures they are not attached, and each is reported.
+func TestSignaturesPerEventCapped(t *testing.T) {
+	a := blockSpec(IDBlock, `\Device\HarddiskVolume3\a.exe`, auth1, auth256, flat1, flat256, testGUID)
+	specs := []spec{a}
+	extra := 5
+	for i := range limits.MaxEventSignatures + extra {
+		specs = append(specs, sigSpec(a.activity, a.computer, i%limits.MaxEventSignatures+1, limits.MaxEventSignatures, "p", "ca", repeat(1, 32), repeat(2, 32)))
+	}
+	l, err := Parse(xmlExport(specs...), "many.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Events) != 1 || len(l.Events[0].Signatures) != limits.MaxEventSignatures || len(l.Errors) != extra {
+		t.Fatalf("%d events, %d signatures attached, %d errors", len(l.Events), len(l.Events[0].Signatures), len(l.Errors))
+	}
+	if e := l.Errors[0]; e.Source != "many.xml" || e.ID != IDSignature || !strings.Contains(e.Error(), "MaxEventSignatures") {
+		t.Errorf("error: %v", e)
 	}
 }

@@ -118,6 +118,9 @@ type parsed struct {
 	sig   *Signature
 	err   *EventError
 	other bool
+	// where, for a signature: its source and index, for an error.
+	source string
+	index  int
 }
 
 // classify builds the event of one export entry, recovering from a
@@ -143,7 +146,7 @@ func classify(sys system, f fields, source string, index int) (p parsed) {
 		if err != nil {
 			return parsed{err: &EventError{Source: source, Index: index, ID: sys.id, Err: err}}
 		}
-		return parsed{sig: s}
+		return parsed{sig: s, source: source, index: index}
 	}
 	return parsed{other: true}
 }
@@ -170,17 +173,28 @@ func assemble(ps []parsed) *Log {
 		if p.sig == nil {
 			continue
 		}
-		claimed := false
+		claimed, over := false, false
 		if p.sig.ActivityID != "" {
 			for _, e := range byKey[p.sig.ActivityID] {
 				if e.Computer != "" && p.sig.Computer != "" && e.Computer != p.sig.Computer {
 					continue
 				}
-				e.Signatures = append(e.Signatures, *p.sig)
 				claimed = true
+				// A file has a few signatures: an export that ties
+				// more to one event (one ActivityID for thousands of
+				// events) would cost their product. Refused, reported.
+				if len(e.Signatures) >= limits.MaxEventSignatures {
+					over = true
+					continue
+				}
+				e.Signatures = append(e.Signatures, *p.sig)
 			}
 		}
-		if !claimed {
+		switch {
+		case over:
+			log.Errors = append(log.Errors, &EventError{Source: p.source, Index: p.index, ID: IDSignature,
+				Err: fmt.Errorf("its block or audit event (ActivityID %s) has %d signature events already, the limit (limits.MaxEventSignatures): not attached", p.sig.ActivityID, limits.MaxEventSignatures)})
+		case !claimed:
 			log.Orphans++
 		}
 	}

@@ -368,4 +368,7 @@ const (
 	MaxEvents      = 1 << 20
 	MaxEventFields = 256
 	MaxEventField  = 128 << 10
+	// MaxEventSignatures caps the signature events (3089) attached to one
+	// block or audit event: a file has a few.
+	MaxEventSignatures = 64
 )
