@@ -94,6 +94,13 @@ func jsonEvent(raw json.RawMessage) (system, fields, error) {
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return sys, nil, fmt.Errorf("not an event object: %v", err)
 	}
+	// Every object in the event, at every depth (EventData, each
+	// property), names each member once: checked before the Id is read,
+	// or {"Id":3077,"Id":1} would pass as another event for csv (the
+	// last Id) and as a block for a reader that keeps the first.
+	if err := uniqueKeys(raw); err != nil {
+		return sys, nil, err
+	}
 	m := make(map[string]json.RawMessage, len(obj))
 	for k, v := range obj {
 		lk := strings.ToLower(k)
@@ -133,11 +140,6 @@ func jsonEvent(raw json.RawMessage) (system, fields, error) {
 	}
 	if id != IDAudit && id != IDBlock && id != IDSignature {
 		return sys, nil, nil
-	}
-	// Every object in the event, at every depth (EventData, each
-	// property), names each member once.
-	if err := uniqueKeys(raw); err != nil {
-		return sys, nil, err
 	}
 	if rid, err := str("recordid"); err != nil {
 		return sys, nil, fmt.Errorf("RecordId: %w", err)
