@@ -310,8 +310,10 @@ func (v *Validator) judgeInOrder(ctx context.Context, readers []*facts.Reader, e
 					}
 					if rec := e.Record; rec.Skipped != "" {
 						b.items = append(b.items, factsItem{skipped: &SkippedFile{Root: rec.Root, Path: rec.Path, Reason: rec.Skipped, Origin: origin, fileRoot: rec.FileRoot}})
+					} else if r, err := v.judgeRecovered(origin, e, readers[b.src].Name(), b.nums[k]); err != nil {
+						b.err = err
+						break
 					} else {
-						r := v.judgeFacts(origin, e)
 						b.items = append(b.items, factsItem{result: &r})
 					}
 				}
@@ -437,4 +439,15 @@ func (v *Validator) judgeRecord(origin string, e *facts.Entry, need cipolicy.Nee
 	admitted(&r, n, names)
 	r.own, r.catalogs = n, names
 	return r
+}
+
+// judgeRecovered is judgeFacts, with a panic (facts can make subjects no
+// read of a file makes) an error naming the facts file and line.
+func (v *Validator) judgeRecovered(origin string, e *facts.Entry, file string, line int) (r Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &facts.ParseError{File: file, Line: line, Err: fmt.Errorf("internal error while judging (please report it): %v", p)}
+		}
+	}()
+	return v.judgeFacts(origin, e), nil
 }

@@ -181,7 +181,7 @@ func (c certCache) parse(der []byte) (*signing.Certificate, error) {
 // resolve returns the certificate c is: given in full (its DER, checked
 // against its tbs_hash and subject), or named by its SHA-256 fingerprint
 // after a certificate line of the file defined it.
-func (c *Certificate) resolve(cache certCache, defined *certTable) (*signing.Certificate, error) {
+func (c *Certificate) resolve(cache certCache, defined certRefs) (*signing.Certificate, error) {
 	if c.SHA256 != "" {
 		if c.DER != nil || c.TBSHash != "" || c.Subject != "" {
 			return nil, errors.New("both a sha256 reference and the certificate")
@@ -190,7 +190,7 @@ func (c *Certificate) resolve(cache certCache, defined *certTable) (*signing.Cer
 		if err != nil || len(fp) != 32 {
 			return nil, errors.New("sha256: want 32 bytes of hex")
 		}
-		cert := defined.get([32]byte(fp))
+		cert := defined.t.get([32]byte(fp), defined.line)
 		if cert == nil {
 			return nil, fmt.Errorf("sha256 %s: no certificate line before it defines it", c.SHA256)
 		}
@@ -210,20 +210,39 @@ func (c *Certificate) resolve(cache certCache, defined *certTable) (*signing.Cer
 }
 
 // certTable is the certificates a facts file's certificate lines define,
-// by SHA-256 fingerprint: written by the Reader as it reads lines, read
-// by Decoders on other goroutines.
+// by SHA-256 fingerprint, with the line that defined each: written by the
+// Reader as it reads lines, read by Decoders on other goroutines (which
+// may decode a record while the Reader defines certificates of later
+// lines: a record sees only those defined before it).
 type certTable struct {
-	mu sync.RWMutex
-	m  map[[32]byte]*signing.Certificate
+	mu    sync.RWMutex
+	m     map[[32]byte]definedCert
+	bytes int
 }
 
-func (t *certTable) get(fp [32]byte) *signing.Certificate {
+type definedCert struct {
+	cert *signing.Certificate
+	line int
+}
+
+// certRefs are the certificates a record on line may name: those of t
+// defined on earlier lines.
+type certRefs struct {
+	t    *certTable
+	line int
+}
+
+// get returns the certificate fp defined before line, or nil.
+func (t *certTable) get(fp [32]byte, line int) *signing.Certificate {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return t.m[fp]
+	if d, ok := t.m[fp]; ok && d.line < line {
+		return d.cert
+	}
+	return nil
 }
 
-func (t *certTable) add(c *signing.Certificate) error {
+func (t *certTable) add(c *signing.Certificate, line int) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if _, ok := t.m[c.SHA256]; ok {
@@ -232,13 +251,16 @@ func (t *certTable) add(c *signing.Certificate) error {
 	if len(t.m) >= limits.MaxFactsFileCertificates {
 		return fmt.Errorf("more than %d certificates defined", limits.MaxFactsFileCertificates)
 	}
-	t.m[c.SHA256] = c
+	if t.bytes += len(c.Raw); t.bytes > limits.MaxFactsCertificateBytes {
+		return fmt.Errorf("certificates of more than %d bytes defined", limits.MaxFactsCertificateBytes)
+	}
+	t.m[c.SHA256] = definedCert{c, line}
 	return nil
 }
 
 // subject checks r (Record's caps, every index, every encoding) and
 // returns its facts.
-func (r *Record) subject(cache certCache, defined *certTable) (*Subject, error) {
+func (r *Record) subject(cache certCache, defined certRefs) (*Subject, error) {
 	if err := checkText("root", r.Root); err != nil {
 		return nil, err
 	}

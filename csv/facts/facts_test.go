@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -375,5 +376,49 @@ func TestIsFactsFile(t *testing.T) {
 	}
 	if _, err := facts.IsFactsFile(filepath.Join(dir, "absent")); err == nil {
 		t.Error("an absent file: no error")
+	}
+}
+
+// TestCertificateDefinedLater: a record names only certificates defined on
+// lines before it, also when its line is decoded (Decoder, on a worker)
+// after the Reader has gone on to define later ones.
+func TestCertificateDefinedLater(t *testing.T) {
+	rec, _ := signedRecord(t)
+	data := encode(t, rec, rec)
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	// header, certificate lines, record, record: put the first record
+	// before the certificate lines.
+	var certs, recs [][]byte
+	for _, l := range lines[1:] {
+		switch {
+		case len(l) == 0:
+		case bytes.HasPrefix(l, []byte(`{"certificate":`)):
+			certs = append(certs, l)
+		default:
+			recs = append(recs, l)
+		}
+	}
+	if len(certs) == 0 || len(recs) != 2 {
+		t.Fatalf("%d certificate lines, %d records", len(certs), len(recs))
+	}
+	moved := slices.Concat([][]byte{lines[0], recs[0]}, certs, [][]byte{recs[1]})
+	rd, err := facts.NewReader(bytes.NewReader(bytes.Join(moved, nil)), "later.facts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, n, err := rd.Line()
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, m, err := rd.Line() // defines the certificates on the way
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := rd.Decoder()
+	if _, err := d.Decode(first, n); err == nil || !strings.Contains(err.Error(), "no certificate line before it defines it") {
+		t.Errorf("the record before the certificate lines: %v", err)
+	}
+	if _, err := d.Decode(second, m); err != nil {
+		t.Errorf("the record after them: %v", err)
 	}
 }

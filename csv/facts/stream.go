@@ -14,7 +14,6 @@ import (
 
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/internal/safefile"
-	"github.com/codesignval/csv/signing"
 )
 
 // ErrMalformed is wrapped by every error about a facts file's content.
@@ -147,12 +146,15 @@ type Reader struct {
 	buf    []byte
 	// certs are the certificates the certificate lines defined.
 	certs *certTable
+	// certLines counts the certificate lines; cache parses their DER.
+	certLines int
+	cache     certCache
 }
 
 // NewReader reads the header of the facts file r, named name in errors.
 // A gzip-compressed file is told by its magic bytes.
 func NewReader(r io.Reader, name string) (rd *Reader, err error) {
-	rd = &Reader{name: name, br: bufio.NewReaderSize(r, 64<<10), certs: &certTable{m: map[[32]byte]*signing.Certificate{}}}
+	rd = &Reader{name: name, br: bufio.NewReaderSize(r, 64<<10), certs: &certTable{m: map[[32]byte]definedCert{}}}
 	defer func() {
 		if p := recover(); p != nil {
 			rd, err = nil, rd.errorf("internal error while parsing (please report it): %v", p)
@@ -251,11 +253,19 @@ func (rd *Reader) define(b []byte) error {
 	if l.Certificate == nil || l.Certificate.SHA256 != "" {
 		return rd.errorf("a certificate line without the certificate in full")
 	}
-	c, err := l.Certificate.resolve(certCache{}, rd.certs)
+	if rd.certLines++; rd.certLines > limits.MaxFactsFileCertificates {
+		return rd.errorf("more than %d certificate lines", limits.MaxFactsFileCertificates)
+	}
+	if rd.cache == nil {
+		rd.cache = certCache{}
+	}
+	// A certificate line repeated is parsed once (the cache), and still
+	// checked against its tbs_hash and subject.
+	c, err := l.Certificate.resolve(rd.cache, certRefs{rd.certs, rd.line})
 	if err != nil {
 		return rd.errorf("certificate: %w", err)
 	}
-	if err := rd.certs.add(c); err != nil {
+	if err := rd.certs.add(c, rd.line); err != nil {
 		return rd.errorf("%w", err)
 	}
 	return nil
@@ -289,7 +299,7 @@ func (d *Decoder) Decode(line []byte, n int) (e *Entry, err error) {
 	if err := strict(line, &r); err != nil {
 		return nil, errorf("%w", err)
 	}
-	s, err := r.subject(d.cache, d.certs)
+	s, err := r.subject(d.cache, certRefs{d.certs, n})
 	if err != nil {
 		return nil, errorf("%q: %w", r.Path, err)
 	}
@@ -386,3 +396,6 @@ func IsFactsFile(path string) (bool, error) {
 // factsPrefix starts every facts file (Writer writes the header's format
 // first).
 var factsPrefix = []byte(`{"format":"csv-facts/`)
+
+// Name is the facts file's name, as errors give it.
+func (rd *Reader) Name() string { return rd.name }

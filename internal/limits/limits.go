@@ -350,8 +350,11 @@ const (
 	MaxFactsCertificate  = 64 << 10
 	// MaxFactsFileCertificates caps the certificates the certificate
 	// lines of one facts file define (a build's files share a few
-	// chains; a fleet's, some thousands).
+	// chains; a fleet's, some thousands), and the certificate lines.
 	MaxFactsFileCertificates = 1 << 16
+	// MaxFactsCertificateBytes caps the bytes of DER the certificate
+	// lines of one facts file define (the count alone allows 4 GiB).
+	MaxFactsCertificateBytes = 64 << 20
 	MaxFactsText             = 64 << 10
 )
 
