@@ -121,9 +121,10 @@ func New(rawURL string, o Options) (*Store, error) {
 	if opt.PoolTimeout == 0 {
 		opt.PoolTimeout = opt.ReadTimeout + opt.WriteTimeout
 	}
-	if opt.MaxRetries == 0 {
-		opt.MaxRetries = -1 // see the package doc
-	}
+	// Never retried, whatever the URL's max_retries says (see the
+	// package doc): a SET NX retried after a lost answer finds its own
+	// key and reports a replay.
+	opt.MaxRetries = -1
 	opt.ContextTimeoutEnabled = true
 	opt.DialerRetries = 1
 	opt.DisableIdentity = true // no CLIENT SETINFO round trip on each connection
