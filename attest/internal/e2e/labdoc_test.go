@@ -148,6 +148,12 @@ func TestLabDoc(t *testing.T) {
 	// service run in the background of the script.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// A script that stops early leaves swtpm or the service running in
+	// the background with its standard output: Wait then returns after
+	// this delay, with what the script printed, instead of waiting for
+	// them (the test hung until go test's 10-minute timeout, saying
+	// nothing of why the script stopped).
+	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
