@@ -311,32 +311,32 @@ func (c *peChecksum) add(p []byte, off int64) {
 		c.word(uint64(p[0]) << (8 * (off % 8)))
 		p, off = p[1:], off+1
 	}
-	// The sum is only ever read modulo 0xffff (and whether it is 0), and
-	// 2^32 ≡ 1 (mod 0xffff): a word adds as its two 32-bit halves, summed
-	// in four plain 64-bit accumulators (no carry chain between words:
-	// about 12% less CPU than two end-around-carry chains, 11 GB/s here),
-	// folded into the running sum once per block of at most 1 MiB (< 2^17
-	// halves of < 2^32 each: no overflow).
-	for len(p) >= 16 {
-		blk := p[:min(len(p), 1<<20)&^15]
-		var s0, s1, s2, s3 uint64
+	// Words are summed in four 64-bit lanes, each with a count of its
+	// carries out (a carry out is 2^64 ≡ 1 mod 0xffff): load, add and
+	// add-with-carry per word, no dependency between lanes (15 GB/s here,
+	// 1.3x the 32-bit halves summed before, BenchmarkPEChecksum), folded
+	// into the running sum once per block of at most 1 MiB (carry counts
+	// < 2^17: no overflow).
+	for len(p) >= 32 {
+		blk := p[:min(len(p), 1<<20)&^31]
+		var s0, s1, s2, s3, k0, k1, k2, k3, k uint64
 		for len(blk) >= 32 {
-			x, y := binary.LittleEndian.Uint64(blk), binary.LittleEndian.Uint64(blk[8:])
-			z, w := binary.LittleEndian.Uint64(blk[16:]), binary.LittleEndian.Uint64(blk[24:])
-			s0 += x&0xffffffff + x>>32
-			s1 += y&0xffffffff + y>>32
-			s2 += z&0xffffffff + z>>32
-			s3 += w&0xffffffff + w>>32
+			s0, k = bits.Add64(s0, binary.LittleEndian.Uint64(blk), 0)
+			k0 += k
+			s1, k = bits.Add64(s1, binary.LittleEndian.Uint64(blk[8:]), 0)
+			k1 += k
+			s2, k = bits.Add64(s2, binary.LittleEndian.Uint64(blk[16:]), 0)
+			k2 += k
+			s3, k = bits.Add64(s3, binary.LittleEndian.Uint64(blk[24:]), 0)
+			k3 += k
 			blk = blk[32:]
 		}
-		if len(blk) == 16 {
-			x, y := binary.LittleEndian.Uint64(blk), binary.LittleEndian.Uint64(blk[8:])
-			s0 += x&0xffffffff + x>>32
-			s1 += y&0xffffffff + y>>32
-		}
-		c.word(s0 + s1)
-		c.word(s2 + s3)
-		p = p[min(len(p), 1<<20)&^15:]
+		c.word(s0)
+		c.word(s1)
+		c.word(s2)
+		c.word(s3)
+		c.word(k0 + k1 + k2 + k3)
+		p = p[min(len(p), 1<<20)&^31:]
 	}
 	for len(p) >= 8 {
 		c.word(binary.LittleEndian.Uint64(p))
