@@ -63,7 +63,7 @@ func fsveritySidecar(in *Inspection, need cipolicy.Needs) (*fsveritySig, error) 
 // verify verifies the sidecar's signature against the digest the read
 // computed and adds it to the file's signatures.
 func (s *fsveritySig) verify(in *Inspection, opts *format.InspectOptions) {
-	v := s.sig.Verify(in.Digests.Get(cipolicy.FSVeritySHA256), opts.Certificates)
+	v := s.sig.VerifyCached(in.Digests.Get(cipolicy.FSVeritySHA256), opts.Certificates, opts.Cache)
 	in.Signatures = append(in.Signatures, v)
 	in.signed = true
 }

@@ -109,7 +109,7 @@ func memberIMA(attrs map[string][]byte) (map[string][]byte, string) {
 // appraising the file checks the value against (the kernel loads m.ko.xz
 // as it is). It returns the error that blocks the member, nil when the
 // value holds or there is none.
-func storedIMA(rel string, attrs map[string][]byte, d []byte, keyring []*signing.Certificate) error {
+func storedIMA(rel string, attrs map[string][]byte, d []byte, keyring []*signing.Certificate, cache *signing.CertCache) error {
 	file := &format.File{}
 	if file.Attrs, file.AttrsFrom = memberIMA(attrs); file.Attrs == nil {
 		return nil
@@ -120,7 +120,7 @@ func storedIMA(rel string, attrs map[string][]byte, d []byte, keyring []*signing
 		w.Write(d)
 	}
 	in := &Inspection{Format: FormatOther}
-	c.finish(rel, in, keyring)
+	c.finish(rel, in, keyring, cache)
 	return in.Err
 }
 
@@ -161,7 +161,7 @@ func startIMA(file *format.File, p *format.Pass) *imaCheck {
 
 // finish judges the value once the file is read: it adds the signature to
 // in's, or sets in.Err when a host appraising the file would refuse it.
-func (c *imaCheck) finish(path string, in *Inspection, keyring []*signing.Certificate) {
+func (c *imaCheck) finish(path string, in *Inspection, keyring []*signing.Certificate, cache *signing.CertCache) {
 	if c == nil || in.Err != nil {
 		return
 	}
@@ -188,7 +188,7 @@ func (c *imaCheck) finish(path string, in *Inspection, keyring []*signing.Certif
 	}
 	switch c.v.Type {
 	case ima.TypeDigsig, ima.TypeVerityDigsig:
-		s := c.v.Verify(digest, keyring, nil)
+		s := c.v.VerifyCached(digest, keyring, nil, cache)
 		in.Signatures = append(in.Signatures, s)
 		in.signed = true
 		if !s.Verified() {

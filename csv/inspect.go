@@ -464,7 +464,7 @@ func inspectData(ctx context.Context, path string, file *format.File, cfg *inspe
 	if fsv != nil && in.Err == nil {
 		fsv.verify(in, &cfg.opts) // csv/fsverity.go
 	}
-	imaCheck.finish(path, in, cfg.opts.Certificates) // IMA (csv/ima.go)
+	imaCheck.finish(path, in, cfg.opts.Certificates, cfg.opts.Cache) // IMA (csv/ima.go)
 }
 
 // setFacts copies what the handler learnt.

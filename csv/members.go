@@ -588,7 +588,7 @@ func (h *heldMember) inspect(ctx context.Context, buf []byte) *Inspection {
 	cfg, rel := h.cfg, h.rel
 	if h.nested != nil && (!h.signed || cfg.containerOnly) {
 		in := &Inspection{Format: FormatOther, Size: int64(len(h.d)), Container: h.nested.Kind()}
-		if in.Err = storedIMA(rel, h.attrs, h.d, cfg.opts.Certificates); in.Err != nil {
+		if in.Err = storedIMA(rel, h.attrs, h.d, cfg.opts.Certificates, cfg.opts.Cache); in.Err != nil {
 			in.Container = "" // blocked as it is stored: not walked
 		}
 		return in

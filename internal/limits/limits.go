@@ -102,7 +102,7 @@ const (
 )
 
 // CertCacheEntries caps the certificates, and the chain searches, one
-// run's certificate cache (signing/authenticode.CertCache) keeps; a build's
+// run's certificate cache (signing.CertCache) keeps; a build's
 // files share a handful of chains, so the cap is met only by hostile input
 // (an arbitrary entry then makes room). CertCacheMaxCert is the largest
 // certificate DER it keeps (larger ones are parsed every time they are

@@ -651,7 +651,7 @@ func (v *verifier) candidates(certs ...[]*signing.Certificate) []*signing.Certif
 func (v *verifier) certificates(sd *cms.SignedData) ([]*signing.Certificate, error) {
 	out := make([]*signing.Certificate, 0, len(sd.Certificates))
 	for i, der := range sd.Certificates {
-		c, err := v.opts.Cache.parse(der)
+		c, err := v.opts.Cache.Parse(der)
 		if errors.Is(err, signing.ErrUnsupportedAlgorithm) {
 			continue
 		}
@@ -672,7 +672,7 @@ func (v *verifier) buildChains(leaf *signing.Certificate, candidates []*signing.
 	if v.chainChecks < 0 {
 		return [][]*signing.Certificate{{leaf}}
 	}
-	chains, n := v.opts.Cache.buildChains(leaf, candidates)
+	chains, n := v.opts.Cache.BuildChainsCounted(leaf, candidates)
 	v.chainChecks -= n
 	return chains
 }

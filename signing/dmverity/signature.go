@@ -45,11 +45,17 @@ func signedContent(root []byte) []byte { return []byte(hex.EncodeToString(root))
 // signer identifier, signed attributes if any, the signature); the result
 // has Format [SignatureFormat], Digest root once verified, or a Problem.
 func (s *Signature) Verify(root []byte, candidates []*signing.Certificate) *signing.Signature {
+	return s.VerifyCached(root, candidates, nil)
+}
+
+// VerifyCached is Verify with a run's certificate cache: the chains are
+// searched once per run for the same certificates (nil: every time).
+func (s *Signature) VerifyCached(root []byte, candidates []*signing.Certificate, cache *signing.CertCache) *signing.Signature {
 	if len(root) != HashSize {
 		return &signing.Signature{Format: SignatureFormat, DigestAlgorithm: s.p.Hash,
 			Problem: signing.Errorf(signing.ErrDigestNotComputed, "dmverity: the root hash is %d bytes, want %d", len(root), HashSize)}
 	}
-	out := s.p.Verify(signedContent(root), candidates, SignatureFormat)
+	out := s.p.Verify(signedContent(root), candidates, SignatureFormat, cache)
 	if out.Verified() {
 		out.Digest = append([]byte(nil), root...)
 	}

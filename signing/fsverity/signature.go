@@ -62,11 +62,17 @@ func (s *Signature) DigestAlgorithm() crypto.Hash { return s.p.Hash }
 // signing.ErrSignature when it does not verify. Whether the signer is
 // trusted is policy.
 func (s *Signature) Verify(digest []byte, candidates []*signing.Certificate) *signing.Signature {
+	return s.VerifyCached(digest, candidates, nil)
+}
+
+// VerifyCached is Verify with a run's certificate cache: the chains are
+// searched once per run for the same certificates (nil: every time).
+func (s *Signature) VerifyCached(digest []byte, candidates []*signing.Certificate, cache *signing.CertCache) *signing.Signature {
 	if len(digest) != HashSize {
 		return &signing.Signature{Format: SignatureFormat, DigestAlgorithm: s.p.Hash,
 			Problem: signing.Errorf(signing.ErrDigestNotComputed, "fsverity: the file digest is %d bytes, want %d (SHA-256)", len(digest), HashSize)}
 	}
-	out := s.p.Verify(FormattedDigest(digest), candidates, SignatureFormat)
+	out := s.p.Verify(FormattedDigest(digest), candidates, SignatureFormat, cache)
 	if out.Verified() {
 		out.Digest = append([]byte(nil), digest...)
 	} else if errors.Is(out.Problem, signing.ErrSignature) {

@@ -33,7 +33,15 @@ const maxKeyMatches = 8
 // The returned Signature is Verified only when every check passed; it is
 // never nil. A panic is recovered as a Problem wrapping
 // signing.ErrInternal.
-func (v *Value) Verify(digest []byte, keyring, candidates []*signing.Certificate) (s *signing.Signature) {
+func (v *Value) Verify(digest []byte, keyring, candidates []*signing.Certificate) *signing.Signature {
+	return v.VerifyCached(digest, keyring, candidates, nil)
+}
+
+// VerifyCached is Verify with a run's certificate cache: the chains from
+// the signer's certificate through the keyring and candidates are searched
+// once per run (keyed by the certificates' bytes), not once per file. A
+// nil cache searches every time.
+func (v *Value) VerifyCached(digest []byte, keyring, candidates []*signing.Certificate, cache *signing.CertCache) (s *signing.Signature) {
 	s = &signing.Signature{Format: SignatureFormat, Digest: append([]byte(nil), digest...)}
 	defer func() {
 		if r := recover(); r != nil {
@@ -83,7 +91,7 @@ func (v *Value) Verify(digest []byte, keyring, candidates []*signing.Certificate
 			continue
 		}
 		s.SignatureAlgorithm = kind
-		s.Chains = signing.BuildChains(c, signing.Dedup(append(append([]*signing.Certificate(nil), keyring...), candidates...)))
+		s.Chains = cache.BuildChains(c, signing.Dedup(append(append([]*signing.Certificate(nil), keyring...), candidates...)))
 		sigstate.Verified(s)
 		return s
 	}

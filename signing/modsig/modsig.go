@@ -339,7 +339,15 @@ func (a *Appended) algorithm() (string, error) {
 // signing.ErrDigestMismatch, signing.ErrSignedAttributes,
 // signing.ErrUnsupportedAlgorithm or signing.ErrSignature. Verify does not
 // check validity periods, key usage or trust: that is policy.
-func (a *Appended) Verify(digest []byte, candidates []*signing.Certificate) (s *signing.Signature) {
+func (a *Appended) Verify(digest []byte, candidates []*signing.Certificate) *signing.Signature {
+	return a.VerifyCached(digest, candidates, nil)
+}
+
+// VerifyCached is Verify with a run's certificate cache: the chains from
+// the signer through the candidates are searched once per run (keyed by
+// the certificates' bytes), not once per module. A nil cache searches
+// every time.
+func (a *Appended) VerifyCached(digest []byte, candidates []*signing.Certificate, cache *signing.CertCache) (s *signing.Signature) {
 	s = &signing.Signature{Format: SignatureFormat, Index: 0, DigestAlgorithm: a.DigestAlgorithm, Certificates: a.certs}
 	defer func() {
 		if p := recover(); p != nil {
@@ -358,7 +366,7 @@ func (a *Appended) Verify(digest []byte, candidates []*signing.Certificate) (s *
 	}
 	if len(matching) > 0 {
 		// Until a key verifies, report the first match's chains.
-		s.Chains = signing.BuildChains(matching[0], pool)
+		s.Chains = cache.BuildChains(matching[0], pool)
 	}
 	if a.SignedAttributes {
 		if md := a.messageDigest(); md != nil {
@@ -396,7 +404,7 @@ func (a *Appended) Verify(digest []byte, candidates []*signing.Certificate) (s *
 	for _, c := range matching {
 		err := a.si.CheckDigestSignature(c, kind, a.DigestAlgorithm, signed)
 		if err == nil {
-			s.Chains = signing.BuildChains(c, pool)
+			s.Chains = cache.BuildChains(c, pool)
 			s.Digest = append([]byte(nil), digest...)
 			sigstate.Verified(s)
 			return s

@@ -100,7 +100,7 @@ func inspect(f *format.File, need cipolicy.Needs, opts *format.InspectOptions, p
 	h := app.DigestAlgorithm.New()
 	p.Write(&PrefixWriter{W: h, N: app.SignedLen})
 	return func() error {
-		facts.Signatures = []*signing.Signature{app.Verify(h.Sum(nil), opts.Certificates)}
+		facts.Signatures = []*signing.Signature{app.VerifyCached(h.Sum(nil), opts.Certificates, opts.Cache)}
 		return nil
 	}, nil
 }
@@ -185,7 +185,7 @@ func inspectStream(f *format.File, need cipolicy.Needs, opts *format.InspectOpti
 			return err
 		}
 		h.Write(rest)
-		facts.Signatures = []*signing.Signature{app.Verify(h.Sum(nil), opts.Certificates)}
+		facts.Signatures = []*signing.Signature{app.VerifyCached(h.Sum(nil), opts.Certificates, opts.Cache)}
 		return nil
 	}, nil
 }

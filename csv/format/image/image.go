@@ -330,7 +330,7 @@ func rootHashOf(f *format.File, t *tolerant, dev *os.File, p *format.Pass, info 
 				signing.Errorf(dmverity.ErrMismatch, "dmverity: root hash mismatch"))
 		}
 		if sig != nil {
-			facts.Signatures = append(facts.Signatures, sig.Verify(root, opts.Certificates))
+			facts.Signatures = append(facts.Signatures, sig.VerifyCached(root, opts.Certificates, opts.Cache))
 		}
 		return nil
 	}

@@ -127,8 +127,10 @@ func (s *Signature) Signer() string { return s.si.SignerName() }
 // The result has Format sigFormat, the chains from the signer through the
 // pool, and is verified, or carries a Problem wrapping
 // signing.ErrSignerNotFound, signing.ErrSignedAttributes,
-// signing.ErrUnsupportedAlgorithm or signing.ErrSignature.
-func (s *Signature) Verify(content []byte, candidates []*signing.Certificate, sigFormat string) (out *signing.Signature) {
+// signing.ErrUnsupportedAlgorithm or signing.ErrSignature. The chains are
+// searched through cache (once per run for the same certificates' bytes;
+// nil searches every time).
+func (s *Signature) Verify(content []byte, candidates []*signing.Certificate, sigFormat string, cache *signing.CertCache) (out *signing.Signature) {
 	out = &signing.Signature{Format: sigFormat, DigestAlgorithm: s.Hash, Certificates: s.certs}
 	defer func() {
 		if p := recover(); p != nil {
@@ -160,7 +162,7 @@ func (s *Signature) Verify(content []byte, candidates []*signing.Certificate, si
 		out.Problem = signing.Errorf(signing.ErrSignerNotFound, "%s: no candidate certificate matches the signer: %s (%d candidates)", s.prefix, s.si.SignerName(), len(pool))
 		return out
 	}
-	out.Chains = signing.BuildChains(matching[0], pool)
+	out.Chains = cache.BuildChains(matching[0], pool)
 	hh := s.Hash.New()
 	hh.Write(content)
 	digest := hh.Sum(nil)
@@ -179,7 +181,7 @@ func (s *Signature) Verify(content []byte, candidates []*signing.Certificate, si
 			err = s.si.CheckDigestSignature(c, kind, h, digest)
 		}
 		if err == nil {
-			out.Chains = signing.BuildChains(c, pool)
+			out.Chains = cache.BuildChains(c, pool)
 			out.Digest = digest
 			sigstate.Verified(out)
 			return out
