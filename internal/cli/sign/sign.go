@@ -95,7 +95,7 @@ func (f *Flags) Register(fs *pflag.FlagSet, when string) {
 	fs.BoolVar(&f.MSIExtended, "msi-extended", false, "MSI: sign with the extended signature (\\x05MsiDigitalSignatureEx, the metadata's pre-hash), as signtool and osslsigncode -add-msi-dse do; a package signed with it is signed with it again anyway")
 	fs.BoolVar(&f.SignContents, "sign-contents", false, "not supported, refused: csv does not sign the binaries inside installers and containers; sign them before the installer or archive is built")
 	fs.BoolVar(&f.AllowPartialChain, "allow-partial-chain", false, "sign even though --cert's chain does not reach a self-signed root or one in the system's trust store (a warning; verifiers must have the missing CA certificates)")
-	fs.BoolVar(&f.Force, "force", false, "with --out: replace the content of DIR even if it is not empty")
+	fs.BoolVar(&f.Force, "force", false, "with --out: write into DIR even if it is not empty (files there that the run does not write stay, and are named)")
 	fs.BoolVar(&f.PasswordStdin, "password-stdin", false, "read the password of an encrypted --key (PEM or PKCS#12) from the first line of standard input")
 }
 
