@@ -35,6 +35,10 @@ func (m *MemoryLimit) Check(cmd string) error {
 	return nil
 }
 
+// exactAbove is the heap past which Apply collects garbage before it
+// measures what is in use.
+const exactAbove = 32 << 20
+
 // Apply sets the limit, once what the run loads before it starts is loaded.
 func (m *MemoryLimit) Apply() {
 	if os.Getenv("GOMEMLIMIT") != "" || m.bytes == 0 {
@@ -42,9 +46,15 @@ func (m *MemoryLimit) Apply() {
 	}
 	limit := m.bytes
 	if limit < 0 {
-		runtime.GC()
+		// What is allocated bounds what is in use; a collection (a
+		// millisecond of a small run's start) sharpens it only where the
+		// difference matters: after a large policy's load.
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
+		if ms.HeapAlloc > exactAbove {
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+		}
 		limit = int64(ms.HeapAlloc) + limits.RunMemory
 	}
 	debug.SetMemoryLimit(limit)
