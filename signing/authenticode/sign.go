@@ -78,7 +78,15 @@ type Signer struct {
 	hash  crypto.Hash
 	kind  string // RSA or ECDSA
 	opts  SignOptions
+	// cache is what the checks of the signatures made (CheckStructure)
+	// parse the chain's certificates through, once per Signer.
+	cache *CertCache
 }
+
+// Cache returns the certificate cache of the signer's run: the check of
+// each signature made before it is written parses the chain's certificates
+// through it, once per run rather than once per file.
+func (s *Signer) Cache() *CertCache { return s.cache }
 
 // NewSigner checks key, chain (leaf first) and opts for making
 // Authenticode signatures: key must match chain[0], which must carry the
@@ -86,7 +94,7 @@ type Signer struct {
 // signing.ErrSigner; the key is RSA or ECDSA, the hash SHA-256, SHA-384 or
 // SHA-512 (signing.ErrUnsupportedAlgorithm).
 func NewSigner(key crypto.Signer, chain []*x509.Certificate, opts SignOptions) (*Signer, error) {
-	s := &Signer{key: key, chain: chain, hash: opts.Hash, opts: opts}
+	s := &Signer{key: key, chain: chain, hash: opts.Hash, opts: opts, cache: NewCertCache()}
 	if s.hash == 0 {
 		s.hash = crypto.SHA256
 	}

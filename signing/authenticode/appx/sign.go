@@ -164,7 +164,7 @@ func Sign(ctx context.Context, in io.ReaderAt, size int64, out io.Writer, s *aut
 		return nil, err
 	}
 	check := &Package{stored: []authenticode.Stored{{Name: SignatureName, DER: der}}}
-	if err := authenticode.CheckStructure(check, nil); err != nil {
+	if err := authenticode.CheckStructure(check, s.Cache()); err != nil {
 		return nil, fmt.Errorf("appx: sign: the new signature would be malformed: %w", err)
 	}
 	// The signature's record, as osslsigncode writes it: deflated, no

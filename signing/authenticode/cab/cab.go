@@ -375,10 +375,11 @@ func Sign(ctx context.Context, in io.ReaderAt, size int64, out Output, s *authen
 	if !c.Digestable {
 		return nil, fmt.Errorf("cab: sign: %w", malformed(36, "csv does not sign a cabinet with %s", c.Why))
 	}
-	return s.Sign(ctx, &target{Cabinet: c, in: in, out: out})
+	return s.Sign(ctx, &target{Cabinet: c, in: in, out: out, cache: s.Cache()})
 }
 
 type target struct {
+	cache *authenticode.CertCache // the signer's, for the check of the new signature
 	*Cabinet
 	in      io.ReaderAt
 	out     Output
@@ -433,7 +434,7 @@ func (t *target) Embed(primary []byte, _ bool) (int64, error) {
 		return 0, fmt.Errorf("a signature of %d bytes, over the %d-byte limit", len(sig), limits.MaxCabSignature)
 	}
 	check := &Cabinet{Header: t.Header, stored: []authenticode.Stored{{Name: "signature", Offset: t.written, DER: sig, DEROffset: t.written, ZeroPadding: true}}}
-	if err := authenticode.CheckStructure(check, nil); err != nil {
+	if err := authenticode.CheckStructure(check, t.cache); err != nil {
 		return 0, fmt.Errorf("the new signature would be malformed: %w", err)
 	}
 	if _, err := t.out.Write(sig); err != nil {

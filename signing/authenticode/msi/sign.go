@@ -51,7 +51,7 @@ func Sign(ctx context.Context, in io.ReaderAt, size int64, out io.Writer, s *aut
 	if err := p.CheckEx(); err != nil {
 		return nil, fmt.Errorf("msi: sign: %w", err)
 	}
-	t := &target{Package: p, in: in, out: out, ext: opts.Extended, hash: s.Hash()}
+	t := &target{Package: p, in: in, out: out, ext: opts.Extended, hash: s.Hash(), cache: s.Cache()}
 	return s.Sign(ctx, t)
 }
 
@@ -62,6 +62,7 @@ var ErrExtendedAppend = errors.New("msi: sign: a signature nested in one with \\
 
 // target is a package being signed.
 type target struct {
+	cache *authenticode.CertCache // the signer's, for the check of the new signature
 	*Package
 	in   io.ReaderAt
 	out  io.Writer
@@ -98,7 +99,7 @@ func (t *target) Embed(primary []byte, keep bool) (int64, error) {
 		return 0, fmt.Errorf("%w: the package's signature has no \\x05MsiDigitalSignatureEx, and adding one would break it", ErrExtendedAppend)
 	}
 	check := &Package{stored: []authenticode.Stored{{Name: "\\x05DigitalSignature stream", DER: primary}}}
-	if err := authenticode.CheckStructure(check, nil); err != nil {
+	if err := authenticode.CheckStructure(check, t.cache); err != nil {
 		return 0, fmt.Errorf("the new signature would be malformed: %w", err)
 	}
 	root := t.CFB.Tree()

@@ -2,6 +2,7 @@ package pe_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -91,5 +92,33 @@ func TestCertCacheChainOncePerRun(t *testing.T) {
 	}
 	if st := cache.Stats(); st.ChainsBuilt != 2 {
 		t.Errorf("%+v: the chains were searched again", st)
+	}
+}
+
+// TestSignerChecksParseTheChainOnce: the check each new signature gets
+// before it is written (CheckTable) parses the signer's chain once per
+// Signer, not once per file, and every file it signs still verifies.
+func TestSignerChecksParseTheChainOnce(t *testing.T) {
+	p := newPKI(t)
+	s := p.signer(t, testca.LeafOptions{})
+	signer, err := authenticode.NewSigner(s.leaf.Key, p.chainOf(s), authenticode.SignOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 6
+	for i := range n {
+		in := peFile(4096 + 8*i)
+		var out bytes.Buffer
+		if _, err := pe.SignWithOptions(context.Background(), signer, bytes.NewReader(in), int64(len(in)), &writerAt{&out}, pe.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		f := parseSignedPE(t, out.Bytes())
+		sigs, err := pe.Verify(f.table, f.pf.CertTable.Off, digestsFor(t, f), authenticode.VerifyOptions{Certificates: []*signing.Certificate{p.root}})
+		if err != nil || len(sigs) != 1 || !sigs[0].Verified() {
+			t.Fatalf("file %d: %v %+v", i, err, sigs)
+		}
+	}
+	if got, want := signer.Cache().Stats().CertsParsed, int64(len(p.chainOf(s))); got != want {
+		t.Errorf("%d files signed: %d certificates parsed by the checks, want %d (the chain, once)", n, got, want)
 	}
 }

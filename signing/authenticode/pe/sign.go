@@ -104,7 +104,7 @@ func SignWithOptions(ctx context.Context, s *authenticode.Signer, in io.ReaderAt
 	if err != nil {
 		return nil, fmt.Errorf("authenticode: sign: %w", err)
 	}
-	t := &target{in: in, size: size, out: out, f: f}
+	t := &target{in: in, size: size, out: out, f: f, cache: s.Cache()}
 	if f.Signed() {
 		t.table = make([]byte, f.CertTable.Len)
 		if err := binfmt.ReadFull(in, size, binfmt.PE, f.CertTable.Off, t.table, "certificate table"); err != nil {
@@ -152,7 +152,8 @@ type target struct {
 	pad      int64  // zero bytes after the image, to the new table
 	tableOff int64
 	ck       peChecksum
-	pages    *PageDigester // the page-hash table being computed, if asked
+	cache    *authenticode.CertCache // the signer's, for the check of the new table
+	pages    *PageDigester           // the page-hash table being computed, if asked
 	data     *authenticode.IndirectData
 	mutate   func([]byte)
 }
@@ -260,7 +261,7 @@ func (t *target) Embed(primary []byte, keep bool) (int64, error) {
 	}
 	// Never write a table Verify would refuse (with Append, one that nests
 	// more than the caps allow).
-	if err := CheckTable(newTable, t.tableOff, nil); err != nil {
+	if err := CheckTable(newTable, t.tableOff, t.cache); err != nil {
 		return 0, fmt.Errorf("the new certificate table would be malformed: %w", err)
 	}
 	if _, err := t.out.Write(newTable); err != nil {

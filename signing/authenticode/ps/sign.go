@@ -59,11 +59,12 @@ func Sign(ctx context.Context, in io.ReaderAt, size int64, syntax Syntax, out io
 	if sc.Content == 0 {
 		return nil, fmt.Errorf("ps: sign: %w", malformed(0, "the script is empty"))
 	}
-	return s.Sign(ctx, &target{Script: sc, in: in, out: out})
+	return s.Sign(ctx, &target{Script: sc, in: in, out: out, cache: s.Cache()})
 }
 
 // target is a script being signed.
 type target struct {
+	cache *authenticode.CertCache // the signer's, for the check of the new signature
 	*Script
 	in  io.ReaderAt
 	out io.Writer
@@ -124,7 +125,7 @@ func (t *target) Embed(primary []byte, _ bool) (int64, error) {
 	// nests more than the caps allow).
 	check := &Script{Syntax: t.Syntax, Encoding: t.Encoding,
 		stored: []authenticode.Stored{{Name: "signature block", Offset: t.Content, DER: primary}}}
-	if err := authenticode.CheckStructure(check, nil); err != nil {
+	if err := authenticode.CheckStructure(check, t.cache); err != nil {
 		return 0, fmt.Errorf("the new signature block would be malformed: %w", err)
 	}
 	if _, err := t.out.Write(block); err != nil {
