@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/internal/sigstate"
 	"github.com/codesignval/csv/signing"
 )
@@ -37,7 +38,7 @@ func (v *Value) Verify(digest []byte, keyring, candidates []*signing.Certificate
 	s = &signing.Signature{Format: SignatureFormat, Digest: append([]byte(nil), digest...)}
 	defer func() {
 		if r := recover(); r != nil {
-			s = &signing.Signature{Format: SignatureFormat, Problem: fmt.Errorf("ima: verifying: %v: %w", r, signing.ErrInternal)}
+			s = &signing.Signature{Format: SignatureFormat, Problem: fmt.Errorf("ima: verifying: %w: %w", panicerr.New(r), signing.ErrInternal)}
 		}
 	}()
 	if !v.IsSignature() {
