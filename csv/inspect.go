@@ -415,6 +415,10 @@ func inspectData(ctx context.Context, path string, file *format.File, cfg *inspe
 			in.Err = fileError(path, in.Format, err)
 			return
 		}
+	} else if kind := format.Unjudgeable(file.Head); kind != "" {
+		// A binary csv cannot judge (Mach-O): blocked, never skipped.
+		in.Err = format.UnjudgeableError(path, kind)
+		return
 	} else if !need.Digests.Has(cipolicy.SHA256) || lookalike(file) {
 		// Not a binary: judged by nothing, hashed only if asked (inspect),
 		// and a file that only starts as a binary does not even then.

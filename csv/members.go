@@ -521,6 +521,13 @@ func readMember(ctx context.Context, cfg *inspectConfig, rel string, m *containe
 	if nested == nil && cfg.containerOnly {
 		return nil, nil, nil // --include leaves it out
 	}
+	if hd == nil && nested == nil {
+		if kind := format.Unjudgeable(head); kind != "" {
+			// A binary csv cannot judge (Mach-O): blocked, never skipped.
+			in.Err = format.UnjudgeableError(rel, kind)
+			return in, nil, nil
+		}
+	}
 	if hd == nil && nested == nil && !lookalike(probe) && !cfg.needs(FormatOther).Digests.Has(cipolicy.SHA256) {
 		// Of no format: read to its end only to see whether it ends
 		// as a container (a zip after a script), not judged further.
