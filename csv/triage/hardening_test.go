@@ -103,6 +103,7 @@ func TestRepeatedAndHidden(t *testing.T) {
 		{"XML surrogate reference, decimal", rep(x, `\a.exe`, `\a&#56320;.exe`), "surrogate"},
 		{"JSON member twice in a property", rep(j, `{"Value":"Contoso"}`, `{"Value":"Contoso","Value":"Other"}`), `member "Value" given twice`},
 		{"JSON member twice deep", rep(j, `"Qualifiers":null`, `"Qualifiers":{"a":[{"b":1,"b":2}]}`), `member "b" given twice`},
+		{"JSON Value in another case in a property", rep(j, `{"Value":"Contoso"}`, `{"Value":"Contoso","value":"Other"}`), "Value in another letter case"},
 		{"JSON member twice in another case", rep(j, `"Id":3077`, `"Id":3077,"id":1`), "another letter case"},
 		{"JSON named field twice", rep(named, `"File Name":`, `"FileName":"x","File Name":`), "given twice"},
 		{"JSON unpaired surrogate", rep(j, `a.exe`, `a\ud800.exe`), "unpaired"},

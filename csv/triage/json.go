@@ -235,6 +235,11 @@ func jsonEvent(s *jsonScanner) (system, fields, error) {
 		found := false
 		err := s.members(func(k string) error {
 			if k != "Value" {
+				if strings.EqualFold(k, "Value") {
+					// A reader that ignores case (PowerShell's
+					// ConvertFrom-Json) would read this one.
+					return fmt.Errorf("member %q: Value in another letter case", truncate(k, 40))
+				}
 				return s.skip()
 			}
 			found = true
