@@ -17,6 +17,7 @@ import (
 	"github.com/codesignval/csv/container/oci"
 	"github.com/codesignval/csv/csv/format"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
 	"github.com/codesignval/csv/signing/fsverity"
@@ -261,7 +262,7 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 	defer func() {
 		if r := recover(); r != nil {
 			in.Err = &MalformedBinaryError{Path: path, Format: in.Format, Offset: -1,
-				Reason: fmt.Sprintf("internal error while parsing (please report it): %v", r)}
+				Reason: fmt.Sprintf("internal error while parsing (please report it): %v", r), Err: panicerr.New(r)}
 		}
 	}()
 	if cfg.layout && cfg.containers != nil {
