@@ -167,6 +167,9 @@ func (r *tokenReader) Read(p []byte) (int, error) {
 // -1 outside it.
 func (r *tokenReader) mark() int {
 	r.n = 0
+	for r.part < len(r.parts) && r.i >= len(r.parts[r.part]) {
+		r.part, r.i = r.part+1, 0
+	}
 	if r.part != 1 {
 		return -1
 	}
