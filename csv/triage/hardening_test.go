@@ -49,7 +49,7 @@ func TestEventMemoryBounded(t *testing.T) {
 		{"JSON long string", strings.Replace(goodJSON, `"Contoso"`, `"`+strings.Repeat("x", 2*n)+`"`, 1), 2 << 20, 0, 1},
 		// A <Data> of 8 MiB: its text token over MaxEventXMLToken ends the
 		// export (encoding/xml: the whole text, then the string).
-		{"XML long Data", goodXML + strings.Replace(goodXML, "Contoso Tools", strings.Repeat("x", 2*n), 1), 4 << 20, 1, 1},
+		{"XML long Data", goodXML + strings.Replace(goodXML, "Contoso Tools", strings.Repeat("x", 2*n), 1), 8 << 20, 1, 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
