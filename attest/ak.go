@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -53,7 +54,7 @@ const maxAKSize = 64 << 10
 func ParseAK(data []byte) (ak *AK, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			ak, err = nil, fmt.Errorf("%w: internal error parsing it: %v", ErrInvalidAK, r)
+			ak, err = nil, fmt.Errorf("%w: internal error parsing it: %w", ErrInvalidAK, panicerr.New(r))
 		}
 	}()
 	if len(data) > maxAKSize {

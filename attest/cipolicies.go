@@ -54,6 +54,7 @@ import (
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/signing/cms"
 )
 
@@ -110,7 +111,7 @@ func (c *CIPolicy) ID() string {
 func ParseSIPolicyEvent(data []byte) (c *CIPolicy, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			c, err = nil, fmt.Errorf("%w: internal error: %v", ErrSIPolicyEvent, r)
+			c, err = nil, fmt.Errorf("%w: internal error: %w", ErrSIPolicyEvent, panicerr.New(r))
 		}
 	}()
 	fail := func(format string, args ...any) (*CIPolicy, error) {
@@ -268,7 +269,7 @@ var ErrBinaryCIPolicy = errors.New("malformed binary code integrity policy")
 func ParseBinaryCIPolicy(data []byte) (p *BinaryCIPolicy, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			p, err = nil, fmt.Errorf("%w: internal error: %v", ErrBinaryCIPolicy, r)
+			p, err = nil, fmt.Errorf("%w: internal error: %w", ErrBinaryCIPolicy, panicerr.New(r))
 		}
 	}()
 	p = &BinaryCIPolicy{SHA256: [][32]byte{sha256.Sum256(data)}}

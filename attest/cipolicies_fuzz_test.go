@@ -10,6 +10,7 @@ import (
 
 	"github.com/codesignval/csv/attest/attesttest"
 	"github.com/codesignval/csv/attest/eventlog"
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/internal/testenv"
 )
 
@@ -62,6 +63,7 @@ func FuzzSIPolicyEvent(f *testing.F) {
 	realSIPASeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseSIPolicyEvent(data)
+		panicerr.Check(t, err)
 		if (err == nil) == (c == nil) {
 			t.Fatalf("policy %v, err %v", c, err)
 		}
@@ -71,6 +73,7 @@ func FuzzSIPolicyEvent(f *testing.F) {
 		d, derr := hex.DecodeString(c.Digest)
 		alg := binary.LittleEndian.Uint16(data[10:])
 		again, err := ParseSIPolicyEvent(siPolicyPayload(c.VersionEx, c.Name, alg, d))
+		panicerr.Check(t, err)
 		if derr != nil || err != nil || *again != *c || !bytes.HasSuffix(data, d) || FormatVersionEx(c.VersionEx) != c.Version {
 			t.Fatalf("%+v does not round trip: %+v, %v", c, again, err)
 		}
@@ -79,7 +82,9 @@ func FuzzSIPolicyEvent(f *testing.F) {
 		// reader.
 		n := 0
 		w := newWindowsState()
-		if err := w.read(sipa(0x40010001, sipa(sipaSIPolicy, data)), 0, &n, map[string]bool{}); err != nil || len(w.CIPolicies) != 1 || w.CIPolicies[0] != *c {
+		err = w.read(sipa(0x40010001, sipa(sipaSIPolicy, data)), 0, &n, map[string]bool{})
+		panicerr.Check(t, err)
+		if err != nil || len(w.CIPolicies) != 1 || w.CIPolicies[0] != *c {
 			t.Fatalf("WindowsState: %v %+v", err, w.CIPolicies)
 		}
 	})
@@ -96,6 +101,7 @@ func FuzzBinaryCIPolicy(f *testing.F) {
 	f.Add(signedPolicy(f, raw, false))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParseBinaryCIPolicy(data)
+		panicerr.Check(t, err)
 		if (err == nil) == (p == nil) {
 			t.Fatalf("policy %v, err %v", p, err)
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/codesignval/csv/attest/wire"
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/internal/verifiedby"
 	"github.com/codesignval/csv/signing"
 )
@@ -225,7 +226,7 @@ var ErrNoCIPolicy = errors.New("attest: the attestation policy judges boot compo
 func Evaluate(ctx context.Context, v *Verified, p *Policy, ci *cipolicy.Set) (res *Result, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			res, err = nil, fmt.Errorf("attest: internal error while evaluating: %v", r)
+			res, err = nil, fmt.Errorf("attest: internal error while evaluating: %w", panicerr.New(r))
 		}
 	}()
 	if p == nil {

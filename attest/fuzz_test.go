@@ -15,6 +15,7 @@ import (
 	"github.com/codesignval/csv/attest/eventlog"
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/panicerr"
 )
 
 // FuzzParseSIPA: ParseSIPA and the Windows state reader never panic;
@@ -26,11 +27,13 @@ func FuzzParseSIPA(f *testing.F) {
 	f.Add(sipa(0x40010001, sipa(0x40010001, sipa(0x40010001, nil))))
 	f.Add(sipa(0x40010001, sipa(sipaSIPolicy, siPolicyPayload(0x000A000000000001, "{"+testCIPolicyGUID+"}", algSHA256, make([]byte, 32)))))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if evs, err := ParseSIPA(data); err != nil && evs != nil {
+		evs, err := ParseSIPA(data)
+		panicerr.Check(t, err)
+		if err != nil && evs != nil {
 			t.Fatal("events and an error")
 		}
 		n := 0
-		_ = newWindowsState().read(data, 0, &n, map[string]bool{})
+		panicerr.Check(t, newWindowsState().read(data, 0, &n, map[string]bool{}))
 	})
 }
 
@@ -52,6 +55,7 @@ func FuzzParsePolicy(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePolicy(data, "fuzz.yaml", PolicyOptions{ReadFile: func(string) ([]byte, error) { return data, nil }})
+		panicerr.Check(t, err)
 		var le *cipolicy.LoadError
 		if (err == nil) == (p == nil) || (err != nil && !errors.As(err, &le)) {
 			t.Fatalf("policy %v, err %v", p != nil, err)
@@ -66,6 +70,7 @@ func FuzzParseQuote(f *testing.F) {
 	f.Add(q.Attest, q.Signature)
 	f.Fuzz(func(t *testing.T, attest, sig []byte) {
 		p, err := parseQuote(Quote{Attest: attest, Signature: sig})
+		panicerr.Check(t, err)
 		if err != nil {
 			return
 		}
@@ -200,6 +205,7 @@ rules:
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l, err := eventlog.Parse(data)
+		panicerr.Check(t, err)
 		if err != nil {
 			return
 		}
@@ -211,6 +217,7 @@ rules:
 		auths := bs.DistinctAuthorities()
 		for _, set := range sets {
 			comps, ok, detail, err := judgeComponents(context.Background(), v, bs, set)
+			panicerr.Check(t, err)
 			if err != nil || len(comps) != len(bs.Components) {
 				t.Fatalf("%d claims of %d components, err %v", len(comps), len(bs.Components), err)
 			}

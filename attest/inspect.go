@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/codesignval/csv/attest/eventlog"
+	"github.com/codesignval/csv/internal/panicerr"
 )
 
 // Inspection is a log read without a quote: its events, the replayed PCR
@@ -25,7 +26,7 @@ type Inspection struct {
 func Inspect(raw []byte) (in *Inspection, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			in, err = nil, fmt.Errorf("%w: internal error while reading the log: %v", ErrInvalidEvidence, r)
+			in, err = nil, fmt.Errorf("%w: internal error while reading the log: %w", ErrInvalidEvidence, panicerr.New(r))
 		}
 	}()
 	l, err := eventlog.Parse(raw)

@@ -11,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/internal/yamlstrict"
 	"github.com/codesignval/csv/signing"
 )
@@ -121,7 +122,7 @@ const maxPolicySize = 4 << 20
 func ParsePolicy(data []byte, source string, opts PolicyOptions) (p *Policy, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			p, err = nil, &cipolicy.LoadError{Source: source, Problems: []cipolicy.Problem{{Message: fmt.Sprintf("internal error: %v", r)}}}
+			p, err = nil, &cipolicy.LoadError{Source: source, Problems: []cipolicy.Problem{{Message: fmt.Sprintf("internal error: %v", r), Err: panicerr.New(r)}}}
 		}
 	}()
 	fail := func(line int, msg string) error {

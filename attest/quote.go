@@ -14,6 +14,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/codesignval/csv/attest/eventlog"
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -67,7 +68,7 @@ type parsedQuote struct {
 func parseQuote(q Quote) (p *parsedQuote, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			p, err = nil, fmt.Errorf("internal error decoding it: %v", r)
+			p, err = nil, fmt.Errorf("internal error decoding it: %w", panicerr.New(r))
 		}
 	}()
 	if len(q.Attest) > maxQuoteSize || len(q.Signature) > maxQuoteSize {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf16"
+
+	"github.com/codesignval/csv/internal/panicerr"
 )
 
 // SIPAEvent is one Windows boot configuration log (WBCL) event: a System
@@ -53,7 +55,7 @@ const (
 func ParseSIPA(data []byte) (evs []SIPAEvent, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			evs, err = nil, fmt.Errorf("attest: SIPA events: internal error: %v", r)
+			evs, err = nil, fmt.Errorf("attest: SIPA events: internal error: %w", panicerr.New(r))
 		}
 	}()
 	n := 0

@@ -52,6 +52,7 @@ import (
 	"time"
 
 	"github.com/codesignval/csv/attest/eventlog"
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -250,7 +251,7 @@ func Verify(ctx context.Context, ev *Evidence, opts VerifyOptions) (v *Verified,
 		// Every parser is bounds-checked; this turns a bug into a refusal,
 		// not a crash of the verifier.
 		if r := recover(); r != nil {
-			v, err = nil, fmt.Errorf("%w: internal error while verifying: %v", ErrInvalidEvidence, r)
+			v, err = nil, fmt.Errorf("%w: internal error while verifying: %w", ErrInvalidEvidence, panicerr.New(r))
 		}
 	}()
 	switch {

@@ -34,6 +34,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/panicerr"
 )
 
 // fastScanner reads one document. src and str hold the same bytes; names
@@ -51,15 +52,23 @@ type fastScanner struct {
 // fastTree is parseTree for the subset; ok is false when data is outside
 // it (the caller then uses parseTree).
 func fastTree(data []byte, utf16 bool) (root *xnode, ok bool) {
+	root, ok, _ = fastTreePanic(data, utf16)
+	return root, ok
+}
+
+// fastTreePanic is fastTree that also returns the panic it recovered
+// from (a bug), which the fuzz target fails on: a bug here must not take
+// the load down (parseTree reads the document instead), but must not go
+// unseen either.
+func fastTreePanic(data []byte, utf16 bool) (root *xnode, ok bool, p *panicerr.Error) {
 	defer func() {
-		// A bug here must not take the load down: parseTree reads the
-		// document instead.
 		if r := recover(); r != nil {
-			root, ok = nil, false
+			root, ok, p = nil, false, panicerr.New(r)
 		}
 	}()
 	s := &fastScanner{src: data, str: string(data), line: 1, utf16: utf16}
-	return s.document()
+	root, ok = s.document()
+	return root, ok, nil
 }
 
 func (s *fastScanner) newNode(name string, line int) *xnode {

@@ -47,7 +47,10 @@ func sameTree(a, b *xnode, path string) string {
 // returns whether the fast path read it.
 func fastAgrees(t *testing.T, data []byte, utf16 bool) bool {
 	t.Helper()
-	fast, ok := fastTree(data, utf16)
+	fast, ok, p := fastTreePanic(data, utf16)
+	if p != nil {
+		t.Fatal(p.Report())
+	}
 	slow, lerr := xmlTree(data, "t.xml", utf16)
 	if !ok {
 		return false

@@ -17,6 +17,7 @@ import (
 	fcat "github.com/codesignval/csv/csv/format/catalog"
 	"github.com/codesignval/csv/csv/format/elf"
 	"github.com/codesignval/csv/csv/suppress"
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/internal/safefile"
 	"github.com/codesignval/csv/signing"
 )
@@ -446,7 +447,7 @@ func (v *Validator) judgeRecord(origin string, e *facts.Entry, need cipolicy.Nee
 func (v *Validator) judgeRecovered(origin string, e *facts.Entry, file string, line int) (r Result, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = &facts.ParseError{File: file, Line: line, Err: fmt.Errorf("internal error while judging (please report it): %v", p)}
+			err = &facts.ParseError{File: file, Line: line, Err: fmt.Errorf("internal error while judging (please report it): %w", panicerr.New(p))}
 		}
 	}()
 	return v.judgeFacts(origin, e), nil

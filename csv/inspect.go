@@ -17,6 +17,7 @@ import (
 	"github.com/codesignval/csv/container/oci"
 	"github.com/codesignval/csv/csv/format"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
 	"github.com/codesignval/csv/signing/fsverity"
@@ -261,7 +262,7 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 	defer func() {
 		if r := recover(); r != nil {
 			in.Err = &MalformedBinaryError{Path: path, Format: in.Format, Offset: -1,
-				Reason: fmt.Sprintf("internal error while parsing (please report it): %v", r)}
+				Reason: fmt.Sprintf("internal error while parsing (please report it): %v", r), Err: panicerr.New(r)}
 		}
 	}()
 	if cfg.layout && cfg.containers != nil {
@@ -415,6 +416,10 @@ func inspectData(ctx context.Context, path string, file *format.File, cfg *inspe
 			in.Err = fileError(path, in.Format, err)
 			return
 		}
+	} else if kind := format.Unjudgeable(file.Head); kind != "" {
+		// A binary csv cannot judge (Mach-O): blocked, never skipped.
+		in.Err = format.UnjudgeableError(path, kind)
+		return
 	} else if !need.Digests.Has(cipolicy.SHA256) || lookalike(file) {
 		// Not a binary: judged by nothing, hashed only if asked (inspect),
 		// and a file that only starts as a binary does not even then.

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/panicerr"
 )
 
 // The signing journal makes what a killed csv sign leaves provably csv's,
@@ -136,7 +137,7 @@ var errJournal = errors.New("not a csv sign journal")
 func parseJournal(r io.Reader) (recs []record, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			recs, err = nil, fmt.Errorf("%w: internal error reading it: %v", errJournal, p)
+			recs, err = nil, fmt.Errorf("%w: internal error reading it: %w", errJournal, panicerr.New(p))
 		}
 	}()
 	br := bufio.NewReaderSize(r, 64<<10)

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/internal/testbin"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/signing"
@@ -472,6 +473,7 @@ func FuzzJournal(f *testing.F) {
 	f.Add([]byte("\n\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		recs, err := parseJournal(bytes.NewReader(data))
+		panicerr.Check(t, err)
 		if err != nil {
 			if recs != nil || !errors.Is(err, errJournal) {
 				t.Fatalf("records %v with error %v", recs, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/csv/format"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/panicerr"
 )
 
 // Containers (archives, packages, images, compressed files) are judged by
@@ -301,7 +302,7 @@ func walkContainer(ctx context.Context, cfg *inspectConfig, r container.Reader, 
 	defer func() {
 		if v := recover(); v != nil {
 			err = emit(&member{rel: p, problem: &MalformedBinaryError{Path: p, Format: FormatOther, Offset: -1,
-				Reason: fmt.Sprintf("internal error while reading the %s container (please report it): %v", r.Kind(), v)}})
+				Reason: fmt.Sprintf("internal error while reading the %s container (please report it): %v", r.Kind(), v), Err: panicerr.New(v)}})
 		}
 	}()
 	werr := r.Walk(ctx, src, size, name, &lim, yield)
@@ -521,6 +522,13 @@ func readMember(ctx context.Context, cfg *inspectConfig, rel string, m *containe
 	if nested == nil && cfg.containerOnly {
 		return nil, nil, nil // --include leaves it out
 	}
+	if hd == nil && nested == nil {
+		if kind := format.Unjudgeable(head); kind != "" {
+			// A binary csv cannot judge (Mach-O): blocked, never skipped.
+			in.Err = format.UnjudgeableError(rel, kind)
+			return in, nil, nil
+		}
+	}
 	if hd == nil && nested == nil && !lookalike(probe) && !cfg.needs(FormatOther).Digests.Has(cipolicy.SHA256) {
 		// Of no format: read to its end only to see whether it ends
 		// as a container (a zip after a script), not judged further.
@@ -621,7 +629,7 @@ func inspectStreamed(ctx context.Context, cfg *inspectConfig, rel string, m *con
 	defer func() {
 		if v := recover(); v != nil {
 			in.Err = &MalformedBinaryError{Path: rel, Format: in.Format, Offset: -1,
-				Reason: fmt.Sprintf("internal error while parsing (please report it): %v", v)}
+				Reason: fmt.Sprintf("internal error while parsing (please report it): %v", v), Err: panicerr.New(v)}
 			out = in
 		}
 	}()
@@ -661,7 +669,7 @@ func inspectHeld(ctx context.Context, cfg *inspectConfig, rel string, d, buf []b
 	defer func() {
 		if v := recover(); v != nil {
 			in.Err = &MalformedBinaryError{Path: rel, Format: in.Format, Offset: -1,
-				Reason: fmt.Sprintf("internal error while parsing (please report it): %v", v)}
+				Reason: fmt.Sprintf("internal error while parsing (please report it): %v", v), Err: panicerr.New(v)}
 		}
 	}()
 	inspectData(ctx, rel, file, cfg, in)

@@ -33,6 +33,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/codesignval/csv/internal/panicerr"
 )
 
 // Caps on what a log may hold. Real logs hold tens to a few hundred events
@@ -256,6 +258,17 @@ type ParseError struct {
 	Index  int
 	Offset int
 	Reason string
+	// panic is the panic Parse recovered from (a bug), which fuzz
+	// targets and tests find with panicerr.Find.
+	panic *panicerr.Error
+}
+
+// Unwrap returns the recovered panic the error reports, if any.
+func (e *ParseError) Unwrap() error {
+	if e.panic == nil {
+		return nil
+	}
+	return e.panic
 }
 
 func (e *ParseError) Error() string {
@@ -274,7 +287,7 @@ func Parse(data []byte) (l *Log, err error) {
 		// The parser is written not to panic; this is the last line of
 		// defence, so that a bug is a rejected log and not a crash.
 		if r := recover(); r != nil {
-			l, err = nil, &ParseError{Reason: fmt.Sprintf("internal error: %v", r)}
+			l, err = nil, &ParseError{Reason: fmt.Sprintf("internal error: %v", r), panic: panicerr.New(r)}
 		}
 	}()
 	p := parser{data: data}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/codesignval/csv/attest/attesttest"
 	"github.com/codesignval/csv/attest/eventlog"
+	"github.com/codesignval/csv/internal/panicerr"
 )
 
 // FuzzParse: Parse never panics; on error it returns no log and a
@@ -33,6 +34,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l, err := eventlog.Parse(data)
+		panicerr.Check(t, err)
 		if err != nil {
 			var pe *eventlog.ParseError
 			if l != nil || !errors.As(err, &pe) || pe.Offset < 0 || pe.Offset > len(data) {
@@ -63,6 +65,7 @@ func FuzzParse(f *testing.F) {
 			w.AppendDigests(e.PCR, e.Type, e.Data, e.Digests...)
 		}
 		l2, err := eventlog.Parse(w.Bytes())
+		panicerr.Check(t, err)
 		if err != nil {
 			t.Fatalf("re-serialised log: %v", err)
 		}

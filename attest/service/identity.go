@@ -21,6 +21,7 @@ import (
 
 	"github.com/codesignval/csv/attest"
 	"github.com/codesignval/csv/attest/wire"
+	"github.com/codesignval/csv/internal/panicerr"
 )
 
 // identity is the host's AK and EK as the request gives them.
@@ -117,7 +118,7 @@ func stripTPM2B(b []byte) []byte {
 func decodeTPMTPublic(b []byte) (p *tpm2.TPMTPublic, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			p, err = nil, fmt.Errorf("internal error decoding it: %v", r)
+			p, err = nil, fmt.Errorf("internal error decoding it: %w", panicerr.New(r))
 		}
 	}()
 	return tpm2.Unmarshal[tpm2.TPMTPublic](stripTPM2B(b))

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
+
+	"github.com/codesignval/csv/internal/panicerr"
 )
 
 // FuzzParseIdentity feeds hostile AK and EK public areas and certificates
@@ -49,6 +51,7 @@ func FuzzParseIdentity(f *testing.F) {
 	f.Fuzz(func(t *testing.T, akPub, ekPub, ekCert, akCert []byte) {
 		req := &AttestRequest{AKPublic: akPub, EKPublic: ekPub, EKCertificate: ekCert, AKCertificate: akCert}
 		id, err := parseIdentity(req, true, newEKCache(16))
+		panicerr.Check(t, err)
 		if err != nil {
 			return
 		}

@@ -22,10 +22,15 @@
 // Exports are untrusted input: they come from the hosts whose blocks are
 // being triaged, one of which may be compromised. Every reader checks
 // the caps of internal/limits (export size, events, fields per event,
-// bytes per field), decodes XML with encoding/xml in strict mode and
-// refuses a document type declaration, recovers from a panic as an
-// error, and reports an event it cannot read as an [EventError] in the
-// [Log], never dropping it.
+// bytes per field, nesting, XML token size) while it reads, token by
+// token, so that an event is never materialized whole before a cap is
+// checked; decodes XML with encoding/xml in strict mode and refuses a
+// document type declaration; refuses what an export says twice (a
+// repeated System element, EventID, EventData, Data name or attribute, a
+// JSON member named twice at any depth) and what a decoder would drop or
+// replace without a word (an element inside a Data, an unpaired UTF-16
+// surrogate); recovers from a panic as an error; and reports an event it
+// cannot read as an [EventError] in the [Log], never dropping it.
 //
 // An event's hashes and signer information are what the host reports:
 // csv does not have the file. A manifest match compares the event's

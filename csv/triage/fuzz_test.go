@@ -3,9 +3,11 @@ package triage
 import (
 	"errors"
 	"testing"
+
+	"github.com/codesignval/csv/internal/panicerr"
 )
 
-func fuzzSeeds(f *testing.F) []spec {
+func fuzzSeeds(f testing.TB) []spec {
 	blk := blockSpec(IDBlock, `\Device\HarddiskVolume3\Program Files\Contoso\tool.exe`, auth1, auth256, flat1, flat256, testGUID)
 	sig := sigSpec(blk.activity, blk.computer, 1, 1, "Contoso Build Signing", "Contoso Issuing CA", repeat(0x21, 32), repeat(0x22, 32))
 	aud := blockSpec(IDAudit, `\??\C:\x.exe`, auth1, auth256, nil, nil, "")
@@ -15,6 +17,10 @@ func fuzzSeeds(f *testing.F) []spec {
 // checkLog asserts the invariants of a parse: an error is ErrMalformed
 // and comes with no log; every event has a file name and a hash.
 func checkLog(t *testing.T, l *Log, err error) {
+	// A panic recovered into an error is a bug the fuzzer must report.
+	if p := panicerr.Find(err); p != nil {
+		t.Fatal(p.Report())
+	}
 	if err != nil {
 		if l != nil || !errors.Is(err, ErrMalformed) {
 			t.Fatalf("error %v with log %v", err, l)
@@ -27,6 +33,9 @@ func checkLog(t *testing.T, l *Log, err error) {
 		}
 	}
 	for _, e := range l.Errors {
+		if p := panicerr.Find(e); p != nil {
+			t.Fatal(p.Report())
+		}
 		if !errors.Is(e, ErrMalformed) {
 			t.Fatalf("event error %v is not ErrMalformed", e)
 		}
@@ -35,8 +44,14 @@ func checkLog(t *testing.T, l *Log, err error) {
 	if terr != nil {
 		t.Fatal(terr)
 	}
-	if fs := tr.TriageLog(l); len(fs) != len(l.Events)+len(l.Errors) {
+	fs := tr.TriageLog(l)
+	if len(fs) != len(l.Events)+len(l.Errors) {
 		t.Fatalf("%d findings for %d events and %d errors", len(fs), len(l.Events), len(l.Errors))
+	}
+	for _, f := range fs {
+		if f.panicked != nil {
+			t.Fatal(f.panicked.Report())
+		}
 	}
 }
 
@@ -46,6 +61,7 @@ func FuzzEventsJSON(f *testing.F) {
 	f.Add(jsonExport(f, ps7, s...))
 	f.Add(jsonOf(f, []any{s[0].named(), s[1].named()}))
 	f.Add(jsonOf(f, s[2].winEvent(ps51)))
+	f.Add([]byte(`[{"Id":3077,"Version":5,"Message":"\ud83d\ude00 \u00e9\n","Qualifiers":{"a":[1,-2.5e3,true,false,null]},"EventData":{"File Name":"a\ud800"}}]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l, err := ParseJSON(data, "fuzz.json")
 		checkLog(t, l, err)
@@ -57,6 +73,7 @@ func FuzzEventsXML(f *testing.F) {
 	f.Add(xmlExport(s...))
 	f.Add([]byte("<Events>" + string(xmlExport(s[0])) + "</Events>"))
 	f.Add(xmlExport(s[2]))
+	f.Add([]byte(`<Event><System><EventID>3077</EventID><EventID>1</EventID></System><EventData><Data Name="File Name" Name="x">a&#xD800;<b/><![CDATA[c]]><!-- d --></Data></EventData></Event>`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l, err := ParseXML(data, "fuzz.xml")
 		checkLog(t, l, err)

@@ -1,16 +1,13 @@
 package triage
 
 import (
-	"bytes"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/panicerr"
 )
 
 // ParseJSON reads events as Get-WinEvent | ConvertTo-Json -Depth 4 writes
@@ -26,93 +23,123 @@ import (
 func ParseJSON(data []byte, source string) (log *Log, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			log, err = nil, fmt.Errorf("%w: %s: internal error reading JSON: %v", ErrMalformed, source, r)
+			log, err = nil, fmt.Errorf("%w: %s: internal error reading JSON: %w", ErrMalformed, source, panicerr.New(r))
 		}
 	}()
 	text, err := decodeText(data, source)
 	if err != nil {
 		return nil, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(text))
-	dec.UseNumber()
+	s := &jsonScanner{b: text}
 	var ps []parsed
 	index := 0
-	one := func(raw json.RawMessage) {
+	fail := func(err error) *Log {
+		ps = append(ps, parsed{err: &EventError{Source: source, Index: index + 1, Err: err}})
+		return assemble(ps)
+	}
+	// one reads the event at s.i; false: a syntax error ended the export.
+	one := func() bool {
 		index++
-		sys, f, err := jsonEvent(raw)
+		start := s.i
+		if err := s.check(); err != nil {
+			if isSyntax(err) {
+				index--
+				fail(fmt.Errorf("malformed or truncated JSON (the rest of the export is unread): %v", err))
+				return false
+			}
+			ps = append(ps, parsed{err: &EventError{Source: source, Index: index, Err: err}})
+			return true
+		}
+		ev := &jsonScanner{b: text[:s.i], i: start}
+		sys, f, err := jsonEvent(ev)
 		if err != nil {
 			ps = append(ps, parsed{err: &EventError{Source: source, Index: index, ID: sys.id, Err: err}})
-			return
+			return true
 		}
 		ps = append(ps, classify(sys, f, source, index))
+		return true
 	}
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: not JSON: %v", ErrMalformed, source, err)
-	}
-	switch tok {
-	case json.Delim('['):
-		for dec.More() {
+	switch s.peek() {
+	case '[':
+		s.i++
+		if s.peek() == ']' {
+			s.i++
+			break
+		}
+		for {
 			if index >= limits.MaxEvents {
 				ps = append(ps, parsed{err: tooMany(source, index+1)})
 				return assemble(ps), nil
 			}
-			var raw json.RawMessage
-			if err := dec.Decode(&raw); err != nil {
-				ps = append(ps, parsed{err: &EventError{Source: source, Index: index + 1, Err: fmt.Errorf("malformed or truncated JSON (the rest of the export is unread): %v", err)}})
+			if !one() {
 				return assemble(ps), nil
 			}
-			one(raw)
+			c := s.peek()
+			if c == ',' {
+				s.i++
+				continue
+			}
+			if c != ']' {
+				return fail(fmt.Errorf("malformed or truncated JSON after the event (the rest of the export is unread): %v", s.syntax("expected ',' or ']'"))), nil
+			}
+			s.i++
+			break
 		}
-		if _, err := dec.Token(); err != nil {
-			ps = append(ps, parsed{err: &EventError{Source: source, Index: index + 1, Err: fmt.Errorf("malformed or truncated JSON after the last event: %v", err)}})
-			return assemble(ps), nil
-		}
-	case json.Delim('{'):
+	case '{':
 		// One event: ConvertTo-Json of a single record writes no array.
-		dec = json.NewDecoder(bytes.NewReader(text))
-		dec.UseNumber()
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			ps = append(ps, parsed{err: &EventError{Source: source, Index: 1, Err: fmt.Errorf("malformed or truncated JSON: %v", err)}})
+		if !one() {
 			return assemble(ps), nil
 		}
-		one(raw)
 	default:
 		return nil, fmt.Errorf("%w: %s: JSON that is neither an array of events nor one event", ErrMalformed, source)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		ps = append(ps, parsed{err: &EventError{Source: source, Index: index + 1, Err: errors.New("data after the events")}})
+	if s.peek() != 0 {
+		return fail(errors.New("data after the events")), nil
 	}
 	return assemble(ps), nil
 }
 
-// jsonEvent reads one EventLogRecord object.
-func jsonEvent(raw json.RawMessage) (system, fields, error) {
+// topMembers are the members of an EventLogRecord triage reads, by
+// their lower-case names.
+var topMembers = map[string]bool{"id": true, "eventid": true, "version": true, "providername": true,
+	"recordid": true, "timecreated": true, "machinename": true, "computer": true, "activityid": true,
+	"eventdata": true, "properties": true}
+
+// jsonEvent reads one EventLogRecord object that check accepted (every
+// object in it names each member once, at every depth: checked before the
+// Id is read, or {"Id":3077,"Id":1} would pass as another event for csv
+// and as a block for a reader that keeps the first).
+func jsonEvent(s *jsonScanner) (system, fields, error) {
 	sys := system{version: -1}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return sys, nil, fmt.Errorf("not an event object: %v", err)
+	if s.peek() != '{' {
+		return sys, nil, errors.New("not an event object")
 	}
-	// Every object in the event, at every depth (EventData, each
-	// property), names each member once: checked before the Id is read,
-	// or {"Id":3077,"Id":1} would pass as another event for csv (the
-	// last Id) and as a block for a reader that keeps the first.
-	if err := uniqueKeys(raw); err != nil {
-		return sys, nil, err
-	}
-	m := make(map[string]json.RawMessage, len(obj))
-	for k, v := range obj {
-		lk := strings.ToLower(k)
-		if _, dup := m[lk]; dup {
-			return sys, nil, fmt.Errorf("member %q given twice (in another letter case)", truncate(k, 40))
+	// Where each member triage reads starts, by lower-case name; a name
+	// given twice in another letter case is refused.
+	at := map[string]int{}
+	seen := map[string]bool{}
+	err := s.members(func(name string) error {
+		lk := strings.ToLower(name)
+		if seen[lk] {
+			return fmt.Errorf("member %q given twice (in another letter case)", truncate(name, 40))
 		}
-		m[lk] = v
+		if len(seen) < limits.MaxEventFields {
+			seen[lk] = true
+		}
+		if topMembers[lk] {
+			s.ws()
+			at[lk] = s.i
+		}
+		return s.skip()
+	})
+	if err != nil {
+		return sys, nil, err
 	}
 	str := func(names ...string) (string, error) {
 		for _, n := range names {
-			if v, ok := m[n]; ok {
-				return jsonScalar(v)
+			if i, ok := at[n]; ok {
+				s.i = i
+				return s.scalar(limits.MaxEventField)
 			}
 		}
 		return "", nil
@@ -162,162 +189,80 @@ func jsonEvent(raw json.RawMessage) (system, fields, error) {
 		return sys, nil, fmt.Errorf("ActivityId: %w", err)
 	}
 	f := fields{}
-	if named, ok := m["eventdata"]; ok {
-		var data map[string]json.RawMessage
-		if err := json.Unmarshal(named, &data); err != nil {
-			return sys, nil, fmt.Errorf("EventData is not an object of named fields: %v", err)
+	if i, ok := at["eventdata"]; ok {
+		s.i = i
+		if s.peek() != '{' {
+			return sys, nil, errors.New("EventData is not an object of named fields")
 		}
-		for k, v := range data {
-			s, err := jsonScalar(v)
+		err := s.members(func(k string) error {
+			v, err := s.scalar(limits.MaxEventField)
 			if err != nil {
-				return sys, nil, fmt.Errorf("EventData %q: %w", truncate(k, 40), err)
+				return fmt.Errorf("EventData %q: %w", truncate(k, 40), err)
 			}
-			if err := f.add(k, s); err != nil {
-				return sys, nil, err
-			}
+			return f.add(k, v)
+		})
+		if err != nil {
+			return sys, nil, err
 		}
 		return sys, f, nil
 	}
-	props, ok := m["properties"]
+	i, ok := at["properties"]
 	if !ok {
 		return sys, nil, errors.New("neither Properties nor EventData: the event carries no fields")
 	}
-	var list []json.RawMessage
-	if err := json.Unmarshal(props, &list); err != nil {
-		return sys, nil, fmt.Errorf("Properties is not an array: %v", err)
+	s.i = i
+	if s.peek() != '[' {
+		return sys, nil, errors.New("Properties is not an array")
 	}
-	var objs []map[string]json.RawMessage
-	if err := json.Unmarshal(props, &objs); err != nil {
-		objs = nil
+	s.i++
+	// The values in order, each read as its template's field once the
+	// count is known: at most limits.MaxEventFields of them.
+	var values []string
+	for s.peek() != ']' {
+		if len(values) > 0 {
+			if err := s.expect(','); err != nil {
+				return sys, nil, err
+			}
+		}
+		n := len(values)
+		if n >= limits.MaxEventFields {
+			return sys, nil, fmt.Errorf("more than %d Properties, over the limit", limits.MaxEventFields)
+		}
+		if s.peek() != '{' {
+			return sys, nil, fmt.Errorf("Properties[%d] is not an object {\"Value\": ...} (ConvertTo-Json stopped at its -Depth? export with -Depth 4)", n)
+		}
+		var v string
+		found := false
+		err := s.members(func(k string) error {
+			if k != "Value" {
+				if strings.EqualFold(k, "Value") {
+					// A reader that ignores case (PowerShell's
+					// ConvertFrom-Json) would read this one.
+					return fmt.Errorf("member %q: Value in another letter case", truncate(k, 40))
+				}
+				return s.skip()
+			}
+			found = true
+			var err error
+			v, err = s.scalar(limits.MaxEventField)
+			return err
+		})
+		if err != nil {
+			return sys, nil, fmt.Errorf("Properties[%d]: %w", n, err)
+		}
+		if !found {
+			return sys, nil, fmt.Errorf("Properties[%d] has no Value", n)
+		}
+		values = append(values, v)
 	}
-	if len(list) > limits.MaxEventFields {
-		return sys, nil, fmt.Errorf("%d Properties, over the limit of %d", len(list), limits.MaxEventFields)
-	}
-	names, err := template(id, sys.version, len(list))
+	names, err := template(id, sys.version, len(values))
 	if err != nil {
 		return sys, nil, err
 	}
-	for i := range list {
-		if objs == nil || objs[i] == nil {
-			return sys, nil, fmt.Errorf("Properties[%d] is not an object {\"Value\": ...} (ConvertTo-Json stopped at its -Depth? export with -Depth 4)", i)
-		}
-		v, ok := objs[i]["Value"]
-		if !ok {
-			return sys, nil, fmt.Errorf("Properties[%d] has no Value", i)
-		}
-		s, err := jsonScalar(v)
-		if err != nil {
+	for i, v := range values {
+		if err := f.add(names[i], v); err != nil {
 			return sys, nil, fmt.Errorf("Properties[%d] (%s): %w", i, names[i], err)
-		}
-		if err := f.add(names[i], s); err != nil {
-			return sys, nil, err
 		}
 	}
 	return sys, f, nil
-}
-
-// jsonScalar turns a JSON value into the text a field holds: strings as
-// they are, numbers and booleans as written, null as "", an array of
-// bytes (Windows PowerShell's byte[]) as upper-case hex.
-func jsonScalar(raw json.RawMessage) (string, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return "", errors.New("empty value")
-	}
-	switch raw[0] {
-	case '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", err
-		}
-		return s, nil
-	case 'n':
-		return "", nil
-	case 't', 'f':
-		var b bool
-		if err := json.Unmarshal(raw, &b); err != nil {
-			return "", err
-		}
-		return strconv.FormatBool(b), nil
-	case '[':
-		var bs []json.Number
-		if err := json.Unmarshal(raw, &bs); err != nil {
-			return "", errors.New("an array that is not of bytes")
-		}
-		out := make([]byte, len(bs))
-		for i, n := range bs {
-			v, err := strconv.ParseUint(n.String(), 10, 8)
-			if err != nil {
-				return "", fmt.Errorf("byte %d of an array is %q, not 0 to 255", i, truncate(n.String(), 20))
-			}
-			out[i] = byte(v)
-		}
-		return strings.ToUpper(hex.EncodeToString(out)), nil
-	case '{':
-		return "", errors.New("an object where a value was expected (ConvertTo-Json at another -Depth?)")
-	}
-	var n json.Number
-	if err := json.Unmarshal(raw, &n); err != nil {
-		return "", err
-	}
-	return n.String(), nil
-}
-
-// uniqueKeys refuses a value holding an object, at any depth, that names
-// a member twice: encoding/json keeps the last, another reader of the
-// same export (a SIEM) may keep the first, and the two would triage
-// different events. One pass over the tokens.
-func uniqueKeys(raw json.RawMessage) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	// stack holds, per open container, the keys seen (nil for an array)
-	// and whether the next token of an object is a key.
-	type frame struct {
-		seen  map[string]bool
-		isKey bool
-	}
-	var stack []frame
-	for {
-		t, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = &stack[len(stack)-1]
-		}
-		switch v := t.(type) {
-		case json.Delim:
-			switch v {
-			case '{':
-				if top != nil && top.seen != nil {
-					top.isKey = true
-				}
-				stack = append(stack, frame{seen: map[string]bool{}, isKey: true})
-			case '[':
-				if top != nil && top.seen != nil {
-					top.isKey = true
-				}
-				stack = append(stack, frame{})
-			default:
-				stack = stack[:len(stack)-1]
-			}
-			continue
-		case string:
-			if top != nil && top.seen != nil && top.isKey {
-				if top.seen[v] {
-					return fmt.Errorf("member %q given twice", truncate(v, 40))
-				}
-				top.seen[v] = true
-				top.isKey = false
-				continue
-			}
-		}
-		if top != nil && top.seen != nil {
-			top.isKey = true
-		}
-	}
 }

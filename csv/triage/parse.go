@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/panicerr"
 )
 
 // Log is what one export holds.
@@ -101,7 +102,21 @@ func decodeText(data []byte, source string) ([]byte, error) {
 			units[i] = order.Uint16(body[2*i:])
 		}
 		out := make([]byte, 0, len(body))
-		for _, r := range utf16.Decode(units) {
+		for i := 0; i < len(units); i++ {
+			r := rune(units[i])
+			if utf16.IsSurrogate(r) {
+				if i+1 < len(units) {
+					r = utf16.DecodeRune(r, rune(units[i+1]))
+				} else {
+					r = utf8.RuneError
+				}
+				if r == utf8.RuneError {
+					// utf16.Decode would write U+FFFD, and a name with
+					// it would read as another file's.
+					return nil, fmt.Errorf("%w: %s: UTF-16 text with an unpaired surrogate at byte %d (a name Windows allows but no text can show as it is): refused", ErrMalformed, source, 2+2*i)
+				}
+				i++
+			}
 			out = utf8.AppendRune(out, r)
 		}
 		return out, nil
@@ -128,7 +143,7 @@ type parsed struct {
 func classify(sys system, f fields, source string, index int) (p parsed) {
 	defer func() {
 		if r := recover(); r != nil {
-			p = parsed{err: &EventError{Source: source, Index: index, ID: sys.id, Err: fmt.Errorf("internal error reading the event: %v", r)}}
+			p = parsed{err: &EventError{Source: source, Index: index, ID: sys.id, Err: fmt.Errorf("internal error reading the event: %w", panicerr.New(r))}}
 		}
 	}()
 	if sys.provider != "" && sys.provider != provider {

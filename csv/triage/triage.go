@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/manifest"
 )
@@ -105,6 +106,9 @@ type Finding struct {
 	// Policies compares the event's policy with each given policy.
 	Policies []PolicyMatch `json:"policies,omitempty"`
 	Current  *Current      `json:"current,omitempty"`
+	// panicked is the panic Triage recovered from (a bug): the fuzz
+	// targets fail on it.
+	panicked *panicerr.Error
 }
 
 // PolicyFile is a current policy with what triage matches events by.
@@ -214,7 +218,8 @@ func (t *Triager) TriageLog(l *Log) []Finding {
 func (t *Triager) Triage(e *Event) (f Finding) {
 	defer func() {
 		if r := recover(); r != nil {
-			f = Finding{Class: ClassError, Event: e, Reason: fmt.Sprintf("internal error judging the event: %v", r)}
+			p := panicerr.New(r)
+			f = Finding{Class: ClassError, Event: e, Reason: fmt.Sprintf("internal error judging the event: %v", p), panicked: p}
 		}
 	}()
 	f = Finding{Event: e}

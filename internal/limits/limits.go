@@ -374,4 +374,16 @@ const (
 	// MaxEventSignatures caps the signature events (3089) attached to one
 	// block or audit event: a file has a few.
 	MaxEventSignatures = 64
+	// MaxEventJSONDepth caps how deep arrays and objects nest in a JSON
+	// export (Get-WinEvent | ConvertTo-Json -Depth 4 writes 5 levels);
+	// MaxEventXMLDepth how deep elements nest in an XML event (<Event>
+	// <System> <Provider> is 3). Deeper is an error that ends the reading
+	// of the export: skipping it would take a stack as deep.
+	MaxEventJSONDepth = 32
+	MaxEventXMLDepth  = 16
+	// MaxEventXMLToken caps the bytes of one XML token (a tag with its
+	// attributes, a run of text): encoding/xml materializes a token whole
+	// before it can be looked at. Over it, the rest of the export is
+	// unread.
+	MaxEventXMLToken = 1 << 20
 )

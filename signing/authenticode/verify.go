@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/internal/sigstate"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/cms"
@@ -441,7 +442,7 @@ func (v *verifier) stored(i int, st Stored) {
 	start := len(v.out)
 	defer func() {
 		if r := recover(); r != nil {
-			err := signing.Errorf(signing.ErrInternal, "internal error while examining the signature at offset %#x: %v (please report this)", st.Offset, r)
+			err := signing.Errorf(signing.ErrInternal, "internal error while examining the signature at offset %#x: %w (please report this)", st.Offset, panicerr.New(r))
 			v.out = append(v.out[:start], &signing.Signature{Format: Format, Index: i, Path: []int{},
 				Problem: &SignatureError{Index: i, Err: err}})
 			if v.structureOnly && v.malformed == nil {

@@ -9,6 +9,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/signing"
 )
 
@@ -281,7 +282,7 @@ func ParseSignerInfo(der []byte, opts ParseOptions) (si *SignerInfo, err error) 
 // signing.ErrInternal, so that hostile input cannot crash the caller.
 func recoverParse(err *error) {
 	if r := recover(); r != nil {
-		*err = signing.Errorf(signing.ErrInternal, "cms: internal error: %v (please report this)", r)
+		*err = signing.Errorf(signing.ErrInternal, "cms: internal error: %w (please report this)", panicerr.New(r))
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/signing"
 )
@@ -66,6 +67,7 @@ func FuzzSignature(f *testing.F) {
 	other[0] ^= 1
 	f.Fuzz(func(t *testing.T, der []byte) {
 		s, err := ParseSignature(der)
+		panicerr.Check(t, err)
 		if err != nil {
 			if s != nil {
 				t.Fatal("a signature with an error")
@@ -73,6 +75,7 @@ func FuzzSignature(f *testing.F) {
 			return
 		}
 		v := s.Verify(digest, certs)
+		panicerr.Check(t, v.Problem)
 		if v.Verified() == (v.Problem != nil) {
 			t.Fatalf("verified %v with problem %v", v.Verified(), v.Problem)
 		}

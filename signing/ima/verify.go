@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/internal/sigstate"
 	"github.com/codesignval/csv/signing"
 )
@@ -45,7 +46,7 @@ func (v *Value) VerifyCached(digest []byte, keyring, candidates []*signing.Certi
 	s = &signing.Signature{Format: SignatureFormat, Digest: append([]byte(nil), digest...)}
 	defer func() {
 		if r := recover(); r != nil {
-			s = &signing.Signature{Format: SignatureFormat, Problem: fmt.Errorf("ima: verifying: %v: %w", r, signing.ErrInternal)}
+			s = &signing.Signature{Format: SignatureFormat, Problem: fmt.Errorf("ima: verifying: %w: %w", panicerr.New(r), signing.ErrInternal)}
 		}
 	}()
 	if !v.IsSignature() {

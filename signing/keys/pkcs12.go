@@ -11,6 +11,8 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/codesignval/csv/internal/panicerr"
 )
 
 // maxPKCS12Depth bounds the nesting the iteration-count scan of a PKCS#12
@@ -65,7 +67,7 @@ func ParsePKCS12(data []byte, password func() ([]byte, error)) (_ ChainSigner, e
 	decode := func(pw string) (k any, leaf *x509.Certificate, cas []*x509.Certificate, err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				err = fmt.Errorf("%w: PKCS#12: the parser failed (%v)", ErrKeyFile, r)
+				err = fmt.Errorf("%w: PKCS#12: the parser failed (%w)", ErrKeyFile, panicerr.New(r))
 			}
 		}()
 		return pkcs12.DecodeChain(data, pw)

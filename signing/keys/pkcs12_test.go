@@ -15,6 +15,7 @@ import (
 
 	"software.sslmate.com/src/go-pkcs12"
 
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
 	"github.com/codesignval/csv/signing/keys"
@@ -209,6 +210,7 @@ func FuzzParsePKCS12(f *testing.F) {
 	defer keys.SetPKCS12IterationCap(4096)()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		k, err := keys.ParsePKCS12(data, password("pw"))
+		panicerr.Check(t, err)
 		if err != nil {
 			if k != nil {
 				t.Fatal("a key with an error")

@@ -76,6 +76,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/internal/sigstate"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/cms"
@@ -172,7 +173,7 @@ func malformed(off int64, format string, args ...any) error {
 func Find(r io.ReaderAt, size int64) (a *Appended, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			a, err = nil, signing.Errorf(signing.ErrInternal, "modsig: internal error: panic in Find: %v", p)
+			a, err = nil, signing.Errorf(signing.ErrInternal, "modsig: internal error: panic in Find: %w", panicerr.New(p))
 		}
 	}()
 	if size < int64(len(Magic)) {
@@ -352,7 +353,7 @@ func (a *Appended) VerifyCached(digest []byte, candidates []*signing.Certificate
 	defer func() {
 		if p := recover(); p != nil {
 			s = &signing.Signature{Format: SignatureFormat, Index: 0, DigestAlgorithm: a.DigestAlgorithm, Certificates: a.certs,
-				Problem: signing.Errorf(signing.ErrInternal, "modsig: internal error: panic in Verify: %v", p)}
+				Problem: signing.Errorf(signing.ErrInternal, "modsig: internal error: panic in Verify: %w", panicerr.New(p))}
 		}
 	}()
 	kind, algErr := a.algorithm()

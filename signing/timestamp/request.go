@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/cms"
 )
@@ -171,7 +172,7 @@ func (t *VerifiedToken) VerifyTSA(roots []*x509.Certificate) error {
 func VerifyResponse(resp, signature []byte) (tok *VerifiedToken, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			tok, err = nil, &Error{Err: signing.Errorf(signing.ErrInternal, "internal error: %v (please report this)", r)}
+			tok, err = nil, &Error{Err: signing.Errorf(signing.ErrInternal, "internal error: %w (please report this)", panicerr.New(r))}
 		}
 	}()
 	if len(resp) > MaxResponse {

@@ -68,6 +68,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/authenticode"
 	"github.com/codesignval/csv/signing/cms"
@@ -169,7 +170,7 @@ func limitf(off int64, format string, args ...any) error {
 func Parse(der []byte) (c *Catalog, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			c, err = nil, signing.Errorf(signing.ErrInternal, "catalog: internal error: %v (please report this)", r)
+			c, err = nil, signing.Errorf(signing.ErrInternal, "catalog: internal error: %w (please report this)", panicerr.New(r))
 		}
 	}()
 	if len(der) > limits.MaxCatalogFile {

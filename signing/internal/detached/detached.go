@@ -26,6 +26,7 @@ import (
 	"fmt"
 
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/internal/sigstate"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/cms"
@@ -56,7 +57,7 @@ func Parse(der []byte, format, prefix string) (s *Signature, err error) {
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			s, err = nil, malformed(-1, "internal error: panic while parsing: %v", p)
+			s, err = nil, &signing.MalformedError{Format: format, Offset: -1, Reason: fmt.Sprintf("internal error: panic while parsing: %v", p), Err: panicerr.New(p)}
 		}
 	}()
 	switch {
@@ -135,7 +136,7 @@ func (s *Signature) Verify(content []byte, candidates []*signing.Certificate, si
 	defer func() {
 		if p := recover(); p != nil {
 			out = &signing.Signature{Format: sigFormat, DigestAlgorithm: s.Hash, Certificates: s.certs,
-				Problem: signing.Errorf(signing.ErrInternal, "%s: internal error: panic in Verify: %v", s.prefix, p)}
+				Problem: signing.Errorf(signing.ErrInternal, "%s: internal error: panic in Verify: %w", s.prefix, panicerr.New(p))}
 		}
 	}()
 	kind, h, err := s.si.Scheme()
