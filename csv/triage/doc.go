@@ -27,9 +27,11 @@
 // checked; decodes XML with encoding/xml in strict mode and refuses a
 // document type declaration; refuses what an export says twice (a
 // repeated System element, EventID, EventData, Data name or attribute, a
-// JSON member named twice at any depth) and what a decoder would drop or
+// JSON member named twice at any depth, two JSON members csv reads as
+// one field, such as Properties and EventData), names that readers fold
+// differently (any name outside ASCII), and what a decoder would drop or
 // replace without a word (an element inside a Data, an unpaired UTF-16
-// surrogate); recovers from a panic as an error; and reports an event it
+// surrogate, data after a NUL byte); recovers from a panic as an error; and reports an event it
 // cannot read as an [EventError] in the [Log], never dropping it.
 //
 // An event's hashes and signer information are what the host reports:

@@ -261,7 +261,45 @@ func knownVersions(m map[int][][]string) string {
 // lower case, so that "File Name" (the XML rendering and Microsoft's
 // docs) and "FileName" (the manifest's other spelling) are one field.
 func fieldKey(name string) string {
-	return strings.ToLower(strings.ReplaceAll(name, " ", ""))
+	return asciiLower(strings.ReplaceAll(name, " ", ""))
+}
+
+// asciiLower lowers the ASCII letters of s, and only those: Unicode's
+// lowering (strings.ToLower) takes U+0130 (İ) to i and U+212A (the Kelvin
+// sign) to k, which PowerShell's ordinal ignore-case comparison does not,
+// so "İd" would be csv's Id and no one else's.
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+// asciiName refuses a member or field name with a byte outside ASCII.
+// Every name Windows writes (EventLogRecord's properties, the provider
+// manifest's field names) is ASCII, and readers disagree on the others:
+// Go's Unicode lowering takes İ (U+0130) for i and the Kelvin sign for k;
+// .NET's ToUpperInvariant takes ſ (U+017F) for S and ı (U+0131) for I;
+// .NET's OrdinalIgnoreCase (PowerShell's member lookup) takes no
+// non-ASCII letter for an ASCII one since .NET 5 (dotnet/runtime#32247);
+// a full case folding takes the ligature ﬁ for "fi". Such a name would
+// be the field for some readers and not for others: refused rather than
+// read one way.
+func asciiName(name string) error {
+	for i := 0; i < len(name); i++ {
+		if name[i] >= utf8.RuneSelf {
+			return fmt.Errorf("%q: a name that is not ASCII (readers fold its letters differently): refused", truncate(name, 40))
+		}
+	}
+	return nil
 }
 
 // fields is one event's EventData: field key to its value as text.
@@ -280,6 +318,9 @@ func (f fields) add(name, value string) error {
 	}
 	if !utf8.ValidString(value) {
 		return fmt.Errorf("field %q is not valid UTF-8", truncate(name, 40))
+	}
+	if err := asciiName(name); err != nil {
+		return fmt.Errorf("field %w", err)
 	}
 	k := fieldKey(name)
 	if _, dup := f[k]; dup {

@@ -1,6 +1,7 @@
 package triage
 
 import (
+	"encoding/json"
 	"errors"
 	"runtime"
 	"strings"
@@ -86,6 +87,11 @@ func TestRepeatedAndHidden(t *testing.T) {
 		}
 		return strings.Replace(s, old, new, 1)
 	}
+	// Get-WinEvent's positional Properties with an added EventData: two
+	// members for the event's fields, each naming another file.
+	bothM := blockSpec(IDBlock, `\Device\HarddiskVolume3\evil.exe`, auth1, auth256, flat1, flat256, testGUID).winEvent(ps51)
+	bothM["EventData"] = blockSpec(IDBlock, `\Device\HarddiskVolume3\innocent.exe`, auth1, auth256, flat1, flat256, testGUID).named()["EventData"]
+	both := string(jsonOf(t, []any{bothM}))
 	cases := []struct{ name, data, want string }{
 		{"XML System twice", rep(x, "<EventData>", "<System><EventID>1</EventID></System><EventData>"), "<System> given twice"},
 		{"XML EventID twice", rep(x, "<EventID>3077</EventID>", "<EventID>3077</EventID><EventID>1</EventID>"), "<EventID> given twice"},
@@ -101,6 +107,26 @@ func TestRepeatedAndHidden(t *testing.T) {
 		{"XML unknown element in EventData", rep(x, "</EventData>", "<ComplexData/></EventData>"), "<ComplexData> in <EventData>"},
 		{"XML surrogate reference", rep(x, `\a.exe`, `\a&#xD800;.exe`), "surrogate"},
 		{"XML surrogate reference, decimal", rep(x, `\a.exe`, `\a&#56320;.exe`), "surrogate"},
+		// Leading zeros: encoding/xml reads any number of them.
+		{"XML surrogate reference, leading zeros", rep(x, `\a.exe`, `\a&#x0000000000D800;.exe`), "surrogate"},
+		{"XML surrogate reference, decimal, leading zeros", rep(x, `\a.exe`, `\a&#000000000055296;.exe`), "surrogate"},
+		{"XML surrogate reference, many leading zeros", rep(x, `\a.exe`, `\a&#x`+strings.Repeat("0", 200)+`DFFF;.exe`), "surrogate"},
+		{"XML surrogate reference in an attribute", rep(x, "<Data Name='File Name'>", "<Data Name='File&#x00000000DBFF;Name'>"), "surrogate"},
+		// Letters that Unicode folds to ASCII: İ lowers to i, ı and ſ
+		// upper to I and S, K (Kelvin) lowers to k. PowerShell reads
+		// none of these names as the ASCII one.
+		{"XML Data Name with a dotted capital I", rep(x, "<Data Name='File Name'>", "<Data Name='F\u0130le Name'>"), "not ASCII"},
+		{"JSON member with a dotted capital I", rep(j, `"Id":3077`, `"\u0130d":3077`), "not ASCII"},
+		{"JSON member with a dotless i", rep(j, `"Id":3077`, `"\u0131d":3077`), "not ASCII"},
+		{"JSON named field with a dotted capital I", rep(named, `"File Name":`, `"F\u0130le Name":`), "not ASCII"},
+		{"JSON named field with a long s", rep(named, `"SHA256 Flat Hash":`, `"\u017fHA256 Flat Hash":`), "not ASCII"},
+		{"JSON property member with a Kelvin sign", rep(j, `{"Value":"Contoso"}`, `{"Value":"Contoso","\u212aey":1}`), "not ASCII"},
+		// Two members csv reads as one field (aliases): refused, as a
+		// reader keyed on the other would see another event.
+		{"JSON Properties and EventData", both, `"EventData" and "Properties"`},
+		{"JSON Id and EventId", rep(j, `"Id":3077`, `"Id":3077,"EventId":3089`), `"Id" and "EventId"`},
+		{"JSON EventId, then Id", rep(j, `"Id":3077`, `"EventId":1,"Id":3077`), `"EventId" and "Id"`},
+		{"JSON MachineName and Computer", rep(j, `"MachineName":`, `"computer":"other","MachineName":`), `"computer" and "MachineName"`},
 		{"JSON member twice in a property", rep(j, `{"Value":"Contoso"}`, `{"Value":"Contoso","Value":"Other"}`), `member "Value" given twice`},
 		{"JSON member twice deep", rep(j, `"Qualifiers":null`, `"Qualifiers":{"a":[{"b":1,"b":2}]}`), `member "b" given twice`},
 		{"JSON Value in another case in a property", rep(j, `{"Value":"Contoso"}`, `{"Value":"Contoso","value":"Other"}`), "Value in another letter case"},
@@ -130,6 +156,50 @@ func TestRepeatedAndHidden(t *testing.T) {
 	l, err := Parse([]byte(rep(x, "<EventID>3077</EventID>", "<EventID>3077</EventID><EventID>1</EventID>")+x), "two.xml")
 	if err != nil || len(l.Events) != 1 || len(l.Errors) != 1 || l.Events[0].Index != 2 {
 		t.Errorf("after a refused event: %v %+v", err, l)
+	}
+}
+
+// TestJSONTrailingData: nothing but white space may follow the events;
+// a NUL byte is no white space (RFC 8259 section 2), and the events
+// after one must not be dropped without a word.
+func TestJSONTrailingData(t *testing.T) {
+	a := blockSpec(IDBlock, `\Device\HarddiskVolume3\a.exe`, auth1, auth256, flat1, flat256, testGUID)
+	b := blockSpec(IDBlock, `\Device\HarddiskVolume3\hidden.exe`, auth1, auth256, flat1, flat256, testGUID)
+	arr := string(jsonExport(t, ps51, a))
+	one := string(jsonOf(t, a.winEvent(ps51)))
+	for name, data := range map[string]string{
+		"NUL, then an array":        arr + "\x00" + string(jsonExport(t, ps51, b)),
+		"NUL alone":                 arr + "\x00",
+		"white space, NUL":          arr + " \r\n\x00 garbage",
+		"one object, NUL, object":   one + "\x00" + string(jsonOf(t, b.winEvent(ps51))),
+		"text after the events":     arr + " x",
+		"a second array":            arr + string(jsonExport(t, ps51, b)),
+		"one object, a second one":  one + " " + string(jsonOf(t, b.winEvent(ps51))),
+		"NUL before the first byte": "\x00" + arr,
+	} {
+		if json.Valid([]byte(data)) {
+			t.Fatalf("%s: encoding/json takes it", name)
+		}
+		l, err := Parse([]byte(data), "trail.json")
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "trail.json") {
+				t.Errorf("%s: %v", name, err)
+			}
+			continue
+		}
+		if len(l.Errors) != 1 || !strings.Contains(l.Errors[0].Error(), "trail.json") {
+			t.Errorf("%s: %d events, errors %v: want the data after the events refused", name, len(l.Events), l.Errors)
+		}
+		for _, e := range l.Events {
+			if strings.Contains(e.FileName, "hidden") {
+				t.Errorf("%s: read the event after the data: %q", name, e.FileName)
+			}
+		}
+	}
+	// Control: white space after the events is taken.
+	l, err := Parse([]byte(arr+" \t\r\n"), "ws.json")
+	if err != nil || len(l.Events) != 1 || len(l.Errors) != 0 {
+		t.Errorf("white space after the events: %v %+v", err, l)
 	}
 }
 

@@ -19,7 +19,8 @@ import (
 // Positional Properties are read with the template of the event's
 // Version (see template); an object may instead carry its fields by name
 // in "EventData" ({"File Name": ..., ...}), which any version reads.
-// Names of the object's members are matched without regard to case.
+// Names of the object's members are matched without regard to ASCII
+// case; a name with any other character is refused (see asciiName).
 func ParseJSON(data []byte, source string) (log *Log, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -93,8 +94,10 @@ func ParseJSON(data []byte, source string) (log *Log, err error) {
 	default:
 		return nil, fmt.Errorf("%w: %s: JSON that is neither an array of events nor one event", ErrMalformed, source)
 	}
-	if s.peek() != 0 {
-		return fail(errors.New("data after the events")), nil
+	// Only white space may follow. Not peek() != 0: peek returns 0 for a
+	// NUL byte too, which would hide whatever comes after it.
+	if s.ws(); s.i != len(s.b) {
+		return fail(fmt.Errorf("data after the events (byte %d; the rest of the export is unread)", s.i)), nil
 	}
 	return assemble(ps), nil
 }
@@ -114,12 +117,17 @@ func jsonEvent(s *jsonScanner) (system, fields, error) {
 	if s.peek() != '{' {
 		return sys, nil, errors.New("not an event object")
 	}
-	// Where each member triage reads starts, by lower-case name; a name
-	// given twice in another letter case is refused.
+	// Where each member triage reads starts, and its name as given, by
+	// lower-case name; a name given twice in another letter case is
+	// refused.
 	at := map[string]int{}
+	given := map[string]string{}
 	seen := map[string]bool{}
 	err := s.members(func(name string) error {
-		lk := strings.ToLower(name)
+		if err := asciiName(name); err != nil {
+			return fmt.Errorf("member %w", err)
+		}
+		lk := asciiLower(name)
 		if seen[lk] {
 			return fmt.Errorf("member %q given twice (in another letter case)", truncate(name, 40))
 		}
@@ -128,12 +136,28 @@ func jsonEvent(s *jsonScanner) (system, fields, error) {
 		}
 		if topMembers[lk] {
 			s.ws()
-			at[lk] = s.i
+			at[lk], given[lk] = s.i, name
 		}
 		return s.skip()
 	})
 	if err != nil {
 		return sys, nil, err
+	}
+	// csv reads each pair as one field (a Get-WinEvent record's Id and
+	// positional Properties; the EventId, Computer and named EventData
+	// of other exports): both in one event are refused, or csv would
+	// read one while a reader keyed on the other (a SIEM, PowerShell's
+	// $e.Properties) reads another event.
+	for _, alias := range [][2]string{{"id", "eventid"}, {"machinename", "computer"}, {"properties", "eventdata"}} {
+		a, aok := at[alias[0]]
+		b, bok := at[alias[1]]
+		if aok && bok {
+			first, second := given[alias[0]], given[alias[1]]
+			if b < a {
+				first, second = second, first
+			}
+			return sys, nil, fmt.Errorf("members %q and %q both given, which csv reads as one field: refused (which one is the event's?)", first, second)
+		}
 	}
 	str := func(names ...string) (string, error) {
 		for _, n := range names {
@@ -234,6 +258,9 @@ func jsonEvent(s *jsonScanner) (system, fields, error) {
 		var v string
 		found := false
 		err := s.members(func(k string) error {
+			if err := asciiName(k); err != nil {
+				return fmt.Errorf("member %w", err)
+			}
 			if k != "Value" {
 				if strings.EqualFold(k, "Value") {
 					// A reader that ignores case (PowerShell's

@@ -62,7 +62,8 @@ func (s *jsonScanner) ws() {
 	}
 }
 
-// peek returns the next byte after white space, 0 at the end.
+// peek returns the next byte after white space, 0 at the end. A NUL byte
+// is 0 too: where the end matters, test s.i against len(s.b).
 func (s *jsonScanner) peek() byte {
 	s.ws()
 	if s.i >= len(s.b) {

@@ -211,6 +211,9 @@ func (x *xmlReader) token() (xml.Token, error) {
 // surrogateRef reports whether b holds a character reference (&#NNNN; or
 // &#xHHHH;) to a UTF-16 surrogate, D800 to DFFF: no XML character
 // (XML 1.0 section 2.2, Char), which encoding/xml turns into U+FFFD.
+// The digits are read as encoding/xml reads them (any number of them,
+// leading zeros included: &#x0000000000D800; is U+D800 to it), up to
+// the ';' that ends the reference.
 func surrogateRef(b []byte) bool {
 	for {
 		i := bytes.Index(b, []byte("&#"))
@@ -218,19 +221,37 @@ func surrogateRef(b []byte) bool {
 			return false
 		}
 		b = b[i+2:]
-		base := 10
-		if len(b) > 0 && b[0] == 'x' {
-			base, b = 16, b[1:]
+		hex := len(b) > 0 && b[0] == 'x'
+		if hex {
+			b = b[1:]
 		}
-		j := bytes.IndexByte(b, ';')
-		if j < 0 || j > 12 {
+		j := 0
+		for j < len(b) && (isDigit(b[j]) || hex && isHexLetter(b[j])) {
+			j++
+		}
+		if j == len(b) || b[j] != ';' {
+			continue // no reference (encoding/xml refuses it in strict mode)
+		}
+		digits := bytes.TrimLeft(b[:j], "0")
+		b = b[j+1:]
+		// Once the leading zeros are gone, more than 8 digits is over
+		// 0x10FFFF, the largest character, whatever they are.
+		if len(digits) == 0 || len(digits) > 8 {
 			continue
 		}
-		if n, err := strconv.ParseUint(string(b[:j]), base, 32); err == nil && n >= 0xd800 && n <= 0xdfff {
+		base := 10
+		if hex {
+			base = 16
+		}
+		if n, err := strconv.ParseUint(string(digits), base, 64); err == nil && n >= 0xd800 && n <= 0xdfff {
 			return true
 		}
 	}
 }
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+func isHexLetter(c byte) bool { return 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
 
 // xmlEvent is what an <Event> says, as it is read.
 type xmlEvent struct {
