@@ -1,6 +1,7 @@
 package triage
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -62,9 +63,21 @@ func FuzzEventsJSON(f *testing.F) {
 	f.Add(jsonOf(f, []any{s[0].named(), s[1].named()}))
 	f.Add(jsonOf(f, s[2].winEvent(ps51)))
 	f.Add([]byte(`[{"Id":3077,"Version":5,"Message":"\ud83d\ude00 \u00e9\n","Qualifiers":{"a":[1,-2.5e3,true,false,null]},"EventData":{"File Name":"a\ud800"}}]`))
+	// Review 8: a NUL after the events, aliases of one field, a name
+	// outside ASCII.
+	f.Add(append(append(jsonExport(f, ps51, s[0]), 0), jsonExport(f, ps51, s[2])...))
+	f.Add([]byte(`{"Id":3077,"EventId":3089,"\u0130d":1,"Properties":[],"EventData":{"F\u0130le Name":"a"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l, err := ParseJSON(data, "fuzz.json")
 		checkLog(t, l, err)
+		// UTF-8 text that is no JSON (RFC 8259; encoding/json is the
+		// oracle) is never read without an error: a reader that stops
+		// early would drop what follows without a word. A BOM or UTF-16
+		// export is decoded first, and so left out.
+		if err == nil && len(l.Errors) == 0 && !json.Valid(data) &&
+			(len(data) == 0 || data[0] != 0xef && data[0] != 0xfe && data[0] != 0xff) {
+			t.Fatalf("%q is no JSON (encoding/json), read as %d events without an error", truncate(string(data), 200), len(l.Events))
+		}
 	})
 }
 
@@ -74,6 +87,7 @@ func FuzzEventsXML(f *testing.F) {
 	f.Add([]byte("<Events>" + string(xmlExport(s[0])) + "</Events>"))
 	f.Add(xmlExport(s[2]))
 	f.Add([]byte(`<Event><System><EventID>3077</EventID><EventID>1</EventID></System><EventData><Data Name="File Name" Name="x">a&#xD800;<b/><![CDATA[c]]><!-- d --></Data></EventData></Event>`))
+	f.Add([]byte(`<Event><System><EventID>3077</EventID></System><EventData><Data Name="F&#x0000000000D800;le">&#000000000055296;</Data><Data Name="F` + "\u0130" + `le Name">a</Data></EventData></Event>`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		l, err := ParseXML(data, "fuzz.xml")
 		checkLog(t, l, err)

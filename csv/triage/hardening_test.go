@@ -278,3 +278,43 @@ func TestTriagePanicMarked(t *testing.T) {
 		t.Fatalf("Triage(nil) = %+v: want an error finding that carries the panic", f)
 	}
 }
+
+// TestJSONMutations: every one-byte insertion (of bytes JSON gives a
+// meaning, and bytes it refuses) and every one-byte deletion of a small
+// export: one that encoding/json finds no JSON is never read without an
+// error. A deterministic sweep beside FuzzEventsJSON, which missed a NUL
+// after the events (review 8, F4) that this finds at once.
+func TestJSONMutations(t *testing.T) {
+	// Small exports, each read without an error, so the sweep is short.
+	seeds := [][]byte{
+		[]byte(`[{"Id":3076,"Version":5,"TimeCreated":"2026-01-01T00:00:00Z","EventData":{"File Name":"a","SHA1 Hash":"` + strings.Repeat("01", 20) + `"}},{"Id":1,"MachineName":"m"}]`),
+		[]byte(`{"Id":3077,"TimeCreated":"/Date(1)/","EventData":{"File Name":"\u0041\ud83d\ude00","SHA256 Flat Hash":"` + strings.Repeat("ab", 32) + `"}}`),
+		[]byte(`[{"Id":1,"Message":"\ud83d\ude00 \u00e9\n","Qualifiers":{"a":[1,-2.5e3,true,false,null]}}]`),
+	}
+	ins := []byte{0, '\t', 0x0b, 0x0c, 0x7f, 0x80, 0xff, '\\', '"', ',', ']', '}', '[', '{', ' ', '0', '1', '-', '+', 'e', '.', 'u', 'n', ':', '/'}
+	n, bad := 0, 0
+	try := func(m []byte) {
+		n++
+		l, err := Parse(m, "m.json")
+		if err != nil || len(l.Errors) > 0 || json.Valid(m) {
+			return
+		}
+		if bad++; bad <= 10 {
+			t.Errorf("%q is no JSON (encoding/json), read as %d events without an error", m, len(l.Events))
+		}
+	}
+	for _, s := range seeds {
+		if l, err := Parse(s, "seed.json"); err != nil || len(l.Errors) > 0 {
+			t.Fatalf("seed %q: %v %v", s, err, l.Errors)
+		}
+		for i := 0; i <= len(s); i++ {
+			for _, c := range ins {
+				try(append(append(append([]byte{}, s[:i]...), c), s[i:]...))
+			}
+			if i < len(s) {
+				try(append(append([]byte{}, s[:i]...), s[i+1:]...))
+			}
+		}
+	}
+	t.Logf("%d mutations, %d read without an error", n, bad)
+}
