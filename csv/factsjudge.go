@@ -384,10 +384,12 @@ func (v *Validator) judgeRecord(origin string, e *facts.Entry, need cipolicy.Nee
 	if rec.Problem != "" {
 		r.Err = &recordedError{rec.Problem}
 	}
-	for _, a := range need.Digests.Algorithms() {
-		if d := fs.Digests.Get(a); d != nil {
-			r.Digests.Set(a, d)
-		}
+	if need.Digests.Len() > 0 {
+		fs.Digests.Each(func(a cipolicy.HashAlgorithm, d []byte) {
+			if need.Digests.Has(a) {
+				r.Digests.Set(a, d)
+			}
+		})
 	}
 	own := fs.Signatures
 	var catSigs []*signing.Signature

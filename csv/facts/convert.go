@@ -134,7 +134,7 @@ func parseHash(s string) (crypto.Hash, error) {
 
 // Subject is a record's facts as package cipolicy takes them.
 type Subject struct {
-	Digests cipolicy.Digests
+	Digests Digests
 	// Signatures are the file's own (the first Own), then its catalogs'
 	// (Catalogs names the catalog of each after the own ones).
 	Signatures []*signing.Signature
@@ -143,6 +143,49 @@ type Subject struct {
 	Attributes *cipolicy.FileAttributes
 	// Lookup is CatalogLookup.
 	Lookup cipolicy.DigestSet
+}
+
+// maxDigest is the longest digest a record holds (cipolicy's are at most
+// 32 bytes; TestDigestsFit holds it to them).
+const maxDigest = 64
+
+// Digests are a record's digests, decoded.
+type Digests struct{ d []digest }
+
+type digest struct {
+	alg cipolicy.HashAlgorithm
+	n   uint8
+	v   [maxDigest]byte
+}
+
+// Get returns the digest of algorithm a, or nil.
+func (d *Digests) Get(a cipolicy.HashAlgorithm) []byte {
+	for i := range d.d {
+		if e := &d.d[i]; e.alg == a {
+			return e.v[:e.n:e.n]
+		}
+	}
+	return nil
+}
+
+// Algorithms returns the algorithms of the digests.
+func (d *Digests) Algorithms() cipolicy.DigestSet {
+	var s cipolicy.DigestSet
+	for i := range d.d {
+		s = s.With(d.d[i].alg)
+	}
+	return s
+}
+
+// Len returns the number of digests.
+func (d *Digests) Len() int { return len(d.d) }
+
+// Each calls f with each digest (in no order).
+func (d *Digests) Each(f func(cipolicy.HashAlgorithm, []byte)) {
+	for i := range d.d {
+		e := &d.d[i]
+		f(e.alg, e.v[:e.n:e.n])
+	}
 }
 
 // problem is a recorded problem: its text, and whether it is
@@ -290,15 +333,23 @@ func (r *Record) subject(cache certCache, defined certRefs) (*Subject, error) {
 		return nil, err
 	}
 	s := &Subject{}
-	for a, v := range r.Digests {
-		if a.Size() == 0 {
-			return nil, fmt.Errorf("digest %q: unknown algorithm", a)
+	if len(r.Digests) > 0 {
+		// Every digest decoded straight into its fixed array, all in one
+		// allocation.
+		s.Digests.d = make([]digest, 0, len(r.Digests))
+		for a, v := range r.Digests {
+			n := a.Size()
+			if n == 0 {
+				return nil, fmt.Errorf("digest %q: unknown algorithm", a)
+			}
+			if n > maxDigest {
+				return nil, fmt.Errorf("digest %s: %d bytes, over the %d a record holds", a, n, maxDigest)
+			}
+			s.Digests.d = append(s.Digests.d, digest{alg: a, n: uint8(n)})
+			if !decodeHex(s.Digests.d[len(s.Digests.d)-1].v[:n], v) {
+				return nil, fmt.Errorf("digest %s: want %d bytes of hex", a, n)
+			}
 		}
-		b, err := hex.DecodeString(v)
-		if err != nil || len(b) != a.Size() {
-			return nil, fmt.Errorf("digest %s: want %d bytes of hex", a, a.Size())
-		}
-		s.Digests.Set(a, b)
 	}
 	if len(r.CatalogLookup) > len(cipolicy.HashAlgorithms) {
 		return nil, errors.New("catalog_lookup: too many digests")
@@ -544,4 +595,33 @@ func checkText(name, s string) error {
 		return fmt.Errorf("%s: holds a NUL byte", name)
 	}
 	return nil
+}
+
+// decodeHex decodes the hex string s (either case, as hex.DecodeString)
+// into dst, of len(s)/2 bytes.
+func decodeHex(dst []byte, s string) bool {
+	if len(s) != 2*len(dst) {
+		return false
+	}
+	for i := range dst {
+		hi, ok1 := fromHex(s[2*i])
+		lo, ok2 := fromHex(s[2*i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return true
+}
+
+func fromHex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }

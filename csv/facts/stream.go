@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"time"
+	"unicode/utf8"
 
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/internal/safefile"
@@ -149,6 +150,7 @@ type Reader struct {
 	// certLines counts the certificate lines; cache parses their DER.
 	certLines int
 	cache     certCache
+	lex       lexer
 }
 
 // NewReader reads the header of the facts file r, named name in errors.
@@ -247,7 +249,7 @@ var certificatePrefix = []byte(`{"certificate":`)
 // define reads a certificate line.
 func (rd *Reader) define(b []byte) error {
 	var l certificateLine
-	if err := strict(b, &l); err != nil {
+	if err := rd.lex.decodeCertificateLine(b, &l); err != nil {
 		return rd.errorf("%w", err)
 	}
 	if l.Certificate == nil || l.Certificate.SHA256 != "" {
@@ -278,6 +280,7 @@ type Decoder struct {
 	name  string
 	cache certCache
 	certs *certTable
+	lex   lexer
 }
 
 // Decoder returns a Decoder of rd's records.
@@ -295,15 +298,15 @@ func (d *Decoder) Decode(line []byte, n int) (e *Entry, err error) {
 			e, err = nil, errorf("internal error while parsing (please report it): %v", p)
 		}
 	}()
-	var r Record
-	if err := strict(line, &r); err != nil {
+	r := new(Record)
+	if err := d.lex.decodeRecord(line, r); err != nil {
 		return nil, errorf("%w", err)
 	}
 	s, err := r.subject(d.cache, certRefs{d.certs, n})
 	if err != nil {
 		return nil, errorf("%q: %w", r.Path, err)
 	}
-	return &Entry{Line: n, Record: &r, Subject: s}, nil
+	return &Entry{Line: n, Record: r, Subject: s}, nil
 }
 
 // next returns the next line, without its newline; io.EOF at the end.
@@ -338,9 +341,14 @@ func (rd *Reader) errorf(format string, args ...any) error {
 	return &ParseError{File: rd.name, Line: rd.line, Err: fmt.Errorf(format, args...)}
 }
 
-// strict decodes one JSON value from b into v, refusing unknown fields
-// and anything after the value.
+// strict decodes one JSON value from b into v with encoding/json,
+// refusing unknown fields, invalid UTF-8 and anything after the value:
+// the header's decoder, and the reference the hand-written decoder of
+// the other lines is tested against (decode.go).
 func strict(b []byte, v any) error {
+	if !utf8.Valid(b) {
+		return errors.New("invalid UTF-8")
+	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
