@@ -83,6 +83,59 @@ type lexer struct {
 	// wasNull: the last list or object read was null (a list is then
 	// nil, not empty).
 	wasNull bool
+	// arena collects a record's own strings (its path, digests, problem),
+	// which become substrings of one string at its end (flush): one
+	// allocation for them all.
+	arena   []byte
+	pending []pendingString
+	digest  []pendingDigest
+}
+
+type pendingString struct {
+	dst      *string
+	off, end int
+}
+
+type pendingDigest struct {
+	m        map[cipolicy.HashAlgorithm]string
+	a        cipolicy.HashAlgorithm
+	off, end int
+}
+
+// deferText reads a string fact (as text) into the arena, for flush to
+// set *dst; null leaves it "".
+func (l *lexer) deferText(dst *string) error {
+	if ok, err := l.null(); ok || err != nil {
+		return err
+	}
+	s, err := l.str(limits.MaxFactsText)
+	if err != nil {
+		return err
+	}
+	off := len(l.arena)
+	l.arena = append(l.arena, s...)
+	l.pending = append(l.pending, pendingString{dst, off, len(l.arena)})
+	return nil
+}
+
+// flush sets the strings deferText and digests read.
+func (l *lexer) flush() {
+	if len(l.arena) > 0 {
+		all := string(l.arena)
+		for _, p := range l.pending {
+			*p.dst = all[p.off:p.end]
+		}
+		for _, p := range l.digest {
+			p.m[p.a] = all[p.off:p.end]
+		}
+	}
+	l.reset()
+}
+
+func (l *lexer) reset() {
+	clear(l.pending)
+	clear(l.digest)
+	l.arena, l.pending, l.digest = l.arena[:0], l.pending[:0], l.digest[:0]
 }
 
 func (l *lexer) fail(format string, args ...any) error {
@@ -499,10 +552,17 @@ func (l *lexer) end() error {
 // decodeRecord decodes a record line into r (zero).
 func (l *lexer) decodeRecord(line []byte, r *Record) error {
 	l.b, l.i = line, 0
+	l.reset()
 	if err := l.record(r); err != nil {
+		l.reset()
 		return err
 	}
-	return l.end()
+	if err := l.end(); err != nil {
+		l.reset()
+		return err
+	}
+	l.flush()
+	return nil
 }
 
 // decodeCertificateLine decodes a certificate line.
@@ -536,7 +596,7 @@ func (l *lexer) record(r *Record) error {
 			}
 		case "path":
 			if err = seen.see(1<<1, k, off); err == nil {
-				r.Path, err = l.text()
+				err = l.deferText(&r.Path)
 			}
 		case "file_root":
 			if err = seen.see(1<<2, k, off); err == nil {
@@ -594,7 +654,7 @@ func (l *lexer) record(r *Record) error {
 			}
 		case "problem":
 			if err = seen.see(1<<15, k, off); err == nil {
-				r.Problem, err = l.text()
+				err = l.deferText(&r.Problem)
 			}
 		default:
 			err = unknown(k, off)
@@ -618,9 +678,18 @@ func (l *lexer) digests(d *map[cipolicy.HashAlgorithm]string) error {
 		if len(m) >= len(cipolicy.HashAlgorithms) {
 			return &capError{off: off, msg: fmt.Sprintf("more than %d digests", len(cipolicy.HashAlgorithms))}
 		}
-		v, err := l.text()
-		m[a] = v
-		return err
+		m[a] = ""
+		if ok, err := l.null(); ok || err != nil {
+			return err
+		}
+		v, err := l.str(limits.MaxFactsText)
+		if err != nil {
+			return err
+		}
+		at := len(l.arena)
+		l.arena = append(l.arena, v...)
+		l.digest = append(l.digest, pendingDigest{m, a, at, len(l.arena)})
+		return nil
 	})
 	if err == nil && m == nil && !l.wasNull {
 		m = map[cipolicy.HashAlgorithm]string{}

@@ -2,6 +2,7 @@ package facts_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv/facts"
+	"github.com/codesignval/csv/internal/limits"
 )
 
 // jsonNames are the member names of every type a line decodes into.
@@ -293,5 +295,49 @@ func TestDigestsFit(t *testing.T) {
 		if a.Size() == 0 || a.Size() > facts.MaxDigest {
 			t.Errorf("%s: %d bytes, want 1 to %d", a, a.Size(), facts.MaxDigest)
 		}
+	}
+}
+
+// TestGzipCap: a gzip-compressed facts file may decompress to so many
+// bytes (limits.MaxFactsDecompressed; smaller here): at the cap it reads
+// whole, past it the read stops with an error naming the file and the
+// line being read.
+func TestGzipCap(t *testing.T) {
+	rec, _ := signedRecord(t)
+	plain := encode(t, rec, rec, rec)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	if _, err := zw.Write(plain); err != nil || zw.Close() != nil {
+		t.Fatal("gzip", err)
+	}
+	read := func(max int64) ([]*facts.Entry, error) {
+		rd, err := facts.NewReaderLimit(bytes.NewReader(gz.Bytes()), "c.facts.gz", max)
+		if err != nil {
+			return nil, err
+		}
+		var out []*facts.Entry
+		for {
+			e, err := rd.Next()
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			if err != nil {
+				return out, err
+			}
+			out = append(out, e)
+		}
+	}
+	if e, err := read(int64(len(plain))); err != nil || len(e) != 3 {
+		t.Fatalf("at the cap: %d records, %v; want 3", len(e), err)
+	}
+	lines := bytes.Count(plain, []byte("\n"))
+	e, err := read(int64(len(plain) - 1))
+	var pe *facts.ParseError
+	if !errors.As(err, &pe) || !errors.Is(err, facts.ErrMalformed) || pe.File != "c.facts.gz" || pe.Line != lines ||
+		!strings.Contains(err.Error(), "decompresses to more than") || len(e) != 2 {
+		t.Fatalf("past the cap: %d records, %v; want 2, then a ParseError at line %d", len(e), err, lines)
+	}
+	if limits.MaxFactsDecompressed < 1<<30 {
+		t.Errorf("limits.MaxFactsDecompressed %d: less than a build's facts", limits.MaxFactsDecompressed)
 	}
 }

@@ -1,6 +1,9 @@
 package facts
 
-import "errors"
+import (
+	"errors"
+	"io"
+)
 
 // Hooks for the tests of package facts_test (decode_test.go).
 
@@ -81,3 +84,9 @@ func (d *Decoder) CheckCertificate(c *Certificate) error {
 
 // MaxDigest is the longest digest a Subject holds.
 const MaxDigest = maxDigest
+
+// NewReaderLimit is NewReader with a cap on what a gzip-compressed file
+// decompresses to.
+func NewReaderLimit(r io.Reader, name string, maxDecompressed int64) (*Reader, error) {
+	return newReader(r, name, maxDecompressed)
+}
