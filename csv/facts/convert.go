@@ -320,11 +320,12 @@ func (t *certTable) add(c *signing.Certificate, line int) error {
 // returns its facts.
 func (r *Record) subject(cache certCache, defined certRefs) (*Subject, error) {
 	s := new(Subject)
-	return s, r.fill(s, cache, defined)
+	return s, r.fill(s, cache, defined, nil)
 }
 
-// fill is subject, into s (zero).
-func (r *Record) fill(s *Subject, cache certCache, defined certRefs) error {
+// fill is subject, into s (zero). digests, if not nil, are r.Digests as
+// the decoder read them (a list is quicker to go through than a map).
+func (r *Record) fill(s *Subject, cache certCache, defined certRefs, digests []digestText) error {
 	if err := checkText("root", r.Root); err != nil {
 		return err
 	}
@@ -361,7 +362,13 @@ func (r *Record) fill(s *Subject, cache certCache, defined certRefs) error {
 		} else {
 			s.Digests.d = make([]digest, 0, len(r.Digests))
 		}
-		for a, v := range r.Digests {
+		if digests == nil {
+			for a, v := range r.Digests {
+				digests = append(digests, digestText{a, v})
+			}
+		}
+		for _, dt := range digests {
+			a, v := dt.a, dt.v
 			n := a.Size()
 			if n == 0 {
 				return fmt.Errorf("digest %q: unknown algorithm", a)

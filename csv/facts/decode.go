@@ -89,6 +89,11 @@ type lexer struct {
 	arena   []byte
 	pending []pendingString
 	digest  []pendingDigest
+	// digestsTo is the record's digests map, which flush makes (nil: the
+	// record has none, or null); digests are the record's digests once
+	// flushed (decoded), until the next record.
+	digestsTo *map[cipolicy.HashAlgorithm]string
+	decoded   []digestText
 }
 
 type pendingString struct {
@@ -97,9 +102,14 @@ type pendingString struct {
 }
 
 type pendingDigest struct {
-	m        map[cipolicy.HashAlgorithm]string
 	a        cipolicy.HashAlgorithm
 	off, end int
+}
+
+// digestText is a digest as a record holds it: its algorithm and hex.
+type digestText struct {
+	a cipolicy.HashAlgorithm
+	v string
 }
 
 // deferText reads a string fact (as text) into the arena, for flush to
@@ -120,22 +130,33 @@ func (l *lexer) deferText(dst *string) error {
 
 // flush sets the strings deferText and digests read.
 func (l *lexer) flush() {
+	var all string
 	if len(l.arena) > 0 {
-		all := string(l.arena)
+		all = string(l.arena)
 		for _, p := range l.pending {
 			*p.dst = all[p.off:p.end]
 		}
-		for _, p := range l.digest {
-			p.m[p.a] = all[p.off:p.end]
-		}
 	}
-	l.reset()
+	if l.digestsTo != nil {
+		m := make(map[cipolicy.HashAlgorithm]string, len(l.digest))
+		for _, p := range l.digest {
+			v := all[p.off:p.end]
+			m[p.a] = v
+			l.decoded = append(l.decoded, digestText{p.a, v})
+		}
+		*l.digestsTo = m
+	}
+	l.arena, l.digestsTo = l.arena[:0], nil
+	clear(l.pending)
+	l.pending, l.digest = l.pending[:0], l.digest[:0]
 }
 
+// reset forgets what the last line read.
 func (l *lexer) reset() {
+	l.arena, l.digestsTo = l.arena[:0], nil
 	clear(l.pending)
-	clear(l.digest)
-	l.arena, l.pending, l.digest = l.arena[:0], l.pending[:0], l.digest[:0]
+	clear(l.decoded)
+	l.pending, l.digest, l.decoded = l.pending[:0], l.digest[:0], l.decoded[:0]
 }
 
 func (l *lexer) fail(format string, args ...any) error {
@@ -666,20 +687,18 @@ func (l *lexer) record(r *Record) error {
 // digests reads a record's digests: hex by algorithm, at most one per
 // algorithm cipolicy knows (others are refused when checked).
 func (l *lexer) digests(d *map[cipolicy.HashAlgorithm]string) error {
-	m := map[cipolicy.HashAlgorithm]string(nil)
 	err := l.object(func(k []byte, off int) error {
-		if m == nil {
-			m = make(map[cipolicy.HashAlgorithm]string, 4)
-		}
 		a := cipolicy.HashAlgorithm(l.interned(k))
-		if _, ok := m[a]; ok {
-			return &memberError{off: off, name: string(a), repeated: true}
+		for _, p := range l.digest {
+			if p.a == a {
+				return &memberError{off: off, name: string(a), repeated: true}
+			}
 		}
-		if len(m) >= len(cipolicy.HashAlgorithms) {
+		if len(l.digest) >= len(cipolicy.HashAlgorithms) {
 			return &capError{off: off, msg: fmt.Sprintf("more than %d digests", len(cipolicy.HashAlgorithms))}
 		}
-		m[a] = ""
 		if ok, err := l.null(); ok || err != nil {
+			l.digest = append(l.digest, pendingDigest{a: a})
 			return err
 		}
 		v, err := l.str(limits.MaxFactsText)
@@ -688,13 +707,14 @@ func (l *lexer) digests(d *map[cipolicy.HashAlgorithm]string) error {
 		}
 		at := len(l.arena)
 		l.arena = append(l.arena, v...)
-		l.digest = append(l.digest, pendingDigest{m, a, at, len(l.arena)})
+		l.digest = append(l.digest, pendingDigest{a, at, len(l.arena)})
 		return nil
 	})
-	if err == nil && m == nil && !l.wasNull {
-		m = map[cipolicy.HashAlgorithm]string{}
+	// flush makes the map, of the right size.
+	l.digestsTo, *d = nil, nil
+	if err == nil && !l.wasNull {
+		l.digestsTo = d
 	}
-	*d = m
 	return err
 }
 

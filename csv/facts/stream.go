@@ -348,7 +348,7 @@ func (d *Decoder) Decode(line []byte, n int) (e *Entry, err error) {
 	if err := d.lex.decodeRecord(line, &a.r); err != nil {
 		return nil, errorf("%w", err)
 	}
-	if err := a.r.fill(&a.s, d.cache, certRefs{d.certs, n}); err != nil {
+	if err := a.r.fill(&a.s, d.cache, certRefs{d.certs, n}, d.lex.decoded); err != nil {
 		return nil, errorf("%q: %w", a.r.Path, err)
 	}
 	a.e = Entry{Line: n, Record: &a.r, Subject: &a.s}
