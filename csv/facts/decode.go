@@ -176,6 +176,9 @@ func (l *lexer) ws() {
 
 // peek skips white space and returns the next byte, 0 at the end.
 func (l *lexer) peek() byte {
+	if l.i < len(l.b) && l.b[l.i] > ' ' {
+		return l.b[l.i]
+	}
 	l.ws()
 	if l.i < len(l.b) {
 		return l.b[l.i]
@@ -227,6 +230,9 @@ func (l *lexer) str(max int) ([]byte, error) {
 	b := l.b
 	i := l.i
 	for {
+		for i < len(b) && plain[b[i]] {
+			i++
+		}
 		if i >= len(b) {
 			l.i = i
 			return nil, l.fail("unterminated string")
@@ -335,6 +341,15 @@ func (l *lexer) str(max int) ([]byte, error) {
 		}
 	}
 }
+
+// plain are the bytes a string holds as they are: printable ASCII but
+// for the quote and the backslash.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // hex4 reads 4 hex digits, -1 if b does not start with them.
 func hex4(b []byte) rune {
