@@ -1,6 +1,7 @@
 package csv
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"errors"
@@ -343,7 +344,9 @@ func (v *Validator) judgeInOrder(ctx context.Context, readers []*facts.Reader, e
 			for b := range work {
 				origin := readers[b.src].Header.Origin
 				for k := range b.ends {
-					e, err := decoders[w][b.src].Decode(b.line(k), b.nums[k])
+					// The entry is the decoder's, until the next record:
+					// the judge copies what it keeps (judgeRecord).
+					e, err := decoders[w][b.src].DecodeTransient(b.line(k), b.nums[k])
 					if err != nil {
 						b.err = err
 						break
@@ -425,10 +428,12 @@ func (v *Validator) judgeRecord(origin string, e *facts.Entry, need cipolicy.Nee
 	if rec.Problem != "" {
 		r.Err = &recordedError{rec.Problem}
 	}
+	// A digest's bytes are the entry's, which the next record's decoding
+	// overwrites (facts.Decoder.DecodeTransient): the result keeps copies.
 	if need.Digests.Len() > 0 {
 		fs.Digests.Each(func(a cipolicy.HashAlgorithm, d []byte) {
 			if need.Digests.Has(a) {
-				r.Digests.Set(a, d)
+				r.Digests.Set(a, bytes.Clone(d))
 			}
 		})
 	}
@@ -442,8 +447,8 @@ func (v *Validator) judgeRecord(origin string, e *facts.Entry, need cipolicy.Nee
 		// computes the image hashes they are over, and reports them.
 		for _, sig := range own {
 			if a, ok := authenticodeDigest[sig.DigestAlgorithm]; ok {
-				if d := fs.Digests.Get(a); d != nil {
-					r.Digests.Set(a, d)
+				if d := fs.Digests.Get(a); d != nil && r.Digests.Get(a) == nil {
+					r.Digests.Set(a, bytes.Clone(d))
 				}
 			}
 		}

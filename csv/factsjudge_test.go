@@ -70,7 +70,15 @@ func outcome(r *Result) string {
 	d := r.Decision
 	return fmt.Sprintf("%s|%s|%s|verdict=%s enforced=%t kind=%s policy=%s rule=%s sig=%d catalog=%s|%s|digests=%v|signed=%t sigs=%d|err=%v",
 		r.Root, r.Path, r.Format, d.Verdict, d.Enforced, d.Kind, d.Policy, d.Rule, d.Signature, r.Catalog, d.Reason,
-		r.Digests.Algorithms(), r.Signed, len(r.Signatures), r.Err != nil)
+		digestsOf(r), r.Signed, len(r.Signatures), r.Err != nil)
+}
+
+// digestsOf lists r's digests with their values (a judge that kept a
+// record's bytes after the next record reused them would show here).
+func digestsOf(r *Result) string {
+	var b strings.Builder
+	r.Digests.Each(func(a cipolicy.HashAlgorithm, v []byte) { fmt.Fprintf(&b, "%s:%x ", a, v) })
+	return b.String()
 }
 
 // assertSameVerdicts judges the facts file with set and checks that every

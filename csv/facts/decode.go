@@ -80,6 +80,7 @@ type lexer struct {
 	i      int
 	tmp    []byte
 	intern map[string]string
+	recent [16]string
 	// wasNull: the last list or object read was null (a list is then
 	// nil, not empty).
 	wasNull bool
@@ -94,6 +95,9 @@ type lexer struct {
 	// flushed (decoded), until the next record.
 	digestsTo *map[cipolicy.HashAlgorithm]string
 	decoded   []digestText
+	// reuse, if not nil, is an empty map flush may fill (the last
+	// record's, which the caller is done with).
+	reuse map[cipolicy.HashAlgorithm]string
 }
 
 type pendingString struct {
@@ -138,7 +142,10 @@ func (l *lexer) flush() {
 		}
 	}
 	if l.digestsTo != nil {
-		m := make(map[cipolicy.HashAlgorithm]string, len(l.digest))
+		m := l.reuse
+		if m == nil {
+			m = make(map[cipolicy.HashAlgorithm]string, len(l.digest))
+		}
 		for _, p := range l.digest {
 			v := all[p.off:p.end]
 			m[p.a] = v
@@ -397,7 +404,17 @@ func (l *lexer) name() (string, error) {
 }
 
 func (l *lexer) interned(s []byte) string {
+	// The last few names, by length and last byte, before the map (whose
+	// hashing was most of interning's cost).
+	slot := 0
+	if len(s) > 0 {
+		slot = (len(s) ^ int(s[len(s)-1])<<2) & (len(l.recent) - 1)
+		if v := l.recent[slot]; v == string(s) {
+			return v
+		}
+	}
 	if v, ok := l.intern[string(s)]; ok {
+		l.recent[slot] = v
 		return v
 	}
 	v := string(s)
@@ -406,6 +423,7 @@ func (l *lexer) interned(s []byte) string {
 			l.intern = make(map[string]string, 64)
 		}
 		l.intern[v] = v
+		l.recent[slot] = v
 	}
 	return v
 }

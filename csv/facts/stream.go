@@ -322,6 +322,8 @@ type Decoder struct {
 	cache certCache
 	certs *certTable
 	lex   lexer
+	// own is DecodeTransient's entry.
+	own *entryAlloc
 }
 
 // Decoder returns a Decoder of rd's records.
@@ -331,20 +333,44 @@ func (rd *Reader) Decoder() *Decoder {
 
 // Decode parses and checks the record on line n.
 func (d *Decoder) Decode(line []byte, n int) (e *Entry, err error) {
+	return d.decode(line, n, new(entryAlloc))
+}
+
+// DecodeTransient is Decode into the Decoder's own entry, which the next
+// call overwrites: for a caller that takes from it what it keeps (a
+// string, a pointer: those are the record's own), and no digest's bytes
+// (Subject.Digests), which it copies. It saves a record's allocations
+// (csv's judge).
+func (d *Decoder) DecodeTransient(line []byte, n int) (*Entry, error) {
+	if d.own == nil {
+		d.own = new(entryAlloc)
+	}
+	m := d.own.r.Digests
+	*d.own = entryAlloc{}
+	if m != nil {
+		clear(m)
+		d.lex.reuse = m
+	}
+	return d.decode(line, n, d.own)
+}
+
+// entryAlloc is an Entry, its record and its facts, in one allocation.
+type entryAlloc struct {
+	e Entry
+	r Record
+	s Subject
+}
+
+func (d *Decoder) decode(line []byte, n int, a *entryAlloc) (e *Entry, err error) {
 	errorf := func(format string, args ...any) error {
 		return &ParseError{File: d.name, Line: n, Err: fmt.Errorf(format, args...)}
 	}
 	defer func() {
+		d.lex.reuse = nil
 		if p := recover(); p != nil {
 			e, err = nil, errorf("internal error while parsing (please report it): %v", p)
 		}
 	}()
-	// The entry, its record and its facts, in one allocation.
-	a := new(struct {
-		e Entry
-		r Record
-		s Subject
-	})
 	if err := d.lex.decodeRecord(line, &a.r); err != nil {
 		return nil, errorf("%w", err)
 	}
