@@ -41,8 +41,8 @@ type decodeError struct {
 
 func (e *decodeError) Error() string { return fmt.Sprintf("offset %d: %s", e.off, e.msg) }
 
-// memberError is a member name that is no field's (Repeated false) or
-// that repeats one (Repeated true): encoding/json's documented leniencies.
+// memberError is a member name that is no field's (repeated false) or
+// that repeats one (repeated true): encoding/json's documented leniencies.
 type memberError struct {
 	off      int
 	name     string
@@ -91,8 +91,8 @@ type lexer struct {
 	pending []pendingString
 	digest  []pendingDigest
 	// digestsTo is the record's digests map, which flush makes (nil: the
-	// record has none, or null); digests are the record's digests once
-	// flushed (decoded), until the next record.
+	// record has none, or null); decoded are the record's digests once
+	// flushed, until the next record.
 	digestsTo *map[cipolicy.HashAlgorithm]string
 	decoded   []digestText
 	// reuse, if not nil, is an empty map flush may fill (the last
