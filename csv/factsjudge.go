@@ -317,13 +317,14 @@ func (v *Validator) judgeInOrder(ctx context.Context, readers []*facts.Reader, e
 					free <- b // never blocks: it came from free, or is one more of window+1
 					break
 				}
+				stop := b.err != nil // read before a worker has b
 				select {
 				case order <- b:
 				case <-ctx.Done():
 					return
 				}
 				work <- b // never blocks: work has order's room
-				if b.err != nil {
+				if stop {
 					return
 				}
 				if !more {
