@@ -51,9 +51,9 @@ type memberError struct {
 
 func (e *memberError) Error() string {
 	if e.repeated {
-		return fmt.Sprintf("offset %d: member %q repeated", e.off, e.name)
+		return fmt.Sprintf("offset %d: field %q given twice", e.off, e.name)
 	}
-	return fmt.Sprintf("offset %d: unknown member %q", e.off, e.name)
+	return fmt.Sprintf("offset %d: unknown field %q", e.off, e.name)
 }
 
 // capError is a value past a cap of internal/limits, found while
