@@ -181,7 +181,8 @@ func (l *lexer) ws() {
 	}
 }
 
-// peek skips white space and returns the next byte, 0 at the end.
+// peek skips white space and returns the next byte, 0 at the end (and
+// for a NUL byte, which no caller takes).
 func (l *lexer) peek() byte {
 	if l.i < len(l.b) && l.b[l.i] > ' ' {
 		return l.b[l.i]
@@ -597,7 +598,7 @@ func unknown(name []byte, off int) error { return &memberError{off: off, name: s
 
 // end refuses anything but white space after the value.
 func (l *lexer) end() error {
-	if l.peek() != 0 {
+	if l.ws(); l.i < len(l.b) { // a NUL byte too, which peek returns as the end
 		return l.fail("data after the JSON value")
 	}
 	return nil
