@@ -14,9 +14,10 @@
 #   record   csv validate --policy P --record R DIR/tree (every fact of
 #            every file, in the same read: what recording costs)
 #   facts    csv validate --policy P --facts DIR/facts-N.jsonl
-# It prints each one's median wall time, per file or record, the ratio
-# of judging a record to validating a file, and each one's peak RSS
-# (facts: bounded, whatever N).
+# It prints each one's median wall time and CPU time (user+sys: on a
+# machine other work shares, wall time counts the others' turns), per
+# file or record, the ratios of judging a record to validating a file,
+# each one's peak RSS (facts: bounded, whatever N), and the load average.
 #
 # Defaults: N=1000000, FILES=100000, DIR=${TMPDIR:-/tmp}/csv-bench-facts.
 set -euo pipefail
@@ -72,7 +73,7 @@ run() {
     exit 1
   fi
   awk -v l="$label" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-    print l, v["wall_s"], v["maxrss_kib"] }' <<<"$line" >>"$tmp/times"
+    print l, v["wall_s"], v["maxrss_kib"], v["user_s"] + v["sys_s"] }' <<<"$line" >>"$tmp/times"
 }
 for ((r = 0; r < runs; r++)); do
   run files "$tmp/csv" validate --policy "$dir/policy.yaml" --format "$format" --output "$tmp/files.out" "$dir/tree"
@@ -80,13 +81,18 @@ for ((r = 0; r < runs; r++)); do
   run facts "$tmp/csv" validate --policy "$dir/policy.yaml" --format "$format" --output "$tmp/facts.out" --facts "$dir/facts-$n.jsonl"
 done
 printf '%d records, %d files of 14336 bytes, %s reports, %d runs each, medians (bench/facts.sh)\n' "$n" "$files" "$format" "$runs"
-printf '%-8s %10s %12s %12s\n' run wall_s "us/item" peak_MiB
+printf '%-8s %10s %12s %10s %12s %12s\n' run wall_s "us/item" cpu_s "cpu_us/item" peak_MiB
 per() { [[ $1 == facts ]] && echo "$n" || echo "$files"; }
 for l in files record facts; do
   t=$(awk -v l="$l" '$1 == l {print $2}' "$tmp/times" | median)
+  u=$(awk -v l="$l" '$1 == l {print $4}' "$tmp/times" | median)
   m=$(awk -v l="$l" '$1 == l {print $3}' "$tmp/times" | sort -g | tail -n1)
-  awk -v l="$l" -v t="$t" -v c="$(per "$l")" -v m="$m" 'BEGIN { printf "%-8s %10.3f %12.2f %12.1f\n", l, t, 1e6 * t / c, m / 1024 }'
+  awk -v l="$l" -v t="$t" -v u="$u" -v c="$(per "$l")" -v m="$m" 'BEGIN { printf "%-8s %10.3f %12.2f %10.3f %12.2f %12.1f\n", l, t, 1e6 * t / c, u, 1e6 * u / c, m / 1024 }'
 done
 f=$(awk '$1 == "files" {print $2}' "$tmp/times" | median)
 j=$(awk '$1 == "facts" {print $2}' "$tmp/times" | median)
-awk -v f="$f" -v j="$j" -v n="$n" -v c="$files" 'BEGIN { printf "judging a record is %.1fx faster than validating a file\n", (f / c) / (j / n) }'
+fu=$(awk '$1 == "files" {print $4}' "$tmp/times" | median)
+ju=$(awk '$1 == "facts" {print $4}' "$tmp/times" | median)
+awk -v f="$f" -v j="$j" -v n="$n" -v c="$files" 'BEGIN { printf "judging a record is %.1fx faster than validating a file (wall time)\n", (f / c) / (j / n) }'
+awk -v f="$fu" -v j="$ju" -v n="$n" -v c="$files" 'BEGIN { printf "and takes %.1fx less CPU (user+sys)\n", (f / c) / (j / n) }'
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || uptime)"

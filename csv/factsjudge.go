@@ -1,6 +1,7 @@
 package csv
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"errors"
@@ -218,21 +219,56 @@ type factsItem struct {
 }
 
 // factsBatch is consecutive records of one facts file, judged by one
-// worker: their lines, then their items or the first error among them.
+// worker: their lines (one after another in buf), then their items or the
+// first error among them. A batch is used again once emitted.
 type factsBatch struct {
 	src   int
-	lines [][]byte
-	nums  []int
+	buf   []byte
+	ends  []int // each line's end in buf
+	nums  []int // each line's number
 	items []factsItem
 	err   error
 	done  chan struct{}
 }
 
-// factsBatchSize is how many records a worker takes at once, and
-// factsWindowPerJob how many batches per worker may be read and not yet
-// emitted: what a run holds, whatever the number of records.
+// line returns the batch's k-th line.
+func (b *factsBatch) line(k int) []byte {
+	start := 0
+	if k > 0 {
+		start = b.ends[k-1]
+	}
+	return b.buf[start:b.ends[k]]
+}
+
+// fill empties b and reads into it the next lines of rd (source src): up
+// to factsBatchSize records or until factsBatchBytes of lines are read,
+// whichever comes first. It reports whether rd may have more (false at
+// its end or at an error, which b.err holds).
+func (b *factsBatch) fill(src int, rd *facts.Reader) bool {
+	b.src, b.buf, b.ends, b.nums, b.items, b.err, b.done = src, b.buf[:0], b.ends[:0], b.nums[:0], b.items[:0], nil, make(chan struct{})
+	for len(b.ends) < factsBatchSize && len(b.buf) < factsBatchBytes {
+		buf, n, err := rd.AppendLine(b.buf)
+		if errors.Is(err, io.EOF) {
+			return false
+		}
+		if err != nil {
+			b.err = err
+			return false
+		}
+		b.buf, b.ends, b.nums = buf, append(b.ends, len(buf)), append(b.nums, n)
+	}
+	return true
+}
+
+// A batch holds factsBatchSize records or factsBatchBytes of lines (the
+// last line past them, of at most limits.MaxFactsLine), whichever comes
+// first; factsWindowPerJob batches per worker may be read and not yet
+// emitted, and one more filled: a run holds so many batches, made once,
+// whatever the number of records. With 2 workers, 9 batches: 2,304
+// records, or 2.3 MiB of lines, and 38 MiB at worst (lines at their cap).
 const (
 	factsBatchSize    = 256
+	factsBatchBytes   = 256 << 10
 	factsWindowPerJob = 4
 )
 
@@ -244,50 +280,56 @@ const (
 // a cancellation, as an InterruptedError.
 func (v *Validator) judgeInOrder(ctx context.Context, readers []*facts.Reader, emit func(*factsItem) error) error {
 	jobs := max(v.opts.Jobs, 1)
+	window := jobs * factsWindowPerJob
 	var wg sync.WaitGroup
 	defer wg.Wait() // after the cancellation: the reader may wait to send
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	work := make(chan *factsBatch, jobs*factsWindowPerJob)
-	order := make(chan *factsBatch, jobs*factsWindowPerJob)
+	work := make(chan *factsBatch, window)
+	order := make(chan *factsBatch, window)
+	// free holds the batches emitted, for the reader to fill again: the
+	// window's batches are made once.
+	free := make(chan *factsBatch, window+1)
 	wg.Add(1)
 	go func() { // the reader: lines, in order
 		defer wg.Done()
 		defer close(work)
 		defer close(order)
+		made := 0
 		for i, rd := range readers {
-			var b *factsBatch
-			send := func() bool {
+			for {
+				var b *factsBatch
+				select {
+				case b = <-free:
+				default:
+					if made < window+1 {
+						made++
+						b = &factsBatch{}
+					} else {
+						select {
+						case b = <-free:
+						case <-ctx.Done():
+							return
+						}
+					}
+				}
+				more := b.fill(i, rd)
+				if len(b.ends) == 0 && b.err == nil {
+					free <- b // never blocks: it came from free, or is one more of window+1
+					break
+				}
+				stop := b.err != nil // read before a worker has b
 				select {
 				case order <- b:
 				case <-ctx.Done():
-					return false
+					return
 				}
 				work <- b // never blocks: work has order's room
-				b = nil
-				return true
-			}
-			for {
-				if b == nil {
-					b = &factsBatch{src: i, done: make(chan struct{})}
-				}
-				line, n, err := rd.Line()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					b.err = err
-					break
-				}
-				b.lines, b.nums = append(b.lines, line), append(b.nums, n)
-				if len(b.lines) == factsBatchSize && !send() {
+				if stop {
 					return
 				}
-			}
-			if b != nil && (len(b.lines) > 0 || b.err != nil) {
-				stop := b.err != nil
-				if !send() || stop {
-					return
+				if !more {
+					break
 				}
 			}
 		}
@@ -303,8 +345,10 @@ func (v *Validator) judgeInOrder(ctx context.Context, readers []*facts.Reader, e
 			defer wg.Done()
 			for b := range work {
 				origin := readers[b.src].Header.Origin
-				for k, line := range b.lines {
-					e, err := decoders[w][b.src].Decode(line, b.nums[k])
+				for k := range b.ends {
+					// The entry is the decoder's, until the next record:
+					// the judge copies what it keeps (judgeRecord).
+					e, err := decoders[w][b.src].DecodeTransient(b.line(k), b.nums[k])
 					if err != nil {
 						b.err = err
 						break
@@ -315,10 +359,9 @@ func (v *Validator) judgeInOrder(ctx context.Context, readers []*facts.Reader, e
 						b.err = err
 						break
 					} else {
-						b.items = append(b.items, factsItem{result: &r})
+						b.items = append(b.items, factsItem{result: r})
 					}
 				}
-				b.lines = nil
 				close(b.done)
 			}
 		}()
@@ -334,6 +377,7 @@ func (v *Validator) judgeInOrder(ctx context.Context, readers []*facts.Reader, e
 			if err := emit(&b.items[k]); err != nil {
 				return err
 			}
+			b.items[k] = factsItem{} // the sink's now
 			done++
 			if v.opts.Progress != nil {
 				v.opts.Progress(done, done)
@@ -345,6 +389,7 @@ func (v *Validator) judgeInOrder(ctx context.Context, readers []*facts.Reader, e
 		if err := ctx.Err(); err != nil {
 			return &InterruptedError{Done: done, Total: done, Walking: true, Err: err}
 		}
+		free <- b // never blocks: window+1 batches are made, at most
 	}
 	if err := ctx.Err(); err != nil {
 		// The reader stopped at the cancellation.
@@ -385,10 +430,14 @@ func (v *Validator) judgeRecord(origin string, e *facts.Entry, need cipolicy.Nee
 	if rec.Problem != "" {
 		r.Err = &recordedError{rec.Problem}
 	}
-	for _, a := range need.Digests.Algorithms() {
-		if d := fs.Digests.Get(a); d != nil {
-			r.Digests.Set(a, d)
-		}
+	// A digest's bytes are the entry's, which the next record's decoding
+	// overwrites (facts.Decoder.DecodeTransient): the result keeps copies.
+	if need.Digests.Len() > 0 {
+		fs.Digests.Each(func(a cipolicy.HashAlgorithm, d []byte) {
+			if need.Digests.Has(a) {
+				r.Digests.Set(a, bytes.Clone(d))
+			}
+		})
 	}
 	own := fs.Signatures
 	var catSigs []*signing.Signature
@@ -400,8 +449,8 @@ func (v *Validator) judgeRecord(origin string, e *facts.Entry, need cipolicy.Nee
 		// computes the image hashes they are over, and reports them.
 		for _, sig := range own {
 			if a, ok := authenticodeDigest[sig.DigestAlgorithm]; ok {
-				if d := fs.Digests.Get(a); d != nil {
-					r.Digests.Set(a, d)
+				if d := fs.Digests.Get(a); d != nil && r.Digests.Get(a) == nil {
+					r.Digests.Set(a, bytes.Clone(d))
 				}
 			}
 		}
@@ -444,11 +493,12 @@ func (v *Validator) judgeRecord(origin string, e *facts.Entry, need cipolicy.Nee
 
 // judgeRecovered is judgeFacts, with a panic (facts can make subjects no
 // read of a file makes) an error naming the facts file and line.
-func (v *Validator) judgeRecovered(origin string, e *facts.Entry, file string, line int) (r Result, err error) {
+func (v *Validator) judgeRecovered(origin string, e *facts.Entry, file string, line int) (r *Result, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = &facts.ParseError{File: file, Line: line, Err: fmt.Errorf("internal error while judging (please report it): %w", panicerr.New(p))}
+			r, err = nil, &facts.ParseError{File: file, Line: line, Err: fmt.Errorf("internal error while judging (please report it): %w", panicerr.New(p))}
 		}
 	}()
-	return v.judgeFacts(origin, e), nil
+	res := v.judgeFacts(origin, e)
+	return &res, nil
 }

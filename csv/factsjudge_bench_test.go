@@ -1,11 +1,14 @@
 package csv
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -117,4 +120,92 @@ func BenchmarkValidateFacts(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkFactsStages splits a record's cost, on one goroutine, over
+// bench/facts.sh's records: reading and splitting the lines (the floor:
+// what any judge of the file pays), then decoding and checking them too,
+// then judging them too (ValidateFacts with one worker, into a sink
+// that keeps nothing). ns/record of each, and their differences, are
+// the CPU each stage costs a record (cpu-ns/record: CPU time, which the
+// machine's other work does not inflate as it does wall time).
+func BenchmarkFactsStages(b *testing.B) {
+	ca := testca.New(b)
+	leaf := ca.Leaf(b, testca.LeafOptions{CommonName: "Build Signing"})
+	var chain []*signing.Certificate
+	for _, c := range [][]byte{leaf.Cert.Raw, ca.Intermediate.Cert.Raw, ca.Root.Cert.Raw} {
+		sc, err := signing.ParseCertificate(c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		chain = append(chain, sc)
+	}
+	const n = 100000
+	file := writeBenchFacts(b, n, chain)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	each := func(b *testing.B, f func(rd *facts.Reader, line []byte, num int)) {
+		cpu := cpuTime(b)
+		for b.Loop() {
+			rd, err := facts.NewReader(bytes.NewReader(data), "bench.facts")
+			if err != nil {
+				b.Fatal(err)
+			}
+			var buf []byte
+			for k := 0; ; k++ {
+				out, num, err := rd.AppendLine(buf[:0])
+				if errors.Is(err, io.EOF) {
+					if k != n {
+						b.Fatalf("%d records", k)
+					}
+					break
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				buf = out
+				f(rd, out, num)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/record")
+		b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N)/n, "cpu-ns/record")
+	}
+	b.Run("read", func(b *testing.B) { each(b, func(*facts.Reader, []byte, int) {}) })
+	b.Run("decode", func(b *testing.B) {
+		var d *facts.Decoder
+		each(b, func(rd *facts.Reader, line []byte, num int) {
+			if num == 2 || d == nil {
+				d = rd.Decoder()
+			}
+			if _, err := d.Decode(line, num); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+	b.Run("judge", func(b *testing.B) {
+		p, err := cipolicy.Parse([]byte(fmt.Sprintf("format: csv-policy/v1\nname: b\nversion: '1'\nrules:\n"+
+			"  - {id: build, action: allow, signer: {tbs: %s, level: issuer}}\n  - {id: elf, action: allow, formats: [elf], all: true}\n", chain[1].TBSHashHex())), "b.yaml")
+		if err != nil {
+			b.Fatal(err)
+		}
+		set, err := cipolicy.NewSet(cipolicy.SetOptions{}, p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		v, err := NewValidator(set, Options{Jobs: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cpu := cpuTime(b)
+		for b.Loop() {
+			var d discardSink
+			if err := v.ValidateFacts(context.Background(), &d, file); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/record")
+		b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N)/n, "cpu-ns/record")
+	})
 }

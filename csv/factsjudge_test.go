@@ -70,7 +70,15 @@ func outcome(r *Result) string {
 	d := r.Decision
 	return fmt.Sprintf("%s|%s|%s|verdict=%s enforced=%t kind=%s policy=%s rule=%s sig=%d catalog=%s|%s|digests=%v|signed=%t sigs=%d|err=%v",
 		r.Root, r.Path, r.Format, d.Verdict, d.Enforced, d.Kind, d.Policy, d.Rule, d.Signature, r.Catalog, d.Reason,
-		r.Digests.Algorithms(), r.Signed, len(r.Signatures), r.Err != nil)
+		digestsOf(r), r.Signed, len(r.Signatures), r.Err != nil)
+}
+
+// digestsOf lists r's digests with their values (a judge that kept a
+// record's bytes after the next record reused them would show here).
+func digestsOf(r *Result) string {
+	var b strings.Builder
+	r.Digests.Each(func(a cipolicy.HashAlgorithm, v []byte) { fmt.Fprintf(&b, "%s:%x ", a, v) })
+	return b.String()
 }
 
 // assertSameVerdicts judges the facts file with set and checks that every
@@ -472,4 +480,56 @@ func writeTemp(t *testing.T, data []byte) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestFactsBatchBounds: a batch of records to judge holds
+// factsBatchSize records of small lines, and stops at factsBatchBytes of
+// long ones (the judging window is bounded in bytes as in records); the
+// next batch goes on at the next line.
+func TestFactsBatchBounds(t *testing.T) {
+	write := func(n, pathLen int) *facts.Reader {
+		t.Helper()
+		var buf bytes.Buffer
+		w, err := facts.NewWriter(&buf, facts.NewHeader("h", "t", time.Unix(0, 0)), facts.WriterOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			p := fmt.Sprintf("%07d", i) + strings.Repeat("x", pathLen)
+			if err := w.Write(&facts.Record{Root: "r", Path: p, Skipped: "not a PE or ELF file"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		rd, err := facts.NewReader(&buf, "b.facts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rd
+	}
+	var b factsBatch
+	rd := write(factsBatchSize+10, 10)
+	if !b.fill(0, rd) || len(b.ends) != factsBatchSize || b.nums[0] != 2 {
+		t.Fatalf("small lines: %d records from line %d, want %d from line 2", len(b.ends), b.nums[0], factsBatchSize)
+	}
+	if b.fill(0, rd) || len(b.ends) != 10 || b.nums[0] != factsBatchSize+2 || b.err != nil {
+		t.Fatalf("the rest: %d records from line %d (%v)", len(b.ends), b.nums[0], b.err)
+	}
+	const long = 40000
+	rd = write(20, long)
+	if !b.fill(0, rd) {
+		t.Fatal("long lines: the batch took them all")
+	}
+	want := factsBatchBytes/long + 1 // the one that passes the bytes
+	if len(b.ends) != want || len(b.buf) < factsBatchBytes || len(b.buf) > factsBatchBytes+long+200 {
+		t.Fatalf("long lines: %d records, %d bytes; want %d, just past %d bytes", len(b.ends), len(b.buf), want, factsBatchBytes)
+	}
+	if !strings.Contains(string(b.line(want-1)), fmt.Sprintf("%07d", want-1)) {
+		t.Fatalf("line %d of the batch is not the record's", want-1)
+	}
+	if b.fill(0, rd); b.nums[0] != want+2 {
+		t.Fatalf("the next batch starts at line %d, want %d", b.nums[0], want+2)
+	}
 }

@@ -134,7 +134,7 @@ func parseHash(s string) (crypto.Hash, error) {
 
 // Subject is a record's facts as package cipolicy takes them.
 type Subject struct {
-	Digests cipolicy.Digests
+	Digests Digests
 	// Signatures are the file's own (the first Own), then its catalogs'
 	// (Catalogs names the catalog of each after the own ones).
 	Signatures []*signing.Signature
@@ -143,6 +143,51 @@ type Subject struct {
 	Attributes *cipolicy.FileAttributes
 	// Lookup is CatalogLookup.
 	Lookup cipolicy.DigestSet
+	// inline holds the digests of a record of two or fewer.
+	inline [2]digest
+}
+
+// maxDigest is the longest digest a record holds (cipolicy's are at most
+// 32 bytes; TestDigestsFit holds it to them).
+const maxDigest = 64
+
+// Digests are a record's digests, decoded.
+type Digests struct{ d []digest }
+
+type digest struct {
+	alg cipolicy.HashAlgorithm
+	n   uint8
+	v   [maxDigest]byte
+}
+
+// Get returns the digest of algorithm a, or nil.
+func (d *Digests) Get(a cipolicy.HashAlgorithm) []byte {
+	for i := range d.d {
+		if e := &d.d[i]; e.alg == a {
+			return e.v[:e.n:e.n]
+		}
+	}
+	return nil
+}
+
+// Algorithms returns the algorithms of the digests.
+func (d *Digests) Algorithms() cipolicy.DigestSet {
+	var s cipolicy.DigestSet
+	for i := range d.d {
+		s = s.With(d.d[i].alg)
+	}
+	return s
+}
+
+// Len returns the number of digests.
+func (d *Digests) Len() int { return len(d.d) }
+
+// Each calls f with each digest (in no order).
+func (d *Digests) Each(f func(cipolicy.HashAlgorithm, []byte)) {
+	for i := range d.d {
+		e := &d.d[i]
+		f(e.alg, e.v[:e.n:e.n])
+	}
 }
 
 // problem is a recorded problem: its text, and whether it is
@@ -186,11 +231,11 @@ func (c *Certificate) resolve(cache certCache, defined certRefs) (*signing.Certi
 		if c.DER != nil || c.TBSHash != "" || c.Subject != "" {
 			return nil, errors.New("both a sha256 reference and the certificate")
 		}
-		fp, err := hex.DecodeString(c.SHA256)
-		if err != nil || len(fp) != 32 {
+		var fp [32]byte
+		if !decodeHex(fp[:], c.SHA256) {
 			return nil, errors.New("sha256: want 32 bytes of hex")
 		}
-		cert := defined.t.get([32]byte(fp), defined.line)
+		cert := defined.t.get(fp, defined.line)
 		if cert == nil {
 			return nil, fmt.Errorf("sha256 %s: no certificate line before it defines it", c.SHA256)
 		}
@@ -223,6 +268,9 @@ type certTable struct {
 type definedCert struct {
 	cert *signing.Certificate
 	line int
+	// full is the certificate as a record holds it in full (made once,
+	// not for every record that names it).
+	full Certificate
 }
 
 // certRefs are the certificates a record on line may name: those of t
@@ -230,6 +278,16 @@ type definedCert struct {
 type certRefs struct {
 	t    *certTable
 	line int
+}
+
+// fullOf returns the defined certificate c in full.
+func (t *certTable) fullOf(c *signing.Certificate) Certificate {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if d, ok := t.m[c.SHA256]; ok && d.cert == c {
+		return d.full
+	}
+	return Certificate{DER: c.Raw, TBSHash: c.TBSHashHex(), Subject: c.CommonName()}
 }
 
 // get returns the certificate fp defined before line, or nil.
@@ -254,101 +312,125 @@ func (t *certTable) add(c *signing.Certificate, line int) error {
 	if t.bytes += len(c.Raw); t.bytes > limits.MaxFactsCertificateBytes {
 		return fmt.Errorf("certificates of more than %d bytes defined", limits.MaxFactsCertificateBytes)
 	}
-	t.m[c.SHA256] = definedCert{c, line}
+	t.m[c.SHA256] = definedCert{c, line, Certificate{DER: c.Raw, TBSHash: c.TBSHashHex(), Subject: c.CommonName()}}
 	return nil
 }
 
 // subject checks r (Record's caps, every index, every encoding) and
 // returns its facts.
 func (r *Record) subject(cache certCache, defined certRefs) (*Subject, error) {
+	s := new(Subject)
+	return s, r.fill(s, cache, defined, nil)
+}
+
+// fill is subject, into s (zero). digests, if not nil, are r.Digests as
+// the decoder read them (a list is quicker to go through than a map).
+func (r *Record) fill(s *Subject, cache certCache, defined certRefs, digests []digestText) error {
 	if err := checkText("root", r.Root); err != nil {
-		return nil, err
+		return err
 	}
 	if err := checkText("path", r.Path); err != nil {
-		return nil, err
+		return err
 	}
 	if r.Path == "" {
-		return nil, errors.New("record without a path")
+		return errors.New("record without a path")
 	}
 	if r.Skipped != "" {
 		if err := checkText("skipped", r.Skipped); err != nil {
-			return nil, err
+			return err
 		}
 		if r.Format != "" || r.Size != 0 || r.Digests != nil || r.Signed || r.Signatures != nil || r.Certificates != nil ||
 			r.Attributes != nil || r.Relocatable || r.Decompressed || r.Catalog != nil || r.Problem != "" || r.CatalogLookup != nil {
-			return nil, errors.New("a skipped record holds facts")
+			return errors.New("a skipped record holds facts")
 		}
-		return &Subject{}, nil
+		return nil
 	}
 	if _, err := cipolicy.ParseFormat(string(r.Format)); err != nil || r.Format == cipolicy.FormatOther {
-		return nil, fmt.Errorf("format %q: not a format csv judges", r.Format)
+		return fmt.Errorf("format %q: not a format csv judges", r.Format)
 	}
 	if r.Size < 0 {
-		return nil, fmt.Errorf("size %d", r.Size)
+		return fmt.Errorf("size %d", r.Size)
 	}
 	if err := checkText("problem", r.Problem); err != nil {
-		return nil, err
+		return err
 	}
-	s := &Subject{}
-	for a, v := range r.Digests {
-		if a.Size() == 0 {
-			return nil, fmt.Errorf("digest %q: unknown algorithm", a)
+	if len(r.Digests) > 0 {
+		// Every digest decoded straight into its fixed array, all in one
+		// allocation (none for two).
+		if len(r.Digests) <= len(s.inline) {
+			s.Digests.d = s.inline[:0:len(r.Digests)]
+		} else {
+			s.Digests.d = make([]digest, 0, len(r.Digests))
 		}
-		b, err := hex.DecodeString(v)
-		if err != nil || len(b) != a.Size() {
-			return nil, fmt.Errorf("digest %s: want %d bytes of hex", a, a.Size())
+		if digests == nil {
+			for a, v := range r.Digests {
+				digests = append(digests, digestText{a, v})
+			}
 		}
-		s.Digests.Set(a, b)
+		for _, dt := range digests {
+			a, v := dt.a, dt.v
+			n := a.Size()
+			if n == 0 {
+				return fmt.Errorf("digest %q: unknown algorithm", a)
+			}
+			if n > maxDigest {
+				return fmt.Errorf("digest %s: %d bytes, over the %d a record holds", a, n, maxDigest)
+			}
+			s.Digests.d = append(s.Digests.d, digest{alg: a, n: uint8(n)})
+			if !decodeHex(s.Digests.d[len(s.Digests.d)-1].v[:n], v) {
+				return fmt.Errorf("digest %s: want %d bytes of hex", a, n)
+			}
+		}
 	}
 	if len(r.CatalogLookup) > len(cipolicy.HashAlgorithms) {
-		return nil, errors.New("catalog_lookup: too many digests")
+		return errors.New("catalog_lookup: too many digests")
 	}
 	for _, a := range r.CatalogLookup {
 		if a.Size() == 0 {
-			return nil, fmt.Errorf("catalog_lookup %q: unknown algorithm", a)
+			return fmt.Errorf("catalog_lookup %q: unknown algorithm", a)
 		}
 		s.Lookup = s.Lookup.With(a)
 	}
 	if r.Catalog != nil {
 		if r.Format != cipolicy.FormatCatalog {
-			return nil, fmt.Errorf("catalog_file facts for a %s file", r.Format)
+			return fmt.Errorf("catalog_file facts for a %s file", r.Format)
 		}
 		if r.Catalog.Members < 0 || r.Catalog.Verified && !r.Catalog.Signed {
-			return nil, errors.New("catalog_file: inconsistent")
+			return errors.New("catalog_file: inconsistent")
 		}
 		if err := checkText("catalog_file problem", r.Catalog.Problem); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if r.Attributes != nil {
 		a, err := r.Attributes.decode(true)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		s.Attributes = a
 	}
 	if len(r.Certificates) > limits.MaxFactsCertificates {
-		return nil, fmt.Errorf("%d certificates, over the limit of %d", len(r.Certificates), limits.MaxFactsCertificates)
+		return fmt.Errorf("%d certificates, over the limit of %d", len(r.Certificates), limits.MaxFactsCertificates)
 	}
 	if len(r.Signatures) > limits.MaxFactsSignatures {
-		return nil, fmt.Errorf("%d signatures, over the limit of %d", len(r.Signatures), limits.MaxFactsSignatures)
+		return fmt.Errorf("%d signatures, over the limit of %d", len(r.Signatures), limits.MaxFactsSignatures)
 	}
 	if r.Signatures == nil {
 		if len(r.Certificates) > 0 {
-			return nil, errors.New("certificates without signatures")
+			return errors.New("certificates without signatures")
 		}
-		return s, nil
+		return nil
 	}
 	certs := make([]*signing.Certificate, len(r.Certificates))
 	for i, c := range r.Certificates {
 		cert, err := c.resolve(cache, defined)
 		if err != nil {
-			return nil, fmt.Errorf("certificate %d: %w", i, err)
+			return fmt.Errorf("certificate %d: %w", i, err)
 		}
 		certs[i] = cert
 		if c.SHA256 != "" {
 			// The record read is whole: it may be written elsewhere.
-			r.Certificates[i] = Certificate{DER: cert.Raw, TBSHash: cert.TBSHashHex(), Subject: cert.CommonName()}
+			r.Certificates[i] = defined.t.fullOf(cert)
 		}
 	}
 	cert := func(i int) (*signing.Certificate, error) {
@@ -383,22 +465,22 @@ func (r *Record) subject(cache certCache, defined certRefs) (*Subject, error) {
 		f := &r.Signatures[n]
 		sig, err := f.decode(chains, cert)
 		if err != nil {
-			return nil, fmt.Errorf("signature %d: %w", n, err)
+			return fmt.Errorf("signature %d: %w", n, err)
 		}
 		if f.Catalog == "" {
 			if len(s.Catalogs) > 0 {
-				return nil, fmt.Errorf("signature %d: the file's own signatures come before its catalogs'", n)
+				return fmt.Errorf("signature %d: the file's own signatures come before its catalogs'", n)
 			}
 			s.Own++
 		} else {
 			if err := checkText("catalog", f.Catalog); err != nil {
-				return nil, err
+				return err
 			}
 			s.Catalogs = append(s.Catalogs, f.Catalog)
 		}
 		s.Signatures = append(s.Signatures, sig)
 	}
-	return s, nil
+	return nil
 }
 
 func (f *Signature) decode(chains func([][]int) ([][]*signing.Certificate, error), cert func(int) (*signing.Certificate, error)) (*signing.Signature, error) {
@@ -545,3 +627,39 @@ func checkText(name, s string) error {
 	}
 	return nil
 }
+
+// decodeHex decodes the hex string s (either case, as hex.DecodeString)
+// into dst, of len(s)/2 bytes.
+func decodeHex(dst []byte, s string) bool {
+	if len(s) != 2*len(dst) {
+		return false
+	}
+	for i := range dst {
+		hi, ok1 := fromHex(s[2*i])
+		lo, ok2 := fromHex(s[2*i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return true
+}
+
+func fromHex(c byte) (byte, bool) {
+	v := unhex[c]
+	return v & 0x0f, v != 0xff
+}
+
+// unhex maps a hex digit to its value, anything else to 0xff.
+var unhex = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i, c := range "0123456789abcdef" {
+		t[c] = byte(i)
+	}
+	for i, c := range "ABCDEF" {
+		t[c] = byte(10 + i)
+	}
+	return t
+}()

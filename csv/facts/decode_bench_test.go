@@ -33,3 +33,13 @@ func BenchmarkDecodeFull(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkDecodeFast(b *testing.B) {
+	var l lexer
+	for b.Loop() {
+		var r Record
+		if err := l.decodeRecord(benchLine, &r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -285,6 +285,16 @@ func TestStrict(t *testing.T) {
 		{"gzip garbage", "\x1f\x8bnot gzip", 0},
 		{"long line", hdr + `{"root":"` + strings.Repeat("x", limits.MaxFactsLine) + `"}` + "\n", 2},
 		{"long text", hdr + strings.Replace(ok, `"r"`, `"`+strings.Repeat("r", limits.MaxFactsText+1)+`"`, 1) + "\n", 2},
+		{"field case", hdr + strings.Replace(ok, `"path"`, `"Path"`, 1) + "\n", 2},
+		{"repeated field", hdr + strings.Replace(ok, `"path":"a"`, `"path":"a","path":"b"`, 1) + "\n", 2},
+		{"repeated digest", hdr + ok[:len(ok)-1] + `,"digests":{"sha256":"` + strings.Repeat("0", 64) + `","sha256":"` + strings.Repeat("1", 64) + `"}}` + "\n", 2},
+		{"bad utf-8", hdr + strings.Replace(ok, `"a"`, "\"a\xff\"", 1) + "\n", 2},
+		{"bad utf-8 header", strings.Replace(hdr, `"t"`, "\"t\xff\"", 1), 1},
+		{"bad escape", hdr + strings.Replace(ok, `"a"`, `"a\q"`, 1) + "\n", 2},
+		{"fraction", hdr + strings.Replace(ok, `"size":1`, `"size":1.5`, 1) + "\n", 2},
+		{"out of range", hdr + strings.Replace(ok, `"size":1`, `"size":99999999999999999999`, 1) + "\n", 2},
+		{"wrong type", hdr + strings.Replace(ok, `"signed":false`, `"signed":"false"`, 1) + "\n", 2},
+		{"certificate line field", hdr + `{"certificate":{"DER":"AA=="}}` + "\n", 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"time"
+	"unicode/utf8"
 
 	"github.com/codesignval/csv/internal/limits"
 	"github.com/codesignval/csv/internal/safefile"
@@ -149,11 +150,17 @@ type Reader struct {
 	// certLines counts the certificate lines; cache parses their DER.
 	certLines int
 	cache     certCache
+	lex       lexer
 }
 
 // NewReader reads the header of the facts file r, named name in errors.
-// A gzip-compressed file is told by its magic bytes.
+// A gzip-compressed file is told by its magic bytes; it may decompress to
+// limits.MaxFactsDecompressed bytes.
 func NewReader(r io.Reader, name string) (rd *Reader, err error) {
+	return newReader(r, name, limits.MaxFactsDecompressed)
+}
+
+func newReader(r io.Reader, name string, maxDecompressed int64) (rd *Reader, err error) {
 	rd = &Reader{name: name, br: bufio.NewReaderSize(r, 64<<10), certs: &certTable{m: map[[32]byte]definedCert{}}}
 	defer func() {
 		if p := recover(); p != nil {
@@ -166,7 +173,7 @@ func NewReader(r io.Reader, name string) (rd *Reader, err error) {
 			return nil, &ParseError{File: name, Line: 0, Err: err}
 		}
 		rd.gz = gz
-		rd.br = bufio.NewReaderSize(gz, 64<<10)
+		rd.br = bufio.NewReaderSize(&capReader{r: gz, n: maxDecompressed}, 64<<10)
 	}
 	b, err := rd.next()
 	if err == io.EOF {
@@ -190,6 +197,33 @@ func NewReader(r io.Reader, name string) (rd *Reader, err error) {
 		}
 	}
 	return rd, nil
+}
+
+// capReader reads r until n bytes have been read, then fails.
+type capReader struct {
+	r io.Reader
+	n int64
+	// max is the cap, for the error.
+	max int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.max == 0 {
+		c.max = c.n
+	}
+	if c.n <= 0 {
+		var one [1]byte
+		if k, err := c.r.Read(one[:]); k == 0 && err != nil {
+			return 0, err // the end, at the cap
+		}
+		return 0, fmt.Errorf("decompresses to more than %d bytes, the limit", c.max)
+	}
+	if int64(len(p)) > c.n {
+		p = p[:c.n]
+	}
+	k, err := c.r.Read(p)
+	c.n -= int64(k)
+	return k, err
 }
 
 // Entry is one record and its facts, checked.
@@ -219,25 +253,34 @@ func (rd *Reader) Next() (*Entry, error) {
 // records in parallel reads lines in order here and decodes each with a
 // Decoder of its goroutine.
 func (rd *Reader) Line() (line []byte, n int, err error) {
+	line, n, err = rd.AppendLine(nil)
+	return line, n, err
+}
+
+// AppendLine is Line, appending the line to dst (which it returns; the
+// line is what follows dst's length): a caller may keep a batch of lines
+// in one buffer.
+func (rd *Reader) AppendLine(dst []byte) (out []byte, n int, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			line, err = nil, rd.errorf("internal error while reading (please report it): %v", p)
+			out, err = dst, rd.errorf("internal error while reading (please report it): %v", p)
 		}
 	}()
-	b, err := rd.next()
-	for err == nil && bytes.HasPrefix(b, certificatePrefix) {
-		if err := rd.define(b); err != nil {
-			return nil, 0, err
+	start := len(dst)
+	out, err = rd.appendNext(dst)
+	for err == nil && bytes.HasPrefix(out[start:], certificatePrefix) {
+		if err := rd.define(out[start:]); err != nil {
+			return dst, 0, err
 		}
-		b, err = rd.next()
+		out, err = rd.appendNext(out[:start])
 	}
 	if err != nil {
-		return nil, 0, err
+		return dst, 0, err
 	}
 	if rd.n++; rd.n > limits.MaxFactsRecords {
-		return nil, 0, rd.errorf("more than %d records", limits.MaxFactsRecords)
+		return dst, 0, rd.errorf("more than %d records", limits.MaxFactsRecords)
 	}
-	return bytes.Clone(b), rd.line, nil
+	return out, rd.line, nil
 }
 
 // certificatePrefix starts a certificate line (as Writer writes it; a
@@ -247,7 +290,7 @@ var certificatePrefix = []byte(`{"certificate":`)
 // define reads a certificate line.
 func (rd *Reader) define(b []byte) error {
 	var l certificateLine
-	if err := strict(b, &l); err != nil {
+	if err := rd.lex.decodeCertificateLine(b, &l); err != nil {
 		return rd.errorf("%w", err)
 	}
 	if l.Certificate == nil || l.Certificate.SHA256 != "" {
@@ -278,6 +321,9 @@ type Decoder struct {
 	name  string
 	cache certCache
 	certs *certTable
+	lex   lexer
+	// own is DecodeTransient's entry.
+	own *entryAlloc
 }
 
 // Decoder returns a Decoder of rd's records.
@@ -287,49 +333,90 @@ func (rd *Reader) Decoder() *Decoder {
 
 // Decode parses and checks the record on line n.
 func (d *Decoder) Decode(line []byte, n int) (e *Entry, err error) {
+	return d.decode(line, n, new(entryAlloc))
+}
+
+// DecodeTransient is Decode into the Decoder's own entry, which the next
+// call overwrites: for a caller that takes from it what it keeps (a
+// string, a pointer: those are the record's own), and no digest's bytes
+// (Subject.Digests), which it copies. It saves a record's allocations
+// (csv's judge).
+func (d *Decoder) DecodeTransient(line []byte, n int) (*Entry, error) {
+	if d.own == nil {
+		d.own = new(entryAlloc)
+	}
+	m := d.own.r.Digests
+	*d.own = entryAlloc{}
+	if m != nil {
+		clear(m)
+		d.lex.reuse = m
+	}
+	return d.decode(line, n, d.own)
+}
+
+// entryAlloc is an Entry, its record and its facts, in one allocation.
+type entryAlloc struct {
+	e Entry
+	r Record
+	s Subject
+}
+
+func (d *Decoder) decode(line []byte, n int, a *entryAlloc) (e *Entry, err error) {
 	errorf := func(format string, args ...any) error {
 		return &ParseError{File: d.name, Line: n, Err: fmt.Errorf(format, args...)}
 	}
 	defer func() {
+		d.lex.reuse = nil
 		if p := recover(); p != nil {
 			e, err = nil, errorf("internal error while parsing (please report it): %v", p)
 		}
 	}()
-	var r Record
-	if err := strict(line, &r); err != nil {
+	if err := d.lex.decodeRecord(line, &a.r); err != nil {
 		return nil, errorf("%w", err)
 	}
-	s, err := r.subject(d.cache, certRefs{d.certs, n})
-	if err != nil {
-		return nil, errorf("%q: %w", r.Path, err)
+	if err := a.r.fill(&a.s, d.cache, certRefs{d.certs, n}, d.lex.decoded); err != nil {
+		return nil, errorf("%q: %w", a.r.Path, err)
 	}
-	return &Entry{Line: n, Record: &r, Subject: s}, nil
+	a.e = Entry{Line: n, Record: &a.r, Subject: &a.s}
+	return &a.e, nil
 }
 
 // next returns the next line, without its newline; io.EOF at the end.
 func (rd *Reader) next() ([]byte, error) {
-	rd.buf = rd.buf[:0]
+	b, err := rd.appendNext(rd.buf[:0])
+	rd.buf = b[:0]
+	return b, err
+}
+
+// appendNext appends the next line to dst, without its newline (nor a
+// carriage return before it); io.EOF at the end.
+func (rd *Reader) appendNext(dst []byte) ([]byte, error) {
+	start := len(dst)
 	for {
 		chunk, err := rd.br.ReadSlice('\n')
-		if len(rd.buf)+len(chunk) > limits.MaxFactsLine {
+		if len(dst)-start+len(chunk) > limits.MaxFactsLine {
 			rd.line++
-			return nil, rd.errorf("a line over the limit of %d bytes", limits.MaxFactsLine)
+			return dst[:start], rd.errorf("a line over the limit of %d bytes", limits.MaxFactsLine)
 		}
-		rd.buf = append(rd.buf, chunk...)
+		dst = append(dst, chunk...)
 		switch {
 		case err == nil:
 			rd.line++
-			return bytes.TrimSuffix(rd.buf[:len(rd.buf)-1], []byte("\r")), nil
+			end := len(dst) - 1
+			if end > start && dst[end-1] == '\r' {
+				end--
+			}
+			return dst[:end], nil
 		case errors.Is(err, bufio.ErrBufferFull):
 			continue
 		case err == io.EOF:
-			if len(rd.buf) > 0 {
+			if len(dst) > start {
 				rd.line++
-				return nil, rd.errorf("the last line does not end with a newline: the file is truncated")
+				return dst[:start], rd.errorf("the last line does not end with a newline: the file is truncated")
 			}
-			return nil, io.EOF
+			return dst, io.EOF
 		default:
-			return nil, &ParseError{File: rd.name, Line: rd.line + 1, Err: err}
+			return dst[:start], &ParseError{File: rd.name, Line: rd.line + 1, Err: err}
 		}
 	}
 }
@@ -338,9 +425,14 @@ func (rd *Reader) errorf(format string, args ...any) error {
 	return &ParseError{File: rd.name, Line: rd.line, Err: fmt.Errorf(format, args...)}
 }
 
-// strict decodes one JSON value from b into v, refusing unknown fields
-// and anything after the value.
+// strict decodes one JSON value from b into v with encoding/json,
+// refusing unknown fields, invalid UTF-8 and anything after the value:
+// the header's decoder, and the reference the hand-written decoder of
+// the other lines is tested against (decode.go).
 func strict(b []byte, v any) error {
+	if !utf8.Valid(b) {
+		return errors.New("invalid UTF-8")
+	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {

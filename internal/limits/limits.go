@@ -356,6 +356,10 @@ const (
 	// lines of one facts file define (the count alone allows 4 GiB).
 	MaxFactsCertificateBytes = 64 << 20
 	MaxFactsText             = 64 << 10
+	// MaxFactsDecompressed caps what a gzip-compressed facts file
+	// decompresses to (a gzip bomb is refused there): a million records
+	// of a build are some 350 MB, MaxFactsRecords of them some 47 GB.
+	MaxFactsDecompressed = 64 << 30
 )
 
 // Caps of csv triage's readers of Windows Code Integrity event exports
