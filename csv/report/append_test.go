@@ -261,8 +261,54 @@ func TestAppendJUnitCaseIsTheEncoders(t *testing.T) {
 	}
 }
 
+// TestAppendSARIFResultIsTheEncoders: the SARIF result written by hand
+// for each result is, byte for byte, what encoding/json wrote
+// (SARIFResultReference), with and without passes and a SARIF root; and
+// the whole log is one valid JSON document with every result.
+func TestAppendSARIFResultIsTheEncoders(t *testing.T) {
+	results, _ := sampleResults(t)
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range results[:len(results)/2] {
+		// Files under the SARIF root, and outside it.
+		r.Origin, r.Root = "", filepath.ToSlash(filepath.Join(wd, "sub", fmt.Sprint(i)))
+		results = append(results, r)
+	}
+	for _, opts := range []report.Options{{}, {SARIFPasses: true}, {SARIFPasses: true, SARIFRoot: filepath.Join(wd, "sub")}, {SARIFRoot: "."}} {
+		n := 0
+		for i := range results {
+			got, ok, err := report.SARIFResult(&results[i], opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, wok, err := report.SARIFResultReference(&results[i], opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				n++
+			}
+			if !bytes.Equal(got, want) || ok != wok {
+				t.Errorf("%+v: result %d (%q), written %v:\n%s\nwant (written %v)\n%s", opts, i, results[i].Path, ok, got, wok, want)
+			}
+		}
+		var log struct {
+			Runs []struct{ Results []json.RawMessage }
+		}
+		if err := json.Unmarshal(render(t, "sarif", opts, &csv.Report{Mode: cipolicy.Enforce, Results: results}), &log); err != nil {
+			t.Fatal(err)
+		}
+		if len(log.Runs) != 1 || len(log.Runs[0].Results) != n || n == 0 {
+			t.Errorf("%+v: %d results in the log, want %d", opts, len(log.Runs[0].Results), n)
+		}
+	}
+}
+
 // FuzzAppendResult: for any path, root, origin, policy, rule and reason,
-// the encoders written by hand write what encoding/json and encoding/xml
+// the encoders written by hand (JSON results and skipped files, SARIF
+// results, JUnit test cases) write what encoding/json and encoding/xml
 // wrote.
 func FuzzAppendResult(f *testing.F) {
 	for i, s := range oddStrings {
@@ -294,6 +340,18 @@ func FuzzAppendResult(f *testing.F) {
 		sk := csv.SkippedFile{Root: root, Path: path, Reason: reason, Origin: origin}
 		if want, err := report.SkippedJSONReference(&sk, shard); err != nil || !bytes.Equal(report.SkippedJSON(&sk, shard), want) {
 			t.Fatalf("skipped JSON:\n%s\nwant\n%s (%v)", report.SkippedJSON(&sk, shard), want, err)
+		}
+		opts := report.Options{SARIFPasses: pick&0x80 != 0}
+		gotS, ok, err := report.SARIFResult(&r, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantS, wok, err := report.SARIFResultReference(&r, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(gotS, wantS) || ok != wok {
+			t.Fatalf("SARIF:\n%s\nwant\n%s", gotS, wantS)
 		}
 		gotX, failed, skipped := report.JUnitCase(&r)
 		wantX, wfailed, wskipped, err := report.JUnitCaseReference(&r)

@@ -6,10 +6,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/csv"
 )
 
@@ -369,4 +372,131 @@ func plainType(t reflect.Type, depth int) bool {
 		return true
 	}
 	return false
+}
+
+// spaces indents nested JSON values.
+const spaces = "                                "
+
+// open starts the object member k, its members indented one more step.
+func (o *jsonObject) open(k string) jsonObject {
+	o.key(k)
+	return jsonObject{b: append(o.b, '{'), in: spaces[:len(o.in)+2]}
+}
+
+// close ends the member c that open started.
+func (o *jsonObject) close(c *jsonObject) {
+	o.b = c.end()
+	o.inert = o.inert || c.inert
+}
+
+// sarifResultIndent is the indent of a SARIF result's members: runs[0]
+// results[i] in the log.
+const sarifResultIndent = "          "
+
+// appendSARIFResult appends the SARIF result of a judged binary as the log
+// holds it (an element of a run's "results", as json.Encoder with
+// SetIndent("", "  ") writes sarifResult), before textsafe.InertJSON,
+// which it needs only if inert; ok is false, and nothing appended, for an
+// allowed file unless opts.SARIFPasses.
+func appendSARIFResult(dst []byte, res *csv.Result, opts Options, paths sarifPaths) (b []byte, inert, ok bool, err error) {
+	d := &res.Decision
+	if d.Allowed() && !opts.SARIFPasses {
+		return dst, false, false, nil
+	}
+	id := RuleID(d.Kind)
+	kind, level := "fail", "error"
+	display := res.DisplayPath()
+	msg := display + ": " + reasonText(res)
+	switch {
+	case d.Allowed():
+		kind, level = "pass", "none"
+	case !d.Enforced:
+		level = "warning"
+		msg += " (audit mode: would be blocked under enforcement)"
+	}
+	o := jsonObject{b: append(dst, '{'), in: sarifResultIndent}
+	o.str("ruleId", id)
+	o.int("ruleIndex", int64(sarifRuleIndex[id]))
+	o.str("kind", kind)
+	o.str("level", level)
+	m := o.open("message")
+	m.str("text", msg)
+	o.close(&m)
+	// A member's location is the file on disk that holds it (see
+	// sarifResultOf in the tests, the encoding this one replaced).
+	file, member, _ := strings.Cut(strings.TrimPrefix(display, originPrefix(res.Origin)), container.Separator)
+	loc, stable := paths.locate(file)
+	o.key("locations")
+	in := o.in
+	o.b = append(o.b, '[', '\n')
+	o.b = append(o.b, spaces[:len(in)+2]...)
+	l := jsonObject{b: append(o.b, '{'), in: spaces[:len(in)+4]}
+	p := l.open("physicalLocation")
+	a := p.open("artifactLocation")
+	a.str("uri", loc.URI)
+	if loc.URIBaseID != "" {
+		a.str("uriBaseId", loc.URIBaseID)
+	}
+	p.close(&a)
+	l.close(&p)
+	o.b = l.end()
+	o.inert = o.inert || l.inert
+	o.b = append(o.b, '\n')
+	o.b = append(o.b, in...)
+	o.b = append(o.b, ']')
+	f := o.open("partialFingerprints")
+	f.str(FingerprintKey, fingerprint(id, stable, member))
+	o.close(&f)
+	// The properties, in the order of their keys, as encoding/json writes
+	// a map; a digest named as another property would replace it.
+	props := make([]sarifProperty, 0, 8)
+	props = setProperty(props, sarifProperty{key: "verdict", str: string(d.Verdict)})
+	props = setProperty(props, sarifProperty{key: "enforced", isBool: true, bool: d.Enforced})
+	props = setProperty(props, sarifProperty{key: "policy", str: d.Policy})
+	props = setProperty(props, sarifProperty{key: "format", str: string(res.Format)})
+	if d.Rule != "" {
+		props = setProperty(props, sarifProperty{key: "policyRule", str: d.Rule})
+	}
+	if res.Origin != "" {
+		props = setProperty(props, sarifProperty{key: "origin", str: res.Origin})
+	}
+	res.Digests.Each(func(a cipolicy.HashAlgorithm, v []byte) {
+		props = setProperty(props, sarifProperty{key: string(a), str: hexOrEmpty(v)})
+	})
+	slices.SortFunc(props, func(a, b sarifProperty) int { return strings.Compare(a.key, b.key) })
+	pr := o.open("properties")
+	for _, p := range props {
+		if p.isBool {
+			pr.bool(p.key, p.bool)
+		} else {
+			pr.str(p.key, p.str)
+		}
+	}
+	o.close(&pr)
+	if s := sarifSuppressionsOf(res); len(s) > 0 {
+		if err := o.value("suppressions", s); err != nil {
+			return nil, false, false, err
+		}
+	}
+	return o.end(), o.inert, true, nil
+}
+
+// sarifProperty is a member of a SARIF result's properties: a string, or
+// a boolean.
+type sarifProperty struct {
+	key    string
+	str    string
+	isBool bool
+	bool   bool
+}
+
+// setProperty sets p in props, replacing the property of its key.
+func setProperty(props []sarifProperty, p sarifProperty) []sarifProperty {
+	for i := range props {
+		if props[i].key == p.key {
+			props[i] = p
+			return props
+		}
+	}
+	return append(props, p)
 }

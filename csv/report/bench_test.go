@@ -12,8 +12,9 @@ import (
 
 // BenchmarkSinkResult: what a sink costs per result, on the emitter's
 // goroutine, for results like bench/manyfiles.sh's (an allowed ELF file
-// with its facts, no digest), in each format; "-reference" encodes the
-// result as the JSON and JUnit sinks did before they were written by hand.
+// with its facts, no digest), in each format (text verbose, SARIF with
+// and without passes); "-reference" encodes the result as the JSON,
+// SARIF and JUnit sinks did before they were written by hand.
 func BenchmarkSinkResult(b *testing.B) {
 	var ok csv.Result
 	for _, r := range run(b, cipolicy.Enforce).Results {
@@ -27,9 +28,13 @@ func BenchmarkSinkResult(b *testing.B) {
 		results[i] = ok
 		results[i].Path = fmt.Sprintf("d%04d/f%07d", i/1000, i)
 	}
-	for _, format := range report.Formats {
-		b.Run(format, func(b *testing.B) {
-			s, err := report.NewSink(format, report.Options{Verbose: true}, io.Discard)
+	for _, name := range append(report.Formats, "sarif-passes") {
+		b.Run(name, func(b *testing.B) {
+			format, opts := name, report.Options{Verbose: true}
+			if name == "sarif-passes" {
+				format, opts.SARIFPasses = "sarif", true
+			}
+			s, err := report.NewSink(format, opts, io.Discard)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -54,6 +59,14 @@ func BenchmarkSinkResult(b *testing.B) {
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			if _, err := report.ResultJSONReference(&results[i%len(results)], false); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("sarif-passes-reference", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if _, _, err := report.SARIFResultReference(&results[i%len(results)], report.Options{SARIFPasses: true}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
+	"strings"
 
+	"github.com/codesignval/csv/cipolicy"
+	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/csv"
 	"github.com/codesignval/csv/internal/textsafe"
 )
@@ -132,4 +135,68 @@ func JUnitCaseReference(res *csv.Result) (doc []byte, failed, skipped bool, err 
 		return nil, false, false, err
 	}
 	return textsafe.InertXML(b.Bytes()), failed, skipped, nil
+}
+
+// SARIFResult is what the SARIF sink writes of the result res, the second
+// of its array, and whether it writes it.
+func SARIFResult(res *csv.Result, opts Options) ([]byte, bool, error) {
+	b, inert, ok, err := appendSARIFResult(elementStart(nil, 1, "        "), res, opts, newSARIFPaths(opts))
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	if !inert && !bytes.Equal(textsafe.InertJSON(b), b) {
+		return nil, false, fmt.Errorf("the result needs InertJSON, and appendSARIFResult says not:\n%s", b)
+	}
+	return textsafe.InertJSON(b), true, nil
+}
+
+// SARIFResultReference is what SARIFResult wrote before: the sarifResult
+// of sarifResultOf, encoded by encoding/json and json.Indent.
+func SARIFResultReference(res *csv.Result, opts Options) ([]byte, bool, error) {
+	out, ok := sarifResultOf(res, opts, newSARIFPaths(opts))
+	if !ok {
+		return nil, false, nil
+	}
+	var b bytes.Buffer
+	err := element(&b, 1, out, "        ")
+	return b.Bytes(), true, err
+}
+
+// sarifResultOf is the SARIF result of a judged binary (false for an
+// allowed one, unless opts.SARIFPasses).
+func sarifResultOf(res *csv.Result, opts Options, paths sarifPaths) (sarifResult, bool) {
+	d := res.Decision
+	if d.Allowed() && !opts.SARIFPasses {
+		return sarifResult{}, false
+	}
+	id := RuleID(d.Kind)
+	out := sarifResult{RuleID: id, RuleIndex: sarifRuleIndex[id], Kind: "fail", Level: "error"}
+	msg := res.DisplayPath() + ": " + reasonText(res)
+	switch {
+	case d.Allowed():
+		out.Kind, out.Level = "pass", "none"
+	case !d.Enforced:
+		out.Level = "warning"
+		msg += " (audit mode: would be blocked under enforcement)"
+	}
+	out.Message = sarifText{msg}
+	// A member's location is the file on disk that holds it (code
+	// scanning shows files of the repository); the message names the member.
+	// Facts judged without the files (csv validate --facts) locate the
+	// file at its path, their origin a property (the message says both).
+	file, member, _ := strings.Cut(strings.TrimPrefix(res.DisplayPath(), originPrefix(res.Origin)), container.Separator)
+	loc, stable := paths.locate(file)
+	out.Locations = []sarifLocation{{PhysicalLocation: sarifPhysical{ArtifactLocation: loc}}}
+	out.PartialFingerprints = map[string]string{FingerprintKey: fingerprint(id, stable, member)}
+	props := map[string]any{"verdict": d.Verdict, "enforced": d.Enforced, "policy": d.Policy, "format": res.Format}
+	if d.Rule != "" {
+		props["policyRule"] = d.Rule
+	}
+	if res.Origin != "" {
+		props["origin"] = res.Origin
+	}
+	res.Digests.Each(func(a cipolicy.HashAlgorithm, v []byte) { props[string(a)] = hexOrEmpty(v) })
+	out.Properties = props
+	out.Suppressions = sarifSuppressionsOf(res)
+	return out, true
 }

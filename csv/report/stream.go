@@ -345,17 +345,26 @@ type sarifSink struct {
 	paths   sarifPaths
 	results spool
 	n       int
+	// buf holds the result being written.
+	buf []byte
 }
 
 func (s *sarifSink) Begin(*csv.Report) error { return nil }
 
 func (s *sarifSink) Result(res *csv.Result) error {
-	out, ok := sarifResultOf(res, s.opts, s.paths)
-	if !ok {
+	if res.Decision.Allowed() && !s.opts.SARIFPasses {
 		return nil
 	}
-	err := element(&s.results, s.n, out, "        ")
+	b, inert, ok, err := appendSARIFResult(elementStart(s.buf[:0], s.n, "        "), res, s.opts, s.paths)
+	if err != nil || !ok {
+		return err
+	}
+	s.buf = b
 	s.n++
+	if inert {
+		b = textsafe.InertJSON(b)
+	}
+	_, err = s.results.Write(b)
 	return err
 }
 
