@@ -160,3 +160,11 @@ func appendJUnitCase(dst []byte, c junitResult) []byte {
 	dst = append(dst, junitCaseIndent...)
 	return append(dst, "</testcase>"...)
 }
+
+// inert reports whether the test case c may need textsafe.InertXML: one
+// of its strings holds a '#' or a byte that is not ASCII (the escapes
+// appendXMLEscaped writes are ASCII and hold no '#', but U+FFFD, which
+// InertXML leaves).
+func (c *junitResult) inert() bool {
+	return mayNeedInert(c.name) || mayNeedInert(c.classname) || mayNeedInert(c.message) || mayNeedInert(c.typ) || mayNeedInert(c.text)
+}

@@ -104,7 +104,11 @@ func SkippedJSONReference(s *csv.SkippedFile, shard bool) ([]byte, error) {
 // it counts it a failure or skipped.
 func JUnitCase(res *csv.Result) (doc []byte, failed, skipped bool) {
 	c := junitResultOf(res)
-	return textsafe.InertXML(appendJUnitCase(nil, c)), c.outcome == junitFailed, c.outcome == junitSkipped
+	b := appendJUnitCase(nil, c)
+	if !c.inert() && !bytes.Equal(textsafe.InertXML(b), b) {
+		panic(fmt.Sprintf("the test case needs InertXML, and inert says not:\n%s", b))
+	}
+	return textsafe.InertXML(b), c.outcome == junitFailed, c.outcome == junitSkipped
 }
 
 // JUnitCaseReference is what JUnitCase wrote before: a junitCase encoded

@@ -95,7 +95,11 @@ func (j *junitSink) Result(res *csv.Result) error {
 	}
 	j.n++
 	j.buf = appendJUnitCase(j.buf[:0], c)
-	_, err := j.cases.Write(textsafe.InertXML(j.buf))
+	b := j.buf
+	if c.inert() {
+		b = textsafe.InertXML(b)
+	}
+	_, err := j.cases.Write(b)
 	return err
 }
 
