@@ -425,8 +425,11 @@ func appendSARIFResult(dst []byte, res *csv.Result, opts Options, paths sarifPat
 	m := o.open("message")
 	m.str("text", msg)
 	o.close(&m)
-	// A member's location is the file on disk that holds it (see
-	// sarifResultOf in the tests, the encoding this one replaced).
+	// A member's location is the file on disk that holds it (code
+	// scanning shows files of the repository); the message names the
+	// member. Facts judged without the files (csv validate --facts)
+	// locate the file at its path, their origin a property (the message
+	// says both).
 	file, member, _ := strings.Cut(strings.TrimPrefix(display, originPrefix(res.Origin)), container.Separator)
 	loc, stable := paths.locate(file)
 	o.key("locations")
