@@ -97,8 +97,8 @@ type jsonObject struct {
 	in string
 	n  int
 	// inert is set when what was written may need textsafe.InertJSON:
-	// a string with a '#' or a byte that is not ASCII, or a value
-	// encoding/json wrote.
+	// a string, or a value encoding/json wrote, holds a '#' or a byte
+	// that is not ASCII (mayNeedInert).
 	inert bool
 }
 
