@@ -10,9 +10,17 @@
 #              junit), ALL allowing every file (all: true);
 #   reference  bench/refsha DIR/tree: walk, read and SHA-256 every file.
 # It prints the median wall time of each, csv's throughput as a share of
-# the reference's, and each one's peak RSS (bench/rss). Issue 18's
+# the reference's, the median CPU time (user and system), each one's peak
+# RSS and peak anonymous memory (bench/rss: the RSS also counts the pages
+# of the executable, which vary by some 10 MiB from one copy of one binary
+# to another), and the load average before and after. Issue 18's
 # targets at 100,000 files of 14 KB: csv at 85% of the reference or more,
 # under 100 MiB for every format; at 1,000,000 files, under 150 MiB.
+#
+# BASE=/path/to/csv also runs that (earlier) csv binary, interleaved, as
+# base-F for each format, and checks that both wrote the same report, but
+# for the times a report states (bench/manyfiles.sh's way of saying the
+# report bytes did not change).
 #
 # Defaults: N=100000, SIZE=14336, DIR=${TMPDIR:-/tmp}/csv-bench-many-N.
 set -euo pipefail
@@ -21,6 +29,8 @@ size=${2:-14336}
 dir=${3:-${TMPDIR:-/tmp}/csv-bench-many-$n}
 runs=${RUNS:-3}
 formats=${FORMATS:-text json sarif junit}
+base=${BASE:-}
+[[ -z $base || -x $base ]] || { echo "manyfiles.sh: BASE=$base is not an executable" >&2; exit 2; }
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 seed=$root/examples/build/bin/tool
@@ -73,19 +83,39 @@ run() {
     exit 1
   fi
   awk -v l="$label" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-    print l, v["wall_s"], v["maxrss_kib"] }' <<<"$line" >>"$tmp/times"
+    print l, v["wall_s"], v["maxrss_kib"], v["user_s"] + v["sys_s"], v["anon_kib"] }' <<<"$line" >>"$tmp/times"
 }
+# untimed REPORT: the report without the times it states (JSON started
+# and duration_seconds, SARIF startTimeUtc and endTimeUtc, JUnit time and
+# timestamp attributes).
+untimed() {
+  sed -E -e 's/"(started|duration_seconds|startTimeUtc|endTimeUtc)": [^,]*,?$/"\1": T/' \
+    -e 's/ (time|timestamp)="[^"]*"/ \1="T"/g' "$1"
+}
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((r = 0; r < runs; r++)); do
   run reference "$tmp/refsha" "$dir/tree"
   for f in $formats; do
+    if [[ -n $base ]]; then
+      run "base-$f" "$base" validate --policy "$tmp/all.yaml" --format "$f" --output "$tmp/base.$f" "$dir/tree"
+    fi
     run "csv-$f" "$tmp/csv" validate --policy "$tmp/all.yaml" --format "$f" --output "$tmp/report.$f" "$dir/tree"
+    if [[ -n $base ]] && ! cmp -s <(untimed "$tmp/base.$f") <(untimed "$tmp/report.$f"); then
+      echo "manyfiles.sh: the $f report differs from BASE's:" >&2
+      diff <(untimed "$tmp/base.$f") <(untimed "$tmp/report.$f") | head -20 >&2
+      exit 1
+    fi
   done
 done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 ref=$(awk '$1 == "reference" {print $2}' "$tmp/times" | median)
-printf '%d files of %d bytes, %d runs each, medians (bench/manyfiles.sh)\n' "$n" "$size" "$runs"
-printf '%-12s %8s %10s %12s\n' contestant wall_s "vs ref" "peak_MiB"
-for l in reference $(for f in $formats; do echo "csv-$f"; done); do
+printf '%d files of %d bytes, %d runs each, medians (bench/manyfiles.sh); load average %s before, %s after\n' "$n" "$size" "$runs" "$load_before" "$load_after"
+printf '%-12s %8s %10s %8s %12s %10s\n' contestant wall_s "vs ref" cpu_s "peak_MiB" "anon_MiB"
+for l in reference $(for f in $formats; do [[ -z $base ]] || echo "base-$f"; echo "csv-$f"; done); do
   t=$(awk -v l="$l" '$1 == l {print $2}' "$tmp/times" | median)
+  c=$(awk -v l="$l" '$1 == l {print $4}' "$tmp/times" | median)
   m=$(awk -v l="$l" '$1 == l {print $3}' "$tmp/times" | sort -g | tail -n1)
-  awk -v l="$l" -v t="$t" -v r="$ref" -v m="$m" 'BEGIN { printf "%-12s %8.3f %9.1f%% %12.1f\n", l, t, 100 * r / t, m / 1024 }'
+  a=$(awk -v l="$l" '$1 == l {print $5}' "$tmp/times" | sort -g | tail -n1)
+  awk -v l="$l" -v t="$t" -v r="$ref" -v c="$c" -v m="$m" -v a="$a" 'BEGIN { printf "%-12s %8.3f %9.1f%% %8.3f %12.1f %10.1f\n", l, t, 100 * r / t, c, m / 1024, a / 1024 }'
 done
+[[ -z $base ]] || echo "reports: csv's and BASE's are the same in every format, but for their times"

@@ -79,50 +79,33 @@ type junitSink struct {
 	n        int
 	failures int
 	skipped  int
+	// buf holds the test case being written.
+	buf []byte
 }
 
 func (j *junitSink) Begin(*csv.Report) error { return nil }
 
 func (j *junitSink) Result(res *csv.Result) error {
-	d := res.Decision
-	c := junitCase{Name: res.DisplayPath(), Classname: "csv." + string(res.Format), Time: "0"}
-	detail := fmt.Sprintf("policy: %s\nrule: %s\nkind: %s\nid: %s\nreason: %s\n", d.Policy, orNone(d.Rule), d.Kind, RuleID(d.Kind), reasonText(res))
-	switch {
-	case d.Allowed():
-		c.SystemOut = detail
-	case res.Suppressed != nil:
-		// Blocked, and accepted: shown, not failed.
-		c.Skipped = &junitMessage{Message: "suppressed: blocked: " + reasonText(res) + " [" + suppressedText(res.Suppressed) + "]",
-			Type: string(d.Kind), Text: detail + suppressedText(res.Suppressed) + "\n"}
-		j.skipped++
-	case d.Enforced:
-		c.Failure = &junitMessage{Message: "blocked: " + reasonText(res), Type: string(d.Kind), Text: detail}
+	c := junitResultOf(res)
+	switch c.outcome {
+	case junitFailed:
 		j.failures++
-	default:
-		c.Skipped = &junitMessage{Message: "audit mode: would be blocked: " + reasonText(res), Text: detail}
+	case junitSkipped:
 		j.skipped++
 	}
 	j.n++
-	return junitElement(&j.cases, c)
+	j.buf = appendJUnitCase(j.buf[:0], c)
+	b := j.buf
+	if c.inert() {
+		b = textsafe.InertXML(b)
+	}
+	_, err := j.cases.Write(b)
+	return err
 }
 
 // junitCaseIndent is how xml.Encoder with Indent("", "  ") indents a test
 // case: testsuites > testsuite > testcase.
 const junitCaseIndent = "\n    "
-
-// junitElement writes the test case c to s as the document holds it: on
-// a line of its own, indented as a child of a testsuite.
-func junitElement(s *spool, c junitCase) error {
-	var b bytes.Buffer
-	b.WriteByte('\n')
-	enc := xml.NewEncoder(&b) // writes the prefix before the element
-	enc.Indent(junitCaseIndent[1:], "  ")
-	if err := enc.EncodeElement(c, xml.StartElement{Name: xml.Name{Local: "testcase"}}); err != nil {
-		return err
-	}
-	_, err := s.Write(textsafe.InertXML(b.Bytes()))
-	return err
-}
 
 func (j *junitSink) Skipped(*csv.SkippedFile) error { return nil }
 

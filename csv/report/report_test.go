@@ -27,7 +27,7 @@ import (
 
 // run validates a tree with one allowed, one unsigned, one denied and one
 // malformed binary, in the given mode.
-func run(t *testing.T, mode cipolicy.Mode) *csv.Report {
+func run(t testing.TB, mode cipolicy.Mode) *csv.Report {
 	t.Helper()
 	dir := t.TempDir()
 	allowed := testbin.ELF(testbin.ELFOptions{})

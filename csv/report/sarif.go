@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/codesignval/csv/cipolicy"
-	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/csv"
 )
 
@@ -283,45 +282,6 @@ func sarifHead(r *csv.Report, opts Options) sarifRun {
 		run.Properties["suppressions"] = docs
 	}
 	return run
-}
-
-// sarifResultOf is the SARIF result of a judged binary (false for an
-// allowed one, unless opts.SARIFPasses).
-func sarifResultOf(res *csv.Result, opts Options, paths sarifPaths) (sarifResult, bool) {
-	d := res.Decision
-	if d.Allowed() && !opts.SARIFPasses {
-		return sarifResult{}, false
-	}
-	id := RuleID(d.Kind)
-	out := sarifResult{RuleID: id, RuleIndex: sarifRuleIndex[id], Kind: "fail", Level: "error"}
-	msg := res.DisplayPath() + ": " + reasonText(res)
-	switch {
-	case d.Allowed():
-		out.Kind, out.Level = "pass", "none"
-	case !d.Enforced:
-		out.Level = "warning"
-		msg += " (audit mode: would be blocked under enforcement)"
-	}
-	out.Message = sarifText{msg}
-	// A member's location is the file on disk that holds it (code
-	// scanning shows files of the repository); the message names the member.
-	// Facts judged without the files (csv validate --facts) locate the
-	// file at its path, their origin a property (the message says both).
-	file, member, _ := strings.Cut(strings.TrimPrefix(res.DisplayPath(), originPrefix(res.Origin)), container.Separator)
-	loc, stable := paths.locate(file)
-	out.Locations = []sarifLocation{{PhysicalLocation: sarifPhysical{ArtifactLocation: loc}}}
-	out.PartialFingerprints = map[string]string{FingerprintKey: fingerprint(id, stable, member)}
-	props := map[string]any{"verdict": d.Verdict, "enforced": d.Enforced, "policy": d.Policy, "format": res.Format}
-	if d.Rule != "" {
-		props["policyRule"] = d.Rule
-	}
-	if res.Origin != "" {
-		props["origin"] = res.Origin
-	}
-	res.Digests.Each(func(a cipolicy.HashAlgorithm, v []byte) { props[string(a)] = hexOrEmpty(v) })
-	out.Properties = props
-	out.Suppressions = sarifSuppressionsOf(res)
-	return out, true
 }
 
 // originPrefix is what DisplayPath puts before the path of a result

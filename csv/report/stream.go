@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -79,11 +80,16 @@ func render(s csv.Sink, rep *csv.Report) error {
 const spoolMemory = 1 << 20
 
 // spool holds what a sink writes before End: in memory, then in a
-// temporary file.
+// temporary file, through a buffer (a result is a few hundred bytes: a
+// write(2) each cost a third of a JSON report's encoding, issue 18).
 type spool struct {
 	mem bytes.Buffer
 	f   *os.File
+	buf *bufio.Writer
 }
+
+// spoolBuffer is the size of the buffer in front of a spool's file.
+const spoolBuffer = 64 << 10
 
 func (s *spool) Write(p []byte) (int, error) {
 	if s.f == nil && s.mem.Len()+len(p) > spoolMemory {
@@ -91,13 +97,14 @@ func (s *spool) Write(p []byte) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("report: spooling the results: %w", err)
 		}
-		s.f = f
+		s.f, s.buf = f, bufio.NewWriterSize(f, spoolBuffer)
 		if _, err := s.mem.WriteTo(f); err != nil {
 			return 0, fmt.Errorf("report: spooling the results: %w", err)
 		}
+		s.mem = bytes.Buffer{}
 	}
 	if s.f != nil {
-		n, err := s.f.Write(p)
+		n, err := s.buf.Write(p)
 		if err != nil {
 			err = fmt.Errorf("report: spooling the results: %w", err)
 		}
@@ -110,6 +117,9 @@ func (s *spool) Write(p []byte) (int, error) {
 func (s *spool) WriteTo(w io.Writer) (int64, error) {
 	if s.f == nil {
 		return s.mem.WriteTo(w)
+	}
+	if err := s.buf.Flush(); err != nil {
+		return 0, fmt.Errorf("report: spooling the results: %w", err)
 	}
 	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
 		return 0, err
@@ -194,6 +204,9 @@ type jsonSink struct {
 	results, skipped spool
 	nres, nskip      int
 	failing          int
+	// buf holds the element being written, facts the last facts.
+	buf   []byte
+	facts factsMemo
 }
 
 func (j *jsonSink) Begin(rep *csv.Report) error {
@@ -234,17 +247,39 @@ func (j *jsonSink) Result(res *csv.Result) error {
 	if res.Fails() {
 		j.failing++
 	}
-	d := NewResultDoc(res)
-	d.Walk = walkDoc(res.Walk, j.shard)
-	err := element(&j.results, j.nres, d, "    ")
+	b, inert, err := appendResultJSON(elementStart(j.buf[:0], j.nres, "    "), res, j.shard, &j.facts)
+	if err != nil {
+		return err
+	}
+	j.buf = b
 	j.nres++
+	if inert {
+		b = textsafe.InertJSON(b)
+	}
+	_, err = j.results.Write(b)
 	return err
 }
 
 func (j *jsonSink) Skipped(s *csv.SkippedFile) error {
-	err := element(&j.skipped, j.nskip, NewSkippedDoc(s, j.shard), "    ")
+	b, inert := appendSkippedJSON(elementStart(j.buf[:0], j.nskip, "    "), s, j.shard)
+	j.buf = b
 	j.nskip++
+	if inert {
+		b = textsafe.InertJSON(b)
+	}
+	_, err := j.skipped.Write(b)
 	return err
+}
+
+// elementStart appends what comes before the element n of an array whose
+// elements are indented by indent: a comma after the one before, a new
+// line, the indent.
+func elementStart(dst []byte, n int, indent string) []byte {
+	if n > 0 {
+		dst = append(dst, ',')
+	}
+	dst = append(dst, '\n')
+	return append(dst, indent...)
 }
 
 func (j *jsonSink) End(rep *csv.Report) (err error) {
@@ -310,17 +345,26 @@ type sarifSink struct {
 	paths   sarifPaths
 	results spool
 	n       int
+	// buf holds the result being written.
+	buf []byte
 }
 
 func (s *sarifSink) Begin(*csv.Report) error { return nil }
 
 func (s *sarifSink) Result(res *csv.Result) error {
-	out, ok := sarifResultOf(res, s.opts, s.paths)
-	if !ok {
+	if res.Decision.Allowed() && !s.opts.SARIFPasses {
 		return nil
 	}
-	err := element(&s.results, s.n, out, "        ")
+	b, inert, ok, err := appendSARIFResult(elementStart(s.buf[:0], s.n, "        "), res, s.opts, s.paths)
+	if err != nil || !ok {
+		return err
+	}
+	s.buf = b
 	s.n++
+	if inert {
+		b = textsafe.InertJSON(b)
+	}
+	_, err = s.results.Write(b)
 	return err
 }
 
