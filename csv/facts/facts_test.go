@@ -21,6 +21,7 @@ import (
 	"github.com/codesignval/csv/csv"
 	"github.com/codesignval/csv/csv/facts"
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/signing"
 )
@@ -336,6 +337,7 @@ func FuzzReader(f *testing.F) {
 	f.Add([]byte(hdr + `{"root":"r","path":"a.cat","format":"catalog","size":9,"signed":true,"signatures":[],"catalog_file":{"signed":true,"verified":false,"members":0,"problem":"p"}}` + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, entries, err := readAll(data, "fuzz.facts")
+		panicerr.Check(t, err)
 		if err != nil {
 			var pe *facts.ParseError
 			if !errors.As(err, &pe) {

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/codesignval/csv/internal/limits"
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/internal/safefile"
 )
 
@@ -164,7 +165,7 @@ func newReader(r io.Reader, name string, maxDecompressed int64) (rd *Reader, err
 	rd = &Reader{name: name, br: bufio.NewReaderSize(r, 64<<10), certs: &certTable{m: map[[32]byte]definedCert{}}}
 	defer func() {
 		if p := recover(); p != nil {
-			rd, err = nil, rd.errorf("internal error while parsing (please report it): %v", p)
+			rd, err = nil, rd.errorf("internal error while parsing (please report it): %w", panicerr.New(p))
 		}
 	}()
 	if magic, _ := rd.br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
@@ -263,7 +264,7 @@ func (rd *Reader) Line() (line []byte, n int, err error) {
 func (rd *Reader) AppendLine(dst []byte) (out []byte, n int, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			out, err = dst, rd.errorf("internal error while reading (please report it): %v", p)
+			out, err = dst, rd.errorf("internal error while reading (please report it): %w", panicerr.New(p))
 		}
 	}()
 	start := len(dst)
@@ -368,7 +369,7 @@ func (d *Decoder) decode(line []byte, n int, a *entryAlloc) (e *Entry, err error
 	defer func() {
 		d.lex.reuse = nil
 		if p := recover(); p != nil {
-			e, err = nil, errorf("internal error while parsing (please report it): %v", p)
+			e, err = nil, errorf("internal error while parsing (please report it): %w", panicerr.New(p))
 		}
 	}()
 	if err := d.lex.decodeRecord(line, &a.r); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/container"
 	"github.com/codesignval/csv/csv"
+	"github.com/codesignval/csv/internal/panicerr"
 )
 
 // Shard reports are merged as streams: OpenShard reads a report once,
@@ -66,7 +67,7 @@ func (s *ShardReport) Head() *Document { return s.head }
 func OpenShard(name string, r io.ReaderAt, size int64) (sh *ShardReport, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			sh, err = nil, fmt.Errorf("internal error: %v", r)
+			sh, err = nil, fmt.Errorf("internal error: %w", panicerr.New(r))
 		}
 		if err != nil {
 			err = fmt.Errorf("report %s: not a csv JSON report: %w", name, err)
@@ -334,7 +335,7 @@ func Merge(docs []*Document) (*Document, error) {
 func MergeTo(w io.Writer, shards []*ShardReport, each func(*ResultDoc)) (_ *Document, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: internal error: %v", ErrMerge, r)
+			err = fmt.Errorf("%w: internal error: %w", ErrMerge, panicerr.New(r))
 		}
 	}()
 	out, err := mergeHeads(shards)

@@ -19,6 +19,7 @@ import (
 	"github.com/codesignval/csv/cipolicy"
 	"github.com/codesignval/csv/csv"
 	"github.com/codesignval/csv/csv/report"
+	"github.com/codesignval/csv/internal/panicerr"
 	"github.com/codesignval/csv/internal/testbin"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
@@ -641,6 +642,7 @@ func FuzzMerge(f *testing.F) {
 		var shards []*report.ShardReport
 		for _, x := range [][]byte{a, b} {
 			sh, err := report.OpenShard("x", bytes.NewReader(x), int64(len(x)))
+			panicerr.Check(t, err)
 			if err != nil {
 				return
 			}
@@ -648,6 +650,7 @@ func FuzzMerge(f *testing.F) {
 		}
 		var out bytes.Buffer
 		head, err := report.MergeTo(&out, shards, nil)
+		panicerr.Check(t, err)
 		if err != nil {
 			if !errors.Is(err, report.ErrMerge) {
 				t.Fatalf("error %v is not ErrMerge", err)
