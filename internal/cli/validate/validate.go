@@ -10,6 +10,7 @@ import (
 	"github.com/codesignval/csv/signing/dmverity"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -385,6 +386,14 @@ func Run(ctx context.Context, o *Options) error {
 	var rec *recording
 	switch {
 	case len(o.FactsFiles) > 0:
+		if os.Getenv("GOGC") == "" {
+			// Judging a record allocates what is garbage once its result
+			// is written, and the live heap is the judging window: collect
+			// at five times it rather than twice (the --memory-limit still
+			// bounds the heap). 300,000 records: 10% less CPU, 57 to 79 MiB
+			// of peak RSS (docs/performance.md).
+			defer debug.SetGCPercent(debug.SetGCPercent(factsGCPercent))
+		}
 		err = v.ValidateFacts(ctx, sink, o.FactsFiles...)
 	case o.Record != "":
 		if rec, err = o.startRecording(); err != nil {
@@ -664,3 +673,7 @@ func (o *Options) suppressions() (*suppress.Set, error) {
 	}
 	return suppress.NewSet(time.Now(), files...), nil
 }
+
+// factsGCPercent is the garbage collector's target (GOGC) while csv
+// validate --facts judges records, unless GOGC is set.
+const factsGCPercent = 400
