@@ -1,9 +1,11 @@
 package cipolicy
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -886,7 +888,7 @@ func (g *group) evaluate(s *Subject, now time.Time, trusted func(*signing.Certif
 	return d
 }
 
-func strconvQuote(s string) string { return fmt.Sprintf("%q", s) }
+func strconvQuote(s string) string { return strconv.Quote(s) } // fmt's %q, without fmt
 
 // explain says what a match matched.
 func explain(m *match, s *Subject) string {
@@ -899,7 +901,9 @@ func explain(m *match, s *Subject) string {
 	}
 	sig := s.Signatures[m.signer.sig]
 	leaf := m.signer.chain[0]
-	where := fmt.Sprintf("signature %d", m.signer.sig)
+	// Concatenated rather than formatted: this is every allowed file's
+	// reason (fmt was a tenth of judging a recorded file).
+	where := "signature " + strconv.Itoa(m.signer.sig)
 	if sig.Nested() {
 		where += " (nested)"
 	}
@@ -909,8 +913,8 @@ func explain(m *match, s *Subject) string {
 		// prints "unknown hash value 0").
 		alg += ", " + sig.DigestAlgorithm.String()
 	}
-	return fmt.Sprintf("%s (%s) by %q chains to %q (TBS %X) at level %s",
-		where, alg, leaf.CommonName(), m.signer.cert.CommonName(), m.signer.cert.TBSHash, r.Signer.Level)
+	return where + " (" + alg + ") by " + strconv.Quote(leaf.CommonName()) + " chains to " + strconv.Quote(m.signer.cert.CommonName()) +
+		" (TBS " + strings.ToUpper(hex.EncodeToString(m.signer.cert.TBSHash)) + ") at level " + string(r.Signer.Level)
 }
 
 // describe lists the subject's facts that rules could have matched, and why
