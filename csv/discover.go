@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/bmatcuk/doublestar/v4"
 
@@ -42,6 +43,10 @@ type entry struct {
 	layout bool
 	// walk is the entry's place in the walk (walker.stream).
 	walk Walk
+	// noSidecar: the directory's listing has no name+".sig" beside the
+	// file, so there is no IMA sidecar to open (fileIMA); false when the
+	// walk did not list the directory (a root, a link's target).
+	noSidecar bool
 }
 
 // Walk is a file's place in the walk of a run: the same for every shard of
@@ -363,6 +368,7 @@ func (w *walker) walkDir(root int, dir, real, rel string) error {
 		return w.err
 	}
 	ents, err := readDir(dir)
+	sorted := slices.IsSortedFunc(ents, func(a, b os.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	if err != nil {
 		// A directory that cannot be listed could hide binaries: block it.
 		name := rel
@@ -440,7 +446,14 @@ func (w *walker) walkDir(root int, dir, real, rel string) error {
 			}
 			// No lstat(2) here: the worker's open and fstat(2) tell
 			// (a file gone since the listing is blocked then).
-			w.add(entry{root: root, rel: r, abs: p, real: filepath.Join(real, name)})
+			// A file's IMA sidecar (name.sig) is looked for in the listing,
+			// sorted by name, rather than by a failed open per file.
+			noSidecar := false
+			if sorted {
+				_, found := slices.BinarySearchFunc(ents, name+".sig", func(e os.DirEntry, n string) int { return strings.Compare(e.Name(), n) })
+				noSidecar = !found
+			}
+			w.add(entry{root: root, rel: r, abs: p, real: filepath.Join(real, name), noSidecar: noSidecar})
 		default:
 			w.skip(root, r, fmt.Sprintf("%s (%s)", reasonNotRegular, typeName(t)))
 		}

@@ -42,14 +42,18 @@ import (
 // first byte is no IMA type is not an IMA sidecar (a detached OpenPGP
 // signature, say) and is ignored; a sidecar that cannot be read (a
 // symbolic link among them) is an error that blocks the file, as is an
-// attribute that cannot be read.
-func fileIMA(f *os.File, path string) (map[string][]byte, string, error) {
+// attribute that cannot be read. sidecar false: the caller knows there is
+// no sidecar (the directory's listing has none).
+func fileIMA(f *os.File, path string, sidecar bool) (map[string][]byte, string, error) {
 	v, err := readIMAXattr(f)
 	if err != nil {
 		return nil, "", &UnreadableError{Path: path, Err: fmt.Errorf("reading its %s attribute: %w", ima.XattrName, err)}
 	}
 	if v != nil {
 		return map[string][]byte{ima.XattrName: v}, "the " + ima.XattrName + " attribute", nil
+	}
+	if !sidecar {
+		return nil, "", nil
 	}
 	side := path + ".sig"
 	b, err := readSidecar(side)

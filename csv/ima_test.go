@@ -146,6 +146,10 @@ func TestIMASidecarFromEvmctl(t *testing.T) {
 	// The keyring without the IMA key: the signature cannot verify.
 	got = resultsByPath(validate(t, p.set, Options{Certificates: p.certs[1:]}, dir))
 	wantIMABlocked(t, got["good"], signing.ErrSignerNotFound)
+	// A file given as the path itself (no listing of its directory): its
+	// sidecar is still read.
+	got = resultsByPath(validate(t, p.set, Options{Certificates: p.certs}, filepath.Join(dir, "badsig")))
+	wantIMABlocked(t, got["badsig"], signing.ErrSignature)
 }
 
 // TestIMAXattr: a loose file's security.ima attribute is read (and wins

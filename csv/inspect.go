@@ -195,6 +195,9 @@ type inspectConfig struct {
 	needs  NeedsFunc
 	opts   format.InspectOptions
 	follow bool
+	// noSidecar: the walk's listing shows the file has no IMA sidecar
+	// (entry.noSidecar).
+	noSidecar bool
 	// containers, when set, opens containers (archives, packages, images,
 	// compressed files) and judges their members (csv/members.go);
 	// needsAt then says what to compute for a file or member at a path
@@ -351,7 +354,7 @@ func inspect(ctx context.Context, path string, buf []byte, cfg *inspectConfig) (
 	}
 	in.fsverityPath = path // fs-verity: a loose file's sidecar (csv/fsverity.go)
 	// IMA (csv/ima.go): the file's security.ima, or its sidecar.
-	if file.Attrs, file.AttrsFrom, err = fileIMA(f, path); err != nil {
+	if file.Attrs, file.AttrsFrom, err = fileIMA(f, path, !cfg.noSidecar); err != nil {
 		in.Err = err
 		return in
 	}

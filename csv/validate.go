@@ -817,7 +817,7 @@ func inspectInOrder(ctx context.Context, opts *Options, w *walker, needs func(re
 		}
 		e := j.e
 		cfg := &inspectConfig{needs: func(f cipolicy.Format) cipolicy.Needs { return needs(e.rel, f) },
-			opts: format.InspectOptions{Certificates: opts.Certificates, Cache: cache, Verity: opts.Verity}, follow: e.follow,
+			opts: format.InspectOptions{Certificates: opts.Certificates, Cache: cache, Verity: opts.Verity}, follow: e.follow, noSidecar: e.noSidecar,
 			containers: opts.containers, containerOnly: e.includeOnly, layout: e.layout}
 		if opts.containers != nil {
 			// Members are judged at their own paths, and read
