@@ -84,31 +84,10 @@ func writeBenchFacts(tb testing.TB, n int, chain []*signing.Certificate) string 
 // a report (bench/facts.sh measures csv validate --facts with reports,
 // against validating files).
 func BenchmarkValidateFacts(b *testing.B) {
-	ca := testca.New(b)
-	leaf := ca.Leaf(b, testca.LeafOptions{CommonName: "Build Signing"})
-	var chain []*signing.Certificate
-	for _, c := range [][]byte{leaf.Cert.Raw, ca.Intermediate.Cert.Raw, ca.Root.Cert.Raw} {
-		sc, err := signing.ParseCertificate(c)
-		if err != nil {
-			b.Fatal(err)
-		}
-		chain = append(chain, sc)
-	}
+	chain := benchChain(b)
 	const n = 100000
 	file := writeBenchFacts(b, n, chain)
-	p, err := cipolicy.Parse([]byte(fmt.Sprintf("format: csv-policy/v1\nname: b\nversion: '1'\nrules:\n"+
-		"  - {id: build, action: allow, signer: {tbs: %s, level: issuer}}\n  - {id: elf, action: allow, formats: [elf], all: true}\n", chain[1].TBSHashHex())), "b.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
-	set, err := cipolicy.NewSet(cipolicy.SetOptions{}, p)
-	if err != nil {
-		b.Fatal(err)
-	}
-	v, err := NewValidator(set, Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	v := benchFactsValidator(b, chain, Options{})
 	b.ResetTimer()
 	for b.Loop() {
 		var d discardSink
@@ -130,16 +109,7 @@ func BenchmarkValidateFacts(b *testing.B) {
 // the CPU each stage costs a record (cpu-ns/record: CPU time, which the
 // machine's other work does not inflate as it does wall time).
 func BenchmarkFactsStages(b *testing.B) {
-	ca := testca.New(b)
-	leaf := ca.Leaf(b, testca.LeafOptions{CommonName: "Build Signing"})
-	var chain []*signing.Certificate
-	for _, c := range [][]byte{leaf.Cert.Raw, ca.Intermediate.Cert.Raw, ca.Root.Cert.Raw} {
-		sc, err := signing.ParseCertificate(c)
-		if err != nil {
-			b.Fatal(err)
-		}
-		chain = append(chain, sc)
-	}
+	chain := benchChain(b)
 	const n = 100000
 	file := writeBenchFacts(b, n, chain)
 	data, err := os.ReadFile(file)
@@ -185,19 +155,7 @@ func BenchmarkFactsStages(b *testing.B) {
 		})
 	})
 	b.Run("judge", func(b *testing.B) {
-		p, err := cipolicy.Parse([]byte(fmt.Sprintf("format: csv-policy/v1\nname: b\nversion: '1'\nrules:\n"+
-			"  - {id: build, action: allow, signer: {tbs: %s, level: issuer}}\n  - {id: elf, action: allow, formats: [elf], all: true}\n", chain[1].TBSHashHex())), "b.yaml")
-		if err != nil {
-			b.Fatal(err)
-		}
-		set, err := cipolicy.NewSet(cipolicy.SetOptions{}, p)
-		if err != nil {
-			b.Fatal(err)
-		}
-		v, err := NewValidator(set, Options{Jobs: 1})
-		if err != nil {
-			b.Fatal(err)
-		}
+		v := benchFactsValidator(b, chain, Options{Jobs: 1})
 		cpu := cpuTime(b)
 		for b.Loop() {
 			var d discardSink
@@ -208,4 +166,38 @@ func BenchmarkFactsStages(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/record")
 		b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N)/n, "cpu-ns/record")
 	})
+}
+
+// benchChain is a build chain of the test CA (leaf, issuing CA, root).
+func benchChain(b *testing.B) []*signing.Certificate {
+	ca := testca.New(b)
+	leaf := ca.Leaf(b, testca.LeafOptions{CommonName: "Build Signing"})
+	var chain []*signing.Certificate
+	for _, c := range [][]byte{leaf.Cert.Raw, ca.Intermediate.Cert.Raw, ca.Root.Cert.Raw} {
+		sc, err := signing.ParseCertificate(c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		chain = append(chain, sc)
+	}
+	return chain
+}
+
+// benchFactsValidator judges with bench/facts.sh's policy: a signer rule
+// for chain's issuing CA, an ELF rule.
+func benchFactsValidator(b *testing.B, chain []*signing.Certificate, opts Options) *Validator {
+	p, err := cipolicy.Parse([]byte(fmt.Sprintf("format: csv-policy/v1\nname: b\nversion: '1'\nrules:\n"+
+		"  - {id: build, action: allow, signer: {tbs: %s, level: issuer}}\n  - {id: elf, action: allow, formats: [elf], all: true}\n", chain[1].TBSHashHex())), "b.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	set, err := cipolicy.NewSet(cipolicy.SetOptions{}, p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := NewValidator(set, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v
 }
