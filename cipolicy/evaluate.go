@@ -856,7 +856,7 @@ func (g *group) evaluate(s *Subject, now time.Time, trusted func(*signing.Certif
 	}
 	if m, _ := g.find(s, Deny, now, trusted, deferred); m != nil {
 		d.Kind, d.Rule, d.Policy = KindDenied, m.rule.ID, m.rule.policy.Ref()
-		d.Reason = "denied by rule " + strconvQuote(m.rule.ID) + ": " + explain(m, s)
+		d.Reason = "denied by rule " + strconv.Quote(m.rule.ID) + ": " + explain(m, s)
 		if m.rule.Description != "" {
 			d.Reason += " (" + m.rule.Description + ")"
 		}
@@ -876,7 +876,7 @@ func (g *group) evaluate(s *Subject, now time.Time, trusted func(*signing.Certif
 		default:
 			d.Kind = KindAllowedByHash
 		}
-		d.Reason = "allowed by rule " + strconvQuote(m.rule.ID) + ": " + explain(m, s)
+		d.Reason = "allowed by rule " + strconv.Quote(m.rule.ID) + ": " + explain(m, s)
 		return d
 	}
 	d.Kind = KindNotAllowed
@@ -887,8 +887,6 @@ func (g *group) evaluate(s *Subject, now time.Time, trusted func(*signing.Certif
 	d.Reason = "no rule allows it: " + describe(s, notes)
 	return d
 }
-
-func strconvQuote(s string) string { return strconv.Quote(s) } // fmt's %q, without fmt
 
 // explain says what a match matched.
 func explain(m *match, s *Subject) string {

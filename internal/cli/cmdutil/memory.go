@@ -46,8 +46,8 @@ func (m *MemoryLimit) Apply() {
 	}
 	limit := m.bytes
 	if limit < 0 {
-		// What is allocated bounds what is in use; a collection (a
-		// millisecond of a small run's start) sharpens it only where the
+		// What is allocated bounds what is in use; a collection (5 ms of
+		// CPU in a small run's fresh process) sharpens it only where the
 		// difference matters: after a large policy's load.
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
