@@ -212,6 +212,15 @@ func checkDigest(pub crypto.PublicKey, kind string, h crypto.Hash, data, digest,
 			return fmt.Errorf("%w: %w (%s)", ErrSignature, err, kind)
 		}
 	}
+	// A digest signature already verified with the same key is answered
+	// from the cache (verifycache.go); the checks above ran all the same.
+	key, cached := [32]byte{}, false
+	if kind != "Ed25519" {
+		key, cached = verifyKey(pub, kind, h, digest, sig)
+		if cached && verified.has(key) {
+			return nil
+		}
+	}
 	var ok bool
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
@@ -238,6 +247,9 @@ func checkDigest(pub crypto.PublicKey, kind string, h crypto.Hash, data, digest,
 	}
 	if !ok {
 		return ErrSignature
+	}
+	if cached {
+		verified.add(key)
 	}
 	return nil
 }
