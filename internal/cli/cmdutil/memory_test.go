@@ -3,6 +3,7 @@ package cmdutil
 import (
 	"errors"
 	"math"
+	"runtime"
 	"runtime/debug"
 	"testing"
 
@@ -36,6 +37,18 @@ func TestMemoryLimit(t *testing.T) {
 	if got := debug.SetMemoryLimit(-1); got < limits.RunMemory || got > limits.RunMemory+1<<30 {
 		t.Errorf("default: limit %d, want what is in use plus %d", got, int64(limits.RunMemory))
 	}
+	// What is in use counts what the run holds: 48 MiB loaded before it
+	// (a large policy) raise the default limit by as much.
+	held := make([][]byte, 48)
+	for i := range held {
+		held[i] = make([]byte, 1<<20)
+	}
+	debug.SetMemoryLimit(math.MaxInt64)
+	parse().Apply()
+	if got := debug.SetMemoryLimit(-1); got < limits.RunMemory+48<<20 {
+		t.Errorf("default with 48 MiB held: limit %d, want at least %d", got, int64(limits.RunMemory+48<<20))
+	}
+	runtime.KeepAlive(held)
 	debug.SetMemoryLimit(math.MaxInt64)
 	parse("--memory-limit", "0").Apply()
 	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
