@@ -86,6 +86,9 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 // with status 2, so that a wait nothing can interrupt (a TPM that does not
 // answer, a file system that hangs) does not outlive the signal.
 func Main() int {
+	if code, handed := handOffKMS(os.Args[1:], os.Stderr); handed {
+		return code
+	}
 	ctx, grace := cmdutil.WithInterruptGrace(context.Background())
 	ctx, stop := notifyContext(ctx, grace, os.Stderr, os.Exit)
 	defer stop()

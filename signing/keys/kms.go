@@ -1,8 +1,10 @@
 package keys
 
-// KMS keys, through sigstore's KMS providers. This file is why package keys
-// is the only one of csv that links the cloud SDKs: the providers register
-// their schemes with kms.Get when imported.
+// KMS keys, through sigstore's KMS providers. The providers (and the cloud
+// SDKs under them) are linked by package keys/kmsproviders, which only
+// cmd/csv-kms imports: csv itself starts without them (their package
+// initialisation cost 3-7 ms a run, and they doubled the binary), and hands
+// a command whose key is a KMS reference to csv-kms (internal/cli).
 
 import (
 	"context"
@@ -11,20 +13,41 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/sigstore/sigstore/pkg/signature/kms"
 	"github.com/sigstore/sigstore/pkg/signature/options"
-
-	// The KMS providers register their schemes with kms.Get.
-	_ "github.com/sigstore/sigstore/pkg/signature/kms/aws"
-	_ "github.com/sigstore/sigstore/pkg/signature/kms/azure"
-	_ "github.com/sigstore/sigstore/pkg/signature/kms/gcp"
-	_ "github.com/sigstore/sigstore/pkg/signature/kms/hashivault"
 )
 
 // kmsSchemes are the KMS key reference prefixes LoadSigner hands to
 // sigstore's KMS providers.
 var kmsSchemes = []string{"awskms://", "gcpkms://", "azurekms://", "hashivault://", "openbao://"}
+
+// IsKMSRef reports whether ref names a KMS key (one of the schemes above).
+func IsKMSRef(ref string) bool {
+	for _, s := range kmsSchemes {
+		if strings.HasPrefix(ref, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// KMSLinked reports whether this binary links the KMS providers
+// (package kmsproviders).
+func KMSLinked() bool { return len(kms.SupportedProviders()) > 0 }
+
+// providerLinked reports whether a linked provider takes ref. kms.Get is
+// never asked otherwise: for a scheme without a provider it would run a
+// sigstore-kms-SCHEME plugin found on $PATH.
+func providerLinked(ref string) bool {
+	for _, p := range kms.SupportedProviders() {
+		if strings.HasPrefix(ref, p) {
+			return true
+		}
+	}
+	return false
+}
 
 // kmsSigner adapts a sigstore KMS signer: it caches the public key and
 // checks each signature against it.
@@ -35,6 +58,9 @@ type kmsSigner struct {
 }
 
 func loadKMS(ctx context.Context, ref string) (crypto.Signer, error) {
+	if !providerLinked(ref) {
+		return nil, fmt.Errorf("%w: %s: KMS keys are loaded by csv-kms, the build of csv with the cloud KMS providers (csv runs it when it is installed beside csv)", ErrNotInBuild, ref)
+	}
 	sv, err := kms.Get(ctx, ref, crypto.SHA256)
 	if err != nil {
 		var nf *kms.ProviderNotFoundError
