@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -30,10 +29,12 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
+	"github.com/codesignval/csv/internal/kmstest"
 	"github.com/codesignval/csv/internal/sgtest"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/keys"
+	_ "github.com/codesignval/csv/signing/keys/kmsproviders" // the KMS tests load keys through them
 )
 
 // writeFile writes data to a new file in t's temp dir.
@@ -414,69 +415,13 @@ func TestGCPKMSNoCredentials(t *testing.T) {
 	}
 }
 
-// fakeAWSKMS serves DescribeKey, GetPublicKey and Sign (AWS JSON 1.1) for
-// one ECDSA P-256 key, over TLS on loopback.
-func fakeAWSKMS(t *testing.T, key *ecdsa.PrivateKey) *httptest.Server {
-	t.Helper()
-	spki, err := x509.MarshalPKIXPublicKey(key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	const keyID = "1234abcd-12ab-34cd-56ef-1234567890ab"
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		var out any
-		switch r.Header.Get("X-Amz-Target") {
-		case "TrentService.DescribeKey":
-			out = map[string]any{"KeyMetadata": map[string]any{
-				"KeyId": keyID, "KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY",
-				"SigningAlgorithms": []string{"ECDSA_SHA_256"}, "Enabled": true, "KeyState": "Enabled",
-			}}
-		case "TrentService.GetPublicKey":
-			out = map[string]any{"KeyId": keyID, "PublicKey": base64.StdEncoding.EncodeToString(spki),
-				"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY", "SigningAlgorithms": []string{"ECDSA_SHA_256"}}
-		case "TrentService.Sign":
-			var in struct{ Message []byte }
-			if err := json.Unmarshal(body, &in); err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			sig, err := ecdsa.SignASN1(rand.Reader, key, in.Message)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-			out = map[string]any{"KeyId": keyID, "Signature": sig, "SigningAlgorithm": "ECDSA_SHA_256"}
-		default:
-			http.Error(w, "unexpected "+r.Header.Get("X-Amz-Target"), http.StatusBadRequest)
-			return
-		}
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		_ = json.NewEncoder(w).Encode(out)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-func awsTestEnv(t *testing.T) {
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDCSVTEST")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "csv-test-secret")
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
-	t.Setenv("AWS_MAX_ATTEMPTS", "1")
-}
-
 // TestAWSKMSFake signs through the aws provider against a fake KMS on
 // loopback (awskms://HOST:PORT/KEY sets the endpoint; AWS_CA_BUNDLE trusts
 // the fake's certificate).
 func TestAWSKMSFake(t *testing.T) {
-	awsTestEnv(t)
 	key := testca.New(t).Leaf(t, testca.LeafOptions{KeyType: testca.ECDSAP256})
-	srv := fakeAWSKMS(t, key.Key.(*ecdsa.PrivateKey))
-	t.Setenv("AWS_CA_BUNDLE", writeFile(t, "ca.pem", testca.PEM(srv.Certificate())))
-	ref := "awskms://" + srv.Listener.Addr().String() + "/1234abcd-12ab-34cd-56ef-1234567890ab"
+	srv, ref := kmstest.FakeAWSKMS(t, key.Key.(*ecdsa.PrivateKey))
+	kmstest.AWSEnv(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s, err := keys.LoadSigner(ctx, ref, keys.LoadOptions{})
@@ -492,7 +437,7 @@ func TestAWSKMSFake(t *testing.T) {
 // TestAWSKMSUnreachable: with the endpoint on a closed loopback port the
 // error is the provider's, after one attempt.
 func TestAWSKMSUnreachable(t *testing.T) {
-	awsTestEnv(t)
+	kmstest.AWSEnv(t, nil)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
