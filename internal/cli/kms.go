@@ -26,6 +26,9 @@ import (
 // kmsCompanion is csv-kms's file name on this system.
 var kmsCompanion = "csv-kms" + map[bool]string{true: ".exe"}[runtime.GOOS == "windows"]
 
+// handedOffEnv is set in csv-kms's environment by the csv that ran it.
+const handedOffEnv = "CSV_KMS_HANDED_OFF"
+
 // kmsKeyFlags are the flags whose value is a signing key reference.
 var kmsKeyFlags = []string{"--key", "--ear-key"}
 
@@ -75,6 +78,13 @@ func handOffKMS(args []string, errOut io.Writer) (code int, handed bool) {
 	if !ok || keys.KMSLinked() {
 		return 0, false
 	}
+	if os.Getenv(handedOffEnv) != "" {
+		// Handed off already, to a csv-kms without providers (a copy of
+		// csv): never again, or it would run itself forever.
+		textsafe.Linef(errOut, "csv: the key %s is a KMS reference, and this csv-kms (%s) links no KMS provider: install csv-kms from the same release as csv",
+			textsafe.Quote(keys.RedactKeyRef(ref)), textsafe.Quote(os.Args[0]))
+		return cmdutil.ExitError, true
+	}
 	path, err := companionPath()
 	if err == nil {
 		var fi fs.FileInfo
@@ -90,6 +100,7 @@ func handOffKMS(args []string, errOut io.Writer) (code int, handed bool) {
 			textsafe.Quote(keys.RedactKeyRef(ref)), err)
 		return cmdutil.ExitError, true
 	}
+	os.Setenv(handedOffEnv, "1")
 	code, err = runCompanion(path, args)
 	if err != nil {
 		textsafe.Linef(errOut, "csv: running %s for the KMS key %s: %v", path, textsafe.Quote(keys.RedactKeyRef(ref)), err)

@@ -153,3 +153,28 @@ func TestKMSNoPathPlugin(t *testing.T) {
 		t.Error("csv ran sigstore-kms-awskms from $PATH")
 	}
 }
+
+// TestKMSHandOffNoLoop: a csv-kms that is a copy of csv (no providers)
+// is run once, and says so, rather than run itself forever.
+func TestKMSHandOffNoLoop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds csv")
+	}
+	bin := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", filepath.Join(bin, "csv"), "./cmd/csv")
+	cmd.Dir = testenv.RepoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/csv: %v\n%s", err, out)
+	}
+	if err := os.Link(filepath.Join(bin, "csv"), filepath.Join(bin, "csv-kms")); err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	c := exec.Command(filepath.Join(bin, "csv"), "sign", "--key", "awskms:///alias/build", "--cert", "c.pem", t.TempDir())
+	c.Stderr = &stderr
+	err := c.Run()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 2 || !strings.Contains(stderr.String(), "links no KMS provider") {
+		t.Errorf("csv-kms without providers: %v\n%s", err, stderr.String())
+	}
+}
