@@ -3,15 +3,18 @@
 # that scripts/action_test.go runs it. Inputs come in the environment, never
 # in the script's text (a workflow's input cannot inject a command).
 #
-#   action.sh install   installs csv into CSV_INSTALL_DIR (default
+#   action.sh install   installs csv and csv-kms (csv with the cloud KMS
+#                       providers, which csv runs from its own directory for
+#                       a KMS --key) into CSV_INSTALL_DIR (default
 #                       $RUNNER_TEMP/csv-bin) and adds it to $GITHUB_PATH:
 #                       CSV_VERSION vX.Y.Z downloads that release's archive
 #                       for this runner and SHA256SUMS from CSV_DOWNLOAD_URL
 #                       (default the GitHub release), and refuses an archive
-#                       whose SHA-256 is not the one SHA256SUMS lists, and a
-#                       binary that does not report the version asked for;
-#                       CSV_VERSION empty or "source" builds csv from the
-#                       action's own checkout with go build.
+#                       whose SHA-256 is not the one SHA256SUMS lists, an
+#                       archive without both binaries, and a binary that
+#                       does not report the version asked for; CSV_VERSION
+#                       empty or "source" builds both from the action's own
+#                       checkout with go build.
 #   action.sh validate  runs csv validate with CSV_POLICY (policy files, one
 #                       a line), CSV_PATHS (one a line, default .),
 #                       CSV_MODE, CSV_FORMAT (default sarif), CSV_OUTPUT,
@@ -50,7 +53,7 @@ sha256() {
 
 install() {
 	local version=${CSV_VERSION:-} dir=${CSV_INSTALL_DIR:-${RUNNER_TEMP:-/tmp}/csv-bin}
-	local os arch exe=csv
+	local os arch sfx="" exe b
 	mkdir -p "$dir"
 	dir=$(cd "$dir" && pwd)
 	if [[ -z $version || $version == source ]]; then
@@ -58,15 +61,17 @@ install() {
 		src=$(cd "$(dirname "$0")/.." && pwd)
 		[[ -f $src/go.mod ]] || die "no source to build: $src has no go.mod"
 		command -v go >/dev/null || die "building csv from source needs Go (actions/setup-go), or set version to a release"
-		[[ $(uname -s) == MINGW* || $(uname -s) == MSYS* ]] && exe=csv.exe
-		echo "csv action: building csv from $src" >&2
-		(cd "$src" && GOFLAGS=-buildvcs=false go build -trimpath -o "$dir/$exe" ./cmd/csv) || die "go build of csv failed"
+		[[ $(uname -s) == MINGW* || $(uname -s) == MSYS* ]] && sfx=.exe
+		echo "csv action: building csv and csv-kms from $src" >&2
+		for b in csv csv-kms; do
+			(cd "$src" && GOFLAGS=-buildvcs=false go build -trimpath -o "$dir/$b$sfx" "./cmd/$b") || die "go build of $b failed"
+		done
 	else
 		[[ $version =~ ^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$ ]] || die "version \"$version\": want vMAJOR.MINOR.PATCH, or source"
 		case $(uname -s) in
 		Linux) os=linux ;;
 		Darwin) os=darwin ;;
-		MINGW* | MSYS* | CYGWIN*) os=windows exe=csv.exe ;;
+		MINGW* | MSYS* | CYGWIN*) os=windows sfx=.exe ;;
 		*) die "no csv release for $(uname -s)" ;;
 		esac
 		case $(uname -m) in
@@ -96,13 +101,24 @@ install() {
 		else
 			tar -xzf "$tmp/$name.$ext" -C "$tmp/x" || die "cannot unpack $name.$ext"
 		fi
-		[[ -f $tmp/x/$name/$exe && ! -L $tmp/x/$name/$exe ]] || die "$name.$ext holds no $name/$exe"
-		cp "$tmp/x/$name/$exe" "$dir/$exe"
-		chmod 0755 "$dir/$exe"
+		# Both binaries, or neither: csv runs the csv-kms beside it.
+		for b in csv csv-kms; do
+			exe=$tmp/x/$name/$b$sfx
+			[[ -f $exe && ! -L $exe ]] || die "$name.$ext holds no $name/$b$sfx"
+		done
 		local reported
-		reported=$("$dir/$exe" version --format json | awk -F'"' '$2 == "version" {print $4}') || true
-		[[ $reported == "$version" ]] || die "the csv in $name.$ext reports version \"$reported\", not $version"
+		for b in csv csv-kms; do
+			exe=$tmp/x/$name/$b$sfx
+			chmod 0755 "$exe"
+			reported=$("$exe" version --format json | awk -F'"' '$2 == "version" {print $4}') || true
+			[[ $reported == "$version" ]] || die "the $b in $name.$ext reports version \"$reported\", not $version"
+		done
+		for b in csv csv-kms; do
+			cp "$tmp/x/$name/$b$sfx" "$dir/$b$sfx"
+			chmod 0755 "$dir/$b$sfx"
+		done
 	fi
+	exe=csv$sfx
 	if [[ -n ${GITHUB_PATH:-} ]]; then
 		echo "$dir" >>"$GITHUB_PATH"
 	fi

@@ -80,8 +80,9 @@ func release(t *testing.T, s *snapshot, version string, tamper func(files map[st
 	return srv.URL + "/releases/" + version
 }
 
-// TestActionInstall: the action installs a release only when its archive
-// is the one SHA256SUMS lists and its binary is the version asked for.
+// TestActionInstall: the action installs a release, csv and csv-kms, only
+// when its archive is the one SHA256SUMS lists, holds both binaries, and
+// both are the version asked for.
 func TestActionInstall(t *testing.T) {
 	s := buildSnapshot(t)
 	testenv.Tool(t, "curl")
@@ -116,9 +117,21 @@ func TestActionInstall(t *testing.T) {
 		{name: "another version's binary", version: "v9.9.8", tamper: func(f map[string][]byte) {
 			// The snapshot's binary, repacked under v9.9.8's names.
 			name := "csv_9.9.8_linux_amd64.tar.gz"
-			f[name] = repack(t, f[name], s.name, "csv_9.9.8_linux_amd64")
+			f[name] = repack(t, f[name], s.name, "csv_9.9.8_linux_amd64", nil, nil)
 			f["SHA256SUMS"] = fmt.Appendf(nil, "%x  %s\n", sha256.Sum256(f[name]), name)
-		}, want: `reports version "` + s.version + `", not v9.9.8`},
+		}, want: `the csv in csv_9.9.8_linux_amd64.tar.gz reports version "` + s.version + `", not v9.9.8`},
+		{name: "an archive without csv-kms", version: s.version, tamper: func(f map[string][]byte) {
+			f[archiveName] = repack(t, f[archiveName], s.name, s.name, func(name string) bool { return name != s.name+"/csv-kms" }, nil)
+			f["SHA256SUMS"] = fmt.Appendf(nil, "%x  %s\n", sha256.Sum256(f[archiveName]), archiveName)
+		}, want: "holds no " + s.name + "/csv-kms"},
+		{name: "another version's csv-kms", version: "v9.9.7", tamper: func(f map[string][]byte) {
+			// v9.9.7's csv (a script answering as it would), the snapshot's
+			// csv-kms.
+			name := "csv_9.9.7_linux_amd64.tar.gz"
+			fake := []byte("#!/bin/sh\necho '{\"version\": \"v9.9.7\"}'\n")
+			f[name] = repack(t, f[name], s.name, "csv_9.9.7_linux_amd64", nil, map[string][]byte{"csv_9.9.7_linux_amd64/csv": fake})
+			f["SHA256SUMS"] = fmt.Appendf(nil, "%x  %s\n", sha256.Sum256(f[name]), name)
+		}, want: `the csv-kms in csv_9.9.7_linux_amd64.tar.gz reports version "` + s.version + `", not v9.9.7`},
 		{name: "a version that is not one", version: "latest", want: `version "latest": want vMAJOR.MINOR.PATCH`},
 	}
 	for _, tt := range tests {
@@ -133,8 +146,10 @@ func TestActionInstall(t *testing.T) {
 				if code != 2 || !strings.Contains(out, tt.want) {
 					t.Fatalf("install: exit %d, want 2 and %q:\n%s", code, tt.want, out)
 				}
-				if _, err := os.Stat(filepath.Join(bin, "csv")); err == nil && tt.version != "v9.9.8" {
-					t.Errorf("install refused but left %s/csv", bin)
+				for _, b := range []string{"csv", "csv-kms"} {
+					if _, err := os.Stat(filepath.Join(bin, b)); err == nil {
+						t.Errorf("install refused but left %s/%s", bin, b)
+					}
 				}
 				if _, err := os.Stat(filepath.Join(testenv.RepoRoot(t), "pwned")); err == nil {
 					t.Error("a SHA256SUMS line ran a command")
@@ -147,9 +162,17 @@ func TestActionInstall(t *testing.T) {
 			if outputs["path"] != filepath.Join(bin, "csv") || outputs["GITHUB_PATH"] != bin {
 				t.Errorf("install outputs %v, want path %s/csv and GITHUB_PATH %s", outputs, bin, bin)
 			}
-			v, err := exec.Command(outputs["path"], "version").Output()
-			if err != nil || !strings.HasPrefix(string(v), "csv "+s.version+" ") {
-				t.Errorf("the installed csv reports %q (%v), want %s", v, err, s.version)
+			for _, b := range []string{"csv", "csv-kms"} {
+				v, err := exec.Command(filepath.Join(bin, b), "version").Output()
+				if err != nil || !strings.HasPrefix(string(v), "csv "+s.version+" ") {
+					t.Errorf("the installed %s reports %q (%v), want %s", b, v, err, s.version)
+				}
+			}
+			// The installed copies are the archive's, byte for byte.
+			for _, b := range []string{"csv", "csv-kms"} {
+				if !bytes.Equal(readFile(t, filepath.Join(bin, b)), readFile(t, filepath.Join(s.dir, "stage", s.name, b))) {
+					t.Errorf("the installed %s is not the release's", b)
+				}
 			}
 		})
 	}
@@ -161,8 +184,19 @@ func TestActionInstall(t *testing.T) {
 		if code != 0 || outputs["path"] != filepath.Join(bin, "csv") {
 			t.Fatalf("install from source: exit %d, outputs %v:\n%s", code, outputs, out)
 		}
-		if v, err := exec.Command(outputs["path"], "version").Output(); err != nil || !strings.HasPrefix(string(v), "csv ") {
-			t.Errorf("the csv built from source: %q, %v", v, err)
+		for _, b := range []string{"csv", "csv-kms"} {
+			if v, err := exec.Command(filepath.Join(bin, b), "version").Output(); err != nil || !strings.HasPrefix(string(v), "csv ") {
+				t.Errorf("the %s built from source: %q, %v", b, v, err)
+			}
+		}
+		// csv-kms is the build with the KMS providers: only it links
+		// the cloud SDKs.
+		csvDeps := strings.Join(linkedModules(t, filepath.Join(bin, "csv")), " ")
+		kmsDeps := strings.Join(linkedModules(t, filepath.Join(bin, "csv-kms")), " ")
+		for _, sdk := range kmsSDKs {
+			if strings.Contains(" "+csvDeps, " "+sdk+"@") || !strings.Contains(" "+kmsDeps, " "+sdk+"@") {
+				t.Errorf("%s: linked into csv %v, into csv-kms %v; want csv-kms only", sdk, strings.Contains(" "+csvDeps, " "+sdk+"@"), strings.Contains(" "+kmsDeps, " "+sdk+"@"))
+			}
 		}
 	})
 }
@@ -254,8 +288,10 @@ func TestActionValidate(t *testing.T) {
 	})
 }
 
-// repack renames an archive's top directory.
-func repack(t *testing.T, archive []byte, from, to string) []byte {
+// repack renames an archive's top directory, keeps the members keep
+// accepts (all if nil; names before the renaming), and gives the members
+// replace names (after it) new contents.
+func repack(t *testing.T, archive []byte, from, to string, keep func(name string) bool, replace map[string][]byte) []byte {
 	t.Helper()
 	zr, err := gzip.NewReader(bytes.NewReader(archive))
 	if err != nil {
@@ -273,11 +309,23 @@ func repack(t *testing.T, archive []byte, from, to string) []byte {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if keep != nil && !keep(strings.TrimSuffix(h.Name, "/")) {
+			continue
+		}
 		h.Name = to + strings.TrimPrefix(h.Name, from)
+		data, replaced := replace[h.Name]
+		if replaced {
+			h.Size = int64(len(data))
+		}
 		if err := tw.WriteHeader(h); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := io.Copy(tw, tr); err != nil {
+		if replaced {
+			_, err = tw.Write(data)
+		} else {
+			_, err = io.Copy(tw, tr)
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
 	}

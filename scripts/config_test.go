@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -65,9 +66,11 @@ func parseDockerfile(t *testing.T, name string) [][]instruction {
 }
 
 // TestDockerfile lints the image definition for what matters here, offline:
-// a static binary (CGO_ENABLED=0, -trimpath, the version stamped into
-// variables that exist), on distroless/static or scratch, run as a
-// non-root user with no shell, by an exec-form entry point.
+// static binaries (CGO_ENABLED=0, -trimpath, the version stamped into
+// variables that exist) of csv and of csv-kms, installed beside csv (csv
+// runs it from its own directory for a KMS key), on distroless/static or
+// scratch, run as a non-root user with no shell, by an exec-form entry
+// point.
 func TestDockerfile(t *testing.T) {
 	name := filepath.Join(testenv.RepoRoot(t), "Dockerfile")
 	stages := parseDockerfile(t, name)
@@ -96,8 +99,8 @@ func TestDockerfile(t *testing.T) {
 			buildCmd = in.args
 		}
 	}
-	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "./cmd/csv"} {
-		if !strings.Contains(buildCmd, want) {
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "./cmd/csv", "./cmd/csv-kms"} {
+		if !slices.Contains(strings.Fields(buildCmd), want) && !slices.ContainsFunc(strings.Fields(buildCmd), func(f string) bool { return strings.HasPrefix(f, want+"=") }) {
 			t.Errorf("the build stage's go build lacks %s: %q", want, buildCmd)
 		}
 	}
@@ -110,6 +113,7 @@ func TestDockerfile(t *testing.T) {
 		}
 	}
 	user, entry := "", ""
+	installed := map[string]bool{} // the runtime stage's files COPY writes
 	for _, in := range final[1:] {
 		switch in.cmd {
 		case "RUN", "ADD":
@@ -118,6 +122,24 @@ func TestDockerfile(t *testing.T) {
 			user = in.args
 		case "ENTRYPOINT":
 			entry = in.args
+		case "COPY":
+			var paths []string
+			for _, f := range strings.Fields(in.args) {
+				if !strings.HasPrefix(f, "--") {
+					paths = append(paths, f)
+				}
+			}
+			if len(paths) < 2 {
+				continue
+			}
+			srcs, dest := paths[:len(paths)-1], paths[len(paths)-1]
+			for _, src := range srcs {
+				if strings.HasSuffix(dest, "/") {
+					installed[dest+path.Base(src)] = true
+				} else if len(srcs) == 1 {
+					installed[dest] = true
+				}
+			}
 		}
 	}
 	if u, _, _ := strings.Cut(user, ":"); u == "" || u == "root" || u == "0" {
@@ -126,6 +148,12 @@ func TestDockerfile(t *testing.T) {
 	var argv []string
 	if err := json.Unmarshal([]byte(entry), &argv); err != nil || len(argv) == 0 || !strings.HasSuffix(argv[0], "/csv") {
 		t.Errorf("ENTRYPOINT %s: want the exec form [\"/usr/local/bin/csv\"] (no shell to run the other)", entry)
+	} else {
+		for _, bin := range []string{argv[0], path.Join(path.Dir(argv[0]), "csv-kms")} {
+			if !installed[bin] {
+				t.Errorf("the runtime stage does not COPY %s (csv runs the csv-kms in its own directory); it copies %v", bin, installed)
+			}
+		}
 	}
 	if data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), ".dockerignore")); err != nil || !strings.Contains(string(data), ".git") {
 		t.Errorf(".dockerignore: %v; want .git left out of the build context", err)

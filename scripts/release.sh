@@ -3,22 +3,30 @@
 #
 #   scripts/release.sh [--snapshot] [--out DIR] [--targets "OS/ARCH ..."] [all|build|package]
 #
-# build    builds csv for every target (default: linux, windows and darwin on
-#          amd64 and arm64; with --snapshot only linux/amd64) with -trimpath
-#          and the version, commit and commit date in -ldflags, into
-#          DIR/stage/csv_VERSION_OS_ARCH/ beside LICENSE, README.md,
-#          CHANGELOG.md and SECURITY.md.
+# build    builds csv and csv-kms for every target (default: linux, windows
+#          and darwin on amd64 and arm64; with --snapshot only linux/amd64)
+#          with -trimpath and the version, commit and commit date in
+#          -ldflags, into DIR/stage/csv_VERSION_OS_ARCH/ beside LICENSE,
+#          README.md, CHANGELOG.md, SECURITY.md and THIRD_PARTY_LICENSES.
+#          csv-kms (cmd/csv-kms) is csv with the cloud KMS providers linked:
+#          csv leaves them out (they doubled its size and slowed its start)
+#          and hands a command whose --key is a KMS reference to the csv-kms
+#          in its own directory, so the two always ship together.
 # package  signs and packs what build left in DIR/stage (the release workflow
 #          builds on three runners and packages once):
-#          - csv sign gives the Windows binaries an Authenticode signature and
-#            the Linux binaries an appended signature, after validating them
-#            against a hash policy of themselves, and writes per target the
-#            signed manifest csv_VERSION_OS_ARCH.manifest.sigstore.json, which
-#            csv verify-manifest checks (csv does not judge Mach-O files: the
+#          - csv sign gives the Windows binaries (csv.exe, csv-kms.exe) an
+#            Authenticode signature and the Linux binaries (csv, csv-kms) an
+#            appended signature, after validating them against a hash policy
+#            of themselves, and writes per target the signed manifest
+#            csv_VERSION_OS_ARCH.manifest.sigstore.json of both, which csv
+#            verify-manifest checks (csv does not judge Mach-O files: the
 #            darwin binaries have no manifest, and are covered by SHA256SUMS);
-#          - an SBOM per target (CycloneDX, by cyclonedx-gomod of the binary);
-#          - csv_VERSION_OS_ARCH.tar.gz (.zip for windows), reproducible: the
-#            commit's time on every file, names sorted, no owner;
+#          - an SBOM per binary (CycloneDX, by cyclonedx-gomod of the binary):
+#            csv_VERSION_OS_ARCH.sbom.cdx.json of csv and
+#            csv_VERSION_OS_ARCH.csv-kms.sbom.cdx.json of csv-kms;
+#          - csv_VERSION_OS_ARCH.tar.gz (.zip for windows) holding both
+#            binaries, reproducible: the commit's time on every file, names
+#            sorted, no owner;
 #          - SHA256SUMS of every file, and its Sigstore bundle
 #            SHA256SUMS.sigstore.json by csv sign --bundle.
 # all      both (the default).
@@ -29,7 +37,8 @@
 #                             v0.0.0-snapshot-COMMIT without
 #   CSV_RELEASE_KEY           csv sign --key: a key file, pkcs11: URI or KMS
 #                             reference (awskms://, gcpkms://, azurekms://,
-#                             hashivault://)
+#                             hashivault://; the packaging csv hands these to
+#                             the csv-kms copied or built beside it)
 #   CSV_RELEASE_CERT          csv sign --cert: the signer's chain (PEM), up to its self-signed root
 #   CSV_RELEASE_ROOT          the root the chain ends at: the manifests are
 #                             verified against it before anything is packed
@@ -103,12 +112,12 @@ pkg=github.com/codesignval/csv/internal/cli/version
 ldflags="-s -w -X $pkg.Version=$VERSION -X $pkg.Commit=$commit -X $pkg.Date=$date"
 
 build() {
-	local t os arch dir exe cgo cc
+	local t os arch dir exe sfx cgo cc
 	for t in $targets; do
 		os=${t%/*} arch=${t#*/}
 		dir=$stage/$(name_of "$t")
-		exe=csv
-		[[ $os == windows ]] && exe=csv.exe
+		sfx=""
+		[[ $os == windows ]] && sfx=.exe
 		cgo=0
 		[[ " ${CSV_CGO_TARGETS:-} " == *" $t "* ]] && cgo=1
 		cc_var=CC_${os}_${arch}
@@ -116,26 +125,34 @@ build() {
 		rm -rf "$dir"
 		mkdir -p "$dir"
 		echo "release.sh: building $t (cgo $cgo) into $dir" >&2
-		env GOOS="$os" GOARCH="$arch" CGO_ENABLED=$cgo ${cc:+CC="$cc"} GOFLAGS=-buildvcs=false \
-			go build -trimpath -ldflags "$ldflags" -o "$dir/$exe" ./cmd/csv
+		# csv and csv-kms, same flags: csv runs the csv-kms beside it.
+		for exe in csv csv-kms; do
+			env GOOS="$os" GOARCH="$arch" CGO_ENABLED=$cgo ${cc:+CC="$cc"} GOFLAGS=-buildvcs=false \
+				go build -trimpath -ldflags "$ldflags" -o "$dir/$exe$sfx" "./cmd/$exe"
+		done
 		cp LICENSE README.md CHANGELOG.md SECURITY.md "$dir/"
-		third_party "$dir/$exe" >"$dir/THIRD_PARTY_LICENSES"
+		third_party "$dir/csv$sfx" "$dir/csv-kms$sfx" >"$dir/THIRD_PARTY_LICENSES"
 		chmod 0644 "$dir"/*.md "$dir/LICENSE" "$dir/THIRD_PARTY_LICENSES"
-		chmod 0755 "$dir/$exe"
+		chmod 0755 "$dir/csv$sfx" "$dir/csv-kms$sfx"
 	done
 }
 
 # third_party prints the licence files (LICENSE*, LICENCE*, COPYING*,
-# NOTICE*) of every module linked into the binary, as their licences ask of a
-# binary distribution (MIT, BSD; MPL-2.0 also asks to say where the source
-# is: every module's is at its module path and version).
+# NOTICE*) of every module linked into the binaries given (csv, csv-kms),
+# once each, as their licences ask of a binary distribution (MIT, BSD;
+# MPL-2.0 also asks to say where the source is: every module's is at its
+# module path and version).
 third_party() {
-	local mods m dir f found
-	mods=$(go version -m "$1" | awk '$1 == "dep" {print $2}')
-	[[ -n $mods ]] || die "go version -m $1 lists no modules"
+	local mods='' b m dir f found
+	for b in "$@"; do
+		m=$(go version -m "$b" | awk '$1 == "dep" {print $2}')
+		[[ -n $m ]] || die "go version -m $b lists no modules"
+		mods+=$m$'\n'
+	done
+	mods=$(LC_ALL=C sort -u <<<"$mods")
 	echo "# Third-party licences"
 	echo
-	echo "csv links these Go modules; each one's source is at its module path (go mod download MODULE@VERSION)."
+	echo "csv and csv-kms link these Go modules; each one's source is at its module path (go mod download MODULE@VERSION)."
 	# shellcheck disable=SC2086 # one argument per module
 	go list -m -f '{{.Path}}@{{.Version}} {{.Dir}}' $mods | while read -r m dir; do
 		[[ -d $dir ]] || die "module $m is not in the module cache"
@@ -177,7 +194,7 @@ pki_snapshot() {
 }
 
 package() {
-	local t dir name tmp csv host exe sbom=${CSV_SBOM:-cyclonedx}
+	local t dir name tmp csv host exe sfx b f sbom=${CSV_SBOM:-cyclonedx}
 	if [[ -z ${CSV_RELEASE_KEY:-} ]]; then
 		((snapshot)) || die "CSV_RELEASE_KEY and CSV_RELEASE_CERT are required: a release is signed"
 		pki_snapshot
@@ -191,15 +208,18 @@ package() {
 	esac
 	tmp=$(mktemp -d)
 	trap 'rm -rf "$tmp"' RETURN
-	# The csv that signs: this build's own, where it runs here.
-	host=$stage/$(name_of "$(go env GOHOSTOS)/$(go env GOHOSTARCH)")/csv
-	if [[ -x $host ]]; then
-		csv=$tmp/csv
-		cp "$host" "$csv"
-		chmod 0755 "$csv"
+	# The csv that signs: this build's own, where it runs here, with its
+	# csv-kms beside it (csv hands a KMS CSV_RELEASE_KEY to the csv-kms in
+	# its own directory). Copies: signing changes the staged binaries.
+	host=$stage/$(name_of "$(go env GOHOSTOS)/$(go env GOHOSTARCH)")
+	csv=$tmp/csv
+	if [[ -x $host/csv && -x $host/csv-kms ]]; then
+		cp "$host/csv" "$host/csv-kms" "$tmp/"
+		chmod 0755 "$tmp/csv" "$tmp/csv-kms"
 	else
-		csv=$tmp/csv
-		GOFLAGS=-buildvcs=false go build -trimpath -ldflags "$ldflags" -o "$csv" ./cmd/csv
+		for b in csv csv-kms; do
+			GOFLAGS=-buildvcs=false go build -trimpath -ldflags "$ldflags" -o "$tmp/$b" "./cmd/$b"
+		done
 	fi
 	local ts=()
 	[[ -n ${CSV_RELEASE_TIMESTAMP_URL:-} ]] && ts=(--timestamp-url "$CSV_RELEASE_TIMESTAMP_URL")
@@ -207,13 +227,15 @@ package() {
 	for t in $targets; do
 		name=$(name_of "$t")
 		dir=$stage/$name
-		exe=$dir/csv
-		[[ $t == windows/* ]] && exe=$dir/csv.exe
-		[[ -f $exe ]] || die "no $exe: run the build step for $t first"
-		chmod 0755 "$exe" # an artifact download loses the mode
+		sfx=""
+		[[ $t == windows/* ]] && sfx=.exe
+		for exe in "$dir/csv$sfx" "$dir/csv-kms$sfx"; do
+			[[ -f $exe ]] || die "no $exe: run the build step for $t first"
+			chmod 0755 "$exe" # an artifact download loses the mode
+		done
 		if [[ $t != darwin/* ]]; then
-			# A hash policy of exactly this build: the manifest states that
-			# every binary in it passed.
+			# A hash policy of exactly this build (csv and csv-kms): the
+			# manifest states that every binary in it passed.
 			"$csv" policy new --level hash --name "csv-release-$VERSION-${t/\//-}" --output "$tmp/$name.yaml" "$dir" 2>/dev/null
 			"$csv" sign --quiet --key "$CSV_RELEASE_KEY" --cert "$CSV_RELEASE_CERT" "${ts[@]}" \
 				--policy "$tmp/$name.yaml" --manifest "$out/$name.manifest.sigstore.json" "$dir"
@@ -222,10 +244,15 @@ package() {
 		fi
 		if [[ $sbom == cyclonedx ]]; then
 			# bin mode reads the module list Go recorded in the binary: the
-			# modules linked into it, at the versions and sums built.
-			GOFLAGS='' go run "$CYCLONEDX" bin -json -licenses=false -version "$VERSION" \
-				-output "$out/$name.sbom.cdx.json" "$exe" ||
-				die "cyclonedx-gomod failed for $name (offline without it in the module cache? CSV_SBOM=none for a snapshot)"
+			# modules linked into it, at the versions and sums built. One
+			# SBOM a binary: csv-kms links the cloud SDKs csv does not.
+			for b in csv csv-kms; do
+				f=$out/$name.sbom.cdx.json
+				[[ $b == csv ]] || f=$out/$name.$b.sbom.cdx.json
+				GOFLAGS='' go run "$CYCLONEDX" bin -json -licenses=false -version "$VERSION" \
+					-output "$f" "$dir/$b$sfx" ||
+					die "cyclonedx-gomod failed for $name/$b$sfx (offline without it in the module cache? CSV_SBOM=none for a snapshot)"
+			done
 		fi
 		# Reproducible archives: the commit's time, sorted names, no owner.
 		find "$dir" -exec touch -h -d "$date" {} +

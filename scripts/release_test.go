@@ -1,8 +1,9 @@
 // Package scripts_test runs the release script (release.sh) and the GitHub
 // Action's shell logic (action.sh) as CI runs them, and checks what they
-// write: a snapshot release signed with a throwaway CA, verified with csv
-// itself, openssl and the library's bundle verifier; the action's install
-// from that release served over HTTP, with every tampering refused.
+// write: a snapshot release (csv and csv-kms) signed with a throwaway CA,
+// verified with csv itself, openssl and the library's bundle verifier; the
+// action's install from that release served over HTTP, with every tampering
+// refused.
 package scripts_test
 
 import (
@@ -10,23 +11,31 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
 	"github.com/codesignval/csv/signing"
 	"github.com/codesignval/csv/signing/bundle"
@@ -140,7 +149,7 @@ func TestReleaseSnapshot(t *testing.T) {
 	sums := readSums(t, s.path("SHA256SUMS"))
 	want := []string{s.name + ".tar.gz", s.name + ".manifest.sigstore.json"}
 	if s.sbom {
-		want = append(want, s.name+".sbom.cdx.json")
+		want = append(want, s.name+".sbom.cdx.json", s.name+".csv-kms.sbom.cdx.json")
 	}
 	for _, f := range want {
 		if _, ok := sums[f]; !ok {
@@ -189,11 +198,11 @@ func TestReleaseSnapshot(t *testing.T) {
 	// the certificate the bundle carries, and refuses a changed byte.
 	opensslVerifiesBundle(t, bundleJSON, s.path("SHA256SUMS"), changed)
 
-	// The archive: the binary and the documents under one directory,
+	// The archive: both binaries and the documents under one directory,
 	// owned by no one, dated at the commit.
 	x := t.TempDir()
 	members := untar(t, s.path(s.name+".tar.gz"), x)
-	for _, m := range []string{"csv", "LICENSE", "README.md", "CHANGELOG.md", "SECURITY.md", "THIRD_PARTY_LICENSES"} {
+	for _, m := range []string{"csv", "csv-kms", "LICENSE", "README.md", "CHANGELOG.md", "SECURITY.md", "THIRD_PARTY_LICENSES"} {
 		if _, ok := members[s.name+"/"+m]; !ok {
 			t.Errorf("%s.tar.gz lacks %s/%s (has %v)", s.name, s.name, m, members)
 		}
@@ -208,44 +217,60 @@ func TestReleaseSnapshot(t *testing.T) {
 		}
 	}
 	csvBin := filepath.Join(x, s.name, "csv")
+	kmsBin := filepath.Join(x, s.name, "csv-kms")
 
-	// Every module linked into the binary has its licence in the archive.
+	// csv links no cloud SDK; csv-kms links the four providers' SDKs.
+	// Every module linked into either has its licence in the archive.
 	thirdParty := string(readFile(t, filepath.Join(x, s.name, "THIRD_PARTY_LICENSES")))
-	gv, err := exec.Command("go", "version", "-m", csvBin).Output()
-	if err != nil {
-		t.Fatalf("go version -m: %v", err)
-	}
-	linked := 0
-	for line := range strings.SplitSeq(string(gv), "\n") {
-		if f := strings.Fields(line); len(f) >= 3 && f[0] == "dep" {
-			linked++
-			if !strings.Contains(thirdParty, "\n## "+f[1]+"@"+f[2]+"\n") {
-				t.Errorf("THIRD_PARTY_LICENSES lacks %s@%s", f[1], f[2])
-			}
+	csvDeps, kmsDeps := linkedModules(t, csvBin), linkedModules(t, kmsBin)
+	for _, sdk := range kmsSDKs {
+		if slices.ContainsFunc(csvDeps, func(m string) bool { return strings.HasPrefix(m, sdk+"@") }) {
+			t.Errorf("csv links %s: the cloud SDKs belong in csv-kms only", sdk)
+		}
+		if !slices.ContainsFunc(kmsDeps, func(m string) bool { return strings.HasPrefix(m, sdk+"@") }) {
+			t.Errorf("csv-kms does not link %s", sdk)
 		}
 	}
-	if linked == 0 || !strings.Contains(thirdParty, "Apache License") || !strings.Contains(thirdParty, "Mozilla Public License") {
-		t.Errorf("THIRD_PARTY_LICENSES: %d linked modules, Apache and MPL texts missing?", linked)
+	for _, m := range csvDeps {
+		if !slices.Contains(kmsDeps, m) {
+			t.Errorf("csv links %s, csv-kms does not: csv-kms is csv with the KMS providers, built from the same module graph", m)
+		}
+	}
+	for _, m := range kmsDeps {
+		if !strings.Contains(thirdParty, "\n## "+m+"\n") {
+			t.Errorf("THIRD_PARTY_LICENSES lacks %s", m)
+		}
+	}
+	if len(csvDeps) == 0 || len(kmsDeps) <= len(csvDeps) || !strings.Contains(thirdParty, "Apache License") || !strings.Contains(thirdParty, "Mozilla Public License") {
+		t.Errorf("THIRD_PARTY_LICENSES: %d modules linked into csv, %d into csv-kms; Apache and MPL texts missing?", len(csvDeps), len(kmsDeps))
+	}
+	t.Logf("linked modules: csv %d, csv-kms %d", len(csvDeps), len(kmsDeps))
+
+	// csv version reports what release.sh set with -ldflags, and csv-kms
+	// the same.
+	for _, bin := range []string{csvBin, kmsBin} {
+		out, err := exec.Command(bin, "version", "--format", "json").Output()
+		if err != nil {
+			t.Fatalf("%s version --format json: %v", filepath.Base(bin), err)
+		}
+		var info struct {
+			Version, Commit, Date, Platform string
+			CGO                             bool
+		}
+		if err := json.Unmarshal(out, &info); err != nil {
+			t.Fatalf("%s version --format json wrote %q: %v", filepath.Base(bin), out, err)
+		}
+		if info.Version != s.version || info.Commit != git(t, "rev-parse", "HEAD") || info.Platform != "linux/amd64" || info.CGO {
+			t.Errorf("%s version: %+v, want version %s, commit HEAD, linux/amd64 without cgo", filepath.Base(bin), info, s.version)
+		}
+		if d, err := time.Parse(time.RFC3339, info.Date); err != nil || !d.Equal(commitTime) {
+			t.Errorf("%s version: date %q, want the commit's %v", filepath.Base(bin), info.Date, commitTime)
+		}
 	}
 
-	// csv version reports what release.sh set with -ldflags.
-	out, err := exec.Command(csvBin, "version", "--format", "json").Output()
-	if err != nil {
-		t.Fatalf("csv version --format json: %v", err)
-	}
-	var info struct {
-		Version, Commit, Date, Platform string
-		CGO                             bool
-	}
-	if err := json.Unmarshal(out, &info); err != nil {
-		t.Fatalf("csv version --format json wrote %q: %v", out, err)
-	}
-	if info.Version != s.version || info.Commit != git(t, "rev-parse", "HEAD") || info.Platform != "linux/amd64" || info.CGO {
-		t.Errorf("csv version: %+v, want version %s, commit HEAD, linux/amd64 without cgo", info, s.version)
-	}
-	if d, err := time.Parse(time.RFC3339, info.Date); err != nil || !d.Equal(commitTime) {
-		t.Errorf("csv version: date %q, want the commit's %v", info.Date, commitTime)
-	}
+	// The archive's csv hands a KMS-keyed command to the csv-kms beside it:
+	// a fake Vault sees csv-kms ask for the key.
+	kmsHandOff(t, csvBin, s.path("snapshot-pki/chain.pem"))
 
 	// The signed manifest: csv verifies its own release, with the root and
 	// the signer pinned, and refuses a changed binary.
@@ -263,36 +288,131 @@ func TestReleaseSnapshot(t *testing.T) {
 		}
 		return 0, string(out)
 	}
-	if code, out := verify(); code != 0 || !strings.Contains(out, "result: PASSED: the 1 file matches") {
-		t.Errorf("csv verify-manifest of the release: exit %d\n%s", code, out)
+	if code, out := verify(); code != 0 || !strings.Contains(out, "result: PASSED: all 2 files match") {
+		t.Errorf("csv verify-manifest of the release (csv and csv-kms): exit %d\n%s", code, out)
 	}
-	// The binary in the archive carries csv's appended signature, which
+	// Both binaries in the archive carry csv's appended signature, which
 	// verifies with the signer's certificate (a module signature carries
 	// none).
-	if out, err := exec.Command(csvBin, "inspect", "--certs", s.path("snapshot-pki/release.pem"), "--certs", root, csvBin).CombinedOutput(); err != nil ||
-		!regexp.MustCompile(`(?m)^\s+signature 0: modsig, ECDSA SHA-256: verified`).Match(out) {
-		t.Errorf("csv inspect of the released binary: %v\n%s", err, out)
+	for _, bin := range []string{csvBin, kmsBin} {
+		if out, err := exec.Command(csvBin, "inspect", "--certs", s.path("snapshot-pki/release.pem"), "--certs", root, bin).CombinedOutput(); err != nil ||
+			!regexp.MustCompile(`(?m)^\s+signature 0: modsig, ECDSA SHA-256: verified`).Match(out) {
+			t.Errorf("csv inspect of the released %s: %v\n%s", filepath.Base(bin), err, out)
+		}
 	}
-	data := readFile(t, csvBin)
-	data[len(data)/2] ^= 0x40
-	if err := os.WriteFile(csvBin+".changed", data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(csvBin+".changed", csvBin); err != nil {
-		t.Fatal(err)
-	}
-	// The changed binary may not run: verify with the snapshot's stage copy.
+	// A changed byte in either binary fails the manifest. The changed
+	// binary may not run: verify with the snapshot's stage copy.
+	runBin := csvBin
 	csvBin = filepath.Join(s.dir, "stage", s.name, "csv")
+	for _, bin := range []string{kmsBin, runBin} {
+		orig := readFile(t, bin)
+		data := bytes.Clone(orig)
+		data[len(data)/2] ^= 0x40
+		if err := os.WriteFile(bin, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if code, out := verify(); code != 1 {
+			t.Errorf("csv verify-manifest with a changed %s: exit %d, want 1\n%s", filepath.Base(bin), code, out)
+		}
+		if err := os.WriteFile(bin, orig, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A release without csv-kms fails it too: the manifest lists both.
+	if err := os.Remove(kmsBin); err != nil {
+		t.Fatal(err)
+	}
 	if code, out := verify(); code != 1 {
-		t.Errorf("csv verify-manifest of a changed binary: exit %d, want 1\n%s", code, out)
+		t.Errorf("csv verify-manifest without csv-kms: exit %d, want 1\n%s", code, out)
 	}
 
-	// The SBOM lists every module Go linked into the binary, at its version.
+	// Each SBOM lists every module Go linked into its binary, at its version.
 	if !s.sbom {
 		t.Logf("cyclonedx-gomod (%s) is not in the module cache: the snapshot has no SBOM to check (the release workflow makes one)", cyclonedx)
 		return
 	}
 	checkSBOM(t, s.path(s.name+".sbom.cdx.json"), csvBin)
+	checkSBOM(t, s.path(s.name+".csv-kms.sbom.cdx.json"), filepath.Join(s.dir, "stage", s.name, "csv-kms"))
+}
+
+// kmsSDKs are the modules of the cloud SDKs under sigstore's KMS providers
+// (signing/keys/kmsproviders), which only csv-kms links.
+var kmsSDKs = []string{
+	"github.com/aws/aws-sdk-go-v2/service/kms",
+	"cloud.google.com/go/kms",
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azkeys",
+	"github.com/hashicorp/vault/api",
+}
+
+// linkedModules returns the modules go version -m lists as linked into
+// binary, as PATH@VERSION.
+func linkedModules(t *testing.T, binary string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "version", "-m", binary).Output()
+	if err != nil {
+		t.Fatalf("go version -m %s: %v", binary, err)
+	}
+	var mods []string
+	for line := range strings.SplitSeq(string(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == "dep" {
+			mods = append(mods, f[1]+"@"+f[2])
+		}
+	}
+	return mods
+}
+
+// kmsHandOff checks that csvBin, given a KMS key, runs the csv-kms in its
+// own directory: csv-kms asks a fake Vault (VAULT_ADDR) for the key's
+// public key, which csv alone cannot do. Copied alone into another
+// directory, csv refuses the key (exit status 2, naming csv-kms) and
+// reaches no server.
+func kmsHandOff(t *testing.T, csvBin, chain string) {
+	t.Helper()
+	var mu sync.Mutex
+	var asked []string
+	vault := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked = append(asked, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		http.Error(w, `{"errors":["no such key"]}`, http.StatusNotFound)
+	}))
+	defer vault.Close()
+	file := filepath.Join(t.TempDir(), "payload.bin")
+	if err := os.WriteFile(file, []byte("a file to sign"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(bin string) (int, string) {
+		cmd := exec.Command(bin, "sign", "--key", "hashivault://release", "--cert", chain, file)
+		cmd.Env = append(os.Environ(), "VAULT_ADDR="+vault.URL, "VAULT_TOKEN=test-token", "VAULT_NAMESPACE=")
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode(), string(out)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0, string(out)
+	}
+	code, out := run(csvBin)
+	mu.Lock()
+	got := slices.Clone(asked)
+	asked = nil
+	mu.Unlock()
+	if code != 2 || !slices.Contains(got, "GET /v1/transit/keys/release") {
+		t.Errorf("csv sign --key hashivault://release beside csv-kms: exit %d, the fake Vault saw %q; want exit status 2 after csv-kms asked for the key\n%s", code, got, out)
+	}
+	alone := filepath.Join(t.TempDir(), "csv")
+	if err := os.WriteFile(alone, readFile(t, csvBin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, out = run(alone)
+	mu.Lock()
+	got = slices.Clone(asked)
+	mu.Unlock()
+	if code != 2 || !strings.Contains(out, "csv-kms") || len(got) != 0 {
+		t.Errorf("csv sign --key hashivault://release without csv-kms: exit %d, the fake Vault saw %q; want exit status 2, a message naming csv-kms and no request\n%s", code, got, out)
+	}
 }
 
 func readFile(t *testing.T, name string) []byte {
@@ -511,5 +631,126 @@ func TestReleaseRefuses(t *testing.T) {
 				t.Errorf("release.sh %v built something before refusing: %v", tt.args, entries)
 			}
 		})
+	}
+}
+
+// fakeVault serves the Vault transit engine's keys and sign endpoints for
+// one ECDSA P-256 key named name, and counts the signatures it makes.
+func fakeVault(t *testing.T, name string, key *ecdsa.PrivateKey) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	var signed atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Vault-Token") != "csv-release-token" {
+			http.Error(w, `{"errors":["permission denied"]}`, http.StatusForbidden)
+			return
+		}
+		var out any
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/v1/transit/keys/"+name:
+			out = map[string]any{"data": map[string]any{
+				"latest_version": 1,
+				"keys":           map[string]any{"1": map[string]any{"public_key": string(pubPEM), "name": "P-256"}},
+			}}
+		case (r.Method == http.MethodPut || r.Method == http.MethodPost) && r.URL.Path == "/v1/transit/sign/"+name+"/sha2-256":
+			var in struct {
+				Input     string `json:"input"`
+				Prehashed bool   `json:"prehashed"`
+			}
+			digest, err := []byte(nil), json.NewDecoder(r.Body).Decode(&in)
+			if err == nil {
+				digest, err = base64.StdEncoding.DecodeString(in.Input)
+			}
+			if err != nil || !in.Prehashed || len(digest) != sha256.Size {
+				http.Error(w, `{"errors":["bad request"]}`, http.StatusBadRequest)
+				return
+			}
+			sig, err := ecdsa.SignASN1(rand.Reader, key, digest)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			signed.Add(1)
+			out = map[string]any{"data": map[string]any{"signature": "vault:v1:" + base64.StdEncoding.EncodeToString(sig)}}
+		default:
+			http.Error(w, `{"errors":["no handler"]}`, http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &signed
+}
+
+// TestReleaseKMSKey packages a windows/amd64 release with a KMS key, as the
+// release workflow does with its cloud KMS key: no linux/amd64 stage, so
+// release.sh builds the packaging csv and the csv-kms it hands the key to.
+// Both Windows binaries carry an Authenticode signature that osslsigncode
+// verifies, and the manifest lists both.
+func TestReleaseKMSKey(t *testing.T) {
+	s := buildSnapshot(t) // the same gates, and a warm build cache
+	ossl := testenv.Tool(t, "osslsigncode")
+	testenv.Tool(t, "unzip")
+	ca := testca.New(t)
+	leaf := ca.Leaf(t, testca.LeafOptions{CommonName: "csv release signing (KMS)", KeyType: testca.ECDSAP256})
+	pki := t.TempDir()
+	chain, rootPEM := filepath.Join(pki, "chain.pem"), filepath.Join(pki, "root.pem")
+	if err := os.WriteFile(chain, testca.PEM(leaf.Cert, ca.Intermediate.Cert, ca.Root.Cert), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rootPEM, testca.PEM(ca.Root.Cert), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vault, signed := fakeVault(t, "csv-release", leaf.Key.(*ecdsa.PrivateKey))
+
+	out := filepath.Join(filepath.Dir(s.dir), "dist-kms")
+	run := func(env []string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(testenv.RepoRoot(t), "scripts", "release.sh"), append([]string{"--snapshot", "--out", out, "--targets", "windows/amd64"}, args...)...)
+		cmd.Dir = testenv.RepoRoot(t)
+		cmd.Env = append(append(os.Environ(), "VERSION=", "CSV_SBOM=none", "CSV_RELEASE_KEY=", "CSV_RELEASE_CERT=", "CSV_RELEASE_ROOT="), env...)
+		log, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("release.sh %v: %v\n%s", args, err, log)
+		}
+		return string(log)
+	}
+	run(nil, "build")
+	log := run([]string{"CSV_RELEASE_KEY=hashivault://csv-release", "CSV_RELEASE_CERT=" + chain, "CSV_RELEASE_ROOT=" + rootPEM,
+		"VAULT_ADDR=" + vault.URL, "VAULT_TOKEN=csv-release-token", "VAULT_NAMESPACE="}, "package")
+	// Two Authenticode signatures, the manifest and the SHA256SUMS bundle.
+	if n := signed.Load(); n < 4 {
+		t.Errorf("the fake Vault made %d signatures, want at least 4 (two binaries, the manifest, SHA256SUMS)\n%s", n, log)
+	}
+
+	name := strings.Replace(s.name, "linux_amd64", "windows_amd64", 1)
+	x := t.TempDir()
+	if err := exec.Command("unzip", "-q", filepath.Join(out, name+".zip"), "-d", x).Run(); err != nil {
+		t.Fatalf("unzip %s.zip: %v", name, err)
+	}
+	for _, exe := range []string{"csv.exe", "csv-kms.exe"} {
+		p := filepath.Join(x, name, exe)
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s.zip lacks %s: %v", name, exe, err)
+			continue
+		}
+		// The peer: osslsigncode checks the signature, its digest of the
+		// file and the chain to the test root.
+		if o, err := exec.Command(ossl, "verify", "-CAfile", rootPEM, "-in", p).CombinedOutput(); err != nil {
+			t.Errorf("osslsigncode verify %s: %v\n%s", exe, err, o)
+		}
+	}
+	if o, err := exec.Command(filepath.Join(s.dir, "stage", s.name, "csv"), "verify-manifest", "--manifest", filepath.Join(out, name+".manifest.sigstore.json"),
+		"--certs", rootPEM, "--signer", "cn:csv release signing (KMS)", "--extra", filepath.Join(x, name)).CombinedOutput(); err != nil ||
+		!strings.Contains(string(o), "result: PASSED: all 2 files match") {
+		t.Errorf("csv verify-manifest of the KMS-signed windows release: %v\n%s", err, o)
+	}
+	if _, err := os.Stat(filepath.Join(out, "SHA256SUMS.sigstore.json")); err != nil {
+		t.Errorf("no SHA256SUMS bundle: %v", err)
 	}
 }
