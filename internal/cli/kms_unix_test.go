@@ -110,6 +110,15 @@ func TestKMSHandOff(t *testing.T) {
 		}
 	}
 
+	// csv version says which build links the providers.
+	for b, want := range map[string]bool{"csv": false, "csv-kms": true} {
+		out, err := exec.Command(filepath.Join(bin, b), "version", "--format", "json").Output()
+		var v struct{ KMS bool }
+		if err != nil || json.Unmarshal(out, &v) != nil || v.KMS != want {
+			t.Errorf("%s version: %v, kms %v, want %v\n%s", b, err, v.KMS, want, out)
+		}
+	}
+
 	// Without csv-kms: exit 2 before anything is signed, naming it.
 	if err := os.Remove(filepath.Join(bin, "csv-kms")); err != nil {
 		t.Fatal(err)

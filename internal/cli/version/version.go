@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/codesignval/csv/internal/cli/cmdutil"
+	"github.com/codesignval/csv/signing/keys"
 )
 
 // Set at link time by release builds (scripts/release.sh):
@@ -48,12 +49,17 @@ type Info struct {
 	// CGO says whether the binary was built with cgo, which PKCS#11 keys
 	// need.
 	CGO bool `json:"cgo"`
+	// KMS says whether the binary links the cloud KMS providers: csv-kms
+	// does, csv does not (it hands KMS-keyed commands to csv-kms).
+	KMS bool `json:"kms"`
 }
 
 // Get returns the running binary's version information: the link-time
 // values, else the build information's.
 func Get() Info {
-	return get(Version, Commit, Date, readBuildInfo)
+	in := get(Version, Commit, Date, readBuildInfo)
+	in.KMS = keys.KMSLinked()
+	return in
 }
 
 var readBuildInfo = debug.ReadBuildInfo
@@ -133,7 +139,8 @@ func NewCmdVersion(f *cmdutil.Factory) *cobra.Command {
 		Short: "Print the version of csv",
 		Long: heredoc.Doc(`
 			Print csv's version, the commit it was built from and that commit's date, the Go version,
-			the platform, and whether it was built with cgo (PKCS#11 keys need it). A release binary
+			the platform, whether it was built with cgo (PKCS#11 keys need it), and, for csv-kms, that
+it links the cloud KMS providers. A release binary
 			carries the values its release build set; a binary from go install or a checkout carries
 			what the Go toolchain recorded.
 		`),
@@ -171,6 +178,10 @@ func Run(o *Options) error {
 	if in.CGO {
 		cgo = "with cgo"
 	}
-	_, err := fmt.Fprintf(o.IO.Out, "csv %s (%s, %s)\ncommit: %s\ndate: %s\nbuilt %s\n", in.Version, in.GoVersion, in.Platform, commit, date, cgo)
+	kms := ""
+	if in.KMS {
+		kms = "with the cloud KMS providers (csv-kms)\n"
+	}
+	_, err := fmt.Fprintf(o.IO.Out, "csv %s (%s, %s)\ncommit: %s\ndate: %s\nbuilt %s\n%s", in.Version, in.GoVersion, in.Platform, commit, date, cgo, kms)
 	return err
 }
