@@ -12,9 +12,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/ecdsa"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -31,10 +29,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/codesignval/csv/internal/kmstest"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/internal/testenv"
 	"github.com/codesignval/csv/signing"
@@ -634,59 +632,6 @@ func TestReleaseRefuses(t *testing.T) {
 	}
 }
 
-// fakeVault serves the Vault transit engine's keys and sign endpoints for
-// one ECDSA P-256 key named name, and counts the signatures it makes.
-func fakeVault(t *testing.T, name string, key *ecdsa.PrivateKey) (*httptest.Server, *atomic.Int64) {
-	t.Helper()
-	der, err := x509.MarshalPKIXPublicKey(key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-	var signed atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("X-Vault-Token") != "csv-release-token" {
-			http.Error(w, `{"errors":["permission denied"]}`, http.StatusForbidden)
-			return
-		}
-		var out any
-		switch {
-		case r.Method == http.MethodGet && r.URL.Path == "/v1/transit/keys/"+name:
-			out = map[string]any{"data": map[string]any{
-				"latest_version": 1,
-				"keys":           map[string]any{"1": map[string]any{"public_key": string(pubPEM), "name": "P-256"}},
-			}}
-		case (r.Method == http.MethodPut || r.Method == http.MethodPost) && r.URL.Path == "/v1/transit/sign/"+name+"/sha2-256":
-			var in struct {
-				Input     string `json:"input"`
-				Prehashed bool   `json:"prehashed"`
-			}
-			digest, err := []byte(nil), json.NewDecoder(r.Body).Decode(&in)
-			if err == nil {
-				digest, err = base64.StdEncoding.DecodeString(in.Input)
-			}
-			if err != nil || !in.Prehashed || len(digest) != sha256.Size {
-				http.Error(w, `{"errors":["bad request"]}`, http.StatusBadRequest)
-				return
-			}
-			sig, err := ecdsa.SignASN1(rand.Reader, key, digest)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-			signed.Add(1)
-			out = map[string]any{"data": map[string]any{"signature": "vault:v1:" + base64.StdEncoding.EncodeToString(sig)}}
-		default:
-			http.Error(w, `{"errors":["no handler"]}`, http.StatusNotFound)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(out)
-	}))
-	t.Cleanup(srv.Close)
-	return srv, &signed
-}
-
 // TestReleaseKMSKey packages a windows/amd64 release with a KMS key, as the
 // release workflow does with its cloud KMS key: no linux/amd64 stage, so
 // release.sh builds the packaging csv and the csv-kms it hands the key to.
@@ -706,7 +651,7 @@ func TestReleaseKMSKey(t *testing.T) {
 	if err := os.WriteFile(rootPEM, testca.PEM(ca.Root.Cert), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	vault, signed := fakeVault(t, "csv-release", leaf.Key.(*ecdsa.PrivateKey))
+	vault, signed := kmstest.FakeVault(t, "csv-release", "csv-release-token", leaf.Key.(*ecdsa.PrivateKey))
 
 	out := filepath.Join(filepath.Dir(s.dir), "dist-kms")
 	run := func(env []string, args ...string) string {

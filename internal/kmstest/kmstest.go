@@ -1,4 +1,5 @@
-// Package kmstest serves a fake AWS KMS on loopback for tests of KMS
+// Package kmstest serves a fake AWS KMS and a fake Vault transit engine on
+// loopback for tests of KMS
 // signing (package keys, and csv handing a KMS-keyed command to csv-kms),
 // and sets an environment in which the AWS SDK reaches only it.
 package kmstest
@@ -6,14 +7,17 @@ package kmstest
 import (
 	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/codesignval/csv/internal/testca"
@@ -85,4 +89,57 @@ func AWSEnv(t *testing.T, srv *httptest.Server) {
 		}
 		t.Setenv("AWS_CA_BUNDLE", ca)
 	}
+}
+
+// FakeVault serves the Vault transit engine's keys and sign endpoints for
+// one ECDSA P-256 key named name, and counts the signatures it makes.
+func FakeVault(t testing.TB, name, token string, key *ecdsa.PrivateKey) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	var signed atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Vault-Token") != token {
+			http.Error(w, `{"errors":["permission denied"]}`, http.StatusForbidden)
+			return
+		}
+		var out any
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/v1/transit/keys/"+name:
+			out = map[string]any{"data": map[string]any{
+				"latest_version": 1,
+				"keys":           map[string]any{"1": map[string]any{"public_key": string(pubPEM), "name": "P-256"}},
+			}}
+		case (r.Method == http.MethodPut || r.Method == http.MethodPost) && r.URL.Path == "/v1/transit/sign/"+name+"/sha2-256":
+			var in struct {
+				Input     string `json:"input"`
+				Prehashed bool   `json:"prehashed"`
+			}
+			digest, err := []byte(nil), json.NewDecoder(r.Body).Decode(&in)
+			if err == nil {
+				digest, err = base64.StdEncoding.DecodeString(in.Input)
+			}
+			if err != nil || !in.Prehashed || len(digest) != sha256.Size {
+				http.Error(w, `{"errors":["bad request"]}`, http.StatusBadRequest)
+				return
+			}
+			sig, err := ecdsa.SignASN1(rand.Reader, key, digest)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			signed.Add(1)
+			out = map[string]any{"data": map[string]any{"signature": "vault:v1:" + base64.StdEncoding.EncodeToString(sig)}}
+		default:
+			http.Error(w, `{"errors":["no handler"]}`, http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &signed
 }

@@ -12,14 +12,10 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
-	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io/fs"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -452,56 +448,9 @@ func TestAWSKMSUnreachable(t *testing.T) {
 	}
 }
 
-// fakeVault serves the Vault transit engine's keys and sign endpoints for
-// one ECDSA P-256 key.
-func fakeVault(t *testing.T, key *ecdsa.PrivateKey) *httptest.Server {
-	t.Helper()
-	pubPEM, err := cryptoutils.MarshalPublicKeyToPEM(key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("X-Vault-Token") != "csv-test-token" {
-			http.Error(w, `{"errors":["permission denied"]}`, http.StatusForbidden)
-			return
-		}
-		var out any
-		switch {
-		case r.Method == http.MethodGet && r.URL.Path == "/v1/transit/keys/csv-build":
-			out = map[string]any{"data": map[string]any{
-				"latest_version": 1,
-				"keys":           map[string]any{"1": map[string]any{"public_key": string(pubPEM), "name": "P-256"}},
-			}}
-		case (r.Method == http.MethodPut || r.Method == http.MethodPost) && r.URL.Path == "/v1/transit/sign/csv-build/sha2-256":
-			var in struct {
-				Input     string `json:"input"`
-				Prehashed bool   `json:"prehashed"`
-			}
-			if err := json.NewDecoder(r.Body).Decode(&in); err != nil || !in.Prehashed {
-				http.Error(w, `{"errors":["bad request"]}`, http.StatusBadRequest)
-				return
-			}
-			digest, _ := base64.StdEncoding.DecodeString(in.Input)
-			sig, err := ecdsa.SignASN1(rand.Reader, key, digest)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-			out = map[string]any{"data": map[string]any{"signature": "vault:v1:" + base64.StdEncoding.EncodeToString(sig)}}
-		default:
-			http.Error(w, `{"errors":["no handler"]}`, http.StatusNotFound)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(out)
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
 func TestHashivaultFake(t *testing.T) {
 	key := testca.New(t).Leaf(t, testca.LeafOptions{KeyType: testca.ECDSAP256})
-	srv := fakeVault(t, key.Key.(*ecdsa.PrivateKey))
+	srv, _ := kmstest.FakeVault(t, "csv-build", "csv-test-token", key.Key.(*ecdsa.PrivateKey))
 	t.Setenv("VAULT_ADDR", srv.URL)
 	t.Setenv("VAULT_TOKEN", "csv-test-token")
 	s, err := keys.LoadSigner(context.Background(), "hashivault://csv-build", keys.LoadOptions{})
