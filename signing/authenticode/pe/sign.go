@@ -318,6 +318,7 @@ func (c *peChecksum) add(p []byte, off int64) {
 	// 1.3x the 32-bit halves summed before, BenchmarkPEChecksum), folded
 	// into the running sum once per block of at most 1 MiB (carry counts
 	// < 2^17: no overflow).
+	p = c.vector(p) // AVX2, where the machine has it (checksum_amd64.go)
 	for len(p) >= 32 {
 		blk := p[:min(len(p), 1<<20)&^31]
 		var s0, s1, s2, s3, k0, k1, k2, k3, k uint64

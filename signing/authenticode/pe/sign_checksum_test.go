@@ -1,6 +1,7 @@
 package pe
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"testing"
 
@@ -14,6 +15,20 @@ import (
 // adds the directory entry after the stream. It also pins the fold's edge
 // cases: an all-zero file sums to 0, a sum ≡ 0 mod 0xffff to 0xffff.
 func TestPEChecksumIncremental(t *testing.T) {
+	// Both sums: the vector one (where the machine has AVX2) and the
+	// scalar one.
+	paths := []bool{false}
+	if vectorChecksum {
+		paths = append(paths, true)
+	}
+	defer func(v bool) { vectorChecksum = v }(vectorChecksum)
+	for _, vec := range paths {
+		vectorChecksum = vec
+		t.Run(map[bool]string{false: "scalar", true: "vector"}[vec], testPEChecksumIncremental)
+	}
+}
+
+func testPEChecksumIncremental(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for n := range 64 {
 		size := 300 + n*37 + rng.IntN(5000)
@@ -41,16 +56,16 @@ func TestPEChecksumIncremental(t *testing.T) {
 		}
 	}
 
-	// Large chunks, as Stream adds them (and larger than the fold's 1 MiB
-	// blocks), at an aligned and an odd start.
-	for _, size := range []int{256 << 10, 3<<20 + 13} {
+	// Large chunks, as Stream adds them (and larger than the fold's and
+	// the vector sum's 1 MiB blocks), at an aligned and an odd start.
+	for _, size := range []int{256 << 10, 3<<20 + 13, 1<<20 + 40} {
 		data := make([]byte, size)
 		for i := range data {
 			data[i] = byte(rng.Uint32())
 		}
 		if size > 1<<20 {
-			for i := range 1 << 20 {
-				data[i] = 0xff // the largest halves, for the accumulators
+			for i := range 1<<20 + 8 {
+				data[i] = 0xff // the largest words, for the accumulators' lanes
 			}
 		}
 		want := testbin.Checksum(data, 1<<30)
@@ -77,4 +92,30 @@ func TestPEChecksumIncremental(t *testing.T) {
 			t.Errorf("%s: %#x, want %#x", tt.name, got, want)
 		}
 	}
+}
+
+// FuzzPEChecksumVector: the vector sum and the scalar one agree, for any
+// bytes added at any offset, and both agree with testbin.Checksum.
+func FuzzPEChecksumVector(f *testing.F) {
+	f.Add(make([]byte, 300), uint8(0))
+	f.Add(bytes.Repeat([]byte{0xff}, 4096+7), uint8(3))
+	f.Add(testbin.PE(testbin.PEOptions{}), uint8(8))
+	f.Fuzz(func(t *testing.T, data []byte, skew uint8) {
+		defer func(v bool) { vectorChecksum = v }(vectorChecksum)
+		off := int(skew % 16)
+		sums := map[bool]uint32{}
+		for _, vec := range []bool{false, true} {
+			vectorChecksum = vec && vectorChecksum
+			var c peChecksum
+			c.add(data[:min(off, len(data))], 0)
+			c.add(data[min(off, len(data)):], int64(min(off, len(data))))
+			sums[vec] = c.sum16() + uint32(len(data))
+		}
+		if sums[false] != sums[true] {
+			t.Fatalf("vector %#x, scalar %#x (%d bytes, skew %d)", sums[true], sums[false], len(data), off)
+		}
+		if want := testbin.Checksum(data, 1<<30); sums[false] != want {
+			t.Fatalf("scalar %#x, want %#x (%d bytes, skew %d)", sums[false], want, len(data), off)
+		}
+	})
 }
