@@ -212,6 +212,25 @@ func checkDigest(pub crypto.PublicKey, kind string, h crypto.Hash, data, digest,
 			return fmt.Errorf("%w: %w (%s)", ErrSignature, err, kind)
 		}
 	}
+	// The key's type must fit the kind before anything else, the cache
+	// included: a cached success never answers a check the key could not
+	// make (review 9, F1).
+	switch pub.(type) {
+	case *rsa.PublicKey:
+		if kind != "RSA" && kind != "RSA-PSS" {
+			return fmt.Errorf("%w: an RSA key cannot check a %s signature", ErrSignature, kind)
+		}
+	case *ecdsa.PublicKey:
+		if kind != "ECDSA" {
+			return fmt.Errorf("%w: an ECDSA key cannot check a %s signature", ErrSignature, kind)
+		}
+	case ed25519.PublicKey:
+		if kind != "Ed25519" {
+			return fmt.Errorf("%w: an Ed25519 key cannot check a %s signature", ErrSignature, kind)
+		}
+	default:
+		return fmt.Errorf("%w: unsupported public key type %T", ErrSignature, pub)
+	}
 	// A digest signature already verified with the same key is answered
 	// from the cache (verifycache.go); the checks above ran all the same.
 	key, cached := [32]byte{}, false
@@ -224,26 +243,15 @@ func checkDigest(pub crypto.PublicKey, kind string, h crypto.Hash, data, digest,
 	var ok bool
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
-		switch kind {
-		case "RSA":
+		if kind == "RSA" {
 			ok = rsa.VerifyPKCS1v15(k, h, digest, sig) == nil
-		case "RSA-PSS":
+		} else {
 			ok = rsa.VerifyPSS(k, h, digest, sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto}) == nil
-		default:
-			return fmt.Errorf("%w: an RSA key cannot check a %s signature", ErrSignature, kind)
 		}
 	case *ecdsa.PublicKey:
-		if kind != "ECDSA" {
-			return fmt.Errorf("%w: an ECDSA key cannot check a %s signature", ErrSignature, kind)
-		}
 		ok = ecdsa.VerifyASN1(k, digest, sig)
 	case ed25519.PublicKey:
-		if kind != "Ed25519" {
-			return fmt.Errorf("%w: an Ed25519 key cannot check a %s signature", ErrSignature, kind)
-		}
 		ok = ed25519.Verify(k, data, sig)
-	default:
-		return fmt.Errorf("%w: unsupported public key type %T", ErrSignature, pub)
 	}
 	if !ok {
 		return ErrSignature

@@ -21,8 +21,9 @@ import (
 // distinct) was a twentieth of the run (docs/performance.md).
 //
 // The key is SHA-256 over everything the verification reads, each part
-// length-prefixed: the algorithm kind, the hash, the public key's bytes,
-// the digest and the signature. Only successes are kept (a failure is
+// length-prefixed: the algorithm kind, the hash, the public key's type and
+// bytes, the digest and the signature; checkDigest checks that the key's
+// type fits the kind before it asks. Only successes are kept (a failure is
 // computed again, and reported as it was), and the table is bounded:
 // when full it is emptied.
 var verified = verifyCache{m: map[[32]byte]struct{}{}}
@@ -50,13 +51,13 @@ func verifyKey(pub crypto.PublicKey, kind string, h crypto.Hash, digest, sig []b
 		}
 		var e [8]byte
 		binary.BigEndian.PutUint64(e[:], uint64(k.E))
-		pubBytes = append(k.N.Bytes(), e[:]...)
+		pubBytes = append(append([]byte("rsa:"), k.N.Bytes()...), e[:]...)
 	case *ecdsa.PublicKey:
 		b, err := k.Bytes()
 		if err != nil {
 			return [32]byte{}, false
 		}
-		pubBytes = append([]byte(k.Curve.Params().Name+":"), b...)
+		pubBytes = append([]byte("ecdsa:"+k.Curve.Params().Name+":"), b...)
 	default:
 		return [32]byte{}, false
 	}

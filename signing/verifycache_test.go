@@ -7,7 +7,9 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
+	"math/big"
 	"testing"
 )
 
@@ -103,5 +105,50 @@ func TestVerifyCacheBounded(t *testing.T) {
 	last[0], last[1], last[2] = byte(n), byte(n>>8), byte(n>>16)
 	if !c.has(last) {
 		t.Error("the newest entry is not kept")
+	}
+}
+
+// A cached ECDSA success never answers a check by an RSA key whose
+// modulus bytes spell the ECDSA key's cache bytes (review 9, F1): the key
+// type must fit the kind before the cache is asked, and the type is in
+// the cache key.
+func TestVerifyCacheKeyType(t *testing.T) {
+	// An ECDSA key whose point's last 8 bytes make a valid RSA exponent
+	// (an int): then N = "P-256:" + the rest, E = those bytes spell the
+	// old cache encoding of the ECDSA key exactly.
+	var ek *ecdsa.PrivateKey
+	var point []byte
+	for {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if point, err = k.PublicKey.Bytes(); err != nil {
+			t.Fatal(err)
+		}
+		if point[len(point)-8]&0x80 == 0 {
+			ek = k
+			break
+		}
+	}
+	d := sha256.Sum256([]byte("x"))
+	sig, err := ecdsa.SignASN1(rand.Reader, ek, d[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckPrecomputed(&ek.PublicKey, "ECDSA", crypto.SHA256, d[:], sig); err != nil {
+		t.Fatal(err)
+	}
+	enc := append([]byte("P-256:"), point...)
+	mimic := &rsa.PublicKey{
+		N: new(big.Int).SetBytes(enc[:len(enc)-8]),
+		E: int(binary.BigEndian.Uint64(enc[len(enc)-8:])),
+	}
+	if err := CheckPrecomputed(mimic, "ECDSA", crypto.SHA256, d[:], sig); !errors.Is(err, ErrSignature) {
+		t.Errorf("an RSA key checking an ECDSA signature after a cached success: %v, want ErrSignature", err)
+	}
+	a, _ := verifyKey(&ek.PublicKey, "ECDSA", crypto.SHA256, d[:], sig)
+	if b, ok := verifyKey(mimic, "ECDSA", crypto.SHA256, d[:], sig); ok && a == b {
+		t.Error("an RSA key and an ECDSA key share a cache key")
 	}
 }
