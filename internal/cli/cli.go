@@ -86,13 +86,13 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 // with status 2, so that a wait nothing can interrupt (a TPM that does not
 // answer, a file system that hangs) does not outlive the signal.
 func Main() int {
-	if code, handed := handOffKMS(os.Args[1:], os.Stderr); handed {
-		return code
+	if !checkHandedOff(os.Stderr) {
+		return cmdutil.ExitError
 	}
 	ctx, grace := cmdutil.WithInterruptGrace(context.Background())
 	ctx, stop := notifyContext(ctx, grace, os.Stderr, os.Exit)
 	defer stop()
-	return Run(ctx, cmdutil.System(), os.Args[1:])
+	return run(ctx, cmdutil.System(), os.Args[1:], true)
 }
 
 // notifyContext returns a context cancelled by the first SIGINT or SIGTERM
@@ -138,9 +138,18 @@ func notifyContext(parent context.Context, grace *atomic.Int64, errOut io.Writer
 // csv package's own errors already begin with it (csv: cannot validate
 // path ...).
 func Run(ctx context.Context, io *cmdutil.IOStreams, args []string) int {
+	return run(ctx, io, args, false)
+}
+
+// run is Run; with handOff (the process's own command, from Main), a
+// command whose key is a KMS reference is handed to csv-kms (kms.go).
+func run(ctx context.Context, io *cmdutil.IOStreams, args []string, handOff bool) int {
 	f := &cmdutil.Factory{IO: io, Version: version.String()}
 	root := NewCmdRoot(f)
 	root.SetArgs(args)
+	if handOff {
+		installHandOff(root, args, io.ErrOut, os.Exit)
+	}
 	err := root.ExecuteContext(ctx)
 	code := cmdutil.ExitCode(err)
 	switch {

@@ -4,6 +4,8 @@ package cli
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -28,4 +30,13 @@ func runCompanion(path string, args []string) (int, error) {
 		return 0, err
 	}
 	return 0, nil
+}
+
+// trustCompanion checks only that csv-kms is a regular file here: Windows
+// grants writing by ACL, which the installer's directory sets.
+func trustCompanion(path string, fi fs.FileInfo, _ string) error {
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	return nil
 }

@@ -119,11 +119,38 @@ func TestKMSHandOff(t *testing.T) {
 		}
 	}
 
+	// csv-kms refuses a command handed off by another build's csv.
+	c := exec.Command(filepath.Join(bin, "csv-kms"), "version")
+	c.Env = append(os.Environ(), "CSV_KMS_HANDED_OFF=v0.0.1 commit 0000 modified false")
+	if out, err := c.CombinedOutput(); err == nil || !strings.Contains(string(out), "not from the same build") {
+		t.Errorf("csv-kms run by another build: %v\n%s", err, out)
+	}
+	// A csv-kms others could have changed is not run: writable by its
+	// group, or in a directory others can write to.
+	out := filepath.Join(t.TempDir(), "out")
+	if err := os.Chmod(filepath.Join(bin, "csv-kms"), 0o775); err != nil {
+		t.Fatal(err)
+	}
+	if code, stderr := run(filepath.Join(bin, "csv"), "sign", "--key", ref, "--cert", chain, "--out", out, in); code != 2 || !strings.Contains(stderr, "writable by others") {
+		t.Errorf("group-writable csv-kms: exit %d\n%s", code, stderr)
+	}
+	if err := os.Chmod(filepath.Join(bin, "csv-kms"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(bin, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if code, stderr := run(filepath.Join(bin, "csv"), "sign", "--key", ref, "--cert", chain, "--out", out, in); code != 2 || !strings.Contains(stderr, "its directory") {
+		t.Errorf("csv-kms in a world-writable directory: exit %d\n%s", code, stderr)
+	}
+	if err := os.Chmod(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
 	// Without csv-kms: exit 2 before anything is signed, naming it.
 	if err := os.Remove(filepath.Join(bin, "csv-kms")); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "out")
 	code, stderr := run(filepath.Join(bin, "csv"), "sign", "--key", ref, "--cert", chain, "--out", out, in)
 	if code != 2 || !strings.Contains(stderr, filepath.Join(bin, "csv-kms")+" is not installed") {
 		t.Errorf("without csv-kms: exit %d\n%s", code, stderr)
