@@ -28,6 +28,7 @@ import (
 	"github.com/codesignval/csv/internal/testbin"
 	"github.com/codesignval/csv/internal/testca"
 	"github.com/codesignval/csv/signing"
+	"github.com/codesignval/csv/signing/authenticode"
 	authpe "github.com/codesignval/csv/signing/authenticode/pe"
 	"github.com/codesignval/csv/signing/bundle"
 	"github.com/codesignval/csv/signing/keys"
@@ -984,5 +985,31 @@ func TestSignKeepsMetadata(t *testing.T) {
 	}
 	if in := InspectFile(t.Context(), filepath.Join(dir, "linux/tool"), nil, InspectOptions{}); in.Err != nil || len(in.Signatures) != 1 {
 		t.Errorf("the target: %v, %d signatures", in.Err, len(in.Signatures))
+	}
+}
+
+// TestSignParsesTheChainOncePerRun: the check each new Authenticode
+// signature gets before it is written parses the signer's chain once per
+// run, not once per file (each file's handler makes its own Signer, with
+// the run's cache); every file is signed all the same.
+func TestSignParsesTheChainOncePerRun(t *testing.T) {
+	s := newSigner(t)
+	files := map[string][]byte{}
+	for i := range 8 {
+		files[fmt.Sprintf("win/app%d.exe", i)] = testbin.PE(testbin.PEOptions{Data: []byte{byte(i)}})
+	}
+	dir := tree(t, files)
+	opts := s.opts()
+	opts.Out = filepath.Join(t.TempDir(), "signed")
+	opts.PE.Cache = authenticode.NewCertCache()
+	rep, err := Sign(t.Context(), opts, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Signed) != len(files) {
+		t.Fatalf("signed %v", rep.SignedPaths())
+	}
+	if got, want := opts.PE.Cache.Stats().CertsParsed, int64(len(s.chain)); got != want {
+		t.Errorf("%d files signed: %d certificates parsed, want %d (the chain, once)", len(files), got, want)
 	}
 }

@@ -54,6 +54,11 @@ type SignOptions struct {
 	// TSA, if set, is the RFC 3161 time-stamping authority that
 	// countersigns the signature (tsahttp.New makes one for a URL).
 	TSA timestamp.TSA
+	// Cache, if set, is the run's certificate cache, shared by every
+	// Signer made with these options: the check each new signature gets
+	// parses the chain once per run, however many Signers (a format
+	// handler makes one per file). Nil: each Signer has its own.
+	Cache *CertCache
 }
 
 // SignResult says what Sign did.
@@ -94,7 +99,10 @@ func (s *Signer) Cache() *CertCache { return s.cache }
 // signing.ErrSigner; the key is RSA or ECDSA, the hash SHA-256, SHA-384 or
 // SHA-512 (signing.ErrUnsupportedAlgorithm).
 func NewSigner(key crypto.Signer, chain []*x509.Certificate, opts SignOptions) (*Signer, error) {
-	s := &Signer{key: key, chain: chain, hash: opts.Hash, opts: opts, cache: NewCertCache()}
+	s := &Signer{key: key, chain: chain, hash: opts.Hash, opts: opts, cache: opts.Cache}
+	if s.cache == nil {
+		s.cache = NewCertCache()
+	}
 	if s.hash == 0 {
 		s.hash = crypto.SHA256
 	}
