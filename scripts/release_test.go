@@ -274,17 +274,8 @@ func TestReleaseSnapshot(t *testing.T) {
 	// the signer pinned, and refuses a changed binary.
 	manifest := s.path(s.name + ".manifest.sigstore.json")
 	verify := func() (int, string) {
-		cmd := exec.Command(csvBin, "verify-manifest", "--manifest", manifest, "--certs", root,
-			"--signer", "cn:csv snapshot release signing", "--extra", filepath.Join(x, s.name))
-		out, err := cmd.CombinedOutput()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode(), string(out)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0, string(out)
+		return exitAndOutput(t, exec.Command(csvBin, "verify-manifest", "--manifest", manifest, "--certs", root,
+			"--signer", "cn:csv snapshot release signing", "--extra", filepath.Join(x, s.name)))
 	}
 	if code, out := verify(); code != 0 || !strings.Contains(out, "result: PASSED: all 2 files match") {
 		t.Errorf("csv verify-manifest of the release (csv and csv-kms): exit %d\n%s", code, out)
@@ -382,15 +373,7 @@ func kmsHandOff(t *testing.T, csvBin, chain string) {
 	run := func(bin string) (int, string) {
 		cmd := exec.Command(bin, "sign", "--key", "hashivault://release", "--cert", chain, file)
 		cmd.Env = append(os.Environ(), "VAULT_ADDR="+vault.URL, "VAULT_TOKEN=test-token", "VAULT_NAMESPACE=")
-		out, err := cmd.CombinedOutput()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return ee.ExitCode(), string(out)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return 0, string(out)
+		return exitAndOutput(t, cmd)
 	}
 	code, out := run(csvBin)
 	mu.Lock()
@@ -698,4 +681,19 @@ func TestReleaseKMSKey(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "SHA256SUMS.sigstore.json")); err != nil {
 		t.Errorf("no SHA256SUMS bundle: %v", err)
 	}
+}
+
+// exitAndOutput runs cmd and returns its exit status and combined output;
+// a command that could not run fails the test.
+func exitAndOutput(t *testing.T, cmd *exec.Cmd) (int, string) {
+	t.Helper()
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), string(out)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, string(out)
 }
