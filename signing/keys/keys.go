@@ -204,12 +204,10 @@ func LoadSigner(ctx context.Context, ref string, opts LoadOptions) (_ crypto.Sig
 		}
 		return loadPKCS11(u, pin)
 	case strings.Contains(ref, "://"):
-		scheme := ref[:strings.Index(ref, "://")+3]
-		for _, s := range kmsSchemes {
-			if s == scheme {
-				return loadKMS(ctx, ref)
-			}
+		if IsKMSRef(ref) {
+			return loadKMS(ctx, ref)
 		}
+		scheme := ref[:strings.Index(ref, "://")+3]
 		return nil, fmt.Errorf("%w %q (want a file path, pkcs11:, or one of %s)", ErrUnknownScheme, scheme, strings.Join(kmsSchemes, ", "))
 	}
 	return loadKeyFile(ref, opts.PasswordEnv, opts.Password)

@@ -4,7 +4,7 @@ import "golang.org/x/sys/cpu"
 
 // The PE checksum's words summed with AVX2: 3.4% of csv sign's CPU went to
 // the scalar sum (15 GB/s; the digest and the copy are the rest), which the
-// vector sum cuts to a fraction (BenchmarkPEChecksum). checksum_amd64.s
+// vector sum cuts to a fraction (BenchmarkPEChecksumChunk). checksum_amd64.s
 // splits each 32-bit lane of a 32-byte load into its two 16-bit words and
 // adds them into 32-bit lanes; the result is the same integer sum of the
 // words the scalar loop computes, which testbin.Checksum and
